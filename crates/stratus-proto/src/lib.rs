@@ -1,0 +1,127 @@
+//! Stratus L1: the messages nodes exchange over the QUIC transport.
+//!
+//! One request/response pair per QUIC stream. Every request is a [`Request`],
+//! every answer a [`Response`]; both are encoded with bincode inside the
+//! framing of `stratus-net`, which carries [`PROTOCOL_VERSION`]. Variants are
+//! only ever appended so older peers can still decode what they know.
+//!
+//! Who may send what is decided by the receiver from the *authenticated*
+//! peer id of the connection, never from a field in the message:
+//! Raft RPCs and forwarded commands are only accepted from current members of
+//! the Raft cluster; an agent's heartbeat is always about the connection's
+//! own node.
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use stratus_state::{Command, CommandResult, TypeConfig};
+use stratus_types::{ErrorCode, NodeId, NodeInfo};
+
+/// Version of the message set; checked by the framing layer.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// ALPN identifier negotiated on every Stratus QUIC connection.
+pub const ALPN: &[u8] = b"stratus/1";
+
+/// A request sent by one node to another.
+#[derive(Debug, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)]
+pub enum Request {
+    /// Raft: replicate log entries (leader → follower).
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    /// Raft: request a vote (candidate → voter).
+    Vote(VoteRequest<NodeId>),
+    /// Raft: send a snapshot chunk (leader → lagging follower).
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A control replica forwards a client write to the leader it knows.
+    Forward(Command),
+    /// An agent registers (or re-registers) itself.
+    Register {
+        /// Node description; its `id` must equal the connection's peer id.
+        info: NodeInfo,
+        /// Cluster join secret.
+        join_token: String,
+    },
+    /// An agent is alive. Sent over the agent's own connection.
+    Heartbeat,
+    /// A follower relays an agent's heartbeat to the leader, which keeps the
+    /// failure detector.
+    ForwardHeartbeat {
+        /// The agent that heartbeated.
+        node: NodeId,
+    },
+    /// Ask a control replica who the control replicas are.
+    Peers,
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Serialize, Deserialize)]
+#[allow(clippy::large_enum_variant)]
+pub enum Response {
+    /// Answer to [`Request::AppendEntries`].
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    /// Answer to [`Request::Vote`].
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// Answer to [`Request::InstallSnapshot`].
+    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// Answer to [`Request::Forward`]: the command was committed at `index`
+    /// and applied with `result`.
+    Forwarded {
+        /// Log index of the committed command.
+        index: u64,
+        /// What applying it produced.
+        result: CommandResult,
+    },
+    /// Answer to [`Request::Register`] and [`Request::Heartbeat`].
+    Welcome {
+        /// How often the agent should heartbeat.
+        heartbeat_interval_ms: u64,
+        /// Control replicas the agent may fail over to.
+        peers: Vec<Peer>,
+    },
+    /// Answer to [`Request::Peers`].
+    Peers {
+        /// Current leader, if known.
+        leader: Option<NodeId>,
+        /// Control replicas.
+        peers: Vec<Peer>,
+    },
+    /// Plain acknowledgement.
+    Ok,
+    /// The request failed.
+    Error {
+        /// Stable code.
+        code: ErrorCode,
+        /// What happened and what to do.
+        message: String,
+    },
+}
+
+/// A control replica and its QUIC address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// Replica identity.
+    pub id: NodeId,
+    /// `host:port` of its QUIC endpoint.
+    pub addr: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bincode_round_trip() {
+        let req = Request::ForwardHeartbeat { node: NodeId([7; 32]) };
+        let bytes = bincode::serialize(&req).expect("encode");
+        let back: Request = bincode::deserialize(&bytes).expect("decode");
+        assert!(matches!(back, Request::ForwardHeartbeat { node } if node == NodeId([7; 32])));
+        let resp = Response::Error { code: ErrorCode::NoLeader, message: "x".into() };
+        let bytes = bincode::serialize(&resp).expect("encode");
+        let back: Response = bincode::deserialize(&bytes).expect("decode");
+        assert!(matches!(back, Response::Error { code: ErrorCode::NoLeader, .. }));
+    }
+}

@@ -1,0 +1,347 @@
+//! Stratus L0: the vocabulary every other crate shares.
+//!
+//! Identifiers ([`NodeId`]), what a lending machine reports about itself
+//! ([`NodeInfo`], [`Capacity`], [`Attributes`]), its lifecycle ([`NodeStatus`]),
+//! tenants and API tokens, and the stable error codes the API returns
+//! ([`ErrorCode`]). This crate does no IO and has no async runtime, so it can be
+//! used by pure code (state machine, scheduler) and by fuzz targets alike.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Version of every persisted or transmitted structure defined by Stratus.
+/// Bumped on incompatible changes; readers refuse versions they do not know.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// A node's identity: its ed25519 public key (32 bytes).
+///
+/// Displayed and serialized as 64 lowercase hex characters. The first 8
+/// characters ([`NodeId::short`]) are what people usually see.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct NodeId(pub [u8; 32]);
+
+impl NodeId {
+    /// Abbreviated form for humans (first 8 hex characters).
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..4])
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({})", self.short())
+    }
+}
+
+/// Why a string is not a [`NodeId`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseNodeIdError {
+    /// Not 64 hex characters.
+    #[error("a node id is 64 hex characters (an ed25519 public key), got {0} characters")]
+    Length(usize),
+    /// Not hex.
+    #[error("a node id is hex: {0}")]
+    Hex(String),
+}
+
+impl FromStr for NodeId {
+    type Err = ParseNodeIdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.len() != 64 {
+            return Err(ParseNodeIdError::Length(s.len()));
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|e| ParseNodeIdError::Hex(e.to_string()))?;
+        Ok(NodeId(out))
+    }
+}
+
+impl Serialize for NodeId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl utoipa::PartialSchema for NodeId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("ed25519 public key of the node, 64 hex characters"))
+            .min_length(Some(64))
+            .max_length(Some(64))
+            .into()
+    }
+}
+impl ToSchema for NodeId {}
+
+/// Resources a node lends.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Capacity {
+    /// Logical CPU cores.
+    pub cpu_cores: u32,
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// Disk space available to Stratus in bytes.
+    pub disk_bytes: u64,
+}
+
+/// Where a node's energy comes from (for market and placement criteria).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EnergySource {
+    /// Not declared.
+    #[default]
+    Unknown,
+    /// Grid power, mix not declared.
+    Grid,
+    /// Solar.
+    Solar,
+    /// Wind.
+    Wind,
+    /// Hydro.
+    Hydro,
+    /// Nuclear.
+    Nuclear,
+    /// Fossil fuel.
+    Fossil,
+    /// Battery (e.g. a phone or a laptop off its charger).
+    Battery,
+}
+
+impl FromStr for EnergySource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "unknown" | "" => Self::Unknown,
+            "grid" => Self::Grid,
+            "solar" => Self::Solar,
+            "wind" => Self::Wind,
+            "hydro" => Self::Hydro,
+            "nuclear" => Self::Nuclear,
+            "fossil" => Self::Fossil,
+            "battery" => Self::Battery,
+            other => {
+                return Err(format!(
+                    "unknown energy source {other:?}; expected one of unknown, grid, solar, wind, hydro, nuclear, fossil, battery"
+                ))
+            }
+        })
+    }
+}
+
+/// Descriptive attributes of a node, used by placement constraints.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Attributes {
+    /// CPU architecture (`x86_64`, `aarch64`, ...).
+    pub arch: String,
+    /// Operating system (`linux`, ...).
+    pub os: String,
+    /// Free-form labels (`key=value`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Region (coarse failure domain), e.g. `eu-west`.
+    #[serde(default)]
+    pub region: String,
+    /// Site (fine failure domain: a building, a rack), e.g. `paris-1`.
+    #[serde(default)]
+    pub site: String,
+    /// Latitude in degrees, if declared.
+    #[serde(default)]
+    pub latitude: Option<f64>,
+    /// Longitude in degrees, if declared.
+    #[serde(default)]
+    pub longitude: Option<f64>,
+    /// Energy source.
+    #[serde(default)]
+    pub energy: EnergySource,
+}
+
+/// Everything a node reports about itself when it registers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeInfo {
+    /// Identity (public key).
+    pub id: NodeId,
+    /// Human-friendly name (hostname by default).
+    pub name: String,
+    /// Stratus version the node runs.
+    pub version: String,
+    /// Resources lent.
+    pub capacity: Capacity,
+    /// Attributes for placement.
+    pub attributes: Attributes,
+}
+
+/// Lifecycle of a registered node as seen by the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    /// Heartbeating; eligible for work.
+    Ready,
+    /// No heartbeat within the configured timeout.
+    Lost,
+}
+
+impl fmt::Display for NodeStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NodeStatus::Ready => "ready",
+            NodeStatus::Lost => "lost",
+        })
+    }
+}
+
+/// A node as recorded in the replicated state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeRecord {
+    /// What the node reported.
+    pub info: NodeInfo,
+    /// Current status.
+    pub status: NodeStatus,
+    /// When the node first registered (ms since the Unix epoch, leader clock).
+    pub registered_ms: u64,
+    /// When the status last changed (ms since the Unix epoch, leader clock).
+    pub status_changed_ms: u64,
+}
+
+/// Name of a tenant: 1–63 characters of `[a-z0-9-]`, starting with a letter.
+pub type TenantName = String;
+
+/// The reserved tenant that owns the cluster.
+pub const ADMIN_TENANT: &str = "admin";
+
+/// Checks a tenant name.
+pub fn validate_tenant_name(name: &str) -> Result<(), String> {
+    let ok_len = (1..=63).contains(&name.len());
+    let ok_first = name.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok_len && ok_first && ok_chars {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid tenant name {name:?}: use 1-63 characters of a-z, 0-9 and '-', starting with a letter"
+        ))
+    }
+}
+
+/// A tenant: the unit of isolation and billing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Tenant {
+    /// Unique name.
+    pub name: TenantName,
+    /// Creation time (ms since the Unix epoch).
+    pub created_ms: u64,
+}
+
+/// An API token as stored: only the SHA-256 of the secret is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TokenRecord {
+    /// Public token id (first part of the token string).
+    pub id: String,
+    /// Tenant the token acts for.
+    pub tenant: TenantName,
+    /// Hex SHA-256 of the secret part.
+    pub secret_sha256: String,
+    /// Creation time (ms since the Unix epoch).
+    pub created_ms: u64,
+}
+
+/// Stable, machine-readable error codes returned by the API and the CLI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No or malformed credentials.
+    Unauthenticated,
+    /// Credentials valid but not allowed to do this.
+    Forbidden,
+    /// Request body or parameters are malformed.
+    BadRequest,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// The thing already exists / conflicts with current state.
+    Conflict,
+    /// No leader is known right now (election in progress); retry.
+    NoLeader,
+    /// The control plane could not be reached or did not answer in time.
+    Unavailable,
+    /// A bug or an unexpected failure.
+    Internal,
+}
+
+impl ErrorCode {
+    /// HTTP status that goes with the code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::Unauthenticated => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::BadRequest => 400,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::NoLeader | ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn node_id_round_trips(bytes in any::<[u8; 32]>()) {
+            let id = NodeId(bytes);
+            let parsed: NodeId = id.to_string().parse().map_err(|e| TestCaseError::fail(format!("{e}")))?;
+            prop_assert_eq!(parsed, id);
+            let json = serde_json::to_string(&id).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let back: NodeId = serde_json::from_str(&json).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(back, id);
+        }
+
+        #[test]
+        fn node_id_parse_never_panics(s in ".{0,80}") {
+            let _ = s.parse::<NodeId>();
+        }
+    }
+
+    #[test]
+    fn node_id_rejects_bad_input() {
+        assert_eq!("abc".parse::<NodeId>(), Err(ParseNodeIdError::Length(3)));
+        assert!(matches!("z".repeat(64).parse::<NodeId>(), Err(ParseNodeIdError::Hex(_))));
+    }
+
+    #[test]
+    fn tenant_names() {
+        assert!(validate_tenant_name("acme-1").is_ok());
+        assert!(validate_tenant_name("").is_err());
+        assert!(validate_tenant_name("1acme").is_err());
+        assert!(validate_tenant_name("Acme").is_err());
+        assert!(validate_tenant_name(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn energy_parse() {
+        assert_eq!("Solar".parse::<EnergySource>(), Ok(EnergySource::Solar));
+        assert!("coal-ish".parse::<EnergySource>().is_err());
+    }
+}
