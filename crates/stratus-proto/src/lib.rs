@@ -55,6 +55,19 @@ pub enum Request {
     },
     /// Ask a control replica who the control replicas are.
     Peers,
+    /// Ask the leader for the cluster status (it alone knows replication lag).
+    Status,
+    /// A replica relays a membership change to the leader.
+    ChangeMembership(MembershipChange),
+}
+
+/// A change of the control plane's replica set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add a replica: first as a learner that catches up, then as a voter.
+    Add(Peer),
+    /// Remove a replica from the voters and the cluster.
+    Remove(NodeId),
 }
 
 /// The answer to a [`Request`].
@@ -66,7 +79,9 @@ pub enum Response {
     /// Answer to [`Request::Vote`].
     Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
     /// Answer to [`Request::InstallSnapshot`].
-    InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
     /// Answer to [`Request::Forward`]: the command was committed at `index`
     /// and applied with `result`.
     Forwarded {
@@ -89,6 +104,8 @@ pub enum Response {
         /// Control replicas.
         peers: Vec<Peer>,
     },
+    /// Answer to [`Request::Status`].
+    Status(stratus_types::ClusterStatus),
     /// Plain acknowledgement.
     Ok,
     /// The request failed.
@@ -115,13 +132,24 @@ mod tests {
 
     #[test]
     fn bincode_round_trip() {
-        let req = Request::ForwardHeartbeat { node: NodeId([7; 32]) };
+        let req = Request::ForwardHeartbeat {
+            node: NodeId([7; 32]),
+        };
         let bytes = bincode::serialize(&req).expect("encode");
         let back: Request = bincode::deserialize(&bytes).expect("decode");
         assert!(matches!(back, Request::ForwardHeartbeat { node } if node == NodeId([7; 32])));
-        let resp = Response::Error { code: ErrorCode::NoLeader, message: "x".into() };
+        let resp = Response::Error {
+            code: ErrorCode::NoLeader,
+            message: "x".into(),
+        };
         let bytes = bincode::serialize(&resp).expect("encode");
         let back: Response = bincode::deserialize(&bytes).expect("decode");
-        assert!(matches!(back, Response::Error { code: ErrorCode::NoLeader, .. }));
+        assert!(matches!(
+            back,
+            Response::Error {
+                code: ErrorCode::NoLeader,
+                ..
+            }
+        ));
     }
 }

@@ -90,6 +90,11 @@ pub enum Command {
         /// Leader time.
         now_ms: u64,
     },
+    /// Set the SHA-256 (hex) of the secret agents present to join the cluster.
+    SetJoinToken {
+        /// Hex SHA-256 of the join secret.
+        sha256: String,
+    },
     /// Delete a tenant variable.
     DeleteVar {
         /// Tenant owning the variable.
@@ -160,6 +165,8 @@ pub struct State {
     pub tokens: BTreeMap<String, TokenRecord>,
     /// Variables by tenant, then key.
     pub vars: BTreeMap<TenantName, BTreeMap<String, Var>>,
+    /// Hex SHA-256 of the agents' join secret, once set.
+    pub join_token_sha256: Option<String>,
 }
 
 impl State {
@@ -180,15 +187,12 @@ impl State {
     fn apply_inner(&mut self, index: u64, cmd: &Command) -> Result<Option<u64>, ApplyError> {
         match cmd {
             Command::RegisterNode { info, now_ms } => {
-                let rec = self
-                    .nodes
-                    .entry(info.id)
-                    .or_insert_with(|| NodeRecord {
-                        info: info.clone(),
-                        status: NodeStatus::Ready,
-                        registered_ms: *now_ms,
-                        status_changed_ms: *now_ms,
-                    });
+                let rec = self.nodes.entry(info.id).or_insert_with(|| NodeRecord {
+                    info: info.clone(),
+                    status: NodeStatus::Ready,
+                    registered_ms: *now_ms,
+                    status_changed_ms: *now_ms,
+                });
                 rec.info = info.clone();
                 if rec.status != NodeStatus::Ready {
                     rec.status = NodeStatus::Ready;
@@ -213,7 +217,8 @@ impl State {
                 Ok(None)
             }
             Command::CreateTenant { name, now_ms } => {
-                validate_tenant_name(name).map_err(|m| ApplyError::new(ErrorCode::BadRequest, m))?;
+                validate_tenant_name(name)
+                    .map_err(|m| ApplyError::new(ErrorCode::BadRequest, m))?;
                 if self.tenants.contains_key(name) {
                     return Err(ApplyError::new(
                         ErrorCode::Conflict,
@@ -283,6 +288,10 @@ impl State {
                 );
                 Ok(Some(index))
             }
+            Command::SetJoinToken { sha256 } => {
+                self.join_token_sha256 = Some(sha256.clone());
+                Ok(None)
+            }
             Command::DeleteVar { tenant, key } => {
                 let removed = self
                     .vars
@@ -347,18 +356,38 @@ mod tests {
         let name = prop::sample::select(vec!["admin", "acme", "beta", "Bad!", ""]);
         let key = prop::sample::select(vec!["a", "b/c", "", "x y"]);
         prop_oneof![
-            (0u8..4, 0u64..100).prop_map(|(b, t)| Command::RegisterNode { info: info(b), now_ms: t }),
-            (0u8..4, any::<bool>(), 0u64..100).prop_map(|(b, l, t)| Command::SetNodeStatus {
-                id: NodeId([b; 32]),
-                status: if l { NodeStatus::Lost } else { NodeStatus::Ready },
+            (0u8..4, 0u64..100).prop_map(|(b, t)| Command::RegisterNode {
+                info: info(b),
                 now_ms: t
             }),
-            (0u8..4).prop_map(|b| Command::RemoveNode { id: NodeId([b; 32]) }),
-            (name.clone(), 0u64..100).prop_map(|(n, t)| Command::CreateTenant { name: n.into(), now_ms: t }),
-            (name.clone(), key.clone(), "[a-z]{0,8}", 0u64..100).prop_map(|(n, k, v, t)| Command::PutVar {
-                tenant: n.into(), key: k.into(), value: v, now_ms: t
+            (0u8..4, any::<bool>(), 0u64..100).prop_map(|(b, l, t)| Command::SetNodeStatus {
+                id: NodeId([b; 32]),
+                status: if l {
+                    NodeStatus::Lost
+                } else {
+                    NodeStatus::Ready
+                },
+                now_ms: t
             }),
-            (name, key).prop_map(|(n, k)| Command::DeleteVar { tenant: n.into(), key: k.into() }),
+            (0u8..4).prop_map(|b| Command::RemoveNode {
+                id: NodeId([b; 32])
+            }),
+            (name.clone(), 0u64..100).prop_map(|(n, t)| Command::CreateTenant {
+                name: n.into(),
+                now_ms: t
+            }),
+            (name.clone(), key.clone(), "[a-z]{0,8}", 0u64..100).prop_map(|(n, k, v, t)| {
+                Command::PutVar {
+                    tenant: n.into(),
+                    key: k.into(),
+                    value: v,
+                    now_ms: t,
+                }
+            }),
+            (name, key).prop_map(|(n, k)| Command::DeleteVar {
+                tenant: n.into(),
+                key: k.into()
+            }),
         ]
     }
 
@@ -397,27 +426,79 @@ mod tests {
     #[test]
     fn node_lifecycle() {
         let mut s = State::default();
-        assert!(s.apply(1, &Command::RegisterNode { info: info(1), now_ms: 10 }).error.is_none());
+        assert!(s
+            .apply(
+                1,
+                &Command::RegisterNode {
+                    info: info(1),
+                    now_ms: 10
+                }
+            )
+            .error
+            .is_none());
         let id = NodeId([1; 32]);
-        s.apply(2, &Command::SetNodeStatus { id, status: NodeStatus::Lost, now_ms: 20 });
+        s.apply(
+            2,
+            &Command::SetNodeStatus {
+                id,
+                status: NodeStatus::Lost,
+                now_ms: 20,
+            },
+        );
         assert_eq!(s.nodes[&id].status, NodeStatus::Lost);
         assert_eq!(s.nodes[&id].status_changed_ms, 20);
-        s.apply(3, &Command::RegisterNode { info: info(1), now_ms: 30 });
+        s.apply(
+            3,
+            &Command::RegisterNode {
+                info: info(1),
+                now_ms: 30,
+            },
+        );
         assert_eq!(s.nodes[&id].status, NodeStatus::Ready);
         assert_eq!(s.nodes[&id].registered_ms, 10);
-        let r = s.apply(4, &Command::SetNodeStatus { id: NodeId([9; 32]), status: NodeStatus::Lost, now_ms: 1 });
+        let r = s.apply(
+            4,
+            &Command::SetNodeStatus {
+                id: NodeId([9; 32]),
+                status: NodeStatus::Lost,
+                now_ms: 1,
+            },
+        );
         assert_eq!(r.error.map(|e| e.code), Some(ErrorCode::NotFound));
     }
 
     #[test]
     fn vars_need_tenant_and_valid_key() {
         let mut s = State::default();
-        let put = |t: &str, k: &str| Command::PutVar { tenant: t.into(), key: k.into(), value: "v".into(), now_ms: 0 };
-        assert_eq!(s.apply(1, &put("acme", "k")).error.map(|e| e.code), Some(ErrorCode::NotFound));
-        s.apply(2, &Command::CreateTenant { name: "acme".into(), now_ms: 0 });
+        let put = |t: &str, k: &str| Command::PutVar {
+            tenant: t.into(),
+            key: k.into(),
+            value: "v".into(),
+            now_ms: 0,
+        };
+        assert_eq!(
+            s.apply(1, &put("acme", "k")).error.map(|e| e.code),
+            Some(ErrorCode::NotFound)
+        );
+        s.apply(
+            2,
+            &Command::CreateTenant {
+                name: "acme".into(),
+                now_ms: 0,
+            },
+        );
         assert_eq!(s.apply(3, &put("acme", "k")).into_result(), Ok(Some(3)));
-        assert_eq!(s.apply(4, &put("acme", "bad key")).error.map(|e| e.code), Some(ErrorCode::BadRequest));
-        let dup = s.apply(5, &Command::CreateTenant { name: "acme".into(), now_ms: 0 });
+        assert_eq!(
+            s.apply(4, &put("acme", "bad key")).error.map(|e| e.code),
+            Some(ErrorCode::BadRequest)
+        );
+        let dup = s.apply(
+            5,
+            &Command::CreateTenant {
+                name: "acme".into(),
+                now_ms: 0,
+            },
+        );
         assert_eq!(dup.error.map(|e| e.code), Some(ErrorCode::Conflict));
     }
 }

@@ -302,6 +302,64 @@ impl ErrorCode {
     }
 }
 
+/// Role of a control replica in the Raft group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicaRole {
+    /// Accepts writes and replicates them.
+    Leader,
+    /// Replicates from the leader and votes.
+    Follower,
+    /// Asking for votes.
+    Candidate,
+    /// Receives the log but does not vote.
+    Learner,
+    /// Not running.
+    Shutdown,
+}
+
+/// A control replica as listed by `stratus status`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReplicaStatus {
+    /// Replica identity.
+    pub id: NodeId,
+    /// QUIC address.
+    pub addr: String,
+    /// Whether it votes (false: learner).
+    pub voter: bool,
+    /// Highest log index known to be replicated to it (known on the leader only).
+    pub matched_index: Option<u64>,
+    /// Entries it is behind the leader's last log index (known on the leader only).
+    pub lag: Option<u64>,
+}
+
+/// Health of the control plane as seen by one replica.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterStatus {
+    /// Replica that answered.
+    pub answered_by: NodeId,
+    /// Its role.
+    pub role: ReplicaRole,
+    /// Current leader, if one is known.
+    pub leader: Option<NodeId>,
+    /// Raft term.
+    pub term: u64,
+    /// Last log index on the answering replica.
+    pub last_log_index: u64,
+    /// Last applied index on the answering replica.
+    pub last_applied: u64,
+    /// Index of the last snapshot, if any.
+    pub snapshot_index: Option<u64>,
+    /// Replicas in the current membership.
+    pub replicas: Vec<ReplicaStatus>,
+    /// Registered nodes that are ready.
+    pub nodes_ready: usize,
+    /// Registered nodes that are lost.
+    pub nodes_lost: usize,
+    /// `ok` when a leader is known and a quorum of replicas is caught up, else `degraded` or `unavailable`.
+    pub health: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,7 +385,10 @@ mod tests {
     #[test]
     fn node_id_rejects_bad_input() {
         assert_eq!("abc".parse::<NodeId>(), Err(ParseNodeIdError::Length(3)));
-        assert!(matches!("z".repeat(64).parse::<NodeId>(), Err(ParseNodeIdError::Hex(_))));
+        assert!(matches!(
+            "z".repeat(64).parse::<NodeId>(),
+            Err(ParseNodeIdError::Hex(_))
+        ));
     }
 
     #[test]

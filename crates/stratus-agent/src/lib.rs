@@ -1,0 +1,292 @@
+//! Stratus L4: the agent that runs on every lending machine.
+//!
+//! The agent only ever *dials out*: it connects over QUIC to one of the
+//! control replicas it knows, registers ([`stratus_proto::Request::Register`])
+//! with what the machine lends and its attributes, then heartbeats on the same
+//! connection. Machines behind NAT therefore need no inbound port.
+//!
+//! Failover: the agent keeps the list of replicas it was configured with plus
+//! those the control plane tells it about in each answer, and moves to the
+//! next one whenever a call fails, with capped exponential backoff and jitter
+//! once it has tried them all. If the control plane has forgotten it (answer
+//! `not_found`), it registers again.
+
+pub mod sysinfo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rand::Rng;
+use stratus_net::Endpoint;
+use stratus_proto::{Peer, Request, Response};
+use stratus_types::{Attributes, Capacity, ErrorCode, NodeId, NodeInfo};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Timeout of one call to the control plane.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest pause between rounds of reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Settings of an agent.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Data directory (used for the disk capacity figure).
+    pub data_dir: PathBuf,
+    /// Name shown to operators (hostname by default).
+    pub name: String,
+    /// Control replicas to dial (`host:port` of their QUIC endpoints).
+    pub control: Vec<String>,
+    /// The cluster's join secret.
+    pub join_token: String,
+    /// Attributes reported at registration.
+    pub attributes: Attributes,
+    /// Capacity to report; measured from the machine when `None`.
+    pub capacity: Option<Capacity>,
+}
+
+/// Errors that stop an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Configuration is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// The control plane refused this node for good (e.g. wrong join token).
+    #[error("the control plane refused this node: {0}")]
+    Refused(String),
+}
+
+/// What the agent is doing, for callers that want to watch it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentState {
+    /// Looking for a control replica.
+    Connecting,
+    /// Registered and heartbeating to the given replica.
+    Connected(NodeId),
+    /// Stopped.
+    Stopped,
+}
+
+/// A running agent.
+pub struct Agent {
+    state: watch::Receiver<AgentState>,
+    task: tokio::task::JoinHandle<Result<(), AgentError>>,
+    cancel: CancellationToken,
+}
+
+impl Agent {
+    /// Starts the agent on `endpoint` (which it uses only to dial out).
+    pub fn start(cfg: AgentConfig, endpoint: Endpoint) -> Result<Agent, AgentError> {
+        if cfg.control.is_empty() {
+            return Err(AgentError::Config(
+                "no control replica address given (use --control HOST:PORT)".into(),
+            ));
+        }
+        let (tx, rx) = watch::channel(AgentState::Connecting);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(cfg, endpoint, tx, cancel.clone()));
+        Ok(Agent {
+            state: rx,
+            task,
+            cancel,
+        })
+    }
+
+    /// Watches the agent's state.
+    pub fn state(&self) -> watch::Receiver<AgentState> {
+        self.state.clone()
+    }
+
+    /// Stops heartbeating and returns how the agent ended.
+    pub async fn stop(self) -> Result<(), AgentError> {
+        self.cancel.cancel();
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(AgentError::Config(format!("agent task failed: {e}"))),
+        }
+    }
+
+    /// Waits until the agent ends by itself (only on a fatal refusal).
+    pub async fn join(&mut self) -> Result<(), AgentError> {
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(AgentError::Config(format!("agent task failed: {e}"))),
+        }
+    }
+}
+
+/// A control replica the agent may dial.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Target {
+    addr: String,
+    id: Option<NodeId>,
+}
+
+async fn run(
+    cfg: AgentConfig,
+    endpoint: Endpoint,
+    state: watch::Sender<AgentState>,
+    cancel: CancellationToken,
+) -> Result<(), AgentError> {
+    let mut targets: Vec<Target> = cfg
+        .control
+        .iter()
+        .map(|a| Target {
+            addr: a.clone(),
+            id: None,
+        })
+        .collect();
+    let mut next = 0usize;
+    let mut failures_in_row = 0u32;
+    let result = loop {
+        if cancel.is_cancelled() {
+            break Ok(());
+        }
+        let target = targets[next % targets.len()].clone();
+        next = next.wrapping_add(1);
+        let _ = state.send(AgentState::Connecting);
+        match session(&cfg, &endpoint, &target, &mut targets, &state, &cancel).await {
+            Ok(()) => break Ok(()),
+            Err(SessionError::Fatal(msg)) => break Err(AgentError::Refused(msg)),
+            Err(SessionError::Retry(msg)) => {
+                tracing::debug!(control = %target.addr, "control replica unusable: {msg}");
+                failures_in_row += 1;
+            }
+            Err(SessionError::Lost(msg)) => {
+                tracing::warn!(control = %target.addr, "lost the control replica: {msg}; failing over");
+                failures_in_row = 1;
+            }
+        }
+        if failures_in_row as usize >= targets.len() {
+            let exp = 100u64.saturating_mul(1 << failures_in_row.min(6));
+            let pause = Duration::from_millis(exp).min(MAX_BACKOFF);
+            let jitter = rand::thread_rng().gen_range(0..=pause.as_millis() as u64 / 4);
+            tokio::select! {
+                _ = cancel.cancelled() => break Ok(()),
+                _ = tokio::time::sleep(pause + Duration::from_millis(jitter)) => {}
+            }
+        }
+    };
+    let _ = state.send(AgentState::Stopped);
+    result
+}
+
+enum SessionError {
+    /// Could not start a session with this replica; try another.
+    Retry(String),
+    /// A working session broke; fail over.
+    Lost(String),
+    /// Refused for good.
+    Fatal(String),
+}
+
+async fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = addr.parse() {
+        return Ok(a);
+    }
+    tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr} resolves to nothing"))
+}
+
+fn learn(targets: &mut Vec<Target>, peers: Vec<Peer>) {
+    for p in peers {
+        if let Some(t) = targets.iter_mut().find(|t| t.addr == p.addr) {
+            t.id = Some(p.id);
+        } else {
+            targets.push(Target {
+                addr: p.addr,
+                id: Some(p.id),
+            });
+        }
+    }
+}
+
+async fn session(
+    cfg: &AgentConfig,
+    endpoint: &Endpoint,
+    target: &Target,
+    targets: &mut Vec<Target>,
+    state: &watch::Sender<AgentState>,
+    cancel: &CancellationToken,
+) -> Result<(), SessionError> {
+    let addr = resolve(&target.addr).await.map_err(SessionError::Retry)?;
+    let conn = endpoint
+        .connect(addr, target.id)
+        .await
+        .map_err(|e| SessionError::Retry(e.to_string()))?;
+    let info = NodeInfo {
+        id: endpoint.node_id(),
+        name: cfg.name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        capacity: cfg
+            .capacity
+            .clone()
+            .unwrap_or_else(|| sysinfo::capacity(&cfg.data_dir)),
+        attributes: cfg.attributes.clone(),
+    };
+    let register = Request::Register {
+        info,
+        join_token: cfg.join_token.clone(),
+    };
+    let mut interval = match conn.call::<_, Response>(&register, CALL_TIMEOUT).await {
+        Ok(Response::Welcome {
+            heartbeat_interval_ms,
+            peers,
+        }) => {
+            learn(targets, peers);
+            Duration::from_millis(heartbeat_interval_ms.max(100))
+        }
+        Ok(Response::Error {
+            code: ErrorCode::Unauthenticated | ErrorCode::Forbidden,
+            message,
+        }) => return Err(SessionError::Fatal(message)),
+        Ok(Response::Error { message, .. }) => return Err(SessionError::Retry(message)),
+        Ok(other) => return Err(SessionError::Retry(format!("unexpected answer {other:?}"))),
+        Err(e) => return Err(SessionError::Retry(e.to_string())),
+    };
+    tracing::info!(control = %target.addr, replica = %conn.remote_id().short(), "registered");
+    let _ = state.send(AgentState::Connected(conn.remote_id()));
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                conn.close();
+                return Ok(());
+            }
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match conn
+            .call::<_, Response>(&Request::Heartbeat, CALL_TIMEOUT)
+            .await
+        {
+            Ok(Response::Welcome {
+                heartbeat_interval_ms,
+                peers,
+            }) => {
+                learn(targets, peers);
+                interval = Duration::from_millis(heartbeat_interval_ms.max(100));
+            }
+            Ok(Response::Error {
+                code: ErrorCode::NotFound,
+                message,
+            }) => {
+                // The control plane forgot us (e.g. restored from an old
+                // snapshot): start over with a registration.
+                return Err(SessionError::Lost(message));
+            }
+            Ok(Response::Error {
+                code: ErrorCode::NoLeader | ErrorCode::Unavailable,
+                message,
+            }) => {
+                // The replica is alive but has no leader; another may.
+                return Err(SessionError::Lost(message));
+            }
+            Ok(Response::Error { message, .. }) => return Err(SessionError::Lost(message)),
+            Ok(other) => return Err(SessionError::Lost(format!("unexpected answer {other:?}"))),
+            Err(e) => return Err(SessionError::Lost(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,478 @@
+//! Stratus L4: the HTTP/JSON API.
+//!
+//! Everything lives under `/v1`; the OpenAPI document is served at
+//! `/v1/openapi.json` and checked into the repository (`docs/openapi.json`).
+//! Every route but `/v1/health` and `/v1/openapi.json` needs
+//! `Authorization: Bearer <token>`; a token belongs to one tenant, and the
+//! `admin` tenant administers the cluster. Errors are JSON
+//! ([`error::ErrorBody`]) with a stable code.
+//!
+//! The API is served by control replicas and reads that replica's applied
+//! state; writes go through [`stratus_control::Control::write`], which
+//! forwards them to the leader, so any replica's API accepts them.
+
+pub mod auth;
+pub mod error;
+
+use std::future::Future;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use stratus_control::{now_ms, secrets, Control};
+use stratus_proto::{MembershipChange, Peer};
+use stratus_state::{Command, Var};
+use stratus_types::{
+    ClusterStatus, ErrorCode, NodeId, NodeRecord, ReplicaRole, ReplicaStatus, Tenant,
+};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The control replica this API fronts.
+    pub control: Control,
+}
+
+/// A JSON body whose rejection is a clear `bad_request`.
+pub struct JsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonBody<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rej) => Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("malformed request body: {}", rej.body_text()),
+            )),
+        }
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Answer of `/v1/health`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// Replica that answered.
+    pub node_id: NodeId,
+    /// Its Raft role.
+    pub role: ReplicaRole,
+    /// Current leader, if known.
+    pub leader: Option<NodeId>,
+    /// Stratus version.
+    pub version: String,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// Tenant of the token.
+    pub tenant: String,
+    /// Token id.
+    pub token_id: String,
+}
+
+/// Request to add a control replica.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AddReplica {
+    /// Its node id (printed by `stratus server` at start).
+    pub id: NodeId,
+    /// `host:port` of its QUIC endpoint.
+    pub addr: String,
+}
+
+/// Request to create a tenant.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateTenant {
+    /// Name: 1–63 characters of a-z, 0-9 and '-', starting with a letter.
+    pub name: String,
+}
+
+/// A newly issued token. The secret is shown only here.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IssuedToken {
+    /// Tenant it acts for.
+    pub tenant: String,
+    /// Token id.
+    pub token_id: String,
+    /// The token to pass as `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+/// Body of a variable write.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PutVar {
+    /// Value (at most 64 KiB).
+    pub value: String,
+}
+
+/// A variable as returned.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct VarView {
+    /// Key.
+    pub key: String,
+    /// Value and version.
+    #[serde(flatten)]
+    pub var: Var,
+}
+
+/// Result of a write.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WriteResult {
+    /// Log index at which the write was committed.
+    pub index: u64,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Stratus API", description = "Control plane of the Stratus edge cloud."),
+    paths(health, status, whoami, list_nodes, get_node, add_replica, remove_replica,
+          list_tenants, create_tenant, create_token, list_vars, get_var, put_var, delete_var),
+    components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
+                       VarView, WriteResult, ClusterStatus, ReplicaStatus, NodeRecord, Tenant)),
+    modifiers(&BearerAuth),
+    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document, pretty-printed.
+pub fn openapi_json() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc.to_pretty_json().unwrap_or_default()
+}
+
+/// The API's routes.
+pub fn router(control: Control) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { ([("content-type", "application/json")], openapi_json()) }),
+        )
+        .route("/v1/status", get(status))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{id}", get(get_node))
+        .route("/v1/replicas", post(add_replica))
+        .route("/v1/replicas/{id}", axum::routing::delete(remove_replica))
+        .route("/v1/tenants", get(list_tenants).post(create_tenant))
+        .route("/v1/tenants/{tenant}/tokens", post(create_token))
+        .route("/v1/tenants/{tenant}/vars", get(list_vars))
+        .route(
+            "/v1/tenants/{tenant}/vars/{*key}",
+            put(put_var).get(get_var).delete(delete_var),
+        )
+        .fallback(|| async {
+            ApiError::new(
+                ErrorCode::NotFound,
+                "no such API route; see /v1/openapi.json",
+            )
+        })
+        .with_state(AppState { control })
+}
+
+/// Serves the API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    control: Control,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(control))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Liveness and role of this replica.
+#[utoipa::path(get, path = "/v1/health", tag = "cluster",
+    responses((status = 200, body = Health)))]
+async fn health(State(st): State<AppState>) -> Json<Health> {
+    let s = st.control.local_status();
+    Json(Health {
+        status: "ok".into(),
+        node_id: st.control.id(),
+        role: s.role,
+        leader: s.leader,
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+/// Health of the control plane: leader, replicas, replication lag, nodes.
+#[utoipa::path(get, path = "/v1/status", tag = "cluster", security(("bearer" = [])),
+    responses((status = 200, body = ClusterStatus), (status = 401, body = ErrorBody)))]
+async fn status(State(st): State<AppState>, _c: Caller) -> Json<ClusterStatus> {
+    Json(st.control.cluster_status().await)
+}
+
+/// The tenant and token of the caller.
+#[utoipa::path(get, path = "/v1/whoami", tag = "cluster", security(("bearer" = [])),
+    responses((status = 200, body = WhoAmI), (status = 401, body = ErrorBody)))]
+async fn whoami(c: Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        tenant: c.tenant,
+        token_id: c.token_id,
+    })
+}
+
+/// Registered nodes.
+#[utoipa::path(get, path = "/v1/nodes", tag = "nodes", security(("bearer" = [])),
+    responses((status = 200, body = [NodeRecord]), (status = 401, body = ErrorBody)))]
+async fn list_nodes(State(st): State<AppState>, _c: Caller) -> Json<Vec<NodeRecord>> {
+    Json(
+        st.control
+            .state()
+            .read(|s| s.nodes.values().cloned().collect()),
+    )
+}
+
+/// One node, by full id, unique id prefix (4+ characters) or unique name.
+#[utoipa::path(get, path = "/v1/nodes/{id}", tag = "nodes", security(("bearer" = [])),
+    params(("id" = String, Path, description = "node id, unique prefix, or name")),
+    responses((status = 200, body = NodeRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn get_node(
+    State(st): State<AppState>,
+    _c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<NodeRecord> {
+    let matches: Vec<NodeRecord> = st.control.state().read(|s| {
+        s.nodes
+            .values()
+            .filter(|n| {
+                let full = n.info.id.to_string();
+                full == id || n.info.name == id || (id.len() >= 4 && full.starts_with(&id))
+            })
+            .cloned()
+            .collect()
+    });
+    match matches.len() {
+        1 => Ok(Json(matches.into_iter().next().ok_or_else(|| {
+            ApiError::new(ErrorCode::Internal, "lost match")
+        })?)),
+        0 => Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no node matches {id:?}; see `stratus nodes ls`"),
+        )),
+        n => Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("{n} nodes match {id:?}; give more of the id"),
+        )),
+    }
+}
+
+/// Adds a control replica (learner first, then voter). Admin only.
+#[utoipa::path(post, path = "/v1/replicas", tag = "cluster", security(("bearer" = [])),
+    request_body = AddReplica,
+    responses((status = 200, body = ClusterStatus), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn add_replica(
+    State(st): State<AppState>,
+    c: Caller,
+    JsonBody(req): JsonBody<AddReplica>,
+) -> ApiResult<ClusterStatus> {
+    c.require_admin()?;
+    st.control
+        .change_membership(MembershipChange::Add(Peer {
+            id: req.id,
+            addr: req.addr,
+        }))
+        .await?;
+    Ok(Json(st.control.cluster_status().await))
+}
+
+/// Removes a control replica. Admin only.
+#[utoipa::path(delete, path = "/v1/replicas/{id}", tag = "cluster", security(("bearer" = [])),
+    params(("id" = String, Path, description = "replica node id")),
+    responses((status = 200, body = ClusterStatus), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn remove_replica(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<ClusterStatus> {
+    c.require_admin()?;
+    let id: NodeId = id
+        .parse()
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
+    st.control
+        .change_membership(MembershipChange::Remove(id))
+        .await?;
+    Ok(Json(st.control.cluster_status().await))
+}
+
+/// Tenants. Admin only.
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    responses((status = 200, body = [Tenant]), (status = 403, body = ErrorBody)))]
+async fn list_tenants(State(st): State<AppState>, c: Caller) -> ApiResult<Vec<Tenant>> {
+    c.require_admin()?;
+    Ok(Json(
+        st.control
+            .state()
+            .read(|s| s.tenants.values().cloned().collect()),
+    ))
+}
+
+async fn issue_token(st: &AppState, tenant: &str) -> Result<IssuedToken, ApiError> {
+    let t = secrets::mint_token(tenant, now_ms());
+    let token_id = t.record.id.clone();
+    st.control
+        .write(Command::CreateToken { record: t.record })
+        .await?;
+    Ok(IssuedToken {
+        tenant: tenant.to_string(),
+        token_id,
+        token: t.token,
+    })
+}
+
+/// Creates a tenant and its first token. Admin only.
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])),
+    request_body = CreateTenant,
+    responses((status = 201, body = IssuedToken), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_tenant(
+    State(st): State<AppState>,
+    c: Caller,
+    JsonBody(req): JsonBody<CreateTenant>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    c.require_admin()?;
+    st.control
+        .write(Command::CreateTenant {
+            name: req.name.clone(),
+            now_ms: now_ms(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(issue_token(&st, &req.name).await?),
+    ))
+}
+
+/// Issues another token for a tenant (the tenant itself or the admin).
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", tag = "tenants", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 201, body = IssuedToken), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn create_token(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(tenant): Path<String>,
+) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
+    c.require_tenant(&tenant)?;
+    Ok((StatusCode::CREATED, Json(issue_token(&st, &tenant).await?)))
+}
+
+/// Variables of a tenant.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/vars", tag = "vars", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = [VarView]), (status = 403, body = ErrorBody)))]
+async fn list_vars(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(tenant): Path<String>,
+) -> ApiResult<Vec<VarView>> {
+    c.require_tenant(&tenant)?;
+    Ok(Json(st.control.state().read(|s| {
+        s.vars
+            .get(&tenant)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| VarView {
+                        key: k.clone(),
+                        var: v.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    })))
+}
+
+/// One variable.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/vars/{key}", tag = "vars", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = VarView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_var(
+    State(st): State<AppState>,
+    c: Caller,
+    Path((tenant, key)): Path<(String, String)>,
+) -> ApiResult<VarView> {
+    c.require_tenant(&tenant)?;
+    st.control
+        .state()
+        .read(|s| s.vars.get(&tenant).and_then(|m| m.get(&key)).cloned())
+        .map(|var| {
+            Json(VarView {
+                key: key.clone(),
+                var,
+            })
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("variable {key:?} does not exist"),
+            )
+        })
+}
+
+/// Sets a variable; answers once it is committed by a quorum.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/vars/{key}", tag = "vars", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("key" = String, Path)), request_body = PutVar,
+    responses((status = 200, body = WriteResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn put_var(
+    State(st): State<AppState>,
+    c: Caller,
+    Path((tenant, key)): Path<(String, String)>,
+    JsonBody(req): JsonBody<PutVar>,
+) -> ApiResult<WriteResult> {
+    c.require_tenant(&tenant)?;
+    let applied = st
+        .control
+        .write(Command::PutVar {
+            tenant,
+            key,
+            value: req.value,
+            now_ms: now_ms(),
+        })
+        .await?;
+    Ok(Json(WriteResult {
+        index: applied.index,
+    }))
+}
+
+/// Deletes a variable.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/vars/{key}", tag = "vars", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("key" = String, Path)),
+    responses((status = 200, body = WriteResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_var(
+    State(st): State<AppState>,
+    c: Caller,
+    Path((tenant, key)): Path<(String, String)>,
+) -> ApiResult<WriteResult> {
+    c.require_tenant(&tenant)?;
+    let applied = st.control.write(Command::DeleteVar { tenant, key }).await?;
+    Ok(Json(WriteResult {
+        index: applied.index,
+    }))
+}

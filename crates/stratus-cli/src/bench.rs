@@ -1,0 +1,267 @@
+//! `stratus bench`: measurements of this build on this machine.
+//!
+//! Each figure is printed beside a physical reference measured in the same
+//! run, so the numbers mean something on a shared, noisy machine.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command as Proc, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use futures::StreamExt;
+use stratus_node::dev::DevConfig;
+use stratus_state::Command;
+use stratus_types::ADMIN_TENANT;
+
+use crate::Global;
+
+/// `stratus bench ...`
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Control-plane commit throughput and latency (in-process replicas on loopback QUIC, real disk)
+    Control {
+        /// Number of replicas
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+        /// Number of writes
+        #[arg(long, default_value_t = 5000)]
+        writes: usize,
+        /// Writes in flight at once
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Resident memory of an idle agent process (spawns a server and a node)
+    AgentRss {
+        /// Seconds to let the agent idle before measuring
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+/// Runs a benchmark.
+pub async fn run(_g: &Global, cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Control {
+            replicas,
+            writes,
+            concurrency,
+        } => control(replicas, writes, concurrency).await,
+        BenchCmd::AgentRss { seconds } => agent_rss(seconds).await,
+    }
+}
+
+/// A free loopback port (UDP and TCP) right now.
+pub fn free_port() -> Result<u16> {
+    for _ in 0..50 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let port = udp.local_addr()?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free loopback port found")
+}
+
+/// A run of `n` consecutive free ports (for replica i at base+i).
+pub fn free_port_run(n: usize) -> Result<u16> {
+    'outer: for _ in 0..200 {
+        let base = free_port()?;
+        for i in 0..n as u16 {
+            let p = base.checked_add(i).context("port overflow")?;
+            if std::net::UdpSocket::bind(("127.0.0.1", p)).is_err()
+                || std::net::TcpListener::bind(("127.0.0.1", p)).is_err()
+            {
+                continue 'outer;
+            }
+        }
+        return Ok(base);
+    }
+    bail!("no run of {n} free loopback ports found")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Sequential 4 KiB write + fdatasync on `dir`: the disk's commit-rate limit.
+fn fsync_reference(dir: &Path, n: usize) -> Result<Vec<Duration>> {
+    let mut f = std::fs::File::create(dir.join("fsync-probe"))?;
+    let block = vec![0xa5u8; 4096];
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        f.write_all(&block)?;
+        f.sync_data()?;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    Ok(lat)
+}
+
+async fn control(replicas: usize, writes: usize, concurrency: usize) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let fs = fsync_reference(dir.path(), 300)?;
+    let fs_p50 = percentile(&fs, 0.5);
+    let base = free_port_run(replicas)?;
+    let api = free_port_run(replicas)?;
+    let cloud = stratus_node::dev::start(DevConfig {
+        data_dir: dir.path().join("cloud"),
+        replicas,
+        nodes: 0,
+        base_port: base,
+        api_port: api,
+        heartbeat_interval: Duration::from_secs(1),
+        node_lost_after: Duration::from_secs(10),
+    })
+    .await?;
+    let control = cloud.replicas[0].control.clone().context("no control")?;
+    // Warm up connections and the leader.
+    for i in 0..10 {
+        control
+            .write(Command::PutVar {
+                tenant: ADMIN_TENANT.into(),
+                key: format!("warm/{i}"),
+                value: "x".into(),
+                now_ms: 0,
+            })
+            .await?;
+    }
+    let started = Instant::now();
+    let mut lat: Vec<Duration> = futures::stream::iter(0..writes)
+        .map(|i| {
+            let c = control.clone();
+            async move {
+                let t = Instant::now();
+                c.write(Command::PutVar {
+                    tenant: ADMIN_TENANT.into(),
+                    key: format!("bench/{i}"),
+                    value: "v".repeat(64),
+                    now_ms: 0,
+                })
+                .await
+                .map(|_| t.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let elapsed = started.elapsed();
+    lat.sort();
+    cloud.shutdown().await;
+    let rate = writes as f64 / elapsed.as_secs_f64();
+    let fsync_rate = 1.0 / fs_p50.as_secs_f64().max(1e-9);
+    println!(
+        "control-plane writes: {replicas} replica(s), {writes} writes, {concurrency} in flight"
+    );
+    println!("  throughput      {rate:>10.0} writes/s");
+    println!(
+        "  commit p50      {:>10.2} ms",
+        percentile(&lat, 0.5).as_secs_f64() * 1e3
+    );
+    println!(
+        "  commit p99      {:>10.2} ms",
+        percentile(&lat, 0.99).as_secs_f64() * 1e3
+    );
+    println!("reference (same disk, same run): sequential 4 KiB write+fdatasync");
+    println!(
+        "  fsync p50       {:>10.2} ms  ({fsync_rate:.0} fsyncs/s)",
+        fs_p50.as_secs_f64() * 1e3
+    );
+    println!(
+        "  commit p50 / fsync p50 = {:.1}x; writes per fsync-time = {:.1}",
+        percentile(&lat, 0.5).as_secs_f64() / fs_p50.as_secs_f64().max(1e-9),
+        rate / fsync_rate
+    );
+    Ok(())
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> Result<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Option<u64> {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    Ok((field("VmRSS:").unwrap_or(0), field("VmHWM:").unwrap_or(0)))
+}
+
+async fn agent_rss(seconds: u64) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let dir = tempfile::tempdir()?;
+    let quic = free_port()?;
+    let api = free_port()?;
+    let server = Killed(
+        Proc::new(&exe)
+            .args([
+                "server",
+                "--listen",
+                &format!("127.0.0.1:{quic}"),
+                "--api-listen",
+                &format!("127.0.0.1:{api}"),
+                "--log",
+                "warn",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("server"))
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    let join = dir.path().join("server/control/join.token");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !join.exists() {
+        if Instant::now() > deadline {
+            bail!("the server did not bootstrap within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let node = Killed(
+        Proc::new(&exe)
+            .args([
+                "node",
+                "--control",
+                &format!("127.0.0.1:{quic}"),
+                "--log",
+                "warn",
+            ])
+            .arg("--join-token-file")
+            .arg(&join)
+            .arg("--data-dir")
+            .arg(dir.path().join("node"))
+            .stdout(Stdio::null())
+            .spawn()?,
+    );
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let (agent_rss, agent_hwm) = rss_kib(node.0.id())?;
+    let (server_rss, _) = rss_kib(server.0.id())?;
+    println!("idle agent after {seconds} s (heartbeating to one control replica):");
+    println!(
+        "  agent RSS       {:>8.1} MiB (peak {:.1} MiB)",
+        agent_rss as f64 / 1024.0,
+        agent_hwm as f64 / 1024.0
+    );
+    println!(
+        "  control RSS     {:>8.1} MiB (same run, for comparison)",
+        server_rss as f64 / 1024.0
+    );
+    println!("  goal < 20 MiB; K3s agent ~270 MB, KubeEdge edgecore ~70 MB (their docs)");
+    drop(node);
+    drop(server);
+    Ok(())
+}

@@ -1,0 +1,428 @@
+//! Client commands: talk to the API, print tables or JSON.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde::Serialize;
+use stratus_api::{AddReplica, CreateTenant, IssuedToken, PutVar, VarView, WhoAmI, WriteResult};
+use stratus_types::{ClusterStatus, NodeRecord, Tenant};
+
+use crate::client::Client;
+use crate::Global;
+
+/// `stratus nodes ...`
+#[derive(Subcommand, Debug)]
+pub enum NodesCmd {
+    /// List lending nodes
+    Ls,
+    /// Show one node (full id, unique id prefix, or name)
+    Show {
+        /// Node id, prefix or name
+        id: String,
+    },
+}
+
+/// `stratus replicas ...`
+#[derive(Subcommand, Debug)]
+pub enum ReplicasCmd {
+    /// List control-plane replicas
+    Ls,
+    /// Add a replica (started with `stratus server --no-bootstrap`): it catches up as a learner, then votes
+    Add {
+        /// Its node id (printed by `stratus server` at start)
+        id: String,
+        /// HOST:PORT of its QUIC endpoint
+        addr: String,
+    },
+    /// Remove a replica from the control plane
+    Remove {
+        /// Its node id
+        id: String,
+    },
+}
+
+/// `stratus tenants ...`
+#[derive(Subcommand, Debug)]
+pub enum TenantsCmd {
+    /// List tenants
+    Ls,
+    /// Create a tenant and print its first token
+    Create {
+        /// Name (a-z, 0-9, '-')
+        name: String,
+    },
+    /// Issue another token for a tenant
+    Token {
+        /// Tenant name
+        name: String,
+    },
+}
+
+/// `stratus vars ...`
+#[derive(Subcommand, Debug)]
+pub enum VarsCmd {
+    /// List variables
+    Ls,
+    /// Print a variable's value
+    Get {
+        /// Key
+        key: String,
+    },
+    /// Set a variable (returns once committed by a quorum)
+    Put {
+        /// Key
+        key: String,
+        /// Value
+        value: String,
+    },
+    /// Delete a variable
+    Rm {
+        /// Key
+        key: String,
+    },
+}
+
+/// A client for the API chosen by the global options.
+pub fn client(g: &Global) -> Result<Client> {
+    let dev = crate::run::dev_dir(g);
+    let read = |name: &str| {
+        std::fs::read_to_string(dev.join(name))
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let api = g
+        .api
+        .clone()
+        .or_else(|| read("api.url"))
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", stratus_node::DEFAULT_API_PORT));
+    let token = g.token.clone().or_else(|| read("admin.token"));
+    Client::new(api, token)
+}
+
+fn print_json<T: Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn bytes(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+fn ago(ms: u64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let s = now.saturating_sub(ms) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// Prints rows as aligned columns.
+fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
+            .collect();
+        println!("{}", s.join("  ").trim_end());
+    };
+    line(header.iter().map(|s| s.to_string()).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+/// `stratus status`.
+pub async fn status(g: &Global) -> Result<()> {
+    let s: ClusterStatus = client(g)?.get("/v1/status").await?;
+    if g.json {
+        return print_json(&s);
+    }
+    println!("health:   {}", s.health);
+    println!(
+        "leader:   {}",
+        s.leader
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "none (election in progress?)".into())
+    );
+    println!("term:     {}", s.term);
+    println!(
+        "log:      last index {}, applied {}, snapshot {}",
+        s.last_log_index,
+        s.last_applied,
+        s.snapshot_index
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "none".into())
+    );
+    println!("nodes:    {} ready, {} lost", s.nodes_ready, s.nodes_lost);
+    println!("replicas: {}", s.replicas.len());
+    let rows = s
+        .replicas
+        .iter()
+        .map(|r| {
+            let role = if Some(r.id) == s.leader {
+                "leader"
+            } else if r.voter {
+                "follower"
+            } else {
+                "learner"
+            };
+            vec![
+                r.id.short(),
+                role.to_string(),
+                r.addr.clone(),
+                r.matched_index
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.lag.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table(&["  ID", "ROLE", "ADDRESS", "MATCHED", "LAG"], indent(rows));
+    Ok(())
+}
+
+fn indent(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    for r in &mut rows {
+        if let Some(c) = r.first_mut() {
+            *c = format!("  {c}");
+        }
+    }
+    rows
+}
+
+/// `stratus nodes ...`.
+pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
+    let c = client(g)?;
+    match cmd {
+        NodesCmd::Ls => {
+            let nodes: Vec<NodeRecord> = c.get("/v1/nodes").await?;
+            if g.json {
+                return print_json(&nodes);
+            }
+            if nodes.is_empty() {
+                println!("no nodes registered yet; start one with `stratus node --control HOST:PORT --join-token-file FILE`");
+                return Ok(());
+            }
+            let rows = nodes
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.info.id.short(),
+                        n.info.name.clone(),
+                        n.status.to_string(),
+                        n.info.capacity.cpu_cores.to_string(),
+                        bytes(n.info.capacity.memory_bytes),
+                        bytes(n.info.capacity.disk_bytes),
+                        n.info.attributes.arch.clone(),
+                        format!("{}/{}", n.info.attributes.region, n.info.attributes.site),
+                        ago(n.status_changed_ms),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "ID",
+                    "NAME",
+                    "STATUS",
+                    "CPU",
+                    "MEMORY",
+                    "DISK",
+                    "ARCH",
+                    "REGION/SITE",
+                    "SINCE",
+                ],
+                rows,
+            );
+        }
+        NodesCmd::Show { id } => {
+            let n: NodeRecord = c.get(&format!("/v1/nodes/{id}")).await?;
+            if g.json {
+                return print_json(&n);
+            }
+            let a = &n.info.attributes;
+            println!("id:         {}", n.info.id);
+            println!("name:       {}", n.info.name);
+            println!(
+                "status:     {} (for {})",
+                n.status,
+                ago(n.status_changed_ms)
+            );
+            println!("registered: {} ago", ago(n.registered_ms));
+            println!("version:    {}", n.info.version);
+            println!(
+                "capacity:   {} cores, {} memory, {} disk",
+                n.info.capacity.cpu_cores,
+                bytes(n.info.capacity.memory_bytes),
+                bytes(n.info.capacity.disk_bytes)
+            );
+            println!("platform:   {}/{}", a.os, a.arch);
+            println!("region:     {}", a.region);
+            println!("site:       {}", a.site);
+            if let (Some(lat), Some(lon)) = (a.latitude, a.longitude) {
+                println!("location:   {lat}, {lon}");
+            }
+            println!(
+                "energy:     {}",
+                serde_json::to_value(a.energy)?
+                    .as_str()
+                    .unwrap_or("unknown")
+            );
+            for (k, v) in &a.labels {
+                println!("label:      {k}={v}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `stratus replicas ...`.
+pub async fn replicas(g: &Global, cmd: ReplicasCmd) -> Result<()> {
+    let c = client(g)?;
+    let s: ClusterStatus = match cmd {
+        ReplicasCmd::Ls => c.get("/v1/status").await?,
+        ReplicasCmd::Add { id, addr } => {
+            let id = id.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("adding replica; it first catches up as a learner, which may take a while on a large log");
+            c.post("/v1/replicas", &AddReplica { id, addr }).await?
+        }
+        ReplicasCmd::Remove { id } => c.delete(&format!("/v1/replicas/{id}")).await?,
+    };
+    if g.json {
+        return print_json(&s.replicas);
+    }
+    let rows = s
+        .replicas
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                if Some(r.id) == s.leader {
+                    "leader".into()
+                } else if r.voter {
+                    "follower".into()
+                } else {
+                    "learner".into()
+                },
+                r.addr.clone(),
+            ]
+        })
+        .collect();
+    table(&["ID", "ROLE", "ADDRESS"], rows);
+    Ok(())
+}
+
+/// `stratus tenants ...`.
+pub async fn tenants(g: &Global, cmd: TenantsCmd) -> Result<()> {
+    let c = client(g)?;
+    match cmd {
+        TenantsCmd::Ls => {
+            let ts: Vec<Tenant> = c.get("/v1/tenants").await?;
+            if g.json {
+                return print_json(&ts);
+            }
+            table(
+                &["NAME", "AGE"],
+                ts.iter()
+                    .map(|t| vec![t.name.clone(), ago(t.created_ms)])
+                    .collect(),
+            );
+        }
+        TenantsCmd::Create { name } => {
+            let t: IssuedToken = c.post("/v1/tenants", &CreateTenant { name }).await?;
+            print_token(g, &t)?;
+        }
+        TenantsCmd::Token { name } => {
+            let t: IssuedToken = c
+                .post(
+                    &format!("/v1/tenants/{name}/tokens"),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            print_token(g, &t)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_token(g: &Global, t: &IssuedToken) -> Result<()> {
+    if g.json {
+        return print_json(t);
+    }
+    println!("tenant {} token (shown only now; keep it safe):", t.tenant);
+    println!("{}", t.token);
+    Ok(())
+}
+
+/// `stratus vars ...` (for the caller's tenant).
+pub async fn vars(g: &Global, cmd: VarsCmd) -> Result<()> {
+    let c = client(g)?;
+    let me: WhoAmI = c.get("/v1/whoami").await?;
+    let base = format!("/v1/tenants/{}/vars", me.tenant);
+    match cmd {
+        VarsCmd::Ls => {
+            let vs: Vec<VarView> = c.get(&base).await?;
+            if g.json {
+                return print_json(&vs);
+            }
+            table(
+                &["KEY", "VERSION", "VALUE"],
+                vs.iter()
+                    .map(|v| {
+                        vec![
+                            v.key.clone(),
+                            v.var.version.to_string(),
+                            v.var.value.clone(),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        VarsCmd::Get { key } => {
+            let v: VarView = c.get(&format!("{base}/{key}")).await?;
+            if g.json {
+                return print_json(&v);
+            }
+            println!("{}", v.var.value);
+        }
+        VarsCmd::Put { key, value } => {
+            let r: WriteResult = c.put(&format!("{base}/{key}"), &PutVar { value }).await?;
+            if g.json {
+                return print_json(&r);
+            }
+            println!("committed at index {}", r.index);
+        }
+        VarsCmd::Rm { key } => {
+            let r: WriteResult = c.delete(&format!("{base}/{key}")).await?;
+            if g.json {
+                return print_json(&r);
+            }
+            println!("deleted (index {})", r.index);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Stratus L6: the `stratus` binary.
+//!
+//! Long-running commands (`dev`, `server`, `node`) start node roles through
+//! `stratus-node` and stop them in order on SIGINT/SIGTERM. Every other
+//! command is a client of the HTTP API (`--api`, `--token`, or the local dev
+//! cloud's files by default), printing tables for people and JSON with
+//! `--json`. Settings come from flags, then `STRATUS_*` environment
+//! variables, then the TOML config file (`--config`), then defaults.
+
+mod bench;
+mod client;
+mod commands;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Stratus — a decentralized edge cloud in one binary.
+///
+/// Start a whole local cloud with `stratus dev`, then in another terminal
+/// `stratus status` and `stratus nodes ls`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "stratus",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Options shared by every command.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// URL of the Stratus API [default: the local dev cloud's, else http://127.0.0.1:7420]
+    #[arg(long, global = true, env = "STRATUS_API")]
+    api: Option<String>,
+    /// API token [default: the local dev cloud's admin token]
+    #[arg(long, global = true, env = "STRATUS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables
+    #[arg(long, global = true)]
+    json: bool,
+    /// Folder of the local dev cloud (used by `dev` and to find its API and token)
+    #[arg(long, global = true, env = "STRATUS_DEV_DIR")]
+    dev_dir: Option<PathBuf>,
+    /// Log filter (e.g. `info`, `debug`, `stratus_control=debug`)
+    #[arg(long, global = true, env = "STRATUS_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a whole local cloud on this machine: control replicas and agents, data in one folder
+    Dev(run::DevArgs),
+    /// Run a control-plane replica (with its HTTP API)
+    Server(run::ServerArgs),
+    /// Run an agent that lends this machine to the cloud
+    Node(run::NodeArgs),
+    /// Health of the control plane: leader, replicas, replication lag
+    Status,
+    /// Lending machines
+    #[command(subcommand)]
+    Nodes(commands::NodesCmd),
+    /// Control-plane replicas (membership)
+    #[command(subcommand)]
+    Replicas(commands::ReplicasCmd),
+    /// Tenants and their tokens (admin)
+    #[command(subcommand)]
+    Tenants(commands::TenantsCmd),
+    /// Replicated key/value variables of your tenant
+    #[command(subcommand)]
+    Vars(commands::VarsCmd),
+    /// Print the OpenAPI document of the API
+    Openapi,
+    /// Measure this build: control-plane commit throughput/latency, agent memory
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global.log);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        let g = cli.global;
+        match cli.cmd {
+            Cmd::Dev(a) => run::dev(&g, a).await,
+            Cmd::Server(a) => run::server(&g, a).await,
+            Cmd::Node(a) => run::node(&g, a).await,
+            Cmd::Status => commands::status(&g).await,
+            Cmd::Nodes(c) => commands::nodes(&g, c).await,
+            Cmd::Replicas(c) => commands::replicas(&g, c).await,
+            Cmd::Tenants(c) => commands::tenants(&g, c).await,
+            Cmd::Vars(c) => commands::vars(&g, c).await,
+            Cmd::Openapi => {
+                println!("{}", stratus_api::openapi_json());
+                Ok(())
+            }
+            Cmd::Bench(c) => bench::run(&g, c).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! Long-running commands: `dev`, `server`, `node`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use stratus_node::config::FileConfig;
+use stratus_node::dev::DevConfig;
+use stratus_node::{AgentRole, NodeConfig, ServerRole, DEFAULT_API_PORT, DEFAULT_QUIC_PORT};
+use stratus_types::{Attributes, EnergySource};
+
+use crate::Global;
+
+/// Arguments of `stratus dev`.
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Number of agents (lending nodes)
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Number of control-plane replicas (1 for a lab, 3 or 5 to tolerate failures)
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// QUIC port of replica 0 (replica i uses PORT+i)
+    #[arg(long, default_value_t = DEFAULT_QUIC_PORT)]
+    port: u16,
+    /// API port of replica 0 (replica i uses PORT+i)
+    #[arg(long, default_value_t = DEFAULT_API_PORT)]
+    api_port: u16,
+    /// Seconds without heartbeat after which a node is marked lost
+    #[arg(long, default_value_t = 10)]
+    node_lost_after: u64,
+}
+
+/// Arguments of `stratus server`.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Configuration file (TOML, `version = 1`)
+    #[arg(long, env = "STRATUS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (identity, Raft log and state, secrets) [default: /var/lib/stratus]
+    #[arg(long, env = "STRATUS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Name shown to operators [default: host name]
+    #[arg(long, env = "STRATUS_NAME")]
+    name: Option<String>,
+    /// QUIC listen address for node-to-node traffic [default: 0.0.0.0:7400]
+    #[arg(long, env = "STRATUS_LISTEN")]
+    listen: Option<String>,
+    /// Address other replicas and agents dial [default: the listen address]
+    #[arg(long, env = "STRATUS_ADVERTISE")]
+    advertise: Option<String>,
+    /// HTTP API listen address [default: 127.0.0.1:7420]
+    #[arg(long = "api-listen", env = "STRATUS_API_LISTEN")]
+    api_listen: Option<String>,
+    /// Do not start a new cluster; wait to be added with `stratus replicas add`
+    #[arg(long, env = "STRATUS_NO_BOOTSTRAP")]
+    no_bootstrap: bool,
+    /// Agents' heartbeat interval in milliseconds [default: 2000]
+    #[arg(long, env = "STRATUS_HEARTBEAT_INTERVAL_MS")]
+    heartbeat_interval_ms: Option<u64>,
+    /// Silence (ms) after which a node is marked lost [default: 10000]
+    #[arg(long, env = "STRATUS_NODE_LOST_AFTER_MS")]
+    node_lost_after_ms: Option<u64>,
+}
+
+/// Arguments of `stratus node`.
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// Configuration file (TOML, `version = 1`)
+    #[arg(long, env = "STRATUS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: /var/lib/stratus]
+    #[arg(long, env = "STRATUS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Name shown to operators [default: host name]
+    #[arg(long, env = "STRATUS_NAME")]
+    name: Option<String>,
+    /// Control replica to dial, HOST:PORT (repeat for failover)
+    #[arg(long = "control", env = "STRATUS_CONTROL", value_delimiter = ',')]
+    control: Vec<String>,
+    /// The cluster's join secret (see join.token in the bootstrap replica's data directory)
+    #[arg(long, env = "STRATUS_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
+    /// File holding the join secret
+    #[arg(long, env = "STRATUS_JOIN_TOKEN_FILE")]
+    join_token_file: Option<PathBuf>,
+    /// Region (coarse failure domain)
+    #[arg(long, env = "STRATUS_REGION")]
+    region: Option<String>,
+    /// Site (fine failure domain)
+    #[arg(long, env = "STRATUS_SITE")]
+    site: Option<String>,
+    /// Latitude in degrees
+    #[arg(long, env = "STRATUS_LATITUDE", allow_negative_numbers = true)]
+    latitude: Option<f64>,
+    /// Longitude in degrees
+    #[arg(long, env = "STRATUS_LONGITUDE", allow_negative_numbers = true)]
+    longitude: Option<f64>,
+    /// Energy source: grid, solar, wind, hydro, nuclear, fossil, battery
+    #[arg(long, env = "STRATUS_ENERGY")]
+    energy: Option<String>,
+    /// Label KEY=VALUE (repeatable)
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("label {s:?} must read KEY=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("label {s:?} has an empty key"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn load_file(path: Option<&Path>) -> Result<FileConfig> {
+    match path {
+        Some(p) => Ok(FileConfig::load(p)?),
+        None => Ok(FileConfig {
+            version: stratus_node::config::CONFIG_VERSION,
+            ..FileConfig::default()
+        }),
+    }
+}
+
+fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
+    s.parse()
+        .with_context(|| format!("{what} {s:?} is not an address of the form IP:PORT"))
+}
+
+/// The dev cloud's folder.
+pub fn dev_dir(g: &Global) -> PathBuf {
+    g.dev_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".stratus")
+            .join("dev")
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Waits for the shutdown signal, then exits at once on a second one.
+async fn wait_for_shutdown() {
+    signal().await;
+    eprintln!("shutting down (press Ctrl-C again to exit at once)");
+    tokio::spawn(async {
+        signal().await;
+        std::process::exit(130);
+    });
+}
+
+/// `stratus dev`.
+pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
+    let dir = dev_dir(g);
+    eprintln!(
+        "starting a local cloud in {} ({} replica(s), {} node(s))",
+        dir.display(),
+        a.replicas,
+        a.nodes
+    );
+    let cloud = stratus_node::dev::start(DevConfig {
+        data_dir: dir.clone(),
+        replicas: a.replicas,
+        nodes: a.nodes,
+        base_port: a.port,
+        api_port: a.api_port,
+        heartbeat_interval: Duration::from_secs(1),
+        node_lost_after: Duration::from_secs(a.node_lost_after),
+    })
+    .await
+    .context("starting the local cloud")?;
+    println!("Stratus local cloud is up.");
+    println!("  API:          {}", cloud.api_url);
+    println!("  admin token:  {}", cloud.admin_token_file.display());
+    println!("  data:         {}", dir.display());
+    for (i, r) in cloud.replicas.iter().enumerate() {
+        println!(
+            "  replica-{i}:    {} (quic {}, api {})",
+            r.node_id.short(),
+            r.quic_addr,
+            r.api_addr.map(|a| a.to_string()).unwrap_or_default()
+        );
+    }
+    println!();
+    println!("In another terminal (the CLI finds this cloud by itself):");
+    println!("  stratus status");
+    println!("  stratus nodes ls");
+    println!("Or from elsewhere:");
+    println!(
+        "  export STRATUS_API={} STRATUS_TOKEN=$(cat {})",
+        cloud.api_url,
+        cloud.admin_token_file.display()
+    );
+    println!(
+        "Press Ctrl-C to stop; the state is kept in {} for the next start.",
+        dir.display()
+    );
+    wait_for_shutdown().await;
+    cloud.shutdown().await;
+    Ok(())
+}
+
+use stratus_node::hostname;
+
+/// `stratus server`.
+pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
+    let f = load_file(a.config.as_deref())?;
+    let data_dir = a
+        .data_dir
+        .or(f.data_dir)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/stratus"));
+    let listen = parse_addr(
+        "--listen",
+        &a.listen
+            .or(f.server.listen)
+            .unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_QUIC_PORT}")),
+    )?;
+    let api = parse_addr(
+        "--api-listen",
+        &a.api_listen
+            .or(f.server.api)
+            .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_API_PORT}")),
+    )?;
+    let advertise = a.advertise.or(f.server.advertise);
+    if advertise.is_none() && listen.ip().is_unspecified() {
+        tracing::warn!("listening on {listen} without --advertise: other replicas will be told an unspecified address; set --advertise HOST:PORT for multi-replica clusters");
+    }
+    let cfg = NodeConfig {
+        data_dir: data_dir.clone(),
+        name: a.name.or(f.name).unwrap_or_else(hostname),
+        server: Some(ServerRole {
+            listen,
+            advertise,
+            api,
+            bootstrap: !a.no_bootstrap && f.server.bootstrap.unwrap_or(true),
+            heartbeat_interval: Duration::from_millis(
+                a.heartbeat_interval_ms
+                    .or(f.server.heartbeat_interval_ms)
+                    .unwrap_or(2000),
+            ),
+            node_lost_after: Duration::from_millis(
+                a.node_lost_after_ms
+                    .or(f.server.node_lost_after_ms)
+                    .unwrap_or(10_000),
+            ),
+        }),
+        agent: None,
+        cluster_name: "stratus".into(),
+    };
+    let running = stratus_node::start(cfg)
+        .await
+        .context("starting the control replica")?;
+    let api_url = running
+        .api_addr
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default();
+    println!(
+        "stratus server: node {} quic {} api {}",
+        running.node_id, running.quic_addr, api_url
+    );
+    println!(
+        "admin token (once bootstrapped): {}",
+        data_dir
+            .join("control")
+            .join(stratus_control::ADMIN_TOKEN_FILE)
+            .display()
+    );
+    println!(
+        "join token (once bootstrapped):  {}",
+        data_dir
+            .join("control")
+            .join(stratus_control::JOIN_TOKEN_FILE)
+            .display()
+    );
+    wait_for_shutdown().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+/// `stratus node`.
+pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
+    let f = load_file(a.config.as_deref())?;
+    let data_dir = a
+        .data_dir
+        .or(f.data_dir)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/stratus"));
+    let control = if a.control.is_empty() {
+        f.agent.control.unwrap_or_default()
+    } else {
+        a.control
+    };
+    if control.is_empty() {
+        bail!("no control replica given: pass --control HOST:PORT (or [agent] control = [...] in the config file)");
+    }
+    let token_file = a.join_token_file.or(f.agent.join_token_file);
+    let join_token = match (a.join_token.or(f.agent.join_token), token_file) {
+        (Some(t), _) => t,
+        (None, Some(p)) => std::fs::read_to_string(&p)
+            .with_context(|| format!("reading the join token file {}", p.display()))?
+            .trim()
+            .to_string(),
+        (None, None) => bail!("no join token: pass --join-token or --join-token-file (the file join.token in the bootstrap replica's data directory)"),
+    };
+    let energy: EnergySource = a
+        .energy
+        .or(f.agent.energy)
+        .map(|e| e.parse::<EnergySource>().map_err(|m| anyhow!(m)))
+        .transpose()?
+        .unwrap_or_default();
+    let mut labels = f.agent.labels.unwrap_or_default();
+    labels.extend(a.labels);
+    let latitude = a.latitude.or(f.agent.latitude);
+    let longitude = a.longitude.or(f.agent.longitude);
+    if latitude.is_some_and(|l| !(-90.0..=90.0).contains(&l))
+        || longitude.is_some_and(|l| !(-180.0..=180.0).contains(&l))
+    {
+        bail!("latitude must be within [-90, 90] and longitude within [-180, 180]");
+    }
+    let cfg = NodeConfig {
+        data_dir,
+        name: a.name.or(f.name).unwrap_or_else(hostname),
+        server: None,
+        agent: Some(AgentRole {
+            control,
+            join_token,
+            attributes: Attributes {
+                region: a.region.or(f.agent.region).unwrap_or_default(),
+                site: a.site.or(f.agent.site).unwrap_or_default(),
+                latitude,
+                longitude,
+                energy,
+                labels,
+                ..stratus_node::local_attributes()
+            },
+            capacity: None,
+        }),
+        cluster_name: "stratus".into(),
+    };
+    let mut running = stratus_node::start(cfg)
+        .await
+        .context("starting the agent")?;
+    println!("stratus node: node {}", running.node_id);
+    tokio::select! {
+        _ = wait_for_shutdown() => {}
+        e = running.agent_failed() => {
+            if let Some(e) = e {
+                running.shutdown().await;
+                return Err(e.into());
+            }
+        }
+    }
+    running.shutdown().await;
+    Ok(())
+}

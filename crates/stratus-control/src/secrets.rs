@@ -1,0 +1,154 @@
+//! API tokens and the cluster join secret.
+//!
+//! A token reads `stt_<id>_<secret>`: `id` (12 hex) names the record in the
+//! replicated state, `secret` (64 hex, 256 random bits) is shown once and
+//! only its SHA-256 is stored. Files holding secrets are written with mode
+//! 0600, atomically (write to a temporary file, fsync, rename).
+
+use std::io::Write;
+use std::path::Path;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use stratus_types::TokenRecord;
+
+/// Prefix of every Stratus API token.
+pub const TOKEN_PREFIX: &str = "stt_";
+
+/// A freshly minted token: the string to hand out and the record to store.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    /// The full token string (secret included). Show once.
+    pub token: String,
+    /// What goes into the replicated state.
+    pub record: TokenRecord,
+}
+
+/// Hex SHA-256 of `s`.
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Mints a token for `tenant`.
+pub fn mint_token(tenant: &str, now_ms: u64) -> NewToken {
+    let id = random_hex(6);
+    let secret = random_hex(32);
+    NewToken {
+        token: format!("{TOKEN_PREFIX}{id}_{secret}"),
+        record: TokenRecord {
+            id,
+            tenant: tenant.to_string(),
+            secret_sha256: sha256_hex(&secret),
+            created_ms: now_ms,
+        },
+    }
+}
+
+/// Splits a presented token into `(id, secret)`; `None` if malformed.
+pub fn parse_token(token: &str) -> Option<(&str, &str)> {
+    let rest = token.trim().strip_prefix(TOKEN_PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let hexish = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_hexdigit());
+    (id.len() == 12 && secret.len() == 64 && hexish(id) && hexish(secret)).then_some((id, secret))
+}
+
+/// Whether `secret` matches `record`, compared in constant time.
+pub fn token_matches(record: &TokenRecord, secret: &str) -> bool {
+    constant_time_eq(
+        sha256_hex(secret).as_bytes(),
+        record.secret_sha256.as_bytes(),
+    )
+}
+
+/// Constant-time equality of two byte strings of equal length.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A new random join secret.
+pub fn mint_join_secret() -> String {
+    format!("stj_{}", random_hex(32))
+}
+
+/// Writes `contents` to `path` with mode 0600, atomically.
+pub fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(contents.as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Reads a secret file written by [`write_secret_file`], trimmed; `None` if absent.
+pub fn read_secret_file(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_tokens_parse_and_match() {
+        let t = mint_token("acme", 1);
+        let (id, secret) = parse_token(&t.token).expect("parses");
+        assert_eq!(id, t.record.id);
+        assert!(token_matches(&t.record, secret));
+        assert!(!token_matches(&t.record, &"0".repeat(64)));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        for bad in [
+            "",
+            "stt_",
+            "stt_abc_def",
+            "Bearer x",
+            "stt_zzzzzzzzzzzz_00",
+            &format!("stt_{}_{}", "a".repeat(12), "g".repeat(64)),
+        ] {
+            assert!(parse_token(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secret_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("admin.token");
+        write_secret_file(&p, "s3cret").expect("write");
+        let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            read_secret_file(&p).expect("read").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(
+            read_secret_file(&dir.path().join("nope")).expect("read"),
+            None
+        );
+    }
+}

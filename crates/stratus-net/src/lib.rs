@@ -1,0 +1,65 @@
+//! Stratus L1: the authenticated QUIC transport between nodes.
+//!
+//! # Identity
+//!
+//! A node *is* its ed25519 key pair ([`Identity`], stored as PKCS#8 PEM in
+//! `node.key`, mode 0600). Its [`NodeId`] is the 32-byte public key. There is
+//! no certificate authority: each node presents a self-signed X.509
+//! certificate wrapping its key, and the only thing a peer looks at in that
+//! certificate is the ed25519 SubjectPublicKeyInfo. Possession of the matching
+//! private key is proven by the TLS 1.3 handshake signature (`CertificateVerify`),
+//! which the custom verifiers check; TLS 1.2 and every other key type are
+//! refused.
+//!
+//! # Transport
+//!
+//! An [`Endpoint`] is one QUIC socket (quinn) that both dials and accepts.
+//! Authentication is mutual: the server requires a client certificate, so
+//! both ends of every [`Connection`] know the other's verified
+//! [`Connection::remote_id`]. The dialer may pin the identity it expects
+//! ([`Endpoint::connect`] with `Some(id)`); the handshake then fails with
+//! [`NetError::WrongPeer`] if anyone else answers. ALPN is
+//! [`stratus_proto::ALPN`]. Keep-alives every second and a 5 second idle
+//! timeout make a vanished peer visible quickly. TLS session resumption and
+//! 0-RTT are disabled so that every connection is a full, freshly verified
+//! handshake.
+//!
+//! # Calls
+//!
+//! Each request/response exchange uses its own bidirectional QUIC stream
+//! ([`Connection::call`] on the dialing side, [`Connection::accept_call`] or
+//! [`serve_connection`] on the serving side), so calls never block each
+//! other. Both messages are sent as one frame:
+//!
+//! ```text
+//! +----------------------+-----------+--------------------+
+//! | length: u32 BE       | version:1 | bincode payload    |
+//! +----------------------+-----------+--------------------+
+//! ```
+//!
+//! `length` counts the bytes after it (the version byte plus the payload) and
+//! may not exceed [`MAX_FRAME_LEN`] (64 MiB). `version` is
+//! [`stratus_proto::PROTOCOL_VERSION`]; frames carrying any other version are
+//! refused with [`NetError::BadVersion`].
+//!
+//! # Pooling
+//!
+//! [`Pool`] keeps one live connection per (address, expected id) and redials
+//! when the cached one has closed or failed at the transport level.
+
+mod endpoint;
+mod error;
+mod frame;
+mod identity;
+mod pool;
+mod tls;
+
+#[cfg(test)]
+mod tests;
+
+pub use endpoint::{serve_connection, Connection, Endpoint, IncomingCall};
+pub use error::NetError;
+pub use frame::MAX_FRAME_LEN;
+pub use identity::Identity;
+pub use pool::Pool;
+pub use stratus_types::NodeId;

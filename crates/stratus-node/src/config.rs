@@ -1,0 +1,192 @@
+//! The versioned TOML configuration file.
+//!
+//! Every field is optional: the binary merges, in order of precedence,
+//! command-line flags, `STRATUS_*` environment variables, this file, and
+//! built-in defaults.
+//!
+//! ```toml
+//! version = 1
+//! data_dir = "/var/lib/stratus"
+//! name = "factory-7"
+//!
+//! [server]
+//! listen = "0.0.0.0:7400"          # QUIC, node-to-node
+//! advertise = "10.1.2.3:7400"      # what other replicas dial
+//! api = "127.0.0.1:7420"           # HTTP API
+//! bootstrap = true                 # start a new cluster if this replica is empty
+//! heartbeat_interval_ms = 2000
+//! node_lost_after_ms = 10000
+//!
+//! [agent]
+//! control = ["10.1.2.3:7400"]
+//! join_token_file = "/etc/stratus/join.token"
+//! region = "eu-west"
+//! site = "paris-1"
+//! latitude = 48.85
+//! longitude = 2.35
+//! energy = "solar"
+//! labels = { gpu = "none" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Highest configuration format version this build understands.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Contents of a configuration file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Format version; must be 1.
+    pub version: u32,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Node name.
+    pub name: Option<String>,
+    /// Control-replica settings.
+    #[serde(default)]
+    pub server: ServerSection,
+    /// Agent settings.
+    #[serde(default)]
+    pub agent: AgentSection,
+}
+
+/// `[server]` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// QUIC listen address.
+    pub listen: Option<String>,
+    /// Address other replicas dial.
+    pub advertise: Option<String>,
+    /// HTTP API listen address.
+    pub api: Option<String>,
+    /// Start a new cluster if empty.
+    pub bootstrap: Option<bool>,
+    /// Agents' heartbeat interval.
+    pub heartbeat_interval_ms: Option<u64>,
+    /// Silence after which a node is lost.
+    pub node_lost_after_ms: Option<u64>,
+}
+
+/// `[agent]` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Control replicas to dial.
+    pub control: Option<Vec<String>>,
+    /// Join secret.
+    pub join_token: Option<String>,
+    /// File holding the join secret.
+    pub join_token_file: Option<PathBuf>,
+    /// Region.
+    pub region: Option<String>,
+    /// Site.
+    pub site: Option<String>,
+    /// Latitude.
+    pub latitude: Option<f64>,
+    /// Longitude.
+    pub longitude: Option<f64>,
+    /// Energy source.
+    pub energy: Option<String>,
+    /// Labels.
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// Why a configuration file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not valid TOML for this schema.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// File.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// Unknown version.
+    #[error("config file {path}: version {found} is not supported (this build reads version {CONFIG_VERSION}); add `version = 1`")]
+    Version {
+        /// File.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+    },
+}
+
+impl FileConfig {
+    /// Parses configuration text (`path` is only used in messages).
+    pub fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+        let cfg: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if cfg.version != CONFIG_VERSION {
+            return Err(ConfigError::Version {
+                path: path.to_path_buf(),
+                found: cfg.version,
+            });
+        }
+        Ok(cfg)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_in_docs_parses() {
+        let text = r#"
+version = 1
+data_dir = "/var/lib/stratus"
+[server]
+listen = "0.0.0.0:7400"
+node_lost_after_ms = 10000
+[agent]
+control = ["10.1.2.3:7400"]
+energy = "solar"
+labels = { gpu = "none" }
+"#;
+        let c = FileConfig::parse(text, Path::new("x.toml")).expect("parses");
+        assert_eq!(c.server.node_lost_after_ms, Some(10000));
+        assert_eq!(c.agent.labels.expect("labels")["gpu"], "none");
+    }
+
+    #[test]
+    fn errors_point_at_the_problem() {
+        let e = FileConfig::parse("version = 1\n[server]\nlisten = 5\n", Path::new("c.toml"))
+            .expect_err("bad type");
+        let msg = e.to_string();
+        assert!(msg.contains("c.toml") && msg.contains("listen"), "{msg}");
+        let e = FileConfig::parse("version = 1\nbogus = 1\n", Path::new("c.toml"))
+            .expect_err("unknown field");
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = FileConfig::parse("version = 2\n", Path::new("c.toml")).expect_err("version");
+        assert!(matches!(e, ConfigError::Version { found: 2, .. }));
+        assert!(
+            FileConfig::parse("", Path::new("c.toml")).is_err(),
+            "version is required"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! `stratus dev`: a whole local cloud in one process, all data in one folder.
+//!
+//! Layout of the folder:
+//! ```text
+//! DATA/replica-0/        control replica 0 (bootstraps the cluster)
+//! DATA/replica-1/ ...    further replicas, added to the membership on first start
+//! DATA/node-0/ ...       agents (each its own identity)
+//! DATA/api.url           address of replica 0's API
+//! DATA/admin.token       copy of the admin token (0600)
+//! ```
+//! Replicas listen on fixed loopback ports (`base_port + i` for QUIC,
+//! `api_port + i` for HTTP) because the Raft membership records addresses,
+//! which must stay the same across restarts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use stratus_control::secrets;
+use stratus_proto::{MembershipChange, Peer};
+use stratus_types::{Attributes, EnergySource};
+
+use crate::{AgentRole, NodeConfig, NodeError, Running, ServerRole};
+
+/// Settings of the local cloud.
+#[derive(Clone, Debug)]
+pub struct DevConfig {
+    /// Folder holding everything.
+    pub data_dir: PathBuf,
+    /// Number of control replicas (1, 3 or 5).
+    pub replicas: usize,
+    /// Number of agents.
+    pub nodes: usize,
+    /// QUIC port of replica 0; replica i uses `base_port + i`.
+    pub base_port: u16,
+    /// API port of replica 0; replica i uses `api_port + i`.
+    pub api_port: u16,
+    /// Agents' heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a node is lost.
+    pub node_lost_after: Duration,
+}
+
+/// A running local cloud.
+pub struct DevCloud {
+    /// Control replicas, replica 0 first.
+    pub replicas: Vec<Running>,
+    /// Agents.
+    pub agents: Vec<Running>,
+    /// URL of replica 0's API.
+    pub api_url: String,
+    /// File holding the admin token.
+    pub admin_token_file: PathBuf,
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
+    let context = context.into();
+    move |source| NodeError::Io { context, source }
+}
+
+/// Waits until `path` exists and returns its contents.
+async fn wait_for_secret(path: &Path, timeout: Duration) -> Result<String, NodeError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) =
+            secrets::read_secret_file(path).map_err(io(format!("reading {}", path.display())))?
+        {
+            return Ok(s);
+        }
+        if Instant::now() >= deadline {
+            return Err(NodeError::Config(format!(
+                "the control plane did not bootstrap within {timeout:?} ({} missing)",
+                path.display()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts (or restarts) the local cloud.
+pub async fn start(cfg: DevConfig) -> Result<DevCloud, NodeError> {
+    if cfg.replicas == 0 {
+        return Err(NodeError::Config("--replicas must be at least 1".into()));
+    }
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let port = |base: u16, i: usize| -> Result<u16, NodeError> {
+        u16::try_from(i)
+            .ok()
+            .and_then(|i| base.checked_add(i))
+            .ok_or_else(|| NodeError::Config(format!("port {base}+{i} is out of range")))
+    };
+    let mut replicas = Vec::new();
+    for i in 0..cfg.replicas {
+        let r = crate::start(NodeConfig {
+            data_dir: cfg.data_dir.join(format!("replica-{i}")),
+            name: format!("replica-{i}"),
+            server: Some(ServerRole {
+                listen: loopback(port(cfg.base_port, i)?),
+                advertise: None,
+                api: loopback(port(cfg.api_port, i)?),
+                bootstrap: i == 0,
+                heartbeat_interval: cfg.heartbeat_interval,
+                node_lost_after: cfg.node_lost_after,
+            }),
+            agent: None,
+            cluster_name: "dev".into(),
+        })
+        .await?;
+        replicas.push(r);
+    }
+    let first = replicas[0]
+        .control
+        .clone()
+        .ok_or_else(|| NodeError::Config("replica without control role".into()))?;
+    let join_token = wait_for_secret(&first.join_token_path(), Duration::from_secs(60)).await?;
+    let admin = wait_for_secret(&first.admin_token_path(), Duration::from_secs(60)).await?;
+
+    // Replicas not yet in the membership join it (first start only).
+    for r in replicas.iter().skip(1) {
+        let members: Vec<_> = first.peers().into_iter().map(|p| p.id).collect();
+        if !members.contains(&r.node_id) {
+            tracing::info!(replica = %r.node_id.short(), "adding replica to the control plane");
+            first
+                .change_membership(MembershipChange::Add(Peer {
+                    id: r.node_id,
+                    addr: r.quic_addr.to_string(),
+                }))
+                .await?;
+        }
+    }
+
+    let control: Vec<String> = replicas.iter().map(|r| r.quic_addr.to_string()).collect();
+    let mut agents = Vec::new();
+    for j in 0..cfg.nodes {
+        let a = crate::start(NodeConfig {
+            data_dir: cfg.data_dir.join(format!("node-{j}")),
+            name: format!("dev-node-{j}"),
+            server: None,
+            agent: Some(AgentRole {
+                control: control.clone(),
+                join_token: join_token.clone(),
+                attributes: Attributes {
+                    region: "local".into(),
+                    site: format!("site-{}", j % 3),
+                    energy: EnergySource::Grid,
+                    labels: [("dev".to_string(), "true".to_string())]
+                        .into_iter()
+                        .collect(),
+                    ..crate::local_attributes()
+                },
+                capacity: None,
+            }),
+            cluster_name: "dev".into(),
+        })
+        .await?;
+        agents.push(a);
+    }
+
+    let api = replicas[0]
+        .api_addr
+        .ok_or_else(|| NodeError::Config("replica without API".into()))?;
+    let api_url = format!("http://{api}");
+    let admin_token_file = cfg.data_dir.join("admin.token");
+    secrets::write_secret_file(&admin_token_file, &admin).map_err(io("writing admin.token"))?;
+    secrets::write_secret_file(&cfg.data_dir.join("api.url"), &api_url)
+        .map_err(io("writing api.url"))?;
+    Ok(DevCloud {
+        replicas,
+        agents,
+        api_url,
+        admin_token_file,
+    })
+}
+
+impl DevCloud {
+    /// Stops agents, then replicas.
+    pub async fn shutdown(self) {
+        for a in self.agents {
+            a.shutdown().await;
+        }
+        for r in self.replicas.into_iter().rev() {
+            r.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Stratus L5: a node process — the only place where roles and backends are
+//! chosen.
+//!
+//! [`start`] brings up, in order: the node identity (its ed25519 key), the
+//! QUIC endpoint, the control replica (if the `control` role is on), the HTTP
+//! API (with the control role), and the agent (if the `agent` role is on).
+//! [`Running::shutdown`] stops them in reverse order: the API stops accepting
+//! requests, the agent stops heartbeating, the control replica stops Raft, and
+//! the endpoint closes its connections. [`dev`] runs a whole local cloud
+//! (replicas and agents) in one process.
+
+pub mod config;
+pub mod dev;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use stratus_agent::sysinfo::hostname;
+use stratus_agent::{Agent, AgentConfig, AgentState};
+use stratus_control::{Control, ControlConfig};
+use stratus_net::{Endpoint, Identity};
+use stratus_types::{Attributes, Capacity, NodeId};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Default QUIC port of control replicas.
+pub const DEFAULT_QUIC_PORT: u16 = 7400;
+/// Default HTTP API port.
+pub const DEFAULT_API_PORT: u16 = 7420;
+
+/// Settings of a control replica (with its API).
+#[derive(Clone, Debug)]
+pub struct ServerRole {
+    /// QUIC listen address.
+    pub listen: SocketAddr,
+    /// Address other replicas dial (defaults to `listen`).
+    pub advertise: Option<String>,
+    /// HTTP API listen address.
+    pub api: SocketAddr,
+    /// Start a new cluster if this replica is empty.
+    pub bootstrap: bool,
+    /// Agents' heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a node is lost.
+    pub node_lost_after: Duration,
+}
+
+/// Settings of the agent role.
+#[derive(Clone, Debug)]
+pub struct AgentRole {
+    /// Control replicas to dial.
+    pub control: Vec<String>,
+    /// Join secret.
+    pub join_token: String,
+    /// Attributes to report.
+    pub attributes: Attributes,
+    /// Capacity to report instead of measuring it.
+    pub capacity: Option<Capacity>,
+}
+
+/// Everything a node needs to start; each role is on when its section is set.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Data directory (identity, Raft data, secrets).
+    pub data_dir: PathBuf,
+    /// Name shown to operators.
+    pub name: String,
+    /// Control + API role.
+    pub server: Option<ServerRole>,
+    /// Agent role.
+    pub agent: Option<AgentRole>,
+    /// Cluster name.
+    pub cluster_name: String,
+}
+
+/// Errors starting a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Configuration is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// Identity or transport.
+    #[error(transparent)]
+    Net(#[from] stratus_net::NetError),
+    /// Control replica.
+    #[error(transparent)]
+    Control(#[from] stratus_control::ControlError),
+    /// Agent.
+    #[error(transparent)]
+    Agent(#[from] stratus_agent::AgentError),
+    /// IO.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// A started node.
+pub struct Running {
+    /// Its identity.
+    pub node_id: NodeId,
+    /// Where its QUIC endpoint listens.
+    pub quic_addr: SocketAddr,
+    /// Where its API listens (control role only).
+    pub api_addr: Option<SocketAddr>,
+    /// The control replica (control role only).
+    pub control: Option<Control>,
+    agent: Option<Agent>,
+    endpoint: Endpoint,
+    api_cancel: CancellationToken,
+    api_task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    /// The agent's state, if this node runs one.
+    pub fn agent_state(&self) -> Option<watch::Receiver<AgentState>> {
+        self.agent.as_ref().map(|a| a.state())
+    }
+
+    /// Ordered shutdown: API, agent, control replica, endpoint.
+    pub async fn shutdown(mut self) {
+        self.api_cancel.cancel();
+        if let Some(t) = self.api_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(a) = self.agent.take() {
+            if let Err(e) = a.stop().await {
+                tracing::warn!(error = %e, "agent stopped with an error");
+            }
+        }
+        if let Some(c) = self.control.take() {
+            c.shutdown().await;
+        }
+        self.endpoint.close().await;
+        tracing::info!(node = %self.node_id.short(), "stopped");
+    }
+
+    /// Waits until the agent ends on its own (a fatal refusal such as a wrong
+    /// join token). Never returns for nodes without an agent.
+    pub async fn agent_failed(&mut self) -> Option<stratus_agent::AgentError> {
+        match self.agent.as_mut() {
+            Some(a) => a.join().await.err(),
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Starts the node's roles.
+pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
+    if cfg.server.is_none() && cfg.agent.is_none() {
+        return Err(NodeError::Config(
+            "no role enabled: a node needs the server role, the agent role, or both".into(),
+        ));
+    }
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::Io {
+        context: format!("creating data directory {}", cfg.data_dir.display()),
+        source,
+    })?;
+    let identity = Identity::load_or_create(&cfg.data_dir)?;
+    // Agents only dial out: any local port will do.
+    let listen = match &cfg.server {
+        Some(s) => s.listen,
+        None => SocketAddr::from(([0, 0, 0, 0], 0)),
+    };
+    let endpoint = Endpoint::bind(&identity, listen).await?;
+    let quic_addr = endpoint.local_addr()?;
+    let node_id = endpoint.node_id();
+    tracing::info!(node = %node_id, quic = %quic_addr, "node identity loaded");
+
+    let mut control = None;
+    let mut api_addr = None;
+    let mut api_task = None;
+    let api_cancel = CancellationToken::new();
+    if let Some(s) = &cfg.server {
+        let advertise = s.advertise.clone().unwrap_or_else(|| quic_addr.to_string());
+        let c = Control::start(
+            ControlConfig {
+                data_dir: cfg.data_dir.join("control"),
+                cluster_name: cfg.cluster_name.clone(),
+                advertise_addr: advertise,
+                bootstrap: s.bootstrap,
+                heartbeat_interval: s.heartbeat_interval,
+                node_lost_after: s.node_lost_after,
+            },
+            endpoint.clone(),
+        )
+        .await?;
+        let listener = tokio::net::TcpListener::bind(s.api)
+            .await
+            .map_err(|source| NodeError::Io {
+                context: format!("binding the API on {}", s.api),
+                source,
+            })?;
+        api_addr = Some(listener.local_addr().map_err(|source| NodeError::Io {
+            context: "reading the API address".into(),
+            source,
+        })?);
+        let cancel = api_cancel.clone();
+        api_task = Some(tokio::spawn(stratus_api::serve(
+            listener,
+            c.clone(),
+            async move { cancel.cancelled().await },
+        )));
+        control = Some(c);
+    }
+
+    let agent = match &cfg.agent {
+        Some(a) => Some(Agent::start(
+            AgentConfig {
+                data_dir: cfg.data_dir.clone(),
+                name: cfg.name.clone(),
+                control: a.control.clone(),
+                join_token: a.join_token.clone(),
+                attributes: a.attributes.clone(),
+                capacity: a.capacity.clone(),
+            },
+            endpoint.clone(),
+        )?),
+        None => None,
+    };
+
+    Ok(Running {
+        node_id,
+        quic_addr,
+        api_addr,
+        control,
+        agent,
+        endpoint,
+        api_cancel,
+        api_task,
+    })
+}
+
+/// Default attributes of this machine (architecture and OS).
+pub fn local_attributes() -> Attributes {
+    Attributes {
+        arch: std::env::consts::ARCH.to_string(),
+        os: std::env::consts::OS.to_string(),
+        ..Attributes::default()
+    }
+}

@@ -1,0 +1,332 @@
+//! openraft's network over the authenticated QUIC transport of `stratus-net`.
+//!
+//! Each Raft RPC is one [`stratus_proto::Request`] sent with
+//! [`stratus_net::Pool::call`], which checks that the peer at the other end is
+//! the expected node (its id is its public key). The peer's answer is mapped
+//! back to openraft's error model:
+//!
+//! - the remote Raft refused (`Err` inside the response) →
+//!   [`RPCError::RemoteError`];
+//! - the peer could not be reached (connection failed or closed, address not
+//!   resolvable) → [`RPCError::Unreachable`], so openraft backs off before
+//!   retrying;
+//! - anything else (timeout, protocol error, an error answer from the peer's
+//!   request handler, an unexpected answer) → [`RPCError::Network`].
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
+use openraft::network::RPCOption;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
+use stratus_net::{NetError, Pool};
+use stratus_proto::{Request, Response};
+use stratus_state::TypeConfig;
+use stratus_types::{ErrorCode, NodeId};
+
+/// Timeout used when openraft gives none (it always does in practice).
+pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a background dial (see [`NetworkConnection`]) may take.
+pub const BACKGROUND_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a Raft RPC failed on this side or was answered with something other
+/// than a Raft response. Carried inside openraft's `Unreachable` or
+/// `NetworkError`.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The peer's address could not be resolved.
+    #[error("cannot resolve the address {addr:?} of raft peer {target}: {source}")]
+    Resolve {
+        /// Peer.
+        target: NodeId,
+        /// Address as configured in the membership.
+        addr: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The peer's address resolved to no socket address.
+    #[error("the address {addr:?} of raft peer {target} resolves to nothing")]
+    NoAddress {
+        /// Peer.
+        target: NodeId,
+        /// Address as configured in the membership.
+        addr: String,
+    },
+    /// The peer answered with an error instead of a Raft response (for
+    /// example because it does not consider this node a cluster member).
+    #[error("raft peer {target} refused the {rpc} request ({code:?}): {message}")]
+    Refused {
+        /// Peer.
+        target: NodeId,
+        /// RPC.
+        rpc: &'static str,
+        /// Stable code.
+        code: ErrorCode,
+        /// The peer's explanation.
+        message: String,
+    },
+    /// The peer answered with a response of another kind.
+    #[error("raft peer {target} answered the {rpc} request with an unexpected {got} response")]
+    Unexpected {
+        /// Peer.
+        target: NodeId,
+        /// RPC.
+        rpc: &'static str,
+        /// Kind of response received.
+        got: &'static str,
+    },
+}
+
+/// Creates [`NetworkConnection`]s to Raft peers; handed to [`crate::Raft::new`].
+#[derive(Clone)]
+pub struct Network {
+    pool: Pool,
+}
+
+impl Network {
+    /// A Raft network sending over `pool`.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// The connection pool used.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = NetworkConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        NetworkConnection {
+            pool: self.pool.clone(),
+            target,
+            addr: node.addr.clone(),
+            dialing: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Sends Raft RPCs to one peer. Connections are made lazily (and shared) by
+/// the pool.
+///
+/// openraft bounds an AppendEntries call by the heartbeat interval, which
+/// must also cover dialing when there is no live connection. A QUIC handshake
+/// to a far peer may not fit: when a call times out, the connection is
+/// therefore established in the background (bounded by
+/// [`BACKGROUND_DIAL_TIMEOUT`], one dial at a time) so that later calls find
+/// it ready.
+#[derive(Clone)]
+pub struct NetworkConnection {
+    pool: Pool,
+    target: NodeId,
+    addr: String,
+    dialing: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for NetworkConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkConnection")
+            .field("target", &self.target)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
+fn response_kind(resp: &Response) -> &'static str {
+    match resp {
+        Response::AppendEntries(_) => "AppendEntries",
+        Response::Vote(_) => "Vote",
+        Response::InstallSnapshot(_) => "InstallSnapshot",
+        Response::Forwarded { .. } => "Forwarded",
+        Response::Welcome { .. } => "Welcome",
+        Response::Peers { .. } => "Peers",
+        Response::Ok => "Ok",
+        Response::Error { .. } => "Error",
+        #[allow(unreachable_patterns)]
+        _ => "unknown",
+    }
+}
+
+impl NetworkConnection {
+    /// The peer this connection talks to.
+    pub fn target(&self) -> NodeId {
+        self.target
+    }
+
+    async fn resolve(&self) -> Result<SocketAddr, RpcError> {
+        if let Ok(addr) = self.addr.parse::<SocketAddr>() {
+            return Ok(addr);
+        }
+        let mut addrs = tokio::net::lookup_host(self.addr.as_str())
+            .await
+            .map_err(|source| RpcError::Resolve {
+                target: self.target,
+                addr: self.addr.clone(),
+                source,
+            })?;
+        addrs.next().ok_or_else(|| RpcError::NoAddress {
+            target: self.target,
+            addr: self.addr.clone(),
+        })
+    }
+
+    /// Sends `req` and returns the peer's answer, or the transport failure
+    /// mapped to openraft's error. `entries` is the number of log entries in
+    /// an AppendEntries request: if its frame is too large, openraft is
+    /// asked to send fewer.
+    async fn send<E: std::error::Error>(
+        &self,
+        rpc: &'static str,
+        req: Request,
+        entries: usize,
+        option: &RPCOption,
+    ) -> RpcResult<Response, E> {
+        let addr = self
+            .resolve()
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let timeout = match option.hard_ttl() {
+            ttl if ttl.is_zero() => DEFAULT_RPC_TIMEOUT,
+            ttl => ttl,
+        };
+        match self
+            .pool
+            .call::<Request, Response>(addr, Some(self.target), &req, timeout)
+            .await
+        {
+            Ok(Response::Error { code, message }) => {
+                Err(RPCError::Network(NetworkError::new(&RpcError::Refused {
+                    target: self.target,
+                    rpc,
+                    code,
+                    message,
+                })))
+            }
+            Ok(resp) => Ok(resp),
+            Err(e @ NetError::FrameTooLarge { .. }) if entries > 1 => {
+                let hint = (entries / 2) as u64;
+                tracing::debug!(target_node = %self.target.short(), error = %e, hint, "raft payload too large, splitting");
+                Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(hint).with_source_error(&e),
+                ))
+            }
+            Err(e @ NetError::Timeout(_)) => {
+                tracing::debug!(target_node = %self.target.short(), addr = %addr, error = %e, "raft rpc timed out");
+                self.dial_in_background(addr);
+                Err(RPCError::Network(NetworkError::new(&e)))
+            }
+            Err(e) if e.is_transport() => {
+                tracing::debug!(target_node = %self.target.short(), addr = %addr, error = %e, "raft peer unreachable");
+                Err(RPCError::Unreachable(Unreachable::new(&e)))
+            }
+            Err(e) => {
+                tracing::debug!(target_node = %self.target.short(), addr = %addr, error = %e, "raft rpc failed");
+                Err(RPCError::Network(NetworkError::new(&e)))
+            }
+        }
+    }
+
+    /// Establishes (and caches in the pool) the connection to the peer
+    /// without the deadline of a single RPC.
+    fn dial_in_background(&self, addr: SocketAddr) {
+        if self.dialing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.pool.clone();
+        let target = self.target;
+        let dialing = self.dialing.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(BACKGROUND_DIAL_TIMEOUT, pool.get(addr, Some(target))).await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(target_node = %target.short(), %addr, error = %e, "background dial failed");
+                }
+                Err(_) => {
+                    tracing::debug!(target_node = %target.short(), %addr, "background dial timed out");
+                }
+            }
+            dialing.store(false, Ordering::Release);
+        });
+    }
+
+    fn unexpected<E: std::error::Error>(
+        &self,
+        rpc: &'static str,
+        resp: &Response,
+    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+        RPCError::Network(NetworkError::new(&RpcError::Unexpected {
+            target: self.target,
+            rpc,
+            got: response_kind(resp),
+        }))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for NetworkConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        const RPC: &str = "AppendEntries";
+        let entries = rpc.entries.len();
+        match self
+            .send(RPC, Request::AppendEntries(rpc), entries, &option)
+            .await?
+        {
+            Response::AppendEntries(Ok(resp)) => Ok(resp),
+            Response::AppendEntries(Err(e)) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(RPC, &other)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        const RPC: &str = "InstallSnapshot";
+        match self
+            .send(RPC, Request::InstallSnapshot(rpc), 0, &option)
+            .await?
+        {
+            Response::InstallSnapshot(Ok(resp)) => Ok(resp),
+            Response::InstallSnapshot(Err(e)) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            other => Err(self.unexpected(RPC, &other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        const RPC: &str = "Vote";
+        match self.send(RPC, Request::Vote(rpc), 0, &option).await? {
+            Response::Vote(Ok(resp)) => Ok(resp),
+            Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
+            other => Err(self.unexpected(RPC, &other)),
+        }
+    }
+}

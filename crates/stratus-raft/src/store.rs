@@ -1,0 +1,882 @@
+//! Durable openraft storage on [redb](https://docs.rs/redb).
+//!
+//! One database file, `raft.redb`, holds three tables:
+//!
+//! - `logs`: log index → log entry;
+//! - `meta`: the vote, the committed log id and the last purged log id;
+//! - `snapshot`: the current snapshot (its metadata and its data).
+//!
+//! Every value starts with a little-endian `u16`
+//! [`FORMAT_VERSION`](stratus_types::FORMAT_VERSION) followed by the bincode
+//! encoding; values of another version are refused rather than misread.
+//!
+//! Every append, vote, truncation, purge and snapshot is one redb write
+//! transaction committed with `Durability::Immediate` (fsync) before openraft
+//! is told it is done. Only the committed log id, which openraft treats as an
+//! optimisation, is written without its own fsync: it becomes durable with the
+//! next durable transaction, and losing it only means re-applying from the
+//! snapshot on restart.
+//!
+//! The state machine ([`State`]) lives in memory. It is made durable by
+//! snapshots: on open the last snapshot is loaded and openraft re-applies the
+//! committed log after it. [`StateReader`] gives other components cheap,
+//! consistent read access to it.
+//!
+//! Blocking database work runs on tokio's blocking thread pool
+//! (`spawn_blocking`), so the stores work on any tokio runtime flavour.
+
+use std::fmt;
+use std::io::{self, Cursor};
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::{
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend, RaftLogReader,
+    RaftSnapshotBuilder, RaftTypeConfig, Snapshot, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership, Vote,
+};
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use stratus_state::{Command, CommandResult, State, TypeConfig};
+use stratus_types::FORMAT_VERSION;
+use tokio::sync::watch;
+
+/// Name of the database file inside the Raft directory.
+pub const DB_FILE: &str = "raft.redb";
+
+const LOGS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("logs");
+const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
+const SNAPSHOT: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("snapshot");
+
+const KEY_VOTE: &str = "vote";
+const KEY_COMMITTED: &str = "committed";
+const KEY_PURGED: &str = "last_purged";
+const KEY_SNAPSHOT_META: &str = "meta";
+const KEY_SNAPSHOT_DATA: &str = "data";
+
+/// The openraft type configurations these stores work with: the Stratus
+/// command and result types, openraft's own entry type and in-memory
+/// snapshot data. [`TypeConfig`] is the one used in production; the stores are
+/// generic only so that openraft's conformance suite (which needs integer
+/// node ids) can run against them.
+pub trait StoreConfig:
+    RaftTypeConfig<D = Command, R = CommandResult, Entry = Entry<Self>, SnapshotData = Cursor<Vec<u8>>>
+{
+}
+
+impl<C> StoreConfig for C where
+    C: RaftTypeConfig<
+        D = Command,
+        R = CommandResult,
+        Entry = Entry<C>,
+        SnapshotData = Cursor<Vec<u8>>,
+    >
+{
+}
+
+type NodeIdOf<C> = <C as RaftTypeConfig>::NodeId;
+type NodeOf<C> = <C as RaftTypeConfig>::Node;
+type StErr<C> = StorageError<NodeIdOf<C>>;
+type Membership<C> = StoredMembership<NodeIdOf<C>, NodeOf<C>>;
+type Meta<C> = SnapshotMeta<NodeIdOf<C>, NodeOf<C>>;
+/// A persisted snapshot: metadata and data.
+type Persisted<C> = (Meta<C>, Vec<u8>);
+
+/// Why the Raft store could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The Raft directory could not be created.
+    #[error("cannot create the raft directory {path}: {source}")]
+    CreateDir {
+        /// Directory.
+        path: PathBuf,
+        /// Cause.
+        source: io::Error,
+    },
+    /// The database file is held by another Stratus process (or by a Raft
+    /// instance of this process that was not shut down).
+    #[error(
+        "the raft database {path} is already in use; is another Stratus node running with \
+         this data directory?"
+    )]
+    InUse {
+        /// Database file.
+        path: PathBuf,
+    },
+    /// The database file could not be opened (corrupted, unreadable...).
+    #[error("cannot open the raft database {path}: {source}")]
+    Open {
+        /// Database file.
+        path: PathBuf,
+        /// Cause.
+        source: Box<redb::DatabaseError>,
+    },
+    /// A database operation failed.
+    #[error("raft database error: {0}")]
+    Db(Box<redb::Error>),
+    /// A value could not be encoded.
+    #[error("cannot encode the {what}: {source}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// Cause.
+        source: bincode::Error,
+    },
+    /// A stored value could not be decoded.
+    #[error("cannot decode the stored {what}: {source}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// Cause.
+        source: bincode::Error,
+    },
+    /// A stored value is too short to carry a format version.
+    #[error("the stored {what} is truncated ({len} bytes)")]
+    Truncated {
+        /// What was being decoded.
+        what: &'static str,
+        /// Its length.
+        len: usize,
+    },
+    /// A stored value was written by a version of Stratus with another format.
+    #[error(
+        "the stored {what} has format version {found} but this build of Stratus reads only \
+         version {expected}; run a Stratus release that matches the data directory"
+    )]
+    UnsupportedVersion {
+        /// What was being decoded.
+        what: &'static str,
+        /// Version found.
+        found: u16,
+        /// Version this build understands.
+        expected: u16,
+    },
+    /// A blocking storage task panicked or was cancelled.
+    #[error("raft storage task failed: {0}")]
+    Task(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(Box::new(e.into()))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Converts a [`StoreError`] into openraft's storage error.
+fn sto_err<NID: openraft::NodeId>(
+    subject: ErrorSubject<NID>,
+    verb: ErrorVerb,
+) -> impl FnOnce(StoreError) -> StorageError<NID> {
+    move |e| StorageIOError::new(subject, verb, &e).into()
+}
+
+/// Encodes `value` as `FORMAT_VERSION` (u16, little endian) followed by bincode.
+fn encode<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut buf = FORMAT_VERSION.to_le_bytes().to_vec();
+    bincode::serialize_into(&mut buf, value)
+        .map_err(|source| StoreError::Encode { what, source })?;
+    Ok(buf)
+}
+
+/// Decodes what [`encode`] produced, refusing other format versions.
+fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    let Some((version, rest)) = bytes.split_first_chunk::<2>() else {
+        return Err(StoreError::Truncated {
+            what,
+            len: bytes.len(),
+        });
+    };
+    let found = u16::from_le_bytes(*version);
+    if found != FORMAT_VERSION {
+        return Err(StoreError::UnsupportedVersion {
+            what,
+            found,
+            expected: FORMAT_VERSION,
+        });
+    }
+    bincode::deserialize(rest).map_err(|source| StoreError::Decode { what, source })
+}
+
+/// Runs blocking database work on tokio's blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    // The data is only replaced wholesale or mutated by `State::apply`, which
+    // does not panic; a poisoned lock still holds usable data.
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads and decodes one `meta` value.
+fn read_meta<T: DeserializeOwned>(
+    db: &Database,
+    key: &'static str,
+) -> Result<Option<T>, StoreError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(META)?;
+    let value = table.get(key)?;
+    value.map(|v| decode(key, v.value())).transpose()
+}
+
+/// Writes one `meta` value in its own transaction.
+fn write_meta<T: Serialize>(
+    db: &Database,
+    key: &'static str,
+    value: &T,
+    durability: Durability,
+) -> Result<(), StoreError> {
+    let bytes = encode(key, value)?;
+    let mut txn = db.begin_write()?;
+    txn.set_durability(durability);
+    {
+        let mut table = txn.open_table(META)?;
+        table.insert(key, bytes.as_slice())?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Opens (creating if needed) `dir/raft.redb` and returns the Raft log store
+/// and the state machine store, which share the database.
+///
+/// The state machine is restored from the last persisted snapshot, if any;
+/// openraft then re-applies the committed log entries that follow it.
+pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StoreError> {
+    open_generic::<TypeConfig>(dir).await
+}
+
+/// How long [`open`] waits for a database still held by a Raft instance of
+/// this process that is shutting down.
+const OPEN_RETRY_FOR: Duration = Duration::from_secs(5);
+
+/// Opens the database file, creating the directory if needed.
+///
+/// redb allows one open handle per file. After `Raft::shutdown` openraft
+/// drops the stores asynchronously, so an in-process restart may briefly
+/// find the file still open: that is retried for [`OPEN_RETRY_FOR`].
+async fn open_db(dir: &Path) -> Result<Database, StoreError> {
+    let started = Instant::now();
+    loop {
+        let dir_buf = dir.to_path_buf();
+        let result = blocking(move || {
+            let dir = dir_buf;
+            std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
+            let path = dir.join(DB_FILE);
+            Database::create(&path).map_err(|source| match source {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path },
+                source => StoreError::Open {
+                    path,
+                    source: Box::new(source),
+                },
+            })
+        })
+        .await;
+        match result {
+            Err(StoreError::InUse { .. }) if started.elapsed() < OPEN_RETRY_FOR => {
+                tracing::debug!(dir = %dir.display(), "raft database still open, retrying");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// [`open`] for any [`StoreConfig`]. Production code uses [`open`].
+pub async fn open_generic<C: StoreConfig>(
+    dir: &Path,
+) -> Result<(LogStore<C>, StateMachineStore<C>), StoreError> {
+    let db = open_db(dir).await?;
+    let (db, loaded) = blocking(move || {
+        let txn = db.begin_write()?;
+        txn.open_table(LOGS)?;
+        txn.open_table(META)?;
+        txn.open_table(SNAPSHOT)?;
+        txn.commit()?;
+        let loaded = read_snapshot::<C>(&db)?;
+        Ok((db, loaded))
+    })
+    .await?;
+
+    let db = Arc::new(db);
+    let data = match loaded {
+        Some((meta, data)) => {
+            let (_, _, state): (Option<LogId<NodeIdOf<C>>>, Membership<C>, State) =
+                decode("snapshot", &data)?;
+            tracing::info!(
+                last_log_id = ?meta.last_log_id,
+                snapshot_id = %meta.snapshot_id,
+                "restored the state machine from the persisted snapshot"
+            );
+            SmData {
+                state,
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership,
+            }
+        }
+        None => SmData::default(),
+    };
+    let (applied_tx, _) = watch::channel(data.last_applied_index());
+    let log = LogStore {
+        db: db.clone(),
+        _config: PhantomData,
+    };
+    let sm = StateMachineStore {
+        db,
+        data: Arc::new(RwLock::new(data)),
+        applied_tx: Arc::new(applied_tx),
+    };
+    Ok((log, sm))
+}
+
+// ---------------------------------------------------------------------------
+// Log store
+// ---------------------------------------------------------------------------
+
+/// The Raft log, vote and commit pointer, persisted in redb.
+///
+/// Cheap to clone: clones share the database (and serve as the log reader).
+pub struct LogStore<C: StoreConfig = TypeConfig> {
+    db: Arc<Database>,
+    _config: PhantomData<fn() -> C>,
+}
+
+impl<C: StoreConfig> Clone for LogStore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            _config: PhantomData,
+        }
+    }
+}
+
+impl<C: StoreConfig> fmt::Debug for LogStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogStore").finish_non_exhaustive()
+    }
+}
+
+/// `range` as an inclusive `(first, last)` pair, or `None` if it is empty.
+fn inclusive_bounds(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
+    let first = match range.start_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.checked_add(1)?,
+        Bound::Unbounded => 0,
+    };
+    let last = match range.end_bound() {
+        Bound::Included(&i) => i,
+        Bound::Excluded(&i) => i.checked_sub(1)?,
+        Bound::Unbounded => u64::MAX,
+    };
+    (first <= last).then_some((first, last))
+}
+
+impl<C: StoreConfig> LogStore<C> {
+    async fn write<F>(&self, f: F) -> Result<(), StoreError>
+    where
+        F: FnOnce(&redb::WriteTransaction) -> Result<(), StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        blocking(move || {
+            // Default durability: `Immediate`, the commit is fsynced.
+            let txn = db.begin_write()?;
+            f(&txn)?;
+            txn.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl<C: StoreConfig> RaftLogReader<C> for LogStore<C> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + fmt::Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<C>>, StErr<C>> {
+        let Some((first, last)) = inclusive_bounds(&range) else {
+            return Ok(Vec::new());
+        };
+        let db = self.db.clone();
+        blocking(move || {
+            let txn = db.begin_read()?;
+            let table = txn.open_table(LOGS)?;
+            let mut entries = Vec::new();
+            for item in table.range(first..=last)? {
+                let (_, value) = item?;
+                entries.push(decode::<Entry<C>>("log entry", value.value())?);
+            }
+            Ok(entries)
+        })
+        .await
+        .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Read))
+    }
+}
+
+impl<C: StoreConfig> RaftLogStorage<C> for LogStore<C> {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<C>, StErr<C>> {
+        let db = self.db.clone();
+        blocking(move || {
+            let last_purged_log_id: Option<LogId<NodeIdOf<C>>> = read_meta(&db, KEY_PURGED)?;
+            let txn = db.begin_read()?;
+            let table = txn.open_table(LOGS)?;
+            let last = match table.last()? {
+                Some((_, value)) => Some(decode::<Entry<C>>("log entry", value.value())?.log_id),
+                None => None,
+            };
+            Ok(LogState {
+                last_log_id: last.or_else(|| last_purged_log_id.clone()),
+                last_purged_log_id,
+            })
+        })
+        .await
+        .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Read))
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeIdOf<C>>) -> Result<(), StErr<C>> {
+        let db = self.db.clone();
+        let vote = vote.clone();
+        blocking(move || write_meta(&db, KEY_VOTE, &vote, Durability::Immediate))
+            .await
+            .map_err(sto_err(ErrorSubject::Vote, ErrorVerb::Write))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeIdOf<C>>>, StErr<C>> {
+        let db = self.db.clone();
+        blocking(move || read_meta(&db, KEY_VOTE))
+            .await
+            .map_err(sto_err(ErrorSubject::Vote, ErrorVerb::Read))
+    }
+
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeIdOf<C>>>,
+    ) -> Result<(), StErr<C>> {
+        let db = self.db.clone();
+        // Not fsynced on its own (see the module documentation): it is
+        // persisted by the next durable transaction, which follows soon.
+        blocking(move || write_meta(&db, KEY_COMMITTED, &committed, Durability::None))
+            .await
+            .map_err(sto_err(ErrorSubject::Store, ErrorVerb::Write))
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId<NodeIdOf<C>>>, StErr<C>> {
+        let db = self.db.clone();
+        blocking(move || {
+            let committed: Option<Option<LogId<NodeIdOf<C>>>> = read_meta(&db, KEY_COMMITTED)?;
+            Ok(committed.flatten())
+        })
+        .await
+        .map_err(sto_err(ErrorSubject::Store, ErrorVerb::Read))
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<C>) -> Result<(), StErr<C>>
+    where
+        I: IntoIterator<Item = Entry<C>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let encoded = entries
+            .into_iter()
+            .map(|entry| Ok((entry.log_id.index, encode("log entry", &entry)?)))
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Write))?;
+        let result = self
+            .write(move |txn| {
+                let mut table = txn.open_table(LOGS)?;
+                for (index, bytes) in &encoded {
+                    table.insert(*index, bytes.as_slice())?;
+                }
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(io::Error::other(e.to_string())));
+                Err(sto_err(ErrorSubject::Logs, ErrorVerb::Write)(e))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeIdOf<C>>) -> Result<(), StErr<C>> {
+        tracing::debug!(%log_id, "truncating the raft log");
+        self.write(move |txn| {
+            let mut table = txn.open_table(LOGS)?;
+            table.retain_in(log_id.index.., |_, _| false)?;
+            Ok(())
+        })
+        .await
+        .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Delete))
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeIdOf<C>>) -> Result<(), StErr<C>> {
+        tracing::debug!(%log_id, "purging the raft log");
+        let purged =
+            encode(KEY_PURGED, &log_id).map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Delete))?;
+        self.write(move |txn| {
+            {
+                let mut meta = txn.open_table(META)?;
+                meta.insert(KEY_PURGED, purged.as_slice())?;
+            }
+            let mut table = txn.open_table(LOGS)?;
+            table.retain_in(..=log_id.index, |_, _| false)?;
+            Ok(())
+        })
+        .await
+        .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Delete))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// State machine store
+// ---------------------------------------------------------------------------
+
+/// The in-memory state machine and what it has applied.
+struct SmData<C: StoreConfig> {
+    state: State,
+    last_applied: Option<LogId<NodeIdOf<C>>>,
+    membership: Membership<C>,
+}
+
+impl<C: StoreConfig> Default for SmData<C> {
+    fn default() -> Self {
+        Self {
+            state: State::default(),
+            last_applied: None,
+            membership: StoredMembership::default(),
+        }
+    }
+}
+
+impl<C: StoreConfig> SmData<C> {
+    fn last_applied_index(&self) -> u64 {
+        self.last_applied.as_ref().map_or(0, |l| l.index)
+    }
+}
+
+/// Reads the persisted snapshot (metadata and data), if any.
+fn read_snapshot<C: StoreConfig>(db: &Database) -> Result<Option<Persisted<C>>, StoreError> {
+    let txn = db.begin_read()?;
+    let table = txn.open_table(SNAPSHOT)?;
+    let Some(meta) = table.get(KEY_SNAPSHOT_META)? else {
+        return Ok(None);
+    };
+    let meta: Meta<C> = decode("snapshot metadata", meta.value())?;
+    let data = table
+        .get(KEY_SNAPSHOT_DATA)?
+        .map(|d| d.value().to_vec())
+        .ok_or(StoreError::Truncated {
+            what: "snapshot (metadata without data)",
+            len: 0,
+        })?;
+    Ok(Some((meta, data)))
+}
+
+/// Persists a snapshot durably. With `only_if_newer`, a snapshot older than
+/// the persisted one is not written (a snapshot build racing with the
+/// installation of a newer snapshot from the leader).
+fn write_snapshot<C: StoreConfig>(
+    db: &Database,
+    meta: &Meta<C>,
+    data: &[u8],
+    only_if_newer: bool,
+) -> Result<bool, StoreError> {
+    let meta_bytes = encode("snapshot metadata", meta)?;
+    let txn = db.begin_write()?;
+    {
+        let mut table = txn.open_table(SNAPSHOT)?;
+        if only_if_newer {
+            if let Some(current) = table.get(KEY_SNAPSHOT_META)? {
+                let current: Meta<C> = decode("snapshot metadata", current.value())?;
+                if current.last_log_id > meta.last_log_id {
+                    return Ok(false);
+                }
+            }
+        }
+        table.insert(KEY_SNAPSHOT_META, meta_bytes.as_slice())?;
+        table.insert(KEY_SNAPSHOT_DATA, data)?;
+    }
+    txn.commit()?;
+    Ok(true)
+}
+
+/// The Stratus state machine: [`State`] in memory, made durable by snapshots
+/// persisted in redb.
+///
+/// Cheap to clone: clones share the state (a clone is the snapshot builder).
+pub struct StateMachineStore<C: StoreConfig = TypeConfig> {
+    db: Arc<Database>,
+    data: Arc<RwLock<SmData<C>>>,
+    applied_tx: Arc<watch::Sender<u64>>,
+}
+
+impl<C: StoreConfig> Clone for StateMachineStore<C> {
+    fn clone(&self) -> Self {
+        Self {
+            db: self.db.clone(),
+            data: self.data.clone(),
+            applied_tx: self.applied_tx.clone(),
+        }
+    }
+}
+
+impl<C: StoreConfig> fmt::Debug for StateMachineStore<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let data = read_lock(&self.data);
+        f.debug_struct("StateMachineStore")
+            .field("last_applied", &data.last_applied)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: StoreConfig> StateMachineStore<C> {
+    /// A read handle on the state, for the API and the control loops.
+    pub fn reader(&self) -> StateReader<C> {
+        StateReader {
+            data: self.data.clone(),
+            applied_rx: self.applied_tx.subscribe(),
+        }
+    }
+
+    fn notify_applied(&self, index: u64) {
+        self.applied_tx.send_replace(index);
+    }
+}
+
+impl<C: StoreConfig> RaftSnapshotBuilder<C> for StateMachineStore<C> {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<C>, StErr<C>> {
+        let (last_applied, membership, data) = {
+            let sm = read_lock(&self.data);
+            let data = encode("snapshot", &(&sm.last_applied, &sm.membership, &sm.state))
+                .map_err(sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Write))?;
+            (sm.last_applied.clone(), sm.membership.clone(), data)
+        };
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let snapshot_id = match &last_applied {
+            Some(l) => format!("{}-{}-{millis}", l.leader_id, l.index),
+            None => format!("none-{millis}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let signature = meta.signature();
+        let db = self.db.clone();
+        let persist_meta = meta.clone();
+        let data = blocking(move || {
+            if !write_snapshot::<C>(&db, &persist_meta, &data, true)? {
+                tracing::debug!(
+                    snapshot = %persist_meta,
+                    "a newer snapshot is already persisted; not replacing it"
+                );
+            }
+            Ok(data)
+        })
+        .await
+        .map_err(sto_err(
+            ErrorSubject::Snapshot(Some(signature)),
+            ErrorVerb::Write,
+        ))?;
+        tracing::info!(snapshot = %meta, bytes = data.len(), "built and persisted a snapshot");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl<C: StoreConfig> RaftStateMachine<C> for StateMachineStore<C> {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeIdOf<C>>>, Membership<C>), StErr<C>> {
+        let sm = read_lock(&self.data);
+        Ok((sm.last_applied.clone(), sm.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StErr<C>>
+    where
+        I: IntoIterator<Item = Entry<C>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut results = Vec::new();
+        let last_index = {
+            let mut guard = write_lock(&self.data);
+            let sm = &mut *guard;
+            for entry in entries {
+                let index = entry.log_id.index;
+                sm.last_applied = Some(entry.log_id.clone());
+                let result = match entry.payload {
+                    EntryPayload::Blank => CommandResult::default(),
+                    EntryPayload::Normal(cmd) => sm.state.apply(index, &cmd),
+                    EntryPayload::Membership(membership) => {
+                        sm.membership = StoredMembership::new(Some(entry.log_id), membership);
+                        CommandResult::default()
+                    }
+                };
+                results.push(result);
+            }
+            sm.last_applied_index()
+        };
+        if !results.is_empty() {
+            self.notify_applied(last_index);
+        }
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StErr<C>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta<C>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StErr<C>> {
+        let data = snapshot.into_inner();
+        let signature = meta.signature();
+        let (_, _, state): (Option<LogId<NodeIdOf<C>>>, Membership<C>, State) =
+            decode("snapshot", &data).map_err(sto_err(
+                ErrorSubject::Snapshot(Some(signature.clone())),
+                ErrorVerb::Read,
+            ))?;
+        let db = self.db.clone();
+        let persist_meta = meta.clone();
+        blocking(move || write_snapshot::<C>(&db, &persist_meta, &data, false).map(|_| ()))
+            .await
+            .map_err(sto_err(
+                ErrorSubject::Snapshot(Some(signature)),
+                ErrorVerb::Write,
+            ))?;
+        let index = {
+            let mut sm = write_lock(&self.data);
+            sm.state = state;
+            sm.last_applied = meta.last_log_id.clone();
+            sm.membership = meta.last_membership.clone();
+            sm.last_applied_index()
+        };
+        self.notify_applied(index);
+        tracing::info!(snapshot = %meta, "installed a snapshot from the leader");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<C>>, StErr<C>> {
+        let db = self.db.clone();
+        let snapshot = blocking(move || read_snapshot::<C>(&db))
+            .await
+            .map_err(sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Read))?;
+        Ok(snapshot.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Read handle
+// ---------------------------------------------------------------------------
+
+/// Cheap, clonable read access to the replicated [`State`] of this replica.
+///
+/// What it shows is what this replica has applied: on a follower it may lag
+/// the leader. Use [`StateReader::subscribe`] or
+/// [`StateReader::wait_applied`] to wait until a write (known by its log
+/// index) is visible.
+pub struct StateReader<C: StoreConfig = TypeConfig> {
+    data: Arc<RwLock<SmData<C>>>,
+    applied_rx: watch::Receiver<u64>,
+}
+
+impl<C: StoreConfig> Clone for StateReader<C> {
+    fn clone(&self) -> Self {
+        Self {
+            data: self.data.clone(),
+            applied_rx: self.applied_rx.clone(),
+        }
+    }
+}
+
+impl<C: StoreConfig> fmt::Debug for StateReader<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateReader")
+            .field("last_applied_index", &self.last_applied_index())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: StoreConfig> StateReader<C> {
+    /// Runs `f` on the current state. Keep `f` short: it holds a read lock
+    /// that blocks the application of new log entries.
+    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&read_lock(&self.data).state)
+    }
+
+    /// Index of the last applied log entry (0 before anything was applied).
+    pub fn last_applied_index(&self) -> u64 {
+        read_lock(&self.data).last_applied_index()
+    }
+
+    /// Log id of the last applied log entry, if any.
+    pub fn last_applied(&self) -> Option<LogId<NodeIdOf<C>>> {
+        read_lock(&self.data).last_applied.clone()
+    }
+
+    /// A receiver of the last applied index, updated after each applied batch
+    /// (and installed snapshot), once the state reflects it.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied_rx.clone()
+    }
+
+    /// Waits until the entry at `index` has been applied. Returns `false` if
+    /// the state machine was dropped first.
+    pub async fn wait_applied(&self, index: u64) -> bool {
+        let mut rx = self.applied_rx.clone();
+        let reached = rx.wait_for(|applied| *applied >= index).await.is_ok();
+        reached
+    }
+}
