@@ -52,33 +52,8 @@ pub async fn run(_g: &Global, cmd: BenchCmd) -> Result<()> {
     }
 }
 
-/// A free loopback port (UDP and TCP) right now.
-pub fn free_port() -> Result<u16> {
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
-        let port = udp.local_addr()?.port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    bail!("no free loopback port found")
-}
-
-/// A run of `n` consecutive free ports (for replica i at base+i).
-pub fn free_port_run(n: usize) -> Result<u16> {
-    'outer: for _ in 0..200 {
-        let base = free_port()?;
-        for i in 0..n as u16 {
-            let p = base.checked_add(i).context("port overflow")?;
-            if std::net::UdpSocket::bind(("127.0.0.1", p)).is_err()
-                || std::net::TcpListener::bind(("127.0.0.1", p)).is_err()
-            {
-                continue 'outer;
-            }
-        }
-        return Ok(base);
-    }
-    bail!("no run of {n} free loopback ports found")
+fn free_port_run(n: usize) -> Result<u16> {
+    Ok(stratus_node::dev::free_port_run(n)?)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -118,6 +93,7 @@ async fn control(replicas: usize, writes: usize, concurrency: usize) -> Result<(
         api_port: api,
         heartbeat_interval: Duration::from_secs(1),
         node_lost_after: Duration::from_secs(10),
+        snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
     })
     .await?;
     let control = cloud.replicas[0].control.clone().context("no control")?;
@@ -205,8 +181,8 @@ fn rss_kib(pid: u32) -> Result<(u64, u64)> {
 async fn agent_rss(seconds: u64) -> Result<()> {
     let exe = std::env::current_exe()?;
     let dir = tempfile::tempdir()?;
-    let quic = free_port()?;
-    let api = free_port()?;
+    let quic = free_port_run(1)?;
+    let api = free_port_run(1)?;
     let server = Killed(
         Proc::new(&exe)
             .args([

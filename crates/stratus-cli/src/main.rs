@@ -50,7 +50,12 @@ pub struct Global {
     #[arg(long, global = true, env = "STRATUS_DEV_DIR")]
     dev_dir: Option<PathBuf>,
     /// Log filter (e.g. `info`, `debug`, `stratus_control=debug`)
-    #[arg(long, global = true, env = "STRATUS_LOG", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "STRATUS_LOG",
+        default_value = "info,openraft=error"
+    )]
     log: String,
 }
 

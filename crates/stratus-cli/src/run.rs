@@ -63,6 +63,9 @@ pub struct ServerArgs {
     /// Silence (ms) after which a node is marked lost [default: 10000]
     #[arg(long, env = "STRATUS_NODE_LOST_AFTER_MS")]
     node_lost_after_ms: Option<u64>,
+    /// Snapshot the state and compact the log every N entries [default: 5000]
+    #[arg(long, env = "STRATUS_SNAPSHOT_EVERY")]
+    snapshot_every: Option<u64>,
 }
 
 /// Arguments of `stratus node`.
@@ -185,6 +188,7 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
         api_port: a.api_port,
         heartbeat_interval: Duration::from_secs(1),
         node_lost_after: Duration::from_secs(a.node_lost_after),
+        snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
     })
     .await
     .context("starting the local cloud")?;
@@ -262,6 +266,10 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
                     .or(f.server.node_lost_after_ms)
                     .unwrap_or(10_000),
             ),
+            snapshot_every: a
+                .snapshot_every
+                .or(f.server.snapshot_every)
+                .unwrap_or(stratus_control::DEFAULT_SNAPSHOT_EVERY),
         }),
         agent: None,
         cluster_name: "stratus".into(),

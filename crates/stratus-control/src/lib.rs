@@ -69,7 +69,12 @@ pub struct ControlConfig {
     pub heartbeat_interval: Duration,
     /// A node that has not heartbeated for this long is marked lost.
     pub node_lost_after: Duration,
+    /// Take a snapshot (and compact the log) every this many entries.
+    pub snapshot_every: u64,
 }
+
+/// Default of [`ControlConfig::snapshot_every`].
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 5000;
 
 /// Errors of control-plane operations.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +182,14 @@ impl Control {
         let reader = sm.reader();
         let pool = Pool::new(endpoint.clone());
         let network = stratus_raft::network::Network::new(pool.clone());
-        let config = stratus_raft::default_config(&cfg.cluster_name)
+        let mut config = stratus_raft::default_config(&cfg.cluster_name)
+            .map_err(|e| ControlError::Raft(e.to_string()))?;
+        config.snapshot_policy = openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every.max(1));
+        config.max_in_snapshot_log_to_keep =
+            config.max_in_snapshot_log_to_keep.min(cfg.snapshot_every);
+        config.purge_batch_size = config.purge_batch_size.min(cfg.snapshot_every.max(1));
+        let config = config
+            .validate()
             .map_err(|e| ControlError::Raft(e.to_string()))?;
         let raft = Raft::new(id, Arc::new(config), network, log, sm)
             .await

@@ -70,6 +70,8 @@ pub struct ServerSection {
     pub heartbeat_interval_ms: Option<u64>,
     /// Silence after which a node is lost.
     pub node_lost_after_ms: Option<u64>,
+    /// Snapshot and compact the log every this many entries.
+    pub snapshot_every: Option<u64>,
 }
 
 /// `[agent]` section.

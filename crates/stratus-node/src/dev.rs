@@ -39,6 +39,8 @@ pub struct DevConfig {
     pub heartbeat_interval: Duration,
     /// Silence after which a node is lost.
     pub node_lost_after: Duration,
+    /// Take a snapshot (and compact the log) every this many entries.
+    pub snapshot_every: u64,
 }
 
 /// A running local cloud.
@@ -51,6 +53,10 @@ pub struct DevCloud {
     pub api_url: String,
     /// File holding the admin token.
     pub admin_token_file: PathBuf,
+    /// The admin token.
+    pub admin_token: String,
+    /// The agents' join secret.
+    pub join_token: String,
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
@@ -77,6 +83,94 @@ async fn wait_for_secret(path: &Path, timeout: Duration) -> Result<String, NodeE
     }
 }
 
+/// A run of `n` consecutive loopback ports free right now (UDP and TCP), for
+/// replica i at `base + i`. Used by tests and benchmarks.
+pub fn free_port_run(n: usize) -> std::io::Result<u16> {
+    'outer: for _ in 0..200 {
+        let base = std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        for i in 0..n {
+            let Some(p) = u16::try_from(i).ok().and_then(|i| base.checked_add(i)) else {
+                continue 'outer;
+            };
+            if std::net::UdpSocket::bind(("127.0.0.1", p)).is_err()
+                || std::net::TcpListener::bind(("127.0.0.1", p)).is_err()
+            {
+                continue 'outer;
+            }
+        }
+        return Ok(base);
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("no run of {n} free loopback ports found"),
+    ))
+}
+
+fn port(base: u16, i: usize) -> Result<u16, NodeError> {
+    u16::try_from(i)
+        .ok()
+        .and_then(|i| base.checked_add(i))
+        .ok_or_else(|| NodeError::Config(format!("port {base}+{i} is out of range")))
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+impl DevConfig {
+    /// Configuration of replica `i`.
+    pub fn replica(&self, i: usize) -> Result<NodeConfig, NodeError> {
+        Ok(NodeConfig {
+            data_dir: self.data_dir.join(format!("replica-{i}")),
+            name: format!("replica-{i}"),
+            server: Some(ServerRole {
+                listen: loopback(port(self.base_port, i)?),
+                advertise: None,
+                api: loopback(port(self.api_port, i)?),
+                bootstrap: i == 0,
+                heartbeat_interval: self.heartbeat_interval,
+                node_lost_after: self.node_lost_after,
+                snapshot_every: self.snapshot_every,
+            }),
+            agent: None,
+            cluster_name: "dev".into(),
+        })
+    }
+
+    /// QUIC addresses of all replicas.
+    pub fn control_addrs(&self) -> Result<Vec<String>, NodeError> {
+        (0..self.replicas)
+            .map(|i| Ok(loopback(port(self.base_port, i)?).to_string()))
+            .collect()
+    }
+
+    /// Configuration of agent `j`.
+    pub fn agent(&self, j: usize, join_token: &str) -> Result<NodeConfig, NodeError> {
+        Ok(NodeConfig {
+            data_dir: self.data_dir.join(format!("node-{j}")),
+            name: format!("dev-node-{j}"),
+            server: None,
+            agent: Some(AgentRole {
+                control: self.control_addrs()?,
+                join_token: join_token.to_string(),
+                attributes: Attributes {
+                    region: "local".into(),
+                    site: format!("site-{}", j % 3),
+                    energy: EnergySource::Grid,
+                    labels: [("dev".to_string(), "true".to_string())]
+                        .into_iter()
+                        .collect(),
+                    ..crate::local_attributes()
+                },
+                capacity: None,
+            }),
+            cluster_name: "dev".into(),
+        })
+    }
+}
+
 /// Starts (or restarts) the local cloud.
 pub async fn start(cfg: DevConfig) -> Result<DevCloud, NodeError> {
     if cfg.replicas == 0 {
@@ -84,31 +178,9 @@ pub async fn start(cfg: DevConfig) -> Result<DevCloud, NodeError> {
     }
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
-    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let port = |base: u16, i: usize| -> Result<u16, NodeError> {
-        u16::try_from(i)
-            .ok()
-            .and_then(|i| base.checked_add(i))
-            .ok_or_else(|| NodeError::Config(format!("port {base}+{i} is out of range")))
-    };
     let mut replicas = Vec::new();
     for i in 0..cfg.replicas {
-        let r = crate::start(NodeConfig {
-            data_dir: cfg.data_dir.join(format!("replica-{i}")),
-            name: format!("replica-{i}"),
-            server: Some(ServerRole {
-                listen: loopback(port(cfg.base_port, i)?),
-                advertise: None,
-                api: loopback(port(cfg.api_port, i)?),
-                bootstrap: i == 0,
-                heartbeat_interval: cfg.heartbeat_interval,
-                node_lost_after: cfg.node_lost_after,
-            }),
-            agent: None,
-            cluster_name: "dev".into(),
-        })
-        .await?;
-        replicas.push(r);
+        replicas.push(crate::start(cfg.replica(i)?).await?);
     }
     let first = replicas[0]
         .control
@@ -131,31 +203,9 @@ pub async fn start(cfg: DevConfig) -> Result<DevCloud, NodeError> {
         }
     }
 
-    let control: Vec<String> = replicas.iter().map(|r| r.quic_addr.to_string()).collect();
     let mut agents = Vec::new();
     for j in 0..cfg.nodes {
-        let a = crate::start(NodeConfig {
-            data_dir: cfg.data_dir.join(format!("node-{j}")),
-            name: format!("dev-node-{j}"),
-            server: None,
-            agent: Some(AgentRole {
-                control: control.clone(),
-                join_token: join_token.clone(),
-                attributes: Attributes {
-                    region: "local".into(),
-                    site: format!("site-{}", j % 3),
-                    energy: EnergySource::Grid,
-                    labels: [("dev".to_string(), "true".to_string())]
-                        .into_iter()
-                        .collect(),
-                    ..crate::local_attributes()
-                },
-                capacity: None,
-            }),
-            cluster_name: "dev".into(),
-        })
-        .await?;
-        agents.push(a);
+        agents.push(crate::start(cfg.agent(j, &join_token)?).await?);
     }
 
     let api = replicas[0]
@@ -171,6 +221,8 @@ pub async fn start(cfg: DevConfig) -> Result<DevCloud, NodeError> {
         agents,
         api_url,
         admin_token_file,
+        admin_token: admin,
+        join_token,
     })
 }
 

@@ -45,6 +45,8 @@ pub struct ServerRole {
     pub heartbeat_interval: Duration,
     /// Silence after which a node is lost.
     pub node_lost_after: Duration,
+    /// Take a snapshot (and compact the log) every this many entries.
+    pub snapshot_every: u64,
 }
 
 /// Settings of the agent role.
@@ -167,7 +169,10 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
         Some(s) => s.listen,
         None => SocketAddr::from(([0, 0, 0, 0], 0)),
     };
-    let endpoint = Endpoint::bind(&identity, listen).await?;
+    let endpoint = retry_in_use(|| Endpoint::bind(&identity, listen), |e| {
+        matches!(e, stratus_net::NetError::Io(io) if io.kind() == std::io::ErrorKind::AddrInUse)
+    })
+    .await?;
     let quic_addr = endpoint.local_addr()?;
     let node_id = endpoint.node_id();
     tracing::info!(node = %node_id, quic = %quic_addr, "node identity loaded");
@@ -186,6 +191,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
                 bootstrap: s.bootstrap,
                 heartbeat_interval: s.heartbeat_interval,
                 node_lost_after: s.node_lost_after,
+                snapshot_every: s.snapshot_every,
             },
             endpoint.clone(),
         )
@@ -234,6 +240,27 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
         api_cancel,
         api_task,
     })
+}
+
+/// Retries `f` for a few seconds while `in_use` says its address is still
+/// held — by the previous incarnation of this node in a restart, whose
+/// sockets close a moment after its shutdown returns.
+async fn retry_in_use<T, E, Fut>(
+    mut f: impl FnMut() -> Fut,
+    in_use: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match f().await {
+            Err(e) if in_use(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Default attributes of this machine (architecture and OS).

@@ -38,14 +38,18 @@ pub const SNAPSHOT_EVERY_LOGS: u64 = 5000;
 /// from the log instead of a full snapshot.
 pub const LOGS_KEPT_AFTER_SNAPSHOT: u64 = 1000;
 
-/// The openraft configuration Stratus uses, validated (the error, boxed
-/// because it is large, can only come from an invalid `cluster_name`... or a
-/// bad edit of the constants above).
+/// The openraft configuration Stratus uses, validated. (The error, boxed
+/// because it is large, can only come from inconsistent timing constants.)
 ///
 /// Tuned for replicas spread over the Internet rather than a data centre:
 /// heartbeats every 250 ms, elections after 1–2 s of silence, a snapshot
 /// every 5000 entries keeping the last 1000, and snapshots sent in 1 MiB
 /// chunks with a 10 s timeout per chunk.
+///
+/// openraft bounds each AppendEntries call by the heartbeat interval, so a
+/// follower is only replicated to if its round trip time stays well under
+/// 250 ms (connection setup is done in the background, see
+/// [`NetworkConnection`]).
 pub fn default_config(cluster_name: &str) -> Result<openraft::Config, Box<openraft::ConfigError>> {
     openraft::Config {
         cluster_name: cluster_name.to_string(),

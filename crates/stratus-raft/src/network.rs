@@ -173,17 +173,26 @@ impl NetworkConnection {
         if let Ok(addr) = self.addr.parse::<SocketAddr>() {
             return Ok(addr);
         }
-        let mut addrs = tokio::net::lookup_host(self.addr.as_str())
+        let addrs = tokio::net::lookup_host(self.addr.as_str())
             .await
             .map_err(|source| RpcError::Resolve {
                 target: self.target,
                 addr: self.addr.clone(),
                 source,
             })?;
-        addrs.next().ok_or_else(|| RpcError::NoAddress {
-            target: self.target,
-            addr: self.addr.clone(),
-        })
+        // An IPv4 socket cannot reach IPv6 addresses: prefer the family of
+        // the local endpoint (`localhost` often resolves to `::1` first).
+        let local_v4 = self.pool.endpoint().local_addr().is_ok_and(|a| a.is_ipv4());
+        let addrs: Vec<SocketAddr> = addrs.collect();
+        addrs
+            .iter()
+            .find(|a| !local_v4 || a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| RpcError::NoAddress {
+                target: self.target,
+                addr: self.addr.clone(),
+            })
     }
 
     /// Sends `req` and returns the peer's answer, or the transport failure

@@ -7,7 +7,7 @@
 //! - `snapshot`: the current snapshot (its metadata and its data).
 //!
 //! Every value starts with a little-endian `u16`
-//! [`FORMAT_VERSION`](stratus_types::FORMAT_VERSION) followed by the bincode
+//! [`stratus_types::FORMAT_VERSION`] followed by the bincode
 //! encoding; values of another version are refused rather than misread.
 //!
 //! Every append, vote, truncation, purge and snapshot is one redb write

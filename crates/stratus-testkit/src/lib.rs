@@ -1,0 +1,217 @@
+//! Stratus dev: an in-process cluster sandbox.
+//!
+//! [`Cluster::start`] runs N control replicas and M agents inside the test
+//! process, each with its own identity, data directory (in a temporary
+//! folder), QUIC endpoint on loopback and, for replicas, HTTP API — the same
+//! code paths as `stratus dev`, with short timeouts so failure detection is
+//! quick. Members can be stopped and started again from their data
+//! directories to exercise restarts, failover and catch-up. Tests that need
+//! `kill -9` use the real binary instead (see `stratus-cli/tests`).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use stratus_control::Control;
+use stratus_node::dev::{DevCloud, DevConfig};
+use stratus_node::Running;
+use stratus_types::NodeStatus;
+
+/// Default bound of [`wait_until`].
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Settings of a sandbox cluster.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Control replicas.
+    pub replicas: usize,
+    /// Agents.
+    pub agents: usize,
+    /// Heartbeat interval given to agents.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a node is lost.
+    pub node_lost_after: Duration,
+    /// Snapshot every this many log entries.
+    pub snapshot_every: u64,
+}
+
+impl Options {
+    /// `replicas` replicas and `agents` agents with test-friendly timeouts.
+    pub fn new(replicas: usize, agents: usize) -> Self {
+        Options {
+            replicas,
+            agents,
+            heartbeat_interval: Duration::from_millis(200),
+            node_lost_after: Duration::from_millis(1500),
+            snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
+        }
+    }
+}
+
+/// A running sandbox cluster. Members are `None` while stopped.
+pub struct Cluster {
+    /// Configuration shared with `stratus dev`.
+    pub cfg: DevConfig,
+    /// Replicas by index.
+    pub replicas: Vec<Option<Running>>,
+    /// Agents by index.
+    pub agents: Vec<Option<Running>>,
+    /// Admin API token.
+    pub admin_token: String,
+    /// Agents' join secret.
+    pub join_token: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Polls `f` until it returns `Some`, for at most `timeout`.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Cluster {
+    /// Starts a cluster with `opts`.
+    pub async fn start(opts: Options) -> Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let cfg = DevConfig {
+            data_dir: dir.path().to_path_buf(),
+            replicas: opts.replicas,
+            nodes: opts.agents,
+            base_port: stratus_node::dev::free_port_run(opts.replicas)?,
+            api_port: stratus_node::dev::free_port_run(opts.replicas)?,
+            heartbeat_interval: opts.heartbeat_interval,
+            node_lost_after: opts.node_lost_after,
+            snapshot_every: opts.snapshot_every,
+        };
+        let DevCloud {
+            replicas,
+            agents,
+            admin_token,
+            join_token,
+            ..
+        } = stratus_node::dev::start(cfg.clone())
+            .await
+            .context("starting the sandbox")?;
+        Ok(Cluster {
+            cfg,
+            replicas: replicas.into_iter().map(Some).collect(),
+            agents: agents.into_iter().map(Some).collect(),
+            admin_token,
+            join_token,
+            _dir: dir,
+        })
+    }
+
+    /// The control handle of running replica `i`.
+    pub fn control(&self, i: usize) -> Result<Control> {
+        self.replicas
+            .get(i)
+            .and_then(|r| r.as_ref())
+            .and_then(|r| r.control.clone())
+            .ok_or_else(|| anyhow!("replica {i} is not running"))
+    }
+
+    /// Base URL of running replica `i`'s API.
+    pub fn api_url(&self, i: usize) -> Result<String> {
+        let r = self
+            .replicas
+            .get(i)
+            .and_then(|r| r.as_ref())
+            .ok_or_else(|| anyhow!("replica {i} is not running"))?;
+        Ok(format!(
+            "http://{}",
+            r.api_addr.ok_or_else(|| anyhow!("no API"))?
+        ))
+    }
+
+    /// Index of the running replica that leads, waiting for an election.
+    pub async fn leader(&self) -> Result<usize> {
+        wait_until("a leader", WAIT, || async {
+            self.replicas.iter().enumerate().find_map(|(i, r)| {
+                r.as_ref()
+                    .and_then(|r| r.control.as_ref())
+                    .filter(|c| c.is_leader())
+                    .map(|_| i)
+            })
+        })
+        .await
+    }
+
+    /// Stops replica `i` (ordered shutdown; its data stays).
+    pub async fn stop_replica(&mut self, i: usize) -> Result<()> {
+        let r = self
+            .replicas
+            .get_mut(i)
+            .and_then(|r| r.take())
+            .ok_or_else(|| anyhow!("replica {i} is not running"))?;
+        r.shutdown().await;
+        Ok(())
+    }
+
+    /// Starts replica `i` again from its data directory.
+    pub async fn start_replica(&mut self, i: usize) -> Result<()> {
+        let r = stratus_node::start(self.cfg.replica(i)?).await?;
+        self.replicas[i] = Some(r);
+        Ok(())
+    }
+
+    /// Stops agent `j`.
+    pub async fn stop_agent(&mut self, j: usize) -> Result<()> {
+        let a = self
+            .agents
+            .get_mut(j)
+            .and_then(|a| a.take())
+            .ok_or_else(|| anyhow!("agent {j} is not running"))?;
+        a.shutdown().await;
+        Ok(())
+    }
+
+    /// Starts agent `j` again (same identity).
+    pub async fn start_agent(&mut self, j: usize) -> Result<()> {
+        let a = stratus_node::start(self.cfg.agent(j, &self.join_token)?).await?;
+        self.agents[j] = Some(a);
+        Ok(())
+    }
+
+    /// Node id of agent `j` (running or not: read from its key file).
+    pub fn agent_id(&self, j: usize) -> Result<stratus_types::NodeId> {
+        match self.agents.get(j).and_then(|a| a.as_ref()) {
+            Some(a) => Ok(a.node_id),
+            None => bail!("agent {j} is not running"),
+        }
+    }
+
+    /// Waits until replica `i` sees `count` nodes with `status`.
+    pub async fn wait_nodes(&self, i: usize, status: NodeStatus, count: usize) -> Result<()> {
+        let c = self.control(i)?;
+        wait_until(&format!("{count} {status} nodes"), WAIT, || async {
+            let n = c
+                .state()
+                .read(|s| s.nodes.values().filter(|n| n.status == status).count());
+            (n == count).then_some(())
+        })
+        .await
+    }
+
+    /// Stops everything: agents first, then replicas.
+    pub async fn shutdown(mut self) {
+        for a in self.agents.iter_mut().filter_map(|a| a.take()) {
+            a.shutdown().await;
+        }
+        for r in self.replicas.iter_mut().rev().filter_map(|r| r.take()) {
+            r.shutdown().await;
+        }
+    }
+}
