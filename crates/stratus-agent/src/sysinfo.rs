@@ -27,6 +27,8 @@ pub fn parse_meminfo_total(meminfo: &str) -> Option<u64> {
 }
 
 /// Bytes available to unprivileged users on the filesystem holding `path`.
+// The statvfs field types differ between platforms (u32 on some 32-bit ones).
+#[allow(clippy::unnecessary_cast)]
 pub fn disk_bytes(path: &Path) -> u64 {
     nix::sys::statvfs::statvfs(path)
         .map(|s| (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64))

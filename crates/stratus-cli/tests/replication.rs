@@ -165,7 +165,7 @@ fn leader_kill_under_load_loses_no_acknowledged_write() {
         ])
         .success("stratus replicas add");
     }
-    let mut servers = vec![a, b, c];
+    let mut servers = [a, b, c];
     let first_leader = wait_until(
         "the three replicas to agree on a leader",
         Duration::from_secs(60),

@@ -557,6 +557,10 @@ impl Control {
         empty || membership.get_node(peer).is_some()
     }
 
+    fn is_registered(&self, peer: &NodeId) -> bool {
+        self.inner.reader.read(|s| s.nodes.contains_key(peer))
+    }
+
     async fn accept_loop(self, endpoint: Endpoint) {
         loop {
             let conn = tokio::select! {
@@ -632,11 +636,21 @@ impl Control {
                     Err(e) => error_response(e.code(), e),
                 }
             }
-            Request::Peers => Response::Peers {
-                leader: self.leader(),
-                peers: self.peers(),
-            },
-            Request::Status => Response::Status(self.local_status()),
+            Request::Peers => {
+                if !self.is_member(&peer) && !self.is_registered(&peer) {
+                    return not_member();
+                }
+                Response::Peers {
+                    leader: self.leader(),
+                    peers: self.peers(),
+                }
+            }
+            Request::Status => {
+                if !self.is_member(&peer) {
+                    return not_member();
+                }
+                Response::Status(self.local_status())
+            }
             Request::ChangeMembership(change) => {
                 if !self.is_member(&peer) {
                     return not_member();

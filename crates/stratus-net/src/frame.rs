@@ -14,7 +14,8 @@ pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024;
 const LEN_BYTES: usize = 4;
 
 /// Serializes `msg` into a complete frame (length prefix, version, payload).
-pub(crate) fn encode<T: Serialize + ?Sized>(msg: &T) -> Result<Vec<u8>, NetError> {
+/// Exported as `encode_frame`.
+pub fn encode<T: Serialize + ?Sized>(msg: &T) -> Result<Vec<u8>, NetError> {
     let payload_len = bincode::serialized_size(msg).map_err(|e| NetError::Encode(e.to_string()))?;
     let frame_len = payload_len.saturating_add(1);
     if frame_len > MAX_FRAME_LEN as u64 {
@@ -66,6 +67,29 @@ pub(crate) fn check_version(version: u8) -> Result<(), NetError> {
         });
     }
     Ok(())
+}
+
+/// Decodes a complete frame held in memory (length prefix, version byte,
+/// payload), with the same checks as the stream reader. Used by tests and
+/// the fuzz targets: this is what a hostile peer controls.
+pub fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<T, NetError> {
+    let prefix: [u8; LEN_BYTES] = frame
+        .get(..LEN_BYTES)
+        .and_then(|p| p.try_into().ok())
+        .ok_or_else(|| NetError::Decode("frame shorter than its length prefix".to_string()))?;
+    let payload_len = check_len(prefix)?;
+    let version = *frame
+        .get(LEN_BYTES)
+        .ok_or_else(|| NetError::Decode("frame without a version byte".to_string()))?;
+    check_version(version)?;
+    let payload = &frame[LEN_BYTES + 1..];
+    if payload.len() != payload_len {
+        return Err(NetError::Decode(format!(
+            "frame declares {payload_len} payload bytes but holds {}",
+            payload.len()
+        )));
+    }
+    decode(payload)
 }
 
 /// Reads one frame from `recv` and returns its payload.

@@ -59,7 +59,7 @@ mod tests;
 
 pub use endpoint::{serve_connection, Connection, Endpoint, IncomingCall};
 pub use error::NetError;
-pub use frame::MAX_FRAME_LEN;
+pub use frame::{decode_frame, encode as encode_frame, MAX_FRAME_LEN};
 pub use identity::Identity;
 pub use pool::Pool;
 pub use stratus_types::NodeId;

@@ -17,7 +17,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use stratus_agent::sysinfo::hostname;
-use stratus_agent::{Agent, AgentConfig, AgentState};
+pub use stratus_agent::AgentState;
+use stratus_agent::{Agent, AgentConfig};
 use stratus_control::{Control, ControlConfig};
 use stratus_net::{Endpoint, Identity};
 use stratus_types::{Attributes, Capacity, NodeId};

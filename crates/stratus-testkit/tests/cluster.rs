@@ -230,3 +230,55 @@ async fn snapshots_compact_the_log_and_seed_new_replicas() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// An agent whose control replica goes away moves to another one and stays
+/// registered and ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agents_fail_over_to_another_replica() -> Result<()> {
+    let mut opts = Options::new(3, 1);
+    // Generous: the agent must fail over well within it.
+    opts.node_lost_after = Duration::from_secs(10);
+    let mut cluster = Cluster::start(opts).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 1).await?;
+    let mut state = cluster.agents[0]
+        .as_ref()
+        .and_then(|a| a.agent_state())
+        .ok_or_else(|| anyhow::anyhow!("no agent"))?;
+    let first = wait_until("the agent to connect", WAIT, || {
+        let s = state.borrow().clone();
+        async move {
+            match s {
+                stratus_node::AgentState::Connected(id) => Some(id),
+                _ => None,
+            }
+        }
+    })
+    .await?;
+    let idx = cluster
+        .replicas
+        .iter()
+        .position(|r| r.as_ref().is_some_and(|r| r.node_id == first))
+        .ok_or_else(|| anyhow::anyhow!("unknown replica"))?;
+    cluster.stop_replica(idx).await?;
+    let second = wait_until("the agent to fail over", WAIT, || {
+        let s = state.borrow_and_update().clone();
+        async move {
+            match s {
+                stratus_node::AgentState::Connected(id) if id != first => Some(id),
+                _ => None,
+            }
+        }
+    })
+    .await?;
+    assert_ne!(first, second);
+    let survivor = (idx + 1) % 3;
+    let node = cluster.agent_id(0)?;
+    let c = cluster.control(survivor)?;
+    wait_until("the node ready on the survivors", WAIT, || async {
+        (c.state().read(|s| s.nodes.get(&node).map(|n| n.status)) == Some(NodeStatus::Ready))
+            .then_some(())
+    })
+    .await?;
+    cluster.shutdown().await;
+    Ok(())
+}
