@@ -8,10 +8,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use stratus_node::config::FileConfig;
 use stratus_node::dev::DevConfig;
+use stratus_node::hostname;
 use stratus_node::{AgentRole, NodeConfig, ServerRole, DEFAULT_API_PORT, DEFAULT_QUIC_PORT};
 use stratus_types::{Attributes, EnergySource};
 
 use crate::Global;
+
+/// Data directory of `server` and `node` when none is given.
+const DEFAULT_DATA_DIR: &str = "/var/lib/stratus";
 
 /// Arguments of `stratus dev`.
 #[derive(Args, Debug)]
@@ -145,34 +149,43 @@ pub fn dev_dir(g: &Global) -> PathBuf {
     })
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+/// SIGINT and SIGTERM handlers, installed before anything announces it is
+/// up, so a signal never finds the process without them.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
 }
 
-/// Waits for the shutdown signal, then exits at once on a second one.
-async fn wait_for_shutdown() {
-    signal().await;
-    eprintln!("shutting down (press Ctrl-C again to exit at once)");
-    tokio::spawn(async {
-        signal().await;
-        std::process::exit(130);
-    });
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
+
+    /// Waits for the first signal; a second one exits at once.
+    async fn wait_for_shutdown(mut self) {
+        self.recv().await;
+        eprintln!("shutting down (press Ctrl-C again to exit at once)");
+        tokio::spawn(async move {
+            self.recv().await;
+            std::process::exit(130);
+        });
+    }
 }
 
 /// `stratus dev`.
 pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
+    let signals = Signals::install()?;
     let dir = dev_dir(g);
     eprintln!(
         "starting a local cloud in {} ({} replica(s), {} node(s))",
@@ -218,20 +231,19 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
         "Press Ctrl-C to stop; the state is kept in {} for the next start.",
         dir.display()
     );
-    wait_for_shutdown().await;
+    signals.wait_for_shutdown().await;
     cloud.shutdown().await;
     Ok(())
 }
 
-use stratus_node::hostname;
-
 /// `stratus server`.
 pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
+    let signals = Signals::install()?;
     let f = load_file(a.config.as_deref())?;
     let data_dir = a
         .data_dir
         .or(f.data_dir)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/stratus"));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let listen = parse_addr(
         "--listen",
         &a.listen
@@ -299,18 +311,19 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
             .join(stratus_control::JOIN_TOKEN_FILE)
             .display()
     );
-    wait_for_shutdown().await;
+    signals.wait_for_shutdown().await;
     running.shutdown().await;
     Ok(())
 }
 
 /// `stratus node`.
 pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
+    let signals = Signals::install()?;
     let f = load_file(a.config.as_deref())?;
     let data_dir = a
         .data_dir
         .or(f.data_dir)
-        .unwrap_or_else(|| PathBuf::from("/var/lib/stratus"));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let control = if a.control.is_empty() {
         f.agent.control.unwrap_or_default()
     } else {
@@ -368,7 +381,7 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
         .context("starting the agent")?;
     println!("stratus node: node {}", running.node_id);
     tokio::select! {
-        _ = wait_for_shutdown() => {}
+        _ = signals.wait_for_shutdown() => {}
         e = running.agent_failed() => {
             if let Some(e) = e {
                 running.shutdown().await;

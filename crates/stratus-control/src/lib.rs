@@ -585,57 +585,47 @@ impl Control {
             code: ErrorCode::Forbidden,
             message: format!("{peer} is not a control replica of this cluster"),
         };
+        // Replica-to-replica requests are accepted only from members of the
+        // current Raft membership (the connection's key proves who speaks).
+        let replicas_only = matches!(
+            req,
+            Request::AppendEntries(_)
+                | Request::Vote(_)
+                | Request::InstallSnapshot(_)
+                | Request::Forward(_)
+                | Request::ForwardHeartbeat { .. }
+                | Request::Status
+                | Request::ChangeMembership(_)
+        );
+        if replicas_only && !self.is_member(&peer) {
+            return not_member();
+        }
         match req {
-            Request::AppendEntries(r) => {
-                if !self.is_member(&peer) {
-                    return not_member();
-                }
-                Response::AppendEntries(raft.append_entries(r).await)
-            }
-            Request::Vote(r) => {
-                if !self.is_member(&peer) {
-                    return not_member();
-                }
-                Response::Vote(raft.vote(r).await)
-            }
+            Request::AppendEntries(r) => Response::AppendEntries(raft.append_entries(r).await),
+            Request::Vote(r) => Response::Vote(raft.vote(r).await),
             Request::InstallSnapshot(r) => {
-                if !self.is_member(&peer) {
-                    return not_member();
-                }
                 Response::InstallSnapshot(raft.install_snapshot(r).await)
             }
-            Request::Forward(cmd) => {
-                if !self.is_member(&peer) {
-                    return not_member();
-                }
-                match raft.client_write(cmd).await {
-                    Ok(r) => Response::Forwarded {
-                        index: r.log_id.index,
-                        result: r.data,
-                    },
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                        Response::Error {
-                            code: ErrorCode::NoLeader,
-                            message: "this replica is no longer the leader".into(),
-                        }
-                    }
-                    Err(e) => error_response(ErrorCode::Internal, e),
-                }
-            }
+            Request::Forward(cmd) => match raft.client_write(cmd).await {
+                Ok(r) => Response::Forwarded {
+                    index: r.log_id.index,
+                    result: r.data,
+                },
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Response::Error {
+                    code: ErrorCode::NoLeader,
+                    message: "this replica is no longer the leader".into(),
+                },
+                Err(e) => error_response(ErrorCode::Internal, e),
+            },
             Request::Register { info, join_token } => self.register(peer, info, join_token).await,
             Request::Heartbeat => match self.heartbeat(peer).await {
                 Ok(()) => self.welcome(),
                 Err(e) => error_response(e.code(), e),
             },
-            Request::ForwardHeartbeat { node } => {
-                if !self.is_member(&peer) {
-                    return not_member();
-                }
-                match self.heartbeat(node).await {
-                    Ok(()) => Response::Ok,
-                    Err(e) => error_response(e.code(), e),
-                }
-            }
+            Request::ForwardHeartbeat { node } => match self.heartbeat(node).await {
+                Ok(()) => Response::Ok,
+                Err(e) => error_response(e.code(), e),
+            },
             Request::Peers => {
                 if !self.is_member(&peer) && !self.is_registered(&peer) {
                     return not_member();
@@ -645,16 +635,8 @@ impl Control {
                     peers: self.peers(),
                 }
             }
-            Request::Status => {
-                if !self.is_member(&peer) {
-                    return not_member();
-                }
-                Response::Status(self.local_status())
-            }
+            Request::Status => Response::Status(self.local_status()),
             Request::ChangeMembership(change) => {
-                if !self.is_member(&peer) {
-                    return not_member();
-                }
                 if !self.is_leader() {
                     return Response::Error {
                         code: ErrorCode::NoLeader,

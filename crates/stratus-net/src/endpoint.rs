@@ -64,10 +64,25 @@ impl Endpoint {
     pub async fn bind(identity: &Identity, listen: SocketAddr) -> Result<Endpoint, NetError> {
         let tls = TlsIdentity::new(identity)?;
         let quinn = quinn::Endpoint::server(tls.server_config()?, listen)?;
+        Ok(Self::wrap(identity, tls, quinn))
+    }
+
+    /// Binds an endpoint that only dials out and refuses every inbound
+    /// handshake — what a node behind NAT or a firewall has. Calls can still
+    /// flow both ways over the connections it opens.
+    ///
+    /// Must be called within a tokio runtime.
+    pub async fn dial_only(identity: &Identity, bind: SocketAddr) -> Result<Endpoint, NetError> {
+        let tls = TlsIdentity::new(identity)?;
+        let quinn = quinn::Endpoint::client(bind)?;
+        Ok(Self::wrap(identity, tls, quinn))
+    }
+
+    fn wrap(identity: &Identity, tls: TlsIdentity, quinn: quinn::Endpoint) -> Endpoint {
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
         let accept_task = tokio::spawn(accept_loop(quinn.clone(), tx));
         tracing::debug!(node_id = %identity.node_id(), addr = ?quinn.local_addr().ok(), "endpoint bound");
-        Ok(Endpoint {
+        Endpoint {
             inner: Arc::new(EndpointInner {
                 quinn,
                 node_id: identity.node_id(),
@@ -75,7 +90,7 @@ impl Endpoint {
                 incoming: tokio::sync::Mutex::new(rx),
                 accept_task,
             }),
-        })
+        }
     }
 
     /// This node's id.

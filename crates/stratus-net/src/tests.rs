@@ -484,3 +484,28 @@ fn frame_encoding_layout() {
         Err(NetError::Decode(_))
     ));
 }
+
+#[tokio::test]
+async fn dial_only_endpoints_refuse_inbound_but_dial_out() {
+    let server = Endpoint::bind(&Identity::generate(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind server");
+    let agent = Endpoint::dial_only(&Identity::generate(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind agent");
+    // Outbound works...
+    let conn = agent
+        .connect(server.local_addr().expect("addr"), Some(server.node_id()))
+        .await
+        .expect("agent dials out");
+    assert_eq!(conn.remote_id(), server.node_id());
+    // ...inbound does not.
+    let probe = Endpoint::bind(&Identity::generate(), "127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind probe");
+    let err = probe
+        .connect(agent.local_addr().expect("addr"), None)
+        .await
+        .expect_err("a dial-only endpoint accepts nothing");
+    assert!(err.is_transport(), "{err}");
+}

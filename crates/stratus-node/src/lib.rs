@@ -147,7 +147,12 @@ impl Running {
     /// join token). Never returns for nodes without an agent.
     pub async fn agent_failed(&mut self) -> Option<stratus_agent::AgentError> {
         match self.agent.as_mut() {
-            Some(a) => a.join().await.err(),
+            Some(a) => {
+                let err = a.join().await.err();
+                // The agent has ended: shutdown must not wait for it again.
+                self.agent = None;
+                err
+            }
             None => std::future::pending().await,
         }
     }
@@ -165,15 +170,12 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
         source,
     })?;
     let identity = Identity::load_or_create(&cfg.data_dir)?;
-    // Agents only dial out: any local port will do.
-    let listen = match &cfg.server {
-        Some(s) => s.listen,
-        None => SocketAddr::from(([0, 0, 0, 0], 0)),
+    // Agents only dial out (NAT-friendly): any local port, no inbound handshakes.
+    let in_use = |e: &stratus_net::NetError| matches!(e, stratus_net::NetError::Io(io) if io.kind() == std::io::ErrorKind::AddrInUse);
+    let endpoint = match &cfg.server {
+        Some(s) => retry_in_use(|| Endpoint::bind(&identity, s.listen), in_use).await?,
+        None => Endpoint::dial_only(&identity, SocketAddr::from(([0, 0, 0, 0], 0))).await?,
     };
-    let endpoint = retry_in_use(|| Endpoint::bind(&identity, listen), |e| {
-        matches!(e, stratus_net::NetError::Io(io) if io.kind() == std::io::ErrorKind::AddrInUse)
-    })
-    .await?;
     let quic_addr = endpoint.local_addr()?;
     let node_id = endpoint.node_id();
     tracing::info!(node = %node_id, quic = %quic_addr, "node identity loaded");
