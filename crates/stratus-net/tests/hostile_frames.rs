@@ -24,7 +24,7 @@ fn samples() -> Vec<Vec<u8>> {
             ..Attributes::default()
         },
     };
-    let reqs = vec![
+    let reqs = [
         Request::Register {
             info: info.clone(),
             join_token: "stj_x".into(),
