@@ -20,6 +20,7 @@
 //! then Raft, in that order.
 
 pub mod detector;
+pub mod proposer;
 pub mod secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,6 +42,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::detector::Detector;
+use crate::proposer::{ProposeError, Proposer};
 
 /// File in the data directory holding the admin API token.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -162,6 +164,7 @@ struct Inner {
     raft: Raft,
     reader: StateReader,
     pool: Pool,
+    proposer: Proposer,
     detector: Mutex<Detector>,
     cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -208,6 +211,8 @@ impl Control {
             tracing::info!(node = %id.short(), "initialized a new control plane");
         }
 
+        let cancel = CancellationToken::new();
+        let (proposer, proposer_task) = Proposer::start(raft.clone(), cancel.clone());
         let control = Control {
             inner: Arc::new(Inner {
                 id,
@@ -215,9 +220,10 @@ impl Control {
                 raft,
                 reader,
                 pool,
+                proposer,
                 detector: Mutex::new(Detector::default()),
-                cancel: CancellationToken::new(),
-                tasks: Mutex::new(Vec::new()),
+                cancel,
+                tasks: Mutex::new(vec![proposer_task]),
             }),
         };
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
@@ -274,23 +280,19 @@ impl Control {
     pub async fn write(&self, cmd: Command) -> Result<Applied, ControlError> {
         let deadline = Instant::now() + WRITE_DEADLINE;
         loop {
-            match self.inner.raft.client_write(cmd.clone()).await {
-                Ok(r) => return finish(r.log_id.index, r.data),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    if let (Some(lid), Some(node)) = (f.leader_id, f.leader_node) {
-                        if lid != self.inner.id {
-                            match self.forward(lid, &node, cmd.clone()).await {
-                                Ok(Some(applied)) => return applied,
-                                Ok(None) => {}
-                                Err(e) => {
-                                    tracing::debug!(error = %e, "forwarding a write failed; retrying")
-                                }
-                            }
+            match self.inner.proposer.propose(cmd.clone()).await {
+                Ok((index, result)) => return finish(index, result),
+                Err(ProposeError::NotLeader(Some((lid, node)))) if lid != self.inner.id => {
+                    match self.forward(lid, &node, cmd.clone()).await {
+                        Ok(Some(applied)) => return applied,
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "forwarding a write failed; retrying")
                         }
                     }
                 }
-                Err(RaftError::APIError(e)) => return Err(ControlError::Raft(e.to_string())),
-                Err(RaftError::Fatal(e)) => return Err(ControlError::Raft(e.to_string())),
+                Err(ProposeError::NotLeader(_)) => {}
+                Err(ProposeError::Failed(e)) => return Err(ControlError::Raft(e)),
             }
             if Instant::now() >= deadline || self.inner.cancel.is_cancelled() {
                 return Err(ControlError::NoLeader);
@@ -606,16 +608,13 @@ impl Control {
             Request::InstallSnapshot(r) => {
                 Response::InstallSnapshot(raft.install_snapshot(r).await)
             }
-            Request::Forward(cmd) => match raft.client_write(cmd).await {
-                Ok(r) => Response::Forwarded {
-                    index: r.log_id.index,
-                    result: r.data,
-                },
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Response::Error {
+            Request::Forward(cmd) => match self.inner.proposer.propose(cmd).await {
+                Ok((index, result)) => Response::Forwarded { index, result },
+                Err(ProposeError::NotLeader(_)) => Response::Error {
                     code: ErrorCode::NoLeader,
                     message: "this replica is no longer the leader".into(),
                 },
-                Err(e) => error_response(ErrorCode::Internal, e),
+                Err(ProposeError::Failed(e)) => error_response(ErrorCode::Internal, e),
             },
             Request::Register { info, join_token } => self.register(peer, info, join_token).await,
             Request::Heartbeat => match self.heartbeat(peer).await {

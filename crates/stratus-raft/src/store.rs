@@ -10,9 +10,11 @@
 //! [`stratus_types::FORMAT_VERSION`] followed by the bincode
 //! encoding; values of another version are refused rather than misread.
 //!
-//! Every append, vote, truncation, purge and snapshot is one redb write
-//! transaction committed with `Durability::Immediate` (fsync) before openraft
-//! is told it is done. Only the committed log id, which openraft treats as an
+//! Every vote, truncation, purge and snapshot is one redb write transaction
+//! committed with `Durability::Immediate` (fsync) before openraft is told it
+//! is done. Appends are group-committed: visible at once, and reported flushed
+//! to openraft only after a durable commit that covers them (see
+//! [`log_writer`]). Only the committed log id, which openraft treats as an
 //! optimisation, is written without its own fsync: it becomes durable with the
 //! next durable transaction, and losing it only means re-applying from the
 //! snapshot on restart.
@@ -25,12 +27,14 @@
 //! Blocking database work runs on tokio's blocking thread pool
 //! (`spawn_blocking`), so the stores work on any tokio runtime flavour.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Cursor};
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
@@ -346,8 +350,18 @@ pub async fn open_generic<C: StoreConfig>(
         None => SmData::default(),
     };
     let (applied_tx, _) = watch::channel(data.last_applied_index());
+    let (writer, writer_rx) = std::sync::mpsc::channel();
+    let pending = Arc::new(Mutex::new(BTreeMap::new()));
+    let (writer_db, writer_pending) = (db.clone(), pending.clone());
+    std::thread::Builder::new()
+        .name("raft-log-writer".into())
+        .spawn(move || log_writer::<C>(writer_db, writer_pending, writer_rx))
+        .map_err(|e| StoreError::Task(format!("cannot start the raft log writer thread: {e}")))?;
     let log = LogStore {
         db: db.clone(),
+        pending,
+        seq: Arc::new(AtomicU64::new(0)),
+        writer,
         _config: PhantomData,
     };
     let sm = StateMachineStore {
@@ -367,6 +381,11 @@ pub async fn open_generic<C: StoreConfig>(
 /// Cheap to clone: clones share the database (and serve as the log reader).
 pub struct LogStore<C: StoreConfig = TypeConfig> {
     db: Arc<Database>,
+    /// Appended entries not yet committed to `db`, by index, with the
+    /// sequence number of the append that wrote them (see [`log_writer`]).
+    pending: Pending<C>,
+    seq: Arc<AtomicU64>,
+    writer: std::sync::mpsc::Sender<WriterOp<C>>,
     _config: PhantomData<fn() -> C>,
 }
 
@@ -374,9 +393,108 @@ impl<C: StoreConfig> Clone for LogStore<C> {
     fn clone(&self) -> Self {
         Self {
             db: self.db.clone(),
+            pending: self.pending.clone(),
+            seq: self.seq.clone(),
+            writer: self.writer.clone(),
             _config: PhantomData,
         }
     }
+}
+
+/// Appended entries not yet committed, by index, with the sequence number of
+/// the append that wrote them.
+type Pending<C> = Arc<Mutex<BTreeMap<u64, (u64, Entry<C>)>>>;
+
+/// Work for the log writer thread.
+enum WriterOp<C: StoreConfig> {
+    /// Persist these encoded entries, then report through `callback`.
+    Append {
+        seq: u64,
+        entries: Vec<(u64, Vec<u8>)>,
+        callback: LogFlushed<C>,
+    },
+    /// Answer once every earlier append is committed.
+    Barrier(tokio::sync::oneshot::Sender<()>),
+    /// Record the committed log id (encoded) with the next commit.
+    Committed(Vec<u8>),
+}
+
+/// The log writer: group commit of appended entries.
+///
+/// openraft 0.9 awaits each `append` inside its core loop, one client write
+/// at a time, so the time `append` takes caps the write rate. `append`
+/// therefore only parks the entries in `pending` (where readers see them at
+/// once, as openraft requires) and queues them here. This thread takes
+/// everything queued so far, writes it in *one* redb transaction committed
+/// with `Durability::Immediate` (one fsync for many appends), removes the
+/// written entries from `pending`, and only then tells openraft they are
+/// flushed. Truncate and purge first wait on a [`WriterOp::Barrier`] so they
+/// never race queued appends. The thread ends with the last handle.
+fn log_writer<C: StoreConfig>(
+    db: Arc<Database>,
+    pending: Pending<C>,
+    rx: std::sync::mpsc::Receiver<WriterOp<C>>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        batch.extend(rx.try_iter());
+        let result = (|| -> Result<(), StoreError> {
+            let txn = db.begin_write()?;
+            {
+                let mut table = txn.open_table(LOGS)?;
+                let mut committed = None;
+                for op in &batch {
+                    match op {
+                        WriterOp::Append { entries, .. } => {
+                            for (index, bytes) in entries {
+                                table.insert(*index, bytes.as_slice())?;
+                            }
+                        }
+                        WriterOp::Committed(bytes) => committed = Some(bytes),
+                        WriterOp::Barrier(_) => {}
+                    }
+                }
+                if let Some(bytes) = committed {
+                    txn.open_table(META)?
+                        .insert(KEY_COMMITTED, bytes.as_slice())?;
+                }
+            }
+            txn.commit()?;
+            Ok(())
+        })();
+        if result.is_ok() {
+            let mut pending = lock(&pending);
+            for op in &batch {
+                if let WriterOp::Append { seq, entries, .. } = op {
+                    for (index, _) in entries {
+                        // A later append (after a truncation) may own the slot now.
+                        if pending.get(index).is_some_and(|(s, _)| s == seq) {
+                            pending.remove(index);
+                        }
+                    }
+                }
+            }
+        }
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "writing the raft log failed");
+        }
+        for op in batch {
+            match op {
+                WriterOp::Append { callback, .. } => callback.log_io_completed(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(io::Error::other(e.to_string())),
+                }),
+                WriterOp::Barrier(done) => {
+                    let _ = done.send(());
+                }
+                WriterOp::Committed(_) => {}
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<C: StoreConfig> fmt::Debug for LogStore<C> {
@@ -401,6 +519,16 @@ fn inclusive_bounds(range: &impl RangeBounds<u64>) -> Option<(u64, u64)> {
 }
 
 impl<C: StoreConfig> LogStore<C> {
+    /// Waits until every append queued before this call is committed.
+    async fn barrier(&self) -> Result<(), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(WriterOp::Barrier(tx))
+            .map_err(|_| StoreError::Task("the raft log writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Task("the raft log writer stopped".into()))
+    }
+
     async fn write<F>(&self, f: F) -> Result<(), StoreError>
     where
         F: FnOnce(&redb::WriteTransaction) -> Result<(), StoreError> + Send + 'static,
@@ -425,19 +553,32 @@ impl<C: StoreConfig> RaftLogReader<C> for LogStore<C> {
         let Some((first, last)) = inclusive_bounds(&range) else {
             return Ok(Vec::new());
         };
+        // Pending first, then the database: an entry leaves `pending` only
+        // after it is committed, so reading in this order never misses it.
+        let mut entries: BTreeMap<u64, Entry<C>> = lock(&self.pending)
+            .range(first..=last)
+            .map(|(i, (_, e))| (*i, e.clone()))
+            .collect();
         let db = self.db.clone();
-        blocking(move || {
+        let stored = blocking(move || {
             let txn = db.begin_read()?;
             let table = txn.open_table(LOGS)?;
-            let mut entries = Vec::new();
+            let mut stored = Vec::new();
             for item in table.range(first..=last)? {
-                let (_, value) = item?;
-                entries.push(decode::<Entry<C>>("log entry", value.value())?);
+                let (index, value) = item?;
+                stored.push((
+                    index.value(),
+                    decode::<Entry<C>>("log entry", value.value())?,
+                ));
             }
-            Ok(entries)
+            Ok(stored)
         })
         .await
-        .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Read))
+        .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Read))?;
+        for (index, entry) in stored {
+            entries.entry(index).or_insert(entry);
+        }
+        Ok(entries.into_values().collect())
     }
 }
 
@@ -445,14 +586,22 @@ impl<C: StoreConfig> RaftLogStorage<C> for LogStore<C> {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, StErr<C>> {
+        let pending_last = lock(&self.pending)
+            .values()
+            .next_back()
+            .map(|(_, e)| e.log_id.clone());
         let db = self.db.clone();
         blocking(move || {
             let last_purged_log_id: Option<LogId<NodeIdOf<C>>> = read_meta(&db, KEY_PURGED)?;
             let txn = db.begin_read()?;
             let table = txn.open_table(LOGS)?;
-            let last = match table.last()? {
+            let stored_last = match table.last()? {
                 Some((_, value)) => Some(decode::<Entry<C>>("log entry", value.value())?.log_id),
                 None => None,
+            };
+            let last = match (pending_last, stored_last) {
+                (Some(p), Some(s)) => Some(if p.index >= s.index { p } else { s }),
+                (p, s) => p.or(s),
             };
             Ok(LogState {
                 last_log_id: last.or_else(|| last_purged_log_id.clone()),
@@ -486,11 +635,14 @@ impl<C: StoreConfig> RaftLogStorage<C> for LogStore<C> {
         &mut self,
         committed: Option<LogId<NodeIdOf<C>>>,
     ) -> Result<(), StErr<C>> {
-        let db = self.db.clone();
-        // Not fsynced on its own (see the module documentation): it is
-        // persisted by the next durable transaction, which follows soon.
-        blocking(move || write_meta(&db, KEY_COMMITTED, &committed, Durability::None))
-            .await
+        // An optimisation hint for openraft (re-apply on restart without
+        // waiting for an election): recorded with the log writer's next
+        // commit instead of a transaction of its own on openraft's hot path.
+        let bytes = encode(KEY_COMMITTED, &committed)
+            .map_err(sto_err(ErrorSubject::Store, ErrorVerb::Write))?;
+        self.writer
+            .send(WriterOp::Committed(bytes))
+            .map_err(|_| StoreError::Task("the raft log writer stopped".into()))
             .map_err(sto_err(ErrorSubject::Store, ErrorVerb::Write))
     }
 
@@ -509,34 +661,41 @@ impl<C: StoreConfig> RaftLogStorage<C> for LogStore<C> {
         I: IntoIterator<Item = Entry<C>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let encoded = entries
-            .into_iter()
-            .map(|entry| Ok((entry.log_id.index, encode("log entry", &entry)?)))
+        let appended: Vec<Entry<C>> = entries.into_iter().collect();
+        let encoded = appended
+            .iter()
+            .map(|entry| Ok((entry.log_id.index, encode("log entry", entry)?)))
             .collect::<Result<Vec<_>, StoreError>>()
             .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Write))?;
-        let result = self
-            .write(move |txn| {
-                let mut table = txn.open_table(LOGS)?;
-                for (index, bytes) in &encoded {
-                    table.insert(*index, bytes.as_slice())?;
-                }
-                Ok(())
-            })
-            .await;
-        match result {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(io::Error::other(e.to_string())));
-                Err(sto_err(ErrorSubject::Logs, ErrorVerb::Write)(e))
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut pending = lock(&self.pending);
+            for entry in &appended {
+                pending.insert(entry.log_id.index, (seq, entry.clone()));
             }
         }
+        let op = WriterOp::Append {
+            seq,
+            entries: encoded,
+            callback,
+        };
+        if let Err(std::sync::mpsc::SendError(op)) = self.writer.send(op) {
+            if let WriterOp::Append { callback, .. } = op {
+                callback.log_io_completed(Err(io::Error::other("the raft log writer stopped")));
+            }
+            return Err(sto_err(ErrorSubject::Logs, ErrorVerb::Write)(
+                StoreError::Task("the raft log writer stopped".into()),
+            ));
+        }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeIdOf<C>>) -> Result<(), StErr<C>> {
         tracing::debug!(%log_id, "truncating the raft log");
+        self.barrier()
+            .await
+            .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Delete))?;
+        lock(&self.pending).retain(|i, _| *i < log_id.index);
         self.write(move |txn| {
             let mut table = txn.open_table(LOGS)?;
             table.retain_in(log_id.index.., |_, _| false)?;
@@ -550,6 +709,9 @@ impl<C: StoreConfig> RaftLogStorage<C> for LogStore<C> {
         tracing::debug!(%log_id, "purging the raft log");
         let purged =
             encode(KEY_PURGED, &log_id).map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Delete))?;
+        self.barrier()
+            .await
+            .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Delete))?;
         self.write(move |txn| {
             {
                 let mut meta = txn.open_table(META)?;

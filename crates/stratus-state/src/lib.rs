@@ -95,6 +95,9 @@ pub enum Command {
         /// Hex SHA-256 of the join secret.
         sha256: String,
     },
+    /// Several commands proposed together (group commit): applied in order
+    /// at the same log index, each with its own result. Never nested.
+    Batch(Vec<Command>),
     /// Delete a tenant variable.
     DeleteVar {
         /// Tenant owning the variable.
@@ -131,6 +134,9 @@ pub struct CommandResult {
     pub error: Option<ApplyError>,
     /// Version (log index) of the variable written by `PutVar`.
     pub version: Option<u64>,
+    /// Results of the commands of a [`Command::Batch`], in order.
+    #[serde(default)]
+    pub batch: Vec<CommandResult>,
 }
 
 impl CommandResult {
@@ -172,14 +178,33 @@ pub struct State {
 impl State {
     /// Applies `cmd`, written at log index `index`. Pure and deterministic.
     pub fn apply(&mut self, index: u64, cmd: &Command) -> CommandResult {
+        if let Command::Batch(cmds) = cmd {
+            let batch = cmds
+                .iter()
+                .map(|c| match c {
+                    Command::Batch(_) => CommandResult {
+                        error: Some(ApplyError::new(
+                            ErrorCode::BadRequest,
+                            "batches do not nest",
+                        )),
+                        ..CommandResult::default()
+                    },
+                    c => self.apply(index, c),
+                })
+                .collect();
+            return CommandResult {
+                batch,
+                ..CommandResult::default()
+            };
+        }
         match self.apply_inner(index, cmd) {
             Ok(version) => CommandResult {
-                error: None,
                 version,
+                ..CommandResult::default()
             },
             Err(e) => CommandResult {
                 error: Some(e),
-                version: None,
+                ..CommandResult::default()
             },
         }
     }
@@ -288,6 +313,10 @@ impl State {
                 );
                 Ok(Some(index))
             }
+            Command::Batch(_) => Err(ApplyError::new(
+                ErrorCode::Internal,
+                "batch applied as a single command",
+            )),
             Command::SetJoinToken { sha256 } => {
                 self.join_token_sha256 = Some(sha256.clone());
                 Ok(None)
@@ -391,11 +420,18 @@ mod tests {
         ]
     }
 
+    fn arb_command_or_batch() -> impl Strategy<Value = Command> {
+        prop_oneof![
+            4 => arb_command(),
+            1 => prop::collection::vec(arb_command(), 0..6).prop_map(Command::Batch),
+        ]
+    }
+
     proptest! {
         /// Two replicas applying the same log end in the same state, and the
         /// state survives a snapshot round trip through both codecs we use.
         #[test]
-        fn apply_is_deterministic(cmds in prop::collection::vec(arb_command(), 0..60)) {
+        fn apply_is_deterministic(cmds in prop::collection::vec(arb_command_or_batch(), 0..60)) {
             let mut a = State::default();
             let mut b = State::default();
             for (i, c) in cmds.iter().enumerate() {
@@ -412,7 +448,7 @@ mod tests {
         /// Invariants: every variable belongs to an existing tenant; every
         /// token's tenant exists; every tenant name is valid.
         #[test]
-        fn invariants_hold(cmds in prop::collection::vec(arb_command(), 0..60)) {
+        fn invariants_hold(cmds in prop::collection::vec(arb_command_or_batch(), 0..60)) {
             let mut s = State::default();
             for (i, c) in cmds.iter().enumerate() {
                 s.apply(i as u64 + 1, c);
@@ -421,6 +457,44 @@ mod tests {
                 for tok in s.tokens.values() { prop_assert!(s.tenants.contains_key(&tok.tenant)); }
             }
         }
+    }
+
+    /// A batch has exactly the effect of its commands applied one by one.
+    #[test]
+    fn batch_equals_sequence() {
+        let cmds = vec![
+            Command::CreateTenant {
+                name: "acme".into(),
+                now_ms: 1,
+            },
+            Command::PutVar {
+                tenant: "acme".into(),
+                key: "k".into(),
+                value: "v".into(),
+                now_ms: 2,
+            },
+            Command::CreateTenant {
+                name: "acme".into(),
+                now_ms: 3,
+            },
+            Command::Batch(vec![]),
+        ];
+        let mut one_by_one = State::default();
+        let singles: Vec<_> = cmds[..3].iter().map(|c| one_by_one.apply(7, c)).collect();
+        let mut batched = State::default();
+        let r = batched.apply(7, &Command::Batch(cmds));
+        assert_eq!(batched, one_by_one);
+        assert_eq!(r.batch.len(), 4);
+        assert_eq!(r.batch[..3], singles[..3]);
+        assert_eq!(
+            r.batch[2].error.as_ref().map(|e| e.code),
+            Some(ErrorCode::Conflict)
+        );
+        assert_eq!(
+            r.batch[3].error.as_ref().map(|e| e.code),
+            Some(ErrorCode::BadRequest),
+            "no nesting"
+        );
     }
 
     #[test]

@@ -1,0 +1,111 @@
+//! Group commit above Raft.
+//!
+//! openraft 0.9 appends and fsyncs each client write on its own before it
+//! takes the next, so one command per log entry caps the write rate at one
+//! fsync per write. The proposer packs every command submitted while the
+//! previous entry was being committed into one [`Command::Batch`] entry: one
+//! append, one fsync and one replication round for the whole batch. Exactly
+//! one entry is in flight at a time, so batches grow with the load and a lone
+//! write still costs a single round.
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::BasicNode;
+use stratus_raft::Raft;
+use stratus_state::{Command, CommandResult};
+use stratus_types::NodeId;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Most commands in one log entry.
+pub const MAX_BATCH: usize = 1024;
+
+/// Why a proposal did not commit here.
+#[derive(Debug)]
+pub enum ProposeError {
+    /// This replica does not lead; the leader, if known.
+    NotLeader(Option<(NodeId, BasicNode)>),
+    /// Raft failed or is shutting down.
+    Failed(String),
+}
+
+type Reply = oneshot::Sender<Result<(u64, CommandResult), ProposeError>>;
+
+/// Handle to the proposer task.
+#[derive(Clone, Debug)]
+pub struct Proposer {
+    tx: mpsc::Sender<(Command, Reply)>,
+}
+
+impl Proposer {
+    /// Starts the proposer task for `raft`; it stops with `cancel`.
+    pub fn start(raft: Raft, cancel: CancellationToken) -> (Proposer, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        (Proposer { tx }, tokio::spawn(run(raft, rx, cancel)))
+    }
+
+    /// Proposes `cmd`; answers with its log index and result once committed
+    /// and applied.
+    pub async fn propose(&self, cmd: Command) -> Result<(u64, CommandResult), ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || ProposeError::Failed("the control replica is shutting down".into());
+        self.tx.send((cmd, reply)).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>, cancel: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => return,
+            p = rx.recv() => match p { Some(p) => p, None => return },
+        };
+        let (mut cmds, mut replies) = (vec![first.0], vec![first.1]);
+        while cmds.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((c, r)) => {
+                    cmds.push(c);
+                    replies.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let single = cmds.len() == 1;
+        let entry = match (single, cmds.pop()) {
+            (true, Some(c)) => c,
+            (_, last) => {
+                cmds.extend(last);
+                Command::Batch(cmds)
+            }
+        };
+        match raft.client_write(entry).await {
+            Ok(r) => {
+                let index = r.log_id.index;
+                if single {
+                    for reply in replies {
+                        let _ = reply.send(Ok((index, r.data.clone())));
+                    }
+                } else {
+                    let mut results = r.data.batch.into_iter();
+                    for reply in replies {
+                        let _ = reply.send(match results.next() {
+                            Some(res) => Ok((index, res)),
+                            None => Err(ProposeError::Failed("a batch result is missing".into())),
+                        });
+                    }
+                }
+            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                let leader = f.leader_id.zip(f.leader_node);
+                for reply in replies {
+                    let _ = reply.send(Err(ProposeError::NotLeader(leader.clone())));
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(ProposeError::Failed(msg.clone())));
+                }
+            }
+        }
+    }
+}
