@@ -143,9 +143,9 @@ pub struct WriteResult {
 #[openapi(
     info(title = "Stratus API", description = "Control plane of the Stratus edge cloud."),
     paths(health, status, whoami, list_nodes, get_node, add_replica, remove_replica,
-          list_tenants, create_tenant, create_token, list_vars, get_var, put_var, delete_var),
+          list_tenants, create_tenant, create_token, list_tokens, revoke_token, list_vars, get_var, put_var, delete_var),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
-                       VarView, WriteResult, ClusterStatus, ReplicaStatus, NodeRecord, Tenant)),
+                       VarView, WriteResult, TokenView, ClusterStatus, ReplicaStatus, NodeRecord, Tenant)),
     modifiers(&BearerAuth),
     tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"))
 )]
@@ -184,7 +184,14 @@ pub fn router(control: Control) -> Router {
         .route("/v1/replicas", post(add_replica))
         .route("/v1/replicas/{id}", axum::routing::delete(remove_replica))
         .route("/v1/tenants", get(list_tenants).post(create_tenant))
-        .route("/v1/tenants/{tenant}/tokens", post(create_token))
+        .route(
+            "/v1/tenants/{tenant}/tokens",
+            post(create_token).get(list_tokens),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tokens/{id}",
+            axum::routing::delete(revoke_token),
+        )
         .route("/v1/tenants/{tenant}/vars", get(list_vars))
         .route(
             "/v1/tenants/{tenant}/vars/{*key}",
@@ -382,6 +389,78 @@ async fn create_token(
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     c.require_tenant(&tenant)?;
     Ok((StatusCode::CREATED, Json(issue_token(&st, &tenant).await?)))
+}
+
+/// A token as listed (never its secret).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    /// Token id.
+    pub token_id: String,
+    /// Tenant it acts for.
+    pub tenant: String,
+    /// Creation time (ms since the Unix epoch).
+    pub created_ms: u64,
+}
+
+/// Tokens of a tenant (ids only; secrets are never stored).
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/tokens", tag = "tenants", security(("bearer" = [])),
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = [TokenView]), (status = 403, body = ErrorBody)))]
+async fn list_tokens(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(tenant): Path<String>,
+) -> ApiResult<Vec<TokenView>> {
+    c.require_tenant(&tenant)?;
+    Ok(Json(st.control.state().read(|s| {
+        s.tokens
+            .values()
+            .filter(|t| t.tenant == tenant)
+            .map(|t| TokenView {
+                token_id: t.id.clone(),
+                tenant: t.tenant.clone(),
+                created_ms: t.created_ms,
+            })
+            .collect()
+    })))
+}
+
+/// Revokes a token of a tenant (the tenant itself or the admin). Revoking the
+/// token in use is allowed; the admin's last token is not revocable.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/tokens/{id}", tag = "tenants", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("id" = String, Path)),
+    responses((status = 200, body = WriteResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn revoke_token(
+    State(st): State<AppState>,
+    c: Caller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> ApiResult<WriteResult> {
+    c.require_tenant(&tenant)?;
+    let (owner, admin_tokens) = st.control.state().read(|s| {
+        (
+            s.tokens.get(&id).map(|t| t.tenant.clone()),
+            s.tokens
+                .values()
+                .filter(|t| t.tenant == stratus_types::ADMIN_TENANT)
+                .count(),
+        )
+    });
+    if owner.as_deref() != Some(tenant.as_str()) {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("tenant {tenant:?} has no token {id:?}"),
+        ));
+    }
+    if tenant == stratus_types::ADMIN_TENANT && admin_tokens <= 1 {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "refusing to revoke the last admin token: issue another one first (`stratus tenants token admin`)",
+        ));
+    }
+    let applied = st.control.write(Command::RevokeToken { id }).await?;
+    Ok(Json(WriteResult {
+        index: applied.index,
+    }))
 }
 
 /// Variables of a tenant.

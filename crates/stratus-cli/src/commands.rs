@@ -5,7 +5,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use clap::Subcommand;
 use serde::Serialize;
-use stratus_api::{AddReplica, CreateTenant, IssuedToken, PutVar, VarView, WhoAmI, WriteResult};
+use stratus_api::{
+    AddReplica, CreateTenant, IssuedToken, PutVar, TokenView, VarView, WhoAmI, WriteResult,
+};
 use stratus_types::{ClusterStatus, NodeRecord, Tenant};
 
 use crate::client::Client;
@@ -56,6 +58,18 @@ pub enum TenantsCmd {
     Token {
         /// Tenant name
         name: String,
+    },
+    /// List a tenant's tokens (ids only)
+    Tokens {
+        /// Tenant name
+        name: String,
+    },
+    /// Revoke a token
+    Revoke {
+        /// Tenant name
+        name: String,
+        /// Token id (the part after `stt_`, before the second `_`)
+        token_id: String,
     },
 }
 
@@ -364,6 +378,26 @@ pub async fn tenants(g: &Global, cmd: TenantsCmd) -> Result<()> {
                 )
                 .await?;
             print_token(g, &t)?;
+        }
+        TenantsCmd::Tokens { name } => {
+            let ts: Vec<TokenView> = c.get(&format!("/v1/tenants/{name}/tokens")).await?;
+            if g.json {
+                return print_json(&ts);
+            }
+            let rows = ts
+                .iter()
+                .map(|t| vec![t.token_id.clone(), t.tenant.clone(), ago(t.created_ms)])
+                .collect();
+            table(&["TOKEN ID", "TENANT", "AGE"], rows);
+        }
+        TenantsCmd::Revoke { name, token_id } => {
+            let r: WriteResult = c
+                .delete(&format!("/v1/tenants/{name}/tokens/{token_id}"))
+                .await?;
+            if g.json {
+                return print_json(&r);
+            }
+            println!("token {token_id} revoked");
         }
     }
     Ok(())

@@ -199,6 +199,73 @@ async fn auth_isolation_and_errors() -> Result<()> {
         .json()
         .await?;
     assert!(nodes.as_array().is_some_and(|a| a.len() <= 1));
+
+    // Tokens: list (no secrets), revoke, and the revoked one stops working.
+    let second: Value = http
+        .post(format!("{api}/v1/tenants/acme/tokens"))
+        .bearer_auth(acme)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let second = second["token"].as_str().unwrap_or_default().to_string();
+    let listed: Value = http
+        .get(format!("{api}/v1/tenants/acme/tokens"))
+        .bearer_auth(&second)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(listed.as_array().map(|a| a.len()), Some(2));
+    assert!(
+        !listed.to_string().contains(&acme[16..]),
+        "secrets are never listed"
+    );
+    let acme_id = &acme[4..16];
+    let r = http
+        .delete(format!("{api}/v1/tenants/acme/tokens/{acme_id}"))
+        .bearer_auth(&second)
+        .send()
+        .await?;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, code, _) = error_code(
+        http.get(format!("{api}/v1/whoami"))
+            .bearer_auth(acme)
+            .send()
+            .await?,
+    )
+    .await?;
+    assert_eq!(
+        (s, code.as_str()),
+        (StatusCode::UNAUTHORIZED, "unauthenticated"),
+        "revoked token refused"
+    );
+    assert_eq!(
+        http.get(format!("{api}/v1/whoami"))
+            .bearer_auth(&second)
+            .send()
+            .await?
+            .status(),
+        StatusCode::OK
+    );
+    // Another tenant cannot revoke acme's token; the last admin token is kept.
+    let (s, _, _) = error_code(
+        http.delete(format!("{api}/v1/tenants/acme/tokens/{}", &second[4..16]))
+            .bearer_auth(beta)
+            .send()
+            .await?,
+    )
+    .await?;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, code, _) = error_code(
+        http.delete(format!("{api}/v1/tenants/admin/tokens/{}", &admin[4..16]))
+            .bearer_auth(&admin)
+            .send()
+            .await?,
+    )
+    .await?;
+    assert_eq!((s, code.as_str()), (StatusCode::CONFLICT, "conflict"));
+
     cluster.shutdown().await;
     Ok(())
 }

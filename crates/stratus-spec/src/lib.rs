@@ -1,0 +1,500 @@
+//! Stratus L0: the workload spec.
+//!
+//! A workload is declared in a versioned file (YAML, or TOML) and validated
+//! before anything is scheduled; every error names the field it is about
+//! (`resources.memory_mb: ...`). Three kinds:
+//!
+//! * `task` — runs to completion; `count` instances; retried on failure up to
+//!   `restart.attempts` times.
+//! * `service` — keeps `count` replicas running; restarted with exponential
+//!   backoff; updated one batch at a time with a health check and automatic
+//!   revert.
+//! * `daemon` — one instance on every node that matches the constraints.
+//!
+//! ```yaml
+//! version: 1
+//! name: thumbnailer
+//! kind: service
+//! count: 3
+//! wasm:
+//!   module: examples/wasm/service.wasm
+//! args: ["--quality", "80"]
+//! env: { RUST_LOG: info }
+//! resources: { cpu_millis: 250, memory_mb: 64, wall_time_secs: 3600 }
+//! constraints:
+//!   labels: { gpu: none }
+//!   arch: x86_64
+//!   near: { latitude: 48.85, longitude: 2.35, within_km: 500 }
+//!   energy: [solar, wind]
+//! spread: site
+//! disconnect: { wait_secs: 60, replace: true }
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use stratus_types::EnergySource;
+use utoipa::ToSchema;
+
+/// Highest spec version this build reads.
+pub const SPEC_VERSION: u32 = 1;
+
+/// What a workload is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    /// Runs to completion.
+    Task,
+    /// Keeps running.
+    Service,
+    /// One per matching node.
+    Daemon,
+}
+
+/// A declared workload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Spec format version (1).
+    pub version: u32,
+    /// Name: 1–63 characters of a-z, 0-9 and '-', starting with a letter.
+    pub name: String,
+    /// Kind.
+    pub kind: WorkloadKind,
+    /// Instances (task) or replicas (service); ignored for daemons.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// The WASM module to run.
+    pub wasm: WasmSource,
+    /// Arguments passed to the program (after its name).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Resources each instance needs.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Where instances may run.
+    #[serde(default)]
+    pub constraints: Constraints,
+    /// Spread instances evenly across this failure domain.
+    #[serde(default)]
+    pub spread: Option<SpreadBy>,
+    /// Restarts and retries.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// What to do when the node running an instance is lost.
+    #[serde(default)]
+    pub disconnect: DisconnectPolicy,
+    /// How a service is updated to a new version.
+    #[serde(default)]
+    pub update: UpdateStrategy,
+    /// Input folder on the node, preopened read-only as `/input`.
+    #[serde(default)]
+    pub input: Option<String>,
+    /// Whether the instance gets a writable `/output` folder (kept on the node).
+    #[serde(default)]
+    pub output: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Where the module comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WasmSource {
+    /// A path to a `.wasm` or `.wat` file (read by the CLI and uploaded), or a
+    /// content address `blake3:<64 hex>` of a module already in the cluster.
+    pub module: String,
+}
+
+/// Resources of one instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resources {
+    /// CPU in thousandths of a core.
+    pub cpu_millis: u32,
+    /// Memory in MiB (the WASM memory limit).
+    pub memory_mb: u64,
+    /// Disk in MiB (output folder).
+    pub disk_mb: u64,
+    /// Wall-clock limit in seconds (none: unlimited for services, 1 hour for tasks).
+    pub wall_time_secs: Option<u64>,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            cpu_millis: 100,
+            memory_mb: 64,
+            disk_mb: 0,
+            wall_time_secs: None,
+        }
+    }
+}
+
+/// A location constraint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Near {
+    /// Latitude in degrees.
+    pub latitude: f64,
+    /// Longitude in degrees.
+    pub longitude: f64,
+    /// Greatest great-circle distance in km.
+    pub within_km: f64,
+}
+
+/// Where instances may run. Every given field must hold.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Constraints {
+    /// Labels the node must carry with these values.
+    pub labels: BTreeMap<String, String>,
+    /// CPU architecture.
+    pub arch: Option<String>,
+    /// Operating system.
+    pub os: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Site.
+    pub site: Option<String>,
+    /// Within a distance of a point.
+    pub near: Option<Near>,
+    /// Accepted energy sources (empty: any).
+    pub energy: Vec<EnergySource>,
+}
+
+/// Failure domain to spread across.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SpreadBy {
+    /// Spread across sites.
+    Site,
+    /// Spread across regions.
+    Region,
+}
+
+/// Restarts (services) and retries (tasks).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RestartPolicy {
+    /// Retries of a failed task instance; restarts of a service replica within
+    /// `window_secs` before it is declared failed (0 for services: unlimited).
+    pub attempts: u32,
+    /// First delay before a restart, in ms; doubles each time.
+    pub delay_ms: u64,
+    /// Longest delay, in ms.
+    pub max_delay_ms: u64,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            attempts: 2,
+            delay_ms: 500,
+            max_delay_ms: 30_000,
+        }
+    }
+}
+
+/// What happens to instances on a node the control plane has lost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisconnectPolicy {
+    /// How long after the node is marked lost to wait before acting, in seconds.
+    pub wait_secs: u64,
+    /// `true`: start replacements elsewhere (the originals are stopped when
+    /// their node returns); `false`: keep waiting for the original node.
+    pub replace: bool,
+}
+
+impl Default for DisconnectPolicy {
+    fn default() -> Self {
+        DisconnectPolicy {
+            wait_secs: 0,
+            replace: true,
+        }
+    }
+}
+
+/// Rolling update of a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdateStrategy {
+    /// Replicas replaced at once.
+    pub max_parallel: u32,
+    /// A new replica must run this long without exiting to count as healthy.
+    pub healthy_after_secs: u64,
+    /// Roll back to the previous version if a new replica is not healthy in time.
+    pub auto_revert: bool,
+    /// Time a new replica has to become healthy, in seconds.
+    pub deadline_secs: u64,
+}
+
+impl Default for UpdateStrategy {
+    fn default() -> Self {
+        UpdateStrategy {
+            max_parallel: 1,
+            healthy_after_secs: 5,
+            auto_revert: true,
+            deadline_secs: 60,
+        }
+    }
+}
+
+/// A problem in a spec, located by the path of the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FieldError {
+    /// Dotted path of the field (`resources.memory_mb`), or `(file)` for syntax errors.
+    pub path: String,
+    /// What is wrong and what is expected.
+    pub message: String,
+}
+
+/// Why a spec was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// The file is not valid YAML/TOML for the schema.
+    #[error("{0}")]
+    Parse(FieldError),
+    /// The spec parsed but breaks rules.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+}
+
+/// Format of a spec file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// YAML.
+    Yaml,
+    /// TOML.
+    Toml,
+}
+
+impl Format {
+    /// Guesses the format from a file name (`.toml` → TOML, else YAML).
+    pub fn from_path(path: &str) -> Format {
+        if path.ends_with(".toml") {
+            Format::Toml
+        } else {
+            Format::Yaml
+        }
+    }
+}
+
+/// Parses and validates a spec.
+pub fn parse(text: &str, format: Format) -> Result<WorkloadSpec, SpecError> {
+    let spec: WorkloadSpec = match format {
+        Format::Yaml => {
+            let de = serde_norway::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                SpecError::Parse(FieldError {
+                    path: display_path(&path),
+                    message: e.into_inner().to_string(),
+                })
+            })?
+        }
+        Format::Toml => {
+            let de = toml::Deserializer::new(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                SpecError::Parse(FieldError {
+                    path: display_path(&path),
+                    message: e.into_inner().message().to_string(),
+                })
+            })?
+        }
+    };
+    spec.validate().map_err(SpecError::Invalid)?;
+    Ok(spec)
+}
+
+fn display_path(p: &str) -> String {
+    if p.is_empty() || p == "." {
+        "(file)".into()
+    } else {
+        p.to_string()
+    }
+}
+
+impl WorkloadSpec {
+    /// Checks the rules serde cannot express.
+    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errs = Vec::new();
+        let mut err = |path: &str, message: String| {
+            errs.push(FieldError {
+                path: path.into(),
+                message,
+            })
+        };
+        if self.version != SPEC_VERSION {
+            err(
+                "version",
+                format!(
+                    "version {} is not supported; this build reads version {SPEC_VERSION}",
+                    self.version
+                ),
+            );
+        }
+        if let Err(m) = stratus_types::validate_tenant_name(&self.name) {
+            err("name", m.replace("tenant name", "workload name"));
+        }
+        if self.kind != WorkloadKind::Daemon && !(1..=10_000).contains(&self.count) {
+            err(
+                "count",
+                format!("must be between 1 and 10000, got {}", self.count),
+            );
+        }
+        if self.wasm.module.trim().is_empty() {
+            err(
+                "wasm.module",
+                "a path to a .wasm/.wat file or blake3:<hash> is required".into(),
+            );
+        }
+        let r = &self.resources;
+        if !(1..=256_000).contains(&r.cpu_millis) {
+            err(
+                "resources.cpu_millis",
+                format!("must be between 1 and 256000, got {}", r.cpu_millis),
+            );
+        }
+        if !(1..=65_536).contains(&r.memory_mb) {
+            err("resources.memory_mb", format!("must be between 1 and 65536 (WASM memories are at most 4 GiB per instance), got {}", r.memory_mb));
+        }
+        if r.wall_time_secs == Some(0) {
+            err("resources.wall_time_secs", "must be at least 1".into());
+        }
+        if let Some(n) = &self.constraints.near {
+            if !(-90.0..=90.0).contains(&n.latitude) {
+                err(
+                    "constraints.near.latitude",
+                    format!("must be within [-90, 90], got {}", n.latitude),
+                );
+            }
+            if !(-180.0..=180.0).contains(&n.longitude) {
+                err(
+                    "constraints.near.longitude",
+                    format!("must be within [-180, 180], got {}", n.longitude),
+                );
+            }
+            if !(n.within_km > 0.0 && n.within_km.is_finite()) {
+                err(
+                    "constraints.near.within_km",
+                    format!("must be a positive distance, got {}", n.within_km),
+                );
+            }
+        }
+        for k in self.env.keys() {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                err(
+                    &format!("env.{k}"),
+                    "variable names are non-empty and contain neither '=' nor NUL".into(),
+                );
+            }
+        }
+        if self.update.max_parallel == 0 {
+            err("update.max_parallel", "must be at least 1".into());
+        }
+        if self.restart.max_delay_ms < self.restart.delay_ms {
+            err(
+                "restart.max_delay_ms",
+                "must not be smaller than restart.delay_ms".into(),
+            );
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC_EXAMPLE: &str = r#"
+version: 1
+name: thumbnailer
+kind: service
+count: 3
+wasm:
+  module: examples/wasm/service.wasm
+args: ["--quality", "80"]
+env: { RUST_LOG: info }
+resources: { cpu_millis: 250, memory_mb: 64, wall_time_secs: 3600 }
+constraints:
+  labels: { gpu: none }
+  arch: x86_64
+  near: { latitude: 48.85, longitude: 2.35, within_km: 500 }
+  energy: [solar, wind]
+spread: site
+disconnect: { wait_secs: 60, replace: true }
+"#;
+
+    #[test]
+    fn documented_example_parses() {
+        let s = parse(DOC_EXAMPLE, Format::Yaml).expect("parses");
+        assert_eq!(s.kind, WorkloadKind::Service);
+        assert_eq!(s.count, 3);
+        assert_eq!(
+            s.constraints.energy,
+            vec![EnergySource::Solar, EnergySource::Wind]
+        );
+        assert_eq!(s.spread, Some(SpreadBy::Site));
+        assert_eq!(s.restart, RestartPolicy::default());
+    }
+
+    #[test]
+    fn toml_works_too() {
+        let t = "version = 1\nname = \"hello\"\nkind = \"task\"\n[wasm]\nmodule = \"hello.wasm\"\n";
+        let s = parse(t, Format::Toml).expect("parses");
+        assert_eq!(s.count, 1);
+        assert_eq!(s.resources, Resources::default());
+    }
+
+    #[test]
+    fn errors_point_at_the_field() {
+        let bad_type = DOC_EXAMPLE.replace("memory_mb: 64", "memory_mb: lots");
+        let e = parse(&bad_type, Format::Yaml).expect_err("bad type");
+        assert!(e.to_string().starts_with("resources.memory_mb:"), "{e}");
+
+        let unknown = DOC_EXAMPLE.replace("arch: x86_64", "archh: x86_64");
+        let e = parse(&unknown, Format::Yaml).expect_err("unknown field");
+        assert!(e.to_string().contains("archh"), "{e}");
+
+        let bad_kind = DOC_EXAMPLE.replace("kind: service", "kind: cronjob");
+        let e = parse(&bad_kind, Format::Yaml).expect_err("bad kind");
+        assert!(e.to_string().starts_with("kind:"), "{e}");
+
+        let invalid = DOC_EXAMPLE
+            .replace("within_km: 500", "within_km: -1")
+            .replace("count: 3", "count: 0");
+        match parse(&invalid, Format::Yaml).expect_err("invalid") {
+            SpecError::Invalid(errs) => {
+                let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+                assert_eq!(paths, vec!["count", "constraints.near.within_km"]);
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+
+        let e = parse("version: 1\nname: x\n", Format::Yaml).expect_err("missing kind");
+        assert!(e.to_string().contains("kind"), "{e}");
+        let e = parse("{{{", Format::Yaml).expect_err("syntax");
+        assert!(matches!(e, SpecError::Parse(_)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(s in ".{0,300}") {
+            let _ = parse(&s, Format::Yaml);
+            let _ = parse(&s, Format::Toml);
+        }
+    }
+}
