@@ -11,6 +11,7 @@
 //! once it has tried them all. If the control plane has forgotten it (answer
 //! `not_found`), it registers again.
 
+pub mod runner;
 pub mod sysinfo;
 
 use std::net::SocketAddr;
@@ -77,7 +78,11 @@ pub struct Agent {
 
 impl Agent {
     /// Starts the agent on `endpoint` (which it uses only to dial out).
-    pub fn start(cfg: AgentConfig, endpoint: Endpoint) -> Result<Agent, AgentError> {
+    pub fn start(
+        cfg: AgentConfig,
+        endpoint: Endpoint,
+        executor: Option<std::sync::Arc<dyn stratus_runtime::DynExecutor>>,
+    ) -> Result<Agent, AgentError> {
         if cfg.control.is_empty() {
             return Err(AgentError::Config(
                 "no control replica address given (use --control HOST:PORT)".into(),
@@ -85,7 +90,11 @@ impl Agent {
         }
         let (tx, rx) = watch::channel(AgentState::Connecting);
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(run(cfg, endpoint, tx, cancel.clone()));
+        let runner = executor.map(|e| runner::Runner::start(&cfg.data_dir, e));
+        if let Some(r) = &runner {
+            tokio::spawn(r.clone().flush_loop());
+        }
+        let task = tokio::spawn(run(cfg, endpoint, tx, cancel.clone(), runner));
         Ok(Agent {
             state: rx,
             task,
@@ -128,6 +137,7 @@ async fn run(
     endpoint: Endpoint,
     state: watch::Sender<AgentState>,
     cancel: CancellationToken,
+    runner: Option<runner::Runner>,
 ) -> Result<(), AgentError> {
     let mut targets: Vec<Target> = cfg
         .control
@@ -146,7 +156,17 @@ async fn run(
         let target = targets[next % targets.len()].clone();
         next = next.wrapping_add(1);
         let _ = state.send(AgentState::Connecting);
-        match session(&cfg, &endpoint, &target, &mut targets, &state, &cancel).await {
+        match session(
+            &cfg,
+            &endpoint,
+            &target,
+            &mut targets,
+            &state,
+            &cancel,
+            runner.as_ref(),
+        )
+        .await
+        {
             Ok(()) => break Ok(()),
             Err(SessionError::Fatal(msg)) => break Err(AgentError::Refused(msg)),
             Err(SessionError::Retry(msg)) => {
@@ -168,6 +188,9 @@ async fn run(
             }
         }
     };
+    if let Some(r) = &runner {
+        r.stop_all();
+    }
     let _ = state.send(AgentState::Stopped);
     result
 }
@@ -212,6 +235,7 @@ async fn session(
     targets: &mut Vec<Target>,
     state: &watch::Sender<AgentState>,
     cancel: &CancellationToken,
+    runner: Option<&runner::Runner>,
 ) -> Result<(), SessionError> {
     let addr = resolve(&target.addr).await.map_err(SessionError::Retry)?;
     let conn = endpoint
@@ -232,7 +256,7 @@ async fn session(
         info,
         join_token: cfg.join_token.clone(),
     };
-    let mut interval = match conn.call::<_, Response>(&register, CALL_TIMEOUT).await {
+    let interval = match conn.call::<_, Response>(&register, CALL_TIMEOUT).await {
         Ok(Response::Welcome {
             heartbeat_interval_ms,
             peers,
@@ -250,6 +274,60 @@ async fn session(
     };
     tracing::info!(control = %target.addr, replica = %conn.remote_id().short(), "registered");
     let _ = state.send(AgentState::Connected(conn.remote_id()));
+    // Assignments: long-poll on this connection while it lasts.
+    let sync_cancel = cancel.child_token();
+    let _sync_guard = sync_cancel.clone().drop_guard();
+    if let Some(r) = runner {
+        r.set_connection(Some(conn.clone()));
+        tokio::spawn(sync_assignments(
+            conn.clone(),
+            r.clone(),
+            sync_cancel.clone(),
+        ));
+    }
+    let result = heartbeat_loop(&conn, interval, targets, cancel).await;
+    if let Some(r) = runner {
+        r.set_connection(None);
+    }
+    result
+}
+
+/// Keeps the runner's assignments in step with the control plane.
+async fn sync_assignments(
+    conn: stratus_net::Connection,
+    runner: runner::Runner,
+    cancel: CancellationToken,
+) {
+    let mut after = 0u64;
+    loop {
+        let req = Request::Assignments {
+            after_index: after,
+            wait_ms: 10_000,
+        };
+        let answer = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = conn.call::<_, Response>(&req, Duration::from_secs(20)) => a,
+        };
+        match answer {
+            Ok(Response::Assignments { index, assignments }) => {
+                after = index;
+                runner.apply(assignments, true);
+            }
+            Ok(other) => {
+                tracing::debug!(answer = ?other, "assignments refused; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+async fn heartbeat_loop(
+    conn: &stratus_net::Connection,
+    mut interval: Duration,
+    targets: &mut Vec<Target>,
+    cancel: &CancellationToken,
+) -> Result<(), SessionError> {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => {

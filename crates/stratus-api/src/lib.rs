@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod workloads;
 
 use std::future::Future;
 
@@ -143,11 +144,16 @@ pub struct WriteResult {
 #[openapi(
     info(title = "Stratus API", description = "Control plane of the Stratus edge cloud."),
     paths(health, status, whoami, list_nodes, get_node, add_replica, remove_replica,
-          list_tenants, create_tenant, create_token, list_tokens, revoke_token, list_vars, get_var, put_var, delete_var),
+          list_tenants, create_tenant, create_token, list_tokens, revoke_token, list_vars,
+          workloads::put_module, workloads::deploy, workloads::list, workloads::get, workloads::stop,
+          workloads::instances, workloads::instance, workloads::logs, workloads::drain, get_var, put_var, delete_var),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
-                       VarView, WriteResult, TokenView, ClusterStatus, ReplicaStatus, NodeRecord, Tenant)),
+                       VarView, WriteResult, TokenView, ClusterStatus,
+                       workloads::ModuleRef, workloads::Deploy, workloads::WorkloadView, workloads::Drain,
+                       stratus_state::Workload, stratus_state::Instance, stratus_state::Event,
+                       stratus_state::InstanceState, stratus_state::Desired, ReplicaStatus, NodeRecord, Tenant)),
     modifiers(&BearerAuth),
-    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"))
+    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"))
 )]
 struct ApiDoc;
 
@@ -197,6 +203,24 @@ pub fn router(control: Control) -> Router {
             "/v1/tenants/{tenant}/vars/{*key}",
             put(put_var).get(get_var).delete(delete_var),
         )
+        .route(
+            "/v1/modules",
+            post(workloads::put_module).layer(axum::extract::DefaultBodyLimit::max(
+                stratus_state::workloads::MAX_MODULE_BYTES,
+            )),
+        )
+        .route(
+            "/v1/workloads",
+            post(workloads::deploy).get(workloads::list),
+        )
+        .route(
+            "/v1/workloads/{tenant}/{name}",
+            get(workloads::get).delete(workloads::stop),
+        )
+        .route("/v1/instances", get(workloads::instances))
+        .route("/v1/instances/{id}", get(workloads::instance))
+        .route("/v1/instances/{id}/logs", get(workloads::logs))
+        .route("/v1/nodes/{id}/drain", post(workloads::drain))
         .fallback(|| async {
             ApiError::new(
                 ErrorCode::NotFound,

@@ -87,6 +87,47 @@ impl Client {
         self.send(self.http.put(self.url(path)).json(body)).await
     }
 
+    /// POST of raw bytes.
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<T> {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// GET of raw bytes, with the response headers.
+    pub async fn get_raw(&self, path: &str) -> Result<(reqwest::header::HeaderMap, Vec<u8>)> {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| anyhow!("request to {} failed: {e}", self.base))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.context("reading the API's answer")?;
+        if !status.is_success() {
+            if let Ok(body) = serde_json::from_slice::<ErrorBody>(&bytes) {
+                return Err(anyhow!("{} (HTTP {})", body.error.message, status.as_u16()));
+            }
+            return Err(anyhow!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
+        Ok((headers, bytes.to_vec()))
+    }
+
     /// DELETE.
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(self.http.delete(self.url(path))).await

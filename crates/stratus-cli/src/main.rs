@@ -11,6 +11,7 @@ mod bench;
 mod client;
 mod commands;
 mod run;
+mod workloads;
 
 use std::path::PathBuf;
 
@@ -69,6 +70,37 @@ enum Cmd {
     Node(run::NodeArgs),
     /// Health of the control plane: leader, replicas, replication lag
     Status,
+    /// Run a WASM module once on the cloud: streams its output, exits with its code
+    Run(workloads::RunArgs),
+    /// Deploy a workload spec (YAML or TOML): task, service or daemon
+    Deploy {
+        /// The spec file
+        spec: PathBuf,
+    },
+    /// List instances of your workloads
+    Ps {
+        /// Include instances that have ended
+        #[arg(long, short)]
+        all: bool,
+    },
+    /// Output of an instance (or of a workload's newest instance)
+    Logs {
+        /// Keep printing new output until the instance ends
+        #[arg(long, short)]
+        follow: bool,
+        /// Instance id or workload name
+        id: String,
+    },
+    /// Stop a workload
+    Stop {
+        /// Workload name
+        name: String,
+    },
+    /// Events of a workload's instances, or of one instance
+    Inspect {
+        /// Workload name or instance id
+        id: String,
+    },
     /// Lending machines
     #[command(subcommand)]
     Nodes(commands::NodesCmd),
@@ -116,7 +148,19 @@ fn main() -> std::process::ExitCode {
         match cli.cmd {
             Cmd::Dev(a) => run::dev(&g, a).await,
             Cmd::Server(a) => run::server(&g, a).await,
-            Cmd::Node(a) => run::node(&g, a).await,
+            Cmd::Node(a) => match a.action {
+                Some(run::NodeAction::Drain { id, undo }) => workloads::drain(&g, &id, undo).await,
+                None => run::node(&g, a).await,
+            },
+            Cmd::Run(a) => {
+                let code = workloads::run(&g, a).await?;
+                std::process::exit(code);
+            }
+            Cmd::Deploy { spec } => workloads::deploy(&g, &spec).await,
+            Cmd::Ps { all } => workloads::ps(&g, all).await,
+            Cmd::Logs { follow, id } => workloads::logs(&g, &id, follow).await,
+            Cmd::Stop { name } => workloads::stop(&g, &name).await,
+            Cmd::Inspect { id } => workloads::inspect(&g, &id).await,
             Cmd::Status => commands::status(&g).await,
             Cmd::Nodes(c) => commands::nodes(&g, c).await,
             Cmd::Replicas(c) => commands::replicas(&g, c).await,

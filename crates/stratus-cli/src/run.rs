@@ -74,7 +74,11 @@ pub struct ServerArgs {
 
 /// Arguments of `stratus node`.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct NodeArgs {
+    /// Manage a node instead of running one
+    #[command(subcommand)]
+    pub action: Option<NodeAction>,
     /// Configuration file (TOML, `version = 1`)
     #[arg(long, env = "STRATUS_CONFIG")]
     config: Option<PathBuf>,
@@ -111,6 +115,19 @@ pub struct NodeArgs {
     /// Label KEY=VALUE (repeatable)
     #[arg(long = "label", value_parser = parse_label)]
     labels: Vec<(String, String)>,
+}
+
+/// `stratus node <action>`.
+#[derive(clap::Subcommand, Debug)]
+pub enum NodeAction {
+    /// Move every instance off a node and place nothing new there (admin)
+    Drain {
+        /// Node id, unique id prefix, or name
+        id: String,
+        /// Make the node eligible again
+        #[arg(long)]
+        undo: bool,
+    },
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {

@@ -20,7 +20,9 @@
 //! then Raft, in that order.
 
 pub mod detector;
+pub mod logs;
 pub mod proposer;
+pub mod reconcile;
 pub mod secrets;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -166,6 +168,8 @@ struct Inner {
     pool: Pool,
     proposer: Proposer,
     detector: Mutex<Detector>,
+    logs: logs::LogBuffers,
+    blocked: Mutex<std::collections::BTreeMap<String, String>>,
     cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -222,6 +226,8 @@ impl Control {
                 pool,
                 proposer,
                 detector: Mutex::new(Detector::default()),
+                logs: logs::LogBuffers::default(),
+                blocked: Mutex::new(Default::default()),
                 cancel,
                 tasks: Mutex::new(vec![proposer_task]),
             }),
@@ -647,7 +653,157 @@ impl Control {
                     Err(e) => error_response(e.code(), e),
                 }
             }
+            Request::Assignments {
+                after_index,
+                wait_ms,
+            } => {
+                if !self.is_registered(&peer) {
+                    return not_member();
+                }
+                let (index, assignments) = self.assignments(peer, after_index, wait_ms).await;
+                Response::Assignments { index, assignments }
+            }
+            Request::GetModule { hash } => {
+                if !self.is_registered(&peer) && !self.is_member(&peer) {
+                    return not_member();
+                }
+                match self.inner.reader.read(|s| s.modules.get(&hash).cloned()) {
+                    Some(bytes) => Response::Module(bytes),
+                    None => Response::Error {
+                        code: ErrorCode::NotFound,
+                        message: format!("module {hash} is not stored"),
+                    },
+                }
+            }
+            Request::Report(reports) => {
+                if !self.is_registered(&peer) {
+                    return not_member();
+                }
+                let writes = reports.into_iter().map(|r| {
+                    self.write(Command::ReportInstance {
+                        id: r.id,
+                        node: peer,
+                        state: r.state,
+                        restarts: r.restarts,
+                        exit_code: r.exit_code,
+                        kind: r.kind,
+                        message: r.message,
+                        now_ms: r.time_ms,
+                    })
+                });
+                for r in futures::future::join_all(writes).await {
+                    match r {
+                        Ok(_) => {}
+                        // Reports about instances that are gone or moved are dropped.
+                        Err(e)
+                            if matches!(e.code(), ErrorCode::NotFound | ErrorCode::Forbidden) => {}
+                        Err(e) => return error_response(e.code(), e),
+                    }
+                }
+                Response::Ok
+            }
+            Request::PushLogs(chunks) => {
+                if !self.is_registered(&peer) {
+                    return not_member();
+                }
+                let owned: Vec<_> = self.inner.reader.read(|s| {
+                    chunks
+                        .into_iter()
+                        .filter(|c| s.instances.get(&c.instance).is_some_and(|i| i.node == peer))
+                        .collect()
+                });
+                self.inner.logs.append(owned);
+                Response::Ok
+            }
+            Request::ReadLogs { instance, offset } => {
+                let (offset, data, known) = self.inner.logs.read(&instance, offset);
+                Response::Logs {
+                    offset,
+                    data,
+                    known,
+                }
+            }
         }
+    }
+
+    /// What `node` should run: its instances that are not over, with specs.
+    /// Waits up to `wait_ms` for the applied index to pass `after_index`.
+    async fn assignments(
+        &self,
+        node: NodeId,
+        after_index: u64,
+        wait_ms: u64,
+    ) -> (u64, Vec<stratus_proto::Assignment>) {
+        let mut rx = self.inner.reader.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms.min(30_000));
+        while *rx.borrow_and_update() <= after_index {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = self.inner.cancel.cancelled() => break,
+                r = rx.changed() => if r.is_err() { break },
+            }
+        }
+        self.inner.reader.read(|s| {
+            let list = s
+                .instances
+                .values()
+                .filter(|i| {
+                    i.node == node
+                        && !i.state.is_terminal()
+                        && i.state != stratus_state::InstanceState::Lost
+                })
+                .filter_map(|i| {
+                    let w = s.workloads.get(&i.workload)?;
+                    let (spec, module) = match &w.previous {
+                        Some((spec, module)) if i.generation != w.generation => {
+                            (spec.clone(), module.clone())
+                        }
+                        _ => (w.spec.clone(), w.module.clone()),
+                    };
+                    Some(stratus_proto::Assignment {
+                        instance: i.clone(),
+                        spec,
+                        module,
+                    })
+                })
+                .collect();
+            (self.inner.reader.last_applied_index(), list)
+        })
+    }
+
+    /// Output of an instance from `offset` on: from this replica if its agent
+    /// sends logs here, else from the replica that has them.
+    pub async fn read_logs(
+        &self,
+        instance: &str,
+        offset: u64,
+    ) -> Result<(u64, Vec<u8>), ControlError> {
+        let (off, data, known) = self.inner.logs.read(instance, offset);
+        if known {
+            return Ok((off, data));
+        }
+        for p in self.peers().into_iter().filter(|p| p.id != self.inner.id) {
+            let Ok(addr) = resolve(&p.addr).await else {
+                continue;
+            };
+            let req = Request::ReadLogs {
+                instance: instance.to_string(),
+                offset,
+            };
+            if let Ok(Response::Logs {
+                offset,
+                data,
+                known: true,
+            }) = self
+                .inner
+                .pool
+                .call::<_, Response>(addr, Some(p.id), &req, RPC_TIMEOUT)
+                .await
+            {
+                return Ok((offset, data));
+            }
+        }
+        Ok((offset, Vec::new()))
     }
 
     fn welcome(&self) -> Response {
@@ -756,11 +912,14 @@ impl Control {
     async fn leader_loop(self) {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut applied = self.inner.reader.subscribe();
         let mut was_leader = false;
         loop {
             tokio::select! {
                 _ = self.inner.cancel.cancelled() => return,
                 _ = tick.tick() => {}
+                // Reconcile as soon as the state changes (a deploy, a report).
+                r = applied.changed() => if r.is_err() { return },
             }
             let leader = self.is_leader();
             if leader != was_leader {
@@ -797,7 +956,36 @@ impl Control {
                     tracing::warn!(error = %e, "marking node lost");
                 }
             }
+            self.reconcile_once().await;
         }
+    }
+
+    /// Runs the reconciler on the applied state and proposes its commands.
+    async fn reconcile_once(&self) {
+        let decisions = self
+            .inner
+            .reader
+            .read(|s| reconcile::reconcile(s, now_ms()));
+        for (workload, why) in &decisions.blocked {
+            tracing::debug!(%workload, "{why}");
+        }
+        if let Ok(mut b) = self.inner.blocked.lock() {
+            *b = decisions.blocked.into_iter().collect();
+        }
+        for cmd in decisions.commands {
+            if let Err(e) = self.write(cmd).await {
+                tracing::warn!(error = %e, "applying a scheduling decision");
+            }
+        }
+    }
+
+    /// Why workloads could not be fully placed at the last pass (leader only).
+    pub fn blocked(&self) -> std::collections::BTreeMap<String, String> {
+        self.inner
+            .blocked
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default()
     }
 
     /// Creates the admin tenant and token and the join secret if the state

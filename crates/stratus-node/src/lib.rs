@@ -14,6 +14,7 @@ pub mod dev;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use stratus_agent::sysinfo::hostname;
@@ -229,6 +230,10 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
                 capacity: a.capacity.clone(),
             },
             endpoint.clone(),
+            // The WASM sandbox is the workload backend of agents.
+            Some(Arc::new(stratus_runtime::WasmExecutor::new().map_err(
+                |e| NodeError::Config(format!("cannot start the WASM runtime: {e}")),
+            )?)),
         )?),
         None => None,
     };

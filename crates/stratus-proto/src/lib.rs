@@ -59,6 +59,73 @@ pub enum Request {
     Status,
     /// A replica relays a membership change to the leader.
     ChangeMembership(MembershipChange),
+    /// An agent asks what it should run; answered once the replica's applied
+    /// state is past `after_index` or `wait_ms` elapsed (long poll).
+    Assignments {
+        /// Applied index the agent has already seen.
+        after_index: u64,
+        /// Longest wait.
+        wait_ms: u64,
+    },
+    /// An agent fetches a module by content address.
+    GetModule {
+        /// `blake3:<hex>`.
+        hash: String,
+    },
+    /// An agent reports what happened to its instances.
+    Report(Vec<InstanceReport>),
+    /// An agent sends output of its instances.
+    PushLogs(Vec<LogChunk>),
+    /// A replica asks another for the logs it holds of an instance.
+    ReadLogs {
+        /// Instance id.
+        instance: String,
+        /// First byte wanted.
+        offset: u64,
+    },
+}
+
+/// One change of an instance, as an agent reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceReport {
+    /// Instance id.
+    pub id: String,
+    /// New state.
+    pub state: stratus_state::InstanceState,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// Exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// Event kind (`started`, `exited`, `restarted`, ...).
+    pub kind: String,
+    /// Event message.
+    pub message: String,
+    /// When it happened (agent clock, ms since the Unix epoch).
+    pub time_ms: u64,
+}
+
+/// Output of an instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogChunk {
+    /// Instance id.
+    pub instance: String,
+    /// Byte offset of `data` in the instance's combined output.
+    pub offset: u64,
+    /// `true` for stderr.
+    pub stderr: bool,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// An instance an agent should run (or stop), with what it needs to run it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The instance as recorded.
+    pub instance: stratus_state::Instance,
+    /// The spec of its generation.
+    pub spec: stratus_spec::WorkloadSpec,
+    /// Content address of its module.
+    pub module: String,
 }
 
 /// A change of the control plane's replica set.
@@ -106,6 +173,25 @@ pub enum Response {
     },
     /// Answer to [`Request::Status`].
     Status(stratus_types::ClusterStatus),
+    /// Answer to [`Request::Assignments`].
+    Assignments {
+        /// Applied index of the answering replica.
+        index: u64,
+        /// Everything placed on the asking node that is not over.
+        assignments: Vec<Assignment>,
+    },
+    /// Answer to [`Request::GetModule`].
+    Module(Vec<u8>),
+    /// Answer to [`Request::ReadLogs`]: bytes from `offset` on, and whether
+    /// this replica has the instance's log at all.
+    Logs {
+        /// Offset of `data`.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+        /// Whether this replica holds a log for the instance.
+        known: bool,
+    },
     /// Plain acknowledgement.
     Ok,
     /// The request failed.

@@ -10,7 +10,9 @@
 //!
 //! [`TypeConfig`] binds these types to openraft.
 
-use std::collections::BTreeMap;
+pub mod workloads;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,9 @@ use stratus_types::{
     TokenRecord, ADMIN_TENANT,
 };
 use utoipa::ToSchema;
+
+use workloads::{module_hash, MAX_MODULE_BYTES};
+pub use workloads::{Desired, Event, Instance, InstanceState, Workload};
 
 openraft::declare_raft_types!(
     /// openraft type configuration of the Stratus control plane.
@@ -94,6 +99,76 @@ pub enum Command {
     SetJoinToken {
         /// Hex SHA-256 of the join secret.
         sha256: String,
+    },
+    /// Store a WASM module, addressed by the BLAKE3 hash of its bytes.
+    PutModule {
+        /// The module.
+        bytes: Vec<u8>,
+    },
+    /// Deploy (create or update) a workload of a tenant.
+    DeployWorkload {
+        /// Owner.
+        tenant: TenantName,
+        /// The validated spec.
+        spec: Box<stratus_spec::WorkloadSpec>,
+        /// Content address of its module (stored with `PutModule` first).
+        module: String,
+        /// Leader time.
+        now_ms: u64,
+    },
+    /// Stop a workload: every instance is asked to stop.
+    StopWorkload {
+        /// Workload id (`tenant/name`).
+        id: String,
+        /// Leader time.
+        now_ms: u64,
+    },
+    /// The reconciler placed new instances.
+    PlaceInstances {
+        /// The instances (state `pending`, with a `scheduled` event).
+        instances: Vec<Instance>,
+    },
+    /// Change what the control plane wants of an instance (stop for a drain,
+    /// a replacement, an update).
+    SetDesired {
+        /// Instance id.
+        id: String,
+        /// What is wanted now.
+        desired: Desired,
+        /// Event kind recorded.
+        kind: String,
+        /// Event message.
+        message: String,
+        /// Leader time.
+        now_ms: u64,
+    },
+    /// What happened to an instance, reported by its node's agent (or by the
+    /// leader when the node is lost).
+    ReportInstance {
+        /// Instance id.
+        id: String,
+        /// The node reporting; must be the instance's node.
+        node: NodeId,
+        /// New state.
+        state: InstanceState,
+        /// Restarts so far.
+        restarts: u32,
+        /// Last exit code.
+        exit_code: Option<i32>,
+        /// Event kind recorded.
+        kind: String,
+        /// Event message.
+        message: String,
+        /// Time of the event.
+        now_ms: u64,
+    },
+    /// Start or end draining a node: nothing new is placed there and its
+    /// instances are moved elsewhere.
+    SetDrain {
+        /// Node.
+        node: NodeId,
+        /// Drain or not.
+        drain: bool,
     },
     /// Several commands proposed together (group commit): applied in order
     /// at the same log index, each with its own result. Never nested.
@@ -173,6 +248,14 @@ pub struct State {
     pub vars: BTreeMap<TenantName, BTreeMap<String, Var>>,
     /// Hex SHA-256 of the agents' join secret, once set.
     pub join_token_sha256: Option<String>,
+    /// WASM modules by content address.
+    pub modules: BTreeMap<String, Vec<u8>>,
+    /// Workloads by id (`tenant/name`).
+    pub workloads: BTreeMap<String, Workload>,
+    /// Instances by id.
+    pub instances: BTreeMap<String, Instance>,
+    /// Nodes being drained.
+    pub draining: BTreeSet<NodeId>,
 }
 
 impl State {
@@ -317,6 +400,178 @@ impl State {
                 ErrorCode::Internal,
                 "batch applied as a single command",
             )),
+            Command::PutModule { bytes } => {
+                if bytes.len() > MAX_MODULE_BYTES {
+                    return Err(ApplyError::new(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "module is {} bytes; the limit is {MAX_MODULE_BYTES}",
+                            bytes.len()
+                        ),
+                    ));
+                }
+                self.modules
+                    .entry(module_hash(bytes))
+                    .or_insert_with(|| bytes.clone());
+                Ok(None)
+            }
+            Command::DeployWorkload {
+                tenant,
+                spec,
+                module,
+                now_ms,
+            } => {
+                spec.validate().map_err(|errs| {
+                    let msg = errs
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    ApplyError::new(ErrorCode::BadRequest, msg)
+                })?;
+                if !self.tenants.contains_key(tenant) {
+                    return Err(ApplyError::new(
+                        ErrorCode::NotFound,
+                        format!("tenant {tenant:?} does not exist"),
+                    ));
+                }
+                if !self.modules.contains_key(module) {
+                    return Err(ApplyError::new(
+                        ErrorCode::NotFound,
+                        format!("module {module} is not stored; upload it first"),
+                    ));
+                }
+                let id = format!("{tenant}/{}", spec.name);
+                match self.workloads.get_mut(&id) {
+                    Some(w) if w.spec == **spec && w.module == *module && !w.stopped => {}
+                    Some(w) => {
+                        if w.spec.kind != spec.kind {
+                            return Err(ApplyError::new(
+                                ErrorCode::Conflict,
+                                format!("workload {id} is a {:?}; stop it before deploying it as a {:?}", w.spec.kind, spec.kind),
+                            ));
+                        }
+                        w.previous = Some((w.spec.clone(), w.module.clone()));
+                        w.spec = (**spec).clone();
+                        w.module = module.clone();
+                        w.generation += 1;
+                        w.stopped = false;
+                        w.updated_ms = *now_ms;
+                    }
+                    None => {
+                        self.workloads.insert(
+                            id.clone(),
+                            Workload {
+                                id,
+                                tenant: tenant.clone(),
+                                spec: (**spec).clone(),
+                                module: module.clone(),
+                                generation: 1,
+                                previous: None,
+                                stopped: false,
+                                created_ms: *now_ms,
+                                updated_ms: *now_ms,
+                            },
+                        );
+                    }
+                }
+                Ok(Some(index))
+            }
+            Command::StopWorkload { id, now_ms } => {
+                let w = self.workloads.get_mut(id).ok_or_else(|| {
+                    ApplyError::new(ErrorCode::NotFound, format!("workload {id} does not exist"))
+                })?;
+                w.stopped = true;
+                w.updated_ms = *now_ms;
+                for inst in self
+                    .instances
+                    .values_mut()
+                    .filter(|i| i.workload == *id && i.desired == Desired::Run)
+                {
+                    inst.desired = Desired::Stop;
+                    inst.push_event(*now_ms, "stop-requested", "the workload was stopped");
+                }
+                Ok(None)
+            }
+            Command::PlaceInstances { instances } => {
+                for i in instances {
+                    if self.instances.contains_key(&i.id) {
+                        return Err(ApplyError::new(
+                            ErrorCode::Conflict,
+                            format!("instance {} already exists", i.id),
+                        ));
+                    }
+                    if !self.workloads.contains_key(&i.workload) {
+                        return Err(ApplyError::new(
+                            ErrorCode::NotFound,
+                            format!("workload {} does not exist", i.workload),
+                        ));
+                    }
+                }
+                for i in instances {
+                    self.instances.insert(i.id.clone(), i.clone());
+                }
+                Ok(None)
+            }
+            Command::SetDesired {
+                id,
+                desired,
+                kind,
+                message,
+                now_ms,
+            } => {
+                let inst = self.instances.get_mut(id).ok_or_else(|| {
+                    ApplyError::new(ErrorCode::NotFound, format!("instance {id} does not exist"))
+                })?;
+                inst.desired = *desired;
+                inst.push_event(*now_ms, kind, message.clone());
+                Ok(None)
+            }
+            Command::ReportInstance {
+                id,
+                node,
+                state,
+                restarts,
+                exit_code,
+                kind,
+                message,
+                now_ms,
+            } => {
+                let inst = self.instances.get_mut(id).ok_or_else(|| {
+                    ApplyError::new(ErrorCode::NotFound, format!("instance {id} does not exist"))
+                })?;
+                if inst.node != *node {
+                    return Err(ApplyError::new(
+                        ErrorCode::Forbidden,
+                        format!("instance {id} is not on node {node}"),
+                    ));
+                }
+                if inst.state.is_terminal() && !state.is_terminal() {
+                    // A late report for an instance that has ended: keep the end.
+                    return Ok(None);
+                }
+                inst.state = state.clone();
+                inst.restarts = *restarts;
+                if exit_code.is_some() {
+                    inst.exit_code = *exit_code;
+                }
+                inst.push_event(*now_ms, kind, message.clone());
+                Ok(None)
+            }
+            Command::SetDrain { node, drain } => {
+                if !self.nodes.contains_key(node) {
+                    return Err(ApplyError::new(
+                        ErrorCode::NotFound,
+                        format!("node {node} is not registered"),
+                    ));
+                }
+                if *drain {
+                    self.draining.insert(*node);
+                } else {
+                    self.draining.remove(node);
+                }
+                Ok(None)
+            }
             Command::SetJoinToken { sha256 } => {
                 self.join_token_sha256 = Some(sha256.clone());
                 Ok(None)

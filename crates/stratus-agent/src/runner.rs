@@ -1,0 +1,556 @@
+//! Runs the instances assigned to this node and keeps them running.
+//!
+//! Edge autonomy: the assignments are written to `DATA/agent/assignments.json`
+//! and modules to `DATA/agent/modules/`, so after a restart, or while no
+//! control replica can be reached, the agent keeps (and restarts) what it was
+//! told to run. Reports and output queue up while disconnected and are sent
+//! when a connection is back; the control plane reconciles from there. Only a
+//! fresh answer from the control plane stops an instance.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use stratus_net::Connection;
+use stratus_proto::{Assignment, InstanceReport, LogChunk, Request, Response};
+use stratus_runtime::{DynExecutor, ExitReason, Limits, Output, TaskSpec};
+use stratus_spec::WorkloadKind;
+use stratus_state::{Desired, InstanceState};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// Output kept in memory for sending while disconnected (older is dropped;
+/// the complete output stays in the instance's log file).
+const MAX_QUEUED_LOG_BYTES: usize = 8 * 1024 * 1024;
+/// Default wall-clock limit of a task without one.
+const DEFAULT_TASK_WALL: Duration = Duration::from_secs(3600);
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+struct Worker {
+    cancel: CancellationToken,
+}
+
+/// The agent's workload runner. Cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    executor: Arc<dyn DynExecutor>,
+    workers: Mutex<HashMap<String, Worker>>,
+    /// Instances that ended here: never started again, even if a list that
+    /// predates their report still names them.
+    done: Mutex<HashSet<String>>,
+    reports: Mutex<Vec<InstanceReport>>,
+    logs: Mutex<(VecDeque<LogChunk>, usize)>,
+    outbox: Notify,
+    conn: Mutex<Option<Connection>>,
+    conn_ready: Notify,
+    modules: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    cancel: CancellationToken,
+}
+
+impl Runner {
+    /// Creates the runner and resumes the assignments saved on disk.
+    pub fn start(data_dir: &Path, executor: Arc<dyn DynExecutor>) -> Runner {
+        let dir = data_dir.join("agent");
+        let r = Runner {
+            inner: Arc::new(Inner {
+                dir,
+                executor,
+                workers: Mutex::new(HashMap::new()),
+                done: Mutex::new(HashSet::new()),
+                reports: Mutex::new(Vec::new()),
+                logs: Mutex::new((VecDeque::new(), 0)),
+                outbox: Notify::new(),
+                conn: Mutex::new(None),
+                conn_ready: Notify::new(),
+                modules: Mutex::new(HashMap::new()),
+                cancel: CancellationToken::new(),
+            }),
+        };
+        let saved = r.load_saved();
+        if !saved.is_empty() {
+            tracing::info!(count = saved.len(), "resuming saved assignments");
+            r.apply(saved, false);
+        }
+        r
+    }
+
+    fn saved_path(&self) -> PathBuf {
+        self.inner.dir.join("assignments.json")
+    }
+
+    fn load_saved(&self) -> Vec<Assignment> {
+        std::fs::read(self.saved_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(&self, list: &[Assignment]) {
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.inner.dir)?;
+            let tmp = self.saved_path().with_extension("tmp");
+            std::fs::write(
+                &tmp,
+                serde_json::to_vec(list).map_err(std::io::Error::other)?,
+            )?;
+            std::fs::rename(&tmp, self.saved_path())
+        };
+        if let Err(e) = write() {
+            tracing::warn!(error = %e, "cannot save assignments (edge autonomy after a restart is lost)");
+        }
+    }
+
+    /// Ids of instances running now.
+    pub fn running(&self) -> Vec<String> {
+        self.inner
+            .workers
+            .lock()
+            .map(|w| w.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Sets the connection used to fetch modules and send reports (`None`
+    /// while disconnected).
+    pub fn set_connection(&self, conn: Option<Connection>) {
+        if let Ok(mut c) = self.inner.conn.lock() {
+            *c = conn;
+        }
+        self.inner.conn_ready.notify_waiters();
+        self.inner.outbox.notify_one();
+    }
+
+    fn connection(&self) -> Option<Connection> {
+        self.inner
+            .conn
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|c| !c.is_closed())
+    }
+
+    /// Applies a fresh list from the control plane (`authoritative`) or the
+    /// saved one: starts what is new, stops what is no longer wanted.
+    pub fn apply(&self, list: Vec<Assignment>, authoritative: bool) {
+        let wanted: BTreeMap<String, Assignment> = list
+            .iter()
+            .filter(|a| a.instance.desired == Desired::Run)
+            .map(|a| (a.instance.id.clone(), a.clone()))
+            .collect();
+        if authoritative {
+            self.save(&wanted.values().cloned().collect::<Vec<_>>());
+        }
+        let done: HashSet<String> = match self.inner.done.lock() {
+            Ok(mut d) => {
+                if authoritative {
+                    d.retain(|id| list.iter().any(|a| a.instance.id == *id));
+                }
+                d.clone()
+            }
+            Err(_) => HashSet::new(),
+        };
+        let Ok(mut workers) = self.inner.workers.lock() else {
+            return;
+        };
+        if authoritative {
+            workers.retain(|id, w| {
+                let keep = wanted.contains_key(id);
+                if !keep {
+                    w.cancel.cancel();
+                }
+                keep
+            });
+        }
+        for (id, a) in wanted {
+            if workers.contains_key(&id) || done.contains(&id) || self.inner.cancel.is_cancelled() {
+                continue;
+            }
+            // Pending, or running per the control plane but not here (we restarted).
+            let cancel = self.inner.cancel.child_token();
+            workers.insert(
+                id.clone(),
+                Worker {
+                    cancel: cancel.clone(),
+                },
+            );
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.supervise(a, cancel).await;
+                if let Ok(mut d) = me.inner.done.lock() {
+                    d.insert(id.clone());
+                }
+                if let Ok(mut w) = me.inner.workers.lock() {
+                    w.remove(&id);
+                }
+            });
+        }
+    }
+
+    /// Stops every instance (agent shutdown; they are resumed at next start).
+    pub fn stop_all(&self) {
+        self.inner.cancel.cancel();
+    }
+
+    fn report(
+        &self,
+        id: &str,
+        state: InstanceState,
+        restarts: u32,
+        exit_code: Option<i32>,
+        kind: &str,
+        message: String,
+    ) {
+        tracing::info!(instance = %id, %kind, "{message}");
+        if let Ok(mut r) = self.inner.reports.lock() {
+            r.push(InstanceReport {
+                id: id.into(),
+                state,
+                restarts,
+                exit_code,
+                kind: kind.into(),
+                message,
+                time_ms: now_ms(),
+            });
+        }
+        self.inner.outbox.notify_one();
+    }
+
+    fn push_log(&self, chunk: LogChunk) {
+        if let Ok(mut q) = self.inner.logs.lock() {
+            q.1 += chunk.data.len();
+            q.0.push_back(chunk);
+            while q.1 > MAX_QUEUED_LOG_BYTES {
+                match q.0.pop_front() {
+                    Some(c) => q.1 -= c.data.len(),
+                    None => break,
+                }
+            }
+        }
+        self.inner.outbox.notify_one();
+    }
+
+    /// Sends queued reports and output whenever there is something and a
+    /// connection; runs until the runner stops.
+    pub async fn flush_loop(self) {
+        loop {
+            tokio::select! {
+                _ = self.inner.cancel.cancelled() => return,
+                _ = self.inner.outbox.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            // Coalesce bursts of output.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let Some(conn) = self.connection() else {
+                continue;
+            };
+            let reports: Vec<InstanceReport> = self
+                .inner
+                .reports
+                .lock()
+                .map(|mut r| std::mem::take(&mut *r))
+                .unwrap_or_default();
+            let logs: Vec<LogChunk> = self
+                .inner
+                .logs
+                .lock()
+                .map(|mut q| {
+                    q.1 = 0;
+                    q.0.drain(..).collect()
+                })
+                .unwrap_or_default();
+            if !logs.is_empty() {
+                if let Err(e) = conn
+                    .call::<_, Response>(&Request::PushLogs(logs), Duration::from_secs(10))
+                    .await
+                {
+                    tracing::debug!(error = %e, "sending output failed; it stays in the local log file");
+                }
+            }
+            if !reports.is_empty() {
+                match conn
+                    .call::<_, Response>(&Request::Report(reports.clone()), Duration::from_secs(10))
+                    .await
+                {
+                    Ok(Response::Ok) => {}
+                    other => {
+                        tracing::debug!(answer = ?other.err(), "reports not delivered; keeping them");
+                        if let Ok(mut r) = self.inner.reports.lock() {
+                            let newer = std::mem::take(&mut *r);
+                            *r = reports;
+                            r.extend(newer);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn module(&self, hash: &str, cancel: &CancellationToken) -> Option<Arc<Vec<u8>>> {
+        if let Some(m) = self
+            .inner
+            .modules
+            .lock()
+            .ok()
+            .and_then(|m| m.get(hash).cloned())
+        {
+            return Some(m);
+        }
+        let path = self.inner.dir.join("modules").join(hash.replace(':', "-"));
+        if let Ok(bytes) = std::fs::read(&path) {
+            if stratus_state::workloads::module_hash(&bytes) == hash {
+                let m = Arc::new(bytes);
+                if let Ok(mut c) = self.inner.modules.lock() {
+                    c.insert(hash.into(), m.clone());
+                }
+                return Some(m);
+            }
+        }
+        loop {
+            if let Some(conn) = self.connection() {
+                match conn
+                    .call::<_, Response>(
+                        &Request::GetModule { hash: hash.into() },
+                        Duration::from_secs(30),
+                    )
+                    .await
+                {
+                    Ok(Response::Module(bytes))
+                        if stratus_state::workloads::module_hash(&bytes) == hash =>
+                    {
+                        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
+                        let _ = std::fs::write(&path, &bytes);
+                        let m = Arc::new(bytes);
+                        if let Ok(mut c) = self.inner.modules.lock() {
+                            c.insert(hash.into(), m.clone());
+                        }
+                        return Some(m);
+                    }
+                    Ok(Response::Module(_)) => {
+                        tracing::warn!(%hash, "module bytes do not match their hash; refusing them")
+                    }
+                    other => {
+                        tracing::debug!(%hash, answer = ?other.err(), "module fetch failed; retrying")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return None,
+                _ = self.inner.conn_ready.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// Runs one instance according to its kind until it ends or is cancelled.
+    async fn supervise(&self, a: Assignment, cancel: CancellationToken) {
+        let id = a.instance.id.clone();
+        let spec = &a.spec;
+        let Some(module) = self.module(&a.module, &cancel).await else {
+            self.report(
+                &id,
+                InstanceState::Stopped,
+                0,
+                None,
+                "stopped",
+                "stopped before it started".into(),
+            );
+            return;
+        };
+        let inst_dir = self.inner.dir.join("instances").join(&id);
+        let output_dir = spec.output.then(|| inst_dir.join("output"));
+        if let Some(d) = &output_dir {
+            if let Err(e) = std::fs::create_dir_all(d) {
+                self.report(
+                    &id,
+                    InstanceState::Failed {
+                        code: -1,
+                        reason: format!("cannot create the output folder: {e}"),
+                    },
+                    0,
+                    None,
+                    "failed",
+                    e.to_string(),
+                );
+                return;
+            }
+        }
+        let mut log_file = match std::fs::OpenOptions::new().create(true).append(true).open({
+            let _ = std::fs::create_dir_all(&inst_dir);
+            inst_dir.join("output.log")
+        }) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::warn!(instance = %id, error = %e, "cannot open the local log file");
+                None
+            }
+        };
+        let mut offset = log_file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let mut restarts = a.instance.restarts;
+        let mut delay = Duration::from_millis(spec.restart.delay_ms);
+        let wall = spec
+            .resources
+            .wall_time_secs
+            .map(Duration::from_secs)
+            .or((spec.kind == WorkloadKind::Task).then_some(DEFAULT_TASK_WALL));
+        loop {
+            let task = TaskSpec {
+                module: module.clone(),
+                args: spec.args.clone(),
+                name: spec.name.clone(),
+                env: spec
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                stdin: None,
+                input_dir: spec.input.as_ref().map(PathBuf::from),
+                output_dir: output_dir.clone(),
+                limits: Limits {
+                    memory_bytes: spec.resources.memory_mb.saturating_mul(1024 * 1024),
+                    wall_time: wall,
+                    cpu_time: None,
+                },
+            };
+            let (tx, mut rx) = mpsc::channel::<Output>(256);
+            let (kind, msg) = if restarts == a.instance.restarts {
+                ("started", "started")
+            } else {
+                ("restarted", "restarted after exiting")
+            };
+            self.report(
+                &id,
+                InstanceState::Running,
+                restarts,
+                None,
+                kind,
+                format!("{msg} (restarts: {restarts})"),
+            );
+            let exec = self.inner.executor.clone();
+            let run_cancel = cancel.clone();
+            let run = tokio::spawn(async move { exec.run_dyn(task, tx, run_cancel).await });
+            while let Some(out) = rx.recv().await {
+                let (stderr, data) = match out {
+                    Output::Stdout(d) => (false, d),
+                    Output::Stderr(d) => (true, d),
+                };
+                if let Some(f) = log_file.as_mut() {
+                    use std::io::Write;
+                    let _ = f.write_all(&data);
+                }
+                let len = data.len() as u64;
+                self.push_log(LogChunk {
+                    instance: id.clone(),
+                    offset,
+                    stderr,
+                    data,
+                });
+                offset += len;
+            }
+            let exit = match run.await {
+                Ok(Ok(exit)) => exit,
+                Ok(Err(e)) => {
+                    self.report(
+                        &id,
+                        InstanceState::Failed {
+                            code: -1,
+                            reason: e.to_string(),
+                        },
+                        restarts,
+                        None,
+                        "failed",
+                        format!("cannot run: {e}"),
+                    );
+                    return;
+                }
+                Err(e) => {
+                    self.report(
+                        &id,
+                        InstanceState::Failed {
+                            code: -1,
+                            reason: e.to_string(),
+                        },
+                        restarts,
+                        None,
+                        "failed",
+                        format!("executor crashed: {e}"),
+                    );
+                    return;
+                }
+            };
+            if exit.reason == ExitReason::Cancelled || cancel.is_cancelled() {
+                self.report(
+                    &id,
+                    InstanceState::Stopped,
+                    restarts,
+                    Some(exit.code),
+                    "stopped",
+                    "stopped on request".into(),
+                );
+                return;
+            }
+            let what = format!("exited with code {} ({})", exit.code, exit.reason);
+            match spec.kind {
+                WorkloadKind::Task => {
+                    let state = if exit.success() {
+                        InstanceState::Completed
+                    } else {
+                        InstanceState::Failed {
+                            code: exit.code,
+                            reason: exit.reason.to_string(),
+                        }
+                    };
+                    self.report(&id, state, restarts, Some(exit.code), "exited", what);
+                    return;
+                }
+                WorkloadKind::Service | WorkloadKind::Daemon => {
+                    if spec.restart.attempts > 0 && restarts >= spec.restart.attempts {
+                        self.report(
+                            &id,
+                            InstanceState::Failed {
+                                code: exit.code,
+                                reason: exit.reason.to_string(),
+                            },
+                            restarts,
+                            Some(exit.code),
+                            "exited",
+                            format!("{what}; no restarts left"),
+                        );
+                        return;
+                    }
+                    self.report(
+                        &id,
+                        InstanceState::Running,
+                        restarts,
+                        Some(exit.code),
+                        "exited",
+                        format!("{what}; restarting in {} ms", delay.as_millis()),
+                    );
+                    tokio::select! {
+                        _ = cancel.cancelled() => {
+                            self.report(&id, InstanceState::Stopped, restarts, Some(exit.code), "stopped", "stopped on request".into());
+                            return;
+                        }
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    restarts += 1;
+                    delay = (delay * 2).min(Duration::from_millis(spec.restart.max_delay_ms));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Workload routes: modules, deploy, list, inspect, stop, instances, logs, drain.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use stratus_control::now_ms;
+use stratus_spec::WorkloadSpec;
+use stratus_state::{Command, Instance, Workload};
+use stratus_types::{ErrorCode, NodeId};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::{AppState, JsonBody, WriteResult};
+
+/// A stored module.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ModuleRef {
+    /// Content address (`blake3:<hex>`).
+    pub hash: String,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+/// Request to deploy a workload.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Deploy {
+    /// The spec (its `wasm.module` is informational; `module` is what runs).
+    pub spec: WorkloadSpec,
+    /// Content address of an uploaded module.
+    pub module: String,
+}
+
+/// A workload with its instances.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkloadView {
+    /// The workload.
+    pub workload: Workload,
+    /// Its instances, newest last.
+    pub instances: Vec<Instance>,
+    /// Why it is not fully placed, if it is not.
+    pub blocked: Option<String>,
+}
+
+/// Query of instance lists.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct InstanceQuery {
+    /// Only instances of this workload (`tenant/name` or `name`).
+    pub workload: Option<String>,
+    /// Include instances that have ended.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// Query of a log read.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct LogQuery {
+    /// First byte wanted (default 0).
+    #[serde(default)]
+    pub offset: u64,
+    /// Wait up to this long for new output (long poll; at most 30000).
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// Drain request.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Drain {
+    /// `true` to drain, `false` to make the node eligible again.
+    pub drain: bool,
+}
+
+fn workload_id(caller: &Caller, name: &str) -> String {
+    if name.contains('/') {
+        name.to_string()
+    } else {
+        format!("{}/{name}", caller.tenant)
+    }
+}
+
+fn owner(id: &str) -> &str {
+    id.split('/').next().unwrap_or_default()
+}
+
+/// Uploads a WASM module (raw bytes); returns its content address.
+#[utoipa::path(post, path = "/v1/modules", tag = "workloads", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, body = ModuleRef), (status = 400, body = ErrorBody)))]
+pub async fn put_module(
+    State(st): State<AppState>,
+    _c: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ModuleRef>), ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::new(ErrorCode::BadRequest, "empty module"));
+    }
+    let hash = stratus_state::workloads::module_hash(&body);
+    let size = body.len();
+    let known = st.control.state().read(|s| s.modules.contains_key(&hash));
+    if !known {
+        st.control
+            .write(Command::PutModule {
+                bytes: body.to_vec(),
+            })
+            .await?;
+    }
+    Ok((StatusCode::CREATED, Json(ModuleRef { hash, size })))
+}
+
+/// Deploys (creates or updates) a workload of the caller's tenant.
+#[utoipa::path(post, path = "/v1/workloads", tag = "workloads", security(("bearer" = [])),
+    request_body = Deploy,
+    responses((status = 200, body = Workload), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn deploy(
+    State(st): State<AppState>,
+    c: Caller,
+    JsonBody(req): JsonBody<Deploy>,
+) -> Result<Json<Workload>, ApiError> {
+    if let Err(errs) = req.spec.validate() {
+        let msg = errs
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ApiError::new(ErrorCode::BadRequest, msg));
+    }
+    let id = format!("{}/{}", c.tenant, req.spec.name);
+    st.control
+        .write(Command::DeployWorkload {
+            tenant: c.tenant.clone(),
+            spec: Box::new(req.spec),
+            module: req.module,
+            now_ms: now_ms(),
+        })
+        .await?;
+    st.control
+        .state()
+        .read(|s| s.workloads.get(&id).cloned())
+        .map(Json)
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "workload vanished after deploy"))
+}
+
+/// Workloads of the caller's tenant (all of them for the admin).
+#[utoipa::path(get, path = "/v1/workloads", tag = "workloads", security(("bearer" = [])),
+    responses((status = 200, body = [Workload])))]
+pub async fn list(State(st): State<AppState>, c: Caller) -> Json<Vec<Workload>> {
+    Json(st.control.state().read(|s| {
+        s.workloads
+            .values()
+            .filter(|w| c.is_admin() || w.tenant == c.tenant)
+            .cloned()
+            .collect()
+    }))
+}
+
+/// One workload with its instances and events.
+#[utoipa::path(get, path = "/v1/workloads/{tenant}/{name}", tag = "workloads", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = WorkloadView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(st): State<AppState>,
+    c: Caller,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<WorkloadView>, ApiError> {
+    c.require_tenant(&tenant)?;
+    let id = format!("{tenant}/{name}");
+    let blocked = st.control.blocked().get(&id).cloned();
+    st.control
+        .state()
+        .read(|s| {
+            s.workloads.get(&id).cloned().map(|workload| {
+                let mut instances: Vec<Instance> = s
+                    .instances
+                    .values()
+                    .filter(|i| i.workload == id)
+                    .cloned()
+                    .collect();
+                instances.sort_by_key(|i| (i.created_ms, i.id.clone()));
+                WorkloadView {
+                    workload,
+                    instances,
+                    blocked,
+                }
+            })
+        })
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("workload {id} does not exist; see `stratus ps`"),
+            )
+        })
+}
+
+/// Stops a workload: all its instances are stopped.
+#[utoipa::path(delete, path = "/v1/workloads/{tenant}/{name}", tag = "workloads", security(("bearer" = [])),
+    params(("tenant" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = WriteResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn stop(
+    State(st): State<AppState>,
+    c: Caller,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<WriteResult>, ApiError> {
+    c.require_tenant(&tenant)?;
+    let applied = st
+        .control
+        .write(Command::StopWorkload {
+            id: format!("{tenant}/{name}"),
+            now_ms: now_ms(),
+        })
+        .await?;
+    Ok(Json(WriteResult {
+        index: applied.index,
+    }))
+}
+
+/// Instances of the caller's workloads (live ones unless `all`).
+#[utoipa::path(get, path = "/v1/instances", tag = "workloads", security(("bearer" = [])),
+    params(InstanceQuery),
+    responses((status = 200, body = [Instance])))]
+pub async fn instances(
+    State(st): State<AppState>,
+    c: Caller,
+    Query(q): Query<InstanceQuery>,
+) -> Json<Vec<Instance>> {
+    let wanted = q.workload.as_deref().map(|w| workload_id(&c, w));
+    let mut list: Vec<Instance> = st.control.state().read(|s| {
+        s.instances
+            .values()
+            .filter(|i| c.is_admin() || owner(&i.workload) == c.tenant)
+            .filter(|i| wanted.as_ref().is_none_or(|w| &i.workload == w))
+            .filter(|i| q.all || !i.state.is_terminal())
+            .cloned()
+            .collect()
+    });
+    list.sort_by_key(|i| (i.workload.clone(), i.created_ms));
+    Json(list)
+}
+
+fn find_instance(st: &AppState, c: &Caller, id: &str) -> Result<Instance, ApiError> {
+    let i = st
+        .control
+        .state()
+        .read(|s| s.instances.get(id).cloned())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("instance {id} does not exist; see `stratus ps --all`"),
+            )
+        })?;
+    c.require_tenant(owner(&i.workload))?;
+    Ok(i)
+}
+
+/// One instance with its events.
+#[utoipa::path(get, path = "/v1/instances/{id}", tag = "workloads", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = Instance), (status = 404, body = ErrorBody)))]
+pub async fn instance(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Instance>, ApiError> {
+    Ok(Json(find_instance(&st, &c, &id)?))
+}
+
+/// Output of an instance from `offset` on, as raw bytes. Headers
+/// `x-stratus-offset` (first byte returned), `x-stratus-next-offset` and
+/// `x-stratus-state` (the instance's state) let a client follow it.
+#[utoipa::path(get, path = "/v1/instances/{id}/logs", tag = "workloads", security(("bearer" = [])),
+    params(("id" = String, Path), LogQuery),
+    responses((status = 200, body = Vec<u8>, content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
+pub async fn logs(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    find_instance(&st, &c, &id)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.min(30_000));
+    let (offset, data, state) = loop {
+        let (offset, data) = st.control.read_logs(&id, q.offset).await?;
+        let inst = find_instance(&st, &c, &id)?;
+        let over = inst.state.is_terminal() || inst.state == stratus_state::InstanceState::Lost;
+        if !data.is_empty() || over || tokio::time::Instant::now() >= deadline {
+            break (offset, data, inst.state);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut h = HeaderMap::new();
+    let state_name = serde_json::to_value(&state)
+        .ok()
+        .and_then(|v| {
+            v.as_str()
+                .map(String::from)
+                .or_else(|| v.as_object().and_then(|o| o.keys().next().cloned()))
+        })
+        .unwrap_or_default();
+    let header = |v: String| HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""));
+    h.insert("x-stratus-offset", header(offset.to_string()));
+    h.insert(
+        "x-stratus-next-offset",
+        header((offset + data.len() as u64).to_string()),
+    );
+    h.insert("x-stratus-state", header(state_name));
+    h.insert(
+        "content-type",
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok((h, data))
+}
+
+/// Drains a node (its instances move elsewhere; nothing new lands there) or
+/// makes it eligible again. Admin only.
+#[utoipa::path(post, path = "/v1/nodes/{id}/drain", tag = "nodes", security(("bearer" = [])),
+    params(("id" = String, Path, description = "full node id")), request_body = Drain,
+    responses((status = 200, body = WriteResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn drain(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<Drain>,
+) -> Result<Json<WriteResult>, ApiError> {
+    c.require_admin()?;
+    let node: NodeId = id
+        .parse()
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
+    let applied = st
+        .control
+        .write(Command::SetDrain {
+            node,
+            drain: req.drain,
+        })
+        .await?;
+    Ok(Json(WriteResult {
+        index: applied.index,
+    }))
+}

@@ -1,0 +1,388 @@
+//! Workload commands: run, deploy, ps, logs, stop, inspect, drain.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use stratus_api::workloads::{Deploy, Drain, ModuleRef, WorkloadView};
+use stratus_api::WriteResult;
+use stratus_spec::{Format, WorkloadKind, WorkloadSpec};
+use stratus_state::{Instance, InstanceState, Workload};
+
+use crate::client::Client;
+use crate::commands::{client, print_json, table};
+use crate::Global;
+
+/// Arguments of `stratus run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The WASM module (.wasm, or .wat text)
+    pub module: PathBuf,
+    /// Arguments passed to the program
+    #[arg(last = true)]
+    pub args: Vec<String>,
+    /// Workload name [default: run-<random>]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Memory limit in MiB
+    #[arg(long, default_value_t = 64)]
+    pub memory_mb: u64,
+    /// Wall-clock limit in seconds
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+    /// Environment variable KEY=VALUE (repeatable)
+    #[arg(long = "env", value_parser = parse_kv)]
+    pub env: Vec<(String, String)>,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} must read KEY=VALUE"))?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+async fn upload(c: &Client, path: &Path) -> Result<ModuleRef> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading module {}", path.display()))?;
+    c.post_bytes("/v1/modules", "application/wasm", bytes)
+        .await
+        .context("uploading the module")
+}
+
+fn state_name(s: &InstanceState) -> String {
+    match s {
+        InstanceState::Failed { code, .. } => format!("failed({code})"),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+    }
+}
+
+/// `stratus run`: one-shot task; streams its output and exits with its code.
+pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
+    let c = client(g)?;
+    let started = Instant::now();
+    let module = upload(&c, &a.module).await?;
+    let name = a.name.clone().unwrap_or_else(|| {
+        use std::hash::BuildHasher;
+        let r = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        format!("run-{:08x}", r as u32)
+    });
+    let spec_text = format!(
+        "version: 1\nname: {name}\nkind: task\nwasm: {{ module: {:?} }}\n",
+        a.module.display().to_string()
+    );
+    let mut spec = stratus_spec::parse(&spec_text, Format::Yaml).map_err(|e| anyhow!("{e}"))?;
+    spec.args = a.args.clone();
+    spec.env = a.env.iter().cloned().collect();
+    spec.resources.memory_mb = a.memory_mb;
+    spec.resources.wall_time_secs = Some(a.timeout);
+    spec.restart.attempts = 0;
+    let w: Workload = c
+        .post(
+            "/v1/workloads",
+            &Deploy {
+                spec,
+                module: module.hash,
+            },
+        )
+        .await?;
+    // Wait for the instance.
+    let inst: Instance = loop {
+        let list: Vec<Instance> = c
+            .get(&format!("/v1/instances?all=true&workload={}", w.id))
+            .await?;
+        if let Some(i) = list.into_iter().next() {
+            break i;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let v: WorkloadView = c.get(&format!("/v1/workloads/{}", w.id)).await?;
+            bail!(
+                "the task was not scheduled within 60 s: {}",
+                v.blocked.unwrap_or_else(|| "no eligible node".into())
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let state = follow(&c, &inst.id, true).await?;
+    let done: Instance = c.get(&format!("/v1/instances/{}", inst.id)).await?;
+    match state {
+        InstanceState::Completed => Ok(0),
+        InstanceState::Failed { code, reason } => {
+            if reason != "exited" {
+                eprintln!("stratus: task {}: {reason}", inst.id);
+            }
+            Ok(done.exit_code.unwrap_or(code))
+        }
+        other => {
+            eprintln!("stratus: task {} ended as {}", inst.id, state_name(&other));
+            Ok(1)
+        }
+    }
+}
+
+/// Streams an instance's output from the start; with `until_end`, returns
+/// once the instance has ended and all output is printed.
+async fn follow(c: &Client, id: &str, until_end: bool) -> Result<InstanceState> {
+    let mut offset = 0u64;
+    let mut out = std::io::stdout();
+    loop {
+        let (h, data) = c
+            .get_raw(&format!(
+                "/v1/instances/{id}/logs?offset={offset}&wait_ms=10000"
+            ))
+            .await?;
+        let header = |k: &str| {
+            h.get(k)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        if !data.is_empty() {
+            out.write_all(&data)?;
+            out.flush()?;
+        }
+        offset = header("x-stratus-next-offset")
+            .parse()
+            .unwrap_or(offset + data.len() as u64);
+        let state = header("x-stratus-state");
+        let over = matches!(state.as_str(), "completed" | "failed" | "stopped" | "lost");
+        if over && data.is_empty() {
+            let i: Instance = c.get(&format!("/v1/instances/{id}")).await?;
+            return Ok(i.state);
+        }
+        if !until_end && data.is_empty() && !over {
+            continue;
+        }
+    }
+}
+
+/// `stratus deploy SPEC`.
+pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let spec: WorkloadSpec = stratus_spec::parse(&text, Format::from_path(&path.to_string_lossy()))
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let c = client(g)?;
+    let module_path = if spec.wasm.module.starts_with("blake3:") {
+        None
+    } else {
+        let p = Path::new(&spec.wasm.module);
+        Some(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            path.parent().unwrap_or(Path::new(".")).join(p)
+        })
+    };
+    let module = match &module_path {
+        Some(p) => upload(&c, p).await?.hash,
+        None => spec.wasm.module.clone(),
+    };
+    let w: Workload = c.post("/v1/workloads", &Deploy { spec, module }).await?;
+    if g.json {
+        return print_json(&w);
+    }
+    println!(
+        "deployed {} (generation {}, {} x{})",
+        w.id,
+        w.generation,
+        format!("{:?}", w.spec.kind).to_lowercase(),
+        w.spec.count
+    );
+    println!(
+        "watch it with `stratus ps` and `stratus inspect {}`",
+        w.spec.name
+    );
+    Ok(())
+}
+
+/// `stratus ps`.
+pub async fn ps(g: &Global, all: bool) -> Result<()> {
+    let c = client(g)?;
+    let list: Vec<Instance> = c.get(&format!("/v1/instances?all={all}")).await?;
+    if g.json {
+        return print_json(&list);
+    }
+    if list.is_empty() {
+        println!("nothing running; start something with `stratus run FILE.wasm` or `stratus deploy SPEC`");
+        return Ok(());
+    }
+    let rows = list
+        .iter()
+        .map(|i| {
+            vec![
+                i.id.clone(),
+                i.workload.clone(),
+                i.node.short(),
+                state_name(&i.state),
+                i.restarts.to_string(),
+                format!("gen {}", i.generation),
+                crate::commands::ago(i.created_ms),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "INSTANCE", "WORKLOAD", "NODE", "STATE", "RESTARTS", "VERSION", "AGE",
+        ],
+        rows,
+    );
+    Ok(())
+}
+
+/// Resolves an instance id or a workload name to instance ids.
+async fn resolve_instances(c: &Client, id: &str) -> Result<Vec<Instance>> {
+    if let Ok(i) = c.get::<Instance>(&format!("/v1/instances/{id}")).await {
+        return Ok(vec![i]);
+    }
+    let list: Vec<Instance> = c
+        .get(&format!("/v1/instances?all=true&workload={id}"))
+        .await?;
+    if list.is_empty() {
+        bail!("no instance or workload named {id:?}; see `stratus ps --all`");
+    }
+    Ok(list)
+}
+
+/// `stratus logs [-f] ID`.
+pub async fn logs(g: &Global, id: &str, follow_output: bool) -> Result<()> {
+    let c = client(g)?;
+    let list = resolve_instances(&c, id).await?;
+    let pick = list
+        .iter()
+        .rev()
+        .find(|i| !i.state.is_terminal())
+        .or(list.last())
+        .cloned()
+        .ok_or_else(|| anyhow!("no instance"))?;
+    if list.len() > 1 {
+        eprintln!(
+            "({} instances; showing {}; pass an instance id for another)",
+            list.len(),
+            pick.id
+        );
+    }
+    if follow_output {
+        follow(&c, &pick.id, true).await?;
+    } else {
+        let (_, data) = c
+            .get_raw(&format!("/v1/instances/{}/logs", pick.id))
+            .await?;
+        std::io::stdout().write_all(&data)?;
+    }
+    Ok(())
+}
+
+/// `stratus stop NAME`.
+pub async fn stop(g: &Global, name: &str) -> Result<()> {
+    let c = client(g)?;
+    let id = full_workload_id(&c, name).await?;
+    let r: WriteResult = c.delete(&format!("/v1/workloads/{id}")).await?;
+    if g.json {
+        return print_json(&r);
+    }
+    println!("stopping {id}");
+    Ok(())
+}
+
+async fn full_workload_id(c: &Client, name: &str) -> Result<String> {
+    if name.contains('/') {
+        return Ok(name.to_string());
+    }
+    let me: stratus_api::WhoAmI = c.get("/v1/whoami").await?;
+    Ok(format!("{}/{name}", me.tenant))
+}
+
+/// `stratus inspect ID` (workload name or instance id).
+pub async fn inspect(g: &Global, id: &str) -> Result<()> {
+    let c = client(g)?;
+    let wid = full_workload_id(&c, id).await?;
+    if let Ok(v) = c.get::<WorkloadView>(&format!("/v1/workloads/{wid}")).await {
+        if g.json {
+            return print_json(&v);
+        }
+        let w = &v.workload;
+        println!("workload:   {}", w.id);
+        println!(
+            "kind:       {:?} x{}",
+            w.spec.kind,
+            if w.spec.kind == WorkloadKind::Daemon {
+                0
+            } else {
+                w.spec.count
+            }
+        );
+        println!(
+            "generation: {}{}",
+            w.generation,
+            if w.stopped { " (stopped)" } else { "" }
+        );
+        println!("module:     {}", w.module);
+        if let Some(b) = &v.blocked {
+            println!("blocked:    {b}");
+        }
+        for i in &v.instances {
+            print_instance(i);
+        }
+        return Ok(());
+    }
+    let i: Instance = c.get(&format!("/v1/instances/{id}")).await?;
+    if g.json {
+        return print_json(&i);
+    }
+    print_instance(&i);
+    Ok(())
+}
+
+fn print_instance(i: &Instance) {
+    println!();
+    println!(
+        "instance {} on node {} — {} (restarts {}, gen {})",
+        i.id,
+        i.node.short(),
+        state_name(&i.state),
+        i.restarts,
+        i.generation
+    );
+    for e in &i.events {
+        println!(
+            "  {:>6} ago  {:<12} {}",
+            crate::commands::ago(e.time_ms),
+            e.kind,
+            e.message
+        );
+    }
+}
+
+/// `stratus node drain ID`.
+pub async fn drain(g: &Global, id: &str, undo: bool) -> Result<()> {
+    let c = client(g)?;
+    let n: stratus_types::NodeRecord = c.get(&format!("/v1/nodes/{id}")).await?;
+    let r: WriteResult = c
+        .post(
+            &format!("/v1/nodes/{}/drain", n.info.id),
+            &Drain { drain: !undo },
+        )
+        .await?;
+    if g.json {
+        return print_json(&r);
+    }
+    if undo {
+        println!(
+            "node {} ({}) is eligible again",
+            n.info.name,
+            n.info.id.short()
+        );
+    } else {
+        println!(
+            "draining node {} ({}): its instances move elsewhere",
+            n.info.name,
+            n.info.id.short()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,455 @@
+//! The wasmtime backend.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{Component, ResourceTable};
+use wasmtime::{Config, Engine, Linker, Module, Store};
+use wasmtime_wasi::p1::{self, WasiP1Ctx};
+use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::limits::{is_limit_error, CpuMetered, GuestLimiter};
+use crate::stdio::{ChannelOutput, StreamKind};
+use crate::{Executor, Exit, ExitReason, Output, RuntimeError, TaskSpec};
+
+/// How often the engine's epoch advances: the granularity of the CPU limit,
+/// the wall-clock limit and cancellation, and the longest a guest runs
+/// without yielding to the tokio scheduler.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How many compiled modules [`WasmExecutor::new`] keeps.
+pub const DEFAULT_CACHE_CAPACITY: usize = 64;
+
+/// The content address of module bytes: `blake3:<64 hex digits>`, the key of
+/// the compiled-module cache (and the form a workload spec names a module by).
+pub fn module_hash(bytes: &[u8]) -> String {
+    format!("blake3:{}", blake3::hash(bytes).to_hex())
+}
+
+/// A compiled guest.
+#[derive(Clone)]
+enum Compiled {
+    /// A WASI preview 1 core module.
+    Module(Module),
+    /// A WASI preview 2 component.
+    Component(Component),
+}
+
+struct CacheEntry {
+    compiled: Compiled,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<String, CacheEntry>,
+    clock: u64,
+}
+
+impl Cache {
+    fn get(&mut self, key: &str) -> Option<Compiled> {
+        self.clock += 1;
+        let clock = self.clock;
+        self.entries.get_mut(key).map(|entry| {
+            entry.last_used = clock;
+            entry.compiled.clone()
+        })
+    }
+
+    fn insert(&mut self, key: String, compiled: Compiled, capacity: usize) {
+        self.clock += 1;
+        while self.entries.len() >= capacity.max(1) && !self.entries.contains_key(&key) {
+            let oldest = self
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.last_used)
+                .map(|(key, _)| key.clone());
+            match oldest {
+                Some(oldest) => self.entries.remove(&oldest),
+                None => break,
+            };
+        }
+        self.entries.insert(
+            key,
+            CacheEntry {
+                compiled,
+                last_used: self.clock,
+            },
+        );
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Result<Self, RuntimeError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name("stratus-epoch".into())
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                }
+            })
+            .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        Ok(EpochTicker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Store state of a preview 1 guest.
+struct P1State {
+    wasi: WasiP1Ctx,
+    limiter: GuestLimiter,
+}
+
+/// Store state of a preview 2 guest.
+struct P2State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: GuestLimiter,
+}
+
+impl WasiView for P2State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Runs WASI guests with wasmtime; see the crate docs for the sandbox.
+///
+/// Holds one wasmtime [`Engine`] (with its epoch ticker thread, stopped on
+/// drop), the WASI linkers, and an in-memory LRU cache of compiled modules
+/// keyed by [`module_hash`]. Share it (`Arc`) between tasks: every run gets
+/// its own store.
+pub struct WasmExecutor {
+    engine: Engine,
+    p1_linker: Linker<P1State>,
+    p2_linker: wasmtime::component::Linker<P2State>,
+    cache: Mutex<Cache>,
+    cache_capacity: usize,
+    _ticker: EpochTicker,
+}
+
+impl WasmExecutor {
+    /// An executor with a cache of [`DEFAULT_CACHE_CAPACITY`] modules.
+    pub fn new() -> Result<Self, RuntimeError> {
+        Self::with_cache_capacity(DEFAULT_CACHE_CAPACITY)
+    }
+
+    /// An executor keeping at most `capacity` compiled modules (least recently
+    /// used are evicted first; at least one is kept).
+    pub fn with_cache_capacity(capacity: usize) -> Result<Self, RuntimeError> {
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let mut p1_linker = Linker::new(&engine);
+        p1::add_to_linker_async(&mut p1_linker, |state: &mut P1State| &mut state.wasi)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let mut p2_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut p2_linker)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(WasmExecutor {
+            engine,
+            p1_linker,
+            p2_linker,
+            cache: Mutex::new(Cache::default()),
+            cache_capacity: capacity.max(1),
+            _ticker: ticker,
+        })
+    }
+
+    /// How many compiled modules are cached.
+    pub fn cache_len(&self) -> usize {
+        self.lock_cache().entries.len()
+    }
+
+    /// Whether the module with this [`module_hash`] is compiled and cached.
+    pub fn is_cached(&self, hash: &str) -> bool {
+        self.lock_cache().entries.contains_key(hash)
+    }
+
+    /// Validates and compiles `module` (WASM or WAT) into the cache without
+    /// running it; returns its [`module_hash`].
+    pub async fn prepare(&self, module: &Arc<Vec<u8>>) -> Result<String, RuntimeError> {
+        let hash = module_hash(module);
+        self.compiled(&hash, module).await?;
+        Ok(hash)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The compiled form of `module`, from the cache or compiled on a blocking
+    /// thread (compiling is CPU-heavy and must not stall a tokio worker).
+    async fn compiled(&self, hash: &str, module: &Arc<Vec<u8>>) -> Result<Compiled, RuntimeError> {
+        if let Some(compiled) = self.lock_cache().get(hash) {
+            tracing::debug!(%hash, "compiled module cache hit");
+            return Ok(compiled);
+        }
+        let engine = self.engine.clone();
+        let bytes = module.clone();
+        let compiled = tokio::task::spawn_blocking(move || compile(&engine, &bytes))
+            .await
+            .map_err(|e| RuntimeError::Internal(format!("compile thread failed: {e}")))??;
+        tracing::debug!(%hash, "compiled module");
+        self.lock_cache()
+            .insert(hash.to_owned(), compiled.clone(), self.cache_capacity);
+        Ok(compiled)
+    }
+
+    async fn run_task(
+        &self,
+        spec: TaskSpec,
+        output: mpsc::Sender<Output>,
+        cancel: CancellationToken,
+    ) -> Result<Exit, RuntimeError> {
+        let hash = module_hash(&spec.module);
+        let compiled = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(Exit::killed(ExitReason::Cancelled)),
+            compiled = self.compiled(&hash, &spec.module) => compiled?,
+        };
+
+        let wasi = wasi_builder(&spec, &output)?;
+        let limiter = GuestLimiter::new(spec.limits.memory_bytes);
+        let execution = async {
+            match compiled {
+                Compiled::Module(module) => self.run_module(module, wasi, limiter).await,
+                Compiled::Component(component) => {
+                    self.run_component(component, wasi, limiter).await
+                }
+            }
+        };
+        let execution = CpuMetered::new(execution, spec.limits.cpu_time);
+        let wall = async {
+            match spec.limits.wall_time {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
+        let exit = tokio::select! {
+            biased;
+            () = cancel.cancelled() => Exit::killed(ExitReason::Cancelled),
+            () = wall => Exit::killed(ExitReason::WallTimeout),
+            exit = execution => exit?,
+        };
+        tracing::debug!(name = %spec.name, %hash, code = exit.code, reason = %exit.reason, "task ended");
+        Ok(exit)
+    }
+
+    async fn run_module(
+        &self,
+        module: Module,
+        mut wasi: WasiCtxBuilder,
+        limiter: GuestLimiter,
+    ) -> Result<Exit, RuntimeError> {
+        let state = P1State {
+            wasi: wasi.build_p1(),
+            limiter,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+
+        let instance = match self.p1_linker.instantiate_async(&mut store, &module).await {
+            Ok(instance) => instance,
+            Err(error) => return instantiate_failure(error, store.data().limiter.exceeded),
+        };
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .map_err(|e| RuntimeError::NoEntryPoint(format!("no `_start` function: {e:#}")))?;
+        let result = start.call_async(&mut store, ()).await;
+        Ok(guest_outcome(
+            result.map(|()| 0),
+            store.data().limiter.exceeded,
+        ))
+    }
+
+    async fn run_component(
+        &self,
+        component: Component,
+        mut wasi: WasiCtxBuilder,
+        limiter: GuestLimiter,
+    ) -> Result<Exit, RuntimeError> {
+        let state = P2State {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+
+        let command =
+            match Command::instantiate_async(&mut store, &component, &self.p2_linker).await {
+                Ok(command) => command,
+                Err(error) => return instantiate_failure(error, store.data().limiter.exceeded),
+            };
+        let result = command.wasi_cli_run().call_run(&mut store).await;
+        Ok(guest_outcome(
+            result.map(|ran| if ran.is_ok() { 0 } else { 1 }),
+            store.data().limiter.exceeded,
+        ))
+    }
+}
+
+impl Executor for WasmExecutor {
+    fn run(
+        &self,
+        spec: TaskSpec,
+        output: mpsc::Sender<Output>,
+        cancel: CancellationToken,
+    ) -> impl std::future::Future<Output = Result<Exit, RuntimeError>> + Send {
+        self.run_task(spec, output, cancel)
+    }
+}
+
+/// Compiles WASM or WAT bytes, detecting a component from a core module.
+fn compile(engine: &Engine, bytes: &[u8]) -> Result<Compiled, RuntimeError> {
+    let binary = if bytes.starts_with(b"\0asm") {
+        std::borrow::Cow::Borrowed(bytes)
+    } else {
+        let text = std::str::from_utf8(bytes).map_err(|_| {
+            RuntimeError::InvalidModule(
+                "neither a WebAssembly binary (no `\\0asm` magic number) nor WAT text (not UTF-8)"
+                    .into(),
+            )
+        })?;
+        let binary = wat::parse_str(text)
+            .map_err(|e| RuntimeError::InvalidModule(format!("invalid WAT text: {e}")))?;
+        std::borrow::Cow::Owned(binary)
+    };
+    if wasmparser::Parser::is_component(&binary) {
+        Component::from_binary(engine, &binary)
+            .map(Compiled::Component)
+            .map_err(|e| RuntimeError::InvalidModule(format!("invalid component: {e:#}")))
+    } else {
+        Module::from_binary(engine, &binary)
+            .map(Compiled::Module)
+            .map_err(|e| RuntimeError::InvalidModule(format!("invalid module: {e:#}")))
+    }
+}
+
+/// The WASI context of a task: its arguments, environment, stdio and the two
+/// preopens, and nothing else.
+fn wasi_builder(
+    spec: &TaskSpec,
+    output: &mpsc::Sender<Output>,
+) -> Result<WasiCtxBuilder, RuntimeError> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.arg(&spec.name)
+        .args(&spec.args)
+        .envs(&spec.env)
+        .stdout(ChannelOutput::new(output.clone(), StreamKind::Stdout))
+        .stderr(ChannelOutput::new(output.clone(), StreamKind::Stderr))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    if let Some(stdin) = &spec.stdin {
+        wasi.stdin(MemoryInputPipe::new(stdin.clone()));
+    }
+    let preopens = [
+        (&spec.input_dir, "/input", FsPerms::ReadOnly),
+        (&spec.output_dir, "/output", FsPerms::ReadWrite),
+    ];
+    for (host, guest, perms) in preopens {
+        if let Some(host) = host {
+            wasi.preopened_dir(host, guest, perms)
+                .map_err(|e| RuntimeError::Preopen {
+                    host: host.clone(),
+                    guest,
+                    reason: format!("{e:#}"),
+                })?;
+        }
+    }
+    Ok(wasi)
+}
+
+/// Classifies an instantiation failure: a start function that trapped or
+/// hit the memory limit is the guest's outcome; anything else (an unknown
+/// import) means the module cannot run here.
+fn instantiate_failure(error: wasmtime::Error, limit_hit: bool) -> Result<Exit, RuntimeError> {
+    if limit_hit || is_limit_error(&error) {
+        return Ok(Exit::killed(ExitReason::MemoryLimit));
+    }
+    if error.is::<wasmtime::Trap>() || error.is::<I32Exit>() {
+        return Ok(guest_outcome(Err(error), false));
+    }
+    Err(RuntimeError::Link(format!("{error:#}")))
+}
+
+/// Classifies the end of a guest call.
+fn guest_outcome(result: wasmtime::Result<i32>, limit_hit: bool) -> Exit {
+    match result {
+        Ok(code) => Exit::exited(code),
+        Err(error) => {
+            if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
+                Exit::exited(*code)
+            } else if limit_hit || is_limit_error(&error) {
+                Exit::killed(ExitReason::MemoryLimit)
+            } else {
+                Exit::trapped(trap_message(&error))
+            }
+        }
+    }
+}
+
+/// A one-paragraph description of a trap: what happened, then the wasm
+/// backtrace when there is one.
+fn trap_message(error: &wasmtime::Error) -> String {
+    let mut message = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}"),
+    };
+    if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
+        let backtrace = backtrace.to_string();
+        let backtrace = backtrace
+            .strip_prefix("error while executing at ")
+            .unwrap_or(&backtrace)
+            .trim_end();
+        if !backtrace.is_empty() {
+            message.push('\n');
+            message.push_str(backtrace);
+        }
+    }
+    message
+}

@@ -1,0 +1,154 @@
+//! Workloads, their instances (allocations) and content-addressed modules.
+//!
+//! A [`Workload`] is what a tenant deployed (a [`WorkloadSpec`] and the hash
+//! of its module). The leader's reconciler turns workloads into
+//! [`Instance`]s placed on nodes; agents report what happens to them. Every
+//! change is a command in the log, so the history of an instance — scheduled,
+//! started, exited, restarted, lost, rescheduled, stopped — is replicated and
+//! survives any replica.
+
+use serde::{Deserialize, Serialize};
+use stratus_spec::WorkloadSpec;
+use stratus_types::NodeId;
+use utoipa::ToSchema;
+
+/// Largest module accepted into the replicated state.
+pub const MAX_MODULE_BYTES: usize = 16 * 1024 * 1024;
+/// Events kept per instance (oldest dropped first).
+pub const MAX_EVENTS: usize = 64;
+
+/// `blake3:<64 hex>` of `bytes`.
+pub fn module_hash(bytes: &[u8]) -> String {
+    format!("blake3:{}", blake3::hash(bytes).to_hex())
+}
+
+/// A deployed workload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Workload {
+    /// `tenant/name`.
+    pub id: String,
+    /// Owner.
+    pub tenant: String,
+    /// Current spec.
+    pub spec: WorkloadSpec,
+    /// Content address of the module of the current spec.
+    pub module: String,
+    /// Bumped on every deploy of a changed spec or module.
+    pub generation: u64,
+    /// The previous generation's spec and module (for automatic revert).
+    pub previous: Option<(WorkloadSpec, String)>,
+    /// Stopped by its owner: no instance is kept running.
+    pub stopped: bool,
+    /// When first deployed (ms since the Unix epoch, leader clock).
+    pub created_ms: u64,
+    /// When last changed.
+    pub updated_ms: u64,
+}
+
+/// What the control plane wants of an instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Desired {
+    /// Keep it running (or run it to completion, for tasks).
+    Run,
+    /// Stop it.
+    Stop,
+}
+
+/// What an instance is doing, as last reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    /// Placed; the agent has not started it yet.
+    Pending,
+    /// Running.
+    Running,
+    /// A task that exited 0.
+    Completed,
+    /// Exited non-zero or was killed by a limit, and will not be restarted here.
+    Failed {
+        /// Exit code.
+        code: i32,
+        /// Why.
+        reason: String,
+    },
+    /// Its node was lost.
+    Lost,
+    /// Stopped on request.
+    Stopped,
+}
+
+impl InstanceState {
+    /// Whether the instance has ended for good.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            InstanceState::Completed | InstanceState::Failed { .. } | InstanceState::Stopped
+        )
+    }
+}
+
+/// One entry of an instance's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// When (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// `scheduled`, `started`, `exited`, `restarted`, `lost`, `rescheduled`, `stopped`, ...
+    pub kind: String,
+    /// Details for a person.
+    pub message: String,
+}
+
+/// An instance of a workload placed on a node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Instance {
+    /// Unique id: `tenant/name/<generation>-<slot>-<index>`.
+    pub id: String,
+    /// Workload id.
+    pub workload: String,
+    /// Node it is placed on.
+    pub node: NodeId,
+    /// Workload generation it runs.
+    pub generation: u64,
+    /// Task index / replica slot.
+    pub slot: u32,
+    /// What the control plane wants.
+    pub desired: Desired,
+    /// What the agent last reported.
+    pub state: InstanceState,
+    /// Restarts on its node so far.
+    pub restarts: u32,
+    /// Last exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// Id of the instance this one replaces, if any.
+    pub replaces: Option<String>,
+    /// History, oldest first (at most [`MAX_EVENTS`]).
+    pub events: Vec<Event>,
+    /// When placed.
+    pub created_ms: u64,
+    /// When last changed.
+    pub updated_ms: u64,
+}
+
+impl Instance {
+    /// Appends an event, dropping the oldest beyond [`MAX_EVENTS`].
+    pub fn push_event(&mut self, time_ms: u64, kind: &str, message: impl Into<String>) {
+        self.events.push(Event {
+            time_ms,
+            kind: kind.into(),
+            message: message.into(),
+        });
+        if self.events.len() > MAX_EVENTS {
+            let extra = self.events.len() - MAX_EVENTS;
+            self.events.drain(..extra);
+        }
+        self.updated_ms = time_ms;
+    }
+
+    /// Whether it holds resources on its node (placed, wanted, not ended).
+    pub fn is_live(&self) -> bool {
+        self.desired == Desired::Run
+            && !self.state.is_terminal()
+            && self.state != InstanceState::Lost
+    }
+}
