@@ -144,7 +144,7 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
         };
         match w.spec.kind {
             WorkloadKind::Task => reconcile_task(&mut ctx, &all, &gone),
-            WorkloadKind::Service => reconcile_service(&mut ctx, &live, &all, state),
+            WorkloadKind::Service => reconcile_service(&mut ctx, &live, &all, &gone, state),
             WorkloadKind::Daemon => reconcile_daemon(&mut ctx, &live),
         }
     }
@@ -277,7 +277,13 @@ fn reconcile_task(p: &mut Placer<'_>, all: &[&Instance], gone: &BTreeSet<String>
     p.place(wanted, Vec::new(), avoid);
 }
 
-fn reconcile_service(p: &mut Placer<'_>, live: &[&Instance], all: &[&Instance], state: &State) {
+fn reconcile_service(
+    p: &mut Placer<'_>,
+    live: &[&Instance],
+    all: &[&Instance],
+    gone: &BTreeSet<String>,
+    state: &State,
+) {
     let spec = p.w.spec.clone();
     let gen = p.w.generation;
     let count = spec.count as usize;
@@ -333,11 +339,38 @@ fn reconcile_service(p: &mut Placer<'_>, live: &[&Instance], all: &[&Instance], 
         missing.min((spec.update.max_parallel as usize).saturating_sub(in_flight))
     };
     let used_slots: BTreeSet<u32> = new.iter().map(|i| i.slot).collect();
-    let slots: Vec<(u32, Option<String>)> = (0..u32::MAX)
-        .filter(|s| !used_slots.contains(s))
-        .take(to_place)
-        .map(|s| (s, None))
+    // Lost or drained replicas not replaced yet: their slots are refilled first.
+    let replaced: BTreeSet<&str> = all.iter().filter_map(|i| i.replaces.as_deref()).collect();
+    let mut orphans: Vec<&Instance> = all
+        .iter()
+        .copied()
+        .filter(|i| {
+            i.generation == gen
+                && (gone.contains(&i.id)
+                    || i.state == InstanceState::Lost
+                    || i.desired == Desired::Stop && !i.state.is_terminal())
+        })
+        .filter(|i| !replaced.contains(i.id.as_str()) && !used_slots.contains(&i.slot))
         .collect();
+    orphans.sort_by_key(|i| i.slot);
+    orphans.dedup_by_key(|i| i.slot);
+    let mut slots: Vec<(u32, Option<String>)> = orphans
+        .iter()
+        .take(to_place)
+        .map(|i| (i.slot, Some(i.id.clone())))
+        .collect();
+    let taken: BTreeSet<u32> = used_slots
+        .iter()
+        .copied()
+        .chain(slots.iter().map(|(s, _)| *s))
+        .collect();
+    let fresh = to_place.saturating_sub(slots.len());
+    slots.extend(
+        (0..u32::MAX)
+            .filter(|s| !taken.contains(s))
+            .take(fresh)
+            .map(|s| (s, None)),
+    );
     let existing: Vec<NodeId> = live.iter().map(|i| i.node).collect();
     let avoid: Vec<NodeId> = state.draining.iter().copied().collect();
     p.place(slots, existing, avoid);

@@ -376,7 +376,7 @@ async fn service_streams_output_while_running() {
 async fn service_without_output_folder_warns_on_stderr() {
     let mut spec = TaskSpec::new("service", example("service.wat"));
     spec.args = vec!["50".into()];
-    spec.limits.wall_time = Some(Duration::from_millis(120));
+    spec.limits.wall_time = Some(Duration::from_millis(500));
     let run = run(&executor(), spec).await.expect("run");
     assert_eq!(run.exit, Exit::killed(ExitReason::WallTimeout));
     assert_eq!(run.stderr, "service: no /output preopen, printing only\n");
