@@ -290,7 +290,7 @@ pub async fn logs(
         if !data.is_empty() || over || tokio::time::Instant::now() >= deadline {
             break (offset, data, inst.state);
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     };
     let mut h = HeaderMap::new();
     let state_name = serde_json::to_value(&state)

@@ -32,6 +32,33 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Scheduler placements per second on one core (simulated cluster)
+    Sched {
+        /// Simulated nodes
+        #[arg(long, default_value_t = 10_000)]
+        nodes: usize,
+        /// Tasks to place
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+        /// Seed of the simulated cluster and jobs
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// `stratus run` of hello-world on a local cloud vs. the same module run directly by wasmtime
+    Run {
+        /// Runs of each
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
+    /// (internal) run a module directly with the WASM executor, as the reference of `bench run`
+    #[command(hide = true)]
+    WasmDirect {
+        /// Module
+        module: std::path::PathBuf,
+        /// Arguments
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
     /// Resident memory of an idle agent process (spawns a server and a node)
     AgentRss {
         /// Seconds to let the agent idle before measuring
@@ -49,6 +76,12 @@ pub async fn run(_g: &Global, cmd: BenchCmd) -> Result<()> {
             concurrency,
         } => control(replicas, writes, concurrency).await,
         BenchCmd::AgentRss { seconds } => agent_rss(seconds).await,
+        BenchCmd::Sched { nodes, tasks, seed } => {
+            sched(nodes, tasks, seed);
+            Ok(())
+        }
+        BenchCmd::Run { runs } => run_bench(runs).await,
+        BenchCmd::WasmDirect { module, args } => wasm_direct(&module, args).await,
     }
 }
 
@@ -241,3 +274,149 @@ async fn agent_rss(seconds: u64) -> Result<()> {
     drop(server);
     Ok(())
 }
+
+fn sched(nodes: usize, tasks: usize, seed: u64) {
+    let r = stratus_sched::sim::simulate(nodes, tasks, seed);
+    let rate = r.placements_per_sec();
+    println!(
+        "scheduler: {nodes} simulated nodes, {tasks} tasks in {} jobs (seed {seed}), one thread",
+        r.jobs
+    );
+    println!(
+        "  placed          {:>10}  (unplaced {})",
+        r.placements, r.unplaced
+    );
+    println!(
+        "  elapsed         {:>10.1} ms (cluster build {:.1} ms)",
+        r.elapsed.as_secs_f64() * 1e3,
+        r.build.as_secs_f64() * 1e3
+    );
+    println!("  placements/s    {rate:>10.0}");
+    println!(
+        "  vs Nomad C1M (~3,750/s on 5 servers): {:.0}x; vs goal 10,000/s: {:.0}x",
+        rate / 3750.0,
+        rate / 10_000.0
+    );
+}
+
+/// Runs a module in this process with the WASM executor, output to stdout.
+async fn wasm_direct(module: &Path, args: Vec<String>) -> Result<()> {
+    use stratus_runtime::{DynExecutor, Output, TaskSpec, WasmExecutor};
+    let bytes = std::fs::read(module).with_context(|| format!("reading {}", module.display()))?;
+    let exec = WasmExecutor::new()?;
+    let mut spec = TaskSpec::new("direct", std::sync::Arc::new(bytes));
+    spec.args = args;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let run = tokio::spawn(async move { exec.run_dyn(spec, tx, Default::default()).await });
+    let mut out = std::io::stdout();
+    while let Some(o) = rx.recv().await {
+        let (Output::Stdout(d) | Output::Stderr(d)) = o;
+        out.write_all(&d)?;
+        out.flush()?;
+    }
+    let exit = run.await??;
+    std::process::exit(exit.code);
+}
+
+/// Spawns `cmd`, returns (time to first stdout byte, time to exit).
+fn time_process(mut cmd: Proc) -> Result<(Duration, Duration)> {
+    use std::io::Read;
+    let t0 = Instant::now();
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut b = [0u8; 1];
+    stdout
+        .read_exact(&mut b)
+        .context("the program printed nothing")?;
+    let first = t0.elapsed();
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest)?;
+    let status = child.wait()?;
+    let exit = t0.elapsed();
+    if !status.success() {
+        bail!("the program exited with {status}");
+    }
+    Ok((first, exit))
+}
+
+async fn run_bench(runs: usize) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let dir = tempfile::tempdir()?;
+    let module = dir.path().join("hello.wat");
+    std::fs::write(&module, HELLO_WAT)?;
+    let cloud = stratus_node::dev::start(DevConfig {
+        data_dir: dir.path().join("cloud"),
+        replicas: 1,
+        nodes: 1,
+        base_port: free_port_run(1)?,
+        api_port: free_port_run(1)?,
+        heartbeat_interval: Duration::from_secs(1),
+        node_lost_after: Duration::from_secs(10),
+        snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
+    })
+    .await?;
+    let (api, token) = (cloud.api_url.clone(), cloud.admin_token.clone());
+    let control = cloud.replicas[0].control.clone().context("no control")?;
+    wait_for_agent(&control).await?;
+    let mut stratus = Vec::new();
+    let mut direct = Vec::new();
+    for _ in 0..runs {
+        let mut cmd = Proc::new(&exe);
+        cmd.args(["run", "--log", "error"])
+            .arg(&module)
+            .args(["--", "world"])
+            .env("STRATUS_API", &api)
+            .env("STRATUS_TOKEN", &token);
+        stratus.push(tokio::task::block_in_place(|| time_process(cmd))?);
+        let mut cmd = Proc::new(&exe);
+        cmd.args(["bench", "wasm-direct", "--log", "error"])
+            .arg(&module)
+            .args(["--", "world"]);
+        direct.push(tokio::task::block_in_place(|| time_process(cmd))?);
+    }
+    drop(control);
+    cloud.shutdown().await;
+    let med = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (mut sf, mut se): (Vec<_>, Vec<_>) = stratus.into_iter().unzip();
+    let (mut df, mut de): (Vec<_>, Vec<_>) = direct.into_iter().unzip();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (sf, se, df, de) = (med(&mut sf), med(&mut se), med(&mut df), med(&mut de));
+    println!(
+        "hello world, {runs} runs each, medians (each run is a fresh process of this binary):"
+    );
+    println!("                          first output      exit");
+    println!(
+        "  stratus run (cloud)     {:>9.1} ms  {:>9.1} ms",
+        ms(sf),
+        ms(se)
+    );
+    println!(
+        "  wasmtime direct         {:>9.1} ms  {:>9.1} ms",
+        ms(df),
+        ms(de)
+    );
+    println!(
+        "  overhead                {:>9.1} ms  {:>9.1} ms   (goal < 20 ms)",
+        ms(sf) - ms(df),
+        ms(se) - ms(de)
+    );
+    Ok(())
+}
+
+/// Waits until the local cloud's single agent is registered.
+async fn wait_for_agent(control: &stratus_control::Control) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while control.state().read(|s| s.nodes.is_empty()) {
+        if Instant::now() > deadline {
+            bail!("the agent did not register within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// The hello-world guest (WAT), so the benchmark needs no files.
+const HELLO_WAT: &str = include_str!("../../../examples/wasm/hello.wat");

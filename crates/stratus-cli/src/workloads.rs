@@ -106,7 +106,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
                 v.blocked.unwrap_or_else(|| "no eligible node".into())
             );
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     };
     let state = follow(&c, &inst.id, true).await?;
     let done: Instance = c.get(&format!("/v1/instances/{}", inst.id)).await?;
