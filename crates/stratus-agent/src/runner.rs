@@ -423,7 +423,7 @@ impl Runner {
                 limits: Limits {
                     memory_bytes: spec.resources.memory_mb.saturating_mul(1024 * 1024),
                     wall_time: wall,
-                    cpu_time: None,
+                    cpu_time: spec.resources.cpu_secs.map(Duration::from_secs),
                 },
             };
             let (tx, mut rx) = mpsc::channel::<Output>(256);

@@ -32,6 +32,9 @@ pub struct RunArgs {
     /// Wall-clock limit in seconds
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// CPU-time budget in seconds
+    #[arg(long)]
+    pub cpu_secs: Option<u64>,
     /// Environment variable KEY=VALUE (repeatable)
     #[arg(long = "env", value_parser = parse_kv)]
     pub env: Vec<(String, String)>,
@@ -81,6 +84,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
     spec.env = a.env.iter().cloned().collect();
     spec.resources.memory_mb = a.memory_mb;
     spec.resources.wall_time_secs = Some(a.timeout);
+    spec.resources.cpu_secs = a.cpu_secs;
     spec.restart.attempts = 0;
     let w: Workload = c
         .post(

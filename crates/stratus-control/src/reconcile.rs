@@ -310,7 +310,7 @@ fn reconcile_service(
                 } else {
                     "a new instance was not healthy in time"
                 };
-                for i in &new {
+                for i in all.iter().filter(|i| i.generation == gen && i.desired == Desired::Run) {
                     p.d.commands.push(Command::SetDesired {
                         id: i.id.clone(),
                         desired: Desired::Stop,

@@ -123,6 +123,9 @@ pub struct Resources {
     pub disk_mb: u64,
     /// Wall-clock limit in seconds (none: unlimited for services, 1 hour for tasks).
     pub wall_time_secs: Option<u64>,
+    /// CPU-time budget in seconds of guest execution (none: unlimited). An
+    /// instance that uses it up is stopped (`CPU limit reached`).
+    pub cpu_secs: Option<u64>,
 }
 
 impl Default for Resources {
@@ -132,6 +135,7 @@ impl Default for Resources {
             memory_mb: 64,
             disk_mb: 0,
             wall_time_secs: None,
+            cpu_secs: None,
         }
     }
 }
@@ -369,6 +373,9 @@ impl WorkloadSpec {
         }
         if r.wall_time_secs == Some(0) {
             err("resources.wall_time_secs", "must be at least 1".into());
+        }
+        if r.cpu_secs == Some(0) {
+            err("resources.cpu_secs", "must be at least 1".into());
         }
         if let Some(n) = &self.constraints.near {
             if !(-90.0..=90.0).contains(&n.latitude) {

@@ -225,3 +225,124 @@ async fn services_keep_running_without_the_control_plane() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn daemons_run_once_on_every_matching_node() -> Result<()> {
+    let cluster = Cluster::start(Options::new(1, 3)).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 3).await?;
+    let c = cluster.control(0)?;
+    let everywhere = deploy(&c, "version: 1\nname: everywhere\nkind: daemon\nwasm: { module: s.wat }\nargs: [\"100\"]\nresources: { memory_mb: 16 }\n", SERVICE).await?;
+    let one_site = deploy(
+        &c,
+        "version: 1\nname: siteone\nkind: daemon\nwasm: { module: s.wat }\nargs: [\"100\"]\nresources: { memory_mb: 16 }\nconstraints: { site: site-1 }\n",
+        SERVICE,
+    )
+    .await?;
+    wait_until("one daemon instance per node", WAIT, || async {
+        let nodes: BTreeSet<NodeId> = running(&c, &everywhere).iter().map(|i| i.node).collect();
+        (nodes.len() == 3 && running(&c, &everywhere).len() == 3).then_some(())
+    })
+    .await?;
+    let site1 = cluster.agent_id(1)?;
+    wait_until(
+        "the site-constrained daemon on site-1 only",
+        WAIT,
+        || async {
+            let r = running(&c, &one_site);
+            (r.len() == 1 && r[0].node == site1).then_some(())
+        },
+    )
+    .await?;
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_task_over_its_cpu_budget_is_stopped() -> Result<()> {
+    let cluster = Cluster::start(Options::new(1, 1)).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 1).await?;
+    let c = cluster.control(0)?;
+    let spin = include_str!("../../../examples/wasm/loop.wat");
+    let id = deploy(&c, "version: 1\nname: spin\nkind: task\nwasm: { module: loop.wat }\nresources: { cpu_secs: 1 }\nrestart: { attempts: 0 }\n", spin).await?;
+    let failed = wait_until("the spinning task stopped", WAIT, || async {
+        instances(&c, &id)
+            .into_iter()
+            .find(|i| matches!(i.state, InstanceState::Failed { .. }))
+    })
+    .await?;
+    match &failed.state {
+        InstanceState::Failed { reason, .. } => assert!(reason.contains("CPU"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// A service update rolls to the new version; an update whose instances fail
+/// is reverted to the previous spec automatically.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_update_and_automatic_revert() -> Result<()> {
+    let cluster = Cluster::start(Options::new(1, 3)).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 3).await?;
+    let c = cluster.control(0)?;
+    let spec = |args: &str| {
+        format!(
+            "version: 1\nname: web\nkind: service\ncount: 2\nwasm: {{ module: m.wat }}\nargs: [\"{args}\"]\nresources: {{ memory_mb: 16 }}\n\
+             restart: {{ attempts: 1, delay_ms: 10, max_delay_ms: 10 }}\nupdate: {{ max_parallel: 1, healthy_after_secs: 1, auto_revert: true, deadline_secs: 30 }}\n"
+        )
+    };
+    let id = deploy(&c, &spec("100"), SERVICE).await?;
+    let gen_of = |c: &Control| {
+        c.state().read(|s| {
+            s.workloads
+                .get(&id)
+                .map(|w| (w.generation, w.spec.args.clone()))
+        })
+    };
+    wait_until("generation 1 running", WAIT, || async {
+        (running(&c, &id).len() == 2).then_some(())
+    })
+    .await?;
+
+    // Update: a new argument.
+    deploy(&c, &spec("50"), SERVICE).await?;
+    wait_until(
+        "generation 2 rolled out and generation 1 retired",
+        WAIT,
+        || async {
+            let r = running(&c, &id);
+            let old_live = instances(&c, &id)
+                .iter()
+                .any(|i| i.generation == 1 && !i.state.is_terminal());
+            (r.len() == 2 && r.iter().all(|i| i.generation == 2) && !old_live).then_some(())
+        },
+    )
+    .await?;
+
+    // A broken update: the module exits 1 at once, so its instances fail.
+    let broken = "(module (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32))) (memory (export \"memory\") 1) (func (export \"_start\") (call $exit (i32.const 1))))";
+    deploy(&c, &spec("25"), broken).await?;
+    wait_until(
+        "the broken update reverted to the previous spec",
+        WAIT,
+        || async {
+            let (generation, args) = gen_of(&c)?;
+            let r = running(&c, &id);
+            (generation == 4
+                && args == ["50"]
+                && r.len() == 2
+                && r.iter().all(|i| i.generation == 4))
+            .then_some(())
+        },
+    )
+    .await?;
+    let reverted = instances(&c, &id)
+        .iter()
+        .any(|i| i.generation == 3 && i.events.iter().any(|e| e.kind == "reverted"));
+    assert!(
+        reverted,
+        "the failed generation's instances record the revert"
+    );
+    cluster.shutdown().await;
+    Ok(())
+}
