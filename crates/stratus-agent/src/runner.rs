@@ -463,32 +463,17 @@ impl Runner {
             }
             let exit = match run.await {
                 Ok(Ok(exit)) => exit,
-                Ok(Err(e)) => {
-                    self.report(
-                        &id,
-                        InstanceState::Failed {
-                            code: -1,
-                            reason: e.to_string(),
-                        },
-                        restarts,
-                        None,
-                        "failed",
-                        format!("cannot run: {e}"),
-                    );
-                    return;
-                }
-                Err(e) => {
-                    self.report(
-                        &id,
-                        InstanceState::Failed {
-                            code: -1,
-                            reason: e.to_string(),
-                        },
-                        restarts,
-                        None,
-                        "failed",
-                        format!("executor crashed: {e}"),
-                    );
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => format!("cannot run: {e}"),
+                        Err(e) => format!("executor crashed: {e}"),
+                        Ok(Ok(_)) => String::new(),
+                    };
+                    let state = InstanceState::Failed {
+                        code: -1,
+                        reason: why.clone(),
+                    };
+                    self.report(&id, state, restarts, None, "failed", why);
                     return;
                 }
             };

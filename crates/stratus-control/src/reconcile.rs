@@ -40,6 +40,17 @@ fn instance_id(workload: &str, generation: u64, slot: u32, n: usize) -> String {
     h.trim_start_matches("blake3:").chars().take(12).collect()
 }
 
+/// A command asking instance `id` to stop, recording why.
+fn stop(id: &str, kind: &str, message: String, now_ms: u64) -> Command {
+    Command::SetDesired {
+        id: id.to_string(),
+        desired: Desired::Stop,
+        kind: kind.into(),
+        message,
+        now_ms,
+    }
+}
+
 /// Time the instance entered `Running` (its last `started`/`restarted` event).
 fn running_since(i: &Instance) -> Option<u64> {
     if i.state != InstanceState::Running {
@@ -111,13 +122,12 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
                 gone.insert(i.id.clone());
             }
         } else if state.draining.contains(&i.node) {
-            d.commands.push(Command::SetDesired {
-                id: i.id.clone(),
-                desired: Desired::Stop,
-                kind: "drain".into(),
-                message: format!("node {} is draining; moving elsewhere", i.node.short()),
+            d.commands.push(stop(
+                &i.id,
+                "drain",
+                format!("node {} is draining; moving elsewhere", i.node.short()),
                 now_ms,
-            });
+            ));
             gone.insert(i.id.clone());
         }
     }
@@ -310,14 +320,16 @@ fn reconcile_service(
                 } else {
                     "a new instance was not healthy in time"
                 };
-                for i in all.iter().filter(|i| i.generation == gen && i.desired == Desired::Run) {
-                    p.d.commands.push(Command::SetDesired {
-                        id: i.id.clone(),
-                        desired: Desired::Stop,
-                        kind: "reverted".into(),
-                        message: format!("update to generation {gen} reverted: {why}"),
-                        now_ms: p.now_ms,
-                    });
+                for i in all
+                    .iter()
+                    .filter(|i| i.generation == gen && i.desired == Desired::Run)
+                {
+                    p.d.commands.push(stop(
+                        &i.id,
+                        "reverted",
+                        format!("update to generation {gen} reverted: {why}"),
+                        p.now_ms,
+                    ));
                 }
                 p.d.commands.push(Command::DeployWorkload {
                     tenant: p.w.tenant.clone(),
@@ -378,24 +390,22 @@ fn reconcile_service(
     // Retire old-generation replicas as new ones become healthy.
     let excess = (healthy_new + old.len()).saturating_sub(count);
     for i in old.iter().take(excess) {
-        p.d.commands.push(Command::SetDesired {
-            id: i.id.clone(),
-            desired: Desired::Stop,
-            kind: "updated".into(),
-            message: format!("replaced by generation {gen}"),
-            now_ms: p.now_ms,
-        });
+        p.d.commands.push(stop(
+            &i.id,
+            "updated",
+            format!("replaced by generation {gen}"),
+            p.now_ms,
+        ));
     }
     // Too many current replicas (count lowered): stop the extra ones.
     if new.len() > count {
         for i in new.iter().skip(count) {
-            p.d.commands.push(Command::SetDesired {
-                id: i.id.clone(),
-                desired: Desired::Stop,
-                kind: "scaled-down".into(),
-                message: format!("count is now {count}"),
-                now_ms: p.now_ms,
-            });
+            p.d.commands.push(stop(
+                &i.id,
+                "scaled-down",
+                format!("count is now {count}"),
+                p.now_ms,
+            ));
         }
     }
 }
@@ -417,13 +427,12 @@ fn reconcile_daemon(p: &mut Placer<'_>, live: &[&Instance]) {
         let unwanted =
             !targets.contains(&i.node) && !served.contains(&i.node) && i.generation == gen;
         if stale || unwanted {
-            p.d.commands.push(Command::SetDesired {
-                id: i.id.clone(),
-                desired: Desired::Stop,
-                kind: "updated".into(),
-                message: "no longer wanted on this node".into(),
-                now_ms: p.now_ms,
-            });
+            p.d.commands.push(stop(
+                &i.id,
+                "updated",
+                "no longer wanted on this node".into(),
+                p.now_ms,
+            ));
         }
     }
     for node in targets.difference(&served) {
