@@ -78,6 +78,7 @@ fn demand_from_resources() {
         memory_mb: 64,
         disk_mb: 2,
         wall_time_secs: None,
+        cpu_secs: None,
     };
     assert_eq!(
         Demand::from(&r),
