@@ -87,6 +87,29 @@ fn owner(id: &str) -> &str {
     id.split('/').next().unwrap_or_default()
 }
 
+/// Refuses bytes that are neither a valid WebAssembly binary (module or
+/// component) nor WAT text, so a broken module never reaches a node.
+fn validate_module(bytes: &[u8]) -> Result<(), ApiError> {
+    let bad = |m: String| ApiError::new(ErrorCode::BadRequest, format!("invalid module: {m}"));
+    if bytes.is_empty() {
+        return Err(bad("empty".into()));
+    }
+    if bytes.starts_with(b"\0asm") {
+        let mut features = wasmparser::WasmFeatures::default();
+        features.insert(wasmparser::WasmFeatures::COMPONENT_MODEL);
+        wasmparser::Validator::new_with_features(features)
+            .validate_all(bytes)
+            .map(|_| ())
+            .map_err(|e| bad(e.to_string()))
+    } else {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| bad("neither a WebAssembly binary (\\0asm) nor WAT text".into()))?;
+        wat::parse_str(text)
+            .map(|_| ())
+            .map_err(|e| bad(e.to_string()))
+    }
+}
+
 /// Uploads a WASM module (raw bytes); returns its content address.
 #[utoipa::path(post, path = "/v1/modules", tag = "workloads", security(("bearer" = [])),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
@@ -96,9 +119,7 @@ pub async fn put_module(
     _c: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ModuleRef>), ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::new(ErrorCode::BadRequest, "empty module"));
-    }
+    validate_module(&body)?;
     let hash = stratus_state::workloads::module_hash(&body);
     let size = body.len();
     let known = st.control.state().read(|s| s.modules.contains_key(&hash));

@@ -55,15 +55,21 @@ fn run_prints_the_output_and_exits_with_the_code() {
     let out = run_cli(&dev, &["run", &seven.to_string_lossy()]);
     assert_eq!(out.status.code(), Some(7), "stderr: {}", out.stderr);
 
-    // A malformed module is refused with a clear error, not run.
+    // A malformed module is refused at upload with a clear error: nothing is deployed.
     let bad = dir.path().join("bad.wasm");
     std::fs::write(&bad, b"\0asm\x01\0\0\0garbage").expect("write");
+    let before = run_cli(&dev, &["ps", "--all", "--json"]).stdout;
     let out = run_cli(&dev, &["run", &bad.to_string_lossy()]);
     assert_ne!(out.status.code(), Some(0));
     assert!(
-        out.stderr.contains("invalid module") || out.stderr.contains("cannot run"),
+        out.stderr.contains("invalid module") && out.stderr.contains("HTTP 400"),
         "{}",
         out.stderr
+    );
+    assert_eq!(
+        run_cli(&dev, &["ps", "--all", "--json"]).stdout,
+        before,
+        "nothing was deployed"
     );
 }
 
