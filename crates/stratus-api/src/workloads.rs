@@ -95,9 +95,8 @@ fn validate_module(bytes: &[u8]) -> Result<(), ApiError> {
         return Err(bad("empty".into()));
     }
     if bytes.starts_with(b"\0asm") {
-        let mut features = wasmparser::WasmFeatures::default();
-        features.insert(wasmparser::WasmFeatures::COMPONENT_MODEL);
-        wasmparser::Validator::new_with_features(features)
+        // The default feature set includes the component model (crate feature).
+        wasmparser::Validator::new()
             .validate_all(bytes)
             .map(|_| ())
             .map_err(|e| bad(e.to_string()))
@@ -361,4 +360,30 @@ pub async fn drain(
     Ok(Json(WriteResult {
         index: applied.index,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_module;
+
+    #[test]
+    fn modules_are_validated_at_upload() {
+        let module = wat::parse_str("(module (func (export \"_start\")))").expect("wat");
+        let component = wat::parse_str("(component)").expect("wat");
+        assert!(validate_module(&module).is_ok());
+        assert!(
+            validate_module(&component).is_ok(),
+            "preview 2 components are accepted"
+        );
+        assert!(validate_module(b"(module)").is_ok(), "WAT text is accepted");
+        for bad in [
+            &b""[..],
+            b"\0asm\x01\0\0\0garbage",
+            b"\xff\xfe",
+            b"(module (func (unknown)))",
+        ] {
+            let e = validate_module(bad).expect_err("refused");
+            assert!(e.message.starts_with("invalid module"), "{}", e.message);
+        }
+    }
 }
