@@ -414,19 +414,21 @@ impl Control {
         if local.role == ReplicaRole::Leader {
             return local;
         }
-        if let Some((lid, addr)) = self.leader_addr() {
-            if let Ok(addr) = resolve(&addr).await {
-                if let Ok(Response::Status(s)) = self
-                    .inner
-                    .pool
-                    .call::<_, Response>(addr, Some(lid), &Request::Status, RPC_TIMEOUT)
-                    .await
-                {
-                    return s;
-                }
-            }
+        match self.call_leader(&Request::Status, RPC_TIMEOUT).await {
+            Ok(Response::Status(s)) => s,
+            _ => local,
         }
-        local
+    }
+
+    /// Sends `req` to the leader this replica knows of.
+    async fn call_leader(
+        &self,
+        req: &Request,
+        timeout: Duration,
+    ) -> Result<Response, ControlError> {
+        let (lid, addr) = self.leader_addr().ok_or(ControlError::NoLeader)?;
+        let addr = resolve(&addr).await?;
+        Ok(self.inner.pool.call(addr, Some(lid), req, timeout).await?)
     }
 
     fn leader_addr(&self) -> Option<(NodeId, String)> {
@@ -460,32 +462,22 @@ impl Control {
             if self.is_leader() {
                 return self.change_membership_local(change).await;
             }
-            if let Some((lid, addr)) = self.leader_addr() {
-                let addr = resolve(&addr).await?;
-                match self
-                    .inner
-                    .pool
-                    .call::<_, Response>(
-                        addr,
-                        Some(lid),
-                        &Request::ChangeMembership(change.clone()),
-                        Duration::from_secs(60),
-                    )
-                    .await
-                {
-                    Ok(Response::Ok) => return Ok(()),
-                    Ok(Response::Error {
-                        code: ErrorCode::NoLeader,
-                        ..
-                    })
-                    | Err(_) => {}
-                    Ok(Response::Error { code, message }) => {
-                        return Err(ControlError::Remote { code, message })
-                    }
-                    Ok(other) => {
-                        return Err(ControlError::Raft(format!("unexpected answer: {other:?}")))
-                    }
+            let req = Request::ChangeMembership(change.clone());
+            match self.call_leader(&req, Duration::from_secs(60)).await {
+                Ok(Response::Ok) => return Ok(()),
+                // No leader yet, or it changed or is unreachable: retry.
+                Ok(Response::Error {
+                    code: ErrorCode::NoLeader,
+                    ..
+                })
+                | Err(ControlError::NoLeader | ControlError::Net(_)) => {}
+                Ok(Response::Error { code, message }) => {
+                    return Err(ControlError::Remote { code, message })
                 }
+                Ok(other) => {
+                    return Err(ControlError::Raft(format!("unexpected answer: {other:?}")))
+                }
+                Err(e) => return Err(e),
             }
             if Instant::now() >= deadline {
                 return Err(ControlError::NoLeader);
@@ -889,17 +881,8 @@ impl Control {
             }
             return Ok(());
         }
-        let (lid, addr) = self.leader_addr().ok_or(ControlError::NoLeader)?;
-        let addr = resolve(&addr).await?;
         match self
-            .inner
-            .pool
-            .call::<_, Response>(
-                addr,
-                Some(lid),
-                &Request::ForwardHeartbeat { node },
-                RPC_TIMEOUT,
-            )
+            .call_leader(&Request::ForwardHeartbeat { node }, RPC_TIMEOUT)
             .await?
         {
             Response::Ok => Ok(()),
