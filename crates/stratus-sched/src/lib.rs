@@ -37,9 +37,23 @@
 //!   Spreading takes precedence over `distinct_nodes`.
 //! * **Distinct nodes**: nodes already hosting the workload are used only when
 //!   no other feasible node is left (in the chosen domain, when spreading).
+//!
+//! # Piece placement
+//!
+//! The object store's erasure-coded pieces are placed by [`pieces`], apart
+//! from workload placement: [`place_pieces`] chooses distinct storage nodes
+//! with enough free space for the new pieces of one stripe, never a node
+//! already holding one, water-filling the stripe over sites (each piece goes
+//! to a site with the fewest pieces of the stripe so far) and, within a site,
+//! picking a node at random in proportion to its free bytes (seeded). A node
+//! with an unknown site (`""`) counts as a site of its own.
+//! [`fault_tolerance`] tells how many node and whole-site losses a stripe
+//! survives, and [`default_profile`] picks `k + m` for a cluster size
+//! (surviving 2 node losses from 3 nodes up, 4+2 from 6 nodes).
 
 mod cluster;
 mod compile;
+pub mod pieces;
 mod rng;
 pub mod sim;
 
@@ -50,6 +64,9 @@ pub use stratus_spec::{Constraints, Near, SpreadBy};
 use stratus_types::{Attributes, Capacity, NodeId};
 
 pub use cluster::{daemon_targets, Cluster};
+pub use pieces::{
+    default_profile, fault_tolerance, place_pieces, PiecePlacementError, StorageNode,
+};
 
 /// One MiB in bytes.
 pub const MIB: u64 = 1024 * 1024;
