@@ -1,6 +1,6 @@
 //! Stratus L1: the pure data path.
 //!
-//! No IO, no async, no clocks (except in [`bench`], the benchmark harness).
+//! No IO, no async, no clocks (except in [`mod@bench`], the benchmark harness).
 //! Everything a storage gateway needs to turn object bytes into
 //! erasure-coded pieces that storage nodes (untrusted lenders' machines)
 //! hold, and back. Storage nodes see neither plaintext nor chunk boundaries.
