@@ -39,6 +39,41 @@
 //! **Repair** fetches any `k` pieces and [`rebuild_pieces`] recreates lost
 //! ones byte for byte.
 //!
+//! ```
+//! use stratus_chunk::*;
+//!
+//! let scope = ScopeKey::tenant(&[7; 32], "acme");
+//! let object = b"hello, stratus ".repeat(10_000);
+//!
+//! // Write: chunk, id, seal, pack, encode.
+//! let mut chunker = StreamChunker::new(ChunkerParams::default())?;
+//! let mut chunks = chunker.push(&object);
+//! chunks.extend(chunker.finish());
+//! let mut pack = PackBuilder::new(4 << 20);
+//! let mut refs = Vec::new();
+//! for c in &chunks {
+//!     let id = chunk_id(&scope, c);
+//!     let (offset, sealed_len) = pack.add(&seal_chunk(&scope, &id, c, DEFAULT_ZSTD_LEVEL));
+//!     refs.push(ChunkRef { id, plain_len: c.len() as u32, offset, sealed_len });
+//! }
+//! let pack = pack.finish();
+//! let profile = Profile { k: 4, m: 2 };
+//! let pieces = encode_stripe(profile, &pack)?;
+//!
+//! // Read with two pieces lost.
+//! let mut have: Vec<Option<Vec<u8>>> = pieces.into_iter().map(Some).collect();
+//! have[0] = None;
+//! have[5] = None;
+//! let pack2 = decode_stripe(profile, pack.len() as u64, &have)?;
+//! let mut out = Vec::new();
+//! for r in &refs {
+//!     let sealed = &pack2[r.offset as usize..][..r.sealed_len as usize];
+//!     out.extend(open_chunk(&scope, &r.id, sealed)?);
+//! }
+//! assert_eq!(out, object);
+//! # Ok::<(), ChunkError>(())
+//! ```
+//!
 //! # What convergent encryption leaks
 //!
 //! Convergent encryption is what makes deduplication of encrypted data
