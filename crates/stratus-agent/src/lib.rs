@@ -14,6 +14,7 @@
 pub mod runner;
 pub mod sysinfo;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use rand::Rng;
 use stratus_net::Endpoint;
 use stratus_proto::{Peer, Request, Response};
-use stratus_types::{Attributes, Capacity, ErrorCode, NodeId, NodeInfo};
+use stratus_types::{Attributes, Capacity, ErrorCode, NodeId, NodeInfo, StorageInfo};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +46,8 @@ pub struct AgentConfig {
     pub attributes: Attributes,
     /// Capacity to report; measured from the machine when `None`.
     pub capacity: Option<Capacity>,
+    /// The node's piece service, registered with the node when it lends storage.
+    pub storage: Option<StorageInfo>,
 }
 
 /// Errors that stop an agent.
@@ -72,6 +75,7 @@ pub enum AgentState {
 /// A running agent.
 pub struct Agent {
     state: watch::Receiver<AgentState>,
+    replicas: watch::Receiver<BTreeSet<NodeId>>,
     task: tokio::task::JoinHandle<Result<(), AgentError>>,
     cancel: CancellationToken,
 }
@@ -89,14 +93,16 @@ impl Agent {
             ));
         }
         let (tx, rx) = watch::channel(AgentState::Connecting);
+        let (replicas_tx, replicas) = watch::channel(BTreeSet::new());
         let cancel = CancellationToken::new();
         let runner = executor.map(|e| runner::Runner::start(&cfg.data_dir, e));
         if let Some(r) = &runner {
             tokio::spawn(r.clone().flush_loop());
         }
-        let task = tokio::spawn(run(cfg, endpoint, tx, cancel.clone(), runner));
+        let task = tokio::spawn(run(cfg, endpoint, tx, replicas_tx, cancel.clone(), runner));
         Ok(Agent {
             state: rx,
+            replicas,
             task,
             cancel,
         })
@@ -105,6 +111,12 @@ impl Agent {
     /// Watches the agent's state.
     pub fn state(&self) -> watch::Receiver<AgentState> {
         self.state.clone()
+    }
+
+    /// Watches the ids of the control replicas the agent has learned (the
+    /// only peers a storage node serves).
+    pub fn replicas(&self) -> watch::Receiver<BTreeSet<NodeId>> {
+        self.replicas.clone()
     }
 
     /// Stops heartbeating and returns how the agent ended.
@@ -136,6 +148,7 @@ async fn run(
     cfg: AgentConfig,
     endpoint: Endpoint,
     state: watch::Sender<AgentState>,
+    replicas: watch::Sender<BTreeSet<NodeId>>,
     cancel: CancellationToken,
     runner: Option<runner::Runner>,
 ) -> Result<(), AgentError> {
@@ -160,7 +173,10 @@ async fn run(
             &cfg,
             &endpoint,
             &target,
-            &mut targets,
+            Learned {
+                targets: &mut targets,
+                replicas: &replicas,
+            },
             &state,
             &cancel,
             runner.as_ref(),
@@ -215,7 +231,17 @@ async fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{addr} resolves to nothing"))
 }
 
-fn learn(targets: &mut Vec<Target>, peers: Vec<Peer>) {
+/// What the agent learned of the control replicas.
+struct Learned<'a> {
+    targets: &'a mut Vec<Target>,
+    replicas: &'a watch::Sender<BTreeSet<NodeId>>,
+}
+
+fn learn(learned: &mut Learned<'_>, peers: Vec<Peer>) {
+    let targets = &mut *learned.targets;
+    learned
+        .replicas
+        .send_replace(peers.iter().map(|p| p.id).collect());
     for p in peers {
         if let Some(t) = targets.iter_mut().find(|t| t.addr == p.addr) {
             t.id = Some(p.id);
@@ -232,7 +258,7 @@ async fn session(
     cfg: &AgentConfig,
     endpoint: &Endpoint,
     target: &Target,
-    targets: &mut Vec<Target>,
+    mut targets: Learned<'_>,
     state: &watch::Sender<AgentState>,
     cancel: &CancellationToken,
     runner: Option<&runner::Runner>,
@@ -251,6 +277,7 @@ async fn session(
             .clone()
             .unwrap_or_else(|| sysinfo::capacity(&cfg.data_dir)),
         attributes: cfg.attributes.clone(),
+        storage: cfg.storage.clone(),
     };
     let register = Request::Register {
         info,
@@ -261,7 +288,7 @@ async fn session(
             heartbeat_interval_ms,
             peers,
         }) => {
-            learn(targets, peers);
+            learn(&mut targets, peers);
             Duration::from_millis(heartbeat_interval_ms.max(100))
         }
         Ok(Response::Error {
@@ -285,7 +312,7 @@ async fn session(
             sync_cancel.clone(),
         ));
     }
-    let result = heartbeat_loop(&conn, interval, targets, cancel).await;
+    let result = heartbeat_loop(&conn, interval, &mut targets, cancel).await;
     if let Some(r) = runner {
         r.set_connection(None);
     }
@@ -325,7 +352,7 @@ async fn sync_assignments(
 async fn heartbeat_loop(
     conn: &stratus_net::Connection,
     mut interval: Duration,
-    targets: &mut Vec<Target>,
+    targets: &mut Learned<'_>,
     cancel: &CancellationToken,
 ) -> Result<(), SessionError> {
     loop {

@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod objects;
 pub mod workloads;
 
 use std::future::Future;
@@ -40,6 +41,8 @@ use crate::error::{ApiError, ErrorBody};
 pub struct AppState {
     /// The control replica this API fronts.
     pub control: Control,
+    /// The object store client of this replica.
+    pub store: stratus_store::Store,
 }
 
 /// A JSON body whose rejection is a clear `bad_request`.
@@ -146,14 +149,22 @@ pub struct WriteResult {
     paths(health, status, whoami, list_nodes, get_node, add_replica, remove_replica,
           list_tenants, create_tenant, create_token, list_tokens, revoke_token, list_vars,
           workloads::put_module, workloads::deploy, workloads::list, workloads::get, workloads::stop,
-          workloads::instances, workloads::instance, workloads::logs, workloads::drain, get_var, put_var, delete_var),
+          workloads::instances, workloads::instance, workloads::logs, workloads::drain, get_var, put_var, delete_var,
+          objects::create_bucket, objects::list_buckets, objects::delete_bucket, objects::put_object,
+          objects::get_object, objects::head_object, objects::delete_object, objects::list_objects,
+          objects::list_versions, objects::storage_status, objects::maintain_now),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
                        VarView, WriteResult, TokenView, ClusterStatus,
                        workloads::ModuleRef, workloads::Deploy, workloads::WorkloadView, workloads::Drain,
                        stratus_state::Workload, stratus_state::Instance, stratus_state::Event,
-                       stratus_state::InstanceState, stratus_state::Desired, ReplicaStatus, NodeRecord, Tenant)),
+                       stratus_state::InstanceState, stratus_state::Desired, ReplicaStatus, NodeRecord, Tenant,
+                       objects::CreateBucket, objects::BucketView, objects::VersionView, objects::PutObjectResult,
+                       objects::DeleteResult, objects::NodeStorageView, objects::WorkerView, objects::StorageStatus,
+                       stratus_state::objects::Bucket, stratus_state::objects::ErasureProfile,
+                       stratus_state::objects::DedupeScope, stratus_state::objects::Versioning,
+                       stratus_state::objects::RedundancyHealth, stratus_state::objects::ScrubRecord)),
     modifiers(&BearerAuth),
-    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"))
+    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"))
 )]
 struct ApiDoc;
 
@@ -176,7 +187,7 @@ pub fn openapi_json() -> String {
 }
 
 /// The API's routes.
-pub fn router(control: Control) -> Router {
+pub fn router(control: Control, store: stratus_store::Store) -> Router {
     Router::new()
         .route("/v1/health", get(health))
         .route(
@@ -221,22 +232,43 @@ pub fn router(control: Control) -> Router {
         .route("/v1/instances/{id}", get(workloads::instance))
         .route("/v1/instances/{id}/logs", get(workloads::logs))
         .route("/v1/nodes/{id}/drain", post(workloads::drain))
+        .route(
+            "/v1/buckets",
+            post(objects::create_bucket).get(objects::list_buckets),
+        )
+        .route(
+            "/v1/buckets/{bucket}",
+            axum::routing::delete(objects::delete_bucket),
+        )
+        .route("/v1/buckets/{bucket}/objects", get(objects::list_objects))
+        .route(
+            "/v1/buckets/{bucket}/objects/{*key}",
+            put(objects::put_object)
+                .get(objects::get_object)
+                .head(objects::head_object)
+                .delete(objects::delete_object)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/v1/buckets/{bucket}/versions", get(objects::list_versions))
+        .route("/v1/storage", get(objects::storage_status))
+        .route("/v1/storage/maintain", post(objects::maintain_now))
         .fallback(|| async {
             ApiError::new(
                 ErrorCode::NotFound,
                 "no such API route; see /v1/openapi.json",
             )
         })
-        .with_state(AppState { control })
+        .with_state(AppState { control, store })
 }
 
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     control: Control,
+    store: stratus_store::Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(control))
+    axum::serve(listener, router(control, store))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -127,6 +127,8 @@ async fn control(replicas: usize, writes: usize, concurrency: usize) -> Result<(
         heartbeat_interval: Duration::from_secs(1),
         node_lost_after: Duration::from_secs(10),
         snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
+        storage_capacity: 0,
+        store: stratus_store::StoreConfig::default(),
     })
     .await?;
     let control = cloud.replicas[0].control.clone().context("no control")?;
@@ -353,6 +355,8 @@ async fn run_bench(runs: usize) -> Result<()> {
         heartbeat_interval: Duration::from_secs(1),
         node_lost_after: Duration::from_secs(10),
         snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
+        storage_capacity: 0,
+        store: stratus_store::StoreConfig::default(),
     })
     .await?;
     let (api, token) = (cloud.api_url.clone(), cloud.admin_token.clone());

@@ -9,7 +9,9 @@ use clap::Args;
 use stratus_node::config::FileConfig;
 use stratus_node::dev::DevConfig;
 use stratus_node::hostname;
-use stratus_node::{AgentRole, NodeConfig, ServerRole, DEFAULT_API_PORT, DEFAULT_QUIC_PORT};
+use stratus_node::{
+    AgentRole, NodeConfig, ServerRole, StorageRole, DEFAULT_API_PORT, DEFAULT_QUIC_PORT,
+};
 use stratus_types::{Attributes, EnergySource};
 
 use crate::Global;
@@ -35,6 +37,13 @@ pub struct DevArgs {
     /// Seconds without heartbeat after which a node is marked lost
     #[arg(long, default_value_t = 10)]
     node_lost_after: u64,
+    /// Space each node lends for object pieces (0 = no storage)
+    #[arg(long, default_value = "10GiB")]
+    storage_capacity: String,
+    /// Run the nodes inside this process instead of one `stratus node`
+    /// process each (processes can be stopped one by one: see DATA/node-N/pid)
+    #[arg(long)]
+    in_process: bool,
 }
 
 /// Arguments of `stratus server`.
@@ -115,6 +124,19 @@ pub struct NodeArgs {
     /// Label KEY=VALUE (repeatable)
     #[arg(long = "label", value_parser = parse_label)]
     labels: Vec<(String, String)>,
+    /// Lend disk space for object pieces: QUIC listen address of the piece
+    /// service, IP:PORT (control replicas must be able to reach it)
+    #[arg(long, env = "STRATUS_STORAGE_LISTEN")]
+    storage_listen: Option<String>,
+    /// Address the control replicas dial for pieces [default: the storage listen address]
+    #[arg(long, env = "STRATUS_STORAGE_ADVERTISE")]
+    storage_advertise: Option<String>,
+    /// Space lent for pieces, e.g. 500GiB [default: 10GiB]
+    #[arg(long, env = "STRATUS_STORAGE_CAPACITY")]
+    storage_capacity: Option<String>,
+    /// Exit when the parent process exits (used by `stratus dev`)
+    #[arg(long, hide = true)]
+    exit_with_parent: bool,
 }
 
 /// `stratus node <action>`.
@@ -210,18 +232,28 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
         a.replicas,
         a.nodes
     );
-    let cloud = stratus_node::dev::start(DevConfig {
+    let storage_capacity = stratus_node::config::parse_size(&a.storage_capacity)
+        .map_err(|m| anyhow!("--storage-capacity: {m}"))?;
+    let cfg = DevConfig {
         data_dir: dir.clone(),
         replicas: a.replicas,
-        nodes: a.nodes,
+        nodes: if a.in_process { a.nodes } else { 0 },
         base_port: a.port,
         api_port: a.api_port,
         heartbeat_interval: Duration::from_secs(1),
         node_lost_after: Duration::from_secs(a.node_lost_after),
         snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
-    })
-    .await
-    .context("starting the local cloud")?;
+        storage_capacity,
+        store: stratus_store::StoreConfig::default(),
+    };
+    let cloud = stratus_node::dev::start(cfg.clone())
+        .await
+        .context("starting the local cloud")?;
+    let children = if a.in_process {
+        Vec::new()
+    } else {
+        spawn_dev_nodes(&cfg, &cloud, a.nodes, &a.storage_capacity).await?
+    };
     println!("Stratus local cloud is up.");
     println!("  API:          {}", cloud.api_url);
     println!("  admin token:  {}", cloud.admin_token_file.display());
@@ -232,6 +264,13 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
             r.node_id.short(),
             r.quic_addr,
             r.api_addr.map(|a| a.to_string()).unwrap_or_default()
+        );
+    }
+    for (j, c) in &children {
+        println!(
+            "  node-{j}:       pid {} (log {})",
+            c.id().unwrap_or_default(),
+            dir.join(format!("node-{j}/node.log")).display()
         );
     }
     println!();
@@ -249,8 +288,121 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
         dir.display()
     );
     signals.wait_for_shutdown().await;
+    stop_dev_nodes(children).await;
     cloud.shutdown().await;
     Ok(())
+}
+
+/// Starts the dev cloud's nodes as `stratus node` processes (each exits
+/// with this one) and waits until they have registered.
+async fn spawn_dev_nodes(
+    cfg: &DevConfig,
+    cloud: &stratus_node::dev::DevCloud,
+    n: usize,
+    storage_capacity: &str,
+) -> Result<Vec<(usize, tokio::process::Child)>> {
+    let exe = std::env::current_exe().context("locating the stratus binary")?;
+    let token_file = cfg.data_dir.join("join.token");
+    stratus_control::secrets::write_secret_file(&token_file, &cloud.join_token)
+        .context("writing join.token")?;
+    let control = cfg.control_addrs()?.join(",");
+    let mut children = Vec::new();
+    for j in 0..n {
+        let dir = cfg.data_dir.join(format!("node-{j}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .context("opening node.log")?;
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.arg("node")
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--name", &format!("dev-node-{j}")])
+            .args(["--control", &control])
+            .arg("--join-token-file")
+            .arg(&token_file)
+            .args([
+                "--region",
+                "local",
+                "--site",
+                &stratus_node::dev::dev_site(j),
+            ])
+            .args(["--energy", "grid", "--label", "dev=true"])
+            .arg("--exit-with-parent")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().context("opening node.log")?)
+            .stderr(log);
+        if cfg.storage_capacity > 0 {
+            cmd.args([
+                "--storage-listen",
+                "127.0.0.1:0",
+                "--storage-capacity",
+                storage_capacity,
+            ]);
+        }
+        let child = cmd.spawn().context("starting a node process")?;
+        if let Some(pid) = child.id() {
+            std::fs::write(dir.join("pid"), format!("{pid}\n")).context("writing the pid file")?;
+        }
+        children.push((j, child));
+    }
+    // Ready when every node has registered.
+    let control = cloud.replicas[0]
+        .control
+        .clone()
+        .ok_or_else(|| anyhow!("replica 0 has no control role"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = control.state().read(|s| {
+            (0..n)
+                .filter(|j| {
+                    let name = format!("dev-node-{j}");
+                    s.nodes.values().any(|r| {
+                        r.info.name == name && r.status == stratus_types::NodeStatus::Ready
+                    })
+                })
+                .count()
+        });
+        if ready == n {
+            break;
+        }
+        for (j, c) in children.iter_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                bail!(
+                    "node {j} exited at start ({status}); see {}",
+                    cfg.data_dir.join(format!("node-{j}/node.log")).display()
+                );
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("only {ready} of {n} nodes registered within 60 s; see DATA/node-*/node.log");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(children)
+}
+
+/// Stops the dev node processes (SIGTERM, then SIGKILL after 10 s).
+async fn stop_dev_nodes(children: Vec<(usize, tokio::process::Child)>) {
+    for (_, c) in &children {
+        if let Some(pid) = c.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    for (j, mut c) in children {
+        match tokio::time::timeout(Duration::from_secs(10), c.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("node {j} did not stop within 10 s; killing it");
+                let _ = c.kill().await;
+            }
+        }
+    }
 }
 
 /// `stratus server`.
@@ -299,6 +451,7 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
                 .snapshot_every
                 .or(f.server.snapshot_every)
                 .unwrap_or(stratus_control::DEFAULT_SNAPSHOT_EVERY),
+            store: stratus_store::StoreConfig::default(),
         }),
         agent: None,
         cluster_name: "stratus".into(),
@@ -366,6 +519,20 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
         .unwrap_or_default();
     let mut labels = f.agent.labels.unwrap_or_default();
     labels.extend(a.labels);
+    let storage = match a.storage_listen.or(f.storage.listen) {
+        Some(listen) => Some(StorageRole {
+            listen: parse_addr("--storage-listen", &listen)?,
+            advertise: a.storage_advertise.or(f.storage.advertise),
+            capacity_bytes: stratus_node::config::parse_size(
+                a.storage_capacity
+                    .or(f.storage.capacity)
+                    .as_deref()
+                    .unwrap_or("10GiB"),
+            )
+            .map_err(|m| anyhow!("--storage-capacity: {m}"))?,
+        }),
+        None => None,
+    };
     let latitude = a.latitude.or(f.agent.latitude);
     let longitude = a.longitude.or(f.agent.longitude);
     if latitude.is_some_and(|l| !(-90.0..=90.0).contains(&l))
@@ -390,6 +557,7 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
                 ..stratus_node::local_attributes()
             },
             capacity: None,
+            storage,
         }),
         cluster_name: "stratus".into(),
     };
@@ -397,8 +565,21 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
         .await
         .context("starting the agent")?;
     println!("stratus node: node {}", running.node_id);
+    if let Some(a) = running.storage_addr {
+        println!("stratus node: piece service on {a}");
+    }
+    let parent = std::os::unix::process::parent_id();
+    let orphaned = async move {
+        if !a.exit_with_parent {
+            return std::future::pending().await;
+        }
+        while std::os::unix::process::parent_id() == parent {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
     tokio::select! {
         _ = signals.wait_for_shutdown() => {}
+        _ = orphaned => eprintln!("the parent process is gone; stopping"),
         e = running.agent_failed() => {
             if let Some(e) = e {
                 running.shutdown().await;

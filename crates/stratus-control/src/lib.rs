@@ -138,12 +138,14 @@ impl ControlError {
 }
 
 /// A committed and applied write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
     /// Log index of the command.
     pub index: u64,
-    /// Version produced (variables).
+    /// Version produced (variables) or number (object-store commands).
     pub version: Option<u64>,
+    /// Id produced (object versions, multipart uploads).
+    pub id: Option<String>,
 }
 
 /// Milliseconds since the Unix epoch (leader clock, stamped into commands).
@@ -1002,6 +1004,16 @@ impl Control {
             ignore_conflict(self.write(Command::CreateToken { record }).await)?;
             tracing::info!(path = %path.display(), "admin token created");
         }
+        if !self.inner.reader.read(|s| s.store.secret.is_some()) {
+            let secret: [u8; 32] = rand::random();
+            ignore_conflict(
+                self.write(Command::Store(
+                    stratus_state::objects::StoreCommand::SetSecret { secret },
+                ))
+                .await,
+            )?;
+            tracing::info!("storage secret created");
+        }
         if !has_join {
             let path = dir.join(JOIN_TOKEN_FILE);
             let secret = load_or_mint(&path, secrets::mint_join_secret)?;
@@ -1037,8 +1049,9 @@ fn ignore_conflict(r: Result<Applied, ControlError>) -> Result<(), ControlError>
 }
 
 fn finish(index: u64, result: CommandResult) -> Result<Applied, ControlError> {
+    let id = result.id.clone();
     let version = result.into_result()?;
-    Ok(Applied { index, version })
+    Ok(Applied { index, version, id })
 }
 
 fn error_response(code: ErrorCode, e: impl std::fmt::Display) -> Response {

@@ -103,6 +103,30 @@ impl Endpoint {
         Ok(self.inner.quinn.local_addr()?)
     }
 
+    /// Resolves `host:port` to an address this endpoint can reach: among the
+    /// addresses of the name, one of the socket's family is preferred (an
+    /// IPv4 socket cannot reach `::1`, which `localhost` often gives first).
+    pub async fn resolve(&self, addr: &str) -> Result<SocketAddr, NetError> {
+        if let Ok(a) = addr.parse::<SocketAddr>() {
+            return Ok(a);
+        }
+        let resolve_err = |reason: String| NetError::Resolve {
+            addr: addr.to_string(),
+            reason,
+        };
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| resolve_err(e.to_string()))?
+            .collect();
+        let local_v4 = self.local_addr().is_ok_and(|a| a.is_ipv4());
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4() == local_v4)
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| resolve_err("the name has no address".into()))
+    }
+
     /// Dials `addr`. If `expected` is `Some`, the handshake fails with
     /// [`NetError::WrongPeer`] unless the peer proves that key.
     ///

@@ -67,6 +67,15 @@ pub enum NetError {
     #[error("endpoint or connection closed")]
     Closed,
 
+    /// A `host:port` address could not be resolved.
+    #[error("cannot resolve {addr:?} (expected host:port): {reason}")]
+    Resolve {
+        /// The address given.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A frame (received or about to be sent) is larger than [`crate::MAX_FRAME_LEN`].
     #[error("frame of {size} bytes exceeds the maximum of {max} bytes")]
     FrameTooLarge {

@@ -23,6 +23,10 @@ fn samples() -> Vec<Vec<u8>> {
             latitude: Some(1.5),
             ..Attributes::default()
         },
+        storage: Some(stratus_types::StorageInfo {
+            addr: "127.0.0.1:1".into(),
+            capacity_bytes: 1 << 30,
+        }),
     };
     let reqs = [
         Request::Register {

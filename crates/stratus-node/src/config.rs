@@ -26,6 +26,11 @@
 //! longitude = 2.35
 //! energy = "solar"
 //! labels = { gpu = "none" }
+//!
+//! [storage]                        # lend disk space for object pieces
+//! listen = "0.0.0.0:7410"          # QUIC piece service (replicas dial it)
+//! advertise = "10.1.2.7:7410"
+//! capacity = "500GiB"
 //! ```
 
 use std::collections::BTreeMap;
@@ -52,6 +57,51 @@ pub struct FileConfig {
     /// Agent settings.
     #[serde(default)]
     pub agent: AgentSection,
+    /// Storage settings (the node lends disk space when `listen` is set).
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+/// `[storage]` section.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// QUIC listen address of the piece service.
+    pub listen: Option<String>,
+    /// Address the replicas dial.
+    pub advertise: Option<String>,
+    /// Space lent, e.g. `"500GiB"` or a number of bytes.
+    pub capacity: Option<String>,
+}
+
+/// Parses a size: a number of bytes, or a number with a unit (`K`, `M`,
+/// `G`, `T` with an optional `B`/`iB`; all binary), e.g. `10GiB`, `512M`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("size {s:?} must be a number with an optional unit, e.g. 10GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        u => {
+            return Err(format!(
+                "unknown size unit {u:?} in {s:?} (use K, M, G or T)"
+            ))
+        }
+    };
+    let bytes = num * mult as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("size {s:?} is out of range"));
+    }
+    Ok(bytes as u64)
 }
 
 /// `[server]` section.
@@ -173,6 +223,16 @@ labels = { gpu = "none" }
         let c = FileConfig::parse(text, Path::new("x.toml")).expect("parses");
         assert_eq!(c.server.node_lost_after_ms, Some(10000));
         assert_eq!(c.agent.labels.expect("labels")["gpu"], "none");
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1024"), Ok(1024));
+        assert_eq!(parse_size("10GiB"), Ok(10 << 30));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5k"), Ok(1536));
+        assert!(parse_size("ten").is_err());
+        assert!(parse_size("5 parsecs").is_err());
     }
 
     #[test]

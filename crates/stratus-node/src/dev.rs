@@ -41,6 +41,10 @@ pub struct DevConfig {
     pub node_lost_after: Duration,
     /// Take a snapshot (and compact the log) every this many entries.
     pub snapshot_every: u64,
+    /// Bytes each agent lends for object pieces (0: agents lend no storage).
+    pub storage_capacity: u64,
+    /// Object store settings of the replicas.
+    pub store: stratus_store::StoreConfig,
 }
 
 /// A running local cloud.
@@ -119,6 +123,11 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// The site of dev agent `j`: three sites, round robin.
+pub fn dev_site(j: usize) -> String {
+    format!("site-{}", j % 3)
+}
+
 impl DevConfig {
     /// Configuration of replica `i`.
     pub fn replica(&self, i: usize) -> Result<NodeConfig, NodeError> {
@@ -133,6 +142,7 @@ impl DevConfig {
                 heartbeat_interval: self.heartbeat_interval,
                 node_lost_after: self.node_lost_after,
                 snapshot_every: self.snapshot_every,
+                store: self.store.clone(),
             }),
             agent: None,
             cluster_name: "dev".into(),
@@ -157,7 +167,7 @@ impl DevConfig {
                 join_token: join_token.to_string(),
                 attributes: Attributes {
                     region: "local".into(),
-                    site: format!("site-{}", j % 3),
+                    site: dev_site(j),
                     energy: EnergySource::Grid,
                     labels: [("dev".to_string(), "true".to_string())]
                         .into_iter()
@@ -165,6 +175,11 @@ impl DevConfig {
                     ..crate::local_attributes()
                 },
                 capacity: None,
+                storage: (self.storage_capacity > 0).then(|| crate::StorageRole {
+                    listen: loopback(0),
+                    advertise: None,
+                    capacity_bytes: self.storage_capacity,
+                }),
             }),
             cluster_name: "dev".into(),
         })

@@ -22,7 +22,7 @@ pub use stratus_agent::AgentState;
 use stratus_agent::{Agent, AgentConfig};
 use stratus_control::{Control, ControlConfig};
 use stratus_net::{Endpoint, Identity};
-use stratus_types::{Attributes, Capacity, NodeId};
+use stratus_types::{Attributes, Capacity, NodeId, StorageInfo};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,8 @@ pub struct ServerRole {
     pub node_lost_after: Duration,
     /// Take a snapshot (and compact the log) every this many entries.
     pub snapshot_every: u64,
+    /// Object store settings (gateway, repair, scrub, garbage collection).
+    pub store: stratus_store::StoreConfig,
 }
 
 /// Settings of the agent role.
@@ -62,6 +64,20 @@ pub struct AgentRole {
     pub attributes: Attributes,
     /// Capacity to report instead of measuring it.
     pub capacity: Option<Capacity>,
+    /// Lend disk space for object pieces.
+    pub storage: Option<StorageRole>,
+}
+
+/// The storage role: a piece service on its own QUIC port (storage nodes
+/// must be reachable from the control replicas).
+#[derive(Clone, Debug)]
+pub struct StorageRole {
+    /// QUIC listen address of the piece service.
+    pub listen: SocketAddr,
+    /// Address replicas dial (default: the bound address).
+    pub advertise: Option<String>,
+    /// Bytes lent for pieces.
+    pub capacity_bytes: u64,
 }
 
 /// Everything a node needs to start; each role is on when its section is set.
@@ -114,7 +130,13 @@ pub struct Running {
     pub api_addr: Option<SocketAddr>,
     /// The control replica (control role only).
     pub control: Option<Control>,
+    /// The object store (with the server role).
+    pub store: Option<stratus_store::Store>,
+    /// Address of the piece service (with the storage role).
+    pub storage_addr: Option<SocketAddr>,
     agent: Option<Agent>,
+    storage_endpoint: Option<Endpoint>,
+    storage_cancel: CancellationToken,
     endpoint: Endpoint,
     api_cancel: CancellationToken,
     api_task: Option<JoinHandle<std::io::Result<()>>>,
@@ -131,6 +153,10 @@ impl Running {
         self.api_cancel.cancel();
         if let Some(t) = self.api_task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        self.storage_cancel.cancel();
+        if let Some(e) = self.storage_endpoint.take() {
+            e.close().await;
         }
         if let Some(a) = self.agent.take() {
             if let Err(e) = a.stop().await {
@@ -182,6 +208,8 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
     tracing::info!(node = %node_id, quic = %quic_addr, "node identity loaded");
 
     let mut control = None;
+    let mut store = None;
+    let storage_cancel = CancellationToken::new();
     let mut api_addr = None;
     let mut api_task = None;
     let api_cancel = CancellationToken::new();
@@ -200,6 +228,20 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
             endpoint.clone(),
         )
         .await?;
+        let st = stratus_store::Store::new(
+            Arc::new(ControlMeta(c.clone())),
+            Arc::new(stratus_store::NetPieces::new(
+                stratus_net::Pool::new(endpoint.clone()),
+                s.store.call_timeout,
+            )),
+            s.store.clone(),
+        );
+        let leader = c.clone();
+        tokio::spawn(
+            st.clone()
+                .maintain(Arc::new(move || leader.is_leader()), storage_cancel.clone()),
+        );
+        store = Some(st.clone());
         let listener = tokio::net::TcpListener::bind(s.api)
             .await
             .map_err(|source| NodeError::Io {
@@ -214,11 +256,26 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
         api_task = Some(tokio::spawn(stratus_api::serve(
             listener,
             c.clone(),
+            st,
             async move { cancel.cancelled().await },
         )));
         control = Some(c);
     }
 
+    // The storage role: a piece store and its own endpoint.
+    let mut storage = None;
+    if let Some(st) = cfg.agent.as_ref().and_then(|a| a.storage.as_ref()) {
+        let dir = cfg.data_dir.join("pieces");
+        let pieces = open_pieces(&dir, st.capacity_bytes).await?;
+        let ep = retry_in_use(|| Endpoint::bind(&identity, st.listen), in_use).await?;
+        let addr = ep.local_addr()?;
+        let info = StorageInfo {
+            addr: st.advertise.clone().unwrap_or_else(|| addr.to_string()),
+            capacity_bytes: st.capacity_bytes,
+        };
+        tracing::info!(addr = %info.addr, capacity = st.capacity_bytes, "piece service up");
+        storage = Some((ep, Arc::new(pieces), info, addr));
+    }
     let agent = match &cfg.agent {
         Some(a) => Some(Agent::start(
             AgentConfig {
@@ -228,6 +285,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
                 join_token: a.join_token.clone(),
                 attributes: a.attributes.clone(),
                 capacity: a.capacity.clone(),
+                storage: storage.as_ref().map(|s| s.2.clone()),
             },
             endpoint.clone(),
             // The WASM sandbox is the workload backend of agents.
@@ -238,11 +296,28 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
         None => None,
     };
 
+    let mut storage_endpoint = None;
+    let mut storage_addr = None;
+    if let (Some((ep, pieces, _, addr)), Some(a)) = (storage, agent.as_ref()) {
+        tokio::spawn(stratus_store::server::serve(
+            ep.clone(),
+            pieces,
+            a.replicas(),
+            storage_cancel.clone(),
+        ));
+        storage_endpoint = Some(ep);
+        storage_addr = Some(addr);
+    }
+
     Ok(Running {
         node_id,
         quic_addr,
         api_addr,
         control,
+        store,
+        storage_addr,
+        storage_endpoint,
+        storage_cancel,
         agent,
         endpoint,
         api_cancel,
@@ -253,6 +328,59 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
 /// Retries `f` for a few seconds while `in_use` says its address is still
 /// held — by the previous incarnation of this node in a restart, whose
 /// sockets close a moment after its shutdown returns.
+/// Opens the piece store, waiting a little for a previous process of this
+/// node (still shutting down) to let go of it.
+async fn open_pieces(
+    dir: &std::path::Path,
+    capacity: u64,
+) -> Result<stratus_pieces::PieceStore, NodeError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match stratus_pieces::PieceStore::open(dir, capacity) {
+            Ok(p) => return Ok(p),
+            Err(stratus_pieces::PieceError::Locked { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                return Err(NodeError::Config(format!(
+                    "cannot open the piece store: {e}"
+                )))
+            }
+        }
+    }
+}
+
+/// The control replica as the object store's metadata.
+struct ControlMeta(Control);
+
+impl stratus_store::Meta for ControlMeta {
+    fn read(&self, f: &mut dyn FnMut(&stratus_state::State)) {
+        self.0.state().read(|s| f(s));
+    }
+
+    fn write(
+        &self,
+        cmd: stratus_state::Command,
+    ) -> futures::future::BoxFuture<
+        'static,
+        Result<stratus_state::CommandResult, stratus_store::StoreError>,
+    > {
+        let c = self.0.clone();
+        Box::pin(async move {
+            c.write(cmd)
+                .await
+                .map(|a| stratus_state::CommandResult {
+                    version: a.version,
+                    id: a.id,
+                    ..Default::default()
+                })
+                .map_err(|e| stratus_store::StoreError::new(e.code(), e.to_string()))
+        })
+    }
+}
+
 async fn retry_in_use<T, E, Fut>(
     mut f: impl FnMut() -> Fut,
     in_use: impl Fn(&E) -> bool,

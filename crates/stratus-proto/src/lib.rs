@@ -17,6 +17,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
+use stratus_chunk::PieceId;
 use stratus_state::{Command, CommandResult, TypeConfig};
 use stratus_types::{ErrorCode, NodeId, NodeInfo};
 
@@ -210,6 +211,118 @@ pub struct Peer {
     pub id: NodeId,
     /// `host:port` of its QUIC endpoint.
     pub addr: String,
+}
+
+/// A request to a storage node's piece service (its own QUIC endpoint).
+/// Served only to control replicas (gateways and the repair worker).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PieceRequest {
+    /// Store a piece durably; refused if the bytes do not hash to `id`.
+    Put {
+        /// BLAKE3 of the bytes.
+        id: PieceId,
+        /// The piece.
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// Read a whole piece.
+    Get {
+        /// Piece.
+        id: PieceId,
+    },
+    /// Read part of a piece.
+    GetRange {
+        /// Piece.
+        id: PieceId,
+        /// First byte.
+        offset: u64,
+        /// Bytes wanted.
+        len: u64,
+    },
+    /// Delete pieces (missing ones are fine).
+    Delete {
+        /// Pieces.
+        ids: Vec<PieceId>,
+    },
+    /// List every piece held, with size and age.
+    List,
+    /// Capacity and use.
+    Usage,
+    /// Re-hash up to `max_bytes` of pieces (continuing the previous round).
+    Scrub {
+        /// Budget of the round.
+        max_bytes: u64,
+    },
+}
+
+/// A piece held by a storage node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceInfo {
+    /// Piece.
+    pub id: PieceId,
+    /// Bytes.
+    pub size: u64,
+    /// Last modification (ms since the Unix epoch, node clock).
+    pub modified_ms: u64,
+}
+
+/// The answer to a [`PieceRequest`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PieceResponse {
+    /// `Put`: stored (`true` if it was new).
+    Stored(bool),
+    /// `Get`/`GetRange`: the bytes.
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// `Delete`: how many existed.
+    Deleted(u64),
+    /// `List`.
+    List(Vec<PieceInfo>),
+    /// `Usage`.
+    Usage {
+        /// Bytes lent.
+        capacity_bytes: u64,
+        /// Bytes of pieces.
+        used_bytes: u64,
+        /// Pieces held.
+        pieces: u64,
+        /// Free bytes of the file system.
+        fs_available_bytes: u64,
+    },
+    /// `Scrub`.
+    Scrub {
+        /// Pieces checked.
+        checked_pieces: u64,
+        /// Bytes checked.
+        checked_bytes: u64,
+        /// Pieces found corrupt (now quarantined).
+        corrupt: Vec<PieceId>,
+        /// The round completed a full pass.
+        wrapped: bool,
+    },
+    /// The request failed.
+    Error {
+        /// What kind of failure.
+        kind: PieceErrorKind,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Why a piece request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PieceErrorKind {
+    /// No such piece.
+    NotFound,
+    /// The stored piece failed verification (it is quarantined).
+    Corrupt,
+    /// The bytes do not hash to the id given.
+    HashMismatch,
+    /// Out of lent capacity or disk space.
+    Full,
+    /// The caller may not use this service.
+    Forbidden,
+    /// Anything else (IO errors).
+    Io,
 }
 
 #[cfg(test)]

@@ -49,7 +49,8 @@
 //! with an unknown site (`""`) counts as a site of its own.
 //! [`fault_tolerance`] tells how many node and whole-site losses a stripe
 //! survives, and [`default_profile`] picks `k + m` for a cluster size
-//! (surviving 2 node losses from 3 nodes up, 4+2 from 6 nodes).
+//! (surviving 2 node losses from 3 nodes up with 2 nodes spare for repair
+//! from 5 nodes up: 2+2 on 6 nodes, 4+2 from 8).
 
 mod cluster;
 mod compile;

@@ -247,19 +247,20 @@ pub fn fault_tolerance(piece_sites: &[&str], k: usize) -> (usize, usize) {
 }
 
 /// The default erasure profile `(k, m)` for a cluster with `storage_nodes`
-/// storage nodes, chosen to survive the loss of any 2 nodes.
+/// storage nodes: survive the loss of any 2 nodes **and** still have room to
+/// rebuild full redundancy after they are gone.
 ///
-/// With 3 or more nodes: `m = 2` and `k = clamp(n - 2, 1, 4)`, so 3 nodes give
-/// 1+2 (three copies), 4 nodes 2+2, 5 nodes 3+2 and 6 or more 4+2. With fewer
-/// than 3 nodes, 2 losses cannot be survived: `k = 1` and `m = n - 1`
-/// (saturating), i.e. one copy per node: 2 nodes give 1+1 (survives 1 loss),
-/// 0 or 1 node give 1+0 (survives none).
+/// `m = 2`, and the stripe leaves 2 nodes spare for repair:
+/// `k = clamp(n - 4, 1, 4)`. So 3–5 nodes give 1+2 (three copies), 6 nodes
+/// 2+2, 7 nodes 3+2 and 8 or more 4+2 (1.5x overhead). With fewer than 3
+/// nodes, 2 losses cannot be survived: `k = 1` and `m = n - 1` (saturating),
+/// i.e. one copy per node.
 pub fn default_profile(storage_nodes: usize) -> (u8, u8) {
     if storage_nodes < 3 {
         // storage_nodes - 1 is 0 or 1 here.
         (1, u8::from(storage_nodes == 2))
     } else {
-        let k = storage_nodes.saturating_sub(2).clamp(1, 4);
+        let k = storage_nodes.saturating_sub(4).clamp(1, 4);
         // k is in 1..=4, so the conversion cannot fail.
         (u8::try_from(k).unwrap_or(4), 2)
     }

@@ -10,6 +10,7 @@
 //!
 //! [`TypeConfig`] binds these types to openraft.
 
+pub mod objects;
 pub mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -180,6 +181,8 @@ pub enum Command {
         /// Key.
         key: String,
     },
+    /// An object-store change.
+    Store(objects::StoreCommand),
 }
 
 /// Why a command was refused by the state machine. Refusals are
@@ -194,7 +197,7 @@ pub struct ApplyError {
 }
 
 impl ApplyError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -212,6 +215,9 @@ pub struct CommandResult {
     /// Results of the commands of a [`Command::Batch`], in order.
     #[serde(default)]
     pub batch: Vec<CommandResult>,
+    /// Id produced (object version, multipart upload).
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 impl CommandResult {
@@ -256,6 +262,9 @@ pub struct State {
     pub instances: BTreeMap<String, Instance>,
     /// Nodes being drained.
     pub draining: BTreeSet<NodeId>,
+    /// Object-store metadata.
+    #[serde(default)]
+    pub store: objects::ObjectStore,
 }
 
 impl State {
@@ -278,6 +287,23 @@ impl State {
             return CommandResult {
                 batch,
                 ..CommandResult::default()
+            };
+        }
+        if let Command::Store(c) = cmd {
+            return match self.apply_store(c) {
+                Ok(objects::StoreResult::None) => CommandResult::default(),
+                Ok(objects::StoreResult::Id(id)) => CommandResult {
+                    id: Some(id),
+                    ..CommandResult::default()
+                },
+                Ok(objects::StoreResult::Number(n)) => CommandResult {
+                    version: Some(n),
+                    ..CommandResult::default()
+                },
+                Err(e) => CommandResult {
+                    error: Some(e),
+                    ..CommandResult::default()
+                },
             };
         }
         match self.apply_inner(index, cmd) {
@@ -590,6 +616,10 @@ impl State {
                 }
                 Ok(None)
             }
+            Command::Store(_) => Err(ApplyError::new(
+                ErrorCode::Internal,
+                "store command applied as a plain command",
+            )),
         }
     }
 
@@ -633,6 +663,7 @@ mod tests {
             version: "0".into(),
             capacity: Capacity::default(),
             attributes: Attributes::default(),
+            storage: None,
         }
     }
 

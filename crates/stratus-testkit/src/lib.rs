@@ -33,6 +33,10 @@ pub struct Options {
     pub node_lost_after: Duration,
     /// Snapshot every this many log entries.
     pub snapshot_every: u64,
+    /// Bytes each agent lends for pieces (0: no storage role).
+    pub storage_capacity: u64,
+    /// Object store settings.
+    pub store: stratus_store::StoreConfig,
 }
 
 impl Options {
@@ -44,6 +48,22 @@ impl Options {
             heartbeat_interval: Duration::from_millis(200),
             node_lost_after: Duration::from_millis(1500),
             snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
+            storage_capacity: 1 << 30,
+            store: stratus_store::StoreConfig {
+                // Small packs and chunks, so small test objects span many stripes.
+                pack_bytes: 256 << 10,
+                chunker: stratus_chunk::ChunkerParams {
+                    min: 16 << 10,
+                    avg: 32 << 10,
+                    max: 64 << 10,
+                },
+                call_timeout: Duration::from_secs(5),
+                // Maintenance is driven by the tests.
+                repair_interval: Duration::from_millis(200),
+                scrub_interval: Duration::from_secs(3600),
+                gc_interval: Duration::from_secs(3600),
+                ..Default::default()
+            },
         }
     }
 }
@@ -94,6 +114,8 @@ impl Cluster {
             heartbeat_interval: opts.heartbeat_interval,
             node_lost_after: opts.node_lost_after,
             snapshot_every: opts.snapshot_every,
+            storage_capacity: opts.storage_capacity,
+            store: opts.store.clone(),
         };
         let DevCloud {
             replicas,
@@ -183,6 +205,20 @@ impl Cluster {
         let a = stratus_node::start(self.cfg.agent(j, &self.join_token)?).await?;
         self.agents[j] = Some(a);
         Ok(())
+    }
+
+    /// The object store of running replica `i`.
+    pub fn store(&self, i: usize) -> Result<stratus_store::Store> {
+        self.replicas
+            .get(i)
+            .and_then(|r| r.as_ref())
+            .and_then(|r| r.store.clone())
+            .ok_or_else(|| anyhow!("replica {i} is not running"))
+    }
+
+    /// Data directory of agent `j`.
+    pub fn agent_dir(&self, j: usize) -> std::path::PathBuf {
+        self.cfg.data_dir.join(format!("node-{j}"))
     }
 
     /// Node id of agent `j` (running or not: read from its key file).

@@ -187,6 +187,19 @@ pub struct NodeInfo {
     pub capacity: Capacity,
     /// Attributes for placement.
     pub attributes: Attributes,
+    /// The node's storage service, if it lends disk space for object pieces.
+    #[serde(default)]
+    pub storage: Option<StorageInfo>,
+}
+
+/// A storage node's piece service, as it registers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StorageInfo {
+    /// `host:port` of the QUIC endpoint that serves pieces (storage nodes
+    /// must be reachable from the control replicas).
+    pub addr: String,
+    /// Bytes lent for pieces.
+    pub capacity_bytes: u64,
 }
 
 /// Lifecycle of a registered node as seen by the control plane.

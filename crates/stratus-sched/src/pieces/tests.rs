@@ -212,10 +212,11 @@ fn default_profiles() {
         (1, (1, 0)),
         (2, (1, 1)),
         (3, (1, 2)),
-        (4, (2, 2)),
-        (5, (3, 2)),
-        (6, (4, 2)),
-        (7, (4, 2)),
+        (4, (1, 2)),
+        (5, (1, 2)),
+        (6, (2, 2)),
+        (7, (3, 2)),
+        (8, (4, 2)),
         (1000, (4, 2)),
         (usize::MAX, (4, 2)),
     ];
@@ -223,10 +224,13 @@ fn default_profiles() {
         assert_eq!(default_profile(n), p, "{n} nodes");
     }
     // With 3 or more nodes, a stripe fits on distinct nodes and survives 2
-    // losses.
+    // losses; from 5 nodes on, 2 nodes stay spare so repair can restore it.
     for n in 3..50 {
         let (k, m) = default_profile(n);
         assert!(usize::from(k) + usize::from(m) <= n && m == 2);
+        if n >= 5 {
+            assert!(usize::from(k) + usize::from(m) + 2 <= n, "{n} nodes");
+        }
     }
 }
 

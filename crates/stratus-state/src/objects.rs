@@ -1,0 +1,1266 @@
+//! Object-store metadata: buckets, object versions (manifests), the chunk
+//! index, packs and where their pieces are.
+//!
+//! The data itself never passes through the control plane: gateways write
+//! erasure-coded pieces straight to storage nodes, then commit here what
+//! they wrote. The model:
+//!
+//! * a **chunk** (content-defined, compressed, encrypted) is addressed by a
+//!   keyed BLAKE3 id; the chunk index says which pack holds it, where, and how
+//!   many object versions reference it (`refs`);
+//! * a **pack** is a run of sealed chunks, erasure coded into `k + m`
+//!   **pieces** of equal length; each piece slot names the piece (BLAKE3 of its
+//!   bytes) and the node that holds it;
+//! * an **object version** is a list of chunk ids (the manifest) plus its
+//!   size, ETag and metadata — or a delete marker.
+//!
+//! Reference counts make garbage collection a deterministic command: chunks
+//! no version references (after a grace period that protects uploads in
+//! flight) leave the index; packs with no chunk left are dropped and their
+//! pieces queued for deletion on their nodes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use stratus_chunk::{ChunkId, PieceId};
+use stratus_types::{ErrorCode, NodeId, NodeStatus, TenantName};
+use utoipa::ToSchema;
+
+use crate::{ApplyError, State};
+
+/// Longest object key accepted (as S3).
+pub const MAX_KEY_LEN: usize = 1024;
+/// Most user metadata bytes per version (as S3: 2 KiB).
+pub const MAX_USER_META: usize = 2048;
+/// Version id of versions written while versioning is off (S3's `null`).
+pub const NULL_VERSION: &str = "null";
+
+/// An erasure-coding profile: `k` data pieces and `m` parity pieces per
+/// stripe; any `k` of the `k + m` pieces rebuild it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErasureProfile {
+    /// Data pieces.
+    pub k: u8,
+    /// Parity pieces (how many lost pieces a stripe survives).
+    pub m: u8,
+}
+
+impl ErasureProfile {
+    /// Pieces per stripe.
+    pub fn width(self) -> usize {
+        usize::from(self.k) + usize::from(self.m)
+    }
+
+    /// Checks the bounds the coder supports.
+    pub fn validate(self) -> Result<(), String> {
+        if self.k == 0 {
+            return Err("an erasure profile needs k >= 1".into());
+        }
+        if self.width() > 32 {
+            return Err(format!(
+                "an erasure profile has at most 32 pieces; {}+{} has {}",
+                self.k,
+                self.m,
+                self.width()
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for ErasureProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}+{}", self.k, self.m)
+    }
+}
+
+impl std::str::FromStr for ErasureProfile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (k, m) = s
+            .split_once('+')
+            .ok_or_else(|| format!("erasure profile {s:?} is not K+M (e.g. 4+2)"))?;
+        let p = ErasureProfile {
+            k: k.trim()
+                .parse()
+                .map_err(|_| format!("k in {s:?} is not a small number"))?,
+            m: m.trim()
+                .parse()
+                .map_err(|_| format!("m in {s:?} is not a small number"))?,
+        };
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+/// Which objects may share chunks (and so what convergent encryption can
+/// reveal; see ARCHITECTURE.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DedupeScope {
+    /// Equal content of one tenant is stored once (the default).
+    #[default]
+    Tenant,
+    /// Equal content of anyone is stored once (public data: packages, images).
+    Public,
+    /// No dedupe: every object has its own random key.
+    Private,
+}
+
+/// S3 bucket versioning state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Versioning {
+    /// Never enabled: a put replaces the `null` version.
+    Unversioned,
+    /// Every put is a new version.
+    Enabled,
+    /// Was enabled; new puts replace the `null` version, old versions stay.
+    Suspended,
+}
+
+/// A bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Bucket {
+    /// Name (unique in the cluster, S3 rules).
+    pub name: String,
+    /// Owner.
+    pub tenant: TenantName,
+    /// Erasure profile of new data; `None` = automatic (chosen per stripe from
+    /// the number of storage nodes: survive 2 lost nodes, keep 2 spare).
+    pub profile: Option<ErasureProfile>,
+    /// Dedupe scope of new data.
+    pub scope: DedupeScope,
+    /// Versioning state.
+    pub versioning: Versioning,
+    /// Creation time (leader clock, ms).
+    pub created_ms: u64,
+}
+
+/// The key scope a version's chunks were sealed with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyScope {
+    /// The tenant's scope key (derived from the cluster storage secret).
+    Tenant(TenantName),
+    /// The public scope key.
+    Public,
+    /// A random key of this version alone.
+    Private([u8; 32]),
+}
+
+/// One chunk of a manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestChunk {
+    /// Chunk id.
+    pub id: ChunkId,
+    /// Plaintext length (for ranged reads).
+    pub len: u32,
+}
+
+/// What an object version's bytes are made of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectData {
+    /// Key scope of its chunks.
+    pub scope: KeyScope,
+    /// Its chunks, in order.
+    pub chunks: Vec<ManifestChunk>,
+}
+
+/// One version of an object (or a delete marker).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectVersion {
+    /// Version id (assigned by the state machine).
+    pub version_id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// ETag: hex MD5 of the content, or `<hex>-<parts>` for multipart.
+    pub etag: String,
+    /// Hex BLAKE3 of the content (empty for multipart and markers).
+    pub blake3: String,
+    /// When it was written (leader clock, ms).
+    pub created_ms: u64,
+    /// Content type, if given.
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*`).
+    pub user_meta: BTreeMap<String, String>,
+    /// `None` for a delete marker.
+    pub data: Option<ObjectData>,
+}
+
+impl ObjectVersion {
+    /// Whether this is a delete marker.
+    pub fn is_delete_marker(&self) -> bool {
+        self.data.is_none()
+    }
+}
+
+/// Where a chunk is, and how many versions reference it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkEntry {
+    /// Pack holding it.
+    pub pack: u64,
+    /// Offset of its sealed bytes in the pack.
+    pub offset: u64,
+    /// Sealed length.
+    pub sealed_len: u32,
+    /// Plaintext length.
+    pub plain_len: u32,
+    /// Versions (and multipart parts) referencing it.
+    pub refs: u64,
+    /// When it was committed (grace period of garbage collection).
+    pub created_ms: u64,
+}
+
+/// A chunk as a gateway commits it with its pack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewChunk {
+    /// Chunk id.
+    pub id: ChunkId,
+    /// Offset in the pack.
+    pub offset: u64,
+    /// Sealed length.
+    pub sealed_len: u32,
+    /// Plaintext length.
+    pub plain_len: u32,
+}
+
+/// One piece of a pack and the node holding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceSlot {
+    /// BLAKE3 of the piece's bytes.
+    pub id: PieceId,
+    /// Node holding it.
+    pub node: NodeId,
+    /// The piece failed verification there (scrub or read): to be rebuilt.
+    pub bad: bool,
+}
+
+/// An erasure-coded run of sealed chunks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pack {
+    /// Pack id (assigned by the state machine).
+    pub id: u64,
+    /// Coding profile.
+    pub profile: ErasureProfile,
+    /// Bytes of sealed chunks (before padding and parity).
+    pub data_len: u64,
+    /// Length of every piece.
+    pub piece_len: u64,
+    /// Piece slots, `k` data then `m` parity.
+    pub pieces: Vec<PieceSlot>,
+    /// Chunks of the index still in this pack.
+    pub live_chunks: u64,
+    /// When it was committed.
+    pub created_ms: u64,
+}
+
+/// A piece moved by repair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PieceMove {
+    /// Pack.
+    pub pack: u64,
+    /// Piece index in the pack.
+    pub index: u32,
+    /// Node the slot must still name (otherwise the move is stale and skipped).
+    pub from: NodeId,
+    /// New node (which now holds a verified copy).
+    pub to: NodeId,
+}
+
+/// The last scrub round a storage node reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScrubRecord {
+    /// Pieces checked in the round.
+    pub checked_pieces: u64,
+    /// Bytes checked in the round.
+    pub checked_bytes: u64,
+    /// Corrupt pieces found (all rounds).
+    pub corrupt_total: u64,
+    /// Full passes over the node's pieces completed.
+    pub passes: u64,
+    /// When the round ended (leader clock, ms).
+    pub at_ms: u64,
+}
+
+/// A multipart upload in progress.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    /// Upload id.
+    pub id: String,
+    /// Owner.
+    pub tenant: TenantName,
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// Content type and user metadata of the object to be.
+    pub content_type: Option<String>,
+    /// User metadata of the object to be.
+    pub user_meta: BTreeMap<String, String>,
+    /// Parts by number: size, hex MD5 and data.
+    pub parts: BTreeMap<u32, Part>,
+    /// When it was created.
+    pub created_ms: u64,
+}
+
+/// One part of a multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Size.
+    pub size: u64,
+    /// Hex MD5 of the part.
+    pub md5: String,
+    /// Its data.
+    pub data: ObjectData,
+    /// When it was uploaded.
+    pub created_ms: u64,
+}
+
+/// Object-store metadata, part of [`State`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObjectStore {
+    /// Cluster storage secret (tenant scope keys derive from it), set once.
+    pub secret: Option<[u8; 32]>,
+    /// Buckets by name.
+    pub buckets: BTreeMap<String, Bucket>,
+    /// Versions by bucket, then key; oldest first.
+    pub objects: BTreeMap<String, BTreeMap<String, Vec<ObjectVersion>>>,
+    /// The chunk index.
+    pub chunks: BTreeMap<ChunkId, ChunkEntry>,
+    /// Packs by id.
+    pub packs: BTreeMap<u64, Pack>,
+    /// Bytes of pieces per node (kept with the packs).
+    pub node_used: BTreeMap<NodeId, u64>,
+    /// Pieces of dropped packs still to delete from their nodes.
+    pub deletions: BTreeMap<NodeId, BTreeSet<PieceId>>,
+    /// Multipart uploads by id.
+    pub uploads: BTreeMap<String, Upload>,
+    /// Last scrub round per node.
+    pub scrubs: BTreeMap<NodeId, ScrubRecord>,
+    /// Next pack id.
+    pub next_pack: u64,
+    /// Next version / upload id counter.
+    pub next_version: u64,
+}
+
+fn err(code: ErrorCode, msg: impl Into<String>) -> ApplyError {
+    ApplyError::new(code, msg)
+}
+
+/// Checks a bucket name against S3's rules (3–63 chars of `a-z0-9.-`,
+/// starting and ending with a letter or digit, not an IP address).
+pub fn validate_bucket_name(name: &str) -> Result<(), String> {
+    let ok_len = (3..=63).contains(&name.len());
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    let ends = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !ok_len
+        || !ok_chars
+        || !ends(name.bytes().next())
+        || !ends(name.bytes().last())
+        || name.contains("..")
+        || name.parse::<std::net::Ipv4Addr>().is_ok()
+    {
+        return Err(format!(
+            "invalid bucket name {name:?}: use 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an object key (1–1024 bytes, no NUL).
+pub fn validate_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY_LEN || key.contains('\0') {
+        return Err(format!(
+            "invalid object key: it must be 1-{MAX_KEY_LEN} bytes without NUL"
+        ));
+    }
+    Ok(())
+}
+
+impl ObjectStore {
+    /// The bucket `name` if `tenant` owns it.
+    pub fn bucket_of(&self, tenant: &str, name: &str) -> Result<&Bucket, ApplyError> {
+        match self.buckets.get(name) {
+            Some(b) if b.tenant == tenant => Ok(b),
+            Some(_) => Err(err(
+                ErrorCode::Forbidden,
+                format!("bucket {name:?} belongs to another tenant"),
+            )),
+            None => Err(err(
+                ErrorCode::NotFound,
+                format!("bucket {name:?} does not exist"),
+            )),
+        }
+    }
+
+    /// The latest version of `key` (which may be a delete marker).
+    pub fn latest(&self, bucket: &str, key: &str) -> Option<&ObjectVersion> {
+        self.objects.get(bucket)?.get(key)?.last()
+    }
+
+    /// A version of `key`: the given one, or the latest (`NotFound` if it is a
+    /// delete marker or absent).
+    pub fn version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<&ObjectVersion, ApplyError> {
+        let versions = self
+            .objects
+            .get(bucket)
+            .and_then(|o| o.get(key))
+            .ok_or_else(|| {
+                err(
+                    ErrorCode::NotFound,
+                    format!("{bucket}/{key} does not exist"),
+                )
+            })?;
+        match version_id {
+            Some(v) => versions.iter().find(|x| x.version_id == v).ok_or_else(|| {
+                err(
+                    ErrorCode::NotFound,
+                    format!("{bucket}/{key} has no version {v:?}"),
+                )
+            }),
+            None => match versions.last() {
+                Some(x) if !x.is_delete_marker() => Ok(x),
+                _ => Err(err(
+                    ErrorCode::NotFound,
+                    format!("{bucket}/{key} does not exist (deleted)"),
+                )),
+            },
+        }
+    }
+
+    /// Whether a piece slot can be read: its node is ready and the piece is
+    /// not known bad.
+    pub fn slot_healthy(
+        slot: &PieceSlot,
+        nodes: &BTreeMap<NodeId, stratus_types::NodeRecord>,
+    ) -> bool {
+        !slot.bad
+            && nodes
+                .get(&slot.node)
+                .is_some_and(|n| n.status == NodeStatus::Ready)
+    }
+
+    fn add_refs(&mut self, data: &ObjectData) -> Result<(), ApplyError> {
+        if let Some(c) = data
+            .chunks
+            .iter()
+            .find(|c| !self.chunks.contains_key(&c.id))
+        {
+            return Err(err(
+                ErrorCode::Conflict,
+                format!(
+                    "chunk {} is not stored (garbage collected during the upload?); upload again",
+                    c.id
+                ),
+            ));
+        }
+        for c in &data.chunks {
+            if let Some(e) = self.chunks.get_mut(&c.id) {
+                e.refs += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn drop_refs(&mut self, data: &ObjectData) {
+        for c in &data.chunks {
+            if let Some(e) = self.chunks.get_mut(&c.id) {
+                e.refs = e.refs.saturating_sub(1);
+            }
+        }
+    }
+
+    fn next_version_id(&mut self) -> String {
+        self.next_version += 1;
+        format!("{:016x}", self.next_version)
+    }
+
+    /// Adds `version` to `bucket/key`, honouring the bucket's versioning.
+    fn put_version(&mut self, bucket: &str, key: &str, mut version: ObjectVersion) -> String {
+        let versioning = self
+            .buckets
+            .get(bucket)
+            .map(|b| b.versioning)
+            .unwrap_or(Versioning::Enabled);
+        version.version_id = match versioning {
+            Versioning::Enabled => self.next_version_id(),
+            Versioning::Unversioned | Versioning::Suspended => NULL_VERSION.to_string(),
+        };
+        let id = version.version_id.clone();
+        let list = self
+            .objects
+            .entry(bucket.to_string())
+            .or_default()
+            .entry(key.to_string())
+            .or_default();
+        let mut replaced = None;
+        if id == NULL_VERSION {
+            if let Some(pos) = list.iter().position(|v| v.version_id == NULL_VERSION) {
+                replaced = Some(list.remove(pos));
+            }
+        }
+        list.push(version);
+        if let Some(data) = replaced.and_then(|v| v.data) {
+            self.drop_refs(&data);
+        }
+        id
+    }
+
+    /// Used and lent bytes of every storage node.
+    pub fn node_usage(&self, node: &NodeId) -> u64 {
+        self.node_used.get(node).copied().unwrap_or(0)
+    }
+
+    fn add_usage(&mut self, node: NodeId, bytes: u64) {
+        *self.node_used.entry(node).or_default() += bytes;
+    }
+
+    fn sub_usage(&mut self, node: NodeId, bytes: u64) {
+        if let Some(u) = self.node_used.get_mut(&node) {
+            *u = u.saturating_sub(bytes);
+            if *u == 0 {
+                self.node_used.remove(&node);
+            }
+        }
+    }
+}
+
+/// Commands of the object store (wrapped in [`crate::Command::Store`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StoreCommand {
+    /// Set the cluster storage secret (once).
+    SetSecret {
+        /// 32 random bytes.
+        secret: [u8; 32],
+    },
+    /// Create a bucket.
+    CreateBucket {
+        /// Bucket as it should be (`created_ms` is the leader time).
+        bucket: Bucket,
+    },
+    /// Delete an empty bucket.
+    DeleteBucket {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket.
+        name: String,
+    },
+    /// Change a bucket's versioning.
+    SetVersioning {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket.
+        name: String,
+        /// New state (`Enabled` or `Suspended`).
+        versioning: Versioning,
+    },
+    /// A gateway wrote every piece of a pack durably; record the pack and
+    /// its chunks (chunks already indexed elsewhere keep their place).
+    CommitPack {
+        /// Coding profile.
+        profile: ErasureProfile,
+        /// Bytes of sealed chunks.
+        data_len: u64,
+        /// Length of each piece.
+        piece_len: u64,
+        /// Pieces and their nodes, in piece order.
+        pieces: Vec<(PieceId, NodeId)>,
+        /// Chunks in the pack.
+        chunks: Vec<NewChunk>,
+        /// Leader time.
+        now_ms: u64,
+    },
+    /// Commit a new version of an object (its chunks must be indexed).
+    PutObject {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The version (`version_id` is assigned).
+        version: ObjectVersion,
+    },
+    /// Delete: without a version, add a delete marker; with one, remove that
+    /// version for good.
+    DeleteObject {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Version to remove.
+        version_id: Option<String>,
+        /// Leader time.
+        now_ms: u64,
+    },
+    /// Repair moved pieces to new nodes.
+    MovePieces {
+        /// The moves.
+        moves: Vec<PieceMove>,
+    },
+    /// Pieces failed verification on their node.
+    MarkBad {
+        /// (pack, piece index, node that served it).
+        pieces: Vec<(u64, u32, NodeId)>,
+    },
+    /// Garbage collection: forget unreferenced chunks older than the grace
+    /// period and drop packs left empty (queuing their pieces for deletion).
+    CollectGarbage {
+        /// Leader time.
+        now_ms: u64,
+        /// Grace period protecting uploads in flight.
+        grace_ms: u64,
+    },
+    /// A node deleted queued pieces.
+    PiecesDeleted {
+        /// Node.
+        node: NodeId,
+        /// Pieces gone.
+        pieces: Vec<PieceId>,
+    },
+    /// A node finished a scrub round.
+    RecordScrub {
+        /// Node.
+        node: NodeId,
+        /// Pieces checked.
+        checked_pieces: u64,
+        /// Bytes checked.
+        checked_bytes: u64,
+        /// Corrupt pieces found this round.
+        corrupt: u64,
+        /// The round completed a full pass.
+        wrapped: bool,
+        /// Leader time.
+        now_ms: u64,
+    },
+    /// Start a multipart upload.
+    CreateUpload {
+        /// The upload (`id` assigned).
+        upload: Upload,
+    },
+    /// Record an uploaded part (replacing a part of the same number).
+    PutPart {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Upload id.
+        upload: String,
+        /// Part number (1–10000).
+        number: u32,
+        /// The part.
+        part: Part,
+    },
+    /// Complete an upload: the listed parts, in order, become a version.
+    CompleteUpload {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Upload id.
+        upload: String,
+        /// Part numbers with the MD5 the client expects for each.
+        parts: Vec<(u32, String)>,
+        /// Leader time.
+        now_ms: u64,
+    },
+    /// Abort an upload.
+    AbortUpload {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Upload id.
+        upload: String,
+    },
+}
+
+/// What a store command produced.
+pub(crate) enum StoreResult {
+    None,
+    Id(String),
+    Number(u64),
+}
+
+impl State {
+    pub(crate) fn apply_store(&mut self, cmd: &StoreCommand) -> Result<StoreResult, ApplyError> {
+        let tenant_exists = |s: &State, t: &str| s.tenants.contains_key(t);
+        let st = &mut self.store;
+        match cmd {
+            StoreCommand::SetSecret { secret } => {
+                if st.secret.is_some() {
+                    return Err(err(
+                        ErrorCode::Conflict,
+                        "the storage secret is already set",
+                    ));
+                }
+                st.secret = Some(*secret);
+                Ok(StoreResult::None)
+            }
+            StoreCommand::CreateBucket { bucket } => {
+                validate_bucket_name(&bucket.name).map_err(|m| err(ErrorCode::BadRequest, m))?;
+                if let Some(p) = bucket.profile {
+                    p.validate().map_err(|m| err(ErrorCode::BadRequest, m))?;
+                }
+                if !tenant_exists(self, &bucket.tenant) {
+                    return Err(err(
+                        ErrorCode::NotFound,
+                        format!("tenant {:?} does not exist", bucket.tenant),
+                    ));
+                }
+                let st = &mut self.store;
+                if let Some(b) = st.buckets.get(&bucket.name) {
+                    let whose = if b.tenant == bucket.tenant {
+                        "you already own it"
+                    } else {
+                        "another tenant owns it"
+                    };
+                    return Err(err(
+                        ErrorCode::Conflict,
+                        format!("bucket {:?} already exists: {whose}", bucket.name),
+                    ));
+                }
+                st.buckets.insert(bucket.name.clone(), bucket.clone());
+                Ok(StoreResult::None)
+            }
+            StoreCommand::DeleteBucket { tenant, name } => {
+                st.bucket_of(tenant, name)?;
+                if st.objects.get(name).is_some_and(|o| !o.is_empty()) {
+                    return Err(err(
+                        ErrorCode::Conflict,
+                        format!("bucket {name:?} is not empty (delete every object version first)"),
+                    ));
+                }
+                if st.uploads.values().any(|u| u.bucket == *name) {
+                    return Err(err(
+                        ErrorCode::Conflict,
+                        format!(
+                            "bucket {name:?} has multipart uploads in progress; abort them first"
+                        ),
+                    ));
+                }
+                st.buckets.remove(name);
+                st.objects.remove(name);
+                Ok(StoreResult::None)
+            }
+            StoreCommand::SetVersioning {
+                tenant,
+                name,
+                versioning,
+            } => {
+                st.bucket_of(tenant, name)?;
+                if *versioning == Versioning::Unversioned {
+                    return Err(err(
+                        ErrorCode::BadRequest,
+                        "versioning can only be enabled or suspended",
+                    ));
+                }
+                if let Some(b) = st.buckets.get_mut(name) {
+                    b.versioning = *versioning;
+                }
+                Ok(StoreResult::None)
+            }
+            StoreCommand::CommitPack {
+                profile,
+                data_len,
+                piece_len,
+                pieces,
+                chunks,
+                now_ms,
+            } => {
+                profile
+                    .validate()
+                    .map_err(|m| err(ErrorCode::BadRequest, m))?;
+                if pieces.len() != profile.width() {
+                    return Err(err(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "a {profile} pack has {} pieces, not {}",
+                            profile.width(),
+                            pieces.len()
+                        ),
+                    ));
+                }
+                let distinct: BTreeSet<_> = pieces.iter().map(|p| p.1).collect();
+                if distinct.len() != pieces.len() {
+                    return Err(err(
+                        ErrorCode::BadRequest,
+                        "the pieces of a pack must be on distinct nodes",
+                    ));
+                }
+                if chunks
+                    .iter()
+                    .any(|c| c.offset + u64::from(c.sealed_len) > *data_len)
+                {
+                    return Err(err(ErrorCode::BadRequest, "a chunk lies outside its pack"));
+                }
+                st.next_pack += 1;
+                let id = st.next_pack;
+                let mut live = 0;
+                for c in chunks {
+                    if st.chunks.contains_key(&c.id) {
+                        continue;
+                    }
+                    live += 1;
+                    st.chunks.insert(
+                        c.id,
+                        ChunkEntry {
+                            pack: id,
+                            offset: c.offset,
+                            sealed_len: c.sealed_len,
+                            plain_len: c.plain_len,
+                            refs: 0,
+                            created_ms: *now_ms,
+                        },
+                    );
+                }
+                for (_, node) in pieces {
+                    st.add_usage(*node, *piece_len);
+                }
+                st.packs.insert(
+                    id,
+                    Pack {
+                        id,
+                        profile: *profile,
+                        data_len: *data_len,
+                        piece_len: *piece_len,
+                        pieces: pieces
+                            .iter()
+                            .map(|(p, n)| PieceSlot {
+                                id: *p,
+                                node: *n,
+                                bad: false,
+                            })
+                            .collect(),
+                        live_chunks: live,
+                        created_ms: *now_ms,
+                    },
+                );
+                Ok(StoreResult::Number(id))
+            }
+            StoreCommand::PutObject {
+                tenant,
+                bucket,
+                key,
+                version,
+            } => {
+                st.bucket_of(tenant, bucket)?;
+                validate_key(key).map_err(|m| err(ErrorCode::BadRequest, m))?;
+                validate_meta(&version.user_meta)?;
+                if let Some(d) = &version.data {
+                    let sum: u64 = d.chunks.iter().map(|c| u64::from(c.len)).sum();
+                    if sum != version.size {
+                        return Err(err(
+                            ErrorCode::BadRequest,
+                            format!("the chunks add up to {sum} bytes, not {}", version.size),
+                        ));
+                    }
+                    st.add_refs(d)?;
+                }
+                Ok(StoreResult::Id(st.put_version(
+                    bucket,
+                    key,
+                    version.clone(),
+                )))
+            }
+            StoreCommand::DeleteObject {
+                tenant,
+                bucket,
+                key,
+                version_id,
+                now_ms,
+            } => {
+                st.bucket_of(tenant, bucket)?;
+                match version_id {
+                    None => {
+                        let marker = ObjectVersion {
+                            version_id: String::new(),
+                            size: 0,
+                            etag: String::new(),
+                            blake3: String::new(),
+                            created_ms: *now_ms,
+                            content_type: None,
+                            user_meta: BTreeMap::new(),
+                            data: None,
+                        };
+                        Ok(StoreResult::Id(st.put_version(bucket, key, marker)))
+                    }
+                    Some(v) => {
+                        let removed = st.objects.get_mut(bucket).and_then(|o| {
+                            let list = o.get_mut(key)?;
+                            let pos = list.iter().position(|x| x.version_id == *v)?;
+                            let removed = list.remove(pos);
+                            if list.is_empty() {
+                                o.remove(key);
+                            }
+                            Some(removed)
+                        });
+                        let removed = removed.ok_or_else(|| {
+                            err(
+                                ErrorCode::NotFound,
+                                format!("{bucket}/{key} has no version {v:?}"),
+                            )
+                        })?;
+                        if let Some(d) = removed.data {
+                            st.drop_refs(&d);
+                        }
+                        Ok(StoreResult::Id(v.clone()))
+                    }
+                }
+            }
+            StoreCommand::MovePieces { moves } => {
+                for mv in moves {
+                    let Some(pack) = st.packs.get_mut(&mv.pack) else {
+                        continue;
+                    };
+                    let piece_len = pack.piece_len;
+                    let others_on_target = pack.pieces.iter().any(|s| s.node == mv.to);
+                    let Some(slot) = pack.pieces.get_mut(mv.index as usize) else {
+                        continue;
+                    };
+                    if slot.node != mv.from || others_on_target {
+                        continue; // stale, or would put two pieces on one node
+                    }
+                    slot.node = mv.to;
+                    slot.bad = false;
+                    // The old copy (if its node comes back) is an orphan for GC.
+                    st.sub_usage(mv.from, piece_len);
+                    st.add_usage(mv.to, piece_len);
+                }
+                Ok(StoreResult::None)
+            }
+            StoreCommand::MarkBad { pieces } => {
+                for (pack, index, node) in pieces {
+                    if let Some(slot) = st
+                        .packs
+                        .get_mut(pack)
+                        .and_then(|p| p.pieces.get_mut(*index as usize))
+                    {
+                        if slot.node == *node {
+                            slot.bad = true;
+                        }
+                    }
+                }
+                Ok(StoreResult::None)
+            }
+            StoreCommand::CollectGarbage { now_ms, grace_ms } => {
+                let cutoff = now_ms.saturating_sub(*grace_ms);
+                let dead: Vec<ChunkId> = st
+                    .chunks
+                    .iter()
+                    .filter(|(_, e)| e.refs == 0 && e.created_ms <= cutoff)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in &dead {
+                    if let Some(e) = st.chunks.remove(id) {
+                        if let Some(p) = st.packs.get_mut(&e.pack) {
+                            p.live_chunks = p.live_chunks.saturating_sub(1);
+                        }
+                    }
+                }
+                let empty: Vec<u64> = st
+                    .packs
+                    .values()
+                    .filter(|p| p.live_chunks == 0 && p.created_ms <= cutoff)
+                    .map(|p| p.id)
+                    .collect();
+                let mut freed = 0u64;
+                for id in empty {
+                    if let Some(p) = st.packs.remove(&id) {
+                        for s in &p.pieces {
+                            st.sub_usage(s.node, p.piece_len);
+                            st.deletions.entry(s.node).or_default().insert(s.id);
+                        }
+                        freed += 1;
+                    }
+                }
+                // A piece shared by a live pack on the same node (identical
+                // packs written by concurrent uploads) must stay.
+                if freed > 0 {
+                    let live: BTreeSet<(NodeId, PieceId)> = st
+                        .packs
+                        .values()
+                        .flat_map(|p| p.pieces.iter().map(|s| (s.node, s.id)))
+                        .collect();
+                    for (node, set) in st.deletions.iter_mut() {
+                        set.retain(|p| !live.contains(&(*node, *p)));
+                    }
+                    st.deletions.retain(|_, s| !s.is_empty());
+                }
+                Ok(StoreResult::Number(dead.len() as u64))
+            }
+            StoreCommand::PiecesDeleted { node, pieces } => {
+                if let Some(set) = st.deletions.get_mut(node) {
+                    for p in pieces {
+                        set.remove(p);
+                    }
+                    if set.is_empty() {
+                        st.deletions.remove(node);
+                    }
+                }
+                Ok(StoreResult::None)
+            }
+            StoreCommand::RecordScrub {
+                node,
+                checked_pieces,
+                checked_bytes,
+                corrupt,
+                wrapped,
+                now_ms,
+            } => {
+                let r = st.scrubs.entry(*node).or_default();
+                r.checked_pieces = *checked_pieces;
+                r.checked_bytes = *checked_bytes;
+                r.corrupt_total += corrupt;
+                r.passes += u64::from(*wrapped);
+                r.at_ms = *now_ms;
+                Ok(StoreResult::None)
+            }
+            StoreCommand::CreateUpload { upload } => {
+                st.bucket_of(&upload.tenant, &upload.bucket)?;
+                validate_key(&upload.key).map_err(|m| err(ErrorCode::BadRequest, m))?;
+                validate_meta(&upload.user_meta)?;
+                st.next_version += 1;
+                let id = format!("u{:016x}", st.next_version);
+                let mut u = upload.clone();
+                u.id = id.clone();
+                u.parts.clear();
+                st.uploads.insert(id.clone(), u);
+                Ok(StoreResult::Id(id))
+            }
+            StoreCommand::PutPart {
+                tenant,
+                upload,
+                number,
+                part,
+            } => {
+                if !(1..=10_000).contains(number) {
+                    return Err(err(
+                        ErrorCode::BadRequest,
+                        "part numbers go from 1 to 10000",
+                    ));
+                }
+                upload_of(st, tenant, upload)?;
+                st.add_refs(&part.data)?;
+                let old = st
+                    .uploads
+                    .get_mut(upload)
+                    .and_then(|u| u.parts.insert(*number, part.clone()));
+                if let Some(old) = old {
+                    st.drop_refs(&old.data);
+                }
+                Ok(StoreResult::None)
+            }
+            StoreCommand::CompleteUpload {
+                tenant,
+                upload,
+                parts,
+                now_ms,
+            } => {
+                let u = upload_of(st, tenant, upload)?;
+                if parts.is_empty() {
+                    return Err(err(ErrorCode::BadRequest, "no parts given"));
+                }
+                if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
+                    return Err(err(
+                        ErrorCode::BadRequest,
+                        "parts must be listed in ascending order (InvalidPartOrder)",
+                    ));
+                }
+                let mut chunks = Vec::new();
+                let mut size = 0;
+                let mut md5s = Vec::new();
+                for (n, etag) in parts {
+                    let p = u.parts.get(n).ok_or_else(|| {
+                        err(
+                            ErrorCode::BadRequest,
+                            format!("part {n} was not uploaded (InvalidPart)"),
+                        )
+                    })?;
+                    if !etag.trim_matches('"').eq_ignore_ascii_case(&p.md5) {
+                        return Err(err(
+                            ErrorCode::BadRequest,
+                            format!("part {n} has ETag {:?}, not {etag:?} (InvalidPart)", p.md5),
+                        ));
+                    }
+                    chunks.extend_from_slice(&p.data.chunks);
+                    size += p.size;
+                    md5s.push(p.md5.clone());
+                }
+                let scope = u
+                    .parts
+                    .get(&parts[0].0)
+                    .map(|p| p.data.scope.clone())
+                    .unwrap_or(KeyScope::Public);
+                if parts
+                    .iter()
+                    .filter_map(|(n, _)| u.parts.get(n))
+                    .any(|p| p.data.scope != scope)
+                {
+                    return Err(err(
+                        ErrorCode::BadRequest,
+                        "the parts were sealed with different keys (bucket scope changed during the upload?)",
+                    ));
+                }
+                let etag = multipart_etag(&md5s);
+                let version = ObjectVersion {
+                    version_id: String::new(),
+                    size,
+                    etag,
+                    blake3: String::new(),
+                    created_ms: *now_ms,
+                    content_type: u.content_type.clone(),
+                    user_meta: u.user_meta.clone(),
+                    data: Some(ObjectData { scope, chunks }),
+                };
+                let (bucket, key) = (u.bucket.clone(), u.key.clone());
+                let data = version.data.clone();
+                if let Some(d) = &data {
+                    st.add_refs(d)?;
+                }
+                // The parts' own references end with the upload.
+                if let Some(u) = st.uploads.remove(upload) {
+                    for p in u.parts.values() {
+                        st.drop_refs(&p.data);
+                    }
+                }
+                Ok(StoreResult::Id(st.put_version(&bucket, &key, version)))
+            }
+            StoreCommand::AbortUpload { tenant, upload } => {
+                upload_of(st, tenant, upload)?;
+                if let Some(u) = st.uploads.remove(upload) {
+                    for p in u.parts.values() {
+                        st.drop_refs(&p.data);
+                    }
+                }
+                Ok(StoreResult::None)
+            }
+        }
+    }
+}
+
+fn upload_of<'a>(st: &'a ObjectStore, tenant: &str, id: &str) -> Result<&'a Upload, ApplyError> {
+    match st.uploads.get(id) {
+        Some(u) if u.tenant == tenant => Ok(u),
+        _ => Err(err(
+            ErrorCode::NotFound,
+            format!("multipart upload {id:?} does not exist (NoSuchUpload)"),
+        )),
+    }
+}
+
+fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), ApplyError> {
+    let size: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_USER_META {
+        return Err(err(
+            ErrorCode::BadRequest,
+            format!("user metadata is {size} bytes; the limit is {MAX_USER_META}"),
+        ));
+    }
+    Ok(())
+}
+
+/// S3's multipart ETag: MD5 of the concatenated binary part MD5s, `-N`.
+pub fn multipart_etag(part_md5_hex: &[String]) -> String {
+    use md5::{Digest, Md5};
+    let mut h = Md5::new();
+    for p in part_md5_hex {
+        if let Ok(b) = hex::decode(p) {
+            h.update(b);
+        }
+    }
+    format!("{}-{}", hex::encode(h.finalize()), part_md5_hex.len())
+}
+
+/// Health of the stored data, computed from the state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RedundancyHealth {
+    /// Packs (stripes).
+    pub stripes: u64,
+    /// Stripes with every piece healthy.
+    pub full: u64,
+    /// Stripes missing pieces but readable (the repair queue).
+    pub degraded: u64,
+    /// Stripes with exactly `k` healthy pieces (one more loss and they are gone).
+    pub at_risk: u64,
+    /// Stripes with fewer than `k` healthy pieces (unreadable until nodes return).
+    pub unreadable: u64,
+    /// Pieces to rebuild.
+    pub missing_pieces: u64,
+    /// Bytes of pieces to rebuild.
+    pub missing_bytes: u64,
+    /// Pieces of dropped data still to delete from nodes.
+    pub pending_deletions: u64,
+}
+
+/// A stripe that needs repair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepairItem {
+    /// Pack id.
+    pub pack: u64,
+    /// Indexes of the pieces to rebuild.
+    pub missing: Vec<u32>,
+    /// Healthy pieces left.
+    pub healthy: usize,
+}
+
+impl State {
+    /// Stripes that miss pieces, fewest healthy pieces first (most urgent).
+    pub fn repair_queue(&self) -> Vec<RepairItem> {
+        let mut q: Vec<RepairItem> = self
+            .store
+            .packs
+            .values()
+            .filter_map(|p| {
+                let missing: Vec<u32> = p
+                    .pieces
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| !ObjectStore::slot_healthy(s, &self.nodes))
+                    .map(|(i, _)| i as u32)
+                    .collect();
+                (!missing.is_empty()).then(|| RepairItem {
+                    pack: p.id,
+                    healthy: p.pieces.len() - missing.len(),
+                    missing,
+                })
+            })
+            .collect();
+        q.sort_by_key(|r| (r.healthy, r.pack));
+        q
+    }
+
+    /// Redundancy health of all stored data.
+    pub fn redundancy(&self) -> RedundancyHealth {
+        let mut h = RedundancyHealth {
+            pending_deletions: self.store.deletions.values().map(|s| s.len() as u64).sum(),
+            ..Default::default()
+        };
+        for p in self.store.packs.values() {
+            h.stripes += 1;
+            let healthy = p
+                .pieces
+                .iter()
+                .filter(|s| ObjectStore::slot_healthy(s, &self.nodes))
+                .count();
+            let missing = p.pieces.len() - healthy;
+            h.missing_pieces += missing as u64;
+            h.missing_bytes += missing as u64 * p.piece_len;
+            let k = usize::from(p.profile.k);
+            if missing == 0 {
+                h.full += 1;
+            } else if healthy >= k {
+                h.degraded += 1;
+            } else {
+                h.unreadable += 1;
+            }
+            if healthy == k && missing > 0 {
+                h.at_risk += 1;
+            }
+        }
+        h
+    }
+}

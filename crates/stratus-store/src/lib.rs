@@ -1,0 +1,347 @@
+//! Stratus L3: the object store.
+//!
+//! A [`Store`] runs on a control replica (the trusted gateway side). It turns
+//! a byte stream into a versioned object whose data lives, erasure coded and
+//! encrypted, on storage nodes (untrusted lenders), and back:
+//!
+//! * **put** ([`Store::put`]): the body streams through the pure data path of
+//!   `stratus-chunk` on a blocking thread — content-defined chunks, keyed
+//!   BLAKE3 ids, dedupe against the chunk index (a chunk already stored in
+//!   the bucket's scope is only referenced), zstd, AES-256-GCM — into packs
+//!   of about [`StoreConfig::pack_bytes`]. Each full pack is Reed–Solomon
+//!   coded into `k + m` pieces, placed on distinct nodes (distinct sites when
+//!   there are enough; weighted by free space: `stratus_sched::place_pieces`),
+//!   written to them (they fsync before answering), and only then committed
+//!   to the replicated metadata (`CommitPack`). When the body ends, the
+//!   manifest is committed (`PutObject`): **a put is acknowledged only once
+//!   every piece is durable on its node and the manifest is committed on a
+//!   quorum.** An upload that dies midway commits no version, so nothing is
+//!   visible; its packs and pieces are reclaimed by garbage collection.
+//!   At most [`StoreConfig::packs_in_flight`] packs are in memory, whatever
+//!   the object's size.
+//! * **get** ([`Store::get`]): the manifest gives the chunks covering the
+//!   asked range; their packs are fetched (any `k` pieces, data pieces
+//!   first, the next pack prefetched while the current one is sent), every
+//!   piece is checked against its BLAKE3 id, a piece that fails (or a node
+//!   that answers with wrong bytes) is reported bad and replaced by another
+//!   piece, and each chunk is decrypted and verified against its id.
+//! * **maintenance** ([`Store::maintain`], on the Raft leader only): repair
+//!   rebuilds the pieces of stripes that lost some (node lost, piece bad)
+//!   onto healthy nodes; scrub asks storage nodes to re-hash their pieces;
+//!   garbage collection drops unreferenced chunks and empty packs and deletes
+//!   their pieces, and deletes orphan pieces nodes hold that nothing
+//!   references (interrupted uploads, pieces moved away by repair).
+//! * **serve** ([`server::serve`]): the storage node's side, answering
+//!   [`PieceRequest`]s from control replicas out of a local
+//!   [`stratus_pieces::PieceStore`].
+//!
+//! The metadata and the network are traits ([`Meta`], [`Pieces`]), so the
+//! store is tested without either.
+
+mod maintain;
+mod net;
+mod read;
+pub mod server;
+mod write;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use stratus_chunk::{ChunkerParams, ScopeKey};
+use stratus_proto::{PieceRequest, PieceResponse};
+use stratus_state::objects::{Bucket, DedupeScope, ErasureProfile, KeyScope};
+use stratus_state::{Command, CommandResult, State};
+use stratus_types::{ErrorCode, NodeId, NodeStatus};
+
+pub use maintain::{GcReport, MaintenanceStats, RepairReport, ScrubReport};
+pub use net::NetPieces;
+pub use read::ByteRange;
+pub use write::{PutMeta, PutResult};
+
+/// An object-store failure, with a stable code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    /// Stable code (maps to HTTP and S3 errors).
+    pub code: ErrorCode,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+impl StoreError {
+    /// A new error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        StoreError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+}
+
+impl From<stratus_state::ApplyError> for StoreError {
+    fn from(e: stratus_state::ApplyError) -> Self {
+        StoreError::new(e.code, e.message)
+    }
+}
+
+impl From<stratus_chunk::ChunkError> for StoreError {
+    fn from(e: stratus_chunk::ChunkError) -> Self {
+        StoreError::internal(format!("data path: {e}"))
+    }
+}
+
+/// The replicated metadata, as the store needs it.
+pub trait Meta: Send + Sync + 'static {
+    /// Runs `f` on the applied state of this replica.
+    fn read(&self, f: &mut dyn FnMut(&State));
+    /// Commits `cmd` through Raft and returns what applying it produced
+    /// (`Err` when it was refused or could not be committed).
+    fn write(&self, cmd: Command) -> BoxFuture<'static, Result<CommandResult, StoreError>>;
+}
+
+/// Reads the state through `meta`.
+pub fn read_state<R>(meta: &dyn Meta, f: impl FnOnce(&State) -> R) -> R {
+    let mut f = Some(f);
+    let mut out = None;
+    meta.read(&mut |s| {
+        if let Some(f) = f.take() {
+            out = Some(f(s));
+        }
+    });
+    out.expect("Meta::read runs the closure")
+}
+
+/// Calls to storage nodes' piece services.
+pub trait Pieces: Send + Sync + 'static {
+    /// Sends `req` to `node` at `addr` and returns its answer.
+    fn call(
+        &self,
+        node: NodeId,
+        addr: String,
+        req: PieceRequest,
+    ) -> BoxFuture<'static, Result<PieceResponse, StoreError>>;
+}
+
+/// Settings of the object store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Content-defined chunking sizes.
+    pub chunker: ChunkerParams,
+    /// Target size of a pack (bytes of sealed chunks per stripe).
+    pub pack_bytes: usize,
+    /// zstd level.
+    pub zstd_level: i32,
+    /// Packs being coded or uploaded at once per put (bounds memory).
+    pub packs_in_flight: usize,
+    /// Garbage collection keeps unreferenced data at least this long (it
+    /// protects uploads in flight).
+    pub gc_grace: Duration,
+    /// How often garbage collection runs.
+    pub gc_interval: Duration,
+    /// How often storage nodes are asked to scrub.
+    pub scrub_interval: Duration,
+    /// Bytes each node re-hashes per scrub round.
+    pub scrub_bytes: u64,
+    /// How often the repair queue is looked at.
+    pub repair_interval: Duration,
+    /// Timeout of one piece call.
+    pub call_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            chunker: ChunkerParams::default(),
+            pack_bytes: 8 << 20,
+            zstd_level: 3,
+            packs_in_flight: 2,
+            gc_grace: Duration::from_secs(3600),
+            gc_interval: Duration::from_secs(300),
+            scrub_interval: Duration::from_secs(600),
+            scrub_bytes: 256 << 20,
+            repair_interval: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The object store client of a control replica. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    meta: Arc<dyn Meta>,
+    pieces: Arc<dyn Pieces>,
+    cfg: StoreConfig,
+    stats: std::sync::Mutex<MaintenanceStats>,
+}
+
+/// A storage node as the store sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct StorageTarget {
+    pub id: NodeId,
+    pub addr: String,
+    pub site: String,
+    pub free: u64,
+}
+
+/// Usage of one storage node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStorage {
+    /// Node.
+    pub id: NodeId,
+    /// Name.
+    pub name: String,
+    /// Site.
+    pub site: String,
+    /// Ready or lost.
+    pub status: NodeStatus,
+    /// Bytes lent.
+    pub capacity_bytes: u64,
+    /// Bytes of pieces the metadata places there.
+    pub used_bytes: u64,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// A store over `meta` and `pieces`.
+    pub fn new(meta: Arc<dyn Meta>, pieces: Arc<dyn Pieces>, cfg: StoreConfig) -> Store {
+        Store {
+            inner: Arc::new(Inner {
+                meta,
+                pieces,
+                cfg,
+                stats: Default::default(),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        read_state(self.inner.meta.as_ref(), f)
+    }
+
+    pub(crate) async fn write(
+        &self,
+        cmd: stratus_state::objects::StoreCommand,
+    ) -> Result<CommandResult, StoreError> {
+        self.inner.meta.write(Command::Store(cmd)).await
+    }
+
+    pub(crate) async fn call(
+        &self,
+        node: NodeId,
+        addr: &str,
+        req: PieceRequest,
+    ) -> Result<PieceResponse, StoreError> {
+        self.inner.pieces.call(node, addr.to_string(), req).await
+    }
+
+    /// Ready storage nodes with their free space.
+    pub(crate) fn targets(state: &State) -> Vec<StorageTarget> {
+        state
+            .nodes
+            .values()
+            .filter(|n| n.status == NodeStatus::Ready && !state.draining.contains(&n.info.id))
+            .filter_map(|n| {
+                let s = n.info.storage.as_ref()?;
+                Some(StorageTarget {
+                    id: n.info.id,
+                    addr: s.addr.clone(),
+                    site: n.info.attributes.site.clone(),
+                    free: s
+                        .capacity_bytes
+                        .saturating_sub(state.store.node_usage(&n.info.id)),
+                })
+            })
+            .collect()
+    }
+
+    /// The storage address of `node`, if it is a storage node.
+    pub(crate) fn addr_of(state: &State, node: &NodeId) -> Option<String> {
+        state
+            .nodes
+            .get(node)
+            .and_then(|n| n.info.storage.as_ref())
+            .map(|s| s.addr.clone())
+    }
+
+    /// The erasure profile new data of `bucket` gets now.
+    pub(crate) fn profile_for(state: &State, bucket: &Bucket) -> ErasureProfile {
+        bucket.profile.unwrap_or_else(|| {
+            let (k, m) = stratus_sched::default_profile(Self::targets(state).len());
+            ErasureProfile { k, m }
+        })
+    }
+
+    /// The scope key of a version's chunks.
+    pub(crate) fn scope_key(state: &State, scope: &KeyScope) -> Result<ScopeKey, StoreError> {
+        match scope {
+            KeyScope::Public => Ok(ScopeKey::public()),
+            KeyScope::Private(k) => Ok(ScopeKey::private(*k)),
+            KeyScope::Tenant(t) => {
+                let secret = state.store.secret.ok_or_else(|| {
+                    StoreError::unavailable("the cluster storage secret is not set yet; retry")
+                })?;
+                Ok(ScopeKey::tenant(&secret, t))
+            }
+        }
+    }
+
+    /// The key scope new data of `bucket` is sealed with; `private_seed`
+    /// makes the private key (random per object, derived per upload).
+    pub(crate) fn key_scope(bucket: &Bucket, private_seed: [u8; 32]) -> KeyScope {
+        match bucket.scope {
+            DedupeScope::Tenant => KeyScope::Tenant(bucket.tenant.clone()),
+            DedupeScope::Public => KeyScope::Public,
+            DedupeScope::Private => KeyScope::Private(private_seed),
+        }
+    }
+
+    /// Usage of every storage node.
+    pub fn node_storage(&self) -> Vec<NodeStorage> {
+        self.read(|s| {
+            s.nodes
+                .values()
+                .filter_map(|n| {
+                    let st = n.info.storage.as_ref()?;
+                    Some(NodeStorage {
+                        id: n.info.id,
+                        name: n.info.name.clone(),
+                        site: n.info.attributes.site.clone(),
+                        status: n.status,
+                        capacity_bytes: st.capacity_bytes,
+                        used_bytes: s.store.node_usage(&n.info.id),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Bytes of pieces per node, according to the metadata.
+    pub fn usage_by_node(&self) -> BTreeMap<NodeId, u64> {
+        self.read(|s| s.store.node_used.clone())
+    }
+}

@@ -1,0 +1,425 @@
+//! Repair, scrub and garbage collection, run by the Raft leader.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use stratus_chunk::{piece_id, rebuild_pieces, PieceId, Profile};
+use stratus_proto::{PieceRequest, PieceResponse};
+use stratus_sched::{place_pieces, StorageNode};
+use stratus_state::objects::{PieceMove, StoreCommand};
+use stratus_types::NodeId;
+use tokio_util::sync::CancellationToken;
+
+use crate::read::pack_view;
+use crate::{now_ms, Store, StoreError};
+
+/// Stripes repaired per round of the maintenance loop.
+const REPAIR_BATCH: usize = 8;
+
+/// What one repair round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Stripes brought back to full redundancy.
+    pub stripes: u64,
+    /// Pieces rebuilt and written.
+    pub pieces: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// Stripes that could not be repaired now (too few pieces readable or no
+    /// node to put them on).
+    pub stuck: u64,
+}
+
+/// What one scrub round found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScrubReport {
+    /// Nodes asked.
+    pub nodes: u64,
+    /// Pieces checked.
+    pub pieces: u64,
+    /// Bytes checked.
+    pub bytes: u64,
+    /// Corrupt pieces found (marked bad, so repair rebuilds them).
+    pub corrupt: u64,
+}
+
+/// What one garbage collection did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Chunks dropped from the index.
+    pub chunks: u64,
+    /// Pieces of dropped packs deleted from nodes.
+    pub pieces: u64,
+    /// Orphan pieces (referenced by nothing) deleted from nodes.
+    pub orphans: u64,
+}
+
+/// Totals of the maintenance worker of this replica (while it leads).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MaintenanceStats {
+    /// Repair totals.
+    pub repair: RepairReport,
+    /// Scrub totals.
+    pub scrub: ScrubReport,
+    /// Garbage collection totals.
+    pub gc: GcReport,
+    /// Last scrub round (ms since the epoch).
+    pub last_scrub_ms: Option<u64>,
+    /// Last garbage collection (ms since the epoch).
+    pub last_gc_ms: Option<u64>,
+}
+
+impl Store {
+    /// Repairs up to `max_stripes` stripes of the repair queue.
+    pub async fn repair_once(&self, max_stripes: usize) -> RepairReport {
+        let queue = self.read(|s| s.repair_queue());
+        let mut report = RepairReport::default();
+        for item in queue.into_iter().take(max_stripes) {
+            match self.repair_stripe(item.pack, &item.missing).await {
+                Ok((pieces, bytes)) if pieces == item.missing.len() as u64 => {
+                    report.stripes += 1;
+                    report.pieces += pieces;
+                    report.bytes += bytes;
+                }
+                Ok((pieces, bytes)) => {
+                    report.pieces += pieces;
+                    report.bytes += bytes;
+                    report.stuck += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(pack = item.pack, error = %e, "stripe not repaired now");
+                    report.stuck += 1;
+                }
+            }
+        }
+        report
+    }
+
+    /// Rebuilds the `missing` pieces of `pack` onto new nodes. Returns the
+    /// pieces and bytes written.
+    async fn repair_stripe(&self, pack: u64, missing: &[u32]) -> Result<(u64, u64), StoreError> {
+        let view = self.read(|s| pack_view(s, pack))?;
+        let k = usize::from(view.pack.profile.k);
+        let pieces = self.fetch_pieces(&view, k).await?;
+        let profile = Profile {
+            k: view.pack.profile.k,
+            m: view.pack.profile.m,
+        };
+        let want: Vec<usize> = missing.iter().map(|i| *i as usize).collect();
+        let ids: Vec<PieceId> = want.iter().map(|i| view.pack.pieces[*i].id).collect();
+        let rebuilt = tokio::task::spawn_blocking(move || -> Result<Vec<Vec<u8>>, StoreError> {
+            let rebuilt = rebuild_pieces(profile, &pieces, &want)?;
+            if rebuilt.iter().zip(&ids).any(|(b, id)| piece_id(b) != *id) {
+                return Err(StoreError::internal(
+                    "a rebuilt piece does not match its recorded id",
+                ));
+            }
+            Ok(rebuilt)
+        })
+        .await
+        .map_err(|e| StoreError::internal(format!("repair thread failed: {e}")))??;
+
+        // New homes: never a node already named by the stripe (healthy
+        // holders stay; lost or bad ones are not trusted with it again).
+        let (targets, holding) = self.read(|s| {
+            let targets = Store::targets(s);
+            let holding: Vec<(NodeId, String)> = view
+                .slots
+                .iter()
+                .filter(|sl| sl.healthy)
+                .map(|sl| {
+                    let site = s
+                        .nodes
+                        .get(&sl.node)
+                        .map(|n| n.info.attributes.site.clone())
+                        .unwrap_or_default();
+                    (sl.node, site)
+                })
+                .collect();
+            (targets, holding)
+        });
+        let named: BTreeSet<NodeId> = view.pack.pieces.iter().map(|p| p.node).collect();
+        let nodes: Vec<StorageNode> = targets
+            .iter()
+            .filter(|t| !named.contains(&t.id))
+            .map(|t| StorageNode {
+                id: t.id,
+                site: t.site.clone(),
+                free_bytes: t.free,
+            })
+            .collect();
+        let homes = place_pieces(
+            &nodes,
+            &holding,
+            missing.len(),
+            view.pack.piece_len,
+            rand::random(),
+        )
+        .map_err(|e| StoreError::unavailable(format!("no node to rebuild pack {pack} on: {e}")))?;
+        let puts = missing
+            .iter()
+            .zip(rebuilt)
+            .zip(homes)
+            .map(|((index, bytes), node)| {
+                let addr = targets
+                    .iter()
+                    .find(|t| t.id == node)
+                    .map(|t| t.addr.clone());
+                let id = view.pack.pieces[*index as usize].id;
+                let from = view.pack.pieces[*index as usize].node;
+                async move {
+                    let addr = addr.ok_or_else(|| StoreError::internal("unknown target"))?;
+                    match self
+                        .call(node, &addr, PieceRequest::Put { id, bytes })
+                        .await?
+                    {
+                        PieceResponse::Stored(_) => Ok(PieceMove {
+                            pack,
+                            index: *index,
+                            from,
+                            to: node,
+                        }),
+                        other => Err(StoreError::unavailable(format!(
+                            "node {} refused a rebuilt piece: {other:?}",
+                            node.short()
+                        ))),
+                    }
+                }
+            });
+        let mut moves = Vec::new();
+        for r in futures::future::join_all(puts).await {
+            match r {
+                Ok(m) => moves.push(m),
+                Err(e) => tracing::warn!(pack, error = %e, "rebuilt piece not written"),
+            }
+        }
+        if moves.is_empty() {
+            return Ok((0, 0));
+        }
+        let n = moves.len() as u64;
+        self.write(StoreCommand::MovePieces { moves }).await?;
+        Ok((n, n * view.pack.piece_len))
+    }
+
+    /// Asks every ready storage node to re-hash up to `max_bytes` of its
+    /// pieces; corrupt ones are marked bad (and then repaired).
+    pub async fn scrub_once(&self, max_bytes: u64) -> ScrubReport {
+        let targets = self.read(Store::targets);
+        let mut report = ScrubReport::default();
+        for t in targets {
+            let r = self
+                .call(t.id, &t.addr, PieceRequest::Scrub { max_bytes })
+                .await;
+            let (checked_pieces, checked_bytes, corrupt, wrapped) = match r {
+                Ok(PieceResponse::Scrub {
+                    checked_pieces,
+                    checked_bytes,
+                    corrupt,
+                    wrapped,
+                }) => (checked_pieces, checked_bytes, corrupt, wrapped),
+                Ok(other) => {
+                    tracing::warn!(node = %t.id.short(), "scrub answered {other:?}");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(node = %t.id.short(), error = %e, "scrub failed");
+                    continue;
+                }
+            };
+            report.nodes += 1;
+            report.pieces += checked_pieces;
+            report.bytes += checked_bytes;
+            let found = corrupt.len() as u64;
+            report.corrupt += found;
+            let mut cmds = Vec::new();
+            if !corrupt.is_empty() {
+                let corrupt: BTreeSet<PieceId> = corrupt.into_iter().collect();
+                let bad = self.read(|s| {
+                    s.store
+                        .packs
+                        .values()
+                        .flat_map(|p| {
+                            p.pieces
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, sl)| sl.node == t.id && corrupt.contains(&sl.id))
+                                .map(|(i, _)| (p.id, i as u32, t.id))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>()
+                });
+                tracing::warn!(node = %t.id.short(), pieces = bad.len(), "scrub found corrupt pieces");
+                cmds.push(StoreCommand::MarkBad { pieces: bad });
+            }
+            cmds.push(StoreCommand::RecordScrub {
+                node: t.id,
+                checked_pieces,
+                checked_bytes,
+                corrupt: found,
+                wrapped,
+                now_ms: now_ms(),
+            });
+            for c in cmds {
+                if let Err(e) = self.write(c).await {
+                    tracing::warn!(error = %e, "could not record a scrub result");
+                }
+            }
+        }
+        report
+    }
+
+    /// Drops unreferenced data older than the grace period and deletes the
+    /// pieces nothing references from the ready nodes.
+    pub async fn gc_once(&self) -> Result<GcReport, StoreError> {
+        let grace = self.inner.cfg.gc_grace;
+        let r = self
+            .write(StoreCommand::CollectGarbage {
+                now_ms: now_ms(),
+                grace_ms: grace.as_millis() as u64,
+            })
+            .await?;
+        let mut report = GcReport {
+            chunks: r.version.unwrap_or(0),
+            ..GcReport::default()
+        };
+        let (targets, deletions, expected) = self.read(|s| {
+            let mut expected: BTreeMap<NodeId, BTreeSet<PieceId>> = BTreeMap::new();
+            for p in s.store.packs.values() {
+                for sl in &p.pieces {
+                    expected.entry(sl.node).or_default().insert(sl.id);
+                }
+            }
+            (Store::targets(s), s.store.deletions.clone(), expected)
+        });
+        let cutoff = now_ms().saturating_sub(grace.as_millis() as u64);
+        for t in targets {
+            // Queued deletions of dropped packs.
+            if let Some(ids) = deletions.get(&t.id) {
+                let ids: Vec<PieceId> = ids.iter().copied().collect();
+                match self
+                    .call(t.id, &t.addr, PieceRequest::Delete { ids: ids.clone() })
+                    .await
+                {
+                    Ok(PieceResponse::Deleted(n)) => {
+                        report.pieces += n;
+                        self.write(StoreCommand::PiecesDeleted {
+                            node: t.id,
+                            pieces: ids,
+                        })
+                        .await?;
+                    }
+                    other => tracing::warn!(node = %t.id.short(), "deleting pieces: {other:?}"),
+                }
+            }
+            // Orphans: held, referenced by nothing, older than the grace period.
+            let listed = match self.call(t.id, &t.addr, PieceRequest::List).await {
+                Ok(PieceResponse::List(l)) => l,
+                other => {
+                    tracing::warn!(node = %t.id.short(), "listing pieces: {other:?}");
+                    continue;
+                }
+            };
+            let empty = BTreeSet::new();
+            let mine = expected.get(&t.id).unwrap_or(&empty);
+            let queued = deletions.get(&t.id).unwrap_or(&empty);
+            let orphans: Vec<PieceId> = listed
+                .into_iter()
+                .filter(|p| {
+                    !mine.contains(&p.id) && !queued.contains(&p.id) && p.modified_ms <= cutoff
+                })
+                .map(|p| p.id)
+                .collect();
+            if orphans.is_empty() {
+                continue;
+            }
+            match self
+                .call(t.id, &t.addr, PieceRequest::Delete { ids: orphans })
+                .await
+            {
+                Ok(PieceResponse::Deleted(n)) => report.orphans += n,
+                other => tracing::warn!(node = %t.id.short(), "deleting orphans: {other:?}"),
+            }
+        }
+        Ok(report)
+    }
+
+    /// What the maintenance worker of this replica has done.
+    pub fn maintenance_stats(&self) -> MaintenanceStats {
+        self.inner
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Runs repair, scrub and garbage collection while `is_leader()` holds,
+    /// until `cancel`.
+    pub async fn maintain(
+        self,
+        is_leader: Arc<dyn Fn() -> bool + Send + Sync>,
+        cancel: CancellationToken,
+    ) {
+        let cfg = self.inner.cfg.clone();
+        let mut last_scrub = Instant::now();
+        let mut last_gc = Instant::now();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(cfg.repair_interval) => {}
+            }
+            if !is_leader() {
+                continue;
+            }
+            loop {
+                let r = self.repair_once(REPAIR_BATCH).await;
+                if r.pieces > 0 {
+                    tracing::info!(
+                        stripes = r.stripes,
+                        pieces = r.pieces,
+                        bytes = r.bytes,
+                        "repaired"
+                    );
+                }
+                self.update_stats(|s| {
+                    s.repair.stripes += r.stripes;
+                    s.repair.pieces += r.pieces;
+                    s.repair.bytes += r.bytes;
+                    s.repair.stuck = r.stuck;
+                });
+                if r.pieces == 0 || cancel.is_cancelled() {
+                    break;
+                }
+            }
+            if last_scrub.elapsed() >= cfg.scrub_interval {
+                last_scrub = Instant::now();
+                let r = self.scrub_once(cfg.scrub_bytes).await;
+                self.update_stats(|s| {
+                    s.scrub.nodes = r.nodes;
+                    s.scrub.pieces += r.pieces;
+                    s.scrub.bytes += r.bytes;
+                    s.scrub.corrupt += r.corrupt;
+                    s.last_scrub_ms = Some(now_ms());
+                });
+            }
+            if last_gc.elapsed() >= cfg.gc_interval {
+                last_gc = Instant::now();
+                match self.gc_once().await {
+                    Ok(r) => self.update_stats(|s| {
+                        s.gc.chunks += r.chunks;
+                        s.gc.pieces += r.pieces;
+                        s.gc.orphans += r.orphans;
+                        s.last_gc_ms = Some(now_ms());
+                    }),
+                    Err(e) => tracing::warn!(error = %e, "garbage collection failed"),
+                }
+            }
+        }
+    }
+
+    fn update_stats(&self, f: impl FnOnce(&mut MaintenanceStats)) {
+        if let Ok(mut s) = self.inner.stats.lock() {
+            f(&mut s);
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The get path: manifest → packs (any `k` verified pieces) → chunks
+//! (decrypted, verified) → the bytes of the asked range.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, FuturesUnordered};
+use futures::StreamExt;
+use stratus_chunk::{decode_stripe, open_chunk, piece_id, ChunkId, Profile, ScopeKey};
+use stratus_proto::{PieceErrorKind, PieceRequest, PieceResponse};
+use stratus_state::objects::{ObjectStore, ObjectVersion, Pack, StoreCommand};
+use stratus_types::{ErrorCode, NodeId};
+
+use crate::{Store, StoreError};
+
+/// Packs fetched ahead of the one being sent.
+const READ_AHEAD: usize = 2;
+
+/// A byte range of an object: `start..end` (end exclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+/// The part of one chunk a read needs.
+#[derive(Clone, Debug)]
+struct ChunkRead {
+    id: ChunkId,
+    offset: u64,
+    sealed_len: u32,
+    skip: usize,
+    take: usize,
+}
+
+/// Consecutive chunks of a read that live in one pack.
+#[derive(Clone, Debug)]
+struct PackRead {
+    pack: u64,
+    chunks: Vec<ChunkRead>,
+}
+
+/// A pack slot as a reader sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct SlotView {
+    pub index: usize,
+    pub node: NodeId,
+    pub addr: Option<String>,
+    pub healthy: bool,
+}
+
+/// A pack with the addresses of its pieces' nodes.
+#[derive(Clone, Debug)]
+pub(crate) struct PackView {
+    pub pack: Pack,
+    pub slots: Vec<SlotView>,
+}
+
+impl Store {
+    /// Streams `range` (all of it when `None`) of a version of
+    /// `bucket/key` (the latest when `version_id` is `None`).
+    pub async fn get(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+    ) -> Result<(ObjectVersion, BoxStream<'static, Result<Bytes, StoreError>>), StoreError> {
+        let (version, scope, plan) = self.read(|s| {
+            s.store.bucket_of(tenant, bucket)?;
+            let v = s.store.version(bucket, key, version_id)?.clone();
+            if v.is_delete_marker() {
+                return Err(StoreError::new(
+                    ErrorCode::NotFound,
+                    format!("{bucket}/{key} version {} is a delete marker", v.version_id),
+                ));
+            }
+            let r = range.unwrap_or(ByteRange {
+                start: 0,
+                end: v.size,
+            });
+            if r.start > r.end || r.end > v.size {
+                return Err(StoreError::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "range {}..{} is outside the object's {} bytes",
+                        r.start, r.end, v.size
+                    ),
+                ));
+            }
+            let Some(data) = &v.data else {
+                return Err(StoreError::internal("version without data"));
+            };
+            let scope = Store::scope_key(s, &data.scope)?;
+            let plan = plan_read(&s.store, data, r)?;
+            Ok((v, scope, plan))
+        })?;
+        let store = self.clone();
+        let scope = Arc::new(scope);
+        let stream = futures::stream::iter(plan)
+            .map(move |p| {
+                let store = store.clone();
+                let scope = scope.clone();
+                async move { store.read_pack(&scope, p).await }
+            })
+            .buffered(READ_AHEAD)
+            .flat_map(|r| match r {
+                Ok(parts) => futures::stream::iter(parts.into_iter().map(Ok)).left_stream(),
+                Err(e) => futures::stream::once(async move { Err(e) }).right_stream(),
+            })
+            .boxed();
+        Ok((version, stream))
+    }
+
+    async fn read_pack(
+        &self,
+        scope: &Arc<ScopeKey>,
+        p: PackRead,
+    ) -> Result<Vec<Bytes>, StoreError> {
+        let view = self.read(|s| pack_view(s, p.pack))?;
+        let data = self.fetch_pack(&view).await?;
+        let scope = scope.clone();
+        tokio::task::spawn_blocking(move || {
+            p.chunks
+                .iter()
+                .map(|c| {
+                    let start = c.offset as usize;
+                    let sealed =
+                        data.get(start..start + c.sealed_len as usize)
+                            .ok_or_else(|| {
+                                StoreError::internal(format!(
+                                    "chunk {} outside pack {}",
+                                    c.id, p.pack
+                                ))
+                            })?;
+                    let plain = open_chunk(&scope, &c.id, sealed).map_err(|e| {
+                        StoreError::internal(format!(
+                            "chunk {} of pack {} does not verify although its pieces did: {e}",
+                            c.id, p.pack
+                        ))
+                    })?;
+                    let mut b = Bytes::from(plain);
+                    b.truncate(c.skip + c.take);
+                    Ok(b.slice(c.skip..))
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError::internal(format!("decoder thread failed: {e}")))?
+    }
+
+    /// Fetches and decodes a whole pack.
+    pub(crate) async fn fetch_pack(&self, view: &PackView) -> Result<Vec<u8>, StoreError> {
+        let pieces = self
+            .fetch_pieces(view, usize::from(view.pack.profile.k))
+            .await?;
+        let profile = Profile {
+            k: view.pack.profile.k,
+            m: view.pack.profile.m,
+        };
+        let data_len = view.pack.data_len;
+        tokio::task::spawn_blocking(move || decode_stripe(profile, data_len, &pieces))
+            .await
+            .map_err(|e| StoreError::internal(format!("decoder thread failed: {e}")))?
+            .map_err(StoreError::from)
+    }
+
+    /// Fetches `need` verified pieces of a pack (data pieces first), trying
+    /// further pieces when one is unreachable or fails verification; reports
+    /// pieces that fail verification as bad.
+    pub(crate) async fn fetch_pieces(
+        &self,
+        view: &PackView,
+        need: usize,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let width = view.pack.pieces.len();
+        let mut candidates: Vec<&SlotView> = view
+            .slots
+            .iter()
+            .filter(|s| s.healthy && s.addr.is_some())
+            .collect();
+        // Data pieces first: decoding a systematic stripe from them is a copy.
+        candidates.sort_by_key(|s| s.index >= usize::from(view.pack.profile.k));
+        let mut candidates = candidates.into_iter();
+        let mut pieces: Vec<Option<Vec<u8>>> = vec![None; width];
+        let mut got = 0;
+        let mut bad = Vec::new();
+        let mut errors = Vec::new();
+        let mut inflight = FuturesUnordered::new();
+        let launch = |slot: &SlotView| {
+            let store = self.clone();
+            let slot = slot.clone();
+            let id = view.pack.pieces[slot.index].id;
+            async move {
+                let addr = slot.addr.clone().unwrap_or_default();
+                let r = store.call(slot.node, &addr, PieceRequest::Get { id }).await;
+                let verdict = match r {
+                    Ok(PieceResponse::Bytes(b)) => {
+                        let (b, ok) = tokio::task::spawn_blocking(move || {
+                            let ok = piece_id(&b) == id;
+                            (b, ok)
+                        })
+                        .await
+                        .unwrap_or_default();
+                        if ok {
+                            Fetched::Ok(b)
+                        } else {
+                            Fetched::Bad(format!("node {} served wrong bytes", slot.node.short()))
+                        }
+                    }
+                    Ok(PieceResponse::Error {
+                        kind: PieceErrorKind::Corrupt,
+                        message,
+                    }) => Fetched::Bad(message),
+                    Ok(PieceResponse::Error { message, .. }) => Fetched::Failed(message),
+                    Ok(other) => Fetched::Failed(format!("unexpected answer {other:?}")),
+                    Err(e) => Fetched::Failed(e.message),
+                };
+                (slot, verdict)
+            }
+        };
+        for s in candidates.by_ref().take(need) {
+            inflight.push(launch(s));
+        }
+        while let Some((slot, verdict)) = inflight.next().await {
+            match verdict {
+                Fetched::Ok(b) => {
+                    pieces[slot.index] = Some(b);
+                    got += 1;
+                    if got >= need {
+                        break;
+                    }
+                    continue;
+                }
+                Fetched::Bad(why) => {
+                    tracing::warn!(pack = view.pack.id, piece = slot.index, node = %slot.node.short(), "bad piece: {why}");
+                    bad.push((view.pack.id, slot.index as u32, slot.node));
+                    errors.push(why);
+                }
+                Fetched::Failed(why) => errors.push(why),
+            }
+            if let Some(s) = candidates.next() {
+                inflight.push(launch(s));
+            }
+        }
+        if !bad.is_empty() {
+            // Reported in the background: the read does not wait for Raft.
+            let store = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.write(StoreCommand::MarkBad { pieces: bad }).await {
+                    tracing::warn!(error = %e, "could not report bad pieces");
+                }
+            });
+        }
+        if got < need {
+            return Err(StoreError::unavailable(format!(
+                "pack {}: only {got} of the {need} pieces needed could be read ({})",
+                view.pack.id,
+                errors.join("; ")
+            )));
+        }
+        Ok(pieces)
+    }
+}
+
+enum Fetched {
+    Ok(Vec<u8>),
+    Bad(String),
+    Failed(String),
+}
+
+/// The pack `id` with its slots' addresses and health.
+pub(crate) fn pack_view(s: &stratus_state::State, id: u64) -> Result<PackView, StoreError> {
+    let pack =
+        s.store.packs.get(&id).cloned().ok_or_else(|| {
+            StoreError::internal(format!("pack {id} is missing from the metadata"))
+        })?;
+    let slots = pack
+        .pieces
+        .iter()
+        .enumerate()
+        .map(|(index, slot)| SlotView {
+            index,
+            node: slot.node,
+            addr: Store::addr_of(s, &slot.node),
+            healthy: ObjectStore::slot_healthy(slot, &s.nodes),
+        })
+        .collect();
+    Ok(PackView { pack, slots })
+}
+
+/// Which chunks of which packs cover `range`.
+fn plan_read(
+    st: &ObjectStore,
+    data: &stratus_state::objects::ObjectData,
+    range: ByteRange,
+) -> Result<Vec<PackRead>, StoreError> {
+    let mut plan: Vec<PackRead> = Vec::new();
+    let mut pos = 0u64;
+    for c in &data.chunks {
+        let len = u64::from(c.len);
+        let (cs, ce) = (pos, pos + len);
+        pos = ce;
+        if ce <= range.start || cs >= range.end || len == 0 {
+            continue;
+        }
+        let e = st.chunks.get(&c.id).ok_or_else(|| {
+            StoreError::internal(format!("chunk {} is missing from the index", c.id))
+        })?;
+        let skip = range.start.saturating_sub(cs) as usize;
+        let take = (range.end.min(ce) - cs.max(range.start)) as usize;
+        let read = ChunkRead {
+            id: c.id,
+            offset: e.offset,
+            sealed_len: e.sealed_len,
+            skip,
+            take,
+        };
+        match plan.last_mut() {
+            Some(p) if p.pack == e.pack => p.chunks.push(read),
+            _ => plan.push(PackRead {
+                pack: e.pack,
+                chunks: vec![read],
+            }),
+        }
+    }
+    Ok(plan)
+}
