@@ -10,6 +10,8 @@ pub struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// For transfers of any length: no overall timeout.
+    streaming: reqwest::Client,
 }
 
 impl Client {
@@ -19,10 +21,16 @@ impl Client {
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .context("building the HTTP client")?;
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(120))
+            .build()
+            .context("building the HTTP client")?;
         Ok(Client {
             base: base.trim_end_matches('/').to_string(),
             token,
             http,
+            streaming,
         })
     }
 
@@ -31,6 +39,19 @@ impl Client {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
+        let resp = self.execute(req).await?;
+        let bytes = resp.bytes().await.context("reading the API's answer")?;
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "unexpected answer from the API: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    }
+
+    /// Sends a request; a non-success answer becomes an error carrying the
+    /// API's message and code.
+    pub async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let resp = req.send().await.map_err(|e| {
             if e.is_connect() {
                 anyhow!(
@@ -42,30 +63,34 @@ impl Client {
             }
         })?;
         let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
         let bytes = resp.bytes().await.context("reading the API's answer")?;
-        if !status.is_success() {
-            if let Ok(body) = serde_json::from_slice::<ErrorBody>(&bytes) {
-                let code = serde_json::to_value(body.error.code)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default();
-                return Err(anyhow!(
-                    "{} ({code}, HTTP {})",
-                    body.error.message,
-                    status.as_u16()
-                ));
-            }
+        if let Ok(body) = serde_json::from_slice::<ErrorBody>(&bytes) {
+            let code = serde_json::to_value(body.error.code)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default();
             return Err(anyhow!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes)
+                "{} ({code}, HTTP {})",
+                body.error.message,
+                status.as_u16()
             ));
         }
-        serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "unexpected answer from the API: {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
+        Err(anyhow!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ))
+    }
+
+    /// A request of any length (no overall timeout), authenticated.
+    pub fn streaming(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.streaming.request(method, self.url(path));
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
     }
 
     fn url(&self, path: &str) -> String {

@@ -119,7 +119,7 @@ pub(crate) fn print_json<T: Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut i = 0;

@@ -10,6 +10,7 @@
 mod bench;
 mod client;
 mod commands;
+mod objects;
 mod run;
 mod workloads;
 
@@ -101,6 +102,34 @@ enum Cmd {
         /// Workload name or instance id
         id: String,
     },
+    /// Store a file as a new version of an object: stratus put FILE BUCKET/KEY
+    Put(objects::PutArgs),
+    /// Read an object: stratus get BUCKET/KEY [FILE]
+    Get(objects::GetArgs),
+    /// List buckets, or the objects of BUCKET[/PREFIX]
+    Ls {
+        /// BUCKET or BUCKET/PREFIX
+        target: Option<String>,
+    },
+    /// Delete an object (adds a delete marker; --version removes one version for good)
+    Rm {
+        /// BUCKET/KEY
+        target: String,
+        /// Remove this version permanently
+        #[arg(long)]
+        version_id: Option<String>,
+    },
+    /// Every version and delete marker of BUCKET[/PREFIX]
+    Versions {
+        /// BUCKET or BUCKET/PREFIX
+        target: String,
+    },
+    /// Buckets: create, ls, rm
+    #[command(subcommand)]
+    Bucket(objects::BucketCmd),
+    /// The object store: capacity per node, redundancy, repair, scrub
+    #[command(subcommand)]
+    Storage(objects::StorageCmd),
     /// Lending machines
     #[command(subcommand)]
     Nodes(commands::NodesCmd),
@@ -162,6 +191,13 @@ fn main() -> std::process::ExitCode {
             Cmd::Stop { name } => workloads::stop(&g, &name).await,
             Cmd::Inspect { id } => workloads::inspect(&g, &id).await,
             Cmd::Status => commands::status(&g).await,
+            Cmd::Put(a) => objects::put(&g, a).await,
+            Cmd::Get(a) => objects::get(&g, a).await,
+            Cmd::Ls { target } => objects::ls(&g, target).await,
+            Cmd::Rm { target, version_id } => objects::rm(&g, &target, version_id).await,
+            Cmd::Versions { target } => objects::versions(&g, &target).await,
+            Cmd::Bucket(c) => objects::bucket(&g, c).await,
+            Cmd::Storage(c) => objects::storage(&g, c).await,
             Cmd::Nodes(c) => commands::nodes(&g, c).await,
             Cmd::Replicas(c) => commands::replicas(&g, c).await,
             Cmd::Tenants(c) => commands::tenants(&g, c).await,
@@ -179,5 +215,14 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

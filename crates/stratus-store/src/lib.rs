@@ -186,7 +186,13 @@ struct Inner {
     pieces: Arc<dyn Pieces>,
     cfg: StoreConfig,
     stats: std::sync::Mutex<MaintenanceStats>,
+    /// Nodes whose last call failed, and when: tried last for a while, so a
+    /// dead node that is not yet declared lost does not slow every read.
+    suspects: std::sync::Mutex<BTreeMap<NodeId, std::time::Instant>>,
 }
+
+/// How long a node whose call failed is tried last.
+const SUSPECT_FOR: Duration = Duration::from_secs(30);
 
 /// A storage node as the store sees it.
 #[derive(Clone, Debug)]
@@ -230,6 +236,7 @@ impl Store {
                 pieces,
                 cfg,
                 stats: Default::default(),
+                suspects: Default::default(),
             }),
         }
     }
@@ -256,7 +263,27 @@ impl Store {
         addr: &str,
         req: PieceRequest,
     ) -> Result<PieceResponse, StoreError> {
-        self.inner.pieces.call(node, addr.to_string(), req).await
+        let r = self.inner.pieces.call(node, addr.to_string(), req).await;
+        if let Ok(mut s) = self.inner.suspects.lock() {
+            match &r {
+                Err(_) => {
+                    s.insert(node, std::time::Instant::now());
+                }
+                Ok(_) => {
+                    s.remove(&node);
+                }
+            }
+        }
+        r
+    }
+
+    /// Whether a call to `node` failed recently.
+    pub(crate) fn suspect(&self, node: &NodeId) -> bool {
+        self.inner
+            .suspects
+            .lock()
+            .map(|s| s.get(node).is_some_and(|t| t.elapsed() < SUSPECT_FOR))
+            .unwrap_or(false)
     }
 
     /// Ready storage nodes with their free space.

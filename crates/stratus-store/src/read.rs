@@ -182,8 +182,10 @@ impl Store {
             .iter()
             .filter(|s| s.healthy && s.addr.is_some())
             .collect();
-        // Data pieces first: decoding a systematic stripe from them is a copy.
-        candidates.sort_by_key(|s| s.index >= usize::from(view.pack.profile.k));
+        // Nodes that failed recently last; data pieces first (decoding a
+        // systematic stripe from them is a copy).
+        let k = usize::from(view.pack.profile.k);
+        candidates.sort_by_key(|s| (self.suspect(&s.node), s.index >= k));
         let mut candidates = candidates.into_iter();
         let mut pieces: Vec<Option<Vec<u8>>> = vec![None; width];
         let mut got = 0;

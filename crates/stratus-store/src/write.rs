@@ -333,15 +333,22 @@ impl Store {
                 .flatten()
                 .map(|t| (t.id, t.site.clone()))
                 .collect();
-            let nodes: Vec<StorageNode> = targets
-                .iter()
-                .filter(|t| !failed.contains(&t.id))
-                .map(|t| StorageNode {
-                    id: t.id,
-                    site: t.site.clone(),
-                    free_bytes: t.free,
-                })
-                .collect();
+            let usable = |avoid_suspects: bool| -> Vec<StorageNode> {
+                targets
+                    .iter()
+                    .filter(|t| !failed.contains(&t.id) && !(avoid_suspects && self.suspect(&t.id)))
+                    .map(|t| StorageNode {
+                        id: t.id,
+                        site: t.site.clone(),
+                        free_bytes: t.free,
+                    })
+                    .collect()
+            };
+            // Nodes that failed recently only when there is no other choice.
+            let mut nodes = usable(true);
+            if nodes.len() < todo.len() {
+                nodes = usable(false);
+            }
             let picked = place_pieces(&nodes, &holding, todo.len(), pack.piece_len, rand::random())
                 .map_err(|e| {
                     StoreError::unavailable(format!(
