@@ -24,7 +24,11 @@ const SK_B: &str = "secret-of-tenant-b-0123456789abcdefghij";
 async fn run_client(client: &'static str) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let keys = Arc::new(MemKeys::new().with(AK_A, SK_A, "tenant-a").with(AK_B, SK_B, "tenant-b"));
+    let keys = Arc::new(
+        MemKeys::new()
+            .with(AK_A, SK_A, "tenant-a")
+            .with(AK_B, SK_B, "tenant-b"),
+    );
     let gateway = Gateway::new(Arc::new(MemBackend::new()), keys);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(stratus_s3::serve(listener, gateway, async {
@@ -32,7 +36,10 @@ async fn run_client(client: &'static str) {
     }));
 
     let python = Path::new("/usr/bin/python3");
-    assert!(python.exists(), "/usr/bin/python3 is missing: apt-get install -y python3");
+    assert!(
+        python.exists(),
+        "/usr/bin/python3 is missing: apt-get install -y python3"
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/s3_clients.py");
     let endpoint = format!("http://{addr}");
     let out = tokio::task::spawn_blocking(move || {
