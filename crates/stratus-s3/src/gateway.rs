@@ -769,9 +769,15 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
             )
             .await
             .map_err(to_s3_error)?;
+        // Echo a version id the client named; otherwise hide "null" as
+        // everywhere else.
+        let version_id = match &input.version_id {
+            Some(_) => out.version_id,
+            None => out.version_id.as_deref().and_then(version_header),
+        };
         Ok(S3Response::new(DeleteObjectOutput {
             delete_marker: out.delete_marker.then_some(true),
-            version_id: out.version_id,
+            version_id,
             ..Default::default()
         }))
     }
