@@ -103,6 +103,7 @@ def md5_file(p):
 # --- aws cli --------------------------------------------------------------
 
 def check_aws(args, tmp):
+    AWS = args.aws_bin
     need(AWS, "awscli")
     cfg = os.path.join(tmp, "aws-config")
     with open(cfg, "w") as f:
@@ -114,7 +115,7 @@ def check_aws(args, tmp):
                AWS_PAGER="")
     for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         env.pop(k, None)
-    base = [AWS, "--endpoint-url", args.endpoint, "--no-cli-pager"]
+    base = [AWS, "--endpoint-url", args.endpoint]
     bucket = "aws-%s" % uuid.uuid4().hex[:12]
     src = os.path.join(tmp, "aws-src")
     files = make_tree(src)
@@ -341,6 +342,7 @@ def main():
     p.add_argument("--secret", required=True)
     p.add_argument("--access-key-b", required=True)
     p.add_argument("--secret-b", required=True)
+    p.add_argument("--aws-bin", default=AWS, help="aws cli to run (default %(default)s, Debian's awscli)")
     p.add_argument("--only", default=",".join(CLIENTS), help="comma-separated subset of %s" % ",".join(CLIENTS))
     args = p.parse_args()
     failed = []
