@@ -260,6 +260,9 @@ impl ByteRange {
 ///
 /// **Bodies** are streams; an implementation must not need the whole object in
 /// memory, and computes the MD5 etag while it streams a write.
+///
+/// Implement it with `#[stratus_s3::async_trait]` on the impl block, and run
+/// [`crate::testing::backend_conformance`] against the implementation.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Creates a bucket for `tenant`.

@@ -90,6 +90,8 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{s3_error, S3Result};
 
+/// Re-exported so backends can implement [`Backend`] without naming the crate.
+pub use async_trait::async_trait;
 pub use backend::{
     Backend, BackendError, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
     KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,

@@ -64,6 +64,7 @@ fn header() -> impl Strategy<Value = String> {
         "/bucket/key?versionId=null", "1B2M2Y8AsgTpgAmY7PhCfg==", "0", "18446744073709551616", "REPLACE",
         "AWS4-HMAC-SHA256 Credential=FUZZACCESSKEYA/20000101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00",
         "100-continue",
+        "multipart/form-data; boundary=xx",
     ]);
     (names, values).prop_map(|(n, v)| format!("{n}: {v}"))
 }
@@ -105,6 +106,10 @@ fn signed_requests_reach_the_gateway() {
     fuzz_request(b"\x01PUT /bucket/new\ncontent-type: text/plain\n\nbody");
     fuzz_request(b"\x03GET /bucket/key\n\n");
     fuzz_request(b"\x05GET /bucket/key\n\n");
+    // POST object forms (s3s parses them before the gateway sees anything).
+    fuzz_request(b"\x00POST /bucket\ncontent-type: multipart/form-data; boundary=xx\n\n--xx\r\ncontent-disposition: form-data; name=\"key\"\r\n\r\nk\r\n--xx--\r\n");
+    fuzz_request(b"\x00POST /bucket\ncontent-type: multipart/form-data; boundary=xx\n\n--xx\r\ncontent-disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\ndata\r\n--xx--\r\n");
+    fuzz_request(b"\x00POST /bucket\ncontent-type: multipart/form-data; boundary=xx\n\n--xx\r\ncontent-disposition: form-data; name=\"key\"\r\n\r\nk\r\n--xx\r\ncontent-disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\ndata\r\n--xx--\r\n");
 }
 
 /// The fuzzer's signer produces signatures s3s accepts, so fuzzed requests
