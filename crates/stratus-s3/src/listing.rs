@@ -202,6 +202,7 @@ pub(crate) fn url_encode(s: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
