@@ -337,8 +337,10 @@ pub trait Backend: Send + Sync + 'static {
         version_id: Option<&str>,
     ) -> BackendResult<DeleteOutcome>;
 
-    /// Copies an object (latest version or `src_version`) within the tenant;
-    /// the destination is a new write with the source's etag.
+    /// Copies an object (latest version or `src_version`) within the tenant.
+    /// The destination is a new write (versioned like a put); its etag is the
+    /// MD5 of the bytes, which is the source's etag when the source was a
+    /// simple upload (a backend may keep a multipart source's etag as is).
     #[allow(clippy::too_many_arguments)]
     async fn copy_object(
         &self,
