@@ -11,6 +11,11 @@ need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
+# Real S3 clients for stratus-s3's client tests (they fail without them).
+[ -x /usr/bin/aws ] || need_apt+=(awscli)
+[ -x /usr/bin/s3cmd ] || need_apt+=(s3cmd)
+[ -x /usr/bin/rclone ] || need_apt+=(rclone)
+/usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || need_apt+=(python3-boto3)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

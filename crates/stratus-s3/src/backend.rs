@@ -1,0 +1,475 @@
+//! The boundary between the gateway and the object store: [`Backend`] and
+//! [`KeyStore`], and the types they exchange.
+//!
+//! The contract is written down here and checked by
+//! [`crate::testing::backend_conformance`], which every implementation should
+//! run.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+
+/// An object body: a stream of chunks. An `Err` item aborts the transfer.
+///
+/// Bodies are never collected into memory by the gateway; a backend that
+/// receives one for a write must likewise stream it to storage, and must treat
+/// an `Err` item as "the upload failed": nothing becomes visible.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// The MD5 etag of the empty object.
+pub const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+/// The minimum size of every multipart part but the last (S3's 5 MiB).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// The highest part number S3 allows.
+pub const MAX_PART_NUMBER: u32 = 10_000;
+
+/// The version id of the "null" version: the version written while a
+/// bucket's versioning was never enabled or is suspended.
+pub const NULL_VERSION: &str = "null";
+
+/// Errors of a [`Backend`]; each maps to one S3 error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// The bucket does not exist (for this tenant).
+    #[error("no such bucket")]
+    NoSuchBucket,
+    /// The tenant already owns a bucket of that name.
+    #[error("bucket already owned by you")]
+    BucketAlreadyOwnedByYou,
+    /// Another tenant owns a bucket of that name (only for backends with a
+    /// global bucket namespace).
+    #[error("bucket already exists")]
+    BucketAlreadyExists,
+    /// The bucket still holds objects, versions, delete markers or uploads.
+    #[error("bucket not empty")]
+    BucketNotEmpty,
+    /// No such key (or its latest version is a delete marker).
+    #[error("no such key")]
+    NoSuchKey,
+    /// No such version of the key.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// No such multipart upload (or it belongs to another bucket/key/tenant).
+    #[error("no such upload")]
+    NoSuchUpload,
+    /// A part named in a complete request was not uploaded or its etag differs.
+    #[error("invalid part")]
+    InvalidPart,
+    /// The parts named in a complete request are not in ascending order.
+    #[error("invalid part order")]
+    InvalidPartOrder,
+    /// A part other than the last is smaller than [`MIN_PART_SIZE`].
+    #[error("entity too small")]
+    EntityTooSmall,
+    /// The version named is a delete marker, which cannot be read (S3's 405).
+    #[error("method not allowed on a delete marker")]
+    MethodNotAllowed,
+    /// The requested range does not overlap the object.
+    #[error("invalid range")]
+    InvalidRange,
+    /// The tenant may not access this resource.
+    #[error("access denied")]
+    AccessDenied,
+    /// The bucket name is not valid.
+    #[error("invalid bucket name")]
+    InvalidBucketName,
+    /// A request argument is not valid.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A failure of the store itself.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// The store cannot serve the request now (e.g. too few pieces reachable).
+    #[error("service unavailable: {0}")]
+    ServiceUnavailable(String),
+}
+
+/// Result of a [`Backend`] call.
+pub type BackendResult<T> = Result<T, BackendError>;
+
+/// A bucket as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketInfo {
+    /// Bucket name.
+    pub name: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// A bucket's versioning state once it has been configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    /// Every write creates a new version with a fresh id.
+    Enabled,
+    /// Writes replace the "null" version; older versions are kept.
+    Suspended,
+}
+
+/// Metadata given when an object is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutMeta {
+    /// `Content-Type`, if the client gave one.
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*`), keys lower-case without the prefix.
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+/// What metadata a copy gives the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataDirective {
+    /// Keep the source object's content type and user metadata.
+    Copy,
+    /// Replace them with these.
+    Replace(PutMeta),
+}
+
+/// One version of an object (or a delete marker), as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The key.
+    pub key: String,
+    /// The version id. [`NULL_VERSION`] (`"null"`) for a version written while
+    /// the bucket's versioning was never enabled or suspended; otherwise an
+    /// opaque id chosen by the backend (never `"null"`).
+    pub version_id: String,
+    /// Size in bytes (0 for a delete marker).
+    pub size: u64,
+    /// The etag without quotes: the hex MD5 of the body for a simple upload,
+    /// `hex(md5(concat of part md5s))-N` for a multipart upload (empty for a
+    /// delete marker).
+    pub etag: String,
+    /// Last modification, milliseconds since the Unix epoch.
+    pub last_modified_ms: u64,
+    /// Content type given at upload.
+    pub content_type: Option<String>,
+    /// User metadata given at upload.
+    pub user_metadata: BTreeMap<String, String>,
+    /// True if this version is a delete marker.
+    pub is_delete_marker: bool,
+}
+
+/// One entry of [`Backend::list_versions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionEntry {
+    /// The version (or delete marker, see [`ObjectInfo::is_delete_marker`]).
+    pub info: ObjectInfo,
+    /// True if this is the newest version of its key.
+    pub is_latest: bool,
+}
+
+/// The outcome of [`Backend::delete_object`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// The version deleted (when a version id was given), or the id of the
+    /// delete marker created; `None` when an unversioned object was removed.
+    pub version_id: Option<String>,
+    /// True if a delete marker was created, or the version deleted was one.
+    pub delete_marker: bool,
+}
+
+/// A part of a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    /// Part number, 1..=10000.
+    pub part_number: u32,
+    /// Hex MD5 of the part's bytes, without quotes.
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Upload time, milliseconds since the Unix epoch.
+    pub last_modified_ms: u64,
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadInfo {
+    /// The key the upload will create.
+    pub key: String,
+    /// The upload id.
+    pub upload_id: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub initiated_ms: u64,
+}
+
+/// A byte range as requested (`Range: bytes=...`), before it is resolved
+/// against the object's size with [`ByteRange::resolve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=first-last` (inclusive) or `bytes=first-` (`last: None`).
+    FromTo {
+        /// First byte offset.
+        first: u64,
+        /// Last byte offset, inclusive; `None` means "to the end".
+        last: Option<u64>,
+    },
+    /// `bytes=-len`: the last `len` bytes.
+    Suffix {
+        /// Number of bytes at the end of the object.
+        len: u64,
+    },
+}
+
+impl ByteRange {
+    /// Resolves the range against an object of `size` bytes into
+    /// `(first, last)`, both inclusive, clamped to the object, as RFC 9110
+    /// says. A range that selects no byte is [`BackendError::InvalidRange`].
+    pub fn resolve(self, size: u64) -> BackendResult<(u64, u64)> {
+        if size == 0 {
+            return Err(BackendError::InvalidRange);
+        }
+        match self {
+            ByteRange::FromTo { first, last } => {
+                if first >= size || last.is_some_and(|l| l < first) {
+                    return Err(BackendError::InvalidRange);
+                }
+                let last = last.map_or(size - 1, |l| l.min(size - 1));
+                Ok((first, last))
+            }
+            ByteRange::Suffix { len } => {
+                if len == 0 {
+                    return Err(BackendError::InvalidRange);
+                }
+                Ok((size.saturating_sub(len), size - 1))
+            }
+        }
+    }
+}
+
+/// The object store as the gateway needs it.
+///
+/// Every call names the tenant that the request's access key belongs to; a
+/// tenant never sees another tenant's buckets: a call naming a bucket the
+/// tenant does not own fails with [`BackendError::NoSuchBucket`] (or
+/// [`BackendError::AccessDenied`]), whether or not another tenant owns it.
+/// Whether bucket names are global or per tenant is the backend's choice; a
+/// backend with a global namespace answers
+/// [`BackendError::BucketAlreadyExists`] when another tenant has the name.
+///
+/// **Version ids.** While a bucket's versioning was never enabled, or is
+/// suspended, a write replaces the version with id [`NULL_VERSION`]
+/// (`"null"`), and an unversioned delete removes it (never enabled) or
+/// replaces it with a `"null"` delete marker (suspended). With versioning
+/// enabled, every write and every unversioned delete adds a version with a
+/// fresh, backend-chosen id (not `"null"`); versions written earlier keep
+/// their ids (including an existing `"null"` version). `version_id` arguments
+/// accept `"null"` to address the null version.
+///
+/// **Bodies** are streams; an implementation must not need the whole object in
+/// memory, and computes the MD5 etag while it streams a write.
+///
+/// Implement it with `#[stratus_s3::async_trait]` on the impl block, and run
+/// [`crate::testing::backend_conformance`] against the implementation.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Creates a bucket for `tenant`.
+    async fn create_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()>;
+    /// Deletes an empty bucket ([`BackendError::BucketNotEmpty`] otherwise;
+    /// any version, delete marker or upload in progress makes it non-empty).
+    async fn delete_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()>;
+    /// The tenant's buckets, sorted by name.
+    async fn list_buckets(&self, tenant: &str) -> BackendResult<Vec<BucketInfo>>;
+    /// The bucket, if the tenant owns it.
+    async fn head_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<BucketInfo>;
+
+    /// Enables or suspends versioning.
+    async fn set_versioning(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        versioning: Versioning,
+    ) -> BackendResult<()>;
+    /// The versioning state; `None` if versioning was never enabled.
+    async fn get_versioning(&self, tenant: &str, bucket: &str)
+        -> BackendResult<Option<Versioning>>;
+
+    /// Writes an object by streaming `body`; computes its MD5 etag.
+    /// `size_hint` is the length the client announced; the stream is
+    /// authoritative. If `body` yields an error nothing is written.
+    async fn put_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        meta: PutMeta,
+        body: ByteStream,
+        size_hint: Option<u64>,
+    ) -> BackendResult<ObjectInfo>;
+
+    /// Reads an object: the latest version, or `version_id`. With a `range`
+    /// the stream yields exactly the bytes `range.resolve(info.size)` selects
+    /// ([`BackendError::InvalidRange`] if it selects none); without, the whole
+    /// object. The latest version being a delete marker is
+    /// [`BackendError::NoSuchKey`]; naming a delete marker's version id is
+    /// [`BackendError::MethodNotAllowed`].
+    async fn get_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)>;
+
+    /// An object's metadata, with the same version rules as
+    /// [`Backend::get_object`].
+    async fn head_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> BackendResult<ObjectInfo>;
+
+    /// Deletes. Without `version_id`: removes the object (never-versioned
+    /// bucket), or adds a delete marker (versioning enabled: fresh id;
+    /// suspended: replaces the null version with a null marker); deleting a
+    /// missing key succeeds. With `version_id`: removes that version for good
+    /// (a missing version succeeds too, as in S3).
+    async fn delete_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> BackendResult<DeleteOutcome>;
+
+    /// Copies an object (latest version or `src_version`) within the tenant.
+    /// The destination is a new write (versioned like a put); its etag is the
+    /// MD5 of the bytes, which is the source's etag when the source was a
+    /// simple upload (a backend may keep a multipart source's etag as is).
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_object(
+        &self,
+        tenant: &str,
+        src_bucket: &str,
+        src_key: &str,
+        src_version: Option<&str>,
+        dst_bucket: &str,
+        dst_key: &str,
+        meta: MetadataDirective,
+    ) -> BackendResult<ObjectInfo>;
+
+    /// Latest versions that are not delete markers, with keys starting with
+    /// `prefix` and greater than `start_after`, sorted by key (byte order),
+    /// at most `limit` of them.
+    async fn list_objects(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> BackendResult<Vec<ObjectInfo>>;
+
+    /// All versions and delete markers of keys starting with `prefix`, sorted
+    /// by key, then newest first; at most `limit`. They start after
+    /// `key_marker`: after all its versions when `version_marker` is `None`,
+    /// after the version `version_marker` of `key_marker` otherwise.
+    async fn list_versions(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<&str>,
+        version_marker: Option<&str>,
+        limit: usize,
+    ) -> BackendResult<Vec<VersionEntry>>;
+
+    /// Starts a multipart upload; returns its id.
+    async fn create_multipart(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        meta: PutMeta,
+    ) -> BackendResult<String>;
+
+    /// Uploads (or replaces) one part by streaming `body`.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_part(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        size_hint: Option<u64>,
+    ) -> BackendResult<PartInfo>;
+
+    /// Completes an upload from the listed `(part_number, etag)` pairs (etags
+    /// without quotes). Part numbers must be strictly ascending
+    /// ([`BackendError::InvalidPartOrder`]), each must have been uploaded with
+    /// that etag ([`BackendError::InvalidPart`], also for an empty list), and
+    /// every part but the last must be at least [`MIN_PART_SIZE`]
+    /// ([`BackendError::EntityTooSmall`]). The object's etag is
+    /// `hex(md5(concat of the parts' binary md5s))-N`; its size the sum.
+    async fn complete_multipart(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+    ) -> BackendResult<ObjectInfo>;
+
+    /// Abandons an upload and frees its parts.
+    async fn abort_multipart(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<()>;
+
+    /// The parts uploaded so far, by part number.
+    async fn list_parts(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Vec<PartInfo>>;
+
+    /// Uploads in progress in the bucket, sorted by key then upload id.
+    async fn list_multipart_uploads(
+        &self,
+        tenant: &str,
+        bucket: &str,
+    ) -> BackendResult<Vec<UploadInfo>>;
+}
+
+/// What an access key resolves to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// The secret key (SigV4 needs it to check signatures).
+    pub secret: String,
+    /// The tenant the key acts for.
+    pub tenant: String,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("secret", &"<redacted>")
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+/// Access keys. s3s checks SigV4 signatures with the secret; the gateway then
+/// acts for the key's tenant.
+pub trait KeyStore: Send + Sync + 'static {
+    /// The secret and tenant of `access_key`, if it exists.
+    fn lookup(&self, access_key: &str) -> Option<KeyRecord>;
+}
+
+impl<K: KeyStore + ?Sized> KeyStore for std::sync::Arc<K> {
+    fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
+        (**self).lookup(access_key)
+    }
+}

@@ -1,0 +1,215 @@
+//! Stratus L3: the S3-compatible gateway.
+//!
+//! The gateway speaks the S3 protocol (through [`s3s`] 0.14, served by hyper)
+//! over an abstract object store, the [`Backend`] trait. The real backend is
+//! Stratus's erasure-coded, versioned object store; [`testing::MemBackend`]
+//! is an in-memory one for tests, and [`testing::backend_conformance`] is the
+//! suite every backend must pass.
+//!
+//! ```text
+//! S3 client ──HTTP──▶ hyper ──▶ s3s (routing, SigV4, XML) ──▶ Gateway ──▶ Backend
+//!                                       │
+//!                                       └─ KeyStore: access key → (secret, tenant)
+//! ```
+//!
+//! Start it with [`serve`] (a `TcpListener`, a [`Gateway`], a shutdown
+//! future), or take the hyper/tower service from [`service`].
+//!
+//! # Authentication and tenant isolation
+//!
+//! Every request must be signed with AWS Signature V4, in the `Authorization`
+//! header or as a presigned URL (query-string SigV4, checked by s3s, which
+//! honours `X-Amz-Expires`); `aws-chunked` streaming uploads (signed or
+//! `UNSIGNED-PAYLOAD`) are decoded by s3s. s3s asks the [`KeyStore`] for the
+//! access key's secret and checks the signature (a wrong secret is
+//! `SignatureDoesNotMatch`, an unknown key `InvalidAccessKeyId`); anonymous
+//! requests are `AccessDenied`. The [`Gateway`] then looks up the key's
+//! **tenant** and passes it to every [`Backend`] call. Tenants are isolated by
+//! the backend: a tenant never sees, lists or touches another tenant's buckets
+//! (it gets `NoSuchBucket` or `AccessDenied`). Copies stay within a tenant.
+//!
+//! # Version ids
+//!
+//! A bucket whose versioning was never enabled, or is suspended, keeps one
+//! version per key with the id `"null"` ([`backend::NULL_VERSION`]); with
+//! versioning enabled each write and each unversioned delete gets a fresh
+//! backend-chosen id. `"null"` is accepted as a `versionId` to address the
+//! null version and is listed as such by ListObjectVersions, but is not sent
+//! as an `x-amz-version-id` response header (so unversioned buckets look
+//! unversioned to clients).
+//!
+//! # Supported
+//!
+//! - Buckets: CreateBucket (any location constraint is accepted), DeleteBucket,
+//!   HeadBucket, ListBuckets, GetBucketLocation, Get/PutBucketVersioning.
+//! - Objects: PutObject, GetObject (single `Range`, `partNumber=1`,
+//!   `If-Match`/`If-None-Match`/`If-Modified-Since`/`If-Unmodified-Since` →
+//!   412/304, `response-*` overrides), HeadObject (same conditions),
+//!   DeleteObject, DeleteObjects, CopyObject (`COPY`/`REPLACE` metadata
+//!   directive, `x-amz-copy-source-if-*`, source `versionId`), content type
+//!   and `x-amz-meta-*` user metadata, `Content-MD5` (checked while streaming:
+//!   a mismatch is `BadDigest` and nothing is written), best-effort
+//!   conditional writes (`If-None-Match: *`, `If-Match` on PutObject; not
+//!   atomic).
+//! - Listing: ListObjectsV2 (prefix, delimiter, `max-keys`, continuation token,
+//!   `start-after`, `fetch-owner`), ListObjects v1 (marker), ListObjectVersions
+//!   (key/version-id markers, delete markers, delimiter), `encoding-type=url`.
+//! - Multipart: CreateMultipartUpload, UploadPart, CompleteMultipartUpload
+//!   (S3's `md5-of-md5s-N` etag), AbortMultipartUpload, ListParts,
+//!   ListMultipartUploads.
+//! - Path-style addressing; virtual-hosted style with
+//!   [`service_with_domain`].
+//! - Streaming: object bodies go from the socket to the backend and back as
+//!   streams; the gateway never buffers a body (a 5 GiB PUT works).
+//!
+//! # Not supported
+//!
+//! ACLs and bucket policies (every key has full control of its tenant's
+//! buckets, nothing else), IAM/STS, server-side encryption (SSE-S3/KMS/C),
+//! object lock and legal hold, tagging, lifecycle, replication, CORS,
+//! website hosting, notifications, Select, UploadPartCopy, POST-policy
+//! uploads (s3s parses them but the gateway does not implement PostObject),
+//! SigV2, GetObject by `partNumber` > 1, checking the additional checksums
+//! (`x-amz-checksum-*`; they are accepted but not verified or returned), and
+//! MFA delete. These answer `NotImplemented` (s3s's default) or are ignored
+//! where S3 clients send them by default (e.g. `x-amz-acl: private`).
+
+pub mod backend;
+pub mod fuzzing;
+mod gateway;
+mod listing;
+pub mod testing;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::{S3Auth, SecretKey};
+use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::{s3_error, S3Result};
+
+/// Re-exported so backends can implement [`Backend`] without naming the crate.
+pub use async_trait::async_trait;
+pub use backend::{
+    Backend, BackendError, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
+    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
+    VersionEntry, Versioning,
+};
+pub use gateway::{to_s3_error, Gateway};
+pub use s3s;
+
+/// Errors of [`serve`] and [`service_with_domain`].
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Accepting a connection failed.
+    #[error("accept: {0}")]
+    Accept(#[source] std::io::Error),
+    /// The virtual-host base domain is not a valid domain.
+    #[error("invalid base domain {0:?}")]
+    InvalidDomain(String),
+}
+
+/// How long [`serve`] lets open connections finish after shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// s3s's [`S3Auth`] over a [`KeyStore`]: gives s3s the secret to check SigV4.
+pub struct KeyAuth<K>(pub Arc<K>);
+
+#[async_trait::async_trait]
+impl<K: KeyStore> S3Auth for KeyAuth<K> {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
+        match self.0.lookup(access_key) {
+            Some(r) => Ok(SecretKey::from(r.secret)),
+            None => Err(s3_error!(InvalidAccessKeyId)),
+        }
+    }
+}
+
+fn builder<B: Backend, K: KeyStore>(gateway: Gateway<B, K>) -> S3ServiceBuilder {
+    let auth = KeyAuth(Arc::clone(gateway.keys()));
+    let mut b = S3ServiceBuilder::new(gateway);
+    b.set_auth(auth);
+    b
+}
+
+/// The S3 service (a hyper and tower service) for `gateway`, path-style
+/// addressing only (`http://host/bucket/key`).
+pub fn service<B: Backend, K: KeyStore>(gateway: Gateway<B, K>) -> S3Service {
+    builder(gateway).build()
+}
+
+/// The S3 service accepting virtual-hosted-style requests
+/// (`http://bucket.<base_domain>/key`) as well as path-style ones.
+pub fn service_with_domain<B: Backend, K: KeyStore>(
+    gateway: Gateway<B, K>,
+    base_domain: &str,
+) -> Result<S3Service, ServeError> {
+    let host = s3s::host::SingleDomain::new(base_domain)
+        .map_err(|_| ServeError::InvalidDomain(base_domain.to_owned()))?;
+    let mut b = builder(gateway);
+    b.set_host(host);
+    Ok(b.build())
+}
+
+/// Serves `gateway` (path-style) on `listener` (HTTP/1.1 and HTTP/2, no TLS)
+/// until `shutdown` completes, then lets open connections finish for up to
+/// [`SHUTDOWN_GRACE`].
+pub async fn serve<B: Backend, K: KeyStore>(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway<B, K>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    serve_service(listener, service(gateway), shutdown).await
+}
+
+/// Serves an S3 service built by [`service`] or [`service_with_domain`].
+pub async fn serve_service(
+    listener: tokio::net::TcpListener,
+    service: S3Service,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let conn = ConnBuilder::new(TokioExecutor::new());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let socket = tokio::select! {
+            res = listener.accept() => match res {
+                Ok((socket, _)) => socket,
+                Err(e) if is_transient(&e) => {
+                    tracing::warn!(error = %e, "accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(e) => return Err(ServeError::Accept(e)),
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let c = conn.serve_connection(TokioIo::new(socket), service.clone());
+        let c = graceful.watch(c.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = c.await {
+                tracing::debug!(error = %e, "s3 connection ended with an error");
+            }
+        });
+    }
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("s3 gateway: connections still open after the grace period");
+        }
+    }
+    Ok(())
+}
+
+/// Accept errors that do not mean the listener is broken (e.g. too many open
+/// files, a connection reset before it was accepted).
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
+    ) || e.raw_os_error().is_some_and(|c| c == 23 || c == 24) // ENFILE, EMFILE
+}

@@ -1,0 +1,677 @@
+//! [`MemBackend`] and [`MemKeys`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use md5::{Digest, Md5};
+
+use crate::backend::{
+    Backend, BackendError, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
+    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
+    VersionEntry, Versioning, MIN_PART_SIZE, NULL_VERSION,
+};
+
+/// An in-memory [`Backend`] with S3's versioning semantics.
+///
+/// **For tests only**: it holds every object in memory (it collects each
+/// body before storing it), keeps nothing on disk and has no limits. Bucket
+/// names are per tenant: two tenants may each have a bucket `photos`.
+#[derive(Default)]
+pub struct MemBackend {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    buckets: BTreeMap<(String, String), Bucket>,
+    uploads: BTreeMap<String, Upload>,
+    counter: u64,
+    last_ms: u64,
+}
+
+struct Bucket {
+    created_ms: u64,
+    versioning: Option<Versioning>,
+    /// Versions of each key, newest first.
+    objects: BTreeMap<String, Vec<Stored>>,
+}
+
+#[derive(Clone)]
+struct Stored {
+    info: ObjectInfo,
+    data: Bytes,
+}
+
+struct Upload {
+    tenant: String,
+    bucket: String,
+    key: String,
+    meta: PutMeta,
+    initiated_ms: u64,
+    parts: BTreeMap<u32, (PartInfo, Bytes)>,
+}
+
+impl State {
+    fn now(&mut self) -> u64 {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_ms = self.last_ms.max(ms);
+        self.last_ms
+    }
+
+    fn fresh_id(&mut self) -> String {
+        self.counter += 1;
+        format!("{:016x}{:08x}", self.last_ms, self.counter)
+    }
+
+    fn bucket(&mut self, tenant: &str, bucket: &str) -> BackendResult<&mut Bucket> {
+        self.buckets
+            .get_mut(&(tenant.to_owned(), bucket.to_owned()))
+            .ok_or(BackendError::NoSuchBucket)
+    }
+
+    /// Adds a version (object or delete marker) per the bucket's versioning.
+    fn write(
+        &mut self,
+        tenant: &str,
+        bucket: &str,
+        mut info: ObjectInfo,
+        data: Bytes,
+    ) -> BackendResult<ObjectInfo> {
+        let now = self.now();
+        let versioning = self.bucket(tenant, bucket)?.versioning;
+        info.version_id = match versioning {
+            Some(Versioning::Enabled) => self.fresh_id(),
+            _ => NULL_VERSION.to_owned(),
+        };
+        info.last_modified_ms = now;
+        let b = self.bucket(tenant, bucket)?;
+        let versions = b.objects.entry(info.key.clone()).or_default();
+        if info.version_id == NULL_VERSION {
+            versions.retain(|v| v.info.version_id != NULL_VERSION);
+        }
+        versions.insert(
+            0,
+            Stored {
+                info: info.clone(),
+                data,
+            },
+        );
+        Ok(info)
+    }
+
+    fn find(
+        &mut self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> BackendResult<Stored> {
+        let b = self.bucket(tenant, bucket)?;
+        let versions = b.objects.get(key);
+        match version {
+            None => {
+                let latest = versions
+                    .and_then(|v| v.first())
+                    .ok_or(BackendError::NoSuchKey)?;
+                if latest.info.is_delete_marker {
+                    return Err(BackendError::NoSuchKey);
+                }
+                Ok(latest.clone())
+            }
+            Some(id) => {
+                let v = versions
+                    .and_then(|vs| vs.iter().find(|v| v.info.version_id == id))
+                    .ok_or(BackendError::NoSuchVersion)?;
+                if v.info.is_delete_marker {
+                    return Err(BackendError::MethodNotAllowed);
+                }
+                Ok(v.clone())
+            }
+        }
+    }
+
+    fn upload(
+        &mut self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<&mut Upload> {
+        self.bucket(tenant, bucket)?;
+        match self.uploads.get_mut(upload_id) {
+            Some(u) if u.tenant == tenant && u.bucket == bucket && u.key == key => Ok(u),
+            _ => Err(BackendError::NoSuchUpload),
+        }
+    }
+}
+
+/// Collects a body (the in-memory backend may; real ones must not).
+async fn collect(mut body: ByteStream) -> BackendResult<Bytes> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| BackendError::InvalidArgument(format!("body: {e}")))?;
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    hex::encode(Md5::digest(data))
+}
+
+fn size_of(data: &Bytes) -> u64 {
+    u64::try_from(data.len()).unwrap_or(u64::MAX)
+}
+
+/// A body of one chunk (or none) as a [`ByteStream`], in chunks of at most
+/// 64 KiB so readers see several.
+fn body_of(data: Bytes) -> ByteStream {
+    let mut chunks = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let n = rest.len().min(64 * 1024);
+        chunks.push(Ok(rest.split_to(n)));
+    }
+    Box::pin(futures::stream::iter(chunks))
+}
+
+impl MemBackend {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a test panicked; the data is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for MemBackend {
+    async fn create_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
+        if bucket.is_empty() {
+            return Err(BackendError::InvalidBucketName);
+        }
+        let mut s = self.lock();
+        let now = s.now();
+        let id = (tenant.to_owned(), bucket.to_owned());
+        if s.buckets.contains_key(&id) {
+            return Err(BackendError::BucketAlreadyOwnedByYou);
+        }
+        s.buckets.insert(
+            id,
+            Bucket {
+                created_ms: now,
+                versioning: None,
+                objects: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn delete_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
+        let mut s = self.lock();
+        let has_uploads = s
+            .uploads
+            .values()
+            .any(|u| u.tenant == tenant && u.bucket == bucket);
+        let b = s.bucket(tenant, bucket)?;
+        if !b.objects.is_empty() || has_uploads {
+            return Err(BackendError::BucketNotEmpty);
+        }
+        s.buckets.remove(&(tenant.to_owned(), bucket.to_owned()));
+        Ok(())
+    }
+
+    async fn list_buckets(&self, tenant: &str) -> BackendResult<Vec<BucketInfo>> {
+        let s = self.lock();
+        Ok(s.buckets
+            .iter()
+            .filter(|((t, _), _)| t == tenant)
+            .map(|((_, name), b)| BucketInfo {
+                name: name.clone(),
+                created_ms: b.created_ms,
+            })
+            .collect())
+    }
+
+    async fn head_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<BucketInfo> {
+        let mut s = self.lock();
+        let b = s.bucket(tenant, bucket)?;
+        Ok(BucketInfo {
+            name: bucket.to_owned(),
+            created_ms: b.created_ms,
+        })
+    }
+
+    async fn set_versioning(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        versioning: Versioning,
+    ) -> BackendResult<()> {
+        let mut s = self.lock();
+        let b = s.bucket(tenant, bucket)?;
+        // Suspending a never-versioned bucket is recorded too (as S3 does).
+        b.versioning = Some(versioning);
+        Ok(())
+    }
+
+    async fn get_versioning(
+        &self,
+        tenant: &str,
+        bucket: &str,
+    ) -> BackendResult<Option<Versioning>> {
+        let mut s = self.lock();
+        Ok(s.bucket(tenant, bucket)?.versioning)
+    }
+
+    async fn put_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        meta: PutMeta,
+        body: ByteStream,
+        _size_hint: Option<u64>,
+    ) -> BackendResult<ObjectInfo> {
+        self.lock().bucket(tenant, bucket)?;
+        let data = collect(body).await?;
+        let info = ObjectInfo {
+            key: key.to_owned(),
+            version_id: String::new(),
+            size: size_of(&data),
+            etag: md5_hex(&data),
+            last_modified_ms: 0,
+            content_type: meta.content_type,
+            user_metadata: meta.user_metadata,
+            is_delete_marker: false,
+        };
+        self.lock().write(tenant, bucket, info, data)
+    }
+
+    async fn get_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)> {
+        let v = self.lock().find(tenant, bucket, key, version_id)?;
+        let data = match range {
+            Some(r) => {
+                let (first, last) = r.resolve(v.info.size)?;
+                let first = usize::try_from(first).map_err(|_| BackendError::InvalidRange)?;
+                let last = usize::try_from(last).map_err(|_| BackendError::InvalidRange)?;
+                v.data.slice(first..=last)
+            }
+            None => v.data.clone(),
+        };
+        Ok((v.info, body_of(data)))
+    }
+
+    async fn head_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> BackendResult<ObjectInfo> {
+        Ok(self.lock().find(tenant, bucket, key, version_id)?.info)
+    }
+
+    async fn delete_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> BackendResult<DeleteOutcome> {
+        let mut s = self.lock();
+        let versioning = s.bucket(tenant, bucket)?.versioning;
+        if let Some(id) = version_id {
+            let b = s.bucket(tenant, bucket)?;
+            let mut delete_marker = false;
+            if let Some(vs) = b.objects.get_mut(key) {
+                if let Some(i) = vs.iter().position(|v| v.info.version_id == id) {
+                    delete_marker = vs.remove(i).info.is_delete_marker;
+                }
+                if vs.is_empty() {
+                    b.objects.remove(key);
+                }
+            }
+            return Ok(DeleteOutcome {
+                version_id: Some(id.to_owned()),
+                delete_marker,
+            });
+        }
+        match versioning {
+            None => {
+                let b = s.bucket(tenant, bucket)?;
+                b.objects.remove(key);
+                Ok(DeleteOutcome {
+                    version_id: None,
+                    delete_marker: false,
+                })
+            }
+            Some(_) => {
+                let marker = ObjectInfo {
+                    key: key.to_owned(),
+                    version_id: String::new(),
+                    size: 0,
+                    etag: String::new(),
+                    last_modified_ms: 0,
+                    content_type: None,
+                    user_metadata: BTreeMap::new(),
+                    is_delete_marker: true,
+                };
+                let info = s.write(tenant, bucket, marker, Bytes::new())?;
+                Ok(DeleteOutcome {
+                    version_id: Some(info.version_id),
+                    delete_marker: true,
+                })
+            }
+        }
+    }
+
+    async fn copy_object(
+        &self,
+        tenant: &str,
+        src_bucket: &str,
+        src_key: &str,
+        src_version: Option<&str>,
+        dst_bucket: &str,
+        dst_key: &str,
+        meta: MetadataDirective,
+    ) -> BackendResult<ObjectInfo> {
+        let mut s = self.lock();
+        let src = s.find(tenant, src_bucket, src_key, src_version)?;
+        s.bucket(tenant, dst_bucket)?;
+        let (content_type, user_metadata) = match meta {
+            MetadataDirective::Copy => (
+                src.info.content_type.clone(),
+                src.info.user_metadata.clone(),
+            ),
+            MetadataDirective::Replace(m) => (m.content_type, m.user_metadata),
+        };
+        let info = ObjectInfo {
+            key: dst_key.to_owned(),
+            version_id: String::new(),
+            size: src.info.size,
+            etag: md5_hex(&src.data),
+            last_modified_ms: 0,
+            content_type,
+            user_metadata,
+            is_delete_marker: false,
+        };
+        s.write(tenant, dst_bucket, info, src.data)
+    }
+
+    async fn list_objects(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> BackendResult<Vec<ObjectInfo>> {
+        let mut s = self.lock();
+        let b = s.bucket(tenant, bucket)?;
+        let lower = match start_after {
+            Some(a) if a >= prefix => Bound::Excluded(a.to_owned()),
+            _ => Bound::Included(prefix.to_owned()),
+        };
+        Ok(b.objects
+            .range((lower, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter_map(|(_, vs)| vs.first())
+            .filter(|v| !v.info.is_delete_marker)
+            .take(limit)
+            .map(|v| v.info.clone())
+            .collect())
+    }
+
+    async fn list_versions(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<&str>,
+        version_marker: Option<&str>,
+        limit: usize,
+    ) -> BackendResult<Vec<VersionEntry>> {
+        let mut s = self.lock();
+        let b = s.bucket(tenant, bucket)?;
+        let lower = match key_marker {
+            Some(k) if k >= prefix => {
+                if version_marker.is_some() {
+                    Bound::Included(k.to_owned())
+                } else {
+                    Bound::Excluded(k.to_owned())
+                }
+            }
+            _ => Bound::Included(prefix.to_owned()),
+        };
+        let mut out = Vec::new();
+        for (key, vs) in b.objects.range((lower, Bound::Unbounded)) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let skip = match (key_marker, version_marker) {
+                (Some(k), Some(vm)) if k == key => vs
+                    .iter()
+                    .position(|v| v.info.version_id == vm)
+                    .map_or(vs.len(), |i| i + 1),
+                _ => 0,
+            };
+            for (i, v) in vs.iter().enumerate().skip(skip) {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                out.push(VersionEntry {
+                    info: v.info.clone(),
+                    is_latest: i == 0,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_multipart(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        meta: PutMeta,
+    ) -> BackendResult<String> {
+        let mut s = self.lock();
+        s.bucket(tenant, bucket)?;
+        let now = s.now();
+        let id = format!("mpu{}", s.fresh_id());
+        s.uploads.insert(
+            id.clone(),
+            Upload {
+                tenant: tenant.to_owned(),
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                meta,
+                initiated_ms: now,
+                parts: BTreeMap::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn upload_part(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        _size_hint: Option<u64>,
+    ) -> BackendResult<PartInfo> {
+        self.lock().upload(tenant, bucket, key, upload_id)?;
+        let data = collect(body).await?;
+        let mut s = self.lock();
+        let now = s.now();
+        let upload = s.upload(tenant, bucket, key, upload_id)?;
+        let part = PartInfo {
+            part_number,
+            etag: md5_hex(&data),
+            size: size_of(&data),
+            last_modified_ms: now,
+        };
+        upload.parts.insert(part_number, (part.clone(), data));
+        Ok(part)
+    }
+
+    async fn complete_multipart(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+    ) -> BackendResult<ObjectInfo> {
+        let mut s = self.lock();
+        let upload = s.upload(tenant, bucket, key, upload_id)?;
+        if parts.is_empty() {
+            return Err(BackendError::InvalidPart);
+        }
+        if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(BackendError::InvalidPartOrder);
+        }
+        let mut chosen = Vec::with_capacity(parts.len());
+        for (n, tag) in &parts {
+            let (info, data) = upload.parts.get(n).ok_or(BackendError::InvalidPart)?;
+            if !info.etag.eq_ignore_ascii_case(tag.trim_matches('"')) {
+                return Err(BackendError::InvalidPart);
+            }
+            chosen.push((info.clone(), data.clone()));
+        }
+        let last = chosen.len() - 1;
+        if chosen
+            .iter()
+            .take(last)
+            .any(|(p, _)| p.size < MIN_PART_SIZE)
+        {
+            return Err(BackendError::EntityTooSmall);
+        }
+        let mut md5s = Vec::with_capacity(16 * chosen.len());
+        let mut data = BytesMut::new();
+        for (p, d) in &chosen {
+            md5s.extend(hex::decode(&p.etag).map_err(|e| BackendError::Internal(e.to_string()))?);
+            data.extend_from_slice(d);
+        }
+        let data = data.freeze();
+        let meta = upload.meta.clone();
+        let info = ObjectInfo {
+            key: key.to_owned(),
+            version_id: String::new(),
+            size: size_of(&data),
+            etag: format!("{}-{}", md5_hex(&md5s), chosen.len()),
+            last_modified_ms: 0,
+            content_type: meta.content_type,
+            user_metadata: meta.user_metadata,
+            is_delete_marker: false,
+        };
+        let info = s.write(tenant, bucket, info, data)?;
+        s.uploads.remove(upload_id);
+        Ok(info)
+    }
+
+    async fn abort_multipart(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<()> {
+        let mut s = self.lock();
+        s.upload(tenant, bucket, key, upload_id)?;
+        s.uploads.remove(upload_id);
+        Ok(())
+    }
+
+    async fn list_parts(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Vec<PartInfo>> {
+        let mut s = self.lock();
+        let u = s.upload(tenant, bucket, key, upload_id)?;
+        Ok(u.parts.values().map(|(p, _)| p.clone()).collect())
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        tenant: &str,
+        bucket: &str,
+    ) -> BackendResult<Vec<UploadInfo>> {
+        let mut s = self.lock();
+        s.bucket(tenant, bucket)?;
+        let mut out: Vec<UploadInfo> = s
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.tenant == tenant && u.bucket == bucket)
+            .map(|(id, u)| UploadInfo {
+                key: u.key.clone(),
+                upload_id: id.clone(),
+                initiated_ms: u.initiated_ms,
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+        Ok(out)
+    }
+}
+
+/// An in-memory [`KeyStore`] (for tests).
+#[derive(Default)]
+pub struct MemKeys {
+    keys: RwLock<HashMap<String, KeyRecord>>,
+}
+
+impl MemKeys {
+    /// An empty key store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) `access_key` with `secret`, acting for `tenant`.
+    pub fn insert(&self, access_key: &str, secret: &str, tenant: &str) {
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        keys.insert(
+            access_key.to_owned(),
+            KeyRecord {
+                secret: secret.to_owned(),
+                tenant: tenant.to_owned(),
+            },
+        );
+    }
+
+    /// Builder form of [`MemKeys::insert`].
+    #[must_use]
+    pub fn with(self, access_key: &str, secret: &str, tenant: &str) -> Self {
+        self.insert(access_key, secret, tenant);
+        self
+    }
+}
+
+impl KeyStore for MemKeys {
+    fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.get(access_key).cloned()
+    }
+}

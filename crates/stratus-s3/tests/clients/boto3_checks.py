@@ -1,0 +1,392 @@
+#!/usr/bin/python3
+"""boto3 checks against an S3 endpoint (Stratus's gateway, or any S3).
+
+Usage:
+  /usr/bin/python3 boto3_checks.py --endpoint http://127.0.0.1:9000 \
+      --access-key AK_A --secret SK_A --access-key-b AK_B --secret-b SK_B
+
+The two key pairs must belong to two different tenants. Exits non-zero if any
+check fails. Needs boto3 (Debian: apt-get install python3-boto3).
+"""
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+import traceback
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
+
+try:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+except ImportError:
+    print("FAIL: boto3 is not importable by %s; install it with: apt-get install -y python3-boto3"
+          % sys.executable)
+    sys.exit(2)
+
+MIB = 1024 * 1024
+
+
+def client(endpoint, ak, sk):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ak,
+        aws_secret_access_key=sk,
+        region_name="us-east-1",
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1},
+        ),
+    )
+
+
+def error_code(fn):
+    """Runs fn, which must fail with a ClientError; returns (code, http status)."""
+    try:
+        fn()
+    except ClientError as e:
+        return e.response.get("Error", {}).get("Code"), e.response["ResponseMetadata"]["HTTPStatusCode"]
+    raise AssertionError("expected an error, the call succeeded")
+
+
+def expect(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+class Checks:
+    def __init__(self, args):
+        self.endpoint = args.endpoint
+        self.s3 = client(args.endpoint, args.access_key, args.secret)
+        self.s3b = client(args.endpoint, args.access_key_b, args.secret_b)
+        self.args = args
+        self.bucket = "boto3-%s" % uuid.uuid4().hex[:12]
+
+    # --- checks -----------------------------------------------------------
+
+    def create_bucket(self):
+        self.s3.create_bucket(Bucket=self.bucket)
+        names = [b["Name"] for b in self.s3.list_buckets()["Buckets"]]
+        expect(self.bucket in names, "bucket listed")
+        self.s3.head_bucket(Bucket=self.bucket)
+        loc = self.s3.get_bucket_location(Bucket=self.bucket)
+        expect(loc.get("LocationConstraint") in (None, "", "us-east-1"), "location %r" % loc)
+
+    def put_get_metadata(self):
+        body = b"hello stratus\n" * 100
+        r = self.s3.put_object(Bucket=self.bucket, Key="meta/obj.txt", Body=body,
+                               ContentType="text/plain", Metadata={"color": "blue", "x-y": "z"})
+        expect(r["ETag"] == '"%s"' % hashlib.md5(body).hexdigest(), "quoted md5 etag, got %r" % r["ETag"])
+        h = self.s3.head_object(Bucket=self.bucket, Key="meta/obj.txt")
+        expect(h["ContentType"] == "text/plain", "content type %r" % h["ContentType"])
+        expect(h["Metadata"] == {"color": "blue", "x-y": "z"}, "metadata %r" % h["Metadata"])
+        expect(h["ContentLength"] == len(body), "length")
+        g = self.s3.get_object(Bucket=self.bucket, Key="meta/obj.txt")
+        expect(g["Body"].read() == body, "body round trip")
+        code, status = error_code(lambda: self.s3.get_object(Bucket=self.bucket, Key="nope"))
+        expect((code, status) == ("NoSuchKey", 404), "missing key: %r" % ((code, status),))
+
+    def multipart(self):
+        key = "mp/big.bin"
+        parts_data = [os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(MIB + 12345)]
+        up = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key, ContentType="application/x-big",
+                                             Metadata={"kind": "multipart"})
+        uid = up["UploadId"]
+        uploads = self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+        expect(any(u["UploadId"] == uid and u["Key"] == key for u in uploads), "upload listed")
+        parts = []
+        for i, data in enumerate(parts_data, start=1):
+            r = self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=uid, PartNumber=i, Body=data)
+            expect(r["ETag"] == '"%s"' % hashlib.md5(data).hexdigest(), "part etag")
+            parts.append({"PartNumber": i, "ETag": r["ETag"]})
+        listed = self.s3.list_parts(Bucket=self.bucket, Key=key, UploadId=uid)["Parts"]
+        expect([p["PartNumber"] for p in listed] == [1, 2, 3, 4], "list parts")
+        expect([p["Size"] for p in listed] == [len(d) for d in parts_data], "part sizes")
+        # Out of order is rejected.
+        code, _ = error_code(lambda: self.s3.complete_multipart_upload(
+            Bucket=self.bucket, Key=key, UploadId=uid,
+            MultipartUpload={"Parts": [parts[1], parts[0]]}))
+        expect(code == "InvalidPartOrder", "out of order: %s" % code)
+        r = self.s3.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=uid,
+                                              MultipartUpload={"Parts": parts})
+        want = hashlib.md5(b"".join(hashlib.md5(d).digest() for d in parts_data)).hexdigest() + "-4"
+        expect(r["ETag"] == '"%s"' % want, "multipart etag %r, want %r" % (r["ETag"], want))
+        h = self.s3.head_object(Bucket=self.bucket, Key=key)
+        expect(h["ContentLength"] == sum(len(d) for d in parts_data), "size")
+        expect(h["ContentType"] == "application/x-big", "content type from create")
+        expect(h["Metadata"] == {"kind": "multipart"}, "metadata from create")
+        got = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        expect(hashlib.md5(got).digest() == hashlib.md5(b"".join(parts_data)).digest(), "content")
+        # Abort.
+        uid2 = self.s3.create_multipart_upload(Bucket=self.bucket, Key="mp/aborted")["UploadId"]
+        self.s3.upload_part(Bucket=self.bucket, Key="mp/aborted", UploadId=uid2, PartNumber=1, Body=b"x")
+        self.s3.abort_multipart_upload(Bucket=self.bucket, Key="mp/aborted", UploadId=uid2)
+        code, _ = error_code(lambda: self.s3.list_parts(Bucket=self.bucket, Key="mp/aborted", UploadId=uid2))
+        expect(code == "NoSuchUpload", "aborted upload gone: %s" % code)
+        # boto3's managed transfer (multipart above its threshold) too.
+        from boto3.s3.transfer import TransferConfig
+        data = os.urandom(12 * MIB)
+        import io
+        self.s3.upload_fileobj(io.BytesIO(data), self.bucket, "mp/managed",
+                               Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
+        out = io.BytesIO()
+        self.s3.download_fileobj(self.bucket, "mp/managed", out,
+                                 Config=TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB))
+        expect(out.getvalue() == data, "managed transfer round trip")
+
+    def ranged_get(self):
+        data = bytes(range(256)) * 40  # 10240 bytes
+        self.s3.put_object(Bucket=self.bucket, Key="range", Body=data)
+        r = self.s3.get_object(Bucket=self.bucket, Key="range", Range="bytes=100-199")
+        expect(r["Body"].read() == data[100:200], "bytes=100-199")
+        expect(r["ContentRange"] == "bytes 100-199/10240", "content range %r" % r["ContentRange"])
+        expect(r["ResponseMetadata"]["HTTPStatusCode"] == 206, "206")
+        r = self.s3.get_object(Bucket=self.bucket, Key="range", Range="bytes=-10")
+        expect(r["Body"].read() == data[-10:], "suffix range")
+        r = self.s3.get_object(Bucket=self.bucket, Key="range", Range="bytes=10000-")
+        expect(r["Body"].read() == data[10000:], "open range")
+        code, status = error_code(lambda: self.s3.get_object(Bucket=self.bucket, Key="range", Range="bytes=20000-"))
+        expect((code, status) == ("InvalidRange", 416), "unsatisfiable: %r" % ((code, status),))
+
+    def conditional_get(self):
+        self.s3.put_object(Bucket=self.bucket, Key="cond", Body=b"conditional")
+        etag = self.s3.head_object(Bucket=self.bucket, Key="cond")["ETag"]
+        r = self.s3.get_object(Bucket=self.bucket, Key="cond", IfMatch=etag)
+        expect(r["Body"].read() == b"conditional", "If-Match ok")
+        _, status = error_code(lambda: self.s3.get_object(Bucket=self.bucket, Key="cond", IfNoneMatch=etag))
+        expect(status == 304, "If-None-Match -> 304, got %s" % status)
+        code, status = error_code(lambda: self.s3.get_object(Bucket=self.bucket, Key="cond", IfMatch='"0000"'))
+        expect(status == 412, "If-Match mismatch -> 412, got %s %s" % (code, status))
+        future = datetime.now(timezone.utc) + timedelta(days=1)
+        past = datetime.now(timezone.utc) - timedelta(days=1)
+        _, status = error_code(lambda: self.s3.get_object(Bucket=self.bucket, Key="cond", IfModifiedSince=future))
+        expect(status == 304, "If-Modified-Since future -> 304, got %s" % status)
+        _, status = error_code(lambda: self.s3.get_object(Bucket=self.bucket, Key="cond", IfUnmodifiedSince=past))
+        expect(status == 412, "If-Unmodified-Since past -> 412, got %s" % status)
+        r = self.s3.get_object(Bucket=self.bucket, Key="cond", IfModifiedSince=past)
+        expect(r["Body"].read() == b"conditional", "If-Modified-Since past -> 200")
+        _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="cond", IfNoneMatch=etag))
+        expect(status == 304, "HEAD If-None-Match -> 304, got %s" % status)
+
+    def copy_object(self):
+        self.s3.put_object(Bucket=self.bucket, Key="copy/src", Body=b"copy me", ContentType="text/x-src",
+                           Metadata={"a": "1"})
+        r = self.s3.copy_object(Bucket=self.bucket, Key="copy/dst", CopySource={"Bucket": self.bucket, "Key": "copy/src"})
+        expect(r["CopyObjectResult"]["ETag"] == '"%s"' % hashlib.md5(b"copy me").hexdigest(), "copy etag")
+        h = self.s3.head_object(Bucket=self.bucket, Key="copy/dst")
+        expect(h["Metadata"] == {"a": "1"} and h["ContentType"] == "text/x-src", "COPY keeps metadata")
+        self.s3.copy_object(Bucket=self.bucket, Key="copy/dst2", CopySource="%s/copy/src" % self.bucket,
+                            MetadataDirective="REPLACE", Metadata={"b": "2"}, ContentType="text/x-new")
+        h = self.s3.head_object(Bucket=self.bucket, Key="copy/dst2")
+        expect(h["Metadata"] == {"b": "2"} and h["ContentType"] == "text/x-new", "REPLACE metadata %r" % h)
+        body = self.s3.get_object(Bucket=self.bucket, Key="copy/dst2")["Body"].read()
+        expect(body == b"copy me", "copied body")
+
+    def delete_objects(self):
+        keys = ["del/%d" % i for i in range(5)]
+        for k in keys:
+            self.s3.put_object(Bucket=self.bucket, Key=k, Body=k.encode())
+        r = self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys + ["del/none"]]})
+        expect(sorted(d["Key"] for d in r["Deleted"]) == sorted(keys + ["del/none"]), "deleted %r" % r)
+        expect(not r.get("Errors"), "no errors")
+        left = self.s3.list_objects_v2(Bucket=self.bucket, Prefix="del/").get("KeyCount")
+        expect(left == 0, "all deleted, %s left" % left)
+
+    def listing(self):
+        keys = ["ls/a/1", "ls/a/2", "ls/b/1", "ls/c", "ls/d", "ls/sp ace+%", "ls/é"]
+        for k in keys:
+            self.s3.put_object(Bucket=self.bucket, Key=k, Body=b"x")
+        r = self.s3.list_objects_v2(Bucket=self.bucket, Prefix="ls/", Delimiter="/")
+        expect([p["Prefix"] for p in r.get("CommonPrefixes", [])] == ["ls/a/", "ls/b/"], "prefixes %r" % r)
+        expect([o["Key"] for o in r.get("Contents", [])] == ["ls/c", "ls/d", "ls/sp ace+%", "ls/é"], "contents %r" % r)
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix="ls/", PaginationConfig={"PageSize": 2})
+        seen = [o["Key"] for p in pages for o in p.get("Contents", [])]
+        expect(seen == sorted(keys, key=lambda k: k.encode()), "v2 paging %r" % seen)
+        pages = self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix="ls/", Delimiter="/", PaginationConfig={"PageSize": 1})
+        items = []
+        for p in pages:
+            items += [c["Prefix"] for c in p.get("CommonPrefixes", [])] + [o["Key"] for o in p.get("Contents", [])]
+        expect(items == ["ls/a/", "ls/b/", "ls/c", "ls/d", "ls/sp ace+%", "ls/é"], "delimited paging %r" % items)
+        r = self.s3.list_objects_v2(Bucket=self.bucket, Prefix="ls/", StartAfter="ls/b/1")
+        expect([o["Key"] for o in r["Contents"]] == ["ls/c", "ls/d", "ls/sp ace+%", "ls/é"], "start-after")
+        pages = self.s3.get_paginator("list_objects").paginate(
+            Bucket=self.bucket, Prefix="ls/", PaginationConfig={"PageSize": 3})
+        seen = [o["Key"] for p in pages for o in p.get("Contents", [])]
+        expect(seen == sorted(keys, key=lambda k: k.encode()), "v1 paging %r" % seen)
+        r = self.s3.list_objects(Bucket=self.bucket, Prefix="ls/", Marker="ls/c")
+        expect([o["Key"] for o in r["Contents"]] == ["ls/d", "ls/sp ace+%", "ls/é"], "v1 marker")
+
+    def versioning(self):
+        b = self.bucket + "-v"
+        self.s3.create_bucket(Bucket=b)
+        self.extra_buckets.append(b)
+        expect("Status" not in self.s3.get_bucket_versioning(Bucket=b), "unversioned at first")
+        self.s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+        expect(self.s3.get_bucket_versioning(Bucket=b)["Status"] == "Enabled", "enabled")
+        v1 = self.s3.put_object(Bucket=b, Key="k", Body=b"one")["VersionId"]
+        v2 = self.s3.put_object(Bucket=b, Key="k", Body=b"two")["VersionId"]
+        expect(v1 != v2, "distinct version ids")
+        expect(self.s3.get_object(Bucket=b, Key="k")["Body"].read() == b"two", "latest")
+        expect(self.s3.get_object(Bucket=b, Key="k", VersionId=v1)["Body"].read() == b"one", "by version")
+        d = self.s3.delete_object(Bucket=b, Key="k")
+        expect(d.get("DeleteMarker") is True and d.get("VersionId"), "delete marker %r" % d)
+        code, status = error_code(lambda: self.s3.get_object(Bucket=b, Key="k"))
+        expect(status == 404, "deleted key 404 (%s)" % code)
+        lv = self.s3.list_object_versions(Bucket=b)
+        expect([v["VersionId"] for v in lv.get("Versions", [])] == [v2, v1], "versions %r" % lv)
+        dms = lv.get("DeleteMarkers", [])
+        expect(len(dms) == 1 and dms[0]["IsLatest"] and dms[0]["VersionId"] == d["VersionId"], "markers %r" % dms)
+        self.s3.delete_object(Bucket=b, Key="k", VersionId=d["VersionId"])
+        expect(self.s3.get_object(Bucket=b, Key="k")["Body"].read() == b"two", "marker removed")
+        self.s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Suspended"})
+        expect(self.s3.get_bucket_versioning(Bucket=b)["Status"] == "Suspended", "suspended")
+        self.s3.put_object(Bucket=b, Key="k", Body=b"null")
+        lv = self.s3.list_object_versions(Bucket=b, Prefix="k")
+        ids = [v["VersionId"] for v in lv["Versions"]]
+        expect(ids == ["null", v2, v1], "null version on top: %r" % ids)
+        expect(self.s3.get_object(Bucket=b, Key="k", VersionId="null")["Body"].read() == b"null", "versionId=null")
+        code, _ = error_code(lambda: self.s3.delete_bucket(Bucket=b))
+        expect(code == "BucketNotEmpty", "bucket not empty: %s" % code)
+
+    def presigned(self):
+        self.s3.put_object(Bucket=self.bucket, Key="pre/get", Body=b"presigned body")
+        url = self.s3.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": "pre/get"},
+                                             ExpiresIn=300)
+        with urllib.request.urlopen(url) as r:
+            expect(r.read() == b"presigned body", "presigned GET")
+        url = self.s3.generate_presigned_url("put_object", Params={"Bucket": self.bucket, "Key": "pre/put"},
+                                             ExpiresIn=300)
+        req = urllib.request.Request(url, data=b"uploaded via presigned PUT", method="PUT")
+        with urllib.request.urlopen(req) as r:
+            expect(r.status == 200, "presigned PUT status %s" % r.status)
+        got = self.s3.get_object(Bucket=self.bucket, Key="pre/put")["Body"].read()
+        expect(got == b"uploaded via presigned PUT", "presigned PUT stored")
+        # A tampered URL is refused.
+        bad = url.replace("pre%2Fput", "pre%2Fother").replace("pre/put", "pre/other")
+        try:
+            urllib.request.urlopen(urllib.request.Request(bad, data=b"x", method="PUT"))
+            raise AssertionError("tampered presigned URL accepted")
+        except urllib.error.HTTPError as e:
+            expect(e.code == 403, "tampered URL -> 403, got %s" % e.code)
+        # An expired URL is refused.
+        url = self.s3.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": "pre/get"},
+                                             ExpiresIn=1)
+        time.sleep(2.5)
+        try:
+            urllib.request.urlopen(url)
+            raise AssertionError("expired presigned URL accepted")
+        except urllib.error.HTTPError as e:
+            expect(e.code == 403, "expired URL -> 403, got %s" % e.code)
+
+    def anonymous_denied(self):
+        url = "%s/%s/meta/obj.txt" % (self.endpoint.rstrip("/"), self.bucket)
+        try:
+            urllib.request.urlopen(url)
+            raise AssertionError("anonymous GET accepted")
+        except urllib.error.HTTPError as e:
+            expect(e.code == 403 and b"AccessDenied" in e.read(), "anonymous -> 403 AccessDenied")
+
+    def cross_tenant_denied(self):
+        b = self.s3b
+        names = [x["Name"] for x in b.list_buckets()["Buckets"]]
+        expect(self.bucket not in names, "tenant B does not list A's bucket")
+        for what, fn in [
+            ("head_bucket", lambda: b.head_bucket(Bucket=self.bucket)),
+            ("get_object", lambda: b.get_object(Bucket=self.bucket, Key="meta/obj.txt")),
+            ("head_object", lambda: b.head_object(Bucket=self.bucket, Key="meta/obj.txt")),
+            ("list_objects_v2", lambda: b.list_objects_v2(Bucket=self.bucket)),
+            ("put_object", lambda: b.put_object(Bucket=self.bucket, Key="evil", Body=b"x")),
+            ("delete_object", lambda: b.delete_object(Bucket=self.bucket, Key="meta/obj.txt")),
+            ("copy_object", lambda: b.copy_object(Bucket=self.bucket, Key="evil2",
+                                                  CopySource={"Bucket": self.bucket, "Key": "meta/obj.txt"})),
+            ("delete_bucket", lambda: b.delete_bucket(Bucket=self.bucket)),
+        ]:
+            _, status = error_code(fn)
+            expect(status in (403, 404), "%s by tenant B -> %s" % (what, status))
+        # A's object is intact.
+        self.s3.head_object(Bucket=self.bucket, Key="meta/obj.txt")
+
+    def wrong_secret_rejected(self):
+        bad = client(self.endpoint, self.args.access_key, self.args.secret + "x")
+        code, status = error_code(lambda: bad.list_buckets())
+        expect((code, status) == ("SignatureDoesNotMatch", 403), "wrong secret: %r" % ((code, status),))
+        unknown = client(self.endpoint, "NOSUCHACCESSKEY", "whatever")
+        code, status = error_code(lambda: unknown.list_buckets())
+        expect(status == 403 and code == "InvalidAccessKeyId", "unknown key: %r" % ((code, status),))
+
+    def bad_digest(self):
+        import base64
+        wrong = base64.b64encode(hashlib.md5(b"something else").digest()).decode()
+        code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="digest", Body=b"payload",
+                                                             ContentMD5=wrong))
+        expect(code == "BadDigest", "Content-MD5 mismatch: %r" % ((code, status),))
+        _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="digest"))
+        expect(status == 404, "a put with a bad digest stores nothing (HEAD gave %s)" % status)
+
+    # --- cleanup ----------------------------------------------------------
+
+    def cleanup(self):
+        for b in [self.bucket] + self.extra_buckets:
+            try:
+                for p in self.s3.get_paginator("list_object_versions").paginate(Bucket=b):
+                    for v in p.get("Versions", []) + p.get("DeleteMarkers", []):
+                        self.s3.delete_object(Bucket=b, Key=v["Key"], VersionId=v["VersionId"])
+                for u in self.s3.list_multipart_uploads(Bucket=b).get("Uploads", []):
+                    self.s3.abort_multipart_upload(Bucket=b, Key=u["Key"], UploadId=u["UploadId"])
+                self.s3.delete_bucket(Bucket=b)
+            except ClientError as e:
+                print("  cleanup of %s: %s" % (b, e))
+                return False
+        return True
+
+    def run(self):
+        self.extra_buckets = []
+        order = [
+            "create_bucket", "put_get_metadata", "multipart", "ranged_get", "conditional_get",
+            "copy_object", "delete_objects", "listing", "versioning", "presigned", "anonymous_denied",
+            "cross_tenant_denied", "wrong_secret_rejected", "bad_digest",
+        ]
+        failed = []
+        for name in order:
+            try:
+                getattr(self, name)()
+                print("PASS boto3 %s" % name)
+            except Exception as e:  # noqa: BLE001 - report every failure
+                failed.append(name)
+                print("FAIL boto3 %s: %s" % (name, e))
+                traceback.print_exc(limit=3)
+            sys.stdout.flush()
+        if self.cleanup():
+            print("PASS boto3 cleanup")
+        else:
+            failed.append("cleanup")
+            print("FAIL boto3 cleanup")
+        return failed
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--endpoint", required=True)
+    p.add_argument("--access-key", required=True)
+    p.add_argument("--secret", required=True)
+    p.add_argument("--access-key-b", required=True)
+    p.add_argument("--secret-b", required=True)
+    args = p.parse_args()
+    failed = Checks(args).run()
+    if failed:
+        print("boto3: %d check(s) failed: %s" % (len(failed), ", ".join(failed)))
+        sys.exit(1)
+    print("boto3: all checks passed")
+
+
+if __name__ == "__main__":
+    main()

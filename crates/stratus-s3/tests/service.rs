@@ -1,0 +1,131 @@
+//! The service in-process: virtual-hosted-style addressing, anonymous
+//! requests, tenant resolution.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use stratus_s3::fuzzing::sign_v4;
+use stratus_s3::s3s::service::S3Service;
+use stratus_s3::s3s::Body;
+use stratus_s3::testing::{MemBackend, MemKeys};
+use stratus_s3::{Backend, Gateway, PutMeta};
+
+async fn setup() -> (Arc<MemBackend>, Gateway<MemBackend, MemKeys>) {
+    let backend = Arc::new(MemBackend::new());
+    backend.create_bucket("ta", "photos").await.unwrap();
+    let body: stratus_s3::ByteStream = Box::pin(futures::stream::iter([Ok(
+        bytes::Bytes::from_static(b"cat picture"),
+    )]));
+    backend
+        .put_object("ta", "photos", "cat.jpg", PutMeta::default(), body, None)
+        .await
+        .unwrap();
+    let keys = Arc::new(
+        MemKeys::new()
+            .with("AKA", "SKA", "ta")
+            .with("AKB", "SKB", "tb"),
+    );
+    (Arc::clone(&backend), Gateway::new(backend, keys))
+}
+
+async fn call(
+    service: &S3Service,
+    host: &str,
+    uri: &str,
+    key: Option<(&str, &str)>,
+) -> (u16, String) {
+    let mut req = http::Request::builder()
+        .uri(uri)
+        .header("host", host)
+        .body(Body::empty())
+        .unwrap();
+    if let Some((ak, sk)) = key {
+        sign_v4(&mut req, ak, sk, "us-east-1");
+    }
+    let resp = service.call(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn virtual_hosted_style() {
+    let (_, gateway) = setup().await;
+    let service = stratus_s3::service_with_domain(gateway, "s3.example.com").unwrap();
+    let (status, body) = call(
+        &service,
+        "photos.s3.example.com",
+        "/cat.jpg",
+        Some(("AKA", "SKA")),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "cat picture"));
+    // Path style still works on the base domain.
+    let (status, body) = call(
+        &service,
+        "s3.example.com",
+        "/photos/cat.jpg",
+        Some(("AKA", "SKA")),
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "cat picture"));
+    assert!(stratus_s3::service_with_domain(setup().await.1, "not a domain").is_err());
+}
+
+#[tokio::test]
+async fn anonymous_and_cross_tenant() {
+    let (_, gateway) = setup().await;
+    let service = stratus_s3::service(gateway);
+    let (status, body) = call(&service, "localhost", "/photos/cat.jpg", None).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("AccessDenied"), "{body}");
+    let (status, body) = call(
+        &service,
+        "localhost",
+        "/photos/cat.jpg",
+        Some(("AKB", "SKB")),
+    )
+    .await;
+    assert_eq!(status, 404, "tenant B does not see A's bucket: {body}");
+    assert!(body.contains("NoSuchBucket"), "{body}");
+    let (status, body) = call(&service, "localhost", "/", Some(("AKB", "SKB"))).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("photos"), "B's bucket list: {body}");
+    let (status, body) = call(&service, "localhost", "/", Some(("AKA", "SKA"))).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("<Name>photos</Name>"),
+        "A's bucket list: {body}"
+    );
+    let (status, body) = call(&service, "localhost", "/", Some(("AKA", "wrong"))).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("SignatureDoesNotMatch"), "{body}");
+}
+
+#[tokio::test]
+async fn serve_and_shut_down() {
+    let (_, gateway) = setup().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(stratus_s3::serve(listener, gateway, async {
+        let _ = stopped.await;
+    }));
+    // A raw HTTP/1.1 request: anonymous, so 403, but served.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /photos/cat.jpg HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    assert!(
+        out.starts_with(b"HTTP/1.1 403"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
