@@ -85,6 +85,22 @@ proptest! {
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..512)) {
         let _ = decode_frame::<Request>(&data);
         let _ = decode_frame::<Response>(&data);
+        let _ = decode_frame::<stratus_proto::PieceRequest>(&data);
+        let _ = decode_frame::<stratus_proto::PieceResponse>(&data);
+    }
+
+    #[test]
+    fn corrupted_piece_requests_never_panic(flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let mut f = encode_frame(&stratus_proto::PieceRequest::Put {
+            id: stratus_chunk::PieceId([9; 32]),
+            bytes: vec![1; 300],
+        })
+        .expect("encodes");
+        for (i, b) in flips {
+            let i = i.index(f.len());
+            f[i] ^= b;
+        }
+        let _ = decode_frame::<stratus_proto::PieceRequest>(&f);
     }
 
     #[test]

@@ -317,6 +317,9 @@ impl PieceStore {
         let len = bytes.len() as u64;
         let path = self.piece_path(id);
         if fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == len) {
+            // Fresh again: garbage collection spares pieces younger than its
+            // grace period, and this one is about to be referenced anew.
+            touch(&path);
             return Ok(false);
         }
 
@@ -325,7 +328,10 @@ impl PieceStore {
 
         let _stripe = self.stripe(id);
         match fs::metadata(&path) {
-            Ok(m) if m.len() == len => return Ok(false),
+            Ok(m) if m.len() == len => {
+                touch(&path);
+                return Ok(false);
+            }
             Ok(_) => {
                 self.quarantine_locked(&path)?;
             }
@@ -715,6 +721,13 @@ fn check_or_write_format(root: &Path) -> Result<(), PieceError> {
             fsync_dir(root)
         }
         Err(e) => Err(PieceError::io("reading", &path, e)),
+    }
+}
+
+/// Sets a file's modification time to now (best effort).
+fn touch(path: &Path) {
+    if let Ok(f) = fs::OpenOptions::new().write(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
 }
 
