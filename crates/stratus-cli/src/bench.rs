@@ -847,10 +847,10 @@ async fn store_bench(mib: usize, nodes: usize, small: usize) -> Result<()> {
     let put_p50 = percentile(&lat, 0.5);
     lat.clear();
     let t = Instant::now();
-    for i in 0..small {
+    for (i, d) in smalls.iter().enumerate() {
         let t = Instant::now();
         let (n, h) = sc.get("bench", &format!("small/{i}")).await?;
-        if n != 4096 || h != blake3::hash(&smalls[i]) {
+        if n != 4096 || h != blake3::hash(d) {
             bail!("small/{i} read back other bytes");
         }
         lat.push(t.elapsed());
