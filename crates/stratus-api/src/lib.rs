@@ -268,6 +268,13 @@ pub async fn serve(
     store: stratus_store::Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    // Small answers must not wait for Nagle's algorithm (40 ms per request).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router(control, store))
         .with_graceful_shutdown(shutdown)
         .await
