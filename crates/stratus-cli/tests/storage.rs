@@ -7,17 +7,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{cli, wait_until, Dev};
+use common::{wait_until, Dev};
 use rand::RngCore;
 use serde_json::Value;
 
 fn run_cli(dev: &Dev, args: &[&str]) -> common::CliOutput {
-    let mut all = vec![
-        "--dev-dir".to_string(),
-        dev.dir.to_string_lossy().into_owned(),
-    ];
-    all.extend(args.iter().map(|s| s.to_string()));
-    cli(&all)
+    dev.cli(args)
 }
 
 fn status(dev: &Dev) -> Value {

@@ -203,23 +203,6 @@ pub(crate) struct StorageTarget {
     pub free: u64,
 }
 
-/// Usage of one storage node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NodeStorage {
-    /// Node.
-    pub id: NodeId,
-    /// Name.
-    pub name: String,
-    /// Site.
-    pub site: String,
-    /// Ready or lost.
-    pub status: NodeStatus,
-    /// Bytes lent.
-    pub capacity_bytes: u64,
-    /// Bytes of pieces the metadata places there.
-    pub used_bytes: u64,
-}
-
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -345,30 +328,5 @@ impl Store {
             DedupeScope::Public => KeyScope::Public,
             DedupeScope::Private => KeyScope::Private(private_seed),
         }
-    }
-
-    /// Usage of every storage node.
-    pub fn node_storage(&self) -> Vec<NodeStorage> {
-        self.read(|s| {
-            s.nodes
-                .values()
-                .filter_map(|n| {
-                    let st = n.info.storage.as_ref()?;
-                    Some(NodeStorage {
-                        id: n.info.id,
-                        name: n.info.name.clone(),
-                        site: n.info.attributes.site.clone(),
-                        status: n.status,
-                        capacity_bytes: st.capacity_bytes,
-                        used_bytes: s.store.node_usage(&n.info.id),
-                    })
-                })
-                .collect()
-        })
-    }
-
-    /// Bytes of pieces per node, according to the metadata.
-    pub fn usage_by_node(&self) -> BTreeMap<NodeId, u64> {
-        self.read(|s| s.store.node_used.clone())
     }
 }
