@@ -78,6 +78,7 @@ pub mod backend;
 pub mod fuzzing;
 mod gateway;
 mod listing;
+pub mod store;
 pub mod testing;
 
 use std::future::Future;
@@ -98,6 +99,7 @@ pub use backend::{
     VersionEntry, Versioning,
 };
 pub use gateway::{to_s3_error, Gateway};
+pub use store::{store_gateway, StoreBackend, StoreKeys};
 pub use s3s;
 
 /// Errors of [`serve`] and [`service_with_domain`].
