@@ -259,7 +259,10 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
             "/v1/s3/keys",
             post(s3keys::create_key).get(s3keys::list_keys),
         )
-        .route("/v1/s3/keys/{id}", axum::routing::delete(s3keys::delete_key))
+        .route(
+            "/v1/s3/keys/{id}",
+            axum::routing::delete(s3keys::delete_key),
+        )
         .fallback(|| async {
             ApiError::new(
                 ErrorCode::NotFound,

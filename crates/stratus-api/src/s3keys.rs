@@ -66,7 +66,10 @@ pub async fn create_key(
         CreateS3Key::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(ErrorCode::BadRequest, format!("malformed request body: {e}"))
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("malformed request body: {e}"),
+            )
         })?
     };
     let tenant = match req.tenant {

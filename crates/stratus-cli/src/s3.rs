@@ -65,7 +65,10 @@ pub async fn s3(g: &Global, cmd: S3Cmd) -> Result<()> {
                 return print_json(&k);
             }
             let ep = endpoint(g, c.base());
-            println!("S3 access key for tenant {} (the secret is shown only now):", k.tenant);
+            println!(
+                "S3 access key for tenant {} (the secret is shown only now):",
+                k.tenant
+            );
             println!("  access key: {}", k.access_key);
             println!("  secret:     {}", k.secret);
             println!("  endpoint:   {ep}   (region us-east-1, path-style)");
@@ -75,8 +78,14 @@ pub async fn s3(g: &Global, cmd: S3Cmd) -> Result<()> {
             println!("  export AWS_SECRET_ACCESS_KEY={}", k.secret);
             println!("  export AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL={ep}");
             println!("Or a named aws profile:");
-            println!("  aws configure set aws_access_key_id {} --profile stratus", k.access_key);
-            println!("  aws configure set aws_secret_access_key {} --profile stratus", k.secret);
+            println!(
+                "  aws configure set aws_access_key_id {} --profile stratus",
+                k.access_key
+            );
+            println!(
+                "  aws configure set aws_secret_access_key {} --profile stratus",
+                k.secret
+            );
             println!("  aws configure set region us-east-1 --profile stratus");
             println!("  aws --profile stratus --endpoint-url {ep} s3 ls");
         }

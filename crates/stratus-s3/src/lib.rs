@@ -99,8 +99,8 @@ pub use backend::{
     VersionEntry, Versioning,
 };
 pub use gateway::{to_s3_error, Gateway};
-pub use store::{store_gateway, StoreBackend, StoreKeys};
 pub use s3s;
+pub use store::{store_gateway, StoreBackend, StoreKeys};
 
 /// Errors of [`serve`] and [`service_with_domain`].
 #[derive(Debug, thiserror::Error)]

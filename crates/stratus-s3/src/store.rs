@@ -456,7 +456,11 @@ impl Backend for StoreBackend {
             Ok(objects
                 .range::<String, _>((lower_bound(prefix, start_after), Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(prefix))
-                .filter_map(|(k, vs)| vs.last().filter(|v| !v.is_delete_marker()).map(|v| info(k, v)))
+                .filter_map(|(k, vs)| {
+                    vs.last()
+                        .filter(|v| !v.is_delete_marker())
+                        .map(|v| info(k, v))
+                })
                 .take(limit)
                 .collect())
         })
@@ -538,8 +542,7 @@ impl Backend for StoreBackend {
             })
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
-        r.id
-            .ok_or_else(|| BackendError::Internal("the store gave the upload no id".into()))
+        r.id.ok_or_else(|| BackendError::Internal("the store gave the upload no id".into()))
     }
 
     async fn upload_part(

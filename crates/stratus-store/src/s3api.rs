@@ -120,7 +120,10 @@ impl Store {
             if v.is_delete_marker() {
                 return Err(StoreError::new(
                     ErrorCode::NotFound,
-                    format!("{src_bucket}/{src_key} version {} is a delete marker", v.version_id),
+                    format!(
+                        "{src_bucket}/{src_key} version {} is a delete marker",
+                        v.version_id
+                    ),
                 ));
             }
             Ok::<_, StoreError>(v.clone())

@@ -49,13 +49,21 @@ async fn wait_for_piece_services(cluster: &Cluster, _c: &Control) -> Result<()> 
     b.create_bucket("tenant-a", "probe-bucket").await?;
     wait_until("piece services", WAIT, || async {
         let body = stratus_s3::testing::chunked(b"probe", 5);
-        b.put_object("tenant-a", "probe-bucket", "p", PutMeta::default(), body, None)
-            .await
-            .is_ok()
-            .then_some(())
+        b.put_object(
+            "tenant-a",
+            "probe-bucket",
+            "p",
+            PutMeta::default(),
+            body,
+            None,
+        )
+        .await
+        .is_ok()
+        .then_some(())
     })
     .await?;
-    b.delete_object("tenant-a", "probe-bucket", "p", None).await?;
+    b.delete_object("tenant-a", "probe-bucket", "p", None)
+        .await?;
     b.delete_bucket("tenant-a", "probe-bucket").await?;
     Ok(())
 }
@@ -268,8 +276,8 @@ async fn run_clients(clients: &'static str) -> Result<()> {
     let (ak_a, sk_a) = create_key(&cluster, "tenant-a").await?;
     let (ak_b, sk_b) = create_key(&cluster, "tenant-b").await?;
     let endpoint = cluster.s3_url(0)?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../stratus-s3/tests/clients/s3_clients.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../stratus-s3/tests/clients/s3_clients.py");
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("/usr/bin/python3")
             .arg(script)
