@@ -330,9 +330,8 @@ impl Backend for StoreBackend {
             .get(tenant, bucket, key, Some(&v.version_id), range)
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchKey))?;
-        let stream: ByteStream = Box::pin(
-            stream.map(|r| r.map_err(|e| std::io::Error::other(format!("{}", e.message)))),
-        );
+        let stream: ByteStream =
+            Box::pin(stream.map(|r| r.map_err(|e| std::io::Error::other(e.message))));
         Ok((info(key, &version), stream))
     }
 

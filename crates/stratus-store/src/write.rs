@@ -336,7 +336,9 @@ impl Store {
             let usable = |avoid_suspects: bool| -> Vec<StorageNode> {
                 targets
                     .iter()
-                    .filter(|t| !failed.contains(&t.id) && !(avoid_suspects && self.suspect(&t.id)))
+                    .filter(|t| {
+                        !(failed.contains(&t.id) || (avoid_suspects && self.suspect(&t.id)))
+                    })
                     .map(|t| StorageNode {
                         id: t.id,
                         site: t.site.clone(),
