@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod error;
 pub mod objects;
+pub mod s3keys;
 pub mod workloads;
 
 use std::future::Future;
@@ -152,7 +153,8 @@ pub struct WriteResult {
           workloads::instances, workloads::instance, workloads::logs, workloads::drain, get_var, put_var, delete_var,
           objects::create_bucket, objects::list_buckets, objects::delete_bucket, objects::put_object,
           objects::get_object, objects::head_object, objects::delete_object, objects::list_objects,
-          objects::list_versions, objects::storage_status, objects::maintain_now),
+          objects::list_versions, objects::storage_status, objects::maintain_now,
+          s3keys::create_key, s3keys::list_keys, s3keys::delete_key),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
                        VarView, WriteResult, TokenView, ClusterStatus,
                        workloads::ModuleRef, workloads::Deploy, workloads::WorkloadView, workloads::Drain,
@@ -162,9 +164,10 @@ pub struct WriteResult {
                        objects::DeleteResult, objects::NodeStorageView, objects::WorkerView, objects::StorageStatus,
                        stratus_state::objects::Bucket, stratus_state::objects::ErasureProfile,
                        stratus_state::objects::DedupeScope, stratus_state::objects::Versioning,
-                       stratus_state::objects::RedundancyHealth, stratus_state::objects::ScrubRecord)),
+                       stratus_state::objects::RedundancyHealth, stratus_state::objects::ScrubRecord,
+                       s3keys::CreateS3Key, s3keys::IssuedS3Key, s3keys::S3KeyView)),
     modifiers(&BearerAuth),
-    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"))
+    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"))
 )]
 struct ApiDoc;
 
@@ -252,6 +255,14 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .route("/v1/buckets/{bucket}/versions", get(objects::list_versions))
         .route("/v1/storage", get(objects::storage_status))
         .route("/v1/storage/maintain", post(objects::maintain_now))
+        .route(
+            "/v1/s3/keys",
+            post(s3keys::create_key).get(s3keys::list_keys),
+        )
+        .route(
+            "/v1/s3/keys/{id}",
+            axum::routing::delete(s3keys::delete_key),
+        )
         .fallback(|| async {
             ApiError::new(
                 ErrorCode::NotFound,

@@ -170,6 +170,7 @@ async fn control(replicas: usize, writes: usize, concurrency: usize) -> Result<(
         snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
         storage_capacity: 0,
         store: stratus_store::StoreConfig::default(),
+        s3_port: None,
     })
     .await?;
     let control = cloud.replicas[0].control.clone().context("no control")?;
@@ -398,6 +399,7 @@ async fn run_bench(runs: usize) -> Result<()> {
         snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
         storage_capacity: 0,
         store: stratus_store::StoreConfig::default(),
+        s3_port: None,
     })
     .await?;
     let (api, token) = (cloud.api_url.clone(), cloud.admin_token.clone());

@@ -12,6 +12,7 @@ mod client;
 mod commands;
 mod objects;
 mod run;
+mod s3;
 mod workloads;
 
 use std::path::PathBuf;
@@ -130,6 +131,9 @@ enum Cmd {
     /// The object store: capacity per node, redundancy, repair, scrub
     #[command(subcommand)]
     Storage(objects::StorageCmd),
+    /// The S3 gateway: access keys
+    #[command(subcommand)]
+    S3(s3::S3Cmd),
     /// Lending machines
     #[command(subcommand)]
     Nodes(commands::NodesCmd),
@@ -198,6 +202,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Versions { target } => objects::versions(&g, &target).await,
             Cmd::Bucket(c) => objects::bucket(&g, c).await,
             Cmd::Storage(c) => objects::storage(&g, c).await,
+            Cmd::S3(c) => s3::s3(&g, c).await,
             Cmd::Nodes(c) => commands::nodes(&g, c).await,
             Cmd::Replicas(c) => commands::replicas(&g, c).await,
             Cmd::Tenants(c) => commands::tenants(&g, c).await,

@@ -40,6 +40,9 @@ pub struct DevArgs {
     /// Space each node lends for object pieces (0 = no storage)
     #[arg(long, default_value = "10GiB")]
     storage_capacity: String,
+    /// S3 port of replica 0 (replica i uses PORT+i; 0 = no S3 gateway)
+    #[arg(long, default_value_t = 7480)]
+    s3_port: u16,
     /// Run the nodes inside this process instead of one `stratus node`
     /// process each (processes can be stopped one by one: see DATA/node-N/pid)
     #[arg(long)]
@@ -67,6 +70,9 @@ pub struct ServerArgs {
     /// HTTP API listen address [default: 127.0.0.1:7420]
     #[arg(long = "api-listen", env = "STRATUS_API_LISTEN")]
     api_listen: Option<String>,
+    /// S3 gateway listen address, IP:PORT (e.g. 0.0.0.0:7480) [default: no S3 gateway]
+    #[arg(long = "s3-listen", env = "STRATUS_S3_LISTEN")]
+    s3_listen: Option<String>,
     /// Do not start a new cluster; wait to be added with `stratus replicas add`
     #[arg(long, env = "STRATUS_NO_BOOTSTRAP")]
     no_bootstrap: bool,
@@ -245,6 +251,7 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
         snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
         storage_capacity,
         store: stratus_store::StoreConfig::default(),
+        s3_port: (a.s3_port != 0).then_some(a.s3_port),
     };
     let cloud = stratus_node::dev::start(cfg.clone())
         .await
@@ -266,6 +273,11 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
             r.api_addr.map(|a| a.to_string()).unwrap_or_default()
         );
     }
+    for (i, r) in cloud.replicas.iter().enumerate() {
+        if let Some(s3) = r.s3_addr {
+            println!("  S3 (replica-{i}): http://{s3}");
+        }
+    }
     for (j, c) in &children {
         println!(
             "  node-{j}:       pid {} (log {})",
@@ -277,6 +289,10 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
     println!("In another terminal (the CLI finds this cloud by itself):");
     println!("  stratus status");
     println!("  stratus nodes ls");
+    if let Some(s3) = cloud.replicas.first().and_then(|r| r.s3_addr) {
+        println!("  stratus s3 keys create     # S3 access key for aws/rclone/s3cmd/boto3");
+        println!("  aws --endpoint-url http://{s3} s3 ls");
+    }
     println!("Or from elsewhere:");
     println!(
         "  export STRATUS_API={} STRATUS_TOKEN=$(cat {})",
@@ -425,6 +441,11 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
             .or(f.server.api)
             .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_API_PORT}")),
     )?;
+    let s3 = a
+        .s3_listen
+        .or(f.server.s3)
+        .map(|s| parse_addr("--s3-listen", &s))
+        .transpose()?;
     let advertise = a.advertise.or(f.server.advertise);
     if advertise.is_none() && listen.ip().is_unspecified() {
         tracing::warn!("listening on {listen} without --advertise: other replicas will be told an unspecified address; set --advertise HOST:PORT for multi-replica clusters");
@@ -452,6 +473,7 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
                 .or(f.server.snapshot_every)
                 .unwrap_or(stratus_control::DEFAULT_SNAPSHOT_EVERY),
             store: stratus_store::StoreConfig::default(),
+            s3,
         }),
         agent: None,
         cluster_name: "stratus".into(),
@@ -467,6 +489,9 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
         "stratus server: node {} quic {} api {}",
         running.node_id, running.quic_addr, api_url
     );
+    if let Some(s3) = running.s3_addr {
+        println!("S3 gateway: http://{s3} (access keys: stratus s3 keys create)");
+    }
     println!(
         "admin token (once bootstrapped): {}",
         data_dir

@@ -737,9 +737,8 @@ impl Control {
                 r = rx.changed() => if r.is_err() { break },
             }
         }
-        self.inner.reader.read(|s| {
-            let list = s
-                .instances
+        self.inner.reader.read_indexed(|s| {
+            s.instances
                 .values()
                 .filter(|i| {
                     i.node == node
@@ -760,8 +759,7 @@ impl Control {
                         module,
                     })
                 })
-                .collect();
-            (self.inner.reader.last_applied_index(), list)
+                .collect()
         })
     }
 

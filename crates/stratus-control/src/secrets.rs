@@ -29,7 +29,8 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
-fn random_hex(bytes: usize) -> String {
+/// `bytes` random bytes from the OS generator, hex encoded.
+pub fn random_hex(bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut b);
     hex::encode(b)

@@ -13,6 +13,7 @@
 //! listen = "0.0.0.0:7400"          # QUIC, node-to-node
 //! advertise = "10.1.2.3:7400"      # what other replicas dial
 //! api = "127.0.0.1:7420"           # HTTP API
+//! s3 = "0.0.0.0:7480"              # S3 gateway (optional; off when absent)
 //! bootstrap = true                 # start a new cluster if this replica is empty
 //! heartbeat_interval_ms = 2000
 //! node_lost_after_ms = 10000
@@ -114,6 +115,9 @@ pub struct ServerSection {
     pub advertise: Option<String>,
     /// HTTP API listen address.
     pub api: Option<String>,
+    /// S3 gateway listen address (no gateway when absent).
+    #[serde(default)]
+    pub s3: Option<String>,
     /// Start a new cluster if empty.
     pub bootstrap: Option<bool>,
     /// Agents' heartbeat interval.

@@ -6,6 +6,7 @@
 //! DATA/replica-1/ ...    further replicas, added to the membership on first start
 //! DATA/node-0/ ...       agents (each its own identity)
 //! DATA/api.url           address of replica 0's API
+//! DATA/s3.url            address of replica 0's S3 gateway (when served)
 //! DATA/admin.token       copy of the admin token (0600)
 //! ```
 //! Replicas listen on fixed loopback ports (`base_port + i` for QUIC,
@@ -45,6 +46,9 @@ pub struct DevConfig {
     pub storage_capacity: u64,
     /// Object store settings of the replicas.
     pub store: stratus_store::StoreConfig,
+    /// S3 port of replica 0; replica i serves S3 on `s3_port + i` (`None`:
+    /// no S3 gateway; `Some(0)`: any free port).
+    pub s3_port: Option<u16>,
 }
 
 /// A running local cloud.
@@ -143,6 +147,11 @@ impl DevConfig {
                 node_lost_after: self.node_lost_after,
                 snapshot_every: self.snapshot_every,
                 store: self.store.clone(),
+                s3: match self.s3_port {
+                    Some(0) => Some(loopback(0)),
+                    Some(p) => Some(loopback(port(p, i)?)),
+                    None => None,
+                },
             }),
             agent: None,
             cluster_name: "dev".into(),
@@ -231,6 +240,14 @@ pub async fn start(cfg: DevConfig) -> Result<DevCloud, NodeError> {
     secrets::write_secret_file(&admin_token_file, &admin).map_err(io("writing admin.token"))?;
     secrets::write_secret_file(&cfg.data_dir.join("api.url"), &api_url)
         .map_err(io("writing api.url"))?;
+    let s3_file = cfg.data_dir.join("s3.url");
+    match replicas[0].s3_addr {
+        Some(a) => secrets::write_secret_file(&s3_file, &format!("http://{a}"))
+            .map_err(io("writing s3.url"))?,
+        None => {
+            let _ = std::fs::remove_file(&s3_file);
+        }
+    }
     Ok(DevCloud {
         replicas,
         agents,

@@ -51,6 +51,10 @@ pub struct ServerRole {
     pub snapshot_every: u64,
     /// Object store settings (gateway, repair, scrub, garbage collection).
     pub store: stratus_store::StoreConfig,
+    /// Listen address of the S3 gateway over this replica's store (`None`:
+    /// no S3 gateway). Clients sign with access keys made by
+    /// `POST /v1/s3/keys` (`stratus s3 keys create`).
+    pub s3: Option<SocketAddr>,
 }
 
 /// Settings of the agent role.
@@ -134,6 +138,9 @@ pub struct Running {
     pub store: Option<stratus_store::Store>,
     /// Address of the piece service (with the storage role).
     pub storage_addr: Option<SocketAddr>,
+    /// Where the S3 gateway listens (server role with `s3` set).
+    pub s3_addr: Option<SocketAddr>,
+    s3_task: Option<JoinHandle<Result<(), stratus_s3::ServeError>>>,
     agent: Option<Agent>,
     storage_endpoint: Option<Endpoint>,
     storage_cancel: CancellationToken,
@@ -148,10 +155,14 @@ impl Running {
         self.agent.as_ref().map(|a| a.state())
     }
 
-    /// Ordered shutdown: API, agent, control replica, endpoint.
+    /// Ordered shutdown: API and S3 gateway, agent, control replica,
+    /// endpoint.
     pub async fn shutdown(mut self) {
         self.api_cancel.cancel();
         if let Some(t) = self.api_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(t) = self.s3_task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.storage_cancel.cancel();
@@ -212,6 +223,8 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
     let storage_cancel = CancellationToken::new();
     let mut api_addr = None;
     let mut api_task = None;
+    let mut s3_addr = None;
+    let mut s3_task = None;
     let api_cancel = CancellationToken::new();
     if let Some(s) = &cfg.server {
         let advertise = s.advertise.clone().unwrap_or_else(|| quic_addr.to_string());
@@ -252,6 +265,26 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
             context: "reading the API address".into(),
             source,
         })?);
+        if let Some(addr) = s.s3 {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Io {
+                    context: format!("binding the S3 gateway on {addr}"),
+                    source,
+                })?;
+            let bound = listener.local_addr().map_err(|source| NodeError::Io {
+                context: "reading the S3 gateway address".into(),
+                source,
+            })?;
+            tracing::info!(addr = %bound, "S3 gateway up");
+            s3_addr = Some(bound);
+            let cancel = api_cancel.clone();
+            s3_task = Some(tokio::spawn(stratus_s3::serve(
+                listener,
+                stratus_s3::store_gateway(st.clone()),
+                async move { cancel.cancelled().await },
+            )));
+        }
         let cancel = api_cancel.clone();
         api_task = Some(tokio::spawn(stratus_api::serve(
             listener,
@@ -316,6 +349,8 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
         control,
         store,
         storage_addr,
+        s3_addr,
+        s3_task,
         storage_endpoint,
         storage_cancel,
         agent,
@@ -352,6 +387,9 @@ async fn open_pieces(
     }
 }
 
+/// How long a store write waits for this replica to apply it.
+const WAIT_APPLIED: Duration = Duration::from_secs(5);
+
 /// The control replica as the object store's metadata.
 struct ControlMeta(Control);
 
@@ -369,14 +407,19 @@ impl stratus_store::Meta for ControlMeta {
     > {
         let c = self.0.clone();
         Box::pin(async move {
-            c.write(cmd)
+            let a = c
+                .write(cmd)
                 .await
-                .map(|a| stratus_state::CommandResult {
-                    version: a.version,
-                    id: a.id,
-                    ..Default::default()
-                })
-                .map_err(|e| stratus_store::StoreError::new(e.code(), e.to_string()))
+                .map_err(|e| stratus_store::StoreError::new(e.code(), e.to_string()))?;
+            // Read your writes: a write forwarded to the leader returns once
+            // committed there; wait (briefly) until this replica applied it
+            // too, so the gateway that wrote sees it.
+            let _ = tokio::time::timeout(WAIT_APPLIED, c.state().wait_applied(a.index)).await;
+            Ok(stratus_state::CommandResult {
+                version: a.version,
+                id: a.id,
+                ..Default::default()
+            })
         })
     }
 }

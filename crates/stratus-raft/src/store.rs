@@ -1018,6 +1018,15 @@ impl<C: StoreConfig> StateReader<C> {
         f(&read_lock(&self.data).state)
     }
 
+    /// Runs `f` on the current state and returns the index of the last
+    /// entry that state reflects, under one read lock (calling
+    /// [`StateReader::last_applied_index`] from inside [`StateReader::read`]
+    /// would take the lock twice and deadlock against a waiting writer).
+    pub fn read_indexed<T>(&self, f: impl FnOnce(&State) -> T) -> (u64, T) {
+        let d = read_lock(&self.data);
+        (d.last_applied_index(), f(&d.state))
+    }
+
     /// Index of the last applied log entry (0 before anything was applied).
     pub fn last_applied_index(&self) -> u64 {
         read_lock(&self.data).last_applied_index()

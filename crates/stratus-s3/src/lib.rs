@@ -78,6 +78,7 @@ pub mod backend;
 pub mod fuzzing;
 mod gateway;
 mod listing;
+pub mod store;
 pub mod testing;
 
 use std::future::Future;
@@ -99,6 +100,7 @@ pub use backend::{
 };
 pub use gateway::{to_s3_error, Gateway};
 pub use s3s;
+pub use store::{store_gateway, StoreBackend, StoreKeys};
 
 /// Errors of [`serve`] and [`service_with_domain`].
 #[derive(Debug, thiserror::Error)]

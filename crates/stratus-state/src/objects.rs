@@ -316,6 +316,47 @@ pub struct Part {
     pub created_ms: u64,
 }
 
+/// An S3 access key.
+///
+/// The secret is stored in the replicated state **retrievably**: SigV4 is an
+/// HMAC whose verifier needs the secret itself, so it cannot be hashed. Every
+/// control replica (trusted, like the storage secret) can read it; it is never
+/// sent to agents or storage nodes, and the API shows it only once, when the
+/// key is created.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKey {
+    /// The secret key.
+    pub secret: String,
+    /// The tenant the key acts for.
+    pub tenant: TenantName,
+    /// When it was created (ms).
+    pub created_ms: u64,
+}
+
+impl std::fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("secret", &"<redacted>")
+            .field("tenant", &self.tenant)
+            .field("created_ms", &self.created_ms)
+            .finish()
+    }
+}
+
+/// A secret string whose `Debug` output is redacted (commands are logged).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Longest access key id accepted.
+pub const MAX_ACCESS_KEY_LEN: usize = 128;
+
 /// Object-store metadata, part of [`State`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ObjectStore {
@@ -341,6 +382,10 @@ pub struct ObjectStore {
     pub next_pack: u64,
     /// Next version / upload id counter.
     pub next_version: u64,
+    /// S3 access keys by access key id (see [`AccessKey`] on why the secret
+    /// is stored as is).
+    #[serde(default)]
+    pub access_keys: BTreeMap<String, AccessKey>,
 }
 
 fn err(code: ErrorCode, msg: impl Into<String>) -> ApplyError {
@@ -676,6 +721,24 @@ pub enum StoreCommand {
         /// Upload id.
         upload: String,
     },
+    /// Create an S3 access key for a tenant.
+    CreateAccessKey {
+        /// Access key id (unique).
+        access_key: String,
+        /// Its secret (stored retrievably: SigV4 needs it).
+        secret: Secret,
+        /// Tenant it acts for (must exist).
+        tenant: TenantName,
+        /// Leader time.
+        created_ms: u64,
+    },
+    /// Delete an S3 access key.
+    DeleteAccessKey {
+        /// Access key id.
+        access_key: String,
+        /// The key's tenant (`None`: any tenant, for the administrator).
+        tenant: Option<TenantName>,
+    },
 }
 
 /// What a store command produced.
@@ -873,8 +936,24 @@ impl State {
                 version_id,
                 now_ms,
             } => {
-                st.bucket_of(tenant, bucket)?;
+                let versioning = st.bucket_of(tenant, bucket)?.versioning;
                 match version_id {
+                    None if versioning == Versioning::Unversioned => {
+                        // Never versioned: the object goes, no marker (S3).
+                        let removed = st.objects.get_mut(bucket).and_then(|o| {
+                            let list = o.get_mut(key)?;
+                            let pos = list.iter().position(|x| x.version_id == NULL_VERSION)?;
+                            let removed = list.remove(pos);
+                            if list.is_empty() {
+                                o.remove(key);
+                            }
+                            Some(removed)
+                        });
+                        if let Some(d) = removed.and_then(|v| v.data) {
+                            st.drop_refs(&d);
+                        }
+                        Ok(StoreResult::None)
+                    }
                     None => {
                         let marker = ObjectVersion {
                             version_id: String::new(),
@@ -1137,6 +1216,56 @@ impl State {
                     }
                 }
                 Ok(StoreResult::None)
+            }
+            StoreCommand::CreateAccessKey {
+                access_key,
+                secret,
+                tenant,
+                created_ms,
+            } => {
+                let ok_id = !access_key.is_empty()
+                    && access_key.len() <= MAX_ACCESS_KEY_LEN
+                    && access_key.bytes().all(|b| b.is_ascii_alphanumeric());
+                if !ok_id || secret.0.len() < 16 || secret.0.len() > 256 {
+                    return Err(err(
+                        ErrorCode::BadRequest,
+                        "an access key id is 1-128 ASCII letters and digits; a secret 16-256 bytes",
+                    ));
+                }
+                if !tenant_exists(self, tenant) {
+                    return Err(err(
+                        ErrorCode::NotFound,
+                        format!("tenant {tenant:?} does not exist"),
+                    ));
+                }
+                let st = &mut self.store;
+                if st.access_keys.contains_key(access_key) {
+                    return Err(err(
+                        ErrorCode::Conflict,
+                        format!("access key {access_key:?} already exists"),
+                    ));
+                }
+                st.access_keys.insert(
+                    access_key.clone(),
+                    AccessKey {
+                        secret: secret.0.clone(),
+                        tenant: tenant.clone(),
+                        created_ms: *created_ms,
+                    },
+                );
+                Ok(StoreResult::Id(access_key.clone()))
+            }
+            StoreCommand::DeleteAccessKey { access_key, tenant } => {
+                match st.access_keys.get(access_key) {
+                    Some(k) if tenant.as_ref().is_none_or(|t| *t == k.tenant) => {
+                        st.access_keys.remove(access_key);
+                        Ok(StoreResult::None)
+                    }
+                    _ => Err(err(
+                        ErrorCode::NotFound,
+                        format!("access key {access_key:?} does not exist"),
+                    )),
+                }
             }
         }
     }

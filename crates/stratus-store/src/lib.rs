@@ -41,6 +41,7 @@
 mod maintain;
 mod net;
 mod read;
+mod s3api;
 pub mod server;
 mod write;
 
@@ -58,6 +59,7 @@ use stratus_types::{ErrorCode, NodeId, NodeStatus};
 pub use maintain::{GcReport, MaintenanceStats, RepairReport, ScrubReport};
 pub use net::NetPieces;
 pub use read::ByteRange;
+pub use s3api::PartPut;
 pub use write::{PutMeta, PutResult};
 
 /// An object-store failure, with a stable code.

@@ -37,6 +37,9 @@ pub struct Options {
     pub storage_capacity: u64,
     /// Object store settings.
     pub store: stratus_store::StoreConfig,
+    /// Serve the S3 gateway on every replica (on any free port; see
+    /// [`Cluster::s3_url`]).
+    pub s3: bool,
 }
 
 impl Options {
@@ -66,6 +69,7 @@ impl Options {
                 gc_grace: Duration::ZERO,
                 ..Default::default()
             },
+            s3: false,
         }
     }
 }
@@ -118,6 +122,7 @@ impl Cluster {
             snapshot_every: opts.snapshot_every,
             storage_capacity: opts.storage_capacity,
             store: opts.store.clone(),
+            s3_port: opts.s3.then_some(0),
         };
         let DevCloud {
             replicas,
@@ -158,6 +163,17 @@ impl Cluster {
             "http://{}",
             r.api_addr.ok_or_else(|| anyhow!("no API"))?
         ))
+    }
+
+    /// URL of replica `i`'s S3 gateway (with [`Options::s3`]).
+    pub fn s3_url(&self, i: usize) -> Result<String> {
+        let addr = self
+            .replicas
+            .get(i)
+            .and_then(|r| r.as_ref())
+            .and_then(|r| r.s3_addr)
+            .ok_or_else(|| anyhow!("replica {i} is stopped or serves no S3"))?;
+        Ok(format!("http://{addr}"))
     }
 
     /// Index of the running replica that leads, waiting for an election.

@@ -1,0 +1,721 @@
+//! The real backend: [`StoreBackend`] maps every [`Backend`] call onto
+//! Stratus's object store ([`stratus_store::Store`]) and its replicated
+//! metadata; [`StoreKeys`] reads access keys from the same metadata.
+//!
+//! * Bucket names are global (cluster-wide, as in S3): a name another tenant
+//!   holds is `BucketAlreadyExists`; naming another tenant's bucket is
+//!   `AccessDenied`.
+//! * Buckets created through S3 start never-versioned (`null` versions),
+//!   with the automatic erasure profile and the tenant dedupe scope.
+//! * Reads of the metadata are local to the replica; the store's writes
+//!   return only once this replica has applied them, so a client sees its
+//!   own writes on the gateway it wrote through.
+//! * Copies are metadata-only: the new version references the source's
+//!   chunks (a multipart source keeps its `-N` etag).
+
+use std::collections::Bound;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use stratus_state::objects::{
+    multipart_etag, validate_bucket_name, validate_key, Bucket, DedupeScope, ObjectVersion,
+    StoreCommand, Upload, Versioning as StateVersioning, NULL_VERSION,
+};
+use stratus_state::State;
+use stratus_store::{Store, StoreError};
+use stratus_types::ErrorCode;
+
+use crate::backend::{
+    Backend, BackendError, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
+    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
+    VersionEntry, Versioning, MIN_PART_SIZE,
+};
+
+/// The [`Backend`] over a replica's [`Store`].
+#[derive(Clone)]
+pub struct StoreBackend {
+    store: Store,
+}
+
+impl StoreBackend {
+    /// A backend over `store`.
+    pub fn new(store: Store) -> Self {
+        StoreBackend { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        self.store.state(f)
+    }
+
+    async fn command(&self, cmd: StoreCommand) -> Result<stratus_state::CommandResult, StoreError> {
+        self.store.command(cmd).await
+    }
+
+    /// The bucket, if `tenant` owns it.
+    fn bucket(&self, tenant: &str, bucket: &str) -> BackendResult<Bucket> {
+        self.read(|s| owned(s, tenant, bucket).cloned())
+    }
+
+    /// The upload `id` of `tenant` for `bucket/key`.
+    fn upload(&self, tenant: &str, bucket: &str, key: &str, id: &str) -> BackendResult<Upload> {
+        self.read(|s| {
+            owned(s, tenant, bucket)?;
+            match s.store.uploads.get(id) {
+                Some(u) if u.tenant == tenant && u.bucket == bucket && u.key == key => {
+                    Ok(u.clone())
+                }
+                _ => Err(BackendError::NoSuchUpload),
+            }
+        })
+    }
+
+    /// A version by the read rules of [`Backend::get_object`].
+    fn lookup(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> BackendResult<ObjectVersion> {
+        self.read(|s| {
+            owned(s, tenant, bucket)?;
+            let versions = s.store.objects.get(bucket).and_then(|o| o.get(key));
+            match version_id {
+                None => match versions.and_then(|v| v.last()) {
+                    Some(v) if !v.is_delete_marker() => Ok(v.clone()),
+                    _ => Err(BackendError::NoSuchKey),
+                },
+                Some(id) => match versions.and_then(|v| v.iter().find(|x| x.version_id == id)) {
+                    Some(v) if v.is_delete_marker() => Err(BackendError::MethodNotAllowed),
+                    Some(v) => Ok(v.clone()),
+                    None => Err(BackendError::NoSuchVersion),
+                },
+            }
+        })
+    }
+}
+
+/// `bucket` if `tenant` owns it: `NoSuchBucket` / `AccessDenied` otherwise.
+fn owned<'a>(s: &'a State, tenant: &str, bucket: &str) -> BackendResult<&'a Bucket> {
+    match s.store.buckets.get(bucket) {
+        Some(b) if b.tenant == tenant => Ok(b),
+        Some(_) => Err(BackendError::AccessDenied),
+        None => Err(BackendError::NoSuchBucket),
+    }
+}
+
+/// Maps a store error; `not_found` is what `NotFound` means in context.
+fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
+    match e.code {
+        ErrorCode::NotFound => not_found,
+        ErrorCode::Forbidden | ErrorCode::Unauthenticated => BackendError::AccessDenied,
+        ErrorCode::BadRequest => BackendError::InvalidArgument(e.message),
+        ErrorCode::Conflict | ErrorCode::NoLeader | ErrorCode::Unavailable => {
+            BackendError::ServiceUnavailable(e.message)
+        }
+        ErrorCode::Internal => BackendError::Internal(e.message),
+    }
+}
+
+fn info(key: &str, v: &ObjectVersion) -> ObjectInfo {
+    ObjectInfo {
+        key: key.to_owned(),
+        version_id: v.version_id.clone(),
+        size: v.size,
+        etag: v.etag.clone(),
+        last_modified_ms: v.created_ms,
+        content_type: v.content_type.clone(),
+        user_metadata: v.user_meta.clone(),
+        is_delete_marker: v.is_delete_marker(),
+    }
+}
+
+fn check_key(key: &str) -> BackendResult<()> {
+    validate_key(key).map_err(BackendError::InvalidArgument)
+}
+
+fn store_meta(meta: PutMeta) -> stratus_store::PutMeta {
+    stratus_store::PutMeta {
+        content_type: meta.content_type,
+        user_meta: meta.user_metadata,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The lower bound of a listing: after `marker` (exclusive) or from `prefix`.
+fn lower_bound(prefix: &str, after: Option<&str>) -> Bound<String> {
+    match after {
+        Some(a) if a >= prefix => Bound::Excluded(a.to_owned()),
+        _ => Bound::Included(prefix.to_owned()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for StoreBackend {
+    async fn create_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
+        validate_bucket_name(bucket).map_err(|_| BackendError::InvalidBucketName)?;
+        let taken = |s: &State| {
+            s.store.buckets.get(bucket).map(|b| {
+                if b.tenant == tenant {
+                    BackendError::BucketAlreadyOwnedByYou
+                } else {
+                    BackendError::BucketAlreadyExists
+                }
+            })
+        };
+        if let Some(e) = self.read(taken) {
+            return Err(e);
+        }
+        let r = self
+            .command(StoreCommand::CreateBucket {
+                bucket: Bucket {
+                    name: bucket.to_owned(),
+                    tenant: tenant.to_owned(),
+                    profile: None,
+                    scope: DedupeScope::Tenant,
+                    versioning: StateVersioning::Unversioned,
+                    created_ms: now_ms(),
+                },
+            })
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::Conflict => Err(self
+                .read(taken)
+                .unwrap_or(BackendError::BucketAlreadyExists)),
+            // The key's tenant no longer exists.
+            Err(e) => Err(store_err(e, BackendError::AccessDenied)),
+        }
+    }
+
+    async fn delete_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
+        let empty = self.read(|s| {
+            owned(s, tenant, bucket)?;
+            Ok::<_, BackendError>(
+                s.store.objects.get(bucket).is_none_or(|o| o.is_empty())
+                    && !s.store.uploads.values().any(|u| u.bucket == bucket),
+            )
+        })?;
+        if !empty {
+            return Err(BackendError::BucketNotEmpty);
+        }
+        match self
+            .command(StoreCommand::DeleteBucket {
+                tenant: tenant.to_owned(),
+                name: bucket.to_owned(),
+            })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::Conflict => Err(BackendError::BucketNotEmpty),
+            Err(e) => Err(store_err(e, BackendError::NoSuchBucket)),
+        }
+    }
+
+    async fn list_buckets(&self, tenant: &str) -> BackendResult<Vec<BucketInfo>> {
+        Ok(self.read(|s| {
+            s.store
+                .buckets
+                .values()
+                .filter(|b| b.tenant == tenant)
+                .map(|b| BucketInfo {
+                    name: b.name.clone(),
+                    created_ms: b.created_ms,
+                })
+                .collect()
+        }))
+    }
+
+    async fn head_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<BucketInfo> {
+        let b = self.bucket(tenant, bucket)?;
+        Ok(BucketInfo {
+            name: b.name,
+            created_ms: b.created_ms,
+        })
+    }
+
+    async fn set_versioning(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        versioning: Versioning,
+    ) -> BackendResult<()> {
+        self.bucket(tenant, bucket)?;
+        let versioning = match versioning {
+            Versioning::Enabled => StateVersioning::Enabled,
+            Versioning::Suspended => StateVersioning::Suspended,
+        };
+        self.command(StoreCommand::SetVersioning {
+            tenant: tenant.to_owned(),
+            name: bucket.to_owned(),
+            versioning,
+        })
+        .await
+        .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+        Ok(())
+    }
+
+    async fn get_versioning(
+        &self,
+        tenant: &str,
+        bucket: &str,
+    ) -> BackendResult<Option<Versioning>> {
+        Ok(match self.bucket(tenant, bucket)?.versioning {
+            StateVersioning::Unversioned => None,
+            StateVersioning::Enabled => Some(Versioning::Enabled),
+            StateVersioning::Suspended => Some(Versioning::Suspended),
+        })
+    }
+
+    async fn put_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        meta: PutMeta,
+        body: ByteStream,
+        _size_hint: Option<u64>,
+    ) -> BackendResult<ObjectInfo> {
+        self.bucket(tenant, bucket)?;
+        check_key(key)?;
+        let r = self
+            .store
+            .put(tenant, bucket, key, store_meta(meta.clone()), body)
+            .await
+            .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+        Ok(ObjectInfo {
+            key: key.to_owned(),
+            version_id: r.version_id,
+            size: r.size,
+            etag: r.etag,
+            last_modified_ms: now_ms(),
+            content_type: meta.content_type,
+            user_metadata: meta.user_metadata,
+            is_delete_marker: false,
+        })
+    }
+
+    async fn get_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)> {
+        let v = self.lookup(tenant, bucket, key, version_id)?;
+        let range = match range {
+            Some(r) => {
+                let (first, last) = r.resolve(v.size)?;
+                Some(stratus_store::ByteRange {
+                    start: first,
+                    end: last + 1,
+                })
+            }
+            None => None,
+        };
+        let (version, stream) = self
+            .store
+            .get(tenant, bucket, key, Some(&v.version_id), range)
+            .await
+            .map_err(|e| store_err(e, BackendError::NoSuchKey))?;
+        let stream: ByteStream =
+            Box::pin(stream.map(|r| r.map_err(|e| std::io::Error::other(e.message))));
+        Ok((info(key, &version), stream))
+    }
+
+    async fn head_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> BackendResult<ObjectInfo> {
+        Ok(info(key, &self.lookup(tenant, bucket, key, version_id)?))
+    }
+
+    async fn delete_object(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> BackendResult<DeleteOutcome> {
+        let b = self.bucket(tenant, bucket)?;
+        let cmd = |version_id: Option<String>| StoreCommand::DeleteObject {
+            tenant: tenant.to_owned(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id,
+            now_ms: now_ms(),
+        };
+        match version_id {
+            None => {
+                let r = self
+                    .command(cmd(None))
+                    .await
+                    .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+                Ok(match b.versioning {
+                    StateVersioning::Unversioned => DeleteOutcome {
+                        version_id: None,
+                        delete_marker: false,
+                    },
+                    StateVersioning::Enabled | StateVersioning::Suspended => DeleteOutcome {
+                        version_id: Some(r.id.unwrap_or_else(|| NULL_VERSION.to_owned())),
+                        delete_marker: true,
+                    },
+                })
+            }
+            Some(id) => {
+                let marker = self.read(|s| {
+                    s.store
+                        .objects
+                        .get(bucket)
+                        .and_then(|o| o.get(key))
+                        .and_then(|l| l.iter().find(|v| v.version_id == id))
+                        .map(ObjectVersion::is_delete_marker)
+                });
+                let Some(marker) = marker else {
+                    // A missing version: success, as in S3.
+                    return Ok(DeleteOutcome {
+                        version_id: Some(id.to_owned()),
+                        delete_marker: false,
+                    });
+                };
+                match self.command(cmd(Some(id.to_owned()))).await {
+                    Ok(_) => {}
+                    Err(e) if e.code == ErrorCode::NotFound => {}
+                    Err(e) => return Err(store_err(e, BackendError::NoSuchBucket)),
+                }
+                Ok(DeleteOutcome {
+                    version_id: Some(id.to_owned()),
+                    delete_marker: marker,
+                })
+            }
+        }
+    }
+
+    async fn copy_object(
+        &self,
+        tenant: &str,
+        src_bucket: &str,
+        src_key: &str,
+        src_version: Option<&str>,
+        dst_bucket: &str,
+        dst_key: &str,
+        meta: MetadataDirective,
+    ) -> BackendResult<ObjectInfo> {
+        let src = self.lookup(tenant, src_bucket, src_key, src_version)?;
+        self.bucket(tenant, dst_bucket)?;
+        check_key(dst_key)?;
+        let meta = match meta {
+            MetadataDirective::Copy => None,
+            MetadataDirective::Replace(m) => Some(store_meta(m)),
+        };
+        let v = self
+            .store
+            .copy_object(
+                tenant,
+                src_bucket,
+                src_key,
+                Some(&src.version_id),
+                dst_bucket,
+                dst_key,
+                meta,
+            )
+            .await
+            .map_err(|e| store_err(e, BackendError::NoSuchKey))?;
+        Ok(info(dst_key, &v))
+    }
+
+    async fn list_objects(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> BackendResult<Vec<ObjectInfo>> {
+        self.read(|s| {
+            owned(s, tenant, bucket)?;
+            let Some(objects) = s.store.objects.get(bucket) else {
+                return Ok(Vec::new());
+            };
+            Ok(objects
+                .range::<String, _>((lower_bound(prefix, start_after), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .filter_map(|(k, vs)| {
+                    vs.last()
+                        .filter(|v| !v.is_delete_marker())
+                        .map(|v| info(k, v))
+                })
+                .take(limit)
+                .collect())
+        })
+    }
+
+    async fn list_versions(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        prefix: &str,
+        key_marker: Option<&str>,
+        version_marker: Option<&str>,
+        limit: usize,
+    ) -> BackendResult<Vec<VersionEntry>> {
+        self.read(|s| {
+            owned(s, tenant, bucket)?;
+            let Some(objects) = s.store.objects.get(bucket) else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            // The rest of the marker key's versions, after `version_marker`.
+            if let (Some(km), Some(vm)) = (key_marker, version_marker) {
+                if km.starts_with(prefix) {
+                    if let Some(vs) = objects.get(km) {
+                        let newest_first: Vec<&ObjectVersion> = vs.iter().rev().collect();
+                        if let Some(pos) = newest_first.iter().position(|v| v.version_id == vm) {
+                            for (i, v) in newest_first.iter().enumerate().skip(pos + 1) {
+                                if out.len() >= limit {
+                                    return Ok(out);
+                                }
+                                out.push(VersionEntry {
+                                    info: info(km, v),
+                                    is_latest: i == 0,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            for (k, vs) in objects
+                .range::<String, _>((lower_bound(prefix, key_marker), Bound::Unbounded))
+                .take_while(|(k, _)| k.starts_with(prefix))
+            {
+                for (i, v) in vs.iter().rev().enumerate() {
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                    out.push(VersionEntry {
+                        info: info(k, v),
+                        is_latest: i == 0,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn create_multipart(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        meta: PutMeta,
+    ) -> BackendResult<String> {
+        self.bucket(tenant, bucket)?;
+        check_key(key)?;
+        let r = self
+            .command(StoreCommand::CreateUpload {
+                upload: Upload {
+                    id: String::new(),
+                    tenant: tenant.to_owned(),
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    content_type: meta.content_type,
+                    user_meta: meta.user_metadata,
+                    parts: Default::default(),
+                    created_ms: now_ms(),
+                },
+            })
+            .await
+            .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+        r.id.ok_or_else(|| BackendError::Internal("the store gave the upload no id".into()))
+    }
+
+    async fn upload_part(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        _size_hint: Option<u64>,
+    ) -> BackendResult<PartInfo> {
+        self.upload(tenant, bucket, key, upload_id)?;
+        if !(1..=crate::backend::MAX_PART_NUMBER).contains(&part_number) {
+            return Err(BackendError::InvalidArgument(
+                "part numbers go from 1 to 10000".into(),
+            ));
+        }
+        let p = self
+            .store
+            .put_part(tenant, upload_id, part_number, body)
+            .await
+            .map_err(|e| store_err(e, BackendError::NoSuchUpload))?;
+        Ok(PartInfo {
+            part_number,
+            etag: p.md5,
+            size: p.size,
+            last_modified_ms: p.created_ms,
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<(u32, String)>,
+    ) -> BackendResult<ObjectInfo> {
+        let u = self.upload(tenant, bucket, key, upload_id)?;
+        if parts.is_empty() {
+            return Err(BackendError::InvalidPart);
+        }
+        if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(BackendError::InvalidPartOrder);
+        }
+        let mut md5s = Vec::with_capacity(parts.len());
+        let mut size = 0u64;
+        for (i, (n, etag)) in parts.iter().enumerate() {
+            let p = u.parts.get(n).ok_or(BackendError::InvalidPart)?;
+            if !etag.trim_matches('"').eq_ignore_ascii_case(&p.md5) {
+                return Err(BackendError::InvalidPart);
+            }
+            if i + 1 < parts.len() && p.size < MIN_PART_SIZE {
+                return Err(BackendError::EntityTooSmall);
+            }
+            md5s.push(p.md5.clone());
+            size += p.size;
+        }
+        let r = self
+            .command(StoreCommand::CompleteUpload {
+                tenant: tenant.to_owned(),
+                upload: upload_id.to_owned(),
+                parts: parts
+                    .iter()
+                    .map(|(n, e)| (*n, e.trim_matches('"').to_owned()))
+                    .collect(),
+                now_ms: now_ms(),
+            })
+            .await
+            .map_err(|e| match e.code {
+                ErrorCode::BadRequest => BackendError::InvalidPart,
+                _ => store_err(e, BackendError::NoSuchUpload),
+            })?;
+        Ok(ObjectInfo {
+            key: key.to_owned(),
+            version_id: r.id.unwrap_or_else(|| NULL_VERSION.to_owned()),
+            size,
+            etag: multipart_etag(&md5s),
+            last_modified_ms: now_ms(),
+            content_type: u.content_type,
+            user_metadata: u.user_meta,
+            is_delete_marker: false,
+        })
+    }
+
+    async fn abort_multipart(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<()> {
+        self.upload(tenant, bucket, key, upload_id)?;
+        self.command(StoreCommand::AbortUpload {
+            tenant: tenant.to_owned(),
+            upload: upload_id.to_owned(),
+        })
+        .await
+        .map_err(|e| store_err(e, BackendError::NoSuchUpload))?;
+        Ok(())
+    }
+
+    async fn list_parts(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Vec<PartInfo>> {
+        let u = self.upload(tenant, bucket, key, upload_id)?;
+        Ok(u.parts
+            .iter()
+            .map(|(n, p)| PartInfo {
+                part_number: *n,
+                etag: p.md5.clone(),
+                size: p.size,
+                last_modified_ms: p.created_ms,
+            })
+            .collect())
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        tenant: &str,
+        bucket: &str,
+    ) -> BackendResult<Vec<UploadInfo>> {
+        self.read(|s| {
+            owned(s, tenant, bucket)?;
+            let mut v: Vec<UploadInfo> = s
+                .store
+                .uploads
+                .values()
+                .filter(|u| u.bucket == bucket && u.tenant == tenant)
+                .map(|u| UploadInfo {
+                    key: u.key.clone(),
+                    upload_id: u.id.clone(),
+                    initiated_ms: u.created_ms,
+                })
+                .collect();
+            v.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+            Ok(v)
+        })
+    }
+}
+
+/// Access keys from the replicated metadata (`StoreCommand::CreateAccessKey`).
+#[derive(Clone)]
+pub struct StoreKeys {
+    store: Store,
+}
+
+impl StoreKeys {
+    /// Keys of `store`'s metadata.
+    pub fn new(store: Store) -> Self {
+        StoreKeys { store }
+    }
+}
+
+impl KeyStore for StoreKeys {
+    fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
+        self.store.state(|s| {
+            s.store.access_keys.get(access_key).map(|k| KeyRecord {
+                secret: k.secret.clone(),
+                tenant: k.tenant.clone(),
+            })
+        })
+    }
+}
+
+/// A gateway over a replica's store: [`StoreBackend`] with [`StoreKeys`].
+pub fn store_gateway(store: Store) -> crate::Gateway<StoreBackend, StoreKeys> {
+    crate::Gateway::new(
+        Arc::new(StoreBackend::new(store.clone())),
+        Arc::new(StoreKeys::new(store)),
+    )
+}

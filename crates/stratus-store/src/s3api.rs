@@ -1,0 +1,168 @@
+//! What an S3 gateway needs beyond put/get: reading the metadata, committing
+//! store commands, multipart parts and server-side copies.
+
+use bytes::Bytes;
+use futures::Stream;
+use stratus_state::objects::{ObjectVersion, Part, StoreCommand};
+use stratus_state::{CommandResult, State};
+use stratus_types::ErrorCode;
+
+use crate::{now_ms, Store, StoreError};
+
+/// A part stored by [`Store::put_part`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartPut {
+    /// Bytes of the part.
+    pub size: u64,
+    /// Hex MD5 of the part (its ETag).
+    pub md5: String,
+    /// When it was stored (ms).
+    pub created_ms: u64,
+}
+
+/// Context of the private-scope seed of a multipart upload.
+const UPLOAD_SEED_CONTEXT: &str = "stratus 2026 multipart upload private scope seed";
+
+impl Store {
+    /// Runs `f` on this replica's applied metadata. Writes made through this
+    /// store are visible here when they return.
+    pub fn state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        self.read(f)
+    }
+
+    /// Commits a store command through the control plane (`Err` when it was
+    /// refused: the error carries the state machine's code and message).
+    pub async fn command(&self, cmd: StoreCommand) -> Result<CommandResult, StoreError> {
+        self.write(cmd).await
+    }
+
+    /// Streams `body` as part `number` of multipart upload `upload_id` of
+    /// `tenant`, replacing a part of the same number. Every part of an upload
+    /// to a private-scope bucket is sealed with one key, derived from the
+    /// cluster storage secret and the upload id, so the parts can be joined.
+    /// A body that fails midway stores no part.
+    pub async fn put_part<S>(
+        &self,
+        tenant: &str,
+        upload_id: &str,
+        number: u32,
+        body: S,
+    ) -> Result<PartPut, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
+    {
+        if !(1..=10_000).contains(&number) {
+            return Err(StoreError::new(
+                ErrorCode::BadRequest,
+                "part numbers go from 1 to 10000",
+            ));
+        }
+        let (bucket, secret) = self.read(|s| {
+            let u = s
+                .store
+                .uploads
+                .get(upload_id)
+                .filter(|u| u.tenant == tenant)
+                .ok_or_else(|| {
+                    StoreError::new(
+                        ErrorCode::NotFound,
+                        format!("multipart upload {upload_id:?} does not exist (NoSuchUpload)"),
+                    )
+                })?;
+            let secret = s.store.secret.ok_or_else(|| {
+                StoreError::unavailable("the cluster storage secret is not set yet; retry")
+            })?;
+            Ok::<_, StoreError>((u.bucket.clone(), secret))
+        })?;
+        let seed = upload_seed(&secret, upload_id);
+        let ing = self.ingest(tenant, &bucket, body, seed).await?;
+        let created_ms = now_ms();
+        self.write(StoreCommand::PutPart {
+            tenant: tenant.to_string(),
+            upload: upload_id.to_string(),
+            number,
+            part: Part {
+                size: ing.size,
+                md5: ing.md5.clone(),
+                data: ing.data,
+                created_ms,
+            },
+        })
+        .await?;
+        Ok(PartPut {
+            size: ing.size,
+            md5: ing.md5,
+            created_ms,
+        })
+    }
+
+    /// Copies a version of `src_bucket/src_key` (the latest when `src_version`
+    /// is `None`) to `dst_bucket/dst_key`, both of `tenant`, without copying
+    /// data: the new version references the source's chunks (sealed with the
+    /// source version's key scope, which the version records). `meta`
+    /// replaces the content type and user metadata; `None` keeps the
+    /// source's. Returns the committed version (with its id).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_object(
+        &self,
+        tenant: &str,
+        src_bucket: &str,
+        src_key: &str,
+        src_version: Option<&str>,
+        dst_bucket: &str,
+        dst_key: &str,
+        meta: Option<crate::PutMeta>,
+    ) -> Result<ObjectVersion, StoreError> {
+        let mut version = self.read(|s| {
+            s.store.bucket_of(tenant, src_bucket)?;
+            s.store.bucket_of(tenant, dst_bucket)?;
+            let v = s.store.version(src_bucket, src_key, src_version)?;
+            if v.is_delete_marker() {
+                return Err(StoreError::new(
+                    ErrorCode::NotFound,
+                    format!(
+                        "{src_bucket}/{src_key} version {} is a delete marker",
+                        v.version_id
+                    ),
+                ));
+            }
+            Ok::<_, StoreError>(v.clone())
+        })?;
+        version.version_id = String::new();
+        version.created_ms = now_ms();
+        if let Some(m) = meta {
+            version.content_type = m.content_type;
+            version.user_meta = m.user_meta;
+        }
+        let r = self
+            .write(StoreCommand::PutObject {
+                tenant: tenant.to_string(),
+                bucket: dst_bucket.to_string(),
+                key: dst_key.to_string(),
+                version: version.clone(),
+            })
+            .await?;
+        version.version_id = r.id.unwrap_or_default();
+        Ok(version)
+    }
+}
+
+/// The private-scope seed of a multipart upload: a keyed BLAKE3 of the
+/// upload id under a key derived from the storage secret.
+fn upload_seed(secret: &[u8; 32], upload_id: &str) -> [u8; 32] {
+    let key = blake3::derive_key(UPLOAD_SEED_CONTEXT, secret);
+    *blake3::keyed_hash(&key, upload_id.as_bytes()).as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upload_seed;
+
+    #[test]
+    fn upload_seeds_are_per_upload_and_per_secret() {
+        let a = upload_seed(&[1; 32], "u1");
+        assert_eq!(a, upload_seed(&[1; 32], "u1"));
+        assert_ne!(a, upload_seed(&[1; 32], "u2"));
+        assert_ne!(a, upload_seed(&[2; 32], "u1"));
+    }
+}
