@@ -534,6 +534,7 @@ impl StoreCloud {
             snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
             storage_capacity: 1 << 40,
             store: stratus_store::StoreConfig::default(),
+            s3_port: None,
         })
         .await?;
         let control = cloud.replicas[0].control.clone().context("no control")?;

@@ -642,6 +642,9 @@ impl Dev {
             free_port().to_string(),
             "--api-port".into(),
             free_port().to_string(),
+            // Many clouds run at once: no S3 gateway on the default port.
+            "--s3-port".into(),
+            "0".into(),
             "--node-lost-after".into(),
             node_lost_after_s.to_string(),
             "--log".into(),
