@@ -10,6 +10,8 @@
 //! and its encoding ([`model`]).
 
 mod model;
+#[cfg(test)]
+mod tests;
 
 pub use model::{
     FileChunk, Flist, FlistStats, ImageConfig, Inode, InodeKind, FLIST_FORMAT, FLIST_MAGIC,
@@ -19,6 +21,9 @@ pub use model::{
 /// What can go wrong with an flist.
 #[derive(Debug, thiserror::Error)]
 pub enum FlistError {
+    /// The flist could not be encoded.
+    #[error("cannot encode flist: {0}")]
+    Encode(String),
     /// The bytes are not an flist this build reads.
     #[error("cannot decode flist: {0}")]
     Decode(String),

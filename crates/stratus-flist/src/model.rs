@@ -245,24 +245,19 @@ impl Flist {
         if let Some(root) = n.get_mut(ROOT as usize) {
             *root = 2;
         }
-        for inode in &self.inodes {
+        for (ino, inode) in self.inodes.iter().enumerate() {
             if let InodeKind::Dir { entries } = &inode.kind {
                 for &child in entries.values() {
                     let is_dir = self.inode(child).is_some_and(Inode::is_dir);
                     if let Some(c) = n.get_mut(child as usize) {
+                        // Its name, plus its own `.` for a directory.
                         *c += if is_dir { 2 } else { 1 };
                     }
+                    if is_dir {
+                        // The subdirectory's `..`.
+                        n[ino] += 1;
+                    }
                 }
-            }
-        }
-        // A subdirectory's `..` adds one to its parent.
-        for (ino, inode) in self.inodes.iter().enumerate() {
-            if let InodeKind::Dir { entries } = &inode.kind {
-                let subdirs = entries
-                    .values()
-                    .filter(|&&c| self.inode(c).is_some_and(Inode::is_dir))
-                    .count() as u32;
-                n[ino] += subdirs;
             }
         }
         n
@@ -295,15 +290,15 @@ impl Flist {
     }
 
     /// Encodes: magic, format version (u32 LE), then zstd-compressed bincode.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1024);
+    pub fn encode(&self) -> Result<Vec<u8>, FlistError> {
+        let body = bincode::serialize(self).map_err(|e| FlistError::Encode(e.to_string()))?;
+        let packed =
+            zstd::bulk::compress(&body, 3).map_err(|e| FlistError::Encode(format!("zstd: {e}")))?;
+        let mut out = Vec::with_capacity(FLIST_MAGIC.len() + 4 + packed.len());
         out.extend_from_slice(FLIST_MAGIC);
         out.extend_from_slice(&self.format.to_le_bytes());
-        // Serializing plain data into a Vec cannot fail.
-        let body = bincode::serialize(self).unwrap_or_default();
-        let packed = zstd::bulk::compress(&body, 3).unwrap_or(body);
         out.extend_from_slice(&packed);
-        out
+        Ok(out)
     }
 
     /// Decodes and [`Flist::validate`]s bytes from anywhere (an flist is
@@ -403,7 +398,7 @@ impl Flist {
                     return bad("the root directory is named by an entry".into());
                 }
             } else if n == 0 {
-                return bad(format!("inode {ino} is not reachable"));
+                return bad(format!("inode {ino} is named by no directory"));
             } else if inode.is_dir() && n != 1 {
                 return bad(format!("directory {ino} has {n} names"));
             }
