@@ -1,5 +1,7 @@
 //! Tests of the model: encoding round trips, validation, hostile bytes.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
