@@ -205,6 +205,17 @@ pub(crate) struct StorageTarget {
     pub free: u64,
 }
 
+impl StorageTarget {
+    /// The node as placement sees it.
+    pub(crate) fn placement_node(&self) -> stratus_sched::StorageNode {
+        stratus_sched::StorageNode {
+            id: self.id,
+            site: self.site.clone(),
+            free_bytes: self.free,
+        }
+    }
+}
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -12,7 +12,7 @@ use stratus_types::NodeId;
 use tokio_util::sync::CancellationToken;
 
 use crate::read::pack_view;
-use crate::{now_ms, Store, StoreError};
+use crate::{now_ms, StorageTarget, Store, StoreError};
 
 /// Stripes repaired per round of the maintenance loop.
 const REPAIR_BATCH: usize = 8;
@@ -143,11 +143,7 @@ impl Store {
         let nodes: Vec<StorageNode> = targets
             .iter()
             .filter(|t| !named.contains(&t.id))
-            .map(|t| StorageNode {
-                id: t.id,
-                site: t.site.clone(),
-                free_bytes: t.free,
-            })
+            .map(StorageTarget::placement_node)
             .collect();
         let homes = place_pieces(
             &nodes,

@@ -338,11 +338,7 @@ impl Store {
                     .iter()
                     .filter(|t| !failed.contains(&t.id))
                     .filter(|t| !avoid_suspects || !self.suspect(&t.id))
-                    .map(|t| StorageNode {
-                        id: t.id,
-                        site: t.site.clone(),
-                        free_bytes: t.free,
-                    })
+                    .map(StorageTarget::placement_node)
                     .collect()
             };
             // Nodes that failed recently only when there is no other choice.
