@@ -9,7 +9,8 @@ per second, sequential and with --parallel requests in flight.
     scripts/bench-s3.py --endpoint "$AWS_ENDPOINT_URL"
 
 Compare with the data path's one-core limit from `stratus bench datapath`
-measured in the same session (docs/BENCHMARKS.md).
+measured in the same session, and with any other S3 store (docs/BENCHMARKS.md
+has a run beside Garage).
 """
 
 import argparse
@@ -57,9 +58,13 @@ def main():
     s3.create_bucket(Bucket=bucket)
     rows = []
     for label, size, count in [("4 KiB", 4 << 10, args.small_count), ("1 MiB", 1 << 20, 64), ("64 MiB", 64 << 20, 4)]:
-        body = os.urandom(size)
         for parallel in (1, args.parallel):
-            put = timed(lambda i: s3.put_object(Bucket=bucket, Key=f"{label}/{parallel}/{i}", Body=body), count, parallel)
+            # Distinct random bodies: a store that dedupes must not get the
+            # repeats for free.
+            bodies = [os.urandom(size) for _ in range(count)]
+            put = timed(
+                lambda i: s3.put_object(Bucket=bucket, Key=f"{label}/{parallel}/{i}", Body=bodies[i]), count, parallel
+            )
             get = timed(
                 lambda i: s3.get_object(Bucket=bucket, Key=f"{label}/{parallel}/{i}")["Body"].read(), count, parallel
             )
