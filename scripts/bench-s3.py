@@ -5,7 +5,7 @@ PUT and GET of 4 KiB, 1 MiB and 64 MiB objects and small-object operations
 per second, sequential and with --parallel requests in flight.
 
     stratus dev --nodes 6 &
-    eval "$(stratus s3 keys create | grep '^export')"
+    eval "$(stratus s3 keys create | grep '^ *export')"
     scripts/bench-s3.py --endpoint "$AWS_ENDPOINT_URL"
 
 Compare with the data path's one-core limit from `stratus bench datapath`
