@@ -16,6 +16,16 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 [ -x /usr/bin/s3cmd ] || need_apt+=(s3cmd)
 [ -x /usr/bin/rclone ] || need_apt+=(rclone)
 /usr/bin/python3 -c 'import boto3' >/dev/null 2>&1 || need_apt+=(python3-boto3)
+# Containers and images (issue 6): libcontainer links libseccomp; tests build
+# images from busybox-static and nginx-light, mount flists with FUSE, and
+# pull from a real registry (docker-registry, fed by skopeo, htpasswd auth).
+[ -e /usr/include/seccomp.h ] || need_apt+=(libseccomp-dev)
+[ -x /bin/busybox ] || need_apt+=(busybox-static)
+[ -x /bin/fusermount3 ] || need_apt+=(fuse3)
+[ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
+[ -x /usr/bin/skopeo ] || need_apt+=(skopeo)
+[ -x /usr/bin/htpasswd ] || need_apt+=(apache2-utils)
+[ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
