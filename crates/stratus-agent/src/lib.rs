@@ -11,6 +11,7 @@
 //! once it has tried them all. If the control plane has forgotten it (answer
 //! `not_found`), it registers again.
 
+pub mod containers;
 pub mod runner;
 pub mod sysinfo;
 

@@ -14,7 +14,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stratus_net::Connection;
 use stratus_proto::{Assignment, InstanceReport, LogChunk, Request, Response};
-use stratus_runtime::{DynExecutor, ExitReason, Limits, Output, TaskSpec};
+use stratus_container::ContainerEvent;
+use stratus_runtime::{DynExecutor, Exit, ExitReason, Limits, Output, TaskSpec};
+
+use crate::containers::{Connect, ContainerHost, Rootfs, DEFAULT_CHUNK_CACHE_BYTES};
 use stratus_spec::WorkloadKind;
 use stratus_state::{Desired, InstanceState};
 use tokio::sync::{mpsc, Notify};
@@ -56,13 +59,24 @@ struct Inner {
     conn: Mutex<Option<Connection>>,
     conn_ready: Notify,
     modules: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    /// Container images, or why this node cannot run them.
+    containers: Result<Arc<ContainerHost>, String>,
     cancel: CancellationToken,
+}
+
+/// What an instance runs.
+enum Payload {
+    Wasm(Arc<Vec<u8>>),
+    Image(Arc<ContainerHost>, Rootfs),
 }
 
 impl Runner {
     /// Creates the runner and resumes the assignments saved on disk.
     pub fn start(data_dir: &Path, executor: Arc<dyn DynExecutor>) -> Runner {
         let dir = data_dir.join("agent");
+        let containers = ContainerHost::new(&dir.join("oci"), DEFAULT_CHUNK_CACHE_BYTES)
+            .map(Arc::new)
+            .inspect_err(|e| tracing::warn!("this node cannot run container images: {e}"));
         let r = Runner {
             inner: Arc::new(Inner {
                 dir,
@@ -75,6 +89,7 @@ impl Runner {
                 conn: Mutex::new(None),
                 conn_ready: Notify::new(),
                 modules: Mutex::new(HashMap::new()),
+                containers,
                 cancel: CancellationToken::new(),
             }),
         };
@@ -296,6 +311,48 @@ impl Runner {
         }
     }
 
+    /// Mounts the image of `a` and prepares the instance's root (`None`:
+    /// cancelled first). Waits for a connection when the image is not on
+    /// this node yet.
+    async fn image_root(
+        &self,
+        a: &Assignment,
+        inst_dir: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Payload>, String> {
+        let host = self
+            .inner
+            .containers
+            .clone()
+            .map_err(|e| format!("this node cannot run container images: {e}"))?;
+        let tenant = a
+            .instance
+            .workload
+            .split_once('/')
+            .map(|(t, _)| t.to_string())
+            .unwrap_or_default();
+        let weak = Arc::downgrade(&self.inner);
+        let connect: Connect = Arc::new(move || {
+            weak.upgrade()
+                .and_then(|inner| Runner { inner }.connection())
+        });
+        loop {
+            match host
+                .prepare(&tenant, &a.module, inst_dir, connect.clone())
+                .await
+            {
+                Ok(root) => return Ok(Some(Payload::Image(host.clone(), root))),
+                Err(e) if self.connection().is_some() => return Err(e),
+                Err(e) => tracing::debug!(instance = %a.instance.id, error = %e, "image not available while disconnected; waiting"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(None),
+                _ = self.inner.conn_ready.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
     async fn module(&self, hash: &str, cancel: &CancellationToken) -> Option<Arc<Vec<u8>>> {
         if let Some(m) = self
             .inner
@@ -356,18 +413,32 @@ impl Runner {
     async fn supervise(&self, a: Assignment, cancel: CancellationToken) {
         let id = a.instance.id.clone();
         let spec = &a.spec;
-        let Some(module) = self.module(&a.module, &cancel).await else {
-            self.report(
-                &id,
-                InstanceState::Stopped,
-                0,
-                None,
-                "stopped",
-                "stopped before it started".into(),
-            );
-            return;
-        };
         let inst_dir = self.inner.dir.join("instances").join(&id);
+        let payload = if a.module.starts_with("image:") {
+            match self.image_root(&a, &inst_dir, &cancel).await {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    self.report(&id, InstanceState::Stopped, 0, None, "stopped", "stopped before it started".into());
+                    return;
+                }
+                Err(why) => {
+                    let state = InstanceState::Failed {
+                        code: -1,
+                        reason: why.clone(),
+                    };
+                    self.report(&id, state, 0, None, "failed", why);
+                    return;
+                }
+            }
+        } else {
+            match self.module(&a.module, &cancel).await {
+                Some(m) => Payload::Wasm(m),
+                None => {
+                    self.report(&id, InstanceState::Stopped, 0, None, "stopped", "stopped before it started".into());
+                    return;
+                }
+            }
+        };
         let output_dir = spec.output.then(|| inst_dir.join("output"));
         if let Some(d) = &output_dir {
             if let Err(e) = std::fs::create_dir_all(d) {
@@ -408,24 +479,6 @@ impl Runner {
             .map(Duration::from_secs)
             .or((spec.kind == WorkloadKind::Task).then_some(DEFAULT_TASK_WALL));
         loop {
-            let task = TaskSpec {
-                module: module.clone(),
-                args: spec.args.clone(),
-                name: spec.name.clone(),
-                env: spec
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                stdin: None,
-                input_dir: spec.input.as_ref().map(PathBuf::from),
-                output_dir: output_dir.clone(),
-                limits: Limits {
-                    memory_bytes: spec.resources.memory_mb.saturating_mul(1024 * 1024),
-                    wall_time: wall,
-                    cpu_time: spec.resources.cpu_secs.map(Duration::from_secs),
-                },
-            };
             let (tx, mut rx) = mpsc::channel::<Output>(256);
             let (kind, msg) = if restarts == a.instance.restarts {
                 ("started", "started")
@@ -440,9 +493,66 @@ impl Runner {
                 kind,
                 format!("{msg} (restarts: {restarts})"),
             );
-            let exec = self.inner.executor.clone();
             let run_cancel = cancel.clone();
-            let run = tokio::spawn(async move { exec.run_dyn(task, tx, run_cancel).await });
+            let run: tokio::task::JoinHandle<Result<Exit, String>> = match &payload {
+                Payload::Wasm(module) => {
+                    let task = TaskSpec {
+                        module: module.clone(),
+                        args: spec.args.clone(),
+                        name: spec.name.clone(),
+                        env: spec
+                            .env
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                        stdin: None,
+                        input_dir: spec.input.as_ref().map(PathBuf::from),
+                        output_dir: output_dir.clone(),
+                        limits: Limits {
+                            memory_bytes: spec.resources.memory_mb.saturating_mul(1024 * 1024),
+                            wall_time: wall,
+                            cpu_time: spec.resources.cpu_secs.map(Duration::from_secs),
+                        },
+                    };
+                    let exec = self.inner.executor.clone();
+                    tokio::spawn(async move {
+                        exec.run_dyn(task, tx, run_cancel)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                }
+                Payload::Image(host, root) => {
+                    let mut cs = match host.container_spec(&id, &a.instance.workload, spec, root) {
+                        Ok(cs) => cs,
+                        Err(why) => {
+                            let state = InstanceState::Failed {
+                                code: -1,
+                                reason: why.clone(),
+                            };
+                            self.report(&id, state, restarts, None, "failed", why);
+                            return;
+                        }
+                    };
+                    cs.wall_time = wall;
+                    let (ev_tx, mut ev_rx) = mpsc::channel::<ContainerEvent>(16);
+                    let me = self.clone();
+                    let inst = id.clone();
+                    tokio::spawn(async move {
+                        while let Some(ev) = ev_rx.recv().await {
+                            if let ContainerEvent::PortPublished { container_port, host } = ev {
+                                me.report(&inst, InstanceState::Running, restarts, None, "published", format!("port {container_port} published on {host}"));
+                            }
+                        }
+                    });
+                    let host = host.clone();
+                    tokio::spawn(async move {
+                        host.executor()
+                            .run(cs, tx, Some(ev_tx), run_cancel)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                }
+            };
             while let Some(out) = rx.recv().await {
                 let (stderr, data) = match out {
                     Output::Stdout(d) => (false, d),

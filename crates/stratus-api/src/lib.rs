@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod images;
 pub mod objects;
 pub mod s3keys;
 pub mod workloads;
@@ -154,7 +155,8 @@ pub struct WriteResult {
           objects::create_bucket, objects::list_buckets, objects::delete_bucket, objects::put_object,
           objects::get_object, objects::head_object, objects::delete_object, objects::list_objects,
           objects::list_versions, objects::storage_status, objects::maintain_now,
-          s3keys::create_key, s3keys::list_keys, s3keys::delete_key),
+          s3keys::create_key, s3keys::list_keys, s3keys::delete_key,
+          images::import, images::list, images::delete),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
                        VarView, WriteResult, TokenView, ClusterStatus,
                        workloads::ModuleRef, workloads::Deploy, workloads::WorkloadView, workloads::Drain,
@@ -165,9 +167,11 @@ pub struct WriteResult {
                        stratus_state::objects::Bucket, stratus_state::objects::ErasureProfile,
                        stratus_state::objects::DedupeScope, stratus_state::objects::Versioning,
                        stratus_state::objects::RedundancyHealth, stratus_state::objects::ScrubRecord,
-                       s3keys::CreateS3Key, s3keys::IssuedS3Key, s3keys::S3KeyView)),
+                       s3keys::CreateS3Key, s3keys::IssuedS3Key, s3keys::S3KeyView,
+                       stratus_store::ImageInfo, stratus_store::ImportReport,
+                       stratus_spec::ImageSource, stratus_spec::PortSpec, stratus_spec::VolumeSpec)),
     modifiers(&BearerAuth),
-    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"))
+    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"), (name = "images"))
 )]
 struct ApiDoc;
 
@@ -253,6 +257,13 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/v1/buckets/{bucket}/versions", get(objects::list_versions))
+        .route(
+            "/v1/images",
+            post(images::import)
+                .get(images::list)
+                .delete(images::delete)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/v1/storage", get(objects::storage_status))
         .route("/v1/storage/maintain", post(objects::maintain_now))
         .route(

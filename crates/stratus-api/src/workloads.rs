@@ -32,7 +32,10 @@ pub struct ModuleRef {
 pub struct Deploy {
     /// The spec (its `wasm.module` is informational; `module` is what runs).
     pub spec: WorkloadSpec,
-    /// Content address of an uploaded module.
+    /// Content address of an uploaded module (WASM workloads). For a
+    /// container image it is left empty: the deploy pins the image version
+    /// that `image.name` names now.
+    #[serde(default)]
     pub module: String,
 }
 
@@ -150,11 +153,22 @@ pub async fn deploy(
         return Err(ApiError::new(ErrorCode::BadRequest, msg));
     }
     let id = format!("{}/{}", c.tenant, req.spec.name);
+    let module = match &req.spec.image {
+        Some(image) => {
+            let found = st.store.resolve_image(&c.tenant, &image.name)?;
+            stratus_store::ImageRef {
+                name: found.name,
+                version_id: found.version_id,
+            }
+            .to_string()
+        }
+        None => req.module,
+    };
     st.control
         .write(Command::DeployWorkload {
             tenant: c.tenant.clone(),
             spec: Box::new(req.spec),
-            module: req.module,
+            module,
             now_ms: now_ms(),
         })
         .await?;

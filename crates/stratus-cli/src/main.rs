@@ -10,6 +10,7 @@
 mod bench;
 mod client;
 mod commands;
+mod images;
 mod objects;
 mod run;
 mod s3;
@@ -72,8 +73,11 @@ enum Cmd {
     Node(run::NodeArgs),
     /// Health of the control plane: leader, replicas, replication lag
     Status,
-    /// Run a WASM module once on the cloud: streams its output, exits with its code
+    /// Run a WASM module or a container image once on the cloud: streams its output, exits with its code
     Run(workloads::RunArgs),
+    /// Container images: import, list, remove
+    #[command(subcommand)]
+    Image(images::ImageCmd),
     /// Deploy a workload spec (YAML or TOML): task, service or daemon
     Deploy {
         /// The spec file
@@ -201,6 +205,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Rm { target, version_id } => objects::rm(&g, &target, version_id).await,
             Cmd::Versions { target } => objects::versions(&g, &target).await,
             Cmd::Bucket(c) => objects::bucket(&g, c).await,
+            Cmd::Image(c) => images::image(&g, c).await,
             Cmd::Storage(c) => objects::storage(&g, c).await,
             Cmd::S3(c) => s3::s3(&g, c).await,
             Cmd::Nodes(c) => commands::nodes(&g, c).await,

@@ -139,31 +139,19 @@ fn rate(n: u64, secs: f64) -> String {
     format!("{}/s", human((n as f64 / secs.max(1e-6)) as u64))
 }
 
-/// `stratus put FILE BUCKET/KEY`.
-pub async fn put(g: &Global, a: PutArgs) -> Result<()> {
-    let (bucket, key) = split_target(&a.target)?;
-    let key = if key.is_empty() || key.ends_with('/') {
-        let name = a
-            .file
-            .file_name()
-            .and_then(|n| n.to_str())
-            .filter(|_| a.file != Path::new("-"))
-            .ok_or_else(|| anyhow!("give the key: BUCKET/KEY"))?;
-        format!("{key}{name}")
-    } else {
-        key.to_string()
-    };
+/// A request body streaming `file` (`-`: stdin) with a progress bar.
+pub(crate) async fn file_body(file: &Path, label: &str) -> Result<(reqwest::Body, ProgressBar)> {
     let (reader, len): (Box<dyn tokio::io::AsyncRead + Send + Unpin>, Option<u64>) =
-        if a.file == Path::new("-") {
+        if file == Path::new("-") {
             (Box::new(tokio::io::stdin()), None)
         } else {
-            let f = tokio::fs::File::open(&a.file)
+            let f = tokio::fs::File::open(file)
                 .await
-                .with_context(|| format!("opening {}", a.file.display()))?;
+                .with_context(|| format!("opening {}", file.display()))?;
             let len = f.metadata().await.ok().map(|m| m.len());
             (Box::new(f), len)
         };
-    let pb = progress(len, "put");
+    let pb = progress(len, label);
     let counter = pb.clone();
     let body = futures::stream::unfold(reader, move |mut r| {
         let pb = counter.clone();
@@ -180,10 +168,28 @@ pub async fn put(g: &Global, a: PutArgs) -> Result<()> {
             }
         }
     });
+    Ok((reqwest::Body::wrap_stream(body), pb))
+}
+
+/// `stratus put FILE BUCKET/KEY`.
+pub async fn put(g: &Global, a: PutArgs) -> Result<()> {
+    let (bucket, key) = split_target(&a.target)?;
+    let key = if key.is_empty() || key.ends_with('/') {
+        let name = a
+            .file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|_| a.file != Path::new("-"))
+            .ok_or_else(|| anyhow!("give the key: BUCKET/KEY"))?;
+        format!("{key}{name}")
+    } else {
+        key.to_string()
+    };
+    let (body, pb) = file_body(&a.file, "put").await?;
     let c = client(g)?;
     let mut req = c
         .streaming(Method::PUT, &object_path(bucket, &key))
-        .body(reqwest::Body::wrap_stream(body));
+        .body(body);
     if let Some(ct) = &a.content_type {
         req = req.header("content-type", ct);
     }

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use stratus_api::workloads::{Deploy, Drain, ModuleRef, WorkloadView};
 use stratus_api::WriteResult;
-use stratus_spec::{Format, WorkloadKind, WorkloadSpec};
+use stratus_spec::{Format, ImageSource, PortSpec, WasmSource, WorkloadKind, WorkloadSpec};
 use stratus_state::{Instance, InstanceState, Workload};
 
 use crate::client::Client;
@@ -17,12 +17,20 @@ use crate::Global;
 
 /// Arguments of `stratus run`.
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  stratus run hello.wasm -- Stratus\n  stratus image import busybox.tar --name busybox\n  stratus run --image busybox -- sh -c 'echo hi from $(hostname)'")]
 pub struct RunArgs {
     /// The WASM module (.wasm, or .wat text)
-    pub module: PathBuf,
-    /// Arguments passed to the program
+    #[arg(required_unless_present = "image", conflicts_with = "image")]
+    pub module: Option<PathBuf>,
+    /// Run this container image (NAME[:TAG], imported with `stratus image import`) instead of a module
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Arguments passed to the program (for an image: the command, replacing the image's CMD)
     #[arg(last = true)]
     pub args: Vec<String>,
+    /// Publish a container port on the node: [HOST:]CONTAINER (repeatable; HOST 0 or omitted: any free port)
+    #[arg(long = "publish", short = 'p', value_parser = parse_port, requires = "image")]
+    pub publish: Vec<PortSpec>,
     /// Workload name [default: run-<random>]
     #[arg(long)]
     pub name: Option<String>,
@@ -38,6 +46,18 @@ pub struct RunArgs {
     /// Environment variable KEY=VALUE (repeatable)
     #[arg(long = "env", value_parser = parse_kv)]
     pub env: Vec<(String, String)>,
+}
+
+fn parse_port(s: &str) -> Result<PortSpec, String> {
+    let bad = || format!("{s:?} must read [HOST:]CONTAINER with ports 1-65535");
+    let (host, container) = match s.split_once(':') {
+        Some((h, c)) => (h.parse().map_err(|_| bad())?, c.parse().map_err(|_| bad())?),
+        None => (0, s.parse().map_err(|_| bad())?),
+    };
+    if container == 0 {
+        return Err(bad());
+    }
+    Ok(PortSpec { container, host })
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -69,17 +89,31 @@ fn state_name(s: &InstanceState) -> String {
 pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
     let c = client(g)?;
     let started = Instant::now();
-    let module = upload(&c, &a.module).await?;
     let name = a.name.clone().unwrap_or_else(|| {
         use std::hash::BuildHasher;
         let r = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
         format!("run-{:08x}", r as u32)
     });
-    let spec_text = format!(
-        "version: 1\nname: {name}\nkind: task\nwasm: {{ module: {:?} }}\n",
-        a.module.display().to_string()
-    );
+    let spec_text = format!("version: 1\nname: {name}\nkind: task\nwasm: {{ module: \"-\" }}\n");
     let mut spec = stratus_spec::parse(&spec_text, Format::Yaml).map_err(|e| anyhow!("{e}"))?;
+    let module = match (&a.module, &a.image) {
+        (Some(path), _) => {
+            spec.wasm = Some(WasmSource {
+                module: path.display().to_string(),
+            });
+            upload(&c, path).await?.hash
+        }
+        (None, Some(image)) => {
+            spec.wasm = None;
+            spec.image = Some(ImageSource {
+                name: image.clone(),
+                ports: a.publish.clone(),
+                ..Default::default()
+            });
+            String::new()
+        }
+        (None, None) => bail!("give a WASM module or --image NAME"),
+    };
     spec.args = a.args.clone();
     spec.env = a.env.iter().cloned().collect();
     spec.resources.memory_mb = a.memory_mb;
@@ -89,10 +123,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
     let w: Workload = c
         .post(
             "/v1/workloads",
-            &Deploy {
-                spec,
-                module: module.hash,
-            },
+            &Deploy { spec, module },
         )
         .await?;
     // Wait for the instance.
@@ -172,19 +203,19 @@ pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
     let spec: WorkloadSpec = stratus_spec::parse(&text, Format::from_path(&path.to_string_lossy()))
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let c = client(g)?;
-    let module_path = if spec.wasm.module.starts_with("blake3:") {
-        None
-    } else {
-        let p = Path::new(&spec.wasm.module);
-        Some(if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            path.parent().unwrap_or(Path::new(".")).join(p)
-        })
-    };
-    let module = match &module_path {
-        Some(p) => upload(&c, p).await?.hash,
-        None => spec.wasm.module.clone(),
+    // A container image is pinned by the API; a module is uploaded first.
+    let module = match spec.wasm.as_ref().map(|w| w.module.as_str()) {
+        Some(hash) if hash.starts_with("blake3:") => hash.to_string(),
+        Some(file) => {
+            let p = Path::new(file);
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                path.parent().unwrap_or(Path::new(".")).join(p)
+            };
+            upload(&c, &p).await?.hash
+        }
+        None => String::new(),
     };
     let w: Workload = c.post("/v1/workloads", &Deploy { spec, module }).await?;
     if g.json {

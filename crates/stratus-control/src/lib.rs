@@ -174,6 +174,25 @@ struct Inner {
     blocked: Mutex<std::collections::BTreeMap<String, String>>,
     cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    images: std::sync::OnceLock<Arc<dyn ImageServer>>,
+}
+
+/// Serves container images to agents: implemented over the object store by
+/// the node (the store sits below the control plane and needs it, so it is
+/// attached after both start: [`Control::attach_images`]).
+pub trait ImageServer: Send + Sync + 'static {
+    /// The encoded flist of `image` (`image:NAME:TAG@VERSION`) of `tenant`.
+    fn flist(
+        &self,
+        tenant: String,
+        image: String,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, (ErrorCode, String)>>;
+    /// The plain bytes of chunk `id` in `tenant`'s scope.
+    fn chunk(
+        &self,
+        tenant: String,
+        id: [u8; 32],
+    ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, (ErrorCode, String)>>;
 }
 
 impl Control {
@@ -232,6 +251,7 @@ impl Control {
                 blocked: Mutex::new(Default::default()),
                 cancel,
                 tasks: Mutex::new(vec![proposer_task]),
+                images: std::sync::OnceLock::new(),
             }),
         };
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
@@ -559,6 +579,32 @@ impl Control {
         empty || membership.get_node(peer).is_some()
     }
 
+    /// Attaches the image server agents fetch flists and chunks from.
+    pub fn attach_images(&self, images: Arc<dyn ImageServer>) {
+        let _ = self.inner.images.set(images);
+    }
+
+    /// Whether `peer` is assigned an instance of a workload of `tenant` that
+    /// runs a container image (`image`, when given): an agent reads only the
+    /// images of what it runs.
+    fn runs_image(&self, peer: &NodeId, tenant: &str, image: Option<&str>) -> bool {
+        self.inner.reader.read(|s| {
+            s.instances.values().any(|i| {
+                i.node == *peer
+                    && s.workloads.get(&i.workload).is_some_and(|w| {
+                        w.tenant == tenant
+                            && [Some(&w.module), w.previous.as_ref().map(|p| &p.1)]
+                                .into_iter()
+                                .flatten()
+                                .any(|m| match image {
+                                    Some(want) => m == want,
+                                    None => m.starts_with("image:"),
+                                })
+                    })
+            })
+        })
+    }
+
     fn is_registered(&self, peer: &NodeId) -> bool {
         self.inner.reader.read(|s| s.nodes.contains_key(peer))
     }
@@ -667,6 +713,30 @@ impl Control {
                         code: ErrorCode::NotFound,
                         message: format!("module {hash} is not stored"),
                     },
+                }
+            }
+            Request::GetFlist { tenant, image } => {
+                if !self.runs_image(&peer, &tenant, Some(&image)) {
+                    return images_forbidden(&peer);
+                }
+                match self.inner.images.get() {
+                    Some(i) => match i.flist(tenant, image).await {
+                        Ok(bytes) => Response::Blob(bytes),
+                        Err((code, message)) => Response::Error { code, message },
+                    },
+                    None => images_unavailable(),
+                }
+            }
+            Request::GetChunk { tenant, id } => {
+                if !self.runs_image(&peer, &tenant, None) {
+                    return images_forbidden(&peer);
+                }
+                match self.inner.images.get() {
+                    Some(i) => match i.chunk(tenant, id).await {
+                        Ok(bytes) => Response::Blob(bytes),
+                        Err((code, message)) => Response::Error { code, message },
+                    },
+                    None => images_unavailable(),
                 }
             }
             Request::Report(reports) => {
@@ -1073,4 +1143,18 @@ pub async fn resolve(addr: &str) -> Result<SocketAddr, ControlError> {
                 "cannot resolve address {addr:?} (expected host:port)"
             ))
         })
+}
+
+fn images_forbidden(peer: &NodeId) -> Response {
+    Response::Error {
+        code: ErrorCode::Forbidden,
+        message: format!("{peer} runs no instance of this image"),
+    }
+}
+
+fn images_unavailable() -> Response {
+    Response::Error {
+        code: ErrorCode::Unavailable,
+        message: "this replica serves no images".into(),
+    }
 }

@@ -22,7 +22,7 @@ pub use stratus_agent::AgentState;
 use stratus_agent::{Agent, AgentConfig};
 use stratus_control::{Control, ControlConfig};
 use stratus_net::{Endpoint, Identity};
-use stratus_types::{Attributes, Capacity, NodeId, StorageInfo};
+use stratus_types::{Attributes, Capacity, ErrorCode, NodeId, StorageInfo};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -249,6 +249,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
             )),
             s.store.clone(),
         );
+        c.attach_images(Arc::new(StoreImages(st.clone())));
         let leader = c.clone();
         tokio::spawn(
             st.clone()
@@ -448,5 +449,43 @@ pub fn local_attributes() -> Attributes {
         arch: std::env::consts::ARCH.to_string(),
         os: std::env::consts::OS.to_string(),
         ..Attributes::default()
+    }
+}
+
+/// Serves container images to agents out of this replica's object store.
+struct StoreImages(stratus_store::Store);
+
+impl stratus_control::ImageServer for StoreImages {
+    fn flist(
+        &self,
+        tenant: String,
+        image: String,
+    ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, (ErrorCode, String)>> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            let r = stratus_store::ImageRef::parse(&image)
+                .ok_or_else(|| (ErrorCode::BadRequest, format!("{image:?} is not an image reference")))?;
+            store
+                .image_flist(&tenant, &r)
+                .await
+                .map_err(|e| (e.code, e.message))
+        })
+    }
+
+    fn chunk(
+        &self,
+        tenant: String,
+        id: [u8; 32],
+    ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, (ErrorCode, String)>> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            store
+                .read_chunk(
+                    &stratus_state::objects::KeyScope::Tenant(tenant),
+                    &stratus_chunk::ChunkId(id),
+                )
+                .await
+                .map_err(|e| (e.code, e.message))
+        })
     }
 }

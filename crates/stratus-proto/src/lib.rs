@@ -73,6 +73,23 @@ pub enum Request {
         /// `blake3:<hex>`.
         hash: String,
     },
+    /// An agent fetches the encoded flist of a container image one of its
+    /// instances runs.
+    GetFlist {
+        /// Owner of the workload.
+        tenant: String,
+        /// The pinned image, `image:NAME:TAG@VERSION` (an assignment's
+        /// `module`).
+        image: String,
+    },
+    /// An agent fetches one chunk of an image's file contents, decrypted by
+    /// the replica; the agent checks it against the flist's plain BLAKE3.
+    GetChunk {
+        /// Owner of the workload.
+        tenant: String,
+        /// The chunk's store id.
+        id: [u8; 32],
+    },
     /// An agent reports what happened to its instances.
     Report(Vec<InstanceReport>),
     /// An agent sends output of its instances.
@@ -183,6 +200,8 @@ pub enum Response {
     },
     /// Answer to [`Request::GetModule`].
     Module(Vec<u8>),
+    /// Answer to [`Request::GetFlist`] and [`Request::GetChunk`].
+    Blob(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Answer to [`Request::ReadLogs`]: bytes from `offset` on, and whether
     /// this replica has the instance's log at all.
     Logs {

@@ -64,8 +64,14 @@ pub struct WorkloadSpec {
     /// Instances (task) or replicas (service); ignored for daemons.
     #[serde(default = "one")]
     pub count: u32,
-    /// The WASM module to run.
-    pub wasm: WasmSource,
+    /// The WASM module to run (this, or `image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<WasmSource>,
+    /// The container image to run (this, or `wasm`). Top-level `args`
+    /// replace the image's `Cmd` and `env` is added to the image's, as with
+    /// `docker run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSource>,
     /// Arguments passed to the program (after its name).
     #[serde(default)]
     pub args: Vec<String>,
@@ -109,6 +115,56 @@ pub struct WasmSource {
     /// A path to a `.wasm` or `.wat` file (read by the CLI and uploaded), or a
     /// content address `blake3:<64 hex>` of a module already in the cluster.
     pub module: String,
+}
+
+/// A container image to run, imported into the tenant's images first
+/// (`stratus image import|pull`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSource {
+    /// `NAME[:TAG]` of the image (tag `latest` when omitted). The deploy pins
+    /// the version current at that moment.
+    pub name: String,
+    /// Replaces the image's `Entrypoint` (empty: keep it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entrypoint: Vec<String>,
+    /// Replaces the image's `User` (`name`, `uid`, `uid:gid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Replaces the image's `WorkingDir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// TCP ports of the container published on the node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+    /// Named volumes on the node's disk, kept across container restarts and
+    /// across instances of the workload on that node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
+}
+
+/// A published TCP port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortSpec {
+    /// Port the service listens on inside the container.
+    pub container: u16,
+    /// Port on the node (0: any free port, shown by `stratus inspect`).
+    #[serde(default)]
+    pub host: u16,
+}
+
+/// A named volume mounted into the container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeSpec {
+    /// Name: 1–63 characters of a-z, 0-9 and '-'.
+    pub name: String,
+    /// Absolute path in the container.
+    pub path: String,
+    /// Mounted read-only.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// Resources of one instance.
@@ -355,11 +411,42 @@ impl WorkloadSpec {
                 format!("must be between 1 and 10000, got {}", self.count),
             );
         }
-        if self.wasm.module.trim().is_empty() {
-            err(
+        match (&self.wasm, &self.image) {
+            (Some(w), None) if w.module.trim().is_empty() => err(
                 "wasm.module",
                 "a path to a .wasm/.wat file or blake3:<hash> is required".into(),
-            );
+            ),
+            (None, None) => err(
+                "wasm",
+                "a workload runs either a `wasm` module or a container `image`; give one".into(),
+            ),
+            (Some(_), Some(_)) => err(
+                "image",
+                "a workload runs either a `wasm` module or a container `image`, not both".into(),
+            ),
+            _ => {}
+        }
+        if let Some(image) = &self.image {
+            if image.name.trim().is_empty() {
+                err("image.name", "the image's NAME[:TAG] is required".into());
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, p) in image.ports.iter().enumerate() {
+                if p.container == 0 {
+                    err(&format!("image.ports[{i}].container"), "must be between 1 and 65535".into());
+                }
+                if p.host != 0 && !seen.insert(p.host) {
+                    err(&format!("image.ports[{i}].host"), format!("port {} is published twice", p.host));
+                }
+            }
+            for (i, v) in image.volumes.iter().enumerate() {
+                if stratus_types::validate_tenant_name(&v.name).is_err() {
+                    err(&format!("image.volumes[{i}].name"), "use 1-63 characters of a-z, 0-9 and '-', starting with a letter".into());
+                }
+                if !v.path.starts_with('/') || v.path.split('/').any(|c| c == "..") || v.path == "/" {
+                    err(&format!("image.volumes[{i}].path"), format!("must be an absolute path below / without '..', got {:?}", v.path));
+                }
+            }
         }
         let r = &self.resources;
         if !(1..=256_000).contains(&r.cpu_millis) {
@@ -495,6 +582,31 @@ disconnect: { wait_secs: 60, replace: true }
         assert!(e.to_string().contains("kind"), "{e}");
         let e = parse("{{{", Format::Yaml).expect_err("syntax");
         assert!(matches!(e, SpecError::Parse(_)));
+    }
+
+    #[test]
+    fn an_image_workload_parses_and_is_checked() {
+        let y = "version: 1\nname: web\nkind: service\nimage:\n  name: nginx:1.22\n  ports: [{ container: 80, host: 8080 }]\n  volumes: [{ name: data, path: /var/www }]\nargs: [nginx, -g, 'daemon off;']\n";
+        let s = parse(y, Format::Yaml).expect("parses");
+        let image = s.image.expect("image");
+        assert_eq!(image.name, "nginx:1.22");
+        assert_eq!(image.ports, vec![PortSpec { container: 80, host: 8080 }]);
+        assert_eq!(image.volumes[0].path, "/var/www");
+        assert!(s.wasm.is_none());
+
+        let errs = |text: &str| match parse(text, Format::Yaml) {
+            Err(SpecError::Invalid(errs)) => errs.into_iter().map(|e| e.path).collect::<Vec<_>>(),
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        assert_eq!(errs("version: 1\nname: x\nkind: task\n"), vec!["wasm"]);
+        assert_eq!(
+            errs("version: 1\nname: x\nkind: task\nwasm: { module: a.wasm }\nimage: { name: a }\n"),
+            vec!["image"]
+        );
+        assert_eq!(
+            errs("version: 1\nname: x\nkind: task\nimage: { name: a, ports: [{ container: 0 }], volumes: [{ name: Data, path: ../x }] }\n"),
+            vec!["image.ports[0].container", "image.volumes[0].name", "image.volumes[0].path"]
+        );
     }
 
     proptest::proptest! {

@@ -461,7 +461,31 @@ impl State {
                         format!("tenant {tenant:?} does not exist"),
                     ));
                 }
-                if !self.modules.contains_key(module) {
+                if let Some(image) = module.strip_prefix("image:") {
+                    // A pinned container image: `NAME:TAG@VERSION` of the
+                    // tenant's images bucket.
+                    let found = image.rsplit_once('@').is_some_and(|(name, version)| {
+                        self.store
+                            .version(
+                                &objects::images_bucket(tenant),
+                                &format!("flists/{name}"),
+                                Some(version),
+                            )
+                            .is_ok_and(|v| !v.is_delete_marker())
+                    });
+                    if !found {
+                        return Err(ApplyError::new(
+                            ErrorCode::NotFound,
+                            format!("image {image} is not stored; import it first"),
+                        ));
+                    }
+                    if spec.image.is_none() {
+                        return Err(ApplyError::new(
+                            ErrorCode::BadRequest,
+                            "a container image needs a spec with `image:`",
+                        ));
+                    }
+                } else if !self.modules.contains_key(module) {
                     return Err(ApplyError::new(
                         ErrorCode::NotFound,
                         format!("module {module} is not stored; upload it first"),

@@ -414,6 +414,19 @@ pub fn validate_bucket_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Buckets whose names start with this are the system's: a tenant's
+/// container images live in [`images_bucket`] of that tenant, which only it
+/// may own.
+pub const IMAGES_BUCKET_PREFIX: &str = "stratus-images-";
+
+/// The bucket holding `tenant`'s container images (flists and their
+/// contents): a fixed name derived from the tenant, so no other tenant can
+/// take it first.
+pub fn images_bucket(tenant: &str) -> String {
+    let h = blake3::hash(tenant.as_bytes()).to_hex();
+    format!("{IMAGES_BUCKET_PREFIX}{}", &h[..16])
+}
+
 /// Checks an object key (1–1024 bytes, no NUL).
 pub fn validate_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || key.contains('\0') {
@@ -765,6 +778,16 @@ impl State {
             }
             StoreCommand::CreateBucket { bucket } => {
                 validate_bucket_name(&bucket.name).map_err(|m| err(ErrorCode::BadRequest, m))?;
+                if bucket.name.starts_with(IMAGES_BUCKET_PREFIX)
+                    && bucket.name != images_bucket(&bucket.tenant)
+                {
+                    return Err(err(
+                        ErrorCode::Forbidden,
+                        format!(
+                            "bucket names starting with {IMAGES_BUCKET_PREFIX:?} are reserved for container images"
+                        ),
+                    ));
+                }
                 if let Some(p) = bucket.profile {
                     p.validate().map_err(|m| err(ErrorCode::BadRequest, m))?;
                 }

@@ -38,6 +38,7 @@
 //! The metadata and the network are traits ([`Meta`], [`Pieces`]), so the
 //! store is tested without either.
 
+mod images;
 mod maintain;
 mod net;
 mod read;
@@ -56,6 +57,7 @@ use stratus_state::objects::{Bucket, DedupeScope, ErasureProfile, KeyScope};
 use stratus_state::{Command, CommandResult, State};
 use stratus_types::{ErrorCode, NodeId, NodeStatus};
 
+pub use images::{normalize_image_name, ImageInfo, ImageRef, ImportReport, FLIST_CONTENT_TYPE};
 pub use maintain::{GcReport, MaintenanceStats, RepairReport, ScrubReport};
 pub use net::NetPieces;
 pub use read::ByteRange;

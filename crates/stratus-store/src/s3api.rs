@@ -75,7 +75,7 @@ impl Store {
             Ok::<_, StoreError>((u.bucket.clone(), secret))
         })?;
         let seed = upload_seed(&secret, upload_id);
-        let ing = self.ingest(tenant, &bucket, body, seed).await?;
+        let ing = self.ingest(tenant, &bucket, body, seed, false).await?;
         let created_ms = now_ms();
         self.write(StoreCommand::PutPart {
             tenant: tenant.to_string(),

@@ -85,6 +85,9 @@ struct EncodeCtx {
     pack_bytes: usize,
     zstd_level: i32,
     known: Box<dyn Fn(&ChunkId) -> bool + Send>,
+    /// Every body buffer is one chunk, cut by the caller (images cut at
+    /// file ends); otherwise the body is chunked here.
+    prechunked: bool,
 }
 
 fn encode_loop(
@@ -144,6 +147,10 @@ fn encode_loop(
         Ok(())
     };
     while let Some(data) = rx.blocking_recv() {
+        if ctx.prechunked {
+            on_chunk(&data, &mut out)?;
+            continue;
+        }
         chunker.push_with(&data, |c| {
             if failed.is_none() {
                 if let Err(e) = on_chunk(c, &mut out) {
@@ -195,7 +202,9 @@ impl Store {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
         validate_key(key).map_err(|m| StoreError::new(ErrorCode::BadRequest, m))?;
-        let ing = self.ingest(tenant, bucket, body, rand::random()).await?;
+        let ing = self
+            .ingest(tenant, bucket, body, rand::random(), false)
+            .await?;
         let version = ObjectVersion {
             version_id: String::new(),
             size: ing.size,
@@ -226,13 +235,15 @@ impl Store {
     }
 
     /// Streams `body` into committed packs and returns its manifest (not
-    /// committed as a version).
+    /// committed as a version). With `prechunked`, every item of `body` is
+    /// one chunk.
     pub(crate) async fn ingest<S>(
         &self,
         tenant: &str,
         bucket: &str,
         mut body: S,
         private_seed: [u8; 32],
+        prechunked: bool,
     ) -> Result<Ingested, StoreError>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
@@ -265,6 +276,7 @@ impl Store {
             known: Box::new(move |id| {
                 read_state(meta.as_ref(), |s| s.store.chunks.contains_key(id))
             }),
+            prechunked,
         };
         let (body_tx, body_rx) = mpsc::channel::<Bytes>(BODY_QUEUE);
         let (hash_tx, hash_rx) = mpsc::channel::<Bytes>(BODY_QUEUE);

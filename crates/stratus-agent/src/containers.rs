@@ -1,0 +1,376 @@
+//! Container images on a lending node: the flist of a pinned image is
+//! fetched once (and kept on disk), mounted read-only through FUSE with lazy,
+//! verified chunk fetch from the control replicas, shared by every instance
+//! of that image on the node; each instance gets an overlayfs upper layer of
+//! its own on the node's disk and runs in a libcontainer sandbox.
+//!
+//! Chunks are fetched from the replica the agent is connected to, which
+//! decrypts them (only replicas hold scope keys); the mount checks every
+//! chunk against the flist's plain BLAKE3 before it is cached or served, so a
+//! replica or a disk that returns wrong bytes is never read by a container.
+//! The first start of an image records the chunks it read
+//! ([`Mounted::access_log`]); later mounts prefetch them in the background.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use stratus_container::{ContainerExecutor, ContainerSpec, PortMap, Volume};
+use stratus_flist::{FileChunk, Flist};
+use stratus_mount::{ChunkCache, ChunkSource, MountOptions, Mounted, Overlay, SourceError};
+use stratus_net::Connection;
+use stratus_proto::{Request, Response};
+use stratus_spec::WorkloadSpec;
+
+/// Default size of the node's chunk cache.
+pub const DEFAULT_CHUNK_CACHE_BYTES: u64 = 2 << 30;
+/// How long one chunk fetch may take before it is retried.
+const CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts of one chunk fetch (the connection may fail over meanwhile).
+const CHUNK_ATTEMPTS: usize = 4;
+
+/// Gives the agent's current connection to a control replica (`None` while
+/// disconnected).
+pub type Connect = Arc<dyn Fn() -> Option<Connection> + Send + Sync>;
+
+/// Fetches chunks of one tenant's image from the connected replica.
+struct ReplicaChunks {
+    tenant: String,
+    connect: Connect,
+    rt: tokio::runtime::Handle,
+}
+
+impl ChunkSource for ReplicaChunks {
+    fn fetch(&self, chunk: &FileChunk) -> Result<Vec<u8>, SourceError> {
+        let mut last = String::from("not connected to a control replica");
+        for attempt in 0..CHUNK_ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(200 * attempt as u64));
+            }
+            let Some(conn) = (self.connect)() else {
+                continue;
+            };
+            let req = Request::GetChunk {
+                tenant: self.tenant.clone(),
+                id: chunk.id,
+            };
+            match self
+                .rt
+                .block_on(conn.call::<_, Response>(&req, CHUNK_TIMEOUT))
+            {
+                Ok(Response::Blob(bytes)) => return Ok(bytes),
+                Ok(Response::Error { code, message }) => {
+                    if code == stratus_types::ErrorCode::NotFound {
+                        return Err(SourceError::NotFound);
+                    }
+                    last = message;
+                }
+                Ok(other) => last = format!("unexpected answer {other:?}"),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(SourceError::Failed(last))
+    }
+}
+
+/// One image mounted on this node.
+struct ImageMount {
+    flist: Arc<Flist>,
+    mounted: Option<Mounted>,
+    users: usize,
+    prefetch_file: PathBuf,
+}
+
+/// An instance's prepared root file system (unmounted on drop).
+pub struct Rootfs {
+    overlay: Option<Overlay>,
+    image: String,
+    host: Arc<ContainerHost>,
+    /// The merged root the container runs in.
+    pub path: PathBuf,
+    /// The image's flist (run config).
+    pub flist: Arc<Flist>,
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        if let Some(o) = self.overlay.take() {
+            if let Err(e) = o.unmount() {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot unmount a container's root");
+            }
+        }
+        self.host.release(&self.image);
+    }
+}
+
+/// Everything a node needs to run container images.
+pub struct ContainerHost {
+    dir: PathBuf,
+    executor: ContainerExecutor,
+    cache: Arc<ChunkCache>,
+    mounts: Mutex<HashMap<String, ImageMount>>,
+}
+
+impl ContainerHost {
+    /// Sets up under `dir` (images, chunk cache, container state); fails
+    /// when this machine cannot run containers (not root, no cgroups, no
+    /// FUSE).
+    pub fn new(dir: &Path, cache_bytes: u64) -> Result<ContainerHost, String> {
+        let executor = ContainerExecutor::new(&dir.join("containers"))
+            .map_err(|e| format!("containers: {e}"))?;
+        if !Path::new("/dev/fuse").exists() {
+            return Err("no /dev/fuse: images cannot be mounted".into());
+        }
+        let cache = ChunkCache::open(&dir.join("chunks"), cache_bytes)
+            .map_err(|e| format!("chunk cache: {e}"))?;
+        Ok(ContainerHost {
+            dir: dir.to_path_buf(),
+            executor,
+            cache: Arc::new(cache),
+            mounts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The container executor.
+    pub fn executor(&self) -> &ContainerExecutor {
+        &self.executor
+    }
+
+    fn image_dir(&self, image: &str) -> PathBuf {
+        let h = blake3::hash(image.as_bytes()).to_hex();
+        self.dir.join("images").join(&h[..32])
+    }
+
+    /// The flist of `image` (from disk, else from the replica).
+    async fn flist(
+        &self,
+        tenant: &str,
+        image: &str,
+        connect: &Connect,
+    ) -> Result<Arc<Flist>, String> {
+        let file = self.image_dir(image).join("flist");
+        if let Ok(bytes) = std::fs::read(&file) {
+            if let Ok(f) = Flist::decode(&bytes).and_then(|f| f.validate().map(|_| f)) {
+                return Ok(Arc::new(f));
+            }
+        }
+        let conn = connect().ok_or("not connected to a control replica")?;
+        let req = Request::GetFlist {
+            tenant: tenant.into(),
+            image: image.into(),
+        };
+        let bytes = match conn.call::<_, Response>(&req, Duration::from_secs(60)).await {
+            Ok(Response::Blob(b)) => b,
+            Ok(Response::Error { message, .. }) => return Err(message),
+            Ok(other) => return Err(format!("unexpected answer {other:?}")),
+            Err(e) => return Err(e.to_string()),
+        };
+        let flist = Flist::decode(&bytes)
+            .and_then(|f| f.validate().map(|_| f))
+            .map_err(|e| format!("the replica sent a bad flist: {e}"))?;
+        if let Some(d) = file.parent() {
+            let _ = std::fs::create_dir_all(d);
+        }
+        let _ = std::fs::write(&file, &bytes);
+        Ok(Arc::new(flist))
+    }
+
+    /// Mounts `image` if it is not yet, and prepares `instance`'s root over
+    /// it (an overlayfs upper layer kept in `inst_dir`, so files the
+    /// container wrote survive its restarts).
+    pub async fn prepare(
+        self: &Arc<Self>,
+        tenant: &str,
+        image: &str,
+        inst_dir: &Path,
+        connect: Connect,
+    ) -> Result<Rootfs, String> {
+        let flist = self.flist(tenant, image, &connect).await?;
+        let lower = self.image_dir(image).join("mnt");
+        {
+            let mut mounts = self.mounts.lock().map_err(|_| "mount table poisoned")?;
+            if let Some(m) = mounts.get_mut(image) {
+                m.users += 1;
+            } else {
+                std::fs::create_dir_all(&lower).map_err(|e| format!("creating {}: {e}", lower.display()))?;
+                let prefetch_file = self.image_dir(image).join("prefetch");
+                let prefetch = std::fs::read(&prefetch_file)
+                    .ok()
+                    .map(|b| b.chunks_exact(32).filter_map(|c| c.try_into().ok()).collect())
+                    .unwrap_or_default();
+                let source = Arc::new(ReplicaChunks {
+                    tenant: tenant.to_string(),
+                    connect: connect.clone(),
+                    rt: tokio::runtime::Handle::current(),
+                });
+                let mounted = stratus_mount::mount(
+                    flist.clone(),
+                    source,
+                    self.cache.clone(),
+                    &lower,
+                    MountOptions {
+                        prefetch,
+                        fs_name: format!("stratus:{image}"),
+                        ..MountOptions::default()
+                    },
+                )
+                .map_err(|e| format!("mounting the image: {e}"))?;
+                mounts.insert(
+                    image.to_string(),
+                    ImageMount {
+                        flist: flist.clone(),
+                        mounted: Some(mounted),
+                        users: 1,
+                        prefetch_file,
+                    },
+                );
+            }
+        }
+        let mut root = Rootfs {
+            overlay: None,
+            image: image.to_string(),
+            host: self.clone(),
+            path: inst_dir.join("rootfs"),
+            flist,
+        };
+        let (upper, work) = (inst_dir.join("upper"), inst_dir.join("work"));
+        for d in [&upper, &work, &root.path] {
+            std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        }
+        root.overlay = Some(
+            Overlay::mount(&lower, &upper, &work, &root.path)
+                .map_err(|e| format!("mounting the container's root: {e}"))?,
+        );
+        Ok(root)
+    }
+
+    /// Fetch counters of `image`'s mount: (chunks, bytes) fetched.
+    pub fn fetched(&self, image: &str) -> Option<(u64, u64)> {
+        let mounts = self.mounts.lock().ok()?;
+        let s = mounts.get(image)?.mounted.as_ref()?.stats();
+        Some((s.fetched_chunks, s.fetched_bytes))
+    }
+
+    fn release(&self, image: &str) {
+        let Ok(mut mounts) = self.mounts.lock() else {
+            return;
+        };
+        let Some(m) = mounts.get_mut(image) else {
+            return;
+        };
+        // Record what this start read, for the next one to prefetch.
+        if let Some(mounted) = &m.mounted {
+            let log = mounted.access_log();
+            if !log.is_empty() && !m.prefetch_file.exists() {
+                let _ = std::fs::write(&m.prefetch_file, log.concat());
+            }
+        }
+        m.users = m.users.saturating_sub(1);
+        if m.users == 0 {
+            if let Some(m) = mounts.remove(image) {
+                if let Some(mounted) = m.mounted {
+                    if let Err(e) = mounted.unmount() {
+                        tracing::warn!(%image, error = %e, "cannot unmount an image");
+                    }
+                }
+                drop(m.flist);
+            }
+        }
+    }
+
+    /// Host folder of a named volume of a workload (created on first use).
+    pub fn volume_dir(&self, workload: &str, name: &str) -> Result<PathBuf, String> {
+        let d = self
+            .dir
+            .join("volumes")
+            .join(workload.replace('/', "_"))
+            .join(name);
+        std::fs::create_dir_all(&d).map_err(|e| format!("creating volume {name}: {e}"))?;
+        Ok(d)
+    }
+
+    /// The container spec of an instance: the image's run config with the
+    /// workload's overrides (args replace `Cmd`, env is added).
+    pub fn container_spec(
+        &self,
+        id: &str,
+        workload: &str,
+        spec: &WorkloadSpec,
+        root: &Rootfs,
+    ) -> Result<ContainerSpec, String> {
+        let image = spec.image.clone().unwrap_or_default();
+        let cfg = &root.flist.config;
+        let entrypoint = if image.entrypoint.is_empty() {
+            cfg.entrypoint.clone()
+        } else {
+            image.entrypoint.clone()
+        };
+        let cmd = if spec.args.is_empty() {
+            cfg.cmd.clone()
+        } else {
+            spec.args.clone()
+        };
+        let args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+        if args.is_empty() {
+            return Err("the image has no entrypoint or cmd and the workload gives no args".into());
+        }
+        let mut env: Vec<(String, String)> = cfg
+            .env
+            .iter()
+            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter(|(k, _)| !spec.env.contains_key(k))
+            .collect();
+        env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let volumes = image
+            .volumes
+            .iter()
+            .map(|v| {
+                Ok(Volume {
+                    host_path: self.volume_dir(workload, &v.name)?,
+                    container_path: v.path.clone(),
+                    read_only: v.read_only,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(ContainerSpec {
+            id: container_id(id),
+            rootfs: root.path.clone(),
+            args,
+            env,
+            cwd: image
+                .workdir
+                .clone()
+                .unwrap_or_else(|| cfg.working_dir.clone()),
+            user: image.user.clone().unwrap_or_else(|| cfg.user.clone()),
+            hostname: spec.name.clone(),
+            memory_bytes: spec.resources.memory_mb.saturating_mul(1024 * 1024),
+            cpu_millis: spec.resources.cpu_millis,
+            pids: 1024,
+            wall_time: None,
+            ports: image
+                .ports
+                .iter()
+                .map(|p| PortMap {
+                    container_port: p.container,
+                    host_port: p.host,
+                    host_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+                })
+                .collect(),
+            volumes,
+            stdin: None,
+        })
+    }
+}
+
+/// A container id from an instance id (`tenant/name/gen-slot-index`):
+/// `[a-z0-9-]` only, unique per instance.
+pub fn container_id(instance: &str) -> String {
+    let clean: String = instance
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let h = blake3::hash(instance.as_bytes()).to_hex();
+    let head: String = clean.chars().take(40).collect();
+    format!("{head}-{}", &h[..12])
+}
