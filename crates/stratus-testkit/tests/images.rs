@@ -1,0 +1,276 @@
+//! Container images on an in-process cluster: import into the object store,
+//! lazy FUSE start on an agent, a real service from Debian packages on a
+//! published port, and a corrupted cached chunk that never reaches the
+//! container.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rand::{RngCore, SeedableRng};
+use stratus_control::Control;
+use stratus_flist::build::{busybox_image, ImageBuilder, LayerEntry};
+use stratus_state::{Command, Instance, InstanceState};
+use stratus_store::{ImageRef, ImportReport};
+use stratus_testkit::{wait_until, Cluster, Options, WAIT};
+use stratus_types::{NodeStatus, ADMIN_TENANT};
+
+/// A cluster of one replica and three agents that store pieces and run
+/// containers.
+async fn cluster() -> Result<(Cluster, Control)> {
+    let cluster = Cluster::start(Options::new(1, 3)).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 3).await?;
+    let c = cluster.control(0)?;
+    wait_until("the storage secret", WAIT, || async {
+        c.state().read(|s| s.store.secret.is_some()).then_some(())
+    })
+    .await?;
+    Ok((cluster, c))
+}
+
+async fn import(cluster: &Cluster, image: &ImageBuilder, name: &str) -> Result<ImportReport> {
+    let dir = tempfile::tempdir()?;
+    let tar = dir.path().join("image.tar");
+    image.write_docker_save(&tar, &format!("{name}:latest"))?;
+    Ok(cluster
+        .store(0)?
+        .import_image(ADMIN_TENANT, tar, Some(name))
+        .await?)
+}
+
+async fn deploy(c: &Control, r: &ImportReport, yaml: &str) -> Result<String> {
+    let spec = stratus_spec::parse(yaml, stratus_spec::Format::Yaml)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let name = spec.name.clone();
+    c.write(Command::DeployWorkload {
+        tenant: ADMIN_TENANT.into(),
+        spec: Box::new(spec),
+        module: ImageRef {
+            name: r.image.name.clone(),
+            version_id: r.image.version_id.clone(),
+        }
+        .to_string(),
+        now_ms: stratus_control::now_ms(),
+    })
+    .await?;
+    Ok(format!("{ADMIN_TENANT}/{name}"))
+}
+
+fn instances(c: &Control, workload: &str) -> Vec<Instance> {
+    c.state().read(|s| {
+        s.instances
+            .values()
+            .filter(|i| i.workload == workload)
+            .cloned()
+            .collect()
+    })
+}
+
+/// Waits for the workload's single task to end; returns it and its output.
+async fn finished(c: &Control, workload: &str) -> Result<(Instance, String)> {
+    let i = wait_until("the task to end", Duration::from_secs(120), || async {
+        instances(c, workload).into_iter().find(|i| {
+            matches!(
+                i.state,
+                InstanceState::Completed | InstanceState::Failed { .. }
+            )
+        })
+    })
+    .await?;
+    // Output is flushed before the exit report, but give the buffer a beat.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, out) = c.read_logs(&i.id, 0).await?;
+    Ok((i, String::from_utf8_lossy(&out).into_owned()))
+}
+
+/// Bytes of chunks in the agents' caches: what the nodes fetched.
+fn cached_bytes(cluster: &Cluster) -> u64 {
+    (0..3)
+        .map(|j| dir_bytes(&cluster.agent_dir(j).join("agent/oci/chunks")))
+        .sum()
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn cache_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                cache_files(&e.path(), out);
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+}
+
+/// busybox plus a 48 MiB file of random bytes that the commands never read.
+fn busybox_with_ballast() -> ImageBuilder {
+    let mut big = vec![0u8; 48 << 20];
+    rand::rngs::StdRng::seed_from_u64(6).fill_bytes(&mut big);
+    busybox_image(Path::new("/bin/busybox"))
+        .layer(vec![LayerEntry::file("/opt/ballast.bin", 0o644, big)])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn busybox_runs_prints_and_exits_fetching_only_what_it_reads() -> Result<()> {
+    let (cluster, c) = cluster().await?;
+    let image = import(&cluster, &busybox_with_ballast(), "busybox").await?;
+    assert!(image.image.bytes > 48 << 20, "{image:?}");
+
+    let id = deploy(
+        &c,
+        &image,
+        "version: 1\nname: hello\nkind: task\nimage: { name: busybox }\n\
+         args: [sh, -c, 'echo hello from $(hostname); echo oops >&2; exit 7']\nrestart: { attempts: 0 }\n",
+    )
+    .await?;
+    let (inst, out) = finished(&c, &id).await?;
+    assert_eq!(inst.exit_code, Some(7), "{inst:?}\n{out}");
+    assert!(out.contains("hello from hello\n"), "{out}");
+    assert!(out.contains("oops\n"), "{out}");
+
+    // Lazy start: the node fetched busybox's pages, not the ballast.
+    let fetched = cached_bytes(&cluster);
+    assert!(fetched > 0, "nothing was fetched: the start was not lazy, it was impossible");
+    assert!(
+        fetched * 10 < image.image.bytes,
+        "fetched {fetched} of {} image bytes",
+        image.image.bytes
+    );
+
+    // A corrupted cached chunk is detected and fetched again: the container
+    // reads busybox's true bytes.
+    let mut files = Vec::new();
+    for j in 0..3 {
+        cache_files(&cluster.agent_dir(j).join("agent/oci/chunks"), &mut files);
+    }
+    for f in &files {
+        let mut b = std::fs::read(f)?;
+        if let Some(x) = b.get_mut(100) {
+            *x ^= 0xff;
+            std::fs::write(f, b)?;
+        }
+    }
+    let want = {
+        use md5::Digest;
+        hex::encode(md5::Md5::digest(std::fs::read("/bin/busybox")?))
+    };
+    let id = deploy(
+        &c,
+        &image,
+        "version: 1\nname: sum\nkind: task\nimage: { name: busybox }\n\
+         args: [/bin/busybox, md5sum, /bin/busybox]\nrestart: { attempts: 0 }\n",
+    )
+    .await?;
+    let (inst, out) = finished(&c, &id).await?;
+    assert_eq!(inst.state, InstanceState::Completed, "{inst:?}\n{out}");
+    assert!(out.starts_with(&want), "container read {out:?}, busybox is {want}");
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// nginx from Debian's package, with the shared libraries it links, as an
+/// image of its own.
+fn nginx_image() -> Result<ImageBuilder> {
+    let nginx = Path::new("/usr/sbin/nginx");
+    if !nginx.exists() {
+        bail!("nginx is not installed: run scripts/setup-toolchain.sh (package nginx-light)");
+    }
+    let ldd = std::process::Command::new("ldd").arg(nginx).output()?;
+    let mut entries = vec![
+        LayerEntry::host_file("/usr/sbin/nginx", 0o755, nginx),
+        LayerEntry::dir("/tmp", 0o1777),
+        LayerEntry::dir("/var/log/nginx", 0o755),
+        LayerEntry::file("/etc/passwd", 0o644, "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"),
+        LayerEntry::file("/etc/group", 0o644, "root:x:0:\nnogroup:x:65534:\n"),
+        LayerEntry::file(
+            "/etc/nginx/nginx.conf",
+            0o644,
+            "user nobody nogroup;\nworker_processes 1;\ndaemon off;\npid /tmp/nginx.pid;\nerror_log stderr warn;\n\
+             events { worker_connections 64; }\n\
+             http { access_log off; default_type text/plain;\n\
+               client_body_temp_path /tmp/body; proxy_temp_path /tmp/proxy; fastcgi_temp_path /tmp/fcgi;\n\
+               uwsgi_temp_path /tmp/uwsgi; scgi_temp_path /tmp/scgi;\n\
+               server { listen 8080; root /srv/www; } }\n",
+        ),
+        LayerEntry::file("/srv/www/index.html", 0o644, "served by nginx from a Stratus flist\n"),
+    ];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            let real = std::fs::canonicalize(p).with_context(|| format!("resolving {p}"))?;
+            entries.push(LayerEntry::host_file(p, 0o755, real));
+        }
+    }
+    let config = stratus_flist::ImageConfig {
+        entrypoint: vec!["/usr/sbin/nginx".into()],
+        cmd: vec!["-c".into(), "/etc/nginx/nginx.conf".into()],
+        exposed_ports: vec!["8080/tcp".into()],
+        ..Default::default()
+    };
+    Ok(ImageBuilder::new().config(config).layer(entries))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nginx_from_debian_serves_on_a_published_port() -> Result<()> {
+    let (cluster, c) = cluster().await?;
+    let image = import(&cluster, &nginx_image()?, "nginx").await?;
+    let id = deploy(
+        &c,
+        &image,
+        "version: 1\nname: web\nkind: service\nimage: { name: nginx, ports: [{ container: 8080 }] }\n\
+         resources: { memory_mb: 128 }\n",
+    )
+    .await?;
+    // The agent reports where it published the port.
+    let addr = wait_until("the published port", Duration::from_secs(120), || async {
+        instances(&c, &id).iter().find_map(|i| {
+            i.events.iter().find_map(|e| {
+                let m = e.message.strip_prefix("port 8080 published on ")?;
+                m.parse::<std::net::SocketAddr>().ok()
+            })
+        })
+    })
+    .await?;
+    let url = format!("http://127.0.0.1:{}/index.html", addr.port());
+    let body = wait_until("nginx to answer", Duration::from_secs(30), || async {
+        match reqwest::get(&url).await {
+            Ok(r) if r.status().is_success() => r.text().await.ok(),
+            _ => None,
+        }
+    })
+    .await?;
+    assert_eq!(body, "served by nginx from a Stratus flist\n");
+    c.write(Command::StopWorkload {
+        id: id.clone(),
+        now_ms: stratus_control::now_ms(),
+    })
+    .await?;
+    wait_until("the service to stop", WAIT, || async {
+        instances(&c, &id)
+            .iter()
+            .all(|i| i.state == InstanceState::Stopped)
+            .then_some(())
+    })
+    .await?;
+    cluster.shutdown().await;
+    Ok(())
+}
