@@ -221,9 +221,15 @@ pub fn layer_tar(entries: &[LayerEntry]) -> Result<Vec<u8>, FlistError> {
                 } else {
                     T::Link
                 });
-                b.append_link(&mut h, path, target.trim_start_matches(
-                    if matches!(e.kind, EntryKind::Hardlink(_)) { "/" } else { "" },
-                ))
+                b.append_link(
+                    &mut h,
+                    path,
+                    target.trim_start_matches(if matches!(e.kind, EntryKind::Hardlink(_)) {
+                        "/"
+                    } else {
+                        ""
+                    }),
+                )
                 .map_err(tar_err)?;
             }
             EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
@@ -262,6 +268,9 @@ pub fn layer_tar(entries: &[LayerEntry]) -> Result<Vec<u8>, FlistError> {
 pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
+
+/// Files to write: (relative path, bytes).
+type Files = Vec<(String, Vec<u8>)>;
 
 /// The blobs of a built image.
 struct Built {
@@ -379,7 +388,7 @@ impl ImageBuilder {
     }
 
     /// The files of an OCI layout: (relative path, bytes).
-    fn layout_files(&self, tag: &str) -> Result<(Vec<(String, Vec<u8>)>, String), FlistError> {
+    fn layout_files(&self, tag: &str) -> Result<(Files, String), FlistError> {
         let b = self.build()?;
         let c = self.image_config();
         let index = json!({
@@ -465,10 +474,8 @@ impl ImageBuilder {
 }
 
 fn write_tar(file: &Path, files: &[(String, Vec<u8>)]) -> Result<(), FlistError> {
-    let out = fs::File::create(file).map_err(FlistError::io(format!(
-        "creating {}",
-        file.display()
-    )))?;
+    let out =
+        fs::File::create(file).map_err(FlistError::io(format!("creating {}", file.display())))?;
     let mut b = tar::Builder::new(std::io::BufWriter::new(out));
     let mut dirs = std::collections::BTreeSet::new();
     for (path, bytes) in files {

@@ -196,10 +196,7 @@ fn meta_of<R: Read>(
                         "layer {layer}, entry {raw:?}: more than {MAX_XATTR_BYTES} bytes of xattrs"
                     )));
                 }
-                xattrs.insert(
-                    name.to_string(),
-                    ByteBuf::from(ext.value_bytes().to_vec()),
-                );
+                xattrs.insert(name.to_string(), ByteBuf::from(ext.value_bytes().to_vec()));
             } else if key == b"mtime" {
                 // Seconds, possibly with a fraction or a sign.
                 if let Some(secs) = ext
@@ -234,7 +231,10 @@ fn read_rec<R: Read>(
     let name = comps.pop().unwrap_or_default();
     let ty = entry.header().entry_type();
     use tar::EntryType as T;
-    if matches!(ty, T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink) {
+    if matches!(
+        ty,
+        T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink
+    ) {
         return Ok(None);
     }
     let rec = |op| {
@@ -277,7 +277,11 @@ fn read_rec<R: Read>(
                 .ok_or_else(|| layer_err(layer, &raw, "symlink without a target"))?
                 .into_owned();
             if target.len() > MAX_PATH || target.contains(&0) {
-                return Err(layer_err(layer, &raw, "symlink target too long or with NUL"));
+                return Err(layer_err(
+                    layer,
+                    &raw,
+                    "symlink target too long or with NUL",
+                ));
             }
             Op::Symlink(meta_of(entry, layer, &raw)?, target)
         }
@@ -364,7 +368,10 @@ impl Layers {
             }
         }
         // Whiteouts and opaque markers hide lower layers only: first.
-        for rec in recs.iter().filter(|r| matches!(r.op, Op::Whiteout(_) | Op::Opaque)) {
+        for rec in recs
+            .iter()
+            .filter(|r| matches!(r.op, Op::Whiteout(_) | Op::Opaque))
+        {
             let dir = self.parent_dir(layer, rec)?;
             match &rec.op {
                 Op::Whiteout(target) => {
@@ -532,7 +539,9 @@ impl Layers {
                 },
                 m,
             ))?,
-            Op::Char(m, major, minor) => self.alloc(inode(InodeKind::CharDevice { major, minor }, m))?,
+            Op::Char(m, major, minor) => {
+                self.alloc(inode(InodeKind::CharDevice { major, minor }, m))?
+            }
             Op::Block(m, major, minor) => {
                 self.alloc(inode(InodeKind::BlockDevice { major, minor }, m))?
             }
@@ -618,12 +627,22 @@ impl Layers {
         }
         for (layer, mut want) in wanted {
             match open(layer)? {
-                LayerSource::Stream(r) => {
-                    read_wanted(layer, tar::Archive::new(NoSeek(r)), false, &mut want, &mut inodes, sink)?
-                }
-                LayerSource::Seekable(r) => {
-                    read_wanted(layer, tar::Archive::new(r), true, &mut want, &mut inodes, sink)?
-                }
+                LayerSource::Stream(r) => read_wanted(
+                    layer,
+                    tar::Archive::new(NoSeek(r)),
+                    false,
+                    &mut want,
+                    &mut inodes,
+                    sink,
+                )?,
+                LayerSource::Seekable(r) => read_wanted(
+                    layer,
+                    tar::Archive::new(r),
+                    true,
+                    &mut want,
+                    &mut inodes,
+                    sink,
+                )?,
             }
             if let Some((index, _)) = want.first_key_value() {
                 return Err(layer_err(

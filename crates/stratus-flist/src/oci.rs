@@ -271,7 +271,8 @@ impl Input {
         match self {
             Input::Dir(d) => {
                 let p = d.join(name);
-                let file = File::open(&p).map_err(FlistError::io(format!("opening {}", p.display())))?;
+                let file =
+                    File::open(&p).map_err(FlistError::io(format!("opening {}", p.display())))?;
                 let len = file
                     .metadata()
                     .map_err(FlistError::io(format!("stat {}", p.display())))?
@@ -288,8 +289,8 @@ impl Input {
             }
             Input::Tar { path, .. } => {
                 let (offset, size) = self.locate(name)?;
-                let mut file =
-                    File::open(path).map_err(FlistError::io(format!("opening {}", path.display())))?;
+                let mut file = File::open(path)
+                    .map_err(FlistError::io(format!("opening {}", path.display())))?;
                 file.seek(SeekFrom::Start(offset))
                     .map_err(FlistError::io(format!("seeking in {}", path.display())))?;
                 Ok((
@@ -581,7 +582,8 @@ fn collect(
         if let Some(r) = ann.get(REF_NAME) {
             refs.push(r.clone());
         }
-        if ann.get("vnd.docker.reference.type").map(String::as_str) == Some("attestation-manifest") {
+        if ann.get("vnd.docker.reference.type").map(String::as_str) == Some("attestation-manifest")
+        {
             continue;
         }
         match d.media_type.as_str() {
@@ -661,7 +663,9 @@ fn plan_oci(input: &Input, reference: Option<&str>) -> Result<Plan, FlistError> 
             "cannot choose one image for linux/{} among {} manifests{}: {}",
             host_arch(),
             named.len(),
-            reference.map(|r| format!(" named {r:?}")).unwrap_or_default(),
+            reference
+                .map(|r| format!(" named {r:?}"))
+                .unwrap_or_default(),
             list.join(", ")
         )));
     };
