@@ -17,8 +17,9 @@ use stratus_proto::{Assignment, InstanceReport, LogChunk, Request, Response};
 use stratus_container::ContainerEvent;
 use stratus_runtime::{DynExecutor, Exit, ExitReason, Limits, Output, TaskSpec};
 
-use crate::containers::{Connect, ContainerHost, Rootfs, DEFAULT_CHUNK_CACHE_BYTES};
+use crate::containers::{container_id, Connect, ContainerHost, Rootfs, DEFAULT_CHUNK_CACHE_BYTES};
 use stratus_spec::WorkloadKind;
+use stratus_state::workloads::{exec_log_id, ExecState};
 use stratus_state::{Desired, InstanceState};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -54,6 +55,10 @@ struct Inner {
     /// predates their report still names them.
     done: Mutex<HashSet<String>>,
     reports: Mutex<Vec<InstanceReport>>,
+    /// Exec progress to report: (instance, number, state).
+    exec_reports: Mutex<Vec<(String, u32, ExecState)>>,
+    /// Execs started here (instance, number).
+    execs: Mutex<HashSet<(String, u32)>>,
     logs: Mutex<(VecDeque<LogChunk>, usize)>,
     outbox: Notify,
     conn: Mutex<Option<Connection>>,
@@ -84,6 +89,8 @@ impl Runner {
                 workers: Mutex::new(HashMap::new()),
                 done: Mutex::new(HashSet::new()),
                 reports: Mutex::new(Vec::new()),
+                exec_reports: Mutex::new(Vec::new()),
+                execs: Mutex::new(HashSet::new()),
                 logs: Mutex::new((VecDeque::new(), 0)),
                 outbox: Notify::new(),
                 conn: Mutex::new(None),
@@ -175,6 +182,9 @@ impl Runner {
             }
             Err(_) => HashSet::new(),
         };
+        if authoritative {
+            self.start_execs(&list);
+        }
         let Ok(mut workers) = self.inner.workers.lock() else {
             return;
         };
@@ -210,6 +220,81 @@ impl Runner {
                 }
             });
         }
+    }
+
+    /// Starts the execs the control plane asked for in running container
+    /// instances of this node.
+    fn start_execs(&self, list: &[Assignment]) {
+        let Ok(host) = &self.inner.containers else {
+            return;
+        };
+        for a in list {
+            for e in &a.instance.execs {
+                if e.state != ExecState::Pending {
+                    continue;
+                }
+                let fresh = self
+                    .inner
+                    .execs
+                    .lock()
+                    .map(|mut s| s.insert((a.instance.id.clone(), e.n)))
+                    .unwrap_or(false);
+                if !fresh {
+                    continue;
+                }
+                let me = self.clone();
+                let host = host.clone();
+                let (id, n, args) = (a.instance.id.clone(), e.n, e.args.clone());
+                let env: Vec<(String, String)> = a
+                    .spec
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let cancel = self.inner.cancel.child_token();
+                tokio::spawn(async move {
+                    me.report_exec(&id, n, ExecState::Running);
+                    let (tx, mut rx) = mpsc::channel::<Output>(256);
+                    let cid = container_id(&id);
+                    let run = tokio::spawn(async move {
+                        host.executor().exec(&cid, args, env, tx, cancel).await
+                    });
+                    let log_id = exec_log_id(&id, n);
+                    let mut offset = 0u64;
+                    while let Some(out) = rx.recv().await {
+                        let (stderr, data) = match out {
+                            Output::Stdout(d) => (false, d),
+                            Output::Stderr(d) => (true, d),
+                        };
+                        let len = data.len() as u64;
+                        me.push_log(LogChunk {
+                            instance: log_id.clone(),
+                            offset,
+                            stderr,
+                            data,
+                        });
+                        offset += len;
+                    }
+                    let state = match run.await {
+                        Ok(Ok(exit)) => ExecState::Exited { code: exit.code },
+                        Ok(Err(e)) => ExecState::Failed {
+                            reason: e.to_string(),
+                        },
+                        Err(e) => ExecState::Failed {
+                            reason: format!("exec crashed: {e}"),
+                        },
+                    };
+                    me.report_exec(&id, n, state);
+                });
+            }
+        }
+    }
+
+    fn report_exec(&self, id: &str, n: u32, state: ExecState) {
+        if let Ok(mut r) = self.inner.exec_reports.lock() {
+            r.push((id.to_string(), n, state));
+        }
+        self.inner.outbox.notify_one();
     }
 
     /// Stops every instance (agent shutdown; they are resumed at next start).
@@ -290,6 +375,35 @@ impl Runner {
                     .await
                 {
                     tracing::debug!(error = %e, "sending output failed; it stays in the local log file");
+                }
+            }
+            let execs: Vec<(String, u32, ExecState)> = self
+                .inner
+                .exec_reports
+                .lock()
+                .map(|mut r| std::mem::take(&mut *r))
+                .unwrap_or_default();
+            for (i, (instance, n, state)) in execs.iter().enumerate() {
+                let req = Request::ReportExec {
+                    instance: instance.clone(),
+                    n: *n,
+                    state: state.clone(),
+                };
+                match conn
+                    .call::<_, Response>(&req, Duration::from_secs(10))
+                    .await
+                {
+                    Ok(Response::Ok) | Ok(Response::Error { .. }) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "exec reports not delivered; keeping them");
+                        if let Ok(mut r) = self.inner.exec_reports.lock() {
+                            let newer = std::mem::take(&mut *r);
+                            *r = execs[i..].to_vec();
+                            r.extend(newer);
+                        }
+                        break;
+                    }
+                    Ok(_) => {}
                 }
             }
             if !reports.is_empty() {

@@ -151,7 +151,7 @@ pub struct WriteResult {
     paths(health, status, whoami, list_nodes, get_node, add_replica, remove_replica,
           list_tenants, create_tenant, create_token, list_tokens, revoke_token, list_vars,
           workloads::put_module, workloads::deploy, workloads::list, workloads::get, workloads::stop,
-          workloads::instances, workloads::instance, workloads::logs, workloads::drain, get_var, put_var, delete_var,
+          workloads::instances, workloads::instance, workloads::logs, workloads::exec, workloads::drain, get_var, put_var, delete_var,
           objects::create_bucket, objects::list_buckets, objects::delete_bucket, objects::put_object,
           objects::get_object, objects::head_object, objects::delete_object, objects::list_objects,
           objects::list_versions, objects::storage_status, objects::maintain_now,
@@ -159,7 +159,8 @@ pub struct WriteResult {
           images::import, images::list, images::delete),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
                        VarView, WriteResult, TokenView, ClusterStatus,
-                       workloads::ModuleRef, workloads::Deploy, workloads::WorkloadView, workloads::Drain,
+                       workloads::ModuleRef, workloads::Deploy, workloads::ExecRequest, workloads::ExecStarted,
+                       stratus_state::workloads::ExecRecord, stratus_state::workloads::ExecState, workloads::WorkloadView, workloads::Drain,
                        stratus_state::Workload, stratus_state::Instance, stratus_state::Event,
                        stratus_state::InstanceState, stratus_state::Desired, ReplicaStatus, NodeRecord, Tenant,
                        objects::CreateBucket, objects::BucketView, objects::VersionView, objects::PutObjectResult,
@@ -238,6 +239,7 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .route("/v1/instances", get(workloads::instances))
         .route("/v1/instances/{id}", get(workloads::instance))
         .route("/v1/instances/{id}/logs", get(workloads::logs))
+        .route("/v1/instances/{id}/exec", post(workloads::exec))
         .route("/v1/nodes/{id}/drain", post(workloads::drain))
         .route(
             "/v1/buckets",

@@ -69,6 +69,24 @@ pub struct LogQuery {
     /// Wait up to this long for new output (long poll; at most 30000).
     #[serde(default)]
     pub wait_ms: u64,
+    /// Output of this exec of the instance instead of the instance's own
+    /// (`x-stratus-state` is then the exec's state).
+    pub exec: Option<u32>,
+}
+
+/// A command to run inside a running container instance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExecRequest {
+    /// Command and arguments.
+    pub args: Vec<String>,
+}
+
+/// An exec that was asked for.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExecStarted {
+    /// Its number within the instance: follow its output with
+    /// `GET /v1/instances/{id}/logs?exec=N`.
+    pub n: u32,
 }
 
 /// Drain request.
@@ -317,17 +335,30 @@ pub async fn logs(
 ) -> Result<impl IntoResponse, ApiError> {
     find_instance(&st, &c, &id)?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(q.wait_ms.min(30_000));
+    let log_id = match q.exec {
+        Some(n) => stratus_state::workloads::exec_log_id(&id, n),
+        None => id.clone(),
+    };
     let (offset, data, state) = loop {
-        let (offset, data) = st.control.read_logs(&id, q.offset).await?;
+        let (offset, data) = st.control.read_logs(&log_id, q.offset).await?;
         let inst = find_instance(&st, &c, &id)?;
-        let over = inst.state.is_terminal() || inst.state == stratus_state::InstanceState::Lost;
+        let inst_over = inst.state.is_terminal() || inst.state == stratus_state::InstanceState::Lost;
+        let (state, over) = match q.exec {
+            None => (serde_json::to_value(&inst.state), inst_over),
+            Some(n) => {
+                let e = inst.execs.iter().find(|e| e.n == n).ok_or_else(|| {
+                    ApiError::new(ErrorCode::NotFound, format!("instance {id} has no exec {n}"))
+                })?;
+                (serde_json::to_value(&e.state), e.state.is_over() || inst_over)
+            }
+        };
         if !data.is_empty() || over || tokio::time::Instant::now() >= deadline {
-            break (offset, data, inst.state);
+            break (offset, data, state);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     let mut h = HeaderMap::new();
-    let state_name = serde_json::to_value(&state)
+    let state_name = state
         .ok()
         .and_then(|v| {
             v.as_str()
@@ -347,6 +378,31 @@ pub async fn logs(
         HeaderValue::from_static("application/octet-stream"),
     );
     Ok((h, data))
+}
+
+/// Runs a command inside a running container instance, like `docker
+/// exec`: same namespaces, cgroup and root file system.
+#[utoipa::path(post, path = "/v1/instances/{id}/exec", tag = "workloads", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    request_body = ExecRequest,
+    responses((status = 201, body = ExecStarted), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn exec(
+    State(st): State<AppState>,
+    c: Caller,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<ExecRequest>,
+) -> Result<(StatusCode, Json<ExecStarted>), ApiError> {
+    find_instance(&st, &c, &id)?;
+    let r = st
+        .control
+        .write(Command::Exec {
+            instance: id,
+            args: req.args,
+            now_ms: now_ms(),
+        })
+        .await?;
+    let n = r.version.unwrap_or_default() as u32;
+    Ok((StatusCode::CREATED, Json(ExecStarted { n })))
 }
 
 /// Drains a node (its instances move elsewhere; nothing new lands there) or

@@ -97,6 +97,14 @@ enum Cmd {
         /// Instance id or workload name
         id: String,
     },
+    /// Run a command inside a running container instance (like `docker exec`): stratus exec ID -- CMD
+    Exec {
+        /// Instance id or workload name (its newest running instance)
+        id: String,
+        /// The command and its arguments
+        #[arg(last = true, required = true)]
+        args: Vec<String>,
+    },
     /// Stop a workload
     Stop {
         /// Workload name
@@ -196,6 +204,10 @@ fn main() -> std::process::ExitCode {
             Cmd::Deploy { spec } => workloads::deploy(&g, &spec).await,
             Cmd::Ps { all } => workloads::ps(&g, all).await,
             Cmd::Logs { follow, id } => workloads::logs(&g, &id, follow).await,
+            Cmd::Exec { id, args } => {
+                let code = workloads::exec(&g, &id, args).await?;
+                std::process::exit(code);
+            }
             Cmd::Stop { name } => workloads::stop(&g, &name).await,
             Cmd::Inspect { id } => workloads::inspect(&g, &id).await,
             Cmd::Status => commands::status(&g).await,

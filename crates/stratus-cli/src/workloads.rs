@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use stratus_api::workloads::{Deploy, Drain, ModuleRef, WorkloadView};
+use stratus_api::workloads::{Deploy, Drain, ExecRequest, ExecStarted, ModuleRef, WorkloadView};
 use stratus_api::WriteResult;
 use stratus_spec::{Format, ImageSource, PortSpec, WasmSource, WorkloadKind, WorkloadSpec};
+use stratus_state::workloads::ExecState;
 use stratus_state::{Instance, InstanceState, Workload};
 
 use crate::client::Client;
@@ -143,7 +144,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    let state = follow(&c, &inst.id, true).await?;
+    let state = follow(&c, &inst.id).await?;
     let done: Instance = c.get(&format!("/v1/instances/{}", inst.id)).await?;
     match state {
         InstanceState::Completed => Ok(0),
@@ -162,13 +163,22 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
 
 /// Streams an instance's output from the start; with `until_end`, returns
 /// once the instance has ended and all output is printed.
-async fn follow(c: &Client, id: &str, until_end: bool) -> Result<InstanceState> {
+async fn follow(c: &Client, id: &str) -> Result<InstanceState> {
+    stream_log(c, id, None).await?;
+    let i: Instance = c.get(&format!("/v1/instances/{id}")).await?;
+    Ok(i.state)
+}
+
+/// Prints an instance's output (or an exec's) as it comes, until it is
+/// over.
+async fn stream_log(c: &Client, id: &str, exec: Option<u32>) -> Result<()> {
     let mut offset = 0u64;
     let mut out = std::io::stdout();
+    let exec = exec.map(|n| format!("&exec={n}")).unwrap_or_default();
     loop {
         let (h, data) = c
             .get_raw(&format!(
-                "/v1/instances/{id}/logs?offset={offset}&wait_ms=10000"
+                "/v1/instances/{id}/logs?offset={offset}&wait_ms=10000{exec}"
             ))
             .await?;
         let header = |k: &str| {
@@ -185,13 +195,46 @@ async fn follow(c: &Client, id: &str, until_end: bool) -> Result<InstanceState> 
             .parse()
             .unwrap_or(offset + data.len() as u64);
         let state = header("x-stratus-state");
-        let over = matches!(state.as_str(), "completed" | "failed" | "stopped" | "lost");
+        let over = matches!(
+            state.as_str(),
+            "completed" | "failed" | "stopped" | "lost" | "exited"
+        );
         if over && data.is_empty() {
-            let i: Instance = c.get(&format!("/v1/instances/{id}")).await?;
-            return Ok(i.state);
+            return Ok(());
         }
-        if !until_end && data.is_empty() && !over {
-            continue;
+    }
+}
+
+/// `stratus exec ID -- CMD...`: runs a command inside a running container
+/// instance, streams its output and returns its exit code.
+pub async fn exec(g: &Global, id: &str, args: Vec<String>) -> Result<i32> {
+    if args.is_empty() {
+        bail!("give the command after `--`: stratus exec ID -- CMD [ARGS...]");
+    }
+    let c = client(g)?;
+    let list = resolve_instances(&c, id).await?;
+    let pick = list
+        .iter()
+        .rev()
+        .find(|i| i.state == InstanceState::Running)
+        .ok_or_else(|| anyhow!("{id} has no running instance; see `stratus ps`"))?;
+    let started: ExecStarted = c
+        .post(
+            &format!("/v1/instances/{}/exec", pick.id),
+            &ExecRequest { args },
+        )
+        .await?;
+    stream_log(&c, &pick.id, Some(started.n)).await?;
+    let i: Instance = c.get(&format!("/v1/instances/{}", pick.id)).await?;
+    match i.execs.iter().find(|e| e.n == started.n).map(|e| &e.state) {
+        Some(ExecState::Exited { code }) => Ok(*code),
+        Some(ExecState::Failed { reason }) => {
+            eprintln!("stratus: exec in {}: {reason}", pick.id);
+            Ok(126)
+        }
+        _ => {
+            eprintln!("stratus: instance {} ended before the exec did", pick.id);
+            Ok(1)
         }
     }
 }
@@ -302,7 +345,7 @@ pub async fn logs(g: &Global, id: &str, follow_output: bool) -> Result<()> {
         );
     }
     if follow_output {
-        follow(&c, &pick.id, true).await?;
+        follow(&c, &pick.id).await?;
     } else {
         let (_, data) = c
             .get_raw(&format!("/v1/instances/{}/logs", pick.id))

@@ -773,11 +773,32 @@ impl Control {
                 let owned: Vec<_> = self.inner.reader.read(|s| {
                     chunks
                         .into_iter()
-                        .filter(|c| s.instances.get(&c.instance).is_some_and(|i| i.node == peer))
+                        .filter(|c| {
+                            // `<instance>#exec-<n>` is the output of an exec in it.
+                            let inst = c.instance.split('#').next().unwrap_or_default();
+                            s.instances.get(inst).is_some_and(|i| i.node == peer)
+                        })
                         .collect()
                 });
                 self.inner.logs.append(owned);
                 Response::Ok
+            }
+            Request::ReportExec { instance, n, state } => {
+                if !self.is_registered(&peer) {
+                    return not_member();
+                }
+                match self
+                    .write(Command::ReportExec {
+                        instance,
+                        node: peer,
+                        n,
+                        state,
+                    })
+                    .await
+                {
+                    Ok(_) => Response::Ok,
+                    Err(e) => error_response(e.code(), e),
+                }
             }
             Request::ReadLogs { instance, offset } => {
                 let (offset, data, known) = self.inner.logs.read(&instance, offset);

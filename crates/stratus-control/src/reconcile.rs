@@ -215,6 +215,7 @@ impl Placer<'_> {
                 events: Vec::new(),
                 created_ms: self.now_ms,
                 updated_ms: self.now_ms,
+                execs: Vec::new(),
             };
             let msg = match &replaces {
                 Some(r) => format!("rescheduled on node {} (replaces {r})", node.short()),

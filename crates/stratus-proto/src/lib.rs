@@ -92,6 +92,15 @@ pub enum Request {
     },
     /// An agent reports what happened to its instances.
     Report(Vec<InstanceReport>),
+    /// An agent reports the progress of an exec in one of its instances.
+    ReportExec {
+        /// Instance id.
+        instance: String,
+        /// Exec number.
+        n: u32,
+        /// New state.
+        state: stratus_state::workloads::ExecState,
+    },
     /// An agent sends output of its instances.
     PushLogs(Vec<LogChunk>),
     /// A replica asks another for the logs it holds of an instance.

@@ -96,6 +96,27 @@ pub enum Command {
         /// Leader time.
         now_ms: u64,
     },
+    /// Run a command inside a running container instance (`stratus exec`);
+    /// the result's version is the exec's number.
+    Exec {
+        /// Instance id.
+        instance: String,
+        /// Command and arguments.
+        args: Vec<String>,
+        /// Leader time.
+        now_ms: u64,
+    },
+    /// The agent of an instance reports an exec's progress.
+    ReportExec {
+        /// Instance id.
+        instance: String,
+        /// Reporting node (must hold the instance).
+        node: NodeId,
+        /// Exec number.
+        n: u32,
+        /// New state.
+        state: workloads::ExecState,
+    },
     /// Set the SHA-256 (hex) of the secret agents present to join the cluster.
     SetJoinToken {
         /// Hex SHA-256 of the join secret.
@@ -606,6 +627,73 @@ impl State {
                     inst.exit_code = *exit_code;
                 }
                 inst.push_event(*now_ms, kind, message.clone());
+                Ok(None)
+            }
+            Command::Exec {
+                instance,
+                args,
+                now_ms,
+            } => {
+                if args.is_empty() || args[0].is_empty() {
+                    return Err(ApplyError::new(ErrorCode::BadRequest, "exec needs a command"));
+                }
+                let image = self
+                    .instances
+                    .get(instance)
+                    .and_then(|i| self.workloads.get(&i.workload))
+                    .is_some_and(|w| w.module.starts_with("image:"));
+                let inst = self.instances.get_mut(instance).ok_or_else(|| {
+                    ApplyError::new(ErrorCode::NotFound, format!("instance {instance} does not exist"))
+                })?;
+                if !image {
+                    return Err(ApplyError::new(
+                        ErrorCode::BadRequest,
+                        format!("instance {instance} runs a WASM module; exec works in containers"),
+                    ));
+                }
+                if inst.state != InstanceState::Running || inst.desired != Desired::Run {
+                    return Err(ApplyError::new(
+                        ErrorCode::Conflict,
+                        format!("instance {instance} is not running"),
+                    ));
+                }
+                let n = inst.execs.last().map_or(1, |e| e.n + 1);
+                inst.execs.push(workloads::ExecRecord {
+                    n,
+                    args: args.clone(),
+                    state: workloads::ExecState::Pending,
+                    created_ms: *now_ms,
+                });
+                while inst.execs.len() > workloads::MAX_EXECS {
+                    match inst.execs.iter().position(|e| e.state.is_over()) {
+                        Some(i) => {
+                            inst.execs.remove(i);
+                        }
+                        None => break,
+                    }
+                }
+                Ok(Some(u64::from(n)))
+            }
+            Command::ReportExec {
+                instance,
+                node,
+                n,
+                state,
+            } => {
+                let inst = self.instances.get_mut(instance).ok_or_else(|| {
+                    ApplyError::new(ErrorCode::NotFound, format!("instance {instance} does not exist"))
+                })?;
+                if inst.node != *node {
+                    return Err(ApplyError::new(
+                        ErrorCode::Forbidden,
+                        format!("instance {instance} is not on node {node}"),
+                    ));
+                }
+                if let Some(e) = inst.execs.iter_mut().find(|e| e.n == *n) {
+                    if !e.state.is_over() {
+                        e.state = state.clone();
+                    }
+                }
                 Ok(None)
             }
             Command::SetDrain { node, drain } => {

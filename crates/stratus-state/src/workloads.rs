@@ -128,6 +128,59 @@ pub struct Instance {
     pub created_ms: u64,
     /// When last changed.
     pub updated_ms: u64,
+    /// Commands run inside the instance with `stratus exec` (container
+    /// images only), oldest first; at most [`MAX_EXECS`] are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub execs: Vec<ExecRecord>,
+}
+
+/// Exec records kept per instance.
+pub const MAX_EXECS: usize = 16;
+
+/// One command run inside a running container instance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExecRecord {
+    /// Number within the instance (1, 2, ...); its output is the log stream
+    /// `<instance>#exec-<n>`.
+    pub n: u32,
+    /// The command and its arguments.
+    pub args: Vec<String>,
+    /// Where it is.
+    pub state: ExecState,
+    /// When asked (ms since the Unix epoch).
+    pub created_ms: u64,
+}
+
+/// State of an exec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecState {
+    /// Waiting for the agent.
+    Pending,
+    /// Running in the container.
+    Running,
+    /// Ended with this exit code.
+    Exited {
+        /// Exit code (128 + signal when killed).
+        code: i32,
+    },
+    /// Could not be run.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ExecState {
+    /// Whether it has ended.
+    pub fn is_over(&self) -> bool {
+        matches!(self, ExecState::Exited { .. } | ExecState::Failed { .. })
+    }
+}
+
+/// The log stream of exec `n` of `instance`.
+pub fn exec_log_id(instance: &str, n: u32) -> String {
+    format!("{instance}#exec-{n}")
 }
 
 impl Instance {
