@@ -354,6 +354,14 @@ impl Runner {
             let Some(conn) = self.connection() else {
                 continue;
             };
+            // Exec ends are taken before output, so an exec's output
+            // always reaches the replica before its end does.
+            let execs: Vec<(String, u32, ExecState)> = self
+                .inner
+                .exec_reports
+                .lock()
+                .map(|mut r| std::mem::take(&mut *r))
+                .unwrap_or_default();
             let reports: Vec<InstanceReport> = self
                 .inner
                 .reports
@@ -377,12 +385,6 @@ impl Runner {
                     tracing::debug!(error = %e, "sending output failed; it stays in the local log file");
                 }
             }
-            let execs: Vec<(String, u32, ExecState)> = self
-                .inner
-                .exec_reports
-                .lock()
-                .map(|mut r| std::mem::take(&mut *r))
-                .unwrap_or_default();
             for (i, (instance, n, state)) in execs.iter().enumerate() {
                 let req = Request::ReportExec {
                     instance: instance.clone(),

@@ -1,0 +1,441 @@
+//! Stratus L2: the **lazy FUSE mount of an flist**, and the overlayfs upper
+//! layer a container writes to.
+//!
+//! A lending node that runs a container image does not download the image.
+//! It mounts the image's [`Flist`] read-only with [`mount`]: the whole tree
+//! (names, modes, owners, times, link counts, xattrs, symlinks, devices) is
+//! answered from the flist in memory, and a file's bytes are fetched chunk
+//! by chunk, only when read, from a [`ChunkSource`] (on a node: a control
+//! replica over the network). A container then gets an [`Overlay`]: its
+//! writes land in a per-container upper directory on the node's disk while
+//! the flist mount stays untouched and shared.
+//!
+//! # How a read is served
+//!
+//! The kernel sends `read(ino, offset, size)`. The session thread maps the
+//! range to the covering chunks (binary search over the chunk start offsets
+//! precomputed per file at mount), notes them in the access log, and hands
+//! the request to a small worker pool ([`MountOptions::fetch_threads`]), so
+//! a slow fetch never stalls lookups or other reads. A worker gets each
+//! chunk from, in order: an in-memory LRU of hot chunks
+//! ([`MountOptions::memory_bytes`]), the on-disk [`ChunkCache`], the
+//! source. Concurrent requests for one missing chunk share one fetch
+//! (single flight). Files are opened with `keep_cache`, so pages the kernel
+//! once read are not asked for again while they stay in the page cache.
+//!
+//! # Trust
+//!
+//! * **The flist is untrusted input** (it comes over the network):
+//!   [`mount`] refuses one that fails [`Flist::validate`] (a tree, no
+//!   cycles, every name valid, sizes equal to chunk sums) before touching
+//!   the kernel.
+//! * **Chunk bytes are untrusted** (the source, and the local disk): every
+//!   chunk is checked with [`FileChunk::verify`] (length and plain BLAKE3)
+//!   before it is cached or served. A source answer that fails is counted
+//!   ([`MountStats::refused`]) and asked once more; if that fails too the
+//!   read fails with `EIO`. A cache file that fails is deleted and fetched
+//!   again ([`CacheStats::corrupt`]). Wrong bytes never reach a reader.
+//! * **Readers are other users**: the mount uses `allow_other` (a
+//!   container runs as any uid) with `default_permissions` (the kernel
+//!   enforces the flist's modes and owners), `ro`, and — unless
+//!   [`MountOptions::suid`] / [`MountOptions::dev`] say otherwise — `nosuid`
+//!   and `nodev`, so an image cannot plant a set-uid root binary or a device
+//!   node usable on the host through the flist mount itself. (The container
+//!   sees the image through its [`Overlay`], which decides that for it.)
+//! * Every write operation answers `EROFS`.
+//!
+//! # Limits
+//!
+//! * Memory is the flist (already in memory), per file the chunk start
+//!   offsets (8 bytes per chunk), the hot-chunk LRU, and the access log
+//!   (32 bytes per distinct chunk read). Chunk bytes live on disk, bounded
+//!   by the cache's limit.
+//! * A chunk the cache cannot hold (larger than its limit, or evicted
+//!   between reads) is fetched again when read again; a working set larger
+//!   than the cache refetches.
+//! * The prefetch list ([`MountOptions::prefetch`]) is worked through by one
+//!   background thread, in order, up to the cache's limit in bytes; reads
+//!   never wait for it (a read that needs a chunk being prefetched joins
+//!   that fetch).
+//! * Inode numbers are flist indexes + 1 and are stable for a given flist;
+//!   `forget` is ignored (nothing per inode is allocated).
+//! * Unmounting a busy mount (open files, an overlay on top) detaches it
+//!   lazily; it is released when its last user goes.
+//! * Needs root (or `CAP_SYS_ADMIN`), `/dev/fuse`, and overlayfs for
+//!   [`Overlay`]. No libfuse: `fuser` speaks the protocol itself.
+
+mod cache;
+mod fetch;
+mod fs;
+mod overlay;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fuser::{Config, MountOption, SessionACL};
+use nix::errno::Errno;
+use nix::mount::{umount2, MntFlags};
+use stratus_flist::{FileChunk, Flist, FlistError};
+
+pub use cache::{CacheStats, ChunkCache};
+pub use fetch::{ChunkSource, MountStats, SourceError};
+pub use overlay::Overlay;
+
+use fetch::Fetcher;
+
+/// What can go wrong mounting, serving or unmounting.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// The flist breaks an invariant; nothing was mounted.
+    #[error("refusing to mount an invalid flist: {0}")]
+    InvalidFlist(#[from] FlistError),
+    /// The mountpoint is missing or not a directory.
+    #[error("mountpoint {path}: {reason}")]
+    Mountpoint {
+        /// The mountpoint given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The kernel refused the FUSE mount (no `/dev/fuse`, no permission...).
+    #[error("cannot mount FUSE at {path}: {source}")]
+    Fuse {
+        /// The mountpoint.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Unmounting failed (even a lazy detach).
+    #[error("cannot unmount {path}: {source}")]
+    Unmount {
+        /// The mountpoint.
+        path: PathBuf,
+        /// The error.
+        source: Errno,
+    },
+    /// An overlayfs mount failed or was refused.
+    #[error("overlay at {target}: {reason}")]
+    Overlay {
+        /// The path concerned.
+        target: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A file-system operation of the chunk cache failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path concerned.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Another [`ChunkCache`] holds this directory.
+    #[error("chunk cache {0} is in use by another process or instance")]
+    CacheLocked(PathBuf),
+    /// Bytes given to [`ChunkCache::put`] do not match the chunk.
+    #[error("bytes do not match the chunk's length and hash")]
+    NotVerified,
+    /// A worker thread could not be started.
+    #[error("cannot start a thread: {0}")]
+    Thread(io::Error),
+}
+
+/// How to mount.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    /// Plain chunk hashes to fetch into the cache in the background at
+    /// mount, in order (typically the [`Mounted::access_log`] of an earlier
+    /// start of the same image). Hashes the flist does not contain are
+    /// ignored; the list is cut at the cache's limit in bytes.
+    pub prefetch: Vec<[u8; 32]>,
+    /// Worker threads that answer reads (and so fetch in parallel).
+    pub fetch_threads: usize,
+    /// Bytes of recently read chunks kept in memory (0: none).
+    pub memory_bytes: u64,
+    /// How long the kernel may cache attributes and names. The tree is
+    /// immutable, so this can be long.
+    pub ttl: Duration,
+    /// Honour set-uid/set-gid bits when executing from the flist mount
+    /// directly (default off: `nosuid`).
+    pub suid: bool,
+    /// Allow device nodes of the flist to be opened (default off:
+    /// `nodev`).
+    pub dev: bool,
+    /// Source name shown in the mount table.
+    pub fs_name: String,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            prefetch: Vec::new(),
+            fetch_threads: 4,
+            memory_bytes: 16 << 20,
+            ttl: Duration::from_secs(3600),
+            suid: false,
+            dev: false,
+            fs_name: "stratus-flist".into(),
+        }
+    }
+}
+
+/// A mounted flist. Unmounted by [`Mounted::unmount`] or on drop.
+pub struct Mounted {
+    mountpoint: PathBuf,
+    session: Option<fuser::BackgroundSession>,
+    fetcher: Arc<Fetcher>,
+    stop: Arc<AtomicBool>,
+    prefetch_done: Arc<AtomicBool>,
+    prefetch: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Mounted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mounted")
+            .field("mountpoint", &self.mountpoint)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Mounts `flist` read-only at `mountpoint` (an existing directory), with
+/// file contents fetched lazily from `source` through `cache`. The flist is
+/// validated first. Returns once the kernel has the mount; the prefetch
+/// list, if any, is worked through in the background.
+pub fn mount(
+    flist: Arc<Flist>,
+    source: Arc<dyn ChunkSource>,
+    cache: Arc<ChunkCache>,
+    mountpoint: &Path,
+    opts: MountOptions,
+) -> Result<Mounted, MountError> {
+    flist.validate()?;
+    match std::fs::metadata(mountpoint) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(MountError::Mountpoint {
+                path: mountpoint.to_path_buf(),
+                reason: "not a directory".into(),
+            })
+        }
+        Err(e) => {
+            return Err(MountError::Mountpoint {
+                path: mountpoint.to_path_buf(),
+                reason: e.to_string(),
+            })
+        }
+    }
+    let canonical = mountpoint
+        .canonicalize()
+        .map_err(|e| MountError::Mountpoint {
+            path: mountpoint.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+
+    let fetcher = Arc::new(Fetcher::new(source, cache, opts.memory_bytes));
+    let (pool, _workers) = fetch::start_pool(opts.fetch_threads)?;
+    let fs = fs::FlistFs::new(flist.clone(), fetcher.clone(), pool, opts.ttl);
+
+    let mut mount_options = vec![
+        MountOption::FSName(opts.fs_name.clone()),
+        MountOption::RO,
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+    ];
+    if opts.suid {
+        mount_options.push(MountOption::Suid);
+    }
+    if opts.dev {
+        mount_options.push(MountOption::Dev);
+    }
+    let mut config = Config::default();
+    config.mount_options = mount_options;
+    config.acl = SessionACL::All;
+    config.n_threads = Some(1);
+    let session = fuser::spawn_mount(fs, &canonical, &config).map_err(|e| MountError::Fuse {
+        path: canonical.clone(),
+        source: e,
+    })?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let prefetch_done = Arc::new(AtomicBool::new(false));
+    let mut mounted = Mounted {
+        mountpoint: canonical,
+        session: Some(session),
+        fetcher: fetcher.clone(),
+        stop: stop.clone(),
+        prefetch_done: prefetch_done.clone(),
+        prefetch: None,
+    };
+    let list = prefetch_plan(&flist, &opts.prefetch, fetcher.cache.limit());
+    let spawned = std::thread::Builder::new()
+        .name("stratus-prefetch".into())
+        .spawn(move || {
+            for chunk in &list {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if fetcher.is_local(&chunk.hash) {
+                    continue;
+                }
+                if fetcher.get(chunk, false).is_ok() {
+                    fetcher
+                        .counters
+                        .prefetched_chunks
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            prefetch_done.store(true, Ordering::SeqCst);
+        });
+    match spawned {
+        Ok(handle) => mounted.prefetch = Some(handle),
+        // `mounted` is dropped, and so unmounted.
+        Err(e) => return Err(MountError::Thread(e)),
+    }
+    Ok(mounted)
+}
+
+/// The chunks of `hashes` that the flist has, in order, without repeats,
+/// cut where their total would pass `budget` bytes.
+fn prefetch_plan(flist: &Flist, hashes: &[[u8; 32]], budget: u64) -> Vec<FileChunk> {
+    let wanted: HashSet<&[u8; 32]> = hashes.iter().collect();
+    let mut known: HashMap<[u8; 32], FileChunk> = HashMap::new();
+    for c in flist.chunks() {
+        if wanted.contains(&c.hash) {
+            known.entry(c.hash).or_insert(*c);
+        }
+    }
+    let mut total = 0u64;
+    let mut plan = Vec::new();
+    for h in hashes {
+        if let Some(c) = known.remove(h) {
+            total += u64::from(c.len);
+            if total > budget {
+                break;
+            }
+            plan.push(c);
+        }
+    }
+    plan
+}
+
+/// Unmounts `path`; when it is busy, detaches it lazily. A path that is
+/// not (any more) a mount point is not an error.
+pub(crate) fn unmount_path(path: &Path) -> Result<(), MountError> {
+    match umount2(path, MntFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(Errno::EBUSY) => {
+            tracing::warn!(path = %path.display(), "busy; detaching lazily");
+            umount2(path, MntFlags::MNT_DETACH).map_err(|source| MountError::Unmount {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        Err(source) => Err(MountError::Unmount {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+impl Mounted {
+    /// The (canonical) mountpoint.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Counters of this mount.
+    pub fn stats(&self) -> MountStats {
+        let c = &self.fetcher.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        MountStats {
+            fetched_chunks: get(&c.fetched_chunks),
+            fetched_bytes: get(&c.fetched_bytes),
+            cache_hits: get(&c.cache_hits),
+            memory_hits: get(&c.memory_hits),
+            reads: get(&c.reads),
+            bytes_served: get(&c.bytes_served),
+            read_errors: get(&c.read_errors),
+            refused: get(&c.refused),
+            fetch_errors: get(&c.fetch_errors),
+            prefetched_chunks: get(&c.prefetched_chunks),
+            prefetch_done: self.prefetch_done.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The plain hashes of the chunks readers asked for, in first-read
+    /// order: the prefetch list to record for the next start of the image.
+    pub fn access_log(&self) -> Vec<[u8; 32]> {
+        self.fetcher.access_log()
+    }
+
+    /// The chunk cache of this mount.
+    pub fn cache(&self) -> &Arc<ChunkCache> {
+        &self.fetcher.cache
+    }
+
+    /// Waits until the prefetch list has been worked through, at most
+    /// `timeout`; whether it has.
+    pub fn wait_prefetch(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.prefetch_done.load(Ordering::SeqCst) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Unmounts. A busy mount (open files, an overlay on top) is detached
+    /// lazily and released by the kernel when its last user goes.
+    pub fn unmount(mut self) -> Result<(), MountError> {
+        self.unmount_inner()
+    }
+
+    fn unmount_inner(&mut self) -> Result<(), MountError> {
+        self.stop.store(true, Ordering::Relaxed);
+        // The prefetch thread stops after its current chunk; not joined.
+        drop(self.prefetch.take());
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        // fuser unmounts and joins its session thread, which ends when the
+        // kernel closes the connection.
+        match session.umount_and_join() {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::debug!(path = %self.mountpoint.display(), "unmount: {e}");
+                match umount2(&self.mountpoint, MntFlags::MNT_DETACH) {
+                    Ok(()) => {
+                        tracing::warn!(path = %self.mountpoint.display(), "busy; detached lazily");
+                        Ok(())
+                    }
+                    // Not mounted (any more): the first attempt did it.
+                    Err(Errno::EINVAL) => Ok(()),
+                    Err(source) => Err(MountError::Unmount {
+                        path: self.mountpoint.clone(),
+                        source,
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Err(e) = self.unmount_inner() {
+            tracing::warn!("{e}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Tests with real FUSE mounts.
