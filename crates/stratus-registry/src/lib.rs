@@ -65,6 +65,10 @@
 //! - Two processes pulling into one layout at once are safe for blobs (unique
 //!   temporary names, atomic renames) but the last `index.json` write wins.
 //! - Nested indexes (an index whose platform entry is another index) are refused.
+//! - A Docker schema 2 manifest keeps its Docker media type in `index.json`
+//!   (converting it would change its digest). Some tools reading OCI layouts
+//!   skip such entries (containers/image, hence `skopeo inspect oci:`, says
+//!   "no descriptor found"); Stratus's importer reads them.
 //!
 //! [OCI image layout]: https://github.com/opencontainers/image-spec/blob/main/image-layout.md
 
