@@ -194,6 +194,9 @@ pub struct Pulled {
     pub manifest_media_type: String,
     /// The digest of the index the manifest was chosen from, if any.
     pub index_digest: Option<String>,
+    /// The platform of the chosen manifest as the index states it
+    /// (`os/arch[/variant]`), when it came from an index.
+    pub platform: Option<String>,
     /// The number of layers.
     pub layers: usize,
     /// The size of the image: config plus layers, compressed, in bytes.
@@ -217,7 +220,7 @@ pub async fn pull(
     reference: &str,
     dest: &Path,
     opts: &PullOptions,
-    progress: &dyn Fn(PullProgress),
+    progress: &(dyn Fn(PullProgress) + Send + Sync),
 ) -> Result<Pulled, RegistryError> {
     let image = ImageRef::parse(reference)?;
     let ctx = Ctx {
@@ -243,8 +246,8 @@ pub async fn pull(
     if let Some(pinned) = image.digest() {
         check_digest("manifest", pinned, &digest)?;
     }
-    let (manifest_body, manifest_digest, media_type, index_digest) = match kind_of(&body)? {
-        Kind::Manifest(media_type) => (body, digest, media_type, None),
+    let (manifest_body, manifest_digest, media_type, index_digest, chosen) = match kind_of(&body)? {
+        Kind::Manifest(media_type) => (body, digest, media_type, None, None),
         Kind::Index => {
             let index: platform::Index =
                 serde_json::from_slice(&body).map_err(|e| RegistryError::InvalidManifest {
@@ -274,7 +277,13 @@ pub async fn pull(
                 });
             }
             match kind_of(&child)? {
-                Kind::Manifest(media_type) => (child, child_digest, media_type, Some(digest)),
+                Kind::Manifest(media_type) => (
+                    child,
+                    child_digest,
+                    media_type,
+                    Some(digest),
+                    entry.platform.clone(),
+                ),
                 Kind::Index => {
                     return Err(RegistryError::UnsupportedMediaType {
                         media_type: format!(
@@ -297,14 +306,16 @@ pub async fn pull(
     let blobs: Vec<(BlobKind, &Descriptor)> = std::iter::once((BlobKind::Config, &manifest.config))
         .chain(manifest.layers.iter().map(|l| (BlobKind::Layer, l)))
         .collect();
-    let downloaded: Vec<u64> = futures::stream::iter(
-        blobs
-            .iter()
-            .map(|(kind, desc)| fetch_blob(&client, &image, &layout, desc, *kind, progress, &ctx)),
-    )
-    .buffered(PARALLEL_BLOBS)
-    .try_collect()
-    .await?;
+    // Collected first so that no closure is part of the future's type (which
+    // would keep `pull`'s future from being `Send`).
+    let fetches: Vec<_> = blobs
+        .iter()
+        .map(|(kind, desc)| fetch_blob(&client, &image, &layout, desc, *kind, progress, &ctx))
+        .collect();
+    let downloaded: Vec<u64> = futures::stream::iter(fetches)
+        .buffered(PARALLEL_BLOBS)
+        .try_collect()
+        .await?;
 
     // The manifest last: a layout never names a manifest whose blobs are missing.
     layout
@@ -335,6 +346,7 @@ pub async fn pull(
         manifest_digest,
         manifest_media_type: media_type,
         index_digest,
+        platform: chosen.map(|p| p.to_string()),
         layers: manifest.layers.len(),
         bytes: blobs.iter().map(|(_, d)| d.size).sum(),
         downloaded: downloaded.iter().sum(),
@@ -380,7 +392,7 @@ async fn fetch_blob(
     layout: &layout::Layout,
     desc: &Descriptor,
     kind: BlobKind,
-    progress: &dyn Fn(PullProgress),
+    progress: &(dyn Fn(PullProgress) + Send + Sync),
     ctx: &Ctx,
 ) -> Result<u64, RegistryError> {
     let report = |phase, done| {
@@ -631,6 +643,14 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn pull_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let opts = PullOptions::default();
+        let fut = pull("busybox", Path::new("/nonexistent"), &opts, &|_| {});
+        assert_send(&fut);
+    }
 
     #[test]
     fn kinds_of_manifests() {

@@ -81,6 +81,7 @@ async fn pulls_an_image_into_a_valid_layout() {
     assert_eq!(pulled.tag.as_deref(), Some("v1"));
     assert_eq!(pulled.layers, 1);
     assert_eq!(pulled.index_digest, None);
+    assert_eq!(pulled.platform, None);
     assert_eq!(
         pulled.bytes,
         (image.layer.len() + image.config.len()) as u64
@@ -248,6 +249,7 @@ async fn picks_the_platform_from_an_index() {
         .await
         .unwrap();
         assert_eq!(pulled.index_digest, Some(sha256(&served_index)));
+        assert_eq!(pulled.platform, Some(format!("linux/{arch}")));
         assert_eq!(pulled.manifest_digest, image.manifest_digest(), "{arch}");
         assert_eq!(blob(dest.path(), &image.layer_digest()), image.layer);
         let entry = &index_json(dest.path())["manifests"][0];

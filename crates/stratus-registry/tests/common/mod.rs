@@ -203,7 +203,7 @@ pub fn raw_manifest(docker_ref: &str, creds: Option<&str>) -> Vec<u8> {
 pub struct Progress(pub std::sync::Mutex<Vec<stratus_registry::PullProgress>>);
 
 impl Progress {
-    pub fn callback(&self) -> impl Fn(stratus_registry::PullProgress) + '_ {
+    pub fn callback(&self) -> impl Fn(stratus_registry::PullProgress) + Send + Sync + '_ {
         move |p| self.0.lock().unwrap().push(p)
     }
 
