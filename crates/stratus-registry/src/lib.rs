@@ -229,7 +229,7 @@ pub async fn pull(
         reference: image.to_string(),
         anonymous: opts.auth == RegistryAuth::Anonymous,
     };
-    let client = client(opts)?;
+    let client = client(opts, &ctx.registry)?;
     let auth = opts.auth.to_oci();
     client
         .auth(image.oci(), &auth, oci_client::RegistryOperation::Pull)
@@ -353,7 +353,7 @@ pub async fn pull(
     })
 }
 
-fn client(opts: &PullOptions) -> Result<oci_client::Client, RegistryError> {
+fn client(opts: &PullOptions, registry: &str) -> Result<oci_client::Client, RegistryError> {
     // reqwest is built without a bundled provider: use ring, as the workspace
     // does. Err means a provider is already installed, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -368,7 +368,7 @@ fn client(opts: &PullOptions) -> Result<oci_client::Client, RegistryError> {
         ..Default::default()
     };
     oci_client::Client::try_from(config).map_err(|e| RegistryError::Network {
-        registry: String::new(),
+        registry: registry.to_string(),
         message: format!("cannot build the HTTP client: {e}"),
     })
 }
