@@ -24,6 +24,20 @@ pub enum ImageCmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Pull an image from an OCI registry (Docker Hub by default) and import it
+    Pull {
+        /// Reference: [REGISTRY/]REPOSITORY[:TAG|@DIGEST], e.g. busybox, ghcr.io/org/app:1.2
+        reference: String,
+        /// Store it as NAME[:TAG] [default: the repository's last part and the tag]
+        #[arg(long)]
+        name: Option<String>,
+        /// Registry user (with the password read from STRATUS_REGISTRY_PASSWORD); default: ~/.docker/config.json
+        #[arg(long)]
+        user: Option<String>,
+        /// Talk plain HTTP to this registry host[:port] (repeatable; e.g. a local test registry)
+        #[arg(long)]
+        insecure: Vec<String>,
+    },
     /// List your images (every stored version)
     Ls {
         /// Only this NAME[:TAG]
@@ -40,6 +54,12 @@ pub enum ImageCmd {
 pub async fn image(g: &Global, cmd: ImageCmd) -> Result<()> {
     match cmd {
         ImageCmd::Import { file, name } => import(g, &file, name.as_deref()).await,
+        ImageCmd::Pull {
+            reference,
+            name,
+            user,
+            insecure,
+        } => pull(g, &reference, name, user, insecure).await,
         ImageCmd::Ls { name } => ls(g, name.as_deref()).await,
         ImageCmd::Rm { name } => {
             let c = client(g)?;
@@ -112,6 +132,64 @@ pub async fn upload(g: &Global, file: &Path, name: Option<&str>) -> Result<Impor
     let report: ImportReport = resp?.json().await.context("reading the API's answer")?;
     tracing::debug!(secs = started.elapsed().as_secs_f64(), "import done");
     Ok(report)
+}
+
+/// `stratus image pull REF`: pulls into a temporary OCI layout on this
+/// machine (every blob checked against its digest), then imports it.
+async fn pull(
+    g: &Global,
+    reference: &str,
+    name: Option<String>,
+    user: Option<String>,
+    insecure: Vec<String>,
+) -> Result<()> {
+    let parsed = stratus_registry::ImageRef::parse(reference)
+        .map_err(|e| anyhow::anyhow!("{reference:?}: {e}"))?;
+    let auth = match user {
+        Some(username) => stratus_registry::RegistryAuth::Basic {
+            username,
+            password: std::env::var("STRATUS_REGISTRY_PASSWORD").context(
+                "--user needs the password in the environment variable STRATUS_REGISTRY_PASSWORD",
+            )?,
+        },
+        None => stratus_registry::docker_config_auth(parsed.registry()).unwrap_or_default(),
+    };
+    let dir = tempfile::tempdir().context("creating a temporary folder")?;
+    let opts = stratus_registry::PullOptions {
+        auth,
+        insecure,
+        ..Default::default()
+    };
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_message(format!("pulling {reference}"));
+    let shown = pb.clone();
+    let progress = move |p: stratus_registry::PullProgress| {
+        shown.set_message(format!(
+            "pulling {} {}/{} bytes",
+            p.digest.chars().take(19).collect::<String>(),
+            p.done,
+            p.total
+        ));
+        shown.tick();
+    };
+    let pulled = stratus_registry::pull(reference, dir.path(), &opts, &progress).await;
+    pb.finish_and_clear();
+    let pulled = pulled.with_context(|| format!("pulling {reference}"))?;
+    if !g.json {
+        println!(
+            "pulled {} ({}, {} layers, {} downloaded)",
+            pulled.reference,
+            pulled.manifest_digest,
+            pulled.layers,
+            human(pulled.downloaded)
+        );
+    }
+    let name = name.unwrap_or_else(|| {
+        let repo = parsed.repository();
+        let last = repo.rsplit('/').next().unwrap_or(repo);
+        format!("{last}:{}", parsed.tag().unwrap_or("latest"))
+    });
+    import(g, dir.path(), Some(&name)).await
 }
 
 fn print_report(r: &ImportReport) {
