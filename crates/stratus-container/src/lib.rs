@@ -1,0 +1,343 @@
+//! Stratus L3: the OCI container executor.
+//!
+//! A lending node runs container workloads without a Docker daemon: the image
+//! is already unpacked into a writable **rootfs directory** (the image crate
+//! mounts it), and [`ContainerExecutor::run`] runs one process tree in it with
+//! youki's [`libcontainer`] — the same library the `youki` runtime is made of
+//! — as a child of the agent. Output and exits are reported exactly as the
+//! WASM executor reports them ([`stratus_runtime::Output`],
+//! [`stratus_runtime::Exit`], [`stratus_runtime::ExitReason`]), so the agent
+//! treats both backends alike.
+//!
+//! ```no_run
+//! use stratus_container::{ContainerExecutor, ContainerSpec};
+//! use stratus_runtime::{CancellationToken, Output};
+//!
+//! # async fn demo() -> Result<(), stratus_container::ContainerError> {
+//! let executor = ContainerExecutor::new("/var/lib/stratus/containers".as_ref())?;
+//! let spec = ContainerSpec::new("job-1", "/var/lib/stratus/rootfs/job-1", vec!["echo".into(), "hi".into()]);
+//! let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+//! let printer = tokio::spawn(async move {
+//!     while let Some(Output::Stdout(c) | Output::Stderr(c)) = rx.recv().await {
+//!         print!("{}", String::from_utf8_lossy(&c));
+//!     }
+//! });
+//! let exit = executor.run(spec, tx, None, CancellationToken::new()).await?;
+//! printer.await.ok();
+//! println!("exit {} ({})", exit.code, exit.reason);
+//! # Ok(()) }
+//! ```
+//!
+//! # Trust and the sandbox
+//!
+//! The workload (the image and its command) is **untrusted**; the agent runs
+//! as root. The container gets what Docker's defaults give, a little tighter:
+//!
+//! * **Namespaces**: new pid, mount, uts, ipc, cgroup and network namespaces.
+//!   The network namespace is empty except `lo`, which the executor brings
+//!   up (youki does not), so services can listen on 127.0.0.1 / 0.0.0.0; the
+//!   container has **no route** to the host or anywhere else. Published ports
+//!   are reached through a userspace proxy (below). No user namespace: uid 0
+//!   in the container is uid 0 on the host, confined by the rest.
+//! * **Capabilities**: Docker's default set minus `CAP_MKNOD`
+//!   ([`spec::CAPABILITIES`]); `no_new_privileges` is set, so setuid binaries
+//!   gain nothing.
+//! * **Seccomp**: a deny-list returning `EPERM` ([`seccomp`] explains why a
+//!   deny-list and lists the calls), applied to the container's process and
+//!   to every [`ContainerExecutor::exec`] process (libcontainer 0.7 drops
+//!   seccomp for `exec`; we load it ourselves just before `execve`).
+//! * **Filesystems**: the rootfs is pivoted into; `/proc` (with Docker's
+//!   masked and read-only paths, [`spec::MASKED_PATHS`],
+//!   [`spec::READONLY_PATHS`]), `/dev` as a tmpfs holding only `null`,
+//!   `zero`, `full`, `random`, `urandom`, `tty`, `console`, `ptmx` with
+//!   `/dev/pts`, `/dev/shm`, `/dev/mqueue`; `/sys` read-only; generated
+//!   `/etc/hostname` and `/etc/hosts` (read-only binds). No host device, no
+//!   other host path except the declared [`Volume`]s.
+//! * **Devices cgroup**: deny all, then allow only the nodes above.
+//! * **Resources** (cgroups, v1 hybrid or v2): memory limit with swap equal
+//!   to it (no swapping around the limit), CFS CPU quota from
+//!   [`ContainerSpec::cpu_millis`], `pids.max`, `RLIMIT_NOFILE`
+//!   [`spec::NOFILE_LIMIT`].
+//! * **The user** is resolved against the rootfs's own `/etc/passwd` and
+//!   `/etc/group`, read through `pathrs` (symlinks resolved inside the
+//!   rootfs), never the host's.
+//! * **Volumes**: host folders bind-mounted (`rbind`, `nosuid`, `nodev`,
+//!   `ro` on request). The container path must be absolute and plain (no
+//!   `..`); libcontainer resolves it inside the rootfs with `pathrs` and
+//!   creates the mount point there, so a symlink in the image cannot point
+//!   the mount at a host path.
+//!
+//! # Running, output, exits
+//!
+//! `run` creates and starts the container on a blocking thread (libcontainer
+//! clones processes; creation is serialised by a process-wide lock, see
+//! *Limits*), then supervises it asynchronously: stdout and stderr are pipes
+//! read as the container writes, and each read (≤ 64 KiB) is sent as an
+//! [`Output`] chunk; stdin is [`ContainerSpec::stdin`] or `/dev/null`.
+//! Backpressure as in the WASM executor: a full channel blocks the
+//! container's writes; a dropped receiver discards output.
+//!
+//! The exit is reported as:
+//!
+//! * the process's own code, or `128 + signal` if a signal killed it
+//!   ([`ExitReason::Exited`]);
+//! * [`ExitReason::MemoryLimit`] with [`EXIT_CODE_KILLED`] when the kernel's
+//!   OOM killer killed any process of the container (read from the cgroup's
+//!   `oom_kill` counter, `memory.oom_control` on v1 or `memory.events` on v2,
+//!   not guessed from a `SIGKILL`);
+//! * [`ExitReason::WallTimeout`] / [`ExitReason::Cancelled`] with
+//!   [`EXIT_CODE_KILLED`] when the wall-clock limit passed or the token was
+//!   cancelled: the executor sends `SIGTERM`, waits the stop grace
+//!   ([`DEFAULT_STOP_GRACE`], see [`ContainerExecutor::with_stop_grace`]) and
+//!   then `SIGKILL`s the container's init (which ends the whole pid
+//!   namespace). Like `docker stop`: an init without a `SIGTERM` handler
+//!   (e.g. `sleep` as pid 1) ignores it and is killed after the grace.
+//!
+//! After the exit (and after any error once something was created), the
+//! proxies are stopped and the container is deleted: its cgroups, the
+//! libcontainer state and the bundle folder. Dropping the `run` future also
+//! kills and cleans up (on a background thread).
+//!
+//! # Published ports
+//!
+//! Each [`PortMap`] binds a host listener before the container starts (a
+//! busy port is a setup error) and reports the bound address
+//! ([`ContainerEvent::PortPublished`], useful with `host_port: 0`). Each
+//! accepted connection is paired with a socket created inside the
+//! container's network namespace by a short-lived thread that `setns`es into
+//! it, connected to `127.0.0.1:<container_port>`, and spliced both ways. A
+//! service must therefore listen on loopback or the wildcard address.
+//!
+//! # Limits and known gaps
+//!
+//! * Root only; one executor per state root and per cgroup parent. On
+//!   [`ContainerExecutor::new`], leftovers of a previous process in the
+//!   state root are force-deleted (their output pipes are gone).
+//! * libcontainer marks the calling process non-dumpable while it creates a
+//!   container (so container processes cannot ptrace it); we restore the
+//!   previous value afterwards, under the creation lock.
+//! * libcontainer clones from a multi-threaded process; it does so with raw
+//!   `clone3`, as in the youki shims that embed it.
+//! * `exec` processes get the container's namespaces, cgroup, capabilities,
+//!   `no_new_privileges`, seccomp, user and environment, but inherit the
+//!   agent's rlimits (libcontainer does not carry them over).
+//! * No user namespaces, AppArmor/SELinux, or `/sys/fs/cgroup` inside the
+//!   container; no IPv6 in the proxy path beyond what the host listener
+//!   accepts (the container side is always 127.0.0.1); UDP ports are not
+//!   published.
+//! * CPU is a quota (a share of cores), not a budget: there is no
+//!   [`ExitReason::CpuLimit`] for containers.
+//!
+//! [`Output`]: stratus_runtime::Output
+//! [`ExitReason::Exited`]: stratus_runtime::ExitReason::Exited
+//! [`ExitReason::MemoryLimit`]: stratus_runtime::ExitReason::MemoryLimit
+//! [`ExitReason::WallTimeout`]: stratus_runtime::ExitReason::WallTimeout
+//! [`ExitReason::Cancelled`]: stratus_runtime::ExitReason::Cancelled
+//! [`ExitReason::CpuLimit`]: stratus_runtime::ExitReason::CpuLimit
+//! [`EXIT_CODE_KILLED`]: stratus_runtime::EXIT_CODE_KILLED
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+mod cgroup;
+mod executor;
+mod netns;
+mod proxy;
+pub mod seccomp;
+pub mod spec;
+mod stdio;
+mod user;
+
+pub use executor::{ContainerExecutor, DEFAULT_CGROUP_PARENT, DEFAULT_STOP_GRACE};
+pub use stratus_runtime::{CancellationToken, Exit, ExitReason, Output, EXIT_CODE_KILLED};
+
+/// One container to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// Unique among running containers: `[a-z0-9-]`, 1–64 characters,
+    /// starting with a letter or digit. Names the cgroup and state folder.
+    pub id: String,
+    /// The prepared, writable root filesystem.
+    pub rootfs: PathBuf,
+    /// The command, already resolved (entrypoint + cmd, or an override).
+    /// `args[0]` is looked up in the container's `PATH` when it has no `/`.
+    pub args: Vec<String>,
+    /// Environment (image env + workload env). `PATH`, `HOME` and
+    /// `HOSTNAME` get defaults when absent.
+    pub env: Vec<(String, String)>,
+    /// Working directory (absolute; `""` means `/`).
+    pub cwd: String,
+    /// The image's `User`: `""` (root), `name`, `uid`, `uid:gid`,
+    /// `name:group`, resolved against the rootfs's `/etc/passwd` and
+    /// `/etc/group`; an unknown name is [`ContainerError::UnknownUser`].
+    pub user: String,
+    /// Host name inside the container (`""` means the id).
+    pub hostname: String,
+    /// Memory limit in bytes, swap included (0: none).
+    pub memory_bytes: u64,
+    /// CPU quota in thousandths of a core: 1000 = one core (0: none).
+    pub cpu_millis: u32,
+    /// Most processes/threads at once (0: none).
+    pub pids: u32,
+    /// Wall-clock limit from the start of the container.
+    pub wall_time: Option<Duration>,
+    /// Published TCP ports.
+    pub ports: Vec<PortMap>,
+    /// Host folders (or files) bind-mounted into the container.
+    pub volumes: Vec<Volume>,
+    /// Standard input (`/dev/null` when `None`).
+    pub stdin: Option<Vec<u8>>,
+}
+
+impl ContainerSpec {
+    /// A spec with no environment, cwd `/`, user root, hostname = id,
+    /// 256 MiB of memory, one core, 1024 pids, no wall-clock limit, ports,
+    /// volumes or stdin.
+    pub fn new(id: impl Into<String>, rootfs: impl Into<PathBuf>, args: Vec<String>) -> Self {
+        ContainerSpec {
+            id: id.into(),
+            rootfs: rootfs.into(),
+            args,
+            env: Vec::new(),
+            cwd: String::new(),
+            user: String::new(),
+            hostname: String::new(),
+            memory_bytes: 256 * 1024 * 1024,
+            cpu_millis: 1000,
+            pids: 1024,
+            wall_time: None,
+            ports: Vec::new(),
+            volumes: Vec::new(),
+            stdin: None,
+        }
+    }
+}
+
+/// A published port: host `host_ip:host_port` → container
+/// `127.0.0.1:container_port` (TCP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortMap {
+    /// The port the service listens on inside the container.
+    pub container_port: u16,
+    /// The host port (0: any free port; the bound one is reported).
+    pub host_port: u16,
+    /// The host address to listen on.
+    pub host_ip: IpAddr,
+}
+
+impl PortMap {
+    /// `container_port` published on `127.0.0.1`, any free host port.
+    pub fn loopback(container_port: u16) -> Self {
+        PortMap {
+            container_port,
+            host_port: 0,
+            host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+}
+
+/// A bind mount of a host path into the container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    /// Existing host folder or file.
+    pub host_path: PathBuf,
+    /// Absolute path inside the container, without `..` (created if missing).
+    pub container_path: String,
+    /// Mount read-only.
+    pub read_only: bool,
+}
+
+/// What happens to a running container, besides its output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContainerEvent {
+    /// The container's process started (its pid on the host).
+    Started {
+        /// Host pid of the container's init process.
+        pid: u32,
+    },
+    /// A port is published at `host`.
+    PortPublished {
+        /// The port inside the container.
+        container_port: u16,
+        /// The bound host address.
+        host: SocketAddr,
+    },
+}
+
+/// Why a container could not be run (as opposed to an [`Exit`], which is the
+/// workload's outcome, including hitting a limit).
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// This host cannot run containers (not root, no cgroups, …).
+    #[error("host cannot run containers: {0}")]
+    HostUnsupported(String),
+    /// A field of the spec is invalid (the message names it).
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(String),
+    /// The user name is not in the rootfs's `/etc/passwd`.
+    #[error("unknown user {0:?} in the image's /etc/passwd")]
+    UnknownUser(String),
+    /// The group name is not in the rootfs's `/etc/group`.
+    #[error("unknown group {0:?} in the image's /etc/group")]
+    UnknownGroup(String),
+    /// The rootfs (or a file in it) could not be used.
+    #[error("rootfs {}: {reason}", path.display())]
+    Rootfs {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A volume cannot be mounted.
+    #[error("volume {}: {reason}", path.display())]
+    Volume {
+        /// The host path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A container with this id is already running here.
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    /// No running container has this id.
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    /// A published port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Port {
+        /// The address.
+        addr: SocketAddr,
+        /// The bind error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The container's network could not be set up.
+    #[error("container network: {0}")]
+    Network(String),
+    /// libcontainer failed to create or start the container (the message
+    /// carries its error chain).
+    #[error("cannot create container: {0}")]
+    Create(String),
+    /// A host IO operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bug or an unexpected host failure.
+    #[error("internal container error: {0}")]
+    Internal(String),
+}
+
+impl From<ContainerError> for stratus_runtime::RuntimeError {
+    /// For callers that hold both backends behind `RuntimeError`: setup
+    /// failures of a container have no closer variant than `Internal`; the
+    /// message keeps the detail.
+    fn from(e: ContainerError) -> Self {
+        stratus_runtime::RuntimeError::Internal(e.to_string())
+    }
+}
