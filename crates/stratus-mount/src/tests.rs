@@ -219,16 +219,11 @@ fn serde_bytes_buf(name: &str) -> serde_bytes::ByteBuf {
 fn image() -> Image {
     let mut im = Image::new();
     let etc = im.dir(ROOT, "etc", 0o755, 0);
-    let host = im.file(
-        "etc/hostname",
-        etc,
-        b"stratus\n".to_vec(),
-        &[],
-        0o644,
+    let host = im.file("etc/hostname", etc, b"stratus\n".to_vec(), &[], 0o644);
+    im.flist.inodes[host as usize].xattrs.insert(
+        "user.origin".into(),
+        serde_bytes::ByteBuf::from(b"image".to_vec()),
     );
-    im.flist.inodes[host as usize]
-        .xattrs
-        .insert("user.origin".into(), serde_bytes::ByteBuf::from(b"image".to_vec()));
     im.file("etc/shadow", etc, b"root:*:1::::::\n".to_vec(), &[], 0o600);
     let bin = im.dir(ROOT, "bin", 0o755, 0);
     let big = im.file(
@@ -344,10 +339,7 @@ fn the_tree_reads_back_as_the_flist_describes_it() {
             .collect()
     });
     names.sort();
-    assert_eq!(
-        names,
-        ["bin", "empty", "etc", "fifo", "home", "null", "sh"]
-    );
+    assert_eq!(names, ["bin", "empty", "etc", "fifo", "home", "null", "sh"]);
 
     // Every inode's attributes, by walking the flist.
     let link_counts = fx.flist.link_counts();
@@ -403,7 +395,10 @@ fn the_tree_reads_back_as_the_flist_describes_it() {
                 assert!(std::os::unix::fs::FileTypeExt::is_char_device(
                     &meta.file_type()
                 ));
-                assert_eq!(meta.rdev(), nix::sys::stat::makedev(*major as u64, *minor as u64));
+                assert_eq!(
+                    meta.rdev(),
+                    nix::sys::stat::makedev(*major as u64, *minor as u64)
+                );
             }
             InodeKind::Fifo => {
                 assert!(std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()));
@@ -424,10 +419,15 @@ fn the_tree_reads_back_as_the_flist_describes_it() {
     // A range in the middle of a multi-chunk file, across a chunk boundary.
     let off = (3 * BIG_CHUNK - 100) as u64;
     let got = read_at(fx.path("bin/big"), off, 300).unwrap();
-    assert_eq!(got, fx.contents["bin/big"][off as usize..off as usize + 300]);
+    assert_eq!(
+        got,
+        fx.contents["bin/big"][off as usize..off as usize + 300]
+    );
     // Past the end: nothing.
     let end = (BIG_CHUNK * BIG_CHUNKS) as u64;
-    assert!(read_at(fx.path("bin/big"), end + 10, 10).unwrap().is_empty());
+    assert!(read_at(fx.path("bin/big"), end + 10, 10)
+        .unwrap()
+        .is_empty());
     // A tail read is cut at the end.
     assert_eq!(read_at(fx.path("bin/big"), end - 5, 100).unwrap().len(), 5);
     // Seek + read through std.
@@ -453,12 +453,19 @@ fn the_tree_reads_back_as_the_flist_describes_it() {
     assert_eq!(value.as_deref(), Some(&b"image"[..]));
     assert_eq!(names, vec![std::ffi::OsString::from("user.origin")]);
     let p = fx.path("etc/hostname");
-    assert_eq!(timed("xattr", move || xattr::get(&p, "user.none")).unwrap(), None);
+    assert_eq!(
+        timed("xattr", move || xattr::get(&p, "user.none")).unwrap(),
+        None
+    );
 
     // ls -l and stat(1) agree.
     let r = root.clone();
     let ls = timed("ls", move || {
-        Command::new("ls").arg("-ln").arg(r.join("bin")).output().unwrap()
+        Command::new("ls")
+            .arg("-ln")
+            .arg(r.join("bin"))
+            .output()
+            .unwrap()
     });
     let ls: Vec<String> = String::from_utf8_lossy(&ls.stdout)
         .lines()
@@ -554,7 +561,10 @@ fn a_read_fetches_only_the_covering_chunk_once() {
     assert_eq!(got, [fx.contents["bin/big"][off as usize]]);
     let off2 = (4 * BIG_CHUNK - 10) as u64;
     let got = read_at(big, off2, 10).unwrap();
-    assert_eq!(got, fx.contents["bin/big"][off2 as usize..off2 as usize + 10]);
+    assert_eq!(
+        got,
+        fx.contents["bin/big"][off2 as usize..off2 as usize + 10]
+    );
     assert_eq!(fx.mounted.stats().fetched_chunks, 1);
     assert_eq!(fx.source.fetched().len(), 1);
 }
@@ -563,11 +573,7 @@ fn a_read_fetches_only_the_covering_chunk_once() {
 fn wrong_bytes_from_the_source_fail_the_read_and_are_never_served() {
     let fx = fixture();
     let big_chunks = image().chunks_of("bin/big");
-    fx.source
-        .corrupt
-        .lock()
-        .unwrap()
-        .insert(big_chunks[2].hash);
+    fx.source.corrupt.lock().unwrap().insert(big_chunks[2].hash);
 
     let off = (2 * BIG_CHUNK + 5) as u64;
     let err = read_at(fx.path("bin/big"), off, 10).unwrap_err();
@@ -617,8 +623,14 @@ fn a_corrupted_cache_file_is_detected_and_fetched_again() {
     fs::write(&file, &bytes).unwrap();
 
     let mnt = dir.join("mnt");
-    let mounted = mount(flist, source.clone(), cache.clone(), &mnt, MountOptions::default())
-        .unwrap();
+    let mounted = mount(
+        flist,
+        source.clone(),
+        cache.clone(),
+        &mnt,
+        MountOptions::default(),
+    )
+    .unwrap();
     let got = read_all(mnt.join("home/user/notes")).unwrap();
     assert!(got == want, "correct bytes after refetch");
     let s = mounted.stats();
@@ -758,7 +770,10 @@ fn prefetch_plan_keeps_order_drops_unknown_and_repeats_and_stops_at_budget() {
     ];
     let plan = prefetch_plan(&im.flist, &hashes, 10 << 20);
     let got: Vec<_> = plan.iter().map(|c| c.hash).collect();
-    assert_eq!(got, vec![notes[1].hash, big[0].hash, notes[0].hash, big[1].hash]);
+    assert_eq!(
+        got,
+        vec![notes[1].hash, big[0].hash, notes[0].hash, big[1].hash]
+    );
     // 7 + 256 KiB + 1000 fit in 300 KiB; the second big chunk does not.
     let plan = prefetch_plan(&im.flist, &hashes, (300 * K) as u64);
     assert_eq!(plan.len(), 3);
@@ -840,7 +855,10 @@ fn an_overlay_keeps_reading_after_its_lower_is_unmounted() {
     fx.mounted.unmount().unwrap();
     assert!(!is_mount_point(&lower));
     let t = p("t");
-    let data = timed("read after detach", move || fs::read(t.join("etc/hostname"))).unwrap();
+    let data = timed("read after detach", move || {
+        fs::read(t.join("etc/hostname"))
+    })
+    .unwrap();
     assert_eq!(data, b"stratus\n");
     overlay.unmount().unwrap();
 }
@@ -975,10 +993,7 @@ fn concurrent_reads_of_a_missing_chunk_fetch_it_once() {
         assert_eq!(&*t.join().unwrap().unwrap(), &data[..]);
     }
     assert_eq!(source.calls.load(Ordering::SeqCst), 1);
-    assert_eq!(
-        fetcher.counters.fetched_chunks.load(Ordering::SeqCst),
-        1
-    );
+    assert_eq!(fetcher.counters.fetched_chunks.load(Ordering::SeqCst), 1);
 }
 
 #[test]
