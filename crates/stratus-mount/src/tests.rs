@@ -465,7 +465,7 @@ fn the_tree_reads_back_as_the_flist_describes_it() {
             .arg("-ln")
             .arg(r.join("bin"))
             .output()
-            .unwrap()
+            .unwrap_or_else(|e| panic!("this test needs ls (coreutils): {e}"))
     });
     let ls: Vec<String> = String::from_utf8_lossy(&ls.stdout)
         .lines()
@@ -490,7 +490,7 @@ fn the_tree_reads_back_as_the_flist_describes_it() {
             .args(["-c", "%a %u %g %s %h %F"])
             .arg(p)
             .output()
-            .unwrap()
+            .unwrap_or_else(|e| panic!("this test needs stat (coreutils): {e}"))
     });
     assert_eq!(
         String::from_utf8_lossy(&st.stdout).trim(),
@@ -513,7 +513,7 @@ fn the_tree_reads_back_as_the_flist_describes_it() {
                 .uid(1000)
                 .gid(1000)
                 .output()
-                .unwrap()
+                .unwrap_or_else(|e| panic!("this test needs cat (coreutils): {e}"))
         })
     };
     let out = as_user(fx.path("etc/hostname"));
