@@ -59,8 +59,11 @@
 //!   that fetch).
 //! * Inode numbers are flist indexes + 1 and are stable for a given flist;
 //!   `forget` is ignored (nothing per inode is allocated).
-//! * Unmounting a busy mount (open files, an overlay on top) detaches it
-//!   lazily; it is released when its last user goes.
+//! * Unmounting takes the mount out of the namespace (lazily when it is
+//!   busy: open files, a working directory). The file system is served
+//!   until the kernel's last reference goes: an [`Overlay`] holds its lower
+//!   through a private clone, and a container's mount namespace holds a
+//!   copy, so the session thread is never joined.
 //! * Needs root (or `CAP_SYS_ADMIN`), `/dev/fuse`, and overlayfs for
 //!   [`Overlay`]. No libfuse: `fuser` speaks the protocol itself.
 
@@ -189,7 +192,13 @@ impl Default for MountOptions {
 /// A mounted flist. Unmounted by [`Mounted::unmount`] or on drop.
 pub struct Mounted {
     mountpoint: PathBuf,
-    session: Option<fuser::BackgroundSession>,
+    /// Unmounts through fuser; `None` once unmounted.
+    unmounter: Option<fuser::SessionUnmounter>,
+    /// The session loop; it ends when the kernel closes the connection,
+    /// which is later than the unmount when something else (an overlay, a
+    /// container's mount namespace) still holds the file system. Never
+    /// joined for that reason.
+    _session: JoinHandle<io::Result<()>>,
     fetcher: Arc<Fetcher>,
     stop: Arc<AtomicBool>,
     prefetch_done: Arc<AtomicBool>,
@@ -259,16 +268,30 @@ pub fn mount(
     config.mount_options = mount_options;
     config.acl = SessionACL::All;
     config.n_threads = Some(1);
-    let session = fuser::spawn_mount(fs, &canonical, &config).map_err(|e| MountError::Fuse {
+    let fuse_err = |e| MountError::Fuse {
         path: canonical.clone(),
         source: e,
-    })?;
+    };
+    let mut session = fuser::Session::new(fs, &canonical, &config).map_err(fuse_err)?;
+    let mut unmounter = session.unmount_callable();
+    let session = match std::thread::Builder::new()
+        .name("stratus-fuse".into())
+        .spawn(move || session.run())
+    {
+        Ok(handle) => handle,
+        Err(e) => {
+            // The session (and its mount) went with the closure.
+            let _ = unmounter.unmount();
+            return Err(MountError::Thread(e));
+        }
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let prefetch_done = Arc::new(AtomicBool::new(false));
     let mut mounted = Mounted {
         mountpoint: canonical,
-        session: Some(session),
+        unmounter: Some(unmounter),
+        _session: session,
         fetcher: fetcher.clone(),
         stop: stop.clone(),
         prefetch_done: prefetch_done.clone(),
@@ -396,8 +419,9 @@ impl Mounted {
         }
     }
 
-    /// Unmounts. A busy mount (open files, an overlay on top) is detached
-    /// lazily and released by the kernel when its last user goes.
+    /// Unmounts. A busy mount (open files) is detached lazily; the file
+    /// system stays served while anything (a lazily detached user, an
+    /// overlay on top, another mount namespace) still holds it.
     pub fn unmount(mut self) -> Result<(), MountError> {
         self.unmount_inner()
     }
@@ -406,12 +430,10 @@ impl Mounted {
         self.stop.store(true, Ordering::Relaxed);
         // The prefetch thread stops after its current chunk; not joined.
         drop(self.prefetch.take());
-        let Some(session) = self.session.take() else {
+        let Some(mut unmounter) = self.unmounter.take() else {
             return Ok(());
         };
-        // fuser unmounts and joins its session thread, which ends when the
-        // kernel closes the connection.
-        match session.umount_and_join() {
+        match unmounter.unmount() {
             Ok(()) => Ok(()),
             Err(e) => {
                 tracing::debug!(path = %self.mountpoint.display(), "unmount: {e}");
