@@ -65,12 +65,12 @@ pub struct WorkloadSpec {
     #[serde(default = "one")]
     pub count: u32,
     /// The WASM module to run (this, or `image`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub wasm: Option<WasmSource>,
     /// The container image to run (this, or `wasm`). Top-level `args`
     /// replace the image's `Cmd` and `env` is added to the image's, as with
     /// `docker run`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub image: Option<ImageSource>,
     /// Arguments passed to the program (after its name).
     #[serde(default)]
@@ -126,20 +126,20 @@ pub struct ImageSource {
     /// the version current at that moment.
     pub name: String,
     /// Replaces the image's `Entrypoint` (empty: keep it).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub entrypoint: Vec<String>,
     /// Replaces the image's `User` (`name`, `uid`, `uid:gid`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub user: Option<String>,
     /// Replaces the image's `WorkingDir`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub workdir: Option<String>,
     /// TCP ports of the container published on the node.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub ports: Vec<PortSpec>,
     /// Named volumes on the node's disk, kept across container restarts and
     /// across instances of the workload on that node.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub volumes: Vec<VolumeSpec>,
 }
 

@@ -130,7 +130,7 @@ pub struct Instance {
     pub updated_ms: u64,
     /// Commands run inside the instance with `stratus exec` (container
     /// images only), oldest first; at most [`MAX_EXECS`] are kept.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub execs: Vec<ExecRecord>,
 }
 
