@@ -160,7 +160,10 @@ impl ContainerHost {
             tenant: tenant.into(),
             image: image.into(),
         };
-        let bytes = match conn.call::<_, Response>(&req, Duration::from_secs(60)).await {
+        let bytes = match conn
+            .call::<_, Response>(&req, Duration::from_secs(60))
+            .await
+        {
             Ok(Response::Blob(b)) => b,
             Ok(Response::Error { message, .. }) => return Err(message),
             Ok(other) => return Err(format!("unexpected answer {other:?}")),
@@ -193,11 +196,16 @@ impl ContainerHost {
             if let Some(m) = mounts.get_mut(image) {
                 m.users += 1;
             } else {
-                std::fs::create_dir_all(&lower).map_err(|e| format!("creating {}: {e}", lower.display()))?;
+                std::fs::create_dir_all(&lower)
+                    .map_err(|e| format!("creating {}: {e}", lower.display()))?;
                 let prefetch_file = self.image_dir(image).join("prefetch");
                 let prefetch = std::fs::read(&prefetch_file)
                     .ok()
-                    .map(|b| b.chunks_exact(32).filter_map(|c| c.try_into().ok()).collect())
+                    .map(|b| {
+                        b.chunks_exact(32)
+                            .filter_map(|c| c.try_into().ok())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let source = Arc::new(ReplicaChunks {
                     tenant: tenant.to_string(),
@@ -318,7 +326,10 @@ impl ContainerHost {
         let mut env: Vec<(String, String)> = cfg
             .env
             .iter()
-            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .filter(|(k, _)| !spec.env.contains_key(k))
             .collect();
         env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -368,7 +379,13 @@ impl ContainerHost {
 pub fn container_id(instance: &str) -> String {
     let clean: String = instance
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     let h = blake3::hash(instance.as_bytes()).to_hex();
     let head: String = clean.chars().take(40).collect();

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use stratus_container::ContainerEvent;
 use stratus_net::Connection;
 use stratus_proto::{Assignment, InstanceReport, LogChunk, Request, Response};
-use stratus_container::ContainerEvent;
 use stratus_runtime::{DynExecutor, Exit, ExitReason, Limits, Output, TaskSpec};
 
 use crate::containers::{container_id, Connect, ContainerHost, Rootfs, DEFAULT_CHUNK_CACHE_BYTES};
@@ -459,7 +459,9 @@ impl Runner {
             {
                 Ok(root) => return Ok(Some(Payload::Image(host.clone(), root))),
                 Err(e) if self.connection().is_some() => return Err(e),
-                Err(e) => tracing::debug!(instance = %a.instance.id, error = %e, "image not available while disconnected; waiting"),
+                Err(e) => {
+                    tracing::debug!(instance = %a.instance.id, error = %e, "image not available while disconnected; waiting")
+                }
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(None),
@@ -534,7 +536,14 @@ impl Runner {
             match self.image_root(&a, &inst_dir, &cancel).await {
                 Ok(Some(p)) => p,
                 Ok(None) => {
-                    self.report(&id, InstanceState::Stopped, 0, None, "stopped", "stopped before it started".into());
+                    self.report(
+                        &id,
+                        InstanceState::Stopped,
+                        0,
+                        None,
+                        "stopped",
+                        "stopped before it started".into(),
+                    );
                     return;
                 }
                 Err(why) => {
@@ -550,7 +559,14 @@ impl Runner {
             match self.module(&a.module, &cancel).await {
                 Some(m) => Payload::Wasm(m),
                 None => {
-                    self.report(&id, InstanceState::Stopped, 0, None, "stopped", "stopped before it started".into());
+                    self.report(
+                        &id,
+                        InstanceState::Stopped,
+                        0,
+                        None,
+                        "stopped",
+                        "stopped before it started".into(),
+                    );
                     return;
                 }
             }
@@ -655,8 +671,19 @@ impl Runner {
                     let inst = id.clone();
                     tokio::spawn(async move {
                         while let Some(ev) = ev_rx.recv().await {
-                            if let ContainerEvent::PortPublished { container_port, host } = ev {
-                                me.report(&inst, InstanceState::Running, restarts, None, "published", format!("port {container_port} published on {host}"));
+                            if let ContainerEvent::PortPublished {
+                                container_port,
+                                host,
+                            } = ev
+                            {
+                                me.report(
+                                    &inst,
+                                    InstanceState::Running,
+                                    restarts,
+                                    None,
+                                    "published",
+                                    format!("port {container_port} published on {host}"),
+                                );
                             }
                         }
                     });

@@ -46,9 +46,11 @@ pub async fn import(
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}")))?;
     let mut stream = body.into_data_stream();
-    while let Some(data) = stream.try_next().await.map_err(|e| {
-        ApiError::new(ErrorCode::BadRequest, format!("reading the upload: {e}"))
-    })? {
+    while let Some(data) = stream
+        .try_next()
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("reading the upload: {e}")))?
+    {
         file.write_all(&data).await.map_err(|e| {
             ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}"))
         })?;
@@ -109,7 +111,10 @@ pub async fn delete(
     if !users.is_empty() {
         return Err(ApiError::new(
             ErrorCode::Conflict,
-            format!("image {name} is used by {}; stop them first", users.join(", ")),
+            format!(
+                "image {name} is used by {}; stop them first",
+                users.join(", ")
+            ),
         ));
     }
     Ok(Json(st.store.delete_image(&c.tenant, &name).await?))

@@ -342,14 +342,21 @@ pub async fn logs(
     let (offset, data, state) = loop {
         let (offset, data) = st.control.read_logs(&log_id, q.offset).await?;
         let inst = find_instance(&st, &c, &id)?;
-        let inst_over = inst.state.is_terminal() || inst.state == stratus_state::InstanceState::Lost;
+        let inst_over =
+            inst.state.is_terminal() || inst.state == stratus_state::InstanceState::Lost;
         let (state, over) = match q.exec {
             None => (serde_json::to_value(&inst.state), inst_over),
             Some(n) => {
                 let e = inst.execs.iter().find(|e| e.n == n).ok_or_else(|| {
-                    ApiError::new(ErrorCode::NotFound, format!("instance {id} has no exec {n}"))
+                    ApiError::new(
+                        ErrorCode::NotFound,
+                        format!("instance {id} has no exec {n}"),
+                    )
                 })?;
-                (serde_json::to_value(&e.state), e.state.is_over() || inst_over)
+                (
+                    serde_json::to_value(&e.state),
+                    e.state.is_over() || inst_over,
+                )
             }
         };
         if !data.is_empty() || over || tokio::time::Instant::now() >= deadline {

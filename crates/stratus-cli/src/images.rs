@@ -253,6 +253,9 @@ async fn ls(g: &Global, name: Option<&str>) -> Result<()> {
             ]
         })
         .collect();
-    table(&["NAME", "VERSION", "DIGEST", "FILES", "SIZE", "CHUNKS"], rows);
+    table(
+        &["NAME", "VERSION", "DIGEST", "FILES", "SIZE", "CHUNKS"],
+        rows,
+    );
     Ok(())
 }

@@ -18,7 +18,9 @@ use crate::Global;
 
 /// Arguments of `stratus run`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  stratus run hello.wasm -- Stratus\n  stratus image import busybox.tar --name busybox\n  stratus run --image busybox -- sh -c 'echo hi from $(hostname)'")]
+#[command(
+    after_help = "Examples:\n  stratus run hello.wasm -- Stratus\n  stratus image import busybox.tar --name busybox\n  stratus run --image busybox -- sh -c 'echo hi from $(hostname)'"
+)]
 pub struct RunArgs {
     /// The WASM module (.wasm, or .wat text)
     #[arg(required_unless_present = "image", conflicts_with = "image")]
@@ -121,12 +123,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
     spec.resources.wall_time_secs = Some(a.timeout);
     spec.resources.cpu_secs = a.cpu_secs;
     spec.restart.attempts = 0;
-    let w: Workload = c
-        .post(
-            "/v1/workloads",
-            &Deploy { spec, module },
-        )
-        .await?;
+    let w: Workload = c.post("/v1/workloads", &Deploy { spec, module }).await?;
     // Wait for the instance.
     let inst: Instance = loop {
         let list: Vec<Instance> = c

@@ -24,7 +24,9 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
     let tar = root.path().join("busybox.tar");
     stratus_flist::build::busybox_image(std::path::Path::new("/bin/busybox"))
         .write_docker_save(&tar, "busybox:latest")
-        .expect("busybox-static is installed (scripts/setup-toolchain.sh) and the image is written");
+        .expect(
+            "busybox-static is installed (scripts/setup-toolchain.sh) and the image is written",
+        );
     let dev = Dev::start("cloud", root.path(), 3, 10);
     wait_until("3 ready nodes", Duration::from_secs(90), || {
         let out = run_cli(&dev, &["nodes", "ls", "--json"]);
@@ -37,7 +39,11 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
 
     let out = run_cli(&dev, &["image", "import", &tar.to_string_lossy()]);
     assert!(out.status.success(), "import failed: {}", out.stderr);
-    assert!(out.stdout.contains("imported busybox:latest"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("imported busybox:latest"),
+        "{}",
+        out.stdout
+    );
 
     let out = run_cli(&dev, &["image", "ls"]);
     assert!(out.stdout.contains("busybox:latest"), "{}", out.stdout);

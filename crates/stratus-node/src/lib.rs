@@ -463,8 +463,12 @@ impl stratus_control::ImageServer for StoreImages {
     ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, (ErrorCode, String)>> {
         let store = self.0.clone();
         Box::pin(async move {
-            let r = stratus_store::ImageRef::parse(&image)
-                .ok_or_else(|| (ErrorCode::BadRequest, format!("{image:?} is not an image reference")))?;
+            let r = stratus_store::ImageRef::parse(&image).ok_or_else(|| {
+                (
+                    ErrorCode::BadRequest,
+                    format!("{image:?} is not an image reference"),
+                )
+            })?;
             store
                 .image_flist(&tenant, &r)
                 .await

@@ -433,18 +433,34 @@ impl WorkloadSpec {
             let mut seen = std::collections::BTreeSet::new();
             for (i, p) in image.ports.iter().enumerate() {
                 if p.container == 0 {
-                    err(&format!("image.ports[{i}].container"), "must be between 1 and 65535".into());
+                    err(
+                        &format!("image.ports[{i}].container"),
+                        "must be between 1 and 65535".into(),
+                    );
                 }
                 if p.host != 0 && !seen.insert(p.host) {
-                    err(&format!("image.ports[{i}].host"), format!("port {} is published twice", p.host));
+                    err(
+                        &format!("image.ports[{i}].host"),
+                        format!("port {} is published twice", p.host),
+                    );
                 }
             }
             for (i, v) in image.volumes.iter().enumerate() {
                 if stratus_types::validate_tenant_name(&v.name).is_err() {
-                    err(&format!("image.volumes[{i}].name"), "use 1-63 characters of a-z, 0-9 and '-', starting with a letter".into());
+                    err(
+                        &format!("image.volumes[{i}].name"),
+                        "use 1-63 characters of a-z, 0-9 and '-', starting with a letter".into(),
+                    );
                 }
-                if !v.path.starts_with('/') || v.path.split('/').any(|c| c == "..") || v.path == "/" {
-                    err(&format!("image.volumes[{i}].path"), format!("must be an absolute path below / without '..', got {:?}", v.path));
+                if !v.path.starts_with('/') || v.path.split('/').any(|c| c == "..") || v.path == "/"
+                {
+                    err(
+                        &format!("image.volumes[{i}].path"),
+                        format!(
+                            "must be an absolute path below / without '..', got {:?}",
+                            v.path
+                        ),
+                    );
                 }
             }
         }
@@ -590,7 +606,13 @@ disconnect: { wait_secs: 60, replace: true }
         let s = parse(y, Format::Yaml).expect("parses");
         let image = s.image.expect("image");
         assert_eq!(image.name, "nginx:1.22");
-        assert_eq!(image.ports, vec![PortSpec { container: 80, host: 8080 }]);
+        assert_eq!(
+            image.ports,
+            vec![PortSpec {
+                container: 80,
+                host: 8080
+            }]
+        );
         assert_eq!(image.volumes[0].path, "/var/www");
         assert!(s.wasm.is_none());
 

@@ -635,7 +635,10 @@ impl State {
                 now_ms,
             } => {
                 if args.is_empty() || args[0].is_empty() {
-                    return Err(ApplyError::new(ErrorCode::BadRequest, "exec needs a command"));
+                    return Err(ApplyError::new(
+                        ErrorCode::BadRequest,
+                        "exec needs a command",
+                    ));
                 }
                 let image = self
                     .instances
@@ -643,7 +646,10 @@ impl State {
                     .and_then(|i| self.workloads.get(&i.workload))
                     .is_some_and(|w| w.module.starts_with("image:"));
                 let inst = self.instances.get_mut(instance).ok_or_else(|| {
-                    ApplyError::new(ErrorCode::NotFound, format!("instance {instance} does not exist"))
+                    ApplyError::new(
+                        ErrorCode::NotFound,
+                        format!("instance {instance} does not exist"),
+                    )
                 })?;
                 if !image {
                     return Err(ApplyError::new(
@@ -681,7 +687,10 @@ impl State {
                 state,
             } => {
                 let inst = self.instances.get_mut(instance).ok_or_else(|| {
-                    ApplyError::new(ErrorCode::NotFound, format!("instance {instance} does not exist"))
+                    ApplyError::new(
+                        ErrorCode::NotFound,
+                        format!("instance {instance} does not exist"),
+                    )
                 })?;
                 if inst.node != *node {
                     return Err(ApplyError::new(

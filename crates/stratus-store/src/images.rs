@@ -134,7 +134,9 @@ pub fn normalize_image_name(name: &str) -> Result<String, StoreError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
     {
-        return Err(bad("the tag must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', '-'"));
+        return Err(bad(
+            "the tag must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', '-'",
+        ));
     }
     Ok(format!("{n}:{tag}"))
 }
@@ -175,7 +177,12 @@ impl Store {
         match created {
             Ok(_) => Ok(name),
             // Created concurrently by another import.
-            Err(e) if e.code == ErrorCode::Conflict && self.read(|s| s.store.bucket_of(tenant, &name).is_ok()) => Ok(name),
+            Err(e)
+                if e.code == ErrorCode::Conflict
+                    && self.read(|s| s.store.bucket_of(tenant, &name).is_ok()) =>
+            {
+                Ok(name)
+            }
             Err(e) => Err(e),
         }
     }
@@ -205,7 +212,8 @@ impl Store {
             })?;
             stratus_flist::import_image(&path, &mut sink)
         });
-        let body = futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(Ok::<_, std::io::Error>);
+        let body =
+            futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(Ok::<_, std::io::Error>);
         let ingest = self.ingest(tenant, &bucket, body, [0; 32], true);
         let (ingested, imported) = tokio::join!(ingest, importer);
         let imported = imported
@@ -256,7 +264,10 @@ impl Store {
         let user_meta = BTreeMap::from([
             ("digest".to_string(), imported.digest.clone()),
             ("content".to_string(), content_key),
-            ("content-version".to_string(), content.id.unwrap_or_default()),
+            (
+                "content-version".to_string(),
+                content.id.unwrap_or_default(),
+            ),
             ("files".to_string(), stats.files.to_string()),
             ("bytes".to_string(), stats.bytes.to_string()),
             ("chunks".to_string(), stats.chunks.to_string()),
@@ -324,7 +335,9 @@ impl Store {
                 .map_err(|_| {
                     StoreError::new(
                         ErrorCode::NotFound,
-                        format!("image {name} does not exist; import it with `stratus image import`"),
+                        format!(
+                            "image {name} does not exist; import it with `stratus image import`"
+                        ),
                     )
                 })?;
             Ok(info_of(&name, v))
@@ -389,7 +402,10 @@ impl Store {
             let used = objects
                 .iter()
                 .filter(|(k, _)| k.starts_with(FLISTS))
-                .flat_map(|(_, vs)| vs.iter().filter_map(|v| v.user_meta.get("content").cloned()))
+                .flat_map(|(_, vs)| {
+                    vs.iter()
+                        .filter_map(|v| v.user_meta.get("content").cloned())
+                })
                 .collect();
             let contents = objects
                 .iter()

@@ -362,12 +362,19 @@ impl Store {
                     .map_err(|e| StoreError::internal(format!("chunk {id} does not open: {e}")))
             }
         };
-        match self.read_sealed_range(&view, entry.offset, entry.sealed_len).await {
+        match self
+            .read_sealed_range(&view, entry.offset, entry.sealed_len)
+            .await
+        {
             Ok(sealed) => match open(sealed).await {
                 Ok(plain) => return Ok(plain),
-                Err(e) => tracing::warn!(chunk = %id, pack = entry.pack, error = %e, "ranged chunk read failed to open; reading the whole stripe"),
+                Err(e) => {
+                    tracing::warn!(chunk = %id, pack = entry.pack, error = %e, "ranged chunk read failed to open; reading the whole stripe")
+                }
             },
-            Err(e) => tracing::debug!(chunk = %id, pack = entry.pack, error = %e, "ranged chunk read failed; reading the whole stripe"),
+            Err(e) => {
+                tracing::debug!(chunk = %id, pack = entry.pack, error = %e, "ranged chunk read failed; reading the whole stripe")
+            }
         }
         let data = self.fetch_pack(&view).await?;
         let start = entry.offset as usize;
@@ -397,10 +404,15 @@ impl Store {
             let piece = view.pack.pieces.get(i as usize).map(|p| p.id);
             async move {
                 let (Some(slot), Some(id)) = (slot, piece) else {
-                    return Err(StoreError::internal(format!("pack {} has no data piece {i}", view.pack.id)));
+                    return Err(StoreError::internal(format!(
+                        "pack {} has no data piece {i}",
+                        view.pack.id
+                    )));
                 };
                 let Some(addr) = slot.addr.clone().filter(|_| slot.healthy) else {
-                    return Err(StoreError::unavailable(format!("data piece {i} is not reachable")));
+                    return Err(StoreError::unavailable(format!(
+                        "data piece {i} is not reachable"
+                    )));
                 };
                 let want = stop - start;
                 let req = PieceRequest::GetRange {

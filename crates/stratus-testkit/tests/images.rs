@@ -121,8 +121,11 @@ fn cache_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn busybox_with_ballast() -> ImageBuilder {
     let mut big = vec![0u8; 48 << 20];
     rand::rngs::StdRng::seed_from_u64(6).fill_bytes(&mut big);
-    busybox_image(Path::new("/bin/busybox"))
-        .layer(vec![LayerEntry::file("/opt/ballast.bin", 0o644, big)])
+    busybox_image(Path::new("/bin/busybox")).layer(vec![LayerEntry::file(
+        "/opt/ballast.bin",
+        0o644,
+        big,
+    )])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -145,7 +148,10 @@ async fn busybox_runs_prints_and_exits_fetching_only_what_it_reads() -> Result<(
 
     // Lazy start: the node fetched busybox's pages, not the ballast.
     let fetched = cached_bytes(&cluster);
-    assert!(fetched > 0, "nothing was fetched: the start was not lazy, it was impossible");
+    assert!(
+        fetched > 0,
+        "nothing was fetched: the start was not lazy, it was impossible"
+    );
     assert!(
         fetched * 10 < image.image.bytes,
         "fetched {fetched} of {} image bytes",
@@ -178,7 +184,10 @@ async fn busybox_runs_prints_and_exits_fetching_only_what_it_reads() -> Result<(
     .await?;
     let (inst, out) = finished(&c, &id).await?;
     assert_eq!(inst.state, InstanceState::Completed, "{inst:?}\n{out}");
-    assert!(out.starts_with(&want), "container read {out:?}, busybox is {want}");
+    assert!(
+        out.starts_with(&want),
+        "container read {out:?}, busybox is {want}"
+    );
     cluster.shutdown().await;
     Ok(())
 }
@@ -213,7 +222,10 @@ fn nginx_image() -> Result<ImageBuilder> {
         // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
         let path = match line.split_once("=>") {
             Some((_, rest)) => rest.split_whitespace().next(),
-            None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
         };
         if let Some(p) = path.filter(|p| p.starts_with('/')) {
             let real = std::fs::canonicalize(p).with_context(|| format!("resolving {p}"))?;
