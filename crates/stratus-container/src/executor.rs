@@ -208,7 +208,13 @@ impl ContainerExecutor {
             .map_err(|e| io_err("write hostname", e))?;
         std::fs::write(live.bundle.join("etc/hosts"), spec::hosts_file(&hostname))
             .map_err(|e| io_err("write hosts", e))?;
-        let oci = spec::build(&spec, &user, &live.bundle.join("etc"), &self.cgroup_parent)?;
+        let oci = spec::build(
+            &spec,
+            &user,
+            &live.bundle.join("etc"),
+            &self.cgroup_parent,
+            spec::nofile_limit(),
+        )?;
         oci.save(live.bundle.join("config.json"))
             .map_err(|e| ContainerError::Internal(format!("write config.json: {e}")))?;
 

@@ -59,8 +59,23 @@ pub const READONLY_PATHS: &[&str] = &[
 /// CFS period used for the CPU quota (100 ms, the kernel's default).
 pub const CPU_PERIOD_US: u64 = 100_000;
 
-/// Open-files limit of the container's processes (soft, hard).
+/// Open-files limit of the container's processes (soft, hard), lowered to
+/// the agent's own hard limit when that is smaller (raising it would need
+/// `CAP_SYS_RESOURCE`).
 pub const NOFILE_LIMIT: (u64, u64) = (1024, 65536);
+
+/// [`NOFILE_LIMIT`] clamped to the limit this process can grant.
+pub fn nofile_limit() -> (u64, u64) {
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(NOFILE_LIMIT.1);
+    clamp_nofile(hard)
+}
+
+fn clamp_nofile(agent_hard: u64) -> (u64, u64) {
+    let hard = NOFILE_LIMIT.1.min(agent_hard);
+    (NOFILE_LIMIT.0.min(hard), hard)
+}
 
 /// The cgroup path (relative to each hierarchy's root) of container `id`.
 pub fn cgroup_path(parent: &str, id: &str) -> String {
@@ -68,12 +83,14 @@ pub fn cgroup_path(parent: &str, id: &str) -> String {
 }
 
 /// Builds the OCI spec for `spec`, run as `user`, with `etc_dir` the host
-/// folder holding the generated `hostname` and `hosts` files.
+/// folder holding the generated `hostname` and `hosts` files, and `nofile`
+/// the open-files limit (see [`nofile_limit`]).
 pub(crate) fn build(
     spec: &ContainerSpec,
     user: &ResolvedUser,
     etc_dir: &Path,
     cgroup_parent: &str,
+    nofile: (u64, u64),
 ) -> Result<Spec, ContainerError> {
     let mut env: Vec<String> = Vec::new();
     let has = |k: &str| spec.env.iter().any(|(key, _)| key == k);
@@ -167,7 +184,7 @@ pub(crate) fn build(
                 "effective": caps,
                 "permitted": caps,
             },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": NOFILE_LIMIT.0, "hard": NOFILE_LIMIT.1}],
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": nofile.0, "hard": nofile.1}],
             "noNewPrivileges": true,
             "oomScoreAdj": 0,
         },
@@ -233,7 +250,7 @@ mod tests {
 
     #[test]
     fn process_is_confined() {
-        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus").unwrap();
+        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus", NOFILE_LIMIT).unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.no_new_privileges(), Some(true));
         assert_eq!(p.user().uid(), 65534);
@@ -260,7 +277,7 @@ mod tests {
 
     #[test]
     fn namespaces_cgroups_and_paths() {
-        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus").unwrap();
+        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus", NOFILE_LIMIT).unwrap();
         let linux = spec.linux().as_ref().unwrap();
         let ns: Vec<LinuxNamespaceType> = linux
             .namespaces()
@@ -304,7 +321,7 @@ mod tests {
 
     #[test]
     fn mounts_are_docker_like() {
-        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus").unwrap();
+        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus", NOFILE_LIMIT).unwrap();
         let mounts = spec.mounts().as_ref().unwrap();
         let find = |d: &str| {
             mounts
@@ -339,12 +356,22 @@ mod tests {
     }
 
     #[test]
+    fn nofile_never_exceeds_the_agent() {
+        assert_eq!(clamp_nofile(u64::MAX), NOFILE_LIMIT);
+        assert_eq!(clamp_nofile(20_000), (1024, 20_000));
+        assert_eq!(clamp_nofile(512), (512, 512));
+        let spec = build(&sample(), &user(), Path::new("/e"), "stratus", (7, 9)).unwrap();
+        let r = &spec.process().as_ref().unwrap().rlimits().as_ref().unwrap()[0];
+        assert_eq!((r.soft(), r.hard()), (7, 9));
+    }
+
+    #[test]
     fn zero_means_no_limit() {
         let mut s = sample();
         s.memory_bytes = 0;
         s.cpu_millis = 0;
         s.pids = 0;
-        let spec = build(&s, &user(), Path::new("/e"), "stratus").unwrap();
+        let spec = build(&s, &user(), Path::new("/e"), "stratus", NOFILE_LIMIT).unwrap();
         let r = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert!(r.memory().is_none() && r.cpu().is_none() && r.pids().is_none());
     }
