@@ -207,9 +207,7 @@ pub(crate) fn build(
 
 /// The `/etc/hosts` the container sees.
 pub(crate) fn hosts_file(hostname: &str) -> String {
-    format!(
-        "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-    )
+    format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 }
 
 #[cfg(test)]
@@ -250,7 +248,14 @@ mod tests {
 
     #[test]
     fn process_is_confined() {
-        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus", NOFILE_LIMIT).unwrap();
+        let spec = build(
+            &sample(),
+            &user(),
+            Path::new("/state/etc"),
+            "stratus",
+            NOFILE_LIMIT,
+        )
+        .unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.no_new_privileges(), Some(true));
         assert_eq!(p.user().uid(), 65534);
@@ -264,10 +269,18 @@ mod tests {
             .map(|c| c.to_string())
             .collect();
         assert_eq!(bounding.len(), CAPABILITIES.len());
-        for forbidden in ["CAP_SYS_ADMIN", "CAP_MKNOD", "CAP_SYS_PTRACE", "CAP_NET_ADMIN"] {
-            assert!(!bounding.iter().any(|c| c.contains(&forbidden[4..])), "{forbidden} kept");
+        for forbidden in [
+            "CAP_SYS_ADMIN",
+            "CAP_MKNOD",
+            "CAP_SYS_PTRACE",
+            "CAP_NET_ADMIN",
+        ] {
+            assert!(
+                !bounding.iter().any(|c| c.contains(&forbidden[4..])),
+                "{forbidden} kept"
+            );
         }
-        assert!(caps.inheritable().as_ref().map_or(true, |i| i.is_empty()));
+        assert!(caps.inheritable().as_ref().is_none_or(|i| i.is_empty()));
         let env = p.env().as_ref().unwrap();
         assert!(env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin")));
         assert!(env.contains(&"HOME=/nonexistent".to_string()));
@@ -277,7 +290,14 @@ mod tests {
 
     #[test]
     fn namespaces_cgroups_and_paths() {
-        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus", NOFILE_LIMIT).unwrap();
+        let spec = build(
+            &sample(),
+            &user(),
+            Path::new("/state/etc"),
+            "stratus",
+            NOFILE_LIMIT,
+        )
+        .unwrap();
         let linux = spec.linux().as_ref().unwrap();
         let ns: Vec<LinuxNamespaceType> = linux
             .namespaces()
@@ -297,8 +317,16 @@ mod tests {
         }
         assert!(!ns.contains(&LinuxNamespaceType::User));
         // Joining a namespace by path would share the host's.
-        assert!(linux.namespaces().as_ref().unwrap().iter().all(|n| n.path().is_none()));
-        assert_eq!(linux.cgroups_path().as_ref().unwrap(), &PathBuf::from("/stratus/web-1"));
+        assert!(linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|n| n.path().is_none()));
+        assert_eq!(
+            linux.cgroups_path().as_ref().unwrap(),
+            &PathBuf::from("/stratus/web-1")
+        );
         let r = linux.resources().as_ref().unwrap();
         let mem = r.memory().as_ref().unwrap();
         assert_eq!(mem.limit(), Some(64 << 20));
@@ -312,7 +340,11 @@ mod tests {
         let masked = linux.masked_paths().as_ref().unwrap();
         assert!(masked.contains(&"/proc/kcore".to_string()));
         assert!(masked.contains(&"/sys/firmware".to_string()));
-        assert!(linux.readonly_paths().as_ref().unwrap().contains(&"/proc/sys".to_string()));
+        assert!(linux
+            .readonly_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/sys".to_string()));
         assert!(linux.devices().is_none(), "no host device is passed in");
         let sc = linux.seccomp().as_ref().unwrap();
         assert_eq!(sc.default_action(), LinuxSeccompAction::ScmpActAllow);
@@ -321,7 +353,14 @@ mod tests {
 
     #[test]
     fn mounts_are_docker_like() {
-        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus", NOFILE_LIMIT).unwrap();
+        let spec = build(
+            &sample(),
+            &user(),
+            Path::new("/state/etc"),
+            "stratus",
+            NOFILE_LIMIT,
+        )
+        .unwrap();
         let mounts = spec.mounts().as_ref().unwrap();
         let find = |d: &str| {
             mounts
@@ -331,7 +370,11 @@ mod tests {
         };
         assert_eq!(find("/proc").typ().as_deref(), Some("proc"));
         assert_eq!(find("/dev").typ().as_deref(), Some("tmpfs"));
-        assert!(find("/sys").options().as_ref().unwrap().contains(&"ro".to_string()));
+        assert!(find("/sys")
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"ro".to_string()));
         for d in ["/dev/pts", "/dev/shm", "/dev/mqueue"] {
             find(d);
         }

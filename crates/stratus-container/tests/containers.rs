@@ -134,7 +134,10 @@ fn cgroup_dir(controller: &str, id: &str) -> PathBuf {
 fn assert_cleaned(f: &Fixture, id: &str) {
     assert!(f.executor.running().is_empty());
     for c in ["memory", "pids", "cpu", "devices"] {
-        assert!(!cgroup_dir(c, id).exists(), "{c} cgroup of {id} left behind");
+        assert!(
+            !cgroup_dir(c, id).exists(),
+            "{c} cgroup of {id} left behind"
+        );
     }
     assert!(!f.dir.path().join("state/run").join(id).exists());
     assert!(!f.dir.path().join("state/bundles").join(id).exists());
@@ -149,6 +152,8 @@ async fn exit_code_streams_and_stdin() {
     assert_eq!(out.stdout, "hello\n");
     assert_eq!(out.stderr, "oops\n");
     assert_cleaned(&f, "basic");
+    // libcontainer clears the dumpable flag while creating; it is restored.
+    assert!(nix::sys::prctl::get_dumpable().unwrap());
 
     // Stdin from the spec.
     let mut spec = f.spec("stdin", "cat");
@@ -185,6 +190,41 @@ async fn exit_code_streams_and_stdin() {
     let (exit, rest) = tokio::join!(runner, checker);
     assert_eq!(exit.unwrap(), Exit::exited(0));
     assert_eq!(rest, vec![Output::Stdout(b"second\n".to_vec())]);
+}
+
+/// Our zombie children named by libcontainer (leaked clones).
+fn youki_zombies() -> Vec<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let tail = stat.rsplit_once(')').map(|(_, t)| t).unwrap_or("");
+            let f: Vec<&str> = tail.split_whitespace().collect();
+            stat.contains("(youki:[") && f.first() == Some(&"Z") && f.get(1) == Some(&me.as_str())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_creation_is_an_error_and_leaves_nothing() {
+    let _g = SERIAL.lock().await;
+    let f = fixture();
+    let mut spec = f.spec("nocmd", "true");
+    spec.args = vec!["no-such-command".into()];
+    let (tx, _rx) = mpsc::channel(8);
+    let err = f
+        .executor
+        .run(spec, tx, None, CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ContainerError::Create(_)), "{err}");
+    assert_cleaned(&f, "nocmd");
+    assert!(youki_zombies().is_empty(), "{:?}", youki_zombies());
+    // The id is free again.
+    let (exit, _) = run(&f, f.spec("nocmd", "exit 0")).await;
+    assert_eq!(exit, Exit::exited(0));
 }
 
 fn cap_mask(bits: &[u32]) -> u64 {
@@ -256,7 +296,11 @@ async fn isolation() {
         assert!(allowed.contains(d), "unexpected /dev/{d}");
     }
     assert!(devs.contains(&"null") && devs.contains(&"urandom"));
-    assert!(out.stderr.contains("Operation not permitted"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Operation not permitted"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +310,12 @@ async fn memory_limit_is_reported() {
     let mut spec = f.spec("oom", "head -c 300m /dev/zero | tail; echo survived");
     spec.memory_bytes = 64 << 20;
     let (exit, out) = run(&f, spec).await;
-    assert_eq!(exit, Exit::killed(ExitReason::MemoryLimit), "{}", out.stdout);
+    assert_eq!(
+        exit,
+        Exit::killed(ExitReason::MemoryLimit),
+        "{}",
+        out.stdout
+    );
     assert_eq!(exit.code, EXIT_CODE_KILLED);
     assert_cleaned(&f, "oom");
 
@@ -319,6 +368,29 @@ async fn cancel_and_wall_time() {
     out.await.unwrap();
     assert_cleaned(&f, "cancel");
 
+    // Dropping the run future kills and deletes the container too.
+    let (tx, rx) = mpsc::channel(8);
+    let out = collector(rx);
+    let (ev_tx, mut ev_rx) = mpsc::channel(8);
+    let spec = f.spec("dropped", "sleep 1000");
+    let pid = tokio::select! {
+        r = f.executor.run(spec, tx, Some(ev_tx), CancellationToken::new()) => panic!("ended: {r:?}"),
+        Some(ContainerEvent::Started { pid }) = ev_rx.recv() => pid,
+    };
+    out.await.unwrap();
+    // Cleanup runs on a thread: wait for it (bounded), then check all of it.
+    for _ in 0..200 {
+        if !cgroup_dir("memory", "dropped").exists() && f.executor.running().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_cleaned(&f, "dropped");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "init {pid} still there"
+    );
+
     let mut spec = f.spec("wall", "echo started; sleep 1000");
     spec.wall_time = Some(Duration::from_millis(500));
     let (exit, out) = run(&f, spec).await;
@@ -352,7 +424,10 @@ async fn users_env_and_cwd() {
         .run(spec, tx, None, CancellationToken::new())
         .await
         .unwrap_err();
-    assert!(matches!(err, ContainerError::UnknownUser(ref n) if n == "ghost"), "{err}");
+    assert!(
+        matches!(err, ContainerError::UnknownUser(ref n) if n == "ghost"),
+        "{err}"
+    );
     assert_cleaned(&f, "user3");
 
     let mut spec = f.spec("envcwd", "echo $FOO; pwd; echo $PATH");
@@ -428,7 +503,10 @@ async fn published_port_reaches_the_service() {
         (host, last)
     };
     let (exit, (host, body)) = tokio::join!(runner, client);
-    assert!(body.contains("hello from the container"), "response: {body}");
+    assert!(
+        body.contains("hello from the container"),
+        "response: {body}"
+    );
     assert_eq!(exit.unwrap(), Exit::killed(ExitReason::Cancelled));
     out.await.unwrap();
     // The proxy is gone with the container.
@@ -574,19 +652,31 @@ async fn exec_joins_the_running_container() {
         lines[3..].sort_unstable();
         assert_eq!(
             lines,
-            ["svc-host", "svc-host", "yes more", "NoNewPrivs:\t1", "Seccomp:\t2"]
+            [
+                "svc-host",
+                "svc-host",
+                "yes more",
+                "NoNewPrivs:\t1",
+                "Seccomp:\t2"
+            ]
         );
         cancel.cancel();
     };
     let (exit, ()) = tokio::join!(runner, checks);
     assert_eq!(exit.unwrap(), Exit::killed(ExitReason::Cancelled));
     out.await.unwrap();
-    assert_cleaned(&f, "svc");
+    assert_cleaned(f, "svc");
 
     let (tx, _rx) = mpsc::channel(8);
     let err = f
         .executor
-        .exec("svc", vec!["true".into()], vec![], tx, CancellationToken::new())
+        .exec(
+            "svc",
+            vec!["true".into()],
+            vec![],
+            tx,
+            CancellationToken::new(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ContainerError::NotRunning(_)), "{err}");
