@@ -21,7 +21,9 @@ pub(crate) fn detect() -> Result<Layout, String> {
     if root.join("memory/memory.limit_in_bytes").exists() {
         for c in ["cpu", "pids", "devices"] {
             if !root.join(c).is_dir() {
-                return Err(format!("cgroup v1 controller {c} is not mounted at {CGROUP_ROOT}/{c}"));
+                return Err(format!(
+                    "cgroup v1 controller {c} is not mounted at {CGROUP_ROOT}/{c}"
+                ));
             }
         }
         Ok(Layout::V1)
@@ -45,10 +47,16 @@ pub(crate) fn oom_kills(layout: Layout, cgroup_path: &str) -> u64 {
     let rel = cgroup_path.trim_start_matches('/');
     let (file, key) = match layout {
         Layout::V1 => (
-            Path::new(CGROUP_ROOT).join("memory").join(rel).join("memory.oom_control"),
+            Path::new(CGROUP_ROOT)
+                .join("memory")
+                .join(rel)
+                .join("memory.oom_control"),
             "oom_kill",
         ),
-        Layout::V2 => (Path::new(CGROUP_ROOT).join(rel).join("memory.events"), "oom_kill"),
+        Layout::V2 => (
+            Path::new(CGROUP_ROOT).join(rel).join("memory.events"),
+            "oom_kill",
+        ),
     };
     match std::fs::read_to_string(&file) {
         Ok(text) => parse_counter(&text, key).unwrap_or(0),

@@ -127,7 +127,8 @@ impl ContainerExecutor {
     /// Sets the cgroup parent (default [`DEFAULT_CGROUP_PARENT`]); same rules
     /// as a container id.
     pub fn with_cgroup_parent(mut self, parent: &str) -> Result<Self, ContainerError> {
-        validate_id(parent).map_err(|e| ContainerError::InvalidSpec(format!("cgroup parent: {e}")))?;
+        validate_id(parent)
+            .map_err(|e| ContainerError::InvalidSpec(format!("cgroup parent: {e}")))?;
         self.cgroup_parent = parent.into();
         Ok(self)
     }
@@ -208,7 +209,13 @@ impl ContainerExecutor {
             .map_err(|e| io_err("write hostname", e))?;
         std::fs::write(live.bundle.join("etc/hosts"), spec::hosts_file(&hostname))
             .map_err(|e| io_err("write hosts", e))?;
-        let oci = spec::build(&spec, &user, &live.bundle.join("etc"), &self.cgroup_parent)?;
+        let oci = spec::build(
+            &spec,
+            &user,
+            &live.bundle.join("etc"),
+            &self.cgroup_parent,
+            spec::nofile_limit(),
+        )?;
         oci.save(live.bundle.join("config.json"))
             .map_err(|e| ContainerError::Internal(format!("write config.json: {e}")))?;
 
@@ -217,10 +224,13 @@ impl ContainerExecutor {
         let id = spec.id.clone();
         let run_root = self.run_root.clone();
         let bundle = live.bundle.clone();
-        let pid = tokio::task::spawn_blocking(move || create_and_start(&id, &run_root, &bundle, child_io))
-            .await
-            .map_err(|e| ContainerError::Internal(format!("create task: {e}")))??;
-        live.set_pid(pid);
+        let init = tokio::task::spawn_blocking(move || {
+            create_and_start(&id, &run_root, &bundle, child_io)
+        })
+        .await
+        .map_err(|e| ContainerError::Internal(format!("create task: {e}")))??;
+        let pid = init.pid;
+        live.set_init(init);
         let exited = wait_exit(pid)?;
 
         if let Some(ev) = &events {
@@ -232,7 +242,9 @@ impl ContainerExecutor {
         }
         let mut published = Vec::with_capacity(listeners.len());
         for (l, port) in &listeners {
-            let host = l.local_addr().map_err(|e| io_err("published port address", e))?;
+            let host = l
+                .local_addr()
+                .map_err(|e| io_err("published port address", e))?;
             published.push(ContainerEvent::PortPublished {
                 container_port: *port,
                 host,
@@ -251,7 +263,10 @@ impl ContainerExecutor {
 
         let stopped = supervise(pid, exited, spec.wall_time, &cancel, self.stop_grace).await;
         let status = live.reap();
-        let oom = cgroup::oom_kills(self.layout, &spec::cgroup_path(&self.cgroup_parent, &spec.id));
+        let oom = cgroup::oom_kills(
+            self.layout,
+            &spec::cgroup_path(&self.cgroup_parent, &spec.id),
+        );
         host_io.finish().await;
         if let Some(p) = proxies {
             p.stop().await;
@@ -307,12 +322,12 @@ impl ContainerExecutor {
         let (child_io, host_io) = stdio::setup(None, output)?;
         let id_owned = id.to_string();
         let run_root = self.run_root.clone();
-        let pid = tokio::task::spawn_blocking(move || {
+        let mut proc = tokio::task::spawn_blocking(move || {
             exec_in(&id_owned, &run_root, args, env, &info, child_io)
         })
         .await
         .map_err(|e| ContainerError::Internal(format!("exec task: {e}")))??;
-        let mut proc = Reaper { pid, reaped: false };
+        let pid = proc.pid;
         let exited = wait_exit(pid)?;
         let stopped = supervise(pid, exited, None, &cancel, self.stop_grace).await;
         let status = proc.reap();
@@ -379,10 +394,13 @@ fn validate(spec: &mut ContainerSpec) -> Result<(), ContainerError> {
     spec.rootfs = rootfs;
     let mut seen = HashSet::new();
     for v in &mut spec.volumes {
-        let host = v.host_path.canonicalize().map_err(|e| ContainerError::Volume {
-            path: v.host_path.clone(),
-            reason: format!("host path: {e}"),
-        })?;
+        let host = v
+            .host_path
+            .canonicalize()
+            .map_err(|e| ContainerError::Volume {
+                path: v.host_path.clone(),
+                reason: format!("host path: {e}"),
+            })?;
         let dest = Path::new(&v.container_path);
         let plain = dest.is_absolute()
             && dest
@@ -486,23 +504,29 @@ fn create_and_start(
     run_root: &Path,
     bundle: &Path,
     io: stdio::ChildStdio,
-) -> Result<Pid, ContainerError> {
-    let mut container = {
-        let _lock = create_lock();
-        let _dumpable = DumpableGuard::save();
-        ContainerBuilder::new(id.to_string(), SyscallType::Linux)
-            .with_root_path(run_root)
-            .map_err(create_err)?
-            .validate_id()
-            .map_err(create_err)?
-            .with_stdin(io.stdin)
-            .with_stdout(io.stdout)
-            .with_stderr(io.stderr)
-            .as_init(bundle)
-            .with_systemd(false)
-            .with_detach(true)
-            .build()
-            .map_err(create_err)?
+) -> Result<Reaper, ContainerError> {
+    // The whole of create + start holds the lock: libcontainer `chdir`s the
+    // process for a moment around its notify socket in both steps.
+    let _lock = create_lock();
+    let _dumpable = DumpableGuard::save();
+    let built = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_root_path(run_root)
+        .map_err(create_err)?
+        .validate_id()
+        .map_err(create_err)?
+        .with_stdin(io.stdin)
+        .with_stdout(io.stdout)
+        .with_stderr(io.stderr)
+        .as_init(bundle)
+        .with_systemd(false)
+        .with_detach(true)
+        .build();
+    let mut container = match built {
+        Ok(c) => c,
+        Err(e) => {
+            reap_failed_clones();
+            return Err(create_err(e));
+        }
     };
     let result = (|| {
         let pid = container
@@ -510,14 +534,67 @@ fn create_and_start(
             .ok_or_else(|| ContainerError::Create("libcontainer returned no pid".into()))?;
         NetNs::of_pid(pid.as_raw())?.loopback_up_blocking()?;
         container.start().map_err(create_err)?;
-        Ok(pid)
+        // Owned before the lock is released (see `reap_failed_clones`).
+        Ok(Reaper::new(pid))
     })();
     if result.is_err() {
         if let Err(e) = container.delete(true) {
             tracing::warn!(error = %e, id, "delete a container that failed to start");
         }
+        if let Some(pid) = container.pid() {
+            let _ = waitpid(pid, None);
+        }
     }
     result
+}
+
+/// When creation fails inside libcontainer, it returns without reaping its
+/// intermediate and init processes (both our children), which would stay
+/// zombies. Reaps exactly those: our zombie children still named by
+/// libcontainer (`youki:[1:INTER]`, `youki:[2:INIT]`, i.e. not yet running
+/// a workload) and not a process we supervise. Called with the creation lock
+/// held, so no other creation is in flight.
+fn reap_failed_clones() {
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces; split at the last ')'.
+        let Some((head, tail)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or_default();
+        let mut fields = tail.split_whitespace();
+        let (state, ppid) = (
+            fields.next(),
+            fields.next().and_then(|p| p.parse::<u32>().ok()),
+        );
+        if state == Some("Z") && ppid == Some(me) && comm.starts_with("youki:[") && !supervised(pid)
+        {
+            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+        }
+    }
+}
+
+/// Pids of the processes a [`Reaper`] owns (never reaped by the sweep).
+static SUPERVISED: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+fn supervised(pid: i32) -> bool {
+    SUPERVISED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&pid)
 }
 
 /// A workload runner for `exec` processes that loads the container's seccomp
@@ -547,10 +624,10 @@ fn exec_in(
     env: Vec<(String, String)>,
     info: &RunningInfo,
     io: stdio::ChildStdio,
-) -> Result<Pid, ContainerError> {
+) -> Result<Reaper, ContainerError> {
     let _lock = create_lock();
     let _dumpable = DumpableGuard::save();
-    ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+    let built = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
         .with_root_path(run_root)
         .map_err(create_err)?
         .with_stdin(io.stdin)
@@ -563,8 +640,14 @@ fn exec_in(
         .with_user(Some(info.uid))
         .with_group(Some(info.gid))
         .with_detach(true)
-        .build()
-        .map_err(create_err)
+        .build();
+    match built {
+        Ok(pid) => Ok(Reaper::new(pid)),
+        Err(e) => {
+            reap_failed_clones();
+            Err(create_err(e))
+        }
+    }
 }
 
 /// Starts a thread that waits (without reaping) until `pid` exits.
@@ -573,12 +656,9 @@ fn wait_exit(pid: Pid) -> Result<oneshot::Receiver<()>, ContainerError> {
     std::thread::Builder::new()
         .name(format!("wait-{pid}"))
         .spawn(move || {
-            loop {
-                match waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT) {
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Ok(_) | Err(_) => break,
-                }
-            }
+            while let Err(nix::errno::Errno::EINTR) =
+                waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT)
+            {}
             let _ = tx.send(());
         })
         .map_err(|e| io_err("spawn a wait thread", e))?;
@@ -622,11 +702,32 @@ struct Reaper {
 }
 
 impl Reaper {
+    fn new(pid: Pid) -> Self {
+        SUPERVISED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(pid.as_raw());
+        Reaper { pid, reaped: false }
+    }
+
+    fn forget(&self) {
+        SUPERVISED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| *p != self.pid.as_raw());
+    }
+
     /// Reaps the (exited) process; its exit code, or 128 + signal.
     fn reap(&mut self) -> Option<i32> {
         if self.reaped {
             return None;
         }
+        let status = self.wait();
+        self.forget();
+        status
+    }
+
+    fn wait(&mut self) -> Option<i32> {
         loop {
             match waitpid(self.pid, None) {
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -658,6 +759,10 @@ impl Drop for Reaper {
                 .name(format!("reap-{pid}"))
                 .spawn(move || {
                     let _ = waitpid(pid, None);
+                    SUPERVISED
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .retain(|p| *p != pid.as_raw());
                 });
         }
     }
@@ -756,10 +861,10 @@ impl Live {
         });
     }
 
-    fn set_pid(&mut self, pid: Pid) {
-        self.with_entry(|info| info.pid = Some(pid.as_raw()));
+    fn set_init(&mut self, init: Reaper) {
+        self.with_entry(|info| info.pid = Some(init.pid.as_raw()));
         if let Some(p) = &mut self.parts {
-            p.init = Some(Reaper { pid, reaped: false });
+            p.init = Some(init);
         }
     }
 

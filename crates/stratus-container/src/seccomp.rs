@@ -184,7 +184,15 @@ mod tests {
             .filter(|c| c.action() == LinuxSeccompAction::ScmpActErrno && c.args().is_none())
             .flat_map(|c| c.names())
             .collect();
-        for name in ["mount", "kexec_load", "bpf", "unshare", "setns", "userfaultfd", "keyctl"] {
+        for name in [
+            "mount",
+            "kexec_load",
+            "bpf",
+            "unshare",
+            "setns",
+            "userfaultfd",
+            "keyctl",
+        ] {
             assert!(denied.iter().any(|d| *d == name), "{name} not denied");
         }
         // clone: one masked rule per namespace flag, each refusing with EPERM.

@@ -59,8 +59,23 @@ pub const READONLY_PATHS: &[&str] = &[
 /// CFS period used for the CPU quota (100 ms, the kernel's default).
 pub const CPU_PERIOD_US: u64 = 100_000;
 
-/// Open-files limit of the container's processes (soft, hard).
+/// Open-files limit of the container's processes (soft, hard), lowered to
+/// the agent's own hard limit when that is smaller (raising it would need
+/// `CAP_SYS_RESOURCE`).
 pub const NOFILE_LIMIT: (u64, u64) = (1024, 65536);
+
+/// [`NOFILE_LIMIT`] clamped to the limit this process can grant.
+pub fn nofile_limit() -> (u64, u64) {
+    let hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(_, hard)| hard)
+        .unwrap_or(NOFILE_LIMIT.1);
+    clamp_nofile(hard)
+}
+
+fn clamp_nofile(agent_hard: u64) -> (u64, u64) {
+    let hard = NOFILE_LIMIT.1.min(agent_hard);
+    (NOFILE_LIMIT.0.min(hard), hard)
+}
 
 /// The cgroup path (relative to each hierarchy's root) of container `id`.
 pub fn cgroup_path(parent: &str, id: &str) -> String {
@@ -68,12 +83,14 @@ pub fn cgroup_path(parent: &str, id: &str) -> String {
 }
 
 /// Builds the OCI spec for `spec`, run as `user`, with `etc_dir` the host
-/// folder holding the generated `hostname` and `hosts` files.
+/// folder holding the generated `hostname` and `hosts` files, and `nofile`
+/// the open-files limit (see [`nofile_limit`]).
 pub(crate) fn build(
     spec: &ContainerSpec,
     user: &ResolvedUser,
     etc_dir: &Path,
     cgroup_parent: &str,
+    nofile: (u64, u64),
 ) -> Result<Spec, ContainerError> {
     let mut env: Vec<String> = Vec::new();
     let has = |k: &str| spec.env.iter().any(|(key, _)| key == k);
@@ -167,7 +184,7 @@ pub(crate) fn build(
                 "effective": caps,
                 "permitted": caps,
             },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": NOFILE_LIMIT.0, "hard": NOFILE_LIMIT.1}],
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": nofile.0, "hard": nofile.1}],
             "noNewPrivileges": true,
             "oomScoreAdj": 0,
         },
@@ -190,9 +207,7 @@ pub(crate) fn build(
 
 /// The `/etc/hosts` the container sees.
 pub(crate) fn hosts_file(hostname: &str) -> String {
-    format!(
-        "127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-    )
+    format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 }
 
 #[cfg(test)]
@@ -233,7 +248,14 @@ mod tests {
 
     #[test]
     fn process_is_confined() {
-        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus").unwrap();
+        let spec = build(
+            &sample(),
+            &user(),
+            Path::new("/state/etc"),
+            "stratus",
+            NOFILE_LIMIT,
+        )
+        .unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.no_new_privileges(), Some(true));
         assert_eq!(p.user().uid(), 65534);
@@ -247,10 +269,18 @@ mod tests {
             .map(|c| c.to_string())
             .collect();
         assert_eq!(bounding.len(), CAPABILITIES.len());
-        for forbidden in ["CAP_SYS_ADMIN", "CAP_MKNOD", "CAP_SYS_PTRACE", "CAP_NET_ADMIN"] {
-            assert!(!bounding.iter().any(|c| c.contains(&forbidden[4..])), "{forbidden} kept");
+        for forbidden in [
+            "CAP_SYS_ADMIN",
+            "CAP_MKNOD",
+            "CAP_SYS_PTRACE",
+            "CAP_NET_ADMIN",
+        ] {
+            assert!(
+                !bounding.iter().any(|c| c.contains(&forbidden[4..])),
+                "{forbidden} kept"
+            );
         }
-        assert!(caps.inheritable().as_ref().map_or(true, |i| i.is_empty()));
+        assert!(caps.inheritable().as_ref().is_none_or(|i| i.is_empty()));
         let env = p.env().as_ref().unwrap();
         assert!(env.iter().any(|e| e.starts_with("PATH=/usr/local/sbin")));
         assert!(env.contains(&"HOME=/nonexistent".to_string()));
@@ -260,7 +290,14 @@ mod tests {
 
     #[test]
     fn namespaces_cgroups_and_paths() {
-        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus").unwrap();
+        let spec = build(
+            &sample(),
+            &user(),
+            Path::new("/state/etc"),
+            "stratus",
+            NOFILE_LIMIT,
+        )
+        .unwrap();
         let linux = spec.linux().as_ref().unwrap();
         let ns: Vec<LinuxNamespaceType> = linux
             .namespaces()
@@ -280,8 +317,16 @@ mod tests {
         }
         assert!(!ns.contains(&LinuxNamespaceType::User));
         // Joining a namespace by path would share the host's.
-        assert!(linux.namespaces().as_ref().unwrap().iter().all(|n| n.path().is_none()));
-        assert_eq!(linux.cgroups_path().as_ref().unwrap(), &PathBuf::from("/stratus/web-1"));
+        assert!(linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .all(|n| n.path().is_none()));
+        assert_eq!(
+            linux.cgroups_path().as_ref().unwrap(),
+            &PathBuf::from("/stratus/web-1")
+        );
         let r = linux.resources().as_ref().unwrap();
         let mem = r.memory().as_ref().unwrap();
         assert_eq!(mem.limit(), Some(64 << 20));
@@ -295,7 +340,11 @@ mod tests {
         let masked = linux.masked_paths().as_ref().unwrap();
         assert!(masked.contains(&"/proc/kcore".to_string()));
         assert!(masked.contains(&"/sys/firmware".to_string()));
-        assert!(linux.readonly_paths().as_ref().unwrap().contains(&"/proc/sys".to_string()));
+        assert!(linux
+            .readonly_paths()
+            .as_ref()
+            .unwrap()
+            .contains(&"/proc/sys".to_string()));
         assert!(linux.devices().is_none(), "no host device is passed in");
         let sc = linux.seccomp().as_ref().unwrap();
         assert_eq!(sc.default_action(), LinuxSeccompAction::ScmpActAllow);
@@ -304,7 +353,14 @@ mod tests {
 
     #[test]
     fn mounts_are_docker_like() {
-        let spec = build(&sample(), &user(), Path::new("/state/etc"), "stratus").unwrap();
+        let spec = build(
+            &sample(),
+            &user(),
+            Path::new("/state/etc"),
+            "stratus",
+            NOFILE_LIMIT,
+        )
+        .unwrap();
         let mounts = spec.mounts().as_ref().unwrap();
         let find = |d: &str| {
             mounts
@@ -314,7 +370,11 @@ mod tests {
         };
         assert_eq!(find("/proc").typ().as_deref(), Some("proc"));
         assert_eq!(find("/dev").typ().as_deref(), Some("tmpfs"));
-        assert!(find("/sys").options().as_ref().unwrap().contains(&"ro".to_string()));
+        assert!(find("/sys")
+            .options()
+            .as_ref()
+            .unwrap()
+            .contains(&"ro".to_string()));
         for d in ["/dev/pts", "/dev/shm", "/dev/mqueue"] {
             find(d);
         }
@@ -339,12 +399,22 @@ mod tests {
     }
 
     #[test]
+    fn nofile_never_exceeds_the_agent() {
+        assert_eq!(clamp_nofile(u64::MAX), NOFILE_LIMIT);
+        assert_eq!(clamp_nofile(20_000), (1024, 20_000));
+        assert_eq!(clamp_nofile(512), (512, 512));
+        let spec = build(&sample(), &user(), Path::new("/e"), "stratus", (7, 9)).unwrap();
+        let r = &spec.process().as_ref().unwrap().rlimits().as_ref().unwrap()[0];
+        assert_eq!((r.soft(), r.hard()), (7, 9));
+    }
+
+    #[test]
     fn zero_means_no_limit() {
         let mut s = sample();
         s.memory_bytes = 0;
         s.cpu_millis = 0;
         s.pids = 0;
-        let spec = build(&s, &user(), Path::new("/e"), "stratus").unwrap();
+        let spec = build(&s, &user(), Path::new("/e"), "stratus", NOFILE_LIMIT).unwrap();
         let r = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert!(r.memory().is_none() && r.cpu().is_none() && r.pids().is_none());
     }

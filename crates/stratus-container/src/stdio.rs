@@ -89,10 +89,7 @@ pub(crate) fn setup(
             stdout: out_w,
             stderr: err_w,
         },
-        HostStdio {
-            readers,
-            writer,
-        },
+        HostStdio { readers, writer },
     ))
 }
 

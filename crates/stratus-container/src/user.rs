@@ -82,7 +82,11 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
 /// Resolves `user` (`""`, `name`, `uid`, `uid:gid`, `name:group`, `uid:group`,
 /// `name:gid`) with the given passwd and group file contents (either may be
 /// empty when the image has no such file).
-pub(crate) fn resolve(user: &str, passwd: &str, group: &str) -> Result<ResolvedUser, ContainerError> {
+pub(crate) fn resolve(
+    user: &str,
+    passwd: &str,
+    group: &str,
+) -> Result<ResolvedUser, ContainerError> {
     let users = parse_passwd(passwd);
     let groups = parse_group(group);
     let user = user.trim();
@@ -124,7 +128,7 @@ pub(crate) fn resolve(user: &str, passwd: &str, group: &str) -> Result<ResolvedU
     if group_part.is_none() {
         if let Some(e) = entry {
             for g in &groups {
-                if g.gid != gid && g.members.iter().any(|m| *m == e.name) {
+                if g.gid != gid && g.members.contains(&e.name) {
                     additional_gids.push(g.gid);
                 }
             }
@@ -199,7 +203,8 @@ mod tests {
         nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
         app:x:1000:1001:app:/home/app:/bin/sh\n\
         broken line\n";
-    const GROUP: &str = "root:x:0:\nnogroup:x:65534:\napp:x:1001:\nwheel:x:10:app,root\nvideo:x:44:app\n";
+    const GROUP: &str =
+        "root:x:0:\nnogroup:x:65534:\napp:x:1001:\nwheel:x:10:app,root\nvideo:x:44:app\n";
 
     #[test]
     fn empty_is_root() {
