@@ -118,6 +118,18 @@
 //!   previous value afterwards, under the creation lock.
 //! * libcontainer clones from a multi-threaded process; it does so with raw
 //!   `clone3`, as in the youki shims that embed it.
+//! * libcontainer `chdir`s the **whole process** for a moment around its
+//!   notify socket (in create, start and exec). Our creations are serialised
+//!   by the lock, but the rest of the agent must not use relative paths.
+//! * When creation fails inside libcontainer, it returns without reaping its
+//!   intermediate and init clones; the executor reaps exactly those zombies
+//!   (our children still named `youki:[…]`, not supervised).
+//! * libcontainer logs through the host's `tracing` subscriber *from the
+//!   container's processes too*, after their stdio was redirected: with a
+//!   subscriber writing to stdout/stderr, its records land in the
+//!   container's output. Keep `libcontainer` at `warn` or above in the agent
+//!   (its error records then explain a failed start in the container's
+//!   stderr, which is useful; debug records would leak host paths).
 //! * `exec` processes get the container's namespaces, cgroup, capabilities,
 //!   `no_new_privileges`, seccomp, user and environment, but inherit the
 //!   agent's rlimits (libcontainer does not carry them over).
