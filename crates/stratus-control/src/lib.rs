@@ -174,7 +174,9 @@ struct Inner {
     blocked: Mutex<std::collections::BTreeMap<String, String>>,
     cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    images: std::sync::OnceLock<Arc<dyn ImageServer>>,
+    /// Taken at shutdown: the image server holds the store, which holds
+    /// this control plane.
+    images: Mutex<Option<Arc<dyn ImageServer>>>,
 }
 
 /// Serves container images to agents: implemented over the object store by
@@ -251,7 +253,7 @@ impl Control {
                 blocked: Mutex::new(Default::default()),
                 cancel,
                 tasks: Mutex::new(vec![proposer_task]),
-                images: std::sync::OnceLock::new(),
+                images: Mutex::new(None),
             }),
         };
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
@@ -570,6 +572,10 @@ impl Control {
         if let Err(e) = self.inner.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+        // Break the control plane ↔ store cycle so both are dropped.
+        if let Ok(mut i) = self.inner.images.lock() {
+            i.take();
+        }
     }
 
     fn is_member(&self, peer: &NodeId) -> bool {
@@ -581,7 +587,32 @@ impl Control {
 
     /// Attaches the image server agents fetch flists and chunks from.
     pub fn attach_images(&self, images: Arc<dyn ImageServer>) {
-        let _ = self.inner.images.set(images);
+        if let Ok(mut i) = self.inner.images.lock() {
+            *i = Some(images);
+        }
+    }
+
+    /// Answers an agent's image request with `f` of the attached server.
+    async fn serve_image(
+        &self,
+        peer: &NodeId,
+        allowed: bool,
+        f: impl FnOnce(
+            &dyn ImageServer,
+        )
+            -> futures::future::BoxFuture<'static, Result<Vec<u8>, (ErrorCode, String)>>,
+    ) -> Response {
+        if !allowed {
+            return images_forbidden(peer);
+        }
+        let server = self.inner.images.lock().ok().and_then(|i| i.clone());
+        let Some(server) = server else {
+            return images_unavailable();
+        };
+        match f(server.as_ref()).await {
+            Ok(bytes) => Response::Blob(bytes),
+            Err((code, message)) => Response::Error { code, message },
+        }
     }
 
     /// Whether `peer` is assigned an instance of a workload of `tenant` that
@@ -716,28 +747,14 @@ impl Control {
                 }
             }
             Request::GetFlist { tenant, image } => {
-                if !self.runs_image(&peer, &tenant, Some(&image)) {
-                    return images_forbidden(&peer);
-                }
-                match self.inner.images.get() {
-                    Some(i) => match i.flist(tenant, image).await {
-                        Ok(bytes) => Response::Blob(bytes),
-                        Err((code, message)) => Response::Error { code, message },
-                    },
-                    None => images_unavailable(),
-                }
+                let allowed = self.runs_image(&peer, &tenant, Some(&image));
+                self.serve_image(&peer, allowed, |i| i.flist(tenant, image))
+                    .await
             }
             Request::GetChunk { tenant, id } => {
-                if !self.runs_image(&peer, &tenant, None) {
-                    return images_forbidden(&peer);
-                }
-                match self.inner.images.get() {
-                    Some(i) => match i.chunk(tenant, id).await {
-                        Ok(bytes) => Response::Blob(bytes),
-                        Err((code, message)) => Response::Error { code, message },
-                    },
-                    None => images_unavailable(),
-                }
+                let allowed = self.runs_image(&peer, &tenant, None);
+                self.serve_image(&peer, allowed, |i| i.chunk(tenant, id))
+                    .await
             }
             Request::Report(reports) => {
                 if !self.is_registered(&peer) {
