@@ -76,7 +76,6 @@ impl ChunkSource for ReplicaChunks {
 
 /// One image mounted on this node.
 struct ImageMount {
-    flist: Arc<Flist>,
     mounted: Option<Mounted>,
     users: usize,
     prefetch_file: PathBuf,
@@ -150,10 +149,11 @@ impl ContainerHost {
         connect: &Connect,
     ) -> Result<Arc<Flist>, String> {
         let file = self.image_dir(image).join("flist");
-        if let Ok(bytes) = std::fs::read(&file) {
-            if let Ok(f) = Flist::decode(&bytes).and_then(|f| f.validate().map(|_| f)) {
-                return Ok(Arc::new(f));
-            }
+        // Decoded and validated here, so a bad flist is never stored (the
+        // mount validates again: it trusts no caller).
+        let decode = |bytes: &[u8]| Flist::decode(bytes).and_then(|f| f.validate().map(|_| f));
+        if let Some(f) = std::fs::read(&file).ok().and_then(|b| decode(&b).ok()) {
+            return Ok(Arc::new(f));
         }
         let conn = connect().ok_or("not connected to a control replica")?;
         let req = Request::GetFlist {
@@ -169,9 +169,7 @@ impl ContainerHost {
             Ok(other) => return Err(format!("unexpected answer {other:?}")),
             Err(e) => return Err(e.to_string()),
         };
-        let flist = Flist::decode(&bytes)
-            .and_then(|f| f.validate().map(|_| f))
-            .map_err(|e| format!("the replica sent a bad flist: {e}"))?;
+        let flist = decode(&bytes).map_err(|e| format!("the replica sent a bad flist: {e}"))?;
         if let Some(d) = file.parent() {
             let _ = std::fs::create_dir_all(d);
         }
@@ -227,7 +225,6 @@ impl ContainerHost {
                 mounts.insert(
                     image.to_string(),
                     ImageMount {
-                        flist: flist.clone(),
                         mounted: Some(mounted),
                         users: 1,
                         prefetch_file,
@@ -282,7 +279,6 @@ impl ContainerHost {
                         tracing::warn!(%image, error = %e, "cannot unmount an image");
                     }
                 }
-                drop(m.flist);
             }
         }
     }

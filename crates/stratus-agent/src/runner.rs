@@ -259,22 +259,8 @@ impl Runner {
                     let run = tokio::spawn(async move {
                         host.executor().exec(&cid, args, env, tx, cancel).await
                     });
-                    let log_id = exec_log_id(&id, n);
-                    let mut offset = 0u64;
-                    while let Some(out) = rx.recv().await {
-                        let (stderr, data) = match out {
-                            Output::Stdout(d) => (false, d),
-                            Output::Stderr(d) => (true, d),
-                        };
-                        let len = data.len() as u64;
-                        me.push_log(LogChunk {
-                            instance: log_id.clone(),
-                            offset,
-                            stderr,
-                            data,
-                        });
-                        offset += len;
-                    }
+                    me.forward_output(&mut rx, &exec_log_id(&id, n), 0, None)
+                        .await;
                     let state = match run.await {
                         Ok(Ok(exit)) => ExecState::Exited { code: exit.code },
                         Ok(Err(e)) => ExecState::Failed {
@@ -288,6 +274,36 @@ impl Runner {
                 });
             }
         }
+    }
+
+    /// Sends what a run writes to the log stream `log_id` (and to the
+    /// local log file, if any) until the run ends; returns the next offset.
+    async fn forward_output(
+        &self,
+        rx: &mut mpsc::Receiver<Output>,
+        log_id: &str,
+        mut offset: u64,
+        mut log_file: Option<&mut std::fs::File>,
+    ) -> u64 {
+        while let Some(out) = rx.recv().await {
+            let (stderr, data) = match out {
+                Output::Stdout(d) => (false, d),
+                Output::Stderr(d) => (true, d),
+            };
+            if let Some(f) = log_file.as_mut() {
+                use std::io::Write;
+                let _ = f.write_all(&data);
+            }
+            let len = data.len() as u64;
+            self.push_log(LogChunk {
+                instance: log_id.to_string(),
+                offset,
+                stderr,
+                data,
+            });
+            offset += len;
+        }
+        offset
     }
 
     fn report_exec(&self, id: &str, n: u32, state: ExecState) {
@@ -533,42 +549,30 @@ impl Runner {
         let spec = &a.spec;
         let inst_dir = self.inner.dir.join("instances").join(&id);
         let payload = if a.module.starts_with("image:") {
-            match self.image_root(&a, &inst_dir, &cancel).await {
-                Ok(Some(p)) => p,
-                Ok(None) => {
-                    self.report(
-                        &id,
-                        InstanceState::Stopped,
-                        0,
-                        None,
-                        "stopped",
-                        "stopped before it started".into(),
-                    );
-                    return;
-                }
-                Err(why) => {
-                    let state = InstanceState::Failed {
-                        code: -1,
-                        reason: why.clone(),
-                    };
-                    self.report(&id, state, 0, None, "failed", why);
-                    return;
-                }
-            }
+            self.image_root(&a, &inst_dir, &cancel).await
         } else {
-            match self.module(&a.module, &cancel).await {
-                Some(m) => Payload::Wasm(m),
-                None => {
-                    self.report(
-                        &id,
-                        InstanceState::Stopped,
-                        0,
-                        None,
-                        "stopped",
-                        "stopped before it started".into(),
-                    );
-                    return;
-                }
+            Ok(self.module(&a.module, &cancel).await.map(Payload::Wasm))
+        };
+        let payload = match payload {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                self.report(
+                    &id,
+                    InstanceState::Stopped,
+                    0,
+                    None,
+                    "stopped",
+                    "stopped before it started".into(),
+                );
+                return;
+            }
+            Err(why) => {
+                let state = InstanceState::Failed {
+                    code: -1,
+                    reason: why.clone(),
+                };
+                self.report(&id, state, 0, None, "failed", why);
+                return;
             }
         };
         let output_dir = spec.output.then(|| inst_dir.join("output"));
@@ -696,24 +700,9 @@ impl Runner {
                     })
                 }
             };
-            while let Some(out) = rx.recv().await {
-                let (stderr, data) = match out {
-                    Output::Stdout(d) => (false, d),
-                    Output::Stderr(d) => (true, d),
-                };
-                if let Some(f) = log_file.as_mut() {
-                    use std::io::Write;
-                    let _ = f.write_all(&data);
-                }
-                let len = data.len() as u64;
-                self.push_log(LogChunk {
-                    instance: id.clone(),
-                    offset,
-                    stderr,
-                    data,
-                });
-                offset += len;
-            }
+            offset = self
+                .forward_output(&mut rx, &id, offset, log_file.as_mut())
+                .await;
             let exit = match run.await {
                 Ok(Ok(exit)) => exit,
                 failed => {

@@ -42,9 +42,9 @@ pub async fn import(
         .tempfile()
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}")))?;
     let path = spool.path().to_path_buf();
-    let mut file = tokio::fs::File::create(&path)
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}")))?;
+    let mut file = tokio::fs::File::from_std(spool.reopen().map_err(|e| {
+        ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}"))
+    })?);
     let mut stream = body.into_data_stream();
     while let Some(data) = stream
         .try_next()

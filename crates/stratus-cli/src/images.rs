@@ -9,7 +9,7 @@ use reqwest::Method;
 use stratus_store::{ImageInfo, ImportReport};
 
 use crate::commands::{client, print_json, table};
-use crate::objects::file_body;
+use crate::objects::{encode_key, file_body};
 use crate::Global;
 
 /// `stratus image ...`.
@@ -64,23 +64,12 @@ pub async fn image(g: &Global, cmd: ImageCmd) -> Result<()> {
         ImageCmd::Rm { name } => {
             let c = client(g)?;
             let n: usize = c
-                .delete(&format!("/v1/images?name={}", urlencode(&name)))
+                .delete(&format!("/v1/images?name={}", encode_key(&name)))
                 .await?;
             println!("removed {n} version(s) of {name}");
             Ok(())
         }
     }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Tars an OCI layout directory into a temporary file.
@@ -121,7 +110,7 @@ pub async fn upload(g: &Global, file: &Path, name: Option<&str>) -> Result<Impor
     let (body, pb) = file_body(path, "import").await?;
     let c = client(g)?;
     let query = name
-        .map(|n| format!("?name={}", urlencode(n)))
+        .map(|n| format!("?name={}", encode_key(n)))
         .unwrap_or_default();
     let req = c
         .streaming(Method::POST, &format!("/v1/images{query}"))
@@ -230,7 +219,7 @@ fn human(n: u64) -> String {
 async fn ls(g: &Global, name: Option<&str>) -> Result<()> {
     let c = client(g)?;
     let query = name
-        .map(|n| format!("?name={}", urlencode(n)))
+        .map(|n| format!("?name={}", encode_key(n)))
         .unwrap_or_default();
     let list: Vec<ImageInfo> = c.get(&format!("/v1/images{query}")).await?;
     if g.json {

@@ -104,8 +104,8 @@ fn split_target(s: &str) -> Result<(&str, &str)> {
     }
 }
 
-/// Percent-encodes a key for a URL path (keeps `/`).
-fn encode_key(key: &str) -> String {
+/// Percent-encodes a key for a URL path or query value (keeps `/`).
+pub(crate) fn encode_key(key: &str) -> String {
     let mut out = String::new();
     for b in key.bytes() {
         match b {
