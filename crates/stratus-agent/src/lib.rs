@@ -49,6 +49,8 @@ pub struct AgentConfig {
     pub capacity: Option<Capacity>,
     /// The node's piece service, registered with the node when it lends storage.
     pub storage: Option<StorageInfo>,
+    /// Run container images when the machine can; `false` runs WASM only.
+    pub containers: bool,
 }
 
 /// Errors that stop an agent.
@@ -96,7 +98,7 @@ impl Agent {
         let (tx, rx) = watch::channel(AgentState::Connecting);
         let (replicas_tx, replicas) = watch::channel(BTreeSet::new());
         let cancel = CancellationToken::new();
-        let runner = executor.map(|e| runner::Runner::start(&cfg.data_dir, e));
+        let runner = executor.map(|e| runner::Runner::start(&cfg.data_dir, e, cfg.containers));
         if let Some(r) = &runner {
             tokio::spawn(r.clone().flush_loop());
         }
@@ -279,6 +281,7 @@ async fn session(
             .unwrap_or_else(|| sysinfo::capacity(&cfg.data_dir)),
         attributes: cfg.attributes.clone(),
         storage: cfg.storage.clone(),
+        runtimes: runner.map(|r| r.runtimes()).unwrap_or_default(),
     };
     let register = Request::Register {
         info,

@@ -21,6 +21,7 @@ use crate::containers::{container_id, Connect, ContainerHost, Rootfs, DEFAULT_CH
 use stratus_spec::WorkloadKind;
 use stratus_state::workloads::{exec_log_id, ExecState};
 use stratus_state::{Desired, InstanceState};
+use stratus_types::Runtime;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -77,11 +78,16 @@ enum Payload {
 
 impl Runner {
     /// Creates the runner and resumes the assignments saved on disk.
-    pub fn start(data_dir: &Path, executor: Arc<dyn DynExecutor>) -> Runner {
+    /// `containers: false` turns container images off on this node.
+    pub fn start(data_dir: &Path, executor: Arc<dyn DynExecutor>, containers: bool) -> Runner {
         let dir = data_dir.join("agent");
-        let containers = ContainerHost::new(&dir.join("oci"), DEFAULT_CHUNK_CACHE_BYTES)
-            .map(Arc::new)
-            .inspect_err(|e| tracing::warn!("this node cannot run container images: {e}"));
+        let containers = if containers {
+            ContainerHost::new(&dir.join("oci"), DEFAULT_CHUNK_CACHE_BYTES)
+                .map(Arc::new)
+                .inspect_err(|e| tracing::warn!("this node cannot run container images: {e}"))
+        } else {
+            Err("container images are turned off on this node (--no-containers)".into())
+        };
         let r = Runner {
             inner: Arc::new(Inner {
                 dir,
@@ -132,6 +138,15 @@ impl Runner {
         if let Err(e) = write() {
             tracing::warn!(error = %e, "cannot save assignments (edge autonomy after a restart is lost)");
         }
+    }
+
+    /// The payloads this node can run.
+    pub fn runtimes(&self) -> Vec<Runtime> {
+        let mut r = vec![Runtime::Wasm];
+        if self.inner.containers.is_ok() {
+            r.push(Runtime::Oci);
+        }
+        r
     }
 
     /// Ids of instances running now.

@@ -140,6 +140,10 @@ pub struct NodeArgs {
     /// Space lent for pieces, e.g. 500GiB [default: 10GiB]
     #[arg(long, env = "STRATUS_STORAGE_CAPACITY")]
     storage_capacity: Option<String>,
+    /// Do not run container images here, only WASM (container images need
+    /// root, cgroups and FUSE; without them the node turns them off itself)
+    #[arg(long, env = "STRATUS_NO_CONTAINERS")]
+    no_containers: bool,
     /// Exit when the parent process exits (used by `stratus dev`)
     #[arg(long, hide = true)]
     exit_with_parent: bool,
@@ -583,6 +587,7 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
             },
             capacity: None,
             storage,
+            containers: !a.no_containers && f.agent.containers.unwrap_or(true),
         }),
         cluster_name: "stratus".into(),
     };

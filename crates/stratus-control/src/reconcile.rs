@@ -86,6 +86,7 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
             eligible: n.status == NodeStatus::Ready && !state.draining.contains(&n.info.id),
             capacity: n.info.capacity.clone(),
             attributes: n.info.attributes.clone(),
+            runtimes: n.info.runtimes.clone(),
             used: usage.get(&n.info.id).copied().unwrap_or_default(),
         })
         .collect();
@@ -183,7 +184,7 @@ impl Placer<'_> {
         let spec = &self.w.spec;
         let req = Request {
             count: slots.len(),
-            demand: Demand::from(&spec.resources),
+            demand: Demand::from(spec),
             constraints: &spec.constraints,
             spread: spec.spread,
             strategy: if spec.kind == WorkloadKind::Task {
@@ -413,7 +414,7 @@ fn reconcile_service(
 
 fn reconcile_daemon(p: &mut Placer<'_>, live: &[&Instance]) {
     let gen = p.w.generation;
-    let demand = Demand::from(&p.w.spec.resources);
+    let demand = Demand::from(&p.w.spec);
     let targets: BTreeSet<NodeId> =
         stratus_sched::daemon_targets(p.cluster, &demand, &p.w.spec.constraints)
             .into_iter()

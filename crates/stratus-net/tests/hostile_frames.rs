@@ -27,6 +27,7 @@ fn samples() -> Vec<Vec<u8>> {
             addr: "127.0.0.1:1".into(),
             capacity_bytes: 1 << 30,
         }),
+        runtimes: vec![stratus_types::Runtime::Wasm, stratus_types::Runtime::Oci],
     };
     let reqs = [
         Request::Register {

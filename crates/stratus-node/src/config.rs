@@ -27,6 +27,7 @@
 //! longitude = 2.35
 //! energy = "solar"
 //! labels = { gpu = "none" }
+//! containers = true                # run OCI images when root, cgroups and FUSE allow
 //!
 //! [storage]                        # lend disk space for object pieces
 //! listen = "0.0.0.0:7410"          # QUIC piece service (replicas dial it)
@@ -150,6 +151,8 @@ pub struct AgentSection {
     pub energy: Option<String>,
     /// Labels.
     pub labels: Option<BTreeMap<String, String>>,
+    /// Run container images (default: when the machine can).
+    pub containers: Option<bool>,
 }
 
 /// Why a configuration file is unusable.

@@ -189,6 +189,7 @@ impl DevConfig {
                     advertise: None,
                     capacity_bytes: self.storage_capacity,
                 }),
+                containers: true,
             }),
             cluster_name: "dev".into(),
         })

@@ -70,6 +70,9 @@ pub struct AgentRole {
     pub capacity: Option<Capacity>,
     /// Lend disk space for object pieces.
     pub storage: Option<StorageRole>,
+    /// Run container images when the machine can (root, cgroups, FUSE);
+    /// `false` lends the node to WASM workloads only.
+    pub containers: bool,
 }
 
 /// The storage role: a piece service on its own QUIC port (storage nodes
@@ -320,6 +323,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
                 attributes: a.attributes.clone(),
                 capacity: a.capacity.clone(),
                 storage: storage.as_ref().map(|s| s.2.clone()),
+                containers: a.containers,
             },
             endpoint.clone(),
             // The WASM sandbox is the workload backend of agents.

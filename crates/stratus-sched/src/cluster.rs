@@ -89,6 +89,7 @@ impl Cluster {
                 capacity_arr(&n.capacity),
                 n.used.arr(),
                 n.eligible,
+                &n.runtimes,
                 &n.attributes,
             );
             index.all.push(i);

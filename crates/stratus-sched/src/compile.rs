@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use stratus_spec::Constraints;
-use stratus_types::{Attributes, EnergySource};
+use stratus_types::{Attributes, EnergySource, Runtime};
 
 use crate::{haversine_km, Demand, Reason, EARTH_RADIUS_KM};
 
@@ -87,6 +87,8 @@ pub(crate) struct Hot {
     pub(crate) cap: [u64; 3],
     pub(crate) used: [u64; 3],
     pub(crate) eligible: bool,
+    /// One bit per [`Runtime`] the node runs.
+    pub(crate) runtimes: u8,
     pub(crate) energy: u8,
     pub(crate) arch: u32,
     pub(crate) os: u32,
@@ -107,6 +109,7 @@ impl Hot {
         cap: [u64; 3],
         used: [u64; 3],
         eligible: bool,
+        runtimes: &[Runtime],
         a: &Attributes,
     ) -> Hot {
         let labels_at = pool.len() as u32;
@@ -123,6 +126,7 @@ impl Hot {
             cap,
             used,
             eligible,
+            runtimes: runtimes.iter().fold(0, |m, r| m | runtime_bit(*r)),
             energy: energy_bit(a.energy),
             arch: dict.arch.intern(&a.arch),
             os: dict.os.intern(&a.os),
@@ -140,6 +144,13 @@ impl Hot {
         d[0] <= self.cap[0].saturating_sub(self.used[0])
             && d[1] <= self.cap[1].saturating_sub(self.used[1])
             && d[2] <= self.cap[2].saturating_sub(self.used[2])
+    }
+}
+
+fn runtime_bit(r: Runtime) -> u8 {
+    match r {
+        Runtime::Wasm => 1,
+        Runtime::Oci => 2,
     }
 }
 
@@ -185,6 +196,7 @@ impl NearC {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Fail {
     Ineligible,
+    Runtime,
     Label(usize),
     Arch,
     Os,
@@ -211,6 +223,8 @@ pub(crate) struct Compiled {
     /// Accepted energy bits; all ones when any is accepted.
     pub(crate) energy_mask: u8,
     pub(crate) demand: [u64; 3],
+    /// The [`runtime_bit`] of the demand's runtime.
+    pub(crate) runtime: u8,
 }
 
 impl Compiled {
@@ -247,6 +261,7 @@ impl Compiled {
             near,
             energy_mask,
             demand: demand.arr(),
+            runtime: runtime_bit(demand.runtime),
         }
     }
 
@@ -276,13 +291,19 @@ impl Compiled {
     /// cheapest-first order).
     #[inline]
     pub(crate) fn ok(&self, h: &Hot, pool: &[u32]) -> bool {
-        h.fits(&self.demand) && h.eligible && self.constraints_ok(h, pool)
+        h.fits(&self.demand)
+            && h.eligible
+            && h.runtimes & self.runtime != 0
+            && self.constraints_ok(h, pool)
     }
 
     /// The first failed check, in [`crate::feasible`]'s order.
     pub(crate) fn first_failure(&self, h: &Hot, pool: &[u32]) -> Option<Fail> {
         if !h.eligible {
             return Some(Fail::Ineligible);
+        }
+        if h.runtimes & self.runtime == 0 {
+            return Some(Fail::Runtime);
         }
         let at = h.labels_at as usize;
         let mine = &pool[at..at + h.labels_len as usize];
@@ -326,6 +347,7 @@ impl Compiled {
     pub(crate) fn reason(&self, f: Fail) -> Reason {
         match f {
             Fail::Ineligible => Reason::Ineligible,
+            Fail::Runtime => Reason::Runtime,
             Fail::Label(i) => Reason::Label(self.label_keys.get(i).cloned().unwrap_or_default()),
             Fail::Arch => Reason::Arch,
             Fail::Os => Reason::Os,

@@ -60,8 +60,9 @@ pub mod sim;
 
 use std::collections::BTreeMap;
 
-use stratus_spec::Resources;
+use stratus_spec::{Resources, WorkloadSpec};
 pub use stratus_spec::{Constraints, Near, SpreadBy};
+pub use stratus_types::Runtime;
 use stratus_types::{Attributes, Capacity, NodeId};
 
 pub use cluster::{daemon_targets, Cluster};
@@ -86,6 +87,8 @@ pub struct NodeView {
     pub capacity: Capacity,
     /// Attributes matched by constraints.
     pub attributes: Attributes,
+    /// Payloads the node can run.
+    pub runtimes: Vec<Runtime>,
     /// Resources reserved by instances placed on the node.
     pub used: Usage,
 }
@@ -101,7 +104,7 @@ pub struct Usage {
     pub disk_bytes: u64,
 }
 
-/// Resources one instance needs.
+/// What one instance needs: resources and a runtime.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Demand {
     /// CPU in thousandths of a core.
@@ -110,14 +113,32 @@ pub struct Demand {
     pub memory_bytes: u64,
     /// Disk in bytes.
     pub disk_bytes: u64,
+    /// The runtime its payload needs.
+    pub runtime: Runtime,
 }
 
 impl From<&Resources> for Demand {
+    /// The resources of a WASM instance.
     fn from(r: &Resources) -> Self {
         Demand {
             cpu_millis: u64::from(r.cpu_millis),
             memory_bytes: r.memory_mb.saturating_mul(MIB),
             disk_bytes: r.disk_mb.saturating_mul(MIB),
+            runtime: Runtime::Wasm,
+        }
+    }
+}
+
+impl From<&WorkloadSpec> for Demand {
+    /// What one instance of the workload needs.
+    fn from(spec: &WorkloadSpec) -> Self {
+        Demand {
+            runtime: if spec.image.is_some() {
+                Runtime::Oci
+            } else {
+                Runtime::Wasm
+            },
+            ..Demand::from(&spec.resources)
         }
     }
 }
@@ -233,6 +254,9 @@ pub enum Reason {
     /// Not ready, or draining.
     #[error("ineligible")]
     Ineligible,
+    /// Cannot run the payload (e.g. an image on a node without containers).
+    #[error("runtime")]
+    Runtime,
     /// Listed in [`Request::avoid`].
     #[error("avoided")]
     Avoided,
@@ -270,11 +294,14 @@ pub enum Reason {
 
 /// Checks whether `node` can take one instance of `demand` under
 /// `constraints`; on failure, the first reason in the order: eligibility,
-/// labels (in key order), arch, os, region, site, near, energy, cpu, memory,
-/// disk.
+/// runtime, labels (in key order), arch, os, region, site, near, energy, cpu,
+/// memory, disk.
 pub fn feasible(node: &NodeView, demand: &Demand, constraints: &Constraints) -> Result<(), Reason> {
     if !node.eligible {
         return Err(Reason::Ineligible);
+    }
+    if !node.runtimes.contains(&demand.runtime) {
+        return Err(Reason::Runtime);
     }
     constraints_hold(&node.attributes, constraints)?;
     fits(

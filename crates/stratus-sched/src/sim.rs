@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use stratus_spec::{Constraints, Near, SpreadBy};
-use stratus_types::{Attributes, Capacity, EnergySource, NodeId};
+use stratus_types::{Attributes, Capacity, EnergySource, NodeId, Runtime};
 
 use crate::rng::SplitMix64;
 use crate::{Cluster, Demand, NodeView, Request, Strategy, Usage, MIB};
@@ -150,6 +150,7 @@ pub fn cluster(n: usize, seed: u64) -> Vec<NodeView> {
                     longitude,
                     energy: pick(&mut rng, &ENERGY),
                 },
+                runtimes: vec![Runtime::Wasm, Runtime::Oci],
                 used: Usage::default(),
             }
         })
@@ -201,6 +202,7 @@ pub fn jobs(tasks: usize, seed: u64) -> Vec<Job> {
                 &[(20, 64), (30, 256), (25, 512), (20, 1024), (5, 4096)],
             ) * MIB,
             disk_bytes: weighted(&mut rng, &[(60, 0), (30, 1024), (10, 10240)]) * MIB,
+            runtime: Runtime::Wasm,
         };
         let mut c = Constraints::default();
         let (region, sites) = pick(&mut rng, &REGIONS);

@@ -4,7 +4,7 @@ use proptest::prelude::{
     any, prop, prop_assert, prop_assert_eq, prop_oneof, proptest, Just, ProptestConfig,
 };
 use proptest::strategy::Strategy as _;
-use stratus_types::EnergySource;
+use stratus_types::{EnergySource, Runtime};
 
 use super::*;
 
@@ -31,6 +31,7 @@ fn node(i: usize, cores: u32, gib: u64) -> NodeView {
             os: "linux".into(),
             ..Attributes::default()
         },
+        runtimes: vec![Runtime::Wasm],
         used: Usage::default(),
     }
 }
@@ -46,6 +47,7 @@ fn demand(cpu_millis: u64, mem_mib: u64) -> Demand {
         cpu_millis,
         memory_bytes: mem_mib * MIB,
         disk_bytes: 0,
+        runtime: Runtime::Wasm,
     }
 }
 
@@ -85,7 +87,8 @@ fn demand_from_resources() {
         Demand {
             cpu_millis: 250,
             memory_bytes: 64 * MIB,
-            disk_bytes: 2 * MIB
+            disk_bytes: 2 * MIB,
+            runtime: Runtime::Wasm,
         }
     );
 }
@@ -150,8 +153,36 @@ fn feasibility_reasons_in_order() {
     assert_eq!(feasible(&n, &disk, &c), Err(Reason::Disk));
     n.used.cpu_millis = 1500;
     assert_eq!(feasible(&n, &d, &c), Err(Reason::Cpu));
+    let image = Demand {
+        runtime: Runtime::Oci,
+        ..d
+    };
+    assert_eq!(feasible(&n, &image, &c), Err(Reason::Runtime));
     n.eligible = false;
     assert_eq!(feasible(&n, &d, &c), Err(Reason::Ineligible));
+}
+
+#[test]
+fn images_go_only_to_nodes_that_run_containers() {
+    let mut nodes: Vec<NodeView> = (0..6).map(|i| node(i, 4, 4)).collect();
+    nodes[4].runtimes.push(Runtime::Oci);
+    let c = Constraints::default();
+    let image = Demand {
+        runtime: Runtime::Oci,
+        ..demand(100, 64)
+    };
+    let mut cluster = Cluster::new(nodes.clone());
+    let plan = cluster.place(&Request::new(3, image, &c));
+    assert_eq!(plan.placements, vec![id(4); 3]);
+    let mut req = Request::new(2, image, &c);
+    req.avoid = vec![id(4)];
+    let plan = cluster.place(&req);
+    assert_eq!(plan.unplaced, 2);
+    assert_eq!(plan.reasons.get("runtime"), Some(&5), "{:?}", plan.reasons);
+    assert_eq!(daemon_targets(&cluster, &image, &c), vec![id(4)]);
+    // WASM still goes anywhere.
+    let plan = Cluster::new(nodes).place(&Request::new(6, demand(100, 64), &c));
+    assert!(plan.is_complete());
 }
 
 #[test]
@@ -509,13 +540,13 @@ fn arb_node(i: usize, ample: bool) -> impl proptest::strategy::Strategy<Value = 
             0..3usize,
             any::<bool>(),
         ),
-        (arb_location(), 0..ENERGIES.len()),
+        (arb_location(), 0..ENERGIES.len(), prop::bool::weighted(0.7)),
     )
         .prop_map(
             move |(
                 (cores, mem, disk, used_q, eligible),
                 (arch, os, region, site, gpu, ssd),
-                (loc, energy),
+                (loc, energy, oci),
             )| {
                 let (cores, mem, disk) = if ample {
                     (1000, 4096, 4096)
@@ -559,6 +590,11 @@ fn arb_node(i: usize, ample: bool) -> impl proptest::strategy::Strategy<Value = 
                         latitude: loc.map(|l| l.0),
                         longitude: loc.map(|l| l.1),
                         energy: ENERGIES[energy],
+                    },
+                    runtimes: if oci || ample {
+                        vec![Runtime::Wasm, Runtime::Oci]
+                    } else {
+                        vec![Runtime::Wasm]
                     },
                     used,
                 }
@@ -606,11 +642,14 @@ fn arb_constraints() -> impl proptest::strategy::Strategy<Value = Constraints> {
 }
 
 fn arb_demand() -> impl proptest::strategy::Strategy<Value = Demand> {
-    (0u64..=3000, 0u64..=12, 0u64..=2).prop_map(|(cpu, mem, disk)| Demand {
-        cpu_millis: cpu,
-        memory_bytes: mem * 256 * MIB,
-        disk_bytes: disk * GIB,
-    })
+    (0u64..=3000, 0u64..=12, 0u64..=2, prop::bool::weighted(0.3)).prop_map(
+        |(cpu, mem, disk, oci)| Demand {
+            cpu_millis: cpu,
+            memory_bytes: mem * 256 * MIB,
+            disk_bytes: disk * GIB,
+            runtime: if oci { Runtime::Oci } else { Runtime::Wasm },
+        },
+    )
 }
 
 /// A request, with its `existing` and `avoid` as node positions.

@@ -785,6 +785,7 @@ mod tests {
             capacity: Capacity::default(),
             attributes: Attributes::default(),
             storage: None,
+            runtimes: vec![stratus_types::Runtime::Wasm],
         }
     }
 

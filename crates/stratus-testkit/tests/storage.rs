@@ -499,6 +499,7 @@ async fn a_node_that_lies_is_detected() -> Result<()> {
                 addr: ep.local_addr()?.to_string(),
                 capacity_bytes: 1 << 40,
             }),
+            containers: false,
         },
         dial,
         None,

@@ -147,6 +147,32 @@ impl FromStr for EnergySource {
     }
 }
 
+/// A kind of payload a node can run.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// WebAssembly modules in wasmtime (every node that runs workloads).
+    #[default]
+    Wasm,
+    /// OCI container images (needs root, cgroups, FUSE and overlayfs).
+    Oci,
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Runtime::Wasm => "wasm",
+            Runtime::Oci => "oci",
+        })
+    }
+}
+
+fn wasm_only() -> Vec<Runtime> {
+    vec![Runtime::Wasm]
+}
+
 /// Descriptive attributes of a node, used by placement constraints.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Attributes {
@@ -190,6 +216,10 @@ pub struct NodeInfo {
     /// The node's storage service, if it lends disk space for object pieces.
     #[serde(default)]
     pub storage: Option<StorageInfo>,
+    /// Payloads the node can run (probed by its agent; empty when it runs
+    /// no workloads).
+    #[serde(default = "wasm_only")]
+    pub runtimes: Vec<Runtime>,
 }
 
 /// A storage node's piece service, as it registers it.
