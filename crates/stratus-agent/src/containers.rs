@@ -21,7 +21,7 @@ use stratus_flist::{FileChunk, Flist};
 use stratus_mount::{ChunkCache, ChunkSource, MountOptions, Mounted, Overlay, SourceError};
 use stratus_net::Connection;
 use stratus_proto::{Request, Response};
-use stratus_spec::WorkloadSpec;
+use stratus_spec::{FetchMode, WorkloadSpec};
 
 /// Default size of the node's chunk cache.
 pub const DEFAULT_CHUNK_CACHE_BYTES: u64 = 2 << 30;
@@ -103,6 +103,9 @@ impl Drop for Rootfs {
     }
 }
 
+/// Parallel chunk fetches of a full image fetch.
+const FULL_FETCH_THREADS: usize = 8;
+
 /// Everything a node needs to run container images.
 pub struct ContainerHost {
     dir: PathBuf,
@@ -179,17 +182,19 @@ impl ContainerHost {
 
     /// Mounts `image` if it is not yet, and prepares `instance`'s root over
     /// it (an overlayfs upper layer kept in `inst_dir`, so files the
-    /// container wrote survive its restarts).
+    /// container wrote survive its restarts). [`FetchMode::Full`] fetches
+    /// every chunk of the image first.
     pub async fn prepare(
         self: &Arc<Self>,
         tenant: &str,
         image: &str,
         inst_dir: &Path,
         connect: Connect,
+        fetch: FetchMode,
     ) -> Result<Rootfs, String> {
         let flist = self.flist(tenant, image, &connect).await?;
         let lower = self.image_dir(image).join("mnt");
-        {
+        let full = {
             let mut mounts = self.mounts.lock().map_err(|_| "mount table poisoned")?;
             if let Some(m) = mounts.get_mut(image) {
                 m.users += 1;
@@ -231,7 +236,11 @@ impl ContainerHost {
                     },
                 );
             }
-        }
+            (fetch == FetchMode::Full)
+                .then(|| mounts.get(image)?.mounted.as_ref())
+                .flatten()
+                .map(|m| m.full_fetch(&flist))
+        };
         let mut root = Rootfs {
             overlay: None,
             image: image.to_string(),
@@ -239,6 +248,13 @@ impl ContainerHost {
             path: inst_dir.join("rootfs"),
             flist,
         };
+        if let Some(full) = full {
+            let report = tokio::task::spawn_blocking(move || full.run(FULL_FETCH_THREADS))
+                .await
+                .map_err(|e| format!("fetching the whole image: {e}"))?
+                .map_err(|e| e.to_string())?;
+            tracing::info!(%image, bytes = report.bytes, fetched = report.fetched_bytes, "image fetched in full");
+        }
         let (upper, work) = (inst_dir.join("upper"), inst_dir.join("work"));
         for d in [&upper, &work, &root.path] {
             std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;

@@ -478,6 +478,7 @@ impl Runner {
             .split_once('/')
             .map(|(t, _)| t.to_string())
             .unwrap_or_default();
+        let fetch = a.spec.image.as_ref().map(|i| i.fetch).unwrap_or_default();
         let weak = Arc::downgrade(&self.inner);
         let connect: Connect = Arc::new(move || {
             weak.upgrade()
@@ -485,7 +486,7 @@ impl Runner {
         });
         loop {
             match host
-                .prepare(&tenant, &a.module, inst_dir, connect.clone())
+                .prepare(&tenant, &a.module, inst_dir, connect.clone(), fetch)
                 .await
             {
                 Ok(root) => return Ok(Some(Payload::Image(host.clone(), root))),

@@ -8,7 +8,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use stratus_api::workloads::{Deploy, Drain, ExecRequest, ExecStarted, ModuleRef, WorkloadView};
 use stratus_api::WriteResult;
-use stratus_spec::{Format, ImageSource, PortSpec, WasmSource, WorkloadKind, WorkloadSpec};
+use stratus_spec::{
+    FetchMode, Format, ImageSource, PortSpec, WasmSource, WorkloadKind, WorkloadSpec,
+};
 use stratus_state::workloads::ExecState;
 use stratus_state::{Instance, InstanceState, Workload};
 
@@ -34,6 +36,10 @@ pub struct RunArgs {
     /// Publish a container port on the node: [HOST:]CONTAINER (repeatable; HOST 0 or omitted: any free port)
     #[arg(long = "publish", short = 'p', value_parser = parse_port, requires = "image")]
     pub publish: Vec<PortSpec>,
+    /// When the node fetches the image: `lazy` (on first read, fastest start)
+    /// or `full` (all of it before the container starts)
+    #[arg(long, value_parser = ["lazy", "full"], default_value = "lazy", requires = "image")]
+    pub fetch: String,
     /// Workload name [default: run-<random>]
     #[arg(long)]
     pub name: Option<String>,
@@ -111,6 +117,11 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
             spec.image = Some(ImageSource {
                 name: image.clone(),
                 ports: a.publish.clone(),
+                fetch: if a.fetch == "full" {
+                    FetchMode::Full
+                } else {
+                    FetchMode::Lazy
+                },
                 ..Default::default()
             });
             String::new()

@@ -77,7 +77,7 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -122,6 +122,22 @@ pub enum MountError {
         path: PathBuf,
         /// The error.
         source: Errno,
+    },
+    /// A full fetch found an image larger than the chunk cache.
+    #[error("the image's {bytes} bytes do not fit the {limit}-byte chunk cache: use lazy fetch, or a larger cache")]
+    TooLargeForCache {
+        /// Bytes of the image's distinct chunks.
+        bytes: u64,
+        /// The cache's limit.
+        limit: u64,
+    },
+    /// A full fetch could not get every chunk.
+    #[error("fetching the whole image: {failed} of {total} chunks could not be fetched (unreachable or corrupt)")]
+    FullFetch {
+        /// Chunks that failed.
+        failed: u64,
+        /// Distinct chunks of the image.
+        total: u64,
     },
     /// An overlayfs mount failed or was refused.
     #[error("overlay at {target}: {reason}")]
@@ -325,6 +341,74 @@ pub fn mount(
     Ok(mounted)
 }
 
+/// Fetches a whole image before its container starts ("pull first"): the
+/// container then never waits on the network, and keeps its files when the
+/// replicas are out of reach. Made by [`Mounted::full_fetch`].
+#[derive(Clone)]
+pub struct FullFetch {
+    fetcher: Arc<Fetcher>,
+    chunks: Arc<Vec<FileChunk>>,
+}
+
+/// What [`FullFetch::run`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FullFetchReport {
+    /// Distinct chunks of the image.
+    pub chunks: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Bytes fetched from the source now (the rest was local).
+    pub fetched_bytes: u64,
+}
+
+impl FullFetch {
+    /// Bytes of the distinct chunks of the image.
+    pub fn bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| u64::from(c.len)).sum()
+    }
+
+    /// Fetches every chunk that is not local yet with `threads` parallel
+    /// fetches, verifying each; blocks until done. Fails when the image does
+    /// not fit the cache, or when any chunk cannot be had.
+    pub fn run(&self, threads: usize) -> Result<FullFetchReport, MountError> {
+        let bytes = self.bytes();
+        let limit = self.fetcher.cache.limit();
+        if bytes > limit {
+            return Err(MountError::TooLargeForCache { bytes, limit });
+        }
+        let next = AtomicUsize::new(0);
+        let failed = AtomicU64::new(0);
+        let fetched = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| {
+                    while let Some(c) = self.chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if self.fetcher.is_local(&c.hash) {
+                            continue;
+                        }
+                        match self.fetcher.get(c, false) {
+                            Ok(_) => fetched.fetch_add(u64::from(c.len), Ordering::Relaxed),
+                            Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                        };
+                    }
+                });
+            }
+        });
+        let failed = failed.into_inner();
+        if failed > 0 {
+            return Err(MountError::FullFetch {
+                failed,
+                total: self.chunks.len() as u64,
+            });
+        }
+        Ok(FullFetchReport {
+            chunks: self.chunks.len() as u64,
+            bytes,
+            fetched_bytes: fetched.into_inner(),
+        })
+    }
+}
+
 /// The chunks of `hashes` that the flist has, in order, without repeats,
 /// cut where their total would pass `budget` bytes.
 fn prefetch_plan(flist: &Flist, hashes: &[[u8; 32]], budget: u64) -> Vec<FileChunk> {
@@ -402,6 +486,21 @@ impl Mounted {
     /// The chunk cache of this mount.
     pub fn cache(&self) -> &Arc<ChunkCache> {
         &self.fetcher.cache
+    }
+
+    /// A handle that brings every chunk of `flist` (the flist this mount
+    /// serves) into the cache: see [`FullFetch::run`].
+    pub fn full_fetch(&self, flist: &Flist) -> FullFetch {
+        let mut seen = HashSet::new();
+        let chunks = flist
+            .chunks()
+            .filter(|c| seen.insert(c.hash))
+            .copied()
+            .collect();
+        FullFetch {
+            fetcher: self.fetcher.clone(),
+            chunks: Arc::new(chunks),
+        }
     }
 
     /// Waits until the prefetch list has been worked through, at most

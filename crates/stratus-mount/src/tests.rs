@@ -756,6 +756,51 @@ fn the_access_log_prefetches_the_next_start() {
 }
 
 #[test]
+fn a_full_fetch_brings_every_chunk_once_and_refuses_what_cannot_be_had() {
+    let fx = fixture();
+    read_all(fx.path("home/user/notes")).unwrap();
+    let before = fx.source.fetched().len();
+    let full = fx.mounted.full_fetch(&fx.flist);
+    let distinct: HashSet<[u8; 32]> = fx.flist.chunks().map(|c| c.hash).collect();
+    let local = distinct.iter().filter(|h| fx.cache.contains(h)).count();
+    assert!(local > 0);
+    let r = full.run(4).unwrap();
+    assert_eq!(r.chunks, distinct.len() as u64);
+    assert_eq!(r.bytes, full.bytes());
+    assert!(r.fetched_bytes < r.bytes, "the notes were local: {r:?}");
+    for h in &distinct {
+        assert!(fx.cache.contains(h));
+    }
+    // Each missing chunk was asked once; a second run fetches nothing.
+    assert_eq!(fx.source.fetched().len() - before, distinct.len() - local);
+    let again = full.run(4).unwrap();
+    assert_eq!(again.fetched_bytes, 0);
+    // Reads are now served without the source.
+    let n = fx.source.fetched().len();
+    for (path, want) in &fx.contents {
+        assert!(read_all(fx.path(path)).unwrap() == *want, "{path}");
+    }
+    assert_eq!(fx.source.fetched().len(), n);
+
+    // A chunk the source only corrupts fails the whole fetch, and is not kept.
+    let fx = fixture();
+    let big = image().chunks_of("bin/big");
+    fx.source.corrupt.lock().unwrap().insert(big[1].hash);
+    let err = fx.mounted.full_fetch(&fx.flist).run(2).unwrap_err();
+    assert!(
+        matches!(err, MountError::FullFetch { failed: 1, .. }),
+        "{err}"
+    );
+    assert!(!fx.cache.contains(&big[1].hash));
+
+    // An image larger than the cache is refused up front.
+    let fx = fixture_with(image(), 1024, MountOptions::default());
+    let err = fx.mounted.full_fetch(&fx.flist).run(2).unwrap_err();
+    assert!(matches!(err, MountError::TooLargeForCache { .. }), "{err}");
+    assert!(fx.source.fetched().is_empty());
+}
+
+#[test]
 fn prefetch_plan_keeps_order_drops_unknown_and_repeats_and_stops_at_budget() {
     let im = image();
     let big = im.chunks_of("bin/big");

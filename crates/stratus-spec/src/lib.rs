@@ -141,6 +141,23 @@ pub struct ImageSource {
     /// across instances of the workload on that node.
     #[serde(default)]
     pub volumes: Vec<VolumeSpec>,
+    /// When the node fetches the image's file contents.
+    #[serde(default)]
+    pub fetch: FetchMode,
+}
+
+/// When a node fetches the file contents of an image.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FetchMode {
+    /// On first read: the container starts at once and the node fetches only
+    /// what it reads (typically a few percent of the image).
+    #[default]
+    Lazy,
+    /// The whole image before the container starts: slower to start, but the
+    /// container never waits on the network afterwards, and keeps working
+    /// when the replicas are out of reach.
+    Full,
 }
 
 /// A published TCP port.
