@@ -295,6 +295,15 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
                 bytes(n.info.capacity.disk_bytes)
             );
             println!("platform:   {}/{}", a.os, a.arch);
+            let runtimes: Vec<String> = n.info.runtimes.iter().map(|r| r.to_string()).collect();
+            println!(
+                "runtimes:   {}",
+                if runtimes.is_empty() {
+                    "none (runs no workloads)".to_string()
+                } else {
+                    runtimes.join(", ")
+                }
+            );
             println!("region:     {}", a.region);
             println!("site:       {}", a.site);
             if let (Some(lat), Some(lon)) = (a.latitude, a.longitude) {

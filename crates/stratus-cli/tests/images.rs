@@ -1,9 +1,14 @@
 //! The acceptance through the real binary: `stratus image import` of
 //! a saved image, then `stratus run --image NAME -- CMD` prints the command's
 //! output from a container on a node of the local cloud, and exits with its
-//! code.
+//! code. Then `stratus image pull` from a registry on loopback (Debian's
+//! `docker-registry`, fed by skopeo) and `stratus exec` in a running service.
 
 mod common;
+/// The registry crate's test support: a real `docker-registry` and skopeo.
+#[path = "../../stratus-registry/tests/common/mod.rs"]
+#[allow(unused)]
+mod registry;
 
 use std::time::Duration;
 
@@ -71,4 +76,105 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
     let out = run_cli(&dev, &["run", "--image", "nosuch", "--", "true"]);
     assert!(!out.status.success());
     assert!(out.stderr.contains("nosuch"), "{}", out.stderr);
+
+    // `stratus image pull` from a registry that requires a password.
+    let reg = registry::Registry::start(Some(("alice", "s3cret")));
+    let layout = root.path().join("layout");
+    stratus_flist::build::busybox_image(std::path::Path::new("/bin/busybox"))
+        .write_oci_layout(&layout, "v1")
+        .expect("the OCI layout is written");
+    let remote = format!("{}/tools/busybox:v1", reg.addr);
+    registry::push(
+        &layout,
+        "v1",
+        &reg.docker_ref("tools/busybox", "v1"),
+        Some("alice:s3cret"),
+        &[],
+    );
+    let pull = |password: &str| {
+        let mut all = vec![
+            "--dev-dir".to_string(),
+            dev.dir.to_string_lossy().into_owned(),
+        ];
+        all.extend(
+            [
+                "image",
+                "pull",
+                &remote,
+                "--insecure",
+                &reg.addr,
+                "--user",
+                "alice",
+                "--name",
+                "pulled:v1",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        common::cli_env(&all, &[("STRATUS_REGISTRY_PASSWORD", password)])
+    };
+    let out = pull("wrong");
+    assert!(!out.status.success(), "a wrong password was accepted");
+    let out = pull("s3cret");
+    assert!(out.status.success(), "pull failed: {}", out.stderr);
+    assert!(out.stdout.contains("pulled:v1"), "{}", out.stdout);
+    let out = run_cli(
+        &dev,
+        &[
+            "run",
+            "--image",
+            "pulled:v1",
+            "--fetch",
+            "full",
+            "--",
+            "echo",
+            "pulled and run",
+        ],
+    );
+    assert_eq!(out.stdout, "pulled and run\n", "stderr: {}", out.stderr);
+    assert!(out.status.success());
+
+    // `stratus exec` in a running service: output and exit code come back.
+    let spec = root.path().join("svc.yaml");
+    std::fs::write(
+        &spec,
+        "version: 1\nname: svc\nkind: service\nimage: { name: busybox }\nargs: [sleep, '600']\n",
+    )
+    .expect("spec written");
+    let out = run_cli(&dev, &["deploy", &spec.to_string_lossy()]);
+    assert!(out.status.success(), "deploy failed: {}", out.stderr);
+    wait_until("the service to run", Duration::from_secs(60), || {
+        let out = run_cli(&dev, &["ps", "--json"]);
+        if out.stdout.contains("\"running\"") {
+            Ok(())
+        } else {
+            Err(out.stdout)
+        }
+    });
+    let out = run_cli(
+        &dev,
+        &[
+            "exec",
+            "svc",
+            "--",
+            "sh",
+            "-c",
+            "echo exec in $(hostname); ls /proc | grep -c '^[0-9]'; exit 3",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", out.stderr);
+    let mut lines = out.stdout.lines();
+    assert_eq!(lines.next(), Some("exec in svc"), "{}", out.stdout);
+    // The container's own processes only: sleep, sh, ls, grep.
+    let procs: usize = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(usize::MAX);
+    assert!(
+        procs <= 5,
+        "the exec sees {procs} processes: {}",
+        out.stdout
+    );
+    let out = run_cli(&dev, &["exec", "nosuch", "--", "true"]);
+    assert!(!out.status.success());
 }

@@ -25,6 +25,9 @@ use crate::proxy::Proxies;
 use crate::user::{resolve_in_rootfs, ResolvedUser};
 use crate::{spec, stdio, ContainerError, ContainerEvent, ContainerSpec};
 
+/// Longest wait for libcontainer to create and start a container.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Cgroup parent of all containers (`/sys/fs/cgroup/<controller>/stratus/<id>`).
 pub const DEFAULT_CGROUP_PARENT: &str = "stratus";
 
@@ -224,11 +227,20 @@ impl ContainerExecutor {
         let id = spec.id.clone();
         let run_root = self.run_root.clone();
         let bundle = live.bundle.clone();
-        let init = tokio::task::spawn_blocking(move || {
+        let create = tokio::task::spawn_blocking(move || {
             create_and_start(&id, &run_root, &bundle, child_io)
-        })
-        .await
-        .map_err(|e| ContainerError::Internal(format!("create task: {e}")))??;
+        });
+        // libcontainer blocks; a creation that never returns must not leave
+        // the instance pending forever (the stuck thread is abandoned).
+        let init = tokio::time::timeout(CREATE_TIMEOUT, create)
+            .await
+            .map_err(|_| {
+                ContainerError::Create(format!(
+                    "no answer from the runtime within {} s",
+                    CREATE_TIMEOUT.as_secs()
+                ))
+            })?
+            .map_err(|e| ContainerError::Internal(format!("create task: {e}")))??;
         let pid = init.pid;
         live.set_init(init);
         let exited = wait_exit(pid)?;

@@ -60,8 +60,8 @@ pub mod sim;
 
 use std::collections::BTreeMap;
 
-use stratus_spec::{Resources, WorkloadSpec};
 pub use stratus_spec::{Constraints, Near, SpreadBy};
+use stratus_spec::{Resources, WorkloadSpec};
 pub use stratus_types::Runtime;
 use stratus_types::{Attributes, Capacity, NodeId};
 
@@ -255,7 +255,7 @@ pub enum Reason {
     #[error("ineligible")]
     Ineligible,
     /// Cannot run the payload (e.g. an image on a node without containers).
-    #[error("runtime")]
+    #[error("cannot run this payload (no container support)")]
     Runtime,
     /// Listed in [`Request::avoid`].
     #[error("avoided")]

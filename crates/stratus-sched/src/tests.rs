@@ -178,7 +178,12 @@ fn images_go_only_to_nodes_that_run_containers() {
     req.avoid = vec![id(4)];
     let plan = cluster.place(&req);
     assert_eq!(plan.unplaced, 2);
-    assert_eq!(plan.reasons.get("runtime"), Some(&5), "{:?}", plan.reasons);
+    assert_eq!(
+        plan.reasons.get(&Reason::Runtime.to_string()),
+        Some(&5),
+        "{:?}",
+        plan.reasons
+    );
     assert_eq!(daemon_targets(&cluster, &image, &c), vec![id(4)]);
     // WASM still goes anywhere.
     let plan = Cluster::new(nodes).place(&Request::new(6, demand(100, 64), &c));

@@ -286,3 +286,137 @@ async fn nginx_from_debian_serves_on_a_published_port() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// Restarts agent `j` (same identity) with container images turned off.
+async fn restart_without_containers(cluster: &mut Cluster, j: usize) -> Result<()> {
+    cluster.stop_agent(j).await?;
+    let mut cfg = cluster.cfg.agent(j, &cluster.join_token)?;
+    if let Some(a) = cfg.agent.as_mut() {
+        a.containers = false;
+    }
+    cluster.agents[j] = Some(stratus_node::start(cfg).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn images_are_placed_only_on_nodes_that_run_containers() -> Result<()> {
+    let (mut cluster, c) = cluster().await?;
+    let image = import(
+        &cluster,
+        &busybox_image(Path::new("/bin/busybox")),
+        "busybox",
+    )
+    .await?;
+    for j in [1, 2] {
+        restart_without_containers(&mut cluster, j).await?;
+    }
+    let oci_only = cluster.agent_id(0)?;
+    wait_until("nodes 1 and 2 to report WASM only", WAIT, || async {
+        c.state()
+            .read(|s| {
+                s.nodes
+                    .values()
+                    .filter(|n| n.status == NodeStatus::Ready)
+                    .all(|n| {
+                        n.info.runtimes.contains(&stratus_types::Runtime::Oci)
+                            == (n.info.id == oci_only)
+                    })
+                    && s.nodes.len() == 3
+            })
+            .then_some(())
+    })
+    .await?;
+
+    // Three instances of a service: all on the one node that runs containers.
+    let id = deploy(
+        &c,
+        &image,
+        "version: 1\nname: svc\nkind: service\ncount: 3\nimage: { name: busybox }\nargs: [sleep, '600']\n",
+    )
+    .await?;
+    let nodes = wait_until(
+        "three running instances",
+        Duration::from_secs(60),
+        || async {
+            let live: Vec<_> = instances(&c, &id)
+                .into_iter()
+                .filter(|i| i.state == InstanceState::Running)
+                .map(|i| i.node)
+                .collect();
+            (live.len() == 3).then_some(live)
+        },
+    )
+    .await?;
+    assert!(nodes.iter().all(|n| *n == oci_only), "{nodes:?}");
+
+    // With no such node left, the workload waits and says why.
+    restart_without_containers(&mut cluster, 0).await?;
+    let id = deploy(
+        &c,
+        &image,
+        "version: 1\nname: nowhere\nkind: task\nimage: { name: busybox }\nargs: [true]\n",
+    )
+    .await?;
+    let why = wait_until("the placement failure", Duration::from_secs(30), || async {
+        c.blocked().get(&id).cloned()
+    })
+    .await?;
+    assert!(why.contains("no container support"), "{why}");
+    assert!(instances(&c, &id).is_empty());
+    cluster.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deployed_container_is_isolated_and_held_to_its_memory_limit() -> Result<()> {
+    let (cluster, c) = cluster().await?;
+    let image = import(
+        &cluster,
+        &busybox_image(Path::new("/bin/busybox")),
+        "busybox",
+    )
+    .await?;
+
+    // A file of the host, and the host's processes, are out of sight.
+    let host = tempfile::tempdir()?;
+    let secret = host.path().join("host-secret");
+    std::fs::write(&secret, "host only")?;
+    let yaml = format!(
+        "version: 1\nname: peek\nkind: task\nimage: {{ name: busybox }}\n\
+         args: [sh, -c, 'cat {} || echo no host file; ls /proc | grep -c \"^[0-9]\"; cat /proc/1/cmdline; echo']\n\
+         restart: {{ attempts: 0 }}\n",
+        secret.display()
+    );
+    let id = deploy(&c, &image, &yaml).await?;
+    let (inst, out) = finished(&c, &id).await?;
+    assert_eq!(inst.state, InstanceState::Completed, "{inst:?}\n{out}");
+    assert!(out.contains("no host file"), "{out}");
+    assert!(!out.contains("host only"), "{out}");
+    let procs: usize = out
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no process count in {out:?}"))?;
+    assert!(procs <= 4, "the container sees {procs} processes:\n{out}");
+    // Its pid 1 is its own shell, not the host's init.
+    assert!(out.contains("sh\0-c") || out.contains("sh-c"), "{out:?}");
+
+    // 32 MiB of memory: a command that holds 256 MiB is stopped.
+    let id = deploy(
+        &c,
+        &image,
+        "version: 1\nname: hog\nkind: task\nimage: { name: busybox }\n\
+         args: [sh, -c, 'head -c 268435456 /dev/zero | tail -c 268435456 > /dev/null && echo survived']\n\
+         resources: { memory_mb: 32 }\nrestart: { attempts: 0 }\n",
+    )
+    .await?;
+    let (inst, out) = finished(&c, &id).await?;
+    assert!(!out.contains("survived"), "{out}");
+    match &inst.state {
+        InstanceState::Failed { reason, .. } => {
+            assert!(reason.contains("memory"), "{reason}")
+        }
+        other => panic!("the hog ended {other:?}:\n{out}"),
+    }
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -297,8 +297,14 @@ impl CliOutput {
 
 /// Runs `stratus ARGS` to completion (at most 90 s).
 pub fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> CliOutput {
+    cli_env(args, &[])
+}
+
+/// [`cli`] with extra environment variables.
+pub fn cli_env<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> CliOutput {
     let mut child = ChildGuard(Some(
         stratus_command(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
