@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use stratus_container::ContainerEvent;
+use stratus_container::{ContainerError, ContainerEvent};
 use stratus_net::Connection;
 use stratus_proto::{Assignment, InstanceReport, LogChunk, Request, Response};
 use stratus_runtime::{DynExecutor, Exit, ExitReason, Limits, Output, TaskSpec};
@@ -30,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 const MAX_QUEUED_LOG_BYTES: usize = 8 * 1024 * 1024;
 /// Default wall-clock limit of a task without one.
 const DEFAULT_TASK_WALL: Duration = Duration::from_secs(3600);
+/// How long an exec waits for its instance's container to be up.
+const EXEC_WAIT: Duration = Duration::from_secs(60);
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -271,8 +273,25 @@ impl Runner {
                     me.report_exec(&id, n, ExecState::Running);
                     let (tx, mut rx) = mpsc::channel::<Output>(256);
                     let cid = container_id(&id);
+                    // The instance is reported running before its container
+                    // exists: an exec that comes early waits for it.
                     let run = tokio::spawn(async move {
-                        host.executor().exec(&cid, args, env, tx, cancel).await
+                        let deadline = tokio::time::Instant::now() + EXEC_WAIT;
+                        loop {
+                            let r = host
+                                .executor()
+                                .exec(&cid, args.clone(), env.clone(), tx.clone(), cancel.clone())
+                                .await;
+                            match r {
+                                Err(ContainerError::NotRunning(_))
+                                    if tokio::time::Instant::now() < deadline
+                                        && !cancel.is_cancelled() =>
+                                {
+                                    tokio::time::sleep(Duration::from_millis(100)).await
+                                }
+                                r => return r,
+                            }
+                        }
                     });
                     me.forward_output(&mut rx, &exec_log_id(&id, n), 0, None)
                         .await;
