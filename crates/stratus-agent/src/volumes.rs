@@ -766,7 +766,10 @@ fn set_mtime(dir: &Path, secs: u64) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    type Parts = Vec<(u32, Vec<u8>)>;
     use std::os::unix::fs::MetadataExt;
 
     /// An in-memory replica holding versions of objects, as the object store
@@ -774,7 +777,7 @@ mod tests {
     #[derive(Default)]
     struct FakeReplica {
         objects: Mutex<HashMap<String, Vec<Vec<u8>>>>,
-        uploads: Mutex<HashMap<String, Vec<(u32, Vec<u8>)>>>,
+        uploads: Mutex<HashMap<String, Parts>>,
         fail_puts: std::sync::atomic::AtomicBool,
         reads: std::sync::atomic::AtomicUsize,
     }
