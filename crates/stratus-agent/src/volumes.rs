@@ -650,29 +650,59 @@ pub fn pack(dir: &Path, out: &Path) -> std::io::Result<String> {
 }
 
 fn walk<W: Write>(b: &mut tar::Builder<W>, root: &Path, rel: &Path) -> std::io::Result<()> {
-    let mut entries = std::fs::read_dir(root.join(rel))?.collect::<Result<Vec<_>, _>>()?;
+    // Entries that vanish meanwhile (a snapshot of a running container) are
+    // left out.
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let mut entries = match std::fs::read_dir(root.join(rel)) {
+        Ok(rd) => rd.filter_map(|e| e.ok()).collect::<Vec<_>>(),
+        Err(e) if gone(&e) && !rel.as_os_str().is_empty() => return Ok(()),
+        Err(e) => return Err(e),
+    };
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let (path, name) = (e.path(), rel.join(e.file_name()));
-        let t = e.file_type()?;
+        let named =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", name.display()));
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(named(e)),
+        };
+        let t = meta.file_type();
         if t.is_socket() || t.is_block_device() || t.is_char_device() {
             continue;
         }
-        let named =
-            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", name.display()));
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         if t.is_dir() {
-            b.append_dir(&name, &path).map_err(named)?;
+            h.set_size(0);
+            b.append_data(&mut h, &name, std::io::empty())
+                .map_err(named)?;
             walk(b, root, &name)?;
         } else if t.is_fifo() {
-            let mut h = tar::Header::new_gnu();
-            h.set_metadata_in_mode(&e.metadata()?, tar::HeaderMode::Complete);
             h.set_entry_type(tar::EntryType::Fifo);
             h.set_size(0);
             b.append_data(&mut h, &name, std::io::empty())
                 .map_err(named)?;
+        } else if t.is_symlink() {
+            let target = match std::fs::read_link(&path) {
+                Ok(t) => t,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(named(e)),
+            };
+            h.set_size(0);
+            b.append_link(&mut h, &name, &target).map_err(named)?;
         } else {
-            // Files and symlinks (not followed).
-            b.append_path_with_name(&path, &name).map_err(named)?;
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(named(e)),
+            };
+            // Exactly the size in the header, even if the file changes
+            // meanwhile (zeros if it shrank), so the archive stays valid.
+            let len = meta.len();
+            let data = file.take(len).chain(std::io::repeat(0)).take(len);
+            b.append_data(&mut h, &name, data).map_err(named)?;
         }
     }
     Ok(())
