@@ -170,13 +170,16 @@ pub struct PortSpec {
 /// an empty volume. Whenever the container exits (exit, failure, stop, and
 /// before each restart) the agent archives the volume and stores it as a
 /// new version (none when nothing changed since the last save). Changes are
-/// therefore kept at container exits, not continuously: a node that is lost
-/// while the container runs loses what was written since the container
-/// started. A failed save is reported in the instance's output, the node
+/// therefore kept at container exits (and every `sync_secs`), not
+/// continuously: a node that is lost while the container runs loses what
+/// was written since the last save. A failed save is reported in the instance's output, the node
 /// keeps its copy and saves again at the next exit. The bucket must exist
 /// and belong to the workload's tenant; with a versioned bucket every save
 /// is a version of its own. When two instances write the same volume, the
-/// last save wins. `read_only` volumes are restored, never saved.
+/// last save wins. `read_only` volumes are restored, never saved. With
+/// `sync_secs`, the agent also saves while the container runs (a snapshot
+/// of files as they are at that moment), so a lost node loses at most that
+/// many seconds of changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeSpec {
@@ -196,6 +199,11 @@ pub struct VolumeSpec {
     /// leading '/'.
     #[serde(default)]
     pub key: Option<String>,
+    /// Also save the volume every this many seconds while the container
+    /// runs (none: only when it exits). Needs a `bucket`; not with
+    /// `read_only`. Each save that changed something is a new version.
+    #[serde(default)]
+    pub sync_secs: Option<u64>,
 }
 
 impl VolumeSpec {
@@ -553,6 +561,15 @@ impl WorkloadSpec {
                         );
                     }
                 }
+                if let Some(secs) = v.sync_secs {
+                    if secs == 0 || v.bucket.is_none() || v.read_only {
+                        err(
+                            &format!("image.volumes[{i}].sync_secs"),
+                            "must be at least 1, on a volume with a bucket that is not read_only"
+                                .into(),
+                        );
+                    }
+                }
             }
             let mut objects = std::collections::BTreeSet::new();
             for (i, v) in image.volumes.iter().enumerate() {
@@ -735,11 +752,12 @@ disconnect: { wait_secs: 60, replace: true }
 
     #[test]
     fn bucket_volumes_parse_default_their_key_and_are_checked() {
-        let y = "version: 1\nname: db\nkind: service\nimage:\n  name: busybox\n  volumes:\n    - { name: data, path: /data, bucket: my-volumes }\n    - { name: seed, path: /seed, bucket: my-volumes, key: seeds/v1.tar, read_only: true }\n    - { name: tmp, path: /tmp }\n";
+        let y = "version: 1\nname: db\nkind: service\nimage:\n  name: busybox\n  volumes:\n    - { name: data, path: /data, bucket: my-volumes, sync_secs: 30 }\n    - { name: seed, path: /seed, bucket: my-volumes, key: seeds/v1.tar, read_only: true }\n    - { name: tmp, path: /tmp }\n";
         let s = parse(y, Format::Yaml).expect("parses");
         let v = s.image.expect("image").volumes;
         assert_eq!(v[0].bucket.as_deref(), Some("my-volumes"));
         assert_eq!(v[0].object_key("db"), "volumes/db/data.tar");
+        assert_eq!(v[0].sync_secs, Some(30));
         assert_eq!(v[1].object_key("db"), "seeds/v1.tar");
         assert!(v[1].read_only);
         assert_eq!(v[2].bucket, None);
@@ -763,6 +781,15 @@ disconnect: { wait_secs: 60, replace: true }
             ("{ name: d, path: /d, bucket: bkt, key: /abs }", vec!["image.volumes[0].key"]),
             ("{ name: d, path: /d, bucket: bkt, key: '' }", vec!["image.volumes[0].key"]),
             ("{ name: d, path: /d, key: k }", vec!["image.volumes[0].key"]),
+            ("{ name: d, path: /d, sync_secs: 5 }", vec!["image.volumes[0].sync_secs"]),
+            (
+                "{ name: d, path: /d, bucket: bkt, sync_secs: 0 }",
+                vec!["image.volumes[0].sync_secs"],
+            ),
+            (
+                "{ name: d, path: /d, bucket: bkt, read_only: true, sync_secs: 5 }",
+                vec!["image.volumes[0].sync_secs"],
+            ),
             (
                 "{ name: d, path: /d, bucket: bkt, key: k }, { name: e, path: /e, bucket: bkt, key: k }",
                 vec!["image.volumes[1]"],
