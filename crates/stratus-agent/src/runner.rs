@@ -728,11 +728,8 @@ impl Runner {
                         // Volumes kept in the object store: restored before, saved after.
                         let vols = vols?;
                         vols.restore(&tx).await?;
-                        let r = host
-                            .executor()
-                            .run(cs, tx.clone(), Some(ev_tx), run_cancel)
-                            .await
-                            .map_err(|e| e.to_string());
+                        let run = host.executor().run(cs, tx.clone(), Some(ev_tx), run_cancel);
+                        let r = vols.around(run, &tx).await.map_err(|e| e.to_string());
                         vols.save(&tx).await;
                         r
                     })

@@ -91,6 +91,7 @@ pub trait Replica: Send + Sync {
 }
 
 /// The agent's connection to its current replica.
+#[derive(Clone)]
 struct Connected(Connect);
 
 impl Replica for Connected {
@@ -153,6 +154,8 @@ pub struct Volume {
     pub dir: PathBuf,
     /// Restored, never saved.
     pub read_only: bool,
+    /// Also saved this often while the container runs.
+    pub sync: Option<Duration>,
 }
 
 /// Serializes restores and saves of one folder on this node (instances of
@@ -511,6 +514,7 @@ pub fn of_workload(
                 key: v.object_key(&spec.name),
                 dir,
                 read_only: v.read_only,
+                sync: v.sync_secs.map(Duration::from_secs),
             }))
         })
         .collect()
@@ -571,6 +575,47 @@ impl InstanceVolumes {
             }
         }
         Ok(())
+    }
+
+    /// Runs `run` (the container) while saving the volumes that have
+    /// `sync_secs` that often; the last periodic save has ended when this
+    /// returns.
+    pub async fn around<T>(
+        &self,
+        run: impl Future<Output = T>,
+        out: &tokio::sync::mpsc::Sender<stratus_runtime::Output>,
+    ) -> T {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let syncers: Vec<_> = self
+            .volumes
+            .iter()
+            .filter(|v| !v.read_only)
+            .filter_map(|v| Some((v.clone(), v.sync?)))
+            .map(|(v, every)| {
+                let (rpc, out, stop) = (self.rpc.clone(), out.clone(), stop.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(every) => {}
+                        }
+                        match v.save(&rpc).await {
+                            Ok(s) => tracing::debug!(volume = %v.what(), outcome = ?s, "periodic volume save"),
+                            Err(e) => {
+                                tracing::warn!(volume = %v.what(), error = %e, "periodic volume save failed");
+                                say(&out, &format!("cannot save {}: {e}; trying again in {} s", v.what(), every.as_secs())).await;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let r = run.await;
+        stop.cancel();
+        for s in syncers {
+            let _ = s.await;
+        }
+        r
     }
 
     /// Saves every writable volume; failures are written to `out` (the node
@@ -913,6 +958,7 @@ mod tests {
             key: "volumes/db/data.tar".into(),
             dir: root.join(node).join("volumes/t_db/data"),
             read_only: false,
+            sync: None,
         }
     }
 
