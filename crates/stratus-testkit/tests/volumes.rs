@@ -325,3 +325,60 @@ async fn a_volume_in_a_missing_bucket_fails_the_start_clearly() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_synced_volume_survives_the_loss_of_its_node() -> Result<()> {
+    // Four storage nodes, so writes still find three after one is lost.
+    let mut cluster = Cluster::start(Options::new(1, 4)).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 4).await?;
+    let c = cluster.control(0)?;
+    wait_until("the storage secret", WAIT, || async {
+        c.state().read(|s| s.store.secret.is_some()).then_some(())
+    })
+    .await?;
+    c.write(Command::Store(StoreCommand::CreateBucket {
+        bucket: Bucket {
+            name: BUCKET.into(),
+            tenant: ADMIN_TENANT.into(),
+            profile: None,
+            scope: DedupeScope::Tenant,
+            versioning: Versioning::Enabled,
+            created_ms: stratus_control::now_ms(),
+        },
+    }))
+    .await?;
+    let image = import_busybox(&cluster).await?;
+    let id = deploy(
+        &c,
+        &image,
+        &format!(
+            "version: 1\nname: keeper\nkind: service\ndisconnect: {{ wait_secs: 0, replace: true }}\n\
+             image:\n  name: busybox\n  volumes: [{{ name: data, path: /data, bucket: {BUCKET}, sync_secs: 1 }}]\n\
+             args: [sh, -c, 'if [ -f /data/count ]; then echo found=$(cat /data/count); fi; \
+             echo kept-while-running > /data/count; echo written; exec sleep 3600']\n"
+        ),
+    )
+    .await?;
+    let (first, out) = output_with(&c, &id, "written").await?;
+    assert!(!out.contains("found="), "{out}");
+    // Saved while the container still runs.
+    let key = "volumes/keeper/data.tar";
+    wait_until("a periodic save", Duration::from_secs(30), || async {
+        let store = cluster.store(0).ok()?;
+        store.state(|s| s.store.latest(BUCKET, key).map(|_| ()))
+    })
+    .await?;
+    assert!(instances(&c, &id)
+        .iter()
+        .any(|i| i.id == first.id && i.state == InstanceState::Running && i.restarts == 0));
+
+    // Its node goes away without a word: the replacement elsewhere finds the data.
+    let lost = (0..4)
+        .find(|&j| cluster.agent_id(j).ok() == Some(first.node))
+        .ok_or_else(|| anyhow!("no agent runs {}", first.id))?;
+    cluster.stop_agent(lost).await?;
+    let (second, out) = output_with(&c, &id, "found=kept-while-running").await?;
+    assert_ne!(second.node, first.node, "{out}");
+    cluster.shutdown().await;
+    Ok(())
+}
