@@ -293,6 +293,54 @@ async fn a_bucket_volume_follows_its_workload_to_another_node() -> Result<()> {
             .map(|v| v.len())
     });
     assert_eq!(versions, Some(2), "one version per save");
+
+    // A read-only volume of another workload on the same object: restored
+    // on agent 2, which may read it but not write it.
+    let reader = deploy(
+        &c,
+        &image,
+        &format!(
+            "version: 1\nname: reader\nkind: service\nconstraints: {{ site: site-2 }}\n\
+             image:\n  name: busybox\n  volumes: [{{ name: seed, path: /seed, bucket: {BUCKET}, key: {KEY}, read_only: true }}]\n\
+             args: [sh, -c, 'cat /seed/greeting; echo read; exec sleep 3600']\n"
+        ),
+    )
+    .await?;
+    let (third, out) = output_with(&c, &reader, "read").await?;
+    assert_eq!(third.node, node(2)?);
+    assert!(
+        out.contains("hello-from-site-0\nappended-on-site-1\n"),
+        "{out}"
+    );
+    assert!(matches!(
+        ask_as(&cluster, &cluster.agent_dir(2), get_volume(BUCKET, KEY)).await?,
+        Response::VolumeData {
+            version: Some(_),
+            ..
+        }
+    ));
+    assert_forbidden(
+        ask_as(
+            &cluster,
+            &cluster.agent_dir(2),
+            Request::PutVolume {
+                tenant: ADMIN_TENANT.into(),
+                bucket: BUCKET.into(),
+                key: KEY.into(),
+                step: stratus_proto::VolumePut::Begin,
+            },
+        )
+        .await?,
+    );
+    stop(&c, &reader).await?;
+    let after = cluster.store(0)?.state(|s| {
+        s.store
+            .objects
+            .get(BUCKET)
+            .and_then(|o| o.get(KEY))
+            .map(|v| v.len())
+    });
+    assert_eq!(after, Some(2), "a read-only volume is never saved");
     cluster.shutdown().await;
     Ok(())
 }
