@@ -477,6 +477,15 @@ impl Runner {
         }
     }
 
+    /// The current connection, for code that outlives this call.
+    fn connector(&self) -> Connect {
+        let weak = Arc::downgrade(&self.inner);
+        Arc::new(move || {
+            weak.upgrade()
+                .and_then(|inner| Runner { inner }.connection())
+        })
+    }
+
     /// Mounts the image of `a` and prepares the instance's root (`None`:
     /// cancelled first). Waits for a connection when the image is not on
     /// this node yet.
@@ -727,11 +736,22 @@ impl Runner {
                         }
                     });
                     let host = host.clone();
+                    let tenant = a.instance.workload.split_once('/').map_or("", |t| t.0);
+                    let vols = crate::volumes::InstanceVolumes::new(
+                        &host,
+                        tenant,
+                        &a.instance.workload,
+                        spec,
+                        self.connector(),
+                    );
                     tokio::spawn(async move {
-                        host.executor()
-                            .run(cs, tx, Some(ev_tx), run_cancel)
-                            .await
-                            .map_err(|e| e.to_string())
+                        // Volumes kept in the object store: restored before, saved after.
+                        let vols = vols?;
+                        vols.restore(&tx).await?;
+                        let run = host.executor().run(cs, tx.clone(), Some(ev_tx), run_cancel);
+                        let r = vols.around(run, &tx).await.map_err(|e| e.to_string());
+                        vols.save(&tx).await;
+                        r
                     })
                 }
             };

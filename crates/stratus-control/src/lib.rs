@@ -177,6 +177,35 @@ struct Inner {
     /// Taken at shutdown: the image server holds the store, which holds
     /// this control plane.
     images: Mutex<Option<Arc<dyn ImageServer>>>,
+    /// Taken at shutdown, as `images`.
+    volumes: Mutex<Option<Arc<dyn VolumeServer>>>,
+}
+
+/// Serves the archives of volumes kept in the object store to agents
+/// (`VolumeSpec::bucket`): implemented over the object store by the node,
+/// attached as the [`ImageServer`] is ([`Control::attach_volumes`]). The
+/// control plane checks who may ask before calling it.
+pub trait VolumeServer: Send + Sync + 'static {
+    /// Up to `len` bytes from `offset` of `version` (the latest when `None`)
+    /// of `tenant`'s `bucket/key`: a [`Response::VolumeData`].
+    fn read_volume(
+        &self,
+        tenant: String,
+        bucket: String,
+        key: String,
+        version: Option<String>,
+        offset: u64,
+        len: u64,
+    ) -> futures::future::BoxFuture<'static, Result<Response, (ErrorCode, String)>>;
+    /// One step of storing a new version of `tenant`'s `bucket/key`: a
+    /// [`Response::Volume`] (or [`Response::Ok`] for `Abort`).
+    fn put_volume(
+        &self,
+        tenant: String,
+        bucket: String,
+        key: String,
+        step: stratus_proto::VolumePut,
+    ) -> futures::future::BoxFuture<'static, Result<Response, (ErrorCode, String)>>;
 }
 
 /// Serves container images to agents: implemented over the object store by
@@ -254,6 +283,7 @@ impl Control {
                 cancel,
                 tasks: Mutex::new(vec![proposer_task]),
                 images: Mutex::new(None),
+                volumes: Mutex::new(None),
             }),
         };
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
@@ -576,6 +606,9 @@ impl Control {
         if let Ok(mut i) = self.inner.images.lock() {
             i.take();
         }
+        if let Ok(mut v) = self.inner.volumes.lock() {
+            v.take();
+        }
     }
 
     fn is_member(&self, peer: &NodeId) -> bool {
@@ -590,6 +623,82 @@ impl Control {
         if let Ok(mut i) = self.inner.images.lock() {
             *i = Some(images);
         }
+    }
+
+    /// Attaches the volume server agents restore and save volumes through.
+    pub fn attach_volumes(&self, volumes: Arc<dyn VolumeServer>) {
+        if let Ok(mut v) = self.inner.volumes.lock() {
+            *v = Some(volumes);
+        }
+    }
+
+    /// Answers an agent's volume request with `f` of the attached server,
+    /// if `peer` may use `bucket/key` of `tenant` (to write, with `write`).
+    async fn serve_volume(
+        &self,
+        peer: &NodeId,
+        (tenant, bucket, key): (&str, &str, &str),
+        write: bool,
+        f: impl FnOnce(
+            &dyn VolumeServer,
+        )
+            -> futures::future::BoxFuture<'static, Result<Response, (ErrorCode, String)>>,
+    ) -> Response {
+        if !self.uses_volume(peer, tenant, bucket, key, write) {
+            return Response::Error {
+                code: ErrorCode::Forbidden,
+                message: format!(
+                    "{peer} runs no instance of a workload of {tenant} with a{} volume in {bucket}/{key}",
+                    if write { " writable" } else { "" }
+                ),
+            };
+        }
+        let server = self.inner.volumes.lock().ok().and_then(|v| v.clone());
+        let Some(server) = server else {
+            return Response::Error {
+                code: ErrorCode::Unavailable,
+                message: "this replica serves no volumes".into(),
+            };
+        };
+        match f(server.as_ref()).await {
+            Ok(r) => r,
+            Err((code, message)) => Response::Error { code, message },
+        }
+    }
+
+    /// Whether `peer` is assigned a live instance (not ended, not lost: a
+    /// replaced instance must not overwrite its replacement's data) of a
+    /// workload of `tenant` whose spec (current, or previous during an
+    /// update) declares a volume kept in `bucket/key` (writable, with
+    /// `write`).
+    fn uses_volume(
+        &self,
+        peer: &NodeId,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        write: bool,
+    ) -> bool {
+        self.inner.reader.read(|s| {
+            s.instances.values().any(|i| {
+                i.node == *peer
+                    && !i.state.is_terminal()
+                    && i.state != stratus_state::InstanceState::Lost
+                    && s.workloads.get(&i.workload).is_some_and(|w| {
+                        w.tenant == tenant
+                            && [Some(&w.spec), w.previous.as_ref().map(|p| &p.0)]
+                                .into_iter()
+                                .flatten()
+                                .any(|spec| {
+                                    spec.image.iter().flat_map(|im| &im.volumes).any(|v| {
+                                        v.bucket.as_deref() == Some(bucket)
+                                            && v.object_key(&spec.name) == key
+                                            && !(write && v.read_only)
+                                    })
+                                })
+                    })
+            })
+        })
     }
 
     /// Answers an agent's image request with `f` of the attached server.
@@ -754,6 +863,32 @@ impl Control {
             Request::GetChunk { tenant, id } => {
                 let allowed = self.runs_image(&peer, &tenant, None);
                 self.serve_image(&peer, allowed, |i| i.chunk(tenant, id))
+                    .await
+            }
+            Request::GetVolume {
+                tenant,
+                bucket,
+                key,
+                version,
+                offset,
+                len,
+            } => {
+                let target = (tenant.as_str(), bucket.as_str(), key.as_str());
+                let (t, b, k) = (tenant.clone(), bucket.clone(), key.clone());
+                self.serve_volume(&peer, target, false, |v| {
+                    v.read_volume(t, b, k, version, offset, len)
+                })
+                .await
+            }
+            Request::PutVolume {
+                tenant,
+                bucket,
+                key,
+                step,
+            } => {
+                let target = (tenant.as_str(), bucket.as_str(), key.as_str());
+                let (t, b, k) = (tenant.clone(), bucket.clone(), key.clone());
+                self.serve_volume(&peer, target, true, |v| v.put_volume(t, b, k, step))
                     .await
             }
             Request::Report(reports) => {

@@ -253,6 +253,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
             s.store.clone(),
         );
         c.attach_images(Arc::new(StoreImages(st.clone())));
+        c.attach_volumes(Arc::new(StoreImages(st.clone())));
         let leader = c.clone();
         tokio::spawn(
             st.clone()
@@ -494,6 +495,216 @@ impl stratus_control::ImageServer for StoreImages {
                 )
                 .await
                 .map_err(|e| (e.code, e.message))
+        })
+    }
+}
+
+/// The version string of a volume's archive: the version id and the ETag
+/// (an unversioned bucket reuses the id `null` for every save).
+fn volume_version(v: &stratus_state::objects::ObjectVersion) -> String {
+    format!("{}:{}", v.version_id, v.etag)
+}
+
+/// The bucket of a volume, or a clear error.
+fn volume_bucket(
+    store: &stratus_store::Store,
+    tenant: &str,
+    bucket: &str,
+) -> Result<(), (ErrorCode, String)> {
+    store.state(|s| match s.store.buckets.get(bucket) {
+        Some(b) if b.tenant == tenant => Ok(()),
+        Some(_) => Err((
+            ErrorCode::Forbidden,
+            format!("volume data: bucket {bucket} belongs to another tenant"),
+        )),
+        None => Err((
+            ErrorCode::NotFound,
+            format!("volume data: bucket {bucket} does not exist"),
+        )),
+    })
+}
+
+/// Serves volume archives out of this replica's object store (the control
+/// plane has checked the caller).
+impl stratus_control::VolumeServer for StoreImages {
+    fn read_volume(
+        &self,
+        tenant: String,
+        bucket: String,
+        key: String,
+        version: Option<String>,
+        offset: u64,
+        len: u64,
+    ) -> futures::future::BoxFuture<'static, Result<stratus_proto::Response, (ErrorCode, String)>>
+    {
+        use futures::TryStreamExt;
+        let store = self.0.clone();
+        Box::pin(async move {
+            volume_bucket(&store, &tenant, &bucket)?;
+            let len = len.min(stratus_proto::MAX_VOLUME_PART);
+            // The version asked for, or the latest; `None` when there is no
+            // such object (or it was deleted): the volume starts empty.
+            let wanted = version
+                .as_deref()
+                .map(|v| v.split_once(':').unwrap_or((v, "")));
+            let found = store.state(|s| {
+                let v = s.store.version(&bucket, &key, wanted.map(|w| w.0)).ok()?;
+                (!v.is_delete_marker()).then(|| v.clone())
+            });
+            let v = match (found, wanted) {
+                (None, None) => {
+                    return Ok(stratus_proto::Response::VolumeData {
+                        version: None,
+                        size: 0,
+                        data: Vec::new(),
+                    })
+                }
+                (Some(v), Some((_, etag))) if v.etag != etag => {
+                    return Err((
+                        ErrorCode::Conflict,
+                        format!("volume data: {bucket}/{key} changed during the restore; restore again"),
+                    ))
+                }
+                (Some(v), _) => v,
+                (None, Some(_)) => {
+                    return Err((
+                        ErrorCode::Conflict,
+                        format!("volume data: the version of {bucket}/{key} being restored is gone; restore again"),
+                    ))
+                }
+            };
+            let start = offset.min(v.size);
+            let end = start.saturating_add(len).min(v.size);
+            let data = if start == end {
+                Vec::new()
+            } else {
+                let (_, stream) = store
+                    .get(
+                        &tenant,
+                        &bucket,
+                        &key,
+                        Some(&v.version_id),
+                        Some(stratus_store::ByteRange { start, end }),
+                    )
+                    .await
+                    .map_err(|e| (e.code, format!("volume data: {}", e.message)))?;
+                let parts: Vec<bytes::Bytes> = stream
+                    .try_collect()
+                    .await
+                    .map_err(|e| (e.code, format!("volume data: {}", e.message)))?;
+                parts.concat()
+            };
+            Ok(stratus_proto::Response::VolumeData {
+                version: Some(volume_version(&v)),
+                size: v.size,
+                data,
+            })
+        })
+    }
+
+    fn put_volume(
+        &self,
+        tenant: String,
+        bucket: String,
+        key: String,
+        step: stratus_proto::VolumePut,
+    ) -> futures::future::BoxFuture<'static, Result<stratus_proto::Response, (ErrorCode, String)>>
+    {
+        use stratus_proto::{Response, VolumeAnswer, VolumePut};
+        use stratus_state::objects::{StoreCommand, Upload};
+        let store = self.0.clone();
+        Box::pin(async move {
+            let fail =
+                |e: stratus_store::StoreError| (e.code, format!("volume data: {}", e.message));
+            volume_bucket(&store, &tenant, &bucket)?;
+            // Parts and completion name an upload: it must be this volume's.
+            let check_upload = |upload: &str| {
+                store.state(|s| match s.store.uploads.get(upload) {
+                    Some(u) if u.tenant == tenant && u.bucket == bucket && u.key == key => Ok(()),
+                    _ => Err((
+                        ErrorCode::NotFound,
+                        format!("volume data: no upload {upload:?} of {bucket}/{key}"),
+                    )),
+                })
+            };
+            match step {
+                VolumePut::Begin => {
+                    let r = store
+                        .command(StoreCommand::CreateUpload {
+                            upload: Upload {
+                                id: String::new(),
+                                tenant: tenant.clone(),
+                                bucket: bucket.clone(),
+                                key: key.clone(),
+                                content_type: Some("application/x-tar".into()),
+                                user_meta: Default::default(),
+                                parts: Default::default(),
+                                created_ms: stratus_control::now_ms(),
+                            },
+                        })
+                        .await
+                        .map_err(fail)?;
+                    let id = r.id.ok_or((
+                        ErrorCode::Internal,
+                        "volume data: the store gave the upload no id".to_string(),
+                    ))?;
+                    Ok(Response::Volume(VolumeAnswer::Upload(id)))
+                }
+                VolumePut::Part {
+                    upload,
+                    number,
+                    data,
+                } => {
+                    check_upload(&upload)?;
+                    if data.len() as u64 > stratus_proto::MAX_VOLUME_PART {
+                        return Err((
+                            ErrorCode::BadRequest,
+                            format!(
+                                "volume data: parts are at most {} bytes",
+                                stratus_proto::MAX_VOLUME_PART
+                            ),
+                        ));
+                    }
+                    let body =
+                        futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data))]);
+                    let p = store
+                        .put_part(&tenant, &upload, number, body)
+                        .await
+                        .map_err(fail)?;
+                    Ok(Response::Volume(VolumeAnswer::Part(p.md5)))
+                }
+                VolumePut::Complete { upload, parts } => {
+                    check_upload(&upload)?;
+                    let r = store
+                        .command(StoreCommand::CompleteUpload {
+                            tenant: tenant.clone(),
+                            upload,
+                            parts,
+                            now_ms: stratus_control::now_ms(),
+                        })
+                        .await
+                        .map_err(fail)?;
+                    let id = r.id.unwrap_or_default();
+                    let v = store
+                        .state(|s| s.store.version(&bucket, &key, Some(&id)).ok().cloned())
+                        .ok_or((
+                            ErrorCode::Internal,
+                            format!("volume data: version {id} of {bucket}/{key} is not visible"),
+                        ))?;
+                    Ok(Response::Volume(VolumeAnswer::Saved(volume_version(&v))))
+                }
+                VolumePut::Abort { upload } => {
+                    check_upload(&upload)?;
+                    store
+                        .command(StoreCommand::AbortUpload {
+                            tenant: tenant.clone(),
+                            upload,
+                        })
+                        .await
+                        .map_err(fail)?;
+                    Ok(Response::Ok)
+                }
+            }
         })
     }
 }

@@ -110,6 +110,85 @@ pub enum Request {
         /// First byte wanted.
         offset: u64,
     },
+    /// An agent reads part of the archive of a volume kept in the object
+    /// store (`VolumeSpec::bucket`), decrypted by the replica. Served only
+    /// to a node assigned a live instance of a workload of `tenant` that
+    /// declares a volume in `bucket`/`key`. Answered with
+    /// [`Response::VolumeData`].
+    GetVolume {
+        /// Owner of the workload.
+        tenant: String,
+        /// Bucket of the volume.
+        bucket: String,
+        /// Object key of the volume's archive.
+        key: String,
+        /// The version to read (`None`: the latest). Later parts of one
+        /// restore name the version the first part answered, so a restore
+        /// never mixes versions.
+        version: Option<String>,
+        /// First byte wanted.
+        offset: u64,
+        /// Bytes wanted (at most [`MAX_VOLUME_PART`]).
+        len: u64,
+    },
+    /// An agent stores a new version of a volume's archive, in parts of at
+    /// most [`MAX_VOLUME_PART`] bytes (a multipart upload of the object
+    /// store). Served only to a node assigned a live instance of a workload
+    /// of `tenant` that declares a writable volume in `bucket`/`key`.
+    PutVolume {
+        /// Owner of the workload.
+        tenant: String,
+        /// Bucket of the volume.
+        bucket: String,
+        /// Object key of the volume's archive.
+        key: String,
+        /// The step of the upload.
+        step: VolumePut,
+    },
+}
+
+/// Largest part of a volume archive in one message (reads and writes).
+pub const MAX_VOLUME_PART: u64 = 16 << 20;
+
+/// One step of storing a volume's archive ([`Request::PutVolume`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum VolumePut {
+    /// Start an upload; answered with [`VolumeAnswer::Upload`].
+    Begin,
+    /// Store part `number` (1, 2, ...); answered with [`VolumeAnswer::Part`].
+    Part {
+        /// Upload id.
+        upload: String,
+        /// Part number (1–10000).
+        number: u32,
+        /// The bytes (at most [`MAX_VOLUME_PART`]).
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Commit the parts, in order, as the new version; answered with
+    /// [`VolumeAnswer::Saved`].
+    Complete {
+        /// Upload id.
+        upload: String,
+        /// Part numbers with the MD5 each part was answered with.
+        parts: Vec<(u32, String)>,
+    },
+    /// Give the upload up; answered with [`Response::Ok`].
+    Abort {
+        /// Upload id.
+        upload: String,
+    },
+}
+
+/// The answer to a [`VolumePut`] step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VolumeAnswer {
+    /// `Begin`: the upload id.
+    Upload(String),
+    /// `Part`: the part's hex MD5.
+    Part(String),
+    /// `Complete`: the version stored.
+    Saved(String),
 }
 
 /// One change of an instance, as an agent reports it.
@@ -230,6 +309,21 @@ pub enum Response {
         /// What happened and what to do.
         message: String,
     },
+    /// Answer to [`Request::GetVolume`].
+    VolumeData {
+        /// The version read (`None`: there is no such object, the volume
+        /// starts empty). A version string names one content: versioned
+        /// buckets give every save an id of its own, unversioned ones reuse
+        /// `null`, so the string also carries the version's ETag.
+        version: Option<String>,
+        /// Size of the whole archive.
+        size: u64,
+        /// The bytes from the asked offset.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Answer to [`Request::PutVolume`].
+    Volume(VolumeAnswer),
 }
 
 /// A control replica and its QUIC address.
@@ -378,5 +472,39 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn volume_messages_round_trip_below_the_frame_limit() {
+        let req = Request::PutVolume {
+            tenant: "t".into(),
+            bucket: "b".into(),
+            key: "k".into(),
+            step: VolumePut::Part {
+                upload: "u1".into(),
+                number: 1,
+                data: vec![7; MAX_VOLUME_PART as usize],
+            },
+        };
+        let bytes = bincode::serialize(&req).expect("encode");
+        // A full part and its envelope fit a frame with room to spare.
+        assert!(bytes.len() < (MAX_VOLUME_PART as usize) + 1024);
+        match bincode::deserialize(&bytes).expect("decode") {
+            Request::PutVolume {
+                step: VolumePut::Part { number, data, .. },
+                ..
+            } => assert_eq!((number, data.len()), (1, MAX_VOLUME_PART as usize)),
+            other => panic!("{other:?}"),
+        }
+        let resp = Response::VolumeData {
+            version: Some("v1:abc".into()),
+            size: 9,
+            data: vec![1, 2, 3],
+        };
+        let back: Response =
+            bincode::deserialize(&bincode::serialize(&resp).expect("encode")).expect("decode");
+        assert!(
+            matches!(back, Response::VolumeData { version: Some(v), size: 9, data } if v == "v1:abc" && data == [1, 2, 3])
+        );
     }
 }

@@ -138,7 +138,9 @@ pub struct ImageSource {
     #[serde(default)]
     pub ports: Vec<PortSpec>,
     /// Named volumes on the node's disk, kept across container restarts and
-    /// across instances of the workload on that node.
+    /// across instances of the workload on that node; a volume with a
+    /// `bucket` is also kept in the tenant's object store, so it follows the
+    /// workload to any node.
     #[serde(default)]
     pub volumes: Vec<VolumeSpec>,
     /// When the node fetches the image's file contents.
@@ -172,6 +174,29 @@ pub struct PortSpec {
 }
 
 /// A named volume mounted into the container.
+///
+/// Without `bucket`, the volume lives on the node's disk only (it survives
+/// container restarts on that node, not a move to another node).
+///
+/// With `bucket`, the volume is also kept in the tenant's object store as a
+/// **snapshot**: a tar archive (modes, owners, times, symlinks; no sockets,
+/// devices or xattrs) stored as the object `<bucket>/<key>`. When an instance
+/// starts on a node, the agent restores the volume from the object's latest
+/// version, unless the node's copy already is that version (a marker next to
+/// the volume records the version it restored or saved); no object yet means
+/// an empty volume. Whenever the container exits (exit, failure, stop, and
+/// before each restart) the agent archives the volume and stores it as a
+/// new version (none when nothing changed since the last save). Changes are
+/// therefore kept at container exits (and every `sync_secs`), not
+/// continuously: a node that is lost while the container runs loses what
+/// was written since the last save. A failed save is reported in the instance's output, the node
+/// keeps its copy and saves again at the next exit. The bucket must exist
+/// and belong to the workload's tenant; with a versioned bucket every save
+/// is a version of its own. When two instances write the same volume, the
+/// last save wins. `read_only` volumes are restored, never saved. With
+/// `sync_secs`, the agent also saves while the container runs (a snapshot
+/// of files as they are at that moment), so a lost node loses at most that
+/// many seconds of changes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeSpec {
@@ -182,6 +207,57 @@ pub struct VolumeSpec {
     /// Mounted read-only.
     #[serde(default)]
     pub read_only: bool,
+    /// Bucket of the workload's tenant that keeps the volume's contents, so
+    /// they survive restarts on any node (none: the node's disk only).
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Object key of the volume's archive in `bucket` (default:
+    /// `volumes/<workload name>/<volume name>.tar`); 1–1024 bytes, no
+    /// leading '/'.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Also save the volume every this many seconds while the container
+    /// runs (none: only when it exits). Needs a `bucket`; not with
+    /// `read_only`. Each save that changed something is a new version.
+    #[serde(default)]
+    pub sync_secs: Option<u64>,
+}
+
+impl VolumeSpec {
+    /// The object key of this volume's archive for workload `workload`
+    /// (the spec's `name`): `key`, or `volumes/<workload>/<name>.tar`.
+    pub fn object_key(&self, workload: &str) -> String {
+        match &self.key {
+            Some(k) => k.clone(),
+            None => format!("volumes/{workload}/{}.tar", self.name),
+        }
+    }
+}
+
+/// Longest object key of a volume, in bytes.
+pub const MAX_VOLUME_KEY_LEN: usize = 1024;
+
+/// Checks a bucket name against S3's rules (3–63 characters of a-z, 0-9,
+/// '.' and '-', starting and ending with a letter or digit, no "..", not an
+/// IP address): the object store's rules, checked here so a spec is
+/// refused before it is deployed.
+fn validate_bucket(name: &str) -> Result<(), String> {
+    let ends = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && ends(name.bytes().next())
+        && ends(name.bytes().last())
+        && !name.contains("..")
+        && name.parse::<std::net::Ipv4Addr>().is_err();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid bucket name {name:?}: use 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit"
+        ))
+    }
 }
 
 /// Resources of one instance.
@@ -479,6 +555,49 @@ impl WorkloadSpec {
                         ),
                     );
                 }
+                if let Some(b) = &v.bucket {
+                    if let Err(m) = validate_bucket(b) {
+                        err(&format!("image.volumes[{i}].bucket"), m);
+                    }
+                }
+                if let Some(k) = &v.key {
+                    if v.bucket.is_none() {
+                        err(
+                            &format!("image.volumes[{i}].key"),
+                            "a key needs a bucket".into(),
+                        );
+                    }
+                    if k.is_empty()
+                        || k.len() > MAX_VOLUME_KEY_LEN
+                        || k.starts_with('/')
+                        || k.contains('\0')
+                    {
+                        err(
+                            &format!("image.volumes[{i}].key"),
+                            format!("must be 1-{MAX_VOLUME_KEY_LEN} bytes without NUL and not start with '/', got {k:?}"),
+                        );
+                    }
+                }
+                if let Some(secs) = v.sync_secs {
+                    if secs == 0 || v.bucket.is_none() || v.read_only {
+                        err(
+                            &format!("image.volumes[{i}].sync_secs"),
+                            "must be at least 1, on a volume with a bucket that is not read_only"
+                                .into(),
+                        );
+                    }
+                }
+            }
+            let mut objects = std::collections::BTreeSet::new();
+            for (i, v) in image.volumes.iter().enumerate() {
+                if let Some(b) = &v.bucket {
+                    if !objects.insert((b.clone(), v.object_key(&self.name))) {
+                        err(
+                            &format!("image.volumes[{i}]"),
+                            "two volumes are kept in the same object".into(),
+                        );
+                    }
+                }
             }
         }
         let r = &self.resources;
@@ -646,6 +765,68 @@ disconnect: { wait_secs: 60, replace: true }
             errs("version: 1\nname: x\nkind: task\nimage: { name: a, ports: [{ container: 0 }], volumes: [{ name: Data, path: ../x }] }\n"),
             vec!["image.ports[0].container", "image.volumes[0].name", "image.volumes[0].path"]
         );
+    }
+
+    #[test]
+    fn bucket_volumes_parse_default_their_key_and_are_checked() {
+        let y = "version: 1\nname: db\nkind: service\nimage:\n  name: busybox\n  volumes:\n    - { name: data, path: /data, bucket: my-volumes, sync_secs: 30 }\n    - { name: seed, path: /seed, bucket: my-volumes, key: seeds/v1.tar, read_only: true }\n    - { name: tmp, path: /tmp }\n";
+        let s = parse(y, Format::Yaml).expect("parses");
+        let v = s.image.expect("image").volumes;
+        assert_eq!(v[0].bucket.as_deref(), Some("my-volumes"));
+        assert_eq!(v[0].object_key("db"), "volumes/db/data.tar");
+        assert_eq!(v[0].sync_secs, Some(30));
+        assert_eq!(v[1].object_key("db"), "seeds/v1.tar");
+        assert!(v[1].read_only);
+        assert_eq!(v[2].bucket, None);
+
+        // Specs travel bincode-encoded in the Raft log: every field must
+        // round trip (no skipped fields).
+        let s = parse(y, Format::Yaml).expect("parses");
+        let back: WorkloadSpec =
+            serde_json::from_value(serde_json::to_value(&s).expect("json")).expect("json back");
+        assert_eq!(back, s);
+
+        let errs = |text: &str| match parse(text, Format::Yaml) {
+            Err(SpecError::Invalid(errs)) => errs.into_iter().map(|e| e.path).collect::<Vec<_>>(),
+            other => panic!("expected Invalid, got {other:?}"),
+        };
+        let base = "version: 1\nname: db\nkind: service\nimage: { name: a, volumes: [";
+        for (vols, want) in [
+            ("{ name: d, path: /d, bucket: My_Bucket }", vec!["image.volumes[0].bucket"]),
+            ("{ name: d, path: /d, bucket: ab }", vec!["image.volumes[0].bucket"]),
+            ("{ name: d, path: /d, bucket: 10.0.0.1 }", vec!["image.volumes[0].bucket"]),
+            ("{ name: d, path: /d, bucket: bkt, key: /abs }", vec!["image.volumes[0].key"]),
+            ("{ name: d, path: /d, bucket: bkt, key: '' }", vec!["image.volumes[0].key"]),
+            ("{ name: d, path: /d, key: k }", vec!["image.volumes[0].key"]),
+            ("{ name: d, path: /d, sync_secs: 5 }", vec!["image.volumes[0].sync_secs"]),
+            (
+                "{ name: d, path: /d, bucket: bkt, sync_secs: 0 }",
+                vec!["image.volumes[0].sync_secs"],
+            ),
+            (
+                "{ name: d, path: /d, bucket: bkt, read_only: true, sync_secs: 5 }",
+                vec!["image.volumes[0].sync_secs"],
+            ),
+            (
+                "{ name: d, path: /d, bucket: bkt, key: k }, { name: e, path: /e, bucket: bkt, key: k }",
+                vec!["image.volumes[1]"],
+            ),
+        ] {
+            assert_eq!(errs(&format!("{base}{vols}] }}\n")), want, "{vols}");
+        }
+        let long = "k".repeat(MAX_VOLUME_KEY_LEN + 1);
+        assert_eq!(
+            errs(&format!(
+                "{base}{{ name: d, path: /d, bucket: bkt, key: {long} }}] }}\n"
+            )),
+            vec!["image.volumes[0].key"]
+        );
+        let max = "k".repeat(MAX_VOLUME_KEY_LEN);
+        parse(
+            &format!("{base}{{ name: d, path: /d, bucket: bkt, key: {max} }}] }}\n"),
+            Format::Yaml,
+        )
+        .expect("a key of 1024 bytes is fine");
     }
 
     proptest::proptest! {

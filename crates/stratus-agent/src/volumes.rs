@@ -1,0 +1,1266 @@
+//! Volumes kept in the object store (`VolumeSpec::bucket`).
+//!
+//! A volume is a **snapshot**: a tar archive stored as the object
+//! `<bucket>/<key>` of the workload's tenant. Agents hold no storage keys, so
+//! they read and write it through their control replica (`GetVolume` in
+//! ranged parts, `PutVolume` as a multipart upload, parts of at most
+//! [`MAX_VOLUME_PART`] bytes).
+//!
+//! * **Start**: the agent restores the volume's folder from the object's
+//!   latest version, unless the node's copy already is that version. A
+//!   marker file next to the folder (`<name>.version`, not inside it, so the
+//!   container cannot change it) records the version the node restored or
+//!   saved and the BLAKE3 of that archive. No object means an empty volume.
+//!   A restore is unpacked beside the folder and swapped in whole. When the
+//!   replica cannot be reached and the node already holds a copy, the
+//!   instance starts with that copy.
+//! * **Exit** (any exit: success, failure, stop, before a restart): the agent
+//!   archives the folder and stores it as a new version, unless the archive
+//!   is identical to the one the marker records. A failed save is written
+//!   to the instance's output and flagged in the marker; the folder is never
+//!   touched by a save, and the next exit saves again. A restore that would
+//!   replace a folder with unsaved changes moves the folder aside
+//!   (`<name>.unsaved-<ms>`) instead of deleting it.
+//!
+//! Archives keep modes, owners, times and symlinks (in a sorted, so
+//! reproducible, order); hard links are stored as copies; sockets are
+//! skipped; device files are neither stored nor restored (an archive from
+//! the bucket is the tenant's input: it must not give a container a host
+//! device).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use stratus_proto::{Request, Response, VolumeAnswer, VolumePut, MAX_VOLUME_PART};
+use stratus_spec::WorkloadSpec;
+use stratus_types::ErrorCode;
+
+use crate::containers::{Connect, ContainerHost};
+
+/// How long one volume call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Attempts of one call while the connection fails (it may fail over).
+const CALL_ATTEMPTS: u32 = 5;
+/// Restores started again because the object changed during a restore.
+const RESTORE_ATTEMPTS: u32 = 3;
+
+/// Why a volume could not be restored or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// A local file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The replica refused or failed the request.
+    #[error("{message}")]
+    Replica {
+        /// Its code.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
+    /// No answer from a replica (not connected, timeouts).
+    #[error("no control replica answered: {0}")]
+    Unreachable(String),
+    /// The replica answered something that makes no sense.
+    #[error("bad answer from the replica: {0}")]
+    BadAnswer(String),
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> VolumeError {
+    let context = context.into();
+    move |source| VolumeError::Io { context, source }
+}
+
+/// Sends volume requests to a control replica.
+pub trait Replica: Send + Sync {
+    /// One request and its answer (`Err`: no answer).
+    fn call(&self, req: Request) -> Pin<Box<dyn Future<Output = Result<Response, String>> + Send>>;
+}
+
+/// The agent's connection to its current replica.
+#[derive(Clone)]
+struct Connected(Connect);
+
+impl Replica for Connected {
+    fn call(&self, req: Request) -> Pin<Box<dyn Future<Output = Result<Response, String>> + Send>> {
+        let conn = (self.0)();
+        Box::pin(async move {
+            let conn = conn.ok_or("not connected to a control replica")?;
+            conn.call::<_, Response>(&req, CALL_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// What the node knows of its copy of a volume (the marker file).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Marker {
+    /// Version of the object the folder was restored from or saved as.
+    pub version: Option<String>,
+    /// BLAKE3 of that archive.
+    pub archive: Option<String>,
+    /// A save failed since: the folder holds changes the store has not.
+    #[serde(default)]
+    pub unsaved: bool,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restored {
+    /// The object does not exist: the folder is left as it is (empty on a
+    /// first start).
+    NoObject,
+    /// The node's copy already was the latest version.
+    UpToDate(String),
+    /// The folder now holds this version.
+    Fetched(String),
+}
+
+/// What a save did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Saved {
+    /// A read-only volume: never saved.
+    ReadOnly,
+    /// Nothing changed since the version the marker records.
+    Unchanged,
+    /// Stored as this version.
+    Stored(String),
+}
+
+/// One volume of one workload, kept in `bucket/key` of `tenant`.
+#[derive(Clone, Debug)]
+pub struct Volume {
+    /// Owner of the workload.
+    pub tenant: String,
+    /// Bucket.
+    pub bucket: String,
+    /// Object key of the archive.
+    pub key: String,
+    /// The folder mounted into the container.
+    pub dir: PathBuf,
+    /// Restored, never saved.
+    pub read_only: bool,
+    /// Also saved this often while the container runs.
+    pub sync: Option<Duration>,
+}
+
+/// Serializes restores and saves of one folder on this node (instances of
+/// one workload on one node share its volumes).
+fn lock_of(dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    let map = LOCKS.get_or_init(Default::default);
+    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+    m.entry(dir.to_path_buf()).or_default().clone()
+}
+
+impl Volume {
+    fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// A file next to the folder: `<name>.<suffix>`.
+    fn beside(&self, suffix: &str) -> PathBuf {
+        self.dir.with_file_name(format!("{}.{suffix}", self.name()))
+    }
+
+    /// The marker file (next to the folder, never inside it).
+    pub fn marker_path(&self) -> PathBuf {
+        self.beside("version")
+    }
+
+    /// The marker (default when absent or unreadable: nothing known).
+    pub fn marker(&self) -> Marker {
+        std::fs::read(self.marker_path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn set_marker(&self, m: &Marker) -> Result<(), VolumeError> {
+        let path = self.marker_path();
+        let tmp = self.beside("version.tmp");
+        let bytes = serde_json::to_vec(m).map_err(|e| VolumeError::Io {
+            context: "encoding the volume marker".into(),
+            source: std::io::Error::other(e),
+        })?;
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(io(format!("writing {}", path.display())))
+    }
+
+    fn what(&self) -> String {
+        format!("volume {} ({}/{})", self.name(), self.bucket, self.key)
+    }
+
+    async fn call(
+        &self,
+        rpc: &dyn Replica,
+        req: impl Fn() -> Request,
+    ) -> Result<Response, VolumeError> {
+        let mut last = String::new();
+        for attempt in 0..CALL_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(250 << attempt.min(4))).await;
+            }
+            match rpc.call(req()).await {
+                Ok(Response::Error { code, message }) => {
+                    return Err(VolumeError::Replica { code, message })
+                }
+                Ok(r) => return Ok(r),
+                Err(e) => last = e,
+            }
+        }
+        Err(VolumeError::Unreachable(last))
+    }
+
+    /// Restores the folder from the latest version of the object unless the
+    /// node's copy already is that version.
+    pub async fn restore(&self, rpc: &dyn Replica) -> Result<Restored, VolumeError> {
+        let lock = lock_of(&self.dir);
+        let _held = lock.lock().await;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(io(format!("creating {}", self.dir.display())))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.restore_once(rpc).await {
+                Err(VolumeError::Replica {
+                    code: ErrorCode::Conflict,
+                    ..
+                }) if attempt < RESTORE_ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        rpc: &dyn Replica,
+        version: Option<&str>,
+        offset: u64,
+        len: u64,
+    ) -> Result<(Option<String>, u64, Vec<u8>), VolumeError> {
+        let req = || Request::GetVolume {
+            tenant: self.tenant.clone(),
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            version: version.map(str::to_string),
+            offset,
+            len,
+        };
+        match self.call(rpc, req).await? {
+            Response::VolumeData {
+                version,
+                size,
+                data,
+            } => Ok((version, size, data)),
+            other => Err(VolumeError::BadAnswer(format!("{other:?}"))),
+        }
+    }
+
+    async fn restore_once(&self, rpc: &dyn Replica) -> Result<Restored, VolumeError> {
+        // The latest version first (no bytes), then its bytes if needed.
+        let (version, size, _) = self.read(rpc, None, 0, 0).await?;
+        let Some(version) = version else {
+            return Ok(Restored::NoObject);
+        };
+        let marker = self.marker();
+        if marker.version.as_deref() == Some(version.as_str()) {
+            return Ok(Restored::UpToDate(version));
+        }
+        // Download beside the folder, checking every part is of one version.
+        let download = self.beside("download");
+        let mut file =
+            File::create(&download).map_err(io(format!("creating {}", download.display())))?;
+        let mut hasher = blake3::Hasher::new();
+        let mut got = 0;
+        while got < size {
+            let (v, s, data) = self.read(rpc, Some(&version), got, MAX_VOLUME_PART).await?;
+            if v.as_deref() != Some(version.as_str()) || s != size || data.is_empty() {
+                return Err(VolumeError::BadAnswer(format!(
+                    "asked for {got} bytes of version {version} ({size} bytes), got {} bytes of {v:?} ({s} bytes)",
+                    data.len()
+                )));
+            }
+            got += data.len() as u64;
+            hasher.update(&data);
+            file.write_all(&data)
+                .map_err(io(format!("writing {}", download.display())))?;
+        }
+        if got != size {
+            return Err(VolumeError::BadAnswer(format!(
+                "got {got} bytes of a {size}-byte archive"
+            )));
+        }
+        file.sync_all()
+            .map_err(io(format!("writing {}", download.display())))?;
+        drop(file);
+        // Unpack beside the folder, then swap it in.
+        let staging = self.beside("restoring");
+        let (tar, stage) = (download.clone(), staging.clone());
+        tokio::task::spawn_blocking(move || {
+            remove_any(&stage)?;
+            std::fs::create_dir_all(&stage)?;
+            unpack(&tar, &stage)
+        })
+        .await
+        .map_err(|e| VolumeError::Io {
+            context: "unpacking".into(),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(io(format!(
+            "unpacking {} into {}",
+            self.what(),
+            staging.display()
+        )))?;
+        if self.dir.exists() {
+            let aside = if marker.unsaved {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0);
+                let p = self.beside(&format!("unsaved-{ms}"));
+                tracing::warn!(volume = %self.what(), kept = %p.display(), "the node's copy had unsaved changes and a newer version was stored elsewhere; keeping the copy aside");
+                p
+            } else {
+                self.beside("old")
+            };
+            remove_any(&aside).map_err(io(format!("removing {}", aside.display())))?;
+            std::fs::rename(&self.dir, &aside)
+                .map_err(io(format!("moving {} aside", self.dir.display())))?;
+            std::fs::rename(&staging, &self.dir)
+                .map_err(io(format!("moving {} into place", staging.display())))?;
+            if !marker.unsaved {
+                remove_any(&aside).map_err(io(format!("removing {}", aside.display())))?;
+            }
+        } else {
+            std::fs::rename(&staging, &self.dir)
+                .map_err(io(format!("moving {} into place", staging.display())))?;
+        }
+        self.set_marker(&Marker {
+            version: Some(version.clone()),
+            archive: Some(hasher.finalize().to_hex().to_string()),
+            unsaved: false,
+        })?;
+        let _ = std::fs::remove_file(&download);
+        Ok(Restored::Fetched(version))
+    }
+
+    /// Archives the folder and stores it as a new version of the object
+    /// (nothing when it is unchanged since the marker's version). On failure
+    /// the marker flags unsaved changes; the folder is never touched.
+    pub async fn save(&self, rpc: &dyn Replica) -> Result<Saved, VolumeError> {
+        if self.read_only {
+            return Ok(Saved::ReadOnly);
+        }
+        let lock = lock_of(&self.dir);
+        let _held = lock.lock().await;
+        let archive = self.beside("tar");
+        let (dir, out) = (self.dir.clone(), archive.clone());
+        let hash = tokio::task::spawn_blocking(move || pack(&dir, &out))
+            .await
+            .map_err(|e| VolumeError::Io {
+                context: "archiving".into(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(io(format!("archiving {}", self.dir.display())))?;
+        let mut marker = self.marker();
+        if marker.version.is_some()
+            && marker.archive.as_deref() == Some(hash.as_str())
+            && !marker.unsaved
+        {
+            let _ = std::fs::remove_file(&archive);
+            return Ok(Saved::Unchanged);
+        }
+        match self.upload(rpc, &archive).await {
+            Ok(version) => {
+                self.set_marker(&Marker {
+                    version: Some(version.clone()),
+                    archive: Some(hash),
+                    unsaved: false,
+                })?;
+                let _ = std::fs::remove_file(&archive);
+                Ok(Saved::Stored(version))
+            }
+            Err(e) => {
+                marker.unsaved = true;
+                if let Err(m) = self.set_marker(&marker) {
+                    tracing::warn!(volume = %self.what(), error = %m, "cannot flag unsaved changes");
+                }
+                let _ = std::fs::remove_file(&archive);
+                Err(e)
+            }
+        }
+    }
+
+    async fn put(
+        &self,
+        rpc: &dyn Replica,
+        step: impl Fn() -> VolumePut,
+    ) -> Result<Response, VolumeError> {
+        self.call(rpc, || Request::PutVolume {
+            tenant: self.tenant.clone(),
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            step: step(),
+        })
+        .await
+    }
+
+    async fn upload(&self, rpc: &dyn Replica, archive: &Path) -> Result<String, VolumeError> {
+        let upload = match self.put(rpc, || VolumePut::Begin).await? {
+            Response::Volume(VolumeAnswer::Upload(id)) => id,
+            other => return Err(VolumeError::BadAnswer(format!("{other:?}"))),
+        };
+        let result = self.upload_parts(rpc, archive, &upload).await;
+        if result.is_err() {
+            let _ = self
+                .put(rpc, || VolumePut::Abort {
+                    upload: upload.clone(),
+                })
+                .await;
+        }
+        result
+    }
+
+    async fn upload_parts(
+        &self,
+        rpc: &dyn Replica,
+        archive: &Path,
+        upload: &str,
+    ) -> Result<String, VolumeError> {
+        let mut file = File::open(archive).map_err(io(format!("opening {}", archive.display())))?;
+        let mut parts = Vec::new();
+        loop {
+            let mut data = Vec::with_capacity(MAX_VOLUME_PART as usize);
+            (&mut file)
+                .take(MAX_VOLUME_PART)
+                .read_to_end(&mut data)
+                .map_err(io(format!("reading {}", archive.display())))?;
+            if data.is_empty() && !parts.is_empty() {
+                break;
+            }
+            let number = parts.len() as u32 + 1;
+            let last = (data.len() as u64) < MAX_VOLUME_PART;
+            let md5 = match self
+                .put(rpc, || VolumePut::Part {
+                    upload: upload.to_string(),
+                    number,
+                    data: data.clone(),
+                })
+                .await?
+            {
+                Response::Volume(VolumeAnswer::Part(md5)) => md5,
+                other => return Err(VolumeError::BadAnswer(format!("{other:?}"))),
+            };
+            parts.push((number, md5));
+            if last {
+                break;
+            }
+        }
+        match self
+            .put(rpc, || VolumePut::Complete {
+                upload: upload.to_string(),
+                parts: parts.clone(),
+            })
+            .await?
+        {
+            Response::Volume(VolumeAnswer::Saved(v)) => Ok(v),
+            other => Err(VolumeError::BadAnswer(format!("{other:?}"))),
+        }
+    }
+}
+
+/// The volumes of `spec` kept in the object store, for workload `workload`
+/// (`tenant/name`) of `tenant` on this node.
+pub fn of_workload(
+    host: &ContainerHost,
+    tenant: &str,
+    workload: &str,
+    spec: &WorkloadSpec,
+) -> Result<Vec<Volume>, String> {
+    let Some(image) = &spec.image else {
+        return Ok(Vec::new());
+    };
+    image
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            let bucket = v.bucket.clone()?;
+            Some(host.volume_dir(workload, &v.name).map(|dir| Volume {
+                tenant: tenant.to_string(),
+                bucket,
+                key: v.object_key(&spec.name),
+                dir,
+                read_only: v.read_only,
+                sync: v.sync_secs.map(Duration::from_secs),
+            }))
+        })
+        .collect()
+}
+
+/// The volumes of one instance, restored before its container starts and
+/// saved after it exits. Problems are written to the instance's output.
+pub struct InstanceVolumes {
+    volumes: Vec<Volume>,
+    rpc: Connected,
+}
+
+impl InstanceVolumes {
+    /// The bucket-backed volumes of `spec` (none when it declares none).
+    pub fn new(
+        host: &ContainerHost,
+        tenant: &str,
+        workload: &str,
+        spec: &WorkloadSpec,
+        connect: Connect,
+    ) -> Result<InstanceVolumes, String> {
+        Ok(InstanceVolumes {
+            volumes: of_workload(host, tenant, workload, spec)?,
+            rpc: Connected(connect),
+        })
+    }
+
+    /// Restores every volume. A volume that cannot be restored fails the
+    /// start, unless the node already holds a copy of it (then the copy is
+    /// used and the problem written to `out`).
+    pub async fn restore(
+        &self,
+        out: &tokio::sync::mpsc::Sender<stratus_runtime::Output>,
+    ) -> Result<(), String> {
+        for v in &self.volumes {
+            match v.restore(&self.rpc).await {
+                Ok(r) => tracing::info!(volume = %v.what(), outcome = ?r, "volume restored"),
+                Err(e)
+                    if v.marker().version.is_some()
+                        && !matches!(
+                            e,
+                            VolumeError::Replica {
+                                code: ErrorCode::Forbidden | ErrorCode::NotFound,
+                                ..
+                            }
+                        ) =>
+                {
+                    say(
+                        out,
+                        &format!(
+                            "cannot restore {}: {e}; starting with this node's copy",
+                            v.what()
+                        ),
+                    )
+                    .await;
+                }
+                Err(e) => return Err(format!("volume data: cannot restore {}: {e}", v.what())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `run` (the container) while saving the volumes that have
+    /// `sync_secs` that often; the last periodic save has ended when this
+    /// returns.
+    pub async fn around<T>(
+        &self,
+        run: impl Future<Output = T>,
+        out: &tokio::sync::mpsc::Sender<stratus_runtime::Output>,
+    ) -> T {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let syncers: Vec<_> = self
+            .volumes
+            .iter()
+            .filter(|v| !v.read_only)
+            .filter_map(|v| Some((v.clone(), v.sync?)))
+            .map(|(v, every)| {
+                let (rpc, out, stop) = (self.rpc.clone(), out.clone(), stop.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(every) => {}
+                        }
+                        match v.save(&rpc).await {
+                            Ok(s) => tracing::debug!(volume = %v.what(), outcome = ?s, "periodic volume save"),
+                            Err(e) => {
+                                tracing::warn!(volume = %v.what(), error = %e, "periodic volume save failed");
+                                say(&out, &format!("cannot save {}: {e}; trying again in {} s", v.what(), every.as_secs())).await;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let r = run.await;
+        stop.cancel();
+        for s in syncers {
+            let _ = s.await;
+        }
+        r
+    }
+
+    /// Saves every writable volume; failures are written to `out` (the node
+    /// keeps its copy and saves again at the next exit).
+    pub async fn save(&self, out: &tokio::sync::mpsc::Sender<stratus_runtime::Output>) {
+        for v in &self.volumes {
+            match v.save(&self.rpc).await {
+                Ok(s) => tracing::info!(volume = %v.what(), outcome = ?s, "volume saved"),
+                Err(e) => {
+                    tracing::warn!(volume = %v.what(), error = %e, "volume not saved");
+                    say(
+                        out,
+                        &format!("cannot save {}: {e}; this node keeps its copy and saves it again at the next exit", v.what()),
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+}
+
+async fn say(out: &tokio::sync::mpsc::Sender<stratus_runtime::Output>, line: &str) {
+    let _ = out
+        .send(stratus_runtime::Output::Stderr(
+            format!("[stratus] volume data: {line}\n").into_bytes(),
+        ))
+        .await;
+}
+
+/// Removes a file or a folder, if there is one.
+fn remove_any(p: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+        Ok(_) => std::fs::remove_file(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes and hashes.
+struct Hashing<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Archives the folder `dir` (its own mode and owner as `.`, then its tree
+/// in sorted order) into `out`; returns the archive's BLAKE3.
+pub fn pack(dir: &Path, out: &Path) -> std::io::Result<String> {
+    let file = std::io::BufWriter::new(File::create(out)?);
+    let mut b = tar::Builder::new(Hashing {
+        inner: file,
+        hasher: blake3::Hasher::new(),
+    });
+    b.follow_symlinks(false);
+    b.mode(tar::HeaderMode::Complete);
+    b.append_dir(".", dir)?;
+    walk(&mut b, dir, Path::new(""))?;
+    let mut w = b.into_inner()?;
+    w.flush()?;
+    let hash = w.hasher.finalize().to_hex().to_string();
+    w.inner
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
+    Ok(hash)
+}
+
+fn walk<W: Write>(b: &mut tar::Builder<W>, root: &Path, rel: &Path) -> std::io::Result<()> {
+    // Entries that vanish meanwhile (a snapshot of a running container) are
+    // left out.
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let mut entries = match std::fs::read_dir(root.join(rel)) {
+        Ok(rd) => rd.filter_map(|e| e.ok()).collect::<Vec<_>>(),
+        Err(e) if gone(&e) && !rel.as_os_str().is_empty() => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let (path, name) = (e.path(), rel.join(e.file_name()));
+        let named =
+            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", name.display()));
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(named(e)),
+        };
+        let t = meta.file_type();
+        if t.is_socket() || t.is_block_device() || t.is_char_device() {
+            continue;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+        if t.is_dir() {
+            h.set_size(0);
+            b.append_data(&mut h, &name, std::io::empty())
+                .map_err(named)?;
+            walk(b, root, &name)?;
+        } else if t.is_fifo() {
+            h.set_entry_type(tar::EntryType::Fifo);
+            h.set_size(0);
+            b.append_data(&mut h, &name, std::io::empty())
+                .map_err(named)?;
+        } else if t.is_symlink() {
+            let target = match std::fs::read_link(&path) {
+                Ok(t) => t,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(named(e)),
+            };
+            h.set_size(0);
+            b.append_link(&mut h, &name, &target).map_err(named)?;
+        } else {
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(named(e)),
+            };
+            // Exactly the size in the header, even if the file changes
+            // meanwhile (zeros if it shrank), so the archive stays valid.
+            let len = meta.len();
+            let data = file.take(len).chain(std::io::repeat(0)).take(len);
+            b.append_data(&mut h, &name, data).map_err(named)?;
+        }
+    }
+    Ok(())
+}
+
+/// Unpacks the archive `tar` into the (empty) folder `dst`: modes, owners
+/// and times are kept; entries outside `dst` and device files are skipped.
+pub fn unpack(tar: &Path, dst: &Path) -> std::io::Result<()> {
+    let mut a = tar::Archive::new(std::io::BufReader::new(File::open(tar)?));
+    a.set_preserve_permissions(true);
+    a.set_preserve_ownerships(true);
+    a.set_preserve_mtime(true);
+    a.set_overwrite(true);
+    let mut root: Option<(u32, u32, u32, u64)> = None;
+    // Folders get their times back once everything inside them is written.
+    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
+    for entry in a.entries()? {
+        let mut e = entry?;
+        let t = e.header().entry_type();
+        if matches!(t, tar::EntryType::Block | tar::EntryType::Char) {
+            continue;
+        }
+        let path = e.path()?.into_owned();
+        let h = e.header();
+        if path.components().all(|c| matches!(c, Component::CurDir)) {
+            root = Some((h.mode()?, h.uid()? as u32, h.gid()? as u32, h.mtime()?));
+            continue;
+        }
+        if t == tar::EntryType::Fifo {
+            // The tar crate does not create FIFOs.
+            let (mode, uid, gid) = (h.mode()?, h.uid()? as u32, h.gid()? as u32);
+            if let Some(p) = inside(dst, &path)? {
+                remove_any(&p)?;
+                nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                    .map_err(std::io::Error::from)?;
+                std::os::unix::fs::lchown(&p, Some(uid), Some(gid))?;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7777))?;
+            }
+            continue;
+        }
+        if t.is_dir() {
+            let clean: PathBuf = path
+                .components()
+                .filter(|c| matches!(c, Component::Normal(_)))
+                .collect();
+            dir_times.push((dst.join(clean), h.mtime()?));
+        }
+        e.unpack_in(dst)?;
+    }
+    for (d, mtime) in dir_times.iter().rev() {
+        set_mtime(d, *mtime)?;
+    }
+    if let Some((mode, uid, gid, mtime)) = root {
+        std::os::unix::fs::chown(dst, Some(uid), Some(gid))?;
+        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(mode & 0o7777))?;
+        set_mtime(dst, mtime)?;
+    }
+    Ok(())
+}
+
+/// Where the archive path `rel` goes in `dst`, when that is inside it
+/// (`None` for `..` or a parent that leads out through a symlink).
+fn inside(dst: &Path, rel: &Path) -> std::io::Result<Option<PathBuf>> {
+    let mut clean = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => clean.push(n),
+            Component::CurDir | Component::RootDir => {}
+            _ => return Ok(None),
+        }
+    }
+    let target = dst.join(&clean);
+    let Some(parent) = target.parent().filter(|_| !clean.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(parent)?;
+    if !std::fs::canonicalize(parent)?.starts_with(std::fs::canonicalize(dst)?) {
+        return Ok(None);
+    }
+    Ok(Some(target))
+}
+
+fn set_mtime(dir: &Path, secs: u64) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {
+            File::open(dir)?.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    type Parts = Vec<(u32, Vec<u8>)>;
+    use std::os::unix::fs::MetadataExt;
+
+    /// An in-memory replica holding versions of objects, as the object store
+    /// does (versioned bucket), with a switch to fail saves.
+    #[derive(Default)]
+    struct FakeReplica {
+        objects: Mutex<HashMap<String, Vec<Vec<u8>>>>,
+        uploads: Mutex<HashMap<String, Parts>>,
+        fail_puts: std::sync::atomic::AtomicBool,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl FakeReplica {
+        fn answer(&self, req: Request) -> Result<Response, String> {
+            let err = |code, message: &str| Response::Error {
+                code,
+                message: message.into(),
+            };
+            match req {
+                Request::GetVolume {
+                    key,
+                    version,
+                    offset,
+                    len,
+                    ..
+                } => {
+                    self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let objects = self.objects.lock().unwrap();
+                    let Some(versions) = objects.get(&key) else {
+                        return Ok(Response::VolumeData {
+                            version: None,
+                            size: 0,
+                            data: Vec::new(),
+                        });
+                    };
+                    let n = match version {
+                        Some(v) => v.parse::<usize>().map_err(|e| e.to_string())?,
+                        None => versions.len(),
+                    };
+                    let data = &versions[n - 1];
+                    let start = (offset as usize).min(data.len());
+                    let end = (start + len.min(MAX_VOLUME_PART) as usize).min(data.len());
+                    Ok(Response::VolumeData {
+                        version: Some(n.to_string()),
+                        size: data.len() as u64,
+                        data: data[start..end].to_vec(),
+                    })
+                }
+                Request::PutVolume { key, step, .. } => {
+                    if self.fail_puts.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Ok(err(ErrorCode::Unavailable, "the store is down"));
+                    }
+                    let mut uploads = self.uploads.lock().unwrap();
+                    match step {
+                        VolumePut::Begin => {
+                            let id = format!("u{}", uploads.len() + 1);
+                            uploads.insert(id.clone(), Vec::new());
+                            Ok(Response::Volume(VolumeAnswer::Upload(id)))
+                        }
+                        VolumePut::Part {
+                            upload,
+                            number,
+                            data,
+                        } => {
+                            assert!(data.len() as u64 <= MAX_VOLUME_PART);
+                            let md5 = blake3::hash(&data).to_hex().to_string();
+                            uploads
+                                .get_mut(&upload)
+                                .ok_or("no upload")?
+                                .push((number, data));
+                            Ok(Response::Volume(VolumeAnswer::Part(md5)))
+                        }
+                        VolumePut::Complete { upload, parts } => {
+                            let got = uploads.remove(&upload).ok_or("no upload")?;
+                            assert_eq!(
+                                parts.iter().map(|p| p.0).collect::<Vec<_>>(),
+                                got.iter().map(|p| p.0).collect::<Vec<_>>()
+                            );
+                            let mut objects = self.objects.lock().unwrap();
+                            let versions = objects.entry(key).or_default();
+                            versions.push(got.into_iter().flat_map(|p| p.1).collect());
+                            Ok(Response::Volume(VolumeAnswer::Saved(
+                                versions.len().to_string(),
+                            )))
+                        }
+                        VolumePut::Abort { upload } => {
+                            uploads.remove(&upload);
+                            Ok(Response::Ok)
+                        }
+                    }
+                }
+                other => Err(format!("unexpected {other:?}")),
+            }
+        }
+    }
+
+    impl Replica for Arc<FakeReplica> {
+        fn call(
+            &self,
+            req: Request,
+        ) -> Pin<Box<dyn Future<Output = Result<Response, String>> + Send>> {
+            let r = self.answer(req);
+            Box::pin(async move { r })
+        }
+    }
+
+    fn volume(root: &Path, node: &str) -> Volume {
+        Volume {
+            tenant: "t".into(),
+            bucket: "bkt".into(),
+            key: "volumes/db/data.tar".into(),
+            dir: root.join(node).join("volumes/t_db/data"),
+            read_only: false,
+            sync: None,
+        }
+    }
+
+    #[test]
+    fn tar_round_trip_keeps_modes_owners_times_and_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+        std::fs::write(src.join("a.txt"), b"alpha").unwrap();
+        std::fs::write(src.join("sub/run.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+        std::fs::set_permissions(
+            src.join("sub/run.sh"),
+            std::fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            src.join("sub/deeper"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("../a.txt", src.join("sub/link")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.join("abs-link")).unwrap();
+        nix::unistd::mkfifo(
+            &src.join("fifo"),
+            nix::sys::stat::Mode::from_bits_truncate(0o640),
+        )
+        .unwrap();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(src.join("sub/deeper/big.bin"), &big).unwrap();
+        std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o711)).unwrap();
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        if root {
+            std::os::unix::fs::chown(src.join("a.txt"), Some(1234), Some(5678)).unwrap();
+            std::os::unix::fs::chown(&src, Some(999), Some(999)).unwrap();
+        }
+        // A socket is skipped, not an error.
+        let _sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+        File::open(src.join("sub"))
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000))
+            .unwrap();
+
+        let tar = tmp.path().join("v.tar");
+        let hash = pack(&src, &tar).unwrap();
+        assert_eq!(
+            hash,
+            blake3::hash(&std::fs::read(&tar).unwrap())
+                .to_hex()
+                .to_string()
+        );
+        // Reproducible: the same tree gives the same archive.
+        assert_eq!(pack(&src, &tmp.path().join("again.tar")).unwrap(), hash);
+
+        let dst = tmp.path().join("dst");
+        std::fs::create_dir(&dst).unwrap();
+        unpack(&tar, &dst).unwrap();
+        assert_eq!(std::fs::read(dst.join("a.txt")).unwrap(), b"alpha");
+        assert_eq!(std::fs::read(dst.join("sub/deeper/big.bin")).unwrap(), big);
+        let mode = |p: &str| std::fs::symlink_metadata(dst.join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(mode("sub/run.sh"), 0o750);
+        assert_eq!(mode("sub/deeper"), 0o700);
+        assert_eq!(std::fs::metadata(&dst).unwrap().mode() & 0o7777, 0o711);
+        assert_eq!(
+            std::fs::read_link(dst.join("sub/link")).unwrap(),
+            Path::new("../a.txt")
+        );
+        assert_eq!(
+            std::fs::read_link(dst.join("abs-link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert!(std::fs::symlink_metadata(dst.join("fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+        assert!(!dst.join("sock").exists());
+        assert_eq!(
+            std::fs::metadata(dst.join("sub")).unwrap().mtime(),
+            1_000_000,
+            "folder times are restored after their contents"
+        );
+        if root {
+            let m = std::fs::metadata(dst.join("a.txt")).unwrap();
+            assert_eq!((m.uid(), m.gid()), (1234, 5678));
+            let m = std::fs::metadata(&dst).unwrap();
+            assert_eq!((m.uid(), m.gid()), (999, 999));
+        }
+        // The unpacked tree archives to the very same bytes.
+        drop(_sock);
+        std::fs::remove_file(src.join("sock")).unwrap();
+        assert_eq!(pack(&dst, &tmp.path().join("back.tar")).unwrap(), hash);
+    }
+
+    #[test]
+    fn unpack_skips_devices_and_paths_outside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tar_path = tmp.path().join("evil.tar");
+        let mut b = tar::Builder::new(File::create(&tar_path).unwrap());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Block);
+        h.set_device_major(8).unwrap();
+        h.set_device_minor(0).unwrap();
+        h.set_mode(0o666);
+        h.set_size(0);
+        b.append_data(&mut h, "sda", std::io::empty()).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(3);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        // `append_data` refuses "..", so write the name by hand.
+        h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
+        h.set_cksum();
+        b.append(&h, &b"bad"[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(2);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, "ok", &b"ok"[..]).unwrap();
+        b.into_inner().unwrap().sync_all().unwrap();
+        let dst = tmp.path().join("dst");
+        std::fs::create_dir(&dst).unwrap();
+        unpack(&tar_path, &dst).unwrap();
+        assert!(!dst.join("sda").exists());
+        assert!(!tmp.path().join("escape").exists());
+        assert_eq!(std::fs::read(dst.join("ok")).unwrap(), b"ok");
+    }
+
+    #[tokio::test]
+    async fn save_then_restore_on_another_node_and_the_marker_skips_what_is_current() {
+        let tmp = tempfile::tempdir().unwrap();
+        let replica = Arc::new(FakeReplica::default());
+        let a = volume(tmp.path(), "node-a");
+        let b = volume(tmp.path(), "node-b");
+
+        // First start anywhere: no object, empty volume.
+        assert_eq!(a.restore(&replica).await.unwrap(), Restored::NoObject);
+        assert_eq!(std::fs::read_dir(&a.dir).unwrap().count(), 0);
+        std::fs::write(a.dir.join("db.txt"), b"v1").unwrap();
+        let v1 = match a.save(&replica).await.unwrap() {
+            Saved::Stored(v) => v,
+            other => panic!("{other:?}"),
+        };
+        // The marker sits next to the folder, not inside it.
+        assert_eq!(a.marker_path().parent(), a.dir.parent());
+        assert!(!a.dir.join("data.version").exists());
+        assert_eq!(a.marker().version.as_deref(), Some(v1.as_str()));
+        // Nothing changed: no new version.
+        assert_eq!(a.save(&replica).await.unwrap(), Saved::Unchanged);
+        assert_eq!(
+            replica.objects.lock().unwrap()["volumes/db/data.tar"].len(),
+            1
+        );
+
+        // Another node restores it.
+        assert_eq!(
+            b.restore(&replica).await.unwrap(),
+            Restored::Fetched(v1.clone())
+        );
+        assert_eq!(std::fs::read(b.dir.join("db.txt")).unwrap(), b"v1");
+        // Restarting there reads no bytes: the marker says it is current.
+        let reads = replica.reads.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(
+            b.restore(&replica).await.unwrap(),
+            Restored::UpToDate(v1.clone())
+        );
+        assert_eq!(
+            replica.reads.load(std::sync::atomic::Ordering::SeqCst),
+            reads + 1
+        );
+        // A copy restored from the store is not saved back unchanged.
+        assert_eq!(b.save(&replica).await.unwrap(), Saved::Unchanged);
+
+        // Node b writes; node a, back on stale data, gets b's version whole
+        // (files b deleted are gone too).
+        std::fs::remove_file(b.dir.join("db.txt")).unwrap();
+        std::fs::write(b.dir.join("new.txt"), b"v2").unwrap();
+        let v2 = match b.save(&replica).await.unwrap() {
+            Saved::Stored(v) => v,
+            other => panic!("{other:?}"),
+        };
+        assert_ne!(v1, v2);
+        assert_eq!(
+            a.restore(&replica).await.unwrap(),
+            Restored::Fetched(v2.clone())
+        );
+        assert!(!a.dir.join("db.txt").exists());
+        assert_eq!(std::fs::read(a.dir.join("new.txt")).unwrap(), b"v2");
+        assert!(!a.dir.with_file_name("data.old").exists());
+        assert!(!a.dir.with_file_name("data.restoring").exists());
+    }
+
+    #[tokio::test]
+    async fn a_failed_save_keeps_the_copy_and_is_retried() {
+        let tmp = tempfile::tempdir().unwrap();
+        let replica = Arc::new(FakeReplica::default());
+        let a = volume(tmp.path(), "node-a");
+        a.restore(&replica).await.unwrap();
+        std::fs::write(a.dir.join("f"), b"one").unwrap();
+        let v1 = match a.save(&replica).await.unwrap() {
+            Saved::Stored(v) => v,
+            other => panic!("{other:?}"),
+        };
+        std::fs::write(a.dir.join("f"), b"two").unwrap();
+        replica
+            .fail_puts
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let e = a.save(&replica).await.expect_err("the store is down");
+        assert!(e.to_string().contains("the store is down"), "{e}");
+        assert_eq!(std::fs::read(a.dir.join("f")).unwrap(), b"two");
+        let m = a.marker();
+        assert!(m.unsaved);
+        assert_eq!(m.version.as_deref(), Some(v1.as_str()));
+        // Next start on this node: the store still has v1, the marker too:
+        // the local changes are kept, not overwritten by v1.
+        assert_eq!(
+            a.restore(&replica).await.unwrap(),
+            Restored::UpToDate(v1.clone())
+        );
+        assert_eq!(std::fs::read(a.dir.join("f")).unwrap(), b"two");
+        // Next exit saves them.
+        replica
+            .fail_puts
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let v2 = match a.save(&replica).await.unwrap() {
+            Saved::Stored(v) => v,
+            other => panic!("{other:?}"),
+        };
+        assert!(!a.marker().unsaved);
+        let b = volume(tmp.path(), "node-b");
+        assert_eq!(b.restore(&replica).await.unwrap(), Restored::Fetched(v2));
+        assert_eq!(std::fs::read(b.dir.join("f")).unwrap(), b"two");
+    }
+
+    #[tokio::test]
+    async fn unsaved_changes_are_moved_aside_not_deleted_by_a_newer_restore() {
+        let tmp = tempfile::tempdir().unwrap();
+        let replica = Arc::new(FakeReplica::default());
+        let (a, b) = (volume(tmp.path(), "node-a"), volume(tmp.path(), "node-b"));
+        a.restore(&replica).await.unwrap();
+        std::fs::write(a.dir.join("f"), b"a1").unwrap();
+        a.save(&replica).await.unwrap();
+        std::fs::write(a.dir.join("f"), b"a-unsaved").unwrap();
+        replica
+            .fail_puts
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        a.save(&replica).await.expect_err("down");
+        replica
+            .fail_puts
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        b.restore(&replica).await.unwrap();
+        std::fs::write(b.dir.join("f"), b"b2").unwrap();
+        b.save(&replica).await.unwrap();
+        assert!(matches!(
+            a.restore(&replica).await.unwrap(),
+            Restored::Fetched(_)
+        ));
+        assert_eq!(std::fs::read(a.dir.join("f")).unwrap(), b"b2");
+        let parent = a.dir.parent().unwrap();
+        let aside: Vec<_> = std::fs::read_dir(parent)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("data.unsaved-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(
+            std::fs::read(aside[0].path().join("f")).unwrap(),
+            b"a-unsaved"
+        );
+    }
+
+    #[tokio::test]
+    async fn big_volumes_go_in_parts_and_read_only_ones_are_never_saved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let replica = Arc::new(FakeReplica::default());
+        let a = volume(tmp.path(), "node-a");
+        a.restore(&replica).await.unwrap();
+        let big: Vec<u8> = (0..(MAX_VOLUME_PART as u32 + 5_000_000))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        std::fs::write(a.dir.join("big"), &big).unwrap();
+        a.save(&replica).await.unwrap();
+        let stored = replica.objects.lock().unwrap()["volumes/db/data.tar"][0].len() as u64;
+        assert!(stored > MAX_VOLUME_PART, "{stored}");
+        let b = volume(tmp.path(), "node-b");
+        b.restore(&replica).await.unwrap();
+        assert_eq!(std::fs::read(b.dir.join("big")).unwrap(), big);
+
+        let ro = Volume {
+            read_only: true,
+            ..volume(tmp.path(), "node-c")
+        };
+        ro.restore(&replica).await.unwrap();
+        std::fs::write(ro.dir.join("x"), b"x").unwrap();
+        assert_eq!(ro.save(&replica).await.unwrap(), Saved::ReadOnly);
+        assert_eq!(
+            replica.objects.lock().unwrap()["volumes/db/data.tar"].len(),
+            1
+        );
+    }
+}
