@@ -507,11 +507,7 @@ impl Runner {
             .map(|(t, _)| t.to_string())
             .unwrap_or_default();
         let fetch = a.spec.image.as_ref().map(|i| i.fetch).unwrap_or_default();
-        let weak = Arc::downgrade(&self.inner);
-        let connect: Connect = Arc::new(move || {
-            weak.upgrade()
-                .and_then(|inner| Runner { inner }.connection())
-        });
+        let connect = self.connector();
         loop {
             match host
                 .prepare(&tenant, &a.module, inst_dir, connect.clone(), fetch)
