@@ -172,14 +172,11 @@ pub async fn deploy(
     }
     let id = format!("{}/{}", c.tenant, req.spec.name);
     let module = match &req.spec.image {
-        Some(image) => {
-            let found = st.store.resolve_image(&c.tenant, &image.name)?;
-            stratus_store::ImageRef {
-                name: found.name,
-                version_id: found.version_id,
-            }
-            .to_string()
-        }
+        Some(image) => st
+            .store
+            .resolve_image(&c.tenant, &image.name)?
+            .pinned()
+            .to_string(),
         None => req.module,
     };
     st.control

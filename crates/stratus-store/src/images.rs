@@ -59,6 +59,16 @@ pub struct ImageInfo {
     pub flist_bytes: u64,
 }
 
+impl ImageInfo {
+    /// The reference a workload pins to run this version.
+    pub fn pinned(&self) -> ImageRef {
+        ImageRef {
+            name: self.name.clone(),
+            version_id: self.version_id.clone(),
+        }
+    }
+}
+
 /// What an import stored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ImportReport {

@@ -9,13 +9,15 @@
 //! `kill -9` use the real binary instead (see `stratus-cli/tests`).
 
 use std::future::Future;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use stratus_control::Control;
 use stratus_node::dev::{DevCloud, DevConfig};
 use stratus_node::Running;
-use stratus_types::NodeStatus;
+use stratus_state::{Command, Instance};
+use stratus_types::{NodeStatus, ADMIN_TENANT};
 
 /// Default bound of [`wait_until`].
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -268,4 +270,54 @@ impl Cluster {
             r.shutdown().await;
         }
     }
+}
+
+/// Deploys the workload spec `yaml` for the admin tenant, running `module`
+/// (a stored module's hash, or a pinned `image:...` reference); returns the
+/// workload's id.
+pub async fn deploy(c: &Control, yaml: &str, module: String) -> Result<String> {
+    let spec = stratus_spec::parse(yaml, stratus_spec::Format::Yaml).map_err(|e| anyhow!("{e}"))?;
+    let name = spec.name.clone();
+    c.write(Command::DeployWorkload {
+        tenant: ADMIN_TENANT.into(),
+        spec: Box::new(spec),
+        module,
+        now_ms: stratus_control::now_ms(),
+    })
+    .await?;
+    Ok(format!("{ADMIN_TENANT}/{name}"))
+}
+
+/// The instances of `workload` in replica `c`'s state.
+pub fn instances(c: &Control, workload: &str) -> Vec<Instance> {
+    c.state().read(|s| {
+        s.instances
+            .values()
+            .filter(|i| i.workload == workload)
+            .cloned()
+            .collect()
+    })
+}
+
+/// Waits until the cluster's storage secret is set (the object store is
+/// usable from then on).
+pub async fn wait_storage_secret(c: &Control) -> Result<()> {
+    wait_until("the storage secret", WAIT, || async {
+        c.state().read(|s| s.store.secret.is_some()).then_some(())
+    })
+    .await
+}
+
+/// Bytes of the files under `dir` (0 when it does not exist).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

@@ -24,9 +24,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use rand::{RngCore, SeedableRng};
 use stratus_control::Control;
 use stratus_flist::build::{ImageBuilder, LayerEntry};
-use stratus_state::{Command, Instance, InstanceState};
-use stratus_store::{ImageRef, ImportReport};
-use stratus_testkit::{wait_until, Cluster, Options, WAIT};
+use stratus_state::{Command, InstanceState};
+use stratus_store::ImportReport;
+use stratus_testkit::{
+    deploy, dir_bytes, instances, wait_storage_secret, wait_until, Cluster, Options,
+};
 use stratus_types::{NodeStatus, ADMIN_TENANT};
 
 /// Cold starts of each mode.
@@ -166,29 +168,6 @@ fn python_image(v: u64) -> Result<ImageBuilder> {
         .layer(app))
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-fn instances(c: &Control, workload: &str) -> Vec<Instance> {
-    c.state().read(|s| {
-        s.instances
-            .values()
-            .filter(|i| i.workload == workload)
-            .cloned()
-            .collect()
-    })
-}
-
 /// One cold start on agent `j` (every other agent drained).
 struct Start {
     first_s: f64,
@@ -215,22 +194,8 @@ async fn cold_start(
         "version: 1\nname: {name}\nkind: task\nimage: {{ name: app, fetch: {fetch} }}\n\
          resources: {{ memory_mb: 512, cpu_millis: 2000 }}\nrestart: {{ attempts: 0 }}\n"
     );
-    let spec =
-        stratus_spec::parse(&yaml, stratus_spec::Format::Yaml).map_err(|e| anyhow!("{e}"))?;
-    let module = ImageRef {
-        name: image.image.name.clone(),
-        version_id: image.image.version_id.clone(),
-    }
-    .to_string();
     let t0 = now_secs();
-    c.write(Command::DeployWorkload {
-        tenant: ADMIN_TENANT.into(),
-        spec: Box::new(spec),
-        module,
-        now_ms: stratus_control::now_ms(),
-    })
-    .await?;
-    let id = format!("{ADMIN_TENANT}/{name}");
+    let id = deploy(c, &yaml, image.image.pinned().to_string()).await?;
     let i = wait_until("the task to end", Duration::from_secs(300), || async {
         instances(c, &id).into_iter().find(|i| {
             matches!(
@@ -277,10 +242,7 @@ async fn bench_image_cold_start_and_versions() -> Result<()> {
         .wait_nodes(0, NodeStatus::Ready, 2 * ROUNDS + 1)
         .await?;
     let c = cluster.control(0)?;
-    wait_until("the storage secret", WAIT, || async {
-        c.state().read(|s| s.store.secret.is_some()).then_some(())
-    })
-    .await?;
+    wait_storage_secret(&c).await?;
     let store = cluster.store(0)?;
     let dir = tempfile::tempdir()?;
 

@@ -13,8 +13,10 @@ use rand::{RngCore, SeedableRng};
 use stratus_control::Control;
 use stratus_flist::build::{busybox_image, ImageBuilder, LayerEntry};
 use stratus_state::{Command, Instance, InstanceState};
-use stratus_store::{ImageRef, ImportReport};
-use stratus_testkit::{wait_until, Cluster, Options, WAIT};
+use stratus_store::ImportReport;
+use stratus_testkit::{
+    dir_bytes, instances, wait_storage_secret, wait_until, Cluster, Options, WAIT,
+};
 use stratus_types::{NodeStatus, ADMIN_TENANT};
 
 /// A cluster of one replica and three agents that store pieces and run
@@ -23,10 +25,7 @@ async fn cluster() -> Result<(Cluster, Control)> {
     let cluster = Cluster::start(Options::new(1, 3)).await?;
     cluster.wait_nodes(0, NodeStatus::Ready, 3).await?;
     let c = cluster.control(0)?;
-    wait_until("the storage secret", WAIT, || async {
-        c.state().read(|s| s.store.secret.is_some()).then_some(())
-    })
-    .await?;
+    wait_storage_secret(&c).await?;
     Ok((cluster, c))
 }
 
@@ -41,31 +40,7 @@ async fn import(cluster: &Cluster, image: &ImageBuilder, name: &str) -> Result<I
 }
 
 async fn deploy(c: &Control, r: &ImportReport, yaml: &str) -> Result<String> {
-    let spec = stratus_spec::parse(yaml, stratus_spec::Format::Yaml)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let name = spec.name.clone();
-    c.write(Command::DeployWorkload {
-        tenant: ADMIN_TENANT.into(),
-        spec: Box::new(spec),
-        module: ImageRef {
-            name: r.image.name.clone(),
-            version_id: r.image.version_id.clone(),
-        }
-        .to_string(),
-        now_ms: stratus_control::now_ms(),
-    })
-    .await?;
-    Ok(format!("{ADMIN_TENANT}/{name}"))
-}
-
-fn instances(c: &Control, workload: &str) -> Vec<Instance> {
-    c.state().read(|s| {
-        s.instances
-            .values()
-            .filter(|i| i.workload == workload)
-            .cloned()
-            .collect()
-    })
+    stratus_testkit::deploy(c, yaml, r.image.pinned().to_string()).await
 }
 
 /// Waits for the workload's single task to end; returns it and its output.
@@ -89,19 +64,6 @@ async fn finished(c: &Control, workload: &str) -> Result<(Instance, String)> {
 fn cached_bytes(cluster: &Cluster) -> u64 {
     (0..3)
         .map(|j| dir_bytes(&cluster.agent_dir(j).join("agent/oci/chunks")))
-        .sum()
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
         .sum()
 }
 

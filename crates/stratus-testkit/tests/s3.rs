@@ -17,7 +17,7 @@ use stratus_s3::backend::{
 };
 use stratus_s3::StoreBackend;
 use stratus_state::Command;
-use stratus_testkit::{wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, WAIT};
 use stratus_types::NodeStatus;
 
 const AGENTS: usize = 4;
@@ -28,10 +28,7 @@ async fn start(s3: bool) -> Result<Cluster> {
     let cluster = Cluster::start(opts).await?;
     cluster.wait_nodes(0, NodeStatus::Ready, AGENTS).await?;
     let c = cluster.control(0)?;
-    wait_until("the storage secret", WAIT, || async {
-        c.state().read(|s| s.store.secret.is_some()).then_some(())
-    })
-    .await?;
+    wait_storage_secret(&c).await?;
     for t in ["tenant-a", "tenant-b"] {
         c.write(Command::CreateTenant {
             name: t.into(),

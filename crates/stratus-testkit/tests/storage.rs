@@ -16,7 +16,7 @@ use stratus_proto::{PieceRequest, PieceResponse};
 use stratus_state::objects::{Bucket, DedupeScope, StoreCommand, Versioning};
 use stratus_state::Command;
 use stratus_store::{PutMeta, Store};
-use stratus_testkit::{wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, WAIT};
 use stratus_types::{ErrorCode, NodeStatus};
 
 const TENANT: &str = "admin";
@@ -74,10 +74,7 @@ async fn start(agents: usize) -> Result<(Cluster, Store, Control)> {
     cluster.wait_nodes(0, NodeStatus::Ready, agents).await?;
     let c = cluster.control(0)?;
     // The storage secret is written at bootstrap.
-    wait_until("the storage secret", WAIT, || async {
-        c.state().read(|s| s.store.secret.is_some()).then_some(())
-    })
-    .await?;
+    wait_storage_secret(&c).await?;
     create_bucket(&c, "bkt", DedupeScope::Tenant).await?;
     let store = cluster.store(0)?;
     // Piece services accept a replica once its agent has learned it.

@@ -17,8 +17,8 @@ use stratus_flist::build::busybox_image;
 use stratus_proto::{Request, Response};
 use stratus_state::objects::{Bucket, DedupeScope, StoreCommand, Versioning};
 use stratus_state::{Command, Instance, InstanceState};
-use stratus_store::{ImageRef, ImportReport};
-use stratus_testkit::{wait_until, Cluster, Options, WAIT};
+use stratus_store::ImportReport;
+use stratus_testkit::{instances, wait_storage_secret, wait_until, Cluster, Options};
 use stratus_types::{ErrorCode, NodeStatus, ADMIN_TENANT};
 
 const BUCKET: &str = "vol-data";
@@ -30,10 +30,7 @@ async fn cluster() -> Result<(Cluster, Control)> {
     let cluster = Cluster::start(Options::new(1, 3)).await?;
     cluster.wait_nodes(0, NodeStatus::Ready, 3).await?;
     let c = cluster.control(0)?;
-    wait_until("the storage secret", WAIT, || async {
-        c.state().read(|s| s.store.secret.is_some()).then_some(())
-    })
-    .await?;
+    wait_storage_secret(&c).await?;
     Ok((cluster, c))
 }
 
@@ -48,31 +45,7 @@ async fn import_busybox(cluster: &Cluster) -> Result<ImportReport> {
 }
 
 async fn deploy(c: &Control, r: &ImportReport, yaml: &str) -> Result<String> {
-    let spec = stratus_spec::parse(yaml, stratus_spec::Format::Yaml)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let name = spec.name.clone();
-    c.write(Command::DeployWorkload {
-        tenant: ADMIN_TENANT.into(),
-        spec: Box::new(spec),
-        module: ImageRef {
-            name: r.image.name.clone(),
-            version_id: r.image.version_id.clone(),
-        }
-        .to_string(),
-        now_ms: stratus_control::now_ms(),
-    })
-    .await?;
-    Ok(format!("{ADMIN_TENANT}/{name}"))
-}
-
-fn instances(c: &Control, workload: &str) -> Vec<Instance> {
-    c.state().read(|s| {
-        s.instances
-            .values()
-            .filter(|i| i.workload == workload)
-            .cloned()
-            .collect()
-    })
+    stratus_testkit::deploy(c, yaml, r.image.pinned().to_string()).await
 }
 
 /// The `db` service pinned to `site`, with a volume kept in the bucket.
@@ -380,10 +353,7 @@ async fn a_synced_volume_survives_the_loss_of_its_node() -> Result<()> {
     let mut cluster = Cluster::start(Options::new(1, 4)).await?;
     cluster.wait_nodes(0, NodeStatus::Ready, 4).await?;
     let c = cluster.control(0)?;
-    wait_until("the storage secret", WAIT, || async {
-        c.state().read(|s| s.store.secret.is_some()).then_some(())
-    })
-    .await?;
+    wait_storage_secret(&c).await?;
     c.write(Command::Store(StoreCommand::CreateBucket {
         bucket: Bucket {
             name: BUCKET.into(),

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Result;
 use stratus_control::Control;
 use stratus_state::{Command, Desired, Instance, InstanceState};
-use stratus_testkit::{wait_until, Cluster, Options, WAIT};
-use stratus_types::{NodeId, NodeStatus, ADMIN_TENANT};
+use stratus_testkit::{instances, wait_until, Cluster, Options, WAIT};
+use stratus_types::{NodeId, NodeStatus};
 
 const SERVICE: &str = include_str!("../../../examples/wasm/service.wat");
 const HELLO: &str = include_str!("../../../examples/wasm/hello.wat");
@@ -17,27 +17,7 @@ async fn deploy(c: &Control, yaml: &str, module: &str) -> Result<String> {
     let bytes = module.as_bytes().to_vec();
     let hash = stratus_state::workloads::module_hash(&bytes);
     c.write(Command::PutModule { bytes }).await?;
-    let spec = stratus_spec::parse(yaml, stratus_spec::Format::Yaml)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let name = spec.name.clone();
-    c.write(Command::DeployWorkload {
-        tenant: ADMIN_TENANT.into(),
-        spec: Box::new(spec),
-        module: hash,
-        now_ms: stratus_control::now_ms(),
-    })
-    .await?;
-    Ok(format!("{ADMIN_TENANT}/{name}"))
-}
-
-fn instances(c: &Control, workload: &str) -> Vec<Instance> {
-    c.state().read(|s| {
-        s.instances
-            .values()
-            .filter(|i| i.workload == workload)
-            .cloned()
-            .collect()
-    })
+    stratus_testkit::deploy(c, yaml, hash).await
 }
 
 fn running(c: &Control, workload: &str) -> Vec<Instance> {
