@@ -12,16 +12,7 @@ mod registry;
 
 use std::time::Duration;
 
-use common::{cli, wait_until, Dev};
-
-fn run_cli(dev: &Dev, args: &[&str]) -> common::CliOutput {
-    let mut all = vec![
-        "--dev-dir".to_string(),
-        dev.dir.to_string_lossy().into_owned(),
-    ];
-    all.extend(args.iter().map(|s| s.to_string()));
-    cli(&all)
-}
+use common::{wait_until, Dev};
 
 #[test]
 fn import_a_saved_image_then_run_a_command_in_a_container() {
@@ -34,7 +25,7 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
         );
     let dev = Dev::start("cloud", root.path(), 3, 10);
     wait_until("3 ready nodes", Duration::from_secs(90), || {
-        let out = run_cli(&dev, &["nodes", "ls", "--json"]);
+        let out = dev.cli(&["nodes", "ls", "--json"]);
         if out.stdout.matches("\"ready\"").count() >= 3 {
             Ok(())
         } else {
@@ -42,7 +33,7 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
         }
     });
 
-    let out = run_cli(&dev, &["image", "import", &tar.to_string_lossy()]);
+    let out = dev.cli(&["image", "import", &tar.to_string_lossy()]);
     assert!(out.status.success(), "import failed: {}", out.stderr);
     assert!(
         out.stdout.contains("imported busybox:latest"),
@@ -50,21 +41,18 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
         out.stdout
     );
 
-    let out = run_cli(&dev, &["image", "ls"]);
+    let out = dev.cli(&["image", "ls"]);
     assert!(out.stdout.contains("busybox:latest"), "{}", out.stdout);
 
-    let out = run_cli(
-        &dev,
-        &[
-            "run",
-            "--image",
-            "busybox",
-            "--",
-            "sh",
-            "-c",
-            "echo hello from a container; exit 5",
-        ],
-    );
+    let out = dev.cli(&[
+        "run",
+        "--image",
+        "busybox",
+        "--",
+        "sh",
+        "-c",
+        "echo hello from a container; exit 5",
+    ]);
     assert_eq!(
         out.stdout, "hello from a container\n",
         "stderr: {}",
@@ -73,7 +61,7 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
     assert_eq!(out.status.code(), Some(5), "stderr: {}", out.stderr);
 
     // An image that does not exist is refused before anything is scheduled.
-    let out = run_cli(&dev, &["run", "--image", "nosuch", "--", "true"]);
+    let out = dev.cli(&["run", "--image", "nosuch", "--", "true"]);
     assert!(!out.status.success());
     assert!(out.stderr.contains("nosuch"), "{}", out.stderr);
 
@@ -92,12 +80,8 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
         &[],
     );
     let pull = |password: &str| {
-        let mut all = vec![
-            "--dev-dir".to_string(),
-            dev.dir.to_string_lossy().into_owned(),
-        ];
-        all.extend(
-            [
+        dev.cli_env(
+            &[
                 "image",
                 "pull",
                 &remote,
@@ -107,30 +91,25 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
                 "alice",
                 "--name",
                 "pulled:v1",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        );
-        common::cli_env(&all, &[("STRATUS_REGISTRY_PASSWORD", password)])
+            ],
+            &[("STRATUS_REGISTRY_PASSWORD", password)],
+        )
     };
     let out = pull("wrong");
     assert!(!out.status.success(), "a wrong password was accepted");
     let out = pull("s3cret");
     assert!(out.status.success(), "pull failed: {}", out.stderr);
     assert!(out.stdout.contains("pulled:v1"), "{}", out.stdout);
-    let out = run_cli(
-        &dev,
-        &[
-            "run",
-            "--image",
-            "pulled:v1",
-            "--fetch",
-            "full",
-            "--",
-            "echo",
-            "pulled and run",
-        ],
-    );
+    let out = dev.cli(&[
+        "run",
+        "--image",
+        "pulled:v1",
+        "--fetch",
+        "full",
+        "--",
+        "echo",
+        "pulled and run",
+    ]);
     assert_eq!(out.stdout, "pulled and run\n", "stderr: {}", out.stderr);
     assert!(out.status.success());
 
@@ -141,27 +120,24 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
         "version: 1\nname: svc\nkind: service\nimage: { name: busybox }\nargs: [sleep, '600']\n",
     )
     .expect("spec written");
-    let out = run_cli(&dev, &["deploy", &spec.to_string_lossy()]);
+    let out = dev.cli(&["deploy", &spec.to_string_lossy()]);
     assert!(out.status.success(), "deploy failed: {}", out.stderr);
     wait_until("the service to run", Duration::from_secs(60), || {
-        let out = run_cli(&dev, &["ps", "--json"]);
+        let out = dev.cli(&["ps", "--json"]);
         if out.stdout.contains("\"running\"") {
             Ok(())
         } else {
             Err(out.stdout)
         }
     });
-    let out = run_cli(
-        &dev,
-        &[
-            "exec",
-            "svc",
-            "--",
-            "sh",
-            "-c",
-            "echo exec in $(hostname); ls /proc | grep -c '^[0-9]'; exit 3",
-        ],
-    );
+    let out = dev.cli(&[
+        "exec",
+        "svc",
+        "--",
+        "sh",
+        "-c",
+        "echo exec in $(hostname); ls /proc | grep -c '^[0-9]'; exit 3",
+    ]);
     assert_eq!(out.status.code(), Some(3), "stderr: {}", out.stderr);
     let mut lines = out.stdout.lines();
     assert_eq!(lines.next(), Some("exec in svc"), "{}", out.stdout);
@@ -175,6 +151,6 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
         "the exec sees {procs} processes: {}",
         out.stdout
     );
-    let out = run_cli(&dev, &["exec", "nosuch", "--", "true"]);
+    let out = dev.cli(&["exec", "nosuch", "--", "true"]);
     assert!(!out.status.success());
 }

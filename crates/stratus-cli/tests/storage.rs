@@ -11,12 +11,10 @@ use common::{wait_until, Dev};
 use rand::RngCore;
 use serde_json::Value;
 
-fn run_cli(dev: &Dev, args: &[&str]) -> common::CliOutput {
-    dev.cli(args)
-}
-
 fn status(dev: &Dev) -> Value {
-    let out = run_cli(dev, &["storage", "status", "--json"]).success("storage status");
+    let out = dev
+        .cli(&["storage", "status", "--json"])
+        .success("storage status");
     serde_json::from_str(&out).expect("storage status JSON")
 }
 
@@ -24,29 +22,26 @@ fn status(dev: &Dev) -> Value {
 fn put_get_survive_two_killed_nodes_and_repair_to_full() {
     let root = tempfile::tempdir().expect("tempdir");
     let dev = Dev::start("cloud", root.path(), 6, 3);
-    let out = run_cli(&dev, &["bucket", "create", "artifacts"]).success("bucket create");
+    let out = dev
+        .cli(&["bucket", "create", "artifacts"])
+        .success("bucket create");
     assert!(out.contains("created bucket artifacts"), "{out}");
 
     let mut data = vec![0u8; 24 << 20];
     rand::thread_rng().fill_bytes(&mut data);
     let file = root.path().join("release.bin");
     std::fs::write(&file, &data).expect("write");
-    let out = run_cli(
-        &dev,
-        &["put", &file.to_string_lossy(), "artifacts/v1/release.bin"],
-    )
-    .success("put");
+    let out = dev
+        .cli(&["put", &file.to_string_lossy(), "artifacts/v1/release.bin"])
+        .success("put");
     assert!(out.contains("stored artifacts/v1/release.bin"), "{out}");
 
     let back = root.path().join("back.bin");
-    run_cli(
-        &dev,
-        &["get", "artifacts/v1/release.bin", &back.to_string_lossy()],
-    )
-    .success("get");
+    dev.cli(&["get", "artifacts/v1/release.bin", &back.to_string_lossy()])
+        .success("get");
     assert!(std::fs::read(&back).expect("read") == data, "round trip");
 
-    let ls = run_cli(&dev, &["ls", "artifacts/v1/"]).success("ls");
+    let ls = dev.cli(&["ls", "artifacts/v1/"]).success("ls");
     assert!(
         ls.contains("v1/release.bin") && ls.contains("24.0 MiB"),
         "{ls}"
@@ -67,11 +62,8 @@ fn put_get_survive_two_killed_nodes_and_repair_to_full() {
     }
     // Still readable, bit-exact, even before they are declared lost.
     std::fs::remove_file(&back).expect("rm");
-    run_cli(
-        &dev,
-        &["get", "artifacts/v1/release.bin", &back.to_string_lossy()],
-    )
-    .success("get with two nodes killed");
+    dev.cli(&["get", "artifacts/v1/release.bin", &back.to_string_lossy()])
+        .success("get with two nodes killed");
     assert!(
         std::fs::read(&back).expect("read") == data,
         "read with 2 nodes down"
@@ -100,7 +92,7 @@ fn put_get_survive_two_killed_nodes_and_repair_to_full() {
             }
         },
     );
-    let text = run_cli(&dev, &["storage", "status"]).success("storage status");
+    let text = dev.cli(&["storage", "status"]).success("storage status");
     assert!(
         text.contains(" 0 degraded") && text.contains("lost"),
         "{text}"
@@ -108,16 +100,15 @@ fn put_get_survive_two_killed_nodes_and_repair_to_full() {
 
     // A second version, the version list, a delete marker.
     std::fs::write(&file, b"v2").expect("write");
-    run_cli(
-        &dev,
-        &["put", &file.to_string_lossy(), "artifacts/v1/release.bin"],
-    )
-    .success("put v2");
-    let versions = run_cli(&dev, &["versions", "artifacts", "--json"]).success("versions");
+    dev.cli(&["put", &file.to_string_lossy(), "artifacts/v1/release.bin"])
+        .success("put v2");
+    let versions = dev
+        .cli(&["versions", "artifacts", "--json"])
+        .success("versions");
     let v: Value = serde_json::from_str(&versions).expect("json");
     assert_eq!(v.as_array().map(Vec::len), Some(2), "{versions}");
-    run_cli(&dev, &["rm", "artifacts/v1/release.bin"]).success("rm");
-    let out = run_cli(&dev, &["get", "artifacts/v1/release.bin", "-"]);
+    dev.cli(&["rm", "artifacts/v1/release.bin"]).success("rm");
+    let out = dev.cli(&["get", "artifacts/v1/release.bin", "-"]);
     assert!(
         !out.status.success() && out.stderr.contains("not_found"),
         "{}",

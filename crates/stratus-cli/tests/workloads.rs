@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{cli, wait_until, Dev};
+use common::{wait_until, Dev};
 use serde_json::Value;
 
 fn examples(path: &str) -> String {
@@ -15,21 +15,12 @@ fn examples(path: &str) -> String {
 }
 
 /// Runs a client command with `--dev-dir` first (so it never lands after `--`).
-fn run_cli(dev: &Dev, args: &[&str]) -> common::CliOutput {
-    let mut all = vec![
-        "--dev-dir".to_string(),
-        dev.dir.to_string_lossy().into_owned(),
-    ];
-    all.extend(args.iter().map(|s| s.to_string()));
-    cli(&all)
-}
-
 #[test]
 fn run_prints_the_output_and_exits_with_the_code() {
     let root = tempfile::tempdir().expect("tempdir");
     let dev = Dev::start("cloud", root.path(), 1, 10);
     wait_until("the node", Duration::from_secs(60), || {
-        let out = run_cli(&dev, &["nodes", "ls", "--json"]);
+        let out = dev.cli(&["nodes", "ls", "--json"]);
         if out.stdout.contains("ready") {
             Ok(())
         } else {
@@ -37,11 +28,11 @@ fn run_prints_the_output_and_exits_with_the_code() {
         }
     });
 
-    let out = run_cli(&dev, &["run", &examples("wasm/hello.wat"), "--", "world"]);
+    let out = dev.cli(&["run", &examples("wasm/hello.wat"), "--", "world"]);
     assert_eq!(out.stdout, "Hello, world!\n", "stderr: {}", out.stderr);
     assert_eq!(out.status.code(), Some(0));
 
-    let out = run_cli(&dev, &["run", &examples("wasm/hello.wasm"), "--", "wasm"]);
+    let out = dev.cli(&["run", &examples("wasm/hello.wasm"), "--", "wasm"]);
     assert_eq!(out.stdout, "Hello, wasm!\n", "stderr: {}", out.stderr);
 
     // A guest that exits 7: the command exits 7.
@@ -52,14 +43,14 @@ fn run_prints_the_output_and_exits_with_the_code() {
         "(module (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $e (param i32))) (memory (export \"memory\") 1) (func (export \"_start\") (call $e (i32.const 7))))",
     )
     .expect("write");
-    let out = run_cli(&dev, &["run", &seven.to_string_lossy()]);
+    let out = dev.cli(&["run", &seven.to_string_lossy()]);
     assert_eq!(out.status.code(), Some(7), "stderr: {}", out.stderr);
 
     // A malformed module is refused at upload with a clear error: nothing is deployed.
     let bad = dir.path().join("bad.wasm");
     std::fs::write(&bad, b"\0asm\x01\0\0\0garbage").expect("write");
-    let before = run_cli(&dev, &["ps", "--all", "--json"]).stdout;
-    let out = run_cli(&dev, &["run", &bad.to_string_lossy()]);
+    let before = dev.cli(&["ps", "--all", "--json"]).stdout;
+    let out = dev.cli(&["run", &bad.to_string_lossy()]);
     assert_ne!(out.status.code(), Some(0));
     assert!(
         out.stderr.contains("invalid module") && out.stderr.contains("HTTP 400"),
@@ -67,7 +58,7 @@ fn run_prints_the_output_and_exits_with_the_code() {
         out.stderr
     );
     assert_eq!(
-        run_cli(&dev, &["ps", "--all", "--json"]).stdout,
+        dev.cli(&["ps", "--all", "--json"]).stdout,
         before,
         "nothing was deployed"
     );
@@ -78,20 +69,20 @@ fn a_deployed_service_runs_three_replicas_on_three_nodes() {
     let root = tempfile::tempdir().expect("tempdir");
     let dev = Dev::start("cloud", root.path(), 3, 10);
     wait_until("3 nodes", Duration::from_secs(60), || {
-        let out = run_cli(&dev, &["nodes", "ls", "--json"]);
+        let out = dev.cli(&["nodes", "ls", "--json"]);
         if out.stdout.matches("\"ready\"").count() == 3 {
             Ok(())
         } else {
             Err(out.stdout)
         }
     });
-    let out = run_cli(&dev, &["deploy", &examples("specs/ticker.yaml")]);
+    let out = dev.cli(&["deploy", &examples("specs/ticker.yaml")]);
     assert!(out.status.success(), "{}", out.stderr);
     let nodes = wait_until(
         "3 running instances on 3 nodes",
         Duration::from_secs(60),
         || {
-            let out = run_cli(&dev, &["ps", "--json"]);
+            let out = dev.cli(&["ps", "--json"]);
             let v: Value =
                 serde_json::from_str(&out.stdout).map_err(|e| format!("{e}: {}", out.stdout))?;
             let running: Vec<&Value> = v
@@ -113,7 +104,7 @@ fn a_deployed_service_runs_three_replicas_on_three_nodes() {
     );
     assert_eq!(nodes.len(), 3);
     // Human output too, and the logs and events.
-    let ps = run_cli(&dev, &["ps"]).stdout;
+    let ps = dev.cli(&["ps"]).stdout;
     assert_eq!(
         ps.lines()
             .filter(|l| l.contains("admin/ticker") && l.contains("running"))
@@ -122,22 +113,22 @@ fn a_deployed_service_runs_three_replicas_on_three_nodes() {
         "{ps}"
     );
     wait_until("ticks in the logs", Duration::from_secs(30), || {
-        let out = run_cli(&dev, &["logs", "ticker"]);
+        let out = dev.cli(&["logs", "ticker"]);
         if out.stdout.contains("tick 1") {
             Ok(())
         } else {
             Err(out.stdout)
         }
     });
-    let inspect = run_cli(&dev, &["inspect", "ticker"]).stdout;
+    let inspect = dev.cli(&["inspect", "ticker"]).stdout;
     assert!(
         inspect.contains("scheduled") && inspect.contains("started"),
         "{inspect}"
     );
-    let stop = run_cli(&dev, &["stop", "ticker"]);
+    let stop = dev.cli(&["stop", "ticker"]);
     assert!(stop.status.success(), "{}", stop.stderr);
     wait_until("all stopped", Duration::from_secs(30), || {
-        let out = run_cli(&dev, &["ps", "--json"]);
+        let out = dev.cli(&["ps", "--json"]);
         if out.stdout.trim() == "[]" {
             Ok(())
         } else {

@@ -677,12 +677,18 @@ impl Dev {
         self.wait_up();
     }
 
-    /// Runs a client command against this cloud (found through `--dev-dir`).
+    /// Runs a client command against this cloud (found through `--dev-dir`,
+    /// given first so that commands ending in `-- ARGS` work too).
     pub fn cli(&self, args: &[&str]) -> CliOutput {
-        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        all.push("--dev-dir".into());
-        all.push(self.dir.to_string_lossy().into());
-        cli(&all)
+        self.cli_env(args, &[])
+    }
+
+    /// [`Dev::cli`] with extra environment variables.
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
+        let dir = self.dir.to_string_lossy();
+        let mut all = vec!["--dev-dir", dir.as_ref()];
+        all.extend_from_slice(args);
+        cli_env(&all, env)
     }
 }
 
