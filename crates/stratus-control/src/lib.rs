@@ -679,24 +679,38 @@ impl Control {
         key: &str,
         write: bool,
     ) -> bool {
+        self.peer_runs(peer, tenant, true, |w| {
+            [Some(&w.spec), w.previous.as_ref().map(|p| &p.0)]
+                .into_iter()
+                .flatten()
+                .any(|spec| {
+                    spec.image.iter().flat_map(|im| &im.volumes).any(|v| {
+                        v.bucket.as_deref() == Some(bucket)
+                            && v.object_key(&spec.name) == key
+                            && !(write && v.read_only)
+                    })
+                })
+        })
+    }
+
+    /// Whether `peer` is assigned an instance (a live one — not ended, not
+    /// lost — with `live`) of a workload of `tenant` that `accept` accepts:
+    /// what agent requests for image and volume data are authorized by.
+    fn peer_runs(
+        &self,
+        peer: &NodeId,
+        tenant: &str,
+        live: bool,
+        accept: impl Fn(&stratus_state::Workload) -> bool,
+    ) -> bool {
         self.inner.reader.read(|s| {
             s.instances.values().any(|i| {
                 i.node == *peer
-                    && !i.state.is_terminal()
-                    && i.state != stratus_state::InstanceState::Lost
-                    && s.workloads.get(&i.workload).is_some_and(|w| {
-                        w.tenant == tenant
-                            && [Some(&w.spec), w.previous.as_ref().map(|p| &p.0)]
-                                .into_iter()
-                                .flatten()
-                                .any(|spec| {
-                                    spec.image.iter().flat_map(|im| &im.volumes).any(|v| {
-                                        v.bucket.as_deref() == Some(bucket)
-                                            && v.object_key(&spec.name) == key
-                                            && !(write && v.read_only)
-                                    })
-                                })
-                    })
+                    && !(live
+                        && (i.state.is_terminal() || i.state == stratus_state::InstanceState::Lost))
+                    && s.workloads
+                        .get(&i.workload)
+                        .is_some_and(|w| w.tenant == tenant && accept(w))
             })
         })
     }
@@ -728,20 +742,14 @@ impl Control {
     /// runs a container image (`image`, when given): an agent reads only the
     /// images of what it runs.
     fn runs_image(&self, peer: &NodeId, tenant: &str, image: Option<&str>) -> bool {
-        self.inner.reader.read(|s| {
-            s.instances.values().any(|i| {
-                i.node == *peer
-                    && s.workloads.get(&i.workload).is_some_and(|w| {
-                        w.tenant == tenant
-                            && [Some(&w.module), w.previous.as_ref().map(|p| &p.1)]
-                                .into_iter()
-                                .flatten()
-                                .any(|m| match image {
-                                    Some(want) => m == want,
-                                    None => m.starts_with("image:"),
-                                })
-                    })
-            })
+        self.peer_runs(peer, tenant, false, |w| {
+            [Some(&w.module), w.previous.as_ref().map(|p| &p.1)]
+                .into_iter()
+                .flatten()
+                .any(|m| match image {
+                    Some(want) => m == want,
+                    None => m.starts_with("image:"),
+                })
         })
     }
 
