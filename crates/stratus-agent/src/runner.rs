@@ -33,6 +33,11 @@ const DEFAULT_TASK_WALL: Duration = Duration::from_secs(3600);
 /// How long an exec waits for its instance's container to be up.
 const EXEC_WAIT: Duration = Duration::from_secs(60);
 
+/// The tenant of a workload id (`TENANT/NAME`).
+fn tenant_of(workload: &str) -> &str {
+    workload.split_once('/').map_or("", |(t, _)| t)
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -500,17 +505,12 @@ impl Runner {
             .containers
             .clone()
             .map_err(|e| format!("this node cannot run container images: {e}"))?;
-        let tenant = a
-            .instance
-            .workload
-            .split_once('/')
-            .map(|(t, _)| t.to_string())
-            .unwrap_or_default();
+        let tenant = tenant_of(&a.instance.workload);
         let fetch = a.spec.image.as_ref().map(|i| i.fetch).unwrap_or_default();
         let connect = self.connector();
         loop {
             match host
-                .prepare(&tenant, &a.module, inst_dir, connect.clone(), fetch)
+                .prepare(tenant, &a.module, inst_dir, connect.clone(), fetch)
                 .await
             {
                 Ok(root) => return Ok(Some(Payload::Image(host.clone(), root))),
@@ -732,7 +732,7 @@ impl Runner {
                         }
                     });
                     let host = host.clone();
-                    let tenant = a.instance.workload.split_once('/').map_or("", |t| t.0);
+                    let tenant = tenant_of(&a.instance.workload);
                     let vols = crate::volumes::InstanceVolumes::new(
                         &host,
                         tenant,
