@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cgroup::{self, Layout};
+use crate::helper;
 use crate::netns::NetNs;
 use crate::proxy::Proxies;
 use crate::user::{resolve_in_rootfs, ResolvedUser};
@@ -34,8 +35,8 @@ pub const DEFAULT_CGROUP_PARENT: &str = "stratus";
 /// Time between `SIGTERM` and `SIGKILL` when a container is stopped.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(3);
 
-/// libcontainer's creation touches process-wide state (the dumpable flag,
-/// fds inherited by the clone) and the shared cgroup parent: one at a time.
+/// Creations touch the shared cgroup parent, and a failed one sweeps our
+/// unsupervised `youki:[…]` children (see [`helper`]): one at a time.
 static CREATE_LOCK: Mutex<()> = Mutex::new(());
 
 fn create_lock() -> MutexGuard<'static, ()> {
@@ -100,6 +101,7 @@ impl ContainerExecutor {
             }
         }
         let layout = cgroup::detect().map_err(ContainerError::HostUnsupported)?;
+        helper::become_subreaper()?;
         let run_root = state_root.join("run");
         let bundles = state_root.join("bundles");
         for dir in [&run_root, &bundles] {
@@ -227,20 +229,12 @@ impl ContainerExecutor {
         let id = spec.id.clone();
         let run_root = self.run_root.clone();
         let bundle = live.bundle.clone();
-        let create = tokio::task::spawn_blocking(move || {
+        // Bounded by CREATE_TIMEOUT inside (the helper is killed after it).
+        let init = tokio::task::spawn_blocking(move || {
             create_and_start(&id, &run_root, &bundle, child_io)
-        });
-        // libcontainer blocks; a creation that never returns must not leave
-        // the instance pending forever (the stuck thread is abandoned).
-        let init = tokio::time::timeout(CREATE_TIMEOUT, create)
-            .await
-            .map_err(|_| {
-                ContainerError::Create(format!(
-                    "no answer from the runtime within {} s",
-                    CREATE_TIMEOUT.as_secs()
-                ))
-            })?
-            .map_err(|e| ContainerError::Internal(format!("create task: {e}")))??;
+        })
+        .await
+        .map_err(|e| ContainerError::Internal(format!("create task: {e}")))??;
         let pid = init.pid;
         live.set_init(init);
         let exited = wait_exit(pid)?;
@@ -490,113 +484,47 @@ fn create_err(e: impl std::fmt::Display) -> ContainerError {
     ContainerError::Create(e.to_string())
 }
 
-/// Restores the process's dumpable flag when dropped (libcontainer clears it
-/// for the duration of a creation).
-struct DumpableGuard(Option<bool>);
-
-impl DumpableGuard {
-    fn save() -> Self {
-        DumpableGuard(nix::sys::prctl::get_dumpable().ok())
-    }
-}
-
-impl Drop for DumpableGuard {
-    fn drop(&mut self) {
-        if let Some(previous) = self.0 {
-            let _ = nix::sys::prctl::set_dumpable(previous);
-        }
-    }
-}
-
 /// Creates the container (its init waits), brings `lo` up in its network
-/// namespace, then starts it. On any failure after creation the container is
-/// deleted. Blocking.
+/// namespace, then starts it; all in a creation helper (see [`helper`]). On
+/// any failure after creation the container is deleted. Blocking.
 fn create_and_start(
     id: &str,
     run_root: &Path,
     bundle: &Path,
     io: stdio::ChildStdio,
 ) -> Result<Reaper, ContainerError> {
-    // The whole of create + start holds the lock: libcontainer `chdir`s the
-    // process for a moment around its notify socket in both steps.
     let _lock = create_lock();
-    let _dumpable = DumpableGuard::save();
-    let built = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
-        .with_root_path(run_root)
-        .map_err(create_err)?
-        .validate_id()
-        .map_err(create_err)?
-        .with_stdin(io.stdin)
-        .with_stdout(io.stdout)
-        .with_stderr(io.stderr)
-        .as_init(bundle)
-        .with_systemd(false)
-        .with_detach(true)
-        .build();
-    let mut container = match built {
-        Ok(c) => c,
-        Err(e) => {
-            reap_failed_clones();
-            return Err(create_err(e));
+    let pid = helper::create_in_helper(CREATE_TIMEOUT, supervised, || {
+        let mut container = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+            .with_root_path(run_root)
+            .map_err(create_err)?
+            .validate_id()
+            .map_err(create_err)?
+            .with_stdin(io.stdin)
+            .with_stdout(io.stdout)
+            .with_stderr(io.stderr)
+            .as_init(bundle)
+            .with_systemd(false)
+            .with_detach(true)
+            .build()
+            .map_err(create_err)?;
+        let result = (|| {
+            let pid = container
+                .pid()
+                .ok_or_else(|| ContainerError::Create("libcontainer returned no pid".into()))?;
+            NetNs::of_pid(pid.as_raw())?.loopback_up_blocking()?;
+            container.start().map_err(create_err)?;
+            Ok(pid)
+        })();
+        if result.is_err() {
+            if let Err(e) = container.delete(true) {
+                tracing::warn!(error = %e, id, "delete a container that failed to start");
+            }
         }
-    };
-    let result = (|| {
-        let pid = container
-            .pid()
-            .ok_or_else(|| ContainerError::Create("libcontainer returned no pid".into()))?;
-        NetNs::of_pid(pid.as_raw())?.loopback_up_blocking()?;
-        container.start().map_err(create_err)?;
-        // Owned before the lock is released (see `reap_failed_clones`).
-        Ok(Reaper::new(pid))
-    })();
-    if result.is_err() {
-        if let Err(e) = container.delete(true) {
-            tracing::warn!(error = %e, id, "delete a container that failed to start");
-        }
-        if let Some(pid) = container.pid() {
-            let _ = waitpid(pid, None);
-        }
-    }
-    result
-}
-
-/// When creation fails inside libcontainer, it returns without reaping its
-/// intermediate and init processes (both our children), which would stay
-/// zombies. Reaps exactly those: our zombie children still named by
-/// libcontainer (`youki:[1:INTER]`, `youki:[2:INIT]`, i.e. not yet running
-/// a workload) and not a process we supervise. Called with the creation lock
-/// held, so no other creation is in flight.
-fn reap_failed_clones() {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces; split at the last ')'.
-        let Some((head, tail)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or_default();
-        let mut fields = tail.split_whitespace();
-        let (state, ppid) = (
-            fields.next(),
-            fields.next().and_then(|p| p.parse::<u32>().ok()),
-        );
-        if state == Some("Z") && ppid == Some(me) && comm.starts_with("youki:[") && !supervised(pid)
-        {
-            let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-        }
-    }
+        result
+    })?;
+    // Owned before the lock is released (see `helper::create_in_helper`).
+    Ok(Reaper::new(pid))
 }
 
 /// Pids of the processes a [`Reaper`] owns (never reaped by the sweep).
@@ -628,7 +556,8 @@ impl Workload for SeccompWorkload {
     }
 }
 
-/// Starts `args` in the namespaces of container `id`. Blocking.
+/// Starts `args` in the namespaces of container `id`, from a creation
+/// helper (see [`helper`]). Blocking.
 fn exec_in(
     id: &str,
     run_root: &Path,
@@ -638,28 +567,24 @@ fn exec_in(
     io: stdio::ChildStdio,
 ) -> Result<Reaper, ContainerError> {
     let _lock = create_lock();
-    let _dumpable = DumpableGuard::save();
-    let built = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
-        .with_root_path(run_root)
-        .map_err(create_err)?
-        .with_stdin(io.stdin)
-        .with_stdout(io.stdout)
-        .with_stderr(io.stderr)
-        .with_executor(SeccompWorkload(crate::seccomp::default_profile()))
-        .as_tenant()
-        .with_container_args(args)
-        .with_env(env.into_iter().collect())
-        .with_user(Some(info.uid))
-        .with_group(Some(info.gid))
-        .with_detach(true)
-        .build();
-    match built {
-        Ok(pid) => Ok(Reaper::new(pid)),
-        Err(e) => {
-            reap_failed_clones();
-            Err(create_err(e))
-        }
-    }
+    let pid = helper::create_in_helper(CREATE_TIMEOUT, supervised, || {
+        ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+            .with_root_path(run_root)
+            .map_err(create_err)?
+            .with_stdin(io.stdin)
+            .with_stdout(io.stdout)
+            .with_stderr(io.stderr)
+            .with_executor(SeccompWorkload(crate::seccomp::default_profile()))
+            .as_tenant()
+            .with_container_args(args)
+            .with_env(env.into_iter().collect())
+            .with_user(Some(info.uid))
+            .with_group(Some(info.gid))
+            .with_detach(true)
+            .build()
+            .map_err(create_err)
+    })?;
+    Ok(Reaper::new(pid))
 }
 
 /// Starts a thread that waits (without reaping) until `pid` exits.

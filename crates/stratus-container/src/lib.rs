@@ -69,9 +69,8 @@
 //!
 //! # Running, output, exits
 //!
-//! `run` creates and starts the container on a blocking thread (libcontainer
-//! clones processes; creation is serialised by a process-wide lock, see
-//! *Limits*), then supervises it asynchronously: stdout and stderr are pipes
+//! `run` creates and starts the container on a blocking thread (through a
+//! forked helper, serialised by a process-wide lock, see *Limits*), then supervises it asynchronously: stdout and stderr are pipes
 //! read as the container writes, and each read (≤ 64 KiB) is sent as an
 //! [`Output`] chunk; stdin is [`ContainerSpec::stdin`] or `/dev/null`.
 //! Backpressure as in the WASM executor: a full channel blocks the
@@ -113,17 +112,17 @@
 //! * Root only; one executor per state root and per cgroup parent. On
 //!   [`ContainerExecutor::new`], leftovers of a previous process in the
 //!   state root are force-deleted (their output pipes are gone).
-//! * libcontainer marks the calling process non-dumpable while it creates a
-//!   container (so container processes cannot ptrace it); we restore the
-//!   previous value afterwards, under the creation lock.
-//! * libcontainer clones from a multi-threaded process; it does so with raw
-//!   `clone3`, as in the youki shims that embed it.
-//! * libcontainer `chdir`s the **whole process** for a moment around its
-//!   notify socket (in create, start and exec). Our creations are serialised
-//!   by the lock, but the rest of the agent must not use relative paths.
-//! * When creation fails inside libcontainer, it returns without reaping its
-//!   intermediate and init clones; the executor reaps exactly those zombies
-//!   (our children still named `youki:[…]`, not supervised).
+//! * Every creation and `exec` runs libcontainer in a **forked,
+//!   single-threaded helper process** (libcontainer clones with raw
+//!   `clone3`, which from a multi-threaded process can deadlock on a libc
+//!   lock copied while held; see the `helper` module). Its process-wide
+//!   effects (non-dumpable, `chdir` around the notify socket) stay in the
+//!   helper. The executor makes the process a **child subreaper**, so
+//!   container inits outlive their helper as our children; any other
+//!   orphaned descendant of the process is re-parented to it too.
+//! * A helper that does not answer within 120 s is killed and the creation
+//!   fails; clones left by a failed creation (our children still named
+//!   `youki:[…]`, not supervised) are killed and reaped.
 //! * libcontainer logs through the host's `tracing` subscriber *from the
 //!   container's processes too*, after their stdio was redirected: with a
 //!   subscriber writing to stdout/stderr, its records land in the
@@ -154,6 +153,7 @@ use std::time::Duration;
 
 mod cgroup;
 mod executor;
+mod helper;
 mod netns;
 mod proxy;
 pub mod seccomp;
