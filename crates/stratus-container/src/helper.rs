@@ -83,12 +83,7 @@ where
         let _ = kill(helper, Signal::SIGKILL);
     }
     // Waiting for the helper also completes the re-parenting of its clones.
-    loop {
-        match waitpid(helper, None) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            _ => break,
-        }
-    }
+    while let Err(nix::errno::Errno::EINTR) = waitpid(helper, None) {}
     let result = report.and_then(|r| parse_report(&r));
     if result.is_err() {
         remove_stray_clones(&supervised);
