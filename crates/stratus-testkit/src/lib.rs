@@ -7,6 +7,10 @@
 //! quick. Members can be stopped and started again from their data
 //! directories to exercise restarts, failover and catch-up. Tests that need
 //! `kill -9` use the real binary instead (see `stratus-cli/tests`).
+//!
+//! Logs are off; `STRATUS_TEST_LOG=<filter>` (e.g. `info` or
+//! `stratus_agent=debug`) prints the members' logs, timestamped, with the
+//! test's output.
 
 use std::future::Future;
 use std::path::Path;
@@ -18,6 +22,17 @@ use stratus_node::dev::{DevCloud, DevConfig};
 use stratus_node::Running;
 use stratus_state::{Command, Instance};
 use stratus_types::{NodeStatus, ADMIN_TENANT};
+
+/// Installs a log subscriber once per test process when `STRATUS_TEST_LOG`
+/// is set (see the crate docs).
+fn init_logs() {
+    if let Ok(filter) = std::env::var("STRATUS_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
+}
 
 /// Default bound of [`wait_until`].
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -112,6 +127,7 @@ where
 impl Cluster {
     /// Starts a cluster with `opts`.
     pub async fn start(opts: Options) -> Result<Cluster> {
+        init_logs();
         let dir = tempfile::tempdir()?;
         let cfg = DevConfig {
             data_dir: dir.path().to_path_buf(),

@@ -17,7 +17,7 @@ use stratus_store::ImportReport;
 use stratus_testkit::{
     dir_bytes, instances, wait_storage_secret, wait_until, Cluster, Options, WAIT,
 };
-use stratus_types::{NodeStatus, ADMIN_TENANT};
+use stratus_types::{NodeId, NodeStatus, ADMIN_TENANT};
 
 /// A cluster of one replica and three agents that store pieces and run
 /// containers.
@@ -260,6 +260,25 @@ async fn restart_without_containers(cluster: &mut Cluster, j: usize) -> Result<(
     Ok(())
 }
 
+/// Waits until the three nodes are ready and only `oci` (if any) reports
+/// the OCI runtime: a restarted node's new runtimes reach the state a moment
+/// after it is back.
+async fn wait_for_runtimes(c: &Control, oci: Option<&NodeId>) -> Result<()> {
+    wait_until("the nodes to report their runtimes", WAIT, || async {
+        c.state()
+            .read(|s| {
+                s.nodes.len() == 3
+                    && s.nodes.values().all(|n| {
+                        n.status == NodeStatus::Ready
+                            && n.info.runtimes.contains(&stratus_types::Runtime::Oci)
+                                == (Some(&n.info.id) == oci)
+                    })
+            })
+            .then_some(())
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn images_are_placed_only_on_nodes_that_run_containers() -> Result<()> {
     let (mut cluster, c) = cluster().await?;
@@ -273,21 +292,7 @@ async fn images_are_placed_only_on_nodes_that_run_containers() -> Result<()> {
         restart_without_containers(&mut cluster, j).await?;
     }
     let oci_only = cluster.agent_id(0)?;
-    wait_until("nodes 1 and 2 to report WASM only", WAIT, || async {
-        c.state()
-            .read(|s| {
-                s.nodes
-                    .values()
-                    .filter(|n| n.status == NodeStatus::Ready)
-                    .all(|n| {
-                        n.info.runtimes.contains(&stratus_types::Runtime::Oci)
-                            == (n.info.id == oci_only)
-                    })
-                    && s.nodes.len() == 3
-            })
-            .then_some(())
-    })
-    .await?;
+    wait_for_runtimes(&c, Some(&oci_only)).await?;
 
     // Three instances of a service: all on the one node that runs containers.
     let id = deploy(
@@ -313,6 +318,7 @@ async fn images_are_placed_only_on_nodes_that_run_containers() -> Result<()> {
 
     // With no such node left, the workload waits and says why.
     restart_without_containers(&mut cluster, 0).await?;
+    wait_for_runtimes(&c, None).await?;
     let id = deploy(
         &c,
         &image,
