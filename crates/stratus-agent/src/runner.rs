@@ -661,14 +661,18 @@ impl Runner {
             } else {
                 ("restarted", "restarted after exiting")
             };
-            self.report(
-                &id,
-                InstanceState::Running,
-                restarts,
-                None,
-                kind,
-                format!("{msg} (restarts: {restarts})"),
-            );
+            let msg = format!("{msg} (restarts: {restarts})");
+            if let Payload::Wasm(_) = &payload {
+                // Running from here; a container is once it exists (below).
+                self.report(
+                    &id,
+                    InstanceState::Running,
+                    restarts,
+                    None,
+                    kind,
+                    msg.clone(),
+                );
+            }
             let run_cancel = cancel.clone();
             let run: tokio::task::JoinHandle<Result<Exit, String>> = match &payload {
                 Payload::Wasm(module) => {
@@ -713,22 +717,24 @@ impl Runner {
                     let (ev_tx, mut ev_rx) = mpsc::channel::<ContainerEvent>(16);
                     let me = self.clone();
                     let inst = id.clone();
-                    tokio::spawn(async move {
+                    // Reported running once the container exists (restoring
+                    // volumes and creating it come first), so `exec` and
+                    // `ps` see what is there.
+                    let events = tokio::spawn(async move {
                         while let Some(ev) = ev_rx.recv().await {
-                            if let ContainerEvent::PortPublished {
-                                container_port,
-                                host,
-                            } = ev
-                            {
-                                me.report(
-                                    &inst,
-                                    InstanceState::Running,
-                                    restarts,
-                                    None,
+                            let (kind, msg) = match ev {
+                                ContainerEvent::Started { pid } => {
+                                    (kind, format!("{msg}, host pid {pid}"))
+                                }
+                                ContainerEvent::PortPublished {
+                                    container_port,
+                                    host,
+                                } => (
                                     "published",
                                     format!("port {container_port} published on {host}"),
-                                );
-                            }
+                                ),
+                            };
+                            me.report(&inst, InstanceState::Running, restarts, None, kind, msg);
                         }
                     });
                     let host = host.clone();
@@ -747,6 +753,8 @@ impl Runner {
                         let run = host.executor().run(cs, tx.clone(), Some(ev_tx), run_cancel);
                         let r = vols.around(run, &tx).await.map_err(|e| e.to_string());
                         vols.save(&tx).await;
+                        // Every event is reported before the exit is.
+                        let _ = events.await;
                         r
                     })
                 }

@@ -107,6 +107,14 @@ async fn busybox_runs_prints_and_exits_fetching_only_what_it_reads() -> Result<(
     assert_eq!(inst.exit_code, Some(7), "{inst:?}\n{out}");
     assert!(out.contains("hello from hello\n"), "{out}");
     assert!(out.contains("oops\n"), "{out}");
+    // Reported running only once the container existed: the start event
+    // names its init's host pid.
+    let started = inst.events.iter().find(|e| e.kind == "started");
+    assert!(
+        started.is_some_and(|e| e.message.contains("host pid")),
+        "{:?}",
+        inst.events
+    );
 
     // Lazy start: the node fetched busybox's pages, not the ballast.
     let fetched = cached_bytes(&cluster);
