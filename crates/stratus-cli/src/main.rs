@@ -175,7 +175,23 @@ fn init_logging(filter: &str) {
         .try_init();
 }
 
+/// `stratus ps | head`: when the reader of our output goes away, end quietly
+/// as other Unix tools do (status 141, as if killed by `SIGPIPE`) instead of
+/// panicking in `println!`. (Rust ignores `SIGPIPE`; restoring it would also
+/// let a closed pipe to a child process kill a node.)
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload_as_str().unwrap_or_default();
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> std::process::ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     init_logging(&cli.global.log);
     let rt = match tokio::runtime::Builder::new_multi_thread()

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{cli, free_port, Server};
+use common::{cli, free_port, Server, STRATUS};
 
 #[test]
 fn help_lists_the_subcommands() {
@@ -25,6 +25,26 @@ fn help_lists_the_subcommands() {
         "and names it: {}",
         bad.stderr
     );
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::io::Read;
+    // `stratus openapi | head -c 10`: the OpenAPI document is far larger.
+    let mut child = std::process::Command::new(STRATUS)
+        .arg("openapi")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0u8; 10];
+    stdout.read_exact(&mut head).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
 
 #[test]
