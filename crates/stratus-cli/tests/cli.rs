@@ -1,5 +1,8 @@
 //! The command line itself: help, and clear errors when the API is
-//! unreachable or a node is unknown.
+//! unreachable or a node is unknown, and a quiet end when the reader of
+//! our output goes away.
+
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
