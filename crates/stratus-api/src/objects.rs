@@ -438,21 +438,23 @@ pub async fn get_object(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let range = match range_header {
+    // A range is resolved against one version's size, and that very version
+    // is read (a newer "latest" may have come meanwhile).
+    let (version, range) = match range_header {
         Some(r) => {
-            let size = st.control.state().read(|s| {
+            let (id, size) = st.control.state().read(|s| {
                 s.store.bucket_of(&c.tenant, &bucket)?;
                 s.store
                     .version(&bucket, &key, q.version.as_deref())
-                    .map(|v| v.size)
+                    .map(|v| (v.version_id.clone(), v.size))
             })?;
-            Some(parse_range(r, size)?)
+            (Some(id), Some(parse_range(r, size)?))
         }
-        None => None,
+        None => (q.version.clone(), None),
     };
     let (v, stream) = st
         .store
-        .get(&c.tenant, &bucket, &key, q.version.as_deref(), range)
+        .get(&c.tenant, &bucket, &key, version.as_deref(), range)
         .await?;
     let mut h = object_headers(&v);
     let (status, len) = match range {
@@ -680,4 +682,46 @@ pub async fn maintain_now(
     st.store.gc_once().await?;
     while st.store.repair_once(64).await.pieces > 0 {}
     Ok(storage_status(State(st), c).await)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn r(value: &str, size: u64) -> Option<(u64, u64)> {
+        parse_range(value, size).ok().map(|r| (r.start, r.end))
+    }
+
+    #[test]
+    fn ranges_resolve_as_http_says() {
+        assert_eq!(r("bytes=0-9", 100), Some((0, 10)));
+        assert_eq!(r("bytes=90-200", 100), Some((90, 100)), "end clamped");
+        assert_eq!(r("bytes=95-", 100), Some((95, 100)));
+        assert_eq!(r("bytes=-5", 100), Some((95, 100)));
+        assert_eq!(r("bytes=-500", 100), Some((0, 100)), "suffix clamped");
+        for bad in [
+            "bytes=100-",
+            "bytes=5-4",
+            "bytes=0-1,5-6",
+            "items=0-1",
+            "bytes=x-1",
+            "bytes=-0",
+            "bytes=",
+        ] {
+            assert_eq!(r(bad, 100), None, "{bad}");
+        }
+        assert_eq!(r("bytes=0-0", 0), None, "an empty object has no byte");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_resolved_range_is_inside_the_object(a in 0u64..300, b in 0u64..300, size in 0u64..200) {
+            for value in [format!("bytes={a}-{b}"), format!("bytes={a}-"), format!("bytes=-{b}")] {
+                if let Ok(got) = parse_range(&value, size) {
+                    proptest::prop_assert!(got.start < got.end && got.end <= size, "{value}: {got:?}");
+                }
+            }
+        }
+    }
 }

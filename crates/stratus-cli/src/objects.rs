@@ -47,7 +47,7 @@ pub struct GetArgs {
     #[arg(long)]
     pub version_id: Option<String>,
     /// Byte range START-END (inclusive, as HTTP), `START-` or `-SUFFIX`
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub range: Option<String>,
 }
 

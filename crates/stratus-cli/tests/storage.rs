@@ -40,6 +40,34 @@ fn put_get_survive_two_killed_nodes_and_repair_to_full() {
     dev.cli(&["get", "artifacts/v1/release.bin", &back.to_string_lossy()])
         .success("get");
     assert!(std::fs::read(&back).expect("read") == data, "round trip");
+    // Ranged reads (HTTP `Range`): a span across the first chunk boundary,
+    // an open end, a suffix; an unsatisfiable one is refused.
+    let len = data.len();
+    for (range, want) in [
+        ("4194000-4194999", &data[4_194_000..4_195_000]),
+        (&format!("{}-", len - 7)[..], &data[len - 7..]),
+        ("-5", &data[len - 5..]),
+    ] {
+        let part = root.path().join("part.bin");
+        dev.cli(&[
+            "get",
+            "artifacts/v1/release.bin",
+            &part.to_string_lossy(),
+            "--range",
+            range,
+        ])
+        .success("ranged get");
+        assert!(std::fs::read(&part).expect("read") == want, "range {range}");
+    }
+    let bad = dev.cli(&[
+        "get",
+        "artifacts/v1/release.bin",
+        "-",
+        "--range",
+        &format!("{len}-"),
+    ]);
+    assert!(!bad.status.success(), "a range past the end is refused");
+    assert!(bad.stderr.contains("range"), "{}", bad.stderr);
 
     let ls = dev.cli(&["ls", "artifacts/v1/"]).success("ls");
     assert!(
