@@ -144,9 +144,11 @@ pub struct NodeArgs {
     /// root, cgroups and FUSE; without them the node turns them off itself)
     #[arg(long, env = "STRATUS_NO_CONTAINERS")]
     no_containers: bool,
-    /// Exit when the parent process exits (used by `stratus dev`)
-    #[arg(long, hide = true)]
-    exit_with_parent: bool,
+    /// Exit once process PID is no longer this process's parent (used by
+    /// `stratus dev`, which passes its own pid: a node started after its
+    /// parent already died exits too)
+    #[arg(long, hide = true, value_name = "PID")]
+    parent_pid: Option<u32>,
 }
 
 /// `stratus node <action>`.
@@ -350,7 +352,7 @@ async fn spawn_dev_nodes(
                 &stratus_node::dev::dev_site(j),
             ])
             .args(["--energy", "grid", "--label", "dev=true"])
-            .arg("--exit-with-parent")
+            .args(["--parent-pid", &std::process::id().to_string()])
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().context("opening node.log")?)
             .stderr(log);
@@ -598,11 +600,10 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
     if let Some(a) = running.storage_addr {
         println!("stratus node: piece service on {a}");
     }
-    let parent = std::os::unix::process::parent_id();
     let orphaned = async move {
-        if !a.exit_with_parent {
+        let Some(parent) = a.parent_pid else {
             return std::future::pending().await;
-        }
+        };
         while std::os::unix::process::parent_id() == parent {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -45,8 +45,25 @@ fn dev_cloud_keeps_committed_state_across_a_crash() {
         "vars put says it committed: {out}"
     );
     let ids = wait_ready_nodes(&dev, 3);
+    let node_pids: Vec<i32> = (0..3)
+        .map(|j| {
+            let pid = std::fs::read_to_string(dev.dir.join(format!("node-{j}/pid")))
+                .expect("the node's pid file");
+            pid.trim().parse().expect("a pid")
+        })
+        .collect();
 
     dev.proc.kill();
+    // The orphaned node processes notice and stop by themselves (they hold
+    // their data folders' locks: the restarted cloud needs them gone).
+    wait_until(
+        "the orphaned nodes to exit",
+        SHUTDOWN_TIMEOUT,
+        || match node_pids.iter().find(|p| alive(**p)) {
+            Some(p) => Err(format!("node process {p} still runs")),
+            None => Ok(()),
+        },
+    );
     let down = dev.cli(&["status"]);
     assert!(
         !down.status.success(),
@@ -58,6 +75,59 @@ fn dev_cloud_keeps_committed_state_across_a_crash() {
     assert_eq!(got.trim(), "crash-value");
     let after = wait_ready_nodes(&dev, 3);
     assert_eq!(after, ids, "the same three nodes after the restart");
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+            Some(state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// A node that `stratus dev` started is told its parent's pid; if that
+/// process is already gone by the time the node is up (the cloud was killed
+/// while the node started), the node stops instead of running on unowned.
+#[test]
+fn a_dev_node_whose_parent_is_already_gone_stops() {
+    let tmp = tempfile::TempDir::new().expect("temp dir");
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("spawning true");
+    let gone_pid = gone.id();
+    gone.wait().expect("reaping true");
+    let mut node = common::Proc::spawn(
+        "node",
+        &tmp.path().join("logs"),
+        vec![
+            "node".into(),
+            "--data-dir".into(),
+            tmp.path().join("node").to_string_lossy().into(),
+            "--control".into(),
+            "127.0.0.1:9".into(),
+            "--join-token".into(),
+            "unused".into(),
+            "--no-containers".into(),
+            "--parent-pid".into(),
+            gone_pid.to_string(),
+        ],
+    );
+    let status = node
+        .wait_exit(SHUTDOWN_TIMEOUT)
+        .expect("the node stops by itself");
+    assert!(
+        status.success(),
+        "status {status}; stderr: {}",
+        node.stderr()
+    );
+    assert!(
+        node.stderr().contains("the parent process is gone"),
+        "{}",
+        node.stderr()
+    );
 }
 
 #[test]
