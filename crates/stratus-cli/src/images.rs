@@ -184,21 +184,24 @@ async fn pull(
 fn print_report(r: &ImportReport) {
     let i = &r.image;
     println!("imported {} ({})", i.name, i.digest);
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
     println!(
-        "  {} layers ({}), {} files, {} in {} chunks ({} new), flist {}",
+        "  {} layer{} ({}), {} file{}, {} in {} chunks, flist {}",
         r.layers,
+        plural(r.layers as u64),
         human(r.layer_bytes),
         i.files,
+        plural(i.files),
         human(i.bytes),
         i.chunks,
-        r.new_chunks,
         human(i.flist_bytes)
     );
     println!(
-        "  {} of pieces written; run it with `stratus run --image {} -- CMD`",
+        "  {} new chunks stored (the flist's included; the rest deduped), {} of pieces written",
+        r.new_chunks,
         human(r.piece_bytes),
-        i.name
     );
+    println!("  run it with `stratus run --image {} -- CMD`", i.name);
 }
 
 fn human(n: u64) -> String {

@@ -65,6 +65,21 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
     assert!(!out.status.success());
     assert!(out.stderr.contains("nosuch"), "{}", out.stderr);
 
+    // A command the image lacks: the runtime's account, once, as our error;
+    // none of the node's log records leak into the container's output.
+    let out = dev.cli(&["run", "--image", "busybox", "--", "no-such-command"]);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("'no-such-command' not found"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.lines().all(|l| l.starts_with("stratus: ")),
+        "only the CLI's own error on stderr: {}",
+        out.stderr
+    );
+
     // `stratus image pull` from a registry that requires a password.
     let reg = registry::Registry::start(Some(("alice", "s3cret")));
     let layout = root.path().join("layout");

@@ -26,9 +26,12 @@
 //! What the helper must not do: take a Rust-level lock another thread of
 //! the parent could have held at the fork (stdout/stderr, the tracing
 //! subscriber's writer). It runs only the creation closure and writes its
-//! report with a raw socket write; libcontainer logs at `warn` and above
-//! only on failures, so the agent's filter (`libcontainer=warn`) keeps the
-//! normal path free of log writes.
+//! report with a raw socket write, and it switches tracing off for its one
+//! thread first. That also silences the container processes it clones (they
+//! are copies of that thread): libcontainer's records would otherwise be
+//! written by the agent's subscriber *into the container's output*, after
+//! the init redirected its stdio. A failure's account comes back in the
+//! report instead.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -97,6 +100,8 @@ fn helper_main<F>(mut report_to: UnixStream, create: F) -> !
 where
     F: FnOnce() -> Result<Pid, ContainerError>,
 {
+    // Thread-local and lock-free (`Dispatch::none` registers nothing).
+    let _silent = tracing::dispatcher::set_default(&tracing::Dispatch::none());
     let report = match std::panic::catch_unwind(AssertUnwindSafe(create)) {
         Ok(Ok(pid)) => format!("ok {}", pid.as_raw()),
         Ok(Err(ContainerError::Create(message))) => format!("err {message}"),
@@ -269,6 +274,32 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("set lo up: EPERM"), "{err}");
+    }
+
+    #[test]
+    fn the_helper_logs_nothing() {
+        // A subscriber of the calling thread, writing to a file: a forked
+        // helper is a copy of that thread and would write through it (in a
+        // container's init, into the container's output).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let file = std::fs::File::create(&path).unwrap();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!("from the caller");
+            let pid = create_in_helper(Duration::from_secs(30), never_supervised, || {
+                tracing::error!("from the helper");
+                Ok(Pid::from_raw(4242))
+            })
+            .unwrap();
+            assert_eq!(pid.as_raw(), 4242);
+        });
+        let log = std::fs::read_to_string(&path).unwrap();
+        assert!(log.contains("from the caller"), "{log}");
+        assert!(!log.contains("from the helper"), "{log}");
     }
 
     #[test]

@@ -123,12 +123,11 @@
 //! * A helper that does not answer within 120 s is killed and the creation
 //!   fails; clones left by a failed creation (our children still named
 //!   `youki:[…]`, not supervised) are killed and reaped.
-//! * libcontainer logs through the host's `tracing` subscriber *from the
-//!   container's processes too*, after their stdio was redirected: with a
-//!   subscriber writing to stdout/stderr, its records land in the
-//!   container's output. Keep `libcontainer` at `warn` or above in the agent
-//!   (its error records then explain a failed start in the container's
-//!   stderr, which is useful; debug records would leak host paths).
+//! * libcontainer's own log records are dropped: the helper and the
+//!   container processes it clones run with tracing switched off (their
+//!   records would take the agent's writer lock copied at the fork, and land
+//!   in the container's output). Why a creation failed comes back in
+//!   [`ContainerError::Create`].
 //! * `exec` processes get the container's namespaces, cgroup, capabilities,
 //!   `no_new_privileges`, seccomp, user and environment, but inherit the
 //!   agent's rlimits (libcontainer does not carry them over).

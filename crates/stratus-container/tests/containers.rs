@@ -34,7 +34,8 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    // RUST_LOG=debug shows libcontainer's own account of a failure.
+    // With RUST_LOG set, the executor's records (never libcontainer's: its
+    // helper runs silent) go to the test's output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
