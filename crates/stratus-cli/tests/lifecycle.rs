@@ -113,6 +113,8 @@ fn a_dev_node_whose_parent_is_already_gone_stops() {
             "--no-containers".into(),
             "--parent-pid".into(),
             gone_pid.to_string(),
+            "--log".into(),
+            "info".into(),
         ],
     );
     let status = node
@@ -123,11 +125,11 @@ fn a_dev_node_whose_parent_is_already_gone_stops() {
         "status {status}; stderr: {}",
         node.stderr()
     );
-    assert!(
-        node.stderr().contains("the parent process is gone"),
-        "{}",
-        node.stderr()
-    );
+    let log = node.stderr();
+    assert!(log.contains("the parent process is gone"), "{log}");
+    // Its log is a file: records, but no terminal colour codes.
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log}");
 }
 
 #[test]
