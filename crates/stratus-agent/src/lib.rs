@@ -173,7 +173,7 @@ async fn run(
         let target = targets[next % targets.len()].clone();
         next = next.wrapping_add(1);
         let _ = state.send(AgentState::Connecting);
-        match session(
+        let attempt = session(
             &cfg,
             &endpoint,
             &target,
@@ -184,9 +184,16 @@ async fn run(
             &state,
             &cancel,
             runner.as_ref(),
-        )
-        .await
-        {
+        );
+        // A stop does not wait out a handshake with an unreachable replica
+        // (up to the idle timeout). The session is polled first: once
+        // registered, it ends on `cancel` by itself, closing its connection.
+        let outcome = tokio::select! {
+            biased;
+            r = attempt => r,
+            _ = cancel.cancelled() => Ok(()),
+        };
+        match outcome {
             Ok(()) => break Ok(()),
             Err(SessionError::Fatal(msg)) => break Err(AgentError::Refused(msg)),
             Err(SessionError::Retry(msg)) => {
