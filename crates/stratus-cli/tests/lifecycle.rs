@@ -45,13 +45,7 @@ fn dev_cloud_keeps_committed_state_across_a_crash() {
         "vars put says it committed: {out}"
     );
     let ids = wait_ready_nodes(&dev, 3);
-    let node_pids: Vec<i32> = (0..3)
-        .map(|j| {
-            let pid = std::fs::read_to_string(dev.dir.join(format!("node-{j}/pid")))
-                .expect("the node's pid file");
-            pid.trim().parse().expect("a pid")
-        })
-        .collect();
+    let node_pids: Vec<i32> = (0..3).map(|j| dev.node_pid(j)).collect();
 
     dev.proc.kill();
     // The orphaned node processes notice and stop by themselves (they hold

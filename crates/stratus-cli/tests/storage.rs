@@ -77,13 +77,8 @@ fn put_get_survive_two_killed_nodes_and_repair_to_full() {
 
     // Kill two node processes.
     for j in [0, 1] {
-        let pid: i32 = std::fs::read_to_string(dev.dir.join(format!("node-{j}/pid")))
-            .expect("pid file")
-            .trim()
-            .parse()
-            .expect("pid");
         nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
+            nix::unistd::Pid::from_raw(dev.node_pid(j)),
             nix::sys::signal::Signal::SIGKILL,
         )
         .expect("kill");

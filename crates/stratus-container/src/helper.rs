@@ -226,8 +226,9 @@ fn fork() -> Result<ForkResult, ContainerError> {
     // SAFETY: the child only runs `helper_main`: the creation closure
     // (libcontainer, which is written to run in a fresh process), a socket
     // write, and `_exit`. It takes no lock that another thread of ours may
-    // have held at the fork except libc's, which glibc's `fork` resets; see
-    // the module docs for the tracing caveat.
+    // have held at the fork except libc's, which glibc's `fork` resets
+    // (tracing, whose writer has a lock, is switched off first; see the
+    // module docs).
     unsafe { nix::unistd::fork() }.map_err(|e| ContainerError::Io {
         context: "fork the creation helper".into(),
         source: e.into(),

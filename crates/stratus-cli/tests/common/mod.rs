@@ -690,6 +690,15 @@ impl Dev {
         all.extend_from_slice(args);
         cli_env(&all, env)
     }
+
+    /// The process id of node `j`, from the pid file `stratus dev` writes.
+    pub fn node_pid(&self, j: usize) -> i32 {
+        std::fs::read_to_string(self.dir.join(format!("node-{j}/pid")))
+            .expect("the node's pid file")
+            .trim()
+            .parse()
+            .expect("a pid")
+    }
 }
 
 // ---------------------------------------------------------------- nodes
