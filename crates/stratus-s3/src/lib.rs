@@ -77,6 +77,7 @@
 pub mod backend;
 pub mod fuzzing;
 mod gateway;
+mod keepalive;
 mod listing;
 pub mod store;
 pub mod testing;
@@ -167,12 +168,17 @@ pub async fn serve<B: Backend, K: KeyStore>(
 }
 
 /// Serves an S3 service built by [`service`] or [`service_with_domain`].
+///
+/// HTTP/1.1 requests that expect `100-continue` but carry no body are
+/// answered with `Connection: close` (see the `keepalive` module: botocore
+/// otherwise misreads the next response on that connection and hangs).
 pub async fn serve_service(
     listener: tokio::net::TcpListener,
     service: S3Service,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let conn = ConnBuilder::new(TokioExecutor::new());
+    let service = keepalive::CloseAfterEmptyExpect(service);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

@@ -11,6 +11,7 @@ check fails. Needs boto3 (Debian: apt-get install python3-boto3).
 
 import argparse
 import hashlib
+import io
 import os
 import sys
 import time
@@ -332,6 +333,63 @@ class Checks:
         _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="digest"))
         expect(status == 404, "a put with a bad digest stores nothing (HEAD gave %s)" % status)
 
+    def keep_alive(self):
+        """Every operation, with empty and non-empty bodies, with and without
+        `Expect: 100-continue` (botocore sends it for file-like bodies), in
+        sequence on ONE keep-alive connection. A response the client cannot
+        frame makes it wait for its read timeout (10 s here) and, with no
+        retries, fail: after an empty upload that expects 100-continue,
+        botocore misreads the next expecting request's response unless the
+        connection is closed in between."""
+        s3 = boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.args.access_key,
+            aws_secret_access_key=self.args.secret, region_name="us-east-1",
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                          retries={"total_max_attempts": 1}, max_pool_connections=1,
+                          read_timeout=10, connect_timeout=10))
+        b = self.bucket
+        bodies = {
+            "empty": lambda: b"",
+            "empty+expect": lambda: io.BytesIO(b""),
+            "bytes": lambda: b"k" * 1000,
+            "bytes+expect": lambda: io.BytesIO(b"k" * 1000),
+        }
+        step = 0
+        for first, make_first in bodies.items():
+            for second, make_second in bodies.items():
+                # Two uploads back to back, then read both back.
+                done = []
+                for name, make in ((first, make_first), (second, make_second)):
+                    step += 1
+                    key = "ka/%d" % step
+                    want = make()
+                    want = want.getvalue() if isinstance(want, io.BytesIO) else want
+                    try:
+                        s3.put_object(Bucket=b, Key=key, Body=make())
+                    except Exception as e:  # noqa: BLE001 - name the sequence that hung
+                        raise AssertionError("put %s, then put %s: %s" % (first, name, e))
+                    done.append((key, want))
+                for key, want in done:
+                    h = s3.head_object(Bucket=b, Key=key)
+                    got = s3.get_object(Bucket=b, Key=key)["Body"].read()
+                    expect(got == want and h["ContentLength"] == len(want), "round trip of %s" % key)
+        s3.copy_object(Bucket=b, Key="ka/copy", CopySource={"Bucket": b, "Key": "ka/1"})
+        s3.list_objects_v2(Bucket=b, Prefix="ka/")
+        up = s3.create_multipart_upload(Bucket=b, Key="ka/mp")["UploadId"]
+        parts = []
+        for n, body in enumerate([io.BytesIO(b""), io.BytesIO(b"p"), b"", b"q", io.BytesIO(b"")], start=1):
+            try:
+                e = s3.upload_part(Bucket=b, Key="ka/mp", UploadId=up, PartNumber=n, Body=body)["ETag"]
+            except Exception as err:  # noqa: BLE001
+                raise AssertionError("upload_part %d: %s" % (n, err))
+            parts.append({"ETag": e, "PartNumber": n})
+        expect(len(s3.list_parts(Bucket=b, Key="ka/mp", UploadId=up).get("Parts", [])) == 5, "5 parts listed")
+        s3.abort_multipart_upload(Bucket=b, Key="ka/mp", UploadId=up)
+        s3.put_object(Bucket=b, Key="ka/last", Body=io.BytesIO(b""))
+        s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "ka/%d" % i} for i in range(1, step + 1)]})
+        s3.put_object(Bucket=b, Key="ka/after-delete", Body=io.BytesIO(b"z"))
+        s3.delete_object(Bucket=b, Key="ka/after-delete")
+
     # --- cleanup ----------------------------------------------------------
 
     def cleanup(self):
@@ -353,7 +411,7 @@ class Checks:
         order = [
             "create_bucket", "put_get_metadata", "multipart", "ranged_get", "conditional_get",
             "copy_object", "delete_objects", "listing", "versioning", "presigned", "anonymous_denied",
-            "cross_tenant_denied", "wrong_secret_rejected", "bad_digest",
+            "cross_tenant_denied", "wrong_secret_rejected", "bad_digest", "keep_alive",
         ]
         failed = []
         for name in order:

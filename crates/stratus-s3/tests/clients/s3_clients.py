@@ -152,6 +152,28 @@ def check_aws(args, tmp):
         again = aws("s3", "sync", src, "s3://%s/tree/" % bucket)
         if "upload:" in again:
             raise Failed("second sync re-uploaded:\n%s" % again)
+        # A Python package: empty __init__.py files between small ones, one
+        # at a time on one keep-alive connection, no retries, 10 s read
+        # timeout. botocore sends `Expect: 100-continue` for every file; a
+        # gateway that leaves it unable to frame the next response makes
+        # this fail with a read timeout (it crawled at ~9 objects/s before).
+        pkg = os.path.join(tmp, "aws-pkg")
+        pkg_files = {"__init__.py": b"", "a.py": b"A = 1\n", "sub/__init__.py": b"",
+                     "sub/b.py": b"B = 2\n", "sub/deep/__init__.py": b"", "z.py": b""}
+        for rel, data in pkg_files.items():
+            os.makedirs(os.path.dirname(os.path.join(pkg, rel)), exist_ok=True)
+            with open(os.path.join(pkg, rel), "wb") as f:
+                f.write(data)
+        serial_cfg = os.path.join(tmp, "aws-config-serial")
+        with open(serial_cfg, "w") as f:
+            f.write("[default]\nregion = us-east-1\ns3 =\n    addressing_style = path\n"
+                    "    max_concurrent_requests = 1\n")
+        run(base + ["--cli-read-timeout", "10", "s3", "cp", "--recursive", pkg, "s3://%s/pkg/" % bucket],
+            env=dict(env, AWS_CONFIG_FILE=serial_cfg, AWS_MAX_ATTEMPTS="1", AWS_RETRY_MODE="standard"))
+        listing = aws("s3", "ls", "--recursive", "s3://%s/pkg/" % bucket)
+        for rel in pkg_files:
+            if ("pkg/" + rel) not in listing:
+                raise Failed("aws s3 cp --recursive of a package is missing %s:\n%s" % (rel, listing))
         buckets = aws("s3", "ls")
         if bucket not in buckets:
             raise Failed("aws s3 ls does not list the bucket")
