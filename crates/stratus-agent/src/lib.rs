@@ -11,7 +11,9 @@
 //! once it has tried them all. If the control plane has forgotten it (answer
 //! `not_found`), it registers again.
 
+pub mod archive;
 pub mod containers;
+pub mod private;
 pub mod runner;
 pub mod sysinfo;
 pub mod volumes;

@@ -88,6 +88,10 @@ impl Runner {
     /// `containers: false` turns container images off on this node.
     pub fn start(data_dir: &Path, executor: Arc<dyn DynExecutor>, containers: bool) -> Runner {
         let dir = data_dir.join("agent");
+        // What tenants entrust to the node lives here: no other user reads it.
+        if let Err(e) = crate::private::create_dir(&dir) {
+            tracing::warn!(error = %e, "cannot make the agent's folder private");
+        }
         let containers = if containers {
             ContainerHost::new(&dir.join("oci"), DEFAULT_CHUNK_CACHE_BYTES)
                 .map(Arc::new)
@@ -133,14 +137,10 @@ impl Runner {
     }
 
     fn save(&self, list: &[Assignment]) {
+        // Assignments carry the workloads' environment: 0600, durable.
         let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&self.inner.dir)?;
-            let tmp = self.saved_path().with_extension("tmp");
-            std::fs::write(
-                &tmp,
-                serde_json::to_vec(list).map_err(std::io::Error::other)?,
-            )?;
-            std::fs::rename(&tmp, self.saved_path())
+            let bytes = serde_json::to_vec(list).map_err(std::io::Error::other)?;
+            crate::private::write_file(&self.saved_path(), &bytes)
         };
         if let Err(e) = write() {
             tracing::warn!(error = %e, "cannot save assignments (edge autonomy after a restart is lost)");

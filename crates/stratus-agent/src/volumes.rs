@@ -22,18 +22,18 @@
 //!   replace a folder with unsaved changes moves the folder aside
 //!   (`<name>.unsaved-<ms>`) instead of deleting it.
 //!
-//! Archives keep modes, owners, times and symlinks (in a sorted, so
-//! reproducible, order); hard links are stored as copies; sockets are
-//! skipped; device files are neither stored nor restored (an archive from
-//! the bucket is the tenant's input: it must not give a container a host
-//! device).
+//! Archives ([`crate::archive`]) keep modes, owners, times and symlinks (in
+//! a sorted, so reproducible, order); hard links are stored as copies;
+//! sockets are skipped; device files are neither stored nor restored (an
+//! archive from the bucket is the tenant's input: it must not give a
+//! container a host device), setuid/setgid bits are dropped on restore, and
+//! a save never follows a symlink the container swaps in while it runs.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::future::Future;
 use std::io::{Read, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -43,6 +43,7 @@ use stratus_proto::{Request, Response, VolumeAnswer, VolumePut, MAX_VOLUME_PART}
 use stratus_spec::WorkloadSpec;
 use stratus_types::ErrorCode;
 
+use crate::archive::{pack, remove_any, unpack};
 use crate::containers::{Connect, ContainerHost};
 
 /// How long one volume call may take.
@@ -645,214 +646,12 @@ async fn say(out: &tokio::sync::mpsc::Sender<stratus_runtime::Output>, line: &st
         .await;
 }
 
-/// Removes a file or a folder, if there is one.
-fn remove_any(p: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
-        Ok(_) => std::fs::remove_file(p),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Writes and hashes.
-struct Hashing<W> {
-    inner: W,
-    hasher: blake3::Hasher,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Archives the folder `dir` (its own mode and owner as `.`, then its tree
-/// in sorted order) into `out`; returns the archive's BLAKE3.
-pub fn pack(dir: &Path, out: &Path) -> std::io::Result<String> {
-    let file = std::io::BufWriter::new(File::create(out)?);
-    let mut b = tar::Builder::new(Hashing {
-        inner: file,
-        hasher: blake3::Hasher::new(),
-    });
-    b.follow_symlinks(false);
-    b.mode(tar::HeaderMode::Complete);
-    b.append_dir(".", dir)?;
-    walk(&mut b, dir, Path::new(""))?;
-    let mut w = b.into_inner()?;
-    w.flush()?;
-    let hash = w.hasher.finalize().to_hex().to_string();
-    w.inner
-        .into_inner()
-        .map_err(|e| e.into_error())?
-        .sync_all()?;
-    Ok(hash)
-}
-
-fn walk<W: Write>(b: &mut tar::Builder<W>, root: &Path, rel: &Path) -> std::io::Result<()> {
-    // Entries that vanish meanwhile (a snapshot of a running container) are
-    // left out.
-    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
-    let mut entries = match std::fs::read_dir(root.join(rel)) {
-        Ok(rd) => rd.filter_map(|e| e.ok()).collect::<Vec<_>>(),
-        Err(e) if gone(&e) && !rel.as_os_str().is_empty() => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let (path, name) = (e.path(), rel.join(e.file_name()));
-        let named =
-            |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", name.display()));
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if gone(&e) => continue,
-            Err(e) => return Err(named(e)),
-        };
-        let t = meta.file_type();
-        if t.is_socket() || t.is_block_device() || t.is_char_device() {
-            continue;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
-        if t.is_dir() {
-            h.set_size(0);
-            b.append_data(&mut h, &name, std::io::empty())
-                .map_err(named)?;
-            walk(b, root, &name)?;
-        } else if t.is_fifo() {
-            h.set_entry_type(tar::EntryType::Fifo);
-            h.set_size(0);
-            b.append_data(&mut h, &name, std::io::empty())
-                .map_err(named)?;
-        } else if t.is_symlink() {
-            let target = match std::fs::read_link(&path) {
-                Ok(t) => t,
-                Err(e) if gone(&e) => continue,
-                Err(e) => return Err(named(e)),
-            };
-            h.set_size(0);
-            b.append_link(&mut h, &name, &target).map_err(named)?;
-        } else {
-            let file = match File::open(&path) {
-                Ok(f) => f,
-                Err(e) if gone(&e) => continue,
-                Err(e) => return Err(named(e)),
-            };
-            // Exactly the size in the header, even if the file changes
-            // meanwhile (zeros if it shrank), so the archive stays valid.
-            let len = meta.len();
-            let data = file.take(len).chain(std::io::repeat(0)).take(len);
-            b.append_data(&mut h, &name, data).map_err(named)?;
-        }
-    }
-    Ok(())
-}
-
-/// Unpacks the archive `tar` into the (empty) folder `dst`: modes, owners
-/// and times are kept; entries outside `dst` and device files are skipped.
-pub fn unpack(tar: &Path, dst: &Path) -> std::io::Result<()> {
-    let mut a = tar::Archive::new(std::io::BufReader::new(File::open(tar)?));
-    a.set_preserve_permissions(true);
-    a.set_preserve_ownerships(true);
-    a.set_preserve_mtime(true);
-    a.set_overwrite(true);
-    let mut root: Option<(u32, u32, u32, u64)> = None;
-    // Folders get their times back once everything inside them is written.
-    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
-    for entry in a.entries()? {
-        let mut e = entry?;
-        let t = e.header().entry_type();
-        if matches!(t, tar::EntryType::Block | tar::EntryType::Char) {
-            continue;
-        }
-        let path = e.path()?.into_owned();
-        let h = e.header();
-        if path.components().all(|c| matches!(c, Component::CurDir)) {
-            root = Some((h.mode()?, h.uid()? as u32, h.gid()? as u32, h.mtime()?));
-            continue;
-        }
-        if t == tar::EntryType::Fifo {
-            // The tar crate does not create FIFOs.
-            let (mode, uid, gid) = (h.mode()?, h.uid()? as u32, h.gid()? as u32);
-            if let Some(p) = inside(dst, &path)? {
-                remove_any(&p)?;
-                nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
-                    .map_err(std::io::Error::from)?;
-                std::os::unix::fs::lchown(&p, Some(uid), Some(gid))?;
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode & 0o7777))?;
-                set_mtime(&p, h.mtime()?)?;
-            }
-            continue;
-        }
-        if t.is_dir() {
-            let clean: PathBuf = path
-                .components()
-                .filter(|c| matches!(c, Component::Normal(_)))
-                .collect();
-            dir_times.push((dst.join(clean), h.mtime()?));
-        }
-        e.unpack_in(dst)?;
-    }
-    for (d, mtime) in dir_times.iter().rev() {
-        set_mtime(d, *mtime)?;
-    }
-    if let Some((mode, uid, gid, mtime)) = root {
-        std::os::unix::fs::chown(dst, Some(uid), Some(gid))?;
-        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(mode & 0o7777))?;
-        set_mtime(dst, mtime)?;
-    }
-    Ok(())
-}
-
-/// Where the archive path `rel` goes in `dst`, when that is inside it
-/// (`None` for `..` or a parent that leads out through a symlink).
-fn inside(dst: &Path, rel: &Path) -> std::io::Result<Option<PathBuf>> {
-    let mut clean = PathBuf::new();
-    for c in rel.components() {
-        match c {
-            Component::Normal(n) => clean.push(n),
-            Component::CurDir | Component::RootDir => {}
-            _ => return Ok(None),
-        }
-    }
-    let target = dst.join(&clean);
-    let Some(parent) = target.parent().filter(|_| !clean.as_os_str().is_empty()) else {
-        return Ok(None);
-    };
-    std::fs::create_dir_all(parent)?;
-    if !std::fs::canonicalize(parent)?.starts_with(std::fs::canonicalize(dst)?) {
-        return Ok(None);
-    }
-    Ok(Some(target))
-}
-
-/// Sets the modification time of a folder or FIFO (never through a
-/// symlink; opening a FIFO would block, hence the path-based call).
-fn set_mtime(path: &Path, secs: u64) -> std::io::Result<()> {
-    use nix::sys::stat::{utimensat, UtimensatFlags};
-    use nix::sys::time::TimeSpec;
-    let t = TimeSpec::new(i64::try_from(secs).unwrap_or(i64::MAX), 0);
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() || m.file_type().is_fifo() => {
-            utimensat(None, path, &t, &t, UtimensatFlags::NoFollowSymlink)
-                .map_err(std::io::Error::from)
-        }
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
     type Parts = Vec<(u32, Vec<u8>)>;
-    use std::os::unix::fs::MetadataExt;
 
     /// An in-memory replica holding versions of objects, as the object store
     /// does (versioned bucket), with a switch to fail saves.
@@ -967,138 +766,6 @@ mod tests {
             read_only: false,
             sync: None,
         }
-    }
-
-    #[test]
-    fn tar_round_trip_keeps_modes_owners_times_and_symlinks() {
-        let tmp = tempfile::tempdir().unwrap();
-        let src = tmp.path().join("src");
-        std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
-        std::fs::write(src.join("a.txt"), b"alpha").unwrap();
-        std::fs::write(src.join("sub/run.sh"), b"#!/bin/sh\necho hi\n").unwrap();
-        std::fs::set_permissions(
-            src.join("sub/run.sh"),
-            std::fs::Permissions::from_mode(0o750),
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            src.join("sub/deeper"),
-            std::fs::Permissions::from_mode(0o700),
-        )
-        .unwrap();
-        std::os::unix::fs::symlink("../a.txt", src.join("sub/link")).unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", src.join("abs-link")).unwrap();
-        nix::unistd::mkfifo(
-            &src.join("fifo"),
-            nix::sys::stat::Mode::from_bits_truncate(0o640),
-        )
-        .unwrap();
-        // A time of its own, so an unpack that does not restore it shows.
-        set_mtime(&src.join("fifo"), 2_000_000).unwrap();
-        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        std::fs::write(src.join("sub/deeper/big.bin"), &big).unwrap();
-        std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o711)).unwrap();
-        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-        if root {
-            std::os::unix::fs::chown(src.join("a.txt"), Some(1234), Some(5678)).unwrap();
-            std::os::unix::fs::chown(&src, Some(999), Some(999)).unwrap();
-        }
-        // A socket is skipped, not an error.
-        let _sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
-        File::open(src.join("sub"))
-            .unwrap()
-            .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000))
-            .unwrap();
-
-        let tar = tmp.path().join("v.tar");
-        let hash = pack(&src, &tar).unwrap();
-        assert_eq!(
-            hash,
-            blake3::hash(&std::fs::read(&tar).unwrap())
-                .to_hex()
-                .to_string()
-        );
-        // Reproducible: the same tree gives the same archive.
-        assert_eq!(pack(&src, &tmp.path().join("again.tar")).unwrap(), hash);
-
-        let dst = tmp.path().join("dst");
-        std::fs::create_dir(&dst).unwrap();
-        unpack(&tar, &dst).unwrap();
-        assert_eq!(std::fs::read(dst.join("a.txt")).unwrap(), b"alpha");
-        assert_eq!(std::fs::read(dst.join("sub/deeper/big.bin")).unwrap(), big);
-        let mode = |p: &str| std::fs::symlink_metadata(dst.join(p)).unwrap().mode() & 0o7777;
-        assert_eq!(mode("sub/run.sh"), 0o750);
-        assert_eq!(mode("sub/deeper"), 0o700);
-        assert_eq!(std::fs::metadata(&dst).unwrap().mode() & 0o7777, 0o711);
-        assert_eq!(
-            std::fs::read_link(dst.join("sub/link")).unwrap(),
-            Path::new("../a.txt")
-        );
-        assert_eq!(
-            std::fs::read_link(dst.join("abs-link")).unwrap(),
-            Path::new("/etc/passwd")
-        );
-        let fifo = std::fs::symlink_metadata(dst.join("fifo")).unwrap();
-        assert!(fifo.file_type().is_fifo());
-        assert_eq!(fifo.mtime(), 2_000_000);
-        assert!(!dst.join("sock").exists());
-        assert_eq!(
-            std::fs::metadata(dst.join("sub")).unwrap().mtime(),
-            1_000_000,
-            "folder times are restored after their contents"
-        );
-        if root {
-            let m = std::fs::metadata(dst.join("a.txt")).unwrap();
-            assert_eq!((m.uid(), m.gid()), (1234, 5678));
-            let m = std::fs::metadata(&dst).unwrap();
-            assert_eq!((m.uid(), m.gid()), (999, 999));
-        }
-        // The unpacked tree archives to the very same bytes (every time in
-        // the archive is restored; a FIFO's once was not, which showed only
-        // when the unpack ran in a later second than the mkfifo).
-        drop(_sock);
-        std::fs::remove_file(src.join("sock")).unwrap();
-        assert_eq!(pack(&dst, &tmp.path().join("back.tar")).unwrap(), hash);
-    }
-
-    #[test]
-    fn unpack_skips_devices_and_paths_outside() {
-        let tmp = tempfile::tempdir().unwrap();
-        let tar_path = tmp.path().join("evil.tar");
-        let mut b = tar::Builder::new(File::create(&tar_path).unwrap());
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Block);
-        h.set_device_major(8).unwrap();
-        h.set_device_minor(0).unwrap();
-        h.set_mode(0o666);
-        h.set_size(0);
-        b.append_data(&mut h, "sda", std::io::empty()).unwrap();
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_size(3);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        // `append_data` refuses "..", so write the name by hand.
-        h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
-        h.set_cksum();
-        b.append(&h, &b"bad"[..]).unwrap();
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_size(2);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        b.append_data(&mut h, "ok", &b"ok"[..]).unwrap();
-        b.into_inner().unwrap().sync_all().unwrap();
-        let dst = tmp.path().join("dst");
-        std::fs::create_dir(&dst).unwrap();
-        unpack(&tar_path, &dst).unwrap();
-        assert!(!dst.join("sda").exists());
-        assert!(!tmp.path().join("escape").exists());
-        assert_eq!(std::fs::read(dst.join("ok")).unwrap(), b"ok");
     }
 
     #[tokio::test]

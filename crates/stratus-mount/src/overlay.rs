@@ -12,9 +12,10 @@ use crate::MountError;
 /// [`Overlay::unmount`] or on drop.
 ///
 /// It is mounted `nodev` (device nodes of an image never open host
-/// devices; a container gets its `/dev` from its runtime) but not
-/// `nosuid`: set-uid programs of the image work inside the container, as
-/// they do on any container runtime. Each container needs its own `upper`
+/// devices; a container gets its `/dev` from its runtime) and `nosuid`: a
+/// set-uid program of the image or one the container writes never raises
+/// privileges (containers also run with `no_new_privileges`, so nothing
+/// that worked before stops working). Each container needs its own `upper`
 /// and `work` directories, on one file system, and must not share them with
 /// another overlay; any number of overlays may share one lower.
 #[derive(Debug)]
@@ -64,7 +65,9 @@ impl Overlay {
             Some("overlay"),
             target,
             Some("overlay"),
-            MsFlags::MS_NODEV,
+            // A container's root: setuid bits and device nodes in an image
+            // or written by the container are never honoured by the kernel.
+            MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
             Some(data.as_str()),
         )
         .map_err(|e| MountError::Overlay {

@@ -206,10 +206,21 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
             "no role enabled: a node needs the server role, the agent role, or both".into(),
         ));
     }
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| NodeError::Io {
-        context: format!("creating data directory {}", cfg.data_dir.display()),
-        source,
-    })?;
+    // Keys, tokens, Raft state and tenants' data: only this user may enter.
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&cfg.data_dir)
+            .and_then(|()| {
+                std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700))
+            })
+            .map_err(|source| NodeError::Io {
+                context: format!("creating data directory {}", cfg.data_dir.display()),
+                source,
+            })?;
+    }
     let identity = Identity::load_or_create(&cfg.data_dir)?;
     // Agents only dial out (NAT-friendly): any local port, no inbound handshakes.
     let in_use = |e: &stratus_net::NetError| matches!(e, stratus_net::NetError::Io(io) if io.kind() == std::io::ErrorKind::AddrInUse);
