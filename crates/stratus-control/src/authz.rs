@@ -124,6 +124,14 @@ pub fn may_push_log(s: &State, node: &NodeId, id: &str) -> bool {
         .is_some_and(|i| i.node == *node && exec.is_none_or(|n| i.execs.iter().any(|e| e.n == n)))
 }
 
+/// Whether `node` may report on exec `n` of `instance`: the instance is
+/// on `node` and the exec was asked and has not ended.
+pub fn may_report_exec(s: &State, node: &NodeId, instance: &str, n: u32) -> bool {
+    s.instances
+        .get(instance)
+        .is_some_and(|i| i.node == *node && i.execs.iter().any(|e| e.n == n && !e.state.is_over()))
+}
+
 /// The modules and pinned images (`image:...`) of the workloads `node` is
 /// assigned an instance of (current and previous generation): all an
 /// agent may fetch.

@@ -303,6 +303,14 @@ impl Control {
                 if !self.is_registered(&peer) {
                     return not_member();
                 }
+                // Reports about instances not on this node are dropped
+                // before they cost a Raft entry.
+                let reports: Vec<_> = self.inner.reader.read(|s| {
+                    reports
+                        .into_iter()
+                        .filter(|r| s.instances.get(&r.id).is_some_and(|i| i.node == peer))
+                        .collect()
+                });
                 let writes = reports.into_iter().map(|r| {
                     self.write(Command::ReportInstance {
                         id: r.id,
@@ -344,6 +352,16 @@ impl Control {
             Request::ReportExec { instance, n, state } => {
                 if !self.is_registered(&peer) {
                     return not_member();
+                }
+                // Only a pending or running exec asked of the peer's own
+                // instance is written (anything else would cost a Raft
+                // entry for nothing).
+                let live = self
+                    .inner
+                    .reader
+                    .read(|s| crate::authz::may_report_exec(s, &peer, &instance, n));
+                if !live {
+                    return Response::Ok;
                 }
                 match self
                     .write(Command::ReportExec {
