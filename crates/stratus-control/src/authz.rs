@@ -173,7 +173,9 @@ impl Control {
     /// Whether `peer` is in this replica's current Raft membership (voter
     /// or learner). An empty membership has no members.
     pub(crate) fn is_member(&self, peer: &NodeId) -> bool {
-        let m = self.inner.raft.metrics().borrow().clone();
+        // Asked before every request is read: borrow, do not clone the metrics.
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
         m.membership_config.membership().get_node(peer).is_some()
     }
 
