@@ -76,6 +76,10 @@ pub struct ServerArgs {
     /// Do not start a new cluster; wait to be added with `stratus replicas add`
     #[arg(long, env = "STRATUS_NO_BOOTSTRAP")]
     no_bootstrap: bool,
+    /// With --no-bootstrap: a replica of the cluster to join, ID@HOST:PORT (its node id and QUIC
+    /// address). Until added, this replica accepts Raft messages only from it and the members it lists
+    #[arg(long, env = "STRATUS_JOIN")]
+    join: Option<String>,
     /// Agents' heartbeat interval in milliseconds [default: 2000]
     #[arg(long, env = "STRATUS_HEARTBEAT_INTERVAL_MS")]
     heartbeat_interval_ms: Option<u64>,
@@ -187,6 +191,23 @@ fn load_file(path: Option<&Path>) -> Result<FileConfig> {
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
     s.parse()
         .with_context(|| format!("{what} {s:?} is not an address of the form IP:PORT"))
+}
+
+/// `--join ID@HOST:PORT`: a replica of the cluster to join.
+fn parse_join(s: &str) -> Result<stratus_proto::Peer> {
+    let (id, addr) = s.split_once('@').with_context(|| {
+        format!("--join {s:?}: expected ID@HOST:PORT (a replica's node id and QUIC address)")
+    })?;
+    let id = id
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--join {s:?}: {id:?} is not a node id: {e}"))?;
+    if addr.is_empty() {
+        anyhow::bail!("--join {s:?}: no HOST:PORT after '@'");
+    }
+    Ok(stratus_proto::Peer {
+        id,
+        addr: addr.to_string(),
+    })
 }
 
 /// The dev cloud's folder.
@@ -480,6 +501,7 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
                 .unwrap_or(stratus_control::DEFAULT_SNAPSHOT_EVERY),
             store: stratus_store::StoreConfig::default(),
             s3,
+            join: a.join.as_deref().map(parse_join).transpose()?,
         }),
         agent: None,
         cluster_name: "stratus".into(),

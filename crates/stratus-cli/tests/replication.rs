@@ -150,8 +150,10 @@ fn leader_kill_under_load_loses_no_acknowledged_write() {
 
     let a = Server::start("a", root, &[]);
     let token = a.wait_bootstrapped();
-    let b = Server::start("b", root, &["--no-bootstrap"]);
-    let c = Server::start("c", root, &["--no-bootstrap"]);
+    // The new replicas take Raft messages only from `a` and its members.
+    let join = format!("{}@{}", a.id, a.quic_addr());
+    let b = Server::start("b", root, &["--no-bootstrap", "--join", &join]);
+    let c = Server::start("c", root, &["--no-bootstrap", "--join", &join]);
     for r in [&b, &c] {
         cli(&[
             "replicas",

@@ -1,5 +1,6 @@
 //! QUIC endpoint, authenticated connections and request/response calls.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,17 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 const CLOSE_CODE: u32 = 0;
 /// Application error code for resetting a stream whose answer could not be produced.
 const RESET_CODE: u32 = 1;
+/// Application error code for stopping a stream whose request frame is
+/// larger than the receiver accepts from that peer (read as
+/// [`NetError::FrameRefused`] by the caller).
+pub(crate) const REFUSED_CODE: u32 = 2;
+/// Connections one peer (one node key) may hold open to an endpoint at once;
+/// a further one is closed right after its handshake. Agents keep one,
+/// replicas pool one per peer.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 8;
+/// Application error code for closing a connection over
+/// [`MAX_CONNECTIONS_PER_PEER`].
+const TOO_MANY_CODE: u32 = 3;
 
 /// A QUIC endpoint bound to one UDP socket; dials and accepts connections
 /// authenticated by ed25519 node keys. Cheap to clone.
@@ -187,6 +199,7 @@ impl Endpoint {
         Ok(Connection {
             inner: conn,
             remote_id,
+            _slot: None,
         })
     }
 
@@ -210,10 +223,55 @@ impl Endpoint {
     }
 }
 
+/// Open inbound connections per peer ([`MAX_CONNECTIONS_PER_PEER`]).
+#[derive(Clone, Default)]
+struct PeerCounts(Arc<Mutex<HashMap<NodeId, usize>>>);
+
+impl PeerCounts {
+    /// Counts one more connection of `peer`, unless it holds the maximum.
+    fn take(&self, peer: NodeId) -> bool {
+        let Ok(mut m) = self.0.lock() else {
+            return false;
+        };
+        let n = m.entry(peer).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_PEER {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release(&self, peer: &NodeId) {
+        if let Ok(mut m) = self.0.lock() {
+            if let Some(n) = m.get_mut(peer) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(peer);
+                }
+            }
+        }
+    }
+}
+
+/// One counted inbound connection: released when the last clone of the
+/// [`Connection`] is dropped (which closes the connection).
+struct PeerSlot {
+    counts: PeerCounts,
+    peer: NodeId,
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        self.counts.release(&self.peer);
+    }
+}
+
 /// Accepts inbound connections, handshaking each on its own task.
 async fn accept_loop(endpoint: quinn::Endpoint, tx: mpsc::Sender<Connection>) {
+    let counts = PeerCounts::default();
     while let Some(incoming) = endpoint.accept().await {
         let tx = tx.clone();
+        let counts = counts.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             let conn = match incoming.await {
@@ -231,12 +289,22 @@ async fn accept_loop(endpoint: quinn::Endpoint, tx: mpsc::Sender<Connection>) {
                     return;
                 }
             };
+            if !counts.take(remote_id) {
+                tracing::debug!(peer = %remote_id.short(), %remote, "refused: too many connections from this peer");
+                conn.close(TOO_MANY_CODE.into(), b"too many connections from this node");
+                return;
+            }
+            let slot = Arc::new(PeerSlot {
+                counts,
+                peer: remote_id,
+            });
             tracing::debug!(peer = %remote_id.short(), %remote, "accepted");
             // If nobody accepts any more, the connection is dropped (closed).
             let _ = tx
                 .send(Connection {
                     inner: conn,
                     remote_id,
+                    _slot: Some(slot),
                 })
                 .await;
         });
@@ -264,6 +332,8 @@ fn peer_id(conn: &quinn::Connection) -> Result<NodeId, String> {
 pub struct Connection {
     inner: quinn::Connection,
     remote_id: NodeId,
+    /// Inbound connections: the slot counted against the peer's limit.
+    _slot: Option<Arc<PeerSlot>>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -319,7 +389,7 @@ impl Connection {
     async fn exchange(&self, frame: &[u8]) -> Result<Vec<u8>, NetError> {
         let (mut send, mut recv) = self.inner.open_bi().await?;
         frame::write_frame(&mut send, frame).await?;
-        frame::read_frame(&mut recv).await
+        frame::read_frame(&mut recv, frame::MAX_FRAME_LEN).await
     }
 
     /// Next inbound call on this connection; `Ok(None)` when the connection
@@ -366,8 +436,26 @@ impl IncomingCall {
 
     /// Reads and decodes the request.
     pub async fn read<Req: DeserializeOwned>(&mut self) -> Result<Req, NetError> {
-        let payload = frame::read_frame(&mut self.recv).await?;
-        frame::decode(&payload)
+        self.read_limited(frame::MAX_FRAME_LEN).await
+    }
+
+    /// Reads and decodes the request if its frame is at most `max` bytes.
+    /// A longer frame is refused after its length prefix, before anything
+    /// is allocated for it: the stream is stopped and reset with a code the
+    /// caller reads as [`NetError::FrameRefused`].
+    pub async fn read_limited<Req: DeserializeOwned>(
+        &mut self,
+        max: usize,
+    ) -> Result<Req, NetError> {
+        match frame::read_frame(&mut self.recv, max).await {
+            Ok(payload) => frame::decode(&payload),
+            Err(e @ NetError::FrameTooLarge { .. }) => {
+                let _ = self.recv.stop(REFUSED_CODE.into());
+                let _ = self.send.reset(REFUSED_CODE.into());
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends the response and ends the stream. If the response cannot be
@@ -400,11 +488,32 @@ impl IncomingCall {
 /// Serves every call on `conn` until it closes: each call runs on its own
 /// tokio task, and `handler` receives the authenticated peer id with the
 /// decoded request. Calls whose request cannot be read or decoded are reset
-/// and logged at debug level.
+/// and logged at debug level. Requests may be as large as
+/// [`crate::MAX_FRAME_LEN`]: for a service open to strangers use
+/// [`serve_connection_limited`].
 pub async fn serve_connection<Req, Resp, H, Fut>(conn: Connection, handler: H)
 where
     Req: DeserializeOwned + Send + 'static,
     Resp: Serialize + Send + 'static,
+    H: Fn(NodeId, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Resp> + Send,
+{
+    serve_connection_limited(conn, |_| frame::MAX_FRAME_LEN, handler).await
+}
+
+/// [`serve_connection`], where each request frame may be at most
+/// `max_frame(peer)` bytes. The bound is asked anew for every call, before
+/// its frame is read (a peer's role can change on one connection: an agent
+/// registers, then sends large requests); a longer frame is refused after
+/// its 4-byte length prefix (see [`IncomingCall::read_limited`]).
+pub async fn serve_connection_limited<Req, Resp, L, H, Fut>(
+    conn: Connection,
+    max_frame: L,
+    handler: H,
+) where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+    L: Fn(NodeId) -> usize + Send + Sync + 'static,
     H: Fn(NodeId, Req) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Resp> + Send,
 {
@@ -419,9 +528,14 @@ where
             }
         };
         let handler = handler.clone();
+        let max = max_frame(peer);
         tokio::spawn(async move {
-            let req = match call.read::<Req>().await {
+            let req = match call.read_limited::<Req>(max).await {
                 Ok(req) => req,
+                Err(e @ NetError::FrameTooLarge { .. }) => {
+                    tracing::debug!(peer = %peer.short(), error = %e, "request refused");
+                    return;
+                }
                 Err(e) => {
                     tracing::debug!(peer = %peer.short(), error = %e, "bad request");
                     call.abort();

@@ -85,6 +85,15 @@ pub enum NetError {
         max: u64,
     },
 
+    /// The peer refused a request frame larger than it accepts from this
+    /// node, before reading it (see `serve_connection_limited`).
+    #[error(
+        "the peer refused the request: its frame is larger than the peer accepts from this node \
+         (a node that is neither a control replica nor a registered agent may send only small \
+         requests such as Register)"
+    )]
+    FrameRefused,
+
     /// The peer speaks a protocol version this node does not know.
     #[error("unsupported protocol version {got} in frame (this node speaks version {expected})")]
     BadVersion {
@@ -139,6 +148,9 @@ impl From<quinn::WriteError> for NetError {
     fn from(e: quinn::WriteError) -> Self {
         match e {
             quinn::WriteError::ConnectionLost(c) => c.into(),
+            quinn::WriteError::Stopped(code) if code == crate::endpoint::REFUSED_CODE.into() => {
+                NetError::FrameRefused
+            }
             quinn::WriteError::Stopped(code) => {
                 NetError::Stream(format!("peer stopped the stream (code {code})"))
             }
@@ -151,6 +163,9 @@ impl From<quinn::ReadError> for NetError {
     fn from(e: quinn::ReadError) -> Self {
         match e {
             quinn::ReadError::ConnectionLost(c) => c.into(),
+            quinn::ReadError::Reset(code) if code == crate::endpoint::REFUSED_CODE.into() => {
+                NetError::FrameRefused
+            }
             quinn::ReadError::Reset(code) => {
                 NetError::Stream(format!("peer reset the stream (code {code})"))
             }

@@ -41,13 +41,15 @@ pub(crate) fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, NetError>
     bincode::deserialize(payload).map_err(|e| NetError::Decode(e.to_string()))
 }
 
-/// Checks a frame header, returning the payload length to read.
-pub(crate) fn check_len(len_prefix: [u8; LEN_BYTES]) -> Result<usize, NetError> {
+/// Checks a frame header against `max` (at most [`MAX_FRAME_LEN`]),
+/// returning the payload length to read.
+pub(crate) fn check_len(len_prefix: [u8; LEN_BYTES], max: usize) -> Result<usize, NetError> {
     let len = u32::from_be_bytes(len_prefix) as usize;
-    if len > MAX_FRAME_LEN {
+    let max = max.min(MAX_FRAME_LEN);
+    if len > max {
         return Err(NetError::FrameTooLarge {
             size: len as u64,
-            max: MAX_FRAME_LEN as u64,
+            max: max as u64,
         });
     }
     if len == 0 {
@@ -77,7 +79,7 @@ pub fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<T, NetError> {
         .get(..LEN_BYTES)
         .and_then(|p| p.try_into().ok())
         .ok_or_else(|| NetError::Decode("frame shorter than its length prefix".to_string()))?;
-    let payload_len = check_len(prefix)?;
+    let payload_len = check_len(prefix, MAX_FRAME_LEN)?;
     let version = *frame
         .get(LEN_BYTES)
         .ok_or_else(|| NetError::Decode("frame without a version byte".to_string()))?;
@@ -92,13 +94,18 @@ pub fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<T, NetError> {
     decode(payload)
 }
 
-/// Reads one frame from `recv` and returns its payload.
+/// Reads one frame of at most `max` bytes (capped at [`MAX_FRAME_LEN`])
+/// from `recv` and returns its payload.
 ///
-/// The declared length is checked before anything is allocated.
-pub(crate) async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, NetError> {
+/// The declared length is checked before anything is allocated: a longer
+/// frame fails with [`NetError::FrameTooLarge`] after its 4-byte prefix.
+pub(crate) async fn read_frame(
+    recv: &mut quinn::RecvStream,
+    max: usize,
+) -> Result<Vec<u8>, NetError> {
     let mut prefix = [0u8; LEN_BYTES];
     recv.read_exact(&mut prefix).await?;
-    let payload_len = check_len(prefix)?;
+    let payload_len = check_len(prefix, max)?;
     let mut version = [0u8; 1];
     recv.read_exact(&mut version).await?;
     check_version(version[0])?;

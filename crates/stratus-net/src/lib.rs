@@ -42,6 +42,17 @@
 //! [`stratus_proto::PROTOCOL_VERSION`]; frames carrying any other version are
 //! refused with [`NetError::BadVersion`].
 //!
+//! # Bounds on what a peer may cost
+//!
+//! A server decides how large a request it reads from a peer *before*
+//! reading it ([`serve_connection_limited`] asks for each call): a frame
+//! longer than the peer's bound is refused after its 4-byte length prefix,
+//! so nothing is allocated for it, and the caller gets
+//! [`NetError::FrameRefused`]. One peer key may hold at most
+//! [`MAX_CONNECTIONS_PER_PEER`] inbound connections, each with at most
+//! 32 concurrent request streams (further ones wait for QUIC stream credit)
+//! and no unidirectional streams.
+//!
 //! # Pooling
 //!
 //! [`Pool`] keeps one live connection per (address, expected id) and redials
@@ -56,8 +67,13 @@ mod tls;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;
 
-pub use endpoint::{serve_connection, Connection, Endpoint, IncomingCall};
+pub use endpoint::{
+    serve_connection, serve_connection_limited, Connection, Endpoint, IncomingCall,
+    MAX_CONNECTIONS_PER_PEER,
+};
 pub use error::NetError;
 pub use frame::{decode_frame, encode as encode_frame, MAX_FRAME_LEN};
 pub use identity::Identity;

@@ -480,7 +480,7 @@ fn frame_encoding_layout() {
     let v: u32 = crate::frame::decode(&frame[5..]).expect("decode");
     assert_eq!(v, 0x0102_0304);
     assert!(matches!(
-        crate::frame::check_len(0u32.to_be_bytes()),
+        crate::frame::check_len(0u32.to_be_bytes(), crate::MAX_FRAME_LEN),
         Err(NetError::Decode(_))
     ));
 }

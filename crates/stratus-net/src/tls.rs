@@ -22,6 +22,8 @@ pub(crate) const SERVER_NAME: &str = "stratus";
 
 /// How often an idle connection sends a keep-alive.
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// Concurrent calls (bidirectional streams) a peer may open on one connection.
+const MAX_STREAMS: u32 = 32;
 /// A connection with no traffic for this long (keep-alives included) is dead.
 const MAX_IDLE: Duration = Duration::from_secs(5);
 
@@ -55,6 +57,10 @@ impl TlsIdentity {
 
         let mut transport = quinn::TransportConfig::default();
         transport.keep_alive_interval(Some(KEEP_ALIVE));
+        // Bounds what one connection can make the receiver hold at once:
+        // each call is one bidirectional stream; nothing uses uni streams.
+        transport.max_concurrent_bidi_streams(MAX_STREAMS.into());
+        transport.max_concurrent_uni_streams(0u32.into());
         transport.max_idle_timeout(Some(
             quinn::IdleTimeout::try_from(MAX_IDLE).map_err(|e| tls_err("idle timeout", &e))?,
         ));

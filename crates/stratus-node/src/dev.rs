@@ -152,6 +152,7 @@ impl DevConfig {
                     Some(p) => Some(loopback(port(p, i)?)),
                     None => None,
                 },
+                join: None,
             }),
             agent: None,
             cluster_name: "dev".into(),
@@ -203,9 +204,18 @@ pub async fn start(cfg: DevConfig) -> Result<DevCloud, NodeError> {
     }
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
-    let mut replicas = Vec::new();
+    let mut replicas: Vec<Running> = Vec::new();
     for i in 0..cfg.replicas {
-        replicas.push(crate::start(cfg.replica(i)?).await?);
+        let mut rc = cfg.replica(i)?;
+        // Replicas after the first join it: until added they take Raft
+        // messages only from it and the members it lists.
+        if let (Some(first), Some(server)) = (replicas.first(), rc.server.as_mut()) {
+            server.join = Some(Peer {
+                id: first.node_id,
+                addr: first.quic_addr.to_string(),
+            });
+        }
+        replicas.push(crate::start(rc).await?);
     }
     let first = replicas[0]
         .control

@@ -55,6 +55,10 @@ pub struct ServerRole {
     /// no S3 gateway). Clients sign with access keys made by
     /// `POST /v1/s3/keys` (`stratus s3 keys create`).
     pub s3: Option<SocketAddr>,
+    /// A replica of the cluster to join (`--join ID@HOST:PORT`): until this
+    /// replica is added, it accepts Raft messages only from that replica and
+    /// the members it lists.
+    pub join: Option<stratus_proto::Peer>,
 }
 
 /// Settings of the agent role.
@@ -251,6 +255,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
                 heartbeat_interval: s.heartbeat_interval,
                 node_lost_after: s.node_lost_after,
                 snapshot_every: s.snapshot_every,
+                join: s.join.clone(),
             },
             endpoint.clone(),
         )

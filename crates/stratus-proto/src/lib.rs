@@ -7,9 +7,10 @@
 //!
 //! Who may send what is decided by the receiver from the *authenticated*
 //! peer id of the connection, never from a field in the message:
-//! Raft RPCs and forwarded commands are only accepted from current members of
-//! the Raft cluster; an agent's heartbeat is always about the connection's
-//! own node.
+//! Raft RPCs, forwarded commands and log reads are only accepted from
+//! replicas of the Raft cluster; an agent's heartbeat is always about the
+//! connection's own node, and an agent reads only what its assignments use
+//! (the table is in `stratus-control`'s `authz` module).
 
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{

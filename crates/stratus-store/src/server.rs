@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use stratus_net::{serve_connection, Endpoint};
+use stratus_net::{serve_connection_limited, Endpoint, MAX_FRAME_LEN};
 use stratus_pieces::{PieceError, PieceStore};
 use stratus_proto::{PieceErrorKind, PieceInfo, PieceRequest, PieceResponse};
 use stratus_types::NodeId;
@@ -83,8 +83,14 @@ impl PieceBackend for PieceStore {
     }
 }
 
+/// Largest request frame read from a key that is not an allowed replica:
+/// enough for any request but `Put`, which it may not make anyway.
+pub const STRANGER_MAX_PIECE_FRAME: usize = 4 << 10;
+
 /// Serves piece requests arriving at `endpoint` until `cancel`, from peers in
-/// `allowed` only (the control replicas the node's agent knows).
+/// `allowed` only (the control replicas the node's agent knows). Any other
+/// key — an agent of the cluster included — gets `Forbidden`, and its
+/// requests are refused unread beyond [`STRANGER_MAX_PIECE_FRAME`] bytes.
 pub async fn serve(
     endpoint: Endpoint,
     backend: Arc<dyn PieceBackend>,
@@ -101,8 +107,16 @@ pub async fn serve(
         };
         let backend = backend.clone();
         let allowed = allowed.clone();
-        tokio::spawn(serve_connection(
+        let bound = allowed.clone();
+        tokio::spawn(serve_connection_limited(
             conn,
+            move |peer: NodeId| {
+                if bound.borrow().contains(&peer) {
+                    MAX_FRAME_LEN
+                } else {
+                    STRANGER_MAX_PIECE_FRAME
+                }
+            },
             move |peer: NodeId, req: PieceRequest| {
                 let backend = backend.clone();
                 let ok = allowed.borrow().contains(&peer);

@@ -204,6 +204,10 @@ async fn snapshots_compact_the_log_and_seed_new_replicas() -> Result<()> {
     cfg.data_dir = cluster.cfg.data_dir.join("late-replica");
     if let Some(s) = cfg.server.as_mut() {
         s.bootstrap = false;
+        s.join = Some(Peer {
+            id: c.id(),
+            addr: cluster.cfg.control_addrs()?[0].clone(),
+        });
     }
     let late = stratus_node::start(cfg).await?;
     c.change_membership(MembershipChange::Add(Peer {

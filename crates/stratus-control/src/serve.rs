@@ -1,0 +1,581 @@
+//! Serving the node-to-node protocol: every request a replica receives,
+//! from other replicas and from agents, is answered here. Who may ask what
+//! is decided by [`crate::authz`] from the connection's authenticated key
+//! before anything is done (see the table there).
+
+use std::time::{Duration, Instant};
+
+use stratus_net::Endpoint;
+use stratus_proto::{Request, Response};
+use stratus_state::Command;
+use stratus_types::{ErrorCode, NodeId, NodeStatus};
+
+use crate::proposer::ProposeError;
+use crate::{
+    now_ms, resolve, secrets, Control, ControlError, ImageServer, VolumeServer, RPC_TIMEOUT,
+};
+
+impl Control {
+    /// Answers an agent's volume request with `f` of the attached server,
+    /// if `peer` may use `bucket/key` of `tenant` (to write, with `write`).
+    async fn serve_volume(
+        &self,
+        peer: &NodeId,
+        (tenant, bucket, key): (&str, &str, &str),
+        write: bool,
+        f: impl FnOnce(
+            &dyn VolumeServer,
+        )
+            -> futures::future::BoxFuture<'static, Result<Response, (ErrorCode, String)>>,
+    ) -> Response {
+        if !self.uses_volume(peer, tenant, bucket, key, write) {
+            return Response::Error {
+                code: ErrorCode::Forbidden,
+                message: format!(
+                    "{peer} runs no instance of a workload of {tenant} with a{} volume in {bucket}/{key}",
+                    if write { " writable" } else { "" }
+                ),
+            };
+        }
+        let server = self.inner.volumes.lock().ok().and_then(|v| v.clone());
+        let Some(server) = server else {
+            return Response::Error {
+                code: ErrorCode::Unavailable,
+                message: "this replica serves no volumes".into(),
+            };
+        };
+        match f(server.as_ref()).await {
+            Ok(r) => r,
+            Err((code, message)) => Response::Error { code, message },
+        }
+    }
+
+    /// Whether `peer` is assigned a live instance (not ended, not lost: a
+    /// replaced instance must not overwrite its replacement's data) of a
+    /// workload of `tenant` whose spec (current, or previous during an
+    /// update) declares a volume kept in `bucket/key` (writable, with
+    /// `write`).
+    fn uses_volume(
+        &self,
+        peer: &NodeId,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        write: bool,
+    ) -> bool {
+        self.peer_runs(peer, tenant, true, |w| {
+            [Some(&w.spec), w.previous.as_ref().map(|p| &p.0)]
+                .into_iter()
+                .flatten()
+                .any(|spec| {
+                    spec.image.iter().flat_map(|im| &im.volumes).any(|v| {
+                        v.bucket.as_deref() == Some(bucket)
+                            && v.object_key(&spec.name) == key
+                            && !(write && v.read_only)
+                    })
+                })
+        })
+    }
+
+    /// Whether `peer` is assigned an instance (a live one — not ended, not
+    /// lost — with `live`) of a workload of `tenant` that `accept` accepts:
+    /// what agent requests for image and volume data are authorized by.
+    fn peer_runs(
+        &self,
+        peer: &NodeId,
+        tenant: &str,
+        live: bool,
+        accept: impl Fn(&stratus_state::Workload) -> bool,
+    ) -> bool {
+        self.inner.reader.read(|s| {
+            s.instances.values().any(|i| {
+                i.node == *peer
+                    && !(live
+                        && (i.state.is_terminal() || i.state == stratus_state::InstanceState::Lost))
+                    && s.workloads
+                        .get(&i.workload)
+                        .is_some_and(|w| w.tenant == tenant && accept(w))
+            })
+        })
+    }
+
+    /// Answers an agent's image request with `f` of the attached server.
+    async fn serve_image(
+        &self,
+        peer: &NodeId,
+        allowed: bool,
+        f: impl FnOnce(
+            &dyn ImageServer,
+        )
+            -> futures::future::BoxFuture<'static, Result<Vec<u8>, (ErrorCode, String)>>,
+    ) -> Response {
+        if !allowed {
+            return images_forbidden(peer);
+        }
+        let server = self.inner.images.lock().ok().and_then(|i| i.clone());
+        let Some(server) = server else {
+            return images_unavailable();
+        };
+        match f(server.as_ref()).await {
+            Ok(bytes) => Response::Blob(bytes),
+            Err((code, message)) => Response::Error { code, message },
+        }
+    }
+
+    /// Whether `peer` is assigned an instance of a workload of `tenant` that
+    /// runs a container image (`image`, when given): an agent reads only the
+    /// images of what it runs.
+    fn runs_image(&self, peer: &NodeId, tenant: &str, image: &str) -> bool {
+        self.peer_runs(peer, tenant, false, |w| {
+            [Some(&w.module), w.previous.as_ref().map(|p| &p.1)]
+                .into_iter()
+                .flatten()
+                .any(|m| m == image)
+        })
+    }
+
+    pub(crate) async fn accept_loop(self, endpoint: Endpoint) {
+        loop {
+            let conn = tokio::select! {
+                _ = self.inner.cancel.cancelled() => return,
+                c = endpoint.accept() => match c { Some(c) => c, None => return },
+            };
+            let me = self.clone();
+            let bound = self.clone();
+            tokio::spawn(stratus_net::serve_connection_limited(
+                conn,
+                move |peer| bound.max_frame(&peer),
+                move |peer, req: Request| {
+                    let me = me.clone();
+                    async move { me.handle(peer, req).await }
+                },
+            ));
+        }
+    }
+
+    /// Handles one request from an authenticated peer.
+    pub async fn handle(&self, peer: NodeId, req: Request) -> Response {
+        let raft = &self.inner.raft;
+        let not_member = || Response::Error {
+            code: ErrorCode::Forbidden,
+            message: format!("{peer} is not a control replica of this cluster"),
+        };
+        // Raft RPCs: from members, or from replicas a trusted replica
+        // vouches for (a lagging or uninitialized replica; see `authz`).
+        let raft_rpc = matches!(
+            req,
+            Request::AppendEntries(_) | Request::Vote(_) | Request::InstallSnapshot(_)
+        );
+        if raft_rpc {
+            if let Err(message) = self.may_send_raft(&peer).await {
+                return Response::Error {
+                    code: ErrorCode::Forbidden,
+                    message,
+                };
+            }
+        }
+        // Other replica-to-replica requests, and logs (instances' output
+        // and exec output go only to replicas), only from members of the
+        // current Raft membership (the connection's key proves who speaks).
+        let replicas_only = matches!(
+            req,
+            Request::Forward(_)
+                | Request::ForwardHeartbeat { .. }
+                | Request::Status
+                | Request::ChangeMembership(_)
+                | Request::ReadLogs { .. }
+        );
+        if replicas_only && !self.is_member(&peer) {
+            return not_member();
+        }
+        match req {
+            Request::AppendEntries(r) => Response::AppendEntries(raft.append_entries(r).await),
+            Request::Vote(r) => Response::Vote(raft.vote(r).await),
+            Request::InstallSnapshot(r) => {
+                Response::InstallSnapshot(raft.install_snapshot(r).await)
+            }
+            Request::Forward(cmd) => match self.inner.proposer.propose(cmd).await {
+                Ok((index, result)) => Response::Forwarded { index, result },
+                Err(ProposeError::NotLeader(_)) => Response::Error {
+                    code: ErrorCode::NoLeader,
+                    message: "this replica is no longer the leader".into(),
+                },
+                Err(ProposeError::Failed(e)) => error_response(ErrorCode::Internal, e),
+            },
+            Request::Register { info, join_token } => self.register(peer, info, join_token).await,
+            Request::Heartbeat => match self.heartbeat(peer).await {
+                Ok(()) => self.welcome(),
+                Err(e) => error_response(e.code(), e),
+            },
+            Request::ForwardHeartbeat { node } => match self.heartbeat(node).await {
+                Ok(()) => Response::Ok,
+                Err(e) => error_response(e.code(), e),
+            },
+            Request::Peers => {
+                if !self.is_member(&peer) && !self.is_registered(&peer) {
+                    return not_member();
+                }
+                Response::Peers {
+                    leader: self.leader(),
+                    peers: self.peers(),
+                }
+            }
+            Request::Status => Response::Status(self.local_status()),
+            Request::ChangeMembership(change) => {
+                if !self.is_leader() {
+                    return Response::Error {
+                        code: ErrorCode::NoLeader,
+                        message: "this replica is not the leader".into(),
+                    };
+                }
+                match self.change_membership_local(change).await {
+                    Ok(()) => Response::Ok,
+                    Err(e) => error_response(e.code(), e),
+                }
+            }
+            Request::Assignments {
+                after_index,
+                wait_ms,
+            } => {
+                if !self.is_registered(&peer) {
+                    return not_member();
+                }
+                let (index, assignments) = self.assignments(peer, after_index, wait_ms).await;
+                Response::Assignments { index, assignments }
+            }
+            Request::GetModule { hash } => {
+                if !self.may_read_module(&peer, &hash) {
+                    return Response::Error {
+                        code: ErrorCode::Forbidden,
+                        message: format!(
+                            "{peer} is assigned no instance of a workload running module {hash}"
+                        ),
+                    };
+                }
+                match self.inner.reader.read(|s| s.modules.get(&hash).cloned()) {
+                    Some(bytes) => Response::Module(bytes),
+                    None => Response::Error {
+                        code: ErrorCode::NotFound,
+                        message: format!("module {hash} is not stored"),
+                    },
+                }
+            }
+            Request::GetFlist { tenant, image } => {
+                let allowed = self.runs_image(&peer, &tenant, &image);
+                self.serve_image(&peer, allowed, |i| i.flist(tenant, image))
+                    .await
+            }
+            Request::GetChunk { tenant, id } => {
+                let allowed = match self.may_read_chunk(&peer, &tenant, &id).await {
+                    Ok(allowed) => allowed,
+                    Err(answer) => return answer,
+                };
+                self.serve_image(&peer, allowed, |i| i.chunk(tenant, id))
+                    .await
+            }
+            Request::GetVolume {
+                tenant,
+                bucket,
+                key,
+                version,
+                offset,
+                len,
+            } => {
+                let target = (tenant.as_str(), bucket.as_str(), key.as_str());
+                let (t, b, k) = (tenant.clone(), bucket.clone(), key.clone());
+                self.serve_volume(&peer, target, false, |v| {
+                    v.read_volume(t, b, k, version, offset, len)
+                })
+                .await
+            }
+            Request::PutVolume {
+                tenant,
+                bucket,
+                key,
+                step,
+            } => {
+                let target = (tenant.as_str(), bucket.as_str(), key.as_str());
+                let (t, b, k) = (tenant.clone(), bucket.clone(), key.clone());
+                self.serve_volume(&peer, target, true, |v| v.put_volume(t, b, k, step))
+                    .await
+            }
+            Request::Report(reports) => {
+                if !self.is_registered(&peer) {
+                    return not_member();
+                }
+                // Reports about instances not on this node are dropped
+                // before they cost a Raft entry.
+                let reports: Vec<_> = self.inner.reader.read(|s| {
+                    reports
+                        .into_iter()
+                        .filter(|r| s.instances.get(&r.id).is_some_and(|i| i.node == peer))
+                        .collect()
+                });
+                let writes = reports.into_iter().map(|r| {
+                    self.write(Command::ReportInstance {
+                        id: r.id,
+                        node: peer,
+                        state: r.state,
+                        restarts: r.restarts,
+                        exit_code: r.exit_code,
+                        kind: r.kind,
+                        message: r.message,
+                        now_ms: r.time_ms,
+                    })
+                });
+                for r in futures::future::join_all(writes).await {
+                    match r {
+                        Ok(_) => {}
+                        // Reports about instances that are gone or moved are dropped.
+                        Err(e)
+                            if matches!(e.code(), ErrorCode::NotFound | ErrorCode::Forbidden) => {}
+                        Err(e) => return error_response(e.code(), e),
+                    }
+                }
+                Response::Ok
+            }
+            Request::PushLogs(chunks) => {
+                if !self.is_registered(&peer) {
+                    return not_member();
+                }
+                // Only output of the peer's own instances, and of execs
+                // asked of them (`<instance>#exec-<n>`); the rest is dropped.
+                let owned: Vec<_> = self.inner.reader.read(|s| {
+                    chunks
+                        .into_iter()
+                        .filter(|c| crate::authz::may_push_log(s, &peer, &c.instance))
+                        .collect()
+                });
+                self.inner.logs.append(owned);
+                Response::Ok
+            }
+            Request::ReportExec { instance, n, state } => {
+                if !self.is_registered(&peer) {
+                    return not_member();
+                }
+                // Only a pending or running exec asked of the peer's own
+                // instance is written (anything else would cost a Raft
+                // entry for nothing).
+                let live = self
+                    .inner
+                    .reader
+                    .read(|s| crate::authz::may_report_exec(s, &peer, &instance, n));
+                if !live {
+                    return Response::Ok;
+                }
+                match self
+                    .write(Command::ReportExec {
+                        instance,
+                        node: peer,
+                        n,
+                        state,
+                    })
+                    .await
+                {
+                    Ok(_) => Response::Ok,
+                    Err(e) => error_response(e.code(), e),
+                }
+            }
+            Request::ReadLogs { instance, offset } => {
+                let (offset, data, known) = self.inner.logs.read(&instance, offset);
+                Response::Logs {
+                    offset,
+                    data,
+                    known,
+                }
+            }
+        }
+    }
+
+    /// What `node` should run: its instances that are not over, with specs.
+    /// Waits up to `wait_ms` for the applied index to pass `after_index`.
+    async fn assignments(
+        &self,
+        node: NodeId,
+        after_index: u64,
+        wait_ms: u64,
+    ) -> (u64, Vec<stratus_proto::Assignment>) {
+        let mut rx = self.inner.reader.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms.min(30_000));
+        while *rx.borrow_and_update() <= after_index {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = self.inner.cancel.cancelled() => break,
+                r = rx.changed() => if r.is_err() { break },
+            }
+        }
+        self.inner.reader.read_indexed(|s| {
+            s.instances
+                .values()
+                .filter(|i| {
+                    i.node == node
+                        && !i.state.is_terminal()
+                        && i.state != stratus_state::InstanceState::Lost
+                })
+                .filter_map(|i| {
+                    let w = s.workloads.get(&i.workload)?;
+                    let (spec, module) = match &w.previous {
+                        Some((spec, module)) if i.generation != w.generation => {
+                            (spec.clone(), module.clone())
+                        }
+                        _ => (w.spec.clone(), w.module.clone()),
+                    };
+                    Some(stratus_proto::Assignment {
+                        instance: i.clone(),
+                        spec,
+                        module,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Output of an instance from `offset` on: from this replica if its agent
+    /// sends logs here, else from the replica that has them.
+    pub async fn read_logs(
+        &self,
+        instance: &str,
+        offset: u64,
+    ) -> Result<(u64, Vec<u8>), ControlError> {
+        let (off, data, known) = self.inner.logs.read(instance, offset);
+        if known {
+            return Ok((off, data));
+        }
+        for p in self.peers().into_iter().filter(|p| p.id != self.inner.id) {
+            let Ok(addr) = resolve(&p.addr).await else {
+                continue;
+            };
+            let req = Request::ReadLogs {
+                instance: instance.to_string(),
+                offset,
+            };
+            if let Ok(Response::Logs {
+                offset,
+                data,
+                known: true,
+            }) = self
+                .inner
+                .pool
+                .call::<_, Response>(addr, Some(p.id), &req, RPC_TIMEOUT)
+                .await
+            {
+                return Ok((offset, data));
+            }
+        }
+        Ok((offset, Vec::new()))
+    }
+
+    fn welcome(&self) -> Response {
+        Response::Welcome {
+            heartbeat_interval_ms: self.inner.cfg.heartbeat_interval.as_millis() as u64,
+            peers: self.peers(),
+        }
+    }
+
+    async fn register(
+        &self,
+        peer: NodeId,
+        info: stratus_types::NodeInfo,
+        join_token: String,
+    ) -> Response {
+        if info.id != peer {
+            return Response::Error {
+                code: ErrorCode::Forbidden,
+                message: "a node may only register itself (node id differs from its key)".into(),
+            };
+        }
+        let expected = self.inner.reader.read(|s| s.join_token_sha256.clone());
+        let Some(expected) = expected else {
+            return Response::Error {
+                code: ErrorCode::Unavailable,
+                message: "the cluster is not bootstrapped yet; retry".into(),
+            };
+        };
+        if !secrets::constant_time_eq(
+            secrets::sha256_hex(&join_token).as_bytes(),
+            expected.as_bytes(),
+        ) {
+            return Response::Error {
+                code: ErrorCode::Unauthenticated,
+                message: "wrong join token: use the one in the bootstrap replica's join.token file"
+                    .into(),
+            };
+        }
+        let name = info.name.clone();
+        match self
+            .write(Command::RegisterNode {
+                info,
+                now_ms: now_ms(),
+            })
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(node = %peer.short(), %name, "node registered");
+                if let Err(e) = self.heartbeat(peer).await {
+                    tracing::debug!(error = %e, "first heartbeat");
+                }
+                self.welcome()
+            }
+            Err(e) => error_response(e.code(), e),
+        }
+    }
+
+    /// Records that `node` is alive: on the leader, in the failure detector
+    /// (reviving a lost node through the log); on a follower, relayed to the leader.
+    async fn heartbeat(&self, node: NodeId) -> Result<(), ControlError> {
+        let status = self
+            .inner
+            .reader
+            .read(|s| s.nodes.get(&node).map(|n| n.status));
+        let Some(status) = status else {
+            return Err(ControlError::Remote {
+                code: ErrorCode::NotFound,
+                message: format!("node {node} is not registered; register again"),
+            });
+        };
+        if self.is_leader() {
+            if let Ok(mut d) = self.inner.detector.lock() {
+                d.heard(node, Instant::now());
+            }
+            if status == NodeStatus::Lost {
+                tracing::info!(node = %node.short(), "node is back");
+                self.write(Command::SetNodeStatus {
+                    id: node,
+                    status: NodeStatus::Ready,
+                    now_ms: now_ms(),
+                })
+                .await?;
+            }
+            return Ok(());
+        }
+        match self
+            .call_leader(&Request::ForwardHeartbeat { node }, RPC_TIMEOUT)
+            .await?
+        {
+            Response::Ok => Ok(()),
+            Response::Error { code, message } => Err(ControlError::Remote { code, message }),
+            other => Err(ControlError::Raft(format!("unexpected answer: {other:?}"))),
+        }
+    }
+}
+
+fn error_response(code: ErrorCode, e: impl std::fmt::Display) -> Response {
+    Response::Error {
+        code,
+        message: e.to_string(),
+    }
+}
+
+pub(crate) fn images_forbidden(peer: &NodeId) -> Response {
+    Response::Error {
+        code: ErrorCode::Forbidden,
+        message: format!("{peer} runs no instance of this image"),
+    }
+}
+
+pub(crate) fn images_unavailable() -> Response {
+    Response::Error {
+        code: ErrorCode::Unavailable,
+        message: "this replica serves no images".into(),
+    }
+}
