@@ -285,23 +285,37 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .with_state(AppState { control, store })
 }
 
-/// Serves the API on `listener` until `shutdown` completes.
+/// Serves the API on `listener` within the default
+/// [`stratus_http::Limits`] until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     control: Control,
     store: stratus_store::Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Small answers must not wait for Nagle's algorithm (40 ms per request).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router(control, store))
-        .with_graceful_shutdown(shutdown)
+    serve_with(
+        listener,
+        control,
+        store,
+        stratus_http::Limits::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] within `limits` (connections, request heads; each route
+/// bounds its own body).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    control: Control,
+    store: stratus_store::Store,
+    limits: stratus_http::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = hyper_util::service::TowerToHyperService::new(router(control, store));
+    stratus_http::serve(listener, service, limits, shutdown)
         .await
+        .map_err(|stratus_http::ServeError::Accept(e)| e)
 }
 
 /// Liveness and role of this replica.

@@ -121,6 +121,16 @@ pub enum ControlError {
     /// Bad request from the caller.
     #[error("{0}")]
     Invalid(String),
+    /// The write is larger than one replicated command may be.
+    #[error(
+        "the request makes a {size}-byte command; a replicated command may be at most {limit} bytes"
+    )]
+    TooLarge {
+        /// Its encoded size.
+        size: u64,
+        /// [`proposer::MAX_COMMAND_BYTES`].
+        limit: u64,
+    },
     /// Local IO (secret files).
     #[error("{context}: {source}")]
     Io {
@@ -140,6 +150,7 @@ impl ControlError {
             ControlError::Remote { code, .. } => *code,
             ControlError::Net(_) => ErrorCode::Unavailable,
             ControlError::Invalid(_) => ErrorCode::BadRequest,
+            ControlError::TooLarge { .. } => ErrorCode::TooLarge,
             ControlError::Raft(_) | ControlError::Store(_) | ControlError::Io { .. } => {
                 ErrorCode::Internal
             }
@@ -365,6 +376,12 @@ impl Control {
                 }
                 Err(ProposeError::NotLeader(_)) => {}
                 Err(ProposeError::Failed(e)) => return Err(ControlError::Raft(e)),
+                Err(ProposeError::TooLarge { size }) => {
+                    return Err(ControlError::TooLarge {
+                        size,
+                        limit: proposer::MAX_COMMAND_BYTES,
+                    })
+                }
             }
             if Instant::now() >= deadline || self.inner.cancel.is_cancelled() {
                 return Err(ControlError::NoLeader);

@@ -18,6 +18,15 @@ use tokio_util::sync::CancellationToken;
 
 /// Most commands in one log entry.
 pub const MAX_BATCH: usize = 1024;
+/// Largest command, encoded: a larger one is refused before it reaches the
+/// log (a 16 MiB module and its envelope fit). Such a command travels as a
+/// log entry of its own, which must reach a follower within one heartbeat
+/// interval (openraft's deadline for AppendEntries): modules leave the log
+/// with issue 14.
+pub const MAX_COMMAND_BYTES: u64 = 20 << 20;
+/// A batch stops growing once its commands add up to this (a larger command
+/// goes alone), so batches of small writes cross the network in time.
+pub const MAX_BATCH_BYTES: u64 = 4 << 20;
 
 /// Why a proposal did not commit here.
 #[derive(Debug)]
@@ -26,14 +35,20 @@ pub enum ProposeError {
     NotLeader(Option<(NodeId, BasicNode)>),
     /// Raft failed or is shutting down.
     Failed(String),
+    /// The command is larger than [`MAX_COMMAND_BYTES`] encoded.
+    TooLarge {
+        /// Its encoded size.
+        size: u64,
+    },
 }
 
 type Reply = oneshot::Sender<Result<(u64, CommandResult), ProposeError>>;
+type Proposal = (Command, u64, Reply);
 
 /// Handle to the proposer task.
 #[derive(Clone, Debug)]
 pub struct Proposer {
-    tx: mpsc::Sender<(Command, Reply)>,
+    tx: mpsc::Sender<Proposal>,
 }
 
 impl Proposer {
@@ -46,23 +61,42 @@ impl Proposer {
     /// Proposes `cmd`; answers with its log index and result once committed
     /// and applied.
     pub async fn propose(&self, cmd: Command) -> Result<(u64, CommandResult), ProposeError> {
+        let size = bincode::serialized_size(&cmd)
+            .map_err(|e| ProposeError::Failed(format!("encoding the command: {e}")))?;
+        if size > MAX_COMMAND_BYTES {
+            return Err(ProposeError::TooLarge { size });
+        }
         let (reply, rx) = oneshot::channel();
         let stopped = || ProposeError::Failed("the control replica is shutting down".into());
-        self.tx.send((cmd, reply)).await.map_err(|_| stopped())?;
+        self.tx
+            .send((cmd, size, reply))
+            .await
+            .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>, cancel: CancellationToken) {
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Proposal>, cancel: CancellationToken) {
+    // A proposal taken from the queue that did not fit the previous batch.
+    let mut held: Option<Proposal> = None;
     loop {
-        let first = tokio::select! {
-            _ = cancel.cancelled() => return,
-            p = rx.recv() => match p { Some(p) => p, None => return },
+        let first = match held.take() {
+            Some(p) => p,
+            None => tokio::select! {
+                _ = cancel.cancelled() => return,
+                p = rx.recv() => match p { Some(p) => p, None => return },
+            },
         };
-        let (mut cmds, mut replies) = (vec![first.0], vec![first.1]);
+        let mut bytes = first.1;
+        let (mut cmds, mut replies) = (vec![first.0], vec![first.2]);
         while cmds.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok((c, r)) => {
+                Ok(p) if bytes + p.1 > MAX_BATCH_BYTES => {
+                    held = Some(p);
+                    break;
+                }
+                Ok((c, size, r)) => {
+                    bytes += size;
                     cmds.push(c);
                     replies.push(r);
                 }

@@ -201,6 +201,13 @@ impl Control {
                     message: "this replica is no longer the leader".into(),
                 },
                 Err(ProposeError::Failed(e)) => error_response(ErrorCode::Internal, e),
+                Err(ProposeError::TooLarge { size }) => error_response(
+                    ErrorCode::TooLarge,
+                    ControlError::TooLarge {
+                        size,
+                        limit: crate::proposer::MAX_COMMAND_BYTES,
+                    },
+                ),
             },
             Request::Register { info, join_token } => self.register(peer, info, join_token).await,
             Request::Heartbeat => match self.heartbeat(peer).await {

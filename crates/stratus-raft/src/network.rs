@@ -40,6 +40,15 @@ pub const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a background dial (see [`NetworkConnection`]) may take.
 pub const BACKGROUND_DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Most bytes of log entries in one AppendEntries message (one entry is
+/// always sent, however large). openraft bounds a message by its number of
+/// entries only, and gives it one heartbeat interval (250 ms) to arrive and
+/// be stored: a follower catching up on many entries would get messages no
+/// frame can carry ([`stratus_net::MAX_FRAME_LEN`]) or no link can deliver
+/// in time, and replication to it would stall for good. Longer runs are
+/// sent in parts ([`fit_append`]).
+pub const MAX_APPEND_BYTES: u64 = 4 << 20;
+
 /// Why a Raft RPC failed on this side or was answered with something other
 /// than a Raft response. Carried inside openraft's `Unreachable` or
 /// `NetworkError`.
@@ -295,11 +304,16 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
         const RPC: &str = "AppendEntries";
+        let (rpc, cut) = fit_append(rpc, MAX_APPEND_BYTES);
         let entries = rpc.entries.len();
         match self
             .send(RPC, Request::AppendEntries(rpc), entries, &option)
             .await?
         {
+            // Only a prefix went: say how far the follower now matches.
+            Response::AppendEntries(Ok(AppendEntriesResponse::Success)) if cut.is_some() => {
+                Ok(AppendEntriesResponse::PartialSuccess(cut))
+            }
             Response::AppendEntries(Ok(resp)) => Ok(resp),
             Response::AppendEntries(Err(e)) => {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -336,6 +350,99 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
             Response::Vote(Ok(resp)) => Ok(resp),
             Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(self.unexpected(RPC, &other)),
+        }
+    }
+}
+
+/// Keeps the longest prefix of `rpc`'s entries that fits `budget` bytes
+/// (at least one entry); returns the id of the last entry kept when some
+/// were cut, for an [`AppendEntriesResponse::PartialSuccess`].
+pub fn fit_append(
+    mut rpc: AppendEntriesRequest<TypeConfig>,
+    budget: u64,
+) -> (
+    AppendEntriesRequest<TypeConfig>,
+    Option<openraft::LogId<NodeId>>,
+) {
+    let mut total = 0u64;
+    let mut keep = 0;
+    for e in &rpc.entries {
+        let size = bincode::serialized_size(e).unwrap_or(u64::MAX);
+        if keep > 0 && total.saturating_add(size) > budget {
+            break;
+        }
+        total = total.saturating_add(size);
+        keep += 1;
+    }
+    if keep == rpc.entries.len() {
+        return (rpc, None);
+    }
+    rpc.entries.truncate(keep);
+    let last = rpc.entries.last().map(|e| e.log_id);
+    (rpc, last)
+}
+
+#[cfg(test)]
+mod fit_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+    use proptest::prelude::*;
+    use stratus_state::Command;
+
+    fn entry(index: u64, bytes: usize) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, NodeId([7; 32])), index),
+            payload: EntryPayload::Normal(Command::PutVar {
+                tenant: "t".into(),
+                key: "k".into(),
+                value: "v".repeat(bytes),
+                now_ms: 0,
+            }),
+        }
+    }
+
+    fn request(sizes: &[usize]) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: openraft::Vote::new_committed(1, NodeId([7; 32])),
+            prev_log_id: None,
+            entries: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| entry(i as u64 + 1, *s))
+                .collect(),
+            leader_commit: None,
+        }
+    }
+
+    proptest! {
+        /// A message keeps a prefix within the budget (or one entry, however
+        /// large), and says where it was cut.
+        #[test]
+        fn append_messages_stay_within_their_byte_budget(
+            sizes in proptest::collection::vec(0usize..5000, 0..40),
+            budget in 1u64..40_000,
+        ) {
+            let (rpc, cut) = fit_append(request(&sizes), budget);
+            let kept = rpc.entries.len();
+            prop_assert!(kept <= sizes.len());
+            if !sizes.is_empty() {
+                prop_assert!(kept >= 1);
+            }
+            let total: u64 = rpc
+                .entries
+                .iter()
+                .map(|e| bincode::serialized_size(e).unwrap())
+                .sum();
+            prop_assert!(kept == 1 || total <= budget);
+            if kept < sizes.len() {
+                prop_assert_eq!(cut, Some(rpc.entries[kept - 1].log_id));
+                // The next entry would not have fitted.
+                let next = bincode::serialized_size(&entry(kept as u64 + 1, sizes[kept])).unwrap();
+                prop_assert!(total + next > budget);
+            } else {
+                prop_assert_eq!(cut, None);
+            }
         }
     }
 }

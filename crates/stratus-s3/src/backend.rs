@@ -80,6 +80,9 @@ pub enum BackendError {
     /// A request argument is not valid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The request is larger than a limit allows (the message names it).
+    #[error("too large: {0}")]
+    EntityTooLarge(String),
     /// A failure of the store itself.
     #[error("internal error: {0}")]
     Internal(String),

@@ -115,6 +115,7 @@ pub fn to_s3_error(e: BackendError) -> S3Error {
         E::AccessDenied => s3_error!(AccessDenied),
         E::InvalidBucketName => s3_error!(InvalidBucketName),
         E::InvalidArgument(m) => S3Error::with_message(S3ErrorCode::InvalidArgument, m),
+        E::EntityTooLarge(m) => S3Error::with_message(S3ErrorCode::EntityTooLarge, m),
         E::Internal(m) => {
             tracing::error!(error = %m, "backend internal error");
             S3Error::with_message(S3ErrorCode::InternalError, m)

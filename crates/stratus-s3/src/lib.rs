@@ -86,8 +86,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::{S3Auth, SecretKey};
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{s3_error, S3Result};
@@ -102,6 +100,7 @@ pub use backend::{
 pub use gateway::{to_s3_error, Gateway};
 pub use s3s;
 pub use store::{store_gateway, StoreBackend, StoreKeys};
+pub use stratus_http::Limits;
 
 /// Errors of [`serve`] and [`service_with_domain`].
 #[derive(Debug, thiserror::Error)]
@@ -157,17 +156,26 @@ pub fn service_with_domain<B: Backend, K: KeyStore>(
 }
 
 /// Serves `gateway` (path-style) on `listener` (HTTP/1.1 and HTTP/2, no TLS)
-/// until `shutdown` completes, then lets open connections finish for up to
-/// [`SHUTDOWN_GRACE`].
+/// within the default [`Limits`] until `shutdown` completes, then lets open
+/// connections finish for up to [`SHUTDOWN_GRACE`].
 pub async fn serve<B: Backend, K: KeyStore>(
     listener: tokio::net::TcpListener,
     gateway: Gateway<B, K>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    serve_service(listener, service(gateway), shutdown).await
+    serve_service(listener, service(gateway), default_limits(), shutdown).await
 }
 
-/// Serves an S3 service built by [`service`] or [`service_with_domain`].
+/// The gateway's default connection limits ([`stratus_http::Limits`]).
+pub fn default_limits() -> Limits {
+    Limits {
+        shutdown_grace: SHUTDOWN_GRACE,
+        ..Limits::default()
+    }
+}
+
+/// Serves an S3 service built by [`service`] or [`service_with_domain`]
+/// within `limits` (connections, request heads; bodies stream).
 ///
 /// HTTP/1.1 requests that expect `100-continue` but carry no body are
 /// answered with `Connection: close` (see the `keepalive` module: botocore
@@ -175,49 +183,11 @@ pub async fn serve<B: Backend, K: KeyStore>(
 pub async fn serve_service(
     listener: tokio::net::TcpListener,
     service: S3Service,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let conn = ConnBuilder::new(TokioExecutor::new());
     let service = keepalive::CloseAfterEmptyExpect(service);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let socket = tokio::select! {
-            res = listener.accept() => match res {
-                Ok((socket, _)) => socket,
-                Err(e) if is_transient(&e) => {
-                    tracing::warn!(error = %e, "accept failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-                Err(e) => return Err(ServeError::Accept(e)),
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = socket.set_nodelay(true);
-        let c = conn.serve_connection(TokioIo::new(socket), service.clone());
-        let c = graceful.watch(c.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = c.await {
-                tracing::debug!(error = %e, "s3 connection ended with an error");
-            }
-        });
-    }
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
-            tracing::warn!("s3 gateway: connections still open after the grace period");
-        }
-    }
-    Ok(())
-}
-
-/// Accept errors that do not mean the listener is broken (e.g. too many open
-/// files, a connection reset before it was accepted).
-fn is_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind as K;
-    matches!(
-        e.kind(),
-        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
-    ) || e.raw_os_error().is_some_and(|c| c == 23 || c == 24) // ENFILE, EMFILE
+    stratus_http::serve(listener, service, limits, shutdown)
+        .await
+        .map_err(|stratus_http::ServeError::Accept(e)| ServeError::Accept(e))
 }

@@ -119,6 +119,7 @@ fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
             BackendError::ServiceUnavailable(e.message)
         }
         ErrorCode::Internal => BackendError::Internal(e.message),
+        ErrorCode::TooLarge => BackendError::EntityTooLarge(e.message),
     }
 }
 

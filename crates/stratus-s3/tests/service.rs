@@ -126,6 +126,23 @@ async fn serve_and_shut_down() {
         "{}",
         String::from_utf8_lossy(&out)
     );
+    // A request head past the limit is refused before the gateway sees it.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let big = "a".repeat(stratus_http_limit() + 1024);
+    let req =
+        format!("GET /photos/cat.jpg HTTP/1.1\r\nhost: localhost\r\nx-amz-meta-big: {big}\r\n\r\n");
+    let _ = s.write_all(req.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    assert!(
+        out.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+fn stratus_http_limit() -> usize {
+    stratus_s3::default_limits().max_header_bytes
 }

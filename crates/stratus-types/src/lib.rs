@@ -339,6 +339,9 @@ pub enum ErrorCode {
     Unavailable,
     /// A bug or an unexpected failure.
     Internal,
+    /// The request (or a command it makes) is larger than a limit allows;
+    /// the message names the limit.
+    TooLarge,
 }
 
 impl ErrorCode {
@@ -352,6 +355,7 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::NoLeader | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
+            ErrorCode::TooLarge => 413,
         }
     }
 }
