@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use stratus_types::TokenRecord;
+use stratus_types::{TokenRecord, TokenScope};
 
 /// Prefix of every Stratus API token.
 pub const TOKEN_PREFIX: &str = "stt_";
@@ -36,8 +36,14 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
-/// Mints a token for `tenant`.
-pub fn mint_token(tenant: &str, now_ms: u64) -> NewToken {
+/// Mints a token for `tenant` with `scope`, working until `expires_ms`
+/// (ms since the Unix epoch; `None`: forever).
+pub fn mint_token(
+    tenant: &str,
+    now_ms: u64,
+    scope: TokenScope,
+    expires_ms: Option<u64>,
+) -> NewToken {
     let id = random_hex(6);
     let secret = random_hex(32);
     NewToken {
@@ -47,6 +53,8 @@ pub fn mint_token(tenant: &str, now_ms: u64) -> NewToken {
             tenant: tenant.to_string(),
             secret_sha256: sha256_hex(&secret),
             created_ms: now_ms,
+            scope,
+            expires_ms,
         },
     }
 }
@@ -114,7 +122,7 @@ mod tests {
 
     #[test]
     fn minted_tokens_parse_and_match() {
-        let t = mint_token("acme", 1);
+        let t = mint_token("acme", 1, TokenScope::Full, None);
         let (id, secret) = parse_token(&t.token).expect("parses");
         assert_eq!(id, t.record.id);
         assert!(token_matches(&t.record, secret));
