@@ -6,7 +6,8 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde::Serialize;
 use stratus_api::{
-    AddReplica, CreateTenant, CreateToken, IssuedToken, PutVar, TokenView, VarView, WhoAmI, WriteResult,
+    AddReplica, CreateTenant, CreateToken, IssuedToken, PutVar, TokenView, VarView, WhoAmI,
+    WriteResult,
 };
 use stratus_types::{ClusterStatus, NodeRecord, Tenant};
 
@@ -402,9 +403,7 @@ pub async fn tenants(g: &Global, cmd: TenantsCmd) -> Result<()> {
                     .map(crate::tokens::parse_lifetime)
                     .transpose()?,
             };
-            let t: IssuedToken = c
-                .post(&format!("/v1/tenants/{name}/tokens"), &req)
-                .await?;
+            let t: IssuedToken = c.post(&format!("/v1/tenants/{name}/tokens"), &req).await?;
             print_token(g, &t)?;
         }
         TenantsCmd::Tokens { name } => {

@@ -55,7 +55,16 @@ mod tests {
         assert_eq!(parse_lifetime("15m").expect("15m"), 900);
         assert_eq!(parse_lifetime("24h").expect("24h"), 86_400);
         assert_eq!(parse_lifetime("30d").expect("30d"), 2_592_000);
-        for bad in ["", "h", "24", "0h", "-1h", "1w", "1.5h", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "h",
+            "24",
+            "0h",
+            "-1h",
+            "1w",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
             assert!(parse_lifetime(bad).is_err(), "{bad}");
         }
     }

@@ -97,7 +97,10 @@ mod tests {
         let presigned = |e: &str| {
             format!("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={e}&X-Amz-Signature=00")
         };
-        assert_eq!(check_signature_scheme(None, Some(&presigned("604800"))), Ok(()));
+        assert_eq!(
+            check_signature_scheme(None, Some(&presigned("604800"))),
+            Ok(())
+        );
         assert_eq!(check_signature_scheme(None, Some(&presigned("1"))), Ok(()));
         for bad in ["604801", "4294967295", "-1", "1e9", ""] {
             assert!(

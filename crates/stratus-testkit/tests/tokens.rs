@@ -92,17 +92,47 @@ async fn scopes_expiry_and_minting() -> Result<()> {
     let cases: &[(&str, Method, &str, Option<Value>, bool)] = &[
         ("read-only", Method::GET, "/v1/buckets", None, true),
         ("read-only", Method::GET, "/v1/workloads", None, true),
-        ("read-only", Method::GET, "/v1/tenants/acme/tokens", None, true),
-        ("read-only", Method::POST, "/v1/buckets", Some(json!({"name": "ro"})), false),
-        ("read-only", Method::PUT, "/v1/tenants/acme/vars/k", Some(json!({"value": "v"})), false),
-        ("storage", Method::POST, "/v1/buckets", Some(json!({"name": "st"})), true),
+        (
+            "read-only",
+            Method::GET,
+            "/v1/tenants/acme/tokens",
+            None,
+            true,
+        ),
+        (
+            "read-only",
+            Method::POST,
+            "/v1/buckets",
+            Some(json!({"name": "ro"})),
+            false,
+        ),
+        (
+            "read-only",
+            Method::PUT,
+            "/v1/tenants/acme/vars/k",
+            Some(json!({"value": "v"})),
+            false,
+        ),
+        (
+            "storage",
+            Method::POST,
+            "/v1/buckets",
+            Some(json!({"name": "st"})),
+            true,
+        ),
         ("storage", Method::GET, "/v1/s3/keys", None, true),
         ("storage", Method::GET, "/v1/workloads", None, false),
         ("storage", Method::GET, "/v1/tenants/acme/vars", None, false),
         ("workloads", Method::GET, "/v1/workloads", None, true),
         ("workloads", Method::GET, "/v1/instances", None, true),
         ("workloads", Method::GET, "/v1/buckets", None, false),
-        ("workloads", Method::POST, "/v1/s3/keys", Some(json!({})), false),
+        (
+            "workloads",
+            Method::POST,
+            "/v1/s3/keys",
+            Some(json!({})),
+            false,
+        ),
     ];
     for (scope, method, path, body, allowed) in cases {
         let (s, answer) = call(
@@ -116,9 +146,16 @@ async fn scopes_expiry_and_minting() -> Result<()> {
         if *allowed {
             assert!(s.is_success(), "{scope} {method} {path}: {s} {answer}");
         } else {
-            assert_eq!(s, StatusCode::FORBIDDEN, "{scope} {method} {path}: {answer}");
+            assert_eq!(
+                s,
+                StatusCode::FORBIDDEN,
+                "{scope} {method} {path}: {answer}"
+            );
             let m = message(&answer);
-            assert!(m.contains("needs a token with scope") && m.contains(scope), "{m}");
+            assert!(
+                m.contains("needs a token with scope") && m.contains(scope),
+                "{m}"
+            );
         }
     }
     // Every scope may ask who it is.
@@ -127,7 +164,14 @@ async fn scopes_expiry_and_minting() -> Result<()> {
         assert_eq!((s, me["scope"].as_str()), (StatusCode::OK, Some(*scope)));
     }
     // A full token is no operator.
-    let (s, body) = call(&http, Method::GET, &format!("{api}/v1/tenants"), &full, None).await?;
+    let (s, body) = call(
+        &http,
+        Method::GET,
+        &format!("{api}/v1/tenants"),
+        &full,
+        None,
+    )
+    .await?;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert!(message(&body).contains("admin"), "{body}");
 
@@ -152,12 +196,26 @@ async fn scopes_expiry_and_minting() -> Result<()> {
     let hour_expires = body["expires_ms"].as_u64().context("expires_ms")?;
     let (s, body) = mint(&http, &api, &hour, "acme", json!({})).await?;
     assert_eq!(s, StatusCode::CREATED, "{body}");
-    assert_eq!(body["expires_ms"].as_u64(), Some(hour_expires), "inherits the expiry");
+    assert_eq!(
+        body["expires_ms"].as_u64(),
+        Some(hour_expires),
+        "inherits the expiry"
+    );
     let (s, body) = mint(&http, &api, &hour, "acme", json!({"expires_in_secs": 7200})).await?;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert!(message(&body).contains("outlive"), "{body}");
     let (s, body) = mint(&http, &api, &hour, "acme", json!({"expires_in_secs": 60})).await?;
     assert_eq!(s, StatusCode::CREATED, "{body}");
+    // S3 keys never expire, so an expiring token cannot make one.
+    let (s, body) = call(
+        &http,
+        Method::POST,
+        &format!("{api}/v1/s3/keys"),
+        &hour,
+        None,
+    )
+    .await?;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     let (s, body) = mint(&http, &api, &full, "acme", json!({"expires_in_secs": 0})).await?;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
 
@@ -166,9 +224,15 @@ async fn scopes_expiry_and_minting() -> Result<()> {
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let short = token(&body)?;
     let (s, body) = wait_until("the 1 s token to expire", WAIT, || async {
-        let r = call(&http, Method::GET, &format!("{api}/v1/buckets"), &short, None)
-            .await
-            .ok()?;
+        let r = call(
+            &http,
+            Method::GET,
+            &format!("{api}/v1/buckets"),
+            &short,
+            None,
+        )
+        .await
+        .ok()?;
         (r.0 != StatusCode::OK).then_some(r)
     })
     .await?;
@@ -191,7 +255,10 @@ async fn scopes_expiry_and_minting() -> Result<()> {
         .iter()
         .filter_map(|t| t["scope"].as_str())
         .collect();
-    assert!(scopes.contains(&"read-only") && scopes.contains(&"full"), "{list}");
+    assert!(
+        scopes.contains(&"read-only") && scopes.contains(&"full"),
+        "{list}"
+    );
     Ok(())
 }
 
