@@ -522,12 +522,14 @@ fn grant(
         Some(secs) if (1..=MAX_TOKEN_LIFETIME_SECS).contains(&secs) => {
             Some(now_ms.saturating_add(secs * 1000))
         }
-        Some(secs) => return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            format!(
+        Some(secs) => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
                 "expires_in_secs must be 1 to {MAX_TOKEN_LIFETIME_SECS} (ten years), got {secs}"
             ),
-        )),
+            ))
+        }
     };
     if let Some(own) = caller.expires_ms {
         if expires_ms.is_none_or(|e| e > own) {

@@ -103,7 +103,7 @@ async fn scopes_expiry_and_minting() -> Result<()> {
             "read-only",
             Method::POST,
             "/v1/buckets",
-            Some(json!({"name": "ro"})),
+            Some(json!({"name": "made-by-ro"})),
             false,
         ),
         (
@@ -117,7 +117,7 @@ async fn scopes_expiry_and_minting() -> Result<()> {
             "storage",
             Method::POST,
             "/v1/buckets",
-            Some(json!({"name": "st"})),
+            Some(json!({"name": "made-by-storage"})),
             true,
         ),
         ("storage", Method::GET, "/v1/s3/keys", None, true),
