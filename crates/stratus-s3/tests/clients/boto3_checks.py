@@ -303,8 +303,17 @@ class Checks:
         except urllib.error.HTTPError as e:
             body = e.read()
             expect(e.code == 403 and b"7 days" in body, "7 days + 1 s -> 403: %s %r" % (e.code, body))
-        # Negative: refused (botocore signs whatever it is given).
-        url = self.s3.generate_presigned_url("get_object", Params=params, ExpiresIn=-60)
+        # Negative: refused. generate_presigned_url asserts a positive expiry,
+        # so sign with botocore's SigV4 query signer directly.
+        from botocore.auth import S3SigV4QueryAuth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        signer = S3SigV4QueryAuth(Credentials(self.args.access_key, self.args.secret), "s3", "us-east-1",
+                                  expires=-60)
+        req = AWSRequest(method="GET", url="%s/%s/%s" % (self.endpoint.rstrip("/"), self.bucket, key))
+        signer.add_auth(req)
+        url = req.prepare().url
+        expect("X-Amz-Expires=-60" in url, "a negative expiry was signed: %s" % url)
         try:
             urllib.request.urlopen(url)
             raise AssertionError("presigned URL with a negative expiry accepted")
