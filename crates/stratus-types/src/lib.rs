@@ -582,4 +582,24 @@ mod tests {
         assert_eq!("Solar".parse::<EnergySource>(), Ok(EnergySource::Solar));
         assert!("coal-ish".parse::<EnergySource>().is_err());
     }
+
+    /// No scope but admin covers admin; narrow scopes cover only themselves.
+    #[test]
+    fn token_scopes_cover_and_parse() {
+        use TokenScope::*;
+        for s in TokenScope::ALL {
+            assert!(Admin.covers(s));
+            assert!(s.covers(s));
+            assert_eq!(s.as_str().parse::<TokenScope>(), Ok(s));
+            assert_eq!(Full.covers(s), s != Admin);
+        }
+        for narrow in [ReadOnly, Storage, Workloads] {
+            for other in TokenScope::ALL {
+                assert_eq!(narrow.covers(other), narrow == other, "{narrow} {other}");
+            }
+        }
+        assert!("root".parse::<TokenScope>().is_err());
+        let json = serde_json::to_string(&ReadOnly).expect("json");
+        assert_eq!(json, "\"read-only\"");
+    }
 }
