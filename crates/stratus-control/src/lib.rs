@@ -38,8 +38,7 @@ use stratus_proto::{MembershipChange, Peer, Request, Response};
 use stratus_raft::{Raft, StateReader};
 use stratus_state::{ApplyError, Command, CommandResult};
 use stratus_types::{
-    ClusterStatus, ErrorCode, NodeId, NodeStatus, ReplicaRole, ReplicaStatus, TokenScope,
-    ADMIN_TENANT,
+    ClusterStatus, ErrorCode, NodeId, NodeStatus, ReplicaRole, ReplicaStatus, ADMIN_TENANT,
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -1234,20 +1233,10 @@ impl Control {
             .read(|s| (s.is_bootstrapped(), s.join_token_sha256.is_some()));
         if !has_admin {
             let path = dir.join(ADMIN_TOKEN_FILE);
-            let token = load_or_mint(&path, || {
-                secrets::mint_token(ADMIN_TENANT, now_ms(), TokenScope::Admin, None).token
-            })?;
-            let (id, secret) = secrets::parse_token(&token).ok_or_else(|| {
+            let token = load_or_mint(&path, || secrets::mint_admin_token(now_ms()).token)?;
+            let record = secrets::admin_record(&token, now_ms()).ok_or_else(|| {
                 ControlError::Invalid(format!("{} does not hold a valid token", path.display()))
             })?;
-            let record = stratus_types::TokenRecord {
-                id: id.to_string(),
-                tenant: ADMIN_TENANT.to_string(),
-                secret_sha256: secrets::sha256_hex(secret),
-                created_ms: now_ms(),
-                scope: TokenScope::Admin,
-                expires_ms: None,
-            };
             ignore_conflict(
                 self.write(Command::CreateTenant {
                     name: ADMIN_TENANT.into(),

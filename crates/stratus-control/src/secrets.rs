@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use stratus_types::{TokenRecord, TokenScope};
+use stratus_types::{TokenRecord, TokenScope, ADMIN_TENANT};
 
 /// Prefix of every Stratus API token.
 pub const TOKEN_PREFIX: &str = "stt_";
@@ -57,6 +57,25 @@ pub fn mint_token(
             expires_ms,
         },
     }
+}
+
+/// Mints the operator's token: admin tenant, admin scope, no expiry.
+pub fn mint_admin_token(now_ms: u64) -> NewToken {
+    mint_token(ADMIN_TENANT, now_ms, TokenScope::Admin, None)
+}
+
+/// The record of the operator's token `token` (read back from the admin
+/// token file); `None` if it is malformed.
+pub fn admin_record(token: &str, now_ms: u64) -> Option<TokenRecord> {
+    let (id, secret) = parse_token(token)?;
+    Some(TokenRecord {
+        id: id.to_string(),
+        tenant: ADMIN_TENANT.to_string(),
+        secret_sha256: sha256_hex(secret),
+        created_ms: now_ms,
+        scope: TokenScope::Admin,
+        expires_ms: None,
+    })
 }
 
 /// Splits a presented token into `(id, secret)`; `None` if malformed.
@@ -127,6 +146,15 @@ mod tests {
         assert_eq!(id, t.record.id);
         assert!(token_matches(&t.record, secret));
         assert!(!token_matches(&t.record, &"0".repeat(64)));
+    }
+
+    #[test]
+    fn the_admin_token_reads_back_as_the_operator() {
+        let t = mint_admin_token(5);
+        let r = admin_record(&t.token, 5).expect("parses");
+        assert_eq!(r, t.record);
+        assert_eq!((r.scope, r.expires_ms), (TokenScope::Admin, None));
+        assert!(admin_record("stt_nonsense", 5).is_none());
     }
 
     #[test]
