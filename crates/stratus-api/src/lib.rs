@@ -3,19 +3,28 @@
 //! Everything lives under `/v1`; the OpenAPI document is served at
 //! `/v1/openapi.json` and checked into the repository (`docs/openapi.json`).
 //! Every route but `/v1/health` and `/v1/openapi.json` needs
-//! `Authorization: Bearer <token>`; a token belongs to one tenant, and the
-//! `admin` tenant administers the cluster. Errors are JSON
-//! ([`error::ErrorBody`]) with a stable code.
+//! `Authorization: Bearer <token>`; a token belongs to one tenant, has a
+//! scope (`admin`, `full`, `read-only`, `storage`, `workloads`) and may
+//! expire; the `admin` tenant's admin-scoped tokens administer the cluster.
+//! [`scopes`] decides, in one table, which scope each route needs. A token
+//! mints only tokens with no more rights than its own (a covered scope, an
+//! expiry no later than its own). Errors are JSON ([`error::ErrorBody`])
+//! with a stable code: 401 for a missing, unknown, revoked or expired token,
+//! 403 for a scope or tenant that does not allow the request.
 //!
 //! The API is served by control replicas and reads that replica's applied
 //! state; writes go through [`stratus_control::Control::write`], which
-//! forwards them to the leader, so any replica's API accepts them.
+//! forwards them to the leader, so any replica's API accepts them. Tokens
+//! are checked against that applied state on every request (no cache), so a
+//! revocation takes effect on a follower as soon as it applies the entry:
+//! within a Raft heartbeat of the commit.
 
 pub mod auth;
 pub mod error;
 pub mod images;
 pub mod objects;
 pub mod s3keys;
+pub mod scopes;
 pub mod workloads;
 
 use std::future::Future;
@@ -30,7 +39,8 @@ use stratus_control::{now_ms, secrets, Control};
 use stratus_proto::{MembershipChange, Peer};
 use stratus_state::{Command, Var};
 use stratus_types::{
-    ClusterStatus, ErrorCode, NodeId, NodeRecord, ReplicaRole, ReplicaStatus, Tenant,
+    ClusterStatus, ErrorCode, NodeId, NodeRecord, ReplicaRole, ReplicaStatus, Tenant, TokenScope,
+    ADMIN_TENANT,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -92,6 +102,10 @@ pub struct WhoAmI {
     pub tenant: String,
     /// Token id.
     pub token_id: String,
+    /// What the token may do.
+    pub scope: TokenScope,
+    /// When the token expires (ms since the Unix epoch); absent: never.
+    pub expires_ms: Option<u64>,
 }
 
 /// Request to add a control replica.
@@ -110,6 +124,24 @@ pub struct CreateTenant {
     pub name: String,
 }
 
+/// Longest lifetime a token may be given: ten years.
+pub const MAX_TOKEN_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Request to issue a token. Both fields may be left out; an empty body
+/// is the same as `{}`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreateToken {
+    /// What the new token may do; default: the caller's own scope (`full`
+    /// when the admin issues a token for another tenant). It must be covered
+    /// by the caller's scope: `admin` covers all, `full` all but `admin`,
+    /// the others only themselves.
+    pub scope: Option<TokenScope>,
+    /// Lifetime in seconds (1 to ten years); default: the caller's own
+    /// expiry, or none. It may not end after the caller's token does.
+    pub expires_in_secs: Option<u64>,
+}
+
 /// A newly issued token. The secret is shown only here.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct IssuedToken {
@@ -119,6 +151,10 @@ pub struct IssuedToken {
     pub token_id: String,
     /// The token to pass as `Authorization: Bearer <token>`.
     pub token: String,
+    /// What it may do.
+    pub scope: TokenScope,
+    /// When it expires (ms since the Unix epoch); absent: never.
+    pub expires_ms: Option<u64>,
 }
 
 /// Body of a variable write.
@@ -158,7 +194,7 @@ pub struct WriteResult {
           s3keys::create_key, s3keys::list_keys, s3keys::delete_key,
           images::import, images::list, images::delete),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
-                       VarView, WriteResult, TokenView, ClusterStatus,
+                       VarView, WriteResult, TokenView, CreateToken, TokenScope, ClusterStatus,
                        workloads::ModuleRef, workloads::Deploy, workloads::ExecRequest, workloads::ExecStarted,
                        stratus_state::workloads::ExecRecord, stratus_state::workloads::ExecState, workloads::WorkloadView, workloads::Drain,
                        stratus_state::Workload, stratus_state::Instance, stratus_state::Event,
@@ -196,6 +232,7 @@ pub fn openapi_json() -> String {
 
 /// The API's routes.
 pub fn router(control: Control, store: stratus_store::Store) -> Router {
+    let state = AppState { control, store };
     Router::new()
         .route("/v1/health", get(health))
         .route(
@@ -276,13 +313,17 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
             "/v1/s3/keys/{id}",
             axum::routing::delete(s3keys::delete_key),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            scopes::authorize,
+        ))
         .fallback(|| async {
             ApiError::new(
                 ErrorCode::NotFound,
                 "no such API route; see /v1/openapi.json",
             )
         })
-        .with_state(AppState { control, store })
+        .with_state(state)
 }
 
 /// Serves the API on `listener` within the default
@@ -346,6 +387,8 @@ async fn whoami(c: Caller) -> Json<WhoAmI> {
     Json(WhoAmI {
         tenant: c.tenant,
         token_id: c.token_id,
+        scope: c.scope,
+        expires_ms: c.expires_ms,
     })
 }
 
@@ -444,17 +487,73 @@ async fn list_tenants(State(st): State<AppState>, c: Caller) -> ApiResult<Vec<Te
     ))
 }
 
-async fn issue_token(st: &AppState, tenant: &str) -> Result<IssuedToken, ApiError> {
-    let t = secrets::mint_token(tenant, now_ms());
+async fn issue_token(
+    st: &AppState,
+    tenant: &str,
+    scope: TokenScope,
+    expires_ms: Option<u64>,
+) -> Result<IssuedToken, ApiError> {
+    let t = secrets::mint_token(tenant, now_ms(), scope, expires_ms);
     let token_id = t.record.id.clone();
     st.control
-        .write(Command::CreateToken { record: t.record })
+        .write(Command::IssueToken { record: t.record })
         .await?;
     Ok(IssuedToken {
         tenant: tenant.to_string(),
         token_id,
         token: t.token,
+        scope,
+        expires_ms,
     })
+}
+
+/// The scope and expiry of a token `caller` asks to mint for `tenant`:
+/// never more rights than the caller's own token.
+fn grant(
+    caller: &Caller,
+    tenant: &str,
+    req: &CreateToken,
+    now_ms: u64,
+) -> Result<(TokenScope, Option<u64>), ApiError> {
+    let forbidden = |m: String| ApiError::new(ErrorCode::Forbidden, m);
+    let scope = req.scope.unwrap_or(match caller.scope {
+        TokenScope::Admin if tenant != ADMIN_TENANT => TokenScope::Full,
+        own => own,
+    });
+    if !caller.scope.covers(scope) {
+        return Err(forbidden(format!(
+            "a token of scope {} cannot mint a token of scope {scope}",
+            caller.scope
+        )));
+    }
+    if scope == TokenScope::Admin && tenant != ADMIN_TENANT {
+        return Err(forbidden(format!(
+            "only the {ADMIN_TENANT:?} tenant has tokens of scope admin, not {tenant:?}"
+        )));
+    }
+    let expires_ms = match req.expires_in_secs {
+        None => caller.expires_ms,
+        Some(secs) if (1..=MAX_TOKEN_LIFETIME_SECS).contains(&secs) => {
+            Some(now_ms.saturating_add(secs * 1000))
+        }
+        Some(secs) => {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                "expires_in_secs must be 1 to {MAX_TOKEN_LIFETIME_SECS} (ten years), got {secs}"
+            ),
+            ))
+        }
+    };
+    if let Some(own) = caller.expires_ms {
+        if expires_ms.is_none_or(|e| e > own) {
+            return Err(forbidden(format!(
+                "a token cannot outlive the token that mints it: yours expires in {} s",
+                own.saturating_sub(now_ms) / 1000
+            )));
+        }
+    }
+    Ok((scope, expires_ms))
 }
 
 /// Creates a tenant and its first token. Admin only.
@@ -475,21 +574,38 @@ async fn create_tenant(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(issue_token(&st, &req.name).await?),
+        Json(issue_token(&st, &req.name, TokenScope::Full, None).await?),
     ))
 }
 
-/// Issues another token for a tenant (the tenant itself or the admin).
+/// Issues another token for a tenant (the tenant itself or the admin),
+/// with no more rights than the caller's token: a scope it covers and an
+/// expiry no later than its own.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", tag = "tenants", security(("bearer" = [])),
-    params(("tenant" = String, Path)),
-    responses((status = 201, body = IssuedToken), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("tenant" = String, Path)), request_body = CreateToken,
+    responses((status = 201, body = IssuedToken), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn create_token(
     State(st): State<AppState>,
     c: Caller,
     Path(tenant): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     c.require_tenant(&tenant)?;
-    Ok((StatusCode::CREATED, Json(issue_token(&st, &tenant).await?)))
+    let req: CreateToken = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateToken::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("malformed request body: {e}"),
+            )
+        })?
+    };
+    let (scope, expires_ms) = grant(&c, &tenant, &req, now_ms())?;
+    Ok((
+        StatusCode::CREATED,
+        Json(issue_token(&st, &tenant, scope, expires_ms).await?),
+    ))
 }
 
 /// A token as listed (never its secret).
@@ -501,6 +617,10 @@ pub struct TokenView {
     pub tenant: String,
     /// Creation time (ms since the Unix epoch).
     pub created_ms: u64,
+    /// What it may do.
+    pub scope: TokenScope,
+    /// When it expires (ms since the Unix epoch); absent: never.
+    pub expires_ms: Option<u64>,
 }
 
 /// Tokens of a tenant (ids only; secrets are never stored).
@@ -521,6 +641,8 @@ async fn list_tokens(
                 token_id: t.id.clone(),
                 tenant: t.tenant.clone(),
                 created_ms: t.created_ms,
+                scope: t.scope,
+                expires_ms: t.expires_ms,
             })
             .collect()
     })))
@@ -537,13 +659,14 @@ async fn revoke_token(
     Path((tenant, id)): Path<(String, String)>,
 ) -> ApiResult<WriteResult> {
     c.require_tenant(&tenant)?;
-    let (owner, admin_tokens) = st.control.state().read(|s| {
+    // The admin keeps at least one working admin-scoped token.
+    let now = now_ms();
+    let operator = |t: &stratus_types::TokenRecord| t.scope == TokenScope::Admin && !t.expired(now);
+    let (owner, last_operator) = st.control.state().read(|s| {
+        let target = s.tokens.get(&id);
         (
-            s.tokens.get(&id).map(|t| t.tenant.clone()),
-            s.tokens
-                .values()
-                .filter(|t| t.tenant == stratus_types::ADMIN_TENANT)
-                .count(),
+            target.map(|t| t.tenant.clone()),
+            target.is_some_and(operator) && s.tokens.values().filter(|t| operator(t)).count() <= 1,
         )
     });
     if owner.as_deref() != Some(tenant.as_str()) {
@@ -552,7 +675,7 @@ async fn revoke_token(
             format!("tenant {tenant:?} has no token {id:?}"),
         ));
     }
-    if tenant == stratus_types::ADMIN_TENANT && admin_tokens <= 1 {
+    if last_operator {
         return Err(ApiError::new(
             ErrorCode::Conflict,
             "refusing to revoke the last admin token: issue another one first (`stratus tenants token admin`)",

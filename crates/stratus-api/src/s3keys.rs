@@ -52,7 +52,8 @@ pub struct S3KeyView {
 }
 
 /// Creates an S3 access key for the caller's tenant (or, for the admin, any
-/// tenant's). The secret is in the answer only.
+/// tenant's). The secret is in the answer only. S3 keys do not expire, so
+/// a token that expires may not create one (403).
 #[utoipa::path(post, path = "/v1/s3/keys", tag = "s3", security(("bearer" = [])),
     request_body = CreateS3Key,
     responses((status = 201, body = IssuedS3Key), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -72,6 +73,16 @@ pub async fn create_key(
             )
         })?
     };
+    // S3 keys do not expire: a key made by an expiring token would outlive it.
+    if c.expires_ms.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "S3 keys do not expire, so token {} (which does) may not create one; use a token without expiry",
+                c.token_id
+            ),
+        ));
+    }
     let tenant = match req.tenant {
         Some(t) if t != c.tenant => {
             c.require_admin()?;

@@ -6,7 +6,8 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde::Serialize;
 use stratus_api::{
-    AddReplica, CreateTenant, IssuedToken, PutVar, TokenView, VarView, WhoAmI, WriteResult,
+    AddReplica, CreateTenant, CreateToken, IssuedToken, PutVar, TokenView, VarView, WhoAmI,
+    WriteResult,
 };
 use stratus_types::{ClusterStatus, NodeRecord, Tenant};
 
@@ -54,12 +55,23 @@ pub enum TenantsCmd {
         /// Name (a-z, 0-9, '-')
         name: String,
     },
-    /// Issue another token for a tenant
+    /// Issue another token for a tenant, with no more rights than yours
+    ///
+    /// Scopes: admin (the operator's, admin tenant only), full (everything of
+    /// the tenant), read-only (GET/HEAD only), storage (buckets, objects, S3
+    /// keys), workloads (modules, images, run/deploy/ps/logs/exec).
     Token {
         /// Tenant name
         name: String,
+        /// What the token may do [default: your own scope; full when the
+        /// admin issues one for another tenant]
+        #[arg(long, value_parser = ["admin", "full", "read-only", "storage", "workloads"])]
+        scope: Option<String>,
+        /// Lifetime, e.g. 15m, 24h, 30d [default: your token's own expiry, or never]
+        #[arg(long, value_name = "LIFETIME")]
+        expires: Option<String>,
     },
-    /// List a tenant's tokens (ids only)
+    /// List a tenant's tokens (ids, scopes, expiry; never secrets)
     Tokens {
         /// Tenant name
         name: String,
@@ -379,13 +391,19 @@ pub async fn tenants(g: &Global, cmd: TenantsCmd) -> Result<()> {
             let t: IssuedToken = c.post("/v1/tenants", &CreateTenant { name }).await?;
             print_token(g, &t)?;
         }
-        TenantsCmd::Token { name } => {
-            let t: IssuedToken = c
-                .post(
-                    &format!("/v1/tenants/{name}/tokens"),
-                    &serde_json::json!({}),
-                )
-                .await?;
+        TenantsCmd::Token {
+            name,
+            scope,
+            expires,
+        } => {
+            let req = CreateToken {
+                scope: scope.map(|s| s.parse()).transpose()?,
+                expires_in_secs: expires
+                    .as_deref()
+                    .map(crate::tokens::parse_lifetime)
+                    .transpose()?,
+            };
+            let t: IssuedToken = c.post(&format!("/v1/tenants/{name}/tokens"), &req).await?;
             print_token(g, &t)?;
         }
         TenantsCmd::Tokens { name } => {
@@ -395,9 +413,17 @@ pub async fn tenants(g: &Global, cmd: TenantsCmd) -> Result<()> {
             }
             let rows = ts
                 .iter()
-                .map(|t| vec![t.token_id.clone(), t.tenant.clone(), ago(t.created_ms)])
+                .map(|t| {
+                    vec![
+                        t.token_id.clone(),
+                        t.tenant.clone(),
+                        t.scope.to_string(),
+                        ago(t.created_ms),
+                        crate::tokens::expiry(t.expires_ms),
+                    ]
+                })
                 .collect();
-            table(&["TOKEN ID", "TENANT", "AGE"], rows);
+            table(&["TOKEN ID", "TENANT", "SCOPE", "AGE", "EXPIRES"], rows);
         }
         TenantsCmd::Revoke { name, token_id } => {
             let r: WriteResult = c
@@ -416,7 +442,12 @@ fn print_token(g: &Global, t: &IssuedToken) -> Result<()> {
     if g.json {
         return print_json(t);
     }
-    println!("tenant {} token (shown only now; keep it safe):", t.tenant);
+    println!(
+        "tenant {} token, scope {}, expires {} (shown only now; keep it safe):",
+        t.tenant,
+        t.scope,
+        crate::tokens::expiry(t.expires_ms)
+    );
     println!("{}", t.token);
     Ok(())
 }

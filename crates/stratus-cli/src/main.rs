@@ -14,6 +14,7 @@ mod images;
 mod objects;
 mod run;
 mod s3;
+mod tokens;
 mod workloads;
 
 use std::path::PathBuf;

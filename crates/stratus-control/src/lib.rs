@@ -745,16 +745,10 @@ impl Control {
             .read(|s| (s.is_bootstrapped(), s.join_token_sha256.is_some()));
         if !has_admin {
             let path = dir.join(ADMIN_TOKEN_FILE);
-            let token = load_or_mint(&path, || secrets::mint_token(ADMIN_TENANT, now_ms()).token)?;
-            let (id, secret) = secrets::parse_token(&token).ok_or_else(|| {
+            let token = load_or_mint(&path, || secrets::mint_admin_token(now_ms()).token)?;
+            let record = secrets::admin_record(&token, now_ms()).ok_or_else(|| {
                 ControlError::Invalid(format!("{} does not hold a valid token", path.display()))
             })?;
-            let record = stratus_types::TokenRecord {
-                id: id.to_string(),
-                tenant: ADMIN_TENANT.to_string(),
-                secret_sha256: secrets::sha256_hex(secret),
-                created_ms: now_ms(),
-            };
             ignore_conflict(
                 self.write(Command::CreateTenant {
                     name: ADMIN_TENANT.into(),
@@ -762,7 +756,7 @@ impl Control {
                 })
                 .await,
             )?;
-            ignore_conflict(self.write(Command::CreateToken { record }).await)?;
+            ignore_conflict(self.write(Command::IssueToken { record }).await)?;
             tracing::info!(path = %path.display(), "admin token created");
         }
         if !self.inner.reader.read(|s| s.store.secret.is_some()) {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use stratus_types::TokenRecord;
+use stratus_types::{TokenRecord, TokenScope, ADMIN_TENANT};
 
 /// Prefix of every Stratus API token.
 pub const TOKEN_PREFIX: &str = "stt_";
@@ -36,8 +36,14 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
-/// Mints a token for `tenant`.
-pub fn mint_token(tenant: &str, now_ms: u64) -> NewToken {
+/// Mints a token for `tenant` with `scope`, working until `expires_ms`
+/// (ms since the Unix epoch; `None`: forever).
+pub fn mint_token(
+    tenant: &str,
+    now_ms: u64,
+    scope: TokenScope,
+    expires_ms: Option<u64>,
+) -> NewToken {
     let id = random_hex(6);
     let secret = random_hex(32);
     NewToken {
@@ -47,8 +53,29 @@ pub fn mint_token(tenant: &str, now_ms: u64) -> NewToken {
             tenant: tenant.to_string(),
             secret_sha256: sha256_hex(&secret),
             created_ms: now_ms,
+            scope,
+            expires_ms,
         },
     }
+}
+
+/// Mints the operator's token: admin tenant, admin scope, no expiry.
+pub fn mint_admin_token(now_ms: u64) -> NewToken {
+    mint_token(ADMIN_TENANT, now_ms, TokenScope::Admin, None)
+}
+
+/// The record of the operator's token `token` (read back from the admin
+/// token file); `None` if it is malformed.
+pub fn admin_record(token: &str, now_ms: u64) -> Option<TokenRecord> {
+    let (id, secret) = parse_token(token)?;
+    Some(TokenRecord {
+        id: id.to_string(),
+        tenant: ADMIN_TENANT.to_string(),
+        secret_sha256: sha256_hex(secret),
+        created_ms: now_ms,
+        scope: TokenScope::Admin,
+        expires_ms: None,
+    })
 }
 
 /// Splits a presented token into `(id, secret)`; `None` if malformed.
@@ -114,11 +141,20 @@ mod tests {
 
     #[test]
     fn minted_tokens_parse_and_match() {
-        let t = mint_token("acme", 1);
+        let t = mint_token("acme", 1, TokenScope::Full, None);
         let (id, secret) = parse_token(&t.token).expect("parses");
         assert_eq!(id, t.record.id);
         assert!(token_matches(&t.record, secret));
         assert!(!token_matches(&t.record, &"0".repeat(64)));
+    }
+
+    #[test]
+    fn the_admin_token_reads_back_as_the_operator() {
+        let t = mint_admin_token(5);
+        let r = admin_record(&t.token, 5).expect("parses");
+        assert_eq!(r, t.record);
+        assert_eq!((r.scope, r.expires_ms), (TokenScope::Admin, None));
+        assert!(admin_record("stt_nonsense", 5).is_none());
     }
 
     #[test]

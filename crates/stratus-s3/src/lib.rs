@@ -23,7 +23,9 @@
 //! `UNSIGNED-PAYLOAD`) are decoded by s3s. s3s asks the [`KeyStore`] for the
 //! access key's secret and checks the signature (a wrong secret is
 //! `SignatureDoesNotMatch`, an unknown key `InvalidAccessKeyId`); anonymous
-//! requests are `AccessDenied`. The [`Gateway`] then looks up the key's
+//! requests are `AccessDenied`. s3s also checks SigV2 and presigned URLs of
+//! any lifetime; [`access::SignaturePolicy`] then refuses SigV2 and presigned
+//! URLs living over 7 days (`AccessDenied` saying why). The [`Gateway`] then looks up the key's
 //! **tenant** and passes it to every [`Backend`] call. Tenants are isolated by
 //! the backend: a tenant never sees, lists or touches another tenant's buckets
 //! (it gets `NoSuchBucket` or `AccessDenied`). Copies stay within a tenant.
@@ -74,6 +76,7 @@
 //! MFA delete. These answer `NotImplemented` (s3s's default) or are ignored
 //! where S3 clients send them by default (e.g. `x-amz-acl: private`).
 
+pub mod access;
 pub mod backend;
 pub mod fuzzing;
 mod gateway;
@@ -133,6 +136,7 @@ fn builder<B: Backend, K: KeyStore>(gateway: Gateway<B, K>) -> S3ServiceBuilder 
     let auth = KeyAuth(Arc::clone(gateway.keys()));
     let mut b = S3ServiceBuilder::new(gateway);
     b.set_auth(auth);
+    b.set_access(access::SignaturePolicy);
     b
 }
 

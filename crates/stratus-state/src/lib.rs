@@ -11,6 +11,7 @@
 //! [`TypeConfig`] binds these types to openraft.
 
 pub mod objects;
+mod tokens;
 pub mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +20,7 @@ use std::io::Cursor;
 use serde::{Deserialize, Serialize};
 use stratus_types::{
     validate_tenant_name, ErrorCode, NodeId, NodeInfo, NodeRecord, NodeStatus, Tenant, TenantName,
-    TokenRecord, ADMIN_TENANT,
+    TokenRecord, TokenRecordV1, ADMIN_TENANT,
 };
 use utoipa::ToSchema;
 
@@ -75,10 +76,12 @@ pub enum Command {
         /// Leader time.
         now_ms: u64,
     },
-    /// Store an API token (only its hash).
+    /// Store an API token of the first record layout (only its hash): a
+    /// full, non-expiring token (the operator's for the admin tenant). Kept
+    /// to replay old logs; new tokens are stored with [`Command::IssueToken`].
     CreateToken {
         /// The record.
-        record: TokenRecord,
+        record: TokenRecordV1,
     },
     /// Revoke an API token.
     RevokeToken {
@@ -204,6 +207,11 @@ pub enum Command {
     },
     /// An object-store change.
     Store(objects::StoreCommand),
+    /// Store an API token with its scope and expiry (only its hash).
+    IssueToken {
+        /// The record.
+        record: TokenRecord,
+    },
 }
 
 /// Why a command was refused by the state machine. Refusals are
@@ -389,22 +397,8 @@ impl State {
                 );
                 Ok(None)
             }
-            Command::CreateToken { record } => {
-                if !self.tenants.contains_key(&record.tenant) {
-                    return Err(ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("tenant {:?} does not exist; create it first", record.tenant),
-                    ));
-                }
-                if self.tokens.contains_key(&record.id) {
-                    return Err(ApplyError::new(
-                        ErrorCode::Conflict,
-                        format!("token id {:?} already exists", record.id),
-                    ));
-                }
-                self.tokens.insert(record.id.clone(), record.clone());
-                Ok(None)
-            }
+            Command::CreateToken { record } => self.insert_token(record.clone().into()),
+            Command::IssueToken { record } => self.insert_token(record.clone()),
             Command::RevokeToken { id } => {
                 self.tokens.remove(id).ok_or_else(|| {
                     ApplyError::new(ErrorCode::NotFound, format!("token {id:?} does not exist"))

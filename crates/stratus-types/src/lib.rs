@@ -306,7 +306,85 @@ pub struct Tenant {
     pub created_ms: u64,
 }
 
+/// What an API token may do, within its tenant.
+///
+/// Rights are only partly ordered: `admin` covers everything, `full` covers
+/// every scope but `admin`, and the three narrow scopes cover only
+/// themselves ([`TokenScope::covers`]). New scopes are appended (the
+/// persisted form is the variant's position).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenScope {
+    /// The cluster operator: everything, on every tenant. Only tokens of the
+    /// [`ADMIN_TENANT`] have it.
+    Admin,
+    /// Everything of its tenant.
+    Full,
+    /// Reads (GET and HEAD) of everything of its tenant.
+    ReadOnly,
+    /// Buckets, objects and S3 keys of its tenant.
+    Storage,
+    /// Workloads of its tenant: modules, images, deploy, ps, logs, exec.
+    Workloads,
+}
+
+impl TokenScope {
+    /// Every scope, from the most to the least rights.
+    pub const ALL: [TokenScope; 5] = [
+        TokenScope::Admin,
+        TokenScope::Full,
+        TokenScope::ReadOnly,
+        TokenScope::Storage,
+        TokenScope::Workloads,
+    ];
+
+    /// The name used by the API and the CLI (`read-only`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Admin => "admin",
+            TokenScope::Full => "full",
+            TokenScope::ReadOnly => "read-only",
+            TokenScope::Storage => "storage",
+            TokenScope::Workloads => "workloads",
+        }
+    }
+
+    /// Whether a token of scope `self` has every right of one of scope `other`.
+    pub fn covers(self, other: TokenScope) -> bool {
+        match self {
+            TokenScope::Admin => true,
+            TokenScope::Full => other != TokenScope::Admin,
+            narrow => narrow == other,
+        }
+    }
+}
+
+impl fmt::Display for TokenScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a string is not a [`TokenScope`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown token scope {0:?}: use admin, full, read-only, storage or workloads")]
+pub struct ParseTokenScopeError(pub String);
+
+impl FromStr for TokenScope {
+    type Err = ParseTokenScopeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TokenScope::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| ParseTokenScopeError(s.to_string()))
+    }
+}
+
 /// An API token as stored: only the SHA-256 of the secret is kept.
+///
+/// This is the second layout of the record; the first, [`TokenRecordV1`]
+/// (no scope, no expiry), is still read from old Raft logs and becomes a
+/// full, non-expiring token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TokenRecord {
     /// Public token id (first part of the token string).
@@ -317,6 +395,51 @@ pub struct TokenRecord {
     pub secret_sha256: String,
     /// Creation time (ms since the Unix epoch).
     pub created_ms: u64,
+    /// What the token may do.
+    pub scope: TokenScope,
+    /// When it stops working (ms since the Unix epoch); `None`: never.
+    pub expires_ms: Option<u64>,
+}
+
+impl TokenRecord {
+    /// Whether the token has expired at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_some_and(|e| now_ms >= e)
+    }
+}
+
+/// The first layout of [`TokenRecord`], before scopes and expiry. Kept so
+/// that Raft logs written by older versions still decode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecordV1 {
+    /// Public token id.
+    pub id: String,
+    /// Tenant the token acts for.
+    pub tenant: TenantName,
+    /// Hex SHA-256 of the secret part.
+    pub secret_sha256: String,
+    /// Creation time (ms since the Unix epoch).
+    pub created_ms: u64,
+}
+
+impl From<TokenRecordV1> for TokenRecord {
+    /// An old token keeps the rights it had: everything of its tenant (the
+    /// operator's for the admin tenant), forever.
+    fn from(v1: TokenRecordV1) -> Self {
+        let scope = if v1.tenant == ADMIN_TENANT {
+            TokenScope::Admin
+        } else {
+            TokenScope::Full
+        };
+        TokenRecord {
+            id: v1.id,
+            tenant: v1.tenant,
+            secret_sha256: v1.secret_sha256,
+            created_ms: v1.created_ms,
+            scope,
+            expires_ms: None,
+        }
+    }
 }
 
 /// Stable, machine-readable error codes returned by the API and the CLI.
@@ -462,5 +585,25 @@ mod tests {
     fn energy_parse() {
         assert_eq!("Solar".parse::<EnergySource>(), Ok(EnergySource::Solar));
         assert!("coal-ish".parse::<EnergySource>().is_err());
+    }
+
+    /// No scope but admin covers admin; narrow scopes cover only themselves.
+    #[test]
+    fn token_scopes_cover_and_parse() {
+        use TokenScope::*;
+        for s in TokenScope::ALL {
+            assert!(Admin.covers(s));
+            assert!(s.covers(s));
+            assert_eq!(s.as_str().parse::<TokenScope>(), Ok(s));
+            assert_eq!(Full.covers(s), s != Admin);
+        }
+        for narrow in [ReadOnly, Storage, Workloads] {
+            for other in TokenScope::ALL {
+                assert_eq!(narrow.covers(other), narrow == other, "{narrow} {other}");
+            }
+        }
+        assert!("root".parse::<TokenScope>().is_err());
+        let json = serde_json::to_string(&ReadOnly).expect("json");
+        assert_eq!(json, "\"read-only\"");
     }
 }

@@ -288,6 +288,63 @@ class Checks:
         except urllib.error.HTTPError as e:
             expect(e.code == 403, "expired URL -> 403, got %s" % e.code)
 
+    def presign_limits(self):
+        # 7 days is the longest a presigned URL may live (AWS's limit).
+        key = "pre/limits"
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=b"limits")
+        params = {"Bucket": self.bucket, "Key": key}
+        url = self.s3.generate_presigned_url("get_object", Params=params, ExpiresIn=7 * 24 * 3600)
+        with urllib.request.urlopen(url) as r:
+            expect(r.read() == b"limits", "7-day presigned GET")
+        # Longer: refused, though correctly signed.
+        url = self.s3.generate_presigned_url("get_object", Params=params, ExpiresIn=7 * 24 * 3600 + 1)
+        try:
+            urllib.request.urlopen(url)
+            raise AssertionError("presigned URL of 7 days + 1 s accepted")
+        except urllib.error.HTTPError as e:
+            body = e.read()
+            expect(e.code == 403 and b"7 days" in body, "7 days + 1 s -> 403: %s %r" % (e.code, body))
+        # Negative: refused. generate_presigned_url asserts a positive expiry,
+        # so sign with botocore's SigV4 query signer directly.
+        from botocore.auth import S3SigV4QueryAuth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        signer = S3SigV4QueryAuth(Credentials(self.args.access_key, self.args.secret), "s3", "us-east-1",
+                                  expires=-60)
+        req = AWSRequest(method="GET", url="%s/%s/%s" % (self.endpoint.rstrip("/"), self.bucket, key))
+        signer.add_auth(req)
+        url = req.prepare().url
+        expect("X-Amz-Expires=-60" in url, "a negative expiry was signed: %s" % url)
+        try:
+            urllib.request.urlopen(url)
+            raise AssertionError("presigned URL with a negative expiry accepted")
+        except urllib.error.HTTPError as e:
+            expect(e.code in (400, 403), "negative expiry -> 400/403, got %s" % e.code)
+
+    def sigv2_refused(self):
+        # A correctly signed SigV2 request (botocore's "s3" signer), header and query.
+        v2 = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.args.access_key,
+            aws_secret_access_key=self.args.secret,
+            region_name="us-east-1",
+            config=Config(signature_version="s3", s3={"addressing_style": "path"},
+                          retries={"max_attempts": 1}),
+        )
+        code, status = error_code(lambda: v2.list_buckets())
+        expect((code, status) == ("AccessDenied", 403), "SigV2 header: %r" % ((code, status),))
+        code, status = error_code(lambda: v2.get_object(Bucket=self.bucket, Key="pre/get"))
+        expect((code, status) == ("AccessDenied", 403), "SigV2 header GET: %r" % ((code, status),))
+        url = v2.generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": "pre/get"},
+                                        ExpiresIn=300)
+        expect("Signature=" in url and "AWSAccessKeyId=" in url, "a SigV2 presigned URL: %s" % url)
+        try:
+            urllib.request.urlopen(url)
+            raise AssertionError("SigV2 presigned URL accepted")
+        except urllib.error.HTTPError as e:
+            expect(e.code == 403, "SigV2 presigned URL -> 403, got %s" % e.code)
+
     def anonymous_denied(self):
         url = "%s/%s/meta/obj.txt" % (self.endpoint.rstrip("/"), self.bucket)
         try:
@@ -410,7 +467,8 @@ class Checks:
         self.extra_buckets = []
         order = [
             "create_bucket", "put_get_metadata", "multipart", "ranged_get", "conditional_get",
-            "copy_object", "delete_objects", "listing", "versioning", "presigned", "anonymous_denied",
+            "copy_object", "delete_objects", "listing", "versioning", "presigned", "presign_limits",
+            "sigv2_refused", "anonymous_denied",
             "cross_tenant_denied", "wrong_secret_rejected", "bad_digest", "keep_alive",
         ]
         failed = []

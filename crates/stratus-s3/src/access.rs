@@ -1,0 +1,115 @@
+//! What the gateway accepts once s3s has checked a request's signature.
+//!
+//! s3s 0.14 checks AWS Signature V2 as well as V4 (header, presigned URL
+//! and POST form) and accepts a V4 presigned URL of any `X-Amz-Expires` that
+//! fits in a `u32` (136 years). The gateway takes neither: SigV2 is refused
+//! (SHA-1, no date-skew check, and s3s compares its signatures in variable
+//! time — refusing every SigV2 request after the check means no forged or
+//! guessed V2 signature ever gets anything), and a presigned URL may live at
+//! most [`MAX_PRESIGNED_EXPIRES_SECS`] (7 days, as AWS). A negative or
+//! non-numeric `X-Amz-Expires` is already refused by s3s's parser. Anonymous
+//! requests are refused, as s3s's default check does.
+
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::{s3_error, S3Result};
+
+/// Longest lifetime of a presigned URL: 7 days, AWS's limit.
+pub const MAX_PRESIGNED_EXPIRES_SECS: u64 = 7 * 24 * 3600;
+
+/// Why a signed request is refused regardless of its signature.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureRefusal {
+    /// Signed with AWS Signature Version 2.
+    #[error("AWS Signature Version 2 is not accepted: sign requests with Signature Version 4")]
+    SigV2,
+    /// A presigned URL that lives too long.
+    #[error("a presigned URL may live at most {max} seconds (7 days); this one says X-Amz-Expires={found}")]
+    PresignedTooLong {
+        /// The `X-Amz-Expires` found.
+        found: String,
+        /// The limit.
+        max: u64,
+    },
+}
+
+/// Checks the signature scheme of a request from its `Authorization` header
+/// and query string (both as sent).
+pub fn check_signature_scheme(
+    authorization: Option<&str>,
+    query: Option<&str>,
+) -> Result<(), SignatureRefusal> {
+    // SigV2 header: `AWS AKID:signature` (V4 starts `AWS4-HMAC-SHA256 `).
+    if authorization.is_some_and(|a| a.starts_with("AWS ")) {
+        return Err(SignatureRefusal::SigV2);
+    }
+    let pairs = || form_urlencoded::parse(query.unwrap_or("").as_bytes());
+    if pairs().any(|(k, _)| k == "Signature" || k == "AWSAccessKeyId") {
+        return Err(SignatureRefusal::SigV2);
+    }
+    if let Some((_, v)) = pairs().find(|(k, _)| k == "X-Amz-Expires") {
+        if v.parse::<u64>()
+            .map_or(true, |s| s > MAX_PRESIGNED_EXPIRES_SECS)
+        {
+            return Err(SignatureRefusal::PresignedTooLong {
+                found: v.into_owned(),
+                max: MAX_PRESIGNED_EXPIRES_SECS,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The gateway's [`S3Access`]: a signed request, signed with SigV4, and a
+/// presigned URL of at most 7 days.
+pub struct SignaturePolicy;
+
+#[async_trait::async_trait]
+impl S3Access for SignaturePolicy {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_none() {
+            return Err(s3_error!(AccessDenied, "Signature is required"));
+        }
+        let authorization = cx
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        check_signature_scheme(authorization, cx.uri().query())
+            .map_err(|e| s3_error!(AccessDenied, "{e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigv2_and_long_presigned_urls_are_refused() {
+        let v4 = "AWS4-HMAC-SHA256 Credential=AK/20250101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00";
+        assert_eq!(check_signature_scheme(Some(v4), None), Ok(()));
+        assert_eq!(
+            check_signature_scheme(Some("AWS AKID:c2lnbmF0dXJl"), None),
+            Err(SignatureRefusal::SigV2)
+        );
+        assert_eq!(
+            check_signature_scheme(None, Some("AWSAccessKeyId=AK&Expires=1&Signature=x")),
+            Err(SignatureRefusal::SigV2)
+        );
+        let presigned = |e: &str| {
+            format!("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={e}&X-Amz-Signature=00")
+        };
+        assert_eq!(
+            check_signature_scheme(None, Some(&presigned("604800"))),
+            Ok(())
+        );
+        assert_eq!(check_signature_scheme(None, Some(&presigned("1"))), Ok(()));
+        for bad in ["604801", "4294967295", "-1", "1e9", ""] {
+            assert!(
+                matches!(
+                    check_signature_scheme(None, Some(&presigned(bad))),
+                    Err(SignatureRefusal::PresignedTooLong { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
