@@ -14,6 +14,7 @@
 pub mod containers;
 pub mod runner;
 pub mod sysinfo;
+pub mod taskio;
 pub mod volumes;
 
 use std::collections::BTreeSet;

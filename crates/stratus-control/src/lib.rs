@@ -24,6 +24,7 @@ pub mod logs;
 pub mod proposer;
 pub mod reconcile;
 pub mod secrets;
+pub mod taskio;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -179,6 +180,8 @@ struct Inner {
     images: Mutex<Option<Arc<dyn ImageServer>>>,
     /// Taken at shutdown, as `images`.
     volumes: Mutex<Option<Arc<dyn VolumeServer>>>,
+    /// Taken at shutdown, as `images`.
+    task_io: Mutex<Option<Arc<dyn taskio::TaskIoServer>>>,
 }
 
 /// Serves the archives of volumes kept in the object store to agents
@@ -284,6 +287,7 @@ impl Control {
                 tasks: Mutex::new(vec![proposer_task]),
                 images: Mutex::new(None),
                 volumes: Mutex::new(None),
+                task_io: Mutex::new(None),
             }),
         };
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
@@ -609,6 +613,9 @@ impl Control {
         if let Ok(mut v) = self.inner.volumes.lock() {
             v.take();
         }
+        if let Ok(mut t) = self.inner.task_io.lock() {
+            t.take();
+        }
     }
 
     fn is_member(&self, peer: &NodeId) -> bool {
@@ -899,6 +906,9 @@ impl Control {
                 self.serve_volume(&peer, target, true, |v| v.put_volume(t, b, k, step))
                     .await
             }
+            r @ (Request::ListInput { .. }
+            | Request::GetInput { .. }
+            | Request::PutOutput { .. }) => self.serve_task_io(peer, r).await,
             Request::Report(reports) => {
                 if !self.is_registered(&peer) {
                     return not_member();
