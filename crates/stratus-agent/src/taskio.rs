@@ -157,14 +157,18 @@ pub enum KeyTarget {
 }
 
 /// Maps the key of an input object (under `prefix`, `size` bytes) to a
-/// path relative to `/input`: the key without the prefix (and without one
-/// `/` right after it). Refuses whatever could leave the folder or is not
+/// path relative to `/input`: the key without the prefix (and without the
+/// `/` right after it when the prefix does not end with one). Refuses whatever could leave the folder or is not
 /// a plain relative path: see the module docs.
 pub fn key_path(prefix: &str, key: &str, size: u64) -> Result<KeyTarget, &'static str> {
     let rest = key
         .strip_prefix(prefix)
         .ok_or("it is not under the input's prefix")?;
-    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    // `prefix: data` names the same files as `prefix: data/`.
+    let rest = match prefix.is_empty() || prefix.ends_with('/') {
+        true => rest,
+        false => rest.strip_prefix('/').unwrap_or(rest),
+    };
     if rest.contains('\0') {
         return Err("it contains NUL");
     }

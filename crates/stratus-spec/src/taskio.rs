@@ -24,9 +24,9 @@ use utoipa::ToSchema;
 pub const MAX_FOLDER_PREFIX_LEN: usize = 512;
 
 /// Objects of the workload's tenant: the keys in `bucket` that start with
-/// `prefix`. A file `/input/a/b` is the object `<prefix>a/b` (one `/` right
-/// after the prefix is dropped, so `prefix: data` and `prefix: data/` name
-/// the same files).
+/// `prefix`. A file `/input/a/b` is the object `<prefix>a/b` (when the
+/// prefix does not end with `/`, the `/` after it is dropped, so
+/// `prefix: data` and `prefix: data/` name the same files).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ObjectFolder {
     /// A bucket of the workload's tenant.
