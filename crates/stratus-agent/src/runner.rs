@@ -794,7 +794,14 @@ impl Runner {
                     code: exit.code,
                     reason: e.to_string(),
                 };
-                self.report(&id, state, restarts, Some(exit.code), "failed", e.to_string());
+                self.report(
+                    &id,
+                    state,
+                    restarts,
+                    Some(exit.code),
+                    "failed",
+                    e.to_string(),
+                );
                 return;
             }
             let stopped = exit.reason == ExitReason::Cancelled || cancel.is_cancelled();
@@ -803,11 +810,21 @@ impl Runner {
                     Ok(u) => (
                         InstanceState::Running,
                         "output",
-                        format!("stored {} files ({} bytes) in {}/{}", u.files, u.bytes, f.bucket, f.prefix),
+                        format!(
+                            "stored {} files ({} bytes) in {}/{}",
+                            u.files, u.bytes, f.bucket, f.prefix
+                        ),
                     ),
                     Err(e) => {
                         let reason = e.to_string();
-                        (InstanceState::Failed { code: -1, reason: reason.clone() }, "failed", reason)
+                        (
+                            InstanceState::Failed {
+                                code: -1,
+                                reason: reason.clone(),
+                            },
+                            "failed",
+                            reason,
+                        )
                     }
                 };
                 let failed = matches!(state, InstanceState::Failed { .. });

@@ -76,7 +76,9 @@ pub enum TaskIoError {
         why: &'static str,
     },
     /// More objects than one task may fetch.
-    #[error("input: more than {MAX_INPUT_OBJECTS} objects under {folder} (the limit of one instance)")]
+    #[error(
+        "input: more than {MAX_INPUT_OBJECTS} objects under {folder} (the limit of one instance)"
+    )]
     TooManyObjects {
         /// `bucket/prefix`.
         folder: String,
@@ -860,8 +862,16 @@ mod tests {
             ("p/d/".into(), Vec::new()),
             ("p/d/b.txt".into(), b"beta".to_vec()),
         ]);
-        let f = fetch_input(&ok, "t", &folder(), &dir, 1 << 20).await.expect("fetch");
-        assert_eq!(f, Fetched { objects: 3, bytes: 9 });
+        let f = fetch_input(&ok, "t", &folder(), &dir, 1 << 20)
+            .await
+            .expect("fetch");
+        assert_eq!(
+            f,
+            Fetched {
+                objects: 3,
+                bytes: 9
+            }
+        );
         assert_eq!(std::fs::read(dir.join("d/b.txt")).expect("b"), b"beta");
 
         // A hostile key fails the whole fetch before anything is written.
@@ -869,7 +879,9 @@ mod tests {
             ("p/a.txt".into(), b"alpha".to_vec()),
             ("p/../../escaped".into(), b"x".to_vec()),
         ]);
-        let e = fetch_input(&bad, "t", &folder(), &dir, 1 << 20).await.expect_err("refused");
+        let e = fetch_input(&bad, "t", &folder(), &dir, 1 << 20)
+            .await
+            .expect_err("refused");
         assert!(e.to_string().contains("p/../../escaped"), "{e}");
         assert!(!tmp.path().join("escaped").exists());
         // A key that needs a file to be a folder.
@@ -877,11 +889,15 @@ mod tests {
             ("p/a".into(), b"file".to_vec()),
             ("p/a/b".into(), b"x".to_vec()),
         ]);
-        let e = fetch_input(&clash, "t", &folder(), &dir, 1 << 20).await.expect_err("clash");
+        let e = fetch_input(&clash, "t", &folder(), &dir, 1 << 20)
+            .await
+            .expect_err("clash");
         assert!(matches!(e, TaskIoError::BadKey { .. }), "{e}");
         // Too many bytes: refused on the listing.
         let big = Fake(vec![("p/big".into(), vec![0; 2048])]);
-        let e = fetch_input(&big, "t", &folder(), &dir, 1024).await.expect_err("big");
+        let e = fetch_input(&big, "t", &folder(), &dir, 1024)
+            .await
+            .expect_err("big");
         assert!(matches!(e, TaskIoError::TooLarge { .. }), "{e}");
     }
 

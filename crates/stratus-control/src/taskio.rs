@@ -166,7 +166,14 @@ impl Control {
     /// Whether `peer` is assigned a live instance of a workload of `tenant`
     /// whose spec (current, or previous during an update) declares `folder`
     /// in `bucket` with `key` (a key, or a listing prefix) under its prefix.
-    fn declares(&self, peer: &NodeId, folder: Folder, tenant: &str, bucket: &str, key: &str) -> bool {
+    fn declares(
+        &self,
+        peer: &NodeId,
+        folder: Folder,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+    ) -> bool {
         self.peer_runs(peer, tenant, true, |w| {
             [Some(&w.spec), w.previous.as_ref().map(|p| &p.0)]
                 .into_iter()

@@ -50,68 +50,70 @@ fn read_part(
     offset: u64,
     len: u64,
 ) -> Answer {
-        use futures::TryStreamExt;
-        Box::pin(async move {
-            tenant_bucket(&store, what, &tenant, &bucket)?;
-            let len = len.min(stratus_proto::MAX_VOLUME_PART);
-            // The version asked for, or the latest; `None` when there is no
-            // such object (or it was deleted): the volume starts empty.
-            let wanted = version
-                .as_deref()
-                .map(|v| v.split_once(':').unwrap_or((v, "")));
-            let found = store.state(|s| {
-                let v = s.store.version(&bucket, &key, wanted.map(|w| w.0)).ok()?;
-                (!v.is_delete_marker()).then(|| v.clone())
-            });
-            let v = match (found, wanted) {
-                (None, None) => {
-                    return Ok(Response::VolumeData {
-                        version: None,
-                        size: 0,
-                        data: Vec::new(),
-                    })
-                }
-                (Some(v), Some((_, etag))) if v.etag != etag => {
-                    return Err((
-                        ErrorCode::Conflict,
-                        format!("{what}: {bucket}/{key} changed while it was read; start again"),
-                    ))
-                }
-                (Some(v), _) => v,
-                (None, Some(_)) => {
-                    return Err((
-                        ErrorCode::Conflict,
-                        format!("{what}: the version of {bucket}/{key} being read is gone; start again"),
-                    ))
-                }
-            };
-            let start = offset.min(v.size);
-            let end = start.saturating_add(len).min(v.size);
-            let data = if start == end {
-                Vec::new()
-            } else {
-                let (_, stream) = store
-                    .get(
-                        &tenant,
-                        &bucket,
-                        &key,
-                        Some(&v.version_id),
-                        Some(stratus_store::ByteRange { start, end }),
-                    )
-                    .await
-                    .map_err(|e| (e.code, format!("{what}: {}", e.message)))?;
-                let parts: Vec<bytes::Bytes> = stream
-                    .try_collect()
-                    .await
-                    .map_err(|e| (e.code, format!("{what}: {}", e.message)))?;
-                parts.concat()
-            };
-            Ok(Response::VolumeData {
-                version: Some(object_version(&v)),
-                size: v.size,
-                data,
-            })
+    use futures::TryStreamExt;
+    Box::pin(async move {
+        tenant_bucket(&store, what, &tenant, &bucket)?;
+        let len = len.min(stratus_proto::MAX_VOLUME_PART);
+        // The version asked for, or the latest; `None` when there is no
+        // such object (or it was deleted): the volume starts empty.
+        let wanted = version
+            .as_deref()
+            .map(|v| v.split_once(':').unwrap_or((v, "")));
+        let found = store.state(|s| {
+            let v = s.store.version(&bucket, &key, wanted.map(|w| w.0)).ok()?;
+            (!v.is_delete_marker()).then(|| v.clone())
+        });
+        let v = match (found, wanted) {
+            (None, None) => {
+                return Ok(Response::VolumeData {
+                    version: None,
+                    size: 0,
+                    data: Vec::new(),
+                })
+            }
+            (Some(v), Some((_, etag))) if v.etag != etag => {
+                return Err((
+                    ErrorCode::Conflict,
+                    format!("{what}: {bucket}/{key} changed while it was read; start again"),
+                ))
+            }
+            (Some(v), _) => v,
+            (None, Some(_)) => {
+                return Err((
+                    ErrorCode::Conflict,
+                    format!(
+                        "{what}: the version of {bucket}/{key} being read is gone; start again"
+                    ),
+                ))
+            }
+        };
+        let start = offset.min(v.size);
+        let end = start.saturating_add(len).min(v.size);
+        let data = if start == end {
+            Vec::new()
+        } else {
+            let (_, stream) = store
+                .get(
+                    &tenant,
+                    &bucket,
+                    &key,
+                    Some(&v.version_id),
+                    Some(stratus_store::ByteRange { start, end }),
+                )
+                .await
+                .map_err(|e| (e.code, format!("{what}: {}", e.message)))?;
+            let parts: Vec<bytes::Bytes> = stream
+                .try_collect()
+                .await
+                .map_err(|e| (e.code, format!("{what}: {}", e.message)))?;
+            parts.concat()
+        };
+        Ok(Response::VolumeData {
+            version: Some(object_version(&v)),
+            size: v.size,
+            data,
         })
+    })
 }
 
 /// One step of storing a new version of `bucket/key` (with `content_type`):
@@ -125,101 +127,100 @@ fn put_step(
     key: String,
     step: stratus_proto::VolumePut,
 ) -> Answer {
-        use stratus_proto::{VolumeAnswer, VolumePut};
-        use stratus_state::objects::{StoreCommand, Upload};
-        Box::pin(async move {
-            let fail =
-                |e: stratus_store::StoreError| (e.code, format!("{what}: {}", e.message));
-            tenant_bucket(&store, what, &tenant, &bucket)?;
-            // Parts and completion name an upload: it must be this volume's.
-            let check_upload = |upload: &str| {
-                store.state(|s| match s.store.uploads.get(upload) {
-                    Some(u) if u.tenant == tenant && u.bucket == bucket && u.key == key => Ok(()),
-                    _ => Err((
-                        ErrorCode::NotFound,
-                        format!("{what}: no upload {upload:?} of {bucket}/{key}"),
-                    )),
-                })
-            };
-            match step {
-                VolumePut::Begin => {
-                    let r = store
-                        .command(StoreCommand::CreateUpload {
-                            upload: Upload {
-                                id: String::new(),
-                                tenant: tenant.clone(),
-                                bucket: bucket.clone(),
-                                key: key.clone(),
-                                content_type: content_type.map(Into::into),
-                                user_meta: Default::default(),
-                                parts: Default::default(),
-                                created_ms: stratus_control::now_ms(),
-                            },
-                        })
-                        .await
-                        .map_err(fail)?;
-                    let id = r.id.ok_or((
-                        ErrorCode::Internal,
-                        format!("{what}: the store gave the upload no id"),
-                    ))?;
-                    Ok(Response::Volume(VolumeAnswer::Upload(id)))
-                }
-                VolumePut::Part {
-                    upload,
-                    number,
-                    data,
-                } => {
-                    check_upload(&upload)?;
-                    if data.len() as u64 > stratus_proto::MAX_VOLUME_PART {
-                        return Err((
-                            ErrorCode::BadRequest,
-                            format!(
-                                "{what}: parts are at most {} bytes",
-                                stratus_proto::MAX_VOLUME_PART
-                            ),
-                        ));
-                    }
-                    let body =
-                        futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data))]);
-                    let p = store
-                        .put_part(&tenant, &upload, number, body)
-                        .await
-                        .map_err(fail)?;
-                    Ok(Response::Volume(VolumeAnswer::Part(p.md5)))
-                }
-                VolumePut::Complete { upload, parts } => {
-                    check_upload(&upload)?;
-                    let r = store
-                        .command(StoreCommand::CompleteUpload {
+    use stratus_proto::{VolumeAnswer, VolumePut};
+    use stratus_state::objects::{StoreCommand, Upload};
+    Box::pin(async move {
+        let fail = |e: stratus_store::StoreError| (e.code, format!("{what}: {}", e.message));
+        tenant_bucket(&store, what, &tenant, &bucket)?;
+        // Parts and completion name an upload: it must be this volume's.
+        let check_upload = |upload: &str| {
+            store.state(|s| match s.store.uploads.get(upload) {
+                Some(u) if u.tenant == tenant && u.bucket == bucket && u.key == key => Ok(()),
+                _ => Err((
+                    ErrorCode::NotFound,
+                    format!("{what}: no upload {upload:?} of {bucket}/{key}"),
+                )),
+            })
+        };
+        match step {
+            VolumePut::Begin => {
+                let r = store
+                    .command(StoreCommand::CreateUpload {
+                        upload: Upload {
+                            id: String::new(),
                             tenant: tenant.clone(),
-                            upload,
-                            parts,
-                            now_ms: stratus_control::now_ms(),
-                        })
-                        .await
-                        .map_err(fail)?;
-                    let id = r.id.unwrap_or_default();
-                    let v = store
-                        .state(|s| s.store.version(&bucket, &key, Some(&id)).ok().cloned())
-                        .ok_or((
-                            ErrorCode::Internal,
-                            format!("{what}: version {id} of {bucket}/{key} is not visible"),
-                        ))?;
-                    Ok(Response::Volume(VolumeAnswer::Saved(object_version(&v))))
-                }
-                VolumePut::Abort { upload } => {
-                    check_upload(&upload)?;
-                    store
-                        .command(StoreCommand::AbortUpload {
-                            tenant: tenant.clone(),
-                            upload,
-                        })
-                        .await
-                        .map_err(fail)?;
-                    Ok(Response::Ok)
-                }
+                            bucket: bucket.clone(),
+                            key: key.clone(),
+                            content_type: content_type.map(Into::into),
+                            user_meta: Default::default(),
+                            parts: Default::default(),
+                            created_ms: stratus_control::now_ms(),
+                        },
+                    })
+                    .await
+                    .map_err(fail)?;
+                let id = r.id.ok_or((
+                    ErrorCode::Internal,
+                    format!("{what}: the store gave the upload no id"),
+                ))?;
+                Ok(Response::Volume(VolumeAnswer::Upload(id)))
             }
-        })
+            VolumePut::Part {
+                upload,
+                number,
+                data,
+            } => {
+                check_upload(&upload)?;
+                if data.len() as u64 > stratus_proto::MAX_VOLUME_PART {
+                    return Err((
+                        ErrorCode::BadRequest,
+                        format!(
+                            "{what}: parts are at most {} bytes",
+                            stratus_proto::MAX_VOLUME_PART
+                        ),
+                    ));
+                }
+                let body =
+                    futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data))]);
+                let p = store
+                    .put_part(&tenant, &upload, number, body)
+                    .await
+                    .map_err(fail)?;
+                Ok(Response::Volume(VolumeAnswer::Part(p.md5)))
+            }
+            VolumePut::Complete { upload, parts } => {
+                check_upload(&upload)?;
+                let r = store
+                    .command(StoreCommand::CompleteUpload {
+                        tenant: tenant.clone(),
+                        upload,
+                        parts,
+                        now_ms: stratus_control::now_ms(),
+                    })
+                    .await
+                    .map_err(fail)?;
+                let id = r.id.unwrap_or_default();
+                let v = store
+                    .state(|s| s.store.version(&bucket, &key, Some(&id)).ok().cloned())
+                    .ok_or((
+                        ErrorCode::Internal,
+                        format!("{what}: version {id} of {bucket}/{key} is not visible"),
+                    ))?;
+                Ok(Response::Volume(VolumeAnswer::Saved(object_version(&v))))
+            }
+            VolumePut::Abort { upload } => {
+                check_upload(&upload)?;
+                store
+                    .command(StoreCommand::AbortUpload {
+                        tenant: tenant.clone(),
+                        upload,
+                    })
+                    .await
+                    .map_err(fail)?;
+                Ok(Response::Ok)
+            }
+        }
+    })
 }
 
 /// Volume archives (`VolumeSpec::bucket`).
@@ -234,7 +235,16 @@ impl stratus_control::VolumeServer for StoreImages {
         len: u64,
     ) -> Answer {
         let store = self.0.clone();
-        read_part(store, "volume data", tenant, bucket, key, version, offset, len)
+        read_part(
+            store,
+            "volume data",
+            tenant,
+            bucket,
+            key,
+            version,
+            offset,
+            len,
+        )
     }
 
     fn put_volume(
@@ -277,12 +287,12 @@ impl stratus_control::taskio::TaskIoServer for StoreImages {
                     .range::<String, _>((from, std::ops::Bound::Unbounded))
                     .take_while(|(k, _)| k.starts_with(&prefix))
                     .filter_map(|(k, vs)| {
-                        vs.last()
-                            .filter(|v| !v.is_delete_marker())
-                            .map(|v| stratus_proto::ListedObject {
+                        vs.last().filter(|v| !v.is_delete_marker()).map(|v| {
+                            stratus_proto::ListedObject {
                                 key: k.clone(),
                                 size: v.size,
-                            })
+                            }
+                        })
                     });
                 let page: Vec<_> = live.by_ref().take(limit).collect();
                 let more = live.next().is_some();
@@ -302,7 +312,16 @@ impl stratus_control::taskio::TaskIoServer for StoreImages {
         len: u64,
     ) -> Answer {
         let store = self.0.clone();
-        read_part(store, "task input", tenant, bucket, key, version, offset, len)
+        read_part(
+            store,
+            "task input",
+            tenant,
+            bucket,
+            key,
+            version,
+            offset,
+            len,
+        )
     }
 
     fn put_object(

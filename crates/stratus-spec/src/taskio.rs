@@ -154,7 +154,11 @@ impl<'de> Deserialize<'de> for OutputSpec {
                 f.write_str("true, false or { bucket: BUCKET, prefix: PREFIX }")
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<OutputSpec, E> {
-                Ok(if v { OutputSpec::Keep } else { OutputSpec::None })
+                Ok(if v {
+                    OutputSpec::Keep
+                } else {
+                    OutputSpec::None
+                })
             }
             fn visit_unit<E: de::Error>(self) -> Result<OutputSpec, E> {
                 Ok(OutputSpec::None)
@@ -199,7 +203,9 @@ mod tests {
     fn refused(extra: &str) -> Vec<(String, String)> {
         match parse(&format!("{BASE}{extra}"), Format::Yaml) {
             Err(SpecError::Parse(e)) => vec![(e.path, e.message)],
-            Err(SpecError::Invalid(errs)) => errs.into_iter().map(|e| (e.path, e.message)).collect(),
+            Err(SpecError::Invalid(errs)) => {
+                errs.into_iter().map(|e| (e.path, e.message)).collect()
+            }
             Ok(s) => panic!("{extra:?} was accepted: {s:?}"),
         }
     }
@@ -218,7 +224,10 @@ mod tests {
                 prefix: "jobs/1/".into()
             })
         );
-        assert_eq!(s.output.upload().map(|f| f.bucket.as_str()), Some("results"));
+        assert_eq!(
+            s.output.upload().map(|f| f.bucket.as_str()),
+            Some("results")
+        );
         // Specs travel bincode-encoded in the Raft log and as JSON in the
         // API and the agent's saved assignments.
         let back: WorkloadSpec =
@@ -261,10 +270,16 @@ mod tests {
             ("input: { bucket: /etc }\n", "input.bucket"),
             ("input: { bucket: ../x }\n", "input.bucket"),
             ("input: { bucket: data, prefix: /etc/ }\n", "input.prefix"),
-            ("input: { bucket: data, prefix: \"a\\0b\" }\n", "input.prefix"),
+            (
+                "input: { bucket: data, prefix: \"a\\0b\" }\n",
+                "input.prefix",
+            ),
             ("output: /tmp\n", "output"),
             ("output: { bucket: /var }\n", "output.bucket"),
-            ("output: { bucket: data, prefix: /root/ }\n", "output.prefix"),
+            (
+                "output: { bucket: data, prefix: /root/ }\n",
+                "output.prefix",
+            ),
             ("args: [\"a\\0b\"]\n", "args[0]"),
             ("env: { X: \"a\\0b\" }\n", "env.X"),
         ] {
@@ -277,7 +292,9 @@ mod tests {
         // The old form says what to write instead.
         let errs = refused("input: /\n");
         assert!(
-            errs[0].1.contains("input: { bucket: BUCKET, prefix: PREFIX }"),
+            errs[0]
+                .1
+                .contains("input: { bucket: BUCKET, prefix: PREFIX }"),
             "{errs:?}"
         );
         let errs = refused("output: /tmp\n");
@@ -285,7 +302,10 @@ mod tests {
         let long = "p".repeat(MAX_FOLDER_PREFIX_LEN + 1);
         let errs = refused(&format!("input: {{ bucket: data, prefix: {long} }}\n"));
         assert_eq!(errs[0].0, "input.prefix");
-        assert_eq!(refused("resources: { disk_mb: 2000000 }\n")[0].0, "resources.disk_mb");
+        assert_eq!(
+            refused("resources: { disk_mb: 2000000 }\n")[0].0,
+            "resources.disk_mb"
+        );
 
         // Containers: input/output are WASM folders; volume names, paths,
         // the working directory and the user stay inside the container.
