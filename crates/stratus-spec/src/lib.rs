@@ -109,7 +109,7 @@ pub struct WorkloadSpec {
     /// the node; `{ bucket, prefix }` also stores its files in that bucket
     /// of the tenant when a run ends.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub output: OutputSpec,
 }
 
