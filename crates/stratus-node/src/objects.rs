@@ -43,9 +43,7 @@ fn tenant_bucket(
 fn read_part(
     store: stratus_store::Store,
     what: &'static str,
-    tenant: String,
-    bucket: String,
-    key: String,
+    (tenant, bucket, key): (String, String, String),
     version: Option<String>,
     offset: u64,
     len: u64,
@@ -235,16 +233,8 @@ impl stratus_control::VolumeServer for StoreImages {
         len: u64,
     ) -> Answer {
         let store = self.0.clone();
-        read_part(
-            store,
-            "volume data",
-            tenant,
-            bucket,
-            key,
-            version,
-            offset,
-            len,
-        )
+        let target = (tenant, bucket, key);
+        read_part(store, "volume data", target, version, offset, len)
     }
 
     fn put_volume(
@@ -312,16 +302,8 @@ impl stratus_control::taskio::TaskIoServer for StoreImages {
         len: u64,
     ) -> Answer {
         let store = self.0.clone();
-        read_part(
-            store,
-            "task input",
-            tenant,
-            bucket,
-            key,
-            version,
-            offset,
-            len,
-        )
+        let target = (tenant, bucket, key);
+        read_part(store, "task input", target, version, offset, len)
     }
 
     fn put_object(
