@@ -19,7 +19,10 @@
 //!   make) and becomes an empty folder. Bounded: at most
 //!   [`MAX_INPUT_OBJECTS`] objects and `resources.disk_mb` MiB
 //!   ([`DEFAULT_DISK_MB`] when unset), checked on the listing before
-//!   anything is fetched and again on the bytes received.
+//!   anything is fetched and again on the bytes received. The input is
+//!   fetched afresh at every start of the instance on this node; when no
+//!   replica answers (a few attempts), the instance fails and is retried as
+//!   its restart policy says.
 //! * **`/output`** (`output: true` or `{ bucket, prefix }`): a folder kept
 //!   on the node, limited to `resources.disk_mb` MiB ([`DEFAULT_DISK_MB`]
 //!   when unset) and [`MAX_OUTPUT_FILES`] entries. A watcher measures it

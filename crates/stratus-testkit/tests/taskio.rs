@@ -230,6 +230,8 @@ async fn a_task_reads_its_tenants_objects_and_stores_its_output() -> Result<()> 
     let i = ended(&c, &fill).await?;
     match &i.state {
         InstanceState::Failed { reason, .. } => {
+            // How far past the limit the guest got before it was stopped.
+            eprintln!("over-writing task: {reason}");
             assert!(
                 reason.contains("/output holds") && reason.contains("limit 1 MiB"),
                 "{reason}"
