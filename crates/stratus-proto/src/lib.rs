@@ -543,6 +543,31 @@ mod tests {
     }
 
     #[test]
+    fn task_io_messages_round_trip() {
+        let req = Request::ListInput {
+            tenant: "t".into(),
+            bucket: "b".into(),
+            prefix: "p/".into(),
+            after: Some("p/a".into()),
+        };
+        let back: Request =
+            bincode::deserialize(&bincode::serialize(&req).expect("encode")).expect("decode");
+        assert!(matches!(back, Request::ListInput { after: Some(a), .. } if a == "p/a"));
+        let resp = Response::ObjectList {
+            objects: vec![ListedObject {
+                key: "p/a".into(),
+                size: 3,
+            }],
+            truncated: true,
+        };
+        let back: Response =
+            bincode::deserialize(&bincode::serialize(&resp).expect("encode")).expect("decode");
+        assert!(
+            matches!(back, Response::ObjectList { objects, truncated: true } if objects[0].size == 3)
+        );
+    }
+
+    #[test]
     fn volume_messages_round_trip_below_the_frame_limit() {
         let req = Request::PutVolume {
             tenant: "t".into(),
