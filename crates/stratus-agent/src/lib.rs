@@ -16,6 +16,7 @@ pub mod containers;
 pub mod private;
 pub mod runner;
 pub mod sysinfo;
+pub mod taskio;
 pub mod volumes;
 
 use std::collections::BTreeSet;

@@ -18,6 +18,7 @@ use stratus_proto::{Assignment, InstanceReport, LogChunk, Request, Response};
 use stratus_runtime::{DynExecutor, Exit, ExitReason, Limits, Output, TaskSpec};
 
 use crate::containers::{container_id, Connect, ContainerHost, Rootfs, DEFAULT_CHUNK_CACHE_BYTES};
+use crate::taskio;
 use stratus_spec::WorkloadKind;
 use stratus_state::workloads::{exec_log_id, ExecState};
 use stratus_state::{Desired, InstanceState};
@@ -615,23 +616,27 @@ impl Runner {
                 return;
             }
         };
-        let output_dir = spec.output.then(|| inst_dir.join("output"));
-        if let Some(d) = &output_dir {
-            if let Err(e) = std::fs::create_dir_all(d) {
-                self.report(
-                    &id,
-                    InstanceState::Failed {
-                        code: -1,
-                        reason: format!("cannot create the output folder: {e}"),
-                    },
-                    0,
-                    None,
-                    "failed",
-                    e.to_string(),
-                );
+        // `/input` and `/output` (WASM): the agent's folders, never the spec's.
+        let tenant = tenant_of(&a.instance.workload);
+        let rpc = crate::volumes::Connected(self.connector());
+        let folders = match &payload {
+            Payload::Wasm(_) => taskio::prepare(&rpc, tenant, spec, &inst_dir).await,
+            Payload::Image(..) => Ok(taskio::Folders::default()),
+        };
+        let folders = match folders {
+            Ok(f) => f,
+            Err(e) => {
+                let state = InstanceState::Failed {
+                    code: -1,
+                    reason: e.to_string(),
+                };
+                self.report(&id, state, 0, None, "failed", e.to_string());
                 return;
             }
-        }
+        };
+        let fetched = folders.fetched.as_ref().map_or(String::new(), |f| {
+            format!("; /input: {} objects, {} bytes", f.objects, f.bytes)
+        });
         let mut log_file = match std::fs::OpenOptions::new().create(true).append(true).open({
             let _ = std::fs::create_dir_all(&inst_dir);
             inst_dir.join("output.log")
@@ -661,7 +666,7 @@ impl Runner {
             } else {
                 ("restarted", "restarted after exiting")
             };
-            let msg = format!("{msg} (restarts: {restarts})");
+            let msg = format!("{msg} (restarts: {restarts}{fetched})");
             if let Payload::Wasm(_) = &payload {
                 // Running from here; a container is once it exists (below).
                 self.report(
@@ -673,7 +678,10 @@ impl Runner {
                     msg.clone(),
                 );
             }
-            let run_cancel = cancel.clone();
+            let run_cancel = cancel.child_token();
+            let watch = folders.output.clone().map(|d| {
+                taskio::OutputWatch::start(d, taskio::disk_limit(spec), run_cancel.clone())
+            });
             let run: tokio::task::JoinHandle<Result<Exit, String>> = match &payload {
                 Payload::Wasm(module) => {
                     let task = TaskSpec {
@@ -686,8 +694,8 @@ impl Runner {
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect(),
                         stdin: None,
-                        input_dir: spec.input.as_ref().map(PathBuf::from),
-                        output_dir: output_dir.clone(),
+                        input_dir: folders.input.clone(),
+                        output_dir: folders.output.clone(),
                         limits: Limits {
                             memory_bytes: spec.resources.memory_mb.saturating_mul(1024 * 1024),
                             wall_time: wall,
@@ -778,7 +786,54 @@ impl Runner {
                     return;
                 }
             };
-            if exit.reason == ExitReason::Cancelled || cancel.is_cancelled() {
+            if let Some(Err(e)) = match watch {
+                Some(w) => Some(w.finish().await),
+                None => None,
+            } {
+                let state = InstanceState::Failed {
+                    code: exit.code,
+                    reason: e.to_string(),
+                };
+                self.report(
+                    &id,
+                    state,
+                    restarts,
+                    Some(exit.code),
+                    "failed",
+                    e.to_string(),
+                );
+                return;
+            }
+            let stopped = exit.reason == ExitReason::Cancelled || cancel.is_cancelled();
+            if let (Some(f), Some(dir), false) = (spec.output.upload(), &folders.output, stopped) {
+                let (state, kind, msg) = match taskio::upload_output(&rpc, tenant, f, dir).await {
+                    Ok(u) => (
+                        InstanceState::Running,
+                        "output",
+                        format!(
+                            "stored {} files ({} bytes) in {}/{}",
+                            u.files, u.bytes, f.bucket, f.prefix
+                        ),
+                    ),
+                    Err(e) => {
+                        let reason = e.to_string();
+                        (
+                            InstanceState::Failed {
+                                code: -1,
+                                reason: reason.clone(),
+                            },
+                            "failed",
+                            reason,
+                        )
+                    }
+                };
+                let failed = matches!(state, InstanceState::Failed { .. });
+                self.report(&id, state, restarts, Some(exit.code), kind, msg);
+                if failed {
+                    return;
+                }
+            }
+            if stopped {
                 self.report(
                     &id,
                     InstanceState::Stopped,

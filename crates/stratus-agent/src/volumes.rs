@@ -93,7 +93,7 @@ pub trait Replica: Send + Sync {
 
 /// The agent's connection to its current replica.
 #[derive(Clone)]
-struct Connected(Connect);
+pub(crate) struct Connected(pub(crate) Connect);
 
 impl Replica for Connected {
     fn call(&self, req: Request) -> Pin<Box<dyn Future<Output = Result<Response, String>> + Send>> {

@@ -29,6 +29,7 @@ pub mod logs;
 pub mod proposer;
 pub mod reconcile;
 pub mod secrets;
+pub mod taskio;
 mod serve;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -200,6 +201,8 @@ struct Inner {
     images: Mutex<Option<Arc<dyn ImageServer>>>,
     /// Taken at shutdown, as `images`.
     volumes: Mutex<Option<Arc<dyn VolumeServer>>>,
+    /// Taken at shutdown, as `images`.
+    task_io: Mutex<Option<Arc<dyn taskio::TaskIoServer>>>,
     authz: authz::Authz,
 }
 
@@ -306,6 +309,7 @@ impl Control {
                 tasks: Mutex::new(vec![proposer_task]),
                 images: Mutex::new(None),
                 volumes: Mutex::new(None),
+                task_io: Mutex::new(None),
                 authz: authz::Authz::default(),
             }),
         };
@@ -637,6 +641,9 @@ impl Control {
         }
         if let Ok(mut v) = self.inner.volumes.lock() {
             v.take();
+        }
+        if let Ok(mut t) = self.inner.task_io.lock() {
+            t.take();
         }
     }
 

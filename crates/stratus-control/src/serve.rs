@@ -80,7 +80,7 @@ impl Control {
     /// Whether `peer` is assigned an instance (a live one — not ended, not
     /// lost — with `live`) of a workload of `tenant` that `accept` accepts:
     /// what agent requests for image and volume data are authorized by.
-    fn peer_runs(
+    pub(crate) fn peer_runs(
         &self,
         peer: &NodeId,
         tenant: &str,
@@ -306,6 +306,9 @@ impl Control {
                 self.serve_volume(&peer, target, true, |v| v.put_volume(t, b, k, step))
                     .await
             }
+            r @ (Request::ListInput { .. }
+            | Request::GetInput { .. }
+            | Request::PutOutput { .. }) => self.serve_task_io(peer, r).await,
             Request::Report(reports) => {
                 if !self.is_registered(&peer) {
                     return not_member();

@@ -23,7 +23,7 @@ use stratus_state::{Command, CommandResult, TypeConfig};
 use stratus_types::{ErrorCode, NodeId, NodeInfo};
 
 /// Version of the message set; checked by the framing layer.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// ALPN identifier negotiated on every Stratus QUIC connection.
 pub const ALPN: &[u8] = b"stratus/1";
@@ -146,6 +146,67 @@ pub enum Request {
         /// The step of the upload.
         step: VolumePut,
     },
+    /// An agent lists the objects of a task's input (`input: { bucket,
+    /// prefix }`), at most [`MAX_LIST_PAGE`] per answer, in key order.
+    /// Served only to a node assigned a live instance of a workload of
+    /// `tenant` whose spec declares an input in `bucket` with a prefix that
+    /// `prefix` starts with. Answered with [`Response::ObjectList`].
+    ListInput {
+        /// Owner of the workload.
+        tenant: String,
+        /// Bucket of the input.
+        bucket: String,
+        /// Key prefix.
+        prefix: String,
+        /// List keys after this one (the last key of the previous page).
+        after: Option<String>,
+    },
+    /// An agent reads part of one input object, decrypted by the replica;
+    /// authorized as [`Request::ListInput`] (the key must be under the
+    /// declared prefix). Answered with [`Response::VolumeData`] (version
+    /// `None`: the object is gone).
+    GetInput {
+        /// Owner of the workload.
+        tenant: String,
+        /// Bucket of the input.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The version to read (`None`: the latest); later parts name the
+        /// version the first part answered.
+        version: Option<String>,
+        /// First byte wanted.
+        offset: u64,
+        /// Bytes wanted (at most [`MAX_VOLUME_PART`]).
+        len: u64,
+    },
+    /// An agent stores one file of a task's `/output` as an object, in parts
+    /// of at most [`MAX_VOLUME_PART`] bytes. Served only to a node assigned
+    /// a live instance of a workload of `tenant` whose spec declares
+    /// `output: { bucket, prefix }` with `key` under that prefix. Answered
+    /// as [`Request::PutVolume`].
+    PutOutput {
+        /// Owner of the workload.
+        tenant: String,
+        /// Bucket of the output.
+        bucket: String,
+        /// Object key (`<prefix><relative path>`).
+        key: String,
+        /// The step of the upload.
+        step: VolumePut,
+    },
+}
+
+/// Most objects in one [`Response::ObjectList`].
+pub const MAX_LIST_PAGE: usize = 1000;
+
+/// An object of a listing ([`Request::ListInput`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedObject {
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// Largest part of a volume archive in one message (reads and writes).
@@ -310,7 +371,7 @@ pub enum Response {
         /// What happened and what to do.
         message: String,
     },
-    /// Answer to [`Request::GetVolume`].
+    /// Answer to [`Request::GetVolume`] and [`Request::GetInput`].
     VolumeData {
         /// The version read (`None`: there is no such object, the volume
         /// starts empty). A version string names one content: versioned
@@ -323,8 +384,15 @@ pub enum Response {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
-    /// Answer to [`Request::PutVolume`].
+    /// Answer to [`Request::PutVolume`] and [`Request::PutOutput`].
     Volume(VolumeAnswer),
+    /// Answer to [`Request::ListInput`].
+    ObjectList {
+        /// Objects (at most [`MAX_LIST_PAGE`]), in key order.
+        objects: Vec<ListedObject>,
+        /// More objects follow the last one.
+        truncated: bool,
+    },
 }
 
 /// A control replica and its QUIC address.
@@ -473,6 +541,31 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn task_io_messages_round_trip() {
+        let req = Request::ListInput {
+            tenant: "t".into(),
+            bucket: "b".into(),
+            prefix: "p/".into(),
+            after: Some("p/a".into()),
+        };
+        let back: Request =
+            bincode::deserialize(&bincode::serialize(&req).expect("encode")).expect("decode");
+        assert!(matches!(back, Request::ListInput { after: Some(a), .. } if a == "p/a"));
+        let resp = Response::ObjectList {
+            objects: vec![ListedObject {
+                key: "p/a".into(),
+                size: 3,
+            }],
+            truncated: true,
+        };
+        let back: Response =
+            bincode::deserialize(&bincode::serialize(&resp).expect("encode")).expect("decode");
+        assert!(
+            matches!(back, Response::ObjectList { objects, truncated: true } if objects[0].size == 3)
+        );
     }
 
     #[test]

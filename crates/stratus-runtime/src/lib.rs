@@ -45,7 +45,9 @@
 //! * read files under `/input` (the host folder [`TaskSpec::input_dir`],
 //!   read-only: no file can be created, written, renamed or deleted there) and
 //!   read, create, write and delete files under `/output`
-//!   ([`TaskSpec::output_dir`], read-write);
+//!   ([`TaskSpec::output_dir`], read-write). Both are folders the agent
+//!   makes per instance under its data directory (it fills `/input` from the
+//!   tenant's objects and limits `/output`); a workload spec never names them;
 //! * read the wall and monotonic clocks, sleep, and get random bytes.
 //!
 //! What a guest **cannot** do:

@@ -36,6 +36,9 @@ use serde::{Deserialize, Serialize};
 use stratus_types::EnergySource;
 use utoipa::ToSchema;
 
+mod taskio;
+pub use taskio::{ObjectFolder, OutputSpec, MAX_FOLDER_PREFIX_LEN};
+
 /// Highest spec version this build reads.
 pub const SPEC_VERSION: u32 = 1;
 
@@ -96,12 +99,18 @@ pub struct WorkloadSpec {
     /// How a service is updated to a new version.
     #[serde(default)]
     pub update: UpdateStrategy,
-    /// Input folder on the node, preopened read-only as `/input`.
+    /// Objects of the workload's tenant (`{ bucket, prefix }`) the agent
+    /// fetches before a WASM instance starts, preopened read-only as
+    /// `/input`. Never a folder of the node.
     #[serde(default)]
-    pub input: Option<String>,
-    /// Whether the instance gets a writable `/output` folder (kept on the node).
+    pub input: Option<ObjectFolder>,
+    /// A writable `/output` folder for each WASM instance, under the agent's
+    /// data directory, limited to `resources.disk_mb`: `true` keeps it on
+    /// the node; `{ bucket, prefix }` also stores its files in that bucket
+    /// of the tenant when a run ends.
     #[serde(default)]
-    pub output: bool,
+    #[schema(value_type = Value)]
+    pub output: OutputSpec,
 }
 
 fn one() -> u32 {
@@ -234,6 +243,9 @@ impl VolumeSpec {
     }
 }
 
+/// Largest `resources.disk_mb` (1 TiB).
+pub const MAX_DISK_MB: u64 = 1 << 20;
+
 /// Longest object key of a volume, in bytes.
 pub const MAX_VOLUME_KEY_LEN: usize = 1024;
 
@@ -268,7 +280,9 @@ pub struct Resources {
     pub cpu_millis: u32,
     /// Memory in MiB (the WASM memory limit).
     pub memory_mb: u64,
-    /// Disk in MiB (output folder).
+    /// Disk in MiB: the limit of the `/output` folder, and of the bytes
+    /// fetched into `/input` (0: the agent's default, 256 MiB each); at
+    /// most 1048576 (1 TiB).
     pub disk_mb: u64,
     /// Wall-clock limit in seconds (none: unlimited for services, 1 hour for tasks).
     pub wall_time_secs: Option<u64>,
@@ -538,6 +552,25 @@ impl WorkloadSpec {
                     );
                 }
             }
+            // Both are resolved inside the container's root, never the
+            // node's: checked here so a bad one is refused at deploy.
+            if let Some(w) = &image.workdir {
+                if !w.starts_with('/') || w.contains('\0') || w.len() > 4096 {
+                    err(
+                        "image.workdir",
+                        format!("must be an absolute path in the container (at most 4096 bytes, no NUL), got {w:?}"),
+                    );
+                }
+            }
+            if let Some(u) = &image.user {
+                let ok = |c: char| c.is_ascii_alphanumeric() || "._-:".contains(c);
+                if u.is_empty() || u.len() > 256 || !u.chars().all(ok) {
+                    err(
+                        "image.user",
+                        format!("must be `name`, `uid` or `uid:gid` (1-256 characters of a-z, A-Z, 0-9, '.', '_', '-', ':'), got {u:?}"),
+                    );
+                }
+            }
             for (i, v) in image.volumes.iter().enumerate() {
                 if stratus_types::validate_tenant_name(&v.name).is_err() {
                     err(
@@ -600,7 +633,14 @@ impl WorkloadSpec {
                 }
             }
         }
+        self.validate_folders(&mut err);
         let r = &self.resources;
+        if r.disk_mb > MAX_DISK_MB {
+            err(
+                "resources.disk_mb",
+                format!("must be at most {MAX_DISK_MB} (1 TiB), got {}", r.disk_mb),
+            );
+        }
         if !(1..=256_000).contains(&r.cpu_millis) {
             err(
                 "resources.cpu_millis",
@@ -636,6 +676,16 @@ impl WorkloadSpec {
                 );
             }
         }
+        for (i, a) in self.args.iter().enumerate() {
+            if a.contains('\0') {
+                err(&format!("args[{i}]"), "must not contain NUL".into());
+            }
+        }
+        for (k, v) in &self.env {
+            if v.contains('\0') {
+                err(&format!("env.{k}"), "values must not contain NUL".into());
+            }
+        }
         for k in self.env.keys() {
             if k.is_empty() || k.contains('=') || k.contains('\0') {
                 err(
@@ -657,6 +707,34 @@ impl WorkloadSpec {
             Ok(())
         } else {
             Err(errs)
+        }
+    }
+}
+
+impl WorkloadSpec {
+    /// Checks `input` and `output`: objects of the tenant, for WASM
+    /// workloads only (containers keep data in `image.volumes`).
+    fn validate_folders(&self, err: &mut impl FnMut(&str, String)) {
+        let folders = [
+            ("input", self.input.as_ref()),
+            ("output", self.output.upload()),
+        ];
+        for (field, folder) in folders {
+            let Some(f) = folder else { continue };
+            if let Err(m) = validate_bucket(&f.bucket) {
+                err(&format!("{field}.bucket"), m);
+            }
+            if let Err(m) = taskio::validate_prefix(&f.prefix) {
+                err(&format!("{field}.prefix"), m);
+            }
+        }
+        if self.image.is_some() {
+            if self.input.is_some() {
+                err("input", "`input` is for wasm workloads; a container reads objects through `image.volumes` with a `bucket`".into());
+            }
+            if self.output.enabled() {
+                err("output", "`output` is for wasm workloads; a container keeps data in `image.volumes` with a `bucket`".into());
+            }
         }
     }
 }

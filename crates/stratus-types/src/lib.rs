@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 /// Version of every persisted or transmitted structure defined by Stratus.
 /// Bumped on incompatible changes; readers refuse versions they do not know.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// A node's identity: its ed25519 public key (32 bytes).
 ///
