@@ -26,7 +26,7 @@ pub const MAX_BATCH: usize = 1024;
 pub const MAX_COMMAND_BYTES: u64 = 20 << 20;
 /// A batch stops growing once its commands add up to this (a larger command
 /// goes alone), so batches of small writes cross the network in time.
-pub const MAX_BATCH_BYTES: u64 = 4 << 20;
+pub const MAX_BATCH_BYTES: u64 = 1 << 20;
 
 /// Why a proposal did not commit here.
 #[derive(Debug)]

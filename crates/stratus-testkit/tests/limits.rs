@@ -62,15 +62,15 @@ async fn a_command_too_large_for_the_log_is_refused_and_large_runs_still_replica
     assert_eq!(err.code().http_status(), 413);
     assert!(err.to_string().contains(&limit.to_string()), "{err}");
 
-    // A follower misses 80 MiB of 1 MiB commands (more than one 64 MiB
-    // frame, and far more than crosses in one heartbeat interval); when it
+    // A follower misses 20 MiB of 256 KiB commands (far more than crosses
+    // in one heartbeat interval, openraft's deadline for a message); when it
     // comes back it must catch up, in parts.
     let follower = (0..3).find(|i| *i != leader).unwrap_or(0);
     cluster.stop_replica(follower).await?;
     let c = cluster.control(cluster.leader().await?)?;
     let mut hashes = Vec::new();
     for seed in 0..80u64 {
-        let bytes = noise(1 << 20, seed + 10);
+        let bytes = noise(256 << 10, seed + 10);
         hashes.push(stratus_state::workloads::module_hash(&bytes));
         c.write(Command::PutModule { bytes }).await?;
     }
