@@ -29,8 +29,8 @@ pub mod logs;
 pub mod proposer;
 pub mod reconcile;
 pub mod secrets;
-pub mod taskio;
 mod serve;
+pub mod taskio;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
