@@ -90,6 +90,7 @@ impl Cluster {
                 n.used.arr(),
                 n.eligible,
                 &n.runtimes,
+                n.ports,
                 &n.attributes,
             );
             index.all.push(i);
