@@ -390,7 +390,15 @@ fn rule(
     b.build().ok()
 }
 
-fn arg(index: usize, op: LinuxSeccompOperator, value: u64, mask: Option<u64>) -> LinuxSeccompArg {
+/// One argument comparison. The builder has a default for every field and
+/// cannot fail; were it to, the rule using it is left out, which only
+/// refuses more (every conditional rule here allows).
+fn arg(
+    index: usize,
+    op: LinuxSeccompOperator,
+    value: u64,
+    mask: Option<u64>,
+) -> Option<LinuxSeccompArg> {
     let mut b = LinuxSeccompArgBuilder::default()
         .index(index)
         .value(value)
@@ -398,18 +406,15 @@ fn arg(index: usize, op: LinuxSeccompOperator, value: u64, mask: Option<u64>) ->
     if let Some(m) = mask {
         b = b.value_two(m);
     }
-    // Every field is set: the builder cannot fail.
-    b.build().unwrap_or_else(|_| {
-        let mut a = LinuxSeccompArg::default();
-        a.set_index(index);
-        a.set_value(value);
-        a.set_value_two(mask);
-        a.set_op(op);
-        a
-    })
+    b.build().ok()
 }
 
-fn allow(names: &[&str], args: Option<Vec<LinuxSeccompArg>>) -> Option<LinuxSyscall> {
+/// An allow rule; with `args`, only when they all hold.
+fn allow(names: &[&str], args: Option<Vec<Option<LinuxSeccompArg>>>) -> Option<LinuxSyscall> {
+    let args = match args {
+        Some(a) => Some(a.into_iter().collect::<Option<Vec<_>>>()?),
+        None => None,
+    };
     rule(names, LinuxSeccompAction::ScmpActAllow, None, args)
 }
 
