@@ -396,7 +396,10 @@ impl ContainerHost {
 /// Refuses a fixed host port outside the ports the lender allows (the
 /// scheduler does not place such a workload here; this is the second wall).
 pub fn check_ports(ports: &[PortSpec], allowed: &PortRange) -> Result<(), String> {
-    match ports.iter().find(|p| p.host != 0 && !allowed.contains(p.host)) {
+    match ports
+        .iter()
+        .find(|p| p.host != 0 && !allowed.contains(p.host))
+    {
         Some(p) => Err(format!(
             "host port {} is outside the ports this node allows ({allowed})",
             p.host
@@ -440,10 +443,19 @@ mod tests {
         for bad in [22, 80, 1023, 19999, 30000] {
             let err = check_ports(&[port(20001), port(bad)], &range)
                 .expect_err("port outside the range must be refused");
-            assert!(err.contains(&bad.to_string()) && err.contains("20000-29999"), "{err}");
+            assert!(
+                err.contains(&bad.to_string()) && err.contains("20000-29999"),
+                "{err}"
+            );
         }
-        assert_eq!(check_ports(&[port(0), port(20000), port(29999)], &range), Ok(()));
-        let low = PortRange { first: 80, last: 80 };
+        assert_eq!(
+            check_ports(&[port(0), port(20000), port(29999)], &range),
+            Ok(())
+        );
+        let low = PortRange {
+            first: 80,
+            last: 80,
+        };
         assert_eq!(check_ports(&[port(80)], &low), Ok(()));
     }
 }

@@ -104,7 +104,8 @@ impl Agent {
         let (tx, rx) = watch::channel(AgentState::Connecting);
         let (replicas_tx, replicas) = watch::channel(BTreeSet::new());
         let cancel = CancellationToken::new();
-        let runner = executor.map(|e| runner::Runner::start(&cfg.data_dir, e, cfg.containers, cfg.ports));
+        let runner =
+            executor.map(|e| runner::Runner::start(&cfg.data_dir, e, cfg.containers, cfg.ports));
         if let Some(r) = &runner {
             tokio::spawn(r.clone().flush_loop());
         }

@@ -209,8 +209,7 @@ impl ContainerExecutor {
             .map_err(|e| ContainerError::Internal(format!("user lookup task: {e}")))??;
         live.set_user(&user);
 
-        let listeners =
-            crate::ports::bind(&spec.ports, self.port_range.as_ref(), &spec.id).await?;
+        let listeners = crate::ports::bind(&spec.ports, self.port_range.as_ref(), &spec.id).await?;
 
         // The bundle: config.json and the generated /etc files.
         std::fs::create_dir_all(live.bundle.join("etc")).map_err(|e| io_err("create bundle", e))?;

@@ -9,7 +9,10 @@ use crate::{ContainerError, PortMap};
 
 /// Checks every fixed host port against `allowed` (before anything is
 /// created): a port outside it is [`ContainerError::PortNotAllowed`].
-pub(crate) fn check(ports: &[PortMap], allowed: Option<&RangeInclusive<u16>>) -> Result<(), ContainerError> {
+pub(crate) fn check(
+    ports: &[PortMap],
+    allowed: Option<&RangeInclusive<u16>>,
+) -> Result<(), ContainerError> {
     let Some(allowed) = allowed else {
         return Ok(());
     };
@@ -59,7 +62,9 @@ async fn bind_in_range(
     let (first, last) = (u32::from(*range.start()), u32::from(*range.end()));
     let len = (last + 1).saturating_sub(first);
     if len == 0 {
-        return Err(ContainerError::InvalidSpec("ports: the allowed range is empty".into()));
+        return Err(ContainerError::InvalidSpec(
+            "ports: the allowed range is empty".into(),
+        ));
     }
     // FNV-1a of the container id and the port's position: different
     // containers start at different ports, so they rarely collide.
@@ -78,7 +83,8 @@ async fn bind_in_range(
     }
     Err(ContainerError::Port {
         addr: SocketAddr::new(p.host_ip, 0),
-        source: last_err.unwrap_or_else(|| std::io::Error::other("no free port in the allowed range")),
+        source: last_err
+            .unwrap_or_else(|| std::io::Error::other("no free port in the allowed range")),
     })
 }
 
@@ -111,6 +117,13 @@ mod tests {
             assert!(range.contains(&l.local_addr().unwrap().port()));
         }
         // Without a range (the library default), anything goes.
-        check(&[PortMap { host_port: 22, ..PortMap::loopback(80) }], None).unwrap();
+        check(
+            &[PortMap {
+                host_port: 22,
+                ..PortMap::loopback(80)
+            }],
+            None,
+        )
+        .unwrap();
     }
 }

@@ -41,8 +41,8 @@
 //! loaded (e.g. `open` on aarch64).
 
 use oci_spec::runtime::{
-    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder,
-    LinuxSeccompBuilder, LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
+    LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
+    LinuxSeccompOperator, LinuxSyscall, LinuxSyscallBuilder,
 };
 
 /// Calls allowed whatever their arguments.
@@ -426,7 +426,12 @@ pub fn default_profile() -> LinuxSeccomp {
     // clone: (flags & CLONE_NEW*) == 0.
     syscalls.extend(allow(
         &["clone"],
-        Some(vec![arg(0, ScmpCmpMaskedEq, 0, Some(CLONE_NAMESPACE_FLAGS))]),
+        Some(vec![arg(
+            0,
+            ScmpCmpMaskedEq,
+            0,
+            Some(CLONE_NAMESPACE_FLAGS),
+        )]),
     ));
     syscalls.extend(rule(
         &["clone3"],
@@ -436,10 +441,16 @@ pub fn default_profile() -> LinuxSeccomp {
     ));
     // One rule per allowed value (rules are OR-ed).
     for &v in PERSONALITY_VALUES {
-        syscalls.extend(allow(&["personality"], Some(vec![arg(0, ScmpCmpEq, v, None)])));
+        syscalls.extend(allow(
+            &["personality"],
+            Some(vec![arg(0, ScmpCmpEq, v, None)]),
+        ));
     }
     for &family in SOCKET_FAMILIES {
-        syscalls.extend(allow(&["socket"], Some(vec![arg(0, ScmpCmpEq, family, None)])));
+        syscalls.extend(allow(
+            &["socket"],
+            Some(vec![arg(0, ScmpCmpEq, family, None)]),
+        ));
     }
     // Two comparisons on different arguments in one rule are AND-ed.
     syscalls.extend(allow(

@@ -20,7 +20,9 @@ fn profile_is_an_allow_list() {
     assert_eq!(p.default_action(), LinuxSeccompAction::ScmpActErrno);
     assert_eq!(p.default_errno_ret(), Some(libc::EPERM as u32));
     let allowed = unconditional(&p);
-    for name in ["read", "write", "execve", "openat", "mmap", "futex", "wait4"] {
+    for name in [
+        "read", "write", "execve", "openat", "mmap", "futex", "wait4",
+    ] {
         assert!(allowed.contains(name), "{name} not allowed");
     }
     // The attacker's favourites are named nowhere with an allow action.
@@ -95,10 +97,13 @@ fn profile_is_an_allow_list() {
     assert_ne!(CLONE_NAMESPACE_FLAGS & libc::CLONE_NEWUSER as u64, 0);
 }
 
+/// A named call: its return value (negative: failed, `errno` set).
+type Probe = (&'static str, fn() -> i64);
+
 /// Runs `probe` in a forked child under the real filter (loaded through
 /// libcontainer, as the container's init does) and returns the errno of
 /// each call (0: it succeeded).
-fn under_filter(probes: &[(&str, fn() -> i64)]) -> Vec<i32> {
+fn under_filter(probes: &[Probe]) -> Vec<i32> {
     let profile = default_profile();
     let mut fds = [0i32; 2];
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
@@ -163,7 +168,7 @@ fn socket(family: i32, ty: i32, proto: i32) -> i64 {
 /// `mbind` and an unknown call number went through to the kernel.
 #[test]
 fn calls_outside_the_list_fail_with_eperm() {
-    let refused: Vec<(&str, fn() -> i64)> = vec![
+    let refused: Vec<Probe> = vec![
         ("unshare(CLONE_NEWUSER)", || {
             sys(libc::SYS_unshare, libc::CLONE_NEWUSER as u64, 0, 0)
         }),
@@ -214,7 +219,7 @@ fn calls_outside_the_list_fail_with_eperm() {
 
 #[test]
 fn ordinary_calls_still_work_under_the_filter() {
-    let allowed: Vec<(&str, fn() -> i64)> = vec![
+    let allowed: Vec<Probe> = vec![
         ("getpid", || sys(libc::SYS_getpid, 0, 0, 0)),
         ("personality(query)", || {
             sys(libc::SYS_personality, 0xffff_ffff, 0, 0)

@@ -444,7 +444,10 @@ async fn users_env_and_cwd() {
 /// Copies the host's `path` and the shared libraries `ldd` lists into the
 /// rootfs at the same paths.
 fn copy_with_libs(rootfs: &Path, path: &str, to: &str) {
-    let ldd = std::process::Command::new("ldd").arg(path).output().unwrap();
+    let ldd = std::process::Command::new("ldd")
+        .arg(path)
+        .output()
+        .unwrap();
     assert!(ldd.status.success(), "ldd {path} failed");
     let text = String::from_utf8(ldd.stdout).unwrap();
     for lib in text

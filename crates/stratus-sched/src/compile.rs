@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use stratus_spec::Constraints;
-use stratus_types::{Attributes, EnergySource, PortRange, Runtime};
+use stratus_types::{EnergySource, PortRange, Runtime};
 
 use crate::{haversine_km, Demand, Reason, EARTH_RADIUS_KM};
 
@@ -105,16 +105,8 @@ pub(crate) struct Hot {
 }
 
 impl Hot {
-    pub(crate) fn build(
-        dict: &mut Dict,
-        pool: &mut Vec<u32>,
-        cap: [u64; 3],
-        used: [u64; 3],
-        eligible: bool,
-        runtimes: &[Runtime],
-        ports: PortRange,
-        a: &Attributes,
-    ) -> Hot {
+    pub(crate) fn build(dict: &mut Dict, pool: &mut Vec<u32>, n: &crate::NodeView) -> Hot {
+        let a = &n.attributes;
         let labels_at = pool.len() as u32;
         let start = pool.len();
         for (k, v) in &a.labels {
@@ -126,11 +118,11 @@ impl Hot {
             _ => (f64::NAN, f64::NAN),
         };
         Hot {
-            cap,
-            used,
-            eligible,
-            runtimes: runtimes.iter().fold(0, |m, r| m | runtime_bit(*r)),
-            ports,
+            cap: crate::capacity_arr(&n.capacity),
+            used: n.used.arr(),
+            eligible: n.eligible,
+            runtimes: n.runtimes.iter().fold(0, |m, r| m | runtime_bit(*r)),
+            ports: n.ports,
             energy: energy_bit(a.energy),
             arch: dict.arch.intern(&a.arch),
             os: dict.os.intern(&a.os),

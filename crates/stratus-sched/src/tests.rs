@@ -210,7 +210,8 @@ fn host_ports_outside_the_lenders_range_are_not_placed() {
     let plan = Cluster::new(nodes.clone()).place(&Request::new(1, web, &c));
     assert_eq!(plan.unplaced, 1);
     assert_eq!(
-        plan.reasons.get("host port outside the node's allowed ports"),
+        plan.reasons
+            .get("host port outside the node's allowed ports"),
         Some(&4),
         "{:?}",
         plan.reasons
@@ -658,7 +659,10 @@ fn arb_node(i: usize, ample: bool) -> impl proptest::strategy::Strategy<Value = 
                     },
                     used,
                     ports: if ample {
-                        PortRange { first: 1, last: u16::MAX }
+                        PortRange {
+                            first: 1,
+                            last: u16::MAX,
+                        }
                     } else {
                         PORT_RANGES[i % PORT_RANGES.len()]
                     },

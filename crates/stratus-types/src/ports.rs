@@ -84,7 +84,13 @@ mod tests {
         assert!(r.contains(20000) && r.contains(29999));
         assert!(!r.contains(19999) && !r.contains(80) && !r.contains(30000));
         assert_eq!(r.len(), 10000);
-        assert_eq!("8080".parse::<PortRange>(), Ok(PortRange { first: 8080, last: 8080 }));
+        assert_eq!(
+            "8080".parse::<PortRange>(),
+            Ok(PortRange {
+                first: 8080,
+                last: 8080
+            })
+        );
         for bad in ["", "0-10", "10-5", "1-70000", "a-b", "-"] {
             assert!(bad.parse::<PortRange>().is_err(), "{bad}");
         }
