@@ -21,7 +21,8 @@ use stratus_flist::{FileChunk, Flist};
 use stratus_mount::{ChunkCache, ChunkSource, MountOptions, Mounted, Overlay, SourceError};
 use stratus_net::Connection;
 use stratus_proto::{Request, Response};
-use stratus_spec::{FetchMode, WorkloadSpec};
+use stratus_spec::{FetchMode, PortSpec, WorkloadSpec};
+use stratus_types::PortRange;
 
 /// Default size of the node's chunk cache.
 pub const DEFAULT_CHUNK_CACHE_BYTES: u64 = 2 << 30;
@@ -112,15 +113,19 @@ pub struct ContainerHost {
     executor: ContainerExecutor,
     cache: Arc<ChunkCache>,
     mounts: Mutex<HashMap<String, ImageMount>>,
+    /// Host ports the lender allows published ports on.
+    ports: PortRange,
 }
 
 impl ContainerHost {
     /// Sets up under `dir` (images, chunk cache, container state); fails
     /// when this machine cannot run containers (not root, no cgroups, no
     /// FUSE).
-    pub fn new(dir: &Path, cache_bytes: u64) -> Result<ContainerHost, String> {
+    /// Published ports use only host ports inside `ports`.
+    pub fn new(dir: &Path, cache_bytes: u64, ports: PortRange) -> Result<ContainerHost, String> {
         let executor = ContainerExecutor::new(&dir.join("containers"))
-            .map_err(|e| format!("containers: {e}"))?;
+            .map_err(|e| format!("containers: {e}"))?
+            .with_port_range(ports.first..=ports.last);
         if !Path::new("/dev/fuse").exists() {
             return Err("no /dev/fuse: images cannot be mounted".into());
         }
@@ -131,6 +136,7 @@ impl ContainerHost {
             executor,
             cache: Arc::new(cache),
             mounts: Mutex::new(HashMap::new()),
+            ports,
         })
     }
 
@@ -320,6 +326,7 @@ impl ContainerHost {
         root: &Rootfs,
     ) -> Result<ContainerSpec, String> {
         let image = spec.image.clone().unwrap_or_default();
+        check_ports(&image.ports, &self.ports)?;
         let cfg = &root.flist.config;
         let entrypoint = if image.entrypoint.is_empty() {
             cfg.entrypoint.clone()
@@ -386,6 +393,21 @@ impl ContainerHost {
     }
 }
 
+/// Refuses a fixed host port outside the ports the lender allows (the
+/// scheduler does not place such a workload here; this is the second wall).
+pub fn check_ports(ports: &[PortSpec], allowed: &PortRange) -> Result<(), String> {
+    match ports
+        .iter()
+        .find(|p| p.host != 0 && !allowed.contains(p.host))
+    {
+        Some(p) => Err(format!(
+            "host port {} is outside the ports this node allows ({allowed})",
+            p.host
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A container id from an instance id (`tenant/name/gen-slot-index`):
 /// `[a-z0-9-]` only, unique per instance.
 pub fn container_id(instance: &str) -> String {
@@ -402,4 +424,38 @@ pub fn container_id(instance: &str) -> String {
     let h = blake3::hash(instance.as_bytes()).to_hex();
     let head: String = clean.chars().take(40).collect();
     format!("{head}-{}", &h[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The second wall: a spec asking for host port 22 or 80 on a node that
+    /// allows 20000-29999 is refused by the agent even if a scheduler placed
+    /// it there; `host: 0` and ports inside the range pass.
+    #[test]
+    fn host_ports_outside_the_nodes_range_are_refused() {
+        let range = PortRange::DEFAULT;
+        let port = |host| PortSpec {
+            container: 80,
+            host,
+        };
+        for bad in [22, 80, 1023, 19999, 30000] {
+            let err = check_ports(&[port(20001), port(bad)], &range)
+                .expect_err("port outside the range must be refused");
+            assert!(
+                err.contains(&bad.to_string()) && err.contains("20000-29999"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            check_ports(&[port(0), port(20000), port(29999)], &range),
+            Ok(())
+        );
+        let low = PortRange {
+            first: 80,
+            last: 80,
+        };
+        assert_eq!(check_ports(&[port(80)], &low), Ok(()));
+    }
 }

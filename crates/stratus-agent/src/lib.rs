@@ -27,7 +27,7 @@ use std::time::Duration;
 use rand::Rng;
 use stratus_net::Endpoint;
 use stratus_proto::{Peer, Request, Response};
-use stratus_types::{Attributes, Capacity, ErrorCode, NodeId, NodeInfo, StorageInfo};
+use stratus_types::{Attributes, Capacity, ErrorCode, NodeId, NodeInfo, PortRange, StorageInfo};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +55,9 @@ pub struct AgentConfig {
     pub storage: Option<StorageInfo>,
     /// Run container images when the machine can; `false` runs WASM only.
     pub containers: bool,
+    /// Host ports the lender allows published container ports on
+    /// (reported to the scheduler, enforced by the agent).
+    pub ports: PortRange,
 }
 
 /// Errors that stop an agent.
@@ -102,7 +105,8 @@ impl Agent {
         let (tx, rx) = watch::channel(AgentState::Connecting);
         let (replicas_tx, replicas) = watch::channel(BTreeSet::new());
         let cancel = CancellationToken::new();
-        let runner = executor.map(|e| runner::Runner::start(&cfg.data_dir, e, cfg.containers));
+        let runner =
+            executor.map(|e| runner::Runner::start(&cfg.data_dir, e, cfg.containers, cfg.ports));
         if let Some(r) = &runner {
             tokio::spawn(r.clone().flush_loop());
         }
@@ -293,6 +297,7 @@ async fn session(
         attributes: cfg.attributes.clone(),
         storage: cfg.storage.clone(),
         runtimes: runner.map(|r| r.runtimes()).unwrap_or_default(),
+        ports: cfg.ports,
     };
     let register = Request::Register {
         info,

@@ -87,14 +87,20 @@ enum Payload {
 impl Runner {
     /// Creates the runner and resumes the assignments saved on disk.
     /// `containers: false` turns container images off on this node.
-    pub fn start(data_dir: &Path, executor: Arc<dyn DynExecutor>, containers: bool) -> Runner {
+    /// Published container ports stay inside `ports`.
+    pub fn start(
+        data_dir: &Path,
+        executor: Arc<dyn DynExecutor>,
+        containers: bool,
+        ports: stratus_types::PortRange,
+    ) -> Runner {
         let dir = data_dir.join("agent");
         // What tenants entrust to the node lives here: no other user reads it.
         if let Err(e) = crate::private::create_dir(&dir) {
             tracing::warn!(error = %e, "cannot make the agent's folder private");
         }
         let containers = if containers {
-            ContainerHost::new(&dir.join("oci"), DEFAULT_CHUNK_CACHE_BYTES)
+            ContainerHost::new(&dir.join("oci"), DEFAULT_CHUNK_CACHE_BYTES, ports)
                 .map(Arc::new)
                 .inspect_err(|e| tracing::warn!("this node cannot run container images: {e}"))
         } else {

@@ -148,6 +148,10 @@ pub struct NodeArgs {
     /// root, cgroups and FUSE; without them the node turns them off itself)
     #[arg(long, env = "STRATUS_NO_CONTAINERS")]
     no_containers: bool,
+    /// Host ports published container ports may use, FIRST-LAST (ports
+    /// below 1024 only if the range names them) [default: 20000-29999]
+    #[arg(long, env = "STRATUS_PORTS", value_name = "FIRST-LAST")]
+    ports: Option<stratus_types::PortRange>,
     /// Exit once process PID is no longer this process's parent (used by
     /// `stratus dev`, which passes its own pid: a node started after its
     /// parent already died exits too)
@@ -586,6 +590,13 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
         }),
         None => None,
     };
+    let ports = match (a.ports, &f.agent.ports) {
+        (Some(p), _) => p,
+        (None, Some(s)) => s
+            .parse::<stratus_types::PortRange>()
+            .context("[agent] ports in the config file")?,
+        (None, None) => stratus_types::PortRange::DEFAULT,
+    };
     let latitude = a.latitude.or(f.agent.latitude);
     let longitude = a.longitude.or(f.agent.longitude);
     if latitude.is_some_and(|l| !(-90.0..=90.0).contains(&l))
@@ -612,6 +623,7 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
             capacity: None,
             storage,
             containers: !a.no_containers && f.agent.containers.unwrap_or(true),
+            ports,
         }),
         cluster_name: "stratus".into(),
     };

@@ -1,7 +1,6 @@
 //! [`ContainerExecutor`]: creation with libcontainer, supervision, cleanup.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -16,7 +15,6 @@ use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxSeccomp, Spec};
 use stratus_runtime::{CancellationToken, Exit, ExitReason, Output};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cgroup::{self, Layout};
@@ -69,6 +67,8 @@ pub struct ContainerExecutor {
     layout: Layout,
     stop_grace: Duration,
     running: Registry,
+    /// Host ports published ports may use (`None`: any).
+    port_range: Option<std::ops::RangeInclusive<u16>>,
 }
 
 impl std::fmt::Debug for ContainerExecutor {
@@ -117,6 +117,7 @@ impl ContainerExecutor {
             layout,
             stop_grace: DEFAULT_STOP_GRACE,
             running: Arc::new(Mutex::new(HashMap::new())),
+            port_range: None,
         };
         executor.remove_leftovers();
         Ok(executor)
@@ -136,6 +137,15 @@ impl ContainerExecutor {
             .map_err(|e| ContainerError::InvalidSpec(format!("cgroup parent: {e}")))?;
         self.cgroup_parent = parent.into();
         Ok(self)
+    }
+
+    /// Publishes ports only inside `range` (the lender's `--ports`): a fixed
+    /// host port outside it is [`ContainerError::PortNotAllowed`], and
+    /// `host_port: 0` takes a free port inside it. Without a range (the
+    /// default of the library), any host port may be bound.
+    pub fn with_port_range(mut self, range: std::ops::RangeInclusive<u16>) -> Self {
+        self.port_range = Some(range);
+        self
     }
 
     /// Ids of the containers running now.
@@ -188,6 +198,7 @@ impl ContainerExecutor {
     ) -> Result<Exit, ContainerError> {
         let mut spec = spec;
         validate(&mut spec)?;
+        crate::ports::check(&spec.ports, self.port_range.as_ref())?;
         // From here on, `live` cleans up whatever exists, on every path.
         let mut live = Live::reserve(self, &spec.id)?;
 
@@ -198,14 +209,7 @@ impl ContainerExecutor {
             .map_err(|e| ContainerError::Internal(format!("user lookup task: {e}")))??;
         live.set_user(&user);
 
-        let mut listeners = Vec::with_capacity(spec.ports.len());
-        for p in &spec.ports {
-            let addr = SocketAddr::new(p.host_ip, p.host_port);
-            let l = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ContainerError::Port { addr, source })?;
-            listeners.push((l, p.container_port));
-        }
+        let listeners = crate::ports::bind(&spec.ports, self.port_range.as_ref(), &spec.id).await?;
 
         // The bundle: config.json and the generated /etc files.
         std::fs::create_dir_all(live.bundle.join("etc")).map_err(|e| io_err("create bundle", e))?;

@@ -37,13 +37,16 @@
 //!   The network namespace is empty except `lo`, which the executor brings
 //!   up (youki does not), so services can listen on 127.0.0.1 / 0.0.0.0; the
 //!   container has **no route** to the host or anywhere else. Published ports
-//!   are reached through a userspace proxy (below). No user namespace: uid 0
-//!   in the container is uid 0 on the host, confined by the rest.
+//!   are reached through a userspace proxy (below). No user namespace yet:
+//!   uid 0 in the container is uid 0 on the host, confined by the rest (what
+//!   user namespaces still need is written down in ARCHITECTURE.md,
+//!   "Containers at lender-safe defaults").
 //! * **Capabilities**: Docker's default set minus `CAP_MKNOD`
 //!   ([`spec::CAPABILITIES`]); `no_new_privileges` is set, so setuid binaries
 //!   gain nothing.
-//! * **Seccomp**: a deny-list returning `EPERM` ([`seccomp`] explains why a
-//!   deny-list and lists the calls), applied to the container's process and
+//! * **Seccomp**: an allow-list in the shape of Docker's default profile,
+//!   everything else `EPERM` ([`seccomp`] lists the calls and the argument
+//!   filters, and says why an allow-list), applied to the container's process and
 //!   to every [`ContainerExecutor::exec`] process (libcontainer 0.7 drops
 //!   seccomp for `exec`; we load it ourselves just before `execve`).
 //! * **Filesystems**: the rootfs is pivoted into; `/proc` (with Docker's
@@ -101,7 +104,11 @@
 //!
 //! Each [`PortMap`] binds a host listener before the container starts (a
 //! busy port is a setup error) and reports the bound address
-//! ([`ContainerEvent::PortPublished`], useful with `host_port: 0`). Each
+//! ([`ContainerEvent::PortPublished`], useful with `host_port: 0`). With
+//! [`ContainerExecutor::with_port_range`] (the agent always sets the
+//! lender's range), a host port outside the range is
+//! [`ContainerError::PortNotAllowed`] and `host_port: 0` takes a free port
+//! inside it. Each
 //! accepted connection is paired with a socket created inside the
 //! container's network namespace by a short-lived thread that `setns`es into
 //! it, connected to `127.0.0.1:<container_port>`, and spliced both ways. A
@@ -154,6 +161,7 @@ mod cgroup;
 mod executor;
 mod helper;
 mod netns;
+mod ports;
 mod proxy;
 pub mod seccomp;
 pub mod spec;
@@ -322,6 +330,17 @@ pub enum ContainerError {
         /// The bind error.
         #[source]
         source: std::io::Error,
+    },
+    /// A published host port is outside the range the lender allows
+    /// ([`ContainerExecutor::with_port_range`]).
+    #[error("host port {port} is outside the ports this node allows ({first}-{last})")]
+    PortNotAllowed {
+        /// The port asked for.
+        port: u16,
+        /// Lowest allowed port.
+        first: u16,
+        /// Highest allowed port.
+        last: u16,
     },
     /// The container's network could not be set up.
     #[error("container network: {0}")]

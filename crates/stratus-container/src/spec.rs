@@ -347,7 +347,7 @@ mod tests {
             .contains(&"/proc/sys".to_string()));
         assert!(linux.devices().is_none(), "no host device is passed in");
         let sc = linux.seccomp().as_ref().unwrap();
-        assert_eq!(sc.default_action(), LinuxSeccompAction::ScmpActAllow);
+        assert_eq!(sc.default_action(), LinuxSeccompAction::ScmpActErrno);
         assert_eq!(spec.hostname().as_deref(), Some("box"));
     }
 

@@ -24,7 +24,7 @@ const CGROUP_PARENT: &str = "stratus-test";
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "ps", "ls", "id", "hostname", "sleep", "dd", "head", "tail", "nc",
     "httpd", "wget", "grep", "mknod", "mount", "test", "pwd", "seq", "unshare", "wc", "true",
-    "false", "env",
+    "false", "env", "arping", "linux32",
 ];
 
 struct Fixture {
@@ -439,6 +439,94 @@ async fn users_env_and_cwd() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines[..2], ["bar baz", "/www"]);
     assert!(lines[2].contains("/bin"));
+}
+
+/// Copies the host's `path` and the shared libraries `ldd` lists into the
+/// rootfs at the same paths.
+fn copy_with_libs(rootfs: &Path, path: &str, to: &str) {
+    let ldd = std::process::Command::new("ldd")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(ldd.status.success(), "ldd {path} failed");
+    let text = String::from_utf8(ldd.stdout).unwrap();
+    for lib in text
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+    {
+        let dest = rootfs.join(lib.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(lib, dest).unwrap();
+    }
+    std::fs::copy(path, rootfs.join(to.trim_start_matches('/'))).unwrap();
+}
+
+/// The attacker ships a setuid-root binary in the image and runs it as an
+/// ordinary user: `no_new_privileges` means the exec does not raise the
+/// user to root. The binary is coreutils' `id`, which (unlike busybox) never
+/// drops what setuid gives it: run setuid without `no_new_privileges` it
+/// prints 0. The rootfs sits on a host file system without `nosuid`
+/// (checked), so only `no_new_privileges` can be what holds here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setuid_binary_gains_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let _g = SERIAL.lock().await;
+    let f = fixture();
+    copy_with_libs(&f.rootfs, "/usr/bin/id", "/bin/suid-id");
+    let suid = f.rootfs.join("bin/suid-id");
+    std::os::unix::fs::chown(&suid, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    assert_eq!(
+        std::fs::metadata(&suid).unwrap().permissions().mode() & 0o7777,
+        0o4755
+    );
+    let flags = nix::sys::statvfs::statvfs(&f.rootfs).unwrap().flags();
+    assert!(
+        !flags.contains(nix::sys::statvfs::FsFlags::ST_NOSUID),
+        "the test rootfs is on a nosuid file system: it would not test no_new_privileges"
+    );
+    // Root in the container runs it too, to show the binary works.
+    let (exit, out) = run(&f, f.spec("suid-root", "/bin/suid-id -u")).await;
+    assert_eq!(exit, Exit::exited(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "0\n");
+    let mut spec = f.spec("suid", "/bin/suid-id -u; /bin/suid-id -ru");
+    spec.user = "1000:1000".into();
+    let (exit, out) = run(&f, spec).await;
+    assert_eq!(exit, Exit::exited(0), "{}", out.stderr);
+    assert_eq!(out.stdout, "1000\n1000\n", "setuid raised the user");
+}
+
+/// The attacker makes calls the seccomp allow-list does not name, from a
+/// real container: `arping` opens an `AF_PACKET` socket (allowed by the old
+/// deny-list, and by the capabilities: root keeps `CAP_NET_RAW`), refused
+/// with EPERM; `personality(PER_LINUX32)` (`linux32`), on the list, works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_outside_the_seccomp_list_fail_with_eperm() {
+    let _g = SERIAL.lock().await;
+    let f = fixture();
+    let (exit, out) = run(
+        &f,
+        f.spec(
+            "seccomp",
+            "arping -c 1 -w 1 -I lo 127.0.0.1; echo ARPING $?; \
+             linux32 true && echo LINUX32_OK; \
+             unshare -U true; echo UNSHARE $?",
+        ),
+    )
+    .await;
+    assert_eq!(exit, Exit::exited(0), "{}", out.stderr);
+    let arping = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("arping"))
+        .unwrap_or_else(|| panic!("no arping error in {}", out.stderr));
+    assert!(
+        arping.contains("socket") && arping.contains("Operation not permitted"),
+        "{arping}"
+    );
+    assert!(out.stdout.contains("ARPING 1"), "{}", out.stdout);
+    assert!(out.stdout.contains("LINUX32_OK"), "{}", out.stdout);
+    assert!(out.stdout.contains("UNSHARE 1"), "{}", out.stdout);
 }
 
 fn http_get(addr: SocketAddr) -> std::io::Result<String> {

@@ -87,6 +87,7 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
             capacity: n.info.capacity.clone(),
             attributes: n.info.attributes.clone(),
             runtimes: n.info.runtimes.clone(),
+            ports: n.info.ports,
             used: usage.get(&n.info.id).copied().unwrap_or_default(),
         })
         .collect();

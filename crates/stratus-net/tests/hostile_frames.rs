@@ -28,6 +28,7 @@ fn samples() -> Vec<Vec<u8>> {
             capacity_bytes: 1 << 30,
         }),
         runtimes: vec![stratus_types::Runtime::Wasm, stratus_types::Runtime::Oci],
+        ports: stratus_types::PortRange::DEFAULT,
     };
     let reqs = [
         Request::Register {

@@ -153,6 +153,9 @@ pub struct AgentSection {
     pub labels: Option<BTreeMap<String, String>>,
     /// Run container images (default: when the machine can).
     pub containers: Option<bool>,
+    /// Host ports published container ports may use, `FIRST-LAST`
+    /// (default `20000-29999`).
+    pub ports: Option<String>,
 }
 
 /// Why a configuration file is unusable.

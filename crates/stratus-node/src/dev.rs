@@ -191,6 +191,7 @@ impl DevConfig {
                     capacity_bytes: self.storage_capacity,
                 }),
                 containers: true,
+                ports: stratus_types::PortRange::DEFAULT,
             }),
             cluster_name: "dev".into(),
         })

@@ -78,6 +78,8 @@ pub struct AgentRole {
     /// Run container images when the machine can (root, cgroups, FUSE);
     /// `false` lends the node to WASM workloads only.
     pub containers: bool,
+    /// Host ports published container ports may use (`--ports`).
+    pub ports: stratus_types::PortRange,
 }
 
 /// The storage role: a piece service on its own QUIC port (storage nodes
@@ -343,6 +345,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
                 capacity: a.capacity.clone(),
                 storage: storage.as_ref().map(|s| s.2.clone()),
                 containers: a.containers,
+                ports: a.ports,
             },
             endpoint.clone(),
             // The WASM sandbox is the workload backend of agents.

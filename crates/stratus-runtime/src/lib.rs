@@ -70,7 +70,9 @@
 //!   counts the linear memories of the instance (and of all core instances of
 //!   a component) together. A `memory.grow` (or an initial memory) that would
 //!   go past the limit is **fatal**, not `-1`: the guest stops with
-//!   [`ExitReason::MemoryLimit`]. Tables are capped at 1 Mi elements each.
+//!   [`ExitReason::MemoryLimit`]. Table elements count against the same
+//!   limit (8 bytes each, a host pointer), and a table is capped at 1 Mi
+//!   elements.
 //! * **CPU** ([`Limits::cpu_time`]): epoch based. A ticker thread advances the
 //!   engine's epoch every 10 ms and every store yields to the tokio scheduler
 //!   at each tick, so a guest never holds a worker thread for longer than a

@@ -9,6 +9,9 @@ use crate::{Exit, ExitReason, RuntimeError};
 
 /// Largest number of elements of one table (8 bytes each on the host).
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Host bytes one table element is charged (a function or extern
+/// reference: one pointer) against the memory limit.
+pub(crate) const TABLE_ELEMENT_BYTES: usize = 8;
 /// Largest number of instances, tables and memories in one store.
 const MAX_INSTANCES: usize = 1_000;
 const MAX_TABLES: usize = 1_000;
@@ -29,10 +32,13 @@ pub(crate) struct TableLimitExceeded {
     wanted: usize,
 }
 
-/// Counts all linear memories of a store against one limit.
+/// Counts all linear memories and tables of a store against one limit (a
+/// table element costs [`TABLE_ELEMENT_BYTES`]), so a guest cannot take host
+/// memory through tables that its memory limit would refuse it.
 #[derive(Debug)]
 pub(crate) struct GuestLimiter {
     memory_limit: usize,
+    /// Bytes of linear memory plus table elements granted so far.
     memory_used: usize,
     /// What the last permitted growth added (undone if the growth failed).
     last_growth: usize,
@@ -51,14 +57,9 @@ impl GuestLimiter {
     }
 }
 
-impl wasmtime::ResourceLimiter for GuestLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let growth = desired.saturating_sub(current);
+impl GuestLimiter {
+    /// Grants `growth` more bytes, or refuses (fatally) past the limit.
+    fn charge(&mut self, growth: usize) -> wasmtime::Result<bool> {
         let wanted = self.memory_used.saturating_add(growth);
         if wanted > self.memory_limit {
             self.exceeded = true;
@@ -73,17 +74,33 @@ impl wasmtime::ResourceLimiter for GuestLimiter {
         Ok(true)
     }
 
+    /// Gives back the last grant (its growth did not happen).
+    fn undo_last(&mut self) {
+        self.memory_used = self.memory_used.saturating_sub(self.last_growth);
+        self.last_growth = 0;
+    }
+}
+
+impl wasmtime::ResourceLimiter for GuestLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.charge(desired.saturating_sub(current))
+    }
+
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
         // The growth we counted did not happen (e.g. past the memory's own
         // maximum): `memory.grow` returns -1 to the guest as usual.
-        self.memory_used = self.memory_used.saturating_sub(self.last_growth);
-        self.last_growth = 0;
+        self.undo_last();
         Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -91,7 +108,16 @@ impl wasmtime::ResourceLimiter for GuestLimiter {
             self.exceeded = true;
             return Err(TableLimitExceeded { wanted: desired }.into());
         }
-        Ok(true)
+        self.charge(
+            desired
+                .saturating_sub(current)
+                .saturating_mul(TABLE_ELEMENT_BYTES),
+        )
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo_last();
+        Ok(())
     }
 
     fn instances(&self) -> usize {

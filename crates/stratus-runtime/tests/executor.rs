@@ -280,6 +280,55 @@ async fn memory_limit_stops_an_over_allocating_guest() {
     assert_eq!(run.exit, Exit::exited(1));
 }
 
+/// The attacker: ten tables of 500,000 elements each (40 MB of host memory
+/// at 8 bytes an element, each table under the 1 Mi-element cap) with a
+/// 16 MiB memory limit. Tables count against the memory limit, so the guest
+/// is stopped as for a memory hog; a small table still grows.
+#[tokio::test]
+async fn memory_limit_counts_table_elements() {
+    let module = wat(r#"(module
+        (memory (export "memory") 1)
+        (table $t0 0 funcref)
+        (table $t1 0 funcref)
+        (table $t2 0 funcref)
+        (table $t3 0 funcref)
+        (table $t4 0 funcref)
+        (table $t5 0 funcref)
+        (table $t6 0 funcref)
+        (table $t7 0 funcref)
+        (table $t8 0 funcref)
+        (table $t9 0 funcref)
+        (func (export "_start")
+            (drop (table.grow $t0 (ref.null func) (i32.const 500000)))
+            (drop (table.grow $t1 (ref.null func) (i32.const 500000)))
+            (drop (table.grow $t2 (ref.null func) (i32.const 500000)))
+            (drop (table.grow $t3 (ref.null func) (i32.const 500000)))
+            (drop (table.grow $t4 (ref.null func) (i32.const 500000)))
+            (drop (table.grow $t5 (ref.null func) (i32.const 500000)))
+            (drop (table.grow $t6 (ref.null func) (i32.const 500000)))
+            (drop (table.grow $t7 (ref.null func) (i32.const 500000)))
+            (drop (table.grow $t8 (ref.null func) (i32.const 500000)))
+            (drop (table.grow $t9 (ref.null func) (i32.const 500000)))
+        ))"#);
+    let mut spec = TaskSpec::new("tables", module);
+    spec.limits.memory_bytes = 16 * 1024 * 1024;
+    spec.limits.wall_time = Some(Duration::from_secs(30));
+    let run = run(&executor(), spec).await.expect("run");
+    assert_eq!(run.exit, Exit::killed(ExitReason::MemoryLimit));
+
+    // Within the limit: 10,000 elements (80 KB) grow as usual.
+    let module = wat(r#"(module
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (table $t 0 funcref)
+        (func (export "_start")
+            (call $exit (i32.ne (table.grow $t (ref.null func) (i32.const 10000)) (i32.const 0)))))"#);
+    let mut spec = TaskSpec::new("small-table", module);
+    spec.limits.memory_bytes = 16 * 1024 * 1024;
+    let run = self::run(&executor(), spec).await.expect("run");
+    assert_eq!(run.exit, Exit::exited(0));
+}
+
 #[tokio::test]
 async fn filesystem_is_limited_to_the_preopens() {
     let root = tempfile::tempdir().expect("tempdir");

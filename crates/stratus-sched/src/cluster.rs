@@ -8,7 +8,7 @@ use stratus_types::NodeId;
 
 use crate::compile::{Compiled, Dict, Fail, Hot, NONE};
 use crate::rng::SplitMix64;
-use crate::{capacity_arr, Demand, NodeView, Plan, Request, Strategy, Usage};
+use crate::{Demand, NodeView, Plan, Request, Strategy, Usage};
 
 /// Flag: the node is in [`Request::avoid`].
 const AVOID: u8 = 1;
@@ -83,15 +83,7 @@ impl Cluster {
         let mut hot = Vec::with_capacity(nodes.len());
         for (i, n) in nodes.iter().enumerate() {
             let i = i as u32;
-            let h = Hot::build(
-                &mut dict,
-                &mut label_pool,
-                capacity_arr(&n.capacity),
-                n.used.arr(),
-                n.eligible,
-                &n.runtimes,
-                &n.attributes,
-            );
+            let h = Hot::build(&mut dict, &mut label_pool, n);
             index.all.push(i);
             bucket(&mut index.by_arch, h.arch, i);
             bucket(&mut index.by_os, h.os, i);

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use stratus_spec::Constraints;
-use stratus_types::{Attributes, EnergySource, Runtime};
+use stratus_types::{EnergySource, PortRange, Runtime};
 
 use crate::{haversine_km, Demand, Reason, EARTH_RADIUS_KM};
 
@@ -89,6 +89,8 @@ pub(crate) struct Hot {
     pub(crate) eligible: bool,
     /// One bit per [`Runtime`] the node runs.
     pub(crate) runtimes: u8,
+    /// Host ports the lender allows.
+    pub(crate) ports: PortRange,
     pub(crate) energy: u8,
     pub(crate) arch: u32,
     pub(crate) os: u32,
@@ -103,15 +105,8 @@ pub(crate) struct Hot {
 }
 
 impl Hot {
-    pub(crate) fn build(
-        dict: &mut Dict,
-        pool: &mut Vec<u32>,
-        cap: [u64; 3],
-        used: [u64; 3],
-        eligible: bool,
-        runtimes: &[Runtime],
-        a: &Attributes,
-    ) -> Hot {
+    pub(crate) fn build(dict: &mut Dict, pool: &mut Vec<u32>, n: &crate::NodeView) -> Hot {
+        let a = &n.attributes;
         let labels_at = pool.len() as u32;
         let start = pool.len();
         for (k, v) in &a.labels {
@@ -123,10 +118,11 @@ impl Hot {
             _ => (f64::NAN, f64::NAN),
         };
         Hot {
-            cap,
-            used,
-            eligible,
-            runtimes: runtimes.iter().fold(0, |m, r| m | runtime_bit(*r)),
+            cap: crate::capacity_arr(&n.capacity),
+            used: n.used.arr(),
+            eligible: n.eligible,
+            runtimes: n.runtimes.iter().fold(0, |m, r| m | runtime_bit(*r)),
+            ports: n.ports,
             energy: energy_bit(a.energy),
             arch: dict.arch.intern(&a.arch),
             os: dict.os.intern(&a.os),
@@ -197,6 +193,7 @@ impl NearC {
 pub(crate) enum Fail {
     Ineligible,
     Runtime,
+    Ports,
     Label(usize),
     Arch,
     Os,
@@ -225,6 +222,8 @@ pub(crate) struct Compiled {
     pub(crate) demand: [u64; 3],
     /// The [`runtime_bit`] of the demand's runtime.
     pub(crate) runtime: u8,
+    /// The demand's fixed host ports (lowest, highest).
+    pub(crate) host_ports: Option<(u16, u16)>,
 }
 
 impl Compiled {
@@ -262,6 +261,7 @@ impl Compiled {
             energy_mask,
             demand: demand.arr(),
             runtime: runtime_bit(demand.runtime),
+            host_ports: demand.host_ports,
         }
     }
 
@@ -294,6 +294,7 @@ impl Compiled {
         h.fits(&self.demand)
             && h.eligible
             && h.runtimes & self.runtime != 0
+            && crate::ports_fit(&h.ports, self.host_ports)
             && self.constraints_ok(h, pool)
     }
 
@@ -304,6 +305,9 @@ impl Compiled {
         }
         if h.runtimes & self.runtime == 0 {
             return Some(Fail::Runtime);
+        }
+        if !crate::ports_fit(&h.ports, self.host_ports) {
+            return Some(Fail::Ports);
         }
         let at = h.labels_at as usize;
         let mine = &pool[at..at + h.labels_len as usize];
@@ -348,6 +352,7 @@ impl Compiled {
         match f {
             Fail::Ineligible => Reason::Ineligible,
             Fail::Runtime => Reason::Runtime,
+            Fail::Ports => Reason::Ports,
             Fail::Label(i) => Reason::Label(self.label_keys.get(i).cloned().unwrap_or_default()),
             Fail::Arch => Reason::Arch,
             Fail::Os => Reason::Os,

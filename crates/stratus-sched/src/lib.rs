@@ -8,7 +8,9 @@
 //! # What a placement must satisfy
 //!
 //! A node is **feasible** for an instance ([`feasible`]) when it is eligible
-//! (ready and not draining), every given constraint holds (labels equal;
+//! (ready and not draining), runs the payload's runtime, allows every fixed
+//! host port the workload publishes (the lender's `--ports` range), every
+//! given constraint holds (labels equal;
 //! `arch`/`os`/`region`/`site` equal; `near`: the node declares a latitude and
 //! longitude within `within_km`; `energy`: the node's source is listed, when
 //! the list is not empty), and its free capacity fits the demand on CPU,
@@ -63,7 +65,7 @@ use std::collections::BTreeMap;
 pub use stratus_spec::{Constraints, Near, SpreadBy};
 use stratus_spec::{Resources, WorkloadSpec};
 pub use stratus_types::Runtime;
-use stratus_types::{Attributes, Capacity, NodeId};
+use stratus_types::{Attributes, Capacity, NodeId, PortRange};
 
 pub use cluster::{daemon_targets, Cluster};
 pub use pieces::{
@@ -91,6 +93,8 @@ pub struct NodeView {
     pub runtimes: Vec<Runtime>,
     /// Resources reserved by instances placed on the node.
     pub used: Usage,
+    /// Host ports the lender allows published container ports on.
+    pub ports: PortRange,
 }
 
 /// Resources reserved on a node.
@@ -115,6 +119,9 @@ pub struct Demand {
     pub disk_bytes: u64,
     /// The runtime its payload needs.
     pub runtime: Runtime,
+    /// The lowest and highest fixed host port it publishes (`None`: no
+    /// fixed host port; `host: 0` lets the node pick one in its range).
+    pub host_ports: Option<(u16, u16)>,
 }
 
 impl From<&Resources> for Demand {
@@ -125,6 +132,7 @@ impl From<&Resources> for Demand {
             memory_bytes: r.memory_mb.saturating_mul(MIB),
             disk_bytes: r.disk_mb.saturating_mul(MIB),
             runtime: Runtime::Wasm,
+            host_ports: None,
         }
     }
 }
@@ -138,9 +146,22 @@ impl From<&WorkloadSpec> for Demand {
             } else {
                 Runtime::Wasm
             },
+            host_ports: host_port_span(spec),
             ..Demand::from(&spec.resources)
         }
     }
+}
+
+/// The lowest and highest fixed (non-zero) host port a workload publishes.
+pub fn host_port_span(spec: &WorkloadSpec) -> Option<(u16, u16)> {
+    let ports = spec.image.as_ref()?.ports.iter().map(|p| p.host);
+    let fixed: Vec<u16> = ports.filter(|&p| p != 0).collect();
+    Some((*fixed.iter().min()?, *fixed.iter().max()?))
+}
+
+/// Whether every fixed host port of `span` is inside `range`.
+pub(crate) fn ports_fit(range: &PortRange, span: Option<(u16, u16)>) -> bool {
+    span.is_none_or(|(lo, hi)| range.contains(lo) && range.contains(hi))
 }
 
 impl Demand {
@@ -257,6 +278,10 @@ pub enum Reason {
     /// Cannot run the payload (e.g. an image on a node without containers).
     #[error("cannot run this payload (no container support)")]
     Runtime,
+    /// A fixed host port of the workload is outside the ports the node's
+    /// lender allows (`stratus node --ports`).
+    #[error("host port outside the node's allowed ports")]
+    Ports,
     /// Listed in [`Request::avoid`].
     #[error("avoided")]
     Avoided,
@@ -294,7 +319,7 @@ pub enum Reason {
 
 /// Checks whether `node` can take one instance of `demand` under
 /// `constraints`; on failure, the first reason in the order: eligibility,
-/// runtime, labels (in key order), arch, os, region, site, near, energy, cpu,
+/// runtime, host ports, labels (in key order), arch, os, region, site, near, energy, cpu,
 /// memory, disk.
 pub fn feasible(node: &NodeView, demand: &Demand, constraints: &Constraints) -> Result<(), Reason> {
     if !node.eligible {
@@ -302,6 +327,9 @@ pub fn feasible(node: &NodeView, demand: &Demand, constraints: &Constraints) -> 
     }
     if !node.runtimes.contains(&demand.runtime) {
         return Err(Reason::Runtime);
+    }
+    if !ports_fit(&node.ports, demand.host_ports) {
+        return Err(Reason::Ports);
     }
     constraints_hold(&node.attributes, constraints)?;
     fits(

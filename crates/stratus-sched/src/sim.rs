@@ -152,6 +152,7 @@ pub fn cluster(n: usize, seed: u64) -> Vec<NodeView> {
                 },
                 runtimes: vec![Runtime::Wasm, Runtime::Oci],
                 used: Usage::default(),
+                ports: stratus_types::PortRange::DEFAULT,
             }
         })
         .collect()
@@ -203,6 +204,7 @@ pub fn jobs(tasks: usize, seed: u64) -> Vec<Job> {
             ) * MIB,
             disk_bytes: weighted(&mut rng, &[(60, 0), (30, 1024), (10, 10240)]) * MIB,
             runtime: Runtime::Wasm,
+            host_ports: None,
         };
         let mut c = Constraints::default();
         let (region, sites) = pick(&mut rng, &REGIONS);

@@ -33,6 +33,7 @@ fn node(i: usize, cores: u32, gib: u64) -> NodeView {
         },
         runtimes: vec![Runtime::Wasm],
         used: Usage::default(),
+        ports: PortRange::DEFAULT,
     }
 }
 
@@ -48,6 +49,7 @@ fn demand(cpu_millis: u64, mem_mib: u64) -> Demand {
         memory_bytes: mem_mib * MIB,
         disk_bytes: 0,
         runtime: Runtime::Wasm,
+        host_ports: None,
     }
 }
 
@@ -89,6 +91,7 @@ fn demand_from_resources() {
             memory_bytes: 64 * MIB,
             disk_bytes: 2 * MIB,
             runtime: Runtime::Wasm,
+            host_ports: None,
         }
     );
 }
@@ -188,6 +191,59 @@ fn images_go_only_to_nodes_that_run_containers() {
     // WASM still goes anywhere.
     let plan = Cluster::new(nodes).place(&Request::new(6, demand(100, 64), &c));
     assert!(plan.is_complete());
+}
+
+/// The attacker asks for host port 80 (and 22) on lenders that allow only
+/// 20000-29999: no node of theirs takes it, and the reason says why; the
+/// one lender who allows 1-1024 gets it.
+#[test]
+fn host_ports_outside_the_lenders_range_are_not_placed() {
+    let mut nodes: Vec<NodeView> = (0..4).map(|i| node(i, 4, 4)).collect();
+    for n in &mut nodes {
+        n.runtimes.push(Runtime::Oci);
+    }
+    let c = Constraints::default();
+    let spec = web_spec();
+    let web = Demand::from(&spec);
+    assert_eq!(web.host_ports, Some((22, 80)));
+    assert_eq!(feasible(&nodes[0], &web, &c), Err(Reason::Ports));
+    let plan = Cluster::new(nodes.clone()).place(&Request::new(1, web, &c));
+    assert_eq!(plan.unplaced, 1);
+    assert_eq!(
+        plan.reasons
+            .get("host port outside the node's allowed ports"),
+        Some(&4),
+        "{:?}",
+        plan.reasons
+    );
+    assert!(daemon_targets(&Cluster::new(nodes.clone()), &web, &c).is_empty());
+    nodes[2].ports = PortRange {
+        first: 1,
+        last: 1024,
+    };
+    let plan = Cluster::new(nodes.clone()).place(&Request::new(1, web, &c));
+    assert_eq!(plan.placements, vec![id(2)]);
+    // Inside the default range, or `host: 0` (the node picks), goes anywhere.
+    for span in [Some((20000, 29999)), None] {
+        let d = Demand {
+            host_ports: span,
+            ..web
+        };
+        assert!(Cluster::new(nodes.clone())
+            .place(&Request::new(4, d, &c))
+            .is_complete());
+    }
+}
+
+/// A workload publishing host ports 80 and 22 (and one any-port mapping).
+fn web_spec() -> WorkloadSpec {
+    stratus_spec::parse(
+        "version: 1\nname: web\nkind: service\nimage:\n  name: nginx\n  ports:\n\
+         \x20   - { container: 80, host: 80 }\n    - { container: 22, host: 22 }\n\
+         \x20   - { container: 9000 }\n",
+        stratus_spec::Format::Yaml,
+    )
+    .expect("web spec parses")
 }
 
 #[test]
@@ -602,10 +658,41 @@ fn arb_node(i: usize, ample: bool) -> impl proptest::strategy::Strategy<Value = 
                         vec![Runtime::Wasm]
                     },
                     used,
+                    ports: if ample {
+                        PortRange {
+                            first: 1,
+                            last: u16::MAX,
+                        }
+                    } else {
+                        PORT_RANGES[i % PORT_RANGES.len()]
+                    },
                 }
             },
         )
 }
+
+/// Port ranges of generated nodes (by position).
+const PORT_RANGES: [PortRange; 3] = [
+    PortRange::DEFAULT,
+    PortRange {
+        first: 8000,
+        last: 8100,
+    },
+    PortRange {
+        first: 80,
+        last: 30000,
+    },
+];
+
+/// Fixed host ports of generated demands (mostly none).
+const HOST_PORTS: [Option<(u16, u16)>; 6] = [
+    None,
+    None,
+    None,
+    Some((8080, 8080)),
+    Some((20000, 20010)),
+    Some((80, 443)),
+];
 
 fn arb_nodes(max: usize, ample: bool) -> impl proptest::strategy::Strategy<Value = Vec<NodeView>> {
     (0..=max).prop_flat_map(move |n| (0..n).map(|i| arb_node(i, ample)).collect::<Vec<_>>())
@@ -647,14 +734,20 @@ fn arb_constraints() -> impl proptest::strategy::Strategy<Value = Constraints> {
 }
 
 fn arb_demand() -> impl proptest::strategy::Strategy<Value = Demand> {
-    (0u64..=3000, 0u64..=12, 0u64..=2, prop::bool::weighted(0.3)).prop_map(
-        |(cpu, mem, disk, oci)| Demand {
+    (
+        0u64..=3000,
+        0u64..=12,
+        0u64..=2,
+        prop::bool::weighted(0.3),
+        0usize..HOST_PORTS.len(),
+    )
+        .prop_map(|(cpu, mem, disk, oci, ports)| Demand {
             cpu_millis: cpu,
             memory_bytes: mem * 256 * MIB,
             disk_bytes: disk * GIB,
             runtime: if oci { Runtime::Oci } else { Runtime::Wasm },
-        },
-    )
+            host_ports: HOST_PORTS[ports],
+        })
 }
 
 /// A request, with its `existing` and `avoid` as node positions.

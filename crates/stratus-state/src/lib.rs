@@ -780,6 +780,7 @@ mod tests {
             attributes: Attributes::default(),
             storage: None,
             runtimes: vec![stratus_types::Runtime::Wasm],
+            ports: stratus_types::PortRange::DEFAULT,
         }
     }
 

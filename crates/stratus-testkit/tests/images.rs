@@ -401,3 +401,50 @@ async fn a_deployed_container_is_isolated_and_held_to_its_memory_limit() -> Resu
     cluster.shutdown().await;
     Ok(())
 }
+
+/// The attacker asks for host port 80 on a cluster whose lenders allow only
+/// the default 20000-29999: the workload is not placed and says why (what
+/// `stratus ps` shows); a port inside the range runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn host_ports_outside_the_lenders_range_are_not_placed() -> Result<()> {
+    let (cluster, c) = cluster().await?;
+    let image = import(
+        &cluster,
+        &busybox_image(Path::new("/bin/busybox")),
+        "busybox",
+    )
+    .await?;
+    let id = deploy(
+        &c,
+        &image,
+        "version: 1\nname: web80\nkind: service\n\
+         image: { name: busybox, ports: [{ container: 80, host: 80 }] }\nargs: [sleep, '600']\n",
+    )
+    .await?;
+    let why = wait_until("the placement failure", Duration::from_secs(30), || async {
+        c.blocked().get(&id).cloned()
+    })
+    .await?;
+    assert!(
+        why.contains("host port outside the node's allowed ports"),
+        "{why}"
+    );
+    assert!(instances(&c, &id).is_empty());
+
+    let id = deploy(
+        &c,
+        &image,
+        "version: 1\nname: web20080\nkind: service\n\
+         image: { name: busybox, ports: [{ container: 80, host: 20080 }] }\nargs: [sleep, '600']\n",
+    )
+    .await?;
+    wait_until("a running instance", Duration::from_secs(60), || async {
+        instances(&c, &id)
+            .into_iter()
+            .any(|i| i.state == InstanceState::Running)
+            .then_some(())
+    })
+    .await?;
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -497,6 +497,7 @@ async fn a_node_that_lies_is_detected() -> Result<()> {
                 capacity_bytes: 1 << 40,
             }),
             containers: false,
+            ports: stratus_types::PortRange::DEFAULT,
         },
         dial,
         None,

@@ -13,6 +13,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod ports;
+pub use ports::{PortRange, PortRangeError};
+
 /// Version of every persisted or transmitted structure defined by Stratus.
 /// Bumped on incompatible changes; readers refuse versions they do not know.
 pub const FORMAT_VERSION: u16 = 2;
@@ -231,6 +234,10 @@ pub struct NodeInfo {
     /// no workloads).
     #[serde(default = "wasm_only")]
     pub runtimes: Vec<Runtime>,
+    /// Host ports the lender allows published container ports on
+    /// (`stratus node --ports`; the default range for nodes that do not say).
+    #[serde(default)]
+    pub ports: PortRange,
 }
 
 /// A storage node's piece service, as it registers it.
