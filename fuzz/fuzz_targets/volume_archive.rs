@@ -18,5 +18,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let beside: Vec<_> = std::fs::read_dir(dir.path())
         .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
-    assert!(beside.len() <= 2, "unpack wrote outside its folder: {beside:?}");
+    assert!(
+        beside.len() <= 2,
+        "unpack wrote outside its folder: {beside:?}"
+    );
 });
