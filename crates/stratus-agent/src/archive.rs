@@ -101,7 +101,8 @@ pub fn pack(dir: &Path, out: &Path) -> std::io::Result<String> {
 fn gone(e: &std::io::Error) -> bool {
     use std::io::ErrorKind as K;
     // ELOOP: a folder became a symlink between the check and the open.
-    matches!(e.kind(), K::NotFound | K::NotADirectory) || e.raw_os_error() == Some(40)
+    matches!(e.kind(), K::NotFound | K::NotADirectory)
+        || e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32)
 }
 
 /// The names in the folder `dir`, sorted.

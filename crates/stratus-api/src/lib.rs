@@ -78,6 +78,39 @@ where
     }
 }
 
+/// A JSON body that may be left out: an empty (or blank) body is
+/// `T::default()`, anything else must parse, with the same `bad_request` as
+/// [`JsonBody`].
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJsonBody<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    /// A body that cannot be read keeps axum's own answer (e.g. 413).
+    type Rejection = axum::response::Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        serde_json::from_slice(&body)
+            .map(OptionalJsonBody)
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("malformed request body: {e}"),
+                )
+                .into_response()
+            })
+    }
+}
+
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Answer of `/v1/health`.
@@ -588,19 +621,9 @@ async fn create_token(
     State(st): State<AppState>,
     c: Caller,
     Path(tenant): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJsonBody(req): OptionalJsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<IssuedToken>), ApiError> {
     c.require_tenant(&tenant)?;
-    let req: CreateToken = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateToken::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                ErrorCode::BadRequest,
-                format!("malformed request body: {e}"),
-            )
-        })?
-    };
     let (scope, expires_ms) = grant(&c, &tenant, &req, now_ms())?;
     Ok((
         StatusCode::CREATED,

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::OptionalJsonBody;
 use crate::{ApiResult, AppState};
 
 /// Request to create an S3 access key.
@@ -60,19 +61,9 @@ pub struct S3KeyView {
 pub async fn create_key(
     State(st): State<AppState>,
     c: Caller,
-    body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<IssuedS3Key>), ApiError> {
     // The body is optional: none means "a key for my tenant".
-    let req: CreateS3Key = if body.iter().all(u8::is_ascii_whitespace) {
-        CreateS3Key::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                ErrorCode::BadRequest,
-                format!("malformed request body: {e}"),
-            )
-        })?
-    };
+    OptionalJsonBody(req): OptionalJsonBody<CreateS3Key>,
+) -> Result<(StatusCode, Json<IssuedS3Key>), ApiError> {
     // S3 keys do not expire: a key made by an expiring token would outlive it.
     if c.expires_ms.is_some() {
         return Err(ApiError::new(
