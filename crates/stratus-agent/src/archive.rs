@@ -33,9 +33,12 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
+use stratus_container::IdMap;
 
 /// Mode bits never restored from an archive.
 const DROPPED_MODE_BITS: u32 = 0o6000;
+/// `nobody`: the owner of what a user namespace does not map.
+const NOBODY: u32 = 65_534;
 
 /// Removes a file or a folder, if there is one.
 pub(crate) fn remove_any(p: &Path) -> std::io::Result<()> {
@@ -66,8 +69,10 @@ impl<W: Write> Write for Hashing<W> {
 
 /// Archives the folder `dir` (its own mode and owner as `.`, then its tree
 /// in sorted order) into `out`; returns the archive's BLAKE3. No path under
-/// `dir` is ever resolved (see the module docs).
-pub fn pack(dir: &Path, out: &Path) -> std::io::Result<String> {
+/// `dir` is ever resolved (see the module docs). With `ids`, owners are
+/// written as the container sees them (host ids outside the range as
+/// `nobody`), so an archive means the same on every node.
+pub fn pack(dir: &Path, out: &Path, ids: Option<IdMap>) -> std::io::Result<String> {
     let root: File = rustix::fs::open(
         dir,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -83,9 +88,10 @@ pub fn pack(dir: &Path, out: &Path) -> std::io::Result<String> {
     b.mode(tar::HeaderMode::Complete);
     let mut h = tar::Header::new_gnu();
     h.set_metadata_in_mode(&root.metadata()?, tar::HeaderMode::Complete);
+    to_container(&mut h, ids)?;
     h.set_size(0);
     b.append_data(&mut h, ".", std::io::empty())?;
-    walk(&mut b, root.as_fd(), Path::new(""))?;
+    walk(&mut b, root.as_fd(), Path::new(""), ids)?;
     let mut w = b.into_inner()?;
     w.flush()?;
     let hash = w.hasher.finalize().to_hex().to_string();
@@ -118,10 +124,39 @@ fn names(dir: impl AsFd) -> std::io::Result<Vec<Vec<u8>>> {
     Ok(names)
 }
 
+/// Owner ids of the container's namespace in `h` (unchanged without one).
+fn to_container(h: &mut tar::Header, ids: Option<IdMap>) -> std::io::Result<()> {
+    if let Some(ids) = ids {
+        let map = |id: u64| {
+            u32::try_from(id)
+                .ok()
+                .and_then(|id| ids.to_container(id))
+                .unwrap_or(NOBODY)
+        };
+        h.set_uid(map(h.uid()?).into());
+        h.set_gid(map(h.gid()?).into());
+    }
+    Ok(())
+}
+
+/// The host id an archived owner id gets (unchanged without a namespace;
+/// ids the namespace does not map become its `nobody`).
+fn to_host(id: u64, ids: Option<IdMap>) -> u32 {
+    match ids {
+        None => u32::try_from(id).unwrap_or(NOBODY),
+        Some(ids) => u32::try_from(id)
+            .ok()
+            .and_then(|id| ids.to_host(id))
+            .or_else(|| ids.to_host(NOBODY))
+            .unwrap_or(ids.first),
+    }
+}
+
 fn walk<W: Write>(
     b: &mut tar::Builder<W>,
     dir: std::os::fd::BorrowedFd<'_>,
     rel: &Path,
+    ids: Option<IdMap>,
 ) -> std::io::Result<()> {
     for name in names(dir)? {
         let name = OsStr::from_bytes(&name);
@@ -147,6 +182,7 @@ fn walk<W: Write>(
         }
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+        to_container(&mut h, ids)?;
         if t.is_dir() {
             let sub = match rustix::fs::openat(
                 dir,
@@ -164,7 +200,7 @@ fn walk<W: Write>(
             h.set_size(0);
             b.append_data(&mut h, &path, std::io::empty())
                 .map_err(named)?;
-            walk(b, sub.as_fd(), &path)?;
+            walk(b, sub.as_fd(), &path, ids)?;
         } else if t.is_fifo() {
             h.set_entry_type(tar::EntryType::Fifo);
             h.set_size(0);
@@ -204,8 +240,9 @@ fn same_inode(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
 
 /// Unpacks the archive `tar` into the (empty) folder `dst`: modes (without
 /// setuid/setgid), owners and times are kept; entries outside `dst`, device
-/// files and sockets are skipped.
-pub fn unpack(tar: &Path, dst: &Path) -> std::io::Result<()> {
+/// files and sockets are skipped. With `ids`, archived owners are the
+/// container's and are given their host ids in that namespace.
+pub fn unpack(tar: &Path, dst: &Path, ids: Option<IdMap>) -> std::io::Result<()> {
     let mut a = tar::Archive::new(std::io::BufReader::new(File::open(tar)?));
     a.set_preserve_permissions(true);
     a.set_preserve_ownerships(true);
@@ -224,12 +261,17 @@ pub fn unpack(tar: &Path, dst: &Path) -> std::io::Result<()> {
         let path = e.path()?.into_owned();
         let h = e.header();
         if path.components().all(|c| matches!(c, Component::CurDir)) {
-            root = Some((h.mode()?, h.uid()? as u32, h.gid()? as u32, h.mtime()?));
+            root = Some((
+                h.mode()?,
+                to_host(h.uid()?, ids),
+                to_host(h.gid()?, ids),
+                h.mtime()?,
+            ));
             continue;
         }
         if t == tar::EntryType::Fifo {
             // The tar crate does not create FIFOs.
-            let (mode, uid, gid) = (h.mode()?, h.uid()? as u32, h.gid()? as u32);
+            let (mode, uid, gid) = (h.mode()?, to_host(h.uid()?, ids), to_host(h.gid()?, ids));
             if let Some(p) = inside(dst, &path)? {
                 remove_any(&p)?;
                 nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
@@ -240,14 +282,19 @@ pub fn unpack(tar: &Path, dst: &Path) -> std::io::Result<()> {
             }
             continue;
         }
+        let clean: PathBuf = path
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
         if t.is_dir() {
-            let clean: PathBuf = path
-                .components()
-                .filter(|c| matches!(c, Component::Normal(_)))
-                .collect();
-            dir_times.push((dst.join(clean), h.mtime()?));
+            dir_times.push((dst.join(&clean), h.mtime()?));
         }
-        e.unpack_in(dst)?;
+        let owner = (to_host(h.uid()?, ids), to_host(h.gid()?, ids));
+        // `unpack_in` writes the archived owners; in a namespace they are
+        // shifted after it, on the entry it just wrote (false: skipped).
+        if e.unpack_in(dst)? && ids.is_some() {
+            std::os::unix::fs::lchown(dst.join(&clean), Some(owner.0), Some(owner.1))?;
+        }
     }
     for (d, mtime) in dir_times.iter().rev() {
         set_mtime(d, *mtime)?;

@@ -45,7 +45,7 @@ fn tar_round_trip_keeps_modes_owners_times_and_symlinks() {
         .unwrap();
 
     let tar = tmp.path().join("v.tar");
-    let hash = pack(&src, &tar).unwrap();
+    let hash = pack(&src, &tar, None).unwrap();
     assert_eq!(
         hash,
         blake3::hash(&std::fs::read(&tar).unwrap())
@@ -53,11 +53,14 @@ fn tar_round_trip_keeps_modes_owners_times_and_symlinks() {
             .to_string()
     );
     // Reproducible: the same tree gives the same archive.
-    assert_eq!(pack(&src, &tmp.path().join("again.tar")).unwrap(), hash);
+    assert_eq!(
+        pack(&src, &tmp.path().join("again.tar"), None).unwrap(),
+        hash
+    );
 
     let dst = tmp.path().join("dst");
     std::fs::create_dir(&dst).unwrap();
-    unpack(&tar, &dst).unwrap();
+    unpack(&tar, &dst, None).unwrap();
     assert_eq!(std::fs::read(dst.join("a.txt")).unwrap(), b"alpha");
     assert_eq!(std::fs::read(dst.join("sub/deeper/big.bin")).unwrap(), big);
     let mode = |p: &str| std::fs::symlink_metadata(dst.join(p)).unwrap().mode() & 0o7777;
@@ -92,7 +95,10 @@ fn tar_round_trip_keeps_modes_owners_times_and_symlinks() {
     // when the unpack ran in a later second than the mkfifo).
     drop(_sock);
     std::fs::remove_file(src.join("sock")).unwrap();
-    assert_eq!(pack(&dst, &tmp.path().join("back.tar")).unwrap(), hash);
+    assert_eq!(
+        pack(&dst, &tmp.path().join("back.tar"), None).unwrap(),
+        hash
+    );
 }
 
 #[test]
@@ -129,7 +135,7 @@ fn unpack_skips_devices_and_paths_outside() {
     b.into_inner().unwrap().sync_all().unwrap();
     let dst = tmp.path().join("dst");
     std::fs::create_dir(&dst).unwrap();
-    unpack(&tar_path, &dst).unwrap();
+    unpack(&tar_path, &dst, None).unwrap();
     assert!(!dst.join("sda").exists());
     assert!(!tmp.path().join("escape").exists());
     assert_eq!(std::fs::read(dst.join("ok")).unwrap(), b"ok");
@@ -179,7 +185,7 @@ fn unpack_drops_setuid_and_setgid_bits() {
     b.into_inner().unwrap().sync_all().unwrap();
     let dst = tmp.path().join("dst");
     std::fs::create_dir(&dst).unwrap();
-    unpack(&tar_path, &dst).unwrap();
+    unpack(&tar_path, &dst, None).unwrap();
     let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
     assert_eq!(mode(&dst.join("suid-sh")), 0o755);
     assert_eq!(mode(&dst.join("sgid-dir")), 0o775);
@@ -213,7 +219,7 @@ fn unpack_never_writes_through_a_symlink_it_unpacked() {
     let dst = tmp.path().join("dst");
     std::fs::create_dir(&dst).unwrap();
     // Refused or skipped; either way nothing lands outside.
-    let _ = unpack(&tar_path, &dst);
+    let _ = unpack(&tar_path, &dst, None);
     assert!(!outside.join("planted").exists());
     assert!(!dst.join("hard").exists());
 }
@@ -257,7 +263,7 @@ fn pack_never_follows_a_symlink_swapped_in_during_the_save() {
     let out = tmp.path().join("v.tar");
     for _ in 0..500 {
         // A save may fail on an entry that vanished; it must never leak.
-        if pack(&vol, &out).is_ok() {
+        if pack(&vol, &out, None).is_ok() {
             let bytes = std::fs::read(&out).unwrap();
             assert!(
                 !bytes.windows(16).any(|w| w == b"HOST-SECRET-4b1d"),
@@ -284,7 +290,7 @@ fn pack_stores_device_nodes_and_sockets_never() {
     );
     std::fs::write(vol.join("plain"), b"x").unwrap();
     let out = tmp.path().join("v.tar");
-    pack(&vol, &out).unwrap();
+    pack(&vol, &out, None).unwrap();
     let mut a = tar::Archive::new(File::open(&out).unwrap());
     let names: Vec<String> = a
         .entries()
@@ -292,4 +298,82 @@ fn pack_stores_device_nodes_and_sockets_never() {
         .map(|e| e.unwrap().path().unwrap().display().to_string())
         .collect();
     assert_eq!(names, [".", "plain"], "mknod: {dev:?}");
+}
+
+/// In a user namespace an archive holds the container's owners: a volume
+/// saved on one node (host ids `first + uid`) restores on a node with
+/// another range as the same container owners, and a host id outside the
+/// range (a file the agent made as host root) is archived as `nobody`, so
+/// it can never be restored as container — or host — root.
+#[test]
+fn owners_are_archived_as_the_container_sees_them() {
+    use std::os::unix::fs::{chown, lchown};
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test changes file owners: run it as root (scripts/test does)"
+    );
+    let (here, there) = (IdMap::new(1_000_000_000), IdMap::new(2_000_000_000));
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("www")).unwrap();
+    std::fs::write(src.join("www/index.html"), b"hi").unwrap();
+    std::fs::write(src.join("hosts-root"), b"made by the host").unwrap();
+    std::os::unix::fs::symlink("www/index.html", src.join("link")).unwrap();
+    chown(&src, Some(here.first), Some(here.first)).unwrap();
+    chown(
+        src.join("www"),
+        Some(here.first + 33),
+        Some(here.first + 33),
+    )
+    .unwrap();
+    chown(
+        src.join("www/index.html"),
+        Some(here.first + 33),
+        Some(here.first + 34),
+    )
+    .unwrap();
+    lchown(src.join("link"), Some(here.first + 7), Some(here.first + 7)).unwrap();
+    chown(src.join("hosts-root"), Some(0), Some(0)).unwrap();
+
+    let tar = tmp.path().join("v.tar");
+    pack(&src, &tar, Some(here)).unwrap();
+    let mut archived = std::collections::BTreeMap::new();
+    for e in tar::Archive::new(File::open(&tar).unwrap())
+        .entries()
+        .unwrap()
+    {
+        let e = e.unwrap();
+        let h = e.header();
+        archived.insert(
+            e.path().unwrap().display().to_string(),
+            (h.uid().unwrap(), h.gid().unwrap()),
+        );
+    }
+    assert_eq!(archived["."], (0, 0));
+    assert_eq!(archived["www"], (33, 33));
+    assert_eq!(archived["www/index.html"], (33, 34));
+    assert_eq!(archived["link"], (7, 7));
+    assert_eq!(archived["hosts-root"], (65_534, 65_534));
+
+    let dst = tmp.path().join("dst");
+    std::fs::create_dir(&dst).unwrap();
+    unpack(&tar, &dst, Some(there)).unwrap();
+    let owner = |p: &Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    let t = there.first;
+    assert_eq!(owner(&dst), (t, t));
+    assert_eq!(owner(&dst.join("www")), (t + 33, t + 33));
+    assert_eq!(owner(&dst.join("www/index.html")), (t + 33, t + 34));
+    assert_eq!(owner(&dst.join("link")), (t + 7, t + 7));
+    assert_eq!(owner(&dst.join("hosts-root")), (t + 65_534, t + 65_534));
+    // And back: the same archive, byte for byte.
+    let again = tmp.path().join("again.tar");
+    assert_eq!(
+        pack(&dst, &again, Some(there)).unwrap(),
+        blake3::hash(&std::fs::read(&tar).unwrap())
+            .to_hex()
+            .to_string()
+    );
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stratus_container::{ContainerExecutor, ContainerSpec, PortMap, Volume};
+use stratus_container::{ContainerExecutor, ContainerSpec, IdMap, PortMap, Volume};
 use stratus_flist::{FileChunk, Flist};
 use stratus_mount::{ChunkCache, ChunkSource, MountOptions, Mounted, Overlay, SourceError};
 use stratus_net::Connection;
@@ -121,11 +121,34 @@ impl ContainerHost {
     /// Sets up under `dir` (images, chunk cache, container state); fails
     /// when this machine cannot run containers (not root, no cgroups, no
     /// FUSE).
-    /// Published ports use only host ports inside `ports`.
-    pub fn new(dir: &Path, cache_bytes: u64, ports: PortRange) -> Result<ContainerHost, String> {
-        let executor = ContainerExecutor::new(&dir.join("containers"))
+    /// Published ports use only host ports inside `ports`. With
+    /// `userns: Some(first)`, containers run in a user namespace whose
+    /// root is host uid `first` (when the kernel has user namespaces; it
+    /// warns and runs without one otherwise).
+    pub fn new(
+        dir: &Path,
+        cache_bytes: u64,
+        ports: PortRange,
+        userns: Option<u32>,
+    ) -> Result<ContainerHost, String> {
+        let mut executor = ContainerExecutor::new(&dir.join("containers"))
             .map_err(|e| format!("containers: {e}"))?
             .with_port_range(ports.first..=ports.last);
+        match (userns, user_namespaces()) {
+            (Some(first), Ok(())) => {
+                executor = executor.with_user_namespace(IdMap::new(first));
+                tracing::info!(
+                    first,
+                    "containers run in user namespaces: container root is host uid {first}"
+                );
+            }
+            (Some(_), Err(why)) => tracing::warn!(
+                "{why}: container root is host root on this node (confined by capabilities, seccomp and namespaces)"
+            ),
+            (None, _) => tracing::warn!(
+                "user namespaces are turned off (--userns off): container root is host root on this node"
+            ),
+        }
         if !Path::new("/dev/fuse").exists() {
             return Err("no /dev/fuse: images cannot be mounted".into());
         }
@@ -229,6 +252,7 @@ impl ContainerHost {
                     MountOptions {
                         prefetch,
                         fs_name: format!("stratus:{image}"),
+                        id_shift: self.ids().map_or(0, |ids| ids.first),
                         ..MountOptions::default()
                     },
                 )
@@ -264,6 +288,13 @@ impl ContainerHost {
         let (upper, work) = (inst_dir.join("upper"), inst_dir.join("work"));
         for d in [&upper, &work, &root.path] {
             std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+        }
+        // The container's `/` is the upper folder: owned as the image's
+        // root folder is, in the container's ids.
+        if let (Some(ids), Some(top)) = (self.ids(), root.flist.inode(stratus_flist::ROOT)) {
+            let owner = |id: u32| ids.to_host(id).or(ids.to_host(NOBODY));
+            std::os::unix::fs::chown(&upper, owner(top.uid), owner(top.gid))
+                .map_err(|e| format!("giving {} to the container: {e}", upper.display()))?;
         }
         root.overlay = Some(
             Overlay::mount(&lower, &upper, &work, &root.path)
@@ -305,14 +336,26 @@ impl ContainerHost {
         }
     }
 
-    /// Host folder of a named volume of a workload (created on first use).
+    /// The user namespace containers run in here, if any.
+    pub fn ids(&self) -> Option<IdMap> {
+        self.executor.user_namespace()
+    }
+
+    /// Host folder of a named volume of a workload (created on first use,
+    /// owned by container root).
     pub fn volume_dir(&self, workload: &str, name: &str) -> Result<PathBuf, String> {
         let d = self
             .dir
             .join("volumes")
             .join(workload.replace('/', "_"))
             .join(name);
-        std::fs::create_dir_all(&d).map_err(|e| format!("creating volume {name}: {e}"))?;
+        if !d.exists() {
+            std::fs::create_dir_all(&d).map_err(|e| format!("creating volume {name}: {e}"))?;
+            if let Some(ids) = self.ids() {
+                std::os::unix::fs::chown(&d, Some(ids.first), Some(ids.first))
+                    .map_err(|e| format!("giving volume {name} to the container: {e}"))?;
+            }
+        }
         Ok(d)
     }
 
@@ -390,6 +433,22 @@ impl ContainerHost {
             volumes,
             stdin: None,
         })
+    }
+}
+
+/// `nobody`: the owner of ids a user namespace does not map.
+const NOBODY: u32 = 65_534;
+
+/// Whether this kernel lets the agent make user namespaces.
+fn user_namespaces() -> Result<(), String> {
+    if !Path::new("/proc/self/ns/user").exists() {
+        return Err("this kernel has no user namespaces".into());
+    }
+    match std::fs::read_to_string("/proc/sys/user/max_user_namespaces") {
+        Ok(n) if n.trim() == "0" => {
+            Err("user namespaces are disabled (user.max_user_namespaces = 0)".into())
+        }
+        _ => Ok(()),
     }
 }
 

@@ -58,7 +58,16 @@ pub struct AgentConfig {
     /// Host ports the lender allows published container ports on
     /// (reported to the scheduler, enforced by the agent).
     pub ports: PortRange,
+    /// Host uid and gid of container root (`None`: no user namespace; see
+    /// [`DEFAULT_USERNS_FIRST`]).
+    pub userns: Option<u32>,
 }
+
+/// The default host uid (and gid) of container root: containers' ids
+/// `0..65536` are host ids `1_000_000_000..1_000_065_536`, inside the range
+/// systemd sets aside for containers (524,288–1,879,048,191) and far from
+/// the ranges `useradd` hands out in `/etc/subuid` (from 100,000).
+pub const DEFAULT_USERNS_FIRST: u32 = 1_000_000_000;
 
 /// Errors that stop an agent.
 #[derive(Debug, thiserror::Error)]
@@ -105,8 +114,9 @@ impl Agent {
         let (tx, rx) = watch::channel(AgentState::Connecting);
         let (replicas_tx, replicas) = watch::channel(BTreeSet::new());
         let cancel = CancellationToken::new();
-        let runner =
-            executor.map(|e| runner::Runner::start(&cfg.data_dir, e, cfg.containers, cfg.ports));
+        let runner = executor.map(|e| {
+            runner::Runner::start(&cfg.data_dir, e, cfg.containers, cfg.ports, cfg.userns)
+        });
         if let Some(r) = &runner {
             tokio::spawn(r.clone().flush_loop());
         }

@@ -39,6 +39,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use stratus_container::IdMap;
 use stratus_proto::{Request, Response, VolumeAnswer, VolumePut, MAX_VOLUME_PART};
 use stratus_spec::WorkloadSpec;
 use stratus_types::ErrorCode;
@@ -157,6 +158,9 @@ pub struct Volume {
     pub read_only: bool,
     /// Also saved this often while the container runs.
     pub sync: Option<Duration>,
+    /// The user namespace of the node's containers: archives hold the
+    /// container's owners, the folder the host ids they map to.
+    pub ids: Option<IdMap>,
 }
 
 /// Serializes restores and saves of one folder on this node (instances of
@@ -319,11 +323,11 @@ impl Volume {
         drop(file);
         // Unpack beside the folder, then swap it in.
         let staging = self.beside("restoring");
-        let (tar, stage) = (download.clone(), staging.clone());
+        let (tar, stage, ids) = (download.clone(), staging.clone(), self.ids);
         tokio::task::spawn_blocking(move || {
             remove_any(&stage)?;
             std::fs::create_dir_all(&stage)?;
-            unpack(&tar, &stage)
+            unpack(&tar, &stage, ids)
         })
         .await
         .map_err(|e| VolumeError::Io {
@@ -378,8 +382,8 @@ impl Volume {
         let lock = lock_of(&self.dir);
         let _held = lock.lock().await;
         let archive = self.beside("tar");
-        let (dir, out) = (self.dir.clone(), archive.clone());
-        let hash = tokio::task::spawn_blocking(move || pack(&dir, &out))
+        let (dir, out, ids) = (self.dir.clone(), archive.clone(), self.ids);
+        let hash = tokio::task::spawn_blocking(move || pack(&dir, &out, ids))
             .await
             .map_err(|e| VolumeError::Io {
                 context: "archiving".into(),
@@ -516,6 +520,7 @@ pub fn of_workload(
                 dir,
                 read_only: v.read_only,
                 sync: v.sync_secs.map(Duration::from_secs),
+                ids: host.executor().user_namespace(),
             }))
         })
         .collect()
@@ -765,6 +770,7 @@ mod tests {
             dir: root.join(node).join("volumes/t_db/data"),
             read_only: false,
             sync: None,
+            ids: None,
         }
     }
 

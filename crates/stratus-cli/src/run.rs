@@ -152,6 +152,13 @@ pub struct NodeArgs {
     /// below 1024 only if the range names them) [default: 20000-29999]
     #[arg(long, env = "STRATUS_PORTS", value_name = "FIRST-LAST")]
     ports: Option<stratus_types::PortRange>,
+    /// Host uid and gid of container root: containers run in user
+    /// namespaces mapping their ids 0-65535 onto FIRST.., so root in a
+    /// container is no user of this machine; `off` runs container root as
+    /// host root (confined by capabilities, seccomp and namespaces). Keep
+    /// the range clear of /etc/subuid [default: 1000000000]
+    #[arg(long, env = "STRATUS_USERNS", value_name = "FIRST|off", value_parser = parse_userns)]
+    userns: Option<Userns>,
     /// Exit once process PID is no longer this process's parent (used by
     /// `stratus dev`, which passes its own pid: a node started after its
     /// parent already died exits too)
@@ -180,6 +187,26 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
         return Err(format!("label {s:?} has an empty key"));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+/// `--userns`: the host uid of container root, or `None` for `off`.
+#[derive(Clone, Copy, Debug)]
+struct Userns(Option<u32>);
+
+fn parse_userns(s: &str) -> Result<Userns, String> {
+    if s == "off" {
+        return Ok(Userns(None));
+    }
+    let first: u32 = s
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a host uid (e.g. 1000000000) or `off`"))?;
+    // Ids below 65,536 are the host's own users; the range must also fit.
+    if first < 65_536 || first.checked_add(65_536).is_none() {
+        return Err(format!(
+            "{first}: container ids need 65,536 host ids from at least 65536 up to 4294901759"
+        ));
+    }
+    Ok(Userns(Some(first)))
 }
 
 fn load_file(path: Option<&Path>) -> Result<FileConfig> {
@@ -597,6 +624,15 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
             .context("[agent] ports in the config file")?,
         (None, None) => stratus_types::PortRange::DEFAULT,
     };
+    let userns = match (a.userns, f.agent.userns.as_deref()) {
+        (Some(Userns(first)), _) => first,
+        (None, Some(s)) => {
+            parse_userns(s)
+                .map_err(|m| anyhow!("[agent] userns in the config file: {m}"))?
+                .0
+        }
+        (None, None) => Some(stratus_node::DEFAULT_USERNS_FIRST),
+    };
     let latitude = a.latitude.or(f.agent.latitude);
     let longitude = a.longitude.or(f.agent.longitude);
     if latitude.is_some_and(|l| !(-90.0..=90.0).contains(&l))
@@ -624,6 +660,7 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
             storage,
             containers: !a.no_containers && f.agent.containers.unwrap_or(true),
             ports,
+            userns,
         }),
         cluster_name: "stratus".into(),
     };

@@ -21,6 +21,7 @@ use crate::cgroup::{self, Layout};
 use crate::helper;
 use crate::netns::NetNs;
 use crate::proxy::Proxies;
+use crate::spec::IdMap;
 use crate::user::{resolve_in_rootfs, ResolvedUser};
 use crate::{spec, stdio, ContainerError, ContainerEvent, ContainerSpec};
 
@@ -69,6 +70,8 @@ pub struct ContainerExecutor {
     running: Registry,
     /// Host ports published ports may use (`None`: any).
     port_range: Option<std::ops::RangeInclusive<u16>>,
+    /// The user namespace's id mapping (`None`: container root is host root).
+    ids: Option<IdMap>,
 }
 
 impl std::fmt::Debug for ContainerExecutor {
@@ -118,6 +121,7 @@ impl ContainerExecutor {
             stop_grace: DEFAULT_STOP_GRACE,
             running: Arc::new(Mutex::new(HashMap::new())),
             port_range: None,
+            ids: None,
         };
         executor.remove_leftovers();
         Ok(executor)
@@ -146,6 +150,21 @@ impl ContainerExecutor {
     pub fn with_port_range(mut self, range: std::ops::RangeInclusive<u16>) -> Self {
         self.port_range = Some(range);
         self
+    }
+
+    /// Runs every container in a new user namespace mapping container ids
+    /// `0..ids.size` onto host `ids.first..` (see [`IdMap`]). The rootfs and
+    /// volumes must then be owned by the mapped ids (the image crate's
+    /// mount shifts them), and the folders above them must let the mapped
+    /// root through (see the crate docs).
+    pub fn with_user_namespace(mut self, ids: IdMap) -> Self {
+        self.ids = Some(ids);
+        self
+    }
+
+    /// The user namespace's id mapping, if containers get one.
+    pub fn user_namespace(&self) -> Option<IdMap> {
+        self.ids
     }
 
     /// Ids of the containers running now.
@@ -224,6 +243,7 @@ impl ContainerExecutor {
             &live.bundle.join("etc"),
             &self.cgroup_parent,
             spec::nofile_limit(),
+            self.ids,
         )?;
         oci.save(live.bundle.join("config.json"))
             .map_err(|e| ContainerError::Internal(format!("write config.json: {e}")))?;

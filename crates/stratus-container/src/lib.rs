@@ -33,14 +33,17 @@
 //! The workload (the image and its command) is **untrusted**; the agent runs
 //! as root. The container gets what Docker's defaults give, a little tighter:
 //!
-//! * **Namespaces**: new pid, mount, uts, ipc, cgroup and network namespaces.
+//! * **Namespaces**: new pid, mount, uts, ipc, cgroup and network namespaces,
+//!   and a user namespace when the executor is given an [`IdMap`]
+//!   ([`ContainerExecutor::with_user_namespace`]): container ids
+//!   `0..65536` are then host ids `first..`, so container root is no user
+//!   of the host (the rootfs and volumes must be owned by the mapped ids;
+//!   the agent's image mount and volume archives see to it). Without one,
+//!   uid 0 in the container is uid 0 on the host, confined by the rest.
 //!   The network namespace is empty except `lo`, which the executor brings
 //!   up (youki does not), so services can listen on 127.0.0.1 / 0.0.0.0; the
 //!   container has **no route** to the host or anywhere else. Published ports
-//!   are reached through a userspace proxy (below). No user namespace yet:
-//!   uid 0 in the container is uid 0 on the host, confined by the rest (what
-//!   user namespaces still need is written down in ARCHITECTURE.md,
-//!   "Containers at lender-safe defaults").
+//!   are reached through a userspace proxy (below).
 //! * **Capabilities**: Docker's default set minus `CAP_MKNOD`
 //!   ([`spec::CAPABILITIES`]); `no_new_privileges` is set, so setuid binaries
 //!   gain nothing.
@@ -169,6 +172,7 @@ mod stdio;
 mod user;
 
 pub use executor::{ContainerExecutor, DEFAULT_CGROUP_PARENT, DEFAULT_STOP_GRACE};
+pub use spec::IdMap;
 pub use stratus_runtime::{CancellationToken, Exit, ExitReason, Output, EXIT_CODE_KILLED};
 
 /// One container to run.

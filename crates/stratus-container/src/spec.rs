@@ -82,15 +82,52 @@ pub fn cgroup_path(parent: &str, id: &str) -> String {
     format!("/{parent}/{id}")
 }
 
+/// The host ids a container's user namespace maps its ids onto: container
+/// uid and gid `0..size` are host `first..first + size`, and no other id
+/// exists inside. Container root is then an unprivileged host user that
+/// owns nothing on the host but the container's own files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdMap {
+    /// Host uid (and gid) of container root.
+    pub first: u32,
+    /// Ids mapped (65,536 holds every uid an ordinary image uses).
+    pub size: u32,
+}
+
+impl IdMap {
+    /// Container ids `0..65536` onto host `first..first + 65536`.
+    pub const fn new(first: u32) -> Self {
+        IdMap {
+            first,
+            size: 65_536,
+        }
+    }
+
+    /// The host id of container id `id`, `None` if it is not mapped.
+    pub fn to_host(&self, id: u32) -> Option<u32> {
+        (id < self.size)
+            .then(|| self.first.checked_add(id))
+            .flatten()
+    }
+
+    /// The container id of host id `id`, `None` if it is outside the range.
+    pub fn to_container(&self, id: u32) -> Option<u32> {
+        id.checked_sub(self.first).filter(|c| *c < self.size)
+    }
+}
+
 /// Builds the OCI spec for `spec`, run as `user`, with `etc_dir` the host
-/// folder holding the generated `hostname` and `hosts` files, and `nofile`
-/// the open-files limit (see [`nofile_limit`]).
+/// folder holding the generated `hostname` and `hosts` files, `nofile`
+/// the open-files limit (see [`nofile_limit`]) and `ids` the user
+/// namespace's mapping (`None`: no user namespace, container root is host
+/// root).
 pub(crate) fn build(
     spec: &ContainerSpec,
     user: &ResolvedUser,
     etc_dir: &Path,
     cgroup_parent: &str,
     nofile: (u64, u64),
+    ids: Option<IdMap>,
 ) -> Result<Spec, ContainerError> {
     let mut env: Vec<String> = Vec::new();
     let has = |k: &str| spec.env.iter().any(|(key, _)| key == k);
@@ -165,7 +202,18 @@ pub(crate) fn build(
     let seccomp = serde_json::to_value(crate::seccomp::default_profile())
         .map_err(|e| ContainerError::Internal(format!("seccomp profile: {e}")))?;
 
-    let value: Value = json!({
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "network"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    if ids.is_some() {
+        namespaces.push(json!({"type": "user"}));
+    }
+    let mut value: Value = json!({
         "ociVersion": "1.0.2",
         "root": {"path": spec.rootfs, "readonly": false},
         "hostname": spec.hostname,
@@ -190,10 +238,7 @@ pub(crate) fn build(
         },
         "mounts": mounts,
         "linux": {
-            "namespaces": [
-                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"},
-            ],
+            "namespaces": namespaces,
             "cgroupsPath": cgroup_path(cgroup_parent, &spec.id),
             "resources": resources,
             "maskedPaths": MASKED_PATHS,
@@ -202,6 +247,11 @@ pub(crate) fn build(
             "seccomp": seccomp,
         },
     });
+    if let Some(ids) = ids {
+        let map = json!([{"containerID": 0, "hostID": ids.first, "size": ids.size}]);
+        value["linux"]["uidMappings"] = map.clone();
+        value["linux"]["gidMappings"] = map;
+    }
     serde_json::from_value(value).map_err(|e| ContainerError::Internal(format!("OCI spec: {e}")))
 }
 
@@ -254,6 +304,7 @@ mod tests {
             Path::new("/state/etc"),
             "stratus",
             NOFILE_LIMIT,
+            None,
         )
         .unwrap();
         let p = spec.process().as_ref().unwrap();
@@ -296,6 +347,7 @@ mod tests {
             Path::new("/state/etc"),
             "stratus",
             NOFILE_LIMIT,
+            None,
         )
         .unwrap();
         let linux = spec.linux().as_ref().unwrap();
@@ -352,6 +404,42 @@ mod tests {
     }
 
     #[test]
+    fn a_user_namespace_maps_root_to_the_nodes_range() {
+        let ids = IdMap::new(100_000);
+        let spec = build(
+            &sample(),
+            &user(),
+            Path::new("/state/etc"),
+            "stratus",
+            NOFILE_LIMIT,
+            Some(ids),
+        )
+        .unwrap();
+        let linux = spec.linux().as_ref().unwrap();
+        assert!(linux
+            .namespaces()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none()));
+        for map in [linux.uid_mappings(), linux.gid_mappings()] {
+            let map = map.as_ref().unwrap();
+            assert_eq!(map.len(), 1);
+            assert_eq!(
+                (map[0].container_id(), map[0].host_id(), map[0].size()),
+                (0, 100_000, 65_536)
+            );
+        }
+        assert_eq!(ids.to_host(0), Some(100_000));
+        assert_eq!(ids.to_host(65_535), Some(165_535));
+        assert_eq!(ids.to_host(65_536), None);
+        assert_eq!(ids.to_container(99_999), None);
+        assert_eq!(ids.to_container(100_001), Some(1));
+        assert_eq!(ids.to_container(165_536), None);
+        assert_eq!(IdMap::new(u32::MAX).to_host(1), None);
+    }
+
+    #[test]
     fn mounts_are_docker_like() {
         let spec = build(
             &sample(),
@@ -359,6 +447,7 @@ mod tests {
             Path::new("/state/etc"),
             "stratus",
             NOFILE_LIMIT,
+            None,
         )
         .unwrap();
         let mounts = spec.mounts().as_ref().unwrap();
@@ -403,7 +492,7 @@ mod tests {
         assert_eq!(clamp_nofile(u64::MAX), NOFILE_LIMIT);
         assert_eq!(clamp_nofile(20_000), (1024, 20_000));
         assert_eq!(clamp_nofile(512), (512, 512));
-        let spec = build(&sample(), &user(), Path::new("/e"), "stratus", (7, 9)).unwrap();
+        let spec = build(&sample(), &user(), Path::new("/e"), "stratus", (7, 9), None).unwrap();
         let r = &spec.process().as_ref().unwrap().rlimits().as_ref().unwrap()[0];
         assert_eq!((r.soft(), r.hard()), (7, 9));
     }
@@ -414,7 +503,7 @@ mod tests {
         s.memory_bytes = 0;
         s.cpu_millis = 0;
         s.pids = 0;
-        let spec = build(&s, &user(), Path::new("/e"), "stratus", NOFILE_LIMIT).unwrap();
+        let spec = build(&s, &user(), Path::new("/e"), "stratus", NOFILE_LIMIT, None).unwrap();
         let r = spec.linux().as_ref().unwrap().resources().as_ref().unwrap();
         assert!(r.memory().is_none() && r.cpu().is_none() && r.pids().is_none());
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use stratus_container::{
-    ContainerError, ContainerEvent, ContainerExecutor, ContainerSpec, PortMap, Volume,
+    ContainerError, ContainerEvent, ContainerExecutor, ContainerSpec, IdMap, PortMap, Volume,
 };
 use stratus_runtime::{CancellationToken, Exit, ExitReason, Output, EXIT_CODE_KILLED};
 use tempfile::TempDir;
@@ -24,7 +24,7 @@ const CGROUP_PARENT: &str = "stratus-test";
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "ps", "ls", "id", "hostname", "sleep", "dd", "head", "tail", "nc",
     "httpd", "wget", "grep", "mknod", "mount", "test", "pwd", "seq", "unshare", "wc", "true",
-    "false", "env", "arping", "linux32",
+    "false", "env", "arping", "linux32", "tr",
 ];
 
 struct Fixture {
@@ -34,6 +34,13 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(None)
+}
+
+/// A fixture whose containers run in a user namespace mapping `ids` when
+/// given; the rootfs is then owned by the mapped ids, as the agent's mount
+/// presents an image.
+fn fixture_with(ids: Option<IdMap>) -> Fixture {
     // With RUST_LOG set, the executor's records (never libcontainer's: its
     // helper runs silent) go to the test's output.
     let _ = tracing_subscriber::fmt()
@@ -60,11 +67,15 @@ fn fixture() -> Fixture {
     .unwrap();
     std::fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
     std::fs::write(rootfs.join("www/index.html"), "hello from the container\n").unwrap();
-    let executor = ContainerExecutor::new(&dir.path().join("state"))
+    let mut executor = ContainerExecutor::new(&dir.path().join("state"))
         .unwrap()
         .with_cgroup_parent(CGROUP_PARENT)
         .unwrap()
         .with_stop_grace(Duration::from_millis(300));
+    if let Some(ids) = ids {
+        executor = executor.with_user_namespace(ids);
+        chown_tree(&rootfs, ids.first);
+    }
     Fixture {
         dir,
         rootfs,
@@ -83,6 +94,17 @@ impl Fixture {
         s.pids = 64;
         s.wall_time = Some(Duration::from_secs(60));
         s
+    }
+}
+
+/// Gives `path` and everything under it (links themselves, not their
+/// targets) to host uid and gid `id`.
+fn chown_tree(path: &Path, id: u32) {
+    std::os::unix::fs::lchown(path, Some(id), Some(id)).unwrap();
+    if path.symlink_metadata().unwrap().is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), id);
+        }
     }
 }
 
@@ -769,4 +791,57 @@ async fn exec_joins_the_running_container() {
         .await
         .unwrap_err();
     assert!(matches!(err, ContainerError::NotRunning(_)), "{err}");
+}
+
+/// Container root is not host root: in a user namespace, uid 0 inside is
+/// the node's first mapped uid outside. A host file of root's stays closed
+/// to it even when mounted in (without the namespace it reads it: root's
+/// `CAP_DAC_OVERRIDE`), and what it writes is owned by the mapped uid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_root_is_not_host_root() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _g = SERIAL.lock().await;
+    let ids = IdMap::new(231_072);
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let secret = shared.path().join("secret");
+    std::fs::write(&secret, "host root's secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mine = shared.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::os::unix::fs::chown(&mine, Some(ids.first), Some(ids.first)).unwrap();
+    let script = "id -u; cat /proc/self/uid_map | tr -s ' '; \
+                  cat /shared/secret || echo DENIED; \
+                  echo hi > /shared/mine/f && echo WROTE; \
+                  echo x > /shared/new 2>/dev/null || echo NOT-IN-ROOTS-FOLDER";
+    let volume = Volume {
+        host_path: shared.path().to_path_buf(),
+        container_path: "/shared".into(),
+        read_only: false,
+    };
+
+    // Without a user namespace (as before): container root reads the file.
+    let f = fixture();
+    let mut spec = f.spec("root-host", "cat /shared/secret");
+    spec.volumes = vec![volume.clone()];
+    let (exit, out) = run(&f, spec).await;
+    assert_eq!(
+        (exit, out.stdout.as_str()),
+        (Exit::exited(0), "host root's secret\n")
+    );
+
+    let f = fixture_with(Some(ids));
+    let mut spec = f.spec("root-mapped", script);
+    spec.volumes = vec![volume];
+    let (exit, out) = run(&f, spec).await;
+    assert_eq!(exit, Exit::exited(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout, "0\n 0 231072 65536\nDENIED\nWROTE\nNOT-IN-ROOTS-FOLDER\n",
+        "stderr: {}",
+        out.stderr
+    );
+    let written = std::fs::metadata(mine.join("f")).unwrap();
+    assert_eq!((written.uid(), written.gid()), (ids.first, ids.first));
+    assert!(!shared.path().join("new").exists());
+    assert_cleaned(&f, "root-mapped");
 }

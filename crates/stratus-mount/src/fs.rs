@@ -34,6 +34,25 @@ pub(crate) struct FlistFs {
     fetcher: Arc<Fetcher>,
     pool: crossbeam_channel::Sender<Job>,
     ttl: Duration,
+    /// Added to every owner (see [`MountOptions::id_shift`]).
+    ///
+    /// [`MountOptions::id_shift`]: crate::MountOptions::id_shift
+    id_shift: u32,
+}
+
+/// Ids from 0 up to this are shifted; larger ones (outside a user
+/// namespace's 65,536 ids) show as the shifted `nobody`.
+const SHIFTED_IDS: u32 = 65_536;
+/// `nobody`'s id.
+const NOBODY: u32 = 65_534;
+
+/// The owner id `id` of the flist as the mount shows it with `shift`.
+pub(crate) fn shifted(id: u32, shift: u32) -> u32 {
+    if shift == 0 {
+        return id;
+    }
+    let id = if id < SHIFTED_IDS { id } else { NOBODY };
+    shift.saturating_add(id)
 }
 
 /// The new (32-bit) Linux encoding of a device number, as FUSE sends it.
@@ -87,6 +106,7 @@ impl FlistFs {
         fetcher: Arc<Fetcher>,
         pool: crossbeam_channel::Sender<Job>,
         ttl: Duration,
+        id_shift: u32,
     ) -> FlistFs {
         let nlink = flist.link_counts();
         let mut parent = vec![ROOT; flist.inodes.len()];
@@ -127,6 +147,7 @@ impl FlistFs {
             fetcher,
             pool,
             ttl,
+            id_shift,
         }
     }
 
@@ -156,8 +177,8 @@ impl FlistFs {
             kind: kind_of(inode),
             perm: (inode.mode & 0o7777) as u16,
             nlink: self.nlink.get(idx as usize).copied().unwrap_or(1),
-            uid: inode.uid,
-            gid: inode.gid,
+            uid: shifted(inode.uid, self.id_shift),
+            gid: shifted(inode.gid, self.id_shift),
             rdev,
             blksize: BLOCK,
             flags: 0,
@@ -684,5 +705,24 @@ mod tests {
             encode_dev(8, 0x12345),
             nix::sys::stat::makedev(8, 0x12345) as u32
         );
+    }
+}
+
+#[cfg(test)]
+mod shift_tests {
+    use super::shifted;
+
+    #[test]
+    fn owners_shift_into_the_range_and_never_past_it() {
+        assert_eq!(shifted(0, 0), 0);
+        assert_eq!(shifted(70_000, 0), 70_000);
+        assert_eq!(shifted(0, 1_000_000_000), 1_000_000_000);
+        assert_eq!(shifted(1000, 1_000_000_000), 1_000_001_000);
+        assert_eq!(shifted(65_535, 1_000_000_000), 1_000_065_535);
+        // Outside the 65,536 mapped ids: the shifted nobody, not the next
+        // range's ids.
+        assert_eq!(shifted(65_536, 1_000_000_000), 1_000_065_534);
+        assert_eq!(shifted(u32::MAX, 1_000_000_000), 1_000_065_534);
+        assert_eq!(shifted(5, u32::MAX - 1), u32::MAX);
     }
 }

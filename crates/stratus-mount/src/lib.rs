@@ -189,6 +189,12 @@ pub struct MountOptions {
     pub dev: bool,
     /// Source name shown in the mount table.
     pub fs_name: String,
+    /// Added to every owner uid and gid the mount shows (0: none), for
+    /// containers in a user namespace whose ids `0..65536` are host ids
+    /// `id_shift..`: the image's root-owned files are then owned by the
+    /// container's root and by no host user. Owners at or above 65,536
+    /// show as the shifted `nobody` (65,534), never outside the range.
+    pub id_shift: u32,
 }
 
 impl Default for MountOptions {
@@ -201,6 +207,7 @@ impl Default for MountOptions {
             suid: false,
             dev: false,
             fs_name: "stratus-flist".into(),
+            id_shift: 0,
         }
     }
 }
@@ -266,7 +273,13 @@ pub fn mount(
 
     let fetcher = Arc::new(Fetcher::new(source, cache, opts.memory_bytes));
     let (pool, _workers) = fetch::start_pool(opts.fetch_threads)?;
-    let fs = fs::FlistFs::new(flist.clone(), fetcher.clone(), pool, opts.ttl);
+    let fs = fs::FlistFs::new(
+        flist.clone(),
+        fetcher.clone(),
+        pool,
+        opts.ttl,
+        opts.id_shift,
+    );
 
     let mut mount_options = vec![
         MountOption::FSName(opts.fs_name.clone()),

@@ -156,6 +156,8 @@ pub struct AgentSection {
     /// Host ports published container ports may use, `FIRST-LAST`
     /// (default `20000-29999`).
     pub ports: Option<String>,
+    /// Host uid of container root, or `"off"` (default `1000000000`).
+    pub userns: Option<String>,
 }
 
 /// Why a configuration file is unusable.

@@ -192,6 +192,7 @@ impl DevConfig {
                 }),
                 containers: true,
                 ports: stratus_types::PortRange::DEFAULT,
+                userns: Some(stratus_agent::DEFAULT_USERNS_FIRST),
             }),
             cluster_name: "dev".into(),
         })

@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use stratus_agent::sysinfo::hostname;
-pub use stratus_agent::AgentState;
 use stratus_agent::{Agent, AgentConfig};
+pub use stratus_agent::{AgentState, DEFAULT_USERNS_FIRST};
 use stratus_control::{Control, ControlConfig};
 use stratus_net::{Endpoint, Identity};
 use stratus_types::{Attributes, Capacity, ErrorCode, NodeId, StorageInfo};
@@ -80,6 +80,10 @@ pub struct AgentRole {
     pub containers: bool,
     /// Host ports published container ports may use (`--ports`).
     pub ports: stratus_types::PortRange,
+    /// Host uid and gid of container root: containers run in user
+    /// namespaces mapping their ids `0..65536` onto `first..` (`--userns`;
+    /// `None`: no user namespace, container root is host root).
+    pub userns: Option<u32>,
 }
 
 /// The storage role: a piece service on its own QUIC port (storage nodes
@@ -346,6 +350,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
                 storage: storage.as_ref().map(|s| s.2.clone()),
                 containers: a.containers,
                 ports: a.ports,
+                userns: a.userns,
             },
             endpoint.clone(),
             // The WASM sandbox is the workload backend of agents.
