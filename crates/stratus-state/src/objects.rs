@@ -386,6 +386,9 @@ pub struct ObjectStore {
     /// is stored as is).
     #[serde(default)]
     pub access_keys: BTreeMap<String, AccessKey>,
+    /// Stored bytes and versions per tenant (see [`crate::quotas`]).
+    #[serde(default)]
+    pub usage: BTreeMap<TenantName, crate::quotas::StoreUsage>,
 }
 
 fn err(code: ErrorCode, msg: impl Into<String>) -> ApplyError {
@@ -527,7 +530,7 @@ impl ObjectStore {
         Ok(())
     }
 
-    fn drop_refs(&mut self, data: &ObjectData) {
+    pub(crate) fn drop_refs(&mut self, data: &ObjectData) {
         for c in &data.chunks {
             if let Some(e) = self.chunks.get_mut(&c.id) {
                 e.refs = e.refs.saturating_sub(1);
@@ -564,9 +567,14 @@ impl ObjectStore {
                 replaced = Some(list.remove(pos));
             }
         }
+        let (size, marker) = (version.size, version.is_delete_marker());
         list.push(version);
-        if let Some(data) = replaced.and_then(|v| v.data) {
-            self.drop_refs(&data);
+        self.account_version(bucket, size, marker, true);
+        if let Some(v) = replaced {
+            self.account_version(bucket, v.size, v.is_delete_marker(), false);
+            if let Some(data) = v.data {
+                self.drop_refs(&data);
+            }
         }
         id
     }
@@ -972,8 +980,11 @@ impl State {
                             }
                             Some(removed)
                         });
-                        if let Some(d) = removed.and_then(|v| v.data) {
-                            st.drop_refs(&d);
+                        if let Some(v) = removed {
+                            st.account_version(bucket, v.size, v.is_delete_marker(), false);
+                            if let Some(d) = v.data {
+                                st.drop_refs(&d);
+                            }
                         }
                         Ok(StoreResult::None)
                     }
@@ -1006,6 +1017,7 @@ impl State {
                                 format!("{bucket}/{key} has no version {v:?}"),
                             )
                         })?;
+                        st.account_version(bucket, removed.size, removed.is_delete_marker(), false);
                         if let Some(d) = removed.data {
                             st.drop_refs(&d);
                         }
@@ -1151,8 +1163,10 @@ impl State {
                     .uploads
                     .get_mut(upload)
                     .and_then(|u| u.parts.insert(*number, part.clone()));
+                st.charge(tenant, part.size, 1);
                 if let Some(old) = old {
                     st.drop_refs(&old.data);
+                    st.credit(tenant, old.size, 1);
                 }
                 Ok(StoreResult::None)
             }
@@ -1223,21 +1237,13 @@ impl State {
                 if let Some(d) = &data {
                     st.add_refs(d)?;
                 }
-                // The parts' own references end with the upload.
-                if let Some(u) = st.uploads.remove(upload) {
-                    for p in u.parts.values() {
-                        st.drop_refs(&p.data);
-                    }
-                }
+                // The parts' own references (and use) end with the upload.
+                st.remove_upload(upload);
                 Ok(StoreResult::Id(st.put_version(&bucket, &key, version)))
             }
             StoreCommand::AbortUpload { tenant, upload } => {
                 upload_of(st, tenant, upload)?;
-                if let Some(u) = st.uploads.remove(upload) {
-                    for p in u.parts.values() {
-                        st.drop_refs(&p.data);
-                    }
-                }
+                st.remove_upload(upload);
                 Ok(StoreResult::None)
             }
             StoreCommand::CreateAccessKey {
