@@ -8,6 +8,11 @@
 //! clock here. This keeps replicas identical and lets the logic be
 //! property-tested without a cluster.
 //!
+//! Every command is first checked against the tenant's [`quotas`] (so all
+//! replicas refuse the same writes); [`retention`] forgets finished
+//! workloads and expired multipart uploads when the leader proposes
+//! [`Command::Prune`] with its time.
+//!
 //! [`TypeConfig`] binds these types to openraft.
 
 pub mod objects;

@@ -272,6 +272,27 @@ impl State {
         }
     }
 
+    /// Whether `tenant` has no stored bytes left for a new version of
+    /// `bucket/key` (one that replaces nothing): lets a gateway refuse before
+    /// it writes pieces that the commit would refuse. The commit decides.
+    pub fn stored_bytes_full(&self, tenant: &str, bucket: &str, key: &str) -> Option<ApplyError> {
+        let replaces = self
+            .store
+            .buckets
+            .get(bucket)
+            .is_some_and(|b| b.versioning != Versioning::Enabled)
+            && self
+                .store
+                .objects
+                .get(bucket)
+                .and_then(|o| o.get(key))
+                .is_some_and(|l| l.iter().any(|v| v.version_id == NULL_VERSION));
+        if replaces {
+            return None;
+        }
+        self.need(tenant, Resource::StoredBytes, 1).err()
+    }
+
     /// Refuses `more` of `r` for `tenant` if that passes its limit.
     fn need(&self, tenant: &str, r: Resource, more: u64) -> Result<(), ApplyError> {
         if more == 0 {

@@ -203,8 +203,8 @@ async fn a_tenant_past_its_quotas_is_refused_and_another_is_not() -> Result<()> 
     );
     let (s, v) = put(&api, &beta, "beta-data", "two", 60000).await?;
     assert_eq!(s, StatusCode::OK, "another tenant is not affected: {v}");
-    // Overwriting within the quota is fine (only the difference counts).
-    let (s, v) = put(&api, &acme, "acme-data", "one", 90000).await?;
+    // What still fits is accepted.
+    let (s, v) = put(&api, &acme, "acme-data", "three", 30000).await?;
     assert_eq!(s, StatusCode::OK, "{v}");
     // Buckets.
     let r = api
