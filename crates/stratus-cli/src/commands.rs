@@ -87,7 +87,7 @@ pub enum TenantsCmd {
     ///
     /// Each flag takes a number (sizes: 10GiB, 500MB, ...), `unlimited`, or
     /// `default`. Quotas not named keep their limits.
-    Quota(crate::quotas::QuotaArgs),
+    Quota(Box<crate::quotas::QuotaArgs>),
 }
 
 /// `stratus vars ...`
@@ -430,7 +430,7 @@ pub async fn tenants(g: &Global, cmd: TenantsCmd) -> Result<()> {
                 .collect();
             table(&["TOKEN ID", "TENANT", "SCOPE", "AGE", "EXPIRES"], rows);
         }
-        TenantsCmd::Quota(args) => crate::quotas::run(g, &c, args).await?,
+        TenantsCmd::Quota(args) => crate::quotas::run(g, &c, *args).await?,
         TenantsCmd::Revoke { name, token_id } => {
             let r: WriteResult = c
                 .delete(&format!("/v1/tenants/{name}/tokens/{token_id}"))
