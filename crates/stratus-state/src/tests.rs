@@ -49,9 +49,18 @@ fn arb_command() -> impl Strategy<Value = Command> {
                 now_ms: t,
             }
         }),
-        (name, key).prop_map(|(n, k)| Command::DeleteVar {
+        (name.clone(), key).prop_map(|(n, k)| Command::DeleteVar {
             tenant: n.into(),
             key: k.into()
+        }),
+        (name, prop::option::of(0u64..3)).prop_map(|(n, v)| Command::SetQuota {
+            tenant: n.into(),
+            changes: [(quotas::Resource::Vars, v)].into(),
+        }),
+        (0u64..100).prop_map(|t| Command::Prune {
+            now_ms: t,
+            tasks_ms: 10,
+            uploads_ms: 10,
         }),
     ]
 }
