@@ -567,14 +567,10 @@ impl ObjectStore {
                 replaced = Some(list.remove(pos));
             }
         }
-        let (size, marker) = (version.size, version.is_delete_marker());
         list.push(version);
-        self.account_version(bucket, size, marker, true);
+        self.account_last(bucket, key);
         if let Some(v) = replaced {
-            self.account_version(bucket, v.size, v.is_delete_marker(), false);
-            if let Some(data) = v.data {
-                self.drop_refs(&data);
-            }
+            self.drop_version(bucket, v);
         }
         id
     }
@@ -981,10 +977,7 @@ impl State {
                             Some(removed)
                         });
                         if let Some(v) = removed {
-                            st.account_version(bucket, v.size, v.is_delete_marker(), false);
-                            if let Some(d) = v.data {
-                                st.drop_refs(&d);
-                            }
+                            st.drop_version(bucket, v);
                         }
                         Ok(StoreResult::None)
                     }
@@ -1017,10 +1010,7 @@ impl State {
                                 format!("{bucket}/{key} has no version {v:?}"),
                             )
                         })?;
-                        st.account_version(bucket, removed.size, removed.is_delete_marker(), false);
-                        if let Some(d) = removed.data {
-                            st.drop_refs(&d);
-                        }
+                        st.drop_version(bucket, removed);
                         Ok(StoreResult::Id(v.clone()))
                     }
                 }
@@ -1165,8 +1155,7 @@ impl State {
                     .and_then(|u| u.parts.insert(*number, part.clone()));
                 st.charge(tenant, part.size, 1);
                 if let Some(old) = old {
-                    st.drop_refs(&old.data);
-                    st.credit(tenant, old.size, 1);
+                    st.drop_part(tenant, old);
                 }
                 Ok(StoreResult::None)
             }

@@ -31,7 +31,8 @@ use serde::{Deserialize, Serialize};
 use stratus_types::{ErrorCode, TenantName, ADMIN_TENANT};
 use utoipa::ToSchema;
 
-use crate::objects::{ObjectStore, StoreCommand, Upload, Versioning, NULL_VERSION};
+use crate::objects::{ObjectStore, ObjectVersion, Part, StoreCommand, Versioning, NULL_VERSION};
+use crate::retention::finished;
 use crate::workloads::{module_hash, Workload, MAX_MODULE_BYTES};
 use crate::{ApplyError, Command, State};
 
@@ -165,6 +166,27 @@ pub struct QuotaLine {
 /// returns the resource to its default.
 pub type QuotaChanges = BTreeMap<Resource, Option<u64>>;
 
+/// Bytes a version counts for (none for a delete marker).
+fn version_bytes(v: &ObjectVersion) -> u64 {
+    if v.is_delete_marker() {
+        0
+    } else {
+        v.size
+    }
+}
+
+/// Instances `w` asks for: its `count`, one per node for a daemon, none
+/// once stopped or finished.
+fn declared(w: &Workload, nodes: usize, finished: bool) -> u64 {
+    if w.stopped || finished {
+        return 0;
+    }
+    match w.spec.kind {
+        stratus_spec::WorkloadKind::Daemon => nodes as u64,
+        _ => u64::from(w.spec.count),
+    }
+}
+
 fn exceeded(tenant: &str, r: Resource, limit: u64, used: u64, more: u64) -> ApplyError {
     let show = |n: u64| {
         if r.is_bytes() {
@@ -217,10 +239,17 @@ impl State {
                     .count(),
             ),
             Resource::Workloads => count(self.tenant_workloads(tenant).count()),
-            Resource::Instances => self
-                .tenant_workloads(tenant)
-                .map(|w| self.declared_instances(w))
-                .sum(),
+            Resource::Instances => {
+                let by = self.instances_by_workload();
+                self.tenant_workloads(tenant)
+                    .map(|w| {
+                        let (live, any) = by
+                            .get(w.id.as_str())
+                            .map_or((false, false), |s| (s.live, s.instances > 0));
+                        declared(w, self.nodes.len(), finished(w, live, any))
+                    })
+                    .sum()
+            }
             Resource::Modules => count(self.quotas.modules.get(tenant).map_or(0, |m| m.len())),
             Resource::ModuleBytes => self.quotas.modules.get(tenant).map_or(0, |m| {
                 m.keys()
@@ -263,13 +292,7 @@ impl State {
 
     /// Instances a workload asks for now: none once stopped or finished.
     fn declared_instances(&self, w: &Workload) -> u64 {
-        if w.stopped || self.workload_finished(w) {
-            return 0;
-        }
-        match w.spec.kind {
-            stratus_spec::WorkloadKind::Daemon => self.nodes.len() as u64,
-            _ => u64::from(w.spec.count),
-        }
+        declared(w, self.nodes.len(), self.workload_finished(w))
     }
 
     /// Whether `tenant` has no stored bytes left for a new version of
@@ -513,27 +536,39 @@ impl ObjectStore {
         }
     }
 
-    /// Charges (`add`) or credits a version of `bucket` to the bucket's owner.
-    pub(crate) fn account_version(&mut self, bucket: &str, size: u64, marker: bool, add: bool) {
+    /// Charges the latest version of `bucket/key` (just added) to the
+    /// bucket's owner.
+    pub(crate) fn account_last(&mut self, bucket: &str, key: &str) {
         let Some(tenant) = self.buckets.get(bucket).map(|b| b.tenant.clone()) else {
             return;
         };
-        let bytes = if marker { 0 } else { size };
-        if add {
-            self.charge(&tenant, bytes, 1);
-        } else {
-            self.credit(&tenant, bytes, 1);
+        let bytes = self.latest(bucket, key).map_or(0, version_bytes);
+        self.charge(&tenant, bytes, 1);
+    }
+
+    /// A version leaves `bucket`: its chunk references and its use end.
+    pub(crate) fn drop_version(&mut self, bucket: &str, v: ObjectVersion) {
+        if let Some(tenant) = self.buckets.get(bucket).map(|b| b.tenant.clone()) {
+            self.credit(&tenant, version_bytes(&v), 1);
+        }
+        if let Some(data) = v.data {
+            self.drop_refs(&data);
         }
     }
 
+    /// A part of `tenant`'s upload goes: its references and its use end.
+    pub(crate) fn drop_part(&mut self, tenant: &str, p: Part) {
+        self.drop_refs(&p.data);
+        self.credit(tenant, p.size, 1);
+    }
+
     /// Removes an upload: its parts' chunk references and their use end.
-    pub(crate) fn remove_upload(&mut self, id: &str) -> Option<Upload> {
+    pub(crate) fn remove_upload(&mut self, id: &str) -> Option<()> {
         let u = self.uploads.remove(id)?;
-        for p in u.parts.values() {
-            self.drop_refs(&p.data);
-            self.credit(&u.tenant, p.size, 1);
+        for p in u.parts.into_values() {
+            self.drop_part(&u.tenant, p);
         }
-        Some(u)
+        Some(())
     }
 }
 

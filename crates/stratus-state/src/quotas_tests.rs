@@ -8,7 +8,7 @@
 use super::*;
 use crate::objects::{
     Bucket, DedupeScope, ErasureProfile, KeyScope, ManifestChunk, NewChunk, ObjectData,
-    ObjectVersion, Part, Secret,
+    ObjectVersion, Part, Secret, Upload,
 };
 use crate::CommandResult;
 use proptest::prelude::*;

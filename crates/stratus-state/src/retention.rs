@@ -53,14 +53,14 @@ impl Prunable {
 
 /// Per workload: any live instance, instances, last change.
 #[derive(Default)]
-struct Seen {
-    live: bool,
-    instances: usize,
-    last_ms: u64,
+pub(crate) struct Seen {
+    pub(crate) live: bool,
+    pub(crate) instances: usize,
+    pub(crate) last_ms: u64,
 }
 
 impl State {
-    fn instances_by_workload(&self) -> BTreeMap<&str, Seen> {
+    pub(crate) fn instances_by_workload(&self) -> BTreeMap<&str, Seen> {
         let mut by: BTreeMap<&str, Seen> = BTreeMap::new();
         for i in self.instances.values() {
             let s = by.entry(i.workload.as_str()).or_default();
@@ -169,7 +169,7 @@ impl State {
     }
 }
 
-fn finished(w: &crate::Workload, live: bool, any: bool) -> bool {
+pub(crate) fn finished(w: &crate::Workload, live: bool, any: bool) -> bool {
     let task = w.spec.kind == stratus_spec::WorkloadKind::Task;
     !live && (w.stopped || (task && any))
 }
