@@ -23,6 +23,7 @@ pub mod auth;
 pub mod error;
 pub mod images;
 pub mod objects;
+pub mod quotas;
 pub mod s3keys;
 pub mod scopes;
 pub mod workloads;
@@ -225,7 +226,8 @@ pub struct WriteResult {
           objects::get_object, objects::head_object, objects::delete_object, objects::list_objects,
           objects::list_versions, objects::storage_status, objects::maintain_now,
           s3keys::create_key, s3keys::list_keys, s3keys::delete_key,
-          images::import, images::list, images::delete),
+          images::import, images::list, images::delete,
+          quotas::get_quota, quotas::set_quota, quotas::my_quota),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
                        VarView, WriteResult, TokenView, CreateToken, TokenScope, ClusterStatus,
                        workloads::ModuleRef, workloads::Deploy, workloads::ExecRequest, workloads::ExecStarted,
@@ -239,7 +241,8 @@ pub struct WriteResult {
                        stratus_state::objects::RedundancyHealth, stratus_state::objects::ScrubRecord,
                        s3keys::CreateS3Key, s3keys::IssuedS3Key, s3keys::S3KeyView,
                        stratus_store::ImageInfo, stratus_store::ImportReport,
-                       stratus_spec::ImageSource, stratus_spec::PortSpec, stratus_spec::VolumeSpec)),
+                       stratus_spec::ImageSource, stratus_spec::PortSpec, stratus_spec::VolumeSpec,
+                       quotas::QuotaView, stratus_state::quotas::QuotaLine, stratus_state::quotas::Resource)),
     modifiers(&BearerAuth),
     tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"), (name = "images"))
 )]
@@ -288,6 +291,11 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
             axum::routing::delete(revoke_token),
         )
         .route("/v1/tenants/{tenant}/vars", get(list_vars))
+        .route(
+            "/v1/tenants/{tenant}/quota",
+            get(quotas::get_quota).put(quotas::set_quota),
+        )
+        .route("/v1/quota", get(quotas::my_quota))
         .route(
             "/v1/tenants/{tenant}/vars/{*key}",
             put(put_var).get(get_var).delete(delete_var),

@@ -283,7 +283,7 @@ pub fn parse_range(value: &str, size: u64) -> Result<ByteRange, ApiError> {
 /// Creates a bucket of the caller's tenant.
 #[utoipa::path(post, path = "/v1/buckets", tag = "objects", security(("bearer" = [])),
     request_body = CreateBucket,
-    responses((status = 201, body = Bucket), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = Bucket), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_bucket(
     State(st): State<AppState>,
     c: Caller,
@@ -364,7 +364,7 @@ pub async fn delete_bucket(
 #[utoipa::path(put, path = "/v1/buckets/{bucket}/objects/{key}", tag = "objects", security(("bearer" = [])),
     params(("bucket" = String, Path), ("key" = String, Path, description = "object key (may contain '/')")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, body = PutObjectResult), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = PutObjectResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn put_object(
     State(st): State<AppState>,
     c: Caller,

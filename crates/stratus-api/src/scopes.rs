@@ -53,6 +53,8 @@ pub const ROUTES: &[(&str, Area)] = &[
     ("/v1/tenants/{tenant}/tokens/{id}", Area::Tenant),
     ("/v1/tenants/{tenant}/vars", Area::Tenant),
     ("/v1/tenants/{tenant}/vars/{*key}", Area::Tenant),
+    ("/v1/tenants/{tenant}/quota", Area::Operator),
+    ("/v1/quota", Area::AnyToken),
     ("/v1/modules", Area::Workloads),
     ("/v1/workloads", Area::Workloads),
     ("/v1/workloads/{tenant}/{name}", Area::Workloads),

@@ -133,20 +133,29 @@ fn validate_module(bytes: &[u8]) -> Result<(), ApiError> {
 /// Uploads a WASM module (raw bytes); returns its content address.
 #[utoipa::path(post, path = "/v1/modules", tag = "workloads", security(("bearer" = [])),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, body = ModuleRef), (status = 400, body = ErrorBody)))]
+    responses((status = 201, body = ModuleRef), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn put_module(
     State(st): State<AppState>,
-    _c: Caller,
+    c: Caller,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ModuleRef>), ApiError> {
     validate_module(&body)?;
     let hash = stratus_state::workloads::module_hash(&body);
     let size = body.len();
-    let known = st.control.state().read(|s| s.modules.contains_key(&hash));
-    if !known {
+    // Counted in the tenant's quota; uploading it again renews its claim.
+    let fresh = st.control.state().read(|s| {
+        s.quotas
+            .modules
+            .get(&c.tenant)
+            .and_then(|m| m.get(&hash))
+            .is_some_and(|at| now_ms().saturating_sub(*at) < 60_000)
+    });
+    if !fresh {
         st.control
-            .write(Command::PutModule {
+            .write(Command::PutTenantModule {
+                tenant: c.tenant.clone(),
                 bytes: body.to_vec(),
+                now_ms: now_ms(),
             })
             .await?;
     }
@@ -156,7 +165,7 @@ pub async fn put_module(
 /// Deploys (creates or updates) a workload of the caller's tenant.
 #[utoipa::path(post, path = "/v1/workloads", tag = "workloads", security(("bearer" = [])),
     request_body = Deploy,
-    responses((status = 200, body = Workload), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Workload), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn deploy(
     State(st): State<AppState>,
     c: Caller,
@@ -241,7 +250,7 @@ pub async fn get(
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NotFound,
-                format!("workload {id} does not exist; see `stratus ps`"),
+                format!("workload {id} does not exist (a finished or stopped workload is forgotten once its retention period has passed); see `stratus ps`"),
             )
         })
 }
@@ -299,7 +308,7 @@ fn find_instance(st: &AppState, c: &Caller, id: &str) -> Result<Instance, ApiErr
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NotFound,
-                format!("instance {id} does not exist; see `stratus ps --all`"),
+                format!("instance {id} does not exist (instances of finished or stopped workloads are forgotten once their retention period has passed); see `stratus ps --all`"),
             )
         })?;
     c.require_tenant(owner(&i.workload))?;

@@ -83,6 +83,11 @@ pub enum TenantsCmd {
         /// Token id (the part after `stt_`, before the second `_`)
         token_id: String,
     },
+    /// Show a tenant's quotas and use, or set some (admin)
+    ///
+    /// Each flag takes a number (sizes: 10GiB, 500MB, ...), `unlimited`, or
+    /// `default`. Quotas not named keep their limits.
+    Quota(Box<crate::quotas::QuotaArgs>),
 }
 
 /// `stratus vars ...`
@@ -425,6 +430,7 @@ pub async fn tenants(g: &Global, cmd: TenantsCmd) -> Result<()> {
                 .collect();
             table(&["TOKEN ID", "TENANT", "SCOPE", "AGE", "EXPIRES"], rows);
         }
+        TenantsCmd::Quota(args) => crate::quotas::run(g, &c, *args).await?,
         TenantsCmd::Revoke { name, token_id } => {
             let r: WriteResult = c
                 .delete(&format!("/v1/tenants/{name}/tokens/{token_id}"))

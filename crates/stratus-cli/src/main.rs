@@ -12,6 +12,7 @@ mod client;
 mod commands;
 mod images;
 mod objects;
+mod quotas;
 mod run;
 mod s3;
 mod tokens;

@@ -530,7 +530,11 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
                 .snapshot_every
                 .or(f.server.snapshot_every)
                 .unwrap_or(stratus_control::DEFAULT_SNAPSHOT_EVERY),
-            store: stratus_store::StoreConfig::default(),
+            store: retention(
+                f.server.task_retention_secs,
+                f.server.upload_expiry_secs,
+                stratus_store::StoreConfig::default(),
+            ),
             s3,
             join: a.join.as_deref().map(parse_join).transpose()?,
         }),
@@ -691,4 +695,19 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
     }
     running.shutdown().await;
     Ok(())
+}
+
+/// The retention periods of the `[server]` section over `store`.
+fn retention(
+    task_retention_secs: Option<u64>,
+    upload_expiry_secs: Option<u64>,
+    mut store: stratus_store::StoreConfig,
+) -> stratus_store::StoreConfig {
+    if let Some(s) = task_retention_secs {
+        store.task_retention = Duration::from_secs(s);
+    }
+    if let Some(s) = upload_expiry_secs {
+        store.upload_expiry = Duration::from_secs(s);
+    }
+    store
 }

@@ -127,6 +127,12 @@ pub struct ServerSection {
     pub node_lost_after_ms: Option<u64>,
     /// Snapshot and compact the log every this many entries.
     pub snapshot_every: Option<u64>,
+    /// Seconds a finished workload is kept (default 86400: 24 h).
+    #[serde(default)]
+    pub task_retention_secs: Option<u64>,
+    /// Seconds a multipart upload may stay open (default 604800: 7 days).
+    #[serde(default)]
+    pub upload_expiry_secs: Option<u64>,
 }
 
 /// `[agent]` section.

@@ -89,6 +89,10 @@ pub enum BackendError {
     /// The store cannot serve the request now (e.g. too few pieces reachable).
     #[error("service unavailable: {0}")]
     ServiceUnavailable(String),
+    /// A quota of the tenant would be exceeded (the message names it, its
+    /// limit and the current use); S3 `QuotaExceeded`, HTTP 403.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
 }
 
 /// Result of a [`Backend`] call.

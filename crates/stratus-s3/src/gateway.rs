@@ -121,6 +121,12 @@ pub fn to_s3_error(e: BackendError) -> S3Error {
             S3Error::with_message(S3ErrorCode::InternalError, m)
         }
         E::ServiceUnavailable(m) => S3Error::with_message(S3ErrorCode::ServiceUnavailable, m),
+        E::QuotaExceeded(m) => {
+            // Not one of AWS's codes: Ceph RGW's, which S3 clients show as is.
+            let mut e = S3Error::with_message(S3ErrorCode::Custom("QuotaExceeded".into()), m);
+            e.set_status_code(http::StatusCode::FORBIDDEN);
+            e
+        }
     }
 }
 

@@ -120,6 +120,7 @@ fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
         }
         ErrorCode::Internal => BackendError::Internal(e.message),
         ErrorCode::TooLarge => BackendError::EntityTooLarge(e.message),
+        ErrorCode::QuotaExceeded => BackendError::QuotaExceeded(e.message),
     }
 }
 

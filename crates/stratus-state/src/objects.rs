@@ -386,6 +386,9 @@ pub struct ObjectStore {
     /// is stored as is).
     #[serde(default)]
     pub access_keys: BTreeMap<String, AccessKey>,
+    /// Stored bytes and versions per tenant (see [`crate::quotas`]).
+    #[serde(default)]
+    pub usage: BTreeMap<TenantName, crate::quotas::StoreUsage>,
 }
 
 fn err(code: ErrorCode, msg: impl Into<String>) -> ApplyError {
@@ -527,7 +530,7 @@ impl ObjectStore {
         Ok(())
     }
 
-    fn drop_refs(&mut self, data: &ObjectData) {
+    pub(crate) fn drop_refs(&mut self, data: &ObjectData) {
         for c in &data.chunks {
             if let Some(e) = self.chunks.get_mut(&c.id) {
                 e.refs = e.refs.saturating_sub(1);
@@ -565,8 +568,9 @@ impl ObjectStore {
             }
         }
         list.push(version);
-        if let Some(data) = replaced.and_then(|v| v.data) {
-            self.drop_refs(&data);
+        self.account_last(bucket, key);
+        if let Some(v) = replaced {
+            self.drop_version(bucket, v);
         }
         id
     }
@@ -972,8 +976,8 @@ impl State {
                             }
                             Some(removed)
                         });
-                        if let Some(d) = removed.and_then(|v| v.data) {
-                            st.drop_refs(&d);
+                        if let Some(v) = removed {
+                            st.drop_version(bucket, v);
                         }
                         Ok(StoreResult::None)
                     }
@@ -1006,9 +1010,7 @@ impl State {
                                 format!("{bucket}/{key} has no version {v:?}"),
                             )
                         })?;
-                        if let Some(d) = removed.data {
-                            st.drop_refs(&d);
-                        }
+                        st.drop_version(bucket, removed);
                         Ok(StoreResult::Id(v.clone()))
                     }
                 }
@@ -1151,8 +1153,9 @@ impl State {
                     .uploads
                     .get_mut(upload)
                     .and_then(|u| u.parts.insert(*number, part.clone()));
+                st.charge(tenant, part.size, 1);
                 if let Some(old) = old {
-                    st.drop_refs(&old.data);
+                    st.drop_part(tenant, old);
                 }
                 Ok(StoreResult::None)
             }
@@ -1223,21 +1226,13 @@ impl State {
                 if let Some(d) = &data {
                     st.add_refs(d)?;
                 }
-                // The parts' own references end with the upload.
-                if let Some(u) = st.uploads.remove(upload) {
-                    for p in u.parts.values() {
-                        st.drop_refs(&p.data);
-                    }
-                }
+                // The parts' own references (and use) end with the upload.
+                st.remove_upload(upload);
                 Ok(StoreResult::Id(st.put_version(&bucket, &key, version)))
             }
             StoreCommand::AbortUpload { tenant, upload } => {
                 upload_of(st, tenant, upload)?;
-                if let Some(u) = st.uploads.remove(upload) {
-                    for p in u.parts.values() {
-                        st.drop_refs(&p.data);
-                    }
-                }
+                st.remove_upload(upload);
                 Ok(StoreResult::None)
             }
             StoreCommand::CreateAccessKey {

@@ -160,6 +160,14 @@ pub struct StoreConfig {
     pub repair_interval: Duration,
     /// Timeout of one piece call.
     pub call_timeout: Duration,
+    /// A finished workload (and an unused module) is forgotten this long
+    /// after its last change (see `stratus_state::retention`).
+    pub task_retention: Duration,
+    /// A multipart upload open this long is aborted; its data becomes
+    /// garbage.
+    pub upload_expiry: Duration,
+    /// How often the leader looks for things to prune.
+    pub prune_interval: Duration,
 }
 
 impl Default for StoreConfig {
@@ -175,6 +183,13 @@ impl Default for StoreConfig {
             scrub_bytes: 256 << 20,
             repair_interval: Duration::from_secs(1),
             call_timeout: Duration::from_secs(30),
+            task_retention: Duration::from_millis(
+                stratus_state::retention::DEFAULT_TASK_RETENTION_MS,
+            ),
+            upload_expiry: Duration::from_millis(
+                stratus_state::retention::DEFAULT_UPLOAD_EXPIRY_MS,
+            ),
+            prune_interval: Duration::from_secs(60),
         }
     }
 }

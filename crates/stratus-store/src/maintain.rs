@@ -1,4 +1,5 @@
-//! Repair, scrub and garbage collection, run by the Raft leader.
+//! Repair, scrub, garbage collection and pruning (retention of finished
+//! workloads, expiry of abandoned multipart uploads), run by the Raft leader.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use stratus_chunk::{piece_id, rebuild_pieces, PieceId, Profile};
 use stratus_proto::{PieceRequest, PieceResponse};
 use stratus_sched::{place_pieces, StorageNode};
 use stratus_state::objects::{PieceMove, StoreCommand};
+use stratus_state::Command;
 use stratus_types::NodeId;
 use tokio_util::sync::CancellationToken;
 
@@ -340,6 +342,31 @@ impl Store {
         Ok(report)
     }
 
+    /// Proposes a `Prune` if anything is past its retention period (finished
+    /// workloads, unused modules, expired multipart uploads); returns how
+    /// many things went.
+    pub async fn prune_once(&self) -> Result<u64, StoreError> {
+        let cfg = &self.inner.cfg;
+        let (now, tasks_ms, uploads_ms) = (
+            now_ms(),
+            cfg.task_retention.as_millis() as u64,
+            cfg.upload_expiry.as_millis() as u64,
+        );
+        if self.read(|s| s.prunable(now, tasks_ms, uploads_ms).is_empty()) {
+            return Ok(0);
+        }
+        let r = self
+            .inner
+            .meta
+            .write(Command::Prune {
+                now_ms: now,
+                tasks_ms,
+                uploads_ms,
+            })
+            .await?;
+        Ok(r.version.unwrap_or(0))
+    }
+
     /// What the maintenance worker of this replica has done.
     pub fn maintenance_stats(&self) -> MaintenanceStats {
         self.inner
@@ -359,6 +386,7 @@ impl Store {
         let cfg = self.inner.cfg.clone();
         let mut last_scrub = Instant::now();
         let mut last_gc = Instant::now();
+        let mut last_prune = Instant::now();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -397,6 +425,14 @@ impl Store {
                     s.scrub.corrupt += r.corrupt;
                     s.last_scrub_ms = Some(now_ms());
                 });
+            }
+            if last_prune.elapsed() >= cfg.prune_interval {
+                last_prune = Instant::now();
+                match self.prune_once().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(pruned = n, "pruned what outlived its retention"),
+                    Err(e) => tracing::warn!(error = %e, "pruning failed"),
+                }
             }
             if last_gc.elapsed() >= cfg.gc_interval {
                 last_gc = Instant::now();

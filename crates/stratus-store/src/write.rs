@@ -202,6 +202,11 @@ impl Store {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
         validate_key(key).map_err(|m| StoreError::new(ErrorCode::BadRequest, m))?;
+        // A tenant already at its stored-bytes quota is refused before any
+        // piece is written (the commit checks the quota exactly).
+        if let Some(e) = self.read(|s| s.stored_bytes_full(tenant, bucket, key)) {
+            return Err(StoreError::new(e.code, e.message));
+        }
         let ing = self
             .ingest(tenant, bucket, body, rand::random(), false)
             .await?;

@@ -472,6 +472,11 @@ pub enum ErrorCode {
     /// The request (or a command it makes) is larger than a limit allows;
     /// the message names the limit.
     TooLarge,
+    /// A per-tenant quota would be exceeded; the message names the quota,
+    /// its limit and the current use (HTTP 403, as Ceph RGW's S3
+    /// `QuotaExceeded`: retrying does not help until something is deleted
+    /// or the operator raises the quota).
+    QuotaExceeded,
 }
 
 impl ErrorCode {
@@ -486,6 +491,7 @@ impl ErrorCode {
             ErrorCode::NoLeader | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
             ErrorCode::TooLarge => 413,
+            ErrorCode::QuotaExceeded => 403,
         }
     }
 }
