@@ -543,7 +543,16 @@ impl State {
                             "a container image needs a spec with `image:`",
                         ));
                     }
-                } else if !self.modules.contains_key(module) {
+                } else if !self.modules.contains_key(module)
+                    || !self
+                        .quotas
+                        .modules
+                        .get(tenant)
+                        .is_some_and(|m| m.contains_key(module))
+                {
+                    // Only modules the tenant uploaded itself (possession of
+                    // the bytes), and the same answer whether or not another
+                    // tenant stored it: a hash confirms nothing.
                     return Err(ApplyError::new(
                         ErrorCode::NotFound,
                         format!("module {module} is not stored; upload it first"),

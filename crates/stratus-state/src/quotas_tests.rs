@@ -474,3 +474,25 @@ proptest! {
         prop_assert_eq!(r1.store.usage_of(A), recount(&r1, A));
     }
 }
+
+/// A tenant runs only modules it uploaded itself: naming another tenant's
+/// module by its hash is answered exactly as an unknown hash is, so the
+/// hash neither runs the other tenant's code nor confirms it is stored.
+#[test]
+fn a_tenant_cannot_run_another_tenants_module_by_its_hash() {
+    let mut s = base();
+    let (r, theirs) = module_of(&mut s, A, b"(module (func (export \"_start\")))");
+    ok(r);
+    let refused = s.apply(4, &deploy(B, "steal", 1, &theirs));
+    let unknown = s.apply(4, &deploy(B, "steal", 1, &"0".repeat(64)));
+    let (e1, e2) = (refused.error.unwrap(), unknown.error.unwrap());
+    assert_eq!(e1.code, ErrorCode::NotFound);
+    assert_eq!(
+        e1.message.replace(&theirs, "H"),
+        e2.message.replace(&"0".repeat(64), "H")
+    );
+    // Uploading the same bytes (possession) is what lets it run.
+    ok(module_of(&mut s, B, b"(module (func (export \"_start\")))").0);
+    ok(s.apply(5, &deploy(B, "mine", 1, &theirs)));
+    ok(s.apply(5, &deploy(A, "theirs", 1, &theirs)));
+}
