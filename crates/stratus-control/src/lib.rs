@@ -25,6 +25,7 @@
 
 pub mod authz;
 pub mod detector;
+pub mod kek;
 pub mod logs;
 pub mod proposer;
 pub mod reconcile;
@@ -140,6 +141,9 @@ pub enum ControlError {
         /// Cause.
         source: std::io::Error,
     },
+    /// This replica does not hold the key that seals secrets yet.
+    #[error("this replica does not hold the cluster's key-encryption key yet (the storage secret may not be set, or the key is being fetched from another replica); retry")]
+    NoKek,
 }
 
 impl ControlError {
@@ -152,6 +156,7 @@ impl ControlError {
             ControlError::Net(_) => ErrorCode::Unavailable,
             ControlError::Invalid(_) => ErrorCode::BadRequest,
             ControlError::TooLarge { .. } => ErrorCode::TooLarge,
+            ControlError::NoKek => ErrorCode::Unavailable,
             ControlError::Raft(_) | ControlError::Store(_) | ControlError::Io { .. } => {
                 ErrorCode::Internal
             }
@@ -204,6 +209,7 @@ struct Inner {
     /// Taken at shutdown, as `images`.
     task_io: Mutex<Option<Arc<dyn taskio::TaskIoServer>>>,
     authz: authz::Authz,
+    kek: kek::KekSlot,
 }
 
 /// Serves the archives of volumes kept in the object store to agents
@@ -260,6 +266,7 @@ impl Control {
             context: format!("creating {}", cfg.data_dir.display()),
             source,
         })?;
+        let kek = kek::KekSlot::open(&cfg.data_dir)?;
         let (log, sm) = stratus_raft::store::open(&cfg.data_dir.join("raft"))
             .await
             .map_err(|e| ControlError::Store(e.to_string()))?;
@@ -311,13 +318,16 @@ impl Control {
                 volumes: Mutex::new(None),
                 task_io: Mutex::new(None),
                 authz: authz::Authz::default(),
+                kek,
             }),
         };
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
         let leader = tokio::spawn(control.clone().leader_loop());
+        let kek = tokio::spawn(control.clone().keep_kek());
         if let Ok(mut t) = control.inner.tasks.lock() {
             t.push(accept);
             t.push(leader);
+            t.push(kek);
         }
         Ok(control)
     }
@@ -767,7 +777,13 @@ impl Control {
             tracing::info!(path = %path.display(), "admin token created");
         }
         if !self.inner.reader.read(|s| s.store.secret.is_some()) {
-            let secret: [u8; 32] = rand::random();
+            let kek = self.kek_for_new_secret()?;
+            let secret = kek
+                .seal(
+                    stratus_state::sealing::STORAGE_SECRET,
+                    &rand::random::<[u8; 32]>(),
+                )
+                .map_err(|e| ControlError::Invalid(e.to_string()))?;
             ignore_conflict(
                 self.write(Command::Store(
                     stratus_state::objects::StoreCommand::SetSecret { secret },

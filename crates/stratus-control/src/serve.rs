@@ -184,6 +184,7 @@ impl Control {
                 | Request::Status
                 | Request::ChangeMembership(_)
                 | Request::ReadLogs { .. }
+                | Request::GetKek
         );
         if replicas_only && !self.is_member(&peer) {
             return not_member();
@@ -228,6 +229,7 @@ impl Control {
                 }
             }
             Request::Status => Response::Status(self.local_status()),
+            Request::GetKek => self.answer_kek(&peer),
             Request::ChangeMembership(change) => {
                 if !self.is_leader() {
                     return Response::Error {

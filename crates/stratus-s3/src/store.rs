@@ -704,12 +704,9 @@ impl StoreKeys {
 
 impl KeyStore for StoreKeys {
     fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
-        self.store.state(|s| {
-            s.store.access_keys.get(access_key).map(|k| KeyRecord {
-                secret: k.secret.clone(),
-                tenant: k.tenant.clone(),
-            })
-        })
+        self.store
+            .s3_secret(access_key)
+            .map(|(secret, tenant)| KeyRecord { secret, tenant })
     }
 }
 

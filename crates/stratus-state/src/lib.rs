@@ -11,6 +11,7 @@
 //! [`TypeConfig`] binds these types to openraft.
 
 pub mod objects;
+pub mod sealing;
 mod tokens;
 pub mod workloads;
 

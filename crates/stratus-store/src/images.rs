@@ -212,7 +212,9 @@ impl Store {
     ) -> Result<ImportReport, StoreError> {
         let given = name.map(normalize_image_name).transpose()?;
         let bucket = self.images_bucket(tenant).await?;
-        let scope = self.read(|s| Store::scope_key(s, &KeyScope::Tenant(tenant.to_string())))?;
+        let kek = self.kek()?;
+        let scope =
+            self.read(|s| Store::scope_key(&kek, s, &KeyScope::Tenant(tenant.to_string())))?;
         let params = self.inner.cfg.chunker;
         let (tx, mut rx) = mpsc::channel::<Bytes>(16);
         let importer = tokio::task::spawn_blocking(move || {
