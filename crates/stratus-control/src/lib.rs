@@ -24,6 +24,7 @@
 //! then Raft, in that order.
 
 pub mod authz;
+pub mod bounds;
 pub mod detector;
 pub mod kek;
 pub mod logs;
@@ -691,6 +692,7 @@ impl Control {
                 }
                 was_leader = leader;
             }
+            self.prune_logs();
             if !leader {
                 continue;
             }
