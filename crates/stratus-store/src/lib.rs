@@ -164,6 +164,9 @@ pub struct StoreConfig {
     pub repair_interval: Duration,
     /// Timeout of one piece call.
     pub call_timeout: Duration,
+    /// Size caps of image imports (the API also caps the upload with
+    /// `max_archive_bytes`).
+    pub image_limits: stratus_flist::ImportLimits,
 }
 
 impl Default for StoreConfig {
@@ -179,6 +182,7 @@ impl Default for StoreConfig {
             scrub_bytes: 256 << 20,
             repair_interval: Duration::from_secs(1),
             call_timeout: Duration::from_secs(30),
+            image_limits: Default::default(),
         }
     }
 }
