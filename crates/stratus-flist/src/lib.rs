@@ -73,9 +73,9 @@ pub mod targuard;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_import;
-#[cfg(test)]
 mod tests_bounds;
+#[cfg(test)]
+mod tests_import;
 
 pub use build::{busybox_image, EntryKind, ImageBuilder, LayerEntry};
 pub use layer::{LayerSource, Layers};

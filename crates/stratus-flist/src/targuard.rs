@@ -207,7 +207,10 @@ fn pax_size(data: &[u8]) -> Option<u64> {
 impl<R: Read> Read for TarGuard<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if let Some(v) = self.violation.borrow().as_ref() {
-            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, v.clone()));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                v.clone(),
+            ));
         }
         let n = self.inner.read(buf)?;
         if let Err(why) = self.inspect(&buf[..n]) {

@@ -67,7 +67,8 @@ fn a_one_mib_pax_header_is_refused_naming_the_limit() {
         "{m}"
     );
     // A global one too.
-    let m = limit_message(Layers::new().apply(&layer_with(tar::EntryType::XGlobalHeader, &rec)[..]));
+    let m =
+        limit_message(Layers::new().apply(&layer_with(tar::EntryType::XGlobalHeader, &rec)[..]));
     assert!(m.contains("PAX"), "{m}");
     // A PAX header within the limit is read as before.
     let small = pax_record(1000);
@@ -133,7 +134,10 @@ fn a_gzip_bomb_layer_is_refused_at_the_decompressed_cap() {
         ..Default::default()
     };
     let err = import_image_with(&path, None, &mut sink, &limits).unwrap_err();
-    assert!(err.to_string().contains("the limit of the whole image"), "{err}");
+    assert!(
+        err.to_string().contains("the limit of the whole image"),
+        "{err}"
+    );
     let limits = ImportLimits {
         max_archive_bytes: 1000,
         ..Default::default()
