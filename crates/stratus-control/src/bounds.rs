@@ -163,7 +163,7 @@ mod tests {
         assert!(check_node_info(&info()).is_ok());
         let mut i = info();
         i.name = "x".repeat(10 << 20);
-        let e = check_node_info(&i).unwrap_err();
+        let e = check_node_info(&i).expect_err("refused");
         assert_eq!((e.field.as_str(), e.limit), ("name", MAX_NODE_NAME));
         assert!(e
             .to_string()
@@ -172,15 +172,15 @@ mod tests {
         for n in 0..100_000 {
             i.attributes.labels.insert(format!("k{n}"), "v".into());
         }
-        let e = check_node_info(&i).unwrap_err();
+        let e = check_node_info(&i).expect_err("refused");
         assert_eq!(e.field, "attributes.labels");
         assert!(e.to_string().contains("100000 entries, the limit is 64"));
         let mut i = info();
         i.attributes.labels.insert("zone".into(), "v".repeat(300));
-        assert!(check_node_info(&i).unwrap_err().field.contains("zone"));
+        assert!(check_node_info(&i).expect_err("refused").field.contains("zone"));
         let mut i = info();
         i.attributes.region = "r".repeat(65);
-        assert_eq!(check_node_info(&i).unwrap_err().field, "attributes.region");
+        assert_eq!(check_node_info(&i).expect_err("refused").field, "attributes.region");
     }
 
     #[test]

@@ -23,7 +23,7 @@ fn header(path: &str, kind: tar::EntryType, size: u64) -> Vec<u8> {
 }
 
 fn pad(v: &mut Vec<u8>) {
-    while v.len() % 512 != 0 {
+    while !v.len().is_multiple_of(512) {
         v.push(0);
     }
 }
