@@ -177,10 +177,16 @@ mod tests {
         assert!(e.to_string().contains("100000 entries, the limit is 64"));
         let mut i = info();
         i.attributes.labels.insert("zone".into(), "v".repeat(300));
-        assert!(check_node_info(&i).expect_err("refused").field.contains("zone"));
+        assert!(check_node_info(&i)
+            .expect_err("refused")
+            .field
+            .contains("zone"));
         let mut i = info();
         i.attributes.region = "r".repeat(65);
-        assert_eq!(check_node_info(&i).expect_err("refused").field, "attributes.region");
+        assert_eq!(
+            check_node_info(&i).expect_err("refused").field,
+            "attributes.region"
+        );
     }
 
     #[test]

@@ -689,7 +689,8 @@ impl Backend for StoreBackend {
     }
 }
 
-/// Access keys from the replicated metadata (`StoreCommand::CreateAccessKey`).
+/// Access keys from the replicated metadata (`StoreCommand::CreateAccessKey`;
+/// secrets are sealed there and opened with the replica's KEK).
 #[derive(Clone)]
 pub struct StoreKeys {
     store: Store,

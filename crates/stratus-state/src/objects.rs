@@ -320,11 +320,10 @@ pub struct Part {
 
 /// An S3 access key.
 ///
-/// The secret is stored in the replicated state **retrievably**: SigV4 is an
-/// HMAC whose verifier needs the secret itself, so it cannot be hashed. Every
-/// control replica (trusted, like the storage secret) can read it; it is never
-/// sent to agents or storage nodes, and the API shows it only once, when the
-/// key is created.
+/// The secret is stored **retrievably** (SigV4 is an HMAC whose verifier
+/// needs the secret itself, so it cannot be hashed), sealed under the cluster
+/// KEK ([`crate::sealing`]): control replicas holding the KEK can open it; it
+/// is never sent to agents or storage nodes, and the API shows it only once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessKey {
     /// The secret key, sealed ([`crate::sealing::s3_secret_label`]).
@@ -386,7 +385,7 @@ pub struct ObjectStore {
     /// Next version / upload id counter.
     pub next_version: u64,
     /// S3 access keys by access key id (see [`AccessKey`] on why the secret
-    /// is stored as is).
+    /// is stored sealed, not hashed).
     #[serde(default)]
     pub access_keys: BTreeMap<String, AccessKey>,
 }
