@@ -98,8 +98,8 @@ impl<R: Read> TarGuard<R> {
                     if self.block.len() == BLOCK {
                         let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
                         self.mode = match self.mode {
-                            // More extension blocks while byte 504 says so.
-                            Mode::SparseExt { data } if block[504] == 0 => data_mode(data, false),
+                            // More extension blocks while byte 504 is 1.
+                            Mode::SparseExt { data } if block[504] != 1 => data_mode(data, false),
                             Mode::SparseExt { data } => Mode::SparseExt { data },
                             _ => self.header(&block)?,
                         };
@@ -129,11 +129,19 @@ impl<R: Read> TarGuard<R> {
         let kind = h[156];
         let magic = &h[257..265];
         let recognized = magic == b"ustar\x0000" || magic == b"ustar  \x00";
+        // As `tar`: pending PAX records belong to the next header that is
+        // not a recognized long name, long link or PAX header (a global
+        // header takes them too), and override its size only if its type
+        // is not an extension type.
         let extension = matches!(kind, b'L' | b'K' | b'x' | b'g');
-        if !extension {
-            if let Some(p) = self.pax_size.take() {
-                size = p;
-            }
+        let passes_on = recognized && matches!(kind, b'L' | b'K' | b'x');
+        let pending = if passes_on {
+            None
+        } else {
+            self.pax_size.take()
+        };
+        if let (false, Some(p)) = (extension, pending) {
+            size = p;
         }
         match kind {
             b'L' | b'K' if size > MAX_LONG_NAME => {
@@ -148,7 +156,7 @@ impl<R: Read> TarGuard<R> {
                 ))
             }
             b'x' if recognized => return Ok(data_mode(size, true)),
-            b'S' if magic == b"ustar  \x00" && h[482] != 0 => {
+            b'S' if magic == b"ustar  \x00" && h[482] == 1 => {
                 return Ok(Mode::SparseExt { data: size })
             }
             _ => {}

@@ -147,3 +147,22 @@ fn a_gzip_bomb_layer_is_refused_at_the_decompressed_cap() {
     // Under the default caps it imports.
     import_image_with(&path, None, &mut sink, &ImportLimits::default()).unwrap();
 }
+
+#[test]
+fn a_global_header_takes_pending_pax_records_as_tar_does() {
+    // `x` (size=1024), then `g`: `tar` attaches the records to `g`, so the
+    // regular entry after it keeps its own size (0) and the next block is
+    // a header. A guard that applied the 1024 would skip the huge long
+    // name below and let `tar` buffer it.
+    let rec = b"13 size=1024\n".to_vec();
+    let mut t = header("././@Pax", tar::EntryType::XHeader, rec.len() as u64);
+    t.extend_from_slice(&rec);
+    pad(&mut t);
+    t.extend(header("././@Global", tar::EntryType::XGlobalHeader, 0));
+    t.extend(header("empty", tar::EntryType::Regular, 0));
+    let mut name = vec![b'a'; 1 << 20];
+    name.push(0);
+    t.extend(layer_with(tar::EntryType::GNULongName, &name));
+    let m = limit_message(Layers::new().apply(&t[..]));
+    assert!(m.contains("long name of 1048577 bytes"), "{m}");
+}
