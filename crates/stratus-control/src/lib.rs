@@ -14,7 +14,9 @@
 //! * membership changes (add a replica as a learner, promote it, remove one).
 //! * on the first start of a new cluster the leader mints the admin token and
 //!   the agents' join secret, writes them to the data directory (0600) and
-//!   stores only their hashes in the replicated state.
+//!   stores only their hashes in the replicated state; and the storage
+//!   secret, stored sealed under the cluster key-encryption key ([`kek`]),
+//!   which replicas hand each other, never through the log.
 //!
 //! * every node-to-node request is authorized by the role of the peer's key
 //!   (replica, agent, stranger) and what it owns, and bounded in size by
