@@ -45,12 +45,21 @@ pub async fn import(
     let mut file = tokio::fs::File::from_std(spool.reopen().map_err(|e| {
         ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}"))
     })?);
+    let cap = st.store.config().image_limits.max_archive_bytes;
+    let mut spooled = 0u64;
     let mut stream = body.into_data_stream();
     while let Some(data) = stream
         .try_next()
         .await
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("reading the upload: {e}")))?
     {
+        spooled += data.len() as u64;
+        if spooled > cap {
+            return Err(ApiError::new(
+                ErrorCode::TooLarge,
+                format!("the image archive is over {cap} bytes (the upload limit)"),
+            ));
+        }
         file.write_all(&data).await.map_err(|e| {
             ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}"))
         })?;

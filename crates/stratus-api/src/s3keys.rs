@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use stratus_control::{now_ms, secrets};
-use stratus_state::objects::{Secret, StoreCommand};
+use stratus_state::objects::StoreCommand;
 use stratus_state::Command;
 use stratus_types::ErrorCode;
 use utoipa::ToSchema;
@@ -87,7 +87,10 @@ pub async fn create_key(
     st.control
         .write(Command::Store(StoreCommand::CreateAccessKey {
             access_key: access_key.clone(),
-            secret: Secret(secret.clone()),
+            secret: st.control.seal(
+                &stratus_state::sealing::s3_secret_label(&access_key),
+                secret.as_bytes(),
+            )?,
             tenant: tenant.clone(),
             created_ms,
         }))

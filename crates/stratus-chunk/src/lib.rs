@@ -117,6 +117,7 @@ mod error;
 mod ids;
 mod pack;
 mod seal;
+pub mod wrap;
 
 pub use chunker::{chunk_all, ChunkerParams, StreamChunker};
 pub use erasure::{

@@ -14,7 +14,9 @@
 //! * membership changes (add a replica as a learner, promote it, remove one).
 //! * on the first start of a new cluster the leader mints the admin token and
 //!   the agents' join secret, writes them to the data directory (0600) and
-//!   stores only their hashes in the replicated state.
+//!   stores only their hashes in the replicated state; and the storage
+//!   secret, stored sealed under the cluster key-encryption key ([`kek`]),
+//!   which replicas hand each other, never through the log.
 //!
 //! * every node-to-node request is authorized by the role of the peer's key
 //!   (replica, agent, stranger) and what it owns, and bounded in size by
@@ -24,7 +26,9 @@
 //! then Raft, in that order.
 
 pub mod authz;
+pub mod bounds;
 pub mod detector;
+pub mod kek;
 pub mod logs;
 pub mod proposer;
 pub mod reconcile;
@@ -140,6 +144,9 @@ pub enum ControlError {
         /// Cause.
         source: std::io::Error,
     },
+    /// This replica does not hold the key that seals secrets yet.
+    #[error("this replica does not hold the cluster's key-encryption key yet (the storage secret may not be set, or the key is being fetched from another replica); retry")]
+    NoKek,
 }
 
 impl ControlError {
@@ -152,6 +159,7 @@ impl ControlError {
             ControlError::Net(_) => ErrorCode::Unavailable,
             ControlError::Invalid(_) => ErrorCode::BadRequest,
             ControlError::TooLarge { .. } => ErrorCode::TooLarge,
+            ControlError::NoKek => ErrorCode::Unavailable,
             ControlError::Raft(_) | ControlError::Store(_) | ControlError::Io { .. } => {
                 ErrorCode::Internal
             }
@@ -204,6 +212,7 @@ struct Inner {
     /// Taken at shutdown, as `images`.
     task_io: Mutex<Option<Arc<dyn taskio::TaskIoServer>>>,
     authz: authz::Authz,
+    kek: kek::KekSlot,
 }
 
 /// Serves the archives of volumes kept in the object store to agents
@@ -260,6 +269,7 @@ impl Control {
             context: format!("creating {}", cfg.data_dir.display()),
             source,
         })?;
+        let kek = kek::KekSlot::open(&cfg.data_dir)?;
         let (log, sm) = stratus_raft::store::open(&cfg.data_dir.join("raft"))
             .await
             .map_err(|e| ControlError::Store(e.to_string()))?;
@@ -311,13 +321,16 @@ impl Control {
                 volumes: Mutex::new(None),
                 task_io: Mutex::new(None),
                 authz: authz::Authz::default(),
+                kek,
             }),
         };
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
         let leader = tokio::spawn(control.clone().leader_loop());
+        let kek = tokio::spawn(control.clone().keep_kek());
         if let Ok(mut t) = control.inner.tasks.lock() {
             t.push(accept);
             t.push(leader);
+            t.push(kek);
         }
         Ok(control)
     }
@@ -681,6 +694,7 @@ impl Control {
                 }
                 was_leader = leader;
             }
+            self.prune_logs();
             if !leader {
                 continue;
             }
@@ -767,7 +781,13 @@ impl Control {
             tracing::info!(path = %path.display(), "admin token created");
         }
         if !self.inner.reader.read(|s| s.store.secret.is_some()) {
-            let secret: [u8; 32] = rand::random();
+            let kek = self.kek_for_new_secret()?;
+            let secret = kek
+                .seal(
+                    stratus_state::sealing::STORAGE_SECRET,
+                    &rand::random::<[u8; 32]>(),
+                )
+                .map_err(|e| ControlError::Invalid(e.to_string()))?;
             ignore_conflict(
                 self.write(Command::Store(
                     stratus_state::objects::StoreCommand::SetSecret { secret },

@@ -6,20 +6,36 @@
 //! [`MAX_LOG_BYTES`] in memory, addressed by absolute byte offset so readers
 //! can follow without gaps or repeats. The complete output also stays in the
 //! agent's data directory.
+//!
+//! A buffer is freed [`LOG_RETENTION`] after its instance ended (or left the
+//! state): [`LogBuffers::prune`] runs on every replica a few times a
+//! second, so memory follows the instances that run, not every instance that
+//! ever ran. Exec streams (`<instance>#exec-<n>`) go with their instance.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use stratus_proto::LogChunk;
 
 /// Bytes of output kept per instance.
 pub const MAX_LOG_BYTES: usize = 1024 * 1024;
 
+/// How long the output of an ended instance stays readable here.
+pub const LOG_RETENTION: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 struct Buf {
     /// Absolute offset of `data[0]`.
     start: u64,
     data: Vec<u8>,
+    /// When this replica first saw its instance ended or gone.
+    ended_at: Option<Instant>,
+}
+
+/// The instance a log stream belongs to (exec streams name theirs).
+fn instance_of(stream: &str) -> &str {
+    stream.split_once("#exec-").map_or(stream, |(i, _)| i)
 }
 
 /// Log buffers of the instances whose agents report here.
@@ -38,6 +54,7 @@ impl LogBuffers {
             let b = bufs.entry(c.instance).or_insert_with(|| Buf {
                 start: c.offset,
                 data: Vec::new(),
+                ended_at: None,
             });
             let end = b.start + b.data.len() as u64;
             let chunk_end = c.offset + c.data.len() as u64;
@@ -61,6 +78,30 @@ impl LogBuffers {
         }
     }
 
+    /// Frees the buffers of instances that ended (or are gone: `live`
+    /// answers `false`) at least `retention` before `now`; the clock of an
+    /// instance starts when a prune first sees it ended.
+    pub fn prune(&self, now: Instant, retention: Duration, live: impl Fn(&str) -> bool) {
+        let Ok(mut bufs) = self.bufs.lock() else {
+            return;
+        };
+        bufs.retain(|stream, b| {
+            if live(instance_of(stream)) {
+                b.ended_at = None;
+                return true;
+            }
+            let since = *b.ended_at.get_or_insert(now);
+            now.saturating_duration_since(since) < retention
+        });
+    }
+
+    /// Buffers held and the bytes in them.
+    pub fn usage(&self) -> (usize, usize) {
+        self.bufs.lock().map_or((0, 0), |b| {
+            (b.len(), b.values().map(|b| b.data.capacity()).sum())
+        })
+    }
+
     /// Bytes from `offset` on (from the oldest kept if `offset` is older), and
     /// whether this replica holds the instance's log.
     pub fn read(&self, instance: &str, offset: u64) -> (u64, Vec<u8>, bool) {
@@ -79,6 +120,20 @@ impl LogBuffers {
                 )
             }
         }
+    }
+}
+
+impl crate::Control {
+    /// Frees the log buffers of instances ended for [`LOG_RETENTION`].
+    pub(crate) fn prune_logs(&self) {
+        let now = Instant::now();
+        self.inner.reader.read(|s| {
+            self.inner.logs.prune(now, LOG_RETENTION, |id| {
+                s.instances.get(id).is_some_and(|i| {
+                    !i.state.is_terminal() && i.state != stratus_state::InstanceState::Lost
+                })
+            })
+        });
     }
 }
 
@@ -107,6 +162,41 @@ mod tests {
         assert_eq!(l.read("i", 6), (6, b"world".to_vec(), true));
         assert_eq!(l.read("i", 11), (11, Vec::new(), true));
         assert_eq!(l.read("other", 0), (0, Vec::new(), false));
+    }
+
+    #[test]
+    fn buffers_of_ended_instances_are_freed_after_the_retention() {
+        let l = LogBuffers::default();
+        let out = "y".repeat(512 * 1024);
+        for id in ["a", "b", "a#exec-1"] {
+            l.append(vec![LogChunk {
+                instance: id.into(),
+                offset: 0,
+                stderr: false,
+                data: out.as_bytes().to_vec(),
+            }]);
+        }
+        assert_eq!(l.usage().0, 3);
+        assert!(l.usage().1 >= 3 * out.len());
+        let t0 = Instant::now();
+        let live = |i: &str| i == "b";
+        // Ended "a" (and its exec stream) stays readable for the retention...
+        l.prune(t0, LOG_RETENTION, live);
+        l.prune(t0 + LOG_RETENTION / 2, LOG_RETENTION, live);
+        assert_eq!(l.usage().0, 3);
+        assert!(l.read("a", 0).2);
+        // ...then its memory is given back; the live one stays.
+        l.prune(t0 + LOG_RETENTION, LOG_RETENTION, live);
+        assert_eq!(l.usage().0, 1);
+        assert!(l.usage().1 < 2 * out.len());
+        assert!(!l.read("a", 0).2 && !l.read("a#exec-1", 0).2);
+        assert!(l.read("b", 0).2);
+        // An instance seen ended and then live again (a report that came
+        // late) starts its clock over.
+        l.prune(t0, LOG_RETENTION, |_| false);
+        l.prune(t0, LOG_RETENTION, |_| true);
+        l.prune(t0 + LOG_RETENTION, LOG_RETENTION, |_| false);
+        assert_eq!(l.usage().0, 1);
     }
 
     #[test]

@@ -184,6 +184,7 @@ impl Control {
                 | Request::Status
                 | Request::ChangeMembership(_)
                 | Request::ReadLogs { .. }
+                | Request::GetKek
         );
         if replicas_only && !self.is_member(&peer) {
             return not_member();
@@ -228,6 +229,7 @@ impl Control {
                 }
             }
             Request::Status => Response::Status(self.local_status()),
+            Request::GetKek => self.answer_kek(&peer),
             Request::ChangeMembership(change) => {
                 if !self.is_leader() {
                     return Response::Error {
@@ -314,9 +316,9 @@ impl Control {
                     return not_member();
                 }
                 // Reports about instances not on this node are dropped
-                // before they cost a Raft entry.
+                // before they cost a Raft entry; texts are bounded.
                 let reports: Vec<_> = self.inner.reader.read(|s| {
-                    reports
+                    crate::bounds::bound_reports(reports)
                         .into_iter()
                         .filter(|r| s.instances.get(&r.id).is_some_and(|i| i.node == peer))
                         .collect()
@@ -359,7 +361,12 @@ impl Control {
                 self.inner.logs.append(owned);
                 Response::Ok
             }
-            Request::ReportExec { instance, n, state } => {
+            Request::ReportExec {
+                instance,
+                n,
+                mut state,
+            } => {
+                crate::bounds::bound_exec_state(&mut state);
                 if !self.is_registered(&peer) {
                     return not_member();
                 }
@@ -493,6 +500,9 @@ impl Control {
                 code: ErrorCode::Forbidden,
                 message: "a node may only register itself (node id differs from its key)".into(),
             };
+        }
+        if let Err(e) = crate::bounds::check_node_info(&info) {
+            return error_response(ErrorCode::BadRequest, e);
         }
         let expected = self.inner.reader.read(|s| s.join_token_sha256.clone());
         let Some(expected) = expected else {

@@ -351,13 +351,17 @@ impl Layers {
         if layer >= MAX_LAYERS {
             return Err(FlistError::Limit(format!("more than {MAX_LAYERS} layers")));
         }
-        let mut archive = tar::Archive::new(tar);
+        let (guarded, violation) = crate::targuard::TarGuard::new(tar);
+        let mut archive = tar::Archive::new(guarded);
         let mut recs = Vec::new();
-        let entries = archive
-            .entries()
-            .map_err(|e| layer_err(layer, "", format!("tar: {e}")))?;
+        // A tar error caused by a bound of the guard is reported as that.
+        let tar_err = |e: std::io::Error| match violation.borrow().as_ref() {
+            Some(v) => FlistError::Limit(format!("layer {layer}: {v}")),
+            None => layer_err(layer, "", format!("tar: {e}")),
+        };
+        let entries = archive.entries().map_err(tar_err)?;
         for (index, entry) in entries.enumerate() {
-            let mut entry = entry.map_err(|e| layer_err(layer, "", format!("tar: {e}")))?;
+            let mut entry = entry.map_err(tar_err)?;
             if let Some(rec) = read_rec(&mut entry, index as u64, layer)? {
                 recs.push(rec);
                 if recs.len() > MAX_INODES {

@@ -69,8 +69,11 @@ pub mod layer;
 mod model;
 pub mod oci;
 pub mod sink;
+pub mod targuard;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bounds;
 #[cfg(test)]
 mod tests_import;
 
@@ -80,7 +83,7 @@ pub use model::{
     FileChunk, Flist, FlistStats, ImageConfig, Inode, InodeKind, FLIST_FORMAT, FLIST_MAGIC,
     MAX_DECODED_BYTES, ROOT,
 };
-pub use oci::{import_image, ImportedImage};
+pub use oci::{import_image, import_image_with, ImportLimits, ImportedImage};
 pub use sink::{ChunkingSink, ContentSink, MemorySink};
 
 /// What can go wrong with an flist or an image import.

@@ -48,6 +48,29 @@ pub const MAX_JSON_BYTES: u64 = 8 << 20;
 /// Deepest nesting of image indexes followed.
 const MAX_INDEX_DEPTH: usize = 4;
 
+/// Size caps of one import (issue 13, item 6); each refusal names the cap.
+/// Tar extension headers and entry counts are bounded as well
+/// ([`crate::targuard`], [`crate::layer::MAX_INODES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportLimits {
+    /// Largest archive file (a `docker save` tarball or OCI archive).
+    pub max_archive_bytes: u64,
+    /// Most bytes one layer may decompress to (gzip and zstd bombs).
+    pub max_layer_bytes: u64,
+    /// Most bytes all layers together may decompress to.
+    pub max_image_bytes: u64,
+}
+
+impl Default for ImportLimits {
+    fn default() -> Self {
+        ImportLimits {
+            max_archive_bytes: 16 << 30,
+            max_layer_bytes: 16 << 30,
+            max_image_bytes: 64 << 30,
+        }
+    }
+}
+
 /// The OCI name of the host's architecture (`amd64`, `arm64`, ...).
 pub fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -93,6 +116,24 @@ pub fn import_image_ref(
     reference: Option<&str>,
     sink: &mut dyn ContentSink,
 ) -> Result<ImportedImage, FlistError> {
+    import_image_with(path, reference, sink, &ImportLimits::default())
+}
+
+/// Like [`import_image_ref`], under `limits`.
+pub fn import_image_with(
+    path: &Path,
+    reference: Option<&str>,
+    sink: &mut dyn ContentSink,
+    limits: &ImportLimits,
+) -> Result<ImportedImage, FlistError> {
+    let meta = std::fs::metadata(path).map_err(FlistError::io(format!("{}", path.display())))?;
+    if meta.is_file() && meta.len() > limits.max_archive_bytes {
+        return Err(FlistError::Limit(format!(
+            "the image archive is {} bytes; the limit is {} bytes",
+            meta.len(),
+            limits.max_archive_bytes
+        )));
+    }
     let input = Input::open(path)?;
     let plan = if input.exists("manifest.json") && !input.is_dir() {
         plan_docker(&input, reference)?
@@ -104,7 +145,7 @@ pub fn import_image_ref(
             path.display()
         )));
     };
-    run(&input, plan, sink)
+    run(&input, plan, sink, limits)
 }
 
 // ---------------------------------------------------------------- input
@@ -784,11 +825,14 @@ fn decompressor<'a, R: BufRead + 'a>(
 }
 
 /// Pass 1 of one layer: applies it, checks the blob and diff digests.
+/// `cap` bounds what the layer may decompress to (`what` names the cap);
+/// returns the compression, the blob's length and its decompressed length.
 fn apply_layer(
     input: &Input,
     l: &LayerBlob,
     layers: &mut Layers,
-) -> Result<(Compression, u64), FlistError> {
+    (cap, what): (u64, &str),
+) -> Result<(Compression, u64, u64), FlistError> {
     let (section, len) = input.open_member(&l.name)?;
     if let Some(b) = &l.blob {
         check_size(&l.name, b.size, len)?;
@@ -801,12 +845,28 @@ fn apply_layer(
     let mut raw = HashRead::new(buf);
     let result = (|| {
         let dec = decompressor(comp, BufReader::new(&mut raw), &l.name)?;
-        let mut diff = HashRead::new(dec);
-        layers.apply(&mut diff)?;
+        // One byte past the cap tells a layer at the cap from one over it.
+        let mut diff = HashRead::new(dec.take(cap.saturating_add(1)));
+        let over = |n: u64| {
+            (n > cap).then(|| {
+                FlistError::Limit(format!(
+                    "{} decompresses to more than {cap} bytes ({what})",
+                    l.name
+                ))
+            })
+        };
+        let applied = layers.apply(&mut diff);
+        if let Some(e) = over(diff.n) {
+            return Err(e);
+        }
+        applied?;
         // The tar's end-of-archive padding belongs to the digest.
         std::io::copy(&mut diff, &mut std::io::sink())
             .map_err(FlistError::io(format!("reading {}", l.name)))?;
-        Ok::<_, FlistError>(hex::encode(diff.hash.finalize()))
+        if let Some(e) = over(diff.n) {
+            return Err(e);
+        }
+        Ok::<_, FlistError>((hex::encode(diff.hash.finalize()), diff.n))
     })();
     // Whatever happened, finish the blob's own digest: a corrupt blob is
     // reported as such rather than as the parse error it caused.
@@ -815,21 +875,34 @@ fn apply_layer(
     if let (Some(b), Ok(_)) = (&l.blob, &drained) {
         check_digest(&l.name, &b.digest, &raw_hex)?;
     }
-    let diff_hex = result?;
+    let (diff_hex, plain) = result?;
     drained.map_err(FlistError::io(format!("reading {}", l.name)))?;
     check_digest(&format!("{} (uncompressed)", l.name), &l.diff_id, &diff_hex)?;
-    Ok((comp, len))
+    Ok((comp, len, plain))
 }
 
-fn run(input: &Input, plan: Plan, sink: &mut dyn ContentSink) -> Result<ImportedImage, FlistError> {
+fn run(
+    input: &Input,
+    plan: Plan,
+    sink: &mut dyn ContentSink,
+    limits: &ImportLimits,
+) -> Result<ImportedImage, FlistError> {
     let mut layers = Layers::new();
     let mut comps = Vec::new();
     let mut layer_bytes = 0u64;
+    let mut plain_bytes = 0u64;
     for l in &plan.layers {
         digest_hex(&l.diff_id)?;
-        let (comp, len) = apply_layer(input, l, &mut layers)?;
+        let left = limits.max_image_bytes.saturating_sub(plain_bytes);
+        let cap = if left < limits.max_layer_bytes {
+            (left, "the limit of the whole image")
+        } else {
+            (limits.max_layer_bytes, "the limit per layer")
+        };
+        let (comp, len, plain) = apply_layer(input, l, &mut layers, cap)?;
         comps.push(comp);
         layer_bytes += len;
+        plain_bytes += plain;
     }
     let rc = plan.config.config.unwrap_or_default();
     let config = ImageConfig {

@@ -12,9 +12,13 @@
 //!   be at most [`Limits::max_header_bytes`] (larger heads get
 //!   `431 Request Header Fields Too Large`). HTTP/2 has the same caps
 //!   (header list size, a keep-alive ping) and a limit on streams.
-//! * **Bodies** are not limited here: each route knows its own bound (JSON
-//!   bodies, modules) or streams (objects, images) — see the API and the
-//!   S3 gateway.
+//! * **Bodies**: every request body is a [`TimedBody`]: a client that
+//!   stalls or trickles its body (fewer than [`Limits::body_min_bytes`] in
+//!   [`Limits::body_timeout`] of the handler waiting) is cut off; the
+//!   handler's read fails, so a partial upload is never acknowledged, and
+//!   the connection is closed. Sizes are not limited here: each route knows
+//!   its own bound (JSON bodies, modules) or streams (objects, images) — see
+//!   the API and the S3 gateway.
 //!
 //! [`serve`] runs until `shutdown` completes, then lets open connections
 //! finish for at most [`Limits::shutdown_grace`].
@@ -26,6 +30,10 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+
+mod body;
+
+pub use body::{BodyError, BodyStalled, TimedBody};
 
 /// What one server lets its clients hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +48,11 @@ pub struct Limits {
     pub max_streams: u32,
     /// How long open connections may finish after shutdown.
     pub shutdown_grace: Duration,
+    /// Waiting time for a request body after which a body that brought
+    /// fewer than [`Limits::body_min_bytes`] meanwhile is cut off.
+    pub body_timeout: Duration,
+    /// Bytes a body must bring per [`Limits::body_timeout`] of waiting.
+    pub body_min_bytes: u64,
 }
 
 /// Default [`Limits::max_connections`].
@@ -49,6 +62,11 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default [`Limits::max_header_bytes`]: S3's own limit is 8 KiB of headers
 /// plus 2 KiB of user metadata; presigned URLs are long.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 << 10;
+/// Default [`Limits::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`Limits::body_min_bytes`] (about 34 bytes a second: only a
+/// stalled or deliberately trickling client is that slow).
+pub const DEFAULT_BODY_MIN_BYTES: u64 = 1024;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -58,6 +76,8 @@ impl Default for Limits {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_streams: 128,
             shutdown_grace: Duration::from_secs(10),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            body_min_bytes: DEFAULT_BODY_MIN_BYTES,
         }
     }
 }
@@ -79,7 +99,7 @@ pub async fn serve<S, B>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError>
 where
-    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+    S: hyper::service::Service<http::Request<TimedBody>, Response = http::Response<B>>
         + Clone
         + Send
         + 'static,
@@ -125,7 +145,11 @@ where
         };
         // Small answers must not wait for Nagle's algorithm.
         let _ = socket.set_nodelay(true);
-        let c = conn.serve_connection(TokioIo::new(socket), service.clone());
+        let (inner, timeout, min) = (service.clone(), limits.body_timeout, limits.body_min_bytes);
+        let timed = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            inner.call(req.map(|b| TimedBody::new(b, timeout, min)))
+        });
+        let c = conn.serve_connection(TokioIo::new(socket), timed);
         let c = graceful.watch(c.into_owned());
         tokio::spawn(async move {
             if let Err(e) = c.await {

@@ -133,3 +133,113 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
         String::from_utf8_lossy(&got)
     );
 }
+
+/// A server whose handler reads the whole body: 200 with its length, or
+/// 400 with the read error.
+async fn start_reading(limits: Limits) -> std::net::SocketAddr {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = hyper::service::service_fn(|req: http::Request<stratus_http::TimedBody>| async {
+        let (status, text) = match req.into_body().collect().await {
+            Ok(b) => (200, format!("got {}", b.to_bytes().len())),
+            Err(e) => (400, e.to_string()),
+        };
+        let mut resp = http::Response::new(Full::new(Bytes::from(text)));
+        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+        Ok::<_, Infallible>(resp)
+    });
+    tokio::spawn(stratus_http::serve(
+        listener,
+        service,
+        limits,
+        std::future::pending(),
+    ));
+    addr
+}
+
+fn body_limits() -> Limits {
+    Limits {
+        body_timeout: Duration::from_secs(1),
+        body_min_bytes: 1024,
+        ..Limits::default()
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_its_body_is_cut_off() {
+    let addr = start_reading(body_limits()).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .unwrap();
+    s.write_all(&[7u8; 100]).await.unwrap();
+    // ...and nothing more.
+    let (got, closed) = read_all(&mut s).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        closed,
+        "a stalled body kept its connection for {PATIENCE:?}"
+    );
+    assert!(
+        text.starts_with("HTTP/1.1 400") && text.contains("the request body stalled"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_body_is_cut_off() {
+    let addr = start_reading(body_limits()).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .unwrap();
+    // A byte every 100 ms never leaves the body idle for a whole second.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        if tokio::time::Instant::now() > deadline {
+            break false;
+        }
+        if s.write_all(b"x").await.is_err() {
+            break true;
+        }
+        match tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    };
+    assert!(
+        closed,
+        "a trickling body kept its connection for {PATIENCE:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&got).contains("the request body stalled"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+#[tokio::test]
+async fn honest_bodies_are_read_whole() {
+    let addr = start_reading(body_limits()).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // In parts, with pauses shorter than the timeout.
+    for _ in 0..3 {
+        s.write_all(&[1u8; 100_000]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (got, _) = read_all(&mut s).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("got 300000"),
+        "{text}"
+    );
+}

@@ -430,6 +430,10 @@ impl stratus_store::Meta for ControlMeta {
         self.0.state().read(|s| f(s));
     }
 
+    fn kek(&self) -> Option<stratus_state::sealing::Kek> {
+        self.0.kek()
+    }
+
     fn write(
         &self,
         cmd: stratus_state::Command,

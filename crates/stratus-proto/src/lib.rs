@@ -195,6 +195,10 @@ pub enum Request {
         /// The step of the upload.
         step: VolumePut,
     },
+    /// A replica asks another for the cluster's key-encryption key, which
+    /// opens the sealed secrets of the replicated state. Answered only to
+    /// members of the Raft membership, with [`Response::Blob`] (32 bytes).
+    GetKek,
 }
 
 /// Most objects in one [`Response::ObjectList`].

@@ -129,6 +129,16 @@ pub enum RegistryError {
         /// What is wrong.
         reason: String,
     },
+    /// The image's blobs, as its manifest declares them, exceed the pull limit.
+    #[error("image {reference} declares {total} bytes of blobs; the pull limit is {limit} bytes")]
+    TooLarge {
+        /// The image.
+        reference: String,
+        /// Bytes its config and layers declare.
+        total: u64,
+        /// [`crate::MAX_PULL_BYTES`].
+        limit: u64,
+    },
 }
 
 impl RegistryError {

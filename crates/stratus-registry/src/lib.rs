@@ -121,6 +121,29 @@ const ACCEPTED_LAYERS: &[&str] = &[
 /// How many blobs download at once.
 const PARALLEL_BLOBS: usize = 3;
 
+/// Refuses an image whose declared blob sizes add up to more than
+/// [`MAX_PULL_BYTES`], before anything is downloaded.
+fn within_pull_limit(
+    reference: &str,
+    sizes: impl Iterator<Item = u64>,
+) -> Result<(), RegistryError> {
+    let total = sizes.fold(0u64, u64::saturating_add);
+    if total > MAX_PULL_BYTES {
+        return Err(RegistryError::TooLarge {
+            reference: reference.to_string(),
+            total,
+            limit: MAX_PULL_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Most bytes of blobs (config and layers, compressed, as their descriptors
+/// declare) one pull downloads: the image archive cap of a replica's import
+/// (`stratus_flist::ImportLimits::max_archive_bytes`), so nothing is pulled
+/// that could not be imported. Each blob is also cut off at its declared size.
+pub const MAX_PULL_BYTES: u64 = 16 << 30;
+
 /// Options of a pull.
 #[derive(Clone, Debug, Default)]
 pub struct PullOptions {
@@ -306,6 +329,7 @@ pub async fn pull(
     let blobs: Vec<(BlobKind, &Descriptor)> = std::iter::once((BlobKind::Config, &manifest.config))
         .chain(manifest.layers.iter().map(|l| (BlobKind::Layer, l)))
         .collect();
+    within_pull_limit(reference, blobs.iter().map(|(_, d)| d.size))?;
     // Collected first so that no closure is part of the future's type (which
     // would keep `pull`'s future from being `Send`).
     let fetches: Vec<_> = blobs
@@ -643,6 +667,20 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn an_image_declaring_more_than_the_pull_limit_is_refused() {
+        assert!(super::within_pull_limit("r", [1u64, 2].into_iter()).is_ok());
+        let err = super::within_pull_limit("r", [super::MAX_PULL_BYTES, 1].into_iter())
+            .expect_err("over the limit");
+        assert!(
+            err.to_string()
+                .contains("the pull limit is 17179869184 bytes"),
+            "{err}"
+        );
+        // Sizes that overflow do not wrap around.
+        assert!(super::within_pull_limit("r", [u64::MAX, 2].into_iter()).is_err());
+    }
 
     #[test]
     fn pull_future_is_send() {

@@ -22,24 +22,26 @@
 use futures::future::BoxFuture;
 use http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, TRANSFER_ENCODING};
 use http::{HeaderValue, Request, Version};
-use hyper::body::Incoming;
 use s3s::service::S3Service;
+use stratus_http::TimedBody;
 
 /// The S3 service, with `Connection: close` on responses to HTTP/1.1
 /// requests that expect `100-continue` but have no body.
 #[derive(Clone)]
 pub(crate) struct CloseAfterEmptyExpect(pub(crate) S3Service);
 
-impl hyper::service::Service<Request<Incoming>> for CloseAfterEmptyExpect {
-    type Response = <S3Service as hyper::service::Service<Request<Incoming>>>::Response;
-    type Error = <S3Service as hyper::service::Service<Request<Incoming>>>::Error;
+impl hyper::service::Service<Request<TimedBody>> for CloseAfterEmptyExpect {
+    type Response = s3s::HttpResponse;
+    type Error = s3s::HttpError;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: Request<TimedBody>) -> Self::Future {
         let close = expects_continue_without_body(&req);
-        let response = hyper::service::Service::call(&self.0, req);
+        // The body keeps its stall bound (`stratus_http::TimedBody`).
+        let req = req.map(s3s::Body::http_body);
+        let service = self.0.clone();
         Box::pin(async move {
-            let mut response = response.await?;
+            let mut response = service.call(req).await?;
             if close {
                 response
                     .headers_mut()

@@ -690,7 +690,8 @@ impl Backend for StoreBackend {
     }
 }
 
-/// Access keys from the replicated metadata (`StoreCommand::CreateAccessKey`).
+/// Access keys from the replicated metadata (`StoreCommand::CreateAccessKey`;
+/// secrets are sealed there and opened with the replica's KEK).
 #[derive(Clone)]
 pub struct StoreKeys {
     store: Store,
@@ -705,12 +706,9 @@ impl StoreKeys {
 
 impl KeyStore for StoreKeys {
     fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
-        self.store.state(|s| {
-            s.store.access_keys.get(access_key).map(|k| KeyRecord {
-                secret: k.secret.clone(),
-                tenant: k.tenant.clone(),
-            })
-        })
+        self.store
+            .s3_secret(access_key)
+            .map(|(secret, tenant)| KeyRecord { secret, tenant })
     }
 }
 

@@ -146,3 +146,56 @@ async fn serve_and_shut_down() {
 fn stratus_http_limit() -> usize {
     stratus_s3::default_limits().max_header_bytes
 }
+
+/// A client that sends its headers and part of a PUT body, then stalls, is
+/// cut off after the body timeout, and nothing is stored.
+#[tokio::test]
+async fn a_stalled_upload_is_cut_off_and_stores_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (backend, gateway) = setup().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = stratus_http::Limits {
+        body_timeout: std::time::Duration::from_secs(1),
+        ..stratus_s3::default_limits()
+    };
+    tokio::spawn(stratus_s3::serve_service(
+        listener,
+        stratus_s3::service(gateway),
+        limits,
+        std::future::pending(),
+    ));
+    let mut req = http::Request::builder()
+        .method("PUT")
+        .uri("/photos/stalled.bin")
+        .header("host", "localhost")
+        .header("content-length", "1000000")
+        .body(())
+        .unwrap();
+    sign_v4(&mut req, "AKA", "SKA", "us-east-1");
+    let mut head = String::from("PUT /photos/stalled.bin HTTP/1.1\r\n");
+    for (k, v) in req.headers() {
+        head.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap()));
+    }
+    head.push_str("\r\n");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&[9u8; 300_000]).await.unwrap();
+    // Then nothing: the connection must be closed well before 20 s.
+    let mut out = Vec::new();
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(20), s.read_to_end(&mut out)).await;
+    assert!(closed.is_ok(), "a stalled upload kept its connection");
+    assert!(
+        !String::from_utf8_lossy(&out).starts_with("HTTP/1.1 200"),
+        "a partial upload was acknowledged: {}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(
+        backend
+            .head_object("ta", "photos", "stalled.bin", None)
+            .await
+            .is_err(),
+        "a partial upload was stored"
+    );
+}

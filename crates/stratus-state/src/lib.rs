@@ -18,6 +18,7 @@
 pub mod objects;
 pub mod quotas;
 pub mod retention;
+pub mod sealing;
 mod tokens;
 pub mod workloads;
 

@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use stratus_chunk::wrap::Sealed;
 use stratus_chunk::{ChunkId, PieceId};
 use stratus_types::{ErrorCode, NodeId, NodeStatus, TenantName};
 use utoipa::ToSchema;
@@ -144,8 +145,9 @@ pub enum KeyScope {
     Tenant(TenantName),
     /// The public scope key.
     Public,
-    /// A random key of this version alone.
-    Private([u8; 32]),
+    /// A random key of this version alone, sealed under the cluster KEK
+    /// ([`crate::sealing::PRIVATE_SEED`]).
+    Private(Sealed),
 }
 
 /// One chunk of a manifest.
@@ -318,15 +320,14 @@ pub struct Part {
 
 /// An S3 access key.
 ///
-/// The secret is stored in the replicated state **retrievably**: SigV4 is an
-/// HMAC whose verifier needs the secret itself, so it cannot be hashed. Every
-/// control replica (trusted, like the storage secret) can read it; it is never
-/// sent to agents or storage nodes, and the API shows it only once, when the
-/// key is created.
+/// The secret is stored **retrievably** (SigV4 is an HMAC whose verifier
+/// needs the secret itself, so it cannot be hashed), sealed under the cluster
+/// KEK ([`crate::sealing`]): control replicas holding the KEK can open it; it
+/// is never sent to agents or storage nodes, and the API shows it only once.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessKey {
-    /// The secret key.
-    pub secret: String,
+    /// The secret key, sealed ([`crate::sealing::s3_secret_label`]).
+    pub secret: Sealed,
     /// The tenant the key acts for.
     pub tenant: TenantName,
     /// When it was created (ms).
@@ -360,8 +361,9 @@ pub const MAX_ACCESS_KEY_LEN: usize = 128;
 /// Object-store metadata, part of [`State`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ObjectStore {
-    /// Cluster storage secret (tenant scope keys derive from it), set once.
-    pub secret: Option<[u8; 32]>,
+    /// Cluster storage secret (tenant scope keys derive from it), set once,
+    /// sealed under the cluster KEK ([`crate::sealing::STORAGE_SECRET`]).
+    pub secret: Option<Sealed>,
     /// Buckets by name.
     pub buckets: BTreeMap<String, Bucket>,
     /// Versions by bucket, then key; oldest first.
@@ -383,7 +385,7 @@ pub struct ObjectStore {
     /// Next version / upload id counter.
     pub next_version: u64,
     /// S3 access keys by access key id (see [`AccessKey`] on why the secret
-    /// is stored as is).
+    /// is stored sealed, not hashed).
     #[serde(default)]
     pub access_keys: BTreeMap<String, AccessKey>,
     /// Stored bytes and versions per tenant (see [`crate::quotas`]).
@@ -599,8 +601,8 @@ impl ObjectStore {
 pub enum StoreCommand {
     /// Set the cluster storage secret (once).
     SetSecret {
-        /// 32 random bytes.
-        secret: [u8; 32],
+        /// 32 random bytes, sealed ([`crate::sealing`]).
+        secret: Sealed,
     },
     /// Create a bucket.
     CreateBucket {
@@ -742,8 +744,8 @@ pub enum StoreCommand {
     CreateAccessKey {
         /// Access key id (unique).
         access_key: String,
-        /// Its secret (stored retrievably: SigV4 needs it).
-        secret: Secret,
+        /// Its secret, sealed (SigV4 needs it back; [`crate::sealing`]).
+        secret: Sealed,
         /// Tenant it acts for (must exist).
         tenant: TenantName,
         /// Leader time.
@@ -777,7 +779,8 @@ impl State {
                         "the storage secret is already set",
                     ));
                 }
-                st.secret = Some(*secret);
+                crate::sealing::check_len(secret, 32, 32)?;
+                st.secret = Some(secret.clone());
                 Ok(StoreResult::None)
             }
             StoreCommand::CreateBucket { bucket } => {
@@ -1244,7 +1247,7 @@ impl State {
                 let ok_id = !access_key.is_empty()
                     && access_key.len() <= MAX_ACCESS_KEY_LEN
                     && access_key.bytes().all(|b| b.is_ascii_alphanumeric());
-                if !ok_id || secret.0.len() < 16 || secret.0.len() > 256 {
+                if !ok_id || crate::sealing::check_len(secret, 16, 256).is_err() {
                     return Err(err(
                         ErrorCode::BadRequest,
                         "an access key id is 1-128 ASCII letters and digits; a secret 16-256 bytes",
@@ -1266,7 +1269,7 @@ impl State {
                 st.access_keys.insert(
                     access_key.clone(),
                     AccessKey {
-                        secret: secret.0.clone(),
+                        secret: secret.clone(),
                         tenant: tenant.clone(),
                         created_ms: *created_ms,
                     },

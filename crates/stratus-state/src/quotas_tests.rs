@@ -8,7 +8,7 @@
 use super::*;
 use crate::objects::{
     Bucket, DedupeScope, ErasureProfile, KeyScope, ManifestChunk, NewChunk, ObjectData,
-    ObjectVersion, Part, Secret, Upload,
+    ObjectVersion, Part, Upload,
 };
 use crate::CommandResult;
 use proptest::prelude::*;
@@ -271,7 +271,9 @@ fn every_count_quota_refuses_past_its_limit() {
     let key = |t: &str, id: &str| {
         store(StoreCommand::CreateAccessKey {
             access_key: id.into(),
-            secret: Secret("0123456789abcdef".into()),
+            secret: crate::sealing::Kek::from_bytes([7; 32])
+                .seal(&crate::sealing::s3_secret_label(id), b"0123456789abcdef")
+                .unwrap(),
             tenant: t.into(),
             created_ms: 0,
         })

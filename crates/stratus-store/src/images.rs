@@ -212,15 +212,18 @@ impl Store {
     ) -> Result<ImportReport, StoreError> {
         let given = name.map(normalize_image_name).transpose()?;
         let bucket = self.images_bucket(tenant).await?;
-        let scope = self.read(|s| Store::scope_key(s, &KeyScope::Tenant(tenant.to_string())))?;
+        let kek = self.kek()?;
+        let scope =
+            self.read(|s| Store::scope_key(&kek, s, &KeyScope::Tenant(tenant.to_string())))?;
         let params = self.inner.cfg.chunker;
+        let limits = self.inner.cfg.image_limits;
         let (tx, mut rx) = mpsc::channel::<Bytes>(16);
         let importer = tokio::task::spawn_blocking(move || {
             let mut sink = ChunkingSink::new(params, scope, |_, bytes: &[u8]| {
                 tx.blocking_send(Bytes::copy_from_slice(bytes))
                     .map_err(|_| FlistError::Image("the upload of the contents stopped".into()))
             })?;
-            stratus_flist::import_image(&path, &mut sink)
+            stratus_flist::import_image_with(&path, None, &mut sink, &limits)
         });
         let body =
             futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).map(Ok::<_, std::io::Error>);
@@ -228,7 +231,13 @@ impl Store {
         let (ingested, imported) = tokio::join!(ingest, importer);
         let imported = imported
             .map_err(|e| StoreError::internal(format!("import thread failed: {e}")))?
-            .map_err(|e| StoreError::new(ErrorCode::BadRequest, e.to_string()))?;
+            .map_err(|e| {
+                let code = match e {
+                    FlistError::Limit(_) => ErrorCode::TooLarge,
+                    _ => ErrorCode::BadRequest,
+                };
+                StoreError::new(code, e.to_string())
+            })?;
         let ing = ingested?;
         let name = match given {
             Some(n) => n,

@@ -39,6 +39,7 @@
 //! store is tested without either.
 
 mod images;
+mod keys;
 mod maintain;
 mod net;
 mod read;
@@ -51,9 +52,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
-use stratus_chunk::{ChunkerParams, ScopeKey};
+use stratus_chunk::ChunkerParams;
 use stratus_proto::{PieceRequest, PieceResponse};
-use stratus_state::objects::{Bucket, DedupeScope, ErasureProfile, KeyScope};
+use stratus_state::objects::{Bucket, ErasureProfile};
 use stratus_state::{Command, CommandResult, State};
 use stratus_types::{ErrorCode, NodeId, NodeStatus};
 
@@ -111,6 +112,9 @@ pub trait Meta: Send + Sync + 'static {
     /// Commits `cmd` through Raft and returns what applying it produced
     /// (`Err` when it was refused or could not be committed).
     fn write(&self, cmd: Command) -> BoxFuture<'static, Result<CommandResult, StoreError>>;
+    /// The cluster's key-encryption key, which opens the sealed secrets of
+    /// the state (`None` while this replica has not received it yet).
+    fn kek(&self) -> Option<stratus_state::sealing::Kek>;
 }
 
 /// Reads the state through `meta`.
@@ -168,6 +172,9 @@ pub struct StoreConfig {
     pub upload_expiry: Duration,
     /// How often the leader looks for things to prune.
     pub prune_interval: Duration,
+    /// Size caps of image imports (the API also caps the upload with
+    /// `max_archive_bytes`).
+    pub image_limits: stratus_flist::ImportLimits,
 }
 
 impl Default for StoreConfig {
@@ -190,6 +197,7 @@ impl Default for StoreConfig {
                 stratus_state::retention::DEFAULT_UPLOAD_EXPIRY_MS,
             ),
             prune_interval: Duration::from_secs(60),
+            image_limits: Default::default(),
         }
     }
 }
@@ -334,29 +342,5 @@ impl Store {
             let (k, m) = stratus_sched::default_profile(Self::targets(state).len());
             ErasureProfile { k, m }
         })
-    }
-
-    /// The scope key of a version's chunks.
-    pub(crate) fn scope_key(state: &State, scope: &KeyScope) -> Result<ScopeKey, StoreError> {
-        match scope {
-            KeyScope::Public => Ok(ScopeKey::public()),
-            KeyScope::Private(k) => Ok(ScopeKey::private(*k)),
-            KeyScope::Tenant(t) => {
-                let secret = state.store.secret.ok_or_else(|| {
-                    StoreError::unavailable("the cluster storage secret is not set yet; retry")
-                })?;
-                Ok(ScopeKey::tenant(&secret, t))
-            }
-        }
-    }
-
-    /// The key scope new data of `bucket` is sealed with; `private_seed`
-    /// makes the private key (random per object, derived per upload).
-    pub(crate) fn key_scope(bucket: &Bucket, private_seed: [u8; 32]) -> KeyScope {
-        match bucket.scope {
-            DedupeScope::Tenant => KeyScope::Tenant(bucket.tenant.clone()),
-            DedupeScope::Public => KeyScope::Public,
-            DedupeScope::Private => KeyScope::Private(private_seed),
-        }
     }
 }

@@ -69,6 +69,7 @@ impl Store {
         version_id: Option<&str>,
         range: Option<ByteRange>,
     ) -> Result<(ObjectVersion, BoxStream<'static, Result<Bytes, StoreError>>), StoreError> {
+        let kek = self.kek()?;
         let (version, scope, plan) = self.read(|s| {
             s.store.bucket_of(tenant, bucket)?;
             let v = s.store.version(bucket, key, version_id)?.clone();
@@ -94,7 +95,7 @@ impl Store {
             let Some(data) = &v.data else {
                 return Err(StoreError::internal("version without data"));
             };
-            let scope = Store::scope_key(s, &data.scope)?;
+            let scope = Store::scope_key(&kek, s, &data.scope)?;
             let plan = plan_read(&s.store, data, r)?;
             Ok((v, scope, plan))
         })?;
@@ -343,8 +344,9 @@ impl Store {
     /// the bytes do not open, the whole stripe is read from any `k` verified
     /// pieces instead (which also reports bad pieces for repair).
     pub async fn read_chunk(&self, scope: &KeyScope, id: &ChunkId) -> Result<Vec<u8>, StoreError> {
+        let kek = self.kek()?;
         let (key, entry, view) = self.read(|s| {
-            let key = Store::scope_key(s, scope)?;
+            let key = Store::scope_key(&kek, s, scope)?;
             let entry = s.store.chunks.get(id).cloned().ok_or_else(|| {
                 StoreError::new(ErrorCode::NotFound, format!("chunk {id} is not stored"))
             })?;

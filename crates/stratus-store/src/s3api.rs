@@ -57,6 +57,7 @@ impl Store {
                 "part numbers go from 1 to 10000",
             ));
         }
+        let kek = self.kek()?;
         let (bucket, secret) = self.read(|s| {
             let u = s
                 .store
@@ -69,9 +70,7 @@ impl Store {
                         format!("multipart upload {upload_id:?} does not exist (NoSuchUpload)"),
                     )
                 })?;
-            let secret = s.store.secret.ok_or_else(|| {
-                StoreError::unavailable("the cluster storage secret is not set yet; retry")
-            })?;
+            let secret = Store::master_secret(&kek, s)?;
             Ok::<_, StoreError>((u.bucket.clone(), secret))
         })?;
         if let Some(e) = self.read(|s| s.stored_bytes_full(tenant, "", "")) {

@@ -253,10 +253,11 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
+        let kek = self.kek()?;
         let (scope, key_scope, profile) = self.read(|s| {
             let b = s.store.bucket_of(tenant, bucket)?;
-            let key_scope = Store::key_scope(b, private_seed);
-            let scope = Store::scope_key(s, &key_scope)?;
+            let key_scope = Store::key_scope(&kek, b, private_seed)?;
+            let scope = Store::scope_key(&kek, s, &key_scope)?;
             let profile = Store::profile_for(s, b);
             let ready = Store::targets(s).len();
             if ready < profile.width() {

@@ -315,11 +315,11 @@ pub fn instances(c: &Control, workload: &str) -> Vec<Instance> {
     })
 }
 
-/// Waits until the cluster's storage secret is set (the object store is
-/// usable from then on).
+/// Waits until the cluster's storage secret is set and this replica holds
+/// the key that opens it (the object store is usable from then on).
 pub async fn wait_storage_secret(c: &Control) -> Result<()> {
     wait_until("the storage secret", WAIT, || async {
-        c.state().read(|s| s.store.secret.is_some()).then_some(())
+        (c.state().read(|s| s.store.secret.is_some()) && c.kek().is_some()).then_some(())
     })
     .await
 }
