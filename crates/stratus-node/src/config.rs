@@ -17,6 +17,7 @@
 //! bootstrap = true                 # start a new cluster if this replica is empty
 //! heartbeat_interval_ms = 2000
 //! node_lost_after_ms = 10000
+//! min_free = "2GiB"                # refuse writes that add data below this (default max(1 GiB, 5%))
 //!
 //! [agent]
 //! control = ["10.1.2.3:7400"]
@@ -127,6 +128,10 @@ pub struct ServerSection {
     pub node_lost_after_ms: Option<u64>,
     /// Snapshot and compact the log every this many entries.
     pub snapshot_every: Option<u64>,
+    /// Free-space watermark of the Raft log's disk (`"2GiB"`; default
+    /// max(1 GiB, 5%)): below it, writes that add data are refused (507).
+    #[serde(default)]
+    pub min_free: Option<String>,
 }
 
 /// `[agent]` section.

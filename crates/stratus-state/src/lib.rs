@@ -10,6 +10,7 @@
 //!
 //! [`TypeConfig`] binds these types to openraft.
 
+pub mod marks;
 pub mod objects;
 mod tokens;
 pub mod workloads;
@@ -212,6 +213,8 @@ pub enum Command {
         /// The record.
         record: TokenRecord,
     },
+    /// Storage challenges failed, or an operator clears a mark (`marks`).
+    Marks(marks::MarkCommand),
 }
 
 /// Why a command was refused by the state machine. Refusals are
@@ -294,6 +297,9 @@ pub struct State {
     /// Object-store metadata.
     #[serde(default)]
     pub store: objects::ObjectStore,
+    /// Storage nodes' failed challenges and marks (`marks`).
+    #[serde(default)]
+    pub marks: BTreeMap<NodeId, marks::NodeMark>,
 }
 
 impl State {
@@ -735,6 +741,7 @@ impl State {
                 ErrorCode::Internal,
                 "store command applied as a plain command",
             )),
+            Command::Marks(c) => self.apply_marks(c),
         }
     }
 

@@ -472,6 +472,9 @@ pub enum ErrorCode {
     /// The request (or a command it makes) is larger than a limit allows;
     /// the message names the limit.
     TooLarge,
+    /// A replica's disk is nearly full: writes that add data are refused
+    /// until space is freed (reads and deletes still work).
+    InsufficientStorage,
 }
 
 impl ErrorCode {
@@ -486,6 +489,7 @@ impl ErrorCode {
             ErrorCode::NoLeader | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
             ErrorCode::TooLarge => 413,
+            ErrorCode::InsufficientStorage => 507,
         }
     }
 }
