@@ -5,11 +5,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use clap::Subcommand;
 use serde::Serialize;
+use stratus_api::marks::{NodeMarkView, StatusView};
 use stratus_api::{
     AddReplica, CreateTenant, CreateToken, IssuedToken, PutVar, TokenView, VarView, WhoAmI,
     WriteResult,
 };
-use stratus_api::marks::{NodeMarkView, StatusView};
 use stratus_types::{ClusterStatus, NodeRecord, Tenant};
 
 use crate::client::Client;
@@ -372,7 +372,10 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
 
 /// `", marked"` when `node` is marked as failing storage challenges.
 fn mark_note(marks: &[NodeMarkView], node: &stratus_types::NodeId) -> &'static str {
-    if marks.iter().any(|m| m.node == *node && m.record.marked.is_some()) {
+    if marks
+        .iter()
+        .any(|m| m.node == *node && m.record.marked.is_some())
+    {
         ", marked"
     } else {
         ""

@@ -473,7 +473,15 @@ fn print_status(s: &StorageStatus) {
     println!();
     table(
         &[
-            "NODE", "NAME", "SITE", "STATUS", "USED", "CAPACITY", "USE%", "FREE", "SCRUBBED",
+            "NODE",
+            "NAME",
+            "SITE",
+            "STATUS",
+            "USED",
+            "CAPACITY",
+            "USE%",
+            "FREE",
+            "SCRUBBED",
             "CHALLENGES",
         ],
         s.nodes

@@ -217,7 +217,9 @@ mod tests {
         let s = w.check(&put).unwrap_err();
         assert!(s.low && s.free_bytes == 1 << 30 && s.watermark_bytes == 2 << 30);
         assert!(w.check(&del).is_ok());
-        assert!(w.check(&Command::Batch(vec![del.clone(), put.clone()])).is_err());
+        assert!(w
+            .check(&Command::Batch(vec![del.clone(), put.clone()]))
+            .is_err());
         assert!(w.check(&Command::Batch(vec![del])).is_ok());
     }
 

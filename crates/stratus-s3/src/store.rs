@@ -118,9 +118,7 @@ fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
         ErrorCode::Conflict
         | ErrorCode::NoLeader
         | ErrorCode::Unavailable
-        | ErrorCode::InsufficientStorage => {
-            BackendError::ServiceUnavailable(e.message)
-        }
+        | ErrorCode::InsufficientStorage => BackendError::ServiceUnavailable(e.message),
         ErrorCode::Internal => BackendError::Internal(e.message),
         ErrorCode::TooLarge => BackendError::EntityTooLarge(e.message),
     }

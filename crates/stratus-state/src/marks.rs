@@ -125,7 +125,10 @@ impl NodeMark {
             .filter(|s| s.at_ms.saturating_add(STRIKE_WINDOW_MS) > now_ms)
             .collect();
         let reason = if let Some(lie) = recent.iter().find(|s| s.failure == Failure::WrongProof) {
-            format!("answered a storage challenge with a wrong proof: {}", lie.reason)
+            format!(
+                "answered a storage challenge with a wrong proof: {}",
+                lie.reason
+            )
         } else if recent.len() >= MARK_AFTER {
             let last = recent.last().map(|s| s.reason.as_str()).unwrap_or_default();
             format!(

@@ -27,10 +27,16 @@
 //!   piece, and each chunk is decrypted and verified against its id.
 //! * **maintenance** ([`Store::maintain`], on the Raft leader only): repair
 //!   rebuilds the pieces of stripes that lost some (node lost, piece bad)
-//!   onto healthy nodes; scrub asks storage nodes to re-hash their pieces;
+//!   onto healthy nodes; scrub asks storage nodes to re-hash their pieces
+//!   and then *challenges* them ([`audit`]: Bao proofs of random ranges,
+//!   checked against the piece ids; failures mark the node, whose pieces
+//!   are then rebuilt elsewhere and which gets no new pieces);
 //!   garbage collection drops unreferenced chunks and empty packs and deletes
 //!   their pieces, and deletes orphan pieces nodes hold that nothing
 //!   references (interrupted uploads, pieces moved away by repair).
+//! * **free space** (`usage`): every replica measures each storage node's
+//!   free space and places by the smaller of it and the metadata's figure;
+//!   a node that refuses a piece as full gets none until it has space.
 //! * **serve** ([`server::serve`]): the storage node's side, answering
 //!   [`PieceRequest`]s from control replicas out of a local
 //!   [`stratus_pieces::PieceStore`].

@@ -89,15 +89,14 @@ impl PieceBackend for PieceStore {
                     };
                 }
                 // `get` verifies the piece (and quarantines it if rotten).
-                self.get(&id.0).map(|bytes| {
-                    match crate::audit::prove(&bytes, offset, len) {
+                self.get(&id.0)
+                    .map(|bytes| match crate::audit::prove(&bytes, offset, len) {
                         Ok(proof) => PieceResponse::Proof(proof),
                         Err(e) => PieceResponse::Error {
                             kind: PieceErrorKind::Io,
                             message: e.to_string(),
                         },
-                    }
-                })
+                    })
             }
         };
         r.unwrap_or_else(error)

@@ -54,7 +54,10 @@ impl Store {
     pub async fn refresh_usage(&self) {
         let targets = self.read(Store::targets);
         let calls = targets.into_iter().map(|t| async move {
-            let r = self.inner.pieces.call(t.id, t.addr.clone(), PieceRequest::Usage);
+            let r = self
+                .inner
+                .pieces
+                .call(t.id, t.addr.clone(), PieceRequest::Usage);
             (t.id, r.await)
         });
         for (node, r) in futures::future::join_all(calls).await {
@@ -64,7 +67,10 @@ impl Store {
                     used_bytes,
                     fs_available_bytes,
                     ..
-                }) => self.set_measured(node, free_of(capacity_bytes, used_bytes, fs_available_bytes)),
+                }) => self.set_measured(
+                    node,
+                    free_of(capacity_bytes, used_bytes, fs_available_bytes),
+                ),
                 Ok(other) => tracing::debug!(node = %node.short(), "usage answered {other:?}"),
                 Err(e) => tracing::debug!(node = %node.short(), error = %e, "usage not measured"),
             }

@@ -393,9 +393,10 @@ impl Store {
                             if kind == stratus_proto::PieceErrorKind::Full {
                                 self.note_full(t.id);
                             }
-                            Err(StoreError::unavailable(
-                                format!("node {} refused a piece: {message}", t.id.short()),
-                            ))
+                            Err(StoreError::unavailable(format!(
+                                "node {} refused a piece: {message}",
+                                t.id.short()
+                            )))
                         }
                         Ok(other) => Err(StoreError::unavailable(format!(
                             "node {} answered a put with {other:?}",

@@ -179,8 +179,15 @@ fn pieces_on(c: &Control, node: NodeId) -> usize {
     })
 }
 
-async fn call(method: Method, url: &str, token: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
-    let mut req = reqwest::Client::new().request(method, url).bearer_auth(token);
+async fn call(
+    method: Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Result<(StatusCode, Value)> {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
     if let Some(b) = body {
         req = req.json(&b);
     }
@@ -244,10 +251,20 @@ async fn a_node_that_drops_pieces_and_reports_healthy_is_found_marked_and_repair
     for i in 0..6u64 {
         let d = data(150_000, 500 + i);
         store
-            .put(TENANT, "bkt", &format!("after{i}"), PutMeta::default(), body(&d))
+            .put(
+                TENANT,
+                "bkt",
+                &format!("after{i}"),
+                PutMeta::default(),
+                body(&d),
+            )
             .await?;
     }
-    assert_eq!(dropper.puts.load(Ordering::SeqCst), puts, "no piece sent to a marked node");
+    assert_eq!(
+        dropper.puts.load(Ordering::SeqCst),
+        puts,
+        "no piece sent to a marked node"
+    );
     let named = c.state().read(|s| {
         s.store
             .packs
@@ -259,11 +276,30 @@ async fn a_node_that_drops_pieces_and_reports_healthy_is_found_marked_and_repair
 
     // Operators see the mark and may clear it; nobody else may.
     let api = cluster.api_url(0)?;
-    let (code, marks) = call(Method::GET, &format!("{api}/v1/nodes/marks"), &cluster.admin_token, None).await?;
+    let (code, marks) = call(
+        Method::GET,
+        &format!("{api}/v1/nodes/marks"),
+        &cluster.admin_token,
+        None,
+    )
+    .await?;
     assert_eq!(code, StatusCode::OK);
-    assert!(marks.as_array().unwrap().iter().any(|m| m["node"] == json!(node.id.to_string())
-        && m["marked"]["reason"].as_str().is_some()), "{marks}");
-    let (_, storage) = call(Method::GET, &format!("{api}/v1/storage"), &cluster.admin_token, None).await?;
+    assert!(
+        marks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["node"] == json!(node.id.to_string())
+                && m["marked"]["reason"].as_str().is_some()),
+        "{marks}"
+    );
+    let (_, storage) = call(
+        Method::GET,
+        &format!("{api}/v1/storage"),
+        &cluster.admin_token,
+        None,
+    )
+    .await?;
     let view = storage["nodes"]
         .as_array()
         .unwrap()
@@ -339,24 +375,56 @@ async fn a_full_storage_node_gets_no_pieces_and_is_shown_full() -> Result<()> {
     for i in 0..8u64 {
         let d = data(150_000, 700 + i);
         store
-            .put(TENANT, "bkt", &format!("f{i}"), PutMeta::default(), body(&d))
+            .put(
+                TENANT,
+                "bkt",
+                &format!("f{i}"),
+                PutMeta::default(),
+                body(&d),
+            )
             .await?;
     }
-    assert_eq!(full.puts.load(Ordering::SeqCst), 0, "a full node was sent pieces");
+    assert_eq!(
+        full.puts.load(Ordering::SeqCst),
+        0,
+        "a full node was sent pieces"
+    );
     assert_eq!(pieces_on(&c, node.id), 0);
     // Full is not failing: no strike, no mark.
     assert!(c.state().read(|s| !s.marks.contains_key(&node.id)));
 
     let api = cluster.api_url(0)?;
-    let (code, status) = call(Method::GET, &format!("{api}/v1/status"), &cluster.admin_token, None).await?;
+    let (code, status) = call(
+        Method::GET,
+        &format!("{api}/v1/status"),
+        &cluster.admin_token,
+        None,
+    )
+    .await?;
     assert_eq!(code, StatusCode::OK);
-    assert!(status["full_storage_nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|n| n["node"] == json!(node.id.to_string())), "{status}");
-    let (_, storage) = call(Method::GET, &format!("{api}/v1/storage"), &cluster.admin_token, None).await?;
-    assert!(storage["nodes"].as_array().unwrap().iter().any(|n| n["id"] == json!(node.id.to_string()) && n["full"] == json!(true)), "{storage}");
+    assert!(
+        status["full_storage_nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["node"] == json!(node.id.to_string())),
+        "{status}"
+    );
+    let (_, storage) = call(
+        Method::GET,
+        &format!("{api}/v1/storage"),
+        &cluster.admin_token,
+        None,
+    )
+    .await?;
+    assert!(
+        storage["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["id"] == json!(node.id.to_string()) && n["full"] == json!(true)),
+        "{storage}"
+    );
     node.stop().await?;
     cluster.shutdown().await;
     Ok(())
@@ -371,14 +439,24 @@ async fn a_replica_under_its_disk_watermark_refuses_writes_and_still_reads() -> 
     let (code, _) = call(Method::PUT, &var, &token, Some(json!({"value": "1"}))).await?;
     assert_eq!(code, StatusCode::OK);
     store
-        .put(TENANT, "bkt", "kept", PutMeta::default(), body(b"kept bytes"))
+        .put(
+            TENANT,
+            "bkt",
+            "kept",
+            PutMeta::default(),
+            body(b"kept bytes"),
+        )
         .await?;
 
     // More free space demanded than any disk has: the disk is "low".
     c.set_min_free_bytes(Some(u64::MAX));
     let (code, body_) = call(Method::PUT, &var, &token, Some(json!({"value": "2"}))).await?;
     assert_eq!(code, StatusCode::INSUFFICIENT_STORAGE, "{body_}");
-    assert_eq!(body_["error"]["code"], json!("insufficient_storage"), "{body_}");
+    assert_eq!(
+        body_["error"]["code"],
+        json!("insufficient_storage"),
+        "{body_}"
+    );
     let msg = body_["error"]["message"].as_str().unwrap_or_default();
     assert!(msg.contains("nearly full"), "{msg}");
     let (code, _) = call(
