@@ -89,7 +89,7 @@ pub struct ServerArgs {
     /// Snapshot the state and compact the log every N entries [default: 5000]
     #[arg(long, env = "STRATUS_SNAPSHOT_EVERY")]
     snapshot_every: Option<u64>,
-    /// Refuse writes that add data while the Raft log's disk has less free space than this (e.g. 2GiB) [default: max(1 GiB, 5%)]
+    /// Refuse writes that add data while the Raft log's disk has less free space than this (e.g. 2GiB) [default: 1 GiB, at most 5% of the disk]
     #[arg(long, env = "STRATUS_MIN_FREE")]
     min_free: Option<String>,
 }

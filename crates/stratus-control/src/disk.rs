@@ -9,7 +9,12 @@
 //! through, so an operator can free space.
 //!
 //! The watermark is [`ControlConfig::min_free_bytes`](crate::ControlConfig)
-//! when set, else [`default_watermark`]: max(1 GiB, 5% of the file system).
+//! when set, else [`default_watermark`]: 1 GiB, but at most 5% of the file
+//! system. 1 GiB holds a lab cluster's snapshot and the housekeeping
+//! entries written while an operator frees space; the 5% cap keeps small
+//! disks (an 8 GB SD card) usable. A percentage alone would not do: on a
+//! 270 GB disk shared with builds, 5% (13.5 GB) refused writes with 13 GB
+//! free, which is plenty for a Raft log.
 //! Free space is read with `statvfs` at most once per [`MEASURE_EVERY`], so
 //! the check costs a mutex and a clock read per write.
 
@@ -24,12 +29,13 @@ use utoipa::ToSchema;
 
 /// How long a free-space reading is reused.
 pub const MEASURE_EVERY: Duration = Duration::from_secs(1);
-/// The floor of the default watermark.
-pub const MIN_WATERMARK: u64 = 1 << 30;
+/// The default watermark on large disks.
+pub const DEFAULT_WATERMARK: u64 = 1 << 30;
 
-/// The default watermark for a file system of `total` bytes: max(1 GiB, 5%).
+/// The default watermark for a file system of `total` bytes: 1 GiB, at most
+/// 5% of it.
 pub fn default_watermark(total: u64) -> u64 {
-    MIN_WATERMARK.max(total / 20)
+    DEFAULT_WATERMARK.min(total / 20)
 }
 
 /// The log disk of a replica as `stratus status` shows it.
@@ -152,7 +158,7 @@ impl Watermark {
                 DiskStatus {
                     free_bytes: 0,
                     total_bytes: 0,
-                    watermark_bytes: configured.unwrap_or(MIN_WATERMARK),
+                    watermark_bytes: configured.unwrap_or(DEFAULT_WATERMARK),
                     low: false,
                 }
             }
@@ -184,10 +190,10 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
-    fn the_default_watermark_is_a_gib_or_five_percent() {
-        assert_eq!(default_watermark(0), 1 << 30);
-        assert_eq!(default_watermark(10 << 30), 1 << 30);
-        assert_eq!(default_watermark(100 << 30), 5 << 30);
+    fn the_default_watermark_is_a_gib_at_most_five_percent() {
+        assert_eq!(default_watermark(8 << 30), (8 << 30) / 20);
+        assert_eq!(default_watermark(20 << 30), 1 << 30);
+        assert_eq!(default_watermark(270 << 30), 1 << 30);
     }
 
     #[test]

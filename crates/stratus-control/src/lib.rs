@@ -8,6 +8,8 @@
 //! * [`Control::write`] proposes a [`Command`]; on a follower the command is
 //!   forwarded to the leader over QUIC, so a client may talk to any replica.
 //!   A write returns only once it is committed by a quorum and applied.
+//!   Writes that add data are refused while the Raft log's disk is under
+//!   its free-space watermark ([`disk`]).
 //! * agents register and heartbeat over their own (outbound) connections; the
 //!   leader runs the failure detector ([`detector`]) and marks nodes lost and
 //!   ready again through the log.
@@ -88,7 +90,7 @@ pub struct ControlConfig {
     /// from that replica and the members it lists (see [`authz`]).
     pub join: Option<Peer>,
     /// Writes that add data are refused while the Raft log's file system has
-    /// less free space than this (`None`: max(1 GiB, 5%); see [`disk`]).
+    /// less free space than this (`None`: 1 GiB, at most 5% of the disk; see [`disk`]).
     pub min_free_bytes: Option<u64>,
 }
 

@@ -17,7 +17,7 @@
 //! bootstrap = true                 # start a new cluster if this replica is empty
 //! heartbeat_interval_ms = 2000
 //! node_lost_after_ms = 10000
-//! min_free = "2GiB"                # refuse writes that add data below this (default max(1 GiB, 5%))
+//! min_free = "2GiB"                # refuse writes that add data below this (default 1 GiB, at most 5% of the disk)
 //!
 //! [agent]
 //! control = ["10.1.2.3:7400"]
@@ -129,7 +129,7 @@ pub struct ServerSection {
     /// Snapshot and compact the log every this many entries.
     pub snapshot_every: Option<u64>,
     /// Free-space watermark of the Raft log's disk (`"2GiB"`; default
-    /// max(1 GiB, 5%)): below it, writes that add data are refused (507).
+    /// 1 GiB, at most 5% of the disk): below it, writes that add data are refused (507).
     #[serde(default)]
     pub min_free: Option<String>,
 }

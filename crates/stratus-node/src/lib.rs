@@ -60,7 +60,7 @@ pub struct ServerRole {
     /// replica is added, it accepts Raft messages only from that replica and
     /// the members it lists.
     pub join: Option<stratus_proto::Peer>,
-    /// Free-space watermark of the Raft log's disk (`None`: max(1 GiB, 5%)).
+    /// Free-space watermark of the Raft log's disk (`None`: 1 GiB, at most 5% of the disk).
     pub min_free_bytes: Option<u64>,
 }
 

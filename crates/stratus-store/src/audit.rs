@@ -187,6 +187,23 @@ pub fn pick(
         .collect()
 }
 
+/// Slots on marked nodes not yet flagged bad (a put that chose the node
+/// just before it was marked): they are rebuilt elsewhere too.
+pub fn stray_slots(state: &State) -> Vec<(u64, u32, NodeId)> {
+    state
+        .store
+        .packs
+        .values()
+        .flat_map(|p| {
+            p.pieces
+                .iter()
+                .enumerate()
+                .filter(|(_, sl)| !sl.bad && state.marked(&sl.node))
+                .map(move |(i, sl)| (p.id, i as u32, sl.node))
+        })
+        .collect()
+}
+
 /// What one challenge round found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditReport {
@@ -206,11 +223,15 @@ impl Store {
     /// elsewhere) and every failure is a strike against the node
     /// (`stratus_state::marks`).
     pub async fn audit_once(&self, per_node: usize) -> AuditReport {
-        let (targets, picks) = self.read(|s| {
+        let (targets, picks, stray) = self.read(|s| {
             let picks = pick(s, per_node, &mut rand::thread_rng());
-            (Store::targets(s), picks)
+            (Store::targets(s), picks, stray_slots(s))
         });
         let mut report = AuditReport::default();
+        if !stray.is_empty() {
+            // Committed by a put that chose the node before it was marked.
+            let _ = self.write(StoreCommand::MarkBad { pieces: stray }).await;
+        }
         for t in targets {
             let Some(challenges) = picks.get(&t.id) else {
                 continue;
