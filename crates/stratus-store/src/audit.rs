@@ -9,8 +9,8 @@
 //! against the id it already has — it needs neither the piece nor any
 //! precomputed answer, and nothing new is stored when a piece is written.
 //!
-//! **Why it is sound.** The slice must hash, with the range's position and
-//! the piece length bound into the tree, to the id: a node that dropped the
+//! **Why it is sound.** The slice must hash, through the range's place in
+//! the tree, to the id: a node that dropped the
 //! piece cannot make one up (that would be a BLAKE3 second preimage), cannot
 //! answer from earlier challenges (the range is fresh and random each
 //! time; an answer is only good for its own range), and cannot fetch the
@@ -407,9 +407,12 @@ mod tests {
             verify(&id, p.len() as u64, o, l, &prove(&rotten, o, l).unwrap()),
             Err(ProofError::Invalid(_))
         ));
-        // A slice that claims another length: the length is bound into the root.
+        // A slice that claims another tree (length 16 MiB more): its nodes do
+        // not hash to the root. (The exact length is only bound when the last
+        // chunk is in the range; what a challenge proves is the range's bytes
+        // at their place in the tree.)
         let mut other_len = prove(&p, o, l).unwrap();
-        other_len[0] ^= 1;
+        other_len[3] ^= 1;
         assert!(verify(&id, p.len() as u64, o, l, &other_len).is_err());
     }
 
@@ -444,10 +447,10 @@ mod tests {
             let proof = prove(&p, offset, l).unwrap();
             prop_assert!(verify(&id, len as u64, offset, l, &proof).is_ok());
             let mut bad = proof.clone();
-            let i = flip % bad.len();
+            // Past the 8-byte length header (see the test above for it).
+            let i = 8 + flip % (bad.len() - 8);
             bad[i] ^= 0x40;
-            // Any flipped byte of the slice is caught (its header, a tree
-            // node or a byte of the range).
+            // Any flipped byte of a tree node or of the range is caught.
             prop_assert!(verify(&id, len as u64, offset, l, &bad).is_err());
         }
     }
