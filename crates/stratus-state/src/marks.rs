@@ -5,9 +5,11 @@
 //! node fails is a [`Strike`] recorded here, replicated like any write.
 //! A node is **marked** ([`NodeMark::marked`]) when
 //!
-//! * it sent a proof that does not verify ([`Failure::WrongProof`]): an
-//!   honest node verifies a piece on every read and answers `Corrupt` for
-//!   rot, so a wrong proof is a lie, marked at once; or
+//! * it sent a proof that does not verify ([`Failure::WrongProof`]) or
+//!   served a read bytes that do not hash to the piece
+//!   ([`Failure::WrongBytes`]): an honest node verifies a piece on every
+//!   read and answers `Corrupt` for rot, so either is a lie, marked at
+//!   once; or
 //! * it failed [`MARK_AFTER`] challenges (pieces lost, challenges left
 //!   unanswered) within [`STRIKE_WINDOW_MS`].
 //!
@@ -43,6 +45,16 @@ pub enum Failure {
     Lost,
     /// It did not answer the challenge.
     Unanswered,
+    /// It served a piece (to a read) whose bytes do not hash to its id.
+    WrongBytes,
+}
+
+impl Failure {
+    /// An answer an honest node never gives (it verifies every piece it
+    /// reads and reports rot as such): the node is marked at once.
+    pub fn is_lie(self) -> bool {
+        matches!(self, Failure::WrongProof | Failure::WrongBytes)
+    }
 }
 
 /// One failed challenge.
@@ -124,11 +136,12 @@ impl NodeMark {
             .iter()
             .filter(|s| s.at_ms.saturating_add(STRIKE_WINDOW_MS) > now_ms)
             .collect();
-        let reason = if let Some(lie) = recent.iter().find(|s| s.failure == Failure::WrongProof) {
-            format!(
-                "answered a storage challenge with a wrong proof: {}",
-                lie.reason
-            )
+        let reason = if let Some(lie) = recent.iter().find(|s| s.failure.is_lie()) {
+            let what = match lie.failure {
+                Failure::WrongBytes => "served wrong bytes for a piece",
+                _ => "answered a storage challenge with a wrong proof",
+            };
+            format!("{what}: {}", lie.reason)
         } else if recent.len() >= MARK_AFTER {
             let last = recent.last().map(|s| s.reason.as_str()).unwrap_or_default();
             format!(
@@ -249,7 +262,7 @@ mod tests {
         #[test]
         fn strikes_stay_bounded_and_marking_follows_the_rule(
             rounds in proptest::collection::vec(
-                (proptest::collection::vec(0u8..3, 0..6), 0u64..(2 * STRIKE_WINDOW_MS)),
+                (proptest::collection::vec(0u8..4, 0..6), 0u64..(2 * STRIKE_WINDOW_MS)),
                 1..30,
             )
         ) {
@@ -260,7 +273,7 @@ mod tests {
                 now += step;
                 let failures: Vec<(Failure, String)> = kinds
                     .iter()
-                    .map(|k| f([Failure::WrongProof, Failure::Lost, Failure::Unanswered][*k as usize]))
+                    .map(|k| f([Failure::WrongProof, Failure::Lost, Failure::Unanswered, Failure::WrongBytes][*k as usize]))
                     .collect();
                 let was = m.marked.is_some();
                 let newly = m.strike(&failures, now);
@@ -272,7 +285,7 @@ mod tests {
                 if !was {
                     let kept = &all[all.len().saturating_sub(MAX_STRIKES_KEPT)..];
                     let recent: Vec<_> = kept.iter().filter(|(t, _)| t + STRIKE_WINDOW_MS > now).collect();
-                    let should = recent.iter().any(|(_, k)| *k == Failure::WrongProof)
+                    let should = recent.iter().any(|(_, k)| k.is_lie())
                         || recent.len() >= MARK_AFTER;
                     prop_assert_eq!(m.marked.is_some(), should);
                 }
