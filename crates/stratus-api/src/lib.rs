@@ -22,6 +22,7 @@
 pub mod auth;
 pub mod error;
 pub mod images;
+pub mod marks;
 pub mod objects;
 pub mod quotas;
 pub mod s3keys;
@@ -227,7 +228,7 @@ pub struct WriteResult {
           objects::list_versions, objects::storage_status, objects::maintain_now,
           s3keys::create_key, s3keys::list_keys, s3keys::delete_key,
           images::import, images::list, images::delete,
-          quotas::get_quota, quotas::set_quota, quotas::my_quota),
+          quotas::get_quota, quotas::set_quota, quotas::my_quota, marks::list_marks, marks::unmark),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
                        VarView, WriteResult, TokenView, CreateToken, TokenScope, ClusterStatus,
                        workloads::ModuleRef, workloads::Deploy, workloads::ExecRequest, workloads::ExecStarted,
@@ -242,7 +243,9 @@ pub struct WriteResult {
                        s3keys::CreateS3Key, s3keys::IssuedS3Key, s3keys::S3KeyView,
                        stratus_store::ImageInfo, stratus_store::ImportReport,
                        stratus_spec::ImageSource, stratus_spec::PortSpec, stratus_spec::VolumeSpec,
-                       quotas::QuotaView, stratus_state::quotas::QuotaLine, stratus_state::quotas::Resource)),
+                       quotas::QuotaView, stratus_state::quotas::QuotaLine, stratus_state::quotas::Resource,
+                       marks::NodeMarkView, marks::StatusView, stratus_control::disk::DiskStatus, stratus_store::NodeSpace,
+                       stratus_state::marks::NodeMark, stratus_state::marks::Strike, stratus_state::marks::Mark, stratus_state::marks::Failure)),
     modifiers(&BearerAuth),
     tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"), (name = "images"))
 )]
@@ -319,6 +322,8 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .route("/v1/instances/{id}/logs", get(workloads::logs))
         .route("/v1/instances/{id}/exec", post(workloads::exec))
         .route("/v1/nodes/{id}/drain", post(workloads::drain))
+        .route("/v1/nodes/marks", get(marks::list_marks))
+        .route("/v1/nodes/{id}/unmark", post(marks::unmark))
         .route(
             "/v1/buckets",
             post(objects::create_bucket).get(objects::list_buckets),
@@ -416,9 +421,9 @@ async fn health(State(st): State<AppState>) -> Json<Health> {
 
 /// Health of the control plane: leader, replicas, replication lag, nodes.
 #[utoipa::path(get, path = "/v1/status", tag = "cluster", security(("bearer" = [])),
-    responses((status = 200, body = ClusterStatus), (status = 401, body = ErrorBody)))]
-async fn status(State(st): State<AppState>, _c: Caller) -> Json<ClusterStatus> {
-    Json(st.control.cluster_status().await)
+    responses((status = 200, body = marks::StatusView), (status = 401, body = ErrorBody)))]
+async fn status(State(st): State<AppState>, _c: Caller) -> Json<marks::StatusView> {
+    Json(marks::status_view(&st).await)
 }
 
 /// The tenant and token of the caller.

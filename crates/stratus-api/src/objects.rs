@@ -180,6 +180,20 @@ pub struct NodeStorageView {
     pub used_bytes: u64,
     /// Last scrub round.
     pub scrub: Option<ScrubRecord>,
+    /// Bytes it can still take as this replica last measured them (its
+    /// disk's free space capped by what it lent), if measured.
+    #[serde(default)]
+    pub free_bytes: Option<u64>,
+    /// Out of space: it gets no new pieces.
+    #[serde(default)]
+    pub full: bool,
+    /// Why it is marked as failing storage challenges, if it is: it gets no
+    /// new pieces and its pieces are rebuilt elsewhere.
+    #[serde(default)]
+    pub marked: Option<stratus_state::marks::Mark>,
+    /// Storage challenges it failed (the most recent ones).
+    #[serde(default)]
+    pub strikes: usize,
 }
 
 /// Work done by the maintenance worker of the answering replica (only the
@@ -600,6 +614,7 @@ pub async fn list_versions(
     responses((status = 200, body = StorageStatus)))]
 pub async fn storage_status(State(st): State<AppState>, _c: Caller) -> Json<StorageStatus> {
     let stats = st.store.maintenance_stats();
+    let space = st.store.node_space();
     let mut status = st.control.state().read(|s| {
         let nodes = s
             .nodes
@@ -614,6 +629,13 @@ pub async fn storage_status(State(st): State<AppState>, _c: Caller) -> Json<Stor
                     capacity_bytes: info.capacity_bytes,
                     used_bytes: s.store.node_usage(&n.info.id),
                     scrub: s.store.scrubs.get(&n.info.id).cloned(),
+                    free_bytes: space
+                        .iter()
+                        .find(|x| x.node == n.info.id)
+                        .map(|x| x.free_bytes),
+                    full: space.iter().any(|x| x.node == n.info.id && x.full),
+                    marked: s.marks.get(&n.info.id).and_then(|m| m.marked.clone()),
+                    strikes: s.marks.get(&n.info.id).map_or(0, |m| m.strikes.len()),
                 })
             })
             .collect();

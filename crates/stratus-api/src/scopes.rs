@@ -46,6 +46,8 @@ pub const ROUTES: &[(&str, Area)] = &[
     ("/v1/nodes", Area::Tenant),
     ("/v1/nodes/{id}", Area::Tenant),
     ("/v1/nodes/{id}/drain", Area::Operator),
+    ("/v1/nodes/marks", Area::Tenant),
+    ("/v1/nodes/{id}/unmark", Area::Operator),
     ("/v1/replicas", Area::Operator),
     ("/v1/replicas/{id}", Area::Operator),
     ("/v1/tenants", Area::Operator),

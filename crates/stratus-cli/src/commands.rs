@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use clap::Subcommand;
 use serde::Serialize;
+use stratus_api::marks::{NodeMarkView, StatusView};
 use stratus_api::{
     AddReplica, CreateTenant, CreateToken, IssuedToken, PutVar, TokenView, VarView, WhoAmI,
     WriteResult,
@@ -22,6 +23,11 @@ pub enum NodesCmd {
     /// Show one node (full id, unique id prefix, or name)
     Show {
         /// Node id, prefix or name
+        id: String,
+    },
+    /// Clear a storage node's mark (set when it failed storage challenges), so it gets pieces again (admin)
+    Unmark {
+        /// Full node id
         id: String,
     },
 }
@@ -189,10 +195,11 @@ pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) {
 
 /// `stratus status`.
 pub async fn status(g: &Global) -> Result<()> {
-    let s: ClusterStatus = client(g)?.get("/v1/status").await?;
+    let view: StatusView = client(g)?.get("/v1/status").await?;
     if g.json {
-        return print_json(&s);
+        return print_json(&view);
     }
+    let s = &view.cluster;
     println!("health:   {}", s.health);
     println!(
         "leader:   {}",
@@ -210,6 +217,22 @@ pub async fn status(g: &Global) -> Result<()> {
             .unwrap_or_else(|| "none".into())
     );
     println!("nodes:    {} ready, {} lost", s.nodes_ready, s.nodes_lost);
+    let d = &view.disk;
+    println!(
+        "disk:     {} free of {} on this replica's log disk; writes that add data are refused below {}{}",
+        bytes(d.free_bytes),
+        bytes(d.total_bytes),
+        bytes(d.watermark_bytes),
+        if d.low { " — LOW: refusing them now" } else { "" }
+    );
+    if !view.full_storage_nodes.is_empty() {
+        let full: Vec<String> = view
+            .full_storage_nodes
+            .iter()
+            .map(|n| format!("{} ({} free)", n.node.short(), bytes(n.free_bytes)))
+            .collect();
+        println!("full:     storage nodes {} get no pieces", full.join(", "));
+    }
     println!("replicas: {}", s.replicas.len());
     let rows = s
         .replicas
@@ -252,6 +275,7 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
     match cmd {
         NodesCmd::Ls => {
             let nodes: Vec<NodeRecord> = c.get("/v1/nodes").await?;
+            let marks: Vec<NodeMarkView> = c.get("/v1/nodes/marks").await?;
             if g.json {
                 return print_json(&nodes);
             }
@@ -265,7 +289,7 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
                     vec![
                         n.info.id.short(),
                         n.info.name.clone(),
-                        n.status.to_string(),
+                        n.status.to_string() + mark_note(&marks, &n.info.id),
                         n.info.capacity.cpu_cores.to_string(),
                         bytes(n.info.capacity.memory_bytes),
                         bytes(n.info.capacity.disk_bytes),
@@ -295,6 +319,7 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
             if g.json {
                 return print_json(&n);
             }
+            let marks: Vec<NodeMarkView> = c.get("/v1/nodes/marks").await?;
             let a = &n.info.attributes;
             println!("id:         {}", n.info.id);
             println!("name:       {}", n.info.name);
@@ -335,9 +360,48 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
             for (k, v) in &a.labels {
                 println!("label:      {k}={v}");
             }
+            print_marks(&marks, &n.info.id);
+        }
+        NodesCmd::Unmark { id } => {
+            let r: WriteResult = c
+                .post(&format!("/v1/nodes/{id}/unmark"), &serde_json::json!({}))
+                .await?;
+            if g.json {
+                return print_json(&r);
+            }
+            println!("node {id} unmarked: it gets new pieces again");
         }
     }
     Ok(())
+}
+
+/// `", marked"` when `node` is marked as failing storage challenges.
+fn mark_note(marks: &[NodeMarkView], node: &stratus_types::NodeId) -> &'static str {
+    if marks
+        .iter()
+        .any(|m| m.node == *node && m.record.marked.is_some())
+    {
+        ", marked"
+    } else {
+        ""
+    }
+}
+
+/// The storage-challenge record of `node`, if it has one.
+fn print_marks(marks: &[NodeMarkView], node: &stratus_types::NodeId) {
+    let Some(m) = marks.iter().find(|m| m.node == *node) else {
+        return;
+    };
+    if let Some(mark) = &m.record.marked {
+        println!(
+            "MARKED:     {} ago: {} (no new pieces; its pieces are rebuilt elsewhere; `stratus nodes unmark ID` clears it)",
+            ago(mark.since_ms),
+            mark.reason
+        );
+    }
+    for s in &m.record.strikes {
+        println!("challenge:  failed {} ago: {}", ago(s.at_ms), s.reason);
+    }
 }
 
 /// `stratus replicas ...`.

@@ -473,7 +473,16 @@ fn print_status(s: &StorageStatus) {
     println!();
     table(
         &[
-            "NODE", "NAME", "SITE", "STATUS", "USED", "CAPACITY", "USE%", "SCRUBBED",
+            "NODE",
+            "NAME",
+            "SITE",
+            "STATUS",
+            "USED",
+            "CAPACITY",
+            "USE%",
+            "FREE",
+            "SCRUBBED",
+            "CHALLENGES",
         ],
         s.nodes
             .iter()
@@ -482,16 +491,22 @@ fn print_status(s: &StorageStatus) {
                     n.id.short(),
                     n.name.clone(),
                     n.site.clone(),
-                    format!("{:?}", n.status).to_lowercase(),
+                    format!("{:?}", n.status).to_lowercase() + if n.full { ", full" } else { "" },
                     human(n.used_bytes),
                     human(n.capacity_bytes),
                     format!(
                         "{:.1}",
                         100.0 * n.used_bytes as f64 / n.capacity_bytes.max(1) as f64
                     ),
+                    n.free_bytes.map_or("-".into(), human),
                     n.scrub
                         .as_ref()
                         .map_or("never".into(), |r| format!("{} ago", ago(r.at_ms))),
+                    match &n.marked {
+                        Some(m) => format!("MARKED {} ago: {}", ago(m.since_ms), m.reason),
+                        None if n.strikes > 0 => format!("{} failed", n.strikes),
+                        None => "ok".into(),
+                    },
                 ]
             })
             .collect(),

@@ -89,6 +89,9 @@ pub struct ServerArgs {
     /// Snapshot the state and compact the log every N entries [default: 5000]
     #[arg(long, env = "STRATUS_SNAPSHOT_EVERY")]
     snapshot_every: Option<u64>,
+    /// Refuse writes that add data while the Raft log's disk has less free space than this (e.g. 2GiB) [default: 1 GiB, at most 5% of the disk]
+    #[arg(long, env = "STRATUS_MIN_FREE")]
+    min_free: Option<String>,
 }
 
 /// Arguments of `stratus node`.
@@ -537,6 +540,12 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
             ),
             s3,
             join: a.join.as_deref().map(parse_join).transpose()?,
+            min_free_bytes: a
+                .min_free
+                .or(f.server.min_free)
+                .map(|s| stratus_node::config::parse_size(&s).map_err(anyhow::Error::msg))
+                .transpose()
+                .context("--min-free")?,
         }),
         agent: None,
         cluster_name: "stratus".into(),

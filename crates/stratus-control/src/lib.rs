@@ -8,6 +8,8 @@
 //! * [`Control::write`] proposes a [`Command`]; on a follower the command is
 //!   forwarded to the leader over QUIC, so a client may talk to any replica.
 //!   A write returns only once it is committed by a quorum and applied.
+//!   Writes that add data are refused while the Raft log's disk is under
+//!   its free-space watermark ([`disk`]).
 //! * agents register and heartbeat over their own (outbound) connections; the
 //!   leader runs the failure detector ([`detector`]) and marks nodes lost and
 //!   ready again through the log.
@@ -28,6 +30,7 @@
 pub mod authz;
 pub mod bounds;
 pub mod detector;
+pub mod disk;
 pub mod kek;
 pub mod logs;
 pub mod proposer;
@@ -90,6 +93,9 @@ pub struct ControlConfig {
     /// while this replica has no membership, it accepts Raft messages only
     /// from that replica and the members it lists (see [`authz`]).
     pub join: Option<Peer>,
+    /// Writes that add data are refused while the Raft log's file system has
+    /// less free space than this (`None`: 1 GiB, at most 5% of the disk; see [`disk`]).
+    pub min_free_bytes: Option<u64>,
 }
 
 /// Default of [`ControlConfig::snapshot_every`].
@@ -126,6 +132,12 @@ pub enum ControlError {
     /// Bad request from the caller.
     #[error("{0}")]
     Invalid(String),
+    /// The replica's log disk is under its free-space watermark.
+    #[error(
+        "this control replica's disk is nearly full ({} bytes free, {} needed to accept writes that add data); delete objects or free space on the replica, then retry",
+        .0.free_bytes, .0.watermark_bytes
+    )]
+    DiskLow(disk::DiskStatus),
     /// The write is larger than one replicated command may be.
     #[error(
         "the request makes a {size}-byte command; a replicated command may be at most {limit} bytes"
@@ -160,6 +172,7 @@ impl ControlError {
             ControlError::Invalid(_) => ErrorCode::BadRequest,
             ControlError::TooLarge { .. } => ErrorCode::TooLarge,
             ControlError::NoKek => ErrorCode::Unavailable,
+            ControlError::DiskLow(_) => ErrorCode::InsufficientStorage,
             ControlError::Raft(_) | ControlError::Store(_) | ControlError::Io { .. } => {
                 ErrorCode::Internal
             }
@@ -213,6 +226,8 @@ struct Inner {
     task_io: Mutex<Option<Arc<dyn taskio::TaskIoServer>>>,
     authz: authz::Authz,
     kek: kek::KekSlot,
+    /// The free-space watermark of the Raft log's disk.
+    disk: disk::Watermark,
 }
 
 /// Serves the archives of volumes kept in the object store to agents
@@ -304,6 +319,7 @@ impl Control {
 
         let cancel = CancellationToken::new();
         let (proposer, proposer_task) = Proposer::start(raft.clone(), cancel.clone());
+        let disk = disk::Watermark::new(cfg.data_dir.join("raft"), cfg.min_free_bytes);
         let control = Control {
             inner: Arc::new(Inner {
                 id,
@@ -322,6 +338,7 @@ impl Control {
                 task_io: Mutex::new(None),
                 authz: authz::Authz::default(),
                 kek,
+                disk,
             }),
         };
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
@@ -333,6 +350,16 @@ impl Control {
             t.push(kek);
         }
         Ok(control)
+    }
+
+    /// The free space of this replica's log disk against its watermark.
+    pub fn disk_status(&self) -> disk::DiskStatus {
+        self.inner.disk.status()
+    }
+
+    /// Changes this replica's free-space watermark (`None`: the default).
+    pub fn set_min_free_bytes(&self, min_free: Option<u64>) {
+        self.inner.disk.set_min_free(min_free);
     }
 
     /// This replica's id.
@@ -378,6 +405,7 @@ impl Control {
     /// Proposes `cmd` and waits until it is committed and applied, forwarding
     /// to the leader when this replica does not lead.
     pub async fn write(&self, cmd: Command) -> Result<Applied, ControlError> {
+        self.inner.disk.check(&cmd).map_err(ControlError::DiskLow)?;
         let deadline = Instant::now() + WRITE_DEADLINE;
         loop {
             match self.inner.proposer.propose(cmd.clone()).await {

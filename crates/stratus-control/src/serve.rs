@@ -195,6 +195,10 @@ impl Control {
             Request::InstallSnapshot(r) => {
                 Response::InstallSnapshot(raft.install_snapshot(r).await)
             }
+            Request::Forward(cmd) if self.inner.disk.check(&cmd).is_err() => {
+                let low = self.inner.disk.status();
+                error_response(ErrorCode::InsufficientStorage, ControlError::DiskLow(low))
+            }
             Request::Forward(cmd) => match self.inner.proposer.propose(cmd).await {
                 Ok((index, result)) => Response::Forwarded { index, result },
                 Err(ProposeError::NotLeader(_)) => Response::Error {

@@ -17,6 +17,7 @@
 //! bootstrap = true                 # start a new cluster if this replica is empty
 //! heartbeat_interval_ms = 2000
 //! node_lost_after_ms = 10000
+//! min_free = "2GiB"                # refuse writes that add data below this (default 1 GiB, at most 5% of the disk)
 //!
 //! [agent]
 //! control = ["10.1.2.3:7400"]
@@ -133,6 +134,10 @@ pub struct ServerSection {
     /// Seconds a multipart upload may stay open (default 604800: 7 days).
     #[serde(default)]
     pub upload_expiry_secs: Option<u64>,
+    /// Free-space watermark of the Raft log's disk (`"2GiB"`; default
+    /// 1 GiB, at most 5% of the disk): below it, writes that add data are refused (507).
+    #[serde(default)]
+    pub min_free: Option<String>,
 }
 
 /// `[agent]` section.

@@ -153,6 +153,7 @@ impl DevConfig {
                     None => None,
                 },
                 join: None,
+                min_free_bytes: None,
             }),
             agent: None,
             cluster_name: "dev".into(),

@@ -60,6 +60,8 @@ pub struct ServerRole {
     /// replica is added, it accepts Raft messages only from that replica and
     /// the members it lists.
     pub join: Option<stratus_proto::Peer>,
+    /// Free-space watermark of the Raft log's disk (`None`: 1 GiB, at most 5% of the disk).
+    pub min_free_bytes: Option<u64>,
 }
 
 /// Settings of the agent role.
@@ -263,6 +265,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
                 node_lost_after: s.node_lost_after,
                 snapshot_every: s.snapshot_every,
                 join: s.join.clone(),
+                min_free_bytes: s.min_free_bytes,
             },
             endpoint.clone(),
         )

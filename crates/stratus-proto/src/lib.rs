@@ -448,6 +448,17 @@ pub enum PieceRequest {
         /// Budget of the round.
         max_bytes: u64,
     },
+    /// A storage challenge: prove holding `len` bytes of piece `id` from
+    /// `offset` with a BLAKE3 verified-streaming (Bao) slice that the replica
+    /// checks against the id (`stratus-store`'s `audit`).
+    Prove {
+        /// Piece.
+        id: PieceId,
+        /// First byte of the range.
+        offset: u64,
+        /// Bytes of the range (bounded by the node).
+        len: u64,
+    },
 }
 
 /// A piece held by a storage node.
@@ -501,6 +512,9 @@ pub enum PieceResponse {
         /// What happened.
         message: String,
     },
+    /// `Prove`: the Bao slice of the range (its bytes and the tree nodes
+    /// that tie them to the piece id).
+    Proof(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// Why a piece request failed.

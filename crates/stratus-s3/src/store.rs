@@ -115,9 +115,10 @@ fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
         ErrorCode::NotFound => not_found,
         ErrorCode::Forbidden | ErrorCode::Unauthenticated => BackendError::AccessDenied,
         ErrorCode::BadRequest => BackendError::InvalidArgument(e.message),
-        ErrorCode::Conflict | ErrorCode::NoLeader | ErrorCode::Unavailable => {
-            BackendError::ServiceUnavailable(e.message)
-        }
+        ErrorCode::Conflict
+        | ErrorCode::NoLeader
+        | ErrorCode::Unavailable
+        | ErrorCode::InsufficientStorage => BackendError::ServiceUnavailable(e.message),
         ErrorCode::Internal => BackendError::Internal(e.message),
         ErrorCode::TooLarge => BackendError::EntityTooLarge(e.message),
         ErrorCode::QuotaExceeded => BackendError::QuotaExceeded(e.message),

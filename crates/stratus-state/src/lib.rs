@@ -15,6 +15,7 @@
 //!
 //! [`TypeConfig`] binds these types to openraft.
 
+pub mod marks;
 pub mod objects;
 pub mod quotas;
 pub mod retention;
@@ -247,6 +248,8 @@ pub enum Command {
         /// Longest a multipart upload may stay open.
         uploads_ms: u64,
     },
+    /// Storage challenges failed, or an operator clears a mark (`marks`).
+    Marks(marks::MarkCommand),
 }
 
 /// Why a command was refused by the state machine. Refusals are
@@ -332,6 +335,9 @@ pub struct State {
     /// Per-tenant quotas (see [`quotas`]).
     #[serde(default)]
     pub quotas: quotas::Quotas,
+    /// Storage nodes' failed challenges and marks (`marks`).
+    #[serde(default)]
+    pub marks: BTreeMap<NodeId, marks::NodeMark>,
 }
 
 impl State {
@@ -802,6 +808,7 @@ impl State {
                 tasks_ms,
                 uploads_ms,
             } => Ok(Some(self.prune(*now_ms, *tasks_ms, *uploads_ms))),
+            Command::Marks(c) => self.apply_marks(c),
         }
     }
 

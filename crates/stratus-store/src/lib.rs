@@ -27,10 +27,16 @@
 //!   piece, and each chunk is decrypted and verified against its id.
 //! * **maintenance** ([`Store::maintain`], on the Raft leader only): repair
 //!   rebuilds the pieces of stripes that lost some (node lost, piece bad)
-//!   onto healthy nodes; scrub asks storage nodes to re-hash their pieces;
+//!   onto healthy nodes; scrub asks storage nodes to re-hash their pieces
+//!   and then *challenges* them ([`audit`]: Bao proofs of random ranges,
+//!   checked against the piece ids; failures mark the node, whose pieces
+//!   are then rebuilt elsewhere and which gets no new pieces);
 //!   garbage collection drops unreferenced chunks and empty packs and deletes
 //!   their pieces, and deletes orphan pieces nodes hold that nothing
 //!   references (interrupted uploads, pieces moved away by repair).
+//! * **free space** (`usage`): every replica measures each storage node's
+//!   free space and places by the smaller of it and the metadata's figure;
+//!   a node that refuses a piece as full gets none until it has space.
 //! * **serve** ([`server::serve`]): the storage node's side, answering
 //!   [`PieceRequest`]s from control replicas out of a local
 //!   [`stratus_pieces::PieceStore`].
@@ -38,6 +44,7 @@
 //! The metadata and the network are traits ([`Meta`], [`Pieces`]), so the
 //! store is tested without either.
 
+pub mod audit;
 mod images;
 mod keys;
 mod maintain;
@@ -45,6 +52,7 @@ mod net;
 mod read;
 mod s3api;
 pub mod server;
+mod usage;
 mod write;
 
 use std::collections::BTreeMap;
@@ -58,11 +66,13 @@ use stratus_state::objects::{Bucket, ErasureProfile};
 use stratus_state::{Command, CommandResult, State};
 use stratus_types::{ErrorCode, NodeId, NodeStatus};
 
+pub use audit::AuditReport;
 pub use images::{normalize_image_name, ImageInfo, ImageRef, ImportReport, FLIST_CONTENT_TYPE};
 pub use maintain::{GcReport, MaintenanceStats, RepairReport, ScrubReport};
 pub use net::NetPieces;
 pub use read::ByteRange;
 pub use s3api::PartPut;
+pub use usage::NodeSpace;
 pub use write::{PutMeta, PutResult};
 
 /// An object-store failure, with a stable code.
@@ -160,6 +170,10 @@ pub struct StoreConfig {
     pub scrub_interval: Duration,
     /// Bytes each node re-hashes per scrub round.
     pub scrub_bytes: u64,
+    /// Pieces challenged per storage node per scrub round (`audit`).
+    pub audit_pieces: usize,
+    /// How often storage nodes' free space is measured (`usage`).
+    pub usage_interval: Duration,
     /// How often the repair queue is looked at.
     pub repair_interval: Duration,
     /// Timeout of one piece call.
@@ -188,6 +202,8 @@ impl Default for StoreConfig {
             gc_interval: Duration::from_secs(300),
             scrub_interval: Duration::from_secs(600),
             scrub_bytes: 256 << 20,
+            audit_pieces: 8,
+            usage_interval: Duration::from_secs(10),
             repair_interval: Duration::from_secs(1),
             call_timeout: Duration::from_secs(30),
             task_retention: Duration::from_millis(
@@ -216,6 +232,8 @@ struct Inner {
     /// Nodes whose last call failed, and when: tried last for a while, so a
     /// dead node that is not yet declared lost does not slow every read.
     suspects: std::sync::Mutex<BTreeMap<NodeId, std::time::Instant>>,
+    /// Free space measured on storage nodes (`usage`).
+    measured: std::sync::Mutex<BTreeMap<NodeId, usage::Measured>>,
 }
 
 /// How long a node whose call failed is tried last.
@@ -258,6 +276,7 @@ impl Store {
                 cfg,
                 stats: Default::default(),
                 suspects: Default::default(),
+                measured: Default::default(),
             }),
         }
     }
@@ -307,12 +326,14 @@ impl Store {
             .unwrap_or(false)
     }
 
-    /// Ready storage nodes with their free space.
+    /// Ready storage nodes with their free space (lent capacity minus the
+    /// pieces placed). Marked nodes are left out (`stratus_state::marks`).
     pub(crate) fn targets(state: &State) -> Vec<StorageTarget> {
         state
             .nodes
             .values()
             .filter(|n| n.status == NodeStatus::Ready && !state.draining.contains(&n.info.id))
+            .filter(|n| !state.marked(&n.info.id))
             .filter_map(|n| {
                 let s = n.info.storage.as_ref()?;
                 Some(StorageTarget {

@@ -44,6 +44,12 @@ pub struct ScrubReport {
     pub bytes: u64,
     /// Corrupt pieces found (marked bad, so repair rebuilds them).
     pub corrupt: u64,
+    /// Storage challenges sent by the replica (`audit`).
+    pub challenged: u64,
+    /// Challenges failed (wrong proof, piece missing, no answer).
+    pub challenges_failed: u64,
+    /// Nodes marked as failing in this round.
+    pub marked: u64,
 }
 
 /// What one garbage collection did.
@@ -125,6 +131,7 @@ impl Store {
         // New homes: never a node already named by the stripe (healthy
         // holders stay; lost or bad ones are not trusted with it again).
         let (targets, holding) = self.read(|s| {
+            // Measured free space is applied below.
             let targets = Store::targets(s);
             let holding: Vec<(NodeId, String)> = view
                 .slots
@@ -141,6 +148,7 @@ impl Store {
                 .collect();
             (targets, holding)
         });
+        let targets = self.cap_measured(targets);
         let named: BTreeSet<NodeId> = view.pack.pieces.iter().map(|p| p.node).collect();
         let nodes: Vec<StorageNode> = targets
             .iter()
@@ -178,6 +186,16 @@ impl Store {
                             from,
                             to: node,
                         }),
+                        PieceResponse::Error {
+                            kind: stratus_proto::PieceErrorKind::Full,
+                            message,
+                        } => {
+                            self.note_full(node);
+                            Err(StoreError::unavailable(format!(
+                                "node {} is full: {message}",
+                                node.short()
+                            )))
+                        }
                         other => Err(StoreError::unavailable(format!(
                             "node {} refused a rebuilt piece: {other:?}",
                             node.short()
@@ -200,9 +218,23 @@ impl Store {
         Ok((n, n * view.pack.piece_len))
     }
 
+    /// One scrub round: asks every ready storage node to re-hash up to
+    /// `max_bytes` of its pieces (corrupt ones are marked bad, then
+    /// repaired, and count against the node), then challenges every node on
+    /// [`StoreConfig::audit_pieces`](crate::StoreConfig) random pieces
+    /// (`audit`): a node's own clean report never counts for it.
+    pub async fn scrub_once(&self, max_bytes: u64) -> ScrubReport {
+        let mut report = self.local_scrub(max_bytes).await;
+        let a = self.audit_once(self.inner.cfg.audit_pieces).await;
+        report.challenged = a.challenged;
+        report.challenges_failed = a.failed;
+        report.marked = a.marked;
+        report
+    }
+
     /// Asks every ready storage node to re-hash up to `max_bytes` of its
     /// pieces; corrupt ones are marked bad (and then repaired).
-    pub async fn scrub_once(&self, max_bytes: u64) -> ScrubReport {
+    async fn local_scrub(&self, max_bytes: u64) -> ScrubReport {
         let targets = self.read(Store::targets);
         let mut report = ScrubReport::default();
         for t in targets {
@@ -231,6 +263,7 @@ impl Store {
             let found = corrupt.len() as u64;
             report.corrupt += found;
             let mut cmds = Vec::new();
+            let mut lost = BTreeSet::new();
             if !corrupt.is_empty() {
                 let corrupt: BTreeSet<PieceId> = corrupt.into_iter().collect();
                 let bad = self.read(|s| {
@@ -248,6 +281,12 @@ impl Store {
                         .collect::<Vec<_>>()
                 });
                 tracing::warn!(node = %t.id.short(), pieces = bad.len(), "scrub found corrupt pieces");
+                lost = self.read(|s| {
+                    bad.iter()
+                        .filter_map(|(pack, i, _)| s.store.packs.get(pack)?.pieces.get(*i as usize))
+                        .map(|sl| sl.id)
+                        .collect()
+                });
                 cmds.push(StoreCommand::MarkBad { pieces: bad });
             }
             cmds.push(StoreCommand::RecordScrub {
@@ -263,6 +302,8 @@ impl Store {
                     tracing::warn!(error = %e, "could not record a scrub result");
                 }
             }
+            // Only pieces the metadata says it holds count against it.
+            self.strike_losses(t.id, &lost).await;
         }
         report
     }
@@ -387,10 +428,16 @@ impl Store {
         let mut last_scrub = Instant::now();
         let mut last_gc = Instant::now();
         let mut last_prune = Instant::now();
+        let mut last_usage: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(cfg.repair_interval) => {}
+            }
+            // Every replica places pieces, so every replica measures.
+            if crate::usage::due(last_usage, cfg.usage_interval) {
+                last_usage = Some(Instant::now());
+                self.refresh_usage().await;
             }
             if !is_leader() {
                 continue;
@@ -423,6 +470,9 @@ impl Store {
                     s.scrub.pieces += r.pieces;
                     s.scrub.bytes += r.bytes;
                     s.scrub.corrupt += r.corrupt;
+                    s.scrub.challenged += r.challenged;
+                    s.scrub.challenges_failed += r.challenges_failed;
+                    s.scrub.marked += r.marked;
                     s.last_scrub_ms = Some(now_ms());
                 });
             }

@@ -1,6 +1,7 @@
 //! The get path: manifest → packs (any `k` verified pieces) → chunks
 //! (decrypted, verified) → the bytes of the asked range.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -8,6 +9,7 @@ use futures::stream::{BoxStream, FuturesUnordered};
 use futures::StreamExt;
 use stratus_chunk::{decode_stripe, open_chunk, piece_id, ChunkId, Profile, ScopeKey};
 use stratus_proto::{PieceErrorKind, PieceRequest, PieceResponse};
+use stratus_state::marks::Failure;
 use stratus_state::objects::{KeyScope, ObjectStore, ObjectVersion, Pack, StoreCommand};
 use stratus_types::{ErrorCode, NodeId};
 
@@ -191,6 +193,7 @@ impl Store {
         let mut pieces: Vec<Option<Vec<u8>>> = vec![None; width];
         let mut got = 0;
         let mut bad = Vec::new();
+        let mut strikes: Vec<(NodeId, Failure, String)> = Vec::new();
         let mut errors = Vec::new();
         let mut inflight = FuturesUnordered::new();
         let launch = |slot: &SlotView| {
@@ -211,13 +214,16 @@ impl Store {
                         if ok {
                             Fetched::Ok(b)
                         } else {
-                            Fetched::Bad(format!("node {} served wrong bytes", slot.node.short()))
+                            Fetched::Bad(
+                                format!("node {} served wrong bytes", slot.node.short()),
+                                true,
+                            )
                         }
                     }
                     Ok(PieceResponse::Error {
                         kind: PieceErrorKind::Corrupt,
                         message,
-                    }) => Fetched::Bad(message),
+                    }) => Fetched::Bad(message, false),
                     Ok(PieceResponse::Error { message, .. }) => Fetched::Failed(message),
                     Ok(other) => Fetched::Failed(format!("unexpected answer {other:?}")),
                     Err(e) => Fetched::Failed(e.message),
@@ -238,9 +244,23 @@ impl Store {
                     }
                     continue;
                 }
-                Fetched::Bad(why) => {
+                Fetched::Bad(why, lie) => {
                     tracing::warn!(pack = view.pack.id, piece = slot.index, node = %slot.node.short(), "bad piece: {why}");
                     bad.push((view.pack.id, slot.index as u32, slot.node));
+                    let piece = view.pack.pieces[slot.index].id;
+                    strikes.push(if lie {
+                        (
+                            slot.node,
+                            Failure::WrongBytes,
+                            format!("piece {piece}: served bytes that do not hash to it"),
+                        )
+                    } else {
+                        (
+                            slot.node,
+                            Failure::Lost,
+                            format!("piece {piece}: corrupt (found by a read)"),
+                        )
+                    });
                     errors.push(why);
                 }
                 Fetched::Failed(why) => errors.push(why),
@@ -255,6 +275,14 @@ impl Store {
             tokio::spawn(async move {
                 if let Err(e) = store.write(StoreCommand::MarkBad { pieces: bad }).await {
                     tracing::warn!(error = %e, "could not report bad pieces");
+                }
+                // Lost or lied-about pieces count against their nodes.
+                let mut by_node: BTreeMap<NodeId, Vec<(Failure, String)>> = BTreeMap::new();
+                for (node, f, why) in strikes {
+                    by_node.entry(node).or_default().push((f, why));
+                }
+                for (node, failures) in by_node {
+                    store.strike(node, failures).await;
                 }
             });
         }
@@ -271,7 +299,10 @@ impl Store {
 
 enum Fetched {
     Ok(Vec<u8>),
-    Bad(String),
+    /// The piece is bad: `true` when the node served bytes that do not hash
+    /// to the id (a lie: an honest node verifies what it reads), `false`
+    /// when it admits the piece is corrupt.
+    Bad(String, bool),
     Failed(String),
 }
 

@@ -78,6 +78,26 @@ impl PieceBackend for PieceStore {
                     wrapped: r.wrapped,
                 })
             }
+            PieceRequest::Prove { id, offset, len } => {
+                if len > crate::audit::MAX_CHALLENGE_LEN {
+                    return PieceResponse::Error {
+                        kind: PieceErrorKind::Io,
+                        message: format!(
+                            "a challenge of {len} bytes; at most {} are proved",
+                            crate::audit::MAX_CHALLENGE_LEN
+                        ),
+                    };
+                }
+                // `get` verifies the piece (and quarantines it if rotten).
+                self.get(&id.0)
+                    .map(|bytes| match crate::audit::prove(&bytes, offset, len) {
+                        Ok(proof) => PieceResponse::Proof(proof),
+                        Err(e) => PieceResponse::Error {
+                            kind: PieceErrorKind::Io,
+                            message: e.to_string(),
+                        },
+                    })
+            }
         };
         r.unwrap_or_else(error)
     }

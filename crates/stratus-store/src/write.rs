@@ -345,7 +345,7 @@ impl Store {
             if todo.is_empty() {
                 break;
             }
-            let targets = self.read(Store::targets);
+            let targets = self.placeable();
             let holding: Vec<(NodeId, String)> = chosen
                 .iter()
                 .flatten()
@@ -395,9 +395,15 @@ impl Store {
                     let id = t.id;
                     let r = match self.call(t.id, &t.addr, req).await {
                         Ok(PieceResponse::Stored(_)) => Ok(t),
-                        Ok(PieceResponse::Error { message, .. }) => Err(StoreError::unavailable(
-                            format!("node {} refused a piece: {message}", t.id.short()),
-                        )),
+                        Ok(PieceResponse::Error { kind, message }) => {
+                            if kind == stratus_proto::PieceErrorKind::Full {
+                                self.note_full(t.id);
+                            }
+                            Err(StoreError::unavailable(format!(
+                                "node {} refused a piece: {message}",
+                                t.id.short()
+                            )))
+                        }
                         Ok(other) => Err(StoreError::unavailable(format!(
                             "node {} answered a put with {other:?}",
                             t.id.short()

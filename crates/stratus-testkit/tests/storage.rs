@@ -547,6 +547,12 @@ async fn a_node_that_lies_is_detected() -> Result<()> {
     for (key, d) in &objects {
         assert_eq!(&read_all(&store, key, None).await?, d, "{key} after repair");
     }
+    // Wrong bytes are a lie (an honest node verifies what it serves): it is
+    // marked and gets no new pieces.
+    wait_until("the liar marked", WAIT, || async {
+        c.state().read(|s| s.marked(&liar_id)).then_some(())
+    })
+    .await?;
     cancel.cancel();
     agent.stop().await?;
     cluster.shutdown().await;

@@ -477,6 +477,9 @@ pub enum ErrorCode {
     /// `QuotaExceeded`: retrying does not help until something is deleted
     /// or the operator raises the quota).
     QuotaExceeded,
+    /// A replica's disk is nearly full: writes that add data are refused
+    /// until space is freed (reads and deletes still work).
+    InsufficientStorage,
 }
 
 impl ErrorCode {
@@ -492,6 +495,7 @@ impl ErrorCode {
             ErrorCode::Internal => 500,
             ErrorCode::TooLarge => 413,
             ErrorCode::QuotaExceeded => 403,
+            ErrorCode::InsufficientStorage => 507,
         }
     }
 }
