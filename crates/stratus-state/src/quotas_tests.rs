@@ -286,12 +286,13 @@ fn every_count_quota_refuses_past_its_limit() {
     ok(r);
     let (r, _) = module_of(&mut s, A, b"module two");
     refused(r, "modules");
-    ok(module_of(&mut s, B, b"module two").0);
+    let (r, m2) = module_of(&mut s, B, b"module two");
+    ok(r);
     ok(s.apply(17, &deploy(A, "w1", 1, &m1)));
     let msg = refused(s.apply(18, &deploy(A, "w1", 2, &m1)), "instances");
     assert!(msg.contains("instances"), "{msg}");
     refused(s.apply(18, &deploy(A, "w2", 1, &m1)), "workloads");
-    ok(s.apply(19, &deploy(B, "w2", 5, &m1)));
+    ok(s.apply(19, &deploy(B, "w2", 5, &m2)));
 }
 
 #[test]
