@@ -353,8 +353,17 @@ async fn spawn_dev_nodes(
     stratus_control::secrets::write_secret_file(&token_file, &cloud.join_token)
         .context("writing join.token")?;
     let control = cfg.control_addrs()?.join(",");
+    let first = cloud.replicas[0]
+        .control
+        .clone()
+        .ok_or_else(|| anyhow!("replica 0 has no control role"))?;
     let mut children = Vec::new();
     for j in 0..n {
+        // Each node is lent by its own tenant, `lender-<j>`.
+        stratus_node::dev::lender_credential(&first, &cfg.data_dir, j)
+            .await
+            .with_context(|| format!("making the join credential of node {j}"))?;
+        let token_file = stratus_node::dev::lender_credential_path(&cfg.data_dir, j);
         let dir = cfg.data_dir.join(format!("node-{j}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let log = std::fs::OpenOptions::new()

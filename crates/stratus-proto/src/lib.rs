@@ -195,6 +195,10 @@ pub enum Request {
         /// The step of the upload.
         step: VolumePut,
     },
+    /// An agent asks a replica to prove it belongs to the cluster its join
+    /// credential pins, *before* it sends the credential. Answered with
+    /// [`Response::ClusterProof`] by anyone (nothing secret is in it).
+    ClusterProof,
 }
 
 /// Most objects in one [`Response::ObjectList`].
@@ -392,6 +396,15 @@ pub enum Response {
         objects: Vec<ListedObject>,
         /// More objects follow the last one.
         truncated: bool,
+    },
+    /// Answer to [`Request::ClusterProof`]: the cluster's public key and
+    /// its signature over the answering replica's node id (see
+    /// `stratus_net::cluster`).
+    ClusterProof {
+        /// The cluster public key (ed25519).
+        cluster_key: [u8; 32],
+        /// Signature of the replica's node id by the cluster key.
+        signature: Vec<u8>,
     },
 }
 
