@@ -11,7 +11,7 @@ use stratus_chunk::{
     Profile, ScopeKey, StreamChunker,
 };
 use stratus_proto::{PieceRequest, PieceResponse};
-use stratus_sched::{place_pieces, StorageNode};
+use stratus_sched::{place_stripe, Held, StorageNode};
 use stratus_state::objects::{
     validate_key, ErasureProfile, ManifestChunk, NewChunk, ObjectData, ObjectVersion, StoreCommand,
 };
@@ -340,10 +340,14 @@ impl Store {
                 break;
             }
             let targets = self.read(Store::targets);
-            let holding: Vec<(NodeId, String)> = chosen
+            let holding: Vec<Held> = chosen
                 .iter()
                 .flatten()
-                .map(|t| (t.id, t.site.clone()))
+                .map(|t| Held {
+                    id: t.id,
+                    site: t.site.clone(),
+                    owner: t.owner.clone(),
+                })
                 .collect();
             let usable = |avoid_suspects: bool| -> Vec<StorageNode> {
                 targets
@@ -358,7 +362,15 @@ impl Store {
             if nodes.len() < todo.len() {
                 nodes = usable(false);
             }
-            let picked = place_pieces(&nodes, &holding, todo.len(), pack.piece_len, rand::random())
+            // One owner's nodes take at most m pieces of the stripe.
+            let picked = place_stripe(
+                &nodes,
+                &holding,
+                todo.len(),
+                pack.piece_len,
+                usize::from(profile.m.max(1)),
+                rand::random(),
+            )
                 .map_err(|e| {
                     StoreError::unavailable(format!(
                         "cannot place {profile} pieces of {} bytes: {e}{}",
