@@ -22,6 +22,7 @@
 pub mod auth;
 pub mod error;
 pub mod images;
+pub mod joining;
 pub mod objects;
 pub mod s3keys;
 pub mod scopes;
@@ -225,7 +226,8 @@ pub struct WriteResult {
           objects::get_object, objects::head_object, objects::delete_object, objects::list_objects,
           objects::list_versions, objects::storage_status, objects::maintain_now,
           s3keys::create_key, s3keys::list_keys, s3keys::delete_key,
-          images::import, images::list, images::delete),
+          images::import, images::list, images::delete,
+          joining::create, joining::list, joining::revoke, joining::ban),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
                        VarView, WriteResult, TokenView, CreateToken, TokenScope, ClusterStatus,
                        workloads::ModuleRef, workloads::Deploy, workloads::ExecRequest, workloads::ExecStarted,
@@ -239,7 +241,9 @@ pub struct WriteResult {
                        stratus_state::objects::RedundancyHealth, stratus_state::objects::ScrubRecord,
                        s3keys::CreateS3Key, s3keys::IssuedS3Key, s3keys::S3KeyView,
                        stratus_store::ImageInfo, stratus_store::ImportReport,
-                       stratus_spec::ImageSource, stratus_spec::PortSpec, stratus_spec::VolumeSpec)),
+                       stratus_spec::ImageSource, stratus_spec::PortSpec, stratus_spec::VolumeSpec,
+                       joining::CreateJoinToken, joining::IssuedJoinToken, joining::Banned,
+                       stratus_state::nodes::JoinCredentialRecord)),
     modifiers(&BearerAuth),
     tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"), (name = "images"))
 )]
@@ -311,6 +315,9 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .route("/v1/instances/{id}/logs", get(workloads::logs))
         .route("/v1/instances/{id}/exec", post(workloads::exec))
         .route("/v1/nodes/{id}/drain", post(workloads::drain))
+        .route("/v1/nodes/{id}/ban", post(joining::ban))
+        .route("/v1/join-tokens", get(joining::list).post(joining::create))
+        .route("/v1/join-tokens/{id}", axum::routing::delete(joining::revoke))
         .route(
             "/v1/buckets",
             post(objects::create_bucket).get(objects::list_buckets),

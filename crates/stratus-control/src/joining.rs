@@ -106,6 +106,17 @@ impl Control {
             record: new.record.clone(),
         })
         .await?;
+        // A rotated default replaces the `join.token` this replica keeps
+        // (the bootstrap replica's), so that file stays the one that works.
+        let path = self.join_token_path();
+        if spec.default && path.exists() {
+            secrets::write_secret_file(&path, &new.credential).map_err(|source| {
+                ControlError::Io {
+                    context: format!("secret file {}", path.display()),
+                    source,
+                }
+            })?;
+        }
         Ok(new)
     }
 
