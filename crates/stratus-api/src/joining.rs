@@ -91,10 +91,7 @@ pub async fn create(
 /// Lists the join credentials (never their secrets). Admin only.
 #[utoipa::path(get, path = "/v1/join-tokens", tag = "nodes", security(("bearer" = [])),
     responses((status = 200, body = [JoinCredentialRecord]), (status = 403, body = ErrorBody)))]
-pub async fn list(
-    State(st): State<AppState>,
-    c: Caller,
-) -> ApiResult<Vec<JoinCredentialRecord>> {
+pub async fn list(State(st): State<AppState>, c: Caller) -> ApiResult<Vec<JoinCredentialRecord>> {
     c.require_admin()?;
     Ok(Json(st.control.state().read(|s| {
         s.joining.credentials.values().cloned().collect()

@@ -317,7 +317,10 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .route("/v1/nodes/{id}/drain", post(workloads::drain))
         .route("/v1/nodes/{id}/ban", post(joining::ban))
         .route("/v1/join-tokens", get(joining::list).post(joining::create))
-        .route("/v1/join-tokens/{id}", axum::routing::delete(joining::revoke))
+        .route(
+            "/v1/join-tokens/{id}",
+            axum::routing::delete(joining::revoke),
+        )
         .route(
             "/v1/buckets",
             post(objects::create_bucket).get(objects::list_buckets),

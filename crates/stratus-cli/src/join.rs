@@ -111,7 +111,10 @@ pub async fn join_token(g: &Global, cmd: JoinTokenCmd) -> Result<()> {
                     ]
                 })
                 .collect();
-            table(&["ID", "OWNER", "EXPIRES", "USES", "DEFAULT", "CREATED"], rows);
+            table(
+                &["ID", "OWNER", "EXPIRES", "USES", "DEFAULT", "CREATED"],
+                rows,
+            );
         }
         JoinTokenCmd::Revoke { id } => {
             let _: serde_json::Value = c.delete(&format!("/v1/join-tokens/{id}")).await?;
@@ -128,7 +131,10 @@ pub async fn ban(g: &Global, id: &str) -> Result<()> {
     let c = client(g)?;
     let n: NodeRecord = c.get(&format!("/v1/nodes/{id}")).await?;
     let b: Banned = c
-        .post(&format!("/v1/nodes/{}/ban", n.info.id), &serde_json::json!({}))
+        .post(
+            &format!("/v1/nodes/{}/ban", n.info.id),
+            &serde_json::json!({}),
+        )
         .await?;
     if g.json {
         return print_json(&b);

@@ -95,12 +95,10 @@ impl Control {
         &self,
         spec: JoinCredentialSpec,
     ) -> Result<NewJoinCredential, ControlError> {
-        let pin = self
-            .cluster_pin()
-            .ok_or_else(|| ControlError::Remote {
-                code: ErrorCode::Unavailable,
-                message: "the cluster key is not set yet; retry".into(),
-            })?;
+        let pin = self.cluster_pin().ok_or_else(|| ControlError::Remote {
+            code: ErrorCode::Unavailable,
+            message: "the cluster key is not set yet; retry".into(),
+        })?;
         let new = mint(pin, &spec, now_ms());
         self.write(Command::CreateJoinCredential {
             record: new.record.clone(),

@@ -11,9 +11,7 @@ use stratus_state::Command;
 use stratus_types::{ErrorCode, NodeId, NodeStatus};
 
 use crate::proposer::ProposeError;
-use crate::{
-    now_ms, resolve, Control, ControlError, ImageServer, VolumeServer, RPC_TIMEOUT,
-};
+use crate::{now_ms, resolve, Control, ControlError, ImageServer, VolumeServer, RPC_TIMEOUT};
 
 impl Control {
     /// Answers an agent's volume request with `f` of the attached server,

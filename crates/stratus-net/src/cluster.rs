@@ -127,7 +127,10 @@ pub struct BadCredential;
 impl JoinCredential {
     /// Parses `stj_<id>_<secret>_<pin>` (surrounding whitespace ignored).
     pub fn parse(s: &str) -> Result<JoinCredential, BadCredential> {
-        let rest = s.trim().strip_prefix(CREDENTIAL_PREFIX).ok_or(BadCredential)?;
+        let rest = s
+            .trim()
+            .strip_prefix(CREDENTIAL_PREFIX)
+            .ok_or(BadCredential)?;
         let mut parts = rest.split('_');
         let (Some(id), Some(secret), Some(pin), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -197,15 +200,31 @@ mod tests {
             secret: "b".repeat(64),
             pin: [3; 32],
         };
-        assert_eq!(JoinCredential::parse(&format!(" {}\n", c.encode())), Ok(c.clone()));
-        assert!(!format!("{c:?}").contains("bbbb"), "the secret is not logged");
+        assert_eq!(
+            JoinCredential::parse(&format!(" {}\n", c.encode())),
+            Ok(c.clone())
+        );
+        assert!(
+            !format!("{c:?}").contains("bbbb"),
+            "the secret is not logged"
+        );
         for bad in [
             String::new(),
             "stj_".into(),
             format!("stj_{}", "a".repeat(64)),
             format!("stj_{}_{}", "a".repeat(12), "b".repeat(64)),
-            format!("stj_{}_{}_{}_x", "a".repeat(12), "b".repeat(64), "c".repeat(64)),
-            format!("stj_{}_{}_{}", "g".repeat(12), "b".repeat(64), "c".repeat(64)),
+            format!(
+                "stj_{}_{}_{}_x",
+                "a".repeat(12),
+                "b".repeat(64),
+                "c".repeat(64)
+            ),
+            format!(
+                "stj_{}_{}_{}",
+                "g".repeat(12),
+                "b".repeat(64),
+                "c".repeat(64)
+            ),
         ] {
             assert_eq!(JoinCredential::parse(&bad), Err(BadCredential), "{bad}");
         }

@@ -91,8 +91,8 @@ pub async fn lender_credential(
 ) -> Result<String, NodeError> {
     let lender = dev_lender(j);
     let path = lender_credential_path(dir, j);
-    if let Some(c) = secrets::read_secret_file(&path)
-        .map_err(io(format!("reading {}", path.display())))?
+    if let Some(c) =
+        secrets::read_secret_file(&path).map_err(io(format!("reading {}", path.display())))?
     {
         let known = stratus_net::cluster::JoinCredential::parse(&c)
             .ok()

@@ -315,9 +315,7 @@ pub fn place_stripe(
                 weights.push(u128::from(*f));
             }
         }
-        let (id, _, owner) = site
-            .nodes
-            .remove(candidates[weighted(&mut rng, &weights)]);
+        let (id, _, owner) = site.nodes.remove(candidates[weighted(&mut rng, &weights)]);
         if let Some(r) = room.get_mut(&owner) {
             *r -= 1;
         }

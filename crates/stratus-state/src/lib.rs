@@ -26,8 +26,8 @@ use stratus_types::{
 };
 use utoipa::ToSchema;
 
-use workloads::{module_hash, MAX_MODULE_BYTES};
 pub use result::{ApplyError, CommandResult};
+use workloads::{module_hash, MAX_MODULE_BYTES};
 pub use workloads::{Desired, Event, Instance, InstanceState, Workload};
 
 openraft::declare_raft_types!(

@@ -313,30 +313,64 @@ mod tests {
     #[test]
     fn expired_used_rotated_and_wrong_credentials_are_refused() {
         let mut s = cluster();
-        assert_eq!(code(&mut s, 2, &cred("exp", "lender", Some(100), false, false)), None);
-        assert_eq!(code(&mut s, 3, &cred("one", "lender", None, true, false)), None);
-        assert_eq!(code(&mut s, 4, &cred("def", ADMIN_TENANT, None, false, true)), None);
-        assert_eq!(code(&mut s, 5, &cred("x", "nobody", None, false, false)), Some(ErrorCode::NotFound));
+        assert_eq!(
+            code(&mut s, 2, &cred("exp", "lender", Some(100), false, false)),
+            None
+        );
+        assert_eq!(
+            code(&mut s, 3, &cred("one", "lender", None, true, false)),
+            None
+        );
+        assert_eq!(
+            code(&mut s, 4, &cred("def", ADMIN_TENANT, None, false, true)),
+            None
+        );
+        assert_eq!(
+            code(&mut s, 5, &cred("x", "nobody", None, false, false)),
+            Some(ErrorCode::NotFound)
+        );
 
-        assert_eq!(code(&mut s, 6, &join(1, "exp", "h-exp", 100)), Some(ErrorCode::Unauthenticated));
+        assert_eq!(
+            code(&mut s, 6, &join(1, "exp", "h-exp", 100)),
+            Some(ErrorCode::Unauthenticated)
+        );
         assert_eq!(code(&mut s, 7, &join(1, "exp", "h-exp", 99)), None);
         assert_eq!(s.nodes[&NodeId([1; 32])].owner, "lender");
 
-        assert_eq!(code(&mut s, 8, &join(2, "one", "wrong", 0)), Some(ErrorCode::Unauthenticated));
+        assert_eq!(
+            code(&mut s, 8, &join(2, "one", "wrong", 0)),
+            Some(ErrorCode::Unauthenticated)
+        );
         assert_eq!(code(&mut s, 9, &join(2, "one", "h-one", 0)), None);
         // Second use, by another node (through whatever replica): refused.
         let r = s.apply(10, &join(3, "one", "h-one", 0));
-        assert_eq!(r.error.as_ref().map(|e| e.code), Some(ErrorCode::Unauthenticated));
-        assert!(r.error.map(|e| e.message).unwrap_or_default().contains("one use"));
+        assert_eq!(
+            r.error.as_ref().map(|e| e.code),
+            Some(ErrorCode::Unauthenticated)
+        );
+        assert!(r
+            .error
+            .map(|e| e.message)
+            .unwrap_or_default()
+            .contains("one use"));
         // The node that used it re-registers by its key.
         assert_eq!(code(&mut s, 11, &join(2, "one", "h-one", 0)), None);
 
         // Rotation: the old default no longer joins new nodes.
-        assert_eq!(code(&mut s, 12, &cred("def2", ADMIN_TENANT, None, false, true)), None);
-        assert_eq!(code(&mut s, 13, &join(4, "def", "h-def", 0)), Some(ErrorCode::Unauthenticated));
+        assert_eq!(
+            code(&mut s, 12, &cred("def2", ADMIN_TENANT, None, false, true)),
+            None
+        );
+        assert_eq!(
+            code(&mut s, 13, &join(4, "def", "h-def", 0)),
+            Some(ErrorCode::Unauthenticated)
+        );
         assert_eq!(code(&mut s, 14, &join(4, "def2", "h-def2", 0)), None);
         assert_eq!(s.nodes[&NodeId([4; 32])].owner, ADMIN_TENANT);
-        assert_eq!(s.joining.credentials.values().filter(|c| c.default).count(), 1);
+        assert_eq!(
+            s.joining.credentials.values().filter(|c| c.default).count(),
+            1
+        );
     }
 
     /// A banned node never registers again, even after its record is
@@ -346,16 +380,44 @@ mod tests {
         let mut s = cluster();
         s.apply(2, &cred("c", "lender", None, false, false));
         assert_eq!(code(&mut s, 3, &join(1, "c", "h-c", 0)), None);
-        assert_eq!(code(&mut s, 4, &Command::BanNode { id: NodeId([1; 32]), now_ms: 5 }), None);
+        assert_eq!(
+            code(
+                &mut s,
+                4,
+                &Command::BanNode {
+                    id: NodeId([1; 32]),
+                    now_ms: 5
+                }
+            ),
+            None
+        );
         let rec = &s.nodes[&NodeId([1; 32])];
         assert!(rec.banned && rec.status == NodeStatus::Lost);
-        assert_eq!(code(&mut s, 5, &join(1, "c", "h-c", 6)), Some(ErrorCode::Forbidden));
-        let ready = Command::SetNodeStatus { id: NodeId([1; 32]), status: NodeStatus::Ready, now_ms: 7 };
+        assert_eq!(
+            code(&mut s, 5, &join(1, "c", "h-c", 6)),
+            Some(ErrorCode::Forbidden)
+        );
+        let ready = Command::SetNodeStatus {
+            id: NodeId([1; 32]),
+            status: NodeStatus::Ready,
+            now_ms: 7,
+        };
         assert_eq!(code(&mut s, 6, &ready), Some(ErrorCode::Forbidden));
-        let legacy = Command::RegisterNode { info: info(1), now_ms: 8 };
+        let legacy = Command::RegisterNode {
+            info: info(1),
+            now_ms: 8,
+        };
         assert_eq!(code(&mut s, 7, &legacy), Some(ErrorCode::Forbidden));
-        s.apply(8, &Command::RemoveNode { id: NodeId([1; 32]) });
-        assert_eq!(code(&mut s, 9, &join(1, "c", "h-c", 9)), Some(ErrorCode::Forbidden));
+        s.apply(
+            8,
+            &Command::RemoveNode {
+                id: NodeId([1; 32]),
+            },
+        );
+        assert_eq!(
+            code(&mut s, 9, &join(1, "c", "h-c", 9)),
+            Some(ErrorCode::Forbidden)
+        );
         assert!(!s.nodes.contains_key(&NodeId([1; 32])));
     }
 }

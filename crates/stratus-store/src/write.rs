@@ -371,17 +371,17 @@ impl Store {
                 usize::from(profile.m.max(1)),
                 rand::random(),
             )
-                .map_err(|e| {
-                    StoreError::unavailable(format!(
-                        "cannot place {profile} pieces of {} bytes: {e}{}",
-                        pack.piece_len,
-                        if last_error.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (last failure: {last_error})")
-                        }
-                    ))
-                })?;
+            .map_err(|e| {
+                StoreError::unavailable(format!(
+                    "cannot place {profile} pieces of {} bytes: {e}{}",
+                    pack.piece_len,
+                    if last_error.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (last failure: {last_error})")
+                    }
+                ))
+            })?;
             let puts = todo.iter().zip(picked).map(|(&i, node)| {
                 let target = targets.iter().find(|t| t.id == node).cloned();
                 let req = PieceRequest::Put {

@@ -412,7 +412,10 @@ fn one_owner_never_gets_more_than_the_cap() {
     for seed in 0..200 {
         let got = place_stripe(&nodes, &[], 5, 10, 2, seed).unwrap_or_default();
         assert_eq!(got.len(), 5);
-        let sybil = got.iter().filter(|n| nodes[..6].iter().any(|s| s.id == **n)).count();
+        let sybil = got
+            .iter()
+            .filter(|n| nodes[..6].iter().any(|s| s.id == **n))
+            .count();
         assert!(sybil <= 2, "seed {seed}: {sybil} pieces on one owner");
     }
     // 6 pieces cannot fit: 2 + 3 slots.
@@ -432,7 +435,10 @@ fn one_owner_never_gets_more_than_the_cap() {
     }];
     for seed in 0..50 {
         let got = place_stripe(&nodes, &holding, 4, 10, 2, seed).unwrap_or_default();
-        let sybil = got.iter().filter(|n| nodes[..6].iter().any(|s| s.id == **n)).count();
+        let sybil = got
+            .iter()
+            .filter(|n| nodes[..6].iter().any(|s| s.id == **n))
+            .count();
         assert!(sybil <= 1, "seed {seed}");
     }
 }
@@ -440,7 +446,10 @@ fn one_owner_never_gets_more_than_the_cap() {
 #[test]
 fn operator_nodes_are_owners_of_their_own() {
     let nodes: Vec<StorageNode> = (0..6).map(|i| owned(i, "a", "")).collect();
-    assert_eq!(place_stripe(&nodes, &[], 6, 10, 1, 3).map(|v| v.len()), Ok(6));
+    assert_eq!(
+        place_stripe(&nodes, &[], 6, 10, 1, 3).map(|v| v.len()),
+        Ok(6)
+    );
 }
 
 #[test]
