@@ -1,9 +1,15 @@
 //! Stratus L4: the agent that runs on every lending machine.
 //!
 //! The agent only ever *dials out*: it connects over QUIC to one of the
-//! control replicas it knows, registers ([`stratus_proto::Request::Register`])
-//! with what the machine lends and its attributes, then heartbeats on the same
-//! connection. Machines behind NAT therefore need no inbound port.
+//! control replicas it knows, has it prove that it belongs to the cluster its
+//! join credential pins ([`stratus_proto::Request::ClusterProof`], checked
+//! with `stratus_net::cluster::verify_vouch` against the key the handshake
+//! authenticated) — the credential is never sent to a replica that cannot —
+//! registers ([`stratus_proto::Request::Register`]) with what the machine
+//! lends and its attributes, then heartbeats on the same connection.
+//! Machines behind NAT therefore need no inbound port. An address that
+//! answers with a key the credential cannot be tied to is skipped; when every
+//! address has, the agent stops with [`AgentError::Untrusted`].
 //!
 //! Failover: the agent keeps the list of replicas it was configured with plus
 //! those the control plane tells it about in each answer, and moves to the

@@ -110,10 +110,12 @@ pub struct NodeArgs {
     /// Control replica to dial, HOST:PORT (repeat for failover)
     #[arg(long = "control", env = "STRATUS_CONTROL", value_delimiter = ',')]
     control: Vec<String>,
-    /// The cluster's join secret (see join.token in the bootstrap replica's data directory)
+    /// Join credential, stj_<id>_<secret>_<pin>: from `stratus nodes join-token create`, or the
+    /// join.token file in the bootstrap replica's data directory. It also pins the cluster: it is
+    /// sent only to a replica that proves it belongs to it
     #[arg(long, env = "STRATUS_JOIN_TOKEN", hide_env_values = true)]
     join_token: Option<String>,
-    /// File holding the join secret
+    /// File holding the join credential
     #[arg(long, env = "STRATUS_JOIN_TOKEN_FILE")]
     join_token_file: Option<PathBuf>,
     /// Region (coarse failure domain)

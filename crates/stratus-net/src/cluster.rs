@@ -121,7 +121,7 @@ impl std::fmt::Debug for JoinCredential {
 
 /// Why a join credential string was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not a join credential: expected stj_<12 hex>_<64 hex>_<64 hex> (print one with `stratus nodes join-token create`, or read the join.token file of the bootstrap replica)")]
+#[error("the join token is not a join credential: expected stj_<12 hex>_<64 hex>_<64 hex> (print one with `stratus nodes join-token create`, or read the join.token file of the bootstrap replica)")]
 pub struct BadCredential;
 
 impl JoinCredential {

@@ -44,7 +44,9 @@ pub enum Request {
     Register {
         /// Node description; its `id` must equal the connection's peer id.
         info: NodeInfo,
-        /// Cluster join secret.
+        /// Join credential (`stj_<id>_<secret>_<pin>`), sent only to a
+        /// replica that answered [`Request::ClusterProof`] with a proof the
+        /// pin accepts. Ignored for a key already registered.
         join_token: String,
     },
     /// An agent is alive. Sent over the agent's own connection.

@@ -251,6 +251,7 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use stratus_types::{Attributes, Capacity, ADMIN_TENANT};
 
     fn info(b: u8) -> NodeInfo {
@@ -306,6 +307,56 @@ mod tests {
             );
         }
         s
+    }
+
+    fn arb_command() -> impl Strategy<Value = Command> {
+        prop_oneof![
+            (0u8..4, 0u64..100).prop_map(|(b, t)| Command::BanNode {
+                id: NodeId([b; 32]),
+                now_ms: t
+            }),
+            (0u8..4, 0u64..100, any::<bool>())
+                .prop_map(|(b, t, ok)| { join(b, "c", if ok { "h-c" } else { "x" }, t) }),
+            (0u8..4, any::<bool>(), 0u64..100).prop_map(|(b, ready, t)| Command::SetNodeStatus {
+                id: NodeId([b; 32]),
+                status: if ready {
+                    NodeStatus::Ready
+                } else {
+                    NodeStatus::Lost
+                },
+                now_ms: t
+            }),
+            (0u8..4, 0u64..100).prop_map(|(b, t)| Command::RegisterNode {
+                info: info(b),
+                now_ms: t
+            }),
+            (0u8..4).prop_map(|b| Command::RemoveNode {
+                id: NodeId([b; 32])
+            }),
+            (any::<bool>(), any::<bool>())
+                .prop_map(|(once, default)| { cred("c", "lender", Some(50), once, default) }),
+            Just(Command::RevokeJoinCredential { id: "c".into() }),
+        ]
+    }
+
+    proptest! {
+        /// Replicas applying the same joining commands agree; a banned
+        /// node is never ready again; a one-time credential joins at most
+        /// one node.
+        #[test]
+        fn joining_is_deterministic_and_bans_hold(cmds in prop::collection::vec(arb_command(), 0..60)) {
+            let (mut a, mut b) = (cluster(), cluster());
+            for (i, c) in cmds.iter().enumerate() {
+                prop_assert_eq!(a.apply(i as u64 + 2, c), b.apply(i as u64 + 2, c));
+                for id in a.joining.banned.keys() {
+                    prop_assert!(a.nodes.get(id).is_none_or(|n| n.banned && n.status == NodeStatus::Lost));
+                }
+            }
+            prop_assert_eq!(&a, &b);
+            let bytes = bincode::serialize(&a).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let back: State = bincode::deserialize(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&back, &a);
+        }
     }
 
     /// The attacker holds a credential that expired, was used once already,

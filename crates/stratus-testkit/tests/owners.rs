@@ -79,24 +79,46 @@ async fn one_owner_with_six_nodes_holds_at_most_m_pieces_of_a_stripe() -> Result
     bucket(&c, "auto", None).await?;
     let store = cluster.store(0)?;
     let data: Vec<Vec<u8>> = (0..4u32)
-        .map(|i| (0..400_000u32).map(|b| (b.wrapping_mul(31 + i) % 253) as u8).collect())
+        .map(|i| {
+            (0..400_000u32)
+                .map(|b| (b.wrapping_mul(31 + i) % 253) as u8)
+                .collect()
+        })
         .collect();
     wait_until("piece services", WAIT, || async {
         store
-            .put(ADMIN_TENANT, "auto", "probe", PutMeta::default(), body(b"x"))
+            .put(
+                ADMIN_TENANT,
+                "auto",
+                "probe",
+                PutMeta::default(),
+                body(b"x"),
+            )
             .await
             .ok()
     })
     .await?;
     for (i, d) in data.iter().enumerate() {
         store
-            .put(ADMIN_TENANT, "auto", &format!("o{i}"), PutMeta::default(), body(d))
+            .put(
+                ADMIN_TENANT,
+                "auto",
+                &format!("o{i}"),
+                PutMeta::default(),
+                body(d),
+            )
             .await?;
     }
-    let packs = c.state().read(|s| s.store.packs.values().cloned().collect::<Vec<_>>());
+    let packs = c
+        .state()
+        .read(|s| s.store.packs.values().cloned().collect::<Vec<_>>());
     assert!(packs.len() >= 4);
     for p in &packs {
-        let on_sybil = p.pieces.iter().filter(|sl| sybil.contains(&sl.node)).count();
+        let on_sybil = p
+            .pieces
+            .iter()
+            .filter(|sl| sybil.contains(&sl.node))
+            .count();
         assert!(
             on_sybil <= usize::from(p.profile.m),
             "pack {}: {on_sybil} of {}+{} pieces on one owner",
