@@ -114,8 +114,7 @@ impl Agent {
                 "no control replica address given (use --control HOST:PORT)".into(),
             ));
         }
-        let credential = JoinCredential::parse(&cfg.join_token)
-            .map_err(|e| AgentError::Config(e.to_string()))?;
+        JoinCredential::parse(&cfg.join_token).map_err(|e| AgentError::Config(e.to_string()))?;
         let (tx, rx) = watch::channel(AgentState::Connecting);
         let (replicas_tx, replicas) = watch::channel(BTreeSet::new());
         let cancel = CancellationToken::new();
@@ -124,15 +123,7 @@ impl Agent {
         if let Some(r) = &runner {
             tokio::spawn(r.clone().flush_loop());
         }
-        let task = tokio::spawn(run(
-            cfg,
-            credential,
-            endpoint,
-            tx,
-            replicas_tx,
-            cancel.clone(),
-            runner,
-        ));
+        let task = tokio::spawn(run(cfg, endpoint, tx, replicas_tx, cancel.clone(), runner));
         Ok(Agent {
             state: rx,
             replicas,
@@ -179,7 +170,6 @@ struct Target {
 
 async fn run(
     cfg: AgentConfig,
-    credential: JoinCredential,
     endpoint: Endpoint,
     state: watch::Sender<AgentState>,
     replicas: watch::Sender<BTreeSet<NodeId>>,
@@ -207,7 +197,6 @@ async fn run(
         let _ = state.send(AgentState::Connecting);
         let attempt = session(
             &cfg,
-            &credential,
             &endpoint,
             &target,
             Learned {
@@ -312,7 +301,6 @@ fn learn(learned: &mut Learned<'_>, peers: Vec<Peer>) {
 
 async fn session(
     cfg: &AgentConfig,
-    credential: &JoinCredential,
     endpoint: &Endpoint,
     target: &Target,
     mut targets: Learned<'_>,
@@ -325,7 +313,10 @@ async fn session(
         .connect(addr, target.id)
         .await
         .map_err(|e| SessionError::Retry(e.to_string()))?;
-    prove_cluster(&conn, credential, &target.addr).await?;
+    // Checked at start (`Agent::start`), so this does not fail.
+    let credential =
+        JoinCredential::parse(&cfg.join_token).map_err(|e| SessionError::Fatal(e.to_string()))?;
+    prove_cluster(&conn, &credential, &target.addr).await?;
     let info = NodeInfo {
         id: endpoint.node_id(),
         name: cfg.name.clone(),

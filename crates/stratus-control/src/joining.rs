@@ -232,26 +232,25 @@ impl Control {
         };
         let secret_sha256 = parsed.secret_sha256();
         let now = now_ms();
-        let known = self.inner.reader.read(|s| {
+        // Checked on this replica's state first, so a stranger costs no
+        // Raft entry; `JoinNode` checks again in log order.
+        let refused: Option<(ErrorCode, String)> = self.inner.reader.read(|s| {
             if !s.is_bootstrapped() || s.joining.cluster_seed.is_none() {
-                return Err(Response::Error {
-                    code: ErrorCode::Unavailable,
-                    message: "the cluster is not bootstrapped yet; retry".into(),
-                });
+                return Some((
+                    ErrorCode::Unavailable,
+                    "the cluster is not bootstrapped yet; retry".to_string(),
+                ));
             }
             if s.nodes.contains_key(&peer) {
-                return Ok(true);
+                return None;
             }
             s.joining
                 .check(&parsed.id, &secret_sha256, now)
-                .map(|_| false)
-                .map_err(|e| Response::Error {
-                    code: e.code,
-                    message: e.message,
-                })
+                .err()
+                .map(|e| (e.code, e.message))
         });
-        if let Err(answer) = known {
-            return answer;
+        if let Some((code, message)) = refused {
+            return refuse(code, message);
         }
         let name = info.name.clone();
         match self
