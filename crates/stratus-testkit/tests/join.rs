@@ -317,3 +317,66 @@ async fn a_banned_node_stays_out_and_its_pieces_are_repaired() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// Only the operator mints join credentials or bans nodes: a tenant's full
+/// token is refused (403) — otherwise a tenant could join nodes owned by
+/// anyone, or ban other lenders' nodes. The admin's credential works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_operator_manages_join_credentials_and_bans() -> Result<()> {
+    let mut opts = Options::new(1, 1);
+    opts.storage_capacity = 0;
+    let cluster = Cluster::start(opts).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 1).await?;
+    let api = cluster.api_url(0)?;
+    let http = reqwest::Client::new();
+    let admin = cluster.admin_token.clone();
+    let r = http
+        .post(format!("{api}/v1/tenants"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "acme"}))
+        .send()
+        .await?;
+    let body: serde_json::Value = r.json().await?;
+    let tenant = body["token"].as_str().unwrap_or_default().to_string();
+    let node = cluster.agent_id(0)?;
+    for (method, path) in [
+        (reqwest::Method::POST, "/v1/join-tokens".to_string()),
+        (reqwest::Method::GET, "/v1/join-tokens".to_string()),
+        (reqwest::Method::POST, format!("/v1/nodes/{node}/ban")),
+    ] {
+        let r = http
+            .request(method.clone(), format!("{api}{path}"))
+            .bearer_auth(&tenant)
+            .json(&serde_json::json!({"owner": "acme"}))
+            .send()
+            .await?;
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::FORBIDDEN,
+            "{method} {path}"
+        );
+    }
+    assert!(!cluster.control(0)?.is_banned(&node));
+    let r = http
+        .post(format!("{api}/v1/join-tokens"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"owner": "acme", "once": true}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    let body: serde_json::Value = r.json().await?;
+    let credential = body["credential"].as_str().unwrap_or_default().to_string();
+    let d = tempfile::tempdir()?;
+    let a = agent(d.path(), cluster.cfg.control_addrs()?, &credential).await?;
+    registered(&cluster.control(0)?, &a).await?;
+    let owner = cluster.control(0)?.state().read(|s| {
+        s.nodes
+            .values()
+            .find(|n| n.info.name == "joiner")
+            .map(|n| n.owner.clone())
+    });
+    assert_eq!(owner.as_deref(), Some("acme"));
+    a.stop().await.ok();
+    cluster.shutdown().await;
+    Ok(())
+}
