@@ -123,7 +123,9 @@ pub enum Command {
         /// New state.
         state: workloads::ExecState,
     },
-    /// Set the SHA-256 (hex) of the secret agents present to join the cluster.
+    /// Set the SHA-256 (hex) of the single join secret of the first
+    /// layout. Kept to replay old logs; joining now uses join credentials
+    /// ([`Command::CreateJoinCredential`], [`nodes`]).
     SetJoinToken {
         /// Hex SHA-256 of the join secret.
         sha256: String,
@@ -275,7 +277,8 @@ pub struct State {
     pub tokens: BTreeMap<String, TokenRecord>,
     /// Variables by tenant, then key.
     pub vars: BTreeMap<TenantName, BTreeMap<String, Var>>,
-    /// Hex SHA-256 of the agents' join secret, once set.
+    /// Hex SHA-256 of the join secret of the first layout (unused since
+    /// join credentials, [`State::joining`]).
     pub join_token_sha256: Option<String>,
     /// WASM modules by content address.
     pub modules: BTreeMap<String, Vec<u8>>,

@@ -380,3 +380,45 @@ async fn only_the_operator_manages_join_credentials_and_bans() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// The instances of a banned node are placed elsewhere at once, even when
+/// the workload would wait an hour for a lost node to come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_banned_nodes_instances_move_elsewhere_at_once() -> Result<()> {
+    let mut opts = Options::new(1, 2);
+    opts.storage_capacity = 0;
+    let cluster = Cluster::start(opts).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 2).await?;
+    let c = cluster.control(0)?;
+    let module = include_str!("../../../examples/wasm/service.wat")
+        .as_bytes()
+        .to_vec();
+    let hash = stratus_state::workloads::module_hash(&module);
+    c.write(Command::PutModule { bytes: module }).await?;
+    let id = stratus_testkit::deploy(
+        &c,
+        "version: 1\nname: svc\nkind: service\ncount: 1\nwasm: { module: service.wat }\nargs: [\"100\"]\n\
+         resources: { cpu_millis: 100, memory_mb: 16 }\ndisconnect: { wait_secs: 3600, replace: true }\n",
+        hash,
+    )
+    .await?;
+    let running = |c: &Control| {
+        stratus_testkit::instances(c, &id)
+            .into_iter()
+            .filter(|i| i.state == stratus_state::InstanceState::Running)
+            .map(|i| i.node)
+            .collect::<Vec<_>>()
+    };
+    let first = wait_until("the service running", WAIT, || async {
+        running(&c).first().copied()
+    })
+    .await?;
+    c.ban_node(first).await?;
+    let moved = wait_until("a replacement on the other node", WAIT, || async {
+        running(&c).into_iter().find(|n| *n != first)
+    })
+    .await?;
+    assert_ne!(moved, first);
+    cluster.shutdown().await;
+    Ok(())
+}
