@@ -1,9 +1,15 @@
 //! Stratus L4: the agent that runs on every lending machine.
 //!
 //! The agent only ever *dials out*: it connects over QUIC to one of the
-//! control replicas it knows, registers ([`stratus_proto::Request::Register`])
-//! with what the machine lends and its attributes, then heartbeats on the same
-//! connection. Machines behind NAT therefore need no inbound port.
+//! control replicas it knows, has it prove that it belongs to the cluster its
+//! join credential pins ([`stratus_proto::Request::ClusterProof`], checked
+//! with `stratus_net::cluster::verify_vouch` against the key the handshake
+//! authenticated) — the credential is never sent to a replica that cannot —
+//! registers ([`stratus_proto::Request::Register`]) with what the machine
+//! lends and its attributes, then heartbeats on the same connection.
+//! Machines behind NAT therefore need no inbound port. An address that
+//! answers with a key the credential cannot be tied to is skipped; when every
+//! address has, the agent stops with [`AgentError::Untrusted`].
 //!
 //! Failover: the agent keeps the list of replicas it was configured with plus
 //! those the control plane tells it about in each answer, and moves to the
@@ -25,6 +31,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rand::Rng;
+use stratus_net::cluster::{verify_vouch, JoinCredential};
 use stratus_net::Endpoint;
 use stratus_proto::{Peer, Request, Response};
 use stratus_types::{Attributes, Capacity, ErrorCode, NodeId, NodeInfo, PortRange, StorageInfo};
@@ -45,7 +52,8 @@ pub struct AgentConfig {
     pub name: String,
     /// Control replicas to dial (`host:port` of their QUIC endpoints).
     pub control: Vec<String>,
-    /// The cluster's join secret.
+    /// The join credential (`stj_<id>_<secret>_<pin>`): the agent sends
+    /// it only to a replica that proves it belongs to the pinned cluster.
     pub join_token: String,
     /// Attributes reported at registration.
     pub attributes: Attributes,
@@ -78,6 +86,10 @@ pub enum AgentError {
     /// The control plane refused this node for good (e.g. wrong join token).
     #[error("the control plane refused this node: {0}")]
     Refused(String),
+    /// No control address answered with a replica of the cluster the join
+    /// credential pins; the credential was not sent.
+    #[error("refusing the control plane: {0}")]
+    Untrusted(String),
 }
 
 /// What the agent is doing, for callers that want to watch it.
@@ -111,6 +123,7 @@ impl Agent {
                 "no control replica address given (use --control HOST:PORT)".into(),
             ));
         }
+        JoinCredential::parse(&cfg.join_token).map_err(|e| AgentError::Config(e.to_string()))?;
         let (tx, rx) = watch::channel(AgentState::Connecting);
         let (replicas_tx, replicas) = watch::channel(BTreeSet::new());
         let cancel = CancellationToken::new();
@@ -183,6 +196,8 @@ async fn run(
         .collect();
     let mut next = 0usize;
     let mut failures_in_row = 0u32;
+    // Addresses where a key the credential cannot be tied to answered.
+    let mut untrusted: BTreeSet<String> = BTreeSet::new();
     let result = loop {
         if cancel.is_cancelled() {
             break Ok(());
@@ -213,6 +228,16 @@ async fn run(
         match outcome {
             Ok(()) => break Ok(()),
             Err(SessionError::Fatal(msg)) => break Err(AgentError::Refused(msg)),
+            Err(SessionError::Untrusted(msg)) => {
+                tracing::error!(control = %target.addr, "{msg}");
+                untrusted.insert(target.addr.clone());
+                // Every address answered with a key the credential cannot
+                // be tied to: stop, saying why (the secret was never sent).
+                if targets.iter().all(|t| untrusted.contains(&t.addr)) {
+                    break Err(AgentError::Untrusted(msg));
+                }
+                failures_in_row += 1;
+            }
             Err(SessionError::Retry(msg)) => {
                 tracing::debug!(control = %target.addr, "control replica unusable: {msg}");
                 failures_in_row += 1;
@@ -246,6 +271,8 @@ enum SessionError {
     Lost(String),
     /// Refused for good.
     Fatal(String),
+    /// The replica could not prove it belongs to the pinned cluster.
+    Untrusted(String),
 }
 
 async fn resolve(addr: &str) -> Result<SocketAddr, String> {
@@ -296,6 +323,10 @@ async fn session(
         .connect(addr, target.id)
         .await
         .map_err(|e| SessionError::Retry(e.to_string()))?;
+    // Checked at start (`Agent::start`), so this does not fail.
+    let credential =
+        JoinCredential::parse(&cfg.join_token).map_err(|e| SessionError::Fatal(e.to_string()))?;
+    prove_cluster(&conn, &credential, &target.addr).await?;
     let info = NodeInfo {
         id: endpoint.node_id(),
         name: cfg.name.clone(),
@@ -347,6 +378,35 @@ async fn session(
         r.set_connection(None);
     }
     result
+}
+
+/// Asks the replica at the other end of `conn` (whose key the handshake
+/// proved) to show that the cluster key pinned by `credential` vouches for
+/// that key; nothing secret is sent before this passes.
+async fn prove_cluster(
+    conn: &stratus_net::Connection,
+    credential: &JoinCredential,
+    addr: &str,
+) -> Result<(), SessionError> {
+    let replica = conn.remote_id();
+    match conn
+        .call::<_, Response>(&Request::ClusterProof, CALL_TIMEOUT)
+        .await
+    {
+        Ok(Response::ClusterProof {
+            cluster_key,
+            signature,
+        }) => verify_vouch(&credential.pin, &cluster_key, replica, &signature)
+            .map_err(|e| SessionError::Untrusted(format!("control address {addr}: {e}"))),
+        Ok(Response::Error {
+            code: ErrorCode::Unavailable | ErrorCode::NoLeader,
+            message,
+        }) => Err(SessionError::Retry(message)),
+        Ok(other) => Err(SessionError::Untrusted(format!(
+            "control address {addr}: replica {replica} did not prove it belongs to the cluster the join credential pins (answered {other:?})"
+        ))),
+        Err(e) => Err(SessionError::Retry(e.to_string())),
+    }
 }
 
 /// Keeps the runner's assignments in step with the control plane.

@@ -22,6 +22,7 @@
 pub mod auth;
 pub mod error;
 pub mod images;
+pub mod joining;
 pub mod marks;
 pub mod objects;
 pub mod quotas;
@@ -228,7 +229,9 @@ pub struct WriteResult {
           objects::list_versions, objects::storage_status, objects::maintain_now,
           s3keys::create_key, s3keys::list_keys, s3keys::delete_key,
           images::import, images::list, images::delete,
-          quotas::get_quota, quotas::set_quota, quotas::my_quota, marks::list_marks, marks::unmark),
+          quotas::get_quota, quotas::set_quota, quotas::my_quota, marks::list_marks, marks::unmark,
+
+          joining::create, joining::list, joining::revoke, joining::ban),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
                        VarView, WriteResult, TokenView, CreateToken, TokenScope, ClusterStatus,
                        workloads::ModuleRef, workloads::Deploy, workloads::ExecRequest, workloads::ExecStarted,
@@ -245,7 +248,9 @@ pub struct WriteResult {
                        stratus_spec::ImageSource, stratus_spec::PortSpec, stratus_spec::VolumeSpec,
                        quotas::QuotaView, stratus_state::quotas::QuotaLine, stratus_state::quotas::Resource,
                        marks::NodeMarkView, marks::StatusView, stratus_control::disk::DiskStatus, stratus_store::NodeSpace,
-                       stratus_state::marks::NodeMark, stratus_state::marks::Strike, stratus_state::marks::Mark, stratus_state::marks::Failure)),
+                       stratus_state::marks::NodeMark, stratus_state::marks::Strike, stratus_state::marks::Mark, stratus_state::marks::Failure,
+                       joining::CreateJoinToken, joining::IssuedJoinToken, joining::Banned,
+                       stratus_state::nodes::JoinCredentialRecord)),
     modifiers(&BearerAuth),
     tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"), (name = "images"))
 )]
@@ -324,6 +329,12 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .route("/v1/nodes/{id}/drain", post(workloads::drain))
         .route("/v1/nodes/marks", get(marks::list_marks))
         .route("/v1/nodes/{id}/unmark", post(marks::unmark))
+        .route("/v1/nodes/{id}/ban", post(joining::ban))
+        .route("/v1/join-tokens", get(joining::list).post(joining::create))
+        .route(
+            "/v1/join-tokens/{id}",
+            axum::routing::delete(joining::revoke),
+        )
         .route(
             "/v1/buckets",
             post(objects::create_bucket).get(objects::list_buckets),

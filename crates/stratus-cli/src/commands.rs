@@ -30,6 +30,15 @@ pub enum NodesCmd {
         /// Full node id
         id: String,
     },
+    /// Join credentials: create, rotate, list, revoke (admin)
+    #[command(subcommand, name = "join-token")]
+    JoinToken(crate::join::JoinTokenCmd),
+    /// Remove a node for good: lost, its work and pieces move elsewhere, its
+    /// key never registers again (admin)
+    Ban {
+        /// Node id, prefix or name
+        id: String,
+    },
 }
 
 /// `stratus replicas ...`
@@ -273,6 +282,8 @@ fn indent(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
 pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
     let c = client(g)?;
     match cmd {
+        NodesCmd::JoinToken(cmd) => return crate::join::join_token(g, cmd).await,
+        NodesCmd::Ban { id } => return crate::join::ban(g, &id).await,
         NodesCmd::Ls => {
             let nodes: Vec<NodeRecord> = c.get("/v1/nodes").await?;
             let marks: Vec<NodeMarkView> = c.get("/v1/nodes/marks").await?;
@@ -280,7 +291,7 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
                 return print_json(&nodes);
             }
             if nodes.is_empty() {
-                println!("no nodes registered yet; start one with `stratus node --control HOST:PORT --join-token-file FILE`");
+                println!("no nodes registered yet; start one with `stratus node --control HOST:PORT --join-token-file FILE` (a credential from `stratus nodes join-token create`)");
                 return Ok(());
             }
             let rows = nodes
@@ -289,7 +300,12 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
                     vec![
                         n.info.id.short(),
                         n.info.name.clone(),
-                        n.status.to_string() + mark_note(&marks, &n.info.id),
+                        if n.banned {
+                            "banned".into()
+                        } else {
+                            n.status.to_string() + mark_note(&marks, &n.info.id)
+                        },
+                        n.owner.clone(),
                         n.info.capacity.cpu_cores.to_string(),
                         bytes(n.info.capacity.memory_bytes),
                         bytes(n.info.capacity.disk_bytes),
@@ -304,6 +320,7 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
                     "ID",
                     "NAME",
                     "STATUS",
+                    "OWNER",
                     "CPU",
                     "MEMORY",
                     "DISK",
@@ -328,6 +345,10 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
                 n.status,
                 ago(n.status_changed_ms)
             );
+            if n.banned {
+                println!("banned:     yes (lost for good; its key never registers again)");
+            }
+            println!("owner:      {}", n.owner);
             println!("registered: {} ago", ago(n.registered_ms));
             println!("version:    {}", n.info.version);
             println!(

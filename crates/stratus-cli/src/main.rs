@@ -11,6 +11,7 @@ mod bench;
 mod client;
 mod commands;
 mod images;
+mod join;
 mod objects;
 mod quotas;
 mod run;

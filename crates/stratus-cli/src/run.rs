@@ -113,10 +113,12 @@ pub struct NodeArgs {
     /// Control replica to dial, HOST:PORT (repeat for failover)
     #[arg(long = "control", env = "STRATUS_CONTROL", value_delimiter = ',')]
     control: Vec<String>,
-    /// The cluster's join secret (see join.token in the bootstrap replica's data directory)
+    /// Join credential, stj_<id>_<secret>_<pin>: from `stratus nodes join-token create`, or the
+    /// join.token file in the bootstrap replica's data directory. It also pins the cluster: it is
+    /// sent only to a replica that proves it belongs to it
     #[arg(long, env = "STRATUS_JOIN_TOKEN", hide_env_values = true)]
     join_token: Option<String>,
-    /// File holding the join secret
+    /// File holding the join credential
     #[arg(long, env = "STRATUS_JOIN_TOKEN_FILE")]
     join_token_file: Option<PathBuf>,
     /// Region (coarse failure domain)
@@ -383,8 +385,17 @@ async fn spawn_dev_nodes(
     stratus_control::secrets::write_secret_file(&token_file, &cloud.join_token)
         .context("writing join.token")?;
     let control = cfg.control_addrs()?.join(",");
+    let first = cloud.replicas[0]
+        .control
+        .clone()
+        .ok_or_else(|| anyhow!("replica 0 has no control role"))?;
     let mut children = Vec::new();
     for j in 0..n {
+        // Each node is lent by its own tenant, `lender-<j>`.
+        stratus_node::dev::lender_credential(&first, &cfg.data_dir, j)
+            .await
+            .with_context(|| format!("making the join credential of node {j}"))?;
+        let token_file = stratus_node::dev::lender_credential_path(&cfg.data_dir, j);
         let dir = cfg.data_dir.join(format!("node-{j}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let log = std::fs::OpenOptions::new()

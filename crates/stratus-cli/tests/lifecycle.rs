@@ -103,7 +103,13 @@ fn a_dev_node_whose_parent_is_already_gone_stops() {
             "--control".into(),
             "127.0.0.1:9".into(),
             "--join-token".into(),
-            "unused".into(),
+            // Well formed (checked at start), never used: nothing answers.
+            format!(
+                "stj_{}_{}_{}",
+                "0".repeat(12),
+                "0".repeat(64),
+                "0".repeat(64)
+            ),
             "--no-containers".into(),
             "--parent-pid".into(),
             gone_pid.to_string(),

@@ -7,7 +7,7 @@
 //! | replica | a member of this replica's Raft membership | Raft RPCs, forwarded writes and heartbeats, status, membership changes, `ReadLogs` (logs and exec output go only to replicas), anything an agent may | [`stratus_net::MAX_FRAME_LEN`] |
 //! | vouched replica | not (yet) in this replica's membership, but listed by a replica it trusts (see below) | Raft RPCs only | [`stratus_net::MAX_FRAME_LEN`] |
 //! | agent | a registered node | its heartbeats, assignments, reports and output of *its* instances; modules, flists and chunks of the workloads *assigned to it*; volumes of its live instances | [`AGENT_MAX_FRAME`] |
-//! | stranger | any other key | `Register` (with the join secret) | [`STRANGER_MAX_FRAME`] |
+//! | stranger | any other key (a banned node too) | `ClusterProof` (the replica proves it is of the cluster), then `Register` (with a join credential; see [`crate::joining`]) | [`STRANGER_MAX_FRAME`] |
 //!
 //! # Raft RPCs and replicas that are not initialized
 //!
@@ -180,7 +180,9 @@ impl Control {
     }
 
     pub(crate) fn is_registered(&self, peer: &NodeId) -> bool {
-        self.inner.reader.read(|s| s.nodes.contains_key(peer))
+        self.inner
+            .reader
+            .read(|s| s.nodes.get(peer).is_some_and(|n| !n.banned))
     }
 
     /// The role of `peer` right now, without asking anyone.

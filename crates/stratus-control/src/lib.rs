@@ -31,6 +31,7 @@ pub mod authz;
 pub mod bounds;
 pub mod detector;
 pub mod disk;
+pub mod joining;
 pub mod kek;
 pub mod logs;
 pub mod proposer;
@@ -788,10 +789,7 @@ impl Control {
     /// committed, so a crash in between never leaves a token nobody knows.
     async fn ensure_bootstrapped(&self) -> Result<(), ControlError> {
         let dir = &self.inner.cfg.data_dir;
-        let (has_admin, has_join) = self
-            .inner
-            .reader
-            .read(|s| (s.is_bootstrapped(), s.join_token_sha256.is_some()));
+        let has_admin = self.inner.reader.read(|s| s.is_bootstrapped());
         if !has_admin {
             let path = dir.join(ADMIN_TOKEN_FILE);
             let token = load_or_mint(&path, || secrets::mint_admin_token(now_ms()).token)?;
@@ -824,15 +822,7 @@ impl Control {
             )?;
             tracing::info!("storage secret created");
         }
-        if !has_join {
-            let path = dir.join(JOIN_TOKEN_FILE);
-            let secret = load_or_mint(&path, secrets::mint_join_secret)?;
-            self.write(Command::SetJoinToken {
-                sha256: secrets::sha256_hex(&secret),
-            })
-            .await?;
-            tracing::info!(path = %path.display(), "join token created");
-        }
+        self.ensure_joining(dir).await?;
         Ok(())
     }
 }

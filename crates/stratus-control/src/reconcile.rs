@@ -104,8 +104,11 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
         };
         if node.status == NodeStatus::Lost {
             let waited = now_ms.saturating_sub(node.status_changed_ms);
-            if w.spec.disconnect.replace
-                && waited >= w.spec.disconnect.wait_secs.saturating_mul(1000)
+            // A banned node never comes back: its instances move now,
+            // whatever the workload's disconnect policy.
+            if node.banned
+                || (w.spec.disconnect.replace
+                    && waited >= w.spec.disconnect.wait_secs.saturating_mul(1000))
             {
                 d.commands.push(Command::ReportInstance {
                     id: i.id.clone(),
@@ -114,11 +117,15 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
                     restarts: i.restarts,
                     exit_code: i.exit_code,
                     kind: "lost".into(),
-                    message: format!(
-                        "node {} lost for {} s; replacing it elsewhere",
-                        i.node.short(),
-                        waited / 1000
-                    ),
+                    message: if node.banned {
+                        format!("node {} is banned; replacing it elsewhere", i.node.short())
+                    } else {
+                        format!(
+                            "node {} lost for {} s; replacing it elsewhere",
+                            i.node.short(),
+                            waited / 1000
+                        )
+                    },
                     now_ms,
                 });
                 gone.insert(i.id.clone());

@@ -99,11 +99,6 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A new random join secret.
-pub fn mint_join_secret() -> String {
-    format!("stj_{}", random_hex(32))
-}
-
 /// Writes `contents` to `path` with mode 0600, atomically.
 pub fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;

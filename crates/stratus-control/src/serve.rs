@@ -11,9 +11,7 @@ use stratus_state::Command;
 use stratus_types::{ErrorCode, NodeId, NodeStatus};
 
 use crate::proposer::ProposeError;
-use crate::{
-    now_ms, resolve, secrets, Control, ControlError, ImageServer, VolumeServer, RPC_TIMEOUT,
-};
+use crate::{now_ms, resolve, Control, ControlError, ImageServer, VolumeServer, RPC_TIMEOUT};
 
 impl Control {
     /// Answers an agent's volume request with `f` of the attached server,
@@ -215,6 +213,7 @@ impl Control {
                 ),
             },
             Request::Register { info, join_token } => self.register(peer, info, join_token).await,
+            Request::ClusterProof => self.cluster_proof(),
             Request::Heartbeat => match self.heartbeat(peer).await {
                 Ok(()) => self.welcome(),
                 Err(e) => error_response(e.code(), e),
@@ -486,72 +485,27 @@ impl Control {
         Ok((offset, Vec::new()))
     }
 
-    fn welcome(&self) -> Response {
+    pub(crate) fn welcome(&self) -> Response {
         Response::Welcome {
             heartbeat_interval_ms: self.inner.cfg.heartbeat_interval.as_millis() as u64,
             peers: self.peers(),
         }
     }
 
-    async fn register(
-        &self,
-        peer: NodeId,
-        info: stratus_types::NodeInfo,
-        join_token: String,
-    ) -> Response {
-        if info.id != peer {
-            return Response::Error {
-                code: ErrorCode::Forbidden,
-                message: "a node may only register itself (node id differs from its key)".into(),
-            };
-        }
-        if let Err(e) = crate::bounds::check_node_info(&info) {
-            return error_response(ErrorCode::BadRequest, e);
-        }
-        let expected = self.inner.reader.read(|s| s.join_token_sha256.clone());
-        let Some(expected) = expected else {
-            return Response::Error {
-                code: ErrorCode::Unavailable,
-                message: "the cluster is not bootstrapped yet; retry".into(),
-            };
-        };
-        if !secrets::constant_time_eq(
-            secrets::sha256_hex(&join_token).as_bytes(),
-            expected.as_bytes(),
-        ) {
-            return Response::Error {
-                code: ErrorCode::Unauthenticated,
-                message: "wrong join token: use the one in the bootstrap replica's join.token file"
-                    .into(),
-            };
-        }
-        let name = info.name.clone();
-        match self
-            .write(Command::RegisterNode {
-                info,
-                now_ms: now_ms(),
-            })
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(node = %peer.short(), %name, "node registered");
-                if let Err(e) = self.heartbeat(peer).await {
-                    tracing::debug!(error = %e, "first heartbeat");
-                }
-                self.welcome()
-            }
-            Err(e) => error_response(e.code(), e),
-        }
-    }
-
     /// Records that `node` is alive: on the leader, in the failure detector
     /// (reviving a lost node through the log); on a follower, relayed to the leader.
-    async fn heartbeat(&self, node: NodeId) -> Result<(), ControlError> {
+    pub(crate) async fn heartbeat(&self, node: NodeId) -> Result<(), ControlError> {
         let status = self
             .inner
             .reader
-            .read(|s| s.nodes.get(&node).map(|n| n.status));
-        let Some(status) = status else {
+            .read(|s| s.nodes.get(&node).map(|n| (n.status, n.banned)));
+        if let Some((_, true)) = status {
+            return Err(ControlError::Remote {
+                code: ErrorCode::Forbidden,
+                message: format!("node {node} is banned from this cluster"),
+            });
+        }
+        let Some((status, _)) = status else {
             return Err(ControlError::Remote {
                 code: ErrorCode::NotFound,
                 message: format!("node {node} is not registered; register again"),

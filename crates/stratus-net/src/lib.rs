@@ -58,6 +58,7 @@
 //! [`Pool`] keeps one live connection per (address, expected id) and redials
 //! when the cached one has closed or failed at the transport level.
 
+pub mod cluster;
 mod endpoint;
 mod error;
 mod frame;

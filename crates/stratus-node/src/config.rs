@@ -146,9 +146,9 @@ pub struct ServerSection {
 pub struct AgentSection {
     /// Control replicas to dial.
     pub control: Option<Vec<String>>,
-    /// Join secret.
+    /// Join credential (`stj_<id>_<secret>_<pin>`; pins the cluster).
     pub join_token: Option<String>,
-    /// File holding the join secret.
+    /// File holding the join credential.
     pub join_token_file: Option<PathBuf>,
     /// Region.
     pub region: Option<String>,

@@ -63,8 +63,68 @@ pub struct DevCloud {
     pub admin_token_file: PathBuf,
     /// The admin token.
     pub admin_token: String,
-    /// The agents' join secret.
+    /// The cluster's default join credential (owner: the admin tenant).
     pub join_token: String,
+    /// The join credential of each agent, of its own lender (`lender-<j>`).
+    pub join_tokens: Vec<String>,
+}
+
+/// The tenant that lends dev agent `j`: each dev node has its own owner, so
+/// multi-owner placement can be tried on one machine.
+pub fn dev_lender(j: usize) -> String {
+    format!("lender-{j}")
+}
+
+/// File (in the dev folder `dir`) holding the join credential of dev agent
+/// `j`'s lender.
+pub fn lender_credential_path(dir: &Path, j: usize) -> PathBuf {
+    dir.join(format!("{}.join", dev_lender(j)))
+}
+
+/// The join credential of dev agent `j`, for its lender: read back from
+/// [`lender_credential_path`] while the cluster still knows it, minted
+/// (tenant first) and written there otherwise.
+pub async fn lender_credential(
+    control: &stratus_control::Control,
+    dir: &Path,
+    j: usize,
+) -> Result<String, NodeError> {
+    let lender = dev_lender(j);
+    let path = lender_credential_path(dir, j);
+    if let Some(c) =
+        secrets::read_secret_file(&path).map_err(io(format!("reading {}", path.display())))?
+    {
+        let known = stratus_net::cluster::JoinCredential::parse(&c)
+            .ok()
+            .is_some_and(|p| {
+                control
+                    .state()
+                    .read(|s| s.joining.credentials.contains_key(&p.id))
+            });
+        if known {
+            return Ok(c);
+        }
+    }
+    match control
+        .write(stratus_state::Command::CreateTenant {
+            name: lender.clone(),
+            now_ms: stratus_control::now_ms(),
+        })
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.code() == stratus_types::ErrorCode::Conflict => {}
+        Err(e) => return Err(e.into()),
+    }
+    let new = control
+        .create_join_credential(stratus_control::joining::JoinCredentialSpec {
+            owner: Some(lender),
+            ..Default::default()
+        })
+        .await?;
+    secrets::write_secret_file(&path, &new.credential)
+        .map_err(io(format!("writing {}", path.display())))?;
+    Ok(new.credential)
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
@@ -241,9 +301,23 @@ pub async fn start(cfg: DevConfig) -> Result<DevCloud, NodeError> {
         }
     }
 
+    // The default credential is committed once its file is there; then
+    // each agent joins with a credential of its own lender.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !first.state().read(|s| s.joining.has_default()) {
+        if Instant::now() >= deadline {
+            return Err(NodeError::Config(
+                "the control plane did not store its join credential within 60s".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut agents = Vec::new();
+    let mut join_tokens = Vec::new();
     for j in 0..cfg.nodes {
-        agents.push(crate::start(cfg.agent(j, &join_token)?).await?);
+        let credential = lender_credential(&first, &cfg.data_dir, j).await?;
+        agents.push(crate::start(cfg.agent(j, &credential)?).await?);
+        join_tokens.push(credential);
     }
 
     let api = replicas[0]
@@ -269,6 +343,7 @@ pub async fn start(cfg: DevConfig) -> Result<DevCloud, NodeError> {
         admin_token_file,
         admin_token: admin,
         join_token,
+        join_tokens,
     })
 }
 

@@ -44,7 +44,9 @@ pub enum Request {
     Register {
         /// Node description; its `id` must equal the connection's peer id.
         info: NodeInfo,
-        /// Cluster join secret.
+        /// Join credential (`stj_<id>_<secret>_<pin>`), sent only to a
+        /// replica that answered [`Request::ClusterProof`] with a proof the
+        /// pin accepts. Ignored for a key already registered.
         join_token: String,
     },
     /// An agent is alive. Sent over the agent's own connection.
@@ -199,6 +201,10 @@ pub enum Request {
     /// opens the sealed secrets of the replicated state. Answered only to
     /// members of the Raft membership, with [`Response::Blob`] (32 bytes).
     GetKek,
+    /// An agent asks a replica to prove it belongs to the cluster its join
+    /// credential pins, *before* it sends the credential. Answered with
+    /// [`Response::ClusterProof`] by anyone (nothing secret is in it).
+    ClusterProof,
 }
 
 /// Most objects in one [`Response::ObjectList`].
@@ -396,6 +402,15 @@ pub enum Response {
         objects: Vec<ListedObject>,
         /// More objects follow the last one.
         truncated: bool,
+    },
+    /// Answer to [`Request::ClusterProof`]: the cluster's public key and
+    /// its signature over the answering replica's node id (see
+    /// `stratus_net::cluster`).
+    ClusterProof {
+        /// The cluster public key (ed25519).
+        cluster_key: [u8; 32],
+        /// Signature of the replica's node id by the cluster key.
+        signature: Vec<u8>,
     },
 }
 

@@ -69,7 +69,8 @@ use stratus_types::{Attributes, Capacity, NodeId, PortRange};
 
 pub use cluster::{daemon_targets, Cluster};
 pub use pieces::{
-    default_profile, fault_tolerance, place_pieces, PiecePlacementError, StorageNode,
+    default_profile, default_profile_owned, fault_tolerance, place_pieces, place_stripe, Held,
+    PiecePlacementError, StorageNode,
 };
 
 /// One MiB in bytes.

@@ -17,6 +17,17 @@
 //! assumption: nodes that really share a failure domain must declare the same
 //! site for site spreading (and the site-loss count) to mean anything.
 //!
+//! # Owners
+//!
+//! Every storage node has an **owner** (the tenant that lends it). One
+//! owner may run many nodes (a Sybil lender), so [`place_stripe`] never
+//! gives the nodes of one owner more than `max_per_owner` pieces of a
+//! stripe — the stores pass `m`, so losing *every* node of one owner still
+//! leaves `k` pieces. Owner `""` means the operator's own (trusted) nodes:
+//! each is an owner of its own, like an unknown site.
+//! [`default_profile_owned`] picks `k` and `m` so that the stripe fits under
+//! that cap.
+//!
 //! Everything here is pure and deterministic: the same inputs and seed give
 //! the same result, independently of the order of `nodes`.
 
@@ -36,6 +47,20 @@ pub struct StorageNode {
     pub site: String,
     /// Free storage in bytes.
     pub free_bytes: u64,
+    /// Owner (lending tenant); `""` for the operator's own nodes, each an
+    /// owner of its own (see the [module docs](self)).
+    pub owner: String,
+}
+
+/// A node that already holds a healthy piece of the stripe (for repair).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// Identity.
+    pub id: NodeId,
+    /// Its site (`""`: unknown).
+    pub site: String,
+    /// Its owner (`""`: the operator's).
+    pub owner: String,
 }
 
 /// Why pieces could not be placed.
@@ -49,6 +74,17 @@ pub enum PiecePlacementError {
         needed: usize,
         /// Eligible nodes.
         eligible: usize,
+    },
+    /// Enough nodes, but too few owners: no owner's nodes may take more
+    /// than `max_per_owner` pieces of one stripe.
+    #[error("{needed} pieces need nodes of more owners: at most {max_per_owner} pieces of a stripe may go to the nodes of one owner, and the eligible nodes can take only {usable} (add storage nodes of other owners, or use a profile with a larger m)")]
+    TooFewOwners {
+        /// Pieces to place.
+        needed: usize,
+        /// Pieces the eligible nodes can take under the cap.
+        usable: usize,
+        /// The cap.
+        max_per_owner: usize,
     },
 }
 
@@ -69,16 +105,31 @@ impl<'a> SiteKey<'a> {
     }
 }
 
-/// The eligible nodes of one site still available, sorted by id, and the
-/// stripe's piece count at that site.
-struct Site {
-    nodes: Vec<(NodeId, u64)>,
+/// An owner: a named tenant, or an operator's node on its own.
+type OwnerKey<'a> = SiteKey<'a>;
+
+/// The eligible nodes of one site still available, sorted by id, with their
+/// owners, and the stripe's piece count at that site.
+struct Site<'a> {
+    nodes: Vec<(NodeId, u64, OwnerKey<'a>)>,
     pieces: usize,
 }
 
-impl Site {
-    fn free(&self) -> u128 {
-        self.nodes.iter().map(|&(_, f)| u128::from(f)).sum()
+impl Site<'_> {
+    /// Free bytes of the nodes whose owner still has room.
+    fn free(&self, room: &BTreeMap<OwnerKey<'_>, usize>) -> u128 {
+        self.nodes
+            .iter()
+            .filter(|(_, _, o)| room.get(o).copied().unwrap_or(0) > 0)
+            .map(|&(_, f, _)| u128::from(f))
+            .sum()
+    }
+
+    /// Whether a node of an owner with room is left.
+    fn open(&self, room: &BTreeMap<OwnerKey<'_>, usize>) -> bool {
+        self.nodes
+            .iter()
+            .any(|(_, _, o)| room.get(o).copied().unwrap_or(0) > 0)
     }
 }
 
@@ -103,34 +154,8 @@ fn weighted(rng: &mut SplitMix64, weights: &[u128]) -> usize {
 }
 
 /// Chooses `count` distinct nodes for new pieces of one stripe, each needing
-/// `piece_bytes` free.
-///
-/// `holding` lists the nodes that already hold healthy pieces of this stripe
-/// (for repair), one entry per piece, with the site of each: they are never
-/// chosen again, and their pieces count toward their sites.
-///
-/// Rules, in order:
-/// 1. distinct nodes, never a node in `holding`, never a node with
-///    `free_bytes < piece_bytes` (when an id appears more than once in
-///    `nodes`, its first entry is used and the others are ignored);
-/// 2. spread over sites ("water-filling"): each new piece goes to a site with
-///    the fewest pieces of the stripe so far (holding plus new) among the
-///    sites that still have an eligible node left, so the pieces go to as
-///    many distinct sites as possible and per-site counts differ by at most
-///    one whenever capacity allows (and `holding` was balanced). Ties
-///    between equally filled sites are broken at random with probability
-///    proportional to their remaining free bytes;
-/// 3. within the chosen site, a node is picked at random with probability
-///    proportional to its `free_bytes` (uniformly if all are zero), so data
-///    spreads by free capacity over many stripes.
-///
-/// The result is in placement order and depends only on the inputs (not on
-/// the order of `nodes`) and `seed`. With `count == 0` it is empty.
-///
-/// # Errors
-///
-/// [`PiecePlacementError::NotEnoughNodes`] exactly when fewer than `count`
-/// nodes are eligible under rule 1; nothing is placed then.
+/// `piece_bytes` free, with no owner limit: [`place_stripe`] with every
+/// holder an operator's node and `max_per_owner` unbounded.
 pub fn place_pieces(
     nodes: &[StorageNode],
     holding: &[(NodeId, String)],
@@ -138,15 +163,74 @@ pub fn place_pieces(
     piece_bytes: u64,
     seed: u64,
 ) -> Result<Vec<NodeId>, PiecePlacementError> {
-    let held: BTreeSet<NodeId> = holding.iter().map(|(id, _)| *id).collect();
+    let held: Vec<Held> = holding
+        .iter()
+        .map(|(id, site)| Held {
+            id: *id,
+            site: site.clone(),
+            owner: String::new(),
+        })
+        .collect();
+    place_stripe(nodes, &held, count, piece_bytes, usize::MAX, seed)
+}
+
+/// Chooses `count` distinct nodes for new pieces of one stripe, each needing
+/// `piece_bytes` free.
+///
+/// `holding` lists the nodes that already hold healthy pieces of this stripe
+/// (for repair), one entry per piece, with the site and owner of each: they
+/// are never chosen again, and their pieces count toward their sites and
+/// owners.
+///
+/// Rules, in order:
+/// 1. distinct nodes, never a node in `holding`, never a node with
+///    `free_bytes < piece_bytes` (when an id appears more than once in
+///    `nodes`, its first entry is used and the others are ignored);
+/// 2. the nodes of one owner never hold more than `max_per_owner` pieces of
+///    the stripe (holding plus new; owner `""` is each node on its own);
+/// 3. spread over sites ("water-filling"): each new piece goes to a site with
+///    the fewest pieces of the stripe so far (holding plus new) among the
+///    sites that still have an eligible node (of an owner with room) left,
+///    so the pieces go to as many distinct sites as possible and per-site
+///    counts differ by at most one whenever capacity allows (and `holding`
+///    was balanced). Ties between equally filled sites are broken at random
+///    with probability proportional to their remaining free bytes;
+/// 4. within the chosen site, a node (of an owner with room) is picked at
+///    random with probability proportional to its `free_bytes` (uniformly
+///    if all are zero), so data spreads by free capacity over many stripes.
+///
+/// The result is in placement order and depends only on the inputs (not on
+/// the order of `nodes`) and `seed`. With `count == 0` it is empty.
+///
+/// # Errors
+///
+/// [`PiecePlacementError::NotEnoughNodes`] exactly when fewer than `count`
+/// nodes are eligible under rule 1; else
+/// [`PiecePlacementError::TooFewOwners`] exactly when rule 2 leaves room
+/// for fewer than `count` (the sum over owners of the smaller of their
+/// eligible nodes and their room). Nothing is placed then. Otherwise the
+/// greedy choice always succeeds: each pick uses one node and one unit of
+/// room of the same owner, so that sum falls by exactly one.
+pub fn place_stripe(
+    nodes: &[StorageNode],
+    holding: &[Held],
+    count: usize,
+    piece_bytes: u64,
+    max_per_owner: usize,
+    seed: u64,
+) -> Result<Vec<NodeId>, PiecePlacementError> {
+    let held: BTreeSet<NodeId> = holding.iter().map(|h| h.id).collect();
     let mut seen = BTreeSet::new();
-    let mut sites: BTreeMap<SiteKey<'_>, Site> = BTreeMap::new();
+    let mut sites: BTreeMap<SiteKey<'_>, Site<'_>> = BTreeMap::new();
+    let mut per_owner: BTreeMap<OwnerKey<'_>, usize> = BTreeMap::new();
     let mut eligible = 0usize;
     for n in nodes {
         if !seen.insert(n.id) || held.contains(&n.id) || n.free_bytes < piece_bytes {
             continue;
         }
         eligible += 1;
+        let owner = SiteKey::of(&n.owner, n.id);
+        *per_owner.entry(owner).or_default() += 1;
         sites
             .entry(SiteKey::of(&n.site, n.id))
             .or_insert_with(|| Site {
@@ -154,7 +238,7 @@ pub fn place_pieces(
                 pieces: 0,
             })
             .nodes
-            .push((n.id, n.free_bytes));
+            .push((n.id, n.free_bytes, owner));
     }
     if eligible < count {
         return Err(PiecePlacementError::NotEnoughNodes {
@@ -162,13 +246,35 @@ pub fn place_pieces(
             eligible,
         });
     }
+    // Room left per owner: the cap less the pieces its nodes already hold.
+    let mut room: BTreeMap<OwnerKey<'_>, usize> = per_owner
+        .keys()
+        .map(|o| {
+            let holds = holding
+                .iter()
+                .filter(|h| SiteKey::of(&h.owner, h.id) == *o)
+                .count();
+            (*o, max_per_owner.saturating_sub(holds))
+        })
+        .collect();
+    let usable: usize = per_owner
+        .iter()
+        .map(|(o, n)| (*n).min(room.get(o).copied().unwrap_or(0)))
+        .sum();
+    if usable < count {
+        return Err(PiecePlacementError::TooFewOwners {
+            needed: count,
+            usable,
+            max_per_owner,
+        });
+    }
     for site in sites.values_mut() {
-        site.nodes.sort_unstable_by_key(|&(id, _)| id);
+        site.nodes.sort_unstable_by_key(|&(id, _, _)| id);
     }
     // Pieces already held count at their sites (sites without an eligible
     // node cannot receive new pieces, so they need no entry).
-    for (id, site) in holding {
-        if let Some(s) = sites.get_mut(&SiteKey::of(site, *id)) {
+    for h in holding {
+        if let Some(s) = sites.get_mut(&SiteKey::of(&h.site, h.id)) {
             s.pieces += 1;
         }
     }
@@ -177,12 +283,13 @@ pub fn place_pieces(
     let mut chosen = Vec::with_capacity(count);
     let mut keys: Vec<SiteKey<'_>> = Vec::new();
     let mut weights: Vec<u128> = Vec::new();
+    let mut candidates: Vec<usize> = Vec::new();
     while chosen.len() < count {
-        // The least filled sites with a node left (there is one: at least
-        // `count - chosen.len()` eligible nodes remain).
+        // The least filled sites with a usable node left (there is one: the
+        // usable sum is at least `count - chosen.len()`).
         let Some(least) = sites
             .values()
-            .filter(|s| !s.nodes.is_empty())
+            .filter(|s| s.open(&room))
             .map(|s| s.pieces)
             .min()
         else {
@@ -191,18 +298,27 @@ pub fn place_pieces(
         keys.clear();
         weights.clear();
         for (k, s) in &sites {
-            if !s.nodes.is_empty() && s.pieces == least {
+            if s.pieces == least && s.open(&room) {
                 keys.push(*k);
-                weights.push(s.free());
+                weights.push(s.free(&room));
             }
         }
         let key = keys[weighted(&mut rng, &weights)];
         let Some(site) = sites.get_mut(&key) else {
             break;
         };
+        candidates.clear();
         weights.clear();
-        weights.extend(site.nodes.iter().map(|&(_, f)| u128::from(f)));
-        let (id, _) = site.nodes.remove(weighted(&mut rng, &weights));
+        for (i, (_, f, o)) in site.nodes.iter().enumerate() {
+            if room.get(o).copied().unwrap_or(0) > 0 {
+                candidates.push(i);
+                weights.push(u128::from(*f));
+            }
+        }
+        let (id, _, owner) = site.nodes.remove(candidates[weighted(&mut rng, &weights)]);
+        if let Some(r) = room.get_mut(&owner) {
+            *r -= 1;
+        }
         site.pieces += 1;
         chosen.push(id);
     }
@@ -263,6 +379,31 @@ pub fn default_profile(storage_nodes: usize) -> (u8, u8) {
         let k = storage_nodes.saturating_sub(4).clamp(1, 4);
         // k is in 1..=4, so the conversion cannot fail.
         (u8::try_from(k).unwrap_or(4), 2)
+    }
+}
+
+/// The default erasure profile `(k, m)` for storage nodes of several
+/// owners: `nodes_per_owner` holds each owner's number of storage nodes
+/// (an operator's node counts as an owner of its own).
+///
+/// With at most `m` pieces of a stripe per owner ([`place_stripe`]), losing
+/// all nodes of any one owner loses at most `m` pieces, so the stripe
+/// survives it. The stripe must fit under that cap: with `m = 2`, the
+/// owners' nodes can take `slots = Σ min(nodes, 2)` pieces, and the profile
+/// is [`default_profile`] of `slots` (so it also keeps 2 slots spare for
+/// repair). With fewer than 3 slots but 2 or more owners, `1+1` (one copy
+/// on each of two owners). With a single owner nothing survives losing it:
+/// [`default_profile`] of the node count, which placement refuses with
+/// [`PiecePlacementError::TooFewOwners`] when it needs redundancy.
+pub fn default_profile_owned(nodes_per_owner: &[usize]) -> (u8, u8) {
+    let slots: usize = nodes_per_owner.iter().map(|&n| n.min(2)).sum();
+    let owners = nodes_per_owner.iter().filter(|&&n| n > 0).count();
+    if slots >= 3 {
+        default_profile(slots)
+    } else if owners >= 2 {
+        (1, 1)
+    } else {
+        default_profile(nodes_per_owner.iter().sum())
     }
 }
 

@@ -16,8 +16,10 @@
 //! [`TypeConfig`] binds these types to openraft.
 
 pub mod marks;
+pub mod nodes;
 pub mod objects;
 pub mod quotas;
+mod result;
 pub mod retention;
 pub mod sealing;
 mod tokens;
@@ -33,6 +35,7 @@ use stratus_types::{
 };
 use utoipa::ToSchema;
 
+pub use result::{ApplyError, CommandResult};
 use workloads::{module_hash, MAX_MODULE_BYTES};
 pub use workloads::{Desired, Event, Instance, InstanceState, Workload};
 
@@ -129,7 +132,9 @@ pub enum Command {
         /// New state.
         state: workloads::ExecState,
     },
-    /// Set the SHA-256 (hex) of the secret agents present to join the cluster.
+    /// Set the SHA-256 (hex) of the single join secret of the first
+    /// layout. Kept to replay old logs; joining now uses join credentials
+    /// ([`Command::CreateJoinCredential`], [`nodes`]).
     SetJoinToken {
         /// Hex SHA-256 of the join secret.
         sha256: String,
@@ -250,51 +255,42 @@ pub enum Command {
     },
     /// Storage challenges failed, or an operator clears a mark (`marks`).
     Marks(marks::MarkCommand),
-}
-
-/// Why a command was refused by the state machine. Refusals are
-/// deterministic: every replica refuses the same command the same way.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message}")]
-pub struct ApplyError {
-    /// Stable code.
-    pub code: ErrorCode,
-    /// What happened and what to do about it.
-    pub message: String,
-}
-
-impl ApplyError {
-    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-/// Outcome of applying one command.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CommandResult {
-    /// `None` if the command took effect.
-    pub error: Option<ApplyError>,
-    /// Version (log index) of the variable written by `PutVar`.
-    pub version: Option<u64>,
-    /// Results of the commands of a [`Command::Batch`], in order.
-    #[serde(default)]
-    pub batch: Vec<CommandResult>,
-    /// Id produced (object version, multipart upload).
-    #[serde(default)]
-    pub id: Option<String>,
-}
-
-impl CommandResult {
-    /// Converts into a `Result`.
-    pub fn into_result(self) -> Result<Option<u64>, ApplyError> {
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(self.version),
-        }
-    }
+    /// Set the seed of the cluster key (once, at bootstrap; see [`nodes`]).
+    SetClusterKey {
+        /// The seed.
+        seed: nodes::ClusterSeed,
+    },
+    /// Store a join credential (only its secret's hash); a default one
+    /// replaces the previous default (rotation).
+    CreateJoinCredential {
+        /// The record.
+        record: nodes::JoinCredentialRecord,
+    },
+    /// Revoke a join credential: it joins no new node.
+    RevokeJoinCredential {
+        /// Credential id.
+        id: String,
+    },
+    /// A node joins with a join credential (checked here, in log order, so a
+    /// one-time credential is used once), or re-registers by its key.
+    JoinNode {
+        /// What the node reports; its id is the connection's key.
+        info: NodeInfo,
+        /// Credential id.
+        credential: String,
+        /// Hex SHA-256 of the presented secret.
+        secret_sha256: String,
+        /// Leader time.
+        now_ms: u64,
+    },
+    /// Ban a node for good: lost, its work and pieces move elsewhere, and
+    /// its key never registers again.
+    BanNode {
+        /// Node.
+        id: NodeId,
+        /// Leader time.
+        now_ms: u64,
+    },
 }
 
 /// A tenant variable.
@@ -319,7 +315,8 @@ pub struct State {
     pub tokens: BTreeMap<String, TokenRecord>,
     /// Variables by tenant, then key.
     pub vars: BTreeMap<TenantName, BTreeMap<String, Var>>,
-    /// Hex SHA-256 of the agents' join secret, once set.
+    /// Hex SHA-256 of the join secret of the first layout (unused since
+    /// join credentials, [`State::joining`]).
     pub join_token_sha256: Option<String>,
     /// WASM modules by content address.
     pub modules: BTreeMap<String, Vec<u8>>,
@@ -338,6 +335,9 @@ pub struct State {
     /// Storage nodes' failed challenges and marks (`marks`).
     #[serde(default)]
     pub marks: BTreeMap<NodeId, marks::NodeMark>,
+    /// Cluster key, join credentials and bans.
+    #[serde(default)]
+    pub joining: nodes::Joining,
 }
 
 impl State {
@@ -400,20 +400,23 @@ impl State {
     fn apply_inner(&mut self, index: u64, cmd: &Command) -> Result<Option<u64>, ApplyError> {
         match cmd {
             Command::RegisterNode { info, now_ms } => {
-                let rec = self.nodes.entry(info.id).or_insert_with(|| NodeRecord {
+                // Kept to replay old logs: new nodes join with `JoinNode`.
+                self.not_banned(&info.id)?;
+                self.nodes.entry(info.id).or_insert_with(|| NodeRecord {
                     info: info.clone(),
                     status: NodeStatus::Ready,
                     registered_ms: *now_ms,
                     status_changed_ms: *now_ms,
+                    owner: ADMIN_TENANT.into(),
+                    banned: false,
                 });
-                rec.info = info.clone();
-                if rec.status != NodeStatus::Ready {
-                    rec.status = NodeStatus::Ready;
-                    rec.status_changed_ms = *now_ms;
-                }
+                self.refresh_node(info, *now_ms);
                 Ok(None)
             }
             Command::SetNodeStatus { id, status, now_ms } => {
+                if *status == NodeStatus::Ready {
+                    self.not_banned(id)?;
+                }
                 let rec = self.nodes.get_mut(id).ok_or_else(|| {
                     ApplyError::new(ErrorCode::NotFound, format!("node {id} is not registered"))
                 })?;
@@ -809,6 +812,11 @@ impl State {
                 uploads_ms,
             } => Ok(Some(self.prune(*now_ms, *tasks_ms, *uploads_ms))),
             Command::Marks(c) => self.apply_marks(c),
+            Command::SetClusterKey { .. }
+            | Command::CreateJoinCredential { .. }
+            | Command::RevokeJoinCredential { .. }
+            | Command::JoinNode { .. }
+            | Command::BanNode { .. } => self.apply_nodes(cmd),
         }
     }
 

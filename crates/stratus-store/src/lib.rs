@@ -246,6 +246,30 @@ pub(crate) struct StorageTarget {
     pub addr: String,
     pub site: String,
     pub free: u64,
+    /// Placement owner: the lending tenant, `""` for the operator's nodes
+    /// (see [`placement_owner`]).
+    pub owner: String,
+}
+
+/// The owner placement sees for a node of `owner`: the operator's own
+/// nodes (admin tenant) are trusted and each an owner of its own (`""`);
+/// every other tenant's nodes share one owner, so one lender's many nodes
+/// take at most `m` pieces of a stripe.
+pub(crate) fn placement_owner(owner: &str) -> String {
+    if owner == stratus_types::ADMIN_TENANT {
+        String::new()
+    } else {
+        owner.to_string()
+    }
+}
+
+/// The placement owner of `node` in `state` (`""` when unknown).
+pub(crate) fn owner_of(state: &State, node: &NodeId) -> String {
+    state
+        .nodes
+        .get(node)
+        .map(|n| placement_owner(&n.owner))
+        .unwrap_or_default()
 }
 
 impl StorageTarget {
@@ -255,6 +279,7 @@ impl StorageTarget {
             id: self.id,
             site: self.site.clone(),
             free_bytes: self.free,
+            owner: self.owner.clone(),
         }
     }
 }
@@ -343,9 +368,26 @@ impl Store {
                     free: s
                         .capacity_bytes
                         .saturating_sub(state.store.node_usage(&n.info.id)),
+                    owner: placement_owner(&n.owner),
                 })
             })
             .collect()
+    }
+
+    /// The number of ready storage nodes of each placement owner (each
+    /// operator's node on its own).
+    pub(crate) fn nodes_per_owner(state: &State) -> Vec<usize> {
+        let mut named: BTreeMap<String, usize> = BTreeMap::new();
+        let mut own = Vec::new();
+        for t in Self::targets(state) {
+            if t.owner.is_empty() {
+                own.push(1);
+            } else {
+                *named.entry(t.owner).or_default() += 1;
+            }
+        }
+        own.extend(named.into_values());
+        own
     }
 
     /// The storage address of `node`, if it is a storage node.
@@ -360,7 +402,7 @@ impl Store {
     /// The erasure profile new data of `bucket` gets now.
     pub(crate) fn profile_for(state: &State, bucket: &Bucket) -> ErasureProfile {
         bucket.profile.unwrap_or_else(|| {
-            let (k, m) = stratus_sched::default_profile(Self::targets(state).len());
+            let (k, m) = stratus_sched::default_profile_owned(&Self::nodes_per_owner(state));
             ErasureProfile { k, m }
         })
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use stratus_chunk::{piece_id, rebuild_pieces, PieceId, Profile};
 use stratus_proto::{PieceRequest, PieceResponse};
-use stratus_sched::{place_pieces, StorageNode};
+use stratus_sched::{place_stripe, Held, StorageNode};
 use stratus_state::objects::{PieceMove, StoreCommand};
 use stratus_state::Command;
 use stratus_types::NodeId;
@@ -133,7 +133,7 @@ impl Store {
         let (targets, holding) = self.read(|s| {
             // Measured free space is applied below.
             let targets = Store::targets(s);
-            let holding: Vec<(NodeId, String)> = view
+            let holding: Vec<Held> = view
                 .slots
                 .iter()
                 .filter(|sl| sl.healthy)
@@ -143,7 +143,11 @@ impl Store {
                         .get(&sl.node)
                         .map(|n| n.info.attributes.site.clone())
                         .unwrap_or_default();
-                    (sl.node, site)
+                    Held {
+                        id: sl.node,
+                        site,
+                        owner: crate::owner_of(s, &sl.node),
+                    }
                 })
                 .collect();
             (targets, holding)
@@ -155,11 +159,13 @@ impl Store {
             .filter(|t| !named.contains(&t.id))
             .map(StorageTarget::placement_node)
             .collect();
-        let homes = place_pieces(
+        // One owner's nodes take at most m pieces of the stripe.
+        let homes = place_stripe(
             &nodes,
             &holding,
             missing.len(),
             view.pack.piece_len,
+            usize::from(view.pack.profile.m.max(1)),
             rand::random(),
         )
         .map_err(|e| StoreError::unavailable(format!("no node to rebuild pack {pack} on: {e}")))?;

@@ -11,7 +11,7 @@ use stratus_chunk::{
     Profile, ScopeKey, StreamChunker,
 };
 use stratus_proto::{PieceRequest, PieceResponse};
-use stratus_sched::{place_pieces, StorageNode};
+use stratus_sched::{place_stripe, Held, StorageNode};
 use stratus_state::objects::{
     validate_key, ErasureProfile, ManifestChunk, NewChunk, ObjectData, ObjectVersion, StoreCommand,
 };
@@ -346,10 +346,14 @@ impl Store {
                 break;
             }
             let targets = self.placeable();
-            let holding: Vec<(NodeId, String)> = chosen
+            let holding: Vec<Held> = chosen
                 .iter()
                 .flatten()
-                .map(|t| (t.id, t.site.clone()))
+                .map(|t| Held {
+                    id: t.id,
+                    site: t.site.clone(),
+                    owner: t.owner.clone(),
+                })
                 .collect();
             let usable = |avoid_suspects: bool| -> Vec<StorageNode> {
                 targets
@@ -364,18 +368,26 @@ impl Store {
             if nodes.len() < todo.len() {
                 nodes = usable(false);
             }
-            let picked = place_pieces(&nodes, &holding, todo.len(), pack.piece_len, rand::random())
-                .map_err(|e| {
-                    StoreError::unavailable(format!(
-                        "cannot place {profile} pieces of {} bytes: {e}{}",
-                        pack.piece_len,
-                        if last_error.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" (last failure: {last_error})")
-                        }
-                    ))
-                })?;
+            // One owner's nodes take at most m pieces of the stripe.
+            let picked = place_stripe(
+                &nodes,
+                &holding,
+                todo.len(),
+                pack.piece_len,
+                usize::from(profile.m.max(1)),
+                rand::random(),
+            )
+            .map_err(|e| {
+                StoreError::unavailable(format!(
+                    "cannot place {profile} pieces of {} bytes: {e}{}",
+                    pack.piece_len,
+                    if last_error.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (last failure: {last_error})")
+                    }
+                ))
+            })?;
             let puts = todo.iter().zip(picked).map(|(&i, node)| {
                 let target = targets.iter().find(|t| t.id == node).cloned();
                 let req = PieceRequest::Put {

@@ -101,8 +101,10 @@ pub struct Cluster {
     pub agents: Vec<Option<Running>>,
     /// Admin API token.
     pub admin_token: String,
-    /// Agents' join secret.
+    /// The cluster's default join credential (owner: the admin tenant).
     pub join_token: String,
+    /// Each agent's join credential (of its lender, `lender-<j>`).
+    pub join_tokens: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -147,6 +149,7 @@ impl Cluster {
             agents,
             admin_token,
             join_token,
+            join_tokens,
             ..
         } = stratus_node::dev::start(cfg.clone())
             .await
@@ -157,6 +160,7 @@ impl Cluster {
             agents: agents.into_iter().map(Some).collect(),
             admin_token,
             join_token,
+            join_tokens,
             _dir: dir,
         })
     }
@@ -238,7 +242,8 @@ impl Cluster {
 
     /// Starts agent `j` again (same identity).
     pub async fn start_agent(&mut self, j: usize) -> Result<()> {
-        let a = stratus_node::start(self.cfg.agent(j, &self.join_token)?).await?;
+        let credential = self.join_tokens.get(j).unwrap_or(&self.join_token);
+        let a = stratus_node::start(self.cfg.agent(j, credential)?).await?;
         self.agents[j] = Some(a);
         Ok(())
     }

@@ -280,6 +280,14 @@ pub struct NodeRecord {
     pub registered_ms: u64,
     /// When the status last changed (ms since the Unix epoch, leader clock).
     pub status_changed_ms: u64,
+    /// The tenant that lends this node: the owner of the join credential it
+    /// joined with (never what the node says). Placement never gives one
+    /// owner's nodes more than `m` pieces of a stripe.
+    #[serde(default)]
+    pub owner: TenantName,
+    /// Banned for good (`stratus nodes ban`): lost, never ready again.
+    #[serde(default)]
+    pub banned: bool,
 }
 
 /// Name of a tenant: 1–63 characters of `[a-z0-9-]`, starting with a letter.

@@ -15,6 +15,7 @@ fn sn(i: usize, site: &str, free_bytes: u64) -> StorageNode {
         id: id(i),
         site: site.into(),
         free_bytes,
+        owner: String::new(),
     }
 }
 
@@ -382,5 +383,200 @@ proptest! {
             }
         }
         prop_assert_eq!(sites_lost, best);
+    }
+}
+
+fn owned(i: usize, site: &str, owner: &str) -> StorageNode {
+    StorageNode {
+        owner: owner.into(),
+        ..sn(i, site, 1000)
+    }
+}
+
+/// Owner name for the proptests: 0 is the operator's (`""`), 1..4 named.
+fn owner_name(o: usize) -> String {
+    if o == 0 {
+        String::new()
+    } else {
+        format!("t{o}")
+    }
+}
+
+#[test]
+fn one_owner_never_gets_more_than_the_cap() {
+    // A lender with 6 nodes on 3 sites, 3 other owners with one node each.
+    let mut nodes: Vec<StorageNode> = (0..6)
+        .map(|i| owned(i, ["a", "b", "c"][i % 3], "sybil"))
+        .collect();
+    nodes.extend((6..9).map(|i| owned(i, "d", &format!("o{i}"))));
+    for seed in 0..200 {
+        let got = place_stripe(&nodes, &[], 5, 10, 2, seed).unwrap_or_default();
+        assert_eq!(got.len(), 5);
+        let sybil = got
+            .iter()
+            .filter(|n| nodes[..6].iter().any(|s| s.id == **n))
+            .count();
+        assert!(sybil <= 2, "seed {seed}: {sybil} pieces on one owner");
+    }
+    // 6 pieces cannot fit: 2 + 3 slots.
+    assert_eq!(
+        place_stripe(&nodes, &[], 6, 10, 2, 1),
+        Err(PiecePlacementError::TooFewOwners {
+            needed: 6,
+            usable: 5,
+            max_per_owner: 2
+        })
+    );
+    // Repair counts what the owner already holds.
+    let holding = [Held {
+        id: id(0),
+        site: "a".into(),
+        owner: "sybil".into(),
+    }];
+    for seed in 0..50 {
+        let got = place_stripe(&nodes, &holding, 4, 10, 2, seed).unwrap_or_default();
+        let sybil = got
+            .iter()
+            .filter(|n| nodes[..6].iter().any(|s| s.id == **n))
+            .count();
+        assert!(sybil <= 1, "seed {seed}");
+    }
+}
+
+#[test]
+fn operator_nodes_are_owners_of_their_own() {
+    let nodes: Vec<StorageNode> = (0..6).map(|i| owned(i, "a", "")).collect();
+    assert_eq!(
+        place_stripe(&nodes, &[], 6, 10, 1, 3).map(|v| v.len()),
+        Ok(6)
+    );
+}
+
+#[test]
+fn owned_default_profiles() {
+    let want: [(&[usize], (u8, u8)); 9] = [
+        (&[1, 1, 1, 1, 1, 1], (2, 2)),
+        (&[6, 1, 1, 1], (1, 2)),
+        (&[6, 6], (1, 2)),
+        (&[3, 3, 3], (2, 2)),
+        (&[2, 2, 2, 2], (4, 2)),
+        (&[6, 1], (1, 2)),
+        (&[2], (1, 1)),
+        (&[1], (1, 0)),
+        (&[6], (2, 2)),
+    ];
+    for (owners, p) in want {
+        assert_eq!(default_profile_owned(owners), p, "{owners:?}");
+    }
+}
+
+/// Random owned nodes: ids 0..30, sites 0..4, owners 0..4 (0 = operator's).
+fn arb_owned_nodes() -> impl proptest::strategy::Strategy<Value = Vec<StorageNode>> {
+    prop::collection::vec((0usize..30, 0usize..4, 0usize..4, 0u64..200), 0..30).prop_map(|v| {
+        v.into_iter()
+            .map(|(i, s, o, f)| StorageNode {
+                owner: owner_name(o),
+                ..sn(i, &site_name(s), f)
+            })
+            .collect()
+    })
+}
+
+fn arb_owned_holding() -> impl proptest::strategy::Strategy<Value = Vec<Held>> {
+    prop::collection::vec((30usize..40, 0usize..4, 0usize..4), 0..5).prop_map(|v| {
+        v.into_iter()
+            .map(|(i, s, o)| Held {
+                id: id(i),
+                site: site_name(s),
+                owner: owner_name(o),
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+    /// Rule 2: no named owner ends with more than the cap (holding plus
+    /// new) unless it already held more; and `TooFewOwners` exactly when
+    /// the owners' room cannot take the pieces.
+    #[test]
+    fn the_owner_cap_holds_and_fails_only_when_it_must(
+        nodes in arb_owned_nodes(),
+        holding in arb_owned_holding(),
+        count in 0usize..10,
+        cap in 1usize..4,
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let mut first: BTreeMap<NodeId, &StorageNode> = BTreeMap::new();
+        for n in &nodes {
+            first.entry(n.id).or_insert(n);
+        }
+        let eligible: Vec<&StorageNode> = first.values().copied().filter(|n| n.free_bytes >= 10).collect();
+        // Oracle of the usable room.
+        let mut per: BTreeMap<String, usize> = BTreeMap::new();
+        let mut usable = 0usize;
+        for n in &eligible {
+            if n.owner.is_empty() { usable += 1; } else { *per.entry(n.owner.clone()).or_default() += 1; }
+        }
+        for (o, c) in &per {
+            let holds = holding.iter().filter(|h| &h.owner == o).count();
+            usable += (*c).min(cap.saturating_sub(holds));
+        }
+        let got = place_stripe(&nodes, &holding, count, 10, cap, seed);
+        prop_assert_eq!(&got, &place_stripe(&nodes, &holding, count, 10, cap, seed));
+        match got {
+            Err(PiecePlacementError::NotEnoughNodes { .. }) => prop_assert!(eligible.len() < count),
+            Err(PiecePlacementError::TooFewOwners { usable: u, .. }) => {
+                prop_assert!(eligible.len() >= count);
+                prop_assert_eq!(u, usable);
+                prop_assert!(usable < count);
+            }
+            Ok(got) => {
+                prop_assert!(usable >= count);
+                prop_assert_eq!(got.len(), count);
+                let mut totals: BTreeMap<String, usize> = BTreeMap::new();
+                for n in &got {
+                    let o = &first[n].owner;
+                    if !o.is_empty() {
+                        *totals.entry(o.clone()).or_default() += 1;
+                    }
+                }
+                for (o, new) in totals {
+                    let holds = holding.iter().filter(|h| h.owner == o).count();
+                    prop_assert!(holds + new <= cap, "owner {} has {} + {} > {}", o, holds, new, cap);
+                }
+            }
+        }
+    }
+
+    /// One owner with 6 nodes, beside a few others: with the profile the
+    /// cluster gets by default, every stripe places, that owner holds at
+    /// most `m` of its pieces, and losing all its nodes leaves `k`.
+    #[test]
+    fn a_sybil_owner_cannot_take_a_stripe_down(
+        others in prop::collection::vec((0usize..4, 1usize..4), 1..6),
+        sybil_sites in prop::collection::vec(0usize..4, 6),
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let mut nodes: Vec<StorageNode> = sybil_sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| owned(i, &site_name(*s), "sybil"))
+            .collect();
+        let mut counts = vec![6usize];
+        for (o, (s, n)) in others.iter().enumerate() {
+            for _ in 0..*n {
+                nodes.push(owned(nodes.len(), &site_name(*s), &format!("o{o}")));
+            }
+            counts.push(*n);
+        }
+        let (k, m) = default_profile_owned(&counts);
+        let (k, m) = (usize::from(k), usize::from(m));
+        let got = place_stripe(&nodes, &[], k + m, 10, m.max(1), seed);
+        let got = match got { Ok(g) => g, Err(e) => return Err(proptest::test_runner::TestCaseError::fail(format!("{counts:?}: {e}"))) };
+        let sybil = got.iter().filter(|n| nodes[..6].iter().any(|s| s.id == **n)).count();
+        prop_assert!(sybil <= m, "{} of {}+{} pieces on the sybil owner", sybil, k, m);
+        prop_assert!(got.len() - sybil >= k);
     }
 }
