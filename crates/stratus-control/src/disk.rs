@@ -62,6 +62,8 @@ pub fn adds_data(cmd: &Command) -> bool {
         | Command::PutVar { .. }
         | Command::Exec { .. }
         | Command::PutModule { .. }
+        | Command::PutTenantModule { .. }
+        | Command::CreateJoinCredential { .. }
         | Command::DeployWorkload { .. } => true,
         Command::Store(s) => matches!(
             s,
@@ -73,7 +75,26 @@ pub fn adds_data(cmd: &Command) -> bool {
                 | StoreCommand::CompleteUpload { .. }
                 | StoreCommand::CreateAccessKey { .. }
         ),
-        _ => false,
+        // Listed one by one, so a new command must be placed on a side.
+        Command::RegisterNode { .. }
+        | Command::SetNodeStatus { .. }
+        | Command::RemoveNode { .. }
+        | Command::RevokeToken { .. }
+        | Command::ReportExec { .. }
+        | Command::SetJoinToken { .. }
+        | Command::StopWorkload { .. }
+        | Command::PlaceInstances { .. }
+        | Command::SetDesired { .. }
+        | Command::ReportInstance { .. }
+        | Command::SetDrain { .. }
+        | Command::DeleteVar { .. }
+        | Command::SetQuota { .. }
+        | Command::Prune { .. }
+        | Command::Marks(_)
+        | Command::SetClusterKey { .. }
+        | Command::RevokeJoinCredential { .. }
+        | Command::JoinNode { .. }
+        | Command::BanNode { .. } => false,
     }
 }
 

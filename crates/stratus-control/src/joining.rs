@@ -22,7 +22,8 @@ use std::path::Path;
 
 use stratus_net::cluster::{ClusterKey, JoinCredential};
 use stratus_proto::Response;
-use stratus_state::nodes::{ClusterSeed, JoinCredentialRecord};
+use stratus_state::nodes::JoinCredentialRecord;
+use stratus_state::sealing::CLUSTER_KEY;
 use stratus_state::Command;
 use stratus_types::{ErrorCode, NodeId, NodeInfo, ADMIN_TENANT};
 
@@ -77,12 +78,17 @@ fn record_of(c: &JoinCredential, spec: &JoinCredentialSpec, now_ms: u64) -> NewJ
 }
 
 impl Control {
-    /// The cluster key, once bootstrapped.
+    /// The cluster key, once bootstrapped and while this replica holds the
+    /// KEK its seed is sealed under.
     fn cluster_key(&self) -> Option<ClusterKey> {
-        self.inner
-            .reader
-            .read(|s| s.joining.cluster_seed)
-            .map(|ClusterSeed(seed)| ClusterKey::from_seed(&seed))
+        let sealed = self.inner.reader.read(|s| s.joining.cluster_seed.clone())?;
+        match self.kek()?.open_key(CLUSTER_KEY, &sealed) {
+            Ok(seed) => Some(ClusterKey::from_seed(&seed)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the cluster key");
+                None
+            }
+        }
     }
 
     /// The pin of this cluster (SHA-256 of its public key), once bootstrapped.
@@ -136,7 +142,7 @@ impl Control {
             let seed: [u8; 32] = rand::random();
             match self
                 .write(Command::SetClusterKey {
-                    seed: ClusterSeed(seed),
+                    seed: self.seal(CLUSTER_KEY, &seed)?,
                 })
                 .await
             {

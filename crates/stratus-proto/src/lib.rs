@@ -23,7 +23,7 @@ use stratus_state::{Command, CommandResult, TypeConfig};
 use stratus_types::{ErrorCode, NodeId, NodeInfo};
 
 /// Version of the message set; checked by the framing layer.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// ALPN identifier negotiated on every Stratus QUIC connection.
 pub const ALPN: &[u8] = b"stratus/1";

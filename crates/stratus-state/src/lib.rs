@@ -258,7 +258,7 @@ pub enum Command {
     /// Set the seed of the cluster key (once, at bootstrap; see [`nodes`]).
     SetClusterKey {
         /// The seed.
-        seed: nodes::ClusterSeed,
+        seed: sealing::Sealed,
     },
     /// Store a join credential (only its secret's hash); a default one
     /// replaces the previous default (rotation).

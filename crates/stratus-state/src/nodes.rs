@@ -2,8 +2,10 @@
 //! which keys may never come back.
 //!
 //! - The **cluster key** seed ([`Joining::cluster_seed`]) is set once at
-//!   bootstrap; replicas sign their own node ids with it so an agent can tie
-//!   a replica to the pin in its join credential (`stratus_net::cluster`).
+//!   bootstrap, sealed under the cluster's KEK like every secret of the
+//!   state ([`crate::sealing`]); replicas sign their own node ids with it so
+//!   an agent can tie a replica to the pin in its join credential
+//!   (`stratus_net::cluster`).
 //! - **Join credentials** ([`JoinCredentialRecord`]) are kept by id with the
 //!   SHA-256 of their secret only. Each names the tenant that will own the
 //!   nodes it joins, may expire, and may be one-time: a one-time credential
@@ -23,20 +25,11 @@ use serde::{Deserialize, Serialize};
 use stratus_types::{ErrorCode, NodeId, NodeInfo, NodeRecord, NodeStatus, TenantName};
 use utoipa::ToSchema;
 
+use crate::sealing::Sealed;
 use crate::{ApplyError, Command, State};
 
 /// Most join credentials kept at once (each is a small record).
 pub const MAX_JOIN_CREDENTIALS: usize = 1024;
-
-/// The seed of the cluster key. Its `Debug` does not print it.
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterSeed(pub [u8; 32]);
-
-impl std::fmt::Debug for ClusterSeed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClusterSeed(..)")
-    }
-}
 
 /// A join credential as the replicas keep it (never its secret).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -62,8 +55,10 @@ pub struct JoinCredentialRecord {
 /// The joining part of the replicated state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Joining {
-    /// Seed of the cluster key, once set.
-    pub cluster_seed: Option<ClusterSeed>,
+    /// Seed of the cluster key, once set: sealed under the cluster's KEK
+    /// with [`crate::sealing::CLUSTER_KEY`] (whoever holds it can prove to
+    /// agents that it is a replica of this cluster).
+    pub cluster_seed: Option<Sealed>,
     /// Join credentials by id.
     pub credentials: BTreeMap<String, JoinCredentialRecord>,
     /// Banned node keys, with the time of the ban.
@@ -131,7 +126,8 @@ impl State {
                         "the cluster key is already set",
                     ));
                 }
-                self.joining.cluster_seed = Some(*seed);
+                crate::sealing::check_len(seed, 32, 32)?;
+                self.joining.cluster_seed = Some(seed.clone());
                 Ok(None)
             }
             Command::CreateJoinCredential { record } => {

@@ -16,6 +16,9 @@ use crate::ApplyError;
 
 /// Label of the cluster storage secret.
 pub const STORAGE_SECRET: &str = "stratus storage secret";
+/// Label of the seed of the cluster key (`nodes`), which proves a replica
+/// to joining agents.
+pub const CLUSTER_KEY: &str = "stratus cluster key seed";
 /// Label of a private-scope seed (a random key per object or upload).
 pub const PRIVATE_SEED: &str = "stratus private scope seed";
 

@@ -293,6 +293,19 @@ impl Cluster {
     }
 }
 
+/// Stores `bytes` as a module uploaded by `tenant` (a tenant deploys only
+/// modules it uploaded); returns its content address.
+pub async fn put_module(c: &Control, tenant: &str, bytes: Vec<u8>) -> Result<String> {
+    let hash = stratus_state::workloads::module_hash(&bytes);
+    c.write(Command::PutTenantModule {
+        tenant: tenant.into(),
+        bytes,
+        now_ms: stratus_control::now_ms(),
+    })
+    .await?;
+    Ok(hash)
+}
+
 /// Deploys the workload spec `yaml` for the admin tenant, running `module`
 /// (a stored module's hash, or a pinned `image:...` reference); returns the
 /// workload's id.

@@ -61,13 +61,7 @@ async fn logs_and_modules_go_only_to_whom_they_belong() -> Result<()> {
     cluster.wait_nodes(0, NodeStatus::Ready, 2).await?;
     let c = cluster.control(0)?;
     let bytes = HELLO.as_bytes().to_vec();
-    let hash = stratus_state::workloads::module_hash(&bytes);
-    c.write(Command::PutTenantModule {
-        tenant: stratus_types::ADMIN_TENANT.into(),
-        bytes,
-        now_ms: stratus_control::now_ms(),
-    })
-    .await?;
+    let hash = stratus_testkit::put_module(&c, stratus_types::ADMIN_TENANT, bytes).await?;
     let id = stratus_testkit::deploy(
         &c,
         "version: 1\nname: hi\nkind: task\nwasm: { module: hello.wat }\nargs: [\"secret\"]\n",

@@ -394,8 +394,7 @@ async fn a_banned_nodes_instances_move_elsewhere_at_once() -> Result<()> {
     let module = include_str!("../../../examples/wasm/service.wat")
         .as_bytes()
         .to_vec();
-    let hash = stratus_state::workloads::module_hash(&module);
-    c.write(Command::PutModule { bytes: module }).await?;
+    let hash = stratus_testkit::put_module(&c, stratus_types::ADMIN_TENANT, module).await?;
     let id = stratus_testkit::deploy(
         &c,
         "version: 1\nname: svc\nkind: service\ncount: 1\nwasm: { module: service.wat }\nargs: [\"100\"]\n\

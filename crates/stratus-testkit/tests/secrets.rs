@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use stratus_control::now_ms;
 use stratus_state::objects::{Bucket, DedupeScope, KeyScope, StoreCommand, Versioning};
-use stratus_state::sealing::{PRIVATE_SEED, STORAGE_SECRET};
+use stratus_state::sealing::{CLUSTER_KEY, PRIVATE_SEED, STORAGE_SECRET};
 use stratus_state::Command;
 use stratus_store::PutMeta;
 use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, WAIT};
@@ -116,7 +116,7 @@ async fn a_copy_of_a_replicas_raft_store_reveals_no_secret() -> Result<()> {
 
     // The plaintexts, opened here with the KEK.
     let kek = c.kek().context("kek")?;
-    let (master, seed) = c.state().read(|s| {
+    let (master, seed, cluster_seed) = c.state().read(|s| {
         let master = kek
             .open_key(STORAGE_SECRET, s.store.secret.as_ref().unwrap())
             .unwrap();
@@ -124,7 +124,14 @@ async fn a_copy_of_a_replicas_raft_store_reveals_no_secret() -> Result<()> {
         let KeyScope::Private(sealed) = &v.data.as_ref().unwrap().scope else {
             panic!("a private bucket's object has a private scope");
         };
-        (master, kek.open_key(PRIVATE_SEED, sealed).unwrap())
+        let cluster_seed = kek
+            .open_key(CLUSTER_KEY, s.joining.cluster_seed.as_ref().unwrap())
+            .unwrap();
+        (
+            master,
+            kek.open_key(PRIVATE_SEED, sealed).unwrap(),
+            cluster_seed,
+        )
     });
 
     // Log entries and snapshots both: take a snapshot on every replica.
@@ -153,6 +160,7 @@ async fn a_copy_of_a_replicas_raft_store_reveals_no_secret() -> Result<()> {
             ("the storage secret", master.to_vec()),
             ("an S3 secret key", s3_secret.as_bytes().to_vec()),
             ("a private-scope seed", seed.to_vec()),
+            ("the cluster key's seed", cluster_seed.to_vec()),
         ] {
             let found = holding(&raft_dir, &needle);
             assert!(found.is_empty(), "{what} in plaintext in {found:?}");

@@ -62,13 +62,7 @@ async fn get(cluster: &Cluster, bucket: &str, key: &str) -> Result<Vec<u8>> {
 /// Deploys `yaml` for `tenant`, running the iocat guest.
 async fn deploy(c: &Control, tenant: &str, yaml: &str) -> Result<String> {
     let bytes = IOCAT.as_bytes().to_vec();
-    let module = stratus_state::workloads::module_hash(&bytes);
-    c.write(Command::PutTenantModule {
-        tenant: tenant.into(),
-        bytes,
-        now_ms: stratus_control::now_ms(),
-    })
-    .await?;
+    let module = stratus_testkit::put_module(c, tenant, bytes).await?;
     let spec = stratus_spec::parse(yaml, stratus_spec::Format::Yaml).map_err(|e| anyhow!("{e}"))?;
     let name = spec.name.clone();
     c.write(Command::DeployWorkload {

@@ -15,13 +15,7 @@ const HELLO: &str = include_str!("../../../examples/wasm/hello.wat");
 
 async fn deploy(c: &Control, yaml: &str, module: &str) -> Result<String> {
     let bytes = module.as_bytes().to_vec();
-    let hash = stratus_state::workloads::module_hash(&bytes);
-    c.write(Command::PutTenantModule {
-        tenant: stratus_types::ADMIN_TENANT.into(),
-        bytes,
-        now_ms: stratus_control::now_ms(),
-    })
-    .await?;
+    let hash = stratus_testkit::put_module(c, stratus_types::ADMIN_TENANT, bytes).await?;
     stratus_testkit::deploy(c, yaml, hash).await
 }
 

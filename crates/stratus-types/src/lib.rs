@@ -18,7 +18,7 @@ pub use ports::{PortRange, PortRangeError};
 
 /// Version of every persisted or transmitted structure defined by Stratus.
 /// Bumped on incompatible changes; readers refuse versions they do not know.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 
 /// A node's identity: its ed25519 public key (32 bytes).
 ///
