@@ -474,12 +474,7 @@ impl State {
                         ),
                     ));
                 }
-                if !self.tenants.contains_key(tenant) {
-                    return Err(ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("tenant {tenant:?} does not exist"),
-                    ));
-                }
+                self.require_tenant(tenant)?;
                 self.vars.entry(tenant.clone()).or_default().insert(
                     key.clone(),
                     Var {
@@ -523,12 +518,7 @@ impl State {
                         .join("; ");
                     ApplyError::new(ErrorCode::BadRequest, msg)
                 })?;
-                if !self.tenants.contains_key(tenant) {
-                    return Err(ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("tenant {tenant:?} does not exist"),
-                    ));
-                }
+                self.require_tenant(tenant)?;
                 if let Some(image) = module.strip_prefix("image:") {
                     // A pinned container image: `NAME:TAG@VERSION` of the
                     // tenant's images bucket.
@@ -823,6 +813,18 @@ impl State {
     /// Finds the token record matching a presented `id` and secret hash.
     pub fn token(&self, id: &str) -> Option<&TokenRecord> {
         self.tokens.get(id)
+    }
+
+    /// Refuses a command naming a tenant that does not exist.
+    pub(crate) fn require_tenant(&self, tenant: &str) -> Result<(), ApplyError> {
+        if self.tenants.contains_key(tenant) {
+            Ok(())
+        } else {
+            Err(ApplyError::new(
+                ErrorCode::NotFound,
+                format!("tenant {tenant:?} does not exist"),
+            ))
+        }
     }
 
     /// Whether the admin tenant exists (the cluster has been bootstrapped).

@@ -458,12 +458,7 @@ impl State {
         tenant: &str,
         changes: &QuotaChanges,
     ) -> Result<Option<u64>, ApplyError> {
-        if !self.tenants.contains_key(tenant) {
-            return Err(ApplyError::new(
-                ErrorCode::NotFound,
-                format!("tenant {tenant:?} does not exist"),
-            ));
-        }
+        self.require_tenant(tenant)?;
         let limits = self.quotas.limits.entry(tenant.to_string()).or_default();
         for (r, v) in changes {
             match v {
@@ -493,12 +488,7 @@ impl State {
                 ),
             ));
         }
-        if !self.tenants.contains_key(tenant) {
-            return Err(ApplyError::new(
-                ErrorCode::NotFound,
-                format!("tenant {tenant:?} does not exist"),
-            ));
-        }
+        self.require_tenant(tenant)?;
         let hash = module_hash(bytes);
         self.modules
             .entry(hash.clone())
