@@ -194,6 +194,9 @@ pub struct NodeStorageView {
     /// Storage challenges it failed (the most recent ones).
     #[serde(default)]
     pub strikes: usize,
+    /// Banned by the operator (`stratus nodes ban`): lost for good.
+    #[serde(default)]
+    pub banned: bool,
 }
 
 /// Work done by the maintenance worker of the answering replica (only the
@@ -636,6 +639,7 @@ pub async fn storage_status(State(st): State<AppState>, _c: Caller) -> Json<Stor
                     full: space.iter().any(|x| x.node == n.info.id && x.full),
                     marked: s.marks.get(&n.info.id).and_then(|m| m.marked.clone()),
                     strikes: s.marks.get(&n.info.id).map_or(0, |m| m.strikes.len()),
+                    banned: n.banned,
                 })
             })
             .collect();

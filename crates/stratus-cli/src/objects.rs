@@ -491,7 +491,11 @@ fn print_status(s: &StorageStatus) {
                     n.id.short(),
                     n.name.clone(),
                     n.site.clone(),
-                    format!("{:?}", n.status).to_lowercase() + if n.full { ", full" } else { "" },
+                    if n.banned {
+                        "banned".to_string()
+                    } else {
+                        format!("{:?}", n.status).to_lowercase()
+                    } + if n.full { ", full" } else { "" },
                     human(n.used_bytes),
                     human(n.capacity_bytes),
                     format!(

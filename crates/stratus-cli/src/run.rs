@@ -390,7 +390,20 @@ async fn spawn_dev_nodes(
         .clone()
         .ok_or_else(|| anyhow!("replica 0 has no control role"))?;
     let mut children = Vec::new();
+    let banned = |j: usize| {
+        let name = format!("dev-node-{j}");
+        first
+            .state()
+            .read(|s| s.nodes.values().any(|r| r.banned && r.info.name == name))
+    };
     for j in 0..n {
+        if banned(j) {
+            println!(
+                "dev-node-{j} is banned (stratus nodes ban): not started; delete {} to join it again as a new node",
+                cfg.data_dir.join(format!("node-{j}")).display()
+            );
+            continue;
+        }
         // Each node is lent by its own tenant, `lender-<j>`.
         stratus_node::dev::lender_credential(&first, &cfg.data_dir, j)
             .await
@@ -442,9 +455,12 @@ async fn spawn_dev_nodes(
         .clone()
         .ok_or_else(|| anyhow!("replica 0 has no control role"))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let n = children.len();
     loop {
         let ready = control.state().read(|s| {
-            (0..n)
+            children
+                .iter()
+                .map(|(j, _)| *j)
                 .filter(|j| {
                     let name = format!("dev-node-{j}");
                     s.nodes.values().any(|r| {
