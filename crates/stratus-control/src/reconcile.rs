@@ -157,7 +157,11 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
         let mut ctx = Placer {
             w,
             cluster: &mut cluster,
-            created: all.len(),
+            // Ended instances may have been pruned: number on from every
+            // instance ever placed.
+            created: all
+                .len()
+                .max(usize::try_from(w.instances_created).unwrap_or(usize::MAX)),
             now_ms,
             d: &mut d,
         };

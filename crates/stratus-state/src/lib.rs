@@ -588,6 +588,7 @@ impl State {
                                 stopped: false,
                                 created_ms: *now_ms,
                                 updated_ms: *now_ms,
+                                instances_created: 0,
                             },
                         );
                     }
@@ -626,6 +627,9 @@ impl State {
                     }
                 }
                 for i in instances {
+                    if let Some(w) = self.workloads.get_mut(&i.workload) {
+                        w.instances_created += 1;
+                    }
                     self.instances.insert(i.id.clone(), i.clone());
                 }
                 Ok(None)

@@ -7,9 +7,12 @@
 //! * drops **finished workloads** with all their instances: a task none of
 //!   whose instances is live any more, or a stopped workload of any kind with
 //!   no live instance, once nothing about it changed for the task retention
-//!   period ([`DEFAULT_TASK_RETENTION_MS`]). A workload is pruned whole, never
-//!   instance by instance, because the reconciler numbers new instances by
-//!   how many the workload had;
+//!   period ([`DEFAULT_TASK_RETENTION_MS`]);
+//! * drops **ended instances of workloads that go on** (services and
+//!   daemons that restarted, were rescheduled or updated) once they ended
+//!   that long ago; a task's instances stay until the task is pruned (its
+//!   retries are counted from them). New instance ids are numbered from
+//!   [`crate::Workload::instances_created`], so they never repeat;
 //! * drops a tenant's claim on a **module** it uploaded that none of its
 //!   workloads uses, after the same period, and the module itself once no
 //!   tenant claims it and no workload uses it (modules stored by the first
@@ -33,6 +36,8 @@ pub const DEFAULT_UPLOAD_EXPIRY_MS: u64 = 7 * 24 * 3600 * 1000;
 pub struct Prunable {
     /// Finished workloads (their instances go with them).
     pub workloads: Vec<String>,
+    /// Ended instances of workloads that go on.
+    pub instances: Vec<String>,
     /// Module claims `(tenant, module)` no longer used.
     pub modules: Vec<(String, String)>,
     /// Expired multipart uploads.
@@ -42,12 +47,12 @@ pub struct Prunable {
 impl Prunable {
     /// Whether there is nothing to prune.
     pub fn is_empty(&self) -> bool {
-        self.workloads.is_empty() && self.modules.is_empty() && self.uploads.is_empty()
+        self.len() == 0
     }
 
     /// Things removed.
     pub fn len(&self) -> usize {
-        self.workloads.len() + self.modules.len() + self.uploads.len()
+        self.workloads.len() + self.instances.len() + self.modules.len() + self.uploads.len()
     }
 }
 
@@ -99,6 +104,20 @@ impl State {
             .map(|w| w.id.clone())
             .collect();
         let gone: BTreeSet<&str> = workloads.iter().map(String::as_str).collect();
+        let instances = self
+            .instances
+            .values()
+            .filter(|i| {
+                i.state.is_terminal()
+                    && old(i.updated_ms, tasks_ms)
+                    && !gone.contains(i.workload.as_str())
+                    && self
+                        .workloads
+                        .get(&i.workload)
+                        .is_some_and(|w| w.spec.kind != stratus_spec::WorkloadKind::Task)
+            })
+            .map(|i| i.id.clone())
+            .collect();
         let used: BTreeSet<(&str, &str)> = self
             .workloads
             .values()
@@ -127,6 +146,7 @@ impl State {
             .collect();
         Prunable {
             workloads,
+            instances,
             modules,
             uploads,
         }
@@ -139,6 +159,9 @@ impl State {
         let gone: BTreeSet<&str> = p.workloads.iter().map(String::as_str).collect();
         self.instances
             .retain(|_, i| !gone.contains(i.workload.as_str()));
+        for id in &p.instances {
+            self.instances.remove(id);
+        }
         for id in &p.workloads {
             self.workloads.remove(id);
         }

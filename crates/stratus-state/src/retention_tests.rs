@@ -46,6 +46,25 @@ fn setup() -> (State, String) {
     (s, hash)
 }
 
+fn instance(id: &str, workload: &str, now_ms: u64) -> Instance {
+    Instance {
+        id: id.into(),
+        workload: workload.into(),
+        node: NODE,
+        generation: 1,
+        slot: 0,
+        desired: Desired::Run,
+        state: InstanceState::Pending,
+        restarts: 0,
+        exit_code: None,
+        replaces: None,
+        events: Vec::new(),
+        created_ms: now_ms,
+        updated_ms: now_ms,
+        execs: Vec::new(),
+    }
+}
+
 fn deploy(s: &mut State, name: &str, kind: &str, module: &str, now_ms: u64) -> String {
     let spec = stratus_spec::parse(
         &format!("version: 1\nname: {name}\nkind: {kind}\ncount: 1\nwasm: {{ module: m.wat }}\n"),
@@ -65,22 +84,7 @@ fn deploy(s: &mut State, name: &str, kind: &str, module: &str, now_ms: u64) -> S
     ok(s.apply(
         4,
         &Command::PlaceInstances {
-            instances: vec![Instance {
-                id: format!("{name}-i"),
-                workload: id.clone(),
-                node: NODE,
-                generation: 1,
-                slot: 0,
-                desired: Desired::Run,
-                state: InstanceState::Pending,
-                restarts: 0,
-                exit_code: None,
-                replaces: None,
-                events: Vec::new(),
-                created_ms: now_ms,
-                updated_ms: now_ms,
-                execs: Vec::new(),
-            }],
+            instances: vec![instance(&format!("{name}-i"), &id, now_ms)],
         },
     ));
     id
@@ -264,4 +268,60 @@ fn an_abandoned_multipart_upload_expires_and_its_data_becomes_garbage() {
         queued, 2,
         "its pieces are queued for deletion on their nodes"
     );
+}
+
+/// A service that keeps being replaced (a crash loop, lost nodes) does not
+/// grow the state for ever: its ended instances go after the period while it
+/// runs on, and the count of instances ever placed survives them, so new
+/// instance ids never repeat.
+#[test]
+fn ended_instances_of_a_running_service_go_after_the_period() {
+    let (mut s, m) = setup();
+    let svc = deploy(&mut s, "web", "service", &m, 0);
+    for n in 0..50u64 {
+        let id = format!("web-{n}");
+        ok(s.apply(
+            10,
+            &Command::PlaceInstances {
+                instances: vec![instance(&id, &svc, n * HOUR)],
+            },
+        ));
+        report(
+            &mut s,
+            &id,
+            InstanceState::Failed {
+                code: 1,
+                reason: "exited".into(),
+            },
+            n * HOUR,
+        );
+    }
+    report(&mut s, "web-i", InstanceState::Running, 60 * HOUR);
+    assert_eq!(s.workloads[&svc].instances_created, 51);
+    // At 73 h: the failures of hours 0..=49 ended at least 24 h ago.
+    assert_eq!(prune(&mut s, 73 * HOUR), 50);
+    assert_eq!(s.instances.len(), 1, "only the running one is left");
+    assert!(s.instances.contains_key("web-i"));
+    assert!(s.workloads.contains_key(&svc), "the service runs on");
+    assert_eq!(s.workloads[&svc].instances_created, 51);
+    // A task's ended tries stay until the task itself goes.
+    let job = deploy(&mut s, "job", "task", &m, 80 * HOUR);
+    report(
+        &mut s,
+        "job-i",
+        InstanceState::Failed {
+            code: 1,
+            reason: "exited".into(),
+        },
+        80 * HOUR,
+    );
+    ok(s.apply(
+        11,
+        &Command::PlaceInstances {
+            instances: vec![instance("job-2", &job, 81 * HOUR)],
+        },
+    ));
+    report(&mut s, "job-2", InstanceState::Running, 81 * HOUR);
+    assert_eq!(prune(&mut s, 200 * HOUR), 0);
+    assert!(s.instances.contains_key("job-i"));
 }

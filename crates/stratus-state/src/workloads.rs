@@ -43,6 +43,10 @@ pub struct Workload {
     pub created_ms: u64,
     /// When last changed.
     pub updated_ms: u64,
+    /// Instances ever placed for it: new instance ids are numbered from
+    /// it, so ids stay unique after ended instances are pruned.
+    #[serde(default)]
+    pub instances_created: u64,
 }
 
 /// What the control plane wants of an instance.
