@@ -698,7 +698,7 @@ impl Runner {
                 );
             }
             let run_cancel = cancel.child_token();
-            let watch = folders.output.clone().map(|d| {
+            let mut watch = folders.output.clone().map(|d| {
                 taskio::OutputWatch::start(d, taskio::disk_limit(spec), run_cancel.clone())
             });
             let run: tokio::task::JoinHandle<Result<Exit, String>> = match &payload {
@@ -741,6 +741,15 @@ impl Runner {
                         }
                     };
                     cs.wall_time = wall;
+                    // What the container writes on this node: its writable
+                    // layer and its volumes, within `resources.disk_mb`.
+                    let mut dirs = vec![inst_dir.join("upper")];
+                    dirs.extend(cs.volumes.iter().map(|v| v.host_path.clone()));
+                    watch = Some(taskio::OutputWatch::container(
+                        dirs,
+                        taskio::disk_limit(spec),
+                        run_cancel.clone(),
+                    ));
                     let (ev_tx, mut ev_rx) = mpsc::channel::<ContainerEvent>(16);
                     let me = self.clone();
                     let inst = id.clone();

@@ -102,6 +102,14 @@ pub enum TaskIoError {
         /// The limit passed.
         limit: String,
     },
+    /// A container's writable layer and volumes hold more than its limit.
+    #[error("disk: the container's writable layer and volumes hold {found} (limit {limit}: resources.disk_mb MiB, {DEFAULT_DISK_MB} when unset, and {MAX_CONTAINER_ENTRIES} entries); the instance was stopped")]
+    DiskFull {
+        /// What was found (bytes or entries).
+        found: String,
+        /// The limit passed.
+        limit: String,
+    },
     /// A file of `/output` cannot be an object key.
     #[error("output: {path:?} cannot be stored: {why}")]
     BadOutput {
@@ -474,8 +482,9 @@ pub async fn prepare(
 }
 
 /// Bytes and entries under `dir`, never following a link: a regular file
-/// counts its length or its allocated blocks, whichever is more.
-pub fn usage(dir: &Path) -> (u64, usize) {
+/// counts its length or its allocated blocks, whichever is more. The walk
+/// stops past `max_entries` entries.
+pub fn usage(dir: &Path, max_entries: usize) -> (u64, usize) {
     let mut bytes = 0u64;
     let mut entries = 0usize;
     let mut stack = vec![dir.to_path_buf()];
@@ -495,7 +504,7 @@ pub fn usage(dir: &Path) -> (u64, usize) {
             }
         }
         // Past the entry cap, the count alone decides.
-        if entries > MAX_OUTPUT_FILES {
+        if entries > max_entries {
             break;
         }
     }
@@ -504,7 +513,7 @@ pub fn usage(dir: &Path) -> (u64, usize) {
 
 /// Why `/output` is over its limit, if it is.
 fn over_limit(dir: &Path, limit: u64) -> Option<TaskIoError> {
-    let (bytes, entries) = usage(dir);
+    let (bytes, entries) = usage(dir, MAX_OUTPUT_FILES);
     if entries > MAX_OUTPUT_FILES {
         Some(TaskIoError::OutputFull {
             found: format!("more than {MAX_OUTPUT_FILES} entries"),
@@ -520,33 +529,79 @@ fn over_limit(dir: &Path, limit: u64) -> Option<TaskIoError> {
     }
 }
 
-/// Watches a running instance's `/output`: stops the run (cancels `run`)
-/// as soon as the folder is over `limit`.
+/// Why a container's writable layer and volumes (`dirs`) are over `limit`
+/// bytes or [`MAX_CONTAINER_ENTRIES`] entries, if they are.
+fn container_over_limit(dirs: &[PathBuf], limit: u64) -> Option<TaskIoError> {
+    let (mut bytes, mut entries) = (0u64, 0usize);
+    for d in dirs {
+        let (b, e) = usage(d, MAX_CONTAINER_ENTRIES.saturating_sub(entries));
+        bytes = bytes.saturating_add(b);
+        entries += e;
+        if entries > MAX_CONTAINER_ENTRIES {
+            return Some(TaskIoError::DiskFull {
+                found: format!("more than {MAX_CONTAINER_ENTRIES} entries"),
+                limit: format!("{MAX_CONTAINER_ENTRIES} entries"),
+            });
+        }
+    }
+    (bytes > limit).then(|| TaskIoError::DiskFull {
+        found: format!("{bytes} bytes"),
+        limit: format!("{} MiB", limit >> 20),
+    })
+}
+
+/// Entries a container's writable layer and volumes may hold together.
+pub const MAX_CONTAINER_ENTRIES: usize = 1_000_000;
+/// How often a container's writable layer and volumes are measured (they
+/// can hold many files; `/output` is measured every [`WATCH_INTERVAL`]).
+pub const CONTAINER_WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+type Check = Arc<dyn Fn() -> Option<TaskIoError> + Send + Sync>;
+
+/// Watches what a running instance writes on the node — a WASM task's
+/// `/output`, or a container's writable layer and volumes — and stops the
+/// run (cancels `run`) as soon as it is over its limit.
 pub struct OutputWatch {
     stop: CancellationToken,
     /// Stops the watcher when the run ends early.
     _stop_on_drop: tokio_util::sync::DropGuard,
     task: tokio::task::JoinHandle<()>,
     over: Arc<Mutex<Option<TaskIoError>>>,
-    dir: PathBuf,
-    limit: u64,
+    check: Check,
 }
 
 impl OutputWatch {
-    /// Starts watching `dir`.
+    /// Starts watching a WASM task's `/output` folder `dir`.
     pub fn start(dir: PathBuf, limit: u64, run: CancellationToken) -> OutputWatch {
+        Self::watch(
+            Arc::new(move || over_limit(&dir, limit)),
+            WATCH_INTERVAL,
+            run,
+        )
+    }
+
+    /// Starts watching a container's writable layer and volume folders.
+    pub fn container(dirs: Vec<PathBuf>, limit: u64, run: CancellationToken) -> OutputWatch {
+        Self::watch(
+            Arc::new(move || container_over_limit(&dirs, limit)),
+            CONTAINER_WATCH_INTERVAL,
+            run,
+        )
+    }
+
+    fn watch(check: Check, every: Duration, run: CancellationToken) -> OutputWatch {
         let stop = CancellationToken::new();
         let over = Arc::new(Mutex::new(None));
         let task = tokio::spawn({
-            let (stop, over, dir) = (stop.clone(), over.clone(), dir.clone());
+            let (stop, over, check) = (stop.clone(), over.clone(), check.clone());
             async move {
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(WATCH_INTERVAL) => {}
+                        _ = tokio::time::sleep(every) => {}
                     }
-                    let d = dir.clone();
-                    let found = tokio::task::spawn_blocking(move || over_limit(&d, limit))
+                    let c = check.clone();
+                    let found = tokio::task::spawn_blocking(move || c())
                         .await
                         .ok()
                         .flatten();
@@ -565,8 +620,7 @@ impl OutputWatch {
             stop,
             task,
             over,
-            dir,
-            limit,
+            check,
         }
     }
 
@@ -578,8 +632,8 @@ impl OutputWatch {
         if let Some(why) = self.over.lock().ok().and_then(|mut o| o.take()) {
             return Err(why);
         }
-        let (dir, limit) = (self.dir, self.limit);
-        match tokio::task::spawn_blocking(move || over_limit(&dir, limit)).await {
+        let check = self.check;
+        match tokio::task::spawn_blocking(move || check()).await {
             Ok(Some(why)) => Err(why),
             _ => Ok(()),
         }
@@ -920,7 +974,7 @@ mod tests {
             .map(|(r, _)| r)
             .collect();
         assert_eq!(files, ["a", "sub/b"]);
-        let (bytes, entries) = usage(&out);
+        let (bytes, entries) = usage(&out, MAX_OUTPUT_FILES);
         assert_eq!(entries, 5);
         assert!(bytes >= 3, "{bytes}");
         assert!(over_limit(&out, 1).is_some());

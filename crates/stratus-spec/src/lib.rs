@@ -280,9 +280,10 @@ pub struct Resources {
     pub cpu_millis: u32,
     /// Memory in MiB (the WASM memory limit).
     pub memory_mb: u64,
-    /// Disk in MiB: the limit of the `/output` folder, and of the bytes
-    /// fetched into `/input` (0: the agent's default, 256 MiB each); at
-    /// most 1048576 (1 TiB).
+    /// Disk in MiB: the limit of a WASM task's `/output` folder and of the
+    /// bytes fetched into its `/input`, and of what a container writes in its
+    /// writable layer and volumes together (0: the agent's default, 256 MiB);
+    /// at most 1048576 (1 TiB).
     pub disk_mb: u64,
     /// Wall-clock limit in seconds (none: unlimited for services, 1 hour for tasks).
     pub wall_time_secs: Option<u64>,

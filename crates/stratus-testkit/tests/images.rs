@@ -448,3 +448,42 @@ async fn host_ports_outside_the_lenders_range_are_not_placed() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// The attacker fills the lender's disk from a container: what it writes in
+/// its writable layer and its volumes counts together against
+/// `resources.disk_mb`, and the container is stopped with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_container_filling_the_lenders_disk_is_stopped() -> Result<()> {
+    let (cluster, c) = cluster().await?;
+    let image = import(
+        &cluster,
+        &busybox_image(Path::new("/bin/busybox")),
+        "busybox",
+    )
+    .await?;
+    // 10 MiB in the layer and 10 MiB in a volume: each under 16 MiB, not
+    // both; then it would go on writing for a minute.
+    let id = deploy(
+        &c,
+        &image,
+        "version: 1\nname: filler\nkind: task\n\
+         image: { name: busybox, volumes: [{ name: scratch, path: /scratch }] }\n\
+         args: [sh, -c, 'dd if=/dev/zero of=/layer bs=1M count=10 && \
+         dd if=/dev/zero of=/scratch/vol bs=1M count=10 && sleep 60 && echo survived']\n\
+         resources: { disk_mb: 16 }\nrestart: { attempts: 0 }\n",
+    )
+    .await?;
+    let (inst, out) = finished(&c, &id).await?;
+    assert!(!out.contains("survived"), "{out}");
+    match &inst.state {
+        InstanceState::Failed { reason, .. } => {
+            assert!(
+                reason.contains("writable layer and volumes hold") && reason.contains("16 MiB"),
+                "{reason}"
+            )
+        }
+        other => panic!("the filler ended {other:?}:\n{out}"),
+    }
+    cluster.shutdown().await;
+    Ok(())
+}
