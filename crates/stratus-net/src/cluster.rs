@@ -1,10 +1,10 @@
 //! The cluster's identity, and join credentials that pin it.
 //!
 //! A cluster has one ed25519 **cluster key** (its seed lives in the
-//! replicated state, so only control replicas know it). A replica proves it
-//! belongs to the cluster by signing its own node id with the cluster key
-//! ([`ClusterKey::vouch`]): replicas added later prove themselves the same
-//! way, with no list to keep in step.
+//! replicated state, sealed under the cluster KEK, so only control replicas
+//! can use it). A replica proves it belongs to the cluster by signing its
+//! own node id with the cluster key ([`ClusterKey::vouch`]): replicas added
+//! later prove themselves the same way, with no list to keep in step.
 //!
 //! A **join credential** is the one string an operator hands out:
 //!
