@@ -33,6 +33,7 @@ use crate::backend::{
     Versioning, MAX_PART_NUMBER, NULL_VERSION,
 };
 use crate::listing::{self, Item};
+use crate::sse;
 
 /// Default and maximum page size of listings (S3's 1000).
 const MAX_KEYS: i32 = 1000;
@@ -601,6 +602,11 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let tenant = self.tenant(&req)?;
         let input = req.input;
+        sse::refuse_unsupported(&sse::Asked {
+            sse: input.server_side_encryption.as_ref(),
+            customer_key: sse::customer_key!(input),
+            kms: sse::kms!(input),
+        })?;
         if let Some(cond) = &input.if_none_match {
             // Best effort (not atomic): create only if absent.
             if cond.is_any() {
@@ -646,6 +652,7 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
             e_tag: Some(etag(&info.etag)),
             size: i64::try_from(info.size).ok(),
             version_id: version_header(&info.version_id),
+            server_side_encryption: sse::at_rest(),
             ..Default::default()
         }))
     }
@@ -656,6 +663,10 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let tenant = self.tenant(&req)?;
         let input = &req.input;
+        sse::refuse_unsupported(&sse::Asked {
+            customer_key: sse::customer_key!(input),
+            ..sse::Asked::default()
+        })?;
         let mut version = input.version_id.clone();
         let conditional = input.if_match.is_some()
             || input.if_none_match.is_some()
@@ -718,6 +729,7 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
             last_modified: Some(timestamp(info.last_modified_ms)),
             metadata: metadata_out(&info.user_metadata),
             version_id: version_header(&info.version_id),
+            server_side_encryption: sse::at_rest(),
             ..Default::default()
         }))
     }
@@ -728,6 +740,10 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let tenant = self.tenant(&req)?;
         let input = &req.input;
+        sse::refuse_unsupported(&sse::Asked {
+            customer_key: sse::customer_key!(input),
+            ..sse::Asked::default()
+        })?;
         let info = self
             .backend
             .head_object(
@@ -756,6 +772,7 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
             last_modified: Some(timestamp(info.last_modified_ms)),
             metadata: metadata_out(&info.user_metadata),
             version_id: version_header(&info.version_id),
+            server_side_encryption: sse::at_rest(),
             ..Default::default()
         }))
     }
@@ -849,6 +866,14 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
     ) -> S3Result<S3Response<CopyObjectOutput>> {
         let tenant = self.tenant(&req)?;
         let input = req.input;
+        sse::refuse_unsupported(&sse::Asked {
+            sse: input.server_side_encryption.as_ref(),
+            customer_key: sse::customer_key!(input)
+                || input.copy_source_sse_customer_algorithm.is_some()
+                || input.copy_source_sse_customer_key.is_some()
+                || input.copy_source_sse_customer_key_md5.is_some(),
+            kms: sse::kms!(input),
+        })?;
         let CopySource::Bucket {
             bucket: src_bucket,
             key: src_key,
@@ -1112,6 +1137,11 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let tenant = self.tenant(&req)?;
         let input = req.input;
+        sse::refuse_unsupported(&sse::Asked {
+            sse: input.server_side_encryption.as_ref(),
+            customer_key: sse::customer_key!(input),
+            kms: sse::kms!(input),
+        })?;
         let meta = put_meta(input.content_type, input.metadata);
         let upload_id = self
             .backend
@@ -1132,6 +1162,10 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let tenant = self.tenant(&req)?;
         let input = req.input;
+        sse::refuse_unsupported(&sse::Asked {
+            customer_key: sse::customer_key!(input),
+            ..sse::Asked::default()
+        })?;
         let n = part_number(input.part_number)?;
         let (body, mismatch) = checked_body(input.body, input.content_md5.as_deref())?;
         let part = self

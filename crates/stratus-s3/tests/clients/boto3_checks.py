@@ -390,6 +390,36 @@ class Checks:
         _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="digest"))
         expect(status == 404, "a put with a bad digest stores nothing (HEAD gave %s)" % status)
 
+    def sse(self):
+        """Server-side encryption is answered truthfully, never ignored: SSE-S3
+        (everything is encrypted at rest) says AES256; an upload "under a
+        customer key" (SSE-C) or under KMS is refused and stores nothing, so
+        nobody can later read without the key what its owner believes needs it."""
+        r = self.s3.put_object(Bucket=self.bucket, Key="sse/s3", Body=b"x", ServerSideEncryption="AES256")
+        expect(r.get("ServerSideEncryption") == "AES256", "SSE-S3 put answered %r" % r.get("ServerSideEncryption"))
+        h = self.s3.head_object(Bucket=self.bucket, Key="sse/s3")
+        expect(h.get("ServerSideEncryption") == "AES256", "head says %r" % h.get("ServerSideEncryption"))
+        key = os.urandom(32)
+        attempts = {
+            "SSE-C put": lambda: self.s3.put_object(Bucket=self.bucket, Key="sse/c", Body=b"secret",
+                                                    SSECustomerAlgorithm="AES256", SSECustomerKey=key),
+            "SSE-KMS put": lambda: self.s3.put_object(Bucket=self.bucket, Key="sse/c", Body=b"secret",
+                                                      ServerSideEncryption="aws:kms"),
+            "SSE-C multipart": lambda: self.s3.create_multipart_upload(Bucket=self.bucket, Key="sse/c",
+                                                                       SSECustomerAlgorithm="AES256",
+                                                                       SSECustomerKey=key),
+            "SSE-C copy": lambda: self.s3.copy_object(Bucket=self.bucket, Key="sse/c",
+                                                      CopySource={"Bucket": self.bucket, "Key": "sse/s3"},
+                                                      SSECustomerAlgorithm="AES256", SSECustomerKey=key),
+            "SSE-C get": lambda: self.s3.get_object(Bucket=self.bucket, Key="sse/s3",
+                                                    SSECustomerAlgorithm="AES256", SSECustomerKey=key),
+        }
+        for what, call in attempts.items():
+            code, status = error_code(call)
+            expect((code, status) == ("NotImplemented", 501), "%s: %r" % (what, (code, status)))
+        _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="sse/c"))
+        expect(status == 404, "a refused SSE-C/KMS upload stores nothing (HEAD gave %s)" % status)
+
     def keep_alive(self):
         """Every operation, with empty and non-empty bodies, with and without
         `Expect: 100-continue` (botocore sends it for file-like bodies), in
@@ -469,7 +499,7 @@ class Checks:
             "create_bucket", "put_get_metadata", "multipart", "ranged_get", "conditional_get",
             "copy_object", "delete_objects", "listing", "versioning", "presigned", "presign_limits",
             "sigv2_refused", "anonymous_denied",
-            "cross_tenant_denied", "wrong_secret_rejected", "bad_digest", "keep_alive",
+            "cross_tenant_denied", "wrong_secret_rejected", "bad_digest", "sse", "keep_alive",
         ]
         failed = []
         for name in order:
