@@ -107,7 +107,7 @@ mod tests {
                 ..Asked::default()
             },
         ] {
-            let e = refuse_unsupported(&refused).unwrap_err();
+            let e = refuse_unsupported(&refused).expect_err("refused");
             assert_eq!(e.code(), &s3s::S3ErrorCode::NotImplemented);
         }
     }
