@@ -34,6 +34,7 @@ use crate::backend::{
 };
 use crate::listing::{self, Item};
 use crate::sse;
+use crate::unsupported;
 
 /// Default and maximum page size of listings (S3's 1000).
 const MAX_KEYS: i32 = 1000;
@@ -607,6 +608,7 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
             customer_key: sse::customer_key!(input),
             kms: sse::kms!(input),
         })?;
+        unsupported::refuse_extras(&unsupported::extras_of!(input))?;
         if let Some(cond) = &input.if_none_match {
             // Best effort (not atomic): create only if absent.
             if cond.is_any() {
@@ -874,6 +876,7 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
                 || input.copy_source_sse_customer_key_md5.is_some(),
             kms: sse::kms!(input),
         })?;
+        unsupported::refuse_extras(&unsupported::extras_of!(input))?;
         let CopySource::Bucket {
             bucket: src_bucket,
             key: src_key,
@@ -1142,6 +1145,7 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
             customer_key: sse::customer_key!(input),
             kms: sse::kms!(input),
         })?;
+        unsupported::refuse_extras(&unsupported::extras_of!(input))?;
         let meta = put_meta(input.content_type, input.metadata);
         let upload_id = self
             .backend

@@ -74,8 +74,11 @@
 //! uploads (s3s parses them but the gateway does not implement PostObject),
 //! SigV2, GetObject by `partNumber` > 1, checking the additional checksums
 //! (`x-amz-checksum-*`; they are accepted but not verified or returned), and
-//! MFA delete. These answer `NotImplemented` (s3s's default) or are ignored
-//! where S3 clients send them by default (e.g. `x-amz-acl: private`).
+//! MFA delete. These answer `NotImplemented` (s3s's default); on object
+//! writes, headers asking for them (`x-amz-acl` other than `private` or
+//! `bucket-owner-full-control`, grants, tags, object lock, a storage class
+//! other than `STANDARD`, website redirects) are refused the same way
+//! (`unsupported`), never dropped.
 
 pub mod access;
 pub mod backend;
@@ -86,6 +89,7 @@ mod listing;
 mod sse;
 pub mod store;
 pub mod testing;
+mod unsupported;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -420,6 +420,39 @@ class Checks:
         _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="sse/c"))
         expect(status == 404, "a refused SSE-C/KMS upload stores nothing (HEAD gave %s)" % status)
 
+    def unsupported_refused(self):
+        """A write asking for what the gateway does not do (public ACLs,
+        grants, tags, object lock, other storage classes, website redirects)
+        is refused and stores nothing; what clients send by default passes."""
+        import datetime
+        r = self.s3.put_object(Bucket=self.bucket, Key="plain/defaults", Body=b"x", ACL="private",
+                               StorageClass="STANDARD")
+        expect("ETag" in r, "defaults accepted")
+        until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+        attempts = {
+            "public ACL": dict(ACL="public-read"),
+            "grant": dict(GrantRead='id="someone"'),
+            "tags": dict(Tagging="k=v"),
+            "object lock": dict(ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until),
+            "legal hold": dict(ObjectLockLegalHoldStatus="ON"),
+            "storage class": dict(StorageClass="GLACIER"),
+            "website redirect": dict(WebsiteRedirectLocation="/elsewhere"),
+        }
+        for what, extra in attempts.items():
+            code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="plain/x", Body=b"x",
+                                                                 **extra))
+            expect((code, status) == ("NotImplemented", 501), "put with %s: %r" % (what, (code, status)))
+        code, status = error_code(lambda: self.s3.create_multipart_upload(Bucket=self.bucket, Key="plain/x",
+                                                                          Tagging="k=v"))
+        expect((code, status) == ("NotImplemented", 501), "multipart with tags: %r" % ((code, status),))
+        code, status = error_code(lambda: self.s3.copy_object(Bucket=self.bucket, Key="plain/x",
+                                                              CopySource={"Bucket": self.bucket,
+                                                                          "Key": "plain/defaults"},
+                                                              ACL="public-read"))
+        expect((code, status) == ("NotImplemented", 501), "copy with a public ACL: %r" % ((code, status),))
+        _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="plain/x"))
+        expect(status == 404, "a refused write stores nothing (HEAD gave %s)" % status)
+
     def keep_alive(self):
         """Every operation, with empty and non-empty bodies, with and without
         `Expect: 100-continue` (botocore sends it for file-like bodies), in
@@ -499,7 +532,8 @@ class Checks:
             "create_bucket", "put_get_metadata", "multipart", "ranged_get", "conditional_get",
             "copy_object", "delete_objects", "listing", "versioning", "presigned", "presign_limits",
             "sigv2_refused", "anonymous_denied",
-            "cross_tenant_denied", "wrong_secret_rejected", "bad_digest", "sse", "keep_alive",
+            "cross_tenant_denied", "wrong_secret_rejected", "bad_digest", "sse", "unsupported_refused",
+            "keep_alive",
         ]
         failed = []
         for name in order:
