@@ -603,11 +603,7 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let tenant = self.tenant(&req)?;
         let input = req.input;
-        sse::refuse_unsupported(&sse::Asked {
-            sse: input.server_side_encryption.as_ref(),
-            customer_key: sse::customer_key!(input),
-            kms: sse::kms!(input),
-        })?;
+        sse::refuse_unsupported(&sse::asked_of!(input))?;
         unsupported::refuse_extras(&unsupported::extras_of!(input))?;
         if let Some(cond) = &input.if_none_match {
             // Best effort (not atomic): create only if absent.
@@ -1140,11 +1136,7 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let tenant = self.tenant(&req)?;
         let input = req.input;
-        sse::refuse_unsupported(&sse::Asked {
-            sse: input.server_side_encryption.as_ref(),
-            customer_key: sse::customer_key!(input),
-            kms: sse::kms!(input),
-        })?;
+        sse::refuse_unsupported(&sse::asked_of!(input))?;
         unsupported::refuse_extras(&unsupported::extras_of!(input))?;
         let meta = put_meta(input.content_type, input.metadata);
         let upload_id = self

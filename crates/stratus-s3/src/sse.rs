@@ -34,6 +34,19 @@ macro_rules! kms {
 }
 pub(crate) use kms;
 
+/// The [`Asked`] of a write's input `$i` (put and multipart uploads share
+/// these field names).
+macro_rules! asked_of {
+    ($i:expr) => {
+        $crate::sse::Asked {
+            sse: $i.server_side_encryption.as_ref(),
+            customer_key: $crate::sse::customer_key!($i),
+            kms: $crate::sse::kms!($i),
+        }
+    };
+}
+pub(crate) use asked_of;
+
 /// What a request asks of server-side encryption.
 #[derive(Default)]
 pub(crate) struct Asked<'a> {
