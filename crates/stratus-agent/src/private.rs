@@ -15,8 +15,7 @@
 //! users of the machine still cannot enter, and the mapped group can only
 //! pass, never list or read.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 /// Creates `dir` and its missing parents with mode `0700`, and makes `dir`
@@ -44,19 +43,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    // An older file of that name may have other permissions.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    stratus_net::write_secret_file(path, bytes)
 }
 
 #[cfg(test)]
@@ -74,9 +61,9 @@ mod tests {
         let file = dir.join("assignments.json");
         std::fs::write(&file, b"old").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        std::fs::write(file.with_extension("tmp"), b"stale").unwrap();
+        std::fs::write(dir.join("assignments.json.tmp"), b"stale").unwrap();
         std::fs::set_permissions(
-            file.with_extension("tmp"),
+            dir.join("assignments.json.tmp"),
             std::fs::Permissions::from_mode(0o666),
         )
         .unwrap();
@@ -86,7 +73,7 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
         assert_eq!(mode(&file), 0o600);
         assert_eq!(mode(&dir), 0o700);
-        assert!(!file.with_extension("tmp").exists());
+        assert!(!dir.join("assignments.json.tmp").exists());
         // A missing folder is made 0700 too.
         let deeper = dir.join("new/assignments.json");
         write_file(&deeper, b"x").unwrap();

@@ -5,7 +5,6 @@
 //! only its SHA-256 is stored. Files holding secrets are written with mode
 //! 0600, atomically (write to a temporary file, fsync, rename).
 
-use std::io::Write;
 use std::path::Path;
 
 use rand::RngCore;
@@ -101,24 +100,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Writes `contents` to `path` with mode 0600, atomically.
 pub fn write_secret_file(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(contents.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    stratus_net::write_secret_file(path, format!("{contents}\n").as_bytes())
 }
 
 /// Reads a secret file written by [`write_secret_file`], trimmed; `None` if absent.

@@ -1,8 +1,7 @@
 //! The node's long-term ed25519 key.
 
 use std::fmt;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::SigningKey;
@@ -78,8 +77,8 @@ impl Identity {
         Ok(doc.as_bytes().to_vec())
     }
 
-    /// Writes the key to a temporary file (0600) then renames it over `path`,
-    /// so a crash never leaves a truncated key behind.
+    /// Writes the key (0600) so a crash never leaves a truncated key behind
+    /// ([`crate::write_secret_file`]).
     fn write_new(&self, path: &Path) -> Result<(), NetError> {
         let key_err = |reason: String| NetError::KeyFile {
             path: path.to_path_buf(),
@@ -89,34 +88,9 @@ impl Identity {
             .key
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| key_err(format!("cannot encode key: {e}")))?;
-        let tmp = tmp_path(path);
-        // A leftover from an earlier crash; it never became the key.
-        let _ = std::fs::remove_file(&tmp);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let write = || -> std::io::Result<()> {
-            let mut f = opts.open(&tmp)?;
-            f.write_all(pem.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            Ok(())
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            key_err(format!("cannot write: {e}"))
-        })
+        crate::write_secret_file(path, pem.as_bytes())
+            .map_err(|e| key_err(format!("cannot write: {e}")))
     }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
 }
 
 /// Logs a warning if the key file is readable by group or others.
