@@ -247,21 +247,9 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::info;
     use proptest::prelude::*;
-    use stratus_types::{Attributes, Capacity, ADMIN_TENANT};
-
-    fn info(b: u8) -> NodeInfo {
-        NodeInfo {
-            id: NodeId([b; 32]),
-            name: format!("n{b}"),
-            version: "0".into(),
-            capacity: Capacity::default(),
-            attributes: Attributes::default(),
-            storage: None,
-            runtimes: vec![],
-            ports: stratus_types::PortRange::DEFAULT,
-        }
-    }
+    use stratus_types::ADMIN_TENANT;
 
     fn cred(id: &str, owner: &str, expires_ms: Option<u64>, once: bool, default: bool) -> Command {
         Command::CreateJoinCredential {

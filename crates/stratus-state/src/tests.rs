@@ -4,7 +4,8 @@ use super::*;
 use proptest::prelude::*;
 use stratus_types::{Attributes, Capacity};
 
-fn info(b: u8) -> NodeInfo {
+/// A node description for tests: id `[b; 32]`, named `n<b>`, WASM only.
+pub(crate) fn info(b: u8) -> NodeInfo {
     NodeInfo {
         id: NodeId([b; 32]),
         name: format!("n{b}"),
