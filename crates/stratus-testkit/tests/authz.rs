@@ -364,3 +364,26 @@ async fn a_node_reads_only_chunks_of_its_own_images() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// The key-encryption key opens every secret of the replicated state: a
+/// stranger and a registered agent asking for it are refused; replicas get
+/// it (`secrets::a_copy_of_a_replicas_raft_store_reveals_no_secret`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_key_encryption_key_goes_only_to_replicas() -> Result<()> {
+    let mut opts = Options::new(1, 1);
+    opts.storage_capacity = 0;
+    let cluster = Cluster::start(opts).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 1).await?;
+    let c = cluster.control(0)?;
+    wait_storage_secret(&c).await?;
+    assert!(c.kek().is_some(), "the replica holds the KEK");
+    for (who, conn) in [
+        ("a stranger", stranger(&cluster).await?),
+        ("an agent", as_agent(&cluster, 0).await?),
+    ] {
+        let r: Response = conn.call(&Request::GetKek, Duration::from_secs(30)).await?;
+        assert_forbidden(r, who);
+    }
+    cluster.shutdown().await;
+    Ok(())
+}
