@@ -153,8 +153,8 @@ pub async fn ban(
     let banned = st.control.state().read(|s| {
         let pieces = s
             .store
-            .packs
-            .values()
+            .packs()
+            .iter()
             .flat_map(|p| &p.pieces)
             .filter(|sl| sl.node == node)
             .count() as u64;

@@ -339,15 +339,13 @@ pub async fn list_buckets(State(st): State<AppState>, c: Caller) -> Json<Vec<Buc
             .values()
             .filter(|b| b.tenant == c.tenant)
             .map(|b| {
-                let latest = s
+                let stats = s
                     .store
-                    .objects
+                    .bucket_stats
                     .get(&b.name)
-                    .into_iter()
-                    .flat_map(|o| o.values())
-                    .filter_map(|v| v.last())
-                    .filter(|v| !v.is_delete_marker());
-                let (objects, bytes) = latest.fold((0, 0), |(n, b), v| (n + 1, b + v.size));
+                    .copied()
+                    .unwrap_or_default();
+                let (objects, bytes) = (stats.objects, stats.bytes);
                 BucketView {
                     bucket: b.clone(),
                     objects,
@@ -502,9 +500,7 @@ pub async fn head_object(
 ) -> Result<Response, ApiError> {
     let v = st.control.state().read(|s| {
         s.store.bucket_of(&c.tenant, &bucket)?;
-        s.store
-            .version(&bucket, &key, q.version.as_deref())
-            .cloned()
+        s.store.version(&bucket, &key, q.version.as_deref())
     })?;
     let mut h = object_headers(&v);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(v.size));
@@ -552,23 +548,12 @@ pub async fn list_objects(
     let limit = q.limit.unwrap_or(1000).min(1000);
     let list = st.control.state().read(|s| {
         s.store.bucket_of(&c.tenant, &bucket)?;
-        let Some(objects) = s.store.objects.get(&bucket) else {
-            return Ok(Vec::new());
-        };
-        let start = match &q.after {
-            Some(a) => std::ops::Bound::Excluded(a.clone()),
-            None => std::ops::Bound::Included(q.prefix.clone()),
-        };
+        let (page, _) = s
+            .store
+            .list_latest(&bucket, &q.prefix, q.after.as_deref(), limit);
         Ok::<_, stratus_state::ApplyError>(
-            objects
-                .range((start, std::ops::Bound::Unbounded))
-                .take_while(|(k, _)| k.starts_with(&q.prefix) || q.after.is_some())
-                .filter(|(k, _)| k.starts_with(&q.prefix))
-                .filter_map(|(k, vs)| {
-                    let v = vs.last()?;
-                    (!v.is_delete_marker()).then(|| VersionView::new(k, v, true))
-                })
-                .take(limit)
+            page.iter()
+                .map(|(k, v)| VersionView::new(k, v, true))
                 .collect(),
         )
     })?;
@@ -589,14 +574,11 @@ pub async fn list_versions(
     let limit = q.limit.unwrap_or(1000).min(1000);
     let list = st.control.state().read(|s| {
         s.store.bucket_of(&c.tenant, &bucket)?;
+        let (page, _) = s
+            .store
+            .list_keys(&bucket, &q.prefix, q.after.as_deref(), limit);
         Ok::<_, stratus_state::ApplyError>(
-            s.store
-                .objects
-                .get(&bucket)
-                .into_iter()
-                .flat_map(|o| o.iter())
-                .filter(|(k, _)| k.starts_with(&q.prefix))
-                .filter(|(k, _)| q.after.as_ref().is_none_or(|a| *k > a))
+            page.iter()
                 .flat_map(|(k, vs)| {
                     let n = vs.len();
                     vs.iter()
@@ -643,33 +625,15 @@ pub async fn storage_status(State(st): State<AppState>, _c: Caller) -> Json<Stor
                 })
             })
             .collect();
-        let logical_bytes = s
-            .store
-            .objects
-            .values()
-            .flat_map(|o| o.values())
-            .flatten()
-            .map(|v| v.size)
-            .sum();
+        let counts = *s.store.counts;
         StorageStatus {
             nodes,
             redundancy: s.redundancy(),
             buckets: s.store.buckets.len() as u64,
-            versions: s
-                .store
-                .objects
-                .values()
-                .flat_map(|o| o.values())
-                .map(|v| v.len() as u64)
-                .sum(),
-            chunks: s.store.chunks.len() as u64,
-            unique_bytes: s
-                .store
-                .chunks
-                .values()
-                .map(|c| u64::from(c.plain_len))
-                .sum(),
-            logical_bytes,
+            versions: counts.versions,
+            chunks: counts.chunks,
+            unique_bytes: counts.unique_bytes,
+            logical_bytes: counts.logical_bytes,
             worker: WorkerView::default(),
         }
     });

@@ -653,11 +653,12 @@ impl StoreCloud {
     /// Sum of sealed lengths in the chunk index.
     fn sealed_bytes(&self) -> u64 {
         self.control.state().read(|s| {
-            s.store
-                .chunks
-                .values()
-                .map(|c| u64::from(c.sealed_len))
-                .sum()
+            let mut sum = 0;
+            s.store.scan_chunks(&mut |_, c| {
+                sum += u64::from(c.sealed_len);
+                true
+            });
+            sum
         })
     }
 
@@ -665,8 +666,8 @@ impl StoreCloud {
     fn profiles(&self) -> String {
         let set: std::collections::BTreeSet<String> = self.control.state().read(|s| {
             s.store
-                .packs
-                .values()
+                .packs()
+                .iter()
                 .map(|p| format!("{}+{}", p.profile.k, p.profile.m))
                 .collect()
         });

@@ -199,7 +199,7 @@ fn put_step(
                     .map_err(fail)?;
                 let id = r.id.unwrap_or_default();
                 let v = store
-                    .state(|s| s.store.version(&bucket, &key, Some(&id)).ok().cloned())
+                    .state(|s| s.store.version(&bucket, &key, Some(&id)).ok())
                     .ok_or((
                         ErrorCode::Internal,
                         format!("{what}: version {id} of {bucket}/{key} is not visible"),
@@ -264,28 +264,13 @@ impl stratus_control::taskio::TaskIoServer for StoreImages {
             tenant_bucket(&store, "task input", &tenant, &bucket)?;
             let limit = stratus_proto::MAX_LIST_PAGE;
             let (objects, truncated) = store.state(|s| {
-                let Some(objects) = s.store.objects.get(&bucket) else {
-                    return (Vec::new(), false);
-                };
-                let from = match &after {
-                    Some(a) if a.as_str() >= prefix.as_str() => {
-                        std::ops::Bound::Excluded(a.clone())
-                    }
-                    _ => std::ops::Bound::Included(prefix.clone()),
-                };
-                let mut live = objects
-                    .range::<String, _>((from, std::ops::Bound::Unbounded))
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                    .filter_map(|(k, vs)| {
-                        vs.last().filter(|v| !v.is_delete_marker()).map(|v| {
-                            stratus_proto::ListedObject {
-                                key: k.clone(),
-                                size: v.size,
-                            }
-                        })
-                    });
-                let page: Vec<_> = live.by_ref().take(limit).collect();
-                let more = live.next().is_some();
+                let (page, more) = s
+                    .store
+                    .list_latest(&bucket, &prefix, after.as_deref(), limit);
+                let page: Vec<_> = page
+                    .into_iter()
+                    .map(|(key, v)| stratus_proto::ListedObject { key, size: v.size })
+                    .collect();
                 (page, more)
             });
             Ok(Response::ObjectList { objects, truncated })

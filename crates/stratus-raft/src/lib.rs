@@ -18,6 +18,8 @@
 //! ```
 
 pub mod network;
+mod sm;
+pub mod statedb;
 pub mod store;
 
 pub use network::{Network, NetworkConnection};

@@ -29,24 +29,25 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, Cursor};
+use std::io;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
+use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{
-    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend, RaftLogReader,
-    RaftSnapshotBuilder, RaftTypeConfig, Snapshot, SnapshotMeta, StorageError, StorageIOError,
-    StoredMembership, Vote,
+    Entry, ErrorSubject, ErrorVerb, LogId, LogState, OptionalSend, RaftLogReader, RaftTypeConfig,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
 };
 use redb::{Database, Durability, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use stratus_state::{Command, CommandResult, State, TypeConfig};
+use stratus_state::{Command, CommandResult, TypeConfig};
+
+pub use crate::sm::{StateMachineStore, StateReader};
 use stratus_types::FORMAT_VERSION;
 use tokio::sync::watch;
 
@@ -55,13 +56,13 @@ pub const DB_FILE: &str = "raft.redb";
 
 const LOGS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("logs");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
-const SNAPSHOT: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("snapshot");
+pub(crate) const SNAPSHOT: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("snapshot");
 
 const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
 const KEY_PURGED: &str = "last_purged";
-const KEY_SNAPSHOT_META: &str = "meta";
-const KEY_SNAPSHOT_DATA: &str = "data";
+pub(crate) const KEY_SNAPSHOT_META: &str = "meta";
+pub(crate) const KEY_SNAPSHOT_DATA: &str = "data";
 
 /// The openraft type configurations these stores work with: the Stratus
 /// command and result types, openraft's own entry type and in-memory
@@ -69,7 +70,7 @@ const KEY_SNAPSHOT_DATA: &str = "data";
 /// generic only so that openraft's conformance suite (which needs integer
 /// node ids) can run against them.
 pub trait StoreConfig:
-    RaftTypeConfig<D = Command, R = CommandResult, Entry = Entry<Self>, SnapshotData = Cursor<Vec<u8>>>
+    RaftTypeConfig<D = Command, R = CommandResult, Entry = Entry<Self>, SnapshotData = tokio::fs::File>
 {
 }
 
@@ -78,18 +79,16 @@ impl<C> StoreConfig for C where
         D = Command,
         R = CommandResult,
         Entry = Entry<C>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
     >
 {
 }
 
-type NodeIdOf<C> = <C as RaftTypeConfig>::NodeId;
+pub(crate) type NodeIdOf<C> = <C as RaftTypeConfig>::NodeId;
 type NodeOf<C> = <C as RaftTypeConfig>::Node;
-type StErr<C> = StorageError<NodeIdOf<C>>;
-type Membership<C> = StoredMembership<NodeIdOf<C>, NodeOf<C>>;
-type Meta<C> = SnapshotMeta<NodeIdOf<C>, NodeOf<C>>;
-/// A persisted snapshot: metadata and data.
-type Persisted<C> = (Meta<C>, Vec<u8>);
+pub(crate) type StErr<C> = StorageError<NodeIdOf<C>>;
+pub(crate) type Membership<C> = StoredMembership<NodeIdOf<C>, NodeOf<C>>;
+pub(crate) type Meta<C> = SnapshotMeta<NodeIdOf<C>, NodeOf<C>>;
 
 /// Why the Raft store could not be opened or used.
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +182,7 @@ from_redb!(
 );
 
 /// Converts a [`StoreError`] into openraft's storage error.
-fn sto_err<NID: openraft::NodeId>(
+pub(crate) fn sto_err<NID: openraft::NodeId>(
     subject: ErrorSubject<NID>,
     verb: ErrorVerb,
 ) -> impl FnOnce(StoreError) -> StorageError<NID> {
@@ -191,7 +190,10 @@ fn sto_err<NID: openraft::NodeId>(
 }
 
 /// Encodes `value` as `FORMAT_VERSION` (u16, little endian) followed by bincode.
-fn encode<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode<T: Serialize + ?Sized>(
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, StoreError> {
     let mut buf = FORMAT_VERSION.to_le_bytes().to_vec();
     bincode::serialize_into(&mut buf, value)
         .map_err(|source| StoreError::Encode { what, source })?;
@@ -199,7 +201,10 @@ fn encode<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8
 }
 
 /// Decodes what [`encode`] produced, refusing other format versions.
-fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     let Some((version, rest)) = bytes.split_first_chunk::<2>() else {
         return Err(StoreError::Truncated {
             what,
@@ -218,7 +223,7 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, St
 }
 
 /// Runs blocking database work on tokio's blocking pool.
-async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, StoreError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -228,13 +233,13 @@ where
         .map_err(|e| StoreError::Task(e.to_string()))?
 }
 
-fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+pub(crate) fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     // The data is only replaced wholesale or mutated by `State::apply`, which
     // does not panic; a poisoned lock still holds usable data.
     lock.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+pub(crate) fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -273,8 +278,12 @@ fn write_meta<T: Serialize>(
 /// The state machine is restored from the last persisted snapshot, if any;
 /// openraft then re-applies the committed log entries that follow it.
 pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StoreError> {
-    open_generic::<TypeConfig>(dir).await
+    open_generic::<TypeConfig>(dir, DEFAULT_STATE_CACHE).await
 }
+
+/// Page cache of the state database by default: sized for a small machine
+/// (the state itself may be far larger; what is not cached is read from disk).
+pub const DEFAULT_STATE_CACHE: usize = 64 << 20;
 
 /// How long [`open`] waits for a database still held by a Raft instance of
 /// this process that is shutting down.
@@ -286,17 +295,28 @@ const OPEN_RETRY_FOR: Duration = Duration::from_secs(5);
 /// drops the stores asynchronously, so an in-process restart may briefly
 /// find the file still open: that is retried for [`OPEN_RETRY_FOR`].
 async fn open_db(dir: &Path) -> Result<Database, StoreError> {
+    open_with_retry(dir, DB_FILE, |path| Database::create(path)).await
+}
+
+/// Opens `dir/file` with `open`, creating the directory, retrying while the
+/// file is still held by a Raft instance of this process (see [`open_db`]).
+async fn open_with_retry(
+    dir: &Path,
+    file: &'static str,
+    open: impl Fn(&Path) -> Result<Database, redb::DatabaseError> + Send + Sync + Clone + 'static,
+) -> Result<Database, StoreError> {
     let started = Instant::now();
     loop {
         let dir_buf = dir.to_path_buf();
+        let open = open.clone();
         let result = blocking(move || {
             let dir = dir_buf;
             std::fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir {
                 path: dir.clone(),
                 source,
             })?;
-            let path = dir.join(DB_FILE);
-            Database::create(&path).map_err(|source| match source {
+            let path = dir.join(file);
+            open(&path).map_err(|source| match source {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path },
                 source => StoreError::Open {
                     path,
@@ -307,7 +327,7 @@ async fn open_db(dir: &Path) -> Result<Database, StoreError> {
         .await;
         match result {
             Err(StoreError::InUse { .. }) if started.elapsed() < OPEN_RETRY_FOR => {
-                tracing::debug!(dir = %dir.display(), "raft database still open, retrying");
+                tracing::debug!(dir = %dir.display(), file, "database still open, retrying");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             other => return other,
@@ -318,37 +338,33 @@ async fn open_db(dir: &Path) -> Result<Database, StoreError> {
 /// [`open`] for any [`StoreConfig`]. Production code uses [`open`].
 pub async fn open_generic<C: StoreConfig>(
     dir: &Path,
+    cache_bytes: usize,
 ) -> Result<(LogStore<C>, StateMachineStore<C>), StoreError> {
     let db = open_db(dir).await?;
-    let (db, loaded) = blocking(move || {
+    let db = blocking(move || {
         let txn = db.begin_write()?;
         txn.open_table(LOGS)?;
         txn.open_table(META)?;
         txn.open_table(SNAPSHOT)?;
         txn.commit()?;
-        let loaded = read_snapshot::<C>(&db)?;
-        Ok((db, loaded))
+        Ok(db)
     })
     .await?;
 
     let db = Arc::new(db);
-    let data = match loaded {
-        Some((meta, data)) => {
-            let (_, _, state): (Option<LogId<NodeIdOf<C>>>, Membership<C>, State) =
-                decode("snapshot", &data)?;
-            tracing::info!(
-                last_log_id = ?meta.last_log_id,
-                snapshot_id = %meta.snapshot_id,
-                "restored the state machine from the persisted snapshot"
-            );
-            SmData {
-                state,
-                last_applied: meta.last_log_id,
-                membership: meta.last_membership,
-            }
-        }
-        None => SmData::default(),
+    let state_db = open_with_retry(dir, crate::sm::STATE_DB_FILE, move |path| {
+        crate::statedb::open_db(path, cache_bytes)
+    })
+    .await?;
+    let state_db = Arc::new(state_db);
+    let data = {
+        let (db, state_db) = (db.clone(), state_db.clone());
+        blocking(move || crate::sm::open_state::<C>(&db, state_db)).await?
     };
+    tracing::info!(
+        last_log_id = ?data.last_applied,
+        "opened the replicated state"
+    );
     let (applied_tx, _) = watch::channel(data.last_applied_index());
     let (writer, writer_rx) = std::sync::mpsc::channel();
     let pending = Arc::new(Mutex::new(BTreeMap::new()));
@@ -365,9 +381,12 @@ pub async fn open_generic<C: StoreConfig>(
         _config: PhantomData,
     };
     let sm = StateMachineStore {
-        db,
+        raft_db: db,
+        state_db,
+        dir: dir.to_path_buf(),
         data: Arc::new(RwLock::new(data)),
         applied_tx: Arc::new(applied_tx),
+        incoming: Arc::new(Mutex::new(None)),
     };
     Ok((log, sm))
 }
@@ -723,331 +742,5 @@ impl<C: StoreConfig> RaftLogStorage<C> for LogStore<C> {
         })
         .await
         .map_err(sto_err(ErrorSubject::Logs, ErrorVerb::Delete))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// State machine store
-// ---------------------------------------------------------------------------
-
-/// The in-memory state machine and what it has applied.
-struct SmData<C: StoreConfig> {
-    state: State,
-    last_applied: Option<LogId<NodeIdOf<C>>>,
-    membership: Membership<C>,
-}
-
-impl<C: StoreConfig> Default for SmData<C> {
-    fn default() -> Self {
-        Self {
-            state: State::default(),
-            last_applied: None,
-            membership: StoredMembership::default(),
-        }
-    }
-}
-
-impl<C: StoreConfig> SmData<C> {
-    fn last_applied_index(&self) -> u64 {
-        self.last_applied.as_ref().map_or(0, |l| l.index)
-    }
-}
-
-/// Reads the persisted snapshot (metadata and data), if any.
-fn read_snapshot<C: StoreConfig>(db: &Database) -> Result<Option<Persisted<C>>, StoreError> {
-    let txn = db.begin_read()?;
-    let table = txn.open_table(SNAPSHOT)?;
-    let Some(meta) = table.get(KEY_SNAPSHOT_META)? else {
-        return Ok(None);
-    };
-    let meta: Meta<C> = decode("snapshot metadata", meta.value())?;
-    let data = table
-        .get(KEY_SNAPSHOT_DATA)?
-        .map(|d| d.value().to_vec())
-        .ok_or(StoreError::Truncated {
-            what: "snapshot (metadata without data)",
-            len: 0,
-        })?;
-    Ok(Some((meta, data)))
-}
-
-/// Persists a snapshot durably. With `only_if_newer`, a snapshot older than
-/// the persisted one is not written (a snapshot build racing with the
-/// installation of a newer snapshot from the leader).
-fn write_snapshot<C: StoreConfig>(
-    db: &Database,
-    meta: &Meta<C>,
-    data: &[u8],
-    only_if_newer: bool,
-) -> Result<bool, StoreError> {
-    let meta_bytes = encode("snapshot metadata", meta)?;
-    let txn = db.begin_write()?;
-    {
-        let mut table = txn.open_table(SNAPSHOT)?;
-        if only_if_newer {
-            if let Some(current) = table.get(KEY_SNAPSHOT_META)? {
-                let current: Meta<C> = decode("snapshot metadata", current.value())?;
-                if current.last_log_id > meta.last_log_id {
-                    return Ok(false);
-                }
-            }
-        }
-        table.insert(KEY_SNAPSHOT_META, meta_bytes.as_slice())?;
-        table.insert(KEY_SNAPSHOT_DATA, data)?;
-    }
-    txn.commit()?;
-    Ok(true)
-}
-
-/// The Stratus state machine: [`State`] in memory, made durable by snapshots
-/// persisted in redb.
-///
-/// Cheap to clone: clones share the state (a clone is the snapshot builder).
-pub struct StateMachineStore<C: StoreConfig = TypeConfig> {
-    db: Arc<Database>,
-    data: Arc<RwLock<SmData<C>>>,
-    applied_tx: Arc<watch::Sender<u64>>,
-}
-
-impl<C: StoreConfig> Clone for StateMachineStore<C> {
-    fn clone(&self) -> Self {
-        Self {
-            db: self.db.clone(),
-            data: self.data.clone(),
-            applied_tx: self.applied_tx.clone(),
-        }
-    }
-}
-
-impl<C: StoreConfig> fmt::Debug for StateMachineStore<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let data = read_lock(&self.data);
-        f.debug_struct("StateMachineStore")
-            .field("last_applied", &data.last_applied)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<C: StoreConfig> StateMachineStore<C> {
-    /// A read handle on the state, for the API and the control loops.
-    pub fn reader(&self) -> StateReader<C> {
-        StateReader {
-            data: self.data.clone(),
-            applied_rx: self.applied_tx.subscribe(),
-        }
-    }
-
-    fn notify_applied(&self, index: u64) {
-        self.applied_tx.send_replace(index);
-    }
-}
-
-impl<C: StoreConfig> RaftSnapshotBuilder<C> for StateMachineStore<C> {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<C>, StErr<C>> {
-        let (last_applied, membership, data) = {
-            let sm = read_lock(&self.data);
-            let data = encode("snapshot", &(&sm.last_applied, &sm.membership, &sm.state))
-                .map_err(sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Write))?;
-            (sm.last_applied.clone(), sm.membership.clone(), data)
-        };
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis());
-        let snapshot_id = match &last_applied {
-            Some(l) => format!("{}-{}-{millis}", l.leader_id, l.index),
-            None => format!("none-{millis}"),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: last_applied,
-            last_membership: membership,
-            snapshot_id,
-        };
-        let signature = meta.signature();
-        let db = self.db.clone();
-        let persist_meta = meta.clone();
-        let data = blocking(move || {
-            if !write_snapshot::<C>(&db, &persist_meta, &data, true)? {
-                tracing::debug!(
-                    snapshot = %persist_meta,
-                    "a newer snapshot is already persisted; not replacing it"
-                );
-            }
-            Ok(data)
-        })
-        .await
-        .map_err(sto_err(
-            ErrorSubject::Snapshot(Some(signature)),
-            ErrorVerb::Write,
-        ))?;
-        tracing::info!(snapshot = %meta, bytes = data.len(), "built and persisted a snapshot");
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
-    }
-}
-
-impl<C: StoreConfig> RaftStateMachine<C> for StateMachineStore<C> {
-    type SnapshotBuilder = Self;
-
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId<NodeIdOf<C>>>, Membership<C>), StErr<C>> {
-        let sm = read_lock(&self.data);
-        Ok((sm.last_applied.clone(), sm.membership.clone()))
-    }
-
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StErr<C>>
-    where
-        I: IntoIterator<Item = Entry<C>> + OptionalSend,
-        I::IntoIter: OptionalSend,
-    {
-        let mut results = Vec::new();
-        let last_index = {
-            let mut guard = write_lock(&self.data);
-            let sm = &mut *guard;
-            for entry in entries {
-                let index = entry.log_id.index;
-                sm.last_applied = Some(entry.log_id.clone());
-                let result = match entry.payload {
-                    EntryPayload::Blank => CommandResult::default(),
-                    EntryPayload::Normal(cmd) => sm.state.apply(index, &cmd),
-                    EntryPayload::Membership(membership) => {
-                        sm.membership = StoredMembership::new(Some(entry.log_id), membership);
-                        CommandResult::default()
-                    }
-                };
-                results.push(result);
-            }
-            sm.last_applied_index()
-        };
-        if !results.is_empty() {
-            self.notify_applied(last_index);
-        }
-        Ok(results)
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StErr<C>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &Meta<C>,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StErr<C>> {
-        let data = snapshot.into_inner();
-        let signature = meta.signature();
-        let (_, _, state): (Option<LogId<NodeIdOf<C>>>, Membership<C>, State) =
-            decode("snapshot", &data).map_err(sto_err(
-                ErrorSubject::Snapshot(Some(signature.clone())),
-                ErrorVerb::Read,
-            ))?;
-        let db = self.db.clone();
-        let persist_meta = meta.clone();
-        blocking(move || write_snapshot::<C>(&db, &persist_meta, &data, false).map(|_| ()))
-            .await
-            .map_err(sto_err(
-                ErrorSubject::Snapshot(Some(signature)),
-                ErrorVerb::Write,
-            ))?;
-        let index = {
-            let mut sm = write_lock(&self.data);
-            sm.state = state;
-            sm.last_applied = meta.last_log_id.clone();
-            sm.membership = meta.last_membership.clone();
-            sm.last_applied_index()
-        };
-        self.notify_applied(index);
-        tracing::info!(snapshot = %meta, "installed a snapshot from the leader");
-        Ok(())
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<C>>, StErr<C>> {
-        let db = self.db.clone();
-        let snapshot = blocking(move || read_snapshot::<C>(&db))
-            .await
-            .map_err(sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Read))?;
-        Ok(snapshot.map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Read handle
-// ---------------------------------------------------------------------------
-
-/// Cheap, clonable read access to the replicated [`State`] of this replica.
-///
-/// What it shows is what this replica has applied: on a follower it may lag
-/// the leader. Use [`StateReader::subscribe`] or
-/// [`StateReader::wait_applied`] to wait until a write (known by its log
-/// index) is visible.
-pub struct StateReader<C: StoreConfig = TypeConfig> {
-    data: Arc<RwLock<SmData<C>>>,
-    applied_rx: watch::Receiver<u64>,
-}
-
-impl<C: StoreConfig> Clone for StateReader<C> {
-    fn clone(&self) -> Self {
-        Self {
-            data: self.data.clone(),
-            applied_rx: self.applied_rx.clone(),
-        }
-    }
-}
-
-impl<C: StoreConfig> fmt::Debug for StateReader<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StateReader")
-            .field("last_applied_index", &self.last_applied_index())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<C: StoreConfig> StateReader<C> {
-    /// Runs `f` on the current state. Keep `f` short: it holds a read lock
-    /// that blocks the application of new log entries.
-    pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
-        f(&read_lock(&self.data).state)
-    }
-
-    /// Runs `f` on the current state and returns the index of the last
-    /// entry that state reflects, under one read lock (calling
-    /// [`StateReader::last_applied_index`] from inside [`StateReader::read`]
-    /// would take the lock twice and deadlock against a waiting writer).
-    pub fn read_indexed<T>(&self, f: impl FnOnce(&State) -> T) -> (u64, T) {
-        let d = read_lock(&self.data);
-        (d.last_applied_index(), f(&d.state))
-    }
-
-    /// Index of the last applied log entry (0 before anything was applied).
-    pub fn last_applied_index(&self) -> u64 {
-        read_lock(&self.data).last_applied_index()
-    }
-
-    /// Log id of the last applied log entry, if any.
-    pub fn last_applied(&self) -> Option<LogId<NodeIdOf<C>>> {
-        read_lock(&self.data).last_applied.clone()
-    }
-
-    /// A receiver of the last applied index, updated after each applied batch
-    /// (and installed snapshot), once the state reflects it.
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.applied_rx.clone()
-    }
-
-    /// Waits until the entry at `index` has been applied. Returns `false` if
-    /// the state machine was dropped first.
-    pub async fn wait_applied(&self, index: u64) -> bool {
-        let mut rx = self.applied_rx.clone();
-        let reached = rx.wait_for(|applied| *applied >= index).await.is_ok();
-        reached
     }
 }

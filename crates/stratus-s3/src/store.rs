@@ -13,7 +13,6 @@
 //! * Copies are metadata-only: the new version references the source's
 //!   chunks (a multipart source keeps its `-N` etag).
 
-use std::collections::Bound;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -84,15 +83,15 @@ impl StoreBackend {
     ) -> BackendResult<ObjectVersion> {
         self.read(|s| {
             owned(s, tenant, bucket)?;
-            let versions = s.store.objects.get(bucket).and_then(|o| o.get(key));
+            let mut versions = s.store.versions(bucket, key);
             match version_id {
-                None => match versions.and_then(|v| v.last()) {
-                    Some(v) if !v.is_delete_marker() => Ok(v.clone()),
+                None => match versions.pop() {
+                    Some(v) if !v.is_delete_marker() => Ok(v),
                     _ => Err(BackendError::NoSuchKey),
                 },
-                Some(id) => match versions.and_then(|v| v.iter().find(|x| x.version_id == id)) {
+                Some(id) => match versions.into_iter().find(|x| x.version_id == id) {
                     Some(v) if v.is_delete_marker() => Err(BackendError::MethodNotAllowed),
-                    Some(v) => Ok(v.clone()),
+                    Some(v) => Ok(v),
                     None => Err(BackendError::NoSuchVersion),
                 },
             }
@@ -156,14 +155,6 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The lower bound of a listing: after `marker` (exclusive) or from `prefix`.
-fn lower_bound(prefix: &str, after: Option<&str>) -> Bound<String> {
-    match after {
-        Some(a) if a >= prefix => Bound::Excluded(a.to_owned()),
-        _ => Bound::Included(prefix.to_owned()),
-    }
-}
-
 #[async_trait::async_trait]
 impl Backend for StoreBackend {
     async fn create_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
@@ -206,7 +197,7 @@ impl Backend for StoreBackend {
         let empty = self.read(|s| {
             owned(s, tenant, bucket)?;
             Ok::<_, BackendError>(
-                s.store.objects.get(bucket).is_none_or(|o| o.is_empty())
+                s.store.bucket_is_empty(bucket)
                     && !s.store.uploads.values().any(|u| u.bucket == bucket),
             )
         })?;
@@ -383,10 +374,9 @@ impl Backend for StoreBackend {
             Some(id) => {
                 let marker = self.read(|s| {
                     s.store
-                        .objects
-                        .get(bucket)
-                        .and_then(|o| o.get(key))
-                        .and_then(|l| l.iter().find(|v| v.version_id == id))
+                        .versions(bucket, key)
+                        .iter()
+                        .find(|v| v.version_id == id)
                         .map(ObjectVersion::is_delete_marker)
                 });
                 let Some(marker) = marker else {
@@ -452,19 +442,8 @@ impl Backend for StoreBackend {
     ) -> BackendResult<Vec<ObjectInfo>> {
         self.read(|s| {
             owned(s, tenant, bucket)?;
-            let Some(objects) = s.store.objects.get(bucket) else {
-                return Ok(Vec::new());
-            };
-            Ok(objects
-                .range::<String, _>((lower_bound(prefix, start_after), Bound::Unbounded))
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .filter_map(|(k, vs)| {
-                    vs.last()
-                        .filter(|v| !v.is_delete_marker())
-                        .map(|v| info(k, v))
-                })
-                .take(limit)
-                .collect())
+            let (page, _) = s.store.list_latest(bucket, prefix, start_after, limit);
+            Ok(page.iter().map(|(k, v)| info(k, v)).collect())
         })
     }
 
@@ -479,33 +458,28 @@ impl Backend for StoreBackend {
     ) -> BackendResult<Vec<VersionEntry>> {
         self.read(|s| {
             owned(s, tenant, bucket)?;
-            let Some(objects) = s.store.objects.get(bucket) else {
-                return Ok(Vec::new());
-            };
             let mut out = Vec::new();
             // The rest of the marker key's versions, after `version_marker`.
             if let (Some(km), Some(vm)) = (key_marker, version_marker) {
                 if km.starts_with(prefix) {
-                    if let Some(vs) = objects.get(km) {
-                        let newest_first: Vec<&ObjectVersion> = vs.iter().rev().collect();
-                        if let Some(pos) = newest_first.iter().position(|v| v.version_id == vm) {
-                            for (i, v) in newest_first.iter().enumerate().skip(pos + 1) {
-                                if out.len() >= limit {
-                                    return Ok(out);
-                                }
-                                out.push(VersionEntry {
-                                    info: info(km, v),
-                                    is_latest: i == 0,
-                                });
+                    let vs = s.store.versions(bucket, km);
+                    let newest_first: Vec<&ObjectVersion> = vs.iter().rev().collect();
+                    if let Some(pos) = newest_first.iter().position(|v| v.version_id == vm) {
+                        for (i, v) in newest_first.iter().enumerate().skip(pos + 1) {
+                            if out.len() >= limit {
+                                return Ok(out);
                             }
+                            out.push(VersionEntry {
+                                info: info(km, v),
+                                is_latest: i == 0,
+                            });
                         }
                     }
                 }
             }
-            for (k, vs) in objects
-                .range::<String, _>((lower_bound(prefix, key_marker), Bound::Unbounded))
-                .take_while(|(k, _)| k.starts_with(prefix))
-            {
+            // Every key holds at least one version: `limit` keys fill a page.
+            let (keys, _) = s.store.list_keys(bucket, prefix, key_marker, limit);
+            for (k, vs) in &keys {
                 for (i, v) in vs.iter().rev().enumerate() {
                     if out.len() >= limit {
                         return Ok(out);

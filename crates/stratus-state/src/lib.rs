@@ -15,18 +15,21 @@
 //!
 //! [`TypeConfig`] binds these types to openraft.
 
+pub mod kv;
+pub mod legacy;
 pub mod marks;
 pub mod nodes;
 pub mod objects;
 pub mod quotas;
 mod result;
 pub mod retention;
+pub mod rows;
 pub mod sealing;
+mod tables;
 mod tokens;
 pub mod workloads;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 use stratus_types::{
@@ -35,7 +38,9 @@ use stratus_types::{
 };
 use utoipa::ToSchema;
 
+pub use kv::{Kv, KvError, MemKv, Table};
 pub use result::{ApplyError, CommandResult};
+use rows::{Cell, Tracked};
 use workloads::{module_hash, MAX_MODULE_BYTES};
 pub use workloads::{Desired, Event, Instance, InstanceState, Workload};
 
@@ -47,7 +52,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 
@@ -305,39 +310,166 @@ pub struct Var {
 }
 
 /// The replicated state.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// The small state (fields of [`rows`] types) is held in memory and written
+/// through to the storage; the object store's versions, chunks and packs are
+/// only in the storage ([`tables`]). A `State` is made from a [`Kv`] with
+/// [`State::open`] (`State::default()` is an empty one in memory); after
+/// applying, [`State::flush`] writes what changed and
+/// [`State::commit`] makes it durable.
 pub struct State {
     /// Registered nodes.
-    pub nodes: BTreeMap<NodeId, NodeRecord>,
+    pub nodes: Tracked<NodeId, NodeRecord>,
     /// Tenants by name.
-    pub tenants: BTreeMap<TenantName, Tenant>,
+    pub tenants: Tracked<TenantName, Tenant>,
     /// Tokens by id.
-    pub tokens: BTreeMap<String, TokenRecord>,
+    pub tokens: Tracked<String, TokenRecord>,
     /// Variables by tenant, then key.
-    pub vars: BTreeMap<TenantName, BTreeMap<String, Var>>,
+    pub vars: Tracked<TenantName, BTreeMap<String, Var>>,
     /// Hex SHA-256 of the join secret of the first layout (unused since
     /// join credentials, [`State::joining`]).
-    pub join_token_sha256: Option<String>,
+    pub join_token_sha256: Cell<Option<String>>,
     /// WASM modules by content address.
-    pub modules: BTreeMap<String, Vec<u8>>,
+    pub modules: Tracked<String, Vec<u8>>,
     /// Workloads by id (`tenant/name`).
-    pub workloads: BTreeMap<String, Workload>,
+    pub workloads: Tracked<String, Workload>,
     /// Instances by id.
-    pub instances: BTreeMap<String, Instance>,
+    pub instances: Tracked<String, Instance>,
     /// Nodes being drained.
-    pub draining: BTreeSet<NodeId>,
-    /// Object-store metadata.
-    #[serde(default)]
+    pub draining: Cell<BTreeSet<NodeId>>,
+    /// Object-store metadata (and the state's storage).
     pub store: objects::ObjectStore,
     /// Per-tenant quotas (see [`quotas`]).
-    #[serde(default)]
-    pub quotas: quotas::Quotas,
+    pub quotas: Cell<quotas::Quotas>,
     /// Storage nodes' failed challenges and marks (`marks`).
-    #[serde(default)]
-    pub marks: BTreeMap<NodeId, marks::NodeMark>,
+    pub marks: Cell<BTreeMap<NodeId, marks::NodeMark>>,
     /// Cluster key, join credentials and bans.
-    #[serde(default)]
-    pub joining: nodes::Joining,
+    pub joining: Cell<nodes::Joining>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::open(Box::new(MemKv::default())).unwrap_or_else(|_| unreachable!("empty"))
+    }
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("nodes", &self.nodes.len())
+            .field("tenants", &self.tenants.len())
+            .field("workloads", &self.workloads.len())
+            .field("instances", &self.instances.len())
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// The state held in `kv` (empty if `kv` is).
+    pub fn open(kv: Box<dyn Kv>) -> Result<Self, KvError> {
+        let k = kv.as_ref();
+        Ok(Self {
+            nodes: Tracked::load(k, "nodes")?,
+            tenants: Tracked::load(k, "tenants")?,
+            tokens: Tracked::load(k, "tokens")?,
+            vars: Tracked::load(k, "vars")?,
+            join_token_sha256: Cell::load(k, "join_token_sha256")?,
+            modules: Tracked::load(k, "modules")?,
+            workloads: Tracked::load(k, "workloads")?,
+            instances: Tracked::load(k, "instances")?,
+            draining: Cell::load(k, "draining")?,
+            quotas: Cell::load(k, "quotas")?,
+            marks: Cell::load(k, "marks")?,
+            joining: Cell::load(k, "joining")?,
+            store: objects::ObjectStore::load(kv)?,
+        })
+    }
+
+    /// Writes every change since the last flush to the storage.
+    pub fn flush(&mut self) {
+        let kv = self.store.kv.as_mut();
+        self.nodes.flush(kv, "nodes");
+        self.tenants.flush(kv, "tenants");
+        self.tokens.flush(kv, "tokens");
+        self.vars.flush(kv, "vars");
+        self.join_token_sha256.flush(kv, "join_token_sha256");
+        self.modules.flush(kv, "modules");
+        self.workloads.flush(kv, "workloads");
+        self.instances.flush(kv, "instances");
+        self.draining.flush(kv, "draining");
+        self.quotas.flush(kv, "quotas");
+        self.marks.flush(kv, "marks");
+        self.joining.flush(kv, "joining");
+        self.store.flush();
+    }
+
+    /// Flushes, then makes everything written durable ([`Kv::commit`]).
+    pub fn commit(&mut self) -> Result<(), KvError> {
+        self.flush();
+        self.store.kv.commit()
+    }
+
+    /// The storage, for what the state machine store keeps beside the state
+    /// (applied log id, membership) in the same transaction.
+    pub fn kv(&self) -> &dyn Kv {
+        self.store.kv.as_ref()
+    }
+
+    /// The storage, to write beside the state.
+    pub fn kv_mut(&mut self) -> &mut dyn Kv {
+        self.store.kv.as_mut()
+    }
+
+    /// Reads the small state again from the storage (after the storage was
+    /// replaced underneath, e.g. by installing a snapshot). Changes not
+    /// flushed are lost.
+    pub fn reload(&mut self) -> Result<(), KvError> {
+        let kv = std::mem::replace(&mut self.store.kv, Box::new(MemKv::default()));
+        *self = State::open(kv)?;
+        Ok(())
+    }
+
+    /// A copy in memory of every row stored (what was flushed).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn fork_kv(&self) -> MemKv {
+        let mut mem = MemKv::default();
+        for t in Table::ALL {
+            self.kv().scan(t, std::ops::Bound::Unbounded, &mut |k, v| {
+                mem.put(t, k, v);
+                true
+            });
+        }
+        mem
+    }
+
+    /// An independent copy in memory (for tests: a replica's double).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn fork(&self) -> State {
+        let mem = self.fork_kv();
+        State {
+            nodes: self.nodes.clone(),
+            tenants: self.tenants.clone(),
+            tokens: self.tokens.clone(),
+            vars: self.vars.clone(),
+            join_token_sha256: self.join_token_sha256.clone(),
+            modules: self.modules.clone(),
+            workloads: self.workloads.clone(),
+            instances: self.instances.clone(),
+            draining: self.draining.clone(),
+            quotas: self.quotas.clone(),
+            marks: self.marks.clone(),
+            joining: self.joining.clone(),
+            store: self.store.fork(Box::new(mem)),
+        }
+    }
+
+    /// Every row of the state (flushed first): what replicas that applied
+    /// the same log agree on, byte for byte.
+    pub fn dump(&mut self) -> Vec<(Table, Vec<u8>, Vec<u8>)> {
+        self.flush();
+        kv::dump(self.kv())
+    }
 }
 
 impl State {
@@ -770,7 +902,7 @@ impl State {
                 Ok(None)
             }
             Command::SetJoinToken { sha256 } => {
-                self.join_token_sha256 = Some(sha256.clone());
+                *self.join_token_sha256 = Some(sha256.clone());
                 Ok(None)
             }
             Command::DeleteVar { tenant, key } => {

@@ -195,9 +195,14 @@ impl State {
                     .strike(failures, *now_ms);
                 if newly.is_some() {
                     // Its pieces are not trusted any more: repair moves them.
-                    for p in self.store.packs.values_mut() {
+                    for mut p in self.store.packs() {
+                        let mut changed = false;
                         for slot in p.pieces.iter_mut().filter(|s| s.node == *node) {
+                            changed |= !slot.bad;
                             slot.bad = true;
+                        }
+                        if changed {
+                            self.store.set_pack(&p);
                         }
                     }
                 }

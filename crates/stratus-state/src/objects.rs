@@ -27,6 +27,8 @@ use stratus_chunk::{ChunkId, PieceId};
 use stratus_types::{ErrorCode, NodeId, NodeStatus, TenantName};
 use utoipa::ToSchema;
 
+use crate::kv::{Kv, KvError};
+use crate::rows::{Cell, Tracked};
 use crate::{ApplyError, State};
 
 /// Longest object key accepted (as S3).
@@ -358,39 +360,137 @@ impl std::fmt::Debug for Secret {
 /// Longest access key id accepted.
 pub const MAX_ACCESS_KEY_LEN: usize = 128;
 
-/// Object-store metadata, part of [`State`].
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Counters kept with the large tables (so their sizes are known without
+/// walking them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Chunks in the index.
+    pub chunks: u64,
+    /// Packs.
+    pub packs: u64,
+    /// Object versions (markers included).
+    pub versions: u64,
+    /// Bytes of every version.
+    pub logical_bytes: u64,
+    /// Plaintext bytes of the chunks in the index (stored once).
+    pub unique_bytes: u64,
+}
+
+/// What a bucket holds now: keys whose latest version is not a delete
+/// marker, and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketStats {
+    /// Live objects.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Object-store metadata, part of [`State`]: small fields in memory
+/// ([`crate::rows`]), versions, chunks and packs in the state's storage
+/// ([`crate::tables`]).
 pub struct ObjectStore {
+    /// The state's storage (shared with the rest of [`State`]).
+    pub(crate) kv: Box<dyn Kv>,
     /// Cluster storage secret (tenant scope keys derive from it), set once,
     /// sealed under the cluster KEK ([`crate::sealing::STORAGE_SECRET`]).
-    pub secret: Option<Sealed>,
+    pub secret: Cell<Option<Sealed>>,
     /// Buckets by name.
-    pub buckets: BTreeMap<String, Bucket>,
-    /// Versions by bucket, then key; oldest first.
-    pub objects: BTreeMap<String, BTreeMap<String, Vec<ObjectVersion>>>,
-    /// The chunk index.
-    pub chunks: BTreeMap<ChunkId, ChunkEntry>,
-    /// Packs by id.
-    pub packs: BTreeMap<u64, Pack>,
+    pub buckets: Tracked<String, Bucket>,
     /// Bytes of pieces per node (kept with the packs).
-    pub node_used: BTreeMap<NodeId, u64>,
+    pub node_used: Cell<BTreeMap<NodeId, u64>>,
     /// Pieces of dropped packs still to delete from their nodes.
-    pub deletions: BTreeMap<NodeId, BTreeSet<PieceId>>,
+    pub deletions: Cell<BTreeMap<NodeId, BTreeSet<PieceId>>>,
     /// Multipart uploads by id.
-    pub uploads: BTreeMap<String, Upload>,
+    pub uploads: Tracked<String, Upload>,
     /// Last scrub round per node.
-    pub scrubs: BTreeMap<NodeId, ScrubRecord>,
+    pub scrubs: Cell<BTreeMap<NodeId, ScrubRecord>>,
     /// Next pack id.
-    pub next_pack: u64,
+    pub next_pack: Cell<u64>,
     /// Next version / upload id counter.
-    pub next_version: u64,
+    pub next_version: Cell<u64>,
+    /// Next row sequence of the versions table.
+    pub(crate) next_seq: Cell<u64>,
+    /// Sizes of the large tables.
+    pub counts: Cell<Counts>,
+    /// Live objects and bytes per bucket.
+    pub bucket_stats: Tracked<String, BucketStats>,
     /// S3 access keys by access key id (see [`AccessKey`] on why the secret
     /// is stored sealed, not hashed).
-    #[serde(default)]
-    pub access_keys: BTreeMap<String, AccessKey>,
+    pub access_keys: Tracked<String, AccessKey>,
     /// Stored bytes and versions per tenant (see [`crate::quotas`]).
-    #[serde(default)]
-    pub usage: BTreeMap<TenantName, crate::quotas::StoreUsage>,
+    pub usage: Cell<BTreeMap<TenantName, crate::quotas::StoreUsage>>,
+}
+
+impl std::fmt::Debug for ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStore")
+            .field("buckets", &self.buckets.len())
+            .field("counts", &*self.counts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectStore {
+    /// The object store held in `kv` (small fields loaded into memory).
+    pub(crate) fn load(kv: Box<dyn Kv>) -> Result<Self, KvError> {
+        let k = kv.as_ref();
+        Ok(Self {
+            secret: Cell::load(k, "store.secret")?,
+            buckets: Tracked::load(k, "store.buckets")?,
+            node_used: Cell::load(k, "store.node_used")?,
+            deletions: Cell::load(k, "store.deletions")?,
+            uploads: Tracked::load(k, "store.uploads")?,
+            scrubs: Cell::load(k, "store.scrubs")?,
+            next_pack: Cell::load(k, "store.next_pack")?,
+            next_version: Cell::load(k, "store.next_version")?,
+            next_seq: Cell::load(k, "store.next_seq")?,
+            counts: Cell::load(k, "store.counts")?,
+            bucket_stats: Tracked::load(k, "store.bucket_stats")?,
+            access_keys: Tracked::load(k, "store.access_keys")?,
+            usage: Cell::load(k, "store.usage")?,
+            kv,
+        })
+    }
+
+    /// A copy of the small fields over `kv` (see [`State::fork`]).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn fork(&self, kv: Box<dyn Kv>) -> Self {
+        Self {
+            kv,
+            secret: self.secret.clone(),
+            buckets: self.buckets.clone(),
+            node_used: self.node_used.clone(),
+            deletions: self.deletions.clone(),
+            uploads: self.uploads.clone(),
+            scrubs: self.scrubs.clone(),
+            next_pack: self.next_pack.clone(),
+            next_version: self.next_version.clone(),
+            next_seq: self.next_seq.clone(),
+            counts: self.counts.clone(),
+            bucket_stats: self.bucket_stats.clone(),
+            access_keys: self.access_keys.clone(),
+            usage: self.usage.clone(),
+        }
+    }
+
+    /// Writes the changed small fields to the storage.
+    pub(crate) fn flush(&mut self) {
+        let kv = self.kv.as_mut();
+        self.secret.flush(kv, "store.secret");
+        self.buckets.flush(kv, "store.buckets");
+        self.node_used.flush(kv, "store.node_used");
+        self.deletions.flush(kv, "store.deletions");
+        self.uploads.flush(kv, "store.uploads");
+        self.scrubs.flush(kv, "store.scrubs");
+        self.next_pack.flush(kv, "store.next_pack");
+        self.next_version.flush(kv, "store.next_version");
+        self.next_seq.flush(kv, "store.next_seq");
+        self.counts.flush(kv, "store.counts");
+        self.bucket_stats.flush(kv, "store.bucket_stats");
+        self.access_keys.flush(kv, "store.access_keys");
+        self.usage.flush(kv, "store.usage");
+    }
 }
 
 fn err(code: ErrorCode, msg: impl Into<String>) -> ApplyError {
@@ -459,8 +559,8 @@ impl ObjectStore {
     }
 
     /// The latest version of `key` (which may be a delete marker).
-    pub fn latest(&self, bucket: &str, key: &str) -> Option<&ObjectVersion> {
-        self.objects.get(bucket)?.get(key)?.last()
+    pub fn latest(&self, bucket: &str, key: &str) -> Option<ObjectVersion> {
+        self.versions_seq(bucket, key).pop().map(|(_, v)| v)
     }
 
     /// A version of `key`: the given one, or the latest (`NotFound` if it is a
@@ -470,25 +570,25 @@ impl ObjectStore {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-    ) -> Result<&ObjectVersion, ApplyError> {
-        let versions = self
-            .objects
-            .get(bucket)
-            .and_then(|o| o.get(key))
-            .ok_or_else(|| {
-                err(
-                    ErrorCode::NotFound,
-                    format!("{bucket}/{key} does not exist"),
-                )
-            })?;
+    ) -> Result<ObjectVersion, ApplyError> {
+        let mut versions = self.versions(bucket, key);
+        if versions.is_empty() {
+            return Err(err(
+                ErrorCode::NotFound,
+                format!("{bucket}/{key} does not exist"),
+            ));
+        }
         match version_id {
-            Some(v) => versions.iter().find(|x| x.version_id == v).ok_or_else(|| {
-                err(
-                    ErrorCode::NotFound,
-                    format!("{bucket}/{key} has no version {v:?}"),
-                )
-            }),
-            None => match versions.last() {
+            Some(v) => versions
+                .into_iter()
+                .find(|x| x.version_id == v)
+                .ok_or_else(|| {
+                    err(
+                        ErrorCode::NotFound,
+                        format!("{bucket}/{key} has no version {v:?}"),
+                    )
+                }),
+            None => match versions.pop() {
                 Some(x) if !x.is_delete_marker() => Ok(x),
                 _ => Err(err(
                     ErrorCode::NotFound,
@@ -511,38 +611,48 @@ impl ObjectStore {
     }
 
     fn add_refs(&mut self, data: &ObjectData) -> Result<(), ApplyError> {
-        if let Some(c) = data
-            .chunks
-            .iter()
-            .find(|c| !self.chunks.contains_key(&c.id))
-        {
-            return Err(err(
-                ErrorCode::Conflict,
-                format!(
-                    "chunk {} is not stored (garbage collected during the upload?); upload again",
-                    c.id
-                ),
-            ));
-        }
+        let mut entries = Vec::with_capacity(data.chunks.len());
         for c in &data.chunks {
-            if let Some(e) = self.chunks.get_mut(&c.id) {
-                e.refs += 1;
-            }
+            let Some(e) = self.chunk(&c.id) else {
+                return Err(err(
+                    ErrorCode::Conflict,
+                    format!(
+                        "chunk {} is not stored (garbage collected during the upload?); upload again",
+                        c.id
+                    ),
+                ));
+            };
+            entries.push(e);
+        }
+        // A manifest may name a chunk twice: count each reference.
+        let mut bumped: BTreeMap<ChunkId, ChunkEntry> = BTreeMap::new();
+        for (c, e) in data.chunks.iter().zip(entries) {
+            bumped.entry(c.id).or_insert(e).refs += 1;
+        }
+        for (id, e) in bumped {
+            self.set_chunk(&id, &e);
         }
         Ok(())
     }
 
     pub(crate) fn drop_refs(&mut self, data: &ObjectData) {
+        let mut dropped: BTreeMap<ChunkId, ChunkEntry> = BTreeMap::new();
         for c in &data.chunks {
-            if let Some(e) = self.chunks.get_mut(&c.id) {
+            if let Some(e) = dropped.get_mut(&c.id) {
                 e.refs = e.refs.saturating_sub(1);
+            } else if let Some(mut e) = self.chunk(&c.id) {
+                e.refs = e.refs.saturating_sub(1);
+                dropped.insert(c.id, e);
             }
+        }
+        for (id, e) in dropped {
+            self.set_chunk(&id, &e);
         }
     }
 
     fn next_version_id(&mut self) -> String {
-        self.next_version += 1;
-        format!("{:016x}", self.next_version)
+        *self.next_version += 1;
+        format!("{:016x}", *self.next_version)
     }
 
     /// Adds `version` to `bucket/key`, honouring the bucket's versioning.
@@ -557,20 +667,13 @@ impl ObjectStore {
             Versioning::Unversioned | Versioning::Suspended => NULL_VERSION.to_string(),
         };
         let id = version.version_id.clone();
-        let list = self
-            .objects
-            .entry(bucket.to_string())
-            .or_default()
-            .entry(key.to_string())
-            .or_default();
-        let mut replaced = None;
-        if id == NULL_VERSION {
-            if let Some(pos) = list.iter().position(|v| v.version_id == NULL_VERSION) {
-                replaced = Some(list.remove(pos));
-            }
-        }
-        list.push(version);
-        self.account_last(bucket, key);
+        let replaced = if id == NULL_VERSION {
+            self.take_version(bucket, key, NULL_VERSION)
+        } else {
+            None
+        };
+        self.push_version(bucket, key, &version);
+        self.account_last(bucket, key, &version);
         if let Some(v) = replaced {
             self.drop_version(bucket, v);
         }
@@ -780,7 +883,7 @@ impl State {
                     ));
                 }
                 crate::sealing::check_len(secret, 32, 32)?;
-                st.secret = Some(secret.clone());
+                *st.secret = Some(secret.clone());
                 Ok(StoreResult::None)
             }
             StoreCommand::CreateBucket { bucket } => {
@@ -821,7 +924,7 @@ impl State {
             }
             StoreCommand::DeleteBucket { tenant, name } => {
                 st.bucket_of(tenant, name)?;
-                if st.objects.get(name).is_some_and(|o| !o.is_empty()) {
+                if !st.bucket_is_empty(name) {
                     return Err(err(
                         ErrorCode::Conflict,
                         format!("bucket {name:?} is not empty (delete every object version first)"),
@@ -836,7 +939,7 @@ impl State {
                     ));
                 }
                 st.buckets.remove(name);
-                st.objects.remove(name);
+                st.bucket_stats.remove(name);
                 Ok(StoreResult::None)
             }
             StoreCommand::SetVersioning {
@@ -890,17 +993,17 @@ impl State {
                 {
                     return Err(err(ErrorCode::BadRequest, "a chunk lies outside its pack"));
                 }
-                st.next_pack += 1;
-                let id = st.next_pack;
+                *st.next_pack += 1;
+                let id = *st.next_pack;
                 let mut live = 0;
                 for c in chunks {
-                    if st.chunks.contains_key(&c.id) {
+                    if st.chunk(&c.id).is_some() {
                         continue;
                     }
                     live += 1;
-                    st.chunks.insert(
-                        c.id,
-                        ChunkEntry {
+                    st.set_chunk(
+                        &c.id,
+                        &ChunkEntry {
                             pack: id,
                             offset: c.offset,
                             sealed_len: c.sealed_len,
@@ -913,25 +1016,22 @@ impl State {
                 for (_, node) in pieces {
                     st.add_usage(*node, *piece_len);
                 }
-                st.packs.insert(
+                st.set_pack(&Pack {
                     id,
-                    Pack {
-                        id,
-                        profile: *profile,
-                        data_len: *data_len,
-                        piece_len: *piece_len,
-                        pieces: pieces
-                            .iter()
-                            .map(|(p, n)| PieceSlot {
-                                id: *p,
-                                node: *n,
-                                bad: false,
-                            })
-                            .collect(),
-                        live_chunks: live,
-                        created_ms: *now_ms,
-                    },
-                );
+                    profile: *profile,
+                    data_len: *data_len,
+                    piece_len: *piece_len,
+                    pieces: pieces
+                        .iter()
+                        .map(|(p, n)| PieceSlot {
+                            id: *p,
+                            node: *n,
+                            bad: false,
+                        })
+                        .collect(),
+                    live_chunks: live,
+                    created_ms: *now_ms,
+                });
                 Ok(StoreResult::Number(id))
             }
             StoreCommand::PutObject {
@@ -970,16 +1070,7 @@ impl State {
                 match version_id {
                     None if versioning == Versioning::Unversioned => {
                         // Never versioned: the object goes, no marker (S3).
-                        let removed = st.objects.get_mut(bucket).and_then(|o| {
-                            let list = o.get_mut(key)?;
-                            let pos = list.iter().position(|x| x.version_id == NULL_VERSION)?;
-                            let removed = list.remove(pos);
-                            if list.is_empty() {
-                                o.remove(key);
-                            }
-                            Some(removed)
-                        });
-                        if let Some(v) = removed {
+                        if let Some(v) = st.take_version(bucket, key, NULL_VERSION) {
                             st.drop_version(bucket, v);
                         }
                         Ok(StoreResult::None)
@@ -998,16 +1089,7 @@ impl State {
                         Ok(StoreResult::Id(st.put_version(bucket, key, marker)))
                     }
                     Some(v) => {
-                        let removed = st.objects.get_mut(bucket).and_then(|o| {
-                            let list = o.get_mut(key)?;
-                            let pos = list.iter().position(|x| x.version_id == *v)?;
-                            let removed = list.remove(pos);
-                            if list.is_empty() {
-                                o.remove(key);
-                            }
-                            Some(removed)
-                        });
-                        let removed = removed.ok_or_else(|| {
+                        let removed = st.take_version(bucket, key, v).ok_or_else(|| {
                             err(
                                 ErrorCode::NotFound,
                                 format!("{bucket}/{key} has no version {v:?}"),
@@ -1020,7 +1102,7 @@ impl State {
             }
             StoreCommand::MovePieces { moves } => {
                 for mv in moves {
-                    let Some(pack) = st.packs.get_mut(&mv.pack) else {
+                    let Some(mut pack) = st.pack(mv.pack) else {
                         continue;
                     };
                     let piece_len = pack.piece_len;
@@ -1033,6 +1115,7 @@ impl State {
                     }
                     slot.node = mv.to;
                     slot.bad = false;
+                    st.set_pack(&pack);
                     // The old copy (if its node comes back) is an orphan for GC.
                     st.sub_usage(mv.from, piece_len);
                     st.add_usage(mv.to, piece_len);
@@ -1041,13 +1124,13 @@ impl State {
             }
             StoreCommand::MarkBad { pieces } => {
                 for (pack, index, node) in pieces {
-                    if let Some(slot) = st
-                        .packs
-                        .get_mut(pack)
-                        .and_then(|p| p.pieces.get_mut(*index as usize))
-                    {
-                        if slot.node == *node {
+                    let Some(mut p) = st.pack(*pack) else {
+                        continue;
+                    };
+                    if let Some(slot) = p.pieces.get_mut(*index as usize) {
+                        if slot.node == *node && !slot.bad {
                             slot.bad = true;
+                            st.set_pack(&p);
                         }
                     }
                 }
@@ -1056,27 +1139,29 @@ impl State {
             StoreCommand::CollectGarbage { now_ms, grace_ms } => {
                 let cutoff = now_ms.saturating_sub(*grace_ms);
                 let dead: Vec<ChunkId> = st
-                    .chunks
-                    .iter()
-                    .filter(|(_, e)| e.refs == 0 && e.created_ms <= cutoff)
-                    .map(|(id, _)| *id)
+                    .unreferenced_chunks()
+                    .into_iter()
+                    .filter(|id| st.chunk(id).is_some_and(|e| e.created_ms <= cutoff))
                     .collect();
                 for id in &dead {
-                    if let Some(e) = st.chunks.remove(id) {
-                        if let Some(p) = st.packs.get_mut(&e.pack) {
+                    if let Some(e) = st.remove_chunk(id) {
+                        if let Some(mut p) = st.pack(e.pack) {
                             p.live_chunks = p.live_chunks.saturating_sub(1);
+                            st.set_pack(&p);
                         }
                     }
                 }
+                // Packs left empty now, and packs committed empty (every
+                // chunk already indexed elsewhere) once past the grace.
                 let empty: Vec<u64> = st
-                    .packs
-                    .values()
+                    .packs()
+                    .into_iter()
                     .filter(|p| p.live_chunks == 0 && p.created_ms <= cutoff)
                     .map(|p| p.id)
                     .collect();
                 let mut freed = 0u64;
                 for id in empty {
-                    if let Some(p) = st.packs.remove(&id) {
+                    if let Some(p) = st.remove_pack(id) {
                         for s in &p.pieces {
                             st.sub_usage(s.node, p.piece_len);
                             st.deletions.entry(s.node).or_default().insert(s.id);
@@ -1087,11 +1172,11 @@ impl State {
                 // A piece shared by a live pack on the same node (identical
                 // packs written by concurrent uploads) must stay.
                 if freed > 0 {
-                    let live: BTreeSet<(NodeId, PieceId)> = st
-                        .packs
-                        .values()
-                        .flat_map(|p| p.pieces.iter().map(|s| (s.node, s.id)))
-                        .collect();
+                    let mut live: BTreeSet<(NodeId, PieceId)> = BTreeSet::new();
+                    st.scan_packs(&mut |p| {
+                        live.extend(p.pieces.iter().map(|s| (s.node, s.id)));
+                        true
+                    });
                     for (node, set) in st.deletions.iter_mut() {
                         set.retain(|p| !live.contains(&(*node, *p)));
                     }
@@ -1130,8 +1215,8 @@ impl State {
                 st.bucket_of(&upload.tenant, &upload.bucket)?;
                 validate_key(&upload.key).map_err(|m| err(ErrorCode::BadRequest, m))?;
                 validate_meta(&upload.user_meta)?;
-                st.next_version += 1;
-                let id = format!("u{:016x}", st.next_version);
+                *st.next_version += 1;
+                let id = format!("u{:016x}", *st.next_version);
                 let mut u = upload.clone();
                 u.id = id.clone();
                 u.parts.clear();
@@ -1362,8 +1447,8 @@ impl State {
     pub fn repair_queue(&self) -> Vec<RepairItem> {
         let mut q: Vec<RepairItem> = self
             .store
-            .packs
-            .values()
+            .packs()
+            .into_iter()
             .filter_map(|p| {
                 let missing: Vec<u32> = p
                     .pieces
@@ -1389,7 +1474,7 @@ impl State {
             pending_deletions: self.store.deletions.values().map(|s| s.len() as u64).sum(),
             ..Default::default()
         };
-        for p in self.store.packs.values() {
+        for p in self.store.packs() {
             h.stripes += 1;
             let healthy = p
                 .pieces
@@ -1536,7 +1621,7 @@ mod tests {
                     },
                     Op::Delete(k, v) => {
                         let key = format!("k{k}");
-                        let version_id = v.and_then(|v| s.store.objects.get("bkt").and_then(|o| o.get(&key)).and_then(|l| l.get(v)).map(|x| x.version_id.clone()));
+                        let version_id = v.and_then(|v| s.store.versions("bkt", &key).get(v).map(|x| x.version_id.clone()));
                         StoreCommand::DeleteObject { tenant: T.into(), bucket: "bkt".into(), key, version_id, now_ms: idx }
                     }
                     Op::Part(ids) => match &upload {
@@ -1569,7 +1654,8 @@ mod tests {
 
                 // Invariants.
                 let mut expected: BTreeMap<ChunkId, u64> = BTreeMap::new();
-                for v in s.store.objects.values().flat_map(|o| o.values()).flatten() {
+                let (keys, _) = s.store.list_keys("bkt", "", None, usize::MAX);
+                for v in keys.iter().flat_map(|(_, vs)| vs) {
                     for c in v.data.iter().flat_map(|d| d.chunks.iter()) {
                         *expected.entry(c.id).or_default() += 1;
                     }
@@ -1580,21 +1666,38 @@ mod tests {
                     }
                 }
                 for (id, n) in &expected {
-                    let e = s.store.chunks.get(id);
+                    let e = s.store.chunk(id);
                     prop_assert!(e.is_some(), "referenced chunk {} was collected", id);
                     prop_assert_eq!(e.map(|e| e.refs), Some(*n));
                 }
-                for (id, e) in &s.store.chunks {
+                let mut chunks = Vec::new();
+                s.store.scan_chunks(&mut |id, e| { chunks.push((id, e)); true });
+                let packs = s.store.packs();
+                for (id, e) in &chunks {
                     prop_assert_eq!(e.refs, expected.get(id).copied().unwrap_or(0));
-                    prop_assert!(s.store.packs.contains_key(&e.pack), "chunk in a dropped pack");
+                    prop_assert!(packs.iter().any(|p| p.id == e.pack), "chunk in a dropped pack");
                 }
+                // The garbage index names exactly the unreferenced chunks.
+                let zero: Vec<ChunkId> = chunks.iter().filter(|(_, e)| e.refs == 0).map(|(id, _)| *id).collect();
+                prop_assert_eq!(s.store.unreferenced_chunks(), zero);
+                // The counters agree with the tables.
+                let counts = *s.store.counts;
+                prop_assert_eq!(counts.chunks, chunks.len() as u64);
+                prop_assert_eq!(counts.unique_bytes, chunks.iter().map(|(_, e)| u64::from(e.plain_len)).sum::<u64>());
+                prop_assert_eq!(counts.packs, packs.len() as u64);
+                let versions: Vec<&ObjectVersion> = keys.iter().flat_map(|(_, vs)| vs).collect();
+                prop_assert_eq!(counts.versions, versions.len() as u64);
+                prop_assert_eq!(counts.logical_bytes, versions.iter().map(|v| v.size).sum::<u64>());
+                let live: Vec<&ObjectVersion> = keys.iter().filter_map(|(_, vs)| vs.last()).filter(|v| !v.is_delete_marker()).collect();
+                let stats = s.store.bucket_stats.get("bkt").copied().unwrap_or_default();
+                prop_assert_eq!((stats.objects, stats.bytes), (live.len() as u64, live.iter().map(|v| v.size).sum::<u64>()));
                 let mut used: BTreeMap<NodeId, u64> = BTreeMap::new();
-                for p in s.store.packs.values() {
+                for p in &packs {
                     for sl in &p.pieces {
                         *used.entry(sl.node).or_default() += p.piece_len;
                     }
                 }
-                prop_assert_eq!(&used, &s.store.node_used);
+                prop_assert_eq!(&used, &*s.store.node_used);
             }
         }
     }

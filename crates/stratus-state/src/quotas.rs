@@ -306,10 +306,9 @@ impl State {
             .is_some_and(|b| b.versioning != Versioning::Enabled)
             && self
                 .store
-                .objects
-                .get(bucket)
-                .and_then(|o| o.get(key))
-                .is_some_and(|l| l.iter().any(|v| v.version_id == NULL_VERSION));
+                .versions(bucket, key)
+                .iter()
+                .any(|v| v.version_id == NULL_VERSION);
         if replaces {
             return None;
         }
@@ -405,10 +404,9 @@ impl State {
                 // `null` version: only the difference counts.
                 let replaced = (b.versioning != Versioning::Enabled)
                     .then(|| {
-                        st.objects
-                            .get(bucket)
-                            .and_then(|o| o.get(key))
-                            .and_then(|l| l.iter().find(|v| v.version_id == NULL_VERSION))
+                        st.versions(bucket, key)
+                            .into_iter()
+                            .find(|v| v.version_id == NULL_VERSION)
                     })
                     .flatten();
                 let (old_bytes, old_objects) = replaced.map_or((0, 0), |v| (v.size, 1));
@@ -528,12 +526,11 @@ impl ObjectStore {
 
     /// Charges the latest version of `bucket/key` (just added) to the
     /// bucket's owner.
-    pub(crate) fn account_last(&mut self, bucket: &str, key: &str) {
+    pub(crate) fn account_last(&mut self, bucket: &str, _key: &str, latest: &ObjectVersion) {
         let Some(tenant) = self.buckets.get(bucket).map(|b| b.tenant.clone()) else {
             return;
         };
-        let bytes = self.latest(bucket, key).map_or(0, version_bytes);
-        self.charge(&tenant, bytes, 1);
+        self.charge(&tenant, version_bytes(latest), 1);
     }
 
     /// A version leaves `bucket`: its chunk references and its use end.

@@ -250,7 +250,7 @@ fn an_abandoned_multipart_upload_expires_and_its_data_becomes_garbage() {
         ))
     };
     gc(&mut s, 2 * HOUR);
-    assert!(s.store.chunks.contains_key(&chunk));
+    assert!(s.store.chunk(&chunk).is_some());
     // Open for less than 7 days: kept.
     prune(&mut s, HOUR + 7 * 24 * HOUR - 1);
     assert!(s.store.uploads.contains_key(&upload));
@@ -258,11 +258,8 @@ fn an_abandoned_multipart_upload_expires_and_its_data_becomes_garbage() {
     assert!(!s.store.uploads.contains_key(&upload), "expired");
     assert_eq!(s.store.usage_of(T).bytes, 0, "its parts no longer count");
     gc(&mut s, 200 * 24 * HOUR);
-    assert!(
-        !s.store.chunks.contains_key(&chunk),
-        "its chunk is collected"
-    );
-    assert!(s.store.packs.is_empty(), "its pack is dropped");
+    assert!(s.store.chunk(&chunk).is_none(), "its chunk is collected");
+    assert!(s.store.packs().is_empty(), "its pack is dropped");
     let queued: usize = s.store.deletions.values().map(|d| d.len()).sum();
     assert_eq!(
         queued, 2,

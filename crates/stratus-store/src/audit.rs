@@ -157,7 +157,7 @@ pub fn pick(
     rng: &mut impl Rng,
 ) -> BTreeMap<NodeId, Vec<Challenge>> {
     let mut held: BTreeMap<NodeId, Vec<(u64, u32, PieceId, u64)>> = BTreeMap::new();
-    for p in state.store.packs.values() {
+    for p in state.store.packs() {
         for (i, sl) in p.pieces.iter().enumerate() {
             if !sl.bad && p.piece_len > 0 {
                 held.entry(sl.node)
@@ -192,14 +192,15 @@ pub fn pick(
 pub fn stray_slots(state: &State) -> Vec<(u64, u32, NodeId)> {
     state
         .store
-        .packs
-        .values()
+        .packs()
+        .into_iter()
         .flat_map(|p| {
             p.pieces
                 .iter()
                 .enumerate()
                 .filter(|(_, sl)| !sl.bad && state.marked(&sl.node))
-                .map(move |(i, sl)| (p.id, i as u32, sl.node))
+                .map(|(i, sl)| (p.id, i as u32, sl.node))
+                .collect::<Vec<_>>()
         })
         .collect()
 }

@@ -326,12 +326,8 @@ impl Store {
     pub fn list_images(&self, tenant: &str) -> Vec<ImageInfo> {
         let bucket = images_bucket(tenant);
         self.read(|s| {
-            let Some(objects) = s.store.objects.get(&bucket) else {
-                return Vec::new();
-            };
-            objects
-                .range(FLISTS.to_string()..)
-                .take_while(|(k, _)| k.starts_with(FLISTS))
+            let (keys, _) = s.store.list_keys(&bucket, FLISTS, None, usize::MAX);
+            keys.iter()
                 .flat_map(|(k, versions)| {
                     let name = &k[FLISTS.len()..];
                     versions
@@ -359,7 +355,7 @@ impl Store {
                         ),
                     )
                 })?;
-            Ok(info_of(&name, v))
+            Ok(info_of(&name, &v))
         })
     }
 
@@ -389,14 +385,7 @@ impl Store {
         let name = normalize_image_name(name)?;
         let bucket = images_bucket(tenant);
         let key = format!("{FLISTS}{name}");
-        let versions: Vec<ObjectVersion> = self.read(|s| {
-            s.store
-                .objects
-                .get(&bucket)
-                .and_then(|o| o.get(&key))
-                .cloned()
-                .unwrap_or_default()
-        });
+        let versions: Vec<ObjectVersion> = self.read(|s| s.store.versions(&bucket, &key));
         if versions.iter().all(|v| v.is_delete_marker()) {
             return Err(StoreError::new(
                 ErrorCode::NotFound,
@@ -415,21 +404,18 @@ impl Store {
         }
         // Contents no remaining image version names.
         let (used, contents): (Vec<String>, Vec<(String, Vec<String>)>) = self.read(|s| {
-            let Some(objects) = s.store.objects.get(&bucket) else {
-                return (Vec::new(), Vec::new());
-            };
-            let used = objects
+            let (flists, _) = s.store.list_keys(&bucket, FLISTS, None, usize::MAX);
+            let used = flists
                 .iter()
-                .filter(|(k, _)| k.starts_with(FLISTS))
                 .flat_map(|(_, vs)| {
                     vs.iter()
                         .filter_map(|v| v.user_meta.get("content").cloned())
                 })
                 .collect();
-            let contents = objects
-                .iter()
-                .filter(|(k, _)| k.starts_with(CONTENT))
-                .map(|(k, vs)| (k.clone(), vs.iter().map(|v| v.version_id.clone()).collect()))
+            let (contents, _) = s.store.list_keys(&bucket, CONTENT, None, usize::MAX);
+            let contents = contents
+                .into_iter()
+                .map(|(k, vs)| (k, vs.iter().map(|v| v.version_id.clone()).collect()))
                 .collect();
             (used, contents)
         });

@@ -274,8 +274,8 @@ impl Store {
                 let corrupt: BTreeSet<PieceId> = corrupt.into_iter().collect();
                 let bad = self.read(|s| {
                     s.store
-                        .packs
-                        .values()
+                        .packs()
+                        .into_iter()
                         .flat_map(|p| {
                             p.pieces
                                 .iter()
@@ -289,7 +289,9 @@ impl Store {
                 tracing::warn!(node = %t.id.short(), pieces = bad.len(), "scrub found corrupt pieces");
                 lost = self.read(|s| {
                     bad.iter()
-                        .filter_map(|(pack, i, _)| s.store.packs.get(pack)?.pieces.get(*i as usize))
+                        .filter_map(|(pack, i, _)| {
+                            s.store.pack(*pack)?.pieces.get(*i as usize).copied()
+                        })
                         .map(|sl| sl.id)
                         .collect()
                 });
@@ -330,12 +332,12 @@ impl Store {
         };
         let (targets, deletions, expected) = self.read(|s| {
             let mut expected: BTreeMap<NodeId, BTreeSet<PieceId>> = BTreeMap::new();
-            for p in s.store.packs.values() {
+            for p in s.store.packs() {
                 for sl in &p.pieces {
                     expected.entry(sl.node).or_default().insert(sl.id);
                 }
             }
-            (Store::targets(s), s.store.deletions.clone(), expected)
+            (Store::targets(s), (*s.store.deletions).clone(), expected)
         });
         let cutoff = now_ms().saturating_sub(grace.as_millis() as u64);
         for t in targets {

@@ -308,10 +308,10 @@ enum Fetched {
 
 /// The pack `id` with its slots' addresses and health.
 pub(crate) fn pack_view(s: &stratus_state::State, id: u64) -> Result<PackView, StoreError> {
-    let pack =
-        s.store.packs.get(&id).cloned().ok_or_else(|| {
-            StoreError::internal(format!("pack {id} is missing from the metadata"))
-        })?;
+    let pack = s
+        .store
+        .pack(id)
+        .ok_or_else(|| StoreError::internal(format!("pack {id} is missing from the metadata")))?;
     let slots = pack
         .pieces
         .iter()
@@ -341,7 +341,7 @@ fn plan_read(
         if ce <= range.start || cs >= range.end || len == 0 {
             continue;
         }
-        let e = st.chunks.get(&c.id).ok_or_else(|| {
+        let e = st.chunk(&c.id).ok_or_else(|| {
             StoreError::internal(format!("chunk {} is missing from the index", c.id))
         })?;
         let skip = range.start.saturating_sub(cs) as usize;
@@ -378,7 +378,7 @@ impl Store {
         let kek = self.kek()?;
         let (key, entry, view) = self.read(|s| {
             let key = Store::scope_key(&kek, s, scope)?;
-            let entry = s.store.chunks.get(id).cloned().ok_or_else(|| {
+            let entry = s.store.chunk(id).ok_or_else(|| {
                 StoreError::new(ErrorCode::NotFound, format!("chunk {id} is not stored"))
             })?;
             let view = pack_view(s, entry.pack)?;

@@ -279,9 +279,7 @@ impl Store {
             params: cfg.chunker,
             pack_bytes: cfg.pack_bytes,
             zstd_level: cfg.zstd_level,
-            known: Box::new(move |id| {
-                read_state(meta.as_ref(), |s| s.store.chunks.contains_key(id))
-            }),
+            known: Box::new(move |id| read_state(meta.as_ref(), |s| s.store.chunk(id).is_some())),
             prechunked,
         };
         let (body_tx, body_rx) = mpsc::channel::<Bytes>(BODY_QUEUE);

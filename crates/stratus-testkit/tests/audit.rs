@@ -172,9 +172,9 @@ impl PieceBackend for Dropper {
 fn pieces_on(c: &Control, node: NodeId) -> usize {
     c.state().read(|s| {
         s.store
-            .packs
-            .values()
-            .flat_map(|p| &p.pieces)
+            .packs()
+            .into_iter()
+            .flat_map(|p| p.pieces)
             .filter(|sl| sl.node == node && !sl.bad)
             .count()
     })
@@ -268,9 +268,9 @@ async fn a_node_that_drops_pieces_and_reports_healthy_is_found_marked_and_repair
     );
     let named = c.state().read(|s| {
         s.store
-            .packs
-            .values()
-            .flat_map(|p| &p.pieces)
+            .packs()
+            .into_iter()
+            .flat_map(|p| p.pieces)
             .any(|sl| sl.node == node.id && !sl.bad)
     });
     assert!(!named, "no stripe names the marked node");

@@ -270,8 +270,8 @@ async fn bench_image_cold_start_and_versions() -> Result<()> {
         .state()
         .read(|s| {
             s.store
-                .packs
-                .values()
+                .packs()
+                .into_iter()
                 .next()
                 .map(|p| (p.profile.k, p.profile.m))
         })

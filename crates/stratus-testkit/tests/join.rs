@@ -239,7 +239,7 @@ async fn a_banned_node_stays_out_and_its_pieces_are_repaired() -> Result<()> {
     // The node holding the most pieces is banned.
     let (victim, held) = c.state().read(|s| {
         let mut counts = std::collections::BTreeMap::new();
-        for p in s.store.packs.values() {
+        for p in s.store.packs().into_iter() {
             for sl in &p.pieces {
                 *counts.entry(sl.node).or_insert(0usize) += 1;
             }
@@ -263,9 +263,9 @@ async fn a_banned_node_stays_out_and_its_pieces_are_repaired() -> Result<()> {
             let (on_victim, missing) = c.state().read(|s| {
                 let on = s
                     .store
-                    .packs
-                    .values()
-                    .flat_map(|p| &p.pieces)
+                    .packs()
+                    .into_iter()
+                    .flat_map(|p| p.pieces)
                     .filter(|sl| sl.node == victim)
                     .count();
                 (on, s.redundancy().missing_pieces)
@@ -286,9 +286,9 @@ async fn a_banned_node_stays_out_and_its_pieces_are_repaired() -> Result<()> {
         .await?;
     let on_victim = c.state().read(|s| {
         s.store
-            .packs
-            .values()
-            .flat_map(|p| &p.pieces)
+            .packs()
+            .into_iter()
+            .flat_map(|p| p.pieces)
             .filter(|sl| sl.node == victim)
             .count()
     });

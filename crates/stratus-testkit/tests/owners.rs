@@ -109,9 +109,7 @@ async fn one_owner_with_six_nodes_holds_at_most_m_pieces_of_a_stripe() -> Result
             )
             .await?;
     }
-    let packs = c
-        .state()
-        .read(|s| s.store.packs.values().cloned().collect::<Vec<_>>());
+    let packs = c.state().read(|s| s.store.packs());
     assert!(packs.len() >= 4);
     for p in &packs {
         let on_sybil = p

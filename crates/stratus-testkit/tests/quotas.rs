@@ -405,12 +405,12 @@ async fn finished_tasks_are_pruned_and_abandoned_uploads_expire() -> Result<()> 
     })
     .await?;
     assert_eq!(c.state().read(|s| s.store.usage_of("acme").bytes), 0);
-    let before = c.state().read(|s| s.store.packs.len());
+    let before = c.state().read(|s| s.store.pack_count() as usize);
     assert!(before > 0);
     let report = cluster.store(0)?.gc_once().await?;
     assert!(report.chunks > 0 && report.pieces > 0, "{report:?}");
     assert_eq!(
-        c.state().read(|s| s.store.packs.len()),
+        c.state().read(|s| s.store.pack_count() as usize),
         0,
         "every pack of the part is gone"
     );

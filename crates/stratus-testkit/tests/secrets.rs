@@ -120,7 +120,7 @@ async fn a_copy_of_a_replicas_raft_store_reveals_no_secret() -> Result<()> {
         let master = kek
             .open_key(STORAGE_SECRET, s.store.secret.as_ref().unwrap())
             .unwrap();
-        let v = &s.store.objects["private-bkt"]["obj"][0];
+        let v = &s.store.versions("private-bkt", "obj")[0];
         let KeyScope::Private(sealed) = &v.data.as_ref().unwrap().scope else {
             panic!("a private bucket's object has a private scope");
         };

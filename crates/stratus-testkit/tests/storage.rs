@@ -161,9 +161,13 @@ async fn round_trips_survive_two_losses_repair_and_two_more() -> Result<()> {
         assert_eq!(out, big[a as usize..b as usize], "range {a}..{b}");
     }
     // Profile with 6 nodes: 2+2 (two spares for repair).
-    let widths: BTreeSet<usize> = c
-        .state()
-        .read(|s| s.store.packs.values().map(|p| p.pieces.len()).collect());
+    let widths: BTreeSet<usize> = c.state().read(|s| {
+        s.store
+            .packs()
+            .into_iter()
+            .map(|p| p.pieces.len())
+            .collect()
+    });
     assert_eq!(widths, BTreeSet::from([4]));
 
     // Two storage nodes gone: everything still reads back.
@@ -205,8 +209,8 @@ async fn corrupt_piece_is_detected_served_around_and_repaired() -> Result<()> {
     let (pack, slots) = c.state().read(|s| {
         let v = s.store.version("bkt", "f", None).unwrap();
         let first = v.data.as_ref().unwrap().chunks[0].id;
-        let pack = s.store.chunks[&first].pack;
-        (pack, s.store.packs[&pack].pieces.clone())
+        let pack = s.store.chunk(&first).unwrap().pack;
+        (pack, s.store.pack(pack).unwrap().pieces.clone())
     });
     let j = (0..6)
         .find(|j| cluster.agent_id(*j).ok() == Some(slots[0].node))
@@ -225,7 +229,7 @@ async fn corrupt_piece_is_detected_served_around_and_repaired() -> Result<()> {
     assert_eq!(read_all(&store, "f", None).await?, d);
     // ... the piece is reported bad and rebuilt on another node.
     wait_until("the bad piece moved", WAIT, || async {
-        let slot = c.state().read(|s| s.store.packs[&pack].pieces[0]);
+        let slot = c.state().read(|s| s.store.pack(pack).unwrap().pieces[0]);
         (slot.node != slots[0].node && !slot.bad).then_some(())
     })
     .await?;
@@ -244,8 +248,12 @@ async fn scrub_finds_rot_that_no_read_touched() -> Result<()> {
         .await?;
     let slot = c.state().read(|s| {
         let v = s.store.version("bkt", "cold", None).unwrap();
-        let pack = s.store.chunks[&v.data.as_ref().unwrap().chunks[0].id].pack;
-        s.store.packs[&pack].pieces[1]
+        let pack = s
+            .store
+            .chunk(&v.data.as_ref().unwrap().chunks[0].id)
+            .unwrap()
+            .pack;
+        s.store.pack(pack).unwrap().pieces[1]
     });
     let j = (0..5)
         .find(|j| cluster.agent_id(*j).ok() == Some(slot.node))
@@ -310,14 +318,15 @@ async fn dedupe_versions_delete_markers_and_gc() -> Result<()> {
     let e = read_all(&store, "a", None).await.unwrap_err();
     assert!(e.to_string().contains("does not exist"), "{e}");
     assert_eq!(read_all(&store, "a", Some(&first.version_id)).await?, d);
-    let versions = c.state().read(|s| s.store.objects["bkt"]["a"].len());
+    let versions = c.state().read(|s| s.store.versions("bkt", "a").len());
     assert_eq!(versions, 3, "two versions and a marker");
 
     // Removing every version of the data leaves nothing referenced: GC
     // frees its pieces on the nodes.
     for key in ["a", "copy-of-a"] {
         let ids: Vec<String> = c.state().read(|s| {
-            s.store.objects["bkt"][key]
+            s.store
+                .versions("bkt", key)
                 .iter()
                 .map(|v| v.version_id.clone())
                 .collect()
@@ -337,8 +346,8 @@ async fn dedupe_versions_delete_markers_and_gc() -> Result<()> {
     assert!(r.chunks > 0 && r.pieces > 0, "{r:?}");
     let probe_bytes = c.state().read(|s| {
         s.store
-            .packs
-            .values()
+            .packs()
+            .into_iter()
             .map(|p| p.piece_len * p.pieces.len() as u64)
             .sum::<u64>()
     });
@@ -389,8 +398,8 @@ async fn interrupted_upload_leaves_nothing_visible_and_gc_reclaims_it() -> Resul
     // And on the nodes' disks: only the pieces the metadata names.
     let named = c.state().read(|s| {
         s.store
-            .packs
-            .values()
+            .packs()
+            .into_iter()
             .map(|p| p.pieces.len())
             .sum::<usize>()
     });
@@ -450,9 +459,9 @@ async fn no_plaintext_on_any_disk() -> Result<()> {
 fn liar_data_pieces(c: &Control, node: stratus_types::NodeId) -> usize {
     c.state().read(|s| {
         s.store
-            .packs
-            .values()
-            .flat_map(|p| p.pieces.iter().take(usize::from(p.profile.k)))
+            .packs()
+            .into_iter()
+            .flat_map(|p| p.pieces.into_iter().take(usize::from(p.profile.k)))
             .filter(|sl| sl.node == node && !sl.bad)
             .count()
     })

@@ -1,0 +1,459 @@
+//! The replicated state on disk: [`RedbKv`], the redb backend of
+//! `stratus_state::Kv`, in its own file `state.redb` (so applying never waits
+//! for the log's write lock), and the streamed snapshot format.
+//!
+//! Applying a batch of log entries is one write transaction holding the
+//! state's changes and the applied log id together; queries outside a batch
+//! read committed data through their own read transactions (MVCC).
+//! Commits are `Durability::Eventual` except at least once a second and
+//! before a snapshot (`Immediate`): a crash loses at most the last second of
+//! *applied* entries, which openraft applies again from the durable log.
+//!
+//! A snapshot is a file: a header, then every row of every table
+//! (`table u8, key len u32, value len u32, key, value`), then an end marker
+//! and the BLAKE3 of everything before it. It is written from one read
+//! transaction (a consistent view, while applies go on) and loaded in one
+//! write transaction that is committed only if the checksum matches: the
+//! state is never in memory whole, and a torn or altered file changes
+//! nothing.
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, Durability, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction,
+};
+use stratus_state::{Kv, KvError, Table};
+
+const MAGIC: &[u8; 16] = b"stratus-snapshot";
+/// Version of the snapshot file and of the state database layout.
+pub const STATE_FORMAT: u16 = 1;
+const END: u8 = 0xff;
+/// Largest key or value a snapshot row may carry (a module is the largest
+/// row today: 16 MiB).
+const MAX_ROW: u32 = 64 << 20;
+/// Longest the state goes without a durable commit.
+const DURABLE_EVERY: Duration = Duration::from_secs(1);
+
+fn def(t: Table) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+    TableDefinition::new(t.name())
+}
+
+fn kv_err(e: impl std::fmt::Display) -> KvError {
+    KvError(e.to_string())
+}
+
+/// The redb backend of the replicated state.
+pub struct RedbKv {
+    // Declared (so dropped) before `db`: dropping the last handle on a
+    // database waits for its open write transaction to end.
+    txn: Mutex<Option<WriteTransaction>>,
+    db: Arc<Database>,
+    error: Mutex<Option<KvError>>,
+    last_durable: Instant,
+    force_durable: bool,
+}
+
+impl RedbKv {
+    /// The state in `db` (tables are created on first write).
+    pub fn new(db: Arc<Database>) -> Self {
+        Self {
+            txn: Mutex::new(None),
+            db,
+            error: Mutex::new(None),
+            last_durable: Instant::now(),
+            force_durable: false,
+        }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    fn fail(&self, e: impl std::fmt::Display) {
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        tracing::error!(error = %e, "state storage failed");
+        if slot.is_none() {
+            *slot = Some(kv_err(e));
+        }
+    }
+
+    fn with_txn<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Option<T> {
+        let mut guard = self.txn.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            match self.db.begin_write() {
+                Ok(t) => *guard = Some(t),
+                Err(e) => {
+                    self.fail(e);
+                    return None;
+                }
+            }
+        }
+        let txn = guard.as_ref()?;
+        match f(txn) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.fail(e);
+                None
+            }
+        }
+    }
+
+    fn in_txn(&self) -> bool {
+        self.txn.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+}
+
+fn scan_table(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    from: Bound<&[u8]>,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), redb::Error> {
+    for row in table.range::<&[u8]>((from, Bound::Unbounded))? {
+        let (k, v) = row?;
+        if !f(k.value(), v.value()) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+impl Kv for RedbKv {
+    fn get(&self, table: Table, key: &[u8]) -> Option<Vec<u8>> {
+        if self.in_txn() {
+            return self
+                .with_txn(|txn| {
+                    let t = txn.open_table(def(table))?;
+                    let v = t.get(key)?.map(|v| v.value().to_vec());
+                    Ok(v)
+                })
+                .flatten();
+        }
+        let read = || -> Result<Option<Vec<u8>>, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let t = match txn.open_table(def(table)) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let v = t.get(key)?.map(|v| v.value().to_vec());
+            Ok(v)
+        };
+        read().unwrap_or_else(|e| {
+            self.fail(e);
+            None
+        })
+    }
+
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) {
+        self.with_txn(|txn| {
+            txn.open_table(def(table))?.insert(key, value)?;
+            Ok(())
+        });
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) {
+        self.with_txn(|txn| {
+            txn.open_table(def(table))?.remove(key)?;
+            Ok(())
+        });
+    }
+
+    fn scan(&self, table: Table, from: Bound<&[u8]>, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
+        if self.in_txn() {
+            self.with_txn(|txn| scan_table(&txn.open_table(def(table))?, from, f));
+            return;
+        }
+        let mut read = || -> Result<(), redb::Error> {
+            let txn = self.db.begin_read()?;
+            match txn.open_table(def(table)) {
+                Ok(t) => scan_table(&t, from, f),
+                Err(redb::TableError::TableDoesNotExist(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        };
+        if let Err(e) = read() {
+            self.fail(e);
+        }
+    }
+
+    fn clear(&mut self, table: Table) {
+        self.with_txn(|txn| {
+            txn.delete_table(def(table))?;
+            txn.open_table(def(table))?;
+            Ok(())
+        });
+    }
+
+    fn commit(&mut self) -> Result<(), KvError> {
+        let txn = self.txn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let failed = self.error.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(e) = failed {
+            // Dropping the transaction aborts it: nothing of the batch stays.
+            drop(txn);
+            return Err(e);
+        }
+        let Some(mut txn) = txn else {
+            return Ok(());
+        };
+        let durable =
+            std::mem::take(&mut self.force_durable) || self.last_durable.elapsed() >= DURABLE_EVERY;
+        txn.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::Eventual
+        });
+        txn.commit().map_err(kv_err)?;
+        if durable {
+            self.last_durable = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        drop(self.txn.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn durable_next(&mut self) {
+        self.force_durable = true;
+    }
+}
+
+/// Writes every row of the state as `txn` sees it (all tables but
+/// [`Table::Meta`]) to `out` in the snapshot format; returns the rows written.
+pub fn write_snapshot(txn: &ReadTransaction, out: impl Write) -> Result<u64, KvError> {
+    let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, out));
+    out.write_all(MAGIC).map_err(kv_err)?;
+    out.write_all(&STATE_FORMAT.to_le_bytes()).map_err(kv_err)?;
+    let mut rows = 0u64;
+    for table in Table::ALL.into_iter().filter(|t| *t != Table::Meta) {
+        let t = match txn.open_table(def(table)) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => continue,
+            Err(e) => return Err(kv_err(e)),
+        };
+        for row in t.iter().map_err(kv_err)? {
+            let (k, v) = row.map_err(kv_err)?;
+            let (k, v) = (k.value(), v.value());
+            out.write_all(&[table as u8]).map_err(kv_err)?;
+            out.write_all(&(k.len() as u32).to_le_bytes())
+                .map_err(kv_err)?;
+            out.write_all(&(v.len() as u32).to_le_bytes())
+                .map_err(kv_err)?;
+            out.write_all(k).map_err(kv_err)?;
+            out.write_all(v).map_err(kv_err)?;
+            rows += 1;
+        }
+    }
+    out.write_all(&[END]).map_err(kv_err)?;
+    let (mut inner, hash) = out.finish();
+    inner.write_all(hash.as_bytes()).map_err(kv_err)?;
+    inner.flush().map_err(kv_err)?;
+    Ok(rows)
+}
+
+/// Loads a snapshot from `input` into `kv` (every state table cleared
+/// first), checking its format and checksum; returns the rows loaded. On
+/// error the caller must drop what was written ([`RedbKv::abort`]).
+pub fn read_snapshot(kv: &mut dyn Kv, input: impl Read) -> Result<u64, KvError> {
+    let mut input = HashingReader::new(BufReader::with_capacity(1 << 20, input));
+    let bad = |m: &str| KvError(format!("the snapshot is not valid: {m}"));
+    let mut magic = [0u8; 16];
+    input.read_exact(&mut magic).map_err(|_| bad("no header"))?;
+    if &magic != MAGIC {
+        return Err(bad("wrong header"));
+    }
+    let mut format = [0u8; 2];
+    input
+        .read_exact(&mut format)
+        .map_err(|_| bad("no format"))?;
+    let format = u16::from_le_bytes(format);
+    if format != STATE_FORMAT {
+        return Err(KvError(format!(
+            "the snapshot has state format {format}; this build reads {STATE_FORMAT}: run matching Stratus releases on every replica"
+        )));
+    }
+    for t in Table::ALL.into_iter().filter(|t| *t != Table::Meta) {
+        kv.clear(t);
+    }
+    let mut rows = 0u64;
+    let (mut key, mut value) = (Vec::new(), Vec::new());
+    loop {
+        let mut tag = [0u8; 1];
+        input.read_exact(&mut tag).map_err(|_| bad("truncated"))?;
+        if tag[0] == END {
+            break;
+        }
+        let table = Table::from_id(tag[0])
+            .filter(|t| *t != Table::Meta)
+            .ok_or_else(|| bad("unknown table"))?;
+        let mut lens = [0u8; 8];
+        input.read_exact(&mut lens).map_err(|_| bad("truncated"))?;
+        let klen = u32::from_le_bytes([lens[0], lens[1], lens[2], lens[3]]);
+        let vlen = u32::from_le_bytes([lens[4], lens[5], lens[6], lens[7]]);
+        if klen > MAX_ROW || vlen > MAX_ROW {
+            return Err(bad("a row is larger than any the state writes"));
+        }
+        key.resize(klen as usize, 0);
+        value.resize(vlen as usize, 0);
+        input.read_exact(&mut key).map_err(|_| bad("truncated"))?;
+        input.read_exact(&mut value).map_err(|_| bad("truncated"))?;
+        kv.put(table, &key, &value);
+        rows += 1;
+    }
+    let computed = input.hasher.finalize();
+    let mut stored = [0u8; 32];
+    input
+        .inner
+        .read_exact(&mut stored)
+        .map_err(|_| bad("no checksum"))?;
+    if computed.as_bytes() != &stored {
+        return Err(bad("checksum mismatch (torn or altered file)"));
+    }
+    Ok(rows)
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+
+    fn finish(self) -> (W, blake3::Hash) {
+        (self.inner, self.hasher.finalize())
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: blake3::Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Opens (creating) the state database `path`.
+pub fn open_db(path: &Path, cache_bytes: usize) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(cache_bytes).create(path)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use stratus_state::kv::conformance;
+
+    fn fresh() -> (tempfile::TempDir, RedbKv) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = open_db(&dir.path().join("state.redb"), 16 << 20).unwrap();
+        (dir, RedbKv::new(Arc::new(db)))
+    }
+
+    #[test]
+    fn redb_kv_passes_the_state_conformance_suite() {
+        let mut dirs = Vec::new();
+        conformance::run_all(
+            || {
+                let (d, kv) = fresh();
+                dirs.push(d);
+                kv
+            },
+            |kv| RedbKv::new(kv.db().clone()),
+        );
+    }
+
+    #[test]
+    fn an_uncommitted_batch_is_invisible_to_readers_and_a_failed_one_is_dropped() {
+        let (_d, mut kv) = fresh();
+        kv.put(Table::Rows, b"a", b"1");
+        let other = RedbKv::new(kv.db().clone());
+        assert_eq!(
+            other.get(Table::Rows, b"a"),
+            None,
+            "MVCC: not committed yet"
+        );
+        kv.commit().unwrap();
+        assert_eq!(other.get(Table::Rows, b"a").as_deref(), Some(&b"1"[..]));
+        kv.put(Table::Rows, b"b", b"2");
+        kv.fail("disk on fire");
+        assert!(kv.commit().is_err());
+        assert_eq!(
+            other.get(Table::Rows, b"b"),
+            None,
+            "the failed batch is gone"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_and_a_damaged_one_is_refused() {
+        let (_d, mut kv) = fresh();
+        for i in 0u32..5000 {
+            kv.put(Table::Versions, &i.to_be_bytes(), &[i as u8; 100]);
+        }
+        kv.put(Table::Rows, b"r", b"x");
+        kv.put(Table::Meta, b"applied", b"not in snapshots");
+        kv.commit().unwrap();
+        let mut file = Vec::new();
+        let read = kv.db().begin_read().unwrap();
+        assert_eq!(write_snapshot(&read, &mut file).unwrap(), 5001);
+        let (_d2, mut to) = fresh();
+        to.put(Table::Chunks, b"stale", b"gone after install");
+        to.commit().unwrap();
+        assert_eq!(read_snapshot(&mut to, &file[..]).unwrap(), 5001);
+        to.commit().unwrap();
+        let mem_from = stratus_state::kv::dump(&kv);
+        assert_eq!(stratus_state::kv::dump(&to), mem_from);
+        // Any flipped byte or a cut is refused, and the target keeps its state.
+        for at in [3, 40, file.len() / 2, file.len() - 1] {
+            let mut bad = file.clone();
+            bad[at] ^= 1;
+            assert!(read_snapshot(&mut to, &bad[..]).is_err(), "flip at {at}");
+            to.abort();
+        }
+        assert!(read_snapshot(&mut to, &file[..file.len() - 10]).is_err());
+        to.abort();
+        assert_eq!(stratus_state::kv::dump(&to), mem_from);
+    }
+}
