@@ -16,6 +16,7 @@
 //! [`TypeConfig`] binds these types to openraft.
 
 pub mod marks;
+pub mod modules;
 pub mod nodes;
 pub mod objects;
 pub mod quotas;
@@ -291,6 +292,20 @@ pub enum Command {
         /// Leader time.
         now_ms: u64,
     },
+    /// Store a WASM module uploaded by a tenant as an object of its images
+    /// bucket and reference it (see [`modules`]); a module the tenant
+    /// already stores only has its claim renewed.
+    PutModuleObject {
+        /// Uploader.
+        tenant: TenantName,
+        /// Content address, `blake3:<hex>` of the bytes.
+        hash: String,
+        /// The object version (its chunks were written by the replica that
+        /// streamed the upload; `version_id` is assigned).
+        version: objects::ObjectVersion,
+        /// Leader time.
+        now_ms: u64,
+    },
 }
 
 /// A tenant variable.
@@ -338,6 +353,10 @@ pub struct State {
     /// Cluster key, join credentials and bans.
     #[serde(default)]
     pub joining: nodes::Joining,
+    /// Modules stored as objects, by tenant then content address
+    /// ([`modules`]); `modules` keeps those of the first layouts.
+    #[serde(default)]
+    pub module_objects: BTreeMap<TenantName, BTreeMap<String, modules::ModuleObject>>,
 }
 
 impl State {
@@ -543,13 +562,7 @@ impl State {
                             "a container image needs a spec with `image:`",
                         ));
                     }
-                } else if !self.modules.contains_key(module)
-                    || !self
-                        .quotas
-                        .modules
-                        .get(tenant)
-                        .is_some_and(|m| m.contains_key(module))
-                {
+                } else if !self.module_available(tenant, module) {
                     // Only modules the tenant uploaded itself (possession of
                     // the bytes), and the same answer whether or not another
                     // tenant stored it: a hash confirms nothing.
@@ -811,6 +824,12 @@ impl State {
             | Command::RevokeJoinCredential { .. }
             | Command::JoinNode { .. }
             | Command::BanNode { .. } => self.apply_nodes(cmd),
+            Command::PutModuleObject {
+                tenant,
+                hash,
+                version,
+                now_ms,
+            } => self.put_module_object(tenant, hash, version, *now_ms),
         }
     }
 

@@ -37,7 +37,6 @@ use crate::workloads::{module_hash, Workload, MAX_MODULE_BYTES};
 use crate::{ApplyError, Command, State};
 
 const GIB: u64 = 1 << 30;
-const MIB: u64 = 1 << 20;
 
 /// A quantity a tenant's quota caps.
 #[derive(
@@ -121,7 +120,7 @@ impl Resource {
             Resource::Workloads => 1_000,
             Resource::Instances => 1_000,
             Resource::Modules => 100,
-            Resource::ModuleBytes => 256 * MIB,
+            Resource::ModuleBytes => 4 * GIB,
             Resource::Vars => 1_000,
             Resource::Tokens => 100,
             Resource::AccessKeys => 100,
@@ -252,10 +251,7 @@ impl State {
             }
             Resource::Modules => count(self.quotas.modules.get(tenant).map_or(0, |m| m.len())),
             Resource::ModuleBytes => self.quotas.modules.get(tenant).map_or(0, |m| {
-                m.keys()
-                    .filter_map(|h| self.modules.get(h))
-                    .map(|b| b.len() as u64)
-                    .sum()
+                m.keys().filter_map(|h| self.module_size(tenant, h)).sum()
             }),
             Resource::Vars => count(self.vars.get(tenant).map_or(0, |v| v.len())),
             Resource::Tokens => count(self.tokens.values().filter(|t| t.tenant == tenant).count()),
@@ -317,7 +313,7 @@ impl State {
     }
 
     /// Refuses `more` of `r` for `tenant` if that passes its limit.
-    fn need(&self, tenant: &str, r: Resource, more: u64) -> Result<(), ApplyError> {
+    pub(crate) fn need(&self, tenant: &str, r: Resource, more: u64) -> Result<(), ApplyError> {
         if more == 0 {
             return Ok(());
         }
