@@ -327,13 +327,16 @@ impl Control {
         tenant: &str,
         id: &[u8; 32],
     ) -> Result<bool, Response> {
-        let images: Vec<String> = self.inner.reader.read(|s| {
+        let (images, modules): (Vec<String>, Vec<String>) = self.inner.reader.read(|s| {
             assigned_modules(s, peer)
                 .into_iter()
-                .filter(|(t, m)| t == tenant && m.starts_with("image:"))
+                .filter(|(t, _)| t == tenant)
                 .map(|(_, m)| m)
-                .collect()
+                .partition(|m| m.starts_with("image:"))
         });
+        if self.module_has_chunk(tenant, &modules, id).await {
+            return Ok(true);
+        }
         if images.is_empty() {
             return Ok(false);
         }
@@ -367,6 +370,40 @@ impl Control {
             }
         }
         Ok(false)
+    }
+}
+
+impl Control {
+    /// Whether chunk `id` is one of the chunks of `tenant`'s modules
+    /// `modules` stored as objects (their chunk ids are read from the state
+    /// once per module and kept with the images' sets).
+    async fn module_has_chunk(&self, tenant: &str, modules: &[String], id: &[u8; 32]) -> bool {
+        if modules.is_empty() {
+            return false;
+        }
+        let mut sets = self.inner.authz.chunks.lock().await;
+        for m in modules {
+            let key = (tenant.to_string(), m.clone());
+            let set = match sets.sets.get(&key) {
+                Some(set) => set.clone(),
+                None => {
+                    let found: Option<HashSet<[u8; 32]>> = self.inner.reader.read(|s| {
+                        s.module_data(tenant, m)
+                            .map(|(_, d)| d.chunks.iter().map(|c| c.id.0).collect())
+                    });
+                    let Some(found) = found else {
+                        continue;
+                    };
+                    let set = Arc::new(found);
+                    sets.insert(key, set.clone());
+                    set
+                }
+            };
+            if set.contains(id) {
+                return true;
+            }
+        }
+        false
     }
 }
 
