@@ -275,3 +275,41 @@ fn module_keys_are_only_blake3_addresses() {
         assert_eq!(module_key(bad), None, "{bad}");
     }
 }
+
+/// A tenant at its buckets quota still gets its images bucket (one per
+/// tenant, named by the system) for its modules; it is not counted.
+#[test]
+fn the_images_bucket_does_not_count_against_the_buckets_quota() {
+    let mut s = State::default();
+    ok(s.apply(
+        1,
+        &Command::CreateTenant {
+            name: A.into(),
+            now_ms: 0,
+        },
+    ));
+    ok(s.apply(
+        2,
+        &Command::SetQuota {
+            tenant: A.into(),
+            changes: [(Resource::Buckets, Some(1))].into(),
+        },
+    ));
+    let bucket = |name: String| {
+        Command::Store(StoreCommand::CreateBucket {
+            bucket: Bucket {
+                name,
+                tenant: A.into(),
+                profile: None,
+                scope: DedupeScope::Tenant,
+                versioning: Versioning::Enabled,
+                created_ms: 0,
+            },
+        })
+    };
+    ok(s.apply(3, &bucket("mine".into())));
+    let e = s.apply(4, &bucket("more".into())).error.unwrap();
+    assert_eq!(e.code, ErrorCode::QuotaExceeded);
+    ok(s.apply(5, &bucket(images_bucket(A))));
+    assert_eq!(s.quota_used(A, Resource::Buckets), 1);
+}

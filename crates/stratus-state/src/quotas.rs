@@ -49,7 +49,8 @@ pub enum Resource {
     StoredBytes,
     /// Object versions (delete markers included) and parts of open uploads.
     Objects,
-    /// Buckets.
+    /// Buckets (the tenant's images bucket, which the system creates for
+    /// its images and modules, is not counted).
     Buckets,
     /// Open multipart uploads.
     Uploads,
@@ -136,6 +137,13 @@ pub struct StoreUsage {
     pub bytes: u64,
     /// Versions (markers included) and open upload parts.
     pub objects: u64,
+}
+
+/// Whether bucket `name` is the system's (a tenant's images bucket, which
+/// holds its images and modules): one per tenant at most, so it does not
+/// count against the buckets quota (its contents count as stored bytes).
+fn is_reserved(name: &str) -> bool {
+    name.starts_with(crate::objects::IMAGES_BUCKET_PREFIX)
 }
 
 /// Quota state, part of [`State`].
@@ -227,7 +235,7 @@ impl State {
                 self.store
                     .buckets
                     .values()
-                    .filter(|b| b.tenant == tenant)
+                    .filter(|b| b.tenant == tenant && !is_reserved(&b.name))
                     .count(),
             ),
             Resource::Uploads => count(
@@ -374,7 +382,9 @@ impl State {
     fn check_store_quota(&self, cmd: &StoreCommand) -> Result<(), ApplyError> {
         let st = &self.store;
         match cmd {
-            StoreCommand::CreateBucket { bucket } if !st.buckets.contains_key(&bucket.name) => {
+            StoreCommand::CreateBucket { bucket }
+                if !st.buckets.contains_key(&bucket.name) && !is_reserved(&bucket.name) =>
+            {
                 self.need(&bucket.tenant, Resource::Buckets, 1)
             }
             StoreCommand::CreateUpload { upload } => {
