@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | replica | a member of this replica's Raft membership | Raft RPCs, forwarded writes and heartbeats, status, membership changes, `ReadLogs` (logs and exec output go only to replicas), anything an agent may | [`stratus_net::MAX_FRAME_LEN`] |
 //! | vouched replica | not (yet) in this replica's membership, but listed by a replica it trusts (see below) | Raft RPCs only | [`stratus_net::MAX_FRAME_LEN`] |
-//! | agent | a registered node | its heartbeats, assignments, reports and output of *its* instances; modules, flists and chunks of the workloads *assigned to it*; volumes of its live instances | [`AGENT_MAX_FRAME`] |
+//! | agent | a registered node | its heartbeats, assignments, reports and output of *its* instances; modules (whole, or their chunk lists), flists and chunks of the workloads *assigned to it*; volumes of its live instances | [`AGENT_MAX_FRAME`] |
 //! | stranger | any other key (a banned node too) | `ClusterProof` (the replica proves it is of the cluster), then `Register` (with a join credential; see [`crate::joining`]) | [`STRANGER_MAX_FRAME`] |
 //!
 //! # Raft RPCs and replicas that are not initialized
@@ -318,9 +318,10 @@ impl Control {
                 .read(|s| assigned_modules(s, peer).iter().any(|(_, m)| m == hash))
     }
 
-    /// Whether chunk `id` of `tenant` belongs to an image pinned by a
-    /// workload `peer` is assigned: each image's flist is decoded once and
-    /// its chunk ids kept ([`MAX_CACHED_IMAGES`] images).
+    /// Whether chunk `id` of `tenant` belongs to a module (stored as an
+    /// object) or an image pinned by a workload `peer` is assigned: each
+    /// module's chunk list and each image's flist is read once and its chunk
+    /// ids kept ([`MAX_CACHED_IMAGES`] sets).
     pub(crate) async fn may_read_chunk(
         &self,
         peer: &NodeId,
