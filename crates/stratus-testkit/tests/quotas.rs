@@ -411,6 +411,13 @@ async fn finished_tasks_are_pruned_and_abandoned_uploads_expire() -> Result<()> 
         c.state().read(|s| s.store.uploads.is_empty().then_some(()))
     })
     .await?;
+    // So did the module no workload uses any more: its object version is
+    // deleted with the claim (the tenant's stored bytes drop to 0), and its
+    // chunks are among what the collector reclaims below.
+    wait_until("the unused module pruned", WAIT, || async {
+        c.state().read(|s| s.module_objects.is_empty().then_some(()))
+    })
+    .await?;
     assert_eq!(c.state().read(|s| s.store.usage_of("acme").bytes), 0);
     let before = c.state().read(|s| s.store.packs.len());
     assert!(before > 0);
