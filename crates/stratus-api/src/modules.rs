@@ -98,9 +98,11 @@ fn validate_header(head: &[u8]) -> Result<(), ApiError> {
     }
 }
 
-/// Uploads a WASM module (raw bytes, streamed, up to 1 GiB); returns its
-/// content address. The module is stored as an object of the caller's
-/// images bucket and counts against its stored bytes and module quotas.
+/// Uploads a WASM module (raw bytes, streamed, up to 1 GiB).
+///
+/// Returns its content address. The module is stored as an object of the
+/// caller's images bucket and counts against its stored bytes and module
+/// quotas.
 #[utoipa::path(post, path = "/v1/modules", tag = "workloads", security(("bearer" = [])),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = ModuleRef), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
