@@ -23,7 +23,6 @@ use stratus_net::Connection;
 use stratus_proto::{ModuleChunk, Request, Response};
 use stratus_state::modules::MAX_MODULE_OBJECT_BYTES;
 use stratus_state::workloads::module_hash;
-use stratus_types::ErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use super::Runner;
@@ -38,8 +37,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why a fetch failed (retried after a pause).
 #[derive(Debug, thiserror::Error)]
 enum FetchError {
-    /// The replica stores it inline (first layouts).
-    #[error("stored inline")]
+    /// The replica has no chunk list for it: it may be stored inline
+    /// (first layouts).
+    #[error("no chunk list")]
     Inline,
     /// Anything else.
     #[error("{0}")]
@@ -73,10 +73,9 @@ async fn fetch_chunks(conn: &Connection, tenant: &str, hash: &str) -> Result<Vec
         .map_err(|e| FetchError::Failed(e.to_string()))?;
     let (size, chunks) = match list {
         Response::ModuleChunks { size, chunks } => (size, chunks),
-        Response::Error {
-            code: ErrorCode::NotFound,
-            ..
-        } => return Err(FetchError::Inline),
+        // Not stored as an object here (a module of the first layouts, or
+        // a replica that predates modules as objects): ask for it whole.
+        Response::Error { .. } => return Err(FetchError::Inline),
         other => return Err(FetchError::Failed(format!("{other:?}"))),
     };
     check_list(size, &chunks).map_err(FetchError::Failed)?;
@@ -200,6 +199,8 @@ mod tests {
         assert!(check_list(31, &[c(10), c(20)]).is_err());
         let huge = vec![c(u32::MAX); (MAX_MODULE_OBJECT_BYTES / u64::from(u32::MAX)) as usize + 1];
         let size = huge.iter().map(|c| u64::from(c.len)).sum();
-        assert!(check_list(size, &huge).unwrap_err().contains("limit"));
+        assert!(check_list(size, &huge)
+            .expect_err("over the limit")
+            .contains("limit"));
     }
 }

@@ -82,6 +82,13 @@ async fn upload(c: &Client, path: &Path) -> Result<ModuleRef> {
         .await
         .with_context(|| format!("reading module {}", path.display()))?
         .len();
+    let limit = stratus_api::modules::MAX_MODULE_BYTES;
+    if len > limit {
+        anyhow::bail!(
+            "module {} is {len} bytes; the limit is {limit} bytes (1 GiB)",
+            path.display()
+        );
+    }
     let (body, pb) = crate::objects::file_body(path, "upload").await?;
     let req = c
         .streaming(reqwest::Method::POST, "/v1/modules")

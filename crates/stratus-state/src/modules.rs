@@ -52,8 +52,11 @@ pub struct ModuleObject {
 /// not such an address.
 pub fn module_key(hash: &str) -> Option<String> {
     let hex = hash.strip_prefix("blake3:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then(|| format!("{MODULES_PREFIX}{hex}"))
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then(|| format!("{MODULES_PREFIX}{hex}"))
 }
 
 impl State {
@@ -68,7 +71,11 @@ impl State {
         let m = self.module_object(tenant, hash)?;
         let v = self
             .store
-            .version(&images_bucket(tenant), &module_key(hash)?, Some(&m.version_id))
+            .version(
+                &images_bucket(tenant),
+                &module_key(hash)?,
+                Some(&m.version_id),
+            )
             .ok()?;
         Some((m.size, v.data.as_ref()?))
     }
@@ -179,7 +186,11 @@ impl State {
         else {
             return;
         };
-        if self.module_objects.get(tenant).is_some_and(|m| m.is_empty()) {
+        if self
+            .module_objects
+            .get(tenant)
+            .is_some_and(|m| m.is_empty())
+        {
             self.module_objects.remove(tenant);
         }
         let Some(key) = module_key(hash) else {

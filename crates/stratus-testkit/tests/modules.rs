@@ -92,7 +92,10 @@ async fn a_module_is_an_object_read_only_by_the_node_running_it() -> Result<()> 
         .join("agent/modules")
         .join(hash.replace(':', "-"));
     let on_disk = std::fs::read(&cached).unwrap_or_default();
-    assert!(on_disk == module, "the verified module is cached on the node");
+    assert!(
+        on_disk == module,
+        "the verified module is cached on the node"
+    );
 
     // The attackers: another node, a stranger, and the runner asking for
     // the same hash under another tenant.
@@ -172,7 +175,11 @@ async fn a_module_over_the_limit_is_refused() -> Result<()> {
         Err(e) => e,
     };
     assert_eq!(e.code, ErrorCode::TooLarge);
-    assert!(e.message.contains(&(3u64 << 20).to_string()), "{}", e.message);
+    assert!(
+        e.message.contains(&(3u64 << 20).to_string()),
+        "{}",
+        e.message
+    );
     assert!(c.state().read(|s| s.module_objects.is_empty()));
     cluster.shutdown().await;
     Ok(())

@@ -415,7 +415,8 @@ async fn finished_tasks_are_pruned_and_abandoned_uploads_expire() -> Result<()> 
     // deleted with the claim (the tenant's stored bytes drop to 0), and its
     // chunks are among what the collector reclaims below.
     wait_until("the unused module pruned", WAIT, || async {
-        c.state().read(|s| s.module_objects.is_empty().then_some(()))
+        c.state()
+            .read(|s| s.module_objects.is_empty().then_some(()))
     })
     .await?;
     assert_eq!(c.state().read(|s| s.store.usage_of("acme").bytes), 0);
