@@ -1,7 +1,8 @@
 //! Runs the instances assigned to this node and keeps them running.
 //!
-//! Edge autonomy: the assignments are written to `DATA/agent/assignments.json`
-//! and modules to `DATA/agent/modules/`, so after a restart, or while no
+//! Modules are fetched chunk by chunk and verified against their address
+//! (`module_fetch`). Edge autonomy: the assignments are written to
+//! `DATA/agent/assignments.json` and modules to `DATA/agent/modules/`, so after a restart, or while no
 //! control replica can be reached, the agent keeps (and restarts) what it was
 //! told to run. Reports and output queue up while disconnected and are sent
 //! when a connection is back; the control plane reconciles from there. Only a
@@ -19,6 +20,9 @@ use stratus_runtime::{DynExecutor, Exit, ExitReason, Limits, Output, TaskSpec};
 
 use crate::containers::{container_id, Connect, ContainerHost, Rootfs, DEFAULT_CHUNK_CACHE_BYTES};
 use crate::taskio;
+
+#[path = "module_fetch.rs"]
+mod module_fetch;
 use stratus_spec::WorkloadKind;
 use stratus_state::workloads::{exec_log_id, ExecState};
 use stratus_state::{Desired, InstanceState};
@@ -547,62 +551,6 @@ impl Runner {
         }
     }
 
-    async fn module(&self, hash: &str, cancel: &CancellationToken) -> Option<Arc<Vec<u8>>> {
-        if let Some(m) = self
-            .inner
-            .modules
-            .lock()
-            .ok()
-            .and_then(|m| m.get(hash).cloned())
-        {
-            return Some(m);
-        }
-        let path = self.inner.dir.join("modules").join(hash.replace(':', "-"));
-        if let Ok(bytes) = std::fs::read(&path) {
-            if stratus_state::workloads::module_hash(&bytes) == hash {
-                let m = Arc::new(bytes);
-                if let Ok(mut c) = self.inner.modules.lock() {
-                    c.insert(hash.into(), m.clone());
-                }
-                return Some(m);
-            }
-        }
-        loop {
-            if let Some(conn) = self.connection() {
-                match conn
-                    .call::<_, Response>(
-                        &Request::GetModule { hash: hash.into() },
-                        Duration::from_secs(30),
-                    )
-                    .await
-                {
-                    Ok(Response::Module(bytes))
-                        if stratus_state::workloads::module_hash(&bytes) == hash =>
-                    {
-                        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
-                        let _ = std::fs::write(&path, &bytes);
-                        let m = Arc::new(bytes);
-                        if let Ok(mut c) = self.inner.modules.lock() {
-                            c.insert(hash.into(), m.clone());
-                        }
-                        return Some(m);
-                    }
-                    Ok(Response::Module(_)) => {
-                        tracing::warn!(%hash, "module bytes do not match their hash; refusing them")
-                    }
-                    other => {
-                        tracing::debug!(%hash, answer = ?other.err(), "module fetch failed; retrying")
-                    }
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return None,
-                _ = self.inner.conn_ready.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    }
-
     /// Runs one instance according to its kind until it ends or is cancelled.
     async fn supervise(&self, a: Assignment, cancel: CancellationToken) {
         let id = a.instance.id.clone();
@@ -611,7 +559,11 @@ impl Runner {
         let payload = if a.module.starts_with("image:") {
             self.image_root(&a, &inst_dir, &cancel).await
         } else {
-            Ok(self.module(&a.module, &cancel).await.map(Payload::Wasm))
+            let tenant = tenant_of(&a.instance.workload);
+            Ok(self
+                .module(tenant, &a.module, &cancel)
+                .await
+                .map(Payload::Wasm))
         };
         let payload = match payload {
             Ok(Some(p)) => p,

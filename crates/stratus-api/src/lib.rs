@@ -24,6 +24,7 @@ pub mod error;
 pub mod images;
 pub mod joining;
 pub mod marks;
+pub mod modules;
 pub mod objects;
 pub mod quotas;
 pub mod s3keys;
@@ -222,7 +223,7 @@ pub struct WriteResult {
     info(title = "Stratus API", description = "Control plane of the Stratus edge cloud."),
     paths(health, status, whoami, list_nodes, get_node, add_replica, remove_replica,
           list_tenants, create_tenant, create_token, list_tokens, revoke_token, list_vars,
-          workloads::put_module, workloads::deploy, workloads::list, workloads::get, workloads::stop,
+          modules::put_module, workloads::deploy, workloads::list, workloads::get, workloads::stop,
           workloads::instances, workloads::instance, workloads::logs, workloads::exec, workloads::drain, get_var, put_var, delete_var,
           objects::create_bucket, objects::list_buckets, objects::delete_bucket, objects::put_object,
           objects::get_object, objects::head_object, objects::delete_object, objects::list_objects,
@@ -310,9 +311,8 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         )
         .route(
             "/v1/modules",
-            post(workloads::put_module).layer(axum::extract::DefaultBodyLimit::max(
-                stratus_state::workloads::MAX_MODULE_BYTES,
-            )),
+            // Streamed and bounded by the handler (`modules::MAX_MODULE_BYTES`).
+            post(modules::put_module).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
             "/v1/workloads",

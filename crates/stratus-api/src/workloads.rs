@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
@@ -106,60 +105,6 @@ fn workload_id(caller: &Caller, name: &str) -> String {
 
 fn owner(id: &str) -> &str {
     id.split('/').next().unwrap_or_default()
-}
-
-/// Refuses bytes that are neither a valid WebAssembly binary (module or
-/// component) nor WAT text, so a broken module never reaches a node.
-fn validate_module(bytes: &[u8]) -> Result<(), ApiError> {
-    let bad = |m: String| ApiError::new(ErrorCode::BadRequest, format!("invalid module: {m}"));
-    if bytes.is_empty() {
-        return Err(bad("empty".into()));
-    }
-    if bytes.starts_with(b"\0asm") {
-        // The default feature set includes the component model (crate feature).
-        wasmparser::Validator::new()
-            .validate_all(bytes)
-            .map(|_| ())
-            .map_err(|e| bad(e.to_string()))
-    } else {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|_| bad("neither a WebAssembly binary (\\0asm) nor WAT text".into()))?;
-        wat::parse_str(text)
-            .map(|_| ())
-            .map_err(|e| bad(e.to_string()))
-    }
-}
-
-/// Uploads a WASM module (raw bytes); returns its content address.
-#[utoipa::path(post, path = "/v1/modules", tag = "workloads", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, body = ModuleRef), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn put_module(
-    State(st): State<AppState>,
-    c: Caller,
-    body: Bytes,
-) -> Result<(StatusCode, Json<ModuleRef>), ApiError> {
-    validate_module(&body)?;
-    let hash = stratus_state::workloads::module_hash(&body);
-    let size = body.len();
-    // Counted in the tenant's quota; uploading it again renews its claim.
-    let fresh = st.control.state().read(|s| {
-        s.quotas
-            .modules
-            .get(&c.tenant)
-            .and_then(|m| m.get(&hash))
-            .is_some_and(|at| now_ms().saturating_sub(*at) < 60_000)
-    });
-    if !fresh {
-        st.control
-            .write(Command::PutTenantModule {
-                tenant: c.tenant.clone(),
-                bytes: body.to_vec(),
-                now_ms: now_ms(),
-            })
-            .await?;
-    }
-    Ok((StatusCode::CREATED, Json(ModuleRef { hash, size })))
 }
 
 /// Deploys (creates or updates) a workload of the caller's tenant.
@@ -443,30 +388,4 @@ pub async fn drain(
     Ok(Json(WriteResult {
         index: applied.index,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::validate_module;
-
-    #[test]
-    fn modules_are_validated_at_upload() {
-        let module = wat::parse_str("(module (func (export \"_start\")))").expect("wat");
-        let component = wat::parse_str("(component)").expect("wat");
-        assert!(validate_module(&module).is_ok());
-        assert!(
-            validate_module(&component).is_ok(),
-            "preview 2 components are accepted"
-        );
-        assert!(validate_module(b"(module)").is_ok(), "WAT text is accepted");
-        for bad in [
-            &b""[..],
-            b"\0asm\x01\0\0\0garbage",
-            b"\xff\xfe",
-            b"(module (func (unknown)))",
-        ] {
-            let e = validate_module(bad).expect_err("refused");
-            assert!(e.message.starts_with("invalid module"), "{}", e.message);
-        }
-    }
 }

@@ -117,22 +117,6 @@ impl Client {
         self.send(self.http.put(self.url(path)).json(body)).await
     }
 
-    /// POST of raw bytes.
-    pub async fn post_bytes<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: Vec<u8>,
-    ) -> Result<T> {
-        self.send(
-            self.http
-                .post(self.url(path))
-                .header("content-type", content_type)
-                .body(body),
-        )
-        .await
-    }
-
     /// GET of raw bytes, with the response headers.
     pub async fn get_raw(&self, path: &str) -> Result<(reqwest::header::HeaderMap, Vec<u8>)> {
         let mut req = self.http.get(self.url(path));

@@ -76,12 +76,31 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
+/// Streams the module at `path` to the API (never whole in memory).
 async fn upload(c: &Client, path: &Path) -> Result<ModuleRef> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading module {}", path.display()))?;
-    c.post_bytes("/v1/modules", "application/wasm", bytes)
+    let len = tokio::fs::metadata(path)
         .await
-        .context("uploading the module")
+        .with_context(|| format!("reading module {}", path.display()))?
+        .len();
+    let limit = stratus_api::modules::MAX_MODULE_BYTES;
+    if len > limit {
+        anyhow::bail!(
+            "module {} is {len} bytes; the limit is {limit} bytes (1 GiB)",
+            path.display()
+        );
+    }
+    let (body, pb) = crate::objects::file_body(path, "upload").await?;
+    let req = c
+        .streaming(reqwest::Method::POST, "/v1/modules")
+        .header("content-type", "application/wasm")
+        .header("content-length", len)
+        .body(body);
+    let resp = c.execute(req).await;
+    pb.finish_and_clear();
+    resp.context("uploading the module")?
+        .json()
+        .await
+        .context("reading the API's answer")
 }
 
 fn state_name(s: &InstanceState) -> String {

@@ -136,3 +136,32 @@ fn a_deployed_service_runs_three_replicas_on_three_nodes() {
         }
     });
 }
+
+#[path = "../../stratus-testkit/src/wasm_padding.rs"]
+mod wasm_padding;
+
+/// Modules are objects (issue 14): a module larger than 64 MiB (a real
+/// program with 65 MiB of incompressible padding) streams up through
+/// `stratus run`, into the object store, down to the node chunk by chunk,
+/// and runs.
+#[test]
+fn run_of_a_module_over_64_mib_prints_its_output() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start("cloud", root.path(), 1, 10);
+    wait_until("the node", Duration::from_secs(60), || {
+        let out = dev.cli(&["nodes", "ls", "--json"]);
+        if out.stdout.contains("ready") {
+            Ok(())
+        } else {
+            Err(out.stderr)
+        }
+    });
+    let hello = std::fs::read(examples("wasm/hello.wasm")).expect("hello.wasm");
+    let big = root.path().join("big.wasm");
+    let module = wasm_padding::padded_module(&hello, 65 << 20);
+    assert!(module.len() > 64 << 20);
+    std::fs::write(&big, &module).expect("write");
+    let out = dev.cli(&["run", &big.to_string_lossy(), "--", "big"]);
+    assert_eq!(out.stdout, "Hello, big!\n", "stderr: {}", out.stderr);
+    assert_eq!(out.status.code(), Some(0));
+}

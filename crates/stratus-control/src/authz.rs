@@ -6,7 +6,7 @@
 //! |---|---|---|---|
 //! | replica | a member of this replica's Raft membership | Raft RPCs, forwarded writes and heartbeats, status, membership changes, `ReadLogs` (logs and exec output go only to replicas), anything an agent may | [`stratus_net::MAX_FRAME_LEN`] |
 //! | vouched replica | not (yet) in this replica's membership, but listed by a replica it trusts (see below) | Raft RPCs only | [`stratus_net::MAX_FRAME_LEN`] |
-//! | agent | a registered node | its heartbeats, assignments, reports and output of *its* instances; modules, flists and chunks of the workloads *assigned to it*; volumes of its live instances | [`AGENT_MAX_FRAME`] |
+//! | agent | a registered node | its heartbeats, assignments, reports and output of *its* instances; modules (whole, or their chunk lists), flists and chunks of the workloads *assigned to it*; volumes of its live instances | [`AGENT_MAX_FRAME`] |
 //! | stranger | any other key (a banned node too) | `ClusterProof` (the replica proves it is of the cluster), then `Register` (with a join credential; see [`crate::joining`]) | [`STRANGER_MAX_FRAME`] |
 //!
 //! # Raft RPCs and replicas that are not initialized
@@ -318,22 +318,26 @@ impl Control {
                 .read(|s| assigned_modules(s, peer).iter().any(|(_, m)| m == hash))
     }
 
-    /// Whether chunk `id` of `tenant` belongs to an image pinned by a
-    /// workload `peer` is assigned: each image's flist is decoded once and
-    /// its chunk ids kept ([`MAX_CACHED_IMAGES`] images).
+    /// Whether chunk `id` of `tenant` belongs to a module (stored as an
+    /// object) or an image pinned by a workload `peer` is assigned: each
+    /// module's chunk list and each image's flist is read once and its chunk
+    /// ids kept ([`MAX_CACHED_IMAGES`] sets).
     pub(crate) async fn may_read_chunk(
         &self,
         peer: &NodeId,
         tenant: &str,
         id: &[u8; 32],
     ) -> Result<bool, Response> {
-        let images: Vec<String> = self.inner.reader.read(|s| {
+        let (images, modules): (Vec<String>, Vec<String>) = self.inner.reader.read(|s| {
             assigned_modules(s, peer)
                 .into_iter()
-                .filter(|(t, m)| t == tenant && m.starts_with("image:"))
+                .filter(|(t, _)| t == tenant)
                 .map(|(_, m)| m)
-                .collect()
+                .partition(|m| m.starts_with("image:"))
         });
+        if self.module_has_chunk(tenant, &modules, id).await {
+            return Ok(true);
+        }
         if images.is_empty() {
             return Ok(false);
         }
@@ -367,6 +371,40 @@ impl Control {
             }
         }
         Ok(false)
+    }
+}
+
+impl Control {
+    /// Whether chunk `id` is one of the chunks of `tenant`'s modules
+    /// `modules` stored as objects (their chunk ids are read from the state
+    /// once per module and kept with the images' sets).
+    async fn module_has_chunk(&self, tenant: &str, modules: &[String], id: &[u8; 32]) -> bool {
+        if modules.is_empty() {
+            return false;
+        }
+        let mut sets = self.inner.authz.chunks.lock().await;
+        for m in modules {
+            let key = (tenant.to_string(), m.clone());
+            let set = match sets.sets.get(&key) {
+                Some(set) => set.clone(),
+                None => {
+                    let found: Option<HashSet<[u8; 32]>> = self.inner.reader.read(|s| {
+                        s.module_data(tenant, m)
+                            .map(|(_, d)| d.chunks.iter().map(|c| c.id.0).collect())
+                    });
+                    let Some(found) = found else {
+                        continue;
+                    };
+                    let set = Arc::new(found);
+                    sets.insert(key, set.clone());
+                    set
+                }
+            };
+            if set.contains(id) {
+                return true;
+            }
+        }
+        false
     }
 }
 

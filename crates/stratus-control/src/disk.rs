@@ -63,6 +63,7 @@ pub fn adds_data(cmd: &Command) -> bool {
         | Command::Exec { .. }
         | Command::PutModule { .. }
         | Command::PutTenantModule { .. }
+        | Command::PutModuleObject { .. }
         | Command::CreateJoinCredential { .. }
         | Command::DeployWorkload { .. } => true,
         Command::Store(s) => matches!(

@@ -97,6 +97,39 @@ impl Control {
         })
     }
 
+    /// Answers [`Request::GetModuleChunks`]: only to a node assigned an
+    /// instance of a workload of `tenant` running module `hash`.
+    fn module_chunks(&self, peer: &NodeId, tenant: &str, hash: &str) -> Response {
+        let want = (tenant.to_string(), hash.to_string());
+        self.inner.reader.read(|s| {
+            if !crate::authz::assigned_modules(s, peer).contains(&want) {
+                return Response::Error {
+                    code: ErrorCode::Forbidden,
+                    message: format!(
+                        "{peer} is assigned no instance of a workload of {tenant} running module {hash}"
+                    ),
+                };
+            }
+            match s.module_data(tenant, hash) {
+                Some((size, data)) => Response::ModuleChunks {
+                    size,
+                    chunks: data
+                        .chunks
+                        .iter()
+                        .map(|c| stratus_proto::ModuleChunk {
+                            id: c.id.0,
+                            len: c.len,
+                        })
+                        .collect(),
+                },
+                None => Response::Error {
+                    code: ErrorCode::NotFound,
+                    message: format!("module {hash} of {tenant} is not stored as an object"),
+                },
+            }
+        })
+    }
+
     /// Answers an agent's image request with `f` of the attached server.
     async fn serve_image(
         &self,
@@ -272,6 +305,7 @@ impl Control {
                     },
                 }
             }
+            Request::GetModuleChunks { tenant, hash } => self.module_chunks(&peer, &tenant, &hash),
             Request::GetFlist { tenant, image } => {
                 let allowed = self.runs_image(&peer, &tenant, &image);
                 self.serve_image(&peer, allowed, |i| i.flist(tenant, image))

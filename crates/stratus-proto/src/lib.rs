@@ -205,6 +205,18 @@ pub enum Request {
     /// credential pins, *before* it sends the credential. Answered with
     /// [`Response::ClusterProof`] by anyone (nothing secret is in it).
     ClusterProof,
+    /// An agent asks for the chunk list of a module stored as an object
+    /// (`stratus_state::modules`) one of its instances runs; it then
+    /// fetches each chunk with [`Request::GetChunk`] and checks the whole
+    /// module against its BLAKE3 address. Answered with
+    /// [`Response::ModuleChunks`], or `NotFound` for a module of the first
+    /// layouts (fetched whole with [`Request::GetModule`]).
+    GetModuleChunks {
+        /// Owner of the workload.
+        tenant: String,
+        /// `blake3:<hex>`.
+        hash: String,
+    },
 }
 
 /// Most objects in one [`Response::ObjectList`].
@@ -261,6 +273,15 @@ pub enum VolumeAnswer {
     Part(String),
     /// `Complete`: the version stored.
     Saved(String),
+}
+
+/// One chunk of a module stored as an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleChunk {
+    /// The chunk's store id (what [`Request::GetChunk`] names).
+    pub id: [u8; 32],
+    /// Plaintext length.
+    pub len: u32,
 }
 
 /// One change of an instance, as an agent reports it.
@@ -411,6 +432,14 @@ pub enum Response {
         cluster_key: [u8; 32],
         /// Signature of the replica's node id by the cluster key.
         signature: Vec<u8>,
+    },
+    /// Answer to [`Request::GetModuleChunks`]: the module's chunks, in
+    /// order (their lengths add up to `size`).
+    ModuleChunks {
+        /// Size of the module.
+        size: u64,
+        /// Its chunks.
+        chunks: Vec<ModuleChunk>,
     },
 }
 

@@ -18,6 +18,7 @@
 pub mod kv;
 pub mod legacy;
 pub mod marks;
+pub mod modules;
 pub mod nodes;
 pub mod objects;
 pub mod quotas;
@@ -296,6 +297,20 @@ pub enum Command {
         /// Leader time.
         now_ms: u64,
     },
+    /// Store a WASM module uploaded by a tenant as an object of its images
+    /// bucket and reference it (see [`modules`]); a module the tenant
+    /// already stores only has its claim renewed.
+    PutModuleObject {
+        /// Uploader.
+        tenant: TenantName,
+        /// Content address, `blake3:<hex>` of the bytes.
+        hash: String,
+        /// The object version (its chunks were written by the replica that
+        /// streamed the upload; `version_id` is assigned).
+        version: objects::ObjectVersion,
+        /// Leader time.
+        now_ms: u64,
+    },
 }
 
 /// A tenant variable.
@@ -345,6 +360,9 @@ pub struct State {
     pub marks: Cell<BTreeMap<NodeId, marks::NodeMark>>,
     /// Cluster key, join credentials and bans.
     pub joining: Cell<nodes::Joining>,
+    /// Modules stored as objects, by tenant then content address
+    /// ([`modules`]); `modules` keeps those of the first layouts.
+    pub module_objects: Tracked<TenantName, BTreeMap<String, modules::ModuleObject>>,
 }
 
 impl Default for State {
@@ -382,6 +400,7 @@ impl State {
             quotas: Cell::load(k, "quotas")?,
             marks: Cell::load(k, "marks")?,
             joining: Cell::load(k, "joining")?,
+            module_objects: Tracked::load(k, "module_objects")?,
             store: objects::ObjectStore::load(kv)?,
         })
     }
@@ -401,6 +420,7 @@ impl State {
         self.quotas.flush(kv, "quotas");
         self.marks.flush(kv, "marks");
         self.joining.flush(kv, "joining");
+        self.module_objects.flush(kv, "module_objects");
         self.store.flush();
     }
 
@@ -460,6 +480,7 @@ impl State {
             quotas: self.quotas.clone(),
             marks: self.marks.clone(),
             joining: self.joining.clone(),
+            module_objects: self.module_objects.clone(),
             store: self.store.fork(Box::new(mem)),
         }
     }
@@ -675,13 +696,7 @@ impl State {
                             "a container image needs a spec with `image:`",
                         ));
                     }
-                } else if !self.modules.contains_key(module)
-                    || !self
-                        .quotas
-                        .modules
-                        .get(tenant)
-                        .is_some_and(|m| m.contains_key(module))
-                {
+                } else if !self.module_available(tenant, module) {
                     // Only modules the tenant uploaded itself (possession of
                     // the bytes), and the same answer whether or not another
                     // tenant stored it: a hash confirms nothing.
@@ -943,6 +958,12 @@ impl State {
             | Command::RevokeJoinCredential { .. }
             | Command::JoinNode { .. }
             | Command::BanNode { .. } => self.apply_nodes(cmd),
+            Command::PutModuleObject {
+                tenant,
+                hash,
+                version,
+                now_ms,
+            } => self.put_module_object(tenant, hash, version, *now_ms),
         }
     }
 

@@ -37,7 +37,6 @@ use crate::workloads::{module_hash, Workload, MAX_MODULE_BYTES};
 use crate::{ApplyError, Command, State};
 
 const GIB: u64 = 1 << 30;
-const MIB: u64 = 1 << 20;
 
 /// A quantity a tenant's quota caps.
 #[derive(
@@ -50,7 +49,8 @@ pub enum Resource {
     StoredBytes,
     /// Object versions (delete markers included) and parts of open uploads.
     Objects,
-    /// Buckets.
+    /// Buckets (the tenant's images bucket, which the system creates for
+    /// its images and modules, is not counted).
     Buckets,
     /// Open multipart uploads.
     Uploads,
@@ -121,7 +121,7 @@ impl Resource {
             Resource::Workloads => 1_000,
             Resource::Instances => 1_000,
             Resource::Modules => 100,
-            Resource::ModuleBytes => 256 * MIB,
+            Resource::ModuleBytes => 4 * GIB,
             Resource::Vars => 1_000,
             Resource::Tokens => 100,
             Resource::AccessKeys => 100,
@@ -137,6 +137,13 @@ pub struct StoreUsage {
     pub bytes: u64,
     /// Versions (markers included) and open upload parts.
     pub objects: u64,
+}
+
+/// Whether bucket `name` is the system's (a tenant's images bucket, which
+/// holds its images and modules): one per tenant at most, so it does not
+/// count against the buckets quota (its contents count as stored bytes).
+fn is_reserved(name: &str) -> bool {
+    name.starts_with(crate::objects::IMAGES_BUCKET_PREFIX)
 }
 
 /// Quota state, part of [`State`].
@@ -228,7 +235,7 @@ impl State {
                 self.store
                     .buckets
                     .values()
-                    .filter(|b| b.tenant == tenant)
+                    .filter(|b| b.tenant == tenant && !is_reserved(&b.name))
                     .count(),
             ),
             Resource::Uploads => count(
@@ -252,10 +259,7 @@ impl State {
             }
             Resource::Modules => count(self.quotas.modules.get(tenant).map_or(0, |m| m.len())),
             Resource::ModuleBytes => self.quotas.modules.get(tenant).map_or(0, |m| {
-                m.keys()
-                    .filter_map(|h| self.modules.get(h))
-                    .map(|b| b.len() as u64)
-                    .sum()
+                m.keys().filter_map(|h| self.module_size(tenant, h)).sum()
             }),
             Resource::Vars => count(self.vars.get(tenant).map_or(0, |v| v.len())),
             Resource::Tokens => count(self.tokens.values().filter(|t| t.tenant == tenant).count()),
@@ -316,7 +320,7 @@ impl State {
     }
 
     /// Refuses `more` of `r` for `tenant` if that passes its limit.
-    fn need(&self, tenant: &str, r: Resource, more: u64) -> Result<(), ApplyError> {
+    pub(crate) fn need(&self, tenant: &str, r: Resource, more: u64) -> Result<(), ApplyError> {
         if more == 0 {
             return Ok(());
         }
@@ -377,7 +381,9 @@ impl State {
     fn check_store_quota(&self, cmd: &StoreCommand) -> Result<(), ApplyError> {
         let st = &self.store;
         match cmd {
-            StoreCommand::CreateBucket { bucket } if !st.buckets.contains_key(&bucket.name) => {
+            StoreCommand::CreateBucket { bucket }
+                if !st.buckets.contains_key(&bucket.name) && !is_reserved(&bucket.name) =>
+            {
                 self.need(&bucket.tenant, Resource::Buckets, 1)
             }
             StoreCommand::CreateUpload { upload } => {

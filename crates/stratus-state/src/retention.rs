@@ -16,7 +16,8 @@
 //! * drops a tenant's claim on a **module** it uploaded that none of its
 //!   workloads uses, after the same period, and the module itself once no
 //!   tenant claims it and no workload uses it (modules stored by the first
-//!   command layout, with no owner, are kept);
+//!   command layout, with no owner, are kept); a module stored as an object
+//!   ([`crate::modules`]) has its object version deleted with the claim;
 //! * aborts **multipart uploads** open longer than the upload expiry
 //!   ([`DEFAULT_UPLOAD_EXPIRY_MS`]): their parts lose their chunk references,
 //!   so the next garbage collection drops the data and deletes its pieces.
@@ -174,6 +175,9 @@ impl State {
                 }
             }
             dropped.insert(h.as_str());
+        }
+        for (t, h) in &p.modules {
+            self.drop_module_object(t, h, now_ms);
         }
         for h in dropped {
             let claimed = self.quotas.modules.values().any(|m| m.contains_key(h));

@@ -12,7 +12,9 @@ use stratus_spec::WorkloadSpec;
 use stratus_types::NodeId;
 use utoipa::ToSchema;
 
-/// Largest module accepted into the replicated state.
+/// Largest module kept inline in the replicated state (replay of the first
+/// layouts' `PutModule`/`PutTenantModule`; new modules are objects,
+/// [`crate::modules::MAX_MODULE_OBJECT_BYTES`]).
 pub const MAX_MODULE_BYTES: usize = 16 * 1024 * 1024;
 /// Events kept per instance (oldest dropped first).
 pub const MAX_EVENTS: usize = 64;

@@ -167,7 +167,7 @@ fn info_of(name: &str, v: &ObjectVersion) -> ImageInfo {
 
 impl Store {
     /// Creates the tenant's images bucket if it does not exist yet.
-    async fn images_bucket(&self, tenant: &str) -> Result<String, StoreError> {
+    pub(crate) async fn images_bucket(&self, tenant: &str) -> Result<String, StoreError> {
         let name = images_bucket(tenant);
         if self.read(|s| s.store.buckets.contains_key(&name)) {
             return Ok(name);

@@ -34,6 +34,10 @@
 //!   garbage collection drops unreferenced chunks and empty packs and deletes
 //!   their pieces, and deletes orphan pieces nodes hold that nothing
 //!   references (interrupted uploads, pieces moved away by repair).
+//! * **modules** ([`modules`]): WASM modules are objects of their tenant's
+//!   images bucket (`modules/<hex BLAKE3>`), streamed in by
+//!   [`Store::ingest_module`] and committed with their state reference by
+//!   [`Store::commit_module`]; agents read their chunks as they read images'.
 //! * **free space** (`usage`): every replica measures each storage node's
 //!   free space and places by the smaller of it and the metadata's figure;
 //!   a node that refuses a piece as full gets none until it has space.
@@ -48,6 +52,7 @@ pub mod audit;
 mod images;
 mod keys;
 mod maintain;
+pub mod modules;
 mod net;
 mod read;
 mod s3api;
@@ -69,6 +74,7 @@ use stratus_types::{ErrorCode, NodeId, NodeStatus};
 pub use audit::AuditReport;
 pub use images::{normalize_image_name, ImageInfo, ImageRef, ImportReport, FLIST_CONTENT_TYPE};
 pub use maintain::{GcReport, MaintenanceStats, RepairReport, ScrubReport};
+pub use modules::{IngestedModule, StoredModule, MODULE_CONTENT_TYPE};
 pub use net::NetPieces;
 pub use read::ByteRange;
 pub use s3api::PartPut;

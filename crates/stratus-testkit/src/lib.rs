@@ -12,6 +12,8 @@
 //! `stratus_agent=debug`) prints the members' logs, timestamped, with the
 //! test's output.
 
+pub mod wasm_padding;
+
 use std::future::Future;
 use std::path::Path;
 use std::time::{Duration, Instant};

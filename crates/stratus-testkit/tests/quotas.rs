@@ -293,11 +293,18 @@ async fn a_tenant_past_its_quotas_is_refused_and_another_is_not() -> Result<()> 
     let (ak_a, sk_a) = key("acme").await?;
     let (ak_b, sk_b) = key("beta").await?;
     let endpoint = cluster.s3_url(0)?;
+    // 90,000 bytes of objects and its module (an object of its images bucket).
+    let used = cluster
+        .control(0)?
+        .state()
+        .read(|s| s.store.usage_of("acme").bytes);
+    assert_eq!(used, 90_000 + HELLO.len() as u64);
+    let used = used.to_string();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/quotas_s3.py");
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("/usr/bin/python3")
             .arg(script)
-            .args([&endpoint, &ak_a, &sk_a, &ak_b, &sk_b])
+            .args([&endpoint, &ak_a, &sk_a, &ak_b, &sk_b, &used])
             .output()
     })
     .await??;
@@ -402,6 +409,14 @@ async fn finished_tasks_are_pruned_and_abandoned_uploads_expire() -> Result<()> 
     // The upload expired too; its data is garbage the collector deletes.
     wait_until("the upload expired", WAIT, || async {
         c.state().read(|s| s.store.uploads.is_empty().then_some(()))
+    })
+    .await?;
+    // So did the module no workload uses any more: its object version is
+    // deleted with the claim (the tenant's stored bytes drop to 0), and its
+    // chunks are among what the collector reclaims below.
+    wait_until("the unused module pruned", WAIT, || async {
+        c.state()
+            .read(|s| s.module_objects.is_empty().then_some(()))
     })
     .await?;
     assert_eq!(c.state().read(|s| s.store.usage_of("acme").bytes), 0);
