@@ -151,13 +151,7 @@ pub async fn ban(
     }
     st.control.ban_node(node).await?;
     let banned = st.control.state().read(|s| {
-        let pieces = s
-            .store
-            .packs()
-            .iter()
-            .flat_map(|p| &p.pieces)
-            .filter(|sl| sl.node == node)
-            .count() as u64;
+        let pieces = s.store.slots_on(&node).len() as u64;
         let instances = s
             .instances
             .values()

@@ -96,6 +96,37 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Object metadata at scale: RSS, disk, put rate, page listing and snapshots at each size, on disk (the product) and in memory
+    Meta {
+        /// Object versions to reach, comma-separated
+        #[arg(long, default_value = "100000,1000000,10000000", value_delimiter = ',')]
+        sizes: Vec<u64>,
+        /// Largest size the in-memory state is also run to
+        #[arg(long, default_value_t = 1_000_000)]
+        mem_up_to: u64,
+        /// Largest size a snapshot is also installed on a fresh replica
+        #[arg(long, default_value_t = 10_000_000)]
+        install_up_to: u64,
+        /// Working directory (default: a temporary one)
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// (internal) one backend of `bench meta`
+    #[command(hide = true)]
+    MetaChild {
+        /// `disk` or `mem`
+        #[arg(long)]
+        backend: String,
+        /// Sizes
+        #[arg(long, value_delimiter = ',')]
+        sizes: Vec<u64>,
+        /// Largest size a snapshot is also installed
+        #[arg(long)]
+        install_up_to: u64,
+        /// Working directory
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Runs a benchmark.
@@ -123,6 +154,22 @@ pub async fn run(_g: &Global, cmd: BenchCmd) -> Result<()> {
             versions,
             nodes,
         } => dedupe_bench(&krate, versions, nodes).await,
+        BenchCmd::Meta {
+            sizes,
+            mem_up_to,
+            install_up_to,
+            dir,
+        } => crate::bench_meta::run(&sizes, mem_up_to, install_up_to, dir),
+        BenchCmd::MetaChild {
+            backend,
+            sizes,
+            install_up_to,
+            dir,
+        } => match backend.as_str() {
+            "disk" => crate::bench_meta::run_disk(&sizes, &dir, install_up_to).await,
+            "mem" => crate::bench_meta::run_mem(&sizes),
+            other => bail!("unknown backend {other:?}"),
+        },
     }
 }
 

@@ -8,6 +8,7 @@
 //! variables, then the TOML config file (`--config`), then defaults.
 
 mod bench;
+mod bench_meta;
 mod client;
 mod commands;
 mod images;

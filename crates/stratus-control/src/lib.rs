@@ -38,6 +38,7 @@ pub mod proposer;
 pub mod reconcile;
 pub mod secrets;
 mod serve;
+pub mod snapshots;
 pub mod taskio;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,7 +89,9 @@ pub struct ControlConfig {
     pub heartbeat_interval: Duration,
     /// A node that has not heartbeated for this long is marked lost.
     pub node_lost_after: Duration,
-    /// Take a snapshot (and compact the log) every this many entries.
+    /// Take a snapshot (and compact the log) after at least this many
+    /// entries, and at least one per [`snapshots::ROWS_PER_ENTRY`] rows of
+    /// state (see [`snapshots`]).
     pub snapshot_every: u64,
     /// A replica of the cluster this one is to join (`--join ID@HOST:PORT`):
     /// while this replica has no membership, it accepts Raft messages only
@@ -294,7 +297,8 @@ impl Control {
         let network = stratus_raft::network::Network::new(pool.clone());
         let mut config = stratus_raft::default_config(&cfg.cluster_name)
             .map_err(|e| ControlError::Raft(e.to_string()))?;
-        config.snapshot_policy = openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every.max(1));
+        // Snapshots are triggered by `snapshots::snapshot_loop`, sized to the state.
+        config.snapshot_policy = openraft::SnapshotPolicy::Never;
         config.max_in_snapshot_log_to_keep =
             config.max_in_snapshot_log_to_keep.min(cfg.snapshot_every);
         config.purge_batch_size = config.purge_batch_size.min(cfg.snapshot_every.max(1));
@@ -345,10 +349,12 @@ impl Control {
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
         let leader = tokio::spawn(control.clone().leader_loop());
         let kek = tokio::spawn(control.clone().keep_kek());
+        let snapshots = tokio::spawn(control.clone().snapshot_loop());
         if let Ok(mut t) = control.inner.tasks.lock() {
             t.push(accept);
             t.push(leader);
             t.push(kek);
+            t.push(snapshots);
         }
         Ok(control)
     }

@@ -74,24 +74,21 @@ impl RedbKv {
         &self.db
     }
 
-    fn fail(&self, e: impl std::fmt::Display) {
+    fn fail(&self, e: KvError) {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         tracing::error!(error = %e, "state storage failed");
         if slot.is_none() {
-            *slot = Some(kv_err(e));
+            *slot = Some(e);
         }
     }
 
-    fn with_txn<T>(
-        &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<T, redb::Error>,
-    ) -> Option<T> {
+    fn with_txn<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, KvError>) -> Option<T> {
         let mut guard = self.txn.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             match self.db.begin_write() {
                 Ok(t) => *guard = Some(t),
                 Err(e) => {
-                    self.fail(e);
+                    self.fail(kv_err(e));
                     return None;
                 }
             }
@@ -115,9 +112,12 @@ fn scan_table(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     from: Bound<&[u8]>,
     f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
-) -> Result<(), redb::Error> {
-    for row in table.range::<&[u8]>((from, Bound::Unbounded))? {
-        let (k, v) = row?;
+) -> Result<(), KvError> {
+    for row in table
+        .range::<&[u8]>((from, Bound::Unbounded))
+        .map_err(kv_err)?
+    {
+        let (k, v) = row.map_err(kv_err)?;
         if !f(k.value(), v.value()) {
             break;
         }
@@ -130,20 +130,20 @@ impl Kv for RedbKv {
         if self.in_txn() {
             return self
                 .with_txn(|txn| {
-                    let t = txn.open_table(def(table))?;
-                    let v = t.get(key)?.map(|v| v.value().to_vec());
+                    let t = txn.open_table(def(table)).map_err(kv_err)?;
+                    let v = t.get(key).map_err(kv_err)?.map(|v| v.value().to_vec());
                     Ok(v)
                 })
                 .flatten();
         }
-        let read = || -> Result<Option<Vec<u8>>, redb::Error> {
-            let txn = self.db.begin_read()?;
+        let read = || -> Result<Option<Vec<u8>>, KvError> {
+            let txn = self.db.begin_read().map_err(kv_err)?;
             let t = match txn.open_table(def(table)) {
                 Ok(t) => t,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(kv_err(e)),
             };
-            let v = t.get(key)?.map(|v| v.value().to_vec());
+            let v = t.get(key).map_err(kv_err)?.map(|v| v.value().to_vec());
             Ok(v)
         };
         read().unwrap_or_else(|e| {
@@ -154,29 +154,35 @@ impl Kv for RedbKv {
 
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) {
         self.with_txn(|txn| {
-            txn.open_table(def(table))?.insert(key, value)?;
+            txn.open_table(def(table))
+                .map_err(kv_err)?
+                .insert(key, value)
+                .map_err(kv_err)?;
             Ok(())
         });
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) {
         self.with_txn(|txn| {
-            txn.open_table(def(table))?.remove(key)?;
+            txn.open_table(def(table))
+                .map_err(kv_err)?
+                .remove(key)
+                .map_err(kv_err)?;
             Ok(())
         });
     }
 
     fn scan(&self, table: Table, from: Bound<&[u8]>, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
         if self.in_txn() {
-            self.with_txn(|txn| scan_table(&txn.open_table(def(table))?, from, f));
+            self.with_txn(|txn| scan_table(&txn.open_table(def(table)).map_err(kv_err)?, from, f));
             return;
         }
-        let mut read = || -> Result<(), redb::Error> {
-            let txn = self.db.begin_read()?;
+        let mut read = || -> Result<(), KvError> {
+            let txn = self.db.begin_read().map_err(kv_err)?;
             match txn.open_table(def(table)) {
                 Ok(t) => scan_table(&t, from, f),
                 Err(redb::TableError::TableDoesNotExist(_)) => Ok(()),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(kv_err(e)),
             }
         };
         if let Err(e) = read() {
@@ -186,8 +192,8 @@ impl Kv for RedbKv {
 
     fn clear(&mut self, table: Table) {
         self.with_txn(|txn| {
-            txn.delete_table(def(table))?;
-            txn.open_table(def(table))?;
+            txn.delete_table(def(table)).map_err(kv_err)?;
+            txn.open_table(def(table)).map_err(kv_err)?;
             Ok(())
         });
     }
@@ -417,7 +423,7 @@ mod tests {
         kv.commit().unwrap();
         assert_eq!(other.get(Table::Rows, b"a").as_deref(), Some(&b"1"[..]));
         kv.put(Table::Rows, b"b", b"2");
-        kv.fail("disk on fire");
+        kv.fail(KvError("disk on fire".into()));
         assert!(kv.commit().is_err());
         assert_eq!(
             other.get(Table::Rows, b"b"),

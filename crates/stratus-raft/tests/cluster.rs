@@ -266,3 +266,76 @@ async fn network_maps_failures() {
         other => panic!("expected a network error, got {other:?}"),
     }
 }
+
+/// A replica added to a cell holding 100 000 objects catches up by the
+/// streamed snapshot (the log before it is purged) and holds the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_added_after_100k_objects_catches_up_by_streamed_snapshot() {
+    let nodes = vec![start_node().await];
+    let members: BTreeMap<NodeId, BasicNode> = nodes.iter().map(|n| (n.id, basic(n))).collect();
+    nodes[0].raft.initialize(members).await.expect("initialize");
+    let leader = leader_of(&nodes).await;
+    let write_batch = |cmds: Vec<Command>| async move {
+        let resp = leader
+            .raft
+            .client_write(Command::Batch(cmds))
+            .await
+            .expect("write");
+        assert!(
+            resp.data.batch.iter().all(|r| r.error.is_none()),
+            "{:?}",
+            resp.data.batch.iter().find(|r| r.error.is_some())
+        );
+        resp.log_id.index
+    };
+    write_batch(stratus_state::synth::setup("t", "bkt")).await;
+    let mut last = 0;
+    for b in 0..100 {
+        last = write_batch(stratus_state::synth::small_objects(
+            "t",
+            "bkt",
+            b * 1000,
+            1000,
+        ))
+        .await;
+    }
+    leader.raft.trigger().snapshot().await.expect("snapshot");
+    leader
+        .raft
+        .wait(Some(Duration::from_secs(120)))
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= last),
+            "snapshot built",
+        )
+        .await
+        .expect("snapshot built");
+    leader.raft.trigger().purge_log(last).await.expect("purge");
+    leader
+        .raft
+        .wait(WAIT)
+        .metrics(|m| m.purged.is_some_and(|p| p.index >= last), "purged")
+        .await
+        .expect("purged");
+
+    let learner = start_node().await;
+    leader
+        .raft
+        .add_learner(learner.id, basic(&learner), false)
+        .await
+        .expect("add learner");
+    tokio::time::timeout(Duration::from_secs(300), learner.reader.wait_applied(last))
+        .await
+        .expect("caught up in time");
+    let rows = |n: &TestNode| {
+        n.reader.read(|s| {
+            let mut copy = stratus_state::State::open(Box::new(s.fork_kv())).expect("open a copy");
+            copy.dump()
+        })
+    };
+    let (want, got) = (rows(leader), rows(&learner));
+    assert_eq!(learner.reader.read(|s| s.store.counts.versions), 100_000);
+    assert!(want == got, "the learner's rows differ from the leader's");
+    for node in nodes.iter().chain([&learner]) {
+        node.raft.shutdown().await.expect("shutdown");
+    }
+}

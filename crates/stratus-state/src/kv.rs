@@ -35,16 +35,25 @@ pub enum Table {
     /// What the storage holds about itself: applied log id, membership,
     /// format version. Written by the state machine store, not by `apply`.
     Meta = 5,
+    /// Where pieces are: `node ‖ piece ‖ pack(u64 BE) ‖ slot(u8)` → nothing.
+    NodePieces = 6,
+    /// Packs with no live chunk left: pack id → nothing.
+    EmptyPacks = 7,
+    /// Packs with a slot known bad: pack id → nothing.
+    BadPacks = 8,
 }
 
 impl Table {
     /// Every table, in snapshot order.
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 9] = [
         Table::Rows,
         Table::Versions,
         Table::Chunks,
         Table::ZeroRefs,
         Table::Packs,
+        Table::NodePieces,
+        Table::EmptyPacks,
+        Table::BadPacks,
         Table::Meta,
     ];
 
@@ -57,6 +66,9 @@ impl Table {
             Table::ZeroRefs => "state_zero_refs",
             Table::Packs => "state_packs",
             Table::Meta => "state_meta",
+            Table::NodePieces => "state_node_pieces",
+            Table::EmptyPacks => "state_empty_packs",
+            Table::BadPacks => "state_bad_packs",
         }
     }
 

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stratus_chunk::wrap::Sealed;
 use stratus_chunk::{ChunkId, PieceId};
 use stratus_types::{NodeId, NodeRecord, Tenant, TenantName, TokenRecord};
@@ -17,7 +17,7 @@ use crate::objects::{AccessKey, Bucket, ChunkEntry, ObjectVersion, Pack, ScrubRe
 use crate::{marks, nodes, quotas, Instance, State, Var, Workload};
 
 /// The object store of format 3.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct LegacyObjectStore {
     pub secret: Option<Sealed>,
@@ -36,7 +36,7 @@ pub struct LegacyObjectStore {
 }
 
 /// The whole state of format 3.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[allow(missing_docs)]
 pub struct LegacyState {
     pub nodes: BTreeMap<NodeId, NodeRecord>,
@@ -55,6 +55,53 @@ pub struct LegacyState {
 }
 
 impl LegacyState {
+    /// The format-3 shape of `s` (to test the migration).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn from_state(s: &State) -> Self {
+        let st = &s.store;
+        let mut objects: BTreeMap<String, BTreeMap<String, Vec<ObjectVersion>>> = BTreeMap::new();
+        for b in st.buckets.keys() {
+            let (keys, _) = st.list_keys(b, "", None, usize::MAX);
+            if !keys.is_empty() {
+                objects.insert(b.clone(), keys.into_iter().collect());
+            }
+        }
+        let mut chunks = BTreeMap::new();
+        st.scan_chunks(&mut |id, e| {
+            chunks.insert(id, e);
+            true
+        });
+        LegacyState {
+            nodes: (*s.nodes).clone(),
+            tenants: (*s.tenants).clone(),
+            tokens: (*s.tokens).clone(),
+            vars: (*s.vars).clone(),
+            join_token_sha256: (*s.join_token_sha256).clone(),
+            modules: (*s.modules).clone(),
+            workloads: (*s.workloads).clone(),
+            instances: (*s.instances).clone(),
+            draining: (*s.draining).clone(),
+            store: LegacyObjectStore {
+                secret: (*st.secret).clone(),
+                buckets: (*st.buckets).clone(),
+                objects,
+                chunks,
+                packs: st.packs().into_iter().map(|p| (p.id, p)).collect(),
+                node_used: (*st.node_used).clone(),
+                deletions: (*st.deletions).clone(),
+                uploads: (*st.uploads).clone(),
+                scrubs: (*st.scrubs).clone(),
+                next_pack: *st.next_pack,
+                next_version: *st.next_version,
+                access_keys: (*st.access_keys).clone(),
+                usage: (*st.usage).clone(),
+            },
+            quotas: (*s.quotas).clone(),
+            marks: (*s.marks).clone(),
+            joining: (*s.joining).clone(),
+        }
+    }
+
     /// Writes this state into `kv` (which should be empty) and returns it
     /// opened there. Call [`State::commit`] to make it durable.
     pub fn migrate(self, kv: Box<dyn Kv>) -> Result<State, KvError> {

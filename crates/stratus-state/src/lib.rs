@@ -26,6 +26,7 @@ mod result;
 pub mod retention;
 pub mod rows;
 pub mod sealing;
+pub mod synth;
 mod tables;
 mod tokens;
 pub mod workloads;
@@ -428,6 +429,19 @@ impl State {
     pub fn commit(&mut self) -> Result<(), KvError> {
         self.flush();
         self.store.kv.commit()
+    }
+
+    /// About how many rows the state holds (what a snapshot writes).
+    pub fn size_rows(&self) -> u64 {
+        let c = *self.store.counts;
+        let small = self.nodes.len()
+            + self.tenants.len()
+            + self.tokens.len()
+            + self.workloads.len()
+            + self.instances.len()
+            + self.store.buckets.len()
+            + self.store.uploads.len();
+        c.versions + c.chunks * 2 + c.packs + small as u64
     }
 
     /// The storage, for what the state machine store keeps beside the state

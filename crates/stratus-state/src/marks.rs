@@ -18,6 +18,8 @@
 //! nodes out (the store reads [`State::marked`]). Only an operator clears a
 //! mark ([`MarkCommand::Clear`]); the slots stay where repair moved them.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use stratus_types::{ErrorCode, NodeId};
 use utoipa::ToSchema;
@@ -195,7 +197,16 @@ impl State {
                     .strike(failures, *now_ms);
                 if newly.is_some() {
                     // Its pieces are not trusted any more: repair moves them.
-                    for mut p in self.store.packs() {
+                    let packs: BTreeSet<u64> = self
+                        .store
+                        .slots_on(node)
+                        .into_iter()
+                        .map(|(p, _, _)| p)
+                        .collect();
+                    for id in packs {
+                        let Some(mut p) = self.store.pack(id) else {
+                            continue;
+                        };
                         let mut changed = false;
                         for slot in p.pieces.iter_mut().filter(|s| s.node == *node) {
                             changed |= !slot.bad;

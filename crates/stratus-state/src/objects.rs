@@ -1154,10 +1154,9 @@ impl State {
                 // Packs left empty now, and packs committed empty (every
                 // chunk already indexed elsewhere) once past the grace.
                 let empty: Vec<u64> = st
-                    .packs()
+                    .empty_packs()
                     .into_iter()
-                    .filter(|p| p.live_chunks == 0 && p.created_ms <= cutoff)
-                    .map(|p| p.id)
+                    .filter(|id| st.pack(*id).is_some_and(|p| p.created_ms <= cutoff))
                     .collect();
                 let mut freed = 0u64;
                 for id in empty {
@@ -1172,15 +1171,12 @@ impl State {
                 // A piece shared by a live pack on the same node (identical
                 // packs written by concurrent uploads) must stay.
                 if freed > 0 {
-                    let mut live: BTreeSet<(NodeId, PieceId)> = BTreeSet::new();
-                    st.scan_packs(&mut |p| {
-                        live.extend(p.pieces.iter().map(|s| (s.node, s.id)));
-                        true
-                    });
-                    for (node, set) in st.deletions.iter_mut() {
-                        set.retain(|p| !live.contains(&(*node, *p)));
+                    let mut deletions = std::mem::take(&mut *st.deletions);
+                    for (node, set) in deletions.iter_mut() {
+                        set.retain(|p| !st.holds(node, p));
                     }
-                    st.deletions.retain(|_, s| !s.is_empty());
+                    deletions.retain(|_, s| !s.is_empty());
+                    *st.deletions = deletions;
                 }
                 Ok(StoreResult::Number(dead.len() as u64))
             }
@@ -1443,11 +1439,30 @@ pub struct RepairItem {
 }
 
 impl State {
+    /// The packs with a slot that cannot be read: those with a piece on a
+    /// node that is not ready (lost, banned, removed) and those with a slot
+    /// known bad — found through the piece index, without walking every
+    /// pack (a healthy cluster reads nothing but the small bad-pack index).
+    fn unhealthy_packs(&self) -> Vec<Pack> {
+        let mut ids: BTreeSet<u64> = self.store.bad_packs().into_iter().collect();
+        for node in self.store.slot_nodes() {
+            let ready = self
+                .nodes
+                .get(&node)
+                .is_some_and(|n| n.status == NodeStatus::Ready);
+            if !ready {
+                ids.extend(self.store.slots_on(&node).into_iter().map(|(p, _, _)| p));
+            }
+        }
+        ids.into_iter()
+            .filter_map(|id| self.store.pack(id))
+            .collect()
+    }
+
     /// Stripes that miss pieces, fewest healthy pieces first (most urgent).
     pub fn repair_queue(&self) -> Vec<RepairItem> {
         let mut q: Vec<RepairItem> = self
-            .store
-            .packs()
+            .unhealthy_packs()
             .into_iter()
             .filter_map(|p| {
                 let missing: Vec<u32> = p
@@ -1472,30 +1487,34 @@ impl State {
     pub fn redundancy(&self) -> RedundancyHealth {
         let mut h = RedundancyHealth {
             pending_deletions: self.store.deletions.values().map(|s| s.len() as u64).sum(),
+            stripes: self.store.pack_count(),
             ..Default::default()
         };
-        for p in self.store.packs() {
-            h.stripes += 1;
+        let mut unhealthy = 0;
+        for p in self.unhealthy_packs() {
             let healthy = p
                 .pieces
                 .iter()
                 .filter(|s| ObjectStore::slot_healthy(s, &self.nodes))
                 .count();
             let missing = p.pieces.len() - healthy;
+            if missing == 0 {
+                continue;
+            }
+            unhealthy += 1;
             h.missing_pieces += missing as u64;
             h.missing_bytes += missing as u64 * p.piece_len;
             let k = usize::from(p.profile.k);
-            if missing == 0 {
-                h.full += 1;
-            } else if healthy >= k {
+            if healthy >= k {
                 h.degraded += 1;
             } else {
                 h.unreadable += 1;
             }
-            if healthy == k && missing > 0 {
+            if healthy == k {
                 h.at_risk += 1;
             }
         }
+        h.full = h.stripes.saturating_sub(unhealthy);
         h
     }
 }
@@ -1577,6 +1596,10 @@ mod tests {
         Complete,
         Abort,
         Gc,
+        /// Mark piece `i` of pack `p` bad (on the node it names, or not).
+        Bad(u64, u32, u8),
+        /// Repair moves piece `i` of pack `p` from node `a` to node `b`.
+        Move(u64, u32, u8, u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1589,6 +1612,8 @@ mod tests {
             Just(Op::Complete),
             Just(Op::Abort),
             Just(Op::Gc),
+            (1u64..6, 0u32..3, 0u8..8).prop_map(|(p, i, n)| Op::Bad(p, i, n)),
+            (1u64..6, 0u32..3, 0u8..8, 0u8..8).prop_map(|(p, i, a, b)| Op::Move(p, i, a, b)),
         ]
     }
 
@@ -1644,6 +1669,8 @@ mod tests {
                         None => StoreCommand::CollectGarbage { now_ms: idx, grace_ms: 0 },
                     },
                     Op::Gc => StoreCommand::CollectGarbage { now_ms: idx, grace_ms: 3 },
+                    Op::Bad(p, i, n) => StoreCommand::MarkBad { pieces: vec![(p, i, node(n))] },
+                    Op::Move(p, i, a, b) => StoreCommand::MovePieces { moves: vec![PieceMove { pack: p, index: i, from: node(a), to: node(b) }] },
                 };
                 let r = s.apply(idx, &Command::Store(cmd.clone()));
                 match (&cmd, &r.id) {
@@ -1691,6 +1718,24 @@ mod tests {
                 let live: Vec<&ObjectVersion> = keys.iter().filter_map(|(_, vs)| vs.last()).filter(|v| !v.is_delete_marker()).collect();
                 let stats = s.store.bucket_stats.get("bkt").copied().unwrap_or_default();
                 prop_assert_eq!((stats.objects, stats.bytes), (live.len() as u64, live.iter().map(|v| v.size).sum::<u64>()));
+                // The pack indexes agree with the packs.
+                let mut slots: Vec<(NodeId, u64, u32, PieceId)> = packs
+                    .iter()
+                    .flat_map(|p| p.pieces.iter().enumerate().map(move |(i, sl)| (sl.node, p.id, i as u32, sl.id)))
+                    .collect();
+                slots.sort_by_key(|(n, pack, i, piece)| (*n, *piece, *pack, *i));
+                let mut indexed = Vec::new();
+                for n in s.store.slot_nodes() {
+                    indexed.extend(s.store.slots_on(&n).into_iter().map(|(pack, i, piece)| (n, pack, i, piece)));
+                }
+                prop_assert_eq!(&indexed, &slots);
+                for (n, _, _, piece) in &slots {
+                    prop_assert!(s.store.holds(n, piece));
+                }
+                let bad: Vec<u64> = packs.iter().filter(|p| p.pieces.iter().any(|sl| sl.bad)).map(|p| p.id).collect();
+                prop_assert_eq!(s.store.bad_packs(), bad);
+                let empty: Vec<u64> = packs.iter().filter(|p| p.live_chunks == 0).map(|p| p.id).collect();
+                prop_assert_eq!(s.store.empty_packs(), empty);
                 let mut used: BTreeMap<NodeId, u64> = BTreeMap::new();
                 for p in &packs {
                     for sl in &p.pieces {

@@ -9,13 +9,18 @@
 //!   byte order (S3's listing order; keys and bucket names hold no NUL);
 //! * chunks: the 32-byte chunk id; chunks no version references are also in
 //!   [`Table::ZeroRefs`], so garbage collection never walks the index;
-//! * packs: the big-endian pack id.
+//! * packs: the big-endian pack id, indexed by where their pieces are
+//!   (`node ‖ piece ‖ pack ‖ slot`), so a node's pieces, whether a node holds
+//!   a piece, and a random sample of a node's pieces are range scans; packs
+//!   left empty and packs with a bad slot have their own small indexes, so
+//!   garbage collection and repair never walk every pack.
 
 use std::ops::Bound;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use stratus_chunk::ChunkId;
+use stratus_chunk::{ChunkId, PieceId};
+use stratus_types::NodeId;
 
 use crate::kv::{prefix_end, Table};
 use crate::objects::{ChunkEntry, ObjectStore, ObjectVersion, Pack};
@@ -49,6 +54,15 @@ fn bucket_prefix(bucket: &str) -> Vec<u8> {
     let mut p = bucket.as_bytes().to_vec();
     p.push(0);
     p
+}
+
+fn slot_key(node: &NodeId, piece: &PieceId, pack: u64, index: usize) -> Vec<u8> {
+    let mut k = Vec::with_capacity(73);
+    k.extend_from_slice(&node.0);
+    k.extend_from_slice(&piece.0);
+    k.extend_from_slice(&pack.to_be_bytes());
+    k.push(index as u8);
+    k
 }
 
 /// Splits a versions row key into (object key, seq).
@@ -222,7 +236,7 @@ impl ObjectStore {
         after: Option<&str>,
         limit: usize,
     ) -> (Vec<(String, Vec<ObjectVersion>)>, bool) {
-        self.list_filtered(bucket, prefix, after, limit, |vs| Some(vs))
+        self.list_filtered(bucket, prefix, after, limit, Some)
     }
 
     /// Like [`ObjectStore::list_keys`], but only keys whose latest version
@@ -342,12 +356,16 @@ impl ObjectStore {
             .map(|b| decode(Table::Packs, &b))
     }
 
-    /// Writes the pack `p`.
+    /// Writes the pack `p` (and its entries in the piece, empty and bad
+    /// indexes).
     pub(crate) fn set_pack(&mut self, p: &Pack) {
-        if self.kv.get(Table::Packs, &p.id.to_be_bytes()).is_none() {
-            self.counts.packs += 1;
+        let old = self.pack(p.id);
+        match &old {
+            None => self.counts.packs += 1,
+            Some(o) => self.unindex(o),
         }
         self.kv.put(Table::Packs, &p.id.to_be_bytes(), &encode(p));
+        self.index(p);
     }
 
     /// Forgets the pack `id`.
@@ -355,7 +373,138 @@ impl ObjectStore {
         let p = self.pack(id)?;
         self.counts.packs = self.counts.packs.saturating_sub(1);
         self.kv.delete(Table::Packs, &id.to_be_bytes());
+        self.unindex(&p);
         Some(p)
+    }
+
+    fn index(&mut self, p: &Pack) {
+        for (i, s) in p.pieces.iter().enumerate() {
+            self.kv
+                .put(Table::NodePieces, &slot_key(&s.node, &s.id, p.id, i), &[]);
+        }
+        let id = p.id.to_be_bytes();
+        if p.live_chunks == 0 {
+            self.kv.put(Table::EmptyPacks, &id, &[]);
+        }
+        if p.pieces.iter().any(|s| s.bad) {
+            self.kv.put(Table::BadPacks, &id, &[]);
+        }
+    }
+
+    fn unindex(&mut self, p: &Pack) {
+        for (i, s) in p.pieces.iter().enumerate() {
+            self.kv
+                .delete(Table::NodePieces, &slot_key(&s.node, &s.id, p.id, i));
+        }
+        let id = p.id.to_be_bytes();
+        self.kv.delete(Table::EmptyPacks, &id);
+        self.kv.delete(Table::BadPacks, &id);
+    }
+
+    /// The slots on `node`: (pack, slot index, piece), in piece order.
+    pub fn slots_on(&self, node: &NodeId) -> Vec<(u64, u32, PieceId)> {
+        self.slots_from(node, &[0; 32], usize::MAX)
+    }
+
+    /// Up to `n` slots on `node` from the piece id `from` on, wrapping
+    /// around: a uniform sample when `from` is random (piece ids are
+    /// hashes). Costs `n` rows, whatever the node holds.
+    pub fn sample_slots_on(
+        &self,
+        node: &NodeId,
+        from: &[u8; 32],
+        n: usize,
+    ) -> Vec<(u64, u32, PieceId)> {
+        let mut out = self.slots_from(node, from, n);
+        if out.len() < n {
+            for s in self.slots_from(node, &[0; 32], n - out.len()) {
+                if out.contains(&s) {
+                    break;
+                }
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    fn slots_from(&self, node: &NodeId, from: &[u8; 32], n: usize) -> Vec<(u64, u32, PieceId)> {
+        let mut start = node.0.to_vec();
+        start.extend_from_slice(from);
+        let mut out = Vec::new();
+        if n == 0 {
+            return out;
+        }
+        self.kv
+            .scan(Table::NodePieces, Bound::Included(&start), &mut |k, _| {
+                if k.len() != 73 || k[..32] != node.0 {
+                    return false;
+                }
+                let mut piece = [0u8; 32];
+                piece.copy_from_slice(&k[32..64]);
+                let mut pack = [0u8; 8];
+                pack.copy_from_slice(&k[64..72]);
+                out.push((u64::from_be_bytes(pack), u32::from(k[72]), PieceId(piece)));
+                out.len() < n
+            });
+        out
+    }
+
+    /// Whether a pack places `piece` on `node`.
+    pub fn holds(&self, node: &NodeId, piece: &PieceId) -> bool {
+        let mut prefix = node.0.to_vec();
+        prefix.extend_from_slice(&piece.0);
+        let mut found = false;
+        self.kv
+            .scan(Table::NodePieces, Bound::Included(&prefix), &mut |k, _| {
+                found = k.starts_with(&prefix);
+                false
+            });
+        found
+    }
+
+    /// Every node some pack places a piece on (one seek per node).
+    pub fn slot_nodes(&self) -> Vec<NodeId> {
+        let mut out = Vec::new();
+        let mut from = Vec::new();
+        loop {
+            let mut next = None;
+            self.kv
+                .scan(Table::NodePieces, Bound::Included(&from), &mut |k, _| {
+                    if let Ok(n) = <[u8; 32]>::try_from(&k[..32.min(k.len())]) {
+                        next = Some(NodeId(n));
+                    }
+                    false
+                });
+            let Some(n) = next else {
+                return out;
+            };
+            out.push(n);
+            match prefix_end(&n.0) {
+                Some(end) => from = end,
+                None => return out,
+            }
+        }
+    }
+
+    fn id_table(&self, table: Table) -> Vec<u64> {
+        let mut out = Vec::new();
+        self.kv.scan(table, Bound::Unbounded, &mut |k, _| {
+            if let Ok(b) = <[u8; 8]>::try_from(k) {
+                out.push(u64::from_be_bytes(b));
+            }
+            true
+        });
+        out
+    }
+
+    /// Packs with no live chunk left.
+    pub(crate) fn empty_packs(&self) -> Vec<u64> {
+        self.id_table(Table::EmptyPacks)
+    }
+
+    /// Packs with a slot known bad.
+    pub fn bad_packs(&self) -> Vec<u64> {
+        self.id_table(Table::BadPacks)
     }
 
     /// Visits every pack in id order until `f` returns false.

@@ -156,13 +156,24 @@ pub fn pick(
     per_node: usize,
     rng: &mut impl Rng,
 ) -> BTreeMap<NodeId, Vec<Challenge>> {
+    // A sample of each node's slots from a random point of the piece index
+    // (piece ids are hashes, so the sample is uniform): the cost is the
+    // sample's, not the node's whole holding.
     let mut held: BTreeMap<NodeId, Vec<(u64, u32, PieceId, u64)>> = BTreeMap::new();
-    for p in state.store.packs() {
-        for (i, sl) in p.pieces.iter().enumerate() {
-            if !sl.bad && p.piece_len > 0 {
-                held.entry(sl.node)
+    for node in state.store.slot_nodes() {
+        let from: [u8; 32] = rng.gen();
+        for (pack, i, id) in state.store.sample_slots_on(&node, &from, per_node * 4) {
+            let Some(p) = state.store.pack(pack) else {
+                continue;
+            };
+            let ok = p
+                .pieces
+                .get(i as usize)
+                .is_some_and(|sl| !sl.bad && sl.node == node && sl.id == id);
+            if ok && p.piece_len > 0 {
+                held.entry(node)
                     .or_default()
-                    .push((p.id, i as u32, sl.id, p.piece_len));
+                    .push((pack, i, id, p.piece_len));
             }
         }
     }
@@ -190,19 +201,25 @@ pub fn pick(
 /// Slots on marked nodes not yet flagged bad (a put that chose the node
 /// just before it was marked): they are rebuilt elsewhere too.
 pub fn stray_slots(state: &State) -> Vec<(u64, u32, NodeId)> {
-    state
+    let mut out = Vec::new();
+    for node in state
         .store
-        .packs()
+        .slot_nodes()
         .into_iter()
-        .flat_map(|p| {
-            p.pieces
-                .iter()
-                .enumerate()
-                .filter(|(_, sl)| !sl.bad && state.marked(&sl.node))
-                .map(|(i, sl)| (p.id, i as u32, sl.node))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+        .filter(|n| state.marked(n))
+    {
+        for (pack, i, _) in state.store.slots_on(&node) {
+            let bad = state
+                .store
+                .pack(pack)
+                .and_then(|p| p.pieces.get(i as usize).map(|sl| sl.bad));
+            if bad == Some(false) {
+                out.push((pack, i, node));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// What one challenge round found.

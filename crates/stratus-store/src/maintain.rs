@@ -1,7 +1,7 @@
 //! Repair, scrub, garbage collection and pruning (retention of finished
 //! workloads, expiry of abandoned multipart uploads), run by the Raft leader.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -272,19 +272,13 @@ impl Store {
             let mut lost = BTreeSet::new();
             if !corrupt.is_empty() {
                 let corrupt: BTreeSet<PieceId> = corrupt.into_iter().collect();
-                let bad = self.read(|s| {
+                let bad: Vec<(u64, u32, NodeId)> = self.read(|s| {
                     s.store
-                        .packs()
+                        .slots_on(&t.id)
                         .into_iter()
-                        .flat_map(|p| {
-                            p.pieces
-                                .iter()
-                                .enumerate()
-                                .filter(|(_, sl)| sl.node == t.id && corrupt.contains(&sl.id))
-                                .map(|(i, _)| (p.id, i as u32, t.id))
-                                .collect::<Vec<_>>()
-                        })
-                        .collect::<Vec<_>>()
+                        .filter(|(_, _, piece)| corrupt.contains(piece))
+                        .map(|(pack, i, _)| (pack, i, t.id))
+                        .collect()
                 });
                 tracing::warn!(node = %t.id.short(), pieces = bad.len(), "scrub found corrupt pieces");
                 lost = self.read(|s| {
@@ -330,15 +324,7 @@ impl Store {
             chunks: r.version.unwrap_or(0),
             ..GcReport::default()
         };
-        let (targets, deletions, expected) = self.read(|s| {
-            let mut expected: BTreeMap<NodeId, BTreeSet<PieceId>> = BTreeMap::new();
-            for p in s.store.packs() {
-                for sl in &p.pieces {
-                    expected.entry(sl.node).or_default().insert(sl.id);
-                }
-            }
-            (Store::targets(s), (*s.store.deletions).clone(), expected)
-        });
+        let (targets, deletions) = self.read(|s| (Store::targets(s), (*s.store.deletions).clone()));
         let cutoff = now_ms().saturating_sub(grace.as_millis() as u64);
         for t in targets {
             // Queued deletions of dropped packs.
@@ -368,15 +354,20 @@ impl Store {
                 }
             };
             let empty = BTreeSet::new();
-            let mine = expected.get(&t.id).unwrap_or(&empty);
             let queued = deletions.get(&t.id).unwrap_or(&empty);
-            let orphans: Vec<PieceId> = listed
-                .into_iter()
-                .filter(|p| {
-                    !mine.contains(&p.id) && !queued.contains(&p.id) && p.modified_ms <= cutoff
-                })
-                .map(|p| p.id)
-                .collect();
+            // Checked against the piece index now (one lookup per piece the
+            // node lists), not against a copy of every pack.
+            let orphans: Vec<PieceId> = self.read(|s| {
+                listed
+                    .into_iter()
+                    .filter(|p| {
+                        p.modified_ms <= cutoff
+                            && !queued.contains(&p.id)
+                            && !s.store.holds(&t.id, &p.id)
+                    })
+                    .map(|p| p.id)
+                    .collect()
+            });
             if orphans.is_empty() {
                 continue;
             }
