@@ -1,9 +1,10 @@
 //! Stratus L2: the Raft plumbing of the control plane.
 //!
-//! - [`store`]: durable openraft storage on redb (log, vote, commit pointer,
-//!   snapshots) and the in-memory state machine around
-//!   [`stratus_state::State`], with a cheap [`StateReader`] for the rest of
-//!   the node;
+//! - [`store`]: durable openraft storage on redb (log, vote, commit pointer)
+//!   and, in `sm`, the state machine around [`stratus_state::State`]
+//!   applied into its own redb database ([`statedb`]: the `Kv` backend and
+//!   the streamed, checksummed snapshot files), with a cheap [`StateReader`]
+//!   for the rest of the node;
 //! - [`network`]: openraft's network over the authenticated QUIC transport
 //!   of `stratus-net`;
 //! - [`default_config`]: the Raft timing and snapshot policy Stratus uses.

@@ -85,8 +85,10 @@ impl<C: StoreConfig> SmData<C> {
 pub(crate) fn open_state<C: StoreConfig>(
     raft_db: &Database,
     state_db: Arc<Database>,
+    dir: &Path,
 ) -> Result<SmData<C>, StoreError> {
-    let kv = RedbKv::new(state_db);
+    clean_snapshot_dir(dir);
+    let kv = RedbKv::new(state_db.clone());
     let task = |e: stratus_state::KvError| StoreError::Task(e.to_string());
     if let Some(format) = kv.get(Table::Meta, ROW_FORMAT) {
         let format = u16::from_le_bytes(format.try_into().unwrap_or([0, 0]));
@@ -143,19 +145,26 @@ pub(crate) fn open_state<C: StoreConfig>(
             membership: StoredMembership::default(),
         },
     };
+    data.state.kv_mut().durable_next();
     data.commit()?;
     if legacy_present(raft_db)? {
-        // The old snapshot's data is now in the tables; its metadata stays
-        // until the next snapshot replaces it (it has no file: openraft will
-        // build one before it sends any).
+        // The old snapshot's data is now in the tables: replace it by a
+        // snapshot of the new format of the same state (the log before it
+        // is purged), then drop the old data.
+        let meta = snapshot_meta::<C>(data.last_applied.clone(), data.membership.clone());
+        let read = state_db.begin_read()?;
+        let (rows, bytes) = persist_snapshot::<C>(&read, raft_db, dir, &meta)?;
         let txn = raft_db.begin_write()?;
         {
             let mut table = txn.open_table(SNAPSHOT)?;
             table.remove(KEY_SNAPSHOT_DATA)?;
-            table.remove(KEY_SNAPSHOT_META)?;
         }
         txn.commit()?;
-        tracing::info!("migration done; the format-3 snapshot was removed");
+        tracing::info!(
+            rows,
+            bytes,
+            "migration done; the format-3 snapshot was replaced"
+        );
     }
     Ok(data)
 }
@@ -238,16 +247,73 @@ fn set_current<C: StoreConfig>(
         table.insert(KEY_SNAPSHOT_META, meta_bytes.as_slice())?;
     }
     txn.commit()?;
-    // Older files are no longer the current snapshot.
+    // Older snapshots are no longer current (files being written or
+    // received, `.tmp`, are left to their writer).
     let keep = snapshot_path(dir, &meta.snapshot_id);
     if let Ok(entries) = std::fs::read_dir(dir.join(SNAPSHOT_DIR)) {
         for e in entries.flatten() {
-            if e.path() != keep {
-                let _ = std::fs::remove_file(e.path());
+            let p = e.path();
+            if p != keep && p.extension().is_some_and(|x| x == "snap") {
+                let _ = std::fs::remove_file(p);
             }
         }
     }
     Ok(true)
+}
+
+/// The metadata of a snapshot of the state at `last_applied`.
+fn snapshot_meta<C: StoreConfig>(
+    last_applied: Option<LogId<NodeIdOf<C>>>,
+    membership: Membership<C>,
+) -> Meta<C> {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let snapshot_id = match &last_applied {
+        Some(l) => format!("{}-{}-{millis}", l.leader_id, l.index),
+        None => format!("none-{millis}"),
+    };
+    SnapshotMeta {
+        last_log_id: last_applied,
+        last_membership: membership,
+        snapshot_id,
+    }
+}
+
+/// Streams the state `read` sees into `snapshots/<id>.snap` (written to a
+/// temporary file, fsynced, renamed, the folder fsynced) and makes it the
+/// current snapshot unless a newer one is; returns rows and bytes written.
+fn persist_snapshot<C: StoreConfig>(
+    read: &redb::ReadTransaction,
+    raft_db: &Database,
+    dir: &Path,
+    meta: &Meta<C>,
+) -> Result<(u64, u64), StoreError> {
+    std::fs::create_dir_all(dir.join(SNAPSHOT_DIR)).map_err(io_err)?;
+    let path = snapshot_path(dir, &meta.snapshot_id);
+    let tmp = path.with_extension("tmp");
+    let file = std::fs::File::create(&tmp).map_err(io_err)?;
+    let rows = statedb::write_snapshot(read, &file).map_err(|e| StoreError::Task(e.to_string()))?;
+    file.sync_all().map_err(io_err)?;
+    let bytes = file.metadata().map_err(io_err)?.len();
+    std::fs::rename(&tmp, &path).map_err(io_err)?;
+    sync_dir(&dir.join(SNAPSHOT_DIR))?;
+    if !set_current::<C>(raft_db, dir, meta, true)? {
+        tracing::debug!(snapshot = %meta, "a newer snapshot is current; not replacing it");
+    }
+    Ok((rows, bytes))
+}
+
+/// Removes what a crash may leave in the snapshot folder: half-written
+/// snapshots and half-received ones.
+pub(crate) fn clean_snapshot_dir(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir.join(SNAPSHOT_DIR)) {
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 fn io_err(e: std::io::Error) -> StoreError {
@@ -297,32 +363,8 @@ impl<C: StoreConfig> RaftSnapshotBuilder<C> for StateMachineStore<C> {
                 let read = state_db.begin_read()?;
                 (sm.last_applied.clone(), sm.membership.clone(), read)
             };
-            let millis = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
-            let snapshot_id = match &last_applied {
-                Some(l) => format!("{}-{}-{millis}", l.leader_id, l.index),
-                None => format!("none-{millis}"),
-            };
-            let meta = SnapshotMeta {
-                last_log_id: last_applied,
-                last_membership: membership,
-                snapshot_id,
-            };
-            std::fs::create_dir_all(dir.join(SNAPSHOT_DIR)).map_err(io_err)?;
-            let path = snapshot_path(&dir, &meta.snapshot_id);
-            let tmp = path.with_extension("tmp");
-            let file = std::fs::File::create(&tmp).map_err(io_err)?;
-            let rows = statedb::write_snapshot(&read, &file)
-                .map_err(|e| StoreError::Task(e.to_string()))?;
-            drop(read);
-            file.sync_all().map_err(io_err)?;
-            let bytes = file.metadata().map_err(io_err)?.len();
-            std::fs::rename(&tmp, &path).map_err(io_err)?;
-            sync_dir(&dir.join(SNAPSHOT_DIR))?;
-            if !set_current::<C>(&raft_db, &dir, &meta, true)? {
-                tracing::debug!(snapshot = %meta, "a newer snapshot is current; not replacing it");
-            }
+            let meta = snapshot_meta::<C>(last_applied, membership);
+            let (rows, bytes) = persist_snapshot::<C>(&read, &raft_db, &dir, &meta)?;
             Ok((meta, rows, bytes))
         })
         .await

@@ -4,7 +4,8 @@
 //!
 //! - `logs`: log index → log entry;
 //! - `meta`: the vote, the committed log id and the last purged log id;
-//! - `snapshot`: the current snapshot (its metadata and its data).
+//! - `snapshot`: the current snapshot's metadata (its data is a file, see
+//!   [`crate::sm`]; a data directory of format 3 kept the data here too).
 //!
 //! Every value starts with a little-endian `u16`
 //! [`stratus_types::FORMAT_VERSION`] followed by the bincode
@@ -19,10 +20,11 @@
 //! next durable transaction, and losing it only means re-applying from the
 //! snapshot on restart.
 //!
-//! The state machine ([`State`]) lives in memory. It is made durable by
-//! snapshots: on open the last snapshot is loaded and openraft re-applies the
-//! committed log after it. [`StateReader`] gives other components cheap,
-//! consistent read access to it.
+//! The state machine ([`StateMachineStore`], in [`crate::sm`]) applies into
+//! its own database, `state.redb` ([`crate::statedb`]); on open it continues
+//! from the applied id stored there and openraft re-applies the committed
+//! log after it. [`StateReader`] gives other components cheap, consistent
+//! read access to it.
 //!
 //! Blocking database work runs on tokio's blocking thread pool
 //! (`spawn_blocking`), so the stores work on any tokio runtime flavour.
@@ -359,7 +361,8 @@ pub async fn open_generic<C: StoreConfig>(
     let state_db = Arc::new(state_db);
     let data = {
         let (db, state_db) = (db.clone(), state_db.clone());
-        blocking(move || crate::sm::open_state::<C>(&db, state_db)).await?
+        let dir = dir.to_path_buf();
+        blocking(move || crate::sm::open_state::<C>(&db, state_db, &dir)).await?
     };
     tracing::info!(
         last_log_id = ?data.last_applied,

@@ -192,8 +192,35 @@ async fn a_format_3_data_directory_is_migrated_on_first_start() {
         assert!(sm
             .reader()
             .read(|s| s.store.latest("bkt", &synth::key(7)).is_none()));
-        // The old snapshot is gone: nothing would send it to a new replica.
-        assert!(sm.get_current_snapshot().await.expect("current").is_none());
+        // The old snapshot was replaced by one of the new format, of the
+        // same state, that a new replica can be sent.
+        let current = sm
+            .get_current_snapshot()
+            .await
+            .expect("current")
+            .expect("a snapshot");
+        assert_eq!(current.meta.last_log_id, Some(applied));
+        let other = tempfile::tempdir().expect("tempdir");
+        let (_l, mut fresh) = stratus_raft::store::open(other.path()).await.expect("open");
+        let mut bytes = Vec::new();
+        let mut from = current.snapshot;
+        tokio::io::AsyncReadExt::read_to_end(&mut from, &mut bytes)
+            .await
+            .expect("read");
+        let mut into = fresh.begin_receiving_snapshot().await.expect("receive");
+        tokio::io::AsyncWriteExt::write_all(&mut into, &bytes)
+            .await
+            .expect("write");
+        fresh
+            .install_snapshot(&current.meta, into)
+            .await
+            .expect("install");
+        let mut installed = fresh.reader().read(|s| {
+            let mut copy = State::open(Box::new(s.fork_kv())).expect("open");
+            copy.dump()
+        });
+        installed.retain(|r| r.0 != stratus_state::Table::Meta);
+        assert_eq!(installed, expected);
     }
     // A second start opens the migrated state as it is.
     let (_log, mut sm) = stratus_raft::store::open(dir.path()).await.expect("reopen");
