@@ -283,6 +283,11 @@ pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StoreErro
     open_generic::<TypeConfig>(dir, DEFAULT_STATE_CACHE).await
 }
 
+/// Page cache of the Raft log database: appends are sequential and reads
+/// are of recent entries (redb's own default, 1 GiB, would let the log's
+/// pages fill a replica's memory).
+pub const LOG_CACHE: usize = 32 << 20;
+
 /// Page cache of the state database by default: sized for a small machine
 /// (the state itself may be far larger; what is not cached is read from disk).
 pub const DEFAULT_STATE_CACHE: usize = 64 << 20;
@@ -297,7 +302,10 @@ const OPEN_RETRY_FOR: Duration = Duration::from_secs(5);
 /// drops the stores asynchronously, so an in-process restart may briefly
 /// find the file still open: that is retried for [`OPEN_RETRY_FOR`].
 async fn open_db(dir: &Path) -> Result<Database, StoreError> {
-    open_with_retry(dir, DB_FILE, |path| Database::create(path)).await
+    open_with_retry(dir, DB_FILE, |path| {
+        Database::builder().set_cache_size(LOG_CACHE).create(path)
+    })
+    .await
 }
 
 /// Opens `dir/file` with `open`, creating the directory, retrying while the

@@ -26,6 +26,7 @@ mod result;
 pub mod retention;
 pub mod rows;
 pub mod sealing;
+mod storage;
 pub mod synth;
 mod tables;
 mod tokens;
@@ -381,129 +382,6 @@ impl std::fmt::Debug for State {
             .field("instances", &self.instances.len())
             .field("store", &self.store)
             .finish_non_exhaustive()
-    }
-}
-
-impl State {
-    /// The state held in `kv` (empty if `kv` is).
-    pub fn open(kv: Box<dyn Kv>) -> Result<Self, KvError> {
-        let k = kv.as_ref();
-        Ok(Self {
-            nodes: Tracked::load(k, "nodes")?,
-            tenants: Tracked::load(k, "tenants")?,
-            tokens: Tracked::load(k, "tokens")?,
-            vars: Tracked::load(k, "vars")?,
-            join_token_sha256: Cell::load(k, "join_token_sha256")?,
-            modules: Tracked::load(k, "modules")?,
-            workloads: Tracked::load(k, "workloads")?,
-            instances: Tracked::load(k, "instances")?,
-            draining: Cell::load(k, "draining")?,
-            quotas: Cell::load(k, "quotas")?,
-            marks: Cell::load(k, "marks")?,
-            joining: Cell::load(k, "joining")?,
-            module_objects: Tracked::load(k, "module_objects")?,
-            store: objects::ObjectStore::load(kv)?,
-        })
-    }
-
-    /// Writes every change since the last flush to the storage.
-    pub fn flush(&mut self) {
-        let kv = self.store.kv.as_mut();
-        self.nodes.flush(kv, "nodes");
-        self.tenants.flush(kv, "tenants");
-        self.tokens.flush(kv, "tokens");
-        self.vars.flush(kv, "vars");
-        self.join_token_sha256.flush(kv, "join_token_sha256");
-        self.modules.flush(kv, "modules");
-        self.workloads.flush(kv, "workloads");
-        self.instances.flush(kv, "instances");
-        self.draining.flush(kv, "draining");
-        self.quotas.flush(kv, "quotas");
-        self.marks.flush(kv, "marks");
-        self.joining.flush(kv, "joining");
-        self.module_objects.flush(kv, "module_objects");
-        self.store.flush();
-    }
-
-    /// Flushes, then makes everything written durable ([`Kv::commit`]).
-    pub fn commit(&mut self) -> Result<(), KvError> {
-        self.flush();
-        self.store.kv.commit()
-    }
-
-    /// About how many rows the state holds (what a snapshot writes).
-    pub fn size_rows(&self) -> u64 {
-        let c = *self.store.counts;
-        let small = self.nodes.len()
-            + self.tenants.len()
-            + self.tokens.len()
-            + self.workloads.len()
-            + self.instances.len()
-            + self.store.buckets.len()
-            + self.store.uploads.len();
-        c.versions + c.chunks * 2 + c.packs + small as u64
-    }
-
-    /// The storage, for what the state machine store keeps beside the state
-    /// (applied log id, membership) in the same transaction.
-    pub fn kv(&self) -> &dyn Kv {
-        self.store.kv.as_ref()
-    }
-
-    /// The storage, to write beside the state.
-    pub fn kv_mut(&mut self) -> &mut dyn Kv {
-        self.store.kv.as_mut()
-    }
-
-    /// Reads the small state again from the storage (after the storage was
-    /// replaced underneath, e.g. by installing a snapshot). Changes not
-    /// flushed are lost.
-    pub fn reload(&mut self) -> Result<(), KvError> {
-        let kv = std::mem::replace(&mut self.store.kv, Box::new(MemKv::default()));
-        *self = State::open(kv)?;
-        Ok(())
-    }
-
-    /// A copy in memory of every row stored (what was flushed).
-    #[cfg(any(test, feature = "testing"))]
-    pub fn fork_kv(&self) -> MemKv {
-        let mut mem = MemKv::default();
-        for t in Table::ALL {
-            self.kv().scan(t, std::ops::Bound::Unbounded, &mut |k, v| {
-                mem.put(t, k, v);
-                true
-            });
-        }
-        mem
-    }
-
-    /// An independent copy in memory (for tests: a replica's double).
-    #[cfg(any(test, feature = "testing"))]
-    pub fn fork(&self) -> State {
-        let mem = self.fork_kv();
-        State {
-            nodes: self.nodes.clone(),
-            tenants: self.tenants.clone(),
-            tokens: self.tokens.clone(),
-            vars: self.vars.clone(),
-            join_token_sha256: self.join_token_sha256.clone(),
-            modules: self.modules.clone(),
-            workloads: self.workloads.clone(),
-            instances: self.instances.clone(),
-            draining: self.draining.clone(),
-            quotas: self.quotas.clone(),
-            marks: self.marks.clone(),
-            joining: self.joining.clone(),
-            module_objects: self.module_objects.clone(),
-            store: self.store.fork(Box::new(mem)),
-        }
-    }
-
-    /// Every row of the state (flushed first): what replicas that applied
-    /// the same log agree on, byte for byte.
-    pub fn dump(&mut self) -> Vec<(Table, Vec<u8>, Vec<u8>)> {
-        self.flush();
-        kv::dump(self.kv())
     }
 }
 
