@@ -120,6 +120,9 @@ pub async fn put_module(
     if declared.is_some_and(|n| n > MAX_MODULE_BYTES) {
         return Err(module_too_large());
     }
+    if !st.store.has_storage() {
+        return put_inline_module(&st, &c, body).await;
+    }
     let head = Arc::new(Mutex::new(Head::default()));
     let seen = head.clone();
     let stream = body.into_data_stream().map(move |part| {
@@ -159,6 +162,39 @@ pub async fn put_module(
             size: stored.size as usize,
         }),
     ))
+}
+
+/// A cluster that lends compute but no disk keeps modules up to 16 MiB in
+/// the replicated state, as before modules were objects (the agent fetches
+/// them whole with `GetModule`); larger ones need storage nodes.
+async fn put_inline_module(
+    st: &AppState,
+    c: &Caller,
+    body: Body,
+) -> Result<(StatusCode, Json<ModuleRef>), ApiError> {
+    let bytes = axum::body::to_bytes(body, FULLY_CHECKED_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "this cluster has no storage node, so modules are kept in the replicated state, \
+                     up to {FULLY_CHECKED_BYTES} bytes (16 MiB); add a node lending disk to upload \
+                     larger ones (up to {MAX_MODULE_BYTES} bytes)"
+                ),
+            )
+        })?;
+    validate_module(&bytes)?;
+    let hash = stratus_state::workloads::module_hash(&bytes);
+    let size = bytes.len();
+    st.control
+        .write(stratus_state::Command::PutTenantModule {
+            tenant: c.tenant.clone(),
+            bytes: bytes.to_vec(),
+            now_ms: stratus_control::now_ms(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(ModuleRef { hash, size })))
 }
 
 #[cfg(test)]

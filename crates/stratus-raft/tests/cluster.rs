@@ -120,6 +120,28 @@ async fn wait_applied(node: &TestNode, index: u64) {
         .expect("applied in time");
 }
 
+/// Snapshots the leader and purges its log up to `last`: a new node can
+/// then only catch up by snapshot.
+async fn snapshot_and_purge(leader: &TestNode, last: u64, wait: Option<Duration>) {
+    leader.raft.trigger().snapshot().await.expect("snapshot");
+    leader
+        .raft
+        .wait(wait)
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= last),
+            "snapshot built",
+        )
+        .await
+        .expect("snapshot built");
+    leader.raft.trigger().purge_log(last).await.expect("purge");
+    leader
+        .raft
+        .wait(WAIT)
+        .metrics(|m| m.purged.is_some_and(|p| p.index >= last), "purged")
+        .await
+        .expect("purged");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_replicate_and_a_learner_catches_up_by_snapshot() {
     let nodes = vec![start_node().await, start_node().await, start_node().await];
@@ -138,23 +160,7 @@ async fn three_nodes_replicate_and_a_learner_catches_up_by_snapshot() {
 
     // Snapshot and purge everything on the leader: a new node can only
     // catch up by snapshot.
-    leader.raft.trigger().snapshot().await.expect("snapshot");
-    leader
-        .raft
-        .wait(WAIT)
-        .metrics(
-            |m| m.snapshot.is_some_and(|s| s.index >= last),
-            "snapshot built",
-        )
-        .await
-        .expect("snapshot built");
-    leader.raft.trigger().purge_log(last).await.expect("purge");
-    leader
-        .raft
-        .wait(WAIT)
-        .metrics(|m| m.purged.is_some_and(|p| p.index >= last), "purged")
-        .await
-        .expect("purged");
+    snapshot_and_purge(leader, last, WAIT).await;
 
     let learner = start_node().await;
     leader
@@ -299,23 +305,7 @@ async fn a_replica_added_after_100k_objects_catches_up_by_streamed_snapshot() {
         ))
         .await;
     }
-    leader.raft.trigger().snapshot().await.expect("snapshot");
-    leader
-        .raft
-        .wait(Some(Duration::from_secs(120)))
-        .metrics(
-            |m| m.snapshot.is_some_and(|s| s.index >= last),
-            "snapshot built",
-        )
-        .await
-        .expect("snapshot built");
-    leader.raft.trigger().purge_log(last).await.expect("purge");
-    leader
-        .raft
-        .wait(WAIT)
-        .metrics(|m| m.purged.is_some_and(|p| p.index >= last), "purged")
-        .await
-        .expect("purged");
+    snapshot_and_purge(leader, last, Some(Duration::from_secs(120))).await;
 
     let learner = start_node().await;
     leader

@@ -27,6 +27,24 @@ fn entry(index: u64, cmd: Command) -> Entry<TypeConfig> {
     }
 }
 
+/// The entries, from index 1, that create bucket `bkt` holding `objects`
+/// objects (in packs of up to 1000).
+fn fresh_bucket(objects: u64) -> Vec<Entry<TypeConfig>> {
+    let mut cmds = synth::setup("t", "bkt");
+    for from in (0..objects).step_by(1000) {
+        cmds.extend(synth::small_objects(
+            "t",
+            "bkt",
+            from,
+            1000.min(objects - from),
+        ));
+    }
+    cmds.into_iter()
+        .enumerate()
+        .map(|(i, c)| entry(i as u64 + 1, c))
+        .collect()
+}
+
 /// What openraft does at start: apply the log after the applied id.
 async fn recover(log: &mut LogStore, sm: &mut StateMachineStore) -> u64 {
     let applied = sm
@@ -145,16 +163,7 @@ async fn kill_9_during_a_snapshot_install_leaves_the_state_whole() {
     let big = 20_000;
     {
         let (_log, mut sm) = store::open(&src).await.expect("open");
-        let mut cmds = synth::setup("t", "bkt");
-        for b in 0..big / 1000 {
-            cmds.extend(synth::small_objects("t", "bkt", b * 1000, 1000));
-        }
-        let entries: Vec<_> = cmds
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| entry(i as u64 + 1, c))
-            .collect();
-        sm.apply(entries).await.expect("apply");
+        sm.apply(fresh_bucket(big)).await.expect("apply");
         let mut snap = sm
             .get_snapshot_builder()
             .await
@@ -176,14 +185,7 @@ async fn kill_9_during_a_snapshot_install_leaves_the_state_whole() {
         let target = root.path().join(format!("target-{round}"));
         {
             let (_log, mut sm) = store::open(&target).await.expect("open");
-            let mut cmds = synth::setup("t", "bkt");
-            cmds.extend(synth::small_objects("t", "bkt", 0, 300));
-            let entries: Vec<_> = cmds
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| entry(i as u64 + 1, c))
-                .collect();
-            sm.apply(entries).await.expect("apply");
+            sm.apply(fresh_bucket(300)).await.expect("apply");
         }
         let mut child = spawn("install", &target);
         watch(&mut child, |l| l.ends_with("installing"));
@@ -230,11 +232,7 @@ fn crash_child() {
             "apply" => {
                 let mut last = recover(&mut log, &mut sm).await;
                 if last == 0 {
-                    let entries: Vec<_> = synth::setup("t", "bkt")
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, c)| entry(i as u64 + 1, c))
-                        .collect();
+                    let entries = fresh_bucket(0);
                     last = entries.len() as u64;
                     log.blocking_append(entries.clone()).await.expect("append");
                     sm.apply(entries).await.expect("apply");

@@ -380,6 +380,11 @@ impl Store {
             .collect()
     }
 
+    /// Whether any storage node can take pieces now.
+    pub fn has_storage(&self) -> bool {
+        self.read(|s| !Self::targets(s).is_empty())
+    }
+
     /// The number of ready storage nodes of each placement owner (each
     /// operator's node on its own).
     pub(crate) fn nodes_per_owner(state: &State) -> Vec<usize> {

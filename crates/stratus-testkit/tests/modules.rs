@@ -189,3 +189,62 @@ async fn a_module_over_the_limit_is_refused() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// A cluster whose nodes lend compute but no disk still runs modules: up to
+/// 16 MiB they are kept in the replicated state (as before they were
+/// objects); a larger one is refused with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_without_storage_keeps_small_modules_in_the_state() -> Result<()> {
+    let mut opts = Options::new(1, 1);
+    opts.storage_capacity = 0;
+    let cluster = Cluster::start(opts).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 1).await?;
+    let c = cluster.control(0)?;
+    let upload = |body: Vec<u8>| {
+        let url = format!("{}/v1/modules", cluster.api_url(0).unwrap_or_default());
+        let token = cluster.admin_token.clone();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/wasm")
+                .body(body)
+                .send()
+                .await
+        }
+    };
+    let resp = upload(HELLO.to_vec()).await?;
+    assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
+    let v: serde_json::Value = resp.json().await?;
+    let hash = v["hash"].as_str().unwrap_or_default().to_string();
+    assert!(
+        c.state().read(|s| s.modules.contains_key(&hash)),
+        "kept inline"
+    );
+    let id = stratus_testkit::deploy(
+        &c,
+        "version: 1\nname: small\nkind: task\nwasm: { module: hello.wasm }\nargs: [\"compute-only\"]\n",
+        hash,
+    )
+    .await?;
+    let inst = wait_until("the task to complete", WAIT, || async {
+        instances(&c, &id)
+            .into_iter()
+            .find(|i| i.state == InstanceState::Completed)
+    })
+    .await?;
+    let out = wait_until("its output", WAIT, || async {
+        let (_, out) = c.read_logs(&inst.id, 0).await.ok()?;
+        (!out.is_empty()).then_some(out)
+    })
+    .await?;
+    assert_eq!(String::from_utf8_lossy(&out), "Hello, compute-only!\n");
+
+    let big = stratus_testkit::wasm_padding::padded_module(HELLO, 17 << 20);
+    let resp = upload(big).await?;
+    assert_eq!(resp.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+    let text = resp.text().await?;
+    assert!(text.contains("no storage node"), "{text}");
+    cluster.shutdown().await;
+    Ok(())
+}
