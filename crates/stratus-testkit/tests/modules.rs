@@ -28,6 +28,25 @@ fn code_of(r: &Response) -> Option<ErrorCode> {
     }
 }
 
+/// Waits for the task `id` to complete; returns its instance and output.
+async fn completed_output(
+    c: &stratus_control::Control,
+    id: &str,
+) -> Result<(stratus_state::Instance, Vec<u8>)> {
+    let inst = wait_until("the task to complete", WAIT, || async {
+        instances(c, id)
+            .into_iter()
+            .find(|i| i.state == InstanceState::Completed)
+    })
+    .await?;
+    let out = wait_until("its output", WAIT, || async {
+        let (_, out) = c.read_logs(&inst.id, 0).await.ok()?;
+        (!out.is_empty()).then_some(out)
+    })
+    .await?;
+    Ok((inst, out))
+}
+
 /// A 3 MiB module uploaded through the API runs; the state holds a
 /// reference, not the bytes; its chunks go only to the node running it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -77,17 +96,7 @@ async fn a_module_is_an_object_read_only_by_the_node_running_it() -> Result<()> 
         hash.clone(),
     )
     .await?;
-    let inst = wait_until("the task to complete", WAIT, || async {
-        instances(&c, &id)
-            .into_iter()
-            .find(|i| i.state == InstanceState::Completed)
-    })
-    .await?;
-    let out = wait_until("its output", WAIT, || async {
-        let (_, out) = c.read_logs(&inst.id, 0).await.ok()?;
-        (!out.is_empty()).then_some(out)
-    })
-    .await?;
+    let (inst, out) = completed_output(&c, &id).await?;
     assert_eq!(String::from_utf8_lossy(&out), "Hello, object!\n");
     let runner = (0..2)
         .find(|j| cluster.agent_id(*j).is_ok_and(|a| a == inst.node))
@@ -227,17 +236,7 @@ async fn a_cluster_without_storage_keeps_small_modules_in_the_state() -> Result<
         hash,
     )
     .await?;
-    let inst = wait_until("the task to complete", WAIT, || async {
-        instances(&c, &id)
-            .into_iter()
-            .find(|i| i.state == InstanceState::Completed)
-    })
-    .await?;
-    let out = wait_until("its output", WAIT, || async {
-        let (_, out) = c.read_logs(&inst.id, 0).await.ok()?;
-        (!out.is_empty()).then_some(out)
-    })
-    .await?;
+    let (_, out) = completed_output(&c, &id).await?;
     assert_eq!(String::from_utf8_lossy(&out), "Hello, compute-only!\n");
 
     let big = stratus_testkit::wasm_padding::padded_module(HELLO, 17 << 20);
