@@ -369,7 +369,8 @@ pub struct State {
 
 impl Default for State {
     fn default() -> Self {
-        Self::open(Box::new(MemKv::default())).unwrap_or_else(|_| unreachable!("empty"))
+        Self::open(Box::new(MemKv::default()))
+            .unwrap_or_else(|_| unreachable!("an empty MemKv has no row to misread"))
     }
 }
 
