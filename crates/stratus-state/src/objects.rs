@@ -604,28 +604,29 @@ impl ObjectStore {
             entries.push(e);
         }
         // A manifest may name a chunk twice: count each reference.
-        let mut bumped: BTreeMap<ChunkId, ChunkEntry> = BTreeMap::new();
+        let mut bumped: BTreeMap<ChunkId, (u64, ChunkEntry)> = BTreeMap::new();
         for (c, e) in data.chunks.iter().zip(entries) {
-            bumped.entry(c.id).or_insert(e).refs += 1;
+            bumped.entry(c.id).or_insert((e.refs, e)).1.refs += 1;
         }
-        for (id, e) in bumped {
-            self.set_chunk(&id, &e);
+        for (id, (old, e)) in bumped {
+            self.update_chunk(&id, old, &e);
         }
         Ok(())
     }
 
     pub(crate) fn drop_refs(&mut self, data: &ObjectData) {
-        let mut dropped: BTreeMap<ChunkId, ChunkEntry> = BTreeMap::new();
+        let mut dropped: BTreeMap<ChunkId, (u64, ChunkEntry)> = BTreeMap::new();
         for c in &data.chunks {
-            if let Some(e) = dropped.get_mut(&c.id) {
+            if let Some((_, e)) = dropped.get_mut(&c.id) {
                 e.refs = e.refs.saturating_sub(1);
             } else if let Some(mut e) = self.chunk(&c.id) {
+                let old = e.refs;
                 e.refs = e.refs.saturating_sub(1);
-                dropped.insert(c.id, e);
+                dropped.insert(c.id, (old, e));
             }
         }
-        for (id, e) in dropped {
-            self.set_chunk(&id, &e);
+        for (id, (old, e)) in dropped {
+            self.update_chunk(&id, old, &e);
         }
     }
 

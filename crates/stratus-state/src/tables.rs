@@ -305,6 +305,17 @@ impl ObjectStore {
         }
     }
 
+    /// Rewrites the entry of an indexed chunk whose reference count was
+    /// `old_refs` (the garbage index changes only when it crosses zero).
+    pub(crate) fn update_chunk(&mut self, id: &ChunkId, old_refs: u64, e: &ChunkEntry) {
+        self.kv.put(Table::Chunks, &id.0, &encode(e));
+        match (old_refs == 0, e.refs == 0) {
+            (true, false) => self.kv.delete(Table::ZeroRefs, &id.0),
+            (false, true) => self.kv.put(Table::ZeroRefs, &id.0, &[]),
+            _ => {}
+        }
+    }
+
     /// Forgets the chunk `id`.
     pub(crate) fn remove_chunk(&mut self, id: &ChunkId) -> Option<ChunkEntry> {
         let e = self.chunk(id)?;
