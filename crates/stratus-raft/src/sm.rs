@@ -120,6 +120,7 @@ pub(crate) fn open_state<C: StoreConfig>(
         let table = txn.open_table(SNAPSHOT)?;
         table.get(KEY_SNAPSHOT_DATA)?.map(|d| d.value().to_vec())
     };
+    let migrated = legacy.is_some();
     let mut data = match legacy {
         Some(bytes) => {
             type Old<C> = (
@@ -147,7 +148,7 @@ pub(crate) fn open_state<C: StoreConfig>(
     };
     data.state.kv_mut().durable_next();
     data.commit()?;
-    if legacy_present(raft_db)? {
+    if migrated {
         // The old snapshot's data is now in the tables: replace it by a
         // snapshot of the new format of the same state (the log before it
         // is purged), then drop the old data.
@@ -167,13 +168,6 @@ pub(crate) fn open_state<C: StoreConfig>(
         );
     }
     Ok(data)
-}
-
-fn legacy_present(raft_db: &Database) -> Result<bool, StoreError> {
-    let txn = raft_db.begin_read()?;
-    let table = txn.open_table(SNAPSHOT)?;
-    let present = table.get(KEY_SNAPSHOT_DATA)?.is_some();
-    Ok(present)
 }
 
 /// The Stratus state machine: [`State`] in `state.redb`, snapshots in files.
