@@ -22,7 +22,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use stratus_types::{ErrorCode, NodeId, NodeInfo, NodeRecord, NodeStatus, TenantName};
+use stratus_types::{
+    ErrorCode, NodeId, NodeInfo, NodeRecord, NodeStatus, TenantName, ADMIN_TENANT,
+};
 use utoipa::ToSchema;
 
 use crate::sealing::Sealed;
@@ -119,6 +121,53 @@ impl State {
     /// Applies a joining command (see the module docs).
     pub(crate) fn apply_nodes(&mut self, cmd: &Command) -> Result<Option<u64>, ApplyError> {
         match cmd {
+            Command::RegisterNode { info, now_ms } => {
+                // Kept to replay old logs: new nodes join with `JoinNode`.
+                self.not_banned(&info.id)?;
+                self.nodes.entry(info.id).or_insert_with(|| NodeRecord {
+                    info: info.clone(),
+                    status: NodeStatus::Ready,
+                    registered_ms: *now_ms,
+                    status_changed_ms: *now_ms,
+                    owner: ADMIN_TENANT.into(),
+                    banned: false,
+                });
+                self.refresh_node(info, *now_ms);
+                Ok(None)
+            }
+            Command::SetNodeStatus { id, status, now_ms } => {
+                if *status == NodeStatus::Ready {
+                    self.not_banned(id)?;
+                }
+                let rec = self.nodes.get_mut(id).ok_or_else(|| {
+                    ApplyError::new(ErrorCode::NotFound, format!("node {id} is not registered"))
+                })?;
+                if rec.status != *status {
+                    rec.status = *status;
+                    rec.status_changed_ms = *now_ms;
+                }
+                Ok(None)
+            }
+            Command::RemoveNode { id } => {
+                self.nodes.remove(id).ok_or_else(|| {
+                    ApplyError::new(ErrorCode::NotFound, format!("node {id} is not registered"))
+                })?;
+                Ok(None)
+            }
+            Command::SetDrain { node, drain } => {
+                if !self.nodes.contains_key(node) {
+                    return Err(ApplyError::new(
+                        ErrorCode::NotFound,
+                        format!("node {node} is not registered"),
+                    ));
+                }
+                if *drain {
+                    self.draining.insert(*node);
+                } else {
+                    self.draining.remove(node);
+                }
+                Ok(None)
+            }
             Command::SetClusterKey { seed } => {
                 if self.joining.cluster_seed.is_some() {
                     return Err(ApplyError::new(

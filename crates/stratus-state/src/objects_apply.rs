@@ -12,6 +12,30 @@ use crate::{ApplyError, State};
 
 impl State {
     pub(crate) fn apply_store(&mut self, cmd: &StoreCommand) -> Result<StoreResult, ApplyError> {
+        match cmd {
+            StoreCommand::SetSecret { .. }
+            | StoreCommand::CreateBucket { .. }
+            | StoreCommand::DeleteBucket { .. }
+            | StoreCommand::SetVersioning { .. }
+            | StoreCommand::CreateAccessKey { .. }
+            | StoreCommand::DeleteAccessKey { .. } => self.apply_keys(cmd),
+            StoreCommand::CommitPack { .. }
+            | StoreCommand::PutObject { .. }
+            | StoreCommand::DeleteObject { .. } => self.apply_objects(cmd),
+            StoreCommand::MovePieces { .. }
+            | StoreCommand::MarkBad { .. }
+            | StoreCommand::CollectGarbage { .. }
+            | StoreCommand::PiecesDeleted { .. }
+            | StoreCommand::RecordScrub { .. } => self.apply_upkeep(cmd),
+            StoreCommand::CreateUpload { .. }
+            | StoreCommand::PutPart { .. }
+            | StoreCommand::CompleteUpload { .. }
+            | StoreCommand::AbortUpload { .. } => self.apply_uploads(cmd),
+        }
+    }
+
+    /// Applies the commands for the storage secret, buckets and access keys.
+    fn apply_keys(&mut self, cmd: &StoreCommand) -> Result<StoreResult, ApplyError> {
         let tenant_exists = |s: &State, t: &str| s.tenants.contains_key(t);
         let st = &mut self.store;
         match cmd {
@@ -99,6 +123,67 @@ impl State {
                 }
                 Ok(StoreResult::None)
             }
+            StoreCommand::CreateAccessKey {
+                access_key,
+                secret,
+                tenant,
+                created_ms,
+            } => {
+                let ok_id = !access_key.is_empty()
+                    && access_key.len() <= MAX_ACCESS_KEY_LEN
+                    && access_key.bytes().all(|b| b.is_ascii_alphanumeric());
+                if !ok_id || crate::sealing::check_len(secret, 16, 256).is_err() {
+                    return Err(err(
+                        ErrorCode::BadRequest,
+                        "an access key id is 1-128 ASCII letters and digits; a secret 16-256 bytes",
+                    ));
+                }
+                if !tenant_exists(self, tenant) {
+                    return Err(err(
+                        ErrorCode::NotFound,
+                        format!("tenant {tenant:?} does not exist"),
+                    ));
+                }
+                let st = &mut self.store;
+                if st.access_keys.contains_key(access_key) {
+                    return Err(err(
+                        ErrorCode::Conflict,
+                        format!("access key {access_key:?} already exists"),
+                    ));
+                }
+                st.access_keys.insert(
+                    access_key.clone(),
+                    AccessKey {
+                        secret: secret.clone(),
+                        tenant: tenant.clone(),
+                        created_ms: *created_ms,
+                    },
+                );
+                Ok(StoreResult::Id(access_key.clone()))
+            }
+            StoreCommand::DeleteAccessKey { access_key, tenant } => {
+                match st.access_keys.get(access_key) {
+                    Some(k) if tenant.as_ref().is_none_or(|t| *t == k.tenant) => {
+                        st.access_keys.remove(access_key);
+                        Ok(StoreResult::None)
+                    }
+                    _ => Err(err(
+                        ErrorCode::NotFound,
+                        format!("access key {access_key:?} does not exist"),
+                    )),
+                }
+            }
+            _ => Err(err(
+                ErrorCode::Internal,
+                "command routed to the wrong family",
+            )),
+        }
+    }
+
+    /// Applies the commands for packs, object puts and deletes.
+    fn apply_objects(&mut self, cmd: &StoreCommand) -> Result<StoreResult, ApplyError> {
+        let st = &mut self.store;
+        match cmd {
             StoreCommand::CommitPack {
                 profile,
                 data_len,
@@ -240,6 +325,17 @@ impl State {
                     }
                 }
             }
+            _ => Err(err(
+                ErrorCode::Internal,
+                "command routed to the wrong family",
+            )),
+        }
+    }
+
+    /// Applies the commands for piece moves, bad pieces, garbage collection and scrub records.
+    fn apply_upkeep(&mut self, cmd: &StoreCommand) -> Result<StoreResult, ApplyError> {
+        let st = &mut self.store;
+        match cmd {
             StoreCommand::MovePieces { moves } => {
                 for mv in moves {
                     let Some(mut pack) = st.pack(mv.pack) else {
@@ -347,6 +443,17 @@ impl State {
                 r.at_ms = *now_ms;
                 Ok(StoreResult::None)
             }
+            _ => Err(err(
+                ErrorCode::Internal,
+                "command routed to the wrong family",
+            )),
+        }
+    }
+
+    /// Applies the commands for multipart uploads.
+    fn apply_uploads(&mut self, cmd: &StoreCommand) -> Result<StoreResult, ApplyError> {
+        let st = &mut self.store;
+        match cmd {
             StoreCommand::CreateUpload { upload } => {
                 st.bucket_of(&upload.tenant, &upload.bucket)?;
                 validate_key(&upload.key).map_err(|m| err(ErrorCode::BadRequest, m))?;
@@ -459,56 +566,10 @@ impl State {
                 st.remove_upload(upload);
                 Ok(StoreResult::None)
             }
-            StoreCommand::CreateAccessKey {
-                access_key,
-                secret,
-                tenant,
-                created_ms,
-            } => {
-                let ok_id = !access_key.is_empty()
-                    && access_key.len() <= MAX_ACCESS_KEY_LEN
-                    && access_key.bytes().all(|b| b.is_ascii_alphanumeric());
-                if !ok_id || crate::sealing::check_len(secret, 16, 256).is_err() {
-                    return Err(err(
-                        ErrorCode::BadRequest,
-                        "an access key id is 1-128 ASCII letters and digits; a secret 16-256 bytes",
-                    ));
-                }
-                if !tenant_exists(self, tenant) {
-                    return Err(err(
-                        ErrorCode::NotFound,
-                        format!("tenant {tenant:?} does not exist"),
-                    ));
-                }
-                let st = &mut self.store;
-                if st.access_keys.contains_key(access_key) {
-                    return Err(err(
-                        ErrorCode::Conflict,
-                        format!("access key {access_key:?} already exists"),
-                    ));
-                }
-                st.access_keys.insert(
-                    access_key.clone(),
-                    AccessKey {
-                        secret: secret.clone(),
-                        tenant: tenant.clone(),
-                        created_ms: *created_ms,
-                    },
-                );
-                Ok(StoreResult::Id(access_key.clone()))
-            }
-            StoreCommand::DeleteAccessKey { access_key, tenant } => {
-                match st.access_keys.get(access_key) {
-                    Some(k) if tenant.as_ref().is_none_or(|t| *t == k.tenant) => {
-                        st.access_keys.remove(access_key);
-                        Ok(StoreResult::None)
-                    }
-                    _ => Err(err(
-                        ErrorCode::NotFound,
-                        format!("access key {access_key:?} does not exist"),
-                    )),
-                }
-            }
+            _ => Err(err(
+                ErrorCode::Internal,
+                "command routed to the wrong family",
+            )),
         }
     }
 }
