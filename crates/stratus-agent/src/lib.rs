@@ -1,4 +1,23 @@
-//! Stratus L4: the agent that runs on every lending machine.
+//! The agent that runs on every lending machine.
+//!
+//! **Owns** what happens on the machine: measuring and registering what it
+//! lends, heartbeats and failover between replicas; running the instances
+//! assigned to it (`runner`: WASM through `stratus-runtime`, containers
+//! through `stratus-container` on an image mounted lazily with
+//! `stratus-mount`); **restarts**: a crashed instance is restarted here, on
+//! the same node, by its `restart` policy (delay, backoff, attempts);
+//! handing each instance its limits (memory `resources.memory_mb`, 64 MiB by
+//! default in the spec; a task's wall time, 1 hour by default; disk
+//! `resources.disk_mb`, [`taskio::DEFAULT_DISK_MB`] MiB by default, for a
+//! container's writable layer, volumes, `/input` and `/output`, measured
+//! every second); volumes, `exec`, and edge autonomy (assignments kept on
+//! disk, run while no replica answers).
+//!
+//! **Does not own** where instances run or replacing lost ones (the control
+//! plane's reconciler), declaring the node lost (the leader's failure
+//! detector), the sandboxes themselves (`stratus-runtime`,
+//! `stratus-container`), or the pieces a storage node keeps (the piece
+//! service of `stratus-store` on `stratus-pieces`).
 //!
 //! The agent only ever *dials out*: it connects over QUIC to one of the
 //! control replicas it knows, has it prove that it belongs to the cluster its

@@ -1,4 +1,9 @@
-//! Stratus L4: the HTTP/JSON API.
+//! The HTTP/JSON API.
+//!
+//! **Owns** the HTTP/JSON door: routes, authentication of bearer tokens,
+//! scopes, the OpenAPI document, and the JSON error body with its stable
+//! code. **Does not own** what a request does (the control plane and the
+//! object store), or the connection limits (`stratus-http`).
 //!
 //! Everything lives under `/v1`; the OpenAPI document is served at
 //! `/v1/openapi.json` and checked into the repository (`docs/openapi.json`).

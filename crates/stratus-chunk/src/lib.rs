@@ -1,4 +1,8 @@
-//! Stratus L1: the pure data path.
+//! The pure data path.
+//!
+//! **Owns** the bytes-to-pieces transforms (chunking, ids, compression,
+//! sealing, packs, erasure coding) and key wrapping. **Does not own**
+//! metadata, placement or any IO (`stratus-store`).
 //!
 //! No IO, no async, no clocks (except in [`mod@bench`], the benchmark harness).
 //! Everything a storage gateway needs to turn object bytes into

@@ -1,4 +1,4 @@
-//! Stratus L6: the `stratus` binary.
+//! The `stratus` binary.
 //!
 //! Long-running commands (`dev`, `server`, `node`) start node roles through
 //! `stratus-node` and stop them in order on SIGINT/SIGTERM. Every other

@@ -1,4 +1,9 @@
-//! Stratus L3: the OCI container executor.
+//! The OCI container executor.
+//!
+//! **Owns** running one container process tree in a prepared rootfs: the
+//! namespaces, cgroup limits (memory, CPU, pids), seccomp, capabilities and
+//! published-port proxy. **Does not own** fetching or mounting the image
+//! (`stratus-agent`, `stratus-mount`) or restart policy (the agent).
 //!
 //! A lending node runs container workloads without a Docker daemon: the image
 //! is already unpacked into a writable **rootfs directory** (the image crate

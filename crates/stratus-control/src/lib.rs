@@ -1,4 +1,20 @@
-//! Stratus L4: one control-plane replica.
+//! One control-plane replica.
+//!
+//! **Owns** a replica's running control plane: the Raft node, group commit
+//! (`proposer`), write forwarding, the reconciler (workloads → instances:
+//! it **replaces** instances that failed or were lost, within their
+//! `restart.attempts`; it never restarts a process), the failure detector
+//! (**a node is lost** after [`ControlConfig::node_lost_after`] without a
+//! heartbeat: 10 s by default, `--node-lost-after-ms` on `stratus server`,
+//! `--node-lost-after` on `stratus dev`), the agent registry, membership
+//! changes, bootstrap secrets, who may send which node-to-node request
+//! ([`authz`]), the cluster key-encryption key ([`kek`]), when to snapshot
+//! ([`snapshots`]) and instances' output buffers ([`logs`]).
+//!
+//! **Does not own** the rules of the state (`stratus-state`), its storage
+//! (`stratus-raft`), the HTTP API (`stratus-api`), the object store's data
+//! path (`stratus-store`), or restarting a crashed instance (the agent does,
+//! on its node).
 //!
 //! A [`Control`] owns an openraft node whose log and state live in the
 //! replica's data directory (see `stratus-raft`), serves the node-to-node

@@ -1,5 +1,10 @@
-//! Stratus L1: **flists**, the metadata of a container image's file tree,
+//! **Flists**, the metadata of a container image's file tree,
 //! and the import of OCI / Docker images into them.
+//!
+//! **Owns** the flist format, its validation, and importing OCI/Docker
+//! archives into it with their bounds. **Does not own** storing the chunks
+//! (`stratus-store`), pulling from registries (`stratus-registry`) or
+//! mounting (`stratus-mount`).
 //!
 //! An [`Flist`] describes every directory, file, symlink and device of an
 //! image after its layers are applied, with owners, modes, times and xattrs;

@@ -1,4 +1,8 @@
-//! Stratus L1: the HTTP server loop the API and the S3 gateway share.
+//! The HTTP server loop the API and the S3 gateway share.
+//!
+//! **Owns** the connection-level limits both HTTP doors share. **Does not
+//! own** routing, authentication or per-route body sizes (`stratus-api`,
+//! `stratus-s3`).
 //!
 //! Both doors face the Internet, so what a client can make a replica hold
 //! is bounded here, once, for both ([`Limits`]):

@@ -1,5 +1,10 @@
-//! Stratus L2: the **lazy FUSE mount of an flist**, and the overlayfs upper
+//! The **lazy FUSE mount of an flist**, and the overlayfs upper
 //! layer a container writes to.
+//!
+//! **Owns** serving an flist through FUSE with verified lazy chunks, the
+//! node's chunk cache, and the overlay upper layer. **Does not own** where
+//! chunks come from (a [`ChunkSource`] the agent provides) or the disk limit
+//! of the upper layer (the agent measures it).
 //!
 //! A lending node that runs a container image does not download the image.
 //! It mounts the image's [`Flist`] read-only with [`mount`]: the whole tree

@@ -1,4 +1,8 @@
-//! Stratus L1: the authenticated QUIC transport between nodes.
+//! The authenticated QUIC transport between nodes.
+//!
+//! **Owns** node identity, mutual-TLS QUIC connections pinned to node keys,
+//! framing and request/response calls. **Does not own** what may be sent
+//! (`stratus-control`'s `authz`) or the messages (`stratus-proto`).
 //!
 //! # Identity
 //!

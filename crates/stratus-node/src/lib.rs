@@ -1,5 +1,12 @@
-//! Stratus L5: a node process — the only place where roles and backends are
-//! chosen.
+//! A node process: the only place where roles and backends are chosen.
+//!
+//! **Owns** which roles run and on what (identity, QUIC endpoint, control
+//! replica, HTTP API, S3 gateway, agent, storage piece service), the order
+//! they start and stop in, the config file format ([`config`]) and the
+//! `stratus dev` local cloud ([`dev`]).
+//!
+//! **Does not own** what any role does (each is its own crate), or flag
+//! parsing and its defaults (`stratus-cli`).
 //!
 //! [`start`] brings up, in order: the node identity (its ed25519 key), the
 //! QUIC endpoint, the control replica (if the `control` role is on), the HTTP

@@ -1,4 +1,9 @@
-//! Stratus L2: the local piece store of a storage node.
+//! The local piece store of a storage node.
+//!
+//! **Owns** a storage node's pieces on its own disk: durable writes,
+//! verification on read, quarantine, scrub, capacity. **Does not own**
+//! which pieces it should hold (the replicas' metadata) or the network
+//! service (`stratus-store`'s piece service).
 //!
 //! A storage node is an untrusted lender's machine. It keeps erasure-coded,
 //! encrypted *pieces* of objects on its disk. Pieces are content addressed:

@@ -1,4 +1,8 @@
-//! Stratus L1: the messages nodes exchange over the QUIC transport.
+//! The messages nodes exchange over the QUIC transport.
+//!
+//! **Owns** the node-to-node message set and its wire compatibility.
+//! **Does not own** who may send which message (`stratus-control`'s
+//! `authz`) or the transport (`stratus-net`).
 //!
 //! One request/response pair per QUIC stream. Every request is a [`Request`],
 //! every answer a [`Response`]; both are encoded with bincode inside the

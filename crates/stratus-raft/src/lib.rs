@@ -1,4 +1,9 @@
-//! Stratus L2: the Raft plumbing of the control plane.
+//! The Raft plumbing of the control plane.
+//!
+//! **Owns** the durability of the control plane: the Raft log, the state
+//! machine's database, snapshots on disk and on the wire, and the Raft
+//! timing defaults. **Does not own** the state's rules (`stratus-state`) or
+//! when to snapshot (`stratus-control`'s `snapshots`).
 //!
 //! - [`store`]: durable openraft storage on redb (log, vote, commit pointer)
 //!   and, in `sm`, the state machine around [`stratus_state::State`]

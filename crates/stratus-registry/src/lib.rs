@@ -1,5 +1,8 @@
 //! Pulling container images from OCI registries into an OCI image layout.
 //!
+//! **Owns** talking to OCI registries and leaving a verified image layout.
+//! **Does not own** unpacking or importing layers (`stratus-flist`).
+//!
 //! `stratus image pull REF` calls [`pull`]: it resolves the reference on the
 //! registry, picks the manifest for the wanted platform from an image index
 //! (manifest list), downloads the config and layer blobs, and leaves a

@@ -1,4 +1,9 @@
-//! Stratus L2: the executor boundary and the sandboxed WASM backend.
+//! The executor boundary and the sandboxed WASM backend.
+//!
+//! **Owns** the [`Executor`] boundary and the WASM sandbox with its limits
+//! (memory, CPU by epochs, wall clock, preopens). **Does not own** the
+//! container backend (`stratus-container`), fetching modules or restart
+//! policy (`stratus-agent`).
 //!
 //! An agent hands a [`TaskSpec`] to an [`Executor`] and gets back an [`Exit`];
 //! the guest's stdout and stderr arrive on an mpsc channel *while it runs*

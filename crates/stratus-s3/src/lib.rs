@@ -1,4 +1,9 @@
-//! Stratus L3: the S3-compatible gateway.
+//! The S3-compatible gateway.
+//!
+//! **Owns** the S3 protocol door: SigV4, addressing, the S3 error codes and
+//! the mapping onto the [`Backend`] trait. **Does not own** the object
+//! store (`stratus-store` behind [`Backend`]) or connection limits
+//! (`stratus-http`).
 //!
 //! The gateway speaks the S3 protocol (through [`s3s`] 0.14, served by hyper)
 //! over an abstract object store, the [`Backend`] trait. The real backend is

@@ -1,4 +1,8 @@
-//! Stratus L1: the workload scheduler.
+//! The workload scheduler.
+//!
+//! **Owns** placement decisions for instances and pieces, as pure code.
+//! **Does not own** when to place (the control plane's reconciler and the
+//! store's repair) or the state it reads (passed in).
 //!
 //! Pure code: no IO, no async, no clock (except in [`sim`], the benchmark
 //! harness). Given the same [`Cluster`] history and the same [`Request`], it

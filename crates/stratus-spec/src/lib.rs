@@ -1,4 +1,7 @@
-//! Stratus L0: the workload spec.
+//! The workload spec.
+//!
+//! **Owns** the workload spec's format, defaults and validation.
+//! **Does not own** enforcing it (the agent, the sandboxes, the scheduler).
 //!
 //! A workload is declared in a versioned file (YAML, or TOML) and validated
 //! before anything is scheduled; every error names the field it is about

@@ -1,4 +1,19 @@
-//! Stratus L1: the replicated state of the control plane.
+//! The replicated state of the control plane.
+//!
+//! **Owns** what the cluster agrees on and the rules for changing it: every
+//! [`Command`] and [`State::apply`] (pure, deterministic, no IO, no clock),
+//! over nodes with their owners and bans, tenants, tokens, variables,
+//! per-tenant [`quotas`] (checked before every command), [`retention`],
+//! workloads and instances (their records and event history), the object
+//! store's metadata ([`objects`]: buckets, versions, chunks, packs, uploads,
+//! access keys), storage [`marks`], sealed secrets, and the [`kv::Kv`]
+//! trait it applies through.
+//!
+//! **Does not own** the disk (`stratus-raft`'s `RedbKv` implements
+//! [`kv::Kv`]); deciding what to propose (the leader's reconciler and
+//! failure detector in `stratus-control`; repair and garbage collection in
+//! `stratus-store`); placement (`stratus-sched`); the time (each command
+//! carries the proposer's clock).
 //!
 //! [`State`] holds everything the control plane agrees on: nodes, tenants,
 //! API tokens and tenant variables (later: workloads, objects, the market).

@@ -1,4 +1,10 @@
-//! Stratus L3: the object store.
+//! The object store.
+//!
+//! **Owns** the object store's data path and upkeep on a replica: put, get,
+//! repair, scrub, audits, garbage collection, images as objects, and the
+//! storage node's piece service. **Does not own** the metadata's rules
+//! (`stratus-state`'s `objects`), the piece files on a lender's disk
+//! (`stratus-pieces`) or the protocols (`stratus-api`, `stratus-s3`).
 //!
 //! A [`Store`] runs on a control replica (the trusted gateway side). It turns
 //! a byte stream into a versioned object whose data lives, erasure coded and

@@ -1,4 +1,7 @@
-//! Stratus dev: an in-process cluster sandbox.
+//! An in-process cluster sandbox.
+//!
+//! **Owns** the in-process cluster used by integration tests. **Does not
+//! own** any product behaviour: nothing but dev-dependencies may use it.
 //!
 //! [`Cluster::start`] runs N control replicas and M agents inside the test
 //! process, each with its own identity, data directory (in a temporary

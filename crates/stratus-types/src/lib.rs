@@ -1,4 +1,7 @@
-//! Stratus L0: the vocabulary every other crate shares.
+//! The vocabulary every other crate shares.
+//!
+//! **Owns** the shared vocabulary and the stable error codes. **Does not
+//! own** any behaviour: no IO, no async, no rules.
 //!
 //! Identifiers ([`NodeId`]), what a lending machine reports about itself
 //! ([`NodeInfo`], [`Capacity`], [`Attributes`]), its lifecycle ([`NodeStatus`]),
