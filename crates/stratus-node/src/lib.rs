@@ -226,21 +226,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
             "no role enabled: a node needs the server role, the agent role, or both".into(),
         ));
     }
-    // Keys, tokens, Raft state and tenants' data: only this user may enter.
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&cfg.data_dir)
-            .and_then(|()| {
-                std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700))
-            })
-            .map_err(|source| NodeError::Io {
-                context: format!("creating data directory {}", cfg.data_dir.display()),
-                source,
-            })?;
-    }
+    create_private_dir(&cfg.data_dir)?;
     let identity = Identity::load_or_create(&cfg.data_dir)?;
     // Agents only dial out (NAT-friendly): any local port, no inbound handshakes.
     let in_use = |e: &stratus_net::NetError| matches!(e, stratus_net::NetError::Io(io) if io.kind() == std::io::ErrorKind::AddrInUse);
@@ -252,87 +238,14 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
     let node_id = endpoint.node_id();
     tracing::info!(node = %node_id, quic = %quic_addr, "node identity loaded");
 
-    let mut control = None;
-    let mut store = None;
     let storage_cancel = CancellationToken::new();
-    let mut api_addr = None;
-    let mut api_task = None;
-    let mut s3_addr = None;
-    let mut s3_task = None;
     let api_cancel = CancellationToken::new();
-    if let Some(s) = &cfg.server {
-        let advertise = s.advertise.clone().unwrap_or_else(|| quic_addr.to_string());
-        let c = Control::start(
-            ControlConfig {
-                data_dir: cfg.data_dir.join("control"),
-                cluster_name: cfg.cluster_name.clone(),
-                advertise_addr: advertise,
-                bootstrap: s.bootstrap,
-                heartbeat_interval: s.heartbeat_interval,
-                node_lost_after: s.node_lost_after,
-                snapshot_every: s.snapshot_every,
-                join: s.join.clone(),
-                min_free_bytes: s.min_free_bytes,
-            },
-            endpoint.clone(),
-        )
-        .await?;
-        let st = stratus_store::Store::new(
-            Arc::new(ControlMeta(c.clone())),
-            Arc::new(stratus_store::NetPieces::new(
-                stratus_net::Pool::new(endpoint.clone()),
-                s.store.call_timeout,
-            )),
-            s.store.clone(),
-        );
-        c.attach_images(Arc::new(StoreImages(st.clone())));
-        c.attach_volumes(Arc::new(StoreImages(st.clone())));
-        c.attach_task_io(Arc::new(StoreImages(st.clone())));
-        let leader = c.clone();
-        tokio::spawn(
-            st.clone()
-                .maintain(Arc::new(move || leader.is_leader()), storage_cancel.clone()),
-        );
-        store = Some(st.clone());
-        let listener = tokio::net::TcpListener::bind(s.api)
-            .await
-            .map_err(|source| NodeError::Io {
-                context: format!("binding the API on {}", s.api),
-                source,
-            })?;
-        api_addr = Some(listener.local_addr().map_err(|source| NodeError::Io {
-            context: "reading the API address".into(),
-            source,
-        })?);
-        if let Some(addr) = s.s3 {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| NodeError::Io {
-                    context: format!("binding the S3 gateway on {addr}"),
-                    source,
-                })?;
-            let bound = listener.local_addr().map_err(|source| NodeError::Io {
-                context: "reading the S3 gateway address".into(),
-                source,
-            })?;
-            tracing::info!(addr = %bound, "S3 gateway up");
-            s3_addr = Some(bound);
-            let cancel = api_cancel.clone();
-            s3_task = Some(tokio::spawn(stratus_s3::serve(
-                listener,
-                stratus_s3::store_gateway(st.clone()),
-                async move { cancel.cancelled().await },
-            )));
+    let server = match &cfg.server {
+        Some(s) => {
+            Some(start_server(&cfg, s, &endpoint, quic_addr, &storage_cancel, &api_cancel).await?)
         }
-        let cancel = api_cancel.clone();
-        api_task = Some(tokio::spawn(stratus_api::serve(
-            listener,
-            c.clone(),
-            st,
-            async move { cancel.cancelled().await },
-        )));
-        control = Some(c);
-    }
+        None => None,
+    };
 
     // The storage role: a piece store and its own endpoint.
     let mut storage = None;
@@ -384,6 +297,17 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
         storage_addr = Some(addr);
     }
 
+    let (control, store, api_addr, api_task, s3_addr, s3_task) = match server {
+        Some(s) => (
+            Some(s.control),
+            Some(s.store),
+            Some(s.api_addr),
+            Some(s.api_task),
+            s.s3_addr,
+            s.s3_task,
+        ),
+        None => (None, None, None, None, None, None),
+    };
     Ok(Running {
         node_id,
         quic_addr,
@@ -402,9 +326,121 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
     })
 }
 
-/// Retries `f` for a few seconds while `in_use` says its address is still
-/// held — by the previous incarnation of this node in a restart, whose
-/// sockets close a moment after its shutdown returns.
+/// Creates the data directory (keys, tokens, Raft state and tenants' data):
+/// only this user may enter.
+fn create_private_dir(dir: &std::path::Path) -> Result<(), NodeError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|source| NodeError::Io {
+            context: format!("creating data directory {}", dir.display()),
+            source,
+        })
+}
+
+/// Binds a TCP listener for one of the HTTP doors (`what` names it in errors).
+async fn bind_tcp(
+    addr: SocketAddr,
+    what: &str,
+) -> Result<(tokio::net::TcpListener, SocketAddr), NodeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Io {
+            context: format!("binding {what} on {addr}"),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(|source| NodeError::Io {
+        context: format!("reading the address of {what}"),
+        source,
+    })?;
+    Ok((listener, bound))
+}
+
+/// What the server role started.
+struct Server {
+    control: Control,
+    store: stratus_store::Store,
+    api_addr: SocketAddr,
+    api_task: JoinHandle<std::io::Result<()>>,
+    s3_addr: Option<SocketAddr>,
+    s3_task: Option<JoinHandle<Result<(), stratus_s3::ServeError>>>,
+}
+
+/// Starts the server role: the control replica, the object store (with its
+/// upkeep on the leader), the API and the S3 gateway.
+async fn start_server(
+    cfg: &NodeConfig,
+    s: &ServerRole,
+    endpoint: &Endpoint,
+    quic_addr: SocketAddr,
+    storage_cancel: &CancellationToken,
+    api_cancel: &CancellationToken,
+) -> Result<Server, NodeError> {
+    let advertise = s.advertise.clone().unwrap_or_else(|| quic_addr.to_string());
+    let c = Control::start(
+        ControlConfig {
+            data_dir: cfg.data_dir.join("control"),
+            cluster_name: cfg.cluster_name.clone(),
+            advertise_addr: advertise,
+            bootstrap: s.bootstrap,
+            heartbeat_interval: s.heartbeat_interval,
+            node_lost_after: s.node_lost_after,
+            snapshot_every: s.snapshot_every,
+            join: s.join.clone(),
+            min_free_bytes: s.min_free_bytes,
+        },
+        endpoint.clone(),
+    )
+    .await?;
+    let st = stratus_store::Store::new(
+        Arc::new(ControlMeta(c.clone())),
+        Arc::new(stratus_store::NetPieces::new(
+            stratus_net::Pool::new(endpoint.clone()),
+            s.store.call_timeout,
+        )),
+        s.store.clone(),
+    );
+    c.attach_images(Arc::new(StoreImages(st.clone())));
+    c.attach_volumes(Arc::new(StoreImages(st.clone())));
+    c.attach_task_io(Arc::new(StoreImages(st.clone())));
+    let leader = c.clone();
+    tokio::spawn(
+        st.clone()
+            .maintain(Arc::new(move || leader.is_leader()), storage_cancel.clone()),
+    );
+    let (listener, api_addr) = bind_tcp(s.api, "the API").await?;
+    let (mut s3_addr, mut s3_task) = (None, None);
+    if let Some(addr) = s.s3 {
+        let (s3_listener, bound) = bind_tcp(addr, "the S3 gateway").await?;
+        tracing::info!(addr = %bound, "S3 gateway up");
+        s3_addr = Some(bound);
+        let cancel = api_cancel.clone();
+        s3_task = Some(tokio::spawn(stratus_s3::serve(
+            s3_listener,
+            stratus_s3::store_gateway(st.clone()),
+            async move { cancel.cancelled().await },
+        )));
+    }
+    let cancel = api_cancel.clone();
+    let api_task = tokio::spawn(stratus_api::serve(
+        listener,
+        c.clone(),
+        st.clone(),
+        async move { cancel.cancelled().await },
+    ));
+    Ok(Server {
+        control: c,
+        store: st,
+        api_addr,
+        api_task,
+        s3_addr,
+        s3_task,
+    })
+}
+
 /// Opens the piece store, waiting a little for a previous process of this
 /// node (still shutting down) to let go of it.
 async fn open_pieces(
@@ -470,6 +506,9 @@ impl stratus_store::Meta for ControlMeta {
     }
 }
 
+/// Retries `f` for a few seconds while `in_use` says its address is still
+/// held — by the previous incarnation of this node in a restart, whose
+/// sockets close a moment after its shutdown returns.
 async fn retry_in_use<T, E, Fut>(
     mut f: impl FnMut() -> Fut,
     in_use: impl Fn(&E) -> bool,
