@@ -92,6 +92,9 @@ pub struct ServerArgs {
     /// Refuse writes that add data while the Raft log's disk has less free space than this (e.g. 2GiB) [default: 1 GiB, at most 5% of the disk]
     #[arg(long, env = "STRATUS_MIN_FREE")]
     min_free: Option<String>,
+    /// Page cache of the replicated state, e.g. 256MiB (at least 4MiB); the state may be far larger: what is not cached is read from its file [default: 64MiB]
+    #[arg(long, env = "STRATUS_STATE_CACHE")]
+    state_cache: Option<String>,
 }
 
 /// Arguments of `stratus node`.
@@ -230,6 +233,17 @@ fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
 }
 
 /// `--join ID@HOST:PORT`: a replica of the cluster to join.
+/// Smallest state page cache accepted: below it every query reads the file.
+const MIN_STATE_CACHE: u64 = 4 << 20;
+
+fn parse_state_cache(s: &str) -> Result<u64> {
+    let bytes = stratus_node::config::parse_size(s).map_err(anyhow::Error::msg)?;
+    if bytes < MIN_STATE_CACHE {
+        bail!("{s} is below the smallest state cache, 4MiB");
+    }
+    Ok(bytes)
+}
+
 fn parse_join(s: &str) -> Result<stratus_proto::Peer> {
     let (id, addr) = s.split_once('@').with_context(|| {
         format!("--join {s:?}: expected ID@HOST:PORT (a replica's node id and QUIC address)")
@@ -573,6 +587,12 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
                 .map(|s| stratus_node::config::parse_size(&s).map_err(anyhow::Error::msg))
                 .transpose()
                 .context("--min-free")?,
+            state_cache_bytes: a
+                .state_cache
+                .or(f.server.state_cache)
+                .map(|s| parse_state_cache(&s))
+                .transpose()
+                .context("--state-cache")?,
         }),
         agent: None,
         cluster_name: "stratus".into(),
@@ -746,4 +766,18 @@ fn retention(
         store.upload_expiry = Duration::from_secs(s);
     }
     store
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_cache_is_a_size_of_at_least_four_mib() {
+        assert_eq!(parse_state_cache("256MiB").expect("a size"), 256 << 20);
+        assert_eq!(parse_state_cache("4MiB").expect("a size"), 4 << 20);
+        let e = parse_state_cache("1MiB").expect_err("too small").to_string();
+        assert!(e.contains("smallest state cache, 4MiB"), "{e}");
+        assert!(parse_state_cache("lots").is_err());
+    }
 }

@@ -116,6 +116,10 @@ pub struct ControlConfig {
     /// Writes that add data are refused while the Raft log's file system has
     /// less free space than this (`None`: 1 GiB, at most 5% of the disk; see [`disk`]).
     pub min_free_bytes: Option<u64>,
+    /// Page cache of the replicated state's database (`None`:
+    /// `stratus_raft::store::DEFAULT_STATE_CACHE`, 64 MiB). What does not fit
+    /// is read from the file.
+    pub state_cache_bytes: Option<u64>,
 }
 
 /// Default of [`ControlConfig::snapshot_every`].
@@ -305,7 +309,12 @@ impl Control {
             source,
         })?;
         let kek = kek::KekSlot::open(&cfg.data_dir)?;
-        let (log, sm) = stratus_raft::store::open(&cfg.data_dir.join("raft"))
+        let cache = cfg
+            .state_cache_bytes
+            .map_or(stratus_raft::store::DEFAULT_STATE_CACHE, |b| {
+                usize::try_from(b).unwrap_or(usize::MAX)
+            });
+        let (log, sm) = stratus_raft::store::open_with_cache(&cfg.data_dir.join("raft"), cache)
             .await
             .map_err(|e| ControlError::Store(e.to_string()))?;
         let reader = sm.reader();

@@ -18,6 +18,7 @@
 //! heartbeat_interval_ms = 2000
 //! node_lost_after_ms = 10000
 //! min_free = "2GiB"                # refuse writes that add data below this (default 1 GiB, at most 5% of the disk)
+//! state_cache = "256MiB"           # page cache of the replicated state (default 64 MiB)
 //!
 //! [agent]
 //! control = ["10.1.2.3:7400"]
@@ -138,6 +139,11 @@ pub struct ServerSection {
     /// 1 GiB, at most 5% of the disk): below it, writes that add data are refused (507).
     #[serde(default)]
     pub min_free: Option<String>,
+    /// Page cache of the replicated state (`"256MiB"`; default 64 MiB, at
+    /// least 4 MiB). The state may be far larger: what is not cached is read
+    /// from its file.
+    #[serde(default)]
+    pub state_cache: Option<String>,
 }
 
 /// `[agent]` section.
@@ -238,6 +244,7 @@ data_dir = "/var/lib/stratus"
 [server]
 listen = "0.0.0.0:7400"
 node_lost_after_ms = 10000
+state_cache = "256MiB"
 [agent]
 control = ["10.1.2.3:7400"]
 energy = "solar"
@@ -245,6 +252,7 @@ labels = { gpu = "none" }
 "#;
         let c = FileConfig::parse(text, Path::new("x.toml")).expect("parses");
         assert_eq!(c.server.node_lost_after_ms, Some(10000));
+        assert_eq!(c.server.state_cache.as_deref(), Some("256MiB"));
         assert_eq!(c.agent.labels.expect("labels")["gpu"], "none");
     }
 

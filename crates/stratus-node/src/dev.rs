@@ -214,6 +214,7 @@ impl DevConfig {
                 },
                 join: None,
                 min_free_bytes: None,
+                state_cache_bytes: None,
             }),
             agent: None,
             cluster_name: "dev".into(),

@@ -69,6 +69,8 @@ pub struct ServerRole {
     pub join: Option<stratus_proto::Peer>,
     /// Free-space watermark of the Raft log's disk (`None`: 1 GiB, at most 5% of the disk).
     pub min_free_bytes: Option<u64>,
+    /// Page cache of the replicated state (`None`: 64 MiB).
+    pub state_cache_bytes: Option<u64>,
 }
 
 /// Settings of the agent role.
@@ -391,6 +393,7 @@ async fn start_server(
             snapshot_every: s.snapshot_every,
             join: s.join.clone(),
             min_free_bytes: s.min_free_bytes,
+            state_cache_bytes: s.state_cache_bytes,
         },
         endpoint.clone(),
     )

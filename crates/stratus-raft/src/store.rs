@@ -280,7 +280,15 @@ fn write_meta<T: Serialize>(
 /// The state machine is restored from the last persisted snapshot, if any;
 /// openraft then re-applies the committed log entries that follow it.
 pub async fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StoreError> {
-    open_generic::<TypeConfig>(dir, DEFAULT_STATE_CACHE).await
+    open_with_cache(dir, DEFAULT_STATE_CACHE).await
+}
+
+/// [`open`] with a page cache of `state_cache` bytes for the state database.
+pub async fn open_with_cache(
+    dir: &Path,
+    state_cache: usize,
+) -> Result<(LogStore, StateMachineStore), StoreError> {
+    open_generic::<TypeConfig>(dir, state_cache).await
 }
 
 /// Page cache of the Raft log database: appends are sequential and reads
