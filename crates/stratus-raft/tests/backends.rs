@@ -260,3 +260,88 @@ fn mem_and_redb_start_empty_alike() {
         disk.dump()
     );
 }
+
+/// The keys of the unreferenced-chunk index.
+fn zero_keys(kv: &RedbKv) -> Vec<Vec<u8>> {
+    let mut keys = Vec::new();
+    kv.scan(
+        stratus_state::Table::ZeroRefs,
+        std::ops::Bound::Unbounded,
+        &mut |k, _| {
+            keys.push(k.to_vec());
+            true
+        },
+    );
+    keys
+}
+
+#[test]
+fn a_state_database_of_format_1_is_upgraded_on_open_and_its_garbage_still_found() {
+    let (dir, mut state) = redb_state();
+    let mut index = 0;
+    let mut apply = |state: &mut State, c: &Command| {
+        index += 1;
+        assert!(state.apply(index, c).error.is_none(), "{c:?}");
+    };
+    for c in synth::setup("t", "bkt")
+        .iter()
+        .chain(&synth::small_objects("t", "bkt", 0, 50))
+    {
+        apply(&mut state, c);
+    }
+    // Three objects deleted: their chunks are garbage.
+    for i in [3, 17, 40] {
+        apply(
+            &mut state,
+            &Command::Store(StoreCommand::DeleteObject {
+                tenant: "t".into(),
+                bucket: "bkt".into(),
+                key: synth::key(i),
+                version_id: None,
+                now_ms: 5,
+            }),
+        );
+    }
+    state.commit().expect("commit");
+    let chunks = state.store.counts.chunks;
+    drop(state);
+    // Rewrite it as format 1 left it: the index keyed by chunk id alone.
+    let db = Arc::new(open_db(&dir.path().join("state.redb"), 4 << 20).expect("db"));
+    let mut kv = RedbKv::new(db.clone());
+    let new_keys = zero_keys(&kv);
+    assert_eq!(new_keys.len(), 3);
+    for k in &new_keys {
+        assert_eq!(k.len(), 40, "pack ‖ chunk id");
+        kv.delete(stratus_state::Table::ZeroRefs, k);
+        kv.put(stratus_state::Table::ZeroRefs, &k[8..], &[]);
+    }
+    kv.put(stratus_state::Table::Meta, b"format", &1u16.to_le_bytes());
+    kv.commit().expect("commit");
+    drop(kv);
+    drop(db);
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    drop(
+        rt.block_on(stratus_raft::store::open(dir.path()))
+            .expect("upgraded"),
+    );
+    let db = Arc::new(open_db(&dir.path().join("state.redb"), 4 << 20).expect("db"));
+    let kv = RedbKv::new(db);
+    assert_eq!(
+        kv.get(stratus_state::Table::Meta, b"format"),
+        Some(stratus_raft::statedb::STATE_FORMAT.to_le_bytes().to_vec())
+    );
+    assert_eq!(
+        zero_keys(&kv),
+        new_keys,
+        "the index is rebuilt under its new keys"
+    );
+    // Garbage collection finds exactly the three dead chunks.
+    let mut state = State::open(Box::new(kv)).expect("open");
+    let gc = Command::Store(StoreCommand::CollectGarbage {
+        now_ms: 1_000,
+        grace_ms: 0,
+    });
+    assert!(state.apply(1_000, &gc).error.is_none());
+    assert_eq!(state.store.counts.chunks, chunks - 3);
+}
