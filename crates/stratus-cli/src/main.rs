@@ -7,8 +7,6 @@
 //! `--json`. Settings come from flags, then `STRATUS_*` environment
 //! variables, then the TOML config file (`--config`), then defaults.
 
-mod bench;
-mod bench_meta;
 mod client;
 mod commands;
 mod images;
@@ -166,7 +164,7 @@ enum Cmd {
     Openapi,
     /// Measure this build: control-plane commit throughput/latency, agent memory
     #[command(subcommand)]
-    Bench(bench::BenchCmd),
+    Bench(stratus_bench::BenchCmd),
 }
 
 fn init_logging(filter: &str) {
@@ -251,7 +249,7 @@ fn main() -> std::process::ExitCode {
                 println!("{}", stratus_api::openapi_json());
                 Ok(())
             }
-            Cmd::Bench(c) => bench::run(&g, c).await,
+            Cmd::Bench(c) => Ok(stratus_bench::run(c).await?),
         }
     });
     match result {

@@ -1,9 +1,12 @@
 //! Stratus L1: the workload scheduler.
 //!
-//! Pure code: no IO, no async, no clock (except in [`sim`], the benchmark
-//! harness). Given the same [`Cluster`] history and the same [`Request`], it
-//! returns the same [`Plan`]. The Raft leader computes placements with it and
-//! then writes them through Raft.
+//! Pure code: no IO, no async, no clock (except in `sim`, the synthetic
+//! cluster of `stratus bench sched`, compiled only for this crate's tests and
+//! with the `bench` feature, which only `stratus-bench` enables: it draws from
+//! the crate's private seeded generator, so it cannot live outside). Given
+//! the same [`Cluster`] history and the same [`Request`], it returns the same
+//! [`Plan`]. The Raft leader computes placements with it and then writes them
+//! through Raft.
 //!
 //! # What a placement must satisfy
 //!
@@ -58,6 +61,7 @@ mod cluster;
 mod compile;
 pub mod pieces;
 mod rng;
+#[cfg(any(test, feature = "bench"))]
 pub mod sim;
 
 use std::collections::BTreeMap;
