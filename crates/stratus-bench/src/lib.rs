@@ -1,15 +1,17 @@
 //! Stratus L5: the benchmark harness behind `stratus bench ...`.
 //!
-//! **Owns** every measurement of a build on its machine: control-plane
-//! commit rate ([`control`]), scheduler placements ([`sched`]), `stratus run`
-//! against wasmtime alone ([`runtime`]), idle agent memory ([`agent`]), the
-//! object data path on one core ([`datapath`]), the object store end to end
-//! over HTTP ([`store`]), deduplication of real releases beside restic
-//! ([`dedupe`]) and object metadata at 100 k–10 M versions ([`meta`]); the
-//! clap types of the `bench` subcommands ([`BenchCmd`]) and their entry
-//! point ([`run`]). Each figure is printed beside a physical reference
-//! measured in the same run (fsync rate, sum of data-path stages, raw
-//! loopback HTTP), so the numbers mean something on a shared, noisy machine.
+//! **Owns** every measurement of a build on its machine, one module per
+//! family: control-plane commit rate (`control`), scheduler placements
+//! (`sched`), `stratus run` against wasmtime alone (`runtime`), idle agent
+//! memory (`agent`), the object data path on one core (`datapath`), the
+//! object store end to end over HTTP (`store`), deduplication of real
+//! releases beside restic (`dedupe`) and object metadata at 100 k–10 M
+//! versions (`meta`); the clap types of the `bench` subcommands
+//! ([`BenchCmd`]) and their entry point ([`run`]). Each figure is printed
+//! beside a physical reference measured in the same run (fsync rate, sum of
+//! data-path stages, raw loopback HTTP), so the numbers mean something on a
+//! shared, noisy machine. Errors are typed ([`BenchError`]); the `stratus`
+//! binary prints them.
 //!
 //! **Does not own** the code it measures, nor the `stratus` binary: the
 //! CLI parses `stratus bench ...` with [`BenchCmd`] and calls [`run`];
@@ -17,7 +19,9 @@
 //! current executable, which must therefore be `stratus`. The scheduler's
 //! synthetic cluster stays in `stratus-sched` (behind its `bench` feature,
 //! which only this crate enables) because it draws from the scheduler's
-//! private seeded generator.
+//! private seeded generator; the synthetic object commands of `meta` stay in
+//! `stratus-state` (`synth`, behind its `bench` feature) because
+//! `stratus-raft`'s tests use them too.
 
 mod agent;
 mod control;

@@ -6,6 +6,8 @@
 //! cloud's files by default), printing tables for people and JSON with
 //! `--json`. Settings come from flags, then `STRATUS_*` environment
 //! variables, then the TOML config file (`--config`), then defaults.
+//! `stratus bench ...` is parsed and run by `stratus-bench`; this crate only
+//! dispatches to it.
 
 mod client;
 mod commands;
