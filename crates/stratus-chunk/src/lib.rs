@@ -4,7 +4,8 @@
 //! sealing, packs, erasure coding) and key wrapping. **Does not own**
 //! metadata, placement or any IO (`stratus-store`).
 //!
-//! No IO, no async, no clocks (except in [`mod@bench`], the benchmark harness).
+//! No IO, no async, no clocks (its benchmark, `stratus bench datapath`, lives
+//! in `stratus-bench` and uses only this crate's public API).
 //! Everything a storage gateway needs to turn object bytes into
 //! erasure-coded pieces that storage nodes (untrusted lenders' machines)
 //! hold, and back. Storage nodes see neither plaintext nor chunk boundaries.
@@ -114,7 +115,6 @@
 //! learns something. Storage nodes see only whole-piece lengths, where
 //! chunks are already mixed in a pack.
 
-pub mod bench;
 mod chunker;
 mod erasure;
 mod error;

@@ -6,9 +6,9 @@
 //! cloud's files by default), printing tables for people and JSON with
 //! `--json`. Settings come from flags, then `STRATUS_*` environment
 //! variables, then the TOML config file (`--config`), then defaults.
+//! `stratus bench ...` is parsed and run by `stratus-bench`; this crate only
+//! dispatches to it.
 
-mod bench;
-mod bench_meta;
 mod client;
 mod commands;
 mod images;
@@ -166,7 +166,7 @@ enum Cmd {
     Openapi,
     /// Measure this build: control-plane commit throughput/latency, agent memory
     #[command(subcommand)]
-    Bench(bench::BenchCmd),
+    Bench(stratus_bench::BenchCmd),
 }
 
 fn init_logging(filter: &str) {
@@ -251,7 +251,7 @@ fn main() -> std::process::ExitCode {
                 println!("{}", stratus_api::openapi_json());
                 Ok(())
             }
-            Cmd::Bench(c) => bench::run(&g, c).await,
+            Cmd::Bench(c) => Ok(stratus_bench::run(c).await?),
         }
     });
     match result {

@@ -71,6 +71,8 @@
 
 pub mod build;
 pub mod layer;
+#[cfg(any(test, feature = "testing"))]
+mod memory_sink;
 mod model;
 pub mod oci;
 pub mod sink;
@@ -84,12 +86,14 @@ mod tests_import;
 
 pub use build::{busybox_image, EntryKind, ImageBuilder, LayerEntry};
 pub use layer::{LayerSource, Layers};
+#[cfg(any(test, feature = "testing"))]
+pub use memory_sink::MemorySink;
 pub use model::{
     FileChunk, Flist, FlistStats, ImageConfig, Inode, InodeKind, FLIST_FORMAT, FLIST_MAGIC,
     MAX_DECODED_BYTES, ROOT,
 };
 pub use oci::{import_image, import_image_with, ImportLimits, ImportedImage};
-pub use sink::{ChunkingSink, ContentSink, MemorySink};
+pub use sink::{ChunkingSink, ContentSink};
 
 /// What can go wrong with an flist or an image import.
 #[derive(Debug, thiserror::Error)]

@@ -5,9 +5,8 @@
 //! cuts each file on its own with FastCDC (chunk boundaries never straddle
 //! two files, so equal files in any image chunk to the same ids) and hands
 //! every chunk to a writer closure (e.g. the object store's put).
-//! [`MemorySink`] keeps chunks in memory, for tests and examples.
+//! `MemorySink` (feature `testing`) keeps chunks in memory, for tests.
 
-use std::collections::HashMap;
 use std::io::Read;
 
 use stratus_chunk::{chunk_id, ChunkerParams, ScopeKey, StreamChunker};
@@ -109,80 +108,6 @@ impl<F: FnMut(&FileChunk, &[u8]) -> Result<(), FlistError>> ContentSink for Chun
                 "file contents ended after {read} of {size} bytes"
             )));
         }
-        Ok(chunks)
-    }
-}
-
-/// A [`ContentSink`] that chunks like [`ChunkingSink`] and keeps every chunk
-/// in memory, by plain BLAKE3 hash; counts files and bytes it was handed.
-/// For tests and examples.
-#[derive(Debug)]
-pub struct MemorySink {
-    params: ChunkerParams,
-    scope: ScopeKey,
-    /// Chunk bytes by plain BLAKE3 hash.
-    pub chunks: HashMap<[u8; 32], Vec<u8>>,
-    /// Number of [`ContentSink::file`] calls.
-    pub files: u64,
-    /// Bytes handed over in total.
-    pub bytes: u64,
-}
-
-impl MemorySink {
-    /// A sink with small chunks (1 KiB / 4 KiB / 16 KiB) in the public scope.
-    pub fn new() -> MemorySink {
-        MemorySink::with_params(
-            ChunkerParams {
-                min: 1 << 10,
-                avg: 4 << 10,
-                max: 16 << 10,
-            },
-            ScopeKey::public(),
-        )
-    }
-
-    /// A sink with the given bounds and scope.
-    pub fn with_params(params: ChunkerParams, scope: ScopeKey) -> MemorySink {
-        MemorySink {
-            params,
-            scope,
-            chunks: HashMap::new(),
-            files: 0,
-            bytes: 0,
-        }
-    }
-
-    /// The contents of a file from its chunks (`None` if a chunk is missing
-    /// or does not verify).
-    pub fn read(&self, chunks: &[FileChunk]) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        for c in chunks {
-            let bytes = self.chunks.get(&c.hash)?;
-            if !c.verify(bytes) {
-                return None;
-            }
-            out.extend_from_slice(bytes);
-        }
-        Some(out)
-    }
-}
-
-impl Default for MemorySink {
-    fn default() -> Self {
-        MemorySink::new()
-    }
-}
-
-impl ContentSink for MemorySink {
-    fn file(&mut self, data: &mut dyn Read, size: u64) -> Result<Vec<FileChunk>, FlistError> {
-        let store = &mut self.chunks;
-        let mut inner = ChunkingSink::new(self.params, self.scope, |c: &FileChunk, b: &[u8]| {
-            store.entry(c.hash).or_insert_with(|| b.to_vec());
-            Ok(())
-        })?;
-        let chunks = inner.file(data, size)?;
-        self.files += 1;
-        self.bytes += size;
         Ok(chunks)
     }
 }

@@ -73,7 +73,10 @@ pub(crate) fn check_version(version: u8) -> Result<(), NetError> {
 
 /// Decodes a complete frame held in memory (length prefix, version byte,
 /// payload), with the same checks as the stream reader. Used by tests and
-/// the fuzz targets: this is what a hostile peer controls.
+/// the fuzz targets: this is what a hostile peer controls. Compiled only for
+/// tests and with the `testing` feature (the fuzz crate's), never in the
+/// product.
+#[cfg(any(test, feature = "testing"))]
 pub fn decode_frame<T: DeserializeOwned>(frame: &[u8]) -> Result<T, NetError> {
     let prefix: [u8; LEN_BYTES] = frame
         .get(..LEN_BYTES)

@@ -81,7 +81,9 @@ pub use endpoint::{
     MAX_CONNECTIONS_PER_PEER,
 };
 pub use error::NetError;
-pub use frame::{decode_frame, encode as encode_frame, MAX_FRAME_LEN};
+#[cfg(any(test, feature = "testing"))]
+pub use frame::decode_frame;
+pub use frame::{encode as encode_frame, MAX_FRAME_LEN};
 pub use identity::Identity;
 pub use pool::Pool;
 pub use secret_file::write_secret_file;

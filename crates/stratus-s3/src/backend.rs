@@ -2,8 +2,8 @@
 //! [`KeyStore`], and the types they exchange.
 //!
 //! The contract is written down here and checked by
-//! [`crate::testing::backend_conformance`], which every implementation should
-//! run.
+//! `testing::backend_conformance` (behind the `testing` feature), which every
+//! implementation should run.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -269,7 +269,8 @@ impl ByteRange {
 /// memory, and computes the MD5 etag while it streams a write.
 ///
 /// Implement it with `#[stratus_s3::async_trait]` on the impl block, and run
-/// [`crate::testing::backend_conformance`] against the implementation.
+/// `testing::backend_conformance` (feature `testing`) against the
+/// implementation.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Creates a bucket for `tenant`.

@@ -1,5 +1,7 @@
 //! Fuzzing entry points for the request router and the SigV4 parser, plus a
 //! small SigV4 signer so fuzzed requests also get past authentication.
+//! Its keys are fixed test secrets: compiled only for this crate's tests and
+//! with the `testing` feature (the fuzz crate's), never in the product.
 //!
 //! [`fuzz_request`] builds an HTTP request from arbitrary bytes and runs it
 //! through the full service ([`crate::service`]) over a

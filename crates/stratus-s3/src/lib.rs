@@ -7,9 +7,12 @@
 //!
 //! The gateway speaks the S3 protocol (through [`s3s`] 0.14, served by hyper)
 //! over an abstract object store, the [`Backend`] trait. The real backend is
-//! Stratus's erasure-coded, versioned object store; [`testing::MemBackend`]
-//! is an in-memory one for tests, and [`testing::backend_conformance`] is the
-//! suite every backend must pass.
+//! Stratus's erasure-coded, versioned object store. Behind the `testing`
+//! feature (never enabled by the product; enabled by this crate's tests,
+//! `stratus-testkit`'s tests, the fuzz crate and the `mem_gateway` example):
+//! `testing::MemBackend` is an in-memory backend, `testing::backend_conformance`
+//! the suite every backend must pass, and `fuzzing` the fuzz entry point with
+//! its fixed test keys and a SigV4 signer.
 //!
 //! ```text
 //! S3 client ──HTTP──▶ hyper ──▶ s3s (routing, SigV4, XML) ──▶ Gateway ──▶ Backend
@@ -87,12 +90,14 @@
 
 pub mod access;
 pub mod backend;
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 mod gateway;
 mod keepalive;
 mod listing;
 mod sse;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod unsupported;
 

@@ -4,10 +4,13 @@
 //! **Does not own** when to place (the control plane's reconciler and the
 //! store's repair) or the state it reads (passed in).
 //!
-//! Pure code: no IO, no async, no clock (except in [`sim`], the benchmark
-//! harness). Given the same [`Cluster`] history and the same [`Request`], it
-//! returns the same [`Plan`]. The Raft leader computes placements with it and
-//! then writes them through Raft.
+//! Pure code: no IO, no async, no clock (except in `sim`, the synthetic
+//! cluster of `stratus bench sched`, compiled only for this crate's tests and
+//! with the `bench` feature, which only `stratus-bench` enables: it draws from
+//! the crate's private seeded generator, so it cannot live outside). Given
+//! the same [`Cluster`] history and the same [`Request`], it returns the same
+//! [`Plan`]. The Raft leader computes placements with it and then writes them
+//! through Raft.
 //!
 //! # What a placement must satisfy
 //!
@@ -62,6 +65,7 @@ mod cluster;
 mod compile;
 pub mod pieces;
 mod rng;
+#[cfg(any(test, feature = "bench"))]
 pub mod sim;
 
 use std::collections::BTreeMap;

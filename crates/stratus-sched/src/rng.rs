@@ -26,12 +26,14 @@ impl SplitMix64 {
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
-    /// Uniform in `[0, 1)`.
+    /// Uniform in `[0, 1)`. (Only the synthetic cluster of `sim` draws it.)
+    #[cfg(any(test, feature = "bench"))]
     pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// True with probability `p`.
+    #[cfg(any(test, feature = "bench"))]
     pub(crate) fn chance(&mut self, p: f64) -> bool {
         self.unit() < p
     }

@@ -42,6 +42,7 @@ pub mod retention;
 pub mod rows;
 pub mod sealing;
 mod storage;
+#[cfg(any(test, feature = "testing", feature = "bench"))]
 pub mod synth;
 mod tables;
 mod tokens;

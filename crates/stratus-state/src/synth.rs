@@ -1,6 +1,7 @@
 //! Synthetic object-store commands, as a gateway commits them for many
 //! small objects: for `stratus bench meta` and for tests that need a state
-//! of a given size without writing any piece.
+//! of a given size without writing any piece. Compiled only for tests and
+//! with the `testing` or `bench` feature (`stratus-bench` enables `bench`).
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,7 @@
 //! Test support: an in-memory backend and key store (**for tests only**), and
 //! the [`Backend`](crate::Backend) conformance suite that every backend, the
-//! real object store included, should pass:
+//! real object store included, should pass. Compiled only for this crate's
+//! tests and with the `testing` feature, never in the product:
 //!
 //! ```no_run
 //! # async fn f() {

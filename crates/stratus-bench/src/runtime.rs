@@ -1,0 +1,118 @@
+//! `stratus bench run`: `stratus run` of hello-world on a local cloud
+//! against the same module run directly by the WASM executor
+//! (`stratus bench wasm-direct`), each a fresh process of this binary.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command as Proc;
+use std::time::{Duration, Instant};
+
+use stratus_node::dev::DevConfig;
+
+use crate::error::{bail, Context, Result};
+use crate::util::{free_port_run, time_process};
+
+/// Runs a module in this process with the WASM executor, output to stdout.
+pub(crate) async fn wasm_direct(module: &Path, args: Vec<String>) -> Result<()> {
+    use stratus_runtime::{DynExecutor, Output, TaskSpec, WasmExecutor};
+    let bytes = std::fs::read(module).with_context(|| format!("reading {}", module.display()))?;
+    let exec = WasmExecutor::new()?;
+    let mut spec = TaskSpec::new("direct", std::sync::Arc::new(bytes));
+    spec.args = args;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let run = tokio::spawn(async move { exec.run_dyn(spec, tx, Default::default()).await });
+    let mut out = std::io::stdout();
+    while let Some(o) = rx.recv().await {
+        let (Output::Stdout(d) | Output::Stderr(d)) = o;
+        out.write_all(&d)?;
+        out.flush()?;
+    }
+    let exit = run.await??;
+    std::process::exit(exit.code);
+}
+
+/// Runs the benchmark.
+pub(crate) async fn run_bench(runs: usize) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let dir = tempfile::tempdir()?;
+    let module = dir.path().join("hello.wat");
+    std::fs::write(&module, HELLO_WAT)?;
+    let cloud = stratus_node::dev::start(DevConfig {
+        data_dir: dir.path().join("cloud"),
+        replicas: 1,
+        nodes: 1,
+        base_port: free_port_run(1)?,
+        api_port: free_port_run(1)?,
+        heartbeat_interval: Duration::from_secs(1),
+        node_lost_after: Duration::from_secs(10),
+        snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
+        storage_capacity: 0,
+        store: stratus_store::StoreConfig::default(),
+        s3_port: None,
+    })
+    .await?;
+    let (api, token) = (cloud.api_url.clone(), cloud.admin_token.clone());
+    let control = cloud.replicas[0].control.clone().context("no control")?;
+    wait_for_agent(&control).await?;
+    let mut stratus = Vec::new();
+    let mut direct = Vec::new();
+    for _ in 0..runs {
+        let mut cmd = Proc::new(&exe);
+        cmd.args(["run", "--log", "error"])
+            .arg(&module)
+            .args(["--", "world"])
+            .env("STRATUS_API", &api)
+            .env("STRATUS_TOKEN", &token);
+        stratus.push(tokio::task::block_in_place(|| time_process(cmd))?);
+        let mut cmd = Proc::new(&exe);
+        cmd.args(["bench", "wasm-direct", "--log", "error"])
+            .arg(&module)
+            .args(["--", "world"]);
+        direct.push(tokio::task::block_in_place(|| time_process(cmd))?);
+    }
+    drop(control);
+    cloud.shutdown().await;
+    let med = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (mut sf, mut se): (Vec<_>, Vec<_>) = stratus.into_iter().unzip();
+    let (mut df, mut de): (Vec<_>, Vec<_>) = direct.into_iter().unzip();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (sf, se, df, de) = (med(&mut sf), med(&mut se), med(&mut df), med(&mut de));
+    println!(
+        "hello world, {runs} runs each, medians (each run is a fresh process of this binary):"
+    );
+    println!("                          first output      exit");
+    println!(
+        "  stratus run (cloud)     {:>9.1} ms  {:>9.1} ms",
+        ms(sf),
+        ms(se)
+    );
+    println!(
+        "  wasmtime direct         {:>9.1} ms  {:>9.1} ms",
+        ms(df),
+        ms(de)
+    );
+    println!(
+        "  overhead                {:>9.1} ms  {:>9.1} ms   (goal < 20 ms)",
+        ms(sf) - ms(df),
+        ms(se) - ms(de)
+    );
+    Ok(())
+}
+
+/// Waits until the local cloud's single agent is registered.
+async fn wait_for_agent(control: &stratus_control::Control) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while control.state().read(|s| s.nodes.is_empty()) {
+        if Instant::now() > deadline {
+            bail!("the agent did not register within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// The hello-world guest (WAT), so the benchmark needs no files.
+const HELLO_WAT: &str = include_str!("../../../examples/wasm/hello.wat");
