@@ -32,7 +32,7 @@ const VERSION_HEADER: &str = "x-stratus-version";
 
 impl From<stratus_state::ApplyError> for ApiError {
     fn from(e: stratus_state::ApplyError) -> Self {
-        ApiError::new(e.code, e.message)
+        ApiError::new(e.code(), e.to_string())
     }
 }
 

@@ -111,7 +111,7 @@ impl StoreError {
 
 impl From<stratus_state::ApplyError> for StoreError {
     fn from(e: stratus_state::ApplyError) -> Self {
-        StoreError::new(e.code, e.message)
+        StoreError::new(e.code(), e.to_string())
     }
 }
 

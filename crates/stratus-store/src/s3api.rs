@@ -74,7 +74,7 @@ impl Store {
             Ok::<_, StoreError>((u.bucket.clone(), secret))
         })?;
         if let Some(e) = self.read(|s| s.stored_bytes_full(tenant, "", "")) {
-            return Err(StoreError::new(e.code, e.message));
+            return Err(e.into());
         }
         let seed = upload_seed(&secret, upload_id);
         let ing = self.ingest(tenant, &bucket, body, seed, false).await?;

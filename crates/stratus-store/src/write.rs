@@ -205,7 +205,7 @@ impl Store {
         // A tenant already at its stored-bytes quota is refused before any
         // piece is written (the commit checks the quota exactly).
         if let Some(e) = self.read(|s| s.stored_bytes_full(tenant, bucket, key)) {
-            return Err(StoreError::new(e.code, e.message));
+            return Err(e.into());
         }
         let ing = self
             .ingest(tenant, bucket, body, rand::random(), false)
