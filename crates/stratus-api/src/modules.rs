@@ -143,7 +143,7 @@ pub async fn put_module(
     };
     let ingested = match ingested {
         Ok(m) => m,
-        Err(e) if e.code == ErrorCode::TooLarge => return Err(module_too_large()),
+        Err(e) if e.code() == ErrorCode::TooLarge => return Err(module_too_large()),
         Err(_) if head.total > FULLY_CHECKED_BYTES as u64 && !head.bytes.starts_with(b"\0asm") => {
             return Err(ApiError::new(ErrorCode::TooLarge, wat_too_large()))
         }

@@ -38,7 +38,7 @@ impl From<stratus_state::ApplyError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::new(e.code, e.message)
+        ApiError::new(e.code(), e.to_string())
     }
 }
 
@@ -484,7 +484,7 @@ pub async fn get_object(
         None => (StatusCode::OK, v.size),
     };
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    let body = Body::from_stream(stream.map_err(|e| std::io::Error::other(e.message)));
+    let body = Body::from_stream(stream.map_err(|e| std::io::Error::other(e)));
     Ok((status, h, body).into_response())
 }
 

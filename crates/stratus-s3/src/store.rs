@@ -110,17 +110,17 @@ fn owned<'a>(s: &'a State, tenant: &str, bucket: &str) -> BackendResult<&'a Buck
 
 /// Maps a store error; `not_found` is what `NotFound` means in context.
 fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
-    match e.code {
+    match e.code() {
         ErrorCode::NotFound => not_found,
         ErrorCode::Forbidden | ErrorCode::Unauthenticated => BackendError::AccessDenied,
-        ErrorCode::BadRequest => BackendError::InvalidArgument(e.message),
+        ErrorCode::BadRequest => BackendError::InvalidArgument(e.to_string()),
         ErrorCode::Conflict
         | ErrorCode::NoLeader
         | ErrorCode::Unavailable
-        | ErrorCode::InsufficientStorage => BackendError::ServiceUnavailable(e.message),
-        ErrorCode::Internal => BackendError::Internal(e.message),
-        ErrorCode::TooLarge => BackendError::EntityTooLarge(e.message),
-        ErrorCode::QuotaExceeded => BackendError::QuotaExceeded(e.message),
+        | ErrorCode::InsufficientStorage => BackendError::ServiceUnavailable(e.to_string()),
+        ErrorCode::Internal => BackendError::Internal(e.to_string()),
+        ErrorCode::TooLarge => BackendError::EntityTooLarge(e.to_string()),
+        ErrorCode::QuotaExceeded => BackendError::QuotaExceeded(e.to_string()),
     }
 }
 
@@ -185,7 +185,7 @@ impl Backend for StoreBackend {
             .await;
         match r {
             Ok(_) => Ok(()),
-            Err(e) if e.code == ErrorCode::Conflict => Err(self
+            Err(e) if e.code() == ErrorCode::Conflict => Err(self
                 .read(taken)
                 .unwrap_or(BackendError::BucketAlreadyExists)),
             // The key's tenant no longer exists.
@@ -212,7 +212,7 @@ impl Backend for StoreBackend {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.code == ErrorCode::Conflict => Err(BackendError::BucketNotEmpty),
+            Err(e) if e.code() == ErrorCode::Conflict => Err(BackendError::BucketNotEmpty),
             Err(e) => Err(store_err(e, BackendError::NoSuchBucket)),
         }
     }
@@ -324,8 +324,7 @@ impl Backend for StoreBackend {
             .get(tenant, bucket, key, Some(&v.version_id), range)
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchKey))?;
-        let stream: ByteStream =
-            Box::pin(stream.map(|r| r.map_err(|e| std::io::Error::other(e.message))));
+        let stream: ByteStream = Box::pin(stream.map(|r| r.map_err(|e| std::io::Error::other(e))));
         Ok((info(key, &version), stream))
     }
 
@@ -388,7 +387,7 @@ impl Backend for StoreBackend {
                 };
                 match self.command(cmd(Some(id.to_owned()))).await {
                     Ok(_) => {}
-                    Err(e) if e.code == ErrorCode::NotFound => {}
+                    Err(e) if e.code() == ErrorCode::NotFound => {}
                     Err(e) => return Err(store_err(e, BackendError::NoSuchBucket)),
                 }
                 Ok(DeleteOutcome {
@@ -589,7 +588,7 @@ impl Backend for StoreBackend {
                 now_ms: now_ms(),
             })
             .await
-            .map_err(|e| match e.code {
+            .map_err(|e| match e.code() {
                 ErrorCode::BadRequest => BackendError::InvalidPart,
                 _ => store_err(e, BackendError::NoSuchUpload),
             })?;

@@ -126,7 +126,7 @@ impl Store {
             Ok(rebuilt)
         })
         .await
-        .map_err(|e| StoreError::internal(format!("repair thread failed: {e}")))??;
+        .map_err(StoreError::thread("repair"))??;
 
         // New homes: never a node already named by the stripe (healthy
         // holders stay; lost or bad ones are not trusted with it again).
