@@ -49,3 +49,69 @@ pub(super) fn write_error(e: BackendError, mismatch: Option<&Arc<AtomicBool>>) -
     }
     to_s3_error(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every backend error keeps the S3 code, HTTP status and message
+    /// clients saw before the gateway was split.
+    #[test]
+    fn every_backend_error_keeps_its_s3_code_and_status() {
+        use BackendError as E;
+        let m = || "why".to_owned();
+        let cases = [
+            (E::NoSuchBucket, "NoSuchBucket", 404),
+            (E::BucketAlreadyOwnedByYou, "BucketAlreadyOwnedByYou", 409),
+            (E::BucketAlreadyExists, "BucketAlreadyExists", 409),
+            (E::BucketNotEmpty, "BucketNotEmpty", 409),
+            (E::NoSuchKey, "NoSuchKey", 404),
+            (E::NoSuchVersion, "NoSuchVersion", 404),
+            (E::NoSuchUpload, "NoSuchUpload", 404),
+            (E::InvalidPart, "InvalidPart", 400),
+            (E::InvalidPartOrder, "InvalidPartOrder", 400),
+            (E::EntityTooSmall, "EntityTooSmall", 400),
+            (E::MethodNotAllowed, "MethodNotAllowed", 405),
+            (E::InvalidRange, "InvalidRange", 416),
+            (E::AccessDenied, "AccessDenied", 403),
+            (E::InvalidBucketName, "InvalidBucketName", 400),
+            (E::InvalidArgument(m()), "InvalidArgument", 400),
+            (E::EntityTooLarge(m()), "EntityTooLarge", 400),
+            (E::Internal(m()), "InternalError", 500),
+            (E::ServiceUnavailable(m()), "ServiceUnavailable", 503),
+            (E::QuotaExceeded(m()), "QuotaExceeded", 403),
+        ];
+        for (e, code, status) in cases {
+            let with_message = matches!(
+                e,
+                E::InvalidArgument(_)
+                    | E::EntityTooLarge(_)
+                    | E::Internal(_)
+                    | E::ServiceUnavailable(_)
+                    | E::QuotaExceeded(_)
+            );
+            let s3 = to_s3_error(e);
+            assert_eq!(s3.code().as_str(), code);
+            let got = s3
+                .status_code()
+                .unwrap_or_else(|| s3.code().status_code().expect("a status"));
+            assert_eq!(got.as_u16(), status, "{code}");
+            if with_message {
+                assert_eq!(s3.message(), Some("why"), "{code}");
+            }
+        }
+    }
+
+    /// A Content-MD5 mismatch wins over the backend's error.
+    #[test]
+    fn a_digest_mismatch_is_bad_digest() {
+        let mismatch = Arc::new(AtomicBool::new(true));
+        let e = write_error(BackendError::Internal("aborted".into()), Some(&mismatch));
+        assert_eq!(e.code().as_str(), "BadDigest");
+        let e = write_error(
+            BackendError::NoSuchBucket,
+            Some(&Arc::new(AtomicBool::new(false))),
+        );
+        assert_eq!(e.code().as_str(), "NoSuchBucket");
+    }
+}
