@@ -299,7 +299,7 @@ pub async fn create_bucket(
         .filter(|p| *p != "auto")
         .map(str::parse::<ErasureProfile>)
         .transpose()
-        .map_err(|m| ApiError::bad_request(m))?;
+        .map_err(ApiError::bad_request)?;
     let bucket = Bucket {
         name: req.name,
         tenant: c.tenant.clone(),

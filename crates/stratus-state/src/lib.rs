@@ -444,7 +444,7 @@ impl State {
     fn apply_inner(&mut self, index: u64, cmd: &Command) -> Result<Option<u64>, ApplyError> {
         match cmd {
             Command::CreateTenant { name, now_ms } => {
-                validate_tenant_name(name).map_err(|m| ApplyError::invalid(m))?;
+                validate_tenant_name(name).map_err(ApplyError::invalid)?;
                 if self.tenants.contains_key(name) {
                     return Err(ApplyError::conflict(format!(
                         "tenant {name:?} already exists"

@@ -47,7 +47,7 @@ impl State {
                 Ok(StoreResult::None)
             }
             StoreCommand::CreateBucket { bucket } => {
-                validate_bucket_name(&bucket.name).map_err(|m| ApplyError::invalid(m))?;
+                validate_bucket_name(&bucket.name).map_err(ApplyError::invalid)?;
                 if bucket.name.starts_with(IMAGES_BUCKET_PREFIX)
                     && bucket.name != images_bucket(&bucket.tenant)
                 {
@@ -57,7 +57,7 @@ impl State {
                     ));
                 }
                 if let Some(p) = bucket.profile {
-                    p.validate().map_err(|m| ApplyError::invalid(m))?;
+                    p.validate().map_err(ApplyError::invalid)?;
                 }
                 if !tenant_exists(self, &bucket.tenant) {
                     return Err(ApplyError::not_found(format!(
@@ -174,7 +174,7 @@ impl State {
                 chunks,
                 now_ms,
             } => {
-                profile.validate().map_err(|m| ApplyError::invalid(m))?;
+                profile.validate().map_err(ApplyError::invalid)?;
                 if pieces.len() != profile.width() {
                     return Err(ApplyError::invalid(format!(
                         "a {profile} pack has {} pieces, not {}",
@@ -242,7 +242,7 @@ impl State {
                 version,
             } => {
                 st.bucket_of(tenant, bucket)?;
-                validate_key(key).map_err(|m| ApplyError::invalid(m))?;
+                validate_key(key).map_err(ApplyError::invalid)?;
                 validate_meta(&version.user_meta)?;
                 if let Some(d) = &version.data {
                     let sum: u64 = d.chunks.iter().map(|c| u64::from(c.len)).sum();
@@ -423,7 +423,7 @@ impl State {
         match cmd {
             StoreCommand::CreateUpload { upload } => {
                 st.bucket_of(&upload.tenant, &upload.bucket)?;
-                validate_key(&upload.key).map_err(|m| ApplyError::invalid(m))?;
+                validate_key(&upload.key).map_err(ApplyError::invalid)?;
                 validate_meta(&upload.user_meta)?;
                 *st.next_version += 1;
                 let id = format!("u{:016x}", *st.next_version);

@@ -125,9 +125,9 @@ pub enum StoreError {
         node: String,
         /// The address dialled.
         addr: String,
-        /// Why.
+        /// Why (boxed: the transport's error is large).
         #[source]
-        source: stratus_net::NetError,
+        source: Box<stratus_net::NetError>,
     },
     /// Storage is out of reach: too few healthy nodes, a node refused or
     /// answered wrongly, the upload was aborted, a key is not here yet.
@@ -575,7 +575,7 @@ mod error_tests {
                 StoreError::Node {
                     node: "abcd".into(),
                     addr: "1.2.3.4:5".into(),
-                    source: stratus_net::NetError::Closed,
+                    source: Box::new(stratus_net::NetError::Closed),
                 },
                 ErrorCode::Unavailable,
                 503,
@@ -629,7 +629,7 @@ mod error_tests {
         let e = StoreError::Node {
             node: "abcd".into(),
             addr: "a:1".into(),
-            source: stratus_net::NetError::Closed,
+            source: Box::new(stratus_net::NetError::Closed),
         };
         assert_eq!(
             e.to_string(),

@@ -36,7 +36,7 @@ impl Pieces for NetPieces {
             let unreachable = |source: stratus_net::NetError| StoreError::Node {
                 node: node.short(),
                 addr: addr.clone(),
-                source,
+                source: Box::new(source),
             };
             let sock = pool.endpoint().resolve(&addr).await.map_err(unreachable)?;
             pool.call(sock, Some(node), &req, timeout)

@@ -201,7 +201,7 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
-        validate_key(key).map_err(|m| StoreError::invalid(m))?;
+        validate_key(key).map_err(StoreError::invalid)?;
         // A tenant already at its stored-bytes quota is refused before any
         // piece is written (the commit checks the quota exactly).
         if let Some(e) = self.read(|s| s.stored_bytes_full(tenant, bucket, key)) {
