@@ -242,6 +242,12 @@ mod tests {
                 500,
                 "i".into(),
             ),
+            (
+                ApiError::Body(axum::Error::new(std::io::Error::other("reset"))),
+                ErrorCode::BadRequest,
+                400,
+                "reading the upload: reset".into(),
+            ),
         ];
         for (e, code, status, words) in cases {
             assert_eq!(e.code(), code, "{e:?}");

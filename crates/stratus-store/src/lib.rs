@@ -129,6 +129,19 @@ pub enum StoreError {
         #[source]
         source: Box<stratus_net::NetError>,
     },
+    /// No storage nodes can take the pieces of a stripe (too few, too full,
+    /// too few owners): `what` says which stripe, `source` why, and
+    /// `last_failure` the last node that refused a piece of it, if any.
+    #[error("{what}: {source}{}", last_failure.as_ref().map(|l| format!(" (last failure: {l})")).unwrap_or_default())]
+    NoPlacement {
+        /// What was being placed.
+        what: String,
+        /// Why the scheduler found no homes.
+        #[source]
+        source: stratus_sched::PiecePlacementError,
+        /// The last refusal of a node, when earlier placements failed.
+        last_failure: Option<String>,
+    },
     /// Storage is out of reach: too few healthy nodes, a node refused or
     /// answered wrongly, the upload was aborted, a key is not here yet.
     #[error("{0}")]
@@ -136,6 +149,15 @@ pub enum StoreError {
     /// The data path failed (a chunk or pack did not encode or decode).
     #[error("data path: {0}")]
     DataPath(#[from] stratus_chunk::ChunkError),
+    /// A chunk did not open although it was read (`what` names it).
+    #[error("{what}: {source}")]
+    Chunk {
+        /// Which chunk, and where it was read from.
+        what: String,
+        /// Why it did not open.
+        #[source]
+        source: stratus_chunk::ChunkError,
+    },
     /// A sealed secret did not open or seal with the cluster's key.
     #[error(transparent)]
     Sealing(#[from] stratus_chunk::wrap::WrapError),
@@ -167,8 +189,11 @@ impl StoreError {
             StoreError::ModuleTooLarge { .. } => ErrorCode::TooLarge,
             StoreError::Image(stratus_flist::FlistError::Limit(_)) => ErrorCode::TooLarge,
             StoreError::Image(_) => ErrorCode::BadRequest,
-            StoreError::Node { .. } | StoreError::Unavailable(_) => ErrorCode::Unavailable,
+            StoreError::Node { .. }
+            | StoreError::NoPlacement { .. }
+            | StoreError::Unavailable(_) => ErrorCode::Unavailable,
             StoreError::DataPath(_)
+            | StoreError::Chunk { .. }
             | StoreError::Sealing(_)
             | StoreError::Flist(_)
             | StoreError::Thread { .. }
@@ -582,6 +607,32 @@ mod error_tests {
                 "",
             ),
             (
+                StoreError::NoPlacement {
+                    what: "no node to rebuild pack 7 on".into(),
+                    source: stratus_sched::PiecePlacementError::NotEnoughNodes {
+                        needed: 3,
+                        eligible: 1,
+                    },
+                    last_failure: None,
+                },
+                ErrorCode::Unavailable,
+                503,
+                "no node to rebuild pack 7 on: 3 pieces need 3 distinct nodes with enough free space, only 1 eligible",
+            ),
+            (
+                StoreError::NoPlacement {
+                    what: "cannot place 4+2 pieces of 10 bytes".into(),
+                    source: stratus_sched::PiecePlacementError::NotEnoughNodes {
+                        needed: 3,
+                        eligible: 1,
+                    },
+                    last_failure: Some("node ab is full".into()),
+                },
+                ErrorCode::Unavailable,
+                503,
+                "cannot place 4+2 pieces of 10 bytes: 3 pieces need 3 distinct nodes with enough free space, only 1 eligible (last failure: node ab is full)",
+            ),
+            (
                 StoreError::unavailable("the upload was aborted"),
                 ErrorCode::Unavailable,
                 503,
@@ -589,6 +640,15 @@ mod error_tests {
             ),
             (
                 stratus_chunk::ChunkError::Decrypt.into(),
+                ErrorCode::Internal,
+                500,
+                "",
+            ),
+            (
+                StoreError::Chunk {
+                    what: "chunk c does not open".into(),
+                    source: stratus_chunk::ChunkError::Decrypt,
+                },
                 ErrorCode::Internal,
                 500,
                 "",

@@ -168,7 +168,11 @@ impl Store {
             usize::from(view.pack.profile.m.max(1)),
             rand::random(),
         )
-        .map_err(|e| StoreError::unavailable(format!("no node to rebuild pack {pack} on: {e}")))?;
+        .map_err(|source| StoreError::NoPlacement {
+            what: format!("no node to rebuild pack {pack} on"),
+            source,
+            last_failure: None,
+        })?;
         let puts = missing
             .iter()
             .zip(rebuilt)

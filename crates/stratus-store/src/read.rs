@@ -136,12 +136,14 @@ impl Store {
                                     c.id, p.pack
                                 ))
                             })?;
-                    let plain = open_chunk(&scope, &c.id, sealed).map_err(|e| {
-                        StoreError::internal(format!(
-                            "chunk {} of pack {} does not verify although its pieces did: {e}",
-                            c.id, p.pack
-                        ))
-                    })?;
+                    let plain =
+                        open_chunk(&scope, &c.id, sealed).map_err(|source| StoreError::Chunk {
+                            what: format!(
+                                "chunk {} of pack {} does not verify although its pieces did",
+                                c.id, p.pack
+                            ),
+                            source,
+                        })?;
                     let mut b = Bytes::from(plain);
                     b.truncate(c.skip + c.take);
                     Ok(b.slice(c.skip..))
@@ -390,7 +392,10 @@ impl Store {
                 tokio::task::spawn_blocking(move || open_chunk(&key, &id, &sealed))
                     .await
                     .map_err(StoreError::thread("decoder"))?
-                    .map_err(|e| StoreError::internal(format!("chunk {id} does not open: {e}")))
+                    .map_err(|source| StoreError::Chunk {
+                        what: format!("chunk {id} does not open"),
+                        source,
+                    })
             }
         };
         match self

@@ -369,16 +369,10 @@ impl Store {
                 usize::from(profile.m.max(1)),
                 rand::random(),
             )
-            .map_err(|e| {
-                StoreError::unavailable(format!(
-                    "cannot place {profile} pieces of {} bytes: {e}{}",
-                    pack.piece_len,
-                    if last_error.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (last failure: {last_error})")
-                    }
-                ))
+            .map_err(|source| StoreError::NoPlacement {
+                what: format!("cannot place {profile} pieces of {} bytes", pack.piece_len),
+                source,
+                last_failure: (!last_error.is_empty()).then(|| last_error.clone()),
             })?;
             let puts = todo.iter().zip(picked).map(|(&i, node)| {
                 let target = targets.iter().find(|t| t.id == node).cloned();
