@@ -7,7 +7,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use stratus_control::{now_ms, secrets};
-use stratus_types::{ErrorCode, TokenScope, ADMIN_TENANT};
+use stratus_types::{TokenScope, ADMIN_TENANT};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -37,13 +37,10 @@ impl Caller {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!(
-                    "tenant {:?} may not do this: it needs a token of scope admin",
-                    self.tenant
-                ),
-            ))
+            Err(ApiError::forbidden(format!(
+                "tenant {:?} may not do this: it needs a token of scope admin",
+                self.tenant
+            )))
         }
     }
 
@@ -52,10 +49,10 @@ impl Caller {
         if self.is_admin() || self.tenant == tenant {
             Ok(())
         } else {
-            Err(ApiError::new(
-                ErrorCode::Forbidden,
-                format!("tenant {:?} may not access tenant {tenant:?}", self.tenant),
-            ))
+            Err(ApiError::forbidden(format!(
+                "tenant {:?} may not access tenant {tenant:?}",
+                self.tenant
+            )))
         }
     }
 }
@@ -67,9 +64,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Api
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthenticated,
-                "missing credentials: send `Authorization: Bearer <token>` (the admin token is in the bootstrap replica's data directory, file admin.token)",
+            ApiError::unauthenticated("missing credentials: send `Authorization: Bearer <token>` (the admin token is in the bootstrap replica's data directory, file admin.token)",
             )
         })?;
     let value = header.to_str().unwrap_or_default();
@@ -77,12 +72,9 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Api
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthenticated,
-                "the Authorization header must read `Bearer <token>`",
-            )
+            ApiError::unauthenticated("the Authorization header must read `Bearer <token>`")
         })?;
-    let invalid = || ApiError::new(ErrorCode::Unauthenticated, "invalid or revoked token");
+    let invalid = || ApiError::unauthenticated("invalid or revoked token");
     let (id, secret) = secrets::parse_token(token).ok_or_else(invalid)?;
     let record = state
         .control
@@ -94,9 +86,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Api
     }
     let now = now_ms();
     if let Some(expires_ms) = record.expires_ms.filter(|_| record.expired(now)) {
-        return Err(ApiError::new(
-            ErrorCode::Unauthenticated,
-            format!(
+        return Err(ApiError::unauthenticated(format!(
                 "token {} expired {} s ago (at {expires_ms} ms since the Unix epoch); ask for a new one",
                 record.id,
                 now.saturating_sub(expires_ms) / 1000
@@ -117,11 +107,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Internal,
-                "this route is not behind the authorization layer",
-            )
-        })
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("this route is not behind the authorization layer"))
     }
 }

@@ -7,7 +7,6 @@ use axum::Json;
 use futures::TryStreamExt;
 use serde::Deserialize;
 use stratus_store::{ImageInfo, ImportReport};
-use stratus_types::ErrorCode;
 use tokio::io::AsyncWriteExt;
 use utoipa::IntoParams;
 
@@ -40,33 +39,22 @@ pub async fn import(
     let spool = tempfile::Builder::new()
         .prefix("stratus-image-")
         .tempfile()
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}")))?;
+        .map_err(ApiError::Spool)?;
     let path = spool.path().to_path_buf();
-    let mut file = tokio::fs::File::from_std(spool.reopen().map_err(|e| {
-        ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}"))
-    })?);
+    let mut file = tokio::fs::File::from_std(spool.reopen().map_err(ApiError::Spool)?);
     let cap = st.store.config().image_limits.max_archive_bytes;
     let mut spooled = 0u64;
     let mut stream = body.into_data_stream();
-    while let Some(data) = stream
-        .try_next()
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("reading the upload: {e}")))?
-    {
+    while let Some(data) = stream.try_next().await.map_err(ApiError::Body)? {
         spooled += data.len() as u64;
         if spooled > cap {
-            return Err(ApiError::new(
-                ErrorCode::TooLarge,
-                format!("the image archive is over {cap} bytes (the upload limit)"),
-            ));
+            return Err(ApiError::too_large(format!(
+                "the image archive is over {cap} bytes (the upload limit)"
+            )));
         }
-        file.write_all(&data).await.map_err(|e| {
-            ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}"))
-        })?;
+        file.write_all(&data).await.map_err(ApiError::Spool)?;
     }
-    file.flush()
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot spool the upload: {e}")))?;
+    file.flush().await.map_err(ApiError::Spool)?;
     drop(file);
     let report = st
         .store
@@ -107,7 +95,7 @@ pub async fn delete(
 ) -> Result<Json<usize>, ApiError> {
     let name = q
         .name
-        .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "give the image: ?name=NAME[:TAG]"))?;
+        .ok_or_else(|| ApiError::bad_request("give the image: ?name=NAME[:TAG]"))?;
     let name = stratus_store::normalize_image_name(&name)?;
     let prefix = format!("{}{name}@", stratus_store::ImageRef::PREFIX);
     let users: Vec<String> = st.control.state().read(|s| {
@@ -118,13 +106,10 @@ pub async fn delete(
             .collect()
     });
     if !users.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!(
-                "image {name} is used by {}; stop them first",
-                users.join(", ")
-            ),
-        ));
+        return Err(ApiError::conflict(format!(
+            "image {name} is used by {}; stop them first",
+            users.join(", ")
+        )));
     }
     Ok(Json(st.store.delete_image(&c.tenant, &name).await?))
 }

@@ -14,7 +14,7 @@ use stratus_control::joining::JoinCredentialSpec;
 use stratus_control::now_ms;
 use stratus_state::nodes::JoinCredentialRecord;
 use stratus_state::Command;
-use stratus_types::{ErrorCode, NodeId, NodeRecord};
+use stratus_types::{NodeId, NodeRecord};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -62,10 +62,9 @@ pub async fn create(
     c.require_admin()?;
     let expires_ms = match req.expires_in_s {
         Some(s) if s == 0 || s > MAX_JOIN_TOKEN_TTL_S => {
-            return Err(ApiError::new(
-                ErrorCode::BadRequest,
-                format!("expires_in_s is {s}; give 1 to {MAX_JOIN_TOKEN_TTL_S} seconds"),
-            ))
+            return Err(ApiError::bad_request(format!(
+                "expires_in_s is {s}; give 1 to {MAX_JOIN_TOKEN_TTL_S} seconds"
+            )))
         }
         Some(s) => Some(now_ms().saturating_add(s.saturating_mul(1000))),
         None => None,
@@ -140,14 +139,11 @@ pub async fn ban(
     Path(id): Path<String>,
 ) -> ApiResult<Banned> {
     c.require_admin()?;
-    let node: NodeId = id
-        .parse()
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
+    let node: NodeId = id.parse()?;
     if !st.control.state().read(|s| s.nodes.contains_key(&node)) {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("node {node} is not registered; see `stratus nodes ls`"),
-        ));
+        return Err(ApiError::not_found(format!(
+            "node {node} is not registered; see `stratus nodes ls`"
+        )));
     }
     st.control.ban_node(node).await?;
     let banned = st.control.state().read(|s| {
@@ -163,10 +159,7 @@ pub async fn ban(
             instances,
         })
     });
-    banned.map(Json).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::NotFound,
-            format!("node {node} is not registered"),
-        )
-    })
+    banned
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("node {node} is not registered")))
 }

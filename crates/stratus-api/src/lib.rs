@@ -15,7 +15,10 @@
 //! mints only tokens with no more rights than its own (a covered scope, an
 //! expiry no later than its own). Errors are JSON ([`error::ErrorBody`])
 //! with a stable code: 401 for a missing, unknown, revoked or expired token,
-//! 403 for a scope or tenant that does not allow the request.
+//! 403 for a scope or tenant that does not allow the request. Handlers
+//! return [`error::ApiError`], whose variant is the kind of failure (the
+//! control plane's, the store's and the state's errors kept whole); its
+//! `status()` is the one place kinds become HTTP statuses.
 //!
 //! The API is served by control replicas and reads that replica's applied
 //! state; writes go through [`stratus_control::Control::write`], which
@@ -48,8 +51,7 @@ use stratus_control::{now_ms, secrets, Control};
 use stratus_proto::{MembershipChange, Peer};
 use stratus_state::{Command, Var};
 use stratus_types::{
-    ClusterStatus, ErrorCode, NodeId, NodeRecord, ReplicaRole, ReplicaStatus, Tenant, TokenScope,
-    ADMIN_TENANT,
+    ClusterStatus, NodeId, NodeRecord, ReplicaRole, ReplicaStatus, Tenant, TokenScope, ADMIN_TENANT,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -79,10 +81,10 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(rej) => Err(ApiError::new(
-                ErrorCode::BadRequest,
-                format!("malformed request body: {}", rej.body_text()),
-            )),
+            Err(rej) => Err(ApiError::bad_request(format!(
+                "malformed request body: {}",
+                rej.body_text()
+            ))),
         }
     }
 }
@@ -110,13 +112,7 @@ where
         }
         serde_json::from_slice(&body)
             .map(OptionalJsonBody)
-            .map_err(|e| {
-                ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("malformed request body: {e}"),
-                )
-                .into_response()
-            })
+            .map_err(|e| ApiError::MalformedBody(e).into_response())
     }
 }
 
@@ -379,12 +375,7 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
             state.clone(),
             scopes::authorize,
         ))
-        .fallback(|| async {
-            ApiError::new(
-                ErrorCode::NotFound,
-                "no such API route; see /v1/openapi.json",
-            )
-        })
+        .fallback(|| async { ApiError::not_found("no such API route; see /v1/openapi.json") })
         .with_state(state)
 }
 
@@ -485,17 +476,18 @@ async fn get_node(
             .collect()
     });
     match matches.len() {
-        1 => Ok(Json(matches.into_iter().next().ok_or_else(|| {
-            ApiError::new(ErrorCode::Internal, "lost match")
-        })?)),
-        0 => Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no node matches {id:?}; see `stratus nodes ls`"),
+        1 => Ok(Json(
+            matches
+                .into_iter()
+                .next()
+                .ok_or_else(|| ApiError::internal("lost match"))?,
         )),
-        n => Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("{n} nodes match {id:?}; give more of the id"),
-        )),
+        0 => Err(ApiError::not_found(format!(
+            "no node matches {id:?}; see `stratus nodes ls`"
+        ))),
+        n => Err(ApiError::conflict(format!(
+            "{n} nodes match {id:?}; give more of the id"
+        ))),
     }
 }
 
@@ -528,9 +520,7 @@ async fn remove_replica(
     Path(id): Path<String>,
 ) -> ApiResult<ClusterStatus> {
     c.require_admin()?;
-    let id: NodeId = id
-        .parse()
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
+    let id: NodeId = id.parse()?;
     st.control
         .change_membership(MembershipChange::Remove(id))
         .await?;
@@ -577,7 +567,7 @@ fn grant(
     req: &CreateToken,
     now_ms: u64,
 ) -> Result<(TokenScope, Option<u64>), ApiError> {
-    let forbidden = |m: String| ApiError::new(ErrorCode::Forbidden, m);
+    let forbidden = |m: String| ApiError::forbidden(m);
     let scope = req.scope.unwrap_or(match caller.scope {
         TokenScope::Admin if tenant != ADMIN_TENANT => TokenScope::Full,
         own => own,
@@ -599,12 +589,9 @@ fn grant(
             Some(now_ms.saturating_add(secs * 1000))
         }
         Some(secs) => {
-            return Err(ApiError::new(
-                ErrorCode::BadRequest,
-                format!(
+            return Err(ApiError::bad_request(format!(
                 "expires_in_secs must be 1 to {MAX_TOKEN_LIFETIME_SECS} (ten years), got {secs}"
-            ),
-            ))
+            )))
         }
     };
     if let Some(own) = caller.expires_ms {
@@ -722,15 +709,12 @@ async fn revoke_token(
         )
     });
     if owner.as_deref() != Some(tenant.as_str()) {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("tenant {tenant:?} has no token {id:?}"),
-        ));
+        return Err(ApiError::not_found(format!(
+            "tenant {tenant:?} has no token {id:?}"
+        )));
     }
     if last_operator {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "refusing to revoke the last admin token: issue another one first (`stratus tenants token admin`)",
+        return Err(ApiError::conflict("refusing to revoke the last admin token: issue another one first (`stratus tenants token admin`)",
         ));
     }
     let applied = st.control.write(Command::RevokeToken { id }).await?;
@@ -783,12 +767,7 @@ async fn get_var(
                 var,
             })
         })
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NotFound,
-                format!("variable {key:?} does not exist"),
-            )
-        })
+        .ok_or_else(|| ApiError::not_found(format!("variable {key:?} does not exist")))
 }
 
 /// Sets a variable; answers once it is committed by a quorum.

@@ -10,7 +10,7 @@ use stratus_control::disk::DiskStatus;
 use stratus_state::marks::{MarkCommand, NodeMark};
 use stratus_state::Command;
 use stratus_store::NodeSpace;
-use stratus_types::{ClusterStatus, ErrorCode, NodeId};
+use stratus_types::{ClusterStatus, NodeId};
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -87,9 +87,7 @@ pub async fn unmark(
     Path(id): Path<String>,
 ) -> Result<Json<WriteResult>, ApiError> {
     c.require_admin()?;
-    let node: NodeId = id
-        .parse()
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
+    let node: NodeId = id.parse()?;
     let applied = st
         .control
         .write(Command::Marks(MarkCommand::Clear { node }))

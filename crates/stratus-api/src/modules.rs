@@ -57,16 +57,15 @@ fn wat_too_large() -> String {
 }
 
 fn module_too_large() -> ApiError {
-    ApiError::new(
-        ErrorCode::TooLarge,
-        format!("the module is larger than the limit of {MAX_MODULE_BYTES} bytes (1 GiB)"),
-    )
+    ApiError::too_large(format!(
+        "the module is larger than the limit of {MAX_MODULE_BYTES} bytes (1 GiB)"
+    ))
 }
 
 /// Refuses bytes that are neither a valid WebAssembly binary (module or
 /// component) nor WAT text, so a broken module never reaches a node.
 pub(crate) fn validate_module(bytes: &[u8]) -> Result<(), ApiError> {
-    let bad = |m: String| ApiError::new(ErrorCode::BadRequest, format!("invalid module: {m}"));
+    let bad = ApiError::InvalidModule;
     if bytes.is_empty() {
         return Err(bad("empty".into()));
     }
@@ -87,7 +86,7 @@ pub(crate) fn validate_module(bytes: &[u8]) -> Result<(), ApiError> {
 
 /// Checks the header of a binary too large to validate whole here.
 fn validate_header(head: &[u8]) -> Result<(), ApiError> {
-    let bad = |m: String| ApiError::new(ErrorCode::BadRequest, format!("invalid module: {m}"));
+    let bad = ApiError::InvalidModule;
     match wasmparser::Parser::new(0).parse(head, false) {
         Ok(wasmparser::Chunk::Parsed {
             payload: wasmparser::Payload::Version { .. },
@@ -139,13 +138,13 @@ pub async fn put_module(
         .await;
     let head = match head.lock() {
         Ok(mut h) => std::mem::take(&mut *h),
-        Err(_) => return Err(ApiError::new(ErrorCode::Internal, "upload check poisoned")),
+        Err(_) => return Err(ApiError::internal("upload check poisoned")),
     };
     let ingested = match ingested {
         Ok(m) => m,
-        Err(e) if e.code == ErrorCode::TooLarge => return Err(module_too_large()),
+        Err(e) if e.code() == ErrorCode::TooLarge => return Err(module_too_large()),
         Err(_) if head.total > FULLY_CHECKED_BYTES as u64 && !head.bytes.starts_with(b"\0asm") => {
-            return Err(ApiError::new(ErrorCode::TooLarge, wat_too_large()))
+            return Err(ApiError::too_large(wat_too_large()))
         }
         Err(e) => return Err(e.into()),
     };
@@ -175,14 +174,11 @@ async fn put_inline_module(
     let bytes = axum::body::to_bytes(body, FULLY_CHECKED_BYTES)
         .await
         .map_err(|_| {
-            ApiError::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "this cluster has no storage node, so modules are kept in the replicated state, \
+            ApiError::too_large(format!(
+                "this cluster has no storage node, so modules are kept in the replicated state, \
                      up to {FULLY_CHECKED_BYTES} bytes (16 MiB); add a node lending disk to upload \
                      larger ones (up to {MAX_MODULE_BYTES} bytes)"
-                ),
-            )
+            ))
         })?;
     validate_module(&bytes)?;
     let hash = stratus_state::workloads::module_hash(&bytes);
@@ -218,7 +214,7 @@ mod tests {
             b"(module (func (unknown)))",
         ] {
             let e = validate_module(bad).expect_err("refused");
-            assert!(e.message.starts_with("invalid module"), "{}", e.message);
+            assert!(e.to_string().starts_with("invalid module"), "{e}");
         }
         assert!(validate_header(&module).is_ok());
         assert!(validate_header(b"\0asm\x63\0\0\0").is_err(), "bad version");

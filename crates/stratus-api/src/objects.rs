@@ -17,8 +17,8 @@ use stratus_state::objects::{
     StoreCommand, Versioning,
 };
 use stratus_state::Command;
-use stratus_store::{ByteRange, PutMeta, StoreError};
-use stratus_types::{ErrorCode, NodeId, NodeStatus};
+use stratus_store::{ByteRange, PutMeta};
+use stratus_types::{NodeId, NodeStatus};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
@@ -29,18 +29,6 @@ use crate::{AppState, JsonBody};
 const META_PREFIX: &str = "x-stratus-meta-";
 /// Header carrying the version id.
 const VERSION_HEADER: &str = "x-stratus-version";
-
-impl From<stratus_state::ApplyError> for ApiError {
-    fn from(e: stratus_state::ApplyError) -> Self {
-        ApiError::new(e.code, e.message)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::new(e.code, e.message)
-    }
-}
 
 /// Request to create a bucket.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -269,10 +257,9 @@ fn put_meta(headers: &HeaderMap) -> PutMeta {
 /// ranges; `a-`, `-n` suffix forms).
 pub fn parse_range(value: &str, size: u64) -> Result<ByteRange, ApiError> {
     let bad = || {
-        ApiError::new(
-            ErrorCode::BadRequest,
-            format!("unsupported or unsatisfiable range {value:?} for {size} bytes"),
-        )
+        ApiError::bad_request(format!(
+            "unsupported or unsatisfiable range {value:?} for {size} bytes"
+        ))
     };
     let spec = value.trim().strip_prefix("bytes=").ok_or_else(bad)?;
     if spec.contains(',') {
@@ -312,7 +299,7 @@ pub async fn create_bucket(
         .filter(|p| *p != "auto")
         .map(str::parse::<ErasureProfile>)
         .transpose()
-        .map_err(|m| ApiError::new(ErrorCode::BadRequest, m))?;
+        .map_err(ApiError::bad_request)?;
     let bucket = Bucket {
         name: req.name,
         tenant: c.tenant.clone(),
@@ -387,9 +374,7 @@ pub async fn put_object(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<PutObjectResult>, ApiError> {
-    let stream = body
-        .into_data_stream()
-        .map_err(|e| std::io::Error::other(e.to_string()));
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
     let r = st
         .store
         .put(
@@ -484,7 +469,7 @@ pub async fn get_object(
         None => (StatusCode::OK, v.size),
     };
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    let body = Body::from_stream(stream.map_err(|e| std::io::Error::other(e.message)));
+    let body = Body::from_stream(stream.map_err(std::io::Error::other));
     Ok((status, h, body).into_response())
 }
 
@@ -663,8 +648,7 @@ pub async fn maintain_now(
 ) -> Result<Json<StorageStatus>, ApiError> {
     c.require_admin()?;
     if !st.control.is_leader() {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
+        return Err(ApiError::conflict(
             "maintenance runs on the leader; send this to the leader's API",
         ));
     }

@@ -10,7 +10,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use stratus_state::quotas::{QuotaChanges, QuotaLine};
 use stratus_state::Command;
-use stratus_types::ErrorCode;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -29,10 +28,9 @@ pub struct QuotaView {
 fn view(st: &AppState, tenant: &str) -> Result<QuotaView, ApiError> {
     st.control.state().read(|s| {
         if !s.tenants.contains_key(tenant) {
-            return Err(ApiError::new(
-                ErrorCode::NotFound,
-                format!("tenant {tenant:?} does not exist"),
-            ));
+            return Err(ApiError::not_found(format!(
+                "tenant {tenant:?} does not exist"
+            )));
         }
         Ok(QuotaView {
             tenant: tenant.to_string(),

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use stratus_control::{now_ms, secrets};
 use stratus_state::objects::StoreCommand;
 use stratus_state::Command;
-use stratus_types::ErrorCode;
 use utoipa::ToSchema;
 
 use crate::auth::Caller;
@@ -66,9 +65,7 @@ pub async fn create_key(
 ) -> Result<(StatusCode, Json<IssuedS3Key>), ApiError> {
     // S3 keys do not expire: a key made by an expiring token would outlive it.
     if c.expires_ms.is_some() {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            format!(
+        return Err(ApiError::forbidden(format!(
                 "S3 keys do not expire, so token {} (which does) may not create one; use a token without expiry",
                 c.token_id
             ),
@@ -134,7 +131,7 @@ pub async fn delete_key(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     if id.is_empty() {
-        return Err(ApiError::new(ErrorCode::BadRequest, "empty access key id"));
+        return Err(ApiError::bad_request("empty access key id"));
     }
     st.control
         .write(Command::Store(StoreCommand::DeleteAccessKey {

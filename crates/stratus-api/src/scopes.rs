@@ -13,7 +13,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use stratus_types::{ErrorCode, TokenScope};
+use stratus_types::TokenScope;
 
 use crate::auth::{authenticate, Caller};
 use crate::error::ApiError;
@@ -105,15 +105,12 @@ fn out_of_scope(caller: &Caller, area: Area, method: &Method) -> ApiError {
         .filter(|s| allows(*s, area, method))
         .map(TokenScope::as_str)
         .collect();
-    ApiError::new(
-        ErrorCode::Forbidden,
-        format!(
-            "this request needs a token with scope {}; token {} has scope {}",
-            enough.join(" or "),
-            caller.token_id,
-            caller.scope
-        ),
-    )
+    ApiError::forbidden(format!(
+        "this request needs a token with scope {}; token {} has scope {}",
+        enough.join(" or "),
+        caller.token_id,
+        caller.scope
+    ))
 }
 
 /// The layer in front of every route: authenticates and checks the scope
@@ -126,10 +123,9 @@ pub async fn authorize(
 ) -> Response {
     let route = matched.as_ref().map(MatchedPath::as_str).unwrap_or("");
     let Some(area) = area(route) else {
-        return ApiError::new(
-            ErrorCode::Forbidden,
-            format!("route {route:?} has no scope assigned; no token may use it"),
-        )
+        return ApiError::forbidden(format!(
+            "route {route:?} has no scope assigned; no token may use it"
+        ))
         .into_response();
     };
     if area == Area::Public {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use stratus_control::now_ms;
 use stratus_spec::WorkloadSpec;
 use stratus_state::{Command, Instance, Workload};
-use stratus_types::{ErrorCode, NodeId};
+use stratus_types::NodeId;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
@@ -122,7 +122,7 @@ pub async fn deploy(
             .map(|e| e.to_string())
             .collect::<Vec<_>>()
             .join("; ");
-        return Err(ApiError::new(ErrorCode::BadRequest, msg));
+        return Err(ApiError::bad_request(msg));
     }
     let id = format!("{}/{}", c.tenant, req.spec.name);
     let module = match &req.spec.image {
@@ -145,7 +145,7 @@ pub async fn deploy(
         .state()
         .read(|s| s.workloads.get(&id).cloned())
         .map(Json)
-        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "workload vanished after deploy"))
+        .ok_or_else(|| ApiError::internal("workload vanished after deploy"))
 }
 
 /// Workloads of the caller's tenant (all of them for the admin).
@@ -193,9 +193,7 @@ pub async fn get(
         })
         .map(Json)
         .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NotFound,
-                format!("workload {id} does not exist (a finished or stopped workload is forgotten once its retention period has passed); see `stratus ps`"),
+            ApiError::not_found(format!("workload {id} does not exist (a finished or stopped workload is forgotten once its retention period has passed); see `stratus ps`"),
             )
         })
 }
@@ -251,9 +249,7 @@ fn find_instance(st: &AppState, c: &Caller, id: &str) -> Result<Instance, ApiErr
         .state()
         .read(|s| s.instances.get(id).cloned())
         .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NotFound,
-                format!("instance {id} does not exist (instances of finished or stopped workloads are forgotten once their retention period has passed); see `stratus ps --all`"),
+            ApiError::not_found(format!("instance {id} does not exist (instances of finished or stopped workloads are forgotten once their retention period has passed); see `stratus ps --all`"),
             )
         })?;
     c.require_tenant(owner(&i.workload))?;
@@ -298,12 +294,10 @@ pub async fn logs(
         let (state, over) = match q.exec {
             None => (serde_json::to_value(&inst.state), inst_over),
             Some(n) => {
-                let e = inst.execs.iter().find(|e| e.n == n).ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::NotFound,
-                        format!("instance {id} has no exec {n}"),
-                    )
-                })?;
+                let e =
+                    inst.execs.iter().find(|e| e.n == n).ok_or_else(|| {
+                        ApiError::not_found(format!("instance {id} has no exec {n}"))
+                    })?;
                 (
                     serde_json::to_value(&e.state),
                     e.state.is_over() || inst_over,
@@ -375,9 +369,7 @@ pub async fn drain(
     JsonBody(req): JsonBody<Drain>,
 ) -> Result<Json<WriteResult>, ApiError> {
     c.require_admin()?;
-    let node: NodeId = id
-        .parse()
-        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("{e}")))?;
+    let node: NodeId = id.parse()?;
     let applied = st
         .control
         .write(Command::SetDrain {

@@ -256,7 +256,7 @@ impl Control {
             s.joining
                 .check(&parsed.id, &secret_sha256, now)
                 .err()
-                .map(|e| (e.code, e.message))
+                .map(|e| (e.code(), e.to_string()))
         });
         if let Some((code, message)) = refused {
             return refuse(code, message);

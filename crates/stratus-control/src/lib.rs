@@ -189,7 +189,7 @@ impl ControlError {
     /// Stable error code for the API.
     pub fn code(&self) -> ErrorCode {
         match self {
-            ControlError::Rejected(e) => e.code,
+            ControlError::Rejected(e) => e.code(),
             ControlError::NoLeader => ErrorCode::NoLeader,
             ControlError::Remote { code, .. } => *code,
             ControlError::Net(_) => ErrorCode::Unavailable,

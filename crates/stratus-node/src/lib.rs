@@ -492,10 +492,13 @@ impl stratus_store::Meta for ControlMeta {
     > {
         let c = self.0.clone();
         Box::pin(async move {
-            let a = c
-                .write(cmd)
-                .await
-                .map_err(|e| stratus_store::StoreError::new(e.code(), e.to_string()))?;
+            let a = c.write(cmd).await.map_err(|e| match e {
+                stratus_control::ControlError::Rejected(e) => e.into(),
+                e => stratus_store::StoreError::Meta {
+                    code: e.code(),
+                    message: e.to_string(),
+                },
+            })?;
             // Read your writes: a write forwarded to the leader returns once
             // committed there; wait (briefly) until this replica applied it
             // too, so the gateway that wrote sees it.
@@ -559,7 +562,7 @@ impl stratus_control::ImageServer for StoreImages {
             store
                 .image_flist(&tenant, &r)
                 .await
-                .map_err(|e| (e.code, e.message))
+                .map_err(|e| (e.code(), e.to_string()))
         })
     }
 
@@ -576,7 +579,7 @@ impl stratus_control::ImageServer for StoreImages {
                     &stratus_chunk::ChunkId(id),
                 )
                 .await
-                .map_err(|e| (e.code, e.message))
+                .map_err(|e| (e.code(), e.to_string()))
         })
     }
 }

@@ -99,11 +99,11 @@ fn read_part(
                     Some(stratus_store::ByteRange { start, end }),
                 )
                 .await
-                .map_err(|e| (e.code, format!("{what}: {}", e.message)))?;
+                .map_err(|e| (e.code(), format!("{what}: {e}")))?;
             let parts: Vec<bytes::Bytes> = stream
                 .try_collect()
                 .await
-                .map_err(|e| (e.code, format!("{what}: {}", e.message)))?;
+                .map_err(|e| (e.code(), format!("{what}: {e}")))?;
             parts.concat()
         };
         Ok(Response::VolumeData {
@@ -128,7 +128,7 @@ fn put_step(
     use stratus_proto::{VolumeAnswer, VolumePut};
     use stratus_state::objects::{StoreCommand, Upload};
     Box::pin(async move {
-        let fail = |e: stratus_store::StoreError| (e.code, format!("{what}: {}", e.message));
+        let fail = |e: stratus_store::StoreError| (e.code(), format!("{what}: {e}"));
         tenant_bucket(&store, what, &tenant, &bucket)?;
         // Parts and completion name an upload: it must be this volume's.
         let check_upload = |upload: &str| {

@@ -110,17 +110,17 @@ fn owned<'a>(s: &'a State, tenant: &str, bucket: &str) -> BackendResult<&'a Buck
 
 /// Maps a store error; `not_found` is what `NotFound` means in context.
 fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
-    match e.code {
+    match e.code() {
         ErrorCode::NotFound => not_found,
         ErrorCode::Forbidden | ErrorCode::Unauthenticated => BackendError::AccessDenied,
-        ErrorCode::BadRequest => BackendError::InvalidArgument(e.message),
+        ErrorCode::BadRequest => BackendError::InvalidArgument(e.to_string()),
         ErrorCode::Conflict
         | ErrorCode::NoLeader
         | ErrorCode::Unavailable
-        | ErrorCode::InsufficientStorage => BackendError::ServiceUnavailable(e.message),
-        ErrorCode::Internal => BackendError::Internal(e.message),
-        ErrorCode::TooLarge => BackendError::EntityTooLarge(e.message),
-        ErrorCode::QuotaExceeded => BackendError::QuotaExceeded(e.message),
+        | ErrorCode::InsufficientStorage => BackendError::ServiceUnavailable(e.to_string()),
+        ErrorCode::Internal => BackendError::Internal(e.to_string()),
+        ErrorCode::TooLarge => BackendError::EntityTooLarge(e.to_string()),
+        ErrorCode::QuotaExceeded => BackendError::QuotaExceeded(e.to_string()),
     }
 }
 
@@ -185,7 +185,7 @@ impl Backend for StoreBackend {
             .await;
         match r {
             Ok(_) => Ok(()),
-            Err(e) if e.code == ErrorCode::Conflict => Err(self
+            Err(e) if e.code() == ErrorCode::Conflict => Err(self
                 .read(taken)
                 .unwrap_or(BackendError::BucketAlreadyExists)),
             // The key's tenant no longer exists.
@@ -212,7 +212,7 @@ impl Backend for StoreBackend {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.code == ErrorCode::Conflict => Err(BackendError::BucketNotEmpty),
+            Err(e) if e.code() == ErrorCode::Conflict => Err(BackendError::BucketNotEmpty),
             Err(e) => Err(store_err(e, BackendError::NoSuchBucket)),
         }
     }
@@ -324,8 +324,7 @@ impl Backend for StoreBackend {
             .get(tenant, bucket, key, Some(&v.version_id), range)
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchKey))?;
-        let stream: ByteStream =
-            Box::pin(stream.map(|r| r.map_err(|e| std::io::Error::other(e.message))));
+        let stream: ByteStream = Box::pin(stream.map(|r| r.map_err(std::io::Error::other)));
         Ok((info(key, &version), stream))
     }
 
@@ -388,7 +387,7 @@ impl Backend for StoreBackend {
                 };
                 match self.command(cmd(Some(id.to_owned()))).await {
                     Ok(_) => {}
-                    Err(e) if e.code == ErrorCode::NotFound => {}
+                    Err(e) if e.code() == ErrorCode::NotFound => {}
                     Err(e) => return Err(store_err(e, BackendError::NoSuchBucket)),
                 }
                 Ok(DeleteOutcome {
@@ -589,7 +588,7 @@ impl Backend for StoreBackend {
                 now_ms: now_ms(),
             })
             .await
-            .map_err(|e| match e.code {
+            .map_err(|e| match e.code() {
                 ErrorCode::BadRequest => BackendError::InvalidPart,
                 _ => store_err(e, BackendError::NoSuchUpload),
             })?;
@@ -693,4 +692,66 @@ pub fn store_gateway(store: Store) -> crate::Gateway<StoreBackend, StoreKeys> {
         Arc::new(StoreBackend::new(store.clone())),
         Arc::new(StoreKeys::new(store)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratus_state::ApplyError;
+
+    /// Every store error kind reaches S3 clients as the backend error (and
+    /// so the S3 code) its code gave before: the one mapping of store kinds
+    /// to S3 answers.
+    #[test]
+    fn every_store_error_kind_keeps_its_backend_error() {
+        let nf = || BackendError::NoSuchKey;
+        let rejected = |code| StoreError::Rejected(ApplyError::from_code(code, "why"));
+        let cases = [
+            (rejected(ErrorCode::NotFound), BackendError::NoSuchKey),
+            (StoreError::NotFound("why".into()), BackendError::NoSuchKey),
+            (rejected(ErrorCode::Forbidden), BackendError::AccessDenied),
+            (
+                rejected(ErrorCode::Unauthenticated),
+                BackendError::AccessDenied,
+            ),
+            (
+                StoreError::Invalid("why".into()),
+                BackendError::InvalidArgument("why".into()),
+            ),
+            (
+                rejected(ErrorCode::Conflict),
+                BackendError::ServiceUnavailable("why".into()),
+            ),
+            (
+                StoreError::Meta {
+                    code: ErrorCode::NoLeader,
+                    message: "why".into(),
+                },
+                BackendError::ServiceUnavailable("why".into()),
+            ),
+            (
+                StoreError::Unavailable("why".into()),
+                BackendError::ServiceUnavailable("why".into()),
+            ),
+            (
+                rejected(ErrorCode::InsufficientStorage),
+                BackendError::ServiceUnavailable("why".into()),
+            ),
+            (
+                StoreError::Internal("why".into()),
+                BackendError::Internal("why".into()),
+            ),
+            (
+                rejected(ErrorCode::TooLarge),
+                BackendError::EntityTooLarge("why".into()),
+            ),
+            (
+                rejected(ErrorCode::QuotaExceeded),
+                BackendError::QuotaExceeded("why".into()),
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(store_err(e, nf()), want);
+        }
+    }
 }

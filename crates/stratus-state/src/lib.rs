@@ -53,7 +53,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use stratus_types::{
-    validate_tenant_name, ErrorCode, NodeId, NodeInfo, NodeRecord, NodeStatus, Tenant, TenantName,
+    validate_tenant_name, NodeId, NodeInfo, NodeRecord, NodeStatus, Tenant, TenantName,
     TokenRecord, TokenRecordV1, ADMIN_TENANT,
 };
 use utoipa::ToSchema;
@@ -411,10 +411,7 @@ impl State {
                 .iter()
                 .map(|c| match c {
                     Command::Batch(_) => CommandResult {
-                        error: Some(ApplyError::new(
-                            ErrorCode::BadRequest,
-                            "batches do not nest",
-                        )),
+                        error: Some(ApplyError::invalid("batches do not nest")),
                         ..CommandResult::default()
                     },
                     c => self.apply(index, c),
@@ -463,13 +460,11 @@ impl State {
     fn apply_inner(&mut self, index: u64, cmd: &Command) -> Result<Option<u64>, ApplyError> {
         match cmd {
             Command::CreateTenant { name, now_ms } => {
-                validate_tenant_name(name)
-                    .map_err(|m| ApplyError::new(ErrorCode::BadRequest, m))?;
+                validate_tenant_name(name).map_err(ApplyError::invalid)?;
                 if self.tenants.contains_key(name) {
-                    return Err(ApplyError::new(
-                        ErrorCode::Conflict,
-                        format!("tenant {name:?} already exists"),
-                    ));
+                    return Err(ApplyError::conflict(format!(
+                        "tenant {name:?} already exists"
+                    )));
                 }
                 self.tenants.insert(
                     name.clone(),
@@ -483,9 +478,9 @@ impl State {
             Command::CreateToken { record } => self.insert_token(record.clone().into()),
             Command::IssueToken { record } => self.insert_token(record.clone()),
             Command::RevokeToken { id } => {
-                self.tokens.remove(id).ok_or_else(|| {
-                    ApplyError::new(ErrorCode::NotFound, format!("token {id:?} does not exist"))
-                })?;
+                self.tokens
+                    .remove(id)
+                    .ok_or_else(|| ApplyError::not_found(format!("token {id:?} does not exist")))?;
                 Ok(None)
             }
             Command::PutVar {
@@ -496,13 +491,10 @@ impl State {
             } => {
                 validate_var_key(key)?;
                 if value.len() > MAX_VAR_VALUE {
-                    return Err(ApplyError::new(
-                        ErrorCode::BadRequest,
-                        format!(
-                            "variable value is {} bytes; the limit is {MAX_VAR_VALUE}",
-                            value.len()
-                        ),
-                    ));
+                    return Err(ApplyError::invalid(format!(
+                        "variable value is {} bytes; the limit is {MAX_VAR_VALUE}",
+                        value.len()
+                    )));
                 }
                 self.require_tenant(tenant)?;
                 self.vars.entry(tenant.clone()).or_default().insert(
@@ -515,19 +507,13 @@ impl State {
                 );
                 Ok(Some(index))
             }
-            Command::Batch(_) => Err(ApplyError::new(
-                ErrorCode::Internal,
-                "batch applied as a single command",
-            )),
+            Command::Batch(_) => Err(ApplyError::internal("batch applied as a single command")),
             Command::PutModule { bytes } => {
                 if bytes.len() > MAX_MODULE_BYTES {
-                    return Err(ApplyError::new(
-                        ErrorCode::BadRequest,
-                        format!(
-                            "module is {} bytes; the limit is {MAX_MODULE_BYTES}",
-                            bytes.len()
-                        ),
-                    ));
+                    return Err(ApplyError::invalid(format!(
+                        "module is {} bytes; the limit is {MAX_MODULE_BYTES}",
+                        bytes.len()
+                    )));
                 }
                 self.modules
                     .entry(module_hash(bytes))
@@ -552,15 +538,13 @@ impl State {
                     .and_then(|m| m.remove(key))
                     .is_some();
                 if !removed {
-                    return Err(ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("variable {key:?} does not exist"),
-                    ));
+                    return Err(ApplyError::not_found(format!(
+                        "variable {key:?} does not exist"
+                    )));
                 }
                 Ok(None)
             }
-            Command::Store(_) => Err(ApplyError::new(
-                ErrorCode::Internal,
+            Command::Store(_) => Err(ApplyError::internal(
                 "store command applied as a plain command",
             )),
             Command::SetQuota { tenant, changes } => self.set_quota(tenant, changes),
@@ -606,10 +590,9 @@ impl State {
         if self.tenants.contains_key(tenant) {
             Ok(())
         } else {
-            Err(ApplyError::new(
-                ErrorCode::NotFound,
-                format!("tenant {tenant:?} does not exist"),
-            ))
+            Err(ApplyError::not_found(format!(
+                "tenant {tenant:?} does not exist"
+            )))
         }
     }
 
@@ -628,10 +611,9 @@ pub fn validate_var_key(key: &str) -> Result<(), ApplyError> {
     if ok {
         Ok(())
     } else {
-        Err(ApplyError::new(
-            ErrorCode::BadRequest,
-            format!("invalid variable key {key:?}: use 1-{MAX_VAR_KEY} characters of A-Z a-z 0-9 . _ / -"),
-        ))
+        Err(ApplyError::invalid(format!(
+            "invalid variable key {key:?}: use 1-{MAX_VAR_KEY} characters of A-Z a-z 0-9 . _ / -"
+        )))
     }
 }
 

@@ -21,7 +21,7 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use stratus_types::{ErrorCode, NodeId};
+use stratus_types::NodeId;
 use utoipa::ToSchema;
 
 use crate::{ApplyError, State};
@@ -176,19 +176,16 @@ impl State {
                 now_ms,
             } => {
                 if failures.len() > MAX_STRIKES_PER_COMMAND {
-                    return Err(ApplyError::new(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "{} strikes in one command; at most {MAX_STRIKES_PER_COMMAND}",
-                            failures.len()
-                        ),
-                    ));
+                    return Err(ApplyError::too_large(format!(
+                        "{} strikes in one command; at most {MAX_STRIKES_PER_COMMAND}",
+                        failures.len()
+                    )));
                 }
                 if !self.nodes.contains_key(node) {
-                    return Err(ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("node {} is not registered", node.short()),
-                    ));
+                    return Err(ApplyError::not_found(format!(
+                        "node {} is not registered",
+                        node.short()
+                    )));
                 }
                 let newly = self
                     .marks
@@ -221,10 +218,10 @@ impl State {
             }
             MarkCommand::Clear { node } => match self.marks.remove(node) {
                 Some(_) => Ok(None),
-                None => Err(ApplyError::new(
-                    ErrorCode::NotFound,
-                    format!("node {} has no mark or strikes", node.short()),
-                )),
+                None => Err(ApplyError::not_found(format!(
+                    "node {} has no mark or strikes",
+                    node.short()
+                ))),
             },
         }
     }

@@ -23,7 +23,6 @@
 //! as before.
 
 use serde::{Deserialize, Serialize};
-use stratus_types::ErrorCode;
 
 use crate::objects::{images_bucket, KeyScope, ObjectData, ObjectVersion, StoreCommand};
 use crate::quotas::Resource;
@@ -109,18 +108,15 @@ impl State {
         now_ms: u64,
     ) -> Result<Option<u64>, ApplyError> {
         self.require_tenant(tenant)?;
-        let bad = |m: String| Err(ApplyError::new(ErrorCode::BadRequest, m));
+        let bad = |m: String| Err(ApplyError::invalid(m));
         let Some(key) = module_key(hash) else {
             return bad(format!("{hash:?} is not a module address (blake3:<hex>)"));
         };
         if version.size > MAX_MODULE_OBJECT_BYTES {
-            return Err(ApplyError::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "module is {} bytes; the limit is {MAX_MODULE_OBJECT_BYTES}",
-                    version.size
-                ),
-            ));
+            return Err(ApplyError::too_large(format!(
+                "module is {} bytes; the limit is {MAX_MODULE_OBJECT_BYTES}",
+                version.size
+            )));
         }
         if Some(version.blake3.as_str()) != hash.strip_prefix("blake3:") {
             return bad(format!("the object's BLAKE3 is not {hash}"));
@@ -145,12 +141,7 @@ impl State {
             self.check_quota(&crate::Command::Store(put.clone()))?;
             let version_id = match self.apply_store(&put)? {
                 crate::objects::StoreResult::Id(id) => id,
-                _ => {
-                    return Err(ApplyError::new(
-                        ErrorCode::Internal,
-                        "a put answered no version",
-                    ))
-                }
+                _ => return Err(ApplyError::internal("a put answered no version")),
             };
             self.module_objects
                 .entry(tenant.to_string())

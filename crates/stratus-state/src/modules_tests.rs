@@ -9,6 +9,7 @@ use crate::objects::{Bucket, DedupeScope, ErasureProfile, ManifestChunk, NewChun
 use crate::quotas::Resource;
 use crate::{Command, CommandResult};
 use stratus_chunk::{ChunkId, PieceId};
+use stratus_types::ErrorCode;
 use stratus_types::NodeId;
 
 const A: &str = "acme";
@@ -156,10 +157,10 @@ fn a_tenant_cannot_run_another_tenants_module_object_by_its_hash() {
     let stolen = s.apply(5, &deploy(B, "steal", &hash_of(9)));
     let unknown = s.apply(5, &deploy(B, "steal", &hash_of(8)));
     let (e1, e2) = (stolen.error.unwrap(), unknown.error.unwrap());
-    assert_eq!(e1.code, ErrorCode::NotFound);
+    assert_eq!(e1.code(), ErrorCode::NotFound);
     assert_eq!(
-        e1.message.replace(&hash_of(9), "H"),
-        e2.message.replace(&hash_of(8), "H")
+        e1.message().replace(&hash_of(9), "H"),
+        e2.message().replace(&hash_of(8), "H")
     );
     ok(s.apply(6, &put(B, 9, 0)));
     ok(s.apply(7, &deploy(B, "mine", &hash_of(9))));
@@ -179,8 +180,8 @@ fn a_module_over_the_storage_quota_is_refused_and_leaves_nothing() {
         },
     ));
     let e = s.apply(5, &put(A, 9, 0)).error.unwrap();
-    assert_eq!(e.code, ErrorCode::QuotaExceeded, "{e:?}");
-    assert!(e.message.contains("stored-bytes"), "{}", e.message);
+    assert_eq!(e.code(), ErrorCode::QuotaExceeded, "{e:?}");
+    assert!(e.message().contains("stored-bytes"), "{}", e.message());
     assert_eq!(versions(&s, A, 9), 0);
     assert!(s.module_object(A, &hash_of(9)).is_none());
     assert!(!s.quotas.modules.contains_key(A));
@@ -214,7 +215,7 @@ fn a_forged_module_object_is_refused() {
                 now_ms: 0,
             },
         );
-        assert_eq!(r.error.unwrap().code, code);
+        assert_eq!(r.error.unwrap().code(), code);
     }
     let r = s.apply(
         5,
@@ -225,7 +226,7 @@ fn a_forged_module_object_is_refused() {
             now_ms: 0,
         },
     );
-    assert_eq!(r.error.unwrap().code, ErrorCode::BadRequest);
+    assert_eq!(r.error.unwrap().code(), ErrorCode::BadRequest);
     assert!(s.module_objects.is_empty() && versions(&s, A, 9) == 0);
 }
 
@@ -307,7 +308,7 @@ fn the_images_bucket_does_not_count_against_the_buckets_quota() {
     };
     ok(s.apply(3, &bucket("mine".into())));
     let e = s.apply(4, &bucket("more".into())).error.unwrap();
-    assert_eq!(e.code, ErrorCode::QuotaExceeded);
+    assert_eq!(e.code(), ErrorCode::QuotaExceeded);
     ok(s.apply(5, &bucket(images_bucket(A))));
     assert_eq!(s.quota_used(A, Resource::Buckets), 1);
 }

@@ -22,9 +22,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use stratus_types::{
-    ErrorCode, NodeId, NodeInfo, NodeRecord, NodeStatus, TenantName, ADMIN_TENANT,
-};
+use stratus_types::{NodeId, NodeInfo, NodeRecord, NodeStatus, TenantName, ADMIN_TENANT};
 use utoipa::ToSchema;
 
 use crate::sealing::Sealed;
@@ -81,7 +79,7 @@ impl Joining {
         secret_sha256: &str,
         now_ms: u64,
     ) -> Result<&JoinCredentialRecord, ApplyError> {
-        let refused = |m: String| ApplyError::new(ErrorCode::Unauthenticated, m);
+        let refused = |m: String| ApplyError::unauthenticated(m);
         let c = self.credentials.get(id).ok_or_else(|| {
             refused(format!(
                 "join credential {id} is unknown or revoked: ask the operator for a new one (`stratus nodes join-token create`)"
@@ -111,10 +109,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn banned_error(id: &NodeId) -> ApplyError {
-    ApplyError::new(
-        ErrorCode::Forbidden,
-        format!("node {id} is banned from this cluster"),
-    )
+    ApplyError::forbidden(format!("node {id} is banned from this cluster"))
 }
 
 impl State {
@@ -139,9 +134,10 @@ impl State {
                 if *status == NodeStatus::Ready {
                     self.not_banned(id)?;
                 }
-                let rec = self.nodes.get_mut(id).ok_or_else(|| {
-                    ApplyError::new(ErrorCode::NotFound, format!("node {id} is not registered"))
-                })?;
+                let rec = self
+                    .nodes
+                    .get_mut(id)
+                    .ok_or_else(|| ApplyError::not_found(format!("node {id} is not registered")))?;
                 if rec.status != *status {
                     rec.status = *status;
                     rec.status_changed_ms = *now_ms;
@@ -149,17 +145,16 @@ impl State {
                 Ok(None)
             }
             Command::RemoveNode { id } => {
-                self.nodes.remove(id).ok_or_else(|| {
-                    ApplyError::new(ErrorCode::NotFound, format!("node {id} is not registered"))
-                })?;
+                self.nodes
+                    .remove(id)
+                    .ok_or_else(|| ApplyError::not_found(format!("node {id} is not registered")))?;
                 Ok(None)
             }
             Command::SetDrain { node, drain } => {
                 if !self.nodes.contains_key(node) {
-                    return Err(ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("node {node} is not registered"),
-                    ));
+                    return Err(ApplyError::not_found(format!(
+                        "node {node} is not registered"
+                    )));
                 }
                 if *drain {
                     self.draining.insert(*node);
@@ -170,10 +165,7 @@ impl State {
             }
             Command::SetClusterKey { seed } => {
                 if self.joining.cluster_seed.is_some() {
-                    return Err(ApplyError::new(
-                        ErrorCode::Conflict,
-                        "the cluster key is already set",
-                    ));
+                    return Err(ApplyError::conflict("the cluster key is already set"));
                 }
                 crate::sealing::check_len(seed, 32, 32)?;
                 self.joining.cluster_seed = Some(seed.clone());
@@ -181,25 +173,23 @@ impl State {
             }
             Command::CreateJoinCredential { record } => {
                 if !self.tenants.contains_key(&record.owner) {
-                    return Err(ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("tenant {:?} does not exist", record.owner),
-                    ));
+                    return Err(ApplyError::not_found(format!(
+                        "tenant {:?} does not exist",
+                        record.owner
+                    )));
                 }
                 if self.joining.credentials.contains_key(&record.id) {
-                    return Err(ApplyError::new(
-                        ErrorCode::Conflict,
-                        format!("join credential {} already exists", record.id),
-                    ));
+                    return Err(ApplyError::conflict(format!(
+                        "join credential {} already exists",
+                        record.id
+                    )));
                 }
                 if record.default {
                     // Rotation: the old default stops working for new joins.
                     self.joining.credentials.retain(|_, c| !c.default);
                 }
                 if self.joining.credentials.len() >= MAX_JOIN_CREDENTIALS {
-                    return Err(ApplyError::new(
-                        ErrorCode::TooLarge,
-                        format!("the cluster keeps at most {MAX_JOIN_CREDENTIALS} join credentials; revoke some (`stratus nodes join-token revoke ID`)"),
+                    return Err(ApplyError::too_large(format!("the cluster keeps at most {MAX_JOIN_CREDENTIALS} join credentials; revoke some (`stratus nodes join-token revoke ID`)"),
                     ));
                 }
                 self.joining
@@ -209,10 +199,7 @@ impl State {
             }
             Command::RevokeJoinCredential { id } => {
                 self.joining.credentials.remove(id).ok_or_else(|| {
-                    ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("join credential {id} does not exist"),
-                    )
+                    ApplyError::not_found(format!("join credential {id} does not exist"))
                 })?;
                 Ok(None)
             }
@@ -264,10 +251,7 @@ impl State {
                 self.draining.remove(id);
                 Ok(None)
             }
-            _ => Err(ApplyError::new(
-                ErrorCode::Internal,
-                "not a joining command",
-            )),
+            _ => Err(ApplyError::internal("not a joining command")),
         }
     }
 
@@ -298,7 +282,7 @@ mod tests {
     use super::*;
     use crate::tests::info;
     use proptest::prelude::*;
-    use stratus_types::ADMIN_TENANT;
+    use stratus_types::{ErrorCode, ADMIN_TENANT};
 
     fn cred(id: &str, owner: &str, expires_ms: Option<u64>, once: bool, default: bool) -> Command {
         Command::CreateJoinCredential {
@@ -325,7 +309,7 @@ mod tests {
     }
 
     fn code(s: &mut State, i: u64, c: &Command) -> Option<ErrorCode> {
-        s.apply(i, c).error.map(|e| e.code)
+        s.apply(i, c).error.map(|e| e.code())
     }
 
     fn cluster() -> State {
@@ -430,12 +414,12 @@ mod tests {
         // Second use, by another node (through whatever replica): refused.
         let r = s.apply(10, &join(3, "one", "h-one", 0));
         assert_eq!(
-            r.error.as_ref().map(|e| e.code),
+            r.error.as_ref().map(|e| e.code()),
             Some(ErrorCode::Unauthenticated)
         );
         assert!(r
             .error
-            .map(|e| e.message)
+            .map(|e| e.message().to_owned())
             .unwrap_or_default()
             .contains("one use"));
         // The node that used it re-registers by its key.

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use stratus_chunk::wrap::Sealed;
 use stratus_chunk::{ChunkId, PieceId};
-use stratus_types::{ErrorCode, NodeId, NodeStatus, TenantName};
+use stratus_types::{NodeId, NodeStatus, TenantName};
 use utoipa::ToSchema;
 
 use crate::kv::{Kv, KvError};
@@ -472,10 +472,6 @@ impl ObjectStore {
     }
 }
 
-fn err(code: ErrorCode, msg: impl Into<String>) -> ApplyError {
-    ApplyError::new(code, msg)
-}
-
 /// Checks a bucket name against S3's rules (3–63 chars of `a-z0-9.-`,
 /// starting and ending with a letter or digit, not an IP address).
 pub fn validate_bucket_name(name: &str) -> Result<(), String> {
@@ -526,14 +522,12 @@ impl ObjectStore {
     pub fn bucket_of(&self, tenant: &str, name: &str) -> Result<&Bucket, ApplyError> {
         match self.buckets.get(name) {
             Some(b) if b.tenant == tenant => Ok(b),
-            Some(_) => Err(err(
-                ErrorCode::Forbidden,
-                format!("bucket {name:?} belongs to another tenant"),
-            )),
-            None => Err(err(
-                ErrorCode::NotFound,
-                format!("bucket {name:?} does not exist"),
-            )),
+            Some(_) => Err(ApplyError::forbidden(format!(
+                "bucket {name:?} belongs to another tenant"
+            ))),
+            None => Err(ApplyError::not_found(format!(
+                "bucket {name:?} does not exist"
+            ))),
         }
     }
 
@@ -552,27 +546,22 @@ impl ObjectStore {
     ) -> Result<ObjectVersion, ApplyError> {
         let mut versions = self.versions(bucket, key);
         if versions.is_empty() {
-            return Err(err(
-                ErrorCode::NotFound,
-                format!("{bucket}/{key} does not exist"),
-            ));
+            return Err(ApplyError::not_found(format!(
+                "{bucket}/{key} does not exist"
+            )));
         }
         match version_id {
             Some(v) => versions
                 .into_iter()
                 .find(|x| x.version_id == v)
                 .ok_or_else(|| {
-                    err(
-                        ErrorCode::NotFound,
-                        format!("{bucket}/{key} has no version {v:?}"),
-                    )
+                    ApplyError::not_found(format!("{bucket}/{key} has no version {v:?}"))
                 }),
             None => match versions.pop() {
                 Some(x) if !x.is_delete_marker() => Ok(x),
-                _ => Err(err(
-                    ErrorCode::NotFound,
-                    format!("{bucket}/{key} does not exist (deleted)"),
-                )),
+                _ => Err(ApplyError::not_found(format!(
+                    "{bucket}/{key} does not exist (deleted)"
+                ))),
             },
         }
     }
@@ -593,13 +582,10 @@ impl ObjectStore {
         let mut entries = Vec::with_capacity(data.chunks.len());
         for c in &data.chunks {
             let Some(e) = self.chunk(&c.id) else {
-                return Err(err(
-                    ErrorCode::Conflict,
-                    format!(
-                        "chunk {} is not stored (garbage collected during the upload?); upload again",
-                        c.id
-                    ),
-                ));
+                return Err(ApplyError::conflict(format!(
+                    "chunk {} is not stored (garbage collected during the upload?); upload again",
+                    c.id
+                )));
             };
             entries.push(e);
         }

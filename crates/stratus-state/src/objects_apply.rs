@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use stratus_chunk::ChunkId;
-use stratus_types::ErrorCode;
 
 use super::*;
 use crate::{ApplyError, State};
@@ -41,35 +40,30 @@ impl State {
         match cmd {
             StoreCommand::SetSecret { secret } => {
                 if st.secret.is_some() {
-                    return Err(err(
-                        ErrorCode::Conflict,
-                        "the storage secret is already set",
-                    ));
+                    return Err(ApplyError::conflict("the storage secret is already set"));
                 }
                 crate::sealing::check_len(secret, 32, 32)?;
                 *st.secret = Some(secret.clone());
                 Ok(StoreResult::None)
             }
             StoreCommand::CreateBucket { bucket } => {
-                validate_bucket_name(&bucket.name).map_err(|m| err(ErrorCode::BadRequest, m))?;
+                validate_bucket_name(&bucket.name).map_err(ApplyError::invalid)?;
                 if bucket.name.starts_with(IMAGES_BUCKET_PREFIX)
                     && bucket.name != images_bucket(&bucket.tenant)
                 {
-                    return Err(err(
-                        ErrorCode::Forbidden,
-                        format!(
+                    return Err(ApplyError::forbidden(format!(
                             "bucket names starting with {IMAGES_BUCKET_PREFIX:?} are reserved for container images"
                         ),
                     ));
                 }
                 if let Some(p) = bucket.profile {
-                    p.validate().map_err(|m| err(ErrorCode::BadRequest, m))?;
+                    p.validate().map_err(ApplyError::invalid)?;
                 }
                 if !tenant_exists(self, &bucket.tenant) {
-                    return Err(err(
-                        ErrorCode::NotFound,
-                        format!("tenant {:?} does not exist", bucket.tenant),
-                    ));
+                    return Err(ApplyError::not_found(format!(
+                        "tenant {:?} does not exist",
+                        bucket.tenant
+                    )));
                 }
                 let st = &mut self.store;
                 if let Some(b) = st.buckets.get(&bucket.name) {
@@ -78,10 +72,10 @@ impl State {
                     } else {
                         "another tenant owns it"
                     };
-                    return Err(err(
-                        ErrorCode::Conflict,
-                        format!("bucket {:?} already exists: {whose}", bucket.name),
-                    ));
+                    return Err(ApplyError::conflict(format!(
+                        "bucket {:?} already exists: {whose}",
+                        bucket.name
+                    )));
                 }
                 st.buckets.insert(bucket.name.clone(), bucket.clone());
                 Ok(StoreResult::None)
@@ -89,18 +83,14 @@ impl State {
             StoreCommand::DeleteBucket { tenant, name } => {
                 st.bucket_of(tenant, name)?;
                 if !st.bucket_is_empty(name) {
-                    return Err(err(
-                        ErrorCode::Conflict,
-                        format!("bucket {name:?} is not empty (delete every object version first)"),
-                    ));
+                    return Err(ApplyError::conflict(format!(
+                        "bucket {name:?} is not empty (delete every object version first)"
+                    )));
                 }
                 if st.uploads.values().any(|u| u.bucket == *name) {
-                    return Err(err(
-                        ErrorCode::Conflict,
-                        format!(
-                            "bucket {name:?} has multipart uploads in progress; abort them first"
-                        ),
-                    ));
+                    return Err(ApplyError::conflict(format!(
+                        "bucket {name:?} has multipart uploads in progress; abort them first"
+                    )));
                 }
                 st.buckets.remove(name);
                 st.bucket_stats.remove(name);
@@ -113,8 +103,7 @@ impl State {
             } => {
                 st.bucket_of(tenant, name)?;
                 if *versioning == Versioning::Unversioned {
-                    return Err(err(
-                        ErrorCode::BadRequest,
+                    return Err(ApplyError::invalid(
                         "versioning can only be enabled or suspended",
                     ));
                 }
@@ -133,23 +122,20 @@ impl State {
                     && access_key.len() <= MAX_ACCESS_KEY_LEN
                     && access_key.bytes().all(|b| b.is_ascii_alphanumeric());
                 if !ok_id || crate::sealing::check_len(secret, 16, 256).is_err() {
-                    return Err(err(
-                        ErrorCode::BadRequest,
+                    return Err(ApplyError::invalid(
                         "an access key id is 1-128 ASCII letters and digits; a secret 16-256 bytes",
                     ));
                 }
                 if !tenant_exists(self, tenant) {
-                    return Err(err(
-                        ErrorCode::NotFound,
-                        format!("tenant {tenant:?} does not exist"),
-                    ));
+                    return Err(ApplyError::not_found(format!(
+                        "tenant {tenant:?} does not exist"
+                    )));
                 }
                 let st = &mut self.store;
                 if st.access_keys.contains_key(access_key) {
-                    return Err(err(
-                        ErrorCode::Conflict,
-                        format!("access key {access_key:?} already exists"),
-                    ));
+                    return Err(ApplyError::conflict(format!(
+                        "access key {access_key:?} already exists"
+                    )));
                 }
                 st.access_keys.insert(
                     access_key.clone(),
@@ -167,16 +153,12 @@ impl State {
                         st.access_keys.remove(access_key);
                         Ok(StoreResult::None)
                     }
-                    _ => Err(err(
-                        ErrorCode::NotFound,
-                        format!("access key {access_key:?} does not exist"),
-                    )),
+                    _ => Err(ApplyError::not_found(format!(
+                        "access key {access_key:?} does not exist"
+                    ))),
                 }
             }
-            _ => Err(err(
-                ErrorCode::Internal,
-                "command routed to the wrong family",
-            )),
+            _ => Err(ApplyError::internal("command routed to the wrong family")),
         }
     }
 
@@ -192,23 +174,17 @@ impl State {
                 chunks,
                 now_ms,
             } => {
-                profile
-                    .validate()
-                    .map_err(|m| err(ErrorCode::BadRequest, m))?;
+                profile.validate().map_err(ApplyError::invalid)?;
                 if pieces.len() != profile.width() {
-                    return Err(err(
-                        ErrorCode::BadRequest,
-                        format!(
-                            "a {profile} pack has {} pieces, not {}",
-                            profile.width(),
-                            pieces.len()
-                        ),
-                    ));
+                    return Err(ApplyError::invalid(format!(
+                        "a {profile} pack has {} pieces, not {}",
+                        profile.width(),
+                        pieces.len()
+                    )));
                 }
                 let distinct: BTreeSet<_> = pieces.iter().map(|p| p.1).collect();
                 if distinct.len() != pieces.len() {
-                    return Err(err(
-                        ErrorCode::BadRequest,
+                    return Err(ApplyError::invalid(
                         "the pieces of a pack must be on distinct nodes",
                     ));
                 }
@@ -216,7 +192,7 @@ impl State {
                     .iter()
                     .any(|c| c.offset + u64::from(c.sealed_len) > *data_len)
                 {
-                    return Err(err(ErrorCode::BadRequest, "a chunk lies outside its pack"));
+                    return Err(ApplyError::invalid("a chunk lies outside its pack"));
                 }
                 *st.next_pack += 1;
                 let id = *st.next_pack;
@@ -266,15 +242,15 @@ impl State {
                 version,
             } => {
                 st.bucket_of(tenant, bucket)?;
-                validate_key(key).map_err(|m| err(ErrorCode::BadRequest, m))?;
+                validate_key(key).map_err(ApplyError::invalid)?;
                 validate_meta(&version.user_meta)?;
                 if let Some(d) = &version.data {
                     let sum: u64 = d.chunks.iter().map(|c| u64::from(c.len)).sum();
                     if sum != version.size {
-                        return Err(err(
-                            ErrorCode::BadRequest,
-                            format!("the chunks add up to {sum} bytes, not {}", version.size),
-                        ));
+                        return Err(ApplyError::invalid(format!(
+                            "the chunks add up to {sum} bytes, not {}",
+                            version.size
+                        )));
                     }
                     st.add_refs(d)?;
                 }
@@ -315,20 +291,14 @@ impl State {
                     }
                     Some(v) => {
                         let removed = st.take_version(bucket, key, v).ok_or_else(|| {
-                            err(
-                                ErrorCode::NotFound,
-                                format!("{bucket}/{key} has no version {v:?}"),
-                            )
+                            ApplyError::not_found(format!("{bucket}/{key} has no version {v:?}"))
                         })?;
                         st.drop_version(bucket, removed);
                         Ok(StoreResult::Id(v.clone()))
                     }
                 }
             }
-            _ => Err(err(
-                ErrorCode::Internal,
-                "command routed to the wrong family",
-            )),
+            _ => Err(ApplyError::internal("command routed to the wrong family")),
         }
     }
 
@@ -443,10 +413,7 @@ impl State {
                 r.at_ms = *now_ms;
                 Ok(StoreResult::None)
             }
-            _ => Err(err(
-                ErrorCode::Internal,
-                "command routed to the wrong family",
-            )),
+            _ => Err(ApplyError::internal("command routed to the wrong family")),
         }
     }
 
@@ -456,7 +423,7 @@ impl State {
         match cmd {
             StoreCommand::CreateUpload { upload } => {
                 st.bucket_of(&upload.tenant, &upload.bucket)?;
-                validate_key(&upload.key).map_err(|m| err(ErrorCode::BadRequest, m))?;
+                validate_key(&upload.key).map_err(ApplyError::invalid)?;
                 validate_meta(&upload.user_meta)?;
                 *st.next_version += 1;
                 let id = format!("u{:016x}", *st.next_version);
@@ -473,10 +440,7 @@ impl State {
                 part,
             } => {
                 if !(1..=10_000).contains(number) {
-                    return Err(err(
-                        ErrorCode::BadRequest,
-                        "part numbers go from 1 to 10000",
-                    ));
+                    return Err(ApplyError::invalid("part numbers go from 1 to 10000"));
                 }
                 upload_of(st, tenant, upload)?;
                 st.add_refs(&part.data)?;
@@ -498,11 +462,10 @@ impl State {
             } => {
                 let u = upload_of(st, tenant, upload)?;
                 if parts.is_empty() {
-                    return Err(err(ErrorCode::BadRequest, "no parts given"));
+                    return Err(ApplyError::invalid("no parts given"));
                 }
                 if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
-                    return Err(err(
-                        ErrorCode::BadRequest,
+                    return Err(ApplyError::invalid(
                         "parts must be listed in ascending order (InvalidPartOrder)",
                     ));
                 }
@@ -511,16 +474,13 @@ impl State {
                 let mut md5s = Vec::new();
                 for (n, etag) in parts {
                     let p = u.parts.get(n).ok_or_else(|| {
-                        err(
-                            ErrorCode::BadRequest,
-                            format!("part {n} was not uploaded (InvalidPart)"),
-                        )
+                        ApplyError::invalid(format!("part {n} was not uploaded (InvalidPart)"))
                     })?;
                     if !etag.trim_matches('"').eq_ignore_ascii_case(&p.md5) {
-                        return Err(err(
-                            ErrorCode::BadRequest,
-                            format!("part {n} has ETag {:?}, not {etag:?} (InvalidPart)", p.md5),
-                        ));
+                        return Err(ApplyError::invalid(format!(
+                            "part {n} has ETag {:?}, not {etag:?} (InvalidPart)",
+                            p.md5
+                        )));
                     }
                     chunks.extend_from_slice(&p.data.chunks);
                     size += p.size;
@@ -536,9 +496,7 @@ impl State {
                     .filter_map(|(n, _)| u.parts.get(n))
                     .any(|p| p.data.scope != scope)
                 {
-                    return Err(err(
-                        ErrorCode::BadRequest,
-                        "the parts were sealed with different keys (bucket scope changed during the upload?)",
+                    return Err(ApplyError::invalid("the parts were sealed with different keys (bucket scope changed during the upload?)",
                     ));
                 }
                 let etag = multipart_etag(&md5s);
@@ -566,10 +524,7 @@ impl State {
                 st.remove_upload(upload);
                 Ok(StoreResult::None)
             }
-            _ => Err(err(
-                ErrorCode::Internal,
-                "command routed to the wrong family",
-            )),
+            _ => Err(ApplyError::internal("command routed to the wrong family")),
         }
     }
 }
@@ -577,20 +532,18 @@ impl State {
 fn upload_of<'a>(st: &'a ObjectStore, tenant: &str, id: &str) -> Result<&'a Upload, ApplyError> {
     match st.uploads.get(id) {
         Some(u) if u.tenant == tenant => Ok(u),
-        _ => Err(err(
-            ErrorCode::NotFound,
-            format!("multipart upload {id:?} does not exist (NoSuchUpload)"),
-        )),
+        _ => Err(ApplyError::not_found(format!(
+            "multipart upload {id:?} does not exist (NoSuchUpload)"
+        ))),
     }
 }
 
 fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), ApplyError> {
     let size: usize = meta.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > MAX_USER_META {
-        return Err(err(
-            ErrorCode::BadRequest,
-            format!("user metadata is {size} bytes; the limit is {MAX_USER_META}"),
-        ));
+        return Err(ApplyError::invalid(format!(
+            "user metadata is {size} bytes; the limit is {MAX_USER_META}"
+        )));
     }
     Ok(())
 }

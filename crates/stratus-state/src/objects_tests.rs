@@ -5,6 +5,7 @@
 use super::*;
 use crate::Command;
 use proptest::prelude::*;
+use stratus_types::ErrorCode;
 use stratus_types::{NodeId, TenantName};
 
 const T: &str = "acme";
@@ -238,7 +239,7 @@ fn a_version_cannot_reference_missing_chunks() {
             version: version(&[1]),
         }),
     );
-    assert_eq!(r.error.map(|e| e.code), Some(ErrorCode::Conflict));
+    assert_eq!(r.error.map(|e| e.code()), Some(ErrorCode::Conflict));
 }
 
 #[test]
@@ -258,7 +259,7 @@ fn other_tenants_cannot_touch_a_bucket() {
             name: "bkt".into(),
         }),
     );
-    assert_eq!(r.error.map(|e| e.code), Some(ErrorCode::Forbidden));
+    assert_eq!(r.error.map(|e| e.code()), Some(ErrorCode::Forbidden));
 }
 
 #[test]

@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use stratus_types::{ErrorCode, TenantName, ADMIN_TENANT};
+use stratus_types::{TenantName, ADMIN_TENANT};
 use utoipa::ToSchema;
 
 use crate::objects::{ObjectStore, ObjectVersion, Part, StoreCommand, Versioning, NULL_VERSION};
@@ -202,9 +202,7 @@ fn exceeded(tenant: &str, r: Resource, limit: u64, used: u64, more: u64) -> Appl
             n.to_string()
         }
     };
-    ApplyError::new(
-        ErrorCode::QuotaExceeded,
-        format!(
+    ApplyError::quota_exceeded(format!(
             "quota exceeded: tenant {tenant:?} may have at most {} of {}; it has {} and this needs {} more (delete some, or ask the operator: stratus tenants quota {tenant} --{} N)",
             show(limit),
             r.name(),
@@ -484,13 +482,10 @@ impl State {
         now_ms: u64,
     ) -> Result<(), ApplyError> {
         if bytes.len() > MAX_MODULE_BYTES {
-            return Err(ApplyError::new(
-                ErrorCode::BadRequest,
-                format!(
-                    "module is {} bytes; the limit is {MAX_MODULE_BYTES}",
-                    bytes.len()
-                ),
-            ));
+            return Err(ApplyError::invalid(format!(
+                "module is {} bytes; the limit is {MAX_MODULE_BYTES}",
+                bytes.len()
+            )));
         }
         self.require_tenant(tenant)?;
         let hash = module_hash(bytes);

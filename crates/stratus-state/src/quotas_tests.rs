@@ -13,6 +13,7 @@ use crate::objects::{
 use crate::CommandResult;
 use proptest::prelude::*;
 use stratus_chunk::{ChunkId, PieceId};
+use stratus_types::ErrorCode;
 use stratus_types::{NodeId, TokenRecord, TokenScope};
 
 const A: &str = "acme";
@@ -25,9 +26,9 @@ fn ok(r: CommandResult) -> CommandResult {
 
 fn refused(r: CommandResult, what: &str) -> String {
     let e = r.error.unwrap_or_else(|| panic!("{what}: not refused"));
-    assert_eq!(e.code, ErrorCode::QuotaExceeded, "{what}: {e:?}");
+    assert_eq!(e.code(), ErrorCode::QuotaExceeded, "{what}: {e:?}");
     assert_eq!(ErrorCode::QuotaExceeded.http_status(), 403);
-    e.message
+    e.message().to_owned()
 }
 
 fn store(c: StoreCommand) -> Command {
@@ -335,7 +336,7 @@ fn admin_is_unlimited_by_default_and_limits_can_be_reset() {
     );
     assert!(s.quotas.limits.is_empty());
     let r = s.apply(5, &limit("nobody", Resource::Workloads, 1));
-    assert_eq!(r.error.map(|e| e.code), Some(ErrorCode::NotFound));
+    assert_eq!(r.error.map(|e| e.code()), Some(ErrorCode::NotFound));
 }
 
 /// Operations of the accounting property test.
@@ -487,10 +488,10 @@ fn a_tenant_cannot_run_another_tenants_module_by_its_hash() {
     let refused = s.apply(4, &deploy(B, "steal", 1, &theirs));
     let unknown = s.apply(4, &deploy(B, "steal", 1, &"0".repeat(64)));
     let (e1, e2) = (refused.error.unwrap(), unknown.error.unwrap());
-    assert_eq!(e1.code, ErrorCode::NotFound);
+    assert_eq!(e1.code(), ErrorCode::NotFound);
     assert_eq!(
-        e1.message.replace(&theirs, "H"),
-        e2.message.replace(&"0".repeat(64), "H")
+        e1.message().replace(&theirs, "H"),
+        e2.message().replace(&"0".repeat(64), "H")
     );
     // Uploading the same bytes (possession) is what lets it run.
     ok(module_of(&mut s, B, b"(module (func (export \"_start\")))").0);

@@ -10,7 +10,6 @@
 //! sealed value cannot be passed off as another.
 
 pub use stratus_chunk::wrap::{Kek, KekId, Sealed, WrapError};
-use stratus_types::ErrorCode;
 
 use crate::ApplyError;
 
@@ -31,10 +30,9 @@ pub fn s3_secret_label(access_key: &str) -> String {
 pub(crate) fn check_len(s: &Sealed, min: usize, max: usize) -> Result<(), ApplyError> {
     let n = s.plaintext_len();
     if s.ciphertext.len() < 16 || n < min || n > max {
-        return Err(ApplyError::new(
-            ErrorCode::BadRequest,
-            format!("a sealed secret of {n} bytes; expected {min}-{max}"),
-        ));
+        return Err(ApplyError::invalid(format!(
+            "a sealed secret of {n} bytes; expected {min}-{max}"
+        )));
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use proptest::prelude::*;
+use stratus_types::ErrorCode;
 use stratus_types::{Attributes, Capacity};
 
 /// A node description for tests: id `[b; 32]`, named `n<b>`, WASM only.
@@ -134,11 +135,11 @@ fn batch_equals_sequence() {
     assert_eq!(r.batch.len(), 4);
     assert_eq!(r.batch[..3], singles[..3]);
     assert_eq!(
-        r.batch[2].error.as_ref().map(|e| e.code),
+        r.batch[2].error.as_ref().map(|e| e.code()),
         Some(ErrorCode::Conflict)
     );
     assert_eq!(
-        r.batch[3].error.as_ref().map(|e| e.code),
+        r.batch[3].error.as_ref().map(|e| e.code()),
         Some(ErrorCode::BadRequest),
         "no nesting"
     );
@@ -185,7 +186,7 @@ fn node_lifecycle() {
             now_ms: 1,
         },
     );
-    assert_eq!(r.error.map(|e| e.code), Some(ErrorCode::NotFound));
+    assert_eq!(r.error.map(|e| e.code()), Some(ErrorCode::NotFound));
 }
 
 #[test]
@@ -198,7 +199,7 @@ fn vars_need_tenant_and_valid_key() {
         now_ms: 0,
     };
     assert_eq!(
-        s.apply(1, &put("acme", "k")).error.map(|e| e.code),
+        s.apply(1, &put("acme", "k")).error.map(|e| e.code()),
         Some(ErrorCode::NotFound)
     );
     s.apply(
@@ -210,7 +211,7 @@ fn vars_need_tenant_and_valid_key() {
     );
     assert_eq!(s.apply(3, &put("acme", "k")).into_result(), Ok(Some(3)));
     assert_eq!(
-        s.apply(4, &put("acme", "bad key")).error.map(|e| e.code),
+        s.apply(4, &put("acme", "bad key")).error.map(|e| e.code()),
         Some(ErrorCode::BadRequest)
     );
     let dup = s.apply(
@@ -220,5 +221,5 @@ fn vars_need_tenant_and_valid_key() {
             now_ms: 0,
         },
     );
-    assert_eq!(dup.error.map(|e| e.code), Some(ErrorCode::Conflict));
+    assert_eq!(dup.error.map(|e| e.code()), Some(ErrorCode::Conflict));
 }

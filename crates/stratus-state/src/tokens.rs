@@ -5,7 +5,7 @@
 //! [`stratus_types::TokenRecordV1`], still found in old logs as
 //! `Command::CreateToken` and read as a full, non-expiring token.
 
-use stratus_types::{ErrorCode, TokenRecord, TokenScope, ADMIN_TENANT};
+use stratus_types::{TokenRecord, TokenScope, ADMIN_TENANT};
 
 use crate::{ApplyError, State};
 
@@ -14,25 +14,23 @@ impl State {
     /// has the admin scope, ids are unique.
     pub(crate) fn insert_token(&mut self, record: TokenRecord) -> Result<Option<u64>, ApplyError> {
         if !self.tenants.contains_key(&record.tenant) {
-            return Err(ApplyError::new(
-                ErrorCode::NotFound,
-                format!("tenant {:?} does not exist; create it first", record.tenant),
-            ));
+            return Err(ApplyError::not_found(format!(
+                "tenant {:?} does not exist; create it first",
+                record.tenant
+            )));
         }
         if record.scope == TokenScope::Admin && record.tenant != ADMIN_TENANT {
-            return Err(ApplyError::new(
-                ErrorCode::Forbidden,
-                format!(
+            return Err(ApplyError::forbidden(format!(
                     "only tokens of the {ADMIN_TENANT:?} tenant may have the admin scope, not one of {:?}",
                     record.tenant
                 ),
             ));
         }
         if self.tokens.contains_key(&record.id) {
-            return Err(ApplyError::new(
-                ErrorCode::Conflict,
-                format!("token id {:?} already exists", record.id),
-            ));
+            return Err(ApplyError::conflict(format!(
+                "token id {:?} already exists",
+                record.id
+            )));
         }
         self.tokens.insert(record.id.clone(), record);
         Ok(None)
@@ -111,7 +109,7 @@ mod tests {
                 },
             },
         );
-        assert_eq!(r.error.map(|e| e.code), Some(ErrorCode::Forbidden));
+        assert_eq!(r.error.map(|e| e.code()), Some(ErrorCode::Forbidden));
         assert!(s.tokens.is_empty());
     }
 }

@@ -1,8 +1,6 @@
 //! Applying the workload commands: deploy, stop, place, desired state,
 //! instance and exec reports.
 
-use stratus_types::ErrorCode;
-
 use crate::{objects, workloads, ApplyError, Command, Desired, InstanceState, State, Workload};
 
 impl State {
@@ -25,7 +23,7 @@ impl State {
                         .map(|e| e.to_string())
                         .collect::<Vec<_>>()
                         .join("; ");
-                    ApplyError::new(ErrorCode::BadRequest, msg)
+                    ApplyError::invalid(msg)
                 })?;
                 self.require_tenant(tenant)?;
                 if let Some(image) = module.strip_prefix("image:") {
@@ -41,14 +39,12 @@ impl State {
                             .is_ok_and(|v| !v.is_delete_marker())
                     });
                     if !found {
-                        return Err(ApplyError::new(
-                            ErrorCode::NotFound,
-                            format!("image {image} is not stored; import it first"),
-                        ));
+                        return Err(ApplyError::not_found(format!(
+                            "image {image} is not stored; import it first"
+                        )));
                     }
                     if spec.image.is_none() {
-                        return Err(ApplyError::new(
-                            ErrorCode::BadRequest,
+                        return Err(ApplyError::invalid(
                             "a container image needs a spec with `image:`",
                         ));
                     }
@@ -56,20 +52,19 @@ impl State {
                     // Only modules the tenant uploaded itself (possession of
                     // the bytes), and the same answer whether or not another
                     // tenant stored it: a hash confirms nothing.
-                    return Err(ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("module {module} is not stored; upload it first"),
-                    ));
+                    return Err(ApplyError::not_found(format!(
+                        "module {module} is not stored; upload it first"
+                    )));
                 }
                 let id = format!("{tenant}/{}", spec.name);
                 match self.workloads.get_mut(&id) {
                     Some(w) if w.spec == **spec && w.module == *module && !w.stopped => {}
                     Some(w) => {
                         if w.spec.kind != spec.kind {
-                            return Err(ApplyError::new(
-                                ErrorCode::Conflict,
-                                format!("workload {id} is a {:?}; stop it before deploying it as a {:?}", w.spec.kind, spec.kind),
-                            ));
+                            return Err(ApplyError::conflict(format!(
+                                "workload {id} is a {:?}; stop it before deploying it as a {:?}",
+                                w.spec.kind, spec.kind
+                            )));
                         }
                         w.previous = Some((w.spec.clone(), w.module.clone()));
                         w.spec = (**spec).clone();
@@ -100,7 +95,7 @@ impl State {
             }
             Command::StopWorkload { id, now_ms } => {
                 let w = self.workloads.get_mut(id).ok_or_else(|| {
-                    ApplyError::new(ErrorCode::NotFound, format!("workload {id} does not exist"))
+                    ApplyError::not_found(format!("workload {id} does not exist"))
                 })?;
                 w.stopped = true;
                 w.updated_ms = *now_ms;
@@ -117,16 +112,16 @@ impl State {
             Command::PlaceInstances { instances } => {
                 for i in instances {
                     if self.instances.contains_key(&i.id) {
-                        return Err(ApplyError::new(
-                            ErrorCode::Conflict,
-                            format!("instance {} already exists", i.id),
-                        ));
+                        return Err(ApplyError::conflict(format!(
+                            "instance {} already exists",
+                            i.id
+                        )));
                     }
                     if !self.workloads.contains_key(&i.workload) {
-                        return Err(ApplyError::new(
-                            ErrorCode::NotFound,
-                            format!("workload {} does not exist", i.workload),
-                        ));
+                        return Err(ApplyError::not_found(format!(
+                            "workload {} does not exist",
+                            i.workload
+                        )));
                     }
                 }
                 for i in instances {
@@ -137,10 +132,7 @@ impl State {
                 }
                 Ok(None)
             }
-            _ => Err(ApplyError::new(
-                ErrorCode::Internal,
-                "command routed to the wrong family",
-            )),
+            _ => Err(ApplyError::internal("command routed to the wrong family")),
         }
     }
 
@@ -155,7 +147,7 @@ impl State {
                 now_ms,
             } => {
                 let inst = self.instances.get_mut(id).ok_or_else(|| {
-                    ApplyError::new(ErrorCode::NotFound, format!("instance {id} does not exist"))
+                    ApplyError::not_found(format!("instance {id} does not exist"))
                 })?;
                 inst.desired = *desired;
                 inst.push_event(*now_ms, kind, message.clone());
@@ -172,13 +164,12 @@ impl State {
                 now_ms,
             } => {
                 let inst = self.instances.get_mut(id).ok_or_else(|| {
-                    ApplyError::new(ErrorCode::NotFound, format!("instance {id} does not exist"))
+                    ApplyError::not_found(format!("instance {id} does not exist"))
                 })?;
                 if inst.node != *node {
-                    return Err(ApplyError::new(
-                        ErrorCode::Forbidden,
-                        format!("instance {id} is not on node {node}"),
-                    ));
+                    return Err(ApplyError::forbidden(format!(
+                        "instance {id} is not on node {node}"
+                    )));
                 }
                 if inst.state.is_terminal() && !state.is_terminal() {
                     // A late report for an instance that has ended: keep the end.
@@ -198,10 +189,7 @@ impl State {
                 now_ms,
             } => {
                 if args.is_empty() || args[0].is_empty() {
-                    return Err(ApplyError::new(
-                        ErrorCode::BadRequest,
-                        "exec needs a command",
-                    ));
+                    return Err(ApplyError::invalid("exec needs a command"));
                 }
                 let image = self
                     .instances
@@ -209,22 +197,17 @@ impl State {
                     .and_then(|i| self.workloads.get(&i.workload))
                     .is_some_and(|w| w.module.starts_with("image:"));
                 let inst = self.instances.get_mut(instance).ok_or_else(|| {
-                    ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("instance {instance} does not exist"),
-                    )
+                    ApplyError::not_found(format!("instance {instance} does not exist"))
                 })?;
                 if !image {
-                    return Err(ApplyError::new(
-                        ErrorCode::BadRequest,
-                        format!("instance {instance} runs a WASM module; exec works in containers"),
-                    ));
+                    return Err(ApplyError::invalid(format!(
+                        "instance {instance} runs a WASM module; exec works in containers"
+                    )));
                 }
                 if inst.state != InstanceState::Running || inst.desired != Desired::Run {
-                    return Err(ApplyError::new(
-                        ErrorCode::Conflict,
-                        format!("instance {instance} is not running"),
-                    ));
+                    return Err(ApplyError::conflict(format!(
+                        "instance {instance} is not running"
+                    )));
                 }
                 let n = inst.execs.last().map_or(1, |e| e.n + 1);
                 inst.execs.push(workloads::ExecRecord {
@@ -250,16 +233,12 @@ impl State {
                 state,
             } => {
                 let inst = self.instances.get_mut(instance).ok_or_else(|| {
-                    ApplyError::new(
-                        ErrorCode::NotFound,
-                        format!("instance {instance} does not exist"),
-                    )
+                    ApplyError::not_found(format!("instance {instance} does not exist"))
                 })?;
                 if inst.node != *node {
-                    return Err(ApplyError::new(
-                        ErrorCode::Forbidden,
-                        format!("instance {instance} is not on node {node}"),
-                    ));
+                    return Err(ApplyError::forbidden(format!(
+                        "instance {instance} is not on node {node}"
+                    )));
                 }
                 if let Some(e) = inst.execs.iter_mut().find(|e| e.n == *n) {
                     if !e.state.is_over() {
@@ -268,10 +247,7 @@ impl State {
                 }
                 Ok(None)
             }
-            _ => Err(ApplyError::new(
-                ErrorCode::Internal,
-                "command routed to the wrong family",
-            )),
+            _ => Err(ApplyError::internal("command routed to the wrong family")),
         }
     }
 }

@@ -121,7 +121,7 @@ impl std::fmt::Display for ImageRef {
 /// `:PORT` is not part of a local name); TAG 1–128 of A-Z, a-z, 0-9, `_`,
 /// `.`, `-`.
 pub fn normalize_image_name(name: &str) -> Result<String, StoreError> {
-    let bad = |m: &str| StoreError::new(ErrorCode::BadRequest, format!("image name {name:?}: {m}"));
+    let bad = |m: &str| StoreError::invalid(format!("image name {name:?}: {m}"));
     let (n, tag) = match name.rsplit_once(':') {
         Some((n, t)) if !t.contains('/') => (n, t),
         _ => (name, "latest"),
@@ -188,7 +188,7 @@ impl Store {
             Ok(_) => Ok(name),
             // Created concurrently by another import.
             Err(e)
-                if e.code == ErrorCode::Conflict
+                if e.code() == ErrorCode::Conflict
                     && self.read(|s| s.store.bucket_of(tenant, &name).is_ok()) =>
             {
                 Ok(name)
@@ -230,23 +230,14 @@ impl Store {
         let ingest = self.ingest(tenant, &bucket, body, [0; 32], true);
         let (ingested, imported) = tokio::join!(ingest, importer);
         let imported = imported
-            .map_err(|e| StoreError::internal(format!("import thread failed: {e}")))?
-            .map_err(|e| {
-                let code = match e {
-                    FlistError::Limit(_) => ErrorCode::TooLarge,
-                    _ => ErrorCode::BadRequest,
-                };
-                StoreError::new(code, e.to_string())
-            })?;
+            .map_err(StoreError::thread("import"))?
+            .map_err(StoreError::Image)?;
         let ing = ingested?;
         let name = match given {
             Some(n) => n,
             None => {
                 let tag = imported.tags.first().ok_or_else(|| {
-                    StoreError::new(
-                        ErrorCode::BadRequest,
-                        "the image names no tag; give it a name (NAME[:TAG])",
-                    )
+                    StoreError::invalid("the image names no tag; give it a name (NAME[:TAG])")
                 })?;
                 normalize_image_name(tag.rsplit('/').next().unwrap_or(tag))?
             }
@@ -275,10 +266,7 @@ impl Store {
                 },
             })
             .await?;
-        let encoded = imported
-            .flist
-            .encode()
-            .map_err(|e| StoreError::internal(e.to_string()))?;
+        let encoded = imported.flist.encode().map_err(StoreError::Flist)?;
         let flist_bytes = encoded.len() as u64;
         let user_meta = BTreeMap::from([
             ("digest".to_string(), imported.digest.clone()),
@@ -348,12 +336,9 @@ impl Store {
                 .store
                 .version(&bucket, &format!("{FLISTS}{name}"), None)
                 .map_err(|_| {
-                    StoreError::new(
-                        ErrorCode::NotFound,
-                        format!(
-                            "image {name} does not exist; import it with `stratus image import`"
-                        ),
-                    )
+                    StoreError::not_found(format!(
+                        "image {name} does not exist; import it with `stratus image import`"
+                    ))
                 })?;
             Ok(info_of(&name, &v))
         })
@@ -387,10 +372,9 @@ impl Store {
         let key = format!("{FLISTS}{name}");
         let versions: Vec<ObjectVersion> = self.read(|s| s.store.versions(&bucket, &key));
         if versions.iter().all(|v| v.is_delete_marker()) {
-            return Err(StoreError::new(
-                ErrorCode::NotFound,
-                format!("image {name} does not exist"),
-            ));
+            return Err(StoreError::not_found(format!(
+                "image {name} does not exist"
+            )));
         }
         for v in &versions {
             self.write(StoreCommand::DeleteObject {

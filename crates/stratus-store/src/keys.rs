@@ -37,7 +37,7 @@ impl Store {
             .kek()
             .and_then(|kek| {
                 kek.open(&s3_secret_label(access_key), &sealed)
-                    .map_err(|e| StoreError::internal(e.to_string()))
+                    .map_err(StoreError::from)
             })
             .and_then(|v| {
                 String::from_utf8(v).map_err(|_| StoreError::internal("secret is not UTF-8"))
@@ -85,13 +85,12 @@ impl Store {
             DedupeScope::Public => KeyScope::Public,
             DedupeScope::Private => KeyScope::Private(
                 kek.seal(PRIVATE_SEED, &private_seed)
-                    .map_err(|e| StoreError::internal(e.to_string()))?,
+                    .map_err(StoreError::from)?,
             ),
         })
     }
 }
 
 fn open_key(kek: &Kek, label: &str, sealed: &Sealed) -> Result<[u8; 32], StoreError> {
-    kek.open_key(label, sealed)
-        .map_err(|e| StoreError::internal(e.to_string()))
+    kek.open_key(label, sealed).map_err(StoreError::from)
 }

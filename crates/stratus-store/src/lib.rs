@@ -87,43 +87,144 @@ pub use s3api::PartPut;
 pub use usage::NodeSpace;
 pub use write::{PutMeta, PutResult};
 
-/// An object-store failure, with a stable code.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct StoreError {
-    /// Stable code (maps to HTTP and S3 errors).
-    pub code: ErrorCode,
-    /// What happened and what to do.
-    pub message: String,
+/// An object-store failure. The variant says what went wrong (callers
+/// match on it); [`StoreError::code`] gives its stable [`ErrorCode`], from
+/// which the API's HTTP status and the S3 gateway's error code derive.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The state machine refused the command (its kind and words).
+    #[error(transparent)]
+    Rejected(#[from] stratus_state::ApplyError),
+    /// The replicated metadata could not take the command (no leader, the
+    /// control plane out of reach), in the control plane's words.
+    #[error("{message}")]
+    Meta {
+        /// The control plane's code for it.
+        code: ErrorCode,
+        /// The control plane's message.
+        message: String,
+    },
+    /// The request is malformed: a key, range, part number or image name.
+    #[error("{0}")]
+    Invalid(String),
+    /// Reading the client's upload body failed.
+    #[error("reading the upload: {0}")]
+    Body(#[source] std::io::Error),
+    /// An object version, upload, chunk or image does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A module is larger than the limit.
+    #[error("the module is larger than the limit of {limit} bytes")]
+    ModuleTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// A container image could not be imported: over an import limit
+    /// ([`ErrorCode::TooLarge`]) or not a valid image
+    /// ([`ErrorCode::BadRequest`]).
+    #[error(transparent)]
+    Image(stratus_flist::FlistError),
+    /// A storage node could not be reached or did not answer in time.
+    #[error("storage node {node} at {addr}: {source}")]
+    Node {
+        /// The node (short id).
+        node: String,
+        /// The address dialled.
+        addr: String,
+        /// Why (boxed: the transport's error is large).
+        #[source]
+        source: Box<stratus_net::NetError>,
+    },
+    /// No storage nodes can take the pieces of a stripe (too few, too full,
+    /// too few owners): `what` says which stripe, `source` why, and
+    /// `last_failure` the last node that refused a piece of it, if any.
+    #[error("{what}: {source}{}", last_failure.as_ref().map(|l| format!(" (last failure: {l})")).unwrap_or_default())]
+    NoPlacement {
+        /// What was being placed.
+        what: String,
+        /// Why the scheduler found no homes.
+        #[source]
+        source: stratus_sched::PiecePlacementError,
+        /// The last refusal of a node, when earlier placements failed.
+        last_failure: Option<String>,
+    },
+    /// Storage is out of reach: too few healthy nodes, a node refused or
+    /// answered wrongly, the upload was aborted, a key is not here yet.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The data path failed (a chunk or pack did not encode or decode).
+    #[error("data path: {0}")]
+    DataPath(#[from] stratus_chunk::ChunkError),
+    /// A chunk did not open although it was read (`what` names it).
+    #[error("{what}: {source}")]
+    Chunk {
+        /// Which chunk, and where it was read from.
+        what: String,
+        /// Why it did not open.
+        #[source]
+        source: stratus_chunk::ChunkError,
+    },
+    /// A sealed secret did not open or seal with the cluster's key.
+    #[error(transparent)]
+    Sealing(#[from] stratus_chunk::wrap::WrapError),
+    /// An image's flist did not encode.
+    #[error(transparent)]
+    Flist(stratus_flist::FlistError),
+    /// A worker thread of the store died (panicked or was cancelled).
+    #[error("{what} thread failed: {source}")]
+    Thread {
+        /// Which thread.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// A bug or an inconsistency of the metadata.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl StoreError {
-    /// A new error.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        StoreError {
-            code,
-            message: message.into(),
+    /// The stable code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::Rejected(e) => e.code(),
+            StoreError::Meta { code, .. } => *code,
+            StoreError::Invalid(_) | StoreError::Body(_) => ErrorCode::BadRequest,
+            StoreError::NotFound(_) => ErrorCode::NotFound,
+            StoreError::ModuleTooLarge { .. } => ErrorCode::TooLarge,
+            StoreError::Image(stratus_flist::FlistError::Limit(_)) => ErrorCode::TooLarge,
+            StoreError::Image(_) => ErrorCode::BadRequest,
+            StoreError::Node { .. }
+            | StoreError::NoPlacement { .. }
+            | StoreError::Unavailable(_) => ErrorCode::Unavailable,
+            StoreError::DataPath(_)
+            | StoreError::Chunk { .. }
+            | StoreError::Sealing(_)
+            | StoreError::Flist(_)
+            | StoreError::Thread { .. }
+            | StoreError::Internal(_) => ErrorCode::Internal,
         }
     }
 
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Unavailable, message)
+        StoreError::Unavailable(message.into())
     }
 
     pub(crate) fn internal(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Internal, message)
+        StoreError::Internal(message.into())
     }
-}
 
-impl From<stratus_state::ApplyError> for StoreError {
-    fn from(e: stratus_state::ApplyError) -> Self {
-        StoreError::new(e.code, e.message)
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        StoreError::Invalid(message.into())
     }
-}
 
-impl From<stratus_chunk::ChunkError> for StoreError {
-    fn from(e: stratus_chunk::ChunkError) -> Self {
-        StoreError::internal(format!("data path: {e}"))
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        StoreError::NotFound(message.into())
+    }
+
+    pub(crate) fn thread(what: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Self {
+        move |source| StoreError::Thread { what, source }
     }
 }
 
@@ -422,5 +523,197 @@ impl Store {
             let (k, m) = stratus_sched::default_profile_owned(&Self::nodes_per_owner(state));
             ErasureProfile { k, m }
         })
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+    use stratus_state::ApplyError;
+
+    /// Every kind of store error keeps the code (and so the HTTP status and
+    /// S3 error) the `{code, message}` struct gave the same failure, and the
+    /// same words.
+    #[tokio::test]
+    async fn every_variant_keeps_its_code_and_words() {
+        let cancelled = {
+            let h = tokio::spawn(futures::future::pending::<()>());
+            h.abort();
+            match h.await {
+                Err(e) => e,
+                Ok(()) => unreachable!("a pending task never finishes"),
+            }
+        };
+        let cases: Vec<(StoreError, ErrorCode, u16, &str)> = vec![
+            (
+                ApplyError::from_code(ErrorCode::Conflict, "bucket b exists").into(),
+                ErrorCode::Conflict,
+                409,
+                "bucket b exists",
+            ),
+            (
+                ApplyError::from_code(ErrorCode::QuotaExceeded, "quota exceeded: x").into(),
+                ErrorCode::QuotaExceeded,
+                403,
+                "quota exceeded: x",
+            ),
+            (
+                StoreError::Meta {
+                    code: ErrorCode::NoLeader,
+                    message: "no leader".into(),
+                },
+                ErrorCode::NoLeader,
+                503,
+                "no leader",
+            ),
+            (
+                StoreError::invalid("part numbers go from 1 to 10000"),
+                ErrorCode::BadRequest,
+                400,
+                "part numbers go from 1 to 10000",
+            ),
+            (
+                StoreError::Body(std::io::Error::other("reset")),
+                ErrorCode::BadRequest,
+                400,
+                "reading the upload: reset",
+            ),
+            (
+                StoreError::not_found("image x does not exist"),
+                ErrorCode::NotFound,
+                404,
+                "image x does not exist",
+            ),
+            (
+                StoreError::ModuleTooLarge { limit: 10 },
+                ErrorCode::TooLarge,
+                413,
+                "the module is larger than the limit of 10 bytes",
+            ),
+            (
+                StoreError::Image(stratus_flist::FlistError::Limit("too many files".into())),
+                ErrorCode::TooLarge,
+                413,
+                "",
+            ),
+            (
+                StoreError::Image(stratus_flist::FlistError::Image("no manifest".into())),
+                ErrorCode::BadRequest,
+                400,
+                "",
+            ),
+            (
+                StoreError::Node {
+                    node: "abcd".into(),
+                    addr: "1.2.3.4:5".into(),
+                    source: Box::new(stratus_net::NetError::Closed),
+                },
+                ErrorCode::Unavailable,
+                503,
+                "",
+            ),
+            (
+                StoreError::NoPlacement {
+                    what: "no node to rebuild pack 7 on".into(),
+                    source: stratus_sched::PiecePlacementError::NotEnoughNodes {
+                        needed: 3,
+                        eligible: 1,
+                    },
+                    last_failure: None,
+                },
+                ErrorCode::Unavailable,
+                503,
+                "no node to rebuild pack 7 on: 3 pieces need 3 distinct nodes with enough free space, only 1 eligible",
+            ),
+            (
+                StoreError::NoPlacement {
+                    what: "cannot place 4+2 pieces of 10 bytes".into(),
+                    source: stratus_sched::PiecePlacementError::NotEnoughNodes {
+                        needed: 3,
+                        eligible: 1,
+                    },
+                    last_failure: Some("node ab is full".into()),
+                },
+                ErrorCode::Unavailable,
+                503,
+                "cannot place 4+2 pieces of 10 bytes: 3 pieces need 3 distinct nodes with enough free space, only 1 eligible (last failure: node ab is full)",
+            ),
+            (
+                StoreError::unavailable("the upload was aborted"),
+                ErrorCode::Unavailable,
+                503,
+                "the upload was aborted",
+            ),
+            (
+                stratus_chunk::ChunkError::Decrypt.into(),
+                ErrorCode::Internal,
+                500,
+                "",
+            ),
+            (
+                StoreError::Chunk {
+                    what: "chunk c does not open".into(),
+                    source: stratus_chunk::ChunkError::Decrypt,
+                },
+                ErrorCode::Internal,
+                500,
+                "",
+            ),
+            (
+                stratus_chunk::wrap::WrapError::Random.into(),
+                ErrorCode::Internal,
+                500,
+                "the system random source failed",
+            ),
+            (
+                StoreError::Flist(stratus_flist::FlistError::Encode("x".into())),
+                ErrorCode::Internal,
+                500,
+                "cannot encode flist: x",
+            ),
+            (
+                StoreError::thread("decoder")(cancelled),
+                ErrorCode::Internal,
+                500,
+                "",
+            ),
+            (
+                StoreError::internal("version without data"),
+                ErrorCode::Internal,
+                500,
+                "version without data",
+            ),
+        ];
+        for (e, code, status, words) in cases {
+            assert_eq!(e.code(), code, "{e:?}");
+            assert_eq!(e.code().http_status(), status, "{e:?}");
+            if !words.is_empty() {
+                assert_eq!(e.to_string(), words);
+            }
+        }
+        // Foreign errors stay reachable as the source.
+        let e = StoreError::Node {
+            node: "abcd".into(),
+            addr: "a:1".into(),
+            source: Box::new(stratus_net::NetError::Closed),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "storage node abcd at a:1: {}",
+                stratus_net::NetError::Closed
+            )
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        let e = StoreError::Image(stratus_flist::FlistError::Limit("too many files".into()));
+        assert_eq!(
+            e.to_string(),
+            stratus_flist::FlistError::Limit("too many files".into()).to_string()
+        );
+        let e: StoreError = stratus_chunk::ChunkError::Decrypt.into();
+        assert_eq!(
+            e.to_string(),
+            format!("data path: {}", stratus_chunk::ChunkError::Decrypt)
+        );
     }
 }

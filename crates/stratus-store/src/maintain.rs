@@ -126,7 +126,7 @@ impl Store {
             Ok(rebuilt)
         })
         .await
-        .map_err(|e| StoreError::internal(format!("repair thread failed: {e}")))??;
+        .map_err(StoreError::thread("repair"))??;
 
         // New homes: never a node already named by the stripe (healthy
         // holders stay; lost or bad ones are not trusted with it again).
@@ -168,7 +168,11 @@ impl Store {
             usize::from(view.pack.profile.m.max(1)),
             rand::random(),
         )
-        .map_err(|e| StoreError::unavailable(format!("no node to rebuild pack {pack} on: {e}")))?;
+        .map_err(|source| StoreError::NoPlacement {
+            what: format!("no node to rebuild pack {pack} on"),
+            source,
+            last_failure: None,
+        })?;
         let puts = missing
             .iter()
             .zip(rebuilt)

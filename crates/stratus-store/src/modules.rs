@@ -27,7 +27,6 @@ use futures::{Stream, StreamExt};
 use stratus_state::modules::MAX_MODULE_OBJECT_BYTES;
 use stratus_state::objects::ObjectVersion;
 use stratus_state::Command;
-use stratus_types::ErrorCode;
 
 use crate::write::Ingested;
 use crate::{now_ms, Store, StoreError};
@@ -67,16 +66,13 @@ pub struct StoredModule {
 }
 
 fn too_large(limit: u64) -> StoreError {
-    StoreError::new(
-        ErrorCode::TooLarge,
-        format!("the module is larger than the limit of {limit} bytes"),
-    )
+    StoreError::ModuleTooLarge { limit }
 }
 
 impl Store {
     /// Streams a module's bytes into `tenant`'s images bucket (created if
     /// needed), refusing more than `limit` bytes (at most
-    /// [`MAX_MODULE_OBJECT_BYTES`]) with [`ErrorCode::TooLarge`] as soon as
+    /// [`MAX_MODULE_OBJECT_BYTES`]) with [`stratus_types::ErrorCode::TooLarge`] as soon as
     /// the stream passes it. Nothing is visible until
     /// [`Store::commit_module`].
     pub async fn ingest_module<S>(

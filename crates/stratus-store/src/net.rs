@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use stratus_net::Pool;
 use stratus_proto::{PieceRequest, PieceResponse};
-use stratus_types::{ErrorCode, NodeId};
+use stratus_types::NodeId;
 
 use crate::{Pieces, StoreError};
 
@@ -33,16 +33,15 @@ impl Pieces for NetPieces {
         let pool = self.pool.clone();
         let timeout = self.timeout;
         Box::pin(async move {
-            let unavailable = |e: stratus_net::NetError| {
-                StoreError::new(
-                    ErrorCode::Unavailable,
-                    format!("storage node {} at {addr}: {e}", node.short()),
-                )
+            let unreachable = |source: stratus_net::NetError| StoreError::Node {
+                node: node.short(),
+                addr: addr.clone(),
+                source: Box::new(source),
             };
-            let sock = pool.endpoint().resolve(&addr).await.map_err(unavailable)?;
+            let sock = pool.endpoint().resolve(&addr).await.map_err(unreachable)?;
             pool.call(sock, Some(node), &req, timeout)
                 .await
-                .map_err(unavailable)
+                .map_err(unreachable)
         })
     }
 }

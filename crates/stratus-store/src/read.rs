@@ -11,7 +11,7 @@ use stratus_chunk::{decode_stripe, open_chunk, piece_id, ChunkId, Profile, Scope
 use stratus_proto::{PieceErrorKind, PieceRequest, PieceResponse};
 use stratus_state::marks::Failure;
 use stratus_state::objects::{KeyScope, ObjectStore, ObjectVersion, Pack, StoreCommand};
-use stratus_types::{ErrorCode, NodeId};
+use stratus_types::NodeId;
 
 use crate::{Store, StoreError};
 
@@ -76,23 +76,20 @@ impl Store {
             s.store.bucket_of(tenant, bucket)?;
             let v = s.store.version(bucket, key, version_id)?.clone();
             if v.is_delete_marker() {
-                return Err(StoreError::new(
-                    ErrorCode::NotFound,
-                    format!("{bucket}/{key} version {} is a delete marker", v.version_id),
-                ));
+                return Err(StoreError::not_found(format!(
+                    "{bucket}/{key} version {} is a delete marker",
+                    v.version_id
+                )));
             }
             let r = range.unwrap_or(ByteRange {
                 start: 0,
                 end: v.size,
             });
             if r.start > r.end || r.end > v.size {
-                return Err(StoreError::new(
-                    ErrorCode::BadRequest,
-                    format!(
-                        "range {}..{} is outside the object's {} bytes",
-                        r.start, r.end, v.size
-                    ),
-                ));
+                return Err(StoreError::invalid(format!(
+                    "range {}..{} is outside the object's {} bytes",
+                    r.start, r.end, v.size
+                )));
             }
             let Some(data) = &v.data else {
                 return Err(StoreError::internal("version without data"));
@@ -139,12 +136,14 @@ impl Store {
                                     c.id, p.pack
                                 ))
                             })?;
-                    let plain = open_chunk(&scope, &c.id, sealed).map_err(|e| {
-                        StoreError::internal(format!(
-                            "chunk {} of pack {} does not verify although its pieces did: {e}",
-                            c.id, p.pack
-                        ))
-                    })?;
+                    let plain =
+                        open_chunk(&scope, &c.id, sealed).map_err(|source| StoreError::Chunk {
+                            what: format!(
+                                "chunk {} of pack {} does not verify although its pieces did",
+                                c.id, p.pack
+                            ),
+                            source,
+                        })?;
                     let mut b = Bytes::from(plain);
                     b.truncate(c.skip + c.take);
                     Ok(b.slice(c.skip..))
@@ -152,7 +151,7 @@ impl Store {
                 .collect()
         })
         .await
-        .map_err(|e| StoreError::internal(format!("decoder thread failed: {e}")))?
+        .map_err(StoreError::thread("decoder"))?
     }
 
     /// Fetches and decodes a whole pack.
@@ -167,7 +166,7 @@ impl Store {
         let data_len = view.pack.data_len;
         tokio::task::spawn_blocking(move || decode_stripe(profile, data_len, &pieces))
             .await
-            .map_err(|e| StoreError::internal(format!("decoder thread failed: {e}")))?
+            .map_err(StoreError::thread("decoder"))?
             .map_err(StoreError::from)
     }
 
@@ -226,7 +225,7 @@ impl Store {
                     }) => Fetched::Bad(message, false),
                     Ok(PieceResponse::Error { message, .. }) => Fetched::Failed(message),
                     Ok(other) => Fetched::Failed(format!("unexpected answer {other:?}")),
-                    Err(e) => Fetched::Failed(e.message),
+                    Err(e) => Fetched::Failed(e.to_string()),
                 };
                 (slot, verdict)
             }
@@ -378,9 +377,10 @@ impl Store {
         let kek = self.kek()?;
         let (key, entry, view) = self.read(|s| {
             let key = Store::scope_key(&kek, s, scope)?;
-            let entry = s.store.chunk(id).ok_or_else(|| {
-                StoreError::new(ErrorCode::NotFound, format!("chunk {id} is not stored"))
-            })?;
+            let entry = s
+                .store
+                .chunk(id)
+                .ok_or_else(|| StoreError::not_found(format!("chunk {id} is not stored")))?;
             let view = pack_view(s, entry.pack)?;
             Ok::<_, StoreError>((key, entry, view))
         })?;
@@ -391,8 +391,11 @@ impl Store {
             async move {
                 tokio::task::spawn_blocking(move || open_chunk(&key, &id, &sealed))
                     .await
-                    .map_err(|e| StoreError::internal(format!("decoder thread failed: {e}")))?
-                    .map_err(|e| StoreError::internal(format!("chunk {id} does not open: {e}")))
+                    .map_err(StoreError::thread("decoder"))?
+                    .map_err(|source| StoreError::Chunk {
+                        what: format!("chunk {id} does not open"),
+                        source,
+                    })
             }
         };
         match self

@@ -5,7 +5,6 @@ use bytes::Bytes;
 use futures::Stream;
 use stratus_state::objects::{ObjectVersion, Part, StoreCommand};
 use stratus_state::{CommandResult, State};
-use stratus_types::ErrorCode;
 
 use crate::{now_ms, Store, StoreError};
 
@@ -52,10 +51,7 @@ impl Store {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
         if !(1..=10_000).contains(&number) {
-            return Err(StoreError::new(
-                ErrorCode::BadRequest,
-                "part numbers go from 1 to 10000",
-            ));
+            return Err(StoreError::invalid("part numbers go from 1 to 10000"));
         }
         let kek = self.kek()?;
         let (bucket, secret) = self.read(|s| {
@@ -65,16 +61,15 @@ impl Store {
                 .get(upload_id)
                 .filter(|u| u.tenant == tenant)
                 .ok_or_else(|| {
-                    StoreError::new(
-                        ErrorCode::NotFound,
-                        format!("multipart upload {upload_id:?} does not exist (NoSuchUpload)"),
-                    )
+                    StoreError::not_found(format!(
+                        "multipart upload {upload_id:?} does not exist (NoSuchUpload)"
+                    ))
                 })?;
             let secret = Store::master_secret(&kek, s)?;
             Ok::<_, StoreError>((u.bucket.clone(), secret))
         })?;
         if let Some(e) = self.read(|s| s.stored_bytes_full(tenant, "", "")) {
-            return Err(StoreError::new(e.code, e.message));
+            return Err(e.into());
         }
         let seed = upload_seed(&secret, upload_id);
         let ing = self.ingest(tenant, &bucket, body, seed, false).await?;
@@ -120,13 +115,10 @@ impl Store {
             s.store.bucket_of(tenant, dst_bucket)?;
             let v = s.store.version(src_bucket, src_key, src_version)?;
             if v.is_delete_marker() {
-                return Err(StoreError::new(
-                    ErrorCode::NotFound,
-                    format!(
-                        "{src_bucket}/{src_key} version {} is a delete marker",
-                        v.version_id
-                    ),
-                ));
+                return Err(StoreError::not_found(format!(
+                    "{src_bucket}/{src_key} version {} is a delete marker",
+                    v.version_id
+                )));
             }
             Ok::<_, StoreError>(v.clone())
         })?;

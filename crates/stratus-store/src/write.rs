@@ -15,7 +15,7 @@ use stratus_sched::{place_stripe, Held, StorageNode};
 use stratus_state::objects::{
     validate_key, ErasureProfile, ManifestChunk, NewChunk, ObjectData, ObjectVersion, StoreCommand,
 };
-use stratus_types::{ErrorCode, NodeId};
+use stratus_types::NodeId;
 use tokio::sync::mpsc;
 
 use crate::{now_ms, read_state, StorageTarget, Store, StoreError};
@@ -201,11 +201,11 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
-        validate_key(key).map_err(|m| StoreError::new(ErrorCode::BadRequest, m))?;
+        validate_key(key).map_err(StoreError::invalid)?;
         // A tenant already at its stored-bytes quota is refused before any
         // piece is written (the commit checks the quota exactly).
         if let Some(e) = self.read(|s| s.stored_bytes_full(tenant, bucket, key)) {
-            return Err(StoreError::new(e.code, e.message));
+            return Err(e.into());
         }
         let ing = self
             .ingest(tenant, bucket, body, rand::random(), false)
@@ -290,9 +290,7 @@ impl Store {
 
         let feed = async move {
             while let Some(data) = body.next().await {
-                let data = data.map_err(|e| {
-                    StoreError::new(ErrorCode::BadRequest, format!("reading the upload: {e}"))
-                })?;
+                let data = data.map_err(StoreError::Body)?;
                 if data.is_empty() {
                     continue;
                 }
@@ -308,12 +306,8 @@ impl Store {
             .buffer_unordered(cfg.packs_in_flight.max(1))
             .try_fold(0u64, |acc, n| async move { Ok(acc + n) });
         let (_, piece_bytes) = tokio::try_join!(feed, upload)?;
-        let enc = encoder
-            .await
-            .map_err(|e| StoreError::internal(format!("encoder thread failed: {e}")))??;
-        let (size, md5, blake3) = hasher
-            .await
-            .map_err(|e| StoreError::internal(format!("hasher thread failed: {e}")))?;
+        let enc = encoder.await.map_err(StoreError::thread("encoder"))??;
+        let (size, md5, blake3) = hasher.await.map_err(StoreError::thread("hasher"))?;
         Ok(Ingested {
             data: ObjectData {
                 scope: key_scope,
@@ -375,16 +369,10 @@ impl Store {
                 usize::from(profile.m.max(1)),
                 rand::random(),
             )
-            .map_err(|e| {
-                StoreError::unavailable(format!(
-                    "cannot place {profile} pieces of {} bytes: {e}{}",
-                    pack.piece_len,
-                    if last_error.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (last failure: {last_error})")
-                    }
-                ))
+            .map_err(|source| StoreError::NoPlacement {
+                what: format!("cannot place {profile} pieces of {} bytes", pack.piece_len),
+                source,
+                last_failure: (!last_error.is_empty()).then(|| last_error.clone()),
             })?;
             let puts = todo.iter().zip(picked).map(|(&i, node)| {
                 let target = targets.iter().find(|t| t.id == node).cloned();
@@ -429,7 +417,7 @@ impl Store {
                     Err((node, e)) => {
                         tracing::warn!(node = %node.short(), error = %e, "piece write failed; placing it elsewhere");
                         failed.push(node);
-                        last_error = e.message;
+                        last_error = e.to_string();
                     }
                 }
             }

@@ -188,11 +188,11 @@ async fn a_module_over_the_limit_is_refused() -> Result<()> {
         Ok(_) => bail!("a 4 MiB module passed a 3 MiB limit"),
         Err(e) => e,
     };
-    assert_eq!(e.code, ErrorCode::TooLarge);
+    assert_eq!(e.code(), ErrorCode::TooLarge);
+    assert!(e.to_string().contains(&(3u64 << 20).to_string()), "{e}");
     assert!(
-        e.message.contains(&(3u64 << 20).to_string()),
-        "{}",
-        e.message
+        matches!(e, stratus_store::StoreError::ModuleTooLarge { limit } if limit == 3 << 20),
+        "{e:?}"
     );
     assert!(c.state().read(|s| s.module_objects.is_empty()));
     cluster.shutdown().await;

@@ -383,7 +383,7 @@ async fn interrupted_upload_leaves_nothing_visible_and_gc_reclaims_it() -> Resul
         )
         .await
         .unwrap_err();
-    assert_eq!(e.code, ErrorCode::BadRequest, "{e}");
+    assert_eq!(e.code(), ErrorCode::BadRequest, "{e}");
     let visible = c
         .state()
         .read(|s| s.store.latest("bkt", "partial").is_some());
