@@ -23,8 +23,8 @@
 //!   cuts each file on its own with FastCDC and names every chunk.
 //! - [`oci`]: [`import_image`] reads a `docker save` tarball, an OCI layout
 //!   directory or an OCI archive (a tar of a layout).
-//! - [`build`]: [`ImageBuilder`] writes small, real OCI / docker-save images
-//!   from host files, for tests, examples and benchmarks.
+//! - `build` (feature `testing`, never in the product): `ImageBuilder`
+//!   writes small, real OCI / docker-save images from host files, for tests.
 //!
 //! # Import in two passes
 //!
@@ -69,6 +69,7 @@
 //! URLs and non-`linux` images beyond reading their config are not handled.
 //! xattrs are read from PAX `SCHILY.xattr.*` records only.
 
+#[cfg(any(test, feature = "testing"))]
 pub mod build;
 pub mod layer;
 #[cfg(any(test, feature = "testing"))]
@@ -84,6 +85,7 @@ mod tests_bounds;
 #[cfg(test)]
 mod tests_import;
 
+#[cfg(any(test, feature = "testing"))]
 pub use build::{busybox_image, EntryKind, ImageBuilder, LayerEntry};
 pub use layer::{LayerSource, Layers};
 #[cfg(any(test, feature = "testing"))]
