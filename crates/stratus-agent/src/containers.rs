@@ -22,7 +22,7 @@ use stratus_mount::{ChunkCache, ChunkSource, MountOptions, Mounted, Overlay, Sou
 use stratus_net::Connection;
 use stratus_proto::{Request, Response};
 use stratus_spec::{FetchMode, PortSpec, WorkloadSpec};
-use stratus_types::PortRange;
+use stratus_types::{ImageRef, PortRange};
 
 /// Default size of the node's chunk cache.
 pub const DEFAULT_CHUNK_CACHE_BYTES: u64 = 2 << 30;
@@ -216,11 +216,14 @@ impl ContainerHost {
     pub async fn prepare(
         self: &Arc<Self>,
         tenant: &str,
-        image: &str,
+        image: &ImageRef,
         inst_dir: &Path,
         connect: Connect,
         fetch: FetchMode,
     ) -> Result<Rootfs, String> {
+        // Mounts, folders and the replica's `GetFlist` use its string form.
+        let image = image.to_string();
+        let image = image.as_str();
         let flist = self.flist(tenant, image, &connect).await?;
         let lower = self.image_dir(image).join("mnt");
         let full = {

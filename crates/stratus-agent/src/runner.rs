@@ -26,7 +26,7 @@ mod module_fetch;
 use stratus_spec::WorkloadKind;
 use stratus_state::workloads::{exec_log_id, ExecState};
 use stratus_state::{Desired, InstanceState};
-use stratus_types::Runtime;
+use stratus_types::{ImageRef, Payload, Runtime};
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -37,11 +37,6 @@ const MAX_QUEUED_LOG_BYTES: usize = 8 * 1024 * 1024;
 const DEFAULT_TASK_WALL: Duration = Duration::from_secs(3600);
 /// How long an exec waits for its instance's container to be up.
 const EXEC_WAIT: Duration = Duration::from_secs(60);
-
-/// The tenant of a workload id (`TENANT/NAME`).
-fn tenant_of(workload: &str) -> &str {
-    workload.split_once('/').map_or("", |(t, _)| t)
-}
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -83,7 +78,7 @@ struct Inner {
 }
 
 /// What an instance runs.
-enum Payload {
+enum Loaded {
     Wasm(Arc<Vec<u8>>),
     Image(Arc<ContainerHost>, Rootfs),
 }
@@ -521,23 +516,24 @@ impl Runner {
     async fn image_root(
         &self,
         a: &Assignment,
+        image: &ImageRef,
         inst_dir: &Path,
         cancel: &CancellationToken,
-    ) -> Result<Option<Payload>, String> {
+    ) -> Result<Option<Loaded>, String> {
         let host = self
             .inner
             .containers
             .clone()
             .map_err(|e| format!("this node cannot run container images: {e}"))?;
-        let tenant = tenant_of(&a.instance.workload);
+        let tenant = a.instance.workload.tenant();
         let fetch = a.spec.image.as_ref().map(|i| i.fetch).unwrap_or_default();
         let connect = self.connector();
         loop {
             match host
-                .prepare(tenant, &a.module, inst_dir, connect.clone(), fetch)
+                .prepare(tenant, image, inst_dir, connect.clone(), fetch)
                 .await
             {
-                Ok(root) => return Ok(Some(Payload::Image(host.clone(), root))),
+                Ok(root) => return Ok(Some(Loaded::Image(host.clone(), root))),
                 Err(e) if self.connection().is_some() => return Err(e),
                 Err(e) => {
                     tracing::debug!(instance = %a.instance.id, error = %e, "image not available while disconnected; waiting")
@@ -556,14 +552,12 @@ impl Runner {
         let id = a.instance.id.clone();
         let spec = &a.spec;
         let inst_dir = self.inner.dir.join("instances").join(&id);
-        let payload = if a.module.starts_with("image:") {
-            self.image_root(&a, &inst_dir, &cancel).await
-        } else {
-            let tenant = tenant_of(&a.instance.workload);
-            Ok(self
-                .module(tenant, &a.module, &cancel)
+        let payload = match &a.module {
+            Payload::Image(image) => self.image_root(&a, image, &inst_dir, &cancel).await,
+            Payload::Wasm(module) => Ok(self
+                .module(a.instance.workload.tenant(), module.as_str(), &cancel)
                 .await
-                .map(Payload::Wasm))
+                .map(Loaded::Wasm)),
         };
         let payload = match payload {
             Ok(Some(p)) => p,
@@ -588,11 +582,11 @@ impl Runner {
             }
         };
         // `/input` and `/output` (WASM): the agent's folders, never the spec's.
-        let tenant = tenant_of(&a.instance.workload);
+        let tenant = a.instance.workload.tenant();
         let rpc = crate::volumes::Connected(self.connector());
         let folders = match &payload {
-            Payload::Wasm(_) => taskio::prepare(&rpc, tenant, spec, &inst_dir).await,
-            Payload::Image(..) => Ok(taskio::Folders::default()),
+            Loaded::Wasm(_) => taskio::prepare(&rpc, tenant, spec, &inst_dir).await,
+            Loaded::Image(..) => Ok(taskio::Folders::default()),
         };
         let folders = match folders {
             Ok(f) => f,
@@ -638,7 +632,7 @@ impl Runner {
                 ("restarted", "restarted after exiting")
             };
             let msg = format!("{msg} (restarts: {restarts}{fetched})");
-            if let Payload::Wasm(_) = &payload {
+            if let Loaded::Wasm(_) = &payload {
                 // Running from here; a container is once it exists (below).
                 self.report(
                     &id,
@@ -654,7 +648,7 @@ impl Runner {
                 taskio::OutputWatch::start(d, taskio::disk_limit(spec), run_cancel.clone())
             });
             let run: tokio::task::JoinHandle<Result<Exit, String>> = match &payload {
-                Payload::Wasm(module) => {
+                Loaded::Wasm(module) => {
                     let task = TaskSpec {
                         module: module.clone(),
                         args: spec.args.clone(),
@@ -680,8 +674,8 @@ impl Runner {
                             .map_err(|e| e.to_string())
                     })
                 }
-                Payload::Image(host, root) => {
-                    let mut cs = match host.container_spec(&id, &a.instance.workload, spec, root) {
+                Loaded::Image(host, root) => {
+                    let mut cs = match host.container_spec(&id, a.instance.workload.as_str(), spec, root) {
                         Ok(cs) => cs,
                         Err(why) => {
                             let state = InstanceState::Failed {
@@ -726,11 +720,11 @@ impl Runner {
                         }
                     });
                     let host = host.clone();
-                    let tenant = tenant_of(&a.instance.workload);
+                    let tenant = a.instance.workload.tenant();
                     let vols = crate::volumes::InstanceVolumes::new(
                         &host,
                         tenant,
-                        &a.instance.workload,
+                        a.instance.workload.as_str(),
                         spec,
                         self.connector(),
                     );

@@ -265,11 +265,11 @@ pub trait VolumeServer: Send + Sync + 'static {
 /// the node (the store sits below the control plane and needs it, so it is
 /// attached after both start: [`Control::attach_images`]).
 pub trait ImageServer: Send + Sync + 'static {
-    /// The encoded flist of `image` (`image:NAME:TAG@VERSION`) of `tenant`.
+    /// The encoded flist of pinned image `image` of `tenant`.
     fn flist(
         &self,
         tenant: String,
-        image: String,
+        image: stratus_types::ImageRef,
     ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, (ErrorCode, String)>>;
     /// The plain bytes of chunk `id` in `tenant`'s scope.
     fn chunk(

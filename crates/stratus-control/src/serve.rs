@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use stratus_net::Endpoint;
 use stratus_proto::{Request, Response};
 use stratus_state::Command;
-use stratus_types::{ErrorCode, NodeId, NodeStatus};
+use stratus_types::{ErrorCode, ImageRef, ModuleRef, NodeId, NodeStatus};
 
 use crate::proposer::ProposeError;
 use crate::{now_ms, resolve, Control, ControlError, ImageServer, VolumeServer, RPC_TIMEOUT};
@@ -91,7 +91,7 @@ impl Control {
                     && !(live
                         && (i.state.is_terminal() || i.state == stratus_state::InstanceState::Lost))
                     && s.workloads
-                        .get(&i.workload)
+                        .get(i.workload.as_str())
                         .is_some_and(|w| w.tenant == tenant && accept(w))
             })
         })
@@ -100,9 +100,11 @@ impl Control {
     /// Answers [`Request::GetModuleChunks`]: only to a node assigned an
     /// instance of a workload of `tenant` running module `hash`.
     fn module_chunks(&self, peer: &NodeId, tenant: &str, hash: &str) -> Response {
-        let want = (tenant.to_string(), hash.to_string());
         self.inner.reader.read(|s| {
-            if !crate::authz::assigned_modules(s, peer).contains(&want) {
+            let assigned = hash.parse::<ModuleRef>().is_ok_and(|m| {
+                crate::authz::assigned_modules(s, peer).contains(&(tenant.to_string(), m.into()))
+            });
+            if !assigned {
                 return Response::Error {
                     code: ErrorCode::Forbidden,
                     message: format!(
@@ -156,12 +158,12 @@ impl Control {
     /// Whether `peer` is assigned an instance of a workload of `tenant` that
     /// runs a container image (`image`, when given): an agent reads only the
     /// images of what it runs.
-    fn runs_image(&self, peer: &NodeId, tenant: &str, image: &str) -> bool {
+    fn runs_image(&self, peer: &NodeId, tenant: &str, image: &ImageRef) -> bool {
         self.peer_runs(peer, tenant, false, |w| {
             [Some(&w.module), w.previous.as_ref().map(|p| &p.1)]
                 .into_iter()
                 .flatten()
-                .any(|m| m == image)
+                .any(|m| m.image() == Some(image))
         })
     }
 
@@ -307,9 +309,15 @@ impl Control {
             }
             Request::GetModuleChunks { tenant, hash } => self.module_chunks(&peer, &tenant, &hash),
             Request::GetFlist { tenant, image } => {
-                let allowed = self.runs_image(&peer, &tenant, &image);
-                self.serve_image(&peer, allowed, |i| i.flist(tenant, image))
-                    .await
+                // A string that is no image reference pins nothing.
+                let pinned = image.parse::<ImageRef>().ok();
+                match pinned.filter(|r| self.runs_image(&peer, &tenant, r)) {
+                    Some(r) => {
+                        self.serve_image(&peer, true, |i| i.flist(tenant, r))
+                            .await
+                    }
+                    None => images_forbidden(&peer),
+                }
             }
             Request::GetChunk { tenant, id } => {
                 let allowed = match self.may_read_chunk(&peer, &tenant, &id).await {
@@ -467,7 +475,7 @@ impl Control {
                         && i.state != stratus_state::InstanceState::Lost
                 })
                 .filter_map(|i| {
-                    let w = s.workloads.get(&i.workload)?;
+                    let w = s.workloads.get(i.workload.as_str())?;
                     let (spec, module) = match &w.previous {
                         Some((spec, module)) if i.generation != w.generation => {
                             (spec.clone(), module.clone())

@@ -323,8 +323,8 @@ pub struct Assignment {
     pub instance: stratus_state::Instance,
     /// The spec of its generation.
     pub spec: stratus_spec::WorkloadSpec,
-    /// Content address of its module.
-    pub module: String,
+    /// What it runs (serialized as the old `module` string).
+    pub module: stratus_types::Payload,
 }
 
 /// A change of the control plane's replica set.

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use stratus_spec::WorkloadSpec;
-use stratus_types::NodeId;
+use stratus_types::{NodeId, Payload, WorkloadId};
 use utoipa::ToSchema;
 
 /// Largest module kept inline in the replicated state (replay of the first
@@ -28,17 +28,21 @@ pub fn module_hash(bytes: &[u8]) -> String {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Workload {
     /// `tenant/name`.
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: WorkloadId,
     /// Owner.
     pub tenant: String,
     /// Current spec.
     pub spec: WorkloadSpec,
-    /// Content address of the module of the current spec.
-    pub module: String,
+    /// What the current spec runs: the module's content address
+    /// (`blake3:<hex>`) or the pinned image (`image:NAME:TAG@VERSION`).
+    #[schema(value_type = String)]
+    pub module: Payload,
     /// Bumped on every deploy of a changed spec or module.
     pub generation: u64,
     /// The previous generation's spec and module (for automatic revert).
-    pub previous: Option<(WorkloadSpec, String)>,
+    #[schema(value_type = Option<(WorkloadSpec, String)>)]
+    pub previous: Option<(WorkloadSpec, Payload)>,
     /// Stopped by its owner: no instance is kept running.
     pub stopped: bool,
     /// When first deployed (ms since the Unix epoch, leader clock).
@@ -108,10 +112,12 @@ pub struct Event {
 /// An instance of a workload placed on a node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Instance {
-    /// Unique id: `tenant/name/<generation>-<slot>-<index>`.
+    /// Unique id: the first 12 hex characters of the BLAKE3 of
+    /// `<workload>|<generation>|<slot>|<n>` (opaque: never parsed).
     pub id: String,
     /// Workload id.
-    pub workload: String,
+    #[schema(value_type = String)]
+    pub workload: WorkloadId,
     /// Node it is placed on.
     pub node: NodeId,
     /// Workload generation it runs.

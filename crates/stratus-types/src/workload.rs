@@ -136,6 +136,12 @@ impl PartialEq<str> for WorkloadId {
     }
 }
 
+impl PartialEq<&str> for WorkloadId {
+    fn eq(&self, other: &&str) -> bool {
+        self.full == *other
+    }
+}
+
 impl PartialEq<String> for WorkloadId {
     fn eq(&self, other: &String) -> bool {
         &self.full == other
@@ -368,6 +374,7 @@ impl fmt::Debug for Payload {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
