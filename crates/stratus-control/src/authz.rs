@@ -32,7 +32,7 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stratus_proto::{Peer, Request, Response, MAX_VOLUME_PART};
+use stratus_proto::{rpc, Peer, Response, MAX_VOLUME_PART};
 use stratus_state::State;
 use stratus_types::{ErrorCode, ModuleRef, NodeId, Payload};
 
@@ -287,11 +287,11 @@ impl Control {
             let answer = self
                 .inner
                 .pool
-                .call::<_, Response>(addr, Some(t.id), &Request::Peers, VOUCH_CALL_TIMEOUT)
+                .rpc(addr, Some(t.id), rpc::Peers, VOUCH_CALL_TIMEOUT)
                 .await;
-            if let Ok(Response::Peers { peers, .. }) = answer {
+            if let Ok(list) = answer {
                 ids.insert(t.id);
-                ids.extend(peers.into_iter().map(|p| p.id));
+                ids.extend(list.peers.into_iter().map(|p| p.id));
                 if ids.contains(peer) {
                     break;
                 }

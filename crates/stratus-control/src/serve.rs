@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use stratus_net::Endpoint;
-use stratus_proto::{Request, Response};
+use stratus_proto::{rpc, Request, Response};
 use stratus_state::Command;
 use stratus_types::{ErrorCode, ImageRef, ModuleRef, NodeId, NodeStatus};
 
@@ -507,21 +507,14 @@ impl Control {
             let Ok(addr) = resolve(&p.addr).await else {
                 continue;
             };
-            let req = Request::ReadLogs {
+            let req = rpc::ReadLogs {
                 instance: instance.to_string(),
                 offset,
             };
-            if let Ok(Response::Logs {
-                offset,
-                data,
-                known: true,
-            }) = self
-                .inner
-                .pool
-                .call::<_, Response>(addr, Some(p.id), &req, RPC_TIMEOUT)
-                .await
-            {
-                return Ok((offset, data));
+            if let Ok(logs) = self.inner.pool.rpc(addr, Some(p.id), req, RPC_TIMEOUT).await {
+                if logs.known {
+                    return Ok((logs.offset, logs.data));
+                }
             }
         }
         Ok((offset, Vec::new()))
@@ -568,14 +561,8 @@ impl Control {
             }
             return Ok(());
         }
-        match self
-            .call_leader(&Request::ForwardHeartbeat { node }, RPC_TIMEOUT)
-            .await?
-        {
-            Response::Ok => Ok(()),
-            Response::Error { code, message } => Err(ControlError::Remote { code, message }),
-            other => Err(ControlError::Raft(format!("unexpected answer: {other:?}"))),
-        }
+        self.call_leader(rpc::ForwardHeartbeat { node }, RPC_TIMEOUT)
+            .await
     }
 }
 

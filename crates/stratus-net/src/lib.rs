@@ -64,6 +64,7 @@ mod error;
 mod frame;
 mod identity;
 mod pool;
+mod rpc;
 pub mod secret_file;
 mod tls;
 
@@ -80,5 +81,6 @@ pub use error::NetError;
 pub use frame::{decode_frame, encode as encode_frame, MAX_FRAME_LEN};
 pub use identity::Identity;
 pub use pool::Pool;
+pub use rpc::CallError;
 pub use secret_file::write_secret_file;
 pub use stratus_types::NodeId;
