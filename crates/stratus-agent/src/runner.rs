@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stratus_container::{ContainerError, ContainerEvent};
-use stratus_net::Connection;
-use stratus_proto::{Assignment, InstanceReport, LogChunk, Request, Response};
+use stratus_net::{CallError, Connection};
+use stratus_proto::{rpc, Assignment, InstanceReport, LogChunk};
 use stratus_runtime::{DynExecutor, Exit, ExitReason, Limits, Output, TaskSpec};
 
 use crate::containers::{container_id, Connect, ContainerHost, Rootfs, DEFAULT_CHUNK_CACHE_BYTES};
@@ -452,25 +452,23 @@ impl Runner {
                 })
                 .unwrap_or_default();
             if !logs.is_empty() {
-                if let Err(e) = conn
-                    .call::<_, Response>(&Request::PushLogs(logs), Duration::from_secs(10))
+                if let Err(CallError::Net(e)) = conn
+                    .rpc(rpc::PushLogs(logs), Duration::from_secs(10))
                     .await
                 {
                     tracing::debug!(error = %e, "sending output failed; it stays in the local log file");
                 }
             }
             for (i, (instance, n, state)) in execs.iter().enumerate() {
-                let req = Request::ReportExec {
+                let req = rpc::ReportExec {
                     instance: instance.clone(),
                     n: *n,
                     state: state.clone(),
                 };
-                match conn
-                    .call::<_, Response>(&req, Duration::from_secs(10))
-                    .await
-                {
-                    Ok(Response::Ok) | Ok(Response::Error { .. }) => {}
-                    Err(e) => {
+                match conn.rpc(req, Duration::from_secs(10)).await {
+                    // Delivered (a refusal or another answer is final too).
+                    Ok(()) | Err(CallError::Rpc(_)) => {}
+                    Err(CallError::Net(e)) => {
                         tracing::debug!(error = %e, "exec reports not delivered; keeping them");
                         if let Ok(mut r) = self.inner.exec_reports.lock() {
                             let newer = std::mem::take(&mut *r);
@@ -479,17 +477,16 @@ impl Runner {
                         }
                         break;
                     }
-                    Ok(_) => {}
                 }
             }
             if !reports.is_empty() {
                 match conn
-                    .call::<_, Response>(&Request::Report(reports.clone()), Duration::from_secs(10))
+                    .rpc(rpc::Report(reports.clone()), Duration::from_secs(10))
                     .await
                 {
-                    Ok(Response::Ok) => {}
-                    other => {
-                        tracing::debug!(answer = ?other.err(), "reports not delivered; keeping them");
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reports not delivered; keeping them");
                         if let Ok(mut r) = self.inner.reports.lock() {
                             let newer = std::mem::take(&mut *r);
                             *r = reports;

@@ -22,7 +22,9 @@ use openraft::raft::{
 use stratus_state::{Command, CommandResult, TypeConfig};
 use stratus_types::{ClusterStatus, ErrorCode, NodeId, NodeInfo};
 
-use crate::{Assignment, MembershipChange, Peer, Request, Response};
+use crate::{
+    Assignment, InstanceReport, LogChunk, MembershipChange, ModuleChunk, Peer, Request, Response,
+};
 
 /// A request that names its reply.
 pub trait Rpc {
@@ -492,6 +494,125 @@ impl Rpc for ReadLogs {
                 data,
                 known,
             }),
+            other => Err(other),
+        }
+    }
+}
+
+fn ok(r: Response) -> Result<(), Response> {
+    match r {
+        Response::Ok => Ok(()),
+        other => Err(other),
+    }
+}
+
+/// [`Request::Report`]: what happened to the agent's instances.
+#[derive(Debug)]
+pub struct Report(pub Vec<InstanceReport>);
+
+impl Rpc for Report {
+    type Reply = ();
+    const NAME: &'static str = "Report";
+    fn into_request(self) -> Request {
+        Request::Report(self.0)
+    }
+    fn reply(r: Response) -> Result<(), Response> {
+        ok(r)
+    }
+}
+
+/// [`Request::PushLogs`]: output of the agent's instances.
+#[derive(Debug)]
+pub struct PushLogs(pub Vec<LogChunk>);
+
+impl Rpc for PushLogs {
+    type Reply = ();
+    const NAME: &'static str = "PushLogs";
+    fn into_request(self) -> Request {
+        Request::PushLogs(self.0)
+    }
+    fn reply(r: Response) -> Result<(), Response> {
+        ok(r)
+    }
+}
+
+/// [`Request::ReportExec`].
+#[derive(Debug)]
+pub struct ReportExec {
+    /// Instance id.
+    pub instance: String,
+    /// Exec number.
+    pub n: u32,
+    /// New state.
+    pub state: stratus_state::workloads::ExecState,
+}
+
+impl Rpc for ReportExec {
+    type Reply = ();
+    const NAME: &'static str = "ReportExec";
+    fn into_request(self) -> Request {
+        Request::ReportExec {
+            instance: self.instance,
+            n: self.n,
+            state: self.state,
+        }
+    }
+    fn reply(r: Response) -> Result<(), Response> {
+        ok(r)
+    }
+}
+
+/// [`Request::GetModule`]: a module of the first layouts, whole.
+#[derive(Debug)]
+pub struct GetModule {
+    /// Content address.
+    pub hash: String,
+}
+
+impl Rpc for GetModule {
+    type Reply = Vec<u8>;
+    const NAME: &'static str = "GetModule";
+    fn into_request(self) -> Request {
+        Request::GetModule { hash: self.hash }
+    }
+    fn reply(r: Response) -> Result<Vec<u8>, Response> {
+        match r {
+            Response::Module(b) => Ok(b),
+            other => Err(other),
+        }
+    }
+}
+
+/// [`Request::GetModuleChunks`].
+#[derive(Debug)]
+pub struct GetModuleChunks {
+    /// Owner.
+    pub tenant: String,
+    /// Content address.
+    pub hash: String,
+}
+
+/// A module's size and chunk list.
+#[derive(Debug)]
+pub struct ModuleChunkList {
+    /// Total bytes.
+    pub size: u64,
+    /// Its chunks, in order.
+    pub chunks: Vec<ModuleChunk>,
+}
+
+impl Rpc for GetModuleChunks {
+    type Reply = ModuleChunkList;
+    const NAME: &'static str = "GetModuleChunks";
+    fn into_request(self) -> Request {
+        Request::GetModuleChunks {
+            tenant: self.tenant,
+            hash: self.hash,
+        }
+    }
+    fn reply(r: Response) -> Result<ModuleChunkList, Response> {
+        match r {
+            Response::ModuleChunks { size, chunks } => Ok(ModuleChunkList { size, chunks }),
             other => Err(other),
         }
     }

@@ -1,9 +1,10 @@
 //! openraft's network over the authenticated QUIC transport of `stratus-net`.
 //!
-//! Each Raft RPC is one [`stratus_proto::Request`] sent with
-//! [`stratus_net::Pool::rpc`] (its typed reply is checked there), which checks that the peer at the other end is
-//! the expected node (its id is its public key). The peer's answer is mapped
-//! back to openraft's error model:
+//! Each Raft RPC is a typed request ([`stratus_proto::Rpc`]) sent with
+//! [`stratus_net::Pool::rpc`], which checks that the peer at the other end is
+//! the expected node (its id is its public key) and that the answer is the
+//! kind the request names. The outcome is mapped back to openraft's error
+//! model:
 //!
 //! - the remote Raft refused (`Err` inside the response) →
 //!   [`RPCError::RemoteError`];
