@@ -27,6 +27,7 @@
 //! Shutdown is explicit: [`Control::shutdown`] stops the background tasks and
 //! then Raft, in that order.
 
+mod agent_reports;
 pub mod authz;
 pub mod bounds;
 pub mod detector;
