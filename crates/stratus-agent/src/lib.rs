@@ -32,8 +32,8 @@ use std::time::Duration;
 
 use rand::Rng;
 use stratus_net::cluster::{verify_vouch, JoinCredential};
-use stratus_net::Endpoint;
 use stratus_net::CallError;
+use stratus_net::Endpoint;
 use stratus_proto::{rpc, Peer, RpcError};
 use stratus_types::{Attributes, Capacity, ErrorCode, NodeId, NodeInfo, PortRange, StorageInfo};
 use tokio::sync::watch;

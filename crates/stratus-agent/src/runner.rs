@@ -454,9 +454,8 @@ impl Runner {
                 })
                 .unwrap_or_default();
             if !logs.is_empty() {
-                if let Err(CallError::Net(e)) = conn
-                    .rpc(rpc::PushLogs(logs), Duration::from_secs(10))
-                    .await
+                if let Err(CallError::Net(e)) =
+                    conn.rpc(rpc::PushLogs(logs), Duration::from_secs(10)).await
                 {
                     tracing::debug!(error = %e, "sending output failed; it stays in the local log file");
                 }

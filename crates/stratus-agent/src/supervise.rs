@@ -238,9 +238,10 @@ impl Runner {
             );
         }
         let run_cancel = cancel.child_token();
-        let mut watch = p.folders.output.clone().map(|d| {
-            taskio::OutputWatch::start(d, taskio::disk_limit(spec), run_cancel.clone())
-        });
+        let mut watch =
+            p.folders.output.clone().map(|d| {
+                taskio::OutputWatch::start(d, taskio::disk_limit(spec), run_cancel.clone())
+            });
         let run = match &p.payload {
             Loaded::Wasm(module) => self.start_wasm(t, module, &p.folders, tx, run_cancel),
             Loaded::Image(host, root) => {

@@ -243,7 +243,11 @@ pub async fn instances(
         s.instances
             .values()
             .filter(|i| c.is_admin() || i.workload.tenant() == c.tenant)
-            .filter(|i| wanted.as_ref().is_none_or(|w| w.as_ref() == Some(&i.workload)))
+            .filter(|i| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| w.as_ref() == Some(&i.workload))
+            })
             .filter(|i| q.all || !i.state.is_terminal())
             .cloned()
             .collect()

@@ -13,7 +13,11 @@ use crate::Control;
 
 impl Control {
     /// [`stratus_proto::Request::Report`]: what happened to `peer`'s instances.
-    pub(crate) async fn take_reports(&self, peer: NodeId, reports: Vec<InstanceReport>) -> Response {
+    pub(crate) async fn take_reports(
+        &self,
+        peer: NodeId,
+        reports: Vec<InstanceReport>,
+    ) -> Response {
         if !self.is_registered(&peer) {
             return not_member(&peer);
         }

@@ -312,14 +312,11 @@ impl Control {
     /// an instance of a workload running it.
     pub(crate) fn may_read_module(&self, peer: &NodeId, hash: &str) -> bool {
         self.is_member(peer)
-            || self
-                .inner
-                .reader
-                .read(|s| {
-                    assigned_modules(s, peer)
-                        .iter()
-                        .any(|(_, m)| m.module().is_some_and(|m| m.as_str() == hash))
-                })
+            || self.inner.reader.read(|s| {
+                assigned_modules(s, peer)
+                    .iter()
+                    .any(|(_, m)| m.module().is_some_and(|m| m.as_str() == hash))
+            })
     }
 
     /// Whether chunk `id` of `tenant` belongs to a module (stored as an

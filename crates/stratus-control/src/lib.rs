@@ -563,7 +563,11 @@ impl Control {
     }
 
     /// Sends `req` to the leader this replica knows of.
-    async fn call_leader<R: Rpc>(&self, req: R, timeout: Duration) -> Result<R::Reply, ControlError> {
+    async fn call_leader<R: Rpc>(
+        &self,
+        req: R,
+        timeout: Duration,
+    ) -> Result<R::Reply, ControlError> {
         let (lid, addr) = self.leader_addr().ok_or(ControlError::NoLeader)?;
         let addr = resolve(&addr).await?;
         Ok(self.inner.pool.rpc(addr, Some(lid), req, timeout).await?)
@@ -600,7 +604,10 @@ impl Control {
             if self.is_leader() {
                 return self.change_membership_local(change).await;
             }
-            match self.call_leader(change.clone(), Duration::from_secs(60)).await {
+            match self
+                .call_leader(change.clone(), Duration::from_secs(60))
+                .await
+            {
                 Ok(()) => return Ok(()),
                 // No leader yet, or it changed or is unreachable: retry.
                 Err(ControlError::Remote {

@@ -371,7 +371,9 @@ impl Control {
         if !self.may_read_module(peer, hash) {
             return Response::Error {
                 code: ErrorCode::Forbidden,
-                message: format!("{peer} is assigned no instance of a workload running module {hash}"),
+                message: format!(
+                    "{peer} is assigned no instance of a workload running module {hash}"
+                ),
             };
         }
         match self.inner.reader.read(|s| s.modules.get(hash).cloned()) {
@@ -388,10 +390,7 @@ impl Control {
         // A string that is no image reference pins nothing.
         let pinned = image.parse::<ImageRef>().ok();
         match pinned.filter(|r| self.runs_image(peer, &tenant, r)) {
-            Some(r) => {
-                self.serve_image(peer, true, |i| i.flist(tenant, r))
-                    .await
-            }
+            Some(r) => self.serve_image(peer, true, |i| i.flist(tenant, r)).await,
             None => images_forbidden(peer),
         }
     }
@@ -458,7 +457,12 @@ impl Control {
                 instance: instance.to_string(),
                 offset,
             };
-            if let Ok(logs) = self.inner.pool.rpc(addr, Some(p.id), req, RPC_TIMEOUT).await {
+            if let Ok(logs) = self
+                .inner
+                .pool
+                .rpc(addr, Some(p.id), req, RPC_TIMEOUT)
+                .await
+            {
                 if logs.known {
                     return Ok((logs.offset, logs.data));
                 }

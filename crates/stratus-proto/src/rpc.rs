@@ -121,8 +121,7 @@ impl Rpc for AppendEntriesRequest<TypeConfig> {
 }
 
 impl Rpc for InstallSnapshotRequest<TypeConfig> {
-    type Reply =
-        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
+    type Reply = Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>;
     const NAME: &'static str = "InstallSnapshot";
     fn into_request(self) -> Request {
         Request::InstallSnapshot(self)
@@ -629,7 +628,10 @@ mod tests {
             heartbeat_interval_ms: 5,
             peers: Vec::new(),
         };
-        assert_eq!(decode::<Heartbeat>(welcome).unwrap().heartbeat_interval_ms, 5);
+        assert_eq!(
+            decode::<Heartbeat>(welcome).unwrap().heartbeat_interval_ms,
+            5
+        );
         assert_eq!(
             decode::<Heartbeat>(Response::Blob(vec![1])).unwrap_err(),
             RpcError::WrongReply {

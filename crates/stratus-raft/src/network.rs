@@ -219,13 +219,13 @@ impl NetworkConnection {
                     message,
                 })))
             }
-            Err(CallError::Rpc(ProtoRpcError::WrongReply { got, .. })) => {
-                Err(RPCError::Network(NetworkError::new(&RpcError::Unexpected {
+            Err(CallError::Rpc(ProtoRpcError::WrongReply { got, .. })) => Err(RPCError::Network(
+                NetworkError::new(&RpcError::Unexpected {
                     target: self.target,
                     rpc: R::NAME,
                     got,
-                })))
-            }
+                }),
+            )),
             Err(CallError::Net(e)) => Err(self.transport_failed(addr, e, entries)),
         }
     }

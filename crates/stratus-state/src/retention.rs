@@ -184,15 +184,12 @@ impl State {
         }
         for h in dropped {
             let claimed = self.quotas.modules.values().any(|m| m.contains_key(h));
-            let used = self
-                .workloads
-                .values()
-                .any(|w| {
-                    [Some(&w.module), w.previous.as_ref().map(|(_, m)| m)]
-                        .into_iter()
-                        .flatten()
-                        .any(|m| m.module().is_some_and(|m| m.as_str() == h))
-                });
+            let used = self.workloads.values().any(|w| {
+                [Some(&w.module), w.previous.as_ref().map(|(_, m)| m)]
+                    .into_iter()
+                    .flatten()
+                    .any(|m| m.module().is_some_and(|m| m.as_str() == h))
+            });
             if !claimed && !used {
                 self.modules.remove(h);
             }

@@ -183,7 +183,9 @@ impl FromStr for ModuleRef {
     type Err = RefError;
     fn from_str(s: &str) -> Result<ModuleRef, RefError> {
         let ok = s.strip_prefix(Self::PREFIX).is_some_and(|h| {
-            h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         });
         if ok {
             Ok(ModuleRef(s.to_string()))
@@ -281,7 +283,14 @@ impl From<ImageRef> for String {
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}:{}@{}", Self::PREFIX, self.name, self.tag, self.version)
+        write!(
+            f,
+            "{}{}:{}@{}",
+            Self::PREFIX,
+            self.name,
+            self.tag,
+            self.version
+        )
     }
 }
 
@@ -386,7 +395,17 @@ mod tests {
         assert_eq!((id.tenant(), id.name()), ("acme", "web-1"));
         assert_eq!(id.to_string(), "acme/web-1");
         assert_eq!(WorkloadId::new("acme", "web-1").unwrap(), id);
-        for bad in ["", "acme", "/web", "acme/", "acme/web/x", "Acme/web", "acme/Web", "acme/1web", "a b/web"] {
+        for bad in [
+            "",
+            "acme",
+            "/web",
+            "acme/",
+            "acme/web/x",
+            "Acme/web",
+            "acme/Web",
+            "acme/1web",
+            "a b/web",
+        ] {
             assert!(bad.parse::<WorkloadId>().is_err(), "{bad:?} was accepted");
         }
         assert!(WorkloadId::new("acme", &"w".repeat(64)).is_err());
@@ -410,11 +429,18 @@ mod tests {
         assert_eq!(bincode::serialize(&id).unwrap(), old_bin);
         assert_eq!(bincode::deserialize::<WorkloadId>(&old_bin).unwrap(), id);
 
-        for s in [HASH, "image:web:1@000000000000002a", "image:ghcr.io/o/app:v1.2@7"] {
+        for s in [
+            HASH,
+            "image:web:1@000000000000002a",
+            "image:ghcr.io/o/app:v1.2@7",
+        ] {
             let old = bincode::serialize(&s.to_string()).unwrap();
             let p: Payload = bincode::deserialize(&old).unwrap();
             assert_eq!(bincode::serialize(&p).unwrap(), old);
-            assert_eq!(serde_json::to_string(&p).unwrap(), serde_json::to_string(s).unwrap());
+            assert_eq!(
+                serde_json::to_string(&p).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
             assert_eq!(p.to_string(), s);
         }
         assert!(serde_json::from_str::<WorkloadId>("\"nope\"").is_err());
@@ -425,12 +451,21 @@ mod tests {
     fn payloads_parse_and_bad_ones_are_refused() {
         let p: Payload = "image:ghcr.io/o/app:v1@0000002a".parse().unwrap();
         let i = p.image().unwrap();
-        assert_eq!((i.name.as_str(), i.tag.as_str(), i.version.as_str()), ("ghcr.io/o/app", "v1", "0000002a"));
+        assert_eq!(
+            (i.name.as_str(), i.tag.as_str(), i.version.as_str()),
+            ("ghcr.io/o/app", "v1", "0000002a")
+        );
         assert_eq!(i.name_tag(), "ghcr.io/o/app:v1");
-        assert_eq!(ImageRef::pinned("ghcr.io/o/app:v1", "0000002a").unwrap(), *i);
+        assert_eq!(
+            ImageRef::pinned("ghcr.io/o/app:v1", "0000002a").unwrap(),
+            *i
+        );
         let m: Payload = HASH.parse().unwrap();
         assert_eq!(m.module().unwrap().hex(), &HASH[7..]);
-        assert_eq!(ModuleRef::from_blake3(&[0xab; 32]).to_string(), format!("blake3:{}", "ab".repeat(32)));
+        assert_eq!(
+            ModuleRef::from_blake3(&[0xab; 32]).to_string(),
+            format!("blake3:{}", "ab".repeat(32))
+        );
         for bad in [
             "",
             "image:",
