@@ -24,7 +24,9 @@ use stratus_chunk::PieceId;
 use stratus_state::{Command, CommandResult, TypeConfig};
 use stratus_types::{ErrorCode, NodeId, NodeInfo};
 
+pub mod piece_rpc;
 pub mod rpc;
+pub use piece_rpc::{PieceRpc, PieceRpcError};
 pub use rpc::{Rpc, RpcError};
 
 /// Version of the message set; checked by the framing layer.
