@@ -96,21 +96,10 @@ struct Vouched {
 }
 
 /// The log stream an agent pushes to: an instance's output, or the output
-/// of exec `n` in it (`<instance>#exec-<n>`, see
-/// [`stratus_state::workloads::exec_log_id`]). `None` for anything else.
+/// of exec `n` in it (`<instance>#exec-<n>`, [`stratus_types::LogStream`]).
+/// `None` for anything else.
 pub fn parse_log_id(id: &str) -> Option<(&str, Option<u32>)> {
-    match id.split_once('#') {
-        None => Some((id, None)),
-        Some((instance, rest)) => {
-            let n = rest.strip_prefix("exec-")?;
-            // Digits only (no sign, no spaces), and the canonical form, so
-            // one exec has exactly one stream.
-            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.starts_with('0') {
-                return None;
-            }
-            Some((instance, Some(n.parse().ok()?)))
-        }
-    }
+    stratus_types::LogStream::parse(id).map(|l| (l.instance, l.exec))
 }
 
 /// Whether `node` may push output to the log stream `id`: the instance is

@@ -192,7 +192,11 @@ impl ExecState {
 
 /// The log stream of exec `n` of `instance`.
 pub fn exec_log_id(instance: &str, n: u32) -> String {
-    format!("{instance}#exec-{n}")
+    stratus_types::LogStream {
+        instance,
+        exec: Some(n),
+    }
+    .to_string()
 }
 
 impl Instance {

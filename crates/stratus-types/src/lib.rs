@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 mod ports;
 pub use ports::{PortRange, PortRangeError};
 mod workload;
-pub use workload::{ImageRef, ModuleRef, Payload, RefError, WorkloadId};
+pub use workload::{ImageRef, LogStream, ModuleRef, Payload, RefError, WorkloadId};
 
 /// Version of every persisted or transmitted structure defined by Stratus.
 /// Bumped on incompatible changes; readers refuse versions they do not know.

@@ -382,6 +382,53 @@ impl fmt::Debug for Payload {
     }
 }
 
+/// The name of an output stream: an instance's own (`<instance>`), or that
+/// of exec `n` in it (`<instance>#exec-<n>`, `n` in its canonical decimal
+/// form, so one exec has exactly one stream).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogStream<'a> {
+    /// The instance.
+    pub instance: &'a str,
+    /// The exec, for an exec's stream.
+    pub exec: Option<u32>,
+}
+
+impl<'a> LogStream<'a> {
+    /// Separates an exec's number from its instance id.
+    pub const EXEC: &'static str = "#exec-";
+
+    /// Parses `<instance>` or `<instance>#exec-<n>`; `None` for anything
+    /// else (a `#` not followed by a canonical exec number).
+    pub fn parse(s: &'a str) -> Option<LogStream<'a>> {
+        match s.split_once('#') {
+            None => Some(LogStream {
+                instance: s,
+                exec: None,
+            }),
+            Some((instance, rest)) => {
+                let n = rest.strip_prefix(&Self::EXEC[1..])?;
+                // Digits only (no sign, no spaces), and the canonical form.
+                if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.starts_with('0') {
+                    return None;
+                }
+                Some(LogStream {
+                    instance,
+                    exec: Some(n.parse().ok()?),
+                })
+            }
+        }
+    }
+}
+
+impl fmt::Display for LogStream<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.exec {
+            None => f.write_str(self.instance),
+            Some(n) => write!(f, "{}{}{n}", self.instance, Self::EXEC),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -483,6 +530,30 @@ mod tests {
             &format!("{HASH}0"),
         ] {
             assert!(bad.parse::<Payload>().is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn log_streams_round_trip_and_only_canonical_exec_numbers_parse() {
+        let exec = LogStream {
+            instance: "0123456789ab",
+            exec: Some(3),
+        };
+        assert_eq!(exec.to_string(), "0123456789ab#exec-3");
+        assert_eq!(LogStream::parse("0123456789ab#exec-3"), Some(exec));
+        assert_eq!(
+            LogStream::parse("i").map(|l| (l.instance, l.exec)),
+            Some(("i", None))
+        );
+        for bad in [
+            "i#exec-",
+            "i#exec-03",
+            "i#exec-+3",
+            "i#exec-3#exec-4",
+            "i#x",
+            "i#exec-99999999999",
+        ] {
+            assert_eq!(LogStream::parse(bad), None, "{bad}");
         }
     }
 }
