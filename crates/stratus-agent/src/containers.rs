@@ -20,9 +20,9 @@ use stratus_container::{ContainerExecutor, ContainerSpec, IdMap, PortMap, Volume
 use stratus_flist::{FileChunk, Flist};
 use stratus_mount::{ChunkCache, ChunkSource, MountOptions, Mounted, Overlay, SourceError};
 use stratus_net::Connection;
-use stratus_proto::{Request, Response};
+use stratus_proto::rpc;
 use stratus_spec::{FetchMode, PortSpec, WorkloadSpec};
-use stratus_types::PortRange;
+use stratus_types::{ImageRef, PortRange};
 
 /// Default size of the node's chunk cache.
 pub const DEFAULT_CHUNK_CACHE_BYTES: u64 = 2 << 30;
@@ -52,22 +52,15 @@ impl ChunkSource for ReplicaChunks {
             let Some(conn) = (self.connect)() else {
                 continue;
             };
-            let req = Request::GetChunk {
+            let req = rpc::GetChunk {
                 tenant: self.tenant.clone(),
                 id: chunk.id,
             };
-            match self
-                .rt
-                .block_on(conn.call::<_, Response>(&req, CHUNK_TIMEOUT))
-            {
-                Ok(Response::Blob(bytes)) => return Ok(bytes),
-                Ok(Response::Error { code, message }) => {
-                    if code == stratus_types::ErrorCode::NotFound {
-                        return Err(SourceError::NotFound);
-                    }
-                    last = message;
+            match self.rt.block_on(conn.rpc(req, CHUNK_TIMEOUT)) {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) if e.code() == Some(stratus_types::ErrorCode::NotFound) => {
+                    return Err(SourceError::NotFound)
                 }
-                Ok(other) => last = format!("unexpected answer {other:?}"),
                 Err(e) => last = e.to_string(),
             }
         }
@@ -188,19 +181,14 @@ impl ContainerHost {
             return Ok(Arc::new(f));
         }
         let conn = connect().ok_or("not connected to a control replica")?;
-        let req = Request::GetFlist {
+        let req = rpc::GetFlist {
             tenant: tenant.into(),
             image: image.into(),
         };
-        let bytes = match conn
-            .call::<_, Response>(&req, Duration::from_secs(60))
+        let bytes = conn
+            .rpc(req, Duration::from_secs(60))
             .await
-        {
-            Ok(Response::Blob(b)) => b,
-            Ok(Response::Error { message, .. }) => return Err(message),
-            Ok(other) => return Err(format!("unexpected answer {other:?}")),
-            Err(e) => return Err(e.to_string()),
-        };
+            .map_err(|e| e.to_string())?;
         let flist = decode(&bytes).map_err(|e| format!("the replica sent a bad flist: {e}"))?;
         if let Some(d) = file.parent() {
             let _ = std::fs::create_dir_all(d);
@@ -216,11 +204,14 @@ impl ContainerHost {
     pub async fn prepare(
         self: &Arc<Self>,
         tenant: &str,
-        image: &str,
+        image: &ImageRef,
         inst_dir: &Path,
         connect: Connect,
         fetch: FetchMode,
     ) -> Result<Rootfs, String> {
+        // Mounts, folders and the replica's `GetFlist` use its string form.
+        let image = image.to_string();
+        let image = image.as_str();
         let flist = self.flist(tenant, image, &connect).await?;
         let lower = self.image_dir(image).join("mnt");
         let full = {

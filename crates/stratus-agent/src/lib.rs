@@ -51,8 +51,9 @@ use std::time::Duration;
 
 use rand::Rng;
 use stratus_net::cluster::{verify_vouch, JoinCredential};
+use stratus_net::CallError;
 use stratus_net::Endpoint;
-use stratus_proto::{Peer, Request, Response};
+use stratus_proto::{rpc, Peer, RpcError};
 use stratus_types::{Attributes, Capacity, ErrorCode, NodeId, NodeInfo, PortRange, StorageInfo};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -359,24 +360,19 @@ async fn session(
         runtimes: runner.map(|r| r.runtimes()).unwrap_or_default(),
         ports: cfg.ports,
     };
-    let register = Request::Register {
+    let register = rpc::Register {
         info,
         join_token: cfg.join_token.clone(),
     };
-    let interval = match conn.call::<_, Response>(&register, CALL_TIMEOUT).await {
-        Ok(Response::Welcome {
-            heartbeat_interval_ms,
-            peers,
-        }) => {
-            learn(&mut targets, peers);
-            Duration::from_millis(heartbeat_interval_ms.max(100))
+    let interval = match conn.rpc(register, CALL_TIMEOUT).await {
+        Ok(w) => {
+            learn(&mut targets, w.peers);
+            Duration::from_millis(w.heartbeat_interval_ms.max(100))
         }
-        Ok(Response::Error {
+        Err(CallError::Rpc(RpcError::Refused {
             code: ErrorCode::Unauthenticated | ErrorCode::Forbidden,
             message,
-        }) => return Err(SessionError::Fatal(message)),
-        Ok(Response::Error { message, .. }) => return Err(SessionError::Retry(message)),
-        Ok(other) => return Err(SessionError::Retry(format!("unexpected answer {other:?}"))),
+        })) => return Err(SessionError::Fatal(message)),
         Err(e) => return Err(SessionError::Retry(e.to_string())),
     };
     tracing::info!(control = %target.addr, replica = %conn.remote_id().short(), "registered");
@@ -408,21 +404,15 @@ async fn prove_cluster(
     addr: &str,
 ) -> Result<(), SessionError> {
     let replica = conn.remote_id();
-    match conn
-        .call::<_, Response>(&Request::ClusterProof, CALL_TIMEOUT)
-        .await
-    {
-        Ok(Response::ClusterProof {
-            cluster_key,
-            signature,
-        }) => verify_vouch(&credential.pin, &cluster_key, replica, &signature)
+    match conn.rpc(rpc::ClusterProof, CALL_TIMEOUT).await {
+        Ok(p) => verify_vouch(&credential.pin, &p.cluster_key, replica, &p.signature)
             .map_err(|e| SessionError::Untrusted(format!("control address {addr}: {e}"))),
-        Ok(Response::Error {
+        Err(CallError::Rpc(RpcError::Refused {
             code: ErrorCode::Unavailable | ErrorCode::NoLeader,
             message,
-        }) => Err(SessionError::Retry(message)),
-        Ok(other) => Err(SessionError::Untrusted(format!(
-            "control address {addr}: replica {replica} did not prove it belongs to the cluster the join credential pins (answered {other:?})"
+        })) => Err(SessionError::Retry(message)),
+        Err(CallError::Rpc(e)) => Err(SessionError::Untrusted(format!(
+            "control address {addr}: replica {replica} did not prove it belongs to the cluster the join credential pins (answered {e})"
         ))),
         Err(e) => Err(SessionError::Retry(e.to_string())),
     }
@@ -436,24 +426,24 @@ async fn sync_assignments(
 ) {
     let mut after = 0u64;
     loop {
-        let req = Request::Assignments {
+        let req = rpc::Assignments {
             after_index: after,
             wait_ms: 10_000,
         };
         let answer = tokio::select! {
             _ = cancel.cancelled() => return,
-            a = conn.call::<_, Response>(&req, Duration::from_secs(20)) => a,
+            a = conn.rpc(req, Duration::from_secs(20)) => a,
         };
         match answer {
-            Ok(Response::Assignments { index, assignments }) => {
-                after = index;
-                runner.apply(assignments, true);
+            Ok(a) => {
+                after = a.index;
+                runner.apply(a.assignments, true);
             }
-            Ok(other) => {
-                tracing::debug!(answer = ?other, "assignments refused; retrying");
+            Err(CallError::Rpc(e)) => {
+                tracing::debug!(answer = %e, "assignments refused; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Err(_) => return,
+            Err(CallError::Net(_)) => return,
         }
     }
 }
@@ -472,34 +462,15 @@ async fn heartbeat_loop(
             }
             _ = tokio::time::sleep(interval) => {}
         }
-        match conn
-            .call::<_, Response>(&Request::Heartbeat, CALL_TIMEOUT)
-            .await
-        {
-            Ok(Response::Welcome {
-                heartbeat_interval_ms,
-                peers,
-            }) => {
-                learn(targets, peers);
-                interval = Duration::from_millis(heartbeat_interval_ms.max(100));
+        match conn.rpc(rpc::Heartbeat, CALL_TIMEOUT).await {
+            Ok(w) => {
+                learn(targets, w.peers);
+                interval = Duration::from_millis(w.heartbeat_interval_ms.max(100));
             }
-            Ok(Response::Error {
-                code: ErrorCode::NotFound,
-                message,
-            }) => {
-                // The control plane forgot us (e.g. restored from an old
-                // snapshot): start over with a registration.
-                return Err(SessionError::Lost(message));
-            }
-            Ok(Response::Error {
-                code: ErrorCode::NoLeader | ErrorCode::Unavailable,
-                message,
-            }) => {
-                // The replica is alive but has no leader; another may.
-                return Err(SessionError::Lost(message));
-            }
-            Ok(Response::Error { message, .. }) => return Err(SessionError::Lost(message)),
-            Ok(other) => return Err(SessionError::Lost(format!("unexpected answer {other:?}"))),
+            // `NotFound`: the control plane forgot us (e.g. restored from an
+            // old snapshot): start over with a registration. `NoLeader`,
+            // `Unavailable`: the replica is alive but has no leader; another
+            // may. Anything else: the session is lost too.
             Err(e) => return Err(SessionError::Lost(e.to_string())),
         }
     }

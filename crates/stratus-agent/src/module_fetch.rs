@@ -2,13 +2,13 @@
 //! control replica.
 //!
 //! A module stored as an object (`stratus_state::modules`) is fetched as an
-//! image's files are: its chunk list ([`Request::GetModuleChunks`]), then
-//! every chunk ([`Request::GetChunk`], decrypted by the replica), a few at a
+//! image's files are: its chunk list ([`stratus_proto::Request::GetModuleChunks`]), then
+//! every chunk ([`stratus_proto::Request::GetChunk`], decrypted by the replica), a few at a
 //! time. The replica is not trusted with the bytes: each chunk must have
 //! the length the list gives, the module is at most
 //! [`MAX_MODULE_OBJECT_BYTES`], and the whole module must hash to its BLAKE3
 //! address before it is cached or compiled. Modules of the first layouts,
-//! held inline in the state, are fetched whole ([`Request::GetModule`]) and
+//! held inline in the state, are fetched whole ([`stratus_proto::Request::GetModule`]) and
 //! checked the same way.
 //!
 //! Verified modules are cached in `DATA/agent/modules/` (checked again when
@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use stratus_net::Connection;
-use stratus_proto::{ModuleChunk, Request, Response};
+use stratus_net::{CallError, Connection};
+use stratus_proto::{rpc, ModuleChunk, RpcError};
 use stratus_state::modules::MAX_MODULE_OBJECT_BYTES;
 use stratus_state::workloads::module_hash;
 use tokio_util::sync::CancellationToken;
@@ -61,39 +61,32 @@ fn check_list(size: u64, chunks: &[ModuleChunk]) -> Result<(), String> {
 }
 
 async fn fetch_chunks(conn: &Connection, tenant: &str, hash: &str) -> Result<Vec<u8>, FetchError> {
-    let list = conn
-        .call::<_, Response>(
-            &Request::GetModuleChunks {
-                tenant: tenant.into(),
-                hash: hash.into(),
-            },
-            CALL_TIMEOUT,
-        )
-        .await
-        .map_err(|e| FetchError::Failed(e.to_string()))?;
-    let (size, chunks) = match list {
-        Response::ModuleChunks { size, chunks } => (size, chunks),
+    let req = rpc::GetModuleChunks {
+        tenant: tenant.into(),
+        hash: hash.into(),
+    };
+    let (size, chunks) = match conn.rpc(req, CALL_TIMEOUT).await {
+        Ok(list) => (list.size, list.chunks),
         // Not stored as an object here (a module of the first layouts, or
         // a replica that predates modules as objects): ask for it whole.
-        Response::Error { .. } => return Err(FetchError::Inline),
-        other => return Err(FetchError::Failed(format!("{other:?}"))),
+        Err(CallError::Rpc(RpcError::Refused { .. })) => return Err(FetchError::Inline),
+        Err(e) => return Err(FetchError::Failed(e.to_string())),
     };
     check_list(size, &chunks).map_err(FetchError::Failed)?;
     let mut bytes = Vec::with_capacity(size as usize);
     let mut parts = futures::stream::iter(chunks)
         .map(|c| async move {
-            let req = Request::GetChunk {
+            let req = rpc::GetChunk {
                 tenant: tenant.into(),
                 id: c.id,
             };
-            match conn.call::<_, Response>(&req, CALL_TIMEOUT).await {
-                Ok(Response::Blob(b)) if b.len() == c.len as usize => Ok(b),
-                Ok(Response::Blob(b)) => Err(FetchError::Failed(format!(
+            match conn.rpc(req, CALL_TIMEOUT).await {
+                Ok(b) if b.len() == c.len as usize => Ok(b),
+                Ok(b) => Err(FetchError::Failed(format!(
                     "a chunk of {} bytes came back as {}",
                     c.len,
                     b.len()
                 ))),
-                Ok(other) => Err(FetchError::Failed(format!("{other:?}"))),
                 Err(e) => Err(FetchError::Failed(e.to_string())),
             }
         })
@@ -105,14 +98,9 @@ async fn fetch_chunks(conn: &Connection, tenant: &str, hash: &str) -> Result<Vec
 }
 
 async fn fetch_inline(conn: &Connection, hash: &str) -> Result<Vec<u8>, FetchError> {
-    match conn
-        .call::<_, Response>(&Request::GetModule { hash: hash.into() }, CALL_TIMEOUT)
+    conn.rpc(rpc::GetModule { hash: hash.into() }, CALL_TIMEOUT)
         .await
-    {
-        Ok(Response::Module(bytes)) => Ok(bytes),
-        Ok(other) => Err(FetchError::Failed(format!("{other:?}"))),
-        Err(e) => Err(FetchError::Failed(e.to_string())),
-    }
+        .map_err(|e| FetchError::Failed(e.to_string()))
 }
 
 impl Runner {

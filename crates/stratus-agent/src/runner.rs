@@ -6,24 +6,26 @@
 //! control replica can be reached, the agent keeps (and restarts) what it was
 //! told to run. Reports and output queue up while disconnected and are sent
 //! when a connection is back; the control plane reconciles from there. Only a
-//! fresh answer from the control plane stops an instance.
+//! fresh answer from the control plane stops an instance. Each instance is
+//! run by its supervisor (`supervise`: prepare, start, forward output,
+//! restart or end).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use stratus_container::{ContainerError, ContainerEvent};
-use stratus_net::Connection;
-use stratus_proto::{Assignment, InstanceReport, LogChunk, Request, Response};
-use stratus_runtime::{DynExecutor, Exit, ExitReason, Limits, Output, TaskSpec};
+use stratus_container::ContainerError;
+use stratus_net::{CallError, Connection};
+use stratus_proto::{rpc, Assignment, InstanceReport, LogChunk};
+use stratus_runtime::{DynExecutor, Output};
 
 use crate::containers::{container_id, Connect, ContainerHost, Rootfs, DEFAULT_CHUNK_CACHE_BYTES};
-use crate::taskio;
 
 #[path = "module_fetch.rs"]
 mod module_fetch;
-use stratus_spec::WorkloadKind;
+#[path = "supervise.rs"]
+mod supervise;
 use stratus_state::workloads::{exec_log_id, ExecState};
 use stratus_state::{Desired, InstanceState};
 use stratus_types::Runtime;
@@ -37,11 +39,6 @@ const MAX_QUEUED_LOG_BYTES: usize = 8 * 1024 * 1024;
 const DEFAULT_TASK_WALL: Duration = Duration::from_secs(3600);
 /// How long an exec waits for its instance's container to be up.
 const EXEC_WAIT: Duration = Duration::from_secs(60);
-
-/// The tenant of a workload id (`TENANT/NAME`).
-fn tenant_of(workload: &str) -> &str {
-    workload.split_once('/').map_or("", |(t, _)| t)
-}
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -83,7 +80,7 @@ struct Inner {
 }
 
 /// What an instance runs.
-enum Payload {
+enum Loaded {
     Wasm(Arc<Vec<u8>>),
     Image(Arc<ContainerHost>, Rootfs),
 }
@@ -457,25 +454,22 @@ impl Runner {
                 })
                 .unwrap_or_default();
             if !logs.is_empty() {
-                if let Err(e) = conn
-                    .call::<_, Response>(&Request::PushLogs(logs), Duration::from_secs(10))
-                    .await
+                if let Err(CallError::Net(e)) =
+                    conn.rpc(rpc::PushLogs(logs), Duration::from_secs(10)).await
                 {
                     tracing::debug!(error = %e, "sending output failed; it stays in the local log file");
                 }
             }
             for (i, (instance, n, state)) in execs.iter().enumerate() {
-                let req = Request::ReportExec {
+                let req = rpc::ReportExec {
                     instance: instance.clone(),
                     n: *n,
                     state: state.clone(),
                 };
-                match conn
-                    .call::<_, Response>(&req, Duration::from_secs(10))
-                    .await
-                {
-                    Ok(Response::Ok) | Ok(Response::Error { .. }) => {}
-                    Err(e) => {
+                match conn.rpc(req, Duration::from_secs(10)).await {
+                    // Delivered (a refusal or another answer is final too).
+                    Ok(()) | Err(CallError::Rpc(_)) => {}
+                    Err(CallError::Net(e)) => {
                         tracing::debug!(error = %e, "exec reports not delivered; keeping them");
                         if let Ok(mut r) = self.inner.exec_reports.lock() {
                             let newer = std::mem::take(&mut *r);
@@ -484,17 +478,16 @@ impl Runner {
                         }
                         break;
                     }
-                    Ok(_) => {}
                 }
             }
             if !reports.is_empty() {
                 match conn
-                    .call::<_, Response>(&Request::Report(reports.clone()), Duration::from_secs(10))
+                    .rpc(rpc::Report(reports.clone()), Duration::from_secs(10))
                     .await
                 {
-                    Ok(Response::Ok) => {}
-                    other => {
-                        tracing::debug!(answer = ?other.err(), "reports not delivered; keeping them");
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "reports not delivered; keeping them");
                         if let Ok(mut r) = self.inner.reports.lock() {
                             let newer = std::mem::take(&mut *r);
                             *r = reports;
@@ -513,365 +506,5 @@ impl Runner {
             weak.upgrade()
                 .and_then(|inner| Runner { inner }.connection())
         })
-    }
-
-    /// Mounts the image of `a` and prepares the instance's root (`None`:
-    /// cancelled first). Waits for a connection when the image is not on
-    /// this node yet.
-    async fn image_root(
-        &self,
-        a: &Assignment,
-        inst_dir: &Path,
-        cancel: &CancellationToken,
-    ) -> Result<Option<Payload>, String> {
-        let host = self
-            .inner
-            .containers
-            .clone()
-            .map_err(|e| format!("this node cannot run container images: {e}"))?;
-        let tenant = tenant_of(&a.instance.workload);
-        let fetch = a.spec.image.as_ref().map(|i| i.fetch).unwrap_or_default();
-        let connect = self.connector();
-        loop {
-            match host
-                .prepare(tenant, &a.module, inst_dir, connect.clone(), fetch)
-                .await
-            {
-                Ok(root) => return Ok(Some(Payload::Image(host.clone(), root))),
-                Err(e) if self.connection().is_some() => return Err(e),
-                Err(e) => {
-                    tracing::debug!(instance = %a.instance.id, error = %e, "image not available while disconnected; waiting")
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(None),
-                _ = self.inner.conn_ready.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    }
-
-    /// Runs one instance according to its kind until it ends or is cancelled.
-    async fn supervise(&self, a: Assignment, cancel: CancellationToken) {
-        let id = a.instance.id.clone();
-        let spec = &a.spec;
-        let inst_dir = self.inner.dir.join("instances").join(&id);
-        let payload = if a.module.starts_with("image:") {
-            self.image_root(&a, &inst_dir, &cancel).await
-        } else {
-            let tenant = tenant_of(&a.instance.workload);
-            Ok(self
-                .module(tenant, &a.module, &cancel)
-                .await
-                .map(Payload::Wasm))
-        };
-        let payload = match payload {
-            Ok(Some(p)) => p,
-            Ok(None) => {
-                self.report(
-                    &id,
-                    InstanceState::Stopped,
-                    0,
-                    None,
-                    "stopped",
-                    "stopped before it started".into(),
-                );
-                return;
-            }
-            Err(why) => {
-                let state = InstanceState::Failed {
-                    code: -1,
-                    reason: why.clone(),
-                };
-                self.report(&id, state, 0, None, "failed", why);
-                return;
-            }
-        };
-        // `/input` and `/output` (WASM): the agent's folders, never the spec's.
-        let tenant = tenant_of(&a.instance.workload);
-        let rpc = crate::volumes::Connected(self.connector());
-        let folders = match &payload {
-            Payload::Wasm(_) => taskio::prepare(&rpc, tenant, spec, &inst_dir).await,
-            Payload::Image(..) => Ok(taskio::Folders::default()),
-        };
-        let folders = match folders {
-            Ok(f) => f,
-            Err(e) => {
-                let state = InstanceState::Failed {
-                    code: -1,
-                    reason: e.to_string(),
-                };
-                self.report(&id, state, 0, None, "failed", e.to_string());
-                return;
-            }
-        };
-        let fetched = folders.fetched.as_ref().map_or(String::new(), |f| {
-            format!("; /input: {} objects, {} bytes", f.objects, f.bytes)
-        });
-        let mut log_file = match std::fs::OpenOptions::new().create(true).append(true).open({
-            let _ = std::fs::create_dir_all(&inst_dir);
-            inst_dir.join("output.log")
-        }) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                tracing::warn!(instance = %id, error = %e, "cannot open the local log file");
-                None
-            }
-        };
-        let mut offset = log_file
-            .as_ref()
-            .and_then(|f| f.metadata().ok())
-            .map(|m| m.len())
-            .unwrap_or(0);
-        let mut restarts = a.instance.restarts;
-        let mut delay = Duration::from_millis(spec.restart.delay_ms);
-        let wall = spec
-            .resources
-            .wall_time_secs
-            .map(Duration::from_secs)
-            .or((spec.kind == WorkloadKind::Task).then_some(DEFAULT_TASK_WALL));
-        loop {
-            let (tx, mut rx) = mpsc::channel::<Output>(256);
-            let (kind, msg) = if restarts == a.instance.restarts {
-                ("started", "started")
-            } else {
-                ("restarted", "restarted after exiting")
-            };
-            let msg = format!("{msg} (restarts: {restarts}{fetched})");
-            if let Payload::Wasm(_) = &payload {
-                // Running from here; a container is once it exists (below).
-                self.report(
-                    &id,
-                    InstanceState::Running,
-                    restarts,
-                    None,
-                    kind,
-                    msg.clone(),
-                );
-            }
-            let run_cancel = cancel.child_token();
-            let mut watch = folders.output.clone().map(|d| {
-                taskio::OutputWatch::start(d, taskio::disk_limit(spec), run_cancel.clone())
-            });
-            let run: tokio::task::JoinHandle<Result<Exit, String>> = match &payload {
-                Payload::Wasm(module) => {
-                    let task = TaskSpec {
-                        module: module.clone(),
-                        args: spec.args.clone(),
-                        name: spec.name.clone(),
-                        env: spec
-                            .env
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                        stdin: None,
-                        input_dir: folders.input.clone(),
-                        output_dir: folders.output.clone(),
-                        limits: Limits {
-                            memory_bytes: spec.resources.memory_mb.saturating_mul(1024 * 1024),
-                            wall_time: wall,
-                            cpu_time: spec.resources.cpu_secs.map(Duration::from_secs),
-                        },
-                    };
-                    let exec = self.inner.executor.clone();
-                    tokio::spawn(async move {
-                        exec.run_dyn(task, tx, run_cancel)
-                            .await
-                            .map_err(|e| e.to_string())
-                    })
-                }
-                Payload::Image(host, root) => {
-                    let mut cs = match host.container_spec(&id, &a.instance.workload, spec, root) {
-                        Ok(cs) => cs,
-                        Err(why) => {
-                            let state = InstanceState::Failed {
-                                code: -1,
-                                reason: why.clone(),
-                            };
-                            self.report(&id, state, restarts, None, "failed", why);
-                            return;
-                        }
-                    };
-                    cs.wall_time = wall;
-                    // What the container writes on this node: its writable
-                    // layer and its volumes, within `resources.disk_mb`.
-                    let mut dirs = vec![inst_dir.join("upper")];
-                    dirs.extend(cs.volumes.iter().map(|v| v.host_path.clone()));
-                    watch = Some(taskio::OutputWatch::container(
-                        dirs,
-                        taskio::disk_limit(spec),
-                        run_cancel.clone(),
-                    ));
-                    let (ev_tx, mut ev_rx) = mpsc::channel::<ContainerEvent>(16);
-                    let me = self.clone();
-                    let inst = id.clone();
-                    // Reported running once the container exists (restoring
-                    // volumes and creating it come first), so `exec` and
-                    // `ps` see what is there.
-                    let events = tokio::spawn(async move {
-                        while let Some(ev) = ev_rx.recv().await {
-                            let (kind, msg) = match ev {
-                                ContainerEvent::Started { pid } => {
-                                    (kind, format!("{msg}, host pid {pid}"))
-                                }
-                                ContainerEvent::PortPublished {
-                                    container_port,
-                                    host,
-                                } => (
-                                    "published",
-                                    format!("port {container_port} published on {host}"),
-                                ),
-                            };
-                            me.report(&inst, InstanceState::Running, restarts, None, kind, msg);
-                        }
-                    });
-                    let host = host.clone();
-                    let tenant = tenant_of(&a.instance.workload);
-                    let vols = crate::volumes::InstanceVolumes::new(
-                        &host,
-                        tenant,
-                        &a.instance.workload,
-                        spec,
-                        self.connector(),
-                    );
-                    tokio::spawn(async move {
-                        // Volumes kept in the object store: restored before, saved after.
-                        let vols = vols?;
-                        vols.restore(&tx).await?;
-                        let run = host.executor().run(cs, tx.clone(), Some(ev_tx), run_cancel);
-                        let r = vols.around(run, &tx).await.map_err(|e| e.to_string());
-                        vols.save(&tx).await;
-                        // Every event is reported before the exit is.
-                        let _ = events.await;
-                        r
-                    })
-                }
-            };
-            offset = self
-                .forward_output(&mut rx, &id, offset, log_file.as_mut())
-                .await;
-            let exit = match run.await {
-                Ok(Ok(exit)) => exit,
-                failed => {
-                    let why = match failed {
-                        Ok(Err(e)) => format!("cannot run: {e}"),
-                        Err(e) => format!("executor crashed: {e}"),
-                        Ok(Ok(_)) => String::new(),
-                    };
-                    let state = InstanceState::Failed {
-                        code: -1,
-                        reason: why.clone(),
-                    };
-                    self.report(&id, state, restarts, None, "failed", why);
-                    return;
-                }
-            };
-            if let Some(Err(e)) = match watch {
-                Some(w) => Some(w.finish().await),
-                None => None,
-            } {
-                let state = InstanceState::Failed {
-                    code: exit.code,
-                    reason: e.to_string(),
-                };
-                self.report(
-                    &id,
-                    state,
-                    restarts,
-                    Some(exit.code),
-                    "failed",
-                    e.to_string(),
-                );
-                return;
-            }
-            let stopped = exit.reason == ExitReason::Cancelled || cancel.is_cancelled();
-            if let (Some(f), Some(dir), false) = (spec.output.upload(), &folders.output, stopped) {
-                let (state, kind, msg) = match taskio::upload_output(&rpc, tenant, f, dir).await {
-                    Ok(u) => (
-                        InstanceState::Running,
-                        "output",
-                        format!(
-                            "stored {} files ({} bytes) in {}/{}",
-                            u.files, u.bytes, f.bucket, f.prefix
-                        ),
-                    ),
-                    Err(e) => {
-                        let reason = e.to_string();
-                        (
-                            InstanceState::Failed {
-                                code: -1,
-                                reason: reason.clone(),
-                            },
-                            "failed",
-                            reason,
-                        )
-                    }
-                };
-                let failed = matches!(state, InstanceState::Failed { .. });
-                self.report(&id, state, restarts, Some(exit.code), kind, msg);
-                if failed {
-                    return;
-                }
-            }
-            if stopped {
-                self.report(
-                    &id,
-                    InstanceState::Stopped,
-                    restarts,
-                    Some(exit.code),
-                    "stopped",
-                    "stopped on request".into(),
-                );
-                return;
-            }
-            let what = format!("exited with code {} ({})", exit.code, exit.reason);
-            match spec.kind {
-                WorkloadKind::Task => {
-                    let state = if exit.success() {
-                        InstanceState::Completed
-                    } else {
-                        InstanceState::Failed {
-                            code: exit.code,
-                            reason: exit.reason.to_string(),
-                        }
-                    };
-                    self.report(&id, state, restarts, Some(exit.code), "exited", what);
-                    return;
-                }
-                WorkloadKind::Service | WorkloadKind::Daemon => {
-                    if spec.restart.attempts > 0 && restarts >= spec.restart.attempts {
-                        self.report(
-                            &id,
-                            InstanceState::Failed {
-                                code: exit.code,
-                                reason: exit.reason.to_string(),
-                            },
-                            restarts,
-                            Some(exit.code),
-                            "exited",
-                            format!("{what}; no restarts left"),
-                        );
-                        return;
-                    }
-                    self.report(
-                        &id,
-                        InstanceState::Running,
-                        restarts,
-                        Some(exit.code),
-                        "exited",
-                        format!("{what}; restarting in {} ms", delay.as_millis()),
-                    );
-                    tokio::select! {
-                        _ = cancel.cancelled() => {
-                            self.report(&id, InstanceState::Stopped, restarts, Some(exit.code), "stopped", "stopped on request".into());
-                            return;
-                        }
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    restarts += 1;
-                    delay = (delay * 2).min(Duration::from_millis(spec.restart.max_delay_ms));
-                }
-            }
-        }
     }
 }

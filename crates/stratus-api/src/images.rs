@@ -97,12 +97,15 @@ pub async fn delete(
         .name
         .ok_or_else(|| ApiError::bad_request("give the image: ?name=NAME[:TAG]"))?;
     let name = stratus_store::normalize_image_name(&name)?;
-    let prefix = format!("{}{name}@", stratus_store::ImageRef::PREFIX);
     let users: Vec<String> = st.control.state().read(|s| {
         s.workloads
             .values()
-            .filter(|w| w.tenant == c.tenant && !w.stopped && w.module.starts_with(&prefix))
-            .map(|w| w.id.clone())
+            .filter(|w| {
+                w.tenant == c.tenant
+                    && !w.stopped
+                    && w.module.image().is_some_and(|i| i.name_tag() == name)
+            })
+            .map(|w| w.id.to_string())
             .collect()
     });
     if !users.is_empty() {

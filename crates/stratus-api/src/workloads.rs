@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use stratus_control::now_ms;
 use stratus_spec::WorkloadSpec;
 use stratus_state::{Command, Instance, Workload};
-use stratus_types::NodeId;
+use stratus_types::{NodeId, Payload, WorkloadId};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
@@ -95,16 +95,20 @@ pub struct Drain {
     pub drain: bool,
 }
 
-fn workload_id(caller: &Caller, name: &str) -> String {
+/// The workload `name` names: `tenant/name`, or a name of the caller's
+/// tenant; `None` when it is no valid id (it then names no workload).
+fn workload_id(caller: &Caller, name: &str) -> Option<WorkloadId> {
     if name.contains('/') {
-        name.to_string()
+        name.parse().ok()
     } else {
-        format!("{}/{name}", caller.tenant)
+        WorkloadId::new(&caller.tenant, name).ok()
     }
 }
 
-fn owner(id: &str) -> &str {
-    id.split('/').next().unwrap_or_default()
+/// The answer to a workload that does not exist.
+fn no_such_workload(tenant: &str, name: &str) -> ApiError {
+    ApiError::not_found(format!("workload {tenant}/{name} does not exist (a finished or stopped workload is forgotten once its retention period has passed); see `stratus ps`"),
+    )
 }
 
 /// Deploys (creates or updates) a workload of the caller's tenant.
@@ -124,13 +128,12 @@ pub async fn deploy(
             .join("; ");
         return Err(ApiError::bad_request(msg));
     }
-    let id = format!("{}/{}", c.tenant, req.spec.name);
+    let id = WorkloadId::new(&c.tenant, &req.spec.name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let module = match &req.spec.image {
-        Some(image) => st
-            .store
-            .resolve_image(&c.tenant, &image.name)?
-            .pinned()
-            .to_string(),
+        Some(image) => {
+            Payload::Image(st.store.resolve_image(&c.tenant, &image.name)?.pinned()).to_string()
+        }
         None => req.module,
     };
     st.control
@@ -143,7 +146,7 @@ pub async fn deploy(
         .await?;
     st.control
         .state()
-        .read(|s| s.workloads.get(&id).cloned())
+        .read(|s| s.workloads.get(id.as_str()).cloned())
         .map(Json)
         .ok_or_else(|| ApiError::internal("workload vanished after deploy"))
 }
@@ -171,12 +174,12 @@ pub async fn get(
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<WorkloadView>, ApiError> {
     c.require_tenant(&tenant)?;
-    let id = format!("{tenant}/{name}");
-    let blocked = st.control.blocked().get(&id).cloned();
+    let id = WorkloadId::new(&tenant, &name).map_err(|_| no_such_workload(&tenant, &name))?;
+    let blocked = st.control.blocked().get(id.as_str()).cloned();
     st.control
         .state()
         .read(|s| {
-            s.workloads.get(&id).cloned().map(|workload| {
+            s.workloads.get(id.as_str()).cloned().map(|workload| {
                 let mut instances: Vec<Instance> = s
                     .instances
                     .values()
@@ -192,10 +195,7 @@ pub async fn get(
             })
         })
         .map(Json)
-        .ok_or_else(|| {
-            ApiError::not_found(format!("workload {id} does not exist (a finished or stopped workload is forgotten once its retention period has passed); see `stratus ps`"),
-            )
-        })
+        .ok_or_else(|| no_such_workload(&tenant, &name))
 }
 
 /// Stops a workload: all its instances are stopped.
@@ -208,10 +208,13 @@ pub async fn stop(
     Path((tenant, name)): Path<(String, String)>,
 ) -> Result<Json<WriteResult>, ApiError> {
     c.require_tenant(&tenant)?;
+    // What the state machine answers for an id no workload can have.
+    let id = WorkloadId::new(&tenant, &name)
+        .map_err(|_| ApiError::not_found(format!("workload {tenant}/{name} does not exist")))?;
     let applied = st
         .control
         .write(Command::StopWorkload {
-            id: format!("{tenant}/{name}"),
+            id: id.to_string(),
             now_ms: now_ms(),
         })
         .await?;
@@ -233,8 +236,12 @@ pub async fn instances(
     let mut list: Vec<Instance> = st.control.state().read(|s| {
         s.instances
             .values()
-            .filter(|i| c.is_admin() || owner(&i.workload) == c.tenant)
-            .filter(|i| wanted.as_ref().is_none_or(|w| &i.workload == w))
+            .filter(|i| c.is_admin() || i.workload.tenant() == c.tenant)
+            .filter(|i| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| w.as_ref() == Some(&i.workload))
+            })
             .filter(|i| q.all || !i.state.is_terminal())
             .cloned()
             .collect()
@@ -252,7 +259,7 @@ fn find_instance(st: &AppState, c: &Caller, id: &str) -> Result<Instance, ApiErr
             ApiError::not_found(format!("instance {id} does not exist (instances of finished or stopped workloads are forgotten once their retention period has passed); see `stratus ps --all`"),
             )
         })?;
-    c.require_tenant(owner(&i.workload))?;
+    c.require_tenant(i.workload.tenant())?;
     Ok(i)
 }
 

@@ -321,7 +321,7 @@ pub async fn ps(g: &Global, all: bool) -> Result<()> {
         .map(|i| {
             vec![
                 i.id.clone(),
-                i.workload.clone(),
+                i.workload.to_string(),
                 i.node.short(),
                 state_name(&i.state),
                 i.restarts.to_string(),

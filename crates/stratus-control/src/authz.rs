@@ -32,9 +32,9 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use stratus_proto::{Peer, Request, Response, MAX_VOLUME_PART};
+use stratus_proto::{rpc, Peer, Response, MAX_VOLUME_PART};
 use stratus_state::State;
-use stratus_types::{ErrorCode, NodeId};
+use stratus_types::{ErrorCode, ModuleRef, NodeId, Payload};
 
 use crate::Control;
 
@@ -96,21 +96,10 @@ struct Vouched {
 }
 
 /// The log stream an agent pushes to: an instance's output, or the output
-/// of exec `n` in it (`<instance>#exec-<n>`, see
-/// [`stratus_state::workloads::exec_log_id`]). `None` for anything else.
+/// of exec `n` in it (`<instance>#exec-<n>`, [`stratus_types::LogStream`]).
+/// `None` for anything else.
 pub fn parse_log_id(id: &str) -> Option<(&str, Option<u32>)> {
-    match id.split_once('#') {
-        None => Some((id, None)),
-        Some((instance, rest)) => {
-            let n = rest.strip_prefix("exec-")?;
-            // Digits only (no sign, no spaces), and the canonical form, so
-            // one exec has exactly one stream.
-            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) || n.starts_with('0') {
-                return None;
-            }
-            Some((instance, Some(n.parse().ok()?)))
-        }
-    }
+    stratus_types::LogStream::parse(id).map(|l| (l.instance, l.exec))
 }
 
 /// Whether `node` may push output to the log stream `id`: the instance is
@@ -135,11 +124,11 @@ pub fn may_report_exec(s: &State, node: &NodeId, instance: &str, n: u32) -> bool
 /// The modules and pinned images (`image:...`) of the workloads `node` is
 /// assigned an instance of (current and previous generation): all an
 /// agent may fetch.
-pub fn assigned_modules(s: &State, node: &NodeId) -> BTreeSet<(String, String)> {
+pub fn assigned_modules(s: &State, node: &NodeId) -> BTreeSet<(String, Payload)> {
     s.instances
         .values()
         .filter(|i| i.node == *node)
-        .filter_map(|i| s.workloads.get(&i.workload))
+        .filter_map(|i| s.workloads.get(i.workload.as_str()))
         .flat_map(|w| {
             [Some(&w.module), w.previous.as_ref().map(|p| &p.1)]
                 .into_iter()
@@ -287,11 +276,11 @@ impl Control {
             let answer = self
                 .inner
                 .pool
-                .call::<_, Response>(addr, Some(t.id), &Request::Peers, VOUCH_CALL_TIMEOUT)
+                .rpc(addr, Some(t.id), rpc::Peers, VOUCH_CALL_TIMEOUT)
                 .await;
-            if let Ok(Response::Peers { peers, .. }) = answer {
+            if let Ok(list) = answer {
                 ids.insert(t.id);
-                ids.extend(peers.into_iter().map(|p| p.id));
+                ids.extend(list.peers.into_iter().map(|p| p.id));
                 if ids.contains(peer) {
                     break;
                 }
@@ -312,10 +301,11 @@ impl Control {
     /// an instance of a workload running it.
     pub(crate) fn may_read_module(&self, peer: &NodeId, hash: &str) -> bool {
         self.is_member(peer)
-            || self
-                .inner
-                .reader
-                .read(|s| assigned_modules(s, peer).iter().any(|(_, m)| m == hash))
+            || self.inner.reader.read(|s| {
+                assigned_modules(s, peer)
+                    .iter()
+                    .any(|(_, m)| m.module().is_some_and(|m| m.as_str() == hash))
+            })
     }
 
     /// Whether chunk `id` of `tenant` belongs to a module (stored as an
@@ -328,12 +318,15 @@ impl Control {
         tenant: &str,
         id: &[u8; 32],
     ) -> Result<bool, Response> {
-        let (images, modules): (Vec<String>, Vec<String>) = self.inner.reader.read(|s| {
-            assigned_modules(s, peer)
-                .into_iter()
-                .filter(|(t, _)| t == tenant)
-                .map(|(_, m)| m)
-                .partition(|m| m.starts_with("image:"))
+        let (mut images, mut modules) = (Vec::new(), Vec::new());
+        self.inner.reader.read(|s| {
+            for (t, m) in assigned_modules(s, peer) {
+                match m {
+                    _ if t != tenant => {}
+                    Payload::Image(i) => images.push(i),
+                    Payload::Wasm(m) => modules.push(m),
+                }
+            }
         });
         if self.module_has_chunk(tenant, &modules, id).await {
             return Ok(true);
@@ -347,12 +340,12 @@ impl Control {
         };
         let mut sets = self.inner.authz.chunks.lock().await;
         for image in images {
-            let key = (tenant.to_string(), image);
+            let key = (tenant.to_string(), image.to_string());
             let set = match sets.sets.get(&key) {
                 Some(set) => set.clone(),
                 None => {
                     let bytes = server
-                        .flist(key.0.clone(), key.1.clone())
+                        .flist(key.0.clone(), image)
                         .await
                         .map_err(|(code, message)| Response::Error { code, message })?;
                     let flist =
@@ -378,18 +371,18 @@ impl Control {
     /// Whether chunk `id` is one of the chunks of `tenant`'s modules
     /// `modules` stored as objects (their chunk ids are read from the state
     /// once per module and kept with the images' sets).
-    async fn module_has_chunk(&self, tenant: &str, modules: &[String], id: &[u8; 32]) -> bool {
+    async fn module_has_chunk(&self, tenant: &str, modules: &[ModuleRef], id: &[u8; 32]) -> bool {
         if modules.is_empty() {
             return false;
         }
         let mut sets = self.inner.authz.chunks.lock().await;
         for m in modules {
-            let key = (tenant.to_string(), m.clone());
+            let key = (tenant.to_string(), m.to_string());
             let set = match sets.sets.get(&key) {
                 Some(set) => set.clone(),
                 None => {
                     let found: Option<HashSet<[u8; 32]>> = self.inner.reader.read(|s| {
-                        s.module_data(tenant, m)
+                        s.module_data(tenant, m.as_str())
                             .map(|(_, d)| d.chunks.iter().map(|c| c.id.0).collect())
                     });
                     let Some(found) = found else {

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 use std::time::Duration;
 
-use stratus_proto::{Request, Response};
+use stratus_proto::Response;
 use stratus_state::sealing::{Kek, KekId, Sealed};
 use stratus_types::{ErrorCode, NodeId};
 
@@ -171,14 +171,12 @@ impl Control {
             let answer = self
                 .inner
                 .pool
-                .call(addr, Some(p.id), &Request::GetKek, RPC_TIMEOUT)
+                .rpc(addr, Some(p.id), stratus_proto::rpc::GetKek, RPC_TIMEOUT)
                 .await;
-            let kek = match answer {
-                Ok(Response::Blob(b)) => {
-                    <[u8; 32]>::try_from(b.as_slice()).ok().map(Kek::from_bytes)
-                }
-                _ => None,
-            };
+            let kek = answer
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                .map(Kek::from_bytes);
             match kek {
                 Some(k) if k.id() == want => {
                     if let Err(e) = self.inner.kek.install(k) {

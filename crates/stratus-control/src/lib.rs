@@ -43,6 +43,7 @@
 //! Shutdown is explicit: [`Control::shutdown`] stops the background tasks and
 //! then Raft, in that order.
 
+mod agent_reports;
 pub mod authz;
 pub mod bounds;
 pub mod detector;
@@ -65,8 +66,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
-use stratus_net::{Endpoint, Pool};
-use stratus_proto::{MembershipChange, Peer, Request, Response};
+use stratus_net::{CallError, Endpoint, Pool};
+use stratus_proto::{rpc, MembershipChange, Peer, Response, Rpc, RpcError};
 use stratus_raft::{Raft, StateReader};
 use stratus_state::{ApplyError, Command, CommandResult};
 use stratus_types::{
@@ -185,6 +186,18 @@ pub enum ControlError {
     NoKek,
 }
 
+impl From<CallError> for ControlError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Net(e) => ControlError::Net(e),
+            CallError::Rpc(RpcError::Refused { code, message }) => {
+                ControlError::Remote { code, message }
+            }
+            CallError::Rpc(e @ RpcError::WrongReply { .. }) => ControlError::Raft(e.to_string()),
+        }
+    }
+}
+
 impl ControlError {
     /// Stable error code for the API.
     pub fn code(&self) -> ErrorCode {
@@ -285,11 +298,11 @@ pub trait VolumeServer: Send + Sync + 'static {
 /// the node (the store sits below the control plane and needs it, so it is
 /// attached after both start: [`Control::attach_images`]).
 pub trait ImageServer: Send + Sync + 'static {
-    /// The encoded flist of `image` (`image:NAME:TAG@VERSION`) of `tenant`.
+    /// The encoded flist of pinned image `image` of `tenant`.
     fn flist(
         &self,
         tenant: String,
-        image: String,
+        image: stratus_types::ImageRef,
     ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, (ErrorCode, String)>>;
     /// The plain bytes of chunk `id` in `tenant`'s scope.
     fn chunk(
@@ -475,21 +488,16 @@ impl Control {
         cmd: Command,
     ) -> Result<Option<Result<Applied, ControlError>>, ControlError> {
         let addr = resolve(&node.addr).await?;
-        let resp: Response = self
+        let answer = self
             .inner
             .pool
-            .call(addr, Some(leader), &Request::Forward(cmd), WRITE_DEADLINE)
-            .await?;
-        Ok(match resp {
-            Response::Forwarded { index, result } => Some(finish(index, result)),
-            Response::Error {
-                code: ErrorCode::NoLeader,
-                ..
-            } => None,
-            Response::Error { code, message } => Some(Err(ControlError::Remote { code, message })),
-            other => Some(Err(ControlError::Raft(format!(
-                "unexpected answer to a forwarded write: {other:?}"
-            )))),
+            .rpc(addr, Some(leader), rpc::Forward(cmd), WRITE_DEADLINE)
+            .await;
+        Ok(match answer {
+            Ok(f) => Some(finish(f.index, f.result)),
+            Err(e) if e.code() == Some(ErrorCode::NoLeader) => None,
+            Err(CallError::Net(e)) => return Err(e.into()),
+            Err(e) => Some(Err(e.into())),
         })
     }
 
@@ -574,21 +582,20 @@ impl Control {
         if local.role == ReplicaRole::Leader {
             return local;
         }
-        match self.call_leader(&Request::Status, RPC_TIMEOUT).await {
-            Ok(Response::Status(s)) => s,
-            _ => local,
-        }
+        self.call_leader(rpc::Status, RPC_TIMEOUT)
+            .await
+            .unwrap_or(local)
     }
 
     /// Sends `req` to the leader this replica knows of.
-    async fn call_leader(
+    async fn call_leader<R: Rpc>(
         &self,
-        req: &Request,
+        req: R,
         timeout: Duration,
-    ) -> Result<Response, ControlError> {
+    ) -> Result<R::Reply, ControlError> {
         let (lid, addr) = self.leader_addr().ok_or(ControlError::NoLeader)?;
         let addr = resolve(&addr).await?;
-        Ok(self.inner.pool.call(addr, Some(lid), req, timeout).await?)
+        Ok(self.inner.pool.rpc(addr, Some(lid), req, timeout).await?)
     }
 
     fn leader_addr(&self) -> Option<(NodeId, String)> {
@@ -622,21 +629,17 @@ impl Control {
             if self.is_leader() {
                 return self.change_membership_local(change).await;
             }
-            let req = Request::ChangeMembership(change.clone());
-            match self.call_leader(&req, Duration::from_secs(60)).await {
-                Ok(Response::Ok) => return Ok(()),
+            match self
+                .call_leader(change.clone(), Duration::from_secs(60))
+                .await
+            {
+                Ok(()) => return Ok(()),
                 // No leader yet, or it changed or is unreachable: retry.
-                Ok(Response::Error {
+                Err(ControlError::Remote {
                     code: ErrorCode::NoLeader,
                     ..
                 })
                 | Err(ControlError::NoLeader | ControlError::Net(_)) => {}
-                Ok(Response::Error { code, message }) => {
-                    return Err(ControlError::Remote { code, message })
-                }
-                Ok(other) => {
-                    return Err(ControlError::Raft(format!("unexpected answer: {other:?}")))
-                }
                 Err(e) => return Err(e),
             }
             if Instant::now() >= deadline {

@@ -35,7 +35,7 @@ struct Buf {
 
 /// The instance a log stream belongs to (exec streams name theirs).
 fn instance_of(stream: &str) -> &str {
-    stream.split_once("#exec-").map_or(stream, |(i, _)| i)
+    stratus_types::LogStream::parse(stream).map_or(stream, |l| l.instance)
 }
 
 /// Log buffers of the instances whose agents report here.

@@ -70,7 +70,7 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
     // Nodes as the scheduler sees them, with what live instances reserve.
     let mut usage: BTreeMap<NodeId, Usage> = BTreeMap::new();
     for i in state.instances.values().filter(|i| i.is_live()) {
-        if let Some(w) = state.workloads.get(&i.workload) {
+        if let Some(w) = state.workloads.get(i.workload.as_str()) {
             let dm = Demand::from(&w.spec.resources);
             let u = usage.entry(i.node).or_default();
             u.cpu_millis += dm.cpu_millis;
@@ -96,7 +96,7 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
     // Instances that must go: on lost nodes past the grace, or on draining nodes.
     let mut gone: BTreeSet<String> = BTreeSet::new();
     for i in state.instances.values().filter(|i| i.is_live()) {
-        let Some(w) = state.workloads.get(&i.workload) else {
+        let Some(w) = state.workloads.get(i.workload.as_str()) else {
             continue;
         };
         let Some(node) = state.nodes.get(&i.node) else {
@@ -212,7 +212,7 @@ impl Placer<'_> {
         let plan = self.cluster.place(&req);
         let mut instances = Vec::new();
         for ((slot, replaces), node) in slots.into_iter().zip(plan.placements) {
-            let id = instance_id(&self.w.id, self.w.generation, slot, self.created);
+            let id = instance_id(self.w.id.as_str(), self.w.generation, slot, self.created);
             self.created += 1;
             let mut i = Instance {
                 id,
@@ -252,7 +252,7 @@ impl Placer<'_> {
                 .map(|(r, n)| format!("{n} node(s): {r}"))
                 .collect();
             self.d.blocked.push((
-                self.w.id.clone(),
+                self.w.id.to_string(),
                 format!(
                     "{} instance(s) cannot be placed: {}",
                     plan.unplaced,
@@ -348,7 +348,7 @@ fn reconcile_service(
                 p.d.commands.push(Command::DeployWorkload {
                     tenant: p.w.tenant.clone(),
                     spec: Box::new(prev_spec.clone()),
-                    module: prev_module.clone(),
+                    module: prev_module.to_string(),
                     now_ms: p.now_ms,
                 });
                 return;

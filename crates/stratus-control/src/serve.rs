@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use stratus_net::Endpoint;
-use stratus_proto::{Request, Response};
+use stratus_proto::{rpc, Request, Response};
 use stratus_state::Command;
-use stratus_types::{ErrorCode, NodeId, NodeStatus};
+use stratus_types::{ErrorCode, ImageRef, ModuleRef, NodeId, NodeStatus};
 
 use crate::proposer::ProposeError;
 use crate::{now_ms, resolve, Control, ControlError, ImageServer, VolumeServer, RPC_TIMEOUT};
@@ -91,7 +91,7 @@ impl Control {
                     && !(live
                         && (i.state.is_terminal() || i.state == stratus_state::InstanceState::Lost))
                     && s.workloads
-                        .get(&i.workload)
+                        .get(i.workload.as_str())
                         .is_some_and(|w| w.tenant == tenant && accept(w))
             })
         })
@@ -100,9 +100,11 @@ impl Control {
     /// Answers [`Request::GetModuleChunks`]: only to a node assigned an
     /// instance of a workload of `tenant` running module `hash`.
     fn module_chunks(&self, peer: &NodeId, tenant: &str, hash: &str) -> Response {
-        let want = (tenant.to_string(), hash.to_string());
         self.inner.reader.read(|s| {
-            if !crate::authz::assigned_modules(s, peer).contains(&want) {
+            let assigned = hash.parse::<ModuleRef>().is_ok_and(|m| {
+                crate::authz::assigned_modules(s, peer).contains(&(tenant.to_string(), m.into()))
+            });
+            if !assigned {
                 return Response::Error {
                     code: ErrorCode::Forbidden,
                     message: format!(
@@ -156,12 +158,12 @@ impl Control {
     /// Whether `peer` is assigned an instance of a workload of `tenant` that
     /// runs a container image (`image`, when given): an agent reads only the
     /// images of what it runs.
-    fn runs_image(&self, peer: &NodeId, tenant: &str, image: &str) -> bool {
+    fn runs_image(&self, peer: &NodeId, tenant: &str, image: &ImageRef) -> bool {
         self.peer_runs(peer, tenant, false, |w| {
             [Some(&w.module), w.previous.as_ref().map(|p| &p.1)]
                 .into_iter()
                 .flatten()
-                .any(|m| m == image)
+                .any(|m| m.image() == Some(image))
         })
     }
 
@@ -184,133 +186,60 @@ impl Control {
         }
     }
 
-    /// Handles one request from an authenticated peer.
+    /// Handles one request from an authenticated peer: who may send it is
+    /// checked first ([`Control::refuse`]), then each request goes to the
+    /// function of its family (Raft and replicas, agents' sessions, content
+    /// agents read and write, agents' reports in `agent_reports`).
     pub async fn handle(&self, peer: NodeId, req: Request) -> Response {
+        if let Some(refused) = self.refuse(&peer, &req).await {
+            return refused;
+        }
         let raft = &self.inner.raft;
-        let not_member = || Response::Error {
-            code: ErrorCode::Forbidden,
-            message: format!("{peer} is not a control replica of this cluster"),
-        };
-        // Raft RPCs: from members, or from replicas a trusted replica
-        // vouches for (a lagging or uninitialized replica; see `authz`).
-        let raft_rpc = matches!(
-            req,
-            Request::AppendEntries(_) | Request::Vote(_) | Request::InstallSnapshot(_)
-        );
-        if raft_rpc {
-            if let Err(message) = self.may_send_raft(&peer).await {
-                return Response::Error {
-                    code: ErrorCode::Forbidden,
-                    message,
-                };
-            }
-        }
-        // Other replica-to-replica requests, and logs (instances' output
-        // and exec output go only to replicas), only from members of the
-        // current Raft membership (the connection's key proves who speaks).
-        let replicas_only = matches!(
-            req,
-            Request::Forward(_)
-                | Request::ForwardHeartbeat { .. }
-                | Request::Status
-                | Request::ChangeMembership(_)
-                | Request::ReadLogs { .. }
-                | Request::GetKek
-        );
-        if replicas_only && !self.is_member(&peer) {
-            return not_member();
-        }
         match req {
+            // Raft and replica-to-replica.
             Request::AppendEntries(r) => Response::AppendEntries(raft.append_entries(r).await),
             Request::Vote(r) => Response::Vote(raft.vote(r).await),
             Request::InstallSnapshot(r) => {
                 Response::InstallSnapshot(raft.install_snapshot(r).await)
             }
-            Request::Forward(cmd) if self.inner.disk.check(&cmd).is_err() => {
-                let low = self.inner.disk.status();
-                error_response(ErrorCode::InsufficientStorage, ControlError::DiskLow(low))
-            }
-            Request::Forward(cmd) => match self.inner.proposer.propose(cmd).await {
-                Ok((index, result)) => Response::Forwarded { index, result },
-                Err(ProposeError::NotLeader(_)) => Response::Error {
-                    code: ErrorCode::NoLeader,
-                    message: "this replica is no longer the leader".into(),
-                },
-                Err(ProposeError::Failed(e)) => error_response(ErrorCode::Internal, e),
-                Err(ProposeError::TooLarge { size }) => error_response(
-                    ErrorCode::TooLarge,
-                    ControlError::TooLarge {
-                        size,
-                        limit: crate::proposer::MAX_COMMAND_BYTES,
-                    },
-                ),
+            Request::Forward(cmd) => self.forwarded_write(cmd).await,
+            Request::ForwardHeartbeat { node } => match self.heartbeat(node).await {
+                Ok(()) => Response::Ok,
+                Err(e) => error_response(e.code(), e),
             },
+            Request::Status => Response::Status(self.local_status()),
+            Request::GetKek => self.answer_kek(&peer),
+            Request::ChangeMembership(change) => self.forwarded_membership(change).await,
+            Request::ReadLogs { instance, offset } => {
+                let (offset, data, known) = self.inner.logs.read(&instance, offset);
+                Response::Logs {
+                    offset,
+                    data,
+                    known,
+                }
+            }
+            // An agent's session.
             Request::Register { info, join_token } => self.register(peer, info, join_token).await,
             Request::ClusterProof => self.cluster_proof(),
             Request::Heartbeat => match self.heartbeat(peer).await {
                 Ok(()) => self.welcome(),
                 Err(e) => error_response(e.code(), e),
             },
-            Request::ForwardHeartbeat { node } => match self.heartbeat(node).await {
-                Ok(()) => Response::Ok,
-                Err(e) => error_response(e.code(), e),
-            },
-            Request::Peers => {
-                if !self.is_member(&peer) && !self.is_registered(&peer) {
-                    return not_member();
-                }
-                Response::Peers {
-                    leader: self.leader(),
-                    peers: self.peers(),
-                }
-            }
-            Request::Status => Response::Status(self.local_status()),
-            Request::GetKek => self.answer_kek(&peer),
-            Request::ChangeMembership(change) => {
-                if !self.is_leader() {
-                    return Response::Error {
-                        code: ErrorCode::NoLeader,
-                        message: "this replica is not the leader".into(),
-                    };
-                }
-                match self.change_membership_local(change).await {
-                    Ok(()) => Response::Ok,
-                    Err(e) => error_response(e.code(), e),
-                }
-            }
+            Request::Peers => self.answer_peers(&peer),
             Request::Assignments {
                 after_index,
                 wait_ms,
             } => {
                 if !self.is_registered(&peer) {
-                    return not_member();
+                    return not_member(&peer);
                 }
                 let (index, assignments) = self.assignments(peer, after_index, wait_ms).await;
                 Response::Assignments { index, assignments }
             }
-            Request::GetModule { hash } => {
-                if !self.may_read_module(&peer, &hash) {
-                    return Response::Error {
-                        code: ErrorCode::Forbidden,
-                        message: format!(
-                            "{peer} is assigned no instance of a workload running module {hash}"
-                        ),
-                    };
-                }
-                match self.inner.reader.read(|s| s.modules.get(&hash).cloned()) {
-                    Some(bytes) => Response::Module(bytes),
-                    None => Response::Error {
-                        code: ErrorCode::NotFound,
-                        message: format!("module {hash} is not stored"),
-                    },
-                }
-            }
+            // What agents read and write: modules, images, volumes, task I/O.
+            Request::GetModule { hash } => self.module(&peer, &hash),
             Request::GetModuleChunks { tenant, hash } => self.module_chunks(&peer, &tenant, &hash),
-            Request::GetFlist { tenant, image } => {
-                let allowed = self.runs_image(&peer, &tenant, &image);
-                self.serve_image(&peer, allowed, |i| i.flist(tenant, image))
-                    .await
-            }
+            Request::GetFlist { tenant, image } => self.flist(&peer, tenant, &image).await,
             Request::GetChunk { tenant, id } => {
                 let allowed = match self.may_read_chunk(&peer, &tenant, &id).await {
                     Ok(allowed) => allowed,
@@ -348,96 +277,121 @@ impl Control {
             r @ (Request::ListInput { .. }
             | Request::GetInput { .. }
             | Request::PutOutput { .. }) => self.serve_task_io(peer, r).await,
-            Request::Report(reports) => {
-                if !self.is_registered(&peer) {
-                    return not_member();
-                }
-                // Reports about instances not on this node are dropped
-                // before they cost a Raft entry; texts are bounded.
-                let reports: Vec<_> = self.inner.reader.read(|s| {
-                    crate::bounds::bound_reports(reports)
-                        .into_iter()
-                        .filter(|r| s.instances.get(&r.id).is_some_and(|i| i.node == peer))
-                        .collect()
+            // What agents report.
+            Request::Report(reports) => self.take_reports(peer, reports).await,
+            Request::PushLogs(chunks) => self.take_logs(peer, chunks),
+            Request::ReportExec { instance, n, state } => {
+                self.take_exec_report(peer, instance, n, state).await
+            }
+        }
+    }
+
+    /// Why `peer` may not send `req`, if it may not. Raft RPCs: from
+    /// members, or from replicas a trusted replica vouches for (a lagging
+    /// or uninitialized replica; see `authz`). Other replica-to-replica
+    /// requests, and logs (instances' output and exec output go only to
+    /// replicas), only from members of the current Raft membership (the
+    /// connection's key proves who speaks).
+    async fn refuse(&self, peer: &NodeId, req: &Request) -> Option<Response> {
+        let raft_rpc = matches!(
+            req,
+            Request::AppendEntries(_) | Request::Vote(_) | Request::InstallSnapshot(_)
+        );
+        if raft_rpc {
+            if let Err(message) = self.may_send_raft(peer).await {
+                return Some(Response::Error {
+                    code: ErrorCode::Forbidden,
+                    message,
                 });
-                let writes = reports.into_iter().map(|r| {
-                    self.write(Command::ReportInstance {
-                        id: r.id,
-                        node: peer,
-                        state: r.state,
-                        restarts: r.restarts,
-                        exit_code: r.exit_code,
-                        kind: r.kind,
-                        message: r.message,
-                        now_ms: r.time_ms,
-                    })
-                });
-                for r in futures::future::join_all(writes).await {
-                    match r {
-                        Ok(_) => {}
-                        // Reports about instances that are gone or moved are dropped.
-                        Err(e)
-                            if matches!(e.code(), ErrorCode::NotFound | ErrorCode::Forbidden) => {}
-                        Err(e) => return error_response(e.code(), e),
-                    }
-                }
-                Response::Ok
             }
-            Request::PushLogs(chunks) => {
-                if !self.is_registered(&peer) {
-                    return not_member();
-                }
-                // Only output of the peer's own instances, and of execs
-                // asked of them (`<instance>#exec-<n>`); the rest is dropped.
-                let owned: Vec<_> = self.inner.reader.read(|s| {
-                    chunks
-                        .into_iter()
-                        .filter(|c| crate::authz::may_push_log(s, &peer, &c.instance))
-                        .collect()
-                });
-                self.inner.logs.append(owned);
-                Response::Ok
-            }
-            Request::ReportExec {
-                instance,
-                n,
-                mut state,
-            } => {
-                crate::bounds::bound_exec_state(&mut state);
-                if !self.is_registered(&peer) {
-                    return not_member();
-                }
-                // Only a pending or running exec asked of the peer's own
-                // instance is written (anything else would cost a Raft
-                // entry for nothing).
-                let live = self
-                    .inner
-                    .reader
-                    .read(|s| crate::authz::may_report_exec(s, &peer, &instance, n));
-                if !live {
-                    return Response::Ok;
-                }
-                match self
-                    .write(Command::ReportExec {
-                        instance,
-                        node: peer,
-                        n,
-                        state,
-                    })
-                    .await
-                {
-                    Ok(_) => Response::Ok,
-                    Err(e) => error_response(e.code(), e),
-                }
-            }
-            Request::ReadLogs { instance, offset } => {
-                let (offset, data, known) = self.inner.logs.read(&instance, offset);
-                Response::Logs {
-                    offset,
-                    data,
-                    known,
-                }
-            }
+        }
+        let replicas_only = matches!(
+            req,
+            Request::Forward(_)
+                | Request::ForwardHeartbeat { .. }
+                | Request::Status
+                | Request::ChangeMembership(_)
+                | Request::ReadLogs { .. }
+                | Request::GetKek
+        );
+        (replicas_only && !self.is_member(peer)).then(|| not_member(peer))
+    }
+
+    /// A write another replica forwarded to this one as the leader.
+    async fn forwarded_write(&self, cmd: Command) -> Response {
+        if self.inner.disk.check(&cmd).is_err() {
+            let low = self.inner.disk.status();
+            return error_response(ErrorCode::InsufficientStorage, ControlError::DiskLow(low));
+        }
+        match self.inner.proposer.propose(cmd).await {
+            Ok((index, result)) => Response::Forwarded { index, result },
+            Err(ProposeError::NotLeader(_)) => Response::Error {
+                code: ErrorCode::NoLeader,
+                message: "this replica is no longer the leader".into(),
+            },
+            Err(ProposeError::Failed(e)) => error_response(ErrorCode::Internal, e),
+            Err(ProposeError::TooLarge { size }) => error_response(
+                ErrorCode::TooLarge,
+                ControlError::TooLarge {
+                    size,
+                    limit: crate::proposer::MAX_COMMAND_BYTES,
+                },
+            ),
+        }
+    }
+
+    /// A membership change another replica relayed to this one as the leader.
+    async fn forwarded_membership(&self, change: stratus_proto::MembershipChange) -> Response {
+        if !self.is_leader() {
+            return Response::Error {
+                code: ErrorCode::NoLeader,
+                message: "this replica is not the leader".into(),
+            };
+        }
+        match self.change_membership_local(change).await {
+            Ok(()) => Response::Ok,
+            Err(e) => error_response(e.code(), e),
+        }
+    }
+
+    /// Who the replicas are: for replicas and registered nodes.
+    fn answer_peers(&self, peer: &NodeId) -> Response {
+        if !self.is_member(peer) && !self.is_registered(peer) {
+            return not_member(peer);
+        }
+        Response::Peers {
+            leader: self.leader(),
+            peers: self.peers(),
+        }
+    }
+
+    /// A module of the first layouts, whole: for replicas and nodes
+    /// assigned an instance of a workload running it.
+    fn module(&self, peer: &NodeId, hash: &str) -> Response {
+        if !self.may_read_module(peer, hash) {
+            return Response::Error {
+                code: ErrorCode::Forbidden,
+                message: format!(
+                    "{peer} is assigned no instance of a workload running module {hash}"
+                ),
+            };
+        }
+        match self.inner.reader.read(|s| s.modules.get(hash).cloned()) {
+            Some(bytes) => Response::Module(bytes),
+            None => Response::Error {
+                code: ErrorCode::NotFound,
+                message: format!("module {hash} is not stored"),
+            },
+        }
+    }
+
+    /// The flist of a pinned image one of `peer`'s workloads runs.
+    async fn flist(&self, peer: &NodeId, tenant: String, image: &str) -> Response {
+        // A string that is no image reference pins nothing.
+        let pinned = image.parse::<ImageRef>().ok();
+        match pinned.filter(|r| self.runs_image(peer, &tenant, r)) {
+            Some(r) => self.serve_image(peer, true, |i| i.flist(tenant, r)).await,
+            None => images_forbidden(peer),
         }
     }
 
@@ -467,7 +421,7 @@ impl Control {
                         && i.state != stratus_state::InstanceState::Lost
                 })
                 .filter_map(|i| {
-                    let w = s.workloads.get(&i.workload)?;
+                    let w = s.workloads.get(i.workload.as_str())?;
                     let (spec, module) = match &w.previous {
                         Some((spec, module)) if i.generation != w.generation => {
                             (spec.clone(), module.clone())
@@ -499,21 +453,19 @@ impl Control {
             let Ok(addr) = resolve(&p.addr).await else {
                 continue;
             };
-            let req = Request::ReadLogs {
+            let req = rpc::ReadLogs {
                 instance: instance.to_string(),
                 offset,
             };
-            if let Ok(Response::Logs {
-                offset,
-                data,
-                known: true,
-            }) = self
+            if let Ok(logs) = self
                 .inner
                 .pool
-                .call::<_, Response>(addr, Some(p.id), &req, RPC_TIMEOUT)
+                .rpc(addr, Some(p.id), req, RPC_TIMEOUT)
                 .await
             {
-                return Ok((offset, data));
+                if logs.known {
+                    return Ok((logs.offset, logs.data));
+                }
             }
         }
         Ok((offset, Vec::new()))
@@ -560,21 +512,23 @@ impl Control {
             }
             return Ok(());
         }
-        match self
-            .call_leader(&Request::ForwardHeartbeat { node }, RPC_TIMEOUT)
-            .await?
-        {
-            Response::Ok => Ok(()),
-            Response::Error { code, message } => Err(ControlError::Remote { code, message }),
-            other => Err(ControlError::Raft(format!("unexpected answer: {other:?}"))),
-        }
+        self.call_leader(rpc::ForwardHeartbeat { node }, RPC_TIMEOUT)
+            .await
     }
 }
 
-fn error_response(code: ErrorCode, e: impl std::fmt::Display) -> Response {
+pub(crate) fn error_response(code: ErrorCode, e: impl std::fmt::Display) -> Response {
     Response::Error {
         code,
         message: e.to_string(),
+    }
+}
+
+/// The answer to a replica-only request from another peer.
+pub(crate) fn not_member(peer: &NodeId) -> Response {
+    Response::Error {
+        code: ErrorCode::Forbidden,
+        message: format!("{peer} is not a control replica of this cluster"),
     }
 }
 

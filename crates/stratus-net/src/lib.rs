@@ -68,6 +68,7 @@ mod error;
 mod frame;
 mod identity;
 mod pool;
+mod rpc;
 pub mod secret_file;
 mod tls;
 
@@ -86,5 +87,6 @@ pub use frame::decode_frame;
 pub use frame::{encode as encode_frame, MAX_FRAME_LEN};
 pub use identity::Identity;
 pub use pool::Pool;
+pub use rpc::CallError;
 pub use secret_file::write_secret_file;
 pub use stratus_types::NodeId;

@@ -549,18 +549,12 @@ impl stratus_control::ImageServer for StoreImages {
     fn flist(
         &self,
         tenant: String,
-        image: String,
+        image: stratus_types::ImageRef,
     ) -> futures::future::BoxFuture<'static, Result<Vec<u8>, (ErrorCode, String)>> {
         let store = self.0.clone();
         Box::pin(async move {
-            let r = stratus_store::ImageRef::parse(&image).ok_or_else(|| {
-                (
-                    ErrorCode::BadRequest,
-                    format!("{image:?} is not an image reference"),
-                )
-            })?;
             store
-                .image_flist(&tenant, &r)
+                .image_flist(&tenant, &image)
                 .await
                 .map_err(|e| (e.code(), e.to_string()))
         })

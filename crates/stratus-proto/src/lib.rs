@@ -8,6 +8,8 @@
 //! every answer a [`Response`]; both are encoded with bincode inside the
 //! framing of `stratus-net`, which carries [`PROTOCOL_VERSION`]. Variants are
 //! only ever appended so older peers can still decode what they know.
+//! Callers send typed requests ([`rpc`]): each names the [`Response`] kind
+//! that answers it, so the check for any other answer is made once.
 //!
 //! Who may send what is decided by the receiver from the *authenticated*
 //! peer id of the connection, never from a field in the message:
@@ -25,6 +27,11 @@ use serde::{Deserialize, Serialize};
 use stratus_chunk::PieceId;
 use stratus_state::{Command, CommandResult, TypeConfig};
 use stratus_types::{ErrorCode, NodeId, NodeInfo};
+
+pub mod piece_rpc;
+pub mod rpc;
+pub use piece_rpc::{PieceRpc, PieceRpcError};
+pub use rpc::{Rpc, RpcError};
 
 /// Version of the message set; checked by the framing layer.
 pub const PROTOCOL_VERSION: u8 = 3;
@@ -327,8 +334,8 @@ pub struct Assignment {
     pub instance: stratus_state::Instance,
     /// The spec of its generation.
     pub spec: stratus_spec::WorkloadSpec,
-    /// Content address of its module.
-    pub module: String,
+    /// What it runs (serialized as the old `module` string).
+    pub module: stratus_types::Payload,
 }
 
 /// A change of the control plane's replica set.

@@ -1,9 +1,10 @@
 //! openraft's network over the authenticated QUIC transport of `stratus-net`.
 //!
-//! Each Raft RPC is one [`stratus_proto::Request`] sent with
-//! [`stratus_net::Pool::call`], which checks that the peer at the other end is
-//! the expected node (its id is its public key). The peer's answer is mapped
-//! back to openraft's error model:
+//! Each Raft RPC is a typed request ([`stratus_proto::Rpc`]) sent with
+//! [`stratus_net::Pool::rpc`], which checks that the peer at the other end is
+//! the expected node (its id is its public key) and that the answer is the
+//! kind the request names. The outcome is mapped back to openraft's error
+//! model:
 //!
 //! - the remote Raft refused (`Err` inside the response) →
 //!   [`RPCError::RemoteError`];
@@ -29,8 +30,8 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::{BasicNode, RaftNetwork, RaftNetworkFactory};
-use stratus_net::{NetError, Pool};
-use stratus_proto::{Request, Response};
+use stratus_net::{CallError, NetError, Pool};
+use stratus_proto::{Rpc, RpcError as ProtoRpcError};
 use stratus_state::TypeConfig;
 use stratus_types::{ErrorCode, NodeId};
 
@@ -158,21 +159,6 @@ impl std::fmt::Debug for NetworkConnection {
 type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
-fn response_kind(resp: &Response) -> &'static str {
-    match resp {
-        Response::AppendEntries(_) => "AppendEntries",
-        Response::Vote(_) => "Vote",
-        Response::InstallSnapshot(_) => "InstallSnapshot",
-        Response::Forwarded { .. } => "Forwarded",
-        Response::Welcome { .. } => "Welcome",
-        Response::Peers { .. } => "Peers",
-        Response::Ok => "Ok",
-        Response::Error { .. } => "Error",
-        #[allow(unreachable_patterns)]
-        _ => "unknown",
-    }
-}
-
 impl NetworkConnection {
     /// The peer this connection talks to.
     pub fn target(&self) -> NodeId {
@@ -209,13 +195,12 @@ impl NetworkConnection {
     /// mapped to openraft's error. `entries` is the number of log entries in
     /// an AppendEntries request: if its frame is too large, openraft is
     /// asked to send fewer.
-    async fn send<E: std::error::Error>(
+    async fn send<R: Rpc, E: std::error::Error>(
         &self,
-        rpc: &'static str,
-        req: Request,
+        req: R,
         entries: usize,
         option: &RPCOption,
-    ) -> RpcResult<Response, E> {
+    ) -> RpcResult<R::Reply, E> {
         let addr = self
             .resolve()
             .await
@@ -224,39 +209,54 @@ impl NetworkConnection {
             ttl if ttl.is_zero() => DEFAULT_RPC_TIMEOUT,
             ttl => ttl,
         };
-        match self
-            .pool
-            .call::<Request, Response>(addr, Some(self.target), &req, timeout)
-            .await
-        {
-            Ok(Response::Error { code, message }) => {
+        match self.pool.rpc(addr, Some(self.target), req, timeout).await {
+            Ok(reply) => Ok(reply),
+            Err(CallError::Rpc(ProtoRpcError::Refused { code, message })) => {
                 Err(RPCError::Network(NetworkError::new(&RpcError::Refused {
                     target: self.target,
-                    rpc,
+                    rpc: R::NAME,
                     code,
                     message,
                 })))
             }
-            Ok(resp) => Ok(resp),
-            Err(e @ NetError::FrameTooLarge { .. }) if entries > 1 => {
+            Err(CallError::Rpc(ProtoRpcError::WrongReply { got, .. })) => Err(RPCError::Network(
+                NetworkError::new(&RpcError::Unexpected {
+                    target: self.target,
+                    rpc: R::NAME,
+                    got,
+                }),
+            )),
+            Err(CallError::Net(e)) => Err(self.transport_failed(addr, e, entries)),
+        }
+    }
+
+    /// Maps a transport failure to openraft's error (see the module doc).
+    fn transport_failed<E: std::error::Error>(
+        &self,
+        addr: SocketAddr,
+        e: NetError,
+        entries: usize,
+    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
+        match e {
+            e @ NetError::FrameTooLarge { .. } if entries > 1 => {
                 let hint = (entries / 2) as u64;
                 tracing::debug!(target_node = %self.target.short(), error = %e, hint, "raft payload too large, splitting");
-                Err(RPCError::PayloadTooLarge(
+                RPCError::PayloadTooLarge(
                     PayloadTooLarge::new_entries_hint(hint).with_source_error(&e),
-                ))
+                )
             }
-            Err(e @ NetError::Timeout(_)) => {
+            e @ NetError::Timeout(_) => {
                 tracing::debug!(target_node = %self.target.short(), addr = %addr, error = %e, "raft rpc timed out");
                 self.dial_in_background(addr);
-                Err(RPCError::Network(NetworkError::new(&e)))
+                RPCError::Network(NetworkError::new(&e))
             }
-            Err(e) if e.is_transport() => {
+            e if e.is_transport() => {
                 tracing::debug!(target_node = %self.target.short(), addr = %addr, error = %e, "raft peer unreachable");
-                Err(RPCError::Unreachable(Unreachable::new(&e)))
+                RPCError::Unreachable(Unreachable::new(&e))
             }
-            Err(e) => {
+            e => {
                 tracing::debug!(target_node = %self.target.short(), addr = %addr, error = %e, "raft rpc failed");
-                Err(RPCError::Network(NetworkError::new(&e)))
+                RPCError::Network(NetworkError::new(&e))
             }
         }
     }
@@ -284,18 +284,6 @@ impl NetworkConnection {
             dialing.store(false, Ordering::Release);
         });
     }
-
-    fn unexpected<E: std::error::Error>(
-        &self,
-        rpc: &'static str,
-        resp: &Response,
-    ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
-        RPCError::Network(NetworkError::new(&RpcError::Unexpected {
-            target: self.target,
-            rpc,
-            got: response_kind(resp),
-        }))
-    }
 }
 
 impl RaftNetwork<TypeConfig> for NetworkConnection {
@@ -304,22 +292,15 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        const RPC: &str = "AppendEntries";
         let (rpc, cut) = fit_append(rpc, MAX_APPEND_BYTES);
         let entries = rpc.entries.len();
-        match self
-            .send(RPC, Request::AppendEntries(rpc), entries, &option)
-            .await?
-        {
+        match self.send(rpc, entries, &option).await? {
             // Only a prefix went: say how far the follower now matches.
-            Response::AppendEntries(Ok(AppendEntriesResponse::Success)) if cut.is_some() => {
+            Ok(AppendEntriesResponse::Success) if cut.is_some() => {
                 Ok(AppendEntriesResponse::PartialSuccess(cut))
             }
-            Response::AppendEntries(Ok(resp)) => Ok(resp),
-            Response::AppendEntries(Err(e)) => {
-                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
-            other => Err(self.unexpected(RPC, &other)),
+            Ok(resp) => Ok(resp),
+            Err(e) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
         }
     }
 
@@ -328,17 +309,9 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        const RPC: &str = "InstallSnapshot";
-        match self
-            .send(RPC, Request::InstallSnapshot(rpc), 0, &option)
+        self.send(rpc, 0, &option)
             .await?
-        {
-            Response::InstallSnapshot(Ok(resp)) => Ok(resp),
-            Response::InstallSnapshot(Err(e)) => {
-                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
-            other => Err(self.unexpected(RPC, &other)),
-        }
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 
     async fn vote(
@@ -346,12 +319,9 @@ impl RaftNetwork<TypeConfig> for NetworkConnection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>> {
-        const RPC: &str = "Vote";
-        match self.send(RPC, Request::Vote(rpc), 0, &option).await? {
-            Response::Vote(Ok(resp)) => Ok(resp),
-            Response::Vote(Err(e)) => Err(RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(self.unexpected(RPC, &other)),
-        }
+        self.send(rpc, 0, &option)
+            .await?
+            .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
 

@@ -175,14 +175,18 @@ pub enum Command {
         tenant: TenantName,
         /// The validated spec.
         spec: Box<stratus_spec::WorkloadSpec>,
-        /// Content address of its module (stored with `PutModule` first).
+        /// What it runs, in its string form (a [`stratus_types::Payload`]).
+        /// Kept a string in the log: older entries may hold what the API
+        /// passed through unparsed, which apply refuses (404) but must still
+        /// decode.
         module: String,
         /// Leader time.
         now_ms: u64,
     },
     /// Stop a workload: every instance is asked to stop.
     StopWorkload {
-        /// Workload id (`tenant/name`).
+        /// Workload id (`tenant/name`), as asked: a string in the log for
+        /// the same reason as `DeployWorkload`'s `module`.
         id: String,
         /// Leader time.
         now_ms: u64,

@@ -50,12 +50,8 @@ pub struct ModuleObject {
 /// The object key of module `hash` (`blake3:<64 hex>`), `None` if `hash` is
 /// not such an address.
 pub fn module_key(hash: &str) -> Option<String> {
-    let hex = hash.strip_prefix("blake3:")?;
-    (hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-    .then(|| format!("{MODULES_PREFIX}{hex}"))
+    let m = hash.parse::<stratus_types::ModuleRef>().ok()?;
+    Some(format!("{MODULES_PREFIX}{}", m.hex()))
 }
 
 impl State {
@@ -118,7 +114,7 @@ impl State {
                 version.size
             )));
         }
-        if Some(version.blake3.as_str()) != hash.strip_prefix("blake3:") {
+        if Some(version.blake3.as_str()) != hash.strip_prefix(stratus_types::ModuleRef::PREFIX) {
             return bad(format!("the object's BLAKE3 is not {hash}"));
         }
         match &version.data {

@@ -312,3 +312,25 @@ fn the_images_bucket_does_not_count_against_the_buckets_quota() {
     ok(s.apply(5, &bucket(images_bucket(A))));
     assert_eq!(s.quota_used(A, Resource::Buckets), 1);
 }
+
+#[test]
+fn a_malformed_module_or_image_reference_is_refused_as_unknown() {
+    let mut s = setup();
+    for bad in [
+        "",
+        "blake3:zz",
+        "sha256:00",
+        "image:",
+        "image:web",
+        "image:web:1",
+        "image:web:1@",
+        "image:web@7",
+        "image:web:1@7@8",
+    ] {
+        let r = s.apply(9, &deploy(A, "x", bad));
+        let e = r.error.unwrap_or_else(|| panic!("{bad:?} was accepted"));
+        assert_eq!(e.code(), ErrorCode::NotFound, "{bad:?}: {e:?}");
+        assert!(e.message().contains("is not stored"), "{bad:?}: {e:?}");
+    }
+    assert!(s.workloads.is_empty());
+}

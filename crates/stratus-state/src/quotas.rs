@@ -359,8 +359,9 @@ impl State {
                 self.need(tenant, Resource::ModuleBytes, bytes.len() as u64)
             }
             Command::DeployWorkload { tenant, spec, .. } => {
-                let id = format!("{tenant}/{}", spec.name);
-                let current = self.workloads.get(&id);
+                // An invalid name is refused by apply; no workload has it.
+                let id = stratus_types::WorkloadId::new(tenant, &spec.name).ok();
+                let current = id.and_then(|id| self.workloads.get(id.as_str()));
                 if current.is_none() {
                     self.need(tenant, Resource::Workloads, 1)?;
                 }

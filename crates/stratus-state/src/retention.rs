@@ -102,7 +102,7 @@ impl State {
                     s.map_or((false, false, 0), |s| (s.live, s.instances > 0, s.last_ms));
                 finished(w, live, any) && old(w.updated_ms.max(last), tasks_ms)
             })
-            .map(|w| w.id.clone())
+            .map(|w| w.id.to_string())
             .collect();
         let gone: BTreeSet<&str> = workloads.iter().map(String::as_str).collect();
         let instances = self
@@ -114,7 +114,7 @@ impl State {
                     && !gone.contains(i.workload.as_str())
                     && self
                         .workloads
-                        .get(&i.workload)
+                        .get(i.workload.as_str())
                         .is_some_and(|w| w.spec.kind != stratus_spec::WorkloadKind::Task)
             })
             .map(|i| i.id.clone())
@@ -124,9 +124,12 @@ impl State {
             .values()
             .filter(|w| !gone.contains(w.id.as_str()))
             .flat_map(|w| {
-                let prev = w.previous.as_ref().map(|(_, m)| m.as_str());
-                std::iter::once(w.module.as_str())
+                let prev = w.previous.as_ref().and_then(|(_, m)| m.module());
+                w.module
+                    .module()
+                    .into_iter()
                     .chain(prev)
+                    .map(|m| m.as_str())
                     .map(|m| (w.tenant.as_str(), m))
             })
             .collect();
@@ -181,10 +184,12 @@ impl State {
         }
         for h in dropped {
             let claimed = self.quotas.modules.values().any(|m| m.contains_key(h));
-            let used = self
-                .workloads
-                .values()
-                .any(|w| w.module == h || w.previous.as_ref().is_some_and(|(_, m)| m == h));
+            let used = self.workloads.values().any(|w| {
+                [Some(&w.module), w.previous.as_ref().map(|(_, m)| m)]
+                    .into_iter()
+                    .flatten()
+                    .any(|m| m.module().is_some_and(|m| m.as_str() == h))
+            });
             if !claimed && !used {
                 self.modules.remove(h);
             }

@@ -49,7 +49,7 @@ fn setup() -> (State, String) {
 fn instance(id: &str, workload: &str, now_ms: u64) -> Instance {
     Instance {
         id: id.into(),
-        workload: workload.into(),
+        workload: workload.parse().expect("a workload id"),
         node: NODE,
         generation: 1,
         slot: 0,

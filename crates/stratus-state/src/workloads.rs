@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use stratus_spec::WorkloadSpec;
-use stratus_types::NodeId;
+use stratus_types::{NodeId, Payload, WorkloadId};
 use utoipa::ToSchema;
 
 /// Largest module kept inline in the replicated state (replay of the first
@@ -28,17 +28,21 @@ pub fn module_hash(bytes: &[u8]) -> String {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Workload {
     /// `tenant/name`.
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: WorkloadId,
     /// Owner.
     pub tenant: String,
     /// Current spec.
     pub spec: WorkloadSpec,
-    /// Content address of the module of the current spec.
-    pub module: String,
+    /// What the current spec runs: the module's content address
+    /// (`blake3:<hex>`) or the pinned image (`image:NAME:TAG@VERSION`).
+    #[schema(value_type = String)]
+    pub module: Payload,
     /// Bumped on every deploy of a changed spec or module.
     pub generation: u64,
     /// The previous generation's spec and module (for automatic revert).
-    pub previous: Option<(WorkloadSpec, String)>,
+    #[schema(value_type = Option<(WorkloadSpec, String)>)]
+    pub previous: Option<(WorkloadSpec, Payload)>,
     /// Stopped by its owner: no instance is kept running.
     pub stopped: bool,
     /// When first deployed (ms since the Unix epoch, leader clock).
@@ -108,10 +112,12 @@ pub struct Event {
 /// An instance of a workload placed on a node.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Instance {
-    /// Unique id: `tenant/name/<generation>-<slot>-<index>`.
+    /// Unique id: the first 12 hex characters of the BLAKE3 of
+    /// `<workload>|<generation>|<slot>|<n>` (opaque: never parsed).
     pub id: String,
     /// Workload id.
-    pub workload: String,
+    #[schema(value_type = String)]
+    pub workload: WorkloadId,
     /// Node it is placed on.
     pub node: NodeId,
     /// Workload generation it runs.
@@ -186,7 +192,11 @@ impl ExecState {
 
 /// The log stream of exec `n` of `instance`.
 pub fn exec_log_id(instance: &str, n: u32) -> String {
-    format!("{instance}#exec-{n}")
+    stratus_types::LogStream {
+        instance,
+        exec: Some(n),
+    }
+    .to_string()
 }
 
 impl Instance {
@@ -209,5 +219,105 @@ impl Instance {
         self.desired == Desired::Run
             && !self.state.is_terminal()
             && self.state != InstanceState::Lost
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use stratus_spec::WorkloadSpec;
+
+    /// [`Workload`] as it was stored before its id and module were types.
+    #[derive(Serialize)]
+    struct OldWorkload {
+        id: String,
+        tenant: String,
+        spec: WorkloadSpec,
+        module: String,
+        generation: u64,
+        previous: Option<(WorkloadSpec, String)>,
+        stopped: bool,
+        created_ms: u64,
+        updated_ms: u64,
+        instances_created: u64,
+    }
+
+    /// [`Instance`] as it was stored before its workload id was a type.
+    #[derive(Serialize)]
+    struct OldInstance {
+        id: String,
+        workload: String,
+        node: NodeId,
+        generation: u64,
+        slot: u32,
+        desired: Desired,
+        state: InstanceState,
+        restarts: u32,
+        exit_code: Option<i32>,
+        replaces: Option<String>,
+        events: Vec<Event>,
+        created_ms: u64,
+        updated_ms: u64,
+        execs: Vec<ExecRecord>,
+    }
+
+    const HASH: &str = "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
+
+    fn spec(name: &str) -> WorkloadSpec {
+        stratus_spec::parse(
+            &format!("version: 1\nname: {name}\nkind: service\nwasm: {{ module: m.wasm }}\n"),
+            stratus_spec::Format::Yaml,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rows_stored_with_string_ids_decode_and_encode_to_the_same_bytes() {
+        let old = OldWorkload {
+            id: "acme/web".into(),
+            tenant: "acme".into(),
+            spec: spec("web"),
+            module: "image:lib/web:1.2@000000000000002a".into(),
+            generation: 2,
+            previous: Some((spec("web"), HASH.into())),
+            stopped: false,
+            created_ms: 1,
+            updated_ms: 2,
+            instances_created: 3,
+        };
+        let bytes = bincode::serialize(&old).unwrap();
+        let w: Workload = bincode::deserialize(&bytes).unwrap();
+        assert_eq!((w.id.tenant(), w.id.name()), ("acme", "web"));
+        assert_eq!(
+            w.module.image().map(|i| i.name_tag()),
+            Some("lib/web:1.2".into())
+        );
+        assert!(w.previous.as_ref().unwrap().1.module().is_some());
+        assert_eq!(bincode::serialize(&w).unwrap(), bytes);
+
+        let old = OldInstance {
+            id: "0123456789ab".into(),
+            workload: "acme/web".into(),
+            node: NodeId([7; 32]),
+            generation: 2,
+            slot: 0,
+            desired: Desired::Run,
+            state: InstanceState::Pending,
+            restarts: 0,
+            exit_code: None,
+            replaces: None,
+            events: Vec::new(),
+            created_ms: 1,
+            updated_ms: 1,
+            execs: Vec::new(),
+        };
+        let bytes = bincode::serialize(&old).unwrap();
+        let i: Instance = bincode::deserialize(&bytes).unwrap();
+        assert_eq!(i.workload, "acme/web");
+        assert_eq!(bincode::serialize(&i).unwrap(), bytes);
+        // The API's JSON is the same too.
+        let json = serde_json::to_value(&i).unwrap();
+        assert_eq!(json["workload"], "acme/web");
     }
 }

@@ -1,9 +1,56 @@
 //! Applying the workload commands: deploy, stop, place, desired state,
 //! instance and exec reports.
 
+use stratus_spec::WorkloadSpec;
+use stratus_types::{ImageRef, Payload, RefError, WorkloadId};
+
 use crate::{objects, workloads, ApplyError, Command, Desired, InstanceState, State, Workload};
 
 impl State {
+    /// What `DeployWorkload`'s `module` names, if `tenant` may run it: a
+    /// module it uploaded itself, or a stored version of one of its images
+    /// (with a spec that has `image:`).
+    fn deployable(
+        &self,
+        tenant: &str,
+        spec: &WorkloadSpec,
+        module: &str,
+    ) -> Result<Payload, ApplyError> {
+        match module.parse::<Payload>() {
+            Ok(Payload::Image(image)) => {
+                // A pinned container image: `NAME:TAG@VERSION` of the
+                // tenant's images bucket.
+                let found = self
+                    .store
+                    .version(
+                        &objects::images_bucket(tenant),
+                        &format!("flists/{}", image.name_tag()),
+                        Some(&image.version),
+                    )
+                    .is_ok_and(|v| !v.is_delete_marker());
+                if !found {
+                    return Err(image_not_stored(module));
+                }
+                if spec.image.is_none() {
+                    return Err(ApplyError::invalid(
+                        "a container image needs a spec with `image:`",
+                    ));
+                }
+                Ok(Payload::Image(image))
+            }
+            Err(RefError::Image(_)) => Err(image_not_stored(module)),
+            // Only modules the tenant uploaded itself (possession of the
+            // bytes), and the same answer whether or not another tenant
+            // stored it: a hash confirms nothing.
+            Ok(Payload::Wasm(m)) if self.module_available(tenant, m.as_str()) => {
+                Ok(Payload::Wasm(m))
+            }
+            _ => Err(ApplyError::not_found(format!(
+                "module {module} is not stored; upload it first"
+            ))),
+        }
+    }
+
     /// Applies one workload command: deploy, stop, place instances.
     pub(crate) fn apply_workloads(
         &mut self,
@@ -26,39 +73,11 @@ impl State {
                     ApplyError::invalid(msg)
                 })?;
                 self.require_tenant(tenant)?;
-                if let Some(image) = module.strip_prefix("image:") {
-                    // A pinned container image: `NAME:TAG@VERSION` of the
-                    // tenant's images bucket.
-                    let found = image.rsplit_once('@').is_some_and(|(name, version)| {
-                        self.store
-                            .version(
-                                &objects::images_bucket(tenant),
-                                &format!("flists/{name}"),
-                                Some(version),
-                            )
-                            .is_ok_and(|v| !v.is_delete_marker())
-                    });
-                    if !found {
-                        return Err(ApplyError::not_found(format!(
-                            "image {image} is not stored; import it first"
-                        )));
-                    }
-                    if spec.image.is_none() {
-                        return Err(ApplyError::invalid(
-                            "a container image needs a spec with `image:`",
-                        ));
-                    }
-                } else if !self.module_available(tenant, module) {
-                    // Only modules the tenant uploaded itself (possession of
-                    // the bytes), and the same answer whether or not another
-                    // tenant stored it: a hash confirms nothing.
-                    return Err(ApplyError::not_found(format!(
-                        "module {module} is not stored; upload it first"
-                    )));
-                }
-                let id = format!("{tenant}/{}", spec.name);
-                match self.workloads.get_mut(&id) {
-                    Some(w) if w.spec == **spec && w.module == *module && !w.stopped => {}
+                let payload = self.deployable(tenant, spec, module)?;
+                let id = WorkloadId::new(tenant, &spec.name)
+                    .map_err(|e| ApplyError::invalid(e.to_string()))?;
+                match self.workloads.get_mut(id.as_str()) {
+                    Some(w) if w.spec == **spec && w.module == payload && !w.stopped => {}
                     Some(w) => {
                         if w.spec.kind != spec.kind {
                             return Err(ApplyError::conflict(format!(
@@ -68,19 +87,19 @@ impl State {
                         }
                         w.previous = Some((w.spec.clone(), w.module.clone()));
                         w.spec = (**spec).clone();
-                        w.module = module.clone();
+                        w.module = payload;
                         w.generation += 1;
                         w.stopped = false;
                         w.updated_ms = *now_ms;
                     }
                     None => {
                         self.workloads.insert(
-                            id.clone(),
+                            id.to_string(),
                             Workload {
                                 id,
                                 tenant: tenant.clone(),
                                 spec: (**spec).clone(),
-                                module: module.clone(),
+                                module: payload,
                                 generation: 1,
                                 previous: None,
                                 stopped: false,
@@ -117,7 +136,7 @@ impl State {
                             i.id
                         )));
                     }
-                    if !self.workloads.contains_key(&i.workload) {
+                    if !self.workloads.contains_key(i.workload.as_str()) {
                         return Err(ApplyError::not_found(format!(
                             "workload {} does not exist",
                             i.workload
@@ -125,7 +144,7 @@ impl State {
                     }
                 }
                 for i in instances {
-                    if let Some(w) = self.workloads.get_mut(&i.workload) {
+                    if let Some(w) = self.workloads.get_mut(i.workload.as_str()) {
                         w.instances_created += 1;
                     }
                     self.instances.insert(i.id.clone(), i.clone());
@@ -194,8 +213,8 @@ impl State {
                 let image = self
                     .instances
                     .get(instance)
-                    .and_then(|i| self.workloads.get(&i.workload))
-                    .is_some_and(|w| w.module.starts_with("image:"));
+                    .and_then(|i| self.workloads.get(i.workload.as_str()))
+                    .is_some_and(|w| w.module.image().is_some());
                 let inst = self.instances.get_mut(instance).ok_or_else(|| {
                     ApplyError::not_found(format!("instance {instance} does not exist"))
                 })?;
@@ -250,4 +269,10 @@ impl State {
             _ => Err(ApplyError::internal("command routed to the wrong family")),
         }
     }
+}
+
+/// The answer to an image that is not stored (or not an image reference).
+fn image_not_stored(module: &str) -> ApplyError {
+    let image = module.strip_prefix(ImageRef::PREFIX).unwrap_or(module);
+    ApplyError::not_found(format!("image {image} is not stored; import it first"))
 }

@@ -38,12 +38,13 @@ use std::io::{Cursor, Read};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use stratus_chunk::PieceId;
-use stratus_proto::{PieceErrorKind, PieceRequest, PieceResponse};
+use stratus_proto::{piece_rpc, PieceErrorKind, PieceRpcError};
 use stratus_state::marks::{Failure, MarkCommand, MAX_STRIKES_PER_COMMAND};
 use stratus_state::objects::StoreCommand;
 use stratus_state::{Command, State};
 use stratus_types::NodeId;
 
+use crate::net::PieceCallError;
 use crate::{now_ms, StorageTarget, Store};
 
 /// Bytes of a challenged range.
@@ -304,20 +305,18 @@ impl Store {
         let mut bad = Vec::new();
         let mut passed = 0;
         for c in challenges {
-            let req = PieceRequest::Prove {
+            let req = piece_rpc::Prove {
                 id: c.id,
                 offset: c.offset,
                 len: c.len,
             };
             let piece = format!("piece {} range {}+{}", c.id, c.offset, c.len);
-            let failure = match self.call(t.id, &t.addr, req).await {
-                Ok(PieceResponse::Proof(proof)) => {
-                    match verify(&c.id, c.piece_len, c.offset, c.len, &proof) {
-                        Ok(()) => None,
-                        Err(e) => Some((Failure::WrongProof, format!("{piece}: {e}"))),
-                    }
-                }
-                Ok(PieceResponse::Error { kind, message }) => {
+            let failure = match self.piece(t.id, &t.addr, req).await {
+                Ok(proof) => match verify(&c.id, c.piece_len, c.offset, c.len, &proof) {
+                    Ok(()) => None,
+                    Err(e) => Some((Failure::WrongProof, format!("{piece}: {e}"))),
+                },
+                Err(PieceCallError::Answer(PieceRpcError::Refused { kind, message })) => {
                     let kind = match kind {
                         PieceErrorKind::NotFound => "missing",
                         PieceErrorKind::Corrupt => "corrupt",
@@ -325,11 +324,10 @@ impl Store {
                     };
                     Some((Failure::Lost, format!("{piece}: {kind}: {message}")))
                 }
-                Ok(other) => Some((
-                    Failure::WrongProof,
-                    format!("{piece}: answered {}", short_debug(&other)),
-                )),
-                Err(e) => {
+                Err(PieceCallError::Answer(PieceRpcError::WrongReply { got, .. })) => {
+                    Some((Failure::WrongProof, format!("{piece}: answered {got}")))
+                }
+                Err(PieceCallError::Call(e)) => {
                     failures.push((Failure::Unanswered, format!("{piece}: {e}")));
                     break;
                 }
@@ -362,18 +360,6 @@ impl Store {
             .collect();
         self.strike(node, failures).await;
     }
-}
-
-fn short_debug(r: &PieceResponse) -> String {
-    let mut s = format!("{r:?}");
-    if s.len() > 80 {
-        let mut end = 80;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    s
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use stratus_flist::{ChunkingSink, FlistError};
 use stratus_state::objects::{
     images_bucket, Bucket, DedupeScope, KeyScope, ObjectVersion, StoreCommand, Versioning,
 };
-use stratus_types::ErrorCode;
+use stratus_types::{ErrorCode, ImageRef};
 use tokio::sync::mpsc;
 
 use crate::write::PutMeta;
@@ -62,9 +62,12 @@ pub struct ImageInfo {
 impl ImageInfo {
     /// The reference a workload pins to run this version.
     pub fn pinned(&self) -> ImageRef {
+        // `name` is normalized (`NAME:TAG`, see [`normalize_image_name`]).
+        let (name, tag) = self.name.rsplit_once(':').unwrap_or((&self.name, "latest"));
         ImageRef {
-            name: self.name.clone(),
-            version_id: self.version_id.clone(),
+            name: name.to_string(),
+            tag: tag.to_string(),
+            version: self.version_id.clone(),
         }
     }
 }
@@ -84,36 +87,6 @@ pub struct ImportReport {
     pub new_chunks: u64,
     /// Bytes of pieces written to storage nodes.
     pub piece_bytes: u64,
-}
-
-/// A workload's pinned image: `image:NAME:TAG@VERSION`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageRef {
-    /// `NAME:TAG`.
-    pub name: String,
-    /// Flist object version.
-    pub version_id: String,
-}
-
-impl ImageRef {
-    /// Prefix of an image reference in a workload's `module` field.
-    pub const PREFIX: &'static str = "image:";
-
-    /// Parses `image:NAME:TAG@VERSION`.
-    pub fn parse(s: &str) -> Option<ImageRef> {
-        let rest = s.strip_prefix(Self::PREFIX)?;
-        let (name, version) = rest.rsplit_once('@')?;
-        (!name.is_empty() && !version.is_empty()).then(|| ImageRef {
-            name: name.to_string(),
-            version_id: version.to_string(),
-        })
-    }
-}
-
-impl std::fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}@{}", Self::PREFIX, self.name, self.version_id)
-    }
 }
 
 /// `NAME[:TAG]` → `NAME:TAG` (tag `latest` by default), checked: NAME is
@@ -347,9 +320,9 @@ impl Store {
     /// The encoded flist of a pinned image version.
     pub async fn image_flist(&self, tenant: &str, image: &ImageRef) -> Result<Vec<u8>, StoreError> {
         let bucket = images_bucket(tenant);
-        let key = format!("{FLISTS}{}", image.name);
+        let key = format!("{FLISTS}{}", image.name_tag());
         let (version, mut body) = self
-            .get(tenant, &bucket, &key, Some(&image.version_id), None)
+            .get(tenant, &bucket, &key, Some(&image.version), None)
             .await?;
         if version.size > MAX_FLIST_OBJECT {
             return Err(StoreError::internal(format!(
@@ -440,11 +413,12 @@ mod tests {
     #[test]
     fn image_refs_round_trip() {
         let r = ImageRef {
-            name: "lib/web:1.2".into(),
-            version_id: "000000000000002a".into(),
+            name: "lib/web".into(),
+            tag: "1.2".into(),
+            version: "000000000000002a".into(),
         };
-        assert_eq!(ImageRef::parse(&r.to_string()), Some(r));
-        assert_eq!(ImageRef::parse("blake3:abc"), None);
-        assert_eq!(ImageRef::parse("image:web:1@"), None);
+        assert_eq!(r.to_string().parse::<ImageRef>().ok(), Some(r));
+        assert!("blake3:abc".parse::<ImageRef>().is_err());
+        assert!("image:web:1@".parse::<ImageRef>().is_err());
     }
 }

@@ -78,12 +78,14 @@ use stratus_state::{Command, CommandResult, State};
 use stratus_types::{ErrorCode, NodeId, NodeStatus};
 
 pub use audit::AuditReport;
-pub use images::{normalize_image_name, ImageInfo, ImageRef, ImportReport, FLIST_CONTENT_TYPE};
+pub use images::{normalize_image_name, ImageInfo, ImportReport, FLIST_CONTENT_TYPE};
 pub use maintain::{GcReport, MaintenanceStats, RepairReport, ScrubReport};
 pub use modules::{IngestedModule, StoredModule, MODULE_CONTENT_TYPE};
 pub use net::NetPieces;
 pub use read::ByteRange;
 pub use s3api::PartPut;
+/// A pinned image (defined with the other workload references).
+pub use stratus_types::ImageRef;
 pub use usage::NodeSpace;
 pub use write::{PutMeta, PutResult};
 

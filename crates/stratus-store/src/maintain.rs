@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use stratus_chunk::{piece_id, rebuild_pieces, PieceId, Profile};
-use stratus_proto::{PieceRequest, PieceResponse};
+use stratus_proto::{piece_rpc, PieceRpcError};
 use stratus_sched::{place_stripe, Held, StorageNode};
 use stratus_state::objects::{PieceMove, StoreCommand};
 use stratus_state::Command;
 use stratus_types::NodeId;
 use tokio_util::sync::CancellationToken;
 
+use crate::net::PieceCallError;
 use crate::read::pack_view;
 use crate::{now_ms, StorageTarget, Store, StoreError};
 
@@ -186,28 +187,26 @@ impl Store {
                 let from = view.pack.pieces[*index as usize].node;
                 async move {
                     let addr = addr.ok_or_else(|| StoreError::internal("unknown target"))?;
-                    match self
-                        .call(node, &addr, PieceRequest::Put { id, bytes })
-                        .await?
-                    {
-                        PieceResponse::Stored(_) => Ok(PieceMove {
+                    match self.piece(node, &addr, piece_rpc::Put { id, bytes }).await {
+                        Ok(_) => Ok(PieceMove {
                             pack,
                             index: *index,
                             from,
                             to: node,
                         }),
-                        PieceResponse::Error {
+                        Err(PieceCallError::Call(e)) => Err(e),
+                        Err(PieceCallError::Answer(PieceRpcError::Refused {
                             kind: stratus_proto::PieceErrorKind::Full,
                             message,
-                        } => {
+                        })) => {
                             self.note_full(node);
                             Err(StoreError::unavailable(format!(
                                 "node {} is full: {message}",
                                 node.short()
                             )))
                         }
-                        other => Err(StoreError::unavailable(format!(
-                            "node {} refused a rebuilt piece: {other:?}",
+                        Err(PieceCallError::Answer(e)) => Err(StoreError::unavailable(format!(
+                            "node {} refused a rebuilt piece: {e}",
                             node.short()
                         ))),
                     }
@@ -249,20 +248,15 @@ impl Store {
         let mut report = ScrubReport::default();
         for t in targets {
             let r = self
-                .call(t.id, &t.addr, PieceRequest::Scrub { max_bytes })
+                .piece(t.id, &t.addr, piece_rpc::Scrub { max_bytes })
                 .await;
             let (checked_pieces, checked_bytes, corrupt, wrapped) = match r {
-                Ok(PieceResponse::Scrub {
-                    checked_pieces,
-                    checked_bytes,
-                    corrupt,
-                    wrapped,
-                }) => (checked_pieces, checked_bytes, corrupt, wrapped),
-                Ok(other) => {
-                    tracing::warn!(node = %t.id.short(), "scrub answered {other:?}");
+                Ok(s) => (s.checked_pieces, s.checked_bytes, s.corrupt, s.wrapped),
+                Err(PieceCallError::Answer(e)) => {
+                    tracing::warn!(node = %t.id.short(), "scrub answered {e}");
                     continue;
                 }
-                Err(e) => {
+                Err(PieceCallError::Call(e)) => {
                     tracing::warn!(node = %t.id.short(), error = %e, "scrub failed");
                     continue;
                 }
@@ -335,10 +329,10 @@ impl Store {
             if let Some(ids) = deletions.get(&t.id) {
                 let ids: Vec<PieceId> = ids.iter().copied().collect();
                 match self
-                    .call(t.id, &t.addr, PieceRequest::Delete { ids: ids.clone() })
+                    .piece(t.id, &t.addr, piece_rpc::Delete { ids: ids.clone() })
                     .await
                 {
-                    Ok(PieceResponse::Deleted(n)) => {
+                    Ok(n) => {
                         report.pieces += n;
                         self.write(StoreCommand::PiecesDeleted {
                             node: t.id,
@@ -346,14 +340,14 @@ impl Store {
                         })
                         .await?;
                     }
-                    other => tracing::warn!(node = %t.id.short(), "deleting pieces: {other:?}"),
+                    Err(e) => tracing::warn!(node = %t.id.short(), "deleting pieces: {e}"),
                 }
             }
             // Orphans: held, referenced by nothing, older than the grace period.
-            let listed = match self.call(t.id, &t.addr, PieceRequest::List).await {
-                Ok(PieceResponse::List(l)) => l,
-                other => {
-                    tracing::warn!(node = %t.id.short(), "listing pieces: {other:?}");
+            let listed = match self.piece(t.id, &t.addr, piece_rpc::List).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(node = %t.id.short(), "listing pieces: {e}");
                     continue;
                 }
             };
@@ -376,11 +370,11 @@ impl Store {
                 continue;
             }
             match self
-                .call(t.id, &t.addr, PieceRequest::Delete { ids: orphans })
+                .piece(t.id, &t.addr, piece_rpc::Delete { ids: orphans })
                 .await
             {
-                Ok(PieceResponse::Deleted(n)) => report.orphans += n,
-                other => tracing::warn!(node = %t.id.short(), "deleting orphans: {other:?}"),
+                Ok(n) => report.orphans += n,
+                Err(e) => tracing::warn!(node = %t.id.short(), "deleting orphans: {e}"),
             }
         }
         Ok(report)

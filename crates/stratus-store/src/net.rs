@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use stratus_net::Pool;
-use stratus_proto::{PieceRequest, PieceResponse};
+use stratus_proto::{PieceRequest, PieceResponse, PieceRpc, PieceRpcError};
 use stratus_types::NodeId;
 
 use crate::{Pieces, StoreError};
@@ -43,5 +43,38 @@ impl Pieces for NetPieces {
                 .await
                 .map_err(unreachable)
         })
+    }
+}
+
+/// Why a typed piece call ([`crate::Store::piece`]) returned no reply.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PieceCallError {
+    /// The node could not be asked (unreachable, timeout, transport).
+    #[error(transparent)]
+    Call(StoreError),
+    /// The node refused, or answered with another kind of response.
+    #[error(transparent)]
+    Answer(#[from] PieceRpcError),
+}
+
+/// The typed reply of the answer `r` to an `R`.
+pub(crate) fn typed<R: PieceRpc>(
+    r: Result<PieceResponse, StoreError>,
+) -> Result<R::Reply, PieceCallError> {
+    let r = r.map_err(PieceCallError::Call)?;
+    Ok(stratus_proto::piece_rpc::decode::<R>(r)?)
+}
+
+impl crate::Store {
+    /// Sends `req` to storage node `node` ([`crate::Store::call`]: a node
+    /// that fails to answer is suspected for a while) and returns its typed
+    /// reply.
+    pub(crate) async fn piece<R: PieceRpc>(
+        &self,
+        node: NodeId,
+        addr: &str,
+        req: R,
+    ) -> Result<R::Reply, PieceCallError> {
+        typed::<R>(self.call(node, addr, req.into_request()).await)
     }
 }

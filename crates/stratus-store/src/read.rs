@@ -8,11 +8,12 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, FuturesUnordered};
 use futures::StreamExt;
 use stratus_chunk::{decode_stripe, open_chunk, piece_id, ChunkId, Profile, ScopeKey};
-use stratus_proto::{PieceErrorKind, PieceRequest, PieceResponse};
+use stratus_proto::{piece_rpc, PieceErrorKind, PieceRpcError};
 use stratus_state::marks::Failure;
 use stratus_state::objects::{KeyScope, ObjectStore, ObjectVersion, Pack, StoreCommand};
 use stratus_types::NodeId;
 
+use crate::net::PieceCallError;
 use crate::{Store, StoreError};
 
 /// Packs fetched ahead of the one being sent.
@@ -201,9 +202,9 @@ impl Store {
             let id = view.pack.pieces[slot.index].id;
             async move {
                 let addr = slot.addr.clone().unwrap_or_default();
-                let r = store.call(slot.node, &addr, PieceRequest::Get { id }).await;
+                let r = store.piece(slot.node, &addr, piece_rpc::Get { id }).await;
                 let verdict = match r {
-                    Ok(PieceResponse::Bytes(b)) => {
+                    Ok(b) => {
                         let (b, ok) = tokio::task::spawn_blocking(move || {
                             let ok = piece_id(&b) == id;
                             (b, ok)
@@ -219,13 +220,12 @@ impl Store {
                             )
                         }
                     }
-                    Ok(PieceResponse::Error {
+                    Err(PieceCallError::Answer(PieceRpcError::Refused {
                         kind: PieceErrorKind::Corrupt,
                         message,
-                    }) => Fetched::Bad(message, false),
-                    Ok(PieceResponse::Error { message, .. }) => Fetched::Failed(message),
-                    Ok(other) => Fetched::Failed(format!("unexpected answer {other:?}")),
-                    Err(e) => Fetched::Failed(e.to_string()),
+                    })) => Fetched::Bad(message, false),
+                    Err(PieceCallError::Answer(e)) => Fetched::Failed(e.to_string()),
+                    Err(PieceCallError::Call(e)) => Fetched::Failed(e.to_string()),
                 };
                 (slot, verdict)
             }
@@ -451,20 +451,21 @@ impl Store {
                     )));
                 };
                 let want = stop - start;
-                let req = PieceRequest::GetRange {
+                let req = piece_rpc::GetRange {
                     id,
                     offset: start - i * piece_len,
                     len: want,
                 };
-                match self.call(slot.node, &addr, req).await? {
-                    PieceResponse::Bytes(b) if b.len() as u64 == want => Ok(b),
-                    PieceResponse::Bytes(b) => Err(StoreError::unavailable(format!(
+                match self.piece(slot.node, &addr, req).await {
+                    Ok(b) if b.len() as u64 == want => Ok(b),
+                    Ok(b) => Err(StoreError::unavailable(format!(
                         "node {} returned {} bytes of {want}",
                         slot.node.short(),
                         b.len()
                     ))),
-                    other => Err(StoreError::unavailable(format!(
-                        "node {} answered a ranged read with {other:?}",
+                    Err(PieceCallError::Call(e)) => Err(e),
+                    Err(PieceCallError::Answer(e)) => Err(StoreError::unavailable(format!(
+                        "node {} answered a ranged read with {e}",
                         slot.node.short()
                     ))),
                 }

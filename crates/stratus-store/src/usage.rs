@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use stratus_proto::{PieceRequest, PieceResponse};
+use stratus_proto::{piece_rpc, PieceRpc};
 use stratus_types::NodeId;
 use utoipa::ToSchema;
 
@@ -57,21 +57,15 @@ impl Store {
             let r = self
                 .inner
                 .pieces
-                .call(t.id, t.addr.clone(), PieceRequest::Usage);
-            (t.id, r.await)
+                .call(t.id, t.addr.clone(), piece_rpc::Usage.into_request());
+            (t.id, crate::net::typed::<piece_rpc::Usage>(r.await))
         });
         for (node, r) in futures::future::join_all(calls).await {
             match r {
-                Ok(PieceResponse::Usage {
-                    capacity_bytes,
-                    used_bytes,
-                    fs_available_bytes,
-                    ..
-                }) => self.set_measured(
+                Ok(u) => self.set_measured(
                     node,
-                    free_of(capacity_bytes, used_bytes, fs_available_bytes),
+                    free_of(u.capacity_bytes, u.used_bytes, u.fs_available_bytes),
                 ),
-                Ok(other) => tracing::debug!(node = %node.short(), "usage answered {other:?}"),
                 Err(e) => tracing::debug!(node = %node.short(), error = %e, "usage not measured"),
             }
         }

@@ -10,7 +10,7 @@ use stratus_chunk::{
     chunk_id, encode_stripe, piece_id, piece_len, seal_chunk, ChunkId, PackBuilder, PieceId,
     Profile, ScopeKey, StreamChunker,
 };
-use stratus_proto::{PieceRequest, PieceResponse};
+use stratus_proto::{piece_rpc, PieceRpcError};
 use stratus_sched::{place_stripe, Held, StorageNode};
 use stratus_state::objects::{
     validate_key, ErasureProfile, ManifestChunk, NewChunk, ObjectData, ObjectVersion, StoreCommand,
@@ -18,6 +18,7 @@ use stratus_state::objects::{
 use stratus_types::NodeId;
 use tokio::sync::mpsc;
 
+use crate::net::PieceCallError;
 use crate::{now_ms, read_state, StorageTarget, Store, StoreError};
 
 /// Attempts to find a node for each piece before a put fails.
@@ -376,7 +377,7 @@ impl Store {
             })?;
             let puts = todo.iter().zip(picked).map(|(&i, node)| {
                 let target = targets.iter().find(|t| t.id == node).cloned();
-                let req = PieceRequest::Put {
+                let req = piece_rpc::Put {
                     id: pack.ids[i],
                     bytes: pack.pieces[i].clone(),
                 };
@@ -391,9 +392,9 @@ impl Store {
                         );
                     };
                     let id = t.id;
-                    let r = match self.call(t.id, &t.addr, req).await {
-                        Ok(PieceResponse::Stored(_)) => Ok(t),
-                        Ok(PieceResponse::Error { kind, message }) => {
+                    let r = match self.piece(t.id, &t.addr, req).await {
+                        Ok(_) => Ok(t),
+                        Err(PieceCallError::Answer(PieceRpcError::Refused { kind, message })) => {
                             if kind == stratus_proto::PieceErrorKind::Full {
                                 self.note_full(t.id);
                             }
@@ -402,11 +403,11 @@ impl Store {
                                 t.id.short()
                             )))
                         }
-                        Ok(other) => Err(StoreError::unavailable(format!(
-                            "node {} answered a put with {other:?}",
+                        Err(PieceCallError::Answer(e)) => Err(StoreError::unavailable(format!(
+                            "node {} answered a put with {e}",
                             t.id.short()
                         ))),
-                        Err(e) => Err(e),
+                        Err(PieceCallError::Call(e)) => Err(e),
                     };
                     (i, r.map_err(|e| (id, e)))
                 }

@@ -5,9 +5,11 @@
 //!
 //! Identifiers ([`NodeId`]), what a lending machine reports about itself
 //! ([`NodeInfo`], [`Capacity`], [`Attributes`]), its lifecycle ([`NodeStatus`]),
-//! tenants and API tokens, and the stable error codes the API returns
-//! ([`ErrorCode`]). This crate does no IO and has no async runtime, so it can be
-//! used by pure code (state machine, scheduler) and by fuzz targets alike.
+//! tenants and API tokens, workload ids and what a workload runs
+//! ([`WorkloadId`], [`Payload`]: parsed and printed only here), and the
+//! stable error codes the API returns ([`ErrorCode`]). This crate does no
+//! IO and has no async runtime, so it can be used by pure code (state
+//! machine, scheduler) and by fuzz targets alike.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +20,8 @@ use utoipa::ToSchema;
 
 mod ports;
 pub use ports::{PortRange, PortRangeError};
+mod workload;
+pub use workload::{ImageRef, LogStream, ModuleRef, Payload, RefError, WorkloadId};
 
 /// Version of every persisted or transmitted structure defined by Stratus.
 /// Bumped on incompatible changes; readers refuse versions they do not know.

@@ -1,0 +1,107 @@
+//! What agents report to a replica: what happened to their instances,
+//! their output, and the progress of execs. Each is taken only for the
+//! sender's own instances (the connection's key says who sends), and what
+//! would cost a Raft entry for nothing is dropped first.
+
+use stratus_proto::{InstanceReport, LogChunk, Response};
+use stratus_state::workloads::ExecState;
+use stratus_state::Command;
+use stratus_types::{ErrorCode, NodeId};
+
+use crate::serve::{error_response, not_member};
+use crate::Control;
+
+impl Control {
+    /// [`stratus_proto::Request::Report`]: what happened to `peer`'s instances.
+    pub(crate) async fn take_reports(
+        &self,
+        peer: NodeId,
+        reports: Vec<InstanceReport>,
+    ) -> Response {
+        if !self.is_registered(&peer) {
+            return not_member(&peer);
+        }
+        // Reports about instances not on this node are dropped before they
+        // cost a Raft entry; texts are bounded.
+        let reports: Vec<_> = self.inner.reader.read(|s| {
+            crate::bounds::bound_reports(reports)
+                .into_iter()
+                .filter(|r| s.instances.get(&r.id).is_some_and(|i| i.node == peer))
+                .collect()
+        });
+        let writes = reports.into_iter().map(|r| {
+            self.write(Command::ReportInstance {
+                id: r.id,
+                node: peer,
+                state: r.state,
+                restarts: r.restarts,
+                exit_code: r.exit_code,
+                kind: r.kind,
+                message: r.message,
+                now_ms: r.time_ms,
+            })
+        });
+        for r in futures::future::join_all(writes).await {
+            match r {
+                Ok(_) => {}
+                // Reports about instances that are gone or moved are dropped.
+                Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::Forbidden) => {}
+                Err(e) => return error_response(e.code(), e),
+            }
+        }
+        Response::Ok
+    }
+
+    /// [`stratus_proto::Request::PushLogs`]: output of `peer`'s instances.
+    pub(crate) fn take_logs(&self, peer: NodeId, chunks: Vec<LogChunk>) -> Response {
+        if !self.is_registered(&peer) {
+            return not_member(&peer);
+        }
+        // Only output of the peer's own instances, and of execs asked of
+        // them (`<instance>#exec-<n>`); the rest is dropped.
+        let owned: Vec<_> = self.inner.reader.read(|s| {
+            chunks
+                .into_iter()
+                .filter(|c| crate::authz::may_push_log(s, &peer, &c.instance))
+                .collect()
+        });
+        self.inner.logs.append(owned);
+        Response::Ok
+    }
+
+    /// [`stratus_proto::Request::ReportExec`]: the progress of exec `n` in
+    /// one of `peer`'s instances.
+    pub(crate) async fn take_exec_report(
+        &self,
+        peer: NodeId,
+        instance: String,
+        n: u32,
+        mut state: ExecState,
+    ) -> Response {
+        crate::bounds::bound_exec_state(&mut state);
+        if !self.is_registered(&peer) {
+            return not_member(&peer);
+        }
+        // Only a pending or running exec asked of the peer's own instance is
+        // written (anything else would cost a Raft entry for nothing).
+        let live = self
+            .inner
+            .reader
+            .read(|s| crate::authz::may_report_exec(s, &peer, &instance, n));
+        if !live {
+            return Response::Ok;
+        }
+        match self
+            .write(Command::ReportExec {
+                instance,
+                node: peer,
+                n,
+                state,
+            })
+            .await
+        {
+            Ok(_) => Response::Ok,
+            Err(e) => error_response(e.code(), e),
+        }
+    }
+}
