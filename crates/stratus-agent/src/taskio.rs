@@ -43,7 +43,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stratus_proto::{ListedObject, Request, Response, VolumeAnswer, VolumePut, MAX_VOLUME_PART};
+use stratus_proto::rpc::{self, Rpc, RpcError};
+use stratus_proto::rpc_objects::{
+    Abort, Begin, Complete, ListInput, ObjectAt, ObjectPage, ObjectUse, Part, PartData, ReadPart,
+    Upload, UploadStep,
+};
+use stratus_proto::{ListedObject, MAX_VOLUME_PART};
 use stratus_spec::{ObjectFolder, WorkloadSpec};
 use stratus_types::ErrorCode;
 use tokio_util::sync::CancellationToken;
@@ -222,25 +227,30 @@ pub fn key_path(prefix: &str, key: &str, size: u64) -> Result<KeyTarget, &'stati
 }
 
 /// One call to the replica, retried while no replica answers.
-async fn call(
+async fn call<R: Rpc>(
     rpc: &dyn Replica,
     context: &str,
-    req: impl Fn() -> Request,
-) -> Result<Response, TaskIoError> {
+    req: impl Fn() -> R,
+) -> Result<R::Reply, TaskIoError> {
     let mut last = String::new();
     for attempt in 0..CALL_ATTEMPTS {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(250 << attempt.min(4))).await;
         }
-        match tokio::time::timeout(CALL_TIMEOUT, rpc.call(req())).await {
-            Ok(Ok(Response::Error { code, message })) => {
-                return Err(TaskIoError::Replica {
-                    context: context.into(),
-                    code,
-                    message,
+        match tokio::time::timeout(CALL_TIMEOUT, rpc.call(req().into_request())).await {
+            Ok(Ok(r)) => {
+                return rpc::decode::<R>(r).map_err(|e| match e {
+                    RpcError::Refused { code, message } => TaskIoError::Replica {
+                        context: context.into(),
+                        code,
+                        message,
+                    },
+                    e @ RpcError::WrongReply { .. } => TaskIoError::Unreachable {
+                        context: context.into(),
+                        message: format!("bad answer from the replica: {e}"),
+                    },
                 })
             }
-            Ok(Ok(r)) => return Ok(r),
             Ok(Err(e)) => last = e,
             Err(_) => last = "timed out".into(),
         }
@@ -249,13 +259,6 @@ async fn call(
         context: context.into(),
         message: format!("no control replica answered: {last}"),
     })
-}
-
-fn bad_answer(context: &str, r: Response) -> TaskIoError {
-    TaskIoError::Unreachable {
-        context: context.into(),
-        message: format!("bad answer from the replica: {r:?}"),
-    }
 }
 
 /// What [`fetch_input`] fetched.
@@ -282,20 +285,16 @@ pub async fn fetch_input(
     let mut after: Option<String> = None;
     let context = format!("input: listing {name}");
     loop {
-        let r = call(rpc, &context, || Request::ListInput {
+        let ObjectPage {
+            objects: page,
+            truncated,
+        } = call(rpc, &context, || ListInput {
             tenant: tenant.into(),
             bucket: folder.bucket.clone(),
             prefix: folder.prefix.clone(),
             after: after.clone(),
         })
         .await?;
-        let Response::ObjectList {
-            objects: page,
-            truncated,
-        } = r
-        else {
-            return Err(bad_answer(&context, r));
-        };
         // A page must move forward, or a replica could keep us listing.
         if page.is_empty() && truncated {
             return Err(TaskIoError::Unreachable {
@@ -370,23 +369,22 @@ pub async fn fetch_input(
         let mut version: Option<String> = None;
         let mut offset = 0u64;
         loop {
-            let r = call(rpc, &context, || Request::GetInput {
-                tenant: tenant.into(),
-                bucket: folder.bucket.clone(),
-                key: o.key.clone(),
+            let PartData {
+                version: v,
+                size,
+                data,
+            } = call(rpc, &context, || ReadPart {
+                of: ObjectUse::TaskIo,
+                at: ObjectAt {
+                    tenant: tenant.into(),
+                    bucket: folder.bucket.clone(),
+                    key: o.key.clone(),
+                },
                 version: version.clone(),
                 offset,
                 len: MAX_VOLUME_PART,
             })
             .await?;
-            let Response::VolumeData {
-                version: v,
-                size,
-                data,
-            } = r
-            else {
-                return Err(bad_answer(&context, r));
-            };
             let Some(v) = v else {
                 return Err(TaskIoError::Replica {
                     context,
@@ -721,16 +719,19 @@ pub async fn upload_output(
 }
 
 /// One step of storing `bucket/key`.
-async fn put(
+async fn put<S: UploadStep>(
     rpc: &dyn Replica,
     context: &str,
     (tenant, bucket, key): (&str, &str, &str),
-    step: impl Fn() -> VolumePut,
-) -> Result<Response, TaskIoError> {
-    call(rpc, context, || Request::PutOutput {
-        tenant: tenant.into(),
-        bucket: bucket.into(),
-        key: key.into(),
+    step: impl Fn() -> S,
+) -> Result<S::Reply, TaskIoError> {
+    call(rpc, context, || Upload {
+        of: ObjectUse::TaskIo,
+        at: ObjectAt {
+            tenant: tenant.into(),
+            bucket: bucket.into(),
+            key: key.into(),
+        },
         step: step(),
     })
     .await
@@ -746,10 +747,7 @@ async fn put_file(
 ) -> Result<u64, TaskIoError> {
     let context = format!("output: storing {bucket}/{key}");
     let target = (tenant, bucket, key);
-    let upload = match put(rpc, &context, target, || VolumePut::Begin).await? {
-        Response::Volume(VolumeAnswer::Upload(id)) => id,
-        r => return Err(bad_answer(&context, r)),
-    };
+    let upload = put(rpc, &context, target, || Begin).await?;
     let mut parts = Vec::new();
     let mut bytes = 0u64;
     let result: Result<(), TaskIoError> = async {
@@ -766,15 +764,12 @@ async fn put_file(
             let number = parts.len() as u32 + 1;
             let last = (data.len() as u64) < MAX_VOLUME_PART;
             bytes += data.len() as u64;
-            let step = || VolumePut::Part {
+            let step = || Part {
                 upload: upload.clone(),
                 number,
                 data: data.clone(),
             };
-            match put(rpc, &context, target, step).await? {
-                Response::Volume(VolumeAnswer::Part(md5)) => parts.push((number, md5)),
-                r => return Err(bad_answer(&context, r)),
-            }
+            parts.push((number, put(rpc, &context, target, step).await?));
             if last {
                 return Ok(());
             }
@@ -782,25 +777,24 @@ async fn put_file(
     }
     .await;
     if let Err(e) = result {
-        let abort = || VolumePut::Abort {
+        let abort = || Abort {
             upload: upload.clone(),
         };
         let _ = put(rpc, &context, target, abort).await;
         return Err(e);
     }
-    let complete = || VolumePut::Complete {
+    let complete = || Complete {
         upload: upload.clone(),
         parts: parts.clone(),
     };
-    match put(rpc, &context, target, complete).await? {
-        Response::Volume(VolumeAnswer::Saved(_)) => Ok(bytes),
-        r => Err(bad_answer(&context, r)),
-    }
+    put(rpc, &context, target, complete).await?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stratus_proto::{Request, Response};
 
     #[test]
     fn keys_map_to_plain_relative_paths() {

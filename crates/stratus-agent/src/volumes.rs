@@ -40,7 +40,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use stratus_container::IdMap;
-use stratus_proto::{Request, Response, VolumeAnswer, VolumePut, MAX_VOLUME_PART};
+use stratus_proto::rpc::{self, Rpc, RpcError};
+use stratus_proto::rpc_objects::{
+    Abort, Begin, Complete, ObjectAt, ObjectUse, Part, ReadPart, Upload, UploadStep,
+};
+use stratus_proto::{Request, Response, MAX_VOLUME_PART};
 use stratus_spec::WorkloadSpec;
 use stratus_types::ErrorCode;
 
@@ -218,25 +222,38 @@ impl Volume {
         format!("volume {} ({}/{})", self.name(), self.bucket, self.key)
     }
 
-    async fn call(
+    /// Sends `req` (again after a failed call), and takes its typed reply.
+    async fn call<R: Rpc>(
         &self,
         rpc: &dyn Replica,
-        req: impl Fn() -> Request,
-    ) -> Result<Response, VolumeError> {
+        req: impl Fn() -> R,
+    ) -> Result<R::Reply, VolumeError> {
         let mut last = String::new();
         for attempt in 0..CALL_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(250 << attempt.min(4))).await;
             }
-            match rpc.call(req()).await {
-                Ok(Response::Error { code, message }) => {
-                    return Err(VolumeError::Replica { code, message })
+            match rpc.call(req().into_request()).await {
+                Ok(r) => {
+                    return rpc::decode::<R>(r).map_err(|e| match e {
+                        RpcError::Refused { code, message } => {
+                            VolumeError::Replica { code, message }
+                        }
+                        e @ RpcError::WrongReply { .. } => VolumeError::BadAnswer(e.to_string()),
+                    })
                 }
-                Ok(r) => return Ok(r),
                 Err(e) => last = e,
             }
         }
         Err(VolumeError::Unreachable(last))
+    }
+
+    fn at(&self) -> ObjectAt {
+        ObjectAt {
+            tenant: self.tenant.clone(),
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+        }
     }
 
     /// Restores the folder from the latest version of the object unless the
@@ -266,22 +283,15 @@ impl Volume {
         offset: u64,
         len: u64,
     ) -> Result<(Option<String>, u64, Vec<u8>), VolumeError> {
-        let req = || Request::GetVolume {
-            tenant: self.tenant.clone(),
-            bucket: self.bucket.clone(),
-            key: self.key.clone(),
+        let req = || ReadPart {
+            of: ObjectUse::Volume,
+            at: self.at(),
             version: version.map(str::to_string),
             offset,
             len,
         };
-        match self.call(rpc, req).await? {
-            Response::VolumeData {
-                version,
-                size,
-                data,
-            } => Ok((version, size, data)),
-            other => Err(VolumeError::BadAnswer(format!("{other:?}"))),
-        }
+        let part = self.call(rpc, req).await?;
+        Ok((part.version, part.size, part.data))
     }
 
     async fn restore_once(&self, rpc: &dyn Replica) -> Result<Restored, VolumeError> {
@@ -419,29 +429,25 @@ impl Volume {
         }
     }
 
-    async fn put(
+    async fn put<S: UploadStep>(
         &self,
         rpc: &dyn Replica,
-        step: impl Fn() -> VolumePut,
-    ) -> Result<Response, VolumeError> {
-        self.call(rpc, || Request::PutVolume {
-            tenant: self.tenant.clone(),
-            bucket: self.bucket.clone(),
-            key: self.key.clone(),
+        step: impl Fn() -> S,
+    ) -> Result<S::Reply, VolumeError> {
+        self.call(rpc, || Upload {
+            of: ObjectUse::Volume,
+            at: self.at(),
             step: step(),
         })
         .await
     }
 
     async fn upload(&self, rpc: &dyn Replica, archive: &Path) -> Result<String, VolumeError> {
-        let upload = match self.put(rpc, || VolumePut::Begin).await? {
-            Response::Volume(VolumeAnswer::Upload(id)) => id,
-            other => return Err(VolumeError::BadAnswer(format!("{other:?}"))),
-        };
+        let upload = self.put(rpc, || Begin).await?;
         let result = self.upload_parts(rpc, archive, &upload).await;
         if result.is_err() {
             let _ = self
-                .put(rpc, || VolumePut::Abort {
+                .put(rpc, || Abort {
                     upload: upload.clone(),
                 })
                 .await;
@@ -468,32 +474,23 @@ impl Volume {
             }
             let number = parts.len() as u32 + 1;
             let last = (data.len() as u64) < MAX_VOLUME_PART;
-            let md5 = match self
-                .put(rpc, || VolumePut::Part {
+            let md5 = self
+                .put(rpc, || Part {
                     upload: upload.to_string(),
                     number,
                     data: data.clone(),
                 })
-                .await?
-            {
-                Response::Volume(VolumeAnswer::Part(md5)) => md5,
-                other => return Err(VolumeError::BadAnswer(format!("{other:?}"))),
-            };
+                .await?;
             parts.push((number, md5));
             if last {
                 break;
             }
         }
-        match self
-            .put(rpc, || VolumePut::Complete {
-                upload: upload.to_string(),
-                parts: parts.clone(),
-            })
-            .await?
-        {
-            Response::Volume(VolumeAnswer::Saved(v)) => Ok(v),
-            other => Err(VolumeError::BadAnswer(format!("{other:?}"))),
-        }
+        self.put(rpc, || Complete {
+            upload: upload.to_string(),
+            parts: parts.clone(),
+        })
+        .await
     }
 }
 
@@ -655,6 +652,7 @@ async fn say(out: &tokio::sync::mpsc::Sender<stratus_runtime::Output>, line: &st
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use stratus_proto::{VolumeAnswer, VolumePut};
 
     type Parts = Vec<(u32, Vec<u8>)>;
 

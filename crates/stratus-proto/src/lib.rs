@@ -30,6 +30,7 @@ use stratus_types::{ErrorCode, NodeId, NodeInfo};
 
 pub mod piece_rpc;
 pub mod rpc;
+pub mod rpc_objects;
 pub use piece_rpc::{PieceRpc, PieceRpcError};
 pub use rpc::{Rpc, RpcError};
 
