@@ -32,7 +32,7 @@ use redb::{Database, ReadableTable};
 use stratus_state::{CommandResult, Kv, State, Table, TypeConfig};
 use tokio::sync::watch;
 
-use crate::statedb::{self, RedbKv, OLDEST_STATE_FORMAT, STATE_FORMAT};
+use crate::statedb::{self, RedbKv, STATE_FORMAT};
 use crate::store::{
     blocking, decode, encode, read_lock, sto_err, write_lock, Membership, Meta, NodeIdOf, StErr,
     StoreConfig, StoreError, KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META, SNAPSHOT,
@@ -72,21 +72,6 @@ impl<C: StoreConfig> SmData<C> {
         Ok(())
     }
 
-    /// Brings a state of an older `format` to [`STATE_FORMAT`] (format 1:
-    /// the unreferenced-chunk index is rebuilt under its new keys), in one
-    /// durable transaction.
-    fn upgrade(&mut self, format: u16) -> Result<(), StoreError> {
-        let zero = self.state.store.reindex_unreferenced();
-        tracing::info!(
-            from = format,
-            to = STATE_FORMAT,
-            unreferenced_chunks = zero,
-            "upgraded the state database"
-        );
-        self.state.kv_mut().durable_next();
-        self.commit()
-    }
-
     fn commit(&mut self) -> Result<(), StoreError> {
         self.write_meta()?;
         self.state
@@ -107,7 +92,7 @@ pub(crate) fn open_state<C: StoreConfig>(
     let task = |e: stratus_state::KvError| StoreError::Task(e.to_string());
     if let Some(format) = kv.get(Table::Meta, ROW_FORMAT) {
         let format = u16::from_le_bytes(format.try_into().unwrap_or([0, 0]));
-        if !(OLDEST_STATE_FORMAT..=STATE_FORMAT).contains(&format) {
+        if format != STATE_FORMAT {
             return Err(StoreError::UnsupportedVersion {
                 what: "state database",
                 found: format,
@@ -123,15 +108,11 @@ pub(crate) fn open_state<C: StoreConfig>(
             None => StoredMembership::default(),
         };
         let state = State::open(Box::new(kv)).map_err(task)?;
-        let mut data = SmData {
+        return Ok(SmData {
             state,
             last_applied: applied,
             membership,
-        };
-        if format < STATE_FORMAT {
-            data.upgrade(format)?;
-        }
-        return Ok(data);
+        });
     }
     // A data directory of format 3 keeps the whole state in its snapshot.
     let legacy = {
@@ -492,8 +473,8 @@ impl<C: StoreConfig> RaftStateMachine<C> for StateMachineStore<C> {
             file.rewind().map_err(io_err)?;
             let mut sm = write_lock(&data);
             let kv = sm.state.kv_mut();
-            let (rows, format) = match statedb::read_snapshot(kv, &file) {
-                Ok(loaded) => loaded,
+            let rows = match statedb::read_snapshot(kv, &file) {
+                Ok(rows) => rows,
                 Err(e) => {
                     kv.abort();
                     return Err(StoreError::Task(e.to_string()));
@@ -509,9 +490,6 @@ impl<C: StoreConfig> RaftStateMachine<C> for StateMachineStore<C> {
             sm.state
                 .reload()
                 .map_err(|e| StoreError::Task(e.to_string()))?;
-            if format < STATE_FORMAT {
-                sm.upgrade(format)?;
-            }
             let index = sm.last_applied_index();
             drop(sm);
             tracing::info!(rows, "loaded the snapshot into the state database");

@@ -31,11 +31,7 @@ use stratus_state::{Kv, KvError, Table};
 
 const MAGIC: &[u8; 16] = b"stratus-snapshot";
 /// Version of the snapshot file and of the state database layout.
-/// 2: the unreferenced-chunk index is keyed `pack ‖ chunk id`.
-pub const STATE_FORMAT: u16 = 2;
-/// The oldest format this build reads (and upgrades:
-/// `stratus_state::objects::ObjectStore::reindex_unreferenced`).
-pub const OLDEST_STATE_FORMAT: u16 = 1;
+pub const STATE_FORMAT: u16 = 1;
 const END: u8 = 0xff;
 /// Largest key or value a snapshot row may carry (a module is the largest
 /// row today: 16 MiB).
@@ -310,10 +306,9 @@ pub fn write_snapshot(txn: &ReadTransaction, out: impl Write) -> Result<u64, KvE
 }
 
 /// Loads a snapshot from `input` into `kv` (every state table cleared
-/// first), checking its format and checksum; returns the rows loaded and the
-/// snapshot's format (an older one the caller upgrades). On error the caller
-/// must drop what was written ([`RedbKv::abort`]).
-pub fn read_snapshot(kv: &mut dyn Kv, input: impl Read) -> Result<(u64, u16), KvError> {
+/// first), checking its format and checksum; returns the rows loaded. On
+/// error the caller must drop what was written ([`RedbKv::abort`]).
+pub fn read_snapshot(kv: &mut dyn Kv, input: impl Read) -> Result<u64, KvError> {
     let mut input = HashingReader::new(BufReader::with_capacity(1 << 20, input));
     let bad = |m: &str| KvError(format!("the snapshot is not valid: {m}"));
     let mut magic = [0u8; 16];
@@ -326,9 +321,9 @@ pub fn read_snapshot(kv: &mut dyn Kv, input: impl Read) -> Result<(u64, u16), Kv
         .read_exact(&mut format)
         .map_err(|_| bad("no format"))?;
     let format = u16::from_le_bytes(format);
-    if !(OLDEST_STATE_FORMAT..=STATE_FORMAT).contains(&format) {
+    if format != STATE_FORMAT {
         return Err(KvError(format!(
-            "the snapshot has state format {format}; this build reads {OLDEST_STATE_FORMAT} to {STATE_FORMAT}: run matching Stratus releases on every replica"
+            "the snapshot has state format {format}; this build reads {STATE_FORMAT}: run matching Stratus releases on every replica"
         )));
     }
     for t in Table::ALL.into_iter().filter(|t| *t != Table::Meta) {
@@ -368,7 +363,7 @@ pub fn read_snapshot(kv: &mut dyn Kv, input: impl Read) -> Result<(u64, u16), Kv
     if computed.as_bytes() != &stored {
         return Err(bad("checksum mismatch (torn or altered file)"));
     }
-    Ok((rows, format))
+    Ok(rows)
 }
 
 struct HashingWriter<W> {
@@ -532,10 +527,7 @@ mod tests {
         let (_d2, mut to) = fresh();
         to.put(Table::Chunks, b"stale", b"gone after install");
         to.commit().unwrap();
-        assert_eq!(
-            read_snapshot(&mut to, &file[..]).unwrap(),
-            (5001, STATE_FORMAT)
-        );
+        assert_eq!(read_snapshot(&mut to, &file[..]).unwrap(), 5001);
         to.commit().unwrap();
         let mem_from = stratus_state::kv::dump(&kv);
         assert_eq!(stratus_state::kv::dump(&to), mem_from);
@@ -549,26 +541,5 @@ mod tests {
         assert!(read_snapshot(&mut to, &file[..file.len() - 10]).is_err());
         to.abort();
         assert_eq!(stratus_state::kv::dump(&to), mem_from);
-        // A sound file of the older format loads and says so (the state
-        // machine upgrades it); formats outside what this build reads do not.
-        let reformat = |format: u16| {
-            let mut f = file.clone();
-            f[16..18].copy_from_slice(&format.to_le_bytes());
-            let body = f.len() - 32;
-            let hash = *blake3::hash(&f[..body]).as_bytes();
-            f[body..].copy_from_slice(&hash);
-            f
-        };
-        let old = reformat(OLDEST_STATE_FORMAT);
-        assert_eq!(
-            read_snapshot(&mut to, &old[..]).unwrap(),
-            (5001, OLDEST_STATE_FORMAT)
-        );
-        to.abort();
-        for format in [0, STATE_FORMAT + 1] {
-            let e = read_snapshot(&mut to, &reformat(format)[..]).unwrap_err();
-            assert!(e.0.contains(&format!("state format {format}")), "{e}");
-            to.abort();
-        }
     }
 }

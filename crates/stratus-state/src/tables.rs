@@ -8,12 +8,7 @@
 //!   grows, so a key's versions are adjacent, oldest first, and keys come in
 //!   byte order (S3's listing order; keys and bucket names hold no NUL);
 //! * chunks: the 32-byte chunk id; chunks no version references are also in
-//!   [`Table::ZeroRefs`] under `pack ‖ chunk id`, so garbage collection never
-//!   walks the index, and a pack's new chunks (unreferenced until their
-//!   objects commit) land side by side at the end of that table instead of
-//!   at random places (chunk ids are hashes): at ten million chunks, keying
-//!   it by chunk id alone made every object put read and rewrite one more
-//!   random page;
+//!   [`Table::ZeroRefs`], so garbage collection never walks the index;
 //! * packs: the big-endian pack id, indexed by where their pieces are
 //!   (`node ‖ piece ‖ pack ‖ slot`), so a node's pieces, whether a node holds
 //!   a piece, and a random sample of a node's pieces are range scans; packs
@@ -29,14 +24,6 @@ use stratus_types::NodeId;
 
 use crate::kv::{prefix_end, Table};
 use crate::objects::{ChunkEntry, ObjectStore, ObjectVersion, Pack};
-
-/// The key of an unreferenced chunk: `pack (u64 BE) ‖ chunk id`.
-fn zero_key(pack: u64, id: &ChunkId) -> [u8; 40] {
-    let mut k = [0u8; 40];
-    k[..8].copy_from_slice(&pack.to_be_bytes());
-    k[8..].copy_from_slice(&id.0);
-    k
-}
 
 pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     bincode::serialize(v).unwrap_or_else(|e| panic!("cannot encode a state row: {e}"))
@@ -306,21 +293,15 @@ impl ObjectStore {
 
     /// Writes the index entry of `id` (and whether it is unreferenced).
     pub(crate) fn set_chunk(&mut self, id: &ChunkId, e: &ChunkEntry) {
-        match self.chunk(id) {
-            None => {
-                self.counts.chunks += 1;
-                self.counts.unique_bytes += u64::from(e.plain_len);
-            }
-            Some(old) if old.refs == 0 && old.pack != e.pack => {
-                self.kv.delete(Table::ZeroRefs, &zero_key(old.pack, id));
-            }
-            Some(_) => {}
+        if self.kv.get(Table::Chunks, &id.0).is_none() {
+            self.counts.chunks += 1;
+            self.counts.unique_bytes += u64::from(e.plain_len);
         }
         self.kv.put(Table::Chunks, &id.0, &encode(e));
         if e.refs == 0 {
-            self.kv.put(Table::ZeroRefs, &zero_key(e.pack, id), &[]);
+            self.kv.put(Table::ZeroRefs, &id.0, &[]);
         } else {
-            self.kv.delete(Table::ZeroRefs, &zero_key(e.pack, id));
+            self.kv.delete(Table::ZeroRefs, &id.0);
         }
     }
 
@@ -329,8 +310,8 @@ impl ObjectStore {
     pub(crate) fn update_chunk(&mut self, id: &ChunkId, old_refs: u64, e: &ChunkEntry) {
         self.kv.put(Table::Chunks, &id.0, &encode(e));
         match (old_refs == 0, e.refs == 0) {
-            (true, false) => self.kv.delete(Table::ZeroRefs, &zero_key(e.pack, id)),
-            (false, true) => self.kv.put(Table::ZeroRefs, &zero_key(e.pack, id), &[]),
+            (true, false) => self.kv.delete(Table::ZeroRefs, &id.0),
+            (false, true) => self.kv.put(Table::ZeroRefs, &id.0, &[]),
             _ => {}
         }
     }
@@ -344,7 +325,7 @@ impl ObjectStore {
             .unique_bytes
             .saturating_sub(u64::from(e.plain_len));
         self.kv.delete(Table::Chunks, &id.0);
-        self.kv.delete(Table::ZeroRefs, &zero_key(e.pack, id));
+        self.kv.delete(Table::ZeroRefs, &id.0);
         Some(e)
     }
 
@@ -366,30 +347,12 @@ impl ObjectStore {
         let mut out = Vec::new();
         self.kv
             .scan(Table::ZeroRefs, Bound::Unbounded, &mut |k, _| {
-                if let Some(Ok(id)) = k.get(8..).map(<[u8; 32]>::try_from) {
+                if let Ok(id) = <[u8; 32]>::try_from(k) {
                     out.push(ChunkId(id));
                 }
                 true
             });
-        out.sort_unstable();
         out
-    }
-
-    /// Rebuilds the unreferenced-chunk index from the chunk index (state
-    /// format 1 keyed it by chunk id alone); returns how many chunks it holds.
-    pub fn reindex_unreferenced(&mut self) -> u64 {
-        let mut zero = Vec::new();
-        self.scan_chunks(&mut |id, e| {
-            if e.refs == 0 {
-                zero.push(zero_key(e.pack, &id));
-            }
-            true
-        });
-        self.kv.clear(Table::ZeroRefs);
-        for k in &zero {
-            self.kv.put(Table::ZeroRefs, k, &[]);
-        }
-        zero.len() as u64
     }
 
     /// How many chunks the index holds.
