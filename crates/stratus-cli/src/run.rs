@@ -776,7 +776,9 @@ mod tests {
     fn a_state_cache_is_a_size_of_at_least_four_mib() {
         assert_eq!(parse_state_cache("256MiB").expect("a size"), 256 << 20);
         assert_eq!(parse_state_cache("4MiB").expect("a size"), 4 << 20);
-        let e = parse_state_cache("1MiB").expect_err("too small").to_string();
+        let e = parse_state_cache("1MiB")
+            .expect_err("too small")
+            .to_string();
         assert!(e.contains("smallest state cache, 4MiB"), "{e}");
         assert!(parse_state_cache("lots").is_err());
     }
