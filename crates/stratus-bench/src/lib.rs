@@ -1,4 +1,4 @@
-//! Stratus L5: the benchmark harness behind `stratus bench ...`.
+//! The benchmark harness behind `stratus bench ...`.
 //!
 //! **Owns** every measurement of a build on its machine, one module per
 //! family: control-plane commit rate (`control`), scheduler placements
