@@ -127,6 +127,9 @@ pub enum BenchCmd {
         /// Largest size a snapshot is also installed on a fresh replica
         #[arg(long, default_value_t = 10_000_000)]
         install_up_to: u64,
+        /// Page cache of the state database on disk, in MiB (as `stratus server --state-cache`)
+        #[arg(long, default_value_t = 64)]
+        state_cache_mib: u64,
         /// Working directory (default: a temporary one)
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
@@ -143,6 +146,9 @@ pub enum BenchCmd {
         /// Largest size a snapshot is also installed
         #[arg(long)]
         install_up_to: u64,
+        /// Page cache of the state database, in MiB
+        #[arg(long, default_value_t = 64)]
+        state_cache_mib: u64,
         /// Working directory
         #[arg(long)]
         dir: std::path::PathBuf,
@@ -178,15 +184,17 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             sizes,
             mem_up_to,
             install_up_to,
+            state_cache_mib,
             dir,
-        } => meta::run(&sizes, mem_up_to, install_up_to, dir),
+        } => meta::run(&sizes, mem_up_to, install_up_to, state_cache_mib, dir),
         BenchCmd::MetaChild {
             backend,
             sizes,
             install_up_to,
+            state_cache_mib,
             dir,
         } => match backend.as_str() {
-            "disk" => meta::run_disk(&sizes, &dir, install_up_to).await,
+            "disk" => meta::run_disk(&sizes, &dir, install_up_to, state_cache_mib).await,
             "mem" => meta::run_mem(&sizes),
             other => error::bail!("unknown backend {other:?}"),
         },

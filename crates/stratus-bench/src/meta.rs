@@ -113,8 +113,14 @@ fn dir_size(p: &Path) -> u64 {
 }
 
 /// Child: the disk backend up to each of `sizes`.
-pub async fn run_disk(sizes: &[u64], dir: &Path, install_up_to: u64) -> Result<()> {
-    let (_log, mut sm) = stratus_raft::store::open(&dir.join("a"))
+pub async fn run_disk(
+    sizes: &[u64],
+    dir: &Path,
+    install_up_to: u64,
+    state_cache_mib: u64,
+) -> Result<()> {
+    let cache = usize::try_from(state_cache_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let (_log, mut sm) = stratus_raft::store::open_with_cache(&dir.join("a"), cache)
         .await
         .context("open the state machine store")?;
     let reader = sm.reader();
@@ -149,7 +155,7 @@ pub async fn run_disk(sizes: &[u64], dir: &Path, install_up_to: u64) -> Result<(
         let mut snap_install_s = 0.0;
         if size <= install_up_to {
             let target = dir.join(format!("install-{size}"));
-            let (_l, mut other) = stratus_raft::store::open(&target).await?;
+            let (_l, mut other) = stratus_raft::store::open_with_cache(&target, cache).await?;
             let t = Instant::now();
             let mut into = other.begin_receiving_snapshot().await?;
             let mut buf = vec![0u8; 1 << 20];
@@ -255,7 +261,13 @@ fn mib(b: u64) -> String {
 }
 
 /// Parent: runs both backends as children and prints the table.
-pub fn run(sizes: &[u64], mem_up_to: u64, install_up_to: u64, dir: Option<PathBuf>) -> Result<()> {
+pub fn run(
+    sizes: &[u64],
+    mem_up_to: u64,
+    install_up_to: u64,
+    state_cache_mib: u64,
+    dir: Option<PathBuf>,
+) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the stratus binary")?;
     let tmp;
     let dir = match dir {
@@ -289,6 +301,7 @@ pub fn run(sizes: &[u64], mem_up_to: u64, install_up_to: u64, dir: Option<PathBu
                 &sizes,
             ])
             .args(["--install-up-to", &install_up_to.to_string()])
+            .args(["--state-cache-mib", &state_cache_mib.to_string()])
             .env("STRATUS_LOG", "warn")
             .arg("--dir")
             .arg(dir.join(backend))
