@@ -143,19 +143,10 @@ pub struct WireApplyError {
 
 impl From<ApplyError> for WireApplyError {
     fn from(e: ApplyError) -> Self {
-        let code = e.code();
-        let message = match e {
-            ApplyError::Unauthenticated(m)
-            | ApplyError::Forbidden(m)
-            | ApplyError::Invalid(m)
-            | ApplyError::NotFound(m)
-            | ApplyError::Conflict(m)
-            | ApplyError::TooLarge(m)
-            | ApplyError::QuotaExceeded(m)
-            | ApplyError::Internal(m)
-            | ApplyError::Other { message: m, .. } => m,
-        };
-        WireApplyError { code, message }
+        WireApplyError {
+            code: e.code(),
+            message: e.message().to_owned(),
+        }
     }
 }
 

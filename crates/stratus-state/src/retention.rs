@@ -208,4 +208,4 @@ pub(crate) fn finished(w: &crate::Workload, live: bool, any: bool) -> bool {
 
 #[cfg(test)]
 #[path = "retention_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -15,16 +15,16 @@ use crate::{Command, CommandResult, Desired, Instance, InstanceState};
 use stratus_chunk::{ChunkId, PieceId};
 use stratus_types::NodeId;
 
-const T: &str = "acme";
+pub(crate) const T: &str = "acme";
 const HOUR: u64 = 3600 * 1000;
-const NODE: NodeId = NodeId([7; 32]);
+pub(crate) const NODE: NodeId = NodeId([7; 32]);
 
 fn ok(r: CommandResult) -> CommandResult {
     assert!(r.error.is_none(), "{r:?}");
     r
 }
 
-fn setup() -> (State, String) {
+pub(crate) fn setup() -> (State, String) {
     let mut s = State::default();
     ok(s.apply(
         1,
@@ -65,7 +65,7 @@ fn instance(id: &str, workload: &str, now_ms: u64) -> Instance {
     }
 }
 
-fn deploy(s: &mut State, name: &str, kind: &str, module: &str, now_ms: u64) -> String {
+pub(crate) fn deploy(s: &mut State, name: &str, kind: &str, module: &str, now_ms: u64) -> String {
     let spec = stratus_spec::parse(
         &format!("version: 1\nname: {name}\nkind: {kind}\ncount: 1\nwasm: {{ module: m.wat }}\n"),
         stratus_spec::Format::Yaml,

@@ -2,9 +2,11 @@
 //! instance and exec reports.
 
 use stratus_spec::WorkloadSpec;
-use stratus_types::{ImageRef, Payload, RefError, WorkloadId};
+use stratus_types::{ImageRef, NodeId, Payload, RefError, WorkloadId};
 
-use crate::{objects, workloads, ApplyError, Command, Desired, InstanceState, State, Workload};
+use crate::{
+    objects, workloads, ApplyError, Command, Desired, Instance, InstanceState, State, Workload,
+};
 
 impl State {
     /// What `DeployWorkload`'s `module` names, if `tenant` may run it: a
@@ -165,9 +167,7 @@ impl State {
                 message,
                 now_ms,
             } => {
-                let inst = self.instances.get_mut(id).ok_or_else(|| {
-                    ApplyError::not_found(format!("instance {id} does not exist"))
-                })?;
+                let inst = self.instance_mut(id)?;
                 inst.desired = *desired;
                 inst.push_event(*now_ms, kind, message.clone());
                 Ok(None)
@@ -182,14 +182,7 @@ impl State {
                 message,
                 now_ms,
             } => {
-                let inst = self.instances.get_mut(id).ok_or_else(|| {
-                    ApplyError::not_found(format!("instance {id} does not exist"))
-                })?;
-                if inst.node != *node {
-                    return Err(ApplyError::forbidden(format!(
-                        "instance {id} is not on node {node}"
-                    )));
-                }
+                let inst = self.reported_instance(id, node)?;
                 if inst.state.is_terminal() && !state.is_terminal() {
                     // A late report for an instance that has ended: keep the end.
                     return Ok(None);
@@ -215,9 +208,7 @@ impl State {
                     .get(instance)
                     .and_then(|i| self.workloads.get(i.workload.as_str()))
                     .is_some_and(|w| w.module.image().is_some());
-                let inst = self.instances.get_mut(instance).ok_or_else(|| {
-                    ApplyError::not_found(format!("instance {instance} does not exist"))
-                })?;
+                let inst = self.instance_mut(instance)?;
                 if !image {
                     return Err(ApplyError::invalid(format!(
                         "instance {instance} runs a WASM module; exec works in containers"
@@ -251,14 +242,7 @@ impl State {
                 n,
                 state,
             } => {
-                let inst = self.instances.get_mut(instance).ok_or_else(|| {
-                    ApplyError::not_found(format!("instance {instance} does not exist"))
-                })?;
-                if inst.node != *node {
-                    return Err(ApplyError::forbidden(format!(
-                        "instance {instance} is not on node {node}"
-                    )));
-                }
+                let inst = self.reported_instance(instance, node)?;
                 if let Some(e) = inst.execs.iter_mut().find(|e| e.n == *n) {
                     if !e.state.is_over() {
                         e.state = state.clone();
@@ -276,3 +260,28 @@ fn image_not_stored(module: &str) -> ApplyError {
     let image = module.strip_prefix(ImageRef::PREFIX).unwrap_or(module);
     ApplyError::not_found(format!("image {image} is not stored; import it first"))
 }
+
+impl State {
+    /// The instance `id`, to change it.
+    fn instance_mut(&mut self, id: &str) -> Result<&mut Instance, ApplyError> {
+        self.instances
+            .get_mut(id)
+            .ok_or_else(|| ApplyError::not_found(format!("instance {id} does not exist")))
+    }
+
+    /// The instance `id` a report from `node` is about: only the node it
+    /// was placed on may report on it.
+    fn reported_instance(&mut self, id: &str, node: &NodeId) -> Result<&mut Instance, ApplyError> {
+        let inst = self.instance_mut(id)?;
+        if inst.node != *node {
+            return Err(ApplyError::forbidden(format!(
+                "instance {id} is not on node {node}"
+            )));
+        }
+        Ok(inst)
+    }
+}
+
+#[cfg(test)]
+#[path = "workloads_apply_tests.rs"]
+mod tests;
