@@ -11,6 +11,10 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::Stream;
 
+pub use stratus_state::bucket_configs::{
+    check_bucket_config, BucketConfigKind, MAX_BUCKET_CONFIG_BYTES,
+};
+
 /// An object body: a stream of chunks. An `Err` item aborts the transfer.
 ///
 /// Bodies are never collected into memory by the gateway; a backend that
@@ -449,6 +453,25 @@ pub trait Backend: Send + Sync + 'static {
         tenant: &str,
         bucket: &str,
     ) -> BackendResult<Vec<UploadInfo>>;
+
+    /// The bucket's configuration document of `kind` (JSON written by
+    /// [`Backend::put_bucket_config`]), if one is set.
+    async fn get_bucket_config(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        kind: BucketConfigKind,
+    ) -> BackendResult<Option<String>>;
+    /// Sets (`Some`) or removes (`None`) the bucket's document of `kind`.
+    /// A document over [`MAX_BUCKET_CONFIG_BYTES`] or not JSON is
+    /// `InvalidArgument`; documents go with their bucket when it is deleted.
+    async fn put_bucket_config(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        kind: BucketConfigKind,
+        doc: Option<String>,
+    ) -> BackendResult<()>;
 }
 
 /// What an access key resolves to.

@@ -112,9 +112,9 @@ use s3s::{s3_error, S3Result};
 /// Re-exported so backends can implement [`Backend`] without naming the crate.
 pub use async_trait::async_trait;
 pub use backend::{
-    Backend, BackendError, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
-    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
-    VersionEntry, Versioning,
+    Backend, BackendError, BackendResult, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
+    DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta,
+    UploadInfo, VersionEntry, Versioning,
 };
 pub use gateway::{to_s3_error, Gateway};
 pub use s3s;

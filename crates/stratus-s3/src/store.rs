@@ -25,9 +25,9 @@ use stratus_store::{Store, StoreError};
 use stratus_types::ErrorCode;
 
 use crate::backend::{
-    Backend, BackendError, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
-    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
-    VersionEntry, Versioning, MIN_PART_SIZE,
+    check_bucket_config, Backend, BackendError, BackendResult, BucketConfigKind, BucketInfo,
+    ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
+    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE,
 };
 
 /// The [`Backend`] over a replica's [`Store`].
@@ -661,6 +661,40 @@ impl Backend for StoreBackend {
             v.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
             Ok(v)
         })
+    }
+
+    async fn get_bucket_config(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        kind: BucketConfigKind,
+    ) -> BackendResult<Option<String>> {
+        self.read(|s| {
+            owned(s, tenant, bucket)?;
+            Ok(s.store.bucket_config(bucket, kind).map(str::to_owned))
+        })
+    }
+
+    async fn put_bucket_config(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        kind: BucketConfigKind,
+        doc: Option<String>,
+    ) -> BackendResult<()> {
+        self.bucket(tenant, bucket)?;
+        if let Some(doc) = &doc {
+            check_bucket_config(bucket, kind, doc).map_err(BackendError::InvalidArgument)?;
+        }
+        self.command(StoreCommand::SetBucketConfig {
+            tenant: tenant.to_owned(),
+            bucket: bucket.to_owned(),
+            kind,
+            doc,
+        })
+        .await
+        .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+        Ok(())
     }
 }
 

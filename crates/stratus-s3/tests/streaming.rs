@@ -17,9 +17,9 @@ use stratus_s3::fuzzing::sign_v4;
 use stratus_s3::s3s::dto::StreamingBlob;
 use stratus_s3::testing::MemKeys;
 use stratus_s3::{
-    Backend, BackendError, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
-    Gateway, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
-    Versioning,
+    Backend, BackendError, BackendResult, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
+    DeleteOutcome, Gateway, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
+    VersionEntry, Versioning,
 };
 
 const SIZE: u64 = 1 << 30;
@@ -197,6 +197,23 @@ impl Backend for Sink {
         unused()
     }
     async fn list_multipart_uploads(&self, _: &str, _: &str) -> BackendResult<Vec<UploadInfo>> {
+        unused()
+    }
+    async fn get_bucket_config(
+        &self,
+        _: &str,
+        _: &str,
+        _: BucketConfigKind,
+    ) -> BackendResult<Option<String>> {
+        unused()
+    }
+    async fn put_bucket_config(
+        &self,
+        _: &str,
+        _: &str,
+        _: BucketConfigKind,
+        _: Option<String>,
+    ) -> BackendResult<()> {
         unused()
     }
 }

@@ -30,6 +30,7 @@
 //!
 //! [`TypeConfig`] binds these types to openraft.
 
+pub mod bucket_configs;
 pub mod kv;
 pub mod legacy;
 pub mod marks;

@@ -27,6 +27,7 @@ use stratus_chunk::{ChunkId, PieceId};
 use stratus_types::{NodeId, NodeStatus, TenantName};
 use utoipa::ToSchema;
 
+use crate::bucket_configs::BucketConfigKind;
 use crate::kv::{Kv, KvError};
 use crate::rows::{Cell, Tracked};
 use crate::{ApplyError, State};
@@ -420,6 +421,8 @@ pub struct ObjectStore {
     pub access_keys: Tracked<String, AccessKey>,
     /// Stored bytes and versions per tenant (see [`crate::quotas`]).
     pub usage: Cell<BTreeMap<TenantName, crate::quotas::StoreUsage>>,
+    /// Buckets' configuration documents ([`crate::bucket_configs`]).
+    pub bucket_configs: Tracked<(String, BucketConfigKind), String>,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -449,6 +452,7 @@ impl ObjectStore {
             bucket_stats: Tracked::load(k, "store.bucket_stats")?,
             access_keys: Tracked::load(k, "store.access_keys")?,
             usage: Cell::load(k, "store.usage")?,
+            bucket_configs: Tracked::load(k, "store.bucket_configs")?,
             kv,
         })
     }
@@ -469,6 +473,7 @@ impl ObjectStore {
         self.bucket_stats.flush(kv, "store.bucket_stats");
         self.access_keys.flush(kv, "store.access_keys");
         self.usage.flush(kv, "store.usage");
+        self.bucket_configs.flush(kv, "store.bucket_configs");
     }
 }
 
@@ -826,6 +831,18 @@ pub enum StoreCommand {
         access_key: String,
         /// The key's tenant (`None`: any tenant, for the administrator).
         tenant: Option<TenantName>,
+    },
+    /// Set (or with `doc: None` remove) a bucket's configuration document
+    /// ([`crate::bucket_configs`]).
+    SetBucketConfig {
+        /// Caller's tenant (must own the bucket).
+        tenant: TenantName,
+        /// Bucket.
+        bucket: String,
+        /// Which document.
+        kind: BucketConfigKind,
+        /// The document (JSON), or `None` to remove it.
+        doc: Option<String>,
     },
 }
 

@@ -30,6 +30,7 @@ impl State {
             | StoreCommand::PutPart { .. }
             | StoreCommand::CompleteUpload { .. }
             | StoreCommand::AbortUpload { .. } => self.apply_uploads(cmd),
+            StoreCommand::SetBucketConfig { .. } => self.apply_bucket_config(cmd),
         }
     }
 
@@ -94,6 +95,7 @@ impl State {
                 }
                 st.buckets.remove(name);
                 st.bucket_stats.remove(name);
+                st.drop_bucket_configs(name);
                 Ok(StoreResult::None)
             }
             StoreCommand::SetVersioning {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use stratus_control::{now_ms, Control};
 use stratus_s3::backend::{
-    Backend, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome, MetadataDirective,
-    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
+    Backend, BackendResult, BucketConfigKind, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
+    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
 };
 use stratus_s3::StoreBackend;
 use stratus_state::Command;
@@ -233,6 +233,23 @@ impl Backend for Fresh {
     }
     async fn list_multipart_uploads(&self, t: &str, b: &str) -> BackendResult<Vec<UploadInfo>> {
         self.inner.list_multipart_uploads(t, &self.b(b)).await
+    }
+    async fn get_bucket_config(
+        &self,
+        t: &str,
+        b: &str,
+        k: BucketConfigKind,
+    ) -> BackendResult<Option<String>> {
+        self.inner.get_bucket_config(t, &self.b(b), k).await
+    }
+    async fn put_bucket_config(
+        &self,
+        t: &str,
+        b: &str,
+        k: BucketConfigKind,
+        doc: Option<String>,
+    ) -> BackendResult<()> {
+        self.inner.put_bucket_config(t, &self.b(b), k, doc).await
     }
 }
 

@@ -10,9 +10,9 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use crate::backend::{
-    Backend, BackendError, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
-    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
-    VersionEntry, Versioning, MIN_PART_SIZE, NULL_VERSION,
+    check_bucket_config, Backend, BackendError, BackendResult, BucketConfigKind, BucketInfo,
+    ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
+    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE, NULL_VERSION,
 };
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
@@ -38,6 +38,8 @@ struct Bucket {
     versioning: Option<Versioning>,
     /// Versions of each key, newest first.
     objects: BTreeMap<String, Vec<Stored>>,
+    /// Configuration documents.
+    configs: BTreeMap<BucketConfigKind, String>,
 }
 
 #[derive(Clone)]
@@ -211,6 +213,7 @@ impl Backend for MemBackend {
                 created_ms: now,
                 versioning: None,
                 objects: BTreeMap::new(),
+                configs: BTreeMap::new(),
             },
         );
         Ok(())
@@ -634,6 +637,37 @@ impl Backend for MemBackend {
             .collect();
         out.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
         Ok(out)
+    }
+
+    async fn get_bucket_config(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        kind: BucketConfigKind,
+    ) -> BackendResult<Option<String>> {
+        let mut s = self.lock();
+        Ok(s.bucket(tenant, bucket)?.configs.get(&kind).cloned())
+    }
+
+    async fn put_bucket_config(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        kind: BucketConfigKind,
+        doc: Option<String>,
+    ) -> BackendResult<()> {
+        let mut s = self.lock();
+        let b = s.bucket(tenant, bucket)?;
+        match doc {
+            None => {
+                b.configs.remove(&kind);
+            }
+            Some(doc) => {
+                check_bucket_config(bucket, kind, &doc).map_err(BackendError::InvalidArgument)?;
+                b.configs.insert(kind, doc);
+            }
+        }
+        Ok(())
     }
 }
 

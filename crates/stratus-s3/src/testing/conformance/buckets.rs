@@ -209,3 +209,54 @@ pub async fn tenant_isolation<Bk: Backend>(b: &Bk) {
         0
     );
 }
+
+/// Configuration documents: set, read back, replaced, removed, bounded,
+/// private to the owner and gone with the bucket.
+pub async fn bucket_configs<Bk: Backend>(b: &Bk) {
+    use crate::backend::{BucketConfigKind as K, MAX_BUCKET_CONFIG_BYTES};
+    b.create_bucket(A, "conf").await.expect("create");
+    assert_eq!(b.get_bucket_config(A, "conf", K::Cors).await, Ok(None));
+    let doc = r#"{"rules":[1]}"#.to_string();
+    b.put_bucket_config(A, "conf", K::Cors, Some(doc.clone()))
+        .await
+        .expect("set");
+    assert_eq!(b.get_bucket_config(A, "conf", K::Cors).await, Ok(Some(doc)));
+    assert_eq!(
+        b.get_bucket_config(A, "conf", K::Policy).await,
+        Ok(None),
+        "kinds are separate"
+    );
+    isolated(b.get_bucket_config(B, "conf", K::Cors).await, "get config");
+    isolated(
+        b.put_bucket_config(B, "conf", K::Cors, Some("{}".into()))
+            .await,
+        "put config",
+    );
+    let huge = format!("\"{}\"", "x".repeat(MAX_BUCKET_CONFIG_BYTES));
+    for bad in ["not json".to_string(), huge] {
+        assert!(
+            matches!(
+                b.put_bucket_config(A, "conf", K::Cors, Some(bad)).await,
+                Err(BackendError::InvalidArgument(_))
+            ),
+            "a bad document is refused"
+        );
+    }
+    b.put_bucket_config(A, "conf", K::Cors, Some("{}".into()))
+        .await
+        .expect("replace");
+    b.put_bucket_config(A, "conf", K::Cors, None)
+        .await
+        .expect("remove");
+    assert_eq!(b.get_bucket_config(A, "conf", K::Cors).await, Ok(None));
+    b.put_bucket_config(A, "conf", K::Policy, Some("{}".into()))
+        .await
+        .expect("set policy");
+    b.delete_bucket(A, "conf").await.expect("delete");
+    b.create_bucket(A, "conf").await.expect("create again");
+    assert_eq!(
+        b.get_bucket_config(A, "conf", K::Policy).await,
+        Ok(None),
+        "a new bucket of the same name starts without the old documents"
+    );
+}
