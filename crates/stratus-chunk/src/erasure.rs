@@ -238,6 +238,35 @@ pub fn decode_stripe(
     Ok(out)
 }
 
+/// [`decode_stripe`] taking the pieces by value: when every data piece is
+/// present (the common read), the first one becomes the output buffer and
+/// only the others are copied after it, instead of copying all of them.
+pub fn decode_stripe_owned(
+    profile: Profile,
+    data_len: u64,
+    mut pieces: Vec<Option<Vec<u8>>>,
+) -> Result<Vec<u8>, ChunkError> {
+    profile.validate()?;
+    let k = usize::from(profile.k);
+    let all_data = pieces.len() >= k && pieces[..k].iter().all(Option::is_some);
+    if !all_data {
+        return decode_stripe(profile, data_len, &pieces);
+    }
+    let len = usize::try_from(piece_len(profile, data_len))
+        .map_err(|_| ChunkError::Erasure("stripe too large".into()))?;
+    let n =
+        usize::try_from(data_len).map_err(|_| ChunkError::Erasure("stripe too large".into()))?;
+    check(profile, &pieces, Some(len))?;
+    let mut out = pieces[0].take().unwrap_or_default();
+    out.truncate(n.min(len));
+    out.reserve(n - out.len());
+    for piece in pieces[1..k].iter().flatten() {
+        let take = (n - out.len()).min(len);
+        out.extend_from_slice(&piece[..take]);
+    }
+    Ok(out)
+}
+
 /// Rebuild the listed pieces (by index; for repair) from any `>= k` present
 /// pieces, returned in the order of `want`. Wanted pieces that are present
 /// are returned as they are. Rebuilt pieces are byte-identical to what

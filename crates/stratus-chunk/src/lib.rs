@@ -125,12 +125,13 @@ pub mod wrap;
 
 pub use chunker::{chunk_all, ChunkerParams, StreamChunker};
 pub use erasure::{
-    decode_stripe, encode_stripe, piece_id, piece_len, rebuild_pieces, Profile, MAX_PIECES,
+    decode_stripe, decode_stripe_owned, encode_stripe, piece_id, piece_len, rebuild_pieces,
+    Profile, MAX_PIECES,
 };
 pub use error::ChunkError;
 pub use ids::{ChunkId, PieceId, ScopeKey};
 pub use pack::{ChunkRef, PackBuilder};
 pub use seal::{
-    chunk_id, open_chunk, open_chunk_with_limit, seal_chunk, DEFAULT_ZSTD_LEVEL, MAX_CHUNK_LEN,
-    SEAL_OVERHEAD,
+    chunk_id, open_chunk, open_chunk_in_place, open_chunk_with_limit, seal_chunk, Opened,
+    DEFAULT_ZSTD_LEVEL, MAX_CHUNK_LEN, SEAL_OVERHEAD,
 };

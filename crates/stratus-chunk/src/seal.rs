@@ -133,36 +133,88 @@ pub fn open_chunk_with_limit(
     if sealed.len() < SEAL_OVERHEAD {
         return Err(ChunkError::Decrypt);
     }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let mut buf = body.to_vec();
+    Ok(match open_body(scope, id, nonce, &mut buf, max_len)? {
+        Opened::InPlace(range) => {
+            buf.truncate(range.end);
+            buf
+        }
+        Opened::Owned(out) => out,
+    })
+}
+
+/// Where [`open_chunk_in_place`] left the plaintext.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// Stored raw: the plaintext is this range of the buffer, decrypted in
+    /// place (no copy).
+    InPlace(std::ops::Range<usize>),
+    /// Stored compressed: the decompressed plaintext.
+    Owned(Vec<u8>),
+}
+
+/// [`open_chunk_with_limit`] decrypting in `sealed` itself (which it
+/// overwrites), so a reader holding a whole decoded stripe opens its chunks
+/// without copying them out first. The same checks, the same errors.
+pub fn open_chunk_in_place(
+    scope: &ScopeKey,
+    id: &ChunkId,
+    sealed: &mut [u8],
+    max_len: usize,
+) -> Result<Opened, ChunkError> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(ChunkError::Decrypt);
+    }
+    let (nonce, body) = sealed.split_at_mut(NONCE_LEN);
+    Ok(match open_body(scope, id, nonce, body, max_len)? {
+        Opened::InPlace(r) => Opened::InPlace(r.start + NONCE_LEN..r.end + NONCE_LEN),
+        owned => owned,
+    })
+}
+
+/// Opens a sealed chunk's `body` (what follows its nonce) in place; an
+/// `InPlace` range is relative to `body`.
+fn open_body(
+    scope: &ScopeKey,
+    id: &ChunkId,
+    nonce_bytes: &[u8],
+    body: &mut [u8],
+    max_len: usize,
+) -> Result<Opened, ChunkError> {
     let (key, _) = chunk_keys(scope, id);
     let mut nonce = [0u8; NONCE_LEN];
-    nonce.copy_from_slice(&sealed[..NONCE_LEN]);
-    let mut buf = sealed[NONCE_LEN..].to_vec();
+    nonce.copy_from_slice(nonce_bytes);
     let plain_len = key
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
+        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), body)
         .map_err(|_| ChunkError::Decrypt)?
         .len();
-    let Some((&flag, _)) = buf[..plain_len].split_last() else {
+    let Some((&flag, payload)) = body[..plain_len].split_last() else {
         return Err(ChunkError::Decrypt);
     };
-    let payload_len = plain_len - 1;
-    let out = match flag {
+    let opened = match flag {
         FLAG_RAW => {
-            if payload_len > max_len {
+            if payload.len() > max_len {
                 return Err(ChunkError::TooLarge {
-                    len: payload_len as u64,
+                    len: payload.len() as u64,
                     max: max_len as u64,
                 });
             }
-            buf.truncate(payload_len);
-            buf
+            if chunk_id(scope, payload) != *id {
+                return Err(ChunkError::IdMismatch);
+            }
+            Opened::InPlace(0..payload.len())
         }
-        FLAG_ZSTD => decompress_bounded(&buf[..payload_len], max_len)?,
+        FLAG_ZSTD => {
+            let out = decompress_bounded(payload, max_len)?;
+            if chunk_id(scope, &out) != *id {
+                return Err(ChunkError::IdMismatch);
+            }
+            Opened::Owned(out)
+        }
         _ => return Err(ChunkError::Decrypt),
     };
-    if chunk_id(scope, &out) != *id {
-        return Err(ChunkError::IdMismatch);
-    }
-    Ok(out)
+    Ok(opened)
 }
 
 fn decompress_bounded(payload: &[u8], max_len: usize) -> Result<Vec<u8>, ChunkError> {

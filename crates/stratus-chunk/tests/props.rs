@@ -84,6 +84,13 @@ proptest! {
         let id = chunk_id(&scope, &data);
         let sealed = seal_chunk(&scope, &id, &data, 3);
         prop_assert_eq!(open_chunk(&scope, &id, &sealed).unwrap(), data.clone());
+        // Opening in place gives the same bytes.
+        let mut buf = sealed.clone();
+        let in_place = match open_chunk_in_place(&scope, &id, &mut buf, MAX_CHUNK_LEN).unwrap() {
+            Opened::InPlace(r) => buf[r].to_vec(),
+            Opened::Owned(v) => v,
+        };
+        prop_assert_eq!(&in_place, &data);
         // Convergent within a scope.
         prop_assert_eq!(&seal_chunk(&scope, &id, &data, 3), &sealed);
         // Another scope: another id and other bytes; neither opens across.
@@ -107,6 +114,7 @@ proptest! {
         let mut bad = sealed.clone();
         bad[i / 8] ^= 1 << (i % 8);
         prop_assert!(open_chunk(&scope, &id, &bad).is_err());
+        prop_assert!(open_chunk_in_place(&scope, &id, &mut bad, MAX_CHUNK_LEN).is_err());
     }
 
     #[test]
@@ -129,6 +137,10 @@ proptest! {
         let lost: Vec<usize> = order.into_iter().filter(|&i| i < p.total()).take(usize::from(m)).collect();
         let got: Vec<Option<Vec<u8>>> = pieces.iter().enumerate().map(|(i, x)| (!lost.contains(&i)).then(|| x.clone())).collect();
         prop_assert_eq!(&decode_stripe(p, data.len() as u64, &got).unwrap(), &data);
+        prop_assert_eq!(&decode_stripe_owned(p, data.len() as u64, got.clone()).unwrap(), &data);
+        // With every piece (the common read: the first data piece is reused).
+        let all: Vec<Option<Vec<u8>>> = pieces.iter().cloned().map(Some).collect();
+        prop_assert_eq!(&decode_stripe_owned(p, data.len() as u64, all).unwrap(), &data);
         let rebuilt = rebuild_pieces(p, &got, &lost).unwrap();
         for (w, r) in lost.iter().zip(&rebuilt) {
             prop_assert_eq!(&pieces[*w], r);
@@ -139,6 +151,8 @@ proptest! {
             fewer[j] = None;
             let is_too_few = matches!(decode_stripe(p, data.len() as u64, &fewer), Err(ChunkError::TooFewPieces { .. }));
             prop_assert!(is_too_few);
+            let owned_too_few = matches!(decode_stripe_owned(p, data.len() as u64, fewer.clone()), Err(ChunkError::TooFewPieces { .. }));
+            prop_assert!(owned_too_few);
             prop_assert!(rebuild_pieces(p, &fewer, &[j]).is_err());
         }
     }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{BoxStream, FuturesUnordered};
 use futures::StreamExt;
-use stratus_chunk::{decode_stripe, open_chunk, piece_id, ChunkId, Profile, ScopeKey};
+use stratus_chunk::{
+    decode_stripe_owned, open_chunk, open_chunk_in_place, piece_id, ChunkId, Opened, Profile,
+    ScopeKey, MAX_CHUNK_LEN,
+};
 use stratus_proto::{piece_rpc, PieceErrorKind, PieceRpcError};
 use stratus_state::marks::Failure;
 use stratus_state::objects::{KeyScope, ObjectStore, ObjectVersion, Pack, StoreCommand};
@@ -124,35 +127,9 @@ impl Store {
         let view = self.read(|s| pack_view(s, p.pack))?;
         let data = self.fetch_pack(&view).await?;
         let scope = scope.clone();
-        tokio::task::spawn_blocking(move || {
-            p.chunks
-                .iter()
-                .map(|c| {
-                    let start = c.offset as usize;
-                    let sealed =
-                        data.get(start..start + c.sealed_len as usize)
-                            .ok_or_else(|| {
-                                StoreError::internal(format!(
-                                    "chunk {} outside pack {}",
-                                    c.id, p.pack
-                                ))
-                            })?;
-                    let plain =
-                        open_chunk(&scope, &c.id, sealed).map_err(|source| StoreError::Chunk {
-                            what: format!(
-                                "chunk {} of pack {} does not verify although its pieces did",
-                                c.id, p.pack
-                            ),
-                            source,
-                        })?;
-                    let mut b = Bytes::from(plain);
-                    b.truncate(c.skip + c.take);
-                    Ok(b.slice(c.skip..))
-                })
-                .collect()
-        })
-        .await
-        .map_err(StoreError::thread("decoder"))?
+        tokio::task::spawn_blocking(move || open_pack_chunks(&scope, p, data))
+            .await
+            .map_err(StoreError::thread("decoder"))?
     }
 
     /// Fetches and decodes a whole pack.
@@ -165,7 +142,7 @@ impl Store {
             m: view.pack.profile.m,
         };
         let data_len = view.pack.data_len;
-        tokio::task::spawn_blocking(move || decode_stripe(profile, data_len, &pieces))
+        tokio::task::spawn_blocking(move || decode_stripe_owned(profile, data_len, pieces))
             .await
             .map_err(StoreError::thread("decoder"))?
             .map_err(StoreError::from)
@@ -294,6 +271,50 @@ impl Store {
         }
         Ok(pieces)
     }
+}
+
+/// Opens the chunks `p` reads out of their decoded pack `data`, in place:
+/// a raw chunk's bytes are handed out as slices of `data`, not copied.
+fn open_pack_chunks(
+    scope: &ScopeKey,
+    p: PackRead,
+    mut data: Vec<u8>,
+) -> Result<Vec<Bytes>, StoreError> {
+    let mut opened = Vec::with_capacity(p.chunks.len());
+    for c in &p.chunks {
+        let start = c.offset as usize;
+        let sealed = data
+            .get_mut(start..start + c.sealed_len as usize)
+            .ok_or_else(|| {
+                StoreError::internal(format!("chunk {} outside pack {}", c.id, p.pack))
+            })?;
+        let o = open_chunk_in_place(scope, &c.id, sealed, MAX_CHUNK_LEN).map_err(|source| {
+            StoreError::Chunk {
+                what: format!(
+                    "chunk {} of pack {} does not verify although its pieces did",
+                    c.id, p.pack
+                ),
+                source,
+            }
+        })?;
+        opened.push(o);
+    }
+    let data = Bytes::from(data);
+    Ok(p.chunks
+        .iter()
+        .zip(opened)
+        .map(|(c, o)| {
+            let plain = match o {
+                Opened::InPlace(r) => {
+                    let at = c.offset as usize;
+                    data.slice(at + r.start..at + r.end)
+                }
+                Opened::Owned(v) => Bytes::from(v),
+            };
+            let end = (c.skip + c.take).min(plain.len());
+            plain.slice(c.skip.min(end)..end)
+        })
+        .collect())
 }
 
 enum Fetched {
