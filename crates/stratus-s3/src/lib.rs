@@ -90,11 +90,14 @@
 
 pub mod access;
 pub mod backend;
+pub mod cors;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 mod gateway;
 mod keepalive;
 mod listing;
+pub mod policy;
+pub mod public;
 mod sse;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
@@ -112,7 +115,7 @@ use s3s::{s3_error, S3Result};
 /// Re-exported so backends can implement [`Backend`] without naming the crate.
 pub use async_trait::async_trait;
 pub use backend::{
-    Backend, BackendError, BackendResult, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
+    Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
     DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta,
     UploadInfo, VersionEntry, Versioning,
 };
@@ -183,7 +186,14 @@ pub async fn serve<B: Backend, K: KeyStore>(
     gateway: Gateway<B, K>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    serve_service(listener, service(gateway), default_limits(), shutdown).await
+    let backend = Arc::clone(gateway.backend());
+    let service = cors::Cors {
+        inner: keepalive::CloseAfterEmptyExpect(service(gateway)),
+        backend,
+    };
+    stratus_http::serve(listener, service, default_limits(), shutdown)
+        .await
+        .map_err(|stratus_http::ServeError::Accept(e)| ServeError::Accept(e))
 }
 
 /// The gateway's default connection limits ([`stratus_http::Limits`]).
