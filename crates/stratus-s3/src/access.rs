@@ -21,7 +21,8 @@ pub const MAX_PRESIGNED_EXPIRES_SECS: u64 = 7 * 24 * 3600;
 
 /// The operations an unsigned request may reach the gateway with: the reads
 /// a bucket policy or a `public-read` ACL can grant.
-pub const ANONYMOUS_OPERATIONS: [&str; 4] = ["GetObject", "HeadObject", "ListObjects", "ListObjectsV2"];
+pub const ANONYMOUS_OPERATIONS: [&str; 4] =
+    ["GetObject", "HeadObject", "ListObjects", "ListObjectsV2"];
 
 /// Why a signed request is refused regardless of its signature.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

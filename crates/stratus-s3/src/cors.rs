@@ -363,7 +363,11 @@ mod tests {
         };
         assert!(c.find("https://ci.example.com", "GET", &[]).is_some());
         assert!(c
-            .find("https://ci.example.com", "PUT", &["X-Amz-Date", "Content-Type"])
+            .find(
+                "https://ci.example.com",
+                "PUT",
+                &["X-Amz-Date", "Content-Type"]
+            )
             .is_some());
         assert!(c
             .find("https://ci.example.com", "PUT", &["authorization"])

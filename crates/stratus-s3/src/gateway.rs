@@ -162,6 +162,16 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        // POST Object arrives here too (s3s's default `post_object`). s3s
+        // also accepts a SigV2-signed form; a SigV4 signature always names
+        // its region, SigV2 never does (header and presigned SigV2 are
+        // refused earlier, by `access::SignaturePolicy`).
+        if req.credentials.is_some() && req.region.is_none() {
+            return Err(s3_error!(
+                AccessDenied,
+                "AWS Signature Version 2 is not accepted: sign requests with Signature Version 4"
+            ));
+        }
         objects::put_object(self, req).await
     }
 

@@ -115,9 +115,9 @@ use s3s::{s3_error, S3Result};
 /// Re-exported so backends can implement [`Backend`] without naming the crate.
 pub use async_trait::async_trait;
 pub use backend::{
-    Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
-    DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta,
-    UploadInfo, VersionEntry, Versioning,
+    Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo,
+    ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
+    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
 };
 pub use gateway::{to_s3_error, Gateway};
 pub use s3s;
@@ -156,8 +156,19 @@ fn builder<B: Backend, K: KeyStore>(gateway: Gateway<B, K>) -> S3ServiceBuilder 
     let mut b = S3ServiceBuilder::new(gateway);
     b.set_auth(auth);
     b.set_access(access::SignaturePolicy);
+    let mut config = s3s::config::S3Config::default();
+    config.post_object_max_file_size = MAX_POST_OBJECT_BYTES;
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        config,
+    ))));
     b
 }
+
+/// The largest file a browser form upload (POST Object) may carry: s3s holds
+/// the whole file in memory to check the policy's `content-length-range`
+/// before the object is written, so the gateway bounds it well below AWS's
+/// 5 GB (larger uploads use PutObject or multipart, which stream).
+pub const MAX_POST_OBJECT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The S3 service (a hyper and tower service) for `gateway`, path-style
 /// addressing only (`http://host/bucket/key`).

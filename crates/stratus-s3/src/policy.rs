@@ -231,13 +231,9 @@ impl Statement {
         resource
             && self.conditions.iter().all(|c| {
                 req.prefix.is_some_and(|prefix| {
-                    c.values.iter().any(|v| {
-                        if c.like {
-                            glob(v, prefix)
-                        } else {
-                            v == prefix
-                        }
-                    })
+                    c.values
+                        .iter()
+                        .any(|v| if c.like { glob(v, prefix) } else { v == prefix })
                 })
             })
     }
@@ -390,7 +386,11 @@ fn parse_conditions(v: &Value) -> Result<Vec<PrefixCondition>, PolicyError> {
         let like = match op.as_str() {
             "StringEquals" => false,
             "StringLike" => true,
-            other => return Err(PolicyError::Unsupported(format!("Condition operator {other:?}"))),
+            other => {
+                return Err(PolicyError::Unsupported(format!(
+                    "Condition operator {other:?}"
+                )))
+            }
         };
         let Value::Object(keys) = keys else {
             return Err(malformed(format!("Condition {op} must be a JSON object")));
@@ -516,7 +516,11 @@ mod tests {
         assert_eq!(p.evaluate(&list(Some("public/x"))), Decision::Allow);
         assert_eq!(p.evaluate(&list(Some("docs"))), Decision::Allow);
         assert_eq!(p.evaluate(&list(Some("private/"))), Decision::None);
-        assert_eq!(p.evaluate(&list(None)), Decision::None, "no prefix, no match");
+        assert_eq!(
+            p.evaluate(&list(None)),
+            Decision::None,
+            "no prefix, no match"
+        );
         assert_eq!(p.evaluate(&get("public/x")), Decision::None);
         let eq = policy(
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b","Condition":{"StringEquals":{"s3:prefix":"a*"}}}"#,

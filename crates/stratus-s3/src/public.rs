@@ -98,10 +98,11 @@ impl AccessView {
     /// Reads the documents of `bucket`.
     pub fn new(bucket: &str, docs: &BucketAccessDocs) -> Self {
         let mut unreadable = false;
-        let policy = docs
-            .policy
-            .as_deref()
-            .and_then(|d| BucketPolicy::parse(bucket, d).map_err(|_| unreadable = true).ok());
+        let policy = docs.policy.as_deref().and_then(|d| {
+            BucketPolicy::parse(bucket, d)
+                .map_err(|_| unreadable = true)
+                .ok()
+        });
         let acl = docs
             .acl
             .as_deref()
@@ -125,7 +126,10 @@ impl AccessView {
             })
             .unwrap_or_default();
         if unreadable {
-            tracing::warn!(bucket, "a bucket access document does not parse; the bucket stays private");
+            tracing::warn!(
+                bucket,
+                "a bucket access document does not parse; the bucket stays private"
+            );
         }
         Self {
             owner: docs.owner.clone(),
@@ -215,7 +219,10 @@ mod tests {
 
     #[test]
     fn a_deny_in_the_policy_overrides_a_public_acl() {
-        let v = AccessView::new("b", &docs(Some(DENY), CannedAcl::PublicRead, Default::default()));
+        let v = AccessView::new(
+            "b",
+            &docs(Some(DENY), CannedAcl::PublicRead, Default::default()),
+        );
         assert!(!v.allows(&GET));
         let other = Request {
             key: Some("other"),
@@ -237,8 +244,16 @@ mod tests {
     #[test]
     fn only_private_and_public_read_acls_are_understood() {
         assert_eq!(CannedAcl::parse("private").ok(), Some(CannedAcl::Private));
-        assert_eq!(CannedAcl::parse("public-read").ok(), Some(CannedAcl::PublicRead));
-        for other in ["public-read-write", "authenticated-read", "log-delivery-write", ""] {
+        assert_eq!(
+            CannedAcl::parse("public-read").ok(),
+            Some(CannedAcl::PublicRead)
+        );
+        for other in [
+            "public-read-write",
+            "authenticated-read",
+            "log-delivery-write",
+            "",
+        ] {
             let e = CannedAcl::parse(other).expect_err(other);
             assert_eq!(e.code(), &s3s::S3ErrorCode::NotImplemented);
         }

@@ -25,9 +25,9 @@ use stratus_store::{Store, StoreError};
 use stratus_types::ErrorCode;
 
 use crate::backend::{
-    check_bucket_config, Backend, BackendError, BucketAccessDocs, BackendResult, BucketConfigKind, BucketInfo,
-    ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
-    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE,
+    check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
+    BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective,
+    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE,
 };
 
 /// The [`Backend`] over a replica's [`Store`].

@@ -69,7 +69,8 @@ impl<B: Backend, K: KeyStore> Gateway<B, K> {
                 "the bucket's Block Public Access settings (BlockPublicAcls) refuse public ACLs"
             ));
         }
-        self.set_config(tenant, bucket, Kind::Acl, acl.to_doc()).await
+        self.set_config(tenant, bucket, Kind::Acl, acl.to_doc())
+            .await
     }
 }
 
@@ -187,9 +188,11 @@ pub(super) async fn get_bucket_acl<B: Backend, K: KeyStore>(
     let tenant = gw.tenant(&req)?;
     let acl = match gw.config(&tenant, &req.input.bucket, Kind::Acl).await? {
         None => CannedAcl::Private,
-        Some(doc) => serde_json::from_str::<AclDoc>(&doc)
-            .map_err(|e| s3_error!(InternalError, "stored ACL: {}", e))?
-            .canned,
+        Some(doc) => {
+            serde_json::from_str::<AclDoc>(&doc)
+                .map_err(|e| s3_error!(InternalError, "stored ACL: {}", e))?
+                .canned
+        }
     };
     let mut grants = vec![Grant {
         grantee: Some(Grantee {

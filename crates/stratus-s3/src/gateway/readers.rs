@@ -34,11 +34,12 @@ pub(super) async fn read_as<B: Backend, K: KeyStore, T>(
         .await
         .map_err(to_s3_error)?;
     match (tenant, docs) {
-        // The backend answers NoSuchBucket.
-        (Some(tenant), None) => Ok(tenant),
         (Some(tenant), Some(docs)) if docs.owner == tenant => Ok(tenant),
         (_, Some(docs)) if AccessView::new(bucket, &docs).allows(&asked) => Ok(docs.owner),
-        _ => Err(s3_error!(AccessDenied)),
+        // Another tenant, not granted: it acts for itself, and the backend
+        // refuses it as it always has (`NoSuchBucket` or `AccessDenied`).
+        (Some(tenant), _) => Ok(tenant),
+        (None, _) => Err(s3_error!(AccessDenied)),
     }
 }
 

@@ -10,9 +10,10 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use crate::backend::{
-    check_bucket_config, Backend, BackendError, BucketAccessDocs, BackendResult, BucketConfigKind, BucketInfo,
-    ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
-    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE, NULL_VERSION,
+    check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
+    BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective,
+    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE,
+    NULL_VERSION,
 };
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
