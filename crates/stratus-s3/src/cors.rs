@@ -324,7 +324,14 @@ where
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let bucket = origin.as_ref().and_then(|_| bucket_of(req.uri().path()));
-        let method = req.method().as_str().to_owned();
+        // As Ceph RGW does, an actual request may name the method it stands
+        // for (a browser's follow-up to its preflight).
+        let method = req
+            .headers()
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(req.method().as_str())
+            .to_owned();
         let inner = self.inner.clone();
         Box::pin(async move {
             let mut response = inner.call(req).await?;

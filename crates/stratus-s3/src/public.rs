@@ -59,6 +59,15 @@ impl CannedAcl {
         }
     }
 
+    /// Whether `s` names a canned ACL that grants anyone beyond the owner
+    /// (implemented or not).
+    pub fn is_public_name(s: &str) -> bool {
+        matches!(
+            s,
+            "public-read" | "public-read-write" | "authenticated-read"
+        )
+    }
+
     /// The stored document (`None` for the default, `private`).
     pub fn to_doc(self) -> Option<String> {
         match self {
@@ -160,11 +169,14 @@ impl AccessView {
         }
     }
 
-    /// Whether the bucket is public: its policy grants everyone something
-    /// and is not restricted (GetBucketPolicyStatus).
-    pub fn policy_is_public(&self) -> bool {
-        self.policy.as_ref().is_some_and(BucketPolicy::is_public)
-            && !self.block.restrict_public_buckets
+    /// Whether the bucket is public (GetBucketPolicyStatus): its policy
+    /// grants everyone something and is not restricted, or its ACL is
+    /// `public-read` and not ignored.
+    pub fn is_public(&self) -> bool {
+        let policy = self.policy.as_ref().is_some_and(BucketPolicy::is_public)
+            && !self.block.restrict_public_buckets;
+        let acl = self.acl == CannedAcl::PublicRead && !self.block.ignore_public_acls;
+        !self.unreadable && (policy || acl)
     }
 }
 
@@ -196,6 +208,7 @@ mod tests {
     fn private_by_default() {
         let v = AccessView::new("b", &docs(None, CannedAcl::Private, Default::default()));
         assert!(!v.allows(&GET));
+        assert!(!v.is_public());
     }
 
     #[test]
@@ -209,7 +222,7 @@ mod tests {
         };
         let v = AccessView::new("b", &docs(Some(ALLOW), CannedAcl::Private, restrict));
         assert!(!v.allows(&GET));
-        assert!(!v.policy_is_public());
+        assert!(!v.is_public());
         let ignore = PublicAccessBlock {
             ignore_public_acls: true,
             ..open

@@ -103,6 +103,11 @@ async fn a_public_read_policy_lets_anyone_read_that_and_nothing_else() {
         (200, "pub/art/a.txt"),
         "another tenant reads like anyone"
     );
+    // Without s3:ListBucket, a missing key is not told apart from a
+    // forbidden one (no probing of key names).
+    let r = get(&s, "/pub/art/missing.txt", ANON).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(get(&s, "/pub/art/missing.txt", A).await.status, 404);
 
     // Everything the policy does not grant stays refused.
     for (what, status) in [
@@ -203,6 +208,15 @@ async fn policies_are_checked_when_written() {
         403,
         "listing is not reading"
     );
+    // Who may list a prefix learns that a key under it is missing, nothing more.
+    let head = |uri: &'static str, key| {
+        let s = &s;
+        async move { call(s, "HEAD", uri, &[], Body::empty(), key).await.status }
+    };
+    assert_eq!(head("/pub/art/missing", B).await, 404);
+    assert_eq!(head("/pub/art/missing", ANON).await, 404);
+    assert_eq!(head("/pub/art/a.txt", ANON).await, 403);
+    assert_eq!(head("/pub/private/missing", ANON).await, 403);
 }
 
 #[tokio::test]
@@ -210,9 +224,18 @@ async fn canned_acls_map_onto_public_read_and_block_public_access_holds() {
     let (_, gw) = setup().await;
     let s = stratus_s3::service(gw);
     let acl = |v: &'static str| [("x-amz-acl", v)];
+    let r = get(&s, "/pub?policyStatus", A).await;
+    assert!(r.body.contains("<IsPublic>false</IsPublic>"), "{}", r.body);
     let r = call(&s, "PUT", "/pub?acl", &acl("public-read"), Body::empty(), A).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    let r = get(&s, "/pub?policyStatus", A).await;
+    assert!(r.body.contains("<IsPublic>true</IsPublic>"), "{}", r.body);
     assert_eq!(get(&s, "/pub/other.txt", ANON).await.status, 200);
+    assert_eq!(
+        get(&s, "/pub/missing", ANON).await.status,
+        404,
+        "public-read lists"
+    );
     assert_eq!(get(&s, "/pub?list-type=2", ANON).await.status, 200);
     let r = get(&s, "/pub?acl", A).await;
     assert!(
@@ -273,8 +296,10 @@ async fn canned_acls_map_onto_public_read_and_block_public_access_holds() {
         "{}",
         r.body
     );
-    let r = call(&s, "PUT", "/pub?acl", &acl("public-read"), Body::empty(), A).await;
-    assert_eq!(r.status, 403, "BlockPublicAcls: {}", r.body);
+    for public in ["public-read", "public-read-write", "authenticated-read"] {
+        let r = call(&s, "PUT", "/pub?acl", &acl(public), Body::empty(), A).await;
+        assert_eq!(r.status, 403, "BlockPublicAcls {public}: {}", r.body);
+    }
     let r = call(&s, "PUT", "/pub?policy", &[], policy("pub", ALLOW_ART), A).await;
     assert_eq!(r.status, 403, "BlockPublicPolicy: {}", r.body);
     let r = call(

@@ -139,16 +139,14 @@ pub(super) async fn get_bucket_policy_status<B: Backend, K: KeyStore>(
 ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
     let tenant = gw.tenant(&req)?;
     let bucket = &req.input.bucket;
-    let Some(policy) = gw.config(&tenant, bucket, Kind::Policy).await? else {
-        return Err(s3_error!(NoSuchBucketPolicy));
-    };
     let docs = BucketAccessDocs {
         owner: tenant.clone(),
-        policy: Some(policy),
+        policy: gw.config(&tenant, bucket, Kind::Policy).await?,
+        acl: gw.config(&tenant, bucket, Kind::Acl).await?,
         public_access_block: gw.config(&tenant, bucket, Kind::PublicAccessBlock).await?,
-        ..BucketAccessDocs::default()
+        cors: None,
     };
-    let is_public = AccessView::new(bucket, &docs).policy_is_public();
+    let is_public = AccessView::new(bucket, &docs).is_public();
     Ok(S3Response::new(GetBucketPolicyStatusOutput {
         policy_status: Some(PolicyStatus {
             is_public: Some(is_public),
@@ -176,6 +174,16 @@ pub(super) async fn put_bucket_acl<B: Backend, K: KeyStore>(
             "PutBucketAcl needs an x-amz-acl header (private or public-read)"
         ));
     };
+    // A public ACL the gateway does not implement is still a public ACL:
+    // BlockPublicAcls refuses it first, as AWS does.
+    if CannedAcl::is_public_name(acl.as_str())
+        && gw.block(&tenant, &input.bucket).await?.block_public_acls
+    {
+        return Err(s3_error!(
+            AccessDenied,
+            "the bucket's Block Public Access settings (BlockPublicAcls) refuse public ACLs"
+        ));
+    }
     let acl = CannedAcl::parse(acl.as_str())?;
     gw.set_canned_acl(&tenant, &input.bucket, acl).await?;
     Ok(S3Response::new(PutBucketAclOutput::default()))

@@ -81,7 +81,9 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = &req.input;
-    let tenant = object_reader(gw, &req, &input.bucket, &input.key, &input.version_id).await?;
+    let tenant =
+        super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
+            .await?;
     super::readers::refuse_anonymous_overrides(
         &req,
         input.response_cache_control.is_some()
@@ -167,7 +169,9 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = &req.input;
-    let tenant = object_reader(gw, &req, &input.bucket, &input.key, &input.version_id).await?;
+    let tenant =
+        super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
+            .await?;
     sse::refuse_unsupported(&sse::Asked {
         customer_key: sse::customer_key!(input),
         ..sse::Asked::default()
@@ -377,34 +381,4 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
         version_id: version_header(&info.version_id),
         ..Default::default()
     }))
-}
-
-/// The tenant a GetObject/HeadObject acts for ([`super::readers`]). A
-/// non-owner may read only the current version (`s3:GetObjectVersion` is
-/// outside the policy subset).
-async fn object_reader<B: Backend, K: KeyStore, T>(
-    gw: &Gateway<B, K>,
-    req: &S3Request<T>,
-    bucket: &str,
-    key: &str,
-    version_id: &Option<String>,
-) -> S3Result<String> {
-    let asked = crate::policy::Request {
-        action: crate::policy::Action::GetObject,
-        key: Some(key),
-        prefix: None,
-    };
-    let tenant = super::readers::read_as(gw, req, bucket, asked).await?;
-    let own = req
-        .credentials
-        .as_ref()
-        .and_then(|c| gw.keys.lookup(&c.access_key))
-        .is_some_and(|r| r.tenant == tenant);
-    if !own && version_id.is_some() {
-        return Err(s3_error!(
-            AccessDenied,
-            "reading a specific version needs s3:GetObjectVersion, which only the owner has"
-        ));
-    }
-    Ok(tenant)
 }
