@@ -172,6 +172,8 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
                 "AWS Signature Version 2 is not accepted: sign requests with Signature Version 4"
             ));
         }
+        let acl = req.input.acl.as_ref().map(|a| a.as_str());
+        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         objects::put_object(self, req).await
     }
 
@@ -207,6 +209,8 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let acl = req.input.acl.as_ref().map(|a| a.as_str());
+        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         objects::copy_object(self, req).await
     }
 
@@ -235,6 +239,8 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let acl = req.input.acl.as_ref().map(|a| a.as_str());
+        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         multipart::create_multipart_upload(self, req).await
     }
 

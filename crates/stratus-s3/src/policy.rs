@@ -284,6 +284,10 @@ fn parse_statement(bucket: &str, m: &Map<String, Value>) -> Result<Statement, Po
             "Action" => actions = Some(strings("Action", v)?),
             "Resource" => resources = Some(strings("Resource", v)?),
             "Condition" => conditions = parse_conditions(v)?,
+            // AWS refuses NotPrincipal with Allow.
+            "NotPrincipal" if m.get("Effect").and_then(Value::as_str) == Some("Allow") => {
+                return Err(malformed("NotPrincipal cannot be used with Effect Allow"))
+            }
             "NotPrincipal" | "NotAction" | "NotResource" => {
                 return Err(PolicyError::Unsupported(k.clone()))
             }
@@ -556,7 +560,7 @@ mod tests {
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::b/*"}"#,
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"IpAddress":{"aws:SourceIp":"1.2.3.4/32"}}}"#,
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b","Condition":{"StringLike":{"s3:delimiter":"/"}}}"#,
-            r#"{"Effect":"Allow","NotPrincipal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#,
+            r#"{"Effect":"Deny","NotPrincipal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#,
             r#"{"Effect":"Allow","Principal":"*","NotAction":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#,
         ];
         for doc in unsupported {
@@ -574,6 +578,7 @@ mod tests {
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b"}"#,
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b/*"}"#,
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Extra":1}"#,
+            r#"{"Effect":"Allow","NotPrincipal":{"AWS":"*"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#,
         ];
         for doc in malformed {
             let e = policy(doc).expect_err(doc);

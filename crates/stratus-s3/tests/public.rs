@@ -307,6 +307,14 @@ async fn canned_acls_map_onto_public_read_and_block_public_access_holds() {
     }
     let r = call(&s, "PUT", "/pub?policy", &[], policy("pub", ALLOW_ART), A).await;
     assert_eq!(r.status, 403, "BlockPublicPolicy: {}", r.body);
+    let r = call(&s, "PUT", "/pub/o", &acl("public-read"), "x".to_string(), A).await;
+    assert_eq!(
+        r.status, 403,
+        "BlockPublicAcls on an object write: {}",
+        r.body
+    );
+    let r = call(&s, "PUT", "/pub/o", &acl("private"), "x".to_string(), A).await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = call(
         &s,
         "PUT",
