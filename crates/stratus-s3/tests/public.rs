@@ -632,3 +632,45 @@ async fn browser_form_uploads_check_the_signed_policy() {
         assert!(!stored(key).await, "{key} was written");
     }
 }
+
+/// s3s also accepts a form signed with SigV2 (AWSAccessKeyId, signature),
+/// which it checks in variable time; such a request reaches the gateway with
+/// credentials but no region (a SigV4 signature always names one) and is
+/// refused, whatever its signature.
+#[tokio::test]
+async fn a_sigv2_signed_write_is_refused_even_when_its_signature_checks() {
+    use stratus_s3::s3s::auth::Credentials;
+    use stratus_s3::s3s::dto::PutObjectInput;
+    use stratus_s3::s3s::{S3Request, S3};
+    let (backend, gw) = setup().await;
+    let request = |region: Option<&str>| S3Request {
+        input: PutObjectInput::builder()
+            .bucket("pub".into())
+            .key("v2.txt".into())
+            .build()
+            .unwrap(),
+        method: http::Method::PUT,
+        uri: "/pub/v2.txt".parse().unwrap(),
+        headers: http::HeaderMap::new(),
+        extensions: http::Extensions::new(),
+        credentials: Some(Credentials {
+            access_key: "AKA".into(),
+            secret_key: "SKA".into(),
+        }),
+        region: region.map(|r| r.parse().unwrap()),
+        service: Some("s3".into()),
+        trailing_headers: None,
+    };
+    let e = gw
+        .put_object(request(None))
+        .await
+        .expect_err("SigV2 refused");
+    assert_eq!(e.code(), &stratus_s3::s3s::S3ErrorCode::AccessDenied);
+    assert!(backend
+        .head_object("ta", "pub", "v2.txt", None)
+        .await
+        .is_err());
+    gw.put_object(request(Some("us-east-1")))
+        .await
+        .expect("the same write signed with SigV4 is stored");
+}
