@@ -20,15 +20,10 @@ use s3s::{s3_error, S3Result};
 pub const MAX_PRESIGNED_EXPIRES_SECS: u64 = 7 * 24 * 3600;
 
 /// The operations an unsigned request may reach the gateway with: the reads
-/// a bucket policy or a `public-read` ACL can grant, and ListBuckets (which
-/// answers an anonymous client an empty list).
-pub const ANONYMOUS_OPERATIONS: [&str; 5] = [
-    "GetObject",
-    "HeadObject",
-    "ListObjects",
-    "ListObjectsV2",
-    "ListBuckets",
-];
+/// a bucket policy or a `public-read` ACL can grant. Every other unsigned
+/// request (ListBuckets included) is `AccessDenied`.
+pub const ANONYMOUS_OPERATIONS: [&str; 4] =
+    ["GetObject", "HeadObject", "ListObjects", "ListObjectsV2"];
 
 /// Why a signed request is refused regardless of its signature.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

@@ -71,13 +71,6 @@ pub(super) async fn list_buckets<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
-    if req.credentials.is_none() {
-        // Anonymous: nobody's buckets (as AWS and Ceph answer).
-        return Ok(S3Response::new(ListBucketsOutput {
-            buckets: Some(Vec::new()),
-            ..Default::default()
-        }));
-    }
     let tenant = gw.tenant(&req)?;
     let buckets = gw
         .backend
