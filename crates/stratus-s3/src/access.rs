@@ -7,14 +7,23 @@
 //! time — refusing every SigV2 request after the check means no forged or
 //! guessed V2 signature ever gets anything), and a presigned URL may live at
 //! most [`MAX_PRESIGNED_EXPIRES_SECS`] (7 days, as AWS). A negative or
-//! non-numeric `X-Amz-Expires` is already refused by s3s's parser. Anonymous
-//! requests are refused, as s3s's default check does.
+//! non-numeric `X-Amz-Expires` is already refused by s3s's parser.
+//!
+//! Anonymous (unsigned) requests are refused except for the reads a bucket
+//! policy or canned ACL can grant ([`ANONYMOUS_OPERATIONS`]); the gateway
+//! then decides each one from the bucket's documents (`gateway::readers`).
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::{s3_error, S3Result};
 
 /// Longest lifetime of a presigned URL: 7 days, AWS's limit.
 pub const MAX_PRESIGNED_EXPIRES_SECS: u64 = 7 * 24 * 3600;
+
+/// The operations an unsigned request may reach the gateway with: the reads
+/// a bucket policy or a `public-read` ACL can grant. Every other unsigned
+/// request (ListBuckets included) is `AccessDenied`.
+pub const ANONYMOUS_OPERATIONS: [&str; 4] =
+    ["GetObject", "HeadObject", "ListObjects", "ListObjectsV2"];
 
 /// Why a signed request is refused regardless of its signature.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +76,9 @@ pub struct SignaturePolicy;
 impl S3Access for SignaturePolicy {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         if cx.credentials().is_none() {
+            if ANONYMOUS_OPERATIONS.contains(&cx.s3_op().name()) {
+                return Ok(());
+            }
             return Err(s3_error!(AccessDenied, "Signature is required"));
         }
         let authorization = cx

@@ -472,6 +472,44 @@ pub trait Backend: Send + Sync + 'static {
         kind: BucketConfigKind,
         doc: Option<String>,
     ) -> BackendResult<()>;
+
+    /// Who owns `bucket` and the documents that decide who else may read it
+    /// ([`BucketAccessDocs`]), without a tenant: the gateway asks this for
+    /// anonymous requests, requests of other tenants and CORS. `None` when
+    /// the bucket does not exist. The default (a backend without public
+    /// access) answers `None`: every bucket stays private to its owner.
+    async fn bucket_access(&self, _bucket: &str) -> BackendResult<Option<BucketAccessDocs>> {
+        Ok(None)
+    }
+}
+
+/// A bucket's owner and its access documents ([`Backend::bucket_access`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BucketAccessDocs {
+    /// The owning tenant.
+    pub owner: String,
+    /// The [`BucketConfigKind::Policy`] document.
+    pub policy: Option<String>,
+    /// The [`BucketConfigKind::Acl`] document.
+    pub acl: Option<String>,
+    /// The [`BucketConfigKind::PublicAccessBlock`] document.
+    pub public_access_block: Option<String>,
+    /// The [`BucketConfigKind::Cors`] document.
+    pub cors: Option<String>,
+}
+
+impl BucketAccessDocs {
+    /// The owner and the documents of `get(kind)`.
+    pub fn collect<'a>(owner: &str, get: impl Fn(BucketConfigKind) -> Option<&'a str>) -> Self {
+        let doc = |k| get(k).map(str::to_owned);
+        Self {
+            owner: owner.to_owned(),
+            policy: doc(BucketConfigKind::Policy),
+            acl: doc(BucketConfigKind::Acl),
+            public_access_block: doc(BucketConfigKind::PublicAccessBlock),
+            cors: doc(BucketConfigKind::Cors),
+        }
+    }
 }
 
 /// What an access key resolves to.

@@ -246,6 +246,17 @@ pub fn sign_v4<T>(req: &mut http::Request<T>, access_key: &str, secret: &str, re
     }
 }
 
+/// The SigV4 signature of a browser form upload (POST Object): the hex
+/// HMAC of the base64 `policy` field under the signing key of `secret` for
+/// `date` (`YYYYMMDD`) and `region`.
+pub fn sign_post_policy(policy_b64: &str, secret: &str, date: &str, region: &str) -> String {
+    let mut key = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
+    for part in [region, "s3", "aws4_request"] {
+        key = hmac(&key, part.as_bytes());
+    }
+    hex::encode(hmac(&key, policy_b64.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,16 +10,22 @@
 //! - `errors`: backend errors to S3 errors (the one place that mapping lives);
 //! - `body`: request and response bodies (streams, the `Content-MD5` check);
 //! - `conditions`: HTTP preconditions (`If-Match` and friends);
-//! - `convert`: small conversions between backend and s3s types.
+//! - `convert`: small conversions between backend and s3s types;
+//! - `readers`: reads by anyone but the owner (bucket policy, canned ACL);
+//! - `access_ops`: bucket policy, ACL and Block Public Access operations;
+//! - `cors_ops`: Put/Get/DeleteBucketCors.
 
+mod access_ops;
 mod body;
 mod buckets;
 mod conditions;
 mod convert;
+mod cors_ops;
 mod errors;
 mod list;
 mod multipart;
 mod objects;
+mod readers;
 
 use std::sync::Arc;
 
@@ -156,6 +162,18 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        // POST Object arrives here too (s3s's default `post_object`). s3s
+        // also accepts a SigV2-signed form; a SigV4 signature always names
+        // its region, SigV2 never does (header and presigned SigV2 are
+        // refused earlier, by `access::SignaturePolicy`).
+        if req.credentials.is_some() && req.region.is_none() {
+            return Err(s3_error!(
+                AccessDenied,
+                "AWS Signature Version 2 is not accepted: sign requests with Signature Version 4"
+            ));
+        }
+        let acl = req.input.acl.as_ref().map(|a| a.as_str());
+        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         objects::put_object(self, req).await
     }
 
@@ -191,6 +209,8 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let acl = req.input.acl.as_ref().map(|a| a.as_str());
+        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         objects::copy_object(self, req).await
     }
 
@@ -219,6 +239,8 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let acl = req.input.acl.as_ref().map(|a| a.as_str());
+        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         multipart::create_multipart_upload(self, req).await
     }
 
@@ -255,5 +277,89 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         multipart::list_multipart_uploads(self, req).await
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<s3s::dto::PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketPolicyOutput>> {
+        access_ops::put_bucket_policy(self, req).await
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<s3s::dto::GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketPolicyOutput>> {
+        access_ops::get_bucket_policy(self, req).await
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketPolicyOutput>> {
+        access_ops::delete_bucket_policy(self, req).await
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<s3s::dto::GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketPolicyStatusOutput>> {
+        access_ops::get_bucket_policy_status(self, req).await
+    }
+
+    async fn put_bucket_acl(
+        &self,
+        req: S3Request<s3s::dto::PutBucketAclInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketAclOutput>> {
+        access_ops::put_bucket_acl(self, req).await
+    }
+
+    async fn get_bucket_acl(
+        &self,
+        req: S3Request<s3s::dto::GetBucketAclInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketAclOutput>> {
+        access_ops::get_bucket_acl(self, req).await
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<s3s::dto::PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutPublicAccessBlockOutput>> {
+        access_ops::put_public_access_block(self, req).await
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<s3s::dto::GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetPublicAccessBlockOutput>> {
+        access_ops::get_public_access_block(self, req).await
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<s3s::dto::DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeletePublicAccessBlockOutput>> {
+        access_ops::delete_public_access_block(self, req).await
+    }
+
+    async fn put_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::PutBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketCorsOutput>> {
+        cors_ops::put_bucket_cors(self, req).await
+    }
+
+    async fn get_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::GetBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketCorsOutput>> {
+        cors_ops::get_bucket_cors(self, req).await
+    }
+
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketCorsOutput>> {
+        cors_ops::delete_bucket_cors(self, req).await
     }
 }

@@ -15,13 +15,14 @@
 //! its fixed test keys and a SigV4 signer.
 //!
 //! ```text
-//! S3 client ──HTTP──▶ hyper ──▶ s3s (routing, SigV4, XML) ──▶ Gateway ──▶ Backend
-//!                                       │
-//!                                       └─ KeyStore: access key → (secret, tenant)
+//! S3 client ──HTTP──▶ hyper ──▶ cors ──▶ s3s (routing, SigV4, XML) ──▶ Gateway ──▶ Backend
+//!                                                │                       │
+//!                KeyStore: access key → (secret, tenant)   policy, ACL, Block Public Access
 //! ```
 //!
 //! Start it with [`serve`] (a `TcpListener`, a [`Gateway`], a shutdown
-//! future), or take the hyper/tower service from [`service`].
+//! future), or take the hyper/tower service from [`service`] (without the
+//! CORS layer, which [`serve`] adds).
 //!
 //! # Authentication and tenant isolation
 //!
@@ -31,12 +32,24 @@
 //! `UNSIGNED-PAYLOAD`) are decoded by s3s. s3s asks the [`KeyStore`] for the
 //! access key's secret and checks the signature (a wrong secret is
 //! `SignatureDoesNotMatch`, an unknown key `InvalidAccessKeyId`); anonymous
-//! requests are `AccessDenied`. s3s also checks SigV2 and presigned URLs of
+//! requests are `AccessDenied`, except the public reads below. s3s also checks SigV2 and presigned URLs of
 //! any lifetime; [`access::SignaturePolicy`] then refuses SigV2 and presigned
 //! URLs living over 7 days (`AccessDenied` saying why). The [`Gateway`] then looks up the key's
 //! **tenant** and passes it to every [`Backend`] call. Tenants are isolated by
 //! the backend: a tenant never sees, lists or touches another tenant's buckets
 //! (it gets `NoSuchBucket` or `AccessDenied`). Copies stay within a tenant.
+//!
+//! # Public reads
+//!
+//! A bucket's owner may open reads of it to everyone (anonymous requests and
+//! other tenants alike) with a bucket policy ([`policy`], a subset of AWS's)
+//! or the canned ACL `public-read` ([`public`]), bounded by its Block Public
+//! Access settings. Only GetObject/HeadObject (current versions) and
+//! ListObjects(V2) can be opened; an explicit `Deny` wins; the owner's own
+//! requests are never bound by the policy. Unsigned requests for any other
+//! operation are refused before they reach the gateway
+//! ([`access::ANONYMOUS_OPERATIONS`]). CORS rules ([`cors`]) answer browser
+//! preflights without authentication and grant nothing by themselves.
 //!
 //! # Version ids
 //!
@@ -67,20 +80,35 @@
 //! - Multipart: CreateMultipartUpload, UploadPart, CompleteMultipartUpload
 //!   (S3's `md5-of-md5s-N` etag), AbortMultipartUpload, ListParts,
 //!   ListMultipartUploads.
+//! - Public access: Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus,
+//!   Put/GetBucketAcl and CreateBucket with `x-amz-acl: private` or
+//!   `public-read` (everyone may GetObject and ListBucket — broader than
+//!   AWS, where a bucket's `public-read` lists but does not read objects),
+//!   Put/Get/DeletePublicAccessBlock, anonymous GetObject/HeadObject/
+//!   ListObjects(V2) as they grant.
+//! - CORS: Put/Get/DeleteBucketCors, preflight `OPTIONS` and
+//!   `Access-Control-*` response headers (in [`serve`]; path-style).
+//! - POST Object (browser form upload) signed with SigV4: s3s checks the
+//!   signature, expiration and every condition of the policy (each form
+//!   field must be covered); files up to [`MAX_POST_OBJECT_BYTES`].
 //! - Path-style addressing; virtual-hosted style with
 //!   [`service_with_domain`].
 //! - Streaming: object bodies go from the socket to the backend and back as
-//!   streams; the gateway never buffers a body (a 5 GiB PUT works).
+//!   streams; the gateway never buffers a body (a 5 GiB PUT works), except
+//!   a POST Object's file, which s3s holds (at most
+//!   [`MAX_POST_OBJECT_BYTES`]) to check the policy's size range first.
 //!
 //! # Not supported
 //!
-//! ACLs and bucket policies (every key has full control of its tenant's
-//! buckets, nothing else), IAM/STS, SSE-C and SSE-KMS (refused with
+//! Object ACLs (PutObjectAcl, GetObjectAcl), bucket ACL grants and canned
+//! ACLs other than `private`/`public-read`, policy elements outside the
+//! subset of [`policy`] (named principals, other actions, other condition
+//! keys: refused when the policy is written), account-level Block Public
+//! Access, anonymous POST Object, IAM/STS, SSE-C and SSE-KMS (refused with
 //! `NotImplemented`, never ignored; SSE-S3 is answered `AES256`, as every
-//! object is encrypted at rest), object lock and legal hold, tagging, lifecycle, replication, CORS,
-//! website hosting, notifications, Select, UploadPartCopy, POST-policy
-//! uploads (s3s parses them but the gateway does not implement PostObject),
-//! SigV2, GetObject by `partNumber` > 1, checking the additional checksums
+//! object is encrypted at rest), object lock and legal hold, tagging, lifecycle, replication,
+//! website hosting, notifications, Select, UploadPartCopy,
+//! SigV2 (header, presigned URL and POST form), GetObject by `partNumber` > 1, checking the additional checksums
 //! (`x-amz-checksum-*`; they are accepted but not verified or returned), and
 //! MFA delete. These answer `NotImplemented` (s3s's default); on object
 //! writes, headers asking for them (`x-amz-acl` other than `private` or
@@ -90,11 +118,14 @@
 
 pub mod access;
 pub mod backend;
+pub mod cors;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 mod gateway;
 mod keepalive;
 mod listing;
+pub mod policy;
+pub mod public;
 mod sse;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
@@ -112,9 +143,9 @@ use s3s::{s3_error, S3Result};
 /// Re-exported so backends can implement [`Backend`] without naming the crate.
 pub use async_trait::async_trait;
 pub use backend::{
-    Backend, BackendError, BackendResult, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
-    DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta,
-    UploadInfo, VersionEntry, Versioning,
+    Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo,
+    ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
+    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
 };
 pub use gateway::{to_s3_error, Gateway};
 pub use s3s;
@@ -153,8 +184,19 @@ fn builder<B: Backend, K: KeyStore>(gateway: Gateway<B, K>) -> S3ServiceBuilder 
     let mut b = S3ServiceBuilder::new(gateway);
     b.set_auth(auth);
     b.set_access(access::SignaturePolicy);
+    let mut config = s3s::config::S3Config::default();
+    config.post_object_max_file_size = MAX_POST_OBJECT_BYTES;
+    b.set_config(Arc::new(s3s::config::StaticConfigProvider::new(Arc::new(
+        config,
+    ))));
     b
 }
+
+/// The largest file a browser form upload (POST Object) may carry: s3s holds
+/// the whole file in memory to check the policy's `content-length-range`
+/// before the object is written, so the gateway bounds it well below AWS's
+/// 5 GB (larger uploads use PutObject or multipart, which stream).
+pub const MAX_POST_OBJECT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The S3 service (a hyper and tower service) for `gateway`, path-style
 /// addressing only (`http://host/bucket/key`).
@@ -183,7 +225,14 @@ pub async fn serve<B: Backend, K: KeyStore>(
     gateway: Gateway<B, K>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    serve_service(listener, service(gateway), default_limits(), shutdown).await
+    let backend = Arc::clone(gateway.backend());
+    let service = cors::Cors {
+        inner: keepalive::CloseAfterEmptyExpect(service(gateway)),
+        backend,
+    };
+    stratus_http::serve(listener, service, default_limits(), shutdown)
+        .await
+        .map_err(|stratus_http::ServeError::Accept(e)| ServeError::Accept(e))
 }
 
 /// The gateway's default connection limits ([`stratus_http::Limits`]).

@@ -25,9 +25,9 @@ use stratus_store::{Store, StoreError};
 use stratus_types::ErrorCode;
 
 use crate::backend::{
-    check_bucket_config, Backend, BackendError, BackendResult, BucketConfigKind, BucketInfo,
-    ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
-    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE,
+    check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
+    BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective,
+    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE,
 };
 
 /// The [`Backend`] over a replica's [`Store`].
@@ -695,6 +695,15 @@ impl Backend for StoreBackend {
         .await
         .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
         Ok(())
+    }
+
+    async fn bucket_access(&self, bucket: &str) -> BackendResult<Option<BucketAccessDocs>> {
+        Ok(self.read(|s| {
+            let b = s.store.buckets.get(bucket)?;
+            Some(BucketAccessDocs::collect(&b.tenant, |k| {
+                s.store.bucket_config(bucket, k)
+            }))
+        }))
     }
 }
 

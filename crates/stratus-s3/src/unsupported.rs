@@ -58,7 +58,7 @@ pub(crate) fn refuse_extras(x: &Extras<'_>) -> S3Result<()> {
         Some(acl) => {
             return Err(s3_error!(
                 NotImplemented,
-                "x-amz-acl: {} is not supported: objects are private to their tenant (ACLs are not implemented)",
+                "x-amz-acl: {} is not supported on objects (object ACLs are not implemented): publish objects with a bucket policy or the bucket's public-read ACL",
                 acl
             ))
         }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use stratus_control::{now_ms, Control};
 use stratus_s3::backend::{
-    Backend, BackendResult, BucketConfigKind, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
-    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
+    Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
+    DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
+    Versioning,
 };
 use stratus_s3::StoreBackend;
 use stratus_state::Command;
@@ -250,6 +251,9 @@ impl Backend for Fresh {
         doc: Option<String>,
     ) -> BackendResult<()> {
         self.inner.put_bucket_config(t, &self.b(b), k, doc).await
+    }
+    async fn bucket_access(&self, b: &str) -> BackendResult<Option<BucketAccessDocs>> {
+        self.inner.bucket_access(&self.b(b)).await
     }
 }
 

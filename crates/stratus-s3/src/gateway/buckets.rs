@@ -18,11 +18,23 @@ pub(super) async fn create_bucket<B: Backend, K: KeyStore>(
     req: S3Request<CreateBucketInput>,
 ) -> S3Result<S3Response<CreateBucketOutput>> {
     let tenant = gw.tenant(&req)?;
-    let bucket = &req.input.bucket;
+    let input = &req.input;
+    let bucket = &input.bucket;
+    let acl = super::access_ops::create_bucket_acl(
+        input.acl.as_ref(),
+        input.grant_full_control.is_some()
+            || input.grant_read.is_some()
+            || input.grant_read_acp.is_some()
+            || input.grant_write.is_some()
+            || input.grant_write_acp.is_some(),
+    )?;
     gw.backend
         .create_bucket(&tenant, bucket)
         .await
         .map_err(to_s3_error)?;
+    if let Some(acl @ crate::public::CannedAcl::PublicRead) = acl {
+        gw.set_canned_acl(&tenant, bucket, acl).await?;
+    }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{bucket}")),
     }))

@@ -70,7 +70,12 @@ pub(super) async fn list_objects<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<ListObjectsInput>,
 ) -> S3Result<S3Response<ListObjectsOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let asked = crate::policy::Request {
+        action: crate::policy::Action::ListBucket,
+        key: None,
+        prefix: req.input.prefix.as_deref(),
+    };
+    let tenant = super::readers::read_as(gw, &req, &req.input.bucket, asked).await?;
     let input = req.input;
     let max = max_keys(input.max_keys)?;
     let prefix = input.prefix.clone().unwrap_or_default();
@@ -106,7 +111,12 @@ pub(super) async fn list_objects_v2<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<ListObjectsV2Input>,
 ) -> S3Result<S3Response<ListObjectsV2Output>> {
-    let tenant = gw.tenant(&req)?;
+    let asked = crate::policy::Request {
+        action: crate::policy::Action::ListBucket,
+        key: None,
+        prefix: req.input.prefix.as_deref(),
+    };
+    let tenant = super::readers::read_as(gw, &req, &req.input.bucket, asked).await?;
     let input = req.input;
     let max = max_keys(input.max_keys)?;
     let prefix = input.prefix.clone().unwrap_or_default();

@@ -80,8 +80,19 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
-    let tenant = gw.tenant(&req)?;
     let input = &req.input;
+    let tenant =
+        super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
+            .await?;
+    super::readers::refuse_anonymous_overrides(
+        &req,
+        input.response_cache_control.is_some()
+            || input.response_content_disposition.is_some()
+            || input.response_content_encoding.is_some()
+            || input.response_content_language.is_some()
+            || input.response_content_type.is_some()
+            || input.response_expires.is_some(),
+    )?;
     sse::refuse_unsupported(&sse::Asked {
         customer_key: sse::customer_key!(input),
         ..sse::Asked::default()
@@ -157,8 +168,10 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
-    let tenant = gw.tenant(&req)?;
     let input = &req.input;
+    let tenant =
+        super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
+            .await?;
     sse::refuse_unsupported(&sse::Asked {
         customer_key: sse::customer_key!(input),
         ..sse::Asked::default()

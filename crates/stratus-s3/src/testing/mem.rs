@@ -10,9 +10,10 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use crate::backend::{
-    check_bucket_config, Backend, BackendError, BackendResult, BucketConfigKind, BucketInfo,
-    ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
-    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE, NULL_VERSION,
+    check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
+    BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective,
+    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE,
+    NULL_VERSION,
 };
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
@@ -668,6 +669,16 @@ impl Backend for MemBackend {
             }
         }
         Ok(())
+    }
+
+    async fn bucket_access(&self, bucket: &str) -> BackendResult<Option<BucketAccessDocs>> {
+        let s = self.lock();
+        Ok(s.buckets
+            .iter()
+            .find(|((_, name), _)| name == bucket)
+            .map(|((owner, _), b)| {
+                BucketAccessDocs::collect(owner, |k| b.configs.get(&k).map(String::as_str))
+            }))
     }
 }
 

@@ -260,3 +260,52 @@ pub async fn bucket_configs<Bk: Backend>(b: &Bk) {
         "a new bucket of the same name starts without the old documents"
     );
 }
+
+/// The tenant-free view of a bucket's owner and access documents: absent
+/// for a missing bucket, exactly the stored documents otherwise (lifecycle
+/// and tags are not part of it), gone with the bucket.
+pub async fn bucket_access<Bk: Backend>(b: &Bk) {
+    use crate::backend::{BucketAccessDocs, BucketConfigKind as K};
+    assert_eq!(b.bucket_access("acc").await, Ok(None), "no bucket yet");
+    b.create_bucket(A, "acc").await.expect("create");
+    assert_eq!(
+        b.bucket_access("acc").await,
+        Ok(Some(BucketAccessDocs {
+            owner: A.to_owned(),
+            ..BucketAccessDocs::default()
+        }))
+    );
+    let doc = |k: K| format!(r#"{{"kind":"{k:?}"}}"#);
+    for k in [
+        K::Policy,
+        K::Acl,
+        K::PublicAccessBlock,
+        K::Cors,
+        K::Lifecycle,
+    ] {
+        b.put_bucket_config(A, "acc", k, Some(doc(k)))
+            .await
+            .expect("set");
+    }
+    assert_eq!(
+        b.bucket_access("acc").await,
+        Ok(Some(BucketAccessDocs {
+            owner: A.to_owned(),
+            policy: Some(doc(K::Policy)),
+            acl: Some(doc(K::Acl)),
+            public_access_block: Some(doc(K::PublicAccessBlock)),
+            cors: Some(doc(K::Cors)),
+        }))
+    );
+    assert_eq!(
+        b.bucket_access("acc").await.map(|d| d.map(|d| d.owner)),
+        Ok(Some(A.to_owned())),
+        "the owner is the creator, whoever asks"
+    );
+    b.delete_bucket(A, "acc").await.expect("delete");
+    assert_eq!(
+        b.bucket_access("acc").await,
+        Ok(None),
+        "gone with the bucket"
+    );
+}

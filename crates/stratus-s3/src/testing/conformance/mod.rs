@@ -20,7 +20,7 @@ mod multipart;
 mod objects;
 mod versioning;
 
-pub use buckets::{bucket_configs, buckets, tenant_isolation};
+pub use buckets::{bucket_access, bucket_configs, buckets, tenant_isolation};
 pub use listing::{list_ordering, list_versions_paging};
 pub use multipart::{multipart, multipart_errors};
 pub use objects::{copy, failed_body, objects, ranges};
@@ -118,6 +118,7 @@ pub async fn backend_conformance<Bk: Backend>(make: impl Fn() -> Bk) {
     failed_body(&make()).await;
     tenant_isolation(&make()).await;
     bucket_configs(&make()).await;
+    bucket_access(&make()).await;
 }
 
 fn isolated<T: std::fmt::Debug>(r: Result<T, BackendError>, what: &str) {
