@@ -10,7 +10,10 @@
 //! - `errors`: backend errors to S3 errors (the one place that mapping lives);
 //! - `body`: request and response bodies (streams, the `Content-MD5` check);
 //! - `conditions`: HTTP preconditions (`If-Match` and friends);
-//! - `convert`: small conversions between backend and s3s types.
+//! - `convert`: small conversions between backend and s3s types;
+//! - `lifecycle`: Put/Get/DeleteBucketLifecycleConfiguration;
+//! - `tagging`: Put/Get/DeleteBucketTagging;
+//! - `part_copy`: UploadPartCopy.
 
 mod body;
 mod buckets;
@@ -20,6 +23,9 @@ mod errors;
 mod list;
 mod multipart;
 mod objects;
+mod lifecycle;
+mod part_copy;
+mod tagging;
 
 use std::sync::Arc;
 
@@ -255,5 +261,54 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         multipart::list_multipart_uploads(self, req).await
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<s3s::dto::PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put_bucket_lifecycle_configuration(self, req).await
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<s3s::dto::GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get_bucket_lifecycle_configuration(self, req).await
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketLifecycleOutput>> {
+        lifecycle::delete_bucket_lifecycle(self, req).await
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<s3s::dto::PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketTaggingOutput>> {
+        tagging::put_bucket_tagging(self, req).await
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<s3s::dto::GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketTaggingOutput>> {
+        tagging::get_bucket_tagging(self, req).await
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketTaggingOutput>> {
+        tagging::delete_bucket_tagging(self, req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<s3s::dto::UploadPartCopyInput>,
+    ) -> S3Result<S3Response<s3s::dto::UploadPartCopyOutput>> {
+        part_copy::upload_part_copy(self, req).await
     }
 }
