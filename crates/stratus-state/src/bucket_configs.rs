@@ -137,7 +137,7 @@ mod tests {
             assert_eq!(apply(&mut s, tenant), Ok(()));
         }
         let bucket = Bucket {
-            name: "b1".into(),
+            name: "bk1".into(),
             tenant: "acme".into(),
             profile: None,
             scope: DedupeScope::Tenant,
@@ -152,7 +152,7 @@ mod tests {
     fn set(tenant: &str, kind: BucketConfigKind, doc: Option<&str>) -> Command {
         Command::Store(StoreCommand::SetBucketConfig {
             tenant: tenant.into(),
-            bucket: "b1".into(),
+            bucket: "bk1".into(),
             kind,
             doc: doc.map(str::to_string),
         })
@@ -163,12 +163,12 @@ mod tests {
         let mut s = state_with_bucket();
         let k = BucketConfigKind::Cors;
         assert_eq!(apply(&mut s, set("acme", k, Some(r#"{"a":1}"#))), Ok(()));
-        assert_eq!(s.store.bucket_config("b1", k), Some(r#"{"a":1}"#));
-        assert_eq!(s.store.bucket_config("b1", BucketConfigKind::Policy), None);
+        assert_eq!(s.store.bucket_config("bk1", k), Some(r#"{"a":1}"#));
+        assert_eq!(s.store.bucket_config("bk1", BucketConfigKind::Policy), None);
         assert_eq!(apply(&mut s, set("acme", k, Some(r#"{"a":2}"#))), Ok(()));
-        assert_eq!(s.store.bucket_configs_of(k), vec![("b1", r#"{"a":2}"#)]);
+        assert_eq!(s.store.bucket_configs_of(k), vec![("bk1", r#"{"a":2}"#)]);
         assert_eq!(apply(&mut s, set("acme", k, None)), Ok(()));
-        assert_eq!(s.store.bucket_config("b1", k), None);
+        assert_eq!(s.store.bucket_config("bk1", k), None);
     }
 
     #[test]
@@ -179,7 +179,7 @@ mod tests {
         assert!(apply(&mut s, set("acme", k, Some("not json"))).is_err());
         let huge = format!("\"{}\"", "x".repeat(MAX_BUCKET_CONFIG_BYTES));
         assert!(apply(&mut s, set("acme", k, Some(&huge))).is_err());
-        assert_eq!(s.store.bucket_config("b1", k), None);
+        assert_eq!(s.store.bucket_config("bk1", k), None);
     }
 
     #[test]
@@ -190,7 +190,7 @@ mod tests {
         assert_eq!(apply(&mut s, set("acme", k, Some(rules))), Ok(()));
         let delete = Command::Store(StoreCommand::DeleteBucket {
             tenant: "acme".into(),
-            name: "b1".into(),
+            name: "bk1".into(),
         });
         assert_eq!(apply(&mut s, delete), Ok(()));
         assert!(s.store.bucket_configs_of(k).is_empty());
