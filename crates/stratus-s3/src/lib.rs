@@ -51,7 +51,16 @@
 //! # Supported
 //!
 //! - Buckets: CreateBucket (any location constraint is accepted), DeleteBucket,
-//!   HeadBucket, ListBuckets, GetBucketLocation, Get/PutBucketVersioning.
+//!   HeadBucket, ListBuckets, GetBucketLocation, Get/PutBucketVersioning,
+//!   Put/Get/DeleteBucketTagging (50 tags, keys ≤ 128 and values ≤ 256
+//!   characters, unique keys; `InvalidTag` otherwise),
+//!   Put/Get/DeleteBucketLifecycleConfiguration (rules with `ID`, `Status`,
+//!   a `Filter` or `Prefix` on the key prefix, `Expiration` `Days` and
+//!   `ExpiredObjectDeleteMarker`, `NoncurrentVersionExpiration`
+//!   `NoncurrentDays` and `NewerNoncurrentVersions`,
+//!   `AbortIncompleteMultipartUpload`; carried out by the leader's
+//!   maintenance; transitions, expiration `Date` and tag or size filters are
+//!   `NotImplemented`).
 //! - Objects: PutObject, GetObject (single `Range`, `partNumber=1`,
 //!   `If-Match`/`If-None-Match`/`If-Modified-Since`/`If-Unmodified-Since` →
 //!   412/304, `response-*` overrides), HeadObject (same conditions),
@@ -64,7 +73,9 @@
 //! - Listing: ListObjectsV2 (prefix, delimiter, `max-keys`, continuation token,
 //!   `start-after`, `fetch-owner`), ListObjects v1 (marker), ListObjectVersions
 //!   (key/version-id markers, delete markers, delimiter), `encoding-type=url`.
-//! - Multipart: CreateMultipartUpload, UploadPart, CompleteMultipartUpload
+//! - Multipart: CreateMultipartUpload, UploadPart, UploadPartCopy (source
+//!   `versionId`, `x-amz-copy-source-range`, `x-amz-copy-source-if-*`; the
+//!   source is streamed into the part), CompleteMultipartUpload
 //!   (S3's `md5-of-md5s-N` etag), AbortMultipartUpload, ListParts,
 //!   ListMultipartUploads.
 //! - Path-style addressing; virtual-hosted style with
@@ -77,8 +88,9 @@
 //! ACLs and bucket policies (every key has full control of its tenant's
 //! buckets, nothing else), IAM/STS, SSE-C and SSE-KMS (refused with
 //! `NotImplemented`, never ignored; SSE-S3 is answered `AES256`, as every
-//! object is encrypted at rest), object lock and legal hold, tagging, lifecycle, replication, CORS,
-//! website hosting, notifications, Select, UploadPartCopy, POST-policy
+//! object is encrypted at rest), object lock and legal hold, object tagging,
+//! lifecycle transitions, replication, CORS, website hosting, notifications,
+//! Select, POST-policy
 //! uploads (s3s parses them but the gateway does not implement PostObject),
 //! SigV2, GetObject by `partNumber` > 1, checking the additional checksums
 //! (`x-amz-checksum-*`; they are accepted but not verified or returned), and

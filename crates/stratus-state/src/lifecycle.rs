@@ -59,20 +59,31 @@ pub struct LifecycleRule {
     /// `Enabled` (true) or `Disabled`.
     pub enabled: bool,
     /// Keys this rule applies to start with this (empty: every key).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub prefix: String,
     /// Expire current versions this many days after they were written.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub expiration_days: Option<u32>,
     /// Remove a delete marker that is the only version of its key.
+    #[serde(skip_serializing_if = "is_false")]
     pub expired_object_delete_marker: bool,
     /// Expire noncurrent versions this many days after they became
     /// noncurrent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub noncurrent_days: Option<u32>,
     /// ... but keep this many newest noncurrent versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub newer_noncurrent_versions: Option<u32>,
     /// Abort multipart uploads this many days after they were started.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub abort_upload_days: Option<u32>,    /// The prefix was given as the rule's own `Prefix` (S3's older form)
     /// rather than in a `Filter`: it is shown back the same way.
+    #[serde(skip_serializing_if = "is_false")]
     pub legacy_prefix: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Why a lifecycle configuration is refused (the S3 gateway maps each to

@@ -67,7 +67,8 @@ enum Work {
 
 impl Store {
     /// One lifecycle pass (see the module doc): bounded, resumable, run by
-    /// the maintenance worker of the leader.
+    /// the maintenance worker of the leader; recorded in
+    /// [`Store::maintenance_stats`].
     pub async fn lifecycle_once(&self) -> LifecycleReport {
         let cfg = &self.inner.cfg;
         let now = now_ms();
@@ -133,6 +134,7 @@ impl Store {
                             bucket: Some(bucket),
                             after,
                         });
+                        self.record_lifecycle(&report);
                         return report;
                     }
                     let limit = budget.min(PAGE_KEYS);
@@ -158,6 +160,7 @@ impl Store {
             }
         }
         report.complete = true;
+        self.record_lifecycle(&report);
         report
     }
 

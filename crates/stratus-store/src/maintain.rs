@@ -490,8 +490,7 @@ impl Store {
             }
             if last_lifecycle.elapsed() >= cfg.lifecycle_interval {
                 last_lifecycle = Instant::now();
-                let r = self.lifecycle_once().await;
-                self.record_lifecycle(&r);
+                self.lifecycle_once().await;
             }
             if last_gc.elapsed() >= cfg.gc_interval {
                 last_gc = Instant::now();
@@ -509,7 +508,7 @@ impl Store {
     }
 
     /// Adds a lifecycle pass to the maintenance totals (and logs what it did).
-    pub fn record_lifecycle(&self, r: &LifecycleReport) {
+    pub(crate) fn record_lifecycle(&self, r: &LifecycleReport) {
         if r.versions_expired + r.markers_removed + r.uploads_aborted > 0 {
             tracing::info!(
                 versions = r.versions_expired,
