@@ -672,8 +672,8 @@ pub async fn storage_status(State(st): State<AppState>, _c: Caller) -> Json<Stor
     Json(status)
 }
 
-/// Runs a repair round, a scrub round and a garbage collection now (admin;
-/// on the leader, which runs the maintenance worker).
+/// Runs a repair round, a scrub round, a lifecycle pass and a garbage
+/// collection now (admin; on the leader, which runs the maintenance worker).
 #[utoipa::path(post, path = "/v1/storage/maintain", tag = "objects", security(("bearer" = [])),
     responses((status = 200, body = StorageStatus), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn maintain_now(
@@ -687,6 +687,7 @@ pub async fn maintain_now(
         ));
     }
     st.store.scrub_once(st.store.config().scrub_bytes).await;
+    st.store.lifecycle_once().await;
     st.store.gc_once().await?;
     while st.store.repair_once(64).await.pieces > 0 {}
     Ok(storage_status(State(st), c).await)

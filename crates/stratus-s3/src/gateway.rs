@@ -20,10 +20,10 @@ mod buckets;
 mod conditions;
 mod convert;
 mod errors;
+mod lifecycle;
 mod list;
 mod multipart;
 mod objects;
-mod lifecycle;
 mod part_copy;
 mod tagging;
 

@@ -26,7 +26,8 @@
 //! Every command is first checked against the tenant's [`quotas`] (so all
 //! replicas refuse the same writes); [`retention`] forgets finished
 //! workloads and expired multipart uploads when the leader proposes
-//! [`Command::Prune`] with its time.
+//! [`Command::Prune`] with its time; [`lifecycle`] decides, as a pure
+//! function of versions and time, what buckets' lifecycle rules expire.
 //!
 //! [`TypeConfig`] binds these types to openraft.
 

@@ -76,7 +76,8 @@ pub struct LifecycleRule {
     pub newer_noncurrent_versions: Option<u32>,
     /// Abort multipart uploads this many days after they were started.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub abort_upload_days: Option<u32>,    /// The prefix was given as the rule's own `Prefix` (S3's older form)
+    pub abort_upload_days: Option<u32>,
+    /// The prefix was given as the rule's own `Prefix` (S3's older form)
     /// rather than in a `Filter`: it is shown back the same way.
     #[serde(skip_serializing_if = "is_false")]
     pub legacy_prefix: bool,
@@ -325,8 +326,7 @@ pub fn evaluate_key(
         let expires = rules.iter().any(|r| {
             r.noncurrent_days.is_some_and(|d| {
                 old(since, d, now_ms, day_ms)
-                    && r
-                        .newer_noncurrent_versions
+                    && r.newer_noncurrent_versions
                         .is_none_or(|keep| newer >= u64::from(keep))
             })
         });
@@ -350,8 +350,7 @@ pub fn upload_expires(
 ) -> bool {
     rules.iter().any(|r| {
         r.applies_to(key)
-            && r
-                .abort_upload_days
+            && r.abort_upload_days
                 .is_some_and(|d| old(created_ms, d, now_ms, day_ms))
     })
 }

@@ -46,7 +46,9 @@ fn keep(n: u32, days: u32) -> LifecycleRule {
 }
 
 fn ten_versions() -> Vec<ObjectVersion> {
-    (0..10).map(|i| v(&format!("v{i}"), i * 10, false)).collect()
+    (0..10)
+        .map(|i| v(&format!("v{i}"), i * 10, false))
+        .collect()
 }
 
 #[test]
@@ -65,7 +67,11 @@ fn keeping_three_noncurrent_versions_trims_ten_to_four() {
 #[test]
 fn noncurrent_age_counts_from_the_successor() {
     // v0 became noncurrent at 5 days, v1 at 9 days; now is 10 days.
-    let vs = [v("v0", 0, false), v("v1", 5 * DAY, false), v("v2", 9 * DAY, false)];
+    let vs = [
+        v("v0", 0, false),
+        v("v1", 5 * DAY, false),
+        v("v2", 9 * DAY, false),
+    ];
     let r = LifecycleRule {
         noncurrent_days: Some(3),
         ..rule("nc")
@@ -87,10 +93,10 @@ fn current_versions_expire_after_their_days_and_markers_when_alone() {
         ..rule("exp")
     };
     let young = [v("a", 9 * DAY, false)];
-    assert!(evaluate_key(&[r.clone()], "k", &young, 10 * DAY, DAY).is_empty());
+    assert!(evaluate_key(std::slice::from_ref(&r), "k", &young, 10 * DAY, DAY).is_empty());
     let aged = [v("a", 8 * DAY, false)];
     assert_eq!(
-        evaluate_key(&[r.clone()], "k", &aged, 10 * DAY, DAY),
+        evaluate_key(std::slice::from_ref(&r), "k", &aged, 10 * DAY, DAY),
         [Expiry::Current {
             version_id: "a".into(),
             created_ms: 8 * DAY
@@ -104,7 +110,7 @@ fn current_versions_expire_after_their_days_and_markers_when_alone() {
         ..rule("m")
     };
     assert_eq!(
-        evaluate_key(&[m.clone()], "k", &marker, 0, DAY),
+        evaluate_key(std::slice::from_ref(&m), "k", &marker, 0, DAY),
         [Expiry::Marker {
             version_id: "m".into(),
             created_ms: 0
@@ -126,7 +132,14 @@ fn disabled_rules_and_other_prefixes_do_nothing() {
         prefix: "logs/".into(),
         ..keep(1, 1)
     };
-    assert!(evaluate_key(&[logs.clone()], "data/x", &ten_versions(), 100 * DAY, DAY).is_empty());
+    assert!(evaluate_key(
+        std::slice::from_ref(&logs),
+        "data/x",
+        &ten_versions(),
+        100 * DAY,
+        DAY
+    )
+    .is_empty());
     assert_eq!(
         evaluate_key(&[logs], "logs/x", &ten_versions(), 100 * DAY, DAY).len(),
         8
@@ -136,8 +149,20 @@ fn disabled_rules_and_other_prefixes_do_nothing() {
         prefix: "tmp/".into(),
         ..rule("u")
     };
-    assert!(upload_expires(&[up.clone()], "tmp/a", 0, DAY, DAY));
-    assert!(!upload_expires(&[up.clone()], "tmp/a", 1, DAY, DAY));
+    assert!(upload_expires(
+        std::slice::from_ref(&up),
+        "tmp/a",
+        0,
+        DAY,
+        DAY
+    ));
+    assert!(!upload_expires(
+        std::slice::from_ref(&up),
+        "tmp/a",
+        1,
+        DAY,
+        DAY
+    ));
     assert!(!upload_expires(&[up], "keep/a", 0, DAY, DAY));
 }
 
@@ -160,7 +185,10 @@ fn configurations_are_checked_as_s3_does() {
         })
         .collect();
     assert_eq!(bad(many), LifecycleError::TooManyRules(MAX_RULES + 1));
-    assert!(matches!(bad(vec![rule("none")]), LifecycleError::NoAction(_)));
+    assert!(matches!(
+        bad(vec![rule("none")]),
+        LifecycleError::NoAction(_)
+    ));
     assert!(matches!(
         bad(vec![LifecycleRule {
             expiration_days: Some(0),
@@ -387,7 +415,11 @@ fn a_version_replaced_since_the_scan_is_left_alone() {
         created_ms: 5,
     };
     assert_eq!(run(&mut s, &e, "acme"), Ok(Some(0)));
-    assert_eq!(s.store.versions("bkt", "k").len(), 1, "the new object stays");
+    assert_eq!(
+        s.store.versions("bkt", "k").len(),
+        1,
+        "the new object stays"
+    );
     let e = Expiry::Current {
         version_id: "null".into(),
         created_ms: 7,

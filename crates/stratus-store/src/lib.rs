@@ -39,7 +39,9 @@
 //!   are then rebuilt elsewhere and which gets no new pieces);
 //!   garbage collection drops unreferenced chunks and empty packs and deletes
 //!   their pieces, and deletes orphan pieces nodes hold that nothing
-//!   references (interrupted uploads, pieces moved away by repair).
+//!   references (interrupted uploads, pieces moved away by repair);
+//!   [`lifecycle`] passes carry out buckets' lifecycle rules (bounded,
+//!   resumable range scans proposing conditional deletes and aborts).
 //! * **modules** ([`modules`]): WASM modules are objects of their tenant's
 //!   images bucket (`modules/<hex BLAKE3>`), streamed in by
 //!   [`Store::ingest_module`] and committed with their state reference by

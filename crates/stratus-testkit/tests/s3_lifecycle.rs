@@ -85,10 +85,7 @@ async fn one_lifecycle_pass_trims_versions_markers_and_uploads() -> Result<()> {
     let b = create_key(&cluster, "tenant-b").await?;
     let endpoint = cluster.s3_url(0)?;
     boto3(&endpoint, &[&a, &b], "setup").await?;
-    let count = |bucket: &'static str| {
-        c.state()
-            .read(move |s| s.store.versions(bucket, "k").len())
-    };
+    let count = |bucket: &'static str| c.state().read(move |s| s.store.versions(bucket, "k").len());
     assert_eq!(count("lc-rules"), 10);
 
     // Let a "day" (1 ms) pass, then one pass on the leader.
@@ -108,7 +105,11 @@ async fn one_lifecycle_pass_trims_versions_markers_and_uploads() -> Result<()> {
     // A second pass finds nothing more to do.
     let again = cluster.store(0)?.lifecycle_once().await;
     assert_eq!(
-        (again.versions_expired, again.markers_removed, again.uploads_aborted),
+        (
+            again.versions_expired,
+            again.markers_removed,
+            again.uploads_aborted
+        ),
         (0, 0, 0),
         "{again:?}"
     );

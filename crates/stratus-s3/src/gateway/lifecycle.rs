@@ -101,8 +101,7 @@ fn prefix_of(r: &Rule, id: &str) -> S3Result<(String, bool)> {
 /// One S3 rule as a stored rule (`id` already chosen).
 fn rule_from(r: &Rule, id: String) -> S3Result<LifecycleRule> {
     if r.transitions.as_ref().is_some_and(|t| !t.is_empty())
-        || r
-            .noncurrent_version_transitions
+        || r.noncurrent_version_transitions
             .as_ref()
             .is_some_and(|t| !t.is_empty())
     {
@@ -135,10 +134,7 @@ fn rule_from(r: &Rule, id: String) -> S3Result<LifecycleRule> {
                 "lifecycle expiration at a Date is not supported; use Days"
             ));
         }
-        out.expiration_days = e
-            .days
-            .map(|d| days(&id, "Days", d))
-            .transpose()?;
+        out.expiration_days = e.days.map(|d| days(&id, "Days", d)).transpose()?;
         out.expired_object_delete_marker = e.expired_object_delete_marker == Some(true);
         if e.days.is_none() && e.expired_object_delete_marker.is_none() {
             return Err(s3_error!(
@@ -263,7 +259,9 @@ pub(super) async fn put_bucket_lifecycle_configuration<B: Backend, K: KeyStore>(
         )
         .await
         .map_err(to_s3_error)?;
-    Ok(S3Response::new(PutBucketLifecycleConfigurationOutput::default()))
+    Ok(S3Response::new(
+        PutBucketLifecycleConfigurationOutput::default(),
+    ))
 }
 
 pub(super) async fn get_bucket_lifecycle_configuration<B: Backend, K: KeyStore>(
@@ -277,8 +275,12 @@ pub(super) async fn get_bucket_lifecycle_configuration<B: Backend, K: KeyStore>(
         .await
         .map_err(to_s3_error)?
         .ok_or_else(|| s3_error!(NoSuchLifecycleConfiguration))?;
-    let config = LifecycleConfig::parse(&doc)
-        .map_err(|e| s3_error!(InternalError, "the stored lifecycle rules are unreadable: {e}"))?;
+    let config = LifecycleConfig::parse(&doc).map_err(|e| {
+        s3_error!(
+            InternalError,
+            "the stored lifecycle rules are unreadable: {e}"
+        )
+    })?;
     Ok(S3Response::new(GetBucketLifecycleConfigurationOutput {
         rules: Some(config.rules.iter().map(rule_to).collect()),
         ..Default::default()
@@ -291,7 +293,12 @@ pub(super) async fn delete_bucket_lifecycle<B: Backend, K: KeyStore>(
 ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
     let tenant = gw.tenant(&req)?;
     gw.backend
-        .put_bucket_config(&tenant, &req.input.bucket, BucketConfigKind::Lifecycle, None)
+        .put_bucket_config(
+            &tenant,
+            &req.input.bucket,
+            BucketConfigKind::Lifecycle,
+            None,
+        )
         .await
         .map_err(to_s3_error)?;
     Ok(S3Response::new(DeleteBucketLifecycleOutput::default()))

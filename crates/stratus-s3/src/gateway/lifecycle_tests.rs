@@ -2,9 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use s3s::dto::{
-    LifecycleRuleAndOperator, NoncurrentVersionTransition, Tag, Transition,
-};
+use s3s::dto::{LifecycleRuleAndOperator, NoncurrentVersionTransition, Tag, Transition};
 use s3s::S3ErrorCode;
 
 use super::*;
@@ -132,8 +130,14 @@ fn malformed_and_invalid_rules_get_s3_codes() {
         ..rule("s")
     };
     assert_eq!(code(vec![status]), S3ErrorCode::MalformedXML);
-    assert_eq!(code(vec![rule("a"), rule("a")]), S3ErrorCode::InvalidArgument);
-    assert_eq!(code(vec![rule(&"i".repeat(256))]), S3ErrorCode::InvalidArgument);
+    assert_eq!(
+        code(vec![rule("a"), rule("a")]),
+        S3ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        code(vec![rule(&"i".repeat(256))]),
+        S3ErrorCode::InvalidArgument
+    );
     assert_eq!(code(vec![]), S3ErrorCode::MalformedXML);
     let many: Vec<Rule> = (0..=MAX_RULES).map(|i| rule(&i.to_string())).collect();
     assert_eq!(code(many), S3ErrorCode::InvalidArgument);
@@ -161,7 +165,10 @@ fn malformed_and_invalid_rules_get_s3_codes() {
     };
     assert_eq!(code(vec![no_action]), S3ErrorCode::MalformedXML);
     // Rules without an id get distinct ones.
-    let anon = || Rule { id: None, ..rule("") };
+    let anon = || Rule {
+        id: None,
+        ..rule("")
+    };
     let c = config_from(&conf(vec![anon(), rule("rule-1"), anon()])).unwrap();
     let ids: Vec<&str> = c.rules.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["rule-2", "rule-1", "rule-3"]);

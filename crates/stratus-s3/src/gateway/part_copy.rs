@@ -74,7 +74,11 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
             "copy from access points or outposts"
         ));
     };
-    let range = input.copy_source_range.as_deref().map(copy_range).transpose()?;
+    let range = input
+        .copy_source_range
+        .as_deref()
+        .map(copy_range)
+        .transpose()?;
     let info = gw
         .backend
         .head_object(&tenant, src_bucket, src_key, src_version.as_deref())

@@ -65,7 +65,9 @@ impl BucketTags {
                 ));
             }
             if k.starts_with("aws:") {
-                return Err(format!("tag keys starting with \"aws:\" are reserved: {k:?}"));
+                return Err(format!(
+                    "tag keys starting with \"aws:\" are reserved: {k:?}"
+                ));
             }
             if v.chars().count() > MAX_TAG_VALUE {
                 return Err(format!(
@@ -175,7 +177,10 @@ mod tests {
         assert_eq!(code(&[tag(&"k".repeat(129), "v")]), S3ErrorCode::InvalidTag);
         assert!(tags_from(&[tag(&"é".repeat(128), &"é".repeat(256))]).is_ok());
         assert_eq!(code(&[tag("k", &"v".repeat(257))]), S3ErrorCode::InvalidTag);
-        assert_eq!(code(&[tag("k", "1"), tag("k", "2")]), S3ErrorCode::InvalidTag);
+        assert_eq!(
+            code(&[tag("k", "1"), tag("k", "2")]),
+            S3ErrorCode::InvalidTag
+        );
         assert_eq!(code(&[tag("", "v")]), S3ErrorCode::InvalidTag);
         assert_eq!(code(&[tag("aws:x", "v")]), S3ErrorCode::InvalidTag);
         let no_value = Tag {
