@@ -29,6 +29,7 @@
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
+use stratus_types::TenantName;
 
 use crate::bucket_configs::BucketConfigKind;
 use crate::objects::{ObjectVersion, StoreCommand, StoreResult};
@@ -227,6 +228,30 @@ impl LifecycleRule {
     }
 }
 
+/// A version a lifecycle rule expires, as [`StoreCommand::Expire`] carries
+/// it: if `bucket/key` still has the version `version_id` created at
+/// `created_ms` (and, with `current`, it is still the latest and not a
+/// delete marker), it is deleted as by [`StoreCommand::DeleteObject`]
+/// (without a version id when `current`, with it otherwise); if not,
+/// nothing happens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expiring {
+    /// The bucket's tenant.
+    pub tenant: TenantName,
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// The version the rule expired.
+    pub version_id: String,
+    /// Its creation time.
+    pub created_ms: u64,
+    /// It was the current version.
+    pub current: bool,
+    /// Leader time.
+    pub now_ms: u64,
+}
+
 /// What a rule set does to one version of a key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expiry {
@@ -271,7 +296,7 @@ impl Expiry {
                 created_ms,
             } => (version_id, *created_ms, false),
         };
-        StoreCommand::Expire {
+        StoreCommand::Expire(Expiring {
             tenant: tenant.into(),
             bucket: bucket.into(),
             key: key.into(),
@@ -279,7 +304,7 @@ impl Expiry {
             created_ms,
             current,
             now_ms,
-        }
+        })
     }
 }
 
@@ -370,7 +395,7 @@ impl State {
     /// for a current version of a versioned bucket, removal otherwise).
     /// A version that changed meanwhile is left alone (`Number(0)`).
     pub(crate) fn apply_expire(&mut self, cmd: &StoreCommand) -> Result<StoreResult, ApplyError> {
-        let StoreCommand::Expire {
+        let StoreCommand::Expire(Expiring {
             tenant,
             bucket,
             key,
@@ -378,7 +403,7 @@ impl State {
             created_ms,
             current,
             now_ms,
-        } = cmd
+        }) = cmd
         else {
             return Err(ApplyError::invalid("not an expire command"));
         };

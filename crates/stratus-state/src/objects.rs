@@ -844,28 +844,9 @@ pub enum StoreCommand {
         /// The document (JSON), or `None` to remove it.
         doc: Option<String>,
     },
-    /// A lifecycle rule expires a version ([`crate::lifecycle`], proposed
-    /// by the leader): if `bucket/key` still has the version `version_id`
-    /// created at `created_ms` (and, with `current`, it is still the latest
-    /// and not a delete marker), it is deleted as by [`StoreCommand::DeleteObject`]
-    /// (without a version id when `current`, with it otherwise); if not,
-    /// nothing happens.
-    Expire {
-        /// The bucket's tenant.
-        tenant: TenantName,
-        /// Bucket.
-        bucket: String,
-        /// Key.
-        key: String,
-        /// The version the rule expired.
-        version_id: String,
-        /// Its creation time.
-        created_ms: u64,
-        /// It was the current version.
-        current: bool,
-        /// Leader time.
-        now_ms: u64,
-    },
+    /// A lifecycle rule expires a version, if it is still as the leader's
+    /// scan saw it ([`crate::lifecycle::Expiring`]).
+    Expire(crate::lifecycle::Expiring),
 }
 
 /// What a store command produced.

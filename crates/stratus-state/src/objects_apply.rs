@@ -31,7 +31,7 @@ impl State {
             | StoreCommand::CompleteUpload { .. }
             | StoreCommand::AbortUpload { .. } => self.apply_uploads(cmd),
             StoreCommand::SetBucketConfig { .. } => self.apply_bucket_config(cmd),
-            StoreCommand::Expire { .. } => self.apply_expire(cmd),
+            StoreCommand::Expire(_) => self.apply_expire(cmd),
         }
     }
 
