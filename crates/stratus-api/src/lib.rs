@@ -241,7 +241,7 @@ pub struct WriteResult {
                        stratus_state::Workload, stratus_state::Instance, stratus_state::Event,
                        stratus_state::InstanceState, stratus_state::Desired, ReplicaStatus, NodeRecord, Tenant,
                        objects::CreateBucket, objects::BucketView, objects::VersionView, objects::PutObjectResult,
-                       objects::DeleteResult, objects::NodeStorageView, objects::WorkerView, objects::StorageStatus,
+                       objects::DeleteResult, objects::NodeStorageView, objects::WorkerView, objects::StorageStatus, objects::LifecycleView,
                        stratus_state::objects::Bucket, stratus_state::objects::ErasureProfile,
                        stratus_state::objects::DedupeScope, stratus_state::objects::Versioning,
                        stratus_state::objects::RedundancyHealth, stratus_state::objects::ScrubRecord,

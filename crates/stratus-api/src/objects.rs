@@ -213,6 +213,30 @@ pub struct WorkerView {
     pub gc_pieces: u64,
     /// Last garbage collection (ms since the epoch).
     pub last_gc_ms: Option<u64>,
+    /// What the last lifecycle pass did (none yet: `None`).
+    #[serde(default)]
+    pub lifecycle: Option<LifecycleView>,
+}
+
+/// One lifecycle pass of the maintenance worker (buckets' lifecycle rules).
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct LifecycleView {
+    /// When it ran (ms since the epoch).
+    pub at_ms: u64,
+    /// Buckets with rules visited.
+    pub buckets: u64,
+    /// Keys looked at.
+    pub keys: u64,
+    /// Versions expired.
+    pub versions_expired: u64,
+    /// Expired delete markers removed.
+    pub markers_removed: u64,
+    /// Incomplete multipart uploads aborted.
+    pub uploads_aborted: u64,
+    /// Commands that failed (retried by the next pass).
+    pub failed: u64,
+    /// The pass covered every bucket (otherwise the next one resumes).
+    pub complete: bool,
 }
 
 /// Storage status: capacity and use per node, redundancy, repair.
@@ -634,12 +658,22 @@ pub async fn storage_status(State(st): State<AppState>, _c: Caller) -> Json<Stor
         gc_chunks: stats.gc.chunks,
         gc_pieces: stats.gc.pieces + stats.gc.orphans,
         last_gc_ms: stats.last_gc_ms,
+        lifecycle: stats.last_lifecycle.map(|l| LifecycleView {
+            at_ms: l.at_ms,
+            buckets: l.buckets,
+            keys: l.keys,
+            versions_expired: l.versions_expired,
+            markers_removed: l.markers_removed,
+            uploads_aborted: l.uploads_aborted,
+            failed: l.failed,
+            complete: l.complete,
+        }),
     };
     Json(status)
 }
 
-/// Runs a repair round, a scrub round and a garbage collection now (admin;
-/// on the leader, which runs the maintenance worker).
+/// Runs a repair round, a scrub round, a lifecycle pass and a garbage
+/// collection now (admin; on the leader, which runs the maintenance worker).
 #[utoipa::path(post, path = "/v1/storage/maintain", tag = "objects", security(("bearer" = [])),
     responses((status = 200, body = StorageStatus), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn maintain_now(
@@ -653,6 +687,7 @@ pub async fn maintain_now(
         ));
     }
     st.store.scrub_once(st.store.config().scrub_bytes).await;
+    st.store.lifecycle_once().await;
     st.store.gc_once().await?;
     while st.store.repair_once(64).await.pieces > 0 {}
     Ok(storage_status(State(st), c).await)

@@ -470,6 +470,20 @@ fn print_status(s: &StorageStatus) {
         w.gc_pieces,
         w.last_gc_ms.map_or("never".into(), |t| format!("{} ago", ago(t))),
     );
+    match &w.lifecycle {
+        None => println!("lifecycle: no pass yet"),
+        Some(l) => println!(
+            "lifecycle (last pass {} ago{}): {} buckets, {} keys looked at; {} versions expired, {} delete markers removed, {} uploads aborted{}",
+            ago(l.at_ms),
+            if l.complete { "" } else { ", to be resumed" },
+            l.buckets,
+            l.keys,
+            l.versions_expired,
+            l.markers_removed,
+            l.uploads_aborted,
+            if l.failed > 0 { format!(", {} failed", l.failed) } else { String::new() },
+        ),
+    }
     println!();
     table(
         &[

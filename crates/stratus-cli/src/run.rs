@@ -47,6 +47,10 @@ pub struct DevArgs {
     /// process each (processes can be stopped one by one: see DATA/node-N/pid)
     #[arg(long)]
     in_process: bool,
+    /// Seconds in a lifecycle-rule "day" (default 86400; e.g. 10 to try
+    /// rules out, as ceph/s3-tests expects)
+    #[arg(long)]
+    lifecycle_day_secs: Option<u64>,
 }
 
 /// Arguments of `stratus server`.
@@ -327,7 +331,7 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
         node_lost_after: Duration::from_secs(a.node_lost_after),
         snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
         storage_capacity,
-        store: stratus_store::StoreConfig::default(),
+        store: retention(None, None, a.lifecycle_day_secs, Default::default()),
         s3_port: (a.s3_port != 0).then_some(a.s3_port),
     };
     let cloud = stratus_node::dev::start(cfg.clone())
@@ -577,6 +581,7 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
             store: retention(
                 f.server.task_retention_secs,
                 f.server.upload_expiry_secs,
+                f.server.lifecycle_day_secs,
                 stratus_store::StoreConfig::default(),
             ),
             s3,
@@ -753,10 +758,12 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
     Ok(())
 }
 
-/// The retention periods of the `[server]` section over `store`.
+/// The retention periods and lifecycle day of the `[server]` section (or
+/// `stratus dev`'s flags) over `store`.
 fn retention(
     task_retention_secs: Option<u64>,
     upload_expiry_secs: Option<u64>,
+    lifecycle_day_secs: Option<u64>,
     mut store: stratus_store::StoreConfig,
 ) -> stratus_store::StoreConfig {
     if let Some(s) = task_retention_secs {
@@ -764,6 +771,9 @@ fn retention(
     }
     if let Some(s) = upload_expiry_secs {
         store.upload_expiry = Duration::from_secs(s);
+    }
+    if let Some(s) = lifecycle_day_secs {
+        store = store.with_lifecycle_day(Duration::from_secs(s.max(1)));
     }
     store
 }

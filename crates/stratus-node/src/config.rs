@@ -135,6 +135,10 @@ pub struct ServerSection {
     /// Seconds a multipart upload may stay open (default 604800: 7 days).
     #[serde(default)]
     pub upload_expiry_secs: Option<u64>,
+    /// Seconds in a lifecycle-rule "day" (default 86400; shorter only to
+    /// try rules out, e.g. 10 as ceph/s3-tests expects).
+    #[serde(default)]
+    pub lifecycle_day_secs: Option<u64>,
     /// Free-space watermark of the Raft log's disk (`"2GiB"`; default
     /// 1 GiB, at most 5% of the disk): below it, writes that add data are refused (507).
     #[serde(default)]

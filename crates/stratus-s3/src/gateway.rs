@@ -14,6 +14,9 @@
 //! - `readers`: reads by anyone but the owner (bucket policy, canned ACL);
 //! - `access_ops`: bucket policy, ACL and Block Public Access operations;
 //! - `cors_ops`: Put/Get/DeleteBucketCors.
+//! - `lifecycle`: Put/Get/DeleteBucketLifecycleConfiguration;
+//! - `tagging`: Put/Get/DeleteBucketTagging;
+//! - `part_copy`: UploadPartCopy.
 
 mod access_ops;
 mod body;
@@ -22,10 +25,13 @@ mod conditions;
 mod convert;
 mod cors_ops;
 mod errors;
+mod lifecycle;
 mod list;
 mod multipart;
 mod objects;
 mod readers;
+mod part_copy;
+mod tagging;
 
 use std::sync::Arc;
 
@@ -361,5 +367,54 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<s3s::dto::DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<s3s::dto::DeleteBucketCorsOutput>> {
         cors_ops::delete_bucket_cors(self, req).await
+    }
+
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<s3s::dto::PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put_bucket_lifecycle_configuration(self, req).await
+    }
+
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<s3s::dto::GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get_bucket_lifecycle_configuration(self, req).await
+    }
+
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketLifecycleOutput>> {
+        lifecycle::delete_bucket_lifecycle(self, req).await
+    }
+
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<s3s::dto::PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketTaggingOutput>> {
+        tagging::put_bucket_tagging(self, req).await
+    }
+
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<s3s::dto::GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketTaggingOutput>> {
+        tagging::get_bucket_tagging(self, req).await
+    }
+
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketTaggingOutput>> {
+        tagging::delete_bucket_tagging(self, req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<s3s::dto::UploadPartCopyInput>,
+    ) -> S3Result<S3Response<s3s::dto::UploadPartCopyOutput>> {
+        part_copy::upload_part_copy(self, req).await
     }
 }

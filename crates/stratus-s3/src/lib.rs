@@ -64,7 +64,16 @@
 //! # Supported
 //!
 //! - Buckets: CreateBucket (any location constraint is accepted), DeleteBucket,
-//!   HeadBucket, ListBuckets, GetBucketLocation, Get/PutBucketVersioning.
+//!   HeadBucket, ListBuckets, GetBucketLocation, Get/PutBucketVersioning,
+//!   Put/Get/DeleteBucketTagging (50 tags, keys ≤ 128 and values ≤ 256
+//!   characters, unique keys; `InvalidTag` otherwise),
+//!   Put/Get/DeleteBucketLifecycleConfiguration (rules with `ID`, `Status`,
+//!   a `Filter` or `Prefix` on the key prefix, `Expiration` `Days` and
+//!   `ExpiredObjectDeleteMarker`, `NoncurrentVersionExpiration`
+//!   `NoncurrentDays` and `NewerNoncurrentVersions`,
+//!   `AbortIncompleteMultipartUpload`; carried out by the leader's
+//!   maintenance; transitions, expiration `Date` and tag or size filters are
+//!   `NotImplemented`).
 //! - Objects: PutObject, GetObject (single `Range`, `partNumber=1`,
 //!   `If-Match`/`If-None-Match`/`If-Modified-Since`/`If-Unmodified-Since` →
 //!   412/304, `response-*` overrides), HeadObject (same conditions),
@@ -77,7 +86,9 @@
 //! - Listing: ListObjectsV2 (prefix, delimiter, `max-keys`, continuation token,
 //!   `start-after`, `fetch-owner`), ListObjects v1 (marker), ListObjectVersions
 //!   (key/version-id markers, delete markers, delimiter), `encoding-type=url`.
-//! - Multipart: CreateMultipartUpload, UploadPart, CompleteMultipartUpload
+//! - Multipart: CreateMultipartUpload, UploadPart, UploadPartCopy (source
+//!   `versionId`, `x-amz-copy-source-range`, `x-amz-copy-source-if-*`; the
+//!   source is streamed into the part), CompleteMultipartUpload
 //!   (S3's `md5-of-md5s-N` etag), AbortMultipartUpload, ListParts,
 //!   ListMultipartUploads.
 //! - Public access: Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus,
@@ -106,8 +117,9 @@
 //! keys: refused when the policy is written), account-level Block Public
 //! Access, anonymous POST Object, IAM/STS, SSE-C and SSE-KMS (refused with
 //! `NotImplemented`, never ignored; SSE-S3 is answered `AES256`, as every
-//! object is encrypted at rest), object lock and legal hold, tagging, lifecycle, replication,
-//! website hosting, notifications, Select, UploadPartCopy,
+//! object is encrypted at rest), object lock and legal hold, object tagging,
+//! lifecycle transitions, `Expiration Date` and tag or size filters,
+//! replication, website hosting, notifications, Select,
 //! SigV2 (header, presigned URL and POST form), GetObject by `partNumber` > 1, checking the additional checksums
 //! (`x-amz-checksum-*`; they are accepted but not verified or returned), and
 //! MFA delete. These answer `NotImplemented` (s3s's default); on object

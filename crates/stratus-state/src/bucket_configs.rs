@@ -56,8 +56,9 @@ pub fn check_bucket_config(bucket: &str, kind: BucketConfigKind, doc: &str) -> R
         ));
     }
     serde_json::from_str::<serde::de::IgnoredAny>(doc)
-        .map(|_| ())
-        .map_err(|e| format!("the {kind:?} document of bucket {bucket:?} is not JSON: {e}"))
+        .map_err(|e| format!("the {kind:?} document of bucket {bucket:?} is not JSON: {e}"))?;
+    crate::lifecycle::check_doc(kind, doc)
+        .map_err(|e| format!("the {kind:?} document of bucket {bucket:?}: {e}"))
 }
 
 impl ObjectStore {
@@ -188,7 +189,8 @@ mod tests {
     fn deleting_the_bucket_forgets_its_documents() {
         let mut s = state_with_bucket();
         let k = BucketConfigKind::Lifecycle;
-        assert_eq!(apply(&mut s, set("acme", k, Some("[]"))), Ok(()));
+        let rules = r#"{"rules":[{"id":"r","enabled":true,"expiration_days":1}]}"#;
+        assert_eq!(apply(&mut s, set("acme", k, Some(rules))), Ok(()));
         let delete = Command::Store(StoreCommand::DeleteBucket {
             tenant: "acme".into(),
             name: "bkt1".into(),

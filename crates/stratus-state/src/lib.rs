@@ -26,13 +26,15 @@
 //! Every command is first checked against the tenant's [`quotas`] (so all
 //! replicas refuse the same writes); [`retention`] forgets finished
 //! workloads and expired multipart uploads when the leader proposes
-//! [`Command::Prune`] with its time.
+//! [`Command::Prune`] with its time; [`lifecycle`] decides, as a pure
+//! function of versions and time, what buckets' lifecycle rules expire.
 //!
 //! [`TypeConfig`] binds these types to openraft.
 
 pub mod bucket_configs;
 pub mod kv;
 pub mod legacy;
+pub mod lifecycle;
 pub mod marks;
 pub mod modules;
 pub mod nodes;

@@ -844,6 +844,9 @@ pub enum StoreCommand {
         /// The document (JSON), or `None` to remove it.
         doc: Option<String>,
     },
+    /// A lifecycle rule expires a version, if it is still as the leader's
+    /// scan saw it ([`crate::lifecycle::Expiring`]).
+    Expire(crate::lifecycle::Expiring),
 }
 
 /// What a store command produced.

@@ -31,6 +31,7 @@ impl State {
             | StoreCommand::CompleteUpload { .. }
             | StoreCommand::AbortUpload { .. } => self.apply_uploads(cmd),
             StoreCommand::SetBucketConfig { .. } => self.apply_bucket_config(cmd),
+            StoreCommand::Expire(_) => self.apply_expire(cmd),
         }
     }
 

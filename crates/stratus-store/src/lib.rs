@@ -39,7 +39,9 @@
 //!   are then rebuilt elsewhere and which gets no new pieces);
 //!   garbage collection drops unreferenced chunks and empty packs and deletes
 //!   their pieces, and deletes orphan pieces nodes hold that nothing
-//!   references (interrupted uploads, pieces moved away by repair).
+//!   references (interrupted uploads, pieces moved away by repair);
+//!   [`lifecycle`] passes carry out buckets' lifecycle rules (bounded,
+//!   resumable range scans proposing conditional deletes and aborts).
 //! * **modules** ([`modules`]): WASM modules are objects of their tenant's
 //!   images bucket (`modules/<hex BLAKE3>`), streamed in by
 //!   [`Store::ingest_module`] and committed with their state reference by
@@ -57,6 +59,7 @@
 pub mod audit;
 mod images;
 mod keys;
+pub mod lifecycle;
 mod maintain;
 pub mod modules;
 mod net;
@@ -79,6 +82,7 @@ use stratus_types::{ErrorCode, NodeId, NodeStatus};
 
 pub use audit::AuditReport;
 pub use images::{normalize_image_name, ImageInfo, ImportReport, FLIST_CONTENT_TYPE};
+pub use lifecycle::LifecycleReport;
 pub use maintain::{GcReport, MaintenanceStats, RepairReport, ScrubReport};
 pub use modules::{IngestedModule, StoredModule, MODULE_CONTENT_TYPE};
 pub use net::NetPieces;
@@ -304,6 +308,14 @@ pub struct StoreConfig {
     /// Size caps of image imports (the API also caps the upload with
     /// `max_archive_bytes`).
     pub image_limits: stratus_flist::ImportLimits,
+    /// How often the leader runs a lifecycle pass (`lifecycle`).
+    pub lifecycle_interval: Duration,
+    /// The length of a "day" in lifecycle rules: 86,400 s; tests shorten
+    /// it so rules of a few days can be seen acting.
+    pub lifecycle_day: Duration,
+    /// Keys a lifecycle pass looks at before it stops (the next pass
+    /// resumes there).
+    pub lifecycle_keys_per_pass: usize,
 }
 
 impl Default for StoreConfig {
@@ -329,6 +341,9 @@ impl Default for StoreConfig {
             ),
             prune_interval: Duration::from_secs(60),
             image_limits: Default::default(),
+            lifecycle_interval: Duration::from_secs(300),
+            lifecycle_day: Duration::from_millis(stratus_state::lifecycle::DAY_MS),
+            lifecycle_keys_per_pass: 10_000,
         }
     }
 }
@@ -349,6 +364,8 @@ struct Inner {
     suspects: std::sync::Mutex<BTreeMap<NodeId, std::time::Instant>>,
     /// Free space measured on storage nodes (`usage`).
     measured: std::sync::Mutex<BTreeMap<NodeId, usage::Measured>>,
+    /// Where the next lifecycle pass resumes (`lifecycle`).
+    lifecycle: std::sync::Mutex<lifecycle::Cursor>,
 }
 
 /// How long a node whose call failed is tried last.
@@ -417,6 +434,7 @@ impl Store {
                 stats: Default::default(),
                 suspects: Default::default(),
                 measured: Default::default(),
+                lifecycle: Default::default(),
             }),
         }
     }

@@ -1,5 +1,6 @@
-//! Repair, scrub, garbage collection and pruning (retention of finished
-//! workloads, expiry of abandoned multipart uploads), run by the Raft leader.
+//! Repair, scrub, garbage collection, pruning (retention of finished
+//! workloads, expiry of abandoned multipart uploads) and lifecycle passes
+//! (`lifecycle`), run by the Raft leader.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use stratus_state::Command;
 use stratus_types::NodeId;
 use tokio_util::sync::CancellationToken;
 
+use crate::lifecycle::LifecycleReport;
 use crate::net::PieceCallError;
 use crate::read::pack_view;
 use crate::{now_ms, StorageTarget, Store, StoreError};
@@ -77,6 +79,10 @@ pub struct MaintenanceStats {
     pub last_scrub_ms: Option<u64>,
     /// Last garbage collection (ms since the epoch).
     pub last_gc_ms: Option<u64>,
+    /// Lifecycle totals (`at_ms`: the last pass).
+    pub lifecycle: LifecycleReport,
+    /// What the last lifecycle pass did.
+    pub last_lifecycle: Option<LifecycleReport>,
 }
 
 impl Store {
@@ -425,6 +431,7 @@ impl Store {
         let mut last_scrub = Instant::now();
         let mut last_gc = Instant::now();
         let mut last_prune = Instant::now();
+        let mut last_lifecycle = Instant::now();
         let mut last_usage: Option<Instant> = None;
         loop {
             tokio::select! {
@@ -481,6 +488,10 @@ impl Store {
                     Err(e) => tracing::warn!(error = %e, "pruning failed"),
                 }
             }
+            if last_lifecycle.elapsed() >= cfg.lifecycle_interval {
+                last_lifecycle = Instant::now();
+                self.lifecycle_once().await;
+            }
             if last_gc.elapsed() >= cfg.gc_interval {
                 last_gc = Instant::now();
                 match self.gc_once().await {
@@ -494,6 +505,28 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Adds a lifecycle pass to the maintenance totals (and logs what it did).
+    pub(crate) fn record_lifecycle(&self, r: &LifecycleReport) {
+        if r.versions_expired + r.markers_removed + r.uploads_aborted > 0 {
+            tracing::info!(
+                versions = r.versions_expired,
+                markers = r.markers_removed,
+                uploads = r.uploads_aborted,
+                "lifecycle rules applied"
+            );
+        }
+        self.update_stats(|s| {
+            s.lifecycle.buckets += r.buckets;
+            s.lifecycle.keys += r.keys;
+            s.lifecycle.versions_expired += r.versions_expired;
+            s.lifecycle.markers_removed += r.markers_removed;
+            s.lifecycle.uploads_aborted += r.uploads_aborted;
+            s.lifecycle.failed += r.failed;
+            s.lifecycle.at_ms = r.at_ms;
+            s.last_lifecycle = Some(r.clone());
+        });
     }
 
     fn update_stats(&self, f: impl FnOnce(&mut MaintenanceStats)) {

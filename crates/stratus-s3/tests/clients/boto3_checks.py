@@ -510,6 +510,119 @@ class Checks:
         s3.put_object(Bucket=b, Key="ka/after-delete", Body=io.BytesIO(b"z"))
         s3.delete_object(Bucket=b, Key="ka/after-delete")
 
+    def upload_part_copy(self):
+        b = self.bucket
+        src = os.urandom(6 * MIB + 321)
+        self.s3.put_object(Bucket=b, Key="upc/src", Body=src)
+        h = self.s3.head_object(Bucket=b, Key="upc/src")
+        uid = self.s3.create_multipart_upload(Bucket=b, Key="upc/dst")["UploadId"]
+        cs = {"Bucket": b, "Key": "upc/src"}
+        p1 = self.s3.upload_part_copy(Bucket=b, Key="upc/dst", UploadId=uid, PartNumber=1, CopySource=cs,
+                                      CopySourceRange="bytes=0-%d" % (5 * MIB - 1))
+        p2 = self.s3.upload_part_copy(Bucket=b, Key="upc/dst", UploadId=uid, PartNumber=2, CopySource=cs,
+                                      CopySourceRange="bytes=%d-%d" % (5 * MIB, len(src) - 1),
+                                      CopySourceIfMatch=h["ETag"])
+        want1 = hashlib.md5(src[:5 * MIB]).hexdigest()
+        expect(p1["CopyPartResult"]["ETag"] == '"%s"' % want1, "part etag is the md5 of the copied range")
+        self.s3.complete_multipart_upload(Bucket=b, Key="upc/dst", UploadId=uid, MultipartUpload={"Parts": [
+            {"PartNumber": 1, "ETag": p1["CopyPartResult"]["ETag"]},
+            {"PartNumber": 2, "ETag": p2["CopyPartResult"]["ETag"]}]})
+        got = self.s3.get_object(Bucket=b, Key="upc/dst")["Body"].read()
+        expect(got == src, "the copied parts reassemble the source")
+        uid = self.s3.create_multipart_upload(Bucket=b, Key="upc/dst2")["UploadId"]
+        for what, kw, want in [
+            ("a failed if-match", {"CopySourceIfMatch": '"0123"'}, ("PreconditionFailed", 412)),
+            ("a matching if-none-match", {"CopySourceIfNoneMatch": h["ETag"]}, ("PreconditionFailed", 412)),
+            ("an open range", {"CopySourceRange": "bytes=0-"}, ("InvalidArgument", 400)),
+            ("a range past the end", {"CopySourceRange": "bytes=0-%d" % len(src)}, ("InvalidRange", 416)),
+            ("a missing source", {"CopySource": {"Bucket": b, "Key": "upc/none"}}, ("NoSuchKey", 404)),
+        ]:
+            args = dict(Bucket=b, Key="upc/dst2", UploadId=uid, PartNumber=1, CopySource=cs)
+            args.update(kw)
+            got = error_code(lambda: self.s3.upload_part_copy(**args))
+            expect(got == want, "upload_part_copy with %s: %r, want %r" % (what, got, want))
+        # Tenant B can neither copy A's object into its upload nor into A's.
+        other = "boto3b-%s" % uuid.uuid4().hex[:12]
+        self.s3b.create_bucket(Bucket=other)
+        try:
+            uid_b = self.s3b.create_multipart_upload(Bucket=other, Key="stolen")["UploadId"]
+            _, status = error_code(lambda: self.s3b.upload_part_copy(
+                Bucket=other, Key="stolen", UploadId=uid_b, PartNumber=1, CopySource=cs))
+            expect(status in (403, 404), "tenant B copied A's object: %s" % status)
+            self.s3b.abort_multipart_upload(Bucket=other, Key="stolen", UploadId=uid_b)
+        finally:
+            self.s3b.delete_bucket(Bucket=other)
+        self.s3.abort_multipart_upload(Bucket=b, Key="upc/dst2", UploadId=uid)
+
+    def bucket_tagging(self):
+        b = self.bucket
+        code, status = error_code(lambda: self.s3.get_bucket_tagging(Bucket=b))
+        expect((code, status) == ("NoSuchTagSet", 404), "no tags yet: %r" % ((code, status),))
+        tags = [{"Key": "k%d" % i, "Value": "v" * 256} for i in range(50)]
+        self.s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": tags})
+        expect(self.s3.get_bucket_tagging(Bucket=b)["TagSet"] == tags, "tags round trip")
+        for what, bad in [
+            ("51 tags", tags + [{"Key": "x", "Value": "y"}]),
+            ("a 129-character key", [{"Key": "k" * 129, "Value": "v"}]),
+            ("a 257-character value", [{"Key": "k", "Value": "v" * 257}]),
+            ("a repeated key", [{"Key": "k", "Value": "1"}, {"Key": "k", "Value": "2"}]),
+        ]:
+            got = error_code(lambda: self.s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": bad}))
+            expect(got == ("InvalidTag", 400), "tagging with %s: %r" % (what, got))
+        expect(len(self.s3.get_bucket_tagging(Bucket=b)["TagSet"]) == 50, "a refused put changed nothing")
+        for what, fn in [
+            ("get", lambda: self.s3b.get_bucket_tagging(Bucket=b)),
+            ("put", lambda: self.s3b.put_bucket_tagging(Bucket=b, Tagging={"TagSet": []})),
+            ("delete", lambda: self.s3b.delete_bucket_tagging(Bucket=b)),
+        ]:
+            _, status = error_code(fn)
+            expect(status in (403, 404), "%s of A's tags by tenant B -> %s" % (what, status))
+        self.s3.delete_bucket_tagging(Bucket=b)
+        code, _ = error_code(lambda: self.s3.get_bucket_tagging(Bucket=b))
+        expect(code == "NoSuchTagSet", "tags left after delete: %s" % code)
+
+    def lifecycle_rules(self):
+        b = self.bucket
+        code, status = error_code(lambda: self.s3.get_bucket_lifecycle_configuration(Bucket=b))
+        expect((code, status) == ("NoSuchLifecycleConfiguration", 404), "no rules yet: %r" % ((code, status),))
+        rules = [
+            {"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 30}},
+            {"ID": "old", "Status": "Disabled", "Prefix": "old/",
+             "NoncurrentVersionExpiration": {"NoncurrentDays": 2, "NewerNoncurrentVersions": 3}},
+            {"ID": "mp", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+        ]
+        self.s3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": rules})
+        got = self.s3.get_bucket_lifecycle_configuration(Bucket=b)["Rules"]
+        expect(got == rules, "rules round trip: %r" % got)
+        rule = {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 1}}
+        for what, bad, want in [
+            ("a transition", [dict(rule, Transitions=[{"Days": 30, "StorageClass": "GLACIER"}])],
+             ("NotImplemented", 501)),
+            ("a tag filter", [dict(rule, Filter={"Tag": {"Key": "k", "Value": "v"}})], ("NotImplemented", 501)),
+            ("an expiration date", [dict(rule, Expiration={"Date": "2030-01-01T00:00:00Z"})],
+             ("NotImplemented", 501)),
+            ("a bad status", [dict(rule, Status="on")], ("MalformedXML", 400)),
+            ("two rules with one id", [rule, rule], ("InvalidArgument", 400)),
+            ("an id of 256 characters", [dict(rule, ID="i" * 256)], ("InvalidArgument", 400)),
+            ("zero days", [dict(rule, Expiration={"Days": 0})], ("InvalidArgument", 400)),
+        ]:
+            got = error_code(lambda: self.s3.put_bucket_lifecycle_configuration(
+                Bucket=b, LifecycleConfiguration={"Rules": bad}))
+            expect(got == want, "lifecycle with %s: %r, want %r" % (what, got, want))
+        expect(self.s3.get_bucket_lifecycle_configuration(Bucket=b)["Rules"] == rules, "refused puts changed nothing")
+        for what, fn in [
+            ("get", lambda: self.s3b.get_bucket_lifecycle_configuration(Bucket=b)),
+            ("put", lambda: self.s3b.put_bucket_lifecycle_configuration(
+                Bucket=b, LifecycleConfiguration={"Rules": [rule]})),
+            ("delete", lambda: self.s3b.delete_bucket_lifecycle(Bucket=b)),
+        ]:
+            _, status = error_code(fn)
+            expect(status in (403, 404), "%s of A's lifecycle by tenant B -> %s" % (what, status))
+        self.s3.delete_bucket_lifecycle(Bucket=b)
+        code, _ = error_code(lambda: self.s3.get_bucket_lifecycle_configuration(Bucket=b))
+        expect(code == "NoSuchLifecycleConfiguration", "rules left after delete: %s" % code)
+
     # --- cleanup ----------------------------------------------------------
 
     def cleanup(self):
@@ -533,7 +646,7 @@ class Checks:
             "copy_object", "delete_objects", "listing", "versioning", "presigned", "presign_limits",
             "sigv2_refused", "anonymous_denied",
             "cross_tenant_denied", "wrong_secret_rejected", "bad_digest", "sse", "unsupported_refused",
-            "keep_alive",
+            "keep_alive", "upload_part_copy", "bucket_tagging", "lifecycle_rules",
         ]
         failed = []
         for name in order:

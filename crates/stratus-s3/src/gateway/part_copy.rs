@@ -1,0 +1,180 @@
+//! UploadPartCopy: a part of a multipart upload copied server-side from an
+//! object of the same tenant (latest version or `versionId`), whole or a
+//! `x-amz-copy-source-range`, under the `x-amz-copy-source-if-*`
+//! conditions (any failed one is 412, as for CopyObject).
+//!
+//! The source is pinned first (its version and size are read once; the
+//! conditions and the range are checked against that version), then its
+//! bytes are streamed from the backend's read straight into the part's
+//! write: nothing is buffered whole, whatever the part's size.
+
+use s3s::dto::{CopyPartResult, CopySource, UploadPartCopyInput, UploadPartCopyOutput};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use super::conditions::{evaluate, Precondition};
+use super::convert::{etag, timestamp, version_header};
+use super::errors::to_s3_error;
+use super::multipart::part_number;
+use super::Gateway;
+use crate::backend::{Backend, BackendError, ByteRange, KeyStore};
+use crate::sse;
+
+/// The largest part (and so the largest range a part copies): 5 GiB.
+pub const MAX_COPY_PART: u64 = 5 << 30;
+
+/// Parses `x-amz-copy-source-range`: `bytes=first-last`, both given,
+/// `first <= last` (S3 accepts no other form here).
+pub(crate) fn copy_range(v: &str) -> S3Result<(u64, u64)> {
+    let bad = || {
+        s3_error!(
+            InvalidArgument,
+            "x-amz-copy-source-range must be bytes=first-last, not {v:?}"
+        )
+    };
+    let (a, b) = v
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(bad)?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if !digits(a) || !digits(b) {
+        return Err(bad());
+    }
+    let (first, last) = (
+        a.parse::<u64>().map_err(|_| bad())?,
+        b.parse::<u64>().map_err(|_| bad())?,
+    );
+    if first > last {
+        return Err(bad());
+    }
+    Ok((first, last))
+}
+
+pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
+    gw: &Gateway<B, K>,
+    req: S3Request<UploadPartCopyInput>,
+) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    let tenant = gw.tenant(&req)?;
+    let input = req.input;
+    sse::refuse_unsupported(&sse::Asked {
+        customer_key: sse::customer_key!(input)
+            || input.copy_source_sse_customer_algorithm.is_some()
+            || input.copy_source_sse_customer_key.is_some()
+            || input.copy_source_sse_customer_key_md5.is_some(),
+        ..sse::Asked::default()
+    })?;
+    let n = part_number(input.part_number)?;
+    let CopySource::Bucket {
+        bucket: src_bucket,
+        key: src_key,
+        version_id: src_version,
+    } = &input.copy_source
+    else {
+        return Err(s3_error!(
+            NotImplemented,
+            "copy from access points or outposts"
+        ));
+    };
+    let range = input
+        .copy_source_range
+        .as_deref()
+        .map(copy_range)
+        .transpose()?;
+    let info = gw
+        .backend
+        .head_object(&tenant, src_bucket, src_key, src_version.as_deref())
+        .await
+        .map_err(to_s3_error)?;
+    match evaluate(
+        &info,
+        input.copy_source_if_match.as_ref(),
+        input.copy_source_if_unmodified_since.as_ref(),
+        input.copy_source_if_none_match.as_ref(),
+        input.copy_source_if_modified_since.as_ref(),
+    ) {
+        Precondition::Pass => {}
+        _ => return Err(s3_error!(PreconditionFailed)),
+    }
+    let len = match range {
+        Some((first, last)) => {
+            if last >= info.size {
+                return Err(to_s3_error(BackendError::InvalidRange));
+            }
+            last - first + 1
+        }
+        None => info.size,
+    };
+    if len > MAX_COPY_PART {
+        return Err(s3_error!(
+            InvalidRequest,
+            "a part is at most {MAX_COPY_PART} bytes; the copy source range has {len}"
+        ));
+    }
+    let body = match range {
+        // An empty source has no byte to range over: an empty part.
+        None if info.size == 0 => stream_of_nothing(),
+        r => {
+            let r = r.map(|(first, last)| ByteRange::FromTo {
+                first,
+                last: Some(last),
+            });
+            gw.backend
+                .get_object(&tenant, src_bucket, src_key, Some(&info.version_id), r)
+                .await
+                .map_err(to_s3_error)?
+                .1
+        }
+    };
+    let part = gw
+        .backend
+        .upload_part(
+            &tenant,
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            n,
+            body,
+            Some(len),
+        )
+        .await
+        .map_err(to_s3_error)?;
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(CopyPartResult {
+            e_tag: Some(etag(&part.etag)),
+            last_modified: Some(timestamp(part.last_modified_ms)),
+            ..Default::default()
+        }),
+        copy_source_version_id: src_version
+            .as_ref()
+            .and_then(|_| version_header(&info.version_id)),
+        ..Default::default()
+    }))
+}
+
+fn stream_of_nothing() -> crate::backend::ByteStream {
+    Box::pin(futures::stream::empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn only_closed_byte_ranges_are_accepted() {
+        assert_eq!(copy_range("bytes=0-9").unwrap(), (0, 9));
+        assert_eq!(copy_range("bytes=5-5").unwrap(), (5, 5));
+        for bad in [
+            "bytes=-1",
+            "bytes=0-",
+            "bytes=hello-world",
+            "bytes=0-bar",
+            "bytes=9-0",
+            "0-9",
+            "bytes=0-1,3-4",
+            "bytes=+1-2",
+            "bytes=99999999999999999999-1",
+        ] {
+            assert!(copy_range(bad).is_err(), "{bad}");
+        }
+    }
+}
