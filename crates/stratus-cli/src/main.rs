@@ -197,12 +197,6 @@ fn quiet_on_broken_pipe() {
     }));
 }
 
-/// mimalloc keeps freed memory for reuse: with the system allocator every
-/// multi-MiB stripe buffer was a fresh mapping the kernel zeroed first
-/// (`clear_page_erms` was 9% of the gateway's CPU in a 64 MiB PUT profile).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     quiet_on_broken_pipe();
     let cli = Cli::parse();
