@@ -29,8 +29,8 @@ mod lifecycle;
 mod list;
 mod multipart;
 mod objects;
-mod readers;
 mod part_copy;
+mod readers;
 mod tagging;
 
 use std::sync::Arc;
