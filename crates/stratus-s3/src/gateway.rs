@@ -10,8 +10,12 @@
 //! - `errors`: backend errors to S3 errors (the one place that mapping lives);
 //! - `body`: request and response bodies (streams, the `Content-MD5` check);
 //! - `conditions`: HTTP preconditions (`If-Match` and friends);
-//! - `convert`: small conversions between backend and s3s types.
+//! - `convert`: small conversions between backend and s3s types;
+//! - `attrs`: stored headers, tags, write preconditions, delete-marker
+//!   answers;
+//! - `tagging`: PutObjectTagging, GetObjectTagging, DeleteObjectTagging.
 
+mod attrs;
 mod body;
 mod buckets;
 mod conditions;
@@ -20,6 +24,7 @@ mod errors;
 mod list;
 mod multipart;
 mod objects;
+mod tagging;
 
 use std::sync::Arc;
 
@@ -35,6 +40,10 @@ use s3s::dto::{
     ListObjectVersionsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
     ListObjectsV2Output, ListPartsInput, ListPartsOutput, PutBucketVersioningInput,
     PutBucketVersioningOutput, PutObjectInput, PutObjectOutput, UploadPartInput, UploadPartOutput,
+};
+use s3s::dto::{
+    DeleteObjectTaggingInput, DeleteObjectTaggingOutput, GetObjectTaggingInput,
+    GetObjectTaggingOutput, PutObjectTaggingInput, PutObjectTaggingOutput,
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
@@ -255,5 +264,26 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         multipart::list_multipart_uploads(self, req).await
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        tagging::put_object_tagging(self, req).await
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        tagging::get_object_tagging(self, req).await
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        tagging::delete_object_tagging(self, req).await
     }
 }

@@ -95,6 +95,7 @@ pub mod fuzzing;
 mod gateway;
 mod keepalive;
 mod listing;
+pub mod request_id;
 mod sse;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
@@ -114,7 +115,7 @@ pub use async_trait::async_trait;
 pub use backend::{
     Backend, BackendError, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome,
     KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
-    VersionEntry, Versioning,
+    VersionEntry, Versioning, WriteCondition,
 };
 pub use gateway::{to_s3_error, Gateway};
 pub use s3s;
@@ -206,7 +207,7 @@ pub async fn serve_service(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let service = keepalive::CloseAfterEmptyExpect(service);
+    let service = request_id::RequestIds(keepalive::CloseAfterEmptyExpect(service));
     stratus_http::serve(listener, service, limits, shutdown)
         .await
         .map_err(|stratus_http::ServeError::Accept(e)| ServeError::Accept(e))

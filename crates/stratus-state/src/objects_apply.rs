@@ -30,6 +30,12 @@ impl State {
             | StoreCommand::PutPart { .. }
             | StoreCommand::CompleteUpload { .. }
             | StoreCommand::AbortUpload { .. } => self.apply_uploads(cmd),
+            StoreCommand::PutObjectWith { .. }
+            | StoreCommand::SetObjectTags { .. }
+            | StoreCommand::CreateUploadWith { .. }
+            | StoreCommand::CompleteUploadWith { .. }
+            | StoreCommand::DeleteObjectWith { .. }
+            | StoreCommand::DeleteBucketAbortingUploads { .. } => self.apply_attrs(cmd),
         }
     }
 
