@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 
 use stratus_state::objects::{
     multipart_etag, validate_bucket_name, validate_key, Bucket, DedupeScope, ObjectVersion,
-    StoreCommand, Upload, VersionAttrs, Versioning as StateVersioning, WriteCondition as
-    StateCondition, NULL_VERSION, PRECONDITION_FAILED,
+    StoreCommand, Upload, VersionAttrs, Versioning as StateVersioning,
+    WriteCondition as StateCondition, NULL_VERSION, PRECONDITION_FAILED,
 };
 use stratus_state::State;
 use stratus_store::{Store, StoreError};

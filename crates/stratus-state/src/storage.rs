@@ -149,6 +149,7 @@ impl objects::ObjectStore {
             bucket_stats: self.bucket_stats.clone(),
             access_keys: self.access_keys.clone(),
             usage: self.usage.clone(),
+            upload_attrs: self.upload_attrs.clone(),
         }
     }
 }

@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use stratus_control::{now_ms, Control};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketInfo, ByteRange, ByteStream, DeleteOutcome, MetadataDirective,
-    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
+    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
 };
 use stratus_s3::StoreBackend;
 use stratus_state::Command;
@@ -59,7 +59,7 @@ async fn wait_for_piece_services(cluster: &Cluster, _c: &Control) -> Result<()> 
         .then_some(())
     })
     .await?;
-    b.delete_object("tenant-a", "probe-bucket", "p", None)
+    b.delete_object("tenant-a", "probe-bucket", "p", None, None)
         .await?;
     b.delete_bucket("tenant-a", "probe-bucket").await?;
     Ok(())
@@ -146,8 +146,11 @@ impl Backend for Fresh {
         b: &str,
         k: &str,
         v: Option<&str>,
+        if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
-        self.inner.delete_object(t, &self.b(b), k, v).await
+        self.inner
+            .delete_object(t, &self.b(b), k, v, if_match)
+            .await
     }
     async fn copy_object(
         &self,
@@ -214,9 +217,10 @@ impl Backend for Fresh {
         k: &str,
         id: &str,
         parts: Vec<(u32, String)>,
+        condition: Option<WriteCondition>,
     ) -> BackendResult<ObjectInfo> {
         self.inner
-            .complete_multipart(t, &self.b(b), k, id, parts)
+            .complete_multipart(t, &self.b(b), k, id, parts, condition)
             .await
     }
     async fn abort_multipart(&self, t: &str, b: &str, k: &str, id: &str) -> BackendResult<()> {
@@ -233,6 +237,16 @@ impl Backend for Fresh {
     }
     async fn list_multipart_uploads(&self, t: &str, b: &str) -> BackendResult<Vec<UploadInfo>> {
         self.inner.list_multipart_uploads(t, &self.b(b)).await
+    }
+    async fn set_object_tags(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        tags: std::collections::BTreeMap<String, String>,
+    ) -> BackendResult<String> {
+        self.inner.set_object_tags(t, &self.b(b), k, v, tags).await
     }
 }
 

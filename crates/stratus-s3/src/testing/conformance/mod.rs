@@ -67,6 +67,7 @@ fn meta(ct: &str, pairs: &[(&str, &str)]) -> PutMeta {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        ..PutMeta::default()
     }
 }
 
