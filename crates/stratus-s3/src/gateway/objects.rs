@@ -256,11 +256,9 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
         ..Default::default()
     };
     headers_out!(out, info);
-    let partial = out.content_range.is_some();
+    // s3s 0.14 answers HeadObject with 200 whatever status is asked (AWS
+    // says 206 for a part); the part's length and Content-Range are sent.
     let mut resp = S3Response::new(out);
-    if partial {
-        resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
-    }
     // HeadObject's output has no tag count; S3 sends the header.
     if let Some(n) = tag_count(&info) {
         resp.headers

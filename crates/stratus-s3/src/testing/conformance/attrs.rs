@@ -15,7 +15,7 @@ const HEADERS: &[(&str, &str)] = &[
     ("content-disposition", "attachment; filename=\"a.txt\""),
     ("content-encoding", "gzip"),
     ("content-language", "fr"),
-    ("expires", "Thu, 01 Dec 2094 16:00:00 GMT"),
+    ("expires", "Wed, 01 Dec 2094 16:00:00 GMT"),
 ];
 
 /// Stored headers and tags are kept by a put, a multipart upload and a
