@@ -9,7 +9,8 @@
 //! operation — included), gives each request a fresh id, sets both headers
 //! and completes error bodies. Error bodies are small documents s3s built in
 //! memory; a body that is not (a stream), or larger than
-//! [`MAX_ERROR_BODY`], is left as it is.
+//! [`MAX_ERROR_BODY`], is left as it is. The same layer refuses presigned
+//! URLs whose expiry AWS refuses (`access::presigned_expiry_error`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -112,7 +113,16 @@ where
     fn call(&self, req: Request<TimedBody>) -> Self::Future {
         let (id, id2) = new_request_id();
         let resource = req.uri().path().to_owned();
-        let fut = self.0.call(req);
+        // A presigned URL with an expiry AWS refuses is refused as AWS
+        // does, before s3s's parser gives it another code.
+        let fut: BoxFuture<'static, Result<s3s::HttpResponse, s3s::HttpError>> =
+            match crate::access::presigned_expiry_error(req.uri().query()) {
+                Some(e) => Box::pin(async move {
+                    e.to_http_response()
+                        .map_err(|e| s3s::HttpError::new(Box::new(e)))
+                }),
+                None => Box::pin(self.0.call(req)),
+            };
         Box::pin(async move {
             let mut response = fut.await?;
             if response.status().as_u16() >= 300 {

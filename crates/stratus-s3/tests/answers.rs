@@ -195,7 +195,14 @@ async fn stored_headers_and_tags() {
     assert_eq!(r.status, 400);
     assert!(r.body.contains("<Code>InvalidTag</Code>"), "{}", r.body);
     let eleven: String = (0..11).map(|i| format!("k{i}=v&")).collect();
-    let r = call(&service, "PUT", "/bkt/n", &[("x-amz-tagging", &eleven)], b"x").await;
+    let r = call(
+        &service,
+        "PUT",
+        "/bkt/n",
+        &[("x-amz-tagging", &eleven)],
+        b"x",
+    )
+    .await;
     assert_eq!(r.status, 400);
     assert!(r.body.contains("<Code>InvalidTag</Code>"), "{}", r.body);
     let r = call(&service, "DELETE", "/bkt/k?tagging", &[], b"").await;
@@ -258,7 +265,14 @@ async fn part_number_reads_one_part() {
         .await
         .unwrap();
     backend
-        .complete_multipart("ta", "bkt", "mp", &id, vec![(1, p1.etag), (2, p2.etag)], None)
+        .complete_multipart(
+            "ta",
+            "bkt",
+            "mp",
+            &id,
+            vec![(1, p1.etag), (2, p2.etag)],
+            None,
+        )
         .await
         .unwrap();
     backend
@@ -421,9 +435,23 @@ async fn conditional_writes() {
     let etag = r.header("etag").unwrap().to_owned();
     let r = call(&service, "PUT", "/cnd/k", &[("if-none-match", "*")], b"two").await;
     assert_eq!(r.status, 412, "{}", r.body);
-    let r = call(&service, "PUT", "/cnd/k", &[("if-match", "\"0000\"")], b"two").await;
+    let r = call(
+        &service,
+        "PUT",
+        "/cnd/k",
+        &[("if-match", "\"0000\"")],
+        b"two",
+    )
+    .await;
     assert_eq!(r.status, 412);
-    let r = call(&service, "DELETE", "/cnd/k", &[("if-match", "\"0000\"")], b"").await;
+    let r = call(
+        &service,
+        "DELETE",
+        "/cnd/k",
+        &[("if-match", "\"0000\"")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 412);
     assert_eq!(call(&service, "GET", "/cnd/k", &[], b"").await.body, "one");
     let r = call(&service, "PUT", "/cnd/k", &[("if-match", &etag)], b"two").await;
