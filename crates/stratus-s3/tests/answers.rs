@@ -461,3 +461,94 @@ async fn conditional_writes() {
     assert_eq!(r.status, 204);
     assert_eq!(call(&service, "GET", "/cnd/k", &[], b"").await.status, 404);
 }
+
+/// An `aws-chunked` upload without `Content-Length` (the decoded length in
+/// `x-amz-decoded-content-length`, a trailing checksum) is stored whole.
+#[tokio::test]
+async fn aws_chunked_put_without_content_length() {
+    let backend = Arc::new(MemBackend::new());
+    backend.create_bucket("ta", "chk").await.unwrap();
+    let service = stratus_s3::service(gateway(&backend));
+    // CRC32("hello world") = 0x0d4a1185.
+    let chunked = "6\r\nhello \r\n5\r\nworld\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n";
+    let stream = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(chunked))]);
+    let mut req = http::Request::builder()
+        .method("PUT")
+        .uri("/chk/k")
+        .header("host", "localhost")
+        .header("content-encoding", "aws-chunked")
+        .header("x-amz-decoded-content-length", "11")
+        .header("x-amz-trailer", "x-amz-checksum-crc32")
+        .body(Body::from(stratus_s3::s3s::dto::StreamingBlob::wrap(
+            stream,
+        )))
+        .unwrap();
+    assert!(req.headers().get("content-length").is_none());
+    stratus_s3::fuzzing::sign_v4_payload(
+        &mut req,
+        "AKA",
+        "SKA",
+        "us-east-1",
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    );
+    let resp = service.call(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&text));
+    let r = call(&service, "GET", "/chk/k", &[], b"").await;
+    assert_eq!(r.body, "hello world");
+}
+
+/// The same upload over a socket, framed with `Transfer-Encoding: chunked`
+/// as clients send it when they do not know the length.
+#[tokio::test]
+async fn aws_chunked_put_over_http_without_content_length() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Arc::new(MemBackend::new());
+    backend.create_bucket("ta", "chk").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(stratus_s3::serve(listener, gateway(&backend), async {
+        let _ = stopped.await;
+    }));
+    let mut req = http::Request::builder()
+        .method("PUT")
+        .uri("/chk/streamed")
+        .header("host", "localhost")
+        .header("content-encoding", "aws-chunked")
+        .header("x-amz-decoded-content-length", "11")
+        .header("x-amz-trailer", "x-amz-checksum-crc32")
+        .body(())
+        .unwrap();
+    stratus_s3::fuzzing::sign_v4_payload(
+        &mut req,
+        "AKA",
+        "SKA",
+        "us-east-1",
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+    );
+    let aws = "6\r\nhello \r\n5\r\nworld\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n";
+    let mut head = format!("PUT {} HTTP/1.1\r\n", req.uri());
+    for (k, v) in req.headers() {
+        head.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap()));
+    }
+    head.push_str("transfer-encoding: chunked\r\nconnection: close\r\n\r\n");
+    head.push_str(&format!("{:x}\r\n{aws}\r\n0\r\n\r\n", aws.len()));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let (_, body) = backend
+        .get_object("ta", "chk", "streamed", None, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        stratus_s3::testing::read_all(body).await,
+        b"hello world".to_vec()
+    );
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
