@@ -28,12 +28,14 @@
 //! Every request must be signed with AWS Signature V4, in the `Authorization`
 //! header or as a presigned URL (query-string SigV4, checked by s3s, which
 //! honours `X-Amz-Expires`); `aws-chunked` streaming uploads (signed or
-//! `UNSIGNED-PAYLOAD`) are decoded by s3s. s3s asks the [`KeyStore`] for the
+//! `UNSIGNED-PAYLOAD`, with or without `Content-Length`: the length is
+//! `x-amz-decoded-content-length`) are decoded by s3s. s3s asks the [`KeyStore`] for the
 //! access key's secret and checks the signature (a wrong secret is
 //! `SignatureDoesNotMatch`, an unknown key `InvalidAccessKeyId`); anonymous
 //! requests are `AccessDenied`. s3s also checks SigV2 and presigned URLs of
-//! any lifetime; [`access::SignaturePolicy`] then refuses SigV2 and presigned
-//! URLs living over 7 days (`AccessDenied` saying why). The [`Gateway`] then looks up the key's
+//! any lifetime; [`access::SignaturePolicy`] then refuses SigV2
+//! (`AccessDenied` saying why), and presigned URLs living over 7 days or with
+//! a negative expiry get AWS's `AuthorizationQueryParametersError`. The [`Gateway`] then looks up the key's
 //! **tenant** and passes it to every [`Backend`] call. Tenants are isolated by
 //! the backend: a tenant never sees, lists or touches another tenant's buckets
 //! (it gets `NoSuchBucket` or `AccessDenied`). Copies stay within a tenant.
@@ -50,22 +52,44 @@
 //!
 //! # Supported
 //!
-//! - Buckets: CreateBucket (any location constraint is accepted), DeleteBucket,
-//!   HeadBucket, ListBuckets, GetBucketLocation, Get/PutBucketVersioning.
-//! - Objects: PutObject, GetObject (single `Range`, `partNumber=1`,
+//! - Buckets: CreateBucket (any location constraint is accepted; names
+//!   checked by AWS's rules → `InvalidBucketName`; a bucket the caller
+//!   already owns answers 200 in `us-east-1`, `BucketAlreadyOwnedByYou`
+//!   elsewhere), DeleteBucket (multipart uploads in progress are aborted with
+//!   it), HeadBucket, ListBuckets, GetBucketLocation,
+//!   Get/PutBucketVersioning.
+//! - Objects: PutObject, GetObject (single `Range`, `partNumber=N` with
+//!   `x-amz-mp-parts-count` and `Content-Range`, out of range
+//!   `InvalidPartNumber` 416,
 //!   `If-Match`/`If-None-Match`/`If-Modified-Since`/`If-Unmodified-Since` →
-//!   412/304, `response-*` overrides), HeadObject (same conditions),
-//!   DeleteObject, DeleteObjects, CopyObject (`COPY`/`REPLACE` metadata
-//!   directive, `x-amz-copy-source-if-*`, source `versionId`), content type
-//!   and `x-amz-meta-*` user metadata, `Content-MD5` (checked while streaming:
-//!   a mismatch is `BadDigest` and nothing is written), best-effort
-//!   conditional writes (`If-None-Match: *`, `If-Match` on PutObject; not
-//!   atomic).
+//!   412/304, `response-*` overrides), HeadObject (same conditions and
+//!   `partNumber`), DeleteObject (`If-Match`), DeleteObjects, CopyObject
+//!   (`COPY`/`REPLACE` metadata and tagging directives,
+//!   `x-amz-copy-source-if-*`, source `versionId`), content type,
+//!   `x-amz-meta-*` user metadata and the stored headers (`Cache-Control`,
+//!   `Content-Disposition`, `Content-Encoding`, `Content-Language`,
+//!   `Expires`), `Content-MD5` (checked while streaming: a mismatch is
+//!   `BadDigest` and nothing is written), atomic conditional writes
+//!   (`If-None-Match: *`, `If-Match` on PutObject and
+//!   CompleteMultipartUpload, checked in the state machine with the write),
+//!   delete markers answered with `x-amz-delete-marker` (404 on the key, 405
+//!   on the marker's version).
+//! - Tagging: PutObjectTagging, GetObjectTagging, DeleteObjectTagging (with
+//!   `versionId`), `x-amz-tagging` on PutObject, CreateMultipartUpload and
+//!   CopyObject, `x-amz-tagging-count` on GET and HEAD; S3's limits (10
+//!   tags, keys ≤128 and values ≤256 characters, unique keys) → `InvalidTag`.
+//! - Every answer carries `x-amz-request-id` and `x-amz-id-2`; every error
+//!   body `Code`, `Message`, `Resource` and `RequestId` (on the
+//!   [`serve`]d service).
 //! - Listing: ListObjectsV2 (prefix, delimiter, `max-keys`, continuation token,
-//!   `start-after`, `fetch-owner`), ListObjects v1 (marker), ListObjectVersions
+//!   `start-after`, `fetch-owner`), ListObjects v1 (marker; `Prefix` and
+//!   `Marker` always echoed, `max-keys=0` not truncated, an empty delimiter
+//!   not echoed), ListObjectVersions
 //!   (key/version-id markers, delete markers, delimiter), `encoding-type=url`.
 //! - Multipart: CreateMultipartUpload, UploadPart, CompleteMultipartUpload
-//!   (S3's `md5-of-md5s-N` etag), AbortMultipartUpload, ListParts,
+//!   (S3's `md5-of-md5s-N` etag; an empty part list is `MalformedXML`;
+//!   completing a completed upload again with the same parts answers its
+//!   object, as S3 does), AbortMultipartUpload, ListParts,
 //!   ListMultipartUploads.
 //! - Path-style addressing; virtual-hosted style with
 //!   [`service_with_domain`].
@@ -77,14 +101,14 @@
 //! ACLs and bucket policies (every key has full control of its tenant's
 //! buckets, nothing else), IAM/STS, SSE-C and SSE-KMS (refused with
 //! `NotImplemented`, never ignored; SSE-S3 is answered `AES256`, as every
-//! object is encrypted at rest), object lock and legal hold, tagging, lifecycle, replication, CORS,
+//! object is encrypted at rest), object lock and legal hold, lifecycle, replication, CORS,
 //! website hosting, notifications, Select, UploadPartCopy, POST-policy
 //! uploads (s3s parses them but the gateway does not implement PostObject),
-//! SigV2, GetObject by `partNumber` > 1, checking the additional checksums
+//! SigV2, checking the additional checksums
 //! (`x-amz-checksum-*`; they are accepted but not verified or returned), and
 //! MFA delete. These answer `NotImplemented` (s3s's default); on object
 //! writes, headers asking for them (`x-amz-acl` other than `private` or
-//! `bucket-owner-full-control`, grants, tags, object lock, a storage class
+//! `bucket-owner-full-control`, grants, object lock, a storage class
 //! other than `STANDARD`, website redirects) are refused the same way
 //! (`unsupported`), never dropped.
 

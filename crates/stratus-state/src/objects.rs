@@ -14,6 +14,10 @@
 //! * an **object version** is a list of chunk ids (the manifest) plus its
 //!   size, ETag and metadata — or a delete marker.
 //!
+//! A version's stored headers, tags and part sizes are its
+//! [`VersionAttrs`], kept beside it in their own table (see
+//! `objects_attrs.rs` for why; conditional writes are checked there too).
+//!
 //! Reference counts make garbage collection a deterministic command: chunks
 //! no version references (after a grace period that protects uploads in
 //! flight) leave the index; packs with no chunk left are dropped and their
