@@ -407,3 +407,7 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "objects_attrs_tests.rs"]
+mod tests;
