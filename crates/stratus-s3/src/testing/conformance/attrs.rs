@@ -154,8 +154,10 @@ pub async fn tagging<Bk: Backend>(b: &Bk) {
             ),
             "{what} is InvalidTag"
         );
-        let mut m = PutMeta::default();
-        m.tags = bad;
+        let m = PutMeta {
+            tags: bad,
+            ..PutMeta::default()
+        };
         assert!(
             matches!(
                 b.put_object(A, "t", "bad", m, chunked(b"x", 1), None).await,
