@@ -63,7 +63,8 @@ pub fn check_signature_scheme(
 }
 
 /// The answer to a presigned SigV4 URL whose `X-Amz-Expires` is not a
-/// number of seconds from 1 to [`MAX_PRESIGNED_EXPIRES_SECS`]: AWS's
+/// number of seconds from 0 to [`MAX_PRESIGNED_EXPIRES_SECS`] (0 is
+/// accepted here and has expired when s3s checks it: 403): AWS's
 /// `AuthorizationQueryParametersError` (400). `None` for other requests.
 pub fn presigned_expiry_error(query: Option<&str>) -> Option<s3s::S3Error> {
     let pairs = || form_urlencoded::parse(query.unwrap_or("").as_bytes());
@@ -73,7 +74,7 @@ pub fn presigned_expiry_error(query: Option<&str>) -> Option<s3s::S3Error> {
     let (_, v) = pairs().find(|(k, _)| k == "X-Amz-Expires")?;
     let ok = v
         .parse::<u64>()
-        .is_ok_and(|s| (1..=MAX_PRESIGNED_EXPIRES_SECS).contains(&s));
+        .is_ok_and(|s| s <= MAX_PRESIGNED_EXPIRES_SECS);
     (!ok).then(|| {
         let why = if v.starts_with('-') {
             "X-Amz-Expires must be non-negative".to_owned()
@@ -117,12 +118,12 @@ mod tests {
     #[test]
     fn presigned_expiry_out_of_bounds_is_an_authorization_query_error() {
         let q = |e: &str| format!("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={e}");
-        for bad in ["-1", "-604800", "604801", "0", "x", "99999999999999999999"] {
+        for bad in ["-1", "-604800", "604801", "x", "99999999999999999999"] {
             let e = presigned_expiry_error(Some(&q(bad))).expect(bad);
             assert_eq!(e.code().as_str(), "AuthorizationQueryParametersError");
             assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
         }
-        for ok in ["1", "604800"] {
+        for ok in ["0", "1", "604800"] {
             assert!(presigned_expiry_error(Some(&q(ok))).is_none(), "{ok}");
         }
         assert!(presigned_expiry_error(Some("X-Amz-Expires=-1")).is_none());

@@ -84,6 +84,8 @@ pub enum WriteCondition {
     /// The key's current object has this etag (without quotes; `*`: any
     /// current object).
     IfMatch(String),
+    /// The key has no current object with this etag (without quotes).
+    IfNoneMatch(String),
 }
 
 /// Errors of a [`Backend`]; each maps to one S3 error code.

@@ -160,6 +160,7 @@ fn state_condition(c: Option<WriteCondition>) -> Option<StateCondition> {
     c.map(|c| match c {
         WriteCondition::IfAbsent => StateCondition::IfAbsent,
         WriteCondition::IfMatch(e) => StateCondition::IfMatch(e),
+        WriteCondition::IfNoneMatch(e) => StateCondition::IfNoneMatch(e),
     })
 }
 

@@ -157,6 +157,9 @@ pub enum WriteCondition {
     /// `If-Match: etag`: the key's current object has this ETag (without
     /// quotes; `*` matches any current object).
     IfMatch(String),
+    /// `If-None-Match: etag`: the key has no current object with this ETag
+    /// (without quotes).
+    IfNoneMatch(String),
 }
 
 impl WriteCondition {
@@ -170,6 +173,9 @@ impl WriteCondition {
                 let want = want.trim_matches('"');
                 want == "*" || want == v.etag
             }
+            (WriteCondition::IfNoneMatch(other), c) => {
+                c.is_none_or(|v| other.trim_matches('"') != v.etag)
+            }
         };
         if ok {
             Ok(())
@@ -178,6 +184,9 @@ impl WriteCondition {
                 WriteCondition::IfAbsent => "the key already has an object (If-None-Match: *)",
                 WriteCondition::IfMatch(_) => {
                     "the key's current object does not have the ETag given (If-Match)"
+                }
+                WriteCondition::IfNoneMatch(_) => {
+                    "the key's current object has the ETag given (If-None-Match)"
                 }
             }))
         }

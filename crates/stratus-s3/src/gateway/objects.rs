@@ -191,7 +191,17 @@ async fn read_error<B: Backend, K: KeyStore>(
                 .filter(|v| v.info.key == key && v.info.is_delete_marker);
             match latest {
                 Some(m) => delete_marker_error(e, Some(&m.info.version_id)),
-                None => to_s3_error(e),
+                None => {
+                    // Ceph RGW says so explicitly, and ceph/s3-tests reads it.
+                    let mut err = to_s3_error(e);
+                    let mut h = http::HeaderMap::new();
+                    h.insert(
+                        "x-amz-delete-marker",
+                        http::HeaderValue::from_static("false"),
+                    );
+                    err.set_headers(h);
+                    err
+                }
             }
         }
         BackendError::MethodNotAllowed => delete_marker_error(e, None),

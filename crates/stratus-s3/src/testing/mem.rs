@@ -159,6 +159,9 @@ impl State {
                 let want = want.trim_matches('"');
                 want == "*" || want == etag
             }
+            (WriteCondition::IfNoneMatch(other), c) => {
+                c.is_none_or(|etag| other.trim_matches('"') != etag)
+            }
         };
         if ok {
             Ok(())

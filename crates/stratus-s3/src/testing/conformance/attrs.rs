@@ -250,6 +250,29 @@ pub async fn conditional_writes<Bk: Backend>(b: &Bk) {
         Err(BackendError::PreconditionFailed),
         "If-Match on an absent key"
     );
+    assert_eq!(
+        b.put_object(
+            A,
+            "c",
+            "k",
+            with(WriteCondition::IfNoneMatch(first.etag.clone())),
+            chunked(b"5", 1),
+            None
+        )
+        .await,
+        Err(BackendError::PreconditionFailed),
+        "If-None-Match with the current etag"
+    );
+    b.put_object(
+        A,
+        "c",
+        "other",
+        with(WriteCondition::IfNoneMatch(first.etag.clone())),
+        chunked(b"5", 1),
+        None,
+    )
+    .await
+    .expect("If-None-Match: etag on an absent key");
     b.put_object(
         A,
         "c",
