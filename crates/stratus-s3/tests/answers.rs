@@ -404,7 +404,7 @@ async fn create_bucket_answers_as_aws() {
 async fn list_objects_v1_answers() {
     let backend = Arc::new(MemBackend::new());
     backend.create_bucket("ta", "lst").await.unwrap();
-    for k in ["a/1", "b"] {
+    for k in ["a/1", "b", "sp ace"] {
         backend
             .put_object("ta", "lst", k, PutMeta::default(), body(b"x"), None)
             .await
@@ -433,6 +433,17 @@ async fn list_objects_v1_answers() {
     assert!(r.body.contains("<Key>a/1</Key>"), "{}", r.body);
     let r = call(&service, "GET", "/lst?delimiter=/&prefix=", &[], b"").await;
     assert!(r.body.contains("<Prefix>a/</Prefix>"), "{}", r.body);
+    // With encoding-type=url, v1's own Prefix stays as sent.
+    let r = call(
+        &service,
+        "GET",
+        "/lst?encoding-type=url&prefix=sp%20",
+        &[],
+        b"",
+    )
+    .await;
+    assert!(r.body.contains("<Prefix>sp </Prefix>"), "{}", r.body);
+    assert!(!r.body.contains("<Key>sp ace</Key>"), "keys are encoded: {}", r.body);
 }
 
 /// `If-None-Match: *` and `If-Match` on PUT, `If-Match` on DELETE: 412

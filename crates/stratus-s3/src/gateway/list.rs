@@ -92,8 +92,10 @@ pub(super) async fn list_objects<B: Backend, K: KeyStore>(
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
         // v1 echoes Prefix and Marker even when empty; an empty delimiter
-        // is not echoed.
-        prefix: Some(enc(url, input.prefix).unwrap_or_default()),
+        // is not echoed. v1's Prefix is never URL-encoded (AWS encodes only
+        // keys, common prefixes, Delimiter, Marker and NextMarker there, and
+        // clients decode only those).
+        prefix: Some(input.prefix.unwrap_or_default()),
         marker: Some(enc(url, input.marker).unwrap_or_default()),
         max_keys: Some(i32::try_from(max).unwrap_or(MAX_KEYS)),
         is_truncated: Some(truncated),
