@@ -2,7 +2,8 @@
 //!
 //! AWS S3 sends `x-amz-request-id` and `x-amz-id-2` with every response and
 //! repeats the id, with the `Resource` the request named, in the body of
-//! every error (`<Error><Code/><Message/><Resource/><RequestId/></Error>`);
+//! every error (`<Error><Code/><Message/><Resource/><RequestId/></Error>`;
+//! an error s3s built without a message gets AWS's words for its code);
 //! clients log it and support tools ask for it. s3s 0.14 sends neither
 //! header and never writes `Resource`, so this layer, wrapped around the
 //! whole service (errors s3s raises itself — a bad signature, an unknown
@@ -53,11 +54,72 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Inserts `<Resource>` and `<RequestId>` into an S3 error document (before
-/// `</Error>`), unless it already has them. `None` if `body` is not one.
+/// AWS's message for an error code (s3s sends none for most errors it
+/// raises without one).
+pub fn default_message(code: &str) -> String {
+    match code {
+        "NoSuchKey" => "The specified key does not exist.",
+        "NoSuchBucket" => "The specified bucket does not exist.",
+        "NoSuchUpload" => {
+            "The specified multipart upload does not exist. The upload ID might be invalid, \
+             or the multipart upload might have been aborted or completed."
+        }
+        "NoSuchVersion" => "The specified version does not exist.",
+        "BucketNotEmpty" => "The bucket you tried to delete is not empty.",
+        "BucketAlreadyExists" => {
+            "The requested bucket name is not available. The bucket namespace is shared by \
+             all users of the system. Please select a different name and try again."
+        }
+        "BucketAlreadyOwnedByYou" => {
+            "Your previous request to create the named bucket succeeded and you already own it."
+        }
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "InvalidPart" => {
+            "One or more of the specified parts could not be found. The part might not have \
+             been uploaded, or the specified entity tag might not have matched the part's \
+             entity tag."
+        }
+        "InvalidPartOrder" => {
+            "The list of parts was not in ascending order. The parts list must be specified \
+             in order by part number."
+        }
+        "EntityTooSmall" => "Your proposed upload is smaller than the minimum allowed object size.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "InvalidRange" => "The requested range is not satisfiable",
+        "AccessDenied" => "Access Denied",
+        "InvalidAccessKeyId" => "The AWS access key ID you provided does not exist in our records.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. \
+             Check your key and signing method."
+        }
+        "PreconditionFailed" => "At least one of the preconditions you specified did not hold.",
+        "BadDigest" => "The Content-MD5 you specified did not match what we received.",
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our \
+             published schema."
+        }
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "InternalError" => "We encountered an internal error. Please try again.",
+        other => return format!("The request failed with {other}."),
+    }
+    .to_owned()
+}
+
+/// Inserts a `<Message>` when there is none (AWS's words for the code),
+/// `<Resource>` and `<RequestId>` into an S3 error document, unless it
+/// already has them. `None` if `body` is not one.
 pub fn complete_error_body(body: &[u8], resource: &str, request_id: &str) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(body).ok()?;
     let end = text.rfind("</Error>")?;
+    let code_end = text.find("</Code>")? + "</Code>".len();
+    let mut message = String::new();
+    if !text.contains("<Message>") {
+        let code = text[..code_end]
+            .rsplit_once("<Code>")
+            .map(|(_, c)| c.trim_end_matches("</Code>"))
+            .unwrap_or_default();
+        message = format!("<Message>{}</Message>", xml_escape(&default_message(code)));
+    }
     let mut extra = String::new();
     if !text.contains("<Resource>") {
         extra.push_str("<Resource>");
@@ -69,8 +131,10 @@ pub fn complete_error_body(body: &[u8], resource: &str, request_id: &str) -> Opt
         extra.push_str(&xml_escape(request_id));
         extra.push_str("</RequestId>");
     }
-    let mut out = String::with_capacity(text.len() + extra.len());
-    out.push_str(&text[..end]);
+    let mut out = String::with_capacity(text.len() + message.len() + extra.len());
+    out.push_str(&text[..code_end]);
+    out.push_str(&message);
+    out.push_str(&text[code_end..end]);
     out.push_str(&extra);
     out.push_str(&text[end..]);
     Some(out.into_bytes())
@@ -176,10 +240,19 @@ mod tests {
             out.ends_with("<Message>m</Message><Resource>/b/a&amp;b</Resource><RequestId>ABC</RequestId></Error>"),
             "{out}"
         );
+        // A code without a message gets AWS's words.
+        let bare = br#"<Error><Code>NoSuchBucket</Code></Error>"#;
+        let out =
+            String::from_utf8(complete_error_body(bare, "/b", "ID").expect("doc")).expect("utf-8");
+        assert_eq!(
+            out,
+            "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist.</Message>\
+             <Resource>/b</Resource><RequestId>ID</RequestId></Error>"
+        );
         // Not an error document: left alone.
         assert_eq!(complete_error_body(b"<ListBucketResult/>", "/", "A"), None);
         // Already complete: unchanged.
-        let full = b"<Error><Code>X</Code><Resource>/r</Resource><RequestId>Q</RequestId></Error>";
+        let full = b"<Error><Code>X</Code><Message>m</Message><Resource>/r</Resource><RequestId>Q</RequestId></Error>";
         assert_eq!(
             complete_error_body(full, "/b", "A").as_deref(),
             Some(&full[..])

@@ -131,7 +131,10 @@ async fn every_answer_has_a_request_id() {
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     let id2 = header(&missing, "x-amz-request-id").expect("a request id");
     assert_ne!(id, id2, "one id per request");
-    assert!(missing.contains("<Code>NoSuchKey</Code>"), "{missing}");
+    assert!(
+        missing.contains("<Code>NoSuchKey</Code><Message>"),
+        "an error has a message: {missing}"
+    );
     assert!(
         missing.contains(&format!("<RequestId>{id2}</RequestId>")),
         "{missing}"
@@ -443,7 +446,11 @@ async fn list_objects_v1_answers() {
     )
     .await;
     assert!(r.body.contains("<Prefix>sp </Prefix>"), "{}", r.body);
-    assert!(!r.body.contains("<Key>sp ace</Key>"), "keys are encoded: {}", r.body);
+    assert!(
+        !r.body.contains("<Key>sp ace</Key>"),
+        "keys are encoded: {}",
+        r.body
+    );
 }
 
 /// `If-None-Match: *` and `If-Match` on PUT, `If-Match` on DELETE: 412
