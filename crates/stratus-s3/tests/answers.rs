@@ -434,6 +434,21 @@ async fn list_objects_v1_answers() {
     let r = call(&service, "GET", "/lst?delimiter=", &[], b"").await;
     assert!(!r.body.contains("<Delimiter>"), "{}", r.body);
     assert!(r.body.contains("<Key>a/1</Key>"), "{}", r.body);
+    // ListObjectsV2 likewise.
+    let r = call(
+        &service,
+        "GET",
+        "/lst?list-type=2&max-keys=0&delimiter=",
+        &[],
+        b"",
+    )
+    .await;
+    assert!(
+        r.body.contains("<IsTruncated>false</IsTruncated>"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("<Delimiter>"), "{}", r.body);
     let r = call(&service, "GET", "/lst?delimiter=/&prefix=", &[], b"").await;
     assert!(r.body.contains("<Prefix>a/</Prefix>"), "{}", r.body);
     // With encoding-type=url, v1's own Prefix stays as sent.

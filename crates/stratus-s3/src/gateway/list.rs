@@ -125,12 +125,14 @@ pub(super) async fn list_objects_v2<B: Backend, K: KeyStore>(
         &tenant,
         &input.bucket,
         &prefix,
-        input.delimiter.as_deref(),
+        input.delimiter.as_deref().filter(|d| !d.is_empty()),
         marker.as_deref(),
         max,
     )
     .await
     .map_err(to_s3_error)?;
+    // As in v1: a page of at most zero keys is not truncated.
+    let truncated = page.truncated && max > 0;
     let url = is_url_encoding(&input.encoding_type);
     let fetch_owner = input
         .fetch_owner
@@ -144,15 +146,15 @@ pub(super) async fn list_objects_v2<B: Backend, K: KeyStore>(
         max_keys: Some(i32::try_from(max).unwrap_or(MAX_KEYS)),
         key_count: Some(i32::try_from(count).unwrap_or(MAX_KEYS)),
         continuation_token: input.continuation_token,
-        is_truncated: Some(page.truncated),
-        next_continuation_token: if page.truncated {
+        is_truncated: Some(truncated),
+        next_continuation_token: if truncated {
             last.as_deref().map(encode_token)
         } else {
             None
         },
         contents: Some(contents),
         common_prefixes: Some(prefixes),
-        delimiter: enc(url, input.delimiter),
+        delimiter: enc(url, input.delimiter.filter(|d| !d.is_empty())),
         encoding_type: input.encoding_type,
         start_after: enc(url, input.start_after),
         request_charged: None,
