@@ -327,6 +327,14 @@ async fn part_number_reads_one_part() {
     assert_eq!(r.header("x-amz-mp-parts-count"), Some("1"));
     let r = call(&service, "GET", "/bkt/simple?partNumber=2", &[], b"").await;
     assert_eq!(r.status, 416);
+    // Part 1 of an empty object is its empty body.
+    backend
+        .put_object("ta", "bkt", "empty", PutMeta::default(), body(b""), None)
+        .await
+        .unwrap();
+    let r = call(&service, "GET", "/bkt/empty?partNumber=1", &[], b"").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-amz-mp-parts-count"), Some("1"));
 }
 
 /// A delete marker answers with `x-amz-delete-marker: true`: on the

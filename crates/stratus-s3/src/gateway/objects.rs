@@ -116,7 +116,8 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         let (first, last, count) = info.part_range(n).map_err(to_s3_error)?;
         version = Some(info.version_id);
         parts_count = Some(count);
-        range = Some(ByteRange::FromTo {
+        // The one part of an empty object is the whole (empty) body.
+        range = (info.size > 0).then_some(ByteRange::FromTo {
             first,
             last: Some(last),
         });
@@ -136,8 +137,6 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         Err(e) => return Err(read_error(gw, &tenant, &input.bucket, &input.key, e).await),
     };
     let (len, content_range) = match range {
-        // An empty part of an empty object: no range to announce.
-        Some(_) if info.size == 0 && parts_count.is_some() => (0, None),
         Some(r) => {
             let (first, last) = r.resolve(info.size).map_err(to_s3_error)?;
             (
