@@ -443,8 +443,10 @@ pub trait Backend: Send + Sync + 'static {
     /// missing key succeeds. With `version_id`: removes that version for good
     /// (a missing version succeeds too, as in S3). With an `if_match` etag
     /// (`If-Match`), the delete happens only if the version named (or the
-    /// current object) has that etag, checked atomically with the delete;
-    /// otherwise [`BackendError::PreconditionFailed`].
+    /// latest version; a delete marker has an empty etag, which only `*`
+    /// matches) has that etag, checked atomically with the delete;
+    /// otherwise [`BackendError::PreconditionFailed`]. A delete of nothing
+    /// (no such key or version) succeeds whatever its condition.
     async fn delete_object(
         &self,
         tenant: &str,

@@ -431,10 +431,8 @@ impl Backend for StoreBackend {
                         .map(ObjectVersion::is_delete_marker)
                 });
                 let Some(marker) = marker else {
-                    if if_match.is_some() {
-                        return Err(BackendError::PreconditionFailed);
-                    }
-                    // A missing version: success, as in S3.
+                    // A missing version: success, as in S3 (whatever the
+                    // condition: there is nothing it could be about).
                     return Ok(DeleteOutcome {
                         version_id: Some(id.to_owned()),
                         delete_marker: false,

@@ -525,6 +525,13 @@ async fn conditional_writes() {
     let r = call(&service, "DELETE", "/cnd/k", &[("if-match", &etag)], b"").await;
     assert_eq!(r.status, 204);
     assert_eq!(call(&service, "GET", "/cnd/k", &[], b"").await.status, 404);
+    // If-Match on a key with no object: 404 NoSuchKey on a put, 204 on a
+    // delete (nothing to delete), as S3 answers.
+    let r = call(&service, "PUT", "/cnd/k", &[("if-match", "*")], b"x").await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("<Code>NoSuchKey</Code>"), "{}", r.body);
+    let r = call(&service, "DELETE", "/cnd/k", &[("if-match", "\"00\"")], b"").await;
+    assert_eq!(r.status, 204);
 }
 
 /// An `aws-chunked` upload without `Content-Length` (the decoded length in

@@ -193,6 +193,31 @@ impl WriteCondition {
     }
 }
 
+impl WriteCondition {
+    /// Checks the condition of a delete against the version it would
+    /// remove or hide (`None`: there is none, and a delete of nothing
+    /// succeeds whatever its condition, as S3 answers). A delete marker is
+    /// a version with an empty ETag: only `*` matches it.
+    pub fn check_delete(&self, target: Option<&ObjectVersion>) -> Result<(), ApplyError> {
+        let Some(v) = target else { return Ok(()) };
+        let ok = match self {
+            WriteCondition::IfAbsent => v.is_delete_marker(),
+            WriteCondition::IfMatch(want) => {
+                let want = want.trim_matches('"');
+                want == "*" || want == v.etag
+            }
+            WriteCondition::IfNoneMatch(other) => other.trim_matches('"') != v.etag,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(precondition_failed(
+                "the version to delete does not have the ETag given (If-Match)",
+            ))
+        }
+    }
+}
+
 /// The refusal of a failed precondition.
 pub fn precondition_failed(why: &str) -> ApplyError {
     ApplyError::conflict(format!("{PRECONDITION_FAILED} {why}"))
@@ -380,7 +405,7 @@ impl State {
                             .into_iter()
                             .find(|v| v.version_id == *id),
                     };
-                    c.check(target.as_ref())?;
+                    c.check_delete(target.as_ref())?;
                 }
                 self.apply_store(&StoreCommand::DeleteObject {
                     tenant: tenant.clone(),

@@ -104,6 +104,7 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
     }
     // Checked by the backend with the completion (atomic).
     let condition = write_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
+    let if_match = input.if_match.is_some();
     let mut parts = Vec::with_capacity(listed.len());
     for p in listed {
         let n = p
@@ -126,7 +127,13 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
             condition,
         )
         .await
-        .map_err(to_s3_error)?;
+        .map_err(to_s3_error);
+    let info = match info {
+        Err(e) if if_match && e.code() == &s3s::S3ErrorCode::PreconditionFailed => {
+            Err(super::objects::if_match_error(gw, &tenant, &input.bucket, &input.key).await)
+        }
+        r => r,
+    }?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         e_tag: Some(etag(&info.etag)),

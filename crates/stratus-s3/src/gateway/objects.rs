@@ -35,6 +35,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
     // Checked by the backend when the version is committed (atomic).
     let condition = write_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
+    let if_match = input.if_match.is_some();
     let headers = headers_of!(input);
     let tags = tags_of_header(input.tagging.as_deref())?;
     let (body, mismatch) = checked_body(input.body, input.content_md5.as_deref())?;
@@ -52,8 +53,13 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
             body,
             content_length(input.content_length),
         )
-        .await
-        .map_err(|e| write_error(e, mismatch.as_ref()))?;
+        .await;
+    let info = match info {
+        Err(BackendError::PreconditionFailed) if if_match => {
+            Err(if_match_error(gw, &tenant, &input.bucket, &input.key).await)
+        }
+        r => r.map_err(|e| write_error(e, mismatch.as_ref())),
+    }?;
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&info.etag)),
         size: i64::try_from(info.size).ok(),
@@ -167,6 +173,21 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
     }
     Ok(resp)
+}
+
+/// The answer to a write whose `If-Match` failed: `NoSuchKey` (404) when
+/// the key has no current object, as S3 answers, `PreconditionFailed`
+/// (412) otherwise.
+pub(super) async fn if_match_error<B: Backend, K: KeyStore>(
+    gw: &Gateway<B, K>,
+    tenant: &str,
+    bucket: &str,
+    key: &str,
+) -> s3s::S3Error {
+    match gw.backend.head_object(tenant, bucket, key, None).await {
+        Err(BackendError::NoSuchKey) => s3_error!(NoSuchKey),
+        _ => s3_error!(PreconditionFailed),
+    }
 }
 
 /// The error of a failed read, with the delete-marker headers S3 sends

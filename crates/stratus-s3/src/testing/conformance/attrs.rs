@@ -336,6 +336,10 @@ pub async fn conditional_writes<Bk: Backend>(b: &Bk) {
         b.head_object(A, "c", "k", None).await,
         Err(BackendError::NoSuchKey)
     );
+    // A delete of nothing succeeds whatever its condition.
+    b.delete_object(A, "c", "k", None, Some(&md5_hex(b"other")))
+        .await
+        .expect("If-Match delete of an absent key");
 }
 
 /// A bucket holding only uploads in progress can be deleted (they go with
