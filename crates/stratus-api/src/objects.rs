@@ -274,6 +274,7 @@ fn put_meta(headers: &HeaderMap) -> PutMeta {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         user_meta,
+        ..PutMeta::default()
     }
 }
 

@@ -75,6 +75,10 @@ pub fn adds_data(cmd: &Command) -> bool {
                 | StoreCommand::PutPart { .. }
                 | StoreCommand::CompleteUpload { .. }
                 | StoreCommand::CreateAccessKey { .. }
+                | StoreCommand::PutObjectWith { .. }
+                | StoreCommand::SetObjectTags { .. }
+                | StoreCommand::CreateUploadWith { .. }
+                | StoreCommand::CompleteUploadWith { .. }
         ),
         // Listed one by one, so a new command must be placed on a side.
         Command::RegisterNode { .. }

@@ -6,8 +6,11 @@
 //! (SHA-1, no date-skew check, and s3s compares its signatures in variable
 //! time — refusing every SigV2 request after the check means no forged or
 //! guessed V2 signature ever gets anything), and a presigned URL may live at
-//! most [`MAX_PRESIGNED_EXPIRES_SECS`] (7 days, as AWS). A negative or
-//! non-numeric `X-Amz-Expires` is already refused by s3s's parser.
+//! most [`MAX_PRESIGNED_EXPIRES_SECS`] (7 days, as AWS). A presigned URL
+//! living longer, or with a negative or non-numeric `X-Amz-Expires`, is
+//! answered as AWS does: `AuthorizationQueryParametersError` (400), by
+//! [`presigned_expiry_error`] before s3s parses the request (s3s's own
+//! parser would say `InvalidRequest`) and again by [`SignaturePolicy`].
 //!
 //! Anonymous (unsigned) requests are refused except for the reads a bucket
 //! policy or canned ACL can grant ([`ANONYMOUS_OPERATIONS`]); the gateway
@@ -68,6 +71,31 @@ pub fn check_signature_scheme(
     Ok(())
 }
 
+/// The answer to a presigned SigV4 URL whose `X-Amz-Expires` is not a
+/// number of seconds from 0 to [`MAX_PRESIGNED_EXPIRES_SECS`] (0 is
+/// accepted here and has expired when s3s checks it: 403): AWS's
+/// `AuthorizationQueryParametersError` (400). `None` for other requests.
+pub fn presigned_expiry_error(query: Option<&str>) -> Option<s3s::S3Error> {
+    let pairs = || form_urlencoded::parse(query.unwrap_or("").as_bytes());
+    if !pairs().any(|(k, _)| k == "X-Amz-Algorithm") {
+        return None;
+    }
+    let (_, v) = pairs().find(|(k, _)| k == "X-Amz-Expires")?;
+    let ok = v
+        .parse::<u64>()
+        .is_ok_and(|s| s <= MAX_PRESIGNED_EXPIRES_SECS);
+    (!ok).then(|| {
+        let why = if v.starts_with('-') {
+            "X-Amz-Expires must be non-negative".to_owned()
+        } else {
+            format!(
+                "X-Amz-Expires must be less than a week (in seconds) that is 604800; found {v:?}"
+            )
+        };
+        s3s::S3Error::with_message(s3s::S3ErrorCode::AuthorizationQueryParametersError, why)
+    })
+}
+
 /// The gateway's [`S3Access`]: a signed request, signed with SigV4, and a
 /// presigned URL of at most 7 days.
 pub struct SignaturePolicy;
@@ -85,14 +113,34 @@ impl S3Access for SignaturePolicy {
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        check_signature_scheme(authorization, cx.uri().query())
-            .map_err(|e| s3_error!(AccessDenied, "{e}"))
+        check_signature_scheme(authorization, cx.uri().query()).map_err(|e| match e {
+            SignatureRefusal::PresignedTooLong { .. } => s3s::S3Error::with_message(
+                s3s::S3ErrorCode::AuthorizationQueryParametersError,
+                e.to_string(),
+            ),
+            e => s3_error!(AccessDenied, "{e}"),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presigned_expiry_out_of_bounds_is_an_authorization_query_error() {
+        let q = |e: &str| format!("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={e}");
+        for bad in ["-1", "-604800", "604801", "x", "99999999999999999999"] {
+            let e = presigned_expiry_error(Some(&q(bad))).expect(bad);
+            assert_eq!(e.code().as_str(), "AuthorizationQueryParametersError");
+            assert_eq!(e.code().status_code().map(|s| s.as_u16()), Some(400));
+        }
+        for ok in ["0", "1", "604800"] {
+            assert!(presigned_expiry_error(Some(&q(ok))).is_none(), "{ok}");
+        }
+        assert!(presigned_expiry_error(Some("X-Amz-Expires=-1")).is_none());
+        assert!(presigned_expiry_error(None).is_none());
+    }
 
     #[test]
     fn sigv2_and_long_presigned_urls_are_refused() {

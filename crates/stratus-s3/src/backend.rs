@@ -35,6 +35,63 @@ pub const MAX_PART_NUMBER: u32 = 10_000;
 /// bucket's versioning was never enabled or is suspended.
 pub const NULL_VERSION: &str = "null";
 
+/// The HTTP headers a version stores and GET/HEAD return (lower case), as
+/// S3 does: `Cache-Control`, `Content-Disposition`, `Content-Encoding`,
+/// `Content-Language`, `Expires`.
+pub const STORED_HEADERS: [&str; 5] = [
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "expires",
+];
+
+/// Most tags per object (S3's limit).
+pub const MAX_TAGS: usize = 10;
+/// Longest tag key, in characters (S3's limit).
+pub const MAX_TAG_KEY_CHARS: usize = 128;
+/// Longest tag value, in characters (S3's limit).
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+
+/// Checks S3's tag rules ([`MAX_TAGS`], [`MAX_TAG_KEY_CHARS`],
+/// [`MAX_TAG_VALUE_CHARS`]); a broken one is [`BackendError::InvalidTag`].
+pub fn check_tags(tags: &BTreeMap<String, String>) -> BackendResult<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(BackendError::InvalidTag(format!(
+            "{} tags; an object has at most {MAX_TAGS}",
+            tags.len()
+        )));
+    }
+    for (k, v) in tags {
+        let n = k.chars().count();
+        if n == 0 || n > MAX_TAG_KEY_CHARS {
+            return Err(BackendError::InvalidTag(format!(
+                "a tag key is 1-{MAX_TAG_KEY_CHARS} characters, not {n}"
+            )));
+        }
+        let n = v.chars().count();
+        if n > MAX_TAG_VALUE_CHARS {
+            return Err(BackendError::InvalidTag(format!(
+                "a tag value is at most {MAX_TAG_VALUE_CHARS} characters, not {n}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A precondition of a write (`If-None-Match: *`, `If-Match: etag`),
+/// checked against the key's current object as part of the write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// The key has no current object (absent, or a delete marker).
+    IfAbsent,
+    /// The key's current object has this etag (without quotes; `*`: any
+    /// current object).
+    IfMatch(String),
+    /// The key has no current object with this etag (without quotes).
+    IfNoneMatch(String),
+}
+
 /// Errors of a [`Backend`]; each maps to one S3 error code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
@@ -97,6 +154,16 @@ pub enum BackendError {
     /// limit and the current use); S3 `QuotaExceeded`, HTTP 403.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// A write's precondition ([`WriteCondition`]) does not hold (412).
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// Tags break S3's rules (the message says which); S3 `InvalidTag`.
+    #[error("invalid tag: {0}")]
+    InvalidTag(String),
+    /// `partNumber` names no part of the object (S3's 416
+    /// `InvalidPartNumber`).
+    #[error("invalid part number")]
+    InvalidPartNumber,
 }
 
 /// Result of a [`Backend`] call.
@@ -127,6 +194,13 @@ pub struct PutMeta {
     pub content_type: Option<String>,
     /// User metadata (`x-amz-meta-*`), keys lower-case without the prefix.
     pub user_metadata: BTreeMap<String, String>,
+    /// Stored headers ([`STORED_HEADERS`], lower-case names).
+    pub headers: BTreeMap<String, String>,
+    /// Tags (S3's rules: [`check_tags`]).
+    pub tags: BTreeMap<String, String>,
+    /// A precondition the write must meet, checked atomically with it
+    /// (puts and copies; ignored by `create_multipart`).
+    pub condition: Option<WriteCondition>,
 }
 
 /// What metadata a copy gives the destination.
@@ -161,6 +235,33 @@ pub struct ObjectInfo {
     pub user_metadata: BTreeMap<String, String>,
     /// True if this version is a delete marker.
     pub is_delete_marker: bool,
+    /// Stored headers ([`STORED_HEADERS`]) given at upload.
+    pub headers: BTreeMap<String, String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Sizes of the parts of a version completed from a multipart upload,
+    /// in order; empty for a simple upload (which is one part).
+    pub part_sizes: Vec<u64>,
+}
+
+impl ObjectInfo {
+    /// The byte range `(first, last)` (inclusive) of part `n` (1-based) and
+    /// the number of parts: a simple upload is one part holding every byte.
+    /// A part number beyond the parts is [`BackendError::InvalidPartNumber`].
+    pub fn part_range(&self, n: u32) -> BackendResult<(u64, u64, usize)> {
+        let sizes: Vec<u64> = if self.part_sizes.is_empty() {
+            vec![self.size]
+        } else {
+            self.part_sizes.clone()
+        };
+        let idx = usize::try_from(n).unwrap_or(usize::MAX);
+        if idx == 0 || idx > sizes.len() {
+            return Err(BackendError::InvalidPartNumber);
+        }
+        let first: u64 = sizes[..idx - 1].iter().sum();
+        let len = sizes[idx - 1];
+        Ok((first, (first + len).saturating_sub(1), sizes.len()))
+    }
 }
 
 /// One entry of [`Backend::list_versions`].
@@ -279,8 +380,9 @@ impl ByteRange {
 pub trait Backend: Send + Sync + 'static {
     /// Creates a bucket for `tenant`.
     async fn create_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()>;
-    /// Deletes an empty bucket ([`BackendError::BucketNotEmpty`] otherwise;
-    /// any version, delete marker or upload in progress makes it non-empty).
+    /// Deletes a bucket holding no version or delete marker
+    /// ([`BackendError::BucketNotEmpty`] otherwise); multipart uploads in
+    /// progress are aborted with it (their parts released), as S3 does.
     async fn delete_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()>;
     /// The tenant's buckets, sorted by name.
     async fn list_buckets(&self, tenant: &str) -> BackendResult<Vec<BucketInfo>>;
@@ -300,7 +402,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Writes an object by streaming `body`; computes its MD5 etag.
     /// `size_hint` is the length the client announced; the stream is
-    /// authoritative. If `body` yields an error nothing is written.
+    /// authoritative. If `body` yields an error nothing is written. The
+    /// version keeps `meta`'s headers and tags; `meta.condition` is checked
+    /// against the key's current object when the version is committed
+    /// ([`BackendError::PreconditionFailed`]: nothing is written).
     async fn put_object(
         &self,
         tenant: &str,
@@ -340,19 +445,27 @@ pub trait Backend: Send + Sync + 'static {
     /// bucket), or adds a delete marker (versioning enabled: fresh id;
     /// suspended: replaces the null version with a null marker); deleting a
     /// missing key succeeds. With `version_id`: removes that version for good
-    /// (a missing version succeeds too, as in S3).
+    /// (a missing version succeeds too, as in S3). With an `if_match` etag
+    /// (`If-Match`), the delete happens only if the version named (or the
+    /// latest version; a delete marker has an empty etag, which only `*`
+    /// matches) has that etag, checked atomically with the delete;
+    /// otherwise [`BackendError::PreconditionFailed`]. A delete of nothing
+    /// (no such key or version) succeeds whatever its condition.
     async fn delete_object(
         &self,
         tenant: &str,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
+        if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome>;
 
     /// Copies an object (latest version or `src_version`) within the tenant.
     /// The destination is a new write (versioned like a put); its etag is the
     /// MD5 of the bytes, which is the source's etag when the source was a
     /// simple upload (a backend may keep a multipart source's etag as is).
+    /// `Copy` keeps the source's content type, user metadata, stored headers
+    /// and tags; `Replace` takes the given ones (and its condition).
     #[allow(clippy::too_many_arguments)]
     async fn copy_object(
         &self,
@@ -419,7 +532,14 @@ pub trait Backend: Send + Sync + 'static {
     /// that etag ([`BackendError::InvalidPart`], also for an empty list), and
     /// every part but the last must be at least [`MIN_PART_SIZE`]
     /// ([`BackendError::EntityTooSmall`]). The object's etag is
-    /// `hex(md5(concat of the parts' binary md5s))-N`; its size the sum.
+    /// `hex(md5(concat of the parts' binary md5s))-N`; its size the sum; it
+    /// keeps the headers and tags given at creation and its part sizes.
+    /// `condition` is checked atomically with the completion
+    /// ([`BackendError::PreconditionFailed`]). Completing an upload already
+    /// completed, with the same parts, answers the version it made (as S3
+    /// does) while that version exists; otherwise
+    /// [`BackendError::NoSuchUpload`].
+    #[allow(clippy::too_many_arguments)]
     async fn complete_multipart(
         &self,
         tenant: &str,
@@ -427,6 +547,7 @@ pub trait Backend: Send + Sync + 'static {
         key: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
+        condition: Option<WriteCondition>,
     ) -> BackendResult<ObjectInfo>;
 
     /// Abandons an upload and frees its parts.
@@ -472,6 +593,19 @@ pub trait Backend: Send + Sync + 'static {
         kind: BucketConfigKind,
         doc: Option<String>,
     ) -> BackendResult<()>;
+
+    /// Replaces the tags of a version (the current object when `version_id`
+    /// is `None`; empty `tags` removes them); returns the version id. The
+    /// version rules are [`Backend::get_object`]'s; tags breaking S3's rules
+    /// are [`BackendError::InvalidTag`].
+    async fn set_object_tags(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: BTreeMap<String, String>,
+    ) -> BackendResult<String>;
 
     /// Who owns `bucket` and the documents that decide who else may read it
     /// ([`BucketAccessDocs`]), without a tenant: the gateway asks this for

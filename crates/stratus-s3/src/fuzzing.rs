@@ -173,6 +173,18 @@ fn percent_decode(s: &str) -> String {
 /// `s3` in `region`, as of now. Sets `x-amz-date`, `x-amz-content-sha256`
 /// and `authorization`. Used by the fuzzer and by tests.
 pub fn sign_v4<T>(req: &mut http::Request<T>, access_key: &str, secret: &str, region: &str) {
+    sign_v4_payload(req, access_key, secret, region, "UNSIGNED-PAYLOAD");
+}
+
+/// [`sign_v4`] with another `x-amz-content-sha256` (e.g.
+/// `STREAMING-UNSIGNED-PAYLOAD-TRAILER` for an `aws-chunked` body).
+pub fn sign_v4_payload<T>(
+    req: &mut http::Request<T>,
+    access_key: &str,
+    secret: &str,
+    region: &str,
+    payload: &str,
+) {
     let now = time::OffsetDateTime::now_utc();
     let date = format!(
         "{:04}{:02}{:02}",
@@ -196,10 +208,9 @@ pub fn sign_v4<T>(req: &mut http::Request<T>, access_key: &str, secret: &str, re
     if let Ok(v) = http::HeaderValue::from_str(&amz_date) {
         headers.insert("x-amz-date", v);
     }
-    headers.insert(
-        "x-amz-content-sha256",
-        http::HeaderValue::from_static("UNSIGNED-PAYLOAD"),
-    );
+    if let Ok(v) = http::HeaderValue::from_str(payload) {
+        headers.insert("x-amz-content-sha256", v);
+    }
 
     let mut query: Vec<(String, String)> = req
         .uri()
@@ -225,7 +236,7 @@ pub fn sign_v4<T>(req: &mut http::Request<T>, access_key: &str, secret: &str, re
     let canonical_uri = uri_encode(&percent_decode(path), true);
     let signed_headers = "host;x-amz-content-sha256;x-amz-date";
     let canonical = format!(
-        "{}\n{canonical_uri}\n{canonical_query}\nhost:{host}\nx-amz-content-sha256:UNSIGNED-PAYLOAD\nx-amz-date:{amz_date}\n\n{signed_headers}\nUNSIGNED-PAYLOAD",
+        "{}\n{canonical_uri}\n{canonical_query}\nhost:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n\n{signed_headers}\n{payload}",
         req.method().as_str()
     );
     let scope = format!("{date}/{region}/s3/aws4_request");

@@ -13,12 +13,16 @@
 //! - `convert`: small conversions between backend and s3s types;
 //! - `readers`: reads by anyone but the owner (bucket policy, canned ACL);
 //! - `access_ops`: bucket policy, ACL and Block Public Access operations;
-//! - `cors_ops`: Put/Get/DeleteBucketCors.
+//! - `cors_ops`: Put/Get/DeleteBucketCors;
 //! - `lifecycle`: Put/Get/DeleteBucketLifecycleConfiguration;
 //! - `tagging`: Put/Get/DeleteBucketTagging;
-//! - `part_copy`: UploadPartCopy.
+//! - `part_copy`: UploadPartCopy;
+//! - `attrs`: stored headers, tags, write preconditions, delete-marker
+//!   answers;
+//! - `object_tagging`: PutObjectTagging, GetObjectTagging, DeleteObjectTagging.
 
 mod access_ops;
+mod attrs;
 mod body;
 mod buckets;
 mod conditions;
@@ -28,6 +32,7 @@ mod errors;
 mod lifecycle;
 mod list;
 mod multipart;
+mod object_tagging;
 mod objects;
 mod part_copy;
 mod readers;
@@ -47,6 +52,10 @@ use s3s::dto::{
     ListObjectVersionsOutput, ListObjectsInput, ListObjectsOutput, ListObjectsV2Input,
     ListObjectsV2Output, ListPartsInput, ListPartsOutput, PutBucketVersioningInput,
     PutBucketVersioningOutput, PutObjectInput, PutObjectOutput, UploadPartInput, UploadPartOutput,
+};
+use s3s::dto::{
+    DeleteObjectTaggingInput, DeleteObjectTaggingOutput, GetObjectTaggingInput,
+    GetObjectTaggingOutput, PutObjectTaggingInput, PutObjectTaggingOutput,
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
@@ -416,5 +425,26 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<s3s::dto::UploadPartCopyInput>,
     ) -> S3Result<S3Response<s3s::dto::UploadPartCopyOutput>> {
         part_copy::upload_part_copy(self, req).await
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        object_tagging::put_object_tagging(self, req).await
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        object_tagging::get_object_tagging(self, req).await
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        object_tagging::delete_object_tagging(self, req).await
     }
 }

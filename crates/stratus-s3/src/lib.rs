@@ -29,12 +29,14 @@
 //! Every request must be signed with AWS Signature V4, in the `Authorization`
 //! header or as a presigned URL (query-string SigV4, checked by s3s, which
 //! honours `X-Amz-Expires`); `aws-chunked` streaming uploads (signed or
-//! `UNSIGNED-PAYLOAD`) are decoded by s3s. s3s asks the [`KeyStore`] for the
+//! `UNSIGNED-PAYLOAD`, with or without `Content-Length`: the length is
+//! `x-amz-decoded-content-length`) are decoded by s3s. s3s asks the [`KeyStore`] for the
 //! access key's secret and checks the signature (a wrong secret is
 //! `SignatureDoesNotMatch`, an unknown key `InvalidAccessKeyId`); anonymous
-//! requests are `AccessDenied`, except the public reads below. s3s also checks SigV2 and presigned URLs of
-//! any lifetime; [`access::SignaturePolicy`] then refuses SigV2 and presigned
-//! URLs living over 7 days (`AccessDenied` saying why). The [`Gateway`] then looks up the key's
+//! requests are `AccessDenied`, except the public reads below. s3s also
+//! checks SigV2 and presigned URLs of any lifetime; [`access::SignaturePolicy`] then refuses SigV2
+//! (`AccessDenied` saying why), and presigned URLs living over 7 days or with
+//! a negative expiry get AWS's `AuthorizationQueryParametersError`. The [`Gateway`] then looks up the key's
 //! **tenant** and passes it to every [`Backend`] call. Tenants are isolated by
 //! the backend: a tenant never sees, lists or touches another tenant's buckets
 //! (it gets `NoSuchBucket` or `AccessDenied`). Copies stay within a tenant.
@@ -63,8 +65,11 @@
 //!
 //! # Supported
 //!
-//! - Buckets: CreateBucket (any location constraint is accepted), DeleteBucket,
-//!   HeadBucket, ListBuckets, GetBucketLocation, Get/PutBucketVersioning,
+//! - Buckets: CreateBucket (any location constraint is accepted; names
+//!   checked by AWS's rules → `InvalidBucketName`; a bucket the caller
+//!   already owns answers 200 in `us-east-1`, `BucketAlreadyOwnedByYou`
+//!   elsewhere), DeleteBucket (multipart uploads in progress are aborted with
+//!   it), HeadBucket, ListBuckets, GetBucketLocation, Get/PutBucketVersioning,
 //!   Put/Get/DeleteBucketTagging (50 tags, keys ≤ 128 and values ≤ 256
 //!   characters, unique keys; `InvalidTag` otherwise),
 //!   Put/Get/DeleteBucketLifecycleConfiguration (rules with `ID`, `Status`,
@@ -74,22 +79,40 @@
 //!   `AbortIncompleteMultipartUpload`; carried out by the leader's
 //!   maintenance; transitions, expiration `Date` and tag or size filters are
 //!   `NotImplemented`).
-//! - Objects: PutObject, GetObject (single `Range`, `partNumber=1`,
+//! - Objects: PutObject, GetObject (single `Range`, `partNumber=N` with
+//!   `x-amz-mp-parts-count` and `Content-Range`, out of range
+//!   `InvalidPartNumber` 416,
 //!   `If-Match`/`If-None-Match`/`If-Modified-Since`/`If-Unmodified-Since` →
-//!   412/304, `response-*` overrides), HeadObject (same conditions),
-//!   DeleteObject, DeleteObjects, CopyObject (`COPY`/`REPLACE` metadata
-//!   directive, `x-amz-copy-source-if-*`, source `versionId`), content type
-//!   and `x-amz-meta-*` user metadata, `Content-MD5` (checked while streaming:
-//!   a mismatch is `BadDigest` and nothing is written), best-effort
-//!   conditional writes (`If-None-Match: *`, `If-Match` on PutObject; not
-//!   atomic).
+//!   412/304, `response-*` overrides), HeadObject (same conditions and
+//!   `partNumber`), DeleteObject (`If-Match`), DeleteObjects, CopyObject
+//!   (`COPY`/`REPLACE` metadata and tagging directives,
+//!   `x-amz-copy-source-if-*`, source `versionId`), content type,
+//!   `x-amz-meta-*` user metadata and the stored headers (`Cache-Control`,
+//!   `Content-Disposition`, `Content-Encoding`, `Content-Language`,
+//!   `Expires`), `Content-MD5` (checked while streaming: a mismatch is
+//!   `BadDigest` and nothing is written), atomic conditional writes
+//!   (`If-None-Match: *`, `If-Match` on PutObject and
+//!   CompleteMultipartUpload, checked in the state machine with the write),
+//!   delete markers answered with `x-amz-delete-marker` (404 on the key, 405
+//!   on the marker's version).
+//! - Tagging: PutObjectTagging, GetObjectTagging, DeleteObjectTagging (with
+//!   `versionId`), `x-amz-tagging` on PutObject, CreateMultipartUpload and
+//!   CopyObject, `x-amz-tagging-count` on GET and HEAD; S3's limits (10
+//!   tags, keys ≤128 and values ≤256 characters, unique keys) → `InvalidTag`.
+//! - Every answer carries `x-amz-request-id` and `x-amz-id-2`; every error
+//!   body `Code`, `Message`, `Resource` and `RequestId` (on the
+//!   [`serve`]d service).
 //! - Listing: ListObjectsV2 (prefix, delimiter, `max-keys`, continuation token,
-//!   `start-after`, `fetch-owner`), ListObjects v1 (marker), ListObjectVersions
+//!   `start-after`, `fetch-owner`), ListObjects v1 (marker; `Prefix` and
+//!   `Marker` always echoed, `max-keys=0` not truncated, an empty delimiter
+//!   not echoed), ListObjectVersions
 //!   (key/version-id markers, delete markers, delimiter), `encoding-type=url`.
 //! - Multipart: CreateMultipartUpload, UploadPart, UploadPartCopy (source
 //!   `versionId`, `x-amz-copy-source-range`, `x-amz-copy-source-if-*`; the
 //!   source is streamed into the part), CompleteMultipartUpload
-//!   (S3's `md5-of-md5s-N` etag), AbortMultipartUpload, ListParts,
+//!   (S3's `md5-of-md5s-N` etag; an empty part list is `MalformedXML`;
+//!   completing a completed upload again with the same parts answers its
+//!   object, as S3 does), AbortMultipartUpload, ListParts,
 //!   ListMultipartUploads.
 //! - Public access: Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus,
 //!   Put/GetBucketAcl and CreateBucket with `x-amz-acl: private` or
@@ -117,14 +140,14 @@
 //! keys: refused when the policy is written), account-level Block Public
 //! Access, anonymous POST Object, IAM/STS, SSE-C and SSE-KMS (refused with
 //! `NotImplemented`, never ignored; SSE-S3 is answered `AES256`, as every
-//! object is encrypted at rest), object lock and legal hold, object tagging,
-//! lifecycle transitions, `Expiration Date` and tag or size filters,
-//! replication, website hosting, notifications, Select,
-//! SigV2 (header, presigned URL and POST form), GetObject by `partNumber` > 1, checking the additional checksums
+//! object is encrypted at rest), object lock and legal hold, lifecycle
+//! transitions, `Expiration Date` and tag or size filters, replication,
+//! website hosting, notifications, Select, SigV2 (header, presigned URL and
+//! POST form), checking the additional checksums
 //! (`x-amz-checksum-*`; they are accepted but not verified or returned), and
 //! MFA delete. These answer `NotImplemented` (s3s's default); on object
 //! writes, headers asking for them (`x-amz-acl` other than `private` or
-//! `bucket-owner-full-control`, grants, tags, object lock, a storage class
+//! `bucket-owner-full-control`, grants, object lock, a storage class
 //! other than `STANDARD`, website redirects) are refused the same way
 //! (`unsupported`), never dropped.
 
@@ -138,6 +161,7 @@ mod keepalive;
 mod listing;
 pub mod policy;
 pub mod public;
+pub mod request_id;
 mod sse;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
@@ -157,7 +181,7 @@ pub use async_trait::async_trait;
 pub use backend::{
     Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo,
     ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
-    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
+    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
 };
 pub use gateway::{to_s3_error, Gateway};
 pub use s3s;
@@ -267,7 +291,7 @@ pub async fn serve_service(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let service = keepalive::CloseAfterEmptyExpect(service);
+    let service = request_id::RequestIds(keepalive::CloseAfterEmptyExpect(service));
     stratus_http::serve(listener, service, limits, shutdown)
         .await
         .map_err(|stratus_http::ServeError::Accept(e)| ServeError::Accept(e))

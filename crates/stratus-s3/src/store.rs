@@ -16,9 +16,12 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use std::collections::BTreeMap;
+
 use stratus_state::objects::{
     multipart_etag, validate_bucket_name, validate_key, Bucket, DedupeScope, ObjectVersion,
-    StoreCommand, Upload, Versioning as StateVersioning, NULL_VERSION,
+    StoreCommand, Upload, VersionAttrs, Versioning as StateVersioning,
+    WriteCondition as StateCondition, NULL_VERSION, PRECONDITION_FAILED,
 };
 use stratus_state::State;
 use stratus_store::{Store, StoreError};
@@ -27,7 +30,8 @@ use stratus_types::ErrorCode;
 use crate::backend::{
     check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
     BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective,
-    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE,
+    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
+    MIN_PART_SIZE,
 };
 
 /// The [`Backend`] over a replica's [`Store`].
@@ -80,21 +84,23 @@ impl StoreBackend {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-    ) -> BackendResult<ObjectVersion> {
+    ) -> BackendResult<(ObjectVersion, VersionAttrs)> {
         self.read(|s| {
             owned(s, tenant, bucket)?;
             let mut versions = s.store.versions(bucket, key);
-            match version_id {
+            let v = match version_id {
                 None => match versions.pop() {
-                    Some(v) if !v.is_delete_marker() => Ok(v),
-                    _ => Err(BackendError::NoSuchKey),
+                    Some(v) if !v.is_delete_marker() => v,
+                    _ => return Err(BackendError::NoSuchKey),
                 },
                 Some(id) => match versions.into_iter().find(|x| x.version_id == id) {
-                    Some(v) if v.is_delete_marker() => Err(BackendError::MethodNotAllowed),
-                    Some(v) => Ok(v),
-                    None => Err(BackendError::NoSuchVersion),
+                    Some(v) if v.is_delete_marker() => return Err(BackendError::MethodNotAllowed),
+                    Some(v) => v,
+                    None => return Err(BackendError::NoSuchVersion),
                 },
-            }
+            };
+            let attrs = s.store.version_attrs(bucket, key, &v.version_id);
+            Ok((v, attrs))
         })
     }
 }
@@ -124,6 +130,7 @@ fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
     }
 }
 
+/// A version as listed (listings carry no headers or tags).
 fn info(key: &str, v: &ObjectVersion) -> ObjectInfo {
     ObjectInfo {
         key: key.to_owned(),
@@ -134,6 +141,41 @@ fn info(key: &str, v: &ObjectVersion) -> ObjectInfo {
         content_type: v.content_type.clone(),
         user_metadata: v.user_meta.clone(),
         is_delete_marker: v.is_delete_marker(),
+        headers: BTreeMap::new(),
+        tags: BTreeMap::new(),
+        part_sizes: Vec::new(),
+    }
+}
+
+/// A version with its attributes.
+fn full_info(key: &str, v: &ObjectVersion, attrs: VersionAttrs) -> ObjectInfo {
+    ObjectInfo {
+        headers: attrs.headers,
+        tags: attrs.tags,
+        part_sizes: attrs.part_sizes,
+        ..info(key, v)
+    }
+}
+
+fn state_condition(c: Option<WriteCondition>) -> Option<StateCondition> {
+    c.map(|c| match c {
+        WriteCondition::IfAbsent => StateCondition::IfAbsent,
+        WriteCondition::IfMatch(e) => StateCondition::IfMatch(e),
+        WriteCondition::IfNoneMatch(e) => StateCondition::IfNoneMatch(e),
+    })
+}
+
+/// Whether the store refused a write for its precondition.
+fn precondition_failed(e: &StoreError) -> bool {
+    e.code() == ErrorCode::Conflict && e.to_string().starts_with(PRECONDITION_FAILED)
+}
+
+/// [`store_err`], with a failed precondition as such.
+fn write_err(e: StoreError, not_found: BackendError) -> BackendError {
+    if precondition_failed(&e) {
+        BackendError::PreconditionFailed
+    } else {
+        store_err(e, not_found)
     }
 }
 
@@ -145,6 +187,12 @@ fn store_meta(meta: PutMeta) -> stratus_store::PutMeta {
     stratus_store::PutMeta {
         content_type: meta.content_type,
         user_meta: meta.user_metadata,
+        attrs: VersionAttrs {
+            headers: meta.headers,
+            tags: meta.tags,
+            ..VersionAttrs::default()
+        },
+        condition: state_condition(meta.condition),
     }
 }
 
@@ -196,16 +244,14 @@ impl Backend for StoreBackend {
     async fn delete_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
         let empty = self.read(|s| {
             owned(s, tenant, bucket)?;
-            Ok::<_, BackendError>(
-                s.store.bucket_is_empty(bucket)
-                    && !s.store.uploads.values().any(|u| u.bucket == bucket),
-            )
+            Ok::<_, BackendError>(s.store.bucket_is_empty(bucket))
         })?;
         if !empty {
             return Err(BackendError::BucketNotEmpty);
         }
+        // Uploads in progress go with the bucket, in the same command.
         match self
-            .command(StoreCommand::DeleteBucket {
+            .command(StoreCommand::DeleteBucketAbortingUploads {
                 tenant: tenant.to_owned(),
                 name: bucket.to_owned(),
             })
@@ -283,11 +329,12 @@ impl Backend for StoreBackend {
     ) -> BackendResult<ObjectInfo> {
         self.bucket(tenant, bucket)?;
         check_key(key)?;
+        crate::backend::check_tags(&meta.tags)?;
         let r = self
             .store
             .put(tenant, bucket, key, store_meta(meta.clone()), body)
             .await
-            .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+            .map_err(|e| write_err(e, BackendError::NoSuchBucket))?;
         Ok(ObjectInfo {
             key: key.to_owned(),
             version_id: r.version_id,
@@ -297,6 +344,9 @@ impl Backend for StoreBackend {
             content_type: meta.content_type,
             user_metadata: meta.user_metadata,
             is_delete_marker: false,
+            headers: meta.headers,
+            tags: meta.tags,
+            part_sizes: Vec::new(),
         })
     }
 
@@ -308,7 +358,7 @@ impl Backend for StoreBackend {
         version_id: Option<&str>,
         range: Option<ByteRange>,
     ) -> BackendResult<(ObjectInfo, ByteStream)> {
-        let v = self.lookup(tenant, bucket, key, version_id)?;
+        let (v, attrs) = self.lookup(tenant, bucket, key, version_id)?;
         let range = match range {
             Some(r) => {
                 let (first, last) = r.resolve(v.size)?;
@@ -325,7 +375,7 @@ impl Backend for StoreBackend {
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchKey))?;
         let stream: ByteStream = Box::pin(stream.map(|r| r.map_err(std::io::Error::other)));
-        Ok((info(key, &version), stream))
+        Ok((full_info(key, &version, attrs), stream))
     }
 
     async fn head_object(
@@ -335,7 +385,8 @@ impl Backend for StoreBackend {
         key: &str,
         version_id: Option<&str>,
     ) -> BackendResult<ObjectInfo> {
-        Ok(info(key, &self.lookup(tenant, bucket, key, version_id)?))
+        let (v, attrs) = self.lookup(tenant, bucket, key, version_id)?;
+        Ok(full_info(key, &v, attrs))
     }
 
     async fn delete_object(
@@ -344,21 +395,23 @@ impl Backend for StoreBackend {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
+        if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
         let b = self.bucket(tenant, bucket)?;
-        let cmd = |version_id: Option<String>| StoreCommand::DeleteObject {
+        let cmd = |version_id: Option<String>| StoreCommand::DeleteObjectWith {
             tenant: tenant.to_owned(),
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version_id,
             now_ms: now_ms(),
+            condition: if_match.map(|e| StateCondition::IfMatch(e.to_owned())),
         };
         match version_id {
             None => {
                 let r = self
                     .command(cmd(None))
                     .await
-                    .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+                    .map_err(|e| write_err(e, BackendError::NoSuchBucket))?;
                 Ok(match b.versioning {
                     StateVersioning::Unversioned => DeleteOutcome {
                         version_id: None,
@@ -379,7 +432,8 @@ impl Backend for StoreBackend {
                         .map(ObjectVersion::is_delete_marker)
                 });
                 let Some(marker) = marker else {
-                    // A missing version: success, as in S3.
+                    // A missing version: success, as in S3 (whatever the
+                    // condition: there is nothing it could be about).
                     return Ok(DeleteOutcome {
                         version_id: Some(id.to_owned()),
                         delete_marker: false,
@@ -388,7 +442,7 @@ impl Backend for StoreBackend {
                 match self.command(cmd(Some(id.to_owned()))).await {
                     Ok(_) => {}
                     Err(e) if e.code() == ErrorCode::NotFound => {}
-                    Err(e) => return Err(store_err(e, BackendError::NoSuchBucket)),
+                    Err(e) => return Err(write_err(e, BackendError::NoSuchBucket)),
                 }
                 Ok(DeleteOutcome {
                     version_id: Some(id.to_owned()),
@@ -408,12 +462,15 @@ impl Backend for StoreBackend {
         dst_key: &str,
         meta: MetadataDirective,
     ) -> BackendResult<ObjectInfo> {
-        let src = self.lookup(tenant, src_bucket, src_key, src_version)?;
+        let (src, _) = self.lookup(tenant, src_bucket, src_key, src_version)?;
         self.bucket(tenant, dst_bucket)?;
         check_key(dst_key)?;
         let meta = match meta {
             MetadataDirective::Copy => None,
-            MetadataDirective::Replace(m) => Some(store_meta(m)),
+            MetadataDirective::Replace(m) => {
+                crate::backend::check_tags(&m.tags)?;
+                Some(store_meta(m))
+            }
         };
         let v = self
             .store
@@ -427,8 +484,9 @@ impl Backend for StoreBackend {
                 meta,
             )
             .await
-            .map_err(|e| store_err(e, BackendError::NoSuchKey))?;
-        Ok(info(dst_key, &v))
+            .map_err(|e| write_err(e, BackendError::NoSuchKey))?;
+        let attrs = self.read(|s| s.store.version_attrs(dst_bucket, dst_key, &v.version_id));
+        Ok(full_info(dst_key, &v, attrs))
     }
 
     async fn list_objects(
@@ -502,8 +560,15 @@ impl Backend for StoreBackend {
     ) -> BackendResult<String> {
         self.bucket(tenant, bucket)?;
         check_key(key)?;
+        crate::backend::check_tags(&meta.tags)?;
+        let attrs = VersionAttrs {
+            headers: meta.headers,
+            tags: meta.tags,
+            ..VersionAttrs::default()
+        };
         let r = self
-            .command(StoreCommand::CreateUpload {
+            .command(StoreCommand::CreateUploadWith {
+                attrs: attrs.to_doc(),
                 upload: Upload {
                     id: String::new(),
                     tenant: tenant.to_owned(),
@@ -556,8 +621,14 @@ impl Backend for StoreBackend {
         key: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
+        condition: Option<WriteCondition>,
     ) -> BackendResult<ObjectInfo> {
-        let u = self.upload(tenant, bucket, key, upload_id)?;
+        let u = match self.upload(tenant, bucket, key, upload_id) {
+            Err(BackendError::NoSuchUpload) => {
+                return self.completed(tenant, bucket, key, upload_id, &parts)
+            }
+            r => r?,
+        };
         if parts.is_empty() {
             return Err(BackendError::InvalidPart);
         }
@@ -578,7 +649,7 @@ impl Backend for StoreBackend {
             size += p.size;
         }
         let r = self
-            .command(StoreCommand::CompleteUpload {
+            .command(StoreCommand::CompleteUploadWith {
                 tenant: tenant.to_owned(),
                 upload: upload_id.to_owned(),
                 parts: parts
@@ -586,21 +657,27 @@ impl Backend for StoreBackend {
                     .map(|(n, e)| (*n, e.trim_matches('"').to_owned()))
                     .collect(),
                 now_ms: now_ms(),
+                condition: state_condition(condition),
             })
             .await
             .map_err(|e| match e.code() {
                 ErrorCode::BadRequest => BackendError::InvalidPart,
-                _ => store_err(e, BackendError::NoSuchUpload),
+                _ => write_err(e, BackendError::NoSuchUpload),
             })?;
+        let version_id = r.id.unwrap_or_else(|| NULL_VERSION.to_owned());
+        let attrs = self.read(|s| s.store.version_attrs(bucket, key, &version_id));
         Ok(ObjectInfo {
             key: key.to_owned(),
-            version_id: r.id.unwrap_or_else(|| NULL_VERSION.to_owned()),
+            version_id,
             size,
             etag: multipart_etag(&md5s),
             last_modified_ms: now_ms(),
             content_type: u.content_type,
             user_metadata: u.user_meta,
             is_delete_marker: false,
+            headers: attrs.headers,
+            tags: attrs.tags,
+            part_sizes: attrs.part_sizes,
         })
     }
 
@@ -704,6 +781,63 @@ impl Backend for StoreBackend {
                 s.store.bucket_config(bucket, k)
             }))
         }))
+    }
+    async fn set_object_tags(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: BTreeMap<String, String>,
+    ) -> BackendResult<String> {
+        crate::backend::check_tags(&tags)?;
+        // The read rules of a GET (a delete marker: 404 or 405).
+        let (v, _) = self.lookup(tenant, bucket, key, version_id)?;
+        let r = self
+            .command(StoreCommand::SetObjectTags {
+                tenant: tenant.to_owned(),
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id: Some(v.version_id.clone()),
+                tags,
+            })
+            .await
+            .map_err(|e| store_err(e, BackendError::NoSuchVersion))?;
+        Ok(r.id.unwrap_or(v.version_id))
+    }
+}
+
+impl StoreBackend {
+    /// Completing an upload that is gone: the version it made, if it is
+    /// still there and the parts listed are those it was made of (S3
+    /// answers a repeated completion with the object); `NoSuchUpload`
+    /// otherwise.
+    fn completed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> BackendResult<ObjectInfo> {
+        self.read(|s| {
+            owned(s, tenant, bucket)?;
+            let md5s: Vec<String> = parts
+                .iter()
+                .map(|(_, e)| e.trim_matches('"').to_ascii_lowercase())
+                .collect();
+            let etag = multipart_etag(&md5s);
+            for v in s.store.versions(bucket, key).iter().rev() {
+                let attrs = s.store.version_attrs(bucket, key, &v.version_id);
+                if attrs.upload_id.as_deref() == Some(upload_id) {
+                    if v.etag != etag {
+                        break;
+                    }
+                    return Ok(full_info(key, v, attrs));
+                }
+            }
+            Err(BackendError::NoSuchUpload)
+        })
     }
 }
 

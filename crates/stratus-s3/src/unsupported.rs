@@ -2,7 +2,7 @@
 //! with `NotImplemented`, never dropped (issue 19: nothing silently
 //! ignored).
 //!
-//! A write that asks for a public ACL, grants, object lock, tags or a
+//! A write that asks for a public ACL, grants, object lock or a
 //! website redirect would otherwise be stored without them while its client
 //! believes they hold — an object lock that does not lock, a "private"
 //! grant list that was never read. What clients send by default and is
@@ -23,8 +23,6 @@ pub(crate) struct Extras<'a> {
     pub(crate) object_lock: bool,
     /// `x-amz-storage-class`.
     pub(crate) storage_class: Option<&'a str>,
-    /// `x-amz-tagging`.
-    pub(crate) tagging: bool,
     /// `x-amz-website-redirect-location`.
     pub(crate) website_redirect: bool,
 }
@@ -43,7 +41,6 @@ macro_rules! extras_of {
                 || $i.object_lock_retain_until_date.is_some()
                 || $i.object_lock_legal_hold_status.is_some(),
             storage_class: $i.storage_class.as_ref().map(|c| c.as_str()),
-            tagging: $i.tagging.is_some(),
             website_redirect: $i.website_redirect_location.is_some(),
         }
     };
@@ -67,8 +64,6 @@ pub(crate) fn refuse_extras(x: &Extras<'_>) -> S3Result<()> {
         Some("x-amz-grant-* (ACL grants)")
     } else if x.object_lock {
         Some("x-amz-object-lock-* (object lock and legal hold)")
-    } else if x.tagging {
-        Some("x-amz-tagging (object tags)")
     } else if x.website_redirect {
         Some("x-amz-website-redirect-location (website hosting)")
     } else {
@@ -97,7 +92,6 @@ mod tests {
             grants: false,
             object_lock: false,
             storage_class: None,
-            tagging: false,
             website_redirect: false,
         }
     }
@@ -129,10 +123,6 @@ mod tests {
             },
             Extras {
                 object_lock: true,
-                ..none()
-            },
-            Extras {
-                tagging: true,
                 ..none()
             },
             Extras {

@@ -53,6 +53,9 @@ fn info(size: u64, etag: String) -> ObjectInfo {
         content_type: None,
         user_metadata: BTreeMap::new(),
         is_delete_marker: false,
+        headers: BTreeMap::new(),
+        tags: BTreeMap::new(),
+        part_sizes: Vec::new(),
     }
 }
 
@@ -123,6 +126,7 @@ impl Backend for Sink {
         _: &str,
         _: &str,
         _: Option<&str>,
+        _: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
         unused()
     }
@@ -187,6 +191,7 @@ impl Backend for Sink {
         _: &str,
         _: &str,
         _: Vec<(u32, String)>,
+        _: Option<stratus_s3::WriteCondition>,
     ) -> BackendResult<ObjectInfo> {
         unused()
     }
@@ -214,6 +219,16 @@ impl Backend for Sink {
         _: BucketConfigKind,
         _: Option<String>,
     ) -> BackendResult<()> {
+        unused()
+    }
+    async fn set_object_tags(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: BTreeMap<String, String>,
+    ) -> BackendResult<String> {
         unused()
     }
 }

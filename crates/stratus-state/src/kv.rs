@@ -41,11 +41,15 @@ pub enum Table {
     EmptyPacks = 7,
     /// Packs with a slot known bad: pack id → nothing.
     BadPacks = 8,
+    /// Attributes of object versions (stored headers, tags, part sizes):
+    /// `bucket \0 key \0 version_id` → JSON document
+    /// (`objects::VersionAttrs`; absent = default).
+    VersionAttrs = 9,
 }
 
 impl Table {
     /// Every table, in snapshot order.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::Rows,
         Table::Versions,
         Table::Chunks,
@@ -55,6 +59,7 @@ impl Table {
         Table::EmptyPacks,
         Table::BadPacks,
         Table::Meta,
+        Table::VersionAttrs,
     ];
 
     /// Stable name (redb table name).
@@ -69,6 +74,7 @@ impl Table {
             Table::NodePieces => "state_node_pieces",
             Table::EmptyPacks => "state_empty_packs",
             Table::BadPacks => "state_bad_packs",
+            Table::VersionAttrs => "state_version_attrs",
         }
     }
 

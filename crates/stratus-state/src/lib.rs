@@ -6,8 +6,10 @@
 //! per-tenant [`quotas`] (checked before every command), [`retention`],
 //! workloads and instances (their records and event history), the object
 //! store's metadata ([`objects`]: buckets, versions, chunks, packs, uploads,
-//! access keys), storage [`marks`], sealed secrets, and the [`kv::Kv`]
-//! trait it applies through.
+//! access keys, and the versions' attributes — stored headers, tags, part
+//! sizes — in a table of their own, [`objects::VersionAttrs`], so the
+//! bincode layouts of versions and old commands never change), storage
+//! [`marks`], sealed secrets, and the [`kv::Kv`] trait it applies through.
 //!
 //! **Does not own** the disk (`stratus-raft`'s `RedbKv` implements
 //! [`kv::Kv`]); deciding what to propose (the leader's reconciler and

@@ -14,6 +14,10 @@
 //! * an **object version** is a list of chunk ids (the manifest) plus its
 //!   size, ETag and metadata — or a delete marker.
 //!
+//! A version's stored headers, tags and part sizes are its
+//! [`VersionAttrs`], kept beside it in their own table (see
+//! `objects_attrs.rs` for why; conditional writes are checked there too).
+//!
 //! Reference counts make garbage collection a deterministic command: chunks
 //! no version references (after a grace period that protects uploads in
 //! flight) leave the index; packs with no chunk left are dropped and their
@@ -30,7 +34,7 @@ use utoipa::ToSchema;
 use crate::bucket_configs::BucketConfigKind;
 use crate::kv::{Kv, KvError};
 use crate::rows::{Cell, Tracked};
-use crate::{ApplyError, State};
+use crate::ApplyError;
 
 /// Longest object key accepted (as S3).
 pub const MAX_KEY_LEN: usize = 1024;
@@ -423,6 +427,9 @@ pub struct ObjectStore {
     pub usage: Cell<BTreeMap<TenantName, crate::quotas::StoreUsage>>,
     /// Buckets' configuration documents ([`crate::bucket_configs`]).
     pub bucket_configs: Tracked<(String, BucketConfigKind), String>,
+    /// Attributes of multipart uploads' objects to be, by upload id
+    /// ([`VersionAttrs`] JSON documents; absent = none).
+    pub upload_attrs: Tracked<String, String>,
 }
 
 impl std::fmt::Debug for ObjectStore {
@@ -453,6 +460,7 @@ impl ObjectStore {
             access_keys: Tracked::load(k, "store.access_keys")?,
             usage: Cell::load(k, "store.usage")?,
             bucket_configs: Tracked::load(k, "store.bucket_configs")?,
+            upload_attrs: Tracked::load(k, "store.upload_attrs")?,
             kv,
         })
     }
@@ -474,6 +482,7 @@ impl ObjectStore {
         self.access_keys.flush(kv, "store.access_keys");
         self.usage.flush(kv, "store.usage");
         self.bucket_configs.flush(kv, "store.bucket_configs");
+        self.upload_attrs.flush(kv, "store.upload_attrs");
     }
 }
 
@@ -847,6 +856,82 @@ pub enum StoreCommand {
     /// A lifecycle rule expires a version, if it is still as the leader's
     /// scan saw it ([`crate::lifecycle::Expiring`]).
     Expire(crate::lifecycle::Expiring),
+    /// [`StoreCommand::PutObject`] with the version's attributes, under an
+    /// optional precondition (what the store writes since attributes exist;
+    /// `PutObject` stays for the log entries written before).
+    PutObjectWith {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// The version (`version_id` is assigned).
+        version: ObjectVersion,
+        /// Its [`VersionAttrs`], as a JSON document ([`VersionAttrs::to_doc`]).
+        attrs: String,
+        /// Checked against the key's latest version before the write.
+        condition: Option<WriteCondition>,
+    },
+    /// Replace the tags of a version (the latest when `version_id` is `None`).
+    SetObjectTags {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Version (`None`: the latest).
+        version_id: Option<String>,
+        /// The new tags (empty: none).
+        tags: BTreeMap<String, String>,
+    },
+    /// [`StoreCommand::CreateUpload`] with the attributes the object will
+    /// have (no part sizes; those come at completion).
+    CreateUploadWith {
+        /// The upload (`id` assigned).
+        upload: Upload,
+        /// [`VersionAttrs`] as a JSON document.
+        attrs: String,
+    },
+    /// [`StoreCommand::CompleteUpload`] that gives the version the upload's
+    /// attributes and its part sizes, under an optional precondition.
+    CompleteUploadWith {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Upload id.
+        upload: String,
+        /// Part numbers with the MD5 the client expects for each.
+        parts: Vec<(u32, String)>,
+        /// Leader time.
+        now_ms: u64,
+        /// Checked against the key's latest version before completing.
+        condition: Option<WriteCondition>,
+    },
+    /// [`StoreCommand::DeleteObject`] under an optional precondition
+    /// (checked against the version named, or the latest).
+    DeleteObjectWith {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Version to remove.
+        version_id: Option<String>,
+        /// Leader time.
+        now_ms: u64,
+        /// The precondition.
+        condition: Option<WriteCondition>,
+    },
+    /// Delete a bucket holding no version, aborting its multipart uploads
+    /// (their parts are released), in one step.
+    DeleteBucketAbortingUploads {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket.
+        name: String,
+    },
 }
 
 /// What a store command produced.
@@ -868,118 +953,17 @@ pub fn multipart_etag(part_md5_hex: &[String]) -> String {
     format!("{}-{}", hex::encode(h.finalize()), part_md5_hex.len())
 }
 
-/// Health of the stored data, computed from the state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct RedundancyHealth {
-    /// Packs (stripes).
-    pub stripes: u64,
-    /// Stripes with every piece healthy.
-    pub full: u64,
-    /// Stripes missing pieces but readable (the repair queue).
-    pub degraded: u64,
-    /// Stripes with exactly `k` healthy pieces (one more loss and they are gone).
-    pub at_risk: u64,
-    /// Stripes with fewer than `k` healthy pieces (unreadable until nodes return).
-    pub unreadable: u64,
-    /// Pieces to rebuild.
-    pub missing_pieces: u64,
-    /// Bytes of pieces to rebuild.
-    pub missing_bytes: u64,
-    /// Pieces of dropped data still to delete from nodes.
-    pub pending_deletions: u64,
-}
+#[path = "objects_health.rs"]
+mod health;
+pub use health::{RedundancyHealth, RepairItem};
 
-/// A stripe that needs repair.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RepairItem {
-    /// Pack id.
-    pub pack: u64,
-    /// Indexes of the pieces to rebuild.
-    pub missing: Vec<u32>,
-    /// Healthy pieces left.
-    pub healthy: usize,
-}
-
-impl State {
-    /// The packs with a slot that cannot be read: those with a piece on a
-    /// node that is not ready (lost, banned, removed) and those with a slot
-    /// known bad — found through the piece index, without walking every
-    /// pack (a healthy cluster reads nothing but the small bad-pack index).
-    fn unhealthy_packs(&self) -> Vec<Pack> {
-        let mut ids: BTreeSet<u64> = self.store.bad_packs().into_iter().collect();
-        for node in self.store.slot_nodes() {
-            let ready = self
-                .nodes
-                .get(&node)
-                .is_some_and(|n| n.status == NodeStatus::Ready);
-            if !ready {
-                ids.extend(self.store.slots_on(&node).into_iter().map(|(p, _, _)| p));
-            }
-        }
-        ids.into_iter()
-            .filter_map(|id| self.store.pack(id))
-            .collect()
-    }
-
-    /// Stripes that miss pieces, fewest healthy pieces first (most urgent).
-    pub fn repair_queue(&self) -> Vec<RepairItem> {
-        let mut q: Vec<RepairItem> = self
-            .unhealthy_packs()
-            .into_iter()
-            .filter_map(|p| {
-                let missing: Vec<u32> = p
-                    .pieces
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| !ObjectStore::slot_healthy(s, &self.nodes))
-                    .map(|(i, _)| i as u32)
-                    .collect();
-                (!missing.is_empty()).then(|| RepairItem {
-                    pack: p.id,
-                    healthy: p.pieces.len() - missing.len(),
-                    missing,
-                })
-            })
-            .collect();
-        q.sort_by_key(|r| (r.healthy, r.pack));
-        q
-    }
-
-    /// Redundancy health of all stored data.
-    pub fn redundancy(&self) -> RedundancyHealth {
-        let mut h = RedundancyHealth {
-            pending_deletions: self.store.deletions.values().map(|s| s.len() as u64).sum(),
-            stripes: self.store.pack_count(),
-            ..Default::default()
-        };
-        let mut unhealthy = 0;
-        for p in self.unhealthy_packs() {
-            let healthy = p
-                .pieces
-                .iter()
-                .filter(|s| ObjectStore::slot_healthy(s, &self.nodes))
-                .count();
-            let missing = p.pieces.len() - healthy;
-            if missing == 0 {
-                continue;
-            }
-            unhealthy += 1;
-            h.missing_pieces += missing as u64;
-            h.missing_bytes += missing as u64 * p.piece_len;
-            let k = usize::from(p.profile.k);
-            if healthy >= k {
-                h.degraded += 1;
-            } else {
-                h.unreadable += 1;
-            }
-            if healthy == k {
-                h.at_risk += 1;
-            }
-        }
-        h.full = h.stripes.saturating_sub(unhealthy);
-        h
-    }
-}
+#[path = "objects_attrs.rs"]
+mod attrs;
+pub use attrs::{
+    is_precondition_failed, precondition_failed, validate_tags, VersionAttrs, WriteCondition,
+    MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, PRECONDITION_FAILED,
+    STORED_HEADERS,
+};
 
 #[path = "objects_apply.rs"]
 mod apply;

@@ -32,6 +32,12 @@ impl State {
             | StoreCommand::AbortUpload { .. } => self.apply_uploads(cmd),
             StoreCommand::SetBucketConfig { .. } => self.apply_bucket_config(cmd),
             StoreCommand::Expire(_) => self.apply_expire(cmd),
+            StoreCommand::PutObjectWith { .. }
+            | StoreCommand::SetObjectTags { .. }
+            | StoreCommand::CreateUploadWith { .. }
+            | StoreCommand::CompleteUploadWith { .. }
+            | StoreCommand::DeleteObjectWith { .. }
+            | StoreCommand::DeleteBucketAbortingUploads { .. } => self.apply_attrs(cmd),
         }
     }
 

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::Command;
+use crate::{Command, State};
 use proptest::prelude::*;
 use stratus_types::ErrorCode;
 use stratus_types::{NodeId, TenantName};

@@ -451,6 +451,36 @@ impl State {
                     part.size.saturating_sub(old_bytes),
                 )
             }
+            // The commands with attributes count as the ones they extend.
+            StoreCommand::PutObjectWith {
+                tenant,
+                bucket,
+                key,
+                version,
+                ..
+            } => self.check_store_quota(&StoreCommand::PutObject {
+                tenant: tenant.clone(),
+                bucket: bucket.clone(),
+                key: key.clone(),
+                version: version.clone(),
+            }),
+            StoreCommand::CreateUploadWith { upload, .. } => {
+                self.need(&upload.tenant, Resource::Uploads, 1)
+            }
+            StoreCommand::DeleteObjectWith {
+                tenant,
+                bucket,
+                key,
+                version_id,
+                now_ms,
+                ..
+            } => self.check_store_quota(&StoreCommand::DeleteObject {
+                tenant: tenant.clone(),
+                bucket: bucket.clone(),
+                key: key.clone(),
+                version_id: version_id.clone(),
+                now_ms: *now_ms,
+            }),
             _ => Ok(()),
         }
     }
@@ -553,6 +583,7 @@ impl ObjectStore {
 
     /// Removes an upload: its parts' chunk references and their use end.
     pub(crate) fn remove_upload(&mut self, id: &str) -> Option<()> {
+        self.upload_attrs.remove(id);
         let u = self.uploads.remove(id)?;
         for p in u.parts.into_values() {
             self.drop_part(&u.tenant, p);

@@ -150,6 +150,7 @@ impl objects::ObjectStore {
             access_keys: self.access_keys.clone(),
             usage: self.usage.clone(),
             bucket_configs: self.bucket_configs.clone(),
+            upload_attrs: self.upload_attrs.clone(),
         }
     }
 }

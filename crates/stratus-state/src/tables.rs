@@ -128,6 +128,7 @@ impl ObjectStore {
         self.counts.versions = self.counts.versions.saturating_sub(1);
         self.counts.logical_bytes = self.counts.logical_bytes.saturating_sub(v.size);
         self.remove_version_row(bucket, key, seq);
+        self.remove_version_attrs(bucket, key, version_id);
         Some(v)
     }
 

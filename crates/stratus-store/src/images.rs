@@ -260,6 +260,7 @@ impl Store {
                 PutMeta {
                     content_type: Some(FLIST_CONTENT_TYPE.into()),
                     user_meta: user_meta.clone(),
+                    ..PutMeta::default()
                 },
                 futures::stream::iter([Ok(Bytes::from(encoded))]),
             )

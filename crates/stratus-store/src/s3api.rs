@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use futures::Stream;
-use stratus_state::objects::{ObjectVersion, Part, StoreCommand};
+use stratus_state::objects::{ObjectVersion, Part, StoreCommand, VersionAttrs};
 use stratus_state::{CommandResult, State};
 
 use crate::{now_ms, Store, StoreError};
@@ -97,8 +97,9 @@ impl Store {
     /// is `None`) to `dst_bucket/dst_key`, both of `tenant`, without copying
     /// data: the new version references the source's chunks (sealed with the
     /// source version's key scope, which the version records). `meta`
-    /// replaces the content type and user metadata; `None` keeps the
-    /// source's. Returns the committed version (with its id).
+    /// replaces the content type, user metadata, stored headers and tags
+    /// (and may carry a precondition); `None` keeps the source's. The part
+    /// sizes of a multipart source are kept either way. Returns the committed version (with its id).
     #[allow(clippy::too_many_arguments)]
     pub async fn copy_object(
         &self,
@@ -110,7 +111,7 @@ impl Store {
         dst_key: &str,
         meta: Option<crate::PutMeta>,
     ) -> Result<ObjectVersion, StoreError> {
-        let mut version = self.read(|s| {
+        let (mut version, mut attrs) = self.read(|s| {
             s.store.bucket_of(tenant, src_bucket)?;
             s.store.bucket_of(tenant, dst_bucket)?;
             let v = s.store.version(src_bucket, src_key, src_version)?;
@@ -120,20 +121,32 @@ impl Store {
                     v.version_id
                 )));
             }
-            Ok::<_, StoreError>(v.clone())
+            let attrs = s.store.version_attrs(src_bucket, src_key, &v.version_id);
+            Ok::<_, StoreError>((v.clone(), attrs))
         })?;
         version.version_id = String::new();
         version.created_ms = now_ms();
+        let mut condition = None;
         if let Some(m) = meta {
             version.content_type = m.content_type;
             version.user_meta = m.user_meta;
+            // The parts follow the data; headers and tags are the new ones.
+            attrs = VersionAttrs {
+                part_sizes: attrs.part_sizes,
+                ..m.attrs
+            };
+            condition = m.condition;
         }
+        // The copy was not completed from an upload.
+        attrs.upload_id = None;
         let r = self
-            .write(StoreCommand::PutObject {
+            .write(StoreCommand::PutObjectWith {
                 tenant: tenant.to_string(),
                 bucket: dst_bucket.to_string(),
                 key: dst_key.to_string(),
                 version: version.clone(),
+                attrs: attrs.to_doc(),
+                condition,
             })
             .await?;
         version.version_id = r.id.unwrap_or_default();

@@ -14,6 +14,7 @@ use stratus_proto::{piece_rpc, PieceRpcError};
 use stratus_sched::{place_stripe, Held, StorageNode};
 use stratus_state::objects::{
     validate_key, ErasureProfile, ManifestChunk, NewChunk, ObjectData, ObjectVersion, StoreCommand,
+    VersionAttrs, WriteCondition,
 };
 use stratus_types::NodeId;
 use tokio::sync::mpsc;
@@ -26,13 +27,18 @@ const PLACEMENT_ROUNDS: usize = 3;
 /// Body buffers queued for the encoder.
 const BODY_QUEUE: usize = 8;
 
-/// Content type and user metadata of a put.
+/// Content type, user metadata, attributes and precondition of a put.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PutMeta {
     /// Content type.
     pub content_type: Option<String>,
     /// User metadata.
     pub user_meta: BTreeMap<String, String>,
+    /// Stored headers and tags (part sizes are the store's to set).
+    pub attrs: VersionAttrs,
+    /// Checked by the state machine against the key's latest version when
+    /// the version is committed (after the body is stored).
+    pub condition: Option<WriteCondition>,
 }
 
 /// What a put stored.
@@ -221,12 +227,17 @@ impl Store {
             user_meta: meta.user_meta,
             data: Some(ing.data.clone()),
         };
+        let mut attrs = meta.attrs;
+        attrs.part_sizes.clear();
+        attrs.upload_id = None;
         let r = self
-            .write(StoreCommand::PutObject {
+            .write(StoreCommand::PutObjectWith {
                 tenant: tenant.to_string(),
                 bucket: bucket.to_string(),
                 key: key.to_string(),
                 version,
+                attrs: attrs.to_doc(),
+                condition: meta.condition,
             })
             .await?;
         Ok(PutResult {

@@ -14,7 +14,7 @@ use stratus_control::{now_ms, Control};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
     DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
-    Versioning,
+    Versioning, WriteCondition,
 };
 use stratus_s3::StoreBackend;
 use stratus_state::Command;
@@ -60,7 +60,7 @@ async fn wait_for_piece_services(cluster: &Cluster, _c: &Control) -> Result<()> 
         .then_some(())
     })
     .await?;
-    b.delete_object("tenant-a", "probe-bucket", "p", None)
+    b.delete_object("tenant-a", "probe-bucket", "p", None, None)
         .await?;
     b.delete_bucket("tenant-a", "probe-bucket").await?;
     Ok(())
@@ -147,8 +147,11 @@ impl Backend for Fresh {
         b: &str,
         k: &str,
         v: Option<&str>,
+        if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
-        self.inner.delete_object(t, &self.b(b), k, v).await
+        self.inner
+            .delete_object(t, &self.b(b), k, v, if_match)
+            .await
     }
     async fn copy_object(
         &self,
@@ -215,9 +218,10 @@ impl Backend for Fresh {
         k: &str,
         id: &str,
         parts: Vec<(u32, String)>,
+        condition: Option<WriteCondition>,
     ) -> BackendResult<ObjectInfo> {
         self.inner
-            .complete_multipart(t, &self.b(b), k, id, parts)
+            .complete_multipart(t, &self.b(b), k, id, parts, condition)
             .await
     }
     async fn abort_multipart(&self, t: &str, b: &str, k: &str, id: &str) -> BackendResult<()> {
@@ -254,6 +258,17 @@ impl Backend for Fresh {
     }
     async fn bucket_access(&self, b: &str) -> BackendResult<Option<BucketAccessDocs>> {
         self.inner.bucket_access(&self.b(b)).await
+    }
+
+    async fn set_object_tags(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        tags: std::collections::BTreeMap<String, String>,
+    ) -> BackendResult<String> {
+        self.inner.set_object_tags(t, &self.b(b), k, v, tags).await
     }
 }
 

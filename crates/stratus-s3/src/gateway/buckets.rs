@@ -11,7 +11,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use super::convert::{owner, timestamp};
 use super::errors::to_s3_error;
 use super::Gateway;
-use crate::backend::{Backend, KeyStore, Versioning};
+use crate::backend::{Backend, BackendError, KeyStore, Versioning};
 
 pub(super) async fn create_bucket<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
@@ -20,6 +20,9 @@ pub(super) async fn create_bucket<B: Backend, K: KeyStore>(
     let tenant = gw.tenant(&req)?;
     let input = &req.input;
     let bucket = &input.bucket;
+    if let Err(why) = check_bucket_name(bucket) {
+        return Err(s3_error!(InvalidBucketName, "{}", why));
+    }
     let acl = super::access_ops::create_bucket_acl(
         input.acl.as_ref(),
         input.grant_full_control.is_some()
@@ -28,16 +31,62 @@ pub(super) async fn create_bucket<B: Backend, K: KeyStore>(
             || input.grant_write.is_some()
             || input.grant_write_acp.is_some(),
     )?;
-    gw.backend
-        .create_bucket(&tenant, bucket)
-        .await
-        .map_err(to_s3_error)?;
+    let constraint = input
+        .create_bucket_configuration
+        .as_ref()
+        .and_then(|c| c.location_constraint.as_ref())
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
+    match gw.backend.create_bucket(&tenant, bucket).await {
+        Ok(()) => {}
+        // AWS's us-east-1 answers a CreateBucket of a bucket its caller
+        // already owns with 200 (and changes nothing); other regions
+        // answer BucketAlreadyOwnedByYou.
+        Err(BackendError::BucketAlreadyOwnedByYou)
+            if gw.region == "us-east-1" && matches!(constraint.as_str(), "" | "us-east-1") => {}
+        Err(e) => return Err(to_s3_error(e)),
+    }
     if let Some(acl @ crate::public::CannedAcl::PublicRead) = acl {
         gw.set_canned_acl(&tenant, bucket, acl).await?;
     }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{bucket}")),
     }))
+}
+
+/// Checks a new bucket's name against AWS's rules: 3–63 characters of
+/// lower-case letters, digits, `.` and `-`; starting and ending with a letter
+/// or digit; no `..`, `.-` or `-.`; not an IPv4 address; not starting with
+/// `xn--`, `sthree-` or `amzn-s3-demo-`; not ending with `-s3alias`,
+/// `--ol-s3` or `.mrap`. (Existing buckets are addressed by any name the
+/// store accepted.)
+pub(crate) fn check_bucket_name(name: &str) -> Result<(), String> {
+    let ends_ok = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let why = if !(3..=63).contains(&name.len()) {
+        "a bucket name is 3 to 63 characters long"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        "a bucket name holds only lower-case letters, digits, '.' and '-'"
+    } else if !ends_ok(name.bytes().next()) || !ends_ok(name.bytes().last()) {
+        "a bucket name starts and ends with a letter or digit"
+    } else if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        "a bucket name has no '..', '.-' or '-.'"
+    } else if name.parse::<std::net::Ipv4Addr>().is_ok() {
+        "a bucket name is not an IP address"
+    } else if ["xn--", "sthree-", "amzn-s3-demo-"]
+        .iter()
+        .any(|p| name.starts_with(p))
+        || ["-s3alias", "--ol-s3", ".mrap"]
+            .iter()
+            .any(|p| name.ends_with(p))
+    {
+        "a bucket name does not use a prefix or suffix AWS reserves (xn--, sthree-, -s3alias, --ol-s3, ...)"
+    } else {
+        return Ok(());
+    };
+    Err(format!("invalid bucket name {name:?}: {why}"))
 }
 
 pub(super) async fn delete_bucket<B: Backend, K: KeyStore>(
@@ -160,4 +209,44 @@ pub(super) async fn put_bucket_versioning<B: Backend, K: KeyStore>(
         .await
         .map_err(to_s3_error)?;
     Ok(S3Response::new(PutBucketVersioningOutput {}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_bucket_name;
+
+    #[test]
+    fn bucket_names_follow_aws_rules() {
+        for ok in [
+            "abc",
+            "my.bucket-1",
+            "a1b",
+            &"a".repeat(63),
+            "xn-a",
+            "a-s3alia",
+        ] {
+            assert!(check_bucket_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            &"a".repeat(64),
+            "Abc",
+            "foo_bar",
+            "-abc",
+            "abc-",
+            ".abc",
+            "foo..bar",
+            "foo.-bar",
+            "foo-.bar",
+            "192.168.5.4",
+            "xn--abc",
+            "sthree-abc",
+            "abc-s3alias",
+            "abc--ol-s3",
+            "abc.mrap",
+            "ab c",
+        ] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
 }

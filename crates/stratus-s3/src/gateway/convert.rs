@@ -46,6 +46,7 @@ pub(super) fn put_meta(content_type: Option<String>, metadata: Option<dto::Metad
                     .collect()
             })
             .unwrap_or_default(),
+        ..PutMeta::default()
     }
 }
 

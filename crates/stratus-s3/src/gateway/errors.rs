@@ -39,6 +39,17 @@ pub fn to_s3_error(e: BackendError) -> S3Error {
             e.set_status_code(http::StatusCode::FORBIDDEN);
             e
         }
+        E::PreconditionFailed => s3_error!(PreconditionFailed),
+        E::InvalidTag(m) => S3Error::with_message(S3ErrorCode::InvalidTag, m),
+        E::InvalidPartNumber => {
+            // Not in s3s's table of codes: AWS answers it with 416.
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidPartNumber".into()),
+                "The requested partnumber is not satisfiable",
+            );
+            e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+            e
+        }
     }
 }
 
@@ -80,6 +91,9 @@ mod tests {
             (E::Internal(m()), "InternalError", 500),
             (E::ServiceUnavailable(m()), "ServiceUnavailable", 503),
             (E::QuotaExceeded(m()), "QuotaExceeded", 403),
+            (E::PreconditionFailed, "PreconditionFailed", 412),
+            (E::InvalidTag(m()), "InvalidTag", 400),
+            (E::InvalidPartNumber, "InvalidPartNumber", 416),
         ];
         for (e, code, status) in cases {
             let with_message = matches!(
@@ -89,6 +103,7 @@ mod tests {
                     | E::Internal(_)
                     | E::ServiceUnavailable(_)
                     | E::QuotaExceeded(_)
+                    | E::InvalidTag(_)
             );
             let s3 = to_s3_error(e);
             assert_eq!(s3.code().as_str(), code);

@@ -84,7 +84,7 @@ pub(super) async fn list_objects<B: Backend, K: KeyStore>(
         &tenant,
         &input.bucket,
         &prefix,
-        input.delimiter.as_deref(),
+        input.delimiter.as_deref().filter(|d| !d.is_empty()),
         input.marker.as_deref().filter(|m| !m.is_empty()),
         max,
     )
@@ -92,16 +92,22 @@ pub(super) async fn list_objects<B: Backend, K: KeyStore>(
     .map_err(to_s3_error)?;
     let url = is_url_encoding(&input.encoding_type);
     let (contents, prefixes, last) = split_items(page.items, url, Some(&tenant));
+    // A page of at most zero keys is not truncated (S3 says so too).
+    let truncated = page.truncated && max > 0;
     Ok(S3Response::new(ListObjectsOutput {
         name: Some(input.bucket),
-        prefix: enc(url, input.prefix),
-        marker: enc(url, input.marker),
+        // v1 echoes Prefix and Marker even when empty; an empty delimiter
+        // is not echoed. v1's Prefix is never URL-encoded (AWS encodes only
+        // keys, common prefixes, Delimiter, Marker and NextMarker there, and
+        // clients decode only those).
+        prefix: Some(input.prefix.unwrap_or_default()),
+        marker: Some(enc(url, input.marker).unwrap_or_default()),
         max_keys: Some(i32::try_from(max).unwrap_or(MAX_KEYS)),
-        is_truncated: Some(page.truncated),
-        next_marker: enc(url, if page.truncated { last } else { None }),
+        is_truncated: Some(truncated),
+        next_marker: enc(url, if truncated { last } else { None }),
         contents: Some(contents),
         common_prefixes: Some(prefixes),
-        delimiter: enc(url, input.delimiter),
+        delimiter: enc(url, input.delimiter.filter(|d| !d.is_empty())),
         encoding_type: input.encoding_type,
         request_charged: None,
     }))
@@ -129,12 +135,14 @@ pub(super) async fn list_objects_v2<B: Backend, K: KeyStore>(
         &tenant,
         &input.bucket,
         &prefix,
-        input.delimiter.as_deref(),
+        input.delimiter.as_deref().filter(|d| !d.is_empty()),
         marker.as_deref(),
         max,
     )
     .await
     .map_err(to_s3_error)?;
+    // As in v1: a page of at most zero keys is not truncated.
+    let truncated = page.truncated && max > 0;
     let url = is_url_encoding(&input.encoding_type);
     let fetch_owner = input
         .fetch_owner
@@ -148,15 +156,15 @@ pub(super) async fn list_objects_v2<B: Backend, K: KeyStore>(
         max_keys: Some(i32::try_from(max).unwrap_or(MAX_KEYS)),
         key_count: Some(i32::try_from(count).unwrap_or(MAX_KEYS)),
         continuation_token: input.continuation_token,
-        is_truncated: Some(page.truncated),
-        next_continuation_token: if page.truncated {
+        is_truncated: Some(truncated),
+        next_continuation_token: if truncated {
             last.as_deref().map(encode_token)
         } else {
             None
         },
         contents: Some(contents),
         common_prefixes: Some(prefixes),
-        delimiter: enc(url, input.delimiter),
+        delimiter: enc(url, input.delimiter.filter(|d| !d.is_empty())),
         encoding_type: input.encoding_type,
         start_after: enc(url, input.start_after),
         request_charged: None,

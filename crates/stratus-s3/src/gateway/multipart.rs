@@ -9,6 +9,7 @@ use s3s::dto::{
 };
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use super::attrs::{headers_of, tags_of_header, write_condition};
 use super::body::checked_body;
 use super::convert::{
     content_length, enc, etag, is_url_encoding, max_keys, owner, put_meta, timestamp,
@@ -35,7 +36,11 @@ pub(super) async fn create_multipart_upload<B: Backend, K: KeyStore>(
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
-    let meta = put_meta(input.content_type, input.metadata);
+    let headers = headers_of!(input);
+    let tags = tags_of_header(input.tagging.as_deref())?;
+    let mut meta = put_meta(input.content_type, input.metadata);
+    meta.headers = headers;
+    meta.tags = tags;
     let upload_id = gw
         .backend
         .create_multipart(&tenant, &input.bucket, &input.key, meta)
@@ -90,6 +95,16 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
         .multipart_upload
         .and_then(|m| m.parts)
         .unwrap_or_default();
+    if listed.is_empty() {
+        // What S3 answers a completion listing no part.
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
+    }
+    // Checked by the backend with the completion (atomic).
+    let condition = write_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
+    let if_match = input.if_match.is_some();
     let mut parts = Vec::with_capacity(listed.len());
     for p in listed {
         let n = p
@@ -103,9 +118,22 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
     }
     let info = gw
         .backend
-        .complete_multipart(&tenant, &input.bucket, &input.key, &input.upload_id, parts)
+        .complete_multipart(
+            &tenant,
+            &input.bucket,
+            &input.key,
+            &input.upload_id,
+            parts,
+            condition,
+        )
         .await
-        .map_err(to_s3_error)?;
+        .map_err(to_s3_error);
+    let info = match info {
+        Err(e) if if_match && e.code() == &s3s::S3ErrorCode::PreconditionFailed => {
+            Err(super::objects::if_match_error(gw, &tenant, &input.bucket, &input.key).await)
+        }
+        r => r,
+    }?;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         e_tag: Some(etag(&info.etag)),

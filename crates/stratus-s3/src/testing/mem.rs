@@ -10,10 +10,10 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use crate::backend::{
-    check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
-    BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective,
-    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, MIN_PART_SIZE,
-    NULL_VERSION,
+    check_bucket_config, check_tags, Backend, BackendError, BackendResult, BucketAccessDocs,
+    BucketConfigKind, BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore,
+    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
+    WriteCondition, MIN_PART_SIZE, NULL_VERSION,
 };
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
@@ -30,6 +30,8 @@ pub struct MemBackend {
 struct State {
     buckets: BTreeMap<(String, String), Bucket>,
     uploads: BTreeMap<String, Upload>,
+    /// Completed uploads: id → (tenant, bucket, key, version id).
+    completed: BTreeMap<String, (String, String, String, String)>,
     counter: u64,
     last_ms: u64,
 }
@@ -139,6 +141,38 @@ impl State {
         }
     }
 
+    /// Checks a write's precondition against the key's current object.
+    fn check(
+        &mut self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        cond: Option<&WriteCondition>,
+    ) -> BackendResult<()> {
+        let Some(cond) = cond else { return Ok(()) };
+        let current = match self.find(tenant, bucket, key, None) {
+            Ok(v) => Some(v.info.etag),
+            Err(BackendError::NoSuchKey) => None,
+            Err(e) => return Err(e),
+        };
+        let ok = match (cond, current) {
+            (WriteCondition::IfAbsent, c) => c.is_none(),
+            (WriteCondition::IfMatch(_), None) => false,
+            (WriteCondition::IfMatch(want), Some(etag)) => {
+                let want = want.trim_matches('"');
+                want == "*" || want == etag
+            }
+            (WriteCondition::IfNoneMatch(other), c) => {
+                c.is_none_or(|etag| other.trim_matches('"') != etag)
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(BackendError::PreconditionFailed)
+        }
+    }
+
     fn upload(
         &mut self,
         tenant: &str,
@@ -222,14 +256,13 @@ impl Backend for MemBackend {
 
     async fn delete_bucket(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
         let mut s = self.lock();
-        let has_uploads = s
-            .uploads
-            .values()
-            .any(|u| u.tenant == tenant && u.bucket == bucket);
         let b = s.bucket(tenant, bucket)?;
-        if !b.objects.is_empty() || has_uploads {
+        if !b.objects.is_empty() {
             return Err(BackendError::BucketNotEmpty);
         }
+        // Uploads in progress go with the bucket.
+        s.uploads
+            .retain(|_, u| !(u.tenant == tenant && u.bucket == bucket));
         s.buckets.remove(&(tenant.to_owned(), bucket.to_owned()));
         Ok(())
     }
@@ -287,6 +320,7 @@ impl Backend for MemBackend {
         _size_hint: Option<u64>,
     ) -> BackendResult<ObjectInfo> {
         self.lock().bucket(tenant, bucket)?;
+        check_tags(&meta.tags)?;
         let data = collect(body).await?;
         let info = ObjectInfo {
             key: key.to_owned(),
@@ -297,8 +331,13 @@ impl Backend for MemBackend {
             content_type: meta.content_type,
             user_metadata: meta.user_metadata,
             is_delete_marker: false,
+            headers: meta.headers,
+            tags: meta.tags,
+            part_sizes: Vec::new(),
         };
-        self.lock().write(tenant, bucket, info, data)
+        let mut s = self.lock();
+        s.check(tenant, bucket, key, meta.condition.as_ref())?;
+        s.write(tenant, bucket, info, data)
     }
 
     async fn get_object(
@@ -338,9 +377,24 @@ impl Backend for MemBackend {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
+        if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
         let mut s = self.lock();
         let versioning = s.bucket(tenant, bucket)?.versioning;
+        if let Some(want) = if_match {
+            let want = want.trim_matches('"');
+            let b = s.bucket(tenant, bucket)?;
+            let target = b.objects.get(key).and_then(|vs| match version_id {
+                None => vs.first(),
+                Some(id) => vs.iter().find(|v| v.info.version_id == id),
+            });
+            // Nothing to delete succeeds whatever the condition; a delete
+            // marker has an empty etag.
+            let ok = target.is_none_or(|v| want == "*" || v.info.etag == want);
+            if !ok {
+                return Err(BackendError::PreconditionFailed);
+            }
+        }
         if let Some(id) = version_id {
             let b = s.bucket(tenant, bucket)?;
             let mut delete_marker = false;
@@ -376,6 +430,9 @@ impl Backend for MemBackend {
                     content_type: None,
                     user_metadata: BTreeMap::new(),
                     is_delete_marker: true,
+                    headers: BTreeMap::new(),
+                    tags: BTreeMap::new(),
+                    part_sizes: Vec::new(),
                 };
                 let info = s.write(tenant, bucket, marker, Bytes::new())?;
                 Ok(DeleteOutcome {
@@ -399,22 +456,33 @@ impl Backend for MemBackend {
         let mut s = self.lock();
         let src = s.find(tenant, src_bucket, src_key, src_version)?;
         s.bucket(tenant, dst_bucket)?;
-        let (content_type, user_metadata) = match meta {
-            MetadataDirective::Copy => (
-                src.info.content_type.clone(),
-                src.info.user_metadata.clone(),
-            ),
-            MetadataDirective::Replace(m) => (m.content_type, m.user_metadata),
+        let m = match meta {
+            MetadataDirective::Copy => PutMeta {
+                content_type: src.info.content_type.clone(),
+                user_metadata: src.info.user_metadata.clone(),
+                headers: src.info.headers.clone(),
+                tags: src.info.tags.clone(),
+                condition: None,
+            },
+            MetadataDirective::Replace(m) => {
+                check_tags(&m.tags)?;
+                m
+            }
         };
+        s.check(tenant, dst_bucket, dst_key, m.condition.as_ref())?;
         let info = ObjectInfo {
             key: dst_key.to_owned(),
             version_id: String::new(),
             size: src.info.size,
             etag: md5_hex(&src.data),
             last_modified_ms: 0,
-            content_type,
-            user_metadata,
+            content_type: m.content_type,
+            user_metadata: m.user_metadata,
             is_delete_marker: false,
+            headers: m.headers,
+            tags: m.tags,
+            // The copy is one simple upload.
+            part_sizes: Vec::new(),
         };
         s.write(tenant, dst_bucket, info, src.data)
     }
@@ -496,6 +564,7 @@ impl Backend for MemBackend {
         key: &str,
         meta: PutMeta,
     ) -> BackendResult<String> {
+        check_tags(&meta.tags)?;
         let mut s = self.lock();
         s.bucket(tenant, bucket)?;
         let now = s.now();
@@ -546,8 +615,28 @@ impl Backend for MemBackend {
         key: &str,
         upload_id: &str,
         parts: Vec<(u32, String)>,
+        condition: Option<WriteCondition>,
     ) -> BackendResult<ObjectInfo> {
         let mut s = self.lock();
+        if !s.uploads.contains_key(upload_id) {
+            // Completed already: the version it made, while it exists and
+            // the parts are the same (S3 answers so).
+            let done = s.completed.get(upload_id).cloned();
+            if let Some((t, b, k, v)) = done {
+                if (t.as_str(), b.as_str(), k.as_str()) == (tenant, bucket, key) {
+                    if let Ok(found) = s.find(tenant, bucket, key, Some(&v)) {
+                        let md5s: Vec<u8> = parts
+                            .iter()
+                            .filter_map(|(_, e)| hex::decode(e.trim_matches('"')).ok())
+                            .flatten()
+                            .collect();
+                        if found.info.etag == format!("{}-{}", md5_hex(&md5s), parts.len()) {
+                            return Ok(found.info);
+                        }
+                    }
+                }
+            }
+        }
         let upload = s.upload(tenant, bucket, key, upload_id)?;
         if parts.is_empty() {
             return Err(BackendError::InvalidPart);
@@ -588,9 +677,22 @@ impl Backend for MemBackend {
             content_type: meta.content_type,
             user_metadata: meta.user_metadata,
             is_delete_marker: false,
+            headers: meta.headers,
+            tags: meta.tags,
+            part_sizes: chosen.iter().map(|(p, _)| p.size).collect(),
         };
+        s.check(tenant, bucket, key, condition.as_ref())?;
         let info = s.write(tenant, bucket, info, data)?;
         s.uploads.remove(upload_id);
+        s.completed.insert(
+            upload_id.to_owned(),
+            (
+                tenant.to_owned(),
+                bucket.to_owned(),
+                key.to_owned(),
+                info.version_id.clone(),
+            ),
+        );
         Ok(info)
     }
 
@@ -679,6 +781,29 @@ impl Backend for MemBackend {
             .map(|((owner, _), b)| {
                 BucketAccessDocs::collect(owner, |k| b.configs.get(&k).map(String::as_str))
             }))
+    }
+
+    async fn set_object_tags(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        tags: BTreeMap<String, String>,
+    ) -> BackendResult<String> {
+        check_tags(&tags)?;
+        let mut s = self.lock();
+        let v = s.find(tenant, bucket, key, version_id)?;
+        let id = v.info.version_id;
+        let b = s.bucket(tenant, bucket)?;
+        if let Some(stored) = b
+            .objects
+            .get_mut(key)
+            .and_then(|vs| vs.iter_mut().find(|x| x.info.version_id == id))
+        {
+            stored.info.tags = tags;
+        }
+        Ok(id)
     }
 }
 

@@ -87,7 +87,9 @@ pub async fn list_versions_paging<Bk: Backend>(b: &Bk) {
             put(b, A, "p", k, format!("{k}{i}").as_bytes()).await;
         }
     }
-    b.delete_object(A, "p", "y", None).await.expect("marker");
+    b.delete_object(A, "p", "y", None, None)
+        .await
+        .expect("marker");
     let all = b
         .list_versions(A, "p", "", None, None, 1000)
         .await

@@ -14,12 +14,14 @@ use crate::backend::{
     EMPTY_MD5, MIN_PART_SIZE, NULL_VERSION,
 };
 
+mod attrs;
 mod buckets;
 mod listing;
 mod multipart;
 mod objects;
 mod versioning;
 
+pub use attrs::{conditional_writes, stored_headers_and_tags, tagging, uploads_end};
 pub use buckets::{bucket_access, bucket_configs, buckets, tenant_isolation};
 pub use listing::{list_ordering, list_versions_paging};
 pub use multipart::{multipart, multipart_errors};
@@ -67,6 +69,7 @@ fn meta(ct: &str, pairs: &[(&str, &str)]) -> PutMeta {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        ..PutMeta::default()
     }
 }
 
@@ -119,6 +122,10 @@ pub async fn backend_conformance<Bk: Backend>(make: impl Fn() -> Bk) {
     tenant_isolation(&make()).await;
     bucket_configs(&make()).await;
     bucket_access(&make()).await;
+    stored_headers_and_tags(&make()).await;
+    tagging(&make()).await;
+    conditional_writes(&make()).await;
+    uploads_end(&make()).await;
 }
 
 fn isolated<T: std::fmt::Debug>(r: Result<T, BackendError>, what: &str) {

@@ -52,6 +52,7 @@ pub async fn multipart<Bk: Backend>(b: &Bk) {
                 (2, i2.etag.clone()),
                 (3, i3.etag.clone()),
             ],
+            None,
         )
         .await
         .expect("complete");
@@ -122,7 +123,8 @@ pub async fn multipart_errors<Bk: Backend>(b: &Bk) {
             "m",
             "k",
             &id,
-            vec![(2, p2.etag.clone()), (1, small.etag.clone())]
+            vec![(2, p2.etag.clone()), (1, small.etag.clone())],
+            None
         )
         .await,
         Err(BackendError::InvalidPartOrder)
@@ -133,26 +135,27 @@ pub async fn multipart_errors<Bk: Backend>(b: &Bk) {
             "m",
             "k",
             &id,
-            vec![(1, small.etag.clone()), (1, small.etag.clone())]
+            vec![(1, small.etag.clone()), (1, small.etag.clone())],
+            None
         )
         .await,
         Err(BackendError::InvalidPartOrder),
         "duplicate part numbers"
     );
     assert_eq!(
-        b.complete_multipart(A, "m", "k", &id, vec![(1, md5_hex(b"other"))])
+        b.complete_multipart(A, "m", "k", &id, vec![(1, md5_hex(b"other"))], None)
             .await,
         Err(BackendError::InvalidPart),
         "wrong etag"
     );
     assert_eq!(
-        b.complete_multipart(A, "m", "k", &id, vec![(7, small.etag.clone())])
+        b.complete_multipart(A, "m", "k", &id, vec![(7, small.etag.clone())], None)
             .await,
         Err(BackendError::InvalidPart),
         "part never uploaded"
     );
     assert_eq!(
-        b.complete_multipart(A, "m", "k", &id, vec![]).await,
+        b.complete_multipart(A, "m", "k", &id, vec![], None).await,
         Err(BackendError::InvalidPart),
         "no parts"
     );
@@ -162,14 +165,15 @@ pub async fn multipart_errors<Bk: Backend>(b: &Bk) {
             "m",
             "k",
             &id,
-            vec![(1, small.etag.clone()), (2, p2.etag.clone())]
+            vec![(1, small.etag.clone()), (2, p2.etag.clone())],
+            None
         )
         .await,
         Err(BackendError::EntityTooSmall)
     );
     // A single small part is fine (the last part may be small).
     let info = b
-        .complete_multipart(A, "m", "k", &id, vec![(2, p2.etag.clone())])
+        .complete_multipart(A, "m", "k", &id, vec![(2, p2.etag.clone())], None)
         .await
         .expect("complete with one part");
     assert!(info.etag.ends_with("-1"));

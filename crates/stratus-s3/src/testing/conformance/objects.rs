@@ -72,7 +72,7 @@ pub async fn objects<Bk: Backend>(b: &Bk) {
     ));
 
     let out = b
-        .delete_object(A, "b", "dir/obj", None)
+        .delete_object(A, "b", "dir/obj", None, None)
         .await
         .expect("delete");
     assert!(
@@ -83,7 +83,7 @@ pub async fn objects<Bk: Backend>(b: &Bk) {
         b.head_object(A, "b", "dir/obj", None).await,
         Err(BackendError::NoSuchKey)
     );
-    b.delete_object(A, "b", "dir/obj", None)
+    b.delete_object(A, "b", "dir/obj", None, None)
         .await
         .expect("deleting a missing key succeeds");
     assert!(b

@@ -30,7 +30,10 @@ pub async fn versioning<Bk: Backend>(b: &Bk) {
         "the old null version is kept"
     );
 
-    let del = b.delete_object(A, "v", "k", None).await.expect("delete");
+    let del = b
+        .delete_object(A, "v", "k", None, None)
+        .await
+        .expect("delete");
     assert!(del.delete_marker, "an unversioned delete adds a marker");
     let marker = del.version_id.clone().expect("marker has an id");
     assert_ne!(marker, NULL_VERSION);
@@ -87,7 +90,7 @@ pub async fn versioning<Bk: Backend>(b: &Bk) {
     );
 
     let undo = b
-        .delete_object(A, "v", "k", Some(&marker))
+        .delete_object(A, "v", "k", Some(&marker), None)
         .await
         .expect("delete marker");
     assert!(
@@ -100,7 +103,7 @@ pub async fn versioning<Bk: Backend>(b: &Bk) {
         "removing the marker restores the object"
     );
     let gone = b
-        .delete_object(A, "v", "k", Some(&v2.version_id))
+        .delete_object(A, "v", "k", Some(&v2.version_id), None)
         .await
         .expect("delete v2");
     assert!(!gone.delete_marker);
@@ -146,7 +149,10 @@ pub async fn suspended_versioning<Bk: Backend>(b: &Bk) {
         "the null version is replaced, the enabled-era version kept"
     );
     assert_eq!(get(b, A, "s", "k", None).await, b"null-2");
-    let del = b.delete_object(A, "s", "k", None).await.expect("delete");
+    let del = b
+        .delete_object(A, "s", "k", None, None)
+        .await
+        .expect("delete");
     assert!(del.delete_marker);
     assert_eq!(
         del.version_id.as_deref(),
