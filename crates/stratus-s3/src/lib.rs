@@ -255,17 +255,19 @@ pub fn service_with_domain<B: Backend, K: KeyStore>(
 
 /// Serves `gateway` (path-style) on `listener` (HTTP/1.1 and HTTP/2, no TLS)
 /// within the default [`Limits`] until `shutdown` completes, then lets open
-/// connections finish for up to [`SHUTDOWN_GRACE`].
+/// connections finish for up to [`SHUTDOWN_GRACE`]. Every answer carries a
+/// request id ([`request_id`]); the bucket's CORS rules answer preflights
+/// and decorate responses ([`cors`]).
 pub async fn serve<B: Backend, K: KeyStore>(
     listener: tokio::net::TcpListener,
     gateway: Gateway<B, K>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let backend = Arc::clone(gateway.backend());
-    let service = cors::Cors {
+    let service = request_id::RequestIds(cors::Cors {
         inner: keepalive::CloseAfterEmptyExpect(service(gateway)),
         backend,
-    };
+    });
     stratus_http::serve(listener, service, default_limits(), shutdown)
         .await
         .map_err(|stratus_http::ServeError::Accept(e)| ServeError::Accept(e))
