@@ -274,14 +274,20 @@ impl Store {
 }
 
 /// Opens the chunks `p` reads out of their decoded pack `data`, in place:
-/// a raw chunk's bytes are handed out as slices of `data`, not copied.
+/// a raw chunk's bytes are handed out as slices of `data`, not copied. A
+/// chunk read more than once (an object repeating content) is opened once:
+/// its bytes are plaintext after the first opening.
 fn open_pack_chunks(
     scope: &ScopeKey,
     p: PackRead,
     mut data: Vec<u8>,
 ) -> Result<Vec<Bytes>, StoreError> {
-    let mut opened = Vec::with_capacity(p.chunks.len());
+    // Where each chunk's plaintext is, by the chunk's offset in the pack.
+    let mut opened: BTreeMap<u64, Result<std::ops::Range<usize>, Bytes>> = BTreeMap::new();
     for c in &p.chunks {
+        if opened.contains_key(&c.offset) {
+            continue;
+        }
         let start = c.offset as usize;
         let sealed = data
             .get_mut(start..start + c.sealed_len as usize)
@@ -297,24 +303,25 @@ fn open_pack_chunks(
                 source,
             }
         })?;
-        opened.push(o);
+        let place = match o {
+            Opened::InPlace(r) => Ok(start + r.start..start + r.end),
+            Opened::Owned(v) => Err(Bytes::from(v)),
+        };
+        opened.insert(c.offset, place);
     }
     let data = Bytes::from(data);
-    Ok(p.chunks
+    p.chunks
         .iter()
-        .zip(opened)
-        .map(|(c, o)| {
-            let plain = match o {
-                Opened::InPlace(r) => {
-                    let at = c.offset as usize;
-                    data.slice(at + r.start..at + r.end)
-                }
-                Opened::Owned(v) => Bytes::from(v),
+        .map(|c| {
+            let plain = match opened.get(&c.offset) {
+                Some(Ok(r)) => data.slice(r.clone()),
+                Some(Err(owned)) => owned.clone(),
+                None => return Err(StoreError::internal("a chunk was not opened")),
             };
             let end = (c.skip + c.take).min(plain.len());
-            plain.slice(c.skip.min(end)..end)
+            Ok(plain.slice(c.skip.min(end)..end))
         })
-        .collect())
+        .collect()
 }
 
 enum Fetched {

@@ -272,13 +272,7 @@ pub async fn bucket_access<Bk: Backend>(b: &Bk) {
         }))
     );
     let doc = |k: K| format!(r#"{{"kind":"{k:?}"}}"#);
-    for k in [
-        K::Policy,
-        K::Acl,
-        K::PublicAccessBlock,
-        K::Cors,
-        K::Lifecycle,
-    ] {
+    for k in [K::Policy, K::Acl, K::PublicAccessBlock, K::Cors, K::Tagging] {
         b.put_bucket_config(A, "acc", k, Some(doc(k)))
             .await
             .expect("set");
