@@ -21,6 +21,7 @@
 mod access_ops;
 mod body;
 mod buckets;
+mod checksums;
 mod conditions;
 mod convert;
 mod cors_ops;
@@ -29,8 +30,8 @@ mod lifecycle;
 mod list;
 mod multipart;
 mod objects;
-mod readers;
 mod part_copy;
+mod readers;
 mod tagging;
 
 use std::sync::Arc;
