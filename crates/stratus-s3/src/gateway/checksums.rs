@@ -126,7 +126,9 @@ impl Algorithm {
 }
 
 /// The checksum fields of a write's input (header values, or POST Object
-/// form fields) and its `x-amz-sdk-checksum-algorithm`.
+/// form fields) and the algorithm s3s read (from `x-amz-checksum-algorithm`
+/// or the trailer's name; `x-amz-sdk-checksum-algorithm` is read from the
+/// headers).
 #[derive(Default)]
 pub(super) struct Sent<'a> {
     pub(super) values: [Option<&'a str>; 5],
@@ -272,7 +274,10 @@ fn announced(
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."
         ));
     }
-    if let Some(name) = sent.sdk_algorithm {
+    let sdk_header = headers
+        .get("x-amz-sdk-checksum-algorithm")
+        .map(|v| v.to_str().unwrap_or_default());
+    for name in [sent.sdk_algorithm, sdk_header].into_iter().flatten() {
         let asked = Algorithm::from_name(name).ok_or_else(|| {
             s3_error!(
                 InvalidRequest,
