@@ -402,6 +402,10 @@ class Checks:
         sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
         r = self.s3.put_object(Bucket=self.bucket, Key="sum/default", Body=data)
         expect(r["ResponseMetadata"]["HTTPStatusCode"] == 200, "default put")
+        import botocore
+        if tuple(int(x) for x in botocore.__version__.split(".")[:2]) >= (1, 36):
+            # botocore 1.36+ sends a CRC32 with every upload by default.
+            expect(r.get("ChecksumCRC32") == crc, "default CRC32 echoed: %r" % r.get("ChecksumCRC32"))
         r = self.s3.put_object(Bucket=self.bucket, Key="sum/sha", Body=data, ChecksumAlgorithm="SHA256")
         expect(r.get("ChecksumSHA256") == sha, "SHA256 echoed: %r, want %r" % (r.get("ChecksumSHA256"), sha))
         r = self.s3.put_object(Bucket=self.bucket, Key="sum/crc", Body=data, ChecksumCRC32=crc)
