@@ -80,7 +80,17 @@
 //!   DeleteObject, DeleteObjects, CopyObject (`COPY`/`REPLACE` metadata
 //!   directive, `x-amz-copy-source-if-*`, source `versionId`), content type
 //!   and `x-amz-meta-*` user metadata, `Content-MD5` (checked while streaming:
-//!   a mismatch is `BadDigest` and nothing is written), best-effort
+//!   a mismatch is `BadDigest` and nothing is written), the additional
+//!   checksums `x-amz-checksum-{crc32,crc32c,crc64nvme,sha1,sha256}` on
+//!   PutObject, POST Object and UploadPart (as a header, form field or
+//!   `aws-chunked` trailer named by `x-amz-trailer`: computed while the body
+//!   streams; a mismatch is `BadDigest` naming the algorithm, a malformed,
+//!   conflicting or missing announced value `InvalidRequest`, and nothing is
+//!   written; the verified checksum is echoed; `x-amz-sdk-checksum-algorithm`
+//!   without a value checks nothing) — verified but not stored, so GET/HEAD
+//!   with `x-amz-checksum-mode: ENABLED` return no checksum (as S3 for an
+//!   object stored without one) and CompleteMultipartUpload accepts per-part
+//!   checksums without comparing them and answers no composite one, best-effort
 //!   conditional writes (`If-None-Match: *`, `If-Match` on PutObject; not
 //!   atomic).
 //! - Listing: ListObjectsV2 (prefix, delimiter, `max-keys`, continuation token,
@@ -120,8 +130,9 @@
 //! object is encrypted at rest), object lock and legal hold, object tagging,
 //! lifecycle transitions, `Expiration Date` and tag or size filters,
 //! replication, website hosting, notifications, Select,
-//! SigV2 (header, presigned URL and POST form), GetObject by `partNumber` > 1, checking the additional checksums
-//! (`x-amz-checksum-*`; they are accepted but not verified or returned), and
+//! SigV2 (header, presigned URL and POST form), GetObject by `partNumber` > 1,
+//! storing the additional checksums (they are verified on upload, see
+//! above, but not returned by reads) and composite multipart checksums, and
 //! MFA delete. These answer `NotImplemented` (s3s's default); on object
 //! writes, headers asking for them (`x-amz-acl` other than `private` or
 //! `bucket-owner-full-control`, grants, tags, object lock, a storage class

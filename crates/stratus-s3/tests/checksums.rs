@@ -334,3 +334,70 @@ async fn upload_part_checks_its_checksum_and_complete_does_not_fail_on_part_chec
         );
     }
 }
+
+/// A browser form upload (POST Object) of `file` carrying `checksum` as its
+/// `x-amz-checksum-crc32` field, with a policy covering every field.
+fn form(key: &str, checksum: &str, file: &[u8]) -> (String, Vec<u8>) {
+    use base64::Engine as _;
+    let now = time::OffsetDateTime::now_utc();
+    let date = format!(
+        "{:04}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    );
+    let amz_date = format!("{date}T{:02}{:02}00Z", now.hour(), now.minute());
+    let credential = format!("AKA/{date}/us-east-1/s3/aws4_request");
+    let policy = format!(
+        r#"{{"expiration":"2099-01-01T00:00:00.000Z","conditions":[{{"bucket":"artifacts"}},["starts-with","$key",""],["starts-with","$x-amz-checksum-crc32",""],{{"x-amz-algorithm":"AWS4-HMAC-SHA256"}},{{"x-amz-credential":"{credential}"}},{{"x-amz-date":"{amz_date}"}}]}}"#
+    );
+    let policy = base64::engine::general_purpose::STANDARD.encode(policy);
+    let signature = stratus_s3::fuzzing::sign_post_policy(&policy, "SKA", &date, "us-east-1");
+    let boundary = "----checksumboundary";
+    let mut body = Vec::new();
+    for (k, v) in [
+        ("key", key.to_owned()),
+        ("x-amz-checksum-crc32", checksum.to_owned()),
+        ("x-amz-algorithm", "AWS4-HMAC-SHA256".to_owned()),
+        ("x-amz-credential", credential),
+        ("x-amz-date", amz_date),
+        ("policy", policy),
+        ("x-amz-signature", signature),
+    ] {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\nContent-Type: text/plain\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test]
+async fn a_form_upload_is_checked_against_its_checksum_field() {
+    let (backend, service) = setup().await;
+    let value = checksum("x-amz-checksum-crc32", BODY);
+    for (key, file, status) in [("forged", TAMPERED, 400), ("honest", BODY, 204)] {
+        let (ct, body) = form(key, &value, file);
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/artifacts")
+            .header("host", HOST)
+            .header("content-type", ct)
+            .header("content-length", body.len().to_string())
+            .body(Body::from(bytes::Bytes::from(body)))
+            .unwrap();
+        let a = send(&service, req).await;
+        assert_eq!(a.status, status, "{key}: {}", a.body);
+        if status == 400 {
+            assert!(a.body.contains("<Code>BadDigest</Code>"), "{}", a.body);
+            assert_eq!(stored(&backend, key).await, None);
+        } else {
+            assert_eq!(stored(&backend, key).await.as_deref(), Some(BODY));
+        }
+    }
+}
