@@ -16,7 +16,9 @@
 //! - `cors_ops`: Put/Get/DeleteBucketCors.
 //! - `lifecycle`: Put/Get/DeleteBucketLifecycleConfiguration;
 //! - `tagging`: Put/Get/DeleteBucketTagging;
-//! - `part_copy`: UploadPartCopy.
+//! - `part_copy`: UploadPartCopy;
+//! - `checksums`: the additional checksums (`x-amz-checksum-*`) of written
+//!   bodies, verified as they stream.
 
 mod access_ops;
 mod body;
