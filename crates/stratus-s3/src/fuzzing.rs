@@ -173,7 +173,7 @@ fn percent_decode(s: &str) -> String {
 /// `s3` in `region`, as of now. Sets `x-amz-date`, `x-amz-content-sha256`
 /// and `authorization`. Used by the fuzzer and by tests.
 pub fn sign_v4<T>(req: &mut http::Request<T>, access_key: &str, secret: &str, region: &str) {
-    sign_v4_payload(req, access_key, secret, region, "UNSIGNED-PAYLOAD");
+    sign_v4_with(req, access_key, secret, region, "UNSIGNED-PAYLOAD", false);
 }
 
 /// [`sign_v4`] with another `x-amz-content-sha256` (e.g.
@@ -185,6 +185,28 @@ pub fn sign_v4_payload<T>(
     region: &str,
     payload: &str,
 ) {
+    sign_v4_with(req, access_key, secret, region, payload, false);
+}
+
+/// What signing a request produced: enough to sign the chunks of a
+/// streaming (`aws-chunked`) body after it.
+struct Signed {
+    signature: String,
+    key: Vec<u8>,
+    amz_date: String,
+    scope: String,
+}
+
+/// Signs `req` with `payload` as its `x-amz-content-sha256`; with
+/// `amz_headers`, every `x-amz-*` header already on `req` is signed too.
+fn sign_v4_with<T>(
+    req: &mut http::Request<T>,
+    access_key: &str,
+    secret: &str,
+    region: &str,
+    payload: &str,
+    amz_headers: bool,
+) -> Signed {
     let now = time::OffsetDateTime::now_utc();
     let date = format!(
         "{:04}{:02}{:02}",
@@ -211,6 +233,16 @@ pub fn sign_v4_payload<T>(
     if let Ok(v) = http::HeaderValue::from_str(payload) {
         headers.insert("x-amz-content-sha256", v);
     }
+    let mut signed: Vec<(String, String)> = vec![("host".to_owned(), host)];
+    for (name, value) in headers.iter() {
+        let name = name.as_str();
+        let always = name == "x-amz-content-sha256" || name == "x-amz-date";
+        if always || (amz_headers && name.starts_with("x-amz-")) {
+            let value = value.to_str().unwrap_or("").trim().to_owned();
+            signed.push((name.to_owned(), value));
+        }
+    }
+    signed.sort();
 
     let mut query: Vec<(String, String)> = req
         .uri()
@@ -234,9 +266,14 @@ pub fn sign_v4_payload<T>(
         .join("&");
     let path = req.uri().path();
     let canonical_uri = uri_encode(&percent_decode(path), true);
-    let signed_headers = "host;x-amz-content-sha256;x-amz-date";
+    let signed_headers = signed
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
+    let canonical_headers: String = signed.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
     let canonical = format!(
-        "{}\n{canonical_uri}\n{canonical_query}\nhost:{host}\nx-amz-content-sha256:{payload}\nx-amz-date:{amz_date}\n\n{signed_headers}\n{payload}",
+        "{}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload}",
         req.method().as_str()
     );
     let scope = format!("{date}/{region}/s3/aws4_request");
@@ -254,6 +291,99 @@ pub fn sign_v4_payload<T>(
     );
     if let Ok(v) = http::HeaderValue::from_str(&auth) {
         req.headers_mut().insert(http::header::AUTHORIZATION, v);
+    }
+    Signed {
+        signature,
+        key,
+        amz_date,
+        scope,
+    }
+}
+
+/// Signs `req` for a streaming upload with trailers, signing its `x-amz-*`
+/// headers, and returns the encoder of its `aws-chunked` body. With
+/// `signed_chunks`, `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER` (every
+/// chunk and the trailers signed, chained to the request's signature);
+/// without, `STREAMING-UNSIGNED-PAYLOAD-TRAILER` (what AWS SDKs send by
+/// default over HTTPS: nothing after the headers is signed).
+pub fn sign_v4_streaming<T>(
+    req: &mut http::Request<T>,
+    access_key: &str,
+    secret: &str,
+    region: &str,
+    signed_chunks: bool,
+) -> ChunkSigner {
+    let payload = if signed_chunks {
+        "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+    } else {
+        "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    };
+    let s = sign_v4_with(req, access_key, secret, region, payload, true);
+    ChunkSigner {
+        signed: signed_chunks,
+        key: s.key,
+        amz_date: s.amz_date,
+        scope: s.scope,
+        prev: s.signature,
+    }
+}
+
+/// Encodes (and, if signed, signs) the chunks and trailers of an
+/// `aws-chunked` body, each signature chained to the previous one.
+pub struct ChunkSigner {
+    signed: bool,
+    key: Vec<u8>,
+    amz_date: String,
+    scope: String,
+    prev: String,
+}
+
+impl ChunkSigner {
+    fn sign(&mut self, kind: &str, hash_of: &[u8], empty_hash: bool) -> String {
+        let empty = if empty_hash {
+            format!("{}\n", hex::encode(Sha256::digest(b"")))
+        } else {
+            String::new()
+        };
+        let to_sign = format!(
+            "AWS4-HMAC-SHA256-{kind}\n{}\n{}\n{}\n{empty}{}",
+            self.amz_date,
+            self.scope,
+            self.prev,
+            hex::encode(Sha256::digest(hash_of))
+        );
+        self.prev = hex::encode(hmac(&self.key, to_sign.as_bytes()));
+        self.prev.clone()
+    }
+
+    /// One chunk of `data` (empty: the final chunk), encoded.
+    pub fn chunk(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = if self.signed {
+            let sig = self.sign("PAYLOAD", data, true);
+            format!("{:x};chunk-signature={sig}\r\n", data.len()).into_bytes()
+        } else {
+            format!("{:x}\r\n", data.len()).into_bytes()
+        };
+        out.extend_from_slice(data);
+        if !data.is_empty() {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// The trailers (after the final chunk) with their signature.
+    pub fn trailers(&mut self, trailers: &[(&str, &str)]) -> Vec<u8> {
+        let mut out: String = trailers
+            .iter()
+            .map(|(n, v)| format!("{n}:{v}\r\n"))
+            .collect();
+        if self.signed {
+            let canonical: String = trailers.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
+            let sig = self.sign("TRAILER", canonical.as_bytes(), false);
+            out.push_str(&format!("x-amz-trailer-signature:{sig}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.into_bytes()
     }
 }
 

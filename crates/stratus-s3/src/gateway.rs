@@ -20,11 +20,14 @@
 //! - `attrs`: stored headers, tags, write preconditions, delete-marker
 //!   answers;
 //! - `object_tagging`: PutObjectTagging, GetObjectTagging, DeleteObjectTagging.
+//! - `checksums`: the additional checksums (`x-amz-checksum-*`) of written
+//!   bodies, verified as they stream.
 
 mod access_ops;
 mod attrs;
 mod body;
 mod buckets;
+mod checksums;
 mod conditions;
 mod convert;
 mod cors_ops;

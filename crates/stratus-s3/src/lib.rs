@@ -102,6 +102,17 @@
 //! - Every answer carries `x-amz-request-id` and `x-amz-id-2`; every error
 //!   body `Code`, `Message`, `Resource` and `RequestId` (on the
 //!   [`serve`]d service).
+//! - Checksums: the additional checksums
+//!   `x-amz-checksum-{crc32,crc32c,crc64nvme,sha1,sha256}` on PutObject, POST
+//!   Object and UploadPart (as a header, form field or `aws-chunked` trailer
+//!   named by `x-amz-trailer`: computed while the body streams; a mismatch is
+//!   `BadDigest` naming the algorithm, a malformed, conflicting or missing
+//!   announced value `InvalidRequest`, and nothing is written; the verified
+//!   checksum is echoed; `x-amz-sdk-checksum-algorithm` without a value
+//!   checks nothing) — verified but not stored, so GET/HEAD with
+//!   `x-amz-checksum-mode: ENABLED` return no checksum (as S3 for an object
+//!   stored without one) and CompleteMultipartUpload accepts per-part
+//!   checksums without comparing them and answers no composite one.
 //! - Listing: ListObjectsV2 (prefix, delimiter, `max-keys`, continuation token,
 //!   `start-after`, `fetch-owner`), ListObjects v1 (marker; `Prefix` and
 //!   `Marker` always echoed, `max-keys=0` not truncated, an empty delimiter
@@ -143,8 +154,9 @@
 //! object is encrypted at rest), object lock and legal hold, lifecycle
 //! transitions, `Expiration Date` and tag or size filters, replication,
 //! website hosting, notifications, Select, SigV2 (header, presigned URL and
-//! POST form), checking the additional checksums
-//! (`x-amz-checksum-*`; they are accepted but not verified or returned), and
+//! POST form), storing the additional checksums (they are verified on
+//! upload, see above, but not returned by reads) and composite multipart
+//! checksums, and
 //! MFA delete. These answer `NotImplemented` (s3s's default); on object
 //! writes, headers asking for them (`x-amz-acl` other than `private` or
 //! `bucket-owner-full-control`, grants, object lock, a storage class

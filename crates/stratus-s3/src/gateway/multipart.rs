@@ -65,7 +65,10 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
         ..sse::Asked::default()
     })?;
     let n = part_number(input.part_number)?;
+    let sums = super::checksums::sent_of!(input);
     let (body, mismatch) = checked_body(input.body, input.content_md5.as_deref())?;
+    let (body, sums) =
+        super::checksums::check(body, &sums, &req.headers, req.trailing_headers.as_ref())?;
     let part = gw
         .backend
         .upload_part(
@@ -78,8 +81,14 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
             content_length(input.content_length),
         )
         .await
-        .map_err(|e| write_error(e, mismatch.as_ref()))?;
+        .map_err(|e| sums.error_or(write_error(e, mismatch.as_ref())))?;
+    let sums = sums.verified();
     Ok(S3Response::new(UploadPartOutput {
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
         e_tag: Some(etag(&part.etag)),
         ..Default::default()
     }))

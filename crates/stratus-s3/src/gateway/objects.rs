@@ -38,7 +38,10 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     let if_match = input.if_match.is_some();
     let headers = headers_of!(input);
     let tags = tags_of_header(input.tagging.as_deref())?;
+    let sums = super::checksums::sent_of!(input);
     let (body, mismatch) = checked_body(input.body, input.content_md5.as_deref())?;
+    let (body, sums) =
+        super::checksums::check(body, &sums, &req.headers, req.trailing_headers.as_ref())?;
     let mut meta = put_meta(input.content_type, input.metadata);
     meta.headers = headers;
     meta.tags = tags;
@@ -58,9 +61,15 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
         Err(BackendError::PreconditionFailed) if if_match => {
             Err(if_match_error(gw, &tenant, &input.bucket, &input.key).await)
         }
-        r => r.map_err(|e| write_error(e, mismatch.as_ref())),
+        r => r.map_err(|e| sums.error_or(write_error(e, mismatch.as_ref()))),
     }?;
+    let sums = sums.verified();
     Ok(S3Response::new(PutObjectOutput {
+        checksum_crc32: sums.checksum_crc32,
+        checksum_crc32c: sums.checksum_crc32c,
+        checksum_crc64nvme: sums.checksum_crc64nvme,
+        checksum_sha1: sums.checksum_sha1,
+        checksum_sha256: sums.checksum_sha256,
         e_tag: Some(etag(&info.etag)),
         size: i64::try_from(info.size).ok(),
         version_id: version_header(&info.version_id),

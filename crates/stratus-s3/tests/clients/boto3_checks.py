@@ -393,6 +393,48 @@ class Checks:
         _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="digest"))
         expect(status == 404, "a put with a bad digest stores nothing (HEAD gave %s)" % status)
 
+    def checksums(self):
+        """The additional checksums are verified, not ignored: a body that does
+        not match its x-amz-checksum-* is refused and stores nothing; a matching
+        one is stored and its checksum echoed (whatever boto3 sends by default
+        must keep working too: newer ones send a CRC32 on every upload)."""
+        import base64
+        import zlib
+        data = b"checked by the gateway" * 100
+        crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        r = self.s3.put_object(Bucket=self.bucket, Key="sum/default", Body=data)
+        expect(r["ResponseMetadata"]["HTTPStatusCode"] == 200, "default put")
+        import botocore
+        if tuple(int(x) for x in botocore.__version__.split(".")[:2]) >= (1, 36):
+            # botocore 1.36+ sends a CRC32 with every upload by default.
+            expect(r.get("ChecksumCRC32") == crc, "default CRC32 echoed: %r" % r.get("ChecksumCRC32"))
+        r = self.s3.put_object(Bucket=self.bucket, Key="sum/sha", Body=data, ChecksumAlgorithm="SHA256")
+        expect(r.get("ChecksumSHA256") == sha, "SHA256 echoed: %r, want %r" % (r.get("ChecksumSHA256"), sha))
+        r = self.s3.put_object(Bucket=self.bucket, Key="sum/crc", Body=data, ChecksumCRC32=crc)
+        expect(r.get("ChecksumCRC32") == crc, "CRC32 echoed: %r" % r.get("ChecksumCRC32"))
+        wrong = base64.b64encode(zlib.crc32(b"other bytes").to_bytes(4, "big")).decode()
+        code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="sum/bad", Body=data,
+                                                             ChecksumCRC32=wrong))
+        expect((code, status) == ("BadDigest", 400), "CRC32 mismatch: %r" % ((code, status),))
+        _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="sum/bad"))
+        expect(status == 404, "a put with a bad checksum stores nothing (HEAD gave %s)" % status)
+        # Multipart with per-part checksums; Complete lists them.
+        uid = self.s3.create_multipart_upload(Bucket=self.bucket, Key="sum/mp", ChecksumAlgorithm="CRC32")["UploadId"]
+        code, _ = error_code(lambda: self.s3.upload_part(Bucket=self.bucket, Key="sum/mp", UploadId=uid, PartNumber=1,
+                                                         Body=data, ChecksumCRC32=wrong))
+        expect(code == "BadDigest", "part CRC32 mismatch: %r" % code)
+        p = self.s3.upload_part(Bucket=self.bucket, Key="sum/mp", UploadId=uid, PartNumber=1, Body=data,
+                                ChecksumAlgorithm="CRC32")
+        expect(p.get("ChecksumCRC32") == crc, "part CRC32 echoed: %r" % p.get("ChecksumCRC32"))
+        self.s3.complete_multipart_upload(
+            Bucket=self.bucket, Key="sum/mp", UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"], "ChecksumCRC32": crc}]})
+        # Checksums are not stored: asking for them on a read gets none.
+        g = self.s3.get_object(Bucket=self.bucket, Key="sum/mp", ChecksumMode="ENABLED")
+        expect(g["Body"].read() == data, "multipart content")
+        expect("ChecksumCRC32" not in g, "no stored checksum is claimed: %r" % g.get("ChecksumCRC32"))
+
     def sse(self):
         """Server-side encryption is answered truthfully, never ignored: SSE-S3
         (everything is encrypted at rest) says AES256; an upload "under a
@@ -701,7 +743,7 @@ class Checks:
             "create_bucket", "put_get_metadata", "multipart", "ranged_get", "conditional_get",
             "copy_object", "delete_objects", "listing", "versioning", "presigned", "presign_limits",
             "sigv2_refused", "anonymous_denied",
-            "cross_tenant_denied", "wrong_secret_rejected", "bad_digest", "sse", "unsupported_refused",
+            "cross_tenant_denied", "wrong_secret_rejected", "bad_digest", "checksums", "sse", "unsupported_refused",
             "keep_alive", "upload_part_copy", "bucket_tagging", "lifecycle_rules",
             "correct_answers",
         ]
