@@ -86,7 +86,7 @@
 //!   412/304, `response-*` overrides), HeadObject (same conditions and
 //!   `partNumber`), DeleteObject (`If-Match`), DeleteObjects, CopyObject
 //!   (`COPY`/`REPLACE` metadata and tagging directives,
-//!   `x-amz-copy-source-if-*`, source `versionId`), content type,
+//!   `x-amz-copy-source-if-*`, source `versionId`; DeleteObjects checks each entry's `ETag` with its delete and refuses `Size`/`LastModifiedTime` entries, DeleteObject refuses `x-amz-if-match-size`/`-last-modified-time`), content type,
 //!   `x-amz-meta-*` user metadata and the stored headers (`Cache-Control`,
 //!   `Content-Disposition`, `Content-Encoding`, `Content-Language`,
 //!   `Expires`), `Content-MD5` (checked while streaming: a mismatch is

@@ -534,6 +534,71 @@ async fn conditional_writes() {
     assert_eq!(r.status, 204);
 }
 
+/// Conditions on deletes are honoured or refused, never ignored: a
+/// DeleteObjects entry's `ETag` is checked with its delete; `Size` and
+/// `LastModifiedTime` entries, and DeleteObject's `x-amz-if-match-size` and
+/// `x-amz-if-match-last-modified-time`, are `NotImplemented` and delete
+/// nothing (an ignored condition would delete what the client meant to keep).
+#[tokio::test]
+async fn delete_conditions_are_honoured_or_refused() {
+    use base64::Engine;
+    use md5::{Digest, Md5};
+    let backend = Arc::new(MemBackend::new());
+    backend.create_bucket("ta", "dcnd").await.unwrap();
+    let service = stratus_s3::service(gateway(&backend));
+    let mut etags = Vec::new();
+    for k in ["a", "b", "c", "d"] {
+        let r = call(&service, "PUT", &format!("/dcnd/{k}"), &[], k.as_bytes()).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        etags.push(r.header("etag").unwrap().to_owned());
+    }
+    let xml = format!(
+        "<Delete><Object><ETag>\"00000000000000000000000000000000\"</ETag><Key>a</Key></Object>\
+         <Object><Key>b</Key><Size>1</Size></Object>\
+         <Object><Key>c</Key><LastModifiedTime>Wed, 01 Jan 2020 00:00:00 GMT</LastModifiedTime></Object>\
+         <Object><ETag>{}</ETag><Key>d</Key></Object></Delete>",
+        etags[3]
+    );
+    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(xml.as_bytes()));
+    let r = call(
+        &service,
+        "POST",
+        "/dcnd?delete",
+        &[("content-md5", &md5)],
+        xml.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body.matches("<Code>PreconditionFailed</Code>").count(),
+        1,
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.body.matches("<Code>NotImplemented</Code>").count(),
+        2,
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("<Deleted><Key>d</Key>"), "{}", r.body);
+    for k in ["a", "b", "c"] {
+        let got = call(&service, "GET", &format!("/dcnd/{k}"), &[], b"").await;
+        assert_eq!(got.status, 200, "{k} must survive its refused delete");
+    }
+    assert_eq!(call(&service, "GET", "/dcnd/d", &[], b"").await.status, 404);
+    for h in ["x-amz-if-match-size", "x-amz-if-match-last-modified-time"] {
+        let value = if h.ends_with("size") {
+            "1"
+        } else {
+            "Wed, 01 Jan 2020 00:00:00 GMT"
+        };
+        let r = call(&service, "DELETE", "/dcnd/a", &[(h, value)], b"").await;
+        assert_eq!(r.status, 501, "{h}: {}", r.body);
+        assert_eq!(call(&service, "GET", "/dcnd/a", &[], b"").await.status, 200);
+    }
+}
+
 /// An `aws-chunked` upload without `Content-Length` (the decoded length in
 /// `x-amz-decoded-content-length`, a trailing checksum) is stored whole.
 #[tokio::test]

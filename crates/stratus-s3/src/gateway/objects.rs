@@ -324,6 +324,7 @@ pub(super) async fn delete_object<B: Backend, K: KeyStore>(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let tenant = gw.tenant(&req)?;
+    refuse_unsupported_delete_conditions(&req.headers)?;
     let input = &req.input;
     let if_match = match &input.if_match {
         None => None,
@@ -370,17 +371,33 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects {
-        match gw
+        // Per-object conditions: the ETag is checked with the delete (as
+        // DeleteObject's If-Match); size and time conditions are not
+        // implemented, and an object carrying one is refused, not deleted.
+        if obj.last_modified_time.is_some() || obj.size.is_some() {
+            errors.push(dto::Error {
+                code: Some("NotImplemented".to_owned()),
+                key: Some(obj.key),
+                message: Some(
+                    "DeleteObjects conditions on LastModifiedTime or Size are not implemented"
+                        .to_owned(),
+                ),
+                version_id: obj.version_id,
+            });
+            continue;
+        }
+        let if_match = obj.e_tag.as_ref().map(|t| t.value().to_owned());
+        let result = gw
             .backend
             .delete_object(
                 &tenant,
                 &input.bucket,
                 &obj.key,
                 obj.version_id.as_deref(),
-                None,
+                if_match.as_deref(),
             )
-            .await
-        {
+            .await;
+        match result {
             Ok(out) => {
                 if !quiet {
                     let (version_id, marker_id) = match (&obj.version_id, out.delete_marker) {
@@ -412,6 +429,21 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
         errors: (!errors.is_empty()).then_some(errors),
         ..Default::default()
     }))
+}
+
+/// DeleteObject's `x-amz-if-match-size` and `x-amz-if-match-last-modified-time`
+/// (which s3s 0.14 does not parse) are refused rather than ignored: an
+/// ignored condition would delete what the client meant to keep.
+fn refuse_unsupported_delete_conditions(headers: &http::HeaderMap) -> S3Result<()> {
+    for h in ["x-amz-if-match-size", "x-amz-if-match-last-modified-time"] {
+        if headers.contains_key(h) {
+            return Err(s3_error!(
+                NotImplemented,
+                "the {h} condition on DeleteObject is not implemented"
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(super) async fn copy_object<B: Backend, K: KeyStore>(
