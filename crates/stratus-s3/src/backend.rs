@@ -46,37 +46,13 @@ pub const STORED_HEADERS: [&str; 5] = [
     "expires",
 ];
 
-/// Most tags per object (S3's limit).
-pub const MAX_TAGS: usize = 10;
-/// Longest tag key, in characters (S3's limit).
-pub const MAX_TAG_KEY_CHARS: usize = 128;
-/// Longest tag value, in characters (S3's limit).
-pub const MAX_TAG_VALUE_CHARS: usize = 256;
+pub use stratus_state::objects::{MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS};
 
 /// Checks S3's tag rules ([`MAX_TAGS`], [`MAX_TAG_KEY_CHARS`],
-/// [`MAX_TAG_VALUE_CHARS`]); a broken one is [`BackendError::InvalidTag`].
+/// [`MAX_TAG_VALUE_CHARS`]: the state's, which checks them again in
+/// `apply`); a broken one is [`BackendError::InvalidTag`].
 pub fn check_tags(tags: &BTreeMap<String, String>) -> BackendResult<()> {
-    if tags.len() > MAX_TAGS {
-        return Err(BackendError::InvalidTag(format!(
-            "{} tags; an object has at most {MAX_TAGS}",
-            tags.len()
-        )));
-    }
-    for (k, v) in tags {
-        let n = k.chars().count();
-        if n == 0 || n > MAX_TAG_KEY_CHARS {
-            return Err(BackendError::InvalidTag(format!(
-                "a tag key is 1-{MAX_TAG_KEY_CHARS} characters, not {n}"
-            )));
-        }
-        let n = v.chars().count();
-        if n > MAX_TAG_VALUE_CHARS {
-            return Err(BackendError::InvalidTag(format!(
-                "a tag value is at most {MAX_TAG_VALUE_CHARS} characters, not {n}"
-            )));
-        }
-    }
-    Ok(())
+    stratus_state::objects::check_tag_rules(tags).map_err(BackendError::InvalidTag)
 }
 
 /// A precondition of a write (`If-None-Match: *`, `If-Match: etag`),

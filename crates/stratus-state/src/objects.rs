@@ -960,9 +960,9 @@ pub use health::{RedundancyHealth, RepairItem};
 #[path = "objects_attrs.rs"]
 mod attrs;
 pub use attrs::{
-    is_precondition_failed, precondition_failed, validate_tags, VersionAttrs, WriteCondition,
-    MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS, PRECONDITION_FAILED,
-    STORED_HEADERS,
+    check_tag_rules, is_precondition_failed, precondition_failed, validate_tags, VersionAttrs,
+    WriteCondition, MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS,
+    PRECONDITION_FAILED, STORED_HEADERS,
 };
 
 #[path = "objects_apply.rs"]

@@ -124,24 +124,30 @@ impl VersionAttrs {
 /// [`MAX_TAG_VALUE_CHARS`]. (Unique keys are given by the map; a request
 /// naming a key twice is refused where it is parsed.)
 pub fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), ApplyError> {
+    check_tag_rules(tags).map_err(|why| ApplyError::invalid(format!("{why} (InvalidTag)")))
+}
+
+/// [`validate_tags`]'s rules, saying which one a tag set breaks (for the S3
+/// gateway's `InvalidTag`, checked before anything is proposed).
+pub fn check_tag_rules(tags: &BTreeMap<String, String>) -> Result<(), String> {
     if tags.len() > MAX_TAGS {
-        return Err(ApplyError::invalid(format!(
-            "{} tags; an object has at most {MAX_TAGS} (InvalidTag)",
+        return Err(format!(
+            "{} tags; an object has at most {MAX_TAGS}",
             tags.len()
-        )));
+        ));
     }
     for (k, v) in tags {
         let n = k.chars().count();
         if n == 0 || n > MAX_TAG_KEY_CHARS {
-            return Err(ApplyError::invalid(format!(
-                "a tag key is 1-{MAX_TAG_KEY_CHARS} characters, not {n} (InvalidTag)"
-            )));
+            return Err(format!(
+                "a tag key is 1-{MAX_TAG_KEY_CHARS} characters, not {n}"
+            ));
         }
         let n = v.chars().count();
         if n > MAX_TAG_VALUE_CHARS {
-            return Err(ApplyError::invalid(format!(
-                "a tag value is at most {MAX_TAG_VALUE_CHARS} characters, not {n} (InvalidTag)"
-            )));
+            return Err(format!(
+                "a tag value is at most {MAX_TAG_VALUE_CHARS} characters, not {n}"
+            ));
         }
     }
     Ok(())
