@@ -407,6 +407,16 @@ impl Backend for StoreBackend {
             condition: if_match.map(|e| StateCondition::IfMatch(e.to_owned())),
         };
         match version_id {
+            // A conditional delete of a key with no version does nothing
+            // (no delete marker); the state machine holds to the same.
+            None if if_match.is_some()
+                && self.read(|s| s.store.versions(bucket, key).is_empty()) =>
+            {
+                Ok(DeleteOutcome {
+                    version_id: None,
+                    delete_marker: false,
+                })
+            }
             None => {
                 let r = self
                     .command(cmd(None))

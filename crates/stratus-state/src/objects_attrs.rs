@@ -412,6 +412,11 @@ impl State {
                             .find(|v| v.version_id == *id),
                     };
                     c.check_delete(target.as_ref())?;
+                    // A conditional delete of a key with nothing to delete
+                    // does nothing: no delete marker is added.
+                    if target.is_none() {
+                        return Ok(StoreResult::None);
+                    }
                 }
                 self.apply_store(&StoreCommand::DeleteObject {
                     tenant: tenant.clone(),

@@ -336,3 +336,27 @@ fn uploads_carry_attributes_and_go_with_their_bucket() {
     assert!(s.store.upload_attrs.is_empty());
     assert!(!s.store.buckets.contains_key("bkt"));
 }
+
+/// A conditional delete of a key with no version at all is a no-op: in a
+/// versioned bucket it adds no delete marker (so a later conditional delete
+/// still finds nothing), as ceph/s3-tests' `test_delete_object_current_if_match`
+/// expects.
+#[test]
+fn a_conditional_delete_of_nothing_adds_no_marker() {
+    let mut s = state(Versioning::Enabled);
+    for cond in ["*", "badetag"] {
+        let del = apply(
+            &mut s,
+            StoreCommand::DeleteObjectWith {
+                tenant: T.into(),
+                bucket: "bkt".into(),
+                key: "nothing".into(),
+                version_id: None,
+                now_ms: 1,
+                condition: Some(WriteCondition::IfMatch(cond.into())),
+            },
+        );
+        assert!(del.error.is_none(), "{cond}: {del:?}");
+        assert!(s.store.versions("bkt", "nothing").is_empty(), "{cond}");
+    }
+}

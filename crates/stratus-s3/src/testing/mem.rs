@@ -394,6 +394,13 @@ impl Backend for MemBackend {
             if !ok {
                 return Err(BackendError::PreconditionFailed);
             }
+            // A conditional delete of nothing adds no delete marker.
+            if target.is_none() && version_id.is_none() {
+                return Ok(DeleteOutcome {
+                    version_id: None,
+                    delete_marker: false,
+                });
+            }
         }
         if let Some(id) = version_id {
             let b = s.bucket(tenant, bucket)?;

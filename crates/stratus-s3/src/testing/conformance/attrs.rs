@@ -340,6 +340,23 @@ pub async fn conditional_writes<Bk: Backend>(b: &Bk) {
     b.delete_object(A, "c", "k", None, Some(&md5_hex(b"other")))
         .await
         .expect("If-Match delete of an absent key");
+    // In a versioned bucket, a conditional delete of a key that never had a
+    // version adds no delete marker (so a second one still finds nothing).
+    b.set_versioning(A, "c", Versioning::Enabled)
+        .await
+        .expect("versioning");
+    for want in ["*", "\"badetag\""] {
+        let out = b
+            .delete_object(A, "c", "never", None, Some(want))
+            .await
+            .expect("a conditional delete of nothing succeeds");
+        assert!(!out.delete_marker, "{want}: no delete marker");
+    }
+    let versions = b
+        .list_versions(A, "c", "never", None, None, 10)
+        .await
+        .expect("versions");
+    assert!(versions.is_empty(), "nothing was written for the key");
 }
 
 /// A bucket holding only uploads in progress can be deleted (they go with
