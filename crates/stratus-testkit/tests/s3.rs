@@ -10,60 +10,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use stratus_control::{now_ms, Control};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
     DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
     Versioning, WriteCondition,
 };
 use stratus_s3::StoreBackend;
-use stratus_state::Command;
-use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, WAIT};
-use stratus_types::NodeStatus;
+use stratus_testkit::{Cluster, Options};
 
 const AGENTS: usize = 4;
+
+#[path = "support/s3.rs"]
+mod support;
+use support::{create_key, start_s3_cluster};
 
 async fn start(s3: bool) -> Result<Cluster> {
     let mut opts = Options::new(1, AGENTS);
     opts.s3 = s3;
-    let cluster = Cluster::start(opts).await?;
-    cluster.wait_nodes(0, NodeStatus::Ready, AGENTS).await?;
-    let c = cluster.control(0)?;
-    wait_storage_secret(&c).await?;
-    for t in ["tenant-a", "tenant-b"] {
-        c.write(Command::CreateTenant {
-            name: t.into(),
-            now_ms: now_ms(),
-        })
-        .await?;
-    }
-    wait_for_piece_services(&cluster, &c).await?;
-    Ok(cluster)
-}
-
-/// Piece services accept a replica once their agent has learned it.
-async fn wait_for_piece_services(cluster: &Cluster, _c: &Control) -> Result<()> {
-    let b = StoreBackend::new(cluster.store(0)?);
-    b.create_bucket("tenant-a", "probe-bucket").await?;
-    wait_until("piece services", WAIT, || async {
-        let body = stratus_s3::testing::chunked(b"probe", 5);
-        b.put_object(
-            "tenant-a",
-            "probe-bucket",
-            "p",
-            PutMeta::default(),
-            body,
-            None,
-        )
-        .await
-        .is_ok()
-        .then_some(())
-    })
-    .await?;
-    b.delete_object("tenant-a", "probe-bucket", "p", None, None)
-        .await?;
-    b.delete_bucket("tenant-a", "probe-bucket").await?;
-    Ok(())
+    start_s3_cluster(opts).await
 }
 
 /// A [`StoreBackend`] whose bucket names carry a prefix, so that each check
@@ -284,24 +248,6 @@ async fn store_backend_passes_the_conformance_suite() -> Result<()> {
     .await;
     cluster.shutdown().await;
     Ok(())
-}
-
-/// Creates an S3 access key for `tenant` through the API (admin token).
-async fn create_key(cluster: &Cluster, tenant: &str) -> Result<(String, String)> {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/s3/keys", cluster.api_url(0)?))
-        .bearer_auth(&cluster.admin_token)
-        .json(&serde_json::json!({ "tenant": tenant }))
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        bail!("POST /v1/s3/keys: {} {}", resp.status(), resp.text().await?);
-    }
-    let v: serde_json::Value = resp.json().await?;
-    assert_eq!(v["tenant"], tenant);
-    let ak = v["access_key"].as_str().unwrap_or_default().to_owned();
-    let sk = v["secret"].as_str().unwrap_or_default().to_owned();
-    Ok((ak, sk))
 }
 
 async fn run_clients(clients: &'static str) -> Result<()> {

@@ -11,27 +11,13 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use stratus_control::now_ms;
 use stratus_state::Command;
-use stratus_testkit::{wait_storage_secret, Cluster, Options};
-use stratus_types::NodeStatus;
+use stratus_testkit::{Cluster, Options};
 
 const AGENTS: usize = 4;
 
-async fn create_key(cluster: &Cluster, tenant: &str) -> Result<(String, String)> {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/s3/keys", cluster.api_url(0)?))
-        .bearer_auth(&cluster.admin_token)
-        .json(&serde_json::json!({ "tenant": tenant }))
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        bail!("POST /v1/s3/keys: {} {}", resp.status(), resp.text().await?);
-    }
-    let v: serde_json::Value = resp.json().await?;
-    Ok((
-        v["access_key"].as_str().unwrap_or_default().to_owned(),
-        v["secret"].as_str().unwrap_or_default().to_owned(),
-    ))
-}
+#[path = "support/s3.rs"]
+mod support;
+use support::{create_key, start_s3_cluster};
 
 async fn boto3(endpoint: &str, keys: &[&(String, String)], phase: &str) -> Result<()> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lifecycle_s3.py");
@@ -70,17 +56,8 @@ async fn one_lifecycle_pass_trims_versions_markers_and_uploads() -> Result<()> {
     opts.store.lifecycle_day = Duration::from_millis(1);
     // Passes are driven by the test.
     opts.store.lifecycle_interval = Duration::from_secs(3600);
-    let cluster = Cluster::start(opts).await?;
-    cluster.wait_nodes(0, NodeStatus::Ready, AGENTS).await?;
+    let cluster = start_s3_cluster(opts).await?;
     let c = cluster.control(0)?;
-    wait_storage_secret(&c).await?;
-    for t in ["tenant-a", "tenant-b"] {
-        c.write(Command::CreateTenant {
-            name: t.into(),
-            now_ms: now_ms(),
-        })
-        .await?;
-    }
     let a = create_key(&cluster, "tenant-a").await?;
     let b = create_key(&cluster, "tenant-b").await?;
     let endpoint = cluster.s3_url(0)?;

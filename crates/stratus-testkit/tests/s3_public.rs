@@ -6,66 +6,20 @@
 
 #![allow(clippy::unwrap_used)]
 
-use anyhow::{bail, Result};
-use stratus_control::now_ms;
-use stratus_s3::backend::{Backend, PutMeta};
+use anyhow::Result;
 use stratus_s3::fuzzing::sign_v4;
-use stratus_s3::StoreBackend;
-use stratus_state::Command;
-use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, WAIT};
-use stratus_types::NodeStatus;
+use stratus_testkit::{Cluster, Options};
 
 const AGENTS: usize = 4;
+
+#[path = "support/s3.rs"]
+mod support;
+use support::{create_key, start_s3_cluster};
 
 async fn start() -> Result<Cluster> {
     let mut opts = Options::new(1, AGENTS);
     opts.s3 = true;
-    let cluster = Cluster::start(opts).await?;
-    cluster.wait_nodes(0, NodeStatus::Ready, AGENTS).await?;
-    let c = cluster.control(0)?;
-    wait_storage_secret(&c).await?;
-    for t in ["tenant-a", "tenant-b"] {
-        c.write(Command::CreateTenant {
-            name: t.into(),
-            now_ms: now_ms(),
-        })
-        .await?;
-    }
-    // Piece services accept the replica once their agent has learned it.
-    let b = StoreBackend::new(cluster.store(0)?);
-    b.create_bucket("tenant-a", "probe-bucket").await?;
-    wait_until("piece services", WAIT, || async {
-        let body = stratus_s3::testing::chunked(b"probe", 5);
-        b.put_object(
-            "tenant-a",
-            "probe-bucket",
-            "p",
-            PutMeta::default(),
-            body,
-            None,
-        )
-        .await
-        .is_ok()
-        .then_some(())
-    })
-    .await?;
-    Ok(cluster)
-}
-
-async fn create_key(cluster: &Cluster, tenant: &str) -> Result<(String, String)> {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/s3/keys", cluster.api_url(0)?))
-        .bearer_auth(&cluster.admin_token)
-        .json(&serde_json::json!({ "tenant": tenant }))
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        bail!("POST /v1/s3/keys: {} {}", resp.status(), resp.text().await?);
-    }
-    let v: serde_json::Value = resp.json().await?;
-    let ak = v["access_key"].as_str().unwrap_or_default().to_owned();
-    let sk = v["secret"].as_str().unwrap_or_default().to_owned();
-    Ok((ak, sk))
+    start_s3_cluster(opts).await
 }
 
 /// A request to the gateway at `endpoint`, SigV4-signed with `key` or
