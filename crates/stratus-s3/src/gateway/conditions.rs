@@ -1,7 +1,7 @@
 //! HTTP preconditions: `If-Match`, `If-None-Match`, `If-Modified-Since`,
 //! `If-Unmodified-Since` (and their `x-amz-copy-source-if-*` forms).
 
-use s3s::dto::{ETagCondition, Timestamp};
+use s3s::dto::{CopySource, ETagCondition, Timestamp};
 use s3s::{s3_error, S3Result};
 
 use super::convert::timestamp_secs;
@@ -66,5 +66,42 @@ pub(super) fn precondition_error(p: Precondition, info: &ObjectInfo) -> S3Result
             e.set_headers(headers);
             Err(e)
         }
+    }
+}
+
+/// The bucket, key and version an `x-amz-copy-source` names (CopyObject and
+/// UploadPartCopy); access points and outposts are not implemented.
+pub(super) fn copy_source(src: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
+    match src {
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => Ok((bucket, key, version_id.as_deref())),
+        _ => Err(s3_error!(
+            NotImplemented,
+            "copy from access points or outposts"
+        )),
+    }
+}
+
+/// The `x-amz-copy-source-if-*` conditions against the source: for copies
+/// every failed condition, `NotModified` included, is 412.
+pub(super) fn check_copy_source(
+    info: &ObjectInfo,
+    if_match: Option<&ETagCondition>,
+    if_unmodified_since: Option<&Timestamp>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+) -> S3Result<()> {
+    match evaluate(
+        info,
+        if_match,
+        if_unmodified_since,
+        if_none_match,
+        if_modified_since,
+    ) {
+        Precondition::Pass => Ok(()),
+        Precondition::Failed | Precondition::NotModified => Err(s3_error!(PreconditionFailed)),
     }
 }

@@ -1,7 +1,7 @@
 //! Object operations: put, get, head, delete (one or many), copy.
 
 use s3s::dto::{
-    self, CopyObjectInput, CopyObjectOutput, CopyObjectResult, CopySource, DeleteObjectInput,
+    self, CopyObjectInput, CopyObjectOutput, CopyObjectResult, DeleteObjectInput,
     DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, DeletedObject, ETagCondition,
     GetObjectInput, GetObjectOutput, HeadObjectInput, HeadObjectOutput, PutObjectInput,
     PutObjectOutput,
@@ -13,7 +13,7 @@ use super::attrs::{
     write_condition,
 };
 use super::body::{blob, checked_body};
-use super::conditions::{evaluate, precondition_error, Precondition};
+use super::conditions::{check_copy_source, copy_source, evaluate, precondition_error};
 use super::convert::{
     byte_range, content_length, content_type_out, etag, metadata_out, put_meta, timestamp,
     version_header,
@@ -461,17 +461,7 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
         kms: sse::kms!(input),
     })?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        version_id: src_version,
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(
-            NotImplemented,
-            "copy from access points or outposts"
-        ));
-    };
+    let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
     let replace = input
         .metadata_directive
         .as_ref()
@@ -486,8 +476,8 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
     }
     if !replace
         && !replace_tags
-        && **src_bucket == *input.bucket
-        && **src_key == *input.key
+        && src_bucket == input.bucket.as_str()
+        && src_key == input.key.as_str()
         && src_version.is_none()
     {
         return Err(s3_error!(
@@ -500,7 +490,7 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
         || input.copy_source_if_none_match.is_some()
         || input.copy_source_if_modified_since.is_some()
         || input.copy_source_if_unmodified_since.is_some();
-    let mut src_version = src_version.as_deref().map(str::to_owned);
+    let mut src_version = src_version.map(str::to_owned);
     // The source as it is now: its directives are resolved against it, and
     // the copy reads exactly that version.
     let src_info = if conditional || replace != replace_tags {
@@ -520,17 +510,13 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
         let Some(info) = src_info.clone() else {
             return Err(s3_error!(InternalError, "the copy source was not read"));
         };
-        match evaluate(
+        check_copy_source(
             &info,
             input.copy_source_if_match.as_ref(),
             input.copy_source_if_unmodified_since.as_ref(),
             input.copy_source_if_none_match.as_ref(),
             input.copy_source_if_modified_since.as_ref(),
-        ) {
-            Precondition::Pass => {}
-            // For copies every failed condition is 412.
-            _ => return Err(s3_error!(PreconditionFailed)),
-        }
+        )?;
     }
     let headers = headers_of!(input);
     let meta = match (&src_info, replace, replace_tags) {

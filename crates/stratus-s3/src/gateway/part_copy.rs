@@ -8,10 +8,10 @@
 //! bytes are streamed from the backend's read straight into the part's
 //! write: nothing is buffered whole, whatever the part's size.
 
-use s3s::dto::{CopyPartResult, CopySource, UploadPartCopyInput, UploadPartCopyOutput};
+use s3s::dto::{CopyPartResult, UploadPartCopyInput, UploadPartCopyOutput};
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
-use super::conditions::{evaluate, Precondition};
+use super::conditions::{check_copy_source, copy_source};
 use super::convert::{etag, timestamp, version_header};
 use super::errors::to_s3_error;
 use super::multipart::part_number;
@@ -63,17 +63,7 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
         ..sse::Asked::default()
     })?;
     let n = part_number(input.part_number)?;
-    let CopySource::Bucket {
-        bucket: src_bucket,
-        key: src_key,
-        version_id: src_version,
-    } = &input.copy_source
-    else {
-        return Err(s3_error!(
-            NotImplemented,
-            "copy from access points or outposts"
-        ));
-    };
+    let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
     let range = input
         .copy_source_range
         .as_deref()
@@ -81,19 +71,16 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
         .transpose()?;
     let info = gw
         .backend
-        .head_object(&tenant, src_bucket, src_key, src_version.as_deref())
+        .head_object(&tenant, src_bucket, src_key, src_version)
         .await
         .map_err(to_s3_error)?;
-    match evaluate(
+    check_copy_source(
         &info,
         input.copy_source_if_match.as_ref(),
         input.copy_source_if_unmodified_since.as_ref(),
         input.copy_source_if_none_match.as_ref(),
         input.copy_source_if_modified_since.as_ref(),
-    ) {
-        Precondition::Pass => {}
-        _ => return Err(s3_error!(PreconditionFailed)),
-    }
+    )?;
     let len = match range {
         Some((first, last)) => {
             if last >= info.size {
