@@ -9,6 +9,7 @@
 //! `stratus bench ...` is parsed and run by `stratus-bench`; this crate only
 //! dispatches to it.
 
+mod account;
 mod client;
 mod commands;
 mod images;
@@ -162,6 +163,8 @@ enum Cmd {
     /// Replicated key/value variables of your tenant
     #[command(subcommand)]
     Vars(commands::VarsCmd),
+    /// Your market account: balance, escrow, history, statements; deposits and withdrawals (operator)
+    Account(account::AccountArgs),
     /// Print the OpenAPI document of the API
     Openapi,
     /// Measure this build: control-plane commit throughput/latency, agent memory
@@ -247,6 +250,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Replicas(c) => commands::replicas(&g, c).await,
             Cmd::Tenants(c) => commands::tenants(&g, c).await,
             Cmd::Vars(c) => commands::vars(&g, c).await,
+            Cmd::Account(a) => account::run(&g, a).await,
             Cmd::Openapi => {
                 println!("{}", stratus_api::openapi_json());
                 Ok(())

@@ -100,6 +100,9 @@ pub fn adds_data(cmd: &Command) -> bool {
         | Command::RevokeJoinCredential { .. }
         | Command::JoinNode { .. }
         | Command::BanNode { .. } => false,
+        // Money moves even on a low disk: an entry is a few hundred bytes,
+        // and a settlement that could not be recorded would be money lost.
+        Command::Market(_) => false,
     }
 }
 

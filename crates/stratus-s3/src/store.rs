@@ -126,7 +126,11 @@ fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
         | ErrorCode::InsufficientStorage => BackendError::ServiceUnavailable(e.to_string()),
         ErrorCode::Internal => BackendError::Internal(e.to_string()),
         ErrorCode::TooLarge => BackendError::EntityTooLarge(e.to_string()),
-        ErrorCode::QuotaExceeded => BackendError::QuotaExceeded(e.to_string()),
+        // S3 has no payment error; a write the tenant cannot pay for is
+        // refused like one past its quota (403), the message says why.
+        ErrorCode::QuotaExceeded | ErrorCode::InsufficientFunds => {
+            BackendError::QuotaExceeded(e.to_string())
+        }
     }
 }
 

@@ -33,6 +33,7 @@
 //!
 //! [`TypeConfig`] binds these types to openraft.
 
+pub mod accounts;
 pub mod bucket_configs;
 pub mod kv;
 pub mod legacy;
@@ -339,6 +340,8 @@ pub enum Command {
         /// Leader time.
         now_ms: u64,
     },
+    /// A change to the market's money ([`accounts`]).
+    Market(accounts::MarketCommand),
 }
 
 /// A tenant variable.
@@ -391,6 +394,10 @@ pub struct State {
     /// Modules stored as objects, by tenant then content address
     /// ([`modules`]); `modules` keeps those of the first layouts.
     pub module_objects: Tracked<TenantName, BTreeMap<String, modules::ModuleObject>>,
+    /// Balance of every ledger account that holds money ([`accounts`]).
+    pub balances: Tracked<stratus_market::Account, stratus_market::Amount>,
+    /// The number of the last posted ledger entry.
+    pub ledger_seq: Cell<u64>,
 }
 
 impl Default for State {
@@ -586,6 +593,7 @@ impl State {
                 version,
                 now_ms,
             } => self.put_module_object(tenant, hash, version, *now_ms),
+            Command::Market(c) => self.apply_market(c),
         }
     }
 
