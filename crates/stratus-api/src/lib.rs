@@ -32,6 +32,7 @@ pub mod auth;
 pub mod error;
 pub mod images;
 pub mod joining;
+pub mod market;
 pub mod marks;
 pub mod modules;
 pub mod objects;
@@ -236,6 +237,7 @@ pub struct WriteResult {
           images::import, images::list, images::delete,
           quotas::get_quota, quotas::set_quota, quotas::my_quota, marks::list_marks, marks::unmark,
           accounts::account, accounts::history, accounts::deposit, accounts::withdraw,
+          market::put_offer, market::delete_offer, market::list_offers,
 
           joining::create, joining::list, joining::revoke, joining::ban),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
@@ -254,6 +256,7 @@ pub struct WriteResult {
                        stratus_spec::ImageSource, stratus_spec::PortSpec, stratus_spec::VolumeSpec,
                        quotas::QuotaView, stratus_state::quotas::QuotaLine, stratus_state::quotas::Resource,
                        accounts::AccountView, accounts::HistoryView, accounts::EntryView, accounts::TransferView, accounts::MoneyMove,
+                       market::OfferSpec, market::OfferView,
                        marks::NodeMarkView, marks::StatusView, stratus_control::disk::DiskStatus, stratus_store::NodeSpace,
                        stratus_state::marks::NodeMark, stratus_state::marks::Strike, stratus_state::marks::Mark, stratus_state::marks::Failure,
                        joining::CreateJoinToken, joining::IssuedJoinToken, joining::Banned,
@@ -319,6 +322,11 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .route("/v1/account/history", get(accounts::history))
         .route("/v1/tenants/{tenant}/deposit", post(accounts::deposit))
         .route("/v1/tenants/{tenant}/withdraw", post(accounts::withdraw))
+        .route(
+            "/v1/nodes/{id}/offer",
+            put(market::put_offer).delete(market::delete_offer),
+        )
+        .route("/v1/market/offers", get(market::list_offers))
         .route(
             "/v1/tenants/{tenant}/vars/{*key}",
             put(put_var).get(get_var).delete(delete_var),
@@ -478,23 +486,26 @@ async fn get_node(
     _c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<NodeRecord> {
-    let matches: Vec<NodeRecord> = st.control.state().read(|s| {
+    Ok(Json(find_node(&st, &id)?))
+}
+
+/// The node `id` names: its full id, its name, or 4+ leading characters of
+/// its id.
+pub(crate) fn find_node(st: &AppState, id: &str) -> Result<NodeRecord, ApiError> {
+    let mut matches: Vec<NodeRecord> = st.control.state().read(|s| {
         s.nodes
             .values()
             .filter(|n| {
                 let full = n.info.id.to_string();
-                full == id || n.info.name == id || (id.len() >= 4 && full.starts_with(&id))
+                full == id || n.info.name == id || (id.len() >= 4 && full.starts_with(id))
             })
             .cloned()
             .collect()
     });
     match matches.len() {
-        1 => Ok(Json(
-            matches
-                .into_iter()
-                .next()
-                .ok_or_else(|| ApiError::internal("lost match"))?,
-        )),
+        1 => matches
+            .pop()
+            .ok_or_else(|| ApiError::internal("lost match")),
         0 => Err(ApiError::not_found(format!(
             "no node matches {id:?}; see `stratus nodes ls`"
         ))),

@@ -64,6 +64,8 @@ pub const ROUTES: &[(&str, Area)] = &[
     ("/v1/account/history", Area::Tenant),
     ("/v1/tenants/{tenant}/deposit", Area::Operator),
     ("/v1/tenants/{tenant}/withdraw", Area::Operator),
+    ("/v1/nodes/{id}/offer", Area::Tenant),
+    ("/v1/market/offers", Area::Tenant),
     ("/v1/modules", Area::Workloads),
     ("/v1/workloads", Area::Workloads),
     ("/v1/workloads/{tenant}/{name}", Area::Workloads),

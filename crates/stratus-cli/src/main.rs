@@ -14,6 +14,7 @@ mod client;
 mod commands;
 mod images;
 mod join;
+mod market;
 mod objects;
 mod quotas;
 mod run;
@@ -165,6 +166,9 @@ enum Cmd {
     Vars(commands::VarsCmd),
     /// Your market account: balance, escrow, history, statements; deposits and withdrawals (operator)
     Account(account::AccountArgs),
+    /// The market: lenders' offers
+    #[command(subcommand)]
+    Market(market::MarketCmd),
     /// Print the OpenAPI document of the API
     Openapi,
     /// Measure this build: control-plane commit throughput/latency, agent memory
@@ -251,6 +255,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Tenants(c) => commands::tenants(&g, c).await,
             Cmd::Vars(c) => commands::vars(&g, c).await,
             Cmd::Account(a) => account::run(&g, a).await,
+            Cmd::Market(c) => market::market(&g, c).await,
             Cmd::Openapi => {
                 println!("{}", stratus_api::openapi_json());
                 Ok(())

@@ -6,7 +6,8 @@
 //! (accounts, balanced entries, the one [`post`] that applies an entry
 //! whole or not at all, never leaving a balance below zero), and
 //! [`settle`] (what a usage costs at a lender's prices, the hold, settlement
-//! and refund entries of a deal, pro-rata storage bills). **Does not own**
+//! and refund entries of a deal, pro-rata storage bills) and lenders'
+//! [`offer`]s (prices and weekly availability). **Does not own**
 //! where balances are stored (the replicated state implements [`Balances`]
 //! over its tables), who may move money (the control plane), nor metering
 //! (the agent).
@@ -21,8 +22,10 @@
 
 pub mod ledger;
 pub mod money;
+pub mod offer;
 pub mod settle;
 
 pub use ledger::{post, Account, Balances, Entry, LedgerError, Reason, Refs, Transfer};
 pub use money::{Amount, MoneyError};
+pub use offer::{Availability, AvailabilityError, Offer};
 pub use settle::{storage_bill, usage_cost, Holding, Prices, Terms, TermsError, Usage};

@@ -16,12 +16,15 @@
 //! the shortfall). Deposits and withdrawals are the operator's, recorded
 //! through the built-in settlement adapter (the control plane's
 //! `settlement` module) with the operator's reference.
+//!
+//! Lenders' offers (a node's prices and availability, [`Offer`]) are rows
+//! too, one per node that has one ([`State::offers`]).
 
 use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
-use stratus_market::{post, Account, Amount, Entry, LedgerError, Reason, Refs, Transfer};
-use stratus_types::TenantName;
+use stratus_market::{post, Account, Amount, Entry, LedgerError, Offer, Reason, Refs, Transfer};
+use stratus_types::{NodeId, TenantName};
 
 use crate::kv::{prefix_end, Table};
 use crate::rows::Tracked;
@@ -57,6 +60,14 @@ pub enum MarketCommand {
         reference: String,
         /// Leader time.
         now_ms: u64,
+    },
+    /// A node's owner sets (or, with `None`, withdraws) the node's offer.
+    /// Who may is checked by the API (the node's owner or the operator).
+    SetOffer {
+        /// The node.
+        node: NodeId,
+        /// Its prices and availability.
+        offer: Option<Offer>,
     },
 }
 
@@ -164,7 +175,7 @@ impl State {
                         Account::External,
                         Account::Tenant(tenant.clone()),
                     ),
-                    MarketCommand::Withdraw { .. } => (
+                    _ => (
                         Reason::Withdrawal,
                         Account::Tenant(tenant.clone()),
                         Account::External,
@@ -183,6 +194,25 @@ impl State {
                     }],
                 };
                 self.post_entry(entry, *now_ms).map(Some)
+            }
+            MarketCommand::SetOffer { node, offer } => {
+                if !self.nodes.contains_key(node) {
+                    return Err(ApplyError::not_found(format!(
+                        "node {node} is not registered"
+                    )));
+                }
+                match offer {
+                    Some(o) => {
+                        o.availability
+                            .validate()
+                            .map_err(|e| ApplyError::invalid(e.to_string()))?;
+                        self.offers.insert(*node, o.clone());
+                    }
+                    None => {
+                        self.offers.remove(node);
+                    }
+                }
+                Ok(None)
             }
         }
     }

@@ -398,6 +398,8 @@ pub struct State {
     pub balances: Tracked<stratus_market::Account, stratus_market::Amount>,
     /// The number of the last posted ledger entry.
     pub ledger_seq: Cell<u64>,
+    /// Lenders' offers, by node ([`accounts`]).
+    pub offers: Tracked<NodeId, stratus_market::Offer>,
 }
 
 impl Default for State {

@@ -27,6 +27,7 @@ impl State {
             module_objects: Tracked::load(k, "module_objects")?,
             balances: Tracked::load(k, "balances")?,
             ledger_seq: Cell::load(k, "ledger_seq")?,
+            offers: Tracked::load(k, "offers")?,
             store: objects::ObjectStore::load(kv)?,
         })
     }
@@ -49,6 +50,7 @@ impl State {
         self.module_objects.flush(kv, "module_objects");
         self.balances.flush(kv, "balances");
         self.ledger_seq.flush(kv, "ledger_seq");
+        self.offers.flush(kv, "offers");
         self.store.flush();
     }
 
@@ -124,6 +126,7 @@ impl State {
             module_objects: self.module_objects.clone(),
             balances: self.balances.clone(),
             ledger_seq: self.ledger_seq.clone(),
+            offers: self.offers.clone(),
             store: self.store.fork(Box::new(mem)),
         }
     }

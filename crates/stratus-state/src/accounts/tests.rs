@@ -151,3 +151,36 @@ fn balances_and_ledger_survive_a_reopen() {
     assert_eq!(deposit(&mut back, "bob", 1, 2).version, Some(2));
     assert_eq!(back.ledger_record(1).map(|r| r.at_ms), Some(1));
 }
+
+#[test]
+fn offers_are_set_replaced_and_withdrawn_for_registered_nodes() {
+    let mut s = State::default();
+    let node = crate::tests::info(7);
+    let id = node.id;
+    let set = |offer| Command::Market(MarketCommand::SetOffer { node: id, offer });
+    let offer = stratus_market::Offer {
+        prices: stratus_market::Prices {
+            cpu_second: Amount(3),
+            ..stratus_market::Prices::default()
+        },
+        availability: stratus_market::Availability::parse("sat-sun").expect("parse"),
+    };
+    let r = s.apply(1, &set(Some(offer.clone())));
+    assert_eq!(r.error.map(|e| e.code()), Some(ErrorCode::NotFound));
+    s.apply(
+        2,
+        &Command::RegisterNode {
+            info: node,
+            now_ms: 1,
+        },
+    );
+    assert_eq!(s.apply(3, &set(Some(offer.clone()))).error, None);
+    assert_eq!(s.offers.get(&id), Some(&offer));
+    let mut bad = offer.clone();
+    bad.availability.windows[0].days = 0;
+    let r = s.apply(4, &set(Some(bad)));
+    assert_eq!(r.error.map(|e| e.code()), Some(ErrorCode::BadRequest));
+    assert_eq!(s.offers.get(&id), Some(&offer));
+    assert_eq!(s.apply(5, &set(None)).error, None);
+    assert!(s.offers.is_empty());
+}

@@ -1,6 +1,7 @@
-//! `stratus account` through the real binary (issue 15, item 1): the
+//! The market through the real binary (issue 15): `stratus account` (the
 //! operator deposits and withdraws; a tenant sees its balance, history and
-//! statement, and nobody else's; overdrawing is refused with the shortfall.
+//! statement, and nobody else's; overdrawing is refused with the shortfall)
+//! and lenders' offers (`stratus nodes offer`, `stratus market offers`).
 
 mod common;
 
@@ -117,4 +118,91 @@ fn accounts_deposits_withdrawals_and_statements() {
     let out = as_(&eve, &["account", "history", "--json"]);
     let h: Value = serde_json::from_str(&out.stdout).expect("json");
     assert_eq!(h["entries"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn lenders_price_their_nodes_and_the_market_lists_them() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start("cloud", root.path(), 2, 10);
+    let bob = wait_until("the API", Duration::from_secs(60), || {
+        let out = dev.cli(&["tenants", "create", "bob"]);
+        match out.stdout.lines().last() {
+            Some(t) if out.status.success() => Ok(t.trim().to_string()),
+            _ => Err(out.stderr),
+        }
+    });
+    let names: Vec<String> = wait_until("two nodes", Duration::from_secs(60), || {
+        let out = dev.cli(&["nodes", "ls", "--json"]);
+        let v: Value = serde_json::from_str(&out.stdout).map_err(|e| e.to_string())?;
+        let names: Vec<String> = v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n["info"]["name"].as_str().map(str::to_string))
+            .collect();
+        if names.len() == 2 {
+            Ok(names)
+        } else {
+            Err(out.stdout)
+        }
+    });
+    let offers = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["market", "offers", "--json"];
+        all.extend_from_slice(args);
+        let out = dev.cli(&all);
+        assert!(out.status.success(), "{}", out.stderr);
+        serde_json::from_str(&out.stdout).expect("json")
+    };
+    assert!(offers(&[]).is_empty());
+
+    // The operator owns the dev nodes; bob does not and may not price them.
+    let out = dev.cli_env(
+        &["nodes", "offer", &names[0], "--cpu-second", "1"],
+        &[("STRATUS_TOKEN", &bob)],
+    );
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("only its owner"), "{}", out.stderr);
+
+    let out = dev.cli(&[
+        "nodes",
+        "offer",
+        &names[0],
+        "--cpu-second",
+        "5",
+        "--egress-gib",
+        "2",
+        "--available",
+        "mon-fri 18:00-08:00, sat-sun",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let out = dev.cli(&["nodes", "offer", &names[1], "--cpu-second", "3"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let out = dev.cli(&["nodes", "offer", &names[1], "--available", "someday"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("is not a window"), "{}", out.stderr);
+
+    let list = offers(&[]);
+    let listed: Vec<(&str, u64)> = list
+        .iter()
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap_or_default(),
+                o["offer"]["cpu_second"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [(names[1].as_str(), 3), (names[0].as_str(), 5)]);
+    assert_eq!(
+        list[1]["offer"]["available"],
+        "mon-fri 18:00-08:00, sat-sun"
+    );
+    assert_eq!(list[0]["available_now"], true);
+    assert_eq!(offers(&["--max-cpu-second", "4"]).len(), 1);
+    assert_eq!(offers(&["--region", "nowhere"]).len(), 0);
+    let out = dev.cli(&["market", "offers", "--energy", "coal-ish"]);
+    assert!(!out.status.success());
+
+    let out = dev.cli(&["nodes", "offer", &names[1], "--withdraw"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(offers(&[]).len(), 1);
 }
