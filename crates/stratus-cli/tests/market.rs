@@ -131,21 +131,6 @@ fn lenders_price_their_nodes_and_the_market_lists_them() {
             _ => Err(out.stderr),
         }
     });
-    let names: Vec<String> = wait_until("two nodes", Duration::from_secs(60), || {
-        let out = dev.cli(&["nodes", "ls", "--json"]);
-        let v: Value = serde_json::from_str(&out.stdout).map_err(|e| e.to_string())?;
-        let names: Vec<String> = v
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n["info"]["name"].as_str().map(str::to_string))
-            .collect();
-        if names.len() == 2 {
-            Ok(names)
-        } else {
-            Err(out.stdout)
-        }
-    });
     let offers = |args: &[&str]| -> Vec<Value> {
         let mut all = vec!["market", "offers", "--json"];
         all.extend_from_slice(args);
@@ -153,20 +138,46 @@ fn lenders_price_their_nodes_and_the_market_lists_them() {
         assert!(out.status.success(), "{}", out.stderr);
         serde_json::from_str(&out.stdout).expect("json")
     };
-    assert!(offers(&[]).is_empty());
+    // Every dev node starts with the small default offer.
+    let list = wait_until("two offers", Duration::from_secs(60), || {
+        let list = offers(&[]);
+        if list.len() == 2 {
+            Ok(list)
+        } else {
+            Err(format!("{list:?}"))
+        }
+    });
+    assert!(list.iter().all(|o| o["offer"]["cpu_second"] == 1));
 
-    // The operator owns the dev nodes; bob does not and may not price them.
+    // dev-node-j is lent by lender-j: lender-1 prices its own node, not
+    // lender-0's; bob prices neither.
+    let out = dev.cli(&["tenants", "token", "lender-1"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let lender1 = out
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    for (token, node) in [(&bob, "dev-node-0"), (&lender1, "dev-node-0")] {
+        let out = dev.cli_env(
+            &["nodes", "offer", node, "--cpu-second", "1"],
+            &[("STRATUS_TOKEN", token)],
+        );
+        assert!(!out.status.success());
+        assert!(out.stderr.contains("only its owner"), "{}", out.stderr);
+    }
     let out = dev.cli_env(
-        &["nodes", "offer", &names[0], "--cpu-second", "1"],
-        &[("STRATUS_TOKEN", &bob)],
+        &["nodes", "offer", "dev-node-1", "--cpu-second", "3"],
+        &[("STRATUS_TOKEN", &lender1)],
     );
-    assert!(!out.status.success());
-    assert!(out.stderr.contains("only its owner"), "{}", out.stderr);
+    assert!(out.status.success(), "{}", out.stderr);
 
     let out = dev.cli(&[
         "nodes",
         "offer",
-        &names[0],
+        "dev-node-0",
         "--cpu-second",
         "5",
         "--egress-gib",
@@ -175,9 +186,7 @@ fn lenders_price_their_nodes_and_the_market_lists_them() {
         "mon-fri 18:00-08:00, sat-sun",
     ]);
     assert!(out.status.success(), "{}", out.stderr);
-    let out = dev.cli(&["nodes", "offer", &names[1], "--cpu-second", "3"]);
-    assert!(out.status.success(), "{}", out.stderr);
-    let out = dev.cli(&["nodes", "offer", &names[1], "--available", "someday"]);
+    let out = dev.cli(&["nodes", "offer", "dev-node-1", "--available", "someday"]);
     assert!(!out.status.success());
     assert!(out.stderr.contains("is not a window"), "{}", out.stderr);
 
@@ -191,7 +200,7 @@ fn lenders_price_their_nodes_and_the_market_lists_them() {
             )
         })
         .collect();
-    assert_eq!(listed, [(names[1].as_str(), 3), (names[0].as_str(), 5)]);
+    assert_eq!(listed, [("dev-node-1", 3), ("dev-node-0", 5)]);
     assert_eq!(
         list[1]["offer"]["available"],
         "mon-fri 18:00-08:00, sat-sun"
@@ -202,7 +211,7 @@ fn lenders_price_their_nodes_and_the_market_lists_them() {
     let out = dev.cli(&["market", "offers", "--energy", "coal-ish"]);
     assert!(!out.status.success());
 
-    let out = dev.cli(&["nodes", "offer", &names[1], "--withdraw"]);
+    let out = dev.cli(&["nodes", "offer", "dev-node-1", "--withdraw"]);
     assert!(out.status.success(), "{}", out.stderr);
     assert_eq!(offers(&[]).len(), 1);
 }
