@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use stratus_control::now_ms;
 use stratus_control::settlement::{Settlement, SettlementError};
 use stratus_market::{Account, Amount};
+pub use stratus_state::accounts::AccountView;
 use stratus_state::accounts::{LedgerRecord, MarketCommand, MAX_PAGE};
 use stratus_state::Command;
 use utoipa::{IntoParams, ToSchema};
@@ -17,17 +18,6 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::{ApiResult, AppState, JsonBody};
-
-/// A tenant's account.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AccountView {
-    /// The tenant.
-    pub tenant: String,
-    /// What it may spend, in the pool's smallest unit.
-    pub balance: u64,
-    /// What it has in escrow for open deals.
-    pub held: u64,
-}
 
 /// Which tenant's account (the operator may name any; others only their
 /// own).
@@ -109,12 +99,7 @@ fn view(st: &AppState, tenant: &str) -> Result<AccountView, ApiError> {
                 "tenant {tenant:?} does not exist"
             )));
         }
-        let a = s.account(tenant);
-        Ok(AccountView {
-            tenant: a.tenant,
-            balance: a.balance.0,
-            held: a.held.0,
-        })
+        Ok(s.account(tenant))
     })
 }
 

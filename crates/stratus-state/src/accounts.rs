@@ -28,7 +28,6 @@ use stratus_types::{NodeId, TenantName};
 
 use crate::kv::{prefix_end, Table};
 use crate::rows::Tracked;
-
 use crate::{ApplyError, State};
 
 /// Longest operator reference on a deposit or withdrawal, in bytes.
@@ -83,13 +82,15 @@ pub struct LedgerRecord {
 }
 
 /// A tenant's account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccountView {
     /// The tenant.
     pub tenant: TenantName,
-    /// What it may spend.
+    /// What it may spend, in the pool's smallest unit.
+    #[schema(value_type = u64)]
     pub balance: Amount,
     /// What it has in escrow for open deals.
+    #[schema(value_type = u64)]
     pub held: Amount,
 }
 
@@ -155,46 +156,13 @@ impl State {
                 amount,
                 reference,
                 now_ms,
-            }
-            | MarketCommand::Withdraw {
+            } => self.cross_edge(Reason::Deposit, tenant, *amount, reference, *now_ms),
+            MarketCommand::Withdraw {
                 tenant,
                 amount,
                 reference,
                 now_ms,
-            } => {
-                self.require_tenant(tenant)?;
-                if reference.len() > MAX_REFERENCE {
-                    return Err(ApplyError::invalid(format!(
-                        "the reference is {} bytes; at most {MAX_REFERENCE}",
-                        reference.len()
-                    )));
-                }
-                let (reason, from, to) = match cmd {
-                    MarketCommand::Deposit { .. } => (
-                        Reason::Deposit,
-                        Account::External,
-                        Account::Tenant(tenant.clone()),
-                    ),
-                    _ => (
-                        Reason::Withdrawal,
-                        Account::Tenant(tenant.clone()),
-                        Account::External,
-                    ),
-                };
-                let entry = Entry {
-                    reason,
-                    refs: Refs {
-                        external: (!reference.is_empty()).then(|| reference.clone()),
-                        ..Refs::default()
-                    },
-                    transfers: vec![Transfer {
-                        from,
-                        to,
-                        amount: *amount,
-                    }],
-                };
-                self.post_entry(entry, *now_ms).map(Some)
-            }
+            } => self.cross_edge(Reason::Withdrawal, tenant, *amount, reference, *now_ms),
             MarketCommand::SetOffer { node, offer } => {
                 if !self.nodes.contains_key(node) {
                     return Err(ApplyError::not_found(format!(
@@ -215,6 +183,39 @@ impl State {
                 Ok(None)
             }
         }
+    }
+
+    /// A deposit (into `tenant`'s account) or a withdrawal (out of it): one
+    /// transfer across the pool's edge, with the operator's reference.
+    fn cross_edge(
+        &mut self,
+        reason: Reason,
+        tenant: &TenantName,
+        amount: Amount,
+        reference: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>, ApplyError> {
+        self.require_tenant(tenant)?;
+        let (from, to) = if reason == Reason::Withdrawal {
+            (Account::Tenant(tenant.clone()), Account::External)
+        } else {
+            (Account::External, Account::Tenant(tenant.clone()))
+        };
+        if reference.len() > MAX_REFERENCE {
+            return Err(ApplyError::invalid(format!(
+                "the reference is {} bytes; at most {MAX_REFERENCE}",
+                reference.len()
+            )));
+        }
+        let entry = Entry {
+            reason,
+            refs: Refs {
+                external: (!reference.is_empty()).then(|| reference.to_string()),
+                ..Refs::default()
+            },
+            transfers: vec![Transfer { from, to, amount }],
+        };
+        self.post_entry(entry, now_ms).map(Some)
     }
 
     /// Posts `entry` (all of it or nothing) and records it; returns its seq.
