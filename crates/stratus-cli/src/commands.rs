@@ -39,7 +39,7 @@ pub enum NodesCmd {
         /// Node id, prefix or name
         id: String,
     },
-    /// Set (or withdraw) a node's offer: its prices and when it takes work (the node's owner)
+    /// Set (or withdraw) a node's whole offer: its prices (those not given are 0) and when it takes work (the node's owner)
     Offer(crate::market::OfferArgs),
 }
 
