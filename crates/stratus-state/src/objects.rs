@@ -155,6 +155,38 @@ pub enum KeyScope {
     /// A random key of this version alone, sealed under the cluster KEK
     /// ([`crate::sealing::PRIVATE_SEED`]).
     Private(Sealed),
+    /// A key only the client holds (S3 SSE-C): the scope key is derived
+    /// from the client's key and `salt`
+    /// ([`stratus_chunk::CustomerKey::scope`]); `check` tells the right key
+    /// from a wrong one ([`stratus_chunk::CustomerSeal`]). Neither gives
+    /// the key back: without it the version cannot be read.
+    Customer {
+        /// Salt of the scope key (random per object or multipart upload).
+        salt: [u8; 32],
+        /// Keyed check of the client's key.
+        check: [u8; 32],
+    },
+}
+
+impl KeyScope {
+    /// The customer seal of a version sealed under a client's key (SSE-C).
+    pub fn customer_seal(&self) -> Option<stratus_chunk::CustomerSeal> {
+        match self {
+            KeyScope::Customer { salt, check } => Some(stratus_chunk::CustomerSeal {
+                salt: *salt,
+                check: *check,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The key scope of a customer seal.
+    pub fn customer(seal: stratus_chunk::CustomerSeal) -> KeyScope {
+        KeyScope::Customer {
+            salt: seal.salt,
+            check: seal.check,
+        }
+    }
 }
 
 /// One chunk of a manifest.
