@@ -38,6 +38,12 @@ pub enum CustomerKeyError {
     NotApplicable,
 }
 
+/// A new seal of `key` (a fresh random salt): of a new object or
+/// multipart upload.
+pub fn fresh_seal(key: &CustomerKey) -> CustomerSeal {
+    key.seal(rand::random())
+}
+
 /// How new data is sealed.
 pub(crate) enum Sealing<'a> {
     /// By the bucket's dedupe scope; the seed makes a private key.

@@ -82,7 +82,8 @@ use stratus_state::{Command, CommandResult, State};
 use stratus_types::{ErrorCode, NodeId, NodeStatus};
 
 pub use audit::AuditReport;
-pub use customer::CustomerKeyError;
+pub use customer::{fresh_seal, CustomerKeyError};
+pub use stratus_chunk::{CustomerKey, CustomerSeal};
 pub use images::{normalize_image_name, ImageInfo, ImportReport, FLIST_CONTENT_TYPE};
 pub use lifecycle::LifecycleReport;
 pub use maintain::{GcReport, MaintenanceStats, RepairReport, ScrubReport};
