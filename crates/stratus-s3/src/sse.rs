@@ -168,6 +168,14 @@ pub(crate) fn key_mismatch() -> S3Error {
     )
 }
 
+/// A part sent with another key than its multipart upload's (S3's 400).
+pub(crate) fn part_key_mismatch() -> S3Error {
+    s3_error!(
+        InvalidRequest,
+        "The provided encryption parameters did not match the ones used originally."
+    )
+}
+
 /// A customer key sent for a version stored without one (S3's answer).
 pub(crate) fn key_not_applicable() -> S3Error {
     s3_error!(

@@ -17,7 +17,7 @@ use super::convert::{
 };
 use super::errors::{to_s3_error, write_error};
 use super::Gateway;
-use crate::backend::{Backend, KeyStore, MAX_PART_NUMBER};
+use crate::backend::{Backend, BackendError, KeyStore, MAX_PART_NUMBER};
 use crate::listing;
 use crate::{sse, unsupported};
 
@@ -85,7 +85,10 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
             sent.as_ref().map(|k| &k.key),
         )
         .await
-        .map_err(|e| sums.error_or(write_error(e, mismatch.as_ref())))?;
+        .map_err(|e| match e {
+            BackendError::CustomerKeyMismatch => sse::part_key_mismatch(),
+            e => sums.error_or(write_error(e, mismatch.as_ref())),
+        })?;
     let sums = sums.verified();
     let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     Ok(S3Response::new(UploadPartOutput {

@@ -127,7 +127,10 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
             dst_sent.as_ref().map(|k| &k.key),
         )
         .await
-        .map_err(to_s3_error)?;
+        .map_err(|e| match e {
+            BackendError::CustomerKeyMismatch => sse::part_key_mismatch(),
+            e => to_s3_error(e),
+        })?;
     let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(dst_sent.as_ref());
     Ok(S3Response::new(UploadPartCopyOutput {
         sse_customer_algorithm,
