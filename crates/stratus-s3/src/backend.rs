@@ -597,6 +597,20 @@ pub trait Backend: Send + Sync + 'static {
         condition: Option<WriteCondition>,
     ) -> BackendResult<ObjectInfo>;
 
+    /// The seal of the customer key a multipart upload was created under
+    /// ([`PutMeta::customer_key`]), if any, so a completion can be asked
+    /// for the same key. The default is for a backend without customer
+    /// keys (no upload has one).
+    async fn upload_customer_seal(
+        &self,
+        _tenant: &str,
+        _bucket: &str,
+        _key: &str,
+        _upload_id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        Ok(None)
+    }
+
     /// Abandons an upload and frees its parts.
     async fn abort_multipart(
         &self,

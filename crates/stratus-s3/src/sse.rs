@@ -151,6 +151,22 @@ pub(crate) fn check_read(seal: Option<&CustomerSeal>, sent: Option<&SentKey>) ->
     }
 }
 
+/// Checks a write into a multipart upload sealed with `seal` (none: not
+/// SSE-C) by a request that sent `sent`: every refusal is 400 (it is not a
+/// read: no `AccessDenied`).
+pub(crate) fn check_part_key(seal: Option<&CustomerSeal>, sent: Option<&SentKey>) -> S3Result<()> {
+    match (seal, sent) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(s3_error!(
+            InvalidRequest,
+            "The multipart upload was initiated with a customer-provided encryption key; the request must carry it."
+        )),
+        (None, Some(_)) => Err(key_not_applicable()),
+        (Some(seal), Some(k)) if k.opens(seal) => Ok(()),
+        (Some(_), Some(_)) => Err(part_key_mismatch()),
+    }
+}
+
 /// An SSE-C version read without its key (S3's answer).
 pub(crate) fn key_required() -> S3Error {
     s3_error!(
@@ -371,6 +387,27 @@ mod tests {
         assert_eq!(code(check_read(Some(&seal), None)), "InvalidRequest");
         assert_eq!(code(check_read(Some(&seal), Some(&b))), "AccessDenied");
         assert_eq!(code(check_read(None, Some(&a))), "InvalidRequest");
+    }
+
+    #[test]
+    fn parts_and_completions_need_the_uploads_key_and_say_400() {
+        let a = customer_key(h(Some(AES256), Some(KEY), Some(MD5)))
+            .expect("ok")
+            .expect("some");
+        let b = customer_key(h(Some(AES256), Some(OTHER), Some(OTHER_MD5)))
+            .expect("ok")
+            .expect("some");
+        let seal = a.key.seal([4; 32]);
+        assert!(check_part_key(Some(&seal), Some(&a)).is_ok());
+        assert!(check_part_key(None, None).is_ok());
+        for r in [
+            check_part_key(Some(&seal), None),
+            check_part_key(Some(&seal), Some(&b)),
+            check_part_key(None, Some(&a)),
+        ] {
+            let e = r.expect_err("refused");
+            assert_eq!(e.code().as_str(), "InvalidRequest");
+        }
     }
 
     #[test]

@@ -761,6 +761,22 @@ impl Backend for StoreBackend {
         })
     }
 
+    async fn upload_customer_seal(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        self.upload(tenant, bucket, key, upload_id)?;
+        Ok(self.read(|s| {
+            s.store
+                .upload_attrs_of(upload_id)
+                .customer_seal
+                .map(Into::into)
+        }))
+    }
+
     async fn abort_multipart(
         &self,
         tenant: &str,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
-    CustomerKey, DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
+    CustomerKey, CustomerSeal, DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
     Versioning, WriteCondition,
 };
 use stratus_s3::StoreBackend;
@@ -214,6 +214,15 @@ impl Backend for Fresh {
         self.inner
             .complete_multipart(t, &self.b(b), k, id, parts, condition)
             .await
+    }
+    async fn upload_customer_seal(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        self.inner.upload_customer_seal(t, &self.b(b), k, id).await
     }
     async fn abort_multipart(&self, t: &str, b: &str, k: &str, id: &str) -> BackendResult<()> {
         self.inner.abort_multipart(t, &self.b(b), k, id).await

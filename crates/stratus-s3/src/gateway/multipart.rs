@@ -111,9 +111,18 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let tenant = gw.tenant(&req)?;
     let input = req.input;
-    // The parts were sealed under the upload's key already; a key sent
-    // here is checked for form only (S3 wants it only with checksums).
-    sse::customer_key(sse::customer_of!(input))?;
+    // An upload under a customer key completes only with that key.
+    let sent = sse::customer_key(sse::customer_of!(input))?;
+    match gw
+        .backend
+        .upload_customer_seal(&tenant, &input.bucket, &input.key, &input.upload_id)
+        .await
+    {
+        Ok(seal) => sse::check_part_key(seal.as_ref(), sent.as_ref())?,
+        // A completed upload is answered by the completion itself.
+        Err(BackendError::NoSuchUpload) => {}
+        Err(e) => return Err(to_s3_error(e)),
+    }
     let listed = input
         .multipart_upload
         .and_then(|m| m.parts)

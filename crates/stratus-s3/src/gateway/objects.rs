@@ -577,6 +577,7 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
             ..Default::default()
         }),
         version_id: version_header(&info.version_id),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         ..Default::default()
     }))
 }

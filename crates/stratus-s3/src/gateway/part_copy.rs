@@ -133,6 +133,7 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
         })?;
     let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(dst_sent.as_ref());
     Ok(S3Response::new(UploadPartCopyOutput {
+        server_side_encryption: dst_sent.is_none().then(sse::at_rest).flatten(),
         sse_customer_algorithm,
         sse_customer_key_md5,
         copy_part_result: Some(CopyPartResult {

@@ -769,6 +769,16 @@ impl Backend for MemBackend {
         Ok(info)
     }
 
+    async fn upload_customer_seal(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        Ok(self.lock().upload(tenant, bucket, key, upload_id)?.seal)
+    }
+
     async fn abort_multipart(
         &self,
         tenant: &str,

@@ -87,6 +87,11 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
         .create_multipart(A, "sse", "mp", keyed(&key))
         .await
         .expect("create upload under a key");
+    let useal = b
+        .upload_customer_seal(A, "sse", "mp", &id)
+        .await
+        .expect("the upload's seal");
+    assert!(useal.is_some_and(|s| s.opens_with(&key) && !s.opens_with(&other)));
     let part = vec![3u8; usize::try_from(MIN_PART_SIZE).expect("fits")];
     let p1 = b
         .upload_part_sealed(A, "sse", "mp", &id, 1, chunked(&part, 1 << 16), None, Some(&key))
@@ -137,6 +142,10 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
         .create_multipart(A, "sse", "mp2", PutMeta::default())
         .await
         .expect("plain upload");
+    assert_eq!(
+        b.upload_customer_seal(A, "sse", "mp2", &plain).await,
+        Ok(None)
+    );
     assert_eq!(
         err(b
             .upload_part_sealed(A, "sse", "mp2", &plain, 1, chunked(b"z", 1), None, Some(&key))
