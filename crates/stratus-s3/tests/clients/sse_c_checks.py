@@ -62,6 +62,14 @@ def sse(key):
     return {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key}
 
 
+def sse_b64(key):
+    """The SSE-C arguments as the headers carry them (for operations whose
+    key botocore does not encode itself, such as CompleteMultipartUpload)."""
+    return {"SSECustomerAlgorithm": "AES256",
+            "SSECustomerKey": base64.b64encode(key).decode(),
+            "SSECustomerKeyMD5": md5_b64(key)}
+
+
 def src_sse(key):
     return {"CopySourceSSECustomerAlgorithm": "AES256", "CopySourceSSECustomerKey": key}
 
@@ -103,17 +111,32 @@ def checks(s3, key_a, keep_bucket):
     s3.put_object(Bucket=bucket, Key="plain", Body=b"plain")
     expect(failure(lambda: s3.get_object(Bucket=bucket, Key="plain", **sse(key_a)))
            == ("InvalidRequest", 400), "a key for a plain object is 400")
-    wrong_md5 = dict(sse(key_a), SSECustomerKeyMD5="AAAAAAAAAAAAAAAAAAAAAA==")
-    expect(failure(lambda: s3.put_object(Bucket=bucket, Key="x", Body=b"x", **wrong_md5))
-           == ("InvalidArgument", 400), "a wrong key MD5 is 400 InvalidArgument")
-    expect(failure(lambda: s3.put_object(Bucket=bucket, Key="x", Body=b"x",
-                                         SSECustomerAlgorithm="AES256",
-                                         SSECustomerKey=b"short"))[1] == 400,
-           "a key that is not 32 bytes is 400")
-    expect(failure(lambda: s3.put_object(Bucket=bucket, Key="x", Body=b"x",
-                                         SSECustomerAlgorithm="AES192",
-                                         SSECustomerKey=key_a))[1] == 400,
-           "an algorithm other than AES256 is 400")
+    b64 = base64.b64encode(key_a).decode()
+    for what, headers in [
+        ("a wrong key MD5", {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+                             "x-amz-server-side-encryption-customer-key": b64,
+                             "x-amz-server-side-encryption-customer-key-md5": "AAAAAAAAAAAAAAAAAAAAAA=="}),
+        ("no key MD5", {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+                        "x-amz-server-side-encryption-customer-key": b64}),
+        ("a 5-byte key", {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+                          "x-amz-server-side-encryption-customer-key": "c2hvcnQ=",
+                          "x-amz-server-side-encryption-customer-key-md5": md5_b64(b"short")}),
+        ("AES192", {"x-amz-server-side-encryption-customer-algorithm": "AES192",
+                    "x-amz-server-side-encryption-customer-key": b64,
+                    "x-amz-server-side-encryption-customer-key-md5": md5_b64(key_a)}),
+        ("a key without algorithm", {"x-amz-server-side-encryption-customer-key": b64,
+                                     "x-amz-server-side-encryption-customer-key-md5": md5_b64(key_a)}),
+    ]:
+        def inject(params, headers=headers, **_):
+            params["headers"].update(headers)
+        s3.meta.events.register("before-call.s3.PutObject", inject, unique_id="ssec-inject")
+        try:
+            got = failure(lambda: s3.put_object(Bucket=bucket, Key="x", Body=b"x"))
+        finally:
+            s3.meta.events.unregister("before-call.s3.PutObject", unique_id="ssec-inject")
+        expect(got == ("InvalidArgument", 400), "%s: %r, want 400 InvalidArgument" % (what, got))
+    expect(failure(lambda: s3.head_object(Bucket=bucket, Key="x"))[1] == 404,
+           "refused SSE-C puts stored nothing")
     expect(failure(lambda: s3.put_object(Bucket=bucket, Key="x", Body=b"x",
                                          ServerSideEncryption="aws:kms"))
            == ("NotImplemented", 501), "SSE-KMS is not implemented")
@@ -154,8 +177,16 @@ def checks(s3, key_a, keep_bucket):
                              CopySource={"Bucket": bucket, "Key": "o"},
                              CopySourceRange="bytes=0-99", **src_sse(key_a),
                              **sse(key_a))["CopyPartResult"]["ETag"]
-    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload={
-        "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    parts = {"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]}
+    expect(failure(lambda: s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid,
+                                                        MultipartUpload=parts))[1] == 400,
+           "a completion without the upload's key is 400")
+    expect(failure(lambda: s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid,
+                                                        MultipartUpload=parts,
+                                                        **sse_b64(key_b)))[1] == 400,
+           "a completion with another key is 400")
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=uid, MultipartUpload=parts,
+                                 **sse_b64(key_a))
     got = s3.get_object(Bucket=bucket, Key="mp", **sse(key_a))["Body"].read()
     expect(got == p1 + body[:100], "the multipart object with its key")
     r = s3.get_object(Bucket=bucket, Key="mp", PartNumber=2, **sse(key_a))
