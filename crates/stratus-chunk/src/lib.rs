@@ -137,11 +137,11 @@ mod seal;
 pub mod wrap;
 
 pub use chunker::{chunk_all, ChunkerParams, StreamChunker};
+pub use customer::{CustomerKey, CustomerSeal};
 pub use erasure::{
     decode_stripe, decode_stripe_owned, encode_stripe, piece_id, piece_len, rebuild_pieces,
     Profile, MAX_PIECES,
 };
-pub use customer::{CustomerKey, CustomerSeal};
 pub use error::ChunkError;
 pub use ids::{ChunkId, PieceId, ScopeKey};
 pub use pack::{ChunkRef, PackBuilder};

@@ -445,7 +445,10 @@ pub trait Backend: Send + Sync + 'static {
         customer: Option<&CustomerKey>,
     ) -> BackendResult<(ObjectInfo, ByteStream)> {
         match customer {
-            None => self.get_object(tenant, bucket, key, version_id, range).await,
+            None => {
+                self.get_object(tenant, bucket, key, version_id, range)
+                    .await
+            }
             Some(_) => Err(BackendError::CustomerKeyNotApplicable),
         }
     }

@@ -193,8 +193,8 @@ pub use async_trait::async_trait;
 pub use backend::{
     Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo,
     ByteRange, ByteStream, CustomerKey, CustomerSeal, DeleteOutcome, KeyRecord, KeyStore,
-    MetadataDirective, ObjectInfo,
-    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
+    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
+    WriteCondition,
 };
 pub use gateway::{to_s3_error, Gateway};
 pub use s3s;

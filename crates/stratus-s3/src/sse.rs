@@ -303,6 +303,19 @@ pub(crate) fn echo(sent: Option<&SentKey>) -> (Option<String>, Option<String>) {
     }
 }
 
+/// [`echo`] as response headers (for outputs without the fields).
+pub(crate) fn echo_headers(headers: &mut http::HeaderMap, sent: Option<&SentKey>) {
+    if let Some(k) = sent {
+        headers.insert(
+            "x-amz-server-side-encryption-customer-algorithm",
+            http::HeaderValue::from_static(AES256),
+        );
+        if let Ok(v) = http::HeaderValue::from_str(&k.md5) {
+            headers.insert("x-amz-server-side-encryption-customer-key-md5", v);
+        }
+    }
+}
+
 /// Standard base64 (with padding).
 pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -341,7 +354,9 @@ mod tests {
     }
 
     fn code(r: S3Result<Option<SentKey>>) -> String {
-        r.err().map(|e| e.code().as_str().to_owned()).unwrap_or_default()
+        r.err()
+            .map(|e| e.code().as_str().to_owned())
+            .unwrap_or_default()
     }
 
     #[test]

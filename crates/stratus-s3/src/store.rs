@@ -30,9 +30,8 @@ use stratus_types::ErrorCode;
 use crate::backend::{
     check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
     BucketInfo, ByteRange, ByteStream, CustomerKey, DeleteOutcome, KeyRecord, KeyStore,
-    MetadataDirective,
-    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
-    MIN_PART_SIZE,
+    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
+    WriteCondition, MIN_PART_SIZE,
 };
 
 /// The [`Backend`] over a replica's [`Store`].
@@ -757,7 +756,11 @@ impl Backend for StoreBackend {
             headers: attrs.headers,
             tags: attrs.tags,
             part_sizes: attrs.part_sizes,
-            customer_seal: u.parts.values().next().and_then(|p| p.data.scope.customer_seal()),
+            customer_seal: u
+                .parts
+                .values()
+                .next()
+                .and_then(|p| p.data.scope.customer_seal()),
         })
     }
 

@@ -83,7 +83,6 @@ use stratus_types::{ErrorCode, NodeId, NodeStatus};
 
 pub use audit::AuditReport;
 pub use customer::{fresh_seal, CustomerKeyError};
-pub use stratus_chunk::{CustomerKey, CustomerSeal};
 pub use images::{normalize_image_name, ImageInfo, ImportReport, FLIST_CONTENT_TYPE};
 pub use lifecycle::LifecycleReport;
 pub use maintain::{GcReport, MaintenanceStats, RepairReport, ScrubReport};
@@ -91,6 +90,7 @@ pub use modules::{IngestedModule, StoredModule, MODULE_CONTENT_TYPE};
 pub use net::NetPieces;
 pub use read::ByteRange;
 pub use s3api::PartPut;
+pub use stratus_chunk::{CustomerKey, CustomerSeal};
 /// A pinned image (defined with the other workload references).
 pub use stratus_types::ImageRef;
 pub use usage::NodeSpace;

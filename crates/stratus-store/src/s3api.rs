@@ -145,7 +145,10 @@ impl Store {
                 )));
             }
             // Read with the client's key and written again, never shared.
-            if v.data.as_ref().is_some_and(|d| d.scope.customer_seal().is_some()) {
+            if v.data
+                .as_ref()
+                .is_some_and(|d| d.scope.customer_seal().is_some())
+            {
                 return Err(crate::CustomerKeyError::Required.into());
             }
             let attrs = s.store.version_attrs(src_bucket, src_key, &v.version_id);

@@ -291,8 +291,14 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
-        self.ingest_sealed(tenant, bucket, body, Sealing::Bucket(private_seed), prechunked)
-            .await
+        self.ingest_sealed(
+            tenant,
+            bucket,
+            body,
+            Sealing::Bucket(private_seed),
+            prechunked,
+        )
+        .await
     }
 
     /// [`Store::ingest`] under the key `sealing` says.

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
-    CustomerKey, CustomerSeal, DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
-    Versioning, WriteCondition,
+    CustomerKey, CustomerSeal, DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta,
+    UploadInfo, VersionEntry, Versioning, WriteCondition,
 };
 use stratus_s3::StoreBackend;
 use stratus_testkit::{Cluster, Options};
@@ -105,7 +105,9 @@ impl Backend for Fresh {
         r: Option<ByteRange>,
         c: Option<&CustomerKey>,
     ) -> BackendResult<(ObjectInfo, ByteStream)> {
-        self.inner.get_object_sealed(t, &self.b(b), k, v, r, c).await
+        self.inner
+            .get_object_sealed(t, &self.b(b), k, v, r, c)
+            .await
     }
     async fn head_object(
         &self,

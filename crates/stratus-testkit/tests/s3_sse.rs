@@ -81,7 +81,9 @@ async fn sse_c_with_boto3_and_no_key_left_behind() -> Result<()> {
     let c = cluster.control(0)?;
     let scope = c.state().read(|s| {
         let v = s.store.versions("sse-keep", "diary.txt");
-        v.last().and_then(|v| v.data.as_ref()).map(|d| d.scope.clone())
+        v.last()
+            .and_then(|v| v.data.as_ref())
+            .map(|d| d.scope.clone())
     });
     let Some(KeyScope::Customer { salt, check }) = scope else {
         bail!("the object is not sealed under a customer key: {scope:?}");
@@ -132,7 +134,10 @@ async fn sse_c_with_boto3_and_no_key_left_behind() -> Result<()> {
         dir.display()
     );
     let found = holding(dir, &key);
-    assert!(found.is_empty(), "the customer key in plaintext in {found:?}");
+    assert!(
+        found.is_empty(),
+        "the customer key in plaintext in {found:?}"
+    );
     cluster.shutdown().await;
     Ok(())
 }

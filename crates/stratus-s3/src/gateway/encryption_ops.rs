@@ -120,7 +120,6 @@ pub(super) async fn get_bucket_encryption<B: Backend, K: KeyStore>(
                     sse_algorithm: ServerSideEncryption::from(doc.algorithm),
                 }),
                 bucket_key_enabled: doc.bucket_key_enabled,
-                ..Default::default()
             }],
         }),
     }))
@@ -153,7 +152,7 @@ mod tests {
                 kms_master_key_id: kms.map(str::to_owned),
                 sse_algorithm: ServerSideEncryption::from_static(alg),
             }),
-            ..Default::default()
+            bucket_key_enabled: None,
         };
         ServerSideEncryptionConfiguration {
             rules: vec![rule; n],

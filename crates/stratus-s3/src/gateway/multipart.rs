@@ -166,7 +166,7 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
         }
         r => r,
     }?;
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    let mut resp = S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         e_tag: Some(etag(&info.etag)),
         key: Some(input.key.clone()),
@@ -174,7 +174,10 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
         version_id: version_header(&info.version_id),
         server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         ..Default::default()
-    }))
+    });
+    // s3s 0.14's output has no SSE-C fields; S3 sends the headers.
+    sse::echo_headers(&mut resp.headers, sent.as_ref());
+    Ok(resp)
 }
 
 pub(super) async fn abort_multipart_upload<B: Backend, K: KeyStore>(

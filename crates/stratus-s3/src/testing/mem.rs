@@ -12,9 +12,8 @@ use md5::{Digest, Md5};
 use crate::backend::{
     check_bucket_config, check_tags, Backend, BackendError, BackendResult, BucketAccessDocs,
     BucketConfigKind, BucketInfo, ByteRange, ByteStream, CustomerKey, CustomerSeal, DeleteOutcome,
-    KeyRecord, KeyStore,
-    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
-    WriteCondition, MIN_PART_SIZE, NULL_VERSION,
+    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
+    VersionEntry, Versioning, WriteCondition, MIN_PART_SIZE, NULL_VERSION,
 };
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
@@ -609,7 +608,11 @@ impl Backend for MemBackend {
         mut meta: PutMeta,
     ) -> BackendResult<String> {
         check_tags(&meta.tags)?;
-        let seal = meta.customer_key.take().as_ref().map(stratus_store::fresh_seal);
+        let seal = meta
+            .customer_key
+            .take()
+            .as_ref()
+            .map(stratus_store::fresh_seal);
         let mut s = self.lock();
         s.bucket(tenant, bucket)?;
         let now = s.now();

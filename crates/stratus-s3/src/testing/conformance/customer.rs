@@ -2,9 +2,7 @@
 //! client's key reads (and takes parts) only with that key.
 
 use super::{chunked, read_all, A, MIN_PART_SIZE};
-use crate::backend::{
-    Backend, BackendError, ByteRange, CustomerKey, MetadataDirective, PutMeta,
-};
+use crate::backend::{Backend, BackendError, ByteRange, CustomerKey, MetadataDirective, PutMeta};
 
 fn keyed(k: &CustomerKey) -> PutMeta {
     PutMeta {
@@ -30,7 +28,9 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
         .put_object(A, "sse", "k", keyed(&key), chunked(&body, 4), None)
         .await
         .expect("put under a customer key");
-    let seal = put.customer_seal.expect("a put under a key reports its seal");
+    let seal = put
+        .customer_seal
+        .expect("a put under a key reports its seal");
     assert!(seal.opens_with(&key) && !seal.opens_with(&other));
     let head = b.head_object(A, "sse", "k", None).await.expect("head");
     assert_eq!(head.customer_seal, Some(seal), "head reports the seal");
@@ -55,7 +55,9 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
         "no key, no read"
     );
     assert_eq!(
-        err(b.get_object_sealed(A, "sse", "k", None, None, Some(&other)).await),
+        err(b
+            .get_object_sealed(A, "sse", "k", None, None, Some(&other))
+            .await),
         Some(BackendError::CustomerKeyMismatch),
         "another key does not read it"
     );
@@ -67,11 +69,20 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
         "a sealed version is not copied without its key"
     );
 
-    b.put_object(A, "sse", "plain", PutMeta::default(), chunked(b"x", 1), None)
-        .await
-        .expect("plain put");
+    b.put_object(
+        A,
+        "sse",
+        "plain",
+        PutMeta::default(),
+        chunked(b"x", 1),
+        None,
+    )
+    .await
+    .expect("plain put");
     assert_eq!(
-        err(b.get_object_sealed(A, "sse", "plain", None, None, Some(&key)).await),
+        err(b
+            .get_object_sealed(A, "sse", "plain", None, None, Some(&key))
+            .await),
         Some(BackendError::CustomerKeyNotApplicable),
         "a key for a version stored without one"
     );
@@ -94,7 +105,16 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
     assert!(useal.is_some_and(|s| s.opens_with(&key) && !s.opens_with(&other)));
     let part = vec![3u8; usize::try_from(MIN_PART_SIZE).expect("fits")];
     let p1 = b
-        .upload_part_sealed(A, "sse", "mp", &id, 1, chunked(&part, 1 << 16), None, Some(&key))
+        .upload_part_sealed(
+            A,
+            "sse",
+            "mp",
+            &id,
+            1,
+            chunked(&part, 1 << 16),
+            None,
+            Some(&key),
+        )
         .await
         .expect("part with the key");
     for (k, want) in [
@@ -110,18 +130,20 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
         );
     }
     let p2 = b
-        .upload_part_sealed(A, "sse", "mp", &id, 2, chunked(b"tail", 2), None, Some(&key))
-        .await
-        .expect("last part");
-    let done = b
-        .complete_multipart(
+        .upload_part_sealed(
             A,
             "sse",
             "mp",
             &id,
-            vec![(1, p1.etag), (2, p2.etag)],
+            2,
+            chunked(b"tail", 2),
             None,
+            Some(&key),
         )
+        .await
+        .expect("last part");
+    let done = b
+        .complete_multipart(A, "sse", "mp", &id, vec![(1, p1.etag), (2, p2.etag)], None)
         .await
         .expect("complete");
     assert!(done.customer_seal.is_some_and(|s| s.opens_with(&key)));
@@ -148,7 +170,16 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
     );
     assert_eq!(
         err(b
-            .upload_part_sealed(A, "sse", "mp2", &plain, 1, chunked(b"z", 1), None, Some(&key))
+            .upload_part_sealed(
+                A,
+                "sse",
+                "mp2",
+                &plain,
+                1,
+                chunked(b"z", 1),
+                None,
+                Some(&key)
+            )
             .await),
         Some(BackendError::CustomerKeyNotApplicable)
     );
