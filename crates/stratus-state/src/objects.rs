@@ -168,27 +168,6 @@ pub enum KeyScope {
     },
 }
 
-impl KeyScope {
-    /// The customer seal of a version sealed under a client's key (SSE-C).
-    pub fn customer_seal(&self) -> Option<stratus_chunk::CustomerSeal> {
-        match self {
-            KeyScope::Customer { salt, check } => Some(stratus_chunk::CustomerSeal {
-                salt: *salt,
-                check: *check,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The key scope of a customer seal.
-    pub fn customer(seal: stratus_chunk::CustomerSeal) -> KeyScope {
-        KeyScope::Customer {
-            salt: seal.salt,
-            check: seal.check,
-        }
-    }
-}
-
 /// One chunk of a manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestChunk {
@@ -992,13 +971,16 @@ pub use health::{RedundancyHealth, RepairItem};
 #[path = "objects_attrs.rs"]
 mod attrs;
 pub use attrs::{
-    check_tag_rules, is_precondition_failed, precondition_failed, validate_tags, VersionAttrs,
-    WriteCondition, MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS,
-    PRECONDITION_FAILED, STORED_HEADERS,
+    check_tag_rules, is_precondition_failed, precondition_failed, validate_tags, CustomerSealDoc,
+    VersionAttrs, WriteCondition, MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS,
+    MAX_TAG_VALUE_CHARS, PRECONDITION_FAILED, STORED_HEADERS,
 };
 
 #[path = "objects_apply.rs"]
 mod apply;
+
+#[path = "objects_customer.rs"]
+mod customer;
 
 #[cfg(test)]
 #[path = "objects_tests.rs"]
