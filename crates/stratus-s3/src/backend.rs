@@ -47,6 +47,7 @@ pub const STORED_HEADERS: [&str; 5] = [
 ];
 
 pub use stratus_state::objects::{MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS};
+pub use stratus_store::{CustomerKey, CustomerSeal};
 
 /// Checks S3's tag rules ([`MAX_TAGS`], [`MAX_TAG_KEY_CHARS`],
 /// [`MAX_TAG_VALUE_CHARS`]: the state's, which checks them again in
@@ -140,6 +141,17 @@ pub enum BackendError {
     /// `InvalidPartNumber`).
     #[error("invalid part number")]
     InvalidPartNumber,
+    /// The version (or upload) is sealed under a customer key (SSE-C) and
+    /// the request carries none (S3's 400 `InvalidRequest`).
+    #[error("the object is encrypted with a customer-provided key; the request must carry it")]
+    CustomerKeyRequired,
+    /// The request's customer key is not the version's (or upload's).
+    #[error("the customer-provided key does not match the object's")]
+    CustomerKeyMismatch,
+    /// The request carries a customer key for a version (or upload) that
+    /// was stored without one (S3's 400 `InvalidRequest`).
+    #[error("the encryption parameters are not applicable to this object")]
+    CustomerKeyNotApplicable,
 }
 
 /// Result of a [`Backend`] call.
@@ -177,6 +189,11 @@ pub struct PutMeta {
     /// A precondition the write must meet, checked atomically with it
     /// (puts and copies; ignored by `create_multipart`).
     pub condition: Option<WriteCondition>,
+    /// The client's key (S3 SSE-C) of a put or of a multipart upload to
+    /// be: the version (or every part) is sealed under it, and only it
+    /// reads the version back ([`Backend::get_object_sealed`]). Ignored by
+    /// `copy_object` (a copy under a key is a read and a put).
+    pub customer_key: Option<CustomerKey>,
 }
 
 /// What metadata a copy gives the destination.
@@ -218,6 +235,9 @@ pub struct ObjectInfo {
     /// Sizes of the parts of a version completed from a multipart upload,
     /// in order; empty for a simple upload (which is one part).
     pub part_sizes: Vec<u64>,
+    /// The seal of the customer key (S3 SSE-C) the version is sealed
+    /// under, if any: [`CustomerSeal::opens_with`] tells the right key.
+    pub customer_seal: Option<CustomerSeal>,
 }
 
 impl ObjectInfo {
@@ -407,6 +427,58 @@ pub trait Backend: Send + Sync + 'static {
         range: Option<ByteRange>,
     ) -> BackendResult<(ObjectInfo, ByteStream)>;
 
+    /// [`Backend::get_object`] with the request's customer key (S3 SSE-C).
+    /// A version sealed under a customer key reads only with that key
+    /// ([`BackendError::CustomerKeyRequired`] without one,
+    /// [`BackendError::CustomerKeyMismatch`] with another); a key given for
+    /// a version without one is [`BackendError::CustomerKeyNotApplicable`].
+    /// `get_object` is this without a key. The default is for a backend
+    /// without customer keys.
+    #[allow(clippy::too_many_arguments)]
+    async fn get_object_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+        customer: Option<&CustomerKey>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)> {
+        match customer {
+            None => {
+                self.get_object(tenant, bucket, key, version_id, range)
+                    .await
+            }
+            Some(_) => Err(BackendError::CustomerKeyNotApplicable),
+        }
+    }
+
+    /// [`Backend::upload_part`] with the request's customer key: a part of
+    /// an upload created with [`PutMeta::customer_key`] must carry that
+    /// key, and a part of any other upload none (the errors of
+    /// [`Backend::get_object_sealed`]). `upload_part` is this without a
+    /// key. The default is for a backend without customer keys.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_part_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        size_hint: Option<u64>,
+        customer: Option<&CustomerKey>,
+    ) -> BackendResult<PartInfo> {
+        match customer {
+            None => {
+                self.upload_part(tenant, bucket, key, upload_id, part_number, body, size_hint)
+                    .await
+            }
+            Some(_) => Err(BackendError::CustomerKeyNotApplicable),
+        }
+    }
+
     /// An object's metadata, with the same version rules as
     /// [`Backend::get_object`].
     async fn head_object(
@@ -441,7 +513,9 @@ pub trait Backend: Send + Sync + 'static {
     /// MD5 of the bytes, which is the source's etag when the source was a
     /// simple upload (a backend may keep a multipart source's etag as is).
     /// `Copy` keeps the source's content type, user metadata, stored headers
-    /// and tags; `Replace` takes the given ones (and its condition).
+    /// and tags; `Replace` takes the given ones (and its condition). A source
+    /// sealed under a customer key is [`BackendError::CustomerKeyRequired`]:
+    /// such a copy is a read with the key and a put.
     #[allow(clippy::too_many_arguments)]
     async fn copy_object(
         &self,
@@ -525,6 +599,20 @@ pub trait Backend: Send + Sync + 'static {
         parts: Vec<(u32, String)>,
         condition: Option<WriteCondition>,
     ) -> BackendResult<ObjectInfo>;
+
+    /// The seal of the customer key a multipart upload was created under
+    /// ([`PutMeta::customer_key`]), if any, so a completion can be asked
+    /// for the same key. The default is for a backend without customer
+    /// keys (no upload has one).
+    async fn upload_customer_seal(
+        &self,
+        _tenant: &str,
+        _bucket: &str,
+        _key: &str,
+        _upload_id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        Ok(None)
+    }
 
     /// Abandons an upload and frees its parts.
     async fn abort_multipart(

@@ -31,6 +31,7 @@ mod checksums;
 mod conditions;
 mod convert;
 mod cors_ops;
+mod encryption_ops;
 mod errors;
 mod lifecycle;
 mod list;
@@ -39,6 +40,7 @@ mod object_tagging;
 mod objects;
 mod part_copy;
 mod readers;
+mod sse_copy;
 mod tagging;
 
 use std::sync::Arc;
@@ -64,6 +66,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 use crate::backend::{Backend, KeyStore};
 
+pub(crate) use body::base64_decode;
 pub use errors::to_s3_error;
 
 /// The S3 gateway: an s3s [`S3`] implementation over a [`Backend`], acting
@@ -379,6 +382,27 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<s3s::dto::DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<s3s::dto::DeleteBucketCorsOutput>> {
         cors_ops::delete_bucket_cors(self, req).await
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<s3s::dto::PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketEncryptionOutput>> {
+        encryption_ops::put_bucket_encryption(self, req).await
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<s3s::dto::GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketEncryptionOutput>> {
+        encryption_ops::get_bucket_encryption(self, req).await
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketEncryptionOutput>> {
+        encryption_ops::delete_bucket_encryption(self, req).await
     }
 
     async fn put_bucket_lifecycle_configuration(

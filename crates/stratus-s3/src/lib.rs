@@ -192,8 +192,9 @@ use s3s::{s3_error, S3Result};
 pub use async_trait::async_trait;
 pub use backend::{
     Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo,
-    ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
-    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
+    ByteRange, ByteStream, CustomerKey, CustomerSeal, DeleteOutcome, KeyRecord, KeyStore,
+    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
+    WriteCondition,
 };
 pub use gateway::{to_s3_error, Gateway};
 pub use s3s;

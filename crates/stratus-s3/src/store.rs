@@ -24,14 +24,14 @@ use stratus_state::objects::{
     WriteCondition as StateCondition, NULL_VERSION, PRECONDITION_FAILED,
 };
 use stratus_state::State;
-use stratus_store::{Store, StoreError};
+use stratus_store::{CustomerKeyError, CustomerSeal, Store, StoreError};
 use stratus_types::ErrorCode;
 
 use crate::backend::{
     check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
-    BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective,
-    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
-    MIN_PART_SIZE,
+    BucketInfo, ByteRange, ByteStream, CustomerKey, DeleteOutcome, KeyRecord, KeyStore,
+    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
+    WriteCondition, MIN_PART_SIZE,
 };
 
 /// The [`Backend`] over a replica's [`Store`].
@@ -116,6 +116,13 @@ fn owned<'a>(s: &'a State, tenant: &str, bucket: &str) -> BackendResult<&'a Buck
 
 /// Maps a store error; `not_found` is what `NotFound` means in context.
 fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
+    if let StoreError::CustomerKey(k) = &e {
+        return match k {
+            CustomerKeyError::Required => BackendError::CustomerKeyRequired,
+            CustomerKeyError::Mismatch => BackendError::CustomerKeyMismatch,
+            CustomerKeyError::NotApplicable => BackendError::CustomerKeyNotApplicable,
+        };
+    }
     match e.code() {
         ErrorCode::NotFound => not_found,
         ErrorCode::Forbidden | ErrorCode::Unauthenticated => BackendError::AccessDenied,
@@ -148,7 +155,13 @@ fn info(key: &str, v: &ObjectVersion) -> ObjectInfo {
         headers: BTreeMap::new(),
         tags: BTreeMap::new(),
         part_sizes: Vec::new(),
+        customer_seal: seal_of(v),
     }
+}
+
+/// The customer seal of a version sealed under a client's key (SSE-C).
+fn seal_of(v: &ObjectVersion) -> Option<CustomerSeal> {
+    v.data.as_ref().and_then(|d| d.scope.customer_seal())
 }
 
 /// A version with its attributes.
@@ -336,9 +349,22 @@ impl Backend for StoreBackend {
         crate::backend::check_tags(&meta.tags)?;
         let r = self
             .store
-            .put(tenant, bucket, key, store_meta(meta.clone()), body)
+            .put_sealed(
+                tenant,
+                bucket,
+                key,
+                store_meta(meta.clone()),
+                body,
+                meta.customer_key.as_ref(),
+            )
             .await
             .map_err(|e| write_err(e, BackendError::NoSuchBucket))?;
+        let customer_seal = self.read(|s| {
+            s.store
+                .version(bucket, key, Some(&r.version_id))
+                .ok()
+                .and_then(|v| seal_of(&v))
+        });
         Ok(ObjectInfo {
             key: key.to_owned(),
             version_id: r.version_id,
@@ -351,6 +377,7 @@ impl Backend for StoreBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: Vec::new(),
+            customer_seal,
         })
     }
 
@@ -361,6 +388,19 @@ impl Backend for StoreBackend {
         key: &str,
         version_id: Option<&str>,
         range: Option<ByteRange>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)> {
+        self.get_object_sealed(tenant, bucket, key, version_id, range, None)
+            .await
+    }
+
+    async fn get_object_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+        customer: Option<&CustomerKey>,
     ) -> BackendResult<(ObjectInfo, ByteStream)> {
         let (v, attrs) = self.lookup(tenant, bucket, key, version_id)?;
         let range = match range {
@@ -375,7 +415,7 @@ impl Backend for StoreBackend {
         };
         let (version, stream) = self
             .store
-            .get(tenant, bucket, key, Some(&v.version_id), range)
+            .get_sealed(tenant, bucket, key, Some(&v.version_id), range, customer)
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchKey))?;
         let stream: ByteStream = Box::pin(stream.map(|r| r.map_err(std::io::Error::other)));
@@ -578,6 +618,10 @@ impl Backend for StoreBackend {
         let attrs = VersionAttrs {
             headers: meta.headers,
             tags: meta.tags,
+            customer_seal: meta
+                .customer_key
+                .as_ref()
+                .map(|k| stratus_store::fresh_seal(k).into()),
             ..VersionAttrs::default()
         };
         let r = self
@@ -607,7 +651,31 @@ impl Backend for StoreBackend {
         upload_id: &str,
         part_number: u32,
         body: ByteStream,
+        size_hint: Option<u64>,
+    ) -> BackendResult<PartInfo> {
+        self.upload_part_sealed(
+            tenant,
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            body,
+            size_hint,
+            None,
+        )
+        .await
+    }
+
+    async fn upload_part_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
         _size_hint: Option<u64>,
+        customer: Option<&CustomerKey>,
     ) -> BackendResult<PartInfo> {
         self.upload(tenant, bucket, key, upload_id)?;
         if !(1..=crate::backend::MAX_PART_NUMBER).contains(&part_number) {
@@ -617,7 +685,7 @@ impl Backend for StoreBackend {
         }
         let p = self
             .store
-            .put_part(tenant, upload_id, part_number, body)
+            .put_part_sealed(tenant, upload_id, part_number, body, customer)
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchUpload))?;
         Ok(PartInfo {
@@ -692,7 +760,28 @@ impl Backend for StoreBackend {
             headers: attrs.headers,
             tags: attrs.tags,
             part_sizes: attrs.part_sizes,
+            customer_seal: u
+                .parts
+                .values()
+                .next()
+                .and_then(|p| p.data.scope.customer_seal()),
         })
+    }
+
+    async fn upload_customer_seal(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        self.upload(tenant, bucket, key, upload_id)?;
+        Ok(self.read(|s| {
+            s.store
+                .upload_attrs_of(upload_id)
+                .customer_seal
+                .map(Into::into)
+        }))
     }
 
     async fn abort_multipart(
@@ -886,63 +975,5 @@ pub fn store_gateway(store: Store) -> crate::Gateway<StoreBackend, StoreKeys> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use stratus_state::ApplyError;
-
-    /// Every store error kind reaches S3 clients as the backend error (and
-    /// so the S3 code) its code gave before: the one mapping of store kinds
-    /// to S3 answers.
-    #[test]
-    fn every_store_error_kind_keeps_its_backend_error() {
-        let nf = || BackendError::NoSuchKey;
-        let rejected = |code| StoreError::Rejected(ApplyError::from_code(code, "why"));
-        let cases = [
-            (rejected(ErrorCode::NotFound), BackendError::NoSuchKey),
-            (StoreError::NotFound("why".into()), BackendError::NoSuchKey),
-            (rejected(ErrorCode::Forbidden), BackendError::AccessDenied),
-            (
-                rejected(ErrorCode::Unauthenticated),
-                BackendError::AccessDenied,
-            ),
-            (
-                StoreError::Invalid("why".into()),
-                BackendError::InvalidArgument("why".into()),
-            ),
-            (
-                rejected(ErrorCode::Conflict),
-                BackendError::ServiceUnavailable("why".into()),
-            ),
-            (
-                StoreError::Meta {
-                    code: ErrorCode::NoLeader,
-                    message: "why".into(),
-                },
-                BackendError::ServiceUnavailable("why".into()),
-            ),
-            (
-                StoreError::Unavailable("why".into()),
-                BackendError::ServiceUnavailable("why".into()),
-            ),
-            (
-                rejected(ErrorCode::InsufficientStorage),
-                BackendError::ServiceUnavailable("why".into()),
-            ),
-            (
-                StoreError::Internal("why".into()),
-                BackendError::Internal("why".into()),
-            ),
-            (
-                rejected(ErrorCode::TooLarge),
-                BackendError::EntityTooLarge("why".into()),
-            ),
-            (
-                rejected(ErrorCode::QuotaExceeded),
-                BackendError::QuotaExceeded("why".into()),
-            ),
-        ];
-        for (e, want) in cases {
-            assert_eq!(store_err(e, nf()), want);
-        }
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

@@ -32,17 +32,20 @@ pub enum BucketConfigKind {
     PublicAccessBlock,
     /// The canned ACL the bucket was given.
     Acl,
+    /// The default server-side encryption (S3 `PutBucketEncryption`).
+    Encryption,
 }
 
 impl BucketConfigKind {
     /// Every kind.
-    pub const ALL: [BucketConfigKind; 6] = [
+    pub const ALL: [BucketConfigKind; 7] = [
         BucketConfigKind::Lifecycle,
         BucketConfigKind::Policy,
         BucketConfigKind::Cors,
         BucketConfigKind::Tagging,
         BucketConfigKind::PublicAccessBlock,
         BucketConfigKind::Acl,
+        BucketConfigKind::Encryption,
     ];
 }
 

@@ -155,6 +155,17 @@ pub enum KeyScope {
     /// A random key of this version alone, sealed under the cluster KEK
     /// ([`crate::sealing::PRIVATE_SEED`]).
     Private(Sealed),
+    /// A key only the client holds (S3 SSE-C): the scope key is derived
+    /// from the client's key and `salt`
+    /// ([`stratus_chunk::CustomerKey::scope`]); `check` tells the right key
+    /// from a wrong one ([`stratus_chunk::CustomerSeal`]). Neither gives
+    /// the key back: without it the version cannot be read.
+    Customer {
+        /// Salt of the scope key (random per object or multipart upload).
+        salt: [u8; 32],
+        /// Keyed check of the client's key.
+        check: [u8; 32],
+    },
 }
 
 /// One chunk of a manifest.
@@ -960,13 +971,16 @@ pub use health::{RedundancyHealth, RepairItem};
 #[path = "objects_attrs.rs"]
 mod attrs;
 pub use attrs::{
-    check_tag_rules, is_precondition_failed, precondition_failed, validate_tags, VersionAttrs,
-    WriteCondition, MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS,
-    PRECONDITION_FAILED, STORED_HEADERS,
+    check_tag_rules, is_precondition_failed, precondition_failed, validate_tags, CustomerSealDoc,
+    VersionAttrs, WriteCondition, MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS,
+    MAX_TAG_VALUE_CHARS, PRECONDITION_FAILED, STORED_HEADERS,
 };
 
 #[path = "objects_apply.rs"]
 mod apply;
+
+#[path = "objects_customer.rs"]
+mod customer;
 
 #[cfg(test)]
 #[path = "objects_tests.rs"]

@@ -71,6 +71,39 @@ pub struct VersionAttrs {
     /// it again answers with this version, as S3 does).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// Of a multipart upload under a client's key (S3 SSE-C): the salt and
+    /// check its parts are sealed with ([`crate::objects::KeyScope::Customer`]),
+    /// set when it is created. Never the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_seal: Option<CustomerSealDoc>,
+}
+
+/// The salt and check of a customer key ([`stratus_chunk::CustomerSeal`]),
+/// as a JSON document holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerSealDoc {
+    /// Salt of the scope key.
+    pub salt: [u8; 32],
+    /// Keyed check of the key.
+    pub check: [u8; 32],
+}
+
+impl From<stratus_chunk::CustomerSeal> for CustomerSealDoc {
+    fn from(s: stratus_chunk::CustomerSeal) -> Self {
+        CustomerSealDoc {
+            salt: s.salt,
+            check: s.check,
+        }
+    }
+}
+
+impl From<CustomerSealDoc> for stratus_chunk::CustomerSeal {
+    fn from(s: CustomerSealDoc) -> Self {
+        stratus_chunk::CustomerSeal {
+            salt: s.salt,
+            check: s.check,
+        }
+    }
 }
 
 impl VersionAttrs {
@@ -80,6 +113,7 @@ impl VersionAttrs {
             && self.tags.is_empty()
             && self.part_sizes.is_empty()
             && self.upload_id.is_none()
+            && self.customer_seal.is_none()
     }
 
     /// The JSON document carried in commands and stored in rows.

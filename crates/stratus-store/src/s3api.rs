@@ -50,11 +50,30 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
+        self.put_part_sealed(tenant, upload_id, number, body, None)
+            .await
+    }
+
+    /// [`Store::put_part`] with the client's key of an upload created under
+    /// one (S3 SSE-C, its `customer_seal`): the part must carry exactly
+    /// that key, and an upload without one takes no key
+    /// ([`crate::CustomerKeyError`]).
+    pub async fn put_part_sealed<S>(
+        &self,
+        tenant: &str,
+        upload_id: &str,
+        number: u32,
+        body: S,
+        customer: Option<&stratus_chunk::CustomerKey>,
+    ) -> Result<PartPut, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
+    {
         if !(1..=10_000).contains(&number) {
             return Err(StoreError::invalid("part numbers go from 1 to 10000"));
         }
         let kek = self.kek()?;
-        let (bucket, secret) = self.read(|s| {
+        let (bucket, secret, seal) = self.read(|s| {
             let u = s
                 .store
                 .uploads
@@ -66,13 +85,17 @@ impl Store {
                     ))
                 })?;
             let secret = Store::master_secret(&kek, s)?;
-            Ok::<_, StoreError>((u.bucket.clone(), secret))
+            let seal = s.store.upload_attrs_of(upload_id).customer_seal;
+            Ok::<_, StoreError>((u.bucket.clone(), secret, seal.map(Into::into)))
         })?;
         if let Some(e) = self.read(|s| s.stored_bytes_full(tenant, "", "")) {
             return Err(e.into());
         }
         let seed = upload_seed(&secret, upload_id);
-        let ing = self.ingest(tenant, &bucket, body, seed, false).await?;
+        let sealing = crate::customer::part_sealing(seal, customer, seed)?;
+        let ing = self
+            .ingest_sealed(tenant, &bucket, body, sealing, false)
+            .await?;
         let created_ms = now_ms();
         self.write(StoreCommand::PutPart {
             tenant: tenant.to_string(),
@@ -120,6 +143,13 @@ impl Store {
                     "{src_bucket}/{src_key} version {} is a delete marker",
                     v.version_id
                 )));
+            }
+            // Read with the client's key and written again, never shared.
+            if v.data
+                .as_ref()
+                .is_some_and(|d| d.scope.customer_seal().is_some())
+            {
+                return Err(crate::CustomerKeyError::Required.into());
             }
             let attrs = s.store.version_attrs(src_bucket, src_key, &v.version_id);
             Ok::<_, StoreError>((v.clone(), attrs))

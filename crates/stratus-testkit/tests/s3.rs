@@ -12,8 +12,8 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
-    DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
-    Versioning, WriteCondition,
+    CustomerKey, CustomerSeal, DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta,
+    UploadInfo, VersionEntry, Versioning, WriteCondition,
 };
 use stratus_s3::StoreBackend;
 use stratus_testkit::{Cluster, Options};
@@ -96,6 +96,19 @@ impl Backend for Fresh {
     ) -> BackendResult<(ObjectInfo, ByteStream)> {
         self.inner.get_object(t, &self.b(b), k, v, r).await
     }
+    async fn get_object_sealed(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        r: Option<ByteRange>,
+        c: Option<&CustomerKey>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)> {
+        self.inner
+            .get_object_sealed(t, &self.b(b), k, v, r, c)
+            .await
+    }
     async fn head_object(
         &self,
         t: &str,
@@ -175,6 +188,22 @@ impl Backend for Fresh {
             .upload_part(t, &self.b(b), k, id, n, body, h)
             .await
     }
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_part_sealed(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        id: &str,
+        n: u32,
+        body: ByteStream,
+        h: Option<u64>,
+        c: Option<&CustomerKey>,
+    ) -> BackendResult<PartInfo> {
+        self.inner
+            .upload_part_sealed(t, &self.b(b), k, id, n, body, h, c)
+            .await
+    }
     async fn complete_multipart(
         &self,
         t: &str,
@@ -187,6 +216,15 @@ impl Backend for Fresh {
         self.inner
             .complete_multipart(t, &self.b(b), k, id, parts, condition)
             .await
+    }
+    async fn upload_customer_seal(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        self.inner.upload_customer_seal(t, &self.b(b), k, id).await
     }
     async fn abort_multipart(&self, t: &str, b: &str, k: &str, id: &str) -> BackendResult<()> {
         self.inner.abort_multipart(t, &self.b(b), k, id).await

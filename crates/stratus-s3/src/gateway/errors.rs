@@ -50,6 +50,9 @@ pub fn to_s3_error(e: BackendError) -> S3Error {
             e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
             e
         }
+        E::CustomerKeyRequired => crate::sse::key_required(),
+        E::CustomerKeyMismatch => crate::sse::key_mismatch(),
+        E::CustomerKeyNotApplicable => crate::sse::key_not_applicable(),
     }
 }
 

@@ -17,7 +17,7 @@ use super::convert::{
 };
 use super::errors::{to_s3_error, write_error};
 use super::Gateway;
-use crate::backend::{Backend, KeyStore, MAX_PART_NUMBER};
+use crate::backend::{Backend, BackendError, KeyStore, MAX_PART_NUMBER};
 use crate::listing;
 use crate::{sse, unsupported};
 
@@ -35,18 +35,24 @@ pub(super) async fn create_multipart_upload<B: Backend, K: KeyStore>(
     let tenant = gw.tenant(&req)?;
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
+    let sent = sse::customer_key(sse::customer_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
     let headers = headers_of!(input);
     let tags = tags_of_header(input.tagging.as_deref())?;
     let mut meta = put_meta(input.content_type, input.metadata);
     meta.headers = headers;
     meta.tags = tags;
+    meta.customer_key = sent.as_ref().map(|k| k.key.clone());
     let upload_id = gw
         .backend
         .create_multipart(&tenant, &input.bucket, &input.key, meta)
         .await
         .map_err(to_s3_error)?;
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     Ok(S3Response::new(CreateMultipartUploadOutput {
+        server_side_encryption: sent.is_none().then(sse::at_rest).flatten(),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(upload_id),
@@ -60,10 +66,7 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let tenant = gw.tenant(&req)?;
     let input = req.input;
-    sse::refuse_unsupported(&sse::Asked {
-        customer_key: sse::customer_key!(input),
-        ..sse::Asked::default()
-    })?;
+    let sent = sse::customer_key(sse::customer_of!(input))?;
     let n = part_number(input.part_number)?;
     let sums = super::checksums::sent_of!(input);
     let (body, mismatch) = checked_body(input.body, input.content_md5.as_deref())?;
@@ -71,7 +74,7 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
         super::checksums::check(body, &sums, &req.headers, req.trailing_headers.as_ref())?;
     let part = gw
         .backend
-        .upload_part(
+        .upload_part_sealed(
             &tenant,
             &input.bucket,
             &input.key,
@@ -79,11 +82,19 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
             n,
             body,
             content_length(input.content_length),
+            sent.as_ref().map(|k| &k.key),
         )
         .await
-        .map_err(|e| sums.error_or(write_error(e, mismatch.as_ref())))?;
+        .map_err(|e| match e {
+            BackendError::CustomerKeyMismatch => sse::part_key_mismatch(),
+            e => sums.error_or(write_error(e, mismatch.as_ref())),
+        })?;
     let sums = sums.verified();
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     Ok(S3Response::new(UploadPartOutput {
+        server_side_encryption: sent.is_none().then(sse::at_rest).flatten(),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
         checksum_crc64nvme: sums.checksum_crc64nvme,
@@ -100,6 +111,18 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let tenant = gw.tenant(&req)?;
     let input = req.input;
+    // An upload under a customer key completes only with that key.
+    let sent = sse::customer_key(sse::customer_of!(input))?;
+    match gw
+        .backend
+        .upload_customer_seal(&tenant, &input.bucket, &input.key, &input.upload_id)
+        .await
+    {
+        Ok(seal) => sse::check_part_key(seal.as_ref(), sent.as_ref())?,
+        // A completed upload is answered by the completion itself.
+        Err(BackendError::NoSuchUpload) => {}
+        Err(e) => return Err(to_s3_error(e)),
+    }
     let listed = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -143,14 +166,18 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
         }
         r => r,
     }?;
-    Ok(S3Response::new(CompleteMultipartUploadOutput {
+    let mut resp = S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         e_tag: Some(etag(&info.etag)),
         key: Some(input.key.clone()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         version_id: version_header(&info.version_id),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         ..Default::default()
-    }))
+    });
+    // s3s 0.14's output has no SSE-C fields; S3 sends the headers.
+    sse::echo_headers(&mut resp.headers, sent.as_ref());
+    Ok(resp)
 }
 
 pub(super) async fn abort_multipart_upload<B: Backend, K: KeyStore>(

@@ -32,6 +32,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     let tenant = gw.tenant(&req)?;
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
+    let sent = sse::customer_key(sse::customer_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
     // Checked by the backend when the version is committed (atomic).
     let condition = write_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
@@ -46,6 +47,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     meta.headers = headers;
     meta.tags = tags;
     meta.condition = condition;
+    meta.customer_key = sent.as_ref().map(|k| k.key.clone());
     let info = gw
         .backend
         .put_object(
@@ -64,7 +66,10 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
         r => r.map_err(|e| sums.error_or(write_error(e, mismatch.as_ref()))),
     }?;
     let sums = sums.verified();
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     Ok(S3Response::new(PutObjectOutput {
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
         checksum_crc64nvme: sums.checksum_crc64nvme,
@@ -73,7 +78,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
         e_tag: Some(etag(&info.etag)),
         size: i64::try_from(info.size).ok(),
         version_id: version_header(&info.version_id),
-        server_side_encryption: sse::at_rest(),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         ..Default::default()
     }))
 }
@@ -95,10 +100,8 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
             || input.response_content_type.is_some()
             || input.response_expires.is_some(),
     )?;
-    sse::refuse_unsupported(&sse::Asked {
-        customer_key: sse::customer_key!(input),
-        ..sse::Asked::default()
-    })?;
+    sse::refuse_on_read(&req.headers)?;
+    let sent = sse::customer_key(sse::customer_of!(input))?;
     let mut version = input.version_id.clone();
     let conditional = input.if_match.is_some()
         || input.if_none_match.is_some()
@@ -110,6 +113,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
             .head_object(&tenant, &input.bucket, &input.key, version.as_deref())
             .await
             .map_err(to_s3_error)?;
+        sse::check_read(info.customer_seal.as_ref(), sent.as_ref())?;
         precondition_error(
             evaluate(
                 &info,
@@ -139,6 +143,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
             .head_object(&tenant, &input.bucket, &input.key, version.as_deref())
             .await
             .map_err(to_s3_error)?;
+        sse::check_read(info.customer_seal.as_ref(), sent.as_ref())?;
         let (first, last, count) = info.part_range(n).map_err(to_s3_error)?;
         version = Some(info.version_id);
         parts_count = Some(count);
@@ -150,12 +155,13 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
     }
     let (info, stream) = match gw
         .backend
-        .get_object(
+        .get_object_sealed(
             &tenant,
             &input.bucket,
             &input.key,
             version.as_deref(),
             range,
+            sent.as_ref().map(|k| &k.key),
         )
         .await
     {
@@ -172,7 +178,10 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         }
         None => (info.size, None),
     };
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     let mut out = GetObjectOutput {
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         accept_ranges: Some("bytes".to_owned()),
         body: Some(blob(stream)),
         content_length: i64::try_from(len).ok(),
@@ -182,7 +191,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         last_modified: Some(timestamp(info.last_modified_ms)),
         metadata: metadata_out(&info.user_metadata),
         version_id: version_header(&info.version_id),
-        server_side_encryption: sse::at_rest(),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         tag_count: tag_count(&info),
         parts_count: parts_count.and_then(|c| i32::try_from(c).ok()),
         ..Default::default()
@@ -257,10 +266,8 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
     let tenant =
         super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
             .await?;
-    sse::refuse_unsupported(&sse::Asked {
-        customer_key: sse::customer_key!(input),
-        ..sse::Asked::default()
-    })?;
+    sse::refuse_on_read(&req.headers)?;
+    let sent = sse::customer_key(sse::customer_of!(input))?;
     let info = match gw
         .backend
         .head_object(
@@ -274,6 +281,7 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
         Ok(i) => i,
         Err(e) => return Err(read_error(gw, &tenant, &input.bucket, &input.key, e).await),
     };
+    sse::check_read(info.customer_seal.as_ref(), sent.as_ref())?;
     precondition_error(
         evaluate(
             &info,
@@ -294,7 +302,10 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
             content_range = Some(format!("bytes {first}-{last}/{}", info.size));
         }
     }
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     let mut out = HeadObjectOutput {
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         accept_ranges: Some("bytes".to_owned()),
         content_length: i64::try_from(len).ok(),
         content_range,
@@ -303,7 +314,7 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
         last_modified: Some(timestamp(info.last_modified_ms)),
         metadata: metadata_out(&info.user_metadata),
         version_id: version_header(&info.version_id),
-        server_side_encryption: sse::at_rest(),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         parts_count,
         ..Default::default()
     };
@@ -452,14 +463,9 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let tenant = gw.tenant(&req)?;
     let input = req.input;
-    sse::refuse_unsupported(&sse::Asked {
-        sse: input.server_side_encryption.as_ref(),
-        customer_key: sse::customer_key!(input)
-            || input.copy_source_sse_customer_algorithm.is_some()
-            || input.copy_source_sse_customer_key.is_some()
-            || input.copy_source_sse_customer_key_md5.is_some(),
-        kms: sse::kms!(input),
-    })?;
+    sse::refuse_unsupported(&sse::asked_of!(input))?;
+    let src_sent = sse::customer_key(sse::copy_source_customer_of!(input))?;
+    let dst_sent = sse::customer_key(sse::customer_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
     let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
     let replace = input
@@ -476,6 +482,7 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
     }
     if !replace
         && !replace_tags
+        && dst_sent.is_none()
         && src_bucket == input.bucket.as_str()
         && src_key == input.key.as_str()
         && src_version.is_none()
@@ -537,6 +544,19 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
             MetadataDirective::Replace(m)
         }
     };
+    if src_sent.is_some() || dst_sent.is_some() {
+        // Under a customer key: read with the source's, write with the
+        // destination's (no chunk is shared).
+        let copy = super::sse_copy::Copy {
+            tenant: &tenant,
+            src_bucket,
+            src_key,
+            src_version: src_version.as_deref(),
+            dst_bucket: &input.bucket,
+            dst_key: &input.key,
+        };
+        return super::sse_copy::copy_object(gw, copy, meta, src_sent, dst_sent).await;
+    }
     let info = gw
         .backend
         .copy_object(
@@ -557,17 +577,19 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
             ..Default::default()
         }),
         version_id: version_header(&info.version_id),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         ..Default::default()
     }))
 }
 
 /// The metadata of a version, to write again as it is.
-fn copied_meta(info: &ObjectInfo) -> PutMeta {
+pub(super) fn copied_meta(info: &ObjectInfo) -> PutMeta {
     PutMeta {
         content_type: info.content_type.clone(),
         user_metadata: info.user_metadata.clone(),
         headers: info.headers.clone(),
         tags: info.tags.clone(),
         condition: None,
+        customer_key: None,
     }
 }

@@ -11,9 +11,9 @@ use md5::{Digest, Md5};
 
 use crate::backend::{
     check_bucket_config, check_tags, Backend, BackendError, BackendResult, BucketAccessDocs,
-    BucketConfigKind, BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore,
-    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
-    WriteCondition, MIN_PART_SIZE, NULL_VERSION,
+    BucketConfigKind, BucketInfo, ByteRange, ByteStream, CustomerKey, CustomerSeal, DeleteOutcome,
+    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
+    VersionEntry, Versioning, WriteCondition, MIN_PART_SIZE, NULL_VERSION,
 };
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
@@ -56,8 +56,23 @@ struct Upload {
     bucket: String,
     key: String,
     meta: PutMeta,
+    /// The seal of its customer key (SSE-C); the key itself is not kept.
+    seal: Option<CustomerSeal>,
     initiated_ms: u64,
     parts: BTreeMap<u32, (PartInfo, Bytes)>,
+}
+
+/// Whether a request carrying `key` may read (or add a part to) what
+/// `seal` seals: the errors of [`Backend::get_object_sealed`]. (This
+/// backend keeps plaintext in memory: it checks keys, it does not encrypt.)
+fn check_key(seal: Option<&CustomerSeal>, key: Option<&CustomerKey>) -> BackendResult<()> {
+    match (seal, key) {
+        (None, None) => Ok(()),
+        (Some(s), Some(k)) if s.opens_with(k) => Ok(()),
+        (Some(_), Some(_)) => Err(BackendError::CustomerKeyMismatch),
+        (Some(_), None) => Err(BackendError::CustomerKeyRequired),
+        (None, Some(_)) => Err(BackendError::CustomerKeyNotApplicable),
+    }
 }
 
 impl State {
@@ -334,6 +349,7 @@ impl Backend for MemBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: Vec::new(),
+            customer_seal: meta.customer_key.as_ref().map(stratus_store::fresh_seal),
         };
         let mut s = self.lock();
         s.check(tenant, bucket, key, meta.condition.as_ref())?;
@@ -348,7 +364,21 @@ impl Backend for MemBackend {
         version_id: Option<&str>,
         range: Option<ByteRange>,
     ) -> BackendResult<(ObjectInfo, ByteStream)> {
+        self.get_object_sealed(tenant, bucket, key, version_id, range, None)
+            .await
+    }
+
+    async fn get_object_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+        customer: Option<&CustomerKey>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)> {
         let v = self.lock().find(tenant, bucket, key, version_id)?;
+        check_key(v.info.customer_seal.as_ref(), customer)?;
         let data = match range {
             Some(r) => {
                 let (first, last) = r.resolve(v.info.size)?;
@@ -440,6 +470,7 @@ impl Backend for MemBackend {
                     headers: BTreeMap::new(),
                     tags: BTreeMap::new(),
                     part_sizes: Vec::new(),
+                    customer_seal: None,
                 };
                 let info = s.write(tenant, bucket, marker, Bytes::new())?;
                 Ok(DeleteOutcome {
@@ -462,6 +493,9 @@ impl Backend for MemBackend {
     ) -> BackendResult<ObjectInfo> {
         let mut s = self.lock();
         let src = s.find(tenant, src_bucket, src_key, src_version)?;
+        if src.info.customer_seal.is_some() {
+            return Err(BackendError::CustomerKeyRequired);
+        }
         s.bucket(tenant, dst_bucket)?;
         let m = match meta {
             MetadataDirective::Copy => PutMeta {
@@ -470,6 +504,7 @@ impl Backend for MemBackend {
                 headers: src.info.headers.clone(),
                 tags: src.info.tags.clone(),
                 condition: None,
+                customer_key: None,
             },
             MetadataDirective::Replace(m) => {
                 check_tags(&m.tags)?;
@@ -490,6 +525,7 @@ impl Backend for MemBackend {
             tags: m.tags,
             // The copy is one simple upload.
             part_sizes: Vec::new(),
+            customer_seal: None,
         };
         s.write(tenant, dst_bucket, info, src.data)
     }
@@ -569,9 +605,14 @@ impl Backend for MemBackend {
         tenant: &str,
         bucket: &str,
         key: &str,
-        meta: PutMeta,
+        mut meta: PutMeta,
     ) -> BackendResult<String> {
         check_tags(&meta.tags)?;
+        let seal = meta
+            .customer_key
+            .take()
+            .as_ref()
+            .map(stratus_store::fresh_seal);
         let mut s = self.lock();
         s.bucket(tenant, bucket)?;
         let now = s.now();
@@ -583,6 +624,7 @@ impl Backend for MemBackend {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
                 meta,
+                seal,
                 initiated_ms: now,
                 parts: BTreeMap::new(),
             },
@@ -598,9 +640,34 @@ impl Backend for MemBackend {
         upload_id: &str,
         part_number: u32,
         body: ByteStream,
-        _size_hint: Option<u64>,
+        size_hint: Option<u64>,
     ) -> BackendResult<PartInfo> {
-        self.lock().upload(tenant, bucket, key, upload_id)?;
+        self.upload_part_sealed(
+            tenant,
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            body,
+            size_hint,
+            None,
+        )
+        .await
+    }
+
+    async fn upload_part_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        _size_hint: Option<u64>,
+        customer: Option<&CustomerKey>,
+    ) -> BackendResult<PartInfo> {
+        let seal = self.lock().upload(tenant, bucket, key, upload_id)?.seal;
+        check_key(seal.as_ref(), customer)?;
         let data = collect(body).await?;
         let mut s = self.lock();
         let now = s.now();
@@ -675,6 +742,7 @@ impl Backend for MemBackend {
         }
         let data = data.freeze();
         let meta = upload.meta.clone();
+        let seal = upload.seal;
         let info = ObjectInfo {
             key: key.to_owned(),
             version_id: String::new(),
@@ -687,6 +755,7 @@ impl Backend for MemBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: chosen.iter().map(|(p, _)| p.size).collect(),
+            customer_seal: seal,
         };
         s.check(tenant, bucket, key, condition.as_ref())?;
         let info = s.write(tenant, bucket, info, data)?;
@@ -701,6 +770,16 @@ impl Backend for MemBackend {
             ),
         );
         Ok(info)
+    }
+
+    async fn upload_customer_seal(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        Ok(self.lock().upload(tenant, bucket, key, upload_id)?.seal)
     }
 
     async fn abort_multipart(
