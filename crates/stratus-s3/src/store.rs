@@ -144,12 +144,14 @@ fn info(key: &str, v: &ObjectVersion) -> ObjectInfo {
         headers: BTreeMap::new(),
         tags: BTreeMap::new(),
         part_sizes: Vec::new(),
+        acl: None,
     }
 }
 
 /// A version with its attributes.
 fn full_info(key: &str, v: &ObjectVersion, attrs: VersionAttrs) -> ObjectInfo {
     ObjectInfo {
+        acl: attrs.acl,
         headers: attrs.headers,
         tags: attrs.tags,
         part_sizes: attrs.part_sizes,
@@ -190,6 +192,7 @@ fn store_meta(meta: PutMeta) -> stratus_store::PutMeta {
         attrs: VersionAttrs {
             headers: meta.headers,
             tags: meta.tags,
+            acl: meta.acl,
             ..VersionAttrs::default()
         },
         condition: state_condition(meta.condition),
@@ -347,6 +350,7 @@ impl Backend for StoreBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: Vec::new(),
+            acl: meta.acl,
         })
     }
 
@@ -574,6 +578,7 @@ impl Backend for StoreBackend {
         let attrs = VersionAttrs {
             headers: meta.headers,
             tags: meta.tags,
+            acl: meta.acl,
             ..VersionAttrs::default()
         };
         let r = self
@@ -688,6 +693,7 @@ impl Backend for StoreBackend {
             headers: attrs.headers,
             tags: attrs.tags,
             part_sizes: attrs.part_sizes,
+            acl: attrs.acl,
         })
     }
 
@@ -815,6 +821,29 @@ impl Backend for StoreBackend {
             .map_err(|e| store_err(e, BackendError::NoSuchVersion))?;
         Ok(r.id.unwrap_or(v.version_id))
     }
+
+    async fn set_object_acl(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Option<String>,
+    ) -> BackendResult<String> {
+        // The read rules of a GET (a delete marker: 404 or 405).
+        let (v, _) = self.lookup(tenant, bucket, key, version_id)?;
+        let r = self
+            .command(StoreCommand::SetObjectAcl {
+                tenant: tenant.to_owned(),
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id: Some(v.version_id.clone()),
+                acl,
+            })
+            .await
+            .map_err(|e| store_err(e, BackendError::NoSuchVersion))?;
+        Ok(r.id.unwrap_or(v.version_id))
+    }
 }
 
 impl StoreBackend {
@@ -870,6 +899,10 @@ impl KeyStore for StoreKeys {
         self.store
             .s3_secret(access_key)
             .map(|(secret, tenant)| KeyRecord { secret, tenant })
+    }
+
+    fn tenant_exists(&self, tenant: &str) -> bool {
+        self.store.state(|s| s.tenants.contains_key(tenant))
     }
 }
 

@@ -56,6 +56,7 @@ fn info(size: u64, etag: String) -> ObjectInfo {
         headers: BTreeMap::new(),
         tags: BTreeMap::new(),
         part_sizes: Vec::new(),
+        acl: None,
     }
 }
 
@@ -228,6 +229,16 @@ impl Backend for Sink {
         _: &str,
         _: Option<&str>,
         _: BTreeMap<String, String>,
+    ) -> BackendResult<String> {
+        unused()
+    }
+    async fn set_object_acl(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: Option<String>,
     ) -> BackendResult<String> {
         unused()
     }

@@ -334,6 +334,7 @@ impl Backend for MemBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: Vec::new(),
+            acl: meta.acl,
         };
         let mut s = self.lock();
         s.check(tenant, bucket, key, meta.condition.as_ref())?;
@@ -440,6 +441,7 @@ impl Backend for MemBackend {
                     headers: BTreeMap::new(),
                     tags: BTreeMap::new(),
                     part_sizes: Vec::new(),
+                    acl: None,
                 };
                 let info = s.write(tenant, bucket, marker, Bytes::new())?;
                 Ok(DeleteOutcome {
@@ -470,6 +472,8 @@ impl Backend for MemBackend {
                 headers: src.info.headers.clone(),
                 tags: src.info.tags.clone(),
                 condition: None,
+                // An ACL is never copied.
+                acl: None,
             },
             MetadataDirective::Replace(m) => {
                 check_tags(&m.tags)?;
@@ -490,6 +494,7 @@ impl Backend for MemBackend {
             tags: m.tags,
             // The copy is one simple upload.
             part_sizes: Vec::new(),
+            acl: m.acl,
         };
         s.write(tenant, dst_bucket, info, src.data)
     }
@@ -687,6 +692,7 @@ impl Backend for MemBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: chosen.iter().map(|(p, _)| p.size).collect(),
+            acl: meta.acl,
         };
         s.check(tenant, bucket, key, condition.as_ref())?;
         let info = s.write(tenant, bucket, info, data)?;
@@ -812,6 +818,28 @@ impl Backend for MemBackend {
         }
         Ok(id)
     }
+
+    async fn set_object_acl(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Option<String>,
+    ) -> BackendResult<String> {
+        let mut s = self.lock();
+        let v = s.find(tenant, bucket, key, version_id)?;
+        let id = v.info.version_id;
+        let b = s.bucket(tenant, bucket)?;
+        if let Some(stored) = b
+            .objects
+            .get_mut(key)
+            .and_then(|vs| vs.iter_mut().find(|x| x.info.version_id == id))
+        {
+            stored.info.acl = acl;
+        }
+        Ok(id)
+    }
 }
 
 /// An in-memory [`KeyStore`] (for tests).
@@ -850,5 +878,10 @@ impl KeyStore for MemKeys {
     fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         keys.get(access_key).cloned()
+    }
+
+    fn tenant_exists(&self, tenant: &str) -> bool {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.values().any(|k| k.tenant == tenant)
     }
 }
