@@ -171,7 +171,7 @@ async fn policies_are_checked_when_written() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("MalformedPolicy"), "{}", r.body);
     // Outside the subset: NotImplemented, never stored.
-    let write = r#"{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::$B/*"}"#;
+    let write = r#"{"Effect":"Allow","Principal":"*","Action":"s3:PutBucketPolicy","Resource":"arn:aws:s3:::$B"}"#;
     let r = put(policy("pub", write)).await;
     assert_eq!(r.status, 501, "{}", r.body);
     let big = policy("pub", &vec![ALLOW_ART; 200].join(","));

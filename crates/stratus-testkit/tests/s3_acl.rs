@@ -79,12 +79,12 @@ async fn acls_grant_what_they_say_to_whom_they_say() -> Result<()> {
         &s3,
         &[
             ("PUT", "/priv", NONE, oa, 200),
-            ("PUT", "/pr", &pr, oa, 200),
+            ("PUT", "/pubr", &pr, oa, 200),
             ("PUT", "/prw", &prw, oa, 200),
             ("PUT", "/auth", &auth, oa, 200),
             ("PUT", "/priv/o", NONE, oa, 200),
             ("PUT", "/priv/pub", &pr, oa, 200),
-            ("PUT", "/pr/o", NONE, oa, 200),
+            ("PUT", "/pubr/o", NONE, oa, 200),
             ("PUT", "/auth/o", NONE, oa, 200),
             ("PUT", "/auth/shared", &auth, oa, 200),
         ],
@@ -99,9 +99,9 @@ async fn acls_grant_what_they_say_to_whom_they_say() -> Result<()> {
             ("GET", "/priv", NONE, None, 403),
             ("GET", "/priv/o", NONE, None, 403),
             ("GET", "/priv/pub", NONE, None, 200),
-            ("GET", "/pr", NONE, None, 200),
-            ("GET", "/pr/o", NONE, None, 403),
-            ("PUT", "/pr/anon", NONE, None, 403),
+            ("GET", "/pubr", NONE, None, 200),
+            ("GET", "/pubr/o", NONE, None, 403),
+            ("PUT", "/pubr/anon", NONE, None, 403),
             ("PUT", "/prw/anon", NONE, None, 200),
             ("DELETE", "/prw/anon", NONE, None, 204),
             ("GET", "/auth", NONE, None, 403),
@@ -150,7 +150,7 @@ async fn acls_grant_what_they_say_to_whom_they_say() -> Result<()> {
         &[
             ("PUT", "/priv?acl", &pr, ob, 403),
             ("PUT", "/priv/o?acl", &pr, ob, 403),
-            ("PUT", "/pr?acl", &prw, ob, 403),
+            ("PUT", "/pubr?acl", &prw, ob, 403),
             ("PUT", "/auth/shared?acl", &pr, ob, 403),
             ("GET", "/priv?acl", NONE, ob, 403),
             ("GET", "/priv/o", NONE, ob, 403),
@@ -198,7 +198,7 @@ async fn acls_grant_what_they_say_to_whom_they_say() -> Result<()> {
 
     // Block Public Access: public ACLs are refused, then ignored.
     let block = "<PublicAccessBlockConfiguration><BlockPublicAcls>true</BlockPublicAcls><IgnorePublicAcls>true</IgnorePublicAcls></PublicAccessBlockConfiguration>";
-    for bucket in ["/priv", "/pr"] {
+    for bucket in ["/priv", "/pubr"] {
         let path = format!("{bucket}?publicAccessBlock");
         let (status, text) = send(&s3, "PUT", &path, NONE, block.as_bytes(), oa).await?;
         assert_eq!(status, 200, "{text}");
@@ -209,7 +209,7 @@ async fn acls_grant_what_they_say_to_whom_they_say() -> Result<()> {
             ("PUT", "/priv?acl", &pr, oa, 403),
             ("PUT", "/priv/new", &pr, oa, 403),
             ("PUT", "/priv/o?acl", &pr, oa, 403),
-            ("GET", "/pr", NONE, None, 403),
+            ("GET", "/pubr", NONE, None, 403),
             ("GET", "/priv/pub", NONE, None, 403),
             ("PUT", "/priv/o?acl", &acl("private"), oa, 200),
         ],
