@@ -28,7 +28,7 @@ pub const MAX_PRESIGNED_EXPIRES_SECS: u64 = 7 * 24 * 3600;
 /// each from the bucket's documents. Every other unsigned request
 /// (ListBuckets, multipart uploads, copies, configuration included) is
 /// `AccessDenied`.
-pub const ANONYMOUS_OPERATIONS: [&str; 13] = [
+pub const ANONYMOUS_OPERATIONS: [&str; 16] = [
     "GetObject",
     "HeadObject",
     "ListObjects",
@@ -42,6 +42,9 @@ pub const ANONYMOUS_OPERATIONS: [&str; 13] = [
     "PutBucketAcl",
     "GetObjectAcl",
     "PutObjectAcl",
+    "GetObjectTagging",
+    "PutObjectTagging",
+    "DeleteObjectTagging",
 ];
 
 /// Why a signed request is refused regardless of its signature.

@@ -191,10 +191,14 @@ impl Acl {
         serde_json::from_str(doc).ok()
     }
 
-    /// The grants as s3s answers them (GetBucketAcl, GetObjectAcl).
+    /// The grants as s3s answers them (GetBucketAcl, GetObjectAcl): group
+    /// grants first, then the users', each in their stored order (as Ceph
+    /// RGW answers, and as clients that sort users by display name need).
     pub fn dto_grants(&self) -> Vec<dto::Grant> {
-        self.grants
-            .iter()
+        let groups = self.grants.iter().filter(|g| g.grantee.is_public());
+        let users = self.grants.iter().filter(|g| !g.grantee.is_public());
+        groups
+            .chain(users)
             .map(|g| dto::Grant {
                 grantee: Some(match &g.grantee {
                     Grantee::User(id) => dto::Grantee {

@@ -183,6 +183,19 @@ fn documents_round_trip_and_answer_aws_shapes() {
     assert_eq!(g1.id.as_deref(), Some("acme"));
     assert_eq!(g1.display_name.as_deref(), Some("acme"));
     assert_eq!(out[1].permission.as_ref().unwrap().as_str(), "FULL_CONTROL");
+    let mixed = Acl {
+        owner: "acme".into(),
+        grants: vec![
+            user_grant("acme", Permission::FullControl),
+            group_grant(Grantee::AllUsers, Permission::Read),
+        ],
+    };
+    let out = mixed.dto_grants();
+    assert_eq!(
+        out[0].grantee.as_ref().unwrap().uri.as_deref(),
+        Some(ALL_USERS),
+        "groups are answered first"
+    );
     assert_eq!(Requester::Anonymous.id(), ANONYMOUS_ID);
     assert!(stratus_types::validate_tenant_name(ANONYMOUS_ID).is_err());
 }

@@ -16,7 +16,8 @@
 //!   are `NotImplemented`.
 //! - `Action`: on `arn:aws:s3:::bucket/<key pattern>` `s3:GetObject`,
 //!   `s3:GetObjectVersion`, `s3:PutObject`, `s3:DeleteObject`,
-//!   `s3:GetObjectAcl`, `s3:PutObjectAcl`; on `arn:aws:s3:::bucket`
+//!   `s3:GetObjectAcl`, `s3:PutObjectAcl`, `s3:Get/Put/DeleteObjectTagging`
+//!   (of current versions); on `arn:aws:s3:::bucket`
 //!   `s3:ListBucket`, `s3:ListBucketVersions`, `s3:GetBucketAcl`,
 //!   `s3:PutBucketAcl` (the actions an ACL can grant too, [`Action`]). A
 //!   `Deny` may also say `s3:*` (it then denies all of them: denying more is
@@ -96,11 +97,17 @@ pub enum Action {
     GetObjectAcl,
     /// `s3:PutObjectAcl`.
     PutObjectAcl,
+    /// `s3:GetObjectTagging` (no ACL grants it).
+    GetObjectTagging,
+    /// `s3:PutObjectTagging` (no ACL grants it).
+    PutObjectTagging,
+    /// `s3:DeleteObjectTagging` (no ACL grants it).
+    DeleteObjectTagging,
 }
 
 impl Action {
     /// Every action (what a `Deny` of `s3:*` denies).
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 13] = [
         Action::GetObject,
         Action::ListBucket,
         Action::GetObjectVersion,
@@ -111,6 +118,9 @@ impl Action {
         Action::PutBucketAcl,
         Action::GetObjectAcl,
         Action::PutObjectAcl,
+        Action::GetObjectTagging,
+        Action::PutObjectTagging,
+        Action::DeleteObjectTagging,
     ];
 
     /// Whether the action is about an object (its resource is
@@ -448,6 +458,9 @@ fn parse_action(effect: Effect, a: &str) -> Result<(Vec<Action>, bool), PolicyEr
         "s3:putbucketacl" => Ok((vec![Action::PutBucketAcl], false)),
         "s3:getobjectacl" => Ok((vec![Action::GetObjectAcl], false)),
         "s3:putobjectacl" => Ok((vec![Action::PutObjectAcl], false)),
+        "s3:getobjecttagging" => Ok((vec![Action::GetObjectTagging], false)),
+        "s3:putobjecttagging" => Ok((vec![Action::PutObjectTagging], false)),
+        "s3:deleteobjecttagging" => Ok((vec![Action::DeleteObjectTagging], false)),
         "s3:*" | "*" if effect == Effect::Deny => Ok((Action::ALL.to_vec(), true)),
         _ if !a.contains(':') && a != "*" => Err(malformed(format!("invalid Action {a:?}"))),
         _ => Err(PolicyError::Unsupported(format!("Action {a:?}"))),

@@ -106,8 +106,8 @@ enum Needs {
     Object(Permission),
 }
 
-fn needs(action: Action) -> Needs {
-    match action {
+fn needs(action: Action) -> Option<Needs> {
+    Some(match action {
         Action::GetObject | Action::GetObjectVersion => Needs::Object(Permission::Read),
         Action::GetObjectAcl => Needs::Object(Permission::ReadAcp),
         Action::PutObjectAcl => Needs::Object(Permission::WriteAcp),
@@ -115,7 +115,11 @@ fn needs(action: Action) -> Needs {
         Action::PutObject | Action::DeleteObject => Needs::Bucket(Permission::Write),
         Action::GetBucketAcl => Needs::Bucket(Permission::ReadAcp),
         Action::PutBucketAcl => Needs::Bucket(Permission::WriteAcp),
-    }
+        // Only a policy grants these.
+        Action::GetObjectTagging | Action::PutObjectTagging | Action::DeleteObjectTagging => {
+            return None
+        }
+    })
 }
 
 /// What decides who other than the owner may do what in a bucket.
@@ -210,8 +214,9 @@ impl AccessView {
             _ => {
                 let ignore = self.block.ignore_public_acls;
                 match needs(req.action) {
-                    Needs::Bucket(p) => self.acl.allows(who, p, ignore),
-                    Needs::Object(p) => match object {
+                    None => false,
+                    Some(Needs::Bucket(p)) => self.acl.allows(who, p, ignore),
+                    Some(Needs::Object(p)) => match object {
                         Some(acl) => acl.allows(who, p, ignore),
                         None => Acl::private(&self.owner).allows(who, p, ignore),
                     },

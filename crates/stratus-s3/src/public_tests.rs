@@ -187,6 +187,7 @@ fn action() -> impl Strategy<Value = Action> {
         Just(Action::PutBucketAcl),
         Just(Action::GetObjectAcl),
         Just(Action::PutObjectAcl),
+        Just(Action::GetObjectTagging),
     ]
 }
 

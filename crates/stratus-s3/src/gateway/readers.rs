@@ -171,6 +171,11 @@ pub(super) async fn object_actor<B: Backend, K: KeyStore, T>(
     };
     let action = match (action, version_id) {
         (Action::GetObject, Some(_)) => Action::GetObjectVersion,
+        // The tagging of a version named by id is the owner's alone.
+        (
+            Action::GetObjectTagging | Action::PutObjectTagging | Action::DeleteObjectTagging,
+            Some(_),
+        ) => return Err(s3_error!(AccessDenied)),
         (a, _) => a,
     };
     let asked = Request {
