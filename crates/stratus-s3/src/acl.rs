@@ -395,7 +395,11 @@ impl GrantHeaders<'_> {
                     continue;
                 }
                 let (kind, v) = item.split_once('=').ok_or_else(|| {
-                    s3_error!(InvalidArgument, "malformed grant {:?}: use id=\"...\" or uri=\"...\"", item)
+                    s3_error!(
+                        InvalidArgument,
+                        "malformed grant {:?}: use id=\"...\" or uri=\"...\"",
+                        item
+                    )
                 })?;
                 let v = v.trim().trim_matches('"');
                 let grantee = match kind.trim().to_ascii_lowercase().as_str() {

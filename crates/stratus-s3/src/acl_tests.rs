@@ -30,7 +30,10 @@ fn grant(type_: &str, id: Option<&str>, uri: Option<&str>, perm: &str) -> dto::G
 #[test]
 fn canned_acls_map_as_aws_documents() {
     let g = |c: Canned, owner: &str| c.acl(owner, "acme").grants;
-    assert_eq!(g(Canned::Private, "acme"), vec![user_grant("acme", Permission::FullControl)]);
+    assert_eq!(
+        g(Canned::Private, "acme"),
+        vec![user_grant("acme", Permission::FullControl)]
+    );
     assert_eq!(
         g(Canned::PublicReadWrite, "acme"),
         vec![
@@ -128,14 +131,21 @@ fn grant_headers_parse_ids_and_groups_and_refuse_emails() {
             write: Some(bad),
             ..GrantHeaders::default()
         };
-        assert_eq!(h.grants().unwrap_err().code(), &S3ErrorCode::InvalidArgument, "{bad}");
+        assert_eq!(
+            h.grants().unwrap_err().code(),
+            &S3ErrorCode::InvalidArgument,
+            "{bad}"
+        );
     }
     let many = vec!["id=a"; MAX_GRANTS + 1].join(",");
     let h = GrantHeaders {
         read: Some(&many),
         ..GrantHeaders::default()
     };
-    assert_eq!(h.grants().unwrap_err().code(), &S3ErrorCode::MalformedACLError);
+    assert_eq!(
+        h.grants().unwrap_err().code(),
+        &S3ErrorCode::MalformedACLError
+    );
 }
 
 #[test]
@@ -160,8 +170,11 @@ fn access_control_policies_parse_and_are_bounded() {
         let e = from_policy(&policy(vec![bad], None)).unwrap_err();
         assert_eq!(e.code(), &S3ErrorCode::MalformedACLError);
     }
-    let e = from_policy(&policy(vec![grant("AmazonCustomerByEmail", None, None, "READ")], None))
-        .unwrap_err();
+    let e = from_policy(&policy(
+        vec![grant("AmazonCustomerByEmail", None, None, "READ")],
+        None,
+    ))
+    .unwrap_err();
     assert_eq!(e.code(), &S3ErrorCode::UnresolvableGrantByEmailAddress);
     let many = vec![grant("CanonicalUser", Some("alt"), None, "READ"); MAX_GRANTS + 1];
     assert_eq!(

@@ -751,11 +751,16 @@ mod tests {
                 r#"{{"Statement":{{"Effect":"Allow","Principal":{bad},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}}}"#
             );
             assert!(
-                matches!(BucketPolicy::parse("b", &doc), Err(PolicyError::Malformed(_))),
+                matches!(
+                    BucketPolicy::parse("b", &doc),
+                    Err(PolicyError::Malformed(_))
+                ),
                 "{bad}"
             );
         }
         let star_in_list = r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":["alt","*"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#;
-        assert!(BucketPolicy::parse("b", star_in_list).expect("parses").is_public());
+        assert!(BucketPolicy::parse("b", star_in_list)
+            .expect("parses")
+            .is_public());
     }
 }

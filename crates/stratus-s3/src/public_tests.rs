@@ -39,8 +39,7 @@ fn canned(c: Canned) -> Option<Acl> {
 
 const ALLOW: &str = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#;
 const DENY: &str = r#"{"Statement":{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/k"}}"#;
-const DENY_ALL: &str =
-    r#"{"Statement":{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::b","arn:aws:s3:::b/*"]}}"#;
+const DENY_ALL: &str = r#"{"Statement":{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::b","arn:aws:s3:::b/*"]}}"#;
 
 #[test]
 fn private_by_default() {
@@ -121,7 +120,11 @@ fn a_deny_in_the_policy_overrides_an_acl() {
     assert!(v.allows(ANON, &other, Some(&obj)));
     let v = AccessView::new(
         "b",
-        &docs(Some(DENY_ALL), canned(Canned::PublicReadWrite), Default::default()),
+        &docs(
+            Some(DENY_ALL),
+            canned(Canned::PublicReadWrite),
+            Default::default(),
+        ),
     );
     assert!(!v.allows(ANON, &PUT, None));
     assert!(!v.allows(ANON, &LIST, None));

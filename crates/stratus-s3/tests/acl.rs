@@ -86,15 +86,32 @@ async fn bucket_grant(perm: &str) -> [bool; 4] {
     let s = service();
     ok(&s, "PUT", "/bkt", NONE, "").await;
     ok(&s, "PUT", "/bkt/k", NONE, "x").await;
-    ok(&s, "PUT", "/bkt?acl", NONE, &acp("ta", &[("ta", "FULL_CONTROL"), ("tb", perm)])).await;
+    ok(
+        &s,
+        "PUT",
+        "/bkt?acl",
+        NONE,
+        &acp("ta", &[("ta", "FULL_CONTROL"), ("tb", perm)]),
+    )
+    .await;
     let list = call(&s, "GET", "/bkt", NONE, "", B).await.0;
     let read_acp = call(&s, "GET", "/bkt?acl", NONE, "", B).await.0;
     let write = call(&s, "PUT", "/bkt/new", NONE, "y", B).await.0;
-    let write_acp = call(&s, "PUT", "/bkt?acl", &[("x-amz-acl", "public-read")], "", B)
-        .await
-        .0;
+    let write_acp = call(
+        &s,
+        "PUT",
+        "/bkt?acl",
+        &[("x-amz-acl", "public-read")],
+        "",
+        B,
+    )
+    .await
+    .0;
     // Never the objects themselves, whatever the bucket grant.
-    assert!(refused(call(&s, "GET", "/bkt/k", NONE, "", B).await.0), "{perm}");
+    assert!(
+        refused(call(&s, "GET", "/bkt/k", NONE, "", B).await.0),
+        "{perm}"
+    );
     for status in [list, read_acp, write, write_acp] {
         assert!(status == 200 || refused(status), "{perm}: {status}");
     }
@@ -134,20 +151,33 @@ async fn object_acls_are_per_version_and_decide_reads() {
     let (_, acl) = call(&s, "GET", &format!("{old}&acl"), NONE, "", A).await;
     assert!(acl.contains("AllUsers"), "{acl}");
     let (_, acl) = call(&s, "GET", "/ver/k?acl", NONE, "", A).await;
-    assert!(!acl.contains("AllUsers") && acl.contains("<ID>ta</ID>"), "{acl}");
+    assert!(
+        !acl.contains("AllUsers") && acl.contains("<ID>ta</ID>"),
+        "{acl}"
+    );
     // Grants by body, then by header, on the latest version only.
     ok(&s, "PUT", "/ver/k?acl", NONE, &acp("ta", &[("tb", "READ")])).await;
     assert_eq!(call(&s, "GET", "/ver/k", NONE, "", B).await.0, 200);
     assert_eq!(call(&s, "GET", "/ver/k", NONE, "", ANON).await.0, 403);
     assert_eq!(call(&s, "GET", "/ver/k?acl", NONE, "", B).await.0, 403);
-    ok(&s, "PUT", "/ver/k?acl", &[("x-amz-grant-read-acp", "id=\"tb\"")], "").await;
+    ok(
+        &s,
+        "PUT",
+        "/ver/k?acl",
+        &[("x-amz-grant-read-acp", "id=\"tb\"")],
+        "",
+    )
+    .await;
     assert_eq!(call(&s, "GET", "/ver/k?acl", NONE, "", B).await.0, 200);
     assert_eq!(call(&s, "GET", "/ver/k", NONE, "", B).await.0, 403);
     // A copy gets the ACL its request names, never its source's.
     ok(&s, "PUT", "/ver/c", &[("x-amz-copy-source", "/ver/k")], "").await;
     let (_, acl) = call(&s, "GET", "/ver/c?acl", NONE, "", A).await;
     assert_eq!(acl.matches("<Grant>").count(), 1, "{acl}");
-    let h = [("x-amz-copy-source", "/ver/k"), ("x-amz-acl", "public-read")];
+    let h = [
+        ("x-amz-copy-source", "/ver/k"),
+        ("x-amz-acl", "public-read"),
+    ];
     ok(&s, "PUT", "/ver/c2", &h, "").await;
     assert_eq!(call(&s, "GET", "/ver/c2", NONE, "", ANON).await.0, 200);
 }
@@ -189,27 +219,69 @@ async fn the_attacker_cannot_change_or_forge_acls() {
     ok(&s, "PUT", "/prv/k", NONE, "secret").await;
     let public = [("x-amz-acl", "public-read")];
     for who in [B, ANON] {
-        assert!(refused(call(&s, "PUT", "/prv?acl", &public, "", who).await.0));
-        assert!(refused(call(&s, "PUT", "/prv/k?acl", &public, "", who).await.0));
+        assert!(refused(
+            call(&s, "PUT", "/prv?acl", &public, "", who).await.0
+        ));
+        assert!(refused(
+            call(&s, "PUT", "/prv/k?acl", &public, "", who).await.0
+        ));
         let body = acp("ta", &[("tb", "FULL_CONTROL")]);
-        assert!(refused(call(&s, "PUT", "/prv?acl", NONE, &body, who).await.0));
-        assert!(refused(call(&s, "GET", "/prv/k?acl", NONE, "", who).await.0));
+        assert!(refused(
+            call(&s, "PUT", "/prv?acl", NONE, &body, who).await.0
+        ));
+        assert!(refused(
+            call(&s, "GET", "/prv/k?acl", NONE, "", who).await.0
+        ));
     }
     assert!(refused(call(&s, "GET", "/prv/k", NONE, "", B).await.0));
     // READ_ACP is not WRITE_ACP.
-    ok(&s, "PUT", "/prv/k?acl", NONE, &acp("ta", &[("ta", "FULL_CONTROL"), ("tb", "READ_ACP")])).await;
+    ok(
+        &s,
+        "PUT",
+        "/prv/k?acl",
+        NONE,
+        &acp("ta", &[("ta", "FULL_CONTROL"), ("tb", "READ_ACP")]),
+    )
+    .await;
     assert_eq!(call(&s, "GET", "/prv/k?acl", NONE, "", B).await.0, 200);
     assert_eq!(call(&s, "PUT", "/prv/k?acl", &public, "", B).await.0, 403);
     // Forged owners, unknown grantees, emails, too many grants, two forms.
     let forged = acp("tb", &[("tb", "FULL_CONTROL")]);
     assert_eq!(call(&s, "PUT", "/prv?acl", NONE, &forged, A).await.0, 403);
-    let (status, text) = call(&s, "PUT", "/prv?acl", NONE, &acp("ta", &[("nobody", "READ")]), A).await;
-    assert_eq!((status, text.contains("InvalidArgument")), (400, true), "{text}");
-    let (status, text) = call(&s, "PUT", "/prv?acl", NONE, &acp("ta", &[("email", "READ")]), A).await;
-    assert!(text.contains("UnresolvableGrantByEmailAddress"), "{status} {text}");
+    let (status, text) = call(
+        &s,
+        "PUT",
+        "/prv?acl",
+        NONE,
+        &acp("ta", &[("nobody", "READ")]),
+        A,
+    )
+    .await;
+    assert_eq!(
+        (status, text.contains("InvalidArgument")),
+        (400, true),
+        "{text}"
+    );
+    let (status, text) = call(
+        &s,
+        "PUT",
+        "/prv?acl",
+        NONE,
+        &acp("ta", &[("email", "READ")]),
+        A,
+    )
+    .await;
+    assert!(
+        text.contains("UnresolvableGrantByEmailAddress"),
+        "{status} {text}"
+    );
     let many: Vec<(&str, &str)> = vec![("tb", "READ"); 101];
     let (status, text) = call(&s, "PUT", "/prv?acl", NONE, &acp("ta", &many), A).await;
-    assert_eq!((status, text.contains("MalformedACLError")), (400, true), "{text}");
+    assert_eq!(
+        (status, text.contains("MalformedACLError")),
+        (400, true),
+        "{text}"
+    );
     let both = [("x-amz-acl", "private"), ("x-amz-grant-read", "id=\"tb\"")];
     assert_eq!(call(&s, "PUT", "/prv?acl", &both, "", A).await.0, 400);
     let (_, acl) = call(&s, "GET", "/prv?acl", NONE, "", A).await;

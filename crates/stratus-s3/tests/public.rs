@@ -271,7 +271,15 @@ async fn canned_acls_map_onto_public_read_and_block_public_access_holds() {
         let r = call(&s, "PUT", &format!("/newbucket{i}"), &[h], Body::empty(), A).await;
         assert_eq!(r.status, 200, "create with {h:?}: {}", r.body);
     }
-    let r = call(&s, "PUT", "/pub?acl", &acl("log-delivery-write"), Body::empty(), A).await;
+    let r = call(
+        &s,
+        "PUT",
+        "/pub?acl",
+        &acl("log-delivery-write"),
+        Body::empty(),
+        A,
+    )
+    .await;
     assert_eq!(r.status, 501, "{}", r.body);
     let r = call(&s, "PUT", "/pub?acl", &acl("public-read"), Body::empty(), B).await;
     assert!(r.status == 403 || r.status == 404, "{}", r.body);

@@ -975,8 +975,8 @@ pub use health::{RedundancyHealth, RepairItem};
 mod attrs;
 pub use attrs::{
     check_tag_rules, is_precondition_failed, precondition_failed, validate_tags, VersionAttrs,
-    WriteCondition, MAX_ACL_DOC_BYTES, MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS,
-    PRECONDITION_FAILED, STORED_HEADERS,
+    WriteCondition, MAX_ACL_DOC_BYTES, MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS,
+    MAX_TAG_VALUE_CHARS, PRECONDITION_FAILED, STORED_HEADERS,
 };
 
 #[path = "objects_apply.rs"]

@@ -6,9 +6,8 @@ use s3s::dto::{
     DeleteBucketPolicyInput, DeleteBucketPolicyOutput, DeletePublicAccessBlockInput,
     DeletePublicAccessBlockOutput, GetBucketPolicyInput, GetBucketPolicyOutput,
     GetBucketPolicyStatusInput, GetBucketPolicyStatusOutput, GetPublicAccessBlockInput,
-    GetPublicAccessBlockOutput, PolicyStatus, PublicAccessBlockConfiguration,
-    PutBucketPolicyInput, PutBucketPolicyOutput, PutPublicAccessBlockInput,
-    PutPublicAccessBlockOutput,
+    GetPublicAccessBlockOutput, PolicyStatus, PublicAccessBlockConfiguration, PutBucketPolicyInput,
+    PutBucketPolicyOutput, PutPublicAccessBlockInput, PutPublicAccessBlockOutput,
 };
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 

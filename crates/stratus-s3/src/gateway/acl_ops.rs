@@ -34,9 +34,8 @@ fn asked_acl(
     owner: &str,
     bucket_owner: &str,
 ) -> S3Result<Option<Acl>> {
-    let forms = usize::from(canned.is_some())
-        + usize::from(headers.any())
-        + usize::from(body.is_some());
+    let forms =
+        usize::from(canned.is_some()) + usize::from(headers.any()) + usize::from(body.is_some());
     if forms > 1 {
         return Err(s3_error!(
             InvalidRequest,

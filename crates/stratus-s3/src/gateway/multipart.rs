@@ -32,8 +32,8 @@ pub(super) async fn create_multipart_upload<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let actor = super::readers::bucket_actor(gw, &req, &req.input.bucket, writes(&req.input.key))
-        .await?;
+    let actor =
+        super::readers::bucket_actor(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let tenant = actor.tenant.clone();
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
@@ -71,8 +71,8 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let tenant = super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key))
-        .await?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = req.input;
     sse::refuse_unsupported(&sse::Asked {
         customer_key: sse::customer_key!(input),
@@ -112,8 +112,8 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let tenant = super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key))
-        .await?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = req.input;
     let listed = input
         .multipart_upload
@@ -172,8 +172,8 @@ pub(super) async fn abort_multipart_upload<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let tenant = super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key))
-        .await?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = &req.input;
     gw.backend
         .abort_multipart(&tenant, &input.bucket, &input.key, &input.upload_id)
@@ -186,8 +186,8 @@ pub(super) async fn list_parts<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
-    let tenant = super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key))
-        .await?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = req.input;
     let max = max_keys(input.max_parts)?;
     let marker = input.part_number_marker.unwrap_or(0);

@@ -25,8 +25,7 @@ async fn acting<B: Backend, K: KeyStore, T>(
     version_id: Option<&str>,
     action: Action,
 ) -> S3Result<String> {
-    let (actor, _) =
-        super::readers::object_actor(gw, req, bucket, key, version_id, action).await?;
+    let (actor, _) = super::readers::object_actor(gw, req, bucket, key, version_id, action).await?;
     Ok(actor.tenant)
 }
 
@@ -34,7 +33,15 @@ pub(super) async fn put_object_tagging<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-    let tenant = acting(gw, &req, &req.input.bucket, &req.input.key, req.input.version_id.as_deref(), Action::PutObjectTagging).await?;
+    let tenant = acting(
+        gw,
+        &req,
+        &req.input.bucket,
+        &req.input.key,
+        req.input.version_id.as_deref(),
+        Action::PutObjectTagging,
+    )
+    .await?;
     let input = req.input;
     let tags = tags_of_set(input.tagging.tag_set)?;
     let v = gw
@@ -57,7 +64,15 @@ pub(super) async fn get_object_tagging<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-    let tenant = acting(gw, &req, &req.input.bucket, &req.input.key, req.input.version_id.as_deref(), Action::GetObjectTagging).await?;
+    let tenant = acting(
+        gw,
+        &req,
+        &req.input.bucket,
+        &req.input.key,
+        req.input.version_id.as_deref(),
+        Action::GetObjectTagging,
+    )
+    .await?;
     let input = &req.input;
     let info = gw
         .backend
@@ -79,7 +94,15 @@ pub(super) async fn delete_object_tagging<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-    let tenant = acting(gw, &req, &req.input.bucket, &req.input.key, req.input.version_id.as_deref(), Action::DeleteObjectTagging).await?;
+    let tenant = acting(
+        gw,
+        &req,
+        &req.input.bucket,
+        &req.input.key,
+        req.input.version_id.as_deref(),
+        Action::DeleteObjectTagging,
+    )
+    .await?;
     let input = &req.input;
     let v = gw
         .backend

@@ -530,10 +530,7 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
         gw,
         &actor,
         req.input.acl.as_ref().map(|a| a.as_str()),
-        &crate::acl::grant_headers_of!(
-            req.input,
-            crate::acl::object_grant_write(&req.headers)
-        ),
+        &crate::acl::grant_headers_of!(req.input, crate::acl::object_grant_write(&req.headers)),
     )?;
     let (src_bucket, src_key, src_version) = (
         src_bucket.to_owned(),

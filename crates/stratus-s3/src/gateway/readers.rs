@@ -42,7 +42,9 @@ pub(super) struct Actor {
 impl Actor {
     /// The bucket's owner (the requester's own tenant when not granted).
     pub(super) fn bucket_owner(&self) -> &str {
-        self.view.as_ref().map_or(&self.tenant, |v| v.owner.as_str())
+        self.view
+            .as_ref()
+            .map_or(&self.tenant, |v| v.owner.as_str())
     }
 }
 

@@ -51,10 +51,7 @@ pub async fn object_acls<Bk: Backend>(b: &Bk) {
         .await
         .expect("head first");
     assert_eq!(old.acl, None, "None restores the default");
-    let (got, _) = b
-        .get_object(A, "acl", "k", None, None)
-        .await
-        .expect("get");
+    let (got, _) = b.get_object(A, "acl", "k", None, None).await.expect("get");
     assert_eq!(got.acl.as_deref(), Some(DOC2), "GET reads the ACL");
 
     // Another tenant cannot set it.
