@@ -17,6 +17,9 @@ mod support;
 use support::{create_key, start_s3_cluster};
 
 type Key = (String, String);
+/// One expected answer: method, path, headers, who (`None`: anonymous),
+/// status.
+type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Option<&'a Key>, u16);
 
 /// Sends one request, SigV4-signed with `key` or anonymous; answers the
 /// status and the body.
@@ -46,7 +49,7 @@ async fn send(
 }
 
 /// Asserts the status of each `(method, path, headers, who)`.
-async fn expect(s3: &str, cases: &[(&str, &str, &[(&str, &str)], Option<&Key>, u16)]) {
+async fn expect(s3: &str, cases: &[Case<'_>]) {
     for (method, path, headers, key, want) in cases {
         let body: &[u8] = if *method == "PUT" && !path.contains('?') && path.matches('/').count() > 1 {
             b"data"
