@@ -37,11 +37,7 @@ pub(super) async fn create_multipart_upload<B: Backend, K: KeyStore>(
     let tenant = actor.tenant.clone();
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
-    unsupported::refuse_extras(&unsupported::Extras {
-        acl: None,
-        grants: false,
-        ..unsupported::extras_of!(input)
-    })?;
+    unsupported::refuse_extras(&unsupported::extras_of!(input))?;
     let acl = super::acl_ops::object_write_acl(
         gw,
         &actor,

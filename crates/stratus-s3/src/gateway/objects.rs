@@ -40,11 +40,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     let tenant = actor.tenant.clone();
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
-    unsupported::refuse_extras(&unsupported::Extras {
-        acl: None,
-        grants: false,
-        ..unsupported::extras_of!(input)
-    })?;
+    unsupported::refuse_extras(&unsupported::extras_of!(input))?;
     let acl = super::acl_ops::object_write_acl(
         gw,
         &actor,
@@ -547,11 +543,7 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
             || input.copy_source_sse_customer_key_md5.is_some(),
         kms: sse::kms!(input),
     })?;
-    unsupported::refuse_extras(&unsupported::Extras {
-        acl: None,
-        grants: false,
-        ..unsupported::extras_of!(input)
-    })?;
+    unsupported::refuse_extras(&unsupported::extras_of!(input))?;
     let replace = input
         .metadata_directive
         .as_ref()
