@@ -98,7 +98,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = &req.input;
-    let tenant =
+    let (tenant, checked) =
         super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
             .await?;
     super::readers::refuse_anonymous_overrides(
@@ -114,7 +114,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         customer_key: sse::customer_key!(input),
         ..sse::Asked::default()
     })?;
-    let mut version = input.version_id.clone();
+    let mut version = checked;
     let conditional = input.if_match.is_some()
         || input.if_none_match.is_some()
         || input.if_modified_since.is_some()
@@ -269,7 +269,7 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = &req.input;
-    let tenant =
+    let (tenant, checked) =
         super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
             .await?;
     sse::refuse_unsupported(&sse::Asked {
@@ -278,12 +278,7 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
     })?;
     let info = match gw
         .backend
-        .head_object(
-            &tenant,
-            &input.bucket,
-            &input.key,
-            input.version_id.as_deref(),
-        )
+        .head_object(&tenant, &input.bucket, &input.key, checked.as_deref())
         .await
     {
         Ok(i) => i,

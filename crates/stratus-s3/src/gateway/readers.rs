@@ -226,15 +226,17 @@ pub(super) async fn object_actor<B: Backend, K: KeyStore, T>(
 }
 
 /// The tenant a GetObject/HeadObject of `key` acts for (see the module
-/// doc).
+/// doc), and the version to read: for anyone but the owner, exactly the
+/// version whose ACL granted the read (a version written after the check,
+/// with another ACL, is never served on the strength of the old one).
 pub(super) async fn object_reader<B: Backend, K: KeyStore, T>(
     gw: &Gateway<B, K>,
     req: &S3Request<T>,
     bucket: &str,
     key: &str,
     version_id: &Option<String>,
-) -> S3Result<String> {
-    let (actor, _) = object_actor(
+) -> S3Result<(String, Option<String>)> {
+    let (actor, info) = object_actor(
         gw,
         req,
         bucket,
@@ -243,5 +245,9 @@ pub(super) async fn object_reader<B: Backend, K: KeyStore, T>(
         Action::GetObject,
     )
     .await?;
-    Ok(actor.tenant)
+    let version = match info {
+        Some(checked) => Some(checked.version_id),
+        None => version_id.clone(),
+    };
+    Ok((actor.tenant, version))
 }
