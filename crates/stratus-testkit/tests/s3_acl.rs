@@ -19,7 +19,13 @@ use support::{create_key, start_s3_cluster};
 type Key = (String, String);
 /// One expected answer: method, path, headers, who (`None`: anonymous),
 /// status.
-type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Option<&'a Key>, u16);
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    Option<&'a Key>,
+    u16,
+);
 
 /// Sends one request, SigV4-signed with `key` or anonymous; answers the
 /// status and the body.
@@ -51,11 +57,12 @@ async fn send(
 /// Asserts the status of each `(method, path, headers, who)`.
 async fn expect(s3: &str, cases: &[Case<'_>]) {
     for (method, path, headers, key, want) in cases {
-        let body: &[u8] = if *method == "PUT" && !path.contains('?') && path.matches('/').count() > 1 {
-            b"data"
-        } else {
-            b""
-        };
+        let body: &[u8] =
+            if *method == "PUT" && !path.contains('?') && path.matches('/').count() > 1 {
+                b"data"
+            } else {
+                b""
+            };
         let (status, text) = send(s3, method, path, headers, body, *key).await.unwrap();
         let who = key.map_or("anonymous", |k| k.0.as_str());
         assert_eq!(status, *want, "{who} {method} {path} {headers:?}: {text}");
