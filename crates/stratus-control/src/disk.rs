@@ -79,6 +79,7 @@ pub fn adds_data(cmd: &Command) -> bool {
                 | StoreCommand::SetObjectTags { .. }
                 | StoreCommand::CreateUploadWith { .. }
                 | StoreCommand::CompleteUploadWith { .. }
+                | StoreCommand::SetObjectAcl { .. }
         ),
         // Listed one by one, so a new command must be placed on a side.
         Command::RegisterNode { .. }

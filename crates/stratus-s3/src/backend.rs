@@ -194,6 +194,10 @@ pub struct PutMeta {
     /// reads the version back ([`Backend::get_object_sealed`]). Ignored by
     /// `copy_object` (a copy under a key is a read and a put).
     pub customer_key: Option<CustomerKey>,
+    /// The version's ACL document ([`crate::acl::Acl::to_doc`]; `None`: the
+    /// default, the bucket owner's). Kept with the version like the tags
+    /// (a multipart upload gives it to the version it completes).
+    pub acl: Option<String>,
 }
 
 /// What metadata a copy gives the destination.
@@ -238,6 +242,9 @@ pub struct ObjectInfo {
     /// The seal of the customer key (S3 SSE-C) the version is sealed
     /// under, if any: [`CustomerSeal::opens_with`] tells the right key.
     pub customer_seal: Option<CustomerSeal>,
+    /// The version's ACL document ([`PutMeta::acl`]); listings leave it
+    /// `None`.
+    pub acl: Option<String>,
 }
 
 impl ObjectInfo {
@@ -513,9 +520,11 @@ pub trait Backend: Send + Sync + 'static {
     /// MD5 of the bytes, which is the source's etag when the source was a
     /// simple upload (a backend may keep a multipart source's etag as is).
     /// `Copy` keeps the source's content type, user metadata, stored headers
-    /// and tags; `Replace` takes the given ones (and its condition). A source
-    /// sealed under a customer key is [`BackendError::CustomerKeyRequired`]:
-    /// such a copy is a read with the key and a put.
+    /// and tags; `Replace` takes the given ones (and its condition). The
+    /// source's ACL is never copied: `Copy` gives the default, `Replace`
+    /// its [`PutMeta::acl`]. A source sealed under a customer key is
+    /// [`BackendError::CustomerKeyRequired`]: such a copy is a read with the
+    /// key and a put.
     #[allow(clippy::too_many_arguments)]
     async fn copy_object(
         &self,
@@ -671,6 +680,18 @@ pub trait Backend: Send + Sync + 'static {
         tags: BTreeMap<String, String>,
     ) -> BackendResult<String>;
 
+    /// Replaces the ACL document of a version (the current object when
+    /// `version_id` is `None`; `None` restores the default); returns the
+    /// version id. The version rules are [`Backend::get_object`]'s.
+    async fn set_object_acl(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Option<String>,
+    ) -> BackendResult<String>;
+
     /// Who owns `bucket` and the documents that decide who else may read it
     /// ([`BucketAccessDocs`]), without a tenant: the gateway asks this for
     /// anonymous requests, requests of other tenants and CORS. `None` when
@@ -733,10 +754,20 @@ impl std::fmt::Debug for KeyRecord {
 pub trait KeyStore: Send + Sync + 'static {
     /// The secret and tenant of `access_key`, if it exists.
     fn lookup(&self, access_key: &str) -> Option<KeyRecord>;
+
+    /// Whether a tenant of that name exists (an ACL may grant only to
+    /// tenants that do). The default knows none.
+    fn tenant_exists(&self, _tenant: &str) -> bool {
+        false
+    }
 }
 
 impl<K: KeyStore + ?Sized> KeyStore for std::sync::Arc<K> {
     fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
         (**self).lookup(access_key)
+    }
+
+    fn tenant_exists(&self, tenant: &str) -> bool {
+        (**self).tenant_exists(tenant)
     }
 }

@@ -11,8 +11,9 @@
 //! - `body`: request and response bodies (streams, the `Content-MD5` check);
 //! - `conditions`: HTTP preconditions (`If-Match` and friends);
 //! - `convert`: small conversions between backend and s3s types;
-//! - `readers`: reads by anyone but the owner (bucket policy, canned ACL);
-//! - `access_ops`: bucket policy, ACL and Block Public Access operations;
+//! - `readers`: requests by anyone but the owner (bucket policy, ACLs);
+//! - `access_ops`: bucket policy and Block Public Access operations;
+//! - `acl_ops`: bucket and object ACL operations, the ACL of writes;
 //! - `cors_ops`: Put/Get/DeleteBucketCors;
 //! - `lifecycle`: Put/Get/DeleteBucketLifecycleConfiguration;
 //! - `tagging`: Put/Get/DeleteBucketTagging;
@@ -24,6 +25,7 @@
 //!   bodies, verified as they stream.
 
 mod access_ops;
+mod acl_ops;
 mod attrs;
 mod body;
 mod buckets;
@@ -193,8 +195,6 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
                 "AWS Signature Version 2 is not accepted: sign requests with Signature Version 4"
             ));
         }
-        let acl = req.input.acl.as_ref().map(|a| a.as_str());
-        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         objects::put_object(self, req).await
     }
 
@@ -230,8 +230,6 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        let acl = req.input.acl.as_ref().map(|a| a.as_str());
-        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         objects::copy_object(self, req).await
     }
 
@@ -260,8 +258,6 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let acl = req.input.acl.as_ref().map(|a| a.as_str());
-        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         multipart::create_multipart_upload(self, req).await
     }
 
@@ -332,14 +328,14 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<s3s::dto::PutBucketAclInput>,
     ) -> S3Result<S3Response<s3s::dto::PutBucketAclOutput>> {
-        access_ops::put_bucket_acl(self, req).await
+        acl_ops::put_bucket_acl(self, req).await
     }
 
     async fn get_bucket_acl(
         &self,
         req: S3Request<s3s::dto::GetBucketAclInput>,
     ) -> S3Result<S3Response<s3s::dto::GetBucketAclOutput>> {
-        access_ops::get_bucket_acl(self, req).await
+        acl_ops::get_bucket_acl(self, req).await
     }
 
     async fn put_public_access_block(
@@ -473,5 +469,19 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         object_tagging::delete_object_tagging(self, req).await
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<s3s::dto::PutObjectAclInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectAclOutput>> {
+        acl_ops::put_object_acl(self, req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<s3s::dto::GetObjectAclInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectAclOutput>> {
+        acl_ops::get_object_acl(self, req).await
     }
 }

@@ -156,6 +156,7 @@ fn info(key: &str, v: &ObjectVersion) -> ObjectInfo {
         tags: BTreeMap::new(),
         part_sizes: Vec::new(),
         customer_seal: seal_of(v),
+        acl: None,
     }
 }
 
@@ -167,6 +168,7 @@ fn seal_of(v: &ObjectVersion) -> Option<CustomerSeal> {
 /// A version with its attributes.
 fn full_info(key: &str, v: &ObjectVersion, attrs: VersionAttrs) -> ObjectInfo {
     ObjectInfo {
+        acl: attrs.acl,
         headers: attrs.headers,
         tags: attrs.tags,
         part_sizes: attrs.part_sizes,
@@ -207,6 +209,7 @@ fn store_meta(meta: PutMeta) -> stratus_store::PutMeta {
         attrs: VersionAttrs {
             headers: meta.headers,
             tags: meta.tags,
+            acl: meta.acl,
             ..VersionAttrs::default()
         },
         condition: state_condition(meta.condition),
@@ -378,6 +381,7 @@ impl Backend for StoreBackend {
             tags: meta.tags,
             part_sizes: Vec::new(),
             customer_seal,
+            acl: meta.acl,
         })
     }
 
@@ -622,6 +626,7 @@ impl Backend for StoreBackend {
                 .customer_key
                 .as_ref()
                 .map(|k| stratus_store::fresh_seal(k).into()),
+            acl: meta.acl,
             ..VersionAttrs::default()
         };
         let r = self
@@ -765,6 +770,7 @@ impl Backend for StoreBackend {
                 .values()
                 .next()
                 .and_then(|p| p.data.scope.customer_seal()),
+            acl: attrs.acl,
         })
     }
 
@@ -908,6 +914,29 @@ impl Backend for StoreBackend {
             .map_err(|e| store_err(e, BackendError::NoSuchVersion))?;
         Ok(r.id.unwrap_or(v.version_id))
     }
+
+    async fn set_object_acl(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Option<String>,
+    ) -> BackendResult<String> {
+        // The read rules of a GET (a delete marker: 404 or 405).
+        let (v, _) = self.lookup(tenant, bucket, key, version_id)?;
+        let r = self
+            .command(StoreCommand::SetObjectAcl {
+                tenant: tenant.to_owned(),
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id: Some(v.version_id.clone()),
+                acl,
+            })
+            .await
+            .map_err(|e| store_err(e, BackendError::NoSuchVersion))?;
+        Ok(r.id.unwrap_or(v.version_id))
+    }
 }
 
 impl StoreBackend {
@@ -963,6 +992,10 @@ impl KeyStore for StoreKeys {
         self.store
             .s3_secret(access_key)
             .map(|(secret, tenant)| KeyRecord { secret, tenant })
+    }
+
+    fn tenant_exists(&self, tenant: &str) -> bool {
+        self.store.state(|s| s.tenants.contains_key(tenant))
     }
 }
 

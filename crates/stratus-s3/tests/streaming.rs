@@ -57,6 +57,7 @@ fn info(size: u64, etag: String) -> ObjectInfo {
         tags: BTreeMap::new(),
         part_sizes: Vec::new(),
         customer_seal: None,
+        acl: None,
     }
 }
 
@@ -229,6 +230,16 @@ impl Backend for Sink {
         _: &str,
         _: Option<&str>,
         _: BTreeMap<String, String>,
+    ) -> BackendResult<String> {
+        unused()
+    }
+    async fn set_object_acl(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: Option<String>,
     ) -> BackendResult<String> {
         unused()
     }

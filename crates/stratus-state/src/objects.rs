@@ -943,6 +943,20 @@ pub enum StoreCommand {
         /// Bucket.
         name: String,
     },
+    /// Replace the ACL document of a version (the latest when `version_id`
+    /// is `None`; `None` restores the default); see [`VersionAttrs::acl`].
+    SetObjectAcl {
+        /// Caller's tenant (must own the bucket).
+        tenant: TenantName,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Version (`None`: the latest).
+        version_id: Option<String>,
+        /// The ACL document (at most [`MAX_ACL_DOC_BYTES`]).
+        acl: Option<String>,
+    },
 }
 
 /// What a store command produced.
@@ -972,7 +986,7 @@ pub use health::{RedundancyHealth, RepairItem};
 mod attrs;
 pub use attrs::{
     check_tag_rules, is_precondition_failed, precondition_failed, validate_tags, CustomerSealDoc,
-    VersionAttrs, WriteCondition, MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS,
+    VersionAttrs, WriteCondition, MAX_ACL_DOC_BYTES, MAX_HEADER_BYTES, MAX_TAGS, MAX_TAG_KEY_CHARS,
     MAX_TAG_VALUE_CHARS, PRECONDITION_FAILED, STORED_HEADERS,
 };
 

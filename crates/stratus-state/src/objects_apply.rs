@@ -37,7 +37,8 @@ impl State {
             | StoreCommand::CreateUploadWith { .. }
             | StoreCommand::CompleteUploadWith { .. }
             | StoreCommand::DeleteObjectWith { .. }
-            | StoreCommand::DeleteBucketAbortingUploads { .. } => self.apply_attrs(cmd),
+            | StoreCommand::DeleteBucketAbortingUploads { .. }
+            | StoreCommand::SetObjectAcl { .. } => self.apply_attrs(cmd),
         }
     }
 

@@ -50,6 +50,9 @@ pub const STORED_HEADERS: [&str; 5] = [
     "content-language",
     "expires",
 ];
+/// Largest ACL document of a version (100 grants of 63-character tenant
+/// names fit several times over).
+pub const MAX_ACL_DOC_BYTES: usize = 32 * 1024;
 /// The start of the message of a refusal for a failed precondition.
 pub const PRECONDITION_FAILED: &str = "PreconditionFailed:";
 
@@ -76,6 +79,12 @@ pub struct VersionAttrs {
     /// set when it is created. Never the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer_seal: Option<CustomerSealDoc>,
+    /// The version's access control list, a JSON document the S3 gateway
+    /// writes and reads (owner and grants; opaque here, at most
+    /// [`MAX_ACL_DOC_BYTES`]); `None`: the default (the bucket's owner has
+    /// full control).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
 }
 
 /// The salt and check of a customer key ([`stratus_chunk::CustomerSeal`]),
@@ -114,6 +123,7 @@ impl VersionAttrs {
             && self.part_sizes.is_empty()
             && self.upload_id.is_none()
             && self.customer_seal.is_none()
+            && self.acl.is_none()
     }
 
     /// The JSON document carried in commands and stored in rows.
@@ -149,8 +159,23 @@ impl VersionAttrs {
                 "stored headers are {size} bytes; the limit is {MAX_HEADER_BYTES}"
             )));
         }
+        check_acl_doc(self.acl.as_deref())?;
         validate_tags(&self.tags)
     }
+}
+
+/// Checks an ACL document's size ([`MAX_ACL_DOC_BYTES`]) and that it is JSON.
+fn check_acl_doc(acl: Option<&str>) -> Result<(), ApplyError> {
+    let Some(doc) = acl else { return Ok(()) };
+    if doc.len() > MAX_ACL_DOC_BYTES {
+        return Err(ApplyError::TooLarge(format!(
+            "an ACL document is {} bytes; the limit is {MAX_ACL_DOC_BYTES}",
+            doc.len()
+        )));
+    }
+    serde_json::from_str::<serde_json::Value>(doc)
+        .map(|_| ())
+        .map_err(|e| ApplyError::invalid(format!("an ACL document is not JSON: {e}")))
 }
 
 /// Checks S3's tag rules: at most [`MAX_TAGS`], keys of 1 to
@@ -367,6 +392,28 @@ impl State {
                 }
                 let mut attrs = st.version_attrs(bucket, key, &v.version_id);
                 attrs.tags = tags.clone();
+                st.set_version_attrs(bucket, key, &v.version_id, &attrs);
+                Ok(StoreResult::Id(v.version_id))
+            }
+            StoreCommand::SetObjectAcl {
+                tenant,
+                bucket,
+                key,
+                version_id,
+                acl,
+            } => {
+                check_acl_doc(acl.as_deref())?;
+                let st = &mut self.store;
+                st.bucket_of(tenant, bucket)?;
+                let v = st.version(bucket, key, version_id.as_deref())?;
+                if v.is_delete_marker() {
+                    return Err(ApplyError::invalid(format!(
+                        "{bucket}/{key} version {:?} is a delete marker, which has no ACL (MethodNotAllowed)",
+                        v.version_id
+                    )));
+                }
+                let mut attrs = st.version_attrs(bucket, key, &v.version_id);
+                attrs.acl = acl.clone();
                 st.set_version_attrs(bucket, key, &v.version_id, &attrs);
                 Ok(StoreResult::Id(v.version_id))
             }

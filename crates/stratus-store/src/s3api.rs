@@ -157,6 +157,7 @@ impl Store {
         version.version_id = String::new();
         version.created_ms = now_ms();
         let mut condition = None;
+        let meta_was_copy = meta.is_none();
         if let Some(m) = meta {
             version.content_type = m.content_type;
             version.user_meta = m.user_meta;
@@ -169,6 +170,11 @@ impl Store {
         }
         // The copy was not completed from an upload.
         attrs.upload_id = None;
+        // Nor does it inherit the source's ACL (S3: a copy gets the ACL its
+        // request gives, the default without one).
+        if meta_was_copy {
+            attrs.acl = None;
+        }
         let r = self
             .write(StoreCommand::PutObjectWith {
                 tenant: tenant.to_string(),

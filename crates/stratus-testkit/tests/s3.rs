@@ -272,6 +272,17 @@ impl Backend for Fresh {
     ) -> BackendResult<String> {
         self.inner.set_object_tags(t, &self.b(b), k, v, tags).await
     }
+
+    async fn set_object_acl(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        acl: Option<String>,
+    ) -> BackendResult<String> {
+        self.inner.set_object_acl(t, &self.b(b), k, v, acl).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

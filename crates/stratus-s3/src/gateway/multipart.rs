@@ -32,17 +32,26 @@ pub(super) async fn create_multipart_upload<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let actor =
+        super::readers::bucket_actor(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
+    let tenant = actor.tenant.clone();
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
     let sent = sse::customer_key(sse::customer_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
+    let acl = super::acl_ops::object_write_acl(
+        gw,
+        &actor,
+        input.acl.as_ref().map(|a| a.as_str()),
+        &crate::acl::grant_headers_of!(input, crate::acl::object_grant_write(&req.headers)),
+    )?;
     let headers = headers_of!(input);
     let tags = tags_of_header(input.tagging.as_deref())?;
     let mut meta = put_meta(input.content_type, input.metadata);
     meta.headers = headers;
     meta.tags = tags;
     meta.customer_key = sent.as_ref().map(|k| k.key.clone());
+    meta.acl = acl;
     let upload_id = gw
         .backend
         .create_multipart(&tenant, &input.bucket, &input.key, meta)
@@ -64,7 +73,8 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = req.input;
     let sent = sse::customer_key(sse::customer_of!(input))?;
     let n = part_number(input.part_number)?;
@@ -109,7 +119,8 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = req.input;
     // An upload under a customer key completes only with that key.
     let sent = sse::customer_key(sse::customer_of!(input))?;
@@ -184,7 +195,8 @@ pub(super) async fn abort_multipart_upload<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = &req.input;
     gw.backend
         .abort_multipart(&tenant, &input.bucket, &input.key, &input.upload_id)
@@ -197,7 +209,8 @@ pub(super) async fn list_parts<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = req.input;
     let max = max_keys(input.max_parts)?;
     let marker = input.part_number_marker.unwrap_or(0);
@@ -306,4 +319,14 @@ pub(super) async fn list_multipart_uploads<B: Backend, K: KeyStore>(
         ),
         ..Default::default()
     }))
+}
+
+/// A multipart write of `key` as a policy or ACL sees it: `s3:PutObject`
+/// (bucket `WRITE`).
+fn writes(key: &str) -> crate::policy::Request<'_> {
+    crate::policy::Request {
+        action: crate::policy::Action::PutObject,
+        key: Some(key),
+        prefix: None,
+    }
 }

@@ -23,17 +23,31 @@ use super::Gateway;
 use crate::backend::{
     Backend, BackendError, ByteRange, KeyStore, MetadataDirective, ObjectInfo, PutMeta,
 };
+use crate::policy::Action;
 use crate::{sse, unsupported};
 
 pub(super) async fn put_object<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let actor = super::readers::bucket_actor(
+        gw,
+        &req,
+        &req.input.bucket,
+        writes(&req.input.key, Action::PutObject),
+    )
+    .await?;
+    let tenant = actor.tenant.clone();
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
     let sent = sse::customer_key(sse::customer_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
+    let acl = super::acl_ops::object_write_acl(
+        gw,
+        &actor,
+        input.acl.as_ref().map(|a| a.as_str()),
+        &crate::acl::grant_headers_of!(input, crate::acl::object_grant_write(&req.headers)),
+    )?;
     // Checked by the backend when the version is committed (atomic).
     let condition = write_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
     let if_match = input.if_match.is_some();
@@ -48,6 +62,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     meta.tags = tags;
     meta.condition = condition;
     meta.customer_key = sent.as_ref().map(|k| k.key.clone());
+    meta.acl = acl;
     let info = gw
         .backend
         .put_object(
@@ -88,7 +103,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = &req.input;
-    let tenant =
+    let (tenant, checked) =
         super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
             .await?;
     super::readers::refuse_anonymous_overrides(
@@ -102,7 +117,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
     )?;
     sse::refuse_on_read(&req.headers)?;
     let sent = sse::customer_key(sse::customer_of!(input))?;
-    let mut version = input.version_id.clone();
+    let mut version = checked;
     let conditional = input.if_match.is_some()
         || input.if_none_match.is_some()
         || input.if_modified_since.is_some()
@@ -263,19 +278,14 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = &req.input;
-    let tenant =
+    let (tenant, checked) =
         super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
             .await?;
     sse::refuse_on_read(&req.headers)?;
     let sent = sse::customer_key(sse::customer_of!(input))?;
     let info = match gw
         .backend
-        .head_object(
-            &tenant,
-            &input.bucket,
-            &input.key,
-            input.version_id.as_deref(),
-        )
+        .head_object(&tenant, &input.bucket, &input.key, checked.as_deref())
         .await
     {
         Ok(i) => i,
@@ -334,7 +344,13 @@ pub(super) async fn delete_object<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant = super::readers::read_as(
+        gw,
+        &req,
+        &req.input.bucket,
+        writes(&req.input.key, Action::DeleteObject),
+    )
+    .await?;
     refuse_unsupported_delete_conditions(&req.headers)?;
     let input = &req.input;
     let if_match = match &input.if_match {
@@ -370,8 +386,7 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let tenant = gw.tenant(&req)?;
-    let input = req.input;
+    let input = &req.input;
     if input.delete.objects.len() > 1000 {
         return Err(s3_error!(
             MalformedXML,
@@ -381,7 +396,27 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
     let quiet = input.delete.quiet.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
-    for obj in input.delete.objects {
+    for obj in input.delete.objects.iter().cloned() {
+        // Each key is granted on its own (a policy may name keys).
+        let tenant = match super::readers::read_as(
+            gw,
+            &req,
+            &input.bucket,
+            writes(&obj.key, Action::DeleteObject),
+        )
+        .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(dto::Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(obj.key),
+                    message: e.message().map(str::to_owned),
+                    version_id: obj.version_id,
+                });
+                continue;
+            }
+        };
         // Per-object conditions: the ETag is checked with the delete (as
         // DeleteObject's If-Match); size and time conditions are not
         // implemented, and an object carrying one is refused, not deleted.
@@ -461,13 +496,55 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let (src_bucket, src_key, src_version) = copy_source(&req.input.copy_source)?;
+    let actor = super::readers::bucket_actor(
+        gw,
+        &req,
+        &req.input.bucket,
+        writes(&req.input.key, Action::PutObject),
+    )
+    .await?;
+    let (source, _) = super::readers::object_actor(
+        gw,
+        &req,
+        src_bucket,
+        src_key,
+        src_version,
+        Action::GetObject,
+    )
+    .await?;
+    // The copy runs as one tenant: the source must be readable by the
+    // requester and in a bucket of the destination's owner.
+    if source.view.is_none() {
+        return Err(s3_error!(NoSuchBucket));
+    }
+    if source.tenant != actor.tenant {
+        if actor.view.is_none() {
+            return Err(s3_error!(AccessDenied));
+        }
+        return Err(s3_error!(
+            NotImplemented,
+            "copying between buckets of different owners is not implemented: GET the object and PUT it"
+        ));
+    }
+    let tenant = actor.tenant.clone();
+    let acl = super::acl_ops::object_write_acl(
+        gw,
+        &actor,
+        req.input.acl.as_ref().map(|a| a.as_str()),
+        &crate::acl::grant_headers_of!(req.input, crate::acl::object_grant_write(&req.headers)),
+    )?;
+    let (src_bucket, src_key, src_version) = (
+        src_bucket.to_owned(),
+        src_key.to_owned(),
+        src_version.map(str::to_owned),
+    );
+    let (src_bucket, src_key) = (src_bucket.as_str(), src_key.as_str());
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
     let src_sent = sse::customer_key(sse::copy_source_customer_of!(input))?;
     let dst_sent = sse::customer_key(sse::customer_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
-    let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
     let replace = input
         .metadata_directive
         .as_ref()
@@ -497,10 +574,10 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
         || input.copy_source_if_none_match.is_some()
         || input.copy_source_if_modified_since.is_some()
         || input.copy_source_if_unmodified_since.is_some();
-    let mut src_version = src_version.map(str::to_owned);
+    let mut src_version = src_version;
     // The source as it is now: its directives are resolved against it, and
     // the copy reads exactly that version.
-    let src_info = if conditional || replace != replace_tags {
+    let src_info = if conditional || replace != replace_tags || acl.is_some() {
         Some(
             gw.backend
                 .head_object(&tenant, src_bucket, src_key, src_version.as_deref())
@@ -541,6 +618,7 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
             } else {
                 src.as_ref().map(|s| s.tags.clone()).unwrap_or_default()
             };
+            m.acl = acl;
             MetadataDirective::Replace(m)
         }
     };
@@ -591,5 +669,16 @@ pub(super) fn copied_meta(info: &ObjectInfo) -> PutMeta {
         tags: info.tags.clone(),
         condition: None,
         customer_key: None,
+        // A copy never takes its source's ACL.
+        acl: None,
+    }
+}
+
+/// A write of `key` (PutObject, DeleteObject) as a policy sees it.
+fn writes(key: &str, action: Action) -> crate::policy::Request<'_> {
+    crate::policy::Request {
+        action,
+        key: Some(key),
+        prefix: None,
     }
 }

@@ -350,6 +350,7 @@ impl Backend for MemBackend {
             tags: meta.tags,
             part_sizes: Vec::new(),
             customer_seal: meta.customer_key.as_ref().map(stratus_store::fresh_seal),
+            acl: meta.acl,
         };
         let mut s = self.lock();
         s.check(tenant, bucket, key, meta.condition.as_ref())?;
@@ -471,6 +472,7 @@ impl Backend for MemBackend {
                     tags: BTreeMap::new(),
                     part_sizes: Vec::new(),
                     customer_seal: None,
+                    acl: None,
                 };
                 let info = s.write(tenant, bucket, marker, Bytes::new())?;
                 Ok(DeleteOutcome {
@@ -505,6 +507,8 @@ impl Backend for MemBackend {
                 tags: src.info.tags.clone(),
                 condition: None,
                 customer_key: None,
+                // An ACL is never copied.
+                acl: None,
             },
             MetadataDirective::Replace(m) => {
                 check_tags(&m.tags)?;
@@ -526,6 +530,7 @@ impl Backend for MemBackend {
             // The copy is one simple upload.
             part_sizes: Vec::new(),
             customer_seal: None,
+            acl: m.acl,
         };
         s.write(tenant, dst_bucket, info, src.data)
     }
@@ -756,6 +761,7 @@ impl Backend for MemBackend {
             tags: meta.tags,
             part_sizes: chosen.iter().map(|(p, _)| p.size).collect(),
             customer_seal: seal,
+            acl: meta.acl,
         };
         s.check(tenant, bucket, key, condition.as_ref())?;
         let info = s.write(tenant, bucket, info, data)?;
@@ -891,6 +897,28 @@ impl Backend for MemBackend {
         }
         Ok(id)
     }
+
+    async fn set_object_acl(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Option<String>,
+    ) -> BackendResult<String> {
+        let mut s = self.lock();
+        let v = s.find(tenant, bucket, key, version_id)?;
+        let id = v.info.version_id;
+        let b = s.bucket(tenant, bucket)?;
+        if let Some(stored) = b
+            .objects
+            .get_mut(key)
+            .and_then(|vs| vs.iter_mut().find(|x| x.info.version_id == id))
+        {
+            stored.info.acl = acl;
+        }
+        Ok(id)
+    }
 }
 
 /// An in-memory [`KeyStore`] (for tests).
@@ -929,5 +957,10 @@ impl KeyStore for MemKeys {
     fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         keys.get(access_key).cloned()
+    }
+
+    fn tenant_exists(&self, tenant: &str) -> bool {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.values().any(|k| k.tenant == tenant)
     }
 }

@@ -470,17 +470,16 @@ class Checks:
         expect(status == 404, "a refused SSE-KMS upload stores nothing (HEAD gave %s)" % status)
 
     def unsupported_refused(self):
-        """A write asking for what the gateway does not do (public ACLs,
-        grants, object lock, other storage classes, website redirects)
-        is refused and stores nothing; what clients send by default passes."""
+        """A write asking for what the gateway does not do (object lock,
+        other storage classes, website redirects) or granting to a tenant
+        that does not exist is refused and stores nothing; what clients
+        send by default passes."""
         import datetime
         r = self.s3.put_object(Bucket=self.bucket, Key="plain/defaults", Body=b"x", ACL="private",
                                StorageClass="STANDARD")
         expect("ETag" in r, "defaults accepted")
         until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
         attempts = {
-            "public ACL": dict(ACL="public-read"),
-            "grant": dict(GrantRead='id="someone"'),
             "object lock": dict(ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until),
             "legal hold": dict(ObjectLockLegalHoldStatus="ON"),
             "storage class": dict(StorageClass="GLACIER"),
@@ -490,14 +489,18 @@ class Checks:
             code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="plain/x", Body=b"x",
                                                                  **extra))
             expect((code, status) == ("NotImplemented", 501), "put with %s: %r" % (what, (code, status)))
+        # A grant to a tenant that does not exist, on every kind of write.
+        code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="plain/x", Body=b"x",
+                                                             GrantRead='id="someone"'))
+        expect((code, status) == ("InvalidArgument", 400), "put with a grant: %r" % ((code, status),))
         code, status = error_code(lambda: self.s3.create_multipart_upload(Bucket=self.bucket, Key="plain/x",
                                                                           GrantRead='id="someone"'))
-        expect((code, status) == ("NotImplemented", 501), "multipart with a grant: %r" % ((code, status),))
+        expect((code, status) == ("InvalidArgument", 400), "multipart with a grant: %r" % ((code, status),))
         code, status = error_code(lambda: self.s3.copy_object(Bucket=self.bucket, Key="plain/x",
                                                               CopySource={"Bucket": self.bucket,
                                                                           "Key": "plain/defaults"},
-                                                              ACL="public-read"))
-        expect((code, status) == ("NotImplemented", 501), "copy with a public ACL: %r" % ((code, status),))
+                                                              GrantRead='id="someone"'))
+        expect((code, status) == ("InvalidArgument", 400), "copy with a grant: %r" % ((code, status),))
         _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="plain/x"))
         expect(status == 404, "a refused write stores nothing (HEAD gave %s)" % status)
 

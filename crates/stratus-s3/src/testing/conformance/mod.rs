@@ -14,6 +14,7 @@ use crate::backend::{
     EMPTY_MD5, MIN_PART_SIZE, NULL_VERSION,
 };
 
+mod acls;
 mod attrs;
 mod buckets;
 mod customer;
@@ -22,6 +23,7 @@ mod multipart;
 mod objects;
 mod versioning;
 
+pub use acls::object_acls;
 pub use attrs::{conditional_writes, stored_headers_and_tags, tagging, uploads_end};
 pub use buckets::{bucket_access, bucket_configs, buckets, tenant_isolation};
 pub use customer::customer_keys;
@@ -129,6 +131,7 @@ pub async fn backend_conformance<Bk: Backend>(make: impl Fn() -> Bk) {
     conditional_writes(&make()).await;
     uploads_end(&make()).await;
     customer_keys(&make()).await;
+    object_acls(&make()).await;
 }
 
 fn isolated<T: std::fmt::Debug>(r: Result<T, BackendError>, what: &str) {
