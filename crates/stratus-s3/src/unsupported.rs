@@ -2,9 +2,9 @@
 //! with `NotImplemented`, never dropped (issue 19: nothing silently
 //! ignored).
 //!
-//! A write that asks for a public ACL, grants, object lock or a
+//! A write that asks for a public ACL, grants or a
 //! website redirect would otherwise be stored without them while its client
-//! believes they hold — an object lock that does not lock, a "private"
+//! believes they hold — a "private"
 //! grant list that was never read. What clients send by default and is
 //! true here passes: `x-amz-acl: private` and `bucket-owner-full-control`
 //! (a tenant owns every object in its buckets), and the `STANDARD` storage
@@ -19,8 +19,6 @@ pub(crate) struct Extras<'a> {
     pub(crate) acl: Option<&'a str>,
     /// Any `x-amz-grant-*` header.
     pub(crate) grants: bool,
-    /// Any `x-amz-object-lock-*` header.
-    pub(crate) object_lock: bool,
     /// `x-amz-storage-class`.
     pub(crate) storage_class: Option<&'a str>,
     /// `x-amz-website-redirect-location`.
@@ -37,9 +35,6 @@ macro_rules! extras_of {
                 || $i.grant_read.is_some()
                 || $i.grant_read_acp.is_some()
                 || $i.grant_write_acp.is_some(),
-            object_lock: $i.object_lock_mode.is_some()
-                || $i.object_lock_retain_until_date.is_some()
-                || $i.object_lock_legal_hold_status.is_some(),
             storage_class: $i.storage_class.as_ref().map(|c| c.as_str()),
             website_redirect: $i.website_redirect_location.is_some(),
         }
@@ -62,8 +57,6 @@ pub(crate) fn refuse_extras(x: &Extras<'_>) -> S3Result<()> {
     }
     let refused = if x.grants {
         Some("x-amz-grant-* (ACL grants)")
-    } else if x.object_lock {
-        Some("x-amz-object-lock-* (object lock and legal hold)")
     } else if x.website_redirect {
         Some("x-amz-website-redirect-location (website hosting)")
     } else {
@@ -90,7 +83,6 @@ mod tests {
         Extras {
             acl: None,
             grants: false,
-            object_lock: false,
             storage_class: None,
             website_redirect: false,
         }
@@ -119,10 +111,6 @@ mod tests {
             },
             Extras {
                 grants: true,
-                ..none()
-            },
-            Extras {
-                object_lock: true,
                 ..none()
             },
             Extras {

@@ -56,6 +56,7 @@ fn info(size: u64, etag: String) -> ObjectInfo {
         headers: BTreeMap::new(),
         tags: BTreeMap::new(),
         part_sizes: Vec::new(),
+        lock: Default::default(),
     }
 }
 

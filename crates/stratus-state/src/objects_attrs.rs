@@ -71,6 +71,12 @@ pub struct VersionAttrs {
     /// it again answers with this version, as S3 does).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// Object lock retention ([`crate::object_lock`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::object_lock::Retention>,
+    /// Object lock legal hold: `None` never set, `Some(true)` on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<bool>,
 }
 
 impl VersionAttrs {
@@ -80,6 +86,8 @@ impl VersionAttrs {
             && self.tags.is_empty()
             && self.part_sizes.is_empty()
             && self.upload_id.is_none()
+            && self.retention.is_none()
+            && self.legal_hold.is_none()
     }
 
     /// The JSON document carried in commands and stored in rows.
@@ -297,9 +305,11 @@ impl State {
                 attrs,
                 condition,
             } => {
-                let attrs = VersionAttrs::from_doc(attrs)?;
+                let mut attrs = VersionAttrs::from_doc(attrs)?;
                 attrs.validate()?;
                 self.store.bucket_of(tenant, bucket)?;
+                self.store
+                    .lock_new_version(bucket, &mut attrs, version.created_ms)?;
                 if let Some(c) = condition {
                     c.check(self.store.latest(bucket, key).as_ref())?;
                 }
@@ -344,6 +354,15 @@ impl State {
                     ));
                 }
                 doc.validate()?;
+                if (doc.retention.is_some() || doc.legal_hold.is_some())
+                    && self.store.lock_config(&upload.bucket).is_none()
+                {
+                    return Err(ApplyError::invalid(format!(
+                        "{} bucket {:?} does not have object lock enabled",
+                        crate::object_lock::INVALID_REQUEST,
+                        upload.bucket
+                    )));
+                }
                 let r = self.apply_store(&StoreCommand::CreateUpload {
                     upload: upload.clone(),
                 })?;
@@ -382,6 +401,7 @@ impl State {
                 let mut attrs = st.upload_attrs_of(upload);
                 attrs.part_sizes = part_sizes;
                 attrs.upload_id = Some(upload.clone());
+                st.lock_new_version(&bucket, &mut attrs, *now_ms)?;
                 let r = self.apply_store(&StoreCommand::CompleteUpload {
                     tenant: tenant.clone(),
                     upload: upload.clone(),

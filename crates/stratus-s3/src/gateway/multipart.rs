@@ -38,9 +38,12 @@ pub(super) async fn create_multipart_upload<B: Backend, K: KeyStore>(
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
     let headers = headers_of!(input);
     let tags = tags_of_header(input.tagging.as_deref())?;
+    let lock = super::object_lock::lock_of!(input)?;
+    super::object_lock::check_lock_allowed(gw, &tenant, &input.bucket, &lock).await?;
     let mut meta = put_meta(input.content_type, input.metadata);
     meta.headers = headers;
     meta.tags = tags;
+    meta.lock = lock;
     let upload_id = gw
         .backend
         .create_multipart(&tenant, &input.bucket, &input.key, meta)

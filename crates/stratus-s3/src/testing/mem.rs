@@ -12,9 +12,12 @@ use md5::{Digest, Md5};
 use crate::backend::{
     check_bucket_config, check_tags, Backend, BackendError, BackendResult, BucketAccessDocs,
     BucketConfigKind, BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore,
-    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
-    WriteCondition, MIN_PART_SIZE, NULL_VERSION,
+    MetadataDirective, ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo, VersionEntry,
+    VersionLock, Versioning, WriteCondition, MIN_PART_SIZE, NULL_VERSION,
 };
+
+#[path = "mem_lock.rs"]
+mod lock;
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
 ///
@@ -90,6 +93,9 @@ impl State {
     ) -> BackendResult<ObjectInfo> {
         let now = self.now();
         let versioning = self.bucket(tenant, bucket)?.versioning;
+        if !info.is_delete_marker {
+            lock::lock_new(bucket, self.bucket(tenant, bucket)?, &mut info.lock, now)?;
+        }
         info.version_id = match versioning {
             Some(Versioning::Enabled) => self.fresh_id(),
             _ => NULL_VERSION.to_owned(),
@@ -296,6 +302,7 @@ impl Backend for MemBackend {
     ) -> BackendResult<()> {
         let mut s = self.lock();
         let b = s.bucket(tenant, bucket)?;
+        lock::check_versioning(b, versioning)?;
         // Suspending a never-versioned bucket is recorded too (as S3 does).
         b.versioning = Some(versioning);
         Ok(())
@@ -334,6 +341,7 @@ impl Backend for MemBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: Vec::new(),
+            lock: meta.lock,
         };
         let mut s = self.lock();
         s.check(tenant, bucket, key, meta.condition.as_ref())?;
@@ -379,75 +387,46 @@ impl Backend for MemBackend {
         version_id: Option<&str>,
         if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
-        let mut s = self.lock();
-        let versioning = s.bucket(tenant, bucket)?.versioning;
-        if let Some(want) = if_match {
-            let want = want.trim_matches('"');
-            let b = s.bucket(tenant, bucket)?;
-            let target = b.objects.get(key).and_then(|vs| match version_id {
-                None => vs.first(),
-                Some(id) => vs.iter().find(|v| v.info.version_id == id),
-            });
-            // Nothing to delete succeeds whatever the condition; a delete
-            // marker has an empty etag.
-            let ok = target.is_none_or(|v| want == "*" || v.info.etag == want);
-            if !ok {
-                return Err(BackendError::PreconditionFailed);
-            }
-            // A conditional delete of nothing adds no delete marker.
-            if target.is_none() && version_id.is_none() {
-                return Ok(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                });
-            }
-        }
-        if let Some(id) = version_id {
-            let b = s.bucket(tenant, bucket)?;
-            let mut delete_marker = false;
-            if let Some(vs) = b.objects.get_mut(key) {
-                if let Some(i) = vs.iter().position(|v| v.info.version_id == id) {
-                    delete_marker = vs.remove(i).info.is_delete_marker;
-                }
-                if vs.is_empty() {
-                    b.objects.remove(key);
-                }
-            }
-            return Ok(DeleteOutcome {
-                version_id: Some(id.to_owned()),
-                delete_marker,
-            });
-        }
-        match versioning {
-            None => {
-                let b = s.bucket(tenant, bucket)?;
-                b.objects.remove(key);
-                Ok(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                })
-            }
-            Some(_) => {
-                let marker = ObjectInfo {
-                    key: key.to_owned(),
-                    version_id: String::new(),
-                    size: 0,
-                    etag: String::new(),
-                    last_modified_ms: 0,
-                    content_type: None,
-                    user_metadata: BTreeMap::new(),
-                    is_delete_marker: true,
-                    headers: BTreeMap::new(),
-                    tags: BTreeMap::new(),
-                    part_sizes: Vec::new(),
-                };
-                let info = s.write(tenant, bucket, marker, Bytes::new())?;
-                Ok(DeleteOutcome {
-                    version_id: Some(info.version_id),
-                    delete_marker: true,
-                })
-            }
-        }
+        self.delete_checked(tenant, bucket, key, version_id, if_match, false)
+    }
+
+    async fn delete_object_bypassing(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        if_match: Option<&str>,
+        bypass_governance: bool,
+    ) -> BackendResult<DeleteOutcome> {
+        self.delete_checked(tenant, bucket, key, version_id, if_match, bypass_governance)
+    }
+
+    async fn create_bucket_locked(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
+        self.lock_create_bucket(tenant, bucket)
+    }
+
+    async fn set_object_retention(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        retention: Option<Retention>,
+        bypass_governance: bool,
+    ) -> BackendResult<String> {
+        self.lock_set_retention(tenant, bucket, key, version_id, retention, bypass_governance)
+    }
+
+    async fn set_object_legal_hold(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> BackendResult<String> {
+        self.lock_set_legal_hold(tenant, bucket, key, version_id, on)
     }
 
     async fn copy_object(
@@ -470,6 +449,8 @@ impl Backend for MemBackend {
                 headers: src.info.headers.clone(),
                 tags: src.info.tags.clone(),
                 condition: None,
+                // A copy does not inherit the source's lock (as S3).
+                lock: VersionLock::default(),
             },
             MetadataDirective::Replace(m) => {
                 check_tags(&m.tags)?;
@@ -490,6 +471,7 @@ impl Backend for MemBackend {
             tags: m.tags,
             // The copy is one simple upload.
             part_sizes: Vec::new(),
+            lock: m.lock,
         };
         s.write(tenant, dst_bucket, info, src.data)
     }
@@ -573,8 +555,8 @@ impl Backend for MemBackend {
     ) -> BackendResult<String> {
         check_tags(&meta.tags)?;
         let mut s = self.lock();
-        s.bucket(tenant, bucket)?;
         let now = s.now();
+        lock::lock_new(bucket, s.bucket(tenant, bucket)?, &mut meta.lock.clone(), now)?;
         let id = format!("mpu{}", s.fresh_id());
         s.uploads.insert(
             id.clone(),
@@ -687,6 +669,7 @@ impl Backend for MemBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: chosen.iter().map(|(p, _)| p.size).collect(),
+            lock: meta.lock,
         };
         s.check(tenant, bucket, key, condition.as_ref())?;
         let info = s.write(tenant, bucket, info, data)?;
@@ -768,6 +751,7 @@ impl Backend for MemBackend {
     ) -> BackendResult<()> {
         let mut s = self.lock();
         let b = s.bucket(tenant, bucket)?;
+        lock::check_config(b, kind, doc.is_none())?;
         match doc {
             None => {
                 b.configs.remove(&kind);
@@ -850,5 +834,93 @@ impl KeyStore for MemKeys {
     fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         keys.get(access_key).cloned()
+    }
+}
+
+
+impl MemBackend {
+    /// A delete (see [`Backend::delete_object`]); a locked version is
+    /// refused unless `bypass` lifts its `GOVERNANCE` retention.
+    fn delete_checked(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        if_match: Option<&str>,
+        bypass: bool,
+    ) -> BackendResult<DeleteOutcome> {
+        let mut s = self.lock();
+        let now = s.now();
+        let versioning = s.bucket(tenant, bucket)?.versioning;
+        if let Some(want) = if_match {
+            let want = want.trim_matches('"');
+            let b = s.bucket(tenant, bucket)?;
+            let target = b.objects.get(key).and_then(|vs| match version_id {
+                None => vs.first(),
+                Some(id) => vs.iter().find(|v| v.info.version_id == id),
+            });
+            // Nothing to delete succeeds whatever the condition; a delete
+            // marker has an empty etag.
+            let ok = target.is_none_or(|v| want == "*" || v.info.etag == want);
+            if !ok {
+                return Err(BackendError::PreconditionFailed);
+            }
+            // A conditional delete of nothing adds no delete marker.
+            if target.is_none() && version_id.is_none() {
+                return Ok(DeleteOutcome {
+                    version_id: None,
+                    delete_marker: false,
+                });
+            }
+        }
+        if let Some(id) = version_id {
+            let b = s.bucket(tenant, bucket)?;
+            let mut delete_marker = false;
+            if let Some(vs) = b.objects.get_mut(key) {
+                if let Some(i) = vs.iter().position(|v| v.info.version_id == id) {
+                    lock::guard(vs[i].info.lock, now, bypass)?;
+                    delete_marker = vs.remove(i).info.is_delete_marker;
+                }
+                if vs.is_empty() {
+                    b.objects.remove(key);
+                }
+            }
+            return Ok(DeleteOutcome {
+                version_id: Some(id.to_owned()),
+                delete_marker,
+            });
+        }
+        match versioning {
+            None => {
+                let b = s.bucket(tenant, bucket)?;
+                b.objects.remove(key);
+                Ok(DeleteOutcome {
+                    version_id: None,
+                    delete_marker: false,
+                })
+            }
+            Some(_) => {
+                let marker = ObjectInfo {
+                    key: key.to_owned(),
+                    version_id: String::new(),
+                    size: 0,
+                    etag: String::new(),
+                    last_modified_ms: 0,
+                    content_type: None,
+                    user_metadata: BTreeMap::new(),
+                    is_delete_marker: true,
+                    headers: BTreeMap::new(),
+                    tags: BTreeMap::new(),
+                    part_sizes: Vec::new(),
+                    lock: VersionLock::default(),
+                };
+                let info = s.write(tenant, bucket, marker, Bytes::new())?;
+                Ok(DeleteOutcome {
+                    version_id: Some(info.version_id),
+                    delete_marker: true,
+                })
+            }
+        }
     }
 }

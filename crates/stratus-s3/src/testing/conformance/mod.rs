@@ -18,6 +18,7 @@ mod attrs;
 mod buckets;
 mod listing;
 mod multipart;
+mod object_lock;
 mod objects;
 mod versioning;
 
@@ -25,6 +26,7 @@ pub use attrs::{conditional_writes, stored_headers_and_tags, tagging, uploads_en
 pub use buckets::{bucket_access, bucket_configs, buckets, tenant_isolation};
 pub use listing::{list_ordering, list_versions_paging};
 pub use multipart::{multipart, multipart_errors};
+pub use object_lock::{object_lock_buckets, object_lock_legal_hold, object_lock_retention};
 pub use objects::{copy, failed_body, objects, ranges};
 pub use versioning::{suspended_versioning, versioning};
 
@@ -126,6 +128,9 @@ pub async fn backend_conformance<Bk: Backend>(make: impl Fn() -> Bk) {
     tagging(&make()).await;
     conditional_writes(&make()).await;
     uploads_end(&make()).await;
+    object_lock_buckets(&make()).await;
+    object_lock_retention(&make()).await;
+    object_lock_legal_hold(&make()).await;
 }
 
 fn isolated<T: std::fmt::Debug>(r: Result<T, BackendError>, what: &str) {
