@@ -51,8 +51,8 @@ pub use stratus_state::objects::{MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHAR
 /// Object lock (WORM): the types a write, a version and a bucket's
 /// configuration carry, and the state's rules ([`stratus_state::object_lock`]).
 pub use stratus_state::object_lock::{
-    check_removal, check_retention_change, DefaultRetention, LockConfig, LockConfigError,
-    LockMode, Retention, VersionLock, DAY_MS,
+    check_removal, check_retention_change, DefaultRetention, LockConfig, LockConfigError, LockMode,
+    Retention, VersionLock, DAY_MS,
 };
 
 /// Checks S3's tag rules ([`MAX_TAGS`], [`MAX_TAG_KEY_CHARS`],

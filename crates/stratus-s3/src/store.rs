@@ -786,8 +786,15 @@ impl Backend for StoreBackend {
         retention: Option<Retention>,
         bypass_governance: bool,
     ) -> BackendResult<String> {
-        self.lock_set_retention(tenant, bucket, key, version_id, retention, bypass_governance)
-            .await
+        self.lock_set_retention(
+            tenant,
+            bucket,
+            key,
+            version_id,
+            retention,
+            bypass_governance,
+        )
+        .await
     }
 
     async fn set_object_legal_hold(

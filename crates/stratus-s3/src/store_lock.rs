@@ -4,9 +4,10 @@
 //! by the state machine ([`stratus_state::object_lock`]); this maps the
 //! calls onto its commands and its refusals onto [`BackendError`]s.
 
+use stratus_state::bucket_configs::BucketConfigKind;
 use stratus_state::object_lock::{LockConfig, Retention, INVALID_BUCKET_STATE, INVALID_REQUEST};
 use stratus_state::objects::{
-    validate_bucket_name, Bucket, BucketConfigKind, DedupeScope, ObjectVersion, StoreCommand,
+    validate_bucket_name, Bucket, DedupeScope, ObjectVersion, StoreCommand,
     Versioning as StateVersioning, WriteCondition as StateCondition, NULL_VERSION,
 };
 use stratus_state::State;

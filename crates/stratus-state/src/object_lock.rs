@@ -274,7 +274,11 @@ impl ObjectStore {
         now_ms: u64,
         bypass: bool,
     ) -> Result<(), ApplyError> {
-        check_removal(self.version_attrs(bucket, key, version_id).lock(), now_ms, bypass)
+        check_removal(
+            self.version_attrs(bucket, key, version_id).lock(),
+            now_ms,
+            bypass,
+        )
     }
 
     /// Prepares the lock of a new version of `bucket` created at

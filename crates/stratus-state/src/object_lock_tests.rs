@@ -140,7 +140,10 @@ fn forbidden(r: &CommandResult) -> bool {
 #[test]
 fn a_bucket_created_with_lock_is_versioned_and_stays_so() {
     let mut s = locked_state(None);
-    assert_eq!(s.store.buckets.get(B).unwrap().versioning, Versioning::Enabled);
+    assert_eq!(
+        s.store.buckets.get(B).unwrap().versioning,
+        Versioning::Enabled
+    );
     assert!(s.store.lock_config(B).is_some());
     let suspend = StoreCommand::SetVersioning {
         tenant: T.into(),
@@ -148,7 +151,9 @@ fn a_bucket_created_with_lock_is_versioned_and_stays_so() {
         versioning: Versioning::Suspended,
     };
     let r = apply(&mut s, suspend);
-    assert!(matches!(&r.error, Some(ApplyError::Conflict(m)) if m.starts_with(INVALID_BUCKET_STATE)));
+    assert!(
+        matches!(&r.error, Some(ApplyError::Conflict(m)) if m.starts_with(INVALID_BUCKET_STATE))
+    );
     let remove = StoreCommand::SetBucketConfig {
         tenant: T.into(),
         bucket: B.into(),
@@ -203,10 +208,22 @@ fn default_retention_rules() {
     };
     assert!(d(Some(1), None).validate().is_ok());
     assert!(d(None, Some(1)).validate().is_ok());
-    assert!(matches!(d(Some(1), Some(1)).validate(), Err(LockConfigError::Malformed(_))));
-    assert!(matches!(d(None, None).validate(), Err(LockConfigError::Malformed(_))));
-    assert!(matches!(d(Some(0), None).validate(), Err(LockConfigError::InvalidPeriod(_))));
-    assert!(matches!(d(None, Some(0)).validate(), Err(LockConfigError::InvalidPeriod(_))));
+    assert!(matches!(
+        d(Some(1), Some(1)).validate(),
+        Err(LockConfigError::Malformed(_))
+    ));
+    assert!(matches!(
+        d(None, None).validate(),
+        Err(LockConfigError::Malformed(_))
+    ));
+    assert!(matches!(
+        d(Some(0), None).validate(),
+        Err(LockConfigError::InvalidPeriod(_))
+    ));
+    assert!(matches!(
+        d(None, Some(0)).validate(),
+        Err(LockConfigError::InvalidPeriod(_))
+    ));
     assert!(matches!(
         d(None, Some(MAX_RETENTION_YEARS + 1)).validate(),
         Err(LockConfigError::InvalidPeriod(_))
@@ -233,12 +250,21 @@ fn new_versions_get_the_default_retention_from_their_creation_time() {
         })
     );
     // An explicit retention wins over the default.
-    let v2 = ok(put(&mut s, "k", NOW, retained(LockMode::Governance, NOW + 5))).unwrap();
+    let v2 = ok(put(
+        &mut s,
+        "k",
+        NOW,
+        retained(LockMode::Governance, NOW + 5),
+    ))
+    .unwrap();
     let a = s.store.version_attrs(B, "k", &v2);
     assert_eq!(a.retention.unwrap().mode, LockMode::Governance);
     // Not removable before the day is over, removable after.
     assert!(forbidden(&apply(&mut s, delete("k", &v, NOW + DAY_MS - 1))));
-    assert!(forbidden(&apply(&mut s, bypass_delete("k", &v, NOW + 1, true))));
+    assert!(forbidden(&apply(
+        &mut s,
+        bypass_delete("k", &v, NOW + 1, true)
+    )));
     ok(apply(&mut s, delete("k", &v, NOW + DAY_MS)));
     assert!(!exists(&s, "k", &v));
 }
@@ -283,17 +309,34 @@ fn lock_on_a_bucket_without_lock_is_an_invalid_request() {
     }
     assert!(apply(&mut s, cmd).error.is_some());
     // A retention in the past is refused on a locked bucket.
-    assert!(put(&mut s, "k", NOW, retained(LockMode::Governance, NOW)).error.is_some());
+    assert!(put(&mut s, "k", NOW, retained(LockMode::Governance, NOW))
+        .error
+        .is_some());
 }
 
 #[test]
 fn governance_needs_bypass_compliance_holds_against_everyone() {
     let mut s = locked_state(None);
-    let g = ok(put(&mut s, "k", NOW, retained(LockMode::Governance, NOW + 100))).unwrap();
-    let c = ok(put(&mut s, "k", NOW, retained(LockMode::Compliance, NOW + 100))).unwrap();
+    let g = ok(put(
+        &mut s,
+        "k",
+        NOW,
+        retained(LockMode::Governance, NOW + 100),
+    ))
+    .unwrap();
+    let c = ok(put(
+        &mut s,
+        "k",
+        NOW,
+        retained(LockMode::Compliance, NOW + 100),
+    ))
+    .unwrap();
     // Plain, conditional and bypass-less deletes are refused.
     assert!(forbidden(&apply(&mut s, delete("k", &g, NOW))));
-    assert!(forbidden(&apply(&mut s, bypass_delete("k", &g, NOW, false))));
+    assert!(forbidden(&apply(
+        &mut s,
+        bypass_delete("k", &g, NOW, false)
+    )));
     let conditional = StoreCommand::DeleteObjectWith {
         tenant: T.into(),
         bucket: B.into(),
@@ -331,15 +374,33 @@ fn retention_changes() {
     ok(apply(&mut s, set_retention(&v, r(G, NOW + 50), false, NOW)));
     ok(apply(&mut s, set_retention(&v, r(G, NOW + 60), false, NOW)));
     // Shorten, lift or change GOVERNANCE: only with bypass.
-    assert!(forbidden(&apply(&mut s, set_retention(&v, r(G, NOW + 10), false, NOW))));
-    assert!(forbidden(&apply(&mut s, set_retention(&v, None, false, NOW))));
-    assert!(forbidden(&apply(&mut s, set_retention(&v, r(C, NOW + 60), false, NOW))));
+    assert!(forbidden(&apply(
+        &mut s,
+        set_retention(&v, r(G, NOW + 10), false, NOW)
+    )));
+    assert!(forbidden(&apply(
+        &mut s,
+        set_retention(&v, None, false, NOW)
+    )));
+    assert!(forbidden(&apply(
+        &mut s,
+        set_retention(&v, r(C, NOW + 60), false, NOW)
+    )));
     ok(apply(&mut s, set_retention(&v, r(G, NOW + 10), true, NOW)));
     ok(apply(&mut s, set_retention(&v, r(C, NOW + 20), true, NOW)));
     // COMPLIANCE: extend only, bypass or not.
-    assert!(forbidden(&apply(&mut s, set_retention(&v, r(C, NOW + 19), true, NOW))));
-    assert!(forbidden(&apply(&mut s, set_retention(&v, r(G, NOW + 30), true, NOW))));
-    assert!(forbidden(&apply(&mut s, set_retention(&v, None, true, NOW))));
+    assert!(forbidden(&apply(
+        &mut s,
+        set_retention(&v, r(C, NOW + 19), true, NOW)
+    )));
+    assert!(forbidden(&apply(
+        &mut s,
+        set_retention(&v, r(G, NOW + 30), true, NOW)
+    )));
+    assert!(forbidden(&apply(
+        &mut s,
+        set_retention(&v, None, true, NOW)
+    )));
     ok(apply(&mut s, set_retention(&v, r(C, NOW + 30), false, NOW)));
     // A date in the past is invalid.
     let e = apply(&mut s, set_retention(&v, r(C, NOW - 1), false, NOW)).error;
@@ -383,7 +444,13 @@ fn legal_hold_blocks_every_delete_until_lifted() {
 #[test]
 fn lifecycle_expiry_skips_locked_versions() {
     let mut s = locked_state(None);
-    let old = ok(put(&mut s, "k", NOW, retained(LockMode::Compliance, NOW + 100))).unwrap();
+    let old = ok(put(
+        &mut s,
+        "k",
+        NOW,
+        retained(LockMode::Compliance, NOW + 100),
+    ))
+    .unwrap();
     ok(put(&mut s, "k", NOW + 1, VersionAttrs::default()));
     let expire = |now_ms| {
         StoreCommand::Expire(Expiring {
@@ -406,7 +473,12 @@ fn lifecycle_expiry_skips_locked_versions() {
 #[test]
 fn a_bucket_with_locked_versions_cannot_be_deleted() {
     let mut s = locked_state(None);
-    ok(put(&mut s, "k", NOW, retained(LockMode::Compliance, NOW + 100)));
+    ok(put(
+        &mut s,
+        "k",
+        NOW,
+        retained(LockMode::Compliance, NOW + 100),
+    ));
     let del = StoreCommand::DeleteBucketAbortingUploads {
         tenant: T.into(),
         name: B.into(),
@@ -419,7 +491,7 @@ fn a_bucket_with_locked_versions_cannot_be_deleted() {
 #[derive(Clone, Debug)]
 enum Step {
     Delete(usize, u64),
-    DeleteWithoutBypass(usize, u64),
+    BypassDelete(usize, u64),
     Marker(u64),
     Shorten(usize, u64),
     Governance(usize, u64),
@@ -433,7 +505,7 @@ fn step() -> impl Strategy<Value = Step> {
     let t = 0u64..200;
     prop_oneof![
         (0usize..3, t.clone()).prop_map(|(i, t)| Step::Delete(i, t)),
-        (0usize..3, t.clone()).prop_map(|(i, t)| Step::DeleteWithoutBypass(i, t)),
+        (0usize..3, t.clone()).prop_map(|(i, t)| Step::BypassDelete(i, t)),
         t.clone().prop_map(Step::Marker),
         (0usize..3, t.clone()).prop_map(|(i, t)| Step::Shorten(i, t)),
         (0usize..3, t.clone()).prop_map(|(i, t)| Step::Governance(i, t)),
@@ -462,7 +534,7 @@ proptest! {
         for st in steps {
             let cmd = match st {
                 Step::Delete(i, t) => delete("k", &ids[i], NOW + t),
-                Step::DeleteWithoutBypass(i, t) => bypass_delete("k", &ids[i], NOW + t, true),
+                Step::BypassDelete(i, t) => bypass_delete("k", &ids[i], NOW + t, true),
                 Step::Marker(t) => StoreCommand::DeleteObject {
                     tenant: T.into(), bucket: B.into(), key: "k".into(),
                     version_id: None, now_ms: NOW + t,

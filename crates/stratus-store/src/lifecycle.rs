@@ -165,8 +165,8 @@ impl Store {
                             // (the state refuses it too; this saves the
                             // proposal).
                             if let Expiry::Noncurrent { version_id, .. } = &e {
-                                let attrs = self
-                                    .read(|s| s.store.version_attrs(&bucket, key, version_id));
+                                let attrs =
+                                    self.read(|s| s.store.version_attrs(&bucket, key, version_id));
                                 if check_removal(attrs.lock(), now, false).is_err() {
                                     continue;
                                 }

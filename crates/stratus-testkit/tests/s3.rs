@@ -259,7 +259,9 @@ impl Backend for Fresh {
         v: Option<&str>,
         on: bool,
     ) -> BackendResult<String> {
-        self.inner.set_object_legal_hold(t, &self.b(b), k, v, on).await
+        self.inner
+            .set_object_legal_hold(t, &self.b(b), k, v, on)
+            .await
     }
     async fn delete_object_bypassing(
         &self,

@@ -56,7 +56,10 @@ async fn locked_versions_survive_their_owner_and_lifecycle_rules() -> Result<()>
     let b = create_key(&cluster, "tenant-b").await?;
     let endpoint = cluster.s3_url(0)?;
     boto3(&endpoint, &[&a, &b], "setup").await?;
-    let count = |key: &'static str| c.state().read(move |s| s.store.versions("ol-vault", key).len());
+    let count = |key: &'static str| {
+        c.state()
+            .read(move |s| s.store.versions("ol-vault", key).len())
+    };
     assert_eq!(count("doc"), 2);
 
     tokio::time::sleep(Duration::from_millis(20)).await;

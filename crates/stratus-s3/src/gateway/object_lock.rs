@@ -17,8 +17,7 @@ use s3s::dto::{
     ObjectLockConfiguration, ObjectLockEnabled, ObjectLockLegalHold, ObjectLockLegalHoldStatus,
     ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode, ObjectLockRule,
     PutObjectLegalHoldInput, PutObjectLegalHoldOutput, PutObjectLockConfigurationInput,
-    PutObjectLockConfigurationOutput, PutObjectRetentionInput, PutObjectRetentionOutput,
-    Timestamp,
+    PutObjectLockConfigurationOutput, PutObjectRetentionInput, PutObjectRetentionOutput, Timestamp,
 };
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
@@ -37,7 +36,9 @@ macro_rules! lock_of {
         $crate::gateway::object_lock::requested_lock(
             $i.object_lock_mode.as_ref().map(|m| m.as_str()),
             $i.object_lock_retain_until_date.as_ref(),
-            $i.object_lock_legal_hold_status.as_ref().map(|s| s.as_str()),
+            $i.object_lock_legal_hold_status
+                .as_ref()
+                .map(|s| s.as_str()),
         )
     };
 }
@@ -79,12 +80,10 @@ pub(super) fn requested_lock(
                 until_ms: ms_of(t),
             })
         }
-        _ => {
-            return Err(s3_error!(
-                InvalidArgument,
-                "x-amz-object-lock-mode and x-amz-object-lock-retain-until-date must both be supplied"
-            ))
-        }
+        _ => return Err(s3_error!(
+            InvalidArgument,
+            "x-amz-object-lock-mode and x-amz-object-lock-retain-until-date must both be supplied"
+        )),
     };
     let legal_hold = match hold {
         None => None,
@@ -116,9 +115,9 @@ pub(super) fn lock_fields(
         .retention
         .map(|r| ObjectLockMode::from(r.mode.as_str().to_owned()));
     let until = lock.retention.map(|r| timestamp(r.until_ms));
-    let hold = lock.legal_hold.map(|on| {
-        ObjectLockLegalHoldStatus::from(if on { "ON" } else { "OFF" }.to_owned())
-    });
+    let hold = lock
+        .legal_hold
+        .map(|on| ObjectLockLegalHoldStatus::from(if on { "ON" } else { "OFF" }.to_owned()));
     (mode, until, hold)
 }
 
@@ -149,7 +148,12 @@ async fn lock_config<B: Backend, K: KeyStore>(
         .await
         .map_err(to_s3_error)?;
     doc.and_then(|d| LockConfig::from_doc(&d).ok())
-        .ok_or_else(|| s3_error!(InvalidRequest, "Bucket is missing Object Lock Configuration"))
+        .ok_or_else(|| {
+            s3_error!(
+                InvalidRequest,
+                "Bucket is missing Object Lock Configuration"
+            )
+        })
 }
 
 fn malformed(why: &str) -> S3Error {
@@ -320,7 +324,12 @@ pub(super) async fn get_object_retention<B: Backend, K: KeyStore>(
     lock_config(gw, &tenant, &input.bucket).await?;
     let info = gw
         .backend
-        .head_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref())
+        .head_object(
+            &tenant,
+            &input.bucket,
+            &input.key,
+            input.version_id.as_deref(),
+        )
         .await
         .map_err(to_s3_error)?;
     let Some(r) = info.lock.retention else {
@@ -376,7 +385,12 @@ pub(super) async fn get_object_legal_hold<B: Backend, K: KeyStore>(
     lock_config(gw, &tenant, &input.bucket).await?;
     let info = gw
         .backend
-        .head_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref())
+        .head_object(
+            &tenant,
+            &input.bucket,
+            &input.key,
+            input.version_id.as_deref(),
+        )
         .await
         .map_err(to_s3_error)?;
     let Some(on) = info.lock.legal_hold else {
@@ -398,7 +412,12 @@ pub(super) async fn get_object_legal_hold<B: Backend, K: KeyStore>(
 mod tests {
     use super::*;
 
-    fn conf(enabled: &str, mode: Option<&str>, days: Option<i32>, years: Option<i32>) -> ObjectLockConfiguration {
+    fn conf(
+        enabled: &str,
+        mode: Option<&str>,
+        days: Option<i32>,
+        years: Option<i32>,
+    ) -> ObjectLockConfiguration {
         ObjectLockConfiguration {
             object_lock_enabled: Some(ObjectLockEnabled::from(enabled.to_owned())),
             rule: Some(ObjectLockRule {
@@ -420,12 +439,27 @@ mod tests {
         let ok = config_of(Some(&conf("Enabled", Some("GOVERNANCE"), Some(1), None)));
         assert_eq!(ok.expect("valid").default.map(|d| d.days), Some(Some(1)));
         let c = |e, m, d, y| config_of(Some(&conf(e, m, d, y)));
-        assert_eq!(code(c("Enabled", Some("GOVERNANCE"), Some(1), Some(1))), "MalformedXML");
-        assert_eq!(code(c("Enabled", Some("governance"), None, Some(1))), "MalformedXML");
+        assert_eq!(
+            code(c("Enabled", Some("GOVERNANCE"), Some(1), Some(1))),
+            "MalformedXML"
+        );
+        assert_eq!(
+            code(c("Enabled", Some("governance"), None, Some(1))),
+            "MalformedXML"
+        );
         assert_eq!(code(c("Enabled", None, Some(1), None)), "MalformedXML");
-        assert_eq!(code(c("Disabled", Some("GOVERNANCE"), Some(1), None)), "MalformedXML");
-        assert_eq!(code(c("Enabled", Some("GOVERNANCE"), Some(0), None)), "InvalidRetentionPeriod");
-        assert_eq!(code(c("Enabled", Some("COMPLIANCE"), None, Some(-1))), "InvalidRetentionPeriod");
+        assert_eq!(
+            code(c("Disabled", Some("GOVERNANCE"), Some(1), None)),
+            "MalformedXML"
+        );
+        assert_eq!(
+            code(c("Enabled", Some("GOVERNANCE"), Some(0), None)),
+            "InvalidRetentionPeriod"
+        );
+        assert_eq!(
+            code(c("Enabled", Some("COMPLIANCE"), None, Some(-1))),
+            "InvalidRetentionPeriod"
+        );
         assert_eq!(code(config_of(None)), "MalformedXML");
     }
 
@@ -433,12 +467,18 @@ mod tests {
     fn lock_headers_come_together_and_are_checked() {
         let t = timestamp(5_000);
         let l = requested_lock(Some("COMPLIANCE"), Some(&t), Some("ON")).expect("valid");
-        assert_eq!(l.retention.map(|r| (r.mode, r.until_ms)), Some((LockMode::Compliance, 5_000)));
+        assert_eq!(
+            l.retention.map(|r| (r.mode, r.until_ms)),
+            Some((LockMode::Compliance, 5_000))
+        );
         assert_eq!(l.legal_hold, Some(true));
         assert!(requested_lock(Some("COMPLIANCE"), None, None).is_err());
         assert!(requested_lock(None, Some(&t), None).is_err());
         assert!(requested_lock(Some("compliance"), Some(&t), None).is_err());
         assert!(requested_lock(None, None, Some("on")).is_err());
-        assert_eq!(requested_lock(None, None, None).expect("none"), VersionLock::default());
+        assert_eq!(
+            requested_lock(None, None, None).expect("none"),
+            VersionLock::default()
+        );
     }
 }

@@ -415,7 +415,14 @@ impl Backend for MemBackend {
         retention: Option<Retention>,
         bypass_governance: bool,
     ) -> BackendResult<String> {
-        self.lock_set_retention(tenant, bucket, key, version_id, retention, bypass_governance)
+        self.lock_set_retention(
+            tenant,
+            bucket,
+            key,
+            version_id,
+            retention,
+            bypass_governance,
+        )
     }
 
     async fn set_object_legal_hold(
@@ -556,7 +563,12 @@ impl Backend for MemBackend {
         check_tags(&meta.tags)?;
         let mut s = self.lock();
         let now = s.now();
-        lock::lock_new(bucket, s.bucket(tenant, bucket)?, &mut meta.lock.clone(), now)?;
+        lock::lock_new(
+            bucket,
+            s.bucket(tenant, bucket)?,
+            &mut meta.lock.clone(),
+            now,
+        )?;
         let id = format!("mpu{}", s.fresh_id());
         s.uploads.insert(
             id.clone(),
@@ -836,7 +848,6 @@ impl KeyStore for MemKeys {
         keys.get(access_key).cloned()
     }
 }
-
 
 impl MemBackend {
     /// A delete (see [`Backend::delete_object`]); a locked version is

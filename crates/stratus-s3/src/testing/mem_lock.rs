@@ -10,7 +10,7 @@ use stratus_state::ApplyError;
 use super::{Bucket, MemBackend, State};
 use crate::backend::{
     check_removal, check_retention_change, BackendError, BackendResult, BucketConfigKind,
-    LockConfig, Retention, Versioning, VersionLock,
+    LockConfig, Retention, VersionLock, Versioning,
 };
 
 /// A state refusal as the backend error S3 answers.
@@ -49,7 +49,11 @@ pub(super) fn guard(lock: VersionLock, now: u64, bypass: bool) -> BackendResult<
 
 /// Checks a change of a bucket's configuration documents against the lock
 /// rules (as the state does).
-pub(super) fn check_config(b: &Bucket, kind: BucketConfigKind, removing: bool) -> BackendResult<()> {
+pub(super) fn check_config(
+    b: &Bucket,
+    kind: BucketConfigKind,
+    removing: bool,
+) -> BackendResult<()> {
     if kind != BucketConfigKind::ObjectLock {
         return Ok(());
     }

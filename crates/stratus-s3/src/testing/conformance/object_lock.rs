@@ -51,7 +51,10 @@ pub async fn object_lock_buckets<Bk: Backend>(b: &Bk) {
         .await
         .expect("config")
         .expect("a lock document");
-    assert_eq!(LockConfig::from_doc(&doc).expect("valid"), LockConfig::ENABLED);
+    assert_eq!(
+        LockConfig::from_doc(&doc).expect("valid"),
+        LockConfig::ENABLED
+    );
     assert!(
         matches!(
             b.set_versioning(A, "l", Versioning::Suspended).await,
@@ -69,14 +72,28 @@ pub async fn object_lock_buckets<Bk: Backend>(b: &Bk) {
     );
 
     b.create_bucket(A, "p").await.expect("create plain");
-    let enable = || b.put_bucket_config(A, "p", BucketConfigKind::ObjectLock, Some(LockConfig::ENABLED.to_doc()));
+    let enable = || {
+        b.put_bucket_config(
+            A,
+            "p",
+            BucketConfigKind::ObjectLock,
+            Some(LockConfig::ENABLED.to_doc()),
+        )
+    };
     assert!(
         matches!(enable().await, Err(BackendError::InvalidBucketState(_))),
         "object lock needs versioning enabled"
     );
     let future = now_ms() + 3_600_000;
     let r = b
-        .put_object(A, "p", "k", locked(LockMode::Governance, future), chunked(b"x", 1), None)
+        .put_object(
+            A,
+            "p",
+            "k",
+            locked(LockMode::Governance, future),
+            chunked(b"x", 1),
+            None,
+        )
         .await;
     assert!(
         matches!(r, Err(BackendError::InvalidRequest(_))),
@@ -88,11 +105,12 @@ pub async fn object_lock_buckets<Bk: Backend>(b: &Bk) {
     enable().await.expect("object lock on a versioned bucket");
     // Another tenant cannot lock A's objects.
     let v = put(b, A, "l", "k", b"data").await.version_id;
-    let r = b
-        .set_object_legal_hold(B, "l", "k", Some(&v), true)
-        .await;
+    let r = b.set_object_legal_hold(B, "l", "k", Some(&v), true).await;
     assert!(
-        matches!(r, Err(BackendError::NoSuchBucket | BackendError::AccessDenied)),
+        matches!(
+            r,
+            Err(BackendError::NoSuchBucket | BackendError::AccessDenied)
+        ),
         "another tenant's legal hold: {r:?}"
     );
 }
@@ -104,30 +122,65 @@ pub async fn object_lock_retention<Bk: Backend>(b: &Bk) {
     b.create_bucket_locked(A, "r").await.expect("create");
     let future = now_ms() + 3_600_000;
     let g = b
-        .put_object(A, "r", "k", locked(LockMode::Governance, future), chunked(b"g", 1), None)
+        .put_object(
+            A,
+            "r",
+            "k",
+            locked(LockMode::Governance, future),
+            chunked(b"g", 1),
+            None,
+        )
         .await
         .expect("put governance");
     assert_eq!(g.lock.retention, retention(LockMode::Governance, future));
-    let head = b.head_object(A, "r", "k", Some(&g.version_id)).await.expect("head");
+    let head = b
+        .head_object(A, "r", "k", Some(&g.version_id))
+        .await
+        .expect("head");
     assert_eq!(head.lock.retention, retention(LockMode::Governance, future));
-    denied(b.delete_object(A, "r", "k", Some(&g.version_id), None).await, "delete governance");
     denied(
-        b.delete_object_bypassing(A, "r", "k", Some(&g.version_id), None, false).await,
+        b.delete_object(A, "r", "k", Some(&g.version_id), None)
+            .await,
+        "delete governance",
+    );
+    denied(
+        b.delete_object_bypassing(A, "r", "k", Some(&g.version_id), None, false)
+            .await,
         "delete governance without bypass",
     );
     // Shortening needs bypass; extending does not.
     denied(
-        b.set_object_retention(A, "r", "k", Some(&g.version_id), retention(LockMode::Governance, future - 1), false)
-            .await,
+        b.set_object_retention(
+            A,
+            "r",
+            "k",
+            Some(&g.version_id),
+            retention(LockMode::Governance, future - 1),
+            false,
+        )
+        .await,
         "shorten governance",
     );
-    b.set_object_retention(A, "r", "k", Some(&g.version_id), retention(LockMode::Governance, future + 1), false)
-        .await
-        .expect("extend governance");
+    b.set_object_retention(
+        A,
+        "r",
+        "k",
+        Some(&g.version_id),
+        retention(LockMode::Governance, future + 1),
+        false,
+    )
+    .await
+    .expect("extend governance");
     // A delete without version id hides it behind a marker.
-    let marker = b.delete_object(A, "r", "k", None, None).await.expect("marker");
+    let marker = b
+        .delete_object(A, "r", "k", None, None)
+        .await
+        .expect("marker");
     assert!(marker.delete_marker);
-    assert!(b.head_object(A, "r", "k", Some(&g.version_id)).await.is_ok());
+    assert!(b
+        .head_object(A, "r", "k", Some(&g.version_id))
+        .await
+        .is_ok());
     b.delete_object_bypassing(A, "r", "k", Some(&g.version_id), None, true)
         .await
         .expect("bypass removes governance");
@@ -137,26 +190,48 @@ pub async fn object_lock_retention<Bk: Backend>(b: &Bk) {
     ));
 
     let c = b
-        .put_object(A, "r", "c", locked(LockMode::Compliance, future), chunked(b"c", 1), None)
+        .put_object(
+            A,
+            "r",
+            "c",
+            locked(LockMode::Compliance, future),
+            chunked(b"c", 1),
+            None,
+        )
         .await
         .expect("put compliance");
     denied(
-        b.delete_object_bypassing(A, "r", "c", Some(&c.version_id), None, true).await,
+        b.delete_object_bypassing(A, "r", "c", Some(&c.version_id), None, true)
+            .await,
         "bypass does not remove compliance",
     );
     for (r, what) in [
-        (retention(LockMode::Compliance, future - 1), "shorten compliance"),
-        (retention(LockMode::Governance, future + 1), "compliance to governance"),
+        (
+            retention(LockMode::Compliance, future - 1),
+            "shorten compliance",
+        ),
+        (
+            retention(LockMode::Governance, future + 1),
+            "compliance to governance",
+        ),
         (None, "lift compliance"),
     ] {
         denied(
-            b.set_object_retention(A, "r", "c", Some(&c.version_id), r, true).await,
+            b.set_object_retention(A, "r", "c", Some(&c.version_id), r, true)
+                .await,
             what,
         );
     }
-    b.set_object_retention(A, "r", "c", None, retention(LockMode::Compliance, future + 10), false)
-        .await
-        .expect("extend compliance");
+    b.set_object_retention(
+        A,
+        "r",
+        "c",
+        None,
+        retention(LockMode::Compliance, future + 10),
+        false,
+    )
+    .await
+    .expect("extend compliance");
     // The bucket holds a locked version: it cannot go.
     assert!(matches!(
         b.delete_bucket(A, "r").await,
@@ -177,14 +252,21 @@ pub async fn object_lock_retention<Bk: Backend>(b: &Bk) {
         .expect("default retention");
     let before = now_ms();
     let d = put(b, A, "r", "d", b"d").await;
-    let head = b.head_object(A, "r", "d", Some(&d.version_id)).await.expect("head");
+    let head = b
+        .head_object(A, "r", "d", Some(&d.version_id))
+        .await
+        .expect("head");
     let r = head.lock.retention.expect("the default retention applies");
     assert_eq!(r.mode, LockMode::Governance);
     assert!(
         r.until_ms >= before + DAY_MS && r.until_ms <= now_ms() + DAY_MS,
         "one day from the write: {r:?}"
     );
-    denied(b.delete_object(A, "r", "d", Some(&d.version_id), None).await, "default retention");
+    denied(
+        b.delete_object(A, "r", "d", Some(&d.version_id), None)
+            .await,
+        "default retention",
+    );
 }
 
 /// Legal hold: no delete of the version while on, even with bypass; copies
@@ -198,12 +280,21 @@ pub async fn object_lock_legal_hold<Bk: Backend>(b: &Bk) {
     let head = b.head_object(A, "h", "k", None).await.expect("head");
     assert_eq!(head.lock.legal_hold, Some(true));
     denied(
-        b.delete_object_bypassing(A, "h", "k", Some(&v), None, true).await,
+        b.delete_object_bypassing(A, "h", "k", Some(&v), None, true)
+            .await,
         "legal hold with bypass",
     );
     // A copy does not inherit the hold; a copy asking for one gets it.
     let copy = b
-        .copy_object(A, "h", "k", Some(&v), "h", "plain-copy", MetadataDirective::Copy)
+        .copy_object(
+            A,
+            "h",
+            "k",
+            Some(&v),
+            "h",
+            "plain-copy",
+            MetadataDirective::Copy,
+        )
         .await
         .expect("copy");
     assert_eq!(copy.lock, VersionLock::default(), "a copy inherits no lock");
@@ -218,15 +309,27 @@ pub async fn object_lock_legal_hold<Bk: Backend>(b: &Bk) {
         ..PutMeta::default()
     };
     let copy = b
-        .copy_object(A, "h", "k", Some(&v), "h", "held-copy", MetadataDirective::Replace(held.clone()))
+        .copy_object(
+            A,
+            "h",
+            "k",
+            Some(&v),
+            "h",
+            "held-copy",
+            MetadataDirective::Replace(held.clone()),
+        )
         .await
         .expect("copy with hold");
     denied(
-        b.delete_object(A, "h", "held-copy", Some(&copy.version_id), None).await,
+        b.delete_object(A, "h", "held-copy", Some(&copy.version_id), None)
+            .await,
         "a copy asked to be held",
     );
     // Multipart.
-    let id = b.create_multipart(A, "h", "mp", held).await.expect("create upload");
+    let id = b
+        .create_multipart(A, "h", "mp", held)
+        .await
+        .expect("create upload");
     let part = b
         .upload_part(A, "h", "mp", &id, 1, chunked(b"part", 2), None)
         .await
@@ -236,11 +339,16 @@ pub async fn object_lock_legal_hold<Bk: Backend>(b: &Bk) {
         .await
         .expect("complete");
     denied(
-        b.delete_object(A, "h", "mp", Some(&done.version_id), None).await,
+        b.delete_object(A, "h", "mp", Some(&done.version_id), None)
+            .await,
         "a multipart object under a legal hold",
     );
     // Lifting the holds frees the versions.
-    for (key, ver) in [("k", v), ("held-copy", copy.version_id), ("mp", done.version_id)] {
+    for (key, ver) in [
+        ("k", v),
+        ("held-copy", copy.version_id),
+        ("mp", done.version_id),
+    ] {
         b.set_object_legal_hold(A, "h", key, Some(&ver), false)
             .await
             .expect("lift");
