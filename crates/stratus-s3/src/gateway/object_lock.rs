@@ -80,10 +80,12 @@ pub(super) fn requested_lock(
                 until_ms: ms_of(t),
             })
         }
-        _ => return Err(s3_error!(
+        _ => {
+            return Err(s3_error!(
             InvalidArgument,
             "x-amz-object-lock-mode and x-amz-object-lock-retain-until-date must both be supplied"
-        )),
+        ))
+        }
     };
     let legal_hold = match hold {
         None => None,
