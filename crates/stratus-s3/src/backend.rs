@@ -49,6 +49,13 @@ pub const STORED_HEADERS: [&str; 5] = [
 pub use stratus_state::objects::{MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS};
 pub use stratus_store::{CustomerKey, CustomerSeal};
 
+/// Object lock (WORM): the types a write, a version and a bucket's
+/// configuration carry, and the state's rules ([`stratus_state::object_lock`]).
+pub use stratus_state::object_lock::{
+    check_removal, check_retention_change, DefaultRetention, LockConfig, LockConfigError, LockMode,
+    Retention, VersionLock, DAY_MS,
+};
+
 /// Checks S3's tag rules ([`MAX_TAGS`], [`MAX_TAG_KEY_CHARS`],
 /// [`MAX_TAG_VALUE_CHARS`]: the state's, which checks them again in
 /// `apply`); a broken one is [`BackendError::InvalidTag`].
@@ -152,6 +159,17 @@ pub enum BackendError {
     /// was stored without one (S3's 400 `InvalidRequest`).
     #[error("the encryption parameters are not applicable to this object")]
     CustomerKeyNotApplicable,
+    /// S3's `InvalidRequest` (400): e.g. an object lock asked of a bucket
+    /// without object lock.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// S3's `InvalidBucketState` (409): e.g. suspending versioning on a
+    /// bucket with object lock.
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(String),
+    /// The backend does not implement what was asked (S3's 501).
+    #[error("not implemented: {0}")]
+    NotImplemented(String),
 }
 
 /// Result of a [`Backend`] call.
@@ -198,6 +216,10 @@ pub struct PutMeta {
     /// default, the bucket owner's). Kept with the version like the tags
     /// (a multipart upload gives it to the version it completes).
     pub acl: Option<String>,
+    /// The object lock the new version gets (only in a bucket with object
+    /// lock enabled, [`BackendError::InvalidRequest`] otherwise); without a
+    /// retention, the bucket's default retention applies.
+    pub lock: VersionLock,
 }
 
 /// What metadata a copy gives the destination.
@@ -245,6 +267,8 @@ pub struct ObjectInfo {
     /// The version's ACL document ([`PutMeta::acl`]); listings leave it
     /// `None`.
     pub acl: Option<String>,
+    /// The version's object lock (retention, legal hold).
+    pub lock: VersionLock,
 }
 
 impl ObjectInfo {
@@ -699,6 +723,70 @@ pub trait Backend: Send + Sync + 'static {
     /// access) answers `None`: every bucket stays private to its owner.
     async fn bucket_access(&self, _bucket: &str) -> BackendResult<Option<BucketAccessDocs>> {
         Ok(None)
+    }
+
+    /// Creates a bucket with object lock enabled, and so versioning
+    /// enabled for good (its [`BucketConfigKind::ObjectLock`] document is
+    /// [`LockConfig::ENABLED`]), in one step. Object lock, once enabled
+    /// (here or with [`Backend::put_bucket_config`], which needs versioning
+    /// enabled: [`BackendError::InvalidBucketState`]), cannot be removed,
+    /// and versioning cannot be suspended
+    /// ([`BackendError::InvalidBucketState`]).
+    async fn create_bucket_locked(&self, _tenant: &str, _bucket: &str) -> BackendResult<()> {
+        Err(BackendError::NotImplemented("object lock".into()))
+    }
+
+    /// Sets (`Some`) or lifts (`None`) the retention of a version (the
+    /// current object when `version_id` is `None`; read rules of
+    /// [`Backend::get_object`]); returns the version id. The bucket must
+    /// have object lock ([`BackendError::InvalidRequest`]); the change must
+    /// keep [`check_retention_change`]'s rules
+    /// ([`BackendError::AccessDenied`]): `COMPLIANCE` only extends,
+    /// `GOVERNANCE` shortens or lifts only with `bypass_governance`.
+    async fn set_object_retention(
+        &self,
+        _tenant: &str,
+        _bucket: &str,
+        _key: &str,
+        _version_id: Option<&str>,
+        _retention: Option<Retention>,
+        _bypass_governance: bool,
+    ) -> BackendResult<String> {
+        Err(BackendError::NotImplemented("object lock".into()))
+    }
+
+    /// Puts a legal hold on a version or lifts it (as
+    /// [`Backend::set_object_retention`] for the version and bucket rules).
+    async fn set_object_legal_hold(
+        &self,
+        _tenant: &str,
+        _bucket: &str,
+        _key: &str,
+        _version_id: Option<&str>,
+        _on: bool,
+    ) -> BackendResult<String> {
+        Err(BackendError::NotImplemented("object lock".into()))
+    }
+
+    /// [`Backend::delete_object`] with `x-amz-bypass-governance-retention`.
+    /// Every delete of a version refuses, atomically with the delete, a
+    /// version under a legal hold or an unexpired retention
+    /// ([`check_removal`]: [`BackendError::AccessDenied`]); with
+    /// `bypass_governance` an unexpired `GOVERNANCE` retention gives way.
+    async fn delete_object_bypassing(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        if_match: Option<&str>,
+        bypass_governance: bool,
+    ) -> BackendResult<DeleteOutcome> {
+        if bypass_governance {
+            return Err(BackendError::NotImplemented("object lock".into()));
+        }
+        self.delete_object(tenant, bucket, key, version_id, if_match)
+            .await
     }
 }
 

@@ -23,6 +23,8 @@
 //! - `object_tagging`: PutObjectTagging, GetObjectTagging, DeleteObjectTagging.
 //! - `checksums`: the additional checksums (`x-amz-checksum-*`) of written
 //!   bodies, verified as they stream.
+//! - `object_lock`: object lock configuration, retention and legal hold,
+//!   and the `x-amz-object-lock-*` headers.
 
 mod access_ops;
 mod acl_ops;
@@ -38,6 +40,7 @@ mod errors;
 mod lifecycle;
 mod list;
 mod multipart;
+mod object_lock;
 mod object_tagging;
 mod objects;
 mod part_copy;
@@ -483,5 +486,47 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<s3s::dto::GetObjectAclInput>,
     ) -> S3Result<S3Response<s3s::dto::GetObjectAclOutput>> {
         acl_ops::get_object_acl(self, req).await
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<s3s::dto::PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectLockConfigurationOutput>> {
+        object_lock::put_object_lock_configuration(self, req).await
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<s3s::dto::GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectLockConfigurationOutput>> {
+        object_lock::get_object_lock_configuration(self, req).await
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<s3s::dto::PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectRetentionOutput>> {
+        object_lock::put_object_retention(self, req).await
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<s3s::dto::GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectRetentionOutput>> {
+        object_lock::get_object_retention(self, req).await
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<s3s::dto::PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectLegalHoldOutput>> {
+        object_lock::put_object_legal_hold(self, req).await
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<s3s::dto::GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectLegalHoldOutput>> {
+        object_lock::get_object_legal_hold(self, req).await
     }
 }

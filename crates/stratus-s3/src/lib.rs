@@ -185,6 +185,7 @@ pub mod public;
 pub mod request_id;
 mod sse;
 pub mod store;
+mod store_lock;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod unsupported;

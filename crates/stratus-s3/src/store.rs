@@ -30,8 +30,8 @@ use stratus_types::ErrorCode;
 use crate::backend::{
     check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
     BucketInfo, ByteRange, ByteStream, CustomerKey, DeleteOutcome, KeyRecord, KeyStore,
-    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
-    WriteCondition, MIN_PART_SIZE,
+    MetadataDirective, ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo, VersionEntry,
+    VersionLock, Versioning, WriteCondition, MIN_PART_SIZE,
 };
 
 /// The [`Backend`] over a replica's [`Store`].
@@ -106,7 +106,7 @@ impl StoreBackend {
 }
 
 /// `bucket` if `tenant` owns it: `NoSuchBucket` / `AccessDenied` otherwise.
-fn owned<'a>(s: &'a State, tenant: &str, bucket: &str) -> BackendResult<&'a Bucket> {
+pub(crate) fn owned<'a>(s: &'a State, tenant: &str, bucket: &str) -> BackendResult<&'a Bucket> {
     match s.store.buckets.get(bucket) {
         Some(b) if b.tenant == tenant => Ok(b),
         Some(_) => Err(BackendError::AccessDenied),
@@ -157,6 +157,7 @@ fn info(key: &str, v: &ObjectVersion) -> ObjectInfo {
         part_sizes: Vec::new(),
         customer_seal: seal_of(v),
         acl: None,
+        lock: VersionLock::default(),
     }
 }
 
@@ -172,6 +173,10 @@ fn full_info(key: &str, v: &ObjectVersion, attrs: VersionAttrs) -> ObjectInfo {
         headers: attrs.headers,
         tags: attrs.tags,
         part_sizes: attrs.part_sizes,
+        lock: VersionLock {
+            retention: attrs.retention,
+            legal_hold: attrs.legal_hold,
+        },
         ..info(key, v)
     }
 }
@@ -190,7 +195,7 @@ fn precondition_failed(e: &StoreError) -> bool {
 }
 
 /// [`store_err`], with a failed precondition as such.
-fn write_err(e: StoreError, not_found: BackendError) -> BackendError {
+pub(crate) fn write_err(e: StoreError, not_found: BackendError) -> BackendError {
     if precondition_failed(&e) {
         BackendError::PreconditionFailed
     } else {
@@ -210,13 +215,15 @@ fn store_meta(meta: PutMeta) -> stratus_store::PutMeta {
             headers: meta.headers,
             tags: meta.tags,
             acl: meta.acl,
+            retention: meta.lock.retention,
+            legal_hold: meta.lock.legal_hold,
             ..VersionAttrs::default()
         },
         condition: state_condition(meta.condition),
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -322,7 +329,7 @@ impl Backend for StoreBackend {
             versioning,
         })
         .await
-        .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+        .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchBucket))?;
         Ok(())
     }
 
@@ -361,14 +368,19 @@ impl Backend for StoreBackend {
                 meta.customer_key.as_ref(),
             )
             .await
-            .map_err(|e| write_err(e, BackendError::NoSuchBucket))?;
+            .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchBucket))?;
         let customer_seal = self.read(|s| {
             s.store
                 .version(bucket, key, Some(&r.version_id))
                 .ok()
                 .and_then(|v| seal_of(&v))
         });
+        let attrs = self.read(|s| s.store.version_attrs(bucket, key, &r.version_id));
         Ok(ObjectInfo {
+            lock: VersionLock {
+                retention: attrs.retention,
+                legal_hold: attrs.legal_hold,
+            },
             key: key.to_owned(),
             version_id: r.version_id,
             size: r.size,
@@ -445,69 +457,8 @@ impl Backend for StoreBackend {
         version_id: Option<&str>,
         if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
-        let b = self.bucket(tenant, bucket)?;
-        let cmd = |version_id: Option<String>| StoreCommand::DeleteObjectWith {
-            tenant: tenant.to_owned(),
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            version_id,
-            now_ms: now_ms(),
-            condition: if_match.map(|e| StateCondition::IfMatch(e.to_owned())),
-        };
-        match version_id {
-            // A conditional delete of a key with no version does nothing
-            // (no delete marker); the state machine holds to the same.
-            None if if_match.is_some()
-                && self.read(|s| s.store.versions(bucket, key).is_empty()) =>
-            {
-                Ok(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                })
-            }
-            None => {
-                let r = self
-                    .command(cmd(None))
-                    .await
-                    .map_err(|e| write_err(e, BackendError::NoSuchBucket))?;
-                Ok(match b.versioning {
-                    StateVersioning::Unversioned => DeleteOutcome {
-                        version_id: None,
-                        delete_marker: false,
-                    },
-                    StateVersioning::Enabled | StateVersioning::Suspended => DeleteOutcome {
-                        version_id: Some(r.id.unwrap_or_else(|| NULL_VERSION.to_owned())),
-                        delete_marker: true,
-                    },
-                })
-            }
-            Some(id) => {
-                let marker = self.read(|s| {
-                    s.store
-                        .versions(bucket, key)
-                        .iter()
-                        .find(|v| v.version_id == id)
-                        .map(ObjectVersion::is_delete_marker)
-                });
-                let Some(marker) = marker else {
-                    // A missing version: success, as in S3 (whatever the
-                    // condition: there is nothing it could be about).
-                    return Ok(DeleteOutcome {
-                        version_id: Some(id.to_owned()),
-                        delete_marker: false,
-                    });
-                };
-                match self.command(cmd(Some(id.to_owned()))).await {
-                    Ok(_) => {}
-                    Err(e) if e.code() == ErrorCode::NotFound => {}
-                    Err(e) => return Err(write_err(e, BackendError::NoSuchBucket)),
-                }
-                Ok(DeleteOutcome {
-                    version_id: Some(id.to_owned()),
-                    delete_marker: marker,
-                })
-            }
-        }
+        self.delete_checked(tenant, bucket, key, version_id, if_match, false)
+            .await
     }
 
     async fn copy_object(
@@ -542,7 +493,7 @@ impl Backend for StoreBackend {
                 meta,
             )
             .await
-            .map_err(|e| write_err(e, BackendError::NoSuchKey))?;
+            .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchKey))?;
         let attrs = self.read(|s| s.store.version_attrs(dst_bucket, dst_key, &v.version_id));
         Ok(full_info(dst_key, &v, attrs))
     }
@@ -627,6 +578,8 @@ impl Backend for StoreBackend {
                 .as_ref()
                 .map(|k| stratus_store::fresh_seal(k).into()),
             acl: meta.acl,
+            retention: meta.lock.retention,
+            legal_hold: meta.lock.legal_hold,
             ..VersionAttrs::default()
         };
         let r = self
@@ -644,7 +597,7 @@ impl Backend for StoreBackend {
                 },
             })
             .await
-            .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+            .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchBucket))?;
         r.id.ok_or_else(|| BackendError::Internal("the store gave the upload no id".into()))
     }
 
@@ -771,6 +724,10 @@ impl Backend for StoreBackend {
                 .next()
                 .and_then(|p| p.data.scope.customer_seal()),
             acl: attrs.acl,
+            lock: VersionLock {
+                retention: attrs.retention,
+                legal_hold: attrs.legal_hold,
+            },
         })
     }
 
@@ -879,7 +836,7 @@ impl Backend for StoreBackend {
             doc,
         })
         .await
-        .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+        .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchBucket))?;
         Ok(())
     }
 
@@ -936,6 +893,55 @@ impl Backend for StoreBackend {
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchVersion))?;
         Ok(r.id.unwrap_or(v.version_id))
+    }
+
+    async fn create_bucket_locked(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
+        self.lock_create_bucket(tenant, bucket).await
+    }
+
+    async fn set_object_retention(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        retention: Option<Retention>,
+        bypass_governance: bool,
+    ) -> BackendResult<String> {
+        self.lock_set_retention(
+            tenant,
+            bucket,
+            key,
+            version_id,
+            retention,
+            bypass_governance,
+        )
+        .await
+    }
+
+    async fn set_object_legal_hold(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> BackendResult<String> {
+        self.lock_set_legal_hold(tenant, bucket, key, version_id, on)
+            .await
+    }
+
+    async fn delete_object_bypassing(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        if_match: Option<&str>,
+        bypass_governance: bool,
+    ) -> BackendResult<DeleteOutcome> {
+        self.delete_checked(tenant, bucket, key, version_id, if_match, bypass_governance)
+            .await
     }
 }
 

@@ -2,18 +2,17 @@
 //! with `NotImplemented`, never dropped (issue 19: nothing silently
 //! ignored).
 //!
-//! A write that asks for object lock or a website redirect would otherwise
-//! be stored without them while its client believes they hold — an object
-//! lock that does not lock. What clients send by default and is true here
-//! passes: the `STANDARD` storage class. (ACLs are implemented: `acl`.)
+//! A write that asks for a website redirect or another storage class would
+//! otherwise be stored without them while its client believes they hold.
+//! What clients send by default and is true here passes: the `STANDARD`
+//! storage class. (ACLs and object lock are implemented: `acl`,
+//! `gateway::object_lock`.)
 
 use s3s::dto::StorageClass;
 use s3s::{s3_error, S3Result};
 
 /// What a write (put, copy, multipart upload) asks beyond storing bytes.
 pub(crate) struct Extras<'a> {
-    /// Any `x-amz-object-lock-*` header.
-    pub(crate) object_lock: bool,
     /// `x-amz-storage-class`.
     pub(crate) storage_class: Option<&'a str>,
     /// `x-amz-website-redirect-location`.
@@ -25,9 +24,6 @@ pub(crate) struct Extras<'a> {
 macro_rules! extras_of {
     ($i:expr) => {
         $crate::unsupported::Extras {
-            object_lock: $i.object_lock_mode.is_some()
-                || $i.object_lock_retain_until_date.is_some()
-                || $i.object_lock_legal_hold_status.is_some(),
             storage_class: $i.storage_class.as_ref().map(|c| c.as_str()),
             website_redirect: $i.website_redirect_location.is_some(),
         }
@@ -38,9 +34,7 @@ pub(crate) use extras_of;
 /// Refuses a write asking for anything in [`Extras`] the gateway does not
 /// do, naming it.
 pub(crate) fn refuse_extras(x: &Extras<'_>) -> S3Result<()> {
-    let refused = if x.object_lock {
-        Some("x-amz-object-lock-* (object lock and legal hold)")
-    } else if x.website_redirect {
+    let refused = if x.website_redirect {
         Some("x-amz-website-redirect-location (website hosting)")
     } else {
         None
@@ -64,7 +58,6 @@ mod tests {
 
     fn none() -> Extras<'static> {
         Extras {
-            object_lock: false,
             storage_class: None,
             website_redirect: false,
         }
@@ -82,10 +75,6 @@ mod tests {
             assert!(refuse_extras(&ok).is_ok());
         }
         for bad in [
-            Extras {
-                object_lock: true,
-                ..none()
-            },
             Extras {
                 website_redirect: true,
                 ..none()

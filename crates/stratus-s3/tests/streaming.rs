@@ -58,6 +58,7 @@ fn info(size: u64, etag: String) -> ObjectInfo {
         part_sizes: Vec::new(),
         customer_seal: None,
         acl: None,
+        lock: Default::default(),
     }
 }
 

@@ -41,6 +41,7 @@ pub mod lifecycle;
 pub mod marks;
 pub mod modules;
 pub mod nodes;
+pub mod object_lock;
 pub mod objects;
 pub mod quotas;
 mod result;

@@ -957,6 +957,65 @@ pub enum StoreCommand {
         /// The ACL document (at most [`MAX_ACL_DOC_BYTES`]).
         acl: Option<String>,
     },
+    /// [`StoreCommand::CreateBucket`] with configuration documents set in
+    /// the same step (an [`BucketConfigKind::ObjectLock`] document also
+    /// enables versioning: a bucket created with object lock is never
+    /// without it).
+    CreateBucketWithConfigs {
+        /// Bucket as it should be (`created_ms` is the leader time).
+        bucket: Bucket,
+        /// Its documents ([`crate::bucket_configs`]).
+        configs: Vec<(BucketConfigKind, String)>,
+    },
+    /// Set or (with `None`) lift a version's retention
+    /// ([`crate::object_lock`]).
+    SetObjectRetention {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket (object lock enabled).
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Version (`None`: the latest).
+        version_id: Option<String>,
+        /// The new retention.
+        retention: Option<crate::object_lock::Retention>,
+        /// `x-amz-bypass-governance-retention`.
+        bypass_governance: bool,
+        /// Leader time.
+        now_ms: u64,
+    },
+    /// Put a legal hold on a version or lift it ([`crate::object_lock`]).
+    SetObjectLegalHold {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket (object lock enabled).
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Version (`None`: the latest).
+        version_id: Option<String>,
+        /// On or off.
+        on: bool,
+    },
+    /// [`StoreCommand::DeleteObjectWith`] that may bypass a `GOVERNANCE`
+    /// retention ([`crate::object_lock`]).
+    DeleteObjectBypassing {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+        /// Version to remove.
+        version_id: Option<String>,
+        /// Leader time.
+        now_ms: u64,
+        /// The precondition.
+        condition: Option<WriteCondition>,
+        /// `x-amz-bypass-governance-retention: true`.
+        bypass_governance: bool,
+    },
 }
 
 /// What a store command produced.

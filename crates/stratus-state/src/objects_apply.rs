@@ -39,6 +39,10 @@ impl State {
             | StoreCommand::DeleteObjectWith { .. }
             | StoreCommand::DeleteBucketAbortingUploads { .. }
             | StoreCommand::SetObjectAcl { .. } => self.apply_attrs(cmd),
+            StoreCommand::CreateBucketWithConfigs { .. }
+            | StoreCommand::SetObjectRetention { .. }
+            | StoreCommand::SetObjectLegalHold { .. }
+            | StoreCommand::DeleteObjectBypassing { .. } => self.apply_lock(cmd),
         }
     }
 
@@ -112,6 +116,7 @@ impl State {
                 versioning,
             } => {
                 st.bucket_of(tenant, name)?;
+                crate::object_lock::check_versioning_change(st, name, *versioning)?;
                 if *versioning == Versioning::Unversioned {
                     return Err(ApplyError::invalid(
                         "versioning can only be enabled or suspended",
@@ -281,6 +286,7 @@ impl State {
                 match version_id {
                     None if versioning == Versioning::Unversioned => {
                         // Never versioned: the object goes, no marker (S3).
+                        st.guard_removal(bucket, key, NULL_VERSION, *now_ms, false)?;
                         if let Some(v) = st.take_version(bucket, key, NULL_VERSION) {
                             st.drop_version(bucket, v);
                         }
@@ -300,6 +306,8 @@ impl State {
                         Ok(StoreResult::Id(st.put_version(bucket, key, marker)))
                     }
                     Some(v) => {
+                        // Object lock: no path removes a locked version.
+                        st.guard_removal(bucket, key, v, *now_ms, false)?;
                         let removed = st.take_version(bucket, key, v).ok_or_else(|| {
                             ApplyError::not_found(format!("{bucket}/{key} has no version {v:?}"))
                         })?;

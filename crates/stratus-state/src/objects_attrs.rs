@@ -85,6 +85,12 @@ pub struct VersionAttrs {
     /// full control).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acl: Option<String>,
+    /// Object lock retention ([`crate::object_lock`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::object_lock::Retention>,
+    /// Object lock legal hold: `None` never set, `Some(true)` on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<bool>,
 }
 
 /// The salt and check of a customer key ([`stratus_chunk::CustomerSeal`]),
@@ -124,6 +130,8 @@ impl VersionAttrs {
             && self.upload_id.is_none()
             && self.customer_seal.is_none()
             && self.acl.is_none()
+            && self.retention.is_none()
+            && self.legal_hold.is_none()
     }
 
     /// The JSON document carried in commands and stored in rows.
@@ -356,9 +364,11 @@ impl State {
                 attrs,
                 condition,
             } => {
-                let attrs = VersionAttrs::from_doc(attrs)?;
+                let mut attrs = VersionAttrs::from_doc(attrs)?;
                 attrs.validate()?;
                 self.store.bucket_of(tenant, bucket)?;
+                self.store
+                    .lock_new_version(bucket, &mut attrs, version.created_ms)?;
                 if let Some(c) = condition {
                     c.check(self.store.latest(bucket, key).as_ref())?;
                 }
@@ -425,6 +435,15 @@ impl State {
                     ));
                 }
                 doc.validate()?;
+                if (doc.retention.is_some() || doc.legal_hold.is_some())
+                    && self.store.lock_config(&upload.bucket).is_none()
+                {
+                    return Err(ApplyError::invalid(format!(
+                        "{} bucket {:?} does not have object lock enabled",
+                        crate::object_lock::INVALID_REQUEST,
+                        upload.bucket
+                    )));
+                }
                 let r = self.apply_store(&StoreCommand::CreateUpload {
                     upload: upload.clone(),
                 })?;
@@ -463,6 +482,7 @@ impl State {
                 let mut attrs = st.upload_attrs_of(upload);
                 attrs.part_sizes = part_sizes;
                 attrs.upload_id = Some(upload.clone());
+                st.lock_new_version(&bucket, &mut attrs, *now_ms)?;
                 let r = self.apply_store(&StoreCommand::CompleteUpload {
                     tenant: tenant.clone(),
                     upload: upload.clone(),

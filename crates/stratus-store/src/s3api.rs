@@ -158,6 +158,10 @@ impl Store {
         version.created_ms = now_ms();
         let mut condition = None;
         let meta_was_copy = meta.is_none();
+        // A copy does not inherit the source's object lock (as S3): its
+        // lock is the one `meta` asks for, or the bucket's default.
+        attrs.retention = None;
+        attrs.legal_hold = None;
         if let Some(m) = meta {
             version.content_type = m.content_type;
             version.user_meta = m.user_meta;

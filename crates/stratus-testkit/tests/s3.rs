@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
     CustomerKey, CustomerSeal, DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta,
-    UploadInfo, VersionEntry, Versioning, WriteCondition,
+    Retention, UploadInfo, VersionEntry, Versioning, WriteCondition,
 };
 use stratus_s3::StoreBackend;
 use stratus_testkit::{Cluster, Options};
@@ -282,6 +282,47 @@ impl Backend for Fresh {
         acl: Option<String>,
     ) -> BackendResult<String> {
         self.inner.set_object_acl(t, &self.b(b), k, v, acl).await
+    }
+    async fn create_bucket_locked(&self, t: &str, b: &str) -> BackendResult<()> {
+        self.inner.create_bucket_locked(t, &self.b(b)).await
+    }
+    async fn set_object_retention(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        r: Option<Retention>,
+        bypass: bool,
+    ) -> BackendResult<String> {
+        self.inner
+            .set_object_retention(t, &self.b(b), k, v, r, bypass)
+            .await
+    }
+    async fn set_object_legal_hold(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        on: bool,
+    ) -> BackendResult<String> {
+        self.inner
+            .set_object_legal_hold(t, &self.b(b), k, v, on)
+            .await
+    }
+    async fn delete_object_bypassing(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        if_match: Option<&str>,
+        bypass: bool,
+    ) -> BackendResult<DeleteOutcome> {
+        self.inner
+            .delete_object_bypassing(t, &self.b(b), k, v, if_match, bypass)
+            .await
     }
 }
 

@@ -35,7 +35,12 @@ pub(super) async fn create_bucket<B: Backend, K: KeyStore>(
         .and_then(|c| c.location_constraint.as_ref())
         .map(|c| c.as_str().to_owned())
         .unwrap_or_default();
-    match gw.backend.create_bucket(&tenant, bucket).await {
+    let created = if input.object_lock_enabled_for_bucket == Some(true) {
+        gw.backend.create_bucket_locked(&tenant, bucket).await
+    } else {
+        gw.backend.create_bucket(&tenant, bucket).await
+    };
+    match created {
         Ok(()) => {}
         // AWS's us-east-1 answers a CreateBucket of a bucket its caller
         // already owns with 200 (and changes nothing); other regions

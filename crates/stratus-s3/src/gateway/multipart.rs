@@ -47,11 +47,14 @@ pub(super) async fn create_multipart_upload<B: Backend, K: KeyStore>(
     )?;
     let headers = headers_of!(input);
     let tags = tags_of_header(input.tagging.as_deref())?;
+    let lock = super::object_lock::lock_of!(input)?;
+    super::object_lock::check_lock_allowed(gw, &tenant, &input.bucket, &lock).await?;
     let mut meta = put_meta(input.content_type, input.metadata);
     meta.headers = headers;
     meta.tags = tags;
     meta.customer_key = sent.as_ref().map(|k| k.key.clone());
     meta.acl = acl;
+    meta.lock = lock;
     let upload_id = gw
         .backend
         .create_multipart(&tenant, &input.bucket, &input.key, meta)

@@ -53,6 +53,8 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     let if_match = input.if_match.is_some();
     let headers = headers_of!(input);
     let tags = tags_of_header(input.tagging.as_deref())?;
+    let lock = super::object_lock::lock_of!(input)?;
+    super::object_lock::check_lock_allowed(gw, &tenant, &input.bucket, &lock).await?;
     let sums = super::checksums::sent_of!(input);
     let (body, mismatch) = checked_body(input.body, input.content_md5.as_deref())?;
     let (body, sums) =
@@ -63,6 +65,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     meta.condition = condition;
     meta.customer_key = sent.as_ref().map(|k| k.key.clone());
     meta.acl = acl;
+    meta.lock = lock;
     let info = gw
         .backend
         .put_object(
@@ -212,6 +215,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         ..Default::default()
     };
     headers_out!(out, info);
+    super::object_lock::lock_out!(out, info);
     let mut resp = S3Response::new(out);
     if parts_count.is_some() && info.size > 0 {
         resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
@@ -329,6 +333,7 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
         ..Default::default()
     };
     headers_out!(out, info);
+    super::object_lock::lock_out!(out, info);
     // s3s 0.14 answers HeadObject with 200 whatever status is asked (AWS
     // says 206 for a part); the part's length and Content-Range are sent.
     let mut resp = S3Response::new(out);
@@ -360,12 +365,13 @@ pub(super) async fn delete_object<B: Backend, K: KeyStore>(
     };
     let out = gw
         .backend
-        .delete_object(
+        .delete_object_bypassing(
             &tenant,
             &input.bucket,
             &input.key,
             input.version_id.as_deref(),
             if_match.as_deref(),
+            input.bypass_governance_retention.unwrap_or(false),
         )
         .await
         .map_err(to_s3_error)?;
@@ -394,6 +400,7 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects.iter().cloned() {
@@ -435,12 +442,13 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
         let if_match = obj.e_tag.as_ref().map(|t| t.value().to_owned());
         let result = gw
             .backend
-            .delete_object(
+            .delete_object_bypassing(
                 &tenant,
                 &input.bucket,
                 &obj.key,
                 obj.version_id.as_deref(),
                 if_match.as_deref(),
+                bypass,
             )
             .await;
         match result {
@@ -545,6 +553,9 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
     let src_sent = sse::customer_key(sse::copy_source_customer_of!(input))?;
     let dst_sent = sse::customer_key(sse::customer_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
+    let lock = super::object_lock::lock_of!(input)?;
+    super::object_lock::check_lock_allowed(gw, &tenant, &input.bucket, &lock).await?;
+    let locks = lock != crate::backend::VersionLock::default();
     let replace = input
         .metadata_directive
         .as_ref()
@@ -577,7 +588,9 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
     let mut src_version = src_version;
     // The source as it is now: its directives are resolved against it, and
     // the copy reads exactly that version.
-    let src_info = if conditional || replace != replace_tags || acl.is_some() {
+    // A lock on the copy is carried by a `Replace` directive (the source's
+    // metadata written again), so it is set with the version, atomically.
+    let src_info = if conditional || replace != replace_tags || acl.is_some() || locks {
         Some(
             gw.backend
                 .head_object(&tenant, src_bucket, src_key, src_version.as_deref())
@@ -619,6 +632,7 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
                 src.as_ref().map(|s| s.tags.clone()).unwrap_or_default()
             };
             m.acl = acl;
+            m.lock = lock;
             MetadataDirective::Replace(m)
         }
     };
@@ -671,6 +685,7 @@ pub(super) fn copied_meta(info: &ObjectInfo) -> PutMeta {
         customer_key: None,
         // A copy never takes its source's ACL.
         acl: None,
+        lock: crate::backend::VersionLock::default(),
     }
 }
 

@@ -12,9 +12,12 @@ use md5::{Digest, Md5};
 use crate::backend::{
     check_bucket_config, check_tags, Backend, BackendError, BackendResult, BucketAccessDocs,
     BucketConfigKind, BucketInfo, ByteRange, ByteStream, CustomerKey, CustomerSeal, DeleteOutcome,
-    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo,
-    VersionEntry, Versioning, WriteCondition, MIN_PART_SIZE, NULL_VERSION,
+    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo,
+    VersionEntry, VersionLock, Versioning, WriteCondition, MIN_PART_SIZE, NULL_VERSION,
 };
+
+#[path = "mem_lock.rs"]
+mod lock;
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
 ///
@@ -105,6 +108,9 @@ impl State {
     ) -> BackendResult<ObjectInfo> {
         let now = self.now();
         let versioning = self.bucket(tenant, bucket)?.versioning;
+        if !info.is_delete_marker {
+            lock::lock_new(bucket, self.bucket(tenant, bucket)?, &mut info.lock, now)?;
+        }
         info.version_id = match versioning {
             Some(Versioning::Enabled) => self.fresh_id(),
             _ => NULL_VERSION.to_owned(),
@@ -311,6 +317,7 @@ impl Backend for MemBackend {
     ) -> BackendResult<()> {
         let mut s = self.lock();
         let b = s.bucket(tenant, bucket)?;
+        lock::check_versioning(b, versioning)?;
         // Suspending a never-versioned bucket is recorded too (as S3 does).
         b.versioning = Some(versioning);
         Ok(())
@@ -351,6 +358,7 @@ impl Backend for MemBackend {
             part_sizes: Vec::new(),
             customer_seal: meta.customer_key.as_ref().map(stratus_store::fresh_seal),
             acl: meta.acl,
+            lock: meta.lock,
         };
         let mut s = self.lock();
         s.check(tenant, bucket, key, meta.condition.as_ref())?;
@@ -410,77 +418,53 @@ impl Backend for MemBackend {
         version_id: Option<&str>,
         if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
-        let mut s = self.lock();
-        let versioning = s.bucket(tenant, bucket)?.versioning;
-        if let Some(want) = if_match {
-            let want = want.trim_matches('"');
-            let b = s.bucket(tenant, bucket)?;
-            let target = b.objects.get(key).and_then(|vs| match version_id {
-                None => vs.first(),
-                Some(id) => vs.iter().find(|v| v.info.version_id == id),
-            });
-            // Nothing to delete succeeds whatever the condition; a delete
-            // marker has an empty etag.
-            let ok = target.is_none_or(|v| want == "*" || v.info.etag == want);
-            if !ok {
-                return Err(BackendError::PreconditionFailed);
-            }
-            // A conditional delete of nothing adds no delete marker.
-            if target.is_none() && version_id.is_none() {
-                return Ok(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                });
-            }
-        }
-        if let Some(id) = version_id {
-            let b = s.bucket(tenant, bucket)?;
-            let mut delete_marker = false;
-            if let Some(vs) = b.objects.get_mut(key) {
-                if let Some(i) = vs.iter().position(|v| v.info.version_id == id) {
-                    delete_marker = vs.remove(i).info.is_delete_marker;
-                }
-                if vs.is_empty() {
-                    b.objects.remove(key);
-                }
-            }
-            return Ok(DeleteOutcome {
-                version_id: Some(id.to_owned()),
-                delete_marker,
-            });
-        }
-        match versioning {
-            None => {
-                let b = s.bucket(tenant, bucket)?;
-                b.objects.remove(key);
-                Ok(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                })
-            }
-            Some(_) => {
-                let marker = ObjectInfo {
-                    key: key.to_owned(),
-                    version_id: String::new(),
-                    size: 0,
-                    etag: String::new(),
-                    last_modified_ms: 0,
-                    content_type: None,
-                    user_metadata: BTreeMap::new(),
-                    is_delete_marker: true,
-                    headers: BTreeMap::new(),
-                    tags: BTreeMap::new(),
-                    part_sizes: Vec::new(),
-                    customer_seal: None,
-                    acl: None,
-                };
-                let info = s.write(tenant, bucket, marker, Bytes::new())?;
-                Ok(DeleteOutcome {
-                    version_id: Some(info.version_id),
-                    delete_marker: true,
-                })
-            }
-        }
+        self.delete_checked(tenant, bucket, key, version_id, if_match, false)
+    }
+
+    async fn delete_object_bypassing(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        if_match: Option<&str>,
+        bypass_governance: bool,
+    ) -> BackendResult<DeleteOutcome> {
+        self.delete_checked(tenant, bucket, key, version_id, if_match, bypass_governance)
+    }
+
+    async fn create_bucket_locked(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
+        self.lock_create_bucket(tenant, bucket)
+    }
+
+    async fn set_object_retention(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        retention: Option<Retention>,
+        bypass_governance: bool,
+    ) -> BackendResult<String> {
+        self.lock_set_retention(
+            tenant,
+            bucket,
+            key,
+            version_id,
+            retention,
+            bypass_governance,
+        )
+    }
+
+    async fn set_object_legal_hold(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> BackendResult<String> {
+        self.lock_set_legal_hold(tenant, bucket, key, version_id, on)
     }
 
     async fn copy_object(
@@ -509,6 +493,8 @@ impl Backend for MemBackend {
                 customer_key: None,
                 // An ACL is never copied.
                 acl: None,
+                // A copy does not inherit the source's lock (as S3).
+                lock: VersionLock::default(),
             },
             MetadataDirective::Replace(m) => {
                 check_tags(&m.tags)?;
@@ -531,6 +517,7 @@ impl Backend for MemBackend {
             part_sizes: Vec::new(),
             customer_seal: None,
             acl: m.acl,
+            lock: m.lock,
         };
         s.write(tenant, dst_bucket, info, src.data)
     }
@@ -619,8 +606,13 @@ impl Backend for MemBackend {
             .as_ref()
             .map(stratus_store::fresh_seal);
         let mut s = self.lock();
-        s.bucket(tenant, bucket)?;
         let now = s.now();
+        lock::lock_new(
+            bucket,
+            s.bucket(tenant, bucket)?,
+            &mut meta.lock.clone(),
+            now,
+        )?;
         let id = format!("mpu{}", s.fresh_id());
         s.uploads.insert(
             id.clone(),
@@ -762,6 +754,7 @@ impl Backend for MemBackend {
             part_sizes: chosen.iter().map(|(p, _)| p.size).collect(),
             customer_seal: seal,
             acl: meta.acl,
+            lock: meta.lock,
         };
         s.check(tenant, bucket, key, condition.as_ref())?;
         let info = s.write(tenant, bucket, info, data)?;
@@ -853,6 +846,7 @@ impl Backend for MemBackend {
     ) -> BackendResult<()> {
         let mut s = self.lock();
         let b = s.bucket(tenant, bucket)?;
+        lock::check_config(b, kind, doc.is_none())?;
         match doc {
             None => {
                 b.configs.remove(&kind);
@@ -962,5 +956,94 @@ impl KeyStore for MemKeys {
     fn tenant_exists(&self, tenant: &str) -> bool {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         keys.values().any(|k| k.tenant == tenant)
+    }
+}
+
+impl MemBackend {
+    /// A delete (see [`Backend::delete_object`]); a locked version is
+    /// refused unless `bypass` lifts its `GOVERNANCE` retention.
+    fn delete_checked(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        if_match: Option<&str>,
+        bypass: bool,
+    ) -> BackendResult<DeleteOutcome> {
+        let mut s = self.lock();
+        let now = s.now();
+        let versioning = s.bucket(tenant, bucket)?.versioning;
+        if let Some(want) = if_match {
+            let want = want.trim_matches('"');
+            let b = s.bucket(tenant, bucket)?;
+            let target = b.objects.get(key).and_then(|vs| match version_id {
+                None => vs.first(),
+                Some(id) => vs.iter().find(|v| v.info.version_id == id),
+            });
+            // Nothing to delete succeeds whatever the condition; a delete
+            // marker has an empty etag.
+            let ok = target.is_none_or(|v| want == "*" || v.info.etag == want);
+            if !ok {
+                return Err(BackendError::PreconditionFailed);
+            }
+            // A conditional delete of nothing adds no delete marker.
+            if target.is_none() && version_id.is_none() {
+                return Ok(DeleteOutcome {
+                    version_id: None,
+                    delete_marker: false,
+                });
+            }
+        }
+        if let Some(id) = version_id {
+            let b = s.bucket(tenant, bucket)?;
+            let mut delete_marker = false;
+            if let Some(vs) = b.objects.get_mut(key) {
+                if let Some(i) = vs.iter().position(|v| v.info.version_id == id) {
+                    lock::guard(vs[i].info.lock, now, bypass)?;
+                    delete_marker = vs.remove(i).info.is_delete_marker;
+                }
+                if vs.is_empty() {
+                    b.objects.remove(key);
+                }
+            }
+            return Ok(DeleteOutcome {
+                version_id: Some(id.to_owned()),
+                delete_marker,
+            });
+        }
+        match versioning {
+            None => {
+                let b = s.bucket(tenant, bucket)?;
+                b.objects.remove(key);
+                Ok(DeleteOutcome {
+                    version_id: None,
+                    delete_marker: false,
+                })
+            }
+            Some(_) => {
+                let marker = ObjectInfo {
+                    key: key.to_owned(),
+                    version_id: String::new(),
+                    size: 0,
+                    etag: String::new(),
+                    last_modified_ms: 0,
+                    content_type: None,
+                    user_metadata: BTreeMap::new(),
+                    is_delete_marker: true,
+                    headers: BTreeMap::new(),
+                    tags: BTreeMap::new(),
+                    part_sizes: Vec::new(),
+                    customer_seal: None,
+                    acl: None,
+                    lock: VersionLock::default(),
+                };
+                let info = s.write(tenant, bucket, marker, Bytes::new())?;
+                Ok(DeleteOutcome {
+                    version_id: Some(info.version_id),
+                    delete_marker: true,
+                })
+            }
+        }
     }
 }

@@ -20,6 +20,7 @@ mod buckets;
 mod customer;
 mod listing;
 mod multipart;
+mod object_lock;
 mod objects;
 mod versioning;
 
@@ -29,6 +30,7 @@ pub use buckets::{bucket_access, bucket_configs, buckets, tenant_isolation};
 pub use customer::customer_keys;
 pub use listing::{list_ordering, list_versions_paging};
 pub use multipart::{multipart, multipart_errors};
+pub use object_lock::{object_lock_buckets, object_lock_legal_hold, object_lock_retention};
 pub use objects::{copy, failed_body, objects, ranges};
 pub use versioning::{suspended_versioning, versioning};
 
@@ -132,6 +134,9 @@ pub async fn backend_conformance<Bk: Backend>(make: impl Fn() -> Bk) {
     uploads_end(&make()).await;
     customer_keys(&make()).await;
     object_acls(&make()).await;
+    object_lock_buckets(&make()).await;
+    object_lock_retention(&make()).await;
+    object_lock_legal_hold(&make()).await;
 }
 
 fn isolated<T: std::fmt::Debug>(r: Result<T, BackendError>, what: &str) {
