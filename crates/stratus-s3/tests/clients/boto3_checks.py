@@ -470,18 +470,16 @@ class Checks:
         expect(status == 404, "a refused SSE-KMS upload stores nothing (HEAD gave %s)" % status)
 
     def unsupported_refused(self):
-        """A write asking for what the gateway does not do (object lock,
-        other storage classes, website redirects) or granting to a tenant
-        that does not exist is refused and stores nothing; what clients
-        send by default passes."""
+        """A write asking for what the gateway does not do (other storage
+        classes, website redirects), for an object lock in a bucket without
+        object lock, or granting to a tenant that does not exist is refused
+        and stores nothing; what clients send by default passes."""
         import datetime
         r = self.s3.put_object(Bucket=self.bucket, Key="plain/defaults", Body=b"x", ACL="private",
                                StorageClass="STANDARD")
         expect("ETag" in r, "defaults accepted")
         until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
         attempts = {
-            "object lock": dict(ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until),
-            "legal hold": dict(ObjectLockLegalHoldStatus="ON"),
             "storage class": dict(StorageClass="GLACIER"),
             "website redirect": dict(WebsiteRedirectLocation="/elsewhere"),
         }
@@ -489,6 +487,15 @@ class Checks:
             code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="plain/x", Body=b"x",
                                                                  **extra))
             expect((code, status) == ("NotImplemented", 501), "put with %s: %r" % (what, (code, status)))
+        # Object lock exists, but only in buckets created with it (as S3).
+        locks = {
+            "object lock": dict(ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until),
+            "legal hold": dict(ObjectLockLegalHoldStatus="ON"),
+        }
+        for what, extra in locks.items():
+            code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="plain/x", Body=b"x",
+                                                                 **extra))
+            expect((code, status) == ("InvalidRequest", 400), "put with %s: %r" % (what, (code, status)))
         # A grant to a tenant that does not exist, on every kind of write.
         code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="plain/x", Body=b"x",
                                                              GrantRead='id="someone"'))
