@@ -177,6 +177,10 @@ pub struct PutMeta {
     /// A precondition the write must meet, checked atomically with it
     /// (puts and copies; ignored by `create_multipart`).
     pub condition: Option<WriteCondition>,
+    /// The additional checksum to store with the version, filled once the
+    /// body has streamed and verified (`put_object`); the algorithm and
+    /// type asked for an upload's object (`create_multipart`, empty value).
+    pub checksum: ChecksumSlot,
 }
 
 /// What metadata a copy gives the destination.
@@ -218,6 +222,12 @@ pub struct ObjectInfo {
     /// Sizes of the parts of a version completed from a multipart upload,
     /// in order; empty for a simple upload (which is one part).
     pub part_sizes: Vec<u64>,
+    /// The stored additional checksum (`x-amz-checksum-*`), if the version
+    /// was written with one.
+    pub checksum: Option<ObjectChecksum>,
+    /// The checksums of the parts of a multipart version, by position
+    /// (1 = first part).
+    pub part_checksums: BTreeMap<u32, String>,
 }
 
 impl ObjectInfo {
@@ -270,6 +280,8 @@ pub struct PartInfo {
     pub size: u64,
     /// Upload time, milliseconds since the Unix epoch.
     pub last_modified_ms: u64,
+    /// Its verified additional checksum (base64), if it has one.
+    pub checksum: Option<String>,
 }
 
 /// A multipart upload in progress.
@@ -591,7 +603,136 @@ pub trait Backend: Send + Sync + 'static {
     async fn bucket_access(&self, _bucket: &str) -> BackendResult<Option<BucketAccessDocs>> {
         Ok(None)
     }
+
+    /// [`Backend::upload_part`], storing the part's additional checksum
+    /// that `checksum` holds once `body` has streamed (verified by the
+    /// gateway). The default stores none.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_part_checked(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        size_hint: Option<u64>,
+        _checksum: ChecksumSlot,
+    ) -> BackendResult<PartInfo> {
+        self.upload_part(
+            tenant,
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            body,
+            size_hint,
+        )
+        .await
+    }
+
+    /// [`Backend::delete_object`] under every condition of `cond`: a
+    /// delete marker matches only the ETag `*` and no size or time; a
+    /// delete of nothing succeeds whatever the conditions (and adds no
+    /// delete marker). The default handles the ETag only and refuses the
+    /// others.
+    async fn delete_object_if(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        cond: DeleteCondition,
+    ) -> BackendResult<DeleteOutcome> {
+        if cond.size.is_some() || cond.modified_secs.is_some() {
+            return Err(BackendError::InvalidArgument(
+                "this backend does not evaluate size or time conditions on deletes".into(),
+            ));
+        }
+        self.delete_object(tenant, bucket, key, version_id, cond.etag.as_deref())
+            .await
+    }
+
+    /// The checksum algorithm and type an upload was created with (its
+    /// value empty), `None` if none. Completing it gives the object the
+    /// checksum [`combine_checksums`] computes from the listed parts'.
+    async fn upload_checksum(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<ObjectChecksum>> {
+        let _ = (tenant, bucket, key, upload_id);
+        Ok(None)
+    }
 }
+
+/// The conditions of a delete ([`Backend::delete_object_if`]), all checked
+/// atomically with it against the version it would remove or hide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteCondition {
+    /// `If-Match` / DeleteObjects' `ETag` (without quotes; `*`: any).
+    pub etag: Option<String>,
+    /// `x-amz-if-match-size` / DeleteObjects' `Size`.
+    pub size: Option<u64>,
+    /// `x-amz-if-match-last-modified-time` / DeleteObjects'
+    /// `LastModifiedTime`, in whole seconds since the epoch.
+    pub modified_secs: Option<u64>,
+}
+
+impl DeleteCondition {
+    /// Whether there is any condition.
+    pub fn is_some(&self) -> bool {
+        self.etag.is_some() || self.size.is_some() || self.modified_secs.is_some()
+    }
+}
+
+/// A version's additional checksum: algorithm (`CRC32`...), base64 value
+/// (`-N` suffix when composite) and type.
+pub use stratus_state::objects::StoredChecksum as ObjectChecksum;
+
+pub use crate::checksum_combine::combine_checksums;
+
+/// A checksum known once a body has streamed: the gateway's check fills
+/// it, the backend reads it before committing. Compared by value.
+#[derive(Clone, Default)]
+pub struct ChecksumSlot(std::sync::Arc<std::sync::Mutex<Option<ObjectChecksum>>>);
+
+impl ChecksumSlot {
+    /// A slot already holding `c`.
+    pub fn with(c: ObjectChecksum) -> Self {
+        let s = Self::default();
+        s.set(c);
+        s
+    }
+
+    /// Fills the slot.
+    pub fn set(&self, c: ObjectChecksum) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(c);
+        }
+    }
+
+    /// What the slot holds.
+    pub fn get(&self) -> Option<ObjectChecksum> {
+        self.0.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+impl std::fmt::Debug for ChecksumSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ChecksumSlot").field(&self.get()).finish()
+    }
+}
+
+impl PartialEq for ChecksumSlot {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for ChecksumSlot {}
 
 /// A bucket's owner and its access documents ([`Backend::bucket_access`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

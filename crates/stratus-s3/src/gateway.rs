@@ -22,15 +22,21 @@
 //! - `object_tagging`: PutObjectTagging, GetObjectTagging, DeleteObjectTagging.
 //! - `checksums`: the additional checksums (`x-amz-checksum-*`) of written
 //!   bodies, verified as they stream.
+//! - `delete_conditions`: DeleteObject(s)' size and modification-time
+//!   conditions;
+//! - `checksum_answers`: stored checksums in answers, CompleteMultipartUpload's
+//!   checksum checks, GetObjectAttributes.
 
 mod access_ops;
 mod attrs;
 mod body;
 mod buckets;
+mod checksum_answers;
 mod checksums;
 mod conditions;
 mod convert;
 mod cors_ops;
+mod delete_conditions;
 mod errors;
 mod lifecycle;
 mod list;
@@ -449,5 +455,12 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         object_tagging::delete_object_tagging(self, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<s3s::dto::GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectAttributesOutput>> {
+        checksum_answers::get_object_attributes(self, req).await
     }
 }

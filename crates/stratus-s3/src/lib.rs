@@ -165,6 +165,7 @@
 
 pub mod access;
 pub mod backend;
+mod checksum_combine;
 pub mod cors;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;

@@ -28,8 +28,8 @@ use stratus_store::{Store, StoreError};
 use stratus_types::ErrorCode;
 
 use crate::backend::{
-    check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
-    BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective,
+    check_bucket_config, combine_checksums, Backend, ChecksumSlot, ObjectChecksum, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
+    BucketInfo, ByteRange, ByteStream, DeleteCondition, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective,
     ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
     MIN_PART_SIZE,
 };
@@ -144,6 +144,8 @@ fn info(key: &str, v: &ObjectVersion) -> ObjectInfo {
         headers: BTreeMap::new(),
         tags: BTreeMap::new(),
         part_sizes: Vec::new(),
+        checksum: None,
+        part_checksums: BTreeMap::new(),
     }
 }
 
@@ -153,6 +155,8 @@ fn full_info(key: &str, v: &ObjectVersion, attrs: VersionAttrs) -> ObjectInfo {
         headers: attrs.headers,
         tags: attrs.tags,
         part_sizes: attrs.part_sizes,
+        checksum: attrs.checksum,
+        part_checksums: attrs.part_checksums,
         ..info(key, v)
     }
 }
@@ -330,9 +334,13 @@ impl Backend for StoreBackend {
         self.bucket(tenant, bucket)?;
         check_key(key)?;
         crate::backend::check_tags(&meta.tags)?;
+        let slot = meta.checksum.clone();
+        let finish = move |a: &mut VersionAttrs| {
+            a.checksum = slot.get().filter(|c| !c.value.is_empty());
+        };
         let r = self
             .store
-            .put(tenant, bucket, key, store_meta(meta.clone()), body)
+            .put_finishing(tenant, bucket, key, store_meta(meta.clone()), body, finish)
             .await
             .map_err(|e| write_err(e, BackendError::NoSuchBucket))?;
         Ok(ObjectInfo {
@@ -347,6 +355,8 @@ impl Backend for StoreBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: Vec::new(),
+            checksum: meta.checksum.get().filter(|c| !c.value.is_empty()),
+            part_checksums: BTreeMap::new(),
         })
     }
 
@@ -397,19 +407,50 @@ impl Backend for StoreBackend {
         version_id: Option<&str>,
         if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
+        let cond = DeleteCondition {
+            etag: if_match.map(str::to_owned),
+            ..DeleteCondition::default()
+        };
+        self.delete_object_if(tenant, bucket, key, version_id, cond)
+            .await
+    }
+
+    async fn delete_object_if(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        cond: DeleteCondition,
+    ) -> BackendResult<DeleteOutcome> {
         let b = self.bucket(tenant, bucket)?;
+        let conditional = cond.is_some();
+        // An ETag alone keeps the older command's condition.
+        let condition = match cond {
+            DeleteCondition {
+                etag: Some(e),
+                size: None,
+                modified_secs: None,
+            } => Some(StateCondition::IfMatch(e)),
+            c if c.is_some() => Some(StateCondition::DeleteIf {
+                etag: c.etag,
+                size: c.size,
+                modified_secs: c.modified_secs,
+            }),
+            _ => None,
+        };
         let cmd = |version_id: Option<String>| StoreCommand::DeleteObjectWith {
             tenant: tenant.to_owned(),
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version_id,
             now_ms: now_ms(),
-            condition: if_match.map(|e| StateCondition::IfMatch(e.to_owned())),
+            condition: condition.clone(),
         };
         match version_id {
             // A conditional delete of a key with no version does nothing
             // (no delete marker); the state machine holds to the same.
-            None if if_match.is_some()
+            None if conditional
                 && self.read(|s| s.store.versions(bucket, key).is_empty()) =>
             {
                 Ok(DeleteOutcome {
@@ -574,6 +615,7 @@ impl Backend for StoreBackend {
         let attrs = VersionAttrs {
             headers: meta.headers,
             tags: meta.tags,
+            checksum: meta.checksum.get(),
             ..VersionAttrs::default()
         };
         let r = self
@@ -603,7 +645,31 @@ impl Backend for StoreBackend {
         upload_id: &str,
         part_number: u32,
         body: ByteStream,
+        size_hint: Option<u64>,
+    ) -> BackendResult<PartInfo> {
+        self.upload_part_checked(
+            tenant,
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            body,
+            size_hint,
+            ChecksumSlot::default(),
+        )
+        .await
+    }
+
+    async fn upload_part_checked(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
         _size_hint: Option<u64>,
+        checksum: ChecksumSlot,
     ) -> BackendResult<PartInfo> {
         self.upload(tenant, bucket, key, upload_id)?;
         if !(1..=crate::backend::MAX_PART_NUMBER).contains(&part_number) {
@@ -611,9 +677,12 @@ impl Backend for StoreBackend {
                 "part numbers go from 1 to 10000".into(),
             ));
         }
+        let slot = checksum.clone();
         let p = self
             .store
-            .put_part(tenant, upload_id, part_number, body)
+            .put_part_checked(tenant, upload_id, part_number, body, move || {
+                slot.get().map(|c| c.value).filter(|v| !v.is_empty())
+            })
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchUpload))?;
         Ok(PartInfo {
@@ -621,7 +690,19 @@ impl Backend for StoreBackend {
             etag: p.md5,
             size: p.size,
             last_modified_ms: p.created_ms,
+            checksum: checksum.get().map(|c| c.value).filter(|v| !v.is_empty()),
         })
+    }
+
+    async fn upload_checksum(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<ObjectChecksum>> {
+        self.upload(tenant, bucket, key, upload_id)?;
+        Ok(self.read(|s| s.store.upload_attrs_of(upload_id).checksum))
     }
 
     async fn complete_multipart(
@@ -645,9 +726,14 @@ impl Backend for StoreBackend {
         if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(BackendError::InvalidPartOrder);
         }
+        let doc = self.read(|s| s.store.upload_attrs_of(upload_id));
         let mut md5s = Vec::with_capacity(parts.len());
         let mut size = 0u64;
+        let mut sums = Vec::with_capacity(parts.len());
         for (i, (n, etag)) in parts.iter().enumerate() {
+            if let Some(p) = u.parts.get(n) {
+                sums.push((doc.part_checksums.get(n).map(String::as_str), p.size));
+            }
             let p = u.parts.get(n).ok_or(BackendError::InvalidPart)?;
             if !etag.trim_matches('"').eq_ignore_ascii_case(&p.md5) {
                 return Err(BackendError::InvalidPart);
@@ -658,8 +744,16 @@ impl Backend for StoreBackend {
             md5s.push(p.md5.clone());
             size += p.size;
         }
+        let checksum = match &doc.checksum {
+            Some(asked) => combine_checksums(asked, &sums)?,
+            None => None,
+        };
         let r = self
-            .command(StoreCommand::CompleteUploadWith {
+            .command(StoreCommand::CompleteUploadChecked {
+                checksum: checksum
+                    .as_ref()
+                    .and_then(|c| serde_json::to_string(c).ok())
+                    .unwrap_or_default(),
                 tenant: tenant.to_owned(),
                 upload: upload_id.to_owned(),
                 parts: parts
@@ -688,6 +782,8 @@ impl Backend for StoreBackend {
             headers: attrs.headers,
             tags: attrs.tags,
             part_sizes: attrs.part_sizes,
+            checksum: attrs.checksum,
+            part_checksums: attrs.part_checksums,
         })
     }
 
@@ -716,6 +812,7 @@ impl Backend for StoreBackend {
         upload_id: &str,
     ) -> BackendResult<Vec<PartInfo>> {
         let u = self.upload(tenant, bucket, key, upload_id)?;
+        let doc = self.read(|s| s.store.upload_attrs_of(upload_id));
         Ok(u.parts
             .iter()
             .map(|(n, p)| PartInfo {
@@ -723,6 +820,7 @@ impl Backend for StoreBackend {
                 etag: p.md5.clone(),
                 size: p.size,
                 last_modified_ms: p.created_ms,
+                checksum: doc.part_checksums.get(n).cloned(),
             })
             .collect())
     }

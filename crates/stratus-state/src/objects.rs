@@ -932,6 +932,39 @@ pub enum StoreCommand {
         /// Bucket.
         name: String,
     },
+    /// [`StoreCommand::PutPart`] that records the part's verified
+    /// additional checksum (base64) in the upload's attributes (`None`
+    /// forgets the checksum of a part replaced).
+    PutPartWith {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Upload id.
+        upload: String,
+        /// Part number (1–10000).
+        number: u32,
+        /// The part.
+        part: Part,
+        /// Its verified checksum, of the upload's algorithm.
+        checksum: Option<String>,
+    },
+    /// [`StoreCommand::CompleteUploadWith`] that also gives the version the
+    /// object checksum computed by the gateway from its parts' checksums
+    /// (a [`StoredChecksum`] JSON document; empty: none) and the parts'
+    /// checksums.
+    CompleteUploadChecked {
+        /// Caller's tenant.
+        tenant: TenantName,
+        /// Upload id.
+        upload: String,
+        /// Part numbers with the MD5 the client expects for each.
+        parts: Vec<(u32, String)>,
+        /// Leader time.
+        now_ms: u64,
+        /// Checked against the key's latest version before completing.
+        condition: Option<WriteCondition>,
+        /// The object's checksum ([`StoredChecksum`] JSON; empty: none).
+        checksum: String,
+    },
 }
 
 /// What a store command produced.
@@ -967,6 +1000,10 @@ pub use attrs::{
 
 #[path = "objects_apply.rs"]
 mod apply;
+
+#[path = "objects_checksums.rs"]
+mod checksums;
+pub use checksums::{StoredChecksum, MAX_CHECKSUM_CHARS};
 
 #[cfg(test)]
 #[path = "objects_tests.rs"]

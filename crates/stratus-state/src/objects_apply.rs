@@ -38,6 +38,9 @@ impl State {
             | StoreCommand::CompleteUploadWith { .. }
             | StoreCommand::DeleteObjectWith { .. }
             | StoreCommand::DeleteBucketAbortingUploads { .. } => self.apply_attrs(cmd),
+            StoreCommand::PutPartWith { .. } | StoreCommand::CompleteUploadChecked { .. } => {
+                self.apply_checksums(cmd)
+            }
         }
     }
 

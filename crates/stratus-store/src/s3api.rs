@@ -50,6 +50,24 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
+        self.put_part_checked(tenant, upload_id, number, body, || None)
+            .await
+    }
+
+    /// [`Store::put_part`], recording the part's additional checksum that
+    /// `checksum` gives once the body has streamed (`None`: the part has
+    /// none, and a checksum of the part it replaces is forgotten).
+    pub async fn put_part_checked<S>(
+        &self,
+        tenant: &str,
+        upload_id: &str,
+        number: u32,
+        body: S,
+        checksum: impl FnOnce() -> Option<String> + Send,
+    ) -> Result<PartPut, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
+    {
         if !(1..=10_000).contains(&number) {
             return Err(StoreError::invalid("part numbers go from 1 to 10000"));
         }
@@ -74,7 +92,7 @@ impl Store {
         let seed = upload_seed(&secret, upload_id);
         let ing = self.ingest(tenant, &bucket, body, seed, false).await?;
         let created_ms = now_ms();
-        self.write(StoreCommand::PutPart {
+        self.write(StoreCommand::PutPartWith {
             tenant: tenant.to_string(),
             upload: upload_id.to_string(),
             number,
@@ -84,6 +102,7 @@ impl Store {
                 data: ing.data,
                 created_ms,
             },
+            checksum: checksum(),
         })
         .await?;
         Ok(PartPut {

@@ -208,6 +208,25 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
+        self.put_finishing(tenant, bucket, key, meta, body, |_| {})
+            .await
+    }
+
+    /// [`Store::put`], with `finish` completing the version's attributes
+    /// once the body has streamed (e.g. with a checksum the body's trailer
+    /// carried) and before the version is committed.
+    pub async fn put_finishing<S>(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        meta: PutMeta,
+        body: S,
+        finish: impl FnOnce(&mut VersionAttrs) + Send,
+    ) -> Result<PutResult, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
+    {
         validate_key(key).map_err(StoreError::invalid)?;
         // A tenant already at its stored-bytes quota is refused before any
         // piece is written (the commit checks the quota exactly).
@@ -230,6 +249,7 @@ impl Store {
         let mut attrs = meta.attrs;
         attrs.part_sizes.clear();
         attrs.upload_id = None;
+        finish(&mut attrs);
         let r = self
             .write(StoreCommand::PutObjectWith {
                 tenant: tenant.to_string(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
-    DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
+    ChecksumSlot, DeleteCondition, DeleteOutcome, ObjectChecksum, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
     Versioning, WriteCondition,
 };
 use stratus_s3::StoreBackend;
@@ -233,6 +233,43 @@ impl Backend for Fresh {
         tags: std::collections::BTreeMap<String, String>,
     ) -> BackendResult<String> {
         self.inner.set_object_tags(t, &self.b(b), k, v, tags).await
+    }
+
+    async fn upload_part_checked(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        id: &str,
+        n: u32,
+        body: ByteStream,
+        size: Option<u64>,
+        checksum: ChecksumSlot,
+    ) -> BackendResult<PartInfo> {
+        self.inner
+            .upload_part_checked(t, &self.b(b), k, id, n, body, size, checksum)
+            .await
+    }
+
+    async fn upload_checksum(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        id: &str,
+    ) -> BackendResult<Option<ObjectChecksum>> {
+        self.inner.upload_checksum(t, &self.b(b), k, id).await
+    }
+
+    async fn delete_object_if(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        cond: DeleteCondition,
+    ) -> BackendResult<DeleteOutcome> {
+        self.inner.delete_object_if(t, &self.b(b), k, v, cond).await
     }
 }
 

@@ -13,6 +13,7 @@ use super::attrs::{
     write_condition,
 };
 use super::body::{blob, checked_body};
+use super::checksum_answers::{checksum_out, read_checksum};
 use super::conditions::{check_copy_source, copy_source, evaluate, precondition_error};
 use super::convert::{
     byte_range, content_length, content_type_out, etag, metadata_out, put_meta, timestamp,
@@ -21,7 +22,7 @@ use super::convert::{
 use super::errors::{to_s3_error, write_error};
 use super::Gateway;
 use crate::backend::{
-    Backend, BackendError, ByteRange, KeyStore, MetadataDirective, ObjectInfo, PutMeta,
+    Backend, BackendError, ByteRange, DeleteCondition, KeyStore, MetadataDirective, ObjectInfo, PutMeta,
 };
 use crate::{sse, unsupported};
 
@@ -46,6 +47,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     meta.headers = headers;
     meta.tags = tags;
     meta.condition = condition;
+    meta.checksum = sums.slot();
     let info = gw
         .backend
         .put_object(
@@ -187,6 +189,15 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         parts_count: parts_count.and_then(|c| i32::try_from(c).ok()),
         ..Default::default()
     };
+    checksum_out!(
+        out,
+        read_checksum(
+            &info,
+            input.checksum_mode.as_ref(),
+            input.part_number,
+            input.range.is_some()
+        )
+    );
     headers_out!(out, info);
     let mut resp = S3Response::new(out);
     if parts_count.is_some() && info.size > 0 {
@@ -213,7 +224,7 @@ pub(super) async fn if_match_error<B: Backend, K: KeyStore>(
 /// The error of a failed read, with the delete-marker headers S3 sends
 /// when the key's current version is a delete marker (404) or the version
 /// named is one (405).
-async fn read_error<B: Backend, K: KeyStore>(
+pub(super) async fn read_error<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     tenant: &str,
     bucket: &str,
@@ -307,6 +318,15 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
         parts_count,
         ..Default::default()
     };
+    checksum_out!(
+        out,
+        read_checksum(
+            &info,
+            input.checksum_mode.as_ref(),
+            input.part_number,
+            input.range.is_some()
+        )
+    );
     headers_out!(out, info);
     // s3s 0.14 answers HeadObject with 200 whatever status is asked (AWS
     // says 206 for a part); the part's length and Content-Range are sent.
@@ -324,21 +344,25 @@ pub(super) async fn delete_object<B: Backend, K: KeyStore>(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let tenant = gw.tenant(&req)?;
-    refuse_unsupported_delete_conditions(&req.headers)?;
+    let (size, modified_secs) = super::delete_conditions::from_headers(&req.headers)?;
     let input = &req.input;
-    let if_match = match &input.if_match {
+    let etag = match &input.if_match {
         None => None,
         Some(ETagCondition::Any) => Some("*".to_owned()),
         Some(ETagCondition::ETag(t)) => Some(t.value().to_owned()),
     };
     let out = gw
         .backend
-        .delete_object(
+        .delete_object_if(
             &tenant,
             &input.bucket,
             &input.key,
             input.version_id.as_deref(),
-            if_match.as_deref(),
+            DeleteCondition {
+                etag,
+                size,
+                modified_secs,
+            },
         )
         .await
         .map_err(to_s3_error)?;
@@ -371,30 +395,28 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects {
-        // Per-object conditions: the ETag is checked with the delete (as
-        // DeleteObject's If-Match); size and time conditions are not
-        // implemented, and an object carrying one is refused, not deleted.
-        if obj.last_modified_time.is_some() || obj.size.is_some() {
-            errors.push(dto::Error {
-                code: Some("NotImplemented".to_owned()),
-                key: Some(obj.key),
-                message: Some(
-                    "DeleteObjects conditions on LastModifiedTime or Size are not implemented"
-                        .to_owned(),
-                ),
-                version_id: obj.version_id,
-            });
-            continue;
-        }
-        let if_match = obj.e_tag.as_ref().map(|t| t.value().to_owned());
+        // Per-object conditions, checked with the delete (as DeleteObject's
+        // If-Match, x-amz-if-match-size and -last-modified-time).
+        let cond = match super::delete_conditions::of_entry(&obj) {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(dto::Error {
+                    code: Some(e.code().as_str().to_owned()),
+                    key: Some(obj.key),
+                    message: e.message().map(str::to_owned),
+                    version_id: obj.version_id,
+                });
+                continue;
+            }
+        };
         let result = gw
             .backend
-            .delete_object(
+            .delete_object_if(
                 &tenant,
                 &input.bucket,
                 &obj.key,
                 obj.version_id.as_deref(),
-                if_match.as_deref(),
+                cond,
             )
             .await;
         match result {
@@ -429,21 +451,6 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
         errors: (!errors.is_empty()).then_some(errors),
         ..Default::default()
     }))
-}
-
-/// DeleteObject's `x-amz-if-match-size` and `x-amz-if-match-last-modified-time`
-/// (which s3s 0.14 does not parse) are refused rather than ignored: an
-/// ignored condition would delete what the client meant to keep.
-fn refuse_unsupported_delete_conditions(headers: &http::HeaderMap) -> S3Result<()> {
-    for h in ["x-amz-if-match-size", "x-amz-if-match-last-modified-time"] {
-        if headers.contains_key(h) {
-            return Err(s3_error!(
-                NotImplemented,
-                "the {h} condition on DeleteObject is not implemented"
-            ));
-        }
-    }
-    Ok(())
 }
 
 pub(super) async fn copy_object<B: Backend, K: KeyStore>(
@@ -568,6 +575,6 @@ fn copied_meta(info: &ObjectInfo) -> PutMeta {
         user_metadata: info.user_metadata.clone(),
         headers: info.headers.clone(),
         tags: info.tags.clone(),
-        condition: None,
+        ..PutMeta::default()
     }
 }

@@ -111,9 +111,22 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
                 .1
         }
     };
+    // An upload that asked for a checksum gets the copied part's computed.
+    let asked = gw
+        .backend
+        .upload_checksum(&tenant, &input.bucket, &input.key, &input.upload_id)
+        .await
+        .map_err(to_s3_error)?;
+    let (body, sums) = super::checksums::check_part(
+        body,
+        &super::checksums::Sent::default(),
+        &http::HeaderMap::new(),
+        None,
+        asked.as_ref().map(|a| a.algorithm.as_str()),
+    )?;
     let part = gw
         .backend
-        .upload_part(
+        .upload_part_checked(
             &tenant,
             &input.bucket,
             &input.key,
@@ -121,6 +134,7 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
             n,
             body,
             Some(len),
+            sums.slot(),
         )
         .await
         .map_err(to_s3_error)?;

@@ -10,8 +10,8 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use crate::backend::{
-    check_bucket_config, check_tags, Backend, BackendError, BackendResult, BucketAccessDocs,
-    BucketConfigKind, BucketInfo, ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore,
+    check_bucket_config, check_tags, combine_checksums, Backend, ChecksumSlot, ObjectChecksum, BackendError, BackendResult, BucketAccessDocs,
+    BucketConfigKind, BucketInfo, ByteRange, ByteStream, DeleteCondition, DeleteOutcome, KeyRecord, KeyStore,
     MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
     WriteCondition, MIN_PART_SIZE, NULL_VERSION,
 };
@@ -334,6 +334,8 @@ impl Backend for MemBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: Vec::new(),
+            checksum: meta.checksum.get().filter(|c| !c.value.is_empty()),
+            part_checksums: BTreeMap::new(),
         };
         let mut s = self.lock();
         s.check(tenant, bucket, key, meta.condition.as_ref())?;
@@ -379,18 +381,42 @@ impl Backend for MemBackend {
         version_id: Option<&str>,
         if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
+        let cond = DeleteCondition {
+            etag: if_match.map(str::to_owned),
+            ..DeleteCondition::default()
+        };
+        self.delete_object_if(tenant, bucket, key, version_id, cond)
+            .await
+    }
+
+    async fn delete_object_if(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        cond: DeleteCondition,
+    ) -> BackendResult<DeleteOutcome> {
         let mut s = self.lock();
         let versioning = s.bucket(tenant, bucket)?.versioning;
-        if let Some(want) = if_match {
-            let want = want.trim_matches('"');
+        if cond.is_some() {
             let b = s.bucket(tenant, bucket)?;
             let target = b.objects.get(key).and_then(|vs| match version_id {
                 None => vs.first(),
                 Some(id) => vs.iter().find(|v| v.info.version_id == id),
             });
             // Nothing to delete succeeds whatever the condition; a delete
-            // marker has an empty etag.
-            let ok = target.is_none_or(|v| want == "*" || v.info.etag == want);
+            // marker has an empty etag, no size and no time.
+            let ok = target.is_none_or(|v| {
+                let marker = v.info.is_delete_marker;
+                cond.etag.as_deref().is_none_or(|want| {
+                    let want = want.trim_matches('"');
+                    want == "*" || v.info.etag == want
+                }) && cond.size.is_none_or(|n| !marker && n == v.info.size)
+                    && cond
+                        .modified_secs
+                        .is_none_or(|t| !marker && t == v.info.last_modified_ms / 1000)
+            });
             if !ok {
                 return Err(BackendError::PreconditionFailed);
             }
@@ -440,6 +466,8 @@ impl Backend for MemBackend {
                     headers: BTreeMap::new(),
                     tags: BTreeMap::new(),
                     part_sizes: Vec::new(),
+                    checksum: None,
+                    part_checksums: BTreeMap::new(),
                 };
                 let info = s.write(tenant, bucket, marker, Bytes::new())?;
                 Ok(DeleteOutcome {
@@ -470,6 +498,7 @@ impl Backend for MemBackend {
                 headers: src.info.headers.clone(),
                 tags: src.info.tags.clone(),
                 condition: None,
+                checksum: ChecksumSlot::default(),
             },
             MetadataDirective::Replace(m) => {
                 check_tags(&m.tags)?;
@@ -488,8 +517,11 @@ impl Backend for MemBackend {
             is_delete_marker: false,
             headers: m.headers,
             tags: m.tags,
-            // The copy is one simple upload.
+            // The copy is one simple upload: a full-object checksum of the
+            // same bytes still holds, a composite one does not.
             part_sizes: Vec::new(),
+            checksum: src.info.checksum.clone().filter(|c| !c.composite),
+            part_checksums: BTreeMap::new(),
         };
         s.write(tenant, dst_bucket, info, src.data)
     }
@@ -598,7 +630,31 @@ impl Backend for MemBackend {
         upload_id: &str,
         part_number: u32,
         body: ByteStream,
+        size_hint: Option<u64>,
+    ) -> BackendResult<PartInfo> {
+        self.upload_part_checked(
+            tenant,
+            bucket,
+            key,
+            upload_id,
+            part_number,
+            body,
+            size_hint,
+            ChecksumSlot::default(),
+        )
+        .await
+    }
+
+    async fn upload_part_checked(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
         _size_hint: Option<u64>,
+        checksum: ChecksumSlot,
     ) -> BackendResult<PartInfo> {
         self.lock().upload(tenant, bucket, key, upload_id)?;
         let data = collect(body).await?;
@@ -610,6 +666,7 @@ impl Backend for MemBackend {
             etag: md5_hex(&data),
             size: size_of(&data),
             last_modified_ms: now,
+            checksum: checksum.get().map(|c| c.value).filter(|v| !v.is_empty()),
         };
         upload.parts.insert(part_number, (part.clone(), data));
         Ok(part)
@@ -675,6 +732,19 @@ impl Backend for MemBackend {
         }
         let data = data.freeze();
         let meta = upload.meta.clone();
+        let sums: Vec<(Option<&str>, u64)> = chosen
+            .iter()
+            .map(|(p, _)| (p.checksum.as_deref(), p.size))
+            .collect();
+        let checksum = match meta.checksum.get() {
+            Some(asked) => combine_checksums(&asked, &sums)?,
+            None => None,
+        };
+        let part_checksums = chosen
+            .iter()
+            .zip(1u32..)
+            .filter_map(|((p, _), i)| p.checksum.clone().map(|v| (i, v)))
+            .collect();
         let info = ObjectInfo {
             key: key.to_owned(),
             version_id: String::new(),
@@ -687,6 +757,8 @@ impl Backend for MemBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: chosen.iter().map(|(p, _)| p.size).collect(),
+            checksum,
+            part_checksums,
         };
         s.check(tenant, bucket, key, condition.as_ref())?;
         let info = s.write(tenant, bucket, info, data)?;
@@ -726,6 +798,17 @@ impl Backend for MemBackend {
         let mut s = self.lock();
         let u = s.upload(tenant, bucket, key, upload_id)?;
         Ok(u.parts.values().map(|(p, _)| p.clone()).collect())
+    }
+
+    async fn upload_checksum(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<ObjectChecksum>> {
+        let mut s = self.lock();
+        Ok(s.upload(tenant, bucket, key, upload_id)?.meta.checksum.get())
     }
 
     async fn list_multipart_uploads(

@@ -16,6 +16,8 @@ use crate::backend::{
 
 mod attrs;
 mod buckets;
+mod checksums;
+mod delete_conditions;
 mod listing;
 mod multipart;
 mod objects;
@@ -23,6 +25,8 @@ mod versioning;
 
 pub use attrs::{conditional_writes, stored_headers_and_tags, tagging, uploads_end};
 pub use buckets::{bucket_access, bucket_configs, buckets, tenant_isolation};
+pub use checksums::stored_checksums;
+pub use delete_conditions::delete_conditions;
 pub use listing::{list_ordering, list_versions_paging};
 pub use multipart::{multipart, multipart_errors};
 pub use objects::{copy, failed_body, objects, ranges};
@@ -126,6 +130,8 @@ pub async fn backend_conformance<Bk: Backend>(make: impl Fn() -> Bk) {
     tagging(&make()).await;
     conditional_writes(&make()).await;
     uploads_end(&make()).await;
+    stored_checksums(&make()).await;
+    delete_conditions(&make()).await;
 }
 
 fn isolated<T: std::fmt::Debug>(r: Result<T, BackendError>, what: &str) {
