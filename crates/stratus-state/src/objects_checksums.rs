@@ -168,3 +168,7 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "objects_checksums_tests.rs"]
+mod tests;
