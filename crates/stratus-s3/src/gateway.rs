@@ -22,6 +22,7 @@
 //! - `object_tagging`: PutObjectTagging, GetObjectTagging, DeleteObjectTagging.
 //! - `checksums`: the additional checksums (`x-amz-checksum-*`) of written
 //!   bodies, verified as they stream.
+//! - `expiration_header`: `x-amz-expiration` from the bucket's lifecycle rules;
 //! - `delete_conditions`: DeleteObject(s)' size and modification-time
 //!   conditions;
 //! - `checksum_answers`: stored checksums in answers, CompleteMultipartUpload's
@@ -38,6 +39,7 @@ mod convert;
 mod cors_ops;
 mod delete_conditions;
 mod errors;
+mod expiration_header;
 mod lifecycle;
 mod list;
 mod multipart;

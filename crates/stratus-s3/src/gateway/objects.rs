@@ -66,7 +66,10 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
         r => r.map_err(|e| sums.error_or(write_error(e, mismatch.as_ref()))),
     }?;
     let sums = sums.verified();
+    let expiration =
+        super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await;
     Ok(S3Response::new(PutObjectOutput {
+        expiration,
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
         checksum_crc64nvme: sums.checksum_crc64nvme,
@@ -187,6 +190,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         server_side_encryption: sse::at_rest(),
         tag_count: tag_count(&info),
         parts_count: parts_count.and_then(|c| i32::try_from(c).ok()),
+        expiration: super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await,
         ..Default::default()
     };
     checksum_out!(
@@ -316,6 +320,7 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
         version_id: version_header(&info.version_id),
         server_side_encryption: sse::at_rest(),
         parts_count,
+        expiration: super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await,
         ..Default::default()
     };
     checksum_out!(
