@@ -271,7 +271,14 @@ pub(super) async fn get_object_attributes<B: Backend, K: KeyStore>(
         customer_key: crate::sse::customer_key!(input),
         ..crate::sse::Asked::default()
     })?;
-    let asked: Vec<&str> = input.object_attributes.iter().map(|a| a.as_str()).collect();
+    // Clients send the list as one comma-separated header.
+    let asked: Vec<&str> = input
+        .object_attributes
+        .iter()
+        .flat_map(|a| a.as_str().split(','))
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect();
     if asked.is_empty() || asked.len() > 5 {
         return Err(s3_error!(
             InvalidArgument,
