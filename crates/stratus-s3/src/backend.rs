@@ -619,16 +619,8 @@ pub trait Backend: Send + Sync + 'static {
         size_hint: Option<u64>,
         _checksum: ChecksumSlot,
     ) -> BackendResult<PartInfo> {
-        self.upload_part(
-            tenant,
-            bucket,
-            key,
-            upload_id,
-            part_number,
-            body,
-            size_hint,
-        )
-        .await
+        self.upload_part(tenant, bucket, key, upload_id, part_number, body, size_hint)
+            .await
     }
 
     /// [`Backend::delete_object`] under every condition of `cond`: a

@@ -54,7 +54,11 @@ impl Crc {
                 }
             }
             m >>= 1;
-            b = if b & 1 != 0 { (b >> 1) ^ self.poly } else { b >> 1 };
+            b = if b & 1 != 0 {
+                (b >> 1) ^ self.poly
+            } else {
+                b >> 1
+            };
         }
         p
     }
@@ -246,8 +250,10 @@ mod tests {
         let bodies: Vec<Vec<u8>> = [b'A', b'B', b'C'].iter().map(|c| vec![*c; mib5]).collect();
         let case = |alg: &str, composite: bool| {
             let parts: Vec<String> = bodies.iter().map(|b| sum(alg, b)).collect();
-            let refs: Vec<(Option<&str>, u64)> =
-                parts.iter().map(|v| (Some(v.as_str()), mib5 as u64)).collect();
+            let refs: Vec<(Option<&str>, u64)> = parts
+                .iter()
+                .map(|v| (Some(v.as_str()), mib5 as u64))
+                .collect();
             combine_checksums(&asked(alg, composite), &refs)
                 .expect("ok")
                 .expect("some")

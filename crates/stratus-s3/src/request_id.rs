@@ -192,10 +192,10 @@ where
         let (id, id2) = new_request_id();
         let resource = req.uri().path().to_owned();
         let is_attributes = req.method() == http::Method::GET
-            && req
-                .uri()
-                .query()
-                .is_some_and(|q| q.split('&').any(|p| p == "attributes" || p == "attributes="));
+            && req.uri().query().is_some_and(|q| {
+                q.split('&')
+                    .any(|p| p == "attributes" || p == "attributes=")
+            });
         // A presigned URL with an expiry AWS refuses is refused as AWS
         // does, before s3s's parser gives it another code.
         let fut: BoxFuture<'static, Result<s3s::HttpResponse, s3s::HttpError>> =

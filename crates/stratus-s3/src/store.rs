@@ -28,10 +28,10 @@ use stratus_store::{Store, StoreError};
 use stratus_types::ErrorCode;
 
 use crate::backend::{
-    check_bucket_config, combine_checksums, Backend, ChecksumSlot, ObjectChecksum, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
-    BucketInfo, ByteRange, ByteStream, DeleteCondition, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective,
-    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
-    MIN_PART_SIZE,
+    check_bucket_config, combine_checksums, Backend, BackendError, BackendResult, BucketAccessDocs,
+    BucketConfigKind, BucketInfo, ByteRange, ByteStream, ChecksumSlot, DeleteCondition,
+    DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectChecksum, ObjectInfo, PartInfo,
+    PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition, MIN_PART_SIZE,
 };
 
 /// The [`Backend`] over a replica's [`Store`].
@@ -450,9 +450,7 @@ impl Backend for StoreBackend {
         match version_id {
             // A conditional delete of a key with no version does nothing
             // (no delete marker); the state machine holds to the same.
-            None if conditional
-                && self.read(|s| s.store.versions(bucket, key).is_empty()) =>
-            {
+            None if conditional && self.read(|s| s.store.versions(bucket, key).is_empty()) => {
                 Ok(DeleteOutcome {
                     version_id: None,
                     delete_marker: false,

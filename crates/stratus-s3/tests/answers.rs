@@ -584,15 +584,32 @@ async fn delete_conditions_are_honoured_or_refused() {
     assert_eq!(call(&service, "GET", "/dcnd/d", &[], b"").await.status, 404);
     for (h, value) in [
         ("x-amz-if-match-size", "2"),
-        ("x-amz-if-match-last-modified-time", "Wed, 01 Jan 2020 00:00:00 GMT"),
+        (
+            "x-amz-if-match-last-modified-time",
+            "Wed, 01 Jan 2020 00:00:00 GMT",
+        ),
     ] {
         let r = call(&service, "DELETE", "/dcnd/a", &[(h, value)], b"").await;
         assert_eq!(r.status, 412, "{h}: {}", r.body);
         assert_eq!(call(&service, "GET", "/dcnd/a", &[], b"").await.status, 200);
     }
-    let r = call(&service, "DELETE", "/dcnd/a", &[("x-amz-if-match-size", "abc")], b"").await;
+    let r = call(
+        &service,
+        "DELETE",
+        "/dcnd/a",
+        &[("x-amz-if-match-size", "abc")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 400, "a malformed size: {}", r.body);
-    let r = call(&service, "DELETE", "/dcnd/a", &[("x-amz-if-match-size", "1")], b"").await;
+    let r = call(
+        &service,
+        "DELETE",
+        "/dcnd/a",
+        &[("x-amz-if-match-size", "1")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(call(&service, "GET", "/dcnd/a", &[], b"").await.status, 404);
 }

@@ -55,7 +55,9 @@ impl LifecycleRule {
             || self.size_greater_than.is_some()
             || self.size_less_than.is_some();
         if filtered && self.abort_upload_days.is_some() {
-            return bad("AbortIncompleteMultipartUpload cannot be used with a tag or size filter".into());
+            return bad(
+                "AbortIncompleteMultipartUpload cannot be used with a tag or size filter".into(),
+            );
         }
         if !self.tags.is_empty() && self.expired_object_delete_marker {
             return bad("ExpiredObjectDeleteMarker cannot be used with a tag filter".into());

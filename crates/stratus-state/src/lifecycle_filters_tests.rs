@@ -58,7 +58,10 @@ fn tag_filters_need_every_tag_with_its_value() {
     let vs = [v("a", 0, 5)];
     let now = 5 * DAY;
     let all = tags(&[("tom", "sawyer"), ("huck", "finn"), ("x", "y")]);
-    assert_eq!(evaluate_key_tagged(&[r.clone()], "k", &vs, &[all], now, DAY).len(), 1);
+    assert_eq!(
+        evaluate_key_tagged(&[r.clone()], "k", &vs, &[all], now, DAY).len(),
+        1
+    );
     for partial in [
         tags(&[("tom", "sawyer")]),
         tags(&[("tom", "sawyer"), ("huck", "other")]),
@@ -81,7 +84,9 @@ fn size_filters_are_strict_and_skip_markers() {
         ..expire_after(1)
     };
     let now = 5 * DAY;
-    let hit = |r: &LifecycleRule, size| !evaluate_key(&[r.clone()], "k", &[v("a", 0, size)], now, DAY).is_empty();
+    let hit = |r: &LifecycleRule, size| {
+        !evaluate_key(&[r.clone()], "k", &[v("a", 0, size)], now, DAY).is_empty()
+    };
     assert!(hit(&gt, 3000) && !hit(&gt, 2000) && !hit(&gt, 1000));
     assert!(hit(&lt, 1000) && !hit(&lt, 2000) && !hit(&lt, 3000));
     // Noncurrent versions are filtered one by one.
@@ -159,7 +164,9 @@ fn filters_are_checked_when_stored() {
             ..expire_after(1)
         },
     ] {
-        let c = LifecycleConfig { rules: vec![bad.clone()] };
+        let c = LifecycleConfig {
+            rules: vec![bad.clone()],
+        };
         assert!(c.validate().is_err(), "{bad:?}");
         // A stored document breaking the rules is refused too.
         assert!(LifecycleConfig::parse(&c.to_doc()).is_err());
@@ -169,6 +176,7 @@ fn filters_are_checked_when_stored() {
 /// An old document (no filter fields) reads as before.
 #[test]
 fn documents_without_filters_still_read() {
-    let c = LifecycleConfig::parse(r#"{"rules":[{"id":"a","enabled":true,"expiration_days":3}]}"#).unwrap();
+    let c = LifecycleConfig::parse(r#"{"rules":[{"id":"a","enabled":true,"expiration_days":3}]}"#)
+        .unwrap();
     assert!(c.rules[0].tags.is_empty() && c.rules[0].expiration_date_ms.is_none());
 }

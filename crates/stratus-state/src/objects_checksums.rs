@@ -73,7 +73,9 @@ pub(super) fn validate_checksums(a: &VersionAttrs) -> Result<(), ApplyError> {
         c.validate()?;
     }
     if a.part_checksums.len() > 10_000 {
-        return Err(ApplyError::TooLarge("more than 10000 part checksums".into()));
+        return Err(ApplyError::TooLarge(
+            "more than 10000 part checksums".into(),
+        ));
     }
     for (n, v) in &a.part_checksums {
         if !(1..=10_000).contains(n) {
@@ -86,7 +88,10 @@ pub(super) fn validate_checksums(a: &VersionAttrs) -> Result<(), ApplyError> {
 
 impl State {
     /// Applies the commands that record checksums.
-    pub(crate) fn apply_checksums(&mut self, cmd: &StoreCommand) -> Result<StoreResult, ApplyError> {
+    pub(crate) fn apply_checksums(
+        &mut self,
+        cmd: &StoreCommand,
+    ) -> Result<StoreResult, ApplyError> {
         match cmd {
             StoreCommand::PutPartWith {
                 tenant,

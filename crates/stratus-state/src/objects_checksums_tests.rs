@@ -114,11 +114,17 @@ fn put_part(s: &mut State, id: &str, n: u32, md5: &str, sum: Option<&str>) -> Co
 fn parts_and_completion_keep_checksums() {
     let mut s = state();
     let id = create(&mut s, Some(asked("CRC32", false)));
-    assert!(put_part(&mut s, &id, 1, "aa", Some("AAAAAA==")).error.is_none());
-    assert!(put_part(&mut s, &id, 3, "cc", Some("first")).error.is_none());
+    assert!(put_part(&mut s, &id, 1, "aa", Some("AAAAAA=="))
+        .error
+        .is_none());
+    assert!(put_part(&mut s, &id, 3, "cc", Some("first"))
+        .error
+        .is_none());
     assert!(put_part(&mut s, &id, 3, "cc", None).error.is_none());
     assert!(!s.store.upload_attrs_of(&id).part_checksums.contains_key(&3));
-    assert!(put_part(&mut s, &id, 3, "cc", Some("CCCCCC==")).error.is_none());
+    assert!(put_part(&mut s, &id, 3, "cc", Some("CCCCCC=="))
+        .error
+        .is_none());
     let whole = StoredChecksum {
         value: "WWWWWW==".into(),
         ..asked("CRC32", false)
@@ -248,18 +254,21 @@ fn delete_conditions_on_size_and_time() {
         now_ms: 9_000,
         condition: Some(cond),
     };
-    let when = |etag: Option<&str>, size: Option<u64>, secs: Option<u64>| WriteCondition::DeleteIf {
-        etag: etag.map(str::to_owned),
-        size,
-        modified_secs: secs,
-    };
+    let when =
+        |etag: Option<&str>, size: Option<u64>, secs: Option<u64>| WriteCondition::DeleteIf {
+            etag: etag.map(str::to_owned),
+            size,
+            modified_secs: secs,
+        };
     for bad in [
         when(None, Some(8), None),
         when(None, None, Some(4)),
         when(Some("other"), Some(0), Some(3)),
     ] {
         let r = apply(&mut s, del(bad));
-        assert!(r.error.is_some_and(|e| crate::objects::is_precondition_failed(&e)));
+        assert!(r
+            .error
+            .is_some_and(|e| crate::objects::is_precondition_failed(&e)));
     }
     assert_eq!(s.store.versions("bkt", "k").len(), 1, "nothing deleted");
     let r = apply(&mut s, del(when(Some("e1"), Some(0), Some(3))));

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
-    ChecksumSlot, DeleteCondition, DeleteOutcome, ObjectChecksum, MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry,
-    Versioning, WriteCondition,
+    ChecksumSlot, DeleteCondition, DeleteOutcome, MetadataDirective, ObjectChecksum, ObjectInfo,
+    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
 };
 use stratus_s3::StoreBackend;
 use stratus_testkit::{Cluster, Options};

@@ -285,7 +285,13 @@ pub(super) async fn get_object_attributes<B: Backend, K: KeyStore>(
             "x-amz-object-attributes names 1 to 5 of ETag, Checksum, ObjectParts, StorageClass, ObjectSize"
         ));
     }
-    const KNOWN: [&str; 5] = ["ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize"];
+    const KNOWN: [&str; 5] = [
+        "ETag",
+        "Checksum",
+        "ObjectParts",
+        "StorageClass",
+        "ObjectSize",
+    ];
     if let Some(bad) = asked.iter().find(|a| !KNOWN.contains(a)) {
         return Err(s3_error!(
             InvalidArgument,
@@ -306,7 +312,12 @@ pub(super) async fn get_object_attributes<B: Backend, K: KeyStore>(
     };
     let info = match gw
         .backend
-        .head_object(&tenant, &input.bucket, &input.key, input.version_id.as_deref())
+        .head_object(
+            &tenant,
+            &input.bucket,
+            &input.key,
+            input.version_id.as_deref(),
+        )
         .await
     {
         Ok(i) => i,
@@ -330,13 +341,16 @@ pub(super) async fn get_object_attributes<B: Backend, K: KeyStore>(
         out.object_size = i64::try_from(info.size).ok();
     }
     if want("Checksum") {
-        out.checksum = info
-            .checksum
-            .as_ref()
-            .map(|c| checksum_dto(c, &c.value));
+        out.checksum = info.checksum.as_ref().map(|c| checksum_dto(c, &c.value));
     }
     if want("ObjectParts") && !info.part_sizes.is_empty() {
-        let all: Vec<(u32, u64)> = info.part_sizes.iter().copied().zip(1u32..).map(|(s, n)| (n, s)).collect();
+        let all: Vec<(u32, u64)> = info
+            .part_sizes
+            .iter()
+            .copied()
+            .zip(1u32..)
+            .map(|(s, n)| (n, s))
+            .collect();
         let mut rest = all.into_iter().filter(|(n, _)| *n > marker).peekable();
         let mut parts = Vec::new();
         while parts.len() < max {

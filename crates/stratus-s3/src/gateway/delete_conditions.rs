@@ -91,10 +91,19 @@ mod tests {
     fn reads_size_and_http_date() {
         let h = headers(&[
             ("x-amz-if-match-size", "42"),
-            ("x-amz-if-match-last-modified-time", "Thu, 01 Jan 2015 00:00:00 GMT"),
+            (
+                "x-amz-if-match-last-modified-time",
+                "Thu, 01 Jan 2015 00:00:00 GMT",
+            ),
         ]);
-        assert_eq!(from_headers(&h).expect("ok"), (Some(42), Some(1_420_070_400)));
-        assert_eq!(from_headers(&http::HeaderMap::new()).expect("ok"), (None, None));
+        assert_eq!(
+            from_headers(&h).expect("ok"),
+            (Some(42), Some(1_420_070_400))
+        );
+        assert_eq!(
+            from_headers(&http::HeaderMap::new()).expect("ok"),
+            (None, None)
+        );
     }
 
     #[test]

@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 
 use s3s::dto::{
-    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, LifecycleRuleAndOperator, Tag, DeleteBucketLifecycleInput,
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, DeleteBucketLifecycleInput,
     DeleteBucketLifecycleOutput, ExpirationStatus, GetBucketLifecycleConfigurationInput,
     GetBucketLifecycleConfigurationOutput, LifecycleExpiration, LifecycleRule as Rule,
-    LifecycleRuleFilter, NoncurrentVersionExpiration, PutBucketLifecycleConfigurationInput,
-    PutBucketLifecycleConfigurationOutput,
+    LifecycleRuleAndOperator, LifecycleRuleFilter, NoncurrentVersionExpiration,
+    PutBucketLifecycleConfigurationInput, PutBucketLifecycleConfigurationOutput, Tag,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 use stratus_state::lifecycle::{LifecycleConfig, LifecycleError, LifecycleRule, MAX_RULES};
@@ -58,12 +58,8 @@ struct Filter {
 
 fn size(id: &str, field: &str, v: Option<i64>) -> S3Result<Option<u64>> {
     v.map(|n| {
-        u64::try_from(n).map_err(|_| {
-            s3_error!(
-                InvalidArgument,
-                "rule {id:?}: {field} must not be negative"
-            )
-        })
+        u64::try_from(n)
+            .map_err(|_| s3_error!(InvalidArgument, "rule {id:?}: {field} must not be negative"))
     })
     .transpose()
 }
@@ -80,7 +76,10 @@ fn add_tags(f: &mut Filter, id: &str, tags: &[Tag]) -> S3Result<()> {
             return Err(s3_error!(MalformedXML, "rule {id:?}: a Tag needs a Key"));
         };
         let v = v.clone().unwrap_or_default();
-        if f.tags.insert(k.clone(), v.clone()).is_some_and(|old| old != v) {
+        if f.tags
+            .insert(k.clone(), v.clone())
+            .is_some_and(|old| old != v)
+        {
             return Err(s3_error!(
                 InvalidArgument,
                 "rule {id:?}: tag {k:?} is given twice with different values"

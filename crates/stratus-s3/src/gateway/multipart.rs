@@ -10,8 +10,8 @@ use s3s::dto::{
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::attrs::{headers_of, tags_of_header, write_condition};
-use super::checksum_answers;
 use super::body::checked_body;
+use super::checksum_answers;
 use super::convert::{
     content_length, enc, etag, is_url_encoding, max_keys, owner, put_meta, timestamp,
     version_header, MAX_KEYS,
@@ -19,9 +19,9 @@ use super::convert::{
 use super::errors::{to_s3_error, write_error};
 use super::Gateway;
 use crate::backend::{Backend, ChecksumSlot, KeyStore, MAX_PART_NUMBER};
-use s3s::dto::{Checksum, ChecksumAlgorithm};
 use crate::listing;
 use crate::{sse, unsupported};
+use s3s::dto::{Checksum, ChecksumAlgorithm};
 
 pub(super) fn part_number(n: i32) -> S3Result<u32> {
     u32::try_from(n)
@@ -404,10 +404,11 @@ mod tests {
             whole: Checksum::default(),
             kind: None,
         };
-        let parts: Vec<(u32, String)> = [(1, "a"), (1, "b"), (2, "c"), (3, "d"), (3, "e"), (3, "f")]
-            .iter()
-            .map(|(n, e)| (*n, (*e).to_owned()))
-            .collect();
+        let parts: Vec<(u32, String)> =
+            [(1, "a"), (1, "b"), (2, "c"), (3, "d"), (3, "e"), (3, "f")]
+                .iter()
+                .map(|(n, e)| (*n, (*e).to_owned()))
+                .collect();
         let (parts, sums) = last_of_repeats(parts, sums);
         let tags: Vec<&str> = parts.iter().map(|(_, e)| e.as_str()).collect();
         assert_eq!(tags, ["b", "c", "f"]);

@@ -22,7 +22,8 @@ use super::convert::{
 use super::errors::{to_s3_error, write_error};
 use super::Gateway;
 use crate::backend::{
-    Backend, BackendError, ByteRange, DeleteCondition, KeyStore, MetadataDirective, ObjectInfo, PutMeta,
+    Backend, BackendError, ByteRange, DeleteCondition, KeyStore, MetadataDirective, ObjectInfo,
+    PutMeta,
 };
 use crate::{sse, unsupported};
 
@@ -66,8 +67,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
         r => r.map_err(|e| sums.error_or(write_error(e, mismatch.as_ref()))),
     }?;
     let sums = sums.verified();
-    let expiration =
-        super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await;
+    let expiration = super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await;
     Ok(S3Response::new(PutObjectOutput {
         expiration,
         checksum_crc32: sums.checksum_crc32,

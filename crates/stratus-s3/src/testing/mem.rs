@@ -10,10 +10,11 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use crate::backend::{
-    check_bucket_config, check_tags, combine_checksums, Backend, ChecksumSlot, ObjectChecksum, BackendError, BackendResult, BucketAccessDocs,
-    BucketConfigKind, BucketInfo, ByteRange, ByteStream, DeleteCondition, DeleteOutcome, KeyRecord, KeyStore,
-    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
-    WriteCondition, MIN_PART_SIZE, NULL_VERSION,
+    check_bucket_config, check_tags, combine_checksums, Backend, BackendError, BackendResult,
+    BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream, ChecksumSlot,
+    DeleteCondition, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectChecksum,
+    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
+    MIN_PART_SIZE, NULL_VERSION,
 };
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
@@ -808,7 +809,10 @@ impl Backend for MemBackend {
         upload_id: &str,
     ) -> BackendResult<Option<ObjectChecksum>> {
         let mut s = self.lock();
-        Ok(s.upload(tenant, bucket, key, upload_id)?.meta.checksum.get())
+        Ok(s.upload(tenant, bucket, key, upload_id)?
+            .meta
+            .checksum
+            .get())
     }
 
     async fn list_multipart_uploads(

@@ -33,9 +33,16 @@ pub async fn stored_checksums<Bk: Backend>(b: &Bk) {
         .put_object(A, "ck", "one", m, chunked(data, 4), None)
         .await
         .expect("put");
-    assert_eq!(put.checksum.as_ref().map(|c| c.value.as_str()), Some(sha.as_str()));
+    assert_eq!(
+        put.checksum.as_ref().map(|c| c.value.as_str()),
+        Some(sha.as_str())
+    );
     let head = b.head_object(A, "ck", "one", None).await.expect("head");
-    assert_eq!(head.checksum, Some(sum("SHA256", sha, false)), "put's checksum is stored");
+    assert_eq!(
+        head.checksum,
+        Some(sum("SHA256", sha, false)),
+        "put's checksum is stored"
+    );
     put_plain(b).await;
 
     // A full-object CRC32 upload of two parts.
@@ -58,7 +65,16 @@ pub async fn stored_checksums<Bk: Backend>(b: &Bk) {
     let crc = |d: &[u8]| base64_encode(&Crc32::checksum(d));
     let slot = |d: &[u8]| ChecksumSlot::with(sum("CRC32", crc(d), false));
     let i1 = b
-        .upload_part_checked(A, "ck", "mp", &id, 1, chunked(&p1, 1 << 20), None, slot(&p1))
+        .upload_part_checked(
+            A,
+            "ck",
+            "mp",
+            &id,
+            1,
+            chunked(&p1, 1 << 20),
+            None,
+            slot(&p1),
+        )
         .await
         .expect("part 1");
     assert_eq!(i1.checksum, Some(crc(&p1)));
@@ -67,7 +83,10 @@ pub async fn stored_checksums<Bk: Backend>(b: &Bk) {
         .await
         .expect("part 2, first");
     let listed = b.list_parts(A, "ck", "mp", &id).await.expect("parts");
-    assert_eq!(listed[1].checksum, None, "a replaced part keeps no checksum");
+    assert_eq!(
+        listed[1].checksum, None,
+        "a replaced part keeps no checksum"
+    );
     let i2 = b
         .upload_part_checked(A, "ck", "mp", &id, 2, chunked(&p2, 5), None, slot(b"x"))
         .await
@@ -97,7 +116,11 @@ pub async fn stored_checksums<Bk: Backend>(b: &Bk) {
         .expect("complete");
     let whole: Vec<u8> = [p1.as_slice(), p2.as_slice()].concat();
     let want = sum("CRC32", crc(&whole), false);
-    assert_eq!(info.checksum, Some(want.clone()), "full-object CRC of the whole");
+    assert_eq!(
+        info.checksum,
+        Some(want.clone()),
+        "full-object CRC of the whole"
+    );
     let head = b.head_object(A, "ck", "mp", None).await.expect("head mp");
     assert_eq!(head.checksum, Some(want));
     let by_pos: BTreeMap<u32, String> = [(1, crc(&p1)), (2, crc(&p2))].into_iter().collect();

@@ -21,7 +21,11 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
     let v = put(b, A, "dc", "k", b"12345").await;
     let head = b.head_object(A, "dc", "k", None).await.expect("head");
     let secs = head.last_modified_ms / 1000;
-    for bad in [cond(Some(9), None), cond(None, Some(secs + 3600)), cond(Some(5), Some(1))] {
+    for bad in [
+        cond(Some(9), None),
+        cond(None, Some(secs + 3600)),
+        cond(Some(5), Some(1)),
+    ] {
         let r = b.delete_object_if(A, "dc", "k", None, bad.clone()).await;
         assert_eq!(r, Err(BackendError::PreconditionFailed), "{bad:?}");
     }
@@ -35,7 +39,11 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
         Err(BackendError::PreconditionFailed),
         "every condition must hold"
     );
-    assert_eq!(get(b, A, "dc", "k", None).await, b"12345", "nothing deleted");
+    assert_eq!(
+        get(b, A, "dc", "k", None).await,
+        b"12345",
+        "nothing deleted"
+    );
     b.delete_object_if(A, "dc", "k", None, cond(Some(5), Some(secs)))
         .await
         .expect("conditions hold");
@@ -55,7 +63,11 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
     let r = b
         .delete_object_if(A, "dcv", "k", None, cond(Some(3), None))
         .await;
-    assert_eq!(r, Err(BackendError::PreconditionFailed), "latest is 6 bytes");
+    assert_eq!(
+        r,
+        Err(BackendError::PreconditionFailed),
+        "latest is 6 bytes"
+    );
     let m = b
         .delete_object_if(A, "dcv", "k", None, cond(Some(6), None))
         .await
@@ -64,7 +76,11 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
     let r = b
         .delete_object_if(A, "dcv", "k", None, cond(Some(0), None))
         .await;
-    assert_eq!(r, Err(BackendError::PreconditionFailed), "a marker has no size");
+    assert_eq!(
+        r,
+        Err(BackendError::PreconditionFailed),
+        "a marker has no size"
+    );
     let r = b
         .delete_object_if(A, "dcv", "k", Some(&v1.version_id), cond(Some(6), None))
         .await;
