@@ -59,7 +59,7 @@ fn tag_filters_need_every_tag_with_its_value() {
     let now = 5 * DAY;
     let all = tags(&[("tom", "sawyer"), ("huck", "finn"), ("x", "y")]);
     assert_eq!(
-        evaluate_key_tagged(&[r.clone()], "k", &vs, &[all], now, DAY).len(),
+        evaluate_key_tagged(std::slice::from_ref(&r), "k", &vs, &[all], now, DAY).len(),
         1
     );
     for partial in [
@@ -67,7 +67,10 @@ fn tag_filters_need_every_tag_with_its_value() {
         tags(&[("tom", "sawyer"), ("huck", "other")]),
         BTreeMap::new(),
     ] {
-        assert!(evaluate_key_tagged(&[r.clone()], "k", &vs, &[partial], now, DAY).is_empty());
+        assert!(
+            evaluate_key_tagged(std::slice::from_ref(&r), "k", &vs, &[partial], now, DAY)
+                .is_empty()
+        );
     }
     // No tags given at all: a tag rule matches nothing.
     assert!(evaluate_key(&[r], "k", &vs, now, DAY).is_empty());
@@ -85,7 +88,7 @@ fn size_filters_are_strict_and_skip_markers() {
     };
     let now = 5 * DAY;
     let hit = |r: &LifecycleRule, size| {
-        !evaluate_key(&[r.clone()], "k", &[v("a", 0, size)], now, DAY).is_empty()
+        !evaluate_key(std::slice::from_ref(r), "k", &[v("a", 0, size)], now, DAY).is_empty()
     };
     assert!(hit(&gt, 3000) && !hit(&gt, 2000) && !hit(&gt, 1000));
     assert!(hit(&lt, 1000) && !hit(&lt, 2000) && !hit(&lt, 3000));
@@ -115,7 +118,7 @@ fn expiration_date_expires_current_versions_from_that_time() {
         ..expire_after(1)
     };
     let vs = [v("a", 999_999, 5)];
-    assert!(evaluate_key(&[r.clone()], "k", &vs, 999_999, DAY).is_empty());
+    assert!(evaluate_key(std::slice::from_ref(&r), "k", &vs, 999_999, DAY).is_empty());
     assert_eq!(evaluate_key(&[r], "k", &vs, 1_000_000, DAY).len(), 1);
 }
 

@@ -333,12 +333,14 @@ pub(super) fn check_part(
     let slot = ChecksumSlot::default();
     let asked = asked.and_then(Algorithm::from_name);
     let found = match (announced(sent, headers, trailers)?, asked) {
-        (Some((a, _)), Some(want)) if a != want => return Err(s3_error!(
+        (Some((a, _)), Some(want)) if a != want => {
+            return Err(s3_error!(
             InvalidRequest,
             "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
             want.name().to_ascii_lowercase(),
             a.name().to_ascii_lowercase()
-        )),
+        ))
+        }
         (Some(f), _) => Some(f),
         (None, Some(want)) => Some((want, Expected::Computed)),
         (None, None) => None,
