@@ -27,10 +27,12 @@
 //! revocation takes effect on a follower as soon as it applies the entry:
 //! within a Raft heartbeat of the commit.
 
+pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod images;
 pub mod joining;
+pub mod market;
 pub mod marks;
 pub mod modules;
 pub mod objects;
@@ -66,6 +68,8 @@ pub struct AppState {
     pub control: Control,
     /// The object store client of this replica.
     pub store: stratus_store::Store,
+    /// Where money enters and leaves the pool.
+    pub settlement: std::sync::Arc<dyn stratus_control::settlement::Settlement>,
 }
 
 /// A JSON body whose rejection is a clear `bad_request`.
@@ -232,6 +236,8 @@ pub struct WriteResult {
           s3keys::create_key, s3keys::list_keys, s3keys::delete_key,
           images::import, images::list, images::delete,
           quotas::get_quota, quotas::set_quota, quotas::my_quota, marks::list_marks, marks::unmark,
+          accounts::account, accounts::history, accounts::deposit, accounts::withdraw,
+          market::put_offer, market::delete_offer, market::list_offers,
 
           joining::create, joining::list, joining::revoke, joining::ban),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
@@ -249,12 +255,14 @@ pub struct WriteResult {
                        stratus_store::ImageInfo, stratus_store::ImportReport,
                        stratus_spec::ImageSource, stratus_spec::PortSpec, stratus_spec::VolumeSpec,
                        quotas::QuotaView, stratus_state::quotas::QuotaLine, stratus_state::quotas::Resource,
+                       accounts::AccountView, accounts::HistoryView, accounts::EntryView, accounts::TransferView, accounts::MoneyMove,
+                       market::OfferSpec, market::OfferView,
                        marks::NodeMarkView, marks::StatusView, stratus_control::disk::DiskStatus, stratus_store::NodeSpace,
                        stratus_state::marks::NodeMark, stratus_state::marks::Strike, stratus_state::marks::Mark, stratus_state::marks::Failure,
                        joining::CreateJoinToken, joining::IssuedJoinToken, joining::Banned,
                        stratus_state::nodes::JoinCredentialRecord)),
     modifiers(&BearerAuth),
-    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"), (name = "images"))
+    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"), (name = "images"), (name = "market"))
 )]
 struct ApiDoc;
 
@@ -278,7 +286,11 @@ pub fn openapi_json() -> String {
 
 /// The API's routes.
 pub fn router(control: Control, store: stratus_store::Store) -> Router {
-    let state = AppState { control, store };
+    let state = AppState {
+        control,
+        store,
+        settlement: accounts::default_settlement(),
+    };
     Router::new()
         .route("/v1/health", get(health))
         .route(
@@ -306,6 +318,15 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
             get(quotas::get_quota).put(quotas::set_quota),
         )
         .route("/v1/quota", get(quotas::my_quota))
+        .route("/v1/account", get(accounts::account))
+        .route("/v1/account/history", get(accounts::history))
+        .route("/v1/tenants/{tenant}/deposit", post(accounts::deposit))
+        .route("/v1/tenants/{tenant}/withdraw", post(accounts::withdraw))
+        .route(
+            "/v1/nodes/{id}/offer",
+            put(market::put_offer).delete(market::delete_offer),
+        )
+        .route("/v1/market/offers", get(market::list_offers))
         .route(
             "/v1/tenants/{tenant}/vars/{*key}",
             put(put_var).get(get_var).delete(delete_var),
@@ -465,23 +486,26 @@ async fn get_node(
     _c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<NodeRecord> {
-    let matches: Vec<NodeRecord> = st.control.state().read(|s| {
+    Ok(Json(find_node(&st, &id)?))
+}
+
+/// The node `id` names: its full id, its name, or 4+ leading characters of
+/// its id.
+pub(crate) fn find_node(st: &AppState, id: &str) -> Result<NodeRecord, ApiError> {
+    let mut matches: Vec<NodeRecord> = st.control.state().read(|s| {
         s.nodes
             .values()
             .filter(|n| {
                 let full = n.info.id.to_string();
-                full == id || n.info.name == id || (id.len() >= 4 && full.starts_with(&id))
+                full == id || n.info.name == id || (id.len() >= 4 && full.starts_with(id))
             })
             .cloned()
             .collect()
     });
     match matches.len() {
-        1 => Ok(Json(
-            matches
-                .into_iter()
-                .next()
-                .ok_or_else(|| ApiError::internal("lost match"))?,
-        )),
+        1 => matches
+            .pop()
+            .ok_or_else(|| ApiError::internal("lost match")),
         0 => Err(ApiError::not_found(format!(
             "no node matches {id:?}; see `stratus nodes ls`"
         ))),

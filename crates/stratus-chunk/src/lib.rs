@@ -110,12 +110,25 @@
 //!   beyond sizes (of chunks to the gateway, of pieces to storage nodes) and
 //!   access patterns.
 //!
+//! * **Customer scope** ([`CustomerKey::scope`], S3 SSE-C: derived from a
+//!   key only the client holds and a random salt per object or multipart
+//!   upload; stored beside the object are the salt and a keyed check,
+//!   [`CustomerSeal`]). Nobody without the key (control plane, gateway
+//!   operator, storage nodes) can compute the ids or open the chunks;
+//!   chunks deduplicate only within the one object (or upload), never
+//!   across objects, even under the same key. The gateway sees the key and
+//!   the plaintext while it serves a request that carries the key, and
+//!   forgets both after. The check lets anyone holding the state test a
+//!   guessed key offline (as the sealed chunks would too): a key with less
+//!   than 128 bits of entropy (derived from a password) is guessable.
+//!
 //! In every scope, compression means a chunk's sealed length depends on its
 //! content: someone who sees sealed lengths and can guess the content
 //! learns something. Storage nodes see only whole-piece lengths, where
 //! chunks are already mixed in a pack.
 
 mod chunker;
+mod customer;
 mod erasure;
 mod error;
 mod ids;
@@ -124,6 +137,7 @@ mod seal;
 pub mod wrap;
 
 pub use chunker::{chunk_all, ChunkerParams, StreamChunker};
+pub use customer::{CustomerKey, CustomerSeal};
 pub use erasure::{
     decode_stripe, decode_stripe_owned, encode_stripe, piece_id, piece_len, rebuild_pieces,
     Profile, MAX_PIECES,

@@ -39,6 +39,8 @@ pub enum NodesCmd {
         /// Node id, prefix or name
         id: String,
     },
+    /// Set (or withdraw) a node's whole offer: its prices (those not given are 0) and when it takes work (the node's owner)
+    Offer(crate::market::OfferArgs),
 }
 
 /// `stratus replicas ...`
@@ -284,6 +286,7 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
     match cmd {
         NodesCmd::JoinToken(cmd) => return crate::join::join_token(g, cmd).await,
         NodesCmd::Ban { id } => return crate::join::ban(g, &id).await,
+        NodesCmd::Offer(a) => return crate::market::offer(g, a).await,
         NodesCmd::Ls => {
             let nodes: Vec<NodeRecord> = c.get("/v1/nodes").await?;
             let marks: Vec<NodeMarkView> = c.get("/v1/nodes/marks").await?;

@@ -9,10 +9,12 @@
 //! `stratus bench ...` is parsed and run by `stratus-bench`; this crate only
 //! dispatches to it.
 
+mod account;
 mod client;
 mod commands;
 mod images;
 mod join;
+mod market;
 mod objects;
 mod quotas;
 mod run;
@@ -162,6 +164,11 @@ enum Cmd {
     /// Replicated key/value variables of your tenant
     #[command(subcommand)]
     Vars(commands::VarsCmd),
+    /// Your market account: balance, escrow, history, statements; deposits and withdrawals (operator)
+    Account(account::AccountArgs),
+    /// The market: lenders' offers
+    #[command(subcommand)]
+    Market(market::MarketCmd),
     /// Print the OpenAPI document of the API
     Openapi,
     /// Measure this build: control-plane commit throughput/latency, agent memory
@@ -247,6 +254,8 @@ fn main() -> std::process::ExitCode {
             Cmd::Replicas(c) => commands::replicas(&g, c).await,
             Cmd::Tenants(c) => commands::tenants(&g, c).await,
             Cmd::Vars(c) => commands::vars(&g, c).await,
+            Cmd::Account(a) => account::run(&g, a).await,
+            Cmd::Market(c) => market::market(&g, c).await,
             Cmd::Openapi => {
                 println!("{}", stratus_api::openapi_json());
                 Ok(())

@@ -342,6 +342,11 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
     } else {
         spawn_dev_nodes(&cfg, &cloud, a.nodes, &a.storage_capacity).await?
     };
+    if let Some(control) = cloud.replicas.first().and_then(|r| r.control.clone()) {
+        stratus_node::dev::price_dev_nodes(&control, a.nodes, Duration::from_secs(60))
+            .await
+            .context("giving the dev nodes their default offer")?;
+    }
     println!("Stratus local cloud is up.");
     println!("  API:          {}", cloud.api_url);
     println!("  admin token:  {}", cloud.admin_token_file.display());

@@ -55,6 +55,7 @@ pub mod proposer;
 pub mod reconcile;
 pub mod secrets;
 mod serve;
+pub mod settlement;
 pub mod snapshots;
 pub mod taskio;
 

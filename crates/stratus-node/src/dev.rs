@@ -75,6 +75,67 @@ pub fn dev_lender(j: usize) -> String {
     format!("lender-{j}")
 }
 
+/// The offer a dev node carries until its lender sets another: small
+/// prices, always available, so the market can be tried on one machine.
+pub fn dev_offer() -> stratus_market::Offer {
+    use stratus_market::{Amount, Prices};
+    stratus_market::Offer {
+        prices: Prices {
+            cpu_second: Amount(1),
+            memory_gib_hour: Amount(1),
+            storage_gib_month: Amount(10),
+            egress_gib: Amount(1),
+        },
+        availability: stratus_market::Availability::default(),
+    }
+}
+
+/// Waits (up to `timeout`) until `expected` dev nodes have registered, then
+/// gives each registered dev node without an offer [`dev_offer`]; returns
+/// how many it priced.
+pub async fn price_dev_nodes(
+    control: &stratus_control::Control,
+    expected: usize,
+    timeout: Duration,
+) -> Result<usize, NodeError> {
+    let deadline = Instant::now() + timeout;
+    let unpriced = || {
+        control.state().read(|s| {
+            let dev: Vec<_> = s
+                .nodes
+                .values()
+                .filter(|r| r.info.name.starts_with("dev-node-"))
+                .map(|r| r.info.id)
+                .collect();
+            let todo: Vec<_> = dev
+                .iter()
+                .filter(|id| !s.offers.contains_key(*id))
+                .copied()
+                .collect();
+            (dev.len(), todo)
+        })
+    };
+    let mut todo = loop {
+        let (registered, todo) = unpriced();
+        if registered >= expected || Instant::now() >= deadline {
+            break todo;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    todo.sort();
+    for node in &todo {
+        control
+            .write(stratus_state::Command::Market(
+                stratus_state::accounts::MarketCommand::SetOffer {
+                    node: *node,
+                    offer: Some(dev_offer()),
+                },
+            ))
+            .await?;
+    }
+    Ok(todo.len())
+}
+
 /// File (in the dev folder `dir`) holding the join credential of dev agent
 /// `j`'s lender.
 pub fn lender_credential_path(dir: &Path, j: usize) -> PathBuf {

@@ -12,9 +12,9 @@
 //! [`presigned_expiry_error`] before s3s parses the request (s3s's own
 //! parser would say `InvalidRequest`) and again by [`SignaturePolicy`].
 //!
-//! Anonymous (unsigned) requests are refused except for the reads a bucket
-//! policy or canned ACL can grant ([`ANONYMOUS_OPERATIONS`]); the gateway
-//! then decides each one from the bucket's documents (`gateway::readers`).
+//! Anonymous (unsigned) requests are refused except for what a bucket
+//! policy or an ACL can grant ([`ANONYMOUS_OPERATIONS`]); the gateway then
+//! decides each one from the bucket's documents (`gateway::readers`).
 
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::{s3_error, S3Result};
@@ -22,11 +22,30 @@ use s3s::{s3_error, S3Result};
 /// Longest lifetime of a presigned URL: 7 days, AWS's limit.
 pub const MAX_PRESIGNED_EXPIRES_SECS: u64 = 7 * 24 * 3600;
 
-/// The operations an unsigned request may reach the gateway with: the reads
-/// a bucket policy or a `public-read` ACL can grant. Every other unsigned
-/// request (ListBuckets included) is `AccessDenied`.
-pub const ANONYMOUS_OPERATIONS: [&str; 4] =
-    ["GetObject", "HeadObject", "ListObjects", "ListObjectsV2"];
+/// The operations an unsigned request may reach the gateway with: what a
+/// bucket policy or an ACL can grant to everyone (reads, listings, simple
+/// writes and deletes, and the ACLs themselves); the gateway then decides
+/// each from the bucket's documents. Every other unsigned request
+/// (ListBuckets, multipart uploads, copies, configuration included) is
+/// `AccessDenied`.
+pub const ANONYMOUS_OPERATIONS: [&str; 16] = [
+    "GetObject",
+    "HeadObject",
+    "ListObjects",
+    "ListObjectsV2",
+    "ListObjectVersions",
+    "HeadBucket",
+    "PutObject",
+    "DeleteObject",
+    "DeleteObjects",
+    "GetBucketAcl",
+    "PutBucketAcl",
+    "GetObjectAcl",
+    "PutObjectAcl",
+    "GetObjectTagging",
+    "PutObjectTagging",
+    "DeleteObjectTagging",
+];
 
 /// Why a signed request is refused regardless of its signature.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

@@ -47,6 +47,14 @@ pub const STORED_HEADERS: [&str; 5] = [
 ];
 
 pub use stratus_state::objects::{MAX_TAGS, MAX_TAG_KEY_CHARS, MAX_TAG_VALUE_CHARS};
+pub use stratus_store::{CustomerKey, CustomerSeal};
+
+/// Object lock (WORM): the types a write, a version and a bucket's
+/// configuration carry, and the state's rules ([`stratus_state::object_lock`]).
+pub use stratus_state::object_lock::{
+    check_removal, check_retention_change, DefaultRetention, LockConfig, LockConfigError, LockMode,
+    Retention, VersionLock, DAY_MS,
+};
 
 /// Checks S3's tag rules ([`MAX_TAGS`], [`MAX_TAG_KEY_CHARS`],
 /// [`MAX_TAG_VALUE_CHARS`]: the state's, which checks them again in
@@ -140,6 +148,28 @@ pub enum BackendError {
     /// `InvalidPartNumber`).
     #[error("invalid part number")]
     InvalidPartNumber,
+    /// The version (or upload) is sealed under a customer key (SSE-C) and
+    /// the request carries none (S3's 400 `InvalidRequest`).
+    #[error("the object is encrypted with a customer-provided key; the request must carry it")]
+    CustomerKeyRequired,
+    /// The request's customer key is not the version's (or upload's).
+    #[error("the customer-provided key does not match the object's")]
+    CustomerKeyMismatch,
+    /// The request carries a customer key for a version (or upload) that
+    /// was stored without one (S3's 400 `InvalidRequest`).
+    #[error("the encryption parameters are not applicable to this object")]
+    CustomerKeyNotApplicable,
+    /// S3's `InvalidRequest` (400): e.g. an object lock asked of a bucket
+    /// without object lock.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// S3's `InvalidBucketState` (409): e.g. suspending versioning on a
+    /// bucket with object lock.
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(String),
+    /// The backend does not implement what was asked (S3's 501).
+    #[error("not implemented: {0}")]
+    NotImplemented(String),
 }
 
 /// Result of a [`Backend`] call.
@@ -181,10 +211,25 @@ pub struct PutMeta {
     /// body has streamed and verified (`put_object`); the algorithm and
     /// type asked for an upload's object (`create_multipart`, empty value).
     pub checksum: ChecksumSlot,
+    /// The client's key (S3 SSE-C) of a put or of a multipart upload to
+    /// be: the version (or every part) is sealed under it, and only it
+    /// reads the version back ([`Backend::get_object_sealed`]). Ignored by
+    /// `copy_object` (a copy under a key is a read and a put).
+    pub customer_key: Option<CustomerKey>,
+    /// The version's ACL document ([`crate::acl::Acl::to_doc`]; `None`: the
+    /// default, the bucket owner's). Kept with the version like the tags
+    /// (a multipart upload gives it to the version it completes).
+    pub acl: Option<String>,
+    /// The object lock the new version gets (only in a bucket with object
+    /// lock enabled, [`BackendError::InvalidRequest`] otherwise); without a
+    /// retention, the bucket's default retention applies.
+    pub lock: VersionLock,
 }
 
 /// What metadata a copy gives the destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// A copy is rare next to its body; boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 pub enum MetadataDirective {
     /// Keep the source object's content type and user metadata.
     Copy,
@@ -228,6 +273,14 @@ pub struct ObjectInfo {
     /// The checksums of the parts of a multipart version, by position
     /// (1 = first part).
     pub part_checksums: BTreeMap<u32, String>,
+    /// The seal of the customer key (S3 SSE-C) the version is sealed
+    /// under, if any: [`CustomerSeal::opens_with`] tells the right key.
+    pub customer_seal: Option<CustomerSeal>,
+    /// The version's ACL document ([`PutMeta::acl`]); listings leave it
+    /// `None`.
+    pub acl: Option<String>,
+    /// The version's object lock (retention, legal hold).
+    pub lock: VersionLock,
 }
 
 impl ObjectInfo {
@@ -419,6 +472,61 @@ pub trait Backend: Send + Sync + 'static {
         range: Option<ByteRange>,
     ) -> BackendResult<(ObjectInfo, ByteStream)>;
 
+    /// [`Backend::get_object`] with the request's customer key (S3 SSE-C).
+    /// A version sealed under a customer key reads only with that key
+    /// ([`BackendError::CustomerKeyRequired`] without one,
+    /// [`BackendError::CustomerKeyMismatch`] with another); a key given for
+    /// a version without one is [`BackendError::CustomerKeyNotApplicable`].
+    /// `get_object` is this without a key. The default is for a backend
+    /// without customer keys.
+    #[allow(clippy::too_many_arguments)]
+    async fn get_object_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+        customer: Option<&CustomerKey>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)> {
+        match customer {
+            None => {
+                self.get_object(tenant, bucket, key, version_id, range)
+                    .await
+            }
+            Some(_) => Err(BackendError::CustomerKeyNotApplicable),
+        }
+    }
+
+    /// [`Backend::upload_part`] with the request's customer key: a part of
+    /// an upload created with [`PutMeta::customer_key`] must carry that
+    /// key, and a part of any other upload none (the errors of
+    /// [`Backend::get_object_sealed`]). `upload_part` is this without a
+    /// key. Stores the part's additional checksum that `checksum` holds
+    /// once `body` has streamed (verified by the gateway). The default is
+    /// for a backend without customer keys, and stores no checksum.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_part_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: ByteStream,
+        size_hint: Option<u64>,
+        customer: Option<&CustomerKey>,
+        _checksum: ChecksumSlot,
+    ) -> BackendResult<PartInfo> {
+        match customer {
+            None => {
+                self.upload_part(tenant, bucket, key, upload_id, part_number, body, size_hint)
+                    .await
+            }
+            Some(_) => Err(BackendError::CustomerKeyNotApplicable),
+        }
+    }
+
     /// An object's metadata, with the same version rules as
     /// [`Backend::get_object`].
     async fn head_object(
@@ -453,7 +561,11 @@ pub trait Backend: Send + Sync + 'static {
     /// MD5 of the bytes, which is the source's etag when the source was a
     /// simple upload (a backend may keep a multipart source's etag as is).
     /// `Copy` keeps the source's content type, user metadata, stored headers
-    /// and tags; `Replace` takes the given ones (and its condition).
+    /// and tags; `Replace` takes the given ones (and its condition). The
+    /// source's ACL is never copied: `Copy` gives the default, `Replace`
+    /// its [`PutMeta::acl`]. A source sealed under a customer key is
+    /// [`BackendError::CustomerKeyRequired`]: such a copy is a read with the
+    /// key and a put.
     #[allow(clippy::too_many_arguments)]
     async fn copy_object(
         &self,
@@ -538,6 +650,20 @@ pub trait Backend: Send + Sync + 'static {
         condition: Option<WriteCondition>,
     ) -> BackendResult<ObjectInfo>;
 
+    /// The seal of the customer key a multipart upload was created under
+    /// ([`PutMeta::customer_key`]), if any, so a completion can be asked
+    /// for the same key. The default is for a backend without customer
+    /// keys (no upload has one).
+    async fn upload_customer_seal(
+        &self,
+        _tenant: &str,
+        _bucket: &str,
+        _key: &str,
+        _upload_id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        Ok(None)
+    }
+
     /// Abandons an upload and frees its parts.
     async fn abort_multipart(
         &self,
@@ -595,6 +721,18 @@ pub trait Backend: Send + Sync + 'static {
         tags: BTreeMap<String, String>,
     ) -> BackendResult<String>;
 
+    /// Replaces the ACL document of a version (the current object when
+    /// `version_id` is `None`; `None` restores the default); returns the
+    /// version id. The version rules are [`Backend::get_object`]'s.
+    async fn set_object_acl(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Option<String>,
+    ) -> BackendResult<String>;
+
     /// Who owns `bucket` and the documents that decide who else may read it
     /// ([`BucketAccessDocs`]), without a tenant: the gateway asks this for
     /// anonymous requests, requests of other tenants and CORS. `None` when
@@ -604,30 +742,59 @@ pub trait Backend: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// [`Backend::upload_part`], storing the part's additional checksum
-    /// that `checksum` holds once `body` has streamed (verified by the
-    /// gateway). The default stores none.
-    #[allow(clippy::too_many_arguments)]
-    async fn upload_part_checked(
+    /// Creates a bucket with object lock enabled, and so versioning
+    /// enabled for good (its [`BucketConfigKind::ObjectLock`] document is
+    /// [`LockConfig::ENABLED`]), in one step. Object lock, once enabled
+    /// (here or with [`Backend::put_bucket_config`], which needs versioning
+    /// enabled: [`BackendError::InvalidBucketState`]), cannot be removed,
+    /// and versioning cannot be suspended
+    /// ([`BackendError::InvalidBucketState`]).
+    async fn create_bucket_locked(&self, _tenant: &str, _bucket: &str) -> BackendResult<()> {
+        Err(BackendError::NotImplemented("object lock".into()))
+    }
+
+    /// Sets (`Some`) or lifts (`None`) the retention of a version (the
+    /// current object when `version_id` is `None`; read rules of
+    /// [`Backend::get_object`]); returns the version id. The bucket must
+    /// have object lock ([`BackendError::InvalidRequest`]); the change must
+    /// keep [`check_retention_change`]'s rules
+    /// ([`BackendError::AccessDenied`]): `COMPLIANCE` only extends,
+    /// `GOVERNANCE` shortens or lifts only with `bypass_governance`.
+    async fn set_object_retention(
         &self,
-        tenant: &str,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-        part_number: u32,
-        body: ByteStream,
-        size_hint: Option<u64>,
-        _checksum: ChecksumSlot,
-    ) -> BackendResult<PartInfo> {
-        self.upload_part(tenant, bucket, key, upload_id, part_number, body, size_hint)
-            .await
+        _tenant: &str,
+        _bucket: &str,
+        _key: &str,
+        _version_id: Option<&str>,
+        _retention: Option<Retention>,
+        _bypass_governance: bool,
+    ) -> BackendResult<String> {
+        Err(BackendError::NotImplemented("object lock".into()))
+    }
+
+    /// Puts a legal hold on a version or lifts it (as
+    /// [`Backend::set_object_retention`] for the version and bucket rules).
+    async fn set_object_legal_hold(
+        &self,
+        _tenant: &str,
+        _bucket: &str,
+        _key: &str,
+        _version_id: Option<&str>,
+        _on: bool,
+    ) -> BackendResult<String> {
+        Err(BackendError::NotImplemented("object lock".into()))
     }
 
     /// [`Backend::delete_object`] under every condition of `cond`: a
     /// delete marker matches only the ETag `*` and no size or time; a
     /// delete of nothing succeeds whatever the conditions (and adds no
-    /// delete marker). The default handles the ETag only and refuses the
-    /// others.
+    /// delete marker). With `x-amz-bypass-governance-retention`
+    /// (`bypass_governance`): every delete of a version refuses, atomically
+    /// with the delete, a version under a legal hold or an unexpired
+    /// retention ([`check_removal`]: [`BackendError::AccessDenied`]); with
+    /// `bypass_governance` an unexpired `GOVERNANCE` retention gives way.
+    /// The default handles the ETag only, refuses the other conditions and
+    /// has no object lock.
     async fn delete_object_if(
         &self,
         tenant: &str,
@@ -635,7 +802,11 @@ pub trait Backend: Send + Sync + 'static {
         key: &str,
         version_id: Option<&str>,
         cond: DeleteCondition,
+        bypass_governance: bool,
     ) -> BackendResult<DeleteOutcome> {
+        if bypass_governance {
+            return Err(BackendError::NotImplemented("object lock".into()));
+        }
         if cond.size.is_some() || cond.modified_secs.is_some() {
             return Err(BackendError::InvalidArgument(
                 "this backend does not evaluate size or time conditions on deletes".into(),
@@ -778,10 +949,20 @@ impl std::fmt::Debug for KeyRecord {
 pub trait KeyStore: Send + Sync + 'static {
     /// The secret and tenant of `access_key`, if it exists.
     fn lookup(&self, access_key: &str) -> Option<KeyRecord>;
+
+    /// Whether a tenant of that name exists (an ACL may grant only to
+    /// tenants that do). The default knows none.
+    fn tenant_exists(&self, _tenant: &str) -> bool {
+        false
+    }
 }
 
 impl<K: KeyStore + ?Sized> KeyStore for std::sync::Arc<K> {
     fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
         (**self).lookup(access_key)
+    }
+
+    fn tenant_exists(&self, tenant: &str) -> bool {
+        (**self).tenant_exists(tenant)
     }
 }

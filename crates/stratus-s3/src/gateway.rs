@@ -11,8 +11,9 @@
 //! - `body`: request and response bodies (streams, the `Content-MD5` check);
 //! - `conditions`: HTTP preconditions (`If-Match` and friends);
 //! - `convert`: small conversions between backend and s3s types;
-//! - `readers`: reads by anyone but the owner (bucket policy, canned ACL);
-//! - `access_ops`: bucket policy, ACL and Block Public Access operations;
+//! - `readers`: requests by anyone but the owner (bucket policy, ACLs);
+//! - `access_ops`: bucket policy and Block Public Access operations;
+//! - `acl_ops`: bucket and object ACL operations, the ACL of writes;
 //! - `cors_ops`: Put/Get/DeleteBucketCors;
 //! - `lifecycle`: Put/Get/DeleteBucketLifecycleConfiguration;
 //! - `tagging`: Put/Get/DeleteBucketTagging;
@@ -22,13 +23,16 @@
 //! - `object_tagging`: PutObjectTagging, GetObjectTagging, DeleteObjectTagging.
 //! - `checksums`: the additional checksums (`x-amz-checksum-*`) of written
 //!   bodies, verified as they stream.
-//! - `expiration_header`: `x-amz-expiration` from the bucket's lifecycle rules;
+//! - `expiration_header`: `x-amz-expiration` from the bucket's lifecycle rules.
 //! - `delete_conditions`: DeleteObject(s)' size and modification-time
 //!   conditions;
 //! - `checksum_answers`: stored checksums in answers, CompleteMultipartUpload's
 //!   checksum checks, GetObjectAttributes.
+//! - `object_lock`: object lock configuration, retention and legal hold,
+//!   and the `x-amz-object-lock-*` headers.
 
 mod access_ops;
+mod acl_ops;
 mod attrs;
 mod body;
 mod buckets;
@@ -38,15 +42,18 @@ mod conditions;
 mod convert;
 mod cors_ops;
 mod delete_conditions;
+mod encryption_ops;
 mod errors;
 mod expiration_header;
 mod lifecycle;
 mod list;
 mod multipart;
+mod object_lock;
 mod object_tagging;
 mod objects;
 mod part_copy;
 mod readers;
+mod sse_copy;
 mod tagging;
 
 use std::sync::Arc;
@@ -72,6 +79,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 
 use crate::backend::{Backend, KeyStore};
 
+pub(crate) use body::base64_decode;
 pub use errors::to_s3_error;
 
 /// The S3 gateway: an s3s [`S3`] implementation over a [`Backend`], acting
@@ -198,8 +206,6 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
                 "AWS Signature Version 2 is not accepted: sign requests with Signature Version 4"
             ));
         }
-        let acl = req.input.acl.as_ref().map(|a| a.as_str());
-        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         objects::put_object(self, req).await
     }
 
@@ -235,8 +241,6 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<CopyObjectInput>,
     ) -> S3Result<S3Response<CopyObjectOutput>> {
-        let acl = req.input.acl.as_ref().map(|a| a.as_str());
-        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         objects::copy_object(self, req).await
     }
 
@@ -265,8 +269,6 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let acl = req.input.acl.as_ref().map(|a| a.as_str());
-        access_ops::refuse_blocked_object_acl(self, &req, &req.input.bucket, acl).await?;
         multipart::create_multipart_upload(self, req).await
     }
 
@@ -337,14 +339,14 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         &self,
         req: S3Request<s3s::dto::PutBucketAclInput>,
     ) -> S3Result<S3Response<s3s::dto::PutBucketAclOutput>> {
-        access_ops::put_bucket_acl(self, req).await
+        acl_ops::put_bucket_acl(self, req).await
     }
 
     async fn get_bucket_acl(
         &self,
         req: S3Request<s3s::dto::GetBucketAclInput>,
     ) -> S3Result<S3Response<s3s::dto::GetBucketAclOutput>> {
-        access_ops::get_bucket_acl(self, req).await
+        acl_ops::get_bucket_acl(self, req).await
     }
 
     async fn put_public_access_block(
@@ -387,6 +389,27 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<s3s::dto::DeleteBucketCorsInput>,
     ) -> S3Result<S3Response<s3s::dto::DeleteBucketCorsOutput>> {
         cors_ops::delete_bucket_cors(self, req).await
+    }
+
+    async fn put_bucket_encryption(
+        &self,
+        req: S3Request<s3s::dto::PutBucketEncryptionInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutBucketEncryptionOutput>> {
+        encryption_ops::put_bucket_encryption(self, req).await
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<s3s::dto::GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetBucketEncryptionOutput>> {
+        encryption_ops::get_bucket_encryption(self, req).await
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<s3s::dto::DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<s3s::dto::DeleteBucketEncryptionOutput>> {
+        encryption_ops::delete_bucket_encryption(self, req).await
     }
 
     async fn put_bucket_lifecycle_configuration(
@@ -464,5 +487,61 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<s3s::dto::GetObjectAttributesInput>,
     ) -> S3Result<S3Response<s3s::dto::GetObjectAttributesOutput>> {
         checksum_answers::get_object_attributes(self, req).await
+    }
+
+    async fn put_object_acl(
+        &self,
+        req: S3Request<s3s::dto::PutObjectAclInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectAclOutput>> {
+        acl_ops::put_object_acl(self, req).await
+    }
+
+    async fn get_object_acl(
+        &self,
+        req: S3Request<s3s::dto::GetObjectAclInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectAclOutput>> {
+        acl_ops::get_object_acl(self, req).await
+    }
+
+    async fn put_object_lock_configuration(
+        &self,
+        req: S3Request<s3s::dto::PutObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectLockConfigurationOutput>> {
+        object_lock::put_object_lock_configuration(self, req).await
+    }
+
+    async fn get_object_lock_configuration(
+        &self,
+        req: S3Request<s3s::dto::GetObjectLockConfigurationInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectLockConfigurationOutput>> {
+        object_lock::get_object_lock_configuration(self, req).await
+    }
+
+    async fn put_object_retention(
+        &self,
+        req: S3Request<s3s::dto::PutObjectRetentionInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectRetentionOutput>> {
+        object_lock::put_object_retention(self, req).await
+    }
+
+    async fn get_object_retention(
+        &self,
+        req: S3Request<s3s::dto::GetObjectRetentionInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectRetentionOutput>> {
+        object_lock::get_object_retention(self, req).await
+    }
+
+    async fn put_object_legal_hold(
+        &self,
+        req: S3Request<s3s::dto::PutObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<s3s::dto::PutObjectLegalHoldOutput>> {
+        object_lock::put_object_legal_hold(self, req).await
+    }
+
+    async fn get_object_legal_hold(
+        &self,
+        req: S3Request<s3s::dto::GetObjectLegalHoldInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectLegalHoldOutput>> {
+        object_lock::get_object_legal_hold(self, req).await
     }
 }

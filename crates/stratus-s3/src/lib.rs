@@ -33,25 +33,35 @@
 //! `x-amz-decoded-content-length`) are decoded by s3s. s3s asks the [`KeyStore`] for the
 //! access key's secret and checks the signature (a wrong secret is
 //! `SignatureDoesNotMatch`, an unknown key `InvalidAccessKeyId`); anonymous
-//! requests are `AccessDenied`, except the public reads below. s3s also
+//! requests are `AccessDenied`, except what policies and ACLs grant (below). s3s also
 //! checks SigV2 and presigned URLs of any lifetime; [`access::SignaturePolicy`] then refuses SigV2
 //! (`AccessDenied` saying why), and presigned URLs living over 7 days or with
 //! a negative expiry get AWS's `AuthorizationQueryParametersError`. The [`Gateway`] then looks up the key's
 //! **tenant** and passes it to every [`Backend`] call. Tenants are isolated by
 //! the backend: a tenant never sees, lists or touches another tenant's buckets
-//! (it gets `NoSuchBucket` or `AccessDenied`). Copies stay within a tenant.
+//! (it gets `NoSuchBucket` or `AccessDenied`) unless the owner grants it
+//! (below). Copies stay within one owner's buckets.
 //!
-//! # Public reads
+//! # Access by others: policies and ACLs
 //!
-//! A bucket's owner may open reads of it to everyone (anonymous requests and
-//! other tenants alike) with a bucket policy ([`policy`], a subset of AWS's)
-//! or the canned ACL `public-read` ([`public`]), bounded by its Block Public
-//! Access settings. Only GetObject/HeadObject (current versions) and
-//! ListObjects(V2) can be opened; an explicit `Deny` wins; the owner's own
-//! requests are never bound by the policy. Unsigned requests for any other
-//! operation are refused before they reach the gateway
-//! ([`access::ANONYMOUS_OPERATIONS`]). CORS rules ([`cors`]) answer browser
-//! preflights without authentication and grant nothing by themselves.
+//! A bucket's owner may open its bucket and objects to others (anonymous
+//! requests and other tenants) with a bucket policy ([`policy`], a subset of
+//! AWS's: principal `*`) and with ACLs ([`acl`]: owner and grants to
+//! tenants, `AllUsers` and `AuthenticatedUsers`, the six canned ACLs,
+//! `x-amz-acl`/`x-amz-grant-*` headers and `AccessControlPolicy` bodies on
+//! buckets and on every object version), bounded by its Block Public Access
+//! settings ([`public`]). The decision is AWS's: an explicit `Deny` wins,
+//! then a policy `Allow`, then the ACL (bucket `READ` lists and heads the
+//! bucket, `WRITE` puts, copies into and deletes objects and runs multipart
+//! uploads, `READ_ACP`/`WRITE_ACP` read/replace the bucket ACL; an object's
+//! `READ` reads that version, its `READ_ACP`/`WRITE_ACP` its ACL). The
+//! owner's own requests are never bound by policy or ACL. A grantee acts
+//! for the bucket's owner: what it writes is stored and charged as the
+//! owner's, its ACL records the writer as the object's owner. Unsigned
+//! requests for any operation an ACL or policy cannot grant are refused
+//! before they reach the gateway ([`access::ANONYMOUS_OPERATIONS`]). CORS
+//! rules ([`cors`]) answer browser preflights without authentication and
+//! grant nothing by themselves.
 //!
 //! # Version ids
 //!
@@ -126,11 +136,9 @@
 //!   object, as S3 does), AbortMultipartUpload, ListParts,
 //!   ListMultipartUploads.
 //! - Public access: Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus,
-//!   Put/GetBucketAcl and CreateBucket with `x-amz-acl: private` or
-//!   `public-read` (everyone may GetObject and ListBucket — broader than
-//!   AWS, where a bucket's `public-read` lists but does not read objects),
-//!   Put/Get/DeletePublicAccessBlock, anonymous GetObject/HeadObject/
-//!   ListObjects(V2) as they grant.
+//!   Put/GetBucketAcl, Put/GetObjectAcl (with `versionId`), ACLs on
+//!   CreateBucket, PutObject, CopyObject and CreateMultipartUpload,
+//!   Put/Get/DeletePublicAccessBlock, anonymous requests as they grant.
 //! - CORS: Put/Get/DeleteBucketCors, preflight `OPTIONS` and
 //!   `Access-Control-*` response headers (in [`serve`]; path-style).
 //! - POST Object (browser form upload) signed with SigV4: s3s checks the
@@ -145,8 +153,9 @@
 //!
 //! # Not supported
 //!
-//! Object ACLs (PutObjectAcl, GetObjectAcl), bucket ACL grants and canned
-//! ACLs other than `private`/`public-read`, policy elements outside the
+//! ACL grants to email addresses (`UnresolvableGrantByEmailAddress`: tenants
+//! have none) and to AWS's `LogDelivery` group (`log-delivery-write`),
+//! copies between buckets of different owners, policy elements outside the
 //! subset of [`policy`] (named principals, other actions, other condition
 //! keys: refused when the policy is written), account-level Block Public
 //! Access, anonymous POST Object, IAM/STS, SSE-C and SSE-KMS (refused with
@@ -158,12 +167,12 @@
 //! upload, see above, but not returned by reads) and composite multipart
 //! checksums, and
 //! MFA delete. These answer `NotImplemented` (s3s's default); on object
-//! writes, headers asking for them (`x-amz-acl` other than `private` or
-//! `bucket-owner-full-control`, grants, object lock, a storage class
+//! writes, headers asking for them (object lock, a storage class
 //! other than `STANDARD`, website redirects) are refused the same way
 //! (`unsupported`), never dropped.
 
 pub mod access;
+pub mod acl;
 pub mod backend;
 mod checksum_combine;
 pub mod cors;
@@ -177,6 +186,8 @@ pub mod public;
 pub mod request_id;
 mod sse;
 pub mod store;
+mod store_convert;
+mod store_lock;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod unsupported;
@@ -193,8 +204,9 @@ use s3s::{s3_error, S3Result};
 pub use async_trait::async_trait;
 pub use backend::{
     Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo,
-    ByteRange, ByteStream, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectInfo,
-    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
+    ByteRange, ByteStream, CustomerKey, CustomerSeal, DeleteOutcome, KeyRecord, KeyStore,
+    MetadataDirective, ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning,
+    WriteCondition,
 };
 pub use gateway::{to_s3_error, Gateway};
 pub use s3s;

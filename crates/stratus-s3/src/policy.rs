@@ -1,4 +1,5 @@
-//! The bucket policy subset: who other than the owner may read a bucket.
+//! The bucket policy subset: who other than the owner may read or write a
+//! bucket.
 //!
 //! A bucket policy is AWS's JSON document (`Version`, `Statement[]`). The
 //! gateway implements the part that publishes build artifacts and nothing
@@ -8,12 +9,19 @@
 //! stored with parts silently ignored:
 //!
 //! - `Effect`: `Allow` or `Deny`; `Sid` is kept as written.
-//! - `Principal`: `"*"` or `{"AWS": "*"}` (everyone, anonymous included).
-//!   Named principals, `NotPrincipal`, `NotAction`, `NotResource` are
-//!   `NotImplemented`.
-//! - `Action`: `s3:GetObject` (on `arn:aws:s3:::bucket/<key pattern>`) and
-//!   `s3:ListBucket` (on `arn:aws:s3:::bucket`). A `Deny` may also say `s3:*`
-//!   (it then denies both: denying more is always safe); an `Allow` may not.
+//! - `Principal`: `"*"` or `{"AWS": "*"}` (everyone, anonymous included),
+//!   or tenants: `{"AWS": "arn:aws:iam::TENANT:root"}`, `{"AWS": "TENANT"}`,
+//!   `{"CanonicalUser": "TENANT"}` (a tenant is an account here). IAM users,
+//!   roles, service principals, `NotPrincipal`, `NotAction`, `NotResource`
+//!   are `NotImplemented`.
+//! - `Action`: on `arn:aws:s3:::bucket/<key pattern>` `s3:GetObject`,
+//!   `s3:GetObjectVersion`, `s3:PutObject`, `s3:DeleteObject`,
+//!   `s3:GetObjectAcl`, `s3:PutObjectAcl`, `s3:Get/Put/DeleteObjectTagging`
+//!   (of current versions); on `arn:aws:s3:::bucket`
+//!   `s3:ListBucket`, `s3:ListBucketVersions`, `s3:GetBucketAcl`,
+//!   `s3:PutBucketAcl` (the actions an ACL can grant too, [`Action`]). A
+//!   `Deny` may also say `s3:*` (it then denies all of them: denying more is
+//!   always safe); an `Allow` may not.
 //! - `Resource`: this bucket only (another bucket is `MalformedPolicy`); key
 //!   patterns use `*` and `?` as AWS does.
 //! - `Condition`: `StringEquals`/`StringLike` on `s3:prefix` (ListBucket's
@@ -23,8 +31,8 @@
 //! explicit `Deny` that matches wins, then an `Allow` that matches, else
 //! nothing is granted. The policy binds everyone but the owner tenant: the
 //! owner's signed requests keep full control (it cannot lock itself out).
-//! Every `Allow` here names everyone, so every policy with an `Allow` is
-//! *public* ([`BucketPolicy::is_public`]) for Block Public Access.
+//! A policy with an `Allow` naming everyone is *public*
+//! ([`BucketPolicy::is_public`]) for Block Public Access.
 
 use serde_json::{Map, Value};
 
@@ -45,7 +53,7 @@ pub enum PolicyError {
     #[error("{0}")]
     Malformed(String),
     /// Valid AWS policy that the gateway does not implement.
-    #[error("{0} is not supported (the bucket policy subset: Principal \"*\", Action s3:GetObject or s3:ListBucket, Resource of this bucket, Condition StringEquals/StringLike on s3:prefix)")]
+    #[error("{0} is not supported (the bucket policy subset: Principal \"*\" or tenants, the object and ACL actions, Resource of this bucket, Condition StringEquals/StringLike on s3:prefix)")]
     Unsupported(String),
 }
 
@@ -71,8 +79,61 @@ fn malformed(m: impl Into<String>) -> PolicyError {
 pub enum Action {
     /// `s3:GetObject` (GetObject and HeadObject of the current version).
     GetObject,
-    /// `s3:ListBucket` (ListObjects, ListObjectsV2).
+    /// `s3:ListBucket` (ListObjects, ListObjectsV2, HeadBucket).
     ListBucket,
+    /// `s3:GetObjectVersion` (reading a version named by id).
+    GetObjectVersion,
+    /// `s3:ListBucketVersions` (ListObjectVersions).
+    ListBucketVersions,
+    /// `s3:PutObject` (PutObject, CopyObject's destination).
+    PutObject,
+    /// `s3:DeleteObject` (DeleteObject, DeleteObjects).
+    DeleteObject,
+    /// `s3:GetBucketAcl`.
+    GetBucketAcl,
+    /// `s3:PutBucketAcl`.
+    PutBucketAcl,
+    /// `s3:GetObjectAcl`.
+    GetObjectAcl,
+    /// `s3:PutObjectAcl`.
+    PutObjectAcl,
+    /// `s3:GetObjectTagging` (no ACL grants it).
+    GetObjectTagging,
+    /// `s3:PutObjectTagging` (no ACL grants it).
+    PutObjectTagging,
+    /// `s3:DeleteObjectTagging` (no ACL grants it).
+    DeleteObjectTagging,
+}
+
+impl Action {
+    /// Every action (what a `Deny` of `s3:*` denies).
+    pub const ALL: [Action; 13] = [
+        Action::GetObject,
+        Action::ListBucket,
+        Action::GetObjectVersion,
+        Action::ListBucketVersions,
+        Action::PutObject,
+        Action::DeleteObject,
+        Action::GetBucketAcl,
+        Action::PutBucketAcl,
+        Action::GetObjectAcl,
+        Action::PutObjectAcl,
+        Action::GetObjectTagging,
+        Action::PutObjectTagging,
+        Action::DeleteObjectTagging,
+    ];
+
+    /// Whether the action is about an object (its resource is
+    /// `arn:aws:s3:::bucket/key`) rather than the bucket.
+    pub fn on_object(self) -> bool {
+        !matches!(
+            self,
+            Action::ListBucket
+                | Action::ListBucketVersions
+                | Action::GetBucketAcl
+                | Action::PutBucketAcl
+        )
+    }
 }
 
 /// A request to evaluate: the action and what it names.
@@ -121,6 +182,8 @@ struct PrefixCondition {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Statement {
     effect: Effect,
+    /// The tenants it names (`None`: everyone, anonymous included).
+    principals: Option<Vec<String>>,
     actions: Vec<Action>,
     resources: Vec<Resource>,
     conditions: Vec<PrefixCondition>,
@@ -185,6 +248,7 @@ impl BucketPolicy {
         Self {
             statements: vec![Statement {
                 effect: Effect::Allow,
+                principals: None,
                 actions: vec![Action::GetObject, Action::ListBucket],
                 resources: vec![Resource::Bucket, Resource::Objects("*".into())],
                 conditions: Vec::new(),
@@ -192,25 +256,39 @@ impl BucketPolicy {
         }
     }
 
-    /// Whether any statement grants something (to everyone: the only
-    /// principal of the subset).
+    /// Whether any statement grants something to everyone (an `Allow`
+    /// naming tenants is not public).
     pub fn is_public(&self) -> bool {
-        self.statements.iter().any(|s| s.effect == Effect::Allow)
+        self.statements
+            .iter()
+            .any(|s| s.effect == Effect::Allow && s.principals.is_none())
     }
 
-    /// Whether a statement of `effect` grants or denies `req`.
-    fn matches(&self, effect: Effect, req: &Request<'_>) -> bool {
+    /// Whether a statement of `effect` grants or denies `req` to `who`.
+    fn matches(&self, effect: Effect, who: Option<&str>, req: &Request<'_>) -> bool {
         self.statements
             .iter()
             .filter(|s| s.effect == effect)
+            .filter(|s| {
+                s.principals
+                    .as_ref()
+                    .is_none_or(|names| who.is_some_and(|w| names.iter().any(|n| n == w)))
+            })
             .any(|s| s.matches(req))
     }
 
-    /// Evaluates `req`: a matching `Deny` wins over a matching `Allow`.
+    /// Evaluates `req` from an anonymous requester (only the statements
+    /// naming everyone apply).
     pub fn evaluate(&self, req: &Request<'_>) -> Decision {
-        if self.matches(Effect::Deny, req) {
+        self.evaluate_as(None, req)
+    }
+
+    /// Evaluates `req` from `who` (a tenant; `None`: anonymous): a matching
+    /// `Deny` wins over a matching `Allow`.
+    pub fn evaluate_as(&self, who: Option<&str>, req: &Request<'_>) -> Decision {
+        if self.matches(Effect::Deny, who, req) {
             Decision::Deny
-        } else if self.matches(Effect::Allow, req) {
+        } else if self.matches(Effect::Allow, who, req) {
             Decision::Allow
         } else {
             Decision::None
@@ -223,10 +301,9 @@ impl Statement {
         if !self.actions.contains(&req.action) {
             return false;
         }
-        let resource = self.resources.iter().any(|r| match (r, req.action) {
-            (Resource::Bucket, Action::ListBucket) => true,
-            (Resource::Objects(p), Action::GetObject) => req.key.is_some_and(|k| glob(p, k)),
-            _ => false,
+        let resource = self.resources.iter().any(|r| match r {
+            Resource::Bucket => !req.action.on_object(),
+            Resource::Objects(p) => req.action.on_object() && req.key.is_some_and(|k| glob(p, k)),
         });
         resource
             && self.conditions.iter().all(|c| {
@@ -263,7 +340,7 @@ fn strings<'a>(what: &str, v: &'a Value) -> Result<Vec<&'a str>, PolicyError> {
 
 fn parse_statement(bucket: &str, m: &Map<String, Value>) -> Result<Statement, PolicyError> {
     let mut effect = None;
-    let mut principal = false;
+    let mut principal = None;
     let mut actions = None;
     let mut resources = None;
     let mut conditions = Vec::new();
@@ -277,10 +354,7 @@ fn parse_statement(bucket: &str, m: &Map<String, Value>) -> Result<Statement, Po
                     _ => return Err(malformed(format!("invalid Effect {v}"))),
                 })
             }
-            "Principal" => {
-                check_principal(v)?;
-                principal = true;
-            }
+            "Principal" => principal = Some(parse_principal(v)?),
             "Action" => actions = Some(strings("Action", v)?),
             "Resource" => resources = Some(strings("Resource", v)?),
             "Condition" => conditions = parse_conditions(v)?,
@@ -295,9 +369,9 @@ fn parse_statement(bucket: &str, m: &Map<String, Value>) -> Result<Statement, Po
         }
     }
     let effect = effect.ok_or_else(|| malformed("a Statement has no Effect"))?;
-    if !principal {
+    let Some(principals) = principal else {
         return Err(malformed("a Statement has no Principal"));
-    }
+    };
     let named = actions.ok_or_else(|| malformed("a Statement has no Action"))?;
     let resources = resources
         .ok_or_else(|| malformed("a Statement has no Resource"))?
@@ -310,12 +384,9 @@ fn parse_statement(bucket: &str, m: &Map<String, Value>) -> Result<Statement, Po
         // An action named explicitly must apply to one of the resources
         // (AWS's rule); a `Deny` of `s3:*` applies to whichever do.
         let applies = |a: &Action| {
-            resources.iter().any(|r| {
-                matches!(
-                    (a, r),
-                    (Action::ListBucket, Resource::Bucket)
-                        | (Action::GetObject, Resource::Objects(_))
-                )
+            resources.iter().any(|r| match r {
+                Resource::Bucket => !a.on_object(),
+                Resource::Objects(_) => a.on_object(),
             })
         };
         if !wildcard && !parsed.iter().all(applies) {
@@ -327,25 +398,50 @@ fn parse_statement(bucket: &str, m: &Map<String, Value>) -> Result<Statement, Po
     }
     Ok(Statement {
         effect,
+        principals,
         actions,
         resources,
         conditions,
     })
 }
 
-fn check_principal(v: &Value) -> Result<(), PolicyError> {
-    let everyone = match v {
-        Value::String(s) => s == "*",
-        Value::Object(m) if m.len() == 1 => m
-            .get("AWS")
-            .is_some_and(|aws| strings("Principal", aws).is_ok_and(|l| l == ["*"])),
-        _ => false,
+/// The tenants a `Principal` names (`None`: everyone). Tenants are named
+/// as AWS names accounts (`{"AWS": "arn:aws:iam::TENANT:root"}` or
+/// `{"AWS": "TENANT"}`) or canonical users (`{"CanonicalUser": "TENANT"}`);
+/// a `*` anywhere is everyone. IAM users, roles and service principals do
+/// not exist here (`NotImplemented`); a name that cannot be a tenant is
+/// `MalformedPolicy` (AWS's "Invalid principal").
+fn parse_principal(v: &Value) -> Result<Option<Vec<String>>, PolicyError> {
+    let unsupported = || PolicyError::Unsupported(format!("Principal {v}"));
+    let m = match v {
+        Value::String(s) if s == "*" => return Ok(None),
+        Value::Object(m) if !m.is_empty() => m,
+        _ => return Err(malformed(format!("invalid Principal {v}"))),
     };
-    if everyone {
-        Ok(())
-    } else {
-        Err(PolicyError::Unsupported(format!("Principal {v}")))
+    let mut names = Vec::new();
+    for (kind, list) in m {
+        let canonical = match kind.as_str() {
+            "AWS" => false,
+            "CanonicalUser" => true,
+            _ => return Err(unsupported()),
+        };
+        for p in strings("Principal", list)? {
+            if p == "*" {
+                return Ok(None);
+            }
+            let name = match p.strip_prefix("arn:aws:iam::") {
+                Some(rest) if !canonical => match rest.split_once(':') {
+                    Some((tenant, "root")) => tenant,
+                    _ => return Err(unsupported()),
+                },
+                _ => p,
+            };
+            stratus_types::validate_tenant_name(name)
+                .map_err(|why| malformed(format!("Invalid principal in policy: {why}")))?;
+            names.push(name.to_owned());
+        }
     }
+    Ok(Some(names))
 }
 
 /// The actions `a` names, and whether it was a wildcard.
@@ -354,9 +450,18 @@ fn parse_action(effect: Effect, a: &str) -> Result<(Vec<Action>, bool), PolicyEr
     match a.to_ascii_lowercase().as_str() {
         "s3:getobject" => Ok((vec![Action::GetObject], false)),
         "s3:listbucket" => Ok((vec![Action::ListBucket], false)),
-        "s3:*" | "*" if effect == Effect::Deny => {
-            Ok((vec![Action::GetObject, Action::ListBucket], true))
-        }
+        "s3:getobjectversion" => Ok((vec![Action::GetObjectVersion], false)),
+        "s3:listbucketversions" => Ok((vec![Action::ListBucketVersions], false)),
+        "s3:putobject" => Ok((vec![Action::PutObject], false)),
+        "s3:deleteobject" => Ok((vec![Action::DeleteObject], false)),
+        "s3:getbucketacl" => Ok((vec![Action::GetBucketAcl], false)),
+        "s3:putbucketacl" => Ok((vec![Action::PutBucketAcl], false)),
+        "s3:getobjectacl" => Ok((vec![Action::GetObjectAcl], false)),
+        "s3:putobjectacl" => Ok((vec![Action::PutObjectAcl], false)),
+        "s3:getobjecttagging" => Ok((vec![Action::GetObjectTagging], false)),
+        "s3:putobjecttagging" => Ok((vec![Action::PutObjectTagging], false)),
+        "s3:deleteobjecttagging" => Ok((vec![Action::DeleteObjectTagging], false)),
+        "s3:*" | "*" if effect == Effect::Deny => Ok((Action::ALL.to_vec(), true)),
         _ if !a.contains(':') && a != "*" => Err(malformed(format!("invalid Action {a:?}"))),
         _ => Err(PolicyError::Unsupported(format!("Action {a:?}"))),
     }
@@ -555,8 +660,9 @@ mod tests {
     #[test]
     fn everything_outside_the_subset_is_refused_never_ignored() {
         let unsupported = [
-            r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::1:root"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#,
-            r#"{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::b/*"}"#,
+            r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::acme:user/bob"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#,
+            r#"{"Effect":"Allow","Principal":{"Service":"logging.s3.amazonaws.com"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}"#,
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:PutBucketPolicy","Resource":"arn:aws:s3:::b"}"#,
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::b/*"}"#,
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*","Condition":{"IpAddress":{"aws:SourceIp":"1.2.3.4/32"}}}"#,
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b","Condition":{"StringLike":{"s3:delimiter":"/"}}}"#,
@@ -613,5 +719,48 @@ mod tests {
             BucketPolicy::public_read().evaluate(&list(None)),
             Decision::Allow
         );
+    }
+
+    #[test]
+    fn named_principals_bind_only_the_tenants_they_name() {
+        let doc = r#"{"Statement":[
+            {"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::alt:root","bob"]},"Action":["s3:GetObject","s3:PutObject"],"Resource":"arn:aws:s3:::b/*"},
+            {"Effect":"Deny","Principal":{"CanonicalUser":"bob"},"Action":"s3:PutObject","Resource":"arn:aws:s3:::b/*"}]}"#;
+        let p = BucketPolicy::parse("b", doc).expect("parses");
+        assert!(!p.is_public(), "naming tenants is not public");
+        let get = Request {
+            action: Action::GetObject,
+            key: Some("k"),
+            prefix: None,
+        };
+        let put = Request {
+            action: Action::PutObject,
+            ..get
+        };
+        assert_eq!(p.evaluate_as(Some("alt"), &get), Decision::Allow);
+        assert_eq!(p.evaluate_as(Some("alt"), &put), Decision::Allow);
+        assert_eq!(p.evaluate_as(Some("bob"), &put), Decision::Deny);
+        assert_eq!(p.evaluate_as(Some("eve"), &get), Decision::None);
+        assert_eq!(p.evaluate_as(None, &get), Decision::None);
+        for bad in [
+            r#"{"AWS":"arn:aws:iam::Not_A_Tenant:root"}"#,
+            r#"{"CanonicalUser":""}"#,
+            r#"[]"#,
+        ] {
+            let doc = format!(
+                r#"{{"Statement":{{"Effect":"Allow","Principal":{bad},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}}}"#
+            );
+            assert!(
+                matches!(
+                    BucketPolicy::parse("b", &doc),
+                    Err(PolicyError::Malformed(_))
+                ),
+                "{bad}"
+            );
+        }
+        let star_in_list = r#"{"Statement":{"Effect":"Allow","Principal":{"AWS":["alt","*"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#;
+        assert!(BucketPolicy::parse("b", star_in_list)
+            .expect("parses")
+            .is_public());
     }
 }

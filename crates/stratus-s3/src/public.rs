@@ -1,31 +1,36 @@
-//! Public access to a bucket: its canned ACL, its Block Public Access
-//! settings, and the one decision that combines them with the policy.
+//! Access to a bucket by anyone but its owner: its ACL, its Block Public
+//! Access settings, and the one decision that combines them with the
+//! policy ([`AccessView::allows`]).
 //!
-//! A bucket's canned ACL is `private` (the default) or `public-read`; the
-//! latter stands for the policy statement [`BucketPolicy::public_read`]
-//! (everyone may GetObject and ListBucket), evaluated beside the bucket
-//! policy. Other canned ACLs and grants are `NotImplemented`.
+//! A bucket's ACL ([`crate::acl`]) is stored as an [`AclDoc`] (JSON): the
+//! first documents held only a canned ACL (`private` or `public-read`);
+//! newer ones hold the grants themselves. A missing document is `private`.
 //!
 //! Block Public Access, AWS's four switches, per bucket (no account-level
 //! settings):
-//! - `BlockPublicAcls`: setting a `public-read` ACL is `AccessDenied`;
-//! - `IgnorePublicAcls`: a `public-read` ACL grants nothing;
+//! - `BlockPublicAcls`: setting an ACL with a group grant (`AllUsers`,
+//!   `AuthenticatedUsers`) on the bucket or its objects is `AccessDenied`;
+//! - `IgnorePublicAcls`: group grants grant nothing;
 //! - `BlockPublicPolicy`: setting a public policy is `AccessDenied`;
 //! - `RestrictPublicBuckets`: a public policy grants nothing to anyone but
 //!   the owner.
 //!
-//! [`AccessView::allows`] is the decision for a request from anyone but the
-//! owner (anonymous, or another tenant): an explicit `Deny` in the policy
-//! wins; then an `Allow` of the policy or the ACL, unless blocked; else no.
-//! A stored document the gateway cannot read any more grants nothing (fail
-//! closed).
+//! [`AccessView::allows`] is AWS's decision for a request from anyone but
+//! the owner (anonymous, or another tenant): an explicit `Deny` in the
+//! policy wins; then an `Allow` of the policy (unless restricted); then the
+//! ACL (the bucket's for listing, writing and the bucket ACL; the object
+//! version's for reading it and its ACL); else no. The bucket's owner is
+//! never asked about: its own requests are always allowed (it pays for
+//! everything in the bucket and cannot lock itself out). A stored document
+//! the gateway cannot read any more grants nothing (fail closed).
 
 use serde::{Deserialize, Serialize};
 
+use crate::acl::{Acl, Canned, Grant, Permission, Requester};
 use crate::backend::BucketAccessDocs;
-use crate::policy::{BucketPolicy, Decision, Request};
+use crate::policy::{Action, BucketPolicy, Decision, Request};
 
-/// A bucket's canned ACL.
+/// The canned ACL of the first bucket ACL documents.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CannedAcl {
     /// Only the owner.
@@ -37,43 +42,46 @@ pub enum CannedAcl {
     PublicRead,
 }
 
-/// The stored ACL document.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The stored bucket ACL document.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AclDoc {
-    /// The canned ACL.
+    /// The canned ACL (documents written before grants; ignored when
+    /// `grants` is present).
+    #[serde(default)]
     pub canned: CannedAcl,
+    /// The grants (the owner is always the bucket's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<Vec<Grant>>,
 }
 
-impl CannedAcl {
-    /// Parses an `x-amz-acl` value for a bucket: `private` and `public-read`;
-    /// every other canned ACL is `NotImplemented`.
-    pub fn parse(s: &str) -> s3s::S3Result<Self> {
-        match s {
-            "private" => Ok(CannedAcl::Private),
-            "public-read" => Ok(CannedAcl::PublicRead),
-            other => Err(s3s::s3_error!(
-                NotImplemented,
-                "the canned ACL {} is not supported on buckets: only private and public-read",
-                other
-            )),
+impl AclDoc {
+    /// The ACL this document gives a bucket of `owner`.
+    pub fn acl(&self, owner: &str) -> Acl {
+        match (&self.grants, self.canned) {
+            (Some(grants), _) => Acl {
+                owner: owner.to_owned(),
+                grants: grants.clone(),
+            },
+            (None, CannedAcl::Private) => Acl::private(owner),
+            (None, CannedAcl::PublicRead) => Canned::PublicRead.acl(owner, owner),
         }
     }
 
-    /// Whether `s` names a canned ACL that grants anyone beyond the owner
-    /// (implemented or not).
-    pub fn is_public_name(s: &str) -> bool {
-        matches!(
-            s,
-            "public-read" | "public-read-write" | "authenticated-read"
-        )
+    /// The document to store for `acl` (`None` for the default, `private`).
+    pub fn of(acl: &Acl) -> Option<String> {
+        if *acl == Acl::private(&acl.owner) {
+            return None;
+        }
+        serde_json::to_string(&AclDoc {
+            canned: CannedAcl::Private,
+            grants: Some(acl.grants.clone()),
+        })
+        .ok()
     }
 
-    /// The stored document (`None` for the default, `private`).
-    pub fn to_doc(self) -> Option<String> {
-        match self {
-            CannedAcl::Private => None,
-            CannedAcl::PublicRead => serde_json::to_string(&AclDoc { canned: self }).ok(),
-        }
+    /// Reads a stored document (`None`: it does not parse).
+    pub fn parse(doc: &str) -> Option<Self> {
+        serde_json::from_str(doc).ok()
     }
 }
 
@@ -91,14 +99,38 @@ pub struct PublicAccessBlock {
     pub restrict_public_buckets: bool,
 }
 
-/// What decides who other than the owner may read a bucket.
+/// What an action needs from an ACL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Needs {
+    Bucket(Permission),
+    Object(Permission),
+}
+
+fn needs(action: Action) -> Option<Needs> {
+    Some(match action {
+        Action::GetObject | Action::GetObjectVersion => Needs::Object(Permission::Read),
+        Action::GetObjectAcl => Needs::Object(Permission::ReadAcp),
+        Action::PutObjectAcl => Needs::Object(Permission::WriteAcp),
+        Action::ListBucket | Action::ListBucketVersions => Needs::Bucket(Permission::Read),
+        Action::PutObject | Action::DeleteObject => Needs::Bucket(Permission::Write),
+        Action::GetBucketAcl => Needs::Bucket(Permission::ReadAcp),
+        Action::PutBucketAcl => Needs::Bucket(Permission::WriteAcp),
+        // Only a policy grants these.
+        Action::GetObjectTagging | Action::PutObjectTagging | Action::DeleteObjectTagging => {
+            return None
+        }
+    })
+}
+
+/// What decides who other than the owner may do what in a bucket.
 #[derive(Clone, Debug)]
 pub struct AccessView {
     /// The owning tenant.
     pub owner: String,
     policy: Option<BucketPolicy>,
-    acl: CannedAcl,
-    block: PublicAccessBlock,
+    acl: Acl,
+    /// The Block Public Access settings.
+    pub block: PublicAccessBlock,
     /// A stored document did not parse: grant nothing.
     unreadable: bool,
 }
@@ -112,18 +144,14 @@ impl AccessView {
                 .map_err(|_| unreadable = true)
                 .ok()
         });
-        let acl = docs
-            .acl
-            .as_deref()
-            .map(|d| {
-                serde_json::from_str::<AclDoc>(d)
-                    .map(|a| a.canned)
-                    .unwrap_or_else(|_| {
-                        unreadable = true;
-                        CannedAcl::Private
-                    })
-            })
-            .unwrap_or_default();
+        let acl = match docs.acl.as_deref().map(AclDoc::parse) {
+            None => Acl::private(&docs.owner),
+            Some(Some(doc)) => doc.acl(&docs.owner),
+            Some(None) => {
+                unreadable = true;
+                Acl::private(&docs.owner)
+            }
+        };
         let block = docs
             .public_access_block
             .as_deref()
@@ -149,126 +177,65 @@ impl AccessView {
         }
     }
 
-    /// Whether `req`, from anyone but the owner, is granted.
-    pub fn allows(&self, req: &Request<'_>) -> bool {
+    /// The bucket's ACL.
+    pub fn acl(&self) -> &Acl {
+        &self.acl
+    }
+
+    /// The ACL of an object version from its stored document (`None`: the
+    /// default, the bucket owner's). A document that does not parse gives
+    /// nobody else anything.
+    pub fn object_acl(&self, doc: Option<&str>) -> Acl {
+        doc.and_then(Acl::from_doc)
+            .unwrap_or_else(|| Acl::private(&self.owner))
+    }
+
+    /// Whether `req`, from `who` (anyone but the bucket's owner), is
+    /// granted. `object` is the ACL of the version an object action is
+    /// about (`None`: the default).
+    pub fn allows(&self, who: Requester<'_>, req: &Request<'_>, object: Option<&Acl>) -> bool {
         if self.unreadable {
             return false;
         }
+        let tenant = match who {
+            Requester::Tenant(t) => Some(t),
+            Requester::Anonymous => None,
+        };
         let policy = self
             .policy
             .as_ref()
-            .map_or(Decision::None, |p| p.evaluate(req));
+            .map_or(Decision::None, |p| p.evaluate_as(tenant, req));
+        // RestrictPublicBuckets: a public policy grants no one anything.
+        let restricted = self.block.restrict_public_buckets
+            && self.policy.as_ref().is_some_and(BucketPolicy::is_public);
         match policy {
             Decision::Deny => false,
-            Decision::Allow if !self.block.restrict_public_buckets => true,
+            Decision::Allow if !restricted => true,
             _ => {
-                self.acl == CannedAcl::PublicRead
-                    && !self.block.ignore_public_acls
-                    && BucketPolicy::public_read().evaluate(req) == Decision::Allow
+                let ignore = self.block.ignore_public_acls;
+                match needs(req.action) {
+                    None => false,
+                    Some(Needs::Bucket(p)) => self.acl.allows(who, p, ignore),
+                    Some(Needs::Object(p)) => match object {
+                        Some(acl) => acl.allows(who, p, ignore),
+                        None => Acl::private(&self.owner).allows(who, p, ignore),
+                    },
+                }
             }
         }
     }
 
     /// Whether the bucket is public (GetBucketPolicyStatus): its policy
-    /// grants everyone something and is not restricted, or its ACL is
-    /// `public-read` and not ignored.
+    /// grants everyone something and is not restricted, or its ACL has a
+    /// group grant that is not ignored.
     pub fn is_public(&self) -> bool {
         let policy = self.policy.as_ref().is_some_and(BucketPolicy::is_public)
             && !self.block.restrict_public_buckets;
-        let acl = self.acl == CannedAcl::PublicRead && !self.block.ignore_public_acls;
+        let acl = self.acl.is_public() && !self.block.ignore_public_acls;
         !self.unreadable && (policy || acl)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::policy::Action;
-
-    const GET: Request<'static> = Request {
-        action: Action::GetObject,
-        key: Some("k"),
-        prefix: None,
-    };
-
-    fn docs(policy: Option<&str>, acl: CannedAcl, block: PublicAccessBlock) -> BucketAccessDocs {
-        BucketAccessDocs {
-            owner: "acme".into(),
-            policy: policy.map(str::to_owned),
-            acl: acl.to_doc(),
-            public_access_block: serde_json::to_string(&block).ok(),
-            cors: None,
-        }
-    }
-
-    const ALLOW: &str = r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}}"#;
-    const DENY: &str = r#"{"Statement":{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/k"}}"#;
-
-    #[test]
-    fn private_by_default() {
-        let v = AccessView::new("b", &docs(None, CannedAcl::Private, Default::default()));
-        assert!(!v.allows(&GET));
-        assert!(!v.is_public());
-    }
-
-    #[test]
-    fn a_public_policy_or_acl_grants_unless_blocked() {
-        let open = PublicAccessBlock::default();
-        assert!(AccessView::new("b", &docs(Some(ALLOW), CannedAcl::Private, open)).allows(&GET));
-        assert!(AccessView::new("b", &docs(None, CannedAcl::PublicRead, open)).allows(&GET));
-        let restrict = PublicAccessBlock {
-            restrict_public_buckets: true,
-            ..open
-        };
-        let v = AccessView::new("b", &docs(Some(ALLOW), CannedAcl::Private, restrict));
-        assert!(!v.allows(&GET));
-        assert!(!v.is_public());
-        let ignore = PublicAccessBlock {
-            ignore_public_acls: true,
-            ..open
-        };
-        assert!(!AccessView::new("b", &docs(None, CannedAcl::PublicRead, ignore)).allows(&GET));
-    }
-
-    #[test]
-    fn a_deny_in_the_policy_overrides_a_public_acl() {
-        let v = AccessView::new(
-            "b",
-            &docs(Some(DENY), CannedAcl::PublicRead, Default::default()),
-        );
-        assert!(!v.allows(&GET));
-        let other = Request {
-            key: Some("other"),
-            ..GET
-        };
-        assert!(v.allows(&other));
-    }
-
-    #[test]
-    fn unreadable_documents_grant_nothing() {
-        let mut d = docs(Some(ALLOW), CannedAcl::PublicRead, Default::default());
-        d.public_access_block = Some("{\"Bogus\":true}".into());
-        assert!(!AccessView::new("b", &d).allows(&GET));
-        let mut d = docs(None, CannedAcl::PublicRead, Default::default());
-        d.policy = Some("{not json".into());
-        assert!(!AccessView::new("b", &d).allows(&GET));
-    }
-
-    #[test]
-    fn only_private_and_public_read_acls_are_understood() {
-        assert_eq!(CannedAcl::parse("private").ok(), Some(CannedAcl::Private));
-        assert_eq!(
-            CannedAcl::parse("public-read").ok(),
-            Some(CannedAcl::PublicRead)
-        );
-        for other in [
-            "public-read-write",
-            "authenticated-read",
-            "log-delivery-write",
-            "",
-        ] {
-            let e = CannedAcl::parse(other).expect_err(other);
-            assert_eq!(e.code(), &s3s::S3ErrorCode::NotImplemented);
-        }
-    }
-}
+#[path = "public_tests.rs"]
+mod tests;

@@ -19,19 +19,22 @@ use futures::StreamExt;
 use std::collections::BTreeMap;
 
 use stratus_state::objects::{
-    multipart_etag, validate_bucket_name, validate_key, Bucket, DedupeScope, ObjectVersion,
-    StoreCommand, Upload, VersionAttrs, Versioning as StateVersioning,
-    WriteCondition as StateCondition, NULL_VERSION, PRECONDITION_FAILED,
+    multipart_etag, validate_bucket_name, Bucket, DedupeScope, ObjectVersion, StoreCommand, Upload,
+    VersionAttrs, Versioning as StateVersioning, NULL_VERSION,
 };
 use stratus_state::State;
-use stratus_store::{Store, StoreError};
+use stratus_store::{CustomerSeal, Store, StoreError};
 use stratus_types::ErrorCode;
 
 use crate::backend::{
     check_bucket_config, combine_checksums, Backend, BackendError, BackendResult, BucketAccessDocs,
-    BucketConfigKind, BucketInfo, ByteRange, ByteStream, ChecksumSlot, DeleteCondition,
-    DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectChecksum, ObjectInfo, PartInfo,
-    PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition, MIN_PART_SIZE,
+    BucketConfigKind, BucketInfo, ByteRange, ByteStream, ChecksumSlot, CustomerKey,
+    DeleteCondition, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectChecksum,
+    ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo, VersionEntry, VersionLock, Versioning,
+    WriteCondition, MIN_PART_SIZE,
+};
+pub(crate) use crate::store_convert::{
+    check_key, full_info, info, now_ms, seal_of, state_condition, store_err, store_meta, write_err,
 };
 
 /// The [`Backend`] over a replica's [`Store`].
@@ -106,105 +109,12 @@ impl StoreBackend {
 }
 
 /// `bucket` if `tenant` owns it: `NoSuchBucket` / `AccessDenied` otherwise.
-fn owned<'a>(s: &'a State, tenant: &str, bucket: &str) -> BackendResult<&'a Bucket> {
+pub(crate) fn owned<'a>(s: &'a State, tenant: &str, bucket: &str) -> BackendResult<&'a Bucket> {
     match s.store.buckets.get(bucket) {
         Some(b) if b.tenant == tenant => Ok(b),
         Some(_) => Err(BackendError::AccessDenied),
         None => Err(BackendError::NoSuchBucket),
     }
-}
-
-/// Maps a store error; `not_found` is what `NotFound` means in context.
-fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
-    match e.code() {
-        ErrorCode::NotFound => not_found,
-        ErrorCode::Forbidden | ErrorCode::Unauthenticated => BackendError::AccessDenied,
-        ErrorCode::BadRequest => BackendError::InvalidArgument(e.to_string()),
-        ErrorCode::Conflict
-        | ErrorCode::NoLeader
-        | ErrorCode::Unavailable
-        | ErrorCode::InsufficientStorage => BackendError::ServiceUnavailable(e.to_string()),
-        ErrorCode::Internal => BackendError::Internal(e.to_string()),
-        ErrorCode::TooLarge => BackendError::EntityTooLarge(e.to_string()),
-        ErrorCode::QuotaExceeded => BackendError::QuotaExceeded(e.to_string()),
-    }
-}
-
-/// A version as listed (listings carry no headers or tags).
-fn info(key: &str, v: &ObjectVersion) -> ObjectInfo {
-    ObjectInfo {
-        key: key.to_owned(),
-        version_id: v.version_id.clone(),
-        size: v.size,
-        etag: v.etag.clone(),
-        last_modified_ms: v.created_ms,
-        content_type: v.content_type.clone(),
-        user_metadata: v.user_meta.clone(),
-        is_delete_marker: v.is_delete_marker(),
-        headers: BTreeMap::new(),
-        tags: BTreeMap::new(),
-        part_sizes: Vec::new(),
-        checksum: None,
-        part_checksums: BTreeMap::new(),
-    }
-}
-
-/// A version with its attributes.
-fn full_info(key: &str, v: &ObjectVersion, attrs: VersionAttrs) -> ObjectInfo {
-    ObjectInfo {
-        headers: attrs.headers,
-        tags: attrs.tags,
-        part_sizes: attrs.part_sizes,
-        checksum: attrs.checksum,
-        part_checksums: attrs.part_checksums,
-        ..info(key, v)
-    }
-}
-
-fn state_condition(c: Option<WriteCondition>) -> Option<StateCondition> {
-    c.map(|c| match c {
-        WriteCondition::IfAbsent => StateCondition::IfAbsent,
-        WriteCondition::IfMatch(e) => StateCondition::IfMatch(e),
-        WriteCondition::IfNoneMatch(e) => StateCondition::IfNoneMatch(e),
-    })
-}
-
-/// Whether the store refused a write for its precondition.
-fn precondition_failed(e: &StoreError) -> bool {
-    e.code() == ErrorCode::Conflict && e.to_string().starts_with(PRECONDITION_FAILED)
-}
-
-/// [`store_err`], with a failed precondition as such.
-fn write_err(e: StoreError, not_found: BackendError) -> BackendError {
-    if precondition_failed(&e) {
-        BackendError::PreconditionFailed
-    } else {
-        store_err(e, not_found)
-    }
-}
-
-fn check_key(key: &str) -> BackendResult<()> {
-    validate_key(key).map_err(BackendError::InvalidArgument)
-}
-
-fn store_meta(meta: PutMeta) -> stratus_store::PutMeta {
-    stratus_store::PutMeta {
-        content_type: meta.content_type,
-        user_meta: meta.user_metadata,
-        attrs: VersionAttrs {
-            headers: meta.headers,
-            tags: meta.tags,
-            ..VersionAttrs::default()
-        },
-        condition: state_condition(meta.condition),
-    }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[async_trait::async_trait]
@@ -306,7 +216,7 @@ impl Backend for StoreBackend {
             versioning,
         })
         .await
-        .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+        .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchBucket))?;
         Ok(())
     }
 
@@ -340,10 +250,29 @@ impl Backend for StoreBackend {
         };
         let r = self
             .store
-            .put_finishing(tenant, bucket, key, store_meta(meta.clone()), body, finish)
+            .put_sealed(
+                tenant,
+                bucket,
+                key,
+                store_meta(meta.clone()),
+                body,
+                meta.customer_key.as_ref(),
+                finish,
+            )
             .await
-            .map_err(|e| write_err(e, BackendError::NoSuchBucket))?;
+            .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchBucket))?;
+        let customer_seal = self.read(|s| {
+            s.store
+                .version(bucket, key, Some(&r.version_id))
+                .ok()
+                .and_then(|v| seal_of(&v))
+        });
+        let attrs = self.read(|s| s.store.version_attrs(bucket, key, &r.version_id));
         Ok(ObjectInfo {
+            lock: VersionLock {
+                retention: attrs.retention,
+                legal_hold: attrs.legal_hold,
+            },
             key: key.to_owned(),
             version_id: r.version_id,
             size: r.size,
@@ -357,6 +286,8 @@ impl Backend for StoreBackend {
             part_sizes: Vec::new(),
             checksum: meta.checksum.get().filter(|c| !c.value.is_empty()),
             part_checksums: BTreeMap::new(),
+            customer_seal,
+            acl: meta.acl,
         })
     }
 
@@ -367,6 +298,19 @@ impl Backend for StoreBackend {
         key: &str,
         version_id: Option<&str>,
         range: Option<ByteRange>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)> {
+        self.get_object_sealed(tenant, bucket, key, version_id, range, None)
+            .await
+    }
+
+    async fn get_object_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+        customer: Option<&CustomerKey>,
     ) -> BackendResult<(ObjectInfo, ByteStream)> {
         let (v, attrs) = self.lookup(tenant, bucket, key, version_id)?;
         let range = match range {
@@ -381,7 +325,7 @@ impl Backend for StoreBackend {
         };
         let (version, stream) = self
             .store
-            .get(tenant, bucket, key, Some(&v.version_id), range)
+            .get_sealed(tenant, bucket, key, Some(&v.version_id), range, customer)
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchKey))?;
         let stream: ByteStream = Box::pin(stream.map(|r| r.map_err(std::io::Error::other)));
@@ -411,94 +355,8 @@ impl Backend for StoreBackend {
             etag: if_match.map(str::to_owned),
             ..DeleteCondition::default()
         };
-        self.delete_object_if(tenant, bucket, key, version_id, cond)
+        self.delete_checked(tenant, bucket, key, version_id, cond, false)
             .await
-    }
-
-    async fn delete_object_if(
-        &self,
-        tenant: &str,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        cond: DeleteCondition,
-    ) -> BackendResult<DeleteOutcome> {
-        let b = self.bucket(tenant, bucket)?;
-        let conditional = cond.is_some();
-        // An ETag alone keeps the older command's condition.
-        let condition = match cond {
-            DeleteCondition {
-                etag: Some(e),
-                size: None,
-                modified_secs: None,
-            } => Some(StateCondition::IfMatch(e)),
-            c if c.is_some() => Some(StateCondition::DeleteIf {
-                etag: c.etag,
-                size: c.size,
-                modified_secs: c.modified_secs,
-            }),
-            _ => None,
-        };
-        let cmd = |version_id: Option<String>| StoreCommand::DeleteObjectWith {
-            tenant: tenant.to_owned(),
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            version_id,
-            now_ms: now_ms(),
-            condition: condition.clone(),
-        };
-        match version_id {
-            // A conditional delete of a key with no version does nothing
-            // (no delete marker); the state machine holds to the same.
-            None if conditional && self.read(|s| s.store.versions(bucket, key).is_empty()) => {
-                Ok(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                })
-            }
-            None => {
-                let r = self
-                    .command(cmd(None))
-                    .await
-                    .map_err(|e| write_err(e, BackendError::NoSuchBucket))?;
-                Ok(match b.versioning {
-                    StateVersioning::Unversioned => DeleteOutcome {
-                        version_id: None,
-                        delete_marker: false,
-                    },
-                    StateVersioning::Enabled | StateVersioning::Suspended => DeleteOutcome {
-                        version_id: Some(r.id.unwrap_or_else(|| NULL_VERSION.to_owned())),
-                        delete_marker: true,
-                    },
-                })
-            }
-            Some(id) => {
-                let marker = self.read(|s| {
-                    s.store
-                        .versions(bucket, key)
-                        .iter()
-                        .find(|v| v.version_id == id)
-                        .map(ObjectVersion::is_delete_marker)
-                });
-                let Some(marker) = marker else {
-                    // A missing version: success, as in S3 (whatever the
-                    // condition: there is nothing it could be about).
-                    return Ok(DeleteOutcome {
-                        version_id: Some(id.to_owned()),
-                        delete_marker: false,
-                    });
-                };
-                match self.command(cmd(Some(id.to_owned()))).await {
-                    Ok(_) => {}
-                    Err(e) if e.code() == ErrorCode::NotFound => {}
-                    Err(e) => return Err(write_err(e, BackendError::NoSuchBucket)),
-                }
-                Ok(DeleteOutcome {
-                    version_id: Some(id.to_owned()),
-                    delete_marker: marker,
-                })
-            }
-        }
     }
 
     async fn copy_object(
@@ -533,7 +391,7 @@ impl Backend for StoreBackend {
                 meta,
             )
             .await
-            .map_err(|e| write_err(e, BackendError::NoSuchKey))?;
+            .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchKey))?;
         let attrs = self.read(|s| s.store.version_attrs(dst_bucket, dst_key, &v.version_id));
         Ok(full_info(dst_key, &v, attrs))
     }
@@ -614,6 +472,13 @@ impl Backend for StoreBackend {
             headers: meta.headers,
             tags: meta.tags,
             checksum: meta.checksum.get(),
+            customer_seal: meta
+                .customer_key
+                .as_ref()
+                .map(|k| stratus_store::fresh_seal(k).into()),
+            acl: meta.acl,
+            retention: meta.lock.retention,
+            legal_hold: meta.lock.legal_hold,
             ..VersionAttrs::default()
         };
         let r = self
@@ -631,7 +496,7 @@ impl Backend for StoreBackend {
                 },
             })
             .await
-            .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+            .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchBucket))?;
         r.id.ok_or_else(|| BackendError::Internal("the store gave the upload no id".into()))
     }
 
@@ -645,7 +510,7 @@ impl Backend for StoreBackend {
         body: ByteStream,
         size_hint: Option<u64>,
     ) -> BackendResult<PartInfo> {
-        self.upload_part_checked(
+        self.upload_part_sealed(
             tenant,
             bucket,
             key,
@@ -653,12 +518,13 @@ impl Backend for StoreBackend {
             part_number,
             body,
             size_hint,
+            None,
             ChecksumSlot::default(),
         )
         .await
     }
 
-    async fn upload_part_checked(
+    async fn upload_part_sealed(
         &self,
         tenant: &str,
         bucket: &str,
@@ -667,6 +533,7 @@ impl Backend for StoreBackend {
         part_number: u32,
         body: ByteStream,
         _size_hint: Option<u64>,
+        customer: Option<&CustomerKey>,
         checksum: ChecksumSlot,
     ) -> BackendResult<PartInfo> {
         self.upload(tenant, bucket, key, upload_id)?;
@@ -678,7 +545,7 @@ impl Backend for StoreBackend {
         let slot = checksum.clone();
         let p = self
             .store
-            .put_part_checked(tenant, upload_id, part_number, body, move || {
+            .put_part_sealed(tenant, upload_id, part_number, body, customer, move || {
                 slot.get().map(|c| c.value).filter(|v| !v.is_empty())
             })
             .await
@@ -782,7 +649,33 @@ impl Backend for StoreBackend {
             part_sizes: attrs.part_sizes,
             checksum: attrs.checksum,
             part_checksums: attrs.part_checksums,
+            customer_seal: u
+                .parts
+                .values()
+                .next()
+                .and_then(|p| p.data.scope.customer_seal()),
+            acl: attrs.acl,
+            lock: VersionLock {
+                retention: attrs.retention,
+                legal_hold: attrs.legal_hold,
+            },
         })
+    }
+
+    async fn upload_customer_seal(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        self.upload(tenant, bucket, key, upload_id)?;
+        Ok(self.read(|s| {
+            s.store
+                .upload_attrs_of(upload_id)
+                .customer_seal
+                .map(Into::into)
+        }))
     }
 
     async fn abort_multipart(
@@ -876,7 +769,7 @@ impl Backend for StoreBackend {
             doc,
         })
         .await
-        .map_err(|e| store_err(e, BackendError::NoSuchBucket))?;
+        .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchBucket))?;
         Ok(())
     }
 
@@ -910,6 +803,78 @@ impl Backend for StoreBackend {
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchVersion))?;
         Ok(r.id.unwrap_or(v.version_id))
+    }
+
+    async fn set_object_acl(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Option<String>,
+    ) -> BackendResult<String> {
+        // The read rules of a GET (a delete marker: 404 or 405).
+        let (v, _) = self.lookup(tenant, bucket, key, version_id)?;
+        let r = self
+            .command(StoreCommand::SetObjectAcl {
+                tenant: tenant.to_owned(),
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version_id: Some(v.version_id.clone()),
+                acl,
+            })
+            .await
+            .map_err(|e| store_err(e, BackendError::NoSuchVersion))?;
+        Ok(r.id.unwrap_or(v.version_id))
+    }
+
+    async fn create_bucket_locked(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
+        self.lock_create_bucket(tenant, bucket).await
+    }
+
+    async fn set_object_retention(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        retention: Option<Retention>,
+        bypass_governance: bool,
+    ) -> BackendResult<String> {
+        self.lock_set_retention(
+            tenant,
+            bucket,
+            key,
+            version_id,
+            retention,
+            bypass_governance,
+        )
+        .await
+    }
+
+    async fn set_object_legal_hold(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> BackendResult<String> {
+        self.lock_set_legal_hold(tenant, bucket, key, version_id, on)
+            .await
+    }
+
+    async fn delete_object_if(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        cond: DeleteCondition,
+        bypass_governance: bool,
+    ) -> BackendResult<DeleteOutcome> {
+        self.delete_checked(tenant, bucket, key, version_id, cond, bypass_governance)
+            .await
     }
 }
 
@@ -967,6 +932,10 @@ impl KeyStore for StoreKeys {
             .s3_secret(access_key)
             .map(|(secret, tenant)| KeyRecord { secret, tenant })
     }
+
+    fn tenant_exists(&self, tenant: &str) -> bool {
+        self.store.state(|s| s.tenants.contains_key(tenant))
+    }
 }
 
 /// A gateway over a replica's store: [`StoreBackend`] with [`StoreKeys`].
@@ -978,63 +947,5 @@ pub fn store_gateway(store: Store) -> crate::Gateway<StoreBackend, StoreKeys> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use stratus_state::ApplyError;
-
-    /// Every store error kind reaches S3 clients as the backend error (and
-    /// so the S3 code) its code gave before: the one mapping of store kinds
-    /// to S3 answers.
-    #[test]
-    fn every_store_error_kind_keeps_its_backend_error() {
-        let nf = || BackendError::NoSuchKey;
-        let rejected = |code| StoreError::Rejected(ApplyError::from_code(code, "why"));
-        let cases = [
-            (rejected(ErrorCode::NotFound), BackendError::NoSuchKey),
-            (StoreError::NotFound("why".into()), BackendError::NoSuchKey),
-            (rejected(ErrorCode::Forbidden), BackendError::AccessDenied),
-            (
-                rejected(ErrorCode::Unauthenticated),
-                BackendError::AccessDenied,
-            ),
-            (
-                StoreError::Invalid("why".into()),
-                BackendError::InvalidArgument("why".into()),
-            ),
-            (
-                rejected(ErrorCode::Conflict),
-                BackendError::ServiceUnavailable("why".into()),
-            ),
-            (
-                StoreError::Meta {
-                    code: ErrorCode::NoLeader,
-                    message: "why".into(),
-                },
-                BackendError::ServiceUnavailable("why".into()),
-            ),
-            (
-                StoreError::Unavailable("why".into()),
-                BackendError::ServiceUnavailable("why".into()),
-            ),
-            (
-                rejected(ErrorCode::InsufficientStorage),
-                BackendError::ServiceUnavailable("why".into()),
-            ),
-            (
-                StoreError::Internal("why".into()),
-                BackendError::Internal("why".into()),
-            ),
-            (
-                rejected(ErrorCode::TooLarge),
-                BackendError::EntityTooLarge("why".into()),
-            ),
-            (
-                rejected(ErrorCode::QuotaExceeded),
-                BackendError::QuotaExceeded("why".into()),
-            ),
-        ];
-        for (e, want) in cases {
-            assert_eq!(store_err(e, nf()), want);
-        }
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

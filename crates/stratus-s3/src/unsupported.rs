@@ -2,25 +2,17 @@
 //! with `NotImplemented`, never dropped (issue 19: nothing silently
 //! ignored).
 //!
-//! A write that asks for a public ACL, grants, object lock or a
-//! website redirect would otherwise be stored without them while its client
-//! believes they hold — an object lock that does not lock, a "private"
-//! grant list that was never read. What clients send by default and is
-//! true here passes: `x-amz-acl: private` and `bucket-owner-full-control`
-//! (a tenant owns every object in its buckets), and the `STANDARD` storage
-//! class.
+//! A write that asks for a website redirect or another storage class would
+//! otherwise be stored without them while its client believes they hold.
+//! What clients send by default and is true here passes: the `STANDARD`
+//! storage class. (ACLs and object lock are implemented: `acl`,
+//! `gateway::object_lock`.)
 
-use s3s::dto::{ObjectCannedACL, StorageClass};
+use s3s::dto::StorageClass;
 use s3s::{s3_error, S3Result};
 
 /// What a write (put, copy, multipart upload) asks beyond storing bytes.
 pub(crate) struct Extras<'a> {
-    /// `x-amz-acl`.
-    pub(crate) acl: Option<&'a str>,
-    /// Any `x-amz-grant-*` header.
-    pub(crate) grants: bool,
-    /// Any `x-amz-object-lock-*` header.
-    pub(crate) object_lock: bool,
     /// `x-amz-storage-class`.
     pub(crate) storage_class: Option<&'a str>,
     /// `x-amz-website-redirect-location`.
@@ -32,14 +24,6 @@ pub(crate) struct Extras<'a> {
 macro_rules! extras_of {
     ($i:expr) => {
         $crate::unsupported::Extras {
-            acl: $i.acl.as_ref().map(|a| a.as_str()),
-            grants: $i.grant_full_control.is_some()
-                || $i.grant_read.is_some()
-                || $i.grant_read_acp.is_some()
-                || $i.grant_write_acp.is_some(),
-            object_lock: $i.object_lock_mode.is_some()
-                || $i.object_lock_retain_until_date.is_some()
-                || $i.object_lock_legal_hold_status.is_some(),
             storage_class: $i.storage_class.as_ref().map(|c| c.as_str()),
             website_redirect: $i.website_redirect_location.is_some(),
         }
@@ -50,21 +34,7 @@ pub(crate) use extras_of;
 /// Refuses a write asking for anything in [`Extras`] the gateway does not
 /// do, naming it.
 pub(crate) fn refuse_extras(x: &Extras<'_>) -> S3Result<()> {
-    match x.acl {
-        None | Some(ObjectCannedACL::PRIVATE | ObjectCannedACL::BUCKET_OWNER_FULL_CONTROL) => {}
-        Some(acl) => {
-            return Err(s3_error!(
-                NotImplemented,
-                "x-amz-acl: {} is not supported on objects (object ACLs are not implemented): publish objects with a bucket policy or the bucket's public-read ACL",
-                acl
-            ))
-        }
-    }
-    let refused = if x.grants {
-        Some("x-amz-grant-* (ACL grants)")
-    } else if x.object_lock {
-        Some("x-amz-object-lock-* (object lock and legal hold)")
-    } else if x.website_redirect {
+    let refused = if x.website_redirect {
         Some("x-amz-website-redirect-location (website hosting)")
     } else {
         None
@@ -88,9 +58,6 @@ mod tests {
 
     fn none() -> Extras<'static> {
         Extras {
-            acl: None,
-            grants: false,
-            object_lock: false,
             storage_class: None,
             website_redirect: false,
         }
@@ -101,30 +68,13 @@ mod tests {
         for ok in [
             none(),
             Extras {
-                acl: Some("private"),
                 storage_class: Some("STANDARD"),
-                ..none()
-            },
-            Extras {
-                acl: Some("bucket-owner-full-control"),
                 ..none()
             },
         ] {
             assert!(refuse_extras(&ok).is_ok());
         }
         for bad in [
-            Extras {
-                acl: Some("public-read"),
-                ..none()
-            },
-            Extras {
-                grants: true,
-                ..none()
-            },
-            Extras {
-                object_lock: true,
-                ..none()
-            },
             Extras {
                 website_redirect: true,
                 ..none()

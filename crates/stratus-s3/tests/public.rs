@@ -171,7 +171,7 @@ async fn policies_are_checked_when_written() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("MalformedPolicy"), "{}", r.body);
     // Outside the subset: NotImplemented, never stored.
-    let write = r#"{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::$B/*"}"#;
+    let write = r#"{"Effect":"Allow","Principal":"*","Action":"s3:PutBucketPolicy","Resource":"arn:aws:s3:::$B"}"#;
     let r = put(policy("pub", write)).await;
     assert_eq!(r.status, 501, "{}", r.body);
     let big = policy("pub", &vec![ALLOW_ART; 200].join(","));
@@ -233,7 +233,9 @@ async fn canned_acls_map_onto_public_read_and_block_public_access_holds() {
     assert_eq!(r.status, 200, "{}", r.body);
     let r = get(&s, "/pub?policyStatus", A).await;
     assert!(r.body.contains("<IsPublic>true</IsPublic>"), "{}", r.body);
-    assert_eq!(get(&s, "/pub/other.txt", ANON).await.status, 200);
+    // A bucket's public-read lists it; its objects keep their own ACLs
+    // (AWS's semantics).
+    assert_eq!(get(&s, "/pub/other.txt", ANON).await.status, 403);
     assert_eq!(
         get(&s, "/pub/missing", ANON).await.status,
         404,
@@ -250,27 +252,47 @@ async fn canned_acls_map_onto_public_read_and_block_public_access_holds() {
     assert_eq!(r.status, 200);
     assert_eq!(get(&s, "/pub/other.txt", ANON).await.status, 403);
     assert!(!get(&s, "/pub?acl", A).await.body.contains("AllUsers"));
-    // Beyond canned private/public-read: NotImplemented.
-    for h in [
+    // Every canned ACL and grant header, on PutBucketAcl and CreateBucket;
+    // AWS service groups are NotImplemented.
+    for (i, h) in [
         ("x-amz-acl", "public-read-write"),
         ("x-amz-acl", "authenticated-read"),
         (
             "x-amz-grant-read",
             "uri=\"http://acs.amazonaws.com/groups/global/AllUsers\"",
         ),
-    ] {
+        ("x-amz-grant-write", "id=\"tb\""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let r = call(&s, "PUT", "/pub?acl", &[h], Body::empty(), A).await;
-        assert_eq!(r.status, 501, "{h:?}: {}", r.body);
-        let r = call(&s, "PUT", "/newbucket", &[h], Body::empty(), A).await;
-        assert_eq!(r.status, 501, "create with {h:?}: {}", r.body);
+        assert_eq!(r.status, 200, "{h:?}: {}", r.body);
+        let r = call(&s, "PUT", &format!("/newbucket{i}"), &[h], Body::empty(), A).await;
+        assert_eq!(r.status, 200, "create with {h:?}: {}", r.body);
     }
+    let r = call(
+        &s,
+        "PUT",
+        "/pub?acl",
+        &acl("log-delivery-write"),
+        Body::empty(),
+        A,
+    )
+    .await;
+    assert_eq!(r.status, 501, "{}", r.body);
     let r = call(&s, "PUT", "/pub?acl", &acl("public-read"), Body::empty(), B).await;
     assert!(r.status == 403 || r.status == 404, "{}", r.body);
-    // Object ACLs: private is a no-op, anything else refused.
+    let r = call(&s, "PUT", "/pub?acl", &acl("public-read"), Body::empty(), A).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Object ACLs.
     let r = call(&s, "PUT", "/pub/o", &acl("private"), "x".to_string(), A).await;
     assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(get(&s, "/pub/o", ANON).await.status, 403);
     let r = call(&s, "PUT", "/pub/o", &acl("public-read"), "x".to_string(), A).await;
-    assert_eq!(r.status, 501, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(get(&s, "/pub/o", ANON).await.status, 200);
+    assert!(get(&s, "/pub/o?acl", A).await.body.contains("AllUsers"));
 
     // CreateBucket with public-read.
     let r = call(&s, "PUT", "/opened", &acl("public-read"), Body::empty(), A).await;

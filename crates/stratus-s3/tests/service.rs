@@ -88,8 +88,10 @@ async fn anonymous_and_cross_tenant() {
         Some(("AKB", "SKB")),
     )
     .await;
-    assert_eq!(status, 404, "tenant B does not see A's bucket: {body}");
-    assert!(body.contains("NoSuchBucket"), "{body}");
+    // As in AWS: bucket names are global and another tenant's bucket is
+    // refused, not hidden (it could grant B access by ACL or policy).
+    assert_eq!(status, 403, "tenant B may not read A's object: {body}");
+    assert!(body.contains("AccessDenied"), "{body}");
     let (status, body) = call(&service, "localhost", "/", Some(("AKB", "SKB"))).await;
     assert_eq!(status, 200);
     assert!(!body.contains("photos"), "B's bucket list: {body}");

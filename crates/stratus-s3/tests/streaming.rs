@@ -58,6 +58,9 @@ fn info(size: u64, etag: String) -> ObjectInfo {
         part_sizes: Vec::new(),
         checksum: None,
         part_checksums: BTreeMap::new(),
+        customer_seal: None,
+        acl: None,
+        lock: Default::default(),
     }
 }
 
@@ -230,6 +233,16 @@ impl Backend for Sink {
         _: &str,
         _: Option<&str>,
         _: BTreeMap<String, String>,
+    ) -> BackendResult<String> {
+        unused()
+    }
+    async fn set_object_acl(
+        &self,
+        _: &str,
+        _: &str,
+        _: &str,
+        _: Option<&str>,
+        _: Option<String>,
     ) -> BackendResult<String> {
         unused()
     }

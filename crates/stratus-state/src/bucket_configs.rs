@@ -32,17 +32,23 @@ pub enum BucketConfigKind {
     PublicAccessBlock,
     /// The canned ACL the bucket was given.
     Acl,
+    /// The default server-side encryption (S3 `PutBucketEncryption`).
+    Encryption,
+    /// Object lock configuration ([`crate::object_lock::LockConfig`]).
+    ObjectLock,
 }
 
 impl BucketConfigKind {
     /// Every kind.
-    pub const ALL: [BucketConfigKind; 6] = [
+    pub const ALL: [BucketConfigKind; 8] = [
         BucketConfigKind::Lifecycle,
         BucketConfigKind::Policy,
         BucketConfigKind::Cors,
         BucketConfigKind::Tagging,
         BucketConfigKind::PublicAccessBlock,
         BucketConfigKind::Acl,
+        BucketConfigKind::Encryption,
+        BucketConfigKind::ObjectLock,
     ];
 }
 
@@ -58,6 +64,8 @@ pub fn check_bucket_config(bucket: &str, kind: BucketConfigKind, doc: &str) -> R
     serde_json::from_str::<serde::de::IgnoredAny>(doc)
         .map_err(|e| format!("the {kind:?} document of bucket {bucket:?} is not JSON: {e}"))?;
     crate::lifecycle::check_doc(kind, doc)
+        .map_err(|e| format!("the {kind:?} document of bucket {bucket:?}: {e}"))?;
+    crate::object_lock::check_doc(kind, doc)
         .map_err(|e| format!("the {kind:?} document of bucket {bucket:?}: {e}"))
 }
 
@@ -102,7 +110,13 @@ impl State {
             return Err(ApplyError::invalid("not a bucket configuration command"));
         };
         let st = &mut self.store;
-        st.bucket_of(tenant, bucket)?;
+        let had_lock = st.lock_config(bucket).is_some();
+        crate::object_lock::check_config_change(
+            st.bucket_of(tenant, bucket)?,
+            had_lock,
+            *kind,
+            doc.is_none(),
+        )?;
         let key = (bucket.clone(), *kind);
         match doc {
             None => {

@@ -45,11 +45,17 @@ pub enum Table {
     /// `bucket \0 key \0 version_id` → JSON document
     /// (`objects::VersionAttrs`; absent = default).
     VersionAttrs = 9,
+    /// The market's ledger: entry seq (u64 BE) → JSON record
+    /// (`accounts::LedgerRecord`).
+    Ledger = 10,
+    /// Which ledger entries concern a tenant: `tenant \0 seq(u64 BE)` →
+    /// nothing.
+    LedgerIndex = 11,
 }
 
 impl Table {
     /// Every table, in snapshot order.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 12] = [
         Table::Rows,
         Table::Versions,
         Table::Chunks,
@@ -60,6 +66,8 @@ impl Table {
         Table::BadPacks,
         Table::Meta,
         Table::VersionAttrs,
+        Table::Ledger,
+        Table::LedgerIndex,
     ];
 
     /// Stable name (redb table name).
@@ -75,6 +83,8 @@ impl Table {
             Table::EmptyPacks => "state_empty_packs",
             Table::BadPacks => "state_bad_packs",
             Table::VersionAttrs => "state_version_attrs",
+            Table::Ledger => "state_ledger",
+            Table::LedgerIndex => "state_ledger_index",
         }
     }
 

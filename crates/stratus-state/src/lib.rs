@@ -33,6 +33,7 @@
 //!
 //! [`TypeConfig`] binds these types to openraft.
 
+pub mod accounts;
 pub mod bucket_configs;
 pub mod kv;
 pub mod legacy;
@@ -41,6 +42,7 @@ pub mod lifecycle_filters;
 pub mod marks;
 pub mod modules;
 pub mod nodes;
+pub mod object_lock;
 pub mod objects;
 pub mod quotas;
 mod result;
@@ -340,6 +342,8 @@ pub enum Command {
         /// Leader time.
         now_ms: u64,
     },
+    /// A change to the market's money ([`accounts`]).
+    Market(accounts::MarketCommand),
 }
 
 /// A tenant variable.
@@ -392,6 +396,12 @@ pub struct State {
     /// Modules stored as objects, by tenant then content address
     /// ([`modules`]); `modules` keeps those of the first layouts.
     pub module_objects: Tracked<TenantName, BTreeMap<String, modules::ModuleObject>>,
+    /// Balance of every ledger account that holds money ([`accounts`]).
+    pub balances: Tracked<stratus_market::Account, stratus_market::Amount>,
+    /// The number of the last posted ledger entry.
+    pub ledger_seq: Cell<u64>,
+    /// Lenders' offers, by node ([`accounts`]).
+    pub offers: Tracked<NodeId, stratus_market::Offer>,
 }
 
 impl Default for State {
@@ -587,6 +597,7 @@ impl State {
                 version,
                 now_ms,
             } => self.put_module_object(tenant, hash, version, *now_ms),
+            Command::Market(c) => self.apply_market(c),
         }
     }
 

@@ -473,6 +473,15 @@ impl State {
         if !ok {
             return Ok(StoreResult::Number(0));
         }
+        // Object lock: a locked version is never removed by a rule (a
+        // current one only gets a delete marker, which is allowed).
+        if !*current
+            && st
+                .guard_removal(bucket, key, version_id, *now_ms, false)
+                .is_err()
+        {
+            return Ok(StoreResult::Number(0));
+        }
         // A current version: deleted as a client's unversioned delete
         // (removed in a never-versioned bucket, a delete marker in a
         // versioned one, a null marker in a suspended one), as S3's

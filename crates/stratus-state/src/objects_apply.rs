@@ -37,7 +37,12 @@ impl State {
             | StoreCommand::CreateUploadWith { .. }
             | StoreCommand::CompleteUploadWith { .. }
             | StoreCommand::DeleteObjectWith { .. }
-            | StoreCommand::DeleteBucketAbortingUploads { .. } => self.apply_attrs(cmd),
+            | StoreCommand::DeleteBucketAbortingUploads { .. }
+            | StoreCommand::SetObjectAcl { .. } => self.apply_attrs(cmd),
+            StoreCommand::CreateBucketWithConfigs { .. }
+            | StoreCommand::SetObjectRetention { .. }
+            | StoreCommand::SetObjectLegalHold { .. }
+            | StoreCommand::DeleteObjectBypassing { .. } => self.apply_lock(cmd),
             StoreCommand::PutPartWith { .. } | StoreCommand::CompleteUploadChecked { .. } => {
                 self.apply_checksums(cmd)
             }
@@ -114,6 +119,7 @@ impl State {
                 versioning,
             } => {
                 st.bucket_of(tenant, name)?;
+                crate::object_lock::check_versioning_change(st, name, *versioning)?;
                 if *versioning == Versioning::Unversioned {
                     return Err(ApplyError::invalid(
                         "versioning can only be enabled or suspended",
@@ -283,6 +289,7 @@ impl State {
                 match version_id {
                     None if versioning == Versioning::Unversioned => {
                         // Never versioned: the object goes, no marker (S3).
+                        st.guard_removal(bucket, key, NULL_VERSION, *now_ms, false)?;
                         if let Some(v) = st.take_version(bucket, key, NULL_VERSION) {
                             st.drop_version(bucket, v);
                         }
@@ -302,6 +309,8 @@ impl State {
                         Ok(StoreResult::Id(st.put_version(bucket, key, marker)))
                     }
                     Some(v) => {
+                        // Object lock: no path removes a locked version.
+                        st.guard_removal(bucket, key, v, *now_ms, false)?;
                         let removed = st.take_version(bucket, key, v).ok_or_else(|| {
                             ApplyError::not_found(format!("{bucket}/{key} has no version {v:?}"))
                         })?;

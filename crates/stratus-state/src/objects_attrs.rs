@@ -50,6 +50,9 @@ pub const STORED_HEADERS: [&str; 5] = [
     "content-language",
     "expires",
 ];
+/// Largest ACL document of a version (100 grants of 63-character tenant
+/// names fit several times over).
+pub const MAX_ACL_DOC_BYTES: usize = 32 * 1024;
 /// The start of the message of a refusal for a failed precondition.
 pub const PRECONDITION_FAILED: &str = "PreconditionFailed:";
 
@@ -80,6 +83,51 @@ pub struct VersionAttrs {
     /// position (1 = the first part) for a completed version.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub part_checksums: BTreeMap<u32, String>,
+    /// Of a multipart upload under a client's key (S3 SSE-C): the salt and
+    /// check its parts are sealed with ([`crate::objects::KeyScope::Customer`]),
+    /// set when it is created. Never the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_seal: Option<CustomerSealDoc>,
+    /// The version's access control list, a JSON document the S3 gateway
+    /// writes and reads (owner and grants; opaque here, at most
+    /// [`MAX_ACL_DOC_BYTES`]); `None`: the default (the bucket's owner has
+    /// full control).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
+    /// Object lock retention ([`crate::object_lock`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::object_lock::Retention>,
+    /// Object lock legal hold: `None` never set, `Some(true)` on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<bool>,
+}
+
+/// The salt and check of a customer key ([`stratus_chunk::CustomerSeal`]),
+/// as a JSON document holds them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerSealDoc {
+    /// Salt of the scope key.
+    pub salt: [u8; 32],
+    /// Keyed check of the key.
+    pub check: [u8; 32],
+}
+
+impl From<stratus_chunk::CustomerSeal> for CustomerSealDoc {
+    fn from(s: stratus_chunk::CustomerSeal) -> Self {
+        CustomerSealDoc {
+            salt: s.salt,
+            check: s.check,
+        }
+    }
+}
+
+impl From<CustomerSealDoc> for stratus_chunk::CustomerSeal {
+    fn from(s: CustomerSealDoc) -> Self {
+        stratus_chunk::CustomerSeal {
+            salt: s.salt,
+            check: s.check,
+        }
+    }
 }
 
 impl VersionAttrs {
@@ -91,6 +139,10 @@ impl VersionAttrs {
             && self.upload_id.is_none()
             && self.checksum.is_none()
             && self.part_checksums.is_empty()
+            && self.customer_seal.is_none()
+            && self.acl.is_none()
+            && self.retention.is_none()
+            && self.legal_hold.is_none()
     }
 
     /// The JSON document carried in commands and stored in rows.
@@ -127,8 +179,23 @@ impl VersionAttrs {
             )));
         }
         super::checksums::validate_checksums(self)?;
+        check_acl_doc(self.acl.as_deref())?;
         validate_tags(&self.tags)
     }
+}
+
+/// Checks an ACL document's size ([`MAX_ACL_DOC_BYTES`]) and that it is JSON.
+fn check_acl_doc(acl: Option<&str>) -> Result<(), ApplyError> {
+    let Some(doc) = acl else { return Ok(()) };
+    if doc.len() > MAX_ACL_DOC_BYTES {
+        return Err(ApplyError::TooLarge(format!(
+            "an ACL document is {} bytes; the limit is {MAX_ACL_DOC_BYTES}",
+            doc.len()
+        )));
+    }
+    serde_json::from_str::<serde_json::Value>(doc)
+        .map(|_| ())
+        .map_err(|e| ApplyError::invalid(format!("an ACL document is not JSON: {e}")))
 }
 
 /// Checks S3's tag rules: at most [`MAX_TAGS`], keys of 1 to
@@ -351,9 +418,11 @@ impl State {
                 attrs,
                 condition,
             } => {
-                let attrs = VersionAttrs::from_doc(attrs)?;
+                let mut attrs = VersionAttrs::from_doc(attrs)?;
                 attrs.validate()?;
                 self.store.bucket_of(tenant, bucket)?;
+                self.store
+                    .lock_new_version(bucket, &mut attrs, version.created_ms)?;
                 if let Some(c) = condition {
                     c.check(self.store.latest(bucket, key).as_ref())?;
                 }
@@ -390,6 +459,28 @@ impl State {
                 st.set_version_attrs(bucket, key, &v.version_id, &attrs);
                 Ok(StoreResult::Id(v.version_id))
             }
+            StoreCommand::SetObjectAcl {
+                tenant,
+                bucket,
+                key,
+                version_id,
+                acl,
+            } => {
+                check_acl_doc(acl.as_deref())?;
+                let st = &mut self.store;
+                st.bucket_of(tenant, bucket)?;
+                let v = st.version(bucket, key, version_id.as_deref())?;
+                if v.is_delete_marker() {
+                    return Err(ApplyError::invalid(format!(
+                        "{bucket}/{key} version {:?} is a delete marker, which has no ACL (MethodNotAllowed)",
+                        v.version_id
+                    )));
+                }
+                let mut attrs = st.version_attrs(bucket, key, &v.version_id);
+                attrs.acl = acl.clone();
+                st.set_version_attrs(bucket, key, &v.version_id, &attrs);
+                Ok(StoreResult::Id(v.version_id))
+            }
             StoreCommand::CreateUploadWith { upload, attrs } => {
                 let doc = VersionAttrs::from_doc(attrs)?;
                 if !doc.part_sizes.is_empty()
@@ -401,6 +492,15 @@ impl State {
                     ));
                 }
                 doc.validate()?;
+                if (doc.retention.is_some() || doc.legal_hold.is_some())
+                    && self.store.lock_config(&upload.bucket).is_none()
+                {
+                    return Err(ApplyError::invalid(format!(
+                        "{} bucket {:?} does not have object lock enabled",
+                        crate::object_lock::INVALID_REQUEST,
+                        upload.bucket
+                    )));
+                }
                 let r = self.apply_store(&StoreCommand::CreateUpload {
                     upload: upload.clone(),
                 })?;
@@ -444,6 +544,7 @@ impl State {
                 // gives it its own).
                 attrs.checksum = None;
                 attrs.part_checksums.clear();
+                st.lock_new_version(&bucket, &mut attrs, *now_ms)?;
                 let r = self.apply_store(&StoreCommand::CompleteUpload {
                     tenant: tenant.clone(),
                     upload: upload.clone(),

@@ -360,3 +360,58 @@ fn a_conditional_delete_of_nothing_adds_no_marker() {
         assert!(s.store.versions("bkt", "nothing").is_empty(), "{cond}");
     }
 }
+
+/// `SetObjectAcl` replaces only the ACL of the version named (the latest
+/// by default), only for the bucket's owner, bounded, never on a delete
+/// marker; `None` restores the default and leaves no row.
+#[test]
+fn object_acls_are_set_per_version_by_the_owner_only() {
+    let mut s = state(Versioning::Enabled);
+    let r = apply(&mut s, put_with("e1", &VersionAttrs::default(), None));
+    let first = r.id.unwrap();
+    apply(&mut s, put_with("e2", &VersionAttrs::default(), None));
+    let set = |tenant: &str, version_id: Option<String>, acl: Option<String>| {
+        StoreCommand::SetObjectAcl {
+            tenant: tenant.into(),
+            bucket: "bkt".into(),
+            key: "k".into(),
+            version_id,
+            acl,
+        }
+    };
+    let doc = r#"{"owner":"acme","grants":[]}"#.to_owned();
+    let r = apply(&mut s, set(T, Some(first.clone()), Some(doc.clone())));
+    assert_eq!(r.id.as_deref(), Some(first.as_str()), "{r:?}");
+    assert_eq!(
+        s.store.version_attrs("bkt", "k", &first).acl.as_deref(),
+        Some(doc.as_str())
+    );
+    let latest = s.store.latest("bkt", "k").unwrap().version_id;
+    assert!(s.store.version_attrs("bkt", "k", &latest).acl.is_none());
+    // Another tenant, an oversized or non-JSON document: refused.
+    assert!(apply(&mut s, set("other", None, Some(doc.clone())))
+        .error
+        .is_some());
+    let huge = format!("\"{}\"", "x".repeat(MAX_ACL_DOC_BYTES));
+    assert!(apply(&mut s, set(T, None, Some(huge))).error.is_some());
+    assert!(apply(&mut s, set(T, None, Some("{nope".into())))
+        .error
+        .is_some());
+    assert!(s.store.version_attrs("bkt", "k", &latest).acl.is_none());
+    // Back to the default: the row goes.
+    apply(&mut s, set(T, Some(first.clone()), None));
+    assert_eq!(attr_rows(&mut s), 0);
+    // A delete marker has no ACL.
+    apply(
+        &mut s,
+        StoreCommand::DeleteObjectWith {
+            tenant: T.into(),
+            bucket: "bkt".into(),
+            key: "k".into(),
+            version_id: None,
+            now_ms: 1,
+            condition: None,
+        },
+    );
+    assert!(apply(&mut s, set(T, None, Some(doc))).error.is_some());
+}

@@ -493,6 +493,25 @@ impl State {
                 version_id: version_id.clone(),
                 now_ms: *now_ms,
             }),
+            StoreCommand::CreateBucketWithConfigs { bucket, .. } => {
+                self.check_store_quota(&StoreCommand::CreateBucket {
+                    bucket: bucket.clone(),
+                })
+            }
+            StoreCommand::DeleteObjectBypassing {
+                tenant,
+                bucket,
+                key,
+                version_id,
+                now_ms,
+                ..
+            } => self.check_store_quota(&StoreCommand::DeleteObject {
+                tenant: tenant.clone(),
+                bucket: bucket.clone(),
+                key: key.clone(),
+                version_id: version_id.clone(),
+                now_ms: *now_ms,
+            }),
             _ => Ok(()),
         }
     }

@@ -42,6 +42,10 @@ pub enum ApplyError {
     /// A command reached the wrong part of the state machine (a bug).
     #[error("{0}")]
     Internal(String),
+    /// An account lacks the money an entry takes; the message names the
+    /// account, its balance and the shortfall.
+    #[error("{0}")]
+    InsufficientFunds(String),
     /// A refusal whose code this version never produces (read from another
     /// version's answer), kept as received.
     #[error("{message}")]
@@ -66,6 +70,7 @@ impl ApplyError {
             ApplyError::TooLarge(_) => ErrorCode::TooLarge,
             ApplyError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             ApplyError::Internal(_) => ErrorCode::Internal,
+            ApplyError::InsufficientFunds(_) => ErrorCode::InsufficientFunds,
             ApplyError::Other { code, .. } => *code,
         }
     }
@@ -81,6 +86,7 @@ impl ApplyError {
             | ApplyError::TooLarge(m)
             | ApplyError::QuotaExceeded(m)
             | ApplyError::Internal(m)
+            | ApplyError::InsufficientFunds(m)
             | ApplyError::Other { message: m, .. } => m,
         }
     }
@@ -98,6 +104,7 @@ impl ApplyError {
             ErrorCode::TooLarge => ApplyError::TooLarge(m),
             ErrorCode::QuotaExceeded => ApplyError::QuotaExceeded(m),
             ErrorCode::Internal => ApplyError::Internal(m),
+            ErrorCode::InsufficientFunds => ApplyError::InsufficientFunds(m),
             code @ (ErrorCode::NoLeader
             | ErrorCode::Unavailable
             | ErrorCode::InsufficientStorage) => ApplyError::Other { code, message: m },
@@ -185,7 +192,7 @@ impl CommandResult {
 mod tests {
     use super::*;
 
-    const ALL_CODES: [ErrorCode; 11] = [
+    const ALL_CODES: [ErrorCode; 12] = [
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::BadRequest,
@@ -197,6 +204,7 @@ mod tests {
         ErrorCode::TooLarge,
         ErrorCode::QuotaExceeded,
         ErrorCode::InsufficientStorage,
+        ErrorCode::InsufficientFunds,
     ];
 
     /// Each kind keeps the code (and so the HTTP status) the
@@ -220,6 +228,11 @@ mod tests {
                 403,
             ),
             (ApplyError::internal("m"), ErrorCode::Internal, 500),
+            (
+                ApplyError::InsufficientFunds("m".into()),
+                ErrorCode::InsufficientFunds,
+                402,
+            ),
         ];
         for (e, code, status) in cases {
             assert_eq!(e.code(), code, "{e:?}");

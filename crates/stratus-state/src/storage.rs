@@ -25,6 +25,9 @@ impl State {
             marks: Cell::load(k, "marks")?,
             joining: Cell::load(k, "joining")?,
             module_objects: Tracked::load(k, "module_objects")?,
+            balances: Tracked::load(k, "balances")?,
+            ledger_seq: Cell::load(k, "ledger_seq")?,
+            offers: Tracked::load(k, "offers")?,
             store: objects::ObjectStore::load(kv)?,
         })
     }
@@ -45,6 +48,9 @@ impl State {
         self.marks.flush(kv, "marks");
         self.joining.flush(kv, "joining");
         self.module_objects.flush(kv, "module_objects");
+        self.balances.flush(kv, "balances");
+        self.ledger_seq.flush(kv, "ledger_seq");
+        self.offers.flush(kv, "offers");
         self.store.flush();
     }
 
@@ -118,6 +124,9 @@ impl State {
             marks: self.marks.clone(),
             joining: self.joining.clone(),
             module_objects: self.module_objects.clone(),
+            balances: self.balances.clone(),
+            ledger_seq: self.ledger_seq.clone(),
+            offers: self.offers.clone(),
             store: self.store.fork(Box::new(mem)),
         }
     }

@@ -55,7 +55,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
             tenant: n.into(),
             key: k.into()
         }),
-        (name, prop::option::of(0u64..3)).prop_map(|(n, v)| Command::SetQuota {
+        (name.clone(), prop::option::of(0u64..3)).prop_map(|(n, v)| Command::SetQuota {
             tenant: n.into(),
             changes: [(quotas::Resource::Vars, v)].into(),
         }),
@@ -63,6 +63,24 @@ fn arb_command() -> impl Strategy<Value = Command> {
             now_ms: t,
             tasks_ms: 10,
             uploads_ms: 10,
+        }),
+        (name.clone(), 0u64..1_000, any::<bool>(), 0u64..100).prop_map(|(n, a, d, t)| {
+            let (tenant, amount, reference) = (n.into(), stratus_market::Amount(a), "r".into());
+            Command::Market(if d {
+                accounts::MarketCommand::Deposit {
+                    tenant,
+                    amount,
+                    reference,
+                    now_ms: t,
+                }
+            } else {
+                accounts::MarketCommand::Withdraw {
+                    tenant,
+                    amount,
+                    reference,
+                    now_ms: t,
+                }
+            })
         }),
     ]
 }

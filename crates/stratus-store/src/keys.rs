@@ -69,6 +69,8 @@ impl Store {
             KeyScope::Public => Ok(ScopeKey::public()),
             KeyScope::Private(k) => Ok(ScopeKey::private(open_key(kek, PRIVATE_SEED, k)?)),
             KeyScope::Tenant(t) => Ok(ScopeKey::tenant(&Store::master_secret(kek, state)?, t)),
+            // Only the client's key opens it (`customer::scope_for`).
+            KeyScope::Customer { .. } => Err(crate::CustomerKeyError::Required.into()),
         }
     }
 

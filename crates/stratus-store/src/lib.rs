@@ -57,6 +57,7 @@
 //! store is tested without either.
 
 pub mod audit;
+mod customer;
 mod images;
 mod keys;
 pub mod lifecycle;
@@ -81,6 +82,7 @@ use stratus_state::{Command, CommandResult, State};
 use stratus_types::{ErrorCode, NodeId, NodeStatus};
 
 pub use audit::AuditReport;
+pub use customer::{fresh_seal, CustomerKeyError};
 pub use images::{normalize_image_name, ImageInfo, ImportReport, FLIST_CONTENT_TYPE};
 pub use lifecycle::LifecycleReport;
 pub use maintain::{GcReport, MaintenanceStats, RepairReport, ScrubReport};
@@ -88,6 +90,7 @@ pub use modules::{IngestedModule, StoredModule, MODULE_CONTENT_TYPE};
 pub use net::NetPieces;
 pub use read::ByteRange;
 pub use s3api::PartPut;
+pub use stratus_chunk::{CustomerKey, CustomerSeal};
 /// A pinned image (defined with the other workload references).
 pub use stratus_types::ImageRef;
 pub use usage::NodeSpace;
@@ -188,6 +191,11 @@ pub enum StoreError {
     /// A bug or an inconsistency of the metadata.
     #[error("{0}")]
     Internal(String),
+    /// A version sealed under a client's key (S3 SSE-C) was asked for
+    /// without it or with another, or a key was given for a version that
+    /// has none.
+    #[error(transparent)]
+    CustomerKey(#[from] CustomerKeyError),
 }
 
 impl StoreError {
@@ -210,6 +218,8 @@ impl StoreError {
             | StoreError::Flist(_)
             | StoreError::Thread { .. }
             | StoreError::Internal(_) => ErrorCode::Internal,
+            StoreError::CustomerKey(CustomerKeyError::Mismatch) => ErrorCode::Forbidden,
+            StoreError::CustomerKey(_) => ErrorCode::BadRequest,
         }
     }
 

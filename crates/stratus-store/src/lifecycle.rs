@@ -20,6 +20,7 @@
 
 use stratus_state::bucket_configs::BucketConfigKind;
 use stratus_state::lifecycle::{evaluate_key_tagged, upload_expires, Expiry, LifecycleConfig};
+use stratus_state::object_lock::check_removal;
 use stratus_state::objects::StoreCommand;
 
 use crate::{now_ms, Store, StoreConfig};
@@ -164,6 +165,16 @@ impl Store {
                     let mut work = Vec::new();
                     for ((key, versions), tags) in page.iter().zip(&tags) {
                         for e in evaluate_key_tagged(&rules.rules, key, versions, tags, now, day) {
+                            // Object lock: a locked noncurrent version stays
+                            // (the state refuses it too; this saves the
+                            // proposal).
+                            if let Expiry::Noncurrent { version_id, .. } = &e {
+                                let attrs =
+                                    self.read(|s| s.store.version_attrs(&bucket, key, version_id));
+                                if check_removal(attrs.lock(), now, false).is_err() {
+                                    continue;
+                                }
+                            }
                             let marker = matches!(e, Expiry::Marker { .. });
                             work.push(Work::Expire(e.command(&tenant, &bucket, key, now), marker));
                         }

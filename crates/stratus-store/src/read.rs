@@ -75,6 +75,23 @@ impl Store {
         version_id: Option<&str>,
         range: Option<ByteRange>,
     ) -> Result<(ObjectVersion, BoxStream<'static, Result<Bytes, StoreError>>), StoreError> {
+        self.get_sealed(tenant, bucket, key, version_id, range, None)
+            .await
+    }
+
+    /// [`Store::get`] with the client's key of a version sealed under one
+    /// (S3 SSE-C): a version sealed under a customer key reads only with
+    /// that key ([`crate::CustomerKeyError`] otherwise, before any piece is
+    /// fetched), and a key given for any other version is refused.
+    pub async fn get_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+        customer: Option<&stratus_chunk::CustomerKey>,
+    ) -> Result<(ObjectVersion, BoxStream<'static, Result<Bytes, StoreError>>), StoreError> {
         let kek = self.kek()?;
         let (version, scope, plan) = self.read(|s| {
             s.store.bucket_of(tenant, bucket)?;
@@ -98,7 +115,7 @@ impl Store {
             let Some(data) = &v.data else {
                 return Err(StoreError::internal("version without data"));
             };
-            let scope = Store::scope_key(&kek, s, &data.scope)?;
+            let scope = crate::customer::scope_for(&kek, s, &data.scope, customer)?;
             let plan = plan_read(&s.store, data, r)?;
             Ok((v, scope, plan))
         })?;

@@ -50,19 +50,24 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
-        self.put_part_checked(tenant, upload_id, number, body, || None)
+        self.put_part_sealed(tenant, upload_id, number, body, None, || None)
             .await
     }
 
-    /// [`Store::put_part`], recording the part's additional checksum that
-    /// `checksum` gives once the body has streamed (`None`: the part has
-    /// none, and a checksum of the part it replaces is forgotten).
-    pub async fn put_part_checked<S>(
+    /// [`Store::put_part`] with the client's key of an upload created under
+    /// one (S3 SSE-C, its `customer_seal`): the part must carry exactly
+    /// that key, and an upload without one takes no key
+    /// ([`crate::CustomerKeyError`]); records the part's additional
+    /// checksum that `checksum` gives once the body has streamed (`None`:
+    /// the part has none, and a checksum of the part it replaces is
+    /// forgotten).
+    pub async fn put_part_sealed<S>(
         &self,
         tenant: &str,
         upload_id: &str,
         number: u32,
         body: S,
+        customer: Option<&stratus_chunk::CustomerKey>,
         checksum: impl FnOnce() -> Option<String> + Send,
     ) -> Result<PartPut, StoreError>
     where
@@ -72,7 +77,7 @@ impl Store {
             return Err(StoreError::invalid("part numbers go from 1 to 10000"));
         }
         let kek = self.kek()?;
-        let (bucket, secret) = self.read(|s| {
+        let (bucket, secret, seal) = self.read(|s| {
             let u = s
                 .store
                 .uploads
@@ -84,13 +89,17 @@ impl Store {
                     ))
                 })?;
             let secret = Store::master_secret(&kek, s)?;
-            Ok::<_, StoreError>((u.bucket.clone(), secret))
+            let seal = s.store.upload_attrs_of(upload_id).customer_seal;
+            Ok::<_, StoreError>((u.bucket.clone(), secret, seal.map(Into::into)))
         })?;
         if let Some(e) = self.read(|s| s.stored_bytes_full(tenant, "", "")) {
             return Err(e.into());
         }
         let seed = upload_seed(&secret, upload_id);
-        let ing = self.ingest(tenant, &bucket, body, seed, false).await?;
+        let sealing = crate::customer::part_sealing(seal, customer, seed)?;
+        let ing = self
+            .ingest_sealed(tenant, &bucket, body, sealing, false)
+            .await?;
         let created_ms = now_ms();
         self.write(StoreCommand::PutPartWith {
             tenant: tenant.to_string(),
@@ -140,12 +149,24 @@ impl Store {
                     v.version_id
                 )));
             }
+            // Read with the client's key and written again, never shared.
+            if v.data
+                .as_ref()
+                .is_some_and(|d| d.scope.customer_seal().is_some())
+            {
+                return Err(crate::CustomerKeyError::Required.into());
+            }
             let attrs = s.store.version_attrs(src_bucket, src_key, &v.version_id);
             Ok::<_, StoreError>((v.clone(), attrs))
         })?;
         version.version_id = String::new();
         version.created_ms = now_ms();
         let mut condition = None;
+        let meta_was_copy = meta.is_none();
+        // A copy does not inherit the source's object lock (as S3): its
+        // lock is the one `meta` asks for, or the bucket's default.
+        attrs.retention = None;
+        attrs.legal_hold = None;
         if let Some(m) = meta {
             version.content_type = m.content_type;
             version.user_meta = m.user_meta;
@@ -158,6 +179,11 @@ impl Store {
         }
         // The copy was not completed from an upload.
         attrs.upload_id = None;
+        // Nor does it inherit the source's ACL (S3: a copy gets the ACL its
+        // request gives, the default without one).
+        if meta_was_copy {
+            attrs.acl = None;
+        }
         let r = self
             .write(StoreCommand::PutObjectWith {
                 tenant: tenant.to_string(),

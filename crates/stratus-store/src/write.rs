@@ -13,14 +13,16 @@ use stratus_chunk::{
 use stratus_proto::{piece_rpc, PieceRpcError};
 use stratus_sched::{place_stripe, Held, StorageNode};
 use stratus_state::objects::{
-    validate_key, ErasureProfile, ManifestChunk, NewChunk, ObjectData, ObjectVersion, StoreCommand,
-    VersionAttrs, WriteCondition,
+    validate_key, ErasureProfile, KeyScope, ManifestChunk, NewChunk, ObjectData, ObjectVersion,
+    StoreCommand, VersionAttrs, WriteCondition,
 };
 use stratus_types::NodeId;
 use tokio::sync::mpsc;
 
+use crate::customer::{CustomerKeyError, Sealing};
 use crate::net::PieceCallError;
 use crate::{now_ms, read_state, StorageTarget, Store, StoreError};
+use stratus_chunk::CustomerKey;
 
 /// Attempts to find a node for each piece before a put fails.
 const PLACEMENT_ROUNDS: usize = 3;
@@ -208,20 +210,24 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
-        self.put_finishing(tenant, bucket, key, meta, body, |_| {})
+        self.put_sealed(tenant, bucket, key, meta, body, None, |_| {})
             .await
     }
 
-    /// [`Store::put`], with `finish` completing the version's attributes
-    /// once the body has streamed (e.g. with a checksum the body's trailer
-    /// carried) and before the version is committed.
-    pub async fn put_finishing<S>(
+    /// [`Store::put`], sealed under the client's key when `customer` is
+    /// given (S3 SSE-C: a fresh random salt, see [`crate::customer`]), with
+    /// `finish` completing the version's attributes once the body has
+    /// streamed (e.g. with a checksum the body's trailer carried) and before
+    /// the version is committed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_sealed<S>(
         &self,
         tenant: &str,
         bucket: &str,
         key: &str,
         meta: PutMeta,
         body: S,
+        customer: Option<&CustomerKey>,
         finish: impl FnOnce(&mut VersionAttrs) + Send,
     ) -> Result<PutResult, StoreError>
     where
@@ -233,8 +239,15 @@ impl Store {
         if let Some(e) = self.read(|s| s.stored_bytes_full(tenant, bucket, key)) {
             return Err(e.into());
         }
+        let sealing = match customer {
+            None => Sealing::Bucket(rand::random()),
+            Some(key) => Sealing::Customer {
+                seal: key.seal(rand::random()),
+                key,
+            },
+        };
         let ing = self
-            .ingest(tenant, bucket, body, rand::random(), false)
+            .ingest_sealed(tenant, bucket, body, sealing, false)
             .await?;
         let version = ObjectVersion {
             version_id: String::new(),
@@ -278,8 +291,30 @@ impl Store {
         &self,
         tenant: &str,
         bucket: &str,
-        mut body: S,
+        body: S,
         private_seed: [u8; 32],
+        prechunked: bool,
+    ) -> Result<Ingested, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
+    {
+        self.ingest_sealed(
+            tenant,
+            bucket,
+            body,
+            Sealing::Bucket(private_seed),
+            prechunked,
+        )
+        .await
+    }
+
+    /// [`Store::ingest`] under the key `sealing` says.
+    pub(crate) async fn ingest_sealed<S>(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        mut body: S,
+        sealing: Sealing<'_>,
         prechunked: bool,
     ) -> Result<Ingested, StoreError>
     where
@@ -288,8 +323,17 @@ impl Store {
         let kek = self.kek()?;
         let (scope, key_scope, profile) = self.read(|s| {
             let b = s.store.bucket_of(tenant, bucket)?;
-            let key_scope = Store::key_scope(&kek, b, private_seed)?;
-            let scope = Store::scope_key(&kek, s, &key_scope)?;
+            let (key_scope, scope) = match &sealing {
+                Sealing::Bucket(private_seed) => {
+                    let key_scope = Store::key_scope(&kek, b, *private_seed)?;
+                    let scope = Store::scope_key(&kek, s, &key_scope)?;
+                    (key_scope, scope)
+                }
+                Sealing::Customer { key, seal } => (
+                    KeyScope::customer(*seal),
+                    seal.scope(key).ok_or(CustomerKeyError::Mismatch)?,
+                ),
+            };
             let profile = Store::profile_for(s, b);
             let ready = Store::targets(s).len();
             if ready < profile.width() {

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
-    ChecksumSlot, DeleteCondition, DeleteOutcome, MetadataDirective, ObjectChecksum, ObjectInfo,
-    PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
+    ChecksumSlot, CustomerKey, CustomerSeal, DeleteCondition, DeleteOutcome, MetadataDirective,
+    ObjectChecksum, ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo, VersionEntry, Versioning,
+    WriteCondition,
 };
 use stratus_s3::StoreBackend;
 use stratus_testkit::{Cluster, Options};
@@ -96,6 +97,19 @@ impl Backend for Fresh {
     ) -> BackendResult<(ObjectInfo, ByteStream)> {
         self.inner.get_object(t, &self.b(b), k, v, r).await
     }
+    async fn get_object_sealed(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        r: Option<ByteRange>,
+        c: Option<&CustomerKey>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)> {
+        self.inner
+            .get_object_sealed(t, &self.b(b), k, v, r, c)
+            .await
+    }
     async fn head_object(
         &self,
         t: &str,
@@ -175,6 +189,23 @@ impl Backend for Fresh {
             .upload_part(t, &self.b(b), k, id, n, body, h)
             .await
     }
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_part_sealed(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        id: &str,
+        n: u32,
+        body: ByteStream,
+        h: Option<u64>,
+        c: Option<&CustomerKey>,
+        checksum: ChecksumSlot,
+    ) -> BackendResult<PartInfo> {
+        self.inner
+            .upload_part_sealed(t, &self.b(b), k, id, n, body, h, c, checksum)
+            .await
+    }
     async fn complete_multipart(
         &self,
         t: &str,
@@ -187,6 +218,15 @@ impl Backend for Fresh {
         self.inner
             .complete_multipart(t, &self.b(b), k, id, parts, condition)
             .await
+    }
+    async fn upload_customer_seal(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        self.inner.upload_customer_seal(t, &self.b(b), k, id).await
     }
     async fn abort_multipart(&self, t: &str, b: &str, k: &str, id: &str) -> BackendResult<()> {
         self.inner.abort_multipart(t, &self.b(b), k, id).await
@@ -235,22 +275,6 @@ impl Backend for Fresh {
         self.inner.set_object_tags(t, &self.b(b), k, v, tags).await
     }
 
-    async fn upload_part_checked(
-        &self,
-        t: &str,
-        b: &str,
-        k: &str,
-        id: &str,
-        n: u32,
-        body: ByteStream,
-        size: Option<u64>,
-        checksum: ChecksumSlot,
-    ) -> BackendResult<PartInfo> {
-        self.inner
-            .upload_part_checked(t, &self.b(b), k, id, n, body, size, checksum)
-            .await
-    }
-
     async fn upload_checksum(
         &self,
         t: &str,
@@ -261,6 +285,44 @@ impl Backend for Fresh {
         self.inner.upload_checksum(t, &self.b(b), k, id).await
     }
 
+    async fn set_object_acl(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        acl: Option<String>,
+    ) -> BackendResult<String> {
+        self.inner.set_object_acl(t, &self.b(b), k, v, acl).await
+    }
+    async fn create_bucket_locked(&self, t: &str, b: &str) -> BackendResult<()> {
+        self.inner.create_bucket_locked(t, &self.b(b)).await
+    }
+    async fn set_object_retention(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        r: Option<Retention>,
+        bypass: bool,
+    ) -> BackendResult<String> {
+        self.inner
+            .set_object_retention(t, &self.b(b), k, v, r, bypass)
+            .await
+    }
+    async fn set_object_legal_hold(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        v: Option<&str>,
+        on: bool,
+    ) -> BackendResult<String> {
+        self.inner
+            .set_object_legal_hold(t, &self.b(b), k, v, on)
+            .await
+    }
     async fn delete_object_if(
         &self,
         t: &str,
@@ -268,8 +330,11 @@ impl Backend for Fresh {
         k: &str,
         v: Option<&str>,
         cond: DeleteCondition,
+        bypass: bool,
     ) -> BackendResult<DeleteOutcome> {
-        self.inner.delete_object_if(t, &self.b(b), k, v, cond).await
+        self.inner
+            .delete_object_if(t, &self.b(b), k, v, cond, bypass)
+            .await
     }
 }
 

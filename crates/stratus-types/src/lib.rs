@@ -495,6 +495,9 @@ pub enum ErrorCode {
     /// A replica's disk is nearly full: writes that add data are refused
     /// until space is freed (reads and deletes still work).
     InsufficientStorage,
+    /// An account lacks the money asked for; the message names the account,
+    /// its balance and the shortfall (HTTP 402).
+    InsufficientFunds,
 }
 
 impl ErrorCode {
@@ -511,6 +514,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => 413,
             ErrorCode::QuotaExceeded => 403,
             ErrorCode::InsufficientStorage => 507,
+            ErrorCode::InsufficientFunds => 402,
         }
     }
 }

@@ -1,27 +1,21 @@
-//! Who may read a bucket: its policy, its canned ACL and its Block Public
-//! Access settings (the owner's operations; the decision itself is
-//! [`crate::public::AccessView`], applied by `readers`).
+//! Who may read or write a bucket: its policy and its Block Public Access
+//! settings (the owner's operations; the ACLs are `acl_ops`'; the decision
+//! itself is [`crate::public::AccessView`], applied by `readers`).
 
 use s3s::dto::{
-    BucketCannedACL, DeleteBucketPolicyInput, DeleteBucketPolicyOutput,
-    DeletePublicAccessBlockInput, DeletePublicAccessBlockOutput, GetBucketAclInput,
-    GetBucketAclOutput, GetBucketPolicyInput, GetBucketPolicyOutput, GetBucketPolicyStatusInput,
-    GetBucketPolicyStatusOutput, GetPublicAccessBlockInput, GetPublicAccessBlockOutput, Grant,
-    Grantee, Permission, PolicyStatus, PublicAccessBlockConfiguration, PutBucketAclInput,
-    PutBucketAclOutput, PutBucketPolicyInput, PutBucketPolicyOutput, PutPublicAccessBlockInput,
-    PutPublicAccessBlockOutput, Type,
+    DeleteBucketPolicyInput, DeleteBucketPolicyOutput, DeletePublicAccessBlockInput,
+    DeletePublicAccessBlockOutput, GetBucketPolicyInput, GetBucketPolicyOutput,
+    GetBucketPolicyStatusInput, GetBucketPolicyStatusOutput, GetPublicAccessBlockInput,
+    GetPublicAccessBlockOutput, PolicyStatus, PublicAccessBlockConfiguration, PutBucketPolicyInput,
+    PutBucketPolicyOutput, PutPublicAccessBlockInput, PutPublicAccessBlockOutput,
 };
 use s3s::{s3_error, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use super::convert::owner;
 use super::errors::to_s3_error;
 use super::Gateway;
 use crate::backend::{Backend, BucketAccessDocs, BucketConfigKind as Kind, KeyStore};
 use crate::policy::BucketPolicy;
-use crate::public::{AccessView, AclDoc, CannedAcl, PublicAccessBlock};
-
-/// AWS's group of everyone, anonymous included.
-pub(super) const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
+use crate::public::{AccessView, PublicAccessBlock};
 
 impl<B: Backend, K: KeyStore> Gateway<B, K> {
     /// The owner's document of `kind` (an owner check: another tenant gets
@@ -54,58 +48,6 @@ impl<B: Backend, K: KeyStore> Gateway<B, K> {
                 .map_err(|e| s3_error!(InternalError, "stored public access block: {}", e)),
         }
     }
-
-    /// Sets the bucket's canned ACL, refused when it is public and the
-    /// bucket blocks public ACLs.
-    pub(super) async fn set_canned_acl(
-        &self,
-        tenant: &str,
-        bucket: &str,
-        acl: CannedAcl,
-    ) -> S3Result<()> {
-        if acl == CannedAcl::PublicRead && self.block(tenant, bucket).await?.block_public_acls {
-            return Err(s3_error!(
-                AccessDenied,
-                "the bucket's Block Public Access settings (BlockPublicAcls) refuse public ACLs"
-            ));
-        }
-        self.set_config(tenant, bucket, Kind::Acl, acl.to_doc())
-            .await
-    }
-}
-
-/// Refuses an object write asking for a public canned ACL on a bucket that
-/// blocks public ACLs with `AccessDenied`, as AWS does (such ACLs are not
-/// implemented on objects: without the block they are `NotImplemented`).
-pub(super) async fn refuse_blocked_object_acl<B: Backend, K: KeyStore, T>(
-    gw: &Gateway<B, K>,
-    req: &S3Request<T>,
-    bucket: &str,
-    acl: Option<&str>,
-) -> S3Result<()> {
-    if !acl.is_some_and(CannedAcl::is_public_name) {
-        return Ok(());
-    }
-    let tenant = gw.tenant(req)?;
-    if gw.block(&tenant, bucket).await?.block_public_acls {
-        return Err(s3_error!(
-            AccessDenied,
-            "the bucket's Block Public Access settings (BlockPublicAcls) refuse public ACLs"
-        ));
-    }
-    Ok(())
-}
-
-/// Refuses the ACL grants of a bucket request (`x-amz-grant-*`, an
-/// `AccessControlPolicy` body): only canned ACLs are implemented.
-pub(super) fn refuse_grants(grants: bool) -> S3Result<()> {
-    if grants {
-        return Err(s3_error!(
-            NotImplemented,
-            "ACL grants (x-amz-grant-*, AccessControlPolicy) are not supported: use x-amz-acl: private or public-read"
-        ));
-    }
-    Ok(())
 }
 
 pub(super) async fn put_bucket_policy<B: Backend, K: KeyStore>(
@@ -174,94 +116,6 @@ pub(super) async fn get_bucket_policy_status<B: Backend, K: KeyStore>(
             is_public: Some(is_public),
         }),
     }))
-}
-
-pub(super) async fn put_bucket_acl<B: Backend, K: KeyStore>(
-    gw: &Gateway<B, K>,
-    req: S3Request<PutBucketAclInput>,
-) -> S3Result<S3Response<PutBucketAclOutput>> {
-    let tenant = gw.tenant(&req)?;
-    let input = &req.input;
-    refuse_grants(
-        input.access_control_policy.is_some()
-            || input.grant_full_control.is_some()
-            || input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write.is_some()
-            || input.grant_write_acp.is_some(),
-    )?;
-    let Some(acl) = &input.acl else {
-        return Err(s3_error!(
-            InvalidRequest,
-            "PutBucketAcl needs an x-amz-acl header (private or public-read)"
-        ));
-    };
-    // A public ACL the gateway does not implement is still a public ACL:
-    // BlockPublicAcls refuses it first, as AWS does.
-    if CannedAcl::is_public_name(acl.as_str())
-        && gw.block(&tenant, &input.bucket).await?.block_public_acls
-    {
-        return Err(s3_error!(
-            AccessDenied,
-            "the bucket's Block Public Access settings (BlockPublicAcls) refuse public ACLs"
-        ));
-    }
-    let acl = CannedAcl::parse(acl.as_str())?;
-    gw.set_canned_acl(&tenant, &input.bucket, acl).await?;
-    Ok(S3Response::new(PutBucketAclOutput::default()))
-}
-
-pub(super) async fn get_bucket_acl<B: Backend, K: KeyStore>(
-    gw: &Gateway<B, K>,
-    req: S3Request<GetBucketAclInput>,
-) -> S3Result<S3Response<GetBucketAclOutput>> {
-    let tenant = gw.tenant(&req)?;
-    let acl = match gw.config(&tenant, &req.input.bucket, Kind::Acl).await? {
-        None => CannedAcl::Private,
-        Some(doc) => {
-            serde_json::from_str::<AclDoc>(&doc)
-                .map_err(|e| s3_error!(InternalError, "stored ACL: {}", e))?
-                .canned
-        }
-    };
-    // The AllUsers grant first, then the owner's (the order Ceph RGW
-    // answers and ceph/s3-tests checks).
-    let mut grants = Vec::new();
-    if acl == CannedAcl::PublicRead {
-        grants.push(Grant {
-            grantee: Some(Grantee {
-                display_name: None,
-                email_address: None,
-                id: None,
-                type_: Type::from_static(Type::GROUP),
-                uri: Some(ALL_USERS.to_owned()),
-            }),
-            permission: Some(Permission::from_static(Permission::READ)),
-        });
-    }
-    grants.push(Grant {
-        grantee: Some(Grantee {
-            display_name: Some(tenant.clone()),
-            email_address: None,
-            id: Some(tenant.clone()),
-            type_: Type::from_static(Type::CANONICAL_USER),
-            uri: None,
-        }),
-        permission: Some(Permission::from_static(Permission::FULL_CONTROL)),
-    });
-    Ok(S3Response::new(GetBucketAclOutput {
-        grants: Some(grants),
-        owner: Some(owner(&tenant)),
-    }))
-}
-
-/// The canned ACL of a CreateBucket, if it asks for one the gateway keeps.
-pub(super) fn create_bucket_acl(
-    acl: Option<&BucketCannedACL>,
-    grants: bool,
-) -> S3Result<Option<CannedAcl>> {
-    refuse_grants(grants)?;
-    acl.map(|a| CannedAcl::parse(a.as_str())).transpose()
 }
 
 pub(super) async fn put_public_access_block<B: Backend, K: KeyStore>(

@@ -107,7 +107,7 @@ pub(super) fn checked_body(
 }
 
 /// Standard base64 (with padding), enough for Content-MD5.
-pub(super) fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     fn val(c: u8) -> Option<u32> {
         match c {
             b'A'..=b'Z' => Some(u32::from(c - b'A')),

@@ -23,13 +23,11 @@ pub(super) async fn create_bucket<B: Backend, K: KeyStore>(
     if let Err(why) = check_bucket_name(bucket) {
         return Err(s3_error!(InvalidBucketName, "{}", why));
     }
-    let acl = super::access_ops::create_bucket_acl(
-        input.acl.as_ref(),
-        input.grant_full_control.is_some()
-            || input.grant_read.is_some()
-            || input.grant_read_acp.is_some()
-            || input.grant_write.is_some()
-            || input.grant_write_acp.is_some(),
+    let acl = super::acl_ops::create_bucket_acl(
+        gw,
+        &tenant,
+        input.acl.as_ref().map(|a| a.as_str()),
+        &crate::acl::grant_headers_of!(input, input.grant_write.as_deref()),
     )?;
     let constraint = input
         .create_bucket_configuration
@@ -37,7 +35,12 @@ pub(super) async fn create_bucket<B: Backend, K: KeyStore>(
         .and_then(|c| c.location_constraint.as_ref())
         .map(|c| c.as_str().to_owned())
         .unwrap_or_default();
-    match gw.backend.create_bucket(&tenant, bucket).await {
+    let created = if input.object_lock_enabled_for_bucket == Some(true) {
+        gw.backend.create_bucket_locked(&tenant, bucket).await
+    } else {
+        gw.backend.create_bucket(&tenant, bucket).await
+    };
+    match created {
         Ok(()) => {}
         // AWS's us-east-1 answers a CreateBucket of a bucket its caller
         // already owns with 200 (and changes nothing); other regions
@@ -46,8 +49,11 @@ pub(super) async fn create_bucket<B: Backend, K: KeyStore>(
             if gw.region == "us-east-1" && matches!(constraint.as_str(), "" | "us-east-1") => {}
         Err(e) => return Err(to_s3_error(e)),
     }
-    if let Some(acl @ crate::public::CannedAcl::PublicRead) = acl {
-        gw.set_canned_acl(&tenant, bucket, acl).await?;
+    if let Some(doc) = acl {
+        gw.backend
+            .put_bucket_config(&tenant, bucket, crate::backend::BucketConfigKind::Acl, doc)
+            .await
+            .map_err(to_s3_error)?;
     }
     Ok(S3Response::new(CreateBucketOutput {
         location: Some(format!("/{bucket}")),
@@ -105,7 +111,13 @@ pub(super) async fn head_bucket<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    let tenant = gw.tenant(&req)?;
+    // s3:ListBucket, as AWS: a bucket READ grant or policy opens it.
+    let asked = crate::policy::Request {
+        action: crate::policy::Action::ListBucket,
+        key: None,
+        prefix: None,
+    };
+    let tenant = super::readers::read_as(gw, &req, &req.input.bucket, asked).await?;
     gw.backend
         .head_bucket(&tenant, &req.input.bucket)
         .await

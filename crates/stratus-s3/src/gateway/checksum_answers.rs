@@ -264,13 +264,11 @@ pub(super) async fn get_object_attributes<B: Backend, K: KeyStore>(
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = &req.input;
-    let tenant =
+    let (tenant, checked) =
         super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
             .await?;
-    crate::sse::refuse_unsupported(&crate::sse::Asked {
-        customer_key: crate::sse::customer_key!(input),
-        ..crate::sse::Asked::default()
-    })?;
+    crate::sse::refuse_on_read(&req.headers)?;
+    let sent = crate::sse::customer_key(crate::sse::customer_of!(input))?;
     // Clients send the list as one comma-separated header.
     let asked: Vec<&str> = input
         .object_attributes
@@ -312,12 +310,7 @@ pub(super) async fn get_object_attributes<B: Backend, K: KeyStore>(
     };
     let info = match gw
         .backend
-        .head_object(
-            &tenant,
-            &input.bucket,
-            &input.key,
-            input.version_id.as_deref(),
-        )
+        .head_object(&tenant, &input.bucket, &input.key, checked.as_deref())
         .await
     {
         Ok(i) => i,
@@ -325,6 +318,8 @@ pub(super) async fn get_object_attributes<B: Backend, K: KeyStore>(
             return Err(super::objects::read_error(gw, &tenant, &input.bucket, &input.key, e).await)
         }
     };
+    // An object under a client's key: its attributes need the key too.
+    crate::sse::check_read(info.customer_seal.as_ref(), sent.as_ref())?;
     let want = |a: &str| asked.contains(&a);
     let mut out = GetObjectAttributesOutput {
         last_modified: Some(timestamp(info.last_modified_ms)),

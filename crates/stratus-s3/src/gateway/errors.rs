@@ -50,6 +50,12 @@ pub fn to_s3_error(e: BackendError) -> S3Error {
             e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
             e
         }
+        E::CustomerKeyRequired => crate::sse::key_required(),
+        E::CustomerKeyMismatch => crate::sse::key_mismatch(),
+        E::CustomerKeyNotApplicable => crate::sse::key_not_applicable(),
+        E::InvalidRequest(m) => S3Error::with_message(S3ErrorCode::InvalidRequest, m),
+        E::InvalidBucketState(m) => S3Error::with_message(S3ErrorCode::InvalidBucketState, m),
+        E::NotImplemented(m) => S3Error::with_message(S3ErrorCode::NotImplemented, m),
     }
 }
 
@@ -94,6 +100,9 @@ mod tests {
             (E::PreconditionFailed, "PreconditionFailed", 412),
             (E::InvalidTag(m()), "InvalidTag", 400),
             (E::InvalidPartNumber, "InvalidPartNumber", 416),
+            (E::InvalidRequest(m()), "InvalidRequest", 400),
+            (E::InvalidBucketState(m()), "InvalidBucketState", 409),
+            (E::NotImplemented(m()), "NotImplemented", 501),
         ];
         for (e, code, status) in cases {
             let with_message = matches!(

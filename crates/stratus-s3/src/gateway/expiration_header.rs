@@ -115,6 +115,9 @@ mod tests {
             part_sizes: Vec::new(),
             checksum: None,
             part_checksums: Default::default(),
+            customer_seal: None,
+            acl: None,
+            lock: Default::default(),
         }
     }
 

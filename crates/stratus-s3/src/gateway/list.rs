@@ -175,7 +175,12 @@ pub(super) async fn list_object_versions<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<ListObjectVersionsInput>,
 ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let asked = crate::policy::Request {
+        action: crate::policy::Action::ListBucketVersions,
+        key: None,
+        prefix: req.input.prefix.as_deref(),
+    };
+    let tenant = super::readers::read_as(gw, &req, &req.input.bucket, asked).await?;
     let input = req.input;
     let max = max_keys(input.max_keys)?;
     let prefix = input.prefix.clone().unwrap_or_default();

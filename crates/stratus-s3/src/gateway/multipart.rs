@@ -18,7 +18,7 @@ use super::convert::{
 };
 use super::errors::{to_s3_error, write_error};
 use super::Gateway;
-use crate::backend::{Backend, ChecksumSlot, KeyStore, MAX_PART_NUMBER};
+use crate::backend::{Backend, BackendError, ChecksumSlot, KeyStore, MAX_PART_NUMBER};
 use crate::listing;
 use crate::{sse, unsupported};
 use s3s::dto::{Checksum, ChecksumAlgorithm};
@@ -34,28 +34,46 @@ pub(super) async fn create_multipart_upload<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let actor =
+        super::readers::bucket_actor(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
+    let tenant = actor.tenant.clone();
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
+    let sent = sse::customer_key(sse::customer_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
+    let acl = super::acl_ops::object_write_acl(
+        gw,
+        &actor,
+        input.acl.as_ref().map(|a| a.as_str()),
+        &crate::acl::grant_headers_of!(input, crate::acl::object_grant_write(&req.headers)),
+    )?;
     let headers = headers_of!(input);
     let tags = tags_of_header(input.tagging.as_deref())?;
     let asked = checksum_answers::asked_for_upload(
         input.checksum_algorithm.as_ref(),
         input.checksum_type.as_ref(),
     )?;
+    let lock = super::object_lock::lock_of!(input)?;
+    super::object_lock::check_lock_allowed(gw, &tenant, &input.bucket, &lock).await?;
     let mut meta = put_meta(input.content_type, input.metadata);
     meta.headers = headers;
     meta.tags = tags;
     if let Some(a) = &asked {
         meta.checksum = ChecksumSlot::with(a.clone());
     }
+    meta.customer_key = sent.as_ref().map(|k| k.key.clone());
+    meta.acl = acl;
+    meta.lock = lock;
     let upload_id = gw
         .backend
         .create_multipart(&tenant, &input.bucket, &input.key, meta)
         .await
         .map_err(to_s3_error)?;
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     Ok(S3Response::new(CreateMultipartUploadOutput {
+        server_side_encryption: sent.is_none().then(sse::at_rest).flatten(),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(upload_id),
@@ -73,12 +91,10 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = req.input;
-    sse::refuse_unsupported(&sse::Asked {
-        customer_key: sse::customer_key!(input),
-        ..sse::Asked::default()
-    })?;
+    let sent = sse::customer_key(sse::customer_of!(input))?;
     let n = part_number(input.part_number)?;
     let asked = gw
         .backend
@@ -96,7 +112,7 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
     )?;
     let part = gw
         .backend
-        .upload_part_checked(
+        .upload_part_sealed(
             &tenant,
             &input.bucket,
             &input.key,
@@ -104,12 +120,20 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
             n,
             body,
             content_length(input.content_length),
+            sent.as_ref().map(|k| &k.key),
             sums.slot(),
         )
         .await
-        .map_err(|e| sums.error_or(write_error(e, mismatch.as_ref())))?;
+        .map_err(|e| match e {
+            BackendError::CustomerKeyMismatch => sse::part_key_mismatch(),
+            e => sums.error_or(write_error(e, mismatch.as_ref())),
+        })?;
     let sums = sums.verified();
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     Ok(S3Response::new(UploadPartOutput {
+        server_side_encryption: sent.is_none().then(sse::at_rest).flatten(),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
         checksum_crc64nvme: sums.checksum_crc64nvme,
@@ -124,8 +148,21 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = req.input;
+    // An upload under a customer key completes only with that key.
+    let sent = sse::customer_key(sse::customer_of!(input))?;
+    match gw
+        .backend
+        .upload_customer_seal(&tenant, &input.bucket, &input.key, &input.upload_id)
+        .await
+    {
+        Ok(seal) => sse::check_part_key(seal.as_ref(), sent.as_ref())?,
+        // A completed upload is answered by the completion itself.
+        Err(BackendError::NoSuchUpload) => {}
+        Err(e) => return Err(to_s3_error(e)),
+    }
     let listed = input
         .multipart_upload
         .and_then(|m| m.parts)
@@ -210,6 +247,7 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
         key: Some(input.key.clone()),
         location: Some(format!("/{}/{}", input.bucket, input.key)),
         version_id: version_header(&info.version_id),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         ..Default::default()
     };
     checksum_answers::checksum_out!(
@@ -218,7 +256,10 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
             .as_ref()
             .map(|c| checksum_answers::checksum_dto(c, &c.value))
     );
-    Ok(S3Response::new(out))
+    let mut resp = S3Response::new(out);
+    // s3s 0.14's output has no SSE-C fields; S3 sends the headers.
+    sse::echo_headers(&mut resp.headers, sent.as_ref());
+    Ok(resp)
 }
 
 /// Keeps the last of each run of entries with the same part number (in
@@ -244,7 +285,8 @@ pub(super) async fn abort_multipart_upload<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = &req.input;
     gw.backend
         .abort_multipart(&tenant, &input.bucket, &input.key, &input.upload_id)
@@ -257,7 +299,8 @@ pub(super) async fn list_parts<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<ListPartsInput>,
 ) -> S3Result<S3Response<ListPartsOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant =
+        super::readers::read_as(gw, &req, &req.input.bucket, writes(&req.input.key)).await?;
     let input = req.input;
     let max = max_keys(input.max_parts)?;
     let marker = input.part_number_marker.unwrap_or(0);
@@ -388,6 +431,16 @@ pub(super) async fn list_multipart_uploads<B: Backend, K: KeyStore>(
         ),
         ..Default::default()
     }))
+}
+
+/// A multipart write of `key` as a policy or ACL sees it: `s3:PutObject`
+/// (bucket `WRITE`).
+fn writes(key: &str) -> crate::policy::Request<'_> {
+    crate::policy::Request {
+        action: crate::policy::Action::PutObject,
+        key: Some(key),
+        prefix: None,
+    }
 }
 
 #[cfg(test)]

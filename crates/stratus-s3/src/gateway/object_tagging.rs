@@ -1,5 +1,6 @@
 //! Object tagging: PutObjectTagging, GetObjectTagging, DeleteObjectTagging
-//! (each with an optional `versionId`).
+//! (each with an optional `versionId`; another tenant or an anonymous
+//! client only on current versions, as a bucket policy grants).
 
 use s3s::dto::{
     DeleteObjectTaggingInput, DeleteObjectTaggingOutput, GetObjectTaggingInput,
@@ -12,12 +13,35 @@ use super::convert::version_header;
 use super::errors::to_s3_error;
 use super::Gateway;
 use crate::backend::{Backend, KeyStore};
+use crate::policy::Action;
+
+/// The tenant a tagging request acts for: the owner's own, or one a bucket
+/// policy grants (no ACL grants tagging).
+async fn acting<B: Backend, K: KeyStore, T>(
+    gw: &Gateway<B, K>,
+    req: &S3Request<T>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    action: Action,
+) -> S3Result<String> {
+    let (actor, _) = super::readers::object_actor(gw, req, bucket, key, version_id, action).await?;
+    Ok(actor.tenant)
+}
 
 pub(super) async fn put_object_tagging<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant = acting(
+        gw,
+        &req,
+        &req.input.bucket,
+        &req.input.key,
+        req.input.version_id.as_deref(),
+        Action::PutObjectTagging,
+    )
+    .await?;
     let input = req.input;
     let tags = tags_of_set(input.tagging.tag_set)?;
     let v = gw
@@ -40,7 +64,15 @@ pub(super) async fn get_object_tagging<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant = acting(
+        gw,
+        &req,
+        &req.input.bucket,
+        &req.input.key,
+        req.input.version_id.as_deref(),
+        Action::GetObjectTagging,
+    )
+    .await?;
     let input = &req.input;
     let info = gw
         .backend
@@ -62,7 +94,15 @@ pub(super) async fn delete_object_tagging<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant = acting(
+        gw,
+        &req,
+        &req.input.bucket,
+        &req.input.key,
+        req.input.version_id.as_deref(),
+        Action::DeleteObjectTagging,
+    )
+    .await?;
     let input = &req.input;
     let v = gw
         .backend

@@ -25,21 +25,38 @@ use crate::backend::{
     Backend, BackendError, ByteRange, DeleteCondition, KeyStore, MetadataDirective, ObjectInfo,
     PutMeta,
 };
+use crate::policy::Action;
 use crate::{sse, unsupported};
 
 pub(super) async fn put_object<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<PutObjectInput>,
 ) -> S3Result<S3Response<PutObjectOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let actor = super::readers::bucket_actor(
+        gw,
+        &req,
+        &req.input.bucket,
+        writes(&req.input.key, Action::PutObject),
+    )
+    .await?;
+    let tenant = actor.tenant.clone();
     let input = req.input;
     sse::refuse_unsupported(&sse::asked_of!(input))?;
+    let sent = sse::customer_key(sse::customer_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
+    let acl = super::acl_ops::object_write_acl(
+        gw,
+        &actor,
+        input.acl.as_ref().map(|a| a.as_str()),
+        &crate::acl::grant_headers_of!(input, crate::acl::object_grant_write(&req.headers)),
+    )?;
     // Checked by the backend when the version is committed (atomic).
     let condition = write_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
     let if_match = input.if_match.is_some();
     let headers = headers_of!(input);
     let tags = tags_of_header(input.tagging.as_deref())?;
+    let lock = super::object_lock::lock_of!(input)?;
+    super::object_lock::check_lock_allowed(gw, &tenant, &input.bucket, &lock).await?;
     let sums = super::checksums::sent_of!(input);
     let (body, mismatch) = checked_body(input.body, input.content_md5.as_deref())?;
     let (body, sums) =
@@ -49,6 +66,9 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     meta.tags = tags;
     meta.condition = condition;
     meta.checksum = sums.slot();
+    meta.customer_key = sent.as_ref().map(|k| k.key.clone());
+    meta.acl = acl;
+    meta.lock = lock;
     let info = gw
         .backend
         .put_object(
@@ -68,8 +88,11 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     }?;
     let sums = sums.verified();
     let expiration = super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await;
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     Ok(S3Response::new(PutObjectOutput {
         expiration,
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         checksum_crc32: sums.checksum_crc32,
         checksum_crc32c: sums.checksum_crc32c,
         checksum_crc64nvme: sums.checksum_crc64nvme,
@@ -78,7 +101,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
         e_tag: Some(etag(&info.etag)),
         size: i64::try_from(info.size).ok(),
         version_id: version_header(&info.version_id),
-        server_side_encryption: sse::at_rest(),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         ..Default::default()
     }))
 }
@@ -88,7 +111,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
     req: S3Request<GetObjectInput>,
 ) -> S3Result<S3Response<GetObjectOutput>> {
     let input = &req.input;
-    let tenant =
+    let (tenant, checked) =
         super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
             .await?;
     super::readers::refuse_anonymous_overrides(
@@ -100,11 +123,9 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
             || input.response_content_type.is_some()
             || input.response_expires.is_some(),
     )?;
-    sse::refuse_unsupported(&sse::Asked {
-        customer_key: sse::customer_key!(input),
-        ..sse::Asked::default()
-    })?;
-    let mut version = input.version_id.clone();
+    sse::refuse_on_read(&req.headers)?;
+    let sent = sse::customer_key(sse::customer_of!(input))?;
+    let mut version = checked;
     let conditional = input.if_match.is_some()
         || input.if_none_match.is_some()
         || input.if_modified_since.is_some()
@@ -115,6 +136,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
             .head_object(&tenant, &input.bucket, &input.key, version.as_deref())
             .await
             .map_err(to_s3_error)?;
+        sse::check_read(info.customer_seal.as_ref(), sent.as_ref())?;
         precondition_error(
             evaluate(
                 &info,
@@ -144,6 +166,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
             .head_object(&tenant, &input.bucket, &input.key, version.as_deref())
             .await
             .map_err(to_s3_error)?;
+        sse::check_read(info.customer_seal.as_ref(), sent.as_ref())?;
         let (first, last, count) = info.part_range(n).map_err(to_s3_error)?;
         version = Some(info.version_id);
         parts_count = Some(count);
@@ -155,12 +178,13 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
     }
     let (info, stream) = match gw
         .backend
-        .get_object(
+        .get_object_sealed(
             &tenant,
             &input.bucket,
             &input.key,
             version.as_deref(),
             range,
+            sent.as_ref().map(|k| &k.key),
         )
         .await
     {
@@ -177,7 +201,10 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         }
         None => (info.size, None),
     };
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     let mut out = GetObjectOutput {
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         accept_ranges: Some("bytes".to_owned()),
         body: Some(blob(stream)),
         content_length: i64::try_from(len).ok(),
@@ -187,7 +214,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         last_modified: Some(timestamp(info.last_modified_ms)),
         metadata: metadata_out(&info.user_metadata),
         version_id: version_header(&info.version_id),
-        server_side_encryption: sse::at_rest(),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         tag_count: tag_count(&info),
         parts_count: parts_count.and_then(|c| i32::try_from(c).ok()),
         expiration: super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await,
@@ -203,6 +230,7 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         )
     );
     headers_out!(out, info);
+    super::object_lock::lock_out!(out, info);
     let mut resp = S3Response::new(out);
     if parts_count.is_some() && info.size > 0 {
         resp.status = Some(http::StatusCode::PARTIAL_CONTENT);
@@ -269,26 +297,20 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = &req.input;
-    let tenant =
+    let (tenant, checked) =
         super::readers::object_reader(gw, &req, &input.bucket, &input.key, &input.version_id)
             .await?;
-    sse::refuse_unsupported(&sse::Asked {
-        customer_key: sse::customer_key!(input),
-        ..sse::Asked::default()
-    })?;
+    sse::refuse_on_read(&req.headers)?;
+    let sent = sse::customer_key(sse::customer_of!(input))?;
     let info = match gw
         .backend
-        .head_object(
-            &tenant,
-            &input.bucket,
-            &input.key,
-            input.version_id.as_deref(),
-        )
+        .head_object(&tenant, &input.bucket, &input.key, checked.as_deref())
         .await
     {
         Ok(i) => i,
         Err(e) => return Err(read_error(gw, &tenant, &input.bucket, &input.key, e).await),
     };
+    sse::check_read(info.customer_seal.as_ref(), sent.as_ref())?;
     precondition_error(
         evaluate(
             &info,
@@ -309,7 +331,10 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
             content_range = Some(format!("bytes {first}-{last}/{}", info.size));
         }
     }
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     let mut out = HeadObjectOutput {
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         accept_ranges: Some("bytes".to_owned()),
         content_length: i64::try_from(len).ok(),
         content_range,
@@ -318,7 +343,7 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
         last_modified: Some(timestamp(info.last_modified_ms)),
         metadata: metadata_out(&info.user_metadata),
         version_id: version_header(&info.version_id),
-        server_side_encryption: sse::at_rest(),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         parts_count,
         expiration: super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await,
         ..Default::default()
@@ -333,6 +358,7 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
         )
     );
     headers_out!(out, info);
+    super::object_lock::lock_out!(out, info);
     // s3s 0.14 answers HeadObject with 200 whatever status is asked (AWS
     // says 206 for a part); the part's length and Content-Range are sent.
     let mut resp = S3Response::new(out);
@@ -348,7 +374,13 @@ pub(super) async fn delete_object<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let tenant = super::readers::read_as(
+        gw,
+        &req,
+        &req.input.bucket,
+        writes(&req.input.key, Action::DeleteObject),
+    )
+    .await?;
     let (size, modified_secs) = super::delete_conditions::from_headers(&req.headers)?;
     let input = &req.input;
     let etag = match &input.if_match {
@@ -368,6 +400,7 @@ pub(super) async fn delete_object<B: Backend, K: KeyStore>(
                 size,
                 modified_secs,
             },
+            input.bypass_governance_retention.unwrap_or(false),
         )
         .await
         .map_err(to_s3_error)?;
@@ -388,8 +421,7 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<DeleteObjectsInput>,
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-    let tenant = gw.tenant(&req)?;
-    let input = req.input;
+    let input = &req.input;
     if input.delete.objects.len() > 1000 {
         return Err(s3_error!(
             MalformedXML,
@@ -397,13 +429,26 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
         ));
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
-    for obj in input.delete.objects {
-        // Per-object conditions, checked with the delete (as DeleteObject's
+    for obj in input.delete.objects.iter().cloned() {
+        // Each key is granted on its own (a policy may name keys); its
+        // conditions are checked with the delete (as DeleteObject's
         // If-Match, x-amz-if-match-size and -last-modified-time).
-        let cond = match super::delete_conditions::of_entry(&obj) {
-            Ok(c) => c,
+        let granted = match super::readers::read_as(
+            gw,
+            &req,
+            &input.bucket,
+            writes(&obj.key, Action::DeleteObject),
+        )
+        .await
+        {
+            Ok(t) => super::delete_conditions::of_entry(&obj).map(|c| (t, c)),
+            Err(e) => Err(e),
+        };
+        let (tenant, cond) = match granted {
+            Ok(tc) => tc,
             Err(e) => {
                 errors.push(dto::Error {
                     code: Some(e.code().as_str().to_owned()),
@@ -422,6 +467,7 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
                 &obj.key,
                 obj.version_id.as_deref(),
                 cond,
+                bypass,
             )
             .await;
         match result {
@@ -462,18 +508,58 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
-    let tenant = gw.tenant(&req)?;
+    let (src_bucket, src_key, src_version) = copy_source(&req.input.copy_source)?;
+    let actor = super::readers::bucket_actor(
+        gw,
+        &req,
+        &req.input.bucket,
+        writes(&req.input.key, Action::PutObject),
+    )
+    .await?;
+    let (source, _) = super::readers::object_actor(
+        gw,
+        &req,
+        src_bucket,
+        src_key,
+        src_version,
+        Action::GetObject,
+    )
+    .await?;
+    // The copy runs as one tenant: the source must be readable by the
+    // requester and in a bucket of the destination's owner.
+    if source.view.is_none() {
+        return Err(s3_error!(NoSuchBucket));
+    }
+    if source.tenant != actor.tenant {
+        if actor.view.is_none() {
+            return Err(s3_error!(AccessDenied));
+        }
+        return Err(s3_error!(
+            NotImplemented,
+            "copying between buckets of different owners is not implemented: GET the object and PUT it"
+        ));
+    }
+    let tenant = actor.tenant.clone();
+    let acl = super::acl_ops::object_write_acl(
+        gw,
+        &actor,
+        req.input.acl.as_ref().map(|a| a.as_str()),
+        &crate::acl::grant_headers_of!(req.input, crate::acl::object_grant_write(&req.headers)),
+    )?;
+    let (src_bucket, src_key, src_version) = (
+        src_bucket.to_owned(),
+        src_key.to_owned(),
+        src_version.map(str::to_owned),
+    );
+    let (src_bucket, src_key) = (src_bucket.as_str(), src_key.as_str());
     let input = req.input;
-    sse::refuse_unsupported(&sse::Asked {
-        sse: input.server_side_encryption.as_ref(),
-        customer_key: sse::customer_key!(input)
-            || input.copy_source_sse_customer_algorithm.is_some()
-            || input.copy_source_sse_customer_key.is_some()
-            || input.copy_source_sse_customer_key_md5.is_some(),
-        kms: sse::kms!(input),
-    })?;
+    sse::refuse_unsupported(&sse::asked_of!(input))?;
+    let src_sent = sse::customer_key(sse::copy_source_customer_of!(input))?;
+    let dst_sent = sse::customer_key(sse::customer_of!(input))?;
     unsupported::refuse_extras(&unsupported::extras_of!(input))?;
-    let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
+    let lock = super::object_lock::lock_of!(input)?;
+    super::object_lock::check_lock_allowed(gw, &tenant, &input.bucket, &lock).await?;
+    let locks = lock != crate::backend::VersionLock::default();
     let replace = input
         .metadata_directive
         .as_ref()
@@ -488,6 +574,7 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
     }
     if !replace
         && !replace_tags
+        && dst_sent.is_none()
         && src_bucket == input.bucket.as_str()
         && src_key == input.key.as_str()
         && src_version.is_none()
@@ -502,10 +589,12 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
         || input.copy_source_if_none_match.is_some()
         || input.copy_source_if_modified_since.is_some()
         || input.copy_source_if_unmodified_since.is_some();
-    let mut src_version = src_version.map(str::to_owned);
+    let mut src_version = src_version;
     // The source as it is now: its directives are resolved against it, and
     // the copy reads exactly that version.
-    let src_info = if conditional || replace != replace_tags {
+    // A lock on the copy is carried by a `Replace` directive (the source's
+    // metadata written again), so it is set with the version, atomically.
+    let src_info = if conditional || replace != replace_tags || acl.is_some() || locks {
         Some(
             gw.backend
                 .head_object(&tenant, src_bucket, src_key, src_version.as_deref())
@@ -546,9 +635,24 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
             } else {
                 src.as_ref().map(|s| s.tags.clone()).unwrap_or_default()
             };
+            m.acl = acl;
+            m.lock = lock;
             MetadataDirective::Replace(m)
         }
     };
+    if src_sent.is_some() || dst_sent.is_some() {
+        // Under a customer key: read with the source's, write with the
+        // destination's (no chunk is shared).
+        let copy = super::sse_copy::Copy {
+            tenant: &tenant,
+            src_bucket,
+            src_key,
+            src_version: src_version.as_deref(),
+            dst_bucket: &input.bucket,
+            dst_key: &input.key,
+        };
+        return super::sse_copy::copy_object(gw, copy, meta, src_sent, dst_sent).await;
+    }
     let info = gw
         .backend
         .copy_object(
@@ -569,17 +673,32 @@ pub(super) async fn copy_object<B: Backend, K: KeyStore>(
             ..Default::default()
         }),
         version_id: version_header(&info.version_id),
+        server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         ..Default::default()
     }))
 }
 
 /// The metadata of a version, to write again as it is.
-fn copied_meta(info: &ObjectInfo) -> PutMeta {
+pub(super) fn copied_meta(info: &ObjectInfo) -> PutMeta {
     PutMeta {
         content_type: info.content_type.clone(),
         user_metadata: info.user_metadata.clone(),
         headers: info.headers.clone(),
         tags: info.tags.clone(),
+        condition: None,
+        customer_key: None,
+        // A copy never takes its source's ACL.
+        acl: None,
+        lock: crate::backend::VersionLock::default(),
         ..PutMeta::default()
+    }
+}
+
+/// A write of `key` (PutObject, DeleteObject) as a policy sees it.
+fn writes(key: &str, action: Action) -> crate::policy::Request<'_> {
+    crate::policy::Request {
+        action,
+        key: Some(key),
+        prefix: None,
     }
 }

@@ -55,13 +55,8 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let tenant = gw.tenant(&req)?;
     let input = req.input;
-    sse::refuse_unsupported(&sse::Asked {
-        customer_key: sse::customer_key!(input)
-            || input.copy_source_sse_customer_algorithm.is_some()
-            || input.copy_source_sse_customer_key.is_some()
-            || input.copy_source_sse_customer_key_md5.is_some(),
-        ..sse::Asked::default()
-    })?;
+    let src_sent = sse::customer_key(sse::copy_source_customer_of!(input))?;
+    let dst_sent = sse::customer_key(sse::customer_of!(input))?;
     let n = part_number(input.part_number)?;
     let (src_bucket, src_key, src_version) = copy_source(&input.copy_source)?;
     let range = input
@@ -74,6 +69,7 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
         .head_object(&tenant, src_bucket, src_key, src_version)
         .await
         .map_err(to_s3_error)?;
+    sse::check_read(info.customer_seal.as_ref(), src_sent.as_ref())?;
     check_copy_source(
         &info,
         input.copy_source_if_match.as_ref(),
@@ -105,7 +101,14 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
                 last: Some(last),
             });
             gw.backend
-                .get_object(&tenant, src_bucket, src_key, Some(&info.version_id), r)
+                .get_object_sealed(
+                    &tenant,
+                    src_bucket,
+                    src_key,
+                    Some(&info.version_id),
+                    r,
+                    src_sent.as_ref().map(|k| &k.key),
+                )
                 .await
                 .map_err(to_s3_error)?
                 .1
@@ -126,7 +129,7 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
     )?;
     let part = gw
         .backend
-        .upload_part_checked(
+        .upload_part_sealed(
             &tenant,
             &input.bucket,
             &input.key,
@@ -134,11 +137,19 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
             n,
             body,
             Some(len),
+            dst_sent.as_ref().map(|k| &k.key),
             sums.slot(),
         )
         .await
-        .map_err(to_s3_error)?;
+        .map_err(|e| match e {
+            BackendError::CustomerKeyMismatch => sse::part_key_mismatch(),
+            e => to_s3_error(e),
+        })?;
+    let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(dst_sent.as_ref());
     Ok(S3Response::new(UploadPartCopyOutput {
+        server_side_encryption: dst_sent.is_none().then(sse::at_rest).flatten(),
+        sse_customer_algorithm,
+        sse_customer_key_md5,
         copy_part_result: Some(CopyPartResult {
             e_tag: Some(etag(&part.etag)),
             last_modified: Some(timestamp(part.last_modified_ms)),

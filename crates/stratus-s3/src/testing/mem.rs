@@ -1,8 +1,8 @@
 //! [`MemBackend`] and [`MemKeys`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -12,10 +12,20 @@ use md5::{Digest, Md5};
 use crate::backend::{
     check_bucket_config, check_tags, combine_checksums, Backend, BackendError, BackendResult,
     BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream, ChecksumSlot,
-    DeleteCondition, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectChecksum,
-    ObjectInfo, PartInfo, PutMeta, UploadInfo, VersionEntry, Versioning, WriteCondition,
-    MIN_PART_SIZE, NULL_VERSION,
+    CustomerKey, CustomerSeal, DeleteCondition, DeleteOutcome, MetadataDirective, ObjectChecksum,
+    ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo, VersionEntry, VersionLock, Versioning,
+    WriteCondition, MIN_PART_SIZE, NULL_VERSION,
 };
+
+#[path = "mem_lock.rs"]
+mod lock;
+
+#[path = "mem_delete.rs"]
+mod delete;
+
+#[path = "mem_keys.rs"]
+mod keys;
+pub use keys::MemKeys;
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
 ///
@@ -57,8 +67,23 @@ struct Upload {
     bucket: String,
     key: String,
     meta: PutMeta,
+    /// The seal of its customer key (SSE-C); the key itself is not kept.
+    seal: Option<CustomerSeal>,
     initiated_ms: u64,
     parts: BTreeMap<u32, (PartInfo, Bytes)>,
+}
+
+/// Whether a request carrying `key` may read (or add a part to) what
+/// `seal` seals: the errors of [`Backend::get_object_sealed`]. (This
+/// backend keeps plaintext in memory: it checks keys, it does not encrypt.)
+fn check_key(seal: Option<&CustomerSeal>, key: Option<&CustomerKey>) -> BackendResult<()> {
+    match (seal, key) {
+        (None, None) => Ok(()),
+        (Some(s), Some(k)) if s.opens_with(k) => Ok(()),
+        (Some(_), Some(_)) => Err(BackendError::CustomerKeyMismatch),
+        (Some(_), None) => Err(BackendError::CustomerKeyRequired),
+        (None, Some(_)) => Err(BackendError::CustomerKeyNotApplicable),
+    }
 }
 
 impl State {
@@ -91,6 +116,9 @@ impl State {
     ) -> BackendResult<ObjectInfo> {
         let now = self.now();
         let versioning = self.bucket(tenant, bucket)?.versioning;
+        if !info.is_delete_marker {
+            lock::lock_new(bucket, self.bucket(tenant, bucket)?, &mut info.lock, now)?;
+        }
         info.version_id = match versioning {
             Some(Versioning::Enabled) => self.fresh_id(),
             _ => NULL_VERSION.to_owned(),
@@ -297,6 +325,7 @@ impl Backend for MemBackend {
     ) -> BackendResult<()> {
         let mut s = self.lock();
         let b = s.bucket(tenant, bucket)?;
+        lock::check_versioning(b, versioning)?;
         // Suspending a never-versioned bucket is recorded too (as S3 does).
         b.versioning = Some(versioning);
         Ok(())
@@ -337,6 +366,9 @@ impl Backend for MemBackend {
             part_sizes: Vec::new(),
             checksum: meta.checksum.get().filter(|c| !c.value.is_empty()),
             part_checksums: BTreeMap::new(),
+            customer_seal: meta.customer_key.as_ref().map(stratus_store::fresh_seal),
+            acl: meta.acl,
+            lock: meta.lock,
         };
         let mut s = self.lock();
         s.check(tenant, bucket, key, meta.condition.as_ref())?;
@@ -351,7 +383,21 @@ impl Backend for MemBackend {
         version_id: Option<&str>,
         range: Option<ByteRange>,
     ) -> BackendResult<(ObjectInfo, ByteStream)> {
+        self.get_object_sealed(tenant, bucket, key, version_id, range, None)
+            .await
+    }
+
+    async fn get_object_sealed(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        range: Option<ByteRange>,
+        customer: Option<&CustomerKey>,
+    ) -> BackendResult<(ObjectInfo, ByteStream)> {
         let v = self.lock().find(tenant, bucket, key, version_id)?;
+        check_key(v.info.customer_seal.as_ref(), customer)?;
         let data = match range {
             Some(r) => {
                 let (first, last) = r.resolve(v.info.size)?;
@@ -386,8 +432,7 @@ impl Backend for MemBackend {
             etag: if_match.map(str::to_owned),
             ..DeleteCondition::default()
         };
-        self.delete_object_if(tenant, bucket, key, version_id, cond)
-            .await
+        self.delete_checked(tenant, bucket, key, version_id, cond, false)
     }
 
     async fn delete_object_if(
@@ -397,86 +442,43 @@ impl Backend for MemBackend {
         key: &str,
         version_id: Option<&str>,
         cond: DeleteCondition,
+        bypass_governance: bool,
     ) -> BackendResult<DeleteOutcome> {
-        let mut s = self.lock();
-        let versioning = s.bucket(tenant, bucket)?.versioning;
-        if cond.is_some() {
-            let b = s.bucket(tenant, bucket)?;
-            let target = b.objects.get(key).and_then(|vs| match version_id {
-                None => vs.first(),
-                Some(id) => vs.iter().find(|v| v.info.version_id == id),
-            });
-            // Nothing to delete succeeds whatever the condition; a delete
-            // marker has an empty etag, no size and no time.
-            let ok = target.is_none_or(|v| {
-                let marker = v.info.is_delete_marker;
-                cond.etag.as_deref().is_none_or(|want| {
-                    let want = want.trim_matches('"');
-                    want == "*" || v.info.etag == want
-                }) && cond.size.is_none_or(|n| !marker && n == v.info.size)
-                    && cond
-                        .modified_secs
-                        .is_none_or(|t| !marker && t == v.info.last_modified_ms / 1000)
-            });
-            if !ok {
-                return Err(BackendError::PreconditionFailed);
-            }
-            // A conditional delete of nothing adds no delete marker.
-            if target.is_none() && version_id.is_none() {
-                return Ok(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                });
-            }
-        }
-        if let Some(id) = version_id {
-            let b = s.bucket(tenant, bucket)?;
-            let mut delete_marker = false;
-            if let Some(vs) = b.objects.get_mut(key) {
-                if let Some(i) = vs.iter().position(|v| v.info.version_id == id) {
-                    delete_marker = vs.remove(i).info.is_delete_marker;
-                }
-                if vs.is_empty() {
-                    b.objects.remove(key);
-                }
-            }
-            return Ok(DeleteOutcome {
-                version_id: Some(id.to_owned()),
-                delete_marker,
-            });
-        }
-        match versioning {
-            None => {
-                let b = s.bucket(tenant, bucket)?;
-                b.objects.remove(key);
-                Ok(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                })
-            }
-            Some(_) => {
-                let marker = ObjectInfo {
-                    key: key.to_owned(),
-                    version_id: String::new(),
-                    size: 0,
-                    etag: String::new(),
-                    last_modified_ms: 0,
-                    content_type: None,
-                    user_metadata: BTreeMap::new(),
-                    is_delete_marker: true,
-                    headers: BTreeMap::new(),
-                    tags: BTreeMap::new(),
-                    part_sizes: Vec::new(),
-                    checksum: None,
-                    part_checksums: BTreeMap::new(),
-                };
-                let info = s.write(tenant, bucket, marker, Bytes::new())?;
-                Ok(DeleteOutcome {
-                    version_id: Some(info.version_id),
-                    delete_marker: true,
-                })
-            }
-        }
+        self.delete_checked(tenant, bucket, key, version_id, cond, bypass_governance)
+    }
+
+    async fn create_bucket_locked(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
+        self.lock_create_bucket(tenant, bucket)
+    }
+
+    async fn set_object_retention(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        retention: Option<Retention>,
+        bypass_governance: bool,
+    ) -> BackendResult<String> {
+        self.lock_set_retention(
+            tenant,
+            bucket,
+            key,
+            version_id,
+            retention,
+            bypass_governance,
+        )
+    }
+
+    async fn set_object_legal_hold(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        on: bool,
+    ) -> BackendResult<String> {
+        self.lock_set_legal_hold(tenant, bucket, key, version_id, on)
     }
 
     async fn copy_object(
@@ -491,6 +493,9 @@ impl Backend for MemBackend {
     ) -> BackendResult<ObjectInfo> {
         let mut s = self.lock();
         let src = s.find(tenant, src_bucket, src_key, src_version)?;
+        if src.info.customer_seal.is_some() {
+            return Err(BackendError::CustomerKeyRequired);
+        }
         s.bucket(tenant, dst_bucket)?;
         let m = match meta {
             MetadataDirective::Copy => PutMeta {
@@ -500,6 +505,11 @@ impl Backend for MemBackend {
                 tags: src.info.tags.clone(),
                 condition: None,
                 checksum: ChecksumSlot::default(),
+                customer_key: None,
+                // An ACL is never copied.
+                acl: None,
+                // A copy does not inherit the source's lock (as S3).
+                lock: VersionLock::default(),
             },
             MetadataDirective::Replace(m) => {
                 check_tags(&m.tags)?;
@@ -523,6 +533,9 @@ impl Backend for MemBackend {
             part_sizes: Vec::new(),
             checksum: src.info.checksum.clone().filter(|c| !c.composite),
             part_checksums: BTreeMap::new(),
+            customer_seal: None,
+            acl: m.acl,
+            lock: m.lock,
         };
         s.write(tenant, dst_bucket, info, src.data)
     }
@@ -602,12 +615,22 @@ impl Backend for MemBackend {
         tenant: &str,
         bucket: &str,
         key: &str,
-        meta: PutMeta,
+        mut meta: PutMeta,
     ) -> BackendResult<String> {
         check_tags(&meta.tags)?;
+        let seal = meta
+            .customer_key
+            .take()
+            .as_ref()
+            .map(stratus_store::fresh_seal);
         let mut s = self.lock();
-        s.bucket(tenant, bucket)?;
         let now = s.now();
+        lock::lock_new(
+            bucket,
+            s.bucket(tenant, bucket)?,
+            &mut meta.lock.clone(),
+            now,
+        )?;
         let id = format!("mpu{}", s.fresh_id());
         s.uploads.insert(
             id.clone(),
@@ -616,6 +639,7 @@ impl Backend for MemBackend {
                 bucket: bucket.to_owned(),
                 key: key.to_owned(),
                 meta,
+                seal,
                 initiated_ms: now,
                 parts: BTreeMap::new(),
             },
@@ -633,7 +657,7 @@ impl Backend for MemBackend {
         body: ByteStream,
         size_hint: Option<u64>,
     ) -> BackendResult<PartInfo> {
-        self.upload_part_checked(
+        self.upload_part_sealed(
             tenant,
             bucket,
             key,
@@ -641,12 +665,13 @@ impl Backend for MemBackend {
             part_number,
             body,
             size_hint,
+            None,
             ChecksumSlot::default(),
         )
         .await
     }
 
-    async fn upload_part_checked(
+    async fn upload_part_sealed(
         &self,
         tenant: &str,
         bucket: &str,
@@ -655,9 +680,11 @@ impl Backend for MemBackend {
         part_number: u32,
         body: ByteStream,
         _size_hint: Option<u64>,
+        customer: Option<&CustomerKey>,
         checksum: ChecksumSlot,
     ) -> BackendResult<PartInfo> {
-        self.lock().upload(tenant, bucket, key, upload_id)?;
+        let seal = self.lock().upload(tenant, bucket, key, upload_id)?.seal;
+        check_key(seal.as_ref(), customer)?;
         let data = collect(body).await?;
         let mut s = self.lock();
         let now = s.now();
@@ -746,6 +773,7 @@ impl Backend for MemBackend {
             .zip(1u32..)
             .filter_map(|((p, _), i)| p.checksum.clone().map(|v| (i, v)))
             .collect();
+        let seal = upload.seal;
         let info = ObjectInfo {
             key: key.to_owned(),
             version_id: String::new(),
@@ -760,6 +788,9 @@ impl Backend for MemBackend {
             part_sizes: chosen.iter().map(|(p, _)| p.size).collect(),
             checksum,
             part_checksums,
+            customer_seal: seal,
+            acl: meta.acl,
+            lock: meta.lock,
         };
         s.check(tenant, bucket, key, condition.as_ref())?;
         let info = s.write(tenant, bucket, info, data)?;
@@ -774,6 +805,16 @@ impl Backend for MemBackend {
             ),
         );
         Ok(info)
+    }
+
+    async fn upload_customer_seal(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<CustomerSeal>> {
+        Ok(self.lock().upload(tenant, bucket, key, upload_id)?.seal)
     }
 
     async fn abort_multipart(
@@ -855,6 +896,7 @@ impl Backend for MemBackend {
     ) -> BackendResult<()> {
         let mut s = self.lock();
         let b = s.bucket(tenant, bucket)?;
+        lock::check_config(b, kind, doc.is_none())?;
         match doc {
             None => {
                 b.configs.remove(&kind);
@@ -899,43 +941,26 @@ impl Backend for MemBackend {
         }
         Ok(id)
     }
-}
 
-/// An in-memory [`KeyStore`] (for tests).
-#[derive(Default)]
-pub struct MemKeys {
-    keys: RwLock<HashMap<String, KeyRecord>>,
-}
-
-impl MemKeys {
-    /// An empty key store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds (or replaces) `access_key` with `secret`, acting for `tenant`.
-    pub fn insert(&self, access_key: &str, secret: &str, tenant: &str) {
-        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        keys.insert(
-            access_key.to_owned(),
-            KeyRecord {
-                secret: secret.to_owned(),
-                tenant: tenant.to_owned(),
-            },
-        );
-    }
-
-    /// Builder form of [`MemKeys::insert`].
-    #[must_use]
-    pub fn with(self, access_key: &str, secret: &str, tenant: &str) -> Self {
-        self.insert(access_key, secret, tenant);
-        self
-    }
-}
-
-impl KeyStore for MemKeys {
-    fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
-        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        keys.get(access_key).cloned()
+    async fn set_object_acl(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+        acl: Option<String>,
+    ) -> BackendResult<String> {
+        let mut s = self.lock();
+        let v = s.find(tenant, bucket, key, version_id)?;
+        let id = v.info.version_id;
+        let b = s.bucket(tenant, bucket)?;
+        if let Some(stored) = b
+            .objects
+            .get_mut(key)
+            .and_then(|vs| vs.iter_mut().find(|x| x.info.version_id == id))
+        {
+            stored.info.acl = acl;
+        }
+        Ok(id)
     }
 }

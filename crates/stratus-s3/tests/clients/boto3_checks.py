@@ -476,48 +476,49 @@ class Checks:
 
     def sse(self):
         """Server-side encryption is answered truthfully, never ignored: SSE-S3
-        (everything is encrypted at rest) says AES256; an upload "under a
-        customer key" (SSE-C) or under KMS is refused and stores nothing, so
-        nobody can later read without the key what its owner believes needs it."""
+        (everything is encrypted at rest) says AES256; an object under a
+        customer key (SSE-C) reads only with that key; KMS is refused and
+        stores nothing. (sse_c_checks.py covers SSE-C in depth.)"""
         r = self.s3.put_object(Bucket=self.bucket, Key="sse/s3", Body=b"x", ServerSideEncryption="AES256")
         expect(r.get("ServerSideEncryption") == "AES256", "SSE-S3 put answered %r" % r.get("ServerSideEncryption"))
         h = self.s3.head_object(Bucket=self.bucket, Key="sse/s3")
         expect(h.get("ServerSideEncryption") == "AES256", "head says %r" % h.get("ServerSideEncryption"))
         key = os.urandom(32)
-        attempts = {
-            "SSE-C put": lambda: self.s3.put_object(Bucket=self.bucket, Key="sse/c", Body=b"secret",
-                                                    SSECustomerAlgorithm="AES256", SSECustomerKey=key),
-            "SSE-KMS put": lambda: self.s3.put_object(Bucket=self.bucket, Key="sse/c", Body=b"secret",
-                                                      ServerSideEncryption="aws:kms"),
-            "SSE-C multipart": lambda: self.s3.create_multipart_upload(Bucket=self.bucket, Key="sse/c",
-                                                                       SSECustomerAlgorithm="AES256",
-                                                                       SSECustomerKey=key),
-            "SSE-C copy": lambda: self.s3.copy_object(Bucket=self.bucket, Key="sse/c",
-                                                      CopySource={"Bucket": self.bucket, "Key": "sse/s3"},
-                                                      SSECustomerAlgorithm="AES256", SSECustomerKey=key),
-            "SSE-C get": lambda: self.s3.get_object(Bucket=self.bucket, Key="sse/s3",
-                                                    SSECustomerAlgorithm="AES256", SSECustomerKey=key),
+        self.s3.put_object(Bucket=self.bucket, Key="sse/c", Body=b"secret",
+                           SSECustomerAlgorithm="AES256", SSECustomerKey=key)
+        g = self.s3.get_object(Bucket=self.bucket, Key="sse/c", SSECustomerAlgorithm="AES256",
+                               SSECustomerKey=key)
+        expect(g["Body"].read() == b"secret", "SSE-C read with its key")
+        refused = {
+            "SSE-C get without the key": (lambda: self.s3.get_object(Bucket=self.bucket, Key="sse/c"),
+                                          ("InvalidRequest", 400)),
+            "SSE-C get with another key": (lambda: self.s3.get_object(
+                Bucket=self.bucket, Key="sse/c", SSECustomerAlgorithm="AES256",
+                SSECustomerKey=os.urandom(32)), ("AccessDenied", 403)),
+            "SSE-C key on a plain object": (lambda: self.s3.get_object(
+                Bucket=self.bucket, Key="sse/s3", SSECustomerAlgorithm="AES256", SSECustomerKey=key),
+                ("InvalidRequest", 400)),
+            "SSE-KMS put": (lambda: self.s3.put_object(Bucket=self.bucket, Key="sse/k", Body=b"secret",
+                                                       ServerSideEncryption="aws:kms"),
+                            ("NotImplemented", 501)),
         }
-        for what, call in attempts.items():
-            code, status = error_code(call)
-            expect((code, status) == ("NotImplemented", 501), "%s: %r" % (what, (code, status)))
-        _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="sse/c"))
-        expect(status == 404, "a refused SSE-C/KMS upload stores nothing (HEAD gave %s)" % status)
+        for what, (call, want) in refused.items():
+            got = error_code(call)
+            expect(got == want, "%s: %r, want %r" % (what, got, want))
+        _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="sse/k"))
+        expect(status == 404, "a refused SSE-KMS upload stores nothing (HEAD gave %s)" % status)
 
     def unsupported_refused(self):
-        """A write asking for what the gateway does not do (public ACLs,
-        grants, object lock, other storage classes, website redirects)
-        is refused and stores nothing; what clients send by default passes."""
+        """A write asking for what the gateway does not do (other storage
+        classes, website redirects), for an object lock in a bucket without
+        object lock, or granting to a tenant that does not exist is refused
+        and stores nothing; what clients send by default passes."""
         import datetime
         r = self.s3.put_object(Bucket=self.bucket, Key="plain/defaults", Body=b"x", ACL="private",
                                StorageClass="STANDARD")
         expect("ETag" in r, "defaults accepted")
         until = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
         attempts = {
-            "public ACL": dict(ACL="public-read"),
-            "grant": dict(GrantRead='id="someone"'),
-            "object lock": dict(ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until),
-            "legal hold": dict(ObjectLockLegalHoldStatus="ON"),
             "storage class": dict(StorageClass="GLACIER"),
             "website redirect": dict(WebsiteRedirectLocation="/elsewhere"),
         }
@@ -525,14 +526,27 @@ class Checks:
             code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="plain/x", Body=b"x",
                                                                  **extra))
             expect((code, status) == ("NotImplemented", 501), "put with %s: %r" % (what, (code, status)))
+        # Object lock exists, but only in buckets created with it (as S3).
+        locks = {
+            "object lock": dict(ObjectLockMode="GOVERNANCE", ObjectLockRetainUntilDate=until),
+            "legal hold": dict(ObjectLockLegalHoldStatus="ON"),
+        }
+        for what, extra in locks.items():
+            code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="plain/x", Body=b"x",
+                                                                 **extra))
+            expect((code, status) == ("InvalidRequest", 400), "put with %s: %r" % (what, (code, status)))
+        # A grant to a tenant that does not exist, on every kind of write.
+        code, status = error_code(lambda: self.s3.put_object(Bucket=self.bucket, Key="plain/x", Body=b"x",
+                                                             GrantRead='id="someone"'))
+        expect((code, status) == ("InvalidArgument", 400), "put with a grant: %r" % ((code, status),))
         code, status = error_code(lambda: self.s3.create_multipart_upload(Bucket=self.bucket, Key="plain/x",
                                                                           GrantRead='id="someone"'))
-        expect((code, status) == ("NotImplemented", 501), "multipart with a grant: %r" % ((code, status),))
+        expect((code, status) == ("InvalidArgument", 400), "multipart with a grant: %r" % ((code, status),))
         code, status = error_code(lambda: self.s3.copy_object(Bucket=self.bucket, Key="plain/x",
                                                               CopySource={"Bucket": self.bucket,
                                                                           "Key": "plain/defaults"},
-                                                              ACL="public-read"))
-        expect((code, status) == ("NotImplemented", 501), "copy with a public ACL: %r" % ((code, status),))
+                                                              GrantRead='id="someone"'))
+        expect((code, status) == ("InvalidArgument", 400), "copy with a grant: %r" % ((code, status),))
         _, status = error_code(lambda: self.s3.head_object(Bucket=self.bucket, Key="plain/x"))
         expect(status == 404, "a refused write stores nothing (HEAD gave %s)" % status)
 

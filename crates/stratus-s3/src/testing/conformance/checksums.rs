@@ -65,13 +65,14 @@ pub async fn stored_checksums<Bk: Backend>(b: &Bk) {
     let crc = |d: &[u8]| base64_encode(&Crc32::checksum(d));
     let slot = |d: &[u8]| ChecksumSlot::with(sum("CRC32", crc(d), false));
     let i1 = b
-        .upload_part_checked(
+        .upload_part_sealed(
             A,
             "ck",
             "mp",
             &id,
             1,
             chunked(&p1, 1 << 20),
+            None,
             None,
             slot(&p1),
         )
@@ -88,7 +89,17 @@ pub async fn stored_checksums<Bk: Backend>(b: &Bk) {
         "a replaced part keeps no checksum"
     );
     let i2 = b
-        .upload_part_checked(A, "ck", "mp", &id, 2, chunked(&p2, 5), None, slot(b"x"))
+        .upload_part_sealed(
+            A,
+            "ck",
+            "mp",
+            &id,
+            2,
+            chunked(&p2, 5),
+            None,
+            None,
+            slot(b"x"),
+        )
         .await
         .expect("part 2");
     // (the slot carries what the gateway verified; here a stand-in)
@@ -96,7 +107,17 @@ pub async fn stored_checksums<Bk: Backend>(b: &Bk) {
     assert_eq!(listed[0].checksum, Some(crc(&p1)));
     assert_eq!(listed[1].checksum, Some(crc(b"x")));
     let again = b
-        .upload_part_checked(A, "ck", "mp", &id, 2, chunked(&p2, 5), None, slot(&p2))
+        .upload_part_sealed(
+            A,
+            "ck",
+            "mp",
+            &id,
+            2,
+            chunked(&p2, 5),
+            None,
+            None,
+            slot(&p2),
+        )
         .await
         .expect("part 2 again");
     assert_eq!(again.etag, i2.etag);
@@ -150,13 +171,14 @@ pub async fn stored_checksums<Bk: Backend>(b: &Bk) {
     );
     let sha = base64_encode(&Sha256::checksum(b"abc"));
     let p = b
-        .upload_part_checked(
+        .upload_part_sealed(
             A,
             "ck",
             "bad",
             &id,
             1,
             chunked(b"abc", 2),
+            None,
             None,
             ChecksumSlot::with(sum("SHA256", sha.clone(), false)),
         )

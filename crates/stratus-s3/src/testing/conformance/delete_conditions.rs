@@ -26,7 +26,9 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
         cond(None, Some(secs + 3600)),
         cond(Some(5), Some(1)),
     ] {
-        let r = b.delete_object_if(A, "dc", "k", None, bad.clone()).await;
+        let r = b
+            .delete_object_if(A, "dc", "k", None, bad.clone(), false)
+            .await;
         assert_eq!(r, Err(BackendError::PreconditionFailed), "{bad:?}");
     }
     let both = DeleteCondition {
@@ -35,7 +37,7 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
         modified_secs: None,
     };
     assert_eq!(
-        b.delete_object_if(A, "dc", "k", None, both).await,
+        b.delete_object_if(A, "dc", "k", None, both, false).await,
         Err(BackendError::PreconditionFailed),
         "every condition must hold"
     );
@@ -44,11 +46,11 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
         b"12345",
         "nothing deleted"
     );
-    b.delete_object_if(A, "dc", "k", None, cond(Some(5), Some(secs)))
+    b.delete_object_if(A, "dc", "k", None, cond(Some(5), Some(secs)), false)
         .await
         .expect("conditions hold");
     let gone = b
-        .delete_object_if(A, "dc", "k", None, cond(Some(9), None))
+        .delete_object_if(A, "dc", "k", None, cond(Some(9), None), false)
         .await
         .expect("a delete of nothing succeeds");
     assert!(!gone.delete_marker);
@@ -61,7 +63,7 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
     let v1 = put(b, A, "dcv", "k", b"one").await;
     let v2 = put(b, A, "dcv", "k", b"second").await;
     let r = b
-        .delete_object_if(A, "dcv", "k", None, cond(Some(3), None))
+        .delete_object_if(A, "dcv", "k", None, cond(Some(3), None), false)
         .await;
     assert_eq!(
         r,
@@ -69,12 +71,12 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
         "latest is 6 bytes"
     );
     let m = b
-        .delete_object_if(A, "dcv", "k", None, cond(Some(6), None))
+        .delete_object_if(A, "dcv", "k", None, cond(Some(6), None), false)
         .await
         .expect("latest matches");
     assert!(m.delete_marker);
     let r = b
-        .delete_object_if(A, "dcv", "k", None, cond(Some(0), None))
+        .delete_object_if(A, "dcv", "k", None, cond(Some(0), None), false)
         .await;
     assert_eq!(
         r,
@@ -82,7 +84,14 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
         "a marker has no size"
     );
     let r = b
-        .delete_object_if(A, "dcv", "k", Some(&v1.version_id), cond(Some(6), None))
+        .delete_object_if(
+            A,
+            "dcv",
+            "k",
+            Some(&v1.version_id),
+            cond(Some(6), None),
+            false,
+        )
         .await;
     assert_eq!(r, Err(BackendError::PreconditionFailed), "v1 is 3 bytes");
     let h1 = b
@@ -95,6 +104,7 @@ pub async fn delete_conditions<Bk: Backend>(b: &Bk) {
         "k",
         Some(&v1.version_id),
         cond(Some(3), Some(h1.last_modified_ms / 1000)),
+        false,
     )
     .await
     .expect("v1 matches");

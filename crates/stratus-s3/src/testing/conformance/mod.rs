@@ -14,21 +14,27 @@ use crate::backend::{
     EMPTY_MD5, MIN_PART_SIZE, NULL_VERSION,
 };
 
+mod acls;
 mod attrs;
 mod buckets;
 mod checksums;
+mod customer;
 mod delete_conditions;
 mod listing;
 mod multipart;
+mod object_lock;
 mod objects;
 mod versioning;
 
+pub use acls::object_acls;
 pub use attrs::{conditional_writes, stored_headers_and_tags, tagging, uploads_end};
 pub use buckets::{bucket_access, bucket_configs, buckets, tenant_isolation};
 pub use checksums::stored_checksums;
+pub use customer::customer_keys;
 pub use delete_conditions::delete_conditions;
 pub use listing::{list_ordering, list_versions_paging};
 pub use multipart::{multipart, multipart_errors};
+pub use object_lock::{object_lock_buckets, object_lock_legal_hold, object_lock_retention};
 pub use objects::{copy, failed_body, objects, ranges};
 pub use versioning::{suspended_versioning, versioning};
 
@@ -132,6 +138,11 @@ pub async fn backend_conformance<Bk: Backend>(make: impl Fn() -> Bk) {
     uploads_end(&make()).await;
     stored_checksums(&make()).await;
     delete_conditions(&make()).await;
+    customer_keys(&make()).await;
+    object_acls(&make()).await;
+    object_lock_buckets(&make()).await;
+    object_lock_retention(&make()).await;
+    object_lock_legal_hold(&make()).await;
 }
 
 fn isolated<T: std::fmt::Debug>(r: Result<T, BackendError>, what: &str) {

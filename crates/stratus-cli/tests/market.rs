@@ -1,0 +1,217 @@
+//! The market through the real binary (issue 15): `stratus account` (the
+//! operator deposits and withdraws; a tenant sees its balance, history and
+//! statement, and nobody else's; overdrawing is refused with the shortfall)
+//! and lenders' offers (`stratus nodes offer`, `stratus market offers`).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_until, Dev};
+use serde_json::Value;
+
+#[test]
+fn accounts_deposits_withdrawals_and_statements() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start("cloud", root.path(), 1, 10);
+    let token_of = |name: &str| {
+        wait_until("the API", Duration::from_secs(60), || {
+            let out = dev.cli(&["tenants", "create", name]);
+            match out.stdout.lines().last() {
+                Some(t) if out.status.success() => Ok(t.trim().to_string()),
+                _ => Err(out.stderr),
+            }
+        })
+    };
+    let bob = token_of("bob");
+    let eve = token_of("eve");
+    let as_ = |token: &str, args: &[&str]| dev.cli_env(args, &[("STRATUS_TOKEN", token)]);
+
+    // The issue's acceptance form: no reference needed.
+    let out = dev.cli(&["account", "deposit", "bob", "1000000"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let out = dev.cli(&[
+        "account",
+        "withdraw",
+        "bob",
+        "250000",
+        "--reference",
+        "payout 7",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+
+    // bob's own view: exactly tenant, balance, held.
+    let out = as_(&bob, &["account", "--json"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    let keys: Vec<&str> = v
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["balance", "held", "tenant"]);
+    assert_eq!(v["tenant"], "bob");
+    assert_eq!(v["balance"], 750_000);
+    assert_eq!(v["held"], 0);
+
+    // Overdrawing: refused, the shortfall named, nothing moved.
+    let out = dev.cli(&["account", "withdraw", "bob", "750001"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("short by 1"), "{}", out.stderr);
+    let out = dev.cli(&["account", "--tenant", "bob", "--json"]);
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["balance"], 750_000);
+
+    // Bad amounts never reach the server.
+    for bad in ["1.5", "-3", "lots", "0"] {
+        let out = dev.cli(&["account", "deposit", "bob", bad]);
+        assert!(!out.status.success(), "{bad}");
+    }
+
+    // History and statement.
+    let out = as_(&bob, &["account", "history", "--json"]);
+    let h: Value = serde_json::from_str(&out.stdout).expect("json");
+    let reasons: Vec<&str> = h["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["deposit", "withdrawal"]);
+    let out = as_(&bob, &["account", "statement", "--from", "2020-01-01"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "seq,at,reason,from,to,amount,refs");
+    assert!(
+        lines[1].contains(",deposit,external,tenant:bob,1000000,"),
+        "{}",
+        out.stdout
+    );
+    assert!(lines[2].contains("payout 7"), "{}", out.stdout);
+    let out = as_(
+        &bob,
+        &[
+            "account",
+            "statement",
+            "--from",
+            "2020-01-01",
+            "--to",
+            "2020-02-01",
+        ],
+    );
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+
+    // eve: her own (empty) account, nobody else's, and no operator powers.
+    let out = as_(&eve, &["account", "--json"]);
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["balance"], 0);
+    for args in [
+        &["account", "--tenant", "bob"][..],
+        &["account", "history", "--tenant", "bob"][..],
+        &["account", "deposit", "eve", "5"][..],
+        &["account", "withdraw", "bob", "5"][..],
+    ] {
+        let out = as_(&eve, args);
+        assert!(!out.status.success(), "{args:?}: {}", out.stdout);
+    }
+    let out = as_(&eve, &["account", "history", "--json"]);
+    let h: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(h["entries"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn lenders_price_their_nodes_and_the_market_lists_them() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start("cloud", root.path(), 2, 10);
+    let bob = wait_until("the API", Duration::from_secs(60), || {
+        let out = dev.cli(&["tenants", "create", "bob"]);
+        match out.stdout.lines().last() {
+            Some(t) if out.status.success() => Ok(t.trim().to_string()),
+            _ => Err(out.stderr),
+        }
+    });
+    let offers = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["market", "offers", "--json"];
+        all.extend_from_slice(args);
+        let out = dev.cli(&all);
+        assert!(out.status.success(), "{}", out.stderr);
+        serde_json::from_str(&out.stdout).expect("json")
+    };
+    // Every dev node starts with the small default offer.
+    let list = wait_until("two offers", Duration::from_secs(60), || {
+        let list = offers(&[]);
+        if list.len() == 2 {
+            Ok(list)
+        } else {
+            Err(format!("{list:?}"))
+        }
+    });
+    assert!(list.iter().all(|o| o["offer"]["cpu_second"] == 1));
+
+    // dev-node-j is lent by lender-j: lender-1 prices its own node, not
+    // lender-0's; bob prices neither.
+    let out = dev.cli(&["tenants", "token", "lender-1"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let lender1 = out
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    for (token, node) in [(&bob, "dev-node-0"), (&lender1, "dev-node-0")] {
+        let out = dev.cli_env(
+            &["nodes", "offer", node, "--cpu-second", "1"],
+            &[("STRATUS_TOKEN", token)],
+        );
+        assert!(!out.status.success());
+        assert!(out.stderr.contains("only its owner"), "{}", out.stderr);
+    }
+    let out = dev.cli_env(
+        &["nodes", "offer", "dev-node-1", "--cpu-second", "3"],
+        &[("STRATUS_TOKEN", &lender1)],
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+
+    let out = dev.cli(&[
+        "nodes",
+        "offer",
+        "dev-node-0",
+        "--cpu-second",
+        "5",
+        "--egress-gib",
+        "2",
+        "--available",
+        "mon-fri 18:00-08:00, sat-sun",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let out = dev.cli(&["nodes", "offer", "dev-node-1", "--available", "someday"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("is not a window"), "{}", out.stderr);
+
+    let list = offers(&[]);
+    let listed: Vec<(&str, u64)> = list
+        .iter()
+        .map(|o| {
+            (
+                o["name"].as_str().unwrap_or_default(),
+                o["offer"]["cpu_second"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(listed, [("dev-node-1", 3), ("dev-node-0", 5)]);
+    assert_eq!(
+        list[1]["offer"]["available"],
+        "mon-fri 18:00-08:00, sat-sun"
+    );
+    assert_eq!(list[0]["available_now"], true);
+    assert_eq!(offers(&["--max-cpu-second", "4"]).len(), 1);
+    assert_eq!(offers(&["--region", "nowhere"]).len(), 0);
+    let out = dev.cli(&["market", "offers", "--energy", "coal-ish"]);
+    assert!(!out.status.success());
+
+    let out = dev.cli(&["nodes", "offer", "dev-node-1", "--withdraw"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(offers(&[]).len(), 1);
+}
