@@ -29,7 +29,7 @@ mod versioning;
 pub use acls::object_acls;
 pub use attrs::{conditional_writes, stored_headers_and_tags, tagging, uploads_end};
 pub use buckets::{bucket_access, bucket_configs, buckets, tenant_isolation};
-pub use checksums::stored_checksums;
+pub use checksums::{checksums_under_customer_keys, stored_checksums};
 pub use customer::customer_keys;
 pub use delete_conditions::delete_conditions;
 pub use listing::{list_ordering, list_versions_paging};
@@ -137,6 +137,7 @@ pub async fn backend_conformance<Bk: Backend>(make: impl Fn() -> Bk) {
     conditional_writes(&make()).await;
     uploads_end(&make()).await;
     stored_checksums(&make()).await;
+    checksums_under_customer_keys(&make()).await;
     delete_conditions(&make()).await;
     customer_keys(&make()).await;
     object_acls(&make()).await;
