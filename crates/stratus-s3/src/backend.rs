@@ -207,6 +207,10 @@ pub struct PutMeta {
     /// A precondition the write must meet, checked atomically with it
     /// (puts and copies; ignored by `create_multipart`).
     pub condition: Option<WriteCondition>,
+    /// The additional checksum to store with the version, filled once the
+    /// body has streamed and verified (`put_object`); the algorithm and
+    /// type asked for an upload's object (`create_multipart`, empty value).
+    pub checksum: ChecksumSlot,
     /// The client's key (S3 SSE-C) of a put or of a multipart upload to
     /// be: the version (or every part) is sealed under it, and only it
     /// reads the version back ([`Backend::get_object_sealed`]). Ignored by
@@ -227,6 +231,8 @@ pub struct PutMeta {
 // allocation and buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
+// A copy is rare next to its body; boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 pub enum MetadataDirective {
     /// Keep the source object's content type and user metadata.
     Copy,
@@ -264,6 +270,12 @@ pub struct ObjectInfo {
     /// Sizes of the parts of a version completed from a multipart upload,
     /// in order; empty for a simple upload (which is one part).
     pub part_sizes: Vec<u64>,
+    /// The stored additional checksum (`x-amz-checksum-*`), if the version
+    /// was written with one.
+    pub checksum: Option<ObjectChecksum>,
+    /// The checksums of the parts of a multipart version, by position
+    /// (1 = first part).
+    pub part_checksums: BTreeMap<u32, String>,
     /// The seal of the customer key (S3 SSE-C) the version is sealed
     /// under, if any: [`CustomerSeal::opens_with`] tells the right key.
     pub customer_seal: Option<CustomerSeal>,
@@ -324,6 +336,8 @@ pub struct PartInfo {
     pub size: u64,
     /// Upload time, milliseconds since the Unix epoch.
     pub last_modified_ms: u64,
+    /// Its verified additional checksum (base64), if it has one.
+    pub checksum: Option<String>,
 }
 
 /// A multipart upload in progress.
@@ -491,7 +505,9 @@ pub trait Backend: Send + Sync + 'static {
     /// an upload created with [`PutMeta::customer_key`] must carry that
     /// key, and a part of any other upload none (the errors of
     /// [`Backend::get_object_sealed`]). `upload_part` is this without a
-    /// key. The default is for a backend without customer keys.
+    /// key. Stores the part's additional checksum that `checksum` holds
+    /// once `body` has streamed (verified by the gateway). The default is
+    /// for a backend without customer keys, and stores no checksum.
     #[allow(clippy::too_many_arguments)]
     async fn upload_part_sealed(
         &self,
@@ -503,6 +519,7 @@ pub trait Backend: Send + Sync + 'static {
         body: ByteStream,
         size_hint: Option<u64>,
         customer: Option<&CustomerKey>,
+        _checksum: ChecksumSlot,
     ) -> BackendResult<PartInfo> {
         match customer {
             None => {
@@ -771,27 +788,117 @@ pub trait Backend: Send + Sync + 'static {
         Err(BackendError::NotImplemented("object lock".into()))
     }
 
-    /// [`Backend::delete_object`] with `x-amz-bypass-governance-retention`.
-    /// Every delete of a version refuses, atomically with the delete, a
-    /// version under a legal hold or an unexpired retention
-    /// ([`check_removal`]: [`BackendError::AccessDenied`]); with
+    /// [`Backend::delete_object`] under every condition of `cond`: a
+    /// delete marker matches only the ETag `*` and no size or time; a
+    /// delete of nothing succeeds whatever the conditions (and adds no
+    /// delete marker). With `x-amz-bypass-governance-retention`
+    /// (`bypass_governance`): every delete of a version refuses, atomically
+    /// with the delete, a version under a legal hold or an unexpired
+    /// retention ([`check_removal`]: [`BackendError::AccessDenied`]); with
     /// `bypass_governance` an unexpired `GOVERNANCE` retention gives way.
-    async fn delete_object_bypassing(
+    /// The default handles the ETag only, refuses the other conditions and
+    /// has no object lock.
+    async fn delete_object_if(
         &self,
         tenant: &str,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-        if_match: Option<&str>,
+        cond: DeleteCondition,
         bypass_governance: bool,
     ) -> BackendResult<DeleteOutcome> {
         if bypass_governance {
             return Err(BackendError::NotImplemented("object lock".into()));
         }
-        self.delete_object(tenant, bucket, key, version_id, if_match)
+        if cond.size.is_some() || cond.modified_secs.is_some() {
+            return Err(BackendError::InvalidArgument(
+                "this backend does not evaluate size or time conditions on deletes".into(),
+            ));
+        }
+        self.delete_object(tenant, bucket, key, version_id, cond.etag.as_deref())
             .await
     }
+
+    /// The checksum algorithm and type an upload was created with (its
+    /// value empty), `None` if none. Completing it gives the object the
+    /// checksum [`combine_checksums`] computes from the listed parts'.
+    async fn upload_checksum(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<ObjectChecksum>> {
+        let _ = (tenant, bucket, key, upload_id);
+        Ok(None)
+    }
 }
+
+/// The conditions of a delete ([`Backend::delete_object_if`]), all checked
+/// atomically with it against the version it would remove or hide.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteCondition {
+    /// `If-Match` / DeleteObjects' `ETag` (without quotes; `*`: any).
+    pub etag: Option<String>,
+    /// `x-amz-if-match-size` / DeleteObjects' `Size`.
+    pub size: Option<u64>,
+    /// `x-amz-if-match-last-modified-time` / DeleteObjects'
+    /// `LastModifiedTime`, in whole seconds since the epoch.
+    pub modified_secs: Option<u64>,
+}
+
+impl DeleteCondition {
+    /// Whether there is any condition.
+    pub fn is_some(&self) -> bool {
+        self.etag.is_some() || self.size.is_some() || self.modified_secs.is_some()
+    }
+}
+
+/// A version's additional checksum: algorithm (`CRC32`...), base64 value
+/// (`-N` suffix when composite) and type.
+pub use stratus_state::objects::StoredChecksum as ObjectChecksum;
+
+pub use crate::checksum_combine::combine_checksums;
+
+/// A checksum known once a body has streamed: the gateway's check fills
+/// it, the backend reads it before committing. Compared by value.
+#[derive(Clone, Default)]
+pub struct ChecksumSlot(std::sync::Arc<std::sync::Mutex<Option<ObjectChecksum>>>);
+
+impl ChecksumSlot {
+    /// A slot already holding `c`.
+    pub fn with(c: ObjectChecksum) -> Self {
+        let s = Self::default();
+        s.set(c);
+        s
+    }
+
+    /// Fills the slot.
+    pub fn set(&self, c: ObjectChecksum) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(c);
+        }
+    }
+
+    /// What the slot holds.
+    pub fn get(&self) -> Option<ObjectChecksum> {
+        self.0.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+impl std::fmt::Debug for ChecksumSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ChecksumSlot").field(&self.get()).finish()
+    }
+}
+
+impl PartialEq for ChecksumSlot {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for ChecksumSlot {}
 
 /// A bucket's owner and its access documents ([`Backend::bucket_access`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -23,6 +23,11 @@
 //! - `object_tagging`: PutObjectTagging, GetObjectTagging, DeleteObjectTagging.
 //! - `checksums`: the additional checksums (`x-amz-checksum-*`) of written
 //!   bodies, verified as they stream.
+//! - `expiration_header`: `x-amz-expiration` from the bucket's lifecycle rules.
+//! - `delete_conditions`: DeleteObject(s)' size and modification-time
+//!   conditions;
+//! - `checksum_answers`: stored checksums in answers, CompleteMultipartUpload's
+//!   checksum checks, GetObjectAttributes.
 //! - `object_lock`: object lock configuration, retention and legal hold,
 //!   and the `x-amz-object-lock-*` headers.
 
@@ -31,12 +36,15 @@ mod acl_ops;
 mod attrs;
 mod body;
 mod buckets;
+mod checksum_answers;
 mod checksums;
 mod conditions;
 mod convert;
 mod cors_ops;
+mod delete_conditions;
 mod encryption_ops;
 mod errors;
+mod expiration_header;
 mod lifecycle;
 mod list;
 mod multipart;
@@ -472,6 +480,13 @@ impl<B: Backend, K: KeyStore> S3 for Gateway<B, K> {
         req: S3Request<DeleteObjectTaggingInput>,
     ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
         object_tagging::delete_object_tagging(self, req).await
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<s3s::dto::GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<s3s::dto::GetObjectAttributesOutput>> {
+        checksum_answers::get_object_attributes(self, req).await
     }
 
     async fn put_object_acl(

@@ -174,6 +174,7 @@
 pub mod access;
 pub mod acl;
 pub mod backend;
+mod checksum_combine;
 pub mod cors;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
@@ -185,6 +186,7 @@ pub mod public;
 pub mod request_id;
 mod sse;
 pub mod store;
+mod store_convert;
 mod store_lock;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -19,19 +19,22 @@ use futures::StreamExt;
 use std::collections::BTreeMap;
 
 use stratus_state::objects::{
-    multipart_etag, validate_bucket_name, validate_key, Bucket, DedupeScope, ObjectVersion,
-    StoreCommand, Upload, VersionAttrs, Versioning as StateVersioning,
-    WriteCondition as StateCondition, NULL_VERSION, PRECONDITION_FAILED,
+    multipart_etag, validate_bucket_name, Bucket, DedupeScope, ObjectVersion, StoreCommand, Upload,
+    VersionAttrs, Versioning as StateVersioning, NULL_VERSION,
 };
 use stratus_state::State;
-use stratus_store::{CustomerKeyError, CustomerSeal, Store, StoreError};
+use stratus_store::{CustomerSeal, Store, StoreError};
 use stratus_types::ErrorCode;
 
 use crate::backend::{
-    check_bucket_config, Backend, BackendError, BackendResult, BucketAccessDocs, BucketConfigKind,
-    BucketInfo, ByteRange, ByteStream, CustomerKey, DeleteOutcome, KeyRecord, KeyStore,
-    MetadataDirective, ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo, VersionEntry,
-    VersionLock, Versioning, WriteCondition, MIN_PART_SIZE,
+    check_bucket_config, combine_checksums, Backend, BackendError, BackendResult, BucketAccessDocs,
+    BucketConfigKind, BucketInfo, ByteRange, ByteStream, ChecksumSlot, CustomerKey,
+    DeleteCondition, DeleteOutcome, KeyRecord, KeyStore, MetadataDirective, ObjectChecksum,
+    ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo, VersionEntry, VersionLock, Versioning,
+    WriteCondition, MIN_PART_SIZE,
+};
+pub(crate) use crate::store_convert::{
+    check_key, full_info, info, now_ms, seal_of, state_condition, store_err, store_meta, write_err,
 };
 
 /// The [`Backend`] over a replica's [`Store`].
@@ -112,122 +115,6 @@ pub(crate) fn owned<'a>(s: &'a State, tenant: &str, bucket: &str) -> BackendResu
         Some(_) => Err(BackendError::AccessDenied),
         None => Err(BackendError::NoSuchBucket),
     }
-}
-
-/// Maps a store error; `not_found` is what `NotFound` means in context.
-fn store_err(e: StoreError, not_found: BackendError) -> BackendError {
-    if let StoreError::CustomerKey(k) = &e {
-        return match k {
-            CustomerKeyError::Required => BackendError::CustomerKeyRequired,
-            CustomerKeyError::Mismatch => BackendError::CustomerKeyMismatch,
-            CustomerKeyError::NotApplicable => BackendError::CustomerKeyNotApplicable,
-        };
-    }
-    match e.code() {
-        ErrorCode::NotFound => not_found,
-        ErrorCode::Forbidden | ErrorCode::Unauthenticated => BackendError::AccessDenied,
-        ErrorCode::BadRequest => BackendError::InvalidArgument(e.to_string()),
-        ErrorCode::Conflict
-        | ErrorCode::NoLeader
-        | ErrorCode::Unavailable
-        | ErrorCode::InsufficientStorage => BackendError::ServiceUnavailable(e.to_string()),
-        ErrorCode::Internal => BackendError::Internal(e.to_string()),
-        ErrorCode::TooLarge => BackendError::EntityTooLarge(e.to_string()),
-        // S3 has no payment error; a write the tenant cannot pay for is
-        // refused like one past its quota (403), the message says why.
-        ErrorCode::QuotaExceeded | ErrorCode::InsufficientFunds => {
-            BackendError::QuotaExceeded(e.to_string())
-        }
-    }
-}
-
-/// A version as listed (listings carry no headers or tags).
-fn info(key: &str, v: &ObjectVersion) -> ObjectInfo {
-    ObjectInfo {
-        key: key.to_owned(),
-        version_id: v.version_id.clone(),
-        size: v.size,
-        etag: v.etag.clone(),
-        last_modified_ms: v.created_ms,
-        content_type: v.content_type.clone(),
-        user_metadata: v.user_meta.clone(),
-        is_delete_marker: v.is_delete_marker(),
-        headers: BTreeMap::new(),
-        tags: BTreeMap::new(),
-        part_sizes: Vec::new(),
-        customer_seal: seal_of(v),
-        acl: None,
-        lock: VersionLock::default(),
-    }
-}
-
-/// The customer seal of a version sealed under a client's key (SSE-C).
-fn seal_of(v: &ObjectVersion) -> Option<CustomerSeal> {
-    v.data.as_ref().and_then(|d| d.scope.customer_seal())
-}
-
-/// A version with its attributes.
-fn full_info(key: &str, v: &ObjectVersion, attrs: VersionAttrs) -> ObjectInfo {
-    ObjectInfo {
-        acl: attrs.acl,
-        headers: attrs.headers,
-        tags: attrs.tags,
-        part_sizes: attrs.part_sizes,
-        lock: VersionLock {
-            retention: attrs.retention,
-            legal_hold: attrs.legal_hold,
-        },
-        ..info(key, v)
-    }
-}
-
-fn state_condition(c: Option<WriteCondition>) -> Option<StateCondition> {
-    c.map(|c| match c {
-        WriteCondition::IfAbsent => StateCondition::IfAbsent,
-        WriteCondition::IfMatch(e) => StateCondition::IfMatch(e),
-        WriteCondition::IfNoneMatch(e) => StateCondition::IfNoneMatch(e),
-    })
-}
-
-/// Whether the store refused a write for its precondition.
-fn precondition_failed(e: &StoreError) -> bool {
-    e.code() == ErrorCode::Conflict && e.to_string().starts_with(PRECONDITION_FAILED)
-}
-
-/// [`store_err`], with a failed precondition as such.
-pub(crate) fn write_err(e: StoreError, not_found: BackendError) -> BackendError {
-    if precondition_failed(&e) {
-        BackendError::PreconditionFailed
-    } else {
-        store_err(e, not_found)
-    }
-}
-
-fn check_key(key: &str) -> BackendResult<()> {
-    validate_key(key).map_err(BackendError::InvalidArgument)
-}
-
-fn store_meta(meta: PutMeta) -> stratus_store::PutMeta {
-    stratus_store::PutMeta {
-        content_type: meta.content_type,
-        user_meta: meta.user_metadata,
-        attrs: VersionAttrs {
-            headers: meta.headers,
-            tags: meta.tags,
-            acl: meta.acl,
-            retention: meta.lock.retention,
-            legal_hold: meta.lock.legal_hold,
-            ..VersionAttrs::default()
-        },
-        condition: state_condition(meta.condition),
-    }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[async_trait::async_trait]
@@ -357,6 +244,10 @@ impl Backend for StoreBackend {
         self.bucket(tenant, bucket)?;
         check_key(key)?;
         crate::backend::check_tags(&meta.tags)?;
+        let slot = meta.checksum.clone();
+        let finish = move |a: &mut VersionAttrs| {
+            a.checksum = slot.get().filter(|c| !c.value.is_empty());
+        };
         let r = self
             .store
             .put_sealed(
@@ -366,6 +257,7 @@ impl Backend for StoreBackend {
                 store_meta(meta.clone()),
                 body,
                 meta.customer_key.as_ref(),
+                finish,
             )
             .await
             .map_err(|e| crate::store_lock::lock_err(e, BackendError::NoSuchBucket))?;
@@ -392,6 +284,8 @@ impl Backend for StoreBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: Vec::new(),
+            checksum: meta.checksum.get().filter(|c| !c.value.is_empty()),
+            part_checksums: BTreeMap::new(),
             customer_seal,
             acl: meta.acl,
         })
@@ -457,7 +351,11 @@ impl Backend for StoreBackend {
         version_id: Option<&str>,
         if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
-        self.delete_checked(tenant, bucket, key, version_id, if_match, false)
+        let cond = DeleteCondition {
+            etag: if_match.map(str::to_owned),
+            ..DeleteCondition::default()
+        };
+        self.delete_checked(tenant, bucket, key, version_id, cond, false)
             .await
     }
 
@@ -573,6 +471,7 @@ impl Backend for StoreBackend {
         let attrs = VersionAttrs {
             headers: meta.headers,
             tags: meta.tags,
+            checksum: meta.checksum.get(),
             customer_seal: meta
                 .customer_key
                 .as_ref()
@@ -620,6 +519,7 @@ impl Backend for StoreBackend {
             body,
             size_hint,
             None,
+            ChecksumSlot::default(),
         )
         .await
     }
@@ -634,6 +534,7 @@ impl Backend for StoreBackend {
         body: ByteStream,
         _size_hint: Option<u64>,
         customer: Option<&CustomerKey>,
+        checksum: ChecksumSlot,
     ) -> BackendResult<PartInfo> {
         self.upload(tenant, bucket, key, upload_id)?;
         if !(1..=crate::backend::MAX_PART_NUMBER).contains(&part_number) {
@@ -641,9 +542,12 @@ impl Backend for StoreBackend {
                 "part numbers go from 1 to 10000".into(),
             ));
         }
+        let slot = checksum.clone();
         let p = self
             .store
-            .put_part_sealed(tenant, upload_id, part_number, body, customer)
+            .put_part_sealed(tenant, upload_id, part_number, body, customer, move || {
+                slot.get().map(|c| c.value).filter(|v| !v.is_empty())
+            })
             .await
             .map_err(|e| store_err(e, BackendError::NoSuchUpload))?;
         Ok(PartInfo {
@@ -651,7 +555,19 @@ impl Backend for StoreBackend {
             etag: p.md5,
             size: p.size,
             last_modified_ms: p.created_ms,
+            checksum: checksum.get().map(|c| c.value).filter(|v| !v.is_empty()),
         })
+    }
+
+    async fn upload_checksum(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<ObjectChecksum>> {
+        self.upload(tenant, bucket, key, upload_id)?;
+        Ok(self.read(|s| s.store.upload_attrs_of(upload_id).checksum))
     }
 
     async fn complete_multipart(
@@ -675,9 +591,14 @@ impl Backend for StoreBackend {
         if parts.windows(2).any(|w| w[0].0 >= w[1].0) {
             return Err(BackendError::InvalidPartOrder);
         }
+        let doc = self.read(|s| s.store.upload_attrs_of(upload_id));
         let mut md5s = Vec::with_capacity(parts.len());
         let mut size = 0u64;
+        let mut sums = Vec::with_capacity(parts.len());
         for (i, (n, etag)) in parts.iter().enumerate() {
+            if let Some(p) = u.parts.get(n) {
+                sums.push((doc.part_checksums.get(n).map(String::as_str), p.size));
+            }
             let p = u.parts.get(n).ok_or(BackendError::InvalidPart)?;
             if !etag.trim_matches('"').eq_ignore_ascii_case(&p.md5) {
                 return Err(BackendError::InvalidPart);
@@ -688,8 +609,16 @@ impl Backend for StoreBackend {
             md5s.push(p.md5.clone());
             size += p.size;
         }
+        let checksum = match &doc.checksum {
+            Some(asked) => combine_checksums(asked, &sums)?,
+            None => None,
+        };
         let r = self
-            .command(StoreCommand::CompleteUploadWith {
+            .command(StoreCommand::CompleteUploadChecked {
+                checksum: checksum
+                    .as_ref()
+                    .and_then(|c| serde_json::to_string(c).ok())
+                    .unwrap_or_default(),
                 tenant: tenant.to_owned(),
                 upload: upload_id.to_owned(),
                 parts: parts
@@ -718,6 +647,8 @@ impl Backend for StoreBackend {
             headers: attrs.headers,
             tags: attrs.tags,
             part_sizes: attrs.part_sizes,
+            checksum: attrs.checksum,
+            part_checksums: attrs.part_checksums,
             customer_seal: u
                 .parts
                 .values()
@@ -772,6 +703,7 @@ impl Backend for StoreBackend {
         upload_id: &str,
     ) -> BackendResult<Vec<PartInfo>> {
         let u = self.upload(tenant, bucket, key, upload_id)?;
+        let doc = self.read(|s| s.store.upload_attrs_of(upload_id));
         Ok(u.parts
             .iter()
             .map(|(n, p)| PartInfo {
@@ -779,6 +711,7 @@ impl Backend for StoreBackend {
                 etag: p.md5.clone(),
                 size: p.size,
                 last_modified_ms: p.created_ms,
+                checksum: doc.part_checksums.get(n).cloned(),
             })
             .collect())
     }
@@ -931,16 +864,16 @@ impl Backend for StoreBackend {
             .await
     }
 
-    async fn delete_object_bypassing(
+    async fn delete_object_if(
         &self,
         tenant: &str,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-        if_match: Option<&str>,
+        cond: DeleteCondition,
         bypass_governance: bool,
     ) -> BackendResult<DeleteOutcome> {
-        self.delete_checked(tenant, bucket, key, version_id, if_match, bypass_governance)
+        self.delete_checked(tenant, bucket, key, version_id, cond, bypass_governance)
             .await
     }
 }

@@ -14,7 +14,7 @@ use stratus_state::State;
 use stratus_store::StoreError;
 use stratus_types::ErrorCode;
 
-use crate::backend::{BackendError, BackendResult, DeleteOutcome};
+use crate::backend::{BackendError, BackendResult, DeleteCondition, DeleteOutcome};
 use crate::store::{now_ms, owned, write_err, StoreBackend};
 
 /// [`write_err`], with the lock refusals the state names by a prefix.
@@ -146,7 +146,7 @@ impl StoreBackend {
     }
 
     /// [`crate::Backend::delete_object`] and
-    /// [`crate::Backend::delete_object_bypassing`]: a locked version is
+    /// [`crate::Backend::delete_object_if`]: a locked version is
     /// refused by the state, atomically with the delete (`AccessDenied`).
     pub(crate) async fn delete_checked(
         &self,
@@ -154,12 +154,27 @@ impl StoreBackend {
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-        if_match: Option<&str>,
+        cond: DeleteCondition,
         bypass_governance: bool,
     ) -> BackendResult<DeleteOutcome> {
         let b = self.store().state(|s| owned(s, tenant, bucket).cloned())?;
+        let conditional = cond.is_some();
+        // An ETag alone keeps the older command's condition.
+        let condition = match cond {
+            DeleteCondition {
+                etag: Some(e),
+                size: None,
+                modified_secs: None,
+            } => Some(StateCondition::IfMatch(e)),
+            c if c.is_some() => Some(StateCondition::DeleteIf {
+                etag: c.etag,
+                size: c.size,
+                modified_secs: c.modified_secs,
+            }),
+            _ => None,
+        };
         let cmd = |version_id: Option<String>| {
-            let condition = if_match.map(|e| StateCondition::IfMatch(e.to_owned()));
+            let condition = condition.clone();
             if bypass_governance {
                 StoreCommand::DeleteObjectBypassing {
                     tenant: tenant.to_owned(),
@@ -184,7 +199,7 @@ impl StoreBackend {
         match version_id {
             // A conditional delete of a key with no version does nothing
             // (no delete marker); the state machine holds to the same.
-            None if if_match.is_some()
+            None if conditional
                 && self
                     .store()
                     .state(|s| s.store.versions(bucket, key).is_empty()) =>

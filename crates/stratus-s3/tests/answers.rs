@@ -534,11 +534,11 @@ async fn conditional_writes() {
     assert_eq!(r.status, 204);
 }
 
-/// Conditions on deletes are honoured or refused, never ignored: a
-/// DeleteObjects entry's `ETag` is checked with its delete; `Size` and
-/// `LastModifiedTime` entries, and DeleteObject's `x-amz-if-match-size` and
-/// `x-amz-if-match-last-modified-time`, are `NotImplemented` and delete
-/// nothing (an ignored condition would delete what the client meant to keep).
+/// Conditions on deletes are honoured, never ignored: a DeleteObjects
+/// entry's `ETag`, `Size` and `LastModifiedTime`, and DeleteObject's
+/// `x-amz-if-match-size` and `x-amz-if-match-last-modified-time`, are
+/// checked with the delete (412 / `PreconditionFailed` deletes nothing); a
+/// malformed one is refused.
 #[tokio::test]
 async fn delete_conditions_are_honoured_or_refused() {
     use base64::Engine;
@@ -554,7 +554,7 @@ async fn delete_conditions_are_honoured_or_refused() {
     }
     let xml = format!(
         "<Delete><Object><ETag>\"00000000000000000000000000000000\"</ETag><Key>a</Key></Object>\
-         <Object><Key>b</Key><Size>1</Size></Object>\
+         <Object><Key>b</Key><Size>2</Size></Object>\
          <Object><Key>c</Key><LastModifiedTime>Wed, 01 Jan 2020 00:00:00 GMT</LastModifiedTime></Object>\
          <Object><ETag>{}</ETag><Key>d</Key></Object></Delete>",
         etags[3]
@@ -569,15 +569,10 @@ async fn delete_conditions_are_honoured_or_refused() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // A wrong ETag, size (b is 1 byte) or time: each entry refused alone.
     assert_eq!(
         r.body.matches("<Code>PreconditionFailed</Code>").count(),
-        1,
-        "{}",
-        r.body
-    );
-    assert_eq!(
-        r.body.matches("<Code>NotImplemented</Code>").count(),
-        2,
+        3,
         "{}",
         r.body
     );
@@ -587,16 +582,36 @@ async fn delete_conditions_are_honoured_or_refused() {
         assert_eq!(got.status, 200, "{k} must survive its refused delete");
     }
     assert_eq!(call(&service, "GET", "/dcnd/d", &[], b"").await.status, 404);
-    for h in ["x-amz-if-match-size", "x-amz-if-match-last-modified-time"] {
-        let value = if h.ends_with("size") {
-            "1"
-        } else {
-            "Wed, 01 Jan 2020 00:00:00 GMT"
-        };
+    for (h, value) in [
+        ("x-amz-if-match-size", "2"),
+        (
+            "x-amz-if-match-last-modified-time",
+            "Wed, 01 Jan 2020 00:00:00 GMT",
+        ),
+    ] {
         let r = call(&service, "DELETE", "/dcnd/a", &[(h, value)], b"").await;
-        assert_eq!(r.status, 501, "{h}: {}", r.body);
+        assert_eq!(r.status, 412, "{h}: {}", r.body);
         assert_eq!(call(&service, "GET", "/dcnd/a", &[], b"").await.status, 200);
     }
+    let r = call(
+        &service,
+        "DELETE",
+        "/dcnd/a",
+        &[("x-amz-if-match-size", "abc")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 400, "a malformed size: {}", r.body);
+    let r = call(
+        &service,
+        "DELETE",
+        "/dcnd/a",
+        &[("x-amz-if-match-size", "1")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(call(&service, "GET", "/dcnd/a", &[], b"").await.status, 404);
 }
 
 /// An `aws-chunked` upload without `Content-Length` (the decoded length in

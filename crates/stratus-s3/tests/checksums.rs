@@ -2,8 +2,9 @@
 //! man-in-the-middle: a body whose bytes do not match the checksum its
 //! client sent (as a header, or as an `aws-chunked` trailer, signed or not)
 //! is refused with `BadDigest` and nothing is stored; a matching one is
-//! stored and its checksum echoed. Checksums are not stored, so reads with
-//! `x-amz-checksum-mode: ENABLED` answer none.
+//! stored and its checksum echoed. A verified checksum is stored with the
+//! version (or part) and answered by reads with `x-amz-checksum-mode:
+//! ENABLED`; a multipart upload's object gets the checksum of its parts'.
 
 #![allow(clippy::unwrap_used)]
 
@@ -400,4 +401,209 @@ async fn a_form_upload_is_checked_against_its_checksum_field() {
             assert_eq!(stored(&backend, key).await.as_deref(), Some(BODY));
         }
     }
+}
+
+fn between<'a>(body: &'a str, open: &str, close: &str) -> &'a str {
+    let start = body.find(open).map(|i| i + open.len()).unwrap_or(0);
+    let end = body[start..].find(close).map_or(body.len(), |i| start + i);
+    &body[start..end]
+}
+
+/// Verified checksums are stored: a read asking for them gets the value
+/// (from a header or a trailer), a read not asking or ranged gets none; an
+/// upload asking for SHA-256 computes a part's checksum its client did not
+/// send, refuses a wrong expected object checksum before completing, and
+/// answers the composite one, per part on `partNumber` reads and in
+/// GetObjectAttributes.
+#[tokio::test]
+async fn verified_checksums_are_stored_and_returned_when_asked() {
+    let (backend, service) = setup().await;
+    let sha = checksum("x-amz-checksum-sha256", BODY);
+    let a = call(
+        &service,
+        "PUT",
+        "/artifacts/s",
+        &[("x-amz-checksum-sha256", sha.as_str())],
+        BODY,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let mode = [("x-amz-checksum-mode", "ENABLED")];
+    let header = |a: &Answer, h: &str| {
+        a.headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    for method in ["GET", "HEAD"] {
+        let a = call(&service, method, "/artifacts/s", &mode, b"").await;
+        assert_eq!(
+            header(&a, "x-amz-checksum-sha256"),
+            Some(sha.clone()),
+            "{method}"
+        );
+        assert_eq!(
+            header(&a, "x-amz-checksum-type").as_deref(),
+            Some("FULL_OBJECT")
+        );
+        let a = call(&service, method, "/artifacts/s", &[], b"").await;
+        assert_eq!(
+            header(&a, "x-amz-checksum-sha256"),
+            None,
+            "{method} without the mode"
+        );
+    }
+    let a = call(
+        &service,
+        "GET",
+        "/artifacts/s",
+        &[mode[0], ("range", "bytes=0-3")],
+        b"",
+    )
+    .await;
+    assert_eq!(a.status, 206);
+    assert_eq!(
+        header(&a, "x-amz-checksum-sha256"),
+        None,
+        "a range has no checksum"
+    );
+    // A trailer's checksum, known only at the end of the body, is stored.
+    let a = put_with_trailer(&service, "t", false, BODY, BODY, true).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = call(&service, "HEAD", "/artifacts/t", &mode, b"").await;
+    assert_eq!(
+        header(&a, "x-amz-checksum-crc32"),
+        Some(checksum("x-amz-checksum-crc32", BODY))
+    );
+
+    // Multipart asking for SHA-256 (composite).
+    let a = call(
+        &service,
+        "POST",
+        "/artifacts/mp?uploads",
+        &[("x-amz-checksum-algorithm", "SHA256")],
+        b"",
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        header(&a, "x-amz-checksum-algorithm").as_deref(),
+        Some("SHA256")
+    );
+    let id = between(&a.body, "<UploadId>", "</UploadId>").to_owned();
+    let uri = format!("/artifacts/mp?partNumber=1&uploadId={id}");
+    let a = call(&service, "PUT", &uri, &[], BODY).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        header(&a, "x-amz-checksum-sha256"),
+        Some(sha.clone()),
+        "computed"
+    );
+    // A part checksum of another algorithm is refused.
+    let crc = checksum("x-amz-checksum-crc32", BODY);
+    let a = call(
+        &service,
+        "PUT",
+        &uri,
+        &[("x-amz-checksum-crc32", crc.as_str())],
+        BODY,
+    )
+    .await;
+    assert!(a.body.contains("<Code>InvalidRequest</Code>"), "{}", a.body);
+    let etag = a
+        .headers
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let etag = etag.unwrap_or_else(|| format!("\"{}\"", hex_md5(BODY)));
+    let digest = Sha256::checksum(BODY);
+    let composite = format!("{}-1", checksum("x-amz-checksum-sha256", &digest));
+    let xml = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+    );
+    let xml: &'static [u8] = Box::leak(xml.into_bytes().into_boxed_slice());
+    let done = format!("/artifacts/mp?uploadId={id}");
+    let wrong = format!("{sha}-1");
+    let a = call(
+        &service,
+        "POST",
+        &done,
+        &[("x-amz-checksum-sha256", wrong.as_str())],
+        xml,
+    )
+    .await;
+    assert!(a.body.contains("<Code>BadDigest</Code>"), "{}", a.body);
+    assert_eq!(stored(&backend, "mp").await, None, "nothing completed");
+    let a = call(
+        &service,
+        "POST",
+        &done,
+        &[("x-amz-checksum-sha256", composite.as_str())],
+        xml,
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body
+            .contains(&format!("<ChecksumSHA256>{composite}</ChecksumSHA256>")),
+        "{}",
+        a.body
+    );
+    let a = call(&service, "HEAD", "/artifacts/mp", &mode, b"").await;
+    assert_eq!(header(&a, "x-amz-checksum-sha256"), Some(composite.clone()));
+    assert_eq!(
+        header(&a, "x-amz-checksum-type").as_deref(),
+        Some("COMPOSITE")
+    );
+    let a = call(&service, "GET", "/artifacts/mp", &mode, b"").await;
+    assert_eq!(header(&a, "x-amz-checksum-sha256"), Some(composite.clone()));
+    assert_eq!(
+        header(&a, "x-amz-checksum-type").as_deref(),
+        Some("COMPOSITE"),
+        "{:?}",
+        a.headers
+    );
+    let a = call(&service, "GET", "/artifacts/mp?partNumber=1", &mode, b"").await;
+    assert_eq!(
+        header(&a, "x-amz-checksum-sha256"),
+        Some(sha.clone()),
+        "the part's"
+    );
+    let a = call(
+        &service,
+        "GET",
+        "/artifacts/mp?attributes",
+        &[("x-amz-object-attributes", "Checksum,ObjectParts,ObjectSize")],
+        b"",
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.body
+            .contains(&format!("<ChecksumSHA256>{composite}</ChecksumSHA256>")),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body
+            .contains(&format!("<ChecksumSHA256>{sha}</ChecksumSHA256>")),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body
+            .contains(&format!("<ObjectSize>{}</ObjectSize>", BODY.len())),
+        "{}",
+        a.body
+    );
+    assert!(
+        a.body.contains("<TotalPartsCount>1</TotalPartsCount>")
+            || a.body.contains("<PartsCount>1</PartsCount>"),
+        "{}",
+        a.body
+    );
+}
+
+fn hex_md5(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(data))
 }

@@ -56,6 +56,8 @@ fn info(size: u64, etag: String) -> ObjectInfo {
         headers: BTreeMap::new(),
         tags: BTreeMap::new(),
         part_sizes: Vec::new(),
+        checksum: None,
+        part_checksums: BTreeMap::new(),
         customer_seal: None,
         acl: None,
         lock: Default::default(),

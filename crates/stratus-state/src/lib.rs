@@ -38,6 +38,7 @@ pub mod bucket_configs;
 pub mod kv;
 pub mod legacy;
 pub mod lifecycle;
+pub mod lifecycle_filters;
 pub mod marks;
 pub mod modules;
 pub mod nodes;

@@ -26,7 +26,7 @@
 //! A key is affected when any enabled rule whose prefix it starts with
 //! asks for it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use stratus_types::TenantName;
@@ -82,6 +82,23 @@ pub struct LifecycleRule {
     /// rather than in a `Filter`: it is shown back the same way.
     #[serde(skip_serializing_if = "is_false")]
     pub legacy_prefix: bool,
+    /// Filter: a version must carry every one of these tags
+    /// ([`crate::lifecycle_filters`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Filter: a version must be larger than this many bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_greater_than: Option<u64>,
+    /// Filter: a version must be smaller than this many bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_less_than: Option<u64>,
+    /// Expire current versions from this time on (ms since the epoch; S3
+    /// wants midnight UTC), whatever their age.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiration_date_ms: Option<u64>,
+    /// The filter was given as an `And` (shown back the same way).
+    #[serde(skip_serializing_if = "is_false")]
+    pub filter_and: bool,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -129,6 +146,12 @@ pub enum LifecycleError {
     /// The stored document is not a lifecycle configuration.
     #[error("not a lifecycle configuration: {0}")]
     NotAConfig(String),
+    /// A filter breaks S3's rules (tags, sizes; the message says which).
+    #[error("rule {0:?}: {1}")]
+    BadFilter(String, String),
+    /// `Expiration` with both `Date` and `Days`.
+    #[error("rule {0:?}: Expiration holds Days or Date, not both")]
+    DateWithDays(String),
 }
 
 impl LifecycleConfig {
@@ -210,10 +233,17 @@ impl LifecycleRule {
                 return Err(LifecycleError::NoncurrentWithoutDays(self.id.clone()));
             }
         }
-        if self.expired_object_delete_marker && self.expiration_days.is_some() {
+        if self.expired_object_delete_marker
+            && (self.expiration_days.is_some() || self.expiration_date_ms.is_some())
+        {
             return Err(LifecycleError::MarkerWithDays(self.id.clone()));
         }
+        if self.expiration_days.is_some() && self.expiration_date_ms.is_some() {
+            return Err(LifecycleError::DateWithDays(self.id.clone()));
+        }
+        self.validate_filter()?;
         if self.expiration_days.is_none()
+            && self.expiration_date_ms.is_none()
             && !self.expired_object_delete_marker
             && self.noncurrent_days.is_none()
             && self.abort_upload_days.is_none()
@@ -321,21 +351,44 @@ pub fn evaluate_key(
     now_ms: u64,
     day_ms: u64,
 ) -> Vec<Expiry> {
+    evaluate_key_tagged(rules, key, versions, &[], now_ms, day_ms)
+}
+
+/// [`evaluate_key`], with `tags[i]` the tags of `versions[i]` (a version
+/// past the end of `tags` has none), for rules that filter on tags.
+pub fn evaluate_key_tagged(
+    rules: &[LifecycleRule],
+    key: &str,
+    versions: &[ObjectVersion],
+    tags: &[BTreeMap<String, String>],
+    now_ms: u64,
+    day_ms: u64,
+) -> Vec<Expiry> {
     let Some(current) = versions.last() else {
         return Vec::new();
     };
-    let rules: Vec<&LifecycleRule> = rules.iter().filter(|r| r.applies_to(key)).collect();
+    let none = BTreeMap::new();
+    let tags_of = |i: usize| tags.get(i).unwrap_or(&none);
+    let matching = |i: usize| -> Vec<&LifecycleRule> {
+        rules
+            .iter()
+            .filter(|r| r.applies_to(key) && r.matches(&versions[i], tags_of(i)))
+            .collect()
+    };
+    let n = versions.len();
+    let rules_now = matching(n - 1);
     let mut out = Vec::new();
     if current.is_delete_marker() {
-        if versions.len() == 1 && rules.iter().any(|r| r.expired_object_delete_marker) {
+        if versions.len() == 1 && rules_now.iter().any(|r| r.expired_object_delete_marker) {
             out.push(Expiry::Marker {
                 version_id: current.version_id.clone(),
                 created_ms: current.created_ms,
             });
         }
-    } else if rules.iter().any(|r| {
+    } else if rules_now.iter().any(|r| {
         r.expiration_days
             .is_some_and(|d| old(current.created_ms, d, now_ms, day_ms))
+            || r.expiration_date_ms.is_some_and(|t| t <= now_ms)
     }) {
         out.push(Expiry::Current {
             version_id: current.version_id.clone(),
@@ -344,11 +397,10 @@ pub fn evaluate_key(
     }
     // Noncurrent versions: versions[i] became noncurrent when versions[i+1]
     // was written; versions[i+1..n-1] are the noncurrent ones newer than it.
-    let n = versions.len();
     for i in 0..n.saturating_sub(1) {
         let since = versions[i + 1].created_ms;
         let newer = (n - 2 - i) as u64;
-        let expires = rules.iter().any(|r| {
+        let expires = matching(i).iter().any(|r| {
             r.noncurrent_days.is_some_and(|d| {
                 old(since, d, now_ms, day_ms)
                     && r.newer_noncurrent_versions
@@ -449,3 +501,7 @@ impl State {
 #[cfg(test)]
 #[path = "lifecycle_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "lifecycle_filters_tests.rs"]
+mod filters_tests;

@@ -271,6 +271,7 @@ fn arb_rule() -> impl Strategy<Value = LifecycleRule> {
             newer_noncurrent_versions: keep.filter(|_| nc.is_some()),
             abort_upload_days: None,
             legacy_prefix: false,
+            ..LifecycleRule::default()
         })
 }
 

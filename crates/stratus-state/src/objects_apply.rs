@@ -43,6 +43,9 @@ impl State {
             | StoreCommand::SetObjectRetention { .. }
             | StoreCommand::SetObjectLegalHold { .. }
             | StoreCommand::DeleteObjectBypassing { .. } => self.apply_lock(cmd),
+            StoreCommand::PutPartWith { .. } | StoreCommand::CompleteUploadChecked { .. } => {
+                self.apply_checksums(cmd)
+            }
         }
     }
 

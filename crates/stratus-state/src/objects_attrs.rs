@@ -74,6 +74,15 @@ pub struct VersionAttrs {
     /// it again answers with this version, as S3 does).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upload_id: Option<String>,
+    /// The additional checksum (`x-amz-checksum-*`) of the version; for a
+    /// multipart upload, the algorithm and type asked at its creation (with
+    /// an empty value). See [`crate::objects::StoredChecksum`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<super::checksums::StoredChecksum>,
+    /// Checksums of the parts (base64): by part number for an upload, by
+    /// position (1 = the first part) for a completed version.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub part_checksums: BTreeMap<u32, String>,
     /// Of a multipart upload under a client's key (S3 SSE-C): the salt and
     /// check its parts are sealed with ([`crate::objects::KeyScope::Customer`]),
     /// set when it is created. Never the key.
@@ -128,6 +137,8 @@ impl VersionAttrs {
             && self.tags.is_empty()
             && self.part_sizes.is_empty()
             && self.upload_id.is_none()
+            && self.checksum.is_none()
+            && self.part_checksums.is_empty()
             && self.customer_seal.is_none()
             && self.acl.is_none()
             && self.retention.is_none()
@@ -167,6 +178,7 @@ impl VersionAttrs {
                 "stored headers are {size} bytes; the limit is {MAX_HEADER_BYTES}"
             )));
         }
+        super::checksums::validate_checksums(self)?;
         check_acl_doc(self.acl.as_deref())?;
         validate_tags(&self.tags)
     }
@@ -233,6 +245,20 @@ pub enum WriteCondition {
     /// `If-None-Match: etag`: the key has no current object with this ETag
     /// (without quotes).
     IfNoneMatch(String),
+    /// The conditions of a delete on the version it would remove or hide,
+    /// all of which must hold: its ETag (`If-Match`, `*` any), its size
+    /// (`x-amz-if-match-size`) and its modification time in whole seconds
+    /// since the epoch (`x-amz-if-match-last-modified-time`). A delete
+    /// marker has no size or time: those conditions fail on it. Only for
+    /// deletes.
+    DeleteIf {
+        /// The ETag (without quotes; `*` matches any version).
+        etag: Option<String>,
+        /// The size in bytes.
+        size: Option<u64>,
+        /// The modification time, seconds since the Unix epoch.
+        modified_secs: Option<u64>,
+    },
 }
 
 impl WriteCondition {
@@ -249,6 +275,11 @@ impl WriteCondition {
             (WriteCondition::IfNoneMatch(other), c) => {
                 c.is_none_or(|v| other.trim_matches('"') != v.etag)
             }
+            (WriteCondition::DeleteIf { .. }, _) => {
+                return Err(ApplyError::invalid(
+                    "size and modification-time conditions are only for deletes",
+                ))
+            }
         };
         if ok {
             Ok(())
@@ -258,7 +289,7 @@ impl WriteCondition {
                 WriteCondition::IfMatch(_) => {
                     "the key's current object does not have the ETag given (If-Match)"
                 }
-                WriteCondition::IfNoneMatch(_) => {
+                WriteCondition::IfNoneMatch(_) | WriteCondition::DeleteIf { .. } => {
                     "the key's current object has the ETag given (If-None-Match)"
                 }
             }))
@@ -280,6 +311,29 @@ impl WriteCondition {
                 want == "*" || want == v.etag
             }
             WriteCondition::IfNoneMatch(other) => other.trim_matches('"') != v.etag,
+            WriteCondition::DeleteIf {
+                etag,
+                size,
+                modified_secs,
+            } => {
+                let marker = v.is_delete_marker();
+                let etag_ok = etag.as_ref().is_none_or(|want| {
+                    let want = want.trim_matches('"');
+                    want == "*" || want == v.etag
+                });
+                let size_ok = size.is_none_or(|s| !marker && s == v.size);
+                let time_ok = modified_secs.is_none_or(|t| !marker && t == v.created_ms / 1000);
+                if !(etag_ok && size_ok && time_ok) {
+                    return Err(precondition_failed(if !etag_ok {
+                        "the version to delete does not have the ETag given (If-Match)"
+                    } else if !size_ok {
+                        "the version to delete does not have the size given (x-amz-if-match-size)"
+                    } else {
+                        "the version to delete was not last modified at the time given (x-amz-if-match-last-modified-time)"
+                    }));
+                }
+                true
+            }
         };
         if ok {
             Ok(())
@@ -429,9 +483,12 @@ impl State {
             }
             StoreCommand::CreateUploadWith { upload, attrs } => {
                 let doc = VersionAttrs::from_doc(attrs)?;
-                if !doc.part_sizes.is_empty() || doc.upload_id.is_some() {
+                if !doc.part_sizes.is_empty()
+                    || doc.upload_id.is_some()
+                    || !doc.part_checksums.is_empty()
+                {
                     return Err(ApplyError::invalid(
-                        "an upload's attributes hold no part sizes or upload id",
+                        "an upload's attributes hold no part sizes, part checksums or upload id",
                     ));
                 }
                 doc.validate()?;
@@ -482,6 +539,11 @@ impl State {
                 let mut attrs = st.upload_attrs_of(upload);
                 attrs.part_sizes = part_sizes;
                 attrs.upload_id = Some(upload.clone());
+                // The upload's asked algorithm and its parts' checksums are
+                // not the version's ([`StoreCommand::CompleteUploadChecked`]
+                // gives it its own).
+                attrs.checksum = None;
+                attrs.part_checksums.clear();
                 st.lock_new_version(&bucket, &mut attrs, *now_ms)?;
                 let r = self.apply_store(&StoreCommand::CompleteUpload {
                     tenant: tenant.clone(),

@@ -467,6 +467,18 @@ impl State {
             StoreCommand::CreateUploadWith { upload, .. } => {
                 self.need(&upload.tenant, Resource::Uploads, 1)
             }
+            StoreCommand::PutPartWith {
+                tenant,
+                upload,
+                number,
+                part,
+                ..
+            } => self.check_store_quota(&StoreCommand::PutPart {
+                tenant: tenant.clone(),
+                upload: upload.clone(),
+                number: *number,
+                part: part.clone(),
+            }),
             StoreCommand::DeleteObjectWith {
                 tenant,
                 bucket,

@@ -4,7 +4,7 @@
 //! A pass walks the buckets that have rules, in name order, and in each the
 //! key ranges the rules cover (one range scan per rule prefix, a page of
 //! [`PAGE_KEYS`] keys per state read, so no bucket is ever loaded whole);
-//! the pure [`evaluate_key`] says which versions expire, and the pass
+//! the pure [`evaluate_key_tagged`] says which versions expire, and the pass
 //! proposes conditional [`StoreCommand::Expire`] commands (the same deletes a
 //! client makes, so usage, quotas and garbage collection follow) and
 //! [`StoreCommand::AbortUpload`] for old multipart uploads, at most
@@ -19,7 +19,7 @@
 //! [`StoreConfig::lifecycle_day`]: crate::StoreConfig::lifecycle_day
 
 use stratus_state::bucket_configs::BucketConfigKind;
-use stratus_state::lifecycle::{evaluate_key, upload_expires, Expiry, LifecycleConfig};
+use stratus_state::lifecycle::{evaluate_key_tagged, upload_expires, Expiry, LifecycleConfig};
 use stratus_state::object_lock::check_removal;
 use stratus_state::objects::StoreCommand;
 
@@ -154,13 +154,17 @@ impl Store {
                         return report;
                     }
                     let limit = budget.min(PAGE_KEYS);
-                    let (page, more) =
-                        self.read(|s| s.store.list_keys(&bucket, &prefix, after.as_deref(), limit));
+                    let (page, more, tags) = self.read(|s| {
+                        let (page, more) =
+                            s.store.list_keys(&bucket, &prefix, after.as_deref(), limit);
+                        let tags = version_tags(s, &rules, &bucket, &page);
+                        (page, more, tags)
+                    });
                     budget -= page.len().min(budget);
                     report.keys += page.len() as u64;
                     let mut work = Vec::new();
-                    for (key, versions) in &page {
-                        for e in evaluate_key(&rules.rules, key, versions, now, day) {
+                    for ((key, versions), tags) in page.iter().zip(&tags) {
+                        for e in evaluate_key_tagged(&rules.rules, key, versions, tags, now, day) {
                             // Object lock: a locked noncurrent version stays
                             // (the state refuses it too; this saves the
                             // proposal).
@@ -225,4 +229,26 @@ impl Store {
             }
         }
     }
+}
+
+/// The tags of every version of a page of keys (by key, in version order),
+/// read only when a rule filters on tags (empty lists otherwise).
+fn version_tags(
+    s: &stratus_state::State,
+    rules: &LifecycleConfig,
+    bucket: &str,
+    page: &[(String, Vec<stratus_state::objects::ObjectVersion>)],
+) -> Vec<Vec<std::collections::BTreeMap<String, String>>> {
+    let needed = rules.rules.iter().any(|r| r.filters_on_tags());
+    page.iter()
+        .map(|(key, versions)| {
+            if !needed {
+                return Vec::new();
+            }
+            versions
+                .iter()
+                .map(|v| s.store.version_attrs(bucket, key, &v.version_id).tags)
+                .collect()
+        })
+        .collect()
 }

@@ -50,14 +50,17 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
-        self.put_part_sealed(tenant, upload_id, number, body, None)
+        self.put_part_sealed(tenant, upload_id, number, body, None, || None)
             .await
     }
 
     /// [`Store::put_part`] with the client's key of an upload created under
     /// one (S3 SSE-C, its `customer_seal`): the part must carry exactly
     /// that key, and an upload without one takes no key
-    /// ([`crate::CustomerKeyError`]).
+    /// ([`crate::CustomerKeyError`]); records the part's additional
+    /// checksum that `checksum` gives once the body has streamed (`None`:
+    /// the part has none, and a checksum of the part it replaces is
+    /// forgotten).
     pub async fn put_part_sealed<S>(
         &self,
         tenant: &str,
@@ -65,6 +68,7 @@ impl Store {
         number: u32,
         body: S,
         customer: Option<&stratus_chunk::CustomerKey>,
+        checksum: impl FnOnce() -> Option<String> + Send,
     ) -> Result<PartPut, StoreError>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
@@ -97,7 +101,7 @@ impl Store {
             .ingest_sealed(tenant, &bucket, body, sealing, false)
             .await?;
         let created_ms = now_ms();
-        self.write(StoreCommand::PutPart {
+        self.write(StoreCommand::PutPartWith {
             tenant: tenant.to_string(),
             upload: upload_id.to_string(),
             number,
@@ -107,6 +111,7 @@ impl Store {
                 data: ing.data,
                 created_ms,
             },
+            checksum: checksum(),
         })
         .await?;
         Ok(PartPut {

@@ -210,11 +210,16 @@ impl Store {
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
-        self.put_sealed(tenant, bucket, key, meta, body, None).await
+        self.put_sealed(tenant, bucket, key, meta, body, None, |_| {})
+            .await
     }
 
     /// [`Store::put`], sealed under the client's key when `customer` is
-    /// given (S3 SSE-C: a fresh random salt, see [`crate::customer`]).
+    /// given (S3 SSE-C: a fresh random salt, see [`crate::customer`]), with
+    /// `finish` completing the version's attributes once the body has
+    /// streamed (e.g. with a checksum the body's trailer carried) and before
+    /// the version is committed.
+    #[allow(clippy::too_many_arguments)]
     pub async fn put_sealed<S>(
         &self,
         tenant: &str,
@@ -223,6 +228,7 @@ impl Store {
         meta: PutMeta,
         body: S,
         customer: Option<&CustomerKey>,
+        finish: impl FnOnce(&mut VersionAttrs) + Send,
     ) -> Result<PutResult, StoreError>
     where
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
@@ -256,6 +262,7 @@ impl Store {
         let mut attrs = meta.attrs;
         attrs.part_sizes.clear();
         attrs.upload_id = None;
+        finish(&mut attrs);
         let r = self
             .write(StoreCommand::PutObjectWith {
                 tenant: tenant.to_string(),

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use stratus_s3::backend::{
     Backend, BackendResult, BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream,
-    CustomerKey, CustomerSeal, DeleteOutcome, MetadataDirective, ObjectInfo, PartInfo, PutMeta,
-    Retention, UploadInfo, VersionEntry, Versioning, WriteCondition,
+    ChecksumSlot, CustomerKey, CustomerSeal, DeleteCondition, DeleteOutcome, MetadataDirective,
+    ObjectChecksum, ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo, VersionEntry, Versioning,
+    WriteCondition,
 };
 use stratus_s3::StoreBackend;
 use stratus_testkit::{Cluster, Options};
@@ -199,9 +200,10 @@ impl Backend for Fresh {
         body: ByteStream,
         h: Option<u64>,
         c: Option<&CustomerKey>,
+        checksum: ChecksumSlot,
     ) -> BackendResult<PartInfo> {
         self.inner
-            .upload_part_sealed(t, &self.b(b), k, id, n, body, h, c)
+            .upload_part_sealed(t, &self.b(b), k, id, n, body, h, c, checksum)
             .await
     }
     async fn complete_multipart(
@@ -273,6 +275,16 @@ impl Backend for Fresh {
         self.inner.set_object_tags(t, &self.b(b), k, v, tags).await
     }
 
+    async fn upload_checksum(
+        &self,
+        t: &str,
+        b: &str,
+        k: &str,
+        id: &str,
+    ) -> BackendResult<Option<ObjectChecksum>> {
+        self.inner.upload_checksum(t, &self.b(b), k, id).await
+    }
+
     async fn set_object_acl(
         &self,
         t: &str,
@@ -311,17 +323,17 @@ impl Backend for Fresh {
             .set_object_legal_hold(t, &self.b(b), k, v, on)
             .await
     }
-    async fn delete_object_bypassing(
+    async fn delete_object_if(
         &self,
         t: &str,
         b: &str,
         k: &str,
         v: Option<&str>,
-        if_match: Option<&str>,
+        cond: DeleteCondition,
         bypass: bool,
     ) -> BackendResult<DeleteOutcome> {
         self.inner
-            .delete_object_bypassing(t, &self.b(b), k, v, if_match, bypass)
+            .delete_object_if(t, &self.b(b), k, v, cond, bypass)
             .await
     }
 }

@@ -13,11 +13,12 @@
 //! algorithm, or `InvalidRequest` for a malformed, missing or ambiguous value,
 //! and on success echoes the verified checksum in its response, as AWS does.
 //!
-//! Checksums are verified, not stored: a later GetObject/HeadObject with
-//! `x-amz-checksum-mode: ENABLED` answers without one (what S3 answers for an
-//! object stored without a checksum), and CompleteMultipartUpload neither
-//! checks per-part checksums listed in its body (each part's was checked when
-//! it was uploaded) nor answers a composite checksum.
+//! A verified checksum is also put in the write's [`ChecksumSlot`], which
+//! the backend reads before committing: the version (or part) stores it.
+//! A part of an upload created with `x-amz-checksum-algorithm` that comes
+//! without a checksum has one computed ([`check_part`]), so completing the
+//! upload can always combine them (`stored` module: the answers on reads,
+//! ListParts, CompleteMultipartUpload and GetObjectAttributes).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -31,7 +32,7 @@ use s3s::dto::Checksum;
 use s3s::{s3_error, S3Error, S3Result, TrailingHeaders};
 
 use super::body::base64_decode;
-use crate::backend::ByteStream;
+use crate::backend::{ByteStream, ChecksumSlot, ObjectChecksum};
 
 /// One of S3's additional checksum algorithms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,7 +97,7 @@ impl Algorithm {
         h
     }
 
-    fn field(self, c: &mut Checksum) -> &mut Option<String> {
+    pub(super) fn field(self, c: &mut Checksum) -> &mut Option<String> {
         match self {
             Self::Crc32 => &mut c.checksum_crc32,
             Self::Crc32c => &mut c.checksum_crc32c,
@@ -112,7 +113,7 @@ impl Algorithm {
             .find(|a| a.header().eq_ignore_ascii_case(name.trim()))
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    pub(super) fn from_name(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
@@ -157,6 +158,9 @@ pub(super) use sent_of;
 enum Expected {
     /// Sent before the body (header or form field), already decoded.
     Value(Vec<u8>),
+    /// Nothing sent: the checksum is computed (a part of an upload that
+    /// asked for one).
+    Computed,
     /// An `aws-chunked` trailer, read once the body has ended.
     Trailer(TrailingHeaders),
 }
@@ -181,6 +185,7 @@ enum Outcome {
 pub(super) struct Check {
     algorithm: Option<Algorithm>,
     outcome: Arc<Mutex<Outcome>>,
+    slot: ChecksumSlot,
 }
 
 impl Check {
@@ -225,6 +230,12 @@ impl Check {
             *a.field(&mut c) = Some(v);
         }
         c
+    }
+
+    /// The slot the verified checksum is put in when the body ends (for
+    /// the backend to store).
+    pub(super) fn slot(&self) -> ChecksumSlot {
+        self.slot.clone()
     }
 }
 
@@ -305,11 +316,40 @@ pub(super) fn check(
     headers: &http::HeaderMap,
     trailers: Option<&TrailingHeaders>,
 ) -> S3Result<(ByteStream, Check)> {
+    check_part(body, sent, headers, trailers, None)
+}
+
+/// [`check`] for a part of an upload created with the algorithm `asked`:
+/// a checksum of another algorithm is refused (`InvalidRequest`, as S3
+/// answers), and without one sent the part's is computed.
+pub(super) fn check_part(
+    body: ByteStream,
+    sent: &Sent<'_>,
+    headers: &http::HeaderMap,
+    trailers: Option<&TrailingHeaders>,
+    asked: Option<&str>,
+) -> S3Result<(ByteStream, Check)> {
     let outcome = Arc::new(Mutex::new(Outcome::Pending));
-    let Some((algorithm, expected)) = announced(sent, headers, trailers)? else {
+    let slot = ChecksumSlot::default();
+    let asked = asked.and_then(Algorithm::from_name);
+    let found = match (announced(sent, headers, trailers)?, asked) {
+        (Some((a, _)), Some(want)) if a != want => {
+            return Err(s3_error!(
+            InvalidRequest,
+            "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+            want.name().to_ascii_lowercase(),
+            a.name().to_ascii_lowercase()
+        ))
+        }
+        (Some(f), _) => Some(f),
+        (None, Some(want)) => Some((want, Expected::Computed)),
+        (None, None) => None,
+    };
+    let Some((algorithm, expected)) = found else {
         let check = Check {
             algorithm: None,
             outcome,
+            slot,
         };
         return Ok((body, check));
     };
@@ -319,10 +359,12 @@ pub(super) fn check(
         hasher: Some(algorithm.hasher()),
         expected,
         outcome: Arc::clone(&outcome),
+        slot: slot.clone(),
     };
     let check = Check {
         algorithm: Some(algorithm),
         outcome,
+        slot,
     };
     Ok((Box::pin(stream), check))
 }
@@ -335,6 +377,7 @@ struct Checked {
     hasher: Option<ChecksumHasher>,
     expected: Expected,
     outcome: Arc<Mutex<Outcome>>,
+    slot: ChecksumSlot,
 }
 
 impl Checked {
@@ -342,6 +385,7 @@ impl Checked {
     fn judge(&self, got: String) -> Outcome {
         let value = match &self.expected {
             Expected::Value(v) => v.clone(),
+            Expected::Computed => return Outcome::Verified(got),
             Expected::Trailer(t) => {
                 let header = self.algorithm.header();
                 let sent = t.read(|h| h.get(header).map(|v| v.to_str().map(str::to_owned)));
@@ -384,6 +428,13 @@ impl Stream for Checked {
                     .unwrap_or_default();
                 let outcome = this.judge(got);
                 let ok = matches!(outcome, Outcome::Verified(_));
+                if let Outcome::Verified(v) = &outcome {
+                    this.slot.set(ObjectChecksum {
+                        algorithm: this.algorithm.name().to_owned(),
+                        value: v.clone(),
+                        composite: false,
+                    });
+                }
                 if let Ok(mut o) = this.outcome.lock() {
                     *o = outcome;
                 }

@@ -4,18 +4,21 @@
 //! lifecycle document ([`LifecycleConfig`], JSON); the leader's maintenance
 //! carries them out (`stratus-store`'s `lifecycle`). What Stratus does not
 //! do is refused with `NotImplemented`, never dropped: transitions (there
-//! is one storage class), expiration at a `Date`, and filters on object
-//! tags or sizes.
+//! is one storage class). Filters on object tags and sizes and expiration
+//! at a `Date` are stored and carried out (`stratus_state::lifecycle_filters`).
+
+use std::collections::BTreeMap;
 
 use s3s::dto::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, DeleteBucketLifecycleInput,
     DeleteBucketLifecycleOutput, ExpirationStatus, GetBucketLifecycleConfigurationInput,
     GetBucketLifecycleConfigurationOutput, LifecycleExpiration, LifecycleRule as Rule,
-    LifecycleRuleFilter, NoncurrentVersionExpiration, PutBucketLifecycleConfigurationInput,
-    PutBucketLifecycleConfigurationOutput,
+    LifecycleRuleAndOperator, LifecycleRuleFilter, NoncurrentVersionExpiration,
+    PutBucketLifecycleConfigurationInput, PutBucketLifecycleConfigurationOutput, Tag,
 };
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result};
 use stratus_state::lifecycle::{LifecycleConfig, LifecycleError, LifecycleRule, MAX_RULES};
+use stratus_state::objects::MAX_TAGS;
 
 use super::errors::to_s3_error;
 use super::Gateway;
@@ -40,61 +43,133 @@ fn days(rule: &str, field: &str, v: i32) -> S3Result<u32> {
     })
 }
 
-/// The rule's prefix from its `Filter` (or its own `Prefix`).
-fn prefix_of(r: &Rule, id: &str) -> S3Result<(String, bool)> {
+/// A rule's filter: its prefix (and whether it was the rule's own
+/// `Prefix`, S3's older form), the tags and size bounds a version must
+/// meet, and whether it came as an `And`.
+#[derive(Default)]
+struct Filter {
+    prefix: String,
+    legacy: bool,
+    tags: BTreeMap<String, String>,
+    gt: Option<u64>,
+    lt: Option<u64>,
+    and: bool,
+}
+
+fn size(id: &str, field: &str, v: Option<i64>) -> S3Result<Option<u64>> {
+    v.map(|n| {
+        u64::try_from(n)
+            .map_err(|_| s3_error!(InvalidArgument, "rule {id:?}: {field} must not be negative"))
+    })
+    .transpose()
+}
+
+fn add_tags(f: &mut Filter, id: &str, tags: &[Tag]) -> S3Result<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(s3_error!(
+            InvalidArgument,
+            "rule {id:?}: a filter holds at most {MAX_TAGS} tags"
+        ));
+    }
+    for t in tags {
+        let (Some(k), v) = (&t.key, &t.value) else {
+            return Err(s3_error!(MalformedXML, "rule {id:?}: a Tag needs a Key"));
+        };
+        let v = v.clone().unwrap_or_default();
+        if f.tags
+            .insert(k.clone(), v.clone())
+            .is_some_and(|old| old != v)
+        {
+            return Err(s3_error!(
+                InvalidArgument,
+                "rule {id:?}: tag {k:?} is given twice with different values"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Both prefixes must hold: the longer one, if one starts with the other.
+fn join_prefix(f: &mut Filter, id: &str, p: &str) -> S3Result<()> {
+    if p.starts_with(&f.prefix) {
+        f.prefix = p.to_owned();
+        Ok(())
+    } else if f.prefix.starts_with(p) {
+        Ok(())
+    } else {
+        Err(s3_error!(
+            InvalidArgument,
+            "rule {id:?}: the filter's prefixes {:?} and {p:?} exclude each other",
+            f.prefix
+        ))
+    }
+}
+
+/// The rule's filter from its `Filter` (or its own `Prefix`). A `Filter`
+/// holding an `And` beside other elements (which AWS refuses and Ceph
+/// accepts) is read as the conjunction of them all.
+fn filter_of(r: &Rule, id: &str) -> S3Result<Filter> {
     match (&r.filter, &r.prefix) {
         (Some(_), Some(_)) => Err(s3_error!(
             MalformedXML,
             "rule {id:?} has both a Filter and a Prefix"
         )),
-        (None, Some(p)) => Ok((p.clone(), true)),
+        (None, Some(p)) => Ok(Filter {
+            prefix: p.clone(),
+            legacy: true,
+            ..Filter::default()
+        }),
         (None, None) => Err(s3_error!(
             MalformedXML,
             "rule {id:?} needs a Filter (or a Prefix)"
         )),
-        (Some(f), None) => {
+        (Some(lf), None) => {
             let LifecycleRuleFilter {
                 and,
                 object_size_greater_than,
                 object_size_less_than,
                 prefix,
                 tag,
-            } = f;
-            if tag.is_some() {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "lifecycle rules filtering on object tags are not supported"
-                ));
+            } = lf;
+            let mut f = Filter {
+                prefix: prefix.clone().unwrap_or_default(),
+                gt: size(id, "ObjectSizeGreaterThan", *object_size_greater_than)?,
+                lt: size(id, "ObjectSizeLessThan", *object_size_less_than)?,
+                ..Filter::default()
+            };
+            if let Some(t) = tag {
+                add_tags(&mut f, id, std::slice::from_ref(t))?;
             }
-            if object_size_greater_than.is_some() || object_size_less_than.is_some() {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "lifecycle rules filtering on object sizes are not supported"
-                ));
-            }
-            match (and, prefix) {
-                (Some(_), Some(_)) => Err(s3_error!(
-                    MalformedXML,
-                    "rule {id:?}: a Filter holds one of Prefix, Tag or And"
-                )),
-                (None, p) => Ok((p.clone().unwrap_or_default(), false)),
-                (Some(a), None) => {
-                    if a.tags.as_ref().is_some_and(|t| !t.is_empty()) {
-                        return Err(s3_error!(
-                            NotImplemented,
-                            "lifecycle rules filtering on object tags are not supported"
-                        ));
-                    }
-                    if a.object_size_greater_than.is_some() || a.object_size_less_than.is_some() {
-                        return Err(s3_error!(
-                            NotImplemented,
-                            "lifecycle rules filtering on object sizes are not supported"
-                        ));
-                    }
-                    Ok((a.prefix.clone().unwrap_or_default(), false))
+            if let Some(a) = and {
+                f.and = true;
+                if let Some(p) = &a.prefix {
+                    join_prefix(&mut f, id, p)?;
                 }
+                add_tags(&mut f, id, a.tags.as_deref().unwrap_or_default())?;
+                let gt = size(id, "ObjectSizeGreaterThan", a.object_size_greater_than)?;
+                let lt = size(id, "ObjectSizeLessThan", a.object_size_less_than)?;
+                f.gt = f.gt.max(gt);
+                f.lt = match (f.lt, lt) {
+                    (Some(x), Some(y)) => Some(x.min(y)),
+                    (x, y) => x.or(y),
+                };
             }
+            Ok(f)
         }
+    }
+}
+
+/// An `Expiration` `Date`: midnight UTC, as S3 requires.
+fn date_ms(id: &str, d: &s3s::dto::Timestamp) -> S3Result<u64> {
+    let t = time::OffsetDateTime::from(d.clone()).to_offset(time::UtcOffset::UTC);
+    let midnight = t.hour() == 0 && t.minute() == 0 && t.second() == 0 && t.nanosecond() == 0;
+    let ms = u64::try_from(t.unix_timestamp()).ok().map(|s| s * 1000);
+    match ms {
+        Some(ms) if midnight => Ok(ms),
+        _ => Err(s3_error!(
+            InvalidArgument,
+            "rule {id:?}: 'Date' must be at midnight GMT"
+        )),
     }
 }
 
@@ -120,26 +195,25 @@ fn rule_from(r: &Rule, id: String) -> S3Result<LifecycleRule> {
             ))
         }
     };
-    let (prefix, legacy_prefix) = prefix_of(r, &id)?;
+    let f = filter_of(r, &id)?;
     let mut out = LifecycleRule {
         enabled,
-        prefix,
-        legacy_prefix,
+        prefix: f.prefix,
+        legacy_prefix: f.legacy,
+        tags: f.tags,
+        size_greater_than: f.gt,
+        size_less_than: f.lt,
+        filter_and: f.and,
         ..LifecycleRule::default()
     };
     if let Some(e) = &r.expiration {
-        if e.date.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "lifecycle expiration at a Date is not supported; use Days"
-            ));
-        }
+        out.expiration_date_ms = e.date.as_ref().map(|d| date_ms(&id, d)).transpose()?;
         out.expiration_days = e.days.map(|d| days(&id, "Days", d)).transpose()?;
         out.expired_object_delete_marker = e.expired_object_delete_marker == Some(true);
-        if e.days.is_none() && e.expired_object_delete_marker.is_none() {
+        if e.days.is_none() && e.date.is_none() && e.expired_object_delete_marker.is_none() {
             return Err(s3_error!(
                 MalformedXML,
-                "rule {id:?}: Expiration needs Days or ExpiredObjectDeleteMarker"
+                "rule {id:?}: Expiration needs Days, Date or ExpiredObjectDeleteMarker"
             ));
         }
     }
@@ -199,21 +273,23 @@ pub(crate) fn config_from(c: &BucketLifecycleConfiguration) -> S3Result<Lifecycl
 
 /// A stored rule as S3 shows it.
 fn rule_to(r: &LifecycleRule) -> Rule {
-    let expiration = (r.expiration_days.is_some() || r.expired_object_delete_marker).then(|| {
-        LifecycleExpiration {
+    let expiration = (r.expiration_days.is_some()
+        || r.expiration_date_ms.is_some()
+        || r.expired_object_delete_marker)
+        .then(|| LifecycleExpiration {
             days: r.expiration_days.map(|d| d as i32),
+            date: r.expiration_date_ms.and_then(|ms| {
+                let secs = i64::try_from(ms / 1000).ok()?;
+                time::OffsetDateTime::from_unix_timestamp(secs)
+                    .ok()
+                    .map(s3s::dto::Timestamp::from)
+            }),
             expired_object_delete_marker: r.expired_object_delete_marker.then_some(true),
-            ..Default::default()
-        }
-    });
+        });
     let (filter, prefix) = if r.legacy_prefix {
         (None, Some(r.prefix.clone()))
     } else {
-        let f = LifecycleRuleFilter {
-            prefix: Some(r.prefix.clone()),
-            ..Default::default()
-        };
-        (Some(f), None)
+        (Some(filter_to(r)), None)
     };
     Rule {
         id: Some(r.id.clone()),
@@ -236,6 +312,43 @@ fn rule_to(r: &LifecycleRule) -> Rule {
         }),
         transitions: None,
         noncurrent_version_transitions: None,
+    }
+}
+
+/// A stored rule's filter as S3 shows it: one element alone, or an `And`
+/// when it was given so or holds more than one condition.
+fn filter_to(r: &LifecycleRule) -> LifecycleRuleFilter {
+    let tags: Vec<Tag> = r
+        .tags
+        .iter()
+        .map(|(k, v)| Tag {
+            key: Some(k.clone()),
+            value: Some(v.clone()),
+        })
+        .collect();
+    let gt = r.size_greater_than.and_then(|n| i64::try_from(n).ok());
+    let lt = r.size_less_than.and_then(|n| i64::try_from(n).ok());
+    let parts = usize::from(!r.prefix.is_empty())
+        + tags.len()
+        + usize::from(gt.is_some())
+        + usize::from(lt.is_some());
+    if r.filter_and || parts > 1 {
+        return LifecycleRuleFilter {
+            and: Some(LifecycleRuleAndOperator {
+                prefix: (!r.prefix.is_empty()).then(|| r.prefix.clone()),
+                tags: (!tags.is_empty()).then_some(tags),
+                object_size_greater_than: gt,
+                object_size_less_than: lt,
+            }),
+            ..Default::default()
+        };
+    }
+    LifecycleRuleFilter {
+        prefix: (tags.is_empty() && gt.is_none() && lt.is_none()).then(|| r.prefix.clone()),
+        tag: tags.into_iter().next(),
+        object_size_greater_than: gt,
+        object_size_less_than: lt,
+        ..Default::default()
     }
 }
 

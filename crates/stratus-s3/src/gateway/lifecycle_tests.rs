@@ -81,38 +81,50 @@ fn what_stratus_does_not_do_is_refused_not_dropped() {
         ..rule("t")
     };
     assert_eq!(code(vec![nt]), S3ErrorCode::NotImplemented);
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag {
+        key: Some(k.into()),
+        value: Some(v.into()),
+    }
+}
+
+fn midnight(days: i64) -> s3s::dto::Timestamp {
+    let t = time::OffsetDateTime::from_unix_timestamp(days * 86_400).unwrap();
+    s3s::dto::Timestamp::from(t)
+}
+
+/// Tag, size and And filters and an Expiration Date are stored and shown
+/// back as given.
+#[test]
+fn filters_and_dates_round_trip() {
     let date = Rule {
         expiration: Some(LifecycleExpiration {
-            date: Some(s3s::dto::Timestamp::from(std::time::SystemTime::UNIX_EPOCH)),
+            date: Some(midnight(17_436)),
             ..Default::default()
         }),
         ..rule("d")
     };
-    assert_eq!(code(vec![date]), S3ErrorCode::NotImplemented);
-    let tag = Tag {
-        key: Some("k".into()),
-        value: Some("v".into()),
-    };
     let by_tag = Rule {
         filter: Some(LifecycleRuleFilter {
-            tag: Some(tag.clone()),
+            tag: Some(tag("k", "v")),
             ..Default::default()
         }),
         ..rule("tag")
     };
-    assert_eq!(code(vec![by_tag]), S3ErrorCode::NotImplemented);
-    let and_tag = Rule {
+    let and = Rule {
         filter: Some(LifecycleRuleFilter {
             and: Some(LifecycleRuleAndOperator {
                 prefix: Some("p".into()),
-                tags: Some(vec![tag]),
-                ..Default::default()
+                tags: Some(vec![tag("a", "1"), tag("b", "2")]),
+                object_size_greater_than: Some(10),
+                object_size_less_than: Some(20),
             }),
             ..Default::default()
         }),
         ..rule("and")
     };
-    assert_eq!(code(vec![and_tag]), S3ErrorCode::NotImplemented);
     let by_size = Rule {
         filter: Some(LifecycleRuleFilter {
             object_size_greater_than: Some(10),
@@ -120,7 +132,105 @@ fn what_stratus_does_not_do_is_refused_not_dropped() {
         }),
         ..rule("size")
     };
-    assert_eq!(code(vec![by_size]), S3ErrorCode::NotImplemented);
+    let given = vec![date, by_tag, and, by_size];
+    let c = config_from(&conf(given.clone())).unwrap();
+    assert_eq!(c.rules[0].expiration_date_ms, Some(17_436 * 86_400_000));
+    assert_eq!(c.rules[2].tags.len(), 2);
+    assert_eq!(c.rules[3].size_greater_than, Some(10));
+    let back: Vec<Rule> = c.rules.iter().map(rule_to).collect();
+    assert_eq!(back, given);
+}
+
+/// Ceph's conjunction of a Filter's Prefix, Tag and And is read as all of
+/// them; contradictory prefixes are refused.
+#[test]
+fn a_filter_with_and_beside_other_elements_is_a_conjunction() {
+    let mixed = |and_prefix: &str| Rule {
+        filter: Some(LifecycleRuleFilter {
+            prefix: Some("days1/".into()),
+            tag: Some(tag("tom", "sawyer")),
+            and: Some(LifecycleRuleAndOperator {
+                prefix: Some(and_prefix.into()),
+                tags: Some(vec![tag("huck", "finn")]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..rule("m")
+    };
+    let c = config_from(&conf(vec![mixed("days1")])).unwrap();
+    assert_eq!(c.rules[0].prefix, "days1/");
+    assert_eq!(c.rules[0].tags.len(), 2);
+    assert_eq!(code(vec![mixed("other/")]), S3ErrorCode::InvalidArgument);
+}
+
+#[test]
+fn bad_filters_and_dates_are_refused() {
+    let at = |t: s3s::dto::Timestamp| Rule {
+        expiration: Some(LifecycleExpiration {
+            date: Some(t),
+            ..Default::default()
+        }),
+        ..rule("d")
+    };
+    // Not midnight (what a client sends for "20200101": epoch seconds).
+    let odd = time::OffsetDateTime::from_unix_timestamp(20_200_101).unwrap();
+    assert_eq!(code(vec![at(odd.into())]), S3ErrorCode::InvalidArgument);
+    let with_days = Rule {
+        expiration: Some(LifecycleExpiration {
+            date: Some(midnight(1)),
+            days: Some(3),
+            ..Default::default()
+        }),
+        ..rule("dd")
+    };
+    assert_eq!(code(vec![with_days]), S3ErrorCode::InvalidArgument);
+    let eleven: Vec<Tag> = (0..11).map(|i| tag(&format!("k{i}"), "v")).collect();
+    let many = Rule {
+        filter: Some(LifecycleRuleFilter {
+            and: Some(LifecycleRuleAndOperator {
+                tags: Some(eleven),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..rule("many")
+    };
+    assert_eq!(code(vec![many]), S3ErrorCode::InvalidArgument);
+    let negative = Rule {
+        filter: Some(LifecycleRuleFilter {
+            object_size_less_than: Some(-1),
+            ..Default::default()
+        }),
+        ..rule("neg")
+    };
+    assert_eq!(code(vec![negative]), S3ErrorCode::InvalidArgument);
+}
+
+/// The largest configuration S3 allows (1000 rules of 10 tags of the
+/// longest keys and values) is accepted here but over the stored
+/// document limit, which refuses it (InvalidArgument), never truncates it.
+#[test]
+fn a_configuration_at_the_limits_is_refused_by_the_document_limit() {
+    let tags: Vec<Tag> = (0..10)
+        .map(|i| tag(&format!("{i}{}", "k".repeat(127)), &"v".repeat(256)))
+        .collect();
+    let rules: Vec<Rule> = (0..MAX_RULES)
+        .map(|i| Rule {
+            filter: Some(LifecycleRuleFilter {
+                and: Some(LifecycleRuleAndOperator {
+                    prefix: Some("p".into()),
+                    tags: Some(tags.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..rule(&i.to_string())
+        })
+        .collect();
+    let c = config_from(&conf(rules)).unwrap();
+    let doc = c.to_doc();
+    assert!(crate::backend::check_bucket_config("b", BucketConfigKind::Lifecycle, &doc).is_err());
 }
 
 #[test]

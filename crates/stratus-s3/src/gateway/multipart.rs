@@ -11,15 +11,17 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::attrs::{headers_of, tags_of_header, write_condition};
 use super::body::checked_body;
+use super::checksum_answers;
 use super::convert::{
     content_length, enc, etag, is_url_encoding, max_keys, owner, put_meta, timestamp,
     version_header, MAX_KEYS,
 };
 use super::errors::{to_s3_error, write_error};
 use super::Gateway;
-use crate::backend::{Backend, BackendError, KeyStore, MAX_PART_NUMBER};
+use crate::backend::{Backend, BackendError, ChecksumSlot, KeyStore, MAX_PART_NUMBER};
 use crate::listing;
 use crate::{sse, unsupported};
+use s3s::dto::{Checksum, ChecksumAlgorithm};
 
 pub(super) fn part_number(n: i32) -> S3Result<u32> {
     u32::try_from(n)
@@ -47,11 +49,18 @@ pub(super) async fn create_multipart_upload<B: Backend, K: KeyStore>(
     )?;
     let headers = headers_of!(input);
     let tags = tags_of_header(input.tagging.as_deref())?;
+    let asked = checksum_answers::asked_for_upload(
+        input.checksum_algorithm.as_ref(),
+        input.checksum_type.as_ref(),
+    )?;
     let lock = super::object_lock::lock_of!(input)?;
     super::object_lock::check_lock_allowed(gw, &tenant, &input.bucket, &lock).await?;
     let mut meta = put_meta(input.content_type, input.metadata);
     meta.headers = headers;
     meta.tags = tags;
+    if let Some(a) = &asked {
+        meta.checksum = ChecksumSlot::with(a.clone());
+    }
     meta.customer_key = sent.as_ref().map(|k| k.key.clone());
     meta.acl = acl;
     meta.lock = lock;
@@ -68,6 +77,12 @@ pub(super) async fn create_multipart_upload<B: Backend, K: KeyStore>(
         bucket: Some(input.bucket),
         key: Some(input.key),
         upload_id: Some(upload_id),
+        checksum_algorithm: asked
+            .as_ref()
+            .map(|a| ChecksumAlgorithm::from(a.algorithm.clone())),
+        checksum_type: asked
+            .as_ref()
+            .and_then(|a| checksum_answers::checksum_dto(a, "").checksum_type),
         ..Default::default()
     }))
 }
@@ -81,10 +96,20 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
     let input = req.input;
     let sent = sse::customer_key(sse::customer_of!(input))?;
     let n = part_number(input.part_number)?;
+    let asked = gw
+        .backend
+        .upload_checksum(&tenant, &input.bucket, &input.key, &input.upload_id)
+        .await
+        .map_err(to_s3_error)?;
     let sums = super::checksums::sent_of!(input);
     let (body, mismatch) = checked_body(input.body, input.content_md5.as_deref())?;
-    let (body, sums) =
-        super::checksums::check(body, &sums, &req.headers, req.trailing_headers.as_ref())?;
+    let (body, sums) = super::checksums::check_part(
+        body,
+        &sums,
+        &req.headers,
+        req.trailing_headers.as_ref(),
+        asked.as_ref().map(|a| a.algorithm.as_str()),
+    )?;
     let part = gw
         .backend
         .upload_part_sealed(
@@ -96,6 +121,7 @@ pub(super) async fn upload_part<B: Backend, K: KeyStore>(
             body,
             content_length(input.content_length),
             sent.as_ref().map(|k| &k.key),
+            sums.slot(),
         )
         .await
         .map_err(|e| match e {
@@ -152,16 +178,51 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
     let condition = write_condition(input.if_none_match.as_ref(), input.if_match.as_ref())?;
     let if_match = input.if_match.is_some();
     let mut parts = Vec::with_capacity(listed.len());
+    let mut sums = checksum_answers::CompleteSums {
+        parts: Vec::with_capacity(listed.len()),
+        whole: Checksum {
+            checksum_crc32: input.checksum_crc32.clone(),
+            checksum_crc32c: input.checksum_crc32c.clone(),
+            checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+            checksum_sha1: input.checksum_sha1.clone(),
+            checksum_sha256: input.checksum_sha256.clone(),
+            checksum_type: None,
+        },
+        kind: input.checksum_type.clone(),
+    };
     for p in listed {
         let n = p
             .part_number
             .ok_or_else(|| s3_error!(InvalidPart, "a part has no PartNumber"))?;
         let n = part_number(n).map_err(|_| s3_error!(InvalidPart))?;
+        sums.parts.push((
+            n,
+            Checksum {
+                checksum_crc32: p.checksum_crc32,
+                checksum_crc32c: p.checksum_crc32c,
+                checksum_crc64nvme: p.checksum_crc64nvme,
+                checksum_sha1: p.checksum_sha1,
+                checksum_sha256: p.checksum_sha256,
+                checksum_type: None,
+            },
+        ));
         let tag = p
             .e_tag
             .ok_or_else(|| s3_error!(InvalidPart, "a part has no ETag"))?;
         parts.push((n, tag.value().trim_matches('"').to_owned()));
     }
+    // A part number listed again right after itself (a part re-sent while
+    // its first upload was still in flight, both recorded by the client):
+    // the last entry stands for it, as Ceph and MinIO take it. Part numbers
+    // going down stay InvalidPartOrder.
+    let (parts, sums) = last_of_repeats(parts, sums);
+    checksum_answers::check_completion(
+        gw,
+        &tenant,
+        (&input.bucket, &input.key, &input.upload_id),
+        &sums,
+    )
+    .await?;
     let info = gw
         .backend
         .complete_multipart(
@@ -180,7 +241,7 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
         }
         r => r,
     }?;
-    let mut resp = S3Response::new(CompleteMultipartUploadOutput {
+    let mut out = CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         e_tag: Some(etag(&info.etag)),
         key: Some(input.key.clone()),
@@ -188,10 +249,36 @@ pub(super) async fn complete_multipart_upload<B: Backend, K: KeyStore>(
         version_id: version_header(&info.version_id),
         server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         ..Default::default()
-    });
+    };
+    checksum_answers::checksum_out!(
+        out,
+        info.checksum
+            .as_ref()
+            .map(|c| checksum_answers::checksum_dto(c, &c.value))
+    );
+    let mut resp = S3Response::new(out);
     // s3s 0.14's output has no SSE-C fields; S3 sends the headers.
     sse::echo_headers(&mut resp.headers, sent.as_ref());
     Ok(resp)
+}
+
+/// Keeps the last of each run of entries with the same part number (in
+/// the parts and their checksums alike).
+fn last_of_repeats(
+    parts: Vec<(u32, String)>,
+    mut sums: checksum_answers::CompleteSums,
+) -> (Vec<(u32, String)>, checksum_answers::CompleteSums) {
+    let keep: Vec<bool> = (0..parts.len())
+        .map(|i| parts.get(i + 1).is_none_or(|next| next.0 != parts[i].0))
+        .collect();
+    let mut k = keep.iter();
+    sums.parts.retain(|_| *k.next().unwrap_or(&true));
+    let mut k = keep.iter();
+    let parts = parts
+        .into_iter()
+        .filter(|_| *k.next().unwrap_or(&true))
+        .collect();
+    (parts, sums)
 }
 
 pub(super) async fn abort_multipart_upload<B: Backend, K: KeyStore>(
@@ -222,6 +309,11 @@ pub(super) async fn list_parts<B: Backend, K: KeyStore>(
         .list_parts(&tenant, &input.bucket, &input.key, &input.upload_id)
         .await
         .map_err(to_s3_error)?;
+    let asked = gw
+        .backend
+        .upload_checksum(&tenant, &input.bucket, &input.key, &input.upload_id)
+        .await
+        .map_err(to_s3_error)?;
     let mut rest = all
         .into_iter()
         .filter(|p| i64::from(p.part_number) > i64::from(marker))
@@ -244,15 +336,32 @@ pub(super) async fn list_parts<B: Backend, K: KeyStore>(
         parts: Some(
             parts
                 .into_iter()
-                .map(|p| Part {
-                    e_tag: Some(etag(&p.etag)),
-                    last_modified: Some(timestamp(p.last_modified_ms)),
-                    part_number: i32::try_from(p.part_number).ok(),
-                    size: i64::try_from(p.size).ok(),
-                    ..Default::default()
+                .map(|p| {
+                    let mut part = Part {
+                        e_tag: Some(etag(&p.etag)),
+                        last_modified: Some(timestamp(p.last_modified_ms)),
+                        part_number: i32::try_from(p.part_number).ok(),
+                        size: i64::try_from(p.size).ok(),
+                        ..Default::default()
+                    };
+                    if let (Some(a), Some(v)) = (&asked, &p.checksum) {
+                        let c = checksum_answers::checksum_dto(a, v);
+                        part.checksum_crc32 = c.checksum_crc32;
+                        part.checksum_crc32c = c.checksum_crc32c;
+                        part.checksum_crc64nvme = c.checksum_crc64nvme;
+                        part.checksum_sha1 = c.checksum_sha1;
+                        part.checksum_sha256 = c.checksum_sha256;
+                    }
+                    part
                 })
                 .collect(),
         ),
+        checksum_algorithm: asked
+            .as_ref()
+            .map(|a| ChecksumAlgorithm::from(a.algorithm.clone())),
+        checksum_type: asked
+            .as_ref()
+            .and_then(|a| checksum_answers::checksum_dto(a, "").checksum_type),
         upload_id: Some(input.upload_id),
         ..Default::default()
     }))
@@ -331,5 +440,39 @@ fn writes(key: &str) -> crate::policy::Request<'_> {
         action: crate::policy::Action::PutObject,
         key: Some(key),
         prefix: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_part_numbers_keep_their_last_entry() {
+        let sums = checksum_answers::CompleteSums {
+            parts: [1, 1, 2, 3, 3, 3]
+                .iter()
+                .map(|n| (*n, Checksum::default()))
+                .collect(),
+            whole: Checksum::default(),
+            kind: None,
+        };
+        let parts: Vec<(u32, String)> =
+            [(1, "a"), (1, "b"), (2, "c"), (3, "d"), (3, "e"), (3, "f")]
+                .iter()
+                .map(|(n, e)| (*n, (*e).to_owned()))
+                .collect();
+        let (parts, sums) = last_of_repeats(parts, sums);
+        let tags: Vec<&str> = parts.iter().map(|(_, e)| e.as_str()).collect();
+        assert_eq!(tags, ["b", "c", "f"]);
+        assert_eq!(sums.parts.len(), 3);
+        // Going down is left for the backend to refuse.
+        let down = vec![(2, "x".to_owned()), (1, "y".to_owned())];
+        let empty = checksum_answers::CompleteSums {
+            parts: vec![(2, Checksum::default()), (1, Checksum::default())],
+            whole: Checksum::default(),
+            kind: None,
+        };
+        assert_eq!(last_of_repeats(down.clone(), empty).0, down);
     }
 }

@@ -13,6 +13,7 @@ use super::attrs::{
     write_condition,
 };
 use super::body::{blob, checked_body};
+use super::checksum_answers::{checksum_out, read_checksum};
 use super::conditions::{check_copy_source, copy_source, evaluate, precondition_error};
 use super::convert::{
     byte_range, content_length, content_type_out, etag, metadata_out, put_meta, timestamp,
@@ -21,7 +22,8 @@ use super::convert::{
 use super::errors::{to_s3_error, write_error};
 use super::Gateway;
 use crate::backend::{
-    Backend, BackendError, ByteRange, KeyStore, MetadataDirective, ObjectInfo, PutMeta,
+    Backend, BackendError, ByteRange, DeleteCondition, KeyStore, MetadataDirective, ObjectInfo,
+    PutMeta,
 };
 use crate::policy::Action;
 use crate::{sse, unsupported};
@@ -63,6 +65,7 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
     meta.headers = headers;
     meta.tags = tags;
     meta.condition = condition;
+    meta.checksum = sums.slot();
     meta.customer_key = sent.as_ref().map(|k| k.key.clone());
     meta.acl = acl;
     meta.lock = lock;
@@ -84,8 +87,10 @@ pub(super) async fn put_object<B: Backend, K: KeyStore>(
         r => r.map_err(|e| sums.error_or(write_error(e, mismatch.as_ref()))),
     }?;
     let sums = sums.verified();
+    let expiration = super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await;
     let (sse_customer_algorithm, sse_customer_key_md5) = sse::echo(sent.as_ref());
     Ok(S3Response::new(PutObjectOutput {
+        expiration,
         sse_customer_algorithm,
         sse_customer_key_md5,
         checksum_crc32: sums.checksum_crc32,
@@ -212,8 +217,18 @@ pub(super) async fn get_object<B: Backend, K: KeyStore>(
         server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         tag_count: tag_count(&info),
         parts_count: parts_count.and_then(|c| i32::try_from(c).ok()),
+        expiration: super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await,
         ..Default::default()
     };
+    checksum_out!(
+        out,
+        read_checksum(
+            &info,
+            input.checksum_mode.as_ref(),
+            input.part_number,
+            input.range.is_some()
+        )
+    );
     headers_out!(out, info);
     super::object_lock::lock_out!(out, info);
     let mut resp = S3Response::new(out);
@@ -241,7 +256,7 @@ pub(super) async fn if_match_error<B: Backend, K: KeyStore>(
 /// The error of a failed read, with the delete-marker headers S3 sends
 /// when the key's current version is a delete marker (404) or the version
 /// named is one (405).
-async fn read_error<B: Backend, K: KeyStore>(
+pub(super) async fn read_error<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     tenant: &str,
     bucket: &str,
@@ -330,8 +345,18 @@ pub(super) async fn head_object<B: Backend, K: KeyStore>(
         version_id: version_header(&info.version_id),
         server_side_encryption: sse::at_rest_of(info.customer_seal.as_ref()),
         parts_count,
+        expiration: super::expiration_header::expiration(gw, &tenant, &input.bucket, &info).await,
         ..Default::default()
     };
+    checksum_out!(
+        out,
+        read_checksum(
+            &info,
+            input.checksum_mode.as_ref(),
+            input.part_number,
+            input.range.is_some()
+        )
+    );
     headers_out!(out, info);
     super::object_lock::lock_out!(out, info);
     // s3s 0.14 answers HeadObject with 200 whatever status is asked (AWS
@@ -356,21 +381,25 @@ pub(super) async fn delete_object<B: Backend, K: KeyStore>(
         writes(&req.input.key, Action::DeleteObject),
     )
     .await?;
-    refuse_unsupported_delete_conditions(&req.headers)?;
+    let (size, modified_secs) = super::delete_conditions::from_headers(&req.headers)?;
     let input = &req.input;
-    let if_match = match &input.if_match {
+    let etag = match &input.if_match {
         None => None,
         Some(ETagCondition::Any) => Some("*".to_owned()),
         Some(ETagCondition::ETag(t)) => Some(t.value().to_owned()),
     };
     let out = gw
         .backend
-        .delete_object_bypassing(
+        .delete_object_if(
             &tenant,
             &input.bucket,
             &input.key,
             input.version_id.as_deref(),
-            if_match.as_deref(),
+            DeleteCondition {
+                etag,
+                size,
+                modified_secs,
+            },
             input.bypass_governance_retention.unwrap_or(false),
         )
         .await
@@ -404,8 +433,10 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for obj in input.delete.objects.iter().cloned() {
-        // Each key is granted on its own (a policy may name keys).
-        let tenant = match super::readers::read_as(
+        // Each key is granted on its own (a policy may name keys); its
+        // conditions are checked with the delete (as DeleteObject's
+        // If-Match, x-amz-if-match-size and -last-modified-time).
+        let granted = match super::readers::read_as(
             gw,
             &req,
             &input.bucket,
@@ -413,7 +444,11 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
         )
         .await
         {
-            Ok(t) => t,
+            Ok(t) => super::delete_conditions::of_entry(&obj).map(|c| (t, c)),
+            Err(e) => Err(e),
+        };
+        let (tenant, cond) = match granted {
+            Ok(tc) => tc,
             Err(e) => {
                 errors.push(dto::Error {
                     code: Some(e.code().as_str().to_owned()),
@@ -424,30 +459,14 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
                 continue;
             }
         };
-        // Per-object conditions: the ETag is checked with the delete (as
-        // DeleteObject's If-Match); size and time conditions are not
-        // implemented, and an object carrying one is refused, not deleted.
-        if obj.last_modified_time.is_some() || obj.size.is_some() {
-            errors.push(dto::Error {
-                code: Some("NotImplemented".to_owned()),
-                key: Some(obj.key),
-                message: Some(
-                    "DeleteObjects conditions on LastModifiedTime or Size are not implemented"
-                        .to_owned(),
-                ),
-                version_id: obj.version_id,
-            });
-            continue;
-        }
-        let if_match = obj.e_tag.as_ref().map(|t| t.value().to_owned());
         let result = gw
             .backend
-            .delete_object_bypassing(
+            .delete_object_if(
                 &tenant,
                 &input.bucket,
                 &obj.key,
                 obj.version_id.as_deref(),
-                if_match.as_deref(),
+                cond,
                 bypass,
             )
             .await;
@@ -483,21 +502,6 @@ pub(super) async fn delete_objects<B: Backend, K: KeyStore>(
         errors: (!errors.is_empty()).then_some(errors),
         ..Default::default()
     }))
-}
-
-/// DeleteObject's `x-amz-if-match-size` and `x-amz-if-match-last-modified-time`
-/// (which s3s 0.14 does not parse) are refused rather than ignored: an
-/// ignored condition would delete what the client meant to keep.
-fn refuse_unsupported_delete_conditions(headers: &http::HeaderMap) -> S3Result<()> {
-    for h in ["x-amz-if-match-size", "x-amz-if-match-last-modified-time"] {
-        if headers.contains_key(h) {
-            return Err(s3_error!(
-                NotImplemented,
-                "the {h} condition on DeleteObject is not implemented"
-            ));
-        }
-    }
-    Ok(())
 }
 
 pub(super) async fn copy_object<B: Backend, K: KeyStore>(
@@ -686,6 +690,7 @@ pub(super) fn copied_meta(info: &ObjectInfo) -> PutMeta {
         // A copy never takes its source's ACL.
         acl: None,
         lock: crate::backend::VersionLock::default(),
+        ..PutMeta::default()
     }
 }
 

@@ -114,6 +114,19 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
                 .1
         }
     };
+    // An upload that asked for a checksum gets the copied part's computed.
+    let asked = gw
+        .backend
+        .upload_checksum(&tenant, &input.bucket, &input.key, &input.upload_id)
+        .await
+        .map_err(to_s3_error)?;
+    let (body, sums) = super::checksums::check_part(
+        body,
+        &super::checksums::Sent::default(),
+        &http::HeaderMap::new(),
+        None,
+        asked.as_ref().map(|a| a.algorithm.as_str()),
+    )?;
     let part = gw
         .backend
         .upload_part_sealed(
@@ -125,6 +138,7 @@ pub(super) async fn upload_part_copy<B: Backend, K: KeyStore>(
             body,
             Some(len),
             dst_sent.as_ref().map(|k| &k.key),
+            sums.slot(),
         )
         .await
         .map_err(|e| match e {

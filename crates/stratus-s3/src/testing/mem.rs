@@ -1,8 +1,8 @@
 //! [`MemBackend`] and [`MemKeys`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -10,14 +10,22 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 
 use crate::backend::{
-    check_bucket_config, check_tags, Backend, BackendError, BackendResult, BucketAccessDocs,
-    BucketConfigKind, BucketInfo, ByteRange, ByteStream, CustomerKey, CustomerSeal, DeleteOutcome,
-    KeyRecord, KeyStore, MetadataDirective, ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo,
-    VersionEntry, VersionLock, Versioning, WriteCondition, MIN_PART_SIZE, NULL_VERSION,
+    check_bucket_config, check_tags, combine_checksums, Backend, BackendError, BackendResult,
+    BucketAccessDocs, BucketConfigKind, BucketInfo, ByteRange, ByteStream, ChecksumSlot,
+    CustomerKey, CustomerSeal, DeleteCondition, DeleteOutcome, MetadataDirective, ObjectChecksum,
+    ObjectInfo, PartInfo, PutMeta, Retention, UploadInfo, VersionEntry, VersionLock, Versioning,
+    WriteCondition, MIN_PART_SIZE, NULL_VERSION,
 };
 
 #[path = "mem_lock.rs"]
 mod lock;
+
+#[path = "mem_delete.rs"]
+mod delete;
+
+#[path = "mem_keys.rs"]
+mod keys;
+pub use keys::MemKeys;
 
 /// An in-memory [`Backend`] with S3's versioning semantics.
 ///
@@ -356,6 +364,8 @@ impl Backend for MemBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: Vec::new(),
+            checksum: meta.checksum.get().filter(|c| !c.value.is_empty()),
+            part_checksums: BTreeMap::new(),
             customer_seal: meta.customer_key.as_ref().map(stratus_store::fresh_seal),
             acl: meta.acl,
             lock: meta.lock,
@@ -418,19 +428,23 @@ impl Backend for MemBackend {
         version_id: Option<&str>,
         if_match: Option<&str>,
     ) -> BackendResult<DeleteOutcome> {
-        self.delete_checked(tenant, bucket, key, version_id, if_match, false)
+        let cond = DeleteCondition {
+            etag: if_match.map(str::to_owned),
+            ..DeleteCondition::default()
+        };
+        self.delete_checked(tenant, bucket, key, version_id, cond, false)
     }
 
-    async fn delete_object_bypassing(
+    async fn delete_object_if(
         &self,
         tenant: &str,
         bucket: &str,
         key: &str,
         version_id: Option<&str>,
-        if_match: Option<&str>,
+        cond: DeleteCondition,
         bypass_governance: bool,
     ) -> BackendResult<DeleteOutcome> {
-        self.delete_checked(tenant, bucket, key, version_id, if_match, bypass_governance)
+        self.delete_checked(tenant, bucket, key, version_id, cond, bypass_governance)
     }
 
     async fn create_bucket_locked(&self, tenant: &str, bucket: &str) -> BackendResult<()> {
@@ -490,6 +504,7 @@ impl Backend for MemBackend {
                 headers: src.info.headers.clone(),
                 tags: src.info.tags.clone(),
                 condition: None,
+                checksum: ChecksumSlot::default(),
                 customer_key: None,
                 // An ACL is never copied.
                 acl: None,
@@ -513,8 +528,11 @@ impl Backend for MemBackend {
             is_delete_marker: false,
             headers: m.headers,
             tags: m.tags,
-            // The copy is one simple upload.
+            // The copy is one simple upload: a full-object checksum of the
+            // same bytes still holds, a composite one does not.
             part_sizes: Vec::new(),
+            checksum: src.info.checksum.clone().filter(|c| !c.composite),
+            part_checksums: BTreeMap::new(),
             customer_seal: None,
             acl: m.acl,
             lock: m.lock,
@@ -648,6 +666,7 @@ impl Backend for MemBackend {
             body,
             size_hint,
             None,
+            ChecksumSlot::default(),
         )
         .await
     }
@@ -662,6 +681,7 @@ impl Backend for MemBackend {
         body: ByteStream,
         _size_hint: Option<u64>,
         customer: Option<&CustomerKey>,
+        checksum: ChecksumSlot,
     ) -> BackendResult<PartInfo> {
         let seal = self.lock().upload(tenant, bucket, key, upload_id)?.seal;
         check_key(seal.as_ref(), customer)?;
@@ -674,6 +694,7 @@ impl Backend for MemBackend {
             etag: md5_hex(&data),
             size: size_of(&data),
             last_modified_ms: now,
+            checksum: checksum.get().map(|c| c.value).filter(|v| !v.is_empty()),
         };
         upload.parts.insert(part_number, (part.clone(), data));
         Ok(part)
@@ -739,6 +760,19 @@ impl Backend for MemBackend {
         }
         let data = data.freeze();
         let meta = upload.meta.clone();
+        let sums: Vec<(Option<&str>, u64)> = chosen
+            .iter()
+            .map(|(p, _)| (p.checksum.as_deref(), p.size))
+            .collect();
+        let checksum = match meta.checksum.get() {
+            Some(asked) => combine_checksums(&asked, &sums)?,
+            None => None,
+        };
+        let part_checksums = chosen
+            .iter()
+            .zip(1u32..)
+            .filter_map(|((p, _), i)| p.checksum.clone().map(|v| (i, v)))
+            .collect();
         let seal = upload.seal;
         let info = ObjectInfo {
             key: key.to_owned(),
@@ -752,6 +786,8 @@ impl Backend for MemBackend {
             headers: meta.headers,
             tags: meta.tags,
             part_sizes: chosen.iter().map(|(p, _)| p.size).collect(),
+            checksum,
+            part_checksums,
             customer_seal: seal,
             acl: meta.acl,
             lock: meta.lock,
@@ -804,6 +840,20 @@ impl Backend for MemBackend {
         let mut s = self.lock();
         let u = s.upload(tenant, bucket, key, upload_id)?;
         Ok(u.parts.values().map(|(p, _)| p.clone()).collect())
+    }
+
+    async fn upload_checksum(
+        &self,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> BackendResult<Option<ObjectChecksum>> {
+        let mut s = self.lock();
+        Ok(s.upload(tenant, bucket, key, upload_id)?
+            .meta
+            .checksum
+            .get())
     }
 
     async fn list_multipart_uploads(
@@ -912,138 +962,5 @@ impl Backend for MemBackend {
             stored.info.acl = acl;
         }
         Ok(id)
-    }
-}
-
-/// An in-memory [`KeyStore`] (for tests).
-#[derive(Default)]
-pub struct MemKeys {
-    keys: RwLock<HashMap<String, KeyRecord>>,
-}
-
-impl MemKeys {
-    /// An empty key store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds (or replaces) `access_key` with `secret`, acting for `tenant`.
-    pub fn insert(&self, access_key: &str, secret: &str, tenant: &str) {
-        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        keys.insert(
-            access_key.to_owned(),
-            KeyRecord {
-                secret: secret.to_owned(),
-                tenant: tenant.to_owned(),
-            },
-        );
-    }
-
-    /// Builder form of [`MemKeys::insert`].
-    #[must_use]
-    pub fn with(self, access_key: &str, secret: &str, tenant: &str) -> Self {
-        self.insert(access_key, secret, tenant);
-        self
-    }
-}
-
-impl KeyStore for MemKeys {
-    fn lookup(&self, access_key: &str) -> Option<KeyRecord> {
-        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        keys.get(access_key).cloned()
-    }
-
-    fn tenant_exists(&self, tenant: &str) -> bool {
-        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
-        keys.values().any(|k| k.tenant == tenant)
-    }
-}
-
-impl MemBackend {
-    /// A delete (see [`Backend::delete_object`]); a locked version is
-    /// refused unless `bypass` lifts its `GOVERNANCE` retention.
-    fn delete_checked(
-        &self,
-        tenant: &str,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-        if_match: Option<&str>,
-        bypass: bool,
-    ) -> BackendResult<DeleteOutcome> {
-        let mut s = self.lock();
-        let now = s.now();
-        let versioning = s.bucket(tenant, bucket)?.versioning;
-        if let Some(want) = if_match {
-            let want = want.trim_matches('"');
-            let b = s.bucket(tenant, bucket)?;
-            let target = b.objects.get(key).and_then(|vs| match version_id {
-                None => vs.first(),
-                Some(id) => vs.iter().find(|v| v.info.version_id == id),
-            });
-            // Nothing to delete succeeds whatever the condition; a delete
-            // marker has an empty etag.
-            let ok = target.is_none_or(|v| want == "*" || v.info.etag == want);
-            if !ok {
-                return Err(BackendError::PreconditionFailed);
-            }
-            // A conditional delete of nothing adds no delete marker.
-            if target.is_none() && version_id.is_none() {
-                return Ok(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                });
-            }
-        }
-        if let Some(id) = version_id {
-            let b = s.bucket(tenant, bucket)?;
-            let mut delete_marker = false;
-            if let Some(vs) = b.objects.get_mut(key) {
-                if let Some(i) = vs.iter().position(|v| v.info.version_id == id) {
-                    lock::guard(vs[i].info.lock, now, bypass)?;
-                    delete_marker = vs.remove(i).info.is_delete_marker;
-                }
-                if vs.is_empty() {
-                    b.objects.remove(key);
-                }
-            }
-            return Ok(DeleteOutcome {
-                version_id: Some(id.to_owned()),
-                delete_marker,
-            });
-        }
-        match versioning {
-            None => {
-                let b = s.bucket(tenant, bucket)?;
-                b.objects.remove(key);
-                Ok(DeleteOutcome {
-                    version_id: None,
-                    delete_marker: false,
-                })
-            }
-            Some(_) => {
-                let marker = ObjectInfo {
-                    key: key.to_owned(),
-                    version_id: String::new(),
-                    size: 0,
-                    etag: String::new(),
-                    last_modified_ms: 0,
-                    content_type: None,
-                    user_metadata: BTreeMap::new(),
-                    is_delete_marker: true,
-                    headers: BTreeMap::new(),
-                    tags: BTreeMap::new(),
-                    part_sizes: Vec::new(),
-                    customer_seal: None,
-                    acl: None,
-                    lock: VersionLock::default(),
-                };
-                let info = s.write(tenant, bucket, marker, Bytes::new())?;
-                Ok(DeleteOutcome {
-                    version_id: Some(info.version_id),
-                    delete_marker: true,
-                })
-            }
-        }
     }
 }

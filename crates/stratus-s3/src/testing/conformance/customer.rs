@@ -114,6 +114,7 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
             chunked(&part, 1 << 16),
             None,
             Some(&key),
+            crate::backend::ChecksumSlot::default(),
         )
         .await
         .expect("part with the key");
@@ -123,7 +124,17 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
     ] {
         assert_eq!(
             err(b
-                .upload_part_sealed(A, "sse", "mp", &id, 2, chunked(b"z", 1), None, k)
+                .upload_part_sealed(
+                    A,
+                    "sse",
+                    "mp",
+                    &id,
+                    2,
+                    chunked(b"z", 1),
+                    None,
+                    k,
+                    crate::backend::ChecksumSlot::default()
+                )
                 .await),
             Some(want),
             "a part without the upload's key"
@@ -139,6 +150,7 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
             chunked(b"tail", 2),
             None,
             Some(&key),
+            crate::backend::ChecksumSlot::default(),
         )
         .await
         .expect("last part");
@@ -178,7 +190,8 @@ pub async fn customer_keys<Bk: Backend>(b: &Bk) {
                 1,
                 chunked(b"z", 1),
                 None,
-                Some(&key)
+                Some(&key),
+                crate::backend::ChecksumSlot::default()
             )
             .await),
         Some(BackendError::CustomerKeyNotApplicable)

@@ -144,9 +144,33 @@ pub async fn object_lock_retention<Bk: Backend>(b: &Bk) {
         "delete governance",
     );
     denied(
-        b.delete_object_bypassing(A, "r", "k", Some(&g.version_id), None, false)
-            .await,
+        b.delete_object_if(
+            A,
+            "r",
+            "k",
+            Some(&g.version_id),
+            crate::backend::DeleteCondition::default(),
+            false,
+        )
+        .await,
         "delete governance without bypass",
+    );
+    // Size and time conditions do not get round the lock, and a bypass
+    // still has to meet them.
+    let size = |n: u64| crate::backend::DeleteCondition {
+        size: Some(n),
+        ..Default::default()
+    };
+    denied(
+        b.delete_object_if(A, "r", "k", Some(&g.version_id), size(1), false)
+            .await,
+        "conditional delete of governance without bypass",
+    );
+    assert_eq!(
+        b.delete_object_if(A, "r", "k", Some(&g.version_id), size(2), true)
+            .await,
+        Err(BackendError::PreconditionFailed),
+        "a bypass must meet the delete's conditions"
     );
     // Shortening needs bypass; extending does not.
     denied(
@@ -181,9 +205,9 @@ pub async fn object_lock_retention<Bk: Backend>(b: &Bk) {
         .head_object(A, "r", "k", Some(&g.version_id))
         .await
         .is_ok());
-    b.delete_object_bypassing(A, "r", "k", Some(&g.version_id), None, true)
+    b.delete_object_if(A, "r", "k", Some(&g.version_id), size(1), true)
         .await
-        .expect("bypass removes governance");
+        .expect("bypass removes governance when the conditions hold");
     assert!(matches!(
         b.head_object(A, "r", "k", Some(&g.version_id)).await,
         Err(BackendError::NoSuchVersion)
@@ -201,8 +225,15 @@ pub async fn object_lock_retention<Bk: Backend>(b: &Bk) {
         .await
         .expect("put compliance");
     denied(
-        b.delete_object_bypassing(A, "r", "c", Some(&c.version_id), None, true)
-            .await,
+        b.delete_object_if(
+            A,
+            "r",
+            "c",
+            Some(&c.version_id),
+            crate::backend::DeleteCondition::default(),
+            true,
+        )
+        .await,
         "bypass does not remove compliance",
     );
     for (r, what) in [
@@ -280,8 +311,15 @@ pub async fn object_lock_legal_hold<Bk: Backend>(b: &Bk) {
     let head = b.head_object(A, "h", "k", None).await.expect("head");
     assert_eq!(head.lock.legal_hold, Some(true));
     denied(
-        b.delete_object_bypassing(A, "h", "k", Some(&v), None, true)
-            .await,
+        b.delete_object_if(
+            A,
+            "h",
+            "k",
+            Some(&v),
+            crate::backend::DeleteCondition::default(),
+            true,
+        )
+        .await,
         "legal hold with bypass",
     );
     // A copy does not inherit the hold; a copy asking for one gets it.
