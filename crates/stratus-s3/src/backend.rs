@@ -231,8 +231,6 @@ pub struct PutMeta {
 // allocation and buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
-// A copy is rare next to its body; boxing would only add indirection.
-#[allow(clippy::large_enum_variant)]
 pub enum MetadataDirective {
     /// Keep the source object's content type and user metadata.
     Copy,
