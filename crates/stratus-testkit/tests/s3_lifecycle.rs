@@ -5,10 +5,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use stratus_control::now_ms;
 use stratus_state::Command;
 use stratus_testkit::{Cluster, Options};
@@ -20,29 +19,7 @@ mod support;
 use support::{create_key, start_s3_cluster};
 
 async fn boto3(endpoint: &str, keys: &[&(String, String)], phase: &str) -> Result<()> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lifecycle_s3.py");
-    let mut args = vec![endpoint.to_owned()];
-    for (ak, sk) in keys {
-        args.push(ak.clone());
-        args.push(sk.clone());
-    }
-    args.push(phase.to_owned());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("/usr/bin/python3")
-            .arg(script)
-            .args(&args)
-            .output()
-    })
-    .await??;
-    println!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("the boto3 lifecycle script failed in its {phase} phase");
-    }
-    Ok(())
+    support::boto3_phase("lifecycle_s3.py", endpoint, keys, phase).await
 }
 
 /// The acceptance: a rule keeping 3 noncurrent versions trims a key

@@ -6,10 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use stratus_testkit::Options;
 
 const AGENTS: usize = 4;
@@ -19,29 +18,7 @@ mod support;
 use support::{create_key, start_s3_cluster};
 
 async fn boto3(endpoint: &str, keys: &[&(String, String)], phase: &str) -> Result<()> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/object_lock_s3.py");
-    let mut args = vec![endpoint.to_owned()];
-    for (ak, sk) in keys {
-        args.push(ak.clone());
-        args.push(sk.clone());
-    }
-    args.push(phase.to_owned());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("/usr/bin/python3")
-            .arg(script)
-            .args(&args)
-            .output()
-    })
-    .await??;
-    println!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        bail!("the boto3 object lock script failed in its {phase} phase");
-    }
-    Ok(())
+    support::boto3_phase("object_lock_s3.py", endpoint, keys, phase).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,7 +1,7 @@
-//! What the S3 cluster tests share (included with `#[path]` by `s3.rs`,
-//! `s3_public.rs` and `s3_lifecycle.rs`): a cluster with storage nodes,
-//! two tenants and an object store ready for writes, and access keys made
-//! through the API.
+//! What the S3 cluster tests share (included with `#[path]` by the
+//! `s3*.rs` tests): a cluster with storage nodes, two tenants and an object
+//! store ready for writes, access keys made through the API, and the runner
+//! of the boto3 scripts that play a phase of a test.
 
 use anyhow::{bail, Result};
 use stratus_control::now_ms;
@@ -70,4 +70,41 @@ pub async fn create_key(cluster: &Cluster, tenant: &str) -> Result<(String, Stri
         v["access_key"].as_str().unwrap_or_default().to_owned(),
         v["secret"].as_str().unwrap_or_default().to_owned(),
     ))
+}
+
+/// Runs phase `phase` of the boto3 script `tests/{script}` against
+/// `endpoint` with `keys` (access key and secret of each tenant), printing
+/// what it said; fails if the script does.
+#[allow(dead_code)] // not every test that includes this module runs a script
+pub async fn boto3_phase(
+    script: &str,
+    endpoint: &str,
+    keys: &[&(String, String)],
+    phase: &str,
+) -> Result<()> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let mut args = vec![endpoint.to_owned()];
+    for (ak, sk) in keys {
+        args.push(ak.clone());
+        args.push(sk.clone());
+    }
+    args.push(phase.to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("/usr/bin/python3")
+            .arg(path)
+            .args(&args)
+            .output()
+    })
+    .await??;
+    println!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        bail!("the boto3 script {script} failed in its {phase} phase");
+    }
+    Ok(())
 }
