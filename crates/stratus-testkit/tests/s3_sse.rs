@@ -9,44 +9,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Result};
 use stratus_state::objects::KeyScope;
 use stratus_store::{CustomerKey, CustomerKeyError, StoreError};
-use stratus_testkit::Options;
+use stratus_testkit::{files_holding, Options};
 
 #[path = "support/s3.rs"]
 mod support;
 use support::{create_key, start_s3_cluster};
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The files under `dir` that contain `needle`.
-fn holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    files(dir)
-        .into_iter()
-        .filter(|f| {
-            std::fs::read(f)
-                .map(|b| b.windows(needle.len()).any(|w| w == needle))
-                .unwrap_or(false)
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sse_c_with_boto3_and_no_key_left_behind() -> Result<()> {
@@ -129,11 +101,11 @@ async fn sse_c_with_boto3_and_no_key_left_behind() -> Result<()> {
     c.raft().trigger().snapshot().await?;
     let dir = &cluster.cfg.data_dir;
     assert!(
-        !holding(dir, b"sse-keep").is_empty(),
+        !files_holding(dir, b"sse-keep").is_empty(),
         "the scan reads {}",
         dir.display()
     );
-    let found = holding(dir, &key);
+    let found = files_holding(dir, &key);
     assert!(
         found.is_empty(),
         "the customer key in plaintext in {found:?}"

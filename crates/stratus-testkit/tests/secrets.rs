@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -16,36 +15,8 @@ use stratus_state::objects::{Bucket, DedupeScope, KeyScope, StoreCommand, Versio
 use stratus_state::sealing::{CLUSTER_KEY, PRIVATE_SEED, STORAGE_SECRET};
 use stratus_state::Command;
 use stratus_store::PutMeta;
-use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{files_holding, wait_storage_secret, wait_until, Cluster, Options, WAIT};
 use stratus_types::NodeStatus;
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-/// The files under `dir` that contain `needle`.
-fn holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
-    files(dir)
-        .into_iter()
-        .filter(|f| {
-            std::fs::read(f)
-                .map(|b| b.windows(needle.len()).any(|w| w == needle))
-                .unwrap_or(false)
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_of_a_replicas_raft_store_reveals_no_secret() -> Result<()> {
@@ -151,7 +122,7 @@ async fn a_copy_of_a_replicas_raft_store_reveals_no_secret() -> Result<()> {
             .join(format!("replica-{i}/control/raft"));
         // The scan does see the store's plaintext metadata...
         assert!(
-            !holding(&raft_dir, b"private-bkt").is_empty(),
+            !files_holding(&raft_dir, b"private-bkt").is_empty(),
             "the scan reads {}",
             raft_dir.display()
         );
@@ -162,7 +133,7 @@ async fn a_copy_of_a_replicas_raft_store_reveals_no_secret() -> Result<()> {
             ("a private-scope seed", seed.to_vec()),
             ("the cluster key's seed", cluster_seed.to_vec()),
         ] {
-            let found = holding(&raft_dir, &needle);
+            let found = files_holding(&raft_dir, &needle);
             assert!(found.is_empty(), "{what} in plaintext in {found:?}");
         }
     }
