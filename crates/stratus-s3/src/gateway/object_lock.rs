@@ -317,24 +317,33 @@ pub(super) async fn put_object_retention<B: Backend, K: KeyStore>(
     Ok(S3Response::new(PutObjectRetentionOutput::default()))
 }
 
+/// The lock of a version (the current one when `version_id` is `None`) of
+/// a bucket with object lock: what GetObjectRetention and
+/// GetObjectLegalHold read.
+async fn version_lock<B: Backend, K: KeyStore>(
+    gw: &Gateway<B, K>,
+    tenant: &str,
+    bucket: &str,
+    key: &str,
+    version_id: &Option<String>,
+) -> S3Result<crate::backend::VersionLock> {
+    lock_config(gw, tenant, bucket).await?;
+    let info = gw
+        .backend
+        .head_object(tenant, bucket, key, version_id.as_deref())
+        .await
+        .map_err(to_s3_error)?;
+    Ok(info.lock)
+}
+
 pub(super) async fn get_object_retention<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<GetObjectRetentionInput>,
 ) -> S3Result<S3Response<GetObjectRetentionOutput>> {
     let tenant = gw.tenant(&req)?;
     let input = &req.input;
-    lock_config(gw, &tenant, &input.bucket).await?;
-    let info = gw
-        .backend
-        .head_object(
-            &tenant,
-            &input.bucket,
-            &input.key,
-            input.version_id.as_deref(),
-        )
-        .await
-        .map_err(to_s3_error)?;
-    let Some(r) = info.lock.retention else {
+    let lock = version_lock(gw, &tenant, &input.bucket, &input.key, &input.version_id).await?;
+    let Some(r) = lock.retention else {
         return Err(s3_error!(
             NoSuchObjectLockConfiguration,
             "The specified object does not have a ObjectLock configuration"
@@ -384,18 +393,8 @@ pub(super) async fn get_object_legal_hold<B: Backend, K: KeyStore>(
 ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
     let tenant = gw.tenant(&req)?;
     let input = &req.input;
-    lock_config(gw, &tenant, &input.bucket).await?;
-    let info = gw
-        .backend
-        .head_object(
-            &tenant,
-            &input.bucket,
-            &input.key,
-            input.version_id.as_deref(),
-        )
-        .await
-        .map_err(to_s3_error)?;
-    let Some(on) = info.lock.legal_hold else {
+    let lock = version_lock(gw, &tenant, &input.bucket, &input.key, &input.version_id).await?;
+    let Some(on) = lock.legal_hold else {
         return Err(s3_error!(
             NoSuchObjectLockConfiguration,
             "The specified object does not have a legal hold"
