@@ -20,7 +20,7 @@ use super::errors::to_s3_error;
 use super::readers::{bucket_actor, object_actor, Actor};
 use super::Gateway;
 use crate::acl::{self, Acl, Canned, GrantHeaders, Grantee};
-use crate::backend::{Backend, BucketConfigKind as Kind, KeyStore};
+use crate::backend::{Backend, BucketConfigKind as Kind, KeyStore, ObjectInfo};
 use crate::policy::{Action, Request};
 use crate::public::{AclDoc, PublicAccessBlock};
 
@@ -218,12 +218,35 @@ pub(super) async fn get_bucket_acl<B: Backend, K: KeyStore>(
     }))
 }
 
+/// Who acts on a version's ACL, and the version: [`object_actor`]'s
+/// decision, then the version as the actor reads it when the decision did
+/// not already read it.
+async fn acl_target<B: Backend, K: KeyStore, T>(
+    gw: &Gateway<B, K>,
+    req: &S3Request<T>,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    action: Action,
+) -> S3Result<(Actor, ObjectInfo)> {
+    let (actor, info) = object_actor(gw, req, bucket, key, version_id, action).await?;
+    let info = match info {
+        Some(i) => i,
+        None => gw
+            .backend
+            .head_object(&actor.tenant, bucket, key, version_id)
+            .await
+            .map_err(to_s3_error)?,
+    };
+    Ok((actor, info))
+}
+
 pub(super) async fn get_object_acl<B: Backend, K: KeyStore>(
     gw: &Gateway<B, K>,
     req: S3Request<GetObjectAclInput>,
 ) -> S3Result<S3Response<GetObjectAclOutput>> {
     let input = &req.input;
-    let (actor, info) = object_actor(
+    let (actor, info) = acl_target(
         gw,
         &req,
         &input.bucket,
@@ -232,19 +255,6 @@ pub(super) async fn get_object_acl<B: Backend, K: KeyStore>(
         Action::GetObjectAcl,
     )
     .await?;
-    let info = match info {
-        Some(i) => i,
-        None => gw
-            .backend
-            .head_object(
-                &actor.tenant,
-                &input.bucket,
-                &input.key,
-                input.version_id.as_deref(),
-            )
-            .await
-            .map_err(to_s3_error)?,
-    };
     let acl = info
         .acl
         .as_deref()
@@ -262,7 +272,7 @@ pub(super) async fn put_object_acl<B: Backend, K: KeyStore>(
     req: S3Request<PutObjectAclInput>,
 ) -> S3Result<S3Response<PutObjectAclOutput>> {
     let input = &req.input;
-    let (actor, info) = object_actor(
+    let (actor, info) = acl_target(
         gw,
         &req,
         &input.bucket,
@@ -271,19 +281,6 @@ pub(super) async fn put_object_acl<B: Backend, K: KeyStore>(
         Action::PutObjectAcl,
     )
     .await?;
-    let info = match info {
-        Some(i) => i,
-        None => gw
-            .backend
-            .head_object(
-                &actor.tenant,
-                &input.bucket,
-                &input.key,
-                input.version_id.as_deref(),
-            )
-            .await
-            .map_err(to_s3_error)?,
-    };
     let bucket_owner = actor.bucket_owner().to_owned();
     let current = info
         .acl
