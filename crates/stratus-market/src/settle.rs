@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use stratus_types::TenantName;
 
 use crate::ledger::{transfer, Account, Entry, Reason, Refs};
+use crate::deal::{Deal, UsageError};
 use crate::money::{floor_div, Amount, MoneyError};
 
 /// Bytes in a GiB.
@@ -98,6 +99,10 @@ pub struct Terms {
     pub lender: TenantName,
     /// The lender's prices.
     pub prices: Prices,
+    /// The lender's price per task (what starting one costs it: fetching
+    /// and compiling the module), part of the lender's amount.
+    #[serde(default)]
+    pub task: Amount,
     /// The app owner and its per-task price, if the module is a paid app.
     pub app: Option<(TenantName, Amount)>,
     /// The dataset owner and its per-task price, if a paid dataset is used.
@@ -128,7 +133,7 @@ pub enum TermsError {
 }
 
 impl Terms {
-    fn fixed(&self) -> Result<Amount, TermsError> {
+    pub(crate) fn fixed(&self) -> Result<Amount, TermsError> {
         let app = self.app.as_ref().map_or(Amount::ZERO, |(_, p)| *p);
         let dataset = self.dataset.as_ref().map_or(Amount::ZERO, |(_, p)| *p);
         Ok(app.checked_add(dataset, "the app and dataset prices")?)
@@ -150,14 +155,14 @@ impl Terms {
         Ok(())
     }
 
-    fn refs(&self) -> Refs {
+    pub(crate) fn refs(&self) -> Refs {
         Refs {
             deal: Some(self.deal.clone()),
             ..Refs::default()
         }
     }
 
-    fn escrow(&self) -> Account {
+    pub(crate) fn escrow(&self) -> Account {
         Account::Held(self.requester.clone())
     }
 
@@ -177,40 +182,23 @@ impl Terms {
         })
     }
 
-    /// The entry that settles the deal after `usage` (see the module docs
-    /// for who gets what).
-    pub fn settle(&self, usage: &Usage) -> Result<Entry, TermsError> {
+    /// The entry that settles the deal after `usage`, all reported at the
+    /// end (see the module docs for who gets what; [`Deal`] settles usage
+    /// reported in steps).
+    pub fn settle(&self, usage: &Usage) -> Result<Entry, UsageError> {
         self.validate()?;
-        let escrow = self.escrow();
-        let left = self.held.checked_sub(self.fixed()?, "the escrow")?;
-        let lender_gross = usage_cost(&self.prices, usage)?.min(left);
-        let fee = floor_div(
-            u128::from(lender_gross.0) * u128::from(self.fee_bps),
-            u128::from(BPS),
-            "the pool fee",
-        )?;
-        let lender_net = lender_gross.checked_sub(fee, "the lender's amount")?;
-        let refund = left.checked_sub(lender_gross, "the refund")?;
-        let mut transfers = Vec::new();
-        for (owner, price) in [&self.app, &self.dataset].into_iter().flatten() {
-            transfers.extend(transfer(&escrow, &Account::Tenant(owner.clone()), *price));
-        }
-        transfers.extend(transfer(
-            &escrow,
-            &Account::Tenant(self.lender.clone()),
-            lender_net,
-        ));
-        transfers.extend(transfer(&escrow, &Account::Operator, fee));
-        transfers.extend(transfer(
-            &escrow,
-            &Account::Tenant(self.requester.clone()),
-            refund,
-        ));
-        Ok(Entry {
-            reason: Reason::Settlement,
-            refs: self.refs(),
-            transfers,
-        })
+        Deal::new(self.clone()).close(usage)
+    }
+
+    /// What the app and dataset owners get, in the order they are paid.
+    pub(crate) fn fixed_payees(&self) -> impl Iterator<Item = &(TenantName, Amount)> {
+        [&self.app, &self.dataset].into_iter().flatten()
+    }
+
+    /// The lender's gross amount for `usage` (per-task price plus usage
+    /// cost), before the cap at the escrow.
+    pub(crate) fn lender_gross(&self, usage: &Usage) -> Result<Amount, TermsError> {
+        Ok(usage_cost(&self.prices, usage)?.checked_add(self.task, "the lender's amount")?)
     }
 
     /// The entry that returns the whole escrow (the lender's fault, or a
