@@ -65,7 +65,8 @@ pub fn adds_data(cmd: &Command) -> bool {
         | Command::PutTenantModule { .. }
         | Command::PutModuleObject { .. }
         | Command::CreateJoinCredential { .. }
-        | Command::DeployWorkload { .. } => true,
+        | Command::DeployWorkload { .. }
+        | Command::DeployOrdered { .. } => true,
         Command::Store(s) => matches!(
             s,
             StoreCommand::CreateBucket { .. }
@@ -103,7 +104,7 @@ pub fn adds_data(cmd: &Command) -> bool {
         | Command::BanNode { .. } => false,
         // Money moves even on a low disk: an entry is a few hundred bytes,
         // and a settlement that could not be recorded would be money lost.
-        Command::Market(_) => false,
+        Command::Market(_) | Command::ReportUsage(_) => false,
     }
 }
 

@@ -68,6 +68,31 @@ pub enum MarketCommand {
         /// Its prices and availability.
         offer: Option<Offer>,
     },
+    /// Like `SetOffer`, with the node's per-task price (what `SetOffer`
+    /// leaves at zero).
+    SetOfferWithTask {
+        /// The node.
+        node: NodeId,
+        /// Its prices and availability (`None`: withdrawn).
+        offer: Option<Offer>,
+        /// Its price per task.
+        task: Amount,
+    },
+    /// The operator sets the pool's fee (basis points of lenders' amounts,
+    /// at most [`crate::deals::MAX_POOL_FEE_BPS`]); deals already placed
+    /// keep theirs.
+    SetPoolFee {
+        /// Basis points.
+        bps: u32,
+    },
+    /// The leader ends a deal whose instance was lost, vanished or ended
+    /// without a last usage report: the rest of the escrow is refunded.
+    CloseDeal {
+        /// The instance.
+        instance: String,
+        /// Leader time.
+        now_ms: u64,
+    },
 }
 
 /// One posted entry, as stored.
@@ -163,7 +188,35 @@ impl State {
                 reference,
                 now_ms,
             } => self.cross_edge(Reason::Withdrawal, tenant, *amount, reference, *now_ms),
-            MarketCommand::SetOffer { node, offer } => {
+            MarketCommand::SetOffer { node, offer } => self.set_offer(node, offer, Amount::ZERO),
+            MarketCommand::SetOfferWithTask { node, offer, task } => {
+                self.set_offer(node, offer, *task)
+            }
+            MarketCommand::SetPoolFee { bps } => {
+                if *bps > crate::deals::MAX_POOL_FEE_BPS {
+                    return Err(ApplyError::invalid(format!(
+                        "a pool fee of {bps} basis points is over the most, {}",
+                        crate::deals::MAX_POOL_FEE_BPS
+                    )));
+                }
+                *self.pool_fee_bps = *bps;
+                Ok(None)
+            }
+            MarketCommand::CloseDeal { instance, now_ms } => {
+                self.refund_deal(instance, *now_ms)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn set_offer(
+        &mut self,
+        node: &NodeId,
+        offer: &Option<Offer>,
+        task: Amount,
+    ) -> Result<Option<u64>, ApplyError> {
+        {
+            {
                 if !self.nodes.contains_key(node) {
                     return Err(ApplyError::not_found(format!(
                         "node {node} is not registered"
@@ -175,9 +228,15 @@ impl State {
                             .validate()
                             .map_err(|e| ApplyError::invalid(e.to_string()))?;
                         self.offers.insert(*node, o.clone());
+                        if task.is_zero() {
+                            self.task_prices.remove(node);
+                        } else {
+                            self.task_prices.insert(*node, task);
+                        }
                     }
                     None => {
                         self.offers.remove(node);
+                        self.task_prices.remove(node);
                     }
                 }
                 Ok(None)

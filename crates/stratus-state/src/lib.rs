@@ -35,6 +35,7 @@
 
 pub mod accounts;
 pub mod bucket_configs;
+pub mod deals;
 pub mod kv;
 pub mod legacy;
 pub mod lifecycle;
@@ -344,6 +345,18 @@ pub enum Command {
     },
     /// A change to the market's money ([`accounts`]).
     Market(accounts::MarketCommand),
+    /// Deploy a workload with a market order ([`deals`]): `deploy` is a
+    /// [`Command::DeployWorkload`], applied as such, and the order is kept
+    /// for its placements. (A plain `DeployWorkload` drops any order.)
+    DeployOrdered {
+        /// The deploy.
+        deploy: Box<Command>,
+        /// The requester's order.
+        order: stratus_market::Order,
+    },
+    /// A usage report signed by the node of the instance it meters
+    /// ([`deals`]): pays the deal what the usage adds, or closes it.
+    ReportUsage(stratus_market::UsageReport),
 }
 
 /// A tenant variable.
@@ -402,6 +415,14 @@ pub struct State {
     pub ledger_seq: Cell<u64>,
     /// Lenders' offers, by node ([`accounts`]).
     pub offers: Tracked<NodeId, stratus_market::Offer>,
+    /// Lenders' per-task prices, by node (part of their offers).
+    pub task_prices: Tracked<NodeId, stratus_market::Amount>,
+    /// The pool operator's fee on lenders' amounts, basis points.
+    pub pool_fee_bps: Cell<u32>,
+    /// Market orders, by workload id ([`deals`]).
+    pub orders: Tracked<String, stratus_market::Order>,
+    /// Open deals, by instance id ([`deals`]).
+    pub deals: Tracked<String, deals::DealRecord>,
 }
 
 impl Default for State {
@@ -598,6 +619,17 @@ impl State {
                 now_ms,
             } => self.put_module_object(tenant, hash, version, *now_ms),
             Command::Market(c) => self.apply_market(c),
+            Command::DeployOrdered { deploy, order } => {
+                let Command::DeployWorkload { tenant, spec, .. } = &**deploy else {
+                    return Err(ApplyError::invalid("an order goes with a deploy"));
+                };
+                let id = stratus_types::WorkloadId::new(tenant, &spec.name)
+                    .map_err(|e| ApplyError::invalid(e.to_string()))?;
+                let version = self.apply_workloads(index, deploy)?;
+                self.orders.insert(id.to_string(), order.clone());
+                Ok(version)
+            }
+            Command::ReportUsage(r) => self.take_usage(r),
         }
     }
 

@@ -168,6 +168,7 @@ impl State {
         }
         for id in &p.workloads {
             self.workloads.remove(id);
+            self.orders.remove(id);
         }
         let mut dropped = BTreeSet::new();
         for (t, h) in &p.modules {

@@ -28,6 +28,10 @@ impl State {
             balances: Tracked::load(k, "balances")?,
             ledger_seq: Cell::load(k, "ledger_seq")?,
             offers: Tracked::load(k, "offers")?,
+            task_prices: Tracked::load(k, "task_prices")?,
+            pool_fee_bps: Cell::load(k, "pool_fee_bps")?,
+            orders: Tracked::load(k, "orders")?,
+            deals: Tracked::load(k, "deals")?,
             store: objects::ObjectStore::load(kv)?,
         })
     }
@@ -51,6 +55,10 @@ impl State {
         self.balances.flush(kv, "balances");
         self.ledger_seq.flush(kv, "ledger_seq");
         self.offers.flush(kv, "offers");
+        self.task_prices.flush(kv, "task_prices");
+        self.pool_fee_bps.flush(kv, "pool_fee_bps");
+        self.orders.flush(kv, "orders");
+        self.deals.flush(kv, "deals");
         self.store.flush();
     }
 
@@ -127,6 +135,10 @@ impl State {
             balances: self.balances.clone(),
             ledger_seq: self.ledger_seq.clone(),
             offers: self.offers.clone(),
+            task_prices: self.task_prices.clone(),
+            pool_fee_bps: self.pool_fee_bps.clone(),
+            orders: self.orders.clone(),
+            deals: self.deals.clone(),
             store: self.store.fork(Box::new(mem)),
         }
     }

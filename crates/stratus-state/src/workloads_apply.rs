@@ -78,6 +78,7 @@ impl State {
                 let payload = self.deployable(tenant, spec, module)?;
                 let id = WorkloadId::new(tenant, &spec.name)
                     .map_err(|e| ApplyError::invalid(e.to_string()))?;
+                let key = id.to_string();
                 match self.workloads.get_mut(id.as_str()) {
                     Some(w) if w.spec == **spec && w.module == payload && !w.stopped => {}
                     Some(w) => {
@@ -112,6 +113,9 @@ impl State {
                         );
                     }
                 }
+                // Deployed without an order: the default order from now on
+                // (`DeployOrdered` sets its own after this).
+                self.orders.remove(&key);
                 Ok(Some(index))
             }
             Command::StopWorkload { id, now_ms } => {
@@ -145,6 +149,11 @@ impl State {
                         )));
                     }
                 }
+                let placed: Vec<_> = instances
+                    .iter()
+                    .map(|i| (i.id.clone(), i.workload.to_string(), i.node, i.created_ms))
+                    .collect();
+                self.open_deals(&placed)?;
                 for i in instances {
                     if let Some(w) = self.workloads.get_mut(i.workload.as_str()) {
                         w.instances_created += 1;
@@ -193,6 +202,11 @@ impl State {
                     inst.exit_code = *exit_code;
                 }
                 inst.push_event(*now_ms, kind, message.clone());
+                if *state == InstanceState::Lost {
+                    // Lost with its node: the lender's fault, nothing more
+                    // is paid for it.
+                    self.refund_deal(id, *now_ms)?;
+                }
                 Ok(None)
             }
             Command::Exec {
