@@ -7,6 +7,7 @@ use stratus_spec::{Constraints, SpreadBy};
 use stratus_types::NodeId;
 
 use crate::compile::{Compiled, Dict, Fail, Hot, NONE};
+use crate::market::Priced;
 use crate::rng::SplitMix64;
 use crate::{Demand, NodeView, Plan, Request, Strategy, Usage};
 
@@ -208,7 +209,11 @@ impl Cluster {
             }
         }
 
+        let ids: Vec<NodeId> = req.market.map_or_else(Vec::new, |_| {
+            self.views.iter().map(|v| v.id).collect()
+        });
         let mut st = State {
+            priced: req.market.map(|m| Priced::new(m, &ids)),
             hot: &mut self.hot,
             views: &mut self.views,
             flags: &mut self.flags,
@@ -236,11 +241,12 @@ impl Cluster {
         let State {
             placements,
             hosting,
+            priced,
             ..
         } = st;
         let unplaced = req.count - placements.len();
         let reasons = if unplaced > 0 {
-            diagnose(&self.hot, &self.flags, &self.label_pool, &comp)
+            diagnose(&self.hot, &self.flags, &self.label_pool, &comp, priced.as_ref())
         } else {
             BTreeMap::new()
         };
@@ -362,6 +368,8 @@ struct State<'c> {
     placements: Vec<u32>,
     scratch: Vec<u32>,
     recent: &'c mut Vec<u32>,
+    /// The market order's side, if the request has one.
+    priced: Option<Priced>,
 }
 
 impl State<'_> {
@@ -374,12 +382,32 @@ impl State<'_> {
         } else {
             AVOID
         };
-        self.flags[i as usize] & mask == 0 && self.comp.ok(&self.hot[i as usize], self.pool)
+        self.flags[i as usize] & mask == 0
+            && self.comp.ok(&self.hot[i as usize], self.pool)
+            && self.priced.as_ref().is_none_or(|p| p.refusal(i).is_none())
     }
 
-    /// Higher is better. CPU and memory utilization after the placement, in
-    /// parts per million each.
-    fn score(&self, i: u32) -> u64 {
+    /// With a preference, every feasible node is scored, not a sample.
+    fn sample(&self, n: usize) -> usize {
+        match self.priced.as_ref().and_then(|p| p.prefer) {
+            Some(_) => n.max(1),
+            None => sample_size(n),
+        }
+    }
+
+    /// Higher is better: the market preference's rank first (if any), then
+    /// the strategy's utilization score.
+    fn score(&self, i: u32) -> (u64, u64) {
+        let rank = self
+            .priced
+            .as_ref()
+            .map_or(0, |p| p.rank(i, &self.hot[i as usize]));
+        (rank, self.utilization_score(i))
+    }
+
+    /// CPU and memory utilization after the placement, in parts per million
+    /// each (bin-pack), or its complement (spread).
+    fn utilization_score(&self, i: u32) -> u64 {
         let h = &self.hot[i as usize];
         let d = &self.comp.demand;
         let ppm = |r: usize| {
@@ -457,6 +485,9 @@ impl State<'_> {
             self.hosting.push(i);
         }
         self.placements.push(i);
+        if let Some(p) = self.priced.as_mut() {
+            p.spend(i);
+        }
         if self.recent.first() != Some(&i) {
             self.recent.retain(|&r| r != i);
             self.recent.insert(0, i);
@@ -468,7 +499,7 @@ impl State<'_> {
 /// Placement without failure-domain spreading.
 fn place_plain(st: &mut State<'_>, index: &Index, count: usize, rng: &mut SplitMix64) {
     let base = narrowest(index, st.comp);
-    let k = sample_size(base.len());
+    let k = st.sample(base.len());
     let mut walk = Walk::new(base, rng);
     let mut last = None;
     for _ in 0..count {
@@ -595,7 +626,7 @@ fn pick_in<'a>(
     let dom = domains[d as usize].get_or_insert_with(|| {
         let list = &buckets[d as usize];
         Domain {
-            k: sample_size(list.len()),
+            k: st.sample(list.len()),
             walk: Walk::new(Cow::Borrowed(list), rng),
             last: None,
         }
@@ -691,21 +722,33 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 }
 
 /// For an unplaceable request: how many nodes each reason rules out.
-fn diagnose(hot: &[Hot], flags: &[u8], pool: &[u32], comp: &Compiled) -> BTreeMap<String, usize> {
+fn diagnose(
+    hot: &[Hot],
+    flags: &[u8],
+    pool: &[u32],
+    comp: &Compiled,
+    priced: Option<&Priced>,
+) -> BTreeMap<String, usize> {
     let mut counts: HashMap<Fail, usize> = HashMap::new();
+    let mut market: BTreeMap<String, usize> = BTreeMap::new();
     let mut avoided = 0;
-    for (h, &f) in hot.iter().zip(flags) {
+    for (i, (h, &f)) in hot.iter().zip(flags).enumerate() {
         match comp.first_failure(h, pool) {
             Some(Fail::Ineligible) => *counts.entry(Fail::Ineligible).or_default() += 1,
             _ if f & AVOID != 0 => avoided += 1,
             Some(fail) => *counts.entry(fail).or_default() += 1,
-            None => {}
+            None => {
+                if let Some(why) = priced.and_then(|p| p.refusal(i as u32)) {
+                    *market.entry(why.to_string()).or_default() += 1;
+                }
+            }
         }
     }
     let mut out: BTreeMap<String, usize> = counts
         .into_iter()
         .map(|(f, n)| (comp.reason(f).to_string(), n))
         .collect();
+    out.extend(market);
     if avoided > 0 {
         out.insert(crate::Reason::Avoided.to_string(), avoided);
     }

@@ -63,6 +63,7 @@
 
 mod cluster;
 mod compile;
+pub mod market;
 pub mod pieces;
 mod rng;
 #[cfg(any(test, feature = "bench"))]
@@ -76,6 +77,7 @@ pub use stratus_types::Runtime;
 use stratus_types::{Attributes, Capacity, NodeId, PortRange};
 
 pub use cluster::{daemon_targets, Cluster};
+pub use market::{Market, Prefer, Quote};
 pub use pieces::{
     default_profile, default_profile_owned, fault_tolerance, place_pieces, place_stripe, Held,
     PiecePlacementError, StorageNode,
@@ -236,6 +238,9 @@ pub struct Request<'a> {
     /// Seed of the sampling order. Any value works; the plan is a function of
     /// the cluster's history, the request and this seed.
     pub seed: u64,
+    /// The market order's side: only nodes whose offer fits, within the
+    /// requester's budget, ranked by its preference ([`market`]).
+    pub market: Option<&'a Market>,
 }
 
 impl<'a> Request<'a> {
@@ -252,6 +257,7 @@ impl<'a> Request<'a> {
             avoid: Vec::new(),
             distinct_nodes: false,
             seed: 0,
+            market: None,
         }
     }
 }

@@ -308,6 +308,7 @@ pub fn simulate(nodes: usize, tasks: usize, seed: u64) -> SimReport {
             avoid: Vec::new(),
             distinct_nodes: job.distinct_nodes,
             seed: seed.wrapping_add(n as u64),
+            market: None,
         });
         placements += plan.placements.len();
         unplaced += plan.unplaced;

@@ -777,6 +777,7 @@ impl Req {
             avoid: ids(&self.avoid),
             distinct_nodes: self.distinct,
             seed: self.seed,
+            market: None,
         }
     }
 }
@@ -958,3 +959,7 @@ proptest! {
         prop_assert_eq!(daemon_targets(&c, &d, &cons), want);
     }
 }
+
+
+#[path = "market_tests.rs"]
+mod market_tests;
