@@ -423,6 +423,7 @@ impl ContainerHost {
                 .collect(),
             volumes,
             stdin: None,
+            meter: stratus_runtime::Meter::default(),
         })
     }
 }

@@ -147,8 +147,20 @@ impl Agent {
         let (tx, rx) = watch::channel(AgentState::Connecting);
         let (replicas_tx, replicas) = watch::channel(BTreeSet::new());
         let cancel = CancellationToken::new();
+        let signer: runner::Sign = {
+            let ep = endpoint.clone();
+            std::sync::Arc::new(move |m: &[u8]| ep.sign(m))
+        };
+        let node = endpoint.node_id();
         let runner = executor.map(|e| {
-            runner::Runner::start(&cfg.data_dir, e, cfg.containers, cfg.ports, cfg.userns)
+            runner::Runner::start(
+                &cfg.data_dir,
+                e,
+                cfg.containers,
+                cfg.ports,
+                cfg.userns,
+                Some((node, signer)),
+            )
         });
         if let Some(r) = &runner {
             tokio::spawn(r.clone().flush_loop());

@@ -22,6 +22,9 @@ use stratus_runtime::{DynExecutor, Output};
 
 use crate::containers::{container_id, Connect, ContainerHost, Rootfs, DEFAULT_CHUNK_CACHE_BYTES};
 
+#[path = "metering.rs"]
+mod metering;
+pub use metering::{Sign, USAGE_EVERY};
 #[path = "module_fetch.rs"]
 mod module_fetch;
 #[path = "supervise.rs"]
@@ -77,6 +80,11 @@ struct Inner {
     /// Container images, or why this node cannot run them.
     containers: Result<Arc<ContainerHost>, String>,
     cancel: CancellationToken,
+    /// What each instance used ([`metering`]).
+    meters: Mutex<metering::Meters>,
+    /// This node, and how to sign with its key (`None`: no usage reports).
+    node: stratus_types::NodeId,
+    sign: Option<metering::Sign>,
 }
 
 /// What an instance runs.
@@ -96,6 +104,7 @@ impl Runner {
         containers: bool,
         ports: stratus_types::PortRange,
         userns: Option<u32>,
+        signer: Option<(stratus_types::NodeId, metering::Sign)>,
     ) -> Runner {
         let dir = data_dir.join("agent");
         // What tenants entrust to the node lives here: no other user reads it.
@@ -136,6 +145,9 @@ impl Runner {
                 modules: Mutex::new(HashMap::new()),
                 containers,
                 cancel: CancellationToken::new(),
+                meters: Mutex::new(metering::Meters::default()),
+                node: signer.as_ref().map_or(stratus_types::NodeId([0; 32]), |s| s.0),
+                sign: signer.map(|s| s.1),
             }),
         };
         let saved = r.load_saved();
@@ -388,6 +400,9 @@ impl Runner {
         message: String,
     ) {
         tracing::info!(instance = %id, %kind, "{message}");
+        if state.is_terminal() {
+            self.usage_ended(id);
+        }
         if let Ok(mut r) = self.inner.reports.lock() {
             r.push(InstanceReport {
                 id: id.into(),
@@ -480,6 +495,7 @@ impl Runner {
                     }
                 }
             }
+            let usage = self.due_usage();
             if !reports.is_empty() {
                 match conn
                     .rpc(rpc::Report(reports.clone()), Duration::from_secs(10))
@@ -493,6 +509,18 @@ impl Runner {
                             *r = reports;
                             r.extend(newer);
                         }
+                    }
+                }
+            }
+            if !usage.is_empty() {
+                match conn
+                    .rpc(rpc::ReportUsage(usage.clone()), Duration::from_secs(10))
+                    .await
+                {
+                    // Taken, or refused for good (the answer is final).
+                    Ok(()) | Err(CallError::Rpc(_)) => self.usage_sent(&usage),
+                    Err(CallError::Net(e)) => {
+                        tracing::debug!(error = %e, "usage reports not delivered; sent again later");
                     }
                 }
             }

@@ -81,7 +81,10 @@ impl Runner {
                 kind,
                 msg: format!("{msg} (restarts: {restarts}{})", p.fetched),
             };
-            let Some(exit) = self.run_once(&attempt, &mut p, &inst_dir, &cancel).await else {
+            self.run_started(&id);
+            let exit = self.run_once(&attempt, &mut p, &inst_dir, &cancel).await;
+            self.run_ended(&id);
+            let Some(exit) = exit else {
                 return;
             };
             match self.after_exit(&attempt, &p, exit, delay, &cancel).await {
@@ -314,6 +317,7 @@ impl Runner {
                 wall_time: t.wall,
                 cpu_time: spec.resources.cpu_secs.map(Duration::from_secs),
             },
+            meter: self.meter(&t.a.instance.id),
         };
         let exec = self.inner.executor.clone();
         tokio::spawn(async move {
@@ -344,6 +348,7 @@ impl Runner {
             }
         };
         cs.wall_time = t.wall;
+        cs.meter = self.meter(id);
         // What the container writes on this node: its writable layer and its
         // volumes, within `resources.disk_mb`.
         let mut dirs: Vec<PathBuf> = vec![inst_dir.join("upper")];

@@ -32,6 +32,7 @@ pub mod auth;
 pub mod error;
 pub mod images;
 pub mod joining;
+pub mod deals;
 pub mod market;
 pub mod marks;
 pub mod modules;
@@ -238,6 +239,7 @@ pub struct WriteResult {
           quotas::get_quota, quotas::set_quota, quotas::my_quota, marks::list_marks, marks::unmark,
           accounts::account, accounts::history, accounts::deposit, accounts::withdraw,
           market::put_offer, market::delete_offer, market::list_offers,
+          deals::get_fee, deals::put_fee, deals::list_deals,
 
           joining::create, joining::list, joining::revoke, joining::ban),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
@@ -257,6 +259,7 @@ pub struct WriteResult {
                        quotas::QuotaView, stratus_state::quotas::QuotaLine, stratus_state::quotas::Resource,
                        accounts::AccountView, accounts::HistoryView, accounts::EntryView, accounts::TransferView, accounts::MoneyMove,
                        market::OfferSpec, market::OfferView,
+                       stratus_spec::MarketSpec, stratus_spec::MarketPrefer, deals::PoolFee, deals::DealView,
                        marks::NodeMarkView, marks::StatusView, stratus_control::disk::DiskStatus, stratus_store::NodeSpace,
                        stratus_state::marks::NodeMark, stratus_state::marks::Strike, stratus_state::marks::Mark, stratus_state::marks::Failure,
                        joining::CreateJoinToken, joining::IssuedJoinToken, joining::Banned,
@@ -327,6 +330,8 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
             put(market::put_offer).delete(market::delete_offer),
         )
         .route("/v1/market/offers", get(market::list_offers))
+        .route("/v1/market/fee", get(deals::get_fee).put(deals::put_fee))
+        .route("/v1/market/deals", get(deals::list_deals))
         .route(
             "/v1/tenants/{tenant}/vars/{*key}",
             put(put_var).get(get_var).delete(delete_var),

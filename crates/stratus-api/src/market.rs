@@ -29,6 +29,9 @@ pub struct OfferSpec {
     pub storage_gib_month: u64,
     /// Per GiB served.
     pub egress_gib: u64,
+    /// Per task started (what fetching and compiling the module costs the
+    /// lender; paid even by a task that uses almost nothing).
+    pub per_task: u64,
     /// When it takes work, weekly UTC windows: `mon-fri 18:00-08:00, sat-sun`
     /// (empty or `always`: always).
     pub available: String,
@@ -73,12 +76,13 @@ pub struct OfferQuery {
     pub available_now: bool,
 }
 
-fn spec_of(o: &Offer) -> OfferSpec {
+fn spec_of(o: &Offer, task: Amount) -> OfferSpec {
     OfferSpec {
         cpu_second: o.prices.cpu_second.0,
         memory_gib_hour: o.prices.memory_gib_hour.0,
         storage_gib_month: o.prices.storage_gib_month.0,
         egress_gib: o.prices.egress_gib.0,
+        per_task: task.0,
         available: o.availability.to_string(),
     }
 }
@@ -96,7 +100,13 @@ fn offer_of(s: &OfferSpec) -> Result<Offer, ApiError> {
     })
 }
 
-async fn set(st: &AppState, c: &Caller, id: &str, offer: Option<Offer>) -> Result<u64, ApiError> {
+async fn set(
+    st: &AppState,
+    c: &Caller,
+    id: &str,
+    offer: Option<Offer>,
+    task: Amount,
+) -> Result<u64, ApiError> {
     let node = find_node(st, id)?;
     if !(c.is_admin() || node.owner == c.tenant) {
         return Err(ApiError::forbidden(format!(
@@ -106,9 +116,10 @@ async fn set(st: &AppState, c: &Caller, id: &str, offer: Option<Offer>) -> Resul
     }
     let applied = st
         .control
-        .write(Command::Market(MarketCommand::SetOffer {
+        .write(Command::Market(MarketCommand::SetOfferWithTask {
             node: node.info.id,
             offer,
+            task,
         }))
         .await?;
     Ok(applied.index)
@@ -125,8 +136,9 @@ pub async fn put_offer(
     JsonBody(spec): JsonBody<OfferSpec>,
 ) -> ApiResult<OfferSpec> {
     let offer = offer_of(&spec)?;
-    let shown = spec_of(&offer);
-    set(&st, &c, &id, Some(offer)).await?;
+    let task = Amount(spec.per_task);
+    let shown = spec_of(&offer, task);
+    set(&st, &c, &id, Some(offer), task).await?;
     Ok(Json(shown))
 }
 
@@ -139,7 +151,7 @@ pub async fn delete_offer(
     c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<WriteResult> {
-    let index = set(&st, &c, &id, None).await?;
+    let index = set(&st, &c, &id, None, Amount::ZERO).await?;
     Ok(Json(WriteResult { index }))
 }
 
@@ -179,7 +191,7 @@ pub async fn list_offers(
                     site: a.site.clone(),
                     energy: a.energy,
                     status: n.status,
-                    offer: spec_of(o),
+                    offer: spec_of(o, s.task_prices.get(id).copied().unwrap_or_default()),
                     available_now: o.availability.available_at(now),
                 })
             })

@@ -66,6 +66,8 @@ pub const ROUTES: &[(&str, Area)] = &[
     ("/v1/tenants/{tenant}/withdraw", Area::Operator),
     ("/v1/nodes/{id}/offer", Area::Tenant),
     ("/v1/market/offers", Area::Tenant),
+    ("/v1/market/fee", Area::Tenant),
+    ("/v1/market/deals", Area::Tenant),
     ("/v1/modules", Area::Workloads),
     ("/v1/workloads", Area::Workloads),
     ("/v1/workloads/{tenant}/{name}", Area::Workloads),

@@ -36,6 +36,11 @@ pub struct Deploy {
     /// that `image.name` names now.
     #[serde(default)]
     pub module: String,
+    /// A market order for its placements (see `crate::deals`): without
+    /// one, the default order (the tenant's balance is the limit, no
+    /// preference).
+    #[serde(default)]
+    pub market: Option<stratus_spec::MarketSpec>,
 }
 
 /// A workload with its instances.
@@ -114,7 +119,7 @@ fn no_such_workload(tenant: &str, name: &str) -> ApiError {
 /// Deploys (creates or updates) a workload of the caller's tenant.
 #[utoipa::path(post, path = "/v1/workloads", tag = "workloads", security(("bearer" = [])),
     request_body = Deploy,
-    responses((status = 200, body = Workload), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Workload), (status = 400, body = ErrorBody), (status = 402, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn deploy(
     State(st): State<AppState>,
     c: Caller,
@@ -136,12 +141,25 @@ pub async fn deploy(
         }
         None => req.module,
     };
+    let order = req
+        .market
+        .as_ref()
+        .map(|m| crate::deals::order_of(m, &req.spec))
+        .transpose()?;
+    crate::deals::check_order(&st, &c.tenant, &req.spec, &module, order.as_ref())?;
+    let deploy = Command::DeployWorkload {
+        tenant: c.tenant.clone(),
+        spec: Box::new(req.spec),
+        module,
+        now_ms: now_ms(),
+    };
     st.control
-        .write(Command::DeployWorkload {
-            tenant: c.tenant.clone(),
-            spec: Box::new(req.spec),
-            module,
-            now_ms: now_ms(),
+        .write(match order {
+            Some(order) => Command::DeployOrdered {
+                deploy: Box::new(deploy),
+                order,
+            },
+            None => deploy,
         })
         .await?;
     st.control

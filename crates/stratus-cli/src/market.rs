@@ -1,8 +1,10 @@
-//! `stratus nodes offer` (a lender prices its node) and `stratus market
-//! offers` (what the market offers, filtered).
+//! `stratus nodes offer` (a lender prices its node), `stratus market
+//! offers` (what the market offers, filtered), `stratus market deals` (open
+//! deals) and `stratus market fee` (the pool's fee).
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use stratus_api::deals::{DealView, PoolFee};
 use stratus_api::market::{OfferSpec, OfferView};
 use stratus_api::WriteResult;
 
@@ -26,11 +28,14 @@ pub struct OfferArgs {
     /// Price per GiB served
     #[arg(long, default_value_t = 0)]
     egress_gib: u64,
+    /// Price per task started (covers fetching and compiling what it runs)
+    #[arg(long, default_value_t = 0)]
+    per_task: u64,
     /// When the node takes work, weekly UTC windows, e.g. "mon-fri 18:00-08:00, sat-sun"
     #[arg(long, default_value = "always")]
     available: String,
     /// Withdraw the node's offer instead
-    #[arg(long, conflicts_with_all = ["cpu_second", "memory_gib_hour", "storage_gib_month", "egress_gib", "available"])]
+    #[arg(long, conflicts_with_all = ["cpu_second", "memory_gib_hour", "storage_gib_month", "egress_gib", "per_task", "available"])]
     withdraw: bool,
 }
 
@@ -55,6 +60,14 @@ pub enum MarketCmd {
         #[arg(long)]
         available_now: bool,
     },
+    /// Open deals: what you pay for, what your nodes are paid for (all, for the operator)
+    Deals,
+    /// The pool operator's fee on lenders' amounts; the operator sets it with --set
+    Fee {
+        /// New fee in basis points (100 = 1%, at most 5000)
+        #[arg(long)]
+        set: Option<u32>,
+    },
 }
 
 /// `stratus nodes offer`.
@@ -71,6 +84,7 @@ pub async fn offer(g: &Global, a: OfferArgs) -> Result<()> {
         memory_gib_hour: a.memory_gib_hour,
         storage_gib_month: a.storage_gib_month,
         egress_gib: a.egress_gib,
+        per_task: a.per_task,
         available: a.available,
     };
     let shown: OfferSpec = c.put(&path, &spec).await?;
@@ -78,12 +92,13 @@ pub async fn offer(g: &Global, a: OfferArgs) -> Result<()> {
         return print_json(&shown);
     }
     println!(
-        "{}: {}/CPU-s, {}/GiB-h memory, {}/GiB-month stored, {}/GiB served; available {}",
+        "{}: {}/CPU-s, {}/GiB-h memory, {}/GiB-month stored, {}/GiB served, {}/task; available {}",
         a.id,
         shown.cpu_second,
         shown.memory_gib_hour,
         shown.storage_gib_month,
         shown.egress_gib,
+        shown.per_task,
         shown.available
     );
     Ok(())
@@ -92,13 +107,32 @@ pub async fn offer(g: &Global, a: OfferArgs) -> Result<()> {
 /// `stratus market`.
 pub async fn market(g: &Global, cmd: MarketCmd) -> Result<()> {
     let c = client(g)?;
-    let MarketCmd::Offers {
-        region,
-        site,
-        energy,
-        max_cpu_second,
-        available_now,
-    } = cmd;
+    let (region, site, energy, max_cpu_second, available_now) = match cmd {
+        MarketCmd::Offers {
+            region,
+            site,
+            energy,
+            max_cpu_second,
+            available_now,
+        } => (region, site, energy, max_cpu_second, available_now),
+        MarketCmd::Deals => return deals(g, &c).await,
+        MarketCmd::Fee { set } => {
+            let fee: PoolFee = match set {
+                Some(fee_bps) => c.put("/v1/market/fee", &PoolFee { fee_bps }).await?,
+                None => c.get("/v1/market/fee").await?,
+            };
+            if g.json {
+                return print_json(&fee);
+            }
+            println!(
+                "pool fee: {} basis points ({}.{:02}%) of lenders' amounts",
+                fee.fee_bps,
+                fee.fee_bps / 100,
+                fee.fee_bps % 100
+            );
+            return Ok(());
+        }
+    };
     // The query string, encoded by the URL library.
     let mut url = reqwest::Url::parse("http://query/")?;
     {
@@ -147,6 +181,37 @@ pub async fn market(g: &Global, cmd: MarketCmd) -> Result<()> {
             "EGRESS-GIB",
             "AVAILABLE",
             "NOW",
+        ],
+        rows,
+    );
+    Ok(())
+}
+
+/// `stratus market deals`.
+async fn deals(g: &Global, c: &crate::client::Client) -> Result<()> {
+    let list: Vec<DealView> = c.get("/v1/market/deals").await?;
+    if g.json {
+        return print_json(&list);
+    }
+    let rows = list
+        .iter()
+        .map(|d| {
+            vec![
+                d.instance.clone(),
+                d.workload.clone(),
+                d.requester.clone(),
+                d.lender.clone(),
+                d.held.to_string(),
+                d.paid.to_string(),
+                d.left.to_string(),
+                format!("{:.1}", d.cpu_ms as f64 / 1000.0),
+                if d.unfunded { "unfunded" } else { "open" }.into(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "INSTANCE", "WORKLOAD", "REQUESTER", "LENDER", "HELD", "PAID", "LEFT", "CPU-S", "STATE",
         ],
         rows,
     );

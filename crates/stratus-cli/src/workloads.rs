@@ -8,8 +8,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use stratus_api::workloads::{Deploy, Drain, ExecRequest, ExecStarted, ModuleRef, WorkloadView};
 use stratus_api::WriteResult;
-use stratus_spec::{
-    FetchMode, Format, ImageSource, PortSpec, WasmSource, WorkloadKind, WorkloadSpec,
+use stratus_spec::{MarketPrefer, MarketSpec, 
+    FetchMode, Format, ImageSource, PortSpec, WasmSource, WorkloadKind,
 };
 use stratus_state::workloads::ExecState;
 use stratus_state::{Instance, InstanceState, Workload};
@@ -55,6 +55,22 @@ pub struct RunArgs {
     /// Environment variable KEY=VALUE (repeatable)
     #[arg(long = "env", value_parser = parse_kv)]
     pub env: Vec<(String, String)>,
+    /// The most the task may cost, in the pool's smallest unit (held in
+    /// escrow until it ends; default: whatever your balance covers)
+    #[arg(long)]
+    pub max_price: Option<u64>,
+    /// Which lender's node to prefer among those whose offer fits
+    #[arg(long, value_enum)]
+    pub prefer: Option<Prefer>,
+}
+
+/// `--prefer` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Prefer {
+    /// The lowest worst-case cost
+    Cheapest,
+    /// The cleanest declared energy source (solar, wind, hydro first)
+    Greenest,
 }
 
 fn parse_port(s: &str) -> Result<PortSpec, String> {
@@ -153,7 +169,24 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
     spec.resources.wall_time_secs = Some(a.timeout);
     spec.resources.cpu_secs = a.cpu_secs;
     spec.restart.attempts = 0;
-    let w: Workload = c.post("/v1/workloads", &Deploy { spec, module }).await?;
+    let market = (a.max_price.is_some() || a.prefer.is_some()).then(|| MarketSpec {
+        max_price: a.max_price,
+        prefer: a.prefer.map(|p| match p {
+            Prefer::Cheapest => MarketPrefer::Cheapest,
+            Prefer::Greenest => MarketPrefer::Greenest,
+        }),
+        trust: None,
+    });
+    let w: Workload = c
+        .post(
+            "/v1/workloads",
+            &Deploy {
+                spec,
+                module,
+                market,
+            },
+        )
+        .await?;
     // Wait for the instance.
     let inst: Instance = loop {
         let list: Vec<Instance> = c
@@ -270,8 +303,9 @@ pub async fn exec(g: &Global, id: &str, args: Vec<String>) -> Result<i32> {
 pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let spec: WorkloadSpec = stratus_spec::parse(&text, Format::from_path(&path.to_string_lossy()))
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let (spec, market) =
+        stratus_spec::parse_with_market(&text, Format::from_path(&path.to_string_lossy()))
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let c = client(g)?;
     // A container image is pinned by the API; a module is uploaded first.
     let module = match spec.wasm.as_ref().map(|w| w.module.as_str()) {
@@ -287,7 +321,16 @@ pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
         }
         None => String::new(),
     };
-    let w: Workload = c.post("/v1/workloads", &Deploy { spec, module }).await?;
+    let w: Workload = c
+        .post(
+            "/v1/workloads",
+            &Deploy {
+                spec,
+                module,
+                market,
+            },
+        )
+        .await?;
     if g.json {
         return print_json(&w);
     }

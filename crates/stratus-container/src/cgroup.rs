@@ -67,6 +67,42 @@ pub(crate) fn oom_kills(layout: Layout, cgroup_path: &str) -> u64 {
     }
 }
 
+/// The CPU time and memory peak of the cgroup at `cgroup_path`, read
+/// before it is removed; `(ZERO, 0)` for what cannot be read (logged).
+pub(crate) fn usage(layout: Layout, cgroup_path: &str) -> (std::time::Duration, u64) {
+    let rel = cgroup_path.trim_start_matches('/');
+    let root = Path::new(CGROUP_ROOT);
+    let read = |file: PathBuf| match std::fs::read_to_string(&file) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            tracing::warn!(file = %file.display(), error = %e, "cannot read cgroup usage");
+            None
+        }
+    };
+    match layout {
+        Layout::V1 => {
+            let cpu_ns = read(root.join("cpuacct").join(rel).join("cpuacct.usage"))
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            let peak = read(root.join("memory").join(rel).join("memory.max_usage_in_bytes"))
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            (std::time::Duration::from_nanos(cpu_ns), peak)
+        }
+        Layout::V2 => {
+            let dir = root.join(rel);
+            let cpu_us = read(dir.join("cpu.stat"))
+                .and_then(|t| parse_counter(&t, "usage_usec"))
+                .unwrap_or(0);
+            // `memory.peak` exists from Linux 5.19.
+            let peak = read(dir.join("memory.peak"))
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            (std::time::Duration::from_micros(cpu_us), peak)
+        }
+    }
+}
+
 /// `key N` lines, as in `memory.oom_control` and `memory.events`.
 pub(crate) fn parse_counter(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {

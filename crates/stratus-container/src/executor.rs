@@ -293,10 +293,11 @@ impl ContainerExecutor {
 
         let stopped = supervise(pid, exited, spec.wall_time, &cancel, self.stop_grace).await;
         let status = live.reap();
-        let oom = cgroup::oom_kills(
-            self.layout,
-            &spec::cgroup_path(&self.cgroup_parent, &spec.id),
-        );
+        let cgroup_path = spec::cgroup_path(&self.cgroup_parent, &spec.id);
+        let oom = cgroup::oom_kills(self.layout, &cgroup_path);
+        let (cpu, memory_peak) = cgroup::usage(self.layout, &cgroup_path);
+        spec.meter.add_cpu(cpu);
+        spec.meter.see_memory(memory_peak);
         host_io.finish().await;
         if let Some(p) = proxies {
             p.stop().await;

@@ -216,6 +216,9 @@ pub struct ContainerSpec {
     pub volumes: Vec<Volume>,
     /// Standard input (`/dev/null` when `None`).
     pub stdin: Option<Vec<u8>>,
+    /// Where the container's CPU time and memory peak (from its cgroup) are
+    /// added when it ends.
+    pub meter: stratus_runtime::Meter,
 }
 
 impl ContainerSpec {
@@ -238,6 +241,7 @@ impl ContainerSpec {
             ports: Vec::new(),
             volumes: Vec::new(),
             stdin: None,
+            meter: stratus_runtime::Meter::default(),
         }
     }
 }

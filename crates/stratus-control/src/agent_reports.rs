@@ -9,6 +9,9 @@ use stratus_state::Command;
 use stratus_types::{ErrorCode, NodeId};
 
 use crate::serve::{error_response, not_member};
+
+/// Most usage reports an agent sends in one call.
+pub const MAX_USAGE_REPORTS: usize = 1_000;
 use crate::Control;
 
 impl Control {
@@ -46,6 +49,56 @@ impl Control {
                 Ok(_) => {}
                 // Reports about instances that are gone or moved are dropped.
                 Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::Forbidden) => {}
+                Err(e) => return error_response(e.code(), e),
+            }
+        }
+        Response::Ok
+    }
+
+    /// [`stratus_proto::Request::ReportUsage`]: signed usage of `peer`'s
+    /// instances. Only reports the peer signed itself about its own
+    /// instances with an open deal cost a Raft entry (a free placement has
+    /// nothing to pay); at most [`MAX_USAGE_REPORTS`] per call. The state's
+    /// apply checks the signature and the sequence again.
+    pub(crate) async fn take_usage(
+        &self,
+        peer: NodeId,
+        reports: Vec<stratus_market::UsageReport>,
+    ) -> Response {
+        if !self.is_registered(&peer) {
+            return not_member(&peer);
+        }
+        if reports.len() > MAX_USAGE_REPORTS {
+            return error_response(
+                ErrorCode::TooLarge,
+                format!("at most {MAX_USAGE_REPORTS} usage reports per call"),
+            );
+        }
+        let reports: Vec<_> = self.inner.reader.read(|s| {
+            reports
+                .into_iter()
+                .filter(|r| r.node == peer.0 && s.deals.contains_key(&r.instance))
+                .collect()
+        });
+        let writes = reports
+            .into_iter()
+            .map(|r| self.write(Command::ReportUsage(r)));
+        for r in futures::future::join_all(writes).await {
+            match r {
+                Ok(_) => {}
+                // Stale, replayed or closed: the state refused it; the
+                // agent must not retry it forever.
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        ErrorCode::NotFound
+                            | ErrorCode::Forbidden
+                            | ErrorCode::Conflict
+                            | ErrorCode::BadRequest
+                    ) =>
+                {
+                    tracing::debug!(peer = %peer.short(), error = %e, "usage report refused");
+                }
                 Err(e) => return error_response(e.code(), e),
             }
         }

@@ -51,6 +51,7 @@ pub mod disk;
 pub mod joining;
 pub mod kek;
 pub mod logs;
+pub mod market;
 pub mod proposer;
 pub mod reconcile;
 pub mod secrets;

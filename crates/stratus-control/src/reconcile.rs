@@ -147,7 +147,10 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
         by_workload.entry(i.workload.as_str()).or_default().push(i);
     }
 
+    d.commands.extend(crate::market::deal_commands(state, now_ms));
+    let mut spent: BTreeMap<String, u64> = BTreeMap::new();
     for w in state.workloads.values().filter(|w| !w.stopped) {
+        let market = crate::market::market_for(state, w, now_ms, &spent);
         let all = by_workload.get(w.id.as_str()).cloned().unwrap_or_default();
         let live: Vec<&Instance> = all
             .iter()
@@ -164,6 +167,8 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
                 .max(usize::try_from(w.instances_created).unwrap_or(usize::MAX)),
             now_ms,
             d: &mut d,
+            market,
+            spent: &mut spent,
         };
         match w.spec.kind {
             WorkloadKind::Task => reconcile_task(&mut ctx, &all, &gone),
@@ -180,6 +185,10 @@ struct Placer<'a> {
     created: usize,
     now_ms: u64,
     d: &'a mut Decisions,
+    /// The market side of the workload's placements, if any node prices it.
+    market: Option<stratus_sched::Market>,
+    /// Escrow held by this pass's placements, per tenant.
+    spent: &'a mut BTreeMap<String, u64>,
 }
 
 impl Placer<'_> {
@@ -208,8 +217,21 @@ impl Placer<'_> {
             avoid,
             distinct_nodes: spec.kind == WorkloadKind::Service,
             seed: self.w.generation ^ self.created as u64,
+            market: self.market.as_ref(),
         };
         let plan = self.cluster.place(&req);
+        if let Some(m) = self.market.as_mut() {
+            let held: u64 = plan
+                .placements
+                .iter()
+                .map(|n| match m.quotes.get(n) {
+                    Some(stratus_sched::Quote::Cost(c)) => *c,
+                    _ => 0,
+                })
+                .sum();
+            m.budget = m.budget.saturating_sub(held);
+            *self.spent.entry(self.w.tenant.clone()).or_default() += held;
+        }
         let mut instances = Vec::new();
         for ((slot, replaces), node) in slots.into_iter().zip(plan.placements) {
             let id = instance_id(self.w.id.as_str(), self.w.generation, slot, self.created);

@@ -75,16 +75,23 @@ pub fn dev_lender(j: usize) -> String {
     format!("lender-{j}")
 }
 
+/// The dev nodes' price per task.
+pub const DEV_TASK_PRICE: stratus_market::Amount = stratus_market::Amount(100);
+/// The dev pool's fee: 5% of lenders' amounts.
+pub const DEV_POOL_FEE_BPS: u32 = 500;
+
 /// The offer a dev node carries until its lender sets another: small
-/// prices, always available, so the market can be tried on one machine.
+/// prices, always available, so the market can be tried on one machine
+/// (a `stratus run` with its default limits holds about 600,000 in escrow
+/// and a short task pays the per-task price and a little).
 pub fn dev_offer() -> stratus_market::Offer {
     use stratus_market::{Amount, Prices};
     stratus_market::Offer {
         prices: Prices {
-            cpu_second: Amount(1),
-            memory_gib_hour: Amount(1),
-            storage_gib_month: Amount(10),
-            egress_gib: Amount(1),
+            cpu_second: Amount(1_000),
+            memory_gib_hour: Amount(1_000),
+            storage_gib_month: Amount(10_000),
+            egress_gib: Amount(1_000),
         },
         availability: stratus_market::Availability::default(),
     }
@@ -126,10 +133,18 @@ pub async fn price_dev_nodes(
     for node in &todo {
         control
             .write(stratus_state::Command::Market(
-                stratus_state::accounts::MarketCommand::SetOffer {
+                stratus_state::accounts::MarketCommand::SetOfferWithTask {
                     node: *node,
                     offer: Some(dev_offer()),
+                    task: DEV_TASK_PRICE,
                 },
+            ))
+            .await?;
+    }
+    if control.state().read(|s| *s.pool_fee_bps == 0) {
+        control
+            .write(stratus_state::Command::Market(
+                stratus_state::accounts::MarketCommand::SetPoolFee { bps: DEV_POOL_FEE_BPS },
             ))
             .await?;
     }

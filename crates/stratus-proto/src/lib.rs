@@ -229,6 +229,9 @@ pub enum Request {
         /// `blake3:<hex>`.
         hash: String,
     },
+    /// An agent reports what its instances used, each report signed with
+    /// its node key (`stratus_market::metering`).
+    ReportUsage(Vec<stratus_market::UsageReport>),
 }
 
 /// Most objects in one [`Response::ObjectList`].

@@ -520,6 +520,21 @@ impl Rpc for Report {
     }
 }
 
+/// [`Request::ReportUsage`]: signed usage of the agent's instances.
+#[derive(Debug)]
+pub struct ReportUsage(pub Vec<stratus_market::UsageReport>);
+
+impl Rpc for ReportUsage {
+    type Reply = ();
+    const NAME: &'static str = "ReportUsage";
+    fn into_request(self) -> Request {
+        Request::ReportUsage(self.0)
+    }
+    fn reply(r: Response) -> Result<(), Response> {
+        ok(r)
+    }
+}
+
 /// [`Request::PushLogs`]: output of the agent's instances.
 #[derive(Debug)]
 pub struct PushLogs(pub Vec<LogChunk>);

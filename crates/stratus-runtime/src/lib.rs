@@ -153,6 +153,57 @@ pub struct TaskSpec {
     pub output_dir: Option<PathBuf>,
     /// Resource limits.
     pub limits: Limits,
+    /// Where the executor adds what the guest uses, as it runs.
+    pub meter: Meter,
+}
+
+/// What an instance has used so far, updated live by the executor that
+/// runs it (the agent reads it for usage reports while it runs). Cheap to
+/// clone: clones share the figures, so one meter can follow an instance
+/// through its restarts.
+#[derive(Clone, Debug, Default)]
+pub struct Meter(Arc<MeterFigures>);
+
+#[derive(Debug, Default)]
+struct MeterFigures {
+    cpu_ns: std::sync::atomic::AtomicU64,
+    memory_peak: std::sync::atomic::AtomicU64,
+}
+
+/// Two meters are equal when they are the same meter (clones of one).
+impl PartialEq for Meter {
+    fn eq(&self, other: &Meter) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Meter {}
+
+impl Meter {
+    /// CPU time used.
+    pub fn cpu(&self) -> Duration {
+        Duration::from_nanos(self.0.cpu_ns.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Highest memory in use at once, bytes.
+    pub fn memory_peak(&self) -> u64 {
+        self.0.memory_peak.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Adds CPU time.
+    pub fn add_cpu(&self, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.0
+            .cpu_ns
+            .fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records memory in use now (the peak keeps the highest).
+    pub fn see_memory(&self, bytes: u64) {
+        self.0
+            .memory_peak
+            .fetch_max(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl TaskSpec {
@@ -168,6 +219,7 @@ impl TaskSpec {
             input_dir: None,
             output_dir: None,
             limits: Limits::default(),
+            meter: Meter::default(),
         }
     }
 }

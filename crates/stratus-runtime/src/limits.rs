@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::{Exit, ExitReason, RuntimeError};
+use crate::{Exit, ExitReason, Meter, RuntimeError};
 
 /// Largest number of elements of one table (8 bytes each on the host).
 pub(crate) const MAX_TABLE_ELEMENTS: usize = 1 << 20;
@@ -44,15 +44,18 @@ pub(crate) struct GuestLimiter {
     last_growth: usize,
     /// Set when a growth was refused: the guest's end is a memory-limit end.
     pub(crate) exceeded: bool,
+    /// Where the memory in use is recorded.
+    meter: Meter,
 }
 
 impl GuestLimiter {
-    pub(crate) fn new(memory_limit: u64) -> Self {
+    pub(crate) fn new(memory_limit: u64, meter: Meter) -> Self {
         GuestLimiter {
             memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),
             memory_used: 0,
             last_growth: 0,
             exceeded: false,
+            meter,
         }
     }
 }
@@ -71,6 +74,7 @@ impl GuestLimiter {
         }
         self.memory_used = wanted;
         self.last_growth = growth;
+        self.meter.see_memory(wanted as u64);
         Ok(true)
     }
 
@@ -145,14 +149,17 @@ pub(crate) struct CpuMetered<F> {
     inner: Pin<Box<F>>,
     used: Duration,
     budget: Option<Duration>,
+    /// Where the time is also added, for usage reports.
+    meter: Meter,
 }
 
 impl<F> CpuMetered<F> {
-    pub(crate) fn new(inner: F, budget: Option<Duration>) -> Self {
+    pub(crate) fn new(inner: F, budget: Option<Duration>, meter: Meter) -> Self {
         CpuMetered {
             inner: Box::pin(inner),
             used: Duration::ZERO,
             budget,
+            meter,
         }
     }
 }
@@ -164,7 +171,9 @@ impl<F: Future<Output = Result<Exit, RuntimeError>>> Future for CpuMetered<F> {
         let this = &mut *self;
         let started = Instant::now();
         let result = this.inner.as_mut().poll(cx);
-        this.used += started.elapsed();
+        let spent = started.elapsed();
+        this.used += spent;
+        this.meter.add_cpu(spent);
         if result.is_pending() && this.budget.is_some_and(|budget| this.used > budget) {
             tracing::debug!(used = ?this.used, "guest used up its CPU budget");
             return Poll::Ready(Ok(Exit::killed(ExitReason::CpuLimit)));

@@ -248,7 +248,7 @@ impl WasmExecutor {
         };
 
         let wasi = wasi_builder(&spec, &output)?;
-        let limiter = GuestLimiter::new(spec.limits.memory_bytes);
+        let limiter = GuestLimiter::new(spec.limits.memory_bytes, spec.meter.clone());
         let execution = async {
             match compiled {
                 Compiled::Module(module) => self.run_module(module, wasi, limiter).await,
@@ -257,7 +257,7 @@ impl WasmExecutor {
                 }
             }
         };
-        let execution = CpuMetered::new(execution, spec.limits.cpu_time);
+        let execution = CpuMetered::new(execution, spec.limits.cpu_time, spec.meter.clone());
         let wall = async {
             match spec.limits.wall_time {
                 Some(limit) => tokio::time::sleep(limit).await,

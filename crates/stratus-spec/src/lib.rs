@@ -39,8 +39,10 @@ use serde::{Deserialize, Serialize};
 use stratus_types::EnergySource;
 use utoipa::ToSchema;
 
+mod market;
 mod taskio;
 mod validate;
+pub use market::{parse_with_market, MarketPrefer, MarketSpec};
 pub use taskio::{ObjectFolder, OutputSpec, MAX_FOLDER_PREFIX_LEN};
 
 /// Highest spec version this build reads.

@@ -126,6 +126,18 @@ impl State {
         node: &NodeId,
         at_ms: u64,
     ) -> Result<Option<Terms>, NoFit> {
+        self.placement_terms_with(w, node, at_ms, &self.order(w.id.as_str()))
+    }
+
+    /// [`State::placement_terms`] under `order` instead of the stored one
+    /// (to check a deploy before it is written).
+    pub fn placement_terms_with(
+        &self,
+        w: &Workload,
+        node: &NodeId,
+        at_ms: u64,
+        order: &Order,
+    ) -> Result<Option<Terms>, NoFit> {
         let Some(record) = self.nodes.get(node) else {
             return Ok(None);
         };
@@ -141,7 +153,7 @@ impl State {
         let task = self.task_prices.get(node).copied().unwrap_or_default();
         let worst = worst_case(&offer.prices, task, &reserved(w))
             .map_err(|e| NoFit::Overflow(e.to_string()))?;
-        if let Some(max) = self.order(w.id.as_str()).max_price {
+        if let Some(max) = order.max_price {
             if worst > max {
                 return Err(NoFit::Price { worst, max });
             }

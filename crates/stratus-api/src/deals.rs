@@ -1,0 +1,211 @@
+//! Orders and deals (issue 15, item 3): the market order a deploy may
+//! carry (checked before it is written: no offer fits → 409 naming why,
+//! not enough money → 402 with the shortfall), the pool's fee
+//! (`GET/PUT /v1/market/fee`) and the open deals (`GET /v1/market/deals`:
+//! the requester's and the lender's own, all for the operator).
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use stratus_control::now_ms;
+use stratus_market::{Amount, Order, Prefer};
+use stratus_spec::{MarketPrefer, MarketSpec, WorkloadSpec};
+use stratus_state::accounts::MarketCommand;
+use stratus_state::{ApplyError, Command, Workload};
+use stratus_types::{Payload, WorkloadId};
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody};
+use crate::{ApiResult, AppState, JsonBody};
+
+/// The order a deploy's `market` block asks for, or why it cannot be
+/// taken (an order for verified results is not implemented yet).
+pub fn order_of(m: &MarketSpec, spec: &WorkloadSpec) -> Result<Order, ApiError> {
+    m.validate(spec).map_err(|errs| {
+        ApiError::bad_request(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    if m.trust.is_some_and(|t| t > 1) {
+        return Err(ApiError::bad_request(
+            "market.trust above 1 (results verified by several lenders) is not implemented yet",
+        ));
+    }
+    Ok(Order {
+        max_price: m.max_price.map(Amount),
+        prefer: m.prefer.map(|p| match p {
+            MarketPrefer::Cheapest => Prefer::Cheapest,
+            MarketPrefer::Nearest => Prefer::Nearest,
+            MarketPrefer::Greenest => Prefer::Greenest,
+        }),
+    })
+}
+
+/// Refuses a deploy of `spec` running `module` for `tenant` under `order`
+/// when no node's offer could fit it (409, naming why) or the cheapest
+/// that fits costs more than the tenant's balance (402, with the
+/// shortfall). Capacity is the scheduler's to judge later.
+pub(crate) fn check_order(
+    st: &AppState,
+    tenant: &str,
+    spec: &WorkloadSpec,
+    module: &str,
+    order: Option<&Order>,
+) -> Result<(), ApiError> {
+    let (Ok(id), Ok(payload)) = (WorkloadId::new(tenant, &spec.name), module.parse::<Payload>())
+    else {
+        return Ok(()); // refused with its own reason by the deploy
+    };
+    let w = Workload {
+        id,
+        tenant: tenant.to_string(),
+        spec: spec.clone(),
+        module: payload,
+        generation: 0,
+        previous: None,
+        stopped: false,
+        created_ms: 0,
+        updated_ms: 0,
+        instances_created: 0,
+    };
+    let now = now_ms();
+    st.control.state().read(|s| {
+        let mut s_order = s.order(w.id.as_str());
+        if let Some(o) = order {
+            s_order = o.clone();
+        }
+        let mut quotes = Vec::new();
+        let mut free = false;
+        for node in s.nodes.keys() {
+            // The order being deployed, not the stored one, decides.
+            match s.placement_terms_with(&w, node, now, &s_order) {
+                Ok(None) => free = true,
+                Ok(Some(t)) => quotes.push(Ok(t.held.0)),
+                Err(e) => quotes.push(Err(e.to_string())),
+            }
+        }
+        if free || quotes.is_empty() {
+            return Ok(());
+        }
+        let cheapest = quotes.iter().filter_map(|q| q.as_ref().ok()).copied().min();
+        let Some(cheapest) = cheapest else {
+            let mut why: Vec<String> = quotes.into_iter().filter_map(Result::err).collect();
+            why.sort();
+            why.dedup();
+            return Err(ApiError::conflict(format!(
+                "no offer fits this order: {}",
+                why.join("; ")
+            )));
+        };
+        let balance = s.account(tenant).balance.0;
+        if cheapest > balance {
+            return Err(ApiError::Rejected(ApplyError::InsufficientFunds(format!(
+                "the cheapest fitting offer holds {cheapest} per instance in escrow and tenant {tenant} has {balance}: short by {}",
+                cheapest - balance
+            ))));
+        }
+        Ok(())
+    })
+}
+
+/// The pool operator's fee.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PoolFee {
+    /// Basis points of lenders' amounts (100 = 1%).
+    pub fee_bps: u32,
+}
+
+/// The pool's fee on lenders' amounts.
+#[utoipa::path(get, path = "/v1/market/fee", tag = "market", security(("bearer" = [])),
+    responses((status = 200, body = PoolFee)))]
+pub async fn get_fee(State(st): State<AppState>, _c: Caller) -> Json<PoolFee> {
+    Json(PoolFee {
+        fee_bps: st.control.state().read(|s| *s.pool_fee_bps),
+    })
+}
+
+/// Sets the pool's fee (the operator); deals already placed keep theirs.
+#[utoipa::path(put, path = "/v1/market/fee", tag = "market", security(("bearer" = [])),
+    request_body = PoolFee,
+    responses((status = 200, body = PoolFee), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn put_fee(
+    State(st): State<AppState>,
+    c: Caller,
+    JsonBody(fee): JsonBody<PoolFee>,
+) -> ApiResult<PoolFee> {
+    if !c.is_admin() {
+        return Err(ApiError::forbidden("only the pool operator sets its fee"));
+    }
+    st.control
+        .write(Command::Market(MarketCommand::SetPoolFee { bps: fee.fee_bps }))
+        .await?;
+    Ok(Json(fee))
+}
+
+/// An open deal.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DealView {
+    /// The instance (also the deal's id in ledger entries).
+    pub instance: String,
+    /// The workload.
+    pub workload: String,
+    /// Who pays.
+    pub requester: String,
+    /// Who is paid for running it.
+    pub lender: String,
+    /// The node (hex id).
+    pub node: String,
+    /// Put in escrow so far.
+    pub held: u64,
+    /// Paid to the lender and the pool so far.
+    pub paid: u64,
+    /// Still in escrow.
+    pub left: u64,
+    /// The pool's fee, basis points.
+    pub fee_bps: u32,
+    /// CPU milliseconds reported so far.
+    pub cpu_ms: u64,
+    /// Wall milliseconds reported so far.
+    pub wall_ms: u64,
+    /// When it was placed (ms since the Unix epoch).
+    pub opened_ms: u64,
+    /// Its requester could not top it up: the instance is being stopped.
+    pub unfunded: bool,
+}
+
+/// Open deals the caller pays or is paid for (every one for the operator).
+#[utoipa::path(get, path = "/v1/market/deals", tag = "market", security(("bearer" = [])),
+    responses((status = 200, body = [DealView])))]
+pub async fn list_deals(State(st): State<AppState>, c: Caller) -> Json<Vec<DealView>> {
+    Json(st.control.state().read(|s| {
+        s.deals
+            .iter()
+            .filter(|(_, d)| {
+                let t = &d.deal.terms;
+                c.is_admin() || t.requester == c.tenant || t.lender == c.tenant
+            })
+            .map(|(id, d)| {
+                let t = &d.deal.terms;
+                DealView {
+                    instance: id.clone(),
+                    workload: d.workload.clone(),
+                    requester: t.requester.clone(),
+                    lender: t.lender.clone(),
+                    node: d.node.to_string(),
+                    held: t.held.0,
+                    paid: d.deal.paid.0,
+                    left: d.deal.left().0,
+                    fee_bps: t.fee_bps,
+                    cpu_ms: d.deal.usage.cpu_ms,
+                    wall_ms: d.deal.usage.wall_ms,
+                    opened_ms: d.opened_ms,
+                    unfunded: d.unfunded,
+                }
+            })
+            .collect()
+    }))
+}

@@ -1,0 +1,83 @@
+//! The market in the reconciler: pricing a workload's placement on every
+//! node (the scheduler's [`Market`]), and the deals the leader must end or
+//! whose instances it must stop.
+
+use std::collections::BTreeMap;
+
+use stratus_sched::{Market, Quote};
+use stratus_state::accounts::MarketCommand;
+use stratus_state::deals::NoFit;
+use stratus_state::{Command, Desired, State, Workload};
+
+/// Reason key of a node whose worst case is over the order's maximum.
+pub const OVER_MAX_PRICE: &str = "price over max_price";
+/// Reason key of a node whose offer is not available now.
+pub const UNAVAILABLE: &str = "offer not available now";
+
+/// The market side of placing `w` at `now_ms`, or `None` when every node
+/// runs it free. `spent`: what the tenant's placements earlier in this
+/// pass already hold (their escrow is not yet in the state).
+pub fn market_for(
+    state: &State,
+    w: &Workload,
+    now_ms: u64,
+    spent: &BTreeMap<String, u64>,
+) -> Option<Market> {
+    if state.offers.is_empty() {
+        return None;
+    }
+    let mut quotes = std::collections::HashMap::new();
+    for id in state.nodes.keys() {
+        let quote = match state.placement_terms(w, id, now_ms) {
+            Ok(None) => continue,
+            Ok(Some(t)) => Quote::Cost(t.held.0),
+            Err(NoFit::Price { .. }) => Quote::NoFit(OVER_MAX_PRICE.into()),
+            Err(NoFit::Unavailable) => Quote::NoFit(UNAVAILABLE.into()),
+            Err(NoFit::Overflow(_)) => Quote::NoFit("prices overflow".into()),
+        };
+        quotes.insert(*id, quote);
+    }
+    if quotes.is_empty() {
+        return None;
+    }
+    let order = state.order(w.id.as_str());
+    let balance = state.account(&w.tenant).balance.0;
+    Some(Market {
+        quotes,
+        budget: balance.saturating_sub(spent.get(&w.tenant).copied().unwrap_or(0)),
+        prefer: order.prefer,
+        point: w
+            .spec
+            .constraints
+            .near
+            .as_ref()
+            .map(|n| (n.latitude, n.longitude)),
+    })
+}
+
+/// Commands for open deals at `now_ms`: refunds of deals whose instance
+/// ended without a last report (or was lost, or is gone), and stops of
+/// instances whose deal ran out of money.
+pub fn deal_commands(state: &State, now_ms: u64) -> Vec<Command> {
+    let (refund, stop) = state.stale_deals(now_ms);
+    let mut out: Vec<Command> = refund
+        .into_iter()
+        .map(|instance| Command::Market(MarketCommand::CloseDeal { instance, now_ms }))
+        .collect();
+    for id in stop {
+        if state
+            .instances
+            .get(&id)
+            .is_some_and(|i| i.desired == Desired::Run)
+        {
+            out.push(Command::SetDesired {
+                id,
+                desired: Desired::Stop,
+                kind: "out-of-funds".into(),
+                message: "the requester cannot pay for the next period; stopping".into(),
+                now_ms,
+            });
+        }
+    }
+    out
+}

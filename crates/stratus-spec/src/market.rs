@@ -1,0 +1,161 @@
+//! The `market:` block of a spec file: the requester's order for the
+//! workload's placements (issue 15).
+//!
+//! ```yaml
+//! market: { max_price: 500000, prefer: greenest }
+//! ```
+//!
+//! It is read beside the workload spec, not into it: a deployed spec is
+//! part of the replicated state's stored rows, whose layout does not
+//! change, so the order travels and is kept on its own.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{parse, FieldError, Format, SpecError, WorkloadSpec};
+
+/// Which fitting node the requester prefers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MarketPrefer {
+    /// The lowest worst-case cost.
+    Cheapest,
+    /// The shortest distance to `constraints.near`.
+    Nearest,
+    /// The cleanest declared energy source.
+    Greenest,
+}
+
+/// A market order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MarketSpec {
+    /// The most one instance may cost, in the pool's smallest unit (none:
+    /// whatever the requester's balance covers).
+    pub max_price: Option<u64>,
+    /// Which fitting node to choose first.
+    pub prefer: Option<MarketPrefer>,
+    /// How many independent lenders must agree on the result (1: one).
+    pub trust: Option<u32>,
+}
+
+impl MarketSpec {
+    /// Checks the order against its spec.
+    pub fn validate(&self, spec: &WorkloadSpec) -> Result<(), Vec<FieldError>> {
+        let mut errs = Vec::new();
+        if self.trust == Some(0) {
+            errs.push(FieldError {
+                path: "market.trust".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.prefer == Some(MarketPrefer::Nearest) && spec.constraints.near.is_none() {
+            errs.push(FieldError {
+                path: "market.prefer".into(),
+                message: "nearest needs constraints.near (the point to be near)".into(),
+            });
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+fn parse_error(path: &str, message: impl Into<String>) -> SpecError {
+    SpecError::Parse(FieldError {
+        path: path.into(),
+        message: message.into(),
+    })
+}
+
+/// Parses and validates a spec file that may have a top-level `market:`
+/// block: the spec, and the order if there is one.
+pub fn parse_with_market(
+    text: &str,
+    format: Format,
+) -> Result<(WorkloadSpec, Option<MarketSpec>), SpecError> {
+    let (rest, market) = match format {
+        Format::Yaml => {
+            let mut doc: serde_norway::Value = serde_norway::from_str(text)
+                .map_err(|e| parse_error("(file)", e.to_string()))?;
+            let market = doc
+                .as_mapping_mut()
+                .and_then(|m| m.remove("market"));
+            match market {
+                None => return Ok((parse(text, format)?, None)),
+                Some(m) => {
+                    let order: MarketSpec = serde_norway::from_value(m)
+                        .map_err(|e| parse_error("market", e.to_string()))?;
+                    let rest = serde_norway::to_string(&doc)
+                        .map_err(|e| parse_error("(file)", e.to_string()))?;
+                    (rest, order)
+                }
+            }
+        }
+        Format::Toml => {
+            let mut doc: toml::Table =
+                toml::from_str(text).map_err(|e| parse_error("(file)", e.message()))?;
+            match doc.remove("market") {
+                None => return Ok((parse(text, format)?, None)),
+                Some(m) => {
+                    let order: MarketSpec = m
+                        .try_into()
+                        .map_err(|e: toml::de::Error| parse_error("market", e.message()))?;
+                    let rest = toml::to_string(&doc)
+                        .map_err(|e| parse_error("(file)", e.to_string()))?;
+                    (rest, order)
+                }
+            }
+        }
+    };
+    let spec = parse(&rest, format)?;
+    market.validate(&spec).map_err(SpecError::Invalid)?;
+    Ok((spec, Some(market)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "version: 1\nname: job\nkind: task\nwasm: { module: m.wat }\n";
+
+    #[test]
+    fn a_market_block_is_read_beside_the_spec() {
+        let text = format!("{BASE}market: {{ max_price: 500, prefer: greenest }}\n");
+        let (spec, order) = parse_with_market(&text, Format::Yaml).expect("parses");
+        assert_eq!(spec.name, "job");
+        assert_eq!(
+            order,
+            Some(MarketSpec {
+                max_price: Some(500),
+                prefer: Some(MarketPrefer::Greenest),
+                trust: None,
+            })
+        );
+        let (_, none) = parse_with_market(BASE, Format::Yaml).expect("parses");
+        assert_eq!(none, None);
+        let toml = "version = 1\nname = \"job\"\nkind = \"task\"\n[wasm]\nmodule = \"m.wat\"\n[market]\nmax_price = 7\n";
+        let (_, order) = parse_with_market(toml, Format::Toml).expect("parses");
+        assert_eq!(order.and_then(|o| o.max_price), Some(7));
+    }
+
+    #[test]
+    fn bad_market_blocks_name_the_field() {
+        let bad = |m: &str| {
+            parse_with_market(&format!("{BASE}market: {m}\n"), Format::Yaml)
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(bad("{ max_price: -1 }").contains("market"));
+        assert!(bad("{ prefer: fastest }").contains("market"));
+        assert!(bad("{ budget: 3 }").contains("market"));
+        assert!(bad("{ trust: 0 }").contains("market.trust"));
+        assert!(bad("{ prefer: nearest }").contains("constraints.near"));
+        // The rest of the spec is still checked as strictly.
+        let e = parse_with_market(&format!("{BASE}colour: red\nmarket: {{}}\n"), Format::Yaml)
+            .expect_err("unknown field");
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
+}
