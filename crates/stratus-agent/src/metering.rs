@@ -128,8 +128,8 @@ impl Runner {
         let now = now_ms();
         let mut out = Vec::new();
         for (id, u) in m.0.iter_mut() {
-            let due = u.ended
-                || (u.started && u.sent_at.is_none_or(|t| t.elapsed() >= USAGE_EVERY));
+            let due =
+                u.ended || (u.started && u.sent_at.is_none_or(|t| t.elapsed() >= USAGE_EVERY));
             if !due {
                 continue;
             }

@@ -146,7 +146,9 @@ impl Runner {
                 containers,
                 cancel: CancellationToken::new(),
                 meters: Mutex::new(metering::Meters::default()),
-                node: signer.as_ref().map_or(stratus_types::NodeId([0; 32]), |s| s.0),
+                node: signer
+                    .as_ref()
+                    .map_or(stratus_types::NodeId([0; 32]), |s| s.0),
                 sign: signer.map(|s| s.1),
             }),
         };

@@ -56,8 +56,10 @@ pub(crate) fn check_order(
     module: &str,
     order: Option<&Order>,
 ) -> Result<(), ApiError> {
-    let (Ok(id), Ok(payload)) = (WorkloadId::new(tenant, &spec.name), module.parse::<Payload>())
-    else {
+    let (Ok(id), Ok(payload)) = (
+        WorkloadId::new(tenant, &spec.name),
+        module.parse::<Payload>(),
+    ) else {
         return Ok(()); // refused with its own reason by the deploy
     };
     let w = Workload {
@@ -141,7 +143,9 @@ pub async fn put_fee(
         return Err(ApiError::forbidden("only the pool operator sets its fee"));
     }
     st.control
-        .write(Command::Market(MarketCommand::SetPoolFee { bps: fee.fee_bps }))
+        .write(Command::Market(MarketCommand::SetPoolFee {
+            bps: fee.fee_bps,
+        }))
         .await?;
     Ok(Json(fee))
 }

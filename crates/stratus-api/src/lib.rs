@@ -29,10 +29,10 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod deals;
 pub mod error;
 pub mod images;
 pub mod joining;
-pub mod deals;
 pub mod market;
 pub mod marks;
 pub mod modules;

@@ -164,6 +164,7 @@ pub async fn market(g: &Global, cmd: MarketCmd) -> Result<()> {
                 o.offer.memory_gib_hour.to_string(),
                 o.offer.storage_gib_month.to_string(),
                 o.offer.egress_gib.to_string(),
+                o.offer.per_task.to_string(),
                 o.offer.available.clone(),
                 if o.available_now { "yes" } else { "no" }.into(),
             ]
@@ -179,6 +180,7 @@ pub async fn market(g: &Global, cmd: MarketCmd) -> Result<()> {
             "MEM-GIB-H",
             "GIB-MONTH",
             "EGRESS-GIB",
+            "TASK",
             "AVAILABLE",
             "NOW",
         ],
@@ -211,7 +213,15 @@ async fn deals(g: &Global, c: &crate::client::Client) -> Result<()> {
         .collect();
     table(
         &[
-            "INSTANCE", "WORKLOAD", "REQUESTER", "LENDER", "HELD", "PAID", "LEFT", "CPU-S", "STATE",
+            "INSTANCE",
+            "WORKLOAD",
+            "REQUESTER",
+            "LENDER",
+            "HELD",
+            "PAID",
+            "LEFT",
+            "CPU-S",
+            "STATE",
         ],
         rows,
     );

@@ -8,8 +8,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use stratus_api::workloads::{Deploy, Drain, ExecRequest, ExecStarted, ModuleRef, WorkloadView};
 use stratus_api::WriteResult;
-use stratus_spec::{MarketPrefer, MarketSpec, 
-    FetchMode, Format, ImageSource, PortSpec, WasmSource, WorkloadKind,
+use stratus_spec::{
+    FetchMode, Format, ImageSource, MarketPrefer, MarketSpec, PortSpec, WasmSource, WorkloadKind,
 };
 use stratus_state::workloads::ExecState;
 use stratus_state::{Instance, InstanceState, Workload};

@@ -84,9 +84,13 @@ pub(crate) fn usage(layout: Layout, cgroup_path: &str) -> (std::time::Duration, 
             let cpu_ns = read(root.join("cpuacct").join(rel).join("cpuacct.usage"))
                 .and_then(|t| t.trim().parse().ok())
                 .unwrap_or(0);
-            let peak = read(root.join("memory").join(rel).join("memory.max_usage_in_bytes"))
-                .and_then(|t| t.trim().parse().ok())
-                .unwrap_or(0);
+            let peak = read(
+                root.join("memory")
+                    .join(rel)
+                    .join("memory.max_usage_in_bytes"),
+            )
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
             (std::time::Duration::from_nanos(cpu_ns), peak)
         }
         Layout::V2 => {

@@ -147,7 +147,8 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
         by_workload.entry(i.workload.as_str()).or_default().push(i);
     }
 
-    d.commands.extend(crate::market::deal_commands(state, now_ms));
+    d.commands
+        .extend(crate::market::deal_commands(state, now_ms));
     let mut spent: BTreeMap<String, u64> = BTreeMap::new();
     for w in state.workloads.values().filter(|w| !w.stopped) {
         let market = crate::market::market_for(state, w, now_ms, &spent);

@@ -147,7 +147,9 @@ impl Deal {
         let escrow = t.escrow();
         let mut left = self.left();
         for (owner, price) in t.fixed_payees() {
-            left = left.checked_sub(*price, "the escrow").map_err(TermsError::from)?;
+            left = left
+                .checked_sub(*price, "the escrow")
+                .map_err(TermsError::from)?;
             entry
                 .transfers
                 .extend(transfer(&escrow, &Account::Tenant(owner.clone()), *price));
@@ -182,7 +184,11 @@ impl Deal {
 fn check_monotone(before: &Usage, after: &Usage) -> Result<(), UsageError> {
     for (what, b, a) in [
         ("cpu_ms", before.cpu_ms, after.cpu_ms),
-        ("memory_peak_bytes", before.memory_peak_bytes, after.memory_peak_bytes),
+        (
+            "memory_peak_bytes",
+            before.memory_peak_bytes,
+            after.memory_peak_bytes,
+        ),
         ("wall_ms", before.wall_ms, after.wall_ms),
         ("bytes_served", before.bytes_served, after.bytes_served),
     ] {

@@ -50,7 +50,10 @@ fn usage_reported_in_steps_pays_the_increments_and_close_empties_the_escrow() {
     post(&mut b, &t.hold().expect("hold")).expect("post hold");
     let mut d = Deal::new(t);
     // 10 CPU-s at 7 + 3 per task = 73: fee 7, lender 66.
-    let e = d.charge(&cpu(10_000)).expect("charge").expect("something due");
+    let e = d
+        .charge(&cpu(10_000))
+        .expect("charge")
+        .expect("something due");
     post(&mut b, &e).expect("post");
     assert_eq!(balance(&b, "lena"), 66);
     assert_eq!(b.balance(&Account::Operator), Amount(7));

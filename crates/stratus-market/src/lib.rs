@@ -33,8 +33,8 @@ pub mod settle;
 
 pub use deal::{Deal, UsageError};
 pub use ledger::{post, Account, Balances, Entry, LedgerError, Reason, Refs, Transfer};
-pub use money::{Amount, MoneyError};
 pub use metering::{ReportError, UsageReport};
+pub use money::{Amount, MoneyError};
 pub use offer::{Availability, AvailabilityError, Offer};
 pub use order::{worst_case, Order, Prefer, Reserved};
 pub use settle::{storage_bill, usage_cost, Holding, Prices, Terms, TermsError, Usage};

@@ -78,8 +78,11 @@ impl UsageReport {
         }
         let bad = || ReportError::BadSignature(self.instance.clone());
         let key = VerifyingKey::from_bytes(&self.node).map_err(|_| bad())?;
-        key.verify(&self.signed_bytes(), &Signature::from_bytes(&self.signature))
-            .map_err(|_| bad())
+        key.verify(
+            &self.signed_bytes(),
+            &Signature::from_bytes(&self.signature),
+        )
+        .map_err(|_| bad())
     }
 }
 

@@ -21,8 +21,8 @@
 use serde::{Deserialize, Serialize};
 use stratus_types::TenantName;
 
-use crate::ledger::{transfer, Account, Entry, Reason, Refs};
 use crate::deal::{Deal, UsageError};
+use crate::ledger::{transfer, Account, Entry, Reason, Refs};
 use crate::money::{floor_div, Amount, MoneyError};
 
 /// Bytes in a GiB.

@@ -144,7 +144,9 @@ pub async fn price_dev_nodes(
     if control.state().read(|s| *s.pool_fee_bps == 0) {
         control
             .write(stratus_state::Command::Market(
-                stratus_state::accounts::MarketCommand::SetPoolFee { bps: DEV_POOL_FEE_BPS },
+                stratus_state::accounts::MarketCommand::SetPoolFee {
+                    bps: DEV_POOL_FEE_BPS,
+                },
             ))
             .await?;
     }

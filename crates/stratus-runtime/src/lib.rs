@@ -187,7 +187,9 @@ impl Meter {
 
     /// Highest memory in use at once, bytes.
     pub fn memory_peak(&self) -> u64 {
-        self.0.memory_peak.load(std::sync::atomic::Ordering::Relaxed)
+        self.0
+            .memory_peak
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Adds CPU time.

@@ -209,9 +209,9 @@ impl Cluster {
             }
         }
 
-        let ids: Vec<NodeId> = req.market.map_or_else(Vec::new, |_| {
-            self.views.iter().map(|v| v.id).collect()
-        });
+        let ids: Vec<NodeId> = req
+            .market
+            .map_or_else(Vec::new, |_| self.views.iter().map(|v| v.id).collect());
         let mut st = State {
             priced: req.market.map(|m| Priced::new(m, &ids)),
             hot: &mut self.hot,
@@ -246,7 +246,13 @@ impl Cluster {
         } = st;
         let unplaced = req.count - placements.len();
         let reasons = if unplaced > 0 {
-            diagnose(&self.hot, &self.flags, &self.label_pool, &comp, priced.as_ref())
+            diagnose(
+                &self.hot,
+                &self.flags,
+                &self.label_pool,
+                &comp,
+                priced.as_ref(),
+            )
         } else {
             BTreeMap::new()
         };

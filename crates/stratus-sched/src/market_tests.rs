@@ -53,9 +53,10 @@ fn greenest_and_nearest_rank_fitting_nodes() {
     nodes[1].attributes.energy = EnergySource::Grid;
     nodes[2].attributes.energy = EnergySource::Solar;
     nodes[3].attributes.energy = EnergySource::Nuclear;
-    for (n, (lat, lon)) in nodes
-        .iter_mut()
-        .zip([(40.4, -3.7), (52.5, 13.4), (-33.9, 151.2), (48.9, 2.3)])
+    for (n, (lat, lon)) in
+        nodes
+            .iter_mut()
+            .zip([(40.4, -3.7), (52.5, 13.4), (-33.9, 151.2), (48.9, 2.3)])
     {
         n.attributes.latitude = Some(lat);
         n.attributes.longitude = Some(lon);

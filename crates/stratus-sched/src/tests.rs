@@ -960,6 +960,5 @@ proptest! {
     }
 }
 
-
 #[path = "market_tests.rs"]
 mod market_tests;

@@ -78,11 +78,9 @@ pub fn parse_with_market(
 ) -> Result<(WorkloadSpec, Option<MarketSpec>), SpecError> {
     let (rest, market) = match format {
         Format::Yaml => {
-            let mut doc: serde_norway::Value = serde_norway::from_str(text)
-                .map_err(|e| parse_error("(file)", e.to_string()))?;
-            let market = doc
-                .as_mapping_mut()
-                .and_then(|m| m.remove("market"));
+            let mut doc: serde_norway::Value =
+                serde_norway::from_str(text).map_err(|e| parse_error("(file)", e.to_string()))?;
+            let market = doc.as_mapping_mut().and_then(|m| m.remove("market"));
             match market {
                 None => return Ok((parse(text, format)?, None)),
                 Some(m) => {
@@ -103,8 +101,8 @@ pub fn parse_with_market(
                     let order: MarketSpec = m
                         .try_into()
                         .map_err(|e: toml::de::Error| parse_error("market", e.message()))?;
-                    let rest = toml::to_string(&doc)
-                        .map_err(|e| parse_error("(file)", e.to_string()))?;
+                    let rest =
+                        toml::to_string(&doc).map_err(|e| parse_error("(file)", e.to_string()))?;
                     (rest, order)
                 }
             }

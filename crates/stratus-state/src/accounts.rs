@@ -24,7 +24,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 use stratus_market::{post, Account, Amount, Entry, LedgerError, Offer, Reason, Refs, Transfer};
-use stratus_types::{NodeId, TenantName};
+use stratus_types::{NodeId, TenantName, ADMIN_TENANT};
 
 use crate::kv::{prefix_end, Table};
 use crate::rows::Tracked;
@@ -144,14 +144,16 @@ fn index_prefix(tenant: &str) -> Vec<u8> {
 }
 
 /// The tenants an entry concerns (each one's history lists it).
-fn tenants_of(entry: &Entry) -> Vec<&TenantName> {
-    let mut ts: Vec<&TenantName> = entry
+/// (The operator's tenant sees the entries of the pool's fees.)
+fn tenants_of(entry: &Entry) -> Vec<&str> {
+    let mut ts: Vec<&str> = entry
         .transfers
         .iter()
         .flat_map(|t| [&t.from, &t.to])
         .filter_map(|a| match a {
-            Account::Tenant(t) | Account::Held(t) => Some(t),
-            Account::Operator | Account::External => None,
+            Account::Tenant(t) | Account::Held(t) => Some(t.as_str()),
+            Account::Operator => Some(ADMIN_TENANT),
+            Account::External => None,
         })
         .collect();
     ts.sort();
@@ -255,11 +257,40 @@ impl State {
         now_ms: u64,
     ) -> Result<Option<u64>, ApplyError> {
         self.require_tenant(tenant)?;
-        let (from, to) = if reason == Reason::Withdrawal {
-            (Account::Tenant(tenant.clone()), Account::External)
+        let mut transfers = Vec::new();
+        if reason == Reason::Withdrawal {
+            // The operator's tenant also spends the pool's fees, first.
+            let mut rest = amount;
+            if tenant == ADMIN_TENANT {
+                let fees = self
+                    .balances
+                    .get(&Account::Operator)
+                    .copied()
+                    .unwrap_or_default();
+                let from_fees = fees.min(amount);
+                if !from_fees.is_zero() {
+                    transfers.push(Transfer {
+                        from: Account::Operator,
+                        to: Account::External,
+                        amount: from_fees,
+                    });
+                }
+                rest = Amount(amount.0 - from_fees.0);
+            }
+            if !rest.is_zero() || transfers.is_empty() {
+                transfers.push(Transfer {
+                    from: Account::Tenant(tenant.clone()),
+                    to: Account::External,
+                    amount: rest,
+                });
+            }
         } else {
-            (Account::External, Account::Tenant(tenant.clone()))
-        };
+            transfers.push(Transfer {
+                from: Account::External,
+                to: Account::Tenant(tenant.clone()),
+                amount,
+            });
+        }
         if reference.len() > MAX_REFERENCE {
             return Err(ApplyError::invalid(format!(
                 "the reference is {} bytes; at most {MAX_REFERENCE}",
@@ -272,7 +303,7 @@ impl State {
                 external: (!reference.is_empty()).then(|| reference.to_string()),
                 ..Refs::default()
             },
-            transfers: vec![Transfer { from, to, amount }],
+            transfers,
         };
         self.post_entry(entry, now_ms).map(Some)
     }
@@ -299,12 +330,18 @@ impl State {
         Ok(seq)
     }
 
-    /// `tenant`'s account (zero if it never had money).
+    /// `tenant`'s account (zero if it never had money). The operator's
+    /// tenant ([`ADMIN_TENANT`]) also holds the pool's fees: its balance
+    /// counts them, and its withdrawals take them first.
     pub fn account(&self, tenant: &str) -> AccountView {
         let b = |a: Account| self.balances.get(&a).copied().unwrap_or_default();
+        let mut balance = b(Account::Tenant(tenant.to_string()));
+        if tenant == ADMIN_TENANT {
+            balance = Amount(balance.0.saturating_add(b(Account::Operator).0));
+        }
         AccountView {
             tenant: tenant.to_string(),
-            balance: b(Account::Tenant(tenant.to_string())),
+            balance,
             held: b(Account::Held(tenant.to_string())),
         }
     }

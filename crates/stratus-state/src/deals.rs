@@ -184,16 +184,23 @@ impl State {
             let Some(w) = self.workloads.get(workload.as_str()) else {
                 continue;
             };
-            let terms = self
-                .placement_terms(w, node, *at_ms)
-                .map_err(|e| ApplyError::conflict(format!("node {} does not fit: {e}", node.short())))?;
+            let terms = self.placement_terms(w, node, *at_ms).map_err(|e| {
+                ApplyError::conflict(format!("node {} does not fit: {e}", node.short()))
+            })?;
             if let Some(mut terms) = terms {
                 terms.deal = instance.clone();
                 total = total
                     .checked_add(terms.held, "the escrow")
                     .map_err(|e| ApplyError::conflict(e.to_string()))?;
                 let period = (w.spec.kind != WorkloadKind::Task).then_some(terms.held);
-                opened.push((instance.clone(), workload.clone(), *node, *at_ms, terms, period));
+                opened.push((
+                    instance.clone(),
+                    workload.clone(),
+                    *node,
+                    *at_ms,
+                    terms,
+                    period,
+                ));
             }
         }
         let Some((.., first, _)) = opened.first() else {
@@ -231,12 +238,12 @@ impl State {
 
     /// Takes a signed usage report (see the module docs).
     pub(crate) fn take_usage(&mut self, r: &UsageReport) -> Result<Option<u64>, ApplyError> {
-        r.verify().map_err(|e| ApplyError::forbidden(e.to_string()))?;
+        r.verify()
+            .map_err(|e| ApplyError::forbidden(e.to_string()))?;
         let node = NodeId(r.node);
-        let inst = self
-            .instances
-            .get(&r.instance)
-            .ok_or_else(|| ApplyError::not_found(format!("instance {} does not exist", r.instance)))?;
+        let inst = self.instances.get(&r.instance).ok_or_else(|| {
+            ApplyError::not_found(format!("instance {} does not exist", r.instance))
+        })?;
         if inst.node != node {
             return Err(ApplyError::forbidden(format!(
                 "instance {} is not on node {}",

@@ -37,7 +37,13 @@ fn ok(r: CommandResult) -> CommandResult {
 /// task; the pool takes 10%.
 fn market() -> (State, String) {
     let (mut s, module) = setup();
-    ok(s.apply(1, &Command::CreateTenant { name: LENA.into(), now_ms: 0 }));
+    ok(s.apply(
+        1,
+        &Command::CreateTenant {
+            name: LENA.into(),
+            now_ms: 0,
+        },
+    ));
     let mut info = crate::tests::info(1);
     info.id = node_of(&key(1));
     let id = info.id;
@@ -59,7 +65,10 @@ fn market() -> (State, String) {
             task: Amount(50),
         }),
     ));
-    ok(s.apply(1, &Command::Market(MarketCommand::SetPoolFee { bps: 1_000 })));
+    ok(s.apply(
+        1,
+        &Command::Market(MarketCommand::SetPoolFee { bps: 1_000 }),
+    ));
     (s, module)
 }
 
@@ -197,7 +206,10 @@ fn forged_replayed_and_misdirected_reports_are_refused() {
         unreachable!()
     };
     forged.node = node.0;
-    assert_eq!(code(&s.apply(5, &Command::ReportUsage(forged))), Some(ErrorCode::Forbidden));
+    assert_eq!(
+        code(&s.apply(5, &Command::ReportUsage(forged))),
+        Some(ErrorCode::Forbidden)
+    );
     // A real node reports on an instance that is not its own.
     let other = report(&key(2), "job-i", 1, 9_000, true);
     assert_eq!(code(&s.apply(5, &other)), Some(ErrorCode::Forbidden));
@@ -277,7 +289,10 @@ fn the_operator_a_lenders_own_work_and_unpriced_nodes_run_free() {
     assert!(s.deals.is_empty());
     // A node without an offer.
     s.nodes.get_mut(&node).unwrap().owner = LENA.into();
-    ok(s.apply(1, &Command::Market(MarketCommand::SetOffer { node, offer: None })));
+    ok(s.apply(
+        1,
+        &Command::Market(MarketCommand::SetOffer { node, offer: None }),
+    ));
     deploy(&mut s, &m, "free", "task", None);
     ok(place(&mut s, "free", node));
     assert!(s.deals.is_empty());
@@ -316,12 +331,18 @@ fn a_deal_without_a_last_report_is_refunded_after_the_grace() {
     ok(place(&mut s, "job", node));
     ok(s.apply(5, &report(&key(1), "job-i", 1, 1_000, false)));
     s.instances.get_mut("job-i").unwrap().state = InstanceState::Completed;
-    assert_eq!(s.stale_deals(5 + crate::deals::LAST_REPORT_GRACE_MS), (vec![], vec![]));
+    assert_eq!(
+        s.stale_deals(5 + crate::deals::LAST_REPORT_GRACE_MS),
+        (vec![], vec![])
+    );
     let (refund, _) = s.stale_deals(6 + crate::deals::LAST_REPORT_GRACE_MS);
     assert_eq!(refund, ["job-i"]);
     ok(s.apply(
         6,
-        &Command::Market(MarketCommand::CloseDeal { instance: "job-i".into(), now_ms: 99 }),
+        &Command::Market(MarketCommand::CloseDeal {
+            instance: "job-i".into(),
+            now_ms: 99,
+        }),
     ));
     // What was reported is paid (1 CPU-s + 50 = 1,050), the rest returns.
     assert_eq!(balance(&s, BOB), 1_000_000 - 1_050);
@@ -389,4 +410,41 @@ proptest! {
             prop_assert_eq!(s.account(BOB).held, Amount(held));
         }
     }
+}
+
+#[test]
+fn the_operator_sees_and_withdraws_the_pools_fees() {
+    let (mut s, m) = market();
+    if !s.tenants.contains_key(stratus_types::ADMIN_TENANT) {
+        ok(s.apply(
+            1,
+            &Command::CreateTenant {
+                name: stratus_types::ADMIN_TENANT.into(),
+                now_ms: 0,
+            },
+        ));
+    }
+    deposit(&mut s, BOB, 1_000_000);
+    deploy(&mut s, &m, "job", "task", None);
+    ok(place(&mut s, "job", node_of(&key(1))));
+    ok(s.apply(5, &report(&key(1), "job-i", 1, 2_500, true)));
+    let admin = stratus_types::ADMIN_TENANT;
+    assert_eq!(s.account(admin).balance, Amount(255));
+    let withdraw = |amount| {
+        Command::Market(MarketCommand::Withdraw {
+            tenant: admin.into(),
+            amount: Amount(amount),
+            reference: String::new(),
+            now_ms: 9,
+        })
+    };
+    assert_eq!(
+        code(&s.apply(6, &withdraw(256))),
+        Some(ErrorCode::InsufficientFunds)
+    );
+    ok(s.apply(7, &withdraw(200)));
+    assert_eq!(s.account(admin).balance, Amount(55));
+    let page = s.ledger_page(Some(admin), 0, 0..u64::MAX, 10);
+    assert_eq!(page.records.len(), 2, "the fee and its withdrawal");
+    assert!(conserved(&s));
 }
