@@ -119,7 +119,7 @@ fn index_prefix(tenant: &str) -> Vec<u8> {
 }
 
 /// The tenants an entry concerns (each one's history lists it).
-fn tenants_of(entry: &Entry) -> Vec<&TenantName> {
+pub(crate) fn tenants_of(entry: &Entry) -> Vec<&TenantName> {
     let mut ts: Vec<&TenantName> = entry
         .transfers
         .iter()
@@ -237,6 +237,7 @@ impl State {
         let doc = serde_json::to_vec(&record)
             .map_err(|e| ApplyError::internal(format!("cannot encode ledger entry {seq}: {e}")))?;
         kv.put(Table::Ledger, &seq_key(seq), &doc);
+        self.audit_ledger(&record)?;
         Ok(seq)
     }
 

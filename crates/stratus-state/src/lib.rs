@@ -34,6 +34,9 @@
 //! [`TypeConfig`] binds these types to openraft.
 
 pub mod accounts;
+pub mod audit;
+mod audit_derive;
+pub mod audit_verify;
 pub mod bucket_configs;
 pub mod kv;
 pub mod legacy;
@@ -344,6 +347,8 @@ pub enum Command {
     },
     /// A change to the market's money ([`accounts`]).
     Market(accounts::MarketCommand),
+    /// A replica signs the audit log's head ([`audit`]).
+    AuditCheckpoint(audit::CheckpointCommand),
 }
 
 /// A tenant variable.
@@ -402,6 +407,11 @@ pub struct State {
     pub ledger_seq: Cell<u64>,
     /// Lenders' offers, by node ([`accounts`]).
     pub offers: Tracked<NodeId, stratus_market::Offer>,
+    /// The head of the audit log ([`audit`]).
+    pub audit: Cell<audit::AuditHead>,
+    /// The log index of the command being applied (not stored: for the
+    /// audit records made deep inside an apply, such as ledger entries).
+    applying: u64,
 }
 
 impl Default for State {
@@ -425,7 +435,26 @@ impl std::fmt::Debug for State {
 
 impl State {
     /// Applies `cmd`, written at log index `index`. Pure and deterministic.
+    /// A command that applies is recorded in the audit log ([`audit`]).
     pub fn apply(&mut self, index: u64, cmd: &Command) -> CommandResult {
+        if matches!(cmd, Command::Batch(_)) {
+            return self.apply_unaudited(index, cmd);
+        }
+        let pending = self.audit_prepare(cmd);
+        self.applying = index;
+        let mut result = self.apply_unaudited(index, cmd);
+        if result.error.is_none() {
+            for p in Self::audit_finish(cmd, &result, pending) {
+                if let Err(e) = self.audit_append(index, p) {
+                    result.error = Some(e);
+                    break;
+                }
+            }
+        }
+        result
+    }
+
+    fn apply_unaudited(&mut self, index: u64, cmd: &Command) -> CommandResult {
         if let Command::Batch(cmds) = cmd {
             let batch = cmds
                 .iter()
@@ -598,6 +627,7 @@ impl State {
                 now_ms,
             } => self.put_module_object(tenant, hash, version, *now_ms),
             Command::Market(c) => self.apply_market(c),
+            Command::AuditCheckpoint(c) => self.apply_checkpoint(c).map(|()| None),
         }
     }
 

@@ -28,6 +28,8 @@ impl State {
             balances: Tracked::load(k, "balances")?,
             ledger_seq: Cell::load(k, "ledger_seq")?,
             offers: Tracked::load(k, "offers")?,
+            audit: Cell::load(k, "audit")?,
+            applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
     }
@@ -51,6 +53,7 @@ impl State {
         self.balances.flush(kv, "balances");
         self.ledger_seq.flush(kv, "ledger_seq");
         self.offers.flush(kv, "offers");
+        self.audit.flush(kv, "audit");
         self.store.flush();
     }
 
@@ -127,6 +130,8 @@ impl State {
             balances: self.balances.clone(),
             ledger_seq: self.ledger_seq.clone(),
             offers: self.offers.clone(),
+            audit: self.audit.clone(),
+            applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }
     }
