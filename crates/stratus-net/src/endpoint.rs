@@ -45,6 +45,7 @@ pub struct Endpoint {
 struct EndpointInner {
     quinn: quinn::Endpoint,
     node_id: NodeId,
+    identity: Identity,
     tls: TlsIdentity,
     incoming: tokio::sync::Mutex<mpsc::Receiver<Connection>>,
     accept_task: tokio::task::JoinHandle<()>,
@@ -98,6 +99,7 @@ impl Endpoint {
             inner: Arc::new(EndpointInner {
                 quinn,
                 node_id: identity.node_id(),
+                identity: identity.clone(),
                 tls,
                 incoming: tokio::sync::Mutex::new(rx),
                 accept_task,
@@ -108,6 +110,11 @@ impl Endpoint {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.inner.node_id
+    }
+
+    /// This node's ed25519 signature of `message` (the key never leaves).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.inner.identity.sign(message)
     }
 
     /// The address the socket is bound to (with the actual port if 0 was asked).

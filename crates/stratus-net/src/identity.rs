@@ -63,6 +63,12 @@ impl Identity {
         }
     }
 
+    /// This node's ed25519 signature of `message` (audit checkpoints).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.key.sign(message).to_bytes()
+    }
+
     /// The node id: the 32-byte ed25519 public key.
     pub fn node_id(&self) -> NodeId {
         NodeId(self.key.verifying_key().to_bytes())
