@@ -20,9 +20,11 @@ use crate::Global;
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
     /// List audit records, oldest first: your tenant's (the operator: every record)
-    #[command(after_help = "Each record: its number, time, kind (workload.deploy, instance.start, \
+    #[command(
+        after_help = "Each record: its number, time, kind (workload.deploy, instance.start, \
 instance.exit, ledger.deposit, token.issue, node.ban, ...), the tenants it concerns, its subject \
-and a short detail. Examples:\n  stratus audit ls --since 24h\n  stratus audit ls --tenant bob --json")]
+and a short detail. Examples:\n  stratus audit ls --since 24h\n  stratus audit ls --tenant bob --json"
+    )]
     Ls {
         /// Only records naming this tenant (yours, or any for the operator)
         #[arg(long)]
@@ -41,12 +43,14 @@ and a short detail. Examples:\n  stratus audit ls --since 24h\n  stratus audit l
     },
     /// Verify the whole log (operator): recompute every hash link and check
     /// every checkpoint's signatures; exits non-zero naming the first broken record
-    #[command(after_help = "First asks the leader to sign the current head, then fetches every \
+    #[command(
+        after_help = "First asks the leader to sign the current head, then fetches every \
 record and checkpoint and checks them here. A record is broken when its hash does not match its \
 contents, when it does not link to the record before, when it is missing, or when its \
 checkpoint's signature is not the named replica's or that replica is not vouched for by the \
 cluster key. Pass the cluster key printed by an earlier verification with --cluster-key to \
-refuse a log re-signed under another key.")]
+refuse a log re-signed under another key."
+    )]
     Verify {
         /// The cluster's public key (64 hex) every checkpoint must be vouched by
         #[arg(long)]
@@ -140,7 +144,9 @@ async fn verify_log(g: &Global, cluster_key: Option<String>) -> Result<()> {
     let _: Signed = c
         .post("/v1/audit/checkpoint", &serde_json::json!({}))
         .await
-        .context("asking for the head to be signed (stratus audit verify needs the operator's token)")?;
+        .context(
+            "asking for the head to be signed (stratus audit verify needs the operator's token)",
+        )?;
     let mut records: Vec<AuditRecord> = Vec::new();
     let mut after = 0;
     loop {

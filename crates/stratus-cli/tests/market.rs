@@ -277,8 +277,16 @@ fn the_audit_log_records_a_deposit_and_a_run_and_verifies() {
     let out = dev.cli(&["audit", "ls", "--json"]);
     assert!(out.status.success(), "{}", out.stderr);
     let all = kinds_of(&out);
-    for kind in ["tenant.create", "ledger.deposit", "workload.deploy", "instance.schedule"] {
-        assert!(all.iter().any(|(k, _)| k == kind), "{kind} missing: {all:?}");
+    for kind in [
+        "tenant.create",
+        "ledger.deposit",
+        "workload.deploy",
+        "instance.schedule",
+    ] {
+        assert!(
+            all.iter().any(|(k, _)| k == kind),
+            "{kind} missing: {all:?}"
+        );
     }
     let out = as_(&bob, &["audit", "ls", "--json"]);
     assert!(out.status.success(), "{}", out.stderr);
@@ -296,7 +304,9 @@ fn the_audit_log_records_a_deposit_and_a_run_and_verifies() {
         "{eves:?}"
     );
     // Another tenant's records, or verification, are the operator's.
-    assert!(!as_(&eve, &["audit", "ls", "--tenant", "bob"]).status.success());
+    assert!(!as_(&eve, &["audit", "ls", "--tenant", "bob"])
+        .status
+        .success());
     assert!(!as_(&eve, &["audit", "verify"]).status.success());
     let out = dev.cli(&["audit", "ls", "--since", "1h"]);
     assert!(out.status.success(), "{}", out.stderr);

@@ -261,7 +261,8 @@ impl State {
     pub(crate) fn audit_append(&mut self, index: u64, p: Pending) -> Result<(), ApplyError> {
         let head = &mut *self.audit;
         let at_ms = p.at_ms.unwrap_or(head.last_ms);
-        let mut tenants: Vec<TenantName> = p.tenants.into_iter().filter(|t| !t.is_empty()).collect();
+        let mut tenants: Vec<TenantName> =
+            p.tenants.into_iter().filter(|t| !t.is_empty()).collect();
         tenants.sort();
         tenants.dedup();
         tenants.truncate(MAX_TENANTS);
@@ -346,10 +347,13 @@ impl State {
             let r = self
                 .audit_record(c.seq)
                 .and_then(Result::ok)
-                .ok_or_else(|| ApplyError::internal(format!("audit record {} is unreadable", c.seq)))?;
+                .ok_or_else(|| {
+                    ApplyError::internal(format!("audit record {} is unreadable", c.seq))
+                })?;
             let mut h = [0u8; 32];
-            hex::decode_to_slice(&r.hash, &mut h)
-                .map_err(|_| ApplyError::internal(format!("audit record {} has a bad hash", c.seq)))?;
+            hex::decode_to_slice(&r.hash, &mut h).map_err(|_| {
+                ApplyError::internal(format!("audit record {} has a bad hash", c.seq))
+            })?;
             h
         };
         if hash != c.head {
@@ -358,7 +362,11 @@ impl State {
                 c.seq
             )));
         }
-        if !signed_by(&c.replica.0, &checkpoint_message(c.seq, &c.head), &c.signature) {
+        if !signed_by(
+            &c.replica.0,
+            &checkpoint_message(c.seq, &c.head),
+            &c.signature,
+        ) {
             return Err(ApplyError::forbidden(format!(
                 "audit checkpoint at record {}: the signature is not node {}'s",
                 c.seq, c.replica
@@ -476,14 +484,16 @@ impl State {
         let limit = limit.clamp(1, MAX_PAGE);
         let from = seq_key(after.saturating_add(1));
         let mut out = Vec::new();
-        self.store
-            .kv
-            .scan(Table::AuditCheckpoints, Bound::Included(&from), &mut |_, v| {
+        self.store.kv.scan(
+            Table::AuditCheckpoints,
+            Bound::Included(&from),
+            &mut |_, v| {
                 if let Ok(c) = serde_json::from_slice(v) {
                     out.push(c);
                 }
                 out.len() < limit
-            });
+            },
+        );
         out
     }
 
@@ -496,8 +506,8 @@ impl State {
 /// Reads a stored record, refusing any bytes that are not exactly its
 /// canonical encoding.
 fn decode_canonical(doc: &[u8]) -> Result<AuditRecord, String> {
-    let r: AuditRecord =
-        serde_json::from_slice(doc).map_err(|e| format!("the stored record does not parse: {e}"))?;
+    let r: AuditRecord = serde_json::from_slice(doc)
+        .map_err(|e| format!("the stored record does not parse: {e}"))?;
     match serde_json::to_vec(&r) {
         Ok(again) if again == doc => Ok(r),
         _ => Err("the stored record is not in its canonical form".into()),

@@ -65,33 +65,39 @@ impl State {
     pub(crate) fn audit_prepare(&self, cmd: &Command) -> Vec<Pending> {
         let one = |x: Pending| vec![x];
         match cmd {
-            Command::RegisterNode { info, now_ms } => one(
-                p("node.register", self.owner_of(&info.id), info.id.to_string())
-                    .detail(format!("name {}, version {}", info.name, info.version))
-                    .at(*now_ms),
-            ),
-            Command::SetNodeStatus { id, status, now_ms } => one(
-                p("node.status", self.owner_of(id), id.to_string())
+            Command::RegisterNode { info, now_ms } => one(p(
+                "node.register",
+                self.owner_of(&info.id),
+                info.id.to_string(),
+            )
+            .detail(format!("name {}, version {}", info.name, info.version))
+            .at(*now_ms)),
+            Command::SetNodeStatus { id, status, now_ms } => {
+                one(p("node.status", self.owner_of(id), id.to_string())
                     .detail(format!("{status:?}").to_lowercase())
-                    .at(*now_ms),
-            ),
+                    .at(*now_ms))
+            }
             Command::RemoveNode { id } => one(p("node.remove", self.owner_of(id), id.to_string())),
             Command::CreateTenant { name, now_ms } => {
                 one(p("tenant.create", vec![name.clone()], name.clone()).at(*now_ms))
             }
-            Command::CreateToken { record } => one(
-                p("token.issue", vec![record.tenant.clone()], record.id.clone())
-                    .detail("full scope, no expiry")
-                    .at(record.created_ms),
-            ),
-            Command::IssueToken { record } => one(
-                p("token.issue", vec![record.tenant.clone()], record.id.clone())
-                    .detail(match record.expires_ms {
-                        Some(e) => format!("scope {}, expires at {e} ms", record.scope),
-                        None => format!("scope {}, no expiry", record.scope),
-                    })
-                    .at(record.created_ms),
-            ),
+            Command::CreateToken { record } => one(p(
+                "token.issue",
+                vec![record.tenant.clone()],
+                record.id.clone(),
+            )
+            .detail("full scope, no expiry")
+            .at(record.created_ms)),
+            Command::IssueToken { record } => one(p(
+                "token.issue",
+                vec![record.tenant.clone()],
+                record.id.clone(),
+            )
+            .detail(match record.expires_ms {
+                Some(e) => format!("scope {}, expires at {e} ms", record.scope),
+                None => format!("scope {}, no expiry", record.scope),
+            })
+            .at(record.created_ms)),
             Command::RevokeToken { id } => {
                 let tenants = self
                     .tokens
@@ -105,11 +111,13 @@ impl State {
                 instance,
                 args,
                 now_ms,
-            } => one(
-                p("instance.exec", self.instance_tenant(instance), instance.clone())
-                    .detail(format!("{} argument(s)", args.len()))
-                    .at(*now_ms),
-            ),
+            } => one(p(
+                "instance.exec",
+                self.instance_tenant(instance),
+                instance.clone(),
+            )
+            .detail(format!("{} argument(s)", args.len()))
+            .at(*now_ms)),
             Command::ReportExec { .. } => Vec::new(),
             Command::SetJoinToken { .. } => one(p("join.set-legacy", Vec::new(), "join token")),
             Command::PutModule { .. } => Vec::new(),
@@ -118,11 +126,13 @@ impl State {
                 spec,
                 module,
                 now_ms,
-            } => one(
-                p("workload.deploy", vec![tenant.clone()], format!("{tenant}/{}", spec.name))
-                    .detail(format!("runs {module}"))
-                    .at(*now_ms),
-            ),
+            } => one(p(
+                "workload.deploy",
+                vec![tenant.clone()],
+                format!("{tenant}/{}", spec.name),
+            )
+            .detail(format!("runs {module}"))
+            .at(*now_ms)),
             Command::StopWorkload { id, now_ms } => {
                 let tenant = id.split_once('/').map(|(t, _)| t.to_string());
                 one(p("workload.stop", tenant.into_iter().collect(), id.clone()).at(*now_ms))
@@ -147,11 +157,9 @@ impl State {
                 kind,
                 message,
                 now_ms,
-            } => one(
-                p("instance.desired", self.instance_tenant(id), id.clone())
-                    .detail(format!("{desired:?} ({kind}): {message}").to_string())
-                    .at(*now_ms),
-            ),
+            } => one(p("instance.desired", self.instance_tenant(id), id.clone())
+                .detail(format!("{desired:?} ({kind}): {message}").to_string())
+                .at(*now_ms)),
             Command::ReportInstance {
                 id,
                 node,
@@ -183,46 +191,55 @@ impl State {
                 };
                 one(p(kind, tenants, id.clone()).detail(detail).at(*now_ms))
             }
-            Command::SetDrain { node, drain } => one(
-                p("node.drain", self.owner_of(node), node.to_string())
-                    .detail(if *drain { "drain" } else { "undrain" }),
-            ),
+            Command::SetDrain { node, drain } => one(p(
+                "node.drain",
+                self.owner_of(node),
+                node.to_string(),
+            )
+            .detail(if *drain { "drain" } else { "undrain" })),
             Command::Batch(_) => Vec::new(),
             Command::Store(c) => self.audit_store(c),
-            Command::SetQuota { tenant, changes } => one(
-                p("quota.set", vec![tenant.clone()], tenant.clone()).detail(format!("{changes:?}")),
-            ),
-            Command::PutTenantModule { tenant, bytes, now_ms } => one(
-                p("module.put", vec![tenant.clone()], crate::workloads::module_hash(bytes))
-                    .detail(format!("{} bytes", bytes.len()))
-                    .at(*now_ms),
-            ),
+            Command::SetQuota { tenant, changes } => {
+                one(p("quota.set", vec![tenant.clone()], tenant.clone())
+                    .detail(format!("{changes:?}")))
+            }
+            Command::PutTenantModule {
+                tenant,
+                bytes,
+                now_ms,
+            } => one(p(
+                "module.put",
+                vec![tenant.clone()],
+                crate::workloads::module_hash(bytes),
+            )
+            .detail(format!("{} bytes", bytes.len()))
+            .at(*now_ms)),
             Command::Prune { now_ms, .. } => one(p("retention.prune", Vec::new(), "").at(*now_ms)),
             Command::Marks(crate::marks::MarkCommand::Strikes {
                 node,
                 failures,
                 now_ms,
-            }) => one(
-                p("node.strikes", self.owner_of(node), node.to_string())
-                    .detail(format!("{} failed storage challenge(s)", failures.len()))
-                    .at(*now_ms),
-            ),
+            }) => one(p("node.strikes", self.owner_of(node), node.to_string())
+                .detail(format!("{} failed storage challenge(s)", failures.len()))
+                .at(*now_ms)),
             Command::Marks(crate::marks::MarkCommand::Clear { node }) => {
                 one(p("node.mark-clear", self.owner_of(node), node.to_string()))
             }
             Command::SetClusterKey { .. } => one(p("cluster.key", Vec::new(), "cluster key")),
-            Command::CreateJoinCredential { record } => one(
-                p("join.create", vec![record.owner.clone()], record.id.clone())
-                    .detail(format!(
-                        "default {}, one-time {}, expires {}",
-                        record.default,
-                        record.once,
-                        record
-                            .expires_ms
-                            .map_or_else(|| "never".to_string(), |e| format!("at {e} ms"))
-                    ))
-                    .at(record.created_ms),
-            ),
+            Command::CreateJoinCredential { record } => {
+                one(
+                    p("join.create", vec![record.owner.clone()], record.id.clone())
+                        .detail(format!(
+                            "default {}, one-time {}, expires {}",
+                            record.default,
+                            record.once,
+                            record
+                                .expires_ms
+                                .map_or_else(|| "never".to_string(), |e| format!("at {e} ms"))
+                        ))
+                        .at(record.created_ms),
+                )
+            }
             Command::RevokeJoinCredential { id } => {
                 let tenants = self
                     .joining
@@ -247,11 +264,9 @@ impl State {
                             .map(|c| c.owner.clone()),
                     );
                 }
-                one(
-                    p("node.join", tenants, info.id.to_string())
-                        .detail(format!("name {}, credential {credential}", info.name))
-                        .at(*now_ms),
-                )
+                one(p("node.join", tenants, info.id.to_string())
+                    .detail(format!("name {}, credential {credential}", info.name))
+                    .at(*now_ms))
             }
             Command::BanNode { id, now_ms } => {
                 one(p("node.ban", self.owner_of(id), id.to_string()).at(*now_ms))
@@ -261,18 +276,18 @@ impl State {
                 hash,
                 version,
                 now_ms,
-            } => one(
-                p("module.put", vec![tenant.clone()], hash.clone())
-                    .detail(format!("{} bytes", version.size))
-                    .at(*now_ms),
-            ),
+            } => one(p("module.put", vec![tenant.clone()], hash.clone())
+                .detail(format!("{} bytes", version.size))
+                .at(*now_ms)),
             // Ledger entries are recorded where they are posted.
-            Command::Market(MarketCommand::SetOffer { node, offer }) => one(
-                p("market.offer", self.owner_of(node), node.to_string()).detail(match offer {
-                    Some(o) => format!("{o:?}"),
-                    None => "withdrawn".to_string(),
-                }),
-            ),
+            Command::Market(MarketCommand::SetOffer { node, offer }) => {
+                one(
+                    p("market.offer", self.owner_of(node), node.to_string()).detail(match offer {
+                        Some(o) => format!("{o:?}"),
+                        None => "withdrawn".to_string(),
+                    }),
+                )
+            }
             Command::Market(_) => Vec::new(),
             Command::AuditCheckpoint(_) => Vec::new(),
         }
@@ -282,10 +297,12 @@ impl State {
         let x = match c {
             StoreCommand::SetSecret { .. } => p("storage.secret", Vec::new(), "storage secret"),
             StoreCommand::CreateBucket { bucket }
-            | StoreCommand::CreateBucketWithConfigs { bucket, .. } => {
-                p("bucket.create", vec![bucket.tenant.clone()], bucket.name.clone())
-                    .at(bucket.created_ms)
-            }
+            | StoreCommand::CreateBucketWithConfigs { bucket, .. } => p(
+                "bucket.create",
+                vec![bucket.tenant.clone()],
+                bucket.name.clone(),
+            )
+            .at(bucket.created_ms),
             StoreCommand::DeleteBucket { tenant, name }
             | StoreCommand::DeleteBucketAbortingUploads { tenant, name } => {
                 p("bucket.delete", vec![tenant.clone()], name.clone())
@@ -303,7 +320,11 @@ impl State {
                         .get(access_key)
                         .map(|k| k.tenant.clone())
                 });
-                p("accesskey.delete", owner.into_iter().collect(), access_key.clone())
+                p(
+                    "accesskey.delete",
+                    owner.into_iter().collect(),
+                    access_key.clone(),
+                )
             }
             // The object data path is not recorded (see the module doc).
             _ => return Vec::new(),

@@ -135,11 +135,18 @@ fn commands_that_apply_are_recorded_in_a_chain_without_secrets() {
     assert_eq!(records[3].tenants, ["bob"]);
     assert_eq!(records[3].at_ms, 10);
     assert!(records[3].detail.contains("1000"), "{}", records[3].detail);
-    assert!(records[3].detail.contains("wire-10"), "{}", records[3].detail);
+    assert!(
+        records[3].detail.contains("wire-10"),
+        "{}",
+        records[3].detail
+    );
     assert_eq!(records[5].tenants, ["bob"], "the revoked token's tenant");
     assert_eq!(records[5].index, 9);
     for r in &records {
-        assert!(!r.detail.contains(&"ab".repeat(32)), "no secret hash: {r:?}");
+        assert!(
+            !r.detail.contains(&"ab".repeat(32)),
+            "no secret hash: {r:?}"
+        );
     }
     let v = verify(records, &[], None).expect("verifies");
     assert_eq!((v.records, v.signed_through, v.unsigned()), (6, 0, 6));
@@ -150,7 +157,10 @@ fn a_tenant_sees_only_its_records() {
     let s = history();
     let bob = s.audit_page(Some("bob"), 0, 0..u64::MAX, 100);
     assert_eq!(bob.records.len(), 4);
-    assert!(bob.records.iter().all(|r| r.tenants.contains(&"bob".into())));
+    assert!(bob
+        .records
+        .iter()
+        .all(|r| r.tenants.contains(&"bob".into())));
     let alice = s.audit_page(Some("alice"), 0, 0..u64::MAX, 100);
     assert_eq!(alice.records.len(), 2);
     let window = s.audit_page(None, 0, 10..11, 100);
@@ -163,12 +173,18 @@ fn checkpoints_sign_the_head_and_the_verifier_checks_them() {
     let mut s = history();
     let r = Replica::new(1, 7);
     let c = r.checkpoint(&s);
-    assert_eq!(s.apply(20, &Command::AuditCheckpoint(c.clone())).error, None);
+    assert_eq!(
+        s.apply(20, &Command::AuditCheckpoint(c.clone())).error,
+        None
+    );
     // A checkpoint is not a record: the head does not move.
     assert_eq!(s.audit_head().0, 6);
     assert_eq!(s.audit_head().2, 6);
     // The same head twice is a conflict.
-    let again = s.apply(21, &Command::AuditCheckpoint(c)).error.expect("refused");
+    let again = s
+        .apply(21, &Command::AuditCheckpoint(c))
+        .error
+        .expect("refused");
     assert_eq!(again.code(), stratus_types::ErrorCode::Conflict);
     s.apply(22, &deposit("alice", 5, 30));
     let v = verify(all(&s), &s.audit_checkpoints(0, 100), None).expect("verifies");
@@ -216,7 +232,10 @@ fn forged_checkpoints_are_refused() {
     // A replica of another cluster cannot sign the log afterwards.
     s.apply(32, &deposit("alice", 5, 30));
     let foreign = Replica::new(3, 8).checkpoint(&s);
-    assert!(s.apply(33, &Command::AuditCheckpoint(foreign)).error.is_some());
+    assert!(s
+        .apply(33, &Command::AuditCheckpoint(foreign))
+        .error
+        .is_some());
 }
 
 /// The CI test of issue 15: one byte of a stored record changed, anywhere
@@ -286,7 +305,12 @@ fn long_details_are_cut_and_records_stay_bounded() {
         }),
     );
     assert!(r.error.is_some(), "a reference over the limit is refused");
-    s.apply(3, &Command::RevokeToken { id: "y".repeat(5_000) });
+    s.apply(
+        3,
+        &Command::RevokeToken {
+            id: "y".repeat(5_000),
+        },
+    );
     let records = all(&s);
     assert_eq!(records.len(), 1, "refused commands leave no record");
     s.apply(
