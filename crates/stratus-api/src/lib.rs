@@ -28,6 +28,7 @@
 //! within a Raft heartbeat of the commit.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod deals;
 pub mod error;
@@ -238,6 +239,7 @@ pub struct WriteResult {
           images::import, images::list, images::delete,
           quotas::get_quota, quotas::set_quota, quotas::my_quota, marks::list_marks, marks::unmark,
           accounts::account, accounts::history, accounts::deposit, accounts::withdraw,
+          audit::list, audit::checkpoints, audit::checkpoint,
           market::put_offer, market::delete_offer, market::list_offers,
           deals::get_fee, deals::put_fee, deals::list_deals,
 
@@ -260,12 +262,14 @@ pub struct WriteResult {
                        accounts::AccountView, accounts::HistoryView, accounts::EntryView, accounts::TransferView, accounts::MoneyMove,
                        market::OfferSpec, market::OfferView,
                        stratus_spec::MarketSpec, stratus_spec::MarketPrefer, deals::PoolFee, deals::DealView,
+                       audit::AuditPageView, audit::CheckpointsView, audit::Signed,
+                       stratus_state::audit::AuditRecord, stratus_state::audit::Checkpoint,
                        marks::NodeMarkView, marks::StatusView, stratus_control::disk::DiskStatus, stratus_store::NodeSpace,
                        stratus_state::marks::NodeMark, stratus_state::marks::Strike, stratus_state::marks::Mark, stratus_state::marks::Failure,
                        joining::CreateJoinToken, joining::IssuedJoinToken, joining::Banned,
                        stratus_state::nodes::JoinCredentialRecord)),
     modifiers(&BearerAuth),
-    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"), (name = "images"), (name = "market"))
+    tags((name = "cluster"), (name = "nodes"), (name = "tenants"), (name = "vars"), (name = "workloads"), (name = "objects"), (name = "s3"), (name = "images"), (name = "market"), (name = "audit"))
 )]
 struct ApiDoc;
 
@@ -332,6 +336,9 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .route("/v1/market/offers", get(market::list_offers))
         .route("/v1/market/fee", get(deals::get_fee).put(deals::put_fee))
         .route("/v1/market/deals", get(deals::list_deals))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/checkpoints", get(audit::checkpoints))
+        .route("/v1/audit/checkpoint", post(audit::checkpoint))
         .route(
             "/v1/tenants/{tenant}/vars/{*key}",
             put(put_var).get(get_var).delete(delete_var),

@@ -77,7 +77,7 @@ pub enum Format {
 
 /// Parses a statement bound: a day (UTC midnight), an RFC 3339 instant, or
 /// milliseconds since the epoch.
-fn parse_instant(s: &str) -> Result<u64> {
+pub(crate) fn parse_instant(s: &str) -> Result<u64> {
     let s = s.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse().map_err(|_| anyhow!("{s:?} is too large"));
@@ -93,7 +93,7 @@ fn parse_instant(s: &str) -> Result<u64> {
     u64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| anyhow!("{s:?} is before 1970"))
 }
 
-fn rfc3339(ms: u64) -> String {
+pub(crate) fn rfc3339(ms: u64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())

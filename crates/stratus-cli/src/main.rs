@@ -10,6 +10,7 @@
 //! dispatches to it.
 
 mod account;
+mod audit;
 mod client;
 mod commands;
 mod images;
@@ -169,6 +170,9 @@ enum Cmd {
     /// The market: lenders' offers
     #[command(subcommand)]
     Market(market::MarketCmd),
+    /// The audit log: every lifecycle event, ledger entry and administrative act, hash-chained and signed by replicas
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// Print the OpenAPI document of the API
     Openapi,
     /// Measure this build: control-plane commit throughput/latency, agent memory
@@ -256,6 +260,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Vars(c) => commands::vars(&g, c).await,
             Cmd::Account(a) => account::run(&g, a).await,
             Cmd::Market(c) => market::market(&g, c).await,
+            Cmd::Audit(c) => audit::audit(&g, c).await,
             Cmd::Openapi => {
                 println!("{}", stratus_api::openapi_json());
                 Ok(())

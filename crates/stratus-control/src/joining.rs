@@ -80,7 +80,7 @@ fn record_of(c: &JoinCredential, spec: &JoinCredentialSpec, now_ms: u64) -> NewJ
 impl Control {
     /// The cluster key, once bootstrapped and while this replica holds the
     /// KEK its seed is sealed under.
-    fn cluster_key(&self) -> Option<ClusterKey> {
+    pub(crate) fn cluster_key(&self) -> Option<ClusterKey> {
         let sealed = self.inner.reader.read(|s| s.joining.cluster_seed.clone())?;
         match self.kek()?.open_key(CLUSTER_KEY, &sealed) {
             Ok(seed) => Some(ClusterKey::from_seed(&seed)),

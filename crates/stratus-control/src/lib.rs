@@ -44,6 +44,7 @@
 //! then Raft, in that order.
 
 mod agent_reports;
+pub mod audit;
 pub mod authz;
 pub mod bounds;
 pub mod detector;
@@ -390,11 +391,13 @@ impl Control {
         let leader = tokio::spawn(control.clone().leader_loop());
         let kek = tokio::spawn(control.clone().keep_kek());
         let snapshots = tokio::spawn(control.clone().snapshot_loop());
+        let audit = tokio::spawn(control.clone().audit_loop());
         if let Ok(mut t) = control.inner.tasks.lock() {
             t.push(accept);
             t.push(leader);
             t.push(kek);
             t.push(snapshots);
+            t.push(audit);
         }
         Ok(control)
     }

@@ -112,7 +112,7 @@ impl Endpoint {
         self.inner.node_id
     }
 
-    /// Signs `message` with this node's key ([`Identity::sign`]).
+    /// This node's ed25519 signature of `message` (the key never leaves).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.inner.identity.sign(message)
     }

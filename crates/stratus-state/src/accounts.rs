@@ -145,7 +145,7 @@ fn index_prefix(tenant: &str) -> Vec<u8> {
 
 /// The tenants an entry concerns (each one's history lists it).
 /// (The operator's tenant sees the entries of the pool's fees.)
-fn tenants_of(entry: &Entry) -> Vec<&str> {
+pub(crate) fn tenants_of(entry: &Entry) -> Vec<&str> {
     let mut ts: Vec<&str> = entry
         .transfers
         .iter()
@@ -327,6 +327,7 @@ impl State {
         let doc = serde_json::to_vec(&record)
             .map_err(|e| ApplyError::internal(format!("cannot encode ledger entry {seq}: {e}")))?;
         kv.put(Table::Ledger, &seq_key(seq), &doc);
+        self.audit_ledger(&record)?;
         Ok(seq)
     }
 

@@ -51,11 +51,20 @@ pub enum Table {
     /// Which ledger entries concern a tenant: `tenant \0 seq(u64 BE)` →
     /// nothing.
     LedgerIndex = 11,
+    /// The audit log: record seq (u64 BE) → JSON record
+    /// (`audit::AuditRecord`), hash-chained.
+    Audit = 12,
+    /// Which audit records concern a tenant: `tenant \0 seq(u64 BE)` →
+    /// nothing.
+    AuditIndex = 13,
+    /// Signed checkpoints of the audit log: the seq (u64 BE) of the record
+    /// they sign → JSON checkpoint (`audit::Checkpoint`).
+    AuditCheckpoints = 14,
 }
 
 impl Table {
     /// Every table, in snapshot order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 15] = [
         Table::Rows,
         Table::Versions,
         Table::Chunks,
@@ -68,6 +77,9 @@ impl Table {
         Table::VersionAttrs,
         Table::Ledger,
         Table::LedgerIndex,
+        Table::Audit,
+        Table::AuditIndex,
+        Table::AuditCheckpoints,
     ];
 
     /// Stable name (redb table name).
@@ -85,6 +97,9 @@ impl Table {
             Table::VersionAttrs => "state_version_attrs",
             Table::Ledger => "state_ledger",
             Table::LedgerIndex => "state_ledger_index",
+            Table::Audit => "state_audit",
+            Table::AuditIndex => "state_audit_index",
+            Table::AuditCheckpoints => "state_audit_checkpoints",
         }
     }
 

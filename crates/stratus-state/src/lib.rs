@@ -34,6 +34,9 @@
 //! [`TypeConfig`] binds these types to openraft.
 
 pub mod accounts;
+pub mod audit;
+mod audit_derive;
+pub mod audit_verify;
 pub mod bucket_configs;
 pub mod deals;
 pub mod kv;
@@ -357,6 +360,8 @@ pub enum Command {
     /// A usage report signed by the node of the instance it meters
     /// ([`deals`]): pays the deal what the usage adds, or closes it.
     ReportUsage(stratus_market::UsageReport),
+    /// A replica signs the audit log's head ([`audit`]).
+    AuditCheckpoint(audit::CheckpointCommand),
 }
 
 /// A tenant variable.
@@ -423,6 +428,11 @@ pub struct State {
     pub orders: Tracked<String, stratus_market::Order>,
     /// Open deals, by instance id ([`deals`]).
     pub deals: Tracked<String, deals::DealRecord>,
+    /// The head of the audit log ([`audit`]).
+    pub audit: Cell<audit::AuditHead>,
+    /// The log index of the command being applied (not stored: for the
+    /// audit records made deep inside an apply, such as ledger entries).
+    applying: u64,
 }
 
 impl Default for State {
@@ -446,7 +456,26 @@ impl std::fmt::Debug for State {
 
 impl State {
     /// Applies `cmd`, written at log index `index`. Pure and deterministic.
+    /// A command that applies is recorded in the audit log ([`audit`]).
     pub fn apply(&mut self, index: u64, cmd: &Command) -> CommandResult {
+        if matches!(cmd, Command::Batch(_)) {
+            return self.apply_unaudited(index, cmd);
+        }
+        let pending = self.audit_prepare(cmd);
+        self.applying = index;
+        let mut result = self.apply_unaudited(index, cmd);
+        if result.error.is_none() {
+            for p in Self::audit_finish(cmd, &result, pending) {
+                if let Err(e) = self.audit_append(index, p) {
+                    result.error = Some(e);
+                    break;
+                }
+            }
+        }
+        result
+    }
+
+    fn apply_unaudited(&mut self, index: u64, cmd: &Command) -> CommandResult {
         if let Command::Batch(cmds) = cmd {
             let batch = cmds
                 .iter()
@@ -630,6 +659,7 @@ impl State {
                 Ok(version)
             }
             Command::ReportUsage(r) => self.take_usage(r),
+            Command::AuditCheckpoint(c) => self.apply_checkpoint(c).map(|()| None),
         }
     }
 

@@ -32,6 +32,8 @@ impl State {
             pool_fee_bps: Cell::load(k, "pool_fee_bps")?,
             orders: Tracked::load(k, "orders")?,
             deals: Tracked::load(k, "deals")?,
+            audit: Cell::load(k, "audit")?,
+            applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
     }
@@ -59,6 +61,7 @@ impl State {
         self.pool_fee_bps.flush(kv, "pool_fee_bps");
         self.orders.flush(kv, "orders");
         self.deals.flush(kv, "deals");
+        self.audit.flush(kv, "audit");
         self.store.flush();
     }
 
@@ -139,6 +142,8 @@ impl State {
             pool_fee_bps: self.pool_fee_bps.clone(),
             orders: self.orders.clone(),
             deals: self.deals.clone(),
+            audit: self.audit.clone(),
+            applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }
     }
