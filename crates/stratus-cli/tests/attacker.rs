@@ -107,6 +107,9 @@ fn a_second_tenant_reaches_nothing_through_any_spec_field() {
             _ => Err(out.stderr),
         }
     });
+    // Mallory pays for her runs like anyone (the dev nodes are priced).
+    dev.cli(&["account", "deposit", "mallory", "100000000"])
+        .success("deposit");
     let m = Mallory { dev: &dev, token };
     let file = root.path().join("a.txt");
     std::fs::write(&file, SECRET).expect("write");

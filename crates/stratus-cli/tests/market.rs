@@ -147,7 +147,9 @@ fn lenders_price_their_nodes_and_the_market_lists_them() {
             Err(format!("{list:?}"))
         }
     });
-    assert!(list.iter().all(|o| o["offer"]["cpu_second"] == 1));
+    assert!(list
+        .iter()
+        .all(|o| o["offer"]["cpu_second"] == 1000 && o["offer"]["per_task"] == 100));
 
     // dev-node-j is lent by lender-j: lender-1 prices its own node, not
     // lender-0's; bob prices neither.
@@ -327,4 +329,74 @@ fn the_audit_log_records_a_deposit_and_a_run_and_verifies() {
     let out = dev.cli(&["audit", "verify", "--cluster-key", &"ab".repeat(32)]);
     assert_ne!(out.status.code(), Some(0), "another cluster key pinned");
     assert!(out.stderr.contains("not a replica"), "{}", out.stderr);
+}
+
+/// The acceptance on a local cloud: bob deposits, runs a task on a
+/// lender's node, and the money moves exactly — bob pays the charge, the
+/// lender and the pool operator get their shares, the total is unchanged.
+/// An order no offer fits is refused with the reason.
+#[test]
+fn a_paid_run_moves_exactly_the_charge_to_lender_and_operator() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start("cloud", root.path(), 1, 10);
+    let bob = wait_until("the API", Duration::from_secs(60), || {
+        let out = dev.cli(&["tenants", "create", "bob"]);
+        match out.stdout.lines().last() {
+            Some(t) if out.status.success() => Ok(t.trim().to_string()),
+            _ => Err(out.stderr),
+        }
+    });
+    let as_bob = |args: &[&str]| dev.cli_env(args, &[("STRATUS_TOKEN", bob.as_str())]);
+    let balance = |tenant: &str| -> u64 {
+        let out = dev.cli(&["account", "--tenant", tenant, "--json"]);
+        assert!(out.status.success(), "{}", out.stderr);
+        let v: Value = serde_json::from_str(&out.stdout).expect("json");
+        v["balance"].as_u64().expect("balance")
+    };
+    wait_until("the priced node", Duration::from_secs(60), || {
+        let out = dev.cli(&["market", "offers", "--json"]);
+        if out.stdout.contains("dev-node-0") {
+            Ok(())
+        } else {
+            Err(out.stderr)
+        }
+    });
+    let out = dev.cli(&["account", "deposit", "bob", "1000000"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let hello = format!(
+        "{}/../../examples/wasm/hello.wat",
+        env!("CARGO_MANIFEST_DIR")
+    );
+
+    // A maximum under every node's worst case: no offer fits, nothing held.
+    let out = as_bob(&["run", &hello, "--max-price", "10", "--", "world"]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("no offer fits"), "{}", out.stderr);
+    assert!(out.stderr.contains("maximum price 10"), "{}", out.stderr);
+    assert_eq!(balance("bob"), 1_000_000);
+
+    let out = as_bob(&["run", &hello, "--prefer", "cheapest", "--", "world"]);
+    assert_eq!(out.stdout, "Hello, world!\n", "stderr: {}", out.stderr);
+    // The last usage report closes the deal just after the exit.
+    let held = wait_until("the deal to close", Duration::from_secs(30), || {
+        let out = as_bob(&["account", "--json"]);
+        let v: Value = serde_json::from_str(&out.stdout).expect("json");
+        if v["held"] == 0 {
+            Ok(v)
+        } else {
+            Err(out.stdout)
+        }
+    });
+    let charge = 1_000_000 - held["balance"].as_u64().expect("balance");
+    let lender = balance("lender-0");
+    let operator = balance("admin");
+    assert!(charge >= 100, "at least the per-task price: {charge}");
+    assert_eq!(lender + operator, charge, "the sum is unchanged");
+    assert_eq!(operator, charge * 500 / 10_000, "the pool's 5%");
+    let out = dev.cli(&["market", "deals", "--json"]);
+    assert_eq!(out.stdout.trim(), "[]", "no deal left open");
+    let out = dev.cli(&["market", "fee"]);
+    assert!(out.stdout.contains("500 basis points"), "{}", out.stdout);
+    let out = dev.cli(&["audit", "verify"]);
+    assert!(out.status.success(), "{}{}", out.stdout, out.stderr);
 }

@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn preferences_parse_and_unknown_ones_are_named() {
         assert_eq!("greenest".parse(), Ok(Prefer::Greenest));
-        let e = "fastest".parse::<Prefer>().unwrap_err();
+        let e = "fastest".parse::<Prefer>().expect_err("unknown");
         assert!(e.contains("cheapest, nearest or greenest"), "{e}");
     }
 }
