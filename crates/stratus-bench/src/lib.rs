@@ -28,6 +28,7 @@ mod control;
 mod datapath;
 mod dedupe;
 mod error;
+mod market;
 mod meta;
 mod runtime;
 mod sched;
@@ -51,6 +52,15 @@ pub enum BenchCmd {
         writes: usize,
         /// Writes in flight at once
         #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// Market deals settled per second through the control plane (placement holding escrow + signed last usage report), beside plain commits
+    Market {
+        /// Number of deals
+        #[arg(long, default_value_t = 5000)]
+        deals: usize,
+        /// Deals in flight at once
+        #[arg(long, default_value_t = 256)]
         concurrency: usize,
     },
     /// Scheduler placements per second on one core (simulated cluster)
@@ -164,6 +174,7 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             concurrency,
         } => control::control(replicas, writes, concurrency).await,
         BenchCmd::AgentRss { seconds } => agent::agent_rss(seconds).await,
+        BenchCmd::Market { deals, concurrency } => market::market(deals, concurrency).await,
         BenchCmd::Sched { nodes, tasks, seed } => {
             sched::sched(nodes, tasks, seed);
             Ok(())
