@@ -4,11 +4,11 @@
 //! (`GET/PUT /v1/market/fee`) and the open deals (`GET /v1/market/deals`:
 //! the requester's and the lender's own, all for the operator).
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use stratus_control::now_ms;
-use stratus_market::{Amount, Order, Prefer};
+use stratus_market::{Amount, Order, OrderSignature, Prefer};
 use stratus_spec::{MarketPrefer, MarketSpec, WorkloadSpec};
 use stratus_state::accounts::MarketCommand;
 use stratus_state::{ApplyError, Command, Workload};
@@ -19,9 +19,50 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::{ApiResult, AppState, JsonBody};
 
-/// The order a deploy's `market` block asks for, or why it cannot be
-/// taken (an order for verified results is not implemented yet).
-pub fn order_of(m: &MarketSpec, spec: &WorkloadSpec) -> Result<Order, ApiError> {
+/// A requester's signature over its order (`stratus_market::Order::signed_bytes`),
+/// hex-encoded.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedBy {
+    /// The tenant's order key (ed25519 public key, 64 hex digits).
+    pub key: String,
+    /// The order is refused from this time on (ms since the Unix epoch).
+    pub expires_ms: u64,
+    /// What the deploy runs, as the requester named it (the `module` of
+    /// the deploy: a content address, or empty for an image).
+    pub module: String,
+    /// The signature (128 hex digits).
+    pub signature: String,
+}
+
+impl SignedBy {
+    fn parse(&self) -> Result<OrderSignature, ApiError> {
+        let bad = |what: &str| ApiError::bad_request(format!("order signature: {what}"));
+        let key: [u8; 32] = hex::decode(&self.key)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("key must be 64 hex digits"))?;
+        let signature: [u8; 64] = hex::decode(&self.signature)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| bad("signature must be 128 hex digits"))?;
+        Ok(OrderSignature {
+            key,
+            expires_ms: self.expires_ms,
+            module: self.module.clone(),
+            signature,
+        })
+    }
+}
+
+/// The order a deploy's `market` block asks for (signed by `signed_by`),
+/// or why it cannot be taken (an order for verified results is not
+/// implemented yet).
+pub fn order_of(
+    m: &MarketSpec,
+    spec: &WorkloadSpec,
+    signed_by: Option<&SignedBy>,
+) -> Result<Order, ApiError> {
     m.validate(spec).map_err(|errs| {
         ApiError::bad_request(
             errs.iter()
@@ -42,7 +83,74 @@ pub fn order_of(m: &MarketSpec, spec: &WorkloadSpec) -> Result<Order, ApiError> 
             MarketPrefer::Nearest => Prefer::Nearest,
             MarketPrefer::Greenest => Prefer::Greenest,
         }),
+        signature: signed_by.map(SignedBy::parse).transpose()?,
     })
+}
+
+/// A tenant's order key.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderKey {
+    /// The tenant.
+    #[serde(default)]
+    pub tenant: String,
+    /// Its ed25519 public key (64 hex digits), or none.
+    pub public_key: Option<String>,
+}
+
+/// The caller's order key (the operator: any tenant's).
+#[utoipa::path(get, path = "/v1/account/order-key", tag = "market", security(("bearer" = [])),
+    params(crate::accounts::TenantQuery),
+    responses((status = 200, body = OrderKey), (status = 403, body = ErrorBody)))]
+pub async fn get_order_key(
+    State(st): State<AppState>,
+    c: Caller,
+    Query(q): Query<crate::accounts::TenantQuery>,
+) -> ApiResult<OrderKey> {
+    let tenant = q.tenant.unwrap_or_else(|| c.tenant.clone());
+    c.require_tenant(&tenant)?;
+    let key = st
+        .control
+        .state()
+        .read(|s| s.order_keys.get(&tenant).copied());
+    Ok(Json(OrderKey {
+        tenant,
+        public_key: key.map(hex::encode),
+    }))
+}
+
+/// Registers (or, with no key, removes) the caller's order key: from then
+/// on its market orders must be signed by it.
+#[utoipa::path(put, path = "/v1/account/order-key", tag = "market", security(("bearer" = [])),
+    params(crate::accounts::TenantQuery), request_body = OrderKey,
+    responses((status = 200, body = OrderKey), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn put_order_key(
+    State(st): State<AppState>,
+    c: Caller,
+    Query(q): Query<crate::accounts::TenantQuery>,
+    JsonBody(body): JsonBody<OrderKey>,
+) -> ApiResult<OrderKey> {
+    let tenant = q.tenant.unwrap_or_else(|| c.tenant.clone());
+    c.require_tenant(&tenant)?;
+    let key = body
+        .public_key
+        .as_deref()
+        .map(|k| {
+            hex::decode(k)
+                .ok()
+                .and_then(|v| <[u8; 32]>::try_from(v).ok())
+                .ok_or_else(|| ApiError::bad_request("public_key must be 64 hex digits"))
+        })
+        .transpose()?;
+    st.control
+        .write(Command::Market(MarketCommand::SetOrderKey {
+            tenant: tenant.clone(),
+            key,
+        }))
+        .await?;
+    Ok(Json(OrderKey {
+        tenant,
+        public_key: key.map(hex::encode),
+    }))
 }
 
 /// Refuses a deploy of `spec` running `module` for `tenant` under `order`

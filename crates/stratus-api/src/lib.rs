@@ -241,7 +241,7 @@ pub struct WriteResult {
           accounts::account, accounts::history, accounts::deposit, accounts::withdraw,
           audit::list, audit::checkpoints, audit::checkpoint,
           market::put_offer, market::delete_offer, market::list_offers,
-          deals::get_fee, deals::put_fee, deals::list_deals,
+          deals::get_fee, deals::put_fee, deals::list_deals, deals::get_order_key, deals::put_order_key,
 
           joining::create, joining::list, joining::revoke, joining::ban),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
@@ -261,7 +261,7 @@ pub struct WriteResult {
                        quotas::QuotaView, stratus_state::quotas::QuotaLine, stratus_state::quotas::Resource,
                        accounts::AccountView, accounts::HistoryView, accounts::EntryView, accounts::TransferView, accounts::MoneyMove,
                        market::OfferSpec, market::OfferView,
-                       stratus_spec::MarketSpec, stratus_spec::MarketPrefer, deals::PoolFee, deals::DealView,
+                       stratus_spec::MarketSpec, stratus_spec::MarketPrefer, deals::PoolFee, deals::DealView, deals::SignedBy, deals::OrderKey,
                        audit::AuditPageView, audit::CheckpointsView, audit::Signed,
                        stratus_state::audit::AuditRecord, stratus_state::audit::Checkpoint,
                        marks::NodeMarkView, marks::StatusView, stratus_control::disk::DiskStatus, stratus_store::NodeSpace,
@@ -336,6 +336,10 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .route("/v1/market/offers", get(market::list_offers))
         .route("/v1/market/fee", get(deals::get_fee).put(deals::put_fee))
         .route("/v1/market/deals", get(deals::list_deals))
+        .route(
+            "/v1/account/order-key",
+            get(deals::get_order_key).put(deals::put_order_key),
+        )
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/checkpoints", get(audit::checkpoints))
         .route("/v1/audit/checkpoint", post(audit::checkpoint))

@@ -62,6 +62,7 @@ pub const ROUTES: &[(&str, Area)] = &[
     ("/v1/quota", Area::AnyToken),
     ("/v1/account", Area::Tenant),
     ("/v1/account/history", Area::Tenant),
+    ("/v1/account/order-key", Area::Tenant),
     ("/v1/tenants/{tenant}/deposit", Area::Operator),
     ("/v1/tenants/{tenant}/withdraw", Area::Operator),
     ("/v1/nodes/{id}/offer", Area::Tenant),

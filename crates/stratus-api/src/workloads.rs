@@ -41,6 +41,10 @@ pub struct Deploy {
     /// preference).
     #[serde(default)]
     pub market: Option<stratus_spec::MarketSpec>,
+    /// The requester's signature over the order (required from a tenant
+    /// that registered an order key).
+    #[serde(default)]
+    pub signed_by: Option<crate::deals::SignedBy>,
 }
 
 /// A workload with its instances.
@@ -144,7 +148,7 @@ pub async fn deploy(
     let order = req
         .market
         .as_ref()
-        .map(|m| crate::deals::order_of(m, &req.spec))
+        .map(|m| crate::deals::order_of(m, &req.spec, req.signed_by.as_ref()))
         .transpose()?;
     crate::deals::check_order(&st, &c.tenant, &req.spec, &module, order.as_ref())?;
     let deploy = Command::DeployWorkload {

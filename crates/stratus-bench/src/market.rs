@@ -133,9 +133,9 @@ pub(crate) async fn market(deals: usize, concurrency: usize) -> Result<()> {
                 c.write(Command::PlaceInstances {
                     instances: vec![Instance {
                         id: id.clone(),
-                        workload: format!("{REQUESTER}/bench").parse().map_err(|e| {
-                            crate::error::BenchError::Check(format!("{e}"))
-                        })?,
+                        workload: format!("{REQUESTER}/bench")
+                            .parse()
+                            .map_err(|e| crate::error::BenchError::Check(format!("{e}")))?,
                         node: node_id,
                         generation: 1,
                         slot: 0,
@@ -201,7 +201,10 @@ pub(crate) async fn market(deals: usize, concurrency: usize) -> Result<()> {
         percentile(&lat, 0.5).as_secs_f64() * 1e3,
         percentile(&lat, 0.99).as_secs_f64() * 1e3
     );
-    println!("  left open {open}, held {held}; money conserved: {}", u128::from(circulation.0) == rest);
+    println!(
+        "  left open {open}, held {held}; money conserved: {}",
+        u128::from(circulation.0) == rest
+    );
     println!("reference (same control plane, same run): plain commits");
     println!("  commits          {commit_rate:>10.0} /s; a deal is 2 commits: deals/s / (commits/s / 2) = {:.2}", rate / (commit_rate / 2.0));
     Ok(())

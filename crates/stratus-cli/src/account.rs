@@ -54,6 +54,15 @@ pub enum AccountCmd {
         #[arg(long, default_value = "")]
         reference: String,
     },
+    /// Your order key: with --create, make one on this machine and register it (from then on your market orders must be signed by it; `stratus run` and `stratus deploy` sign them)
+    OrderKey {
+        /// Create the key (kept in ~/.stratus/order-key or $STRATUS_ORDER_KEY_DIR) and register it
+        #[arg(long, conflicts_with = "remove")]
+        create: bool,
+        /// Unregister it: orders need no signature again
+        #[arg(long)]
+        remove: bool,
+    },
     /// Pay money out of TENANT's balance (operator)
     Withdraw {
         /// Tenant debited
@@ -204,6 +213,9 @@ pub async fn run(g: &Global, a: AccountArgs) -> Result<()> {
                 .await
                 .with_context(|| format!("depositing {a} for {tenant}"))?;
             show_after(g, &v, "deposited", body.amount)
+        }
+        Some(AccountCmd::OrderKey { create, remove }) => {
+            crate::order_key::order_key(g, &a.tenant, create, remove).await
         }
         Some(AccountCmd::Withdraw {
             tenant,

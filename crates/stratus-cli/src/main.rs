@@ -17,6 +17,7 @@ mod images;
 mod join;
 mod market;
 mod objects;
+mod order_key;
 mod quotas;
 mod run;
 mod s3;

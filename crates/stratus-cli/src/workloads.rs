@@ -10,6 +10,7 @@ use stratus_api::workloads::{Deploy, Drain, ExecRequest, ExecStarted, ModuleRef,
 use stratus_api::WriteResult;
 use stratus_spec::{
     FetchMode, Format, ImageSource, MarketPrefer, MarketSpec, PortSpec, WasmSource, WorkloadKind,
+    WorkloadSpec,
 };
 use stratus_state::workloads::ExecState;
 use stratus_state::{Instance, InstanceState, Workload};
@@ -177,6 +178,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
         }),
         trust: None,
     });
+    let signed_by = signature(&c, &spec, &module, market.as_ref()).await?;
     let w: Workload = c
         .post(
             "/v1/workloads",
@@ -184,6 +186,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
                 spec,
                 module,
                 market,
+                signed_by,
             },
         )
         .await?;
@@ -299,6 +302,21 @@ pub async fn exec(g: &Global, id: &str, args: Vec<String>) -> Result<i32> {
     }
 }
 
+/// The signature of `market` (when there is one and this machine has an
+/// order key), for the caller's tenant.
+async fn signature(
+    c: &crate::client::Client,
+    spec: &WorkloadSpec,
+    module: &str,
+    market: Option<&MarketSpec>,
+) -> Result<Option<stratus_api::deals::SignedBy>> {
+    let Some(market) = market else {
+        return Ok(None);
+    };
+    let me: stratus_state::accounts::AccountView = c.get("/v1/account").await?;
+    crate::order_key::sign(&me.tenant, spec, module, market)
+}
+
 /// `stratus deploy SPEC`.
 pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
     let text =
@@ -321,6 +339,7 @@ pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
         }
         None => String::new(),
     };
+    let signed_by = signature(&c, &spec, &module, market.as_ref()).await?;
     let w: Workload = c
         .post(
             "/v1/workloads",
@@ -328,6 +347,7 @@ pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
                 spec,
                 module,
                 market,
+                signed_by,
             },
         )
         .await?;

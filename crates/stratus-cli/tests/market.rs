@@ -400,3 +400,86 @@ fn a_paid_run_moves_exactly_the_charge_to_lender_and_operator() {
     let out = dev.cli(&["audit", "verify"]);
     assert!(out.status.success(), "{}{}", out.stdout, out.stderr);
 }
+
+/// Signed orders: once bob registers an order key, `stratus run` signs its
+/// orders with it; an order signed with another key, or not signed, is
+/// refused.
+#[test]
+fn orders_are_signed_by_the_requesters_key_and_others_are_refused() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start("cloud", root.path(), 1, 10);
+    let bob = wait_until("the API", Duration::from_secs(60), || {
+        let out = dev.cli(&["tenants", "create", "bob"]);
+        match out.stdout.lines().last() {
+            Some(t) if out.status.success() => Ok(t.trim().to_string()),
+            _ => Err(out.stderr),
+        }
+    });
+    wait_until("the priced node", Duration::from_secs(60), || {
+        let out = dev.cli(&["market", "offers", "--json"]);
+        if out.stdout.contains("dev-node-0") {
+            Ok(())
+        } else {
+            Err(out.stderr)
+        }
+    });
+    assert!(dev
+        .cli(&["account", "deposit", "bob", "10000000"])
+        .status
+        .success());
+    let keys = root.path().join("bob-key");
+    let other = root.path().join("other-key");
+    let as_bob = |dir: &std::path::Path, args: &[&str]| {
+        dev.cli_env(
+            args,
+            &[
+                ("STRATUS_TOKEN", bob.as_str()),
+                ("STRATUS_ORDER_KEY_DIR", &dir.to_string_lossy()),
+            ],
+        )
+    };
+    let out = as_bob(&keys, &["account", "order-key", "--create"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("signs its orders"), "{}", out.stdout);
+    let hello = format!(
+        "{}/../../examples/wasm/hello.wat",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let run = |dir: &std::path::Path| {
+        as_bob(
+            dir,
+            &["run", &hello, "--max-price", "1000000", "--", "world"],
+        )
+    };
+    let out = run(&keys);
+    assert_eq!(out.stdout, "Hello, world!\n", "stderr: {}", out.stderr);
+    // A key bob never registered (eve's): refused, nothing runs.
+    let out = dev.cli_env(
+        &["account", "order-key", "--create", "--tenant", "eve"],
+        &[("STRATUS_ORDER_KEY_DIR", &other.to_string_lossy())],
+    );
+    assert!(!out.status.success(), "eve does not exist yet");
+    assert!(dev.cli(&["tenants", "create", "eve"]).status.success());
+    let out = dev.cli_env(
+        &["account", "order-key", "--create", "--tenant", "eve"],
+        &[("STRATUS_ORDER_KEY_DIR", &other.to_string_lossy())],
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    let out = run(&other);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("not tenant bob's order key"),
+        "{}",
+        out.stderr
+    );
+    // No key on this machine: the order is unsigned, refused.
+    std::fs::remove_file(other.join("node.key")).expect("remove");
+    let out = run(&other);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("not signed"), "{}", out.stderr);
+    // Unregistered: unsigned orders are taken again.
+    let out = as_bob(&keys, &["account", "order-key", "--remove"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let out = run(&other);
+    assert_eq!(out.stdout, "Hello, world!\n", "stderr: {}", out.stderr);
+}

@@ -36,5 +36,5 @@ pub use ledger::{post, Account, Balances, Entry, LedgerError, Reason, Refs, Tran
 pub use metering::{ReportError, UsageReport};
 pub use money::{Amount, MoneyError};
 pub use offer::{Availability, AvailabilityError, Offer};
-pub use order::{worst_case, Order, Prefer, Reserved};
+pub use order::{worst_case, Order, OrderError, OrderSignature, Prefer, Reserved};
 pub use settle::{storage_bill, usage_cost, Holding, Prices, Terms, TermsError, Usage};

@@ -87,7 +87,7 @@ impl UsageReport {
 }
 
 /// Serde for `[u8; 64]` (serde derives arrays only up to 32).
-mod sig_bytes {
+pub(crate) mod sig_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {

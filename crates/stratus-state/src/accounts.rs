@@ -93,6 +93,14 @@ pub enum MarketCommand {
         /// Leader time.
         now_ms: u64,
     },
+    /// A tenant registers (or, with `None`, removes) its order key: from
+    /// then on its market orders must be signed by it.
+    SetOrderKey {
+        /// The tenant.
+        tenant: TenantName,
+        /// The ed25519 public key.
+        key: Option<[u8; 32]>,
+    },
 }
 
 /// One posted entry, as stored.
@@ -206,6 +214,21 @@ impl State {
             }
             MarketCommand::CloseDeal { instance, now_ms } => {
                 self.refund_deal(instance, *now_ms)?;
+                Ok(None)
+            }
+            MarketCommand::SetOrderKey { tenant, key } => {
+                self.require_tenant(tenant)?;
+                match key {
+                    Some(k) => {
+                        ed25519_dalek::VerifyingKey::from_bytes(k).map_err(|_| {
+                            ApplyError::invalid("the order key is not an ed25519 public key")
+                        })?;
+                        self.order_keys.insert(tenant.clone(), *k);
+                    }
+                    None => {
+                        self.order_keys.remove(tenant);
+                    }
+                }
                 Ok(None)
             }
         }

@@ -299,6 +299,14 @@ impl State {
             Command::Market(MarketCommand::SetPoolFee { bps }) => {
                 one(p("market.fee", Vec::new(), "pool fee").detail(format!("{bps} basis points")))
             }
+            Command::Market(MarketCommand::SetOrderKey { tenant, key }) => {
+                one(
+                    p("market.order-key", vec![tenant.clone()], tenant.clone()).detail(match key {
+                        Some(k) => format!("set {}", hex::encode(k)),
+                        None => "removed".to_string(),
+                    }),
+                )
+            }
             Command::Market(_) => Vec::new(),
             Command::DeployOrdered { deploy, order } => {
                 let mut v = self.audit_prepare(deploy);

@@ -84,6 +84,14 @@ pub enum NoFit {
     Overflow(String),
 }
 
+/// The hash a signed order names its workload spec by: BLAKE3 of the
+/// spec's JSON (the client and every replica compute it from the same
+/// struct).
+pub fn spec_hash(spec: &stratus_spec::WorkloadSpec) -> [u8; 32] {
+    let json = serde_json::to_vec(spec).unwrap_or_default();
+    *blake3::hash(&json).as_bytes()
+}
+
 /// What one instance of `w` reserves for pricing.
 pub fn reserved(w: &Workload) -> Reserved {
     let spec = &w.spec;
@@ -112,6 +120,28 @@ pub fn reserved(w: &Workload) -> Reserved {
 }
 
 impl State {
+    /// Checks the signature of `order`, deployed by `tenant` with `spec`
+    /// at `now_ms`, when the tenant has an order key (unsigned orders are
+    /// taken from tenants without one).
+    pub(crate) fn check_order(
+        &self,
+        tenant: &str,
+        spec: &stratus_spec::WorkloadSpec,
+        order: &Order,
+        now_ms: u64,
+    ) -> Result<(), ApplyError> {
+        let Some(key) = self.order_keys.get(tenant) else {
+            return Ok(());
+        };
+        order
+            .check_signature(tenant, &spec_hash(spec), key, now_ms)
+            .map_err(|e| match e {
+                stratus_market::OrderError::Expired { .. }
+                | stratus_market::OrderError::TooLong(_) => ApplyError::invalid(e.to_string()),
+                _ => ApplyError::forbidden(e.to_string()),
+            })
+    }
+
     /// The order of workload `id` (the default one when it has none).
     pub fn order(&self, id: &str) -> Order {
         self.orders.get(id).cloned().unwrap_or_default()

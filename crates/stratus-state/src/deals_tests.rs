@@ -267,6 +267,7 @@ fn placement_without_funds_or_over_the_maximum_is_refused_whole() {
     let order = Order {
         max_price: Some(Amount(WORST - 1)),
         prefer: None,
+        signature: None,
     };
     deploy(&mut s, &m, "cheap", "task", Some(order.clone()));
     assert_eq!(s.order("acme/cheap"), order);
@@ -447,4 +448,73 @@ fn the_operator_sees_and_withdraws_the_pools_fees() {
     let page = s.ledger_page(Some(admin), 0, 0..u64::MAX, 10);
     assert_eq!(page.records.len(), 2, "the fee and its withdrawal");
     assert!(conserved(&s));
+}
+
+#[test]
+fn a_tenant_with_an_order_key_deploys_only_orders_it_signed_and_that_have_not_expired() {
+    let (mut s, m) = market();
+    let k = key(7);
+    ok(s.apply(
+        1,
+        &Command::Market(MarketCommand::SetOrderKey {
+            tenant: BOB.into(),
+            key: Some(k.verifying_key().to_bytes()),
+        }),
+    ));
+    let spec = stratus_spec::parse(
+        "version: 1\nname: job\nkind: task\nwasm: { module: m.wat }\n",
+        stratus_spec::Format::Yaml,
+    )
+    .unwrap();
+    let signed = |o: &Order, by: &SigningKey, expires_ms: u64| {
+        let mut o = o.clone();
+        let key = by.verifying_key().to_bytes();
+        let bytes = o.signed_bytes(BOB, &crate::deals::spec_hash(&spec), &m, &key, expires_ms);
+        o.signature = Some(stratus_market::OrderSignature {
+            key,
+            expires_ms,
+            module: m.clone(),
+            signature: by.sign(&bytes).to_bytes(),
+        });
+        o
+    };
+    let deploy = |order: Order, now_ms: u64| Command::DeployOrdered {
+        deploy: Box::new(Command::DeployWorkload {
+            tenant: BOB.into(),
+            spec: Box::new(spec.clone()),
+            module: m.clone(),
+            now_ms,
+        }),
+        order,
+    };
+    let order = Order {
+        max_price: Some(Amount(50_000)),
+        prefer: None,
+        signature: None,
+    };
+    assert_eq!(
+        code(&s.apply(3, &deploy(order.clone(), 10))),
+        Some(ErrorCode::Forbidden)
+    );
+    let forged = signed(&order, &key(8), 100);
+    assert_eq!(
+        code(&s.apply(3, &deploy(forged, 10))),
+        Some(ErrorCode::Forbidden)
+    );
+    let mut raised = signed(&order, &k, 100);
+    raised.max_price = Some(Amount(60_000));
+    assert_eq!(
+        code(&s.apply(3, &deploy(raised, 10))),
+        Some(ErrorCode::Forbidden)
+    );
+    let good = signed(&order, &k, 100);
+    assert_eq!(
+        code(&s.apply(3, &deploy(good.clone(), 100))),
+        Some(ErrorCode::BadRequest),
+        "expired"
+    );
+    assert!(s.workloads.is_empty());
+    ok(s.apply(3, &deploy(good.clone(), 99)));
+    // The stored order keeps its signature, for anyone to check later.
+    assert_eq!(s.order("acme/job"), good);
 }

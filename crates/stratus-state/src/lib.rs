@@ -428,6 +428,9 @@ pub struct State {
     pub orders: Tracked<String, stratus_market::Order>,
     /// Open deals, by instance id ([`deals`]).
     pub deals: Tracked<String, deals::DealRecord>,
+    /// Tenants' order keys (ed25519 public keys): a tenant with one has
+    /// its orders signed by it ([`deals`]).
+    pub order_keys: Tracked<TenantName, [u8; 32]>,
     /// The head of the audit log ([`audit`]).
     pub audit: Cell<audit::AuditHead>,
     /// The log index of the command being applied (not stored: for the
@@ -649,9 +652,16 @@ impl State {
             } => self.put_module_object(tenant, hash, version, *now_ms),
             Command::Market(c) => self.apply_market(c),
             Command::DeployOrdered { deploy, order } => {
-                let Command::DeployWorkload { tenant, spec, .. } = &**deploy else {
+                let Command::DeployWorkload {
+                    tenant,
+                    spec,
+                    now_ms,
+                    ..
+                } = &**deploy
+                else {
                     return Err(ApplyError::invalid("an order goes with a deploy"));
                 };
+                self.check_order(tenant, spec, order, *now_ms)?;
                 let id = stratus_types::WorkloadId::new(tenant, &spec.name)
                     .map_err(|e| ApplyError::invalid(e.to_string()))?;
                 let version = self.apply_workloads(index, deploy)?;

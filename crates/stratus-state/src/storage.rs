@@ -32,6 +32,7 @@ impl State {
             pool_fee_bps: Cell::load(k, "pool_fee_bps")?,
             orders: Tracked::load(k, "orders")?,
             deals: Tracked::load(k, "deals")?,
+            order_keys: Tracked::load(k, "order_keys")?,
             audit: Cell::load(k, "audit")?,
             applying: 0,
             store: objects::ObjectStore::load(kv)?,
@@ -61,6 +62,7 @@ impl State {
         self.pool_fee_bps.flush(kv, "pool_fee_bps");
         self.orders.flush(kv, "orders");
         self.deals.flush(kv, "deals");
+        self.order_keys.flush(kv, "order_keys");
         self.audit.flush(kv, "audit");
         self.store.flush();
     }
@@ -142,6 +144,7 @@ impl State {
             pool_fee_bps: self.pool_fee_bps.clone(),
             orders: self.orders.clone(),
             deals: self.deals.clone(),
+            order_keys: self.order_keys.clone(),
             audit: self.audit.clone(),
             applying: self.applying,
             store: self.store.fork(Box::new(mem)),
