@@ -1,6 +1,8 @@
 //! `stratus bench run`: `stratus run` of hello-world on a local cloud
 //! against the same module run directly by the WASM executor
-//! (`stratus bench wasm-direct`), each a fresh process of this binary.
+//! (`stratus bench wasm-direct`), each a fresh process of this binary; and
+//! a tenant's paid run (a market order on a priced node) against the
+//! operator's free run on the same cloud, for what an order adds.
 
 use std::io::Write;
 use std::path::Path;
@@ -54,7 +56,35 @@ pub(crate) async fn run_bench(runs: usize) -> Result<()> {
     let (api, token) = (cloud.api_url.clone(), cloud.admin_token.clone());
     let control = cloud.replicas[0].control.clone().context("no control")?;
     wait_for_agent(&control).await?;
+    // The node is lent by `lender-0` at the dev prices: a tenant's runs are
+    // deals (escrow, usage report, settlement), the operator's run free.
+    stratus_node::dev::price_dev_nodes(&control, 1, Duration::from_secs(30)).await?;
+    let payer = tokio::task::block_in_place(|| {
+        let out = Proc::new(&exe)
+            .args(["tenants", "create", "bench-payer", "--log", "error"])
+            .env("STRATUS_API", &api)
+            .env("STRATUS_TOKEN", &token)
+            .output()?;
+        let ok = Proc::new(&exe)
+            .args([
+                "account",
+                "deposit",
+                "bench-payer",
+                "1000000000000",
+                "--log",
+                "error",
+            ])
+            .env("STRATUS_API", &api)
+            .env("STRATUS_TOKEN", &token)
+            .output()?;
+        if !out.status.success() || !ok.status.success() {
+            bail!("cannot make the paying tenant");
+        }
+        let t = String::from_utf8_lossy(&out.stdout);
+        Ok(t.lines().last().unwrap_or_default().trim().to_string())
+    })?;
     let mut stratus = Vec::new();
+    let mut paid = Vec::new();
     let mut direct = Vec::new();
     for _ in 0..runs {
         let mut cmd = Proc::new(&exe);
@@ -64,6 +94,22 @@ pub(crate) async fn run_bench(runs: usize) -> Result<()> {
             .env("STRATUS_API", &api)
             .env("STRATUS_TOKEN", &token);
         stratus.push(tokio::task::block_in_place(|| time_process(cmd))?);
+        let mut cmd = Proc::new(&exe);
+        cmd.args([
+            "run",
+            "--log",
+            "error",
+            "--max-price",
+            "1000000",
+            "--prefer",
+            "cheapest",
+        ])
+        .arg(&module)
+        .args(["--", "world"])
+        .env("STRATUS_API", &api)
+        .env("STRATUS_TOKEN", &payer)
+        .env("STRATUS_ORDER_KEY_DIR", dir.path().join("no-order-key"));
+        paid.push(tokio::task::block_in_place(|| time_process(cmd))?);
         let mut cmd = Proc::new(&exe);
         cmd.args(["bench", "wasm-direct", "--log", "error"])
             .arg(&module)
@@ -77,6 +123,8 @@ pub(crate) async fn run_bench(runs: usize) -> Result<()> {
         v[v.len() / 2]
     };
     let (mut sf, mut se): (Vec<_>, Vec<_>) = stratus.into_iter().unzip();
+    let (mut pf, mut pe): (Vec<_>, Vec<_>) = paid.into_iter().unzip();
+    let (pf, pe) = (med(&mut pf), med(&mut pe));
     let (mut df, mut de): (Vec<_>, Vec<_>) = direct.into_iter().unzip();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let (sf, se, df, de) = (med(&mut sf), med(&mut se), med(&mut df), med(&mut de));
@@ -98,6 +146,16 @@ pub(crate) async fn run_bench(runs: usize) -> Result<()> {
         "  overhead                {:>9.1} ms  {:>9.1} ms   (goal < 20 ms)",
         ms(sf) - ms(df),
         ms(se) - ms(de)
+    );
+    println!(
+        "  stratus run, market order {:>7.1} ms  {:>9.1} ms   (a tenant's paid run: escrow held at placement)",
+        ms(pf),
+        ms(pe)
+    );
+    println!(
+        "  order overhead          {:>9.1} ms  {:>9.1} ms   (goal < 2 ms over the operator's free run)",
+        ms(pf) - ms(sf),
+        ms(pe) - ms(se)
     );
     Ok(())
 }

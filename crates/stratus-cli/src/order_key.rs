@@ -29,10 +29,15 @@ fn key_dir() -> PathBuf {
         })
 }
 
+/// Whether this machine has an order key.
+pub fn exists() -> bool {
+    key_dir().join("node.key").exists()
+}
+
 /// The order key, if this machine has one.
 fn load() -> Result<Option<stratus_net::Identity>> {
     let dir = key_dir();
-    if !dir.join("node.key").exists() {
+    if !exists() {
         return Ok(None);
     }
     stratus_net::Identity::load_or_create(&dir)

@@ -310,7 +310,7 @@ async fn signature(
     module: &str,
     market: Option<&MarketSpec>,
 ) -> Result<Option<stratus_api::deals::SignedBy>> {
-    let Some(market) = market else {
+    let (Some(market), true) = (market, crate::order_key::exists()) else {
         return Ok(None);
     };
     let me: stratus_state::accounts::AccountView = c.get("/v1/account").await?;

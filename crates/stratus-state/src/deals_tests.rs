@@ -518,3 +518,32 @@ fn a_tenant_with_an_order_key_deploys_only_orders_it_signed_and_that_have_not_ex
     // The stored order keeps its signature, for anyone to check later.
     assert_eq!(s.order("acme/job"), good);
 }
+
+#[test]
+fn prices_that_overflow_fit_no_order_and_hold_nothing() {
+    let (mut s, m) = market();
+    let node = node_of(&key(1));
+    let offer = Offer {
+        prices: Prices {
+            cpu_second: Amount(u64::MAX),
+            memory_gib_hour: Amount(u64::MAX),
+            ..Prices::default()
+        },
+        ..Offer::default()
+    };
+    ok(s.apply(
+        1,
+        &Command::Market(MarketCommand::SetOfferWithTask {
+            node,
+            offer: Some(offer),
+            task: Amount(u64::MAX),
+        }),
+    ));
+    deposit(&mut s, BOB, 1_000_000);
+    deploy(&mut s, &m, "job", "task", None);
+    let r = place(&mut s, "job", node);
+    assert_eq!(code(&r), Some(ErrorCode::Conflict));
+    assert!(r.error.unwrap().message().contains("overflow"));
+    assert_eq!(balance(&s, BOB), 1_000_000);
+    assert!(s.deals.is_empty());
+}
