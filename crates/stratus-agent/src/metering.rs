@@ -34,8 +34,8 @@ pub(super) struct InstanceUsage {
     wall_done: Duration,
     /// Start of the current run.
     running_since: Option<Instant>,
-    /// It ran at least once.
-    started: bool,
+    /// It ran at least once (since when).
+    started: Option<Instant>,
     /// It ended for good: the next report is its last.
     ended: bool,
     /// Number of the last report sent (0: none).
@@ -74,8 +74,9 @@ impl Runner {
     /// A run of `id` starts.
     pub(super) fn run_started(&self, id: &str) {
         self.with_usage(id, |u| {
-            u.started = true;
-            u.running_since = Some(Instant::now());
+            let now = Instant::now();
+            u.started.get_or_insert(now);
+            u.running_since = Some(now);
         });
     }
 
@@ -95,7 +96,7 @@ impl Runner {
             .meters
             .lock()
             .map(|mut m| match m.0.get_mut(id) {
-                Some(u) if u.started => {
+                Some(u) if u.started.is_some() => {
                     if let Some(s) = u.running_since.take() {
                         u.wall_done += s.elapsed();
                     }
@@ -129,7 +130,9 @@ impl Runner {
         let mut out = Vec::new();
         for (id, u) in m.0.iter_mut() {
             let due =
-                u.ended || (u.started && u.sent_at.is_none_or(|t| t.elapsed() >= USAGE_EVERY));
+                // Periodic reports from one period after the first start: a
+                // short task sends only its last one.
+                u.ended || u.sent_at.or(u.started).is_some_and(|t| t.elapsed() >= USAGE_EVERY);
             if !due {
                 continue;
             }

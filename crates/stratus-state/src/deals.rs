@@ -209,7 +209,10 @@ impl State {
         placed: &[(String, String, NodeId, u64)],
     ) -> Result<(), ApplyError> {
         let mut opened = Vec::new();
-        let mut total = Amount::ZERO;
+        // What each requester must hold (a placement is one workload's, so
+        // one requester; checked per requester all the same).
+        let mut totals: std::collections::BTreeMap<String, (Amount, usize)> =
+            std::collections::BTreeMap::new();
         for (instance, workload, node, at_ms) in placed {
             let Some(w) = self.workloads.get(workload.as_str()) else {
                 continue;
@@ -219,9 +222,12 @@ impl State {
             })?;
             if let Some(mut terms) = terms {
                 terms.deal = instance.clone();
-                total = total
+                let t = totals.entry(terms.requester.clone()).or_default();
+                t.0 = t
+                    .0
                     .checked_add(terms.held, "the escrow")
                     .map_err(|e| ApplyError::conflict(e.to_string()))?;
+                t.1 += 1;
                 let period = (w.spec.kind != WorkloadKind::Task).then_some(terms.held);
                 opened.push((
                     instance.clone(),
@@ -233,17 +239,14 @@ impl State {
                 ));
             }
         }
-        let Some((.., first, _)) = opened.first() else {
-            return Ok(());
-        };
-        let requester = first.requester.clone();
-        let balance = self.account(&requester).balance;
-        if total > balance {
-            return Err(ApplyError::InsufficientFunds(format!(
-                "tenant {requester} needs {total} in escrow for {} instance(s) and has {balance}: short by {}",
-                opened.len(),
-                Amount(total.0 - balance.0)
-            )));
+        for (requester, (total, count)) in &totals {
+            let balance = self.account(requester).balance;
+            if *total > balance {
+                return Err(ApplyError::InsufficientFunds(format!(
+                    "tenant {requester} needs {total} in escrow for {count} instance(s) and has {balance}: short by {}",
+                    Amount(total.0 - balance.0)
+                )));
+            }
         }
         for (instance, workload, node, at_ms, terms, period) in opened {
             let hold = terms
