@@ -41,8 +41,9 @@ pub const SERVICE_PERIOD_MS: u64 = 3_600_000;
 /// A task's wall-clock limit when its spec sets none (the agent's default).
 pub const DEFAULT_TASK_WALL_MS: u64 = 3_600_000;
 /// How long after an instance ended its last usage report may arrive
-/// before the deal is refunded.
-pub const LAST_REPORT_GRACE_MS: u64 = 60_000;
+/// before the deal is refunded (an edge node may be offline a while: the
+/// agent keeps the report and sends it when it is back).
+pub const LAST_REPORT_GRACE_MS: u64 = 600_000;
 /// Highest pool fee, basis points (50%).
 pub const MAX_POOL_FEE_BPS: u32 = 5_000;
 
