@@ -178,18 +178,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
         }),
         trust: None,
     });
-    let signed_by = signature(&c, &spec, &module, market.as_ref()).await?;
-    let w: Workload = c
-        .post(
-            "/v1/workloads",
-            &Deploy {
-                spec,
-                module,
-                market,
-                signed_by,
-            },
-        )
-        .await?;
+    let w = post_deploy(&c, spec, module, market).await?;
     // Wait for the instance.
     let inst: Instance = loop {
         let list: Vec<Instance> = c
@@ -302,6 +291,27 @@ pub async fn exec(g: &Global, id: &str, args: Vec<String>) -> Result<i32> {
     }
 }
 
+/// Deploys `spec` running `module` with the order `market`, signed when
+/// this machine has an order key.
+async fn post_deploy(
+    c: &crate::client::Client,
+    spec: WorkloadSpec,
+    module: String,
+    market: Option<MarketSpec>,
+) -> Result<Workload> {
+    let signed_by = signature(c, &spec, &module, market.as_ref()).await?;
+    c.post(
+        "/v1/workloads",
+        &Deploy {
+            spec,
+            module,
+            market,
+            signed_by,
+        },
+    )
+    .await
+}
+
 /// The signature of `market` (when there is one and this machine has an
 /// order key), for the caller's tenant.
 async fn signature(
@@ -339,18 +349,7 @@ pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
         }
         None => String::new(),
     };
-    let signed_by = signature(&c, &spec, &module, market.as_ref()).await?;
-    let w: Workload = c
-        .post(
-            "/v1/workloads",
-            &Deploy {
-                spec,
-                module,
-                market,
-                signed_by,
-            },
-        )
-        .await?;
+    let w = post_deploy(&c, spec, module, market).await?;
     if g.json {
         return print_json(&w);
     }

@@ -10,19 +10,34 @@ use std::time::Duration;
 use common::{wait_until, Dev};
 use serde_json::Value;
 
+/// Creates `name` (waiting for the API) and returns its token.
+fn tenant_token(dev: &Dev, name: &str) -> String {
+    wait_until("the API", Duration::from_secs(60), || {
+        let out = dev.cli(&["tenants", "create", name]);
+        match out.stdout.lines().last() {
+            Some(t) if out.status.success() => Ok(t.trim().to_string()),
+            _ => Err(out.stderr),
+        }
+    })
+}
+
+/// Waits until dev-node-0 is registered and priced.
+fn wait_priced(dev: &Dev) {
+    wait_until("the priced node", Duration::from_secs(60), || {
+        let out = dev.cli(&["market", "offers", "--json"]);
+        if out.stdout.contains("dev-node-0") {
+            Ok(())
+        } else {
+            Err(out.stderr)
+        }
+    });
+}
+
 #[test]
 fn accounts_deposits_withdrawals_and_statements() {
     let root = tempfile::tempdir().expect("tempdir");
     let dev = Dev::start("cloud", root.path(), 1, 10);
-    let token_of = |name: &str| {
-        wait_until("the API", Duration::from_secs(60), || {
-            let out = dev.cli(&["tenants", "create", name]);
-            match out.stdout.lines().last() {
-                Some(t) if out.status.success() => Ok(t.trim().to_string()),
-                _ => Err(out.stderr),
-            }
-        })
-    };
+    let token_of = |name: &str| tenant_token(&dev, name);
     let bob = token_of("bob");
     let eve = token_of("eve");
     let as_ = |token: &str, args: &[&str]| dev.cli_env(args, &[("STRATUS_TOKEN", token)]);
@@ -124,13 +139,7 @@ fn accounts_deposits_withdrawals_and_statements() {
 fn lenders_price_their_nodes_and_the_market_lists_them() {
     let root = tempfile::tempdir().expect("tempdir");
     let dev = Dev::start("cloud", root.path(), 2, 10);
-    let bob = wait_until("the API", Duration::from_secs(60), || {
-        let out = dev.cli(&["tenants", "create", "bob"]);
-        match out.stdout.lines().last() {
-            Some(t) if out.status.success() => Ok(t.trim().to_string()),
-            _ => Err(out.stderr),
-        }
-    });
+    let bob = tenant_token(&dev, "bob");
     let offers = |args: &[&str]| -> Vec<Value> {
         let mut all = vec!["market", "offers", "--json"];
         all.extend_from_slice(args);
@@ -229,15 +238,7 @@ fn lenders_price_their_nodes_and_the_market_lists_them() {
 fn the_audit_log_records_a_deposit_and_a_run_and_verifies() {
     let root = tempfile::tempdir().expect("tempdir");
     let dev = Dev::start("cloud", root.path(), 1, 10);
-    let token_of = |name: &str| {
-        wait_until("the API", Duration::from_secs(60), || {
-            let out = dev.cli(&["tenants", "create", name]);
-            match out.stdout.lines().last() {
-                Some(t) if out.status.success() => Ok(t.trim().to_string()),
-                _ => Err(out.stderr),
-            }
-        })
-    };
+    let token_of = |name: &str| tenant_token(&dev, name);
     let bob = token_of("bob");
     let eve = token_of("eve");
     let as_ = |token: &str, args: &[&str]| dev.cli_env(args, &[("STRATUS_TOKEN", token)]);
@@ -339,13 +340,7 @@ fn the_audit_log_records_a_deposit_and_a_run_and_verifies() {
 fn a_paid_run_moves_exactly_the_charge_to_lender_and_operator() {
     let root = tempfile::tempdir().expect("tempdir");
     let dev = Dev::start("cloud", root.path(), 1, 10);
-    let bob = wait_until("the API", Duration::from_secs(60), || {
-        let out = dev.cli(&["tenants", "create", "bob"]);
-        match out.stdout.lines().last() {
-            Some(t) if out.status.success() => Ok(t.trim().to_string()),
-            _ => Err(out.stderr),
-        }
-    });
+    let bob = tenant_token(&dev, "bob");
     let as_bob = |args: &[&str]| dev.cli_env(args, &[("STRATUS_TOKEN", bob.as_str())]);
     let balance = |tenant: &str| -> u64 {
         let out = dev.cli(&["account", "--tenant", tenant, "--json"]);
@@ -353,14 +348,7 @@ fn a_paid_run_moves_exactly_the_charge_to_lender_and_operator() {
         let v: Value = serde_json::from_str(&out.stdout).expect("json");
         v["balance"].as_u64().expect("balance")
     };
-    wait_until("the priced node", Duration::from_secs(60), || {
-        let out = dev.cli(&["market", "offers", "--json"]);
-        if out.stdout.contains("dev-node-0") {
-            Ok(())
-        } else {
-            Err(out.stderr)
-        }
-    });
+    wait_priced(&dev);
     let out = dev.cli(&["account", "deposit", "bob", "1000000"]);
     assert!(out.status.success(), "{}", out.stderr);
     let hello = format!(
@@ -408,21 +396,8 @@ fn a_paid_run_moves_exactly_the_charge_to_lender_and_operator() {
 fn orders_are_signed_by_the_requesters_key_and_others_are_refused() {
     let root = tempfile::tempdir().expect("tempdir");
     let dev = Dev::start("cloud", root.path(), 1, 10);
-    let bob = wait_until("the API", Duration::from_secs(60), || {
-        let out = dev.cli(&["tenants", "create", "bob"]);
-        match out.stdout.lines().last() {
-            Some(t) if out.status.success() => Ok(t.trim().to_string()),
-            _ => Err(out.stderr),
-        }
-    });
-    wait_until("the priced node", Duration::from_secs(60), || {
-        let out = dev.cli(&["market", "offers", "--json"]);
-        if out.stdout.contains("dev-node-0") {
-            Ok(())
-        } else {
-            Err(out.stderr)
-        }
-    });
+    let bob = tenant_token(&dev, "bob");
+    wait_priced(&dev);
     assert!(dev
         .cli(&["account", "deposit", "bob", "10000000"])
         .status

@@ -20,14 +20,13 @@
 //! Lenders' offers (a node's prices and availability, [`Offer`]) are rows
 //! too, one per node that has one ([`State::offers`]).
 
-use std::ops::Bound;
-
 use serde::{Deserialize, Serialize};
 use stratus_market::{post, Account, Amount, Entry, LedgerError, Offer, Reason, Refs, Transfer};
 use stratus_types::{NodeId, TenantName, ADMIN_TENANT};
 
-use crate::kv::{prefix_end, Table};
+use crate::kv::Table;
 use crate::rows::Tracked;
+use crate::seqlog::{index_key, seq_key, seqs_after};
 use crate::{ApplyError, State};
 
 /// Longest operator reference on a deposit or withdrawal, in bytes.
@@ -139,16 +138,6 @@ impl stratus_market::Balances for Tracked<Account, Amount> {
             self.insert(account.clone(), amount);
         }
     }
-}
-
-fn seq_key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
-}
-
-fn index_prefix(tenant: &str) -> Vec<u8> {
-    let mut k = tenant.as_bytes().to_vec();
-    k.push(0);
-    k
 }
 
 /// The tenants an entry concerns (each one's history lists it).
@@ -338,9 +327,7 @@ impl State {
         *self.ledger_seq = seq;
         let kv = self.store.kv.as_mut();
         for t in tenants_of(&entry) {
-            let mut k = index_prefix(t);
-            k.extend_from_slice(&seq_key(seq));
-            kv.put(Table::LedgerIndex, &k, &[]);
+            kv.put(Table::LedgerIndex, &index_key(t, seq), &[]);
         }
         let record = LedgerRecord {
             seq,
@@ -398,30 +385,14 @@ impl State {
         // Walk the seqs in order (the whole ledger, or the tenant's index),
         // examining at most `MAX_PAGE * 10` per page so a narrow time window
         // costs bounded work per request.
-        let (table, prefix) = match tenant {
-            None => (Table::Ledger, Vec::new()),
-            Some(t) => (Table::LedgerIndex, index_prefix(t)),
-        };
-        let end = prefix_end(&prefix).filter(|_| !prefix.is_empty());
-        let mut from = prefix.clone();
-        from.extend_from_slice(&seq_key(after.saturating_add(1)));
-        let mut seqs = Vec::new();
-        let mut more = false;
-        self.store
-            .kv
-            .scan(table, Bound::Included(&from), &mut |k, _| {
-                if end.as_deref().is_some_and(|e| k >= e) {
-                    return false;
-                }
-                if seqs.len() == MAX_PAGE * 10 {
-                    more = true;
-                    return false;
-                }
-                if let Ok(b) = k[prefix.len()..].try_into() {
-                    seqs.push(u64::from_be_bytes(b));
-                }
-                true
-            });
+        let (seqs, mut more) = seqs_after(
+            self.store.kv.as_ref(),
+            Table::Ledger,
+            Table::LedgerIndex,
+            tenant,
+            after,
+            MAX_PAGE * 10,
+        );
         let mut page = LedgerPage::default();
         for seq in &seqs {
             if page.records.len() == limit {

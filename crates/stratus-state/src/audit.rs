@@ -48,7 +48,8 @@ use serde::{Deserialize, Serialize};
 use stratus_types::{NodeId, TenantName};
 use utoipa::ToSchema;
 
-use crate::kv::{prefix_end, Table};
+use crate::kv::Table;
+use crate::seqlog::{index_key, seq_key, seqs_after};
 use crate::{ApplyError, State};
 
 /// Longest subject kept in a record, in bytes (longer ones are cut).
@@ -237,16 +238,6 @@ pub(crate) fn cut(s: &str, max: usize) -> String {
     format!("{}...", &s[..end])
 }
 
-fn seq_key(seq: u64) -> [u8; 8] {
-    seq.to_be_bytes()
-}
-
-fn index_prefix(tenant: &str) -> Vec<u8> {
-    let mut k = tenant.as_bytes().to_vec();
-    k.push(0);
-    k
-}
-
 /// A page of audit records.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditPage {
@@ -287,9 +278,7 @@ impl State {
         head.last_ms = head.last_ms.max(at_ms);
         let kv = self.store.kv.as_mut();
         for t in &record.tenants {
-            let mut k = index_prefix(t);
-            k.extend_from_slice(&seq_key(record.seq));
-            kv.put(Table::AuditIndex, &k, &[]);
+            kv.put(Table::AuditIndex, &index_key(t, record.seq), &[]);
         }
         kv.put(Table::Audit, &seq_key(record.seq), &doc);
         Ok(())
@@ -423,30 +412,14 @@ impl State {
         limit: usize,
     ) -> AuditPage {
         let limit = limit.clamp(1, MAX_PAGE);
-        let (table, prefix) = match tenant {
-            None => (Table::Audit, Vec::new()),
-            Some(t) => (Table::AuditIndex, index_prefix(t)),
-        };
-        let end = prefix_end(&prefix).filter(|_| !prefix.is_empty());
-        let mut from = prefix.clone();
-        from.extend_from_slice(&seq_key(after.saturating_add(1)));
-        let mut seqs = Vec::new();
-        let mut more = false;
-        self.store
-            .kv
-            .scan(table, Bound::Included(&from), &mut |k, _| {
-                if end.as_deref().is_some_and(|e| k >= e) {
-                    return false;
-                }
-                if seqs.len() == MAX_PAGE * 10 {
-                    more = true;
-                    return false;
-                }
-                if let Ok(b) = k[prefix.len()..].try_into() {
-                    seqs.push(u64::from_be_bytes(b));
-                }
-                true
-            });
+        let (seqs, mut more) = seqs_after(
+            self.store.kv.as_ref(),
+            Table::Audit,
+            Table::AuditIndex,
+            tenant,
+            after,
+            MAX_PAGE * 10,
+        );
         let mut page = AuditPage::default();
         for seq in &seqs {
             if page.records.len() == limit {

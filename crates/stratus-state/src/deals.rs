@@ -224,10 +224,9 @@ impl State {
             if let Some(mut terms) = terms {
                 terms.deal = instance.clone();
                 let t = totals.entry(terms.requester.clone()).or_default();
-                t.0 = t
-                    .0
-                    .checked_add(terms.held, "the escrow")
-                    .map_err(|e| ApplyError::conflict(e.to_string()))?;
+                t.0 =
+                    t.0.checked_add(terms.held, "the escrow")
+                        .map_err(|e| ApplyError::conflict(e.to_string()))?;
                 t.1 += 1;
                 let period = (w.spec.kind != WorkloadKind::Task).then_some(terms.held);
                 opened.push((

@@ -53,6 +53,7 @@ mod result;
 pub mod retention;
 pub mod rows;
 pub mod sealing;
+mod seqlog;
 mod storage;
 #[cfg(any(test, feature = "testing", feature = "bench"))]
 pub mod synth;
