@@ -151,7 +151,6 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
         .extend(crate::market::deal_commands(state, now_ms));
     let mut spent: BTreeMap<String, u64> = BTreeMap::new();
     for w in state.workloads.values().filter(|w| !w.stopped) {
-        let market = crate::market::market_for(state, w, now_ms, &spent);
         let all = by_workload.get(w.id.as_str()).cloned().unwrap_or_default();
         let live: Vec<&Instance> = all
             .iter()
@@ -168,7 +167,8 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
                 .max(usize::try_from(w.instances_created).unwrap_or(usize::MAX)),
             now_ms,
             d: &mut d,
-            market,
+            state,
+            market: None,
             spent: &mut spent,
         };
         match w.spec.kind {
@@ -186,8 +186,11 @@ struct Placer<'a> {
     created: usize,
     now_ms: u64,
     d: &'a mut Decisions,
-    /// The market side of the workload's placements, if any node prices it.
-    market: Option<stratus_sched::Market>,
+    state: &'a State,
+    /// The market side of the workload's placements (outer `None`: not
+    /// priced yet; priced only when something is to be placed, as it costs
+    /// a pass over the nodes).
+    market: Option<Option<stratus_sched::Market>>,
     /// Escrow held by this pass's placements, per tenant.
     spent: &'a mut BTreeMap<String, u64>,
 }
@@ -203,6 +206,15 @@ impl Placer<'_> {
         if slots.is_empty() {
             return;
         }
+        if self.market.is_none() {
+            self.market = Some(crate::market::market_for(
+                self.state,
+                self.w,
+                self.now_ms,
+                self.spent,
+            ));
+        }
+        let market = self.market.as_mut().and_then(Option::as_mut);
         let spec = &self.w.spec;
         let req = Request {
             count: slots.len(),
@@ -218,10 +230,10 @@ impl Placer<'_> {
             avoid,
             distinct_nodes: spec.kind == WorkloadKind::Service,
             seed: self.w.generation ^ self.created as u64,
-            market: self.market.as_ref(),
+            market: market.as_deref(),
         };
         let plan = self.cluster.place(&req);
-        if let Some(m) = self.market.as_mut() {
+        if let Some(m) = market {
             let held: u64 = plan
                 .placements
                 .iter()
