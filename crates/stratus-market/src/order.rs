@@ -280,6 +280,14 @@ mod tests {
             forged.check_signature("bob", &spec, &public, 1),
             Err(OrderError::WrongKey("bob".into()))
         );
+        // A module reference past the bound is refused before any check.
+        let mut long = order.clone();
+        let module = "m".repeat(MAX_ORDER_MODULE + 1);
+        long.signature = Some(sign(&order, &key, &module, 100));
+        assert_eq!(
+            long.check_signature("bob", &spec, &public, 1),
+            Err(OrderError::TooLong(MAX_ORDER_MODULE + 1))
+        );
     }
 
     #[test]

@@ -209,9 +209,15 @@ impl State {
                 self.require_tenant(tenant)?;
                 match key {
                     Some(k) => {
-                        ed25519_dalek::VerifyingKey::from_bytes(k).map_err(|_| {
-                            ApplyError::invalid("the order key is not an ed25519 public key")
-                        })?;
+                        // A small-order key would let anyone forge
+                        // signatures that verify under it.
+                        let usable =
+                            ed25519_dalek::VerifyingKey::from_bytes(k).is_ok_and(|v| !v.is_weak());
+                        if !usable {
+                            return Err(ApplyError::invalid(
+                                "the order key is not a usable ed25519 public key",
+                            ));
+                        }
                         self.order_keys.insert(tenant.clone(), *k);
                     }
                     None => {

@@ -159,14 +159,8 @@ fn balance(s: &State, t: &str) -> u64 {
 
 /// Every balance but the outside world's adds up to what is in circulation.
 fn conserved(s: &State) -> bool {
-    let (_, circulation) = s.pool_totals();
-    let sum: u128 = s
-        .balances
-        .iter()
-        .filter(|(a, _)| **a != stratus_market::Account::External)
-        .map(|(_, v)| u128::from(v.0))
-        .sum();
-    sum == u128::from(circulation.0)
+    let (circulation, rest) = stratus_market::ledger::totals(&s.balances).expect("fits");
+    circulation == rest
 }
 
 // Worst case of a 10 s task: a whole core for 10 s (10 CPU-s = 10,000),
@@ -454,6 +448,19 @@ fn the_operator_sees_and_withdraws_the_pools_fees() {
 fn a_tenant_with_an_order_key_deploys_only_orders_it_signed_and_that_have_not_expired() {
     let (mut s, m) = market();
     let k = key(7);
+    // A small-order key (the identity point: anyone could forge under
+    // it) is refused.
+    let mut identity = [0; 32];
+    identity[0] = 1;
+    let bad = s.apply(
+        1,
+        &Command::Market(MarketCommand::SetOrderKey {
+            tenant: BOB.into(),
+            key: Some(identity),
+        }),
+    );
+    assert_eq!(code(&bad), Some(ErrorCode::BadRequest));
+    assert!(s.order_keys.is_empty());
     ok(s.apply(
         1,
         &Command::Market(MarketCommand::SetOrderKey {
