@@ -38,8 +38,10 @@ use tokio_util::sync::CancellationToken;
 /// Output kept in memory for sending while disconnected (older is dropped;
 /// the complete output stays in the instance's log file).
 const MAX_QUEUED_LOG_BYTES: usize = 8 * 1024 * 1024;
-/// Default wall-clock limit of a task without one.
-const DEFAULT_TASK_WALL: Duration = Duration::from_secs(3600);
+/// Default wall-clock limit of a task without one (what its deal's
+/// escrow is sized for).
+const DEFAULT_TASK_WALL: Duration =
+    Duration::from_millis(stratus_state::deals::DEFAULT_TASK_WALL_MS);
 /// How long an exec waits for its instance's container to be up.
 const EXEC_WAIT: Duration = Duration::from_secs(60);
 

@@ -77,14 +77,23 @@ pub fn order_of(
         ));
     }
     Ok(Order {
+        signature: signed_by.map(SignedBy::parse).transpose()?,
+        ..unsigned_order(m)
+    })
+}
+
+/// The terms of a `market` block as an order, not yet signed (what the
+/// requester signs, and what the pool checks the signature against).
+pub fn unsigned_order(m: &MarketSpec) -> Order {
+    Order {
         max_price: m.max_price.map(Amount),
         prefer: m.prefer.map(|p| match p {
             MarketPrefer::Cheapest => Prefer::Cheapest,
             MarketPrefer::Nearest => Prefer::Nearest,
             MarketPrefer::Greenest => Prefer::Greenest,
         }),
-        signature: signed_by.map(SignedBy::parse).transpose()?,
-    })
+        signature: None,
+    }
 }
 
 /// A tenant's order key.

@@ -177,18 +177,11 @@ pub(crate) async fn market(deals: usize, concurrency: usize) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let elapsed = started.elapsed();
     lat.sort();
-    let (open, held, circulation, rest) = control.state().read(|s| {
-        let rest: u128 = s
-            .balances
-            .iter()
-            .filter(|(a, _)| **a != stratus_market::Account::External)
-            .map(|(_, v)| u128::from(v.0))
-            .sum();
+    let (open, held, totals) = control.state().read(|s| {
         (
             s.deals.len(),
             s.account(REQUESTER).held,
-            s.pool_totals().1,
-            rest,
+            stratus_market::ledger::totals(&s.balances),
         )
     });
     drop(control);
@@ -203,7 +196,7 @@ pub(crate) async fn market(deals: usize, concurrency: usize) -> Result<()> {
     );
     println!(
         "  left open {open}, held {held}; money conserved: {}",
-        u128::from(circulation.0) == rest
+        totals.is_ok_and(|(circulation, rest)| circulation == rest)
     );
     println!("reference (same control plane, same run): plain commits");
     println!("  commits          {commit_rate:>10.0} /s; a deal is 2 commits: deals/s / (commits/s / 2) = {:.2}", rate / (commit_rate / 2.0));

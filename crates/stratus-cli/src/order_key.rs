@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use stratus_api::deals::{OrderKey, SignedBy};
-use stratus_spec::{MarketPrefer, MarketSpec, WorkloadSpec};
+use stratus_spec::{MarketSpec, WorkloadSpec};
 
 use crate::commands::{client, print_json};
 use crate::Global;
@@ -106,15 +106,7 @@ pub fn sign(
     let Some(id) = load()? else {
         return Ok(None);
     };
-    let order = stratus_market::Order {
-        max_price: market.max_price.map(stratus_market::Amount),
-        prefer: market.prefer.map(|p| match p {
-            MarketPrefer::Cheapest => stratus_market::Prefer::Cheapest,
-            MarketPrefer::Nearest => stratus_market::Prefer::Nearest,
-            MarketPrefer::Greenest => stratus_market::Prefer::Greenest,
-        }),
-        signature: None,
-    };
+    let order = stratus_api::deals::unsigned_order(market);
     let key = id.node_id().0;
     let expires_ms = stratus_control::now_ms() + ORDER_TTL_MS;
     let bytes = order.signed_bytes(

@@ -202,19 +202,14 @@ impl Terms {
     }
 
     /// The entry that returns the whole escrow (the lender's fault, or a
-    /// deal cancelled before it ran).
+    /// deal cancelled before it ran): [`Deal::refund`] of a deal nothing was
+    /// paid from (no transfer when nothing was held).
     pub fn refund(&self) -> Entry {
-        Entry {
+        Deal::new(self.clone()).refund().unwrap_or_else(|| Entry {
             reason: Reason::Refund,
             refs: self.refs(),
-            transfers: transfer(
-                &self.escrow(),
-                &Account::Tenant(self.requester.clone()),
-                self.held,
-            )
-            .into_iter()
-            .collect(),
-        }
+            transfers: Vec::new(),
+        })
     }
 }
 

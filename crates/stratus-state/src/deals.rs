@@ -38,7 +38,8 @@ use crate::{ApplyError, InstanceState, State, Workload};
 
 /// A service's billing period: its escrow holds this long a worst case.
 pub const SERVICE_PERIOD_MS: u64 = 3_600_000;
-/// A task's wall-clock limit when its spec sets none (the agent's default).
+/// A task's wall-clock limit when its spec sets none (the agent runs it
+/// this long at most, and its deal holds this long a worst case).
 pub const DEFAULT_TASK_WALL_MS: u64 = 3_600_000;
 /// How long after an instance ended its last usage report may arrive
 /// before the deal is refunded (an edge node may be offline a while: the
