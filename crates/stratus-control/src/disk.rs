@@ -66,7 +66,9 @@ pub fn adds_data(cmd: &Command) -> bool {
         | Command::PutModuleObject { .. }
         | Command::CreateJoinCredential { .. }
         | Command::DeployWorkload { .. }
-        | Command::DeployOrdered { .. } => true,
+        | Command::DeployOrdered { .. }
+        | Command::DeployUsing { .. }
+        | Command::Catalog(_) => true,
         Command::Store(s) => matches!(
             s,
             StoreCommand::CreateBucket { .. }

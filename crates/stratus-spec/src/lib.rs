@@ -42,7 +42,9 @@ use utoipa::ToSchema;
 mod market;
 mod taskio;
 mod validate;
-pub use market::{parse_with_market, MarketPrefer, MarketSpec};
+pub use market::{
+    parse_with_market, valid_listing_id, MarketPrefer, MarketSpec, MAX_LISTING_ID_LEN,
+};
 pub use taskio::{ObjectFolder, OutputSpec, MAX_FOLDER_PREFIX_LEN};
 
 /// Highest spec version this build reads.

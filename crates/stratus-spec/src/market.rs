@@ -5,6 +5,11 @@
 //! market: { max_price: 500000, prefer: greenest }
 //! ```
 //!
+//! It may also name a paid app to run (`app: OWNER/NAME`, instead of the
+//! spec's own module or image) and a paid dataset to use as the task's
+//! `/input` (`dataset: OWNER/NAME`); both are published by other tenants
+//! and paid per task inside the deal.
+//!
 //! It is read beside the workload spec, not into it: a deployed spec is
 //! part of the replicated state's stored rows, whose layout does not
 //! change, so the order travels and is kept on its own.
@@ -37,6 +42,24 @@ pub struct MarketSpec {
     pub prefer: Option<MarketPrefer>,
     /// How many independent lenders must agree on the result (1: one).
     pub trust: Option<u32>,
+    /// A published app to run, `OWNER/NAME` (its module or image is run
+    /// instead of the spec's own, which is then only informational).
+    pub app: Option<String>,
+    /// A published dataset to use as the task's `/input`, `OWNER/NAME`.
+    pub dataset: Option<String>,
+}
+
+/// Longest `OWNER/NAME` of an app or dataset.
+pub const MAX_LISTING_ID_LEN: usize = 128;
+
+/// Checks an `OWNER/NAME` listing reference (both parts named like
+/// tenants: 1-63 characters of a-z, 0-9 and '-', starting with a letter).
+pub fn valid_listing_id(id: &str) -> bool {
+    id.len() <= MAX_LISTING_ID_LEN
+        && id.split_once('/').is_some_and(|(owner, name)| {
+            stratus_types::validate_tenant_name(owner).is_ok()
+                && stratus_types::validate_tenant_name(name).is_ok()
+        })
 }
 
 impl MarketSpec {
@@ -48,6 +71,29 @@ impl MarketSpec {
                 path: "market.trust".into(),
                 message: "must be at least 1".into(),
             });
+        }
+        for (path, id) in [("market.app", &self.app), ("market.dataset", &self.dataset)] {
+            if id.as_deref().is_some_and(|id| !valid_listing_id(id)) {
+                errs.push(FieldError {
+                    path: path.into(),
+                    message: "must be OWNER/NAME (each 1-63 characters of a-z, 0-9 and -, starting with a letter)".into(),
+                });
+            }
+        }
+        if self.dataset.is_some() {
+            if spec.wasm.is_none() || spec.kind != crate::WorkloadKind::Task {
+                errs.push(FieldError {
+                    path: "market.dataset".into(),
+                    message: "a dataset is the /input of a WASM task".into(),
+                });
+            }
+            if spec.input.is_some() {
+                errs.push(FieldError {
+                    path: "input".into(),
+                    message: "a task with market.dataset gets the dataset as /input; drop `input`"
+                        .into(),
+                });
+            }
         }
         if self.prefer == Some(MarketPrefer::Nearest) && spec.constraints.near.is_none() {
             errs.push(FieldError {
@@ -130,6 +176,8 @@ mod tests {
                 max_price: Some(500),
                 prefer: Some(MarketPrefer::Greenest),
                 trust: None,
+                app: None,
+                dataset: None,
             })
         );
         let (_, none) = parse_with_market(BASE, Format::Yaml).expect("parses");
@@ -151,6 +199,23 @@ mod tests {
         assert!(bad("{ budget: 3 }").contains("market"));
         assert!(bad("{ trust: 0 }").contains("market.trust"));
         assert!(bad("{ prefer: nearest }").contains("constraints.near"));
+        assert!(bad("{ app: alice }").contains("market.app"));
+        assert!(bad("{ dataset: ../etc }").contains("market.dataset"));
+        let (_, o) = parse_with_market(
+            &format!("{BASE}market: {{ app: alice/render, dataset: carol/weather-1 }}\n"),
+            Format::Yaml,
+        )
+        .expect("parses");
+        assert_eq!(
+            o.and_then(|o| o.dataset).as_deref(),
+            Some("carol/weather-1")
+        );
+        let e = parse_with_market(
+            &format!("{BASE}input: {{ bucket: b }}\nmarket: {{ dataset: carol/w }}\n"),
+            Format::Yaml,
+        )
+        .expect_err("two inputs");
+        assert!(e.to_string().contains("input"), "{e}");
         // The rest of the spec is still checked as strictly.
         let e = parse_with_market(&format!("{BASE}colour: red\nmarket: {{}}\n"), Format::Yaml)
             .expect_err("unknown field");

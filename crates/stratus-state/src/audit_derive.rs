@@ -318,6 +318,56 @@ impl State {
             // Paid through ledger entries, recorded where they are posted.
             Command::ReportUsage(_) => Vec::new(),
             Command::AuditCheckpoint(_) => Vec::new(),
+            Command::Catalog(c) => one(self.audit_catalog(c)),
+            Command::DeployUsing { deploy, uses } => {
+                let mut v = self.audit_prepare(deploy);
+                for r in &mut v {
+                    r.detail = format!("{}; uses {uses:?}", r.detail);
+                }
+                v
+            }
+        }
+    }
+
+    fn audit_catalog(&self, c: &crate::catalog::CatalogCommand) -> Pending {
+        use crate::catalog::CatalogCommand;
+        match c {
+            CatalogCommand::PublishApp {
+                tenant,
+                name,
+                module,
+                price,
+                now_ms,
+            } => p(
+                "app.publish",
+                vec![tenant.clone()],
+                format!("{tenant}/{name}"),
+            )
+            .detail(format!("{module} at {price} per task"))
+            .at(*now_ms),
+            CatalogCommand::PublishDataset {
+                tenant,
+                name,
+                bucket,
+                prefix,
+                price,
+                apps,
+                now_ms,
+            } => p(
+                "dataset.publish",
+                vec![tenant.clone()],
+                format!("{tenant}/{name}"),
+            )
+            .detail(format!(
+                "{bucket}/{prefix} at {price} per task, apps {apps:?}"
+            ))
+            .at(*now_ms),
+            CatalogCommand::Unpublish { tenant, kind, name } => p(
+                "listing.unpublish",
+                vec![tenant.clone()],
+                format!("{tenant}/{name}"),
+            )
+            .detail(format!("{kind:?}")),
         }
     }
 

@@ -84,6 +84,12 @@ pub enum NoFit {
     /// Prices that overflow.
     #[error("its prices overflow: {0}")]
     Overflow(String),
+    /// The requester owns it, and the workload uses a paid app or dataset
+    /// (whose bytes the node's owner could read).
+    #[error(
+        "it is the requester's own, and a paid app or dataset never runs on the requester's nodes"
+    )]
+    OwnNode,
 }
 
 /// The hash a signed order names its workload spec by: BLAKE3 of the
@@ -173,18 +179,35 @@ impl State {
         let Some(record) = self.nodes.get(node) else {
             return Ok(None);
         };
-        let Some(offer) = self.offers.get(node) else {
+        let (app, dataset) = self.listing_prices(w.id.as_str());
+        let listed = app.is_some() || dataset.is_some();
+        if listed && record.owner == w.tenant {
+            return Err(NoFit::OwnNode);
+        }
+        let offer = self.offers.get(node);
+        // Free: the operator's own work, a lender's own machines, and
+        // nodes lent for nothing, unless an app or dataset is to be paid.
+        let free = offer.is_none() || w.tenant == ADMIN_TENANT || record.owner == w.tenant;
+        if free && !listed {
             return Ok(None);
+        }
+        let (prices, task) = match offer.filter(|_| !free) {
+            Some(offer) => {
+                if !offer.availability.available_at(at_ms) {
+                    return Err(NoFit::Unavailable);
+                }
+                let task = self.task_prices.get(node).copied().unwrap_or_default();
+                (offer.prices, task)
+            }
+            None => (stratus_market::Prices::default(), Amount::ZERO),
         };
-        if w.tenant == ADMIN_TENANT || record.owner == w.tenant {
-            return Ok(None);
+        let overflow = |e: stratus_market::MoneyError| NoFit::Overflow(e.to_string());
+        let mut worst = worst_case(&prices, task, &reserved(w)).map_err(overflow)?;
+        for (_, price) in app.iter().chain(dataset.iter()) {
+            worst = worst
+                .checked_add(*price, "the worst case")
+                .map_err(overflow)?;
         }
-        if !offer.availability.available_at(at_ms) {
-            return Err(NoFit::Unavailable);
-        }
-        let task = self.task_prices.get(node).copied().unwrap_or_default();
-        let worst = worst_case(&offer.prices, task, &reserved(w))
-            .map_err(|e| NoFit::Overflow(e.to_string()))?;
         if let Some(max) = order.max_price {
             if worst > max {
                 return Err(NoFit::Price { worst, max });
@@ -194,10 +217,10 @@ impl State {
             deal: String::new(),
             requester: w.tenant.clone(),
             lender: record.owner.clone(),
-            prices: offer.prices,
+            prices,
             task,
-            app: None,
-            dataset: None,
+            app,
+            dataset,
             fee_bps: *self.pool_fee_bps,
             held: worst,
         }))
@@ -367,4 +390,4 @@ impl State {
 
 #[cfg(test)]
 #[path = "deals_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -12,22 +12,22 @@ use crate::accounts::MarketCommand;
 use crate::retention::tests::setup;
 use crate::{Command, CommandResult, Desired, Instance, InstanceState, State};
 
-const BOB: &str = "acme";
-const LENA: &str = "lena";
+pub(crate) const BOB: &str = "acme";
+pub(crate) const LENA: &str = "lena";
 
-fn key(b: u8) -> SigningKey {
+pub(crate) fn key(b: u8) -> SigningKey {
     SigningKey::from_bytes(&[b; 32])
 }
 
-fn node_of(k: &SigningKey) -> NodeId {
+pub(crate) fn node_of(k: &SigningKey) -> NodeId {
     NodeId(k.verifying_key().to_bytes())
 }
 
-fn code(r: &CommandResult) -> Option<ErrorCode> {
+pub(crate) fn code(r: &CommandResult) -> Option<ErrorCode> {
     r.error.as_ref().map(|e| e.code())
 }
 
-fn ok(r: CommandResult) -> CommandResult {
+pub(crate) fn ok(r: CommandResult) -> CommandResult {
     assert!(r.error.is_none(), "{r:?}");
     r
 }
@@ -35,7 +35,7 @@ fn ok(r: CommandResult) -> CommandResult {
 /// Bob (the retention tests' tenant, with a module) and Lena, whose node
 /// (key 1) has an offer: 1000 per CPU-second, 3600 per GiB-hour, 50 per
 /// task; the pool takes 10%.
-fn market() -> (State, String) {
+pub(crate) fn market() -> (State, String) {
     let (mut s, module) = setup();
     ok(s.apply(
         1,
@@ -72,7 +72,7 @@ fn market() -> (State, String) {
     (s, module)
 }
 
-fn deposit(s: &mut State, t: &str, amount: u64) {
+pub(crate) fn deposit(s: &mut State, t: &str, amount: u64) {
     ok(s.apply(
         2,
         &Command::Market(MarketCommand::Deposit {
@@ -134,7 +134,7 @@ fn place(s: &mut State, name: &str, node: NodeId) -> CommandResult {
     )
 }
 
-fn report(k: &SigningKey, instance: &str, seq: u64, cpu_ms: u64, last: bool) -> Command {
+pub(crate) fn report(k: &SigningKey, instance: &str, seq: u64, cpu_ms: u64, last: bool) -> Command {
     let mut r = UsageReport {
         instance: instance.into(),
         node: k.verifying_key().to_bytes(),
@@ -153,12 +153,12 @@ fn report(k: &SigningKey, instance: &str, seq: u64, cpu_ms: u64, last: bool) -> 
     Command::ReportUsage(r)
 }
 
-fn balance(s: &State, t: &str) -> u64 {
+pub(crate) fn balance(s: &State, t: &str) -> u64 {
     s.account(t).balance.0
 }
 
 /// Every balance but the outside world's adds up to what is in circulation.
-fn conserved(s: &State) -> bool {
+pub(crate) fn conserved(s: &State) -> bool {
     let (circulation, rest) = stratus_market::ledger::totals(&s.balances).expect("fits");
     circulation == rest
 }
@@ -166,7 +166,7 @@ fn conserved(s: &State) -> bool {
 // Worst case of a 10 s task: a whole core for 10 s (10 CPU-s = 10,000),
 // 64 MiB for 10 s (3600/GiB-h = 1/GiB-s: 0.625 → 0 alone; with the CPU
 // term added first: 10,000.625 → 10,000) plus 50 per task.
-const WORST: u64 = 10_050;
+pub(crate) const WORST: u64 = 10_050;
 
 #[test]
 fn a_paid_task_holds_its_worst_case_and_pays_each_party_exactly() {

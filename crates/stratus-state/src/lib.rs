@@ -38,6 +38,7 @@ pub mod audit;
 mod audit_derive;
 pub mod audit_verify;
 pub mod bucket_configs;
+pub mod catalog;
 pub mod deals;
 pub mod kv;
 pub mod legacy;
@@ -363,6 +364,18 @@ pub enum Command {
     ReportUsage(stratus_market::UsageReport),
     /// A replica signs the audit log's head ([`audit`]).
     AuditCheckpoint(audit::CheckpointCommand),
+    /// A change to the published apps and datasets ([`catalog`]).
+    Catalog(catalog::CatalogCommand),
+    /// Deploy a workload that uses a published app or dataset
+    /// ([`catalog`]): `deploy` is a [`Command::DeployWorkload`] or a
+    /// [`Command::DeployOrdered`], applied as such with the app's module
+    /// allowed to the tenant, and what it uses is kept for its deals.
+    DeployUsing {
+        /// The deploy.
+        deploy: Box<Command>,
+        /// The app and dataset it names.
+        uses: catalog::Uses,
+    },
 }
 
 /// A tenant variable.
@@ -434,6 +447,12 @@ pub struct State {
     pub order_keys: Tracked<TenantName, [u8; 32]>,
     /// The head of the audit log ([`audit`]).
     pub audit: Cell<audit::AuditHead>,
+    /// Published apps, by `OWNER/NAME` ([`catalog`]).
+    pub apps: Tracked<String, catalog::App>,
+    /// Published datasets, by `OWNER/NAME` ([`catalog`]).
+    pub datasets: Tracked<String, catalog::Dataset>,
+    /// What workloads use of them, by workload id ([`catalog`]).
+    pub uses: Tracked<String, catalog::Used>,
     /// The log index of the command being applied (not stored: for the
     /// audit records made deep inside an apply, such as ledger entries).
     applying: u64,
@@ -653,24 +672,12 @@ impl State {
             } => self.put_module_object(tenant, hash, version, *now_ms),
             Command::Market(c) => self.apply_market(c),
             Command::DeployOrdered { deploy, order } => {
-                let Command::DeployWorkload {
-                    tenant,
-                    spec,
-                    now_ms,
-                    ..
-                } = &**deploy
-                else {
-                    return Err(ApplyError::invalid("an order goes with a deploy"));
-                };
-                self.check_order(tenant, spec, order, *now_ms)?;
-                let id = stratus_types::WorkloadId::new(tenant, &spec.name)
-                    .map_err(|e| ApplyError::invalid(e.to_string()))?;
-                let version = self.apply_workloads(index, deploy)?;
-                self.orders.insert(id.to_string(), order.clone());
-                Ok(version)
+                self.deploy_ordered(index, deploy, order, None)
             }
             Command::ReportUsage(r) => self.take_usage(r),
             Command::AuditCheckpoint(c) => self.apply_checkpoint(c).map(|()| None),
+            Command::Catalog(c) => self.apply_catalog(c),
+            Command::DeployUsing { deploy, uses } => self.deploy_using(index, deploy, uses),
         }
     }
 

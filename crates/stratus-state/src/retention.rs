@@ -130,8 +130,14 @@ impl State {
                     .into_iter()
                     .chain(prev)
                     .map(|m| m.as_str())
-                    .map(|m| (w.tenant.as_str(), m))
+                    .map(|m| (self.payload_holder(w), m))
             })
+            // A published app keeps its owner's module.
+            .chain(
+                self.apps
+                    .values()
+                    .filter_map(|a| Some((a.owner.as_str(), a.payload.module()?.as_str()))),
+            )
             .collect();
         let modules = self
             .quotas
@@ -169,6 +175,7 @@ impl State {
         for id in &p.workloads {
             self.workloads.remove(id);
             self.orders.remove(id);
+            self.uses.remove(id);
         }
         let mut dropped = BTreeSet::new();
         for (t, h) in &p.modules {

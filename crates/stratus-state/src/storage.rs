@@ -34,6 +34,9 @@ impl State {
             deals: Tracked::load(k, "deals")?,
             order_keys: Tracked::load(k, "order_keys")?,
             audit: Cell::load(k, "audit")?,
+            apps: Tracked::load(k, "apps")?,
+            datasets: Tracked::load(k, "datasets")?,
+            uses: Tracked::load(k, "uses")?,
             applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
@@ -64,6 +67,9 @@ impl State {
         self.deals.flush(kv, "deals");
         self.order_keys.flush(kv, "order_keys");
         self.audit.flush(kv, "audit");
+        self.apps.flush(kv, "apps");
+        self.datasets.flush(kv, "datasets");
+        self.uses.flush(kv, "uses");
         self.store.flush();
     }
 
@@ -146,6 +152,9 @@ impl State {
             deals: self.deals.clone(),
             order_keys: self.order_keys.clone(),
             audit: self.audit.clone(),
+            apps: self.apps.clone(),
+            datasets: self.datasets.clone(),
+            uses: self.uses.clone(),
             applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }

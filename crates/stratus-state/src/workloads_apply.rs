@@ -12,25 +12,22 @@ impl State {
     /// What `DeployWorkload`'s `module` names, if `tenant` may run it: a
     /// module it uploaded itself, or a stored version of one of its images
     /// (with a spec that has `image:`).
+    ///
+    /// With `app` (a published app the deploy names, already checked to be
+    /// what `module` names), what it runs is the app's, held by its owner.
     fn deployable(
         &self,
         tenant: &str,
         spec: &WorkloadSpec,
         module: &str,
+        app: Option<&str>,
     ) -> Result<Payload, ApplyError> {
+        let holder = app.unwrap_or(tenant);
         match module.parse::<Payload>() {
             Ok(Payload::Image(image)) => {
                 // A pinned container image: `NAME:TAG@VERSION` of the
-                // tenant's images bucket.
-                let found = self
-                    .store
-                    .version(
-                        &objects::images_bucket(tenant),
-                        &format!("flists/{}", image.name_tag()),
-                        Some(&image.version),
-                    )
-                    .is_ok_and(|v| !v.is_delete_marker());
-                if !found {
+                // holder's images bucket.
+                if !self.image_stored(holder, &image) {
                     return Err(image_not_stored(module));
                 }
                 if spec.image.is_none() {
@@ -43,14 +40,177 @@ impl State {
             Err(RefError::Image(_)) => Err(image_not_stored(module)),
             // Only modules the tenant uploaded itself (possession of the
             // bytes), and the same answer whether or not another tenant
-            // stored it: a hash confirms nothing.
-            Ok(Payload::Wasm(m)) if self.module_available(tenant, m.as_str()) => {
+            // stored it: a hash confirms nothing. An app's module is its
+            // owner's.
+            Ok(Payload::Wasm(m)) if self.module_available(holder, m.as_str()) => {
+                if spec.wasm.is_none() {
+                    return Err(ApplyError::invalid(
+                        "a WASM module needs a spec with `wasm:`",
+                    ));
+                }
                 Ok(Payload::Wasm(m))
             }
             _ => Err(ApplyError::not_found(format!(
                 "module {module} is not stored; upload it first"
             ))),
         }
+    }
+
+    /// Whether version `image` of `tenant`'s images bucket is stored.
+    pub(crate) fn image_stored(&self, tenant: &str, image: &ImageRef) -> bool {
+        self.store
+            .version(
+                &objects::images_bucket(tenant),
+                &format!("flists/{}", image.name_tag()),
+                Some(&image.version),
+            )
+            .is_ok_and(|v| !v.is_delete_marker())
+    }
+
+    /// Applies a deploy with a market order (`deploy` must be a
+    /// `DeployWorkload`), running `app`'s module when given.
+    pub(crate) fn deploy_ordered(
+        &mut self,
+        index: u64,
+        deploy: &Command,
+        order: &stratus_market::Order,
+        app: Option<&str>,
+    ) -> Result<Option<u64>, ApplyError> {
+        let Command::DeployWorkload {
+            tenant,
+            spec,
+            now_ms,
+            ..
+        } = deploy
+        else {
+            return Err(ApplyError::invalid("an order goes with a deploy"));
+        };
+        self.check_order(tenant, spec, order, *now_ms)?;
+        let id =
+            WorkloadId::new(tenant, &spec.name).map_err(|e| ApplyError::invalid(e.to_string()))?;
+        let version = self.deploy(index, deploy, app)?;
+        self.orders.insert(id.to_string(), order.clone());
+        Ok(version)
+    }
+
+    /// Applies `DeployUsing`: the deploy, with what it uses resolved and
+    /// kept (see [`crate::catalog`]).
+    pub(crate) fn deploy_using(
+        &mut self,
+        index: u64,
+        deploy: &Command,
+        uses: &crate::catalog::Uses,
+    ) -> Result<Option<u64>, ApplyError> {
+        let inner = match deploy {
+            Command::DeployOrdered { deploy, .. } => deploy.as_ref(),
+            d => d,
+        };
+        let Command::DeployWorkload {
+            tenant,
+            spec,
+            module,
+            ..
+        } = inner
+        else {
+            return Err(ApplyError::invalid("what a deploy uses goes with a deploy"));
+        };
+        if uses.is_empty() {
+            return Err(ApplyError::invalid(
+                "a deploy using nothing is a plain deploy",
+            ));
+        }
+        if uses.dataset.is_some()
+            && (spec.wasm.is_none()
+                || spec.kind != stratus_spec::WorkloadKind::Task
+                || spec.input.is_some())
+        {
+            return Err(ApplyError::invalid(
+                "a dataset is the /input of a WASM task that names no input of its own",
+            ));
+        }
+        let used = self.resolve_uses(uses, module)?;
+        let id =
+            WorkloadId::new(tenant, &spec.name).map_err(|e| ApplyError::invalid(e.to_string()))?;
+        let holder = used.app.as_ref().map(|(owner, _)| owner.clone());
+        let version = match deploy {
+            Command::DeployOrdered { deploy, order } => {
+                self.deploy_ordered(index, deploy, order, holder.as_deref())?
+            }
+            d => self.deploy(index, d, holder.as_deref())?,
+        };
+        self.uses.insert(id.to_string(), used);
+        Ok(version)
+    }
+
+    /// Applies a `DeployWorkload` (`cmd`), running `app`'s module when
+    /// given (see [`State::deployable`]).
+    fn deploy(
+        &mut self,
+        index: u64,
+        cmd: &Command,
+        app: Option<&str>,
+    ) -> Result<Option<u64>, ApplyError> {
+        let Command::DeployWorkload {
+            tenant,
+            spec,
+            module,
+            now_ms,
+        } = cmd
+        else {
+            return Err(ApplyError::invalid("not a deploy"));
+        };
+        spec.validate().map_err(|errs| {
+            let msg = errs
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            ApplyError::invalid(msg)
+        })?;
+        self.require_tenant(tenant)?;
+        let payload = self.deployable(tenant, spec, module, app)?;
+        let id =
+            WorkloadId::new(tenant, &spec.name).map_err(|e| ApplyError::invalid(e.to_string()))?;
+        let key = id.to_string();
+        match self.workloads.get_mut(id.as_str()) {
+            Some(w) if w.spec == **spec && w.module == payload && !w.stopped => {}
+            Some(w) => {
+                if w.spec.kind != spec.kind {
+                    return Err(ApplyError::conflict(format!(
+                        "workload {id} is a {:?}; stop it before deploying it as a {:?}",
+                        w.spec.kind, spec.kind
+                    )));
+                }
+                w.previous = Some((w.spec.clone(), w.module.clone()));
+                w.spec = (**spec).clone();
+                w.module = payload;
+                w.generation += 1;
+                w.stopped = false;
+                w.updated_ms = *now_ms;
+            }
+            None => {
+                self.workloads.insert(
+                    id.to_string(),
+                    Workload {
+                        id,
+                        tenant: tenant.clone(),
+                        spec: (**spec).clone(),
+                        module: payload,
+                        generation: 1,
+                        previous: None,
+                        stopped: false,
+                        created_ms: *now_ms,
+                        updated_ms: *now_ms,
+                        instances_created: 0,
+                    },
+                );
+            }
+        }
+        // Deployed without an order or uses: the defaults from now on
+        // (`DeployOrdered` and `DeployUsing` set their own after this).
+        self.orders.remove(&key);
+        self.uses.remove(&key);
+        Ok(Some(index))
     }
 
     /// Applies one workload command: deploy, stop, place instances.
@@ -60,64 +220,7 @@ impl State {
         cmd: &Command,
     ) -> Result<Option<u64>, ApplyError> {
         match cmd {
-            Command::DeployWorkload {
-                tenant,
-                spec,
-                module,
-                now_ms,
-            } => {
-                spec.validate().map_err(|errs| {
-                    let msg = errs
-                        .iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ");
-                    ApplyError::invalid(msg)
-                })?;
-                self.require_tenant(tenant)?;
-                let payload = self.deployable(tenant, spec, module)?;
-                let id = WorkloadId::new(tenant, &spec.name)
-                    .map_err(|e| ApplyError::invalid(e.to_string()))?;
-                let key = id.to_string();
-                match self.workloads.get_mut(id.as_str()) {
-                    Some(w) if w.spec == **spec && w.module == payload && !w.stopped => {}
-                    Some(w) => {
-                        if w.spec.kind != spec.kind {
-                            return Err(ApplyError::conflict(format!(
-                                "workload {id} is a {:?}; stop it before deploying it as a {:?}",
-                                w.spec.kind, spec.kind
-                            )));
-                        }
-                        w.previous = Some((w.spec.clone(), w.module.clone()));
-                        w.spec = (**spec).clone();
-                        w.module = payload;
-                        w.generation += 1;
-                        w.stopped = false;
-                        w.updated_ms = *now_ms;
-                    }
-                    None => {
-                        self.workloads.insert(
-                            id.to_string(),
-                            Workload {
-                                id,
-                                tenant: tenant.clone(),
-                                spec: (**spec).clone(),
-                                module: payload,
-                                generation: 1,
-                                previous: None,
-                                stopped: false,
-                                created_ms: *now_ms,
-                                updated_ms: *now_ms,
-                                instances_created: 0,
-                            },
-                        );
-                    }
-                }
-                // Deployed without an order: the default order from now on
-                // (`DeployOrdered` sets its own after this).
-                self.orders.remove(&key);
-                Ok(Some(index))
-            }
+            Command::DeployWorkload { .. } => self.deploy(index, cmd, None),
             Command::StopWorkload { id, now_ms } => {
                 let w = self.workloads.get_mut(id).ok_or_else(|| {
                     ApplyError::not_found(format!("workload {id} does not exist"))
