@@ -172,6 +172,7 @@ pub(crate) fn check_order(
     spec: &WorkloadSpec,
     module: &str,
     order: Option<&Order>,
+    uses: &stratus_state::catalog::Uses,
 ) -> Result<(), ApiError> {
     let (Ok(id), Ok(payload)) = (
         WorkloadId::new(tenant, &spec.name),
@@ -193,6 +194,11 @@ pub(crate) fn check_order(
     };
     let now = now_ms();
     st.control.state().read(|s| {
+        let used = if uses.is_empty() {
+            None
+        } else {
+            Some(s.resolve_uses(uses, module)?)
+        };
         let mut s_order = s.order(w.id.as_str());
         if let Some(o) = order {
             s_order = o.clone();
@@ -201,7 +207,7 @@ pub(crate) fn check_order(
         let mut free = false;
         for node in s.nodes.keys() {
             // The order being deployed, not the stored one, decides.
-            match s.placement_terms_with(&w, node, now, &s_order) {
+            match s.placement_terms_with(&w, node, now, &s_order, used.as_ref()) {
                 Ok(None) => free = true,
                 Ok(Some(t)) => quotes.push(Ok(t.held.0)),
                 Err(e) => quotes.push(Err(e.to_string())),

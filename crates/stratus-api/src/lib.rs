@@ -30,6 +30,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod deals;
 pub mod error;
 pub mod images;
@@ -48,7 +49,7 @@ use std::future::Future;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use stratus_control::{now_ms, secrets, Control};
@@ -242,6 +243,8 @@ pub struct WriteResult {
           audit::list, audit::checkpoints, audit::checkpoint,
           market::put_offer, market::delete_offer, market::list_offers,
           deals::get_fee, deals::put_fee, deals::list_deals, deals::get_order_key, deals::put_order_key,
+          catalog::publish_app, catalog::list_apps, catalog::delete_app,
+          catalog::publish_dataset, catalog::list_datasets, catalog::delete_dataset,
 
           joining::create, joining::list, joining::revoke, joining::ban),
     components(schemas(ErrorBody, Health, WhoAmI, AddReplica, CreateTenant, IssuedToken, PutVar,
@@ -261,6 +264,7 @@ pub struct WriteResult {
                        quotas::QuotaView, stratus_state::quotas::QuotaLine, stratus_state::quotas::Resource,
                        accounts::AccountView, accounts::HistoryView, accounts::EntryView, accounts::TransferView, accounts::MoneyMove,
                        market::OfferSpec, market::OfferView,
+                       catalog::PublishApp, catalog::PublishDataset, stratus_state::catalog::App, stratus_state::catalog::Dataset,
                        stratus_spec::MarketSpec, stratus_spec::MarketPrefer, deals::PoolFee, deals::DealView, deals::SignedBy, deals::OrderKey,
                        audit::AuditPageView, audit::CheckpointsView, audit::Signed,
                        stratus_state::audit::AuditRecord, stratus_state::audit::Checkpoint,
@@ -336,6 +340,19 @@ pub fn router(control: Control, store: stratus_store::Store) -> Router {
         .route("/v1/market/offers", get(market::list_offers))
         .route("/v1/market/fee", get(deals::get_fee).put(deals::put_fee))
         .route("/v1/market/deals", get(deals::list_deals))
+        .route(
+            "/v1/market/apps",
+            get(catalog::list_apps).post(catalog::publish_app),
+        )
+        .route("/v1/market/apps/{name}", delete(catalog::delete_app))
+        .route(
+            "/v1/market/datasets",
+            get(catalog::list_datasets).post(catalog::publish_dataset),
+        )
+        .route(
+            "/v1/market/datasets/{name}",
+            delete(catalog::delete_dataset),
+        )
         .route(
             "/v1/account/order-key",
             get(deals::get_order_key).put(deals::put_order_key),

@@ -139,32 +139,36 @@ pub async fn deploy(
     }
     let id = WorkloadId::new(&c.tenant, &req.spec.name)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let module = match &req.spec.image {
-        Some(image) => {
+    let uses = crate::catalog::uses_of(req.market.as_ref());
+    let module = match (&uses.app, &req.spec.image) {
+        // A published app runs what it runs now.
+        (Some(app), _) => crate::catalog::app_module(&st, app)?,
+        (None, Some(image)) => {
             Payload::Image(st.store.resolve_image(&c.tenant, &image.name)?.pinned()).to_string()
         }
-        None => req.module,
+        (None, None) => req.module,
     };
     let order = req
         .market
         .as_ref()
         .map(|m| crate::deals::order_of(m, &req.spec, req.signed_by.as_ref()))
         .transpose()?;
-    crate::deals::check_order(&st, &c.tenant, &req.spec, &module, order.as_ref())?;
+    crate::deals::check_order(&st, &c.tenant, &req.spec, &module, order.as_ref(), &uses)?;
     let deploy = Command::DeployWorkload {
         tenant: c.tenant.clone(),
         spec: Box::new(req.spec),
         module,
         now_ms: now_ms(),
     };
+    let deploy = match order {
+        Some(order) => Command::DeployOrdered {
+            deploy: Box::new(deploy),
+            order,
+        },
+        None => deploy,
+    };
     st.control
-        .write(match order {
-            Some(order) => Command::DeployOrdered {
-                deploy: Box::new(deploy),
-                order,
-            },
-            None => deploy,
-        })
+        .write(crate::catalog::deploy_command(deploy, uses))
         .await?;
     st.control
         .state()

@@ -11,6 +11,7 @@
 
 mod account;
 mod audit;
+mod catalog;
 mod client;
 mod commands;
 mod images;
@@ -171,6 +172,12 @@ enum Cmd {
     /// The market: lenders' offers
     #[command(subcommand)]
     Market(market::MarketCmd),
+    /// Paid apps: publish a module or image others run at a price per task
+    #[command(subcommand)]
+    App(catalog::AppCmd),
+    /// Paid datasets: publish a bucket prefix others' tasks read as /input at a price per task
+    #[command(subcommand)]
+    Dataset(catalog::DatasetCmd),
     /// The audit log: every lifecycle event, ledger entry and administrative act, hash-chained and signed by replicas
     #[command(subcommand)]
     Audit(audit::AuditCmd),
@@ -262,6 +269,8 @@ fn main() -> std::process::ExitCode {
             Cmd::Account(a) => account::run(&g, a).await,
             Cmd::Market(c) => market::market(&g, c).await,
             Cmd::Audit(c) => audit::audit(&g, c).await,
+            Cmd::App(c) => catalog::app(&g, c).await,
+            Cmd::Dataset(c) => catalog::dataset(&g, c).await,
             Cmd::Openapi => {
                 println!("{}", stratus_api::openapi_json());
                 Ok(())

@@ -26,8 +26,16 @@ use crate::Global;
 )]
 pub struct RunArgs {
     /// The WASM module (.wasm, or .wat text)
-    #[arg(required_unless_present = "image", conflicts_with = "image")]
+    #[arg(required_unless_present_any = ["image", "app"], conflicts_with_all = ["image", "app"])]
     pub module: Option<PathBuf>,
+    /// Run a published app (OWNER/NAME, see `stratus app ls`) instead of a
+    /// module of your own; its owner is paid its price per task
+    #[arg(long, conflicts_with = "image")]
+    pub app: Option<String>,
+    /// Use a published dataset (OWNER/NAME, see `stratus dataset ls`) as the
+    /// task's /input; its owner is paid its price per task
+    #[arg(long)]
+    pub dataset: Option<String>,
     /// Run this container image (NAME[:TAG], imported with `stratus image import`) instead of a module
     #[arg(long)]
     pub image: Option<String>,
@@ -94,7 +102,7 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 }
 
 /// Streams the module at `path` to the API (never whole in memory).
-async fn upload(c: &Client, path: &Path) -> Result<ModuleRef> {
+pub async fn upload(c: &Client, path: &Path) -> Result<ModuleRef> {
     let len = tokio::fs::metadata(path)
         .await
         .with_context(|| format!("reading module {}", path.display()))?
@@ -142,6 +150,23 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
     let spec_text = format!("version: 1\nname: {name}\nkind: task\nwasm: {{ module: \"-\" }}\n");
     let mut spec = stratus_spec::parse(&spec_text, Format::Yaml).map_err(|e| anyhow!("{e}"))?;
     let module = match (&a.module, &a.image) {
+        // A published app: the pool runs what it runs now.
+        (None, None) if a.app.is_some() => {
+            let app = a.app.as_deref().unwrap_or_default();
+            if crate::catalog::app_is_image(&c, app).await? {
+                spec.wasm = None;
+                spec.image = Some(ImageSource {
+                    name: format!("app:{app}"),
+                    ports: a.publish.clone(),
+                    ..Default::default()
+                });
+            } else {
+                spec.wasm = Some(WasmSource {
+                    module: format!("app:{app}"),
+                });
+            }
+            String::new()
+        }
         (Some(path), _) => {
             spec.wasm = Some(WasmSource {
                 module: path.display().to_string(),
@@ -170,13 +195,16 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
     spec.resources.wall_time_secs = Some(a.timeout);
     spec.resources.cpu_secs = a.cpu_secs;
     spec.restart.attempts = 0;
-    let market = (a.max_price.is_some() || a.prefer.is_some()).then(|| MarketSpec {
+    let ordered = a.max_price.is_some() || a.prefer.is_some();
+    let market = (ordered || a.app.is_some() || a.dataset.is_some()).then(|| MarketSpec {
         max_price: a.max_price,
         prefer: a.prefer.map(|p| match p {
             Prefer::Cheapest => MarketPrefer::Cheapest,
             Prefer::Greenest => MarketPrefer::Greenest,
         }),
         trust: None,
+        app: a.app.clone(),
+        dataset: a.dataset.clone(),
     });
     let w = post_deploy(&c, spec, module, market).await?;
     // Wait for the instance.

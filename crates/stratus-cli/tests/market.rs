@@ -7,31 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Dev};
+use common::{tenant_token, wait_priced, wait_until, Dev};
 use serde_json::Value;
-
-/// Creates `name` (waiting for the API) and returns its token.
-fn tenant_token(dev: &Dev, name: &str) -> String {
-    wait_until("the API", Duration::from_secs(60), || {
-        let out = dev.cli(&["tenants", "create", name]);
-        match out.stdout.lines().last() {
-            Some(t) if out.status.success() => Ok(t.trim().to_string()),
-            _ => Err(out.stderr),
-        }
-    })
-}
-
-/// Waits until dev-node-0 is registered and priced.
-fn wait_priced(dev: &Dev) {
-    wait_until("the priced node", Duration::from_secs(60), || {
-        let out = dev.cli(&["market", "offers", "--json"]);
-        if out.stdout.contains("dev-node-0") {
-            Ok(())
-        } else {
-            Err(out.stderr)
-        }
-    });
-}
 
 #[test]
 fn accounts_deposits_withdrawals_and_statements() {

@@ -28,7 +28,7 @@
 //!
 //! [`ControlConfig::join`]: crate::ControlConfig::join
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -122,18 +122,21 @@ pub fn may_report_exec(s: &State, node: &NodeId, instance: &str, n: u32) -> bool
 }
 
 /// The modules and pinned images (`image:...`) of the workloads `node` is
-/// assigned an instance of (current and previous generation): all an
-/// agent may fetch.
-pub fn assigned_modules(s: &State, node: &NodeId) -> BTreeSet<(String, Payload)> {
+/// assigned an instance of (current and previous generation), by the
+/// workload's tenant, with the tenant whose store holds each (the owner of
+/// a published app the workload runs, see [`State::payload_holder`]): all
+/// an agent may fetch, and where from.
+pub fn assigned_modules(s: &State, node: &NodeId) -> BTreeMap<(String, Payload), String> {
     s.instances
         .values()
         .filter(|i| i.node == *node)
         .filter_map(|i| s.workloads.get(i.workload.as_str()))
         .flat_map(|w| {
+            let holder = s.payload_holder(w).to_string();
             [Some(&w.module), w.previous.as_ref().map(|p| &p.1)]
                 .into_iter()
                 .flatten()
-                .map(|m| (w.tenant.clone(), m.clone()))
+                .map(move |m| ((w.tenant.clone(), m.clone()), holder.clone()))
         })
         .collect()
 }
@@ -303,7 +306,7 @@ impl Control {
         self.is_member(peer)
             || self.inner.reader.read(|s| {
                 assigned_modules(s, peer)
-                    .iter()
+                    .keys()
                     .any(|(_, m)| m.module().is_some_and(|m| m.as_str() == hash))
             })
     }
@@ -311,36 +314,43 @@ impl Control {
     /// Whether chunk `id` of `tenant` belongs to a module (stored as an
     /// object) or an image pinned by a workload `peer` is assigned: each
     /// module's chunk list and each image's flist is read once and its chunk
-    /// ids kept ([`MAX_CACHED_IMAGES`] sets).
-    pub(crate) async fn may_read_chunk(
+    /// ids kept ([`MAX_CACHED_IMAGES`] sets). `Some(holder)` when it does:
+    /// the tenant whose store holds it (the workload's own, or a published
+    /// app's owner).
+    pub(crate) async fn chunk_holder(
         &self,
         peer: &NodeId,
         tenant: &str,
         id: &[u8; 32],
-    ) -> Result<bool, Response> {
+    ) -> Result<Option<String>, Response> {
         let (mut images, mut modules) = (Vec::new(), Vec::new());
         self.inner.reader.read(|s| {
-            for (t, m) in assigned_modules(s, peer) {
+            for ((t, m), holder) in assigned_modules(s, peer) {
                 match m {
                     _ if t != tenant => {}
-                    Payload::Image(i) => images.push(i),
-                    Payload::Wasm(m) => modules.push(m),
+                    Payload::Image(i) => images.push((holder, i)),
+                    Payload::Wasm(m) => modules.push((holder, m)),
                 }
             }
         });
-        if self.module_has_chunk(tenant, &modules, id).await {
-            return Ok(true);
+        for (holder, m) in &modules {
+            if self
+                .module_has_chunk(holder, std::slice::from_ref(m), id)
+                .await
+            {
+                return Ok(Some(holder.clone()));
+            }
         }
         if images.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         let server = self.inner.images.lock().ok().and_then(|i| i.clone());
         let Some(server) = server else {
             return Err(crate::serve::images_unavailable());
         };
         let mut sets = self.inner.authz.chunks.lock().await;
-        for image in images {
-            let key = (tenant.to_string(), image.to_string());
+        for (holder, image) in images {
+            let key = (holder.clone(), image.to_string());
             let set = match sets.sets.get(&key) {
                 Some(set) => set.clone(),
                 None => {
@@ -360,10 +370,10 @@ impl Control {
                 }
             };
             if set.contains(id) {
-                return Ok(true);
+                return Ok(Some(holder));
             }
         }
-        Ok(false)
+        Ok(None)
     }
 }
 

@@ -13,6 +13,8 @@ use stratus_state::{Command, Desired, State, Workload};
 pub const OVER_MAX_PRICE: &str = "price over max_price";
 /// Reason key of a node whose offer is not available now.
 pub const UNAVAILABLE: &str = "offer not available now";
+/// Reason key of the requester's own node for a paid app or dataset.
+pub const OWN_NODE: &str = "requester's own node (paid app or dataset)";
 
 /// The market side of placing `w` at `now_ms`, or `None` when every node
 /// runs it free. `spent`: what the tenant's placements earlier in this
@@ -23,7 +25,9 @@ pub fn market_for(
     now_ms: u64,
     spent: &BTreeMap<String, u64>,
 ) -> Option<Market> {
-    if state.offers.is_empty() {
+    // Without offers everything runs free, unless a paid app or dataset
+    // makes every placement a deal.
+    if state.offers.is_empty() && state.uses_of(w.id.as_str()).is_none() {
         return None;
     }
     let mut quotes = std::collections::HashMap::new();
@@ -34,6 +38,7 @@ pub fn market_for(
             Err(NoFit::Price { .. }) => Quote::NoFit(OVER_MAX_PRICE.into()),
             Err(NoFit::Unavailable) => Quote::NoFit(UNAVAILABLE.into()),
             Err(NoFit::Overflow(_)) => Quote::NoFit("prices overflow".into()),
+            Err(NoFit::OwnNode) => Quote::NoFit(OWN_NODE.into()),
         };
         quotes.insert(*id, quote);
     }

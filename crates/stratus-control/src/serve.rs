@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use stratus_net::Endpoint;
 use stratus_proto::{rpc, Request, Response};
 use stratus_state::Command;
-use stratus_types::{ErrorCode, ImageRef, ModuleRef, NodeId, NodeStatus};
+use stratus_types::{ErrorCode, ImageRef, ModuleRef, NodeId, NodeStatus, Payload};
 
 use crate::proposer::ProposeError;
 use crate::{now_ms, resolve, Control, ControlError, ImageServer, VolumeServer, RPC_TIMEOUT};
@@ -101,18 +101,18 @@ impl Control {
     /// instance of a workload of `tenant` running module `hash`.
     fn module_chunks(&self, peer: &NodeId, tenant: &str, hash: &str) -> Response {
         self.inner.reader.read(|s| {
-            let assigned = hash.parse::<ModuleRef>().is_ok_and(|m| {
-                crate::authz::assigned_modules(s, peer).contains(&(tenant.to_string(), m.into()))
+            let holder = hash.parse::<ModuleRef>().ok().and_then(|m| {
+                crate::authz::assigned_modules(s, peer).remove(&(tenant.to_string(), m.into()))
             });
-            if !assigned {
+            let Some(holder) = holder else {
                 return Response::Error {
                     code: ErrorCode::Forbidden,
                     message: format!(
                         "{peer} is assigned no instance of a workload of {tenant} running module {hash}"
                     ),
                 };
-            }
-            match s.module_data(tenant, hash) {
+            };
+            match s.module_data(&holder, hash) {
                 Some((size, data)) => Response::ModuleChunks {
                     size,
                     chunks: data
@@ -155,15 +155,13 @@ impl Control {
         }
     }
 
-    /// Whether `peer` is assigned an instance of a workload of `tenant` that
-    /// runs a container image (`image`, when given): an agent reads only the
-    /// images of what it runs.
-    fn runs_image(&self, peer: &NodeId, tenant: &str, image: &ImageRef) -> bool {
-        self.peer_runs(peer, tenant, false, |w| {
-            [Some(&w.module), w.previous.as_ref().map(|p| &p.1)]
-                .into_iter()
-                .flatten()
-                .any(|m| m.image() == Some(image))
+    /// Whose store holds container image `image` run by a workload of
+    /// `tenant` that `peer` is assigned an instance of (`None`: no such
+    /// workload): an agent reads only the images of what it runs.
+    fn image_holder(&self, peer: &NodeId, tenant: &str, image: &ImageRef) -> Option<String> {
+        self.inner.reader.read(|s| {
+            crate::authz::assigned_modules(s, peer)
+                .remove(&(tenant.to_string(), Payload::Image(image.clone())))
         })
     }
 
@@ -241,11 +239,12 @@ impl Control {
             Request::GetModuleChunks { tenant, hash } => self.module_chunks(&peer, &tenant, &hash),
             Request::GetFlist { tenant, image } => self.flist(&peer, tenant, &image).await,
             Request::GetChunk { tenant, id } => {
-                let allowed = match self.may_read_chunk(&peer, &tenant, &id).await {
-                    Ok(allowed) => allowed,
+                let holder = match self.chunk_holder(&peer, &tenant, &id).await {
+                    Ok(holder) => holder,
                     Err(answer) => return answer,
                 };
-                self.serve_image(&peer, allowed, |i| i.chunk(tenant, id))
+                let allowed = holder.is_some();
+                self.serve_image(&peer, allowed, |i| i.chunk(holder.unwrap_or(tenant), id))
                     .await
             }
             Request::GetVolume {
@@ -389,9 +388,14 @@ impl Control {
     /// The flist of a pinned image one of `peer`'s workloads runs.
     async fn flist(&self, peer: &NodeId, tenant: String, image: &str) -> Response {
         // A string that is no image reference pins nothing.
-        let pinned = image.parse::<ImageRef>().ok();
-        match pinned.filter(|r| self.runs_image(peer, &tenant, r)) {
-            Some(r) => self.serve_image(peer, true, |i| i.flist(tenant, r)).await,
+        let Some(pinned) = image.parse::<ImageRef>().ok() else {
+            return images_forbidden(peer);
+        };
+        match self.image_holder(peer, &tenant, &pinned) {
+            Some(holder) => {
+                self.serve_image(peer, true, |i| i.flist(holder, pinned))
+                    .await
+            }
             None => images_forbidden(peer),
         }
     }
@@ -427,7 +431,14 @@ impl Control {
                         Some((spec, module)) if i.generation != w.generation => {
                             (spec.clone(), module.clone())
                         }
-                        _ => (w.spec.clone(), w.module.clone()),
+                        _ => {
+                            let mut spec = w.spec.clone();
+                            // A paid dataset is the task's `/input`.
+                            if let Some((_, folder)) = s.dataset_input(w.id.as_str()) {
+                                spec.input = Some(folder.clone());
+                            }
+                            (spec, w.module.clone())
+                        }
                     };
                     Some(stratus_proto::Assignment {
                         instance: i.clone(),

@@ -13,7 +13,10 @@
 //! and a key or listing prefix under the declared prefix) or that output
 //! (the bucket, and a key under the declared prefix). The store then checks
 //! that the bucket belongs to `tenant`, so a workload naming another
-//! tenant's bucket is refused there.
+//! tenant's bucket is refused there. The one exception is a paid dataset
+//! (`market: { dataset: OWNER/NAME }`, [`stratus_state::catalog`]): a node
+//! running a live instance of a workload that uses it, under an open
+//! deal, reads the dataset's objects from its owner's store.
 
 use std::sync::Arc;
 
@@ -115,7 +118,15 @@ impl Control {
                 }
             }
         };
-        if !self.declares(&peer, folder, tenant, bucket, key) {
+        let holder = if self.declares(&peer, folder, tenant, bucket, key) {
+            Some(tenant.clone())
+        } else {
+            match folder {
+                Folder::Input => self.dataset_holder(&peer, tenant, bucket, key),
+                Folder::Output => None,
+            }
+        };
+        let Some(holder) = holder else {
             let what = match folder {
                 Folder::Input => "an input",
                 Folder::Output => "an output",
@@ -126,7 +137,7 @@ impl Control {
                     "{peer} runs no instance of a workload of {tenant} with {what} in {bucket}/{key}"
                 ),
             };
-        }
+        };
         let server = self.inner.task_io.lock().ok().and_then(|t| t.clone());
         let Some(server) = server else {
             return Response::Error {
@@ -135,20 +146,22 @@ impl Control {
             };
         };
         let answer = match req {
+            // Input is read from the store of its holder: the tenant's own,
+            // or a paid dataset's owner.
             Request::ListInput {
-                tenant,
                 bucket,
                 prefix,
                 after,
-            } => server.list_objects(tenant, bucket, prefix, after),
+                ..
+            } => server.list_objects(holder, bucket, prefix, after),
             Request::GetInput {
-                tenant,
                 bucket,
                 key,
                 version,
                 offset,
                 len,
-            } => server.read_object(tenant, bucket, key, version, offset, len),
+                ..
+            } => server.read_object(holder, bucket, key, version, offset, len),
             Request::PutOutput {
                 tenant,
                 bucket,
@@ -161,6 +174,32 @@ impl Control {
             Ok(r) => r,
             Err((code, message)) => Response::Error { code, message },
         }
+    }
+
+    /// The owner of the paid dataset `bucket/key` (a key, or a listing
+    /// prefix, under the dataset's prefix) when `peer` runs a live instance
+    /// of a workload of `tenant` that uses it, under an open deal: a
+    /// dataset is read only inside a paid deal, for that instance
+    /// ([`stratus_state::catalog`]).
+    fn dataset_holder(
+        &self,
+        peer: &NodeId,
+        tenant: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Option<String> {
+        self.inner.reader.read(|s| {
+            s.instances.values().find_map(|i| {
+                let live = !i.state.is_terminal() && i.state != stratus_state::InstanceState::Lost;
+                if i.node != *peer || !live || !s.deals.contains_key(&i.id) {
+                    return None;
+                }
+                let w = s.workloads.get(i.workload.as_str())?;
+                let (owner, folder) = s.dataset_input(w.id.as_str())?;
+                (w.tenant == tenant && folder.bucket == bucket && key.starts_with(&folder.prefix))
+                    .then(|| owner.to_string())
+            })
+        })
     }
 
     /// Whether `peer` is assigned a live instance of a workload of `tenant`

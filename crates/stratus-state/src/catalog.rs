@@ -117,6 +117,15 @@ pub enum ListingKind {
     Dataset,
 }
 
+impl Used {
+    /// The app and dataset owners with their prices (what each deal pays
+    /// them per task).
+    pub fn prices(&self) -> (Option<(TenantName, Amount)>, Option<(TenantName, Amount)>) {
+        let ds = self.dataset.as_ref().map(|(o, p, _)| (o.clone(), *p));
+        (self.app.clone(), ds)
+    }
+}
+
 /// A change to the catalog.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CatalogCommand {
@@ -320,7 +329,7 @@ impl State {
     /// Resolves what a deploy running `module` uses: the app it names
     /// must exist and be what `module` names, the dataset must exist and
     /// allow that app.
-    pub(crate) fn resolve_uses(&self, uses: &Uses, module: &str) -> Result<Used, ApplyError> {
+    pub fn resolve_uses(&self, uses: &Uses, module: &str) -> Result<Used, ApplyError> {
         let app = match &uses.app {
             None => None,
             Some(id) => {
@@ -381,19 +390,6 @@ impl State {
     pub fn dataset_input(&self, id: &str) -> Option<(&str, &ObjectFolder)> {
         let (owner, _, folder) = self.uses.get(id)?.dataset.as_ref()?;
         Some((owner.as_str(), folder))
-    }
-
-    /// The app and dataset owners of workload `id` with their prices (what
-    /// its deals pay them per task).
-    pub(crate) fn listing_prices(
-        &self,
-        id: &str,
-    ) -> (Option<(TenantName, Amount)>, Option<(TenantName, Amount)>) {
-        let Some(u) = self.uses.get(id) else {
-            return (None, None);
-        };
-        let ds = u.dataset.as_ref().map(|(o, p, _)| (o.clone(), *p));
-        (u.app.clone(), ds)
     }
 }
 

@@ -164,22 +164,24 @@ impl State {
         node: &NodeId,
         at_ms: u64,
     ) -> Result<Option<Terms>, NoFit> {
-        self.placement_terms_with(w, node, at_ms, &self.order(w.id.as_str()))
+        let used = self.uses.get(w.id.as_str());
+        self.placement_terms_with(w, node, at_ms, &self.order(w.id.as_str()), used)
     }
 
-    /// [`State::placement_terms`] under `order` instead of the stored one
-    /// (to check a deploy before it is written).
+    /// [`State::placement_terms`] under `order` and using `used` instead
+    /// of the stored ones (to check a deploy before it is written).
     pub fn placement_terms_with(
         &self,
         w: &Workload,
         node: &NodeId,
         at_ms: u64,
         order: &Order,
+        used: Option<&crate::catalog::Used>,
     ) -> Result<Option<Terms>, NoFit> {
         let Some(record) = self.nodes.get(node) else {
             return Ok(None);
         };
-        let (app, dataset) = self.listing_prices(w.id.as_str());
+        let (app, dataset) = used.map(|u| u.prices()).unwrap_or_default();
         let listed = app.is_some() || dataset.is_some();
         if listed && record.owner == w.tenant {
             return Err(NoFit::OwnNode);

@@ -723,3 +723,29 @@ pub fn parse_nodes(json: &str) -> Result<Vec<(String, String, String)>, String> 
     out.sort();
     Ok(out)
 }
+
+// ---------------------------------------------------------------- market
+
+/// Creates tenant `name` on `dev` (waiting for the API) and returns its
+/// token.
+pub fn tenant_token(dev: &Dev, name: &str) -> String {
+    wait_until("the API", Duration::from_secs(60), || {
+        let out = dev.cli(&["tenants", "create", name]);
+        match out.stdout.lines().last() {
+            Some(t) if out.status.success() => Ok(t.trim().to_string()),
+            _ => Err(out.stderr),
+        }
+    })
+}
+
+/// Waits until dev-node-0 is registered and priced.
+pub fn wait_priced(dev: &Dev) {
+    wait_until("the priced node", Duration::from_secs(60), || {
+        let out = dev.cli(&["market", "offers", "--json"]);
+        if out.stdout.contains("dev-node-0") {
+            Ok(())
+        } else {
+            Err(out.stderr)
+        }
+    });
+}

@@ -1,0 +1,173 @@
+//! Paid apps and datasets through the real binary (issue 15, item 5): an
+//! app owner publishes a module, a dataset owner a bucket prefix kept for
+//! that app; a requester runs the app on the dataset and each owner is
+//! paid exactly its price, while the requester can neither read the
+//! dataset nor use it with a module of its own.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{tenant_token, wait_priced, wait_until, Dev};
+use serde_json::Value;
+
+/// `cat NAME`: writes /input/NAME (the first preopen, fd 3) to stdout.
+const CAT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func $len (param $p i32) (result i32) (local $n i32)
+    (block $d (loop $l
+      (br_if $d (i32.eqz (i32.load8_u (i32.add (local.get $p) (local.get $n)))))
+      (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $l)))
+    (local.get $n))
+  (func (export "_start") (local $name i32) (local $fd i32) (local $n i32)
+    (drop (call $sizes (i32.const 16) (i32.const 20)))
+    (if (i32.or (i32.lt_u (i32.load (i32.const 16)) (i32.const 2))
+                (i32.gt_u (i32.load (i32.const 20)) (i32.const 900)))
+      (then (call $exit (i32.const 4))))
+    (drop (call $args_get (i32.const 64) (i32.const 128)))
+    (local.set $name (i32.load (i32.const 68)))
+    (if (call $open (i32.const 3) (i32.const 0) (local.get $name) (call $len (local.get $name))
+          (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 12))
+      (then (call $exit (i32.const 2))))
+    (local.set $fd (i32.load (i32.const 12)))
+    (loop $copy
+      (i32.store (i32.const 0) (i32.const 4096))
+      (i32.store (i32.const 4) (i32.const 4096))
+      (if (call $read (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8))
+        (then (call $exit (i32.const 6))))
+      (local.set $n (i32.load (i32.const 8)))
+      (if (local.get $n) (then
+        (i32.store (i32.const 4) (local.get $n))
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (br $copy))))))
+"#;
+
+const FORECAST: &str = "sunny, 21 degrees\n";
+
+#[test]
+fn a_paid_app_runs_on_a_paid_dataset_and_each_owner_is_paid_its_price() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start("cloud", root.path(), 2, 10);
+    let alice = tenant_token(&dev, "alice");
+    let dora = tenant_token(&dev, "dora");
+    let rita = tenant_token(&dev, "rita");
+    let as_ = |token: &str, args: &[&str]| dev.cli_env(args, &[("STRATUS_TOKEN", token)]);
+    let balance = |tenant: &str| -> u64 {
+        let out = dev.cli(&["account", "--tenant", tenant, "--json"]);
+        let v: Value = serde_json::from_str(&out.stdout).expect("json");
+        v["balance"].as_u64().expect("balance")
+    };
+    wait_priced(&dev);
+    dev.cli(&["account", "deposit", "rita", "10000000"])
+        .success("deposit");
+
+    // Alice publishes her module; Dora a prefix of her bucket, for
+    // alice/cat only.
+    let cat = root.path().join("cat.wat");
+    std::fs::write(&cat, CAT).expect("write");
+    let out = as_(
+        &alice,
+        &[
+            "app",
+            "publish",
+            &cat.to_string_lossy(),
+            "--name",
+            "cat",
+            "--price",
+            "700",
+        ],
+    );
+    assert!(
+        out.stdout.contains("alice/cat"),
+        "{}",
+        out.success("publish")
+    );
+    as_(&dora, &["bucket", "create", "weather"]).success("bucket");
+    let file = root.path().join("today.txt");
+    std::fs::write(&file, FORECAST).expect("write");
+    as_(
+        &dora,
+        &["put", &file.to_string_lossy(), "weather/2026/today.txt"],
+    )
+    .success("put");
+    as_(
+        &dora,
+        &[
+            "dataset",
+            "publish",
+            "weather/2026/",
+            "--name",
+            "weather",
+            "--price",
+            "300",
+            "--app",
+            "alice/cat",
+        ],
+    )
+    .success("dataset publish");
+    let out = as_(&rita, &["dataset", "ls"]);
+    assert!(out.stdout.contains("dora/weather"), "{}", out.stdout);
+
+    // Rita cannot read the data directly, nor with a module of her own.
+    let out = as_(&rita, &["get", "weather/2026/today.txt"]);
+    assert!(!out.status.success());
+    assert!(!out.stdout.contains("sunny"));
+    let out = as_(
+        &rita,
+        &[
+            "run",
+            &cat.to_string_lossy(),
+            "--dataset",
+            "dora/weather",
+            "--",
+            "today.txt",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        out.stderr
+            .contains("may only be used with the apps alice/cat"),
+        "{}",
+        out.stderr
+    );
+
+    // Inside a paid deal, the app reads the dataset.
+    let total = |names: &[&str]| names.iter().map(|n| balance(n)).sum::<u64>();
+    let everyone = ["rita", "alice", "dora", "lender-0", "lender-1", "admin"];
+    let before = total(&everyone);
+    let out = as_(
+        &rita,
+        &[
+            "run",
+            "--app",
+            "alice/cat",
+            "--dataset",
+            "dora/weather",
+            "--",
+            "today.txt",
+        ],
+    );
+    assert_eq!(out.stdout, FORECAST, "stderr: {}", out.stderr);
+    // The deal closes with the last usage report.
+    wait_until("the deal to close", Duration::from_secs(30), || {
+        let out = dev.cli(&["account", "--tenant", "rita", "--json"]);
+        let v: Value = serde_json::from_str(&out.stdout).map_err(|e| e.to_string())?;
+        if v["held"] == 0 {
+            Ok(())
+        } else {
+            Err(out.stdout)
+        }
+    });
+    assert_eq!(balance("alice"), 700);
+    assert_eq!(balance("dora"), 300);
+    let lenders = balance("lender-0") + balance("lender-1") + balance("admin");
+    assert_eq!(balance("rita"), 10_000_000 - 700 - 300 - lenders);
+    assert_eq!(total(&everyone), before, "money is conserved");
+}
