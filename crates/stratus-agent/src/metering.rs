@@ -3,7 +3,10 @@
 //!
 //! Each instance has one [`Meter`] for its whole life here (the executor
 //! adds CPU time and the memory peak to it as it runs, through restarts)
-//! and a wall clock summed over its runs. Every [`USAGE_EVERY`] while it
+//! and a wall clock summed over its runs, and the bytes it delivered
+//! (what it wrote to its output streams, execs' included, and the
+//! `/output` files stored for it: the "bytes served" an offer prices per
+//! GiB). Every [`USAGE_EVERY`] while it
 //! runs, and once when it ends, the runner sends a cumulative report
 //! signed with the node key; the control plane pays the deal the
 //! difference. An instance that never started sends no report: its deal
@@ -38,6 +41,9 @@ pub(super) struct InstanceUsage {
     started: Option<Instant>,
     /// It ended for good: the next report is its last.
     ended: bool,
+    /// Bytes it delivered: its output streams and the `/output` files
+    /// stored for it.
+    served: u64,
     /// Number of the last report sent (0: none).
     seq: u64,
     /// When a report was last sent.
@@ -51,7 +57,7 @@ impl InstanceUsage {
             cpu_ms: u64::try_from(self.meter.cpu().as_millis()).unwrap_or(u64::MAX),
             memory_peak_bytes: self.meter.memory_peak(),
             wall_ms: u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
-            bytes_served: 0,
+            bytes_served: self.served,
         }
     }
 }
@@ -69,6 +75,12 @@ impl Runner {
     /// The meter of instance `id` (the same one for all its runs).
     pub(super) fn meter(&self, id: &str) -> Meter {
         self.with_usage(id, |u| u.meter.clone()).unwrap_or_default()
+    }
+
+    /// Instance `id` delivered `bytes` more (output it wrote, files of its
+    /// `/output` stored).
+    pub(super) fn served(&self, id: &str, bytes: u64) {
+        self.with_usage(id, |u| u.served = u.served.saturating_add(bytes));
     }
 
     /// A run of `id` starts.
@@ -163,5 +175,25 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_adds_cpu_memory_wall_and_the_bytes_served_over_runs() {
+        let mut u = InstanceUsage::default();
+        u.meter.add_cpu(Duration::from_millis(1_500));
+        u.meter.see_memory(4 << 20);
+        u.wall_done = Duration::from_secs(2);
+        u.served = 14;
+        u.served = u.served.saturating_add(1 << 20);
+        let usage = u.usage();
+        assert_eq!(usage.cpu_ms, 1_500);
+        assert_eq!(usage.memory_peak_bytes, 4 << 20);
+        assert_eq!(usage.wall_ms, 2_000);
+        assert_eq!(usage.bytes_served, 14 + (1 << 20));
     }
 }

@@ -371,6 +371,9 @@ impl Runner {
                 let _ = f.write_all(&data);
             }
             let len = data.len() as u64;
+            if let Some(l) = stratus_types::LogStream::parse(log_id) {
+                self.served(l.instance, len);
+            }
             self.push_log(LogChunk {
                 instance: log_id.to_string(),
                 offset,

@@ -414,14 +414,17 @@ impl Runner {
             let rpc = crate::volumes::Connected(self.connector());
             let tenant = t.a.instance.workload.tenant();
             let (state, kind, msg) = match taskio::upload_output(&rpc, tenant, f, dir).await {
-                Ok(u) => (
-                    InstanceState::Running,
-                    "output",
-                    format!(
-                        "stored {} files ({} bytes) in {}/{}",
-                        u.files, u.bytes, f.bucket, f.prefix
-                    ),
-                ),
+                Ok(u) => {
+                    self.served(id, u.bytes);
+                    (
+                        InstanceState::Running,
+                        "output",
+                        format!(
+                            "stored {} files ({} bytes) in {}/{}",
+                            u.files, u.bytes, f.bucket, f.prefix
+                        ),
+                    )
+                }
                 Err(e) => {
                     let reason = e.to_string();
                     (

@@ -11,44 +11,6 @@ use std::time::Duration;
 use common::{tenant_token, wait_priced, wait_until, Dev};
 use serde_json::Value;
 
-/// `cat NAME`: writes /input/NAME (the first preopen, fd 3) to stdout.
-const CAT: &str = r#"(module
-  (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "path_open"
-    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-  (memory (export "memory") 1)
-  (func $len (param $p i32) (result i32) (local $n i32)
-    (block $d (loop $l
-      (br_if $d (i32.eqz (i32.load8_u (i32.add (local.get $p) (local.get $n)))))
-      (local.set $n (i32.add (local.get $n) (i32.const 1))) (br $l)))
-    (local.get $n))
-  (func (export "_start") (local $name i32) (local $fd i32) (local $n i32)
-    (drop (call $sizes (i32.const 16) (i32.const 20)))
-    (if (i32.or (i32.lt_u (i32.load (i32.const 16)) (i32.const 2))
-                (i32.gt_u (i32.load (i32.const 20)) (i32.const 900)))
-      (then (call $exit (i32.const 4))))
-    (drop (call $args_get (i32.const 64) (i32.const 128)))
-    (local.set $name (i32.load (i32.const 68)))
-    (if (call $open (i32.const 3) (i32.const 0) (local.get $name) (call $len (local.get $name))
-          (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 12))
-      (then (call $exit (i32.const 2))))
-    (local.set $fd (i32.load (i32.const 12)))
-    (loop $copy
-      (i32.store (i32.const 0) (i32.const 4096))
-      (i32.store (i32.const 4) (i32.const 4096))
-      (if (call $read (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8))
-        (then (call $exit (i32.const 6))))
-      (local.set $n (i32.load (i32.const 8)))
-      (if (local.get $n) (then
-        (i32.store (i32.const 4) (local.get $n))
-        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-        (br $copy))))))
-"#;
-
 const FORECAST: &str = "sunny, 21 degrees\n";
 
 #[test]
@@ -70,8 +32,7 @@ fn a_paid_app_runs_on_a_paid_dataset_and_each_owner_is_paid_its_price() {
 
     // Alice publishes her module; Dora a prefix of her bucket, for
     // alice/cat only.
-    let cat = root.path().join("cat.wat");
-    std::fs::write(&cat, CAT).expect("write");
+    let cat = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wasm/cat.wat");
     let out = as_(
         &alice,
         &[

@@ -117,10 +117,13 @@ pub enum ListingKind {
     Dataset,
 }
 
+/// An owner paid per task, and its price.
+pub type Payee = (TenantName, Amount);
+
 impl Used {
     /// The app and dataset owners with their prices (what each deal pays
     /// them per task).
-    pub fn prices(&self) -> (Option<(TenantName, Amount)>, Option<(TenantName, Amount)>) {
+    pub fn prices(&self) -> (Option<Payee>, Option<Payee>) {
         let ds = self.dataset.as_ref().map(|(o, p, _)| (o.clone(), *p));
         (self.app.clone(), ds)
     }
