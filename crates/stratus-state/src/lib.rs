@@ -55,6 +55,7 @@ pub mod rows;
 pub mod sealing;
 mod seqlog;
 mod storage;
+pub mod storage_billing;
 #[cfg(any(test, feature = "testing", feature = "bench"))]
 pub mod synth;
 mod tables;
@@ -434,6 +435,9 @@ pub struct State {
     pub order_keys: Tracked<TenantName, [u8; 32]>,
     /// The head of the audit log ([`audit`]).
     pub audit: Cell<audit::AuditHead>,
+    /// When stored bytes were last billed (leader clock; `None`: never,
+    /// [`storage_billing`]).
+    pub storage_billed_ms: Cell<Option<u64>>,
     /// The log index of the command being applied (not stored: for the
     /// audit records made deep inside an apply, such as ledger entries).
     applying: u64,

@@ -34,6 +34,7 @@ impl State {
             deals: Tracked::load(k, "deals")?,
             order_keys: Tracked::load(k, "order_keys")?,
             audit: Cell::load(k, "audit")?,
+            storage_billed_ms: Cell::load(k, "storage_billed_ms")?,
             applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
@@ -64,6 +65,7 @@ impl State {
         self.deals.flush(kv, "deals");
         self.order_keys.flush(kv, "order_keys");
         self.audit.flush(kv, "audit");
+        self.storage_billed_ms.flush(kv, "storage_billed_ms");
         self.store.flush();
     }
 
@@ -146,6 +148,7 @@ impl State {
             deals: self.deals.clone(),
             order_keys: self.order_keys.clone(),
             audit: self.audit.clone(),
+            storage_billed_ms: self.storage_billed_ms.clone(),
             applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }
