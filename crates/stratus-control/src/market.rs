@@ -55,6 +55,20 @@ pub fn market_for(
     })
 }
 
+/// The storage billing due at `now_ms` with billings `every` apart
+/// (`None`: an hour), if one is ([`stratus_state::storage_billing`]).
+pub fn storage_billing(
+    state: &State,
+    now_ms: u64,
+    every: Option<std::time::Duration>,
+) -> Option<Command> {
+    let every_ms = every.map_or(
+        stratus_state::storage_billing::DEFAULT_BILLING_EVERY_MS,
+        |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+    );
+    stratus_state::storage_billing::bill_storage_command(state, now_ms, every_ms)
+}
+
 /// Commands for open deals at `now_ms`: refunds of deals whose instance
 /// ended without a last report (or was lost, or is gone), and stops of
 /// instances whose deal ran out of money.
