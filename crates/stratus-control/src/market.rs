@@ -95,3 +95,28 @@ pub fn deal_commands(state: &State, now_ms: u64) -> Vec<Command> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn storage_billing_is_proposed_once_per_period() {
+        let mut s = State::default();
+        let every = Some(Duration::from_secs(10));
+        // Never billed: due at once (it starts the clock).
+        let Some(first) = storage_billing(&s, 1_000, every) else {
+            panic!("the first billing is due at once");
+        };
+        assert!(s.apply(1, &first).error.is_none());
+        assert!(storage_billing(&s, 10_999, every).is_none());
+        assert_eq!(
+            storage_billing(&s, 11_000, every),
+            Some(Command::Market(MarketCommand::BillStorage { now_ms: 11_000 }))
+        );
+        // The default period is an hour.
+        assert!(storage_billing(&s, 1_000 + 3_599_999, None).is_none());
+        assert!(storage_billing(&s, 1_000 + 3_600_000, None).is_some());
+    }
+}
