@@ -113,7 +113,9 @@ mod tests {
         assert!(storage_billing(&s, 10_999, every).is_none());
         assert_eq!(
             storage_billing(&s, 11_000, every),
-            Some(Command::Market(MarketCommand::BillStorage { now_ms: 11_000 }))
+            Some(Command::Market(MarketCommand::BillStorage {
+                now_ms: 11_000
+            }))
         );
         // The default period is an hour.
         assert!(storage_billing(&s, 1_000 + 3_599_999, None).is_none());

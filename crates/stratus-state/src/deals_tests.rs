@@ -348,7 +348,10 @@ fn a_deal_without_a_last_report_is_refunded_after_the_grace() {
 enum Op {
     Deposit(u64),
     Place,
-    Report { cpu_ms: u64, last: bool },
+    Report {
+        cpu_ms: u64,
+        last: bool,
+    },
     Lost,
     Close,
     /// Storage billing after this many ms.

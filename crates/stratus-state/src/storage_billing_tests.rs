@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use stratus_chunk::{ChunkId, PieceId};
 use stratus_market::settle::MONTH_MS;
 use stratus_market::{Account, Amount, Offer, Prices, Reason};
-use stratus_chunk::{ChunkId, PieceId};
 use stratus_types::{NodeId, NodeStatus, ADMIN_TENANT};
 
 use crate::accounts::MarketCommand;
@@ -136,7 +136,10 @@ fn pack(c: u8, len: u64, nodes: [u8; 3]) -> Command {
         profile: ErasureProfile { k: 2, m: 1 },
         data_len: len,
         piece_len: len / 2,
-        pieces: nodes.iter().map(|n| (PieceId([*n; 32]), node(*n))).collect(),
+        pieces: nodes
+            .iter()
+            .map(|n| (PieceId([*n; 32]), node(*n)))
+            .collect(),
         chunks: vec![NewChunk {
             id: chunk(c),
             offset: 0,
