@@ -32,6 +32,7 @@ pub(crate) async fn market(deals: usize, concurrency: usize) -> Result<()> {
         storage_capacity: 0,
         store: stratus_store::StoreConfig::default(),
         s3_port: None,
+        storage_billing_every: None,
     })
     .await?;
     let control = cloud.replicas[0].control.clone().context("no control")?;

@@ -51,6 +51,7 @@ pub(crate) async fn run_bench(runs: usize) -> Result<()> {
         storage_capacity: 0,
         store: stratus_store::StoreConfig::default(),
         s3_port: None,
+        storage_billing_every: None,
     })
     .await?;
     let (api, token) = (cloud.api_url.clone(), cloud.admin_token.clone());

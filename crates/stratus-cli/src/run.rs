@@ -333,6 +333,7 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
         storage_capacity,
         store: retention(None, None, a.lifecycle_day_secs, Default::default()),
         s3_port: (a.s3_port != 0).then_some(a.s3_port),
+        storage_billing_every: None,
     };
     let cloud = stratus_node::dev::start(cfg.clone())
         .await
@@ -603,6 +604,7 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
                 .map(|s| parse_state_cache(&s))
                 .transpose()
                 .context("--state-cache")?,
+            storage_billing_every: f.server.storage_billing_secs.map(Duration::from_secs),
         }),
         agent: None,
         cluster_name: "stratus".into(),

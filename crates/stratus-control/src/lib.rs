@@ -124,6 +124,9 @@ pub struct ControlConfig {
     /// `stratus_raft::store::DEFAULT_STATE_CACHE`, 64 MiB). What does not fit
     /// is read from the file.
     pub state_cache_bytes: Option<u64>,
+    /// Time between two storage billings the leader proposes (`None`:
+    /// [`stratus_state::storage_billing::DEFAULT_BILLING_EVERY_MS`], an hour).
+    pub storage_billing_every: Option<Duration>,
 }
 
 /// Default of [`ControlConfig::snapshot_every`].
@@ -810,6 +813,16 @@ impl Control {
         for cmd in decisions.commands {
             if let Err(e) = self.write(cmd).await {
                 tracing::warn!(error = %e, "applying a scheduling decision");
+            }
+        }
+        let every = self.inner.cfg.storage_billing_every;
+        if let Some(cmd) = self
+            .inner
+            .reader
+            .read(|s| market::storage_billing(s, now_ms(), every))
+        {
+            if let Err(e) = self.write(cmd).await {
+                tracing::warn!(error = %e, "billing storage");
             }
         }
     }

@@ -60,6 +60,20 @@ pub fn market_for(
     })
 }
 
+/// The storage billing due at `now_ms` with billings `every` apart
+/// (`None`: an hour), if one is ([`stratus_state::storage_billing`]).
+pub fn storage_billing(
+    state: &State,
+    now_ms: u64,
+    every: Option<std::time::Duration>,
+) -> Option<Command> {
+    let every_ms = every.map_or(
+        stratus_state::storage_billing::DEFAULT_BILLING_EVERY_MS,
+        |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+    );
+    stratus_state::storage_billing::bill_storage_command(state, now_ms, every_ms)
+}
+
 /// Commands for open deals at `now_ms`: refunds of deals whose instance
 /// ended without a last report (or was lost, or is gone), and stops of
 /// instances whose deal ran out of money.
@@ -85,4 +99,31 @@ pub fn deal_commands(state: &State, now_ms: u64) -> Vec<Command> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn storage_billing_is_proposed_once_per_period() {
+        let mut s = State::default();
+        let every = Some(Duration::from_secs(10));
+        // Never billed: due at once (it starts the clock).
+        let Some(first) = storage_billing(&s, 1_000, every) else {
+            panic!("the first billing is due at once");
+        };
+        assert!(s.apply(1, &first).error.is_none());
+        assert!(storage_billing(&s, 10_999, every).is_none());
+        assert_eq!(
+            storage_billing(&s, 11_000, every),
+            Some(Command::Market(MarketCommand::BillStorage {
+                now_ms: 11_000
+            }))
+        );
+        // The default period is an hour.
+        assert!(storage_billing(&s, 1_000 + 3_599_999, None).is_none());
+        assert!(storage_billing(&s, 1_000 + 3_600_000, None).is_some());
+    }
 }

@@ -107,6 +107,13 @@ pub struct Refs {
     /// transfer id).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external: Option<String>,
+    /// The tenant billed (a storage bill covers all of its buckets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// What the entry could not take for lack of funds (a storage bill
+    /// larger than the payer's balance is scaled down to it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortfall: Option<Amount>,
 }
 
 /// One balanced ledger entry: its transfers post together or not at all.

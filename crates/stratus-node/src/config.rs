@@ -148,6 +148,10 @@ pub struct ServerSection {
     /// from its file.
     #[serde(default)]
     pub state_cache: Option<String>,
+    /// Seconds between two storage billings the leader proposes (default
+    /// 3600: an hour).
+    #[serde(default)]
+    pub storage_billing_secs: Option<u64>,
 }
 
 /// `[agent]` section.

@@ -49,6 +49,8 @@ pub struct DevConfig {
     /// S3 port of replica 0; replica i serves S3 on `s3_port + i` (`None`:
     /// no S3 gateway; `Some(0)`: any free port).
     pub s3_port: Option<u16>,
+    /// Time between two storage billings (`None`: an hour).
+    pub storage_billing_every: Option<Duration>,
 }
 
 /// A running local cloud.
@@ -293,6 +295,7 @@ impl DevConfig {
                 join: None,
                 min_free_bytes: None,
                 state_cache_bytes: None,
+                storage_billing_every: self.storage_billing_every,
             }),
             agent: None,
             cluster_name: "dev".into(),

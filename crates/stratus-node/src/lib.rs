@@ -71,6 +71,8 @@ pub struct ServerRole {
     pub min_free_bytes: Option<u64>,
     /// Page cache of the replicated state (`None`: 64 MiB).
     pub state_cache_bytes: Option<u64>,
+    /// Time between two storage billings (`None`: an hour).
+    pub storage_billing_every: Option<Duration>,
 }
 
 /// Settings of the agent role.
@@ -394,6 +396,7 @@ async fn start_server(
             join: s.join.clone(),
             min_free_bytes: s.min_free_bytes,
             state_cache_bytes: s.state_cache_bytes,
+            storage_billing_every: s.storage_billing_every,
         },
         endpoint.clone(),
     )

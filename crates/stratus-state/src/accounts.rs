@@ -100,6 +100,12 @@ pub enum MarketCommand {
         /// The ed25519 public key.
         key: Option<[u8; 32]>,
     },
+    /// The leader bills stored bytes for the time since the last billing
+    /// ([`crate::storage_billing`]); the first one only records the time.
+    BillStorage {
+        /// Leader time.
+        now_ms: u64,
+    },
 }
 
 /// One posted entry, as stored.
@@ -226,6 +232,7 @@ impl State {
                 }
                 Ok(None)
             }
+            MarketCommand::BillStorage { now_ms } => self.bill_storage(*now_ms),
         }
     }
 

@@ -307,6 +307,9 @@ impl State {
                     }),
                 )
             }
+            // Each bill is a ledger entry, recorded where it is posted (an
+            // unpaid one as `market.storage-unpaid`).
+            Command::Market(MarketCommand::BillStorage { .. }) => Vec::new(),
             Command::Market(_) => Vec::new(),
             Command::DeployOrdered { deploy, order } => {
                 let mut v = self.audit_prepare(deploy);

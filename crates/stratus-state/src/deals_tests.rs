@@ -348,9 +348,14 @@ fn a_deal_without_a_last_report_is_refunded_after_the_grace() {
 enum Op {
     Deposit(u64),
     Place,
-    Report { cpu_ms: u64, last: bool },
+    Report {
+        cpu_ms: u64,
+        last: bool,
+    },
     Lost,
     Close,
+    /// Storage billing after this many ms.
+    Bill(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -360,16 +365,27 @@ fn op() -> impl Strategy<Value = Op> {
         (0..20_000u64, any::<bool>()).prop_map(|(cpu_ms, last)| Op::Report { cpu_ms, last }),
         Just(Op::Lost),
         Just(Op::Close),
+        (0..86_400_000u64).prop_map(Op::Bill),
     ]
 }
 
 proptest! {
-    /// Random deposits, placements, usage reports, losses and refunds:
-    /// money is conserved after every step, whatever is refused.
+    /// Random deposits, placements, usage reports, losses, refunds and
+    /// storage billings: money is conserved after every step, whatever is
+    /// refused, and billing never takes escrow.
     #[test]
     fn money_is_conserved_through_random_deals(ops in proptest::collection::vec(op(), 1..40)) {
         let (mut s, m) = market();
         let node = node_of(&key(1));
+        // Bob stores 1 GiB, all on Lena's node, at a price that makes a
+        // day's storage cost about as much as a deposit.
+        let mut offer = s.offers[&node].clone();
+        offer.prices.storage_gib_month = Amount(1_000_000);
+        let task = s.task_prices[&node];
+        ok(s.apply(1, &Command::Market(MarketCommand::SetOfferWithTask { node, offer: Some(offer), task })));
+        s.store.usage.insert(BOB.into(), crate::quotas::StoreUsage { bytes: 1 << 30, objects: 1 });
+        s.store.node_used.insert(node, 1 << 30);
+        let mut now = 1_000;
         let mut n = 0;
         let mut seq = 0;
         let mut cpu = 0;
@@ -398,6 +414,10 @@ proptest! {
                 }
                 Op::Close => {
                     s.apply(5, &Command::Market(MarketCommand::CloseDeal { instance: format!("{name}-i"), now_ms: 7 }));
+                }
+                Op::Bill(ms) => {
+                    now += ms;
+                    ok(s.apply(6, &Command::Market(MarketCommand::BillStorage { now_ms: now })));
                 }
             }
             prop_assert!(conserved(&s));

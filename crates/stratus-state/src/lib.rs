@@ -56,6 +56,7 @@ pub mod rows;
 pub mod sealing;
 mod seqlog;
 mod storage;
+pub mod storage_billing;
 #[cfg(any(test, feature = "testing", feature = "bench"))]
 pub mod synth;
 mod tables;
@@ -453,6 +454,9 @@ pub struct State {
     pub datasets: Tracked<String, catalog::Dataset>,
     /// What workloads use of them, by workload id ([`catalog`]).
     pub uses: Tracked<String, catalog::Used>,
+    /// When stored bytes were last billed (leader clock; `None`: never,
+    /// [`storage_billing`]).
+    pub storage_billed_ms: Cell<Option<u64>>,
     /// The log index of the command being applied (not stored: for the
     /// audit records made deep inside an apply, such as ledger entries).
     applying: u64,

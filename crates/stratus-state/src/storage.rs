@@ -37,6 +37,7 @@ impl State {
             apps: Tracked::load(k, "apps")?,
             datasets: Tracked::load(k, "datasets")?,
             uses: Tracked::load(k, "uses")?,
+            storage_billed_ms: Cell::load(k, "storage_billed_ms")?,
             applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
@@ -70,6 +71,7 @@ impl State {
         self.apps.flush(kv, "apps");
         self.datasets.flush(kv, "datasets");
         self.uses.flush(kv, "uses");
+        self.storage_billed_ms.flush(kv, "storage_billed_ms");
         self.store.flush();
     }
 
@@ -155,6 +157,7 @@ impl State {
             apps: self.apps.clone(),
             datasets: self.datasets.clone(),
             uses: self.uses.clone(),
+            storage_billed_ms: self.storage_billed_ms.clone(),
             applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }

@@ -62,6 +62,8 @@ pub struct Options {
     /// Serve the S3 gateway on every replica (on any free port; see
     /// [`Cluster::s3_url`]).
     pub s3: bool,
+    /// Time between two storage billings (`None`: the default, an hour).
+    pub storage_billing_every: Option<Duration>,
 }
 
 impl Options {
@@ -92,6 +94,7 @@ impl Options {
                 ..Default::default()
             },
             s3: false,
+            storage_billing_every: None,
         }
     }
 }
@@ -148,6 +151,7 @@ impl Cluster {
             storage_capacity: opts.storage_capacity,
             store: opts.store.clone(),
             s3_port: opts.s3.then_some(0),
+            storage_billing_every: opts.storage_billing_every,
         };
         let DevCloud {
             replicas,

@@ -43,6 +43,7 @@ impl StoreCloud {
             storage_capacity: 1 << 40,
             store: stratus_store::StoreConfig::default(),
             s3_port: None,
+            storage_billing_every: None,
         })
         .await?;
         let control = cloud.replicas[0].control.clone().context("no control")?;
