@@ -89,6 +89,11 @@ pub struct AgentConfig {
     /// Host uid and gid of container root (`None`: no user namespace; see
     /// [`DEFAULT_USERNS_FIRST`]).
     pub userns: Option<u32>,
+    /// The node's offer and price per task, as its lender gave them at
+    /// start (`stratus node --price`): set once registered, after each
+    /// start of the agent (`None`: the offer is left as the owner set it
+    /// with `stratus nodes offer`).
+    pub offer: Option<(stratus_market::Offer, stratus_market::Amount)>,
 }
 
 /// The default host uid (and gid) of container root: containers' ids
@@ -230,6 +235,8 @@ async fn run(
     let mut failures_in_row = 0u32;
     // Addresses where a key the credential cannot be tied to answered.
     let mut untrusted: BTreeSet<String> = BTreeSet::new();
+    // The offer given at start, until a replica took it.
+    let mut offer = cfg.offer.clone();
     let result = loop {
         if cancel.is_cancelled() {
             break Ok(());
@@ -244,6 +251,7 @@ async fn run(
             Learned {
                 targets: &mut targets,
                 replicas: &replicas,
+                offer: &mut offer,
             },
             &state,
             &cancel,
@@ -318,10 +326,12 @@ async fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{addr} resolves to nothing"))
 }
 
-/// What the agent learned of the control replicas.
+/// What carries over from one session to the next: what the agent learned
+/// of the control replicas, and the node's offer until a replica took it.
 struct Learned<'a> {
     targets: &'a mut Vec<Target>,
     replicas: &'a watch::Sender<BTreeSet<NodeId>>,
+    offer: &'a mut Option<(stratus_market::Offer, stratus_market::Amount)>,
 }
 
 fn learn(learned: &mut Learned<'_>, peers: Vec<Peer>) {
@@ -388,6 +398,25 @@ async fn session(
         Err(e) => return Err(SessionError::Retry(e.to_string())),
     };
     tracing::info!(control = %target.addr, replica = %conn.remote_id().short(), "registered");
+    if let Some((o, task)) = targets.offer.clone() {
+        match conn
+            .rpc(rpc::SetOwnOffer { offer: o, task }, CALL_TIMEOUT)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!("the node's offer is set");
+                *targets.offer = None;
+            }
+            // Refused for good (e.g. an availability the pool does not take).
+            Err(CallError::Rpc(e)) => {
+                tracing::warn!(error = %e, "the control plane refused the node's offer");
+                *targets.offer = None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the node's offer was not set; retrying at the next connection")
+            }
+        }
+    }
     let _ = state.send(AgentState::Connected(conn.remote_id()));
     // Assignments: long-poll on this connection while it lasts.
     let sync_cancel = cancel.child_token();

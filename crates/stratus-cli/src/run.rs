@@ -171,6 +171,17 @@ pub struct NodeArgs {
     /// the range clear of /etc/subuid [default: 1000000000]
     #[arg(long, env = "STRATUS_USERNS", value_name = "FIRST|off", value_parser = parse_userns)]
     userns: Option<Userns>,
+    /// This node's prices, set when it registers: comma-separated
+    /// KEY=AMOUNT of cpu-second, memory-gib-hour, storage-gib-month,
+    /// egress-gib and per-task, in the pool's smallest unit (a key left out
+    /// costs nothing), e.g. `cpu-second=1000,per-task=100`. Without it the
+    /// node keeps the offer its owner set with `stratus nodes offer`
+    #[arg(long, env = "STRATUS_PRICE", value_name = "KEY=AMOUNT,...")]
+    price: Option<String>,
+    /// When this node takes work (with --price), weekly UTC windows, e.g.
+    /// "mon-fri 18:00-08:00, sat-sun" [default: always]
+    #[arg(long, env = "STRATUS_AVAILABLE", requires = "price")]
+    available: Option<String>,
     /// Exit once process PID is no longer this process's parent (used by
     /// `stratus dev`, which passes its own pid: a node started after its
     /// parent already died exits too)
@@ -705,6 +716,26 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
         }
         (None, None) => Some(stratus_node::DEFAULT_USERNS_FIRST),
     };
+    let offer = match a.price.or(f.agent.price) {
+        Some(list) => {
+            let (prices, task) =
+                stratus_market::parse_price_list(&list).map_err(|e| anyhow!("--price: {e}"))?;
+            let available = a.available.or(f.agent.available).unwrap_or_default();
+            let availability = stratus_market::Availability::parse(&available)
+                .map_err(|e| anyhow!("--available: {e}"))?;
+            Some((
+                stratus_market::Offer {
+                    prices,
+                    availability,
+                },
+                task,
+            ))
+        }
+        None if a.available.is_some() || f.agent.available.is_some() => {
+            bail!("--available (or [agent] available) needs --price (or [agent] price)")
+        }
+        None => None,
+    };
     let latitude = a.latitude.or(f.agent.latitude);
     let longitude = a.longitude.or(f.agent.longitude);
     if latitude.is_some_and(|l| !(-90.0..=90.0).contains(&l))
@@ -733,6 +764,7 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
             containers: !a.no_containers && f.agent.containers.unwrap_or(true),
             ports,
             userns,
+            offer,
         }),
         cluster_name: "stratus".into(),
     };

@@ -9,7 +9,18 @@ use common::{cli, parse_nodes, wait_until, Proc, Server};
 
 /// Starts `stratus node` against `server` with the join token in `token_file`.
 fn agent(server: &Server, name: &str, root: &std::path::Path, token_file: &str) -> Proc {
-    let args: Vec<String> = vec![
+    agent_with(server, name, root, token_file, &[])
+}
+
+/// [`agent`] with more arguments.
+fn agent_with(
+    server: &Server,
+    name: &str,
+    root: &std::path::Path,
+    token_file: &str,
+    extra: &[&str],
+) -> Proc {
+    let mut args: Vec<String> = vec![
         "node".into(),
         "--data-dir".into(),
         root.join(name).to_string_lossy().into(),
@@ -22,6 +33,7 @@ fn agent(server: &Server, name: &str, root: &std::path::Path, token_file: &str) 
         "--log".into(),
         "warn".into(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     Proc::spawn(name, &root.join("logs"), args)
 }
 
@@ -191,4 +203,50 @@ fn wrong_join_token_error_names_the_join_token() {
         "stderr mentions the join token: {stderr}"
     );
     assert_eq!(status.code(), Some(1), "ordinary error exit: {stderr}");
+}
+
+/// `stratus node --price ... --available ...`: the node prices itself when
+/// it registers, and the market lists it; a bad price list is refused
+/// before anything starts.
+#[test]
+fn a_node_started_with_prices_is_in_the_market() {
+    let tmp = tempfile::TempDir::new().expect("temp dir");
+    let root = tmp.path();
+    let server = Server::start("server", root, &[]);
+    let token = server.wait_bootstrapped();
+    let join = server.join_token_path().to_string_lossy().to_string();
+    let url = server.api_url();
+    let mut bad = agent_with(&server, "bad", root, &join, &["--price", "gpu-second=3"]);
+    let status = bad
+        .wait_exit(Duration::from_secs(60))
+        .expect("a bad price list stops the node");
+    assert!(!status.success());
+    assert!(bad.stderr().contains("not a price"), "{}", bad.stderr());
+    let _n = agent_with(
+        &server,
+        "priced",
+        root,
+        &join,
+        &[
+            "--price",
+            "cpu-second=7,storage-gib-month=5,per-task=3",
+            "--available",
+            "sat-sun",
+        ],
+    );
+    let offer = wait_until("the node's offer", Duration::from_secs(60), || {
+        let out = cli(&[
+            "market", "offers", "--json", "--api", &url, "--token", &token,
+        ]);
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&out.stdout).map_err(|e| format!("{e}: {}", out.stderr))?;
+        list.into_iter()
+            .find(|o| o["name"] == "priced")
+            .ok_or_else(|| out.stdout.clone())
+    });
+    assert_eq!(offer["offer"]["cpu_second"], 7);
+    assert_eq!(offer["offer"]["storage_gib_month"], 5);
+    assert_eq!(offer["offer"]["per_task"], 3);
+    assert_eq!(offer["offer"]["memory_gib_hour"], 0);
+    assert_eq!(offer["offer"]["available"], "sat-sun");
 }

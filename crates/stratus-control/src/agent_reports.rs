@@ -105,6 +105,29 @@ impl Control {
         Response::Ok
     }
 
+    /// [`stratus_proto::Request::SetOwnOffer`]: a registered node prices
+    /// itself (the prices its lender gave at start); a node prices only
+    /// itself, whatever it sends.
+    pub(crate) async fn set_own_offer(
+        &self,
+        peer: NodeId,
+        offer: stratus_market::Offer,
+        task: stratus_market::Amount,
+    ) -> Response {
+        if !self.is_registered(&peer) {
+            return not_member(&peer);
+        }
+        let cmd = Command::Market(stratus_state::accounts::MarketCommand::SetOfferWithTask {
+            node: peer,
+            offer: Some(offer),
+            task,
+        });
+        match self.write(cmd).await {
+            Ok(_) => Response::Ok,
+            Err(e) => error_response(e.code(), e),
+        }
+    }
+
     /// [`stratus_proto::Request::PushLogs`]: output of `peer`'s instances.
     pub(crate) fn take_logs(&self, peer: NodeId, chunks: Vec<LogChunk>) -> Response {
         if !self.is_registered(&peer) {

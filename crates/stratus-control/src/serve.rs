@@ -280,6 +280,7 @@ impl Control {
             Request::Report(reports) => self.take_reports(peer, reports).await,
             Request::PushLogs(chunks) => self.take_logs(peer, chunks),
             Request::ReportUsage(reports) => self.take_usage(peer, reports).await,
+            Request::SetOwnOffer { offer, task } => self.set_own_offer(peer, offer, task).await,
             Request::ReportExec { instance, n, state } => {
                 self.take_exec_report(peer, instance, n, state).await
             }

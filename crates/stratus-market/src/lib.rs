@@ -29,6 +29,7 @@ pub mod metering;
 pub mod money;
 pub mod offer;
 pub mod order;
+pub mod price_list;
 pub mod settle;
 
 pub use deal::{Deal, UsageError};
@@ -37,4 +38,5 @@ pub use metering::{ReportError, UsageReport};
 pub use money::{Amount, MoneyError};
 pub use offer::{Availability, AvailabilityError, Offer};
 pub use order::{worst_case, Order, OrderError, OrderSignature, Prefer, Reserved};
+pub use price_list::{parse_price_list, PriceListError};
 pub use settle::{storage_bill, usage_cost, Holding, Prices, Terms, TermsError, Usage};

@@ -183,6 +183,10 @@ pub struct AgentSection {
     pub ports: Option<String>,
     /// Host uid of container root, or `"off"` (default `1000000000`).
     pub userns: Option<String>,
+    /// The node's prices, `KEY=AMOUNT,...` (`stratus node --price`).
+    pub price: Option<String>,
+    /// When the node takes work, weekly UTC windows (`--available`).
+    pub available: Option<String>,
 }
 
 /// Why a configuration file is unusable.

@@ -336,6 +336,8 @@ impl DevConfig {
                 containers: true,
                 ports: stratus_types::PortRange::DEFAULT,
                 userns: Some(stratus_agent::DEFAULT_USERNS_FIRST),
+                // Priced by `price_dev_nodes` once registered.
+                offer: None,
             }),
             cluster_name: "dev".into(),
         })

@@ -97,6 +97,9 @@ pub struct AgentRole {
     /// namespaces mapping their ids `0..65536` onto `first..` (`--userns`;
     /// `None`: no user namespace, container root is host root).
     pub userns: Option<u32>,
+    /// The node's offer and price per task (`--price`, `--available`),
+    /// set when the agent registers (`None`: left as its owner set it).
+    pub offer: Option<(stratus_market::Offer, stratus_market::Amount)>,
 }
 
 /// The storage role: a piece service on its own QUIC port (storage nodes
@@ -278,6 +281,7 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
                 containers: a.containers,
                 ports: a.ports,
                 userns: a.userns,
+                offer: a.offer.clone(),
             },
             endpoint.clone(),
             // The WASM sandbox is the workload backend of agents.

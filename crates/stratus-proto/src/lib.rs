@@ -232,6 +232,14 @@ pub enum Request {
     /// An agent reports what its instances used, each report signed with
     /// its node key (`stratus_market::metering`).
     ReportUsage(Vec<stratus_market::UsageReport>),
+    /// An agent sets its own node's offer (its lender gave the prices when
+    /// it started the node: `stratus node --price`).
+    SetOwnOffer {
+        /// Prices and availability.
+        offer: stratus_market::Offer,
+        /// Price per task.
+        task: stratus_market::Amount,
+    },
 }
 
 /// Most objects in one [`Response::ObjectList`].

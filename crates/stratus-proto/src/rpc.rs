@@ -535,6 +535,29 @@ impl Rpc for ReportUsage {
     }
 }
 
+/// [`Request::SetOwnOffer`]: the agent's node's offer.
+#[derive(Debug)]
+pub struct SetOwnOffer {
+    /// Prices and availability.
+    pub offer: stratus_market::Offer,
+    /// Price per task.
+    pub task: stratus_market::Amount,
+}
+
+impl Rpc for SetOwnOffer {
+    type Reply = ();
+    const NAME: &'static str = "SetOwnOffer";
+    fn into_request(self) -> Request {
+        Request::SetOwnOffer {
+            offer: self.offer,
+            task: self.task,
+        }
+    }
+    fn reply(r: Response) -> Result<(), Response> {
+        ok(r)
+    }
+}
+
 /// [`Request::PushLogs`]: output of the agent's instances.
 #[derive(Debug)]
 pub struct PushLogs(pub Vec<LogChunk>);

@@ -106,6 +106,7 @@ impl Custom {
                 containers: false,
                 ports: stratus_types::PortRange::DEFAULT,
                 userns: None,
+                offer: None,
             },
             dial,
             None,

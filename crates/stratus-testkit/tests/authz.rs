@@ -387,3 +387,60 @@ async fn the_key_encryption_key_goes_only_to_replicas() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// A node prices only itself (`stratus node --price`: the agent sends the
+/// offer its lender gave at start); a stranger prices nothing, and an
+/// agent's usage reports are bounded per call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_prices_only_itself_and_usage_reports_are_bounded() -> Result<()> {
+    let mut opts = Options::new(1, 2);
+    opts.storage_capacity = 0;
+    let cluster = Cluster::start(opts).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, 2).await?;
+    let c = cluster.control(0)?;
+    let (prices, task) = stratus_market::parse_price_list("cpu-second=7,per-task=3")?;
+    let offer = stratus_market::Offer {
+        prices,
+        availability: stratus_market::Availability::parse("sat-sun")?,
+    };
+    let set = Request::SetOwnOffer {
+        offer: offer.clone(),
+        task,
+    };
+    let me = Identity::load_or_create(&cluster.agent_dir(0))?.node_id();
+    let conn = as_agent(&cluster, 0).await?;
+    let r: Response = conn.call(&set, T).await?;
+    assert!(matches!(r, Response::Ok), "{r:?}");
+    let (mine, other) = c.state().read(|s| {
+        let other = s.nodes.keys().find(|id| **id != me).copied();
+        (
+            (s.offers.get(&me).cloned(), s.task_prices.get(&me).copied()),
+            other.map(|o| s.offers.contains_key(&o)),
+        )
+    });
+    assert_eq!(mine, (Some(offer.clone()), Some(task)));
+    assert_eq!(other, Some(false), "the other node keeps no offer");
+    // A stranger's key is no node: nothing to price.
+    let r: Response = stranger(&cluster).await?.call(&set, T).await?;
+    assert!(matches!(r, Response::Error { .. }), "{r:?}");
+    // More usage reports in one call than a replica takes.
+    let report = stratus_market::UsageReport {
+        instance: "nobody".into(),
+        node: me.0,
+        seq: 1,
+        usage: stratus_market::Usage::default(),
+        last: false,
+        time_ms: 0,
+        signature: [0; 64],
+    };
+    let too_many = Request::ReportUsage(vec![report; 1_001]);
+    match conn.call::<_, Response>(&too_many, T).await? {
+        Response::Error {
+            code: ErrorCode::TooLarge,
+            message,
+        } => assert!(message.contains("1000"), "{message}"),
+        other => panic!("1,001 reports: {other:?}"),
+    }
+    cluster.shutdown().await;
+    Ok(())
+}

@@ -508,6 +508,7 @@ async fn a_node_that_lies_is_detected() -> Result<()> {
             containers: false,
             ports: stratus_types::PortRange::DEFAULT,
             userns: None,
+            offer: None,
         },
         dial,
         None,
