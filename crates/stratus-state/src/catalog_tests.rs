@@ -8,11 +8,12 @@ use stratus_types::{ErrorCode, NodeId};
 
 use super::{CatalogCommand, ListingKind, Uses};
 use crate::deals::tests::{
-    balance, code, conserved, deposit, key, market, node_of, ok, report, BOB, LENA, WORST,
+    balance, code, conserved, deposit, key, lost, market, node_of, ok, place_for, report, BOB,
+    LENA, WORST,
 };
 use crate::deals::NoFit;
 use crate::objects::{Bucket, DedupeScope, StoreCommand, Versioning};
-use crate::{Command, CommandResult, Desired, Instance, InstanceState, State};
+use crate::{Command, CommandResult, State};
 
 /// The requester.
 const RITA: &str = "rita";
@@ -113,27 +114,7 @@ fn deploy(s: &mut State, module: &str, uses: Uses) -> CommandResult {
 }
 
 fn place(s: &mut State, node: NodeId) -> CommandResult {
-    s.apply(
-        4,
-        &Command::PlaceInstances {
-            instances: vec![Instance {
-                id: "job-i".into(),
-                workload: format!("{RITA}/job").parse().unwrap(),
-                node,
-                generation: 1,
-                slot: 0,
-                desired: Desired::Run,
-                state: InstanceState::Pending,
-                restarts: 0,
-                exit_code: None,
-                replaces: None,
-                events: Vec::new(),
-                created_ms: 5,
-                updated_ms: 5,
-                execs: Vec::new(),
-            }],
-        },
-    )
+    place_for(s, RITA, "job", node)
 }
 
 /// Registers node `k` owned by `owner`, with no offer.
@@ -177,19 +158,7 @@ fn a_lost_node_pays_the_app_owner_nothing_either() {
     ok(deploy(&mut s, &m, uses(Some("acme/render"), None)));
     let node = node_of(&key(1));
     ok(place(&mut s, node));
-    ok(s.apply(
-        5,
-        &Command::ReportInstance {
-            id: "job-i".into(),
-            node,
-            state: InstanceState::Lost,
-            restarts: 0,
-            exit_code: None,
-            kind: "lost".into(),
-            message: String::new(),
-            now_ms: 6,
-        },
-    ));
+    ok(s.apply(5, &lost("job-i", node)));
     assert_eq!(balance(&s, RITA), 1_000_000);
     assert_eq!(balance(&s, BOB), 0);
     assert!(conserved(&s));

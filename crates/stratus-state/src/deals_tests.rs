@@ -111,12 +111,17 @@ fn deploy(s: &mut State, module: &str, name: &str, kind: &str, order: Option<Ord
 }
 
 fn place(s: &mut State, name: &str, node: NodeId) -> CommandResult {
+    place_for(s, BOB, name, node)
+}
+
+/// Places instance `<name>-i` of `tenant/name` on `node`.
+pub(crate) fn place_for(s: &mut State, tenant: &str, name: &str, node: NodeId) -> CommandResult {
     s.apply(
         4,
         &Command::PlaceInstances {
             instances: vec![Instance {
                 id: format!("{name}-i"),
-                workload: format!("{BOB}/{name}").parse().unwrap(),
+                workload: format!("{tenant}/{name}").parse().unwrap(),
                 node,
                 generation: 1,
                 slot: 0,
@@ -132,6 +137,20 @@ fn place(s: &mut State, name: &str, node: NodeId) -> CommandResult {
             }],
         },
     )
+}
+
+/// Instance `id` on `node` is lost with its node.
+pub(crate) fn lost(id: &str, node: NodeId) -> Command {
+    Command::ReportInstance {
+        id: id.into(),
+        node,
+        state: InstanceState::Lost,
+        restarts: 0,
+        exit_code: None,
+        kind: "lost".into(),
+        message: String::new(),
+        now_ms: 6,
+    }
 }
 
 pub(crate) fn report(k: &SigningKey, instance: &str, seq: u64, cpu_ms: u64, last: bool) -> Command {
@@ -226,19 +245,7 @@ fn a_lost_node_pays_its_lender_nothing_more_and_refunds_the_requester() {
     deposit(&mut s, BOB, 1_000_000);
     deploy(&mut s, &m, "job", "task", None);
     ok(place(&mut s, "job", node));
-    ok(s.apply(
-        5,
-        &Command::ReportInstance {
-            id: "job-i".into(),
-            node,
-            state: InstanceState::Lost,
-            restarts: 0,
-            exit_code: None,
-            kind: "lost".into(),
-            message: String::new(),
-            now_ms: 6,
-        },
-    ));
+    ok(s.apply(5, &lost("job-i", node)));
     assert_eq!(balance(&s, BOB), 1_000_000);
     assert_eq!(balance(&s, LENA), 0);
     assert_eq!(s.pool_totals().0, Amount::ZERO);

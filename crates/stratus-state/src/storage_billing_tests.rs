@@ -14,6 +14,7 @@ use stratus_market::{Account, Amount, Offer, Prices, Reason};
 use stratus_types::{NodeId, NodeStatus, ADMIN_TENANT};
 
 use crate::accounts::MarketCommand;
+use crate::deals::tests::{balance, conserved, deposit, ok};
 use crate::kv::Kv;
 use crate::objects::{
     Bucket, DedupeScope, ErasureProfile, KeyScope, ManifestChunk, NewChunk, ObjectData,
@@ -28,11 +29,6 @@ const GIB: u64 = 1 << 30;
 const DAY_MS: u64 = 86_400_000;
 const T0: u64 = 1_000_000;
 
-fn ok(r: CommandResult) -> CommandResult {
-    assert!(r.error.is_none(), "{r:?}");
-    r
-}
-
 fn node(i: u8) -> NodeId {
     NodeId([i; 32])
 }
@@ -43,27 +39,6 @@ fn chunk(i: u8) -> ChunkId {
 
 fn bill(s: &mut State, now_ms: u64) -> CommandResult {
     s.apply(9, &Command::Market(MarketCommand::BillStorage { now_ms }))
-}
-
-fn deposit(s: &mut State, t: &str, amount: u64) {
-    ok(s.apply(
-        2,
-        &Command::Market(MarketCommand::Deposit {
-            tenant: t.into(),
-            amount: Amount(amount),
-            reference: String::new(),
-            now_ms: 1,
-        }),
-    ));
-}
-
-fn balance(s: &State, t: &str) -> u64 {
-    s.account(t).balance.0
-}
-
-fn conserved(s: &State) -> bool {
-    let (circulation, rest) = stratus_market::ledger::totals(&s.balances).expect("fits");
-    circulation == rest
 }
 
 fn offer(s: &mut State, n: u8, price: u64) {

@@ -383,3 +383,16 @@ pub fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     }
     out
 }
+
+/// `len` bytes that neither compress nor dedupe away (xorshift from `seed`).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use stratus_state::Command;
-use stratus_testkit::{wait_until, Cluster, Options};
+use stratus_testkit::{noise, wait_until, Cluster, Options};
 use stratus_types::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -28,19 +28,6 @@ async fn an_oversize_request_head_gets_431_from_the_api() -> Result<()> {
     );
     cluster.shutdown().await;
     Ok(())
-}
-
-/// Random bytes, so nothing compresses or dedupes them away.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use stratus_control::now_ms;
 use stratus_market::{Account, Amount, Offer, Prices, Reason};
 use stratus_state::accounts::MarketCommand;
 use stratus_state::Command;
-use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{noise, wait_storage_secret, wait_until, Cluster, Options, WAIT};
 use stratus_types::NodeStatus;
 
 const AGENTS: usize = 4;
@@ -25,19 +25,6 @@ const DEPOSIT: u64 = 1_000_000_000_000_000;
 /// Lender j's price per GiB-month: (j + 1) × this (large, so a second of a
 /// small object is worth a few units).
 const PRICE: u64 = 1_000_000_000_000;
-
-/// `len` bytes that neither compress nor dedupe (xorshift).
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 async fn call(
     http: &reqwest::Client,
@@ -121,7 +108,7 @@ async fn stored_bytes_are_billed_to_the_lenders_that_hold_them() -> Result<()> {
             &format!("{api}/v1/buckets/bob-data/objects/big"),
             reqwest::Method::PUT,
             &bob,
-            Some(noise(1 << 20)),
+            Some(noise(1 << 20, 0x9E37_79B9_7F4A_7C15)),
             None,
         )
         .await?;
