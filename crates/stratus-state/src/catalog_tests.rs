@@ -301,3 +301,43 @@ fn a_published_apps_module_outlives_its_owners_workloads() {
     let p = s.prunable(later, 1_000, 1_000);
     assert!(p.modules.contains(&(BOB.to_string(), m)));
 }
+
+#[test]
+fn a_published_app_takes_no_exec_and_an_image_app_no_command_of_the_requesters() {
+    let (mut s, m) = catalog();
+    ok(deploy(&mut s, &m, uses(Some("acme/render"), None)));
+    ok(place(&mut s, node_of(&key(1))));
+    let r = s.apply(
+        6,
+        &Command::Exec {
+            instance: "job-i".into(),
+            args: vec!["cat".into(), "/app/secret".into()],
+            now_ms: 7,
+        },
+    );
+    assert_eq!(code(&r), Some(ErrorCode::Forbidden), "{r:?}");
+    // A container spec that picks its own command, environment or volumes
+    // for a published app is refused, naming them.
+    let spec = stratus_spec::parse(
+        "version: 1\nname: peek\nkind: task\nimage: { name: app, entrypoint: [cat], volumes: [{ name: v, path: /v }] }\nargs: [/etc/passwd]\nenv: { A: b }\n",
+        stratus_spec::Format::Yaml,
+    )
+    .unwrap();
+    let r = s.apply(
+        8,
+        &Command::DeployUsing {
+            deploy: Box::new(Command::DeployWorkload {
+                tenant: RITA.into(),
+                spec: Box::new(spec),
+                module: m.clone(),
+                now_ms: 8,
+            }),
+            uses: uses(Some("acme/render"), None),
+        },
+    );
+    assert_eq!(code(&r), Some(ErrorCode::BadRequest), "{r:?}");
+    let msg = r.error.unwrap().message().to_string();
+    for field in ["args", "env", "image.entrypoint", "image.volumes"] {
+        assert!(msg.contains(field), "{field}: {msg}");
+    }
+}

@@ -129,6 +129,9 @@ impl State {
             ));
         }
         let used = self.resolve_uses(uses, module)?;
+        if used.app.is_some() && spec.image.is_some() {
+            image_app_runs_as_published(spec)?;
+        }
         let id =
             WorkloadId::new(tenant, &spec.name).map_err(|e| ApplyError::invalid(e.to_string()))?;
         let holder = used.app.as_ref().map(|(owner, _)| owner.clone());
@@ -320,11 +323,18 @@ impl State {
                 if args.is_empty() || args[0].is_empty() {
                     return Err(ApplyError::invalid("exec needs a command"));
                 }
-                let image = self
+                let workload = self
                     .instances
                     .get(instance)
-                    .and_then(|i| self.workloads.get(i.workload.as_str()))
-                    .is_some_and(|w| w.module.image().is_some());
+                    .and_then(|i| self.workloads.get(i.workload.as_str()));
+                let image = workload.is_some_and(|w| w.module.image().is_some());
+                if workload.is_some_and(|w| self.payload_holder(w) != w.tenant) {
+                    // A command in a published app's container would read
+                    // its files out to the requester.
+                    return Err(ApplyError::forbidden(format!(
+                        "instance {instance} runs a published app: no exec into it"
+                    )));
+                }
                 let inst = self.instance_mut(instance)?;
                 if !image {
                     return Err(ApplyError::invalid(format!(
@@ -373,6 +383,37 @@ impl State {
 }
 
 /// The answer to an image that is not stored (or not an image reference).
+/// A published image runs exactly as published: a requester who could
+/// choose its command, entrypoint, user, environment or volumes could make
+/// it copy its own files out (`cat`, a volume saved to the requester's
+/// bucket). A WASM app cannot read its own bytes, so it takes arguments.
+fn image_app_runs_as_published(spec: &WorkloadSpec) -> Result<(), ApplyError> {
+    let Some(image) = &spec.image else {
+        return Ok(());
+    };
+    let mut set = Vec::new();
+    for (what, given) in [
+        ("args", !spec.args.is_empty()),
+        ("env", !spec.env.is_empty()),
+        ("image.entrypoint", !image.entrypoint.is_empty()),
+        ("image.user", image.user.is_some()),
+        ("image.workdir", image.workdir.is_some()),
+        ("image.volumes", !image.volumes.is_empty()),
+    ] {
+        if given {
+            set.push(what);
+        }
+    }
+    if set.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::invalid(format!(
+            "a published image runs as published: drop {} (they could copy its files out)",
+            set.join(", ")
+        )))
+    }
+}
+
 fn image_not_stored(module: &str) -> ApplyError {
     let image = module.strip_prefix(ImageRef::PREFIX).unwrap_or(module);
     ApplyError::not_found(format!("image {image} is not stored; import it first"))
