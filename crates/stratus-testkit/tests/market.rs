@@ -7,21 +7,26 @@ use std::time::Duration;
 use anyhow::Result;
 use stratus_control::{now_ms, Control};
 use stratus_market::{Amount, Offer, Prices};
+use stratus_proto::{Request, Response};
 use stratus_state::accounts::MarketCommand;
+use stratus_state::catalog::{CatalogCommand, Uses};
+use stratus_state::objects::{Bucket, DedupeScope, StoreCommand, Versioning};
 use stratus_state::{Command, InstanceState};
+use stratus_store::PutMeta;
 use stratus_testkit::{instances, put_module, wait_until, Cluster, Options, WAIT};
-use stratus_types::NodeStatus;
+use stratus_types::{ErrorCode, NodeStatus};
 
 const BOB: &str = "bob";
 const LENDER: &str = "lender-0";
 const DEPOSIT: u64 = 10_000_000;
 
-/// One replica and one agent (lent by `lender-0`) priced at 1000 per
-/// CPU-second, 1000 per GiB-hour and 100 per task; a pool fee of 5%; bob
-/// with 10,000,000.
+/// A cluster of `opts`, its agent 0 (lent by `lender-0`) priced at 1000
+/// per CPU-second, 1000 per GiB-hour and 100 per task; a pool fee of 5%;
+/// bob with 10,000,000.
 async fn market(opts: Options) -> Result<(Cluster, Control)> {
+    let agents = opts.agents;
     let cluster = Cluster::start(opts).await?;
-    cluster.wait_nodes(0, NodeStatus::Ready, 1).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, agents).await?;
     let c = cluster.control(0)?;
     let node = cluster.agent_id(0)?;
     let offer = Offer {
@@ -180,6 +185,116 @@ async fn a_node_killed_mid_task_pays_its_lender_nothing_and_refunds_the_requeste
     assert!(instances(&c, &w)
         .iter()
         .any(|i| i.state == InstanceState::Lost));
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// A paid dataset on a real cluster: the node running the task reads it as
+/// `/input` inside the deal, its owner is paid its price, and once the
+/// deal is closed the same node is refused the same objects (a dataset is
+/// read only inside a paid deal, for that instance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dataset_is_read_inside_its_deal_and_not_after() -> Result<()> {
+    const DORA: &str = "dora";
+    const PRICE: u64 = 300;
+    let (cluster, c) = market(Options::new(1, 3)).await?;
+    stratus_testkit::wait_storage_secret(&c).await?;
+    c.write(Command::CreateTenant {
+        name: DORA.into(),
+        now_ms: now_ms(),
+    })
+    .await?;
+    c.write(Command::Store(StoreCommand::CreateBucket {
+        bucket: Bucket {
+            name: "weather".into(),
+            tenant: DORA.into(),
+            profile: None,
+            scope: DedupeScope::Tenant,
+            versioning: Versioning::Unversioned,
+            created_ms: now_ms(),
+        },
+    }))
+    .await?;
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(
+        b"sunny\n",
+    ))]);
+    cluster
+        .store(0)?
+        .put(DORA, "weather", "2026/today.txt", PutMeta::default(), body)
+        .await?;
+    c.write(Command::Catalog(CatalogCommand::PublishDataset {
+        tenant: DORA.into(),
+        name: "weather".into(),
+        bucket: "weather".into(),
+        prefix: "2026/".into(),
+        price: Amount(PRICE),
+        apps: Vec::new(),
+        now_ms: now_ms(),
+    }))
+    .await?;
+    // Bob's own module reads the dataset as /input.
+    let cat = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/wasm/cat.wat"
+    ))?;
+    let module = put_module(&c, BOB, cat).await?;
+    let spec = stratus_spec::parse(
+        "version: 1\nname: forecast\nkind: task\nwasm: { module: cat.wat }\nargs: [today.txt]\nrestart: { attempts: 0 }\nresources: { memory_mb: 16, wall_time_secs: 60 }\n",
+        stratus_spec::Format::Yaml,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    c.write(Command::DeployUsing {
+        deploy: Box::new(Command::DeployWorkload {
+            tenant: BOB.into(),
+            spec: Box::new(spec),
+            module,
+            now_ms: now_ms(),
+        }),
+        uses: Uses {
+            app: None,
+            dataset: Some(format!("{DORA}/weather")),
+        },
+    })
+    .await?;
+    let w = format!("{BOB}/forecast");
+    let done = wait_until("the task to end and its deal to close", WAIT, || async {
+        let ended = instances(&c, &w)
+            .into_iter()
+            .find(|i| i.state.is_terminal())?;
+        c.state().read(|s| s.deals.is_empty()).then_some(ended)
+    })
+    .await?;
+    let (_, out) = c.read_logs(&done.id, 0).await?;
+    assert_eq!(done.state, InstanceState::Completed, "{:?}", done.events);
+    assert_eq!(String::from_utf8_lossy(&out), "sunny\n");
+    assert_eq!(balance(&c, DORA), PRICE);
+    // The deal is closed: the node that ran it reads the dataset no more.
+    let j = (0..3)
+        .find(|j| cluster.agent_id(*j).ok() == Some(done.node))
+        .ok_or_else(|| anyhow::anyhow!("the task ran on no agent of the cluster"))?;
+    let identity = stratus_net::Identity::load_or_create(&cluster.agent_dir(j))?;
+    let ep = stratus_net::Endpoint::dial_only(&identity, "127.0.0.1:0".parse()?).await?;
+    let conn = ep
+        .connect(cluster.cfg.control_addrs()?[0].parse()?, None)
+        .await?;
+    for tenant in [BOB, DORA] {
+        let list = Request::ListInput {
+            tenant: tenant.into(),
+            bucket: "weather".into(),
+            prefix: "2026/".into(),
+            after: None,
+        };
+        match conn
+            .call::<_, Response>(&list, Duration::from_secs(30))
+            .await?
+        {
+            Response::Error {
+                code: ErrorCode::Forbidden,
+                ..
+            } => {}
+            other => panic!("listing the dataset as {tenant} after the deal: {other:?}"),
+        }
+    }
     cluster.shutdown().await;
     Ok(())
 }
