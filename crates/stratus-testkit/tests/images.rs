@@ -487,3 +487,73 @@ async fn a_container_filling_the_lenders_disk_is_stopped() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+/// A published image app (issue 15, item 5): another tenant runs it as
+/// published; the node fetches the image from its owner's store (the
+/// requester has no such image), the owner is paid its price per task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_published_image_runs_for_another_tenant_from_its_owners_store() -> Result<()> {
+    use stratus_market::Amount;
+    use stratus_state::accounts::MarketCommand;
+    use stratus_state::catalog::{CatalogCommand, Uses};
+    let (cluster, c) = cluster().await?;
+    let app = busybox_image(Path::new("/bin/busybox")).config(stratus_flist::ImageConfig {
+        entrypoint: vec!["sh".into(), "-c".into(), "echo forecast: sunny".into()],
+        env: vec!["PATH=/bin".into()],
+        ..stratus_flist::ImageConfig::default()
+    });
+    let image = import(&cluster, &app, "forecaster").await?;
+    let now = stratus_control::now_ms();
+    for cmd in [
+        Command::CreateTenant {
+            name: "rita".into(),
+            now_ms: now,
+        },
+        Command::Market(MarketCommand::Deposit {
+            tenant: "rita".into(),
+            amount: Amount(1_000),
+            reference: String::new(),
+            now_ms: now,
+        }),
+        Command::Catalog(CatalogCommand::PublishApp {
+            tenant: ADMIN_TENANT.into(),
+            name: "forecast".into(),
+            module: image.image.pinned().to_string(),
+            price: Amount(250),
+            now_ms: now,
+        }),
+    ] {
+        c.write(cmd).await?;
+    }
+    let spec = stratus_spec::parse(
+        "version: 1\nname: ask\nkind: task\nimage: { name: app }\nrestart: { attempts: 0 }\n",
+        stratus_spec::Format::Yaml,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    c.write(Command::DeployUsing {
+        deploy: Box::new(Command::DeployWorkload {
+            tenant: "rita".into(),
+            spec: Box::new(spec),
+            module: image.image.pinned().to_string(),
+            now_ms: now,
+        }),
+        uses: Uses {
+            app: Some(format!("{ADMIN_TENANT}/forecast")),
+            dataset: None,
+        },
+    })
+    .await?;
+    let (inst, out) = finished(&c, "rita/ask").await?;
+    assert_eq!(inst.state, InstanceState::Completed, "{inst:?}\n{out}");
+    assert_eq!(out, "forecast: sunny\n");
+    wait_until("the deal to settle", WAIT, || async {
+        c.state().read(|s| s.deals.is_empty()).then_some(())
+    })
+    .await?;
+    assert_eq!(
+        c.state().read(|s| s.account("rita").balance),
+        Amount(1_000 - 250)
+    );
+    cluster.shutdown().await;
+    Ok(())
+}
