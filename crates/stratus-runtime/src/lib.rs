@@ -105,6 +105,13 @@
 //! blocks in its write (charged to wall time, not CPU time). If the receiver
 //! is dropped the guest keeps running and its output is discarded.
 //!
+//! # Deterministic runs
+//!
+//! A [`TaskSpec`] with [`TaskSpec::determinism`] runs so that the same
+//! module and inputs give bit-identical output, exit code and fuel on any
+//! node: fixed clocks and seeded randomness, canonical NaNs, fuel as the CPU
+//! budget ([`Determinism`]; issue 16's results verified by several lenders).
+//!
 //! # Executor trait and async
 //!
 //! [`Executor::run`] is an `async fn` in a trait (return-position
@@ -122,9 +129,12 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 pub use tokio_util::sync::CancellationToken;
 
+mod determinism;
 mod limits;
 mod stdio;
 mod wasm;
+
+pub use determinism::Determinism;
 
 pub use wasm::{module_hash, WasmExecutor, DEFAULT_CACHE_CAPACITY, EPOCH_TICK};
 
@@ -155,6 +165,10 @@ pub struct TaskSpec {
     pub limits: Limits,
     /// Where the executor adds what the guest uses, as it runs.
     pub meter: Meter,
+    /// Run deterministically, with these fixed inputs (results verified by
+    /// several lenders, issue 16; see [`determinism`]); `None`: an ordinary
+    /// run, with the host's clocks and randomness.
+    pub determinism: Option<Determinism>,
 }
 
 /// What an instance has used so far, updated live by the executor that
@@ -168,6 +182,7 @@ pub struct Meter(Arc<MeterFigures>);
 struct MeterFigures {
     cpu_ns: std::sync::atomic::AtomicU64,
     memory_peak: std::sync::atomic::AtomicU64,
+    fuel: std::sync::atomic::AtomicU64,
 }
 
 /// Two meters are equal when they are the same meter (clones of one).
@@ -206,6 +221,19 @@ impl Meter {
             .memory_peak
             .fetch_max(bytes, std::sync::atomic::Ordering::Relaxed);
     }
+
+    /// Fuel burnt by deterministic runs (the same on every node for the
+    /// same module and inputs).
+    pub fn fuel(&self) -> u64 {
+        self.0.fuel.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Adds fuel burnt.
+    pub fn add_fuel(&self, fuel: u64) {
+        self.0
+            .fuel
+            .fetch_add(fuel, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl TaskSpec {
@@ -222,6 +250,7 @@ impl TaskSpec {
             output_dir: None,
             limits: Limits::default(),
             meter: Meter::default(),
+            determinism: None,
         }
     }
 }
@@ -240,6 +269,7 @@ impl fmt::Debug for TaskSpec {
             .field("input_dir", &self.input_dir)
             .field("output_dir", &self.output_dir)
             .field("limits", &self.limits)
+            .field("determinism", &self.determinism)
             .finish()
     }
 }

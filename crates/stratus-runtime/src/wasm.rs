@@ -145,19 +145,58 @@ impl WasiView for P2State {
     }
 }
 
-/// Runs WASI guests with wasmtime; see the crate docs for the sandbox.
-///
-/// Holds one wasmtime [`Engine`] (with its epoch ticker thread, stopped on
-/// drop), the WASI linkers, and an in-memory LRU cache of compiled modules
-/// keyed by [`module_hash`]. Share it (`Arc`) between tasks: every run gets
-/// its own store.
-pub struct WasmExecutor {
+/// One wasmtime [`Engine`] (with its epoch ticker thread, stopped on drop)
+/// and its WASI linkers.
+struct Flavor {
+    /// The deterministic flavor ([`crate::determinism`]).
+    deterministic: bool,
     engine: Engine,
     p1_linker: Linker<P1State>,
     p2_linker: wasmtime::component::Linker<P2State>,
+    _ticker: EpochTicker,
+}
+
+impl Flavor {
+    fn new(deterministic: bool) -> Result<Flavor, RuntimeError> {
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        if deterministic {
+            crate::determinism::configure_engine(&mut config);
+        }
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let mut p1_linker = Linker::new(&engine);
+        p1::add_to_linker_async(&mut p1_linker, |state: &mut P1State| &mut state.wasi)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let mut p2_linker = wasmtime::component::Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut p2_linker)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(Flavor {
+            deterministic,
+            engine,
+            p1_linker,
+            p2_linker,
+            _ticker: ticker,
+        })
+    }
+}
+
+/// Runs WASI guests with wasmtime; see the crate docs for the sandbox.
+///
+/// Holds two flavors of wasmtime engine — the ordinary one and, made at
+/// the first deterministic run, the deterministic one
+/// ([`crate::determinism`]: NaN canonicalization, fuel) — with their WASI
+/// linkers, and an in-memory LRU cache of compiled modules keyed by
+/// [`module_hash`] (and flavor). Share it (`Arc`) between tasks: every run
+/// gets its own store.
+pub struct WasmExecutor {
+    plain: Flavor,
+    deterministic: std::sync::OnceLock<Flavor>,
     cache: Mutex<Cache>,
     cache_capacity: usize,
-    _ticker: EpochTicker,
 }
 
 impl WasmExecutor {
@@ -169,28 +208,11 @@ impl WasmExecutor {
     /// An executor keeping at most `capacity` compiled modules (least recently
     /// used are evicted first; at least one is kept).
     pub fn with_cache_capacity(capacity: usize) -> Result<Self, RuntimeError> {
-        let mut config = Config::new();
-        config
-            .epoch_interruption(true)
-            .cranelift_opt_level(wasmtime::OptLevel::Speed)
-            .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
-        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-
-        let mut p1_linker = Linker::new(&engine);
-        p1::add_to_linker_async(&mut p1_linker, |state: &mut P1State| &mut state.wasi)
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let mut p2_linker = wasmtime::component::Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut p2_linker)
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-
-        let ticker = EpochTicker::start(engine.clone())?;
         Ok(WasmExecutor {
-            engine,
-            p1_linker,
-            p2_linker,
+            plain: Flavor::new(false)?,
+            deterministic: std::sync::OnceLock::new(),
             cache: Mutex::new(Cache::default()),
             cache_capacity: capacity.max(1),
-            _ticker: ticker,
         })
     }
 
@@ -208,8 +230,22 @@ impl WasmExecutor {
     /// running it; returns its [`module_hash`].
     pub async fn prepare(&self, module: &Arc<Vec<u8>>) -> Result<String, RuntimeError> {
         let hash = module_hash(module);
-        self.compiled(&hash, module).await?;
+        self.compiled(&self.plain, &hash, module).await?;
         Ok(hash)
+    }
+
+    fn flavor(&self, deterministic: bool) -> Result<&Flavor, RuntimeError> {
+        if !deterministic {
+            return Ok(&self.plain);
+        }
+        if let Some(f) = self.deterministic.get() {
+            return Ok(f);
+        }
+        // Two first runs at once may both make one; the loser is dropped.
+        let _ = self.deterministic.set(Flavor::new(true)?);
+        self.deterministic
+            .get()
+            .ok_or_else(|| RuntimeError::Internal("the deterministic engine vanished".into()))
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -218,19 +254,30 @@ impl WasmExecutor {
 
     /// The compiled form of `module`, from the cache or compiled on a blocking
     /// thread (compiling is CPU-heavy and must not stall a tokio worker).
-    async fn compiled(&self, hash: &str, module: &Arc<Vec<u8>>) -> Result<Compiled, RuntimeError> {
-        if let Some(compiled) = self.lock_cache().get(hash) {
+    async fn compiled(
+        &self,
+        flavor: &Flavor,
+        hash: &str,
+        module: &Arc<Vec<u8>>,
+    ) -> Result<Compiled, RuntimeError> {
+        // A module compiled by one engine runs only in that engine.
+        let key = if flavor.deterministic {
+            format!("deterministic:{hash}")
+        } else {
+            hash.to_string()
+        };
+        if let Some(compiled) = self.lock_cache().get(&key) {
             tracing::debug!(%hash, "compiled module cache hit");
             return Ok(compiled);
         }
-        let engine = self.engine.clone();
+        let engine = flavor.engine.clone();
         let bytes = module.clone();
         let compiled = tokio::task::spawn_blocking(move || compile(&engine, &bytes))
             .await
             .map_err(|e| RuntimeError::Internal(format!("compile thread failed: {e}")))??;
         tracing::debug!(%hash, "compiled module");
         self.lock_cache()
-            .insert(hash.to_owned(), compiled.clone(), self.cache_capacity);
+            .insert(key, compiled.clone(), self.cache_capacity);
         Ok(compiled)
     }
 
@@ -241,23 +288,37 @@ impl WasmExecutor {
         cancel: CancellationToken,
     ) -> Result<Exit, RuntimeError> {
         let hash = module_hash(&spec.module);
+        let flavor = self.flavor(spec.determinism.is_some())?;
         let compiled = tokio::select! {
             biased;
             () = cancel.cancelled() => return Ok(Exit::killed(ExitReason::Cancelled)),
-            compiled = self.compiled(&hash, &spec.module) => compiled?,
+            compiled = self.compiled(flavor, &hash, &spec.module) => compiled?,
         };
 
-        let wasi = wasi_builder(&spec, &output)?;
-        let limiter = GuestLimiter::new(spec.limits.memory_bytes, spec.meter.clone());
+        let mut wasi = wasi_builder(&spec, &output)?;
+        if let Some(d) = &spec.determinism {
+            crate::determinism::configure_wasi(&mut wasi, d);
+        }
+        let run = Run {
+            flavor,
+            wasi,
+            limiter: GuestLimiter::new(spec.limits.memory_bytes, spec.meter.clone()),
+            fuel: spec.determinism.as_ref().map(|d| d.fuel),
+            meter: spec.meter.clone(),
+        };
         let execution = async {
             match compiled {
-                Compiled::Module(module) => self.run_module(module, wasi, limiter).await,
-                Compiled::Component(component) => {
-                    self.run_component(component, wasi, limiter).await
-                }
+                Compiled::Module(module) => run.module(module).await,
+                Compiled::Component(component) => run.component(component).await,
             }
         };
-        let execution = CpuMetered::new(execution, spec.limits.cpu_time, spec.meter.clone());
+        // A deterministic run's CPU budget is its fuel: time differs from
+        // node to node, the instruction where fuel runs out does not.
+        let cpu_limit = match spec.determinism {
+            Some(_) => None,
+            None => spec.limits.cpu_time,
+        };
+        let execution = CpuMetered::new(execution, cpu_limit, spec.meter.clone());
         let wall = async {
             match spec.limits.wall_time {
                 Some(limit) => tokio::time::sleep(limit).await,
@@ -273,62 +334,106 @@ impl WasmExecutor {
         tracing::debug!(name = %spec.name, %hash, code = exit.code, reason = %exit.reason, "task ended");
         Ok(exit)
     }
+}
 
-    async fn run_module(
-        &self,
-        module: Module,
-        mut wasi: WasiCtxBuilder,
-        limiter: GuestLimiter,
-    ) -> Result<Exit, RuntimeError> {
+/// One run's store inputs.
+struct Run<'a> {
+    flavor: &'a Flavor,
+    wasi: WasiCtxBuilder,
+    limiter: GuestLimiter,
+    /// Fuel of a deterministic run (`None`: the engine counts none).
+    fuel: Option<u64>,
+    meter: crate::Meter,
+}
+
+/// The engine side of a run: where its store lives and what fuel it gets.
+struct Budget<'a> {
+    flavor: &'a Flavor,
+    fuel: Option<u64>,
+    meter: crate::Meter,
+}
+
+impl<'a> Run<'a> {
+    fn parts(self) -> (Budget<'a>, WasiCtxBuilder, GuestLimiter) {
+        let budget = Budget {
+            flavor: self.flavor,
+            fuel: self.fuel,
+            meter: self.meter,
+        };
+        (budget, self.wasi, self.limiter)
+    }
+
+    async fn module(self, module: Module) -> Result<Exit, RuntimeError> {
+        let (b, mut wasi, limiter) = self.parts();
         let state = P1State {
             wasi: wasi.build_p1(),
             limiter,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = b.store(state)?;
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-
-        let instance = match self.p1_linker.instantiate_async(&mut store, &module).await {
+        let instance = match b.flavor.p1_linker.instantiate_async(&mut store, &module).await {
             Ok(instance) => instance,
-            Err(error) => return instantiate_failure(error, store.data().limiter.exceeded),
+            Err(error) => {
+                b.meter_fuel(&store);
+                return instantiate_failure(error, store.data().limiter.exceeded);
+            }
         };
         let start = instance
             .get_typed_func::<(), ()>(&mut store, "_start")
             .map_err(|e| RuntimeError::NoEntryPoint(format!("no `_start` function: {e:#}")))?;
         let result = start.call_async(&mut store, ()).await;
+        b.meter_fuel(&store);
         Ok(guest_outcome(
             result.map(|()| 0),
             store.data().limiter.exceeded,
         ))
     }
 
-    async fn run_component(
-        &self,
-        component: Component,
-        mut wasi: WasiCtxBuilder,
-        limiter: GuestLimiter,
-    ) -> Result<Exit, RuntimeError> {
+    async fn component(self, component: Component) -> Result<Exit, RuntimeError> {
+        let (b, mut wasi, limiter) = self.parts();
         let state = P2State {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = b.store(state)?;
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-
         let command =
-            match Command::instantiate_async(&mut store, &component, &self.p2_linker).await {
+            match Command::instantiate_async(&mut store, &component, &b.flavor.p2_linker).await {
                 Ok(command) => command,
-                Err(error) => return instantiate_failure(error, store.data().limiter.exceeded),
+                Err(error) => {
+                    b.meter_fuel(&store);
+                    return instantiate_failure(error, store.data().limiter.exceeded);
+                }
             };
         let result = command.wasi_cli_run().call_run(&mut store).await;
+        b.meter_fuel(&store);
         Ok(guest_outcome(
             result.map(|ran| if ran.is_ok() { 0 } else { 1 }),
             store.data().limiter.exceeded,
         ))
+    }
+}
+
+impl Budget<'_> {
+    /// A store of `state`, yielding at every epoch tick, with the run's fuel.
+    fn store<T>(&self, state: T) -> Result<Store<T>, RuntimeError> {
+        let mut store = Store::new(&self.flavor.engine, state);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        if let Some(fuel) = self.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        }
+        Ok(store)
+    }
+
+    /// Adds the fuel `store` burnt to the meter.
+    fn meter_fuel<T>(&self, store: &Store<T>) {
+        if let (Some(fuel), Ok(left)) = (self.fuel, store.get_fuel()) {
+            self.meter.add_fuel(fuel.saturating_sub(left));
+        }
     }
 }
 
@@ -424,6 +529,9 @@ fn guest_outcome(result: wasmtime::Result<i32>, limit_hit: bool) -> Exit {
         Err(error) => {
             if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
                 Exit::exited(*code)
+            } else if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
+                // A deterministic run's CPU budget, spent.
+                Exit::killed(ExitReason::CpuLimit)
             } else if limit_hit || is_limit_error(&error) {
                 Exit::killed(ExitReason::MemoryLimit)
             } else {
