@@ -371,7 +371,12 @@ impl<'a> Run<'a> {
         };
         let mut store = b.store(state)?;
         store.limiter(|state| &mut state.limiter);
-        let instance = match b.flavor.p1_linker.instantiate_async(&mut store, &module).await {
+        let instance = match b
+            .flavor
+            .p1_linker
+            .instantiate_async(&mut store, &module)
+            .await
+        {
             Ok(instance) => instance,
             Err(error) => {
                 b.meter_fuel(&store);
