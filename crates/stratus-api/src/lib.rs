@@ -252,7 +252,7 @@ pub struct WriteResult {
                        workloads::ModuleRef, workloads::Deploy, workloads::ExecRequest, workloads::ExecStarted,
                        stratus_state::workloads::ExecRecord, stratus_state::workloads::ExecState, workloads::WorkloadView, workloads::Drain,
                        stratus_state::Workload, stratus_state::Instance, stratus_state::Event,
-                       stratus_state::InstanceState, stratus_state::Desired, ReplicaStatus, NodeRecord, Tenant,
+                       stratus_state::InstanceState, stratus_state::Desired, ReplicaStatus, NodeRecord, NodeView, ReputationView, Tenant,
                        objects::CreateBucket, objects::BucketView, objects::VersionView, objects::PutObjectResult,
                        objects::DeleteResult, objects::NodeStorageView, objects::WorkerView, objects::StorageStatus, objects::LifecycleView,
                        stratus_state::objects::Bucket, stratus_state::objects::ErasureProfile,
@@ -499,27 +499,73 @@ async fn whoami(c: Caller) -> Json<WhoAmI> {
     })
 }
 
+/// A reputation as shown (issue 16): agreeing results less the cuts, lost
+/// results, the credibility they give and whether it may take trusted work.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReputationView {
+    /// Agreeing results, less the cuts (a lost result cuts a third).
+    pub score: u32,
+    /// Lost results (failed storage challenges count as such).
+    pub lost: u32,
+    /// The probability that its next result is right, parts per million.
+    pub credibility_ppm: u32,
+    /// Whether it may take trusted work.
+    pub eligible: bool,
+}
+
+impl From<stratus_verify::Reputation> for ReputationView {
+    fn from(r: stratus_verify::Reputation) -> Self {
+        ReputationView {
+            score: r.score,
+            lost: r.lost,
+            credibility_ppm: r.credibility_ppm(),
+            eligible: r.eligible(),
+        }
+    }
+}
+
+/// A node as shown: its record, its reputation and its owner's.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NodeView {
+    /// The record.
+    #[serde(flatten)]
+    pub record: NodeRecord,
+    /// The node's reputation.
+    pub reputation: ReputationView,
+    /// Its owner's (all its nodes' records added up).
+    pub owner_reputation: ReputationView,
+}
+
+fn node_view(s: &stratus_state::State, record: NodeRecord) -> NodeView {
+    NodeView {
+        reputation: s.reputation(&record.info.id).into(),
+        owner_reputation: s.owner_reputation(&record.owner).into(),
+        record,
+    }
+}
+
 /// Registered nodes.
 #[utoipa::path(get, path = "/v1/nodes", tag = "nodes", security(("bearer" = [])),
-    responses((status = 200, body = [NodeRecord]), (status = 401, body = ErrorBody)))]
-async fn list_nodes(State(st): State<AppState>, _c: Caller) -> Json<Vec<NodeRecord>> {
+    responses((status = 200, body = [NodeView]), (status = 401, body = ErrorBody)))]
+async fn list_nodes(State(st): State<AppState>, _c: Caller) -> Json<Vec<NodeView>> {
     Json(
         st.control
             .state()
-            .read(|s| s.nodes.values().cloned().collect()),
+            .read(|s| s.nodes.values().map(|n| node_view(s, n.clone())).collect()),
     )
 }
 
 /// One node, by full id, unique id prefix (4+ characters) or unique name.
 #[utoipa::path(get, path = "/v1/nodes/{id}", tag = "nodes", security(("bearer" = [])),
     params(("id" = String, Path, description = "node id, unique prefix, or name")),
-    responses((status = 200, body = NodeRecord), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = NodeView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn get_node(
     State(st): State<AppState>,
     _c: Caller,
     Path(id): Path<String>,
-) -> ApiResult<NodeRecord> {
-    Ok(Json(find_node(&st, &id)?))
+) -> ApiResult<NodeView> {
+    let record = find_node(&st, &id)?;
+    Ok(Json(st.control.state().read(|s| node_view(s, record))))
 }
 
 /// The node `id` names: its full id, its name, or 4+ leading characters of

@@ -10,7 +10,7 @@ use stratus_api::{
     AddReplica, CreateTenant, CreateToken, IssuedToken, PutVar, TokenView, VarView, WhoAmI,
     WriteResult,
 };
-use stratus_types::{ClusterStatus, NodeRecord, Tenant};
+use stratus_types::{ClusterStatus, Tenant};
 
 use crate::client::Client;
 use crate::Global;
@@ -288,18 +288,19 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
         NodesCmd::Ban { id } => return crate::join::ban(g, &id).await,
         NodesCmd::Offer(a) => return crate::market::offer(g, a).await,
         NodesCmd::Ls => {
-            let nodes: Vec<NodeRecord> = c.get("/v1/nodes").await?;
+            let views: Vec<stratus_api::NodeView> = c.get("/v1/nodes").await?;
             let marks: Vec<NodeMarkView> = c.get("/v1/nodes/marks").await?;
             if g.json {
-                return print_json(&nodes);
+                return print_json(&views);
             }
-            if nodes.is_empty() {
+            if views.is_empty() {
                 println!("no nodes registered yet; start one with `stratus node --control HOST:PORT --join-token-file FILE` (a credential from `stratus nodes join-token create`)");
                 return Ok(());
             }
-            let rows = nodes
+            let rows = views
                 .iter()
-                .map(|n| {
+                .map(|v| {
+                    let n = &v.record;
                     vec![
                         n.info.id.short(),
                         n.info.name.clone(),
@@ -314,6 +315,7 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
                         bytes(n.info.capacity.disk_bytes),
                         n.info.attributes.arch.clone(),
                         format!("{}/{}", n.info.attributes.region, n.info.attributes.site),
+                        reputation_cell(&v.reputation),
                         ago(n.status_changed_ms),
                     ]
                 })
@@ -329,16 +331,18 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
                     "DISK",
                     "ARCH",
                     "REGION/SITE",
+                    "REPUTATION",
                     "SINCE",
                 ],
                 rows,
             );
         }
         NodesCmd::Show { id } => {
-            let n: NodeRecord = c.get(&format!("/v1/nodes/{id}")).await?;
+            let v: stratus_api::NodeView = c.get(&format!("/v1/nodes/{id}")).await?;
             if g.json {
-                return print_json(&n);
+                return print_json(&v);
             }
+            let n = v.record;
             let marks: Vec<NodeMarkView> = c.get("/v1/nodes/marks").await?;
             let a = &n.info.attributes;
             println!("id:         {}", n.info.id);
@@ -352,6 +356,13 @@ pub async fn nodes(g: &Global, cmd: NodesCmd) -> Result<()> {
                 println!("banned:     yes (lost for good; its key never registers again)");
             }
             println!("owner:      {}", n.owner);
+            println!(
+                "reputation: {} (score {}, {} lost); owner's {}",
+                reputation_cell(&v.reputation),
+                v.reputation.score,
+                v.reputation.lost,
+                reputation_cell(&v.owner_reputation)
+            );
             println!("registered: {} ago", ago(n.registered_ms));
             println!("version:    {}", n.info.version);
             println!(
@@ -593,4 +604,19 @@ pub async fn vars(g: &Global, cmd: VarsCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A reputation in a table cell: its credibility, and `barred` when it may
+/// take no trusted work.
+fn reputation_cell(r: &stratus_api::ReputationView) -> String {
+    let pct = format!(
+        "{}.{}%",
+        r.credibility_ppm / 10_000,
+        r.credibility_ppm / 1_000 % 10
+    );
+    if r.eligible {
+        pct
+    } else {
+        format!("{pct} barred")
+    }
 }

@@ -249,4 +249,17 @@ fn a_node_started_with_prices_is_in_the_market() {
     assert_eq!(offer["offer"]["per_task"], 3);
     assert_eq!(offer["offer"]["memory_gib_hour"], 0);
     assert_eq!(offer["offer"]["available"], "sat-sun");
+    // Its reputation (issue 16): a new node's, shown in both forms.
+    let out = cli(&["nodes", "ls", "--json", "--api", &url, "--token", &token]);
+    let nodes: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).expect("json");
+    let priced = nodes
+        .iter()
+        .find(|n| n["info"]["name"] == "priced")
+        .expect("the priced node");
+    assert_eq!(priced["reputation"]["credibility_ppm"], 799_999);
+    assert_eq!(priced["reputation"]["eligible"], true);
+    assert_eq!(priced["owner_reputation"]["lost"], 0);
+    let table = cli(&["nodes", "ls", "--api", &url, "--token", &token]).success("nodes ls");
+    assert!(table.contains("REPUTATION"), "{table}");
+    assert!(table.contains("79.9%"), "{table}");
 }

@@ -50,6 +50,7 @@ pub mod nodes;
 pub mod object_lock;
 pub mod objects;
 pub mod quotas;
+pub mod reputation;
 mod result;
 pub mod retention;
 pub mod rows;
@@ -454,6 +455,8 @@ pub struct State {
     pub datasets: Tracked<String, catalog::Dataset>,
     /// What workloads use of them, by workload id ([`catalog`]).
     pub uses: Tracked<String, catalog::Used>,
+    /// Nodes' reputations ([`reputation`]): absent is a new node's.
+    pub reputations: Tracked<NodeId, stratus_verify::Reputation>,
     /// When stored bytes were last billed (leader clock; `None`: never,
     /// [`storage_billing`]).
     pub storage_billed_ms: Cell<Option<u64>>,

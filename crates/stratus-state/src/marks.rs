@@ -192,6 +192,11 @@ impl State {
                     .entry(*node)
                     .or_default()
                     .strike(failures, *now_ms);
+                // Failed challenges count against its reputation: one lost
+                // result per command of strikes.
+                if !failures.is_empty() {
+                    self.record_result(node, false);
+                }
                 if newly.is_some() {
                     // Its pieces are not trusted any more: repair moves them.
                     let packs: BTreeSet<u64> = self

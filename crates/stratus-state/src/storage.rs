@@ -38,6 +38,7 @@ impl State {
             datasets: Tracked::load(k, "datasets")?,
             uses: Tracked::load(k, "uses")?,
             storage_billed_ms: Cell::load(k, "storage_billed_ms")?,
+            reputations: Tracked::load(k, "reputations")?,
             applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
@@ -72,6 +73,7 @@ impl State {
         self.datasets.flush(kv, "datasets");
         self.uses.flush(kv, "uses");
         self.storage_billed_ms.flush(kv, "storage_billed_ms");
+        self.reputations.flush(kv, "reputations");
         self.store.flush();
     }
 
@@ -158,6 +160,7 @@ impl State {
             datasets: self.datasets.clone(),
             uses: self.uses.clone(),
             storage_billed_ms: self.storage_billed_ms.clone(),
+            reputations: self.reputations.clone(),
             applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }

@@ -563,6 +563,9 @@ async fn a_node_that_lies_is_detected() -> Result<()> {
         c.state().read(|s| s.marked(&liar_id)).then_some(())
     })
     .await?;
+    // Its record shows it (issue 16): a lost result per command of strikes.
+    let liar_reputation = c.state().read(|s| s.reputation(&liar_id));
+    assert!(liar_reputation.lost >= 1, "{liar_reputation:?}");
     cancel.cancel();
     agent.stop().await?;
     cluster.shutdown().await;
