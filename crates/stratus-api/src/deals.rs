@@ -72,9 +72,18 @@ pub fn order_of(
         )
     })?;
     if m.trust.is_some_and(|t| t > 1) {
-        return Err(ApiError::bad_request(
-            "market.trust above 1 (results verified by several lenders) is not implemented yet",
-        ));
+        // Replicas of a task are compared result against result: only a
+        // deterministic program gives the same result on every node.
+        let why = if spec.image.is_some() {
+            "a container is not deterministic (clocks, randomness, threads and the kernel differ from node to node), so its replicas' results could not be compared"
+        } else if spec.kind != stratus_spec::WorkloadKind::Task {
+            "a service or daemon has no single result to compare"
+        } else {
+            "WASM tasks run deterministically, but comparing replicas' results is not wired into deals yet"
+        };
+        return Err(ApiError::bad_request(format!(
+            "market.trust above 1 (results verified by several lenders) is refused: {why}"
+        )));
     }
     Ok(Order {
         signature: signed_by.map(SignedBy::parse).transpose()?,
@@ -335,4 +344,47 @@ pub async fn list_deals(State(st): State<AppState>, c: Caller) -> Json<Vec<DealV
             })
             .collect()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> WorkloadSpec {
+        stratus_spec::parse(yaml, stratus_spec::Format::Yaml).expect("spec")
+    }
+
+    /// `trust > 1` is refused with the reason that fits the workload
+    /// (issue 16, item 5: containers and services are not deterministic).
+    #[test]
+    fn verified_results_are_refused_saying_why() {
+        let m = MarketSpec {
+            trust: Some(3),
+            ..MarketSpec::default()
+        };
+        let why = |yaml: &str| match order_of(&m, &spec(yaml), None) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("trust 3 taken for {yaml}"),
+        };
+        let container = why("version: 1\nname: c\nkind: task\nimage: { name: busybox }\n");
+        assert!(
+            container.contains("container is not deterministic"),
+            "{container}"
+        );
+        let service = why("version: 1\nname: s\nkind: service\nwasm: { module: m.wat }\n");
+        assert!(service.contains("no single result"), "{service}");
+        let task = why("version: 1\nname: t\nkind: task\nwasm: { module: m.wat }\n");
+        assert!(task.contains("not wired into deals yet"), "{task}");
+        // trust 1 is an ordinary order.
+        let one = MarketSpec {
+            trust: Some(1),
+            ..MarketSpec::default()
+        };
+        assert!(order_of(
+            &one,
+            &spec("version: 1\nname: t\nkind: task\nwasm: { module: m.wat }\n"),
+            None
+        )
+        .is_ok());
+    }
 }
