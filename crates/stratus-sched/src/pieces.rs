@@ -50,6 +50,9 @@ pub struct StorageNode {
     /// Owner (lending tenant); `""` for the operator's own nodes, each an
     /// owner of its own (see the [module docs](self)).
     pub owner: String,
+    /// How credible the node is, parts per million (its reputation: nodes
+    /// that lost or corrupted pieces rank lower; 1,000,000 for full trust).
+    pub credibility_ppm: u32,
 }
 
 /// A node that already holds a healthy piece of the stripe (for repair).
@@ -153,6 +156,13 @@ fn weighted(rng: &mut SplitMix64, weights: &[u128]) -> usize {
     weights.len() - 1
 }
 
+/// A node's weight in rule 4 of [`place_stripe`]: its free bytes scaled by
+/// its credibility.
+fn placement_weight(n: &StorageNode) -> u64 {
+    let w = u128::from(n.free_bytes) * u128::from(n.credibility_ppm.min(1_000_000)) / 1_000_000;
+    u64::try_from(w).unwrap_or(u64::MAX)
+}
+
 /// Chooses `count` distinct nodes for new pieces of one stripe, each needing
 /// `piece_bytes` free, with no owner limit: [`place_stripe`] with every
 /// holder an operator's node and `max_per_owner` unbounded.
@@ -196,8 +206,9 @@ pub fn place_pieces(
 ///    was balanced). Ties between equally filled sites are broken at random
 ///    with probability proportional to their remaining free bytes;
 /// 4. within the chosen site, a node (of an owner with room) is picked at
-///    random with probability proportional to its `free_bytes` (uniformly
-///    if all are zero), so data spreads by free capacity over many stripes.
+///    random with probability proportional to its `free_bytes` times its
+///    `credibility_ppm` (uniformly if all are zero), so data spreads by free
+///    capacity over many stripes and less to nodes with a poor record.
 ///
 /// The result is in placement order and depends only on the inputs (not on
 /// the order of `nodes`) and `seed`. With `count == 0` it is empty.
@@ -238,7 +249,7 @@ pub fn place_stripe(
                 pieces: 0,
             })
             .nodes
-            .push((n.id, n.free_bytes, owner));
+            .push((n.id, placement_weight(n), owner));
     }
     if eligible < count {
         return Err(PiecePlacementError::NotEnoughNodes {

@@ -391,6 +391,8 @@ pub(crate) struct StorageTarget {
     /// Placement owner: the lending tenant, `""` for the operator's nodes
     /// (see [`placement_owner`]).
     pub owner: String,
+    /// Its credibility (`stratus_state::reputation`), parts per million.
+    pub credibility_ppm: u32,
 }
 
 /// The owner placement sees for a node of `owner`: the operator's own
@@ -422,6 +424,7 @@ impl StorageTarget {
             site: self.site.clone(),
             free_bytes: self.free,
             owner: self.owner.clone(),
+            credibility_ppm: self.credibility_ppm,
         }
     }
 }
@@ -512,6 +515,7 @@ impl Store {
                         .capacity_bytes
                         .saturating_sub(state.store.node_usage(&n.info.id)),
                     owner: placement_owner(&n.owner),
+                    credibility_ppm: state.reputation(&n.info.id).credibility_ppm(),
                 })
             })
             .collect()

@@ -16,6 +16,7 @@ fn sn(i: usize, site: &str, free_bytes: u64) -> StorageNode {
         site: site.into(),
         free_bytes,
         owner: String::new(),
+        credibility_ppm: 1_000_000,
     }
 }
 
@@ -579,4 +580,27 @@ proptest! {
         prop_assert!(sybil <= m, "{} of {}+{} pieces on the sybil owner", sybil, k, m);
         prop_assert!(got.len() - sybil >= k);
     }
+}
+
+/// A node with a poor record gets fewer pieces than an equal one with a
+/// good record (rule 4 weighs free space by credibility).
+#[test]
+fn nodes_with_a_poor_record_rank_lower() {
+    let good = sn(1, "a", 1 << 30);
+    let poor = StorageNode {
+        credibility_ppm: 100_000,
+        ..sn(2, "a", 1 << 30)
+    };
+    let picks_good = (0..1_000u64)
+        .filter(|seed| {
+            place_pieces(&[good.clone(), poor.clone()], &[], 1, 1, *seed).expect("placed")
+                == vec![good.id]
+        })
+        .count();
+    assert!(picks_good > 850, "{picks_good} of 1000");
+    // Still eligible: with room for only one, the poor node takes the piece.
+    assert_eq!(
+        place_pieces(std::slice::from_ref(&poor), &[], 1, 1, 7).expect("placed"),
+        vec![poor.id]
+    );
 }
