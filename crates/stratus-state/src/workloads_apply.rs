@@ -43,11 +43,6 @@ impl State {
             // stored it: a hash confirms nothing. An app's module is its
             // owner's.
             Ok(Payload::Wasm(m)) if self.module_available(holder, m.as_str()) => {
-                if spec.wasm.is_none() {
-                    return Err(ApplyError::invalid(
-                        "a WASM module needs a spec with `wasm:`",
-                    ));
-                }
                 Ok(Payload::Wasm(m))
             }
             _ => Err(ApplyError::not_found(format!(
