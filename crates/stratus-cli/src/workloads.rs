@@ -352,7 +352,9 @@ async fn signature(
         return Ok(None);
     };
     let me: stratus_state::accounts::AccountView = c.get("/v1/account").await?;
-    crate::order_key::sign(&me.tenant, spec, module, market)
+    // An order for a paid app or dataset is signed naming them.
+    let named = stratus_api::catalog::uses_of(Some(market)).signed_module(module);
+    crate::order_key::sign(&me.tenant, spec, &named, market)
 }
 
 /// `stratus deploy SPEC`.
@@ -363,8 +365,11 @@ pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
         stratus_spec::parse_with_market(&text, Format::from_path(&path.to_string_lossy()))
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let c = client(g)?;
-    // A container image is pinned by the API; a module is uploaded first.
+    // A container image is pinned by the API, a published app's module
+    // resolved by it; a module of one's own is uploaded first.
+    let uses_app = market.as_ref().is_some_and(|m| m.app.is_some());
     let module = match spec.wasm.as_ref().map(|w| w.module.as_str()) {
+        _ if uses_app => String::new(),
         Some(hash) if hash.starts_with("blake3:") => hash.to_string(),
         Some(file) => {
             let p = Path::new(file);

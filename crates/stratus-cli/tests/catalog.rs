@@ -131,4 +131,38 @@ fn a_paid_app_runs_on_a_paid_dataset_and_each_owner_is_paid_its_price() {
     let lenders = balance("lender-0") + balance("lender-1") + balance("admin");
     assert_eq!(balance("rita"), 10_000_000 - 700 - 300 - lenders);
     assert_eq!(total(&everyone), before, "money is conserved");
+
+    // With an order key, the order is signed naming the app and the
+    // dataset, and the pool takes it; a spec file does the same.
+    let keys = root.path().join("rita-key");
+    let keys = keys.to_string_lossy();
+    let signed = |args: &[&str]| {
+        dev.cli_env(
+            args,
+            &[
+                ("STRATUS_TOKEN", rita.as_str()),
+                ("STRATUS_ORDER_KEY_DIR", &keys),
+            ],
+        )
+    };
+    signed(&["account", "order-key", "--create"]).success("order key");
+    let out = signed(&[
+        "run",
+        "--app",
+        "alice/cat",
+        "--dataset",
+        "dora/weather",
+        "--",
+        "today.txt",
+    ]);
+    assert_eq!(out.stdout, FORECAST, "stderr: {}", out.stderr);
+    let spec = root.path().join("forecast.yaml");
+    std::fs::write(
+        &spec,
+        "version: 1\nname: forecast\nkind: task\nwasm: { module: app:alice/cat }\n\
+         args: [today.txt]\nrestart: { attempts: 0 }\n\
+         market: { app: alice/cat, dataset: dora/weather }\n",
+    )
+    .expect("write");
+    signed(&["deploy", &spec.to_string_lossy()]).success("deploy of a paid app");
 }

@@ -91,6 +91,22 @@ impl Uses {
     pub fn is_empty(&self) -> bool {
         self.app.is_none() && self.dataset.is_none()
     }
+
+    /// What a requester names as the module in its signed order
+    /// ([`stratus_market::OrderSignature::module`]) when it deploys
+    /// `module` using these: `app:OWNER/NAME` for an app (whatever it runs
+    /// now), the module itself otherwise, and `;dataset:OWNER/NAME` after it
+    /// for a dataset — so the signature names what is paid for.
+    pub fn signed_module(&self, module: &str) -> String {
+        let mut named = match &self.app {
+            Some(app) => format!("app:{app}"),
+            None => module.to_string(),
+        };
+        if let Some(ds) = &self.dataset {
+            named.push_str(&format!(";dataset:{ds}"));
+        }
+        named
+    }
 }
 
 /// What a workload uses, as resolved when it was deployed: the owners and

@@ -341,3 +341,61 @@ fn a_published_app_takes_no_exec_and_an_image_app_no_command_of_the_requesters()
         assert!(msg.contains(field), "{field}: {msg}");
     }
 }
+
+#[test]
+fn a_signed_order_names_the_app_and_dataset_it_pays_for() {
+    use ed25519_dalek::Signer;
+    let (mut s, m) = catalog();
+    let k = key(9);
+    ok(s.apply(
+        1,
+        &Command::Market(crate::accounts::MarketCommand::SetOrderKey {
+            tenant: RITA.into(),
+            key: Some(k.verifying_key().to_bytes()),
+        }),
+    ));
+    let spec = stratus_spec::parse(
+        "version: 1\nname: job\nkind: task\nwasm: { module: m.wat }\n",
+        stratus_spec::Format::Yaml,
+    )
+    .unwrap();
+    let uses = uses(Some("acme/render"), Some("dora/weather"));
+    let signed_for = |named: &str| {
+        let mut o = stratus_market::Order {
+            max_price: Some(Amount(100_000)),
+            prefer: None,
+            signature: None,
+        };
+        let key = k.verifying_key().to_bytes();
+        let bytes = o.signed_bytes(RITA, &crate::deals::spec_hash(&spec), named, &key, 1_000);
+        o.signature = Some(stratus_market::OrderSignature {
+            key,
+            expires_ms: 1_000,
+            module: named.into(),
+            signature: k.sign(&bytes).to_bytes(),
+        });
+        Command::DeployUsing {
+            deploy: Box::new(Command::DeployOrdered {
+                deploy: Box::new(Command::DeployWorkload {
+                    tenant: RITA.into(),
+                    spec: Box::new(spec.clone()),
+                    module: m.clone(),
+                    now_ms: 10,
+                }),
+                order: o,
+            }),
+            uses: uses.clone(),
+        }
+    };
+    // Signed for the module alone, or for another dataset: refused.
+    for named in ["", "app:acme/render", "app:acme/render;dataset:dora/other"] {
+        let r = s.apply(3, &signed_for(named));
+        assert_eq!(code(&r), Some(ErrorCode::Forbidden), "{named}: {r:?}");
+    }
+    assert_eq!(
+        uses.signed_module(""),
+        "app:acme/render;dataset:dora/weather"
+    );
+    ok(s.apply(3, &signed_for(&uses.signed_module(""))));
+    assert!(s.uses_of("rita/job").is_some());
+}

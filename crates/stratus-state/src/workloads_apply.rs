@@ -123,6 +123,18 @@ impl State {
                 "a dataset is the /input of a WASM task that names no input of its own",
             ));
         }
+        // A signed order names the app and dataset it pays for.
+        if let Command::DeployOrdered { order, .. } = deploy {
+            if let Some(sig) = &order.signature {
+                let named = uses.signed_module(if uses.app.is_some() { "" } else { module });
+                if sig.module != named {
+                    return Err(ApplyError::forbidden(format!(
+                        "the order is signed for {:?}, not for what the deploy uses ({named:?})",
+                        sig.module
+                    )));
+                }
+            }
+        }
         let used = self.resolve_uses(uses, module)?;
         if used.app.is_some() && spec.image.is_some() {
             image_app_runs_as_published(spec)?;
