@@ -13,6 +13,17 @@ use serde_json::Value;
 
 const FORECAST: &str = "sunny, 21 degrees\n";
 
+/// Rita's run of alice's app on dora's dataset.
+const RUN_APP: &[&str] = &[
+    "run",
+    "--app",
+    "alice/cat",
+    "--dataset",
+    "dora/weather",
+    "--",
+    "today.txt",
+];
+
 #[test]
 fn a_paid_app_runs_on_a_paid_dataset_and_each_owner_is_paid_its_price() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -103,18 +114,7 @@ fn a_paid_app_runs_on_a_paid_dataset_and_each_owner_is_paid_its_price() {
     let total = |names: &[&str]| names.iter().map(|n| balance(n)).sum::<u64>();
     let everyone = ["rita", "alice", "dora", "lender-0", "lender-1", "admin"];
     let before = total(&everyone);
-    let out = as_(
-        &rita,
-        &[
-            "run",
-            "--app",
-            "alice/cat",
-            "--dataset",
-            "dora/weather",
-            "--",
-            "today.txt",
-        ],
-    );
+    let out = as_(&rita, RUN_APP);
     assert_eq!(out.stdout, FORECAST, "stderr: {}", out.stderr);
     // The deal closes with the last usage report.
     wait_until("the deal to close", Duration::from_secs(30), || {
@@ -146,15 +146,7 @@ fn a_paid_app_runs_on_a_paid_dataset_and_each_owner_is_paid_its_price() {
         )
     };
     signed(&["account", "order-key", "--create"]).success("order key");
-    let out = signed(&[
-        "run",
-        "--app",
-        "alice/cat",
-        "--dataset",
-        "dora/weather",
-        "--",
-        "today.txt",
-    ]);
+    let out = signed(RUN_APP);
     assert_eq!(out.stdout, FORECAST, "stderr: {}", out.stderr);
     let spec = root.path().join("forecast.yaml");
     std::fs::write(
