@@ -5,35 +5,18 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use stratus_node::dev::DevConfig;
 use stratus_state::Command;
 use stratus_types::ADMIN_TENANT;
 
 use crate::error::{Context, Result};
-use crate::util::{free_port_run, fsync_reference, percentile};
+use crate::util::{dev_config, fsync_reference, percentile};
 
 /// Runs the benchmark.
 pub(crate) async fn control(replicas: usize, writes: usize, concurrency: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let fs = fsync_reference(dir.path(), 300)?;
     let fs_p50 = percentile(&fs, 0.5);
-    let base = free_port_run(replicas)?;
-    let api = free_port_run(replicas)?;
-    let cloud = stratus_node::dev::start(DevConfig {
-        data_dir: dir.path().join("cloud"),
-        replicas,
-        nodes: 0,
-        base_port: base,
-        api_port: api,
-        heartbeat_interval: Duration::from_secs(1),
-        node_lost_after: Duration::from_secs(10),
-        snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
-        storage_capacity: 0,
-        store: stratus_store::StoreConfig::default(),
-        s3_port: None,
-        storage_billing_every: None,
-    })
-    .await?;
+    let cloud = stratus_node::dev::start(dev_config(dir.path(), replicas, 0)?).await?;
     let control = cloud.replicas[0].control.clone().context("no control")?;
     // Warm up connections and the leader.
     for i in 0..10 {

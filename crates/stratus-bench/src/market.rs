@@ -13,7 +13,7 @@ use stratus_state::{Command, Desired, Instance, InstanceState};
 use stratus_types::{NodeInfo, ADMIN_TENANT};
 
 use crate::error::{Context, Result};
-use crate::util::{free_port_run, percentile};
+use crate::util::{dev_config, percentile};
 
 const REQUESTER: &str = "bench-requester";
 
@@ -21,18 +21,8 @@ const REQUESTER: &str = "bench-requester";
 pub(crate) async fn market(deals: usize, concurrency: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let cloud = stratus_node::dev::start(DevConfig {
-        data_dir: dir.path().join("cloud"),
-        replicas: 1,
-        nodes: 0,
-        base_port: free_port_run(1)?,
-        api_port: free_port_run(1)?,
-        heartbeat_interval: Duration::from_secs(1),
         node_lost_after: Duration::from_secs(3600),
-        snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
-        storage_capacity: 0,
-        store: stratus_store::StoreConfig::default(),
-        s3_port: None,
-        storage_billing_every: None,
+        ..dev_config(dir.path(), 1, 0)?
     })
     .await?;
     let control = cloud.replicas[0].control.clone().context("no control")?;

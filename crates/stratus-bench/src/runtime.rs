@@ -9,10 +9,8 @@ use std::path::Path;
 use std::process::Command as Proc;
 use std::time::{Duration, Instant};
 
-use stratus_node::dev::DevConfig;
-
 use crate::error::{bail, Context, Result};
-use crate::util::{free_port_run, time_process};
+use crate::util::{dev_config, time_process};
 
 /// Runs a module in this process with the WASM executor, output to stdout.
 pub(crate) async fn wasm_direct(module: &Path, args: Vec<String>) -> Result<()> {
@@ -39,21 +37,7 @@ pub(crate) async fn run_bench(runs: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let module = dir.path().join("hello.wat");
     std::fs::write(&module, HELLO_WAT)?;
-    let cloud = stratus_node::dev::start(DevConfig {
-        data_dir: dir.path().join("cloud"),
-        replicas: 1,
-        nodes: 1,
-        base_port: free_port_run(1)?,
-        api_port: free_port_run(1)?,
-        heartbeat_interval: Duration::from_secs(1),
-        node_lost_after: Duration::from_secs(10),
-        snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
-        storage_capacity: 0,
-        store: stratus_store::StoreConfig::default(),
-        s3_port: None,
-        storage_billing_every: None,
-    })
-    .await?;
+    let cloud = stratus_node::dev::start(dev_config(dir.path(), 1, 1)?).await?;
     let (api, token) = (cloud.api_url.clone(), cloud.admin_token.clone());
     let control = cloud.replicas[0].control.clone().context("no control")?;
     wait_for_agent(&control).await?;

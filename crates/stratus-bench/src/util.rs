@@ -21,6 +21,30 @@ pub(crate) fn free_port_run(n: usize) -> Result<u16> {
     Ok(stratus_node::dev::free_port_run(n)?)
 }
 
+/// A local cloud of `replicas` replicas and `nodes` agents in `dir` (on
+/// free ports, no S3, agents lost after 10 s of silence, lending no
+/// storage): what the benchmarks start, each changing what it measures.
+pub(crate) fn dev_config(
+    dir: &Path,
+    replicas: usize,
+    nodes: usize,
+) -> Result<stratus_node::dev::DevConfig> {
+    Ok(stratus_node::dev::DevConfig {
+        data_dir: dir.join("cloud"),
+        replicas,
+        nodes,
+        base_port: free_port_run(replicas)?,
+        api_port: free_port_run(replicas)?,
+        heartbeat_interval: Duration::from_secs(1),
+        node_lost_after: Duration::from_secs(10),
+        snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
+        storage_capacity: 0,
+        store: stratus_store::StoreConfig::default(),
+        s3_port: None,
+        storage_billing_every: None,
+    })
+}
+
 /// The `p` quantile of sorted durations (zero when empty).
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

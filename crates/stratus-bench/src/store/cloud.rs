@@ -8,7 +8,7 @@ use futures::StreamExt;
 use stratus_node::dev::DevConfig;
 
 use crate::error::{bail, BenchError, Context, Result};
-use crate::util::free_port_run;
+use crate::util::dev_config;
 
 /// A local cloud with `nodes` storage nodes, ready to store objects.
 pub(crate) struct StoreCloud {
@@ -32,18 +32,8 @@ impl StoreCloud {
     pub(crate) async fn start(nodes: usize) -> Result<StoreCloud> {
         let dir = tempfile::tempdir()?;
         let cloud = stratus_node::dev::start(DevConfig {
-            data_dir: dir.path().join("cloud"),
-            replicas: 1,
-            nodes,
-            base_port: free_port_run(1)?,
-            api_port: free_port_run(1)?,
-            heartbeat_interval: Duration::from_secs(1),
-            node_lost_after: Duration::from_secs(10),
-            snapshot_every: stratus_control::DEFAULT_SNAPSHOT_EVERY,
             storage_capacity: 1 << 40,
-            store: stratus_store::StoreConfig::default(),
-            s3_port: None,
-            storage_billing_every: None,
+            ..dev_config(dir.path(), 1, nodes)?
         })
         .await?;
         let control = cloud.replicas[0].control.clone().context("no control")?;
