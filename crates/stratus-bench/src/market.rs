@@ -9,7 +9,7 @@ use futures::StreamExt;
 use stratus_market::{Amount, Offer, Prices, Usage, UsageReport};
 use stratus_node::dev::DevConfig;
 use stratus_state::accounts::MarketCommand;
-use stratus_state::{Command, Desired, Instance, InstanceState};
+use stratus_state::{Command, Instance};
 use stratus_types::{NodeInfo, ADMIN_TENANT};
 
 use crate::error::{Context, Result};
@@ -122,24 +122,16 @@ pub(crate) async fn market(deals: usize, concurrency: usize) -> Result<()> {
                 let id = format!("bench-{i}");
                 let now = stratus_control::now_ms();
                 c.write(Command::PlaceInstances {
-                    instances: vec![Instance {
-                        id: id.clone(),
-                        workload: format!("{REQUESTER}/bench")
+                    instances: vec![Instance::pending(
+                        id.clone(),
+                        format!("{REQUESTER}/bench")
                             .parse()
                             .map_err(|e| crate::error::BenchError::Check(format!("{e}")))?,
-                        node: node_id,
-                        generation: 1,
-                        slot: 0,
-                        desired: Desired::Run,
-                        state: InstanceState::Pending,
-                        restarts: 0,
-                        exit_code: None,
-                        replaces: None,
-                        events: Vec::new(),
-                        created_ms: now,
-                        updated_ms: now,
-                        execs: Vec::new(),
-                    }],
+                        node_id,
+                        1,
+                        0,
+                        now,
+                    )],
                 })
                 .await?;
                 let mut r = UsageReport {

@@ -250,20 +250,15 @@ impl Placer<'_> {
             let id = instance_id(self.w.id.as_str(), self.w.generation, slot, self.created);
             self.created += 1;
             let mut i = Instance {
-                id,
-                workload: self.w.id.clone(),
-                node,
-                generation: self.w.generation,
-                slot,
-                desired: Desired::Run,
-                state: InstanceState::Pending,
-                restarts: 0,
-                exit_code: None,
                 replaces: replaces.clone(),
-                events: Vec::new(),
-                created_ms: self.now_ms,
-                updated_ms: self.now_ms,
-                execs: Vec::new(),
+                ..Instance::pending(
+                    id,
+                    self.w.id.clone(),
+                    node,
+                    self.w.generation,
+                    slot,
+                    self.now_ms,
+                )
             };
             let msg = match &replaces {
                 Some(r) => format!("rescheduled on node {} (replaces {r})", node.short()),

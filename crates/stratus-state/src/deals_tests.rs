@@ -10,7 +10,7 @@ use stratus_types::{ErrorCode, NodeId};
 
 use crate::accounts::MarketCommand;
 use crate::retention::tests::setup;
-use crate::{Command, CommandResult, Desired, Instance, InstanceState, State};
+use crate::{Command, CommandResult, Instance, InstanceState, State};
 
 pub(crate) const BOB: &str = "acme";
 pub(crate) const LENA: &str = "lena";
@@ -119,22 +119,14 @@ pub(crate) fn place_for(s: &mut State, tenant: &str, name: &str, node: NodeId) -
     s.apply(
         4,
         &Command::PlaceInstances {
-            instances: vec![Instance {
-                id: format!("{name}-i"),
-                workload: format!("{tenant}/{name}").parse().unwrap(),
+            instances: vec![Instance::pending(
+                format!("{name}-i"),
+                format!("{tenant}/{name}").parse().unwrap(),
                 node,
-                generation: 1,
-                slot: 0,
-                desired: Desired::Run,
-                state: InstanceState::Pending,
-                restarts: 0,
-                exit_code: None,
-                replaces: None,
-                events: Vec::new(),
-                created_ms: 5,
-                updated_ms: 5,
-                execs: Vec::new(),
-            }],
+                1,
+                0,
+                5,
+            )],
         },
     )
 }

@@ -11,7 +11,7 @@ use crate::objects::{
     StoreCommand, Upload, Versioning,
 };
 use crate::workloads::module_hash;
-use crate::{Command, CommandResult, Desired, Instance, InstanceState};
+use crate::{Command, CommandResult, Instance, InstanceState};
 use stratus_chunk::{ChunkId, PieceId};
 use stratus_types::NodeId;
 
@@ -47,22 +47,14 @@ pub(crate) fn setup() -> (State, String) {
 }
 
 fn instance(id: &str, workload: &str, now_ms: u64) -> Instance {
-    Instance {
-        id: id.into(),
-        workload: workload.parse().expect("a workload id"),
-        node: NODE,
-        generation: 1,
-        slot: 0,
-        desired: Desired::Run,
-        state: InstanceState::Pending,
-        restarts: 0,
-        exit_code: None,
-        replaces: None,
-        events: Vec::new(),
-        created_ms: now_ms,
-        updated_ms: now_ms,
-        execs: Vec::new(),
-    }
+    Instance::pending(
+        id.into(),
+        workload.parse().expect("a workload id"),
+        NODE,
+        1,
+        0,
+        now_ms,
+    )
 }
 
 pub(crate) fn deploy(s: &mut State, name: &str, kind: &str, module: &str, now_ms: u64) -> String {

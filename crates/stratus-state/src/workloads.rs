@@ -200,6 +200,35 @@ pub fn exec_log_id(instance: &str, n: u32) -> String {
 }
 
 impl Instance {
+    /// A new instance of generation `generation` of `workload` in `slot`,
+    /// placed on `node` at `now_ms`: wanted running, pending, with no
+    /// history yet.
+    pub fn pending(
+        id: String,
+        workload: WorkloadId,
+        node: NodeId,
+        generation: u64,
+        slot: u32,
+        now_ms: u64,
+    ) -> Instance {
+        Instance {
+            id,
+            workload,
+            node,
+            generation,
+            slot,
+            desired: Desired::Run,
+            state: InstanceState::Pending,
+            restarts: 0,
+            exit_code: None,
+            replaces: None,
+            events: Vec::new(),
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            execs: Vec::new(),
+        }
+    }
+
     /// Appends an event, dropping the oldest beyond [`MAX_EVENTS`].
     pub fn push_event(&mut self, time_ms: u64, kind: &str, message: impl Into<String>) {
         self.events.push(Event {
