@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/http.rs"]
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -36,20 +39,15 @@ impl Api {
         body: Option<reqwest::Body>,
         json: Option<Value>,
     ) -> Result<(StatusCode, Value)> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        if let Some(j) = json {
-            req = req.json(&j);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        support::call(
+            &self.http,
+            method,
+            &format!("{}{path}", self.url),
+            token,
+            body,
+            json,
+        )
+        .await
     }
 
     async fn json(

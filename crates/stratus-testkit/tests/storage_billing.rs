@@ -6,18 +6,22 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/http.rs"]
+mod support;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 use stratus_control::now_ms;
 use stratus_market::{Account, Amount, Offer, Prices, Reason};
 use stratus_state::accounts::MarketCommand;
 use stratus_state::Command;
 use stratus_testkit::{noise, wait_storage_secret, wait_until, Cluster, Options, WAIT};
 use stratus_types::NodeStatus;
+use support::call;
 
 const AGENTS: usize = 4;
 const BOB: &str = "bob";
@@ -25,27 +29,6 @@ const DEPOSIT: u64 = 1_000_000_000_000_000;
 /// Lender j's price per GiB-month: (j + 1) × this (large, so a second of a
 /// small object is worth a few units).
 const PRICE: u64 = 1_000_000_000_000;
-
-async fn call(
-    http: &reqwest::Client,
-    url: &str,
-    method: reqwest::Method,
-    token: &str,
-    body: Option<Vec<u8>>,
-    json: Option<Value>,
-) -> Result<(StatusCode, Value)> {
-    let mut req = http.request(method, url).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.body(b);
-    }
-    if let Some(j) = json {
-        req = req.json(&j);
-    }
-    let resp = req.send().await?;
-    let status = resp.status();
-    let text = resp.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stored_bytes_are_billed_to_the_lenders_that_hold_them() -> Result<()> {
@@ -75,8 +58,8 @@ async fn stored_bytes_are_billed_to_the_lenders_that_hold_them() -> Result<()> {
     let admin = cluster.admin_token.clone();
     let (s, v) = call(
         &http,
-        &format!("{api}/v1/tenants"),
         reqwest::Method::POST,
+        &format!("{api}/v1/tenants"),
         &admin,
         None,
         Some(json!({ "name": BOB })),
@@ -93,8 +76,8 @@ async fn stored_bytes_are_billed_to_the_lenders_that_hold_them() -> Result<()> {
     .await?;
     let (s, v) = call(
         &http,
-        &format!("{api}/v1/buckets"),
         reqwest::Method::POST,
+        &format!("{api}/v1/buckets"),
         &bob,
         None,
         Some(json!({ "name": "bob-data" })),
@@ -105,10 +88,10 @@ async fn stored_bytes_are_billed_to_the_lenders_that_hold_them() -> Result<()> {
     for _ in 0..100 {
         let (s, v) = call(
             &http,
-            &format!("{api}/v1/buckets/bob-data/objects/big"),
             reqwest::Method::PUT,
+            &format!("{api}/v1/buckets/bob-data/objects/big"),
             &bob,
-            Some(noise(1 << 20, 0x9E37_79B9_7F4A_7C15)),
+            Some(noise(1 << 20, 0x9E37_79B9_7F4A_7C15).into()),
             None,
         )
         .await?;
