@@ -536,10 +536,14 @@ pub struct NodeView {
     pub owner_reputation: ReputationView,
 }
 
-fn node_view(s: &stratus_state::State, record: NodeRecord) -> NodeView {
+fn node_view(
+    s: &stratus_state::State,
+    record: NodeRecord,
+    owner: stratus_verify::Reputation,
+) -> NodeView {
     NodeView {
         reputation: s.reputation(&record.info.id).into(),
-        owner_reputation: s.owner_reputation(&record.owner).into(),
+        owner_reputation: owner.into(),
         record,
     }
 }
@@ -548,11 +552,17 @@ fn node_view(s: &stratus_state::State, record: NodeRecord) -> NodeView {
 #[utoipa::path(get, path = "/v1/nodes", tag = "nodes", security(("bearer" = [])),
     responses((status = 200, body = [NodeView]), (status = 401, body = ErrorBody)))]
 async fn list_nodes(State(st): State<AppState>, _c: Caller) -> Json<Vec<NodeView>> {
-    Json(
-        st.control
-            .state()
-            .read(|s| s.nodes.values().map(|n| node_view(s, n.clone())).collect()),
-    )
+    Json(st.control.state().read(|s| {
+        // Owners' records once, not once per node.
+        let owners = s.owner_reputations();
+        s.nodes
+            .values()
+            .map(|n| {
+                let owner = owners.get(&n.owner).copied().unwrap_or_default();
+                node_view(s, n.clone(), owner)
+            })
+            .collect()
+    }))
 }
 
 /// One node, by full id, unique id prefix (4+ characters) or unique name.
@@ -565,7 +575,10 @@ async fn get_node(
     Path(id): Path<String>,
 ) -> ApiResult<NodeView> {
     let record = find_node(&st, &id)?;
-    Ok(Json(st.control.state().read(|s| node_view(s, record))))
+    Ok(Json(st.control.state().read(|s| {
+        let owner = s.owner_reputation(&record.owner);
+        node_view(s, record, owner)
+    })))
 }
 
 /// The node `id` names: its full id, its name, or 4+ leading characters of

@@ -8,6 +8,8 @@
 //! results. An owner's reputation is the sum of its nodes' records, so a
 //! lender cannot shed a bad record by adding new machines.
 
+use std::collections::BTreeMap;
+
 use stratus_types::NodeId;
 use stratus_verify::Reputation;
 
@@ -21,14 +23,19 @@ impl State {
 
     /// The reputation of `owner`: its nodes' records added up.
     pub fn owner_reputation(&self, owner: &str) -> Reputation {
-        self.nodes
-            .values()
-            .filter(|n| n.owner == owner)
-            .map(|n| self.reputation(&n.info.id))
-            .fold(Reputation::default(), |a, r| Reputation {
-                score: a.score.saturating_add(r.score),
-                lost: a.lost.saturating_add(r.lost),
-            })
+        self.owner_reputations().remove(owner).unwrap_or_default()
+    }
+
+    /// Every owner's reputation, in one pass over the nodes.
+    pub fn owner_reputations(&self) -> BTreeMap<String, Reputation> {
+        let mut out: BTreeMap<String, Reputation> = BTreeMap::new();
+        for n in self.nodes.values() {
+            let r = self.reputation(&n.info.id);
+            let o = out.entry(n.owner.clone()).or_default();
+            o.score = o.score.saturating_add(r.score);
+            o.lost = o.lost.saturating_add(r.lost);
+        }
+        out
     }
 
     /// Records one more result of `node`: `agreed` with the verdict, or
