@@ -320,22 +320,22 @@ impl State {
         id: &str,
         kind: ListingKind,
     ) -> Result<(), ApplyError> {
-        let owner_prefix = format!("{tenant}/");
+        // Ids are `OWNER/NAME`: the tenant's listings are one key range.
+        fn owned<V>(
+            map: &std::collections::BTreeMap<String, V>,
+            id: &str,
+            prefix: &str,
+        ) -> (bool, usize) {
+            let count = map
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .count();
+            (map.contains_key(id), count)
+        }
+        let prefix = format!("{tenant}/");
         let (exists, count) = match kind {
-            ListingKind::App => (
-                self.apps.contains_key(id),
-                self.apps
-                    .keys()
-                    .filter(|k| k.starts_with(&owner_prefix))
-                    .count(),
-            ),
-            ListingKind::Dataset => (
-                self.datasets.contains_key(id),
-                self.datasets
-                    .keys()
-                    .filter(|k| k.starts_with(&owner_prefix))
-                    .count(),
-            ),
+            ListingKind::App => owned(&self.apps, id, &prefix),
+            ListingKind::Dataset => owned(&self.datasets, id, &prefix),
         };
         if !exists && count >= MAX_LISTINGS_PER_TENANT {
             return Err(ApplyError::conflict(format!(

@@ -399,3 +399,20 @@ fn a_signed_order_names_the_app_and_dataset_it_pays_for() {
     ok(s.apply(3, &signed_for(&uses.signed_module(""))));
     assert!(s.uses_of("rita/job").is_some());
 }
+
+/// A tenant cannot grow the replicated state without bound by publishing:
+/// at most `MAX_LISTINGS_PER_TENANT` apps; re-pricing one still works, and
+/// another tenant's datasets are not held back by it.
+#[test]
+fn listings_per_tenant_are_bounded() {
+    let (mut s, m) = catalog();
+    // `catalog` published acme/render already.
+    for i in 1..super::MAX_LISTINGS_PER_TENANT {
+        ok(s.apply(2, &publish_app(&format!("app-{i}"), &m)));
+    }
+    let r = s.apply(2, &publish_app("one-too-many", &m));
+    assert_eq!(code(&r), Some(ErrorCode::Conflict), "{r:?}");
+    ok(s.apply(2, &publish_app("render", &m)));
+    // Dora's listings are counted apart.
+    ok(s.apply(2, &publish_dataset("weather-2", "weather", &[])));
+}
