@@ -68,6 +68,7 @@ pub fn adds_data(cmd: &Command) -> bool {
         | Command::DeployWorkload { .. }
         | Command::DeployOrdered { .. }
         | Command::DeployUsing { .. }
+        | Command::DeployTrusted { .. }
         | Command::Catalog(_) => true,
         Command::Store(s) => matches!(
             s,
@@ -106,7 +107,7 @@ pub fn adds_data(cmd: &Command) -> bool {
         | Command::BanNode { .. } => false,
         // Money moves even on a low disk: an entry is a few hundred bytes,
         // and a settlement that could not be recorded would be money lost.
-        Command::Market(_) | Command::ReportUsage(_) => false,
+        Command::Market(_) | Command::ReportUsage(_) | Command::Trust(_) => false,
         // A checkpoint is small and signs what is already written.
         Command::AuditCheckpoint(_) => false,
     }

@@ -329,6 +329,84 @@ impl State {
                 }
                 v
             }
+            Command::DeployTrusted { deploy, trust } => {
+                let mut v = self.audit_prepare(deploy);
+                for r in &mut v {
+                    r.detail = format!("{}; verified at trust {trust}", r.detail);
+                }
+                v
+            }
+            Command::Trust(c) => one(self.audit_trust(c)),
+        }
+    }
+
+    fn audit_trust(&self, c: &crate::trusted::TrustCommand) -> Pending {
+        use crate::trusted::TrustCommand;
+        let tenants_of = |w: &str| vec![w.split('/').next().unwrap_or_default().to_string()];
+        let of_instance = |i: &str| {
+            self.instances
+                .get(i)
+                .map(|i| i.workload.to_string())
+                .unwrap_or_default()
+        };
+        match c {
+            TrustCommand::Commit {
+                instance,
+                node,
+                now_ms,
+                ..
+            } => p(
+                "trust.commit",
+                tenants_of(&of_instance(instance)),
+                instance.clone(),
+            )
+            .detail(format!("node {node}"))
+            .at(*now_ms),
+            TrustCommand::Reveal {
+                instance,
+                node,
+                parts,
+                ..
+            } => p(
+                "trust.reveal",
+                tenants_of(&of_instance(instance)),
+                instance.clone(),
+            )
+            .detail(format!(
+                "node {node}: result {}",
+                hex::encode(parts.digest())
+            )),
+            TrustCommand::Decide { workload, now_ms } => {
+                let votes = self
+                    .trusted
+                    .get(workload)
+                    .map(|r| {
+                        r.replicas
+                            .iter()
+                            .map(|(i, x)| {
+                                format!(
+                                    "{i}@{}={}",
+                                    x.node.short(),
+                                    x.revealed
+                                        .map(|p| hex::encode(&p.digest()[..8]))
+                                        .unwrap_or_else(|| "none".into())
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                p("trust.verdict", tenants_of(workload), workload.clone())
+                    .detail(format!("votes: {votes}"))
+                    .at(*now_ms)
+            }
+            TrustCommand::Fail {
+                workload,
+                reason,
+                now_ms,
+            } => p("trust.failed", tenants_of(workload), workload.clone())
+                .detail(reason.clone())
+                .at(*now_ms),
         }
     }
 

@@ -314,6 +314,10 @@ impl State {
             // A free placement: nothing to pay.
             return Ok(None);
         };
+        if self.hold_trusted_usage(r) {
+            // A replica of an undecided verified run: paid by the verdict.
+            return Ok(Some(r.seq));
+        }
         if r.seq <= rec.report_seq {
             return Err(ApplyError::conflict(format!(
                 "usage report {} for {} is not newer than report {} already taken",
@@ -373,6 +377,13 @@ impl State {
         let mut refund = Vec::new();
         let mut stop = Vec::new();
         for (id, rec) in self.deals.iter() {
+            if self
+                .trusted_run_of(id)
+                .is_some_and(|(_, run)| run.outcome.is_none())
+            {
+                // Its verdict pays or refunds it.
+                continue;
+            }
             match self.instances.get(id) {
                 None => refund.push(id.clone()),
                 Some(i) if i.state == InstanceState::Lost => refund.push(id.clone()),

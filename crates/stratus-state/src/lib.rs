@@ -62,6 +62,7 @@ pub mod storage_billing;
 pub mod synth;
 mod tables;
 mod tokens;
+pub mod trusted;
 pub mod workloads;
 mod workloads_apply;
 
@@ -378,6 +379,18 @@ pub enum Command {
         /// The app and dataset it names.
         uses: catalog::Uses,
     },
+    /// Deploy a WASM task whose result is verified by replicas on nodes of
+    /// distinct owners ([`trusted`]): `deploy` is a
+    /// [`Command::DeployOrdered`] (or a [`Command::DeployUsing`] of one),
+    /// applied as such, and a run at `trust` is opened for its generation.
+    DeployTrusted {
+        /// The deploy.
+        deploy: Box<Command>,
+        /// The trust level (2 or more).
+        trust: u32,
+    },
+    /// A step of a trusted run ([`trusted`]).
+    Trust(trusted::TrustCommand),
 }
 
 /// A tenant variable.
@@ -460,6 +473,8 @@ pub struct State {
     /// When stored bytes were last billed (leader clock; `None`: never,
     /// [`storage_billing`]).
     pub storage_billed_ms: Cell<Option<u64>>,
+    /// Trusted runs, by workload id ([`trusted`]).
+    pub trusted: Tracked<String, trusted::TrustedRun>,
     /// The log index of the command being applied (not stored: for the
     /// audit records made deep inside an apply, such as ledger entries).
     applying: u64,
@@ -685,6 +700,8 @@ impl State {
             Command::AuditCheckpoint(c) => self.apply_checkpoint(c).map(|()| None),
             Command::Catalog(c) => self.apply_catalog(c),
             Command::DeployUsing { deploy, uses } => self.deploy_using(index, deploy, uses),
+            Command::DeployTrusted { deploy, trust } => self.deploy_trusted(index, deploy, *trust),
+            Command::Trust(c) => self.apply_trust(c),
         }
     }
 

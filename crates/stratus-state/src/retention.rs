@@ -176,6 +176,7 @@ impl State {
             self.workloads.remove(id);
             self.orders.remove(id);
             self.uses.remove(id);
+            self.trusted.remove(id);
         }
         let mut dropped = BTreeSet::new();
         for (t, h) in &p.modules {

@@ -39,6 +39,7 @@ impl State {
             uses: Tracked::load(k, "uses")?,
             storage_billed_ms: Cell::load(k, "storage_billed_ms")?,
             reputations: Tracked::load(k, "reputations")?,
+            trusted: Tracked::load(k, "trusted")?,
             applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
@@ -74,6 +75,7 @@ impl State {
         self.uses.flush(kv, "uses");
         self.storage_billed_ms.flush(kv, "storage_billed_ms");
         self.reputations.flush(kv, "reputations");
+        self.trusted.flush(kv, "trusted");
         self.store.flush();
     }
 
@@ -161,6 +163,7 @@ impl State {
             uses: self.uses.clone(),
             storage_billed_ms: self.storage_billed_ms.clone(),
             reputations: self.reputations.clone(),
+            trusted: self.trusted.clone(),
             applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }

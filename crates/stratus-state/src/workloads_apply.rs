@@ -220,6 +220,14 @@ impl State {
         // (`DeployOrdered` and `DeployUsing` set their own after this).
         self.orders.remove(&key);
         self.uses.remove(&key);
+        if self
+            .trusted
+            .get(&key)
+            .is_some_and(|r| r.generation != self.workloads.get(&key).map_or(0, |w| w.generation))
+        {
+            // A new generation: a trusted deploy opens its own run.
+            self.trusted.remove(&key);
+        }
         Ok(Some(index))
     }
 
@@ -266,6 +274,7 @@ impl State {
                     .iter()
                     .map(|i| (i.id.clone(), i.workload.to_string(), i.node, i.created_ms))
                     .collect();
+                self.check_trusted_placement(instances)?;
                 self.open_deals(&placed)?;
                 for i in instances {
                     if let Some(w) = self.workloads.get_mut(i.workload.as_str()) {
@@ -273,6 +282,7 @@ impl State {
                     }
                     self.instances.insert(i.id.clone(), i.clone());
                 }
+                self.record_trusted_placement(instances);
                 Ok(None)
             }
             _ => Err(ApplyError::internal("command routed to the wrong family")),

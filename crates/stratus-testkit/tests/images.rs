@@ -309,9 +309,12 @@ async fn images_are_placed_only_on_nodes_that_run_containers() -> Result<()> {
         "version: 1\nname: svc\nkind: service\ncount: 3\nimage: { name: busybox }\nargs: [sleep, '600']\n",
     )
     .await?;
+    // Seven clusters share two cores in CI: starting three containers at
+    // once may take a while. On a timeout, say what each instance went
+    // through.
     let nodes = wait_until(
         "three running instances",
-        Duration::from_secs(60),
+        Duration::from_secs(180),
         || async {
             let live: Vec<_> = instances(&c, &id)
                 .into_iter()
@@ -321,7 +324,14 @@ async fn images_are_placed_only_on_nodes_that_run_containers() -> Result<()> {
             (live.len() == 3).then_some(live)
         },
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        let seen: Vec<_> = instances(&c, &id)
+            .into_iter()
+            .map(|i| (i.id, i.node.short(), i.state, i.events))
+            .collect();
+        e.context(format!("instances: {seen:#?}"))
+    })?;
     assert!(nodes.iter().all(|n| *n == oci_only), "{nodes:?}");
 
     // With no such node left, the workload waits and says why.

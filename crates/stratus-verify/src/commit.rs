@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 const COMMIT_DOMAIN: &[u8] = b"stratus result commit v1";
 /// Domain tag of result digests.
 const RESULT_DOMAIN: &[u8] = b"stratus result v1";
+/// Domain tag of `/output` digests.
+const FILES_DOMAIN: &[u8] = b"stratus output files v1";
 
 /// Why a reveal is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -50,23 +52,36 @@ pub fn check_reveal(
     }
 }
 
-/// The digest of a task's result: its exit code, standard output, standard
-/// error and `/output` files (path and BLAKE3 of the bytes, in path order,
-/// whatever order they are given in). Two runs agree when their digests
-/// are equal.
-pub fn result_digest(
-    exit_code: i32,
-    stdout: &[u8],
-    stderr: &[u8],
-    files: &[(String, [u8; 32])],
-) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(RESULT_DOMAIN);
-    h.update(&exit_code.to_le_bytes());
-    for stream in [stdout, stderr] {
-        h.update(&(stream.len() as u64).to_le_bytes());
-        h.update(stream);
+/// A task's result as a replica reveals it: enough to compare runs, and
+/// for the requester to check the output it reads against the verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResultParts {
+    /// The exit code.
+    pub exit_code: i32,
+    /// BLAKE3 of the output stream (standard output and error, in the
+    /// order the guest wrote them: what `stratus logs` serves).
+    pub output: [u8; 32],
+    /// [`files_digest`] of the `/output` folder.
+    pub files: [u8; 32],
+}
+
+impl ResultParts {
+    /// The digest two runs agree on when they are equal.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(RESULT_DOMAIN);
+        h.update(&self.exit_code.to_le_bytes());
+        h.update(&self.output);
+        h.update(&self.files);
+        *h.finalize().as_bytes()
     }
+}
+
+/// The digest of a task's `/output` files: each file's path and the BLAKE3
+/// of its bytes, in path order, whatever order they are given in.
+pub fn files_digest(files: &[(String, [u8; 32])]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(FILES_DOMAIN);
     let mut files: Vec<&(String, [u8; 32])> = files.iter().collect();
     files.sort_by(|a, b| a.0.cmp(&b.0));
     h.update(&(files.len() as u64).to_le_bytes());
@@ -78,6 +93,16 @@ pub fn result_digest(
     *h.finalize().as_bytes()
 }
 
+/// The digest of a result from its exit code, output stream and files.
+pub fn result_digest(exit_code: i32, output: &[u8], files: &[(String, [u8; 32])]) -> [u8; 32] {
+    ResultParts {
+        exit_code,
+        output: *blake3::hash(output).as_bytes(),
+        files: files_digest(files),
+    }
+    .digest()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,7 +110,7 @@ mod tests {
     #[test]
     fn a_reveal_must_match_the_nodes_own_commitment() {
         let (a, b) = ([1; 32], [2; 32]);
-        let result = result_digest(0, b"42\n", b"", &[]);
+        let result = result_digest(0, b"42\n", &[]);
         let salt = [7; 32];
         let c = commitment(&a, &result, &salt);
         assert_eq!(check_reveal(Some(&c), &a, &result, &salt), Ok(()));
@@ -94,7 +119,7 @@ mod tests {
             Err(RevealError::NotCommitted)
         );
         // Another result, another salt, or another node's commitment.
-        let other = result_digest(0, b"41\n", b"", &[]);
+        let other = result_digest(0, b"41\n", &[]);
         assert_eq!(
             check_reveal(Some(&c), &a, &other, &salt),
             Err(RevealError::Mismatch)
@@ -113,17 +138,15 @@ mod tests {
     #[test]
     fn every_part_of_a_result_counts_and_file_order_does_not() {
         let f = |p: &str, b: u8| (p.to_string(), [b; 32]);
-        let base = result_digest(0, b"out", b"err", &[f("a", 1), f("b", 2)]);
-        assert_eq!(
-            base,
-            result_digest(0, b"out", b"err", &[f("b", 2), f("a", 1)])
-        );
+        let base = result_digest(0, b"out", &[f("a", 1), f("b", 2)]);
+        assert_eq!(base, result_digest(0, b"out", &[f("b", 2), f("a", 1)]));
         for other in [
-            result_digest(1, b"out", b"err", &[f("a", 1), f("b", 2)]),
-            result_digest(0, b"ou", b"terr", &[f("a", 1), f("b", 2)]),
-            result_digest(0, b"out", b"err", &[f("a", 1), f("b", 3)]),
-            result_digest(0, b"out", b"err", &[f("a", 1), f("c", 2)]),
-            result_digest(0, b"out", b"err", &[f("a", 1)]),
+            result_digest(1, b"out", &[f("a", 1), f("b", 2)]),
+            result_digest(0, b"ou", &[f("a", 1), f("b", 2)]),
+            result_digest(0, b"out", &[f("a", 1), f("b", 3)]),
+            result_digest(0, b"out", &[f("a", 1), f("c", 2)]),
+            result_digest(0, b"out", &[f("a", 1)]),
+            result_digest(0, b"out", &[f("ab", 1), f("b", 2)]),
         ] {
             assert_ne!(base, other);
         }

@@ -14,8 +14,8 @@
 //!
 //! with `T(g) = Π_{v∈g} c_v` and `F(g) = Π_{v∈g} (1 − c_v)`. A group is
 //! accepted when `P(g) > 1 − 1/trust` (strictly: one new node, credibility
-//! 0.8, does not pass trust 5 alone). For `trust ≥ 2` at most one group can
-//! pass. Everything is computed in fixed point, so every replica of the
+//! 0.8, does not pass trust 5 alone) and at least [`MIN_AGREEING`] replicas
+//! voted for it. For `trust ≥ 2` at most one group can pass. Everything is computed in fixed point, so every replica of the
 //! state reaches the same verdict.
 
 use std::collections::BTreeMap;
@@ -35,6 +35,10 @@ pub struct Vote {
     /// The node's reputation when it was chosen.
     pub reputation: Reputation,
 }
+
+/// Fewest replicas that must agree on a result: one lender alone is never
+/// a verification, however good its record.
+pub const MIN_AGREEING: usize = 2;
 
 /// What the votes so far decide.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +110,9 @@ pub fn verdict(votes: &[Vote], trust: u32) -> Verdict {
     let result = groups[i].0;
     let (winners, losers): (Vec<&Vote>, Vec<&Vote>) =
         votes.iter().partition(|v| v.result == result);
+    if winners.len() < MIN_AGREEING {
+        return Verdict::Undecided;
+    }
     Verdict::Agreed {
         result,
         winners: winners.into_iter().map(|v| v.node).collect(),
@@ -130,7 +137,7 @@ pub fn replicas_to_start(candidates: &[Reputation], trust: u32) -> Option<usize>
         let c = r.credibility();
         t = mul(t, c);
         f = mul(f, ONE - c);
-        if passes(t, t + f, trust) {
+        if k + 1 >= MIN_AGREEING && passes(t, t + f, trust) {
             return Some(k + 1);
         }
     }
@@ -196,8 +203,13 @@ mod tests {
             verdict(&[vote(1, 9, new), vote(2, 9, new)], 5),
             Verdict::Agreed { .. }
         ));
-        // A node with a long record passes a low level alone.
-        assert_eq!(replicas_to_start(&[rep(50, 0)], 5), Some(1));
+        // However good its record, one node alone is no verification.
+        assert_eq!(replicas_to_start(&[rep(50, 0)], 5), None);
+        assert_eq!(replicas_to_start(&[rep(50, 0), rep(50, 0)], 5), Some(2));
+        assert_eq!(
+            verdict(&[vote(1, 9, rep(50, 0)), vote(2, 8, new)], 5),
+            Verdict::Undecided
+        );
         // A very high level needs more new nodes than there are: none.
         assert_eq!(replicas_to_start(&[new, new], 1_000), None);
     }

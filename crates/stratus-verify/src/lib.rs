@@ -24,7 +24,7 @@ pub mod commit;
 pub mod consensus;
 pub mod reputation;
 
-pub use commit::{commitment, result_digest, RevealError};
+pub use commit::{check_reveal, commitment, files_digest, result_digest, ResultParts, RevealError};
 pub use consensus::{more_replicas, replicas_to_start, verdict, Verdict, Vote};
 pub use reputation::Reputation;
 
