@@ -29,6 +29,8 @@ pub use metering::{Sign, USAGE_EVERY};
 mod module_fetch;
 #[path = "supervise.rs"]
 mod supervise;
+#[path = "verified.rs"]
+mod verified;
 use stratus_state::workloads::{exec_log_id, ExecState};
 use stratus_state::{Desired, InstanceState};
 use stratus_types::Runtime;
@@ -335,7 +337,7 @@ impl Runner {
                             }
                         }
                     });
-                    me.forward_output(&mut rx, &exec_log_id(&id, n), 0, None)
+                    me.forward_output(&mut rx, &exec_log_id(&id, n), 0, None, None)
                         .await;
                     let state = match run.await {
                         Ok(Ok(exit)) => ExecState::Exited { code: exit.code },
@@ -360,12 +362,16 @@ impl Runner {
         log_id: &str,
         mut offset: u64,
         mut log_file: Option<&mut std::fs::File>,
+        mut hash: Option<&mut blake3::Hasher>,
     ) -> u64 {
         while let Some(out) = rx.recv().await {
             let (stderr, data) = match out {
                 Output::Stdout(d) => (false, d),
                 Output::Stderr(d) => (true, d),
             };
+            if let Some(h) = hash.as_mut() {
+                h.update(&data);
+            }
             if let Some(f) = log_file.as_mut() {
                 use std::io::Write;
                 let _ = f.write_all(&data);

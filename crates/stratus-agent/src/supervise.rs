@@ -32,6 +32,10 @@ struct Prepared {
     log_file: Option<File>,
     /// Bytes of output so far (the log file's length).
     offset: u64,
+    /// A replica of a verified run: its deterministic environment.
+    determinism: Option<stratus_runtime::Determinism>,
+    /// A replica of a verified run: BLAKE3 of its last run's output.
+    output_hash: Option<[u8; 32]>,
 }
 
 /// One start of an instance.
@@ -154,6 +158,17 @@ impl Runner {
                 return None;
             }
         };
+        let determinism = if super::verified::may_be_verified(a) {
+            match self.trust_terms(id).await {
+                Ok(d) => d,
+                Err(why) => {
+                    self.fail(id, 0, why);
+                    return None;
+                }
+            }
+        } else {
+            None
+        };
         let fetched = folders.fetched.as_ref().map_or(String::new(), |f| {
             format!("; /input: {} objects, {} bytes", f.objects, f.bytes)
         });
@@ -178,6 +193,8 @@ impl Runner {
             fetched,
             log_file,
             offset,
+            determinism,
+            output_hash: None,
         })
     }
 
@@ -246,7 +263,9 @@ impl Runner {
                 taskio::OutputWatch::start(d, taskio::disk_limit(spec), run_cancel.clone())
             });
         let run = match &p.payload {
-            Loaded::Wasm(module) => self.start_wasm(t, module, &p.folders, tx, run_cancel),
+            Loaded::Wasm(module) => {
+                self.start_wasm(t, module, &p.folders, p.determinism.clone(), tx, run_cancel)
+            }
             Loaded::Image(host, root) => {
                 let started = self.start_container(t, host, root, inst_dir, tx, run_cancel);
                 let (run, container_watch) = started?;
@@ -254,9 +273,11 @@ impl Runner {
                 run
             }
         };
+        let mut hash = p.determinism.as_ref().map(|_| blake3::Hasher::new());
         p.offset = self
-            .forward_output(&mut rx, id, p.offset, p.log_file.as_mut())
+            .forward_output(&mut rx, id, p.offset, p.log_file.as_mut(), hash.as_mut())
             .await;
+        p.output_hash = hash.map(|h| *h.finalize().as_bytes());
         let exit = match run.await {
             Ok(Ok(exit)) => exit,
             failed => {
@@ -296,6 +317,7 @@ impl Runner {
         t: &Attempt<'_>,
         module: &Arc<Vec<u8>>,
         folders: &taskio::Folders,
+        determinism: Option<stratus_runtime::Determinism>,
         tx: mpsc::Sender<Output>,
         run_cancel: CancellationToken,
     ) -> JoinHandle<Result<Exit, String>> {
@@ -318,9 +340,8 @@ impl Runner {
                 cpu_time: spec.resources.cpu_secs.map(Duration::from_secs),
             },
             meter: self.meter(&t.a.instance.id),
-            // Deterministic runs come with results verified by several
-            // lenders (issue 16), which deals do not ask for yet.
-            determinism: None,
+            // A replica of a verified run: the run's environment.
+            determinism,
         };
         let exec = self.inner.executor.clone();
         tokio::spawn(async move {
@@ -460,6 +481,28 @@ impl Runner {
         let what = format!("exited with code {} ({})", exit.code, exit.reason);
         match spec.kind {
             WorkloadKind::Task => {
+                if let Some(output) = p.output_hash {
+                    // A verified run's replica commits before it reports
+                    // the end: the control plane opens reveals only then.
+                    let files = match &p.folders.output {
+                        Some(dir) => super::verified::output_files(dir)
+                            .map_err(|e| format!("verified run: cannot read /output: {e}")),
+                        None => Ok(stratus_verify::files_digest(&[])),
+                    };
+                    let parts = files.map(|files| stratus_verify::ResultParts {
+                        exit_code: exit.code,
+                        output,
+                        files,
+                    });
+                    let committed = match parts {
+                        Ok(parts) => self.commit(id, parts).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(why) = committed {
+                        self.fail(id, restarts, why);
+                        return Next::Done;
+                    }
+                }
                 let state = if exit.success() {
                     InstanceState::Completed
                 } else {

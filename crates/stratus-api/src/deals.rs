@@ -56,8 +56,7 @@ impl SignedBy {
 }
 
 /// The order a deploy's `market` block asks for (signed by `signed_by`),
-/// or why it cannot be taken (an order for verified results is not
-/// implemented yet).
+/// or why it cannot be taken (verified results only for WASM tasks).
 pub fn order_of(
     m: &MarketSpec,
     spec: &WorkloadSpec,
@@ -75,15 +74,17 @@ pub fn order_of(
         // Replicas of a task are compared result against result: only a
         // deterministic program gives the same result on every node.
         let why = if spec.image.is_some() {
-            "a container is not deterministic (clocks, randomness, threads and the kernel differ from node to node), so its replicas' results could not be compared"
+            Some("a container is not deterministic (clocks, randomness, threads and the kernel differ from node to node), so its replicas' results could not be compared; run a WASM task instead")
         } else if spec.kind != stratus_spec::WorkloadKind::Task {
-            "a service or daemon has no single result to compare"
+            Some("a service or daemon has no single result to compare")
         } else {
-            "WASM tasks run deterministically, but comparing replicas' results is not wired into deals yet"
+            None
         };
-        return Err(ApiError::bad_request(format!(
-            "market.trust above 1 (results verified by several lenders) is refused: {why}"
-        )));
+        if let Some(why) = why {
+            return Err(ApiError::bad_request(format!(
+                "market.trust above 1 (results verified by several lenders) is refused: {why}"
+            )));
+        }
     }
     Ok(Order {
         signature: signed_by.map(SignedBy::parse).transpose()?,
@@ -355,9 +356,10 @@ mod tests {
     }
 
     /// `trust > 1` is refused with the reason that fits the workload
-    /// (issue 16, item 5: containers and services are not deterministic).
+    /// (issue 16, item 5: containers and services are not deterministic),
+    /// and taken for WASM tasks.
     #[test]
-    fn verified_results_are_refused_saying_why() {
+    fn verified_results_are_refused_saying_why_except_for_wasm_tasks() {
         let m = MarketSpec {
             trust: Some(3),
             ..MarketSpec::default()
@@ -373,8 +375,13 @@ mod tests {
         );
         let service = why("version: 1\nname: s\nkind: service\nwasm: { module: m.wat }\n");
         assert!(service.contains("no single result"), "{service}");
-        let task = why("version: 1\nname: t\nkind: task\nwasm: { module: m.wat }\n");
-        assert!(task.contains("not wired into deals yet"), "{task}");
+        // A WASM task is verified.
+        assert!(order_of(
+            &m,
+            &spec("version: 1\nname: t\nkind: task\nwasm: { module: m.wat }\n"),
+            None
+        )
+        .is_ok());
         // trust 1 is an ordinary order.
         let one = MarketSpec {
             trust: Some(1),

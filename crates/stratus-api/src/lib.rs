@@ -42,6 +42,7 @@ pub mod objects;
 pub mod quotas;
 pub mod s3keys;
 pub mod scopes;
+pub mod trusted;
 pub mod workloads;
 
 use std::future::Future;

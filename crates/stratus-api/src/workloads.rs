@@ -56,6 +56,10 @@ pub struct WorkloadView {
     pub instances: Vec<Instance>,
     /// Why it is not fully placed, if it is not.
     pub blocked: Option<String>,
+    /// A verified run (`market.trust` above 1): the replicas' votes and
+    /// the outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<crate::trusted::TrustView>,
 }
 
 /// Query of instance lists.
@@ -153,6 +157,7 @@ pub async fn deploy(
         .as_ref()
         .map(|m| crate::deals::order_of(m, &req.spec, req.signed_by.as_ref()))
         .transpose()?;
+    let trust = req.market.as_ref().and_then(|m| m.trust).filter(|t| *t > 1);
     crate::deals::check_order(&st, &c.tenant, &req.spec, &module, order.as_ref(), &uses)?;
     let deploy = Command::DeployWorkload {
         tenant: c.tenant.clone(),
@@ -167,9 +172,15 @@ pub async fn deploy(
         },
         None => deploy,
     };
-    st.control
-        .write(crate::catalog::deploy_command(deploy, uses))
-        .await?;
+    let deploy = crate::catalog::deploy_command(deploy, uses);
+    let deploy = match trust {
+        Some(trust) => Command::DeployTrusted {
+            deploy: Box::new(deploy),
+            trust,
+        },
+        None => deploy,
+    };
+    st.control.write(deploy).await?;
     st.control
         .state()
         .read(|s| s.workloads.get(id.as_str()).cloned())
@@ -214,6 +225,7 @@ pub async fn get(
                     .collect();
                 instances.sort_by_key(|i| (i.created_ms, i.id.clone()));
                 WorkloadView {
+                    trust: crate::trusted::TrustView::of_workload(s, id.as_str()),
                     workload,
                     instances,
                     blocked,

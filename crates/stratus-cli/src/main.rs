@@ -23,6 +23,7 @@ mod quotas;
 mod run;
 mod s3;
 mod tokens;
+mod verified;
 mod workloads;
 
 use std::path::PathBuf;

@@ -71,6 +71,13 @@ pub struct RunArgs {
     /// Which lender's node to prefer among those whose offer fits
     #[arg(long, value_enum)]
     pub prefer: Option<Prefer>,
+    /// Verify the result: run replicas on nodes of distinct owners, in a
+    /// deterministic environment, and accept the result their
+    /// reputation-weighted votes agree on with probability above 1 − 1/N
+    /// (WASM tasks only; costs about as many times the task as replicas
+    /// run, at least 2)
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub trust: Option<u32>,
 }
 
 /// `--prefer` values.
@@ -195,18 +202,21 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
     spec.resources.wall_time_secs = Some(a.timeout);
     spec.resources.cpu_secs = a.cpu_secs;
     spec.restart.attempts = 0;
-    let ordered = a.max_price.is_some() || a.prefer.is_some();
+    let ordered = a.max_price.is_some() || a.prefer.is_some() || a.trust.is_some();
     let market = (ordered || a.app.is_some() || a.dataset.is_some()).then(|| MarketSpec {
         max_price: a.max_price,
         prefer: a.prefer.map(|p| match p {
             Prefer::Cheapest => MarketPrefer::Cheapest,
             Prefer::Greenest => MarketPrefer::Greenest,
         }),
-        trust: None,
+        trust: a.trust,
         app: a.app.clone(),
         dataset: a.dataset.clone(),
     });
     let w = post_deploy(&c, spec, module, market).await?;
+    if a.trust.is_some_and(|t| t > 1) {
+        return crate::verified::run(&c, &w.id.to_string(), started, a.timeout).await;
+    }
     // Wait for the instance.
     let inst: Instance = loop {
         let list: Vec<Instance> = c
@@ -524,6 +534,9 @@ pub async fn inspect(g: &Global, id: &str) -> Result<()> {
         println!("module:     {}", w.module);
         if let Some(b) = &v.blocked {
             println!("blocked:    {b}");
+        }
+        if let Some(t) = &v.trust {
+            crate::verified::print_votes(t);
         }
         for i in &v.instances {
             print_instance(i);

@@ -4,6 +4,7 @@
 //! would cost a Raft entry for nothing is dropped first.
 
 use stratus_proto::{InstanceReport, LogChunk, Response};
+use stratus_state::trusted::TrustCommand;
 use stratus_state::workloads::ExecState;
 use stratus_state::Command;
 use stratus_types::{ErrorCode, NodeId};
@@ -123,6 +124,35 @@ impl Control {
             task,
         });
         match self.write(cmd).await {
+            Ok(_) => Response::Ok,
+            Err(e) => error_response(e.code(), e),
+        }
+    }
+
+    /// [`stratus_proto::Request::TrustTerms`]: the deterministic
+    /// environment of `peer`'s replica `instance` of a verified run.
+    pub(crate) fn trust_terms(&self, peer: NodeId, instance: &str) -> Response {
+        if !self.is_registered(&peer) {
+            return not_member(&peer);
+        }
+        match self.inner.reader.read(|s| s.trust_terms(instance, &peer)) {
+            Ok((seed, start_ms, fuel)) => Response::TrustTerms {
+                seed,
+                start_ms,
+                fuel,
+            },
+            Err(e) => error_response(e.code(), e),
+        }
+    }
+
+    /// [`stratus_proto::Request::CommitResult`] and
+    /// [`stratus_proto::Request::RevealResult`]: a step of `peer`'s
+    /// replica of a verified run (the state checks it is `peer`'s).
+    pub(crate) async fn trust_step(&self, peer: NodeId, cmd: TrustCommand) -> Response {
+        if !self.is_registered(&peer) {
+            return not_member(&peer);
+        }
+        match self.write(Command::Trust(cmd)).await {
             Ok(_) => Response::Ok,
             Err(e) => error_response(e.code(), e),
         }

@@ -60,6 +60,7 @@ mod serve;
 pub mod settlement;
 pub mod snapshots;
 pub mod taskio;
+mod trusted;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

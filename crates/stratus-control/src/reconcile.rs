@@ -172,6 +172,9 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
             spent: &mut spent,
         };
         match w.spec.kind {
+            WorkloadKind::Task if state.runs_verified(w) => {
+                crate::trusted::reconcile_trusted(&mut ctx)
+            }
             WorkloadKind::Task => reconcile_task(&mut ctx, &all, &gone),
             WorkloadKind::Service => reconcile_service(&mut ctx, &live, &all, &gone, state),
             WorkloadKind::Daemon => reconcile_daemon(&mut ctx, &live),
@@ -180,13 +183,13 @@ pub fn reconcile(state: &State, now_ms: u64) -> Decisions {
     d
 }
 
-struct Placer<'a> {
-    w: &'a Workload,
+pub(crate) struct Placer<'a> {
+    pub(crate) w: &'a Workload,
     cluster: &'a mut Cluster,
     created: usize,
-    now_ms: u64,
-    d: &'a mut Decisions,
-    state: &'a State,
+    pub(crate) now_ms: u64,
+    pub(crate) d: &'a mut Decisions,
+    pub(crate) state: &'a State,
     /// The market side of the workload's placements (outer `None`: not
     /// priced yet; priced only when something is to be placed, as it costs
     /// a pass over the nodes).
@@ -196,15 +199,42 @@ struct Placer<'a> {
 }
 
 impl Placer<'_> {
-    /// Places one instance per entry of `slots` (slot, replaces, avoid).
+    /// Places one instance per entry of `slots` (slot, replaces, avoid);
+    /// what could not be placed is reported as blocked.
     fn place(
         &mut self,
         slots: Vec<(u32, Option<String>)>,
         existing: Vec<NodeId>,
         avoid: Vec<NodeId>,
     ) {
+        if let Some(why) = self.try_place(slots, existing, avoid).1 {
+            self.d.blocked.push((self.w.id.to_string(), why));
+        }
+    }
+
+    /// Places one instance on `node` and nowhere else: whether it was
+    /// placed, and why not.
+    pub(crate) fn place_on(&mut self, node: NodeId) -> (bool, Option<String>) {
+        let avoid: Vec<NodeId> = self
+            .cluster
+            .nodes()
+            .iter()
+            .map(|n| n.id)
+            .filter(|id| *id != node)
+            .collect();
+        let (placed, why) = self.try_place(vec![(0, None)], Vec::new(), avoid);
+        (placed == 1, why)
+    }
+
+    /// [`Placer::place`]: how many were placed, and why the rest were not.
+    fn try_place(
+        &mut self,
+        slots: Vec<(u32, Option<String>)>,
+        existing: Vec<NodeId>,
+        avoid: Vec<NodeId>,
+    ) -> (usize, Option<String>) {
         if slots.is_empty() {
-            return;
+            return (0, None);
         }
         if self.market.is_none() {
             self.market = Some(crate::market::market_for(
@@ -275,28 +305,27 @@ impl Placer<'_> {
             );
             instances.push(i);
         }
-        if plan.unplaced > 0 {
+        let blocked = (plan.unplaced > 0).then(|| {
             let why: Vec<String> = plan
                 .reasons
                 .iter()
                 .map(|(r, n)| format!("{n} node(s): {r}"))
                 .collect();
-            self.d.blocked.push((
-                self.w.id.to_string(),
-                format!(
-                    "{} instance(s) cannot be placed: {}",
-                    plan.unplaced,
-                    if why.is_empty() {
-                        "no eligible node".into()
-                    } else {
-                        why.join(", ")
-                    }
-                ),
-            ));
-        }
+            format!(
+                "{} instance(s) cannot be placed: {}",
+                plan.unplaced,
+                if why.is_empty() {
+                    "no eligible node".into()
+                } else {
+                    why.join(", ")
+                }
+            )
+        });
+        let placed = instances.len();
         if !instances.is_empty() {
             self.d.commands.push(Command::PlaceInstances { instances });
         }
+        (placed, blocked)
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use stratus_net::Endpoint;
 use stratus_proto::{rpc, Request, Response};
+use stratus_state::trusted::TrustCommand;
 use stratus_state::Command;
 use stratus_types::{ErrorCode, ImageRef, ModuleRef, NodeId, NodeStatus, Payload};
 
@@ -281,6 +282,32 @@ impl Control {
             Request::PushLogs(chunks) => self.take_logs(peer, chunks),
             Request::ReportUsage(reports) => self.take_usage(peer, reports).await,
             Request::SetOwnOffer { offer, task } => self.set_own_offer(peer, offer, task).await,
+            Request::TrustTerms { instance } => self.trust_terms(peer, &instance),
+            Request::CommitResult {
+                instance,
+                commitment,
+            } => {
+                let cmd = TrustCommand::Commit {
+                    instance,
+                    node: peer,
+                    commitment,
+                    now_ms: now_ms(),
+                };
+                self.trust_step(peer, cmd).await
+            }
+            Request::RevealResult {
+                instance,
+                parts,
+                salt,
+            } => {
+                let cmd = TrustCommand::Reveal {
+                    instance,
+                    node: peer,
+                    parts,
+                    salt,
+                };
+                self.trust_step(peer, cmd).await
+            }
             Request::ReportExec { instance, n, state } => {
                 self.take_exec_report(peer, instance, n, state).await
             }

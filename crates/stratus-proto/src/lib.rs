@@ -240,6 +240,29 @@ pub enum Request {
         /// Price per task.
         task: stratus_market::Amount,
     },
+    /// An agent asks the deterministic environment of a replica of a
+    /// verified run it was assigned: a [`Response::TrustTerms`].
+    TrustTerms {
+        /// The instance.
+        instance: String,
+    },
+    /// An agent commits to its replica's result (`stratus_state::trusted`).
+    CommitResult {
+        /// The instance.
+        instance: String,
+        /// `stratus_verify::commitment(node, result, salt)`.
+        commitment: [u8; 32],
+    },
+    /// An agent reveals its replica's result; refused (`Conflict`) while
+    /// other replicas have not committed yet.
+    RevealResult {
+        /// The instance.
+        instance: String,
+        /// The result.
+        parts: stratus_verify::ResultParts,
+        /// The salt of the commitment.
+        salt: [u8; 32],
+    },
 }
 
 /// Most objects in one [`Response::ObjectList`].
@@ -463,6 +486,15 @@ pub enum Response {
         size: u64,
         /// Its chunks.
         chunks: Vec<ModuleChunk>,
+    },
+    /// Answer to [`Request::TrustTerms`].
+    TrustTerms {
+        /// Seed of the guest's random numbers.
+        seed: [u8; 32],
+        /// Where its wall clock starts (ms since the Unix epoch).
+        start_ms: u64,
+        /// Fuel it may burn.
+        fuel: u64,
     },
 }
 

@@ -102,6 +102,7 @@ impl Response {
             Response::ObjectList { .. } => "ObjectList",
             Response::ClusterProof { .. } => "ClusterProof",
             Response::ModuleChunks { .. } => "ModuleChunks",
+            Response::TrustTerms { .. } => "TrustTerms",
         }
     }
 }
@@ -551,6 +552,97 @@ impl Rpc for SetOwnOffer {
         Request::SetOwnOffer {
             offer: self.offer,
             task: self.task,
+        }
+    }
+    fn reply(r: Response) -> Result<(), Response> {
+        ok(r)
+    }
+}
+
+/// [`Request::TrustTerms`]: the deterministic environment of a replica.
+#[derive(Debug)]
+pub struct TrustTerms {
+    /// The instance.
+    pub instance: String,
+}
+
+/// What [`TrustTerms`] answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Terms {
+    /// Seed of the guest's random numbers.
+    pub seed: [u8; 32],
+    /// Where its wall clock starts (ms since the Unix epoch).
+    pub start_ms: u64,
+    /// Fuel it may burn.
+    pub fuel: u64,
+}
+
+impl Rpc for TrustTerms {
+    type Reply = Terms;
+    const NAME: &'static str = "TrustTerms";
+    fn into_request(self) -> Request {
+        Request::TrustTerms {
+            instance: self.instance,
+        }
+    }
+    fn reply(r: Response) -> Result<Terms, Response> {
+        match r {
+            Response::TrustTerms {
+                seed,
+                start_ms,
+                fuel,
+            } => Ok(Terms {
+                seed,
+                start_ms,
+                fuel,
+            }),
+            other => Err(other),
+        }
+    }
+}
+
+/// [`Request::CommitResult`]: a replica's commitment.
+#[derive(Debug)]
+pub struct CommitResult {
+    /// The instance.
+    pub instance: String,
+    /// The commitment.
+    pub commitment: [u8; 32],
+}
+
+impl Rpc for CommitResult {
+    type Reply = ();
+    const NAME: &'static str = "CommitResult";
+    fn into_request(self) -> Request {
+        Request::CommitResult {
+            instance: self.instance,
+            commitment: self.commitment,
+        }
+    }
+    fn reply(r: Response) -> Result<(), Response> {
+        ok(r)
+    }
+}
+
+/// [`Request::RevealResult`]: a replica's result and salt.
+#[derive(Debug)]
+pub struct RevealResult {
+    /// The instance.
+    pub instance: String,
+    /// The result.
+    pub parts: stratus_verify::ResultParts,
+    /// The salt.
+    pub salt: [u8; 32],
+}
+
+impl Rpc for RevealResult {
+    type Reply = ();
+    const NAME: &'static str = "RevealResult";
+    fn into_request(self) -> Request {
+        Request::RevealResult {
+            instance: self.instance,
+            parts: self.parts,
+            salt: self.salt,
         }
     }
     fn reply(r: Response) -> Result<(), Response> {

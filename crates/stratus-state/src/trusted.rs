@@ -100,7 +100,7 @@ pub struct Replica {
 
 /// How a trusted run ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case", tag = "outcome")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The votes agreed.
     Agreed {

@@ -185,11 +185,17 @@ fn the_honest_result_wins_and_the_liar_is_cut_and_unpaid() {
     // Deciding early is refused: r3 has not revealed.
     assert_eq!(code(&decide(&mut s)), Some(ErrorCode::Conflict));
     ok(s.apply(7, &reveal(&key(3), "r3", &honest, 3)));
+    // The run, with its commitments, reveals and held reports, survives a
+    // restart.
+    s.flush();
+    let mut s = State::open(Box::new(s.fork_kv())).unwrap();
     assert!(matches!(
         s.trusted_progress(&s.trusted.get(WORKLOAD).unwrap(), 8),
         Progress::Counted(Verdict::Agreed { .. })
     ));
     ok(decide(&mut s));
+    s.flush();
+    let s = State::open(Box::new(s.fork_kv())).unwrap();
 
     match &s.trusted.get(WORKLOAD).unwrap().outcome {
         Some(Outcome::Agreed {
