@@ -228,6 +228,16 @@ impl Running {
 
 /// Starts the node's roles.
 pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
+    start_with(cfg, None).await
+}
+
+/// Starts the node's roles, its agent running workloads with `executor`
+/// (`None`: the WASM sandbox, what the product runs; tests pass their own,
+/// such as the testkit's lying lender).
+pub async fn start_with(
+    cfg: NodeConfig,
+    executor: Option<Arc<dyn stratus_runtime::DynExecutor>>,
+) -> Result<Running, NodeError> {
     if cfg.server.is_none() && cfg.agent.is_none() {
         return Err(NodeError::Config(
             "no role enabled: a node needs the server role, the agent role, or both".into(),
@@ -285,9 +295,12 @@ pub async fn start(cfg: NodeConfig) -> Result<Running, NodeError> {
             },
             endpoint.clone(),
             // The WASM sandbox is the workload backend of agents.
-            Some(Arc::new(stratus_runtime::WasmExecutor::new().map_err(
-                |e| NodeError::Config(format!("cannot start the WASM runtime: {e}")),
-            )?)),
+            Some(match executor {
+                Some(e) => e,
+                None => Arc::new(stratus_runtime::WasmExecutor::new().map_err(|e| {
+                    NodeError::Config(format!("cannot start the WASM runtime: {e}"))
+                })?),
+            }),
         )?),
         None => None,
     };

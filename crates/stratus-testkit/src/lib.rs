@@ -15,6 +15,7 @@
 //! `stratus_agent=debug`) prints the members' logs, timestamped, with the
 //! test's output.
 
+pub mod liar;
 pub mod wasm_padding;
 
 use std::future::Future;
@@ -254,6 +255,26 @@ impl Cluster {
         let credential = self.join_tokens.get(j).unwrap_or(&self.join_token);
         let a = stratus_node::start(self.cfg.agent(j, credential)?).await?;
         self.agents[j] = Some(a);
+        Ok(())
+    }
+
+    /// Starts agent `j` again (same identity) at `site`, running workloads
+    /// with `executor` (such as a [`liar::Liar`]).
+    pub async fn restart_agent_with(
+        &mut self,
+        j: usize,
+        site: &str,
+        executor: Option<std::sync::Arc<dyn stratus_runtime::DynExecutor>>,
+    ) -> Result<()> {
+        if self.agents.get(j).is_some_and(Option::is_some) {
+            self.stop_agent(j).await?;
+        }
+        let credential = self.join_tokens.get(j).unwrap_or(&self.join_token);
+        let mut cfg = self.cfg.agent(j, credential)?;
+        if let Some(a) = cfg.agent.as_mut() {
+            a.attributes.site = site.to_string();
+        }
+        self.agents[j] = Some(stratus_node::start_with(cfg, executor).await?);
         Ok(())
     }
 
