@@ -247,23 +247,35 @@ pub(crate) fn check_order(
     })
 }
 
-/// The pool operator's fee.
+/// The pool operator's terms: its fee, and the stake lenders hold per
+/// replica of a verified run.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PoolFee {
     /// Basis points of lenders' amounts (100 = 1%).
     pub fee_bps: u32,
+    /// The stake a lender holds per replica of a verified run (its owner
+    /// loses a third of it to the winners when its result loses). Absent
+    /// in a `PUT`: unchanged.
+    #[serde(default)]
+    pub trusted_stake: Option<u64>,
 }
 
 /// The pool's fee on lenders' amounts.
 #[utoipa::path(get, path = "/v1/market/fee", tag = "market", security(("bearer" = [])),
     responses((status = 200, body = PoolFee)))]
 pub async fn get_fee(State(st): State<AppState>, _c: Caller) -> Json<PoolFee> {
+    let (fee_bps, stake) = st
+        .control
+        .state()
+        .read(|s| (*s.pool_fee_bps, s.trusted_stake.0));
     Json(PoolFee {
-        fee_bps: st.control.state().read(|s| *s.pool_fee_bps),
+        fee_bps,
+        trusted_stake: Some(stake),
     })
 }
 
-/// Sets the pool's fee (the operator); deals already placed keep theirs.
+/// Sets the pool's fee and, if given, the stake of verified runs (the
+/// operator); deals and replicas already placed keep theirs.
 #[utoipa::path(put, path = "/v1/market/fee", tag = "market", security(("bearer" = [])),
     request_body = PoolFee,
     responses((status = 200, body = PoolFee), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -280,6 +292,13 @@ pub async fn put_fee(
             bps: fee.fee_bps,
         }))
         .await?;
+    if let Some(stake) = fee.trusted_stake {
+        st.control
+            .write(Command::Market(MarketCommand::SetTrustedStake {
+                amount: Amount(stake),
+            }))
+            .await?;
+    }
     Ok(Json(fee))
 }
 

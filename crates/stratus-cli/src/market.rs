@@ -62,11 +62,17 @@ pub enum MarketCmd {
     },
     /// Open deals: what you pay for, what your nodes are paid for (all, for the operator)
     Deals,
-    /// The pool operator's fee on lenders' amounts; the operator sets it with --set
+    /// The pool operator's fee on lenders' amounts and the stake lenders
+    /// hold per replica of a verified run; the operator sets them
     Fee {
         /// New fee in basis points (100 = 1%, at most 5000)
         #[arg(long)]
         set: Option<u32>,
+        /// New stake per replica of a verified run (`--trust`): held from
+        /// the lender while it runs, a third of it lost to the winners when
+        /// its result loses; 0 for none
+        #[arg(long)]
+        stake: Option<u64>,
     },
 }
 
@@ -116,11 +122,13 @@ pub async fn market(g: &Global, cmd: MarketCmd) -> Result<()> {
             available_now,
         } => (region, site, energy, max_cpu_second, available_now),
         MarketCmd::Deals => return deals(g, &c).await,
-        MarketCmd::Fee { set } => {
-            let fee: PoolFee = match set {
-                Some(fee_bps) => c.put("/v1/market/fee", &PoolFee { fee_bps }).await?,
-                None => c.get("/v1/market/fee").await?,
-            };
+        MarketCmd::Fee { set, stake } => {
+            let mut fee: PoolFee = c.get("/v1/market/fee").await?;
+            if set.is_some() || stake.is_some() {
+                fee.fee_bps = set.unwrap_or(fee.fee_bps);
+                fee.trusted_stake = stake.or(fee.trusted_stake);
+                fee = c.put("/v1/market/fee", &fee).await?;
+            }
             if g.json {
                 return print_json(&fee);
             }
@@ -129,6 +137,10 @@ pub async fn market(g: &Global, cmd: MarketCmd) -> Result<()> {
                 fee.fee_bps,
                 fee.fee_bps / 100,
                 fee.fee_bps % 100
+            );
+            println!(
+                "stake per replica of a verified run: {}",
+                fee.trusted_stake.unwrap_or(0)
             );
             return Ok(());
         }

@@ -215,7 +215,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
     });
     let w = post_deploy(&c, spec, module, market).await?;
     if a.trust.is_some_and(|t| t > 1) {
-        return crate::verified::run(&c, &w.id.to_string(), started, a.timeout).await;
+        return crate::verified::run(&c, w.id.as_str(), started, a.timeout).await;
     }
     // Wait for the instance.
     let inst: Instance = loop {

@@ -85,6 +85,11 @@ pub enum Reason {
     Refund,
     /// Stored bytes billed to a bucket owner for the lenders holding them.
     StorageBill,
+    /// A lender's stake held for a replica of a verified run.
+    Stake,
+    /// A verified run's verdict: stakes returned, and a losing replica's
+    /// forfeited part paid to the winners.
+    StakeSettled,
 }
 
 /// What an entry refers to (all optional, for statements and audits).

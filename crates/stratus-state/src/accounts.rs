@@ -106,6 +106,12 @@ pub enum MarketCommand {
         /// Leader time.
         now_ms: u64,
     },
+    /// The stake a lender holds for each replica of a verified run its
+    /// nodes take ([`crate::trusted`]; zero: none).
+    SetTrustedStake {
+        /// The stake.
+        amount: Amount,
+    },
 }
 
 /// One posted entry, as stored.
@@ -233,6 +239,10 @@ impl State {
                 Ok(None)
             }
             MarketCommand::BillStorage { now_ms } => self.bill_storage(*now_ms),
+            MarketCommand::SetTrustedStake { amount } => {
+                *self.trusted_stake = *amount;
+                Ok(None)
+            }
         }
     }
 

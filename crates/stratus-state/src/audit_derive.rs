@@ -310,6 +310,10 @@ impl State {
             // Each bill is a ledger entry, recorded where it is posted (an
             // unpaid one as `market.storage-unpaid`).
             Command::Market(MarketCommand::BillStorage { .. }) => Vec::new(),
+            Command::Market(MarketCommand::SetTrustedStake { amount }) => {
+                one(p("market.stake", Vec::new(), "trusted stake")
+                    .detail(format!("{amount} per replica")))
+            }
             Command::Market(_) => Vec::new(),
             Command::DeployOrdered { deploy, order } => {
                 let mut v = self.audit_prepare(deploy);

@@ -475,6 +475,8 @@ pub struct State {
     pub storage_billed_ms: Cell<Option<u64>>,
     /// Trusted runs, by workload id ([`trusted`]).
     pub trusted: Tracked<String, trusted::TrustedRun>,
+    /// The stake lenders hold per replica of a verified run ([`trusted`]).
+    pub trusted_stake: Cell<stratus_market::Amount>,
     /// The log index of the command being applied (not stored: for the
     /// audit records made deep inside an apply, such as ledger entries).
     applying: u64,

@@ -40,6 +40,7 @@ impl State {
             storage_billed_ms: Cell::load(k, "storage_billed_ms")?,
             reputations: Tracked::load(k, "reputations")?,
             trusted: Tracked::load(k, "trusted")?,
+            trusted_stake: Cell::load(k, "trusted_stake")?,
             applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
@@ -76,6 +77,7 @@ impl State {
         self.storage_billed_ms.flush(kv, "storage_billed_ms");
         self.reputations.flush(kv, "reputations");
         self.trusted.flush(kv, "trusted");
+        self.trusted_stake.flush(kv, "trusted_stake");
         self.store.flush();
     }
 
@@ -164,6 +166,7 @@ impl State {
             storage_billed_ms: self.storage_billed_ms.clone(),
             reputations: self.reputations.clone(),
             trusted: self.trusted.clone(),
+            trusted_stake: self.trusted_stake.clone(),
             applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }

@@ -31,7 +31,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use stratus_market::UsageReport;
+use stratus_market::{Account, Amount, Entry, Reason, Refs, Transfer, UsageReport};
 use stratus_spec::WorkloadKind;
 use stratus_types::{NodeId, NodeStatus, Payload, WorkloadId};
 use stratus_verify::{Reputation, ResultParts, Verdict, Vote};
@@ -46,6 +46,9 @@ pub const MAX_REPLICAS: usize = 16;
 /// How long a replica that committed has to reveal once its instance ended
 /// and reveals are open, before it is counted out.
 pub const REVEAL_GRACE_MS: u64 = 120_000;
+/// The part of its stake a losing replica's owner forfeits (to the
+/// winners' owners), as a ratio.
+pub const FORFEIT: (u64, u64) = (1, 3);
 /// Fuel a trusted run may burn per second of its wall-clock limit (about
 /// one wasm instruction per unit: a generous core's worth).
 pub const FUEL_PER_SEC: u64 = 2_000_000_000;
@@ -96,6 +99,10 @@ pub struct Replica {
     /// The latest usage report of its deal, held until the verdict.
     #[schema(value_type = Option<Object>)]
     pub held: Option<UsageReport>,
+    /// The stake its owner holds for it (returned at the verdict, less
+    /// [`FORFEIT`] of it when it loses).
+    #[schema(value_type = u64)]
+    pub stake: Amount,
 }
 
 /// How a trusted run ended.
@@ -312,6 +319,7 @@ impl State {
                 && n.info.runtimes.contains(&stratus_types::Runtime::Wasm)
                 && owner != w.tenant
                 && r.eligible()
+                && self.can_stake(owner)
                 && !run.replicas.values().any(|x| x.owner == owner);
             if !usable {
                 continue;
@@ -326,10 +334,21 @@ impl State {
         out
     }
 
+    /// Whether `owner` can hold the pool's stake for `n` more replicas.
+    fn can_stake_n(&self, owner: &str, n: u64) -> bool {
+        self.account(owner).balance.0 >= self.trusted_stake.0.saturating_mul(n)
+    }
+
+    /// Whether `owner` can hold the pool's stake for one more replica.
+    fn can_stake(&self, owner: &str) -> bool {
+        self.can_stake_n(owner, 1)
+    }
+
     /// Checks instances about to be placed that are replicas of a trusted
     /// run: each on an eligible node of an owner the run does not use yet.
     pub(crate) fn check_trusted_placement(&self, instances: &[Instance]) -> Result<(), ApplyError> {
         let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut staking: BTreeMap<&str, u64> = BTreeMap::new();
         for i in instances {
             let Some(run) = self.trusted.get(i.workload.as_str()) else {
                 continue;
@@ -354,27 +373,52 @@ impl State {
                 || run.replicas.values().any(|r| r.owner == owner)
                 || taken.contains(&owner)
                 || !self.reputation(&i.node).eligible()
+                || !self.can_stake_n(owner, staking.get(owner).copied().unwrap_or(0) + 1)
             {
                 return Err(ApplyError::conflict(format!(
                     "node {} cannot take a replica of {}: its owner is the requester's, \
-                     already runs one, or its reputation is too low",
+                     already runs one, or cannot stake, or its reputation is too low",
                     i.node.short(),
                     i.workload
                 )));
             }
             taken.push(owner);
+            *staking.entry(owner).or_default() += 1;
         }
         Ok(())
     }
 
-    /// Records placed replicas in their runs.
-    pub(crate) fn record_trusted_placement(&mut self, instances: &[Instance]) {
+    /// Records placed replicas in their runs, holding their owners' stakes.
+    pub(crate) fn record_trusted_placement(
+        &mut self,
+        instances: &[Instance],
+    ) -> Result<(), ApplyError> {
+        let stake = *self.trusted_stake;
         for i in instances {
             let owner = match self.nodes.get(&i.node) {
                 Some(n) => n.owner.clone(),
                 None => continue,
             };
+            if !self.trusted.contains_key(i.workload.as_str()) {
+                continue;
+            }
             let reputation = self.reputation(&i.node);
+            if stake > Amount::ZERO {
+                let entry = Entry {
+                    reason: Reason::Stake,
+                    refs: Refs {
+                        instance: Some(i.id.clone()),
+                        node: Some(i.node.to_string()),
+                        ..Refs::default()
+                    },
+                    transfers: vec![Transfer {
+                        from: Account::Tenant(owner.clone()),
+                        to: Account::Held(owner.clone()),
+                        amount: stake,
+                    }],
+                };
+                self.post_entry(entry, i.created_ms)?;
+            }
             if let Some(run) = self.trusted.get_mut(i.workload.as_str()) {
                 run.replicas.insert(
                     i.id.clone(),
@@ -391,10 +435,69 @@ impl State {
                         done_ms: None,
                         revealed: None,
                         held: None,
+                        stake,
                     },
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Settles the stakes of `run`'s replicas: each returned to its owner,
+    /// except that a loser's forfeited part ([`FORFEIT`]) goes to the
+    /// winners' owners in equal shares (the indivisible rest to the
+    /// operator).
+    fn settle_stakes(
+        &mut self,
+        run: &TrustedRun,
+        winners: &[String],
+        losers: &[String],
+        now_ms: u64,
+    ) -> Result<(), ApplyError> {
+        let winner_owners: Vec<String> = winners
+            .iter()
+            .filter_map(|w| run.replicas.get(w).map(|r| r.owner.clone()))
+            .collect();
+        for (id, r) in &run.replicas {
+            if r.stake == Amount::ZERO {
+                continue;
+            }
+            let held = Account::Held(r.owner.clone());
+            let mut transfers = Vec::new();
+            let mut back = r.stake.0;
+            if losers.contains(id) && !winner_owners.is_empty() {
+                let forfeit = r.stake.0 / FORFEIT.1 * FORFEIT.0;
+                let share = forfeit / winner_owners.len() as u64;
+                for w in &winner_owners {
+                    transfers.push((Account::Tenant(w.clone()), share));
+                }
+                transfers.push((
+                    Account::Operator,
+                    forfeit - share * winner_owners.len() as u64,
+                ));
+                back -= forfeit;
+            }
+            transfers.push((Account::Tenant(r.owner.clone()), back));
+            let entry = Entry {
+                reason: Reason::StakeSettled,
+                refs: Refs {
+                    instance: Some(id.clone()),
+                    node: Some(r.node.to_string()),
+                    ..Refs::default()
+                },
+                transfers: transfers
+                    .into_iter()
+                    .filter(|(_, a)| *a > 0)
+                    .map(|(to, a)| Transfer {
+                        from: held.clone(),
+                        to,
+                        amount: Amount(a),
+                    })
+                    .collect(),
+            };
+            self.post_entry(entry, now_ms)?;
+        }
+        Ok(())
     }
 
     /// The deterministic environment of replica `instance` asked by `node`:
@@ -540,11 +643,12 @@ impl State {
                 reason,
                 now_ms,
             } => {
-                let run = self.open_run(workload)?;
-                let ids: Vec<String> = run.replicas.keys().cloned().collect();
-                for id in &ids {
+                let run = self.open_run(workload)?.clone();
+                for id in run.replicas.keys() {
                     self.refund_deal(id, *now_ms)?;
                 }
+                // Nobody is known to be wrong: every stake goes back.
+                self.settle_stakes(&run, &[], &[], *now_ms)?;
                 if let Some(run) = self.trusted.get_mut(workload) {
                     run.outcome = Some(Outcome::Failed {
                         reason: reason.clone(),
@@ -587,6 +691,7 @@ impl State {
         let Some(result) = accepted else {
             return Err(ApplyError::internal("an agreed result nobody revealed"));
         };
+        self.settle_stakes(&run, &winners, &losers, now_ms)?;
         if let Some(r) = self.trusted.get_mut(workload) {
             r.outcome = Some(Outcome::Agreed {
                 result,

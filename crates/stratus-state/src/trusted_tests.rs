@@ -177,7 +177,7 @@ fn the_honest_result_wins_and_the_liar_is_cut_and_unpaid() {
     let now: Vec<u64> = LENDERS.iter().map(|l| balance(&s, l)).collect();
     assert_eq!(now, before, "paid before the verdict");
     assert_eq!(
-        s.trusted_progress(&s.trusted.get(WORKLOAD).unwrap(), 8),
+        s.trusted_progress(s.trusted.get(WORKLOAD).unwrap(), 8),
         Progress::Waiting
     );
     ok(s.apply(7, &reveal(&key(1), "r1", &honest, 1)));
@@ -190,7 +190,7 @@ fn the_honest_result_wins_and_the_liar_is_cut_and_unpaid() {
     s.flush();
     let mut s = State::open(Box::new(s.fork_kv())).unwrap();
     assert!(matches!(
-        s.trusted_progress(&s.trusted.get(WORKLOAD).unwrap(), 8),
+        s.trusted_progress(s.trusted.get(WORKLOAD).unwrap(), 8),
         Progress::Counted(Verdict::Agreed { .. })
     ));
     ok(decide(&mut s));
@@ -249,7 +249,7 @@ fn a_copied_or_changed_answer_and_a_late_commitment_are_refused() {
     // One against one: undecided. A replica placed now commits while the
     // others' reveals are in: allowed, as it was placed after them.
     assert_eq!(
-        s.trusted_progress(&s.trusted.get(WORKLOAD).unwrap(), 8),
+        s.trusted_progress(s.trusted.get(WORKLOAD).unwrap(), 8),
         Progress::Counted(Verdict::Undecided)
     );
     ok(place(&mut s, &[("r3", 3)]));
@@ -335,5 +335,97 @@ fn the_deterministic_terms_are_the_same_for_every_replica_and_only_theirs() {
     // Trust out of range, and what cannot run verified, are refused.
     for t in [1, super::MAX_TRUST + 1] {
         assert_eq!(code(&deploy(&mut s, &m, t)), Some(ErrorCode::BadRequest));
+    }
+}
+
+#[test]
+fn stakes_are_held_returned_and_a_losers_third_goes_to_the_winners() {
+    let (mut s, m) = four_lenders();
+    ok(s.apply(
+        2,
+        &Command::Market(MarketCommand::SetTrustedStake {
+            amount: Amount(900),
+        }),
+    ));
+    // Lou has no money: it cannot stake, so its node takes no replica.
+    for l in &LENDERS[..3] {
+        deposit(&mut s, l, 1_000);
+    }
+    ok(deploy(&mut s, &m, 3));
+    let w = s.workloads.get(WORKLOAD).unwrap().clone();
+    let cands: Vec<NodeId> = s.trusted_candidates(&w).into_iter().map(|c| c.0).collect();
+    assert!(!cands.contains(&node_of(&key(4))), "{cands:?}");
+    let broke = place(&mut s, &[("r4", 4)]);
+    assert_eq!(code(&broke), Some(ErrorCode::Conflict), "{broke:?}");
+    ok(place(&mut s, &[("r1", 1), ("r2", 2), ("r3", 3)]));
+    assert_eq!(balance(&s, "lars"), 100, "the stake is held");
+    assert_eq!(s.account("lars").held.0, 900);
+    let (honest, lie) = (parts("42\n"), parts("41\n"));
+    run_to_the_end(&mut s, &[1, 2, 3], &[honest, lie, honest]);
+    for (k, p) in [(1u8, honest), (2, lie), (3, honest)] {
+        ok(s.apply(7, &reveal(&key(k), &format!("r{k}"), &p, k)));
+    }
+    let fees = s.pool_totals().0 .0;
+    ok(decide(&mut s));
+    // Lars forfeits 300 of 900: 150 to each winner's owner.
+    assert_eq!(s.account("lars").held.0, 0);
+    assert_eq!(balance(&s, "lars"), 100 + 600);
+    for l in ["lena", "liv"] {
+        assert_eq!(s.account(l).held.0, 0);
+        // Stake back, its share of the forfeit, and the deal's pay.
+        assert!(balance(&s, l) > 1_000 + 150, "{l}: {}", balance(&s, l));
+    }
+    assert!(s.pool_totals().0 .0 >= fees);
+    assert!(conserved(&s));
+}
+
+proptest::proptest! {
+    /// Whatever the replicas answer, the stake and the trust level, the
+    /// run ends with nothing held and money conserved.
+    #[test]
+    fn every_verdict_conserves_money_and_releases_every_hold(
+        lies in proptest::collection::vec(proptest::bool::ANY, 2..=4),
+        stake in 0u64..2_000,
+        trust in 2u32..6,
+    ) {
+        let (mut s, m) = four_lenders();
+        ok(s.apply(2, &Command::Market(MarketCommand::SetTrustedStake { amount: Amount(stake) })));
+        for l in LENDERS {
+            deposit(&mut s, l, 2_000);
+        }
+        let total = |s: &State| -> u64 {
+            std::iter::once(BOB).chain(LENDERS).map(|t| s.account(t).balance.0 + s.account(t).held.0).sum::<u64>()
+                + s.pool_totals().0 .0
+        };
+        let start = total(&s);
+        ok(deploy(&mut s, &m, trust));
+        let ks: Vec<u8> = (1..=lies.len() as u8).collect();
+        let placed: Vec<(String, u8)> = ks.iter().map(|k| (format!("r{k}"), *k)).collect();
+        let refs: Vec<(&str, u8)> = placed.iter().map(|(i, k)| (i.as_str(), *k)).collect();
+        ok(place(&mut s, &refs));
+        let answers: Vec<ResultParts> = lies.iter().map(|l| parts(if *l { "lie" } else { "ok" })).collect();
+        run_to_the_end(&mut s, &ks, &answers);
+        for (k, p) in ks.iter().zip(&answers) {
+            ok(s.apply(7, &reveal(&key(*k), &format!("r{k}"), p, *k)));
+        }
+        match s.trusted_progress(s.trusted.get(WORKLOAD).unwrap(), 8) {
+            Progress::Counted(Verdict::Agreed { .. }) => {
+                ok(decide(&mut s));
+            }
+            Progress::Counted(Verdict::Undecided) => {
+                ok(s.apply(9, &Command::Trust(TrustCommand::Fail {
+                    workload: WORKLOAD.into(),
+                    reason: "undecided".into(),
+                    now_ms: 10,
+                })));
+            }
+            other => proptest::prop_assert!(false, "{:?}", other),
+        }
+        proptest::prop_assert!(conserved(&s));
+        proptest::prop_assert_eq!(total(&s), start);
+        for t in std::iter::once(BOB).chain(LENDERS) {
+            proptest::prop_assert_eq!(s.account(t).held.0, 0, "{} still holds", t);
+        }
+        proptest::prop_assert!(s.deals.is_empty());
     }
 }

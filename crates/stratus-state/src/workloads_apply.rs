@@ -282,7 +282,7 @@ impl State {
                     }
                     self.instances.insert(i.id.clone(), i.clone());
                 }
-                self.record_trusted_placement(instances);
+                self.record_trusted_placement(instances)?;
                 Ok(None)
             }
             _ => Err(ApplyError::internal("command routed to the wrong family")),
