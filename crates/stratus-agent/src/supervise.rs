@@ -159,10 +159,21 @@ impl Runner {
             }
         };
         let determinism = if super::verified::may_be_verified(a) {
-            match self.trust_terms(id).await {
+            match self.trust_terms(id, cancel).await {
                 Ok(d) => d,
-                Err(why) => {
+                Err(Some(why)) => {
                     self.fail(id, 0, why);
+                    return None;
+                }
+                Err(None) => {
+                    self.report(
+                        id,
+                        InstanceState::Stopped,
+                        0,
+                        None,
+                        "stopped",
+                        "stopped before it started".into(),
+                    );
                     return None;
                 }
             }

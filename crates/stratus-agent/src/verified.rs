@@ -1,8 +1,11 @@
 //! Replicas of verified runs (`market.trust` above 1; the control plane's
 //! `stratus_state::trusted`): this node's side of commit, then reveal.
 //!
-//! Before it starts, the replica asks its deterministic environment (seed,
-//! clock, fuel: the same for every replica of the run) and runs in it. When
+//! Before a WASM task starts, the agent asks whether it is a replica of a
+//! verified run (the assignment does not say; an answer costs one round
+//! trip, and the agent waits for one while it has no connection), and if
+//! so its deterministic environment (seed, clock, fuel: the same for every
+//! replica of the run), and runs it there. When
 //! it ends, the agent hashes its result — exit code, the output stream as
 //! forwarded (what `stratus logs` serves), and every regular file under
 //! `/output` — and commits to it with a random salt before it reports the
@@ -23,6 +26,7 @@ use stratus_runtime::Determinism;
 use stratus_spec::WorkloadKind;
 use stratus_types::{ErrorCode, Payload};
 use stratus_verify::{commitment, files_digest, ResultParts};
+use tokio_util::sync::CancellationToken;
 
 use super::Runner;
 
@@ -92,24 +96,40 @@ impl Runner {
     }
 
     /// The deterministic environment of `instance` when it is a replica of
-    /// a verified run (`None`: it is not).
-    pub(crate) async fn trust_terms(&self, instance: &str) -> Result<Option<Determinism>, String> {
-        match self
-            .call(|| rpc::TrustTerms {
+    /// a verified run (`Ok(None)`: it is not). Waits for a control replica
+    /// to answer (a replica run outside its environment would only lose);
+    /// `Err(None)`: cancelled first.
+    pub(crate) async fn trust_terms(
+        &self,
+        instance: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Determinism>, Option<String>> {
+        loop {
+            let asked = self.call(|| rpc::TrustTerms {
                 instance: instance.to_string(),
-            })
-            .await
-        {
-            Ok(t) => Ok(Some(Determinism {
-                seed: t.seed,
-                start_ms: t.start_ms,
-                fuel: t.fuel,
-            })),
-            Err(Some(e)) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
-            Err(e) => Err(format!(
-                "cannot tell whether this is a verified run: {}",
-                e.map_or("no control replica answered".into(), |e| e.to_string())
-            )),
+            });
+            let answer = tokio::select! {
+                _ = cancel.cancelled() => return Err(None),
+                a = asked => a,
+            };
+            match answer {
+                Ok(t) => {
+                    return Ok(Some(Determinism {
+                        seed: t.seed,
+                        start_ms: t.start_ms,
+                        fuel: t.fuel,
+                    }))
+                }
+                Err(Some(e)) if e.code() == Some(ErrorCode::NotFound) => return Ok(None),
+                Err(Some(e)) => {
+                    return Err(Some(format!(
+                        "cannot tell whether this is a verified run: {e}"
+                    )))
+                }
+                Err(None) => {
+                    tracing::debug!(%instance, "no control replica: waiting to learn whether it is a verified run")
+                }
+            }
         }
     }
 
