@@ -30,12 +30,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::Runner;
 
-/// How often a refused reveal is offered again.
+/// How long before a refused reveal is offered again (the control plane
+/// holds a reveal a few seconds until it can be taken, so a refusal means
+/// a slow replica).
 const REVEAL_RETRY: Duration = Duration::from_millis(200);
 /// How long a reveal is offered.
 const REVEAL_FOR: Duration = Duration::from_secs(600);
 /// How long one call may take.
-const CALL: Duration = Duration::from_secs(10);
+const CALL: Duration = Duration::from_secs(15);
 /// Attempts of a call while there is no connection.
 const ATTEMPTS: u32 = 50;
 

@@ -33,6 +33,7 @@ mod meta;
 mod runtime;
 mod sched;
 mod store;
+mod trust;
 mod util;
 
 use clap::Subcommand;
@@ -62,6 +63,18 @@ pub enum BenchCmd {
         /// Deals in flight at once
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
+    },
+    /// Verified results: cost and wall time of a CPU-bound task at each trust level, and the consensus overhead (local cloud of 5 priced nodes)
+    Trust {
+        /// Trust levels, comma-separated (the first is the reference)
+        #[arg(long, default_value = "1,2,4,50", value_delimiter = ',')]
+        levels: Vec<u32>,
+        /// Runs per level
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Steps of the task's loop
+        #[arg(long, default_value_t = 200_000_000)]
+        iterations: u64,
     },
     /// Scheduler placements per second on one core (simulated cluster)
     Sched {
@@ -175,6 +188,11 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
         } => control::control(replicas, writes, concurrency).await,
         BenchCmd::AgentRss { seconds } => agent::agent_rss(seconds).await,
         BenchCmd::Market { deals, concurrency } => market::market(deals, concurrency).await,
+        BenchCmd::Trust {
+            levels,
+            runs,
+            iterations,
+        } => trust::trust(&levels, runs, iterations).await,
         BenchCmd::Sched { nodes, tasks, seed } => {
             sched::sched(nodes, tasks, seed);
             Ok(())

@@ -10,7 +10,7 @@ use std::process::Command as Proc;
 use std::time::{Duration, Instant};
 
 use crate::error::{bail, Context, Result};
-use crate::util::{dev_config, time_process};
+use crate::util::{dev_config, make_payer, time_process};
 
 /// Runs a module in this process with the WASM executor, output to stdout.
 pub(crate) async fn wasm_direct(module: &Path, args: Vec<String>) -> Result<()> {
@@ -44,30 +44,7 @@ pub(crate) async fn run_bench(runs: usize) -> Result<()> {
     // The node is lent by `lender-0` at the dev prices: a tenant's runs are
     // deals (escrow, usage report, settlement), the operator's run free.
     stratus_node::dev::price_dev_nodes(&control, 1, Duration::from_secs(30)).await?;
-    let payer = tokio::task::block_in_place(|| {
-        let out = Proc::new(&exe)
-            .args(["tenants", "create", "bench-payer", "--log", "error"])
-            .env("STRATUS_API", &api)
-            .env("STRATUS_TOKEN", &token)
-            .output()?;
-        let ok = Proc::new(&exe)
-            .args([
-                "account",
-                "deposit",
-                "bench-payer",
-                "1000000000000",
-                "--log",
-                "error",
-            ])
-            .env("STRATUS_API", &api)
-            .env("STRATUS_TOKEN", &token)
-            .output()?;
-        if !out.status.success() || !ok.status.success() {
-            bail!("cannot make the paying tenant");
-        }
-        let t = String::from_utf8_lossy(&out.stdout);
-        Ok(t.lines().last().unwrap_or_default().trim().to_string())
-    })?;
+    let payer = tokio::task::block_in_place(|| make_payer(&exe, &api, &token, "bench-payer"))?;
     let mut stratus = Vec::new();
     let mut paid = Vec::new();
     let mut direct = Vec::new();

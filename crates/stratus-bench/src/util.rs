@@ -110,3 +110,23 @@ pub(crate) fn time_process(mut cmd: Proc) -> Result<(Duration, Duration)> {
     }
     Ok((first, exit))
 }
+
+/// Makes tenant `name` through the CLI `exe` (the operator's `token` on
+/// `api`), deposits plenty for it, and returns its token.
+pub(crate) fn make_payer(exe: &Path, api: &str, token: &str, name: &str) -> Result<String> {
+    let cli = |args: &[&str]| {
+        Proc::new(exe)
+            .args(args)
+            .args(["--log", "error"])
+            .env("STRATUS_API", api)
+            .env("STRATUS_TOKEN", token)
+            .output()
+    };
+    let out = cli(&["tenants", "create", name])?;
+    let ok = cli(&["account", "deposit", name, "1000000000000"])?;
+    if !out.status.success() || !ok.status.success() {
+        bail!("cannot make the paying tenant {name}");
+    }
+    let t = String::from_utf8_lossy(&out.stdout);
+    Ok(t.lines().last().unwrap_or_default().trim().to_string())
+}

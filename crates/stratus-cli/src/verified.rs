@@ -34,7 +34,7 @@ pub async fn run(c: &Client, id: &str, started: Instant, timeout_secs: u64) -> R
             _ if Instant::now() > deadline => {
                 bail!("no verdict on {id} yet; see `stratus inspect {id}`")
             }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
     let (_, t) = view;

@@ -15,6 +15,9 @@ use crate::serve::{error_response, not_member};
 pub const MAX_USAGE_REPORTS: usize = 1_000;
 use crate::Control;
 
+/// Longest a reveal is held waiting for the other replicas' commitments.
+const REVEAL_HOLD: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Control {
     /// [`stratus_proto::Request::Report`]: what happened to `peer`'s instances.
     pub(crate) async fn take_reports(
@@ -155,6 +158,21 @@ impl Control {
         match self.write(Command::Trust(cmd)).await {
             Ok(_) => Response::Ok,
             Err(e) => error_response(e.code(), e),
+        }
+    }
+
+    /// Holds a reveal of `instance` until the other replicas have committed
+    /// (as this replica sees the state), at most [`REVEAL_HOLD`]: the agent
+    /// then hears at once instead of polling.
+    pub(crate) async fn reveal_when_ready(&self, instance: &str) {
+        let mut rx = self.inner.reader.subscribe();
+        let deadline = tokio::time::Instant::now() + REVEAL_HOLD;
+        while !self.inner.reader.read(|s| s.reveal_ready(instance)) {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = self.inner.cancel.cancelled() => break,
+                r = rx.changed() => if r.is_err() { break },
+            }
         }
     }
 

@@ -300,6 +300,7 @@ impl Control {
                 parts,
                 salt,
             } => {
+                self.reveal_when_ready(&instance).await;
                 let cmd = TrustCommand::Reveal {
                     instance,
                     node: peer,

@@ -746,6 +746,13 @@ impl State {
         }
     }
 
+    /// Whether replica `instance` may reveal now (a node that asks too
+    /// early is refused; the control plane holds its request until then).
+    pub fn reveal_ready(&self, instance: &str) -> bool {
+        self.trusted_run_of(instance)
+            .is_some_and(|(_, run)| run.outcome.is_some() || self.reveals_opened(run).is_some())
+    }
+
     /// When reveals opened for `run`: once no live replica is still without
     /// a commitment, at the last commitment or end (`None` while one is).
     fn reveals_opened(&self, run: &TrustedRun) -> Option<u64> {
