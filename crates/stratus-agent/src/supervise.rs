@@ -110,6 +110,12 @@ impl Runner {
         self.report(id, state, restarts, None, "failed", why);
     }
 
+    /// Reports that `id` was stopped before it started.
+    fn stopped_before_start(&self, id: &str) {
+        let why = "stopped before it started";
+        self.report(id, InstanceState::Stopped, 0, None, "stopped", why.into());
+    }
+
     /// Fetches what `a` runs, its `/input`, and opens its log file; `None`
     /// when it was stopped or failed first (reported).
     async fn prepare(
@@ -130,14 +136,7 @@ impl Runner {
         let payload = match payload {
             Ok(Some(p)) => p,
             Ok(None) => {
-                self.report(
-                    id,
-                    InstanceState::Stopped,
-                    0,
-                    None,
-                    "stopped",
-                    "stopped before it started".into(),
-                );
+                self.stopped_before_start(id);
                 return None;
             }
             Err(why) => {
@@ -166,14 +165,7 @@ impl Runner {
                     return None;
                 }
                 Err(None) => {
-                    self.report(
-                        id,
-                        InstanceState::Stopped,
-                        0,
-                        None,
-                        "stopped",
-                        "stopped before it started".into(),
-                    );
+                    self.stopped_before_start(id);
                     return None;
                 }
             }

@@ -37,22 +37,33 @@ pub(crate) fn ok(r: CommandResult) -> CommandResult {
 /// task; the pool takes 10%.
 pub(crate) fn market() -> (State, String) {
     let (mut s, module) = setup();
+    lender_node(&mut s, 1, LENA, 3_600);
+    ok(s.apply(
+        1,
+        &Command::Market(MarketCommand::SetPoolFee { bps: 1_000 }),
+    ));
+    (s, module)
+}
+
+/// Tenant `owner` and its node of key `k`, offered at 1000 per CPU-second,
+/// `gib_hour` per GiB-hour and 50 per task.
+pub(crate) fn lender_node(s: &mut State, k: u8, owner: &str, gib_hour: u64) {
     ok(s.apply(
         1,
         &Command::CreateTenant {
-            name: LENA.into(),
+            name: owner.into(),
             now_ms: 0,
         },
     ));
-    let mut info = crate::tests::info(1);
-    info.id = node_of(&key(1));
+    let mut info = crate::tests::info(k);
+    info.id = node_of(&key(k));
     let id = info.id;
     ok(s.apply(1, &Command::RegisterNode { info, now_ms: 0 }));
-    s.nodes.get_mut(&id).unwrap().owner = LENA.into();
+    s.nodes.get_mut(&id).unwrap().owner = owner.into();
     let offer = Offer {
         prices: Prices {
             cpu_second: Amount(1_000),
-            memory_gib_hour: Amount(3_600),
+            memory_gib_hour: Amount(gib_hour),
             ..Prices::default()
         },
         ..Offer::default()
@@ -65,11 +76,6 @@ pub(crate) fn market() -> (State, String) {
             task: Amount(50),
         }),
     ));
-    ok(s.apply(
-        1,
-        &Command::Market(MarketCommand::SetPoolFee { bps: 1_000 }),
-    ));
-    (s, module)
 }
 
 pub(crate) fn deposit(s: &mut State, t: &str, amount: u64) {

@@ -4,14 +4,14 @@
 #![allow(clippy::unwrap_used)]
 
 use ed25519_dalek::SigningKey;
-use stratus_market::{Amount, Offer, Order, Prices};
+use stratus_market::{Amount, Order};
 use stratus_types::{ErrorCode, NodeId};
 use stratus_verify::{commitment, ResultParts, Verdict};
 
 use super::{Outcome, Progress, TrustCommand};
 use crate::accounts::MarketCommand;
 use crate::deals::tests::{
-    balance, code, conserved, deposit, key, market, node_of, ok, report, BOB,
+    balance, code, conserved, deposit, key, lender_node, market, node_of, ok, report, BOB,
 };
 use crate::{Command, Instance, InstanceState, State};
 
@@ -23,33 +23,7 @@ const WORKLOAD: &str = "acme/sum";
 fn four_lenders() -> (State, String) {
     let (mut s, module) = market();
     for (k, owner) in LENDERS.iter().enumerate().skip(1) {
-        ok(s.apply(
-            1,
-            &Command::CreateTenant {
-                name: (*owner).into(),
-                now_ms: 0,
-            },
-        ));
-        let mut info = crate::tests::info(k as u8 + 1);
-        info.id = node_of(&key(k as u8 + 1));
-        let id = info.id;
-        ok(s.apply(1, &Command::RegisterNode { info, now_ms: 0 }));
-        s.nodes.get_mut(&id).unwrap().owner = (*owner).into();
-        let offer = Offer {
-            prices: Prices {
-                cpu_second: Amount(1_000),
-                ..Prices::default()
-            },
-            ..Offer::default()
-        };
-        ok(s.apply(
-            1,
-            &Command::Market(MarketCommand::SetOfferWithTask {
-                node: id,
-                offer: Some(offer),
-                task: Amount(50),
-            }),
-        ));
+        lender_node(&mut s, k as u8 + 1, owner, 0);
     }
     deposit(&mut s, BOB, 1_000_000);
     (s, module)

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use stratus_control::{now_ms, Control};
-use stratus_market::{Amount, Offer, Order, Prices};
+use stratus_market::{Amount, Order};
 use stratus_state::accounts::MarketCommand;
 use stratus_state::trusted::{Outcome, TrustedRun};
 use stratus_state::Command;
@@ -32,25 +32,10 @@ fn hello() -> Result<Vec<u8>> {
     ))?)
 }
 
-/// Reads both clocks and 16 random bytes, computes a NaN, and prints all
-/// of it (raw bytes): different on every node unless the run is
+/// Reads the clocks and random bytes and computes NaNs, and prints all of
+/// it (raw bytes): different on every node unless the run is
 /// deterministic.
-const PROBE: &str = r#"(module
-  (import "wasi_snapshot_preview1" "clock_time_get"
-    (func $clock (param i32 i64 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (drop (call $clock (i32.const 0) (i64.const 1) (i32.const 0)))
-    (drop (call $clock (i32.const 1) (i64.const 1) (i32.const 8)))
-    (drop (call $random (i32.const 16) (i32.const 16)))
-    (i32.store (i32.const 32)
-      (i32.reinterpret_f32 (f32.div (f32.const 0) (f32.const 0))))
-    (i32.store (i32.const 64) (i32.const 0))
-    (i32.store (i32.const 68) (i32.const 36))
-    (drop (call $write (i32.const 1) (i32.const 64) (i32.const 1) (i32.const 72)))))
-"#;
+const PROBE: &str = include_str!("../../../examples/wasm/probe.wat");
 
 /// A cluster of `agents` agents, each lent by its own lender and priced;
 /// bob with money.
@@ -58,22 +43,7 @@ async fn pool(agents: usize) -> Result<(Cluster, Control)> {
     let cluster = Cluster::start(Options::new(1, agents)).await?;
     cluster.wait_nodes(0, NodeStatus::Ready, agents).await?;
     let c = cluster.control(0)?;
-    let offer = Offer {
-        prices: Prices {
-            cpu_second: Amount(1_000),
-            memory_gib_hour: Amount(1_000),
-            ..Prices::default()
-        },
-        ..Offer::default()
-    };
-    for j in 0..agents {
-        c.write(Command::Market(MarketCommand::SetOfferWithTask {
-            node: cluster.agent_id(j)?,
-            offer: Some(offer.clone()),
-            task: Amount(100),
-        }))
-        .await?;
-    }
+    stratus_node::dev::price_dev_nodes(&c, agents, WAIT).await?;
     for cmd in [
         Command::CreateTenant {
             name: BOB.into(),
