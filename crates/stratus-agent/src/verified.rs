@@ -1,7 +1,7 @@
 //! Replicas of verified runs (`market.trust` above 1; the control plane's
 //! `stratus_state::trusted`): this node's side of commit, then reveal.
 //!
-//! Before a WASM task starts, the agent asks whether it is a replica of a
+//! Before a task starts, the agent asks whether it is a replica of a
 //! verified run (the assignment does not say; an answer costs one round
 //! trip, and the agent waits for one while it has no connection), and if
 //! so its deterministic environment (seed, clock, fuel: the same for every
@@ -24,7 +24,7 @@ use stratus_proto::rpc::{self, RpcError};
 use stratus_proto::Assignment;
 use stratus_runtime::Determinism;
 use stratus_spec::WorkloadKind;
-use stratus_types::{ErrorCode, Payload};
+use stratus_types::ErrorCode;
 use stratus_verify::{commitment, files_digest, ResultParts};
 use tokio_util::sync::CancellationToken;
 
@@ -41,10 +41,12 @@ const CALL: Duration = Duration::from_secs(15);
 /// Attempts of a call while there is no connection.
 const ATTEMPTS: u32 = 50;
 
-/// Whether `a` may be a replica of a verified run (a WASM task: the
-/// assignment does not say, the control plane does).
+/// Whether `a` may be a replica of a verified run (a task: the assignment
+/// does not say, the control plane does). A container replica (an image
+/// app its owner declared deterministic) gets the same seed and clock
+/// start, which only a WASM guest is held to.
 pub(crate) fn may_be_verified(a: &Assignment) -> bool {
-    matches!(a.module, Payload::Wasm(_)) && a.spec.kind == WorkloadKind::Task
+    a.spec.kind == WorkloadKind::Task
 }
 
 /// The digest of what `/output` holds: each regular file's path (relative,

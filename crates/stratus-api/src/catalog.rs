@@ -37,6 +37,30 @@ pub struct PublishApp {
     pub image: Option<String>,
     /// Price per task, in the pool's smallest unit.
     pub price: u64,
+    /// The owner declares the image deterministic (the same input gives
+    /// the same output on every node), so that it may run verified
+    /// (`market.trust` above 1). Only for an image.
+    #[serde(default)]
+    pub deterministic: bool,
+}
+
+/// A published app, as listed.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AppView {
+    /// The app.
+    #[serde(flatten)]
+    pub app: App,
+    /// Its owner declared it deterministic: it may run verified.
+    pub deterministic: bool,
+}
+
+impl AppView {
+    fn of(s: &stratus_state::State, app: &App) -> AppView {
+        AppView {
+            deterministic: s.is_deterministic_app(&format!("{}/{}", app.owner, app.name)),
+            app: app.clone(),
+        }
+    }
 }
 
 /// A dataset to publish: a prefix of one of the caller's buckets.
@@ -61,12 +85,12 @@ pub struct PublishDataset {
 /// Publishes (or re-prices) an app of the caller.
 #[utoipa::path(post, path = "/v1/market/apps", tag = "market", security(("bearer" = [])),
     request_body = PublishApp,
-    responses((status = 200, body = App), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AppView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn publish_app(
     State(st): State<AppState>,
     c: Caller,
     JsonBody(req): JsonBody<PublishApp>,
-) -> ApiResult<App> {
+) -> ApiResult<AppView> {
     let module = match (&req.module, &req.image) {
         (Some(m), None) => m.clone(),
         (None, Some(image)) => {
@@ -87,10 +111,18 @@ pub async fn publish_app(
             now_ms: now_ms(),
         }))
         .await?;
+    if req.deterministic {
+        st.control
+            .write(Command::Catalog(CatalogCommand::DeclareDeterministic {
+                tenant: c.tenant.clone(),
+                name: req.name.clone(),
+            }))
+            .await?;
+    }
     let id = format!("{}/{}", c.tenant, req.name);
     st.control
         .state()
-        .read(|s| s.apps.get(&id).cloned())
+        .read(|s| s.apps.get(&id).map(|a| AppView::of(s, a)))
         .map(Json)
         .ok_or_else(|| ApiError::internal("the app vanished after it was published"))
 }
@@ -125,12 +157,12 @@ pub async fn publish_dataset(
 
 /// Published apps.
 #[utoipa::path(get, path = "/v1/market/apps", tag = "market", security(("bearer" = [])),
-    responses((status = 200, body = [App])))]
-pub async fn list_apps(State(st): State<AppState>, _c: Caller) -> Json<Vec<App>> {
+    responses((status = 200, body = [AppView])))]
+pub async fn list_apps(State(st): State<AppState>, _c: Caller) -> Json<Vec<AppView>> {
     Json(
         st.control
             .state()
-            .read(|s| s.apps.values().cloned().collect()),
+            .read(|s| s.apps.values().map(|a| AppView::of(s, a)).collect()),
     )
 }
 

@@ -73,8 +73,8 @@ pub fn order_of(
     if m.trust.is_some_and(|t| t > 1) {
         // Replicas of a task are compared result against result: only a
         // deterministic program gives the same result on every node.
-        let why = if spec.image.is_some() {
-            Some("a container is not deterministic (clocks, randomness, threads and the kernel differ from node to node), so its replicas' results could not be compared; run a WASM task instead")
+        let why = if spec.image.is_some() && m.app.is_none() {
+            Some("a container is not deterministic (clocks, randomness, threads and the kernel differ from node to node), so its replicas' results could not be compared; run a WASM task instead, or a published image app its owner declares deterministic")
         } else if spec.kind != stratus_spec::WorkloadKind::Task {
             Some("a service or daemon has no single result to compare")
         } else {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use stratus_api::catalog::{PublishApp, PublishDataset};
+use stratus_api::catalog::{AppView, PublishApp, PublishDataset};
 use stratus_api::WriteResult;
 use stratus_state::catalog::{App, Dataset};
 
@@ -30,6 +30,11 @@ pub enum AppCmd {
         /// Price per task, in the pool's smallest unit
         #[arg(long)]
         price: u64,
+        /// Declare the image deterministic (the same input gives the same
+        /// output on every node), so that requesters may run it verified
+        /// (`--trust`); WASM modules run deterministically already
+        #[arg(long)]
+        deterministic: bool,
     },
     /// Published apps
     Ls,
@@ -84,7 +89,12 @@ pub async fn app_is_image(c: &Client, id: &str) -> Result<bool> {
 pub async fn app(g: &Global, cmd: AppCmd) -> Result<()> {
     let c = client(g)?;
     match cmd {
-        AppCmd::Publish { what, name, price } => {
+        AppCmd::Publish {
+            what,
+            name,
+            price,
+            deterministic,
+        } => {
             let path = PathBuf::from(&what);
             let (module, image) = if path.is_file() {
                 (Some(crate::workloads::upload(&c, &path).await?.hash), None)
@@ -96,32 +106,43 @@ pub async fn app(g: &Global, cmd: AppCmd) -> Result<()> {
                 module,
                 image,
                 price,
+                deterministic,
             };
-            let a: App = c.post("/v1/market/apps", &req).await?;
+            let v: AppView = c.post("/v1/market/apps", &req).await?;
             if g.json {
-                return print_json(&a);
+                return print_json(&v);
             }
+            let a = &v.app;
             println!(
-                "published app {}/{} ({}) at {} per task",
-                a.owner, a.name, a.payload, a.price
+                "published app {}/{} ({}) at {} per task{}",
+                a.owner,
+                a.name,
+                a.payload,
+                a.price,
+                if v.deterministic {
+                    ", declared deterministic"
+                } else {
+                    ""
+                }
             );
         }
         AppCmd::Ls => {
-            let list: Vec<App> = c.get("/v1/market/apps").await?;
+            let list: Vec<AppView> = c.get("/v1/market/apps").await?;
             if g.json {
                 return print_json(&list);
             }
             let rows = list
                 .iter()
-                .map(|a| {
+                .map(|v| {
                     vec![
-                        format!("{}/{}", a.owner, a.name),
-                        a.price.to_string(),
-                        a.payload.to_string(),
+                        format!("{}/{}", v.app.owner, v.app.name),
+                        v.app.price.to_string(),
+                        v.app.payload.to_string(),
+                        if v.deterministic { "yes" } else { "-" }.to_string(),
                     ]
                 })
                 .collect();
-            table(&["APP", "PRICE", "RUNS"], rows);
+            table(&["APP", "PRICE", "RUNS", "DETERMINISTIC"], rows);
         }
         AppCmd::Remove { name } => {
             let _: WriteResult = c.delete(&format!("/v1/market/apps/{name}")).await?;

@@ -453,6 +453,11 @@ impl State {
                 format!("{tenant}/{name}"),
             )
             .detail(format!("{kind:?}")),
+            CatalogCommand::DeclareDeterministic { tenant, name } => p(
+                "app.deterministic",
+                vec![tenant.clone()],
+                format!("{tenant}/{name}"),
+            ),
         }
     }
 

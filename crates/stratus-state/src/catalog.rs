@@ -189,6 +189,16 @@ pub enum CatalogCommand {
         /// Name.
         name: String,
     },
+    /// The owner of an image app declares it deterministic: the same
+    /// input gives the same output on every node, so it may run verified
+    /// (`market.trust` above 1, [`crate::trusted`]). Holds for the app as
+    /// published now; publishing it again withdraws the declaration.
+    DeclareDeterministic {
+        /// Owner.
+        tenant: TenantName,
+        /// The app's name.
+        name: String,
+    },
 }
 
 fn listing_id(tenant: &str, name: &str) -> Result<String, ApplyError> {
@@ -203,6 +213,15 @@ fn listing_id(tenant: &str, name: &str) -> Result<String, ApplyError> {
 }
 
 impl State {
+    /// Whether app `id`'s owner declared it deterministic, as published
+    /// now.
+    pub fn is_deterministic_app(&self, id: &str) -> bool {
+        match (self.apps.get(id), self.deterministic_apps.get(id)) {
+            (Some(app), Some(at)) => app.published_ms == *at,
+            _ => false,
+        }
+    }
+
     /// Applies a catalog command.
     pub(crate) fn apply_catalog(
         &mut self,
@@ -281,8 +300,24 @@ impl State {
                     },
                 );
             }
+            CatalogCommand::DeclareDeterministic { tenant, name } => {
+                let id = format!("{tenant}/{name}");
+                let app = self.apps.get(&id).ok_or_else(|| {
+                    ApplyError::not_found(format!("{tenant} publishes no app named {name:?}"))
+                })?;
+                if app.payload.image().is_none() {
+                    return Err(ApplyError::invalid(
+                        "a WASM app runs deterministically already; only an image is declared deterministic",
+                    ));
+                }
+                let published = app.published_ms;
+                self.deterministic_apps.insert(id, published);
+            }
             CatalogCommand::Unpublish { tenant, kind, name } => {
                 let id = format!("{tenant}/{name}");
+                if *kind == ListingKind::App {
+                    self.deterministic_apps.remove(&id);
+                }
                 let gone = match kind {
                     ListingKind::App => self.apps.remove(&id).is_some(),
                     ListingKind::Dataset => self.datasets.remove(&id).is_some(),

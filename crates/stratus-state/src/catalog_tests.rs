@@ -416,3 +416,66 @@ fn listings_per_tenant_are_bounded() {
     // Dora's listings are counted apart.
     ok(s.apply(2, &publish_dataset("weather-2", "weather", &[])));
 }
+
+/// Only an image app's owner declares it deterministic; a WASM app needs
+/// no declaration; publishing it again withdraws the declaration; and a
+/// container runs verified only as a declared app.
+#[test]
+fn an_image_app_is_declared_deterministic_by_its_owner_for_what_it_publishes() {
+    use crate::catalog::App;
+    let (mut s, m) = catalog();
+    let declare = |tenant: &str, name: &str| {
+        Command::Catalog(CatalogCommand::DeclareDeterministic {
+            tenant: tenant.into(),
+            name: name.into(),
+        })
+    };
+    // A WASM app runs deterministically already.
+    let r = s.apply(4, &declare(BOB, "render"));
+    assert_eq!(code(&r), Some(ErrorCode::BadRequest), "{r:?}");
+    // An image app (as if published from Bob's images bucket).
+    let image = stratus_types::ImageRef::pinned("forecast:latest", "v1").unwrap();
+    s.apps.insert(
+        "acme/forecast".into(),
+        App {
+            owner: BOB.into(),
+            name: "forecast".into(),
+            payload: stratus_types::Payload::Image(image),
+            price: Amount(APP_PRICE),
+            published_ms: 1,
+        },
+    );
+    // Another tenant cannot declare it: its id is the declarer's own.
+    let r = s.apply(4, &declare(RITA, "forecast"));
+    assert_eq!(code(&r), Some(ErrorCode::NotFound), "{r:?}");
+    assert!(!s.is_deterministic_app("acme/forecast"));
+    // A container not declared deterministic is refused at trust 3.
+    let spec = stratus_spec::parse(
+        "version: 1\nname: ask\nkind: task\nimage: { name: app }\n",
+        stratus_spec::Format::Yaml,
+    )
+    .unwrap();
+    let trusted = |spec: &stratus_spec::WorkloadSpec| Command::DeployTrusted {
+        deploy: Box::new(Command::DeployUsing {
+            deploy: Box::new(Command::DeployOrdered {
+                deploy: Box::new(Command::DeployWorkload {
+                    tenant: RITA.into(),
+                    spec: Box::new(spec.clone()),
+                    module: m.clone(),
+                    now_ms: 5,
+                }),
+                order: stratus_market::Order::default(),
+            }),
+            uses: uses(Some("acme/forecast"), None),
+        }),
+        trust: 3,
+    };
+    let r = s.apply(5, &trusted(&spec));
+    assert_eq!(code(&r), Some(ErrorCode::BadRequest), "{r:?}");
+    assert!(r.error.unwrap().message().contains("not deterministic"));
+    ok(s.apply(4, &declare(BOB, "forecast")));
+    assert!(s.is_deterministic_app("acme/forecast"));
+    // Published again (another image, perhaps): the declaration is gone.
+    s.apps.get_mut("acme/forecast").unwrap().published_ms = 2;
+    assert!(!s.is_deterministic_app("acme/forecast"));
+}

@@ -477,6 +477,9 @@ pub struct State {
     pub trusted: Tracked<String, trusted::TrustedRun>,
     /// The stake lenders hold per replica of a verified run ([`trusted`]).
     pub trusted_stake: Cell<stratus_market::Amount>,
+    /// Image apps their owners declared deterministic, with the publish
+    /// time the declaration holds for ([`catalog`]).
+    pub deterministic_apps: Tracked<String, u64>,
     /// The log index of the command being applied (not stored: for the
     /// audit records made deep inside an apply, such as ledger entries).
     applying: u64,

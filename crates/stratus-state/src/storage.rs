@@ -41,6 +41,7 @@ impl State {
             reputations: Tracked::load(k, "reputations")?,
             trusted: Tracked::load(k, "trusted")?,
             trusted_stake: Cell::load(k, "trusted_stake")?,
+            deterministic_apps: Tracked::load(k, "deterministic_apps")?,
             applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
@@ -78,6 +79,7 @@ impl State {
         self.reputations.flush(kv, "reputations");
         self.trusted.flush(kv, "trusted");
         self.trusted_stake.flush(kv, "trusted_stake");
+        self.deterministic_apps.flush(kv, "deterministic_apps");
         self.store.flush();
     }
 
@@ -167,6 +169,7 @@ impl State {
             reputations: self.reputations.clone(),
             trusted: self.trusted.clone(),
             trusted_stake: self.trusted_stake.clone(),
+            deterministic_apps: self.deterministic_apps.clone(),
             applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }

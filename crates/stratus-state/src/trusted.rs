@@ -1,4 +1,5 @@
-//! Trusted runs (issue 16, item 2): a WASM task deployed with
+//! Trusted runs (issue 16, item 2): a WASM task (or a published image app
+//! its owner declares deterministic, [`crate::catalog`]) deployed with
 //! `market.trust: N > 1` runs as replicas on nodes of distinct owners, and
 //! its result is the one their reputation-weighted votes agree on
 //! ([`stratus_verify`]).
@@ -251,9 +252,22 @@ impl State {
                 "a trust level of a verified run is 2 to {MAX_TRUST}, not {trust}"
             )));
         }
-        if spec.kind != WorkloadKind::Task || spec.wasm.is_none() || spec.count != 1 {
+        let declared = match deploy {
+            Command::DeployUsing { uses, .. } => uses
+                .app
+                .as_deref()
+                .is_some_and(|a| self.is_deterministic_app(a)),
+            _ => false,
+        };
+        if spec.image.is_some() && !declared {
             return Err(ApplyError::invalid(
-                "only a WASM task of count 1 runs verified (market.trust above 1)",
+                "a container is not deterministic, so its replicas' results could not be compared; \
+                 only a published image app its owner declares deterministic runs verified",
+            ));
+        }
+        if spec.kind != WorkloadKind::Task || spec.count != 1 {
+            return Err(ApplyError::invalid(
+                "only a task of count 1 runs verified (market.trust above 1)",
             ));
         }
         if spec.output.upload().is_some() {
@@ -309,6 +323,10 @@ impl State {
         let Some(run) = self.trusted.get(w.id.as_str()) else {
             return Vec::new();
         };
+        let runtime = match w.module {
+            Payload::Wasm(_) => stratus_types::Runtime::Wasm,
+            Payload::Image(_) => stratus_types::Runtime::Oci,
+        };
         let mut best: BTreeMap<&str, (NodeId, Reputation)> = BTreeMap::new();
         for n in self.nodes.values() {
             let owner = n.owner.as_str();
@@ -316,7 +334,7 @@ impl State {
             let usable = n.status == NodeStatus::Ready
                 && !n.banned
                 && !self.draining.contains(&n.info.id)
-                && n.info.runtimes.contains(&stratus_types::Runtime::Wasm)
+                && n.info.runtimes.contains(&runtime)
                 && owner != w.tenant
                 && r.eligible()
                 && self.can_stake(owner)
@@ -772,11 +790,9 @@ impl State {
     /// Whether `w` runs verified (its replicas are placed by the run, not
     /// as task slots).
     pub fn runs_verified(&self, w: &crate::Workload) -> bool {
-        matches!(w.module, Payload::Wasm(_))
-            && self
-                .trusted
-                .get(w.id.as_str())
-                .is_some_and(|r| r.generation == w.generation)
+        self.trusted
+            .get(w.id.as_str())
+            .is_some_and(|r| r.generation == w.generation)
     }
 }
 

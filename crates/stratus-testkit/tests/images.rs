@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -564,6 +565,106 @@ async fn a_published_image_runs_for_another_tenant_from_its_owners_store() -> Re
         c.state().read(|s| s.account("rita").balance),
         Amount(1_000 - 250)
     );
+    cluster.shutdown().await;
+    Ok(())
+}
+
+/// A published image its owner declares deterministic runs verified
+/// (issue 16, item 5): replicas on nodes of distinct lenders agree on its
+/// output. Without the declaration, `trust > 1` for a container is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_image_app_declared_deterministic_runs_verified() -> Result<()> {
+    use stratus_market::{Amount, Order};
+    use stratus_state::accounts::MarketCommand;
+    use stratus_state::catalog::{CatalogCommand, Uses};
+    use stratus_state::trusted::Outcome;
+    let (cluster, c) = cluster().await?;
+    let app = busybox_image(Path::new("/bin/busybox")).config(stratus_flist::ImageConfig {
+        entrypoint: vec!["sh".into(), "-c".into(), "echo forecast: sunny".into()],
+        env: vec!["PATH=/bin".into()],
+        ..stratus_flist::ImageConfig::default()
+    });
+    let image = import(&cluster, &app, "forecaster").await?;
+    let now = stratus_control::now_ms();
+    for cmd in [
+        Command::CreateTenant {
+            name: "rita".into(),
+            now_ms: now,
+        },
+        Command::Market(MarketCommand::Deposit {
+            tenant: "rita".into(),
+            amount: Amount(1_000_000),
+            reference: String::new(),
+            now_ms: now,
+        }),
+        Command::Catalog(CatalogCommand::PublishApp {
+            tenant: ADMIN_TENANT.into(),
+            name: "forecast".into(),
+            module: image.image.pinned().to_string(),
+            price: Amount(250),
+            now_ms: now,
+        }),
+    ] {
+        c.write(cmd).await?;
+    }
+    let spec = stratus_spec::parse(
+        "version: 1\nname: ask\nkind: task\nimage: { name: app }\nrestart: { attempts: 0 }\n",
+        stratus_spec::Format::Yaml,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let verified = Command::DeployTrusted {
+        deploy: Box::new(Command::DeployUsing {
+            deploy: Box::new(Command::DeployOrdered {
+                deploy: Box::new(Command::DeployWorkload {
+                    tenant: "rita".into(),
+                    spec: Box::new(spec),
+                    module: image.image.pinned().to_string(),
+                    now_ms: now,
+                }),
+                order: Order::default(),
+            }),
+            uses: Uses {
+                app: Some(format!("{ADMIN_TENANT}/forecast")),
+                dataset: None,
+            },
+        }),
+        trust: 3,
+    };
+    let refused = c.write(verified.clone()).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("not deterministic")),
+        "{refused:?}"
+    );
+    c.write(Command::Catalog(CatalogCommand::DeclareDeterministic {
+        tenant: ADMIN_TENANT.into(),
+        name: "forecast".into(),
+    }))
+    .await?;
+    c.write(verified).await?;
+    let run = wait_until("the verdict", Duration::from_secs(120), || async {
+        c.state().read(|s| {
+            s.trusted_run("rita/ask")
+                .filter(|r| r.outcome.is_some())
+                .cloned()
+        })
+    })
+    .await?;
+    match &run.outcome {
+        Some(Outcome::Agreed {
+            result, winners, ..
+        }) => {
+            assert_eq!(
+                result.output,
+                *blake3::hash(b"forecast: sunny\n").as_bytes()
+            );
+            assert!(winners.len() >= 2, "{run:?}");
+        }
+        other => bail!("no agreement: {other:?}"),
+    }
+    let owners: BTreeSet<&str> = run.replicas.values().map(|r| r.owner.as_str()).collect();
+    assert_eq!(owners.len(), run.replicas.len(), "{run:?}");
     cluster.shutdown().await;
     Ok(())
 }
