@@ -8,7 +8,7 @@
 //! agent's data directory.
 //!
 //! A buffer is freed [`LOG_RETENTION`] after its instance ended (or left the
-//! state): [`LogBuffers::prune`] runs on every replica a few times a
+//! state; a replica of a verified run, after the verdict): [`LogBuffers::prune`] runs on every replica a few times a
 //! second, so memory follows the instances that run, not every instance that
 //! ever ran. Exec streams (`<instance>#exec-<n>`) go with their instance.
 
@@ -124,14 +124,19 @@ impl LogBuffers {
 }
 
 impl crate::Control {
-    /// Frees the log buffers of instances ended for [`LOG_RETENTION`].
+    /// Frees the log buffers of instances ended for [`LOG_RETENTION`]. A
+    /// replica of a verified run counts as running until the verdict: its
+    /// output is what the requester reads if it wins.
     pub(crate) fn prune_logs(&self) {
         let now = Instant::now();
         self.inner.reader.read(|s| {
             self.inner.logs.prune(now, LOG_RETENTION, |id| {
-                s.instances.get(id).is_some_and(|i| {
+                let running = s.instances.get(id).is_some_and(|i| {
                     !i.state.is_terminal() && i.state != stratus_state::InstanceState::Lost
-                })
+                });
+                running
+                    || s.trusted_run_of(id)
+                        .is_some_and(|(_, run)| run.outcome.is_none())
             })
         });
     }
