@@ -74,8 +74,9 @@ pub struct RunArgs {
     /// Verify the result: run replicas on nodes of distinct owners, in a
     /// deterministic environment, and accept the result their
     /// reputation-weighted votes agree on with probability above 1 − 1/N
-    /// (WASM tasks only; costs about as many times the task as replicas
-    /// run, at least 2)
+    /// (WASM tasks, and image apps declared deterministic; costs about as
+    /// many times the task as replicas run, at least 2; the output is
+    /// printed once the verdict is in)
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub trust: Option<u32>,
 }
