@@ -487,21 +487,8 @@ impl Runner {
                 if let Some(output) = p.output_hash {
                     // A verified run's replica commits before it reports
                     // the end: the control plane opens reveals only then.
-                    let files = match &p.folders.output {
-                        Some(dir) => super::verified::output_files(dir)
-                            .map_err(|e| format!("verified run: cannot read /output: {e}")),
-                        None => Ok(stratus_verify::files_digest(&[])),
-                    };
-                    let parts = files.map(|files| stratus_verify::ResultParts {
-                        exit_code: exit.code,
-                        output,
-                        files,
-                    });
-                    let committed = match parts {
-                        Ok(parts) => self.commit(id, parts).await,
-                        Err(e) => Err(e),
-                    };
-                    if let Err(why) = committed {
+                    let dir = p.folders.output.clone();
+                    if let Err(why) = self.commit(id, exit.code, output, dir).await {
                         self.fail(id, restarts, why);
                         return Next::Done;
                     }

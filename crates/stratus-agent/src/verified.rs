@@ -15,7 +15,7 @@
 //! The salt lives only in memory: an agent restarted between commit and
 //! reveal cannot reveal, and its replica counts for nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
@@ -52,7 +52,7 @@ pub(crate) fn may_be_verified(a: &Assignment) -> bool {
 /// The digest of what `/output` holds: each regular file's path (relative,
 /// `/`-separated) and BLAKE3; links and special files are left out, as
 /// they are never uploaded.
-pub(crate) fn output_files(dir: &Path) -> std::io::Result<[u8; 32]> {
+fn output_files(dir: &Path) -> std::io::Result<[u8; 32]> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -137,9 +137,29 @@ impl Runner {
         }
     }
 
-    /// Commits to `parts` (before the end is reported), then offers the
-    /// reveal in the background.
-    pub(crate) async fn commit(&self, instance: &str, parts: ResultParts) -> Result<(), String> {
+    /// Commits to the result of `instance` — its exit code, the BLAKE3 of
+    /// its output stream, and what `/output` holds — before the end is
+    /// reported, then offers the reveal in the background.
+    pub(crate) async fn commit(
+        &self,
+        instance: &str,
+        exit_code: i32,
+        output: [u8; 32],
+        output_dir: Option<PathBuf>,
+    ) -> Result<(), String> {
+        let files = match output_dir {
+            Some(dir) => tokio::task::spawn_blocking(move || output_files(&dir))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map_err(|e| format!("verified run: cannot read /output: {e}"))?,
+            None => files_digest(&[]),
+        };
+        let parts = ResultParts {
+            exit_code,
+            output,
+            files,
+        };
         let mut salt = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut salt);
         let c = commitment(&self.inner.node.0, &parts.digest(), &salt);
@@ -193,5 +213,41 @@ impl Runner {
             }
             tokio::time::sleep(REVEAL_RETRY).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `files` (path, bytes) under a fresh folder, in the order
+    /// given.
+    fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        for (path, bytes) in files {
+            let p = d.path().join(path);
+            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+            std::fs::write(p, bytes).expect("write");
+        }
+        d
+    }
+
+    #[test]
+    fn the_output_digest_is_of_paths_and_bytes_not_of_order_or_links() {
+        let a = folder(&[("x/a.txt", b"1"), ("b.txt", b"2")]);
+        let b = folder(&[("b.txt", b"2"), ("x/a.txt", b"1")]);
+        let digest = |d: &tempfile::TempDir| output_files(d.path()).expect("digest");
+        assert_eq!(digest(&a), digest(&b));
+        // A link is not a file of the result (it is never uploaded either).
+        std::os::unix::fs::symlink("/etc/hostname", b.path().join("link")).expect("symlink");
+        assert_eq!(digest(&a), digest(&b));
+        for other in [
+            folder(&[("x/a.txt", b"1"), ("b.txt", b"3")]),
+            folder(&[("y/a.txt", b"1"), ("b.txt", b"2")]),
+            folder(&[("x/a.txt", b"1")]),
+        ] {
+            assert_ne!(digest(&a), digest(&other));
+        }
+        assert_eq!(digest(&folder(&[])), files_digest(&[]));
     }
 }
