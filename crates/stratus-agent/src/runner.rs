@@ -161,6 +161,7 @@ impl Runner {
             tracing::info!(count = saved.len(), "resuming saved assignments");
             r.apply(saved, false);
         }
+        r.resume_reveals();
         r
     }
 

@@ -62,6 +62,9 @@ impl Runner {
         let id = a.instance.id.clone();
         let spec = &a.spec;
         let inst_dir = self.inner.dir.join("instances").join(&id);
+        if self.committed_before(&a) {
+            return;
+        }
         let Some(mut p) = self.prepare(&a, &inst_dir, &cancel).await else {
             return;
         };

@@ -12,18 +12,23 @@
 //! end. It then offers the reveal until the control plane takes it: it is
 //! refused (`Conflict`) while other replicas have not committed, and the
 //! agent tries again every [`REVEAL_RETRY`] for at most [`REVEAL_FOR`].
-//! The salt lives only in memory: an agent restarted between commit and
-//! reveal cannot reveal, and its replica counts for nothing.
+//! The salt and the result are kept in the instance's folder
+//! (`reveal.json`, readable by the agent only) from before the commitment
+//! until the reveal is taken, so an agent restarted in between reveals at
+//! its next start ([`Runner::resume_reveals`]; the control plane waits for
+//! a committed replica's reveal a while).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use stratus_net::CallError;
 use stratus_proto::rpc::{self, RpcError};
 use stratus_proto::Assignment;
 use stratus_runtime::Determinism;
 use stratus_spec::WorkloadKind;
+use stratus_state::InstanceState;
 use stratus_types::ErrorCode;
 use stratus_verify::{commitment, files_digest, ResultParts};
 use tokio_util::sync::CancellationToken;
@@ -40,6 +45,37 @@ const REVEAL_FOR: Duration = Duration::from_secs(600);
 const CALL: Duration = Duration::from_secs(15);
 /// Attempts of a call while there is no connection.
 const ATTEMPTS: u32 = 50;
+
+/// What a replica must keep until it has revealed.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Pending {
+    parts: ResultParts,
+    salt: [u8; 32],
+}
+
+/// Name of the file that keeps a [`Pending`] in the instance's folder.
+const PENDING_FILE: &str = "reveal.json";
+
+/// Writes `p` to `path`, readable by the agent only, whole or not at all.
+fn save_pending(path: &Path, p: &Pending) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let bytes = serde_json::to_vec(p).map_err(std::io::Error::other)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn load_pending(path: &Path) -> Option<Pending> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
 
 /// Whether `a` may be a replica of a verified run (a task: the assignment
 /// does not say, the control plane does). A container replica (an image
@@ -163,24 +199,86 @@ impl Runner {
         let mut salt = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut salt);
         let c = commitment(&self.inner.node.0, &parts.digest(), &salt);
-        self.call(|| rpc::CommitResult {
-            instance: instance.to_string(),
-            commitment: c,
-        })
-        .await
-        .map_err(|e| {
-            format!(
+        // Kept before it is committed: a commitment whose salt is lost
+        // could never be revealed.
+        let path = self.pending_path(instance);
+        save_pending(&path, &Pending { parts, salt })
+            .map_err(|e| format!("verified run: cannot keep the result to reveal: {e}"))?;
+        let committed = self
+            .call(|| rpc::CommitResult {
+                instance: instance.to_string(),
+                commitment: c,
+            })
+            .await;
+        if let Err(e) = committed {
+            let _ = std::fs::remove_file(&path);
+            return Err(format!(
                 "verified run: the result could not be committed: {}",
                 e.map_or("no control replica answered".into(), |e| e.to_string())
-            )
-        })?;
+            ));
+        }
         let me = self.clone();
         let id = instance.to_string();
         tokio::spawn(async move { me.reveal(&id, parts, salt).await });
         Ok(())
     }
 
+    /// Where `instance` keeps what it must reveal.
+    fn pending_path(&self, instance: &str) -> PathBuf {
+        self.inner
+            .dir
+            .join("instances")
+            .join(instance)
+            .join(PENDING_FILE)
+    }
+
+    /// Whether `a` is a replica this node committed to before a restart:
+    /// it is not run again (a new run would need a new commitment, which
+    /// is refused); its end is reported from what it committed to, and its
+    /// reveal is offered by [`Runner::resume_reveals`].
+    pub(crate) fn committed_before(&self, a: &Assignment) -> bool {
+        let Some(p) = load_pending(&self.pending_path(&a.instance.id)) else {
+            return false;
+        };
+        let code = p.parts.exit_code;
+        let state = if code == 0 {
+            InstanceState::Completed
+        } else {
+            InstanceState::Failed {
+                code,
+                reason: "exited".into(),
+            }
+        };
+        let restarts = a.instance.restarts;
+        let why =
+            format!("exited with code {code} before the agent restarted; its result is committed");
+        self.report(&a.instance.id, state, restarts, Some(code), "exited", why);
+        true
+    }
+
+    /// Offers again the reveals an earlier run of the agent committed to
+    /// but had not revealed when it stopped.
+    pub(crate) fn resume_reveals(&self) {
+        let Ok(dirs) = std::fs::read_dir(self.inner.dir.join("instances")) else {
+            return;
+        };
+        for d in dirs.flatten() {
+            let id = d.file_name().to_string_lossy().into_owned();
+            if let Some(p) = load_pending(&d.path().join(PENDING_FILE)) {
+                tracing::info!(instance = %id, "verified run: revealing a result committed before a restart");
+                let me = self.clone();
+                tokio::spawn(async move { me.reveal(&id, p.parts, p.salt).await });
+            }
+        }
+    }
+
     async fn reveal(&self, instance: &str, parts: ResultParts, salt: [u8; 32]) {
+        self.offer_reveal(instance, parts, salt).await;
+        let _ = std::fs::remove_file(self.pending_path(instance));
+    }
+
+    /// Offers the reveal until it is taken, refused for good, or too late.
+    async fn offer_reveal(&self, instance: &str, parts: ResultParts, salt: [u8; 32]) {
         let until = Instant::now() + REVEAL_FOR;
         while Instant::now() < until && !self.inner.cancel.is_cancelled() {
             let sent = match self.connection() {
@@ -249,5 +347,26 @@ mod tests {
             assert_ne!(digest(&a), digest(&other));
         }
         assert_eq!(digest(&folder(&[])), files_digest(&[]));
+    }
+
+    #[test]
+    fn what_must_be_revealed_is_kept_for_the_agent_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tempdir");
+        let path = d.path().join(PENDING_FILE);
+        let p = Pending {
+            parts: ResultParts {
+                exit_code: 3,
+                output: [1; 32],
+                files: [2; 32],
+            },
+            salt: [9; 32],
+        };
+        save_pending(&path, &p).expect("saved");
+        assert_eq!(load_pending(&path), Some(p));
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(&path, b"{not json").expect("write");
+        assert_eq!(load_pending(&path), None);
     }
 }

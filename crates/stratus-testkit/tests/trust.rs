@@ -340,3 +340,55 @@ async fn without_consensus_the_requester_is_refunded() -> Result<()> {
     cluster.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_restarted_between_commit_and_reveal_still_reveals() -> Result<()> {
+    let (mut cluster, c) = pool(3).await?;
+    // Agent 0 is honest but slow (3 s): the other replica commits first
+    // and waits for it to reveal; its agent restarts meanwhile.
+    let slow = Lie {
+        append: Vec::new(),
+        wait: Duration::from_secs(3),
+    };
+    restart(&mut cluster, &c, 0, "site-slow", Some(slow)).await?;
+    for j in [1, 2] {
+        restart(&mut cluster, &c, j, HONEST_SITE, None).await?;
+    }
+    let w = deploy(&c, &hello()?, "hello", 3).await?;
+    let slow_node = cluster.agent_id(0)?;
+    // Once an honest replica has committed and the slow one has not,
+    // restart the honest one's agent.
+    let (replica, node) = wait_until("an honest replica to commit first", WAIT, || async {
+        c.state().read(|s| {
+            let run = s.trusted_run(&w)?;
+            let slow_committed = run
+                .replicas
+                .values()
+                .any(|r| r.node == slow_node && r.commitment.is_some());
+            let (id, r) = run
+                .replicas
+                .iter()
+                .find(|(_, r)| r.node != slow_node && r.commitment.is_some())?;
+            (!slow_committed).then(|| (id.clone(), r.node))
+        })
+    })
+    .await?;
+    let j = [1, 2]
+        .into_iter()
+        .find(|j| cluster.agent_id(*j).is_ok_and(|id| id == node))
+        .ok_or_else(|| anyhow::anyhow!("no agent runs node {node}"))?;
+    cluster.stop_agent(j).await?;
+    restart(&mut cluster, &c, j, HONEST_SITE, None).await?;
+    // (Its deal waits for a usage report the restart lost: only the
+    // verdict is awaited.)
+    let run = wait_until("the verdict", Duration::from_secs(90), || async {
+        c.state()
+            .read(|s| s.trusted_run(&w).filter(|r| r.outcome.is_some()).cloned())
+    })
+    .await?;
+    let (result, winners, _) = agreed(&run)?;
+    assert_eq!(result.output, *blake3::hash(b"Hello, world!\n").as_bytes());
+    assert!(winners.contains(&replica), "{run:?}");
+    cluster.shutdown().await;
+    Ok(())
+}
