@@ -212,9 +212,9 @@ impl Placer<'_> {
         }
     }
 
-    /// Places one instance on `node` and nowhere else: whether it was
-    /// placed, and why not.
-    pub(crate) fn place_on(&mut self, node: NodeId) -> (bool, Option<String>) {
+    /// Places one instance (in `slot`) on `node` and nowhere else: whether
+    /// it was placed, and why not.
+    pub(crate) fn place_on(&mut self, node: NodeId, slot: u32) -> (bool, Option<String>) {
         let avoid: Vec<NodeId> = self
             .cluster
             .nodes()
@@ -222,7 +222,7 @@ impl Placer<'_> {
             .map(|n| n.id)
             .filter(|id| *id != node)
             .collect();
-        let (placed, why) = self.try_place(vec![(0, None)], Vec::new(), avoid);
+        let (placed, why) = self.try_place(vec![(slot, None)], Vec::new(), avoid);
         (placed == 1, why)
     }
 
@@ -509,15 +509,9 @@ fn reconcile_daemon(p: &mut Placer<'_>, live: &[&Instance]) {
         }
     }
     for node in targets.difference(&served) {
-        // Place exactly on this node: everything else avoided.
-        let avoid: Vec<NodeId> = p
-            .cluster
-            .nodes()
-            .iter()
-            .map(|n| n.id)
-            .filter(|id| id != node)
-            .collect();
         let slot = p.created as u32;
-        p.place(vec![(slot, None)], Vec::new(), avoid);
+        if let (_, Some(why)) = p.place_on(*node, slot) {
+            p.d.blocked.push((p.w.id.to_string(), why));
+        }
     }
 }

@@ -87,7 +87,7 @@ pub(crate) fn reconcile_trusted(p: &mut Placer<'_>) {
         if placed == wanted {
             break;
         }
-        match p.place_on(node) {
+        match p.place_on(node, 0) {
             (true, _) => placed += 1,
             (false, w) => why = why.or(w),
         }
