@@ -499,21 +499,22 @@ async fn a_container_filling_the_lenders_disk_is_stopped() -> Result<()> {
     Ok(())
 }
 
-/// A published image app (issue 15, item 5): another tenant runs it as
-/// published; the node fetches the image from its owner's store (the
-/// requester has no such image), the owner is paid its price per task.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_published_image_runs_for_another_tenant_from_its_owners_store() -> Result<()> {
+/// The admin publishes the image app `admin/forecast` (prints `forecast:
+/// sunny`, 250 per task); rita, with 1,000, will run it. Returns the
+/// image, rita's spec that runs it, and the time.
+async fn forecast_app(
+    cluster: &Cluster,
+    c: &Control,
+) -> Result<(ImportReport, stratus_spec::WorkloadSpec, u64)> {
     use stratus_market::Amount;
     use stratus_state::accounts::MarketCommand;
-    use stratus_state::catalog::{CatalogCommand, Uses};
-    let (cluster, c) = cluster().await?;
+    use stratus_state::catalog::CatalogCommand;
     let app = busybox_image(Path::new("/bin/busybox")).config(stratus_flist::ImageConfig {
         entrypoint: vec!["sh".into(), "-c".into(), "echo forecast: sunny".into()],
         env: vec!["PATH=/bin".into()],
         ..stratus_flist::ImageConfig::default()
     });
-    let image = import(&cluster, &app, "forecaster").await?;
+    let image = import(cluster, &app, "forecaster").await?;
     let now = stratus_control::now_ms();
     for cmd in [
         Command::CreateTenant {
@@ -541,6 +542,18 @@ async fn a_published_image_runs_for_another_tenant_from_its_owners_store() -> Re
         stratus_spec::Format::Yaml,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((image, spec, now))
+}
+
+/// A published image app (issue 15, item 5): another tenant runs it as
+/// published; the node fetches the image from its owner's store (the
+/// requester has no such image), the owner is paid its price per task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_published_image_runs_for_another_tenant_from_its_owners_store() -> Result<()> {
+    use stratus_market::Amount;
+    use stratus_state::catalog::Uses;
+    let (cluster, c) = cluster().await?;
+    let (image, spec, now) = forecast_app(&cluster, &c).await?;
     c.write(Command::DeployUsing {
         deploy: Box::new(Command::DeployWorkload {
             tenant: "rita".into(),
@@ -574,44 +587,11 @@ async fn a_published_image_runs_for_another_tenant_from_its_owners_store() -> Re
 /// output. Without the declaration, `trust > 1` for a container is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_image_app_declared_deterministic_runs_verified() -> Result<()> {
-    use stratus_market::{Amount, Order};
-    use stratus_state::accounts::MarketCommand;
+    use stratus_market::Order;
     use stratus_state::catalog::{CatalogCommand, Uses};
     use stratus_state::trusted::Outcome;
     let (cluster, c) = cluster().await?;
-    let app = busybox_image(Path::new("/bin/busybox")).config(stratus_flist::ImageConfig {
-        entrypoint: vec!["sh".into(), "-c".into(), "echo forecast: sunny".into()],
-        env: vec!["PATH=/bin".into()],
-        ..stratus_flist::ImageConfig::default()
-    });
-    let image = import(&cluster, &app, "forecaster").await?;
-    let now = stratus_control::now_ms();
-    for cmd in [
-        Command::CreateTenant {
-            name: "rita".into(),
-            now_ms: now,
-        },
-        Command::Market(MarketCommand::Deposit {
-            tenant: "rita".into(),
-            amount: Amount(1_000_000),
-            reference: String::new(),
-            now_ms: now,
-        }),
-        Command::Catalog(CatalogCommand::PublishApp {
-            tenant: ADMIN_TENANT.into(),
-            name: "forecast".into(),
-            module: image.image.pinned().to_string(),
-            price: Amount(250),
-            now_ms: now,
-        }),
-    ] {
-        c.write(cmd).await?;
-    }
-    let spec = stratus_spec::parse(
-        "version: 1\nname: ask\nkind: task\nimage: { name: app }\nrestart: { attempts: 0 }\n",
-        stratus_spec::Format::Yaml,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (image, spec, now) = forecast_app(&cluster, &c).await?;
     let verified = Command::DeployTrusted {
         deploy: Box::new(Command::DeployUsing {
             deploy: Box::new(Command::DeployOrdered {
