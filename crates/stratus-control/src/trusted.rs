@@ -26,60 +26,63 @@ pub(crate) fn reconcile_trusted(p: &mut Placer<'_>) {
     let Some(run) = p.state.trusted_run(p.w.id.as_str()) else {
         return;
     };
-    let id = p.w.id.to_string();
-    let trust = run.trust;
-    let candidates = p.state.trusted_candidates(p.w);
-    let reputations: Vec<Reputation> = candidates.iter().map(|c| c.1).collect();
     let starting = run.replicas.is_empty();
-    let wanted = match p.state.trusted_progress(run, p.now_ms) {
+    // Decided runs stay until they are pruned, and running ones are
+    // reconciled at every state change: only a run that may place
+    // replicas (it is starting, or its votes are undecided) pays for a
+    // pass over the nodes.
+    match p.state.trusted_progress(run, p.now_ms) {
         Progress::Over => return,
         Progress::Waiting if !starting => return,
-        Progress::Waiting => match replicas_to_start(&reputations, trust) {
-            Some(n) => n,
-            None => {
-                p.d.blocked.push((
-                    id,
-                    format!(
-                        "a verified run at trust {trust} needs replicas on nodes of distinct owners \
-                         (not yours, ready, running WASM, with a good record) whose agreement could \
-                         reach it: {} such owner(s) now",
-                        candidates.len()
-                    ),
-                ));
-                return;
-            }
-        },
         Progress::Counted(Verdict::Agreed { .. }) => {
             p.d.commands.push(Command::Trust(TrustCommand::Decide {
-                workload: id,
+                workload: p.w.id.to_string(),
                 now_ms: p.now_ms,
             }));
             return;
         }
-        Progress::Counted(Verdict::Undecided) => {
-            let room = MAX_REPLICAS.saturating_sub(run.replicas.len());
-            match more_replicas(&votes(run), &reputations, trust) {
-                Some(k) if (1..=room).contains(&k) => k,
-                _ => {
-                    let results = votes(run)
-                        .iter()
-                        .map(|v| v.result)
-                        .collect::<std::collections::BTreeSet<_>>()
-                        .len();
-                    fail(
-                        p,
-                        id,
-                        format!(
-                            "no consensus at trust {trust}: {} replica(s) revealed {results} different result(s), \
-                             and the {} other eligible owner(s) (at most {MAX_REPLICAS} replicas) could not decide it",
-                            votes(run).len(),
-                            candidates.len()
-                        ),
-                    );
-                    return;
-                }
-            }
+        Progress::Waiting | Progress::Counted(Verdict::Undecided) => {}
+    }
+    let id = p.w.id.to_string();
+    let trust = run.trust;
+    let candidates = p.state.trusted_candidates(p.w);
+    let reputations: Vec<Reputation> = candidates.iter().map(|c| c.1).collect();
+    let room = MAX_REPLICAS.saturating_sub(run.replicas.len());
+    let wanted = if starting {
+        replicas_to_start(&reputations, trust)
+    } else {
+        more_replicas(&votes(run), &reputations, trust).filter(|k| (1..=room).contains(k))
+    };
+    let Some(wanted) = wanted else {
+        if starting {
+            p.d.blocked.push((
+                id,
+                format!(
+                    "a verified run at trust {trust} needs replicas on nodes of distinct owners \
+                     (not yours, ready, running WASM, with a good record) whose agreement could \
+                     reach it: {} such owner(s) now",
+                    candidates.len()
+                ),
+            ));
+        } else {
+            let votes = votes(run);
+            let results = votes
+                .iter()
+                .map(|v| v.result)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            fail(
+                p,
+                id,
+                format!(
+                    "no consensus at trust {trust}: {} replica(s) revealed {results} different result(s), \
+                     and the {} other eligible owner(s) (at most {MAX_REPLICAS} replicas) could not decide it",
+                    votes.len(),
+                    candidates.len()
+                ),
+            );
         }
+        return;
     };
     let mut placed = 0;
     let mut why = None;
