@@ -227,7 +227,7 @@ pub fn key_path(prefix: &str, key: &str, size: u64) -> Result<KeyTarget, &'stati
 }
 
 /// One call to the replica, retried while no replica answers.
-async fn call<R: Rpc>(
+pub(crate) async fn call<R: Rpc>(
     rpc: &dyn Replica,
     context: &str,
     req: impl Fn() -> R,
@@ -640,7 +640,7 @@ impl OutputWatch {
 
 /// The regular files under `dir` as (relative path with '/', full path),
 /// sorted; links and special files are left out (and never followed).
-fn output_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, TaskIoError> {
+pub(crate) fn output_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, TaskIoError> {
     let mut files = BTreeSet::new();
     let mut stack = vec![(String::new(), dir.to_path_buf())];
     let mut seen = 0usize;

@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use stratus_net::CallError;
-use stratus_proto::rpc::{self, RpcError};
+use stratus_proto::rpc;
 use stratus_proto::Assignment;
 use stratus_runtime::Determinism;
 use stratus_spec::WorkloadKind;
@@ -34,6 +33,8 @@ use stratus_verify::{commitment, files_digest, ResultParts};
 use tokio_util::sync::CancellationToken;
 
 use super::Runner;
+use crate::taskio::{self, TaskIoError};
+use crate::volumes::Connected;
 
 /// How long before a refused reveal is offered again (the control plane
 /// holds a reveal a few seconds until it can be taken, so a refusal means
@@ -41,10 +42,6 @@ use super::Runner;
 const REVEAL_RETRY: Duration = Duration::from_millis(200);
 /// How long a reveal is offered.
 const REVEAL_FOR: Duration = Duration::from_secs(600);
-/// How long one call may take.
-const CALL: Duration = Duration::from_secs(15);
-/// Attempts of a call while there is no connection.
-const ATTEMPTS: u32 = 50;
 
 /// What a replica must keep until it has revealed.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,55 +83,25 @@ pub(crate) fn may_be_verified(a: &Assignment) -> bool {
 }
 
 /// The digest of what `/output` holds: each regular file's path (relative,
-/// `/`-separated) and BLAKE3; links and special files are left out, as
-/// they are never uploaded.
-fn output_files(dir: &Path) -> std::io::Result<[u8; 32]> {
+/// `/`-separated) and BLAKE3 — the files an upload would store
+/// ([`taskio::output_files`]: links and special files left out, at most
+/// `MAX_OUTPUT_FILES` entries).
+fn output_files(dir: &Path) -> Result<[u8; 32], TaskIoError> {
     let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let ty = entry.file_type()?;
-            let path = entry.path();
-            if ty.is_dir() {
-                stack.push(path);
-            } else if ty.is_file() {
-                let rel = path
-                    .strip_prefix(dir)
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let mut h = blake3::Hasher::new();
-                h.update_reader(std::fs::File::open(&path)?)?;
-                files.push((rel, *h.finalize().as_bytes()));
-            }
-        }
+    for (rel, path) in taskio::output_files(dir)? {
+        let read = |source| TaskIoError::Io {
+            context: format!("output: reading {rel}"),
+            source,
+        };
+        let mut h = blake3::Hasher::new();
+        h.update_reader(std::fs::File::open(&path).map_err(read)?)
+            .map_err(read)?;
+        files.push((rel, *h.finalize().as_bytes()));
     }
     Ok(files_digest(&files))
 }
 
 impl Runner {
-    /// Sends what `make` makes until a replica answers, waiting for a
-    /// connection (a few attempts); `Err(None)`: none answered.
-    async fn call<R, F>(&self, make: F) -> Result<R::Reply, Option<RpcError>>
-    where
-        R: rpc::Rpc,
-        F: Fn() -> R,
-    {
-        for _ in 0..ATTEMPTS {
-            if let Some(conn) = self.connection() {
-                match conn.rpc(make(), CALL).await {
-                    Ok(r) => return Ok(r),
-                    Err(CallError::Rpc(e)) => return Err(Some(e)),
-                    Err(CallError::Net(e)) => {
-                        tracing::debug!(error = %e, "verified run: call failed; retrying")
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Err(None)
-    }
-
     /// The deterministic environment of `instance` when it is a replica of
     /// a verified run (`Ok(None)`: it is not). Waits for a control replica
     /// to answer (a replica run outside its environment would only lose);
@@ -144,8 +111,9 @@ impl Runner {
         instance: &str,
         cancel: &CancellationToken,
     ) -> Result<Option<Determinism>, Option<String>> {
+        let replica = Connected(self.connector());
         loop {
-            let asked = self.call(|| rpc::TrustTerms {
+            let asked = taskio::call(&replica, "verified run", || rpc::TrustTerms {
                 instance: instance.to_string(),
             });
             let answer = tokio::select! {
@@ -160,14 +128,17 @@ impl Runner {
                         fuel: t.fuel,
                     }))
                 }
-                Err(Some(e)) if e.code() == Some(ErrorCode::NotFound) => return Ok(None),
-                Err(Some(e)) => {
+                Err(TaskIoError::Replica {
+                    code: ErrorCode::NotFound,
+                    ..
+                }) => return Ok(None),
+                Err(TaskIoError::Unreachable { .. }) => {
+                    tracing::debug!(%instance, "no control replica: waiting to learn whether it is a verified run")
+                }
+                Err(e) => {
                     return Err(Some(format!(
                         "cannot tell whether this is a verified run: {e}"
                     )))
-                }
-                Err(None) => {
-                    tracing::debug!(%instance, "no control replica: waiting to learn whether it is a verified run")
                 }
             }
         }
@@ -188,7 +159,7 @@ impl Runner {
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()))
-                .map_err(|e| format!("verified run: cannot read /output: {e}"))?,
+                .map_err(|e| format!("verified run: {e}"))?,
             None => files_digest(&[]),
         };
         let parts = ResultParts {
@@ -204,18 +175,18 @@ impl Runner {
         let path = self.pending_path(instance);
         save_pending(&path, &Pending { parts, salt })
             .map_err(|e| format!("verified run: cannot keep the result to reveal: {e}"))?;
-        let committed = self
-            .call(|| rpc::CommitResult {
+        let committed = taskio::call(
+            &Connected(self.connector()),
+            "committing the result",
+            || rpc::CommitResult {
                 instance: instance.to_string(),
                 commitment: c,
-            })
-            .await;
+            },
+        )
+        .await;
         if let Err(e) = committed {
             let _ = std::fs::remove_file(&path);
-            return Err(format!(
-                "verified run: the result could not be committed: {}",
-                e.map_or("no control replica answered".into(), |e| e.to_string())
-            ));
+            return Err(format!("verified run: {e}"));
         }
         let me = self.clone();
         let id = instance.to_string();
@@ -280,31 +251,26 @@ impl Runner {
     /// Offers the reveal until it is taken, refused for good, or too late.
     async fn offer_reveal(&self, instance: &str, parts: ResultParts, salt: [u8; 32]) {
         let until = Instant::now() + REVEAL_FOR;
+        let replica = Connected(self.connector());
         while Instant::now() < until && !self.inner.cancel.is_cancelled() {
-            let sent = match self.connection() {
-                Some(conn) => {
-                    let req = rpc::RevealResult {
-                        instance: instance.to_string(),
-                        parts,
-                        salt,
-                    };
-                    Some(conn.rpc(req, CALL).await)
-                }
-                None => None,
-            };
+            let sent = taskio::call(&replica, "revealing the result", || rpc::RevealResult {
+                instance: instance.to_string(),
+                parts,
+                salt,
+            })
+            .await;
             match sent {
-                Some(Ok(())) => {
+                Ok(()) => {
                     tracing::info!(%instance, "verified run: result revealed");
                     return;
                 }
-                // Others have not committed yet.
-                Some(Err(CallError::Rpc(RpcError::Refused {
+                // Others have not committed yet, or no replica answers.
+                Err(TaskIoError::Replica {
                     code: ErrorCode::Conflict,
                     ..
-                })))
-                | Some(Err(CallError::Net(_)))
-                | None => {}
-                Some(Err(e)) => {
+                })
+                | Err(TaskIoError::Unreachable { .. }) => {}
+                Err(e) => {
                     tracing::warn!(%instance, error = %e, "verified run: reveal refused");
                     return;
                 }
