@@ -335,10 +335,7 @@ impl State {
                 && !n.banned
                 && !self.draining.contains(&n.info.id)
                 && n.info.runtimes.contains(&runtime)
-                && owner != w.tenant
-                && r.eligible()
-                && self.can_stake(owner)
-                && !run.replicas.values().any(|x| x.owner == owner);
+                && self.may_take_replica(run, &w.tenant, owner, &n.info.id, 1);
             if !usable {
                 continue;
             }
@@ -352,14 +349,22 @@ impl State {
         out
     }
 
-    /// Whether `owner` can hold the pool's stake for `n` more replicas.
-    fn can_stake_n(&self, owner: &str, n: u64) -> bool {
-        self.account(owner).balance.0 >= self.trusted_stake.0.saturating_mul(n)
-    }
-
-    /// Whether `owner` can hold the pool's stake for one more replica.
-    fn can_stake(&self, owner: &str) -> bool {
-        self.can_stake_n(owner, 1)
+    /// The one rule of who may run a replica of `run` for `requester`:
+    /// `node` of `owner`, neither the requester nor an owner the run uses
+    /// already, with an eligible record, its owner able to hold the
+    /// pool's stake for `n` replicas (this one and others being placed).
+    fn may_take_replica(
+        &self,
+        run: &TrustedRun,
+        requester: &str,
+        owner: &str,
+        node: &NodeId,
+        n: u64,
+    ) -> bool {
+        owner != requester
+            && !run.replicas.values().any(|r| r.owner == owner)
+            && self.reputation(node).eligible()
+            && self.account(owner).balance.0 >= self.trusted_stake.0.saturating_mul(n)
     }
 
     /// Checks instances about to be placed that are replicas of a trusted
@@ -387,11 +392,9 @@ impl State {
             })?;
             let taken = owners.entry(i.workload.as_str()).or_default();
             let owner = node.owner.as_str();
-            if owner == i.workload.tenant()
-                || run.replicas.values().any(|r| r.owner == owner)
-                || taken.contains(&owner)
-                || !self.reputation(&i.node).eligible()
-                || !self.can_stake_n(owner, staking.get(owner).copied().unwrap_or(0) + 1)
+            let staked = staking.get(owner).copied().unwrap_or(0);
+            if taken.contains(&owner)
+                || !self.may_take_replica(run, i.workload.tenant(), owner, &i.node, staked + 1)
             {
                 return Err(ApplyError::conflict(format!(
                     "node {} cannot take a replica of {}: its owner is the requester's, \
