@@ -323,6 +323,27 @@ impl Cluster {
     }
 }
 
+/// Creates tenant `name` and deposits `amount` for it (the operator's
+/// settlement adapter), as a market test's requester needs.
+pub async fn funded_tenant(c: &Control, name: &str, amount: u64) -> Result<()> {
+    let now = stratus_control::now_ms();
+    c.write(Command::CreateTenant {
+        name: name.into(),
+        now_ms: now,
+    })
+    .await?;
+    c.write(Command::Market(
+        stratus_state::accounts::MarketCommand::Deposit {
+            tenant: name.into(),
+            amount: stratus_market::Amount(amount),
+            reference: String::new(),
+            now_ms: now,
+        },
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Stores `bytes` as a module uploaded by `tenant` (a tenant deploys only
 /// modules it uploaded); returns its content address.
 pub async fn put_module(c: &Control, tenant: &str, bytes: Vec<u8>) -> Result<String> {

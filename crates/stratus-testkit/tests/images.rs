@@ -507,7 +507,6 @@ async fn forecast_app(
     c: &Control,
 ) -> Result<(ImportReport, stratus_spec::WorkloadSpec, u64)> {
     use stratus_market::Amount;
-    use stratus_state::accounts::MarketCommand;
     use stratus_state::catalog::CatalogCommand;
     let app = busybox_image(Path::new("/bin/busybox")).config(stratus_flist::ImageConfig {
         entrypoint: vec!["sh".into(), "-c".into(), "echo forecast: sunny".into()],
@@ -516,27 +515,15 @@ async fn forecast_app(
     });
     let image = import(cluster, &app, "forecaster").await?;
     let now = stratus_control::now_ms();
-    for cmd in [
-        Command::CreateTenant {
-            name: "rita".into(),
-            now_ms: now,
-        },
-        Command::Market(MarketCommand::Deposit {
-            tenant: "rita".into(),
-            amount: Amount(1_000),
-            reference: String::new(),
-            now_ms: now,
-        }),
-        Command::Catalog(CatalogCommand::PublishApp {
-            tenant: ADMIN_TENANT.into(),
-            name: "forecast".into(),
-            module: image.image.pinned().to_string(),
-            price: Amount(250),
-            now_ms: now,
-        }),
-    ] {
-        c.write(cmd).await?;
-    }
+    stratus_testkit::funded_tenant(c, "rita", 1_000).await?;
+    c.write(Command::Catalog(CatalogCommand::PublishApp {
+        tenant: ADMIN_TENANT.into(),
+        name: "forecast".into(),
+        module: image.image.pinned().to_string(),
+        price: Amount(250),
+        now_ms: now,
+    }))
+    .await?;
     let spec = stratus_spec::parse(
         "version: 1\nname: ask\nkind: task\nimage: { name: app }\nrestart: { attempts: 0 }\n",
         stratus_spec::Format::Yaml,

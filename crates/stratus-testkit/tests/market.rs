@@ -13,7 +13,7 @@ use stratus_state::catalog::{CatalogCommand, Uses};
 use stratus_state::objects::{Bucket, DedupeScope, StoreCommand, Versioning};
 use stratus_state::{Command, InstanceState};
 use stratus_store::PutMeta;
-use stratus_testkit::{instances, put_module, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{funded_tenant, instances, put_module, wait_until, Cluster, Options, WAIT};
 use stratus_types::{ErrorCode, NodeStatus};
 
 const BOB: &str = "bob";
@@ -38,25 +38,16 @@ async fn market(opts: Options) -> Result<(Cluster, Control)> {
         ..Offer::default()
     };
     for cmd in [
-        Command::CreateTenant {
-            name: BOB.into(),
-            now_ms: now_ms(),
-        },
         Command::Market(MarketCommand::SetOfferWithTask {
             node,
             offer: Some(offer),
             task: Amount(100),
         }),
         Command::Market(MarketCommand::SetPoolFee { bps: 500 }),
-        Command::Market(MarketCommand::Deposit {
-            tenant: BOB.into(),
-            amount: Amount(DEPOSIT),
-            reference: String::new(),
-            now_ms: now_ms(),
-        }),
     ] {
         c.write(cmd).await?;
     }
+    funded_tenant(&c, BOB, DEPOSIT).await?;
     Ok((cluster, c))
 }
 

@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use stratus_control::{now_ms, Control};
-use stratus_market::{Amount, Order};
-use stratus_state::accounts::MarketCommand;
+use stratus_market::Order;
 use stratus_state::trusted::{Outcome, TrustedRun};
 use stratus_state::Command;
 use stratus_testkit::liar::{Liar, Lie};
-use stratus_testkit::{put_module, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{funded_tenant, put_module, wait_until, Cluster, Options, WAIT};
 use stratus_types::{NodeId, NodeStatus};
 
 const BOB: &str = "bob";
@@ -44,20 +43,7 @@ async fn pool(agents: usize) -> Result<(Cluster, Control)> {
     cluster.wait_nodes(0, NodeStatus::Ready, agents).await?;
     let c = cluster.control(0)?;
     stratus_node::dev::price_dev_nodes(&c, agents, WAIT).await?;
-    for cmd in [
-        Command::CreateTenant {
-            name: BOB.into(),
-            now_ms: now_ms(),
-        },
-        Command::Market(MarketCommand::Deposit {
-            tenant: BOB.into(),
-            amount: Amount(DEPOSIT),
-            reference: String::new(),
-            now_ms: now_ms(),
-        }),
-    ] {
-        c.write(cmd).await?;
-    }
+    funded_tenant(&c, BOB, DEPOSIT).await?;
     Ok((cluster, c))
 }
 
