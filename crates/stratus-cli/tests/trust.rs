@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::Dev;
+use common::{tenant_token, Dev};
 use serde_json::Value;
 
 const HELLO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/wasm/hello.wat");
@@ -62,4 +62,28 @@ fn a_verified_run_prints_the_agreed_greeting_once_and_shows_the_votes() {
     let out = dev.cli(&["deploy", &spec.to_string_lossy()]);
     assert!(!out.status.success());
     assert!(out.stderr.contains("no single result"), "{}", out.stderr);
+
+    // Only the operator sets the stake (or the fee): a lender cannot zero
+    // it for itself nor raise it to shut others out.
+    let lena = tenant_token(&dev, "lena");
+    let out = dev.cli_env(
+        &["market", "fee", "--stake", "1"],
+        &[("STRATUS_TOKEN", &lena)],
+    );
+    assert!(!out.status.success(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("only the pool operator"),
+        "{}",
+        out.stderr
+    );
+    let out = dev.cli(&["market", "fee", "--stake", "700", "--json"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(v["trusted_stake"], 700);
+    let out = dev.cli_env(&["market", "fee", "--json"], &[("STRATUS_TOKEN", &lena)]);
+    let v: Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(
+        v["trusted_stake"], 700,
+        "the stake is public: lenders see what they would hold"
+    );
 }
