@@ -23,6 +23,7 @@
 //! let raft = stratus_raft::Raft::new(my_id, config, Network::new(pool), log, sm).await?;
 //! ```
 
+mod batch;
 pub mod network;
 mod sm;
 pub mod statedb;

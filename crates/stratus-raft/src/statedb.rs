@@ -3,8 +3,11 @@
 //! for the log's write lock), and the streamed snapshot format.
 //!
 //! Applying a batch of log entries is one write transaction holding the
-//! state's changes and the applied log id together; queries outside a batch
-//! read committed data through their own read transactions (MVCC).
+//! state's changes and the applied log id together. The batch's writes wait
+//! in memory ([`crate::batch`]) and reach the B-trees once per row, in key
+//! order, at commit (or when they outgrow a bound); every query, during a
+//! batch or between two, reads the last commit through one shared read
+//! transaction (MVCC) with the batch's rows over it.
 //! Commits are `Durability::Eventual` except at least once a second and
 //! before a snapshot (`Immediate`): a crash loses at most the last second of
 //! *applied* entries, which openraft applies again from the durable log.
@@ -29,6 +32,8 @@ use redb::{
 };
 use stratus_state::{Kv, KvError, Table};
 
+use crate::batch::Batch;
+
 const MAGIC: &[u8; 16] = b"stratus-snapshot";
 /// Version of the snapshot file and of the state database layout.
 pub const STATE_FORMAT: u16 = 1;
@@ -36,6 +41,9 @@ const END: u8 = 0xff;
 /// Largest key or value a snapshot row may carry (a module is the largest
 /// row today: 16 MiB).
 const MAX_ROW: u32 = 64 << 20;
+/// Most memory the pending writes of one batch take before they are
+/// written into the open write transaction.
+const SPILL_BYTES: usize = 32 << 20;
 /// Longest the state goes without a durable commit.
 const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
@@ -62,8 +70,12 @@ struct ReadView {
 
 /// The redb backend of the replicated state.
 pub struct RedbKv {
+    /// The batch being applied, until commit (or until it outgrows
+    /// [`SPILL_BYTES`]: then it is written into `txn` and goes on there).
+    batch: Batch,
     // Declared (so dropped) before `db`: dropping the last handle on a
     // database waits for its open write transaction to end.
+    /// Open only once a batch spilled, and during commit.
     txn: Mutex<Option<WriteTransaction>>,
     view: Mutex<ReadView>,
     db: Arc<Database>,
@@ -78,6 +90,7 @@ impl RedbKv {
     /// another writer's commits would not be seen.
     pub fn new(db: Arc<Database>) -> Self {
         Self {
+            batch: Batch::default(),
             txn: Mutex::new(None),
             view: Mutex::new(ReadView::default()),
             db,
@@ -100,29 +113,30 @@ impl RedbKv {
         }
     }
 
-    fn with_txn<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T, KvError>) -> Option<T> {
+    /// Writes the pending batch into the write transaction (opened if need
+    /// be), each table's rows in key order.
+    fn spill(&mut self) -> Result<(), KvError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
         let mut guard = self.txn.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            match self.db.begin_write() {
-                Ok(t) => *guard = Some(t),
-                Err(e) => {
-                    self.fail(kv_err(e));
-                    return None;
+        let txn = match &mut *guard {
+            Some(txn) => txn,
+            none => none.insert(self.db.begin_write().map_err(kv_err)?),
+        };
+        for w in self.batch.drain() {
+            if w.cleared {
+                txn.delete_table(def(w.table)).map_err(kv_err)?;
+            }
+            let mut t = txn.open_table(def(w.table)).map_err(kv_err)?;
+            for (k, v) in &w.rows {
+                match v {
+                    Some(v) => drop(t.insert(k.as_slice(), v.as_slice()).map_err(kv_err)?),
+                    None => drop(t.remove(k.as_slice()).map_err(kv_err)?),
                 }
             }
         }
-        let txn = guard.as_ref()?;
-        match f(txn) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.fail(e);
-                None
-            }
-        }
-    }
-
-    fn in_txn(&self) -> bool {
-        self.txn.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        Ok(())
     }
 
     /// `table` as of the last commit (`None` if it was never written).
@@ -148,6 +162,47 @@ impl RedbKv {
     fn forget_view(&self) {
         *self.view.lock().unwrap_or_else(|p| p.into_inner()) = ReadView::default();
     }
+
+    /// The row of `key` under the batch: in the spilled part of the batch
+    /// if there is one, else as of the last commit.
+    fn base_get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(txn) = &*self.txn.lock().unwrap_or_else(|p| p.into_inner()) {
+            let t = txn.open_table(def(table)).map_err(kv_err)?;
+            let v = t.get(key).map_err(kv_err)?.map(|v| v.value().to_vec());
+            return Ok(v);
+        }
+        let Some(t) = self.read_table(table)? else {
+            return Ok(None);
+        };
+        let v = t.get(key).map_err(kv_err)?.map(|v| v.value().to_vec());
+        Ok(v)
+    }
+
+    /// [`Kv::scan`] of the rows under the batch (as [`Self::base_get`]).
+    fn base_scan(
+        &self,
+        table: Table,
+        from: Bound<&[u8]>,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), KvError> {
+        if let Some(txn) = &*self.txn.lock().unwrap_or_else(|p| p.into_inner()) {
+            return scan_table(&txn.open_table(def(table)).map_err(kv_err)?, from, f);
+        }
+        match self.read_table(table)? {
+            Some(t) => scan_table(&*t, from, f),
+            None => Ok(()),
+        }
+    }
+
+    /// Spills the batch once it outgrows [`SPILL_BYTES`] (a snapshot being
+    /// installed, a migration): memory stays bounded whatever one batch holds.
+    fn bound_batch(&mut self) {
+        if self.batch.bytes() > SPILL_BYTES {
+            if let Err(e) = self.spill() {
+                self.fail(e);
+            }
+        }
+    }
 }
 
 fn scan_table(
@@ -169,78 +224,49 @@ fn scan_table(
 
 impl Kv for RedbKv {
     fn get(&self, table: Table, key: &[u8]) -> Option<Vec<u8>> {
-        if self.in_txn() {
-            return self
-                .with_txn(|txn| {
-                    let t = txn.open_table(def(table)).map_err(kv_err)?;
-                    let v = t.get(key).map_err(kv_err)?.map(|v| v.value().to_vec());
-                    Ok(v)
-                })
-                .flatten();
+        if let Some(v) = self.batch.get(table, key) {
+            return v.map(<[u8]>::to_vec);
         }
-        let read = || -> Result<Option<Vec<u8>>, KvError> {
-            let Some(t) = self.read_table(table)? else {
-                return Ok(None);
-            };
-            let v = t.get(key).map_err(kv_err)?.map(|v| v.value().to_vec());
-            Ok(v)
-        };
-        read().unwrap_or_else(|e| {
+        self.base_get(table, key).unwrap_or_else(|e| {
             self.fail(e);
             None
         })
     }
 
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) {
-        self.with_txn(|txn| {
-            txn.open_table(def(table))
-                .map_err(kv_err)?
-                .insert(key, value)
-                .map_err(kv_err)?;
-            Ok(())
-        });
+        self.batch.put(table, key, value);
+        self.bound_batch();
     }
 
     fn delete(&mut self, table: Table, key: &[u8]) {
-        self.with_txn(|txn| {
-            txn.open_table(def(table))
-                .map_err(kv_err)?
-                .remove(key)
-                .map_err(kv_err)?;
-            Ok(())
-        });
+        self.batch.delete(table, key);
+        self.bound_batch();
     }
 
     fn scan(&self, table: Table, from: Bound<&[u8]>, f: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
-        if self.in_txn() {
-            self.with_txn(|txn| scan_table(&txn.open_table(def(table)).map_err(kv_err)?, from, f));
-            return;
-        }
-        let mut read = || -> Result<(), KvError> {
-            match self.read_table(table)? {
-                Some(t) => scan_table(&*t, from, f),
-                None => Ok(()),
-            }
-        };
-        if let Err(e) = read() {
+        let scanned = self
+            .batch
+            .scan(table, from, |visit| self.base_scan(table, from, visit), f);
+        if let Err(e) = scanned {
             self.fail(e);
         }
     }
 
     fn clear(&mut self, table: Table) {
-        self.with_txn(|txn| {
-            txn.delete_table(def(table)).map_err(kv_err)?;
-            txn.open_table(def(table)).map_err(kv_err)?;
-            Ok(())
-        });
+        self.batch.clear(table);
     }
 
     fn commit(&mut self) -> Result<(), KvError> {
-        let txn = self.txn.lock().unwrap_or_else(|p| p.into_inner()).take();
         let failed = self.error.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(e) = failed {
+        let spilled = match failed {
+            Some(e) => Err(e),
+            None => self.spill(),
+        };
+        let txn = self.txn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Err(e) = spilled {
             // Dropping the transaction aborts it: nothing of the batch stays.
             drop(txn);
+            self.batch = Batch::default();
             return Err(e);
         }
         let Some(mut txn) = txn else {
@@ -264,6 +290,7 @@ impl Kv for RedbKv {
 
     fn abort(&mut self) {
         drop(self.txn.lock().unwrap_or_else(|p| p.into_inner()).take());
+        self.batch = Batch::default();
         self.error.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
@@ -474,6 +501,51 @@ mod tests {
         assert!(kv.commit().is_err());
         assert_eq!(committed(kv.db(), b"b"), None, "the failed batch is gone");
         assert_eq!(kv.get(Table::Rows, b"b"), None, "the failed batch is gone");
+    }
+
+    #[test]
+    fn a_batch_past_the_memory_bound_goes_on_in_the_transaction_and_commits_whole_or_not() {
+        let (_d, mut kv) = fresh();
+        kv.put(Table::Versions, b"committed", b"1");
+        kv.commit().unwrap();
+        let row = vec![9u8; 1 << 20];
+        let rows = SPILL_BYTES / row.len() + 8;
+        for attempt in ["fails", "commits"] {
+            kv.clear(Table::Versions);
+            for i in 0..rows as u32 {
+                kv.put(Table::Versions, &i.to_be_bytes(), &row);
+            }
+            assert!(
+                kv.batch.bytes() < SPILL_BYTES,
+                "spilled into the transaction"
+            );
+            kv.delete(Table::Versions, &3u32.to_be_bytes());
+            assert_eq!(kv.get(Table::Versions, b"committed"), None, "cleared");
+            assert_eq!(kv.get(Table::Versions, &3u32.to_be_bytes()), None);
+            assert_eq!(
+                kv.get(Table::Versions, &0u32.to_be_bytes()),
+                Some(row.clone())
+            );
+            let mut n = 0;
+            kv.scan(Table::Versions, Bound::Unbounded, &mut |_, _| {
+                n += 1;
+                true
+            });
+            assert_eq!(n, rows - 1);
+            if attempt == "fails" {
+                kv.fail(KvError("disk on fire".into()));
+                assert!(kv.commit().is_err());
+                assert_eq!(
+                    kv.get(Table::Versions, b"committed").as_deref(),
+                    Some(&b"1"[..])
+                );
+                assert_eq!(kv.get(Table::Versions, &0u32.to_be_bytes()), None);
+            } else {
+                kv.commit().unwrap();
+            }
+        }
+        assert_eq!(kv.get(Table::Versions, b"committed"), None);
+        assert_eq!(kv.get(Table::Versions, &7u32.to_be_bytes()), Some(row));
     }
 
     #[test]

@@ -235,6 +235,7 @@ pub mod conformance {
         scans_in_order_from_a_bound(new());
         scan_stops_when_asked(new());
         tables_are_separate_and_clear(new());
+        a_batch_reads_over_what_was_committed(new(), &reopen);
         commits_survive_reopening(new(), &reopen);
     }
 
@@ -305,6 +306,47 @@ pub mod conformance {
         assert!(collect(&kv, Table::Packs, Bound::Unbounded).is_empty());
         assert_eq!(kv.get(Table::Chunks, b"k"), Some(vec![Table::Chunks as u8]));
         kv.commit().expect("commit");
+    }
+
+    /// Writes since the last commit replace, remove and add to committed
+    /// rows in gets and scans, before and after they are committed; a
+    /// cleared table hides its committed rows.
+    pub fn a_batch_reads_over_what_was_committed<K: Kv>(mut kv: K, reopen: &impl Fn(K) -> K) {
+        for k in [&b"a"[..], b"b", b"c", b"d"] {
+            kv.put(Table::Chunks, k, b"old");
+            kv.put(Table::Packs, k, b"old");
+        }
+        kv.commit().expect("commit");
+        kv.put(Table::Chunks, b"b", b"new");
+        kv.delete(Table::Chunks, b"c");
+        kv.put(Table::Chunks, b"e", b"new");
+        kv.put(Table::Chunks, b"0", b"new");
+        kv.delete(Table::Chunks, b"0");
+        kv.clear(Table::Packs);
+        kv.put(Table::Packs, b"z", b"new");
+        let want: Vec<(Vec<u8>, Vec<u8>)> = [
+            (&b"a"[..], &b"old"[..]),
+            (b"b", b"new"),
+            (b"d", b"old"),
+            (b"e", b"new"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect();
+        let packs = vec![(b"z".to_vec(), b"new".to_vec())];
+        let check = |kv: &K| {
+            assert_eq!(collect(kv, Table::Chunks, Bound::Unbounded), want);
+            assert_eq!(collect(kv, Table::Chunks, Bound::Excluded(b"b")), want[2..]);
+            assert_eq!(kv.get(Table::Chunks, b"c"), None);
+            assert_eq!(kv.get(Table::Chunks, b"0"), None);
+            assert_eq!(kv.get(Table::Chunks, b"b"), Some(b"new".to_vec()));
+            assert_eq!(kv.get(Table::Packs, b"a"), None);
+            assert_eq!(collect(kv, Table::Packs, Bound::Unbounded), packs);
+        };
+        check(&kv);
+        kv.commit().expect("commit");
+        check(&kv);
+        check(&reopen(kv));
     }
 
     /// What was committed is there after reopening; large values survive.
