@@ -44,7 +44,7 @@ pub mod sysinfo;
 pub mod taskio;
 pub mod volumes;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -131,7 +131,7 @@ pub enum AgentState {
 /// A running agent.
 pub struct Agent {
     state: watch::Receiver<AgentState>,
-    replicas: watch::Receiver<BTreeSet<NodeId>>,
+    replicas: watch::Receiver<BTreeMap<NodeId, String>>,
     task: tokio::task::JoinHandle<Result<(), AgentError>>,
     cancel: CancellationToken,
 }
@@ -150,7 +150,7 @@ impl Agent {
         }
         JoinCredential::parse(&cfg.join_token).map_err(|e| AgentError::Config(e.to_string()))?;
         let (tx, rx) = watch::channel(AgentState::Connecting);
-        let (replicas_tx, replicas) = watch::channel(BTreeSet::new());
+        let (replicas_tx, replicas) = watch::channel(BTreeMap::new());
         let cancel = CancellationToken::new();
         let signer: runner::Sign = {
             let ep = endpoint.clone();
@@ -184,9 +184,10 @@ impl Agent {
         self.state.clone()
     }
 
-    /// Watches the ids of the control replicas the agent has learned (the
-    /// only peers a storage node serves).
-    pub fn replicas(&self) -> watch::Receiver<BTreeSet<NodeId>> {
+    /// Watches the control replicas the agent has learned, by id, with
+    /// their QUIC addresses (the only peers a storage node serves, and those
+    /// it keeps piece links to).
+    pub fn replicas(&self) -> watch::Receiver<BTreeMap<NodeId, String>> {
         self.replicas.clone()
     }
 
@@ -219,7 +220,7 @@ async fn run(
     cfg: AgentConfig,
     endpoint: Endpoint,
     state: watch::Sender<AgentState>,
-    replicas: watch::Sender<BTreeSet<NodeId>>,
+    replicas: watch::Sender<BTreeMap<NodeId, String>>,
     cancel: CancellationToken,
     runner: Option<runner::Runner>,
 ) -> Result<(), AgentError> {
@@ -330,7 +331,7 @@ async fn resolve(addr: &str) -> Result<SocketAddr, String> {
 /// of the control replicas, and the node's offer until a replica took it.
 struct Learned<'a> {
     targets: &'a mut Vec<Target>,
-    replicas: &'a watch::Sender<BTreeSet<NodeId>>,
+    replicas: &'a watch::Sender<BTreeMap<NodeId, String>>,
     offer: &'a mut Option<(stratus_market::Offer, stratus_market::Amount)>,
 }
 
@@ -338,7 +339,7 @@ fn learn(learned: &mut Learned<'_>, peers: Vec<Peer>) {
     let targets = &mut *learned.targets;
     learned
         .replicas
-        .send_replace(peers.iter().map(|p| p.id).collect());
+        .send_replace(peers.iter().map(|p| (p.id, p.addr.clone())).collect());
     for p in peers {
         if let Some(t) = targets.iter_mut().find(|t| t.addr == p.addr) {
             t.id = Some(p.id);

@@ -146,14 +146,17 @@ pub struct NodeArgs {
     /// Label KEY=VALUE (repeatable)
     #[arg(long = "label", value_parser = parse_label)]
     labels: Vec<(String, String)>,
-    /// Lend disk space for object pieces: QUIC listen address of the piece
-    /// service, IP:PORT (control replicas must be able to reach it)
+    /// Lend disk space for object pieces, and let the control replicas also
+    /// dial the piece service at this QUIC address, IP:PORT (without it, or
+    /// behind a NAT, they reach it over the links it dials to them)
     #[arg(long, env = "STRATUS_STORAGE_LISTEN")]
     storage_listen: Option<String>,
-    /// Address the control replicas dial for pieces [default: the storage listen address]
+    /// Address the control replicas dial for pieces when the node has no
+    /// link to them [default: the storage listen address]
     #[arg(long, env = "STRATUS_STORAGE_ADVERTISE")]
     storage_advertise: Option<String>,
-    /// Space lent for pieces, e.g. 500GiB [default: 10GiB]
+    /// Lend this much disk space for object pieces, e.g. 500GiB [default
+    /// with --storage-listen: 10GiB]
     #[arg(long, env = "STRATUS_STORAGE_CAPACITY")]
     storage_capacity: Option<String>,
     /// Do not run container images here, only WASM (container images need
@@ -686,15 +689,18 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
         .unwrap_or_default();
     let mut labels = f.agent.labels.unwrap_or_default();
     labels.extend(a.labels);
-    let storage = match a.storage_listen.or(f.storage.listen) {
+    let capacity = a.storage_capacity.or(f.storage.capacity);
+    // Lending disk needs no reachable port: any local one will do.
+    let listen = a
+        .storage_listen
+        .or(f.storage.listen)
+        .or_else(|| capacity.is_some().then(|| "0.0.0.0:0".to_string()));
+    let storage = match listen {
         Some(listen) => Some(StorageRole {
             listen: parse_addr("--storage-listen", &listen)?,
             advertise: a.storage_advertise.or(f.storage.advertise),
             capacity_bytes: stratus_node::config::parse_size(
-                a.storage_capacity
-                    .or(f.storage.capacity)
-                    .as_deref()
-                    .unwrap_or("10GiB"),
+                capacity.as_deref().unwrap_or("10GiB"),
             )
             .map_err(|m| anyhow!("--storage-capacity: {m}"))?,
         }),

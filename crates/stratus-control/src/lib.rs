@@ -272,6 +272,8 @@ struct Inner {
     kek: kek::KekSlot,
     /// The free-space watermark of the Raft log's disk.
     disk: disk::Watermark,
+    /// Storage nodes' piece links to this replica.
+    piece_links: stratus_net::Links,
 }
 
 /// Serves the archives of volumes kept in the object store to agents
@@ -389,6 +391,7 @@ impl Control {
                 authz: authz::Authz::default(),
                 kek,
                 disk,
+                piece_links: stratus_net::Links::new(),
             }),
         };
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
@@ -730,6 +733,13 @@ impl Control {
         if let Ok(mut t) = self.inner.task_io.lock() {
             t.take();
         }
+    }
+
+    /// The connections storage nodes dialed to this replica for their piece
+    /// requests ([`stratus_proto::Request::PieceLink`]): what this replica's
+    /// object store calls them over.
+    pub fn piece_links(&self) -> stratus_net::Links {
+        self.inner.piece_links.clone()
     }
 
     /// Attaches the image server agents fetch flists and chunks from.

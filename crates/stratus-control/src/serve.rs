@@ -174,12 +174,19 @@ impl Control {
             };
             let me = self.clone();
             let bound = self.clone();
+            let link = conn.clone();
             tokio::spawn(stratus_net::serve_connection_limited(
                 conn,
                 move |peer| bound.max_frame(&peer),
                 move |peer, req: Request| {
                     let me = me.clone();
-                    async move { me.handle(peer, req).await }
+                    let link = link.clone();
+                    async move {
+                        match req {
+                            Request::PieceLink => me.take_piece_link(peer, link),
+                            req => me.handle(peer, req).await,
+                        }
+                    }
                 },
             ));
         }
@@ -312,7 +319,35 @@ impl Control {
             Request::ReportExec { instance, n, state } => {
                 self.take_exec_report(peer, instance, n, state).await
             }
+            Request::PieceLink => Response::Error {
+                code: ErrorCode::BadRequest,
+                message: "a piece link is taken only on the connection it arrives on".into(),
+            },
         }
+    }
+
+    /// Keeps `conn`, which `peer` dialed, as `peer`'s piece link: the object
+    /// store sends `peer`'s piece requests over it. Only a registered,
+    /// unbanned storage node may link, and only as itself (`peer` is the
+    /// key the connection proved).
+    fn take_piece_link(&self, peer: NodeId, conn: stratus_net::Connection) -> Response {
+        let storage = self.inner.reader.read(|s| {
+            s.nodes
+                .get(&peer)
+                .is_some_and(|n| !n.banned && n.info.storage.is_some())
+        });
+        if !storage {
+            return Response::Error {
+                code: ErrorCode::Forbidden,
+                message: format!(
+                    "node {} is not a registered storage node of this cluster",
+                    peer.short()
+                ),
+            };
+        }
+        self.inner.piece_links.insert(conn);
+        tracing::debug!(node = %peer.short(), "piece link taken");
+        Response::Ok
     }
 
     /// Why `peer` may not send `req`, if it may not. Raft RPCs: from

@@ -28,6 +28,10 @@
 //! 0-RTT are disabled so that every connection is a full, freshly verified
 //! handshake.
 //!
+//! A node that takes no inbound connection (behind a NAT) is called over a
+//! connection it dialed: QUIC lets either end open streams, and [`Links`]
+//! keeps such connections by peer on the side that calls.
+//!
 //! # Calls
 //!
 //! Each request/response exchange uses its own bidirectional QUIC stream
@@ -67,6 +71,7 @@ mod endpoint;
 mod error;
 mod frame;
 mod identity;
+mod links;
 mod pool;
 mod rpc;
 pub mod secret_file;
@@ -86,6 +91,7 @@ pub use error::NetError;
 pub use frame::decode_frame;
 pub use frame::{encode as encode_frame, MAX_FRAME_LEN};
 pub use identity::Identity;
+pub use links::Links;
 pub use pool::Pool;
 pub use rpc::CallError;
 pub use secret_file::write_secret_file;

@@ -32,8 +32,8 @@
 //! containers = true                # run OCI images when root, cgroups and FUSE allow
 //!
 //! [storage]                        # lend disk space for object pieces
-//! listen = "0.0.0.0:7410"          # QUIC piece service (replicas dial it)
-//! advertise = "10.1.2.7:7410"
+//! listen = "0.0.0.0:7410"          # QUIC piece service (replicas may dial it;
+//! advertise = "10.1.2.7:7410"      #   behind a NAT they use the links it dials)
 //! capacity = "500GiB"
 //! ```
 

@@ -102,8 +102,9 @@ pub struct AgentRole {
     pub offer: Option<(stratus_market::Offer, stratus_market::Amount)>,
 }
 
-/// The storage role: a piece service on its own QUIC port (storage nodes
-/// must be reachable from the control replicas).
+/// The storage role: a piece service on its own QUIC port, which replicas
+/// also reach over the piece links the node dials to them (so the port
+/// need not be reachable: a node behind a NAT lends disk too).
 #[derive(Clone, Debug)]
 pub struct StorageRole {
     /// QUIC listen address of the piece service.
@@ -310,6 +311,14 @@ pub async fn start_with(
     if let (Some((ep, pieces, _, addr)), Some(a)) = (storage, agent.as_ref()) {
         tokio::spawn(stratus_store::server::serve(
             ep.clone(),
+            pieces.clone(),
+            a.replicas(),
+            storage_cancel.clone(),
+        ));
+        // Replicas reach the pieces over these too when they cannot dial
+        // this node (behind a NAT).
+        tokio::spawn(stratus_store::server::dial_links(
+            ep.clone(),
             pieces,
             a.replicas(),
             storage_cancel.clone(),
@@ -420,10 +429,13 @@ async fn start_server(
     .await?;
     let st = stratus_store::Store::new(
         Arc::new(ControlMeta(c.clone())),
-        Arc::new(stratus_store::NetPieces::new(
-            stratus_net::Pool::new(endpoint.clone()),
-            s.store.call_timeout,
-        )),
+        Arc::new(
+            stratus_store::NetPieces::new(
+                stratus_net::Pool::new(endpoint.clone()),
+                s.store.call_timeout,
+            )
+            .with_links(c.piece_links()),
+        ),
         s.store.clone(),
     );
     c.attach_images(Arc::new(StoreImages(st.clone())));

@@ -263,6 +263,13 @@ pub enum Request {
         /// The salt of the commitment.
         salt: [u8; 32],
     },
+    /// A storage node asks the replica to keep this connection as its piece
+    /// link: the replica then sends the node's [`PieceRequest`]s as calls
+    /// on it, which the node serves (so a node behind a NAT, which no
+    /// replica can dial, lends disk). Answered [`Response::Ok`]; refused to
+    /// anyone but a registered storage node, and taken only on the
+    /// connection it arrives on.
+    PieceLink,
 }
 
 /// Most objects in one [`Response::ObjectList`].

@@ -1,9 +1,11 @@
-//! [`Pieces`] over QUIC: calls to storage nodes through a connection pool.
+//! [`Pieces`] over QUIC: calls to storage nodes over the link a node dialed
+//! to this replica if it has one, else through a connection pool dialing
+//! the node's advertised address.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use stratus_net::Pool;
+use stratus_net::{Links, Pool};
 use stratus_proto::{PieceRequest, PieceResponse, PieceRpc, PieceRpcError};
 use stratus_types::NodeId;
 
@@ -13,13 +15,25 @@ use crate::{Pieces, StoreError};
 #[derive(Clone)]
 pub struct NetPieces {
     pool: Pool,
+    links: Links,
     timeout: Duration,
 }
 
 impl NetPieces {
     /// Piece calls through `pool`, each bounded by `timeout`.
     pub fn new(pool: Pool, timeout: Duration) -> NetPieces {
-        NetPieces { pool, timeout }
+        NetPieces {
+            pool,
+            links: Links::new(),
+            timeout,
+        }
+    }
+
+    /// Calls a node over its link in `links` when it has one (a node
+    /// behind a NAT has nothing else).
+    pub fn with_links(mut self, links: Links) -> NetPieces {
+        self.links = links;
+        self
     }
 }
 
@@ -31,6 +45,7 @@ impl Pieces for NetPieces {
         req: PieceRequest,
     ) -> BoxFuture<'static, Result<PieceResponse, StoreError>> {
         let pool = self.pool.clone();
+        let link = self.links.get(&node);
         let timeout = self.timeout;
         Box::pin(async move {
             let unreachable = |source: stratus_net::NetError| StoreError::Node {
@@ -38,6 +53,16 @@ impl Pieces for NetPieces {
                 addr: addr.clone(),
                 source: Box::new(source),
             };
+            if let Some(link) = link {
+                match link.call(&req, timeout).await {
+                    // A link lost mid-call: the node may be reachable by
+                    // its address (it dials again otherwise).
+                    Err(e) if e.is_transport() => {
+                        tracing::debug!(node = %node.short(), error = %e, "piece link failed")
+                    }
+                    r => return r.map_err(unreachable),
+                }
+            }
             let sock = pool.endpoint().resolve(&addr).await.map_err(unreachable)?;
             pool.call(sock, Some(node), &req, timeout)
                 .await

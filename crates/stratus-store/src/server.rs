@@ -1,12 +1,16 @@
 //! The storage node's piece service: answers [`PieceRequest`]s from control
-//! replicas out of a local piece store.
+//! replicas out of a local piece store, on connections they dial to it
+//! ([`serve`]) and on links it dials to them ([`dial_links`]: how a node
+//! behind a NAT, which no replica can dial, lends disk).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use stratus_net::{serve_connection_limited, Endpoint, MAX_FRAME_LEN};
+use stratus_net::{serve_connection_limited, Connection, Endpoint, MAX_FRAME_LEN};
 use stratus_pieces::{PieceError, PieceStore};
-use stratus_proto::{PieceErrorKind, PieceInfo, PieceRequest, PieceResponse};
+use stratus_proto::{PieceErrorKind, PieceInfo, PieceRequest, PieceResponse, Request, Response};
 use stratus_types::NodeId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -107,6 +111,52 @@ impl PieceBackend for PieceStore {
 /// enough for any request but `Put`, which it may not make anyway.
 pub const STRANGER_MAX_PIECE_FRAME: usize = 4 << 10;
 
+/// The control replicas a storage node serves, by id, with the address of
+/// each one's QUIC endpoint.
+pub type Replicas = BTreeMap<NodeId, String>;
+
+/// Serves the piece requests `conn`'s peer sends until the connection
+/// ends, if the peer is in `allowed`; any other key gets `Forbidden`, its
+/// requests refused unread beyond [`STRANGER_MAX_PIECE_FRAME`] bytes.
+fn serve_pieces(
+    conn: Connection,
+    backend: Arc<dyn PieceBackend>,
+    allowed: watch::Receiver<Replicas>,
+) -> impl Future<Output = ()> + Send {
+    let bound = allowed.clone();
+    serve_connection_limited(
+        conn,
+        move |peer: NodeId| {
+            if bound.borrow().contains_key(&peer) {
+                MAX_FRAME_LEN
+            } else {
+                STRANGER_MAX_PIECE_FRAME
+            }
+        },
+        move |peer: NodeId, req: PieceRequest| {
+            let backend = backend.clone();
+            let ok = allowed.borrow().contains_key(&peer);
+            async move {
+                if !ok {
+                    return PieceResponse::Error {
+                        kind: PieceErrorKind::Forbidden,
+                        message: format!(
+                            "node {} is not a control replica of this node's cluster",
+                            peer.short()
+                        ),
+                    };
+                }
+                tokio::task::spawn_blocking(move || backend.handle(req))
+                    .await
+                    .unwrap_or_else(|e| PieceResponse::Error {
+                        kind: PieceErrorKind::Io,
+                        message: format!("piece handler failed: {e}"),
+                    })
+            }
+        },
+    )
+}
+
 /// Serves piece requests arriving at `endpoint` until `cancel`, from peers in
 /// `allowed` only (the control replicas the node's agent knows). Any other
 /// key — an agent of the cluster included — gets `Forbidden`, and its
@@ -114,7 +164,7 @@ pub const STRANGER_MAX_PIECE_FRAME: usize = 4 << 10;
 pub async fn serve(
     endpoint: Endpoint,
     backend: Arc<dyn PieceBackend>,
-    allowed: watch::Receiver<BTreeSet<NodeId>>,
+    allowed: watch::Receiver<Replicas>,
     cancel: CancellationToken,
 ) {
     loop {
@@ -125,40 +175,120 @@ pub async fn serve(
                 None => break,
             },
         };
-        let backend = backend.clone();
-        let allowed = allowed.clone();
-        let bound = allowed.clone();
-        tokio::spawn(serve_connection_limited(
-            conn,
-            move |peer: NodeId| {
-                if bound.borrow().contains(&peer) {
-                    MAX_FRAME_LEN
-                } else {
-                    STRANGER_MAX_PIECE_FRAME
-                }
-            },
-            move |peer: NodeId, req: PieceRequest| {
-                let backend = backend.clone();
-                let ok = allowed.borrow().contains(&peer);
-                async move {
-                    if !ok {
-                        return PieceResponse::Error {
-                            kind: PieceErrorKind::Forbidden,
-                            message: format!(
-                                "node {} is not a control replica of this node's cluster",
-                                peer.short()
-                            ),
-                        };
-                    }
-                    tokio::task::spawn_blocking(move || backend.handle(req))
-                        .await
-                        .unwrap_or_else(|e| PieceResponse::Error {
-                            kind: PieceErrorKind::Io,
-                            message: format!("piece handler failed: {e}"),
-                        })
-                }
-            },
-        ));
+        tokio::spawn(serve_pieces(conn, backend.clone(), allowed.clone()));
     }
     endpoint.close().await;
+}
+
+/// First wait before dialing a lost or refused link again; it doubles up
+/// to [`LINK_RETRY_MAX`].
+const LINK_RETRY: Duration = Duration::from_millis(250);
+/// Longest wait between two attempts to link to a replica.
+const LINK_RETRY_MAX: Duration = Duration::from_secs(10);
+/// Bound of the link request.
+const LINK_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Keeps a piece link to every control replica in `replicas` until
+/// `cancel`: dials it from `endpoint` (its key pinned), asks it to take the
+/// connection as this node's link ([`Request::PieceLink`]), then serves its
+/// piece requests on that connection exactly as [`serve`] does; dials again
+/// when the link ends or is refused (a node is refused until it is
+/// registered), waiting longer after each failure.
+pub async fn dial_links(
+    endpoint: Endpoint,
+    backend: Arc<dyn PieceBackend>,
+    mut replicas: watch::Receiver<Replicas>,
+    cancel: CancellationToken,
+) {
+    let mut links: HashMap<NodeId, (String, CancellationToken)> = HashMap::new();
+    loop {
+        let want = replicas.borrow_and_update().clone();
+        links.retain(|id, (addr, stop)| {
+            let keep = want.get(id) == Some(addr);
+            if !keep {
+                stop.cancel();
+            }
+            keep
+        });
+        for (id, addr) in want {
+            if links.contains_key(&id) {
+                continue;
+            }
+            let stop = cancel.child_token();
+            tokio::spawn(keep_link(
+                endpoint.clone(),
+                backend.clone(),
+                (id, addr.clone()),
+                replicas.clone(),
+                stop.clone(),
+            ));
+            links.insert(id, (addr, stop));
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            changed = replicas.changed() => if changed.is_err() { break },
+        }
+    }
+    for (_, stop) in links.into_values() {
+        stop.cancel();
+    }
+}
+
+/// One replica's link, kept until `stop`.
+async fn keep_link(
+    endpoint: Endpoint,
+    backend: Arc<dyn PieceBackend>,
+    (id, addr): (NodeId, String),
+    allowed: watch::Receiver<Replicas>,
+    stop: CancellationToken,
+) {
+    let mut wait = LINK_RETRY;
+    loop {
+        let linked = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = link(&endpoint, id, &addr) => r,
+        };
+        match linked {
+            Ok(conn) => {
+                tracing::info!(replica = %id.short(), %addr, "piece link up");
+                wait = LINK_RETRY;
+                let open = conn.clone();
+                tokio::select! {
+                    _ = stop.cancelled() => {
+                        open.close();
+                        return;
+                    }
+                    () = serve_pieces(conn, backend.clone(), allowed.clone()) => {}
+                }
+                tracing::info!(replica = %id.short(), "piece link ended; dialing again");
+            }
+            Err(why) => {
+                tracing::debug!(replica = %id.short(), %addr, %why, "cannot link");
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(LINK_RETRY_MAX);
+    }
+}
+
+/// Dials replica `id` at `addr` and has it take the connection as this
+/// node's piece link.
+async fn link(endpoint: &Endpoint, id: NodeId, addr: &str) -> Result<Connection, String> {
+    let sock = endpoint.resolve(addr).await.map_err(|e| e.to_string())?;
+    let conn = endpoint
+        .connect(sock, Some(id))
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer: Response = conn
+        .call(&Request::PieceLink, LINK_CALL_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    match answer {
+        Response::Ok => Ok(conn),
+        Response::Error { message, .. } => Err(message),
+        other => Err(format!("unexpected answer: {other:?}")),
+    }
 }

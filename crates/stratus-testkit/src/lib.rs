@@ -40,6 +40,10 @@ fn init_logs() {
     }
 }
 
+/// The piece-service address agents restarted "behind a NAT" advertise
+/// ([`Cluster::restart_agent_behind_nat`]): nothing answers there.
+pub const NAT_ADDR: &str = "127.0.0.1:9";
+
 /// Default bound of [`wait_until`].
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -255,6 +259,22 @@ impl Cluster {
         let credential = self.join_tokens.get(j).unwrap_or(&self.join_token);
         let a = stratus_node::start(self.cfg.agent(j, credential)?).await?;
         self.agents[j] = Some(a);
+        Ok(())
+    }
+
+    /// Starts agent `j` again (same identity) advertising its piece service
+    /// at [`NAT_ADDR`], where nothing answers: like a node behind a NAT, it
+    /// lends disk only over the piece links it dials to the replicas.
+    pub async fn restart_agent_behind_nat(&mut self, j: usize) -> Result<()> {
+        if self.agents.get(j).is_some_and(Option::is_some) {
+            self.stop_agent(j).await?;
+        }
+        let credential = self.join_tokens.get(j).unwrap_or(&self.join_token);
+        let mut cfg = self.cfg.agent(j, credential)?;
+        if let Some(st) = cfg.agent.as_mut().and_then(|a| a.storage.as_mut()) {
+            st.advertise = Some(NAT_ADDR.into());
+        }
+        self.agents[j] = Some(stratus_node::start(cfg).await?);
         Ok(())
     }
 

@@ -250,8 +250,9 @@ pub struct NodeInfo {
 /// A storage node's piece service, as it registers it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StorageInfo {
-    /// `host:port` of the QUIC endpoint that serves pieces (storage nodes
-    /// must be reachable from the control replicas).
+    /// `host:port` of the QUIC endpoint that serves pieces (replicas use
+    /// it only for a node that has no piece link to them: a node behind a
+    /// NAT may advertise an address nobody can reach).
     pub addr: String,
     /// Bytes lent for pieces.
     pub capacity_bytes: u64,
