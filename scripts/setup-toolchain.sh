@@ -26,6 +26,10 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 [ -x /usr/bin/skopeo ] || need_apt+=(skopeo)
 [ -x /usr/bin/htpasswd ] || need_apt+=(apache2-utils)
 [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+# Networks (issue 17): the NAT lab of the tests builds network namespaces,
+# veth pairs, a bridge and masquerading routers.
+[ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need_apt+=(iproute2)
+[ -x /usr/sbin/iptables ] || [ -x /sbin/iptables ] || need_apt+=(iptables)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

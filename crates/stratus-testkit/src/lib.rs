@@ -11,11 +11,16 @@
 //! directories to exercise restarts, failover and catch-up. Tests that need
 //! `kill -9` use the real binary instead (see `stratus-cli/tests`).
 //!
+//! [`netns::NatLab`] builds network namespaces wired as a public segment and
+//! homes behind NATs, for tests that run the real binary where replicas
+//! cannot reach the nodes.
+//!
 //! Logs are off; `STRATUS_TEST_LOG=<filter>` (e.g. `info` or
 //! `stratus_agent=debug`) prints the members' logs, timestamped, with the
 //! test's output.
 
 pub mod liar;
+pub mod netns;
 pub mod wasm_padding;
 
 use std::future::Future;

@@ -118,6 +118,8 @@ pub struct Proc {
     /// Name used in messages and log file names.
     pub name: String,
     args: Vec<String>,
+    /// Network namespace it runs in (a [`stratus_testkit::netns::NatLab`]'s).
+    netns: Option<String>,
     log_dir: PathBuf,
     starts: u32,
     child: ChildGuard,
@@ -128,9 +130,15 @@ pub struct Proc {
 impl Proc {
     /// Starts `stratus ARGS`, logging stderr under `log_dir`.
     pub fn spawn(name: &str, log_dir: &Path, args: Vec<String>) -> Proc {
+        Proc::spawn_in(None, name, log_dir, args)
+    }
+
+    /// [`Proc::spawn`] inside network namespace `netns`, if given.
+    pub fn spawn_in(netns: Option<&str>, name: &str, log_dir: &Path, args: Vec<String>) -> Proc {
         let mut p = Proc {
             name: name.to_string(),
             args,
+            netns: netns.map(str::to_string),
             log_dir: log_dir.to_path_buf(),
             starts: 0,
             child: ChildGuard(None),
@@ -149,7 +157,11 @@ impl Proc {
             .log_dir
             .join(format!("{}.{}.stderr", self.name, self.starts));
         let stderr = std::fs::File::create(&self.stderr_path).expect("creating the stderr log");
-        let mut child = stratus_command(&self.args)
+        let mut cmd = stratus_command(&self.args);
+        if let Some(ns) = &self.netns {
+            cmd = stratus_testkit::netns::in_namespace(ns, &cmd);
+        }
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -302,10 +314,23 @@ pub fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> CliOutput {
 
 /// [`cli`] with extra environment variables.
 pub fn cli_env<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> CliOutput {
+    cli_in(None, args, env)
+}
+
+/// [`cli_env`] inside network namespace `netns` (a
+/// [`stratus_testkit::netns::NatLab`]'s), if given.
+pub fn cli_in<S: AsRef<std::ffi::OsStr>>(
+    netns: Option<&str>,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> CliOutput {
+    let mut cmd = stratus_command(args);
+    cmd.envs(env.iter().copied());
+    if let Some(ns) = netns {
+        cmd = stratus_testkit::netns::in_namespace(ns, &cmd);
+    }
     let mut child = ChildGuard(Some(
-        stratus_command(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -1,0 +1,151 @@
+//! Lending machines behind NATs, through the real binary in network
+//! namespaces (`stratus_testkit::netns::NatLab`): a control replica on a
+//! public segment, three homes each behind its own masquerading router
+//! that lets nothing in. The homes' nodes dial out; they lend disk over the
+//! piece links they dial, so objects are stored on and read back from
+//! machines no replica can reach.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cli_in, wait_until, Proc};
+use rand::RngCore;
+use stratus_testkit::netns::{NatLab, PUBLIC_ADDR};
+
+const HOMES: usize = 3;
+
+#[test]
+fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
+    let lab = NatLab::new(HOMES).expect("the network lab (needs root, ip and iptables)");
+    let root = tempfile::tempdir().expect("tempdir");
+    let public = lab.public();
+    // The lab is real: the public side has no route into a home.
+    let probe = std::process::Command::new("ip")
+        .args(["-n", &public, "route", "get", &lab.home_addr(0)])
+        .output()
+        .expect("ip route get");
+    assert!(
+        !probe.status.success(),
+        "the public segment routes to a home"
+    );
+
+    let data_dir = root.path().join("replica");
+    let quic = format!("{PUBLIC_ADDR}:7400");
+    let api = format!("http://{PUBLIC_ADDR}:7420");
+    let replica = Proc::spawn_in(
+        Some(&public),
+        "replica",
+        &root.path().join("logs"),
+        vec![
+            "server".into(),
+            "--data-dir".into(),
+            data_dir.to_string_lossy().into(),
+            "--name".into(),
+            "replica".into(),
+            "--listen".into(),
+            quic.clone(),
+            "--api-listen".into(),
+            format!("{PUBLIC_ADDR}:7420"),
+            "--log".into(),
+            "warn".into(),
+        ],
+    );
+    replica.wait_line("its start line", Duration::from_secs(60), |l| {
+        l.starts_with("stratus server: node ")
+    });
+    let join = data_dir.join("control").join("join.token");
+    let token_file = data_dir.join("control").join("admin.token");
+    wait_until("the cluster to bootstrap", Duration::from_secs(60), || {
+        (join.exists() && token_file.exists())
+            .then_some(())
+            .ok_or("no tokens yet".to_string())
+    });
+    let token = std::fs::read_to_string(&token_file)
+        .expect("admin token")
+        .trim()
+        .to_string();
+    let env = [
+        ("STRATUS_API", api.as_str()),
+        ("STRATUS_TOKEN", token.as_str()),
+    ];
+    let as_admin = |args: &[&str]| cli_in(Some(&public), args, &env);
+
+    let _nodes: Vec<Proc> = (0..HOMES)
+        .map(|i| {
+            Proc::spawn_in(
+                Some(&lab.home(i)),
+                &format!("home-{i}"),
+                &root.path().join("logs"),
+                vec![
+                    "node".into(),
+                    "--data-dir".into(),
+                    root.path()
+                        .join(format!("home-{i}"))
+                        .to_string_lossy()
+                        .into(),
+                    "--name".into(),
+                    format!("home-{i}"),
+                    "--control".into(),
+                    quic.clone(),
+                    "--join-token-file".into(),
+                    join.to_string_lossy().into(),
+                    "--site".into(),
+                    format!("home-{i}"),
+                    // No --storage-listen: nothing can reach it anyway.
+                    "--storage-capacity".into(),
+                    "1GiB".into(),
+                    "--no-containers".into(),
+                    "--log".into(),
+                    "warn".into(),
+                ],
+            )
+        })
+        .collect();
+    // Each node is seen from its router's public address: it is behind NAT.
+    wait_until("every home's node ready", Duration::from_secs(90), || {
+        let out = as_admin(&["nodes", "ls", "--json"]);
+        if !out.status.success() {
+            return Err(out.stderr);
+        }
+        let nodes: serde_json::Value =
+            serde_json::from_str(&out.stdout).map_err(|e| e.to_string())?;
+        let ready = nodes
+            .as_array()
+            .map(|n| n.iter().filter(|n| n["status"] == "ready").count())
+            .unwrap_or(0);
+        (ready == HOMES)
+            .then_some(())
+            .ok_or(format!("{ready} ready: {}", out.stdout))
+    });
+
+    as_admin(&["bucket", "create", "photos"]).success("bucket create");
+    let mut data = vec![0u8; 3 << 20];
+    rand::thread_rng().fill_bytes(&mut data);
+    let file = root.path().join("album.bin");
+    std::fs::write(&file, &data).expect("write");
+    // Pieces go to the homes once their links are up.
+    wait_until(
+        "a put onto the homes' disks",
+        Duration::from_secs(60),
+        || {
+            let out = as_admin(&["put", &file.to_string_lossy(), "photos/2026/album.bin"]);
+            out.status.success().then_some(()).ok_or(out.stderr)
+        },
+    );
+    let back = root.path().join("back.bin");
+    as_admin(&["get", "photos/2026/album.bin", &back.to_string_lossy()]).success("get");
+    assert!(std::fs::read(&back).expect("read") == data, "round trip");
+
+    let status = as_admin(&["storage", "status", "--json"]).success("storage status");
+    let status: serde_json::Value = serde_json::from_str(&status).expect("status JSON");
+    let holding = status["nodes"]
+        .as_array()
+        .map(|n| {
+            n.iter()
+                .filter(|n| n["used_bytes"].as_u64().unwrap_or(0) > 0)
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(holding >= 2, "pieces spread over the homes: {status}");
+}
