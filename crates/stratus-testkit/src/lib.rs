@@ -409,6 +409,29 @@ pub fn instances(c: &Control, workload: &str) -> Vec<Instance> {
     })
 }
 
+/// Creates bucket `name` of `tenant` (versioned, deduplicated within
+/// `scope`) through replica `c`.
+pub async fn create_bucket(
+    c: &Control,
+    tenant: &str,
+    name: &str,
+    scope: stratus_state::objects::DedupeScope,
+) -> Result<()> {
+    use stratus_state::objects::{Bucket, StoreCommand, Versioning};
+    c.write(Command::Store(StoreCommand::CreateBucket {
+        bucket: Bucket {
+            name: name.into(),
+            tenant: tenant.into(),
+            profile: None,
+            scope,
+            versioning: Versioning::Enabled,
+            created_ms: stratus_control::now_ms(),
+        },
+    }))
+    .await?;
+    Ok(())
+}
+
 /// Waits until the cluster's storage secret is set and this replica holds
 /// the key that opens it (the object store is usable from then on).
 pub async fn wait_storage_secret(c: &Control) -> Result<()> {

@@ -13,13 +13,12 @@ use futures::{Stream, StreamExt};
 use rand::{RngCore, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use stratus_control::{now_ms, Control};
+use stratus_control::Control;
 use stratus_proto::{PieceErrorKind, PieceRequest, PieceResponse};
-use stratus_state::objects::{Bucket, DedupeScope, StoreCommand, Versioning};
-use stratus_state::Command;
+use stratus_state::objects::DedupeScope;
 use stratus_store::server::PieceBackend;
 use stratus_store::{PutMeta, Store};
-use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{create_bucket, wait_storage_secret, wait_until, Cluster, Options, WAIT};
 use stratus_types::{NodeId, NodeStatus};
 
 const TENANT: &str = "admin";
@@ -49,17 +48,7 @@ async fn start(agents: usize) -> Result<(Cluster, Store, Control)> {
     cluster.wait_nodes(0, NodeStatus::Ready, agents).await?;
     let c = cluster.control(0)?;
     wait_storage_secret(&c).await?;
-    c.write(Command::Store(StoreCommand::CreateBucket {
-        bucket: Bucket {
-            name: "bkt".into(),
-            tenant: TENANT.into(),
-            profile: None,
-            scope: DedupeScope::Tenant,
-            versioning: Versioning::Enabled,
-            created_ms: now_ms(),
-        },
-    }))
-    .await?;
+    create_bucket(&c, TENANT, "bkt", DedupeScope::Tenant).await?;
     let store = cluster.store(0)?;
     wait_until("piece services", WAIT, || async {
         let r = store

@@ -12,10 +12,10 @@ use stratus_control::joining::JoinCredentialSpec;
 use stratus_control::{now_ms, Control};
 use stratus_net::{Endpoint, Identity};
 use stratus_proto::{Request, Response};
-use stratus_state::objects::{Bucket, DedupeScope, StoreCommand, Versioning};
+use stratus_state::objects::DedupeScope;
 use stratus_state::Command;
 use stratus_store::PutMeta;
-use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{create_bucket, wait_storage_secret, wait_until, Cluster, Options, WAIT};
 use stratus_types::{ErrorCode, NodeStatus, ADMIN_TENANT};
 
 const T: Duration = Duration::from_secs(30);
@@ -215,17 +215,7 @@ async fn a_banned_node_stays_out_and_its_pieces_are_repaired() -> Result<()> {
     cluster.wait_nodes(0, NodeStatus::Ready, 6).await?;
     let c = cluster.control(0)?;
     wait_storage_secret(&c).await?;
-    c.write(Command::Store(StoreCommand::CreateBucket {
-        bucket: Bucket {
-            name: "bkt".into(),
-            tenant: ADMIN_TENANT.into(),
-            profile: None,
-            scope: DedupeScope::Tenant,
-            versioning: Versioning::Enabled,
-            created_ms: now_ms(),
-        },
-    }))
-    .await?;
+    create_bucket(&c, ADMIN_TENANT, "bkt", DedupeScope::Tenant).await?;
     let store = cluster.store(0)?;
     let data: Vec<u8> = (0..600_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let body =

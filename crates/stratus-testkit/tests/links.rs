@@ -10,13 +10,13 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use bytes::Bytes;
 use futures::StreamExt;
-use stratus_control::now_ms;
 use stratus_net::{Endpoint, Identity};
 use stratus_proto::{Request, Response};
-use stratus_state::objects::{Bucket, DedupeScope, StoreCommand, Versioning};
-use stratus_state::Command;
+use stratus_state::objects::DedupeScope;
 use stratus_store::PutMeta;
-use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, NAT_ADDR, WAIT};
+use stratus_testkit::{
+    create_bucket, wait_storage_secret, wait_until, Cluster, Options, NAT_ADDR, WAIT,
+};
 use stratus_types::{ErrorCode, NodeStatus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -47,17 +47,7 @@ async fn storage_nodes_no_replica_can_dial_lend_disk_over_their_links() -> Resul
     )
     .await?;
     wait_storage_secret(&c).await?;
-    c.write(Command::Store(StoreCommand::CreateBucket {
-        bucket: Bucket {
-            name: "bkt".into(),
-            tenant: "admin".into(),
-            profile: None,
-            scope: DedupeScope::Tenant,
-            versioning: Versioning::Enabled,
-            created_ms: now_ms(),
-        },
-    }))
-    .await?;
+    create_bucket(&c, "admin", "bkt", DedupeScope::Tenant).await?;
     let store = cluster.store(0)?;
     // Several packs, so every node holds pieces.
     let data: Vec<u8> = (0..(3u32 << 20))

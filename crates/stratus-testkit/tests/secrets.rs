@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use stratus_control::now_ms;
-use stratus_state::objects::{Bucket, DedupeScope, KeyScope, StoreCommand, Versioning};
+use stratus_state::objects::{DedupeScope, KeyScope};
 use stratus_state::sealing::{CLUSTER_KEY, PRIVATE_SEED, STORAGE_SECRET};
-use stratus_state::Command;
 use stratus_store::PutMeta;
-use stratus_testkit::{files_holding, wait_storage_secret, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{
+    create_bucket, files_holding, wait_storage_secret, wait_until, Cluster, Options, WAIT,
+};
 use stratus_types::NodeStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -41,17 +41,7 @@ async fn a_copy_of_a_replicas_raft_store_reveals_no_secret() -> Result<()> {
     let s3_secret = v["secret"].as_str().context("secret")?.to_owned();
 
     // A private-scope object (its seed is a random key of its own).
-    c.write(Command::Store(StoreCommand::CreateBucket {
-        bucket: Bucket {
-            name: "private-bkt".into(),
-            tenant: "admin".into(),
-            profile: None,
-            scope: DedupeScope::Private,
-            versioning: Versioning::Enabled,
-            created_ms: now_ms(),
-        },
-    }))
-    .await?;
+    create_bucket(&c, "admin", "private-bkt", DedupeScope::Private).await?;
     let store = cluster.store(0)?;
     wait_until("a private object stored", WAIT, || async {
         let body = futures::stream::iter([Ok(Bytes::from(vec![7u8; 100_000]))]);

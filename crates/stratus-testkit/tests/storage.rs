@@ -13,10 +13,10 @@ use futures::{Stream, StreamExt};
 use rand::{Rng, RngCore, SeedableRng};
 use stratus_control::{now_ms, Control};
 use stratus_proto::{PieceRequest, PieceResponse};
-use stratus_state::objects::{Bucket, DedupeScope, StoreCommand, Versioning};
+use stratus_state::objects::{DedupeScope, StoreCommand};
 use stratus_state::Command;
 use stratus_store::{PutMeta, Store};
-use stratus_testkit::{wait_storage_secret, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{create_bucket, wait_storage_secret, wait_until, Cluster, Options, WAIT};
 use stratus_types::{ErrorCode, NodeStatus};
 
 const TENANT: &str = "admin";
@@ -54,28 +54,13 @@ async fn read_all(store: &Store, key: &str, version: Option<&str>) -> Result<Vec
     Ok(out)
 }
 
-async fn create_bucket(c: &Control, name: &str, scope: DedupeScope) -> Result<()> {
-    c.write(Command::Store(StoreCommand::CreateBucket {
-        bucket: Bucket {
-            name: name.into(),
-            tenant: TENANT.into(),
-            profile: None,
-            scope,
-            versioning: Versioning::Enabled,
-            created_ms: now_ms(),
-        },
-    }))
-    .await?;
-    Ok(())
-}
-
 async fn start(agents: usize) -> Result<(Cluster, Store, Control)> {
     let cluster = Cluster::start(Options::new(1, agents)).await?;
     cluster.wait_nodes(0, NodeStatus::Ready, agents).await?;
     let c = cluster.control(0)?;
     // The storage secret is written at bootstrap.
     wait_storage_secret(&c).await?;
-    create_bucket(&c, "bkt", DedupeScope::Tenant).await?;
+    create_bucket(&c, TENANT, "bkt", DedupeScope::Tenant).await?;
     let store = cluster.store(0)?;
     // Piece services accept a replica once its agent has learned it.
     wait_until("piece services", WAIT, || async {
