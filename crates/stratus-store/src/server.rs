@@ -292,3 +292,87 @@ async fn link(endpoint: &Endpoint, id: NodeId, addr: &str) -> Result<Connection,
         other => Err(format!("unexpected answer: {other:?}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use stratus_net::Identity;
+
+    /// A piece service that answers every request with its usage.
+    struct Fixed;
+
+    impl PieceBackend for Fixed {
+        fn handle(&self, _req: PieceRequest) -> PieceResponse {
+            PieceResponse::Usage {
+                capacity_bytes: 7,
+                used_bytes: 0,
+                pieces: 0,
+                fs_available_bytes: 0,
+            }
+        }
+    }
+
+    async fn endpoint() -> Endpoint {
+        Endpoint::bind(&Identity::generate(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_links_only_to_the_key_it_knows_and_drops_a_link_it_no_longer_wants() {
+        let node = endpoint().await;
+        let replica = endpoint().await;
+        let impostor = endpoint().await;
+        let (tx, rx) = watch::channel(Replicas::new());
+        let cancel = CancellationToken::new();
+        tokio::spawn(dial_links(
+            node.clone(),
+            Arc::new(Fixed),
+            rx,
+            cancel.clone(),
+        ));
+        // Another key at the replica's address: the pinned handshake fails,
+        // so it never gets a connection, let alone a link request.
+        let addr = |e: &Endpoint| e.local_addr().unwrap().to_string();
+        tx.send_replace([(replica.node_id(), addr(&impostor))].into());
+        let got = tokio::time::timeout(Duration::from_millis(1500), impostor.accept()).await;
+        assert!(got.is_err(), "the impostor was connected to");
+        // The replica's own address: it is asked to take the link, then
+        // calls the node's piece service over the connection the node dialed.
+        tx.send_replace([(replica.node_id(), addr(&replica))].into());
+        let conn = tokio::time::timeout(Duration::from_secs(10), replica.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(conn.remote_id(), node.node_id());
+        let mut ask = conn.accept_call().await.unwrap().unwrap();
+        assert!(matches!(
+            ask.read::<Request>().await.unwrap(),
+            Request::PieceLink
+        ));
+        ask.respond(&Response::Ok).await.unwrap();
+        let answer: PieceResponse = conn
+            .call(&PieceRequest::Usage, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(matches!(
+            answer,
+            PieceResponse::Usage {
+                capacity_bytes: 7,
+                ..
+            }
+        ));
+        // The replica is gone from what the agent knows: the link closes.
+        tx.send_replace(Replicas::new());
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !conn.is_closed() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap();
+        cancel.cancel();
+    }
+}
