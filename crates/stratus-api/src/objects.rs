@@ -185,6 +185,11 @@ pub struct NodeStorageView {
     /// Banned by the operator (`stratus nodes ban`): lost for good.
     #[serde(default)]
     pub banned: bool,
+    /// The node holds a live piece link to the answering replica (it dialed
+    /// it; how a node behind a NAT is reached). Without one, the replica
+    /// dials the node's advertised address.
+    #[serde(default)]
+    pub piece_link: bool,
 }
 
 /// Work done by the maintenance worker of the answering replica (only the
@@ -610,6 +615,7 @@ pub async fn list_versions(
 pub async fn storage_status(State(st): State<AppState>, _c: Caller) -> Json<StorageStatus> {
     let stats = st.store.maintenance_stats();
     let space = st.store.node_space();
+    let linked = st.control.piece_links().peers();
     let mut status = st.control.state().read(|s| {
         let nodes = s
             .nodes
@@ -632,6 +638,7 @@ pub async fn storage_status(State(st): State<AppState>, _c: Caller) -> Json<Stor
                     marked: s.marks.get(&n.info.id).and_then(|m| m.marked.clone()),
                     strikes: s.marks.get(&n.info.id).map_or(0, |m| m.strikes.len()),
                     banned: n.banned,
+                    piece_link: linked.contains(&n.info.id),
                 })
             })
             .collect();

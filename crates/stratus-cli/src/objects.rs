@@ -497,6 +497,7 @@ fn print_status(s: &StorageStatus) {
             "FREE",
             "SCRUBBED",
             "CHALLENGES",
+            "REACHED",
         ],
         s.nodes
             .iter()
@@ -525,6 +526,7 @@ fn print_status(s: &StorageStatus) {
                         None if n.strikes > 0 => format!("{} failed", n.strikes),
                         None => "ok".into(),
                     },
+                    if n.piece_link { "link" } else { "address" }.into(),
                 ]
             })
             .collect(),

@@ -148,4 +148,12 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
         })
         .unwrap_or(0);
     assert!(holding >= 2, "pieces spread over the homes: {status}");
+    // The operator sees how each node is reached: over its link.
+    let linked = status["nodes"]
+        .as_array()
+        .map(|n| n.iter().filter(|n| n["piece_link"] == true).count())
+        .unwrap_or(0);
+    assert_eq!(linked, HOMES, "every home reached over its link: {status}");
+    let table = as_admin(&["storage", "status"]).success("storage status");
+    assert_eq!(table.matches(" link").count(), HOMES, "{table}");
 }
