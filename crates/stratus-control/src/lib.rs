@@ -777,6 +777,7 @@ impl Control {
                 was_leader = leader;
             }
             self.prune_logs();
+            self.prune_piece_links();
             if !leader {
                 continue;
             }

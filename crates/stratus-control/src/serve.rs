@@ -350,6 +350,19 @@ impl Control {
         Response::Ok
     }
 
+    /// Closes the piece links of nodes that are no longer registered,
+    /// unbanned storage nodes (a ban ends a node's link on every replica).
+    pub(crate) fn prune_piece_links(&self) {
+        let links = &self.inner.piece_links;
+        self.inner.reader.read(|s| {
+            links.retain(|id| {
+                s.nodes
+                    .get(id)
+                    .is_some_and(|n| !n.banned && n.info.storage.is_some())
+            })
+        });
+    }
+
     /// Why `peer` may not send `req`, if it may not. Raft RPCs: from
     /// members, or from replicas a trusted replica vouches for (a lagging
     /// or uninitialized replica; see `authz`). Other replica-to-replica

@@ -51,6 +51,18 @@ impl Links {
         }
     }
 
+    /// Closes and forgets the links of the peers `keep` refuses (and the
+    /// closed ones).
+    pub fn retain(&self, mut keep: impl FnMut(&NodeId) -> bool) {
+        self.map().retain(|id, c| {
+            let kept = !c.is_closed() && keep(id);
+            if !kept {
+                c.close();
+            }
+            kept
+        });
+    }
+
     /// The peers with a live link.
     pub fn peers(&self) -> Vec<NodeId> {
         let mut map = self.map();

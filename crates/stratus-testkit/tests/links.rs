@@ -85,6 +85,18 @@ async fn storage_nodes_no_replica_can_dial_lend_disk_over_their_links() -> Resul
             })
     });
     assert!(unreachable, "pieces are held by nodes a replica could dial");
+    // A banned node's link is closed, and it cannot link again.
+    let banned = c.piece_links().peers()[0];
+    c.ban_node(banned).await?;
+    wait_until("the banned node's link closed", WAIT, || async {
+        (!c.piece_links().peers().contains(&banned)).then_some(())
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !c.piece_links().peers().contains(&banned),
+        "it linked again"
+    );
     Ok(())
 }
 
