@@ -273,7 +273,15 @@ pub async fn start_with(
         let ep = retry_in_use(|| Endpoint::bind(&identity, st.listen), in_use).await?;
         let addr = ep.local_addr()?;
         let info = StorageInfo {
-            addr: st.advertise.clone().unwrap_or_else(|| addr.to_string()),
+            // A wildcard address is no address to dial: such a node is
+            // reached over the piece links it dials ("links only").
+            addr: st.advertise.clone().unwrap_or_else(|| {
+                if addr.ip().is_unspecified() {
+                    String::new()
+                } else {
+                    addr.to_string()
+                }
+            }),
             capacity_bytes: st.capacity_bytes,
         };
         tracing::info!(addr = %info.addr, capacity = st.capacity_bytes, "piece service up");

@@ -63,6 +63,13 @@ impl Pieces for NetPieces {
                     r => return r.map_err(unreachable),
                 }
             }
+            if addr.is_empty() {
+                return Err(StoreError::unavailable(format!(
+                    "storage node {} has no piece link to this replica and no address to dial \
+                     (it dials its links itself: is it running and connected?)",
+                    node.short()
+                )));
+            }
             let sock = pool.endpoint().resolve(&addr).await.map_err(unreachable)?;
             pool.call(sock, Some(node), &req, timeout)
                 .await

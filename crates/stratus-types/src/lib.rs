@@ -252,7 +252,7 @@ pub struct NodeInfo {
 pub struct StorageInfo {
     /// `host:port` of the QUIC endpoint that serves pieces (replicas use
     /// it only for a node that has no piece link to them: a node behind a
-    /// NAT may advertise an address nobody can reach).
+    /// NAT may advertise an address nobody can reach); empty: links only.
     pub addr: String,
     /// Bytes lent for pieces.
     pub capacity_bytes: u64,
