@@ -712,6 +712,8 @@ impl Control {
     /// Stops background tasks, then Raft. Idempotent.
     pub async fn shutdown(&self) {
         self.inner.cancel.cancel();
+        // Storage nodes see their links end at once and dial again.
+        self.inner.piece_links.retain(|_| false);
         let tasks: Vec<JoinHandle<()>> = match self.inner.tasks.lock() {
             Ok(mut t) => t.drain(..).collect(),
             Err(_) => Vec::new(),
