@@ -331,12 +331,7 @@ impl Control {
     /// unbanned storage node may link, and only as itself (`peer` is the
     /// key the connection proved).
     fn take_piece_link(&self, peer: NodeId, conn: stratus_net::Connection) -> Response {
-        let storage = self.inner.reader.read(|s| {
-            s.nodes
-                .get(&peer)
-                .is_some_and(|n| !n.banned && n.info.storage.is_some())
-        });
-        if !storage {
+        if !self.inner.reader.read(|s| may_link(s, &peer)) {
             return Response::Error {
                 code: ErrorCode::Forbidden,
                 message: format!(
@@ -354,13 +349,9 @@ impl Control {
     /// unbanned storage nodes (a ban ends a node's link on every replica).
     pub(crate) fn prune_piece_links(&self) {
         let links = &self.inner.piece_links;
-        self.inner.reader.read(|s| {
-            links.retain(|id| {
-                s.nodes
-                    .get(id)
-                    .is_some_and(|n| !n.banned && n.info.storage.is_some())
-            })
-        });
+        self.inner
+            .reader
+            .read(|s| links.retain(|id| may_link(s, id)));
     }
 
     /// Why `peer` may not send `req`, if it may not. Raft RPCs: from
@@ -633,4 +624,12 @@ pub(crate) fn images_unavailable() -> Response {
         code: ErrorCode::Unavailable,
         message: "this replica serves no images".into(),
     }
+}
+
+/// Whether `node` may keep a piece link to a replica: a registered,
+/// unbanned storage node.
+fn may_link(s: &stratus_state::State, node: &NodeId) -> bool {
+    s.nodes
+        .get(node)
+        .is_some_and(|n| !n.banned && n.info.storage.is_some())
 }

@@ -271,16 +271,12 @@ impl Cluster {
     /// at [`NAT_ADDR`], where nothing answers: like a node behind a NAT, it
     /// lends disk only over the piece links it dials to the replicas.
     pub async fn restart_agent_behind_nat(&mut self, j: usize) -> Result<()> {
-        if self.agents.get(j).is_some_and(Option::is_some) {
-            self.stop_agent(j).await?;
-        }
-        let credential = self.join_tokens.get(j).unwrap_or(&self.join_token);
-        let mut cfg = self.cfg.agent(j, credential)?;
-        if let Some(st) = cfg.agent.as_mut().and_then(|a| a.storage.as_mut()) {
-            st.advertise = Some(NAT_ADDR.into());
-        }
-        self.agents[j] = Some(stratus_node::start(cfg).await?);
-        Ok(())
+        self.restart_agent_changed(j, None, |a| {
+            if let Some(st) = a.storage.as_mut() {
+                st.advertise = Some(NAT_ADDR.into());
+            }
+        })
+        .await
     }
 
     /// Starts agent `j` again (same identity) at `site`, running workloads
@@ -291,13 +287,26 @@ impl Cluster {
         site: &str,
         executor: Option<std::sync::Arc<dyn stratus_runtime::DynExecutor>>,
     ) -> Result<()> {
+        self.restart_agent_changed(j, executor, |a| a.attributes.site = site.to_string())
+            .await
+    }
+
+    /// Starts agent `j` again (same identity; stopped first if running)
+    /// with its dev configuration changed by `change`, running workloads
+    /// with `executor` (the default sandbox when `None`).
+    async fn restart_agent_changed(
+        &mut self,
+        j: usize,
+        executor: Option<std::sync::Arc<dyn stratus_runtime::DynExecutor>>,
+        change: impl FnOnce(&mut stratus_node::AgentRole),
+    ) -> Result<()> {
         if self.agents.get(j).is_some_and(Option::is_some) {
             self.stop_agent(j).await?;
         }
         let credential = self.join_tokens.get(j).unwrap_or(&self.join_token);
         let mut cfg = self.cfg.agent(j, credential)?;
         if let Some(a) = cfg.agent.as_mut() {
-            a.attributes.site = site.to_string();
+            change(a);
         }
         self.agents[j] = Some(stratus_node::start_with(cfg, executor).await?);
         Ok(())

@@ -11,7 +11,7 @@
 //! it and drops every connection started from the WAN side; nothing on the
 //! public segment has a route to a home: exactly the condition of a laptop
 //! behind a home router. Programs run inside a namespace through
-//! [`NatLab::command`] (`ip netns exec`).
+//! [`in_namespace`] (`ip netns exec`).
 //!
 //! Every namespace is named after the test process's pid, and dropping the
 //! lab deletes them (their interfaces go with them), also when the test
@@ -25,8 +25,6 @@ use anyhow::{bail, Context, Result};
 
 /// Prefix of every namespace a lab makes.
 const PREFIX: &str = "stlab";
-/// The public segment.
-pub const PUBLIC_NET: &str = "10.77.0.0/24";
 /// The public segment's address of the `pub` namespace.
 pub const PUBLIC_ADDR: &str = "10.77.0.1";
 
@@ -190,11 +188,6 @@ impl NatLab {
             in_router(&["iptables", "-A", "FORWARD", "-i", "wan", "-j", "DROP"])?;
         }
         Ok(())
-    }
-
-    /// `cmd` run inside namespace `ns` of this lab ([`in_namespace`]).
-    pub fn command(&self, ns: &str, cmd: &Command) -> Command {
-        in_namespace(ns, cmd)
     }
 }
 

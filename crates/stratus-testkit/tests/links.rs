@@ -19,13 +19,20 @@ use stratus_testkit::{
 };
 use stratus_types::{ErrorCode, NodeStatus};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn storage_nodes_no_replica_can_dial_lend_disk_over_their_links() -> Result<()> {
-    let mut cluster = Cluster::start(Options::new(1, 4)).await?;
-    cluster.wait_nodes(0, NodeStatus::Ready, 4).await?;
-    for j in 0..4 {
+/// One replica and `agents` storage nodes, every one restarted behind a
+/// NAT (advertising [`NAT_ADDR`]).
+async fn behind_nats(agents: usize) -> Result<Cluster> {
+    let mut cluster = Cluster::start(Options::new(1, agents)).await?;
+    cluster.wait_nodes(0, NodeStatus::Ready, agents).await?;
+    for j in 0..agents {
         cluster.restart_agent_behind_nat(j).await?;
     }
+    Ok(cluster)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn storage_nodes_no_replica_can_dial_lend_disk_over_their_links() -> Result<()> {
+    let cluster = behind_nats(4).await?;
     let c = cluster.control(0)?;
     wait_until(
         "every node registered behind its NAT, and linked",
@@ -139,11 +146,7 @@ async fn only_registered_storage_nodes_link_and_a_link_is_not_taken_by_handle() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn links_come_back_after_the_replica_restarts_and_the_data_reads() -> Result<()> {
-    let mut cluster = Cluster::start(Options::new(1, 3)).await?;
-    cluster.wait_nodes(0, NodeStatus::Ready, 3).await?;
-    for j in 0..3 {
-        cluster.restart_agent_behind_nat(j).await?;
-    }
+    let mut cluster = behind_nats(3).await?;
     let linked = |c: stratus_control::Control| async move {
         wait_until("every node linked", WAIT, || async {
             (c.piece_links().peers().len() == 3).then_some(())
