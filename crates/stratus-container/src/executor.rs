@@ -15,6 +15,7 @@ use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxSeccomp, Spec};
 use stratus_runtime::{CancellationToken, Exit, ExitReason, Output};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cgroup::{self, Layout};
@@ -178,6 +179,22 @@ impl ContainerExecutor {
         ids
     }
 
+    /// A connection to `port` on the loopback of running container `id`
+    /// (made from inside its network namespace): how a same-tenant
+    /// service on this node is reached ([`Services::connect`]).
+    ///
+    /// [`Services::connect`]: crate::Services::connect
+    pub async fn connect(&self, id: &str, port: u16) -> Result<TcpStream, ContainerError> {
+        let pid = lock(&self.running)
+            .get(id)
+            .and_then(|i| i.pid)
+            .ok_or_else(|| ContainerError::NotRunning(id.to_string()))?;
+        let s = NetNs::of_pid(pid)?.connect_local(port).await?;
+        s.set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(s))
+            .map_err(|e| io_err("register a connection to a container", e))
+    }
+
     fn remove_leftovers(&self) {
         if let Ok(entries) = std::fs::read_dir(&self.run_root) {
             for entry in entries.filter_map(Result::ok) {
@@ -237,6 +254,13 @@ impl ContainerExecutor {
             .map_err(|e| io_err("write hostname", e))?;
         std::fs::write(live.bundle.join("etc/hosts"), spec::hosts_file(&hostname))
             .map_err(|e| io_err("write hosts", e))?;
+        if let Some(net) = &spec.network {
+            std::fs::write(
+                live.bundle.join("etc/resolv.conf"),
+                crate::net::resolv_conf(net),
+            )
+            .map_err(|e| io_err("write resolv.conf", e))?;
+        }
         let oci = spec::build(
             &spec,
             &user,
@@ -253,14 +277,19 @@ impl ContainerExecutor {
         let id = spec.id.clone();
         let run_root = self.run_root.clone();
         let bundle = live.bundle.clone();
+        let networked = spec.network.is_some();
         // Bounded by CREATE_TIMEOUT inside (the helper is killed after it).
-        let init = tokio::task::spawn_blocking(move || {
-            create_and_start(&id, &run_root, &bundle, child_io)
+        let (init, sockets) = tokio::task::spawn_blocking(move || {
+            create_and_start(&id, &run_root, &bundle, networked, child_io)
         })
         .await
         .map_err(|e| ContainerError::Internal(format!("create task: {e}")))??;
         let pid = init.pid;
         live.set_init(init);
+        let network = match spec.network.take() {
+            Some(net) => Some(crate::net::Served::start(net, sockets)?),
+            None => None,
+        };
         let exited = wait_exit(pid)?;
 
         if let Some(ev) = &events {
@@ -301,6 +330,9 @@ impl ContainerExecutor {
         host_io.finish().await;
         if let Some(p) = proxies {
             p.stop().await;
+        }
+        if let Some(n) = network {
+            n.stop().await;
         }
         let layout = self.layout;
         let parent = self.cgroup_parent.clone();
@@ -510,16 +542,19 @@ fn create_err(e: impl std::fmt::Display) -> ContainerError {
 }
 
 /// Creates the container (its init waits), brings `lo` up in its network
-/// namespace, then starts it; all in a creation helper (see [`helper`]). On
-/// any failure after creation the container is deleted. Blocking.
+/// namespace (or, `networked`, builds its network and makes the sockets of
+/// its proxy and resolver there, returned), then starts it; all in a
+/// creation helper (see [`helper`]). On any failure after creation the
+/// container is deleted. Blocking.
 fn create_and_start(
     id: &str,
     run_root: &Path,
     bundle: &Path,
+    networked: bool,
     io: stdio::ChildStdio,
-) -> Result<Reaper, ContainerError> {
+) -> Result<(Reaper, Vec<std::os::fd::OwnedFd>), ContainerError> {
     let _lock = create_lock();
-    let pid = helper::create_in_helper(CREATE_TIMEOUT, supervised, || {
+    let (pid, sockets) = helper::create_in_helper_with_fds(CREATE_TIMEOUT, supervised, || {
         let mut container = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
             .with_root_path(run_root)
             .map_err(create_err)?
@@ -537,9 +572,15 @@ fn create_and_start(
             let pid = container
                 .pid()
                 .ok_or_else(|| ContainerError::Create("libcontainer returned no pid".into()))?;
-            NetNs::of_pid(pid.as_raw())?.loopback_up_blocking()?;
+            let netns = NetNs::of_pid(pid.as_raw())?;
+            let sockets = if networked {
+                netns.run_blocking("network", crate::net::setup::configure)?
+            } else {
+                netns.loopback_up_blocking()?;
+                Vec::new()
+            };
             container.start().map_err(create_err)?;
-            Ok(pid)
+            Ok((pid, sockets))
         })();
         if result.is_err() {
             if let Err(e) = container.delete(true) {
@@ -549,7 +590,7 @@ fn create_and_start(
         result
     })?;
     // Owned before the lock is released (see `helper::create_in_helper`).
-    Ok(Reaper::new(pid))
+    Ok((Reaper::new(pid), sockets))
 }
 
 /// Pids of the processes a [`Reaper`] owns (never reaped by the sweep).

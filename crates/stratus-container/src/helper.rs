@@ -33,12 +33,14 @@
 //! the init redirected its stdio. A failure's account comes back in the
 //! report instead.
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::{ForkResult, Pid};
 
@@ -69,6 +71,26 @@ pub(crate) fn create_in_helper<F>(
 where
     F: FnOnce() -> Result<Pid, ContainerError>,
 {
+    create_in_helper_with_fds(timeout, supervised, || {
+        create().map(|pid| (pid, Vec::new()))
+    })
+    .map(|(pid, _)| pid)
+}
+
+/// Most file descriptors a helper hands back with its report.
+pub(crate) const MAX_FDS: usize = 4;
+
+/// [`create_in_helper`], where `create` also makes file descriptors (at
+/// most [`MAX_FDS`]: sockets inside the new container's namespaces) that
+/// the helper passes back with its report (`SCM_RIGHTS`), in order.
+pub(crate) fn create_in_helper_with_fds<F>(
+    timeout: Duration,
+    supervised: impl Fn(i32) -> bool,
+    create: F,
+) -> Result<(Pid, Vec<OwnedFd>), ContainerError>
+where
+    F: FnOnce() -> Result<(Pid, Vec<OwnedFd>), ContainerError>,
+{
     let (mut ours, theirs) = UnixStream::pair().map_err(|e| ContainerError::Io {
         context: "create the helper's socket".into(),
         source: e,
@@ -87,7 +109,7 @@ where
     }
     // Waiting for the helper also completes the re-parenting of its clones.
     while let Err(nix::errno::Errno::EINTR) = waitpid(helper, None) {}
-    let result = report.and_then(|r| parse_report(&r));
+    let result = report.and_then(|(r, fds)| Ok((parse_report(&r)?, fds)));
     if result.is_err() {
         remove_stray_clones(&supervised);
     }
@@ -96,29 +118,51 @@ where
 
 /// The helper's whole life: create, report, exit without running the
 /// parent's exit handlers or destructors.
-fn helper_main<F>(mut report_to: UnixStream, create: F) -> !
+fn helper_main<F>(report_to: UnixStream, create: F) -> !
 where
-    F: FnOnce() -> Result<Pid, ContainerError>,
+    F: FnOnce() -> Result<(Pid, Vec<OwnedFd>), ContainerError>,
 {
     // Thread-local and lock-free (`Dispatch::none` registers nothing).
     let _silent = tracing::dispatcher::set_default(&tracing::Dispatch::none());
+    let mut fds = Vec::new();
     let report = match std::panic::catch_unwind(AssertUnwindSafe(create)) {
-        Ok(Ok(pid)) => format!("ok {}", pid.as_raw()),
+        Ok(Ok((pid, made))) if made.len() <= MAX_FDS => {
+            fds = made;
+            format!("ok {}", pid.as_raw())
+        }
+        Ok(Ok(_)) => "err the creation helper made too many descriptors".into(),
         Ok(Err(ContainerError::Create(message))) => format!("err {message}"),
         Ok(Err(e)) => format!("err {e}"),
         Err(_) => "err the creation helper panicked".into(),
     };
     let line = format!("{}\n", report.replace('\n', " "));
-    let code = i32::from(report_to.write_all(line.as_bytes()).is_err());
+    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsg };
+    // One message: the report is far shorter than a socket buffer, so it is
+    // never split and the descriptors travel with its first byte.
+    let sent = sendmsg::<()>(
+        report_to.as_raw_fd(),
+        &[IoSlice::new(line.as_bytes())],
+        cmsgs,
+        MsgFlags::empty(),
+        None,
+    );
+    let code = i32::from(sent != Ok(line.len()));
     exit_now(code)
 }
 
-/// Reads the helper's report: one line. Not "until EOF": the container's
-/// init holds a copy of the helper's end until it `execve`s the workload,
-/// which may wait on a lazily fetched binary.
-fn read_report(from: &mut UnixStream, timeout: Duration) -> Result<String, ContainerError> {
+/// Reads the helper's report: one line, and the descriptors that came
+/// with it. Not "until EOF": the container's init holds a copy of the
+/// helper's end until it `execve`s the workload, which may wait on a lazily
+/// fetched binary.
+fn read_report(
+    from: &mut UnixStream,
+    timeout: Duration,
+) -> Result<(String, Vec<OwnedFd>), ContainerError> {
     let deadline = Instant::now() + timeout;
     let mut report = Vec::new();
+    let mut fds = Vec::new();
     let mut buf = [0u8; 4096];
     let timed_out = || {
         ContainerError::Create(format!(
@@ -136,7 +180,29 @@ fn read_report(from: &mut UnixStream, timeout: Duration) -> Result<String, Conta
                 context: "helper socket timeout".into(),
                 source: e,
             })?;
-        match from.read(&mut buf) {
+        let mut cmsg = nix::cmsg_space!([RawFd; MAX_FDS]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let got = recvmsg::<()>(
+            from.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .map(|msg| {
+            for c in msg.cmsgs().into_iter().flatten() {
+                if let ControlMessageOwned::ScmRights(raw) = c {
+                    // SAFETY: the kernel just installed these descriptors
+                    // in our table for us; nothing else owns them.
+                    #[allow(unsafe_code)]
+                    fds.extend(
+                        raw.into_iter()
+                            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                    );
+                }
+            }
+            msg.bytes
+        });
+        match got {
             Ok(0) => break,
             Ok(n) => {
                 report.extend_from_slice(&buf[..n]);
@@ -145,24 +211,17 @@ fn read_report(from: &mut UnixStream, timeout: Duration) -> Result<String, Conta
                     break;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(timed_out())
-            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => return Err(timed_out()),
             Err(e) => {
                 return Err(ContainerError::Io {
                     context: "read the helper's report".into(),
-                    source: e,
+                    source: e.into(),
                 })
             }
         }
     }
-    Ok(String::from_utf8_lossy(&report).into_owned())
+    Ok((String::from_utf8_lossy(&report).into_owned(), fds))
 }
 
 fn parse_report(report: &str) -> Result<Pid, ContainerError> {
@@ -275,6 +334,38 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("set lo up: EPERM"), "{err}");
+    }
+
+    #[test]
+    fn the_helper_hands_back_the_descriptors_it_made() {
+        let (pid, fds) =
+            create_in_helper_with_fds(Duration::from_secs(30), never_supervised, || {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let (r, mut w) = UnixStream::pair().unwrap();
+                std::io::Write::write_all(&mut w, b"made in the helper").unwrap();
+                Ok((Pid::from_raw(4242), vec![l.into(), r.into()]))
+            })
+            .unwrap();
+        assert_eq!(pid.as_raw(), 4242);
+        let [l, r]: [OwnedFd; 2] = fds.try_into().unwrap();
+        // Still open here after the helper exited: the listener accepts,
+        // the pipe holds what the helper wrote.
+        let l = std::net::TcpListener::from(l);
+        let addr = l.local_addr().unwrap();
+        let _c = std::net::TcpStream::connect(addr).unwrap();
+        l.accept().unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut UnixStream::from(r), &mut text).unwrap();
+        assert_eq!(text, "made in the helper");
+
+        let err = create_in_helper_with_fds(Duration::from_secs(30), never_supervised, || {
+            let fds = (0..=MAX_FDS)
+                .map(|_| std::fs::File::open("/dev/null").unwrap().into())
+                .collect();
+            Ok((Pid::from_raw(4242), fds))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("too many"), "{err}");
     }
 
     #[test]

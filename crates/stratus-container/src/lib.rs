@@ -45,10 +45,14 @@
 //!   of the host (the rootfs and volumes must be owned by the mapped ids;
 //!   the agent's image mount and volume archives see to it). Without one,
 //!   uid 0 in the container is uid 0 on the host, confined by the rest.
-//!   The network namespace is empty except `lo`, which the executor brings
-//!   up (youki does not), so services can listen on 127.0.0.1 / 0.0.0.0; the
-//!   container has **no route** to the host or anywhere else. Published ports
-//!   are reached through a userspace proxy (below).
+//!   Without a [`Network`], the network namespace is empty except `lo`,
+//!   which the executor brings up (youki does not), so services can listen
+//!   on 127.0.0.1 / 0.0.0.0, and the container has **no route** to the host
+//!   or anywhere else. With one ([`ContainerSpec::network`]), it also gets
+//!   an `eth0` that leads nowhere, and its TCP connections out and its DNS
+//!   queries are answered by the executor, in userspace, under an egress
+//!   policy and with its tenant's service names (see [`net`]). Published
+//!   ports are reached through a userspace proxy (below).
 //! * **Capabilities**: Docker's default set minus `CAP_MKNOD`
 //!   ([`spec::CAPABILITIES`]); `no_new_privileges` is set, so setuid binaries
 //!   gain nothing.
@@ -168,6 +172,7 @@ use std::time::Duration;
 mod cgroup;
 mod executor;
 mod helper;
+pub mod net;
 mod netns;
 mod ports;
 mod proxy;
@@ -177,6 +182,7 @@ mod stdio;
 mod user;
 
 pub use executor::{ContainerExecutor, DEFAULT_CGROUP_PARENT, DEFAULT_STOP_GRACE};
+pub use net::{Egress, Network, Services};
 pub use spec::IdMap;
 pub use stratus_runtime::{CancellationToken, Exit, ExitReason, Output, EXIT_CODE_KILLED};
 
@@ -214,6 +220,9 @@ pub struct ContainerSpec {
     pub ports: Vec<PortMap>,
     /// Host folders (or files) bind-mounted into the container.
     pub volumes: Vec<Volume>,
+    /// The container's network: outbound connections under a policy and
+    /// the names of its tenant's services ([`net`]). `None`: only `lo`.
+    pub network: Option<Network>,
     /// Standard input (`/dev/null` when `None`).
     pub stdin: Option<Vec<u8>>,
     /// Where the container's CPU time and memory peak (from its cgroup) are
@@ -224,7 +233,7 @@ pub struct ContainerSpec {
 impl ContainerSpec {
     /// A spec with no environment, cwd `/`, user root, hostname = id,
     /// 256 MiB of memory, one core, 1024 pids, no wall-clock limit, ports,
-    /// volumes or stdin.
+    /// volumes, network or stdin.
     pub fn new(id: impl Into<String>, rootfs: impl Into<PathBuf>, args: Vec<String>) -> Self {
         ContainerSpec {
             id: id.into(),
@@ -240,6 +249,7 @@ impl ContainerSpec {
             wall_time: None,
             ports: Vec::new(),
             volumes: Vec::new(),
+            network: None,
             stdin: None,
             meter: stratus_runtime::Meter::default(),
         }

@@ -168,6 +168,11 @@ pub(crate) fn build(
                "source": etc_dir.join("hosts"),
                "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}),
     ];
+    if spec.network.is_some() {
+        mounts.push(json!({"destination": "/etc/resolv.conf", "type": "bind",
+               "source": etc_dir.join("resolv.conf"),
+               "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}));
+    }
     for v in &spec.volumes {
         mounts.push(json!({
             "destination": v.container_path,
