@@ -108,6 +108,10 @@ pub struct ContainerHost {
     mounts: Mutex<HashMap<String, ImageMount>>,
     /// Host ports the lender allows published ports on.
     ports: PortRange,
+    /// Where the lender lets containers connect.
+    egress: crate::services::LenderEgress,
+    /// The services running here, by tenant and name.
+    services: Arc<crate::services::ServiceTable>,
 }
 
 impl ContainerHost {
@@ -117,12 +121,14 @@ impl ContainerHost {
     /// Published ports use only host ports inside `ports`. With
     /// `userns: Some(first)`, containers run in a user namespace whose
     /// root is host uid `first` (when the kernel has user namespaces; it
-    /// warns and runs without one otherwise).
+    /// warns and runs without one otherwise). Containers connect out only
+    /// where `egress` lets them.
     pub fn new(
         dir: &Path,
         cache_bytes: u64,
         ports: PortRange,
         userns: Option<u32>,
+        egress: crate::services::LenderEgress,
     ) -> Result<ContainerHost, String> {
         let mut executor = ContainerExecutor::new(&dir.join("containers"))
             .map_err(|e| format!("containers: {e}"))?
@@ -153,12 +159,24 @@ impl ContainerHost {
             cache: Arc::new(cache),
             mounts: Mutex::new(HashMap::new()),
             ports,
+            egress,
+            services: Arc::default(),
         })
     }
 
     /// The container executor.
     pub fn executor(&self) -> &ContainerExecutor {
         &self.executor
+    }
+
+    /// The lender's egress policy.
+    pub fn egress(&self) -> &crate::services::LenderEgress {
+        &self.egress
+    }
+
+    /// The services running on this node.
+    pub fn services(&self) -> &Arc<crate::services::ServiceTable> {
+        &self.services
     }
 
     fn image_dir(&self, image: &str) -> PathBuf {
@@ -422,6 +440,8 @@ impl ContainerHost {
                 })
                 .collect(),
             volumes,
+            // Set by the supervisor (`services::network` needs the host's Arc).
+            network: None,
             stdin: None,
             meter: stratus_runtime::Meter::default(),
         })

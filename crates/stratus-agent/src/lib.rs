@@ -40,6 +40,7 @@ pub mod archive;
 pub mod containers;
 pub mod private;
 pub mod runner;
+pub mod services;
 pub mod sysinfo;
 pub mod taskio;
 pub mod volumes;
@@ -89,6 +90,9 @@ pub struct AgentConfig {
     /// Host uid and gid of container root (`None`: no user namespace; see
     /// [`DEFAULT_USERNS_FIRST`]).
     pub userns: Option<u32>,
+    /// Where containers may connect (`--egress`, `--egress-allow`,
+    /// `--egress-deny`).
+    pub egress: services::LenderEgress,
     /// The node's offer and price per task, as its lender gave them at
     /// start (`stratus node --price`): set once registered, after each
     /// start of the agent (`None`: the offer is left as the owner set it
@@ -164,6 +168,7 @@ impl Agent {
                 cfg.containers,
                 cfg.ports,
                 cfg.userns,
+                cfg.egress.clone(),
                 Some((node, signer)),
             )
         });

@@ -101,13 +101,15 @@ impl Runner {
     /// Creates the runner and resumes the assignments saved on disk.
     /// `containers: false` turns container images off on this node.
     /// Published container ports stay inside `ports`; containers run in
-    /// user namespaces whose root is host uid `userns` (`None`: none).
+    /// user namespaces whose root is host uid `userns` (`None`: none) and
+    /// connect out only where `egress` lets them.
     pub fn start(
         data_dir: &Path,
         executor: Arc<dyn DynExecutor>,
         containers: bool,
         ports: stratus_types::PortRange,
         userns: Option<u32>,
+        egress: crate::services::LenderEgress,
         signer: Option<(stratus_types::NodeId, metering::Sign)>,
     ) -> Runner {
         let dir = data_dir.join("agent");
@@ -116,20 +118,26 @@ impl Runner {
             tracing::warn!(error = %e, "cannot make the agent's folder private");
         }
         let containers = if containers {
-            ContainerHost::new(&dir.join("oci"), DEFAULT_CHUNK_CACHE_BYTES, ports, userns)
-                .map(Arc::new)
-                .inspect_err(|e| tracing::warn!("this node cannot run container images: {e}"))
-                .and_then(|host| {
-                    // Containers' mapped root passes through to their roots.
-                    if let Some(ids) = host.ids() {
-                        for d in [data_dir, dir.as_path()] {
-                            crate::private::let_through(d, ids.first).map_err(|e| {
-                                format!("letting containers through {}: {e}", d.display())
-                            })?;
-                        }
+            ContainerHost::new(
+                &dir.join("oci"),
+                DEFAULT_CHUNK_CACHE_BYTES,
+                ports,
+                userns,
+                egress,
+            )
+            .map(Arc::new)
+            .inspect_err(|e| tracing::warn!("this node cannot run container images: {e}"))
+            .and_then(|host| {
+                // Containers' mapped root passes through to their roots.
+                if let Some(ids) = host.ids() {
+                    for d in [data_dir, dir.as_path()] {
+                        crate::private::let_through(d, ids.first).map_err(|e| {
+                            format!("letting containers through {}: {e}", d.display())
+                        })?;
                     }
-                    Ok(host)
-                })
+                }
+                Ok(host)
+            })
         } else {
             Err("container images are turned off on this node (--no-containers)".into())
         };

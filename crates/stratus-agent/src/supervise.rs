@@ -379,6 +379,7 @@ impl Runner {
         };
         cs.wall_time = t.wall;
         cs.meter = self.meter(id);
+        cs.network = Some(crate::services::network(host, workload.tenant()));
         // What the container writes on this node: its writable layer and its
         // volumes, within `resources.disk_mb`.
         let mut dirs: Vec<PathBuf> = vec![inst_dir.join("upper")];
@@ -407,6 +408,11 @@ impl Runner {
             }
         });
         let host = host.clone();
+        let (kind_of, tenant, name) = (
+            spec.kind,
+            workload.tenant().to_string(),
+            workload.name().to_string(),
+        );
         let vols = crate::volumes::InstanceVolumes::new(
             &host,
             workload.tenant(),
@@ -418,6 +424,10 @@ impl Runner {
             // Volumes kept in the object store: restored before, saved after.
             let vols = vols?;
             vols.restore(&tx).await?;
+            // Reachable by its name while it runs (tasks have no name to
+            // be reached by).
+            let _listed = (kind_of != WorkloadKind::Task)
+                .then(|| host.services().list(&tenant, &name, &cs.id));
             let run = host.executor().run(cs, tx.clone(), Some(ev_tx), run_cancel);
             let r = vols.around(run, &tx).await.map_err(|e| e.to_string());
             vols.save(&tx).await;

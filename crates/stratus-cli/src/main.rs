@@ -80,7 +80,7 @@ enum Cmd {
     /// Run a control-plane replica (with its HTTP API)
     Server(run::ServerArgs),
     /// Run an agent that lends this machine to the cloud
-    Node(run::NodeArgs),
+    Node(Box<run::NodeArgs>),
     /// Health of the control plane: leader, replicas, replication lag
     Status,
     /// Run a WASM module or a container image once on the cloud: streams its output, exits with its code
@@ -238,7 +238,7 @@ fn main() -> std::process::ExitCode {
             Cmd::Server(a) => run::server(&g, a).await,
             Cmd::Node(a) => match a.action {
                 Some(run::NodeAction::Drain { id, undo }) => workloads::drain(&g, &id, undo).await,
-                None => run::node(&g, a).await,
+                None => run::node(&g, *a).await,
             },
             Cmd::Run(a) => {
                 let code = workloads::run(&g, a).await?;

@@ -174,6 +174,21 @@ pub struct NodeArgs {
     /// the range clear of /etc/subuid [default: 1000000000]
     #[arg(long, env = "STRATUS_USERNS", value_name = "FIRST|off", value_parser = parse_userns)]
     userns: Option<Userns>,
+    /// Where containers may connect: `internet` (everything except private
+    /// ranges, link-local addresses such as cloud metadata services, and
+    /// this machine's own addresses) or `none`. Containers reach their
+    /// tenant's services by name either way [default: internet]
+    #[arg(long, env = "STRATUS_EGRESS", value_name = "internet|none")]
+    egress: Option<String>,
+    /// Ranges containers may reach although the default denies them
+    /// (comma-separated CIDRs or addresses, e.g. a NAS at 192.168.1.50);
+    /// this machine's own addresses stay closed whatever it says
+    #[arg(long, env = "STRATUS_EGRESS_ALLOW", value_name = "CIDR,...")]
+    egress_allow: Vec<String>,
+    /// Ranges containers may never reach (comma-separated CIDRs or
+    /// addresses); wins over --egress-allow
+    #[arg(long, env = "STRATUS_EGRESS_DENY", value_name = "CIDR,...")]
+    egress_deny: Vec<String>,
     /// This node's prices, set when it registers: comma-separated
     /// KEY=AMOUNT of cpu-second, memory-gib-hour, storage-gib-month,
     /// egress-gib and per-task, in the pool's smallest unit (a key left out
@@ -722,6 +737,23 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
         }
         (None, None) => Some(stratus_node::DEFAULT_USERNS_FIRST),
     };
+    let egress = stratus_node::LenderEgress::parse(
+        a.egress
+            .as_deref()
+            .or(f.agent.egress.as_deref())
+            .unwrap_or("internet"),
+        if a.egress_allow.is_empty() {
+            f.agent.egress_allow.as_deref().unwrap_or_default()
+        } else {
+            &a.egress_allow
+        },
+        if a.egress_deny.is_empty() {
+            f.agent.egress_deny.as_deref().unwrap_or_default()
+        } else {
+            &a.egress_deny
+        },
+    )
+    .map_err(|m| anyhow!("--egress: {m}"))?;
     let offer = match a.price.or(f.agent.price) {
         Some(list) => {
             let (prices, task) =
@@ -770,6 +802,7 @@ pub async fn node(_g: &Global, a: NodeArgs) -> Result<()> {
             containers: !a.no_containers && f.agent.containers.unwrap_or(true),
             ports,
             userns,
+            egress,
             offer,
         }),
         cluster_name: "stratus".into(),

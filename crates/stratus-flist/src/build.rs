@@ -519,7 +519,7 @@ pub fn busybox_image(busybox: &Path) -> ImageBuilder {
     ];
     for applet in [
         "sh", "echo", "cat", "ls", "ps", "sleep", "head", "wc", "id", "hostname", "mount", "dd",
-        "true", "false", "env", "httpd",
+        "true", "false", "env", "httpd", "wget", "nc", "nslookup", "grep", "mkdir",
     ] {
         entries.push(LayerEntry::symlink(&format!("bin/{applet}"), "busybox"));
     }

@@ -183,6 +183,12 @@ pub struct AgentSection {
     pub ports: Option<String>,
     /// Host uid of container root, or `"off"` (default `1000000000`).
     pub userns: Option<String>,
+    /// Where containers may connect: `"internet"` (default) or `"none"`.
+    pub egress: Option<String>,
+    /// Ranges containers may reach although the default denies them.
+    pub egress_allow: Option<Vec<String>>,
+    /// Ranges containers may never reach.
+    pub egress_deny: Option<Vec<String>>,
     /// The node's prices, `KEY=AMOUNT,...` (`stratus node --price`).
     pub price: Option<String>,
     /// When the node takes work, weekly UTC windows (`--available`).

@@ -336,6 +336,7 @@ impl DevConfig {
                 containers: true,
                 ports: stratus_types::PortRange::DEFAULT,
                 userns: Some(stratus_agent::DEFAULT_USERNS_FIRST),
+                egress: Default::default(),
                 // Priced by `price_dev_nodes` once registered.
                 offer: None,
             }),

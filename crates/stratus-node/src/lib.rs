@@ -25,6 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use stratus_agent::services::LenderEgress;
 pub use stratus_agent::sysinfo::hostname;
 use stratus_agent::{Agent, AgentConfig};
 pub use stratus_agent::{AgentState, DEFAULT_USERNS_FIRST};
@@ -97,6 +98,9 @@ pub struct AgentRole {
     /// namespaces mapping their ids `0..65536` onto `first..` (`--userns`;
     /// `None`: no user namespace, container root is host root).
     pub userns: Option<u32>,
+    /// Where containers may connect (`--egress`, `--egress-allow`,
+    /// `--egress-deny`).
+    pub egress: LenderEgress,
     /// The node's offer and price per task (`--price`, `--available`),
     /// set when the agent registers (`None`: left as its owner set it).
     pub offer: Option<(stratus_market::Offer, stratus_market::Amount)>,
@@ -300,6 +304,7 @@ pub async fn start_with(
                 containers: a.containers,
                 ports: a.ports,
                 userns: a.userns,
+                egress: a.egress.clone(),
                 offer: a.offer.clone(),
             },
             endpoint.clone(),

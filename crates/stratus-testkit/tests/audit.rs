@@ -95,6 +95,7 @@ impl Custom {
                 containers: false,
                 ports: stratus_types::PortRange::DEFAULT,
                 userns: None,
+                egress: Default::default(),
                 offer: None,
             },
             dial,

@@ -36,6 +36,7 @@ async fn agent(dir: &std::path::Path, control: Vec<String>, credential: &str) ->
         containers: false,
         ports: stratus_types::PortRange::DEFAULT,
         userns: None,
+        egress: Default::default(),
         offer: None,
     };
     Ok(Agent::start(cfg, ep, None)?)

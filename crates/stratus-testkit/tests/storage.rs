@@ -493,6 +493,7 @@ async fn a_node_that_lies_is_detected() -> Result<()> {
             containers: false,
             ports: stratus_types::PortRange::DEFAULT,
             userns: None,
+            egress: Default::default(),
             offer: None,
         },
         dial,

@@ -1,0 +1,265 @@
+//! Container networks on this node: the lender's egress policy and the
+//! names of each tenant's services (see `stratus_container::net` for how a
+//! container's connections reach them).
+//!
+//! A container of tenant T reaches, by name, the services of T whose
+//! containers run on this node: the workload's name (`NAME`, or
+//! `NAME.T.stratus.internal`) leads to one of its running instances, in
+//! turn. Another tenant's services do not exist for it: names are looked
+//! up in T's table only.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use ipnet::IpNet;
+use stratus_container::net::{egress, Conn, Connecting, Verdict, SUFFIX};
+use stratus_container::{Egress, Network, Services};
+
+use crate::containers::ContainerHost;
+
+/// The lender's egress policy (`stratus node --egress`, `--egress-allow`,
+/// `--egress-deny`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LenderEgress {
+    /// Containers may reach the internet (everything but private ranges);
+    /// `false`: nothing but what `allow` names.
+    pub internet: bool,
+    /// Ranges containers may reach although the default denies them (a NAS
+    /// on the lender's network, say).
+    pub allow: Vec<IpNet>,
+    /// Ranges containers may not reach; wins over `allow`.
+    pub deny: Vec<IpNet>,
+}
+
+impl Default for LenderEgress {
+    fn default() -> Self {
+        LenderEgress {
+            internet: true,
+            allow: Vec::new(),
+            deny: Vec::new(),
+        }
+    }
+}
+
+impl LenderEgress {
+    /// Reads `mode` (`internet` or `none`) and comma-separated CIDR lists
+    /// (a bare address is a host route).
+    pub fn parse(mode: &str, allow: &[String], deny: &[String]) -> Result<Self, String> {
+        let internet = match mode {
+            "internet" => true,
+            "none" => false,
+            other => return Err(format!("egress {other:?}: expected `internet` or `none`")),
+        };
+        let cidrs = |list: &[String]| -> Result<Vec<IpNet>, String> {
+            list.iter()
+                .flat_map(|s| s.split(','))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<IpNet>()
+                        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                        .map(|n| n.trunc())
+                        .map_err(|_| format!("{s:?} is not an address or CIDR range"))
+                })
+                .collect()
+        };
+        Ok(LenderEgress {
+            internet,
+            allow: cidrs(allow)?,
+            deny: cidrs(deny)?,
+        })
+    }
+
+    /// The policy a container gets: this node's own addresses denied
+    /// first (whatever `allow` says: they are the lender's services), then
+    /// `deny`, then `allow`, then the internet minus private ranges (or
+    /// nothing).
+    pub fn policy(&self) -> Egress {
+        let base = if self.internet {
+            Egress::internet()
+        } else {
+            Egress::none()
+        };
+        let with_allows = self
+            .allow
+            .iter()
+            .rev()
+            .fold(base, |e, n| e.first(*n, Verdict::Allow));
+        let with_denies = self
+            .deny
+            .iter()
+            .rev()
+            .fold(with_allows, |e, n| e.first(*n, Verdict::Deny));
+        egress::host_routes(egress::local_addresses())
+            .into_iter()
+            .fold(with_denies, |e, n| e.first(n, Verdict::Deny))
+    }
+}
+
+/// The services running on this node, by tenant and name: the container
+/// ids of their running instances.
+#[derive(Default)]
+pub struct ServiceTable {
+    running: Mutex<HashMap<(String, String), Vec<String>>>,
+    turn: AtomicUsize,
+}
+
+/// A container listed as an instance of a service while this lives.
+pub struct Listed {
+    table: Weak<ServiceTable>,
+    key: (String, String),
+    container: String,
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        if let Some(t) = self.table.upgrade() {
+            let mut running = t.running.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(list) = running.get_mut(&self.key) {
+                list.retain(|c| *c != self.container);
+                if list.is_empty() {
+                    running.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
+impl ServiceTable {
+    /// Lists `container` as an instance of `tenant`'s service `name` until
+    /// the returned guard is dropped.
+    pub fn list(self: &Arc<Self>, tenant: &str, name: &str, container: &str) -> Listed {
+        let key = (tenant.to_string(), name.to_string());
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .push(container.to_string());
+        Listed {
+            table: Arc::downgrade(self),
+            key,
+            container: container.to_string(),
+        }
+    }
+
+    /// The running instances of a service, the next one in turn first.
+    fn instances(&self, tenant: &str, name: &str) -> Vec<String> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = running.get(&(tenant.to_string(), name.to_string())) else {
+            return Vec::new();
+        };
+        let start = self.turn.fetch_add(1, Ordering::Relaxed) % list.len().max(1);
+        list[start..]
+            .iter()
+            .chain(&list[..start])
+            .cloned()
+            .collect()
+    }
+}
+
+/// One tenant's services, as its containers on this node see them.
+struct TenantServices {
+    tenant: String,
+    host: Arc<ContainerHost>,
+}
+
+impl Services for TenantServices {
+    fn exists(&self, name: &str) -> bool {
+        !self
+            .host
+            .services()
+            .instances(&self.tenant, name)
+            .is_empty()
+    }
+
+    fn connect(&self, name: &str, port: u16) -> Connecting {
+        let instances = self.host.services().instances(&self.tenant, name);
+        let host = self.host.clone();
+        let name = name.to_string();
+        Box::pin(async move {
+            let mut last = None;
+            for container in instances {
+                match host.executor().connect(&container, port).await {
+                    Ok(s) => return Ok(Box::new(s) as Conn),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                match last {
+                    Some(e) => format!("service {name}: no instance answered on port {port}: {e}"),
+                    None => format!("service {name}: no instance is running"),
+                },
+            ))
+        })
+    }
+}
+
+/// The network of a container of `tenant` on `host`.
+pub fn network(host: &Arc<ContainerHost>, tenant: &str) -> Network {
+    Network {
+        egress: host.egress().policy(),
+        services: Arc::new(TenantServices {
+            tenant: tenant.to_string(),
+            host: host.clone(),
+        }),
+        domain: format!("{tenant}.{SUFFIX}"),
+        upstream: stratus_container::net::host_resolvers(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::net::IpAddr;
+
+    #[test]
+    fn the_lender_policy_parses_and_keeps_its_own_addresses_closed() {
+        let p = LenderEgress::parse(
+            "internet",
+            &["192.168.1.50, 127.0.0.1".into()],
+            &["203.0.113.0/24".into()],
+        )
+        .unwrap();
+        let e = p.policy();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(e.allows(ip("192.168.1.50")));
+        assert!(!e.allows(ip("192.168.1.51")));
+        assert!(!e.allows(ip("203.0.113.7")));
+        assert!(e.allows(ip("1.1.1.1")));
+        // Allowed by the lender, but it is this node: still closed.
+        assert!(!e.allows(ip("127.0.0.1")));
+        for own in egress::local_addresses() {
+            assert!(!e.allows(own), "{own}");
+        }
+        let none = LenderEgress::parse("none", &["198.51.100.0/24".into()], &[]).unwrap();
+        assert!(!none.policy().allows(ip("1.1.1.1")));
+        assert!(none.policy().allows(ip("198.51.100.1")));
+        for bad in ["everything", ""] {
+            assert!(LenderEgress::parse(bad, &[], &[]).is_err());
+        }
+        let err = LenderEgress::parse("internet", &["10.0.0.0/33".into()], &[]).unwrap_err();
+        assert!(err.contains("10.0.0.0/33"), "{err}");
+    }
+
+    #[test]
+    fn instances_are_listed_while_they_run_and_taken_in_turn() {
+        let t = Arc::new(ServiceTable::default());
+        let a = t.list("alice", "web", "c1");
+        let b = t.list("alice", "web", "c2");
+        let _other = t.list("bob", "web", "c3");
+        let first: Vec<_> = (0..4)
+            .map(|_| t.instances("alice", "web")[0].clone())
+            .collect();
+        assert!(first.contains(&"c1".to_string()) && first.contains(&"c2".to_string()));
+        assert!(!t.instances("alice", "web").contains(&"c3".to_string()));
+        drop(a);
+        assert_eq!(t.instances("alice", "web"), vec!["c2".to_string()]);
+        drop(b);
+        assert!(t.instances("alice", "web").is_empty());
+        assert_eq!(t.instances("bob", "web"), vec!["c3".to_string()]);
+    }
+}

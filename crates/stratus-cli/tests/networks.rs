@@ -1,0 +1,139 @@
+//! Container networks through the real binary (issue 17): on `stratus dev`,
+//! a container calls its tenant's service by name; another tenant's
+//! container can neither resolve nor reach it; and no container reaches a
+//! service of the lender's machine.
+
+mod common;
+
+use std::net::{IpAddr, TcpListener};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{wait_until, Dev};
+
+/// Retries `wget URL` for up to a minute (the service may still be
+/// starting), then prints what it got or `unreachable`.
+fn fetch(url: &str) -> String {
+    format!(
+        "i=0; until wget -q -O - {url} 2>/dev/null; do i=$((i+1)); [ $i -ge 60 ] && {{ echo unreachable; break; }}; sleep 1; done"
+    )
+}
+
+/// An address of this machine that is not loopback.
+fn own_address() -> IpAddr {
+    let out = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .expect("hostname -I");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|s| s.parse::<IpAddr>().ok())
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .expect("this machine has a non-loopback IPv4 address")
+}
+
+#[test]
+fn containers_call_services_by_name_and_reach_nothing_else() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start("cloud", root.path(), 1, 10);
+    let eve = wait_until("the API", Duration::from_secs(60), || {
+        let out = dev.cli(&["tenants", "create", "eve"]);
+        match out.stdout.lines().last() {
+            Some(t) if out.status.success() => Ok(t.trim().to_string()),
+            _ => Err(out.stderr),
+        }
+    });
+    dev.cli(&["account", "deposit", "eve", "100000000"])
+        .success("deposit");
+    let as_eve = |args: &[&str]| dev.cli_env(args, &[("STRATUS_TOKEN", &eve)]);
+    let tar = root.path().join("busybox.tar");
+    stratus_flist::build::busybox_image(Path::new("/bin/busybox"))
+        .write_docker_save(&tar, "busybox:latest")
+        .expect("busybox-static is installed (scripts/setup-toolchain.sh)");
+    let tar = tar.to_string_lossy();
+    dev.cli(&["image", "import", &tar]).success("image import");
+    as_eve(&["image", "import", &tar]).success("eve's image import");
+
+    // The operator's service `pong`: a web server on port 8080.
+    let spec = root.path().join("pong.yaml");
+    std::fs::write(
+        &spec,
+        "version: 1\nname: pong\nkind: service\nimage: { name: busybox }\n\
+         args: [sh, -c, 'mkdir -p /www && echo pong says hi > /www/index.html && exec httpd -f -p 8080 -h /www']\n",
+    )
+    .expect("spec written");
+    dev.cli(&["deploy", &spec.to_string_lossy()])
+        .success("deploy pong");
+
+    // Another container of the same tenant calls it by its name and by its
+    // fully qualified name.
+    let out = dev.cli(&[
+        "run",
+        "--image",
+        "busybox",
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "{}; {}",
+            fetch("http://pong:8080/"),
+            fetch("http://pong.admin.stratus.internal:8080/")
+        ),
+    ]);
+    assert_eq!(
+        out.stdout, "pong says hi\npong says hi\n",
+        "stderr: {}",
+        out.stderr
+    );
+
+    // Eve's container: the name does not exist for her, in either form, and
+    // the address her resolver never gave her leads nowhere.
+    let out = as_eve(&[
+        "run",
+        "--image",
+        "busybox",
+        "--",
+        "sh",
+        "-c",
+        "nslookup pong >/dev/null 2>&1 || echo no-pong; \
+         nslookup pong.admin.stratus.internal >/dev/null 2>&1 || echo no-fqdn; \
+         wget -q -O - http://198.18.0.1:8080/ 2>/dev/null || echo unreachable",
+    ]);
+    assert_eq!(
+        out.stdout, "no-pong\nno-fqdn\nunreachable\n",
+        "stderr: {}",
+        out.stderr
+    );
+
+    // A service of the lender's machine, on one of its own addresses: the
+    // container's connection never gets there.
+    let lender = TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = lender.local_addr().expect("addr").port();
+    let reached = Arc::new(AtomicUsize::new(0));
+    let seen = reached.clone();
+    std::thread::spawn(move || {
+        for c in lender.incoming() {
+            if c.is_ok() {
+                seen.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    let url = format!("http://{}:{port}/", own_address());
+    let out = dev.cli(&[
+        "run",
+        "--image",
+        "busybox",
+        "--",
+        "sh",
+        "-c",
+        &format!("wget -q -O - {url} 2>/dev/null || echo refused"),
+    ]);
+    assert_eq!(out.stdout, "refused\n", "stderr: {}", out.stderr);
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "the lender's port was reached"
+    );
+}
