@@ -43,6 +43,7 @@ pub mod runner;
 pub mod services;
 pub mod sysinfo;
 pub mod taskio;
+pub mod tunnels;
 pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -174,6 +175,15 @@ impl Agent {
         });
         if let Some(r) = &runner {
             tokio::spawn(r.clone().flush_loop());
+            if let Some(host) = r.container_host() {
+                host.services().attach(endpoint.clone());
+                tokio::spawn(tunnels::keep_links(
+                    endpoint.clone(),
+                    host,
+                    replicas.clone(),
+                    cancel.clone(),
+                ));
+            }
         }
         let task = tokio::spawn(run(cfg, endpoint, tx, replicas_tx, cancel.clone(), runner));
         Ok(Agent {
@@ -434,6 +444,13 @@ async fn session(
             r.clone(),
             sync_cancel.clone(),
         ));
+        if let Some(host) = r.container_host() {
+            tokio::spawn(tunnels::sync_directory(
+                conn.clone(),
+                host,
+                sync_cancel.clone(),
+            ));
+        }
     }
     let result = heartbeat_loop(&conn, interval, &mut targets, cancel).await;
     if let Some(r) = runner {

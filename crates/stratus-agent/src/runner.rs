@@ -195,6 +195,11 @@ impl Runner {
         }
     }
 
+    /// The container host, when this node runs container images.
+    pub fn container_host(&self) -> Option<Arc<ContainerHost>> {
+        self.inner.containers.as_ref().ok().cloned()
+    }
+
     /// The payloads this node can run.
     pub fn runtimes(&self) -> Vec<Runtime> {
         let mut r = vec![Runtime::Wasm];

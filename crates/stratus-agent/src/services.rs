@@ -2,19 +2,23 @@
 //! names of each tenant's services (see `stratus_container::net` for how a
 //! container's connections reach them).
 //!
-//! A container of tenant T reaches, by name, the services of T whose
-//! containers run on this node: the workload's name (`NAME`, or
-//! `NAME.T.stratus.internal`) leads to one of its running instances, in
-//! turn. Another tenant's services do not exist for it: names are looked
-//! up in T's table only.
+//! A container of tenant T reaches, by name, the services of T: the
+//! workload's name (`NAME`, or `NAME.T.stratus.internal`) leads to one of
+//! its running instances, in turn — one on this node directly, else one on
+//! another node through a replica ([`crate::tunnels`]). Another tenant's
+//! services do not exist for it: names are looked up in T's entries only,
+//! and a replica relays only for a node that runs an instance of T.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use ipnet::IpNet;
-use stratus_container::net::{egress, Conn, Connecting, Verdict, SUFFIX};
+use stratus_container::net::{egress, Conn, Connecting, Finding, Verdict, SUFFIX};
 use stratus_container::{Egress, Network, Services};
+use stratus_net::{Endpoint, Links};
+use stratus_types::NodeId;
+use tokio::sync::{watch, Notify};
 
 use crate::containers::ContainerHost;
 
@@ -97,18 +101,48 @@ impl LenderEgress {
     }
 }
 
-/// The services running on this node, by tenant and name: the container
-/// ids of their running instances.
-#[derive(Default)]
+/// A service: (tenant, name).
+type Service = (String, String);
+
+/// The services of the tenants this node runs: the container ids of their
+/// instances running here, and where their other instances run.
 pub struct ServiceTable {
-    running: Mutex<HashMap<(String, String), Vec<String>>>,
+    running: Mutex<HashMap<Service, Vec<String>>>,
+    /// Instances on other nodes: (instance id, node), from the directory.
+    remote: Mutex<HashMap<Service, Vec<(String, NodeId)>>>,
     turn: AtomicUsize,
+    /// This node's tunnel links to the replicas.
+    links: Links,
+    /// This node's endpoint (its key seals relayed connections).
+    endpoint: OnceLock<Endpoint>,
+    /// Bumped whenever the directory is replaced.
+    updated: watch::Sender<u64>,
+    /// A name was not found: the directory is wanted now.
+    wanted: Notify,
 }
+
+impl Default for ServiceTable {
+    fn default() -> Self {
+        ServiceTable {
+            running: Mutex::default(),
+            remote: Mutex::default(),
+            turn: AtomicUsize::new(0),
+            links: Links::new(),
+            endpoint: OnceLock::new(),
+            updated: watch::Sender::new(0),
+            wanted: Notify::new(),
+        }
+    }
+}
+
+/// How long a name that is not (yet) known waits for a fresh directory
+/// before it is said not to exist.
+const MISS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A container listed as an instance of a service while this lives.
 pub struct Listed {
     table: Weak<ServiceTable>,
-    key: (String, String),
+    key: Service,
     container: String,
 }
 
@@ -144,19 +178,100 @@ impl ServiceTable {
         }
     }
 
-    /// The running instances of a service, the next one in turn first.
+    /// The running instances of a service here, the next one in turn
+    /// first.
     fn instances(&self, tenant: &str, name: &str) -> Vec<String> {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(list) = running.get(&(tenant.to_string(), name.to_string())) else {
-            return Vec::new();
-        };
-        let start = self.turn.fetch_add(1, Ordering::Relaxed) % list.len().max(1);
-        list[start..]
-            .iter()
-            .chain(&list[..start])
-            .cloned()
-            .collect()
+        in_turn(
+            &self.turn,
+            running.get(&(tenant.to_string(), name.to_string())),
+        )
     }
+
+    /// Its instances on other nodes, the next one in turn first.
+    fn remote_instances(&self, tenant: &str, name: &str) -> Vec<(String, NodeId)> {
+        let remote = self.remote.lock().unwrap_or_else(|p| p.into_inner());
+        in_turn(
+            &self.turn,
+            remote.get(&(tenant.to_string(), name.to_string())),
+        )
+    }
+
+    /// Whether `container` is listed as a service instance.
+    pub fn is_listed(&self, container: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .any(|l| l.iter().any(|c| c == container))
+    }
+
+    /// Replaces what is known of other nodes' service instances.
+    pub fn set_remote(&self, entries: impl IntoIterator<Item = stratus_proto::ServiceEntry>) {
+        let mut map: HashMap<Service, Vec<(String, NodeId)>> = HashMap::new();
+        for e in entries {
+            map.entry((e.tenant, e.name))
+                .or_default()
+                .push((e.instance, e.node));
+        }
+        *self.remote.lock().unwrap_or_else(|p| p.into_inner()) = map;
+        self.updated.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// Waits until the directory is wanted ([`ServiceTable::find`] missed).
+    pub(crate) async fn wanted(&self) {
+        self.wanted.notified().await;
+    }
+
+    fn known(&self, tenant: &str, name: &str) -> bool {
+        !self.instances(tenant, name).is_empty() || !self.remote_instances(tenant, name).is_empty()
+    }
+
+    /// Whether `tenant` has a service `name`: known here, or in a directory
+    /// asked for now (a service placed a moment ago is found, a name that
+    /// does not exist is said so after one round trip to a replica).
+    pub async fn find(&self, tenant: &str, name: &str) -> bool {
+        if self.known(tenant, name) {
+            return true;
+        }
+        let mut fresh = self.updated.subscribe();
+        fresh.mark_unchanged();
+        self.wanted.notify_one();
+        let _ = tokio::time::timeout(MISS_WAIT, fresh.changed()).await;
+        self.known(tenant, name)
+    }
+
+    /// Gives the table this node's endpoint (once).
+    pub fn attach(&self, endpoint: Endpoint) {
+        let _ = self.endpoint.set(endpoint);
+    }
+
+    pub(crate) fn endpoint(&self) -> Option<&Endpoint> {
+        self.endpoint.get()
+    }
+
+    /// This node's id, once attached.
+    pub(crate) fn node(&self) -> Option<NodeId> {
+        self.endpoint.get().map(Endpoint::node_id)
+    }
+
+    pub(crate) fn links(&self) -> &Links {
+        &self.links
+    }
+}
+
+/// `list`, rotated by one more step each call (connections spread over the
+/// instances).
+fn in_turn<T: Clone>(turn: &AtomicUsize, list: Option<&Vec<T>>) -> Vec<T> {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Vec::new();
+    };
+    let start = turn.fetch_add(1, Ordering::Relaxed) % list.len();
+    list[start..]
+        .iter()
+        .chain(&list[..start])
+        .cloned()
+        .collect()
 }
 
 /// One tenant's services, as its containers on this node see them.
@@ -166,32 +281,37 @@ struct TenantServices {
 }
 
 impl Services for TenantServices {
-    fn exists(&self, name: &str) -> bool {
-        !self
-            .host
-            .services()
-            .instances(&self.tenant, name)
-            .is_empty()
+    fn exists<'a>(&'a self, name: &'a str) -> Finding<'a> {
+        Box::pin(self.host.services().find(&self.tenant, name))
     }
 
+    /// An instance on this node if one answers (no relay), else one on
+    /// another node through a replica.
     fn connect(&self, name: &str, port: u16) -> Connecting {
-        let instances = self.host.services().instances(&self.tenant, name);
+        let t = self.host.services();
+        let (here, there) = (
+            t.instances(&self.tenant, name),
+            t.remote_instances(&self.tenant, name),
+        );
         let host = self.host.clone();
         let name = name.to_string();
         Box::pin(async move {
-            let mut last = None;
-            for container in instances {
+            let mut last = String::from("no instance is running");
+            for container in here {
                 match host.executor().connect(&container, port).await {
                     Ok(s) => return Ok(Box::new(s) as Conn),
-                    Err(e) => last = Some(e),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            for (instance, node) in there {
+                match crate::tunnels::dial(host.services(), &instance, node, port).await {
+                    Ok(c) => return Ok(c),
+                    Err(e) => last = e.to_string(),
                 }
             }
             Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionRefused,
-                match last {
-                    Some(e) => format!("service {name}: no instance answered on port {port}: {e}"),
-                    None => format!("service {name}: no instance is running"),
-                },
+                format!("service {name}, port {port}: {last}"),
             ))
         })
     }

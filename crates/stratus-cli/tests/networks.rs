@@ -34,10 +34,36 @@ fn own_address() -> IpAddr {
         .expect("this machine has a non-loopback IPv4 address")
 }
 
+/// Deploys task `name` of the dev cloud's admin on the node of `site`,
+/// running `script` in busybox, and returns its output once it ended.
+fn task_on(dev: &Dev, dir: &Path, name: &str, site: &str, script: &str) -> String {
+    let spec = dir.join(format!("{name}.yaml"));
+    let yaml = serde_json::json!({
+        "version": 1,
+        "name": name,
+        "kind": "task",
+        "image": { "name": "busybox" },
+        "constraints": { "site": site },
+        "args": ["sh", "-c", script],
+    });
+    std::fs::write(&spec, yaml.to_string()).expect("spec written");
+    dev.cli(&["deploy", &spec.to_string_lossy()])
+        .success("deploy a task");
+    dev.cli(&["logs", "--follow", name]).success("logs")
+}
+
 #[test]
 fn containers_call_services_by_name_and_reach_nothing_else() {
     let root = tempfile::tempdir().expect("tempdir");
-    let dev = Dev::start("cloud", root.path(), 1, 10);
+    let dev = Dev::start("cloud", root.path(), 2, 10);
+    wait_until("2 ready nodes", Duration::from_secs(90), || {
+        let out = dev.cli(&["nodes", "ls", "--json"]);
+        if out.stdout.matches("\"ready\"").count() >= 2 {
+            Ok(())
+        } else {
+            Err(out.stdout)
+        }
+    });
     let eve = wait_until("the API", Duration::from_secs(60), || {
         let out = dev.cli(&["tenants", "create", "eve"]);
         match out.stdout.lines().last() {
@@ -56,37 +82,32 @@ fn containers_call_services_by_name_and_reach_nothing_else() {
     dev.cli(&["image", "import", &tar]).success("image import");
     as_eve(&["image", "import", &tar]).success("eve's image import");
 
-    // The operator's service `pong`: a web server on port 8080.
+    // The operator's service `pong`, a web server on port 8080, on the
+    // node of site-1.
     let spec = root.path().join("pong.yaml");
     std::fs::write(
         &spec,
         "version: 1\nname: pong\nkind: service\nimage: { name: busybox }\n\
+         constraints: { site: site-1 }\n\
          args: [sh, -c, 'mkdir -p /www && echo pong says hi > /www/index.html && exec httpd -f -p 8080 -h /www']\n",
     )
     .expect("spec written");
     dev.cli(&["deploy", &spec.to_string_lossy()])
         .success("deploy pong");
 
-    // Another container of the same tenant calls it by its name and by its
-    // fully qualified name.
-    let out = dev.cli(&[
-        "run",
-        "--image",
-        "busybox",
-        "--",
-        "sh",
-        "-c",
-        &format!(
-            "{}; {}",
-            fetch("http://pong:8080/"),
-            fetch("http://pong.admin.stratus.internal:8080/")
-        ),
-    ]);
-    assert_eq!(
-        out.stdout, "pong says hi\npong says hi\n",
-        "stderr: {}",
-        out.stderr
+    // Other containers of the same tenant call it by its name and by its
+    // fully qualified name: on the same node (straight into its
+    // namespace), and on the other node (relayed by the replica, with TLS
+    // between the two nodes inside).
+    let script = format!(
+        "{}; {}",
+        fetch("http://pong:8080/"),
+        fetch("http://pong.admin.stratus.internal:8080/")
     );
+    for (name, site) in [("near", "site-1"), ("far", "site-0")] {
+        let out = task_on(&dev, root.path(), name, site, &script);
+        assert_eq!(out, "pong says hi\npong says hi\n", "{name}");
+    }
 
     // Eve's container: the name does not exist for her, in either form, and
     // the address her resolver never gave her leads nowhere.

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use stratus_container::net::{egress, Conn, Connecting, Verdict};
+use stratus_container::net::{egress, Conn, Connecting, Finding, Verdict};
 use stratus_container::{Egress, IdMap, Network, Services};
 use stratus_runtime::Exit;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,8 +19,8 @@ use common::*;
 struct Pong(SocketAddr);
 
 impl Services for Pong {
-    fn exists(&self, name: &str) -> bool {
-        name == "pong"
+    fn exists<'a>(&'a self, name: &'a str) -> Finding<'a> {
+        Box::pin(async move { name == "pong" })
     }
     fn connect(&self, _name: &str, _port: u16) -> Connecting {
         let to = self.0;

@@ -61,6 +61,7 @@ pub mod settlement;
 pub mod snapshots;
 pub mod taskio;
 mod trusted;
+mod tunnels;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -274,6 +275,8 @@ struct Inner {
     disk: disk::Watermark,
     /// Storage nodes' piece links to this replica.
     piece_links: stratus_net::Links,
+    /// Tunnel links of nodes ([`stratus_proto::Request::TunnelLink`]).
+    tunnel_links: stratus_net::Links,
 }
 
 /// Serves the archives of volumes kept in the object store to agents
@@ -392,6 +395,7 @@ impl Control {
                 kek,
                 disk,
                 piece_links: stratus_net::Links::new(),
+                tunnel_links: stratus_net::Links::new(),
             }),
         };
         let accept = tokio::spawn(control.clone().accept_loop(endpoint));
@@ -714,6 +718,7 @@ impl Control {
         self.inner.cancel.cancel();
         // Storage nodes see their links end at once and dial again.
         self.inner.piece_links.retain(|_| false);
+        self.inner.tunnel_links.retain(|_| false);
         let tasks: Vec<JoinHandle<()>> = match self.inner.tasks.lock() {
             Ok(mut t) => t.drain(..).collect(),
             Err(_) => Vec::new(),
@@ -780,6 +785,7 @@ impl Control {
             }
             self.prune_logs();
             self.prune_piece_links();
+            self.prune_tunnel_links();
             if !leader {
                 continue;
             }

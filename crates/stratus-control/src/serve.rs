@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use stratus_net::Endpoint;
+use stratus_net::{Endpoint, Reply};
 use stratus_proto::{rpc, Request, Response};
 use stratus_state::trusted::TrustCommand;
 use stratus_state::Command;
@@ -175,7 +175,7 @@ impl Control {
             let me = self.clone();
             let bound = self.clone();
             let link = conn.clone();
-            tokio::spawn(stratus_net::serve_connection_limited(
+            tokio::spawn(stratus_net::serve_connection_streams(
                 conn,
                 move |peer| bound.max_frame(&peer),
                 move |peer, req: Request| {
@@ -183,8 +183,14 @@ impl Control {
                     let link = link.clone();
                     async move {
                         match req {
-                            Request::PieceLink => me.take_piece_link(peer, link),
-                            req => me.handle(peer, req).await,
+                            Request::PieceLink => Reply::Frame(me.take_piece_link(peer, link)),
+                            Request::TunnelLink => Reply::Frame(me.take_tunnel_link(peer, link)),
+                            // Who may ask is decided by `tunnel` (a node
+                            // running an instance of the tenant).
+                            Request::Tunnel { instance, port } => {
+                                me.tunnel(peer, instance, port).await
+                            }
+                            req => Reply::Frame(me.handle(peer, req).await),
                         }
                     }
                 },
@@ -319,10 +325,15 @@ impl Control {
             Request::ReportExec { instance, n, state } => {
                 self.take_exec_report(peer, instance, n, state).await
             }
-            Request::PieceLink => Response::Error {
+            Request::PieceLink | Request::TunnelLink | Request::Tunnel { .. } => Response::Error {
                 code: ErrorCode::BadRequest,
-                message: "a piece link is taken only on the connection it arrives on".into(),
+                message: "links and tunnels are taken only on the connection they arrive on".into(),
             },
+            Request::TunnelOpen { .. } => Response::Error {
+                code: ErrorCode::BadRequest,
+                message: "replicas open tunnels on nodes' links; they take none".into(),
+            },
+            Request::ServiceDirectory => self.service_directory(&peer),
         }
     }
 

@@ -107,6 +107,10 @@ impl Endpoint {
         }
     }
 
+    pub(crate) fn tls(&self) -> &TlsIdentity {
+        &self.inner.tls
+    }
+
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.inner.node_id
@@ -393,6 +397,12 @@ impl Connection {
         }
     }
 
+    pub(crate) async fn raw_open_bi(
+        &self,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), NetError> {
+        Ok(self.inner.open_bi().await?)
+    }
+
     async fn exchange(&self, frame: &[u8]) -> Result<Vec<u8>, NetError> {
         let (mut send, mut recv) = self.inner.open_bi().await?;
         frame::write_frame(&mut send, frame).await?;
@@ -469,24 +479,31 @@ impl IncomingCall {
     /// encoded (e.g. too large), the stream is reset so the caller gets an
     /// error instead of waiting, and the encoding error is returned.
     pub async fn respond<Resp: Serialize>(self, resp: &Resp) -> Result<(), NetError> {
-        self.send_encoded(frame::encode(resp)).await
+        self.send_encoded_frame(frame::encode(resp)).await
+    }
+
+    pub(crate) fn into_parts(self) -> (quinn::SendStream, quinn::RecvStream) {
+        (self.send, self.recv)
     }
 
     /// Sends an already encoded response (or resets the stream on an
     /// encoding error). Separate from [`IncomingCall::respond`] so that no
     /// reference to the response is held across an await.
-    async fn send_encoded(mut self, frame: Result<Vec<u8>, NetError>) -> Result<(), NetError> {
+    pub(crate) async fn send_encoded_frame(
+        mut self,
+        frame: Result<Vec<u8>, NetError>,
+    ) -> Result<(), NetError> {
         match frame {
             Ok(frame) => frame::write_frame(&mut self.send, &frame).await,
             Err(e) => {
-                self.abort();
+                self.abort_call();
                 Err(e)
             }
         }
     }
 
     /// Abandons the call: the caller's stream is reset.
-    fn abort(&mut self) {
+    pub(crate) fn abort_call(&mut self) {
         let _ = self.send.reset(RESET_CODE.into());
         let _ = self.recv.stop(RESET_CODE.into());
     }
@@ -524,37 +541,9 @@ pub async fn serve_connection_limited<Req, Resp, L, H, Fut>(
     H: Fn(NodeId, Req) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Resp> + Send,
 {
-    let peer = conn.remote_id();
-    loop {
-        let mut call = match conn.accept_call().await {
-            Ok(Some(call)) => call,
-            Ok(None) => break,
-            Err(e) => {
-                tracing::debug!(peer = %peer.short(), error = %e, "connection ended");
-                break;
-            }
-        };
+    crate::stream::serve_connection_streams(conn, max_frame, move |peer, req| {
         let handler = handler.clone();
-        let max = max_frame(peer);
-        tokio::spawn(async move {
-            let req = match call.read_limited::<Req>(max).await {
-                Ok(req) => req,
-                Err(e @ NetError::FrameTooLarge { .. }) => {
-                    tracing::debug!(peer = %peer.short(), error = %e, "request refused");
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(peer = %peer.short(), error = %e, "bad request");
-                    call.abort();
-                    return;
-                }
-            };
-            let resp = handler(peer, req).await;
-            let frame = frame::encode(&resp);
-            drop(resp);
-            if let Err(e) = call.send_encoded(frame).await {
-                tracing::debug!(peer = %peer.short(), error = %e, "cannot send response");
-            }
-        });
-    }
+        async move { crate::stream::Reply::Frame(handler(peer, req).await) }
+    })
+    .await
 }

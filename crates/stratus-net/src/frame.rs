@@ -117,12 +117,22 @@ pub(crate) async fn read_frame(
     Ok(payload)
 }
 
+/// Writes a complete frame and leaves the stream open (a byte stream
+/// follows: [`crate::Stream`]).
+pub(crate) async fn write_frame_open(
+    send: &mut quinn::SendStream,
+    frame: &[u8],
+) -> Result<(), NetError> {
+    send.write_all(frame).await?;
+    Ok(())
+}
+
 /// Writes a complete frame (as produced by [`encode`]) and finishes the stream.
 pub(crate) async fn write_frame(
     send: &mut quinn::SendStream,
     frame: &[u8],
 ) -> Result<(), NetError> {
-    send.write_all(frame).await?;
+    write_frame_open(send, frame).await?;
     send.finish()
         .map_err(|e| NetError::Stream(format!("cannot finish stream: {e}")))?;
     Ok(())

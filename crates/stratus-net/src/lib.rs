@@ -67,6 +67,7 @@
 //! when the cached one has closed or failed at the transport level.
 
 pub mod cluster;
+mod e2e;
 mod endpoint;
 mod error;
 mod frame;
@@ -75,6 +76,7 @@ mod links;
 mod pool;
 mod rpc;
 pub mod secret_file;
+mod stream;
 mod tls;
 
 #[cfg(test)]
@@ -82,6 +84,7 @@ mod tests;
 #[cfg(test)]
 mod tests_limits;
 
+pub use e2e::{SealedClient, SealedServer};
 pub use endpoint::{
     serve_connection, serve_connection_limited, Connection, Endpoint, IncomingCall,
     MAX_CONNECTIONS_PER_PEER,
@@ -91,8 +94,9 @@ pub use error::NetError;
 pub use frame::decode_frame;
 pub use frame::{encode as encode_frame, MAX_FRAME_LEN};
 pub use identity::Identity;
-pub use links::Links;
+pub use links::{keep_links, Links, Replicas};
 pub use pool::Pool;
 pub use rpc::CallError;
 pub use secret_file::write_secret_file;
 pub use stratus_types::NodeId;
+pub use stream::{serve_connection_streams, Reply, Stream, StreamTask};

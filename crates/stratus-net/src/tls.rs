@@ -78,9 +78,14 @@ impl TlsIdentity {
         &self.cert
     }
 
-    /// Server side: TLS 1.3 only, client certificate required, no resumption.
-    pub(crate) fn server_config(&self) -> Result<quinn::ServerConfig, NetError> {
-        let verifier = Arc::new(PeerVerifier::new(&self.provider, None));
+    /// rustls server side: TLS 1.3 only, a client certificate required
+    /// (of `expected`'s key, if given), no resumption.
+    fn rustls_server(
+        &self,
+        expected: Option<Expected>,
+        alpn: &[u8],
+    ) -> Result<rustls::ServerConfig, NetError> {
+        let verifier = Arc::new(PeerVerifier::new(&self.provider, expected));
         let mut tls = rustls::ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| NetError::Tls(e.to_string()))?
@@ -90,29 +95,21 @@ impl TlsIdentity {
                 PrivateKeyDer::Pkcs8(self.key.clone_key()),
             )
             .map_err(|e| NetError::Tls(format!("server certificate: {e}")))?;
-        tls.alpn_protocols = vec![stratus_proto::ALPN.to_vec()];
+        tls.alpn_protocols = vec![alpn.to_vec()];
         tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
         tls.send_tls13_tickets = 0;
         tls.max_early_data_size = 0;
-        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .map_err(|e| NetError::Tls(format!("quic server config: {e}")))?;
-        let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        config.transport_config(self.transport.clone());
-        Ok(config)
+        Ok(tls)
     }
 
-    /// Client side for one dial: TLS 1.3 only, presents our certificate,
-    /// accepts only `expected` (if given). A mismatching key is recorded in
-    /// `mismatch` so the caller can report it precisely.
-    pub(crate) fn client_config(
+    /// rustls client side: TLS 1.3 only, presents our certificate, accepts
+    /// only `expected`'s key (if given), no resumption or early data.
+    fn rustls_client(
         &self,
-        expected: Option<NodeId>,
-        mismatch: Arc<Mutex<Option<NodeId>>>,
-    ) -> Result<quinn::ClientConfig, NetError> {
-        let verifier = Arc::new(PeerVerifier::new(
-            &self.provider,
-            expected.map(|e| Expected { id: e, mismatch }),
-        ));
+        expected: Option<Expected>,
+        alpn: &[u8],
+    ) -> Result<rustls::ClientConfig, NetError> {
+        let verifier = Arc::new(PeerVerifier::new(&self.provider, expected));
         let mut tls = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| NetError::Tls(e.to_string()))?
@@ -123,16 +120,63 @@ impl TlsIdentity {
                 PrivateKeyDer::Pkcs8(self.key.clone_key()),
             )
             .map_err(|e| NetError::Tls(format!("client certificate: {e}")))?;
-        tls.alpn_protocols = vec![stratus_proto::ALPN.to_vec()];
+        tls.alpn_protocols = vec![alpn.to_vec()];
         tls.resumption = rustls::client::Resumption::disabled();
         tls.enable_early_data = false;
+        Ok(tls)
+    }
+
+    /// QUIC server side (any node may connect; who may do what is decided
+    /// per request).
+    pub(crate) fn server_config(&self) -> Result<quinn::ServerConfig, NetError> {
+        let tls = self.rustls_server(None, stratus_proto::ALPN)?;
+        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| NetError::Tls(format!("quic server config: {e}")))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+        config.transport_config(self.transport.clone());
+        Ok(config)
+    }
+
+    /// QUIC client side for one dial: accepts only `expected` (if given). A
+    /// mismatching key is recorded in `mismatch` so the caller can report
+    /// it precisely.
+    pub(crate) fn client_config(
+        &self,
+        expected: Option<NodeId>,
+        mismatch: Arc<Mutex<Option<NodeId>>>,
+    ) -> Result<quinn::ClientConfig, NetError> {
+        let expected = expected.map(|id| Expected { id, mismatch });
+        let tls = self.rustls_client(expected, stratus_proto::ALPN)?;
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
             .map_err(|e| NetError::Tls(format!("quic client config: {e}")))?;
         let mut config = quinn::ClientConfig::new(Arc::new(quic));
         config.transport_config(self.transport.clone());
         Ok(config)
     }
+
+    /// TLS over a relayed byte stream, client side: only `peer`'s key is
+    /// accepted.
+    pub(crate) fn tunnel_client(&self, peer: NodeId) -> Result<rustls::ClientConfig, NetError> {
+        let expected = Expected {
+            id: peer,
+            mismatch: Arc::default(),
+        };
+        self.rustls_client(Some(expected), TUNNEL_ALPN)
+    }
+
+    /// TLS over a relayed byte stream, server side: only `peer`'s key is
+    /// accepted.
+    pub(crate) fn tunnel_server(&self, peer: NodeId) -> Result<rustls::ServerConfig, NetError> {
+        let expected = Expected {
+            id: peer,
+            mismatch: Arc::default(),
+        };
+        self.rustls_server(Some(expected), TUNNEL_ALPN)
+    }
 }
+
+/// ALPN of TLS sessions carried inside relayed streams.
+pub(crate) const TUNNEL_ALPN: &[u8] = b"stratus-tunnel/1";
 
 /// Extracts the ed25519 public key from a DER certificate.
 ///

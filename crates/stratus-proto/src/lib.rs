@@ -270,6 +270,55 @@ pub enum Request {
     /// anyone but a registered storage node, and taken only on the
     /// connection it arrives on.
     PieceLink,
+    /// An agent asks the replica to keep this connection as its tunnel
+    /// link: the replica then opens [`Request::TunnelOpen`] streams on it
+    /// for connections other nodes' containers make to this node's service
+    /// instances. Answered [`Response::Ok`]; refused to anyone but a
+    /// registered, unbanned node.
+    TunnelLink,
+    /// An agent asks for a connection to `port` of service instance
+    /// `instance` on another node, relayed by this replica over the
+    /// instance's node's tunnel link. Answered [`Response::Ok`], after
+    /// which the stream carries the connection's bytes (inside TLS between
+    /// the two nodes' keys: the relay sees ciphertext). Refused unless the
+    /// asking node runs an instance of the same tenant.
+    Tunnel {
+        /// The service instance.
+        instance: String,
+        /// Its port.
+        port: u16,
+    },
+    /// A replica opens, on a node's tunnel link, a connection for node
+    /// `from` to `port` of `instance` (which runs on the node). Answered
+    /// [`Response::Ok`] once connected; then the stream carries TLS from
+    /// `from`.
+    TunnelOpen {
+        /// The service instance.
+        instance: String,
+        /// Its port.
+        port: u16,
+        /// The node whose container connects (the TLS client's key).
+        from: NodeId,
+    },
+    /// An agent asks where the services of the tenants it runs instances
+    /// of run: answered [`Response::Directory`].
+    ServiceDirectory,
+}
+
+/// Most entries of one [`Response::Directory`].
+pub const MAX_DIRECTORY: usize = 10_000;
+
+/// A running instance of a service ([`Request::ServiceDirectory`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceEntry {
+    /// The owner.
+    pub tenant: String,
+    /// The service's name (its workload's).
+    pub name: String,
+    /// The instance.
+    pub instance: String,
+    /// The node it runs on.
+    pub node: NodeId,
 }
 
 /// Most objects in one [`Response::ObjectList`].
@@ -503,6 +552,8 @@ pub enum Response {
         /// Fuel it may burn.
         fuel: u64,
     },
+    /// Answer to [`Request::ServiceDirectory`].
+    Directory(Vec<ServiceEntry>),
 }
 
 /// A control replica and its QUIC address.

@@ -103,6 +103,7 @@ impl Response {
             Response::ClusterProof { .. } => "ClusterProof",
             Response::ModuleChunks { .. } => "ModuleChunks",
             Response::TrustTerms { .. } => "TrustTerms",
+            Response::Directory(_) => "Directory",
         }
     }
 }
@@ -801,5 +802,42 @@ mod tests {
             wait_ms: 9,
         };
         assert_eq!(frame(&typed), frame(&old));
+    }
+}
+
+/// [`Request::ServiceDirectory`].
+#[derive(Debug)]
+pub struct ServiceDirectory;
+
+impl Rpc for ServiceDirectory {
+    type Reply = Vec<crate::ServiceEntry>;
+    const NAME: &'static str = "ServiceDirectory";
+    fn into_request(self) -> Request {
+        Request::ServiceDirectory
+    }
+    fn reply(r: Response) -> Result<Self::Reply, Response> {
+        match r {
+            Response::Directory(d) => Ok(d),
+            other => Err(other),
+        }
+    }
+}
+
+/// A link request ([`Request::PieceLink`], [`Request::TunnelLink`]):
+/// answered [`Response::Ok`] when the replica keeps the connection.
+#[derive(Debug)]
+pub struct Link(pub Request);
+
+impl Rpc for Link {
+    type Reply = ();
+    const NAME: &'static str = "Link";
+    fn into_request(self) -> Request {
+        self.0
+    }
+    fn reply(r: Response) -> Result<(), Response> {
+        match r {
+            Response::Ok => Ok(()),
+            other => Err(other),
+        }
     }
 }

@@ -3,14 +3,13 @@
 //! ([`serve`]) and on links it dials to them ([`dial_links`]: how a node
 //! behind a NAT, which no replica can dial, lends disk).
 
-use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_net::{serve_connection_limited, Connection, Endpoint, MAX_FRAME_LEN};
 use stratus_pieces::{PieceError, PieceStore};
-use stratus_proto::{PieceErrorKind, PieceInfo, PieceRequest, PieceResponse, Request, Response};
+use stratus_proto::{rpc, PieceErrorKind, PieceInfo, PieceRequest, PieceResponse, Request};
 use stratus_types::NodeId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -113,7 +112,7 @@ pub const STRANGER_MAX_PIECE_FRAME: usize = 4 << 10;
 
 /// The control replicas a storage node serves, by id, with the address of
 /// each one's QUIC endpoint.
-pub type Replicas = BTreeMap<NodeId, String>;
+pub type Replicas = stratus_net::Replicas;
 
 /// Serves the piece requests `conn`'s peer sends until the connection
 /// ends, if the peer is in `allowed`; any other key gets `Forbidden`, its
@@ -180,117 +179,33 @@ pub async fn serve(
     endpoint.close().await;
 }
 
-/// First wait before dialing a lost or refused link again; it doubles up
-/// to [`LINK_RETRY_MAX`].
-const LINK_RETRY: Duration = Duration::from_millis(250);
-/// Longest wait between two attempts to link to a replica.
-const LINK_RETRY_MAX: Duration = Duration::from_secs(10);
 /// Bound of the link request.
 const LINK_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Keeps a piece link to every control replica in `replicas` until
-/// `cancel`: dials it from `endpoint` (its key pinned), asks it to take the
+/// `cancel` ([`stratus_net::keep_links`]): asks each to take the
 /// connection as this node's link ([`Request::PieceLink`]), then serves its
-/// piece requests on that connection exactly as [`serve`] does; dials again
-/// when the link ends or is refused (a node is refused until it is
-/// registered), waiting longer after each failure.
+/// piece requests on that connection exactly as [`serve`] does.
 pub async fn dial_links(
     endpoint: Endpoint,
     backend: Arc<dyn PieceBackend>,
-    mut replicas: watch::Receiver<Replicas>,
+    replicas: watch::Receiver<Replicas>,
     cancel: CancellationToken,
 ) {
-    let mut links: HashMap<NodeId, (String, CancellationToken)> = HashMap::new();
-    loop {
-        let want = replicas.borrow_and_update().clone();
-        links.retain(|id, (addr, stop)| {
-            let keep = want.get(id) == Some(addr);
-            if !keep {
-                stop.cancel();
-            }
-            keep
-        });
-        for (id, addr) in want {
-            if links.contains_key(&id) {
-                continue;
-            }
-            let stop = cancel.child_token();
-            tokio::spawn(keep_link(
-                endpoint.clone(),
-                backend.clone(),
-                (id, addr.clone()),
-                replicas.clone(),
-                stop.clone(),
-            ));
-            links.insert(id, (addr, stop));
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            changed = replicas.changed() => if changed.is_err() { break },
-        }
-    }
-    for (_, stop) in links.into_values() {
-        stop.cancel();
-    }
-}
-
-/// One replica's link, kept until `stop`.
-async fn keep_link(
-    endpoint: Endpoint,
-    backend: Arc<dyn PieceBackend>,
-    (id, addr): (NodeId, String),
-    allowed: watch::Receiver<Replicas>,
-    stop: CancellationToken,
-) {
-    let mut wait = LINK_RETRY;
-    loop {
-        let linked = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = link(&endpoint, id, &addr) => r,
-        };
-        match linked {
-            Ok(conn) => {
-                tracing::info!(replica = %id.short(), %addr, "piece link up");
-                wait = LINK_RETRY;
-                let open = conn.clone();
-                tokio::select! {
-                    _ = stop.cancelled() => {
-                        open.close();
-                        return;
-                    }
-                    () = serve_pieces(conn, backend.clone(), allowed.clone()) => {}
-                }
-                tracing::info!(replica = %id.short(), "piece link ended; dialing again");
-            }
-            Err(why) => {
-                tracing::debug!(replica = %id.short(), %addr, %why, "cannot link");
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
-        }
-        wait = (wait * 2).min(LINK_RETRY_MAX);
-    }
-}
-
-/// Dials replica `id` at `addr` and has it take the connection as this
-/// node's piece link.
-async fn link(endpoint: &Endpoint, id: NodeId, addr: &str) -> Result<Connection, String> {
-    let sock = endpoint.resolve(addr).await.map_err(|e| e.to_string())?;
-    let conn = endpoint
-        .connect(sock, Some(id))
-        .await
-        .map_err(|e| e.to_string())?;
-    let answer: Response = conn
-        .call(&Request::PieceLink, LINK_CALL_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
-    match answer {
-        Response::Ok => Ok(conn),
-        Response::Error { message, .. } => Err(message),
-        other => Err(format!("unexpected answer: {other:?}")),
-    }
+    let allowed = replicas.clone();
+    stratus_net::keep_links(
+        endpoint,
+        replicas,
+        "piece",
+        |conn| async move {
+            conn.rpc(rpc::Link(Request::PieceLink), LINK_CALL_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())
+        },
+        move |conn| serve_pieces(conn, backend.clone(), allowed.clone()),
+        cancel,
+    )
+    .await;
 }
 
 #[cfg(test)]
@@ -352,7 +267,7 @@ mod tests {
             ask.read::<Request>().await.unwrap(),
             Request::PieceLink
         ));
-        ask.respond(&Response::Ok).await.unwrap();
+        ask.respond(&stratus_proto::Response::Ok).await.unwrap();
         let answer: PieceResponse = conn
             .call(&PieceRequest::Usage, Duration::from_secs(5))
             .await

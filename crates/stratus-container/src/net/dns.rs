@@ -19,9 +19,9 @@ use super::SUFFIX;
 
 /// Largest query read (EDNS payloads beyond this are not needed here).
 const MAX_QUERY: usize = 4096;
-/// Queries of one container being forwarded at once; more are dropped
+/// Queries of one container being answered at once; more are dropped
 /// (the client retries).
-const MAX_FORWARDS: usize = 64;
+const MAX_INFLIGHT: usize = 64;
 /// How long each upstream resolver is given.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time to live of a service answer: short, instances move.
@@ -42,7 +42,7 @@ pub(crate) enum Answer {
 
 /// Decides a query for `name` (as asked, any case, trailing dot or not) of
 /// type `rtype`.
-pub(crate) fn decide(shared: &Shared, name: &str, rtype: RecordType) -> Answer {
+pub(crate) async fn decide(shared: &Shared, name: &str, rtype: RecordType) -> Answer {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let domain = shared.net.domain.to_ascii_lowercase();
     let service = if !name.contains('.') {
@@ -52,7 +52,7 @@ pub(crate) fn decide(shared: &Shared, name: &str, rtype: RecordType) -> Answer {
             .filter(|label| !label.contains('.'))
     };
     if let Some(label) = service {
-        if !label.is_empty() && shared.net.services.exists(label) {
+        if !label.is_empty() && shared.net.services.exists(label).await {
             return match rtype {
                 RecordType::A => match shared.vip(label) {
                     Some(ip) => Answer::Service(Some(ip)),
@@ -74,10 +74,12 @@ pub(crate) fn decide(shared: &Shared, name: &str, rtype: RecordType) -> Answer {
     }
 }
 
-/// Answers queries on `socket` until `stop`.
+/// Answers queries on `socket` until `stop`, each on a task of its own
+/// (at most [`MAX_INFLIGHT`] at once; more are dropped and the client
+/// retries).
 pub(crate) async fn serve(socket: UdpSocket, shared: Arc<Shared>, stop: CancellationToken) {
     let socket = Arc::new(socket);
-    let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
+    let slots = Arc::new(Semaphore::new(MAX_INFLIGHT));
     let mut tasks = JoinSet::new();
     let mut buf = vec![0u8; MAX_QUERY];
     loop {
@@ -93,46 +95,36 @@ pub(crate) async fn serve(socket: UdpSocket, shared: Arc<Shared>, stop: Cancella
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
-        let query = &buf[..n];
-        let Ok(msg) = Message::from_vec(query) else {
+        let query = buf[..n].to_vec();
+        let Ok(msg) = Message::from_vec(&query) else {
             continue;
         };
         if msg.metadata.message_type != MessageType::Query {
             continue;
         }
-        let decided = match msg.queries.first() {
-            Some(q) if msg.metadata.op_code == OpCode::Query => {
-                decide(&shared, &q.name().to_ascii(), q.query_type())
-            }
-            _ => Answer::Refused,
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
         };
-        match decided {
-            Answer::Forward => {
-                let Ok(slot) = forwards.clone().try_acquire_owned() else {
-                    continue;
-                };
-                let (socket, upstream) = (socket.clone(), shared.net.upstream.clone());
-                let query = query.to_vec();
-                tasks.spawn(async move {
-                    match forward(&query, &upstream).await {
-                        Some(reply) => {
-                            let _ = socket.send_to(&reply, from).await;
-                        }
-                        None => {
-                            if let Some(r) = reply(&msg, Answer::Refused) {
-                                let _ = socket.send_to(&r, from).await;
-                            }
-                        }
-                    }
-                    drop(slot);
-                });
-            }
-            local => {
-                if let Some(r) = reply(&msg, local) {
-                    let _ = socket.send_to(&r, from).await;
+        let (socket, shared) = (socket.clone(), shared.clone());
+        tasks.spawn(async move {
+            let decided = match msg.queries.first() {
+                Some(q) if msg.metadata.op_code == OpCode::Query => {
+                    decide(&shared, &q.name().to_ascii(), q.query_type()).await
                 }
+                _ => Answer::Refused,
+            };
+            let bytes = match decided {
+                Answer::Forward => match forward(&query, &shared.net.upstream).await {
+                    Some(reply) => Some(reply),
+                    None => reply(&msg, Answer::Refused),
+                },
+                local => reply(&msg, local),
+            };
+            if let Some(b) = bytes {
+                let _ = socket.send_to(&b, from).await;
             }
-        }
+            drop(slot);
+        });
     }
     tasks.shutdown().await;
 }
@@ -205,8 +197,8 @@ mod tests {
 
     struct Pong;
     impl Services for Pong {
-        fn exists(&self, name: &str) -> bool {
-            name == "pong"
+        fn exists<'a>(&'a self, name: &'a str) -> crate::net::Finding<'a> {
+            Box::pin(async move { name == "pong" })
         }
         fn connect(&self, _: &str, _: u16) -> Connecting {
             Box::pin(async { Err(std::io::ErrorKind::Unsupported.into()) })
@@ -222,10 +214,10 @@ mod tests {
         })
     }
 
-    #[test]
-    fn service_names_resolve_here_and_other_tenants_do_not_exist() {
+    #[tokio::test]
+    async fn service_names_resolve_here_and_other_tenants_do_not_exist() {
         let s = shared(Egress::internet(), &["127.0.0.53:53"]);
-        let Answer::Service(Some(ip)) = decide(&s, "pong", RecordType::A) else {
+        let Answer::Service(Some(ip)) = decide(&s, "pong", RecordType::A).await else {
             panic!("pong")
         };
         for same in [
@@ -234,12 +226,15 @@ mod tests {
             "Pong.Alice.Stratus.Internal.",
         ] {
             assert_eq!(
-                decide(&s, same, RecordType::A),
+                decide(&s, same, RecordType::A).await,
                 Answer::Service(Some(ip)),
                 "{same}"
             );
         }
-        assert_eq!(decide(&s, "pong", RecordType::AAAA), Answer::Service(None));
+        assert_eq!(
+            decide(&s, "pong", RecordType::AAAA).await,
+            Answer::Service(None)
+        );
         for missing in [
             "ping",
             "ping.alice.stratus.internal",
@@ -248,25 +243,28 @@ mod tests {
             "a.b.alice.stratus.internal",
         ] {
             assert_eq!(
-                decide(&s, missing, RecordType::A),
+                decide(&s, missing, RecordType::A).await,
                 Answer::NxDomain,
                 "{missing}"
             );
         }
-        assert_eq!(decide(&s, "example.com.", RecordType::A), Answer::Forward);
+        assert_eq!(
+            decide(&s, "example.com.", RecordType::A).await,
+            Answer::Forward
+        );
         // No egress, or nowhere to ask: refused, never forwarded.
         let closed = shared(Egress::none(), &["127.0.0.53:53"]);
         assert_eq!(
-            decide(&closed, "example.com", RecordType::A),
+            decide(&closed, "example.com", RecordType::A).await,
             Answer::Refused
         );
         assert!(matches!(
-            decide(&closed, "pong", RecordType::A),
+            decide(&closed, "pong", RecordType::A).await,
             Answer::Service(Some(_))
         ));
         let alone = shared(Egress::internet(), &[]);
         assert_eq!(
-            decide(&alone, "example.com", RecordType::A),
+            decide(&alone, "example.com", RecordType::A).await,
             Answer::Refused
         );
     }

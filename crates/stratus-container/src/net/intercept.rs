@@ -197,8 +197,8 @@ mod tests {
 
     struct Two;
     impl Services for Two {
-        fn exists(&self, name: &str) -> bool {
-            name == "a" || name == "b"
+        fn exists<'a>(&'a self, name: &'a str) -> crate::net::Finding<'a> {
+            Box::pin(async move { name == "a" || name == "b" })
         }
         fn connect(&self, _: &str, _: u16) -> Connecting {
             Box::pin(async { Err(std::io::ErrorKind::Unsupported.into()) })

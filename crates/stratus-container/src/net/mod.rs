@@ -77,12 +77,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
 pub type Conn = Box<dyn Duplex>;
 /// What [`Services::connect`] returns.
 pub type Connecting = Pin<Box<dyn Future<Output = io::Result<Conn>> + Send>>;
+/// What [`Services::exists`] returns.
+pub type Finding<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 
 /// The services a container may reach by name (its tenant's), implemented
 /// by the agent.
 pub trait Services: Send + Sync {
-    /// Whether `name` (lowercase, one DNS label) is one of them.
-    fn exists(&self, name: &str) -> bool;
+    /// Whether `name` (lowercase, one DNS label) is one of them (may ask
+    /// the control plane, briefly, before saying no).
+    fn exists<'a>(&'a self, name: &'a str) -> Finding<'a>;
     /// A connection to `port` of a healthy instance of service `name`.
     fn connect(&self, name: &str, port: u16) -> Connecting;
 }

@@ -1,0 +1,167 @@
+//! Service connections between nodes, relayed by replicas.
+//!
+//! A container on node A that connects to a service instance on node B
+//! gets there through a replica: A asks the replica for a
+//! [`Request::Tunnel`], the replica opens a [`Request::TunnelOpen`] stream
+//! on B's *tunnel link* (a connection B dialed to it, so B may sit behind a
+//! NAT), and copies bytes between the two streams. A and B run TLS between
+//! their node keys inside, so the replica carries ciphertext it cannot read
+//! or alter. The replica decides who may connect: only a node that runs an
+//! instance of the service's tenant, only to a running instance of one of
+//! that tenant's services. Where the services run is told to each node for
+//! the tenants it runs instances of ([`Request::ServiceDirectory`]).
+
+use std::time::Duration;
+
+use stratus_net::Reply;
+use stratus_proto::{Request, Response, ServiceEntry, MAX_DIRECTORY};
+use stratus_spec::WorkloadKind;
+use stratus_state::{InstanceState, State};
+use stratus_types::{ErrorCode, NodeId};
+
+use crate::Control;
+
+/// How long the instance's node may take to connect to the service.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn refused(code: ErrorCode, message: String) -> Response {
+    Response::Error { code, message }
+}
+
+/// Whether `node` may keep a tunnel link: a registered, unbanned node.
+pub(crate) fn may_tunnel_link(s: &State, node: &NodeId) -> bool {
+    s.nodes.get(node).is_some_and(|n| !n.banned)
+}
+
+/// Whether instance `i` is a running instance of a service (a workload
+/// that keeps running and so has a name to be reached by).
+fn serving(s: &State, i: &stratus_state::Instance) -> bool {
+    i.state == InstanceState::Running
+        && s.workloads
+            .get(i.workload.as_str())
+            .is_some_and(|w| !w.stopped && w.spec.kind != WorkloadKind::Task)
+}
+
+/// The tenants `node` runs instances of (not ended).
+fn tenants_on(s: &State, node: &NodeId) -> std::collections::BTreeSet<String> {
+    s.instances
+        .values()
+        .filter(|i| i.node == *node && i.is_live())
+        .map(|i| i.workload.tenant().to_string())
+        .collect()
+}
+
+/// Where the services of the tenants `node` runs instances of run.
+pub(crate) fn directory(s: &State, node: &NodeId) -> Vec<ServiceEntry> {
+    let tenants = tenants_on(s, node);
+    s.instances
+        .values()
+        .filter(|i| tenants.contains(i.workload.tenant()) && serving(s, i))
+        .take(MAX_DIRECTORY)
+        .map(|i| ServiceEntry {
+            tenant: i.workload.tenant().to_string(),
+            name: i.workload.name().to_string(),
+            instance: i.id.clone(),
+            node: i.node,
+        })
+        .collect()
+}
+
+/// The node `from` may reach `instance` on, or why not.
+pub(crate) fn may_connect(s: &State, from: &NodeId, instance: &str) -> Result<NodeId, String> {
+    let i = s
+        .instances
+        .get(instance)
+        .filter(|i| serving(s, i))
+        .ok_or_else(|| format!("no running service instance {instance}"))?;
+    if !tenants_on(s, from).contains(i.workload.tenant()) {
+        // Said the same way as a missing instance: whether another
+        // tenant's instance exists is not this node's business.
+        return Err(format!("no running service instance {instance}"));
+    }
+    Ok(i.node)
+}
+
+impl Control {
+    /// Keeps `conn`, which `peer` dialed, as `peer`'s tunnel link.
+    pub(crate) fn take_tunnel_link(&self, peer: NodeId, conn: stratus_net::Connection) -> Response {
+        if !self.inner.reader.read(|s| may_tunnel_link(s, &peer)) {
+            return refused(
+                ErrorCode::Forbidden,
+                format!(
+                    "node {} is not a registered node of this cluster",
+                    peer.short()
+                ),
+            );
+        }
+        self.inner.tunnel_links.insert(conn);
+        tracing::debug!(node = %peer.short(), "tunnel link taken");
+        Response::Ok
+    }
+
+    /// Closes the tunnel links of nodes no longer registered or banned.
+    pub(crate) fn prune_tunnel_links(&self) {
+        let links = &self.inner.tunnel_links;
+        self.inner
+            .reader
+            .read(|s| links.retain(|id| may_tunnel_link(s, id)));
+    }
+
+    /// Answers [`Request::ServiceDirectory`].
+    pub(crate) fn service_directory(&self, peer: &NodeId) -> Response {
+        Response::Directory(self.inner.reader.read(|s| directory(s, peer)))
+    }
+
+    /// Relays a connection of `peer`'s container to `port` of `instance`.
+    pub(crate) async fn tunnel(
+        &self,
+        peer: NodeId,
+        instance: String,
+        port: u16,
+    ) -> Reply<Response> {
+        let node = match self.inner.reader.read(|s| may_connect(s, &peer, &instance)) {
+            Ok(node) => node,
+            Err(why) => return Reply::Frame(refused(ErrorCode::NotFound, why)),
+        };
+        let Some(link) = self.inner.tunnel_links.get(&node) else {
+            return Reply::Frame(refused(
+                ErrorCode::Unavailable,
+                format!("node {} has no tunnel link to this replica", node.short()),
+            ));
+        };
+        let open = Request::TunnelOpen {
+            instance: instance.clone(),
+            port,
+            from: peer,
+        };
+        let far = match link.open_stream::<_, Response>(&open, OPEN_TIMEOUT).await {
+            Ok((Response::Ok, stream)) => stream,
+            Ok((Response::Error { code, message }, _)) => {
+                return Reply::Frame(refused(code, message))
+            }
+            Ok((other, _)) => {
+                return Reply::Frame(refused(
+                    ErrorCode::Internal,
+                    format!("node {} answered {}", node.short(), other.kind()),
+                ))
+            }
+            Err(e) => {
+                return Reply::Frame(refused(
+                    ErrorCode::Unavailable,
+                    format!("node {}: {e}", node.short()),
+                ))
+            }
+        };
+        Reply::Stream(
+            Response::Ok,
+            Box::new(move |near| {
+                Box::pin(async move {
+                    let (mut near, mut far) = (near, far);
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut near, &mut far).await {
+                        tracing::debug!(%instance, error = %e, "relayed connection ended");
+                    }
+                })
+            }),
+        )
+    }
+}
