@@ -30,10 +30,17 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 # veth pairs, a bridge and masquerading routers.
 [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need_apt+=(iproute2)
 [ -x /usr/sbin/iptables ] || [ -x /sbin/iptables ] || need_apt+=(iptables)
+# ...and the two-service app of the network tests runs Debian's redis-server
+# (copied into a test image with its libraries; the host's own service is
+# not wanted and is turned off below).
+[ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+  if [[ " ${need_apt[*]} " == *" redis-server "* ]]; then
+    $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+  fi
 fi
 
 # Rust toolchain (1.95 or newer) with rustfmt and clippy.

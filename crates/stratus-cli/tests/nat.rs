@@ -3,13 +3,16 @@
 //! public segment, three homes each behind its own masquerading router
 //! that lets nothing in. The homes' nodes dial out; they lend disk over the
 //! piece links they dial, so objects are stored on and read back from
-//! machines no replica can reach.
+//! machines no replica can reach; and the two-service app (an HTTP
+//! frontend that calls redis by name) runs with each service in another
+//! home, its connections relayed by the replica over the tunnel links the
+//! homes dialed.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{cli_in, wait_until, Proc};
+use common::{app, cli_in, wait_until, Proc};
 use rand::RngCore;
 use stratus_testkit::netns::{NatLab, PUBLIC_ADDR};
 
@@ -95,10 +98,13 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
                     // No --storage-listen: nothing can reach it anyway.
                     "--storage-capacity".into(),
                     "1GiB".into(),
-                    "--no-containers".into(),
                     "--log".into(),
                     "warn".into(),
-                ],
+                ]
+                .into_iter()
+                // Containers in homes 0 and 1 only: the app needs two.
+                .chain((i >= 2).then(|| "--no-containers".to_string()))
+                .collect(),
             )
         })
         .collect();
@@ -156,4 +162,35 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
     assert_eq!(linked, HOMES, "every home reached over its link: {status}");
     let table = as_admin(&["storage", "status"]).success("storage status");
     assert_eq!(table.matches(" link").count(), HOMES, "{table}");
+
+    // The two-service app, redis in home 0 and its frontend in home 1: the
+    // frontend finds redis by name, through the replica.
+    let image = root.path().join("app.tar");
+    app::image()
+        .write_docker_save(&image, "app:latest")
+        .expect("the app image is written");
+    as_admin(&["image", "import", &image.to_string_lossy()]).success("import the app");
+    for (name, spec) in [
+        ("redis", app::redis_spec("home-0")),
+        ("web", app::web_spec("home-1")),
+        (
+            "visit",
+            "version: 1\nname: visit\nkind: task\nimage: { name: app }\n\
+             constraints: { site: home-0 }\n\
+             args: [sh, -c, 'i=0; until wget -q -O - http://web:8080/cgi-bin/hits 2>/dev/null | grep hits; do i=$((i+1)); [ $i -ge 60 ] && exit 1; sleep 1; done']\n"
+                .to_string(),
+        ),
+    ] {
+        let file = root.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, spec).expect("spec written");
+        as_admin(&["deploy", &file.to_string_lossy()]).success("deploy");
+    }
+    let out = wait_until("the visit to end", Duration::from_secs(120), || {
+        let out = as_admin(&["logs", "--follow", "visit"]);
+        out.status.success().then_some(out.stdout).ok_or(out.stderr)
+    });
+    assert!(
+        app::count(out.lines().last().unwrap_or_default()).is_ok(),
+        "the frontend in home 1 counted in redis in home 0: {out:?}"
+    );
 }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{wait_until, Dev};
+use common::{app, wait_until, Dev};
 
 /// Retries `wget URL` for up to a minute (the service may still be
 /// starting), then prints what it got or `unreachable`.
@@ -49,7 +49,10 @@ fn task_on(dev: &Dev, dir: &Path, name: &str, site: &str, script: &str) -> Strin
     std::fs::write(&spec, yaml.to_string()).expect("spec written");
     dev.cli(&["deploy", &spec.to_string_lossy()])
         .success("deploy a task");
-    dev.cli(&["logs", "--follow", name]).success("logs")
+    wait_until("the task to be placed", Duration::from_secs(60), || {
+        let out = dev.cli(&["logs", "--follow", name]);
+        out.status.success().then_some(out.stdout).ok_or(out.stderr)
+    })
 }
 
 #[test]
@@ -157,4 +160,55 @@ fn containers_call_services_by_name_and_reach_nothing_else() {
         0,
         "the lender's port was reached"
     );
+
+    // The acceptance: a two-service app, an HTTP frontend container
+    // that calls a redis container by name, each on its own node.
+    let app = root.path().join("app.tar");
+    app::image()
+        .write_docker_save(&app, "app:latest")
+        .expect("the app image is written");
+    dev.cli(&["image", "import", &app.to_string_lossy()])
+        .success("import the app");
+    let redis = root.path().join("redis.yaml");
+    std::fs::write(&redis, app::redis_spec("site-0")).expect("spec written");
+    dev.cli(&["deploy", &redis.to_string_lossy()])
+        .success("deploy redis");
+    let web = root.path().join("web.yaml");
+    std::fs::write(&web, app::web_spec("site-1")).expect("spec written");
+    dev.cli(&["deploy", &web.to_string_lossy()])
+        .success("deploy web");
+    let port = wait_until("web's published port", Duration::from_secs(90), || {
+        let out = dev.cli(&["ps", "--json"]);
+        app::published_port(&out.stdout, "admin/web").ok_or(out.stdout)
+    });
+    // Until redis runs, the script finds no count and the page is empty.
+    let hits = || -> u64 {
+        wait_until("the frontend to count", Duration::from_secs(60), || {
+            app::count(&fetch_page(port, "/cgi-bin/hits")?)
+        })
+    };
+    // Redis keeps the count: each page view adds one.
+    let first = hits();
+    assert_eq!(hits(), first + 1);
+}
+
+/// GET `path` from 127.0.0.1:`port` (HTTP/1.0): the body of a 200.
+fn fetch_page(port: u16, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+    // CGI headers may end lines with a bare newline.
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .or_else(|| text.split_once("\n\n"))
+        .ok_or(text.clone())?;
+    if head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200") {
+        Ok(body.to_string())
+    } else {
+        Err(head.to_string())
+    }
 }

@@ -519,7 +519,7 @@ pub fn busybox_image(busybox: &Path) -> ImageBuilder {
     ];
     for applet in [
         "sh", "echo", "cat", "ls", "ps", "sleep", "head", "wc", "id", "hostname", "mount", "dd",
-        "true", "false", "env", "httpd", "wget", "nc", "nslookup", "grep", "mkdir",
+        "true", "false", "env", "httpd", "wget", "nc", "nslookup", "grep", "mkdir", "tr",
     ] {
         entries.push(LayerEntry::symlink(&format!("bin/{applet}"), "busybox"));
     }
@@ -544,4 +544,58 @@ pub fn busybox_image(busybox: &Path) -> ImageBuilder {
             ..ImageConfig::default()
         })
         .layer(entries)
+}
+
+/// The busybox image of [`busybox_image`] with a dynamically linked
+/// program of the host added at `/usr/bin/NAME`, with the shared libraries
+/// `ldd` names for it at their host paths: e.g. Debian's `redis-server`,
+/// for a two-service app (a web frontend in busybox that calls redis).
+pub fn busybox_with_program(busybox: &Path, program: &Path) -> Result<ImageBuilder, FlistError> {
+    let io = |source: std::io::Error| FlistError::Io {
+        what: format!("ldd {}", program.display()),
+        source,
+    };
+    let out = std::process::Command::new("ldd")
+        .arg(program)
+        .output()
+        .map_err(io)?;
+    let mut libs: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            // "libx.so.1 => /lib/x86_64-linux-gnu/libx.so.1 (0x…)" or
+            // "/lib64/ld-linux-x86-64.so.2 (0x…)".
+            let path = l.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect();
+    libs.sort();
+    libs.dedup();
+    let name = program
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io(std::io::Error::other("the program has no file name")))?;
+    let mut entries = vec![
+        LayerEntry::dir("usr", 0o755),
+        LayerEntry::dir("usr/bin", 0o755),
+        LayerEntry::host_file(&format!("usr/bin/{name}"), 0o755, program),
+    ];
+    let mut dirs = std::collections::BTreeSet::new();
+    for lib in &libs {
+        let rel = lib.strip_prefix("/").unwrap_or(lib);
+        let mut parent = PathBuf::new();
+        for c in rel.parent().into_iter().flat_map(|p| p.components()) {
+            parent.push(c);
+            if dirs.insert(parent.clone()) {
+                entries.push(LayerEntry::dir(&parent.to_string_lossy(), 0o755));
+            }
+        }
+        entries.push(LayerEntry::host_file(&rel.to_string_lossy(), 0o755, lib));
+    }
+    Ok(busybox_image(busybox)
+        .config(ImageConfig {
+            cmd: vec!["sh".into()],
+            env: vec!["PATH=/bin:/usr/bin".into()],
+            ..ImageConfig::default()
+        })
+        .layer(entries))
 }

@@ -86,7 +86,7 @@ mod tests_bounds;
 mod tests_import;
 
 #[cfg(any(test, feature = "testing"))]
-pub use build::{busybox_image, EntryKind, ImageBuilder, LayerEntry};
+pub use build::{busybox_image, busybox_with_program, EntryKind, ImageBuilder, LayerEntry};
 pub use layer::{LayerSource, Layers};
 #[cfg(any(test, feature = "testing"))]
 pub use memory_sink::MemorySink;

@@ -191,13 +191,16 @@ impl NatLab {
     }
 }
 
-/// `cmd` run inside network namespace `ns` (`ip netns exec`, which then
-/// execs the program: killing the child kills the program): its program,
-/// arguments, environment and working folder.
+/// `cmd` run inside network namespace `ns` (`nsenter`, which then execs
+/// the program: killing the child kills the program): its program,
+/// arguments, environment and working folder. Only the network namespace
+/// changes (`ip netns exec` would also remount `/sys`, hiding the cgroup
+/// file system a node running containers needs).
 pub fn in_namespace(ns: &str, cmd: &Command) -> Command {
-    let mut wrapped = Command::new("ip");
+    let mut wrapped = Command::new("nsenter");
     wrapped
-        .args(["netns", "exec", ns])
+        .arg(format!("--net=/run/netns/{ns}"))
+        .arg("--")
         .arg(cmd.get_program())
         .args(cmd.get_args());
     for (k, v) in cmd.get_envs() {

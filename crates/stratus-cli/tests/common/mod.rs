@@ -5,6 +5,8 @@
 //! Every test file uses only part of it, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod app;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, UdpSocket};
