@@ -72,5 +72,5 @@ pub fn published_port(ps_json: &str, workload: &str) -> Option<u16> {
                 .parse()
                 .ok()
         })
-        .last()
+        .next_back()
 }
