@@ -49,6 +49,8 @@ foreign!(
     stratus_raft::StoreError,
     stratus_runtime::RuntimeError,
     openraft::StorageError<stratus_types::NodeId>,
+    stratus_net::NetError,
+    std::net::AddrParseError,
 );
 
 /// Adds what the harness was doing to an error (or to a missing value).

@@ -5,8 +5,8 @@
 //! (`sched`), `stratus run` against wasmtime alone (`runtime`), idle agent
 //! memory (`agent`), the object data path on one core (`datapath`), the
 //! object store end to end over HTTP (`store`), deduplication of real
-//! releases beside restic (`dedupe`) and object metadata at 100 k–10 M
-//! versions (`meta`); the clap types of the `bench` subcommands
+//! releases beside restic (`dedupe`), object metadata at 100 k–10 M
+//! versions (`meta`) and service-to-service connections (`net`); the clap types of the `bench` subcommands
 //! ([`BenchCmd`]) and their entry point ([`run`]). Each figure is printed
 //! beside a physical reference measured in the same run (fsync rate, sum of
 //! data-path stages, raw loopback HTTP), so the numbers mean something on a
@@ -30,6 +30,7 @@ mod dedupe;
 mod error;
 mod market;
 mod meta;
+mod net;
 mod runtime;
 mod sched;
 mod store;
@@ -133,6 +134,15 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 6)]
         nodes: usize,
     },
+    /// Service-to-service connections (same node, relayed by a replica with TLS between the nodes inside) beside plain TCP on loopback
+    Net {
+        /// MiB echoed through each path
+        #[arg(long, default_value_t = 256)]
+        mib: u64,
+        /// Round trips of one byte per path
+        #[arg(long, default_value_t = 5000)]
+        trips: usize,
+    },
     /// Resident memory of an idle agent process (spawns a server and a node)
     AgentRss {
         /// Seconds to let the agent idle before measuring
@@ -187,6 +197,7 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             concurrency,
         } => control::control(replicas, writes, concurrency).await,
         BenchCmd::AgentRss { seconds } => agent::agent_rss(seconds).await,
+        BenchCmd::Net { mib, trips } => net::net(mib, trips).await,
         BenchCmd::Market { deals, concurrency } => market::market(deals, concurrency).await,
         BenchCmd::Trust {
             levels,

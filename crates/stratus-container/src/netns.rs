@@ -111,10 +111,15 @@ impl NetNs {
     pub(crate) async fn connect_local(&self, port: u16) -> Result<TcpStream, ContainerError> {
         self.run("connect", move || {
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| ContainerError::Io {
-                context: format!("connect to {addr} in the container"),
-                source: e,
-            })
+            let s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| {
+                ContainerError::Io {
+                    context: format!("connect to {addr} in the container"),
+                    source: e,
+                }
+            })?;
+            // A proxy leg: small writes go out at once.
+            let _ = s.set_nodelay(true);
+            Ok(s)
         })
         .await
     }

@@ -74,6 +74,7 @@ async fn proxy_one(
     netns: NetNs,
     stop: CancellationToken,
 ) {
+    let _ = client.set_nodelay(true);
     let upstream = match netns.connect_local(port).await {
         Ok(s) => s,
         Err(e) => {

@@ -65,7 +65,10 @@ async fn only_nodes_of_the_tenant_learn_and_reach_its_services() -> Result<()> {
     let own = dial(&Identity::load_or_create(&cluster.agent_dir(0))?, &addr).await?;
     match own.call(&Request::ServiceDirectory, T).await? {
         Response::Directory(d) => {
-            assert!(d.iter().any(|e| e.instance == instance && e.name == "svc"), "{d:?}")
+            assert!(
+                d.iter().any(|e| e.instance == instance && e.name == "svc"),
+                "{d:?}"
+            )
         }
         other => bail!("directory: {other:?}"),
     }

@@ -146,6 +146,9 @@ pub(crate) fn route(shared: &Shared, dst: SocketAddr) -> Route {
 }
 
 async fn carry(mut client: TcpStream, shared: &Shared, stop: &CancellationToken) {
+    // Small writes go out at once on both legs (the workload chose its
+    // own batching; a proxy must not add Nagle's delay).
+    let _ = client.set_nodelay(true);
     let Some(dst) = original_destination(&client) else {
         reset(client);
         return;
@@ -154,7 +157,10 @@ async fn carry(mut client: TcpStream, shared: &Shared, stop: &CancellationToken)
         Route::Service(name, port) => shared.net.services.connect(&name, port).await,
         Route::Out(addr) => {
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => Ok(Box::new(s) as Conn),
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    Ok(Box::new(s) as Conn)
+                }
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
             }
