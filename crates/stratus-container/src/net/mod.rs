@@ -144,8 +144,10 @@ fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
 /// The `/etc/resolv.conf` a container with a network sees.
 pub(crate) fn resolv_conf(net: &Network) -> String {
     format!(
-        "# Stratus: service names of your tenant resolve here; see `stratus help networks`.\n\
+        "# Stratus: your tenant's services resolve here as NAME or NAME.{}; other names\n\
+         # are looked up by the node when the egress policy lets this container out.\n\
          nameserver {}\nsearch {}\noptions ndots:1\n",
+        net.domain,
         RESOLVER.ip(),
         net.domain
     )
