@@ -24,14 +24,7 @@ fn import_a_saved_image_then_run_a_command_in_a_container() {
             "busybox-static is installed (scripts/setup-toolchain.sh) and the image is written",
         );
     let dev = Dev::start("cloud", root.path(), 3, 10);
-    wait_until("3 ready nodes", Duration::from_secs(90), || {
-        let out = dev.cli(&["nodes", "ls", "--json"]);
-        if out.stdout.matches("\"ready\"").count() >= 3 {
-            Ok(())
-        } else {
-            Err(out.stdout)
-        }
-    });
+    dev.wait_ready(3);
 
     let out = dev.cli(&["image", "import", &tar.to_string_lossy()]);
     assert!(out.status.success(), "import failed: {}", out.stderr);

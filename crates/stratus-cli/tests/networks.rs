@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{app, wait_until, Dev};
+use common::{app, tenant_token, wait_until, Dev};
 
 /// Retries `wget URL` for up to a minute (the service may still be
 /// starting), then prints what it got or `unreachable`.
@@ -59,21 +59,8 @@ fn task_on(dev: &Dev, dir: &Path, name: &str, site: &str, script: &str) -> Strin
 fn containers_call_services_by_name_and_reach_nothing_else() {
     let root = tempfile::tempdir().expect("tempdir");
     let dev = Dev::start("cloud", root.path(), 2, 10);
-    wait_until("2 ready nodes", Duration::from_secs(90), || {
-        let out = dev.cli(&["nodes", "ls", "--json"]);
-        if out.stdout.matches("\"ready\"").count() >= 2 {
-            Ok(())
-        } else {
-            Err(out.stdout)
-        }
-    });
-    let eve = wait_until("the API", Duration::from_secs(60), || {
-        let out = dev.cli(&["tenants", "create", "eve"]);
-        match out.stdout.lines().last() {
-            Some(t) if out.status.success() => Ok(t.trim().to_string()),
-            _ => Err(out.stderr),
-        }
-    });
+    dev.wait_ready(2);
+    let eve = tenant_token(&dev, "eve");
     dev.cli(&["account", "deposit", "eve", "100000000"])
         .success("deposit");
     let as_eve = |args: &[&str]| dev.cli_env(args, &[("STRATUS_TOKEN", &eve)]);

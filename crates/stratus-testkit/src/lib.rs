@@ -495,3 +495,13 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A raw QUIC connection to `addr` as `identity` (dial-only, as agents
+/// are), for tests that play a node or a stranger.
+pub async fn dial_as(
+    identity: &stratus_net::Identity,
+    addr: &str,
+) -> Result<stratus_net::Connection> {
+    let ep = stratus_net::Endpoint::dial_only(identity, "127.0.0.1:0".parse()?).await?;
+    Ok(ep.connect(addr.parse()?, None).await?)
+}

@@ -11,27 +11,23 @@ use stratus_flist::build::{busybox_image, LayerEntry};
 use stratus_net::{Connection, Endpoint, Identity, NetError};
 use stratus_proto::{LogChunk, PieceErrorKind, PieceRequest, PieceResponse, Request, Response};
 use stratus_state::{Command, InstanceState};
-use stratus_testkit::{instances, wait_storage_secret, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{
+    dial_as, instances, wait_storage_secret, wait_until, Cluster, Options, WAIT,
+};
 use stratus_types::{ErrorCode, NodeId, NodeStatus, ADMIN_TENANT};
 
 const HELLO: &str = include_str!("../../../examples/wasm/hello.wat");
 const T: Duration = Duration::from_secs(30);
 
-/// A connection to `addr` as `identity` (dial-only, as agents are).
-async fn dial(identity: &Identity, addr: &str) -> Result<Connection> {
-    let ep = Endpoint::dial_only(identity, "127.0.0.1:0".parse()?).await?;
-    Ok(ep.connect(addr.parse()?, None).await?)
-}
-
 /// A connection to replica 0 with a key nobody knows.
 async fn stranger(cluster: &Cluster) -> Result<Connection> {
-    dial(&Identity::generate(), &cluster.cfg.control_addrs()?[0]).await
+    dial_as(&Identity::generate(), &cluster.cfg.control_addrs()?[0]).await
 }
 
 /// A connection to replica 0 with agent `j`'s key.
 async fn as_agent(cluster: &Cluster, j: usize) -> Result<Connection> {
     let identity = Identity::load_or_create(&cluster.agent_dir(j))?;
-    dial(&identity, &cluster.cfg.control_addrs()?[0]).await
+    dial_as(&identity, &cluster.cfg.control_addrs()?[0]).await
 }
 
 fn assert_forbidden(r: Response, what: &str) {
@@ -187,7 +183,7 @@ async fn an_uninitialized_replica_takes_raft_messages_only_from_its_cluster() ->
 
     // Started without --join: nobody may send it Raft messages.
     let lone = start_empty("lone", false).await?;
-    let s = dial(&Identity::generate(), &lone.quic_addr.to_string()).await?;
+    let s = dial_as(&Identity::generate(), &lone.quic_addr.to_string()).await?;
     let id = NodeId([9; 32]);
     match s.call::<_, Response>(&vote_from(id), T).await? {
         Response::Error {
@@ -200,7 +196,7 @@ async fn an_uninitialized_replica_takes_raft_messages_only_from_its_cluster() ->
 
     // With --join: a stranger is refused, the cluster adds it.
     let late = start_empty("late", true).await?;
-    let s = dial(&Identity::generate(), &late.quic_addr.to_string()).await?;
+    let s = dial_as(&Identity::generate(), &late.quic_addr.to_string()).await?;
     assert_forbidden(s.call(&vote_from(id), T).await?, "stranger vote");
     c.write(Command::PutVar {
         tenant: ADMIN_TENANT.into(),
@@ -261,7 +257,7 @@ async fn the_piece_service_answers_only_replicas() -> Result<()> {
     .await?;
     let agent1 = Identity::load_or_create(&cluster.agent_dir(1))?;
     for (who, identity) in [("a stranger", Identity::generate()), ("agent 1", agent1)] {
-        let conn = dial(&identity, &addr).await?;
+        let conn = dial_as(&identity, &addr).await?;
         match conn
             .call::<_, PieceResponse>(&PieceRequest::List, T)
             .await?

@@ -6,20 +6,17 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use stratus_net::{Connection, Endpoint, Identity};
+use stratus_net::Identity;
 use stratus_proto::{Request, Response};
 use stratus_state::InstanceState;
-use stratus_testkit::{instances, wait_storage_secret, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{
+    dial_as, instances, wait_storage_secret, wait_until, Cluster, Options, WAIT,
+};
 use stratus_types::{ErrorCode, NodeStatus, ADMIN_TENANT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HELLO: &[u8] = include_bytes!("../../../examples/wasm/hello.wasm");
 const T: Duration = Duration::from_secs(30);
-
-async fn dial(identity: &Identity, addr: &str) -> Result<Connection> {
-    let ep = Endpoint::dial_only(identity, "127.0.0.1:0".parse()?).await?;
-    Ok(ep.connect(addr.parse()?, None).await?)
-}
 
 fn code_of(r: &Response) -> Option<ErrorCode> {
     match r {
@@ -116,7 +113,7 @@ async fn a_module_is_an_object_read_only_by_the_node_running_it() -> Result<()> 
     let addr = &cluster.cfg.control_addrs()?[0];
     let as_agent = |j: usize| {
         let dir = cluster.agent_dir(j);
-        async move { dial(&Identity::load_or_create(&dir)?, addr).await }
+        async move { dial_as(&Identity::load_or_create(&dir)?, addr).await }
     };
     let list = |tenant: &str| Request::GetModuleChunks {
         tenant: tenant.into(),
@@ -144,7 +141,7 @@ async fn a_module_is_an_object_read_only_by_the_node_running_it() -> Result<()> 
     let o = as_agent(1 - runner).await?;
     assert_eq!(code_of(&o.call(&list(ADMIN_TENANT), T).await?), forbidden);
     assert_eq!(code_of(&o.call(&get(ADMIN_TENANT), T).await?), forbidden);
-    let s = dial(&Identity::generate(), addr).await?;
+    let s = dial_as(&Identity::generate(), addr).await?;
     assert_ne!(
         code_of(&s.call(&list(ADMIN_TENANT), T).await?),
         None,

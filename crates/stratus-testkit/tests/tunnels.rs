@@ -10,19 +10,14 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use stratus_net::{Connection, Endpoint, Identity};
+use stratus_net::Identity;
 use stratus_proto::{Request, Response};
 use stratus_state::InstanceState;
-use stratus_testkit::{deploy, instances, put_module, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{deploy, dial_as, instances, put_module, wait_until, Cluster, Options, WAIT};
 use stratus_types::{ErrorCode, NodeStatus, ADMIN_TENANT};
 
 const SERVICE: &str = include_str!("../../../examples/wasm/service.wat");
 const T: Duration = Duration::from_secs(30);
-
-async fn dial(identity: &Identity, addr: &str) -> Result<Connection> {
-    let ep = Endpoint::dial_only(identity, "127.0.0.1:0".parse()?).await?;
-    Ok(ep.connect(addr.parse()?, None).await?)
-}
 
 fn code_of(r: &Response) -> Option<ErrorCode> {
     match r {
@@ -62,7 +57,7 @@ async fn only_nodes_of_the_tenant_learn_and_reach_its_services() -> Result<()> {
     };
 
     // The node running it learns where it runs.
-    let own = dial(&Identity::load_or_create(&cluster.agent_dir(0))?, &addr).await?;
+    let own = dial_as(&Identity::load_or_create(&cluster.agent_dir(0))?, &addr).await?;
     match own.call(&Request::ServiceDirectory, T).await? {
         Response::Directory(d) => {
             assert!(
@@ -74,7 +69,7 @@ async fn only_nodes_of_the_tenant_learn_and_reach_its_services() -> Result<()> {
     }
 
     // A stranger: no link, no directory, no tunnel.
-    let stranger = dial(&Identity::generate(), &addr).await?;
+    let stranger = dial_as(&Identity::generate(), &addr).await?;
     let r: Response = stranger.call(&Request::TunnelLink, T).await?;
     assert_eq!(code_of(&r), Some(ErrorCode::Forbidden), "{r:?}");
     match stranger.call(&Request::ServiceDirectory, T).await? {
@@ -85,7 +80,7 @@ async fn only_nodes_of_the_tenant_learn_and_reach_its_services() -> Result<()> {
     assert_eq!(code_of(&r), Some(ErrorCode::NotFound), "{r:?}");
 
     // A registered node running nothing of the tenant: the same.
-    let other = dial(&Identity::load_or_create(&cluster.agent_dir(1))?, &addr).await?;
+    let other = dial_as(&Identity::load_or_create(&cluster.agent_dir(1))?, &addr).await?;
     match other.call(&Request::ServiceDirectory, T).await? {
         Response::Directory(d) => assert!(d.is_empty(), "{d:?}"),
         other => bail!("directory: {other:?}"),

@@ -718,6 +718,18 @@ impl Dev {
         cli_env(&all, env)
     }
 
+    /// Waits until at least `n` nodes are ready.
+    pub fn wait_ready(&self, n: usize) {
+        wait_until(&format!("{n} ready nodes"), Duration::from_secs(90), || {
+            let out = self.cli(&["nodes", "ls", "--json"]);
+            if out.stdout.matches("\"ready\"").count() >= n {
+                Ok(())
+            } else {
+                Err(out.stdout)
+            }
+        });
+    }
+
     /// The process id of node `j`, from the pid file `stratus dev` writes.
     pub fn node_pid(&self, j: usize) -> i32 {
         std::fs::read_to_string(self.dir.join(format!("node-{j}/pid")))
