@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::containers::ContainerHost;
 use crate::services::ServiceTable;
 
-/// Bound of the link request and of the directory request.
+/// Bound of the directory request.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the directory of services is asked for.
 const DIRECTORY_EVERY: Duration = Duration::from_secs(1);
@@ -40,11 +40,7 @@ pub async fn keep_links(
         endpoint,
         replicas,
         "tunnel",
-        |conn| async move {
-            conn.rpc(rpc::Link(Request::TunnelLink), CALL_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())
-        },
+        |conn| conn.ask_link(Request::TunnelLink),
         move |conn| serve(conn, host.clone(), ep.clone()),
         cancel,
     )
@@ -122,16 +118,19 @@ fn error(code: ErrorCode, message: &str) -> Response {
 }
 
 /// Asks `conn`'s replica where the services of the tenants this node runs
-/// instances of run, and keeps the answer: every second, and at once when
-/// a container looks up a name not known yet (at most every
-/// [`DIRECTORY_MIN_GAP`]), until `cancel`.
+/// instances of run, and keeps the answer: every second while a container
+/// runs here (nothing else looks names up), and at once when a container
+/// looks up a name not known yet (at most every [`DIRECTORY_MIN_GAP`]),
+/// until `cancel`.
 pub async fn sync_directory(conn: Connection, host: Arc<ContainerHost>, cancel: CancellationToken) {
     let table = host.services();
     let me = table.node();
     loop {
-        match conn.rpc(rpc::ServiceDirectory, CALL_TIMEOUT).await {
-            Ok(entries) => table.set_remote(entries.into_iter().filter(|e| Some(e.node) != me)),
-            Err(e) => tracing::debug!(error = %e, "service directory"),
+        if !host.executor().running().is_empty() {
+            match conn.rpc(rpc::ServiceDirectory, CALL_TIMEOUT).await {
+                Ok(entries) => table.set_remote(entries.into_iter().filter(|e| Some(e.node) != me)),
+                Err(e) => tracing::debug!(error = %e, "service directory"),
+            }
         }
         tokio::time::sleep(DIRECTORY_MIN_GAP).await;
         tokio::select! {

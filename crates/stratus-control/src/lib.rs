@@ -784,8 +784,8 @@ impl Control {
                 was_leader = leader;
             }
             self.prune_logs();
-            self.prune_piece_links();
-            self.prune_tunnel_links();
+            self.prune_links(&serve::PIECE_LINKS);
+            self.prune_links(&tunnels::TUNNEL_LINKS);
             if !leader {
                 continue;
             }

@@ -183,8 +183,14 @@ impl Control {
                     let link = link.clone();
                     async move {
                         match req {
-                            Request::PieceLink => Reply::Frame(me.take_piece_link(peer, link)),
-                            Request::TunnelLink => Reply::Frame(me.take_tunnel_link(peer, link)),
+                            Request::PieceLink => {
+                                Reply::Frame(me.take_link(&PIECE_LINKS, peer, link))
+                            }
+                            Request::TunnelLink => Reply::Frame(me.take_link(
+                                &crate::tunnels::TUNNEL_LINKS,
+                                peer,
+                                link,
+                            )),
                             // Who may ask is decided by `tunnel` (a node
                             // running an instance of the tenant).
                             Request::Tunnel { instance, port } => {
@@ -337,32 +343,37 @@ impl Control {
         }
     }
 
-    /// Keeps `conn`, which `peer` dialed, as `peer`'s piece link: the object
-    /// store sends `peer`'s piece requests over it. Only a registered,
-    /// unbanned storage node may link, and only as itself (`peer` is the
-    /// key the connection proved).
-    fn take_piece_link(&self, peer: NodeId, conn: stratus_net::Connection) -> Response {
-        if !self.inner.reader.read(|s| may_link(s, &peer)) {
+    /// Keeps `conn`, which `peer` dialed, as `peer`'s link of `kind` if
+    /// `kind.may` lets it (and only as itself: `peer` is the key the
+    /// connection proved).
+    pub(crate) fn take_link(
+        &self,
+        kind: &LinkKind,
+        peer: NodeId,
+        conn: stratus_net::Connection,
+    ) -> Response {
+        if !self.inner.reader.read(|s| (kind.may)(s, &peer)) {
             return Response::Error {
                 code: ErrorCode::Forbidden,
                 message: format!(
-                    "node {} is not a registered storage node of this cluster",
-                    peer.short()
+                    "node {} is not a registered {} of this cluster",
+                    peer.short(),
+                    kind.who
                 ),
             };
         }
-        self.inner.piece_links.insert(conn);
-        tracing::debug!(node = %peer.short(), "piece link taken");
+        (kind.links)(self).insert(conn);
+        tracing::debug!(node = %peer.short(), link = kind.name, "link taken");
         Response::Ok
     }
 
-    /// Closes the piece links of nodes that are no longer registered,
-    /// unbanned storage nodes (a ban ends a node's link on every replica).
-    pub(crate) fn prune_piece_links(&self) {
-        let links = &self.inner.piece_links;
+    /// Closes the links of `kind` of nodes `kind.may` no longer lets link
+    /// (a ban ends a node's links on every replica).
+    pub(crate) fn prune_links(&self, kind: &LinkKind) {
+        let links = (kind.links)(self);
         self.inner
             .reader
-            .read(|s| links.retain(|id| may_link(s, id)));
+            .read(|s| links.retain(|id| (kind.may)(s, id)));
     }
 
     /// Why `peer` may not send `req`, if it may not. Raft RPCs: from
@@ -639,6 +650,27 @@ pub(crate) fn images_unavailable() -> Response {
 
 /// Whether `node` may keep a piece link to a replica: a registered,
 /// unbanned storage node.
+/// A kind of link nodes dial to a replica for calls the other way.
+pub(crate) struct LinkKind {
+    /// For logs.
+    pub(crate) name: &'static str,
+    /// Who may keep one, for the refusal.
+    pub(crate) who: &'static str,
+    /// The replica's links of this kind.
+    pub(crate) links: fn(&Control) -> &stratus_net::Links,
+    /// Whether a node may keep one.
+    pub(crate) may: fn(&stratus_state::State, &NodeId) -> bool,
+}
+
+/// Piece links: the object store sends a storage node's piece requests
+/// over it; only registered, unbanned storage nodes.
+pub(crate) const PIECE_LINKS: LinkKind = LinkKind {
+    name: "piece",
+    who: "storage node",
+    links: |c| &c.inner.piece_links,
+    may: may_link,
+};
+
 fn may_link(s: &stratus_state::State, node: &NodeId) -> bool {
     s.nodes
         .get(node)

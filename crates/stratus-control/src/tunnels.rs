@@ -19,6 +19,7 @@ use stratus_spec::WorkloadKind;
 use stratus_state::{InstanceState, State};
 use stratus_types::{ErrorCode, NodeId};
 
+use crate::serve::LinkKind;
 use crate::Control;
 
 /// How long the instance's node may take to connect to the service.
@@ -82,31 +83,16 @@ pub(crate) fn may_connect(s: &State, from: &NodeId, instance: &str) -> Result<No
     Ok(i.node)
 }
 
+/// Tunnel links: replicas open other nodes' service connections over them;
+/// any registered, unbanned node may keep one.
+pub(crate) const TUNNEL_LINKS: LinkKind = LinkKind {
+    name: "tunnel",
+    who: "node",
+    links: |c| &c.inner.tunnel_links,
+    may: may_tunnel_link,
+};
+
 impl Control {
-    /// Keeps `conn`, which `peer` dialed, as `peer`'s tunnel link.
-    pub(crate) fn take_tunnel_link(&self, peer: NodeId, conn: stratus_net::Connection) -> Response {
-        if !self.inner.reader.read(|s| may_tunnel_link(s, &peer)) {
-            return refused(
-                ErrorCode::Forbidden,
-                format!(
-                    "node {} is not a registered node of this cluster",
-                    peer.short()
-                ),
-            );
-        }
-        self.inner.tunnel_links.insert(conn);
-        tracing::debug!(node = %peer.short(), "tunnel link taken");
-        Response::Ok
-    }
-
-    /// Closes the tunnel links of nodes no longer registered or banned.
-    pub(crate) fn prune_tunnel_links(&self) {
-        let links = &self.inner.tunnel_links;
-        self.inner
-            .reader
-            .read(|s| links.retain(|id| may_tunnel_link(s, id)));
-    }
-
     /// Answers [`Request::ServiceDirectory`].
     pub(crate) fn service_directory(&self, peer: &NodeId) -> Response {
         Response::Directory(self.inner.reader.read(|s| directory(s, peer)))

@@ -31,7 +31,22 @@ impl CallError {
     }
 }
 
+/// How long a replica may take to answer a link request.
+const LINK_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Connection {
+    /// Asks the replica at the other end to keep this connection as this
+    /// node's link of the kind `request` names
+    /// ([`stratus_proto::Request::PieceLink`],
+    /// [`stratus_proto::Request::TunnelLink`]); the refusal's message when
+    /// it does not. The `hello` of [`crate::keep_links`].
+    pub async fn ask_link(self, request: stratus_proto::Request) -> Result<(), String> {
+        self.rpc(stratus_proto::rpc::Link(request), LINK_TIMEOUT)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// Sends `req` and returns its typed reply ([`Connection::call`] with
     /// the answer checked against the kind `R` names).
     pub async fn rpc<R: Rpc>(&self, req: R, timeout: Duration) -> Result<R::Reply, CallError> {

@@ -5,11 +5,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use stratus_net::{serve_connection_limited, Connection, Endpoint, MAX_FRAME_LEN};
 use stratus_pieces::{PieceError, PieceStore};
-use stratus_proto::{rpc, PieceErrorKind, PieceInfo, PieceRequest, PieceResponse, Request};
+use stratus_proto::{PieceErrorKind, PieceInfo, PieceRequest, PieceResponse, Request};
 use stratus_types::NodeId;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -179,9 +178,6 @@ pub async fn serve(
     endpoint.close().await;
 }
 
-/// Bound of the link request.
-const LINK_CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Keeps a piece link to every control replica in `replicas` until
 /// `cancel` ([`stratus_net::keep_links`]): asks each to take the
 /// connection as this node's link ([`Request::PieceLink`]), then serves its
@@ -197,11 +193,7 @@ pub async fn dial_links(
         endpoint,
         replicas,
         "piece",
-        |conn| async move {
-            conn.rpc(rpc::Link(Request::PieceLink), LINK_CALL_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())
-        },
+        |conn| conn.ask_link(Request::PieceLink),
         move |conn| serve_pieces(conn, backend.clone(), allowed.clone()),
         cancel,
     )
@@ -213,6 +205,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use std::time::Duration;
     use stratus_net::Identity;
 
     /// A piece service that answers every request with its usage.
