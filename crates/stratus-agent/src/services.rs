@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use stratus_container::net::{egress, Conn, Connecting, Finding, Verdict, SUFFIX};
 use stratus_container::{Egress, Network, Services};
 use stratus_net::{Endpoint, Links};
+use stratus_spec::EgressSpec;
 use stratus_types::NodeId;
 use tokio::sync::{watch, Notify};
 
@@ -317,10 +318,20 @@ impl Services for TenantServices {
     }
 }
 
-/// The network of a container of `tenant` on `host`.
-pub fn network(host: &Arc<ContainerHost>, tenant: &str) -> Network {
+/// The network of a container of `tenant` on `host`: the lender's egress
+/// policy narrowed by the tenant's `egress` (never widened).
+pub fn network(host: &Arc<ContainerHost>, tenant: &str, egress: &EgressSpec) -> Network {
+    let lender = host.egress().policy();
     Network {
-        egress: host.egress().policy(),
+        egress: match egress {
+            EgressSpec::Internet => lender,
+            EgressSpec::None => lender.only(Vec::new()),
+            // Normalized ranges (checked by the state); one that does not
+            // read narrows to nothing rather than to less than asked.
+            EgressSpec::Only(ranges) => {
+                lender.only(ranges.iter().filter_map(|r| r.parse().ok()).collect())
+            }
+        },
         services: Arc::new(TenantServices {
             tenant: tenant.to_string(),
             host: host.clone(),

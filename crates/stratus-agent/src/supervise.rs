@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_container::ContainerEvent;
-use stratus_proto::Assignment;
+use stratus_proto::{rpc, Assignment};
 use stratus_runtime::{Exit, ExitReason, Limits, Output, TaskSpec};
 use stratus_spec::WorkloadKind;
 use stratus_state::InstanceState;
@@ -36,6 +36,8 @@ struct Prepared {
     determinism: Option<stratus_runtime::Determinism>,
     /// A replica of a verified run: BLAKE3 of its last run's output.
     output_hash: Option<[u8; 32]>,
+    /// A container's network (egress), as deployed.
+    network: stratus_spec::Networking,
 }
 
 /// One start of an instance.
@@ -175,6 +177,20 @@ impl Runner {
         } else {
             None
         };
+        let network = match &payload {
+            Loaded::Image(..) => match self.network(id, cancel).await {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    self.stopped_before_start(id);
+                    return None;
+                }
+                Err(why) => {
+                    self.fail(id, 0, why);
+                    return None;
+                }
+            },
+            Loaded::Wasm(_) => stratus_spec::Networking::default(),
+        };
         let fetched = folders.fetched.as_ref().map_or(String::new(), |f| {
             format!("; /input: {} objects, {} bytes", f.objects, f.bytes)
         });
@@ -201,7 +217,35 @@ impl Runner {
             offset,
             determinism,
             output_hash: None,
+            network,
         })
+    }
+
+    /// The network `instance`'s container was deployed with (`Ok(None)`:
+    /// cancelled first). Waits for a control replica to answer: a container
+    /// never starts with more egress than its tenant asked for.
+    async fn network(
+        &self,
+        instance: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<stratus_spec::Networking>, String> {
+        let replica = crate::volumes::Connected(self.connector());
+        loop {
+            let asked = taskio::call(&replica, "network", || rpc::InstanceNetwork {
+                instance: instance.to_string(),
+            });
+            let answer = tokio::select! {
+                _ = cancel.cancelled() => return Ok(None),
+                a = asked => a,
+            };
+            match answer {
+                Ok(n) => return Ok(Some(n)),
+                Err(taskio::TaskIoError::Unreachable { .. }) => {
+                    tracing::debug!(%instance, "no control replica: waiting to learn the network");
+                }
+                Err(e) => return Err(format!("cannot learn the container's network: {e}")),
+            }
+        }
     }
 
     /// Mounts the image of `a` and prepares the instance's root (`None`:
@@ -273,7 +317,9 @@ impl Runner {
                 self.start_wasm(t, module, &p.folders, p.determinism.clone(), tx, run_cancel)
             }
             Loaded::Image(host, root) => {
-                let started = self.start_container(t, host, root, inst_dir, tx, run_cancel);
+                let network = &p.network;
+                let started =
+                    self.start_container(t, host, root, network, inst_dir, tx, run_cancel);
                 let (run, container_watch) = started?;
                 watch = Some(container_watch);
                 run
@@ -365,6 +411,7 @@ impl Runner {
         t: &Attempt<'_>,
         host: &Arc<ContainerHost>,
         root: &Rootfs,
+        network: &stratus_spec::Networking,
         inst_dir: &Path,
         tx: mpsc::Sender<Output>,
         run_cancel: CancellationToken,
@@ -379,7 +426,11 @@ impl Runner {
         };
         cs.wall_time = t.wall;
         cs.meter = self.meter(id);
-        cs.network = Some(crate::services::network(host, workload.tenant()));
+        cs.network = Some(crate::services::network(
+            host,
+            workload.tenant(),
+            &network.egress,
+        ));
         // What the container writes on this node: its writable layer and its
         // volumes, within `resources.disk_mb`.
         let mut dirs: Vec<PathBuf> = vec![inst_dir.join("upper")];

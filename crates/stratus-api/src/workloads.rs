@@ -45,6 +45,11 @@ pub struct Deploy {
     /// that registered an order key).
     #[serde(default)]
     pub signed_by: Option<crate::deals::SignedBy>,
+    /// Its network: where its containers may connect to, and the host name
+    /// its HTTP service answers to through the ingress (none: any egress
+    /// the lender allows, nothing exposed).
+    #[serde(default)]
+    pub network: Option<stratus_spec::Networking>,
 }
 
 /// A workload with its instances.
@@ -133,7 +138,11 @@ pub async fn deploy(
     c: Caller,
     JsonBody(req): JsonBody<Deploy>,
 ) -> Result<Json<Workload>, ApiError> {
-    if let Err(errs) = req.spec.validate() {
+    let network_errs = req
+        .network
+        .as_ref()
+        .and_then(|n| n.validate(&req.spec).err());
+    if let Err(errs) = req.spec.validate().and(network_errs.map_or(Ok(()), Err)) {
         let msg = errs
             .iter()
             .map(|e| e.to_string())
@@ -179,6 +188,11 @@ pub async fn deploy(
             trust,
         },
         None => deploy,
+    };
+    // Always said, so that a deploy without a network drops the last one.
+    let deploy = Command::DeployNetworked {
+        deploy: Box::new(deploy),
+        network: req.network.unwrap_or_default(),
     };
     st.control.write(deploy).await?;
     st.control

@@ -9,8 +9,8 @@ use clap::Args;
 use stratus_api::workloads::{Deploy, Drain, ExecRequest, ExecStarted, ModuleRef, WorkloadView};
 use stratus_api::WriteResult;
 use stratus_spec::{
-    FetchMode, Format, ImageSource, MarketPrefer, MarketSpec, PortSpec, WasmSource, WorkloadKind,
-    WorkloadSpec,
+    FetchMode, Format, ImageSource, MarketPrefer, MarketSpec, Networking, PortSpec, WasmSource,
+    WorkloadKind, WorkloadSpec,
 };
 use stratus_state::workloads::ExecState;
 use stratus_state::{Instance, InstanceState, Workload};
@@ -214,7 +214,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
         app: a.app.clone(),
         dataset: a.dataset.clone(),
     });
-    let w = post_deploy(&c, spec, module, market).await?;
+    let w = post_deploy(&c, spec, module, market, Networking::default()).await?;
     if a.trust.is_some_and(|t| t > 1) {
         return crate::verified::run(&c, w.id.as_str(), started, a.timeout).await;
     }
@@ -337,6 +337,7 @@ async fn post_deploy(
     spec: WorkloadSpec,
     module: String,
     market: Option<MarketSpec>,
+    network: Networking,
 ) -> Result<Workload> {
     let signed_by = signature(c, &spec, &module, market.as_ref()).await?;
     c.post(
@@ -346,6 +347,7 @@ async fn post_deploy(
             module,
             market,
             signed_by,
+            network: (!network.is_default()).then_some(network),
         },
     )
     .await
@@ -372,9 +374,12 @@ async fn signature(
 pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let (spec, market) =
-        stratus_spec::parse_with_market(&text, Format::from_path(&path.to_string_lossy()))
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let stratus_spec::SpecFile {
+        spec,
+        market,
+        network,
+    } = stratus_spec::parse_file(&text, Format::from_path(&path.to_string_lossy()))
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let c = client(g)?;
     // A container image is pinned by the API, a published app's module
     // resolved by it; a module of one's own is uploaded first.
@@ -393,7 +398,7 @@ pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
         }
         None => String::new(),
     };
-    let w = post_deploy(&c, spec, module, market).await?;
+    let w = post_deploy(&c, spec, module, market, network).await?;
     if g.json {
         return print_json(&w);
     }

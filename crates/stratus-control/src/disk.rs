@@ -69,6 +69,7 @@ pub fn adds_data(cmd: &Command) -> bool {
         | Command::DeployOrdered { .. }
         | Command::DeployUsing { .. }
         | Command::DeployTrusted { .. }
+        | Command::DeployNetworked { .. }
         | Command::Catalog(_) => true,
         Command::Store(s) => matches!(
             s,

@@ -340,6 +340,7 @@ impl Control {
                 message: "replicas open tunnels on nodes' links; they take none".into(),
             },
             Request::ServiceDirectory => self.service_directory(&peer),
+            Request::InstanceNetwork { instance } => self.instance_network(&peer, &instance),
         }
     }
 

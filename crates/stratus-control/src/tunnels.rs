@@ -98,6 +98,20 @@ impl Control {
         Response::Directory(self.inner.reader.read(|s| directory(s, peer)))
     }
 
+    /// Answers [`Request::InstanceNetwork`]: the network of an instance
+    /// `peer` runs (the same answer as for a missing one otherwise).
+    pub(crate) fn instance_network(&self, peer: &NodeId, instance: &str) -> Response {
+        self.inner.reader.read(
+            |s| match s.instances.get(instance).filter(|i| i.node == *peer) {
+                Some(i) => Response::Network(s.network_of(i.workload.as_str())),
+                None => refused(
+                    ErrorCode::NotFound,
+                    format!("no instance {instance} is assigned to this node"),
+                ),
+            },
+        )
+    }
+
     /// Relays a connection of `peer`'s container to `port` of `instance`.
     pub(crate) async fn tunnel(
         &self,

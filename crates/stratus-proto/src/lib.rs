@@ -303,6 +303,12 @@ pub enum Request {
     /// An agent asks where the services of the tenants it runs instances
     /// of run: answered [`Response::Directory`].
     ServiceDirectory,
+    /// An agent asks the network of an instance it was assigned, before
+    /// its container starts: answered [`Response::Network`].
+    InstanceNetwork {
+        /// The instance.
+        instance: String,
+    },
 }
 
 /// Most entries of one [`Response::Directory`].
@@ -554,6 +560,8 @@ pub enum Response {
     },
     /// Answer to [`Request::ServiceDirectory`].
     Directory(Vec<ServiceEntry>),
+    /// Answer to [`Request::InstanceNetwork`].
+    Network(stratus_spec::Networking),
 }
 
 /// A control replica and its QUIC address.

@@ -104,6 +104,7 @@ impl Response {
             Response::ModuleChunks { .. } => "ModuleChunks",
             Response::TrustTerms { .. } => "TrustTerms",
             Response::Directory(_) => "Directory",
+            Response::Network(_) => "Network",
         }
     }
 }
@@ -818,6 +819,29 @@ impl Rpc for ServiceDirectory {
     fn reply(r: Response) -> Result<Self::Reply, Response> {
         match r {
             Response::Directory(d) => Ok(d),
+            other => Err(other),
+        }
+    }
+}
+
+/// [`Request::InstanceNetwork`].
+#[derive(Debug)]
+pub struct InstanceNetwork {
+    /// The instance.
+    pub instance: String,
+}
+
+impl Rpc for InstanceNetwork {
+    type Reply = stratus_spec::Networking;
+    const NAME: &'static str = "InstanceNetwork";
+    fn into_request(self) -> Request {
+        Request::InstanceNetwork {
+            instance: self.instance,
+        }
+    }
+    fn reply(r: Response) -> Result<Self::Reply, Response> {
+        match r {
+            Response::Network(n) => Ok(n),
             other => Err(other),
         }
     }

@@ -39,11 +39,15 @@ use serde::{Deserialize, Serialize};
 use stratus_types::EnergySource;
 use utoipa::ToSchema;
 
+mod file;
 mod market;
+mod network;
 mod taskio;
 mod validate;
-pub use market::{
-    parse_with_market, valid_listing_id, MarketPrefer, MarketSpec, MAX_LISTING_ID_LEN,
+pub use file::{parse_file, SpecFile};
+pub use market::{valid_listing_id, MarketPrefer, MarketSpec, MAX_LISTING_ID_LEN};
+pub use network::{
+    valid_host, EgressSpec, HttpExpose, Networking, MAX_EGRESS_RANGES, MAX_HOST_LEN,
 };
 pub use taskio::{ObjectFolder, OutputSpec, MAX_FOLDER_PREFIX_LEN};
 

@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{parse, FieldError, Format, SpecError, WorkloadSpec};
+use crate::{FieldError, WorkloadSpec};
 
 /// Which fitting node the requester prefers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -109,59 +109,18 @@ impl MarketSpec {
     }
 }
 
-fn parse_error(path: &str, message: impl Into<String>) -> SpecError {
-    SpecError::Parse(FieldError {
-        path: path.into(),
-        message: message.into(),
-    })
-}
-
-/// Parses and validates a spec file that may have a top-level `market:`
-/// block: the spec, and the order if there is one.
-pub fn parse_with_market(
-    text: &str,
-    format: Format,
-) -> Result<(WorkloadSpec, Option<MarketSpec>), SpecError> {
-    let (rest, market) = match format {
-        Format::Yaml => {
-            let mut doc: serde_norway::Value =
-                serde_norway::from_str(text).map_err(|e| parse_error("(file)", e.to_string()))?;
-            let market = doc.as_mapping_mut().and_then(|m| m.remove("market"));
-            match market {
-                None => return Ok((parse(text, format)?, None)),
-                Some(m) => {
-                    let order: MarketSpec = serde_norway::from_value(m)
-                        .map_err(|e| parse_error("market", e.to_string()))?;
-                    let rest = serde_norway::to_string(&doc)
-                        .map_err(|e| parse_error("(file)", e.to_string()))?;
-                    (rest, order)
-                }
-            }
-        }
-        Format::Toml => {
-            let mut doc: toml::Table =
-                toml::from_str(text).map_err(|e| parse_error("(file)", e.message()))?;
-            match doc.remove("market") {
-                None => return Ok((parse(text, format)?, None)),
-                Some(m) => {
-                    let order: MarketSpec = m
-                        .try_into()
-                        .map_err(|e: toml::de::Error| parse_error("market", e.message()))?;
-                    let rest =
-                        toml::to_string(&doc).map_err(|e| parse_error("(file)", e.to_string()))?;
-                    (rest, order)
-                }
-            }
-        }
-    };
-    let spec = parse(&rest, format)?;
-    market.validate(&spec).map_err(SpecError::Invalid)?;
-    Ok((spec, Some(market)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{parse_file, Format, SpecError};
+
+    /// The spec and order of a file.
+    fn parse_with_market(
+        text: &str,
+        format: Format,
+    ) -> Result<(WorkloadSpec, Option<MarketSpec>), SpecError> {
+        parse_file(text, format).map(|f| (f.spec, f.market))
+    }
 
     const BASE: &str = "version: 1\nname: job\nkind: task\nwasm: { module: m.wat }\n";
 

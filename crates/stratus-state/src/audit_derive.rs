@@ -341,6 +341,15 @@ impl State {
                 v
             }
             Command::Trust(c) => one(self.audit_trust(c)),
+            Command::DeployNetworked { deploy, network } => {
+                let mut v = self.audit_prepare(deploy);
+                if !network.is_default() {
+                    for r in &mut v {
+                        r.detail = format!("{}; network {network:?}", r.detail);
+                    }
+                }
+                v
+            }
         }
     }
 

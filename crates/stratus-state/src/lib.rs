@@ -46,6 +46,7 @@ pub mod lifecycle;
 pub mod lifecycle_filters;
 pub mod marks;
 pub mod modules;
+pub mod networks;
 pub mod nodes;
 pub mod object_lock;
 pub mod objects;
@@ -391,6 +392,15 @@ pub enum Command {
     },
     /// A step of a trusted run ([`trusted`]).
     Trust(trusted::TrustCommand),
+    /// Deploy a workload with its network ([`networks`]): `deploy` is any
+    /// of the deploys above, applied as such, and the network is kept (or
+    /// dropped, when it is the default).
+    DeployNetworked {
+        /// The deploy.
+        deploy: Box<Command>,
+        /// Its network.
+        network: stratus_spec::Networking,
+    },
 }
 
 /// A tenant variable.
@@ -480,6 +490,9 @@ pub struct State {
     /// Image apps their owners declared deterministic, with the publish
     /// time the declaration holds for ([`catalog`]).
     pub deterministic_apps: Tracked<String, u64>,
+    /// Workloads' networks, by workload id ([`networks`]): absent is the
+    /// default.
+    pub networks: Tracked<String, stratus_spec::Networking>,
     /// The log index of the command being applied (not stored: for the
     /// audit records made deep inside an apply, such as ledger entries).
     applying: u64,
@@ -707,6 +720,9 @@ impl State {
             Command::DeployUsing { deploy, uses } => self.deploy_using(index, deploy, uses),
             Command::DeployTrusted { deploy, trust } => self.deploy_trusted(index, deploy, *trust),
             Command::Trust(c) => self.apply_trust(c),
+            Command::DeployNetworked { deploy, network } => {
+                self.deploy_networked(index, deploy, network)
+            }
         }
     }
 

@@ -373,7 +373,9 @@ impl State {
                 self.need(tenant, Resource::Instances, wanted.saturating_sub(now))
             }
             Command::Store(c) => self.check_store_quota(c),
-            Command::DeployOrdered { deploy, .. } => self.check_quota(deploy),
+            Command::DeployOrdered { deploy, .. } | Command::DeployNetworked { deploy, .. } => {
+                self.check_quota(deploy)
+            }
             _ => Ok(()),
         }
     }

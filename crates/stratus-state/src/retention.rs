@@ -177,6 +177,7 @@ impl State {
             self.orders.remove(id);
             self.uses.remove(id);
             self.trusted.remove(id);
+            self.networks.remove(id);
         }
         let mut dropped = BTreeSet::new();
         for (t, h) in &p.modules {

@@ -42,6 +42,7 @@ impl State {
             trusted: Tracked::load(k, "trusted")?,
             trusted_stake: Cell::load(k, "trusted_stake")?,
             deterministic_apps: Tracked::load(k, "deterministic_apps")?,
+            networks: Tracked::load(k, "networks")?,
             applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
@@ -80,6 +81,7 @@ impl State {
         self.trusted.flush(kv, "trusted");
         self.trusted_stake.flush(kv, "trusted_stake");
         self.deterministic_apps.flush(kv, "deterministic_apps");
+        self.networks.flush(kv, "networks");
         self.store.flush();
     }
 
@@ -170,6 +172,7 @@ impl State {
             trusted: self.trusted.clone(),
             trusted_stake: self.trusted_stake.clone(),
             deterministic_apps: self.deterministic_apps.clone(),
+            networks: self.networks.clone(),
             applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }

@@ -49,6 +49,9 @@ pub const PRIVATE_RANGES: &[&str] = &[
 pub struct Egress {
     rules: Vec<(IpNet, Verdict)>,
     default: Verdict,
+    /// The tenant's narrowing: when set, only these ranges may be reached
+    /// (and only where the rules allow them too).
+    only: Option<Vec<IpNet>>,
 }
 
 impl Egress {
@@ -57,6 +60,7 @@ impl Egress {
         Egress {
             rules: Vec::new(),
             default: Verdict::Deny,
+            only: None,
         }
     }
 
@@ -65,6 +69,7 @@ impl Egress {
         let mut e = Egress {
             rules: Vec::new(),
             default: Verdict::Allow,
+            only: None,
         };
         for r in PRIVATE_RANGES {
             if let Ok(net) = r.parse() {
@@ -88,10 +93,43 @@ impl Egress {
         self
     }
 
+    /// This policy narrowed to `nets`: an address outside them is denied
+    /// whatever the rules say, one inside is decided by them. Narrowing
+    /// twice keeps what both allow.
+    pub fn only(mut self, nets: Vec<IpNet>) -> Self {
+        let nets = nets.into_iter().map(|n| n.trunc()).collect::<Vec<_>>();
+        self.only = Some(match self.only.take() {
+            None => nets,
+            // What lies in both: the narrower of each overlapping pair.
+            Some(had) => had
+                .iter()
+                .flat_map(|a| {
+                    nets.iter().filter_map(move |b| {
+                        if a.contains(b) {
+                            Some(*b)
+                        } else if b.contains(a) {
+                            Some(*a)
+                        } else {
+                            None
+                        }
+                    })
+                })
+                .collect(),
+        });
+        self
+    }
+
     /// Whether a connection to `ip` is allowed. IPv4-mapped IPv6 addresses
     /// are judged as the IPv4 address they carry.
     pub fn allows(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
+        if self
+            .only
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|n| n.contains(&ip)))
+        {
+            return false;
+        }
         let verdict = self
             .rules
             .iter()
@@ -102,7 +140,9 @@ impl Egress {
 
     /// Whether nothing at all is reachable (no rule allows, default deny).
     pub fn is_none(&self) -> bool {
-        self.default == Verdict::Deny && self.rules.iter().all(|(_, v)| *v == Verdict::Deny)
+        self.only.as_ref().is_some_and(Vec::is_empty)
+            || (self.default == Verdict::Deny
+                && self.rules.iter().all(|(_, v)| *v == Verdict::Deny))
     }
 }
 
@@ -205,7 +245,42 @@ mod tests {
         assert!(routes.contains(&"127.0.0.1/32".parse().unwrap()));
     }
 
+    #[test]
+    fn a_tenant_narrows_and_never_widens() {
+        let lender = Egress::internet().first("10.77.0.0/24".parse().unwrap(), Verdict::Allow);
+        let e = lender.clone().only(vec![
+            "10.77.0.1/32".parse().unwrap(),
+            "10.9.0.0/16".parse().unwrap(),
+        ]);
+        assert!(e.allows(ip("10.77.0.1")));
+        assert!(!e.allows(ip("10.77.0.2")), "outside the tenant's list");
+        assert!(!e.allows(ip("10.9.1.1")), "the lender denies it");
+        assert!(!e.allows(ip("1.1.1.1")));
+        assert!(lender.clone().only(Vec::new()).is_none());
+        let twice = lender
+            .only(vec!["10.77.0.0/24".parse().unwrap()])
+            .only(vec![
+                "10.77.0.0/28".parse().unwrap(),
+                "1.0.0.0/8".parse().unwrap(),
+            ]);
+        assert!(twice.allows(ip("10.77.0.3")));
+        assert!(!twice.allows(ip("10.77.0.30")));
+        assert!(!twice.allows(ip("1.1.1.1")));
+    }
+
     proptest! {
+        /// Narrowing never allows an address the policy did not.
+        #[test]
+        fn narrowing_only_takes_away(a in any::<u8>(), b in any::<u8>(), bits in 0u8..=32, probe in any::<u32>()) {
+            let net = IpNet::new(IpAddr::V4(Ipv4Addr::new(a, b, 0, 0)), bits).unwrap().trunc();
+            let probe = IpAddr::V4(Ipv4Addr::from(probe));
+            for base in [Egress::internet(), Egress::none(), Egress::internet().first(net, Verdict::Deny)] {
+                let narrowed = base.clone().only(vec![net]);
+                prop_assert!(!narrowed.allows(probe) || base.allows(probe));
+                prop_assert_eq!(narrowed.allows(probe), base.allows(probe) && net.contains(&probe));
+            }
+        }
+
         /// Whatever the lender adds after the defaults, a private address
         /// stays denied; and a mapped address is judged as its IPv4 form.
         #[test]
