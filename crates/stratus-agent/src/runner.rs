@@ -94,7 +94,8 @@ struct Inner {
 /// What an instance runs.
 enum Loaded {
     Wasm(Arc<Vec<u8>>),
-    Image(Arc<ContainerHost>, Rootfs),
+    /// A container's host, root, and network as deployed.
+    Image(Arc<ContainerHost>, Rootfs, stratus_spec::Networking),
 }
 
 impl Runner {

@@ -36,8 +36,6 @@ struct Prepared {
     determinism: Option<stratus_runtime::Determinism>,
     /// A replica of a verified run: BLAKE3 of its last run's output.
     output_hash: Option<[u8; 32]>,
-    /// A container's network (egress), as deployed.
-    network: stratus_spec::Networking,
 }
 
 /// One start of an instance.
@@ -177,20 +175,6 @@ impl Runner {
         } else {
             None
         };
-        let network = match &payload {
-            Loaded::Image(..) => match self.network(id, cancel).await {
-                Ok(Some(n)) => n,
-                Ok(None) => {
-                    self.stopped_before_start(id);
-                    return None;
-                }
-                Err(why) => {
-                    self.fail(id, 0, why);
-                    return None;
-                }
-            },
-            Loaded::Wasm(_) => stratus_spec::Networking::default(),
-        };
         let fetched = folders.fetched.as_ref().map_or(String::new(), |f| {
             format!("; /input: {} objects, {} bytes", f.objects, f.bytes)
         });
@@ -217,7 +201,6 @@ impl Runner {
             offset,
             determinism,
             output_hash: None,
-            network,
         })
     }
 
@@ -271,7 +254,12 @@ impl Runner {
                 .prepare(tenant, image, inst_dir, connect.clone(), fetch)
                 .await
             {
-                Ok(root) => return Ok(Some(Loaded::Image(host.clone(), root))),
+                Ok(root) => {
+                    let Some(network) = self.network(&a.instance.id, cancel).await? else {
+                        return Ok(None);
+                    };
+                    return Ok(Some(Loaded::Image(host.clone(), root, network)));
+                }
                 Err(e) if self.connection().is_some() => return Err(e),
                 Err(e) => {
                     tracing::debug!(instance = %a.instance.id, error = %e, "image not available while disconnected; waiting")
@@ -316,10 +304,9 @@ impl Runner {
             Loaded::Wasm(module) => {
                 self.start_wasm(t, module, &p.folders, p.determinism.clone(), tx, run_cancel)
             }
-            Loaded::Image(host, root) => {
-                let network = &p.network;
+            Loaded::Image(host, root, network) => {
                 let started =
-                    self.start_container(t, host, root, network, inst_dir, tx, run_cancel);
+                    self.start_container(t, host, (root, network), inst_dir, tx, run_cancel);
                 let (run, container_watch) = started?;
                 watch = Some(container_watch);
                 run
@@ -410,8 +397,7 @@ impl Runner {
         &self,
         t: &Attempt<'_>,
         host: &Arc<ContainerHost>,
-        root: &Rootfs,
-        network: &stratus_spec::Networking,
+        (root, network): (&Rootfs, &stratus_spec::Networking),
         inst_dir: &Path,
         tx: mpsc::Sender<Output>,
         run_cancel: CancellationToken,

@@ -41,6 +41,7 @@ pub(crate) fn dev_config(
         storage_capacity: 0,
         store: stratus_store::StoreConfig::default(),
         s3_port: None,
+        ingress_port: None,
         storage_billing_every: None,
     })
 }

@@ -43,6 +43,11 @@ pub struct DevArgs {
     /// S3 port of replica 0 (replica i uses PORT+i; 0 = no S3 gateway)
     #[arg(long, default_value_t = 7480)]
     s3_port: u16,
+    /// Ingress port of replica 0 (replica i uses PORT+i; 0 = no ingress):
+    /// HTTP requests routed by Host header to the services whose spec says
+    /// `expose: { http: { host: NAME } }`
+    #[arg(long, default_value_t = 7490)]
+    ingress_port: u16,
     /// Run the nodes inside this process instead of one `stratus node`
     /// process each (processes can be stopped one by one: see DATA/node-N/pid)
     #[arg(long)]
@@ -77,6 +82,10 @@ pub struct ServerArgs {
     /// S3 gateway listen address, IP:PORT (e.g. 0.0.0.0:7480) [default: no S3 gateway]
     #[arg(long = "s3-listen", env = "STRATUS_S3_LISTEN")]
     s3_listen: Option<String>,
+    /// Ingress listen address, IP:PORT (e.g. 0.0.0.0:80): HTTP requests routed by Host header
+    /// to the services exposed as that host, wherever they run [default: no ingress]
+    #[arg(long = "ingress-listen", env = "STRATUS_INGRESS_LISTEN")]
+    ingress_listen: Option<String>,
     /// Do not start a new cluster; wait to be added with `stratus replicas add`
     #[arg(long, env = "STRATUS_NO_BOOTSTRAP")]
     no_bootstrap: bool,
@@ -362,6 +371,7 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
         storage_capacity,
         store: retention(None, None, a.lifecycle_day_secs, Default::default()),
         s3_port: (a.s3_port != 0).then_some(a.s3_port),
+        ingress_port: (a.ingress_port != 0).then_some(a.ingress_port),
         storage_billing_every: None,
     };
     let cloud = stratus_node::dev::start(cfg.clone())
@@ -392,6 +402,9 @@ pub async fn dev(g: &Global, a: DevArgs) -> Result<()> {
     for (i, r) in cloud.replicas.iter().enumerate() {
         if let Some(s3) = r.s3_addr {
             println!("  S3 (replica-{i}): http://{s3}");
+        }
+        if let Some(ingress) = r.ingress_addr {
+            println!("  ingress (replica-{i}): http://{ingress}");
         }
     }
     for (j, c) in &children {
@@ -587,6 +600,11 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
         .or(f.server.s3)
         .map(|s| parse_addr("--s3-listen", &s))
         .transpose()?;
+    let ingress = a
+        .ingress_listen
+        .or(f.server.ingress)
+        .map(|s| parse_addr("--ingress-listen", &s))
+        .transpose()?;
     let advertise = a.advertise.or(f.server.advertise);
     if advertise.is_none() && listen.ip().is_unspecified() {
         tracing::warn!("listening on {listen} without --advertise: other replicas will be told an unspecified address; set --advertise HOST:PORT for multi-replica clusters");
@@ -620,6 +638,7 @@ pub async fn server(_g: &Global, a: ServerArgs) -> Result<()> {
                 stratus_store::StoreConfig::default(),
             ),
             s3,
+            ingress,
             join: a.join.as_deref().map(parse_join).transpose()?,
             min_free_bytes: a
                 .min_free

@@ -50,6 +50,8 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
             quic.clone(),
             "--api-listen".into(),
             format!("{PUBLIC_ADDR}:7420"),
+            "--ingress-listen".into(),
+            format!("{PUBLIC_ADDR}:7490"),
             "--log".into(),
             "warn".into(),
         ],
@@ -98,6 +100,10 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
                     // No --storage-listen: nothing can reach it anyway.
                     "--storage-capacity".into(),
                     "1GiB".into(),
+                    // The lender lets containers reach the public segment
+                    // (a private range, denied by default).
+                    "--egress-allow".into(),
+                    "10.77.0.0/24".into(),
                     "--log".into(),
                     "warn".into(),
                 ]
@@ -193,4 +199,60 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
         app::count(out.lines().last().unwrap_or_default()).is_ok(),
         "the frontend in home 1 counted in redis in home 0: {out:?}"
     );
+
+    // From the public segment, through the replica's ingress, by host
+    // name: the frontend behind home 1's NAT answers over its tunnel link.
+    let page = wait_until(
+        "the page through the ingress",
+        Duration::from_secs(60),
+        || {
+            let out = stratus_testkit::netns::in_namespace(
+                &public,
+                std::process::Command::new("curl").args([
+                    "-s",
+                    "-f",
+                    "-m",
+                    "10",
+                    "-H",
+                    &format!("Host: {}", app::HOST),
+                    &format!("http://{PUBLIC_ADDR}:7490/cgi-bin/hits"),
+                ]),
+            )
+            .output()
+            .map_err(|e| e.to_string())?;
+            let page = String::from_utf8_lossy(&out.stdout).to_string();
+            app::count(&page).map(|_| page)
+        },
+    );
+    assert!(page.starts_with("hits: "), "{page}");
+
+    // The tenant's egress narrows the lender's: the replica's API on the
+    // public segment is reached by default, not with `egress: none`, and
+    // only when listed with a list of ranges.
+    let probe = format!(
+        "wget -S -O /dev/null http://{PUBLIC_ADDR}:7420/ 2>&1 | grep -q HTTP/ && echo reached || echo blocked"
+    );
+    for (name, network, expect) in [
+        ("open", "", "reached"),
+        ("closed", "network: { egress: none }\n", "blocked"),
+        ("listed", "network: { egress: [10.77.0.1/32] }\n", "reached"),
+        (
+            "unlisted",
+            "network: { egress: [10.77.0.9/32] }\n",
+            "blocked",
+        ),
+    ] {
+        let file = root.path().join(format!("{name}.yaml"));
+        let spec = format!(
+            "version: 1\nname: {name}\nkind: task\nimage: {{ name: app }}\n\
+             constraints: {{ site: home-0 }}\nargs: [sh, -c, '{probe}']\n{network}"
+        );
+        std::fs::write(&file, spec).expect("spec written");
+        as_admin(&["deploy", &file.to_string_lossy()]).success("deploy a probe");
+        let out = wait_until("the probe to end", Duration::from_secs(120), || {
+            let out = as_admin(&["logs", "--follow", name]);
+            out.status.success().then_some(out.stdout).ok_or(out.stderr)
+        });
+        assert_eq!(out.trim(), expect, "{name}");
+    }
 }

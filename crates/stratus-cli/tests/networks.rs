@@ -169,23 +169,30 @@ fn containers_call_services_by_name_and_reach_nothing_else() {
         app::published_port(&out.stdout, "admin/web").ok_or(out.stdout)
     });
     // Until redis runs, the script finds no count and the page is empty.
-    let hits = || -> u64 {
+    let hits = |port: u16, host: &str| -> u64 {
         wait_until("the frontend to count", Duration::from_secs(60), || {
-            app::count(&fetch_page(port, "/cgi-bin/hits")?)
+            app::count(&fetch_page(port, host, "/cgi-bin/hits")?)
         })
     };
     // Redis keeps the count: each page view adds one.
-    let first = hits();
-    assert_eq!(hits(), first + 1);
+    let first = hits(port, "localhost");
+    assert_eq!(hits(port, "localhost"), first + 1);
+    // Through the ingress, by its host name: the replica routes the
+    // request to the frontend's node over the node's tunnel link.
+    assert_eq!(hits(dev.ingress_port, app::HOST), first + 2);
+    let nobody = fetch_page(dev.ingress_port, "nobody.example.com", "/")
+        .expect_err("an unknown host is not served");
+    assert!(nobody.contains(" 404 "), "{nobody}");
 }
 
-/// GET `path` from 127.0.0.1:`port` (HTTP/1.0): the body of a 200.
-fn fetch_page(port: u16, path: &str) -> Result<String, String> {
+/// GET `path` of `host` from 127.0.0.1:`port` (HTTP/1.0): the body of a
+/// 200, else the head of the answer.
+fn fetch_page(port: u16, host: &str, path: &str) -> Result<String, String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|e| e.to_string())?;
     let mut text = String::new();
     s.read_to_string(&mut text).map_err(|e| e.to_string())?;
     // CGI headers may end lines with a bare newline.

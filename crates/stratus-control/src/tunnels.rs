@@ -112,6 +112,84 @@ impl Control {
         )
     }
 
+    /// Opens a stream to `port` of `instance` on `node`'s tunnel link, for
+    /// TLS from `from`'s key inside.
+    async fn open_on_link(
+        &self,
+        node: NodeId,
+        instance: &str,
+        port: u16,
+        from: NodeId,
+    ) -> Result<stratus_net::Stream, (ErrorCode, String)> {
+        let Some(link) = self.inner.tunnel_links.get(&node) else {
+            return Err((
+                ErrorCode::Unavailable,
+                format!("node {} has no tunnel link to this replica", node.short()),
+            ));
+        };
+        let open = Request::TunnelOpen {
+            instance: instance.to_string(),
+            port,
+            from,
+        };
+        match link.open_stream::<_, Response>(&open, OPEN_TIMEOUT).await {
+            Ok((Response::Ok, stream)) => Ok(stream),
+            Ok((Response::Error { code, message }, _)) => Err((code, message)),
+            Ok((other, _)) => Err((
+                ErrorCode::Internal,
+                format!("node {} answered {}", node.short(), other.kind()),
+            )),
+            Err(e) => Err((
+                ErrorCode::Unavailable,
+                format!("node {}: {e}", node.short()),
+            )),
+        }
+    }
+
+    /// Where the ingress sends requests for `host`: the port of the
+    /// workload exposed as `host` and its running instances.
+    pub fn ingress_route(&self, host: &str) -> Option<(u16, Vec<String>)> {
+        self.inner.reader.read(|s| {
+            let (w, port) = s.exposed_as(host)?;
+            let running = s
+                .instances
+                .values()
+                .filter(|i| i.workload == w.id && serving(s, i))
+                .map(|i| i.id.clone())
+                .collect();
+            Some((port, running))
+        })
+    }
+
+    /// A connection from this replica to `port` of service instance
+    /// `instance` (the ingress's), with TLS to its node's key inside.
+    pub async fn dial_instance(
+        &self,
+        instance: &str,
+        port: u16,
+    ) -> Result<stratus_net::SealedClient<stratus_net::Stream>, String> {
+        let node = self
+            .inner
+            .reader
+            .read(|s| {
+                s.instances
+                    .get(instance)
+                    .filter(|i| serving(s, i))
+                    .map(|i| i.node)
+            })
+            .ok_or_else(|| format!("no running service instance {instance}"))?;
+        let stream = self
+            .open_on_link(node, instance, port, self.inner.id)
+            .await
+            .map_err(|(_, m)| m)?;
+        self.inner
+            .pool
+            .endpoint()
+            .seal_dial(stream, node)
+            .await
+            .map_err(|e| format!("node {}: {e}", node.short()))
+    }
+
     /// Relays a connection of `peer`'s container to `port` of `instance`.
     pub(crate) async fn tunnel(
         &self,
@@ -123,34 +201,9 @@ impl Control {
             Ok(node) => node,
             Err(why) => return Reply::Frame(refused(ErrorCode::NotFound, why)),
         };
-        let Some(link) = self.inner.tunnel_links.get(&node) else {
-            return Reply::Frame(refused(
-                ErrorCode::Unavailable,
-                format!("node {} has no tunnel link to this replica", node.short()),
-            ));
-        };
-        let open = Request::TunnelOpen {
-            instance: instance.clone(),
-            port,
-            from: peer,
-        };
-        let far = match link.open_stream::<_, Response>(&open, OPEN_TIMEOUT).await {
-            Ok((Response::Ok, stream)) => stream,
-            Ok((Response::Error { code, message }, _)) => {
-                return Reply::Frame(refused(code, message))
-            }
-            Ok((other, _)) => {
-                return Reply::Frame(refused(
-                    ErrorCode::Internal,
-                    format!("node {} answered {}", node.short(), other.kind()),
-                ))
-            }
-            Err(e) => {
-                return Reply::Frame(refused(
-                    ErrorCode::Unavailable,
-                    format!("node {}: {e}", node.short()),
-                ))
-            }
+        let far = match self.open_on_link(node, &instance, port, peer).await {
+            Ok(far) => far,
+            Err((code, message)) => return Reply::Frame(refused(code, message)),
         };
         Reply::Stream(
             Response::Ok,

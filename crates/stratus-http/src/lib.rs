@@ -86,6 +86,11 @@ impl Default for Limits {
     }
 }
 
+/// The address a request's connection came from (a request extension every
+/// request [`serve`] hands on carries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Why [`serve`] stopped before its shutdown.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -137,7 +142,7 @@ where
         };
         let socket = tokio::select! {
             res = listener.accept() => match res {
-                Ok((socket, _)) => socket,
+                Ok((socket, addr)) => (socket, addr),
                 Err(e) if is_transient(&e) => {
                     tracing::warn!(error = %e, "accept failed; retrying");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -147,10 +152,12 @@ where
             },
             () = &mut shutdown => break,
         };
+        let (socket, peer) = socket;
         // Small answers must not wait for Nagle's algorithm.
         let _ = socket.set_nodelay(true);
         let (inner, timeout, min) = (service.clone(), limits.body_timeout, limits.body_min_bytes);
-        let timed = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+        let timed = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
             inner.call(req.map(|b| TimedBody::new(b, timeout, min)))
         });
         let c = conn.serve_connection(TokioIo::new(socket), timed);

@@ -121,6 +121,9 @@ pub struct ServerSection {
     /// S3 gateway listen address (no gateway when absent).
     #[serde(default)]
     pub s3: Option<String>,
+    /// Ingress listen address (no ingress when absent).
+    #[serde(default)]
+    pub ingress: Option<String>,
     /// Start a new cluster if empty.
     pub bootstrap: Option<bool>,
     /// Agents' heartbeat interval.

@@ -49,6 +49,9 @@ pub struct DevConfig {
     /// S3 port of replica 0; replica i serves S3 on `s3_port + i` (`None`:
     /// no S3 gateway; `Some(0)`: any free port).
     pub s3_port: Option<u16>,
+    /// Ingress port of replica 0; replica i on `ingress_port + i` (`None`:
+    /// no ingress; `Some(0)`: any free port).
+    pub ingress_port: Option<u16>,
     /// Time between two storage billings (`None`: an hour).
     pub storage_billing_every: Option<Duration>,
 }
@@ -288,6 +291,11 @@ impl DevConfig {
                 snapshot_every: self.snapshot_every,
                 store: self.store.clone(),
                 s3: match self.s3_port {
+                    Some(0) => Some(loopback(0)),
+                    Some(p) => Some(loopback(port(p, i)?)),
+                    None => None,
+                },
+                ingress: match self.ingress_port {
                     Some(0) => Some(loopback(0)),
                     Some(p) => Some(loopback(port(p, i)?)),
                     None => None,

@@ -18,6 +18,7 @@
 
 pub mod config;
 pub mod dev;
+mod ingress;
 mod objects;
 
 use std::net::SocketAddr;
@@ -64,6 +65,10 @@ pub struct ServerRole {
     /// no S3 gateway). Clients sign with access keys made by
     /// `POST /v1/s3/keys` (`stratus s3 keys create`).
     pub s3: Option<SocketAddr>,
+    /// Listen address of the ingress (`None`: none): HTTP requests routed
+    /// by `Host` header to the workloads exposed as that host
+    /// (`expose: { http: { host } }`), wherever their instances run.
+    pub ingress: Option<SocketAddr>,
     /// A replica of the cluster to join (`--join ID@HOST:PORT`): until this
     /// replica is added, it accepts Raft messages only from that replica and
     /// the members it lists.
@@ -176,6 +181,9 @@ pub struct Running {
     /// Where the S3 gateway listens (server role with `s3` set).
     pub s3_addr: Option<SocketAddr>,
     s3_task: Option<JoinHandle<Result<(), stratus_s3::ServeError>>>,
+    /// Where the ingress listens (server role with `ingress` set).
+    pub ingress_addr: Option<SocketAddr>,
+    ingress_task: Option<JoinHandle<Result<(), stratus_http::ServeError>>>,
     agent: Option<Agent>,
     storage_endpoint: Option<Endpoint>,
     storage_cancel: CancellationToken,
@@ -198,6 +206,9 @@ impl Running {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         if let Some(t) = self.s3_task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(t) = self.ingress_task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         self.storage_cancel.cancel();
@@ -340,17 +351,20 @@ pub async fn start_with(
         storage_addr = Some(addr);
     }
 
-    let (control, store, api_addr, api_task, s3_addr, s3_task) = match server {
-        Some(s) => (
-            Some(s.control),
-            Some(s.store),
-            Some(s.api_addr),
-            Some(s.api_task),
-            s.s3_addr,
-            s.s3_task,
-        ),
-        None => (None, None, None, None, None, None),
-    };
+    let (control, store, api_addr, api_task, s3_addr, s3_task, ingress_addr, ingress_task) =
+        match server {
+            Some(s) => (
+                Some(s.control),
+                Some(s.store),
+                Some(s.api_addr),
+                Some(s.api_task),
+                s.s3_addr,
+                s.s3_task,
+                s.ingress_addr,
+                s.ingress_task,
+            ),
+            None => (None, None, None, None, None, None, None, None),
+        };
     Ok(Running {
         node_id,
         quic_addr,
@@ -360,6 +374,8 @@ pub async fn start_with(
         storage_addr,
         s3_addr,
         s3_task,
+        ingress_addr,
+        ingress_task,
         storage_endpoint,
         storage_cancel,
         agent,
@@ -410,6 +426,8 @@ struct Server {
     api_task: JoinHandle<std::io::Result<()>>,
     s3_addr: Option<SocketAddr>,
     s3_task: Option<JoinHandle<Result<(), stratus_s3::ServeError>>>,
+    ingress_addr: Option<SocketAddr>,
+    ingress_task: Option<JoinHandle<Result<(), stratus_http::ServeError>>>,
 }
 
 /// Starts the server role: the control replica, the object store (with its
@@ -472,6 +490,19 @@ async fn start_server(
             async move { cancel.cancelled().await },
         )));
     }
+    let (mut ingress_addr, mut ingress_task) = (None, None);
+    if let Some(addr) = s.ingress {
+        let (listener, bound) = bind_tcp(addr, "the ingress").await?;
+        tracing::info!(addr = %bound, "ingress up");
+        ingress_addr = Some(bound);
+        let cancel = api_cancel.clone();
+        ingress_task = Some(tokio::spawn(stratus_ingress::serve(
+            listener,
+            Arc::new(ingress::Routes(c.clone())),
+            stratus_http::Limits::default(),
+            async move { cancel.cancelled().await },
+        )));
+    }
     let cancel = api_cancel.clone();
     let api_task = tokio::spawn(stratus_api::serve(
         listener,
@@ -486,6 +517,8 @@ async fn start_server(
         api_task,
         s3_addr,
         s3_task,
+        ingress_addr,
+        ingress_task,
     })
 }
 

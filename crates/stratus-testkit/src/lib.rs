@@ -161,6 +161,7 @@ impl Cluster {
             storage_capacity: opts.storage_capacity,
             store: opts.store.clone(),
             s3_port: opts.s3.then_some(0),
+            ingress_port: Some(0),
             storage_billing_every: opts.storage_billing_every,
         };
         let DevCloud {

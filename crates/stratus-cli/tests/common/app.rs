@@ -22,13 +22,18 @@ pub fn redis_spec(site: &str) -> String {
     )
 }
 
-/// The frontend, on the node of `site`, published on a host port.
+/// The host name the frontend is exposed as through the ingress.
+pub const HOST: &str = "app.example.com";
+
+/// The frontend, on the node of `site`, published on a host port and
+/// exposed as [`HOST`] through the ingress.
 pub fn web_spec(site: &str) -> String {
     format!(
         "version: 1\nname: web\nkind: service\n\
          image: {{ name: app, ports: [{{ container: 8080 }}] }}\n\
          constraints: {{ site: {site} }}\n\
-         args: [httpd, -f, -p, '8080', -h, /www]\n"
+         args: [httpd, -f, -p, '8080', -h, /www]\n\
+         expose: {{ http: {{ host: {HOST}, port: 8080 }} }}\n"
     )
 }
 

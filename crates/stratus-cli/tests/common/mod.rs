@@ -656,6 +656,8 @@ pub struct Dev {
     pub proc: Proc,
     /// Its folder.
     pub dir: PathBuf,
+    /// Its ingress's port (on 127.0.0.1).
+    pub ingress_port: u16,
 }
 
 impl Dev {
@@ -663,6 +665,7 @@ impl Dev {
     /// ports; waits until it says it is up.
     pub fn start(name: &str, root: &Path, nodes: usize, node_lost_after_s: u64) -> Dev {
         let dir = root.join(name);
+        let ingress_port = free_port();
         let args: Vec<String> = vec![
             "dev".into(),
             "--dev-dir".into(),
@@ -678,6 +681,8 @@ impl Dev {
             // Many clouds run at once: no S3 gateway on the default port.
             "--s3-port".into(),
             "0".into(),
+            "--ingress-port".into(),
+            ingress_port.to_string(),
             "--node-lost-after".into(),
             node_lost_after_s.to_string(),
             "--log".into(),
@@ -686,6 +691,7 @@ impl Dev {
         let d = Dev {
             proc: Proc::spawn(name, &root.join("logs"), args),
             dir,
+            ingress_port,
         };
         d.wait_up();
         d
