@@ -122,13 +122,15 @@ impl ContainerHost {
     /// `userns: Some(first)`, containers run in a user namespace whose
     /// root is host uid `first` (when the kernel has user namespaces; it
     /// warns and runs without one otherwise). Containers connect out only
-    /// where `egress` lets them.
+    /// where `egress` lets them, and find their tenants' services in
+    /// `services`.
     pub fn new(
         dir: &Path,
         cache_bytes: u64,
         ports: PortRange,
         userns: Option<u32>,
         egress: crate::services::LenderEgress,
+        services: Arc<crate::services::ServiceTable>,
     ) -> Result<ContainerHost, String> {
         let mut executor = ContainerExecutor::new(&dir.join("containers"))
             .map_err(|e| format!("containers: {e}"))?
@@ -160,7 +162,7 @@ impl ContainerHost {
             mounts: Mutex::new(HashMap::new()),
             ports,
             egress,
-            services: Arc::default(),
+            services,
         })
     }
 

@@ -175,15 +175,13 @@ impl Agent {
         });
         if let Some(r) = &runner {
             tokio::spawn(r.clone().flush_loop());
-            if let Some(host) = r.container_host() {
-                host.services().attach(endpoint.clone());
-                tokio::spawn(tunnels::keep_links(
-                    endpoint.clone(),
-                    host,
-                    replicas.clone(),
-                    cancel.clone(),
-                ));
-            }
+            r.services().attach(endpoint.clone());
+            tokio::spawn(tunnels::keep_links(
+                endpoint.clone(),
+                r.services().clone(),
+                replicas.clone(),
+                cancel.clone(),
+            ));
         }
         let task = tokio::spawn(run(cfg, endpoint, tx, replicas_tx, cancel.clone(), runner));
         Ok(Agent {

@@ -83,6 +83,11 @@ struct Inner {
     modules: Mutex<HashMap<String, Arc<Vec<u8>>>>,
     /// Container images, or why this node cannot run them.
     containers: Result<Arc<ContainerHost>, String>,
+    /// The service instances running here, and where the others run.
+    services: Arc<crate::services::ServiceTable>,
+    /// Where the lender lets workloads connect (containers, and WASM HTTP
+    /// components' outbound requests).
+    egress: crate::services::LenderEgress,
     cancel: CancellationToken,
     /// What each instance used ([`metering`]).
     meters: Mutex<metering::Meters>,
@@ -93,7 +98,9 @@ struct Inner {
 
 /// What an instance runs.
 enum Loaded {
-    Wasm(Arc<Vec<u8>>),
+    /// A module, and the network of one that serves HTTP (a component
+    /// exporting `wasi:http/incoming-handler`, run as a service).
+    Wasm(Arc<Vec<u8>>, Option<stratus_spec::Networking>),
     /// A container's host, root, and network as deployed.
     Image(Arc<ContainerHost>, Rootfs, stratus_spec::Networking),
 }
@@ -118,6 +125,8 @@ impl Runner {
         if let Err(e) = crate::private::create_dir(&dir) {
             tracing::warn!(error = %e, "cannot make the agent's folder private");
         }
+        let services = Arc::new(crate::services::ServiceTable::default());
+        let lender_egress = egress.clone();
         let containers = if containers {
             ContainerHost::new(
                 &dir.join("oci"),
@@ -125,6 +134,7 @@ impl Runner {
                 ports,
                 userns,
                 egress,
+                services.clone(),
             )
             .map(Arc::new)
             .inspect_err(|e| tracing::warn!("this node cannot run container images: {e}"))
@@ -157,6 +167,8 @@ impl Runner {
                 conn_ready: Notify::new(),
                 modules: Mutex::new(HashMap::new()),
                 containers,
+                services,
+                egress: lender_egress,
                 cancel: CancellationToken::new(),
                 meters: Mutex::new(metering::Meters::default()),
                 node: signer
@@ -194,6 +206,11 @@ impl Runner {
         if let Err(e) = write() {
             tracing::warn!(error = %e, "cannot save assignments (edge autonomy after a restart is lost)");
         }
+    }
+
+    /// The service instances running here, and where the others run.
+    pub fn services(&self) -> &Arc<crate::services::ServiceTable> {
+        &self.inner.services
     }
 
     /// The container host, when this node runs container images.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use ipnet::IpNet;
-use stratus_container::net::{egress, Conn, Connecting, Finding, Verdict, SUFFIX};
+use stratus_container::net::{egress, Connecting, Finding, Verdict, SUFFIX};
 use stratus_container::{Egress, Network, Services};
 use stratus_net::{Endpoint, Links};
 use stratus_spec::EgressSpec;
@@ -105,10 +105,23 @@ impl LenderEgress {
 /// A service: (tenant, name).
 type Service = (String, String);
 
-/// The services of the tenants this node runs: the container ids of their
-/// instances running here, and where their other instances run.
+/// How a listed instance is reached on this node: a connection to a port.
+pub type Dial = Arc<dyn Fn(u16) -> Connecting + Send + Sync>;
+
+/// An instance listed as running here: its listing id (the container id
+/// its instance id names, [`crate::containers::container_id`]) and how to
+/// reach it.
+#[derive(Clone)]
+struct Listing {
+    id: String,
+    dial: Dial,
+}
+
+/// The services of the tenants this node runs: their instances running
+/// here (containers, WASM HTTP components), and where their other
+/// instances run.
 pub struct ServiceTable {
-    running: Mutex<HashMap<Service, Vec<String>>>,
+    running: Mutex<HashMap<Service, Vec<Listing>>>,
     /// Instances on other nodes: (instance id, node), from the directory.
     remote: Mutex<HashMap<Service, Vec<(String, NodeId)>>>,
     turn: AtomicUsize,
@@ -140,11 +153,11 @@ impl Default for ServiceTable {
 /// before it is said not to exist.
 const MISS_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A container listed as an instance of a service while this lives.
+/// An instance listed as an instance of a service while this lives.
 pub struct Listed {
     table: Weak<ServiceTable>,
     key: Service,
-    container: String,
+    id: String,
 }
 
 impl Drop for Listed {
@@ -152,7 +165,7 @@ impl Drop for Listed {
         if let Some(t) = self.table.upgrade() {
             let mut running = t.running.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(list) = running.get_mut(&self.key) {
-                list.retain(|c| *c != self.container);
+                list.retain(|l| l.id != self.id);
                 if list.is_empty() {
                     running.remove(&self.key);
                 }
@@ -162,26 +175,29 @@ impl Drop for Listed {
 }
 
 impl ServiceTable {
-    /// Lists `container` as an instance of `tenant`'s service `name` until
-    /// the returned guard is dropped.
-    pub fn list(self: &Arc<Self>, tenant: &str, name: &str, container: &str) -> Listed {
+    /// Lists `id` (reached with `dial`) as an instance of `tenant`'s
+    /// service `name` until the returned guard is dropped.
+    pub fn list(self: &Arc<Self>, tenant: &str, name: &str, id: &str, dial: Dial) -> Listed {
         let key = (tenant.to_string(), name.to_string());
         self.running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(key.clone())
             .or_default()
-            .push(container.to_string());
+            .push(Listing {
+                id: id.to_string(),
+                dial,
+            });
         Listed {
             table: Arc::downgrade(self),
             key,
-            container: container.to_string(),
+            id: id.to_string(),
         }
     }
 
     /// The running instances of a service here, the next one in turn
     /// first.
-    fn instances(&self, tenant: &str, name: &str) -> Vec<String> {
+    fn instances(&self, tenant: &str, name: &str) -> Vec<Listing> {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         in_turn(
             &self.turn,
@@ -198,13 +214,15 @@ impl ServiceTable {
         )
     }
 
-    /// Whether `container` is listed as a service instance.
-    pub fn is_listed(&self, container: &str) -> bool {
-        self.running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    /// A connection to `port` of `id` if it is listed as a service
+    /// instance here (`None`: it is not).
+    pub fn connect_listed(&self, id: &str, port: u16) -> Option<Connecting> {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running
             .values()
-            .any(|l| l.iter().any(|c| c == container))
+            .flatten()
+            .find(|l| l.id == id)
+            .map(|l| (l.dial)(port))
     }
 
     /// Replaces what is known of other nodes' service instances.
@@ -278,34 +296,33 @@ fn in_turn<T: Clone>(turn: &AtomicUsize, list: Option<&Vec<T>>) -> Vec<T> {
 /// One tenant's services, as its containers on this node see them.
 struct TenantServices {
     tenant: String,
-    host: Arc<ContainerHost>,
+    table: Arc<ServiceTable>,
 }
 
 impl Services for TenantServices {
     fn exists<'a>(&'a self, name: &'a str) -> Finding<'a> {
-        Box::pin(self.host.services().find(&self.tenant, name))
+        Box::pin(self.table.find(&self.tenant, name))
     }
 
     /// An instance on this node if one answers (no relay), else one on
     /// another node through a replica.
     fn connect(&self, name: &str, port: u16) -> Connecting {
-        let t = self.host.services();
+        let t = self.table.clone();
         let (here, there) = (
             t.instances(&self.tenant, name),
             t.remote_instances(&self.tenant, name),
         );
-        let host = self.host.clone();
         let name = name.to_string();
         Box::pin(async move {
             let mut last = String::from("no instance is running");
-            for container in here {
-                match host.executor().connect(&container, port).await {
-                    Ok(s) => return Ok(Box::new(s) as Conn),
+            for listing in here {
+                match (listing.dial)(port).await {
+                    Ok(s) => return Ok(s),
                     Err(e) => last = e.to_string(),
                 }
             }
             for (instance, node) in there {
-                match crate::tunnels::dial(host.services(), &instance, node, port).await {
+                match crate::tunnels::dial(&t, &instance, node, port).await {
                     Ok(c) => return Ok(c),
                     Err(e) => last = e.to_string(),
                 }
@@ -318,12 +335,11 @@ impl Services for TenantServices {
     }
 }
 
-/// The network of a container of `tenant` on `host`: the lender's egress
-/// policy narrowed by the tenant's `egress` (never widened).
-pub fn network(host: &Arc<ContainerHost>, tenant: &str, egress: &EgressSpec) -> Network {
-    let lender = host.egress().policy();
-    Network {
-        egress: match egress {
+impl LenderEgress {
+    /// The lender's policy narrowed by a tenant's `egress` (never widened).
+    pub fn narrowed(&self, egress: &EgressSpec) -> Egress {
+        let lender = self.policy();
+        match egress {
             EgressSpec::Internet => lender,
             EgressSpec::None => lender.only(Vec::new()),
             // Normalized ranges (checked by the state); one that does not
@@ -331,10 +347,18 @@ pub fn network(host: &Arc<ContainerHost>, tenant: &str, egress: &EgressSpec) -> 
             EgressSpec::Only(ranges) => {
                 lender.only(ranges.iter().filter_map(|r| r.parse().ok()).collect())
             }
-        },
+        }
+    }
+}
+
+/// The network of a container of `tenant` on `host`: the lender's egress
+/// policy narrowed by the tenant's `egress`.
+pub fn network(host: &Arc<ContainerHost>, tenant: &str, egress: &EgressSpec) -> Network {
+    Network {
+        egress: host.egress().narrowed(egress),
         services: Arc::new(TenantServices {
             tenant: tenant.to_string(),
-            host: host.clone(),
+            table: host.services().clone(),
         }),
         domain: format!("{tenant}.{SUFFIX}"),
         upstream: stratus_container::net::host_resolvers(),
@@ -376,21 +400,31 @@ mod tests {
         assert!(err.contains("10.0.0.0/33"), "{err}");
     }
 
+    fn nowhere() -> Dial {
+        Arc::new(|_| Box::pin(async { Err(std::io::Error::other("not dialed in this test")) }))
+    }
+
+    fn ids(l: Vec<Listing>) -> Vec<String> {
+        l.into_iter().map(|l| l.id).collect()
+    }
+
     #[test]
     fn instances_are_listed_while_they_run_and_taken_in_turn() {
         let t = Arc::new(ServiceTable::default());
-        let a = t.list("alice", "web", "c1");
-        let b = t.list("alice", "web", "c2");
-        let _other = t.list("bob", "web", "c3");
+        let a = t.list("alice", "web", "c1", nowhere());
+        let b = t.list("alice", "web", "c2", nowhere());
+        let _other = t.list("bob", "web", "c3", nowhere());
         let first: Vec<_> = (0..4)
-            .map(|_| t.instances("alice", "web")[0].clone())
+            .map(|_| ids(t.instances("alice", "web"))[0].clone())
             .collect();
         assert!(first.contains(&"c1".to_string()) && first.contains(&"c2".to_string()));
-        assert!(!t.instances("alice", "web").contains(&"c3".to_string()));
+        assert!(!ids(t.instances("alice", "web")).contains(&"c3".to_string()));
+        assert!(t.connect_listed("c3", 80).is_some());
         drop(a);
-        assert_eq!(t.instances("alice", "web"), vec!["c2".to_string()]);
+        assert_eq!(ids(t.instances("alice", "web")), vec!["c2".to_string()]);
+        assert!(t.connect_listed("c1", 80).is_none());
         drop(b);
         assert!(t.instances("alice", "web").is_empty());
-        assert_eq!(t.instances("bob", "web"), vec!["c3".to_string()]);
+        assert_eq!(ids(t.instances("bob", "web")), vec!["c3".to_string()]);
     }
 }

@@ -131,10 +131,16 @@ impl Runner {
         let tenant = a.instance.workload.tenant();
         let payload = match &a.module {
             Payload::Image(image) => self.image_root(a, image, inst_dir, cancel).await,
-            Payload::Wasm(module) => Ok(self
-                .module(tenant, module.as_str(), cancel)
-                .await
-                .map(Loaded::Wasm)),
+            Payload::Wasm(module) => match self.module(tenant, module.as_str(), cancel).await {
+                Some(m)
+                    if a.spec.kind != WorkloadKind::Task && stratus_runtime::serves_http(&m) =>
+                {
+                    self.network(id, cancel)
+                        .await
+                        .map(|n| n.map(|n| Loaded::Wasm(m, Some(n))))
+                }
+                m => Ok(m.map(|m| Loaded::Wasm(m, None))),
+            },
         };
         let payload = match payload {
             Ok(Some(p)) => p,
@@ -150,7 +156,7 @@ impl Runner {
         // `/input` and `/output` (WASM): the agent's folders, never the spec's.
         let rpc = crate::volumes::Connected(self.connector());
         let folders = match &payload {
-            Loaded::Wasm(_) => taskio::prepare(&rpc, tenant, &a.spec, inst_dir).await,
+            Loaded::Wasm(..) => taskio::prepare(&rpc, tenant, &a.spec, inst_dir).await,
             Loaded::Image(..) => Ok(taskio::Folders::default()),
         };
         let folders = match folders {
@@ -284,7 +290,7 @@ impl Runner {
     ) -> Option<Exit> {
         let (id, spec) = (&t.a.instance.id, &t.a.spec);
         let (tx, mut rx) = mpsc::channel::<Output>(256);
-        if let Loaded::Wasm(_) = &p.payload {
+        if let Loaded::Wasm(..) = &p.payload {
             // Running from here; a container is once it exists (below).
             self.report(
                 id,
@@ -301,8 +307,10 @@ impl Runner {
                 taskio::OutputWatch::start(d, taskio::disk_limit(spec), run_cancel.clone())
             });
         let run = match &p.payload {
-            Loaded::Wasm(module) => {
-                self.start_wasm(t, module, &p.folders, p.determinism.clone(), tx, run_cancel)
+            Loaded::Wasm(module, http) => {
+                let http = http.as_ref();
+                let determinism = p.determinism.clone();
+                self.start_wasm(t, (module, http), &p.folders, determinism, tx, run_cancel)
             }
             Loaded::Image(host, root, network) => {
                 let started =
@@ -354,14 +362,14 @@ impl Runner {
     fn start_wasm(
         &self,
         t: &Attempt<'_>,
-        module: &Arc<Vec<u8>>,
+        (module, http): (&Arc<Vec<u8>>, Option<&stratus_spec::Networking>),
         folders: &taskio::Folders,
         determinism: Option<stratus_runtime::Determinism>,
         tx: mpsc::Sender<Output>,
         run_cancel: CancellationToken,
     ) -> JoinHandle<Result<Exit, String>> {
         let spec = &t.a.spec;
-        let task = TaskSpec {
+        let mut task = TaskSpec {
             module: module.clone(),
             args: spec.args.clone(),
             name: spec.name.clone(),
@@ -381,9 +389,41 @@ impl Runner {
             meter: self.meter(&t.a.instance.id),
             // A replica of a verified run: the run's environment.
             determinism,
+            http: None,
         };
+        // A component that serves HTTP: on loopback, listed as an instance
+        // of its service while it runs.
+        let mut listed = None;
+        if let Some(network) = http {
+            match std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(tokio::net::TcpListener::from_std)
+            {
+                Ok(listener) => {
+                    let listener = Arc::new(listener);
+                    let egress = self.inner.egress.narrowed(&network.egress);
+                    task.http = Some(stratus_runtime::HttpDoor {
+                        listener: listener.clone(),
+                        egress: Arc::new(move |ip| egress.allows(ip)),
+                    });
+                    listed = listener.local_addr().ok().map(|addr| {
+                        let w = &t.a.instance.workload;
+                        let dial: crate::services::Dial = Arc::new(move |_port| {
+                            Box::pin(async move {
+                                let s = tokio::net::TcpStream::connect(addr).await?;
+                                Ok(Box::new(s) as stratus_container::net::Conn)
+                            })
+                        });
+                        let id = crate::containers::container_id(&t.a.instance.id);
+                        self.services().list(w.tenant(), w.name(), &id, dial)
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "no loopback port for an HTTP component"),
+            }
+        }
         let exec = self.inner.executor.clone();
         tokio::spawn(async move {
+            let _listed = listed;
             exec.run_dyn(task, tx, run_cancel)
                 .await
                 .map_err(|e| e.to_string())
@@ -463,8 +503,18 @@ impl Runner {
             vols.restore(&tx).await?;
             // Reachable by its name while it runs (tasks have no name to
             // be reached by).
-            let _listed = (kind_of != WorkloadKind::Task)
-                .then(|| host.services().list(&tenant, &name, &cs.id));
+            let _listed = (kind_of != WorkloadKind::Task).then(|| {
+                let (h, id) = (host.clone(), cs.id.clone());
+                let dial: crate::services::Dial = Arc::new(move |port| {
+                    let (h, id) = (h.clone(), id.clone());
+                    Box::pin(async move {
+                        let s = h.executor().connect(&id, port).await;
+                        s.map(|s| Box::new(s) as stratus_container::net::Conn)
+                            .map_err(std::io::Error::other)
+                    })
+                });
+                host.services().list(&tenant, &name, &cs.id, dial)
+            });
             let run = host.executor().run(cs, tx.clone(), Some(ev_tx), run_cancel);
             let r = vols.around(run, &tx).await.map_err(|e| e.to_string());
             vols.save(&tx).await;

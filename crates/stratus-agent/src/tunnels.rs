@@ -31,7 +31,7 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// serves the connections replicas open on them to this node's services.
 pub async fn keep_links(
     endpoint: Endpoint,
-    host: Arc<ContainerHost>,
+    table: Arc<ServiceTable>,
     replicas: watch::Receiver<Replicas>,
     cancel: CancellationToken,
 ) {
@@ -41,22 +41,22 @@ pub async fn keep_links(
         replicas,
         "tunnel",
         |conn| conn.ask_link(Request::TunnelLink),
-        move |conn| serve(conn, host.clone(), ep.clone()),
+        move |conn| serve(conn, table.clone(), ep.clone()),
         cancel,
     )
     .await;
 }
 
 /// Serves the streams a replica opens on this node's link until it ends.
-async fn serve(conn: Connection, host: Arc<ContainerHost>, endpoint: Endpoint) {
-    let links = host.services().links();
+async fn serve(conn: Connection, table: Arc<ServiceTable>, endpoint: Endpoint) {
+    let links = table.links();
     links.insert(conn.clone());
     loop {
         let mut call = match conn.accept_call().await {
             Ok(Some(call)) => call,
             Ok(None) | Err(_) => break,
         };
-        let (host, endpoint) = (host.clone(), endpoint.clone());
+        let (table, endpoint) = (table.clone(), endpoint.clone());
         tokio::spawn(async move {
             let Ok(req) = call.read::<Request>().await else {
                 return;
@@ -75,15 +75,11 @@ async fn serve(conn: Connection, host: Arc<ContainerHost>, endpoint: Endpoint) {
                     .await;
                 return;
             };
-            let container = crate::containers::container_id(&instance);
+            let listing = crate::containers::container_id(&instance);
             // Only instances listed as services (running, not tasks).
-            let target = if host.services().is_listed(&container) {
-                host.executor()
-                    .connect(&container, port)
-                    .await
-                    .map_err(|e| e.to_string())
-            } else {
-                Err(format!("no service instance {instance} runs here"))
+            let target = match table.connect_listed(&listing, port) {
+                Some(connecting) => connecting.await.map_err(|e| e.to_string()),
+                None => Err(format!("no service instance {instance} runs here")),
             };
             let local = match target {
                 Ok(s) => s,

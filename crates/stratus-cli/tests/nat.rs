@@ -226,6 +226,71 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
     );
     assert!(page.starts_with("hits: "), "{page}");
 
+    // A WASM HTTP component on home 2 (a node that runs no containers),
+    // exposed as its own host: through the ingress from the public
+    // segment, and by name from a container in home 0.
+    let component = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/wasm/http.wasm")
+        .canonicalize()
+        .expect("examples/wasm/http.wasm");
+    let file = root.path().join("hello.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "version: 1\nname: hello\nkind: service\nwasm: {{ module: {} }}\n\
+             constraints: {{ site: home-2 }}\n\
+             expose: {{ http: {{ host: wasm.example.com }} }}\n",
+            component.display()
+        ),
+    )
+    .expect("spec written");
+    as_admin(&["deploy", &file.to_string_lossy()]).success("deploy the component");
+    let page = wait_until(
+        "the component through the ingress",
+        Duration::from_secs(90),
+        || {
+            let out = stratus_testkit::netns::in_namespace(
+                &public,
+                std::process::Command::new("curl").args([
+                    "-s",
+                    "-f",
+                    "-m",
+                    "10",
+                    "-H",
+                    "Host: wasm.example.com",
+                    &format!("http://{PUBLIC_ADDR}:7490/hi?from=outside"),
+                ]),
+            )
+            .output()
+            .map_err(|e| e.to_string())?;
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+                .ok_or_else(|| String::from_utf8_lossy(&out.stderr).to_string())
+        },
+    );
+    assert_eq!(
+        page,
+        "hello from wasm: GET /hi?from=outside (host wasm.example.com)\n"
+    );
+    let file = root.path().join("call.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: call\nkind: task\nimage: { name: app }\n\
+         constraints: { site: home-0 }\n\
+         args: [sh, -c, 'i=0; until wget -q -O - http://hello/by-name 2>/dev/null; do i=$((i+1)); [ $i -ge 60 ] && exit 1; sleep 1; done']\n",
+    )
+    .expect("spec written");
+    as_admin(&["deploy", &file.to_string_lossy()]).success("deploy a caller");
+    let out = wait_until("the call to end", Duration::from_secs(120), || {
+        let out = as_admin(&["logs", "--follow", "call"]);
+        out.status.success().then_some(out.stdout).ok_or(out.stderr)
+    });
+    assert!(
+        out.starts_with("hello from wasm: GET /by-name (host hello"),
+        "a container in home 0 called the component in home 2 by name: {out:?}"
+    );
+
     // The tenant's egress narrows the lender's: the replica's API on the
     // public segment is reached by default, not with `egress: none`, and
     // only when listed with a list of ranges.

@@ -130,11 +130,13 @@ use tokio::sync::mpsc;
 pub use tokio_util::sync::CancellationToken;
 
 mod determinism;
+pub mod http;
 mod limits;
 mod stdio;
 mod wasm;
 
 pub use determinism::Determinism;
+pub use http::{serves_http, HttpDoor};
 
 pub use wasm::{module_hash, WasmExecutor, DEFAULT_CACHE_CAPACITY, EPOCH_TICK};
 
@@ -169,6 +171,9 @@ pub struct TaskSpec {
     /// several lenders, issue 16; see [`determinism`]); `None`: an ordinary
     /// run, with the host's clocks and randomness.
     pub determinism: Option<Determinism>,
+    /// Serve HTTP here when the module is a component that serves HTTP
+    /// (`wasi:http/incoming-handler`, see [`http`]); ignored otherwise.
+    pub http: Option<HttpDoor>,
 }
 
 /// What an instance has used so far, updated live by the executor that
@@ -251,6 +256,7 @@ impl TaskSpec {
             limits: Limits::default(),
             meter: Meter::default(),
             determinism: None,
+            http: None,
         }
     }
 }

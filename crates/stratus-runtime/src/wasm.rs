@@ -295,6 +295,12 @@ impl WasmExecutor {
             compiled = self.compiled(flavor, &hash, &spec.module) => compiled?,
         };
 
+        if let (Compiled::Component(c), Some(door)) = (&compiled, &spec.http) {
+            if crate::http::is_proxy(&flavor.engine, c) {
+                let (c, door) = (c.clone(), door.clone());
+                return crate::http::serve(&flavor.engine, c, spec, door, output, cancel).await;
+            }
+        }
         let mut wasi = wasi_builder(&spec, &output)?;
         if let Some(d) = &spec.determinism {
             crate::determinism::configure_wasi(&mut wasi, d);
@@ -481,7 +487,7 @@ fn compile(engine: &Engine, bytes: &[u8]) -> Result<Compiled, RuntimeError> {
 
 /// The WASI context of a task: its arguments, environment, stdio and the two
 /// preopens, and nothing else.
-fn wasi_builder(
+pub(crate) fn wasi_builder(
     spec: &TaskSpec,
     output: &mpsc::Sender<Output>,
 ) -> Result<WasiCtxBuilder, RuntimeError> {

@@ -164,10 +164,13 @@ impl Networking {
     /// Checks the network against its spec.
     pub fn validate(&self, spec: &WorkloadSpec) -> Result<(), Vec<FieldError>> {
         let mut errs = Vec::new();
-        if self.egress != EgressSpec::Internet && spec.image.is_none() {
+        if self.egress != EgressSpec::Internet
+            && spec.image.is_none()
+            && spec.kind == WorkloadKind::Task
+        {
             errs.push(field(
                 "network.egress",
-                "a WASM module has no sockets; egress applies to containers",
+                "a WASM task has no sockets; egress applies to containers and to WASM HTTP services",
             ));
         }
         if let EgressSpec::Only(list) = &self.egress {
@@ -190,12 +193,6 @@ impl Networking {
             }
             if spec.kind == WorkloadKind::Task {
                 errs.push(field("expose", "a task ends; expose a service or a daemon"));
-            }
-            if spec.image.is_none() {
-                errs.push(field(
-                    "expose",
-                    "only a container serves HTTP through the ingress so far",
-                ));
             }
         }
         if errs.is_empty() {
@@ -292,7 +289,7 @@ mod tests {
         let task = "version: 1\nname: t\nkind: task\nimage: { name: app }\n\
                     expose: { http: { host: a.example } }\n";
         assert!(parse_file(task, Format::Yaml).is_err());
-        let wasm = "version: 1\nname: t\nkind: service\nwasm: { module: m.wat }\n\
+        let wasm = "version: 1\nname: t\nkind: task\nwasm: { module: m.wat }\n\
                     network: { egress: none }\n";
         let e = parse_file(wasm, Format::Yaml).unwrap_err().to_string();
         assert!(e.contains("sockets"), "{e}");
