@@ -26,6 +26,8 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 [ -x /usr/bin/skopeo ] || need_apt+=(skopeo)
 [ -x /usr/bin/htpasswd ] || need_apt+=(apache2-utils)
 [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+# `stratus bench ingress` measures with wrk beside that nginx.
+[ -x /usr/bin/wrk ] || need_apt+=(wrk)
 # Networks (issue 17): the NAT lab of the tests builds network namespaces,
 # veth pairs, a bridge and masquerading routers.
 [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need_apt+=(iproute2)

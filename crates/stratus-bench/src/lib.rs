@@ -6,7 +6,7 @@
 //! memory (`agent`), the object data path on one core (`datapath`), the
 //! object store end to end over HTTP (`store`), deduplication of real
 //! releases beside restic (`dedupe`), object metadata at 100 k–10 M
-//! versions (`meta`) and service-to-service connections (`net`); the clap types of the `bench` subcommands
+//! versions (`meta`), service-to-service connections (`net`) and the ingress beside nginx (`ingress`); the clap types of the `bench` subcommands
 //! ([`BenchCmd`]) and their entry point ([`run`]). Each figure is printed
 //! beside a physical reference measured in the same run (fsync rate, sum of
 //! data-path stages, raw loopback HTTP), so the numbers mean something on a
@@ -28,6 +28,7 @@ mod control;
 mod datapath;
 mod dedupe;
 mod error;
+mod ingress;
 mod market;
 mod meta;
 mod net;
@@ -143,6 +144,17 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 5000)]
         trips: usize,
     },
+    /// HTTP requests per second through the ingress (to nginx, and to a
+    /// WASM service of a local cloud) beside nginx serving the same page
+    /// (runs wrk)
+    Ingress {
+        /// Seconds of wrk per row
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Open connections of wrk
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
     /// Resident memory of an idle agent process (spawns a server and a node)
     AgentRss {
         /// Seconds to let the agent idle before measuring
@@ -198,6 +210,7 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
         } => control::control(replicas, writes, concurrency).await,
         BenchCmd::AgentRss { seconds } => agent::agent_rss(seconds).await,
         BenchCmd::Net { mib, trips } => net::net(mib, trips).await,
+        BenchCmd::Ingress { secs, connections } => ingress::ingress(secs, connections).await,
         BenchCmd::Market { deals, concurrency } => market::market(deals, concurrency).await,
         BenchCmd::Trust {
             levels,
