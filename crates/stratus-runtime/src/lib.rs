@@ -38,7 +38,9 @@
 //! A guest is a WASI **preview 1** core module (`wasm32-wasip1`, entry point
 //! `_start`) or a WASI **preview 2** component (`wasm32-wasip2`, the
 //! `wasi:cli/command` world); which one is detected from the bytes. `.wat` text
-//! is accepted too and compiled first.
+//! is accepted too and compiled first. A component of the `wasi:http/proxy`
+//! world, given a [`TaskSpec::http`] door, serves HTTP instead, a fresh
+//! instance per request ([`http`]).
 //!
 //! What a guest **can** do:
 //!
