@@ -18,6 +18,31 @@ use stratus_testkit::netns::{NatLab, PUBLIC_ADDR};
 
 const HOMES: usize = 3;
 
+/// GET `path` of `host` through the replica's ingress, from the public
+/// segment (`public`): the body of a 2xx, else why not.
+fn through_ingress(public: &str, host: &str, path: &str) -> Result<String, String> {
+    let out = stratus_testkit::netns::in_namespace(
+        public,
+        std::process::Command::new("curl").args([
+            "-s",
+            "-S",
+            "-f",
+            "-m",
+            "10",
+            "-H",
+            &format!("Host: {host}"),
+            &format!("http://{PUBLIC_ADDR}:7490{path}"),
+        ]),
+    )
+    .output()
+    .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
 #[test]
 fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
     let lab = NatLab::new(HOMES).expect("the network lab (needs root, ip and iptables)");
@@ -206,21 +231,7 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
         "the page through the ingress",
         Duration::from_secs(60),
         || {
-            let out = stratus_testkit::netns::in_namespace(
-                &public,
-                std::process::Command::new("curl").args([
-                    "-s",
-                    "-f",
-                    "-m",
-                    "10",
-                    "-H",
-                    &format!("Host: {}", app::HOST),
-                    &format!("http://{PUBLIC_ADDR}:7490/cgi-bin/hits"),
-                ]),
-            )
-            .output()
-            .map_err(|e| e.to_string())?;
-            let page = String::from_utf8_lossy(&out.stdout).to_string();
+            let page = through_ingress(&public, app::HOST, "/cgi-bin/hits")?;
             app::count(&page).map(|_| page)
         },
     );
@@ -248,26 +259,7 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
     let page = wait_until(
         "the component through the ingress",
         Duration::from_secs(90),
-        || {
-            let out = stratus_testkit::netns::in_namespace(
-                &public,
-                std::process::Command::new("curl").args([
-                    "-s",
-                    "-f",
-                    "-m",
-                    "10",
-                    "-H",
-                    "Host: wasm.example.com",
-                    &format!("http://{PUBLIC_ADDR}:7490/hi?from=outside"),
-                ]),
-            )
-            .output()
-            .map_err(|e| e.to_string())?;
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).to_string())
-                .ok_or_else(|| String::from_utf8_lossy(&out.stderr).to_string())
-        },
+        || through_ingress(&public, "wasm.example.com", "/hi?from=outside"),
     );
     assert_eq!(
         page,

@@ -373,9 +373,11 @@ impl State {
                 self.need(tenant, Resource::Instances, wanted.saturating_sub(now))
             }
             Command::Store(c) => self.check_store_quota(c),
-            Command::DeployOrdered { deploy, .. } | Command::DeployNetworked { deploy, .. } => {
-                self.check_quota(deploy)
-            }
+            // Every wrapper of a deploy counts as the deploy it carries.
+            Command::DeployOrdered { deploy, .. }
+            | Command::DeployUsing { deploy, .. }
+            | Command::DeployTrusted { deploy, .. }
+            | Command::DeployNetworked { deploy, .. } => self.check_quota(deploy),
             _ => Ok(()),
         }
     }

@@ -291,6 +291,24 @@ fn every_count_quota_refuses_past_its_limit() {
     let msg = refused(s.apply(18, &deploy(A, "w1", 2, &m1)), "instances");
     assert!(msg.contains("instances"), "{msg}");
     refused(s.apply(18, &deploy(A, "w2", 1, &m1)), "workloads");
+    // A deploy inside any wrapper counts the same.
+    let boxed = || Box::new(deploy(A, "w2", 1, &m1));
+    for wrapped in [
+        Command::DeployNetworked {
+            deploy: boxed(),
+            network: Default::default(),
+        },
+        Command::DeployUsing {
+            deploy: boxed(),
+            uses: Default::default(),
+        },
+        Command::DeployTrusted {
+            deploy: boxed(),
+            trust: 2,
+        },
+    ] {
+        refused(s.apply(18, &wrapped), "workloads");
+    }
     ok(s.apply(19, &deploy(B, "w2", 5, &m2)));
 }
 
