@@ -150,14 +150,23 @@ impl WasiView for P2State {
 struct Flavor {
     /// The deterministic flavor ([`crate::determinism`]).
     deterministic: bool,
+    /// The pooled flavor (HTTP components).
+    pooled: bool,
     engine: Engine,
     p1_linker: Linker<P1State>,
     p2_linker: wasmtime::component::Linker<P2State>,
     _ticker: EpochTicker,
 }
 
+/// Instances of HTTP components the pooled engine holds at once (every
+/// request is one, for as long as it runs).
+const POOLED_COMPONENT_INSTANCES: u32 = 512;
+
 impl Flavor {
-    fn new(deterministic: bool) -> Result<Flavor, RuntimeError> {
+    /// An engine: `deterministic` ([`crate::determinism`]), or `pooled`
+    /// (the pooling instance allocator: instances made in a few µs from
+    /// preallocated slots, for HTTP components' one instance per request).
+    fn new(deterministic: bool, pooled: bool) -> Result<Flavor, RuntimeError> {
         let mut config = Config::new();
         config
             .epoch_interruption(true)
@@ -165,6 +174,15 @@ impl Flavor {
             .wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
         if deterministic {
             crate::determinism::configure_engine(&mut config);
+        }
+        if pooled {
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(POOLED_COMPONENT_INSTANCES)
+                .total_core_instances(POOLED_COMPONENT_INSTANCES * 8)
+                .total_memories(POOLED_COMPONENT_INSTANCES * 2)
+                .total_tables(POOLED_COMPONENT_INSTANCES * 4)
+                .total_stacks(POOLED_COMPONENT_INSTANCES);
+            config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let mut p1_linker = Linker::new(&engine);
@@ -176,6 +194,7 @@ impl Flavor {
         let ticker = EpochTicker::start(engine.clone())?;
         Ok(Flavor {
             deterministic,
+            pooled,
             engine,
             p1_linker,
             p2_linker,
@@ -195,6 +214,8 @@ impl Flavor {
 pub struct WasmExecutor {
     plain: Flavor,
     deterministic: std::sync::OnceLock<Flavor>,
+    /// The pooled engine of HTTP components, made at the first one.
+    pooled: std::sync::OnceLock<Flavor>,
     cache: Mutex<Cache>,
     cache_capacity: usize,
 }
@@ -209,8 +230,9 @@ impl WasmExecutor {
     /// used are evicted first; at least one is kept).
     pub fn with_cache_capacity(capacity: usize) -> Result<Self, RuntimeError> {
         Ok(WasmExecutor {
-            plain: Flavor::new(false)?,
+            plain: Flavor::new(false, false)?,
             deterministic: std::sync::OnceLock::new(),
+            pooled: std::sync::OnceLock::new(),
             cache: Mutex::new(Cache::default()),
             cache_capacity: capacity.max(1),
         })
@@ -238,14 +260,7 @@ impl WasmExecutor {
         if !deterministic {
             return Ok(&self.plain);
         }
-        if let Some(f) = self.deterministic.get() {
-            return Ok(f);
-        }
-        // Two first runs at once may both make one; the loser is dropped.
-        let _ = self.deterministic.set(Flavor::new(true)?);
-        self.deterministic
-            .get()
-            .ok_or_else(|| RuntimeError::Internal("the deterministic engine vanished".into()))
+        made(&self.deterministic, || Flavor::new(true, false))
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -261,10 +276,10 @@ impl WasmExecutor {
         module: &Arc<Vec<u8>>,
     ) -> Result<Compiled, RuntimeError> {
         // A module compiled by one engine runs only in that engine.
-        let key = if flavor.deterministic {
-            format!("deterministic:{hash}")
-        } else {
-            hash.to_string()
+        let key = match (flavor.deterministic, flavor.pooled) {
+            (true, _) => format!("deterministic:{hash}"),
+            (false, true) => format!("pooled:{hash}"),
+            (false, false) => hash.to_string(),
         };
         if let Some(compiled) = self.lock_cache().get(&key) {
             tracing::debug!(%hash, "compiled module cache hit");
@@ -288,7 +303,12 @@ impl WasmExecutor {
         cancel: CancellationToken,
     ) -> Result<Exit, RuntimeError> {
         let hash = module_hash(&spec.module);
-        let flavor = self.flavor(spec.determinism.is_some())?;
+        // A component serving HTTP runs in the pooled engine.
+        let flavor = if spec.http.is_some() && crate::http::serves_http(&spec.module) {
+            made(&self.pooled, || Flavor::new(false, true))?
+        } else {
+            self.flavor(spec.determinism.is_some())?
+        };
         let compiled = tokio::select! {
             biased;
             () = cancel.cancelled() => return Ok(Exit::killed(ExitReason::Cancelled)),
@@ -340,6 +360,20 @@ impl WasmExecutor {
         tracing::debug!(name = %spec.name, %hash, code = exit.code, reason = %exit.reason, "task ended");
         Ok(exit)
     }
+}
+
+/// The engine in `cell`, made by `make` the first time (two first runs at
+/// once may both make one; the loser is dropped).
+fn made(
+    cell: &std::sync::OnceLock<Flavor>,
+    make: impl FnOnce() -> Result<Flavor, RuntimeError>,
+) -> Result<&Flavor, RuntimeError> {
+    if let Some(f) = cell.get() {
+        return Ok(f);
+    }
+    let _ = cell.set(make()?);
+    cell.get()
+        .ok_or_else(|| RuntimeError::Internal("an engine vanished".into()))
 }
 
 /// One run's store inputs.

@@ -60,6 +60,7 @@ async fn outside() -> SocketAddr {
 /// Serves the component with `egress`; its address, output and stop.
 async fn serve(
     egress: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
+    memory_bytes: u64,
 ) -> (
     SocketAddr,
     tokio::sync::mpsc::Receiver<Output>,
@@ -69,7 +70,7 @@ async fn serve(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut spec = TaskSpec::new("web", Arc::new(COMPONENT.to_vec()));
-    spec.limits.memory_bytes = 64 << 20;
+    spec.limits.memory_bytes = memory_bytes;
     spec.http = Some(HttpDoor {
         listener: Arc::new(listener),
         egress,
@@ -104,7 +105,7 @@ fn only_a_component_exporting_the_handler_serves_http() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_component_answers_each_request_and_stops_when_cancelled() {
-    let (addr, mut rx, cancel, run) = serve(Arc::new(|_| false)).await;
+    let (addr, mut rx, cancel, run) = serve(Arc::new(|_| false), 64 << 20).await;
     let answers = futures_join(
         (0..8)
             .map(|i| {
@@ -137,15 +138,28 @@ async fn a_component_answers_each_request_and_stops_when_cancelled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_requests_go_only_where_egress_allows() {
     let target = outside().await;
-    let (open, _rx, c1, _r1) = serve(Arc::new(|ip: IpAddr| ip.is_loopback())).await;
+    let (open, _rx, c1, _r1) = serve(Arc::new(|ip: IpAddr| ip.is_loopback()), 64 << 20).await;
     let out = ask(open, &get(&format!("/fetch/{target}/x"))).await;
     assert!(out.ends_with("fetched: 200 outside says hi\n"), "{out}");
-    let (closed, _rx2, c2, _r2) = serve(Arc::new(|_| false)).await;
+    let (closed, _rx2, c2, _r2) = serve(Arc::new(|_| false), 64 << 20).await;
     let out = ask(closed, &get(&format!("/fetch/{target}/x"))).await;
     assert!(out.starts_with("HTTP/1.0 502"), "{out}");
     assert!(out.contains("not fetched"), "{out}");
     c1.cancel();
     c2.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_memory_limit_fails_alone() {
+    // Less than the component's initial memory: no instance can be made.
+    let (addr, _rx, cancel, _run) = serve(Arc::new(|_| false), 256 << 10).await;
+    let out = ask(addr, &get("/")).await;
+    assert!(out.starts_with("HTTP/1.0 500"), "{out}");
+    assert!(out.contains("did not answer"), "{out}");
+    // The door stays open for the next request.
+    let again = ask(addr, &get("/")).await;
+    assert!(again.starts_with("HTTP/1.0 500"), "{again}");
+    cancel.cancel();
 }
 
 /// Awaits every handle, in order.
