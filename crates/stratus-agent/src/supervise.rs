@@ -210,9 +210,10 @@ impl Runner {
         })
     }
 
-    /// The network `instance`'s container was deployed with (`Ok(None)`:
-    /// cancelled first). Waits for a control replica to answer: a container
-    /// never starts with more egress than its tenant asked for.
+    /// The network `instance` was deployed with (`Ok(None)`: cancelled
+    /// first). Waits for a control replica to answer: a container or an
+    /// HTTP component never starts with more egress than its tenant asked
+    /// for.
     async fn network(
         &self,
         instance: &str,
@@ -418,7 +419,10 @@ impl Runner {
                         self.services().list(w.tenant(), w.name(), &id, dial)
                     });
                 }
-                Err(e) => tracing::warn!(error = %e, "no loopback port for an HTTP component"),
+                Err(e) => {
+                    let why = format!("no loopback port for the HTTP component: {e}");
+                    return tokio::spawn(async move { Err(why) });
+                }
             }
         }
         let exec = self.inner.executor.clone();
