@@ -65,6 +65,10 @@ pub struct WorkloadView {
     /// the outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<crate::trusted::TrustView>,
+    /// Its network, when it is not the default: egress and the host it is
+    /// exposed as through the ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<stratus_spec::Networking>,
 }
 
 /// Query of instance lists.
@@ -240,6 +244,7 @@ pub async fn get(
                 instances.sort_by_key(|i| (i.created_ms, i.id.clone()));
                 WorkloadView {
                     trust: crate::trusted::TrustView::of_workload(s, id.as_str()),
+                    network: s.networks.get(id.as_str()).cloned(),
                     workload,
                     instances,
                     blocked,

@@ -513,6 +513,26 @@ async fn full_workload_id(c: &Client, name: &str) -> Result<String> {
     Ok(format!("{}/{name}", me.tenant))
 }
 
+/// The network lines of `stratus inspect`.
+fn print_network(n: &stratus_spec::Networking) {
+    match &n.egress {
+        stratus_spec::EgressSpec::Internet => {}
+        stratus_spec::EgressSpec::None => println!("egress:     none (its own services only)"),
+        stratus_spec::EgressSpec::Only(ranges) => {
+            println!(
+                "egress:     only {} (where the lender allows)",
+                ranges.join(", ")
+            )
+        }
+    }
+    if let Some(http) = &n.expose {
+        println!(
+            "exposed:    http://{}/ through the ingress of any replica (to port {})",
+            http.host, http.port
+        );
+    }
+}
+
 /// `stratus inspect ID` (workload name or instance id).
 pub async fn inspect(g: &Global, id: &str) -> Result<()> {
     let c = client(g)?;
@@ -538,6 +558,9 @@ pub async fn inspect(g: &Global, id: &str) -> Result<()> {
             if w.stopped { " (stopped)" } else { "" }
         );
         println!("module:     {}", w.module);
+        if let Some(n) = &v.network {
+            print_network(n);
+        }
         if let Some(b) = &v.blocked {
             println!("blocked:    {b}");
         }

@@ -180,6 +180,14 @@ fn containers_call_services_by_name_and_reach_nothing_else() {
     // Through the ingress, by its host name: the replica routes the
     // request to the frontend's node over the node's tunnel link.
     assert_eq!(hits(dev.ingress_port, app::HOST), first + 2);
+    let shown = dev.cli(&["inspect", "web"]).success("inspect web");
+    assert!(
+        shown.contains(&format!(
+            "exposed:    http://{}/ through the ingress",
+            app::HOST
+        )),
+        "{shown}"
+    );
     let nobody = fetch_page(dev.ingress_port, "nobody.example.com", "/")
         .expect_err("an unknown host is not served");
     assert!(nobody.contains(" 404 "), "{nobody}");
