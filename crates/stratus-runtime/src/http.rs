@@ -11,9 +11,10 @@
 //! guest's stdout and stderr go to the instance's output as for any task.
 //!
 //! Outbound HTTP (`wasi:http/outgoing-handler`) goes only where the door's
-//! egress check allows every address the host name resolves to (checked
-//! before the request is sent; the connection then resolves the name again,
-//! so a name whose answers change between the two lookups is a known gap).
+//! egress check allows every address the host name resolves to. Plain HTTP
+//! connects to the address checked; HTTPS resolves the name again to
+//! connect (its certificate is checked against the name), so for HTTPS a
+//! name whose answers change between the two lookups is a known gap.
 //! Sockets stay closed as for every guest.
 
 use std::future::Future;
@@ -144,13 +145,12 @@ impl WasiHttpHooks for Outbound {
     ) -> Box<dyn Future<Output = Sent> + Send> {
         drop(fut);
         let egress = self.egress.clone();
+        let mut request = request;
         Box::new(async move {
             let uri = request.uri();
+            let tls = uri.scheme_str() == Some("https");
             let host = uri.host().unwrap_or_default().to_string();
-            let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-                Some("https") => 443,
-                _ => 80,
-            });
+            let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
             let host = host.trim_start_matches('[').trim_end_matches(']');
             let addrs: Vec<IpAddr> = tokio::net::lookup_host((host, port))
                 .await
@@ -159,6 +159,15 @@ impl WasiHttpHooks for Outbound {
                 .collect();
             if addrs.is_empty() || !addrs.iter().all(|a| egress(*a)) {
                 return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
+            }
+            if !tls {
+                // Connect to the address just checked, not to what a second
+                // lookup says (the `Host` header keeps the name).
+                let checked = std::net::SocketAddr::new(addrs[0], port);
+                let mut parts = request.uri().clone().into_parts();
+                parts.authority = checked.to_string().parse().ok();
+                *request.uri_mut() = http::Uri::from_parts(parts)
+                    .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
             }
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
