@@ -62,10 +62,8 @@ impl LenderEgress {
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(|s| {
-                    s.parse::<IpNet>()
-                        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                        .map(|n| n.trunc())
-                        .map_err(|_| format!("{s:?} is not an address or CIDR range"))
+                    stratus_spec::parse_range(s)
+                        .ok_or_else(|| format!("{s:?} is not an address or CIDR range"))
                 })
                 .collect()
         };
@@ -344,9 +342,12 @@ impl LenderEgress {
             EgressSpec::None => lender.only(Vec::new()),
             // Normalized ranges (checked by the state); one that does not
             // read narrows to nothing rather than to less than asked.
-            EgressSpec::Only(ranges) => {
-                lender.only(ranges.iter().filter_map(|r| r.parse().ok()).collect())
-            }
+            EgressSpec::Only(ranges) => lender.only(
+                ranges
+                    .iter()
+                    .filter_map(|r| stratus_spec::parse_range(r))
+                    .collect(),
+            ),
         }
     }
 }

@@ -220,22 +220,12 @@ impl Runner {
         cancel: &CancellationToken,
     ) -> Result<Option<stratus_spec::Networking>, String> {
         let replica = crate::volumes::Connected(self.connector());
-        loop {
-            let asked = taskio::call(&replica, "network", || rpc::InstanceNetwork {
-                instance: instance.to_string(),
-            });
-            let answer = tokio::select! {
-                _ = cancel.cancelled() => return Ok(None),
-                a = asked => a,
-            };
-            match answer {
-                Ok(n) => return Ok(Some(n)),
-                Err(taskio::TaskIoError::Unreachable { .. }) => {
-                    tracing::debug!(%instance, "no control replica: waiting to learn the network");
-                }
-                Err(e) => return Err(format!("cannot learn the container's network: {e}")),
-            }
-        }
+        let req = || rpc::InstanceNetwork {
+            instance: instance.to_string(),
+        };
+        taskio::call_until_answered(&replica, "network", req, cancel)
+            .await
+            .map_err(|e| format!("cannot learn the instance's network: {e}"))
     }
 
     /// Mounts the image of `a` and prepares the instance's root (`None`:

@@ -261,6 +261,29 @@ pub(crate) async fn call<R: Rpc>(
     })
 }
 
+/// [`call`], asked again for as long as no replica answers (what a step
+/// that must not go on without the answer needs); `Ok(None)`: `cancel`
+/// came first.
+pub(crate) async fn call_until_answered<R: Rpc>(
+    rpc: &dyn Replica,
+    context: &str,
+    req: impl Fn() -> R,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Option<R::Reply>, TaskIoError> {
+    loop {
+        let answer = tokio::select! {
+            _ = cancel.cancelled() => return Ok(None),
+            a = call(rpc, context, &req) => a,
+        };
+        match answer {
+            Err(TaskIoError::Unreachable { .. }) => {
+                tracing::debug!(%context, "no control replica answers: waiting");
+            }
+            a => return a.map(Some),
+        }
+    }
+}
+
 /// What [`fetch_input`] fetched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fetched {

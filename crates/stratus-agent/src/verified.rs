@@ -112,35 +112,23 @@ impl Runner {
         cancel: &CancellationToken,
     ) -> Result<Option<Determinism>, Option<String>> {
         let replica = Connected(self.connector());
-        loop {
-            let asked = taskio::call(&replica, "verified run", || rpc::TrustTerms {
-                instance: instance.to_string(),
-            });
-            let answer = tokio::select! {
-                _ = cancel.cancelled() => return Err(None),
-                a = asked => a,
-            };
-            match answer {
-                Ok(t) => {
-                    return Ok(Some(Determinism {
-                        seed: t.seed,
-                        start_ms: t.start_ms,
-                        fuel: t.fuel,
-                    }))
-                }
-                Err(TaskIoError::Replica {
-                    code: ErrorCode::NotFound,
-                    ..
-                }) => return Ok(None),
-                Err(TaskIoError::Unreachable { .. }) => {
-                    tracing::debug!(%instance, "no control replica: waiting to learn whether it is a verified run")
-                }
-                Err(e) => {
-                    return Err(Some(format!(
-                        "cannot tell whether this is a verified run: {e}"
-                    )))
-                }
-            }
+        let req = || rpc::TrustTerms {
+            instance: instance.to_string(),
+        };
+        match taskio::call_until_answered(&replica, "verified run", req, cancel).await {
+            Ok(Some(t)) => Ok(Some(Determinism {
+                seed: t.seed,
+                start_ms: t.start_ms,
+                fuel: t.fuel,
+            })),
+            Ok(None) => Err(None),
+            Err(TaskIoError::Replica {
+                code: ErrorCode::NotFound,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(Some(format!(
+                "cannot tell whether this is a verified run: {e}"
+            ))),
         }
     }
 

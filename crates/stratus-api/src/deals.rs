@@ -63,12 +63,7 @@ pub fn order_of(
     signed_by: Option<&SignedBy>,
 ) -> Result<Order, ApiError> {
     m.validate(spec).map_err(|errs| {
-        ApiError::bad_request(
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
+        ApiError::bad_request(stratus_spec::SpecError::Invalid(errs).to_string())
     })?;
     if m.trust.is_some_and(|t| t > 1) {
         // Replicas of a task are compared result against result: only a

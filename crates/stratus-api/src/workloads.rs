@@ -142,17 +142,14 @@ pub async fn deploy(
     c: Caller,
     JsonBody(req): JsonBody<Deploy>,
 ) -> Result<Json<Workload>, ApiError> {
-    let network_errs = req
-        .network
-        .as_ref()
-        .and_then(|n| n.validate(&req.spec).err());
-    if let Err(errs) = req.spec.validate().and(network_errs.map_or(Ok(()), Err)) {
-        let msg = errs
-            .iter()
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(ApiError::bad_request(msg));
+    let valid = req.spec.validate().and_then(|()| match &req.network {
+        Some(n) => n.validate(&req.spec),
+        None => Ok(()),
+    });
+    if let Err(errs) = valid {
+        return Err(ApiError::bad_request(
+            stratus_spec::SpecError::Invalid(errs).to_string(),
+        ));
     }
     let id = WorkloadId::new(&c.tenant, &req.spec.name)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;

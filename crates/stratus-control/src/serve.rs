@@ -649,8 +649,6 @@ pub(crate) fn images_unavailable() -> Response {
     }
 }
 
-/// Whether `node` may keep a piece link to a replica: a registered,
-/// unbanned storage node.
 /// A kind of link nodes dial to a replica for calls the other way.
 pub(crate) struct LinkKind {
     /// For logs.
@@ -672,6 +670,8 @@ pub(crate) const PIECE_LINKS: LinkKind = LinkKind {
     may: may_link,
 };
 
+/// Whether `node` may keep a piece link to a replica: a registered,
+/// unbanned storage node.
 fn may_link(s: &stratus_state::State, node: &NodeId) -> bool {
     s.nodes
         .get(node)

@@ -140,9 +140,9 @@ where
             },
             () = &mut shutdown => break,
         };
-        let socket = tokio::select! {
+        let (socket, peer) = tokio::select! {
             res = listener.accept() => match res {
-                Ok((socket, addr)) => (socket, addr),
+                Ok(accepted) => accepted,
                 Err(e) if is_transient(&e) => {
                     tracing::warn!(error = %e, "accept failed; retrying");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -152,7 +152,6 @@ where
             },
             () = &mut shutdown => break,
         };
-        let (socket, peer) = socket;
         // Small answers must not wait for Nagle's algorithm.
         let _ = socket.set_nodelay(true);
         let (inner, timeout, min) = (service.clone(), limits.body_timeout, limits.body_min_bytes);

@@ -350,11 +350,3 @@ impl Server {
         }
     }
 }
-
-/// Whether a compiled component serves HTTP.
-pub(crate) fn is_proxy(engine: &wasmtime::Engine, component: &Component) -> bool {
-    component
-        .component_type()
-        .exports(engine)
-        .any(|(name, _)| name.starts_with(INCOMING_HANDLER))
-}

@@ -315,8 +315,10 @@ impl WasmExecutor {
         cancel: CancellationToken,
     ) -> Result<Exit, RuntimeError> {
         let hash = module_hash(&spec.module);
-        // A component serving HTTP runs in the pooled engine.
-        let flavor = if spec.http.is_some() && crate::http::serves_http(&spec.module) {
+        // A component serving HTTP, given a door, is served from the pooled
+        // engine.
+        let serve_http = spec.http.is_some() && crate::http::serves_http(&spec.module);
+        let flavor = if serve_http {
             made(&self.pooled, || Flavor::new(false, true))?
         } else {
             self.flavor(spec.determinism.is_some())?
@@ -327,11 +329,9 @@ impl WasmExecutor {
             compiled = self.compiled(flavor, &hash, &spec.module) => compiled?,
         };
 
-        if let (Compiled::Component(c), Some(door)) = (&compiled, &spec.http) {
-            if crate::http::is_proxy(&flavor.engine, c) {
-                let (c, door) = (c.clone(), door.clone());
-                return crate::http::serve(&flavor.engine, c, spec, door, output, cancel).await;
-            }
+        if let (true, Compiled::Component(c), Some(door)) = (serve_http, &compiled, &spec.http) {
+            let (c, door) = (c.clone(), door.clone());
+            return crate::http::serve(&flavor.engine, c, spec, door, output, cancel).await;
         }
         let mut wasi = wasi_builder(&spec, &output)?;
         if let Some(d) = &spec.determinism {

@@ -47,7 +47,7 @@ mod validate;
 pub use file::{parse_file, SpecFile};
 pub use market::{valid_listing_id, MarketPrefer, MarketSpec, MAX_LISTING_ID_LEN};
 pub use network::{
-    valid_host, EgressSpec, HttpExpose, Networking, MAX_EGRESS_RANGES, MAX_HOST_LEN,
+    parse_range, valid_host, EgressSpec, HttpExpose, Networking, MAX_EGRESS_RANGES, MAX_HOST_LEN,
 };
 pub use taskio::{ObjectFolder, OutputSpec, MAX_FOLDER_PREFIX_LEN};
 

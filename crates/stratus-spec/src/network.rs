@@ -107,13 +107,19 @@ pub fn valid_host(host: &str) -> bool {
         })
 }
 
-/// Normalizes a CIDR range or bare address (a host route).
-fn range(s: &str) -> Option<String> {
+/// Reads a CIDR range or a bare address (a host route), truncated to its
+/// network: what tenants' and lenders' egress lists hold.
+pub fn parse_range(s: &str) -> Option<ipnet::IpNet> {
     let s = s.trim();
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .ok()
-        .map(|n| n.trunc().to_string())
+        .map(|n| n.trunc())
+}
+
+/// A range as stored: [`parse_range`]'s, written out.
+fn range(s: &str) -> Option<String> {
+    parse_range(s).map(|n| n.to_string())
 }
 
 impl Networking {

@@ -9,7 +9,7 @@
 //! starts). A host name belongs to one workload at a time: while a
 //! workload that is not stopped exposes it, no other may.
 
-use stratus_spec::{Networking, WorkloadSpec};
+use stratus_spec::{Networking, SpecError, WorkloadSpec};
 use stratus_types::WorkloadId;
 
 use crate::{ApplyError, Command, State};
@@ -56,14 +56,9 @@ impl State {
         let Some((tenant, spec, now_ms)) = deployed(deploy) else {
             return Err(ApplyError::invalid("a network goes with a deploy"));
         };
-        network.validate(spec).map_err(|errs| {
-            ApplyError::invalid(
-                errs.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+        network
+            .validate(spec)
+            .map_err(|errs| ApplyError::invalid(SpecError::Invalid(errs).to_string()))?;
         let id =
             WorkloadId::new(tenant, &spec.name).map_err(|e| ApplyError::invalid(e.to_string()))?;
         let key = id.to_string();

@@ -170,12 +170,7 @@ impl State {
             return Err(ApplyError::invalid("not a deploy"));
         };
         spec.validate().map_err(|errs| {
-            let msg = errs
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ");
-            ApplyError::invalid(msg)
+            ApplyError::invalid(stratus_spec::SpecError::Invalid(errs).to_string())
         })?;
         self.require_tenant(tenant)?;
         let payload = self.deployable(tenant, spec, module, app)?;

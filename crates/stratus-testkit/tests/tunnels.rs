@@ -2,8 +2,9 @@
 //! attacker with raw QUIC clients: a stranger, and a registered node that
 //! runs nothing of the service's tenant. Neither learns where the
 //! tenant's services run nor gets a connection to one; a node's tunnel
-//! link is taken only from a registered node; and a replica opens tunnels,
-//! it takes none.
+//! link is taken only from a registered node; an instance's network is
+//! told only to the node running it; and a replica opens tunnels, it takes
+//! none.
 
 #![allow(clippy::unwrap_used)]
 
@@ -98,6 +99,20 @@ async fn only_nodes_of_the_tenant_learn_and_reach_its_services() -> Result<()> {
         )
         .await?;
     assert_eq!(code_of(&r), Some(ErrorCode::NotFound), "{r:?}");
+
+    // An instance's network (its tenant's egress) is told to the node
+    // running it only: not to another lender, not to a stranger.
+    let network = Request::InstanceNetwork {
+        instance: instance.clone(),
+    };
+    match own.call(&network, T).await? {
+        Response::Network(n) => assert!(n.is_default(), "{n:?}"),
+        other => bail!("network: {other:?}"),
+    }
+    for (who, peer) in [("another node", &other), ("a stranger", &stranger)] {
+        let r: Response = peer.call(&network, T).await?;
+        assert_eq!(code_of(&r), Some(ErrorCode::NotFound), "{who}: {r:?}");
+    }
 
     // Nobody sends a replica what replicas send nodes.
     let r: Response = own
