@@ -38,6 +38,7 @@
 
 pub mod archive;
 pub mod containers;
+pub mod direct;
 pub mod private;
 pub mod runner;
 pub mod services;
@@ -142,7 +143,10 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts the agent on `endpoint` (which it uses only to dial out).
+    /// Starts the agent on `endpoint`: it dials out from it, and, if the
+    /// endpoint is guarded ([`Endpoint::bind_guarded`]), takes direct
+    /// connections on it from the peers replicas introduce
+    /// ([`direct`]).
     pub fn start(
         cfg: AgentConfig,
         endpoint: Endpoint,
@@ -176,6 +180,7 @@ impl Agent {
         if let Some(r) = &runner {
             tokio::spawn(r.clone().flush_loop());
             r.services().attach(endpoint.clone());
+            direct::accept(endpoint.clone(), r.services().clone());
             tokio::spawn(tunnels::keep_links(
                 endpoint.clone(),
                 r.services().clone(),

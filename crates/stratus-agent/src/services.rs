@@ -125,6 +125,8 @@ pub struct ServiceTable {
     turn: AtomicUsize,
     /// This node's tunnel links to the replicas.
     links: Links,
+    /// Its direct connections to other nodes.
+    direct: crate::direct::Direct,
     /// This node's endpoint (its key seals relayed connections).
     endpoint: OnceLock<Endpoint>,
     /// Bumped whenever the directory is replaced.
@@ -140,6 +142,7 @@ impl Default for ServiceTable {
             remote: Mutex::default(),
             turn: AtomicUsize::new(0),
             links: Links::new(),
+            direct: crate::direct::Direct::default(),
             endpoint: OnceLock::new(),
             updated: watch::Sender::new(0),
             wanted: Notify::new(),
@@ -213,12 +216,18 @@ impl ServiceTable {
     }
 
     /// A connection to `port` of `id` if it is listed as a service
-    /// instance here (`None`: it is not).
-    pub fn connect_listed(&self, id: &str, port: u16) -> Option<Connecting> {
+    /// instance here of a tenant `may` accepts (`None`: it is not).
+    pub fn connect_listed(
+        &self,
+        id: &str,
+        port: u16,
+        may: impl Fn(&str) -> bool,
+    ) -> Option<Connecting> {
         let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         running
-            .values()
-            .flatten()
+            .iter()
+            .filter(|((tenant, _), _)| may(tenant))
+            .flat_map(|(_, listings)| listings)
             .find(|l| l.id == id)
             .map(|l| (l.dial)(port))
     }
@@ -275,6 +284,10 @@ impl ServiceTable {
     pub(crate) fn links(&self) -> &Links {
         &self.links
     }
+
+    pub(crate) fn direct(&self) -> &crate::direct::Direct {
+        &self.direct
+    }
 }
 
 /// `list`, rotated by one more step each call (connections spread over the
@@ -311,6 +324,7 @@ impl Services for TenantServices {
             t.remote_instances(&self.tenant, name),
         );
         let name = name.to_string();
+        let self_tenant = self.tenant.clone();
         Box::pin(async move {
             let mut last = String::from("no instance is running");
             for listing in here {
@@ -320,7 +334,7 @@ impl Services for TenantServices {
                 }
             }
             for (instance, node) in there {
-                match crate::tunnels::dial(&t, &instance, node, port).await {
+                match crate::tunnels::dial(&t, &self_tenant, &instance, node, port).await {
                     Ok(c) => return Ok(c),
                     Err(e) => last = e.to_string(),
                 }
@@ -420,10 +434,13 @@ mod tests {
             .collect();
         assert!(first.contains(&"c1".to_string()) && first.contains(&"c2".to_string()));
         assert!(!ids(t.instances("alice", "web")).contains(&"c3".to_string()));
-        assert!(t.connect_listed("c3", 80).is_some());
+        assert!(t.connect_listed("c3", 80, |_| true).is_some());
+        // A peer introduced for alice's services reaches none of bob's.
+        assert!(t.connect_listed("c3", 80, |t| t == "alice").is_none());
+        assert!(t.connect_listed("c1", 80, |t| t == "alice").is_some());
         drop(a);
         assert_eq!(ids(t.instances("alice", "web")), vec!["c2".to_string()]);
-        assert!(t.connect_listed("c1", 80).is_none());
+        assert!(t.connect_listed("c1", 80, |_| true).is_none());
         drop(b);
         assert!(t.instances("alice", "web").is_empty());
         assert_eq!(ids(t.instances("bob", "web")), vec!["c3".to_string()]);

@@ -4,7 +4,8 @@
 //! running here; it learns where its tenants' services run elsewhere
 //! ([`sync_directory`]); and it opens relayed connections to them
 //! ([`dial`]). Inside every relayed stream the two nodes run TLS between
-//! their keys: the relaying replica sees ciphertext.
+//! their keys: the relaying replica sees ciphertext. Nodes that can reach
+//! each other skip the relay ([`crate::direct`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,16 +42,35 @@ pub async fn keep_links(
         replicas,
         "tunnel",
         |conn| conn.ask_link(Request::TunnelLink),
-        move |conn| serve(conn, table.clone(), ep.clone()),
+        move |conn| {
+            table.links().insert(conn.clone());
+            serve(conn, table.clone(), ep.clone(), Via::Link)
+        },
         cancel,
     )
     .await;
 }
 
-/// Serves the streams a replica opens on this node's link until it ends.
-async fn serve(conn: Connection, table: Arc<ServiceTable>, endpoint: Endpoint) {
-    let links = table.links();
-    links.insert(conn.clone());
+/// What a connection whose streams this node serves is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Via {
+    /// A tunnel link to a replica: it opens connections it decided other
+    /// nodes may make (TLS from that node inside) and introduces peers.
+    Link,
+    /// A direct connection a peer introduced to this node dialed: it
+    /// opens connections to the services of the tenants it was
+    /// introduced for, itself.
+    Direct,
+}
+
+/// Serves the streams opened on `conn` until it ends.
+pub(crate) async fn serve(
+    conn: Connection,
+    table: Arc<ServiceTable>,
+    endpoint: Endpoint,
+    via: Via,
+) {
+    let peer = conn.remote_id();
     loop {
         let mut call = match conn.accept_call().await {
             Ok(Some(call)) => call,
@@ -61,45 +81,62 @@ async fn serve(conn: Connection, table: Arc<ServiceTable>, endpoint: Endpoint) {
             let Ok(req) = call.read::<Request>().await else {
                 return;
             };
-            let Request::TunnelOpen {
-                instance,
-                port,
-                from,
-            } = req
-            else {
-                let _ = call
-                    .respond(&error(
-                        ErrorCode::BadRequest,
-                        "a tunnel link serves tunnels only",
-                    ))
-                    .await;
-                return;
+            let (instance, port, from) = match (req, via) {
+                (
+                    Request::TunnelOpen {
+                        instance,
+                        port,
+                        from,
+                    },
+                    Via::Link,
+                ) => (instance, port, from),
+                // Over a direct connection the peer is who its key says.
+                (Request::TunnelOpen { instance, port, .. }, Via::Direct) => (instance, port, peer),
+                (Request::PunchOpen { from, addr, tenant }, Via::Link) => {
+                    let answer = crate::direct::punch_open(&table, from, &addr, &tenant);
+                    let _ = call.respond(&answer).await;
+                    return;
+                }
+                _ => {
+                    let _ = call
+                        .respond(&error(
+                            ErrorCode::BadRequest,
+                            "a tunnel link serves tunnels and introductions only",
+                        ))
+                        .await;
+                    return;
+                }
             };
             let listing = crate::containers::container_id(&instance);
-            // Only instances listed as services (running, not tasks).
-            let target = match table.connect_listed(&listing, port) {
+            let now = std::time::Instant::now();
+            // Only instances listed as services (running, not tasks); over
+            // a direct connection, of a tenant the peer was introduced for.
+            let may = |tenant: &str| via == Via::Link || table.direct().permits(&from, tenant, now);
+            let target = match table.connect_listed(&listing, port, may) {
                 Some(connecting) => connecting.await.map_err(|e| e.to_string()),
                 None => Err(format!("no service instance {instance} runs here")),
             };
-            let local = match target {
+            let mut local = match target {
                 Ok(s) => s,
                 Err(why) => {
                     let _ = call.respond(&error(ErrorCode::NotFound, &why)).await;
                     return;
                 }
             };
-            let Ok(stream) = call.respond_and_stream(&Response::Ok).await else {
+            let Ok(mut stream) = call.respond_and_stream(&Response::Ok).await else {
                 return;
             };
-            let mut sealed = match endpoint.seal_accept(stream, from).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%instance, error = %e, "tunnel refused");
-                    return;
-                }
+            let ended = match via {
+                Via::Direct => tokio::io::copy_bidirectional(&mut stream, &mut local).await,
+                Via::Link => match endpoint.seal_accept(stream, from).await {
+                    Ok(mut sealed) => tokio::io::copy_bidirectional(&mut sealed, &mut local).await,
+                    Err(e) => {
+                        tracing::debug!(%instance, error = %e, "tunnel refused");
+                        return;
+                    }
+                },
             };
-            let mut local = local;
-            if let Err(e) = tokio::io::copy_bidirectional(&mut sealed, &mut local).await {
+            if let Err(e) = ended {
                 tracing::debug!(%instance, error = %e, "tunnel ended");
             }
         });
@@ -140,10 +177,14 @@ pub async fn sync_directory(conn: Connection, host: Arc<ContainerHost>, cancel: 
     }
 }
 
-/// A connection to `port` of `instance` on `node`, relayed by a replica
-/// this node has a link to, with TLS to `node`'s key inside.
+/// A connection to `port` of `tenant`'s `instance` on `node`: over the
+/// direct connection to `node` if one is up, else relayed by a replica
+/// this node has a link to, with TLS to `node`'s key inside (and an
+/// introduction to `node` asked in the background, so that the next
+/// connections may go direct).
 pub async fn dial(
-    table: &ServiceTable,
+    table: &Arc<ServiceTable>,
+    tenant: &str,
     instance: &str,
     node: NodeId,
     port: u16,
@@ -152,6 +193,35 @@ pub async fn dial(
     let endpoint = table
         .endpoint()
         .ok_or_else(|| other("this node has no endpoint for tunnels yet".into()))?;
+    let direct = table.direct();
+    let now = std::time::Instant::now();
+    if let Some(conn) = direct.usable(&node, tenant, now) {
+        match crate::direct::open(&conn, endpoint.node_id(), instance, port, OPEN_TIMEOUT).await {
+            Ok(stream) => {
+                if direct.should_ask(&node, tenant, now) {
+                    tokio::spawn(crate::direct::introduce(
+                        table.clone(),
+                        tenant.to_string(),
+                        instance.to_string(),
+                        node,
+                    ));
+                }
+                return Ok(Box::new(stream));
+            }
+            Err(why) => {
+                tracing::debug!(peer = %node.short(), %why, "direct connection refused; relayed");
+                direct.forget(&node, tenant);
+            }
+        }
+    }
+    if direct.should_ask(&node, tenant, now) {
+        tokio::spawn(crate::direct::introduce(
+            table.clone(),
+            tenant.to_string(),
+            instance.to_string(),
+            node,
+        ));
+    }
     let links = table.links();
     let mut last = String::from("no link to any replica");
     for replica in links.peers() {

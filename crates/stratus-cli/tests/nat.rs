@@ -5,8 +5,10 @@
 //! piece links they dial, so objects are stored on and read back from
 //! machines no replica can reach; and the two-service app (an HTTP
 //! frontend that calls redis by name) runs with each service in another
-//! home, its connections relayed by the replica over the tunnel links the
-//! homes dialed.
+//! home, its first connection relayed by the replica over the tunnel links
+//! the homes dialed, the next ones direct once the replica introduced the
+//! homes (hole punching); a home behind a NAT that maps each flow to
+//! another port is not punched through, and its connections stay relayed.
 
 mod common;
 
@@ -45,7 +47,10 @@ fn through_ingress(public: &str, host: &str, path: &str) -> Result<String, Strin
 
 #[test]
 fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
-    let lab = NatLab::new(HOMES).expect("the network lab (needs root, ip and iptables)");
+    // Home 2's router maps each flow to another port: no hole punching
+    // reaches it; homes 0 and 1 reach each other directly.
+    let lab =
+        NatLab::with_symmetric(HOMES, &[2]).expect("the network lab (needs root, ip and iptables)");
     let root = tempfile::tempdir().expect("tempdir");
     let public = lab.public();
     // The lab is real: the public side has no route into a home.
@@ -101,7 +106,7 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
     ];
     let as_admin = |args: &[&str]| cli_in(Some(&public), args, &env);
 
-    let _nodes: Vec<Proc> = (0..HOMES)
+    let nodes: Vec<Proc> = (0..HOMES)
         .map(|i| {
             Proc::spawn_in(
                 Some(&lab.home(i)),
@@ -130,7 +135,7 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
                     "--egress-allow".into(),
                     "10.77.0.0/24".into(),
                     "--log".into(),
-                    "warn".into(),
+                    "warn,stratus_agent::direct=info".into(),
                 ]
                 .into_iter()
                 // Containers in homes 0 and 1 only: the app needs two.
@@ -224,6 +229,21 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
         app::count(out.lines().last().unwrap_or_default()).is_ok(),
         "the frontend in home 1 counted in redis in home 0: {out:?}"
     );
+    // The first connection went through the replica; meanwhile it
+    // introduced the two homes, whose NATs keep a flow's port, and home 1
+    // dialed home 0 directly (hole punching): the frontend's next
+    // connections to redis go direct.
+    wait_until(
+        "home 1's direct link to home 0",
+        Duration::from_secs(60),
+        || {
+            let (dialer, dialed) = (nodes[1].stderr(), nodes[0].stderr());
+            (dialer.contains("direct link to a peer up")
+                && dialed.contains("direct link from a peer up"))
+            .then_some(())
+            .ok_or(format!("home 1:\n{dialer}\nhome 0:\n{dialed}"))
+        },
+    );
 
     // From the public segment, through the replica's ingress, by host
     // name: the frontend behind home 1's NAT answers over its tunnel link.
@@ -281,6 +301,32 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
     assert!(
         out.starts_with("hello from wasm: GET /by-name (host hello"),
         "a container in home 0 called the component in home 2 by name: {out:?}"
+    );
+    // Behind home 2's NAT nothing punched through: home 0 says so, and
+    // its connections to home 2 stayed relayed (the call above worked).
+    let listed = as_admin(&["nodes", "ls", "--json"]).success("nodes ls");
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("nodes JSON");
+    let home2 = listed
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["info"]["name"] == "home-2"))
+        .and_then(|n| n["info"]["id"].as_str())
+        .map(|id| id[..8].to_string())
+        .expect("home 2's id");
+    wait_until(
+        "home 0 to give up reaching home 2 directly",
+        Duration::from_secs(60),
+        || {
+            let log = nodes[0].stderr();
+            log.lines()
+                .any(|l| l.contains("no direct link to the peer") && l.contains(&home2))
+                .then_some(())
+                .ok_or(log)
+        },
+    );
+    assert!(
+        !nodes[2].stderr().contains("direct link from a peer up"),
+        "{}",
+        nodes[2].stderr()
     );
 
     // The tenant's egress narrows the lender's: the replica's API on the

@@ -196,6 +196,12 @@ impl Control {
                             Request::Tunnel { instance, port } => {
                                 me.tunnel(peer, instance, port).await
                             }
+                            // The asker is told where the instance's node
+                            // is, the node where the asker's packets come
+                            // from: this connection's address.
+                            Request::Punch { instance } => {
+                                Reply::Frame(me.punch(peer, link.remote_addr(), &instance).await)
+                            }
                             req => Reply::Frame(me.handle(peer, req).await),
                         }
                     }
@@ -331,11 +337,14 @@ impl Control {
             Request::ReportExec { instance, n, state } => {
                 self.take_exec_report(peer, instance, n, state).await
             }
-            Request::PieceLink | Request::TunnelLink | Request::Tunnel { .. } => Response::Error {
+            Request::PieceLink
+            | Request::TunnelLink
+            | Request::Tunnel { .. }
+            | Request::Punch { .. } => Response::Error {
                 code: ErrorCode::BadRequest,
                 message: "links and tunnels are taken only on the connection they arrive on".into(),
             },
-            Request::TunnelOpen { .. } => Response::Error {
+            Request::TunnelOpen { .. } | Request::PunchOpen { .. } => Response::Error {
                 code: ErrorCode::BadRequest,
                 message: "replicas open tunnels on nodes' links; they take none".into(),
             },

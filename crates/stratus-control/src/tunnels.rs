@@ -10,6 +10,15 @@
 //! instance of the service's tenant, only to a running instance of one of
 //! that tenant's services. Where the services run is told to each node for
 //! the tenants it runs instances of ([`Request::ServiceDirectory`]).
+//!
+//! Two nodes that can exchange UDP packets skip the relay: A asks the
+//! replica for an introduction ([`Request::Punch`], checked like a relayed
+//! connection), the replica tells B on its link who will come and from
+//! where ([`Request::PunchOpen`]) and tells A where B's packets come from;
+//! B sends packets towards A (opening its NAT), and A dials B over QUIC,
+//! both keys pinned. B then serves A's connections to the introduced
+//! tenant's services for a while, on its own (see `stratus-agent`'s
+//! `direct`).
 
 use std::time::Duration;
 
@@ -24,6 +33,8 @@ use crate::Control;
 
 /// How long the instance's node may take to connect to the service.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the instance's node may take to answer an introduction.
+const PUNCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn refused(code: ErrorCode, message: String) -> Response {
     Response::Error { code, message }
@@ -68,8 +79,13 @@ pub(crate) fn directory(s: &State, node: &NodeId) -> Vec<ServiceEntry> {
         .collect()
 }
 
-/// The node `from` may reach `instance` on, or why not.
-pub(crate) fn may_connect(s: &State, from: &NodeId, instance: &str) -> Result<NodeId, String> {
+/// The node `from` may reach `instance` on and the instance's tenant, or
+/// why not.
+pub(crate) fn may_connect(
+    s: &State,
+    from: &NodeId,
+    instance: &str,
+) -> Result<(NodeId, String), String> {
     let i = s
         .instances
         .get(instance)
@@ -80,7 +96,7 @@ pub(crate) fn may_connect(s: &State, from: &NodeId, instance: &str) -> Result<No
         // tenant's instance exists is not this node's business.
         return Err(format!("no running service instance {instance}"));
     }
-    Ok(i.node)
+    Ok((i.node, i.workload.tenant().to_string()))
 }
 
 /// Tunnel links: replicas open other nodes' service connections over them;
@@ -190,6 +206,49 @@ impl Control {
             .map_err(|e| format!("node {}: {e}", node.short()))
     }
 
+    /// Answers [`Request::Punch`]: introduces `peer`, whose packets come
+    /// from `seen`, to the node of `instance` (if `peer` may reach it, as
+    /// for a relayed connection) and tells `peer` where that node's come
+    /// from. Both addresses are the ones this replica sees, so both nodes
+    /// may be behind NATs; the node sends the first packets (its NAT then
+    /// lets `peer`'s in) before `peer` is answered.
+    pub(crate) async fn punch(
+        &self,
+        peer: NodeId,
+        seen: std::net::SocketAddr,
+        instance: &str,
+    ) -> Response {
+        let (node, tenant) = match self.inner.reader.read(|s| may_connect(s, &peer, instance)) {
+            Ok(found) => found,
+            Err(why) => return refused(ErrorCode::NotFound, why),
+        };
+        let Some(link) = self.inner.tunnel_links.get(&node) else {
+            return refused(
+                ErrorCode::Unavailable,
+                format!("node {} has no tunnel link to this replica", node.short()),
+            );
+        };
+        let open = Request::PunchOpen {
+            from: peer,
+            addr: seen.to_string(),
+            tenant,
+        };
+        match link.call::<_, Response>(&open, PUNCH_TIMEOUT).await {
+            Ok(Response::Ok) => Response::Punched {
+                addr: link.remote_addr().to_string(),
+            },
+            Ok(Response::Error { code, message }) => refused(code, message),
+            Ok(other) => refused(
+                ErrorCode::Internal,
+                format!("node {} answered {}", node.short(), other.kind()),
+            ),
+            Err(e) => refused(
+                ErrorCode::Unavailable,
+                format!("node {}: {e}", node.short()),
+            ),
+        }
+    }
+
     /// Relays a connection of `peer`'s container to `port` of `instance`.
     pub(crate) async fn tunnel(
         &self,
@@ -198,7 +257,7 @@ impl Control {
         port: u16,
     ) -> Reply<Response> {
         let node = match self.inner.reader.read(|s| may_connect(s, &peer, &instance)) {
-            Ok(node) => node,
+            Ok((node, _)) => node,
             Err(why) => return Reply::Frame(refused(ErrorCode::NotFound, why)),
         };
         let far = match self.open_on_link(node, &instance, port, peer).await {

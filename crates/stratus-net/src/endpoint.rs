@@ -42,8 +42,17 @@ pub struct Endpoint {
     inner: Arc<EndpointInner>,
 }
 
+/// Decides, before any handshake, whether an inbound connection attempt
+/// from an address is answered ([`Endpoint::bind_guarded`]).
+pub type Guard = Arc<dyn Fn(SocketAddr) -> bool + Send + Sync>;
+
+/// The guard of an endpoint, replaceable while it runs.
+type GuardSlot = Arc<std::sync::RwLock<Guard>>;
+
 struct EndpointInner {
     quinn: quinn::Endpoint,
+    /// `Some` for [`Endpoint::bind_guarded`] endpoints.
+    guard: Option<GuardSlot>,
     node_id: NodeId,
     identity: Identity,
     tls: TlsIdentity,
@@ -77,7 +86,41 @@ impl Endpoint {
     pub async fn bind(identity: &Identity, listen: SocketAddr) -> Result<Endpoint, NetError> {
         let tls = TlsIdentity::new(identity)?;
         let quinn = quinn::Endpoint::server(tls.server_config()?, listen)?;
-        Ok(Self::wrap(identity, tls, quinn))
+        Ok(Self::wrap(identity, tls, quinn, None))
+    }
+
+    /// Binds an endpoint that dials out and answers an inbound connection
+    /// attempt only from an address its guard lets in: none until
+    /// [`Endpoint::set_guard`]. Attempts from any other address are
+    /// dropped before the handshake, unanswered, so to everyone else the
+    /// endpoint looks like one that only dials. What a node behind a NAT
+    /// runs to be reached directly by the peers it was introduced to (hole
+    /// punching): the same socket dials the replicas, so the address they
+    /// see is the one its peers reach.
+    ///
+    /// Must be called within a tokio runtime.
+    pub async fn bind_guarded(
+        identity: &Identity,
+        listen: SocketAddr,
+    ) -> Result<Endpoint, NetError> {
+        let tls = TlsIdentity::new(identity)?;
+        let quinn = quinn::Endpoint::server(tls.server_config()?, listen)?;
+        let nobody: Guard = Arc::new(|_| false);
+        let slot = Arc::new(std::sync::RwLock::new(nobody));
+        Ok(Self::wrap(identity, tls, quinn, Some(slot)))
+    }
+
+    /// Whether this endpoint was bound with [`Endpoint::bind_guarded`].
+    pub fn is_guarded(&self) -> bool {
+        self.inner.guard.is_some()
+    }
+
+    /// Replaces the guard of a [`Endpoint::bind_guarded`] endpoint (no
+    /// effect on others).
+    pub fn set_guard(&self, guard: Guard) {
+        if let Some(slot) = &self.inner.guard {
+            *slot.write().unwrap_or_else(|p| p.into_inner()) = guard;
+        }
     }
 
     /// Binds an endpoint that only dials out and refuses every inbound
@@ -88,16 +131,22 @@ impl Endpoint {
     pub async fn dial_only(identity: &Identity, bind: SocketAddr) -> Result<Endpoint, NetError> {
         let tls = TlsIdentity::new(identity)?;
         let quinn = quinn::Endpoint::client(bind)?;
-        Ok(Self::wrap(identity, tls, quinn))
+        Ok(Self::wrap(identity, tls, quinn, None))
     }
 
-    fn wrap(identity: &Identity, tls: TlsIdentity, quinn: quinn::Endpoint) -> Endpoint {
+    fn wrap(
+        identity: &Identity,
+        tls: TlsIdentity,
+        quinn: quinn::Endpoint,
+        guard: Option<GuardSlot>,
+    ) -> Endpoint {
         let (tx, rx) = mpsc::channel(ACCEPT_QUEUE);
-        let accept_task = tokio::spawn(accept_loop(quinn.clone(), tx));
+        let accept_task = tokio::spawn(accept_loop(quinn.clone(), tx, guard.clone()));
         tracing::debug!(node_id = %identity.node_id(), addr = ?quinn.local_addr().ok(), "endpoint bound");
         Endpoint {
             inner: Arc::new(EndpointInner {
                 quinn,
+                guard,
                 node_id: identity.node_id(),
                 identity: identity.clone(),
                 tls,
@@ -277,10 +326,24 @@ impl Drop for PeerSlot {
     }
 }
 
-/// Accepts inbound connections, handshaking each on its own task.
-async fn accept_loop(endpoint: quinn::Endpoint, tx: mpsc::Sender<Connection>) {
+/// Accepts inbound connections, handshaking each on its own task; with a
+/// guard, only from the addresses it lets in (others are ignored: no
+/// answer at all).
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    tx: mpsc::Sender<Connection>,
+    guard: Option<GuardSlot>,
+) {
     let counts = PeerCounts::default();
     while let Some(incoming) = endpoint.accept().await {
+        if let Some(slot) = &guard {
+            let allowed = slot.read().unwrap_or_else(|p| p.into_inner());
+            if !allowed(incoming.remote_address()) {
+                tracing::trace!(remote = %incoming.remote_address(), "ignored: not expected");
+                incoming.ignore();
+                continue;
+            }
+        }
         let tx = tx.clone();
         let counts = counts.clone();
         tokio::spawn(async move {

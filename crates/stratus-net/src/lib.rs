@@ -86,7 +86,7 @@ mod tests_limits;
 
 pub use e2e::{SealedClient, SealedServer};
 pub use endpoint::{
-    serve_connection, serve_connection_limited, Connection, Endpoint, IncomingCall,
+    serve_connection, serve_connection_limited, Connection, Endpoint, Guard, IncomingCall,
     MAX_CONNECTIONS_PER_PEER,
 };
 pub use error::NetError;

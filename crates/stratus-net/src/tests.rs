@@ -509,3 +509,43 @@ async fn dial_only_endpoints_refuse_inbound_but_dial_out() {
         .expect_err("a dial-only endpoint accepts nothing");
     assert!(err.is_transport(), "{err}");
 }
+
+/// A guarded endpoint answers nobody until its guard lets an address in,
+/// then only that address: a stranger's handshake goes unanswered (it
+/// times out) while the expected peer's completes.
+#[tokio::test]
+async fn guarded_endpoints_answer_only_the_addresses_let_in() {
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let node = Endpoint::bind_guarded(&Identity::generate(), any)
+        .await
+        .expect("bind guarded");
+    assert!(node.is_guarded());
+    let addr = node.local_addr().expect("addr");
+    let (peer, stranger) = (endpoint().await, endpoint().await);
+    // Nobody yet.
+    let err = peer
+        .connect(addr, Some(node.node_id()))
+        .await
+        .expect_err("nobody is let in yet");
+    assert!(err.is_transport(), "{err}");
+    let expected = peer.local_addr().expect("addr");
+    node.set_guard(std::sync::Arc::new(move |a| a == expected));
+    let accepting = node.clone();
+    let accepted = tokio::spawn(async move { accepting.accept().await.map(|c| c.remote_id()) });
+    let conn = peer
+        .connect(addr, Some(node.node_id()))
+        .await
+        .expect("the peer let in connects");
+    assert_eq!(conn.remote_id(), node.node_id());
+    assert_eq!(accepted.await.expect("join"), Some(peer.node_id()));
+    let err = stranger
+        .connect(addr, Some(node.node_id()))
+        .await
+        .expect_err("a stranger is not answered");
+    assert!(err.is_transport(), "{err}");
+    // It still dials out like any endpoint.
+    let server = endpoint().await;
+    node.connect(server.local_addr().expect("addr"), Some(server.node_id()))
+        .await
+        .expect("a guarded endpoint dials out");
+}

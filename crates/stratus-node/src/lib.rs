@@ -261,11 +261,12 @@ pub async fn start_with(
     }
     create_private_dir(&cfg.data_dir)?;
     let identity = Identity::load_or_create(&cfg.data_dir)?;
-    // Agents only dial out (NAT-friendly): any local port, no inbound handshakes.
+    // Agents dial out (NAT-friendly): any local port, no inbound handshake
+    // but from the peers a replica introduced (hole punching).
     let in_use = |e: &stratus_net::NetError| matches!(e, stratus_net::NetError::Io(io) if io.kind() == std::io::ErrorKind::AddrInUse);
     let endpoint = match &cfg.server {
         Some(s) => retry_in_use(|| Endpoint::bind(&identity, s.listen), in_use).await?,
-        None => Endpoint::dial_only(&identity, SocketAddr::from(([0, 0, 0, 0], 0))).await?,
+        None => Endpoint::bind_guarded(&identity, SocketAddr::from(([0, 0, 0, 0], 0))).await?,
     };
     let quic_addr = endpoint.local_addr()?;
     let node_id = endpoint.node_id();

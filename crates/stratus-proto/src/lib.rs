@@ -309,6 +309,30 @@ pub enum Request {
         /// The instance.
         instance: String,
     },
+    /// An agent whose containers connect to `instance` on another node
+    /// asks to be introduced to that node, to reach it directly (hole
+    /// punching): the replica checks what it checks for
+    /// [`Request::Tunnel`], tells the node on its tunnel link
+    /// ([`Request::PunchOpen`]) and answers [`Response::Punched`] with the
+    /// address the node's link comes from. Asked on a connection from the
+    /// socket the asking node dials from, whose address the node is told.
+    Punch {
+        /// The service instance.
+        instance: String,
+    },
+    /// A replica tells a node, on its tunnel link, that node `from`, seen
+    /// at `addr`, may connect to it directly for the services of `tenant`
+    /// for a while (and the node sends packets to `addr` so its NAT lets
+    /// `from` in). Answered [`Response::Ok`], or an error by a node that
+    /// takes no direct connections.
+    PunchOpen {
+        /// The node that will connect.
+        from: NodeId,
+        /// Where its packets come from, as the replica sees them.
+        addr: String,
+        /// Whose services it may reach.
+        tenant: String,
+    },
 }
 
 /// Most entries of one [`Response::Directory`].
@@ -562,6 +586,12 @@ pub enum Response {
     Directory(Vec<ServiceEntry>),
     /// Answer to [`Request::InstanceNetwork`].
     Network(stratus_spec::Networking),
+    /// Answer to [`Request::Punch`]: the node was told, and this is where
+    /// its packets come from (dial it there).
+    Punched {
+        /// `ip:port`, as the replica sees the node's link.
+        addr: String,
+    },
 }
 
 /// A control replica and its QUIC address.

@@ -105,6 +105,7 @@ impl Response {
             Response::TrustTerms { .. } => "TrustTerms",
             Response::Directory(_) => "Directory",
             Response::Network(_) => "Network",
+            Response::Punched { .. } => "Punched",
         }
     }
 }
@@ -842,6 +843,29 @@ impl Rpc for InstanceNetwork {
     fn reply(r: Response) -> Result<Self::Reply, Response> {
         match r {
             Response::Network(n) => Ok(n),
+            other => Err(other),
+        }
+    }
+}
+
+/// [`Request::Punch`]: where the instance's node can be dialed.
+#[derive(Debug)]
+pub struct Punch {
+    /// The service instance.
+    pub instance: String,
+}
+
+impl Rpc for Punch {
+    type Reply = String;
+    const NAME: &'static str = "Punch";
+    fn into_request(self) -> Request {
+        Request::Punch {
+            instance: self.instance,
+        }
+    }
+    fn reply(r: Response) -> Result<Self::Reply, Response> {
+        match r {
+            Response::Punched { addr } => Ok(addr),
             other => Err(other),
         }
     }

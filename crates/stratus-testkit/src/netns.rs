@@ -52,11 +52,24 @@ pub struct NatLab {
     tag: String,
     namespaces: Vec<String>,
     homes: usize,
+    /// Homes whose router maps every destination to another port.
+    symmetric: Vec<usize>,
 }
 
 impl NatLab {
     /// Builds the lab (deleting labs of test processes that are gone).
     pub fn new(homes: usize) -> Result<NatLab> {
+        NatLab::with_symmetric(homes, &[])
+    }
+
+    /// Builds the lab with the routers of the homes in `symmetric`
+    /// mapping each outgoing flow to a random port (`MASQUERADE
+    /// --random-fully`): a peer cannot reach such a home at the address a
+    /// replica saw it at, so hole punching to it fails, as behind many
+    /// carrier-grade and corporate NATs. The other routers keep a flow's
+    /// source port where they can (endpoint-independent mapping, what
+    /// Linux and most home routers do).
+    pub fn with_symmetric(homes: usize, symmetric: &[usize]) -> Result<NatLab> {
         if homes > 200 {
             bail!("at most 200 homes");
         }
@@ -68,6 +81,7 @@ impl NatLab {
             tag,
             namespaces: Vec::new(),
             homes,
+            symmetric: symmetric.to_vec(),
         };
         lab.build().context("building the network lab")?;
         Ok(lab)
@@ -161,7 +175,7 @@ impl NatLab {
                     .args(args))
             };
             in_router(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-            in_router(&[
+            let mut masquerade = vec![
                 "iptables",
                 "-t",
                 "nat",
@@ -171,7 +185,28 @@ impl NatLab {
                 "wan",
                 "-j",
                 "MASQUERADE",
+            ];
+            if self.symmetric.contains(&i) {
+                masquerade.push("--random-fully");
+            }
+            in_router(&masquerade)?;
+            // Nothing unasked reaches the router itself either, as on a
+            // home router's firewall (an unanswered packet leaves no
+            // connection-tracking entry behind).
+            in_router(&[
+                "iptables",
+                "-A",
+                "INPUT",
+                "-i",
+                "wan",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED",
+                "-j",
+                "ACCEPT",
             ])?;
+            in_router(&["iptables", "-A", "INPUT", "-i", "wan", "-j", "DROP"])?;
             in_router(&[
                 "iptables",
                 "-A",
