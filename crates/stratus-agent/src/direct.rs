@@ -17,7 +17,8 @@
 //! ([`Direct`] permits): its endpoint answers handshakes only from the
 //! addresses of peers introduced to it ([`stratus_net::Endpoint::bind_guarded`];
 //! to anyone else it looks like a node that only dials out), keeps a
-//! connection only from a peer introduced to it, and connects a stream on
+//! connection only from a peer introduced to it (and closes it within
+//! half a minute of the introduction running out), and connects a stream on
 //! it only to a listed service instance of a tenant that peer was
 //! introduced for. An introduction lasts [`PERMIT_FOR`]; A asks again
 //! after [`REFRESH_AFTER`] while it keeps connecting, so a node that stops
@@ -54,6 +55,8 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 /// peer, and for how long (while the peer has not connected).
 const PUNCH_EVERY: Duration = Duration::from_millis(200);
 const PUNCH_FOR: Duration = Duration::from_secs(4);
+/// How often connections of peers no longer introduced are closed.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// Most peers introduced to one node at once (a replica that floods a
 /// node with introductions cannot make it keep more).
 const MAX_PEERS: usize = 1024;
@@ -233,7 +236,19 @@ pub(crate) fn accept(endpoint: Endpoint, table: Arc<ServiceTable>) {
             .is_some_and(|t| t.direct().expects(addr, Instant::now()))
     }));
     tokio::spawn(async move {
-        while let Some(conn) = endpoint.accept().await {
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            let conn = tokio::select! {
+                c = endpoint.accept() => match c { Some(c) => c, None => return },
+                _ = sweep.tick() => {
+                    // A peer whose introductions ran out keeps no
+                    // connection here.
+                    let now = Instant::now();
+                    let direct = table.direct();
+                    direct.accepted.retain(|peer| direct.introduced(peer, now));
+                    continue;
+                }
+            };
             let peer = conn.remote_id();
             if !table.direct().introduced(&peer, Instant::now()) {
                 tracing::debug!(peer = %peer.short(), "direct connection from a node not introduced: closed");

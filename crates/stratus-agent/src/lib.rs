@@ -65,6 +65,8 @@ use tokio_util::sync::CancellationToken;
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest pause between rounds of reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the instances running here to stop.
+const STOP_WAIT: Duration = Duration::from_secs(15);
 
 /// Settings of an agent.
 #[derive(Clone, Debug)]
@@ -317,7 +319,7 @@ async fn run(
         }
     };
     if let Some(r) = &runner {
-        r.stop_all();
+        r.stop_all(STOP_WAIT).await;
     }
     let _ = state.send(AgentState::Stopped);
     result

@@ -430,9 +430,21 @@ impl Runner {
         self.inner.outbox.notify_one();
     }
 
-    /// Stops every instance (agent shutdown; they are resumed at next start).
-    pub fn stop_all(&self) {
+    /// Stops every instance (agent shutdown; they are resumed at next
+    /// start) and waits, at most `wait`, until they have stopped: a
+    /// container left running when the agent's process exits would run on
+    /// the lender's machine with nobody supervising it.
+    pub async fn stop_all(&self, wait: std::time::Duration) {
         self.inner.cancel.cancel();
+        let deadline = tokio::time::Instant::now() + wait;
+        while tokio::time::Instant::now() < deadline {
+            let running = self.inner.workers.lock().map(|w| w.len()).unwrap_or(0);
+            if running == 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tracing::warn!("instances still stopping at shutdown");
     }
 
     fn report(

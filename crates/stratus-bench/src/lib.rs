@@ -135,7 +135,7 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 6)]
         nodes: usize,
     },
-    /// Service-to-service connections (same node, relayed by a replica with TLS between the nodes inside) beside plain TCP on loopback
+    /// Service-to-service connections (same node; relayed by a replica with TLS between the nodes inside; direct QUIC between the nodes, as after hole punching) beside plain TCP on loopback
     Net {
         /// MiB echoed through each path
         #[arg(long, default_value_t = 256)]

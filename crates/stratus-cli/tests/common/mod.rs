@@ -99,9 +99,25 @@ impl ChildGuard {
     }
 }
 
+/// How long a process asked to stop (SIGTERM) has before it is killed.
+const STOP_WAIT: Duration = Duration::from_secs(20);
+
 impl Drop for ChildGuard {
+    /// Stops the process as an operator would (SIGTERM: a node stops the
+    /// containers it runs, which a SIGKILL would leave running on the
+    /// machine), and kills it if it has not exited after [`STOP_WAIT`].
     fn drop(&mut self) {
         if let Some(mut c) = self.0.take() {
+            if let Ok(pid) = i32::try_from(c.id()) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+                let deadline = Instant::now() + STOP_WAIT;
+                while Instant::now() < deadline {
+                    if !matches!(c.try_wait(), Ok(None)) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
