@@ -311,7 +311,7 @@ pub(crate) async fn net(mib: u64, trips: usize) -> Result<()> {
             tput / base_tput,
         );
     }
-    println!("(vs loopback: latency ratio / throughput ratio; goals: same-node latency ≤ 1.5×, relayed throughput ≥ 0.5× of direct)");
+    println!("(vs loopback: latency ratio / throughput ratio; goals: direct and same-node latency ≤ 1.5×, relayed throughput ≥ 0.5× of direct)");
     println!(
         "relayed throughput / direct: {:.2}×",
         relayed_tput / direct_tput
