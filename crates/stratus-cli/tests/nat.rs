@@ -329,6 +329,40 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
         nodes[2].stderr()
     );
 
+    // Another tenant's container, in the home where redis runs and
+    // relayed or direct to the other: the admin's services do not exist
+    // for it, by name or fully qualified.
+    let eve = wait_until("eve's token", Duration::from_secs(30), || {
+        let out = as_admin(&["tenants", "create", "eve"]);
+        match out.stdout.lines().last() {
+            Some(t) if out.status.success() => Ok(t.trim().to_string()),
+            _ => Err(out.stderr),
+        }
+    });
+    as_admin(&["account", "deposit", "eve", "100000000"]).success("deposit");
+    let eve_env = [
+        ("STRATUS_API", api.as_str()),
+        ("STRATUS_TOKEN", eve.as_str()),
+    ];
+    let as_eve = |args: &[&str]| cli_in(Some(&public), args, &eve_env);
+    as_eve(&["image", "import", &image.to_string_lossy()]).success("eve's image import");
+    let file = root.path().join("eve.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: snoop\nkind: task\nimage: { name: app }\n\
+         constraints: { site: home-0 }\n\
+         args: [sh, -c, 'nslookup redis >/dev/null 2>&1 || echo no-redis; \
+         nslookup web.admin.stratus.internal >/dev/null 2>&1 || echo no-web; \
+         wget -q -O - http://web:8080/cgi-bin/hits 2>/dev/null || echo unreachable']\n",
+    )
+    .expect("spec written");
+    as_eve(&["deploy", &file.to_string_lossy()]).success("eve's deploy");
+    let out = wait_until("eve's task to end", Duration::from_secs(120), || {
+        let out = as_eve(&["logs", "--follow", "snoop"]);
+        out.status.success().then_some(out.stdout).ok_or(out.stderr)
+    });
+    assert_eq!(out, "no-redis\nno-web\nunreachable\n", "eve's container");
+
     // The tenant's egress narrows the lender's: the replica's API on the
     // public segment is reached by default, not with `egress: none`, and
     // only when listed with a list of ranges.
