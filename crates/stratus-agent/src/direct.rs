@@ -70,6 +70,8 @@ struct Permit {
     addr: SocketAddr,
     /// Whose services it may reach, until when.
     tenants: HashMap<String, Instant>,
+    /// When this node last started sending packets towards it.
+    knocked: Option<Instant>,
 }
 
 /// An introduction this node asked for.
@@ -115,14 +117,17 @@ impl Direct {
     /// Lets `peer`, whose packets come from `addr`, reach `tenant`'s
     /// services here until `now + PERMIT_FOR` (a new address replaces the
     /// old: the peer's NAT mapping changed). Refused when the node takes
-    /// no direct connections, or keeps too many introductions.
+    /// no direct connections, or keeps too many introductions. `Ok(true)`:
+    /// packets should be sent towards `addr` now (not while an earlier
+    /// introduction's are still being sent there: a node asking again and
+    /// again makes this node knock no more often).
     pub(crate) fn admit(
         &self,
         peer: NodeId,
         addr: SocketAddr,
         tenant: &str,
         now: Instant,
-    ) -> Result<(), String> {
+    ) -> Result<bool, String> {
         if !self.enabled() {
             return Err("this node takes no direct connections".into());
         }
@@ -137,13 +142,23 @@ impl Direct {
         let p = permits.entry(peer).or_insert_with(|| Permit {
             addr,
             tenants: HashMap::new(),
+            knocked: None,
         });
-        p.addr = addr;
         if !p.tenants.contains_key(tenant) && p.tenants.len() >= MAX_TENANTS {
             return Err("too many tenants for one peer".into());
         }
+        if p.addr != addr {
+            p.addr = addr;
+            p.knocked = None;
+        }
         p.tenants.insert(tenant.to_string(), now + PERMIT_FOR);
-        Ok(())
+        let knock = p
+            .knocked
+            .is_none_or(|at| now.duration_since(at) >= PUNCH_FOR);
+        if knock {
+            p.knocked = Some(now);
+        }
+        Ok(knock)
     }
 
     /// Whether a handshake from `addr` is answered: the address of a peer
@@ -285,14 +300,14 @@ pub(crate) fn punch_open(
     let Ok(addr) = addr.parse::<SocketAddr>() else {
         return refused(format!("bad address {addr:?}"));
     };
-    if let Err(why) = table.direct().admit(from, addr, tenant, Instant::now()) {
-        return refused(why);
-    }
     let Some(endpoint) = table.endpoint().cloned() else {
         return refused("this node has no endpoint yet".into());
     };
-    if table.direct().accepted.get(&from).is_some() {
-        return Response::Ok;
+    match table.direct().admit(from, addr, tenant, Instant::now()) {
+        Err(why) => return refused(why),
+        Ok(false) => return Response::Ok,
+        Ok(true) if table.direct().accepted.get(&from).is_some() => return Response::Ok,
+        Ok(true) => {}
     }
     let knock = move |endpoint: &Endpoint| {
         // A handshake the peer does not answer (it expects no one): its
@@ -318,16 +333,31 @@ pub(crate) fn punch_open(
     Response::Ok
 }
 
+/// Asks for an introduction to `node` for `tenant` in the background
+/// (through `instance`, one of its service instances there) if one is due
+/// ([`Direct::should_ask`]).
+pub(crate) fn introduce_if_due(
+    table: &Arc<ServiceTable>,
+    tenant: &str,
+    instance: &str,
+    node: NodeId,
+    now: Instant,
+) {
+    if table.direct().should_ask(&node, tenant, now) {
+        tokio::spawn(introduce(
+            table.clone(),
+            tenant.to_string(),
+            instance.to_string(),
+            node,
+        ));
+    }
+}
+
 /// Asks a replica to introduce this node to `node` (which runs
 /// `instance` of `tenant`), then dials it directly; the outcome decides
 /// whether this node's next connections to `node` go direct or stay
 /// relayed. Runs in the background of a relayed connection.
-pub(crate) async fn introduce(
-    table: Arc<ServiceTable>,
-    tenant: String,
-    instance: String,
-    node: NodeId,
-) {
+async fn introduce(table: Arc<ServiceTable>, tenant: String, instance: String, node: NodeId) {
     let outcome = async {
         let endpoint = table.endpoint().cloned().ok_or("no endpoint yet")?;
         let links = table.links();
@@ -415,9 +445,12 @@ mod tests {
         assert!(!d.expects(addr(1), now));
         d.enable();
         assert!(!d.expects(addr(1), now));
-        d.admit(node(1), addr(1), "t", now).expect("admitted");
+        assert_eq!(d.admit(node(1), addr(1), "t", now), Ok(true), "knock");
         assert!(d.expects(addr(1), now));
         assert!(!d.expects(addr(2), now), "another address");
+        // Asked again at once: admitted, but no second round of packets.
+        assert_eq!(d.admit(node(1), addr(1), "t", now), Ok(false));
+        assert_eq!(d.admit(node(1), addr(1), "t", now + PUNCH_FOR), Ok(true));
         assert!(d.permits(&node(1), "t", now));
         assert!(!d.permits(&node(1), "other", now), "another tenant");
         assert!(!d.permits(&node(2), "t", now), "another node");

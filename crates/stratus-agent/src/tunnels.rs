@@ -195,32 +195,19 @@ pub async fn dial(
         .ok_or_else(|| other("this node has no endpoint for tunnels yet".into()))?;
     let direct = table.direct();
     let now = std::time::Instant::now();
+    let mut opened = None;
     if let Some(conn) = direct.usable(&node, tenant, now) {
         match crate::direct::open(&conn, endpoint.node_id(), instance, port, OPEN_TIMEOUT).await {
-            Ok(stream) => {
-                if direct.should_ask(&node, tenant, now) {
-                    tokio::spawn(crate::direct::introduce(
-                        table.clone(),
-                        tenant.to_string(),
-                        instance.to_string(),
-                        node,
-                    ));
-                }
-                return Ok(Box::new(stream));
-            }
+            Ok(stream) => opened = Some(stream),
             Err(why) => {
                 tracing::debug!(peer = %node.short(), %why, "direct connection refused; relayed");
                 direct.forget(&node, tenant);
             }
         }
     }
-    if direct.should_ask(&node, tenant, now) {
-        tokio::spawn(crate::direct::introduce(
-            table.clone(),
-            tenant.to_string(),
-            instance.to_string(),
-            node,
-        ));
+    crate::direct::introduce_if_due(table, tenant, instance, node, now);
+    if let Some(stream) = opened {
+        return Ok(Box::new(stream));
     }
     let links = table.links();
     let mut last = String::from("no link to any replica");

@@ -190,37 +190,25 @@ impl NatLab {
                 masquerade.push("--random-fully");
             }
             in_router(&masquerade)?;
-            // Nothing unasked reaches the router itself either, as on a
-            // home router's firewall (an unanswered packet leaves no
-            // connection-tracking entry behind).
-            in_router(&[
-                "iptables",
-                "-A",
-                "INPUT",
-                "-i",
-                "wan",
-                "-m",
-                "conntrack",
-                "--ctstate",
-                "ESTABLISHED,RELATED",
-                "-j",
-                "ACCEPT",
-            ])?;
-            in_router(&["iptables", "-A", "INPUT", "-i", "wan", "-j", "DROP"])?;
-            in_router(&[
-                "iptables",
-                "-A",
-                "FORWARD",
-                "-i",
-                "wan",
-                "-m",
-                "conntrack",
-                "--ctstate",
-                "ESTABLISHED,RELATED",
-                "-j",
-                "ACCEPT",
-            ])?;
-            in_router(&["iptables", "-A", "FORWARD", "-i", "wan", "-j", "DROP"])?;
+            // Nothing unasked crosses the router (FORWARD) or reaches it
+            // (INPUT, as on a home router's firewall: an unanswered packet
+            // leaves no connection-tracking entry behind).
+            for chain in ["INPUT", "FORWARD"] {
+                in_router(&[
+                    "iptables",
+                    "-A",
+                    chain,
+                    "-i",
+                    "wan",
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "ESTABLISHED,RELATED",
+                    "-j",
+                    "ACCEPT",
+                ])?;
+                in_router(&["iptables", "-A", chain, "-i", "wan", "-j", "DROP"])?;
+            }
         }
         Ok(())
     }
