@@ -25,12 +25,16 @@
 //! running a tenant's instances (or is banned) loses direct access within
 //! two minutes, as the replica stops introducing it.
 //!
+//! **Behind one NAT.** Two nodes behind the same NAT usually cannot reach
+//! each other at its public address (no hairpinning): each also gives the
+//! other, through the replica, its private addresses, and A dials them
+//! all at once (the first handshake that completes wins).
+//!
 //! **Fallback.** The first connection to a node is relayed while the
 //! introduction runs in the background; later ones go direct once the
 //! direct connection is up. When the dial fails (a NAT that maps each
-//! destination to another port, two nodes behind one NAT without
-//! hairpinning, UDP blocked) connections stay relayed, and the node asks
-//! again only after [`RETRY_AFTER`].
+//! destination to another port, UDP blocked) connections stay relayed, and
+//! the node asks again only after [`RETRY_AFTER`].
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -38,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stratus_net::{Connection, Endpoint, Links};
-use stratus_proto::{rpc, Request, Response};
+use stratus_proto::{rpc, Request, Response, MAX_LOCAL_ADDRS};
 use stratus_types::NodeId;
 
 use crate::services::ServiceTable;
@@ -68,6 +72,9 @@ const MAX_TENANTS: usize = 64;
 struct Permit {
     /// Where its packets come from.
     addr: SocketAddr,
+    /// Its addresses on its own network (as it says), where it may come
+    /// from when it is behind the same NAT as this node.
+    local: Vec<SocketAddr>,
     /// Whose services it may reach, until when.
     tenants: HashMap<String, Instant>,
     /// When this node last started sending packets towards it.
@@ -125,6 +132,7 @@ impl Direct {
         &self,
         peer: NodeId,
         addr: SocketAddr,
+        local: &[SocketAddr],
         tenant: &str,
         now: Instant,
     ) -> Result<bool, String> {
@@ -141,9 +149,11 @@ impl Direct {
         }
         let p = permits.entry(peer).or_insert_with(|| Permit {
             addr,
+            local: Vec::new(),
             tenants: HashMap::new(),
             knocked: None,
         });
+        p.local = local.to_vec();
         if !p.tenants.contains_key(tenant) && p.tenants.len() >= MAX_TENANTS {
             return Err("too many tenants for one peer".into());
         }
@@ -164,9 +174,10 @@ impl Direct {
     /// Whether a handshake from `addr` is answered: the address of a peer
     /// introduced and not expired.
     pub(crate) fn expects(&self, addr: SocketAddr, now: Instant) -> bool {
-        lock(&self.permits)
-            .values()
-            .any(|p| p.addr == addr && p.tenants.values().any(|until| *until > now))
+        lock(&self.permits).values().any(|p| {
+            (p.addr == addr || p.local.contains(&addr))
+                && p.tenants.values().any(|until| *until > now)
+        })
     }
 
     /// Whether `peer` may reach `tenant`'s services here now.
@@ -290,7 +301,7 @@ pub(crate) fn accept(endpoint: Endpoint, table: Arc<ServiceTable>) {
 pub(crate) fn punch_open(
     table: &Arc<ServiceTable>,
     from: NodeId,
-    addr: &str,
+    (addr, local): (&str, &[String]),
     tenant: &str,
 ) -> Response {
     let refused = |message: String| Response::Error {
@@ -303,10 +314,17 @@ pub(crate) fn punch_open(
     let Some(endpoint) = table.endpoint().cloned() else {
         return refused("this node has no endpoint yet".into());
     };
-    match table.direct().admit(from, addr, tenant, Instant::now()) {
+    let answer = Response::Punched {
+        addr: String::new(),
+        local: local_addrs(&endpoint),
+    };
+    match table
+        .direct()
+        .admit(from, addr, &candidates(local), tenant, Instant::now())
+    {
         Err(why) => return refused(why),
-        Ok(false) => return Response::Ok,
-        Ok(true) if table.direct().accepted.get(&from).is_some() => return Response::Ok,
+        Ok(false) => return answer,
+        Ok(true) if table.direct().accepted.get(&from).is_some() => return answer,
         Ok(true) => {}
     }
     let knock = move |endpoint: &Endpoint| {
@@ -330,7 +348,7 @@ pub(crate) fn punch_open(
             knock(&endpoint);
         }
     });
-    Response::Ok
+    answer
 }
 
 /// Asks for an introduction to `node` for `tenant` in the background
@@ -369,26 +387,41 @@ async fn introduce(table: Arc<ServiceTable>, tenant: String, instance: String, n
             };
             let req = rpc::Punch {
                 instance: instance.clone(),
+                local: local_addrs(&endpoint),
             };
             match conn.rpc(req, ASK_TIMEOUT).await {
-                Ok(addr) => {
-                    found = Some(addr);
+                Ok(answer) => {
+                    found = Some(answer);
                     break;
                 }
                 Err(e) => last = e.to_string(),
             }
         }
-        let addr = found.ok_or(last)?;
+        let (addr, local) = found.ok_or(last)?;
         if table.direct().dialed.get(&node).is_some() {
             return Ok(());
         }
-        let addr: SocketAddr = addr
+        let seen: SocketAddr = addr
             .parse()
             .map_err(|_| format!("the replica gave a bad address {addr:?}"))?;
-        let conn = endpoint
-            .connect(addr, Some(node))
-            .await
-            .map_err(|e| e.to_string())?;
+        // Where the replica sees it, and where it says it is on its own
+        // network (behind the same NAT, the public address may not lead
+        // back in): all at once, the first handshake that completes wins.
+        let mut tries = tokio::task::JoinSet::new();
+        for to in std::iter::once(seen).chain(candidates(&local)) {
+            let endpoint = endpoint.clone();
+            tries.spawn(async move { (to, endpoint.connect(to, Some(node)).await) });
+        }
+        let mut why = String::from("no address to dial");
+        let (conn, addr) = loop {
+            match tries.join_next().await {
+                Some(Ok((to, Ok(conn)))) => break (conn, to),
+                Some(Ok((to, Err(e)))) => why = format!("{to}: {e}"),
+                Some(Err(e)) => why = e.to_string(),
+                None => return Err(why),
+            }
+        };
+        tries.abort_all();
         tracing::info!(peer = %node.short(), %addr, "direct link to a peer up");
         table.direct().dialed.insert(conn);
         Ok::<(), String>(())
@@ -401,6 +434,54 @@ async fn introduce(table: Arc<ServiceTable>, tenant: String, instance: String, n
         }
     };
     table.direct().settle(node, &tenant, settled);
+}
+
+/// This node's addresses on its own network, with its endpoint's port:
+/// the private IPv4 addresses of its interfaces (or the one it is bound
+/// to), at most [`MAX_LOCAL_ADDRS`].
+fn local_addrs(endpoint: &Endpoint) -> Vec<String> {
+    let Ok(bound) = endpoint.local_addr() else {
+        return Vec::new();
+    };
+    let mut ips: Vec<std::net::IpAddr> = if bound.ip().is_unspecified() {
+        nix::ifaddrs::getifaddrs()
+            .map(|ifs| {
+                ifs.filter_map(|i| i.address?.as_sockaddr_in().map(|a| a.ip().into()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        vec![bound.ip()]
+    };
+    ips.retain(|ip| local(*ip));
+    ips.sort();
+    ips.dedup();
+    ips.truncate(MAX_LOCAL_ADDRS);
+    ips.into_iter()
+        .map(|ip| SocketAddr::new(ip, bound.port()).to_string())
+        .collect()
+}
+
+/// Whether `ip` is an address of a private network (where a peer behind
+/// the same NAT may reach it): RFC 1918 or shared address space (CGNAT).
+fn local(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_private() || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(_) => false,
+    }
+}
+
+/// The addresses of a peer's local list this node accepts and dials: at
+/// most [`MAX_LOCAL_ADDRS`], private ones only (a peer cannot make this
+/// node dial, or expect, addresses of the internet).
+fn candidates(list: &[String]) -> Vec<SocketAddr> {
+    list.iter()
+        .take(MAX_LOCAL_ADDRS)
+        .filter_map(|a| a.parse::<SocketAddr>().ok())
+        .filter(|a| local(a.ip()))
+        .collect()
 }
 
 /// A connection to `port` of `instance` over the direct connection `conn`
@@ -441,16 +522,19 @@ mod tests {
     fn nothing_is_let_in_until_enabled_and_introduced() {
         let d = Direct::default();
         let now = Instant::now();
-        assert!(d.admit(node(1), addr(1), "t", now).is_err());
+        assert!(d.admit(node(1), addr(1), &[], "t", now).is_err());
         assert!(!d.expects(addr(1), now));
         d.enable();
         assert!(!d.expects(addr(1), now));
-        assert_eq!(d.admit(node(1), addr(1), "t", now), Ok(true), "knock");
+        assert_eq!(d.admit(node(1), addr(1), &[], "t", now), Ok(true), "knock");
         assert!(d.expects(addr(1), now));
         assert!(!d.expects(addr(2), now), "another address");
         // Asked again at once: admitted, but no second round of packets.
-        assert_eq!(d.admit(node(1), addr(1), "t", now), Ok(false));
-        assert_eq!(d.admit(node(1), addr(1), "t", now + PUNCH_FOR), Ok(true));
+        assert_eq!(d.admit(node(1), addr(1), &[], "t", now), Ok(false));
+        assert_eq!(
+            d.admit(node(1), addr(1), &[], "t", now + PUNCH_FOR),
+            Ok(true)
+        );
         assert!(d.permits(&node(1), "t", now));
         assert!(!d.permits(&node(1), "other", now), "another tenant");
         assert!(!d.permits(&node(2), "t", now), "another node");
@@ -461,15 +545,49 @@ mod tests {
         let d = Direct::default();
         d.enable();
         let now = Instant::now();
-        d.admit(node(1), addr(1), "t", now).expect("admitted");
+        d.admit(node(1), addr(1), &[], "t", now).expect("admitted");
         let later = now + PERMIT_FOR + Duration::from_secs(1);
         assert!(!d.permits(&node(1), "t", later));
         assert!(!d.expects(addr(1), later));
         assert!(!d.introduced(&node(1), later));
-        d.admit(node(1), addr(9), "u", now).expect("admitted again");
+        d.admit(node(1), addr(9), &[], "u", now)
+            .expect("admitted again");
         assert!(d.expects(addr(9), now));
         assert!(!d.expects(addr(1), now), "the old mapping is forgotten");
         assert!(d.permits(&node(1), "t", now) && d.permits(&node(1), "u", now));
+    }
+
+    #[test]
+    fn only_a_few_private_local_addresses_are_taken_from_a_peer() {
+        let said: Vec<String> = [
+            "192.168.1.2:7000",
+            "8.8.8.8:53",
+            "not an address",
+            "10.0.0.1:1",
+            "100.64.0.9:2",
+            "172.16.0.1:3",
+            "10.0.0.2:4",
+        ]
+        .map(String::from)
+        .to_vec();
+        let got = candidates(&said);
+        assert_eq!(
+            got,
+            vec![
+                "192.168.1.2:7000".parse::<SocketAddr>().expect("addr"),
+                "10.0.0.1:1".parse().expect("addr"),
+            ],
+            "private ones among the first {MAX_LOCAL_ADDRS} only"
+        );
+        assert!(local("100.64.0.9".parse().expect("ip")));
+        assert!(!local("100.128.0.1".parse().expect("ip")));
+        assert!(!local("127.0.0.1".parse().expect("ip")));
+        // A peer let in at a local address it gave.
+        let d = Direct::default();
+        d.enable();
+        let now = Instant::now();
+        d.admit(node(1), addr(1), &got, "t", now).expect("admitted");
+        assert!(d.expects(got[0], now) && d.expects(addr(1), now));
     }
 
     #[test]
@@ -478,13 +596,13 @@ mod tests {
         d.enable();
         let now = Instant::now();
         for t in 0..MAX_TENANTS {
-            d.admit(node(1), addr(1), &format!("t{t}"), now)
+            d.admit(node(1), addr(1), &[], &format!("t{t}"), now)
                 .expect("admitted");
         }
-        assert!(d.admit(node(1), addr(1), "one-more", now).is_err());
+        assert!(d.admit(node(1), addr(1), &[], "one-more", now).is_err());
         // Expired ones make room.
         let later = now + PERMIT_FOR + Duration::from_secs(1);
-        d.admit(node(1), addr(1), "one-more", later)
+        d.admit(node(1), addr(1), &[], "one-more", later)
             .expect("room once the others ran out");
     }
 

@@ -92,8 +92,16 @@ pub(crate) async fn serve(
                 ) => (instance, port, from),
                 // Over a direct connection the peer is who its key says.
                 (Request::TunnelOpen { instance, port, .. }, Via::Direct) => (instance, port, peer),
-                (Request::PunchOpen { from, addr, tenant }, Via::Link) => {
-                    let answer = crate::direct::punch_open(&table, from, &addr, &tenant);
+                (
+                    Request::PunchOpen {
+                        from,
+                        addr,
+                        tenant,
+                        local,
+                    },
+                    Via::Link,
+                ) => {
+                    let answer = crate::direct::punch_open(&table, from, (&addr, &local), &tenant);
                     let _ = call.respond(&answer).await;
                     return;
                 }

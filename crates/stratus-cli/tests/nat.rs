@@ -7,8 +7,10 @@
 //! frontend that calls redis by name) runs with each service in another
 //! home, its first connection relayed by the replica over the tunnel links
 //! the homes dialed, the next ones direct once the replica introduced the
-//! homes (hole punching); a home behind a NAT that maps each flow to
-//! another port is not punched through, and its connections stay relayed.
+//! homes (hole punching); two machines behind one NAT reach each other at
+//! the private addresses they told each other; a home behind a NAT that
+//! maps each flow to another port is not punched through, and its
+//! connections stay relayed.
 
 mod common;
 
@@ -106,27 +108,32 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
     ];
     let as_admin = |args: &[&str]| cli_in(Some(&public), args, &env);
 
-    let nodes: Vec<Proc> = (0..HOMES)
-        .map(|i| {
+    // One node in each home, and a second one in home 0 ("home-0b",
+    // behind the same NAT as home-0).
+    let machines: Vec<(usize, String)> = (0..HOMES)
+        .map(|i| (i, format!("home-{i}")))
+        .chain([(0, "home-0b".to_string())])
+        .collect();
+    let nodes: Vec<Proc> = machines
+        .iter()
+        .map(|(i, name)| {
+            let i = *i;
             Proc::spawn_in(
                 Some(&lab.home(i)),
-                &format!("home-{i}"),
+                name,
                 &root.path().join("logs"),
                 vec![
                     "node".into(),
                     "--data-dir".into(),
-                    root.path()
-                        .join(format!("home-{i}"))
-                        .to_string_lossy()
-                        .into(),
+                    root.path().join(name).to_string_lossy().into(),
                     "--name".into(),
-                    format!("home-{i}"),
+                    name.clone(),
                     "--control".into(),
                     quic.clone(),
                     "--join-token-file".into(),
                     join.to_string_lossy().into(),
                     "--site".into(),
-                    format!("home-{i}"),
+                    name.clone(),
                     // No --storage-listen: nothing can reach it anyway.
                     "--storage-capacity".into(),
                     "1GiB".into(),
@@ -156,7 +163,7 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
             .as_array()
             .map(|n| n.iter().filter(|n| n["status"] == "ready").count())
             .unwrap_or(0);
-        (ready == HOMES)
+        (ready == machines.len())
             .then_some(())
             .ok_or(format!("{ready} ready: {}", out.stdout))
     });
@@ -195,9 +202,13 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
         .as_array()
         .map(|n| n.iter().filter(|n| n["piece_link"] == true).count())
         .unwrap_or(0);
-    assert_eq!(linked, HOMES, "every home reached over its link: {status}");
+    assert_eq!(
+        linked,
+        machines.len(),
+        "every home reached over its link: {status}"
+    );
     let table = as_admin(&["storage", "status"]).success("storage status");
-    assert_eq!(table.matches(" link").count(), HOMES, "{table}");
+    assert_eq!(table.matches(" link").count(), machines.len(), "{table}");
 
     // The two-service app, redis in home 0 and its frontend in home 1: the
     // frontend finds redis by name, through the replica.
@@ -302,6 +313,39 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
         out.starts_with("hello from wasm: GET /by-name (host hello"),
         "a container in home 0 called the component in home 2 by name: {out:?}"
     );
+    // Two machines behind one NAT (home-0b calling redis on home-0): the
+    // router does not lead its own public address back in (no
+    // hairpinning), so they reach each other at the local addresses they
+    // told each other through the replica.
+    let file = root.path().join("neighbour.yaml");
+    std::fs::write(
+        &file,
+        "version: 1\nname: neighbour\nkind: daemon\nimage: { name: app }\n\
+         constraints: { site: home-0b }\n\
+         args: [sh, -c, 'while true; do printf \"PING\\r\\nQUIT\\r\\n\" | nc redis 6379 | head -1; sleep 1; done']\n",
+    )
+    .expect("spec written");
+    as_admin(&["deploy", &file.to_string_lossy()]).success("deploy the neighbour");
+    let home0 = lab.home_addr(0);
+    wait_until(
+        "home-0b's direct link to home-0 on their network",
+        Duration::from_secs(90),
+        || {
+            let log = nodes[3].stderr();
+            log.lines()
+                .any(|l| l.contains("direct link to a peer up") && l.contains(&home0))
+                .then_some(())
+                .ok_or(log)
+        },
+    );
+    let out = wait_until("the neighbour's answers", Duration::from_secs(60), || {
+        let out = as_admin(&["logs", "neighbour"]);
+        (out.status.success() && out.stdout.matches("+PONG").count() >= 3)
+            .then_some(out.stdout.clone())
+            .ok_or(format!("{}{}", out.stdout, out.stderr))
+    });
+    assert!(out.contains("+PONG"), "{out}");
+
     // Behind home 2's NAT nothing punched through: home 0 says so, and
     // its connections to home 2 stayed relayed (the call above worked).
     let listed = as_admin(&["nodes", "ls", "--json"]).success("nodes ls");

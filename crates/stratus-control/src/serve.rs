@@ -199,9 +199,9 @@ impl Control {
                             // The asker is told where the instance's node
                             // is, the node where the asker's packets come
                             // from: this connection's address.
-                            Request::Punch { instance } => {
-                                Reply::Frame(me.punch(peer, link.remote_addr(), &instance).await)
-                            }
+                            Request::Punch { instance, local } => Reply::Frame(
+                                me.punch(peer, (link.remote_addr(), local), &instance).await,
+                            ),
                             req => Reply::Frame(me.handle(peer, req).await),
                         }
                     }

@@ -99,6 +99,14 @@ pub(crate) fn may_connect(
     Ok((i.node, i.workload.tenant().to_string()))
 }
 
+/// At most [`stratus_proto::MAX_LOCAL_ADDRS`] local addresses, each of a
+/// sane length (what one node says of itself, passed to another).
+fn bounded(mut local: Vec<String>) -> Vec<String> {
+    local.truncate(stratus_proto::MAX_LOCAL_ADDRS);
+    local.retain(|a| a.len() <= 64);
+    local
+}
+
 /// Tunnel links: replicas open other nodes' service connections over them;
 /// any registered, unbanned node may keep one.
 pub(crate) const TUNNEL_LINKS: LinkKind = LinkKind {
@@ -207,15 +215,17 @@ impl Control {
     }
 
     /// Answers [`Request::Punch`]: introduces `peer`, whose packets come
-    /// from `seen`, to the node of `instance` (if `peer` may reach it, as
-    /// for a relayed connection) and tells `peer` where that node's come
-    /// from. Both addresses are the ones this replica sees, so both nodes
-    /// may be behind NATs; the node sends the first packets (its NAT then
-    /// lets `peer`'s in) before `peer` is answered.
+    /// from `seen` (and who says it has the `local` addresses on its own
+    /// network), to the node of `instance` (if `peer` may reach it, as for
+    /// a relayed connection) and tells `peer` where that node's come from,
+    /// and its local addresses. Both public addresses are the ones this
+    /// replica sees, so both nodes may be behind NATs; the node sends the
+    /// first packets (its NAT then lets `peer`'s in) before `peer` is
+    /// answered.
     pub(crate) async fn punch(
         &self,
         peer: NodeId,
-        seen: std::net::SocketAddr,
+        (seen, local): (std::net::SocketAddr, Vec<String>),
         instance: &str,
     ) -> Response {
         let (node, tenant) = match self.inner.reader.read(|s| may_connect(s, &peer, instance)) {
@@ -232,10 +242,12 @@ impl Control {
             from: peer,
             addr: seen.to_string(),
             tenant,
+            local: bounded(local),
         };
         match link.call::<_, Response>(&open, PUNCH_TIMEOUT).await {
-            Ok(Response::Ok) => Response::Punched {
+            Ok(Response::Punched { local, .. }) => Response::Punched {
                 addr: link.remote_addr().to_string(),
+                local: bounded(local),
             },
             Ok(Response::Error { code, message }) => refused(code, message),
             Ok(other) => refused(

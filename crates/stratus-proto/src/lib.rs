@@ -319,6 +319,10 @@ pub enum Request {
     Punch {
         /// The service instance.
         instance: String,
+        /// The asking node's addresses on its own network (`ip:port`, at
+        /// most [`MAX_LOCAL_ADDRS`]): a node behind the same NAT reaches
+        /// it there, where the NAT's public address may not lead back in.
+        local: Vec<String>,
     },
     /// A replica tells a node, on its tunnel link, that node `from`, seen
     /// at `addr`, may connect to it directly for the services of `tenant`
@@ -332,8 +336,14 @@ pub enum Request {
         addr: String,
         /// Whose services it may reach.
         tenant: String,
+        /// Its addresses on its own network (as it says).
+        local: Vec<String>,
     },
 }
+
+/// Most local addresses a node gives in [`Request::Punch`] and
+/// [`Response::Punched`] (more are ignored).
+pub const MAX_LOCAL_ADDRS: usize = 4;
 
 /// Most entries of one [`Response::Directory`].
 pub const MAX_DIRECTORY: usize = 10_000;
@@ -591,6 +601,8 @@ pub enum Response {
     Punched {
         /// `ip:port`, as the replica sees the node's link.
         addr: String,
+        /// The node's addresses on its own network (as it says).
+        local: Vec<String>,
     },
 }
 

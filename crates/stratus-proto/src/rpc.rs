@@ -853,19 +853,23 @@ impl Rpc for InstanceNetwork {
 pub struct Punch {
     /// The service instance.
     pub instance: String,
+    /// The asking node's local addresses.
+    pub local: Vec<String>,
 }
 
 impl Rpc for Punch {
-    type Reply = String;
+    /// The node's address as the replica sees it, and its local ones.
+    type Reply = (String, Vec<String>);
     const NAME: &'static str = "Punch";
     fn into_request(self) -> Request {
         Request::Punch {
             instance: self.instance,
+            local: self.local,
         }
     }
     fn reply(r: Response) -> Result<Self::Reply, Response> {
         match r {
-            Response::Punched { addr } => Ok(addr),
+            Response::Punched { addr, local } => Ok((addr, local)),
             other => Err(other),
         }
     }

@@ -100,6 +100,7 @@ async fn introduced_nodes_reach_the_tenants_services_directly_and_strangers_noth
     let to_replica = stranger.connect(replica, None).await?;
     let punch = Request::Punch {
         instance: instance.clone(),
+        local: vec![],
     };
     let r: Response = to_replica.call(&punch, T).await?;
     assert_eq!(code_of(&r), Some(ErrorCode::NotFound), "{r:?}");
@@ -110,6 +111,7 @@ async fn introduced_nodes_reach_the_tenants_services_directly_and_strangers_noth
                 from: stranger.node_id(),
                 addr: "127.0.0.1:1".into(),
                 tenant: ADMIN_TENANT.into(),
+                local: vec![],
             },
             T,
         )
@@ -121,7 +123,7 @@ async fn introduced_nodes_reach_the_tenants_services_directly_and_strangers_noth
     let a1 = Endpoint::dial_only(&Identity::load_or_create(&cluster.agent_dir(1))?, any).await?;
     let to_replica = a1.connect(replica, None).await?;
     let addr = match to_replica.call(&punch, T).await? {
-        Response::Punched { addr } => addr,
+        Response::Punched { addr, .. } => addr,
         other => bail!("punch: {other:?}"),
     };
     assert_eq!(addr.parse::<SocketAddr>()?.port(), agent0_port, "{addr}");
@@ -161,6 +163,7 @@ async fn introduced_nodes_reach_the_tenants_services_directly_and_strangers_noth
                 from: stranger.node_id(),
                 addr: stranger.local_addr()?.to_string(),
                 tenant: ADMIN_TENANT.into(),
+                local: vec![],
             },
             T,
         )
