@@ -497,6 +497,14 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The error code of a refusal (`None` for any other answer).
+pub fn code_of(r: &stratus_proto::Response) -> Option<stratus_types::ErrorCode> {
+    match r {
+        stratus_proto::Response::Error { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
 /// A raw QUIC connection to `addr` as `identity` (dial-only, as agents
 /// are), for tests that play a node or a stranger.
 pub async fn dial_as(

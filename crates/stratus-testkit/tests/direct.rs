@@ -14,20 +14,13 @@ use anyhow::{bail, Result};
 use stratus_net::{Endpoint, Identity};
 use stratus_proto::{Request, Response};
 use stratus_state::InstanceState;
-use stratus_testkit::{deploy, instances, put_module, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{code_of, deploy, instances, put_module, wait_until, Cluster, Options, WAIT};
 use stratus_types::{ErrorCode, NodeId, NodeStatus, ADMIN_TENANT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const COMPONENT: &[u8] = include_bytes!("../../../examples/wasm/http.wasm");
 const SERVICE: &str = include_str!("../../../examples/wasm/service.wat");
 const T: Duration = Duration::from_secs(30);
-
-fn code_of(r: &Response) -> Option<ErrorCode> {
-    match r {
-        Response::Error { code, .. } => Some(*code),
-        _ => None,
-    }
-}
 
 /// The site attribute of `node` (to pin a workload to it).
 fn site_of(c: &stratus_control::Control, node: NodeId) -> String {

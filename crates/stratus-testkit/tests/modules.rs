@@ -10,20 +10,13 @@ use stratus_net::Identity;
 use stratus_proto::{Request, Response};
 use stratus_state::InstanceState;
 use stratus_testkit::{
-    dial_as, instances, wait_storage_secret, wait_until, Cluster, Options, WAIT,
+    code_of, dial_as, instances, wait_storage_secret, wait_until, Cluster, Options, WAIT,
 };
 use stratus_types::{ErrorCode, NodeStatus, ADMIN_TENANT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const HELLO: &[u8] = include_bytes!("../../../examples/wasm/hello.wasm");
 const T: Duration = Duration::from_secs(30);
-
-fn code_of(r: &Response) -> Option<ErrorCode> {
-    match r {
-        Response::Error { code, .. } => Some(*code),
-        _ => None,
-    }
-}
 
 /// Waits for the task `id` to complete; returns its instance and output.
 async fn completed_output(

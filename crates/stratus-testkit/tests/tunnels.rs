@@ -14,18 +14,13 @@ use anyhow::{bail, Result};
 use stratus_net::Identity;
 use stratus_proto::{Request, Response};
 use stratus_state::InstanceState;
-use stratus_testkit::{deploy, dial_as, instances, put_module, wait_until, Cluster, Options, WAIT};
+use stratus_testkit::{
+    code_of, deploy, dial_as, instances, put_module, wait_until, Cluster, Options, WAIT,
+};
 use stratus_types::{ErrorCode, NodeStatus, ADMIN_TENANT};
 
 const SERVICE: &str = include_str!("../../../examples/wasm/service.wat");
 const T: Duration = Duration::from_secs(30);
-
-fn code_of(r: &Response) -> Option<ErrorCode> {
-    match r {
-        Response::Error { code, .. } => Some(*code),
-        _ => None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_nodes_of_the_tenant_learn_and_reach_its_services() -> Result<()> {
