@@ -81,6 +81,13 @@ struct Permit {
     knocked: Option<Instant>,
 }
 
+impl Permit {
+    /// Whether it still lets the peer reach some tenant's services.
+    fn live(&self, now: Instant) -> bool {
+        self.tenants.values().any(|until| *until > now)
+    }
+}
+
 /// An introduction this node asked for.
 #[derive(Debug, Clone, Copy)]
 enum Asked {
@@ -174,10 +181,9 @@ impl Direct {
     /// Whether a handshake from `addr` is answered: the address of a peer
     /// introduced and not expired.
     pub(crate) fn expects(&self, addr: SocketAddr, now: Instant) -> bool {
-        lock(&self.permits).values().any(|p| {
-            (p.addr == addr || p.local.contains(&addr))
-                && p.tenants.values().any(|until| *until > now)
-        })
+        lock(&self.permits)
+            .values()
+            .any(|p| (p.addr == addr || p.local.contains(&addr)) && p.live(now))
     }
 
     /// Whether `peer` may reach `tenant`'s services here now.
@@ -190,9 +196,7 @@ impl Direct {
 
     /// Whether `peer` may keep a direct connection to this node at all.
     fn introduced(&self, peer: &NodeId, now: Instant) -> bool {
-        lock(&self.permits)
-            .get(peer)
-            .is_some_and(|p| p.tenants.values().any(|until| *until > now))
+        lock(&self.permits).get(peer).is_some_and(|p| p.live(now))
     }
 
     /// The direct connection to `node` for `tenant`'s services, if one is
@@ -378,26 +382,15 @@ pub(crate) fn introduce_if_due(
 async fn introduce(table: Arc<ServiceTable>, tenant: String, instance: String, node: NodeId) {
     let outcome = async {
         let endpoint = table.endpoint().cloned().ok_or("no endpoint yet")?;
-        let links = table.links();
-        let mut last = String::from("no link to any replica");
-        let mut found = None;
-        for replica in links.peers() {
-            let Some(conn) = links.get(&replica) else {
-                continue;
-            };
+        let mine = local_addrs(&endpoint);
+        let (addr, local) = crate::tunnels::first_replica(table.links(), |conn| {
             let req = rpc::Punch {
                 instance: instance.clone(),
-                local: local_addrs(&endpoint),
+                local: mine.clone(),
             };
-            match conn.rpc(req, ASK_TIMEOUT).await {
-                Ok(answer) => {
-                    found = Some(answer);
-                    break;
-                }
-                Err(e) => last = e.to_string(),
-            }
-        }
-        let (addr, local) = found.ok_or(last)?;
+            async move { conn.rpc(req, ASK_TIMEOUT).await.map_err(|e| e.to_string()) }
+        })
+        .await?;
         if table.direct().dialed.get(&node).is_some() {
             return Ok(());
         }
@@ -443,19 +436,13 @@ fn local_addrs(endpoint: &Endpoint) -> Vec<String> {
     let Ok(bound) = endpoint.local_addr() else {
         return Vec::new();
     };
-    let mut ips: Vec<std::net::IpAddr> = if bound.ip().is_unspecified() {
-        nix::ifaddrs::getifaddrs()
-            .map(|ifs| {
-                ifs.filter_map(|i| i.address?.as_sockaddr_in().map(|a| a.ip().into()))
-                    .collect()
-            })
-            .unwrap_or_default()
+    let mut ips = if bound.ip().is_unspecified() {
+        // Sorted and without duplicates.
+        stratus_container::net::egress::local_addresses()
     } else {
         vec![bound.ip()]
     };
     ips.retain(|ip| local(*ip));
-    ips.sort();
-    ips.dedup();
     ips.truncate(MAX_LOCAL_ADDRS);
     ips.into_iter()
         .map(|ip| SocketAddr::new(ip, bound.port()).to_string())

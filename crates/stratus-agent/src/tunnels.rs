@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_net::{Connection, Endpoint, Replicas};
+use stratus_net::{Connection, Endpoint, Links, Replicas};
 use stratus_proto::{rpc, Request, Response};
 use stratus_types::{ErrorCode, NodeId};
 use tokio::sync::watch;
@@ -217,28 +217,43 @@ pub async fn dial(
     if let Some(stream) = opened {
         return Ok(Box::new(stream));
     }
-    let links = table.links();
-    let mut last = String::from("no link to any replica");
-    for replica in links.peers() {
-        let Some(conn) = links.get(&replica) else {
-            continue;
-        };
+    let stream = first_replica(table.links(), |conn| async move {
         let req = Request::Tunnel {
             instance: instance.to_string(),
             port,
         };
         match conn.open_stream::<_, Response>(&req, OPEN_TIMEOUT).await {
-            Ok((Response::Ok, stream)) => {
-                let sealed = endpoint
-                    .seal_dial(stream, node)
-                    .await
-                    .map_err(|e| other(e.to_string()))?;
-                return Ok(Box::new(sealed));
-            }
-            Ok((Response::Error { message, .. }, _)) => last = message,
-            Ok((r, _)) => last = format!("unexpected answer {}", r.kind()),
-            Err(e) => last = e.to_string(),
+            Ok((Response::Ok, stream)) => Ok(stream),
+            Ok((Response::Error { message, .. }, _)) => Err(message),
+            Ok((r, _)) => Err(format!("unexpected answer {}", r.kind())),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+    .map_err(|last| other(format!("{instance}: {last}")))?;
+    let sealed = endpoint
+        .seal_dial(stream, node)
+        .await
+        .map_err(|e| other(e.to_string()))?;
+    Ok(Box::new(sealed))
+}
+
+/// The first answer `ask` gets from this node's replicas, over its links
+/// to them in turn, or the last reason none answered.
+pub(crate) async fn first_replica<T, F, Fut>(links: &Links, ask: F) -> Result<T, String>
+where
+    F: Fn(Connection) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let mut last = String::from("no link to any replica");
+    for replica in links.peers() {
+        let Some(conn) = links.get(&replica) else {
+            continue;
+        };
+        match ask(conn).await {
+            Ok(answer) => return Ok(answer),
+            Err(why) => last = why,
         }
     }
-    Err(other(format!("{instance}: {last}")))
+    Err(last)
 }

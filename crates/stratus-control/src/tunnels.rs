@@ -289,3 +289,23 @@ impl Control {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node that says it has many addresses, or huge ones, passes on at
+    /// most a few of a sane length.
+    #[test]
+    fn what_a_node_says_of_its_addresses_is_bounded() {
+        let said: Vec<String> = (0..10)
+            .map(|i| format!("192.168.1.{i}:7000"))
+            .chain(["x".repeat(1 << 20)])
+            .collect();
+        let kept = bounded(said);
+        assert_eq!(kept.len(), stratus_proto::MAX_LOCAL_ADDRS);
+        assert!(kept.iter().all(|a| a.len() <= 64));
+        let huge = bounded(vec!["x".repeat(65), "10.0.0.1:1".into()]);
+        assert_eq!(huge, vec!["10.0.0.1:1".to_string()]);
+    }
+}
