@@ -16,7 +16,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{app, cli_in, wait_until, Proc};
+use common::{app, cli_in, wait_until, CliOutput, Proc};
 use rand::RngCore;
 use stratus_testkit::netns::{NatLab, PUBLIC_ADDR};
 
@@ -45,6 +45,21 @@ fn through_ingress(public: &str, host: &str, path: &str) -> Result<String, Strin
     } else {
         Err(String::from_utf8_lossy(&out.stderr).to_string())
     }
+}
+
+/// Writes `spec` as `NAME.yaml` in `dir` and deploys it with `cli`.
+fn deploy(cli: &dyn Fn(&[&str]) -> CliOutput, dir: &std::path::Path, name: &str, spec: &str) {
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, spec).expect("spec written");
+    cli(&["deploy", &file.to_string_lossy()]).success(&format!("deploy {name}"));
+}
+
+/// The whole output of task `name` once it has ended.
+fn output_of(cli: &dyn Fn(&[&str]) -> CliOutput, name: &str) -> String {
+    wait_until(&format!("{name} to end"), Duration::from_secs(120), || {
+        let out = cli(&["logs", "--follow", name]);
+        out.status.success().then_some(out.stdout).ok_or(out.stderr)
+    })
 }
 
 #[test]
@@ -228,14 +243,9 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
                 .to_string(),
         ),
     ] {
-        let file = root.path().join(format!("{name}.yaml"));
-        std::fs::write(&file, spec).expect("spec written");
-        as_admin(&["deploy", &file.to_string_lossy()]).success("deploy");
+        deploy(&as_admin, root.path(), name, &spec);
     }
-    let out = wait_until("the visit to end", Duration::from_secs(120), || {
-        let out = as_admin(&["logs", "--follow", "visit"]);
-        out.status.success().then_some(out.stdout).ok_or(out.stderr)
-    });
+    let out = output_of(&as_admin, "visit");
     assert!(
         app::count(out.lines().last().unwrap_or_default()).is_ok(),
         "the frontend in home 1 counted in redis in home 0: {out:?}"
@@ -275,18 +285,17 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
         .join("../../examples/wasm/http.wasm")
         .canonicalize()
         .expect("examples/wasm/http.wasm");
-    let file = root.path().join("hello.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    deploy(
+        &as_admin,
+        root.path(),
+        "hello",
+        &format!(
             "version: 1\nname: hello\nkind: service\nwasm: {{ module: {} }}\n\
              constraints: {{ site: home-2 }}\n\
              expose: {{ http: {{ host: wasm.example.com }} }}\n",
             component.display()
         ),
-    )
-    .expect("spec written");
-    as_admin(&["deploy", &file.to_string_lossy()]).success("deploy the component");
+    );
     let page = wait_until(
         "the component through the ingress",
         Duration::from_secs(90),
@@ -296,19 +305,15 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
         page,
         "hello from wasm: GET /hi?from=outside (host wasm.example.com)\n"
     );
-    let file = root.path().join("call.yaml");
-    std::fs::write(
-        &file,
+    deploy(
+        &as_admin,
+        root.path(),
+        "call",
         "version: 1\nname: call\nkind: task\nimage: { name: app }\n\
          constraints: { site: home-0 }\n\
          args: [sh, -c, 'i=0; until wget -q -O - http://hello/by-name 2>/dev/null; do i=$((i+1)); [ $i -ge 60 ] && exit 1; sleep 1; done']\n",
-    )
-    .expect("spec written");
-    as_admin(&["deploy", &file.to_string_lossy()]).success("deploy a caller");
-    let out = wait_until("the call to end", Duration::from_secs(120), || {
-        let out = as_admin(&["logs", "--follow", "call"]);
-        out.status.success().then_some(out.stdout).ok_or(out.stderr)
-    });
+    );
+    let out = output_of(&as_admin, "call");
     assert!(
         out.starts_with("hello from wasm: GET /by-name (host hello"),
         "a container in home 0 called the component in home 2 by name: {out:?}"
@@ -317,15 +322,14 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
     // router does not lead its own public address back in (no
     // hairpinning), so they reach each other at the local addresses they
     // told each other through the replica.
-    let file = root.path().join("neighbour.yaml");
-    std::fs::write(
-        &file,
+    deploy(
+        &as_admin,
+        root.path(),
+        "neighbour",
         "version: 1\nname: neighbour\nkind: daemon\nimage: { name: app }\n\
          constraints: { site: home-0b }\n\
          args: [sh, -c, 'while true; do printf \"PING\\r\\nQUIT\\r\\n\" | nc redis 6379 | head -1; sleep 1; done']\n",
-    )
-    .expect("spec written");
-    as_admin(&["deploy", &file.to_string_lossy()]).success("deploy the neighbour");
+    );
     let home0 = lab.home_addr(0);
     wait_until(
         "home-0b's direct link to home-0 on their network",
@@ -390,21 +394,17 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
     ];
     let as_eve = |args: &[&str]| cli_in(Some(&public), args, &eve_env);
     as_eve(&["image", "import", &image.to_string_lossy()]).success("eve's image import");
-    let file = root.path().join("eve.yaml");
-    std::fs::write(
-        &file,
+    deploy(
+        &as_eve,
+        root.path(),
+        "snoop",
         "version: 1\nname: snoop\nkind: task\nimage: { name: app }\n\
          constraints: { site: home-0 }\n\
          args: [sh, -c, 'nslookup redis >/dev/null 2>&1 || echo no-redis; \
          nslookup web.admin.stratus.internal >/dev/null 2>&1 || echo no-web; \
          wget -q -O - http://web:8080/cgi-bin/hits 2>/dev/null || echo unreachable']\n",
-    )
-    .expect("spec written");
-    as_eve(&["deploy", &file.to_string_lossy()]).success("eve's deploy");
-    let out = wait_until("eve's task to end", Duration::from_secs(120), || {
-        let out = as_eve(&["logs", "--follow", "snoop"]);
-        out.status.success().then_some(out.stdout).ok_or(out.stderr)
-    });
+    );
+    let out = output_of(&as_eve, "snoop");
     assert_eq!(out, "no-redis\nno-web\nunreachable\n", "eve's container");
 
     // The tenant's egress narrows the lender's: the replica's API on the
@@ -423,17 +423,34 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
             "blocked",
         ),
     ] {
-        let file = root.path().join(format!("{name}.yaml"));
         let spec = format!(
             "version: 1\nname: {name}\nkind: task\nimage: {{ name: app }}\n\
              constraints: {{ site: home-0 }}\nargs: [sh, -c, '{probe}']\n{network}"
         );
-        std::fs::write(&file, spec).expect("spec written");
-        as_admin(&["deploy", &file.to_string_lossy()]).success("deploy a probe");
-        let out = wait_until("the probe to end", Duration::from_secs(120), || {
-            let out = as_admin(&["logs", "--follow", name]);
-            out.status.success().then_some(out.stdout).ok_or(out.stderr)
-        });
+        deploy(&as_admin, root.path(), name, &spec);
+        let out = output_of(&as_admin, name);
         assert_eq!(out.trim(), expect, "{name}");
     }
+
+    // Stopped as an operator stops them, the nodes stop the containers
+    // they run: none of the app's processes (in containers' cgroups) is
+    // left running on the machine.
+    let containers = || -> Vec<String> {
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        procs
+            .flatten()
+            .filter(|p| {
+                std::fs::read_to_string(p.path().join("cgroup"))
+                    .is_ok_and(|c| c.contains("/stratus/"))
+            })
+            .filter_map(|p| std::fs::read_to_string(p.path().join("cmdline")).ok())
+            .filter(|c| c.starts_with("redis-server") || c.starts_with("httpd"))
+            .collect()
+    };
+    assert!(!containers().is_empty(), "redis and the frontend run");
+    drop(nodes);
+    let left = containers();
+    assert!(left.is_empty(), "containers outlived their nodes: {left:?}");
 }
