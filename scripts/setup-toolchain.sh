@@ -36,6 +36,8 @@ command -v curl >/dev/null 2>&1 || need_apt+=(curl ca-certificates)
 # (copied into a test image with its libraries; the host's own service is
 # not wanted and is turned off below).
 [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+# A UDP service in a container (published UDP ports, crates/stratus-cli/tests/networks.rs).
+[ -x /usr/bin/socat ] || need_apt+=(socat)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   $SUDO apt-get update -qq

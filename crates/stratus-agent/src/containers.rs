@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use stratus_container::{ContainerExecutor, ContainerSpec, IdMap, PortMap, Volume};
+use stratus_container::{ContainerExecutor, ContainerSpec, IdMap, PortMap, Protocol, Volume};
 use stratus_flist::{FileChunk, Flist};
 use stratus_mount::{ChunkCache, ChunkSource, MountOptions, Mounted, Overlay, SourceError};
 use stratus_net::Connection;
@@ -377,10 +377,12 @@ impl ContainerHost {
         id: &str,
         workload: &str,
         spec: &WorkloadSpec,
+        udp: &[PortSpec],
         root: &Rootfs,
     ) -> Result<ContainerSpec, String> {
         let image = spec.image.clone().unwrap_or_default();
         check_ports(&image.ports, &self.ports)?;
+        check_ports(udp, &self.ports)?;
         let cfg = &root.flist.config;
         let entrypoint = if image.entrypoint.is_empty() {
             cfg.entrypoint.clone()
@@ -432,13 +434,13 @@ impl ContainerHost {
             cpu_millis: spec.resources.cpu_millis,
             pids: 1024,
             wall_time: None,
-            ports: image
-                .ports
-                .iter()
-                .map(|p| PortMap {
+            ports: (image.ports.iter().map(|p| (p, Protocol::Tcp)))
+                .chain(udp.iter().map(|p| (p, Protocol::Udp)))
+                .map(|(p, protocol)| PortMap {
                     container_port: p.container,
                     host_port: p.host,
                     host_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+                    protocol,
                 })
                 .collect(),
             volumes,

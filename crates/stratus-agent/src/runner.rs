@@ -88,6 +88,9 @@ struct Inner {
     /// Where the lender lets workloads connect (containers, and WASM HTTP
     /// components' outbound requests).
     egress: crate::services::LenderEgress,
+    /// Host ports the lender allows published ports on (containers' and
+    /// HTTP components').
+    ports: stratus_types::PortRange,
     cancel: CancellationToken,
     /// What each instance used ([`metering`]).
     meters: Mutex<metering::Meters>,
@@ -100,9 +103,16 @@ struct Inner {
 enum Loaded {
     /// A module, and the network of one that serves HTTP (a component
     /// exporting `wasi:http/incoming-handler`, run as a service).
-    Wasm(Arc<Vec<u8>>, Option<stratus_spec::Networking>),
+    Wasm(Arc<Vec<u8>>, Option<Net>),
     /// A container's host, root, and network as deployed.
-    Image(Arc<ContainerHost>, Rootfs, stratus_spec::Networking),
+    Image(Arc<ContainerHost>, Rootfs, Net),
+}
+
+/// An instance's network as deployed, with what its spec says beyond the
+/// spec's layout (published UDP ports, an HTTP component's ports).
+pub(crate) struct Net {
+    pub network: stratus_spec::Networking,
+    pub extensions: stratus_spec::Extensions,
 }
 
 impl Runner {
@@ -169,6 +179,7 @@ impl Runner {
                 containers,
                 services,
                 egress: lender_egress,
+                ports,
                 cancel: CancellationToken::new(),
                 meters: Mutex::new(metering::Meters::default()),
                 node: signer

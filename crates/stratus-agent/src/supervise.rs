@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_container::ContainerEvent;
+use stratus_container::{ContainerEvent, Protocol};
 use stratus_proto::{rpc, Assignment};
 use stratus_runtime::{Exit, ExitReason, Limits, Output, TaskSpec};
 use stratus_spec::WorkloadKind;
@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Loaded, Runner, DEFAULT_TASK_WALL};
+use super::{Loaded, Net, Runner, DEFAULT_TASK_WALL};
 use crate::containers::{ContainerHost, Rootfs};
 use crate::taskio;
 
@@ -132,12 +132,19 @@ impl Runner {
         let payload = match &a.module {
             Payload::Image(image) => self.image_root(a, image, inst_dir, cancel).await,
             Payload::Wasm(module) => match self.module(tenant, module.as_str(), cancel).await {
-                Some(m)
-                    if a.spec.kind != WorkloadKind::Task && stratus_runtime::serves_http(&m) =>
-                {
-                    self.network(id, cancel)
-                        .await
-                        .map(|n| n.map(|n| Loaded::Wasm(m, Some(n))))
+                Some(m) if a.spec.kind != WorkloadKind::Task => {
+                    match self.network(id, cancel).await {
+                        Ok(Some(n)) if stratus_runtime::serves_http(&m) => {
+                            Ok(Some(Loaded::Wasm(m, Some(n))))
+                        }
+                        Ok(Some(n)) if !n.extensions.http_ports.is_empty() => Err(
+                            "wasm.ports: the module is not an HTTP component (it exports no \
+                         wasi:http/incoming-handler), so it has nothing to publish"
+                                .to_string(),
+                        ),
+                        Ok(Some(_)) => Ok(Some(Loaded::Wasm(m, None))),
+                        other => other.map(|_| None),
+                    }
                 }
                 m => Ok(m.map(|m| Loaded::Wasm(m, None))),
             },
@@ -210,22 +217,35 @@ impl Runner {
         })
     }
 
-    /// The network `instance` was deployed with (`Ok(None)`: cancelled
-    /// first). Waits for a control replica to answer: a container or an
-    /// HTTP component never starts with more egress than its tenant asked
-    /// for.
+    /// The network `instance` was deployed with, and its extensions
+    /// (`Ok(None)`: cancelled first). Waits for a control replica to
+    /// answer: a container or an HTTP component never starts with more
+    /// egress than its tenant asked for.
     async fn network(
         &self,
         instance: &str,
         cancel: &CancellationToken,
-    ) -> Result<Option<stratus_spec::Networking>, String> {
+    ) -> Result<Option<Net>, String> {
         let replica = crate::volumes::Connected(self.connector());
         let req = || rpc::InstanceNetwork {
             instance: instance.to_string(),
         };
-        taskio::call_until_answered(&replica, "network", req, cancel)
+        let Some(network) = taskio::call_until_answered(&replica, "network", req, cancel)
             .await
-            .map_err(|e| format!("cannot learn the instance's network: {e}"))
+            .map_err(|e| format!("cannot learn the instance's network: {e}"))?
+        else {
+            return Ok(None);
+        };
+        let req = || rpc::InstanceExtensions {
+            instance: instance.to_string(),
+        };
+        let extensions = taskio::call_until_answered(&replica, "extensions", req, cancel)
+            .await
+            .map_err(|e| format!("cannot learn the instance's published ports: {e}"))?;
+        Ok(extensions.map(|extensions| Net {
+            network,
+            extensions,
+        }))
     }
 
     /// Mounts the image of `a` and prepares the instance's root (`None`:
@@ -353,7 +373,7 @@ impl Runner {
     fn start_wasm(
         &self,
         t: &Attempt<'_>,
-        (module, http): (&Arc<Vec<u8>>, Option<&stratus_spec::Networking>),
+        (module, http): (&Arc<Vec<u8>>, Option<&Net>),
         folders: &taskio::Folders,
         determinism: Option<stratus_runtime::Determinism>,
         tx: mpsc::Sender<Output>,
@@ -385,7 +405,13 @@ impl Runner {
         // A component that serves HTTP: on loopback, listed as an instance
         // of its service while it runs.
         let mut listed = None;
-        if let Some(network) = http {
+        let mut published = Vec::new();
+        if let Some(Net {
+            network,
+            extensions,
+        }) = http
+        {
+            published = self.port_maps(&extensions.http_ports);
             match std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.set_nonblocking(true).map(|()| l))
                 .and_then(tokio::net::TcpListener::from_std)
@@ -395,6 +421,7 @@ impl Runner {
                     let egress = self.inner.egress.narrowed(&network.egress);
                     task.http = Some(stratus_runtime::HttpDoor {
                         listener: listener.clone(),
+                        published: Vec::new(),
                         egress: Arc::new(move |ip| egress.allows(ip)),
                     });
                     listed = listener.local_addr().ok().map(|addr| {
@@ -416,12 +443,42 @@ impl Runner {
             }
         }
         let exec = self.inner.executor.clone();
+        let (me, id, range) = (self.clone(), t.a.instance.id.clone(), self.inner.ports);
+        let (kind, restarts) = (t.kind, t.restarts);
         tokio::spawn(async move {
             let _listed = listed;
+            // The node's ports published for the component: bound before it
+            // serves, reported once bound.
+            if let Some(door) = task.http.as_mut() {
+                let ls =
+                    stratus_container::bind_tcp(&published, Some(&(range.first..=range.last)), &id)
+                        .await
+                        .map_err(|e| format!("cannot publish the component's ports: {e}"))?;
+                for l in ls {
+                    if let Ok(addr) = l.local_addr() {
+                        let msg = format!("HTTP component published on {addr}");
+                        me.report(&id, InstanceState::Running, restarts, None, kind, msg);
+                    }
+                    door.published.push(Arc::new(l));
+                }
+            }
             exec.run_dyn(task, tx, run_cancel)
                 .await
                 .map_err(|e| e.to_string())
         })
+    }
+
+    /// Published ports on every address of the node (TCP; the lender's
+    /// range applies).
+    fn port_maps(&self, host_ports: &[u16]) -> Vec<stratus_container::PortMap> {
+        host_ports
+            .iter()
+            .map(|&host_port| stratus_container::PortMap {
+                host_port,
+                host_ip: std::net::IpAddr::from([0, 0, 0, 0]),
+                ..stratus_container::PortMap::loopback(0)
+            })
+            .collect()
     }
 
     /// Starts the container of an image with its volumes (restored before,
@@ -431,13 +488,14 @@ impl Runner {
         &self,
         t: &Attempt<'_>,
         host: &Arc<ContainerHost>,
-        (root, network): (&Rootfs, &stratus_spec::Networking),
+        (root, net): (&Rootfs, &Net),
         inst_dir: &Path,
         tx: mpsc::Sender<Output>,
         run_cancel: CancellationToken,
     ) -> Option<(JoinHandle<Result<Exit, String>>, taskio::OutputWatch)> {
         let (id, spec, workload) = (&t.a.instance.id, &t.a.spec, &t.a.instance.workload);
-        let mut cs = match host.container_spec(id, workload.as_str(), spec, root) {
+        let udp = &net.extensions.udp_ports;
+        let mut cs = match host.container_spec(id, workload.as_str(), spec, udp, root) {
             Ok(cs) => cs,
             Err(why) => {
                 self.fail(id, t.restarts, why);
@@ -449,7 +507,7 @@ impl Runner {
         cs.network = Some(crate::services::network(
             host,
             workload.tenant(),
-            &network.egress,
+            &net.network.egress,
         ));
         // What the container writes on this node: its writable layer and its
         // volumes, within `resources.disk_mb`.
@@ -470,10 +528,14 @@ impl Runner {
                     ContainerEvent::PortPublished {
                         container_port,
                         host,
-                    } => (
-                        "published",
-                        format!("port {container_port} published on {host}"),
-                    ),
+                        protocol,
+                    } => {
+                        let port = match protocol {
+                            Protocol::Tcp => container_port.to_string(),
+                            Protocol::Udp => format!("{container_port}/udp"),
+                        };
+                        ("published", format!("port {port} published on {host}"))
+                    }
                 };
                 me.report(&inst, InstanceState::Running, restarts, None, kind, msg);
             }

@@ -50,6 +50,11 @@ pub struct Deploy {
     /// the lender allows, nothing exposed).
     #[serde(default)]
     pub network: Option<stratus_spec::Networking>,
+    /// What its spec says beyond the spec's layout: published UDP ports of
+    /// a container, published ports of a WASM HTTP component (none:
+    /// nothing of it).
+    #[serde(default)]
+    pub extensions: Option<stratus_spec::Extensions>,
 }
 
 /// A workload with its instances.
@@ -69,6 +74,10 @@ pub struct WorkloadView {
     /// exposed as through the ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<stratus_spec::Networking>,
+    /// Its extensions, when it has any: published UDP ports, published
+    /// ports of an HTTP component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<stratus_spec::Extensions>,
 }
 
 /// Query of instance lists.
@@ -142,10 +151,17 @@ pub async fn deploy(
     c: Caller,
     JsonBody(req): JsonBody<Deploy>,
 ) -> Result<Json<Workload>, ApiError> {
-    let valid = req.spec.validate().and_then(|()| match &req.network {
-        Some(n) => n.validate(&req.spec),
-        None => Ok(()),
-    });
+    let valid = req
+        .spec
+        .validate()
+        .and_then(|()| match &req.network {
+            Some(n) => n.validate(&req.spec),
+            None => Ok(()),
+        })
+        .and_then(|()| match &req.extensions {
+            Some(e) => e.validate(&req.spec),
+            None => Ok(()),
+        });
     if let Err(errs) = valid {
         return Err(ApiError::bad_request(
             stratus_spec::SpecError::Invalid(errs).to_string(),
@@ -195,6 +211,10 @@ pub async fn deploy(
         deploy: Box::new(deploy),
         network: req.network.unwrap_or_default(),
     };
+    let deploy = Command::DeployExtended {
+        deploy: Box::new(deploy),
+        extensions: stratus_spec::SelfDescribing(req.extensions.unwrap_or_default()),
+    };
     st.control.write(deploy).await?;
     st.control
         .state()
@@ -242,6 +262,7 @@ pub async fn get(
                 WorkloadView {
                     trust: crate::trusted::TrustView::of_workload(s, id.as_str()),
                     network: s.networks.get(id.as_str()).cloned(),
+                    extensions: s.extensions.get(id.as_str()).map(|e| e.0.clone()),
                     workload,
                     instances,
                     blocked,

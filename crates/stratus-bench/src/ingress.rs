@@ -191,6 +191,7 @@ async fn component() -> Result<SocketAddr> {
     spec.limits.memory_bytes = 64 << 20;
     spec.http = Some(HttpDoor {
         listener: Arc::new(l),
+        published: Vec::new(),
         egress: Arc::new(|_| false),
     });
     let exec = WasmExecutor::new()?;

@@ -9,8 +9,8 @@ use clap::Args;
 use stratus_api::workloads::{Deploy, Drain, ExecRequest, ExecStarted, ModuleRef, WorkloadView};
 use stratus_api::WriteResult;
 use stratus_spec::{
-    FetchMode, Format, ImageSource, MarketPrefer, MarketSpec, Networking, PortSpec, WasmSource,
-    WorkloadKind, WorkloadSpec,
+    Extensions, FetchMode, Format, ImageSource, MarketPrefer, MarketSpec, Networking, PortSpec,
+    WasmSource, WorkloadKind, WorkloadSpec,
 };
 use stratus_state::workloads::ExecState;
 use stratus_state::{Instance, InstanceState, Workload};
@@ -42,9 +42,10 @@ pub struct RunArgs {
     /// Arguments passed to the program (for an image: the command, replacing the image's CMD)
     #[arg(last = true)]
     pub args: Vec<String>,
-    /// Publish a container port on the node: [HOST:]CONTAINER (repeatable; HOST 0 or omitted: any free port)
+    /// Publish a container port on the node: [HOST:]CONTAINER[/udp]
+    /// (repeatable; HOST 0 or omitted: any free port; TCP unless `/udp`)
     #[arg(long = "publish", short = 'p', value_parser = parse_port, requires = "image")]
-    pub publish: Vec<PortSpec>,
+    pub publish: Vec<(PortSpec, bool)>,
     /// When the node fetches the image: `lazy` (on first read, fastest start)
     /// or `full` (all of it before the container starts)
     #[arg(long, value_parser = ["lazy", "full"], default_value = "lazy", requires = "image")]
@@ -90,16 +91,23 @@ pub enum Prefer {
     Greenest,
 }
 
-fn parse_port(s: &str) -> Result<PortSpec, String> {
-    let bad = || format!("{s:?} must read [HOST:]CONTAINER with ports 1-65535");
-    let (host, container) = match s.split_once(':') {
+/// `[HOST:]CONTAINER[/udp|/tcp]`: the port, and whether it is UDP.
+fn parse_port(s: &str) -> Result<(PortSpec, bool), String> {
+    let bad = || format!("{s:?} must read [HOST:]CONTAINER[/udp] with ports 1-65535");
+    let (ports, udp) = match s.rsplit_once('/') {
+        Some((p, "udp")) => (p, true),
+        Some((p, "tcp")) => (p, false),
+        Some(_) => return Err(bad()),
+        None => (s, false),
+    };
+    let (host, container) = match ports.split_once(':') {
         Some((h, c)) => (h.parse().map_err(|_| bad())?, c.parse().map_err(|_| bad())?),
-        None => (0, s.parse().map_err(|_| bad())?),
+        None => (0, ports.parse().map_err(|_| bad())?),
     };
     if container == 0 {
         return Err(bad());
     }
-    Ok(PortSpec { container, host })
+    Ok((PortSpec { container, host }, udp))
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -156,6 +164,13 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
         format!("run-{:08x}", r as u32)
     });
     let spec_text = format!("version: 1\nname: {name}\nkind: task\nwasm: {{ module: \"-\" }}\n");
+    let (udp, tcp): (Vec<(PortSpec, bool)>, Vec<_>) =
+        a.publish.iter().copied().partition(|(_, udp)| *udp);
+    let tcp: Vec<PortSpec> = tcp.into_iter().map(|(p, _)| p).collect();
+    let extensions = Extensions {
+        udp_ports: udp.into_iter().map(|(p, _)| p).collect(),
+        ..Extensions::default()
+    };
     let mut spec = stratus_spec::parse(&spec_text, Format::Yaml).map_err(|e| anyhow!("{e}"))?;
     let module = match (&a.module, &a.image) {
         // A published app: the pool runs what it runs now.
@@ -165,7 +180,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
                 spec.wasm = None;
                 spec.image = Some(ImageSource {
                     name: format!("app:{app}"),
-                    ports: a.publish.clone(),
+                    ports: tcp.clone(),
                     ..Default::default()
                 });
             } else {
@@ -185,7 +200,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
             spec.wasm = None;
             spec.image = Some(ImageSource {
                 name: image.clone(),
-                ports: a.publish.clone(),
+                ports: tcp.clone(),
                 fetch: if a.fetch == "full" {
                     FetchMode::Full
                 } else {
@@ -214,7 +229,7 @@ pub async fn run(g: &Global, a: RunArgs) -> Result<i32> {
         app: a.app.clone(),
         dataset: a.dataset.clone(),
     });
-    let w = post_deploy(&c, spec, module, market, Networking::default()).await?;
+    let w = post_deploy(&c, spec, module, market, Networking::default(), extensions).await?;
     if a.trust.is_some_and(|t| t > 1) {
         return crate::verified::run(&c, w.id.as_str(), started, a.timeout).await;
     }
@@ -338,6 +353,7 @@ async fn post_deploy(
     module: String,
     market: Option<MarketSpec>,
     network: Networking,
+    extensions: Extensions,
 ) -> Result<Workload> {
     let signed_by = signature(c, &spec, &module, market.as_ref()).await?;
     c.post(
@@ -348,6 +364,7 @@ async fn post_deploy(
             market,
             signed_by,
             network: (!network.is_default()).then_some(network),
+            extensions: (!extensions.is_default()).then_some(extensions),
         },
     )
     .await
@@ -378,6 +395,7 @@ pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
         spec,
         market,
         network,
+        extensions,
     } = stratus_spec::parse_file(&text, Format::from_path(&path.to_string_lossy()))
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
     let c = client(g)?;
@@ -398,7 +416,7 @@ pub async fn deploy(g: &Global, path: &Path) -> Result<()> {
         }
         None => String::new(),
     };
-    let w = post_deploy(&c, spec, module, market, network).await?;
+    let w = post_deploy(&c, spec, module, market, network, extensions).await?;
     if g.json {
         return print_json(&w);
     }
@@ -533,6 +551,25 @@ fn print_network(n: &stratus_spec::Networking) {
     }
 }
 
+/// The lines of `stratus inspect` for what a spec says beyond its layout.
+fn print_extensions(e: &Extensions) {
+    for p in &e.udp_ports {
+        match p.host {
+            0 => println!(
+                "udp:        port {} published on any free port",
+                p.container
+            ),
+            h => println!("udp:        port {} published on {h}", p.container),
+        }
+    }
+    for p in &e.http_ports {
+        match p {
+            0 => println!("http port:  any free port of the node"),
+            p => println!("http port:  {p} of the node"),
+        }
+    }
+}
+
 /// `stratus inspect ID` (workload name or instance id).
 pub async fn inspect(g: &Global, id: &str) -> Result<()> {
     let c = client(g)?;
@@ -560,6 +597,9 @@ pub async fn inspect(g: &Global, id: &str) -> Result<()> {
         println!("module:     {}", w.module);
         if let Some(n) = &v.network {
             print_network(n);
+        }
+        if let Some(e) = &v.extensions {
+            print_extensions(e);
         }
         if let Some(b) = &v.blocked {
             println!("blocked:    {b}");

@@ -1,7 +1,8 @@
 //! Container networks through the real binary (issue 17): on `stratus dev`,
 //! a container calls its tenant's service by name; another tenant's
-//! container can neither resolve nor reach it; and no container reaches a
-//! service of the lender's machine.
+//! container can neither resolve nor reach it; no container reaches a
+//! service of the lender's machine; a container's UDP port and a WASM HTTP
+//! component's port are published on the node.
 
 mod common;
 
@@ -191,6 +192,84 @@ fn containers_call_services_by_name_and_reach_nothing_else() {
     let nobody = fetch_page(dev.ingress_port, "nobody.example.com", "/")
         .expect_err("an unknown host is not served");
     assert!(nobody.contains(" 404 "), "{nobody}");
+
+    published_udp_and_component_ports(&dev, root.path());
+}
+
+/// A container's UDP port and a WASM HTTP component's port, published on
+/// the node: reached from outside the cluster.
+fn published_udp_and_component_ports(dev: &Dev, dir: &Path) {
+    // socat answers each datagram from its own process.
+    let image = dir.join("udp.tar");
+    stratus_flist::busybox_with_program(Path::new("/bin/busybox"), Path::new("/usr/bin/socat"))
+        .expect("busybox-static and socat are installed (scripts/setup-toolchain.sh)")
+        .write_docker_save(&image, "udp:latest")
+        .expect("the UDP image is written");
+    dev.cli(&["image", "import", &image.to_string_lossy()])
+        .success("import the UDP image");
+    let spec = dir.join("echo.yaml");
+    std::fs::write(
+        &spec,
+        "version: 1\nname: echo\nkind: service\n\
+         image: { name: udp, ports: [{ container: 5353, protocol: udp }] }\n\
+         args: [socat, 'UDP4-RECVFROM:5353,fork', 'SYSTEM:read x; echo pong $x']\n",
+    )
+    .expect("spec written");
+    dev.cli(&["deploy", &spec.to_string_lossy()])
+        .success("deploy echo");
+    let port = wait_until("echo's published port", Duration::from_secs(90), || {
+        let out = dev.cli(&["ps", "--json"]);
+        app::published_port(&out.stdout, "admin/echo").ok_or(out.stdout)
+    });
+    // Two clients, each answered on its own flow (socat may still be
+    // starting: datagrams are retried).
+    let ask = |what: &str| -> String {
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        client
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .expect("timeout");
+        wait_until("an answer over UDP", Duration::from_secs(60), || {
+            client
+                .send_to(format!("{what}\n").as_bytes(), ("127.0.0.1", port))
+                .map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 256];
+            let n = client.recv(&mut buf).map_err(|e| e.to_string())?;
+            Ok::<_, String>(String::from_utf8_lossy(&buf[..n]).into_owned())
+        })
+    };
+    assert_eq!(ask("ping"), "pong ping\n");
+    assert_eq!(ask("again"), "pong again\n");
+    let shown = dev.cli(&["inspect", "echo"]).success("inspect echo");
+    assert!(
+        shown.contains("udp:        port 5353 published on any free port"),
+        "{shown}"
+    );
+
+    // The WASM HTTP component of the examples, on a port of the node.
+    let component = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/wasm/http.wasm")
+        .canonicalize()
+        .expect("examples/wasm/http.wasm");
+    let spec = dir.join("hello.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "version: 1\nname: hello\nkind: service\n\
+             wasm: {{ module: {}, ports: [{{ host: 0 }}] }}\n",
+            component.display()
+        ),
+    )
+    .expect("spec written");
+    dev.cli(&["deploy", &spec.to_string_lossy()])
+        .success("deploy hello");
+    let port = wait_until("hello's published port", Duration::from_secs(90), || {
+        let out = dev.cli(&["ps", "--json"]);
+        app::published_port(&out.stdout, "admin/hello").ok_or(out.stdout)
+    });
+    let page = wait_until("the component's page", Duration::from_secs(60), || {
+        fetch_page(port, "localhost", "/hi")
+    });
+    assert_eq!(page, "hello from wasm: GET /hi (host localhost)\n");
 }
 
 /// GET `path` of `host` from 127.0.0.1:`port` (HTTP/1.0): the body of a

@@ -307,6 +307,7 @@ impl ContainerExecutor {
             published.push(ContainerEvent::PortPublished {
                 container_port: *port,
                 host,
+                protocol: l.protocol(),
             });
         }
         let proxies = if listeners.is_empty() {

@@ -124,7 +124,11 @@
 //! accepted connection is paired with a socket created inside the
 //! container's network namespace by a short-lived thread that `setns`es into
 //! it, connected to `127.0.0.1:<container_port>`, and spliced both ways. A
-//! service must therefore listen on loopback or the wildcard address.
+//! service must therefore listen on loopback or the wildcard address. A UDP
+//! port ([`Protocol::Udp`]) is relayed the same way, one flow per client
+//! address (a socket in the container's namespace connected to the port),
+//! forgotten after a minute without traffic, at most
+//! [`MAX_UDP_FLOWS`] per port (the least recently used makes way).
 //!
 //! # Limits and known gaps
 //!
@@ -179,12 +183,15 @@ mod proxy;
 pub mod seccomp;
 pub mod spec;
 mod stdio;
+mod udp;
 mod user;
 
 pub use executor::{ContainerExecutor, DEFAULT_CGROUP_PARENT, DEFAULT_STOP_GRACE};
 pub use net::{Egress, Network, Services};
+pub use ports::bind_tcp;
 pub use spec::IdMap;
 pub use stratus_runtime::{CancellationToken, Exit, ExitReason, Output, EXIT_CODE_KILLED};
+pub use udp::MAX_UDP_FLOWS;
 
 /// One container to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -257,7 +264,7 @@ impl ContainerSpec {
 }
 
 /// A published port: host `host_ip:host_port` → container
-/// `127.0.0.1:container_port` (TCP).
+/// `127.0.0.1:container_port`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortMap {
     /// The port the service listens on inside the container.
@@ -266,15 +273,37 @@ pub struct PortMap {
     pub host_port: u16,
     /// The host address to listen on.
     pub host_ip: IpAddr,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+}
+
+/// The protocol of a published port.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// Connections, spliced.
+    #[default]
+    Tcp,
+    /// Datagrams, relayed per client address.
+    Udp,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
 }
 
 impl PortMap {
-    /// `container_port` published on `127.0.0.1`, any free host port.
+    /// `container_port` published on `127.0.0.1`, any free host port (TCP).
     pub fn loopback(container_port: u16) -> Self {
         PortMap {
             container_port,
             host_port: 0,
             host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            protocol: Protocol::Tcp,
         }
     }
 }
@@ -304,6 +333,8 @@ pub enum ContainerEvent {
         container_port: u16,
         /// The bound host address.
         host: SocketAddr,
+        /// TCP or UDP.
+        protocol: Protocol,
     },
 }
 

@@ -7,7 +7,7 @@
 //! in, so a socket made there stays usable from any thread afterwards.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,6 +105,22 @@ impl NetNs {
                 .set_up(lo.header.index)
                 .map_err(|e| ContainerError::Network(format!("set lo up: {e}")))
         })
+    }
+
+    /// A UDP socket inside the namespace, connected to `127.0.0.1:port`.
+    pub(crate) async fn udp_local(&self, port: u16) -> Result<UdpSocket, ContainerError> {
+        self.run("udp", move || {
+            let io = |context: &str, source| ContainerError::Io {
+                context: context.into(),
+                source,
+            };
+            let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
+                .map_err(|e| io("bind a UDP socket in the container", e))?;
+            s.connect((Ipv4Addr::LOCALHOST, port))
+                .map_err(|e| io(&format!("connect to UDP port {port} in the container"), e))?;
+            Ok(s)
+        })
+        .await
     }
 
     /// Connects to `127.0.0.1:port` inside the namespace.

@@ -3,9 +3,39 @@
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 
-use crate::{ContainerError, PortMap};
+use crate::{ContainerError, PortMap, Protocol};
+
+/// A bound published port.
+#[derive(Debug)]
+pub(crate) enum Listener {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+impl Listener {
+    async fn bind(addr: SocketAddr, protocol: Protocol) -> std::io::Result<Self> {
+        Ok(match protocol {
+            Protocol::Tcp => Listener::Tcp(TcpListener::bind(addr).await?),
+            Protocol::Udp => Listener::Udp(UdpSocket::bind(addr).await?),
+        })
+    }
+
+    pub(crate) fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr(),
+            Listener::Udp(s) => s.local_addr(),
+        }
+    }
+
+    pub(crate) fn protocol(&self) -> Protocol {
+        match self {
+            Listener::Tcp(_) => Protocol::Tcp,
+            Listener::Udp(_) => Protocol::Udp,
+        }
+    }
+}
 
 /// Checks every fixed host port against `allowed` (before anything is
 /// created): a port outside it is [`ContainerError::PortNotAllowed`].
@@ -28,14 +58,40 @@ pub(crate) fn check(
     Ok(())
 }
 
-/// Binds one listener per port. `host_port: 0` takes any free port: inside
+/// Binds TCP listeners for `ports` as a container's published ports are
+/// bound (only inside `allowed`; `host_port: 0` takes a free port of it,
+/// tried from a start that `seed` picks): for ports the agent publishes
+/// itself, such as a WASM HTTP component's. `protocol` is ignored.
+pub async fn bind_tcp(
+    ports: &[PortMap],
+    allowed: Option<&RangeInclusive<u16>>,
+    seed: &str,
+) -> Result<Vec<TcpListener>, ContainerError> {
+    let tcp: Vec<PortMap> = ports
+        .iter()
+        .map(|p| PortMap {
+            protocol: Protocol::Tcp,
+            ..*p
+        })
+        .collect();
+    Ok(bind(&tcp, allowed, seed)
+        .await?
+        .into_iter()
+        .filter_map(|(l, _)| match l {
+            Listener::Tcp(l) => Some(l),
+            Listener::Udp(_) => None,
+        })
+        .collect())
+}
+
+/// Binds one listener (TCP) or socket (UDP) per port. `host_port: 0` takes any free port: inside
 /// `allowed` when there is a range (tried from a pseudo-random start, each
 /// port once), else one the kernel picks.
 pub(crate) async fn bind(
     ports: &[PortMap],
     allowed: Option<&RangeInclusive<u16>>,
     seed: &str,
-) -> Result<Vec<(TcpListener, u16)>, ContainerError> {
+) -> Result<Vec<(Listener, u16)>, ContainerError> {
     check(ports, allowed)?;
     let mut listeners = Vec::with_capacity(ports.len());
     for p in ports {
@@ -43,7 +99,7 @@ pub(crate) async fn bind(
             (0, Some(range)) => bind_in_range(p, range, seed, listeners.len()).await?,
             _ => {
                 let addr = SocketAddr::new(p.host_ip, p.host_port);
-                TcpListener::bind(addr)
+                Listener::bind(addr, p.protocol)
                     .await
                     .map_err(|source| ContainerError::Port { addr, source })?
             }
@@ -58,7 +114,7 @@ async fn bind_in_range(
     range: &RangeInclusive<u16>,
     seed: &str,
     index: usize,
-) -> Result<TcpListener, ContainerError> {
+) -> Result<Listener, ContainerError> {
     let (first, last) = (u32::from(*range.start()), u32::from(*range.end()));
     let len = (last + 1).saturating_sub(first);
     if len == 0 {
@@ -76,7 +132,7 @@ async fn bind_in_range(
     let mut last_err = None;
     for i in 0..len {
         let port = u16::try_from(first + (start + i) % len).unwrap_or(u16::MAX);
-        match TcpListener::bind(SocketAddr::new(p.host_ip, port)).await {
+        match Listener::bind(SocketAddr::new(p.host_ip, port), p.protocol).await {
             Ok(l) => return Ok(l),
             Err(e) => last_err = Some(e),
         }
@@ -111,11 +167,16 @@ mod tests {
             );
             assert!(err.to_string().contains("20000-29999"), "{err}");
         }
-        let any = [PortMap::loopback(80), PortMap::loopback(81)];
+        let udp = PortMap {
+            protocol: Protocol::Udp,
+            ..PortMap::loopback(53)
+        };
+        let any = [PortMap::loopback(80), PortMap::loopback(81), udp];
         let ls = bind(&any, Some(&range), "some-container").await.unwrap();
         for (l, _) in &ls {
             assert!(range.contains(&l.local_addr().unwrap().port()));
         }
+        assert_eq!(ls[2].0.protocol(), Protocol::Udp);
         // Without a range (the library default), anything goes.
         check(
             &[PortMap {

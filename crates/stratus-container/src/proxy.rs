@@ -1,4 +1,4 @@
-//! Published ports: a userspace TCP proxy per port.
+//! Published ports: a userspace TCP proxy per port (UDP: [`crate::udp`]).
 //!
 //! The container has its own, empty network namespace (only `lo`), so a
 //! published port is a host listener; each accepted connection is paired
@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::netns::NetNs;
+use crate::ports::Listener;
 
 /// The proxies of one container; [`Proxies::stop`] (or drop) ends them.
 pub(crate) struct Proxies {
@@ -24,11 +25,16 @@ pub(crate) struct Proxies {
 
 impl Proxies {
     /// Starts one proxy per `(listener, container_port)`.
-    pub(crate) fn start(listeners: Vec<(TcpListener, u16)>, netns: NetNs) -> Self {
+    pub(crate) fn start(listeners: Vec<(Listener, u16)>, netns: NetNs) -> Self {
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         for (listener, port) in listeners {
-            tasks.spawn(serve(listener, port, netns.clone(), stop.clone()));
+            match listener {
+                Listener::Tcp(l) => tasks.spawn(serve(l, port, netns.clone(), stop.clone())),
+                Listener::Udp(s) => {
+                    tasks.spawn(crate::udp::serve(s, port, netns.clone(), stop.clone()))
+                }
+            };
         }
         Proxies { stop, tasks }
     }

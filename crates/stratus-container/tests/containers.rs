@@ -436,6 +436,7 @@ async fn published_port_reaches_the_service() {
             if let ContainerEvent::PortPublished {
                 container_port,
                 host: h,
+                ..
             } = ev
             {
                 assert_eq!(container_port, 8080);

@@ -70,6 +70,7 @@ pub fn adds_data(cmd: &Command) -> bool {
         | Command::DeployUsing { .. }
         | Command::DeployTrusted { .. }
         | Command::DeployNetworked { .. }
+        | Command::DeployExtended { .. }
         | Command::Catalog(_) => true,
         Command::Store(s) => matches!(
             s,

@@ -248,7 +248,7 @@ impl Placer<'_> {
         let spec = &self.w.spec;
         let req = Request {
             count: slots.len(),
-            demand: Demand::from(spec),
+            demand: demand_of(self.state, self.w),
             constraints: &spec.constraints,
             spread: spec.spread,
             strategy: if spec.kind == WorkloadKind::Task {
@@ -483,9 +483,17 @@ fn reconcile_service(
     }
 }
 
+/// What one instance of `w` needs, with the host ports its extensions
+/// publish (UDP, an HTTP component's).
+fn demand_of(state: &State, w: &Workload) -> Demand {
+    let ext = state.extensions_of(w.id.as_str());
+    Demand::from(&w.spec)
+        .with_host_ports(ext.udp_ports.iter().map(|p| p.host).chain(ext.http_ports))
+}
+
 fn reconcile_daemon(p: &mut Placer<'_>, live: &[&Instance]) {
     let gen = p.w.generation;
-    let demand = Demand::from(&p.w.spec);
+    let demand = demand_of(p.state, p.w);
     let targets: BTreeSet<NodeId> =
         stratus_sched::daemon_targets(p.cluster, &demand, &p.w.spec.constraints)
             .into_iter()

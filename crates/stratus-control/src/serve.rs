@@ -349,7 +349,14 @@ impl Control {
                 message: "replicas open tunnels on nodes' links; they take none".into(),
             },
             Request::ServiceDirectory => self.service_directory(&peer),
-            Request::InstanceNetwork { instance } => self.instance_network(&peer, &instance),
+            Request::InstanceNetwork { instance } => {
+                self.of_instance(&peer, &instance, |s, w| Response::Network(s.network_of(w)))
+            }
+            Request::InstanceExtensions { instance } => {
+                self.of_instance(&peer, &instance, |s, w| {
+                    Response::Extensions(stratus_spec::SelfDescribing(s.extensions_of(w)))
+                })
+            }
         }
     }
 

@@ -122,12 +122,19 @@ impl Control {
         Response::Directory(self.inner.reader.read(|s| directory(s, peer)))
     }
 
-    /// Answers [`Request::InstanceNetwork`]: the network of an instance
-    /// `peer` runs (the same answer as for a missing one otherwise).
-    pub(crate) fn instance_network(&self, peer: &NodeId, instance: &str) -> Response {
+    /// Answers [`Request::InstanceNetwork`] and
+    /// [`Request::InstanceExtensions`]: `answer` of the workload of an
+    /// instance `peer` runs (the same refusal as for a missing one
+    /// otherwise).
+    pub(crate) fn of_instance(
+        &self,
+        peer: &NodeId,
+        instance: &str,
+        answer: impl FnOnce(&State, &str) -> Response,
+    ) -> Response {
         self.inner.reader.read(
             |s| match s.instances.get(instance).filter(|i| i.node == *peer) {
-                Some(i) => Response::Network(s.network_of(i.workload.as_str())),
+                Some(i) => answer(s, i.workload.as_str()),
                 None => refused(
                     ErrorCode::NotFound,
                     format!("no instance {instance} is assigned to this node"),

@@ -339,6 +339,13 @@ pub enum Request {
         /// Its addresses on its own network (as it says).
         local: Vec<String>,
     },
+    /// An agent asks what the spec of an instance it was assigned says
+    /// beyond the spec's layout (published UDP ports, ports of an HTTP
+    /// component), before it starts: answered [`Response::Extensions`].
+    InstanceExtensions {
+        /// The instance.
+        instance: String,
+    },
 }
 
 /// Most local addresses a node gives in [`Request::Punch`] and
@@ -604,6 +611,8 @@ pub enum Response {
         /// The node's addresses on its own network (as it says).
         local: Vec<String>,
     },
+    /// Answer to [`Request::InstanceExtensions`].
+    Extensions(stratus_spec::SelfDescribing<stratus_spec::Extensions>),
 }
 
 /// A control replica and its QUIC address.

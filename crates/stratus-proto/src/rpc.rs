@@ -106,6 +106,7 @@ impl Response {
             Response::Directory(_) => "Directory",
             Response::Network(_) => "Network",
             Response::Punched { .. } => "Punched",
+            Response::Extensions(_) => "Extensions",
         }
     }
 }
@@ -820,6 +821,29 @@ impl Rpc for ServiceDirectory {
     fn reply(r: Response) -> Result<Self::Reply, Response> {
         match r {
             Response::Directory(d) => Ok(d),
+            other => Err(other),
+        }
+    }
+}
+
+/// [`Request::InstanceExtensions`].
+#[derive(Debug)]
+pub struct InstanceExtensions {
+    /// The instance.
+    pub instance: String,
+}
+
+impl Rpc for InstanceExtensions {
+    type Reply = stratus_spec::Extensions;
+    const NAME: &'static str = "InstanceExtensions";
+    fn into_request(self) -> Request {
+        Request::InstanceExtensions {
+            instance: self.instance,
+        }
+    }
+    fn reply(r: Response) -> Result<Self::Reply, Response> {
+        match r {
+            Response::Extensions(e) => Ok(e.0),
             other => Err(other),
         }
     }

@@ -4,7 +4,7 @@
 //! `wasi:http/proxy` world, e.g. built with `cargo build --target
 //! wasm32-wasip2` and the `wasi` crate's `http::proxy::export!`) is not run
 //! once: given an [`HttpDoor`], the executor serves HTTP/1.1 on the door's
-//! listener and runs each request in a fresh instance of the component
+//! listeners and runs each request in a fresh instance of the component
 //! (pre-instantiated once), with the task's memory limit, its CPU metered,
 //! at most [`MAX_CONCURRENT_REQUESTS`] at a time and at most
 //! [`REQUEST_TIMEOUT`] each; a request that traps is answered 500. The
@@ -49,6 +49,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct HttpDoor {
     /// Accepts the connections to serve (the agent's, on loopback).
     pub listener: Arc<tokio::net::TcpListener>,
+    /// Also accepts on these: the node's ports published for the
+    /// component (`wasm.ports`).
+    pub published: Vec<Arc<tokio::net::TcpListener>>,
     /// Whether an outbound request may reach an address.
     pub egress: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
 }
@@ -210,12 +213,29 @@ pub(crate) async fn serve(
         output,
         slots: Semaphore::new(MAX_CONCURRENT_REQUESTS),
     });
+    // One acceptor per listener, all feeding the one server; they end
+    // with this run (dropped).
+    let (conns_tx, mut conns) = mpsc::channel::<tokio::net::TcpStream>(64);
+    let mut acceptors = tokio::task::JoinSet::new();
+    for listener in std::iter::once(&door.listener).chain(&door.published) {
+        let (listener, conns) = (listener.clone(), conns_tx.clone());
+        acceptors.spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, _)) => {
+                        if conns.send(stream).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Transient (e.g. EMFILE): back off a little.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+    }
+    drop(conns_tx);
     let accept = async {
-        loop {
-            let Ok((stream, _)) = door.listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
+        while let Some(stream) = conns.recv().await {
             let server = server.clone();
             let stop = cancel.clone();
             tokio::spawn(async move {

@@ -73,6 +73,7 @@ async fn serve(
     spec.limits.memory_bytes = memory_bytes;
     spec.http = Some(HttpDoor {
         listener: Arc::new(listener),
+        published: Vec::new(),
         egress,
     });
     let (tx, rx) = tokio::sync::mpsc::channel(64);

@@ -170,6 +170,20 @@ pub fn host_port_span(spec: &WorkloadSpec) -> Option<(u16, u16)> {
     Some((*fixed.iter().min()?, *fixed.iter().max()?))
 }
 
+impl Demand {
+    /// The demand with these host ports published too (0: any free port,
+    /// which every range has), e.g. a container's UDP ports.
+    pub fn with_host_ports(mut self, ports: impl IntoIterator<Item = u16>) -> Demand {
+        for p in ports.into_iter().filter(|&p| p != 0) {
+            self.host_ports = Some(match self.host_ports {
+                Some((lo, hi)) => (lo.min(p), hi.max(p)),
+                None => (p, p),
+            });
+        }
+        self
+    }
+}
+
 /// Whether every fixed host port of `span` is inside `range`.
 pub(crate) fn ports_fit(range: &PortRange, span: Option<(u16, u16)>) -> bool {
     span.is_none_or(|(lo, hi)| range.contains(lo) && range.contains(hi))

@@ -206,6 +206,17 @@ fn host_ports_outside_the_lenders_range_are_not_placed() {
     let spec = web_spec();
     let web = Demand::from(&spec);
     assert_eq!(web.host_ports, Some((22, 80)));
+    // Ports published beside the spec (UDP, an HTTP component's) widen it.
+    assert_eq!(
+        web.with_host_ports([0, 53, 9000]).host_ports,
+        Some((22, 9000))
+    );
+    assert_eq!(
+        Demand::from(&Resources::default())
+            .with_host_ports([0])
+            .host_ports,
+        None
+    );
     assert_eq!(feasible(&nodes[0], &web, &c), Err(Reason::Ports));
     let plan = Cluster::new(nodes.clone()).place(&Request::new(1, web, &c));
     assert_eq!(plan.unplaced, 1);

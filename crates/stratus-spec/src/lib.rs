@@ -39,11 +39,13 @@ use serde::{Deserialize, Serialize};
 use stratus_types::EnergySource;
 use utoipa::ToSchema;
 
+mod ext;
 mod file;
 mod market;
 mod network;
 mod taskio;
 mod validate;
+pub use ext::{Extensions, SelfDescribing, MAX_EXTRA_PORTS};
 pub use file::{parse_file, SpecFile};
 pub use market::{valid_listing_id, MarketPrefer, MarketSpec, MAX_LISTING_ID_LEN};
 pub use network::{
@@ -183,7 +185,7 @@ pub enum FetchMode {
     Full,
 }
 
-/// A published TCP port.
+/// A published port (TCP in `image.ports`; UDP in [`Extensions`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortSpec {
@@ -469,7 +471,14 @@ impl Format {
 
 /// Parses and validates a spec.
 pub fn parse(text: &str, format: Format) -> Result<WorkloadSpec, SpecError> {
-    let spec: WorkloadSpec = match format {
+    let spec = decode(text, format)?;
+    spec.validate().map_err(SpecError::Invalid)?;
+    Ok(spec)
+}
+
+/// Reads a spec without validating it.
+fn decode(text: &str, format: Format) -> Result<WorkloadSpec, SpecError> {
+    Ok(match format {
         Format::Yaml => {
             let de = serde_norway::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| {
@@ -490,9 +499,7 @@ pub fn parse(text: &str, format: Format) -> Result<WorkloadSpec, SpecError> {
                 })
             })?
         }
-    };
-    spec.validate().map_err(SpecError::Invalid)?;
-    Ok(spec)
+    })
 }
 
 fn display_path(p: &str) -> String {

@@ -350,6 +350,15 @@ impl State {
                 }
                 v
             }
+            Command::DeployExtended { deploy, extensions } => {
+                let mut v = self.audit_prepare(deploy);
+                if !extensions.0.is_default() {
+                    for r in &mut v {
+                        r.detail = format!("{}; extensions {:?}", r.detail, extensions.0);
+                    }
+                }
+                v
+            }
         }
     }
 

@@ -401,6 +401,15 @@ pub enum Command {
         /// Its network.
         network: stratus_spec::Networking,
     },
+    /// Deploy a workload with what its spec says beyond the stored layouts
+    /// ([`networks`]: published UDP ports, ports of an HTTP component):
+    /// `deploy` is any of the deploys above, applied as such.
+    DeployExtended {
+        /// The deploy.
+        deploy: Box<Command>,
+        /// Its extensions, self-describing.
+        extensions: stratus_spec::SelfDescribing<stratus_spec::Extensions>,
+    },
 }
 
 /// A tenant variable.
@@ -493,6 +502,9 @@ pub struct State {
     /// Workloads' networks, by workload id ([`networks`]): absent is the
     /// default.
     pub networks: Tracked<String, stratus_spec::Networking>,
+    /// Workloads' extensions, by workload id ([`networks`]): absent is the
+    /// default.
+    pub extensions: Tracked<String, stratus_spec::SelfDescribing<stratus_spec::Extensions>>,
     /// The log index of the command being applied (not stored: for the
     /// audit records made deep inside an apply, such as ledger entries).
     applying: u64,
@@ -722,6 +734,9 @@ impl State {
             Command::Trust(c) => self.apply_trust(c),
             Command::DeployNetworked { deploy, network } => {
                 self.deploy_networked(index, deploy, network)
+            }
+            Command::DeployExtended { deploy, extensions } => {
+                self.deploy_extended(index, deploy, &extensions.0)
             }
         }
     }

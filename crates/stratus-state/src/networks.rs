@@ -1,6 +1,9 @@
 //! Workloads' networks (issue 17): where a workload's containers may
 //! connect to, and the host name its HTTP service answers to through the
-//! ingress ([`stratus_spec::Networking`], read beside the spec).
+//! ingress ([`stratus_spec::Networking`], read beside the spec); and what
+//! its spec says beyond the stored layouts ([`stratus_spec::Extensions`]:
+//! published UDP ports, ports of an HTTP component), kept the same way by
+//! [`Command::DeployExtended`].
 //!
 //! Every deploy through the API is a [`Command::DeployNetworked`] around
 //! the deploy it carries, so that a deploy without a network drops the
@@ -9,7 +12,7 @@
 //! starts). A host name belongs to one workload at a time: while a
 //! workload that is not stopped exposes it, no other may.
 
-use stratus_spec::{Networking, SpecError, WorkloadSpec};
+use stratus_spec::{Extensions, Networking, SelfDescribing, SpecError, WorkloadSpec};
 use stratus_types::WorkloadId;
 
 use crate::{ApplyError, Command, State};
@@ -25,7 +28,8 @@ fn deployed(cmd: &Command) -> Option<(&str, &WorkloadSpec, u64)> {
         } => Some((tenant, spec, *now_ms)),
         Command::DeployOrdered { deploy, .. }
         | Command::DeployUsing { deploy, .. }
-        | Command::DeployTrusted { deploy, .. } => deployed(deploy),
+        | Command::DeployTrusted { deploy, .. }
+        | Command::DeployNetworked { deploy, .. } => deployed(deploy),
         _ => None,
     }
 }
@@ -34,6 +38,14 @@ impl State {
     /// The network of workload `id` (the default when it has none).
     pub fn network_of(&self, id: &str) -> Networking {
         self.networks.get(id).cloned().unwrap_or_default()
+    }
+
+    /// The extensions of workload `id` (the default when it has none).
+    pub fn extensions_of(&self, id: &str) -> Extensions {
+        self.extensions
+            .get(id)
+            .map(|e| e.0.clone())
+            .unwrap_or_default()
     }
 
     /// The workload (not stopped) exposed as `host`, with the port its
@@ -83,15 +95,50 @@ impl State {
         } else {
             self.networks.insert(key.clone(), network.clone());
         }
-        if let Some(w) = self.workloads.get_mut(&key) {
+        self.new_generation_if(changed, &key, before, now_ms);
+        Ok(version)
+    }
+
+    /// Applies `DeployExtended`: the deploy, then its extensions.
+    pub(crate) fn deploy_extended(
+        &mut self,
+        index: u64,
+        deploy: &Command,
+        extensions: &Extensions,
+    ) -> Result<Option<u64>, ApplyError> {
+        let Some((tenant, spec, now_ms)) = deployed(deploy) else {
+            return Err(ApplyError::invalid("extensions go with a deploy"));
+        };
+        extensions
+            .validate(spec)
+            .map_err(|errs| ApplyError::invalid(SpecError::Invalid(errs).to_string()))?;
+        let key = WorkloadId::new(tenant, &spec.name)
+            .map_err(|e| ApplyError::invalid(e.to_string()))?
+            .to_string();
+        let before = self.workloads.get(&key).map(|w| w.generation);
+        let changed = self.extensions_of(&key) != *extensions;
+        let version = self.apply_inner(index, deploy)?;
+        if extensions.is_default() {
+            self.extensions.remove(&key);
+        } else {
+            self.extensions
+                .insert(key.clone(), SelfDescribing(extensions.clone()));
+        }
+        self.new_generation_if(changed, &key, before, now_ms);
+        Ok(version)
+    }
+
+    /// Makes a new generation of workload `key` when what its wrapper keeps
+    /// `changed` and the deploy it carried did not make one (it was at
+    /// generation `before`): its instances are replaced as in any update.
+    fn new_generation_if(&mut self, changed: bool, key: &str, before: Option<u64>, now_ms: u64) {
+        if let Some(w) = self.workloads.get_mut(key) {
             if changed && before == Some(w.generation) {
-                // Only the network changed: a new generation all the same.
                 w.previous = Some((w.spec.clone(), w.module.clone()));
                 w.generation += 1;
                 w.updated_ms = now_ms;
             }
         }
-        Ok(version)
     }
 }
 
@@ -211,5 +258,62 @@ mod tests {
         assert_eq!(gen(&s), 3);
         assert!(s.networks.get("acme/web").is_none());
         assert!(s.exposed_as("a.example").is_none());
+    }
+
+    fn deploy_extended(s: &mut State, module: &str, e: &Extensions) -> Option<ErrorCode> {
+        let cmd = Command::DeployExtended {
+            deploy: Box::new(Command::DeployNetworked {
+                deploy: Box::new(Command::DeployWorkload {
+                    tenant: T.into(),
+                    spec: web("web"),
+                    module: module.into(),
+                    now_ms: 5,
+                }),
+                network: exposed("b.example"),
+            }),
+            extensions: SelfDescribing(e.clone()),
+        };
+        s.apply(20, &cmd).error.map(|e| e.code())
+    }
+
+    /// Extensions are kept like a network: a change alone is a new
+    /// generation, the default is no row, and what the spec cannot have
+    /// (an HTTP component's ports on a container) is refused here too.
+    #[test]
+    fn changed_extensions_are_a_new_generation_and_are_checked() {
+        let (mut s, m) = setup();
+        let gen = |s: &State| s.workloads["acme/web"].generation;
+        let udp = Extensions {
+            udp_ports: vec![stratus_spec::PortSpec {
+                container: 53,
+                host: 0,
+            }],
+            ..Extensions::default()
+        };
+        assert_eq!(deploy_extended(&mut s, &m, &Extensions::default()), None);
+        assert_eq!(gen(&s), 1);
+        assert!(s.extensions.get("acme/web").is_none());
+        assert_eq!(s.network_of("acme/web"), exposed("b.example"));
+        assert_eq!(deploy_extended(&mut s, &m, &udp), None);
+        assert_eq!(gen(&s), 2, "the extensions changed");
+        assert_eq!(s.extensions_of("acme/web"), udp);
+        assert_eq!(deploy_extended(&mut s, &m, &udp), None);
+        assert_eq!(gen(&s), 2, "nothing changed");
+        let http = Extensions {
+            http_ports: vec![8080],
+            ..Extensions::default()
+        };
+        assert_eq!(
+            deploy_extended(&mut s, &m, &http),
+            Some(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            s.extensions_of("acme/web"),
+            udp,
+            "a refusal changes nothing"
+        );
+        assert_eq!(deploy_extended(&mut s, &m, &Extensions::default()), None);
+        assert_eq!(gen(&s), 3);
+        assert!(s.extensions.get("acme/web").is_none());
     }
 }

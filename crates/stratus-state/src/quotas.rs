@@ -377,7 +377,8 @@ impl State {
             Command::DeployOrdered { deploy, .. }
             | Command::DeployUsing { deploy, .. }
             | Command::DeployTrusted { deploy, .. }
-            | Command::DeployNetworked { deploy, .. } => self.check_quota(deploy),
+            | Command::DeployNetworked { deploy, .. }
+            | Command::DeployExtended { deploy, .. } => self.check_quota(deploy),
             _ => Ok(()),
         }
     }

@@ -178,6 +178,7 @@ impl State {
             self.uses.remove(id);
             self.trusted.remove(id);
             self.networks.remove(id);
+            self.extensions.remove(id);
         }
         let mut dropped = BTreeSet::new();
         for (t, h) in &p.modules {

@@ -43,6 +43,7 @@ impl State {
             trusted_stake: Cell::load(k, "trusted_stake")?,
             deterministic_apps: Tracked::load(k, "deterministic_apps")?,
             networks: Tracked::load(k, "networks")?,
+            extensions: Tracked::load(k, "extensions")?,
             applying: 0,
             store: objects::ObjectStore::load(kv)?,
         })
@@ -82,6 +83,7 @@ impl State {
         self.trusted_stake.flush(kv, "trusted_stake");
         self.deterministic_apps.flush(kv, "deterministic_apps");
         self.networks.flush(kv, "networks");
+        self.extensions.flush(kv, "extensions");
         self.store.flush();
     }
 
@@ -173,6 +175,7 @@ impl State {
             trusted_stake: self.trusted_stake.clone(),
             deterministic_apps: self.deterministic_apps.clone(),
             networks: self.networks.clone(),
+            extensions: self.extensions.clone(),
             applying: self.applying,
             store: self.store.fork(Box::new(mem)),
         }

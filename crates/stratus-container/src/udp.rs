@@ -1,0 +1,297 @@
+//! Published UDP ports: datagrams relayed per client address.
+//!
+//! The published port's socket receives a client's datagram; the first one
+//! from an address opens a *flow*: a socket made inside the container's
+//! network namespace (by a short-lived thread that enters it, as for TCP),
+//! connected to `127.0.0.1:<port>`. The service thus sees each client as a
+//! peer of its own, and what it answers to that peer is sent to the client
+//! from the published port. A flow without traffic either way for a minute
+//! is forgotten; at most [`MAX_UDP_FLOWS`] live at once per port, the least
+//! recently used making way for a new one, so a flood of spoofed sources
+//! costs other clients their flows (they reopen on their next datagram),
+//! never the node its memory. Datagrams are dropped, never queued, when a
+//! socket's buffer is full: UDP's own promise.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::netns::NetNs;
+use crate::ContainerError;
+
+/// Most flows (client addresses) one published UDP port relays at once.
+pub const MAX_UDP_FLOWS: usize = 1024;
+/// Largest UDP payload.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// When flows are forgotten.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    /// A flow without traffic for this long is forgotten.
+    idle: Duration,
+    /// How often idle flows are looked for.
+    sweep: Duration,
+    /// Most flows at once.
+    flows: usize,
+}
+
+const LIMITS: Limits = Limits {
+    idle: Duration::from_secs(60),
+    sweep: Duration::from_secs(10),
+    flows: MAX_UDP_FLOWS,
+};
+
+/// Relays datagrams between the published socket `outer` and port `port`
+/// of the container whose namespace is `netns`, until `stop`.
+pub(crate) async fn serve(outer: UdpSocket, port: u16, netns: NetNs, stop: CancellationToken) {
+    let open = move || {
+        let netns = netns.clone();
+        async move { netns.udp_local(port).await }
+    };
+    relay(outer, open, LIMITS, stop).await;
+}
+
+/// One client's flow.
+struct Flow {
+    /// Connected to the service, inside the container.
+    inner: Arc<UdpSocket>,
+    /// Last traffic either way, in ms since the relay started.
+    last: Arc<AtomicU64>,
+    /// Carries the service's answers back.
+    back: tokio::task::AbortHandle,
+}
+
+async fn relay<F, Fut>(outer: UdpSocket, open: F, limits: Limits, stop: CancellationToken)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<std::net::UdpSocket, ContainerError>>,
+{
+    let outer = Arc::new(outer);
+    let epoch = Instant::now();
+    let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
+    let mut backs = JoinSet::new();
+    let mut sweep = tokio::time::interval(limits.sweep);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = sweep.tick() => {
+                let now = ms_since(epoch);
+                let idle = u64::try_from(limits.idle.as_millis()).unwrap_or(u64::MAX);
+                flows.retain(|_, f| {
+                    let keep = now.saturating_sub(f.last.load(Ordering::Relaxed)) < idle;
+                    if !keep {
+                        f.back.abort();
+                    }
+                    keep
+                });
+            }
+            Some(_) = backs.join_next(), if !backs.is_empty() => {}
+            got = outer.recv_from(&mut buf) => {
+                let (n, client) = match got {
+                    Ok(got) => got,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "published UDP port: receive");
+                        continue;
+                    }
+                };
+                let now = ms_since(epoch);
+                if let Some(f) = flows.get(&client) {
+                    f.last.store(now, Ordering::Relaxed);
+                    // Never waits long: a datagram a full receiver cannot
+                    // take is dropped, not queued.
+                    let _ = f.inner.send(&buf[..n]).await;
+                    continue;
+                }
+                if flows.len() >= limits.flows {
+                    let oldest = flows
+                        .iter()
+                        .min_by_key(|(_, f)| f.last.load(Ordering::Relaxed))
+                        .map(|(a, _)| *a);
+                    if let Some(f) = oldest.and_then(|a| flows.remove(&a)) {
+                        f.back.abort();
+                    }
+                }
+                let inner = match open().await.and_then(|s| {
+                    s.set_nonblocking(true)
+                        .and_then(|()| UdpSocket::from_std(s))
+                        .map_err(|e| ContainerError::Io {
+                            context: "register a UDP flow".into(),
+                            source: e,
+                        })
+                }) {
+                    Ok(s) => Arc::new(s),
+                    Err(e) => {
+                        tracing::debug!(%client, error = %e, "published UDP port: open a flow");
+                        continue;
+                    }
+                };
+                let _ = inner.send(&buf[..n]).await;
+                let last = Arc::new(AtomicU64::new(now));
+                let back = backs.spawn(back(
+                    inner.clone(),
+                    outer.clone(),
+                    client,
+                    last.clone(),
+                    epoch,
+                ));
+                flows.insert(client, Flow { inner, last, back });
+            }
+        }
+    }
+    backs.shutdown().await;
+}
+
+/// Sends what the service answers on `inner` to `client` from `outer`.
+async fn back(
+    inner: Arc<UdpSocket>,
+    outer: Arc<UdpSocket>,
+    client: SocketAddr,
+    last: Arc<AtomicU64>,
+    epoch: Instant,
+) {
+    loop {
+        if inner.readable().await.is_err() {
+            return;
+        }
+        // A buffer only while a datagram is in hand: idle flows hold none.
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        match inner.try_recv(&mut buf) {
+            Ok(n) => {
+                last.store(ms_since(epoch), Ordering::Relaxed);
+                let _ = outer.send_to(&buf[..n], client).await;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            // Nothing listens on the port yet (ICMP port unreachable): the
+            // client's next datagram may find it.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            Err(e) => {
+                tracing::debug!(%client, error = %e, "published UDP port: flow ended");
+                return;
+            }
+        }
+    }
+}
+
+fn ms_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// A UDP service that answers each datagram with the address it came
+    /// from: each flow is a peer of its own.
+    async fn whoami() -> SocketAddr {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = s.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            while let Ok((_, peer)) = s.recv_from(&mut buf).await {
+                let _ = s.send_to(peer.to_string().as_bytes(), peer).await;
+            }
+        });
+        addr
+    }
+
+    async fn ask(client: &UdpSocket, to: SocketAddr) -> String {
+        client.send_to(b"who", to).await.unwrap();
+        let mut buf = [0u8; 2048];
+        let n = tokio::time::timeout(Duration::from_secs(10), client.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no answer through the relay to {:?}", client.local_addr()))
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Each client is its own flow, kept while it talks; past the bound the
+    /// least recently used flow makes way; an idle flow is forgotten.
+    #[tokio::test]
+    async fn clients_get_flows_of_their_own_bounded_and_forgotten_when_idle() {
+        let service = whoami().await;
+        let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let published = outer.local_addr().unwrap();
+        let open = move || async move {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.connect(service).unwrap();
+            Ok(s)
+        };
+        let limits = Limits {
+            idle: Duration::from_millis(300),
+            sweep: Duration::from_millis(50),
+            flows: 2,
+        };
+        let stop = CancellationToken::new();
+        let relay = tokio::spawn(relay(outer, open, limits, stop.clone()));
+
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let a1 = ask(&a, published).await;
+        let b1 = ask(&b, published).await;
+        assert_ne!(a1, b1, "two clients, two flows");
+        assert_ne!(a1, a.local_addr().unwrap().to_string(), "relayed");
+        assert_eq!(ask(&a, published).await, a1, "a's flow is kept");
+        // A third client: b's flow (least recently used) makes way, a's stays.
+        let _ = ask(&c, published).await;
+        assert_eq!(ask(&a, published).await, a1);
+        assert_ne!(ask(&b, published).await, b1, "b got a new flow");
+        // Silent for longer than the idle time: a new flow.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_ne!(ask(&a, published).await, a1, "an idle flow is forgotten");
+
+        stop.cancel();
+        relay.await.unwrap();
+    }
+
+    /// Nothing listens on the port yet: the datagram is lost (as UDP is),
+    /// and the flow still works once the service is up.
+    #[tokio::test]
+    async fn a_service_that_starts_late_is_reached() {
+        let late = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = late.local_addr().unwrap();
+        drop(late);
+        let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let published = outer.local_addr().unwrap();
+        let open = move || async move {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.connect(port).unwrap();
+            Ok(s)
+        };
+        let stop = CancellationToken::new();
+        let relay = tokio::spawn(relay(outer, open, LIMITS, stop.clone()));
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.send_to(b"early", published).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let service = UdpSocket::bind(port).await.unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            while let Ok((n, peer)) = service.recv_from(&mut buf).await {
+                let _ = service.send_to(&buf[..n], peer).await;
+            }
+        });
+        let mut buf = [0u8; 64];
+        let mut answer = None;
+        for _ in 0..50 {
+            client.send_to(b"late", published).await.unwrap();
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(200), client.recv(&mut buf)).await
+            {
+                answer = Some(buf[..n].to_vec());
+                break;
+            }
+        }
+        assert_eq!(answer.as_deref(), Some(&b"late"[..]));
+        stop.cancel();
+        relay.await.unwrap();
+    }
+}
