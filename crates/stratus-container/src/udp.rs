@@ -7,9 +7,10 @@
 //! peer of its own, and what it answers to that peer is sent to the client
 //! from the published port. A flow without traffic either way for a minute
 //! is forgotten; at most [`MAX_UDP_FLOWS`] live at once per port, the least
-//! recently used making way for a new one, so a flood of spoofed sources
-//! costs other clients their flows (they reopen on their next datagram),
-//! never the node its memory. Datagrams are dropped, never queued, when a
+//! recently used making way for a new one, and at most
+//! [`MAX_NEW_UDP_FLOWS_PER_SEC`] open per second, so a flood of spoofed
+//! sources costs other clients their flows (they reopen on their next
+//! datagram), never the node its memory or more than a sliver of a core. Datagrams are dropped, never queued, when a
 //! socket's buffer is full: UDP's own promise.
 
 use std::collections::HashMap;
@@ -31,21 +32,29 @@ pub const MAX_UDP_FLOWS: usize = 1024;
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
 
+/// Most flows opened per second on one port: each costs a thread that
+/// enters the container's namespace, so a flood of spoofed sources is
+/// dropped past this rather than kept a core busy.
+pub const MAX_NEW_UDP_FLOWS_PER_SEC: usize = 512;
+
 /// When flows are forgotten.
 #[derive(Clone, Copy, Debug)]
 struct Limits {
     /// A flow without traffic for this long is forgotten.
     idle: Duration,
-    /// How often idle flows are looked for.
+    /// How often idle flows are looked for (and new ones counted anew).
     sweep: Duration,
     /// Most flows at once.
     flows: usize,
+    /// Most flows opened per `sweep`.
+    opened: usize,
 }
 
 const LIMITS: Limits = Limits {
     idle: Duration::from_secs(60),
-    sweep: Duration::from_secs(10),
+    sweep: Duration::from_secs(1),
     flows: MAX_UDP_FLOWS,
+    opened: MAX_NEW_UDP_FLOWS_PER_SEC,
 };
 
 /// Relays datagrams between the published socket `outer` and port `port`
@@ -78,11 +87,13 @@ where
     let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
     let mut backs = JoinSet::new();
     let mut sweep = tokio::time::interval(limits.sweep);
+    let mut opened = 0usize;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = sweep.tick() => {
+                opened = 0;
                 let now = ms_since(epoch);
                 let idle = u64::try_from(limits.idle.as_millis()).unwrap_or(u64::MAX);
                 flows.retain(|_, f| {
@@ -110,6 +121,10 @@ where
                     let _ = f.inner.send(&buf[..n]).await;
                     continue;
                 }
+                if opened >= limits.opened {
+                    continue;
+                }
+                opened += 1;
                 if flows.len() >= limits.flows {
                     let oldest = flows
                         .iter()
@@ -229,6 +244,7 @@ mod tests {
             idle: Duration::from_millis(300),
             sweep: Duration::from_millis(50),
             flows: 2,
+            opened: usize::MAX,
         };
         let stop = CancellationToken::new();
         let relay = tokio::spawn(relay(outer, open, limits, stop.clone()));
@@ -249,6 +265,37 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_ne!(ask(&a, published).await, a1, "an idle flow is forgotten");
 
+        stop.cancel();
+        relay.await.unwrap();
+    }
+
+    /// Past the most flows opened per sweep, a new source is dropped while
+    /// the flows already open keep working.
+    #[tokio::test]
+    async fn new_flows_are_rate_limited() {
+        let service = whoami().await;
+        let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let published = outer.local_addr().unwrap();
+        let open = move || async move {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.connect(service).unwrap();
+            Ok(s)
+        };
+        let limits = Limits {
+            sweep: Duration::from_secs(3600),
+            opened: 1,
+            ..LIMITS
+        };
+        let stop = CancellationToken::new();
+        let relay = tokio::spawn(relay(outer, open, limits, stop.clone()));
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let first = ask(&a, published).await;
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        b.send_to(b"who", published).await.unwrap();
+        let mut buf = [0u8; 64];
+        let dropped = tokio::time::timeout(Duration::from_millis(500), b.recv(&mut buf)).await;
+        assert!(dropped.is_err(), "a second flow in the same second");
+        assert_eq!(ask(&a, published).await, first, "the open flow still works");
         stop.cancel();
         relay.await.unwrap();
     }
