@@ -11,13 +11,10 @@
 //! guest's stdout and stderr go to the instance's output as for any task.
 //!
 //! Outbound HTTP (`wasi:http/outgoing-handler`) goes only where the door's
-//! egress check allows every address the host name resolves to. Plain HTTP
-//! connects to the address checked; HTTPS resolves the name again to
-//! connect (its certificate is checked against the name), so for HTTPS a
-//! name whose answers change between the two lookups is a known gap.
+//! egress check allows every address the host name resolves to, and to the
+//! address checked ([`crate::outbound`]).
 //! Sockets stay closed as for every guest.
 
-use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +30,9 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::outbound::Outbound;
 
 use crate::limits::{CpuMetered, GuestLimiter};
 use crate::{Exit, ExitReason, Output, RuntimeError, TaskSpec};
@@ -123,61 +122,6 @@ impl WasiHttpView for HttpState {
             table: &mut self.table,
             hooks: &mut self.hooks,
         }
-    }
-}
-
-/// Outbound requests, checked against the egress policy.
-struct Outbound {
-    egress: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
-}
-
-type Sent = Result<
-    (
-        http::Response<wasmtime_wasi_http::WasiBody>,
-        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ),
-    wasmtime_wasi_http::Error,
->;
-
-impl WasiHttpHooks for Outbound {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        options: Option<wasmtime_wasi_http::RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<dyn Future<Output = Sent> + Send> {
-        drop(fut);
-        let egress = self.egress.clone();
-        let mut request = request;
-        Box::new(async move {
-            let uri = request.uri();
-            let tls = uri.scheme_str() == Some("https");
-            let host = uri.host().unwrap_or_default().to_string();
-            let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let addrs: Vec<IpAddr> = tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|_| wasmtime_wasi_http::Error::DestinationNotFound)?
-                .map(|a| a.ip())
-                .collect();
-            if addrs.is_empty() || !addrs.iter().all(|a| egress(*a)) {
-                return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
-            }
-            if !tls {
-                // Connect to the address just checked, not to what a second
-                // lookup says (the `Host` header keeps the name).
-                let checked = std::net::SocketAddr::new(addrs[0], port);
-                let mut parts = request.uri().clone().into_parts();
-                parts.authority = checked.to_string().parse().ok();
-                *request.uri_mut() = http::Uri::from_parts(parts)
-                    .map_err(|_| wasmtime_wasi_http::Error::HttpRequestUriInvalid)?;
-            }
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
-        })
     }
 }
 

@@ -134,6 +134,7 @@ pub use tokio_util::sync::CancellationToken;
 mod determinism;
 pub mod http;
 mod limits;
+mod outbound;
 mod stdio;
 mod wasm;
 
