@@ -106,7 +106,7 @@ impl WasiHttpHooks for Outbound {
 fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
     match host.parse::<IpAddr>() {
         Ok(ip) => Ok(ServerName::from(ip)),
-        Err(_) => ServerName::try_from(host.to_string()).map_err(Error::from),
+        Err(_) => ServerName::try_from(host.to_string()).map_err(|_| Error::HttpRequestUriInvalid),
     }
 }
 
