@@ -668,3 +668,24 @@ pub async fn drain(g: &Global, id: &str, undo: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// `-p [HOST:]CONTAINER[/udp|/tcp]`: TCP unless `/udp`; anything else
+    /// (another protocol, port 0 inside, a word) is refused with the form.
+    #[test]
+    fn published_ports_read_their_protocol() {
+        let port = |container, host| PortSpec { container, host };
+        assert_eq!(parse_port("5353:53/udp").unwrap(), (port(53, 5353), true));
+        assert_eq!(parse_port("53/udp").unwrap(), (port(53, 0), true));
+        assert_eq!(parse_port("8080:80/tcp").unwrap(), (port(80, 8080), false));
+        assert_eq!(parse_port("80").unwrap(), (port(80, 0), false));
+        for bad in ["53/sctp", "0/udp", "x:53", "53/", "/udp", "70000"] {
+            let err = parse_port(bad).unwrap_err();
+            assert!(err.contains("[HOST:]CONTAINER[/udp]"), "{bad}: {err}");
+        }
+    }
+}

@@ -67,12 +67,37 @@ pub(crate) async fn serve(outer: UdpSocket, port: u16, netns: NetNs, stop: Cance
     relay(outer, open, LIMITS, stop).await;
 }
 
+/// When a flow last carried traffic: in ms since the relay started (for
+/// idleness), and in the relay's order of events (for the least recently
+/// used: many events share a millisecond).
+#[derive(Default)]
+struct Touched {
+    ms: AtomicU64,
+    order: AtomicU64,
+}
+
+impl Touched {
+    fn touch(&self, clock: &Clock) {
+        self.ms.store(ms_since(clock.epoch), Ordering::Relaxed);
+        self.order.store(
+            clock.events.fetch_add(1, Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// The relay's clocks.
+struct Clock {
+    epoch: Instant,
+    events: AtomicU64,
+}
+
 /// One client's flow.
 struct Flow {
     /// Connected to the service, inside the container.
     inner: Arc<UdpSocket>,
-    /// Last traffic either way, in ms since the relay started.
-    last: Arc<AtomicU64>,
+    /// When it last carried traffic, either way.
+    last: Arc<Touched>,
     /// Carries the service's answers back.
     back: tokio::task::AbortHandle,
 }
@@ -83,7 +108,10 @@ where
     Fut: Future<Output = Result<std::net::UdpSocket, ContainerError>>,
 {
     let outer = Arc::new(outer);
-    let epoch = Instant::now();
+    let clock = Arc::new(Clock {
+        epoch: Instant::now(),
+        events: AtomicU64::new(0),
+    });
     let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
     let mut backs = JoinSet::new();
     let mut sweep = tokio::time::interval(limits.sweep);
@@ -94,10 +122,10 @@ where
             _ = stop.cancelled() => break,
             _ = sweep.tick() => {
                 opened = 0;
-                let now = ms_since(epoch);
+                let now = ms_since(clock.epoch);
                 let idle = u64::try_from(limits.idle.as_millis()).unwrap_or(u64::MAX);
                 flows.retain(|_, f| {
-                    let keep = now.saturating_sub(f.last.load(Ordering::Relaxed)) < idle;
+                    let keep = now.saturating_sub(f.last.ms.load(Ordering::Relaxed)) < idle;
                     if !keep {
                         f.back.abort();
                     }
@@ -113,9 +141,8 @@ where
                         continue;
                     }
                 };
-                let now = ms_since(epoch);
                 if let Some(f) = flows.get(&client) {
-                    f.last.store(now, Ordering::Relaxed);
+                    f.last.touch(&clock);
                     // Never waits long: a datagram a full receiver cannot
                     // take is dropped, not queued.
                     let _ = f.inner.send(&buf[..n]).await;
@@ -128,7 +155,7 @@ where
                 if flows.len() >= limits.flows {
                     let oldest = flows
                         .iter()
-                        .min_by_key(|(_, f)| f.last.load(Ordering::Relaxed))
+                        .min_by_key(|(_, f)| f.last.order.load(Ordering::Relaxed))
                         .map(|(a, _)| *a);
                     if let Some(f) = oldest.and_then(|a| flows.remove(&a)) {
                         f.back.abort();
@@ -149,13 +176,14 @@ where
                     }
                 };
                 let _ = inner.send(&buf[..n]).await;
-                let last = Arc::new(AtomicU64::new(now));
+                let last = Arc::new(Touched::default());
+                last.touch(&clock);
                 let back = backs.spawn(back(
                     inner.clone(),
                     outer.clone(),
                     client,
                     last.clone(),
-                    epoch,
+                    clock.clone(),
                 ));
                 flows.insert(client, Flow { inner, last, back });
             }
@@ -169,8 +197,8 @@ async fn back(
     inner: Arc<UdpSocket>,
     outer: Arc<UdpSocket>,
     client: SocketAddr,
-    last: Arc<AtomicU64>,
-    epoch: Instant,
+    last: Arc<Touched>,
+    clock: Arc<Clock>,
 ) {
     loop {
         if inner.readable().await.is_err() {
@@ -180,7 +208,7 @@ async fn back(
         let mut buf = vec![0u8; MAX_DATAGRAM];
         match inner.try_recv(&mut buf) {
             Ok(n) => {
-                last.store(ms_since(epoch), Ordering::Relaxed);
+                last.touch(&clock);
                 let _ = outer.send_to(&buf[..n], client).await;
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -240,8 +268,9 @@ mod tests {
             s.connect(service).unwrap();
             Ok(s)
         };
+        // An idle time far above a round trip even on a loaded machine.
         let limits = Limits {
-            idle: Duration::from_millis(300),
+            idle: Duration::from_millis(1500),
             sweep: Duration::from_millis(50),
             flows: 2,
             opened: usize::MAX,
@@ -262,7 +291,7 @@ mod tests {
         assert_eq!(ask(&a, published).await, a1);
         assert_ne!(ask(&b, published).await, b1, "b got a new flow");
         // Silent for longer than the idle time: a new flow.
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_ne!(ask(&a, published).await, a1, "an idle flow is forgotten");
 
         stop.cancel();
