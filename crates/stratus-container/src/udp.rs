@@ -39,15 +39,15 @@ pub const MAX_NEW_UDP_FLOWS_PER_SEC: usize = 512;
 
 /// When flows are forgotten.
 #[derive(Clone, Copy, Debug)]
-struct Limits {
+pub(crate) struct Limits {
     /// A flow without traffic for this long is forgotten.
-    idle: Duration,
+    pub(crate) idle: Duration,
     /// How often idle flows are looked for (and new ones counted anew).
-    sweep: Duration,
+    pub(crate) sweep: Duration,
     /// Most flows at once.
-    flows: usize,
+    pub(crate) flows: usize,
     /// Most flows opened per `sweep`.
-    opened: usize,
+    pub(crate) opened: usize,
 }
 
 const LIMITS: Limits = Limits {
@@ -60,9 +60,9 @@ const LIMITS: Limits = Limits {
 /// Relays datagrams between the published socket `outer` and port `port`
 /// of the container whose namespace is `netns`, until `stop`.
 pub(crate) async fn serve(outer: UdpSocket, port: u16, netns: NetNs, stop: CancellationToken) {
-    let open = move || {
+    let open = move |_client| {
         let netns = netns.clone();
-        async move { netns.udp_local(port).await }
+        async move { netns.udp_local(port).await.map(Some) }
     };
     relay(outer, open, LIMITS, stop).await;
 }
@@ -102,10 +102,17 @@ struct Flow {
     back: tokio::task::AbortHandle,
 }
 
-async fn relay<F, Fut>(outer: UdpSocket, open: F, limits: Limits, stop: CancellationToken)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<std::net::UdpSocket, ContainerError>>,
+/// Relays datagrams between `outer` and, per client address, the socket
+/// `open` makes for it (`None`: the client's datagrams are dropped), until
+/// `stop`.
+pub(crate) async fn relay<F, Fut>(
+    outer: UdpSocket,
+    open: F,
+    limits: Limits,
+    stop: CancellationToken,
+) where
+    F: Fn(SocketAddr) -> Fut,
+    Fut: Future<Output = Result<Option<std::net::UdpSocket>, ContainerError>>,
 {
     let outer = Arc::new(outer);
     let clock = Arc::new(Clock {
@@ -137,7 +144,7 @@ where
                 let (n, client) = match got {
                     Ok(got) => got,
                     Err(e) => {
-                        tracing::debug!(error = %e, "published UDP port: receive");
+                        tracing::debug!(error = %e, "UDP relay: receive");
                         continue;
                     }
                 };
@@ -152,6 +159,24 @@ where
                     continue;
                 }
                 opened += 1;
+                let inner = match open(client).await.and_then(|s| {
+                    s.map(|s| {
+                        s.set_nonblocking(true)
+                            .and_then(|()| UdpSocket::from_std(s))
+                            .map_err(|e| ContainerError::Io {
+                                context: "register a UDP flow".into(),
+                                source: e,
+                            })
+                    })
+                    .transpose()
+                }) {
+                    Ok(Some(s)) => Arc::new(s),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::debug!(%client, error = %e, "UDP relay: open a flow");
+                        continue;
+                    }
+                };
                 if flows.len() >= limits.flows {
                     let oldest = flows
                         .iter()
@@ -161,20 +186,6 @@ where
                         f.back.abort();
                     }
                 }
-                let inner = match open().await.and_then(|s| {
-                    s.set_nonblocking(true)
-                        .and_then(|()| UdpSocket::from_std(s))
-                        .map_err(|e| ContainerError::Io {
-                            context: "register a UDP flow".into(),
-                            source: e,
-                        })
-                }) {
-                    Ok(s) => Arc::new(s),
-                    Err(e) => {
-                        tracing::debug!(%client, error = %e, "published UDP port: open a flow");
-                        continue;
-                    }
-                };
                 let _ = inner.send(&buf[..n]).await;
                 let last = Arc::new(Touched::default());
                 last.touch(&clock);
@@ -216,7 +227,7 @@ async fn back(
             // client's next datagram may find it.
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
             Err(e) => {
-                tracing::debug!(%client, error = %e, "published UDP port: flow ended");
+                tracing::debug!(%client, error = %e, "UDP relay: flow ended");
                 return;
             }
         }
@@ -263,10 +274,10 @@ mod tests {
         let service = whoami().await;
         let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let published = outer.local_addr().unwrap();
-        let open = move || async move {
+        let open = move |_| async move {
             let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             s.connect(service).unwrap();
-            Ok(s)
+            Ok(Some(s))
         };
         // An idle time far above a round trip even on a loaded machine.
         let limits = Limits {
@@ -305,10 +316,10 @@ mod tests {
         let service = whoami().await;
         let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let published = outer.local_addr().unwrap();
-        let open = move || async move {
+        let open = move |_| async move {
             let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             s.connect(service).unwrap();
-            Ok(s)
+            Ok(Some(s))
         };
         let limits = Limits {
             sweep: Duration::from_secs(3600),
@@ -338,10 +349,10 @@ mod tests {
         drop(late);
         let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let published = outer.local_addr().unwrap();
-        let open = move || async move {
+        let open = move |_| async move {
             let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             s.connect(port).unwrap();
-            Ok(s)
+            Ok(Some(s))
         };
         let stop = CancellationToken::new();
         let relay = tokio::spawn(relay(outer, open, LIMITS, stop.clone()));

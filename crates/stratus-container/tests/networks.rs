@@ -44,6 +44,38 @@ async fn server(ip: IpAddr, reply: &'static str) -> SocketAddr {
     addr
 }
 
+/// A DNS server on `ip` that answers every A question with 192.0.2.77 (and
+/// any other with no record): something UDP to reach "outside".
+async fn dns_server(ip: IpAddr) -> SocketAddr {
+    let s = tokio::net::UdpSocket::bind((ip, 0)).await.unwrap();
+    let addr = s.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = s.recv_from(&mut buf).await {
+            if let Some(answer) = dns_answer(&buf[..n]) {
+                let _ = s.send_to(&answer, peer).await;
+            }
+        }
+    });
+    addr
+}
+
+fn dns_answer(q: &[u8]) -> Option<Vec<u8>> {
+    let mut i = 12;
+    while *q.get(i)? != 0 {
+        i += 1 + usize::from(q[i]);
+    }
+    let qtype = u16::from_be_bytes([*q.get(i + 1)?, *q.get(i + 2)?]);
+    let mut r = q.get(..i + 5)?.to_vec();
+    r[2] = 0x81; // a response, recursion desired
+    r[3] = 0x80; // recursion available, no error
+    r[6..12].copy_from_slice(&[0, u8::from(qtype == 1), 0, 0, 0, 0]);
+    if qtype == 1 {
+        r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 77]);
+    }
+    Some(r)
+}
+
 /// An address of this host that is not loopback: "somewhere outside" the
 /// container, which the policy then allows or denies.
 fn outside_address() -> Ipv4Addr {
@@ -78,6 +110,7 @@ async fn a_container_reaches_its_services_by_name_and_only_what_the_policy_allow
     let pong = server(IpAddr::V4(Ipv4Addr::LOCALHOST), "pong\n").await;
     let outside_ip = outside_address();
     let outside = server(IpAddr::V4(outside_ip), "outside\n").await;
+    let dns = dns_server(IpAddr::V4(outside_ip)).await;
     let script = format!(
         "{TRY} ip addr show eth0 | grep -q 10.0.2.100 && echo eth0; \
          grep -q '^nameserver 127.0.0.11' /etc/resolv.conf && echo resolv; \
@@ -89,7 +122,7 @@ async fn a_container_reaches_its_services_by_name_and_only_what_the_policy_allow
          try pong.alice.stratus.internal 80 pong; \
          try {ip} {port} outside; \
          try 198.18.0.99 80 unknown-vip; \
-         nslookup example.com 8.8.8.8 >/dev/null 2>&1 || echo no-udp",
+         nslookup example.com {dns} 2>/dev/null | grep -q 192.0.2.77 && echo udp-out || echo no-udp",
         ip = outside.ip(),
         port = outside.port()
     );
@@ -102,7 +135,7 @@ async fn a_container_reaches_its_services_by_name_and_only_what_the_policy_allow
     assert_eq!(exit, Exit::exited(0), "{}", out.stderr);
     assert_eq!(
         out.stdout,
-        "eth0\nresolv\nresolved\nqualified\nno-ping\nno-bob\npong\npong\noutside\nrefused-unknown-vip\nno-udp\n",
+        "eth0\nresolv\nresolved\nqualified\nno-ping\nno-bob\npong\npong\noutside\nrefused-unknown-vip\nudp-out\n",
         "{}",
         out.stderr
     );
@@ -136,7 +169,7 @@ async fn a_container_reaches_its_services_by_name_and_only_what_the_policy_allow
     assert_eq!(exit, Exit::exited(0), "{}", out.stderr);
     assert!(
         out.stdout.starts_with(
-            "eth0\nresolv\nresolved\nqualified\nno-ping\nno-bob\npong\npong\noutside\n"
+            "eth0\nresolv\nresolved\nqualified\nno-ping\nno-bob\npong\npong\noutside\nrefused-unknown-vip\nudp-out\n"
         ),
         "{}\n{}",
         out.stdout,

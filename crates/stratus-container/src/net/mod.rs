@@ -15,8 +15,11 @@
 //!   service address (from the resolver, below) is connected to an
 //!   instance of that service through [`Services`]; any other address is
 //!   connected from the node, as the agent, only if the [`Egress`] policy
-//!   allows it, and reset otherwise. Other protocols than TCP are rejected
-//!   at once (ICMP port unreachable), except DNS to the resolver;
+//!   allows it, and reset otherwise. UDP goes the same way, datagram flow
+//!   by datagram flow (the destination read from the namespace's conntrack
+//!   table, see `udp_out`): out where the policy allows, dropped
+//!   otherwise. Other protocols are rejected at once (ICMP port
+//!   unreachable);
 //! * a resolver at `127.0.0.11:53` (`/etc/resolv.conf` says so): a service
 //!   name of the tenant (`NAME`, or `NAME.<domain>`) resolves to an address
 //!   of 198.18.0.0/15 that stands for it in this container only; any other
@@ -50,10 +53,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ContainerError;
 
+mod conntrack;
 mod dns;
 pub mod egress;
 mod intercept;
 pub(crate) mod setup;
+mod udp_out;
 
 pub use egress::{Egress, Verdict};
 
@@ -162,12 +167,14 @@ pub(crate) struct Served {
 
 impl Served {
     /// Serves the container's proxy and resolver on the sockets the helper
-    /// made inside its namespace ([`setup::sockets`]: the TCP listener,
-    /// then the UDP socket).
+    /// made inside its namespace ([`setup::configure`]: the TCP listener,
+    /// the resolver's socket, the proxy's UDP socket, the conntrack
+    /// socket).
     pub(crate) fn start(net: Network, fds: Vec<OwnedFd>) -> Result<Self, ContainerError> {
-        let [tcp, udp]: [OwnedFd; 2] = fds.try_into().map_err(|v: Vec<OwnedFd>| {
-            ContainerError::Internal(format!("network: {} sockets came back, not 2", v.len()))
-        })?;
+        let [tcp, udp, udp_out, conntrack]: [OwnedFd; 4] =
+            fds.try_into().map_err(|v: Vec<OwnedFd>| {
+                ContainerError::Internal(format!("network: {} sockets came back, not 4", v.len()))
+            })?;
         let register = |e| ContainerError::Io {
             context: "network: register the container's sockets".into(),
             source: e,
@@ -178,10 +185,19 @@ impl Served {
         let resolver = std::net::UdpSocket::from(udp);
         resolver.set_nonblocking(true).map_err(register)?;
         let resolver = tokio::net::UdpSocket::from_std(resolver).map_err(register)?;
+        let udp_out = std::net::UdpSocket::from(udp_out);
+        udp_out.set_nonblocking(true).map_err(register)?;
+        let udp_out = tokio::net::UdpSocket::from_std(udp_out).map_err(register)?;
         let stop = CancellationToken::new();
         let shared = Arc::new(intercept::Shared::new(net));
         let mut tasks = JoinSet::new();
         tasks.spawn(intercept::serve(listener, shared.clone(), stop.clone()));
+        tasks.spawn(udp_out::serve(
+            udp_out,
+            conntrack::Conntrack::new(conntrack),
+            shared.clone(),
+            stop.clone(),
+        ));
         tasks.spawn(dns::serve(resolver, shared, stop.clone()));
         Ok(Served { stop, tasks })
     }

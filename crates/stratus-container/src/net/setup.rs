@@ -29,16 +29,21 @@ fn links() -> String {
     )
 }
 
-/// The rules (`iptables-restore`): TCP to anything but the container
-/// itself goes to the proxy; every other protocol is rejected at once,
-/// except to the container itself (its loopback and its own address).
+/// The rules (`iptables-restore`): TCP and UDP to anything but the
+/// container itself go to the proxy (UDP with a source port of its own per
+/// flow, so that each flow's conntrack entry is found by what the proxy
+/// sees); every other protocol is rejected at once, except to the
+/// container itself (its loopback and its own address).
 fn rules() -> String {
     format!(
         "*nat\n\
          :OUTPUT ACCEPT [0:0]\n\
+         :POSTROUTING ACCEPT [0:0]\n\
          -A OUTPUT -d 127.0.0.0/8 -j RETURN\n\
          -A OUTPUT -d {ADDRESS}/32 -j RETURN\n\
          -A OUTPUT -p tcp -j REDIRECT --to-ports {PROXY_PORT}\n\
+         -A OUTPUT -p udp -j REDIRECT --to-ports {PROXY_PORT}\n\
+         -A POSTROUTING -p udp -d 127.0.0.1/32 --dport {PROXY_PORT} -j SNAT --to-source {ADDRESS}:1024-65535\n\
          COMMIT\n\
          *filter\n\
          :OUTPUT ACCEPT [0:0]\n\
@@ -51,7 +56,8 @@ fn rules() -> String {
 }
 
 /// Configures the namespace the calling thread is in and makes the proxy's
-/// listener and the resolver's socket: `[tcp, udp]`.
+/// listener, the resolver's socket, the proxy's UDP socket and a conntrack
+/// socket: `[tcp, resolver, udp, conntrack]`.
 pub(crate) fn configure() -> Result<Vec<OwnedFd>, ContainerError> {
     run("ip", &["-batch", "-"], &links())?;
     run("iptables-restore", &[], &rules())?;
@@ -60,11 +66,16 @@ pub(crate) fn configure() -> Result<Vec<OwnedFd>, ContainerError> {
         addr: proxy,
         source,
     })?;
-    let udp = UdpSocket::bind(RESOLVER).map_err(|source| ContainerError::Port {
+    let resolver = UdpSocket::bind(RESOLVER).map_err(|source| ContainerError::Port {
         addr: RESOLVER,
         source,
     })?;
-    Ok(vec![tcp.into(), udp.into()])
+    let udp = UdpSocket::bind(proxy).map_err(|source| ContainerError::Port {
+        addr: proxy,
+        source,
+    })?;
+    let conntrack = super::conntrack::open()?;
+    Ok(vec![tcp.into(), resolver.into(), udp.into(), conntrack])
 }
 
 /// Where `tool` is: the sbin folders are often not on a service's `PATH`.
