@@ -165,10 +165,7 @@ fn containers_call_services_by_name_and_reach_nothing_else() {
     std::fs::write(&web, app::web_spec("site-1")).expect("spec written");
     dev.cli(&["deploy", &web.to_string_lossy()])
         .success("deploy web");
-    let port = wait_until("web's published port", Duration::from_secs(90), || {
-        let out = dev.cli(&["ps", "--json"]);
-        app::published_port(&out.stdout, "admin/web").ok_or(out.stdout)
-    });
+    let port = published_port(&dev, "web");
     // Until redis runs, the script finds no count and the page is empty.
     let hits = |port: u16, host: &str| -> u64 {
         wait_until("the frontend to count", Duration::from_secs(60), || {
@@ -217,10 +214,7 @@ fn published_udp_and_component_ports(dev: &Dev, dir: &Path) {
     .expect("spec written");
     dev.cli(&["deploy", &spec.to_string_lossy()])
         .success("deploy echo");
-    let port = wait_until("echo's published port", Duration::from_secs(90), || {
-        let out = dev.cli(&["ps", "--json"]);
-        app::published_port(&out.stdout, "admin/echo").ok_or(out.stdout)
-    });
+    let port = published_port(dev, "echo");
     // Two clients, each answered on its own flow (socat may still be
     // starting: datagrams are retried).
     let ask = |what: &str| -> String {
@@ -262,14 +256,23 @@ fn published_udp_and_component_ports(dev: &Dev, dir: &Path) {
     .expect("spec written");
     dev.cli(&["deploy", &spec.to_string_lossy()])
         .success("deploy hello");
-    let port = wait_until("hello's published port", Duration::from_secs(90), || {
-        let out = dev.cli(&["ps", "--json"]);
-        app::published_port(&out.stdout, "admin/hello").ok_or(out.stdout)
-    });
+    let port = published_port(dev, "hello");
     let page = wait_until("the component's page", Duration::from_secs(60), || {
         fetch_page(port, "localhost", "/hi")
     });
     assert_eq!(page, "hello from wasm: GET /hi (host localhost)\n");
+}
+
+/// The host port the admin's workload `name` published, once it has.
+fn published_port(dev: &Dev, name: &str) -> u16 {
+    wait_until(
+        &format!("{name}'s published port"),
+        Duration::from_secs(90),
+        || {
+            let out = dev.cli(&["ps", "--json"]);
+            app::published_port(&out.stdout, &format!("admin/{name}")).ok_or(out.stdout)
+        },
+    )
 }
 
 /// GET `path` of `host` from 127.0.0.1:`port` (HTTP/1.0): the body of a

@@ -257,6 +257,24 @@ mod tests {
         addr
     }
 
+    /// A relay with `limits` in front of a [`whoami`] service: its address,
+    /// its stop and its task.
+    async fn relayed(
+        limits: Limits,
+    ) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
+        let service = whoami().await;
+        let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let published = outer.local_addr().unwrap();
+        let open = move |_| async move {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.connect(service).unwrap();
+            Ok(Some(s))
+        };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(relay(outer, open, limits, stop.clone()));
+        (published, stop, task)
+    }
+
     async fn ask(client: &UdpSocket, to: SocketAddr) -> String {
         client.send_to(b"who", to).await.unwrap();
         let mut buf = [0u8; 2048];
@@ -271,23 +289,14 @@ mod tests {
     /// least recently used flow makes way; an idle flow is forgotten.
     #[tokio::test]
     async fn clients_get_flows_of_their_own_bounded_and_forgotten_when_idle() {
-        let service = whoami().await;
-        let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let published = outer.local_addr().unwrap();
-        let open = move |_| async move {
-            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.connect(service).unwrap();
-            Ok(Some(s))
-        };
         // An idle time far above a round trip even on a loaded machine.
-        let limits = Limits {
+        let (published, stop, relay) = relayed(Limits {
             idle: Duration::from_millis(1500),
             sweep: Duration::from_millis(50),
             flows: 2,
             opened: usize::MAX,
-        };
-        let stop = CancellationToken::new();
-        let relay = tokio::spawn(relay(outer, open, limits, stop.clone()));
+        })
+        .await;
 
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -313,21 +322,12 @@ mod tests {
     /// the flows already open keep working.
     #[tokio::test]
     async fn new_flows_are_rate_limited() {
-        let service = whoami().await;
-        let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let published = outer.local_addr().unwrap();
-        let open = move |_| async move {
-            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.connect(service).unwrap();
-            Ok(Some(s))
-        };
-        let limits = Limits {
+        let (published, stop, relay) = relayed(Limits {
             sweep: Duration::from_secs(3600),
             opened: 1,
             ..LIMITS
-        };
-        let stop = CancellationToken::new();
-        let relay = tokio::spawn(relay(outer, open, limits, stop.clone()));
+        })
+        .await;
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let first = ask(&a, published).await;
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -69,21 +69,7 @@ impl Extensions {
                 "UDP ports are published from a container; a WASM component has no sockets".into(),
             );
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for (i, p) in self.udp_ports.iter().enumerate() {
-            if p.container == 0 {
-                err(
-                    &format!("image.ports[udp {i}].container"),
-                    "must be between 1 and 65535".into(),
-                );
-            }
-            if p.host != 0 && !seen.insert(p.host) {
-                err(
-                    &format!("image.ports[udp {i}].host"),
-                    format!("UDP port {} is published twice", p.host),
-                );
-            }
-        }
+        crate::validate::check_ports(&self.udp_ports, "udp ", &mut err);
         if !self.http_ports.is_empty() {
             if spec.image.is_some() {
                 err(

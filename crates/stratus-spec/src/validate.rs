@@ -118,21 +118,7 @@ impl WorkloadSpec {
         if image.name.trim().is_empty() {
             err("image.name", "the image's NAME[:TAG] is required".into());
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for (i, p) in image.ports.iter().enumerate() {
-            if p.container == 0 {
-                err(
-                    &format!("image.ports[{i}].container"),
-                    "must be between 1 and 65535".into(),
-                );
-            }
-            if p.host != 0 && !seen.insert(p.host) {
-                err(
-                    &format!("image.ports[{i}].host"),
-                    format!("port {} is published twice", p.host),
-                );
-            }
-        }
+        check_ports(&image.ports, "", &mut *err);
         // Both are resolved inside the container's root, never the
         // node's: checked here so a bad one is refused at deploy.
         if let Some(w) = &image.workdir {
@@ -257,6 +243,26 @@ impl WorkloadSpec {
                     format!("must be a positive distance, got {}", n.within_km),
                 );
             }
+        }
+    }
+}
+
+/// Checks published ports of one protocol (`tag`: "" for TCP, "udp " for
+/// UDP, as their paths say): container ports 1-65535, no host port twice.
+pub(crate) fn check_ports(ports: &[PortSpec], tag: &str, err: &mut impl FnMut(&str, String)) {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, p) in ports.iter().enumerate() {
+        if p.container == 0 {
+            err(
+                &format!("image.ports[{tag}{i}].container"),
+                "must be between 1 and 65535".into(),
+            );
+        }
+        if p.host != 0 && !seen.insert(p.host) {
+            err(
+                &format!("image.ports[{tag}{i}].host"),
+                format!("{tag}port {} is published twice", p.host),
+            );
         }
     }
 }

@@ -17,6 +17,21 @@ use stratus_types::WorkloadId;
 
 use crate::{ApplyError, Command, State};
 
+/// The deploy that a wrapper carrying `what` wraps, checked by `check`:
+/// its workload id, spec and time.
+fn wrapped<'a>(
+    cmd: &'a Command,
+    what: &str,
+    check: impl FnOnce(&WorkloadSpec) -> Result<(), Vec<stratus_spec::FieldError>>,
+) -> Result<(String, &'a WorkloadSpec, u64), ApplyError> {
+    let Some((tenant, spec, now_ms)) = deployed(cmd) else {
+        return Err(ApplyError::invalid(format!("{what} go with a deploy")));
+    };
+    check(spec).map_err(|errs| ApplyError::invalid(SpecError::Invalid(errs).to_string()))?;
+    let id = WorkloadId::new(tenant, &spec.name).map_err(|e| ApplyError::invalid(e.to_string()))?;
+    Ok((id.to_string(), spec, now_ms))
+}
+
 /// The deploy inside `cmd` (through its wrappers): tenant, spec and time.
 fn deployed(cmd: &Command) -> Option<(&str, &WorkloadSpec, u64)> {
     match cmd {
@@ -65,15 +80,7 @@ impl State {
         deploy: &Command,
         network: &Networking,
     ) -> Result<Option<u64>, ApplyError> {
-        let Some((tenant, spec, now_ms)) = deployed(deploy) else {
-            return Err(ApplyError::invalid("a network goes with a deploy"));
-        };
-        network
-            .validate(spec)
-            .map_err(|errs| ApplyError::invalid(SpecError::Invalid(errs).to_string()))?;
-        let id =
-            WorkloadId::new(tenant, &spec.name).map_err(|e| ApplyError::invalid(e.to_string()))?;
-        let key = id.to_string();
+        let (key, _, now_ms) = wrapped(deploy, "networks", |spec| network.validate(spec))?;
         if let Some(http) = &network.expose {
             if self
                 .exposed_as(&http.host)
@@ -106,15 +113,7 @@ impl State {
         deploy: &Command,
         extensions: &Extensions,
     ) -> Result<Option<u64>, ApplyError> {
-        let Some((tenant, spec, now_ms)) = deployed(deploy) else {
-            return Err(ApplyError::invalid("extensions go with a deploy"));
-        };
-        extensions
-            .validate(spec)
-            .map_err(|errs| ApplyError::invalid(SpecError::Invalid(errs).to_string()))?;
-        let key = WorkloadId::new(tenant, &spec.name)
-            .map_err(|e| ApplyError::invalid(e.to_string()))?
-            .to_string();
+        let (key, _, now_ms) = wrapped(deploy, "extensions", |spec| extensions.validate(spec))?;
         let before = self.workloads.get(&key).map(|w| w.generation);
         let changed = self.extensions_of(&key) != *extensions;
         let version = self.apply_inner(index, deploy)?;
