@@ -444,7 +444,7 @@ impl Runner {
         }
         let exec = self.inner.executor.clone();
         let (me, id, range) = (self.clone(), t.a.instance.id.clone(), self.inner.ports);
-        let (kind, restarts) = (t.kind, t.restarts);
+        let restarts = t.restarts;
         tokio::spawn(async move {
             let _listed = listed;
             // The node's ports published for the component: bound before it
@@ -457,7 +457,8 @@ impl Runner {
                 for l in ls {
                     if let Ok(addr) = l.local_addr() {
                         let msg = format!("HTTP component published on {addr}");
-                        me.report(&id, InstanceState::Running, restarts, None, kind, msg);
+                        let running = InstanceState::Running;
+                        me.report(&id, running, restarts, None, "published", msg);
                     }
                     door.published.push(Arc::new(l));
                 }

@@ -1,7 +1,7 @@
 //! Published ports: a userspace TCP proxy per port (UDP: [`crate::udp`]).
 //!
-//! The container has its own, empty network namespace (only `lo`), so a
-//! published port is a host listener; each accepted connection is paired
+//! The container has its own network namespace with no route to the host,
+//! so a published port is a host listener; each accepted connection is paired
 //! with a socket created *inside* the container's namespace and connected to
 //! `127.0.0.1:<container_port>` (see [`NetNs::connect_local`]), and bytes are
 //! copied both ways until either side closes. No veth, bridge or iptables
