@@ -48,6 +48,18 @@ fn through_ingress(public: &str, host: &str, path: &str) -> Result<String, Strin
 }
 
 /// Writes `spec` as `NAME.yaml` in `dir` and deploys it with `cli`.
+/// Waits (at most `timeout`) until `node` logged a line holding every one
+/// of `parts`.
+fn logged(node: &Proc, what: &str, parts: &[&str], timeout: Duration) {
+    wait_until(what, timeout, || {
+        let log = node.stderr();
+        log.lines()
+            .any(|l| parts.iter().all(|p| l.contains(p)))
+            .then_some(())
+            .ok_or(log)
+    });
+}
+
 fn deploy(cli: &dyn Fn(&[&str]) -> CliOutput, dir: &std::path::Path, name: &str, spec: &str) {
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(&file, spec).expect("spec written");
@@ -331,16 +343,11 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
          args: [sh, -c, 'while true; do printf \"PING\\r\\nQUIT\\r\\n\" | nc redis 6379 | head -1; sleep 1; done']\n",
     );
     let home0 = lab.home_addr(0);
-    wait_until(
+    logged(
+        &nodes[3],
         "home-0b's direct link to home-0 on their network",
+        &["direct link to a peer up", &home0],
         Duration::from_secs(90),
-        || {
-            let log = nodes[3].stderr();
-            log.lines()
-                .any(|l| l.contains("direct link to a peer up") && l.contains(&home0))
-                .then_some(())
-                .ok_or(log)
-        },
     );
     let out = wait_until("the neighbour's answers", Duration::from_secs(60), || {
         let out = as_admin(&["logs", "neighbour"]);
@@ -360,16 +367,11 @@ fn nodes_behind_nats_lend_disk_to_a_replica_that_cannot_reach_them() {
         .and_then(|n| n["info"]["id"].as_str())
         .map(|id| id[..8].to_string())
         .expect("home 2's id");
-    wait_until(
+    logged(
+        &nodes[0],
         "home 0 to give up reaching home 2 directly",
+        &["no direct link to the peer", &home2],
         Duration::from_secs(60),
-        || {
-            let log = nodes[0].stderr();
-            log.lines()
-                .any(|l| l.contains("no direct link to the peer") && l.contains(&home2))
-                .then_some(())
-                .ok_or(log)
-        },
     );
     assert!(
         !nodes[2].stderr().contains("direct link from a peer up"),

@@ -261,6 +261,31 @@ fn published_udp_and_component_ports(dev: &Dev, dir: &Path) {
         fetch_page(port, "localhost", "/hi")
     });
     assert_eq!(page, "hello from wasm: GET /hi (host localhost)\n");
+
+    // A module that is no HTTP component asks for a port: it fails at
+    // start, saying why, and binds nothing.
+    let plain = component.with_file_name("service.wat");
+    let spec = dir.join("plain.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "version: 1\nname: plain\nkind: service\n\
+             wasm: {{ module: {}, ports: [{{ host: 0 }}] }}\n",
+            plain.display()
+        ),
+    )
+    .expect("spec written");
+    dev.cli(&["deploy", &spec.to_string_lossy()])
+        .success("deploy plain");
+    wait_until("plain to fail", Duration::from_secs(90), || {
+        let shown = dev.cli(&["inspect", "plain"]).stdout;
+        shown
+            .contains("the module is not an HTTP component")
+            .then_some(())
+            .ok_or(shown)
+    });
+    let ps = dev.cli(&["ps", "--json"]).stdout;
+    assert_eq!(app::published_port(&ps, "admin/plain"), None, "{ps}");
 }
 
 /// The host port the admin's workload `name` published, once it has.

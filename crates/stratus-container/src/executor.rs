@@ -408,7 +408,7 @@ impl ContainerExecutor {
     }
 }
 
-fn io_err(context: &str, source: std::io::Error) -> ContainerError {
+pub(crate) fn io_err(context: &str, source: std::io::Error) -> ContainerError {
     ContainerError::Io {
         context: context.into(),
         source,

@@ -15,6 +15,7 @@ use libcontainer::network::link::LinkClient;
 use libcontainer::network::wrapper::create_network_client;
 use nix::sched::{setns, CloneFlags};
 
+use crate::executor::io_err;
 use crate::ContainerError;
 
 /// How long a proxied connection may take to reach the container's port.
@@ -110,14 +111,10 @@ impl NetNs {
     /// A UDP socket inside the namespace, connected to `127.0.0.1:port`.
     pub(crate) async fn udp_local(&self, port: u16) -> Result<UdpSocket, ContainerError> {
         self.run("udp", move || {
-            let io = |context: &str, source| ContainerError::Io {
-                context: context.into(),
-                source,
-            };
             let s = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-                .map_err(|e| io("bind a UDP socket in the container", e))?;
+                .map_err(|e| io_err("bind a UDP socket in the container", e))?;
             s.connect((Ipv4Addr::LOCALHOST, port))
-                .map_err(|e| io(&format!("connect to UDP port {port} in the container"), e))?;
+                .map_err(|e| io_err(&format!("connect to UDP port {port} in the container"), e))?;
             Ok(s)
         })
         .await

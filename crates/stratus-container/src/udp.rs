@@ -215,20 +215,24 @@ async fn back(
         if inner.readable().await.is_err() {
             return;
         }
-        // A buffer only while a datagram is in hand: idle flows hold none.
+        // A buffer for each burst of answers, dropped once it is drained:
+        // idle flows hold none, and a busy one does not allocate per
+        // datagram.
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        match inner.try_recv(&mut buf) {
-            Ok(n) => {
-                last.touch(&clock);
-                let _ = outer.send_to(&buf[..n], client).await;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            // Nothing listens on the port yet (ICMP port unreachable): the
-            // client's next datagram may find it.
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-            Err(e) => {
-                tracing::debug!(%client, error = %e, "UDP relay: flow ended");
-                return;
+        loop {
+            match inner.try_recv(&mut buf) {
+                Ok(n) => {
+                    last.touch(&clock);
+                    let _ = outer.send_to(&buf[..n], client).await;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // Nothing listens on the port yet (ICMP port unreachable):
+                // the client's next datagram may find it.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+                Err(e) => {
+                    tracing::debug!(%client, error = %e, "UDP relay: flow ended");
+                    return;
+                }
             }
         }
     }

@@ -193,9 +193,10 @@ async fn a_container_reaches_its_services_by_name_and_only_what_the_policy_allow
     assert_eq!(out.stdout, "refused-outside\n", "{}", out.stderr);
 }
 
-/// The attacker's container connects to the proxy's own port, floods it
-/// with connections, and asks the resolver for names of another tenant:
-/// nothing it gets is more than a refusal.
+/// The attacker's container connects to the proxy's own port (TCP and
+/// UDP), floods it with connections and datagram flows, and asks the
+/// resolver for names of another tenant: nothing it gets is more than a
+/// refusal, and its tenant's service is still reached afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_and_resolver_give_an_attacker_nothing() {
     let _g = SERIAL.lock().await;
@@ -203,6 +204,8 @@ async fn the_proxy_and_resolver_give_an_attacker_nothing() {
     let pong = server(IpAddr::V4(Ipv4Addr::LOCALHOST), "pong\n").await;
     let script = "{TRY} try 127.0.0.1 15001 proxy; \
          i=0; while [ $i -lt 200 ]; do (echo x | nc -w 5 93.184.216.34 80 >/dev/null 2>&1 &); i=$((i+1)); done; \
+         i=0; while [ $i -lt 100 ]; do (nslookup x 93.184.216.$i >/dev/null 2>&1 &); i=$((i+1)); done; \
+         nslookup x 127.0.0.1:15001 >/dev/null 2>&1 || echo no-udp-proxy; \
          nslookup pong.bob.stratus.internal >/dev/null 2>&1 || echo no-bob; \
          nslookup stratus.internal >/dev/null 2>&1 || echo no-suffix; \
          try pong 1 pong; echo done";
@@ -213,7 +216,7 @@ async fn the_proxy_and_resolver_give_an_attacker_nothing() {
     let (exit, out) = run(&f, spec).await;
     assert_eq!(exit, Exit::exited(0), "{}", out.stderr);
     assert_eq!(
-        out.stdout, "refused-proxy\nno-bob\nno-suffix\npong\ndone\n",
+        out.stdout, "refused-proxy\nno-udp-proxy\nno-bob\nno-suffix\npong\ndone\n",
         "{}",
         out.stderr
     );

@@ -45,6 +45,11 @@ const CTA_PROTO_DST_PORT: u16 = 3;
 const IPPROTO_UDP: u8 = 17;
 const AF_INET: u8 = 2;
 
+/// A failed netlink call.
+fn failed(what: &str, e: nix::Error) -> ContainerError {
+    ContainerError::Network(format!("conntrack: {what}: {e}"))
+}
+
 /// A ctnetlink socket inside one container's namespace.
 pub(crate) struct Conntrack {
     fd: Mutex<(OwnedFd, u32)>,
@@ -52,19 +57,17 @@ pub(crate) struct Conntrack {
 
 /// Opens a ctnetlink socket in the namespace the calling thread is in.
 pub(crate) fn open() -> Result<OwnedFd, ContainerError> {
-    let err =
-        |what: &str, e: nix::Error| ContainerError::Network(format!("conntrack: {what}: {e}"));
     let fd = socket(
         AddressFamily::Netlink,
         SockType::Raw,
         SockFlag::SOCK_CLOEXEC,
         SockProtocol::NetlinkNetFilter,
     )
-    .map_err(|e| err("socket", e))?;
-    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| err("bind", e))?;
+    .map_err(|e| failed("socket", e))?;
+    bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(|e| failed("bind", e))?;
     let timeout =
         nix::sys::time::TimeVal::new(i64::try_from(ANSWER_TIMEOUT.as_secs()).unwrap_or(1), 0);
-    setsockopt(&fd, sockopt::ReceiveTimeout, &timeout).map_err(|e| err("timeout", e))?;
+    setsockopt(&fd, sockopt::ReceiveTimeout, &timeout).map_err(|e| failed("timeout", e))?;
     Ok(fd)
 }
 
@@ -87,18 +90,16 @@ impl Conntrack {
         guard.1 = guard.1.wrapping_add(1);
         let seq = guard.1;
         let fd = &guard.0;
-        let io =
-            |what: &str, e: nix::Error| ContainerError::Network(format!("conntrack: {what}: {e}"));
         send(
             fd.as_raw_fd(),
             &request(seq, proxy, client),
             MsgFlags::empty(),
         )
-        .map_err(|e| io("send", e))?;
+        .map_err(|e| failed("send", e))?;
         let mut buf = vec![0u8; 8192];
         loop {
-            let n =
-                recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()).map_err(|e| io("receive", e))?;
+            let n = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())
+                .map_err(|e| failed("receive", e))?;
             match answer(&buf[..n], seq) {
                 Answer::Other => continue,
                 Answer::Found(dst) => return Ok(Some(dst)),

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::conntrack::Conntrack;
 use super::intercept::{route, Route, Shared};
 use super::PROXY_PORT;
+use crate::executor::io_err;
 use crate::udp::Limits;
 use crate::ContainerError;
 
@@ -69,14 +70,10 @@ pub(crate) async fn serve(
             };
             match route(&shared, SocketAddr::V4(dst)) {
                 Route::Out(addr) => {
-                    let io = |context: &str, source| ContainerError::Io {
-                        context: context.into(),
-                        source,
-                    };
                     let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
-                        .map_err(|e| io("bind a UDP socket for a container", e))?;
+                        .map_err(|e| io_err("bind a UDP socket for a container", e))?;
                     s.connect(addr)
-                        .map_err(|e| io(&format!("UDP to {addr} for a container"), e))?;
+                        .map_err(|e| io_err(&format!("UDP to {addr} for a container"), e))?;
                     Ok(Some(s))
                 }
                 Route::Service(name, port) => {
