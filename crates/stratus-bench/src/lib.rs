@@ -169,6 +169,11 @@ pub enum BenchCmd {
         /// Largest size the in-memory state is also run to
         #[arg(long, default_value_t = 1_000_000)]
         mem_up_to: u64,
+        /// Largest size the control run is also made to: the disk backend
+        /// with chunk ids that grow instead of content hashes, to show what
+        /// the chunk index's random inserts cost (0: no control run)
+        #[arg(long, default_value_t = 1_000_000)]
+        ordered_up_to: u64,
         /// Largest size a snapshot is also installed on a fresh replica
         #[arg(long, default_value_t = 10_000_000)]
         install_up_to: u64,
@@ -182,7 +187,7 @@ pub enum BenchCmd {
     /// (internal) one backend of `bench meta`
     #[command(hide = true)]
     MetaChild {
-        /// `disk` or `mem`
+        /// `disk`, `disk-ordered` or `mem`
         #[arg(long)]
         backend: String,
         /// Sizes
@@ -236,10 +241,18 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Meta {
             sizes,
             mem_up_to,
+            ordered_up_to,
             install_up_to,
             state_cache_mib,
             dir,
-        } => meta::run(&sizes, mem_up_to, install_up_to, state_cache_mib, dir),
+        } => meta::run(
+            &sizes,
+            mem_up_to,
+            ordered_up_to,
+            install_up_to,
+            state_cache_mib,
+            dir,
+        ),
         BenchCmd::MetaChild {
             backend,
             sizes,
@@ -247,7 +260,14 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
             state_cache_mib,
             dir,
         } => match backend.as_str() {
-            "disk" => meta::run_disk(&sizes, &dir, install_up_to, state_cache_mib).await,
+            "disk" => {
+                let ids = stratus_state::synth::ChunkIds::Hashed;
+                meta::run_disk(&sizes, &dir, install_up_to, state_cache_mib, ids).await
+            }
+            "disk-ordered" => {
+                let ids = stratus_state::synth::ChunkIds::Ordered;
+                meta::run_disk(&sizes, &dir, install_up_to, state_cache_mib, ids).await
+            }
             "mem" => meta::run_mem(&sizes),
             other => error::bail!("unknown backend {other:?}"),
         },

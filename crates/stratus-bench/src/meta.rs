@@ -17,7 +17,8 @@ use std::time::Instant;
 use crate::error::{bail, Context, Result};
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
-use stratus_state::{synth, Command, State, TypeConfig};
+use stratus_state::synth::{self, ChunkIds};
+use stratus_state::{Command, State, TypeConfig};
 use stratus_types::NodeId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -69,8 +70,8 @@ fn setup() -> Vec<Command> {
 }
 
 /// The commands storing objects `from..from + PER_PACK`.
-fn batch(from: u64) -> Vec<Command> {
-    synth::small_objects(TENANT, BUCKET, from, PER_PACK)
+fn batch(from: u64, ids: ChunkIds) -> Vec<Command> {
+    synth::small_objects_with(TENANT, BUCKET, from, PER_PACK, ids)
 }
 
 /// Median time of a page listing, and the fewest keys a page held.
@@ -112,12 +113,14 @@ fn dir_size(p: &Path) -> u64 {
     std::fs::metadata(p.join("state.redb")).map_or(0, |m| m.len())
 }
 
-/// Child: the disk backend up to each of `sizes`.
+/// Child: the disk backend up to each of `sizes`, with chunk ids spread as
+/// `ids` says.
 pub async fn run_disk(
     sizes: &[u64],
     dir: &Path,
     install_up_to: u64,
     state_cache_mib: u64,
+    ids: ChunkIds,
 ) -> Result<()> {
     let cache = usize::try_from(state_cache_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     let (_log, mut sm) = stratus_raft::store::open_with_cache(&dir.join("a"), cache)
@@ -132,7 +135,7 @@ pub async fn run_disk(
         while stored < size {
             let timed = stored + RATE_WINDOW >= size;
             let t = Instant::now();
-            let results = sm.apply(entries(batch(stored), &mut next)).await?;
+            let results = sm.apply(entries(batch(stored, ids), &mut next)).await?;
             if let Some(e) = results.iter().find_map(|r| r.error.as_ref()) {
                 bail!("a put was refused: {e}");
             }
@@ -180,7 +183,11 @@ pub async fn run_disk(
             snap_bytes = snap.snapshot.metadata().await?.len();
         }
         print_point(&Point {
-            backend: "disk".into(),
+            backend: match ids {
+                ChunkIds::Hashed => "disk",
+                ChunkIds::Ordered => "disk-ordered",
+            }
+            .into(),
             objects: stored,
             rss: rss(),
             disk: dir_size(&dir.join("a")),
@@ -209,7 +216,7 @@ pub fn run_mem(sizes: &[u64]) -> Result<()> {
         while stored < size {
             let timed = stored + RATE_WINDOW >= size;
             let t = Instant::now();
-            for c in batch(stored) {
+            for c in batch(stored, ChunkIds::Hashed) {
                 next += 1;
                 if let Some(e) = state.apply(next, &c).error {
                     bail!("a put was refused: {e}");
@@ -264,6 +271,7 @@ fn mib(b: u64) -> String {
 pub fn run(
     sizes: &[u64],
     mem_up_to: u64,
+    ordered_up_to: u64,
     install_up_to: u64,
     state_cache_mib: u64,
     dir: Option<PathBuf>,
@@ -286,7 +294,11 @@ pub fn run(
             .join(",")
     };
     let mut points: Vec<Point> = Vec::new();
-    for (backend, sizes) in [("mem", list(mem_up_to)), ("disk", list(u64::MAX))] {
+    for (backend, sizes) in [
+        ("mem", list(mem_up_to)),
+        ("disk", list(u64::MAX)),
+        ("disk-ordered", list(ordered_up_to)),
+    ] {
         if sizes.is_empty() {
             continue;
         }
@@ -300,7 +312,16 @@ pub fn run(
                 "--sizes",
                 &sizes,
             ])
-            .args(["--install-up-to", &install_up_to.to_string()])
+            // The control run measures puts; its snapshots say nothing new.
+            .args([
+                "--install-up-to",
+                &if backend == "disk-ordered" {
+                    0
+                } else {
+                    install_up_to
+                }
+                .to_string(),
+            ])
             .args(["--state-cache-mib", &state_cache_mib.to_string()])
             .env("STRATUS_LOG", "warn")
             .arg("--dir")
@@ -316,7 +337,7 @@ pub fn run(
         }
     }
     println!(
-        "{:>5} {:>10} {:>9} {:>9} {:>10} {:>9} {:>6} {:>9} {:>10} {:>9}",
+        "{:>12} {:>10} {:>9} {:>9} {:>10} {:>9} {:>6} {:>9} {:>10} {:>9}",
         "",
         "objects",
         "RSS",
@@ -330,7 +351,7 @@ pub fn run(
     );
     for p in &points {
         println!(
-            "{:>5} {:>10} {:>9} {:>9} {:>10.0} {:>9.2} {:>6} {:>9.2} {:>10} {:>9.2}",
+            "{:>12} {:>10} {:>9} {:>9} {:>10.0} {:>9.2} {:>6} {:>9.2} {:>10} {:>9.2}",
             p.backend,
             p.objects,
             mib(p.rss),
@@ -343,16 +364,29 @@ pub fn run(
             p.snap_install_s
         );
     }
-    let disk: Vec<&Point> = points.iter().filter(|p| p.backend == "disk").collect();
-    if let (Some(first), Some(last)) = (disk.first(), disk.last()) {
-        println!(
-            "disk: put rate at {} = {:.2}x the rate at {}; page time {:.2}x; RSS {}",
-            last.objects,
-            last.put_rate / first.put_rate,
-            first.objects,
-            last.page_ms / first.page_ms.max(1e-9),
-            mib(last.rss)
-        );
+    let of =
+        |backend: &str| -> Vec<&Point> { points.iter().filter(|p| p.backend == backend).collect() };
+    let disk = of("disk");
+    for (backend, run) in [("disk", &disk), ("disk-ordered", &of("disk-ordered"))] {
+        if let (Some(first), Some(last)) = (run.first(), run.last()) {
+            println!(
+                "{backend}: put rate at {} = {:.2}x the rate at {}; page time {:.2}x; RSS {}",
+                last.objects,
+                last.put_rate / first.put_rate,
+                first.objects,
+                last.page_ms / first.page_ms.max(1e-9),
+                mib(last.rss)
+            );
+        }
+    }
+    for o in of("disk-ordered") {
+        if let Some(d) = disk.iter().find(|d| d.objects == o.objects) {
+            println!(
+                "at {}: hashed/ordered chunk ids put rate {:.2}x (what the chunk index's random inserts cost)",
+                o.objects,
+                d.put_rate / o.put_rate
+            );
+        }
     }
     for m in points.iter().filter(|p| p.backend == "mem") {
         if let Some(d) = disk.iter().find(|d| d.objects == m.objects) {

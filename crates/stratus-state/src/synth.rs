@@ -18,9 +18,30 @@ use crate::Command;
 /// Plaintext size of every synthetic object.
 pub const OBJECT_BYTES: u32 = 1024;
 
+/// How synthetic chunk ids are spread over the id space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkIds {
+    /// Content hashes, as real chunks have: each new chunk lands at a random
+    /// place of the chunk index.
+    Hashed,
+    /// The object's number first, then the hash: each new chunk lands after
+    /// the last one. A control, not something a gateway can produce: what
+    /// the index would cost if its inserts were appends.
+    Ordered,
+}
+
 /// The id of object `i`'s single chunk.
 pub fn chunk(i: u64) -> ChunkId {
-    ChunkId(*blake3::hash(&i.to_le_bytes()).as_bytes())
+    chunk_id(i, ChunkIds::Hashed)
+}
+
+/// The id of object `i`'s single chunk, spread as `ids` says.
+pub fn chunk_id(i: u64, ids: ChunkIds) -> ChunkId {
+    let mut id = *blake3::hash(&i.to_le_bytes()).as_bytes();
+    if ids == ChunkIds::Ordered {
+        id[..8].copy_from_slice(&i.to_be_bytes());
+    }
+    ChunkId(id)
 }
 
 /// Key of object `i`: spread over 10 prefixes `pN/`.
@@ -61,6 +82,17 @@ pub fn setup(tenant: &str, bucket: &str) -> Vec<Command> {
 /// The commands storing objects `from..from + n` of `tenant` in `bucket`:
 /// one pack holding their chunks, then one version each.
 pub fn small_objects(tenant: &str, bucket: &str, from: u64, n: u64) -> Vec<Command> {
+    small_objects_with(tenant, bucket, from, n, ChunkIds::Hashed)
+}
+
+/// [`small_objects`] with chunk ids spread as `ids` says.
+pub fn small_objects_with(
+    tenant: &str,
+    bucket: &str,
+    from: u64,
+    n: u64,
+    ids: ChunkIds,
+) -> Vec<Command> {
     let sealed = OBJECT_BYTES + 76;
     let mut out = Vec::with_capacity(n as usize + 1);
     out.push(Command::Store(StoreCommand::CommitPack {
@@ -73,7 +105,7 @@ pub fn small_objects(tenant: &str, bucket: &str, from: u64, n: u64) -> Vec<Comma
         ],
         chunks: (0..n)
             .map(|j| NewChunk {
-                id: chunk(from + j),
+                id: chunk_id(from + j, ids),
                 offset: j * u64::from(sealed),
                 sealed_len: sealed,
                 plain_len: OBJECT_BYTES,
@@ -97,7 +129,7 @@ pub fn small_objects(tenant: &str, bucket: &str, from: u64, n: u64) -> Vec<Comma
                 data: Some(ObjectData {
                     scope: KeyScope::Tenant(tenant.into()),
                     chunks: vec![ManifestChunk {
-                        id: chunk(i),
+                        id: chunk_id(i, ids),
                         len: OBJECT_BYTES,
                     }],
                 }),
@@ -129,5 +161,22 @@ mod tests {
         let keys: Vec<&str> = page.iter().map(|(k, _)| k.as_str()).collect();
         let want: Vec<String> = (1507..2000).step_by(10).map(key).collect();
         assert_eq!(keys, want);
+    }
+
+    #[test]
+    fn ordered_chunk_ids_grow_with_the_object_and_store_the_same_objects() {
+        let ids: Vec<ChunkId> = (0..300).map(|i| chunk_id(i, ChunkIds::Ordered)).collect();
+        assert!(ids.windows(2).all(|w| w[0].0 < w[1].0));
+        let hashed: Vec<ChunkId> = (0..300).map(chunk).collect();
+        assert!(!hashed.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut s = State::default();
+        for (i, c) in setup("t", "bkt").iter().enumerate() {
+            assert_eq!(s.apply(i as u64 + 1, c).error, None);
+        }
+        for c in small_objects_with("t", "bkt", 0, 300, ChunkIds::Ordered) {
+            assert_eq!(s.apply(9, &c).error, None);
+        }
+        assert_eq!(s.store.counts.versions, 300);
+        assert_eq!(s.store.chunk_count(), 300);
     }
 }
