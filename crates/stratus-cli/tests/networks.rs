@@ -244,16 +244,7 @@ fn published_udp_and_component_ports(dev: &Dev, dir: &Path) {
         .join("../../examples/wasm/http.wasm")
         .canonicalize()
         .expect("examples/wasm/http.wasm");
-    let spec = dir.join("hello.yaml");
-    std::fs::write(
-        &spec,
-        format!(
-            "version: 1\nname: hello\nkind: service\n\
-             wasm: {{ module: {}, ports: [{{ host: 0 }}] }}\n",
-            component.display()
-        ),
-    )
-    .expect("spec written");
+    let spec = wasm_on_a_port(dir, "hello", &component);
     dev.cli(&["deploy", &spec.to_string_lossy()])
         .success("deploy hello");
     let port = published_port(dev, "hello");
@@ -265,16 +256,7 @@ fn published_udp_and_component_ports(dev: &Dev, dir: &Path) {
     // A module that is no HTTP component asks for a port: it fails at
     // start, saying why, and binds nothing.
     let plain = component.with_file_name("service.wat");
-    let spec = dir.join("plain.yaml");
-    std::fs::write(
-        &spec,
-        format!(
-            "version: 1\nname: plain\nkind: service\n\
-             wasm: {{ module: {}, ports: [{{ host: 0 }}] }}\n",
-            plain.display()
-        ),
-    )
-    .expect("spec written");
+    let spec = wasm_on_a_port(dir, "plain", &plain);
     dev.cli(&["deploy", &spec.to_string_lossy()])
         .success("deploy plain");
     wait_until("plain to fail", Duration::from_secs(90), || {
@@ -289,6 +271,22 @@ fn published_udp_and_component_ports(dev: &Dev, dir: &Path) {
 }
 
 /// The host port the admin's workload `name` published, once it has.
+/// Writes the spec of service `name`: WASM `module` on a free port of the
+/// node; returns its path.
+fn wasm_on_a_port(dir: &Path, name: &str, module: &Path) -> std::path::PathBuf {
+    let spec = dir.join(format!("{name}.yaml"));
+    std::fs::write(
+        &spec,
+        format!(
+            "version: 1\nname: {name}\nkind: service\n\
+             wasm: {{ module: {}, ports: [{{ host: 0 }}] }}\n",
+            module.display()
+        ),
+    )
+    .expect("spec written");
+    spec
+}
+
 fn published_port(dev: &Dev, name: &str) -> u16 {
     wait_until(
         &format!("{name}'s published port"),

@@ -266,7 +266,15 @@ mod tests {
     async fn relayed(
         limits: Limits,
     ) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
-        let service = whoami().await;
+        relayed_to(whoami().await, limits).await
+    }
+
+    /// A relay with `limits` in front of whatever listens (or will) on
+    /// `service`: its address, its stop and its task.
+    async fn relayed_to(
+        service: SocketAddr,
+        limits: Limits,
+    ) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<()>) {
         let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let published = outer.local_addr().unwrap();
         let open = move |_| async move {
@@ -351,15 +359,7 @@ mod tests {
         let late = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let port = late.local_addr().unwrap();
         drop(late);
-        let outer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let published = outer.local_addr().unwrap();
-        let open = move |_| async move {
-            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.connect(port).unwrap();
-            Ok(Some(s))
-        };
-        let stop = CancellationToken::new();
-        let relay = tokio::spawn(relay(outer, open, LIMITS, stop.clone()));
+        let (published, stop, relay) = relayed_to(port, LIMITS).await;
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         client.send_to(b"early", published).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
