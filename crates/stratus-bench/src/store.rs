@@ -241,7 +241,7 @@ fn print_report(
     let raw_out = mb_s(b, raw_get);
     row("PUT (new data)", mb_s(b, large.put), limit_in, raw_in);
     row(
-        "GET (BLAKE3 verified)",
+        "GET (authenticated)",
         mb_s(b, large.get),
         limit_out,
         raw_out,
