@@ -230,22 +230,32 @@ impl Store {
                 None
             }
         };
-        let data = self.fetch_pack(view).await?;
+        let (data, verified) = self.fetch_pack(view).await?;
         if let Some(parts) = ranged {
-            self.report_range_liars(view, &parts, &data);
+            self.report_range_liars(view, &parts, &data, &verified);
         }
         open(data, 0).await
     }
 
     /// Reports the nodes whose ranged answer in `parts` differs from the
-    /// verified stripe `data`: the node knows the piece (it served it whole
-    /// and verified), so altered ranges are a lie, struck as one.
-    fn report_range_liars(&self, view: &PackView, parts: &[RangePart], data: &[u8]) {
+    /// verified stripe `data` although the same node just served that
+    /// piece whole and right (`verified`): its disk is sound, so the altered
+    /// range is a lie, struck as one. A range that differs from a piece not
+    /// read whole may be rot the node could not see (ranges are not hashed):
+    /// that is for the piece read or the scrub to find, not a strike.
+    fn report_range_liars(
+        &self,
+        view: &PackView,
+        parts: &[RangePart],
+        data: &[u8],
+        verified: &[bool],
+    ) {
         let liars: Vec<&RangePart> = parts
             .iter()
             .filter(|p| {
                 let at = p.offset as usize;
-                data.get(at..at + p.bytes.len()) != Some(p.bytes.as_slice())
+                verified.get(p.index).copied().unwrap_or(false)
+                    && data.get(at..at + p.bytes.len()) != Some(p.bytes.as_slice())
             })
             .collect();
         if liars.is_empty() {
@@ -278,20 +288,26 @@ impl Store {
         });
     }
 
-    /// Fetches and decodes a whole pack.
-    pub(crate) async fn fetch_pack(&self, view: &PackView) -> Result<Vec<u8>, StoreError> {
+    /// Fetches and decodes a whole pack; also says which pieces were read
+    /// whole and verified.
+    pub(crate) async fn fetch_pack(
+        &self,
+        view: &PackView,
+    ) -> Result<(Vec<u8>, Vec<bool>), StoreError> {
         let pieces = self
             .fetch_pieces(view, usize::from(view.pack.profile.k))
             .await?;
+        let verified = pieces.iter().map(Option::is_some).collect();
         let profile = Profile {
             k: view.pack.profile.k,
             m: view.pack.profile.m,
         };
         let data_len = view.pack.data_len;
-        tokio::task::spawn_blocking(move || decode_stripe_owned(profile, data_len, pieces))
-            .await
-            .map_err(StoreError::thread("decoder"))?
-            .map_err(StoreError::from)
+        let data =
+            tokio::task::spawn_blocking(move || decode_stripe_owned(profile, data_len, pieces))
+                .await
+                .map_err(StoreError::thread("decoder"))??;
+        Ok((data, verified))
     }
 
     /// Fetches `need` verified pieces of a pack (data pieces first), trying
