@@ -47,7 +47,6 @@ fn through_ingress(public: &str, host: &str, path: &str) -> Result<String, Strin
     }
 }
 
-/// Writes `spec` as `NAME.yaml` in `dir` and deploys it with `cli`.
 /// Waits (at most `timeout`) until `node` logged a line holding every one
 /// of `parts`.
 fn logged(node: &Proc, what: &str, parts: &[&str], timeout: Duration) {
@@ -60,6 +59,7 @@ fn logged(node: &Proc, what: &str, parts: &[&str], timeout: Duration) {
     });
 }
 
+/// Writes `spec` as `NAME.yaml` in `dir` and deploys it with `cli`.
 fn deploy(cli: &dyn Fn(&[&str]) -> CliOutput, dir: &std::path::Path, name: &str, spec: &str) {
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(&file, spec).expect("spec written");

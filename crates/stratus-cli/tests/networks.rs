@@ -270,7 +270,6 @@ fn published_udp_and_component_ports(dev: &Dev, dir: &Path) {
     assert_eq!(app::published_port(&ps, "admin/plain"), None, "{ps}");
 }
 
-/// The host port the admin's workload `name` published, once it has.
 /// Writes the spec of service `name`: WASM `module` on a free port of the
 /// node; returns its path.
 fn wasm_on_a_port(dir: &Path, name: &str, module: &Path) -> std::path::PathBuf {
@@ -287,6 +286,7 @@ fn wasm_on_a_port(dir: &Path, name: &str, module: &Path) -> std::path::PathBuf {
     spec
 }
 
+/// The host port the admin's workload `name` published, once it has.
 fn published_port(dev: &Dev, name: &str) -> u16 {
     wait_until(
         &format!("{name}'s published port"),

@@ -210,13 +210,11 @@ impl Store {
             Ok(parts) => {
                 // A copy: `open` works in place, and `parts` stay to find
                 // a liar if it fails.
-                let bytes = parts.iter().fold(
-                    Vec::with_capacity((span.end - span.start) as usize),
-                    |mut all, p| {
-                        all.extend_from_slice(&p.bytes);
-                        all
-                    },
-                );
+                let bytes = parts
+                    .iter()
+                    .map(|p| p.bytes.as_slice())
+                    .collect::<Vec<_>>()
+                    .concat();
                 match open(bytes, span.start).await {
                     Ok(out) => return Ok(out),
                     Err(e) => {
@@ -264,26 +262,42 @@ impl Store {
         let bad = liars
             .iter()
             .map(|p| (view.pack.id, p.index as u32, view.slots[p.index].node))
-            .collect::<Vec<_>>();
+            .collect();
         let strikes = liars
             .iter()
             .map(|p| {
                 (
                     view.slots[p.index].node,
+                    Failure::WrongBytes,
                     format!(
                         "piece {}: served a range that does not match the piece",
                         view.pack.pieces[p.index].id
                     ),
                 )
             })
-            .collect::<Vec<_>>();
+            .collect();
+        self.report_bad_pieces(bad, strikes);
+    }
+
+    /// Marks `bad` pieces (pack, index, node) and strikes their nodes with
+    /// `strikes`, in the background: a read does not wait for Raft.
+    fn report_bad_pieces(
+        &self,
+        bad: Vec<(u64, u32, NodeId)>,
+        strikes: Vec<(NodeId, Failure, String)>,
+    ) {
         let store = self.clone();
         tokio::spawn(async move {
             if let Err(e) = store.write(StoreCommand::MarkBad { pieces: bad }).await {
                 tracing::warn!(error = %e, "could not report bad pieces");
             }
-            for (node, why) in strikes {
-                store.strike(node, vec![(Failure::WrongBytes, why)]).await;
+            // Lost or lied-about pieces count against their nodes.
+            let mut by_node: BTreeMap<NodeId, Vec<(Failure, String)>> = BTreeMap::new();
+            for (node, f, why) in strikes {
+                by_node.entry(node).or_default().push((f, why));
+            }
+            for (node, failures) in by_node {
+                store.strike(node, failures).await;
             }
         });
     }
@@ -408,21 +422,7 @@ impl Store {
             }
         }
         if !bad.is_empty() {
-            // Reported in the background: the read does not wait for Raft.
-            let store = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = store.write(StoreCommand::MarkBad { pieces: bad }).await {
-                    tracing::warn!(error = %e, "could not report bad pieces");
-                }
-                // Lost or lied-about pieces count against their nodes.
-                let mut by_node: BTreeMap<NodeId, Vec<(Failure, String)>> = BTreeMap::new();
-                for (node, f, why) in strikes {
-                    by_node.entry(node).or_default().push((f, why));
-                }
-                for (node, failures) in by_node {
-                    store.strike(node, failures).await;
-                }
-            });
+            self.report_bad_pieces(bad, strikes);
         }
         if got < need {
             return Err(StoreError::unavailable(format!(
