@@ -138,7 +138,7 @@ impl LegacyState {
             }
         }
         for (id, e) in &old.chunks {
-            st.set_chunk(id, e);
+            st.add_chunk(id, e);
         }
         for p in old.packs.values() {
             st.set_pack(p);

@@ -220,7 +220,7 @@ impl State {
                         continue;
                     }
                     live += 1;
-                    st.set_chunk(
+                    st.add_chunk(
                         &c.id,
                         &ChunkEntry {
                             pack: id,

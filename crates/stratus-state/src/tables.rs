@@ -292,12 +292,13 @@ impl ObjectStore {
             .map(|b| decode(Table::Chunks, &b))
     }
 
-    /// Writes the index entry of `id` (and whether it is unreferenced).
-    pub(crate) fn set_chunk(&mut self, id: &ChunkId, e: &ChunkEntry) {
-        if self.kv.get(Table::Chunks, &id.0).is_none() {
-            self.counts.chunks += 1;
-            self.counts.unique_bytes += u64::from(e.plain_len);
-        }
+    /// Indexes `id`, which the index does not hold (its callers looked it
+    /// up already: a second lookup of an absent id is a B-tree descent, the
+    /// costliest read of a put), and whether it is unreferenced.
+    pub(crate) fn add_chunk(&mut self, id: &ChunkId, e: &ChunkEntry) {
+        debug_assert!(self.chunk(id).is_none(), "chunk {id} is indexed already");
+        self.counts.chunks += 1;
+        self.counts.unique_bytes += u64::from(e.plain_len);
         self.kv.put(Table::Chunks, &id.0, &encode(e));
         if e.refs == 0 {
             self.kv.put(Table::ZeroRefs, &id.0, &[]);
