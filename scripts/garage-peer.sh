@@ -65,10 +65,16 @@ for _ in $(seq 50); do
 done
 ids=()
 for i in 1 2 3; do
+    id=
     for _ in $(seq 50); do
         id=$("$garage" -c "$dir/n$i.toml" node id -q 2>/dev/null) && break
+        id=
         sleep 0.2
     done
+    [[ -n $id ]] || {
+        echo "garage node $i did not answer in 10 s: see $dir/n$i.log" >&2
+        exit 1
+    }
     ids+=("$id")
     [[ $i == 1 ]] || g node connect "$id" >/dev/null
 done

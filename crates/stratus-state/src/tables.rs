@@ -293,8 +293,8 @@ impl ObjectStore {
     }
 
     /// Indexes `id`, which the index does not hold (its callers looked it
-    /// up already: a second lookup of an absent id is a B-tree descent, the
-    /// costliest read of a put), and whether it is unreferenced.
+    /// up already; looking an absent id up again would descend the B-tree a
+    /// second time for nothing), and whether it is unreferenced.
     pub(crate) fn add_chunk(&mut self, id: &ChunkId, e: &ChunkEntry) {
         debug_assert!(self.chunk(id).is_none(), "chunk {id} is indexed already");
         self.counts.chunks += 1;
