@@ -24,12 +24,15 @@
 //! ```
 
 mod batch;
+mod bloom;
 pub mod network;
+mod runs;
 mod sm;
 pub mod statedb;
 pub mod store;
 
 pub use network::{Network, NetworkConnection};
+pub use runs::Tuning as ChunkRunTuning;
 pub use store::{open, LogStore, StateMachineStore, StateReader, StoreError};
 
 /// The Raft node of the Stratus control plane.

@@ -32,7 +32,7 @@ use redb::{Database, ReadableTable};
 use stratus_state::{CommandResult, Kv, State, Table, TypeConfig};
 use tokio::sync::watch;
 
-use crate::statedb::{self, RedbKv, STATE_FORMAT};
+use crate::statedb::{self, RedbKv, DB_FORMAT};
 use crate::store::{
     blocking, decode, encode, read_lock, sto_err, write_lock, Membership, Meta, NodeIdOf, StErr,
     StoreConfig, StoreError, KEY_SNAPSHOT_DATA, KEY_SNAPSHOT_META, SNAPSHOT,
@@ -66,7 +66,7 @@ impl<C: StoreConfig> SmData<C> {
         let applied = encode("applied log id", &self.last_applied)?;
         let membership = encode("membership", &self.membership)?;
         let kv = self.state.kv_mut();
-        kv.put(Table::Meta, ROW_FORMAT, &STATE_FORMAT.to_le_bytes());
+        kv.put(Table::Meta, ROW_FORMAT, &DB_FORMAT.to_le_bytes());
         kv.put(Table::Meta, ROW_APPLIED, &applied);
         kv.put(Table::Meta, ROW_MEMBERSHIP, &membership);
         Ok(())
@@ -88,15 +88,17 @@ pub(crate) fn open_state<C: StoreConfig>(
     dir: &Path,
 ) -> Result<SmData<C>, StoreError> {
     clean_snapshot_dir(dir);
-    let kv = RedbKv::new(state_db.clone());
     let task = |e: stratus_state::KvError| StoreError::Task(e.to_string());
+    let kv = RedbKv::new(state_db.clone()).map_err(task)?;
     if let Some(format) = kv.get(Table::Meta, ROW_FORMAT) {
         let format = u16::from_le_bytes(format.try_into().unwrap_or([0, 0]));
-        if format != STATE_FORMAT {
+        // Format 1 differs only in the chunk index, which `RedbKv` reads
+        // as it is and upgrades with the first commit (below).
+        if format != DB_FORMAT && format != 1 {
             return Err(StoreError::UnsupportedVersion {
                 what: "state database",
                 found: format,
-                expected: STATE_FORMAT,
+                expected: DB_FORMAT,
             });
         }
         let applied = match kv.get(Table::Meta, ROW_APPLIED) {

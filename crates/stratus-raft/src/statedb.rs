@@ -20,6 +20,7 @@
 //! state is never in memory whole, and a torn or altered file changes
 //! nothing.
 
+use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::ops::Bound;
 use std::path::Path;
@@ -33,10 +34,15 @@ use redb::{
 use stratus_state::{Kv, KvError, Table};
 
 use crate::batch::Batch;
+use crate::runs::{self, RunSet, Tuning};
 
 const MAGIC: &[u8; 16] = b"stratus-snapshot";
-/// Version of the snapshot file and of the state database layout.
+/// Version of the snapshot file (rows of the logical tables).
 pub const STATE_FORMAT: u16 = 1;
+/// Version of the state database's layout: 2 keeps the chunk index in
+/// sorted runs ([`crate::runs`]); a database of format 1 (one chunk table)
+/// is read as it is and upgraded by its first write.
+pub const DB_FORMAT: u16 = 2;
 const END: u8 = 0xff;
 /// Largest key or value a snapshot row may carry (a module is the largest
 /// row today: 16 MiB).
@@ -66,6 +72,8 @@ struct ReadView {
     txn: Option<ReadTransaction>,
     /// Per table: not opened yet, absent, or open.
     tables: [Option<Option<Arc<ReadTable>>>; Table::ALL.len()],
+    /// The chunk index's runs, by table name, the same way.
+    runs: HashMap<String, Option<Arc<ReadTable>>>,
 }
 
 /// The redb backend of the replicated state.
@@ -78,6 +86,9 @@ pub struct RedbKv {
     /// Open only once a batch spilled, and during commit.
     txn: Mutex<Option<WriteTransaction>>,
     view: Mutex<ReadView>,
+    /// The chunk index ([`Table::Chunks`]), as sorted runs.
+    runs: RunSet,
+    tuning: Tuning,
     db: Arc<Database>,
     error: Mutex<Option<KvError>>,
     last_durable: Instant,
@@ -88,15 +99,38 @@ impl RedbKv {
     /// The state in `db` (tables are created on first write). One `RedbKv`
     /// per database: its queries read a view that its own commits renew, so
     /// another writer's commits would not be seen.
-    pub fn new(db: Arc<Database>) -> Self {
-        Self {
+    pub fn new(db: Arc<Database>) -> Result<Self, KvError> {
+        Self::with_tuning(db, Tuning::default())
+    }
+
+    /// [`RedbKv::new`] with the chunk index's runs sized by `tuning`
+    /// (tests make them tiny to exercise seals and merges).
+    pub fn with_tuning(db: Arc<Database>, tuning: Tuning) -> Result<Self, KvError> {
+        Ok(Self {
             batch: Batch::default(),
             txn: Mutex::new(None),
             view: Mutex::new(ReadView::default()),
+            runs: RunSet::load(&db, tuning)?,
+            tuning,
             db,
             error: Mutex::new(None),
             last_durable: Instant::now(),
             force_durable: false,
+        })
+    }
+
+    /// The chunk index's sealed runs (level, rows) and whether a merge is
+    /// under way.
+    #[cfg(test)]
+    pub(crate) fn runs_shape(&self) -> (Vec<(u8, u64)>, bool) {
+        self.runs.shape()
+    }
+
+    /// Forgets what a transaction that did not commit did to the runs.
+    fn reload_runs(&mut self) {
+        match RunSet::load(&self.db, self.tuning) {
+            Ok(r) => self.runs = r,
+            Err(e) => self.fail(e),
         }
     }
 
@@ -125,6 +159,11 @@ impl RedbKv {
             none => none.insert(self.db.begin_write().map_err(kv_err)?),
         };
         for w in self.batch.drain() {
+            if w.table == Table::Chunks {
+                let rows = w.rows.iter().map(|(k, v)| (k.as_slice(), v.as_deref()));
+                self.runs.write(txn, w.cleared, rows)?;
+                continue;
+            }
             if w.cleared {
                 txn.delete_table(def(w.table)).map_err(kv_err)?;
             }
@@ -136,7 +175,7 @@ impl RedbKv {
                 }
             }
         }
-        Ok(())
+        self.runs.flush(txn)
     }
 
     /// `table` as of the last commit (`None` if it was never written).
@@ -158,6 +197,67 @@ impl RedbKv {
         Ok(t)
     }
 
+    /// The table `name` as of the last commit (`None` if it does not exist).
+    fn read_named(&self, name: &str) -> Result<Option<Arc<ReadTable>>, KvError> {
+        let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = view.runs.get(name) {
+            return Ok(t.clone());
+        }
+        let txn = match &mut view.txn {
+            Some(txn) => txn,
+            none => none.insert(self.db.begin_read().map_err(kv_err)?),
+        };
+        let t = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(name)) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(kv_err(e)),
+        };
+        view.runs.insert(name.to_string(), t.clone());
+        Ok(t)
+    }
+
+    /// The chunk-index row of `key` under the batch (as [`Self::base_get`]).
+    fn chunk_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(txn) = &*self.txn.lock().unwrap_or_else(|p| p.into_inner()) {
+            return self.runs.get(key, |name| {
+                let t = txn
+                    .open_table(TableDefinition::<&[u8], &[u8]>::new(name))
+                    .map_err(kv_err)?;
+                let v = t.get(key).map_err(kv_err)?.map(|v| v.value().to_vec());
+                Ok(v)
+            });
+        }
+        self.runs.get(key, |name| match self.read_named(name)? {
+            Some(t) => Ok(t.get(key).map_err(kv_err)?.map(|v| v.value().to_vec())),
+            None => Ok(None),
+        })
+    }
+
+    /// [`Kv::scan`] of the chunk index under the batch.
+    fn chunk_scan(
+        &self,
+        from: Bound<&[u8]>,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), KvError> {
+        if let Some(txn) = &*self.txn.lock().unwrap_or_else(|p| p.into_inner()) {
+            let mut tables = Vec::new();
+            for (_, name) in self.runs.all() {
+                tables.push(
+                    txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
+                        .map_err(kv_err)?,
+                );
+            }
+            let tables: Vec<_> = tables.iter().map(Some).collect();
+            return self.runs.scan(&tables, from, f);
+        }
+        let mut tables = Vec::new();
+        for (_, name) in self.runs.all() {
+            tables.push(self.read_named(&name)?);
+        }
+        let tables: Vec<_> = tables.iter().map(|t| t.as_deref()).collect();
+        self.runs.scan(&tables, from, f)
+    }
+
     /// Drops the read view: the next query sees the latest commit.
     fn forget_view(&self) {
         *self.view.lock().unwrap_or_else(|p| p.into_inner()) = ReadView::default();
@@ -166,6 +266,9 @@ impl RedbKv {
     /// The row of `key` under the batch: in the spilled part of the batch
     /// if there is one, else as of the last commit.
     fn base_get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        if table == Table::Chunks {
+            return self.chunk_get(key);
+        }
         if let Some(txn) = &*self.txn.lock().unwrap_or_else(|p| p.into_inner()) {
             let t = txn.open_table(def(table)).map_err(kv_err)?;
             let v = t.get(key).map_err(kv_err)?.map(|v| v.value().to_vec());
@@ -185,6 +288,9 @@ impl RedbKv {
         from: Bound<&[u8]>,
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), KvError> {
+        if table == Table::Chunks {
+            return self.chunk_scan(from, f);
+        }
         if let Some(txn) = &*self.txn.lock().unwrap_or_else(|p| p.into_inner()) {
             return scan_table(&txn.open_table(def(table)).map_err(kv_err)?, from, f);
         }
@@ -267,6 +373,7 @@ impl Kv for RedbKv {
             // Dropping the transaction aborts it: nothing of the batch stays.
             drop(txn);
             self.batch = Batch::default();
+            self.reload_runs();
             return Err(e);
         }
         let Some(mut txn) = txn else {
@@ -281,7 +388,11 @@ impl Kv for RedbKv {
         });
         let committed = txn.commit().map_err(kv_err);
         self.forget_view();
+        if committed.is_err() {
+            self.reload_runs();
+        }
         committed?;
+        self.runs.committed();
         if durable {
             self.last_durable = Instant::now();
         }
@@ -289,9 +400,13 @@ impl Kv for RedbKv {
     }
 
     fn abort(&mut self) {
-        drop(self.txn.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let open = self.txn.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.batch = Batch::default();
         self.error.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if open.is_some() {
+            drop(open);
+            self.reload_runs();
+        }
     }
 
     fn durable_next(&mut self) {
@@ -306,7 +421,30 @@ pub fn write_snapshot(txn: &ReadTransaction, out: impl Write) -> Result<u64, KvE
     out.write_all(MAGIC).map_err(kv_err)?;
     out.write_all(&STATE_FORMAT.to_le_bytes()).map_err(kv_err)?;
     let mut rows = 0u64;
+    let mut write_row = |table: Table, k: &[u8], v: &[u8]| -> io::Result<()> {
+        out.write_all(&[table as u8])?;
+        out.write_all(&(k.len() as u32).to_le_bytes())?;
+        out.write_all(&(v.len() as u32).to_le_bytes())?;
+        out.write_all(k)?;
+        out.write_all(v)?;
+        rows += 1;
+        Ok(())
+    };
     for table in Table::ALL.into_iter().filter(|t| *t != Table::Meta) {
+        if table == Table::Chunks {
+            let mut failed = None;
+            runs::scan_read_txn(txn, &mut |k, v| match write_row(table, k, v) {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(kv_err(e));
+            }
+            continue;
+        }
         let t = match txn.open_table(def(table)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => continue,
@@ -314,15 +452,7 @@ pub fn write_snapshot(txn: &ReadTransaction, out: impl Write) -> Result<u64, KvE
         };
         for row in t.iter().map_err(kv_err)? {
             let (k, v) = row.map_err(kv_err)?;
-            let (k, v) = (k.value(), v.value());
-            out.write_all(&[table as u8]).map_err(kv_err)?;
-            out.write_all(&(k.len() as u32).to_le_bytes())
-                .map_err(kv_err)?;
-            out.write_all(&(v.len() as u32).to_le_bytes())
-                .map_err(kv_err)?;
-            out.write_all(k).map_err(kv_err)?;
-            out.write_all(v).map_err(kv_err)?;
-            rows += 1;
+            write_row(table, k.value(), v.value()).map_err(kv_err)?;
         }
     }
     out.write_all(&[END]).map_err(kv_err)?;
@@ -460,7 +590,7 @@ mod tests {
     fn fresh() -> (tempfile::TempDir, RedbKv) {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(&dir.path().join("state.redb"), 16 << 20).unwrap();
-        (dir, RedbKv::new(Arc::new(db)))
+        (dir, RedbKv::new(Arc::new(db)).unwrap())
     }
 
     #[test]
@@ -472,7 +602,7 @@ mod tests {
                 dirs.push(d);
                 kv
             },
-            |kv| RedbKv::new(kv.db().clone()),
+            |kv| RedbKv::new(kv.db().clone()).unwrap(),
         );
     }
 

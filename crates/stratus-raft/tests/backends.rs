@@ -10,6 +10,7 @@ use openraft::{BasicNode, CommittedLeaderId, LogId, Membership, StoredMembership
 use proptest::prelude::*;
 use redb::TableDefinition;
 use stratus_raft::statedb::{open_db, RedbKv};
+use stratus_raft::ChunkRunTuning;
 use stratus_state::objects::StoreCommand;
 use stratus_state::{synth, Command, Kv, MemKv, State};
 use stratus_types::{NodeId, FORMAT_VERSION};
@@ -62,10 +63,21 @@ fn commands(op: &Op) -> Vec<Command> {
     }
 }
 
+/// Chunk-index runs small enough that these tests seal and merge them.
+const TINY_RUNS: ChunkRunTuning = ChunkRunTuning {
+    seal_rows: 8,
+    fanout: 2,
+    merge_pace: 2,
+};
+
+fn redb_kv(path: &std::path::Path) -> RedbKv {
+    let db = open_db(path, 4 << 20).expect("db");
+    RedbKv::with_tuning(Arc::new(db), TINY_RUNS).expect("kv")
+}
+
 fn redb_state() -> (tempfile::TempDir, State) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = open_db(&dir.path().join("state.redb"), 4 << 20).expect("db");
-    let state = State::open(Box::new(RedbKv::new(Arc::new(db)))).expect("open");
+    let state = State::open(Box::new(redb_kv(&dir.path().join("state.redb")))).expect("open");
     (dir, state)
 }
 
@@ -98,8 +110,7 @@ proptest! {
         let dump = mem.dump();
         prop_assert_eq!(&dump, &disk.dump());
         drop(disk);
-        let db = open_db(&dir.path().join("state.redb"), 4 << 20).expect("reopen");
-        let mut back = State::open(Box::new(RedbKv::new(Arc::new(db)))).expect("open");
+        let mut back = State::open(Box::new(redb_kv(&dir.path().join("state.redb")))).expect("open");
         prop_assert_eq!(&back.dump(), &dump);
     }
 }
@@ -237,7 +248,7 @@ fn a_state_database_of_another_format_is_refused_with_what_to_do() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let db = open_db(&dir.path().join("state.redb"), 1 << 20).expect("db");
-        let mut kv = RedbKv::new(Arc::new(db));
+        let mut kv = RedbKv::new(Arc::new(db)).expect("kv");
         kv.put(stratus_state::Table::Meta, b"format", &99u16.to_le_bytes());
         kv.commit().expect("commit");
     }
@@ -259,4 +270,85 @@ fn mem_and_redb_start_empty_alike() {
             .dump(),
         disk.dump()
     );
+}
+
+/// A state database of format 1 (the chunk index in one table of plain
+/// rows) opens as it is, reads the same, and is upgraded by its first
+/// commit; a format-1 binary would then refuse it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_format_1_state_database_is_read_in_place_and_upgraded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmds = synth::setup("t", "bkt");
+    cmds.extend(synth::small_objects("t", "bkt", 0, 300));
+    let mut mem = State::default();
+    for (i, c) in cmds.iter().enumerate() {
+        assert_eq!(mem.apply(i as u64 + 1, c).error, None);
+    }
+    let expected = mem.dump();
+    // Format 1 as it was on disk: the same rows, chunk rows plain in
+    // `state_chunks`, the format row saying 1.
+    {
+        let db = redb::Database::create(dir.path().join("state.redb")).expect("db");
+        let txn = db.begin_write().expect("txn");
+        for (table, k, v) in &expected {
+            let mut t = txn
+                .open_table(TableDefinition::<&[u8], &[u8]>::new(table.name()))
+                .expect("table");
+            t.insert(k.as_slice(), v.as_slice()).expect("row");
+        }
+        txn.open_table(TableDefinition::<&[u8], &[u8]>::new("state_meta"))
+            .expect("meta")
+            .insert(&b"format"[..], &1u16.to_le_bytes()[..])
+            .expect("format");
+        txn.commit().expect("commit");
+    }
+    let format = |dir: &std::path::Path| {
+        let db = redb::Database::open(dir.join("state.redb")).expect("db");
+        let txn = db.begin_read().expect("txn");
+        let t = txn
+            .open_table(TableDefinition::<&[u8], &[u8]>::new("state_meta"))
+            .expect("meta");
+        let v = t.get(&b"format"[..]).expect("get").expect("format row");
+        u16::from_le_bytes(v.value().try_into().expect("u16"))
+    };
+    let rows_of = |sm: &stratus_raft::StateMachineStore| {
+        let mut rows = sm.reader().read(|s| {
+            let mut copy = State::open(Box::new(s.fork_kv())).expect("open");
+            copy.dump()
+        });
+        rows.retain(|r| r.0 != stratus_state::Table::Meta);
+        rows
+    };
+    let mut expected_rows = expected.clone();
+    expected_rows.retain(|r| r.0 != stratus_state::Table::Meta);
+    {
+        let (_log, mut sm) = stratus_raft::store::open(dir.path()).await.expect("open");
+        assert_eq!(rows_of(&sm), expected_rows, "read in place");
+        // One more object, applied: the first commit writes format 2.
+        let more = synth::small_objects("t", "bkt", 300, 1);
+        let entries: Vec<_> = more
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| openraft::Entry::<stratus_state::TypeConfig> {
+                log_id: LogId::new(CommittedLeaderId::new(1, node(1)), i as u64 + 1),
+                payload: openraft::EntryPayload::Normal(c),
+            })
+            .collect();
+        sm.apply(entries).await.expect("apply");
+        let v = sm
+            .reader()
+            .read(|s| s.store.latest("bkt", &synth::key(300)));
+        assert!(v.is_some());
+        assert!(sm
+            .reader()
+            .read(|s| s.store.latest("bkt", &synth::key(3)).is_some()));
+    }
+    assert_eq!(format(dir.path()), 2);
+    let (_log, sm) = stratus_raft::store::open(dir.path()).await.expect("reopen");
+    let rows = rows_of(&sm);
+    for r in &expected_rows {
+        if r.0 == stratus_state::Table::Chunks {
+            assert!(rows.contains(r), "chunk row {:?} kept", r.1);
+        }
+    }
 }
