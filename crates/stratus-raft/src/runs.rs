@@ -150,14 +150,21 @@ fn decode<'v>(run: &RunInfo, v: &'v [u8]) -> Result<Option<&'v [u8]>, KvError> {
     }
 }
 
+/// The stored run list in `t` (the table [`META`]), if there is one.
+fn stored_meta(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+) -> Result<Option<Meta>, KvError> {
+    match t.get(ROW_META).map_err(err)? {
+        Some(v) => Ok(Some(bincode::deserialize::<Meta>(v.value()).map_err(err)?)),
+        None => Ok(None),
+    }
+}
+
 /// The run list of the database as `txn` sees it (the open run first, then
 /// sealed runs newest first); a database of format 1 has its legacy run.
 fn read_list(txn: &ReadTransaction) -> Result<Vec<RunInfo>, KvError> {
     let meta = match txn.open_table(META) {
-        Ok(t) => match t.get(ROW_META).map_err(err)? {
-            Some(v) => Some(bincode::deserialize::<Meta>(v.value()).map_err(err)?),
-            None => None,
-        },
+        Ok(t) => stored_meta(&t)?,
         Err(redb::TableError::TableDoesNotExist(_)) => None,
         Err(e) => return Err(err(e)),
     };
@@ -212,7 +219,7 @@ pub(crate) fn scan_read_txn(
 }
 
 /// The chunk index's runs as this replica holds them: the list (as of the
-/// last write), the sealed runs' filters, and the merge's filter so far.
+/// last write), the sealed runs' filters, and the merges' filters so far.
 pub(crate) struct RunSet {
     meta: Meta,
     filters: HashMap<u64, Arc<Bloom>>,
@@ -249,10 +256,7 @@ impl RunSet {
         };
         let stored = match txn.open_table(META) {
             Ok(t) => {
-                let meta = match t.get(ROW_META).map_err(err)? {
-                    Some(v) => Some(bincode::deserialize::<Meta>(v.value()).map_err(err)?),
-                    None => None,
-                };
+                let meta = stored_meta(&t)?;
                 if let Some(m) = &meta {
                     for run in &m.sealed {
                         let bytes = t
@@ -309,23 +313,20 @@ impl RunSet {
         Ok(set)
     }
 
-    /// The runs a read asks, newest first, with whether to ask each one
-    /// for `key` (the filter may hold it).
-    fn readers<'a>(&'a self, key: &'a [u8]) -> impl Iterator<Item = &'a RunInfo> + 'a {
-        std::iter::once(&self.meta.open).chain(
-            self.meta
-                .sealed
-                .iter()
-                .rev()
-                .filter(|r| self.filters.get(&r.id).is_none_or(|b| b.may_contain(key))),
-        )
+    /// Every run, newest first: the open one, then the sealed ones.
+    fn newest_first(&self) -> impl Iterator<Item = &RunInfo> {
+        std::iter::once(&self.meta.open).chain(self.meta.sealed.iter().rev())
     }
 
-    /// Every run a scan reads, newest first.
-    pub fn all(&self) -> impl Iterator<Item = (u64, String)> + '_ {
-        std::iter::once(&self.meta.open)
-            .chain(self.meta.sealed.iter().rev())
-            .map(|r| (r.id, r.name()))
+    /// Whether run `r` may hold `key`: its filter (a sealed run's) does
+    /// not rule it out.
+    fn may_hold(&self, r: &RunInfo, key: &[u8]) -> bool {
+        self.filters.get(&r.id).is_none_or(|b| b.may_contain(key))
+    }
+
+    /// The tables of every run a scan reads, newest first.
+    pub fn all(&self) -> impl Iterator<Item = String> + '_ {
+        self.newest_first().map(RunInfo::name)
     }
 
     /// The row of `key`: `lookup` reads one run's table by name (`None`:
@@ -335,7 +336,8 @@ impl RunSet {
         key: &[u8],
         mut lookup: impl FnMut(&str) -> Result<Option<Vec<u8>>, KvError>,
     ) -> Result<Option<Vec<u8>>, KvError> {
-        for run in self.readers(key) {
+        // The open run has no filter: it is always asked.
+        for run in self.newest_first().filter(|r| self.may_hold(r, key)) {
             if let Some(v) = lookup(&run.name())? {
                 return Ok(decode(run, &v)?.map(<[u8]>::to_vec));
             }
@@ -351,10 +353,7 @@ impl RunSet {
         from: Bound<&[u8]>,
         f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), KvError> {
-        let runs: Vec<_> = std::iter::once(&self.meta.open)
-            .chain(self.meta.sealed.iter().rev())
-            .zip(tables.iter().copied())
-            .collect();
+        let runs: Vec<_> = self.newest_first().zip(tables.iter().copied()).collect();
         merged_scan(&runs, from, f)
     }
 
@@ -408,10 +407,7 @@ impl RunSet {
     }
 
     fn sealed_may_hold(&self, key: &[u8]) -> bool {
-        self.meta
-            .sealed
-            .iter()
-            .any(|r| self.filters.get(&r.id).is_none_or(|b| b.may_contain(key)))
+        self.meta.sealed.iter().any(|r| self.may_hold(r, key))
     }
 
     /// Opens an empty run for the writes to come.
@@ -630,7 +626,9 @@ impl RunSet {
                 return Ok(false);
             }
             moved += 1;
-            m.after = Some(k.to_vec());
+            let after = m.after.get_or_insert_with(Vec::new);
+            after.clear();
+            after.extend_from_slice(k);
             match row {
                 None if m.drop_tombstones => return Ok(true),
                 None => {
@@ -796,6 +794,13 @@ mod tests {
         (dir, Arc::new(db))
     }
 
+    /// The names of the tables in `db`.
+    fn tables(db: &Database) -> Vec<String> {
+        let txn = db.begin_read().unwrap();
+        let names = txn.list_tables().unwrap().map(|h| h.name().to_string());
+        names.collect()
+    }
+
     fn rows(kv: &dyn Kv, from: Bound<&[u8]>) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
         kv.scan(Table::Chunks, from, &mut |k, v| {
@@ -937,12 +942,7 @@ mod tests {
         assert_eq!(kv.get(Table::Chunks, &[1]), Some(vec![1]));
         kv.put(Table::Rows, b"x", b"y");
         kv.commit().unwrap();
-        let txn = db.begin_read().unwrap();
-        let names: Vec<String> = txn
-            .list_tables()
-            .unwrap()
-            .map(|h| h.name().to_string())
-            .collect();
+        let names = tables(&db);
         assert!(!names.iter().any(|n| n.ends_with("270f")), "{names:?}");
     }
 
@@ -986,12 +986,7 @@ mod tests {
         }
         assert_eq!(dump(&kv), dump(&model));
         // Merged into the runs: the format-1 table is gone.
-        let txn = db.begin_read().unwrap();
-        let names: Vec<String> = txn
-            .list_tables()
-            .unwrap()
-            .map(|h| h.name().to_string())
-            .collect();
+        let names = tables(&db);
         assert!(!names.iter().any(|n| n == LEGACY), "{names:?}");
         drop(kv);
         let kv = RedbKv::with_tuning(db, TINY).unwrap();

@@ -241,7 +241,7 @@ impl RedbKv {
     ) -> Result<(), KvError> {
         if let Some(txn) = &*self.txn.lock().unwrap_or_else(|p| p.into_inner()) {
             let mut tables = Vec::new();
-            for (_, name) in self.runs.all() {
+            for name in self.runs.all() {
                 tables.push(
                     txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
                         .map_err(kv_err)?,
@@ -251,7 +251,7 @@ impl RedbKv {
             return self.runs.scan(&tables, from, f);
         }
         let mut tables = Vec::new();
-        for (_, name) in self.runs.all() {
+        for name in self.runs.all() {
             tables.push(self.read_named(&name)?);
         }
         let tables: Vec<_> = tables.iter().map(|t| t.as_deref()).collect();
